@@ -1,0 +1,260 @@
+//! Approximate nearest-neighbour search over item vectors (hnsw_rs), for two metrics:
+//!
+//! * cosine, over L2-normalised MiniLM embeddings. We index with L2 distance, which ranks
+//!   normalised vectors exactly as cosine does (`‖a − b‖² = 2 − 2 cos`) and, unlike hnsw_rs's
+//!   `DistDot`, never asserts on rounding when two vectors are identical;
+//! * inner product, over ALS item factors. HNSW needs a metric, so each item vector y is
+//!   augmented with `√(M² − ‖y‖²)` (M the largest norm) and the query with 0: then
+//!   `‖q − y'‖² = ‖q‖² + M² − 2 q·y`, and L2 order is inner-product order (Bachrach et al. 2014).
+//!
+//! Scores returned are always recomputed exactly from the stored vectors, so a caller never
+//! sees a distance from the augmented space.
+
+use std::path::Path;
+
+use hnsw_rs::prelude::{AnnT, DistL2, Hnsw, HnswIo};
+
+use crate::error::{Error, Result};
+
+/// How vectors are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Cosine similarity of normalised vectors.
+    Cosine,
+    /// Raw inner product.
+    InnerProduct,
+}
+
+/// Graph construction and search settings.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HnswSettings {
+    /// Neighbours kept per node and layer (M).
+    pub max_connections: usize,
+    /// Candidate list size while building.
+    pub ef_construction: usize,
+    /// Default candidate list size while searching; raised to k when k is larger.
+    pub ef_search: usize,
+}
+
+impl Default for HnswSettings {
+    fn default() -> Self {
+        HnswSettings { max_connections: 16, ef_construction: 200, ef_search: 128 }
+    }
+}
+
+/// hnsw_rs's `file_dump` fails above this many layers.
+const MAX_LAYERS: usize = 16;
+
+/// Item vectors with an HNSW graph over them.
+pub struct VectorIndex {
+    graph: Hnsw<'static, f32, DistL2>,
+    vectors: Vec<f32>,
+    dim: usize,
+    metric: Metric,
+    settings: HnswSettings,
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl VectorIndex {
+    /// Builds the graph over `vectors` (`len / dim` rows, row i is item i).
+    pub fn build(vectors: Vec<f32>, dim: usize, metric: Metric, settings: HnswSettings) -> Result<Self> {
+        if dim == 0 || vectors.len() % dim != 0 {
+            return Err(Error::invalid("vectors", format!("{} values do not split into rows of {dim}", vectors.len())));
+        }
+        let rows = vectors.len() / dim;
+        let indexed: Vec<Vec<f32>> = match metric {
+            Metric::Cosine => vectors.chunks(dim).map(<[f32]>::to_vec).collect(),
+            Metric::InnerProduct => {
+                let max_norm_sq = vectors.chunks(dim).map(|v| dot(v, v)).fold(0f32, f32::max);
+                vectors
+                    .chunks(dim)
+                    .map(|v| {
+                        let mut augmented = v.to_vec();
+                        augmented.push((max_norm_sq - dot(v, v)).max(0.0).sqrt());
+                        augmented
+                    })
+                    .collect()
+            }
+        };
+        let graph = Hnsw::new(settings.max_connections, rows.max(1), MAX_LAYERS, settings.ef_construction, DistL2 {});
+        let batch: Vec<(&Vec<f32>, usize)> = indexed.iter().zip(0..).collect();
+        graph.parallel_insert(&batch);
+        Ok(VectorIndex { graph, vectors, dim, metric, settings })
+    }
+
+    /// Writes the graph as `<basename>.hnsw.{graph,data}` and the vectors as
+    /// `<basename>.vectors` (little-endian f32) into `dir`.
+    pub fn save(&self, dir: &Path, basename: &str) -> Result<()> {
+        let written = self.graph.file_dump(dir, basename).map_err(|e| Error::BadIndex {
+            path: dir.to_path_buf(),
+            reason: format!("writing HNSW graph {basename}: {e}"),
+        })?;
+        if written != basename {
+            return Err(Error::BadIndex {
+                path: dir.to_path_buf(),
+                reason: format!("HNSW graph {basename} was written as {written}: the directory was not empty"),
+            });
+        }
+        let bytes: Vec<u8> = self.vectors.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let path = dir.join(format!("{basename}.vectors"));
+        std::fs::write(&path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    }
+
+    /// Reads what [`VectorIndex::save`] wrote.
+    pub fn load(dir: &Path, basename: &str, dim: usize, metric: Metric, settings: HnswSettings) -> Result<Self> {
+        let path = dir.join(format!("{basename}.vectors"));
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if dim == 0 || bytes.len() % (4 * dim) != 0 {
+            return Err(Error::BadIndex {
+                path,
+                reason: format!("size {} is not a whole number of {dim}-d rows", bytes.len()),
+            });
+        }
+        let vectors: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        // A reloaded graph borrows its loader for its whole life. The loader is a few hundred
+        // bytes of paths and options (no mmap: data is read into the graph), so we leak one per
+        // opened generation instead of building a self-referential struct.
+        let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, basename)));
+        let graph: Hnsw<'static, f32, DistL2> = loader
+            .load_hnsw()
+            .map_err(|e| Error::BadIndex { path: dir.join(basename), reason: format!("reading HNSW graph: {e}") })?;
+        let rows = vectors.len() / dim;
+        if graph.get_nb_point() != rows {
+            return Err(Error::BadIndex {
+                path: dir.join(basename),
+                reason: format!("graph has {} points but {rows} vectors are stored", graph.get_nb_point()),
+            });
+        }
+        Ok(VectorIndex { graph, vectors, dim, metric, settings })
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.vectors.len() / self.dim
+    }
+
+    /// Whether the index holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+
+    /// Vector width.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The stored vector of one item.
+    pub fn vector(&self, item: u32) -> Option<&[f32]> {
+        let start = item as usize * self.dim;
+        self.vectors.get(start..start + self.dim)
+    }
+
+    /// Exact similarity of a query to one item under this index's metric.
+    pub fn score(&self, query: &[f32], item: u32) -> Option<f32> {
+        self.vector(item).map(|v| dot(query, v))
+    }
+
+    /// The `k` best items for `query` that pass `allow`, best first, as `(item, similarity)`.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    ) -> Result<Vec<(u32, f32)>> {
+        if query.len() != self.dim {
+            return Err(Error::invalid(
+                "query vector",
+                format!("expected {} dimensions, got {}", self.dim, query.len()),
+            ));
+        }
+        if k == 0 || self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut probe = query.to_vec();
+        if self.metric == Metric::InnerProduct {
+            probe.push(0.0);
+        }
+        let ef = self.settings.ef_search.max(k);
+        let neighbours = match allow {
+            Some(allow) => {
+                let filter = |id: &usize| allow(*id as u32);
+                self.graph.search_filter(&probe, k, ef, Some(&filter))
+            }
+            None => self.graph.search(&probe, k, ef),
+        };
+        let mut hits: Vec<(u32, f32)> = neighbours
+            .into_iter()
+            .map(|n| n.d_id as u32)
+            .filter_map(|item| self.score(query, item).map(|s| (item, s)))
+            .collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random_vectors(rows: usize, dim: usize, normalise: bool) -> Vec<f32> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut data: Vec<f32> = (0..rows * dim).map(|_| rng.random::<f32>() - 0.5).collect();
+        if normalise {
+            for row in data.chunks_mut(dim) {
+                let n = dot(row, row).sqrt();
+                row.iter_mut().for_each(|v| *v /= n);
+            }
+        }
+        data
+    }
+
+    fn brute_force(vectors: &[f32], dim: usize, query: &[f32], k: usize) -> Vec<u32> {
+        let mut scored: Vec<(u32, f32)> =
+            vectors.chunks(dim).enumerate().map(|(i, v)| (i as u32, dot(query, v))).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.into_iter().take(k).map(|s| s.0).collect()
+    }
+
+    #[test]
+    fn inner_product_search_recalls_the_brute_force_top_k_after_a_reload() {
+        let dim = 8;
+        let vectors = random_vectors(500, dim, false);
+        let index = VectorIndex::build(vectors.clone(), dim, Metric::InnerProduct, HnswSettings::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        index.save(dir.path(), "cf").unwrap();
+        let reloaded = VectorIndex::load(dir.path(), "cf", dim, Metric::InnerProduct, HnswSettings::default()).unwrap();
+        let queries = random_vectors(20, dim, false);
+        let mut found = 0;
+        for q in queries.chunks(dim) {
+            let expected = brute_force(&vectors, dim, q, 10);
+            let got: Vec<u32> = reloaded.search(q, 10, None).unwrap().into_iter().map(|h| h.0).collect();
+            found += expected.iter().filter(|e| got.contains(e)).count();
+        }
+        assert!(found >= 190, "recall@10 {} / 200", found);
+    }
+
+    #[test]
+    fn filter_is_respected_and_scores_are_exact_cosines() {
+        let dim = 16;
+        let vectors = random_vectors(300, dim, true);
+        let index = VectorIndex::build(vectors.clone(), dim, Metric::Cosine, HnswSettings::default()).unwrap();
+        let even = |i: u32| i % 2 == 0;
+        let hits = index.search(&vectors[..dim], 10, Some(&even)).unwrap();
+        assert_eq!(hits.len(), 10);
+        assert_eq!(hits[0].0, 0);
+        assert!((hits[0].1 - 1.0).abs() < 1e-5);
+        assert!(hits.iter().all(|h| h.0 % 2 == 0));
+    }
+
+    #[test]
+    fn wrong_query_width_is_an_error() {
+        let index =
+            VectorIndex::build(random_vectors(10, 4, true), 4, Metric::Cosine, HnswSettings::default()).unwrap();
+        assert!(index.search(&[0.0; 3], 1, None).is_err());
+    }
+}

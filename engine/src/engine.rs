@@ -1,0 +1,779 @@
+//! An opened generation and the three questions it answers: search, recommend, similar.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cf::{self, AlsModel, Factors};
+use crate::dense::{Metric, VectorIndex};
+use crate::embed::{Embedder, EmbedderSettings};
+use crate::error::{Error, Result};
+use crate::explain::{Explanation, RerankScore, RetrieverKind, ScoreBreakdown};
+use crate::filter::{matches_all, Filters};
+use crate::fusion::{fuse, FusedHit, Fusion, RankedList};
+use crate::generation::{self, Manifest};
+use crate::item::{FieldValue, Item};
+use crate::lexical::LexicalIndex;
+use crate::rerank::{LateInteractionReranker, Reranker};
+use crate::store::{MetaStore, SledStore, UserRecord};
+
+/// Limits on request sizes, so that one request cannot monopolise the engine.
+pub const MAX_K: usize = 1000;
+/// Most candidates a retriever may be asked for.
+pub const MAX_CANDIDATES: usize = 10_000;
+/// Most items the rerank stage reads for one request.
+pub const MAX_RERANK: usize = 200;
+
+/// File names inside a generation.
+pub mod files {
+    /// tantivy folder.
+    pub const LEXICAL: &str = "lexical";
+    /// sled folder.
+    pub const STORE: &str = "store";
+    /// Item embeddings and their graph.
+    pub const DENSE: &str = "dense";
+    /// ALS item factors and their graph.
+    pub const CF_ITEMS: &str = "cf_items";
+    /// ALS user factors (`users.vectors`).
+    pub const CF_USERS: &str = "users.vectors";
+    /// Rejected input rows.
+    pub const REJECTS: &str = "rejects.jsonl";
+}
+
+/// Which retrievers a search runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// BM25 only.
+    Bm25,
+    /// Dense ANN only.
+    Dense,
+    /// Collaborative filtering only (needs a user).
+    Cf,
+    /// BM25 and dense, plus CF when a user is given.
+    #[default]
+    Hybrid,
+}
+
+/// Per-retriever weights for fusion; absent ones are 1.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    /// BM25 weight.
+    pub bm25: Option<f64>,
+    /// Dense weight (content, in recommendations).
+    pub dense: Option<f64>,
+    /// CF weight.
+    pub cf: Option<f64>,
+}
+
+impl Weights {
+    fn of(&self, kind: RetrieverKind) -> f64 {
+        match kind {
+            RetrieverKind::Bm25 => self.bm25,
+            RetrieverKind::Dense => self.dense,
+            RetrieverKind::Cf => self.cf,
+        }
+        .unwrap_or(1.0)
+    }
+}
+
+/// Rerank-stage options of a search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RerankOptions {
+    /// How many fused candidates the reranker reads (at least k).
+    #[serde(default = "default_rerank_depth")]
+    pub depth: usize,
+    /// Weight of the rerank score in the final score.
+    #[serde(default = "default_rerank_weight")]
+    pub weight: f64,
+}
+
+fn default_rerank_depth() -> usize {
+    20
+}
+fn default_rerank_weight() -> f64 {
+    1.0
+}
+fn default_k() -> usize {
+    10
+}
+fn default_candidates() -> usize {
+    100
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// The query text.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A user to personalise for (adds the CF retriever in hybrid mode).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Hits to return.
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Field conditions every hit must meet.
+    #[serde(default)]
+    pub filters: Filters,
+    /// Retrievers to run.
+    #[serde(default)]
+    pub mode: Mode,
+    /// How to fuse them.
+    #[serde(default)]
+    pub fusion: Fusion,
+    /// Per-retriever fusion weights.
+    #[serde(default)]
+    pub weights: Weights,
+    /// Candidates each retriever returns before fusion.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    /// Rerank the top of the fused list.
+    #[serde(default)]
+    pub rerank: Option<RerankOptions>,
+    /// Add explanation trees (BM25 detail, CF history contributions).
+    #[serde(default)]
+    pub explain: bool,
+}
+
+impl SearchRequest {
+    /// A hybrid search for `query` with every other option at its default.
+    pub fn new(query: impl Into<String>) -> Self {
+        SearchRequest {
+            query: Some(query.into()),
+            user: None,
+            k: default_k(),
+            filters: Filters::new(),
+            mode: Mode::default(),
+            fusion: Fusion::default(),
+            weights: Weights::default(),
+            candidates: default_candidates(),
+            rerank: None,
+            explain: false,
+        }
+    }
+}
+
+/// A recommendation request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendRequest {
+    /// The user.
+    pub user: String,
+    /// Items to return.
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Leave out items the user already interacted with.
+    #[serde(default = "default_true")]
+    pub exclude_seen: bool,
+    /// Field conditions every item must meet.
+    #[serde(default)]
+    pub filters: Filters,
+    /// How to fuse CF and content candidates.
+    #[serde(default)]
+    pub fusion: Fusion,
+    /// `cf` and `dense` (content) weights.
+    #[serde(default)]
+    pub weights: Weights,
+    /// Candidates per retriever.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    /// How many recent history items form the content profile.
+    #[serde(default = "default_recent")]
+    pub recent: usize,
+    /// Add the history items behind each score.
+    #[serde(default)]
+    pub explain: bool,
+}
+
+fn default_recent() -> usize {
+    20
+}
+
+/// A similar-items request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarRequest {
+    /// The seed item's id.
+    pub item: String,
+    /// Items to return.
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Field conditions.
+    #[serde(default)]
+    pub filters: Filters,
+    /// Fusion of content and CF neighbours.
+    #[serde(default)]
+    pub fusion: Fusion,
+    /// `dense` and `cf` weights.
+    #[serde(default)]
+    pub weights: Weights,
+    /// Candidates per retriever.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// Item id.
+    pub id: String,
+    /// Item title.
+    pub title: String,
+    /// Item fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Final score (equals `breakdown.final_score`).
+    pub score: f64,
+    /// How the score was composed.
+    pub breakdown: ScoreBreakdown,
+    /// Detail trees, when `explain` was asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanations: Vec<Explanation>,
+}
+
+/// Milliseconds per stage of one request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Query encoding.
+    pub embed_ms: f64,
+    /// Per retriever.
+    pub retrieve_ms: BTreeMap<String, f64>,
+    /// Fusion.
+    pub fusion_ms: f64,
+    /// Rerank.
+    pub rerank_ms: f64,
+    /// Whole request inside the engine.
+    pub total_ms: f64,
+}
+
+/// Hits and how they were found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Best first.
+    pub hits: Vec<Hit>,
+    /// The generation that answered.
+    pub generation: String,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// Everything CF needs at query time.
+struct Collaborative {
+    items: VectorIndex,
+    users: Factors,
+    model: AlsModel,
+    /// Items without training interactions (all-zero factors): CF abstains on them.
+    cold: Arc<Vec<bool>>,
+}
+
+impl Collaborative {
+    fn list(&self, hits: Vec<(u32, f32)>) -> RankedList {
+        RankedList { retriever: RetrieverKind::Cf, hits, abstaining: Some(Arc::clone(&self.cold)) }
+    }
+}
+
+/// An opened, immutable generation.
+pub struct Engine {
+    dir: PathBuf,
+    manifest: Manifest,
+    embedder: Arc<Embedder>,
+    lexical: LexicalIndex,
+    dense: VectorIndex,
+    cf: Option<Collaborative>,
+    store: Box<dyn MetaStore>,
+    ids: Vec<String>,
+    fields: Vec<BTreeMap<String, FieldValue>>,
+    field_names: HashSet<String>,
+    reranker: Box<dyn Reranker>,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+fn read_factors(path: &Path, dim: usize) -> Result<Factors> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if dim == 0 || bytes.len() % (4 * dim) != 0 {
+        return Err(Error::BadIndex {
+            path: path.to_path_buf(),
+            reason: format!("not a whole number of {dim}-d rows"),
+        });
+    }
+    Ok(Factors { data: bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), dim })
+}
+
+/// Writes factors as little-endian f32, the layout [`Engine`] reads.
+pub fn write_factors(path: &Path, factors: &Factors) -> Result<()> {
+    let bytes: Vec<u8> = factors.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+fn check_k(k: usize, candidates: usize) -> Result<()> {
+    if k == 0 || k > MAX_K {
+        return Err(Error::invalid("k", format!("must be between 1 and {MAX_K}, got {k}")));
+    }
+    if candidates == 0 || candidates > MAX_CANDIDATES {
+        return Err(Error::invalid("candidates", format!("must be between 1 and {MAX_CANDIDATES}, got {candidates}")));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Opens the generation `CURRENT` points at under `index_dir`, loading the model.
+    /// Queries are truncated at the token limit the generation's items were embedded with.
+    pub fn open(index_dir: &Path, embedder: &EmbedderSettings) -> Result<Self> {
+        let manifest = generation::read_manifest(&generation::current(index_dir)?)?;
+        let settings = EmbedderSettings { max_tokens: manifest.max_tokens, ..embedder.clone() };
+        let embedder = Arc::new(Embedder::load(&settings)?);
+        Self::open_with(index_dir, embedder)
+    }
+
+    /// Opens the current generation with an already loaded model (shared across generations).
+    pub fn open_with(index_dir: &Path, embedder: Arc<Embedder>) -> Result<Self> {
+        Self::open_generation(&generation::current(index_dir)?, embedder)
+    }
+
+    /// Opens one generation folder.
+    pub fn open_generation(dir: &Path, embedder: Arc<Embedder>) -> Result<Self> {
+        let manifest = generation::read_manifest(dir)?;
+        let loaded = embedder.identity();
+        if manifest.model.sha256 != loaded.sha256 {
+            return Err(Error::ModelMismatch {
+                index_model: manifest.model.name.clone(),
+                index_sha: manifest.model.sha256.clone(),
+                loaded_model: loaded.name.clone(),
+                loaded_sha: loaded.sha256.clone(),
+            });
+        }
+        let lexical = LexicalIndex::open(&dir.join(files::LEXICAL), manifest.lexical)?;
+        let dense = VectorIndex::load(dir, files::DENSE, manifest.model.dim, Metric::Cosine, manifest.hnsw)?;
+        let cf = match &manifest.cf {
+            Some(settings) => {
+                let items =
+                    VectorIndex::load(dir, files::CF_ITEMS, settings.factors, Metric::InnerProduct, manifest.hnsw)?;
+                let users = read_factors(&dir.join(files::CF_USERS), settings.factors)?;
+                let item_factors = Factors {
+                    data: (0..items.len() as u32).flat_map(|i| items.vector(i).unwrap_or_default().to_vec()).collect(),
+                    dim: settings.factors,
+                };
+                let cold = Arc::new(
+                    (0..items.len() as u32)
+                        .map(|i| items.vector(i).is_some_and(|v| v.iter().all(|&x| x == 0.0)))
+                        .collect(),
+                );
+                let model = AlsModel { user_factors: users.clone(), item_factors, settings: settings.clone() };
+                Some(Collaborative { items, users, model, cold })
+            }
+            None => None,
+        };
+        let store = SledStore::open(&dir.join(files::STORE))?;
+        let items = store.items()?;
+        if items.len() != manifest.counts.items || items.len() != dense.len() {
+            return Err(Error::BadIndex {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "manifest counts {} items, the store holds {}, the dense index {}",
+                    manifest.counts.items,
+                    items.len(),
+                    dense.len()
+                ),
+            });
+        }
+        let mut ids = Vec::with_capacity(items.len());
+        let mut fields = Vec::with_capacity(items.len());
+        let mut field_names = HashSet::new();
+        for (position, (index, item)) in items.into_iter().enumerate() {
+            if index as usize != position {
+                return Err(Error::BadIndex {
+                    path: dir.to_path_buf(),
+                    reason: format!("item indexes are not dense at {position}"),
+                });
+            }
+            field_names.extend(item.fields.keys().cloned());
+            ids.push(item.id);
+            fields.push(item.fields);
+        }
+        let reranker = Box::new(LateInteractionReranker::new(Arc::clone(&embedder)));
+        tracing::info!(generation = %manifest.generation, items = ids.len(), cf = cf.is_some(), "generation opened");
+        Ok(Engine {
+            dir: dir.to_path_buf(),
+            manifest,
+            embedder,
+            lexical,
+            dense,
+            cf,
+            store: Box::new(store),
+            ids,
+            fields,
+            field_names,
+            reranker,
+        })
+    }
+
+    /// The generation's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The generation's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The shared embedding model.
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
+    }
+
+    /// Replaces the rerank stage.
+    pub fn set_reranker(&mut self, reranker: Box<dyn Reranker>) {
+        self.reranker = reranker;
+    }
+
+    /// The item with this id.
+    pub fn item(&self, id: &str) -> Result<Item> {
+        let index = self.index_of(id)?;
+        self.item_at(index)
+    }
+
+    fn index_of(&self, id: &str) -> Result<u32> {
+        self.store.item_index(id)?.ok_or_else(|| Error::UnknownItem { id: id.to_string() })
+    }
+
+    fn item_at(&self, index: u32) -> Result<Item> {
+        self.store.item(index)?.ok_or_else(|| Error::BadIndex {
+            path: self.dir.clone(),
+            reason: format!("item index {index} is missing from the store"),
+        })
+    }
+
+    /// The user with this id.
+    pub fn user(&self, id: &str) -> Result<UserRecord> {
+        self.store.user(id)?.ok_or_else(|| Error::UnknownUser { id: id.to_string() })
+    }
+
+    fn collaborative(&self) -> Result<&Collaborative> {
+        self.cf.as_ref().ok_or_else(|| Error::Unavailable {
+            what: "collaborative filtering".into(),
+            reason: "the generation was built without interactions".into(),
+        })
+    }
+
+    /// `allowed[i]` for every item, or `None` when there are no filters.
+    fn allowed(&self, filters: &Filters) -> Result<Option<Arc<Vec<bool>>>> {
+        if filters.is_empty() {
+            return Ok(None);
+        }
+        for (name, condition) in filters {
+            if !self.field_names.contains(name) {
+                let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
+                known.sort();
+                return Err(Error::invalid(
+                    format!("filters.{name}"),
+                    format!("no item has this field; fields are {known:?}"),
+                ));
+            }
+            if let Some(problem) = condition.problem() {
+                return Err(Error::invalid(format!("filters.{name}"), problem));
+            }
+        }
+        Ok(Some(Arc::new(self.fields.iter().map(|f| matches_all(filters, f)).collect())))
+    }
+
+    fn hit(&self, fused: &FusedHit, fusion: &str, rerank: Option<RerankScore>) -> Result<Hit> {
+        let item = self.item_at(fused.item)?;
+        let final_score = fused.score + rerank.as_ref().map_or(0.0, |r| r.contribution);
+        Ok(Hit {
+            id: item.id,
+            title: item.title,
+            fields: item.fields,
+            score: final_score,
+            breakdown: ScoreBreakdown {
+                fusion: fusion.to_string(),
+                retrievers: fused.parts.clone(),
+                abstained: fused.abstained.clone(),
+                fused_score: fused.score,
+                rerank,
+                final_score,
+            },
+            explanations: Vec::new(),
+        })
+    }
+
+    fn user_vector<'a>(&self, cf: &'a Collaborative, user: &UserRecord) -> Result<&'a [f32]> {
+        let start = user.index as usize * cf.users.dim;
+        cf.users.data.get(start..start + cf.users.dim).ok_or_else(|| Error::BadIndex {
+            path: self.dir.clone(),
+            reason: format!("user {} has no factors", user.id),
+        })
+    }
+
+    fn history(user: &UserRecord) -> Vec<(u32, f32)> {
+        user.history.iter().map(|i| (i.item, i.weight)).collect()
+    }
+
+    fn cf_explanation(&self, cf: &Collaborative, user: &UserRecord, item: u32) -> Option<Explanation> {
+        cf::explanation_tree(&cf.model, &Self::history(user), item, 5, |j| {
+            self.ids.get(j as usize).cloned().unwrap_or_default()
+        })
+    }
+
+    /// Runs a search.
+    #[tracing::instrument(skip_all, fields(k = request.k, mode = ?request.mode))]
+    pub fn search(&self, request: &SearchRequest) -> Result<Results> {
+        let start = Instant::now();
+        check_k(request.k, request.candidates)?;
+        let query = request.query.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        let user = request.user.as_deref().map(|id| self.user(id)).transpose()?;
+        let retrievers: Vec<RetrieverKind> = match (request.mode, query.is_some(), user.is_some()) {
+            (Mode::Bm25 | Mode::Dense | Mode::Hybrid, false, false) => {
+                return Err(Error::invalid("query", "a non-empty query is required (or a user, for cf and hybrid)"));
+            }
+            (Mode::Bm25 | Mode::Dense, false, true) => {
+                return Err(Error::invalid("query", "bm25 and dense modes need a non-empty query"));
+            }
+            (Mode::Cf, _, false) => return Err(Error::invalid("user", "cf mode needs a user")),
+            (Mode::Bm25, true, _) => vec![RetrieverKind::Bm25],
+            (Mode::Dense, true, _) => vec![RetrieverKind::Dense],
+            (Mode::Cf, _, true) => vec![RetrieverKind::Cf],
+            (Mode::Hybrid, q, u) => {
+                let mut kinds = Vec::new();
+                if q {
+                    kinds.extend([RetrieverKind::Bm25, RetrieverKind::Dense]);
+                }
+                if u && self.cf.is_some() {
+                    kinds.push(RetrieverKind::Cf);
+                }
+                kinds
+            }
+        };
+        if request.rerank.is_some() && query.is_none() {
+            return Err(Error::invalid("rerank", "reranking needs a query"));
+        }
+        let allowed = self.allowed(&request.filters)?;
+        let allow_fn = allowed.clone().map(|a| move |i: u32| a.get(i as usize).copied().unwrap_or(false));
+        let allow_ref: Option<&(dyn Fn(u32) -> bool + Sync)> = allow_fn.as_ref().map(|f| f as _);
+        let mut timings = Timings::default();
+        let mut lists = Vec::new();
+        for kind in &retrievers {
+            let t = Instant::now();
+            let hits = match kind {
+                RetrieverKind::Bm25 => {
+                    self.lexical.search(query.unwrap_or_default(), request.candidates, allowed.clone())?
+                }
+                RetrieverKind::Dense => {
+                    let e = Instant::now();
+                    let vector = self.embedder.embed(query.unwrap_or_default())?;
+                    timings.embed_ms = ms(e);
+                    self.dense.search(&vector, request.candidates, allow_ref)?
+                }
+                RetrieverKind::Cf => {
+                    let cf = self.collaborative()?;
+                    let user = user.as_ref().expect("cf runs only with a user");
+                    cf.items.search(self.user_vector(cf, user)?, request.candidates, allow_ref)?
+                }
+            };
+            timings.retrieve_ms.insert(kind.name().to_string(), ms(t));
+            lists.push(match (kind, &self.cf) {
+                (RetrieverKind::Cf, Some(cf)) => cf.list(hits),
+                _ => RankedList::new(*kind, hits),
+            });
+        }
+        let t = Instant::now();
+        let weights: Vec<f64> = retrievers.iter().map(|&k| request.weights.of(k)).collect();
+        let fused = fuse(&lists, &weights, &request.fusion)?;
+        timings.fusion_ms = ms(t);
+        let fusion_name = if lists.len() == 1 { "single" } else { request.fusion.name() };
+
+        let mut hits = match (&request.rerank, query) {
+            (Some(options), Some(query)) => {
+                if !options.weight.is_finite() || options.weight < 0.0 {
+                    return Err(Error::invalid("rerank.weight", "must be a finite, non-negative number"));
+                }
+                if options.depth == 0 || options.depth > MAX_RERANK {
+                    return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
+                }
+                let t = Instant::now();
+                // The final score is fused + weight × rerank, which is only comparable among
+                // hits that were all reranked: we rerank max(depth, k) and return from those.
+                let window: Vec<&FusedHit> = fused.iter().take(options.depth.max(request.k)).collect();
+                let items = window.iter().map(|h| self.item_at(h.item)).collect::<Result<Vec<_>>>()?;
+                let refs: Vec<&Item> = items.iter().collect();
+                let scores = self.reranker.score(query, &refs)?;
+                let mut hits = window
+                    .iter()
+                    .zip(scores)
+                    .map(|(fused, raw)| {
+                        let rerank = RerankScore {
+                            reranker: self.reranker.name().to_string(),
+                            raw_score: raw,
+                            weight: options.weight,
+                            contribution: options.weight * f64::from(raw),
+                        };
+                        self.hit(fused, fusion_name, Some(rerank))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+                hits.truncate(request.k);
+                timings.rerank_ms = ms(t);
+                hits
+            }
+            _ => fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None)).collect::<Result<Vec<_>>>()?,
+        };
+        if request.explain {
+            for hit in &mut hits {
+                let index = self.index_of(&hit.id)?;
+                if let Some(query) = query {
+                    if let Some(tree) = self.lexical.explain(query, index)? {
+                        hit.explanations.push(Explanation::node("bm25", tree.value, vec![tree]));
+                    }
+                }
+                if let (Some(user), Some(cf)) = (&user, &self.cf) {
+                    if let Some(tree) = self.cf_explanation(cf, user, index) {
+                        hit.explanations.push(tree);
+                    }
+                }
+            }
+        }
+        timings.total_ms = ms(start);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+    }
+
+    /// Recommends items for a user: CF candidates fused with content candidates near the user's
+    /// recent history, so that items nobody has interacted with can still be recommended.
+    #[tracing::instrument(skip_all, fields(k = request.k))]
+    pub fn recommend(&self, request: &RecommendRequest) -> Result<Results> {
+        let start = Instant::now();
+        check_k(request.k, request.candidates)?;
+        if request.recent == 0 {
+            return Err(Error::invalid("recent", "must be at least 1"));
+        }
+        let cf = self.collaborative()?;
+        let user = self.user(&request.user)?;
+        let seen: HashSet<u32> = user.history.iter().map(|i| i.item).collect();
+        let allowed = self.allowed(&request.filters)?;
+        let exclude_seen = request.exclude_seen;
+        let allow = |i: u32| {
+            !(exclude_seen && seen.contains(&i))
+                && allowed.as_ref().is_none_or(|a| a.get(i as usize).copied().unwrap_or(false))
+        };
+        let mut timings = Timings::default();
+
+        let t = Instant::now();
+        let cf_hits = cf.items.search(self.user_vector(cf, &user)?, request.candidates, Some(&allow))?;
+        timings.retrieve_ms.insert("cf".into(), ms(t));
+
+        let t = Instant::now();
+        let content_hits = match self.profile(&user, request.recent) {
+            Some(profile) => self.dense.search(&profile, request.candidates, Some(&allow))?,
+            None => Vec::new(),
+        };
+        timings.retrieve_ms.insert("dense".into(), ms(t));
+
+        let lists = [cf.list(cf_hits), RankedList::new(RetrieverKind::Dense, content_hits)];
+        let weights = [request.weights.of(RetrieverKind::Cf), request.weights.of(RetrieverKind::Dense)];
+        let t = Instant::now();
+        let fused = fuse(&lists, &weights, &request.fusion)?;
+        timings.fusion_ms = ms(t);
+        let mut hits = fused
+            .iter()
+            .take(request.k)
+            .map(|f| self.hit(f, request.fusion.name(), None))
+            .collect::<Result<Vec<_>>>()?;
+        if request.explain {
+            for (hit, fused) in hits.iter_mut().zip(&fused) {
+                if let Some(tree) = self.cf_explanation(cf, &user, fused.item) {
+                    hit.explanations.push(tree);
+                }
+                hit.explanations.push(self.content_explanation(&user, fused.item, request.recent));
+            }
+        }
+        timings.total_ms = ms(start);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+    }
+
+    /// The user's most recent history items (by timestamp, then input order).
+    fn recent_items(user: &UserRecord, recent: usize) -> Vec<(u32, f32)> {
+        let mut history: Vec<(usize, &crate::store::Interaction)> = user.history.iter().enumerate().collect();
+        history.sort_by_key(|(position, i)| (std::cmp::Reverse(i.timestamp), std::cmp::Reverse(*position)));
+        history.into_iter().take(recent).map(|(_, i)| (i.item, i.weight)).collect()
+    }
+
+    /// The normalised, weight-averaged embedding of the user's recent items.
+    fn profile(&self, user: &UserRecord, recent: usize) -> Option<Vec<f32>> {
+        let mut profile = vec![0f32; self.dense.dim()];
+        for (item, weight) in Self::recent_items(user, recent) {
+            for (p, v) in profile.iter_mut().zip(self.dense.vector(item)?) {
+                *p += weight.max(0.0) * v;
+            }
+        }
+        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
+        (norm > 0.0).then(|| profile.into_iter().map(|v| v / norm).collect())
+    }
+
+    /// Which recent history items are nearest in content to the recommended item.
+    fn content_explanation(&self, user: &UserRecord, item: u32, recent: usize) -> Explanation {
+        let target = self.dense.vector(item).unwrap_or_default();
+        let mut near: Vec<(u32, f32)> = Self::recent_items(user, recent)
+            .into_iter()
+            .filter_map(|(j, _)| self.dense.score(target, j).map(|s| (j, s)))
+            .collect();
+        near.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        near.truncate(3);
+        let children = near
+            .iter()
+            .map(|(j, s)| Explanation::leaf(format!("cosine to history item {}", self.ids[*j as usize]), f64::from(*s)))
+            .collect();
+        let best = near.first().map_or(0.0, |n| f64::from(n.1));
+        Explanation::node("content: nearest recent history items", best, children)
+    }
+
+    /// Items similar to a given item, by content and by CF, fused.
+    #[tracing::instrument(skip_all, fields(k = request.k))]
+    pub fn similar(&self, request: &SimilarRequest) -> Result<Results> {
+        let start = Instant::now();
+        check_k(request.k, request.candidates)?;
+        let seed = self.index_of(&request.item)?;
+        let allowed = self.allowed(&request.filters)?;
+        let allow = |i: u32| i != seed && allowed.as_ref().is_none_or(|a| a.get(i as usize).copied().unwrap_or(false));
+        let mut timings = Timings::default();
+        let mut lists = Vec::new();
+        let t = Instant::now();
+        let vector = self.dense.vector(seed).unwrap_or_default().to_vec();
+        lists
+            .push(RankedList::new(RetrieverKind::Dense, self.dense.search(&vector, request.candidates, Some(&allow))?));
+        timings.retrieve_ms.insert("dense".into(), ms(t));
+        if let Some(cf) = &self.cf {
+            let t = Instant::now();
+            let factors = cf.items.vector(seed).unwrap_or_default().to_vec();
+            // An item nobody interacted with has (near) zero factors: its CF neighbours are noise.
+            if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
+                lists.push(cf.list(cf.items.search(&factors, request.candidates, Some(&allow))?));
+            }
+            timings.retrieve_ms.insert("cf".into(), ms(t));
+        }
+        let weights: Vec<f64> = lists.iter().map(|l| request.weights.of(l.retriever)).collect();
+        let t = Instant::now();
+        let fused = fuse(&lists, &weights, &request.fusion)?;
+        timings.fusion_ms = ms(t);
+        let fusion_name = if lists.len() == 1 { "single" } else { request.fusion.name() };
+        let hits = fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None)).collect::<Result<Vec<_>>>()?;
+        timings.total_ms = ms(start);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+    }
+
+    /// Item ids by index.
+    pub fn item_ids(&self) -> &[String] {
+        &self.ids
+    }
+}

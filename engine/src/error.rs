@@ -1,0 +1,155 @@
+//! One error type for the engine, with a [`ErrorKind`] that says whose fault it is so that
+//! front ends (the API, the CLI) can map it without matching on every variant.
+
+use std::path::PathBuf;
+
+/// Whose fault an error is; the API maps each kind to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller sent something malformed or out of range.
+    InvalidInput,
+    /// A named user, item or generation does not exist.
+    NotFound,
+    /// The engine is at capacity; retrying later may succeed.
+    Overloaded,
+    /// A bug, or a broken index on disk.
+    Internal,
+}
+
+/// Everything the engine can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request field is out of range or inconsistent.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The request field at fault.
+        field: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An item id that is not in the serving generation.
+    #[error("item {id:?} is not in the index")]
+    UnknownItem {
+        /// The id as the caller gave it.
+        id: String,
+    },
+    /// A user id that has no interactions in the serving generation.
+    #[error("user {id:?} is not in the index")]
+    UnknownUser {
+        /// The id as the caller gave it.
+        id: String,
+    },
+    /// The requested retrieval needs data the generation does not have (e.g. CF without
+    /// interactions).
+    #[error("{what} is not available in this index: {reason}")]
+    Unavailable {
+        /// What was asked for.
+        what: String,
+        /// Why it cannot be served.
+        reason: String,
+    },
+    /// A generation directory that is missing, incomplete or of another format.
+    #[error("cannot open index at {path}: {reason}")]
+    BadIndex {
+        /// The generation or index root.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The generation was built with other model weights than the ones loaded.
+    #[error("index was built with model {index_model} (sha256 {index_sha}), but the loaded model is {loaded_model} (sha256 {loaded_sha})")]
+    ModelMismatch {
+        /// Model name in the manifest.
+        index_model: String,
+        /// Weights checksum in the manifest.
+        index_sha: String,
+        /// Model name loaded now.
+        loaded_model: String,
+        /// Weights checksum loaded now.
+        loaded_sha: String,
+    },
+    /// Asked for a device this build or machine does not have.
+    #[error("device {requested} is not available: {reason}")]
+    DeviceUnavailable {
+        /// The device as requested.
+        requested: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Model files missing or unreadable.
+    #[error("cannot load model from {path}: {reason}")]
+    Model {
+        /// The model directory or file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Tensor computation failed.
+    #[error("model inference failed: {0}")]
+    Inference(#[from] candle_core::Error),
+    /// Tokenization failed.
+    #[error("tokenizer failed: {0}")]
+    Tokenizer(String),
+    /// The lexical index failed.
+    #[error("lexical index: {0}")]
+    Lexical(#[from] tantivy::TantivyError),
+    /// The metadata store failed.
+    #[error("metadata store: {0}")]
+    Store(String),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A stored JSON document could not be read.
+    #[error("{context}: {source}")]
+    Json {
+        /// What was being read.
+        context: String,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+}
+
+impl Error {
+    /// Whose fault this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument { .. } => ErrorKind::InvalidInput,
+            Error::UnknownItem { .. } | Error::UnknownUser { .. } => ErrorKind::NotFound,
+            Error::Unavailable { .. } => ErrorKind::InvalidInput,
+            Error::BadIndex { .. }
+            | Error::ModelMismatch { .. }
+            | Error::DeviceUnavailable { .. }
+            | Error::Model { .. }
+            | Error::Inference(_)
+            | Error::Tokenizer(_)
+            | Error::Lexical(_)
+            | Error::Store(_)
+            | Error::Io { .. }
+            | Error::Json { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument { field: field.into(), reason: reason.into() }
+    }
+
+    /// Shorthand for [`Error::Io`] with a context naming the path.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Error::Store(e.to_string())
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

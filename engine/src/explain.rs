@@ -1,0 +1,122 @@
+//! Score explanations. Every hit carries a [`ScoreBreakdown`]: what each retriever scored and
+//! ranked it, what each contributed through fusion, the rerank contribution, and the final
+//! score, which is exactly the sum of the contributions. Deeper detail (tantivy's BM25 tree, the
+//! history items behind a CF score) is an [`Explanation`] tree, built only when asked for.
+
+use serde::{Deserialize, Serialize};
+
+/// One node of an explanation tree: a value, what it is, and what it is made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// What this value is.
+    pub label: String,
+    /// The value.
+    pub value: f64,
+    /// The values it was computed from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Explanation>,
+}
+
+impl Explanation {
+    /// A leaf.
+    pub fn leaf(label: impl Into<String>, value: f64) -> Self {
+        Explanation { label: label.into(), value, children: Vec::new() }
+    }
+
+    /// A node with children.
+    pub fn node(label: impl Into<String>, value: f64, children: Vec<Explanation>) -> Self {
+        Explanation { label: label.into(), value, children }
+    }
+
+    /// Converts tantivy's explanation through its JSON form, which is the only public view of
+    /// its details.
+    pub fn from_tantivy(explanation: &tantivy::query::Explanation) -> Self {
+        fn convert(value: &serde_json::Value) -> Explanation {
+            let label = value.get("description").and_then(|d| d.as_str()).unwrap_or("").to_string();
+            let score = value.get("value").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let mut children: Vec<Explanation> = value
+                .get("details")
+                .and_then(|d| d.as_array())
+                .map(|details| details.iter().map(convert).collect())
+                .unwrap_or_default();
+            if let Some(context) = value.get("context").and_then(|c| c.as_array()) {
+                children.extend(context.iter().filter_map(|c| c.as_str()).map(|c| Explanation::leaf(c, 0.0)));
+            }
+            Explanation { label, value: score, children }
+        }
+        match serde_json::to_value(explanation) {
+            Ok(json) => convert(&json),
+            Err(e) => Explanation::leaf(format!("explanation unavailable: {e}"), 0.0),
+        }
+    }
+}
+
+/// Which candidate generator produced a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetrieverKind {
+    /// tantivy BM25 over title and text.
+    Bm25,
+    /// HNSW over MiniLM item embeddings, cosine similarity.
+    Dense,
+    /// HNSW over ALS item factors, inner product with the user's factors.
+    Cf,
+}
+
+impl RetrieverKind {
+    /// Stable name used in requests, responses and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            RetrieverKind::Bm25 => "bm25",
+            RetrieverKind::Dense => "dense",
+            RetrieverKind::Cf => "cf",
+        }
+    }
+}
+
+/// What one retriever said about a hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrieverScore {
+    /// The retriever.
+    pub retriever: RetrieverKind,
+    /// Its own score (BM25 score, cosine, inner product).
+    pub raw_score: f32,
+    /// 1-based rank in its own list.
+    pub rank: usize,
+    /// What this entry added to the fused score.
+    pub contribution: f64,
+}
+
+/// The rerank stage's part in a hit's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RerankScore {
+    /// The reranker's name.
+    pub reranker: String,
+    /// The reranker's own score.
+    pub raw_score: f32,
+    /// Its weight in the final score.
+    pub weight: f64,
+    /// `weight × raw_score`.
+    pub contribution: f64,
+}
+
+/// How a hit's final score was composed: `final = Σ retrievers[i].contribution +
+/// rerank.contribution`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreBreakdown {
+    /// Fusion method: `rrf`, `linear`, or `single` when one retriever ran.
+    pub fusion: String,
+    /// One entry per retriever that returned this hit.
+    pub retrievers: Vec<RetrieverScore>,
+    /// Retrievers that could not score this item (e.g. CF on an item without interactions);
+    /// their weight was shared among the others, so the contributions above include it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub abstained: Vec<RetrieverKind>,
+    /// Sum of the retriever contributions.
+    pub fused_score: f64,
+    /// Present when the hit went through the rerank stage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<RerankScore>,
+    /// The score the hit is ranked by.
+    pub final_score: f64,
+}

@@ -1,0 +1,242 @@
+//! The on-disk layout of an index and its generations.
+//!
+//! ```text
+//! <index dir>/
+//!   CURRENT                 name of the serving generation; replaced by rename, never edited
+//!   generations/
+//!     000001/               one complete, immutable generation
+//!       manifest.json       written last: a generation without it is not complete
+//!       lexical/  store/  dense.*  cf.*  users.vectors  rejects.jsonl
+//!     .building-000002/     a generation being written; never opened
+//! ```
+//!
+//! Publishing renames the building folder to its final name, then points `CURRENT` at it by
+//! writing `CURRENT.tmp` and renaming it over `CURRENT`. Each rename is atomic on POSIX file
+//! systems, so a reader sees the old generation or the new one, never a half-written one.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cf::AlsSettings;
+use crate::dense::HnswSettings;
+use crate::embed::ModelIdentity;
+use crate::error::{Error, Result};
+use crate::lexical::LexicalSettings;
+
+/// Bumped whenever a change makes older generations unreadable.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What a generation holds and how it was built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Layout version; the engine refuses any other.
+    pub format_version: u32,
+    /// The generation's folder name.
+    pub generation: String,
+    /// Seconds since the Unix epoch when publishing began.
+    pub built_at_unix: u64,
+    /// The embedding model's identity.
+    pub model: ModelIdentity,
+    /// Token limit used when embedding items.
+    pub max_tokens: usize,
+    /// Counts.
+    pub counts: Counts,
+    /// Lexical analysis settings.
+    pub lexical: LexicalSettings,
+    /// HNSW settings of both vector indexes.
+    pub hnsw: HnswSettings,
+    /// ALS settings, when interactions were given.
+    pub cf: Option<AlsSettings>,
+    /// Where the inputs came from.
+    pub sources: Sources,
+    /// Wall-clock seconds per indexing stage, in order.
+    pub stages: Vec<StageTiming>,
+}
+
+/// Counts recorded in the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Items indexed.
+    pub items: usize,
+    /// Users with at least one interaction.
+    pub users: usize,
+    /// Distinct (user, item) pairs after summing duplicates.
+    pub interactions: usize,
+    /// Interaction rows read, before duplicates were summed.
+    pub interaction_rows: usize,
+    /// Catalog rows rejected (with `--on-error skip`).
+    pub rejected_items: usize,
+    /// Interaction rows rejected (with `--on-error skip`).
+    pub rejected_interactions: usize,
+}
+
+/// Input files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sources {
+    /// Catalog path as given.
+    pub catalog: String,
+    /// Interactions path as given.
+    pub interactions: Option<String>,
+}
+
+/// Time spent in one indexing stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTiming {
+    /// Stage name.
+    pub stage: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+const CURRENT: &str = "CURRENT";
+const GENERATIONS: &str = "generations";
+const MANIFEST: &str = "manifest.json";
+
+fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(context(), e)
+}
+
+/// A generation folder being written.
+#[derive(Debug)]
+pub struct Building {
+    /// Where its files go.
+    pub dir: PathBuf,
+    /// The name it will be published under.
+    pub name: String,
+    root: PathBuf,
+}
+
+/// Reserves the next generation name under `root` and creates its building folder.
+pub fn begin(root: &Path) -> Result<Building> {
+    let generations = root.join(GENERATIONS);
+    fs::create_dir_all(&generations).map_err(io(|| format!("creating {}", generations.display())))?;
+    let mut highest = 0u64;
+    for entry in fs::read_dir(&generations).map_err(io(|| format!("listing {}", generations.display())))? {
+        let entry = entry.map_err(io(|| format!("listing {}", generations.display())))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let number = name.strip_prefix(".building-").unwrap_or(&name);
+        if let Ok(n) = number.parse::<u64>() {
+            highest = highest.max(n);
+        }
+    }
+    let name = format!("{:06}", highest + 1);
+    let dir = generations.join(format!(".building-{name}"));
+    // create_dir, not create_dir_all: two indexers racing for one name must not share a folder.
+    fs::create_dir(&dir).map_err(io(|| format!("creating {}", dir.display())))?;
+    Ok(Building { dir, name, root: root.to_path_buf() })
+}
+
+impl Building {
+    /// Writes the manifest, moves the folder to its final name and points `CURRENT` at it.
+    /// Returns the published folder.
+    pub fn publish(self, manifest: &Manifest) -> Result<PathBuf> {
+        let manifest_path = self.dir.join(MANIFEST);
+        let json = serde_json::to_vec_pretty(manifest)
+            .map_err(|source| Error::Json { context: "encoding manifest".into(), source })?;
+        write_synced(&manifest_path, &json)?;
+        let final_dir = self.root.join(GENERATIONS).join(&self.name);
+        fs::rename(&self.dir, &final_dir)
+            .map_err(io(|| format!("renaming {} to {}", self.dir.display(), final_dir.display())))?;
+        let pointer_tmp = self.root.join(format!("{CURRENT}.tmp"));
+        write_synced(&pointer_tmp, self.name.as_bytes())?;
+        let pointer = self.root.join(CURRENT);
+        fs::rename(&pointer_tmp, &pointer)
+            .map_err(io(|| format!("renaming {} to {}", pointer_tmp.display(), pointer.display())))?;
+        Ok(final_dir)
+    }
+
+    /// Removes the building folder (after a failure).
+    pub fn abandon(self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = fs::File::create(path).map_err(io(|| format!("creating {}", path.display())))?;
+    file.write_all(bytes).map_err(io(|| format!("writing {}", path.display())))?;
+    file.sync_all().map_err(io(|| format!("syncing {}", path.display())))
+}
+
+/// The folder of the generation `CURRENT` points at.
+pub fn current(root: &Path) -> Result<PathBuf> {
+    let pointer = root.join(CURRENT);
+    let name = fs::read_to_string(&pointer).map_err(|e| Error::BadIndex {
+        path: root.to_path_buf(),
+        reason: format!("no published generation ({}: {e}); run `hyrank index` first", pointer.display()),
+    })?;
+    let name = name.trim();
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(Error::BadIndex { path: pointer, reason: format!("{name:?} is not a generation name") });
+    }
+    Ok(root.join(GENERATIONS).join(name))
+}
+
+/// Reads and checks a generation's manifest.
+pub fn read_manifest(generation: &Path) -> Result<Manifest> {
+    let path = generation.join(MANIFEST);
+    let bytes = fs::read(&path).map_err(|e| Error::BadIndex {
+        path: generation.to_path_buf(),
+        reason: format!("incomplete generation ({}: {e})", path.display()),
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::BadIndex { path: path.clone(), reason: format!("manifest is not JSON: {e}") })?;
+    let version = value.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(u64::from(FORMAT_VERSION)) {
+        return Err(Error::BadIndex {
+            path,
+            reason: format!("format version {version:?}, but this build reads version {FORMAT_VERSION}"),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| Error::BadIndex { path, reason: format!("manifest: {e}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(name: &str) -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            generation: name.into(),
+            built_at_unix: 0,
+            model: ModelIdentity { name: "m".into(), sha256: "0".into(), dim: 4 },
+            max_tokens: 8,
+            counts: Counts::default(),
+            lexical: LexicalSettings::default(),
+            hnsw: HnswSettings::default(),
+            cf: None,
+            sources: Sources::default(),
+            stages: vec![],
+        }
+    }
+
+    #[test]
+    fn publishing_switches_current_and_numbers_generations() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(current(root.path()).is_err());
+        let first = begin(root.path()).unwrap();
+        assert_eq!(first.name, "000001");
+        // An unpublished build is never current.
+        assert!(current(root.path()).is_err());
+        let m = manifest(&first.name);
+        let dir = first.publish(&m).unwrap();
+        assert_eq!(current(root.path()).unwrap(), dir);
+        assert_eq!(read_manifest(&dir).unwrap(), m);
+        let second = begin(root.path()).unwrap();
+        assert_eq!(second.name, "000002");
+        second.abandon();
+        assert_eq!(current(root.path()).unwrap(), dir);
+    }
+
+    #[test]
+    fn another_format_version_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let building = begin(root.path()).unwrap();
+        let dir = building.publish(&Manifest { format_version: 99, ..manifest("000001") }).unwrap();
+        let err = read_manifest(&dir).unwrap_err();
+        assert!(err.to_string().contains("format version"), "{err}");
+    }
+}

@@ -1,0 +1,153 @@
+//! The metadata store: item records, id → index mapping, and user histories. Kept behind
+//! [`MetaStore`] so that the on-disk engine (sled today; sled's 1.0 line is still alpha) can
+//! change without touching the retrievers.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::item::Item;
+
+/// One interaction in a user's history.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// Item index.
+    pub item: u32,
+    /// Summed interaction value.
+    pub weight: f32,
+    /// Latest timestamp seen for this pair, if the input had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The input's user id.
+    pub id: String,
+    /// Row in the user-factor matrix.
+    pub index: u32,
+    /// Interactions, oldest first when timestamps exist.
+    pub history: Vec<Interaction>,
+}
+
+/// Reads and writes items and users.
+pub trait MetaStore: Send + Sync {
+    /// Stores an item under its index and maps its id to that index.
+    fn put_item(&self, index: u32, item: &Item) -> Result<()>;
+    /// The item stored at `index`.
+    fn item(&self, index: u32) -> Result<Option<Item>>;
+    /// The index of the item with this id.
+    fn item_index(&self, id: &str) -> Result<Option<u32>>;
+    /// Every item, in index order.
+    fn items(&self) -> Result<Vec<(u32, Item)>>;
+    /// Stores a user.
+    fn put_user(&self, user: &UserRecord) -> Result<()>;
+    /// The user with this id.
+    fn user(&self, id: &str) -> Result<Option<UserRecord>>;
+    /// Makes every write durable.
+    fn flush(&self) -> Result<()>;
+}
+
+/// [`MetaStore`] on sled.
+pub struct SledStore {
+    db: sled::Db,
+    items: sled::Tree,
+    ids: sled::Tree,
+    users: sled::Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(SledStore { items: db.open_tree("items")?, ids: db.open_tree("ids")?, users: db.open_tree("users")?, db })
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Json { context: format!("decoding stored {what}"), source })
+}
+
+fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|source| Error::Json { context: format!("encoding {what}"), source })
+}
+
+impl MetaStore for SledStore {
+    fn put_item(&self, index: u32, item: &Item) -> Result<()> {
+        self.items.insert(index.to_be_bytes(), encode("item", item)?)?;
+        self.ids.insert(item.id.as_bytes(), &index.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn item(&self, index: u32) -> Result<Option<Item>> {
+        self.items.get(index.to_be_bytes())?.map(|bytes| decode("item", &bytes)).transpose()
+    }
+
+    fn item_index(&self, id: &str) -> Result<Option<u32>> {
+        Ok(self
+            .ids
+            .get(id.as_bytes())?
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
+            .map(u32::from_be_bytes))
+    }
+
+    fn items(&self) -> Result<Vec<(u32, Item)>> {
+        // Big-endian keys iterate in index order.
+        self.items
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let index = <[u8; 4]>::try_from(key.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| Error::Store("item key is not 4 bytes".into()))?;
+                Ok((index, decode("item", &value)?))
+            })
+            .collect()
+    }
+
+    fn put_user(&self, user: &UserRecord) -> Result<()> {
+        self.users.insert(user.id.as_bytes(), encode("user", user)?)?;
+        Ok(())
+    }
+
+    fn user(&self, id: &str) -> Result<Option<UserRecord>> {
+        self.users.get(id.as_bytes())?.map(|bytes| decode("user", &bytes)).transpose()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_and_users_round_trip_in_index_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        for (i, id) in ["b", "a", "c"].iter().enumerate() {
+            let item =
+                Item { id: id.to_string(), title: format!("t{i}"), text: String::new(), fields: Default::default() };
+            store.put_item(300 - i as u32 * 100, &item).unwrap();
+        }
+        assert_eq!(store.item_index("a").unwrap(), Some(200));
+        assert_eq!(store.item(200).unwrap().unwrap().id, "a");
+        assert_eq!(store.items().unwrap().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![100, 200, 300]);
+        let user = UserRecord {
+            id: "u".into(),
+            index: 0,
+            history: vec![Interaction { item: 1, weight: 2.0, timestamp: None }],
+        };
+        store.put_user(&user).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let reopened = SledStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.user("u").unwrap(), Some(user));
+        assert_eq!(reopened.user("nobody").unwrap(), None);
+    }
+}
