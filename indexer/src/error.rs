@@ -1,0 +1,73 @@
+//! The indexer's errors.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// One rejected input row: which file, which line, which field, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reject {
+    /// The input file.
+    pub file: PathBuf,
+    /// 1-based line number (for CSV, the line the record starts on).
+    pub line: u64,
+    /// The field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+/// Everything indexing can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// Bad rows with `--on-error fail`: nothing was published.
+    #[error("{} bad input row(s); nothing was published (use --on-error skip to index the rest):\n{}", rejects.len(), render(rejects))]
+    BadInput {
+        /// Every bad row found (reading goes on past the first so all are reported at once).
+        rejects: Vec<Reject>,
+    },
+    /// The input as a whole cannot be used.
+    #[error("{path}: {reason}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Settings that cannot work together.
+    #[error("invalid setting {setting}: {reason}")]
+    Settings {
+        /// The flag.
+        setting: String,
+        /// Why.
+        reason: String,
+    },
+    /// Building a part of the generation failed.
+    #[error(transparent)]
+    Engine(#[from] hyrank_engine::Error),
+}
+
+/// Shows the first rejects; the rest are counted.
+fn render(rejects: &[Reject]) -> String {
+    const SHOWN: usize = 20;
+    let mut out: Vec<String> = rejects.iter().take(SHOWN).map(|r| format!("  {r}")).collect();
+    if rejects.len() > SHOWN {
+        out.push(format!("  … and {} more", rejects.len() - SHOWN));
+    }
+    out.join("\n")
+}
+
+/// The indexer's result type.
+pub type Result<T, E = IndexError> = std::result::Result<T, E>;

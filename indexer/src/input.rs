@@ -1,0 +1,526 @@
+//! Reading and validating catalogs and interactions. Every bad row becomes a [`Reject`] naming
+//! the file, the line and the field; nothing is dropped without one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use hyrank_engine::item::{FieldValue, Item};
+use serde_json::Value;
+
+use crate::error::{IndexError, Reject, Result};
+
+/// How to read a catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogFormat {
+    /// JSON Lines or CSV; `None` picks by file extension.
+    pub kind: Option<CatalogKind>,
+    /// CSV: the id column.
+    pub id_column: String,
+    /// CSV: the title column.
+    pub title_column: String,
+    /// CSV: columns joined (with ". ") into the text; none means no text.
+    pub text_columns: Vec<String>,
+    /// CSV: columns stored as fields.
+    pub field_columns: Vec<String>,
+    /// CSV: split field values on this separator into lists (e.g. MovieLens genres, `|`).
+    pub list_separator: Option<String>,
+}
+
+impl Default for CatalogFormat {
+    fn default() -> Self {
+        CatalogFormat {
+            kind: None,
+            id_column: "id".into(),
+            title_column: "title".into(),
+            text_columns: vec!["text".into()],
+            field_columns: Vec::new(),
+            list_separator: None,
+        }
+    }
+}
+
+/// Catalog file kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CatalogKind {
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated with a header.
+    Csv,
+}
+
+/// A catalog after validation, items in input order.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Accepted items.
+    pub items: Vec<Item>,
+    /// Rejected rows.
+    pub rejects: Vec<Reject>,
+}
+
+fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl Into<String>) -> Reject {
+    Reject { file: file.to_path_buf(), line, field: field.map(str::to_string), reason: reason.into() }
+}
+
+fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot open: {e}") })
+}
+
+/// Checks id uniqueness and emptiness, shared by both formats.
+struct ItemValidator<'a> {
+    file: &'a Path,
+    first_line_of: HashMap<String, u64>,
+    catalog: Catalog,
+}
+
+impl ItemValidator<'_> {
+    fn accept(&mut self, line: u64, item: Item) {
+        if item.id.trim().is_empty() {
+            self.catalog.rejects.push(reject(self.file, line, Some("id"), "id is empty"));
+        } else if item.title.trim().is_empty() && item.text.trim().is_empty() {
+            self.catalog.rejects.push(reject(
+                self.file,
+                line,
+                Some("title/text"),
+                "empty item: title and text are both empty",
+            ));
+        } else if let Some(first) = self.first_line_of.get(&item.id) {
+            self.catalog.rejects.push(reject(
+                self.file,
+                line,
+                Some("id"),
+                format!("duplicate id {:?} (first on line {first})", item.id),
+            ));
+        } else {
+            self.first_line_of.insert(item.id.clone(), line);
+            self.catalog.items.push(item);
+        }
+    }
+}
+
+/// Reads a catalog in JSON Lines or CSV.
+pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
+    let kind = format.kind.unwrap_or_else(|| {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            CatalogKind::Csv
+        } else {
+            CatalogKind::Jsonl
+        }
+    });
+    let mut validator = ItemValidator { file: path, first_line_of: HashMap::new(), catalog: Catalog::default() };
+    match kind {
+        CatalogKind::Jsonl => read_jsonl(path, &mut validator)?,
+        CatalogKind::Csv => read_csv_catalog(path, format, &mut validator)?,
+    }
+    Ok(validator.catalog)
+}
+
+/// Keys with a fixed meaning in a JSONL item; every other key becomes a field.
+const ID_KEYS: [&str; 2] = ["id", "_id"];
+
+fn json_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn item_from_json(object: &serde_json::Map<String, Value>) -> Result<Item, (Option<String>, String)> {
+    let id_key = ID_KEYS.iter().find(|k| object.contains_key(**k));
+    let id = match id_key {
+        None => return Err((Some("id".into()), "missing (expected `id`, or `_id` as BEIR writes it)".into())),
+        Some(key) => {
+            json_string(&object[*key]).ok_or_else(|| (Some(key.to_string()), "must be a string or a number".into()))?
+        }
+    };
+    let text_of = |key: &str| match object.get(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err((Some(key.to_string()), format!("must be a string, found {other}"))),
+    };
+    let title = text_of("title")?;
+    let text = text_of("text")?;
+    let mut fields = BTreeMap::new();
+    for (key, value) in object {
+        match key.as_str() {
+            "id" | "_id" | "title" | "text" => {}
+            // `fields` (ours) and `metadata` (BEIR's) hold fields; any other key is one itself.
+            "fields" | "metadata" => match value {
+                Value::Object(inner) => {
+                    for (name, v) in inner {
+                        let parsed =
+                            FieldValue::from_json(v).map_err(|reason| (Some(format!("{key}.{name}")), reason))?;
+                        fields.insert(name.clone(), parsed);
+                    }
+                }
+                Value::Null => {}
+                other => return Err((Some(key.clone()), format!("must be an object, found {other}"))),
+            },
+            _ => {
+                let parsed = FieldValue::from_json(value).map_err(|reason| (Some(key.clone()), reason))?;
+                fields.insert(key.clone(), parsed);
+            }
+        }
+    }
+    Ok(Item { id, title, text, fields })
+}
+
+fn read_jsonl(path: &Path, validator: &mut ItemValidator<'_>) -> Result<()> {
+    let reader = BufReader::new(open(path)?);
+    for (number, line) in reader.split(b'\n').enumerate() {
+        let line_number = number as u64 + 1;
+        let bytes = line.map_err(|e| IndexError::Input {
+            path: path.to_path_buf(),
+            reason: format!("read failed at line {line_number}: {e}"),
+        })?;
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            validator.catalog.rejects.push(reject(path, line_number, None, "line is not valid UTF-8"));
+            continue;
+        };
+        // Blank lines carry no data (a trailing newline, a separator); they are not rows.
+        if text.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(text) {
+            Err(e) => validator.catalog.rejects.push(reject(path, line_number, None, format!("malformed JSON: {e}"))),
+            Ok(Value::Object(object)) => match item_from_json(&object) {
+                Ok(item) => validator.accept(line_number, item),
+                Err((field, reason)) => {
+                    validator.catalog.rejects.push(reject(path, line_number, field.as_deref(), reason))
+                }
+            },
+            Ok(other) => validator.catalog.rejects.push(reject(
+                path,
+                line_number,
+                None,
+                format!("expected a JSON object, found {}", kind_of(&other)),
+            )),
+        }
+    }
+    Ok(())
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Column positions in a CSV header; a named column that is missing is an error for the file.
+fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag: &str) -> Result<usize> {
+    headers.iter().position(|h| h == name).ok_or_else(|| IndexError::Input {
+        path: path.to_path_buf(),
+        reason: format!(
+            "no column {name:?} (set with {flag}); the header has {:?}",
+            headers.iter().collect::<Vec<_>>()
+        ),
+    })
+}
+
+fn csv_reader(path: &Path) -> Result<csv::Reader<File>> {
+    Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(open(path)?))
+}
+
+fn csv_headers(path: &Path, reader: &mut csv::Reader<File>) -> Result<csv::StringRecord> {
+    reader
+        .headers()
+        .cloned()
+        .map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot read the CSV header: {e}") })
+}
+
+/// The line a CSV record (or error) starts on.
+fn csv_line(position: Option<&csv::Position>) -> u64 {
+    position.map_or(0, csv::Position::line)
+}
+
+fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemValidator<'_>) -> Result<()> {
+    let mut reader = csv_reader(path)?;
+    let headers = csv_headers(path, &mut reader)?;
+    let id = column(path, &headers, &format.id_column, "--id-column")?;
+    let title = column(path, &headers, &format.title_column, "--title-column")?;
+    let texts =
+        format.text_columns.iter().map(|c| column(path, &headers, c, "--text-column")).collect::<Result<Vec<_>>>()?;
+    let fields = format
+        .field_columns
+        .iter()
+        .map(|c| Ok((c.clone(), column(path, &headers, c, "--field-column")?)))
+        .collect::<Result<Vec<_>>>()?;
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                let line = csv_line(e.position());
+                validator.catalog.rejects.push(reject(path, line, None, format!("malformed CSV: {e}")));
+                continue;
+            }
+        };
+        let line = csv_line(record.position());
+        let get = |i: usize| record.get(i).unwrap_or("").trim().to_string();
+        let text = texts.iter().map(|&i| get(i)).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(". ");
+        let mut item_fields = BTreeMap::new();
+        for (name, i) in &fields {
+            let raw = get(*i);
+            if raw.is_empty() {
+                continue;
+            }
+            let value = match &format.list_separator {
+                Some(sep) => FieldValue::List(
+                    raw.split(sep.as_str()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                ),
+                None => {
+                    raw.parse::<f64>().ok().filter(|f| f.is_finite()).map_or(FieldValue::Text(raw), FieldValue::Number)
+                }
+            };
+            item_fields.insert(name.clone(), value);
+        }
+        validator.accept(line, Item { id: get(id), title: get(title), text, fields: item_fields });
+    }
+    Ok(())
+}
+
+/// How to read interactions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InteractionFormat {
+    /// User column.
+    pub user_column: String,
+    /// Item column.
+    pub item_column: String,
+    /// Weight column; `None` uses `weight` if the header has it, else 1 for every row.
+    pub weight_column: Option<String>,
+    /// Timestamp column (integer); `None` uses `timestamp` if the header has it.
+    pub time_column: Option<String>,
+}
+
+impl Default for InteractionFormat {
+    fn default() -> Self {
+        InteractionFormat {
+            user_column: "user".into(),
+            item_column: "item".into(),
+            weight_column: None,
+            time_column: None,
+        }
+    }
+}
+
+/// One accepted interaction row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InteractionRow {
+    /// User id.
+    pub user: String,
+    /// Item index in the catalog.
+    pub item: u32,
+    /// Interaction value (> 0).
+    pub weight: f32,
+    /// Timestamp, if the file has one.
+    pub timestamp: Option<i64>,
+}
+
+/// Interactions after validation.
+#[derive(Debug, Default)]
+pub struct Interactions {
+    /// Accepted rows in input order.
+    pub rows: Vec<InteractionRow>,
+    /// Rejected rows.
+    pub rejects: Vec<Reject>,
+}
+
+/// Reads an interactions CSV, resolving item ids through `item_index`.
+pub fn read_interactions(
+    path: &Path,
+    format: &InteractionFormat,
+    item_index: &HashMap<&str, u32>,
+) -> Result<Interactions> {
+    let mut reader = csv_reader(path)?;
+    let headers = csv_headers(path, &mut reader)?;
+    let user = column(path, &headers, &format.user_column, "--user-column")?;
+    let item = column(path, &headers, &format.item_column, "--item-column")?;
+    let optional = |explicit: &Option<String>, default: &str, flag: &str| -> Result<Option<(String, usize)>> {
+        match explicit {
+            Some(name) => Ok(Some((name.clone(), column(path, &headers, name, flag)?))),
+            None => Ok(headers.iter().position(|h| h == default).map(|i| (default.to_string(), i))),
+        }
+    };
+    let weight = optional(&format.weight_column, "weight", "--weight-column")?;
+    let time = optional(&format.time_column, "timestamp", "--time-column")?;
+    let mut out = Interactions::default();
+    let file: PathBuf = path.to_path_buf();
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                out.rejects.push(reject(&file, csv_line(e.position()), None, format!("malformed CSV: {e}")));
+                continue;
+            }
+        };
+        let line = csv_line(record.position());
+        let get = |i: usize| record.get(i).unwrap_or("").trim();
+        let user_id = get(user);
+        if user_id.is_empty() {
+            out.rejects.push(reject(&file, line, Some(&format.user_column), "user is empty"));
+            continue;
+        }
+        let item_id = get(item);
+        let Some(&item_idx) = item_index.get(item_id) else {
+            let reason = if item_id.is_empty() {
+                "item is empty".to_string()
+            } else {
+                format!("unknown item {item_id:?}: not in the catalog")
+            };
+            out.rejects.push(reject(&file, line, Some(&format.item_column), reason));
+            continue;
+        };
+        let weight_value = match &weight {
+            None => 1.0,
+            Some((name, i)) => match get(*i).parse::<f32>() {
+                Ok(w) if w.is_finite() && w > 0.0 => w,
+                Ok(w) => {
+                    out.rejects.push(reject(
+                        &file,
+                        line,
+                        Some(name),
+                        format!("{w} is not a positive finite weight (ALS confidence needs one)"),
+                    ));
+                    continue;
+                }
+                Err(_) => {
+                    out.rejects.push(reject(&file, line, Some(name), format!("{:?} is not a number", get(*i))));
+                    continue;
+                }
+            },
+        };
+        let timestamp = match &time {
+            None => None,
+            Some((name, i)) => match get(*i).parse::<i64>() {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    out.rejects.push(reject(
+                        &file,
+                        line,
+                        Some(name),
+                        format!("{:?} is not an integer timestamp", get(*i)),
+                    ));
+                    continue;
+                }
+            },
+        };
+        out.rows.push(InteractionRow { user: user_id.to_string(), item: item_idx, weight: weight_value, timestamp });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::File::create(&path).unwrap().write_all(content).unwrap();
+        path
+    }
+
+    fn reasons(rejects: &[Reject]) -> Vec<(u64, Option<String>, String)> {
+        rejects.iter().map(|r| (r.line, r.field.clone(), r.reason.clone())).collect()
+    }
+
+    #[test]
+    fn beir_lines_index_as_is_with_metadata_as_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "corpus.jsonl", br#"{"_id": "4983", "title": "Microstructural development", "text": "Alterations of the architecture", "metadata": {}}
+{"_id": 7, "title": "", "text": "only text", "metadata": {"year": 2001}}
+"#);
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+        assert_eq!(catalog.items[0].id, "4983");
+        assert_eq!(catalog.items[1].id, "7");
+        assert_eq!(catalog.items[1].fields["year"], FieldValue::Number(2001.0));
+    }
+
+    #[test]
+    fn every_bad_catalog_line_is_reported_with_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut content = Vec::new();
+        content.extend_from_slice(b"{\"id\": \"a\", \"title\": \"A\"}\n");
+        content.extend_from_slice(b"{\"id\": \"b\", \"title\": \"B\"\n"); // 2: malformed
+        content.extend_from_slice(b"{\"id\": \"a\", \"title\": \"again\"}\n"); // 3: duplicate
+        content.extend_from_slice(b"{\"id\": \"c\", \"title\": \"\", \"text\": \"  \"}\n"); // 4: empty
+        content.extend_from_slice(b"{\"title\": \"no id\"}\n"); // 5: missing id
+        content.extend_from_slice(b"[1, 2]\n"); // 6: not an object
+        content.extend_from_slice(b"{\"id\": \"d\", \"title\": \"D\", \"fields\": {\"tags\": [1]}}\n"); // 7: bad field
+        content.extend_from_slice(b"{\"id\": \"e\", \"title\": \"\xff\"}\n"); // 8: bad UTF-8
+        content.extend_from_slice(b"\n{\"id\": \"f\", \"title\": 5}\n"); // 10: title not a string
+        let path = file(&dir, "bad.jsonl", &content);
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert_eq!(catalog.items.len(), 1);
+        let got = reasons(&catalog.rejects);
+        let lines: Vec<u64> = got.iter().map(|r| r.0).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5, 6, 7, 8, 10]);
+        assert!(got[0].2.starts_with("malformed JSON"));
+        assert_eq!(got[1].1.as_deref(), Some("id"));
+        assert!(got[1].2.contains("first on line 1"));
+        assert!(got[2].2.contains("empty item"));
+        assert!(got[3].2.contains("missing"));
+        assert!(got[4].2.contains("expected a JSON object"));
+        assert_eq!(got[5].1.as_deref(), Some("fields.tags"));
+        assert!(got[6].2.contains("UTF-8"));
+        assert_eq!(got[7].1.as_deref(), Some("title"));
+        let shown = catalog.rejects[1].to_string();
+        assert!(shown.contains("bad.jsonl:3: field `id`: duplicate"), "{shown}");
+    }
+
+    #[test]
+    fn movielens_style_csv_maps_columns_and_splits_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "movies.csv", b"movieId,title,genres\n1,Toy Story (1995),Adventure|Animation|Children\n2,\"Jumanji, The (1995)\",Adventure\n3,,\n");
+        let format = CatalogFormat {
+            id_column: "movieId".into(),
+            text_columns: vec![],
+            field_columns: vec!["genres".into()],
+            list_separator: Some("|".into()),
+            ..CatalogFormat::default()
+        };
+        let catalog = read_catalog(&path, &format).unwrap();
+        assert_eq!(catalog.items.len(), 2);
+        assert_eq!(catalog.items[1].title, "Jumanji, The (1995)");
+        assert_eq!(
+            catalog.items[0].fields["genres"],
+            FieldValue::List(vec!["Adventure".into(), "Animation".into(), "Children".into()])
+        );
+        assert_eq!(
+            reasons(&catalog.rejects),
+            vec![(4, Some("title/text".into()), "empty item: title and text are both empty".into())]
+        );
+        let missing = CatalogFormat { id_column: "nope".into(), ..format };
+        assert!(read_catalog(&path, &missing).unwrap_err().to_string().contains("no column \"nope\""));
+    }
+
+    #[test]
+    fn interaction_rows_are_validated_and_unknown_items_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "ratings.csv", b"userId,movieId,rating,timestamp\n1,a,4.0,100\n1,zzz,3,101\n2,a,-1,102\n2,a,x,103\n,a,1,104\n3,a,2,soon\n3,a,2\n");
+        let index: HashMap<&str, u32> = HashMap::from([("a", 0)]);
+        let format = InteractionFormat {
+            user_column: "userId".into(),
+            item_column: "movieId".into(),
+            weight_column: Some("rating".into()),
+            time_column: None,
+        };
+        let read = read_interactions(&path, &format, &index).unwrap();
+        assert_eq!(read.rows, vec![InteractionRow { user: "1".into(), item: 0, weight: 4.0, timestamp: Some(100) }]);
+        let got = reasons(&read.rejects);
+        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8]);
+        assert!(got[0].2.contains("unknown item \"zzz\""));
+        assert!(got[1].2.contains("positive"));
+        assert!(got[2].2.contains("not a number"));
+        assert!(got[3].2.contains("user is empty"));
+        assert_eq!(got[4].1.as_deref(), Some("timestamp"));
+        assert!(got[5].2.contains("malformed CSV"));
+    }
+}

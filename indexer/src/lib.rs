@@ -1,0 +1,11 @@
+//! hyrank's batch indexer: validates a catalog and interactions ([`input`]), then builds and
+//! publishes one index generation ([`pipeline`]).
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod input;
+pub mod pipeline;
+
+pub use error::{IndexError, Reject};
+pub use input::{CatalogFormat, CatalogKind, InteractionFormat};
+pub use pipeline::{build, IndexSettings, OnError, Summary};

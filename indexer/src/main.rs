@@ -1,0 +1,217 @@
+//! `hyrank`: the batch command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hyrank_engine::cf::AlsSettings;
+use hyrank_engine::dense::HnswSettings;
+use hyrank_engine::lexical::LexicalSettings;
+use hyrank_engine::{DeviceChoice, EmbedderSettings};
+use hyrank_indexer::{CatalogFormat, CatalogKind, IndexSettings, InteractionFormat, OnError};
+
+/// hyrank: hybrid retrieval and ranking.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Index a catalog (and interactions) into a new generation and publish it.
+    Index(Box<IndexArgs>),
+}
+
+#[derive(Args)]
+struct IndexArgs {
+    /// Catalog: JSON Lines (one item per line: id or _id, title, text, fields) or CSV.
+    #[arg(long, env = "HYRANK_CATALOG")]
+    catalog: PathBuf,
+    /// Catalog format; by default CSV for a .csv file, else JSON Lines.
+    #[arg(long, value_enum)]
+    catalog_format: Option<CatalogKind>,
+    /// CSV catalogs: the id column.
+    #[arg(long, default_value = "id")]
+    id_column: String,
+    /// CSV catalogs: the title column.
+    #[arg(long, default_value = "title")]
+    title_column: String,
+    /// CSV catalogs: text columns, joined in order (repeat the flag). Default: `text`, if present.
+    #[arg(long)]
+    text_column: Vec<String>,
+    /// CSV catalogs: columns stored as filterable fields (repeat the flag).
+    #[arg(long)]
+    field_column: Vec<String>,
+    /// CSV catalogs: split field values on this separator into lists (MovieLens genres: `|`).
+    #[arg(long)]
+    list_separator: Option<String>,
+
+    /// Interactions CSV with a header (user, item, optional weight and timestamp).
+    #[arg(long, env = "HYRANK_INTERACTIONS")]
+    interactions: Option<PathBuf>,
+    /// Interactions: the user column.
+    #[arg(long, default_value = "user")]
+    user_column: String,
+    /// Interactions: the item column.
+    #[arg(long, default_value = "item")]
+    item_column: String,
+    /// Interactions: the weight column (default `weight` if present, else every row weighs 1).
+    #[arg(long)]
+    weight_column: Option<String>,
+    /// Interactions: the integer timestamp column (default `timestamp` if present).
+    #[arg(long)]
+    time_column: Option<String>,
+
+    /// Index root: generations are written under it and `CURRENT` points at the newest.
+    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
+    index_dir: PathBuf,
+    /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl.
+    #[arg(long, value_enum, default_value_t = OnError::Fail)]
+    on_error: OnError,
+
+    /// Folder with model.safetensors, config.json and tokenizer.json (see scripts/setup.sh).
+    #[arg(long, env = "HYRANK_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
+    model_dir: PathBuf,
+    /// Device for embeddings: auto, cpu, cuda or cuda:N.
+    #[arg(long, env = "HYRANK_DEVICE", default_value = "auto")]
+    device: String,
+    /// Token limit per item (sentence-transformers uses 256 for this model).
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Items per embedding batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+
+    /// ALS latent factors.
+    #[arg(long, default_value_t = 64)]
+    factors: usize,
+    /// ALS L2 regularisation.
+    #[arg(long, default_value_t = 0.05)]
+    regularization: f32,
+    /// ALS confidence scale (confidence = alpha × weight).
+    #[arg(long, default_value_t = 1.0)]
+    alpha: f32,
+    /// ALS iterations.
+    #[arg(long, default_value_t = 15)]
+    iterations: usize,
+    /// Conjugate-gradient steps per ALS solve.
+    #[arg(long, default_value_t = 3)]
+    cg_steps: usize,
+    /// Seed for ALS initialisation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    /// BM25: multiplier on title matches.
+    #[arg(long, default_value_t = 1.0)]
+    title_boost: f32,
+    /// BM25: index words as written (lower-cased) instead of English stems.
+    #[arg(long)]
+    no_stemming: bool,
+
+    /// HNSW: neighbours per node (M).
+    #[arg(long, default_value_t = 16)]
+    hnsw_m: usize,
+    /// HNSW: candidate list size while building.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// HNSW: candidate list size while searching (raised to k when smaller).
+    #[arg(long, default_value_t = 128)]
+    ef_search: usize,
+}
+
+impl IndexArgs {
+    /// Validates the flags into the pipeline's settings.
+    fn into_settings(self) -> anyhow::Result<IndexSettings> {
+        let device: DeviceChoice = self.device.parse().context("--device")?;
+        anyhow::ensure!(self.batch_size > 0, "--batch-size must be at least 1");
+        anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
+        anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
+        let text_columns = if self.text_column.is_empty() { vec![] } else { self.text_column };
+        let mut catalog_format = CatalogFormat {
+            kind: self.catalog_format,
+            id_column: self.id_column,
+            title_column: self.title_column,
+            text_columns,
+            field_columns: self.field_column,
+            list_separator: self.list_separator,
+        };
+        // `text` is only the default when the CSV has such a column; JSONL ignores columns.
+        if catalog_format.text_columns.is_empty()
+            && is_csv(&self.catalog, self.catalog_format)
+            && csv_has_column(&self.catalog, "text")
+        {
+            catalog_format.text_columns = vec!["text".into()];
+        }
+        Ok(IndexSettings {
+            catalog: self.catalog,
+            catalog_format,
+            interactions: self.interactions,
+            interaction_format: InteractionFormat {
+                user_column: self.user_column,
+                item_column: self.item_column,
+                weight_column: self.weight_column,
+                time_column: self.time_column,
+            },
+            index_dir: self.index_dir,
+            embedder: EmbedderSettings {
+                model_dir: self.model_dir,
+                device,
+                max_tokens: self.max_tokens,
+                batch_size: self.batch_size,
+            },
+            als: AlsSettings {
+                factors: self.factors,
+                regularization: self.regularization,
+                alpha: self.alpha,
+                iterations: self.iterations,
+                cg_steps: self.cg_steps,
+                seed: self.seed,
+            },
+            lexical: LexicalSettings { title_boost: self.title_boost, stemming: !self.no_stemming },
+            hnsw: HnswSettings {
+                max_connections: self.hnsw_m,
+                ef_construction: self.ef_construction,
+                ef_search: self.ef_search,
+            },
+            on_error: self.on_error,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        })
+    }
+}
+
+fn is_csv(path: &std::path::Path, kind: Option<CatalogKind>) -> bool {
+    kind == Some(CatalogKind::Csv)
+        || (kind.is_none() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
+}
+
+fn csv_has_column(path: &std::path::Path, name: &str) -> bool {
+    csv::Reader::from_path(path).and_then(|mut r| r.headers().map(|h| h.iter().any(|c| c == name))).unwrap_or(false)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Index(args) => {
+            let settings = args.into_settings()?;
+            let summary = hyrank_indexer::build(&settings).context("indexing failed")?;
+            print!("{}", summary.render());
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

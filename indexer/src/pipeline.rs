@@ -1,0 +1,341 @@
+//! The indexing pipeline: read and validate → train CF → embed → build HNSW, BM25 and the store
+//! → publish one generation atomically. A failure at any stage leaves the serving generation
+//! untouched and removes the half-built folder.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hyrank_engine::cf::{self, AlsSettings, Csr};
+use hyrank_engine::dense::{HnswSettings, Metric, VectorIndex};
+use hyrank_engine::engine::{files, write_factors};
+use hyrank_engine::generation::{self, Counts, Manifest, Sources, StageTiming, FORMAT_VERSION};
+use hyrank_engine::lexical::{LexicalIndex, LexicalSettings};
+use hyrank_engine::store::{Interaction, MetaStore, SledStore, UserRecord};
+use hyrank_engine::{Embedder, EmbedderSettings};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::{IndexError, Reject, Result};
+use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
+
+/// What to do with bad input rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnError {
+    /// Report every bad row and publish nothing.
+    #[default]
+    Fail,
+    /// Write bad rows to the generation's `rejects.jsonl`, count them, index the rest.
+    Skip,
+}
+
+/// Everything one indexing run needs.
+#[derive(Debug, Clone)]
+pub struct IndexSettings {
+    /// Catalog file.
+    pub catalog: PathBuf,
+    /// How to read it.
+    pub catalog_format: CatalogFormat,
+    /// Interactions file, if any.
+    pub interactions: Option<PathBuf>,
+    /// How to read it.
+    pub interaction_format: InteractionFormat,
+    /// Index root; generations go under it.
+    pub index_dir: PathBuf,
+    /// Embedding model.
+    pub embedder: EmbedderSettings,
+    /// ALS.
+    pub als: AlsSettings,
+    /// BM25 analysis.
+    pub lexical: LexicalSettings,
+    /// HNSW graphs.
+    pub hnsw: HnswSettings,
+    /// Bad rows.
+    pub on_error: OnError,
+    /// Draw progress bars (on a terminal).
+    pub progress: bool,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Summary {
+    /// The published generation's folder.
+    pub dir: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Where rejected rows were written, if any were.
+    pub rejects_file: Option<PathBuf>,
+    /// Bytes on disk per part of the generation.
+    pub sizes: Vec<(String, u64)>,
+    /// Peak resident memory of the process, when the OS reports it.
+    pub peak_memory_bytes: Option<u64>,
+}
+
+struct Stages {
+    timings: Vec<StageTiming>,
+    started: Instant,
+}
+
+impl Stages {
+    fn new() -> Self {
+        Stages { timings: Vec::new(), started: Instant::now() }
+    }
+
+    fn done(&mut self, stage: &str) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        tracing::info!(stage, seconds, "stage done");
+        self.timings.push(StageTiming { stage: stage.to_string(), seconds });
+        self.started = Instant::now();
+    }
+}
+
+fn bar(enabled: bool, len: u64, template: &str) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Runs the whole pipeline and publishes a generation.
+pub fn build(settings: &IndexSettings) -> Result<Summary> {
+    let mut stages = Stages::new();
+    let catalog = read_catalog(&settings.catalog, &settings.catalog_format)?;
+    if catalog.items.is_empty() && catalog.rejects.is_empty() {
+        return Err(IndexError::Input { path: settings.catalog.clone(), reason: "the catalog holds no items".into() });
+    }
+    stages.done("read catalog");
+    let item_index: HashMap<&str, u32> =
+        catalog.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
+    let interactions = match &settings.interactions {
+        Some(path) => Some(read_interactions(path, &settings.interaction_format, &item_index)?),
+        None => None,
+    };
+    stages.done("read interactions");
+
+    let mut rejects: Vec<Reject> = catalog.rejects.clone();
+    rejects.extend(interactions.iter().flat_map(|i| i.rejects.iter().cloned()));
+    if !rejects.is_empty() && settings.on_error == OnError::Fail {
+        return Err(IndexError::BadInput { rejects });
+    }
+    if catalog.items.is_empty() {
+        return Err(IndexError::Input {
+            path: settings.catalog.clone(),
+            reason: "every catalog row was rejected".into(),
+        });
+    }
+    if let Some(i) = &interactions {
+        if i.rows.is_empty() {
+            return Err(IndexError::Input {
+                path: settings.interactions.clone().unwrap_or_default(),
+                reason: "no usable interaction rows".into(),
+            });
+        }
+    }
+
+    // Load the model before any long stage, so a missing model fails in seconds.
+    let embedder = Embedder::load(&settings.embedder)?;
+    let building = generation::begin(&settings.index_dir)?;
+    let result =
+        build_into(settings, &building.dir, &embedder, &catalog.items, interactions.as_ref(), &rejects, &mut stages);
+    let (counts, rejects_file) = match result {
+        Ok(out) => out,
+        Err(e) => {
+            building.abandon();
+            return Err(e);
+        }
+    };
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        generation: building.name.clone(),
+        built_at_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        model: embedder.identity().clone(),
+        max_tokens: settings.embedder.max_tokens,
+        counts: Counts {
+            rejected_items: catalog.rejects.len(),
+            rejected_interactions: interactions.as_ref().map_or(0, |i| i.rejects.len()),
+            ..counts
+        },
+        lexical: settings.lexical,
+        hnsw: settings.hnsw,
+        cf: interactions.as_ref().map(|_| settings.als.clone()),
+        sources: Sources {
+            catalog: settings.catalog.display().to_string(),
+            interactions: settings.interactions.as_ref().map(|p| p.display().to_string()),
+        },
+        stages: Vec::new(),
+    };
+    let mut manifest = manifest;
+    stages.done("publish");
+    manifest.stages = stages.timings;
+    let dir = building.publish(&manifest)?;
+    let rejects_file = rejects_file.map(|name| dir.join(name));
+    Ok(Summary { sizes: sizes(&dir), peak_memory_bytes: peak_memory(), dir, manifest, rejects_file })
+}
+
+/// Builds every part into `dir`; returns the counts and the rejects file's name if written.
+fn build_into(
+    settings: &IndexSettings,
+    dir: &Path,
+    embedder: &Embedder,
+    items: &[hyrank_engine::Item],
+    interactions: Option<&crate::input::Interactions>,
+    rejects: &[Reject],
+    stages: &mut Stages,
+) -> Result<(Counts, Option<&'static str>)> {
+    let mut counts = Counts { items: items.len(), ..Counts::default() };
+    let store = SledStore::open(&dir.join(files::STORE))?;
+
+    if let Some(interactions) = interactions {
+        // Users get indexes in order of first appearance; duplicate (user, item) rows are summed
+        // (a user who watched twice showed more confidence), keeping the latest timestamp.
+        let mut user_index: HashMap<&str, u32> = HashMap::new();
+        let mut user_ids: Vec<&str> = Vec::new();
+        let mut histories: Vec<HashMap<u32, Interaction>> = Vec::new();
+        for row in &interactions.rows {
+            let u = *user_index.entry(row.user.as_str()).or_insert_with(|| {
+                user_ids.push(row.user.as_str());
+                histories.push(HashMap::new());
+                (user_ids.len() - 1) as u32
+            });
+            let entry = histories[u as usize].entry(row.item).or_insert(Interaction {
+                item: row.item,
+                weight: 0.0,
+                timestamp: None,
+            });
+            entry.weight += row.weight;
+            entry.timestamp = entry.timestamp.max(row.timestamp);
+        }
+        counts.users = user_ids.len();
+        counts.interaction_rows = interactions.rows.len();
+        counts.interactions = histories.iter().map(HashMap::len).sum();
+        let triples: Vec<(u32, u32, f32)> = histories
+            .iter()
+            .enumerate()
+            .flat_map(|(u, h)| h.values().map(move |i| (u as u32, i.item, i.weight)))
+            .collect();
+        let matrix = Csr::from_triples(user_ids.len(), items.len(), &triples);
+        let progress =
+            bar(settings.progress, settings.als.iterations as u64, "ALS   {bar:40} {pos}/{len} iterations [{elapsed}]");
+        let model = cf::train(&matrix, &settings.als, |done| progress.set_position(done as u64))?;
+        progress.finish_and_clear();
+        stages.done("train cf");
+
+        let item_graph = VectorIndex::build(
+            model.item_factors.data.clone(),
+            settings.als.factors,
+            Metric::InnerProduct,
+            settings.hnsw,
+        )?;
+        item_graph.save(dir, files::CF_ITEMS)?;
+        write_factors(&dir.join(files::CF_USERS), &model.user_factors)?;
+        for (u, history) in histories.into_iter().enumerate() {
+            let mut history: Vec<Interaction> = history.into_values().collect();
+            history.sort_by_key(|i| (i.timestamp, i.item));
+            store.put_user(&UserRecord { id: user_ids[u].to_string(), index: u as u32, history })?;
+        }
+        stages.done("build cf index");
+    }
+
+    let texts: Vec<String> = items.iter().map(hyrank_engine::Item::content).collect();
+    let progress =
+        bar(settings.progress, texts.len() as u64, "embed {bar:40} {pos}/{len} items {per_sec} [{elapsed}<{eta}]");
+    let vectors = embedder.embed_many(&texts, |done| progress.set_position(done as u64))?;
+    progress.finish_and_clear();
+    stages.done("embed items");
+
+    let flat: Vec<f32> = vectors.into_iter().flatten().collect();
+    let dense = VectorIndex::build(flat, embedder.dim(), Metric::Cosine, settings.hnsw)?;
+    dense.save(dir, files::DENSE)?;
+    stages.done("build dense index");
+
+    let lexical_dir = dir.join(files::LEXICAL);
+    std::fs::create_dir(&lexical_dir)
+        .map_err(|e| hyrank_engine::Error::io(format!("creating {}", lexical_dir.display()), e))?;
+    LexicalIndex::build(&lexical_dir, items.iter().enumerate().map(|(i, item)| (i as u32, item)), settings.lexical)?;
+    stages.done("build bm25 index");
+
+    for (i, item) in items.iter().enumerate() {
+        store.put_item(i as u32, item)?;
+    }
+    store.flush()?;
+    drop(store);
+    stages.done("write store");
+
+    let rejects_file = if rejects.is_empty() {
+        None
+    } else {
+        let path = dir.join(files::REJECTS);
+        let lines: String = rejects
+            .iter()
+            .map(|r| serde_json::to_string(r).map(|l| l + "\n"))
+            .collect::<Result<_, _>>()
+            .map_err(|source| hyrank_engine::Error::Json { context: "encoding rejects".into(), source })?;
+        std::fs::write(&path, lines).map_err(|e| hyrank_engine::Error::io(format!("writing {}", path.display()), e))?;
+        Some(files::REJECTS)
+    };
+    Ok((counts, rejects_file))
+}
+
+fn dir_size(path: &Path) -> u64 {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            std::fs::read_dir(path).map(|entries| entries.flatten().map(|e| dir_size(&e.path())).sum()).unwrap_or(0)
+        }
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+/// Bytes per part: the lexical and store folders, and the vector files grouped by prefix.
+fn sizes(dir: &Path) -> Vec<(String, u64)> {
+    let mut by_part: std::collections::BTreeMap<String, u64> = Default::default();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let part = name.split('.').next().unwrap_or(&name).to_string();
+        *by_part.entry(part).or_default() += dir_size(&entry.path());
+    }
+    by_part.into_iter().collect()
+}
+
+/// Peak resident set size (Linux `VmHWM`).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl Summary {
+    /// A human-readable report.
+    pub fn render(&self) -> String {
+        let m = &self.manifest;
+        let mut out = format!("published generation {} at {}\n", m.generation, self.dir.display());
+        let c = &m.counts;
+        out += &format!(
+            "  items {}  users {}  interactions {} (from {} rows)\n  rejected: {} catalog rows, {} interaction rows\n",
+            c.items, c.users, c.interactions, c.interaction_rows, c.rejected_items, c.rejected_interactions
+        );
+        if let Some(path) = &self.rejects_file {
+            out += &format!("  rejects written to {}\n", path.display());
+        }
+        out += "  time per stage:\n";
+        for s in &m.stages {
+            out += &format!("    {:<20} {:>9.2} s\n", s.stage, s.seconds);
+        }
+        let total: f64 = m.stages.iter().map(|s| s.seconds).sum();
+        out += &format!("    {:<20} {:>9.2} s\n", "total", total);
+        out += "  size on disk:\n";
+        for (part, bytes) in &self.sizes {
+            out += &format!("    {:<20} {:>9.2} MiB\n", part, *bytes as f64 / 1048576.0);
+        }
+        let total: u64 = self.sizes.iter().map(|s| s.1).sum();
+        out += &format!("    {:<20} {:>9.2} MiB\n", "total", total as f64 / 1048576.0);
+        if let Some(peak) = self.peak_memory_bytes {
+            out += &format!("  peak memory {:.0} MiB\n", peak as f64 / 1048576.0);
+        }
+        out
+    }
+}
