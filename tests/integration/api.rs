@@ -1,0 +1,250 @@
+//! Every endpoint, served in process by the same `configure` the binary uses, checked on content.
+
+use std::collections::HashSet;
+
+use actix_web::{http::StatusCode, test, App};
+use hyrank_api::{configure, AppState};
+use serde_json::{json, Value};
+
+/// Builds the app on the shared fixture index. The engine is shared through an `Arc`, so this
+/// wraps it in a fresh `AppState` without reopening anything.
+async fn app(
+) -> impl actix_web::dev::Service<actix_http::Request, Response = actix_web::dev::ServiceResponse, Error = actix_web::Error>
+{
+    let state = AppState::from_arc(std::sync::Arc::clone(&crate::indexed().engine));
+    test::init_service(App::new().configure(configure(state))).await
+}
+
+async fn post(path: &str, body: Value) -> (StatusCode, Value) {
+    let app = app().await;
+    let response = test::call_service(&app, test::TestRequest::post().uri(path).set_json(body).to_request()).await;
+    let status = response.status();
+    (status, test::read_body_json(response).await)
+}
+
+async fn get(path: &str) -> (StatusCode, Value) {
+    let app = app().await;
+    let response = test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+    let status = response.status();
+    (status, test::read_body_json(response).await)
+}
+
+fn catalog() -> Vec<Value> {
+    std::fs::read_to_string(hyrank_tests::fixture("catalog.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
+}
+
+/// final = Σ retriever contributions + rerank contribution, and `score` equals it.
+fn assert_breakdowns_compose(body: &Value) {
+    for hit in body["hits"].as_array().unwrap() {
+        let b = &hit["breakdown"];
+        let fused: f64 = b["retrievers"].as_array().unwrap().iter().map(|r| r["contribution"].as_f64().unwrap()).sum();
+        assert!((fused - b["fused_score"].as_f64().unwrap()).abs() < 1e-9, "{hit}");
+        let rerank = b.get("rerank").map_or(0.0, |r| r["contribution"].as_f64().unwrap());
+        assert!((fused + rerank - b["final_score"].as_f64().unwrap()).abs() < 1e-9, "{hit}");
+        assert!((hit["score"].as_f64().unwrap() - b["final_score"].as_f64().unwrap()).abs() < 1e-12);
+    }
+    let scores: Vec<f64> = body["hits"].as_array().unwrap().iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "not sorted: {scores:?}");
+}
+
+#[actix_web::test]
+async fn an_exact_title_query_returns_that_item_first_in_every_mode() {
+    let items = catalog();
+    for item in items.iter().step_by(37) {
+        let title = item["title"].as_str().unwrap();
+        for mode in ["hybrid", "bm25"] {
+            let (status, body) = post("/v1/search", json!({"query": title, "mode": mode, "k": 5})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(ids(&body)[0], item["id"].as_str().unwrap(), "{mode} for {title:?}: {body}");
+            assert_breakdowns_compose(&body);
+        }
+    }
+}
+
+#[actix_web::test]
+async fn hybrid_breakdown_shows_both_retrievers_and_linear_fusion_composes() {
+    let (status, body) = post("/v1/search", json!({"query": "waterproof boots for wet rock", "k": 10})).await;
+    assert_eq!(status, StatusCode::OK);
+    let kinds: HashSet<String> = body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| {
+            h["breakdown"]["retrievers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["retriever"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(kinds, HashSet::from(["bm25".to_string(), "dense".to_string()]));
+    assert_eq!(body["hits"][0]["breakdown"]["fusion"], "rrf");
+    assert_breakdowns_compose(&body);
+    let (status, body) = post("/v1/search", json!({"query": "waterproof boots for wet rock", "fusion": {"method": "linear"}, "weights": {"bm25": 0.3, "dense": 0.7}})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["hits"][0]["breakdown"]["fusion"], "linear");
+    assert_breakdowns_compose(&body);
+    let max = body["hits"][0]["score"].as_f64().unwrap();
+    assert!(max <= 1.0 + 1e-9, "linear scores are bounded by the weight sum: {max}");
+}
+
+#[actix_web::test]
+async fn dense_mode_finds_by_meaning_without_shared_words() {
+    // No fixture text says "sharp"; the kitchen knives should still come first.
+    let (status, body) =
+        post("/v1/search", json!({"query": "a very sharp blade for slicing vegetables", "mode": "dense", "k": 5}))
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    for hit in body["hits"].as_array().unwrap() {
+        assert_eq!(hit["fields"]["category"], "chef knives", "{body}");
+    }
+}
+
+#[actix_web::test]
+async fn filters_restrict_every_retriever() {
+    let (status, body) = post(
+        "/v1/search",
+        json!({
+            "query": "lightweight", "k": 20,
+            "filters": {"category": "tents", "price": {"lt": 400}}
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let hits = body["hits"].as_array().unwrap();
+    assert!(!hits.is_empty());
+    for hit in hits {
+        assert_eq!(hit["fields"]["category"], "tents");
+        assert!(hit["fields"]["price"].as_f64().unwrap() < 400.0);
+    }
+}
+
+#[actix_web::test]
+async fn explain_adds_the_bm25_tree_and_rerank_joins_the_breakdown() {
+    let (status, body) = post("/v1/search", json!({"query": "sourdough bread", "explain": true, "k": 3})).await;
+    assert_eq!(status, StatusCode::OK);
+    let top = &body["hits"][0];
+    let tree = &top["explanations"][0];
+    assert_eq!(tree["label"], "bm25");
+    let bm25 = top["breakdown"]["retrievers"].as_array().unwrap().iter().find(|r| r["retriever"] == "bm25").unwrap();
+    assert!((tree["value"].as_f64().unwrap() - bm25["raw_score"].as_f64().unwrap()).abs() < 1e-3, "{top}");
+    assert!(!tree["children"][0]["children"].as_array().unwrap().is_empty());
+
+    let (status, body) = post("/v1/search", json!({"query": "sourdough bread", "k": 5, "rerank": {"depth": 10}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hits"].as_array().unwrap().len(), 5);
+    for hit in body["hits"].as_array().unwrap() {
+        assert_eq!(hit["breakdown"]["rerank"]["reranker"], "late_interaction_minilm");
+    }
+    assert_breakdowns_compose(&body);
+}
+
+#[actix_web::test]
+async fn recommendations_exclude_seen_items_and_explain_with_history() {
+    let engine = &crate::indexed().engine;
+    let user = engine.user("u007").unwrap();
+    let seen: HashSet<String> = user.history.iter().map(|i| engine.item_ids()[i.item as usize].clone()).collect();
+    let (status, body) = post("/v1/recommend", json!({"user": "u007", "k": 20, "explain": true})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = ids(&body);
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|id| !seen.contains(id)), "a seen item was recommended");
+    assert_breakdowns_compose(&body);
+    let cf_tree = &body["hits"][0]["explanations"][0];
+    for child in cf_tree["children"].as_array().unwrap() {
+        let label = child["label"].as_str().unwrap();
+        let id = label.rsplit(' ').next().unwrap();
+        assert!(seen.contains(id), "{label} is not in the history");
+    }
+    let (status, body) = post("/v1/recommend", json!({"user": "u007", "k": 20, "exclude_seen": false})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ids(&body).iter().any(|id| seen.contains(id)), "with exclude_seen false, history items may come back");
+}
+
+#[actix_web::test]
+async fn cold_items_are_reachable_through_content() {
+    let cold: HashSet<String> =
+        std::fs::read_to_string(hyrank_tests::fixture("cold_items.txt")).unwrap().lines().map(str::to_string).collect();
+    let mut reached = HashSet::new();
+    for u in (1..=150).step_by(5) {
+        let (status, body) = post("/v1/recommend", json!({"user": format!("u{u:03}"), "k": 10})).await;
+        assert_eq!(status, StatusCode::OK);
+        reached.extend(ids(&body).into_iter().filter(|id| cold.contains(id)));
+    }
+    assert!(reached.len() >= 3, "only {} cold items reached: {reached:?}", reached.len());
+}
+
+#[actix_web::test]
+async fn item_and_similar_items() {
+    let (status, body) = get("/v1/items/KNF-999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "item_not_found");
+    let first = &catalog()[0];
+    let id = first["id"].as_str().unwrap();
+    let (status, body) = get(&format!("/v1/items/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["title"], first["title"]);
+    assert_eq!(body["fields"]["category"], first["fields"]["category"]);
+    let (status, body) = get(&format!("/v1/items/{id}/similar?k=8")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hits = body["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 8);
+    assert!(hits.iter().all(|h| h["id"] != id), "the seed item is not similar to itself");
+    let same = hits.iter().filter(|h| h["fields"]["category"] == first["fields"]["category"]).count();
+    assert!(same >= 6, "{same} of 8 share the category: {body}");
+    assert_breakdowns_compose(&body);
+}
+
+#[actix_web::test]
+async fn broken_requests_get_the_right_status_and_code() {
+    let app = app().await;
+    let malformed = test::TestRequest::post()
+        .uri("/v1/search")
+        .insert_header(("content-type", "application/json"))
+        .set_payload("{\"query\": ")
+        .to_request();
+    let response = test::call_service(&app, malformed).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = test::read_body_json(response).await;
+    assert_eq!(body["error"]["code"], "malformed_json");
+
+    let cases = [
+        (json!({"query": "tent", "k": 0}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "k": 5000}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "mode": "psychic"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "kk": 3}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": 42}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "   "}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "filters": {"colour": "red"}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "weights": {"bm25": -1}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"mode": "cf"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "user": "nobody"}), StatusCode::NOT_FOUND, "user_not_found"),
+        (json!({"query": "tent", "rerank": {"depth": 100000}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = post("/v1/search", request.clone()).await;
+        assert_eq!(got, status, "{request} → {body}");
+        assert_eq!(body["error"]["code"], code, "{request} → {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (status, body) = post("/v1/recommend", json!({"user": "nobody"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("user_not_found")));
+    let (status, body) = get("/v1/items/TNT-001/similar?k=abc").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query_string")));
+    let (status, body) = get("/v1/nothing-here").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("route_not_found")));
+    let big = "word ".repeat(20_000);
+    let (status, body) = post("/v1/search", json!({"query": big})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
+    let (status, body) = get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+}

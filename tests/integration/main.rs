@@ -1,0 +1,27 @@
+//! End-to-end tests: the real model, tantivy, hnsw_rs, sled and actix, on the shipped fixtures.
+
+mod api;
+mod embedding;
+mod pipeline;
+
+use std::sync::OnceLock;
+
+use hyrank_engine::Engine;
+
+/// The fixture catalog indexed once for the whole binary (indexing embeds 320 items).
+pub struct Indexed {
+    pub _dir: tempfile::TempDir,
+    pub engine: std::sync::Arc<Engine>,
+    pub summary_items: usize,
+}
+
+pub fn indexed() -> &'static Indexed {
+    static INDEXED: OnceLock<Indexed> = OnceLock::new();
+    INDEXED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let summary =
+            hyrank_indexer::build(&hyrank_tests::fixture_settings(dir.path().join("index"))).expect("fixtures index");
+        let engine = Engine::open(&dir.path().join("index"), &hyrank_tests::embedder_settings()).expect("open");
+        Indexed { engine: std::sync::Arc::new(engine), summary_items: summary.manifest.counts.items, _dir: dir }
+    })
+}

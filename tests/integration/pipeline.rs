@@ -1,0 +1,103 @@
+//! The indexer on good and bad input, and what the engine accepts to open.
+
+use hyrank_engine::{Engine, Error};
+use hyrank_indexer::{IndexError, OnError};
+use hyrank_tests::{embedder_settings, fixture, fixture_settings};
+
+#[test]
+fn fixtures_index_with_every_part_and_counts() {
+    let indexed = crate::indexed();
+    let manifest = indexed.engine.manifest();
+    assert_eq!(indexed.summary_items, 320);
+    assert_eq!(manifest.counts.items, 320);
+    assert_eq!(manifest.counts.users, 150);
+    let rows: Vec<String> =
+        std::fs::read_to_string(fixture("interactions.csv")).unwrap().lines().skip(1).map(str::to_string).collect();
+    let pairs: std::collections::HashSet<(&str, &str)> = rows
+        .iter()
+        .map(|r| {
+            let mut f = r.split(',');
+            (f.next().unwrap(), f.next().unwrap())
+        })
+        .collect();
+    assert_eq!(manifest.counts.interaction_rows, rows.len());
+    assert_eq!(manifest.counts.interactions, pairs.len());
+    assert_eq!(manifest.counts.rejected_items + manifest.counts.rejected_interactions, 0);
+    assert_eq!(manifest.model.dim, 384);
+    assert!(manifest.cf.is_some());
+    let stages: Vec<&str> = manifest.stages.iter().map(|s| s.stage.as_str()).collect();
+    for stage in
+        ["read catalog", "train cf", "embed items", "build dense index", "build bm25 index", "write store", "publish"]
+    {
+        assert!(stages.contains(&stage), "missing stage {stage} in {stages:?}");
+    }
+}
+
+#[test]
+fn bad_rows_fail_the_run_by_default_and_nothing_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = fixture_settings(dir.path().join("index"));
+    settings.catalog = fixture("bad/catalog.jsonl");
+    settings.interactions = Some(fixture("bad/interactions.csv"));
+    let err = hyrank_indexer::build(&settings).unwrap_err();
+    let IndexError::BadInput { rejects } = &err else { panic!("expected BadInput, got {err}") };
+    let found: Vec<(u64, Option<&str>)> = rejects.iter().map(|r| (r.line, r.field.as_deref())).collect();
+    assert_eq!(found, vec![(6, None), (7, Some("id")), (8, Some("title/text")), (3, Some("item"))]);
+    let message = err.to_string();
+    assert!(message.contains("bad/catalog.jsonl:6: malformed JSON"), "{message}");
+    assert!(message.contains("bad/interactions.csv:3: field `item`: unknown item \"NOPE-404\""), "{message}");
+    assert!(hyrank_engine::generation::current(&dir.path().join("index")).is_err(), "a generation was published");
+}
+
+#[test]
+fn skip_mode_publishes_the_rest_and_writes_every_reject() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = fixture_settings(dir.path().join("index"));
+    settings.catalog = fixture("bad/catalog.jsonl");
+    settings.interactions = Some(fixture("bad/interactions.csv"));
+    settings.on_error = OnError::Skip;
+    let summary = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(summary.manifest.counts.items, 5);
+    assert_eq!(summary.manifest.counts.rejected_items, 3);
+    assert_eq!(summary.manifest.counts.rejected_interactions, 1);
+    let rejects = std::fs::read_to_string(summary.rejects_file.as_ref().unwrap()).unwrap();
+    let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().all(|l| l["file"].is_string() && l["line"].is_u64() && l["reason"].is_string()));
+    assert!(summary.render().contains("rejected: 3 catalog rows, 1 interaction rows"));
+    let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
+    assert_eq!(engine.item("TNT-001").unwrap().id, "TNT-001");
+}
+
+#[test]
+fn a_generation_built_with_other_weights_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = fixture_settings(dir.path().join("index"));
+    settings.catalog = fixture("bad/catalog.jsonl");
+    settings.interactions = None;
+    settings.on_error = OnError::Skip;
+    let summary = hyrank_indexer::build(&settings).unwrap();
+    let path = summary.dir.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["model"]["sha256"] = "0000".into();
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let Err(err) = Engine::open(&dir.path().join("index"), &embedder_settings()) else {
+        panic!("opened a mismatched index")
+    };
+    assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
+}
+
+#[test]
+fn a_second_run_publishes_a_new_generation_beside_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = fixture_settings(dir.path().join("index"));
+    settings.catalog = fixture("bad/catalog.jsonl");
+    settings.interactions = None;
+    settings.on_error = OnError::Skip;
+    let first = hyrank_indexer::build(&settings).unwrap();
+    let second = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(first.manifest.generation, "000001");
+    assert_eq!(second.manifest.generation, "000002");
+    assert!(first.dir.join("manifest.json").is_file(), "the old generation must stay intact");
+    assert_eq!(hyrank_engine::generation::current(&dir.path().join("index")).unwrap(), second.dir);
+}

@@ -1,0 +1,52 @@
+//! Shared set-up for the end-to-end tests in `integration/`: paths to the shipped fixtures and
+//! the model, and settings to index them quickly.
+
+use std::path::PathBuf;
+
+use hyrank_engine::cf::AlsSettings;
+use hyrank_engine::dense::HnswSettings;
+use hyrank_engine::lexical::LexicalSettings;
+use hyrank_engine::{DeviceChoice, EmbedderSettings};
+use hyrank_indexer::{CatalogFormat, IndexSettings, InteractionFormat, OnError};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A file under `fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+/// The model folder: `HYRANK_MODEL_DIR`, else the one `scripts/setup.sh` unpacks. Panics with
+/// the fix when it is missing: these tests never pass by skipping.
+pub fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("HYRANK_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("models/all-MiniLM-L6-v2"));
+    assert!(dir.join("model.safetensors").is_file(), "model not found at {}: run scripts/setup.sh", dir.display());
+    dir
+}
+
+/// CPU embedding settings for tests.
+pub fn embedder_settings() -> EmbedderSettings {
+    EmbedderSettings { device: DeviceChoice::Cpu, ..EmbedderSettings::new(model_dir()) }
+}
+
+/// Settings that index the fixture catalog and interactions into `index_dir`.
+pub fn fixture_settings(index_dir: PathBuf) -> IndexSettings {
+    IndexSettings {
+        catalog: fixture("catalog.jsonl"),
+        catalog_format: CatalogFormat::default(),
+        interactions: Some(fixture("interactions.csv")),
+        interaction_format: InteractionFormat::default(),
+        index_dir,
+        embedder: embedder_settings(),
+        als: AlsSettings { factors: 32, iterations: 10, alpha: 2.0, ..AlsSettings::default() },
+        lexical: LexicalSettings::default(),
+        hnsw: HnswSettings::default(),
+        on_error: OnError::Fail,
+        progress: false,
+    }
+}
