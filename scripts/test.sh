@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's second command, and what CI runs: set up the model, check formatting and the
+# crate boundaries, then run every test (unit, property, embedding parity, end to end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo fmt --all -- --check
+# The engine must never learn it is behind HTTP.
+if cargo tree -p hyrank-engine -e normal --prefix none | grep -qE '^actix'; then
+  echo "hyrank-engine depends on actix; keep HTTP in the api crate" >&2
+  exit 1
+fi
+# One profile for building and testing: the release build the quickstart makes is reused.
+cargo test --release --workspace
