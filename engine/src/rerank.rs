@@ -56,7 +56,7 @@ impl Reranker for LateInteractionReranker {
         let query_tokens = self.embedder.token_embeddings(&[query])?.pop().unwrap_or_default();
         let contents: Vec<String> = items.iter().map(|item| item.content()).collect();
         let mut scores = Vec::with_capacity(items.len());
-        for chunk in contents.chunks(self.embedder.settings().batch_size.max(1)) {
+        for chunk in contents.chunks(self.embedder.batch_size()) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
             for document in self.embedder.token_embeddings(&refs)? {
                 scores.push(max_sim(&query_tokens, &document));
