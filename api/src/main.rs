@@ -53,7 +53,9 @@ fn run(settings: Settings) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "info,hnsw_rs=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Settings::parse()) {

@@ -23,6 +23,78 @@ struct Cli {
 enum Command {
     /// Index a catalog (and interactions) into a new generation and publish it.
     Index(Box<IndexArgs>),
+    /// Check that the model reproduces sentence-transformers on a device, and time it.
+    CheckModel(CheckModelArgs),
+}
+
+#[derive(Args)]
+struct CheckModelArgs {
+    /// Folder with model.safetensors, config.json and tokenizer.json.
+    #[arg(long, env = "HYRANK_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
+    model_dir: PathBuf,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, env = "HYRANK_DEVICE", default_value = "auto")]
+    device: String,
+    /// Reference embeddings written by scripts/make_goldens.py.
+    #[arg(long, default_value = "fixtures/golden_embeddings.json")]
+    golden: PathBuf,
+    /// Lowest acceptable cosine to the reference.
+    #[arg(long, default_value_t = 0.999)]
+    min_cosine: f32,
+    /// Also time embedding this catalog (JSONL, title + text), reporting items per second.
+    #[arg(long)]
+    throughput_catalog: Option<PathBuf>,
+    /// Items per batch (default: 8 on CPU, 64 on a GPU).
+    #[arg(long)]
+    batch_size: Option<usize>,
+}
+
+/// Compares the model's embeddings with the goldens on the requested device; fails below
+/// `min_cosine`. With a catalog, also reports embedding throughput on that device.
+fn check_model(args: CheckModelArgs) -> anyhow::Result<()> {
+    let device: DeviceChoice = args.device.parse().context("--device")?;
+    let settings = EmbedderSettings { device, batch_size: args.batch_size, ..EmbedderSettings::new(args.model_dir) };
+    let embedder = hyrank_engine::Embedder::load(&settings).context("loading the model")?;
+    let text = std::fs::read_to_string(&args.golden).with_context(|| format!("reading {}", args.golden.display()))?;
+    let golden: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", args.golden.display()))?;
+    let cases = golden["cases"].as_array().context("golden file has no `cases` array")?;
+    let texts: Vec<String> = cases.iter().filter_map(|c| c["text"].as_str().map(str::to_string)).collect();
+    let got = embedder.embed_many(&texts, |_| {})?;
+    let mut worst = f32::INFINITY;
+    for (case, vector) in cases.iter().zip(&got) {
+        let expected: Vec<f32> = case["embedding"]
+            .as_array()
+            .context("case without embedding")?
+            .iter()
+            .filter_map(|v| v.as_f64())
+            .map(|v| v as f32)
+            .collect();
+        let dot: f32 = vector.iter().zip(&expected).map(|(a, b)| a * b).sum();
+        let norm: f32 = expected.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let cosine = dot / norm;
+        worst = worst.min(cosine);
+        let preview: String = case["text"].as_str().unwrap_or("").chars().take(40).collect();
+        println!("cosine {cosine:.6}  {preview:?}");
+    }
+    println!("device {device}: worst cosine {worst:.6} over {} cases (need >= {})", got.len(), args.min_cosine);
+    anyhow::ensure!(worst >= args.min_cosine, "embeddings differ from sentence-transformers");
+    if let Some(path) = args.throughput_catalog {
+        let catalog = hyrank_indexer::input::read_catalog(&path, &hyrank_indexer::CatalogFormat::default())?;
+        let texts: Vec<String> = catalog.items.iter().map(hyrank_engine::Item::content).collect();
+        embedder.embed_many(&texts[..texts.len().min(64)], |_| {})?; // warm-up: kernels, allocations
+        let start = std::time::Instant::now();
+        embedder.embed_many(&texts, |_| {})?;
+        let seconds = start.elapsed().as_secs_f64();
+        println!(
+            "device {device}: embedded {} items in {seconds:.2} s = {:.1} items/s (batch {}, max_tokens {})",
+            texts.len(),
+            texts.len() as f64 / seconds,
+            embedder.batch_size(),
+            settings.max_tokens
+        );
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -81,9 +153,9 @@ struct IndexArgs {
     /// Token limit per item (sentence-transformers uses 256 for this model).
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
-    /// Items per embedding batch.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    /// Items per embedding batch (default: 8 on CPU, 64 on a GPU).
+    #[arg(long)]
+    batch_size: Option<usize>,
 
     /// ALS latent factors.
     #[arg(long, default_value_t = 64)]
@@ -126,7 +198,7 @@ impl IndexArgs {
     /// Validates the flags into the pipeline's settings.
     fn into_settings(self) -> anyhow::Result<IndexSettings> {
         let device: DeviceChoice = self.device.parse().context("--device")?;
-        anyhow::ensure!(self.batch_size > 0, "--batch-size must be at least 1");
+        anyhow::ensure!(self.batch_size != Some(0), "--batch-size must be at least 1");
         anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
         anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
         let text_columns = if self.text_column.is_empty() { vec![] } else { self.text_column };
@@ -199,12 +271,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", summary.render());
             Ok(())
         }
+        Command::CheckModel(args) => check_model(args),
     }
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "warn,hnsw_rs=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
