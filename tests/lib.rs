@@ -4,10 +4,8 @@
 use std::path::PathBuf;
 
 use hyrank_engine::cf::AlsSettings;
-use hyrank_engine::dense::HnswSettings;
-use hyrank_engine::lexical::LexicalSettings;
 use hyrank_engine::{DeviceChoice, EmbedderSettings};
-use hyrank_indexer::{CatalogFormat, IndexSettings, InteractionFormat, OnError};
+use hyrank_indexer::IndexSettings;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -37,16 +35,9 @@ pub fn embedder_settings() -> EmbedderSettings {
 /// Settings that index the fixture catalog and interactions into `index_dir`.
 pub fn fixture_settings(index_dir: PathBuf) -> IndexSettings {
     IndexSettings {
-        catalog: fixture("catalog.jsonl"),
-        catalog_format: CatalogFormat::default(),
         interactions: Some(fixture("interactions.csv")),
-        interaction_format: InteractionFormat::default(),
-        index_dir,
-        embedder: embedder_settings(),
         als: AlsSettings { factors: 32, iterations: 10, alpha: 2.0, ..AlsSettings::default() },
-        lexical: LexicalSettings::default(),
-        hnsw: HnswSettings::default(),
-        on_error: OnError::Fail,
         progress: false,
+        ..IndexSettings::new(fixture("catalog.jsonl"), index_dir, embedder_settings())
     }
 }

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod eval;
 pub mod input;
 pub mod pipeline;
 

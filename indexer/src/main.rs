@@ -25,6 +25,83 @@ enum Command {
     Index(Box<IndexArgs>),
     /// Check that the model reproduces sentence-transformers on a device, and time it.
     CheckModel(CheckModelArgs),
+    /// Measure relevance on judged data.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Search relevance of each configuration on a BEIR-layout data set (nDCG@10, Recall@100,
+    /// MRR@10, MAP@100, latency), with TREC run files and per-query scores.
+    Search(EvalSearchArgs),
+}
+
+#[derive(Args)]
+struct EvalSearchArgs {
+    /// BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+    #[arg(long, env = "HYRANK_EVAL_DATA", default_value = "../shared/data/scifact")]
+    data: PathBuf,
+    /// Judgment split to evaluate (tune on train, report on test).
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Index to evaluate; when it holds no generation, the corpus is indexed into it first.
+    #[arg(long)]
+    index_dir: PathBuf,
+    /// Folder for report.json, report.md, run files and per-query scores.
+    #[arg(long)]
+    out: PathBuf,
+    /// Comma-separated configurations: bm25, dense, hybrid-rrf, hybrid-linear, hybrid-rrf-rerank.
+    #[arg(long, value_delimiter = ',', default_value = "bm25,dense,hybrid-rrf,hybrid-linear")]
+    configs: Vec<String>,
+    /// Hits kept per query.
+    #[arg(long, default_value_t = 100)]
+    depth: usize,
+    /// Candidates per retriever before fusion.
+    #[arg(long, default_value_t = 1000)]
+    candidates: usize,
+    /// Model folder.
+    #[arg(long, env = "HYRANK_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
+    model_dir: PathBuf,
+    /// Device: auto, cpu, cuda or cuda:N.
+    #[arg(long, env = "HYRANK_DEVICE", default_value = "auto")]
+    device: String,
+}
+
+fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
+    use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings, PRESETS};
+    let device: DeviceChoice = args.device.parse().context("--device")?;
+    let embedder = EmbedderSettings { device, ..EmbedderSettings::new(args.model_dir) };
+    let configs = args
+        .configs
+        .iter()
+        .map(|name| {
+            Config::preset(name).with_context(|| format!("unknown configuration {name:?}; choose from {PRESETS:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if hyrank_engine::generation::current(&args.index_dir).is_err() {
+        eprintln!(
+            "no generation in {}: indexing {} first",
+            args.index_dir.display(),
+            args.data.join("corpus.jsonl").display()
+        );
+        let settings = IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone());
+        print!("{}", hyrank_indexer::build(&settings).context("indexing the corpus")?.render());
+    }
+    let engine = hyrank_engine::Engine::open(&args.index_dir, &embedder).context("opening the index")?;
+    let settings = SearchEvalSettings {
+        data_dir: args.data,
+        split: args.split,
+        index_dir: args.index_dir,
+        embedder,
+        configs,
+        depth: args.depth,
+        candidates: args.candidates,
+        out_dir: args.out,
+    };
+    let report = evaluate(&settings, &engine)?;
+    print!("{}", report.markdown());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -272,6 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckModel(args) => check_model(args),
+        Command::Eval(EvalCommand::Search(args)) => eval_search(args),
     }
 }
 

@@ -55,6 +55,25 @@ pub struct IndexSettings {
     pub progress: bool,
 }
 
+impl IndexSettings {
+    /// Settings for a catalog with no interactions, every option at its default.
+    pub fn new(catalog: PathBuf, index_dir: PathBuf, embedder: EmbedderSettings) -> Self {
+        IndexSettings {
+            catalog,
+            catalog_format: CatalogFormat::default(),
+            interactions: None,
+            interaction_format: InteractionFormat::default(),
+            index_dir,
+            embedder,
+            als: AlsSettings::default(),
+            lexical: LexicalSettings::default(),
+            hnsw: HnswSettings::default(),
+            on_error: OnError::Fail,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+}
+
 /// What a run produced.
 #[derive(Debug)]
 pub struct Summary {

@@ -2,6 +2,7 @@
 
 mod api;
 mod embedding;
+mod eval;
 mod pipeline;
 
 use std::sync::OnceLock;

@@ -1,0 +1,263 @@
+//! `hyrank eval search`: relevance of each retrieval configuration on a BEIR-layout data set.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hyrank_engine::engine::{RerankOptions, SearchRequest, Weights};
+use hyrank_engine::fusion::Fusion;
+use hyrank_engine::{EmbedderSettings, Engine, Mode};
+use serde::Serialize;
+
+use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at, Judgments};
+use crate::error::{IndexError, Result};
+
+/// A named retrieval configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Name in reports and file names.
+    pub name: String,
+    mode: Mode,
+    fusion: Fusion,
+    weights: Weights,
+    rerank: Option<RerankOptions>,
+}
+
+/// The configurations `--configs` accepts.
+pub const PRESETS: [&str; 5] = ["bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-rrf-rerank"];
+
+impl Config {
+    /// A preset by name: `bm25`, `dense`, `hybrid-rrf` (k = 60), `hybrid-linear` (0.5 / 0.5 over
+    /// min-max-normalised scores), `hybrid-rrf-rerank` (the late-interaction reranker over the
+    /// top 20).
+    pub fn preset(name: &str) -> Option<Config> {
+        let config = |mode, fusion, weights, rerank| Config { name: name.to_string(), mode, fusion, weights, rerank };
+        let half = Weights { bm25: Some(0.5), dense: Some(0.5), cf: None };
+        Some(match name {
+            "bm25" => config(Mode::Bm25, Fusion::default(), Weights::default(), None),
+            "dense" => config(Mode::Dense, Fusion::default(), Weights::default(), None),
+            "hybrid-rrf" => config(Mode::Hybrid, Fusion::Rrf { k: 60.0 }, Weights::default(), None),
+            "hybrid-linear" => config(Mode::Hybrid, Fusion::Linear, half, None),
+            "hybrid-rrf-rerank" => config(
+                Mode::Hybrid,
+                Fusion::Rrf { k: 60.0 },
+                Weights::default(),
+                Some(RerankOptions { depth: 20, weight: 1.0 }),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct SearchEvalSettings {
+    /// Folder with `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`.
+    pub data_dir: PathBuf,
+    /// Judgment split.
+    pub split: String,
+    /// Index to reuse; if it holds no generation, the corpus is indexed into it first.
+    pub index_dir: PathBuf,
+    /// Model settings.
+    pub embedder: EmbedderSettings,
+    /// Configurations to run.
+    pub configs: Vec<Config>,
+    /// Hits kept per query (the run-file depth; metrics cut at 10 and 100).
+    pub depth: usize,
+    /// Candidates per retriever before fusion.
+    pub candidates: usize,
+    /// Where reports, run files and per-query scores go.
+    pub out_dir: PathBuf,
+}
+
+/// One configuration's scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigReport {
+    /// Configuration name.
+    pub name: String,
+    /// Mean nDCG@10.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg_10: f64,
+    /// Mean Recall@100.
+    #[serde(rename = "recall@100")]
+    pub recall_100: f64,
+    /// Mean MRR@10.
+    #[serde(rename = "mrr@10")]
+    pub mrr_10: f64,
+    /// Mean MAP@100.
+    #[serde(rename = "map@100")]
+    pub map_100: f64,
+    /// Median in-process query latency.
+    pub p50_ms: f64,
+    /// 99th-percentile in-process query latency.
+    pub p99_ms: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchReport {
+    /// Data folder.
+    pub data: String,
+    /// Split.
+    pub split: String,
+    /// Generation evaluated.
+    pub generation: String,
+    /// Queries with judgments in the split, all evaluated.
+    pub evaluated_queries: usize,
+    /// Queries in queries.jsonl without judgments in this split (skipped).
+    pub skipped_without_judgments: usize,
+    /// Per configuration.
+    pub configs: Vec<ConfigReport>,
+}
+
+fn input_error(path: &Path, reason: impl Into<String>) -> IndexError {
+    IndexError::Input { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// Reads `qrels/<split>.tsv` (header `query-id corpus-id score`).
+pub fn read_qrels(path: &Path) -> Result<BTreeMap<String, Judgments>> {
+    let text = std::fs::read_to_string(path).map_err(|e| input_error(path, format!("cannot read: {e}")))?;
+    let mut qrels: BTreeMap<String, Judgments> = BTreeMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if number == 0 && fields.first() == Some(&"query-id") {
+            continue;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let [query, doc, grade] = fields[..] else {
+            return Err(input_error(path, format!("line {}: expected 3 tab-separated fields", number + 1)));
+        };
+        let grade: i32 = grade
+            .trim()
+            .parse()
+            .map_err(|_| input_error(path, format!("line {}: grade {grade:?} is not an integer", number + 1)))?;
+        qrels.entry(query.to_string()).or_default().insert(doc.to_string(), grade);
+    }
+    Ok(qrels)
+}
+
+/// Reads `queries.jsonl` (`_id`, `text`).
+pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| input_error(path, format!("cannot read: {e}")))?;
+    let mut queries = HashMap::new();
+    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| input_error(path, format!("line {}: {e}", number + 1)))?;
+        let id =
+            value["_id"].as_str().ok_or_else(|| input_error(path, format!("line {}: no string `_id`", number + 1)))?;
+        let text = value["text"]
+            .as_str()
+            .ok_or_else(|| input_error(path, format!("line {}: no string `text`", number + 1)))?;
+        queries.insert(id.to_string(), text.to_string());
+    }
+    Ok(queries)
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    std::fs::File::create(path)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
+        .map_err(|e| IndexError::Engine(hyrank_engine::Error::io(format!("writing {}", path.display()), e)))
+}
+
+/// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
+/// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
+pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
+    let qrels_path = settings.data_dir.join("qrels").join(format!("{}.tsv", settings.split));
+    let qrels = read_qrels(&qrels_path)?;
+    let queries = read_queries(&settings.data_dir.join("queries.jsonl"))?;
+    if let Some(missing) = qrels.keys().find(|q| !queries.contains_key(*q)) {
+        return Err(input_error(&qrels_path, format!("query {missing:?} is judged but has no text in queries.jsonl")));
+    }
+    let skipped = queries.keys().filter(|q| !qrels.contains_key(*q)).count();
+    std::fs::create_dir_all(&settings.out_dir).map_err(|e| {
+        IndexError::Engine(hyrank_engine::Error::io(format!("creating {}", settings.out_dir.display()), e))
+    })?;
+    let mut reports = Vec::new();
+    for config in &settings.configs {
+        let mut run = String::new();
+        let mut per_query = String::from("query\tndcg@10\trecall@100\tmrr@10\tmap@100\tms\n");
+        let mut sums = [0f64; 4];
+        let mut latencies = Vec::with_capacity(qrels.len());
+        for (query_id, judged) in &qrels {
+            let request = SearchRequest {
+                k: settings.depth,
+                mode: config.mode,
+                fusion: config.fusion.clone(),
+                weights: config.weights.clone(),
+                candidates: settings.candidates.max(settings.depth),
+                rerank: config.rerank.clone(),
+                ..SearchRequest::new(queries[query_id].clone())
+            };
+            let start = Instant::now();
+            let results = engine.search(&request)?;
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            latencies.push(ms);
+            let ranked: Vec<String> = results.hits.iter().map(|h| h.id.clone()).collect();
+            for (rank, hit) in results.hits.iter().enumerate() {
+                run += &format!("{query_id} Q0 {} {} {:.8} {}\n", hit.id, rank + 1, hit.score, config.name);
+            }
+            let scores = [
+                ndcg_at(&ranked, judged, 10),
+                recall_at(&ranked, judged, 100),
+                mrr_at(&ranked, judged, 10),
+                map_at(&ranked, judged, 100),
+            ];
+            for (sum, score) in sums.iter_mut().zip(scores) {
+                *sum += score;
+            }
+            per_query += &format!(
+                "{query_id}\t{:.6}\t{:.6}\t{:.6}\t{:.6}\t{ms:.2}\n",
+                scores[0], scores[1], scores[2], scores[3]
+            );
+        }
+        write_file(&settings.out_dir.join(format!("{}.run", config.name)), &run)?;
+        write_file(&settings.out_dir.join(format!("{}.per-query.tsv", config.name)), &per_query)?;
+        let n = qrels.len().max(1) as f64;
+        let report = ConfigReport {
+            name: config.name.clone(),
+            ndcg_10: sums[0] / n,
+            recall_100: sums[1] / n,
+            mrr_10: sums[2] / n,
+            map_100: sums[3] / n,
+            p50_ms: percentile(&latencies, 50.0),
+            p99_ms: percentile(&latencies, 99.0),
+        };
+        tracing::info!(config = %config.name, ndcg10 = report.ndcg_10, "configuration evaluated");
+        eprintln!("{:<20} nDCG@10 {:.4}", config.name, report.ndcg_10);
+        reports.push(report);
+    }
+    let report = SearchReport {
+        data: settings.data_dir.display().to_string(),
+        split: settings.split.clone(),
+        generation: engine.manifest().generation.clone(),
+        evaluated_queries: qrels.len(),
+        skipped_without_judgments: skipped,
+        configs: reports,
+    };
+    let json = serde_json::to_string_pretty(&report)
+        .map_err(|source| hyrank_engine::Error::Json { context: "encoding report".into(), source })?;
+    write_file(&settings.out_dir.join("report.json"), &(json + "\n"))?;
+    write_file(&settings.out_dir.join("report.md"), &report.markdown())?;
+    Ok(report)
+}
+
+impl SearchReport {
+    /// The report as a markdown table.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "{} ({} split): {} judged queries evaluated, {} queries without judgments skipped; generation {}.\n\n",
+            self.data, self.split, self.evaluated_queries, self.skipped_without_judgments, self.generation
+        );
+        out += "| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n";
+        for c in &self.configs {
+            out += &format!(
+                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} | {:.1} |\n",
+                c.name, c.ndcg_10, c.recall_100, c.mrr_10, c.map_100, c.p50_ms, c.p99_ms
+            );
+        }
+        out
+    }
+}

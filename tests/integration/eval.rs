@@ -1,0 +1,54 @@
+//! `hyrank eval search` on the tiny judged fixture (fixtures/beir-tiny).
+
+use hyrank_engine::Engine;
+use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings};
+use hyrank_indexer::IndexSettings;
+use hyrank_tests::{embedder_settings, fixture};
+
+#[test]
+fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture("beir-tiny");
+    let index_dir = dir.path().join("index");
+    let mut settings = IndexSettings::new(data.join("corpus.jsonl"), index_dir.clone(), embedder_settings());
+    settings.progress = false;
+    hyrank_indexer::build(&settings).unwrap();
+    let engine = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    let names = ["bm25", "dense", "hybrid-rrf", "hybrid-linear"];
+    let out = dir.path().join("out");
+    let eval = SearchEvalSettings {
+        data_dir: data,
+        split: "test".into(),
+        index_dir,
+        embedder: embedder_settings(),
+        configs: names.iter().map(|n| Config::preset(n).unwrap()).collect(),
+        depth: 10,
+        candidates: 50,
+        out_dir: out.clone(),
+    };
+    let report = evaluate(&eval, &engine).unwrap();
+    assert_eq!(report.evaluated_queries, 5);
+    assert_eq!(report.skipped_without_judgments, 1);
+    assert_eq!(report.configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), names);
+    for config in &report.configs {
+        for value in [config.ndcg_10, config.recall_100, config.mrr_10, config.map_100] {
+            assert!((0.0..=1.0).contains(&value), "{config:?}");
+        }
+        // Three on-topic documents per query among 24: every configuration should find them.
+        assert!(config.ndcg_10 > 0.6, "{config:?}");
+        let run = std::fs::read_to_string(out.join(format!("{}.run", config.name))).unwrap();
+        let queries: std::collections::BTreeSet<&str> = run.lines().map(|l| l.split(' ').next().unwrap()).collect();
+        assert_eq!(queries.into_iter().collect::<Vec<_>>(), vec!["q1", "q2", "q3", "q4", "q5"]);
+        assert!(run.lines().all(|l| l.split(' ').count() == 6));
+    }
+    // q4 is an exact product title: BM25 must put it first.
+    let per_query = std::fs::read_to_string(out.join("bm25.per-query.tsv")).unwrap();
+    let q4: Vec<&str> = per_query.lines().find(|l| l.starts_with("q4\t")).unwrap().split('\t').collect();
+    assert_eq!(q4[3], "1.000000", "MRR@10 of q4: {per_query}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["configs"].as_array().unwrap().len(), 4);
+    assert!(json["configs"][0]["ndcg@10"].is_f64());
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |"));
+}
