@@ -72,14 +72,22 @@ pub struct Weights {
 
 impl Weights {
     fn of(&self, kind: RetrieverKind) -> f64 {
+        self.given(kind).unwrap_or(1.0)
+    }
+
+    fn given(&self, kind: RetrieverKind) -> Option<f64> {
         match kind {
             RetrieverKind::Bm25 => self.bm25,
             RetrieverKind::Dense => self.dense,
             RetrieverKind::Cf => self.cf,
         }
-        .unwrap_or(1.0)
     }
 }
+
+/// Default weight of the content list in recommendations (CF weighs 1). Chosen on MovieLens on
+/// a validation split carved from the training positives: with plain fusion of cold items,
+/// content weight 1.0 gave Recall@20 0.158, 0.3 gave 0.211, CF alone 0.204.
+pub const RECOMMEND_CONTENT_WEIGHT: f64 = 0.3;
 
 /// Rerank-stage options of a search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +148,9 @@ pub struct SearchRequest {
     /// Rerank the top of the fused list.
     #[serde(default)]
     pub rerank: Option<RerankOptions>,
+    /// Fusion of items CF cannot score, when a user is given.
+    #[serde(default)]
+    pub cold_items: ColdItems,
     /// Add explanation trees (BM25 detail, CF history contributions).
     #[serde(default)]
     pub explain: bool,
@@ -158,9 +169,36 @@ impl SearchRequest {
             weights: Weights::default(),
             candidates: default_candidates(),
             rerank: None,
+            cold_items: ColdItems::default(),
             explain: false,
         }
     }
+}
+
+/// What fusion does with items CF cannot score (no training interactions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColdItems {
+    /// CF abstains and its weight goes to the retrievers that can score the item, so cold
+    /// items compete on content alone. Right when content is about as reliable as CF.
+    #[default]
+    Share,
+    /// Plain fusion: a cold item simply gets no CF contribution, so it surfaces only when its
+    /// other evidence beats warm items' combined evidence.
+    Ignore,
+}
+
+/// Which candidate generators a recommendation uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecommendMode {
+    /// Collaborative filtering only.
+    Cf,
+    /// Content only: items near the user's recent history in embedding space.
+    Content,
+    /// Both, fused.
+    #[default]
+    Hybrid,
 }
 
 /// A recommendation request.
@@ -175,6 +213,12 @@ pub struct RecommendRequest {
     /// Leave out items the user already interacted with.
     #[serde(default = "default_true")]
     pub exclude_seen: bool,
+    /// Candidate generators.
+    #[serde(default)]
+    pub mode: RecommendMode,
+    /// Fusion of items CF cannot score.
+    #[serde(default = "default_recommend_cold_items")]
+    pub cold_items: ColdItems,
     /// Field conditions every item must meet.
     #[serde(default)]
     pub filters: Filters,
@@ -193,6 +237,12 @@ pub struct RecommendRequest {
     /// Add the history items behind each score.
     #[serde(default)]
     pub explain: bool,
+}
+
+/// Measured on MovieLens (validation split carved from training data): sharing CF's weight with
+/// weak content evidence filled the top 20 with cold items and cut Recall@20 from 0.20 to 0.05.
+fn default_recommend_cold_items() -> ColdItems {
+    ColdItems::Ignore
 }
 
 fn default_recent() -> usize {
@@ -277,8 +327,9 @@ struct Collaborative {
 }
 
 impl Collaborative {
-    fn list(&self, hits: Vec<(u32, f32)>) -> RankedList {
-        RankedList { retriever: RetrieverKind::Cf, hits, abstaining: Some(Arc::clone(&self.cold)) }
+    fn list(&self, hits: Vec<(u32, f32)>, cold_items: ColdItems) -> RankedList {
+        let abstaining = (cold_items == ColdItems::Share).then(|| Arc::clone(&self.cold));
+        RankedList { retriever: RetrieverKind::Cf, hits, abstaining }
     }
 }
 
@@ -585,7 +636,7 @@ impl Engine {
             };
             timings.retrieve_ms.insert(kind.name().to_string(), ms(t));
             lists.push(match (kind, &self.cf) {
-                (RetrieverKind::Cf, Some(cf)) => cf.list(hits),
+                (RetrieverKind::Cf, Some(cf)) => cf.list(hits, request.cold_items),
                 _ => RankedList::new(*kind, hits),
             });
         }
@@ -669,27 +720,37 @@ impl Engine {
         };
         let mut timings = Timings::default();
 
-        let t = Instant::now();
-        let cf_hits = cf.items.search(self.user_vector(cf, &user)?, request.candidates, Some(&allow))?;
-        timings.retrieve_ms.insert("cf".into(), ms(t));
-
-        let t = Instant::now();
-        let content_hits = match self.profile(&user, request.recent) {
-            Some(profile) => self.dense.search(&profile, request.candidates, Some(&allow))?,
-            None => Vec::new(),
-        };
-        timings.retrieve_ms.insert("dense".into(), ms(t));
-
-        let lists = [cf.list(cf_hits), RankedList::new(RetrieverKind::Dense, content_hits)];
-        let weights = [request.weights.of(RetrieverKind::Cf), request.weights.of(RetrieverKind::Dense)];
+        let mut lists = Vec::new();
+        if request.mode != RecommendMode::Content {
+            let t = Instant::now();
+            lists.push(cf.list(
+                cf.items.search(self.user_vector(cf, &user)?, request.candidates, Some(&allow))?,
+                request.cold_items,
+            ));
+            timings.retrieve_ms.insert("cf".into(), ms(t));
+        }
+        if request.mode != RecommendMode::Cf {
+            let t = Instant::now();
+            let content_hits = match self.profile(&user, request.recent) {
+                Some(profile) => self.dense.search(&profile, request.candidates, Some(&allow))?,
+                None => Vec::new(),
+            };
+            lists.push(RankedList::new(RetrieverKind::Dense, content_hits));
+            timings.retrieve_ms.insert("dense".into(), ms(t));
+        }
+        let weights: Vec<f64> = lists
+            .iter()
+            .map(|l| match l.retriever {
+                RetrieverKind::Dense => request.weights.given(RetrieverKind::Dense).unwrap_or(RECOMMEND_CONTENT_WEIGHT),
+                kind => request.weights.of(kind),
+            })
+            .collect();
         let t = Instant::now();
         let fused = fuse(&lists, &weights, &request.fusion)?;
         timings.fusion_ms = ms(t);
-        let mut hits = fused
-            .iter()
-            .take(request.k)
-            .map(|f| self.hit(f, request.fusion.name(), None))
-            .collect::<Result<Vec<_>>>()?;
+        let fusion_name = if lists.len() == 1 { "single" } else { request.fusion.name() };
+        let mut hits =
+            fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None)).collect::<Result<Vec<_>>>()?;
         if request.explain {
             for (hit, fused) in hits.iter_mut().zip(&fused) {
                 if let Some(tree) = self.cf_explanation(cf, &user, fused.item) {
@@ -758,7 +819,7 @@ impl Engine {
             let factors = cf.items.vector(seed).unwrap_or_default().to_vec();
             // An item nobody interacted with has (near) zero factors: its CF neighbours are noise.
             if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
-                lists.push(cf.list(cf.items.search(&factors, request.candidates, Some(&allow))?));
+                lists.push(cf.list(cf.items.search(&factors, request.candidates, Some(&allow))?, ColdItems::Share));
             }
             timings.retrieve_ms.insert("cf".into(), ms(t));
         }

@@ -26,6 +26,6 @@ pub mod store;
 
 pub use device::DeviceChoice;
 pub use embed::{Embedder, EmbedderSettings};
-pub use engine::{Engine, Mode, RecommendRequest, Results, SearchRequest, SimilarRequest};
+pub use engine::{ColdItems, Engine, Mode, RecommendMode, RecommendRequest, Results, SearchRequest, SimilarRequest};
 pub use error::{Error, ErrorKind, Result};
 pub use item::{FieldValue, Item};

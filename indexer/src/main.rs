@@ -9,6 +9,7 @@ use hyrank_engine::cf::AlsSettings;
 use hyrank_engine::dense::HnswSettings;
 use hyrank_engine::lexical::LexicalSettings;
 use hyrank_engine::{DeviceChoice, EmbedderSettings};
+use hyrank_indexer::eval::recommend::SplitKind;
 use hyrank_indexer::{CatalogFormat, CatalogKind, IndexSettings, InteractionFormat, OnError};
 
 /// hyrank: hybrid retrieval and ranking.
@@ -35,6 +36,93 @@ enum EvalCommand {
     /// Search relevance of each configuration on a BEIR-layout data set (nDCG@10, Recall@100,
     /// MRR@10, MAP@100, latency), with TREC run files and per-query scores.
     Search(EvalSearchArgs),
+    /// Recommendation quality on held-out interactions: popularity, CF, content and hybrid,
+    /// with Recall@k, nDCG@10, coverage and recall on cold items.
+    Recommend(Box<EvalRecommendArgs>),
+}
+
+#[derive(Args)]
+struct EvalRecommendArgs {
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Interactions CSV with a header.
+    #[arg(long)]
+    interactions: PathBuf,
+    #[command(flatten)]
+    interaction_columns: InteractionColumns,
+    /// How to hold out test interactions.
+    #[arg(long, value_enum, default_value_t = SplitKind::Random)]
+    split: SplitKind,
+    /// Fraction of each user's positives held out (random split).
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Seed of the random split.
+    #[arg(long, default_value_t = 42)]
+    split_seed: u64,
+    /// Positive rule: an interaction is a positive when its weight is at least this.
+    #[arg(long, default_value_t = 1.0)]
+    min_weight: f32,
+    /// Recommendations per user.
+    #[arg(long, default_value_t = 20)]
+    k: usize,
+    /// Candidates per retriever.
+    #[arg(long, default_value_t = 200)]
+    candidates: usize,
+    /// Hybrid mode: weight of the CF list in fusion.
+    #[arg(long, default_value_t = 1.0)]
+    cf_weight: f64,
+    /// Hybrid mode: weight of the content list in fusion (the API's default is 0.3).
+    #[arg(long, default_value_t = hyrank_engine::engine::RECOMMEND_CONTENT_WEIGHT)]
+    content_weight: f64,
+    /// Hybrid mode: `share` gives CF's weight to content for items without interactions,
+    /// `ignore` fuses them plainly (the API's default for recommendations).
+    #[arg(long, value_enum, default_value_t = ColdItemsArg::Ignore)]
+    cold_items: ColdItemsArg,
+    /// Folder for the train file, the train generation and the reports.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    als: AlsArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ColdItemsArg {
+    Share,
+    Ignore,
+}
+
+fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
+    use hyrank_indexer::eval::recommend::{evaluate, RecommendEvalSettings};
+    anyhow::ensure!(args.test_fraction > 0.0 && args.test_fraction < 1.0, "--test-fraction must be between 0 and 1");
+    let settings = RecommendEvalSettings {
+        catalog_format: args.catalog.format(),
+        catalog: args.catalog.catalog.clone(),
+        interactions: args.interactions,
+        interaction_format: args.interaction_columns.format(),
+        split: args.split,
+        test_fraction: args.test_fraction,
+        seed: args.split_seed,
+        min_weight: args.min_weight,
+        k: args.k,
+        candidates: args.candidates,
+        weights: hyrank_engine::engine::Weights {
+            bm25: None,
+            dense: Some(args.content_weight),
+            cf: Some(args.cf_weight),
+        },
+        cold_items: match args.cold_items {
+            ColdItemsArg::Share => hyrank_engine::ColdItems::Share,
+            ColdItemsArg::Ignore => hyrank_engine::ColdItems::Ignore,
+        },
+        embedder: args.model.settings()?,
+        als: args.als.settings(),
+        out_dir: args.out,
+    };
+    let report = evaluate(&settings)?;
+    print!("{}", report.markdown());
+    Ok(())
 }
 
 #[derive(Args)]
@@ -60,18 +148,13 @@ struct EvalSearchArgs {
     /// Candidates per retriever before fusion.
     #[arg(long, default_value_t = 1000)]
     candidates: usize,
-    /// Model folder.
-    #[arg(long, env = "HYRANK_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
-    model_dir: PathBuf,
-    /// Device: auto, cpu, cuda or cuda:N.
-    #[arg(long, env = "HYRANK_DEVICE", default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
     use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings, PRESETS};
-    let device: DeviceChoice = args.device.parse().context("--device")?;
-    let embedder = EmbedderSettings { device, ..EmbedderSettings::new(args.model_dir) };
+    let embedder = args.model.settings()?;
     let configs = args
         .configs
         .iter()
@@ -106,12 +189,8 @@ fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
 
 #[derive(Args)]
 struct CheckModelArgs {
-    /// Folder with model.safetensors, config.json and tokenizer.json.
-    #[arg(long, env = "HYRANK_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
-    model_dir: PathBuf,
-    /// Device: auto, cpu, cuda or cuda:N.
-    #[arg(long, env = "HYRANK_DEVICE", default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Reference embeddings written by scripts/make_goldens.py.
     #[arg(long, default_value = "fixtures/golden_embeddings.json")]
     golden: PathBuf,
@@ -121,16 +200,13 @@ struct CheckModelArgs {
     /// Also time embedding this catalog (JSONL, title + text), reporting items per second.
     #[arg(long)]
     throughput_catalog: Option<PathBuf>,
-    /// Items per batch (default: 8 on CPU, 64 on a GPU).
-    #[arg(long)]
-    batch_size: Option<usize>,
 }
 
 /// Compares the model's embeddings with the goldens on the requested device; fails below
 /// `min_cosine`. With a catalog, also reports embedding throughput on that device.
 fn check_model(args: CheckModelArgs) -> anyhow::Result<()> {
-    let device: DeviceChoice = args.device.parse().context("--device")?;
-    let settings = EmbedderSettings { device, batch_size: args.batch_size, ..EmbedderSettings::new(args.model_dir) };
+    let settings = args.model.settings()?;
+    let device = settings.device;
     let embedder = hyrank_engine::Embedder::load(&settings).context("loading the model")?;
     let text = std::fs::read_to_string(&args.golden).with_context(|| format!("reading {}", args.golden.display()))?;
     let golden: serde_json::Value =
@@ -176,6 +252,42 @@ fn check_model(args: CheckModelArgs) -> anyhow::Result<()> {
 
 #[derive(Args)]
 struct IndexArgs {
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Interactions CSV with a header (user, item, optional weight and timestamp).
+    #[arg(long, env = "HYRANK_INTERACTIONS")]
+    interactions: Option<PathBuf>,
+    #[command(flatten)]
+    interaction_columns: InteractionColumns,
+    /// Index root: generations are written under it and `CURRENT` points at the newest.
+    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
+    index_dir: PathBuf,
+    /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl.
+    #[arg(long, value_enum, default_value_t = OnError::Fail)]
+    on_error: OnError,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    als: AlsArgs,
+    /// BM25: multiplier on title matches.
+    #[arg(long, default_value_t = 1.0)]
+    title_boost: f32,
+    /// BM25: index words as written (lower-cased) instead of English stems.
+    #[arg(long)]
+    no_stemming: bool,
+    /// HNSW: neighbours per node (M).
+    #[arg(long, default_value_t = 16)]
+    hnsw_m: usize,
+    /// HNSW: candidate list size while building.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// HNSW: candidate list size while searching (raised to k when smaller).
+    #[arg(long, default_value_t = 128)]
+    ef_search: usize,
+}
+
+#[derive(Args)]
+struct CatalogArgs {
     /// Catalog: JSON Lines (one item per line: id or _id, title, text, fields) or CSV.
     #[arg(long, env = "HYRANK_CATALOG")]
     catalog: PathBuf,
@@ -197,10 +309,31 @@ struct IndexArgs {
     /// CSV catalogs: split field values on this separator into lists (MovieLens genres: `|`).
     #[arg(long)]
     list_separator: Option<String>,
+}
 
-    /// Interactions CSV with a header (user, item, optional weight and timestamp).
-    #[arg(long, env = "HYRANK_INTERACTIONS")]
-    interactions: Option<PathBuf>,
+impl CatalogArgs {
+    fn format(&self) -> CatalogFormat {
+        let mut format = CatalogFormat {
+            kind: self.catalog_format,
+            id_column: self.id_column.clone(),
+            title_column: self.title_column.clone(),
+            text_columns: self.text_column.clone(),
+            field_columns: self.field_column.clone(),
+            list_separator: self.list_separator.clone(),
+        };
+        // `text` is only the default when the CSV has such a column; JSONL ignores columns.
+        if format.text_columns.is_empty()
+            && is_csv(&self.catalog, self.catalog_format)
+            && csv_has_column(&self.catalog, "text")
+        {
+            format.text_columns = vec!["text".into()];
+        }
+        format
+    }
+}
+
+#[derive(Args)]
+struct InteractionColumns {
     /// Interactions: the user column.
     #[arg(long, default_value = "user")]
     user_column: String,
@@ -213,14 +346,21 @@ struct IndexArgs {
     /// Interactions: the integer timestamp column (default `timestamp` if present).
     #[arg(long)]
     time_column: Option<String>,
+}
 
-    /// Index root: generations are written under it and `CURRENT` points at the newest.
-    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
-    index_dir: PathBuf,
-    /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl.
-    #[arg(long, value_enum, default_value_t = OnError::Fail)]
-    on_error: OnError,
+impl InteractionColumns {
+    fn format(&self) -> InteractionFormat {
+        InteractionFormat {
+            user_column: self.user_column.clone(),
+            item_column: self.item_column.clone(),
+            weight_column: self.weight_column.clone(),
+            time_column: self.time_column.clone(),
+        }
+    }
+}
 
+#[derive(Args)]
+struct ModelArgs {
     /// Folder with model.safetensors, config.json and tokenizer.json (see scripts/setup.sh).
     #[arg(long, env = "HYRANK_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
     model_dir: PathBuf,
@@ -233,7 +373,23 @@ struct IndexArgs {
     /// Items per embedding batch (default: 8 on CPU, 64 on a GPU).
     #[arg(long)]
     batch_size: Option<usize>,
+}
 
+impl ModelArgs {
+    fn settings(&self) -> anyhow::Result<EmbedderSettings> {
+        let device: DeviceChoice = self.device.parse().context("--device")?;
+        anyhow::ensure!(self.batch_size != Some(0), "--batch-size must be at least 1");
+        Ok(EmbedderSettings {
+            model_dir: self.model_dir.clone(),
+            device,
+            max_tokens: self.max_tokens,
+            batch_size: self.batch_size,
+        })
+    }
+}
+
+#[derive(Args)]
+struct AlsArgs {
     /// ALS latent factors.
     #[arg(long, default_value_t = 64)]
     factors: usize,
@@ -252,73 +408,34 @@ struct IndexArgs {
     /// Seed for ALS initialisation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+}
 
-    /// BM25: multiplier on title matches.
-    #[arg(long, default_value_t = 1.0)]
-    title_boost: f32,
-    /// BM25: index words as written (lower-cased) instead of English stems.
-    #[arg(long)]
-    no_stemming: bool,
-
-    /// HNSW: neighbours per node (M).
-    #[arg(long, default_value_t = 16)]
-    hnsw_m: usize,
-    /// HNSW: candidate list size while building.
-    #[arg(long, default_value_t = 200)]
-    ef_construction: usize,
-    /// HNSW: candidate list size while searching (raised to k when smaller).
-    #[arg(long, default_value_t = 128)]
-    ef_search: usize,
+impl AlsArgs {
+    fn settings(&self) -> AlsSettings {
+        AlsSettings {
+            factors: self.factors,
+            regularization: self.regularization,
+            alpha: self.alpha,
+            iterations: self.iterations,
+            cg_steps: self.cg_steps,
+            seed: self.seed,
+        }
+    }
 }
 
 impl IndexArgs {
     /// Validates the flags into the pipeline's settings.
     fn into_settings(self) -> anyhow::Result<IndexSettings> {
-        let device: DeviceChoice = self.device.parse().context("--device")?;
-        anyhow::ensure!(self.batch_size != Some(0), "--batch-size must be at least 1");
         anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
         anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
-        let text_columns = if self.text_column.is_empty() { vec![] } else { self.text_column };
-        let mut catalog_format = CatalogFormat {
-            kind: self.catalog_format,
-            id_column: self.id_column,
-            title_column: self.title_column,
-            text_columns,
-            field_columns: self.field_column,
-            list_separator: self.list_separator,
-        };
-        // `text` is only the default when the CSV has such a column; JSONL ignores columns.
-        if catalog_format.text_columns.is_empty()
-            && is_csv(&self.catalog, self.catalog_format)
-            && csv_has_column(&self.catalog, "text")
-        {
-            catalog_format.text_columns = vec!["text".into()];
-        }
         Ok(IndexSettings {
-            catalog: self.catalog,
-            catalog_format,
+            catalog_format: self.catalog.format(),
+            catalog: self.catalog.catalog,
             interactions: self.interactions,
-            interaction_format: InteractionFormat {
-                user_column: self.user_column,
-                item_column: self.item_column,
-                weight_column: self.weight_column,
-                time_column: self.time_column,
-            },
+            interaction_format: self.interaction_columns.format(),
             index_dir: self.index_dir,
-            embedder: EmbedderSettings {
-                model_dir: self.model_dir,
-                device,
-                max_tokens: self.max_tokens,
-                batch_size: self.batch_size,
-            },
-            als: AlsSettings {
-                factors: self.factors,
-                regularization: self.regularization,
-                alpha: self.alpha,
-                iterations: self.iterations,
-                cg_steps: self.cg_steps,
-                seed: self.seed,
-            },
+            embedder: self.model.settings()?,
+            als: self.als.settings(),
             lexical: LexicalSettings { title_boost: self.title_boost, stemming: !self.no_stemming },
             hnsw: HnswSettings {
                 max_connections: self.hnsw_m,
@@ -350,6 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckModel(args) => check_model(args),
         Command::Eval(EvalCommand::Search(args)) => eval_search(args),
+        Command::Eval(EvalCommand::Recommend(args)) => eval_recommend(*args),
     }
 }
 

@@ -175,8 +175,14 @@ async fn cold_items_are_reachable_through_content() {
         std::fs::read_to_string(hyrank_tests::fixture("cold_items.txt")).unwrap().lines().map(str::to_string).collect();
     let mut reached = HashSet::new();
     for u in (1..=150).step_by(5) {
-        let (status, body) = post("/v1/recommend", json!({"user": format!("u{u:03}"), "k": 10})).await;
+        let request = json!({"user": format!("u{u:03}"), "k": 10, "cold_items": "share"});
+        let (status, body) = post("/v1/recommend", request).await;
         assert_eq!(status, StatusCode::OK);
+        for hit in body["hits"].as_array().unwrap() {
+            if cold.contains(hit["id"].as_str().unwrap()) {
+                assert_eq!(hit["breakdown"]["abstained"], json!(["cf"]), "{hit}");
+            }
+        }
         reached.extend(ids(&body).into_iter().filter(|id| cold.contains(id)));
     }
     assert!(reached.len() >= 3, "only {} cold items reached: {reached:?}", reached.len());

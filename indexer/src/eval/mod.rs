@@ -2,4 +2,5 @@
 //! metrics defined as trec_eval defines them ([`metrics`]).
 
 pub mod metrics;
+pub mod recommend;
 pub mod search;

@@ -1,0 +1,408 @@
+//! `hyrank eval recommend`: recommendation quality on held-out interactions.
+//!
+//! Positives are the interactions whose weight meets a threshold (e.g. rating ≥ 4). Each user's
+//! positives are split into train and test, either at random (a fixed seed, a test fraction)
+//! or by time (the latest positive is the test item). A generation is built from the train
+//! positives (binary weights) through the normal pipeline, and every mode is scored against
+//! the test items, with the user's train items excluded from the recommendations:
+//! popularity (most train positives), CF only, content only, and hybrid.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hyrank_engine::cf::AlsSettings;
+use hyrank_engine::engine::{RecommendRequest, Weights};
+use hyrank_engine::fusion::Fusion;
+use hyrank_engine::{ColdItems, EmbedderSettings, Engine, RecommendMode};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use super::metrics::{ndcg_at, percentile, Judgments};
+use crate::error::{IndexError, Result};
+use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
+use crate::pipeline::{IndexSettings, OnError};
+
+/// How to hold out test interactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitKind {
+    /// A seeded random fraction of each user's positives.
+    Random,
+    /// Each user's latest positive (leave-last-out by timestamp).
+    Time,
+}
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct RecommendEvalSettings {
+    /// Catalog file and format.
+    pub catalog: PathBuf,
+    /// How to read it.
+    pub catalog_format: CatalogFormat,
+    /// Interactions file.
+    pub interactions: PathBuf,
+    /// How to read it.
+    pub interaction_format: InteractionFormat,
+    /// Split kind.
+    pub split: SplitKind,
+    /// Fraction of each user's positives held out (random split).
+    pub test_fraction: f64,
+    /// Seed of the random split.
+    pub seed: u64,
+    /// An interaction is a positive when its weight is at least this.
+    pub min_weight: f32,
+    /// Recommendations per user (Recall@k and coverage@k; nDCG is cut at 10).
+    pub k: usize,
+    /// Candidates per retriever.
+    pub candidates: usize,
+    /// Fusion weights of the hybrid mode (`cf`, `dense`).
+    pub weights: Weights,
+    /// Fusion of items without training interactions in the hybrid mode.
+    pub cold_items: ColdItems,
+    /// Model.
+    pub embedder: EmbedderSettings,
+    /// ALS.
+    pub als: AlsSettings,
+    /// Where the train file, the generation and the reports go.
+    pub out_dir: PathBuf,
+}
+
+/// One mode's scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeReport {
+    /// popularity, cf, content or hybrid.
+    pub mode: String,
+    /// Mean over users of hits@k / test items.
+    pub recall: f64,
+    /// Mean over users of hits@k / min(k, test items): what benfred/implicit's
+    /// `ranking_metrics_at_k` reports as precision, and what many ALS papers call recall@k.
+    pub recall_capped: f64,
+    /// Mean over users of nDCG@10 with binary gains.
+    #[serde(rename = "ndcg@10")]
+    pub ndcg_10: f64,
+    /// Distinct items recommended to anyone / catalog size.
+    pub coverage: f64,
+    /// Cold test items found in their user's top k / all cold test items (micro-averaged).
+    pub cold_recall: f64,
+    /// Median time per user, in process.
+    pub p50_ms: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecommendReport {
+    /// Split kind.
+    pub split: SplitKind,
+    /// Seed (random split).
+    pub seed: u64,
+    /// Held-out fraction (random split).
+    pub test_fraction: f64,
+    /// Positive threshold.
+    pub min_weight: f32,
+    /// Cut-off.
+    pub k: usize,
+    /// Users with at least one test item.
+    pub users_evaluated: usize,
+    /// Train positives.
+    pub train_interactions: usize,
+    /// Test positives.
+    pub test_interactions: usize,
+    /// Test items with no train interaction at all (reachable only through content).
+    pub cold_test_interactions: usize,
+    /// Catalog size.
+    pub items: usize,
+    /// Hybrid fusion weights.
+    pub weights: Weights,
+    /// Hybrid fusion of cold items.
+    pub cold_items: ColdItems,
+    /// Per mode.
+    pub modes: Vec<ModeReport>,
+}
+
+fn io_error(context: String, e: impl std::fmt::Display) -> IndexError {
+    IndexError::Input { path: PathBuf::from(context), reason: e.to_string() }
+}
+
+/// Splits each user's positives; returns (train, test) as (user, item id, timestamp).
+type Row = (String, String, Option<i64>);
+
+fn split(
+    positives: BTreeMap<String, Vec<(String, Option<i64>)>>,
+    settings: &RecommendEvalSettings,
+) -> (Vec<Row>, Vec<Row>) {
+    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (user, mut items) in positives {
+        let held = match settings.split {
+            _ if items.len() < 2 => 0,
+            SplitKind::Random => {
+                items.sort();
+                items.shuffle(&mut rng);
+                ((items.len() as f64 * settings.test_fraction).round() as usize).clamp(1, items.len() - 1)
+            }
+            SplitKind::Time => {
+                items.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+                1
+            }
+        };
+        let cut = items.len() - held;
+        for (position, (item, time)) in items.into_iter().enumerate() {
+            let row = (user.clone(), item, time);
+            if position < cut {
+                train.push(row)
+            } else {
+                test.push(row)
+            }
+        }
+    }
+    (train, test)
+}
+
+fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {
+    let fail = |e: csv::Error| io_error(path.display().to_string(), e);
+    let mut writer = csv::Writer::from_path(path).map_err(fail)?;
+    writer.write_record(header).map_err(fail)?;
+    for row in rows {
+        writer.write_record(&row).map_err(fail)?;
+    }
+    writer.flush().map_err(|e| io_error(path.display().to_string(), e))
+}
+
+/// Builds the train generation and scores every mode; writes `train.csv` and `test.csv` (the
+/// split, for peers to train and score on exactly the same data), `report.json` and `report.md`.
+pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
+    let catalog = read_catalog(&settings.catalog, &settings.catalog_format)?;
+    let index: HashMap<&str, u32> =
+        catalog.items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
+    let read = read_interactions(&settings.interactions, &settings.interaction_format, &index)?;
+    let mut rejects = catalog.rejects.clone();
+    rejects.extend(read.rejects.iter().cloned());
+    if !rejects.is_empty() {
+        return Err(IndexError::BadInput { rejects });
+    }
+    // Positives, one per (user, item), keeping the latest timestamp.
+    let mut positives: BTreeMap<String, BTreeMap<String, Option<i64>>> = BTreeMap::new();
+    for row in read.rows.iter().filter(|r| r.weight >= settings.min_weight) {
+        let slot = positives
+            .entry(row.user.clone())
+            .or_default()
+            .entry(catalog.items[row.item as usize].id.clone())
+            .or_insert(None);
+        *slot = (*slot).max(row.timestamp);
+    }
+    let positives = positives.into_iter().map(|(u, items)| (u, items.into_iter().collect())).collect();
+    let (train, test) = split(positives, settings);
+    let split_name = match settings.split {
+        SplitKind::Random => "random",
+        SplitKind::Time => "time",
+    };
+    let dir = settings.out_dir.join(split_name);
+    std::fs::create_dir_all(&dir).map_err(|e| io_error(dir.display().to_string(), e))?;
+    let train_path = dir.join("train.csv");
+    let time = |t: &Option<i64>| t.map(|t| t.to_string()).unwrap_or_default();
+    write_csv(
+        &train_path,
+        &["user", "item", "weight", "timestamp"],
+        train.iter().map(|(u, i, t)| vec![u.clone(), i.clone(), "1".into(), time(t)]),
+    )?;
+    write_csv(
+        &dir.join("test.csv"),
+        &["user", "item", "timestamp"],
+        test.iter().map(|(u, i, t)| vec![u.clone(), i.clone(), time(t)]),
+    )?;
+    let index_dir = dir.join("index");
+    if index_dir.exists() {
+        std::fs::remove_dir_all(&index_dir).map_err(|e| io_error(index_dir.display().to_string(), e))?;
+    }
+    let interaction_format = InteractionFormat {
+        user_column: "user".into(),
+        item_column: "item".into(),
+        weight_column: Some("weight".into()),
+        time_column: if train.iter().any(|r| r.2.is_some()) { Some("timestamp".into()) } else { None },
+    };
+    let index_settings = IndexSettings {
+        catalog_format: settings.catalog_format.clone(),
+        interactions: Some(train_path),
+        interaction_format,
+        als: settings.als.clone(),
+        on_error: OnError::Fail,
+        ..IndexSettings::new(settings.catalog.clone(), index_dir.clone(), settings.embedder.clone())
+    };
+    eprintln!("building the train generation ({} train positives)", train.len());
+    crate::pipeline::build(&index_settings)?;
+    let engine = Engine::open(&index_dir, &settings.embedder)?;
+
+    let mut train_items: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let mut popularity: HashMap<&str, usize> = HashMap::new();
+    for (user, item, _) in &train {
+        train_items.entry(user).or_default().insert(item);
+        *popularity.entry(item).or_default() += 1;
+    }
+    let mut popular: Vec<(&str, usize)> = popularity.iter().map(|(i, c)| (*i, *c)).collect();
+    popular.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut test_items: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (user, item, _) in &test {
+        test_items.entry(user).or_default().push(item);
+    }
+    let cold_test = test.iter().filter(|(_, item, _)| !popularity.contains_key(item.as_str())).count();
+
+    let mut modes = Vec::new();
+    for mode in ["popularity", "cf", "content", "hybrid"] {
+        let (mut recall, mut capped, mut ndcg, mut cold_hits) = (0.0, 0.0, 0.0, 0usize);
+        let mut recommended: HashSet<String> = HashSet::new();
+        let mut latencies = Vec::new();
+        for (user, held) in &test_items {
+            let start = Instant::now();
+            let top: Vec<String> = match mode {
+                "popularity" => {
+                    let seen = train_items.get(user);
+                    popular
+                        .iter()
+                        .map(|p| p.0)
+                        .filter(|i| seen.is_none_or(|s| !s.contains(i)))
+                        .take(settings.k)
+                        .map(str::to_string)
+                        .collect()
+                }
+                _ => {
+                    let request = RecommendRequest {
+                        user: user.to_string(),
+                        k: settings.k,
+                        exclude_seen: true,
+                        mode: match mode {
+                            "cf" => RecommendMode::Cf,
+                            "content" => RecommendMode::Content,
+                            _ => RecommendMode::Hybrid,
+                        },
+                        filters: Default::default(),
+                        fusion: Fusion::default(),
+                        weights: settings.weights.clone(),
+                        cold_items: settings.cold_items,
+                        candidates: settings.candidates.max(settings.k),
+                        recent: 20,
+                        explain: false,
+                    };
+                    engine.recommend(&request)?.hits.into_iter().map(|h| h.id).collect()
+                }
+            };
+            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+            let judged: Judgments = held.iter().map(|i| (i.to_string(), 1)).collect();
+            let hits = top.iter().filter(|i| judged.contains_key(*i)).count();
+            recall += hits as f64 / held.len() as f64;
+            capped += hits as f64 / held.len().min(settings.k) as f64;
+            ndcg += ndcg_at(&top, &judged, 10);
+            cold_hits += held.iter().filter(|i| !popularity.contains_key(**i) && top.iter().any(|t| t == *i)).count();
+            recommended.extend(top);
+        }
+        let users = test_items.len().max(1) as f64;
+        modes.push(ModeReport {
+            mode: mode.to_string(),
+            recall: recall / users,
+            recall_capped: capped / users,
+            ndcg_10: ndcg / users,
+            coverage: recommended.len() as f64 / catalog.items.len().max(1) as f64,
+            cold_recall: if cold_test > 0 { cold_hits as f64 / cold_test as f64 } else { 0.0 },
+            p50_ms: percentile(&latencies, 50.0),
+        });
+        eprintln!("{mode:<11} Recall@{} {:.4}", settings.k, modes.last().map_or(0.0, |m| m.recall));
+    }
+    let report = RecommendReport {
+        split: settings.split,
+        seed: settings.seed,
+        test_fraction: settings.test_fraction,
+        min_weight: settings.min_weight,
+        k: settings.k,
+        users_evaluated: test_items.len(),
+        train_interactions: train.len(),
+        test_interactions: test.len(),
+        cold_test_interactions: cold_test,
+        items: catalog.items.len(),
+        weights: settings.weights.clone(),
+        cold_items: settings.cold_items,
+        modes,
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| io_error("report".into(), e))?;
+    std::fs::write(dir.join("report.json"), json + "\n").map_err(|e| io_error(dir.display().to_string(), e))?;
+    std::fs::write(dir.join("report.md"), report.markdown()).map_err(|e| io_error(dir.display().to_string(), e))?;
+    Ok(report)
+}
+
+impl RecommendReport {
+    /// The report as a markdown table.
+    pub fn markdown(&self) -> String {
+        let split = match self.split {
+            SplitKind::Random => {
+                format!("per-user random split, {:.0}% held out, seed {}", self.test_fraction * 100.0, self.seed)
+            }
+            SplitKind::Time => "per-user leave-last-out by time".to_string(),
+        };
+        let mut out = format!(
+            "{split}; positives have weight ≥ {}; {} users evaluated, {} train / {} test positives ({} test positives on items with no train interaction); {} items.\n\n",
+            self.min_weight, self.users_evaluated, self.train_interactions, self.test_interactions, self.cold_test_interactions, self.items
+        );
+        out += &format!(
+            "| mode | Recall@{k} | capped Recall@{k} | nDCG@10 | coverage@{k} | cold Recall@{k} | p50 ms |\n|---|---|---|---|---|---|---|\n",
+            k = self.k
+        );
+        for m in &self.modes {
+            out += &format!(
+                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} |\n",
+                m.mode, m.recall, m.recall_capped, m.ndcg_10, m.coverage, m.cold_recall, m.p50_ms
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(split: SplitKind) -> RecommendEvalSettings {
+        RecommendEvalSettings {
+            catalog: PathBuf::new(),
+            catalog_format: CatalogFormat::default(),
+            interactions: PathBuf::new(),
+            interaction_format: InteractionFormat::default(),
+            split,
+            test_fraction: 0.2,
+            seed: 42,
+            min_weight: 4.0,
+            k: 20,
+            candidates: 100,
+            weights: Weights::default(),
+            cold_items: ColdItems::Ignore,
+            embedder: EmbedderSettings::new("m"),
+            als: AlsSettings::default(),
+            out_dir: PathBuf::new(),
+        }
+    }
+
+    fn positives() -> BTreeMap<String, Vec<(String, Option<i64>)>> {
+        BTreeMap::from([
+            ("a".to_string(), (0..10).map(|i| (format!("i{i}"), Some(100 - i))).collect()),
+            ("b".to_string(), vec![("x".to_string(), Some(1))]),
+            ("c".to_string(), vec![("y".to_string(), Some(5)), ("z".to_string(), Some(9))]),
+        ])
+    }
+
+    #[test]
+    fn random_split_holds_out_the_fraction_seeded_and_keeps_single_positive_users_in_train() {
+        let (train, test) = split(positives(), &settings(SplitKind::Random));
+        assert_eq!(test.iter().filter(|r| r.0 == "a").count(), 2);
+        assert_eq!(test.iter().filter(|r| r.0 == "c").count(), 1, "at least one held out when there are two");
+        assert!(test.iter().all(|r| r.0 != "b"));
+        assert_eq!(train.len() + test.len(), 13);
+        assert_eq!(split(positives(), &settings(SplitKind::Random)).1, test, "same seed, same split");
+    }
+
+    #[test]
+    fn time_split_holds_out_each_users_latest_positive() {
+        let (_, test) = split(positives(), &settings(SplitKind::Time));
+        let held: Vec<(&str, &str)> = test.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+        assert_eq!(held, vec![("a", "i0"), ("c", "z")]);
+    }
+}
