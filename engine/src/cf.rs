@@ -244,9 +244,8 @@ pub fn train(user_items: &Csr, settings: &AlsSettings, mut progress: impl FnMut(
     Ok(AlsModel { user_factors, item_factors, settings: settings.clone() })
 }
 
-/// Solves `A x = b` for symmetric positive-definite A (k × k, row-major) by Cholesky, in f64.
-fn cholesky_solve(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
-    let k = b.len();
+/// The lower Cholesky factor L of a symmetric positive-definite A (k × k, row-major, f64).
+fn cholesky(a: &[f64], k: usize) -> Option<Vec<f64>> {
     let mut l = vec![0f64; k * k];
     for i in 0..k {
         for j in 0..=i {
@@ -264,6 +263,12 @@ fn cholesky_solve(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
             }
         }
     }
+    Some(l)
+}
+
+/// Solves `L Lᵀ x = b` given the Cholesky factor L.
+fn cholesky_solve(l: &[f64], b: &[f64]) -> Vec<f64> {
+    let k = b.len();
     let mut y = vec![0f64; k];
     for i in 0..k {
         let s: f64 = (0..i).map(|m| l[i * k + m] * y[m]).sum();
@@ -274,14 +279,21 @@ fn cholesky_solve(a: &[f64], b: &[f64]) -> Option<Vec<f64>> {
         let s: f64 = (i + 1..k).map(|m| l[m * k + i] * x[m]).sum();
         x[i] = (y[i] - s) / l[i * k + i];
     }
-    Some(x)
+    x
 }
 
-/// The user's normal matrix `A_u = YᵀY + λI + Σ_j (c_j − 1) y_j y_jᵀ` in f64.
-fn user_normal_matrix(model: &AlsModel, history: &[(u32, f32)]) -> Vec<f64> {
+/// `YᵀY + λI` of the model's item factors in f64: the part of every user's normal matrix that
+/// does not depend on the user. Compute it once per model, not per explanation.
+pub fn item_gramian(model: &AlsModel) -> Vec<f64> {
+    gramian(&model.item_factors, model.settings.regularization).into_iter().map(f64::from).collect()
+}
+
+/// The user's normal matrix `A_u = YᵀY + λI + Σ_j (c_j − 1) y_j y_jᵀ` in f64, from the
+/// precomputed `YᵀY + λI`.
+fn user_normal_matrix(model: &AlsModel, gram: &[f64], history: &[(u32, f32)]) -> Vec<f64> {
     let items = &model.item_factors;
     let k = items.dim;
-    let mut a: Vec<f64> = gramian(items, model.settings.regularization).into_iter().map(f64::from).collect();
+    let mut a = gram.to_vec();
     for &(j, value) in history {
         let c = f64::from(model.settings.alpha * value);
         let y = items.row(j as usize);
@@ -298,7 +310,7 @@ fn user_normal_matrix(model: &AlsModel, history: &[(u32, f32)]) -> Vec<f64> {
 /// as the reference in tests.
 pub fn solve_user_exact(model: &AlsModel, history: &[(u32, f32)]) -> Option<Vec<f32>> {
     let k = model.item_factors.dim;
-    let a = user_normal_matrix(model, history);
+    let l = cholesky(&user_normal_matrix(model, &item_gramian(model), history), k)?;
     let mut b = vec![0f64; k];
     for &(j, value) in history {
         let c = f64::from(model.settings.alpha * value);
@@ -306,46 +318,56 @@ pub fn solve_user_exact(model: &AlsModel, history: &[(u32, f32)]) -> Option<Vec<
             *bp += c * f64::from(*yp);
         }
     }
-    cholesky_solve(&a, &b).map(|x| x.into_iter().map(|v| v as f32).collect())
+    Some(cholesky_solve(&l, &b).into_iter().map(|v| v as f32).collect())
 }
 
-/// Which history items drove the CF score of `item` for a user (section 5 of Hu et al.; what
-/// implicit's `explain` returns): with `W = A_u⁻¹`, the score is `Σ_j c_j · (y_iᵀ W y_j)`, so
-/// each history item j contributes `c_j · y_iᵀ W y_j`. Returns the total and the top `n`
-/// contributions as `(history item, contribution)`.
-pub fn explain(model: &AlsModel, history: &[(u32, f32)], item: u32, n: usize) -> Option<(f64, Vec<(u32, f64)>)> {
-    let a = user_normal_matrix(model, history);
-    let seed: Vec<f64> = model.item_factors.row(item as usize).iter().map(|&v| f64::from(v)).collect();
-    let weighted = cholesky_solve(&a, &seed)?;
-    let mut contributions: Vec<(u32, f64)> = history
-        .iter()
-        .map(|&(j, value)| {
-            let y = model.item_factors.row(j as usize);
-            let s: f64 = weighted.iter().zip(y).map(|(w, v)| w * f64::from(*v)).sum();
-            (j, s * f64::from(model.settings.alpha * value))
-        })
-        .collect();
-    let total = contributions.iter().map(|c| c.1).sum();
-    contributions.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    contributions.truncate(n);
-    Some((total, contributions))
+/// Explains CF scores for one user (section 5 of Hu et al.; what implicit's `explain`
+/// returns): with `W = A_u⁻¹`, the score of item i is `Σ_j c_j · (y_iᵀ W y_j)`, so each history
+/// item j contributes `c_j · y_iᵀ W y_j`. The user's matrix is factored once, here; each
+/// explained item then costs two triangular solves.
+pub struct UserExplainer<'a> {
+    model: &'a AlsModel,
+    history: &'a [(u32, f32)],
+    factor: Vec<f64>,
 }
 
-/// [`explain`] as an explanation tree, with item ids resolved by `name`.
-pub fn explanation_tree(
-    model: &AlsModel,
-    history: &[(u32, f32)],
-    item: u32,
-    n: usize,
-    name: impl Fn(u32) -> String,
-) -> Option<Explanation> {
-    let (total, top) = explain(model, history, item, n)?;
-    let children = top.into_iter().map(|(j, c)| Explanation::leaf(format!("history item {}", name(j)), c)).collect();
-    Some(Explanation::node(
-        format!("CF score from {} history items (exact solve; top {n} shown)", history.len()),
-        total,
-        children,
-    ))
+impl<'a> UserExplainer<'a> {
+    /// Factors the user's normal matrix; `gram` is [`item_gramian`] of the same model.
+    pub fn new(model: &'a AlsModel, gram: &[f64], history: &'a [(u32, f32)]) -> Option<Self> {
+        let factor = cholesky(&user_normal_matrix(model, gram, history), model.item_factors.dim)?;
+        Some(UserExplainer { model, history, factor })
+    }
+
+    /// The exact score of `item` and the top `n` history contributions to it.
+    pub fn explain(&self, item: u32, n: usize) -> (f64, Vec<(u32, f64)>) {
+        let seed: Vec<f64> = self.model.item_factors.row(item as usize).iter().map(|&v| f64::from(v)).collect();
+        let weighted = cholesky_solve(&self.factor, &seed);
+        let mut contributions: Vec<(u32, f64)> = self
+            .history
+            .iter()
+            .map(|&(j, value)| {
+                let y = self.model.item_factors.row(j as usize);
+                let s: f64 = weighted.iter().zip(y).map(|(w, v)| w * f64::from(*v)).sum();
+                (j, s * f64::from(self.model.settings.alpha * value))
+            })
+            .collect();
+        let total = contributions.iter().map(|c| c.1).sum();
+        contributions.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        contributions.truncate(n);
+        (total, contributions)
+    }
+
+    /// [`UserExplainer::explain`] as an explanation tree, with item ids resolved by `name`.
+    pub fn tree(&self, item: u32, n: usize, name: impl Fn(u32) -> String) -> Explanation {
+        let (total, top) = self.explain(item, n);
+        let children =
+            top.into_iter().map(|(j, c)| Explanation::leaf(format!("history item {}", name(j)), c)).collect();
+        Explanation::node(
+            format!("CF score from {} history items (exact solve; top {n} shown)", self.history.len()),
+            total,
+            children,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -423,8 +445,10 @@ mod tests {
         let model = train(&matrix, &settings, |_| {}).unwrap();
         let history: Vec<(u32, f32)> = matrix.row(3).collect();
         let exact_user = solve_user_exact(&model, &history).unwrap();
+        let gram = item_gramian(&model);
+        let explainer = UserExplainer::new(&model, &gram, &history).unwrap();
         for item in 0..5u32 {
-            let (total, top) = explain(&model, &history, item, 10).unwrap();
+            let (total, top) = explainer.explain(item, 10);
             let score: f64 = exact_user
                 .iter()
                 .zip(model.item_factors.row(item as usize))

@@ -51,6 +51,24 @@ impl Default for HnswSettings {
 /// millisecond; 13 M at this limit), so below the limit exactness is the better trade.
 pub const EXACT_INNER_PRODUCT_MAX_ITEMS: usize = 200_000;
 
+/// Writes values as little-endian f32: the layout of every `.vectors` file.
+pub(crate) fn write_f32_file(path: &Path, values: &[f32]) -> Result<()> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Reads what [`write_f32_file`] wrote, checking that it splits into rows of `dim`.
+pub(crate) fn read_f32_file(path: &Path, dim: usize) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if dim == 0 || bytes.len() % (4 * dim) != 0 {
+        return Err(Error::BadIndex {
+            path: path.to_path_buf(),
+            reason: format!("size {} is not a whole number of {dim}-d rows", bytes.len()),
+        });
+    }
+    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
 /// hnsw_rs's `file_dump` fails above this many layers.
 const MAX_LAYERS: usize = 16;
 
@@ -108,22 +126,12 @@ impl VectorIndex {
                 reason: format!("HNSW graph {basename} was written as {written}: the directory was not empty"),
             });
         }
-        let bytes: Vec<u8> = self.vectors.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let path = dir.join(format!("{basename}.vectors"));
-        std::fs::write(&path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+        write_f32_file(&dir.join(format!("{basename}.vectors")), &self.vectors)
     }
 
     /// Reads what [`VectorIndex::save`] wrote.
     pub fn load(dir: &Path, basename: &str, dim: usize, metric: Metric, settings: HnswSettings) -> Result<Self> {
-        let path = dir.join(format!("{basename}.vectors"));
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if dim == 0 || bytes.len() % (4 * dim) != 0 {
-            return Err(Error::BadIndex {
-                path,
-                reason: format!("size {} is not a whole number of {dim}-d rows", bytes.len()),
-            });
-        }
-        let vectors: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let vectors = read_f32_file(&dir.join(format!("{basename}.vectors")), dim)?;
         // A reloaded graph borrows its loader for its whole life. The loader is a few hundred
         // bytes of paths and options (no mmap: data is read into the graph), so we leak one per
         // opened generation instead of building a self-referential struct.
@@ -154,6 +162,11 @@ impl VectorIndex {
     /// Vector width.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Every stored vector, row after row.
+    pub fn vectors(&self) -> &[f32] {
+        &self.vectors
     }
 
     /// The stored vector of one item.

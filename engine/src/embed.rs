@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use sha2::{Digest, Sha256};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Encoding, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
@@ -176,15 +176,17 @@ impl Embedder {
         self.batch_size
     }
 
-    /// Token ids, attention mask and hidden states of one batch, all on the model's device.
-    fn forward(&self, texts: &[&str]) -> Result<(Tensor, Tensor)> {
-        let encodings =
-            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Hidden states and attention mask of one tokenized batch, on the model's device.
+    fn forward(&self, encodings: &[Encoding]) -> Result<(Tensor, Tensor)> {
         let rows = encodings.len();
         let width = encodings.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(rows * width);
         let mut mask = Vec::with_capacity(rows * width);
-        for encoding in &encodings {
+        for encoding in encodings {
             ids.extend_from_slice(encoding.get_ids());
             mask.extend_from_slice(encoding.get_attention_mask());
         }
@@ -200,7 +202,7 @@ impl Embedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let (hidden, mask) = self.forward(texts)?;
+        let (hidden, mask) = self.forward(&self.encode(texts)?)?;
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
         let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
@@ -242,9 +244,8 @@ impl Embedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encodings =
-            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let (hidden, _) = self.forward(texts)?;
+        let encodings = self.encode(texts)?;
+        let (hidden, _) = self.forward(&encodings)?;
         let norms = hidden.sqr()?.sum_keepdim(2)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
         let hidden = hidden.broadcast_div(&norms)?.to_device(&Device::Cpu)?.to_vec3::<f32>()?;
         Ok(hidden

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::cf::{self, AlsModel, Factors};
-use crate::dense::{Metric, VectorIndex};
+use crate::dense::{read_f32_file, write_f32_file, Metric, VectorIndex};
 use crate::embed::{Embedder, EmbedderSettings};
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RerankScore, RetrieverKind, ScoreBreakdown};
@@ -320,8 +320,10 @@ pub struct Results {
 /// Everything CF needs at query time.
 struct Collaborative {
     items: VectorIndex,
-    users: Factors,
+    /// User and item factors (the item factors also live in `items`, which owns its copy).
     model: AlsModel,
+    /// `YᵀY + λI`, shared by every explanation.
+    gram: Vec<f64>,
     /// Items without training interactions (all-zero factors): CF abstains on them.
     cold: Arc<Vec<bool>>,
 }
@@ -352,21 +354,9 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-fn read_factors(path: &Path, dim: usize) -> Result<Factors> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    if dim == 0 || bytes.len() % (4 * dim) != 0 {
-        return Err(Error::BadIndex {
-            path: path.to_path_buf(),
-            reason: format!("not a whole number of {dim}-d rows"),
-        });
-    }
-    Ok(Factors { data: bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(), dim })
-}
-
 /// Writes factors as little-endian f32, the layout [`Engine`] reads.
 pub fn write_factors(path: &Path, factors: &Factors) -> Result<()> {
-    let bytes: Vec<u8> = factors.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(path, bytes).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    write_f32_file(path, &factors.data)
 }
 
 fn check_k(k: usize, candidates: usize) -> Result<()> {
@@ -412,18 +402,17 @@ impl Engine {
             Some(settings) => {
                 let items =
                     VectorIndex::load(dir, files::CF_ITEMS, settings.factors, Metric::InnerProduct, manifest.hnsw)?;
-                let users = read_factors(&dir.join(files::CF_USERS), settings.factors)?;
-                let item_factors = Factors {
-                    data: (0..items.len() as u32).flat_map(|i| items.vector(i).unwrap_or_default().to_vec()).collect(),
+                let user_factors = Factors {
+                    data: read_f32_file(&dir.join(files::CF_USERS), settings.factors)?,
                     dim: settings.factors,
                 };
+                let item_factors = Factors { data: items.vectors().to_vec(), dim: settings.factors };
                 let cold = Arc::new(
-                    (0..items.len() as u32)
-                        .map(|i| items.vector(i).is_some_and(|v| v.iter().all(|&x| x == 0.0)))
-                        .collect(),
+                    item_factors.data.chunks_exact(settings.factors).map(|v| v.iter().all(|&x| x == 0.0)).collect(),
                 );
-                let model = AlsModel { user_factors: users.clone(), item_factors, settings: settings.clone() };
-                Some(Collaborative { items, users, model, cold })
+                let model = AlsModel { user_factors, item_factors, settings: settings.clone() };
+                let gram = cf::item_gramian(&model);
+                Some(Collaborative { items, model, gram, cold })
             }
             None => None,
         };
@@ -562,8 +551,9 @@ impl Engine {
     }
 
     fn user_vector<'a>(&self, cf: &'a Collaborative, user: &UserRecord) -> Result<&'a [f32]> {
-        let start = user.index as usize * cf.users.dim;
-        cf.users.data.get(start..start + cf.users.dim).ok_or_else(|| Error::BadIndex {
+        let users = &cf.model.user_factors;
+        let start = user.index as usize * users.dim;
+        users.data.get(start..start + users.dim).ok_or_else(|| Error::BadIndex {
             path: self.dir.clone(),
             reason: format!("user {} has no factors", user.id),
         })
@@ -573,10 +563,9 @@ impl Engine {
         user.history.iter().map(|i| (i.item, i.weight)).collect()
     }
 
-    fn cf_explanation(&self, cf: &Collaborative, user: &UserRecord, item: u32) -> Option<Explanation> {
-        cf::explanation_tree(&cf.model, &Self::history(user), item, 5, |j| {
-            self.ids.get(j as usize).cloned().unwrap_or_default()
-        })
+    /// The CF explanation tree of `item`, from an explainer built once per request.
+    fn cf_explanation(&self, explainer: &cf::UserExplainer<'_>, item: u32) -> Explanation {
+        explainer.tree(item, 5, |j| self.ids.get(j as usize).cloned().unwrap_or_default())
     }
 
     /// Runs a search.
@@ -682,6 +671,11 @@ impl Engine {
             _ => fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None)).collect::<Result<Vec<_>>>()?,
         };
         if request.explain {
+            let history = user.as_ref().map(Self::history).unwrap_or_default();
+            let explainer = match (&user, &self.cf) {
+                (Some(_), Some(cf)) => cf::UserExplainer::new(&cf.model, &cf.gram, &history),
+                _ => None,
+            };
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
                 if let Some(query) = query {
@@ -689,10 +683,8 @@ impl Engine {
                         hit.explanations.push(Explanation::node("bm25", tree.value, vec![tree]));
                     }
                 }
-                if let (Some(user), Some(cf)) = (&user, &self.cf) {
-                    if let Some(tree) = self.cf_explanation(cf, user, index) {
-                        hit.explanations.push(tree);
-                    }
+                if let Some(explainer) = &explainer {
+                    hit.explanations.push(self.cf_explanation(explainer, index));
                 }
             }
         }
@@ -752,9 +744,11 @@ impl Engine {
         let mut hits =
             fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None)).collect::<Result<Vec<_>>>()?;
         if request.explain {
+            let history = Self::history(&user);
+            let explainer = cf::UserExplainer::new(&cf.model, &cf.gram, &history);
             for (hit, fused) in hits.iter_mut().zip(&fused) {
-                if let Some(tree) = self.cf_explanation(cf, &user, fused.item) {
-                    hit.explanations.push(tree);
+                if let Some(explainer) = &explainer {
+                    hit.explanations.push(self.cf_explanation(explainer, fused.item));
                 }
                 hit.explanations.push(self.content_explanation(&user, fused.item, request.recent));
             }
