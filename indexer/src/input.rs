@@ -20,7 +20,8 @@ pub struct CatalogFormat {
     pub id_column: String,
     /// CSV: the title column.
     pub title_column: String,
-    /// CSV: columns joined (with ". ") into the text; none means no text.
+    /// CSV: columns joined (with ". ") into the text; none means the `text` column if the
+    /// header has one, else no text.
     pub text_columns: Vec<String>,
     /// CSV: columns stored as fields.
     pub field_columns: Vec<String>,
@@ -34,7 +35,7 @@ impl Default for CatalogFormat {
             kind: None,
             id_column: "id".into(),
             title_column: "title".into(),
-            text_columns: vec!["text".into()],
+            text_columns: Vec::new(),
             field_columns: Vec::new(),
             list_separator: None,
         }
@@ -245,8 +246,11 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
     let headers = csv_headers(path, &mut reader)?;
     let id = column(path, &headers, &format.id_column, "--id-column")?;
     let title = column(path, &headers, &format.title_column, "--title-column")?;
-    let texts =
-        format.text_columns.iter().map(|c| column(path, &headers, c, "--text-column")).collect::<Result<Vec<_>>>()?;
+    let texts = if format.text_columns.is_empty() {
+        headers.iter().position(|h| h == "text").into_iter().collect()
+    } else {
+        format.text_columns.iter().map(|c| column(path, &headers, c, "--text-column")).collect::<Result<Vec<_>>>()?
+    };
     let fields = format
         .field_columns
         .iter()
@@ -499,6 +503,16 @@ mod tests {
         );
         let missing = CatalogFormat { id_column: "nope".into(), ..format };
         assert!(read_catalog(&path, &missing).unwrap_err().to_string().contains("no column \"nope\""));
+    }
+
+    #[test]
+    fn a_csv_text_column_is_used_by_default_and_named_columns_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "items.csv", b"id,title,text\na,Alpha,first body\n");
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert_eq!(catalog.items[0].text, "first body");
+        let named = CatalogFormat { text_columns: vec!["body".into()], ..CatalogFormat::default() };
+        assert!(read_catalog(&path, &named).unwrap_err().to_string().contains("no column \"body\""));
     }
 
     #[test]

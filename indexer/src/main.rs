@@ -175,8 +175,6 @@ fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
     let settings = SearchEvalSettings {
         data_dir: args.data,
         split: args.split,
-        index_dir: args.index_dir,
-        embedder,
         configs,
         depth: args.depth,
         candidates: args.candidates,
@@ -313,22 +311,14 @@ struct CatalogArgs {
 
 impl CatalogArgs {
     fn format(&self) -> CatalogFormat {
-        let mut format = CatalogFormat {
+        CatalogFormat {
             kind: self.catalog_format,
             id_column: self.id_column.clone(),
             title_column: self.title_column.clone(),
             text_columns: self.text_column.clone(),
             field_columns: self.field_column.clone(),
             list_separator: self.list_separator.clone(),
-        };
-        // `text` is only the default when the CSV has such a column; JSONL ignores columns.
-        if format.text_columns.is_empty()
-            && is_csv(&self.catalog, self.catalog_format)
-            && csv_has_column(&self.catalog, "text")
-        {
-            format.text_columns = vec!["text".into()];
         }
-        format
     }
 }
 
@@ -446,15 +436,6 @@ impl IndexArgs {
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         })
     }
-}
-
-fn is_csv(path: &std::path::Path, kind: Option<CatalogKind>) -> bool {
-    kind == Some(CatalogKind::Csv)
-        || (kind.is_none() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")))
-}
-
-fn csv_has_column(path: &std::path::Path, name: &str) -> bool {
-    csv::Reader::from_path(path).and_then(|mut r| r.headers().map(|h| h.iter().any(|c| c == name))).unwrap_or(false)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -166,7 +166,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             return Err(e);
         }
     };
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format_version: FORMAT_VERSION,
         generation: building.name.clone(),
         built_at_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -186,7 +186,6 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         },
         stages: Vec::new(),
     };
-    let mut manifest = manifest;
     stages.done("publish");
     manifest.stages = stages.timings;
     let dir = building.publish(&manifest)?;

@@ -19,8 +19,6 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     let eval = SearchEvalSettings {
         data_dir: data,
         split: "test".into(),
-        index_dir,
-        embedder: embedder_settings(),
         configs: names.iter().map(|n| Config::preset(n).unwrap()).collect(),
         depth: 10,
         candidates: 50,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use hyrank_engine::engine::{RerankOptions, SearchRequest, Weights};
 use hyrank_engine::fusion::Fusion;
-use hyrank_engine::{EmbedderSettings, Engine, Mode};
+use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
 
 use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at, Judgments};
@@ -57,10 +57,6 @@ pub struct SearchEvalSettings {
     pub data_dir: PathBuf,
     /// Judgment split.
     pub split: String,
-    /// Index to reuse; if it holds no generation, the corpus is indexed into it first.
-    pub index_dir: PathBuf,
-    /// Model settings.
-    pub embedder: EmbedderSettings,
     /// Configurations to run.
     pub configs: Vec<Config>,
     /// Hits kept per query (the run-file depth; metrics cut at 10 and 100).
