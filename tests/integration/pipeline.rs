@@ -1,8 +1,18 @@
 //! The indexer on good and bad input, and what the engine accepts to open.
 
 use hyrank_engine::{Engine, Error};
+use hyrank_indexer::IndexSettings;
 use hyrank_indexer::{IndexError, OnError};
 use hyrank_tests::{embedder_settings, fixture, fixture_settings};
+
+/// Settings over the bad-input fixtures (three bad catalog rows, one bad interaction row).
+fn bad_input_settings(dir: &tempfile::TempDir, interactions: bool, on_error: OnError) -> IndexSettings {
+    let mut settings = fixture_settings(dir.path().join("index"));
+    settings.catalog = fixture("bad/catalog.jsonl");
+    settings.interactions = interactions.then(|| fixture("bad/interactions.csv"));
+    settings.on_error = on_error;
+    settings
+}
 
 #[test]
 fn fixtures_index_with_every_part_and_counts() {
@@ -36,9 +46,7 @@ fn fixtures_index_with_every_part_and_counts() {
 #[test]
 fn bad_rows_fail_the_run_by_default_and_nothing_is_published() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = fixture_settings(dir.path().join("index"));
-    settings.catalog = fixture("bad/catalog.jsonl");
-    settings.interactions = Some(fixture("bad/interactions.csv"));
+    let settings = bad_input_settings(&dir, true, OnError::Fail);
     let err = hyrank_indexer::build(&settings).unwrap_err();
     let IndexError::BadInput { rejects } = &err else { panic!("expected BadInput, got {err}") };
     let found: Vec<(u64, Option<&str>)> = rejects.iter().map(|r| (r.line, r.field.as_deref())).collect();
@@ -52,10 +60,7 @@ fn bad_rows_fail_the_run_by_default_and_nothing_is_published() {
 #[test]
 fn skip_mode_publishes_the_rest_and_writes_every_reject() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = fixture_settings(dir.path().join("index"));
-    settings.catalog = fixture("bad/catalog.jsonl");
-    settings.interactions = Some(fixture("bad/interactions.csv"));
-    settings.on_error = OnError::Skip;
+    let settings = bad_input_settings(&dir, true, OnError::Skip);
     let summary = hyrank_indexer::build(&settings).unwrap();
     assert_eq!(summary.manifest.counts.items, 5);
     assert_eq!(summary.manifest.counts.rejected_items, 3);
@@ -72,10 +77,7 @@ fn skip_mode_publishes_the_rest_and_writes_every_reject() {
 #[test]
 fn a_generation_built_with_other_weights_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = fixture_settings(dir.path().join("index"));
-    settings.catalog = fixture("bad/catalog.jsonl");
-    settings.interactions = None;
-    settings.on_error = OnError::Skip;
+    let settings = bad_input_settings(&dir, false, OnError::Skip);
     let summary = hyrank_indexer::build(&settings).unwrap();
     let path = summary.dir.join("manifest.json");
     let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -90,10 +92,7 @@ fn a_generation_built_with_other_weights_is_refused() {
 #[test]
 fn a_second_run_publishes_a_new_generation_beside_the_first() {
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = fixture_settings(dir.path().join("index"));
-    settings.catalog = fixture("bad/catalog.jsonl");
-    settings.interactions = None;
-    settings.on_error = OnError::Skip;
+    let settings = bad_input_settings(&dir, false, OnError::Skip);
     let first = hyrank_indexer::build(&settings).unwrap();
     let second = hyrank_indexer::build(&settings).unwrap();
     assert_eq!(first.manifest.generation, "000001");
