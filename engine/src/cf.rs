@@ -17,6 +17,7 @@ use crate::explain::Explanation;
 
 /// ALS hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlsSettings {
     /// Latent factors per user and item.
     pub factors: usize,

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 
 /// How vectors are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Cosine similarity of normalised vectors.
@@ -28,6 +29,7 @@ pub enum Metric {
 
 /// Graph construction and search settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HnswSettings {
     /// Neighbours kept per node and layer (M).
     pub max_connections: usize,

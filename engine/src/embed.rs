@@ -40,6 +40,7 @@ impl EmbedderSettings {
 
 /// Identity of the weights, recorded in every manifest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelIdentity {
     /// Human-readable name, read from the model folder.
     pub name: String,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// One node of an explanation tree: a value, what it is, and what it is made of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explanation {
     /// What this value is.
     pub label: String,
@@ -14,6 +15,7 @@ pub struct Explanation {
     pub value: f64,
     /// The values it was computed from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub children: Vec<Explanation>,
 }
 
@@ -53,6 +55,7 @@ impl Explanation {
 
 /// Which candidate generator produced a score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RetrieverKind {
     /// tantivy BM25 over title and text.
@@ -76,6 +79,7 @@ impl RetrieverKind {
 
 /// What one retriever said about a hit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetrieverScore {
     /// The retriever.
     pub retriever: RetrieverKind,
@@ -89,6 +93,7 @@ pub struct RetrieverScore {
 
 /// The rerank stage's part in a hit's score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RerankScore {
     /// The reranker's name.
     pub reranker: String,
@@ -103,6 +108,7 @@ pub struct RerankScore {
 /// How a hit's final score was composed: `final = Σ retrievers[i].contribution +
 /// rerank.contribution`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreBreakdown {
     /// Fusion method: `rrf`, `linear`, or `single` when one retriever ran.
     pub fusion: String,

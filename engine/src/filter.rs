@@ -15,6 +15,7 @@ use crate::item::FieldValue;
 
 /// A numeric range; absent bounds are open.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Range {
     /// Greater than or equal.
@@ -29,6 +30,7 @@ pub struct Range {
 
 /// One field's condition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Condition {
     /// Equal to this number.

@@ -36,6 +36,7 @@ impl RankedList {
 
 /// How to fuse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fusion {
     /// Reciprocal rank fusion (Cormack et al. 2009).

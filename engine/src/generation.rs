@@ -31,6 +31,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// What a generation holds and how it was built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Manifest {
     /// Layout version; the engine refuses any other.
     pub format_version: u32,
@@ -58,6 +59,7 @@ pub struct Manifest {
 
 /// Counts recorded in the manifest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Counts {
     /// Items indexed.
     pub items: usize,
@@ -75,6 +77,7 @@ pub struct Counts {
 
 /// Input files.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sources {
     /// Catalog path as given.
     pub catalog: String,
@@ -84,6 +87,7 @@ pub struct Sources {
 
 /// Time spent in one indexing stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageTiming {
     /// Stage name.
     pub stage: String,

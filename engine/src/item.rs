@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A catalog item after validation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Item {
     /// The catalog's own id, unique within a generation.
     pub id: String,
@@ -33,6 +34,7 @@ impl Item {
 
 /// A field value: a string, a number, or a list of strings (tags, genres).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum FieldValue {
     /// A number (price, year).

@@ -19,6 +19,7 @@ use crate::item::Item;
 
 /// How the lexical index analyses and weights text.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LexicalSettings {
     /// Multiplier on title matches.
     pub title_boost: f32,

@@ -139,13 +139,15 @@ struct EvalSearchArgs {
     /// Folder for report.json, report.md, run files and per-query scores.
     #[arg(long)]
     out: PathBuf,
-    /// Comma-separated configurations: bm25, dense, hybrid-rrf, hybrid-linear, hybrid-rrf-rerank.
-    #[arg(long, value_delimiter = ',', default_value = "bm25,dense,hybrid-rrf,hybrid-linear")]
+    /// Comma-separated configurations: default, bm25, dense, hybrid-rrf, hybrid-linear,
+    /// hybrid-rrf-rerank; each may take overrides after '+': bm25=W, dense=W (fusion weights),
+    /// k=K (RRF constant), candidates=N, rerank=DEPTH. Example: hybrid-linear+bm25=0.3+dense=0.7
+    #[arg(long, value_delimiter = ',', default_value = "default,bm25,dense,hybrid-rrf,hybrid-linear")]
     configs: Vec<String>,
     /// Hits kept per query.
     #[arg(long, default_value_t = 100)]
     depth: usize,
-    /// Candidates per retriever before fusion.
+    /// Candidates per retriever before fusion (the `default` configuration keeps the engine's).
     #[arg(long, default_value_t = 1000)]
     candidates: usize,
     #[command(flatten)]
@@ -153,14 +155,12 @@ struct EvalSearchArgs {
 }
 
 fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
-    use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings, PRESETS};
+    use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings};
     let embedder = args.model.settings()?;
     let configs = args
         .configs
         .iter()
-        .map(|name| {
-            Config::preset(name).with_context(|| format!("unknown configuration {name:?}; choose from {PRESETS:?}"))
-        })
+        .map(|spec| Config::parse(spec).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if hyrank_engine::generation::current(&args.index_dir).is_err() {
         eprintln!(
@@ -171,7 +171,10 @@ fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         let settings = IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone());
         print!("{}", hyrank_indexer::build(&settings).context("indexing the corpus")?.render());
     }
-    let engine = hyrank_engine::Engine::open(&args.index_dir, &embedder).context("opening the index")?;
+    let mut engine = hyrank_engine::Engine::open(&args.index_dir, &embedder).context("opening the index")?;
+    // Every configuration encodes the same queries: with the cache on, later configurations
+    // would report latencies without query encoding.
+    engine.set_query_cache_entries(0);
     let settings = SearchEvalSettings {
         data_dir: args.data,
         split: args.split,

@@ -70,7 +70,7 @@ async fn an_exact_title_query_returns_that_item_first_in_every_mode() {
 }
 
 #[actix_web::test]
-async fn hybrid_breakdown_shows_both_retrievers_and_linear_fusion_composes() {
+async fn hybrid_breakdown_shows_both_retrievers_and_both_fusions_compose() {
     let (status, body) = post("/v1/search", json!({"query": "waterproof boots for wet rock", "k": 10})).await;
     assert_eq!(status, StatusCode::OK);
     let kinds: HashSet<String> = body["hits"]
@@ -86,6 +86,12 @@ async fn hybrid_breakdown_shows_both_retrievers_and_linear_fusion_composes() {
         })
         .collect();
     assert_eq!(kinds, HashSet::from(["bm25".to_string(), "dense".to_string()]));
+    assert_eq!(body["hits"][0]["breakdown"]["fusion"], "linear", "search fuses linearly by default");
+    assert_breakdowns_compose(&body);
+    let (status, body) =
+        post("/v1/search", json!({"query": "waterproof boots for wet rock", "fusion": {"method": "rrf", "k": 60}}))
+            .await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(body["hits"][0]["breakdown"]["fusion"], "rrf");
     assert_breakdowns_compose(&body);
     let (status, body) = post("/v1/search", json!({"query": "waterproof boots for wet rock", "fusion": {"method": "linear"}, "weights": {"bm25": 0.3, "dense": 0.7}})).await;
@@ -224,7 +230,7 @@ async fn broken_requests_get_the_right_status_and_code() {
 
     let cases = [
         (json!({"query": "tent", "k": 0}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        (json!({"query": "tent", "k": 5000}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "k": 5000}), StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
         (json!({"query": "tent", "mode": "psychic"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": "tent", "kk": 3}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": 42}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
@@ -233,7 +239,12 @@ async fn broken_requests_get_the_right_status_and_code() {
         (json!({"query": "tent", "weights": {"bm25": -1}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"mode": "cf"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": "tent", "user": "nobody"}), StatusCode::NOT_FOUND, "user_not_found"),
-        (json!({"query": "tent", "rerank": {"depth": 100000}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "rerank": {"depth": 100000}}), StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+        (
+            json!({"query": "tent", "rerank": {"depth": 20, "weight": -1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
     ];
     for (request, status, code) in cases {
         let (got, body) = post("/v1/search", request.clone()).await;

@@ -21,20 +21,40 @@ pub struct Config {
     mode: Mode,
     fusion: Fusion,
     weights: Weights,
+    /// Candidates per retriever; `None` takes the evaluation's `candidates`.
+    candidates: Option<usize>,
     rerank: Option<RerankOptions>,
 }
 
 /// The configurations `--configs` accepts.
-pub const PRESETS: [&str; 5] = ["bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-rrf-rerank"];
+pub const PRESETS: [&str; 6] = ["default", "bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-rrf-rerank"];
+
+/// Parameters a configuration may override after `+`.
+pub const PARAMETERS: [&str; 5] = ["bm25", "dense", "k", "candidates", "rerank"];
 
 impl Config {
-    /// A preset by name: `bm25`, `dense`, `hybrid-rrf` (k = 60), `hybrid-linear` (0.5 / 0.5 over
-    /// min-max-normalised scores), `hybrid-rrf-rerank` (the late-interaction reranker over the
-    /// top 20).
+    /// A preset by name: `default` (exactly what a search request with no options gets, its
+    /// candidate depth included), `bm25`, `dense`, `hybrid-rrf` (k = 60), `hybrid-linear`
+    /// (0.5 / 0.5 over min-max-normalised scores), `hybrid-rrf-rerank` (the late-interaction
+    /// reranker over the top 20).
     pub fn preset(name: &str) -> Option<Config> {
-        let config = |mode, fusion, weights, rerank| Config { name: name.to_string(), mode, fusion, weights, rerank };
+        let config = |mode, fusion, weights, rerank| Config {
+            name: name.to_string(),
+            mode,
+            fusion,
+            weights,
+            candidates: None,
+            rerank,
+        };
         let half = Weights { bm25: Some(0.5), dense: Some(0.5), cf: None };
         Some(match name {
+            "default" => {
+                let request = SearchRequest::new("");
+                Config {
+                    candidates: Some(request.candidates),
+                    ..config(request.mode, request.fusion, request.weights, request.rerank)
+                }
+            }
             "bm25" => config(Mode::Bm25, Fusion::default(), Weights::default(), None),
             "dense" => config(Mode::Dense, Fusion::default(), Weights::default(), None),
             "hybrid-rrf" => config(Mode::Hybrid, Fusion::Rrf { k: 60.0 }, Weights::default(), None),
@@ -47,6 +67,45 @@ impl Config {
             ),
             _ => return None,
         })
+    }
+
+    /// A preset with overrides, e.g. `hybrid-linear+bm25=0.3+dense=0.7+candidates=200` or
+    /// `hybrid-rrf+k=20`: fusion weights (`bm25`, `dense`), the RRF constant (`k`), candidates
+    /// per retriever (`candidates`) and a rerank depth (`rerank`). The whole spec is the name.
+    pub fn parse(spec: &str) -> std::result::Result<Config, String> {
+        let mut parts = spec.split('+');
+        let preset = parts.next().unwrap_or_default();
+        let mut config = Config::preset(preset)
+            .ok_or_else(|| format!("unknown configuration {preset:?}; choose from {PRESETS:?}"))?;
+        config.name = spec.to_string();
+        for part in parts {
+            let (key, value) =
+                part.split_once('=').ok_or_else(|| format!("{spec:?}: expected key=value after '+', got {part:?}"))?;
+            let number: f64 = value
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("{spec:?}: {key} must be a non-negative number, got {value:?}"))?;
+            let count = || {
+                value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{spec:?}: {key} must be a positive whole number, got {value:?}"))
+            };
+            match key {
+                "bm25" => config.weights.bm25 = Some(number),
+                "dense" => config.weights.dense = Some(number),
+                "k" => match &mut config.fusion {
+                    Fusion::Rrf { k } => *k = number,
+                    Fusion::Linear => return Err(format!("{spec:?}: k applies to RRF fusion only")),
+                },
+                "candidates" => config.candidates = Some(count()?),
+                "rerank" => config.rerank = Some(RerankOptions { depth: count()?, weight: 1.0 }),
+                _ => return Err(format!("{spec:?}: unknown parameter {key:?}; choose from {PARAMETERS:?}")),
+            }
+        }
+        Ok(config)
     }
 }
 
@@ -183,7 +242,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 mode: config.mode,
                 fusion: config.fusion.clone(),
                 weights: config.weights.clone(),
-                candidates: settings.candidates.max(settings.depth),
+                candidates: config.candidates.unwrap_or(settings.candidates).max(settings.depth),
                 rerank: config.rerank.clone(),
                 ..SearchRequest::new(queries[query_id].clone())
             };
@@ -255,5 +314,48 @@ impl SearchReport {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_to_the_preset_and_name_the_config() {
+        let config = Config::parse("hybrid-linear+bm25=0.3+dense=0.7+candidates=200").unwrap();
+        assert_eq!(config.name, "hybrid-linear+bm25=0.3+dense=0.7+candidates=200");
+        assert_eq!(config.fusion, Fusion::Linear);
+        assert_eq!((config.weights.bm25, config.weights.dense), (Some(0.3), Some(0.7)));
+        assert_eq!(config.candidates, Some(200));
+        let rrf = Config::parse("hybrid-rrf+k=20+rerank=50").unwrap();
+        assert_eq!(rrf.fusion, Fusion::Rrf { k: 20.0 });
+        assert_eq!(rrf.rerank.map(|r| r.depth), Some(50));
+    }
+
+    #[test]
+    fn the_default_preset_is_what_a_bare_request_gets() {
+        let config = Config::parse("default").unwrap();
+        let request = SearchRequest::new("q");
+        assert_eq!(
+            (config.mode, &config.fusion, config.candidates),
+            (request.mode, &request.fusion, Some(request.candidates))
+        );
+        assert_eq!((config.weights.bm25, config.weights.dense), (request.weights.bm25, request.weights.dense));
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (spec, expected) in [
+            ("hybrid", "unknown configuration \"hybrid\""),
+            ("hybrid-linear+k=20", "k applies to RRF fusion only"),
+            ("bm25+depth=3", "unknown parameter \"depth\""),
+            ("hybrid-linear+bm25", "expected key=value"),
+            ("hybrid-linear+bm25=-1", "non-negative number"),
+            ("hybrid-rrf+candidates=0", "positive whole number"),
+        ] {
+            let error = Config::parse(spec).unwrap_err();
+            assert!(error.contains(expected), "{spec}: {error}");
+        }
     }
 }

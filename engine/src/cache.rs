@@ -1,0 +1,132 @@
+//! A bounded LRU cache that counts its hits, for query embeddings (here) and whole responses
+//! (in the API). Each engine owns its own query cache, so a generation swap drops it.
+
+use std::hash::Hash;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use lru::LruCache;
+
+/// Hit and miss counts since the cache was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that had to compute.
+    pub misses: u64,
+}
+
+/// An LRU cache of at most `capacity` entries; capacity 0 disables it (every lookup misses and
+/// nothing is stored, so the counts still tell the truth).
+pub struct Cache<K: Hash + Eq, V: Clone> {
+    entries: Option<Mutex<LruCache<K, V>>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl<K: Hash + Eq, V: Clone> Cache<K, V> {
+    /// A cache holding at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Cache {
+            entries: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached value for `key`, counting a hit or a miss.
+    pub fn get(&self, key: &K) -> Option<V> {
+        let found = self.entries.as_ref().and_then(|e| lock(e).get(key).cloned());
+        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Stores `value` under `key`, evicting the least recently used entry when full.
+    pub fn put(&self, key: K, value: V) {
+        if let Some(entries) = &self.entries {
+            lock(entries).put(key, value);
+        }
+    }
+
+    /// The cached value, or `compute`'s result stored and returned. Errors are not cached.
+    pub fn get_or_try<E>(&self, key: K, compute: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let value = compute()?;
+        self.put(key, value.clone());
+        Ok(value)
+    }
+
+    /// Drops every entry (the counts stay).
+    pub fn clear(&self) {
+        if let Some(entries) = &self.entries {
+            lock(entries).clear();
+        }
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.entries.as_ref().map_or(0, |e| lock(e).len())
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats { hits: self.hits.load(Ordering::Relaxed), misses: self.misses.load(Ordering::Relaxed) }
+    }
+}
+
+/// A poisoned cache lock only means another request panicked mid-update of an LRU list, which
+/// leaves it consistent; keep serving.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_the_least_recently_used_and_counts() {
+        let cache = Cache::new(2);
+        cache.put("a", 1);
+        cache.put("b", 2);
+        assert_eq!(cache.get(&"a"), Some(1)); // a is now the most recent
+        cache.put("c", 3); // evicts b
+        assert_eq!(cache.get(&"b"), None);
+        assert_eq!(cache.get(&"c"), Some(3));
+        assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 1 });
+        cache.clear();
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn capacity_zero_stores_nothing_and_counts_misses() {
+        let cache = Cache::new(0);
+        let mut calls = 0;
+        for _ in 0..3 {
+            let v: Result<i32, ()> = cache.get_or_try("q", || {
+                calls += 1;
+                Ok(7)
+            });
+            assert_eq!(v, Ok(7));
+        }
+        assert_eq!(calls, 3);
+        assert_eq!(cache.stats(), CacheStats { hits: 0, misses: 3 });
+    }
+
+    #[test]
+    fn errors_are_not_cached() {
+        let cache = Cache::new(4);
+        assert_eq!(cache.get_or_try("q", || Err::<i32, &str>("boom")), Err("boom"));
+        assert_eq!(cache.get_or_try("q", || Ok::<i32, &str>(1)), Ok(1));
+        assert_eq!(cache.get(&"q"), Some(1));
+    }
+}
