@@ -17,15 +17,20 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+/// A stable code for programs and a message for people.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// snake_case, stable across releases (e.g. `invalid_request`, `limit_exceeded`, `overloaded`).
+    pub code: String,
+    /// What to fix, naming the field.
+    pub message: String,
 }
 
 impl ApiError {
@@ -47,7 +52,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body { error: Inner { code: self.code, message: &self.message } })
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+        }
+        response.json(ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone() } })
     }
 }
 

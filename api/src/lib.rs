@@ -1,40 +1,120 @@
 //! hyrank's HTTP API. [`configure`] mounts every route on an actix `App`, so that the binary and
 //! the tests serve exactly the same application.
+//!
+//! Modules in the order a request meets them: [`settings`] (what the server was started with),
+//! `middleware` (request id, access log, metrics, API keys), `routes` (bounds, the response
+//! cache, the engine on the blocking pool), [`error`] (the JSON error body), [`metrics`],
+//! [`reload`] (generation swaps), [`openapi`] and the analyst page (`ui`).
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod metrics;
+mod middleware;
+pub mod openapi;
+pub mod reload;
 mod routes;
+pub mod settings;
+mod ui;
 
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
+use actix_web::web::Bytes;
+use hyrank_engine::cache::Cache;
 use hyrank_engine::Engine;
 
 pub use error::ApiError;
+pub use settings::{Limits, ServiceSettings};
 
-/// Largest accepted request body.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Shared state: the serving generation. Handlers take a clone of the `Arc` per request, so a
-/// later generation swap never disturbs requests already running.
+/// Shared state. Handlers take a clone of the serving engine's `Arc` per request, so a swap never
+/// disturbs requests already running, and the old generation is released when its last request
+/// finishes.
 #[derive(Clone)]
 pub struct AppState {
-    engine: Arc<RwLock<Arc<Engine>>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: RwLock<Serving>,
+    /// Where new generations are published; `None` disables reloading (tests on a fixed engine).
+    index_dir: Option<PathBuf>,
+    settings: ServiceSettings,
+    /// Serialized responses keyed by route, generation and normalized request.
+    responses: Cache<String, Bytes>,
+    metrics: metrics::Metrics,
+    inflight: AtomicUsize,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+}
+
+struct Serving {
+    engine: Arc<Engine>,
+    since: SystemTime,
 }
 
 impl AppState {
-    /// Serves this engine.
+    /// Serves this engine with default settings and no reloading.
     pub fn new(engine: Engine) -> Self {
-        AppState { engine: Arc::new(RwLock::new(Arc::new(engine))) }
+        Self::from_arc(Arc::new(engine))
     }
 
     /// Serves an engine that is already shared (tests share one across apps).
     pub fn from_arc(engine: Arc<Engine>) -> Self {
-        AppState { engine: Arc::new(RwLock::new(engine)) }
+        Self::with_settings(engine, None, ServiceSettings::default())
+    }
+
+    /// Serves `engine`, reloading from `index_dir` when asked (admin route or watcher).
+    pub fn with_settings(engine: Arc<Engine>, index_dir: Option<PathBuf>, settings: ServiceSettings) -> Self {
+        let metrics = metrics::Metrics::new();
+        metrics.set_generation(&engine.manifest().generation);
+        AppState {
+            inner: Arc::new(Inner {
+                engine: RwLock::new(Serving { engine, since: SystemTime::now() }),
+                index_dir,
+                responses: Cache::new(settings.response_cache_entries),
+                settings,
+                metrics,
+                inflight: AtomicUsize::new(0),
+                reloading: Mutex::new(()),
+            }),
+        }
     }
 
     /// The engine serving now.
     pub fn engine(&self) -> Arc<Engine> {
-        Arc::clone(&self.engine.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        Arc::clone(&self.serving().engine)
+    }
+
+    fn serving(&self) -> std::sync::RwLockReadGuard<'_, Serving> {
+        self.inner.engine.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// When the serving generation was swapped in.
+    pub fn serving_since(&self) -> SystemTime {
+        self.serving().since
+    }
+
+    /// The settings the service runs with.
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.inner.settings
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// The metrics as Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        self.inner.metrics.queue_depth.set(self.inner.inflight.load(Ordering::Relaxed) as i64);
+        self.inner.metrics.render(self.engine().query_cache_stats(), self.inner.responses.stats())
+    }
+
+    /// Engine calls queued or running now.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.inflight.load(Ordering::Relaxed)
     }
 }
 

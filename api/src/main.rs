@@ -1,49 +1,46 @@
-//! `hyrank-serve`: serves the current generation of an index over HTTP.
+//! `hyrank-serve`: serves the current generation of an index over HTTP, and swaps in newly
+//! published generations without downtime.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use clap::Parser;
-use hyrank_api::{configure, AppState};
-use hyrank_engine::{DeviceChoice, EmbedderSettings, Engine};
+use hyrank_api::settings::{ServerSettings, SettingsLayer};
+use hyrank_api::{configure, reload, AppState};
+use hyrank_engine::{EmbedderSettings, Engine};
 
-/// Serves hyrank's search, recommendation and explanation API.
-#[derive(Parser)]
-#[command(version, about)]
-struct Settings {
-    /// Index root written by `hyrank index`; its CURRENT generation is served.
-    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
-    index_dir: PathBuf,
-    /// Model folder; must hold the weights the index was built with.
-    #[arg(long, env = "HYRANK_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
-    model_dir: PathBuf,
-    /// Device for query encoding and reranking: auto, cpu, cuda or cuda:N.
-    #[arg(long, env = "HYRANK_DEVICE", default_value = "auto")]
-    device: String,
-    /// Address to listen on. Loopback by default: expose it deliberately.
-    #[arg(long, env = "HYRANK_BIND", default_value = "127.0.0.1:8080")]
-    bind: String,
-    /// HTTP worker threads (model work runs on a separate blocking pool).
-    #[arg(long, env = "HYRANK_WORKERS", default_value_t = 2)]
-    workers: usize,
-}
-
-fn run(settings: Settings) -> anyhow::Result<()> {
-    let device: DeviceChoice = settings.device.parse().context("--device")?;
-    anyhow::ensure!(settings.workers > 0, "--workers must be at least 1");
+fn run(cli: SettingsLayer) -> anyhow::Result<()> {
+    if cli.print_openapi {
+        print!("{}", hyrank_api::openapi::json());
+        return Ok(());
+    }
+    let settings = ServerSettings::resolve(cli)?;
     // max_tokens is taken from the generation's manifest when the engine opens.
-    let embedder = EmbedderSettings { device, ..EmbedderSettings::new(settings.model_dir.clone()) };
-    let engine = Engine::open(&settings.index_dir, &embedder)
+    let embedder = EmbedderSettings { device: settings.device, ..EmbedderSettings::new(settings.model_dir.clone()) };
+    let mut engine = Engine::open(&settings.index_dir, &embedder)
         .with_context(|| format!("opening the index at {}", settings.index_dir.display()))?;
-    let state = AppState::new(engine);
-    let bind = settings.bind.clone();
-    eprintln!("hyrank-serve: serving {} on http://{bind}", settings.index_dir.display());
+    engine.set_query_cache_entries(settings.query_cache_entries);
+    let state = AppState::with_settings(Arc::new(engine), Some(settings.index_dir.clone()), settings.service.clone());
+    if settings.watch_secs > 0 {
+        reload::spawn_watcher(state.clone(), Duration::from_secs(settings.watch_secs))
+            .context("starting the generation watcher")?;
+    }
+    let bind = settings.bind;
+    tracing::info!(
+        index = %settings.index_dir.display(),
+        generation = %state.engine().manifest().generation,
+        search_key = settings.service.search_key.is_some(),
+        admin_key = settings.service.admin_key.is_some(),
+        watch_secs = settings.watch_secs,
+        "serving on http://{bind} (analyst page /ui, API docs /docs/)"
+    );
     actix_web::rt::System::new().block_on(async move {
         HttpServer::new(move || App::new().configure(configure(state.clone())))
             .workers(settings.workers)
-            .bind(&bind)
+            .bind(bind)
             .with_context(|| format!("binding {bind}"))?
             .run()
             .await
@@ -58,7 +55,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Settings::parse()) {
+    match run(SettingsLayer::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

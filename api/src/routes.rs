@@ -1,36 +1,91 @@
-//! Route handlers. Engine calls run on actix's blocking pool (`web::block`): model inference and
-//! index reads never hold an HTTP worker.
+//! Route handlers. Requests are checked against the configured bounds, answered from the
+//! response cache when possible, and otherwise run on actix's blocking pool (`web::block`):
+//! model inference and index reads never hold an HTTP worker. The number of engine calls queued
+//! or running is bounded; beyond it a request is refused with 503 rather than left to pile up.
 
+use std::sync::atomic::Ordering;
+use std::time::UNIX_EPOCH;
+
+use actix_web::http::header::{self, ContentType};
 use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 use hyrank_engine::engine::{RecommendRequest, SearchRequest, SimilarRequest, Weights};
 use hyrank_engine::fusion::Fusion;
+use hyrank_engine::generation::Manifest;
 use hyrank_engine::{Engine, Results};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::{json_error, query_error, ApiError};
-use crate::{AppState, MAX_BODY_BYTES};
+use crate::error::{json_error, query_error, ApiError, ErrorBody};
+use crate::middleware::{observe, require, Access};
+use crate::reload::{ReloadError, ReloadOutcome};
+use crate::AppState;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
+    let max_body = state.settings().limits.max_body_bytes;
     cfg.app_data(web::Data::new(state))
-        .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(json_error))
+        .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
-        .route("/healthz", web::get().to(healthz))
         .service(
-            web::scope("/v1")
-                .route("/search", web::post().to(search))
-                .route("/recommend", web::post().to(recommend))
-                .route("/items/{id}", web::get().to(item))
-                .route("/items/{id}/similar", web::get().to(similar)),
-        )
-        .default_service(web::to(not_found));
+            web::scope("")
+                .wrap(from_fn(observe))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics))
+                .route("/docs", web::get().to(|| async { web::Redirect::to("/docs/") }))
+                .service(crate::openapi::swagger_ui())
+                .route("/ui", web::get().to(crate::ui::page))
+                .service(
+                    web::scope("/v1")
+                        .wrap(from_fn(|req, next| require(Access::Search, req, next)))
+                        .route("/search", web::post().to(search))
+                        .route("/recommend", web::post().to(recommend))
+                        .route("/items/{id}", web::get().to(item))
+                        .route("/items/{id}/similar", web::get().to(similar))
+                        .route("/index", web::get().to(index))
+                        .default_service(web::to(not_found)),
+                )
+                .service(
+                    web::scope("/admin")
+                        .wrap(from_fn(|req, next| require(Access::Admin, req, next)))
+                        .route("/reload", web::post().to(reload))
+                        .default_service(web::to(not_found)),
+                )
+                .default_service(web::to(not_found)),
+        );
 }
 
-/// Runs engine work off the HTTP workers.
+/// Decrements the queue count when an engine call ends, however it ends.
+struct QueueSlot<'a>(&'a AppState);
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.inner.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn overloaded(state: &AppState) -> ApiError {
+    state.metrics().rejected.inc();
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        format!("{} engine calls are already queued or running; retry shortly", state.settings().limits.max_inflight),
+    )
+}
+
+/// Runs engine work off the HTTP workers, within the queue bound.
 async fn blocking<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&Engine) -> hyrank_engine::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let limit = state.settings().limits.max_inflight;
+    if state.inner.inflight.fetch_add(1, Ordering::Relaxed) >= limit {
+        state.inner.inflight.fetch_sub(1, Ordering::Relaxed);
+        return Err(overloaded(state));
+    }
+    let _slot = QueueSlot(state);
     let engine = state.engine();
     web::block(move || work(&engine))
         .await
@@ -38,49 +93,197 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+fn limit_exceeded(field: &str, message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", format!("{field}: {message}"))
+}
+
+/// Checks the server's bounds (tighter than the engine's own) and normalizes the query's
+/// whitespace, which neither retriever distinguishes, so equal requests share a cache entry.
+fn bound(
+    state: &AppState,
+    k: usize,
+    candidates: usize,
+    query: &mut Option<String>,
+    rerank_depth: Option<usize>,
+) -> Result<(), ApiError> {
+    let limits = &state.settings().limits;
+    if k > limits.max_k {
+        return Err(limit_exceeded("k", format!("at most {} on this server, got {k}", limits.max_k)));
+    }
+    if candidates > limits.max_candidates {
+        return Err(limit_exceeded(
+            "candidates",
+            format!("at most {} on this server, got {candidates}", limits.max_candidates),
+        ));
+    }
+    if let Some(text) = query {
+        let chars = text.chars().count();
+        if chars > limits.max_query_chars {
+            return Err(limit_exceeded(
+                "query",
+                format!("at most {} characters on this server, got {chars}", limits.max_query_chars),
+            ));
+        }
+        *text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    if let Some(depth) = rerank_depth.filter(|d| *d > limits.max_rerank_depth) {
+        return Err(limit_exceeded(
+            "rerank.depth",
+            format!("at most {} on this server, got {depth}", limits.max_rerank_depth),
+        ));
+    }
+    Ok(())
+}
+
+/// Answers from the response cache, or runs `work`, records its stage timings and caches the
+/// serialized response. The key names the route and the serving generation.
+async fn cached<R: Serialize + Send + 'static>(
+    state: &AppState,
+    route: &str,
+    request: &R,
+    work: impl FnOnce(&Engine, &R) -> hyrank_engine::Result<Results> + Send + 'static,
+) -> Result<HttpResponse, ApiError>
+where
+    R: Clone,
+{
+    let generation = state.engine().manifest().generation.clone();
+    let canonical = serde_json::to_string(request).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the request: {e}"))
+    })?;
+    let key = format!("{route}\n{generation}\n{canonical}");
+    if let Some(body) = state.inner.responses.get(&key) {
+        return Ok(json_response(body, "hit"));
+    }
+    let request = request.clone();
+    let results = blocking(state, move |engine| work(engine, &request)).await?;
+    state.metrics().observe_stages(&results.timings);
+    let body = Bytes::from(serde_json::to_vec(&results).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the response: {e}"))
+    })?);
+    // Only cache what the generation in the key produced: a swap mid-request would otherwise
+    // file the new generation's answer under the old key (harmless, but misleading).
+    if results.generation == generation {
+        state.inner.responses.put(key, body.clone());
+    }
+    Ok(json_response(body, "miss"))
+}
+
+fn json_response(body: Bytes, cache: &'static str) -> HttpResponse {
+    HttpResponse::Ok().content_type(ContentType::json()).insert_header(("x-cache", cache)).body(body)
+}
+
+/// Liveness: the process is up and serving a generation.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    status: &'static str,
+    generation: String,
+    items: usize,
+}
+
+/// Liveness: the process answers. Never touches the model.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let engine = state.engine();
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ok",
-        "generation": engine.manifest().generation,
-        "items": engine.manifest().counts.items,
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        generation: engine.manifest().generation.clone(),
+        items: engine.manifest().counts.items,
+    })
+}
+
+/// Readiness: a generation is loaded and the model encodes a query (through the engine queue,
+/// so a saturated server reports not ready).
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = Health), (status = 503, body = ErrorBody, description = "model failing or queue full")
+))]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let generation = blocking(&state, |engine| {
+        engine.embedder().embed("readiness probe")?;
+        Ok(engine.manifest().clone())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message))?;
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ready",
+        generation: generation.generation,
+        items: generation.counts.items,
     }))
 }
 
-async fn search(state: web::Data<AppState>, body: web::Json<SearchRequest>) -> Result<web::Json<Results>, ApiError> {
-    let request = body.into_inner();
-    Ok(web::Json(blocking(&state, move |engine| engine.search(&request)).await?))
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.render_metrics())
 }
 
-async fn recommend(
+/// Hybrid, lexical, dense or personalized search; every hit carries its score breakdown.
+#[utoipa::path(post, path = "/v1/search", tag = "search", request_body = SearchRequest,
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, body = Results, headers(("x-cache" = String, description = "hit or miss"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn search(
+    state: web::Data<AppState>,
+    body: web::Json<SearchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut request = body.into_inner();
+    bound(&state, request.k, request.candidates, &mut request.query, request.rerank.as_ref().map(|r| r.depth))?;
+    cached(&state, "search", &request, |engine, request| engine.search(request)).await
+}
+
+/// Recommendations for a user: collaborative filtering, content, or both; `explain` adds the
+/// history items that drove each one.
+#[utoipa::path(post, path = "/v1/recommend", tag = "recommend", request_body = RecommendRequest,
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn recommend(
     state: web::Data<AppState>,
     body: web::Json<RecommendRequest>,
-) -> Result<web::Json<Results>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
-    Ok(web::Json(blocking(&state, move |engine| engine.recommend(&request)).await?))
+    bound(&state, request.k, request.candidates, &mut None, None)?;
+    cached(&state, "recommend", &request, |engine, request| engine.recommend(request)).await
 }
 
-async fn item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// One item as stored.
+#[utoipa::path(get, path = "/v1/items/{id}", tag = "items", params(("id" = String, Path, description = "item id")),
+    security((), ("api_key" = [])),
+    responses((status = 200, body = hyrank_engine::Item), (status = 404, body = ErrorBody)))]
+pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let item = blocking(&state, move |engine| engine.item(&id)).await?;
     Ok(HttpResponse::Ok().json(item))
 }
 
 /// Query parameters of `GET /v1/items/{id}/similar`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct SimilarParams {
+pub(crate) struct SimilarParams {
+    /// Hits to return (default 10).
     k: Option<usize>,
+    /// Candidates per retriever (default 100).
     candidates: Option<usize>,
     /// `rrf` (default) or `linear`.
     fusion: Option<String>,
 }
 
-async fn similar(
+/// Items like this one, by content and (when the index has interactions) behaviour.
+#[utoipa::path(get, path = "/v1/items/{id}/similar", tag = "items",
+    params(("id" = String, Path, description = "item id"), SimilarParams),
+    security((), ("api_key" = [])),
+    responses((status = 200, body = Results), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub(crate) async fn similar(
     state: web::Data<AppState>,
     id: web::Path<String>,
     params: web::Query<SimilarParams>,
-) -> Result<web::Json<Results>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
     let fusion = match params.fusion.as_deref() {
         None | Some("rrf") => Fusion::default(),
@@ -101,10 +304,56 @@ async fn similar(
         weights: Weights::default(),
         candidates: params.candidates.unwrap_or(100),
     };
-    Ok(web::Json(blocking(&state, move |engine| engine.similar(&request)).await?))
+    bound(&state, request.k, request.candidates, &mut None, None)?;
+    cached(&state, "similar", &request, |engine, request| engine.similar(request)).await
+}
+
+/// The serving generation.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct IndexInfo {
+    /// The generation's manifest: counts, model, settings, sources, build stages.
+    #[schema(value_type = Object)]
+    manifest: Manifest,
+    /// Its folder on the server.
+    directory: String,
+    /// When it was swapped in (seconds since the Unix epoch).
+    serving_since_unix: u64,
+    /// Engine calls queued or running now.
+    queue_depth: usize,
+}
+
+/// Describes the serving generation: manifest (counts, model, build time), folder, since when.
+#[utoipa::path(get, path = "/v1/index", tag = "index", security((), ("api_key" = [])),
+    responses((status = 200, body = IndexInfo), (status = 401, body = ErrorBody)))]
+pub(crate) async fn index(state: web::Data<AppState>) -> HttpResponse {
+    let engine = state.engine();
+    HttpResponse::Ok().json(IndexInfo {
+        manifest: engine.manifest().clone(),
+        directory: engine.dir().display().to_string(),
+        serving_since_unix: state.serving_since().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        queue_depth: state.queue_depth(),
+    })
+}
+
+/// Opens the generation the index's CURRENT pointer names and swaps it in if it is new. In-flight
+/// requests finish on the old one. A generation that fails to open is refused (409) and the
+/// serving one kept.
+#[utoipa::path(post, path = "/admin/reload", tag = "admin", security(("admin_key" = [])),
+    responses((status = 200, body = ReloadOutcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the new generation was refused; the old one still serves")))]
+pub(crate) async fn reload(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let state = state.get_ref().clone();
+    let outcome = web::block(move || state.reload())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()))?
+        .map_err(|e| match e {
+            ReloadError::Disabled => ApiError::new(StatusCode::CONFLICT, "reload_disabled", e.to_string()),
+            ReloadError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "generation_refused", e.to_string()),
+        })?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(outcome))
 }
 
 async fn not_found() -> HttpResponse {
     use actix_web::ResponseError;
-    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route; see README.md for the API").error_response()
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route; see /openapi.json").error_response()
 }

@@ -4,6 +4,7 @@ mod api;
 mod embedding;
 mod eval;
 mod pipeline;
+mod service;
 
 use std::sync::OnceLock;
 

@@ -1,0 +1,194 @@
+//! Prometheus metrics: requests and latency per route template and status, the engine's stage
+//! latencies, the engine queue, cache lookups and the serving generation.
+
+use std::sync::Mutex;
+
+use hyrank_engine::cache::CacheStats;
+use hyrank_engine::engine::Timings;
+use prometheus::{
+    register_histogram_vec_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    register_int_gauge_vec_with_registry, register_int_gauge_with_registry, Encoder, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
+};
+
+/// Latency buckets in seconds: 0.5 ms to 10 s.
+const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Every metric the service exports, in one registry.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_seconds: HistogramVec,
+    stage_seconds: HistogramVec,
+    /// Engine calls queued or running now.
+    pub queue_depth: IntGauge,
+    /// Engine calls refused because the queue was full.
+    pub rejected: IntCounter,
+    cache_lookups: IntCounterVec,
+    /// What each cache had reported when last exported, to turn totals into counter increments.
+    cache_reported: Mutex<[(&'static str, CacheStats); 2]>,
+    generation: IntGaugeVec,
+    /// Generation swaps and refusals.
+    pub reloads: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        // Registration only fails on a duplicate name in this registry, which would be a bug here.
+        let expect = "metric names are unique";
+        let requests = register_int_counter_vec_with_registry!(
+            "hyrank_http_requests_total",
+            "HTTP requests by method, route template and status.",
+            &["method", "route", "status"],
+            registry
+        )
+        .expect(expect);
+        let request_seconds = register_histogram_vec_with_registry!(
+            "hyrank_http_request_duration_seconds",
+            "HTTP request latency by method, route template and status.",
+            &["method", "route", "status"],
+            BUCKETS.to_vec(),
+            registry
+        )
+        .expect(expect);
+        let stage_seconds = register_histogram_vec_with_registry!(
+            "hyrank_stage_duration_seconds",
+            "Engine stage latency: query embedding, each retriever, fusion, rerank, and the whole engine call.",
+            &["stage"],
+            BUCKETS.to_vec(),
+            registry
+        )
+        .expect(expect);
+        let queue_depth = register_int_gauge_with_registry!(
+            "hyrank_engine_queue_depth",
+            "Engine calls queued for or running on the model pool.",
+            registry
+        )
+        .expect(expect);
+        let rejected = register_int_counter_with_registry!(
+            "hyrank_engine_rejected_total",
+            "Requests refused with 503 because the engine queue was full.",
+            registry
+        )
+        .expect(expect);
+        let cache_lookups = register_int_counter_vec_with_registry!(
+            "hyrank_cache_lookups_total",
+            "Cache lookups by cache (query_embedding, response) and result (hit, miss).",
+            &["cache", "result"],
+            registry
+        )
+        .expect(expect);
+        let generation = register_int_gauge_vec_with_registry!(
+            "hyrank_serving_generation",
+            "1 for the generation being served (label), by its number.",
+            &["generation"],
+            registry
+        )
+        .expect(expect);
+        let reloads = register_int_counter_vec_with_registry!(
+            "hyrank_generation_reloads_total",
+            "Generation reload attempts by outcome (swapped, unchanged, refused).",
+            &["outcome"],
+            registry
+        )
+        .expect(expect);
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            stage_seconds,
+            queue_depth,
+            rejected,
+            cache_lookups,
+            cache_reported: Mutex::new([
+                ("query_embedding", CacheStats::default()),
+                ("response", CacheStats::default()),
+            ]),
+            generation,
+            reloads,
+        }
+    }
+
+    /// Counts one finished request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.requests.with_label_values(&labels).inc();
+        self.request_seconds.with_label_values(&labels).observe(seconds);
+    }
+
+    /// Records where an engine call spent its time.
+    pub fn observe_stages(&self, timings: &Timings) {
+        let seconds = |ms: f64| ms / 1000.0;
+        if timings.embed_ms > 0.0 {
+            self.stage_seconds.with_label_values(&["embed"]).observe(seconds(timings.embed_ms));
+        }
+        for (retriever, ms) in &timings.retrieve_ms {
+            self.stage_seconds.with_label_values(&[retriever.as_str()]).observe(seconds(*ms));
+        }
+        self.stage_seconds.with_label_values(&["fusion"]).observe(seconds(timings.fusion_ms));
+        if timings.rerank_ms > 0.0 {
+            self.stage_seconds.with_label_values(&["rerank"]).observe(seconds(timings.rerank_ms));
+        }
+        self.stage_seconds.with_label_values(&["engine_total"]).observe(seconds(timings.total_ms));
+    }
+
+    /// Marks `generation` as the one serving.
+    pub fn set_generation(&self, generation: &str) {
+        self.generation.reset();
+        self.generation.with_label_values(&[generation]).set(1);
+    }
+
+    /// The registry as Prometheus text, after bringing the cache counters up to date.
+    pub fn render(&self, query_cache: CacheStats, response_cache: CacheStats) -> String {
+        {
+            let mut reported = self.cache_reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ((name, last), now) in reported.iter_mut().zip([query_cache, response_cache]) {
+                // Totals only grow (the caches live as long as the server), so the deltas are
+                // non-negative; saturating keeps a counter from ever going backwards.
+                self.cache_lookups.with_label_values(&[name, "hit"]).inc_by(now.hits.saturating_sub(last.hits));
+                self.cache_lookups.with_label_values(&[name, "miss"]).inc_by(now.misses.saturating_sub(last.misses));
+                *last = now;
+            }
+        }
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for text.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_requests_stages_caches_and_generation() {
+        let metrics = Metrics::new();
+        metrics.observe_request("POST", "/v1/search", 200, 0.012);
+        let mut timings = Timings { embed_ms: 5.0, fusion_ms: 0.1, total_ms: 7.0, ..Timings::default() };
+        timings.retrieve_ms.insert("bm25".into(), 0.5);
+        metrics.observe_stages(&timings);
+        metrics.set_generation("000001");
+        metrics.set_generation("000002");
+        metrics.render(CacheStats { hits: 2, misses: 3 }, CacheStats::default());
+        let text = metrics.render(CacheStats { hits: 5, misses: 3 }, CacheStats { hits: 0, misses: 1 });
+        assert!(
+            text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"hyrank_stage_duration_seconds_count{stage="bm25"} 1"#), "{text}");
+        assert!(text.contains(r#"hyrank_cache_lookups_total{cache="query_embedding",result="hit"} 5"#), "{text}");
+        assert!(text.contains(r#"hyrank_cache_lookups_total{cache="response",result="miss"} 1"#), "{text}");
+        assert!(text.contains(r#"hyrank_serving_generation{generation="000002"} 1"#), "{text}");
+        assert!(!text.contains(r#"generation="000001""#), "{text}");
+    }
+}

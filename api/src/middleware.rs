@@ -1,0 +1,173 @@
+//! What wraps every request: a request id, one access-log line, the request metrics, and the API
+//! key checks on /v1 and /admin.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, ResponseError};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Header carrying the request id, taken from the client when it sends a sane one.
+pub const REQUEST_ID: &str = "x-request-id";
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{:x}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// Request id, access log and metrics. Routes are labelled by template (`/v1/items/{id}`), so
+/// item ids never become label values.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let state = req.app_data::<web::Data<AppState>>().map(|s| s.get_ref().clone());
+    let mut response = match next.call(req).await {
+        Ok(response) => response,
+        // Errors from inner services still get logged and counted, as the response they become.
+        Err(error) => {
+            let status = error.as_response_error().status_code();
+            finish(state.as_ref(), &id, &method, &route, &path, status, start);
+            return Err(error);
+        }
+    };
+    finish(state.as_ref(), &id, &method, &route, &path, response.status(), start);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
+    }
+    Ok(response)
+}
+
+fn finish(
+    state: Option<&AppState>,
+    id: &str,
+    method: &str,
+    route: &str,
+    path: &str,
+    status: StatusCode,
+    start: Instant,
+) {
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(state) = state {
+        state.metrics().observe_request(method, route, status.as_u16(), seconds);
+    }
+    tracing::info!(
+        target: "hyrank::access",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        path = %path,
+        status = status.as_u16(),
+        ms = format_args!("{:.2}", seconds * 1000.0),
+        "request"
+    );
+}
+
+/// The key a request presents: `Authorization: Bearer KEY` or `X-Api-Key: KEY`.
+fn presented_key(req: &ServiceRequest) -> Option<&str> {
+    let headers = req.headers();
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+}
+
+/// Compares in time independent of where the first difference is, so response timing does not
+/// reveal how much of a guessed key was right.
+fn same_key(presented: &str, expected: &str) -> bool {
+    let (a, b) = (presented.as_bytes(), expected.as_bytes());
+    let mut difference = (a.len() != b.len()) as u8;
+    for i in 0..b.len() {
+        difference |= a.get(i).copied().unwrap_or(0) ^ b[i];
+    }
+    difference == 0
+}
+
+/// Which keys a scope accepts.
+#[derive(Clone, Copy)]
+pub enum Access {
+    /// /v1: the search key or the admin key; open when no search key is set.
+    Search,
+    /// /admin: the admin key only; refused outright when none is set.
+    Admin,
+}
+
+fn check(access: Access, state: &AppState, req: &ServiceRequest) -> Result<(), ApiError> {
+    let settings = state.settings();
+    let presented = presented_key(req);
+    let matches = |key: &Option<String>| match (presented, key) {
+        (Some(p), Some(k)) => same_key(p, k),
+        _ => false,
+    };
+    let unauthorized = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the API key as `Authorization: Bearer KEY` or `X-Api-Key: KEY`",
+        )
+    };
+    match access {
+        Access::Search if settings.search_key.is_none() => Ok(()),
+        Access::Search if matches(&settings.search_key) || matches(&settings.admin_key) => Ok(()),
+        Access::Search if presented.is_none() => Err(unauthorized()),
+        Access::Search => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this key is not valid here")),
+        Access::Admin if settings.admin_key.is_none() => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "admin routes are off: start the server with an admin key (HYRANK_ADMIN_KEY)",
+        )),
+        Access::Admin if matches(&settings.admin_key) => Ok(()),
+        Access::Admin if presented.is_none() => Err(unauthorized()),
+        Access::Admin => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admin routes need the admin key")),
+    }
+}
+
+/// Refuses requests without the key `access` demands, before any handler runs.
+pub async fn require(
+    access: Access,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let verdict = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => check(access, state, &req),
+        None => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no application state")),
+    };
+    match verdict {
+        Ok(()) => next.call(req).await.map(ServiceResponse::map_into_left_body),
+        Err(error) => Ok(req.into_response(error.error_response()).map_into_right_body()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+
+    #[test]
+    fn keys_match_only_when_identical() {
+        assert!(same_key("0123456789abcdef", "0123456789abcdef"));
+        assert!(!same_key("0123456789abcdeg", "0123456789abcdef"));
+        assert!(!same_key("0123456789abcde", "0123456789abcdef"));
+        assert!(!same_key("0123456789abcdef0", "0123456789abcdef"));
+        assert!(!same_key("", "0123456789abcdef"));
+    }
+}

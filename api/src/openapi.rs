@@ -1,0 +1,69 @@
+//! The OpenAPI document, generated from the handlers' annotations and the request and response
+//! types' schemas. Served at `/openapi.json`, browsable at `/docs/`; `api/openapi.json` holds the
+//! committed copy, which a test compares with this one so the two cannot drift.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hyrank",
+        description = "Hybrid retrieval and ranking: search, recommendations, similar items, and an explanation of every score. Keys, when the server has them, go in `Authorization: Bearer KEY` (or `X-Api-Key: KEY`)."
+    ),
+    paths(
+        routes::search,
+        routes::recommend,
+        routes::item,
+        routes::similar,
+        routes::index,
+        routes::reload,
+        routes::healthz,
+        routes::readyz,
+        routes::metrics
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Security),
+    tags(
+        (name = "search", description = "Query-driven retrieval with fusion and optional reranking"),
+        (name = "recommend", description = "Recommendations for a user"),
+        (name = "items", description = "Items and their neighbours"),
+        (name = "index", description = "The serving generation"),
+        (name = "admin", description = "Needs the admin key"),
+        (name = "operations", description = "Health, readiness and metrics; no key needed")
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("api_key", bearer());
+        components.add_security_scheme("admin_key", bearer());
+    }
+}
+
+/// The document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    // The crate's version, not a build-time value, so the committed copy stays comparable.
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}
+
+/// The document as pretty JSON with a final newline (the committed file's form).
+pub fn json() -> String {
+    document().to_pretty_json().expect("the OpenAPI document serializes") + "\n"
+}
+
+/// Swagger UI at `/docs/`, bundled in the binary (no CDN), reading `/openapi.json`.
+pub(crate) fn swagger_ui() -> SwaggerUi {
+    SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", document())
+}

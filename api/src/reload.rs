@@ -1,0 +1,97 @@
+//! Generation swaps without downtime. A new generation is opened beside the serving one (no
+//! lock held), then swapped in under a write lock held only for the pointer assignment. Requests
+//! already running keep their `Arc` of the old engine, which is dropped, files and all, when the
+//! last of them finishes. A generation that fails to open is refused; the old one keeps serving.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::{AppState, Serving};
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// CURRENT still names the serving generation.
+    Unchanged {
+        /// The serving generation.
+        generation: String,
+    },
+    /// A new generation now serves.
+    Swapped {
+        /// The generation replaced.
+        from: String,
+        /// The generation now serving.
+        to: String,
+    },
+}
+
+/// Why a reload did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The server was started without an index folder to watch (tests, embedded use).
+    #[error("this server was not started on an index folder, so it cannot reload")]
+    Disabled,
+    /// The published generation could not be opened; the old one keeps serving.
+    #[error("the published generation was refused and the serving one kept: {0}")]
+    Refused(#[from] hyrank_engine::Error),
+}
+
+impl AppState {
+    /// Opens the generation CURRENT names, if new, and swaps it in. Blocking: opening reads
+    /// the index files (and may load the model), so call it off the HTTP workers.
+    pub fn reload(&self) -> Result<ReloadOutcome, ReloadError> {
+        let index_dir = self.inner.index_dir.as_ref().ok_or(ReloadError::Disabled)?;
+        let _one_at_a_time = self.inner.reloading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let serving = self.engine();
+        let from = serving.manifest().generation.clone();
+        let metrics = &self.inner.metrics;
+        let next = match hyrank_engine::Engine::open_next(index_dir, &serving) {
+            Ok(Some(next)) => next,
+            Ok(None) => {
+                metrics.reloads.with_label_values(&["unchanged"]).inc();
+                return Ok(ReloadOutcome::Unchanged { generation: from });
+            }
+            Err(e) => {
+                metrics.reloads.with_label_values(&["refused"]).inc();
+                tracing::error!(error = %e, serving = %from, "new generation refused; still serving the old one");
+                return Err(e.into());
+            }
+        };
+        let to = next.manifest().generation.clone();
+        drop(serving);
+        {
+            let mut slot = self.inner.engine.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *slot = Serving { engine: Arc::new(next), since: SystemTime::now() };
+        }
+        // Keys carry the generation, so stale entries could not be served anyway; clearing
+        // frees their memory now.
+        self.inner.responses.clear();
+        metrics.set_generation(&to);
+        metrics.reloads.with_label_values(&["swapped"]).inc();
+        tracing::info!(from = %from, to = %to, "generation swapped in");
+        Ok(ReloadOutcome::Swapped { from, to })
+    }
+}
+
+/// Checks CURRENT every `every` on a background thread and swaps in what it names. A refused
+/// generation is logged once, not on every check, until CURRENT changes again.
+pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("hyrank-generation-watcher".into()).spawn(move || {
+        let mut refused: Option<String> = None;
+        loop {
+            std::thread::sleep(every);
+            let pointer = state.inner.index_dir.as_ref().and_then(|d| std::fs::read_to_string(d.join("CURRENT")).ok());
+            if pointer.is_some() && pointer == refused {
+                continue;
+            }
+            match state.reload() {
+                Ok(_) => refused = None,
+                Err(ReloadError::Disabled) => return,
+                Err(ReloadError::Refused(_)) => refused = pointer,
+            }
+        }
+    })
+}

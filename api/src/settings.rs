@@ -1,0 +1,315 @@
+//! Server settings from three layers, lowest first: a TOML file (`--config`), environment
+//! variables (`HYRANK_*`), then command-line flags. Every setting has the same name in all three
+//! (`--max-k`, `HYRANK_MAX_K`, `max_k = ...`). They are validated once, at start-up, so a bad
+//! value stops the server with a message naming the setting and where it came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use hyrank_engine::DeviceChoice;
+use serde::Deserialize;
+
+/// One layer of settings: every field optional, so layers can be stacked.
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
+#[command(name = "hyrank-serve", version, about = "Serves hyrank's search, recommendation and explanation API.")]
+#[command(after_help = "Precedence: flags over environment variables over the --config file over defaults.\n\
+The TOML file uses the flag names with underscores, e.g. `max_k = 100` or `admin_key = \"...\"`.")]
+#[serde(deny_unknown_fields)]
+pub struct SettingsLayer {
+    /// TOML settings file (the lowest layer).
+    #[arg(long, env = "HYRANK_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Index root written by `hyrank index`; its CURRENT generation is served [default: data/index].
+    #[arg(long, env = "HYRANK_INDEX_DIR")]
+    pub index_dir: Option<PathBuf>,
+    /// Model folder; must hold the weights the index was built with
+    /// [default: models/all-MiniLM-L6-v2].
+    #[arg(long, env = "HYRANK_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Device for query encoding and reranking: auto, cpu, cuda or cuda:N [default: auto].
+    #[arg(long, env = "HYRANK_DEVICE")]
+    pub device: Option<String>,
+    /// Address to listen on. Loopback by default: expose it deliberately [default: 127.0.0.1:8080].
+    #[arg(long, env = "HYRANK_BIND")]
+    pub bind: Option<String>,
+    /// HTTP worker threads; model work runs on a separate blocking pool [default: 2].
+    #[arg(long, env = "HYRANK_WORKERS")]
+    pub workers: Option<usize>,
+    /// Key required on /v1 routes (header `Authorization: Bearer KEY` or `X-Api-Key: KEY`); the
+    /// admin key is accepted there too. Unset: /v1 is open. Prefer the environment or the file
+    /// to a flag, which other users can read in the process list.
+    #[arg(long, env = "HYRANK_SEARCH_KEY", hide_env_values = true)]
+    pub search_key: Option<String>,
+    /// Key required on /admin routes. Unset: admin routes answer 403, always.
+    #[arg(long, env = "HYRANK_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+    /// Largest request body in bytes [default: 65536].
+    #[arg(long, env = "HYRANK_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest k (hits per response) [default: 100].
+    #[arg(long, env = "HYRANK_MAX_K")]
+    pub max_k: Option<usize>,
+    /// Largest candidates per retriever [default: 1000].
+    #[arg(long, env = "HYRANK_MAX_CANDIDATES")]
+    pub max_candidates: Option<usize>,
+    /// Longest query, in characters [default: 1000].
+    #[arg(long, env = "HYRANK_MAX_QUERY_CHARS")]
+    pub max_query_chars: Option<usize>,
+    /// Deepest rerank (hits the transformer rescores per request) [default: 100].
+    #[arg(long, env = "HYRANK_MAX_RERANK_DEPTH")]
+    pub max_rerank_depth: Option<usize>,
+    /// Engine calls queued or running at once; beyond it requests get 503 with Retry-After
+    /// rather than piling up [default: 64].
+    #[arg(long, env = "HYRANK_MAX_INFLIGHT")]
+    pub max_inflight: Option<usize>,
+    /// Query embeddings cached (0 turns it off) [default: 10000].
+    #[arg(long, env = "HYRANK_QUERY_CACHE_ENTRIES")]
+    pub query_cache_entries: Option<usize>,
+    /// Whole responses cached (0 turns it off) [default: 1000].
+    #[arg(long, env = "HYRANK_RESPONSE_CACHE_ENTRIES")]
+    pub response_cache_entries: Option<usize>,
+    /// Seconds between checks of the index's CURRENT pointer for a new generation (0: only the
+    /// admin route reloads) [default: 5].
+    #[arg(long, env = "HYRANK_WATCH_SECS")]
+    pub watch_secs: Option<u64>,
+    /// Print the OpenAPI document and exit (used to refresh api/openapi.json).
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_openapi: bool,
+}
+
+impl SettingsLayer {
+    /// Fills every unset field of `self` from `lower`.
+    fn over(self, lower: SettingsLayer) -> SettingsLayer {
+        macro_rules! pick {
+            ($($field:ident),*) => {
+                SettingsLayer {
+                    config: self.config.or(lower.config),
+                    print_openapi: self.print_openapi || lower.print_openapi,
+                    $($field: self.$field.or(lower.$field),)*
+                }
+            };
+        }
+        pick!(
+            index_dir,
+            model_dir,
+            device,
+            bind,
+            workers,
+            search_key,
+            admin_key,
+            max_body_bytes,
+            max_k,
+            max_candidates,
+            max_query_chars,
+            max_rerank_depth,
+            max_inflight,
+            query_cache_entries,
+            response_cache_entries,
+            watch_secs
+        )
+    }
+
+    /// Reads a TOML layer.
+    pub fn from_toml_file(path: &Path) -> Result<SettingsLayer, SettingsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SettingsError(format!("cannot read the settings file {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| SettingsError(format!("settings file {}: {e}", path.display())))
+    }
+}
+
+/// Limits every request is checked against before the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body in bytes.
+    pub max_body_bytes: usize,
+    /// Largest k.
+    pub max_k: usize,
+    /// Largest candidates per retriever.
+    pub max_candidates: usize,
+    /// Longest query in characters.
+    pub max_query_chars: usize,
+    /// Deepest rerank.
+    pub max_rerank_depth: usize,
+    /// Engine calls queued or running at once.
+    pub max_inflight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_k: 100,
+            max_candidates: 1000,
+            max_query_chars: 1000,
+            max_rerank_depth: 100,
+            max_inflight: 64,
+        }
+    }
+}
+
+/// What the HTTP service needs (the binary adds where to listen and what to open).
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Request bounds.
+    pub limits: Limits,
+    /// Key for /v1 routes, if any.
+    pub search_key: Option<String>,
+    /// Key for /admin routes; without one they are refused.
+    pub admin_key: Option<String>,
+    /// Whole responses cached.
+    pub response_cache_entries: usize,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings { limits: Limits::default(), search_key: None, admin_key: None, response_cache_entries: 1000 }
+    }
+}
+
+/// Everything `hyrank-serve` runs with, validated.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Index root.
+    pub index_dir: PathBuf,
+    /// Model folder.
+    pub model_dir: PathBuf,
+    /// Model device.
+    pub device: DeviceChoice,
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// HTTP workers.
+    pub workers: usize,
+    /// Query embeddings cached.
+    pub query_cache_entries: usize,
+    /// Pointer checks, in seconds; 0 is off.
+    pub watch_secs: u64,
+    /// The HTTP service's own settings.
+    pub service: ServiceSettings,
+}
+
+/// A setting that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+impl ServerSettings {
+    /// Stacks flags and environment (`cli`, as clap parsed them) over the `--config` file and
+    /// the defaults, then validates.
+    pub fn resolve(cli: SettingsLayer) -> Result<ServerSettings, SettingsError> {
+        let file = match &cli.config {
+            Some(path) => SettingsLayer::from_toml_file(path)?,
+            None => SettingsLayer::default(),
+        };
+        Self::validate(cli.over(file))
+    }
+
+    fn validate(layer: SettingsLayer) -> Result<ServerSettings, SettingsError> {
+        let bad = |name: &str, reason: String| SettingsError(format!("setting {name}: {reason}"));
+        let defaults = Limits::default();
+        let positive = |name: &str, value: Option<usize>, default: usize| match value {
+            Some(0) => Err(bad(name, "must be at least 1".into())),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        let device_text = layer.device.unwrap_or_else(|| "auto".into());
+        let device = device_text.parse::<DeviceChoice>().map_err(|e| bad("device", e.to_string()))?;
+        let bind_text = layer.bind.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind = bind_text
+            .parse::<SocketAddr>()
+            .map_err(|e| bad("bind", format!("{bind_text:?} is not an address like 127.0.0.1:8080 ({e})")))?;
+        let key = |name: &str, value: Option<String>| match value {
+            Some(k) if k.trim().len() < 16 => Err(bad(name, "must be at least 16 characters".into())),
+            other => Ok(other),
+        };
+        let search_key = key("search_key", layer.search_key)?;
+        let admin_key = key("admin_key", layer.admin_key)?;
+        if search_key.is_some() && search_key == admin_key {
+            return Err(bad("admin_key", "must differ from search_key".into()));
+        }
+        let limits = Limits {
+            max_body_bytes: positive("max_body_bytes", layer.max_body_bytes, defaults.max_body_bytes)?,
+            max_k: positive("max_k", layer.max_k, defaults.max_k)?,
+            max_candidates: positive("max_candidates", layer.max_candidates, defaults.max_candidates)?,
+            max_query_chars: positive("max_query_chars", layer.max_query_chars, defaults.max_query_chars)?,
+            max_rerank_depth: positive("max_rerank_depth", layer.max_rerank_depth, defaults.max_rerank_depth)?,
+            max_inflight: positive("max_inflight", layer.max_inflight, defaults.max_inflight)?,
+        };
+        use hyrank_engine::engine::{MAX_CANDIDATES, MAX_K};
+        if limits.max_k > MAX_K {
+            return Err(bad("max_k", format!("the engine serves at most {MAX_K}")));
+        }
+        if limits.max_candidates > MAX_CANDIDATES {
+            return Err(bad("max_candidates", format!("the engine serves at most {MAX_CANDIDATES}")));
+        }
+        Ok(ServerSettings {
+            index_dir: layer.index_dir.unwrap_or_else(|| "data/index".into()),
+            model_dir: layer.model_dir.unwrap_or_else(|| "models/all-MiniLM-L6-v2".into()),
+            device,
+            bind,
+            workers: positive("workers", layer.workers, 2)?,
+            query_cache_entries: layer
+                .query_cache_entries
+                .unwrap_or(hyrank_engine::engine::DEFAULT_QUERY_CACHE_ENTRIES),
+            watch_secs: layer.watch_secs.unwrap_or(5),
+            service: ServiceSettings {
+                limits,
+                search_key,
+                admin_key,
+                response_cache_entries: layer.response_cache_entries.unwrap_or(1000),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> SettingsLayer {
+        SettingsLayer::try_parse_from(std::iter::once("hyrank-serve").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let file: SettingsLayer = toml::from_str("max_k = 50\nworkers = 3\nbind = \"0.0.0.0:9000\"").unwrap();
+        let settings = ServerSettings::validate(parse(&["--max-k", "20"]).over(file)).unwrap();
+        assert_eq!(settings.service.limits.max_k, 20); // flag
+        assert_eq!(settings.workers, 3); // file
+        assert_eq!(settings.bind.to_string(), "0.0.0.0:9000"); // file
+        assert_eq!(settings.service.limits.max_candidates, 1000); // default
+        assert_eq!(settings.watch_secs, 5);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_with_their_name() {
+        let error = toml::from_str::<SettingsLayer>("max_kk = 5").unwrap_err().to_string();
+        assert!(error.contains("max_kk"), "{error}");
+    }
+
+    #[test]
+    fn the_file_error_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hyrank.toml");
+        std::fs::write(&path, "workers = \"two\"\n").unwrap();
+        let error = SettingsLayer::from_toml_file(&path).unwrap_err().to_string();
+        assert!(error.contains("hyrank.toml") && error.contains("workers"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (args, expected) in [
+            (&["--workers", "0"][..], "setting workers: must be at least 1"),
+            (&["--bind", "localhost"][..], "setting bind"),
+            (&["--device", "gpu"][..], "setting device"),
+            (&["--admin-key", "short"][..], "setting admin_key: must be at least 16"),
+            (&["--max-k", "100000"][..], "setting max_k: the engine serves at most"),
+            (&["--search-key", "0123456789abcdef", "--admin-key", "0123456789abcdef"][..], "must differ"),
+        ] {
+            let error = ServerSettings::validate(parse(args)).unwrap_err().to_string();
+            assert!(error.contains(expected), "{args:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The production service: the OpenAPI contract, keys, bounds, caching, metrics, readiness, and
+//! generation swaps under the feet of running requests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::{http::StatusCode, test, App};
+use hyrank_api::{configure, AppState, Limits, ServiceSettings};
+use hyrank_engine::{Engine, SearchRequest};
+use serde_json::{json, Value};
+
+const SEARCH_KEY: &str = "search-key-0123456789";
+const ADMIN_KEY: &str = "admin-key-0123456789";
+
+async fn service(
+    state: AppState,
+) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error> {
+    test::init_service(App::new().configure(configure(state))).await
+}
+
+fn shared_engine() -> Arc<Engine> {
+    Arc::clone(&crate::indexed().engine)
+}
+
+fn keyed(limits: Limits) -> ServiceSettings {
+    ServiceSettings {
+        limits,
+        search_key: Some(SEARCH_KEY.into()),
+        admin_key: Some(ADMIN_KEY.into()),
+        ..ServiceSettings::default()
+    }
+}
+
+async fn call(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
+    request: test::TestRequest,
+) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
+    let response = test::call_service(app, request.to_request()).await;
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = test::read_body(response).await;
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, headers, body)
+}
+
+fn search(body: Value, key: Option<&str>) -> test::TestRequest {
+    let request = test::TestRequest::post().uri("/v1/search").set_json(body);
+    match key {
+        Some(key) => request.insert_header(("authorization", format!("Bearer {key}"))),
+        None => request,
+    }
+}
+
+#[actix_web::test]
+async fn the_committed_openapi_document_matches_the_handlers() {
+    let committed_path = hyrank_tests::root().join("api/openapi.json");
+    let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    assert!(
+        committed == hyrank_api::openapi::json(),
+        "api/openapi.json is stale: regenerate it with\n  cargo run --release -p hyrank-api --bin hyrank-serve -- --print-openapi > api/openapi.json"
+    );
+    let app = service(AppState::from_arc(shared_engine())).await;
+    let (status, _, served) = call(&app, test::TestRequest::get().uri("/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(served, serde_json::from_str::<Value>(&committed).unwrap());
+    for path in ["/v1/search", "/v1/recommend", "/v1/items/{id}/similar", "/v1/index", "/admin/reload", "/readyz"] {
+        assert!(served["paths"].get(path).is_some(), "{path} missing from the document");
+    }
+    let (status, _, page) = call(&app, test::TestRequest::get().uri("/docs/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.as_str().unwrap_or_default().contains("swagger"), "the interactive page is served");
+}
+
+#[actix_web::test]
+async fn keys_guard_v1_and_admin_routes() {
+    let app = service(AppState::with_settings(shared_engine(), None, keyed(Limits::default()))).await;
+    let query = json!({"query": "tent"});
+    let (status, _, body) = call(&app, search(query.clone(), None)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    let (status, _, _) = call(&app, search(query.clone(), Some("not-the-key-at-all"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(call(&app, search(query.clone(), Some(SEARCH_KEY))).await.0, StatusCode::OK);
+    assert_eq!(call(&app, search(query.clone(), Some(ADMIN_KEY))).await.0, StatusCode::OK, "admin key works on /v1");
+    let by_header = test::TestRequest::get().uri("/v1/index").insert_header(("x-api-key", SEARCH_KEY));
+    assert_eq!(call(&app, by_header).await.0, StatusCode::OK);
+
+    let reload = |key: Option<&str>| {
+        let request = test::TestRequest::post().uri("/admin/reload");
+        match key {
+            Some(key) => request.insert_header(("authorization", format!("Bearer {key}"))),
+            None => request,
+        }
+    };
+    assert_eq!(call(&app, reload(None)).await.0, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = call(&app, reload(Some(SEARCH_KEY))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
+    let (status, _, body) = call(&app, reload(Some(ADMIN_KEY))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("reload_disabled")));
+
+    // Probes and metrics stay open; admin routes are closed outright without an admin key.
+    assert_eq!(call(&app, test::TestRequest::get().uri("/healthz")).await.0, StatusCode::OK);
+    let open = service(AppState::from_arc(shared_engine())).await;
+    let (status, _, body) = call(&open, reload(Some(ADMIN_KEY))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_disabled")));
+    assert_eq!(call(&open, search(query, None)).await.0, StatusCode::OK, "no search key: /v1 is open");
+}
+
+#[actix_web::test]
+async fn bounds_answer_4xx_with_a_code() {
+    let limits =
+        Limits { max_k: 10, max_query_chars: 20, max_candidates: 100, max_body_bytes: 512, ..Limits::default() };
+    let settings = ServiceSettings { limits, ..ServiceSettings::default() };
+    let app = service(AppState::with_settings(shared_engine(), None, settings)).await;
+    for (body, field) in [
+        (json!({"query": "tent", "k": 11}), "k:"),
+        (json!({"query": "a tent for two people and a dog"}), "query:"),
+        (json!({"query": "tent", "candidates": 101}), "candidates:"),
+        (json!({"query": "tent", "rerank": {"depth": 500}}), "rerank.depth:"),
+    ] {
+        let (status, _, response) = call(&app, search(body.clone(), None)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(response["error"]["code"], "limit_exceeded");
+        assert!(response["error"]["message"].as_str().unwrap().starts_with(field), "{response}");
+    }
+    let huge = json!({"query": "x".repeat(600)});
+    let (status, _, response) = call(&app, search(huge, None)).await;
+    assert_eq!(
+        (status, response["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    let (status, _, _) = call(&app, search(json!({"query": "tent", "k": 10}), None)).await;
+    assert_eq!(status, StatusCode::OK, "at the bound is fine");
+}
+
+#[actix_web::test]
+async fn equal_requests_are_answered_from_the_response_cache() {
+    let app = service(AppState::from_arc(shared_engine())).await;
+    let (status, headers, first) = call(&app, search(json!({"query": "ultralight  tent ", "k": 5}), None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("x-cache").unwrap(), "miss");
+    let (_, headers, second) = call(&app, search(json!({"k": 5, "query": "ultralight tent"}), None)).await;
+    assert_eq!(headers.get("x-cache").unwrap(), "hit", "same request up to whitespace and key order");
+    assert_eq!(first, second);
+    let (_, headers, _) = call(&app, search(json!({"query": "ultralight tent", "k": 6}), None)).await;
+    assert_eq!(headers.get("x-cache").unwrap(), "miss");
+}
+
+#[actix_web::test]
+async fn metrics_count_routes_by_template_stages_and_caches() {
+    let app = service(AppState::from_arc(shared_engine())).await;
+    let item = crate::indexed().engine.item_ids()[0].clone();
+    call(&app, test::TestRequest::get().uri(&format!("/v1/items/{item}"))).await;
+    call(&app, search(json!({"query": "camp stove"}), None)).await;
+    call(&app, search(json!({"query": "camp stove"}), None)).await;
+    let (status, headers, _) = call(&app, test::TestRequest::get().uri("/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(headers.contains_key("x-request-id"));
+    let (status, _, text) = call(&app, test::TestRequest::get().uri("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap().to_string();
+    for expected in [
+        r#"hyrank_http_requests_total{method="GET",route="/v1/items/{id}",status="200"} 1"#,
+        r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 2"#,
+        r#"hyrank_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"hyrank_stage_duration_seconds_count{stage="bm25"} 1"#,
+        r#"hyrank_stage_duration_seconds_count{stage="dense"} 1"#,
+        r#"hyrank_stage_duration_seconds_count{stage="fusion"} 1"#,
+        r#"hyrank_cache_lookups_total{cache="response",result="hit"} 1"#,
+        r#"hyrank_cache_lookups_total{cache="response",result="miss"} 1"#,
+        "hyrank_engine_queue_depth 0",
+        r#"hyrank_serving_generation{generation="#,
+    ] {
+        assert!(text.contains(expected), "missing {expected}\n{text}");
+    }
+}
+
+#[actix_web::test]
+async fn readiness_and_the_index_description() {
+    let app = service(AppState::from_arc(shared_engine())).await;
+    let (status, _, body) = call(&app, test::TestRequest::get().uri("/readyz")).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    let (status, _, body) = call(&app, test::TestRequest::get().uri("/v1/index")).await;
+    assert_eq!(status, StatusCode::OK);
+    let manifest = crate::indexed().engine.manifest();
+    assert_eq!(body["manifest"]["generation"], manifest.generation.as_str());
+    assert_eq!(body["manifest"]["counts"]["items"], manifest.counts.items);
+    assert_eq!(body["manifest"]["model"]["sha256"], manifest.model.sha256.as_str());
+    assert!(body["serving_since_unix"].as_u64().unwrap() > 0);
+}
+
+/// Publishes a copy of the fixture generation as `name` under `root`, the way the indexer
+/// publishes: the folder first, then CURRENT replaced by a rename.
+fn publish_copy(root: &Path, name: &str, break_it: bool) {
+    let source = crate::indexed().engine.dir().to_path_buf();
+    let target = root.join("generations").join(name);
+    copy_dir(&source, &target);
+    let manifest_path = target.join("manifest.json");
+    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["generation"] = json!(name);
+    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    if break_it {
+        std::fs::remove_dir_all(target.join("lexical")).unwrap();
+    }
+    std::fs::write(root.join("CURRENT.tmp"), name).unwrap();
+    std::fs::rename(root.join("CURRENT.tmp"), root.join("CURRENT")).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_new_generation_swaps_in_and_a_broken_one_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    publish_copy(root.path(), "000001", false);
+    let engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+    let state = AppState::with_settings(Arc::new(engine), Some(root.path().to_path_buf()), keyed(Limits::default()));
+    let app = service(state.clone()).await;
+    let admin = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    let query = json!({"query": "camp stove", "k": 3});
+
+    let (status, _, body) = call(&app, admin()).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"outcome": "unchanged", "generation": "000001"})));
+    let (_, _, before) = call(&app, search(query.clone(), Some(SEARCH_KEY))).await;
+    assert_eq!(before["generation"], "000001");
+
+    // A request that took the old engine before the swap finishes on it afterwards.
+    let in_flight = state.engine();
+    publish_copy(root.path(), "000002", false);
+    let (status, _, body) = call(&app, admin()).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"outcome": "swapped", "from": "000001", "to": "000002"})));
+    let (_, headers, after) = call(&app, search(query.clone(), Some(SEARCH_KEY))).await;
+    assert_eq!(after["generation"], "000002");
+    assert_eq!(headers.get("x-cache").unwrap(), "miss", "the swap dropped the response cache");
+    let old = in_flight.search(&SearchRequest { k: 3, ..SearchRequest::new("camp stove") }).unwrap();
+    assert_eq!(old.generation, "000001");
+    let ids = |body: &Value| body["hits"].as_array().unwrap().iter().map(|h| h["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&before), ids(&after), "same data, same answers");
+    drop(in_flight);
+
+    publish_copy(root.path(), "000003", true);
+    let (status, _, body) = call(&app, admin()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("generation_refused")));
+    let (status, _, still) = call(&app, search(query, Some(SEARCH_KEY))).await;
+    assert_eq!((status, still["generation"].as_str()), (StatusCode::OK, Some("000002")));
+    let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains(r#"hyrank_generation_reloads_total{outcome="refused"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"hyrank_serving_generation{generation="000002"} 1"#), "{metrics}");
+}
