@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command, and what CI runs: set up the model, check formatting and the
-# crate boundaries, then run every test (unit, property, embedding parity, end to end).
+# crate boundaries, then run every test (unit, property, embedding parity, end to end, and the
+# analyst page in headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,3 +13,5 @@ if cargo tree -p hyrank-engine -e normal --prefix none | grep -qE '^actix'; then
 fi
 # One profile for building and testing: the release build the quickstart makes is reused.
 cargo test --release --workspace
+# The analyst page in a real browser.
+scripts/browser-test.sh

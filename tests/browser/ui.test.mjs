@@ -1,0 +1,145 @@
+// The analyst page in a real browser: headless Chromium (Debian's `chromium`, driven by
+// playwright-core) against `hyrank-serve` on the fixture index. Run by scripts/test.sh, which
+// builds the server and the index and sets:
+//   HYRANK_SERVE_BIN   the hyrank-serve binary
+//   HYRANK_INDEX_DIR   an index of fixtures/catalog.jsonl + fixtures/interactions.csv
+//   HYRANK_MODEL_DIR   the model folder
+//   HYRANK_ARTIFACTS   where screenshots go (default tests/browser/artifacts)
+//   CHROMIUM           the browser (default /usr/bin/chromium)
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { chromium } from "playwright-core";
+
+const required = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run these tests through scripts/test.sh`);
+  return value;
+};
+const artifacts = process.env.HYRANK_ARTIFACTS || new URL("./artifacts", import.meta.url).pathname;
+mkdirSync(artifacts, { recursive: true });
+
+const freePort = () => new Promise((resolve, reject) => {
+  const probe = createServer();
+  probe.listen(0, "127.0.0.1", () => { const { port } = probe.address(); probe.close(() => resolve(port)); });
+  probe.on("error", reject);
+});
+
+let server, browser, base, serverLog = "";
+
+before(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(required("HYRANK_SERVE_BIN"), [
+    "--index-dir", required("HYRANK_INDEX_DIR"), "--model-dir", required("HYRANK_MODEL_DIR"),
+    "--bind", `127.0.0.1:${port}`, "--device", "cpu", "--watch-secs", "0",
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  server.stdout.on("data", (d) => { serverLog += d; });
+  server.stderr.on("data", (d) => { serverLog += d; });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (server.exitCode !== null) throw new Error(`hyrank-serve exited ${server.exitCode}:\n${serverLog}`);
+    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`hyrank-serve not ready within 60 s:\n${serverLog}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+async function page(path) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const tab = await context.newPage();
+  const errors = [];
+  tab.on("pageerror", (e) => errors.push(e.message));
+  tab.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  await tab.goto(base + path);
+  return { tab, errors };
+}
+
+const sum = (values) => values.reduce((a, b) => a + b, 0);
+
+test("a search renders every hit with a bar per component that adds up to its final score", async () => {
+  const { tab, errors } = await page("/ui");
+  await tab.fill("#search-form input[name=query]", "ultralight backpacking tent");
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForSelector("#results .hit");
+  const hits = await tab.$$eval("#results .hit", (items) => items.map((item) => ({
+    id: item.dataset.id,
+    title: item.querySelector(".title").textContent,
+    final: Number(item.querySelector(".final-score").textContent),
+    parts: [...item.querySelectorAll(".bar-segment")].map((s) => ({ part: s.dataset.part, value: Number(s.dataset.value) })),
+  })));
+  assert.equal(hits.length, 10);
+  assert.match(hits[0].title, /tent/i, "a tent ranks first for a tent query");
+  assert.ok(hits.slice(0, 3).every((h) => h.id.startsWith("TNT-")), JSON.stringify(hits.slice(0, 3)));
+  for (const hit of hits) {
+    assert.ok(hit.parts.some((p) => p.part === "bm25") || hit.parts.some((p) => p.part === "dense"), hit.id);
+    assert.ok(Math.abs(sum(hit.parts.map((p) => p.value)) - hit.final) < 1e-3, `${hit.id}: parts do not add up to ${hit.final}`);
+  }
+  const finals = hits.map((h) => h.final);
+  assert.deepEqual(finals, [...finals].sort((a, b) => b - a), "best first");
+
+  // The BM25 tree, on demand.
+  await tab.click("#results .hit:first-child button.explain");
+  await tab.waitForSelector("#results .hit:first-child .tree");
+  const tree = await tab.textContent("#results .hit:first-child .tree");
+  assert.match(tree, /idf/, "the BM25 explanation tree is shown");
+  await tab.screenshot({ path: `${artifacts}/ui-search.png`, fullPage: true });
+  assert.deepEqual(errors, []);
+});
+
+test("the controls change the request: RRF fusion and bm25-only mode", async () => {
+  const { tab, errors } = await page("/ui?tab=search&query=camp+stove&fusion=rrf");
+  await tab.waitForSelector("#results .hit");
+  const title = await tab.getAttribute("#results .hit:first-child .bar", "title");
+  assert.match(title, /\(rrf\)/);
+  await tab.selectOption("#config-main select[name=mode]", "bm25");
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForFunction(() => [...document.querySelectorAll("#results .bar-segment")].every((s) => s.dataset.part === "bm25"));
+  assert.deepEqual(errors, []);
+});
+
+test("two configurations side by side, with each hit's move", async () => {
+  const { tab, errors } = await page("/ui?tab=compare&query=coffee+grinder&a.fusion=linear&b.mode=bm25");
+  await tab.waitForSelector("#compare-a .hit");
+  await tab.waitForSelector("#compare-b .hit");
+  const a = await tab.$$eval("#compare-a .hit", (items) => items.map((i) => i.dataset.id));
+  const b = await tab.$$eval("#compare-b .hit", (items) => items.map((i) => ({ id: i.dataset.id, move: i.querySelector(".move").textContent })));
+  assert.equal(a.length, 10);
+  assert.equal(b.length, 10);
+  for (const [rank, hit] of b.entries()) {
+    const before = a.indexOf(hit.id);
+    const expected = before < 0 ? "new" : before > rank ? `▲${before - rank}` : before < rank ? `▼${rank - before}` : "=";
+    assert.equal(hit.move, expected, hit.id);
+  }
+  await tab.screenshot({ path: `${artifacts}/ui-compare.png`, fullPage: true });
+  assert.deepEqual(errors, []);
+});
+
+test("recommendations show the history items that drove them", async () => {
+  const { tab, errors } = await page("/ui?tab=recommend&user=u001");
+  await tab.waitForSelector("#recommendations .hit .history-item");
+  const drivers = await tab.$$eval("#recommendations .hit", (items) => items.map((i) => [...i.querySelectorAll(".history-item")].map((h) => h.dataset.id)));
+  assert.equal(drivers.length, 10);
+  assert.ok(drivers.every((ids) => ids.length > 0 && ids.every((id) => id.length > 0)), JSON.stringify(drivers));
+  // The history items are the user's own: check against the API.
+  const history = new Set();
+  const response = await fetch(`${base}/v1/recommend`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ user: "u001", k: 10, explain: true }) });
+  for (const hit of (await response.json()).hits) for (const tree of hit.explanations) for (const c of tree.children || []) history.add(c.label.split(" ").pop());
+  assert.ok(drivers.flat().every((id) => history.has(id)));
+  await tab.screenshot({ path: `${artifacts}/ui-recommend.png`, fullPage: true });
+  assert.deepEqual(errors, []);
+});
+
+test("a server error is shown, not swallowed", async () => {
+  const { tab } = await page("/ui?tab=recommend&user=nobody-at-all");
+  await tab.waitForSelector("#recommend-error:not([hidden])");
+  assert.match(await tab.textContent("#recommend-error"), /404 user_not_found/);
+});
