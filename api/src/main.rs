@@ -54,6 +54,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "info,hnsw_rs=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(SettingsLayer::parse()) {
         Ok(()) => ExitCode::SUCCESS,

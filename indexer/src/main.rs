@@ -461,6 +461,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "warn,hnsw_rs=error".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
