@@ -77,12 +77,16 @@ impl AppState {
 }
 
 /// Checks CURRENT every `every` on a background thread and swaps in what it names. A refused
-/// generation is logged once, not on every check, until CURRENT changes again.
+/// generation is logged once, not on every check, until CURRENT changes again. The thread ends
+/// when it holds the last reference to the state (the server is gone).
 pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("hyrank-generation-watcher".into()).spawn(move || {
         let mut refused: Option<String> = None;
         loop {
             std::thread::sleep(every);
+            if Arc::strong_count(&state.inner) == 1 {
+                return;
+            }
             let pointer = state.inner.index_dir.as_ref().and_then(|d| std::fs::read_to_string(d.join("CURRENT")).ok());
             if pointer.is_some() && pointer == refused {
                 continue;

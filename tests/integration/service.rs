@@ -257,3 +257,21 @@ async fn a_new_generation_swaps_in_and_a_broken_one_is_refused() {
     assert!(metrics.contains(r#"hyrank_generation_reloads_total{outcome="refused"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"hyrank_serving_generation{generation="000002"} 1"#), "{metrics}");
 }
+
+#[actix_web::test]
+async fn the_watcher_picks_up_a_published_generation() {
+    let root = tempfile::tempdir().unwrap();
+    publish_copy(root.path(), "000001", false);
+    let engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+    let state = AppState::with_settings(Arc::new(engine), Some(root.path().to_path_buf()), ServiceSettings::default());
+    hyrank_api::reload::spawn_watcher(state.clone(), std::time::Duration::from_millis(50)).unwrap();
+    publish_copy(root.path(), "000002", false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while state.engine().manifest().generation != "000002" {
+        assert!(std::time::Instant::now() < deadline, "the watcher did not swap within 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let app = service(state).await;
+    let (status, _, body) = call(&app, search(json!({"query": "camp stove"}), None)).await;
+    assert_eq!((status, body["generation"].as_str()), (StatusCode::OK, Some("000002")));
+}
