@@ -67,6 +67,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownItem { .. } => "item_not_found",
             EngineError::UnknownUser { .. } => "user_not_found",
             EngineError::Unavailable { .. } => "unavailable_in_index",
+            EngineError::Overloaded { .. } => "overloaded",
             _ => "internal",
         };
         let status = match e.kind() {
@@ -109,4 +110,17 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
 /// Maps query-string errors to 400.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query_string", err.to_string()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_engine_queue_is_503_with_retry_after() {
+        let error = ApiError::from(EngineError::Overloaded { queue: "query encoder queue", capacity: 4 });
+        assert_eq!((error.status, error.code), (StatusCode::SERVICE_UNAVAILABLE, "overloaded"));
+        let response = error.error_response();
+        assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+    }
 }

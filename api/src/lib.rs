@@ -109,7 +109,11 @@ impl AppState {
     /// The metrics as Prometheus text.
     pub fn render_metrics(&self) -> String {
         self.inner.metrics.queue_depth.set(self.inner.inflight.load(Ordering::Relaxed) as i64);
-        self.inner.metrics.render(self.engine().query_cache_stats(), self.inner.responses.stats())
+        let engine = self.engine();
+        if let Some(worker) = engine.query_batcher() {
+            self.inner.metrics.set_model_worker(worker.stats());
+        }
+        self.inner.metrics.render(engine.query_cache_stats(), self.inner.responses.stats())
     }
 
     /// Engine calls queued or running now.

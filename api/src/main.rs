@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use hyrank_api::settings::{ServerSettings, SettingsLayer};
 use hyrank_api::{configure, reload, AppState};
+use hyrank_engine::batcher::QueryBatcher;
 use hyrank_engine::{EmbedderSettings, Engine};
 
 fn run(cli: SettingsLayer) -> anyhow::Result<()> {
@@ -23,6 +24,11 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     let mut engine = Engine::open(&settings.index_dir, &embedder)
         .with_context(|| format!("opening the index at {}", settings.index_dir.display()))?;
     engine.set_query_cache_entries(settings.query_cache_entries);
+    if let Some(batching) = settings.query_batcher {
+        let batcher = QueryBatcher::spawn(std::sync::Arc::clone(engine.embedder()), batching)
+            .context("starting the query encoder")?;
+        engine.set_query_batcher(Arc::new(batcher));
+    }
     let state = AppState::with_settings(Arc::new(engine), Some(settings.index_dir.clone()), settings.service.clone());
     if settings.watch_secs > 0 {
         reload::spawn_watcher(state.clone(), Duration::from_secs(settings.watch_secs))

@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use hyrank_engine::batcher::BatcherStats;
 use hyrank_engine::cache::CacheStats;
 use hyrank_engine::engine::Timings;
 use prometheus::{
@@ -28,6 +29,9 @@ pub struct Metrics {
     /// What each cache had reported when last exported, to turn totals into counter increments.
     cache_reported: Mutex<[(&'static str, CacheStats); 2]>,
     generation: IntGaugeVec,
+    model_queue: IntGauge,
+    model_work: IntCounterVec,
+    model_reported: Mutex<BatcherStats>,
     /// Generation swaps and refusals.
     pub reloads: IntCounterVec,
 }
@@ -100,7 +104,23 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let model_queue = register_int_gauge_with_registry!(
+            "hyrank_model_queue_depth",
+            "Queries waiting for the model worker (the query-encoding batcher).",
+            registry
+        )
+        .expect(expect);
+        let model_work = register_int_counter_vec_with_registry!(
+            "hyrank_model_work_total",
+            "Model worker totals: batches (forward passes), queries encoded, queries refused (queue full).",
+            &["what"],
+            registry
+        )
+        .expect(expect);
         Metrics {
+            model_queue,
+            model_work,
+            model_reported: Mutex::new(BatcherStats::default()),
             registry,
             requests,
             request_seconds,
@@ -145,6 +165,20 @@ impl Metrics {
     pub fn set_generation(&self, generation: &str) {
         self.generation.reset();
         self.generation.with_label_values(&[generation]).set(1);
+    }
+
+    /// Brings the model worker's figures up to date.
+    pub fn set_model_worker(&self, now: BatcherStats) {
+        self.model_queue.set(now.queued as i64);
+        let mut last = self.model_reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (what, now, then) in [
+            ("batches", now.batches, last.batches),
+            ("queries", now.queries, last.queries),
+            ("refused", now.refused, last.refused),
+        ] {
+            self.model_work.with_label_values(&[what]).inc_by(now.saturating_sub(then));
+        }
+        *last = now;
     }
 
     /// The registry as Prometheus text, after bringing the cache counters up to date.

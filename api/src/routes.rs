@@ -198,7 +198,10 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 ))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let generation = blocking(&state, |engine| {
-        engine.embedder().embed("readiness probe")?;
+        match engine.query_batcher() {
+            Some(worker) => worker.encode("readiness probe")?,
+            None => engine.embedder().embed("readiness probe")?,
+        };
         Ok(engine.manifest().clone())
     })
     .await

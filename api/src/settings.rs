@@ -64,6 +64,13 @@ pub struct SettingsLayer {
     /// rather than piling up [default: 64].
     #[arg(long, env = "HYRANK_MAX_INFLIGHT")]
     pub max_inflight: Option<usize>,
+    /// Most queries the model worker encodes in one batch; concurrent requests share a forward
+    /// pass. 0: no worker, each request encodes on its own thread [default: 16].
+    #[arg(long, env = "HYRANK_QUERY_BATCH")]
+    pub query_batch: Option<usize>,
+    /// Queries waiting for the model worker; beyond it requests get 503 [default: 256].
+    #[arg(long, env = "HYRANK_QUERY_QUEUE")]
+    pub query_queue: Option<usize>,
     /// Query embeddings cached (0 turns it off) [default: 10000].
     #[arg(long, env = "HYRANK_QUERY_CACHE_ENTRIES")]
     pub query_cache_entries: Option<usize>,
@@ -106,6 +113,8 @@ impl SettingsLayer {
             max_query_chars,
             max_rerank_depth,
             max_inflight,
+            query_batch,
+            query_queue,
             query_cache_entries,
             response_cache_entries,
             watch_secs
@@ -182,6 +191,8 @@ pub struct ServerSettings {
     pub bind: SocketAddr,
     /// HTTP workers.
     pub workers: usize,
+    /// The model worker's batching, if any.
+    pub query_batcher: Option<hyrank_engine::batcher::BatcherSettings>,
     /// Query embeddings cached.
     pub query_cache_entries: usize,
     /// Pointer checks, in seconds; 0 is off.
@@ -250,6 +261,13 @@ impl ServerSettings {
             device,
             bind,
             workers: positive("workers", layer.workers, 2)?,
+            query_batcher: match layer.query_batch.unwrap_or(16) {
+                0 => None,
+                max_batch => Some(hyrank_engine::batcher::BatcherSettings {
+                    max_batch,
+                    queue_capacity: positive("query_queue", layer.query_queue, 256)?,
+                }),
+            },
             query_cache_entries: layer
                 .query_cache_entries
                 .unwrap_or(hyrank_engine::engine::DEFAULT_QUERY_CACHE_ENTRIES),

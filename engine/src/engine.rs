@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::batcher::QueryBatcher;
 use crate::cache::{Cache, CacheStats};
 use crate::cf::{self, AlsModel, Factors};
 use crate::dense::{read_f32_file, write_f32_file, Metric, VectorIndex};
@@ -375,6 +376,9 @@ pub struct Engine {
     /// Query text → embedding. Handed on to the next generation by [`Engine::open_next`] and
     /// cleared there, so hit counts accumulate while entries never outlive their generation.
     query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
+    /// The model worker queries go through, when one is set (servers); else the calling thread
+    /// encodes (batch jobs, tests).
+    query_batcher: Option<Arc<QueryBatcher>>,
 }
 
 /// Query embeddings an engine keeps unless told otherwise (384 floats each: ~16 MiB).
@@ -433,6 +437,12 @@ impl Engine {
         let mut next = Self::open_generation(&dir, embedder)?;
         next.query_cache = Arc::clone(&serving.query_cache);
         next.query_cache.clear();
+        // The worker encodes with the serving model; keep it only if the model is the same.
+        if Arc::ptr_eq(&next.embedder, &serving.embedder) {
+            next.query_batcher = serving.query_batcher.clone();
+        } else if let Some(old) = &serving.query_batcher {
+            next.query_batcher = Some(Arc::new(QueryBatcher::spawn(Arc::clone(&next.embedder), old.settings())?));
+        }
         Ok(Some(next))
     }
 
@@ -510,6 +520,7 @@ impl Engine {
             field_names,
             reranker,
             query_cache: Arc::new(Cache::new(DEFAULT_QUERY_CACHE_ENTRIES)),
+            query_batcher: None,
         })
     }
 
@@ -538,9 +549,25 @@ impl Engine {
         self.query_cache.stats()
     }
 
+    /// Sends query encoding through a model worker that batches concurrent queries.
+    pub fn set_query_batcher(&mut self, batcher: Arc<QueryBatcher>) {
+        self.query_batcher = Some(batcher);
+    }
+
+    /// The model worker, if one is set.
+    pub fn query_batcher(&self) -> Option<&Arc<QueryBatcher>> {
+        self.query_batcher.as_ref()
+    }
+
     /// The query's embedding, from the cache when this generation has seen the text before.
     fn embed_query(&self, query: &str) -> Result<Arc<Vec<f32>>> {
-        self.query_cache.get_or_try(query.to_string(), || self.embedder.embed(query).map(Arc::new))
+        self.query_cache.get_or_try(query.to_string(), || {
+            match &self.query_batcher {
+                Some(batcher) => batcher.encode(query),
+                None => self.embedder.embed(query),
+            }
+            .map(Arc::new)
+        })
     }
 
     /// Replaces the rerank stage.

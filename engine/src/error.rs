@@ -87,6 +87,14 @@ pub enum Error {
     /// Tensor computation failed.
     #[error("model inference failed: {0}")]
     Inference(#[from] candle_core::Error),
+    /// A bounded queue is full; the caller should retry shortly rather than wait.
+    #[error("{queue} is full ({capacity} waiting); retry shortly")]
+    Overloaded {
+        /// Which queue.
+        queue: &'static str,
+        /// Its capacity.
+        capacity: usize,
+    },
     /// Tokenization failed.
     #[error("tokenizer failed: {0}")]
     Tokenizer(String),
@@ -121,6 +129,7 @@ impl Error {
             Error::InvalidArgument { .. } => ErrorKind::InvalidInput,
             Error::UnknownItem { .. } | Error::UnknownUser { .. } => ErrorKind::NotFound,
             Error::Unavailable { .. } => ErrorKind::InvalidInput,
+            Error::Overloaded { .. } => ErrorKind::Overloaded,
             Error::BadIndex { .. }
             | Error::ModelMismatch { .. }
             | Error::DeviceUnavailable { .. }

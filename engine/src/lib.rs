@@ -9,6 +9,7 @@
 //! The engine knows nothing of HTTP or command lines.
 #![warn(missing_docs)]
 
+pub mod batcher;
 pub mod cache;
 pub mod cf;
 pub mod dense;

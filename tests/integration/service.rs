@@ -275,3 +275,56 @@ async fn the_watcher_picks_up_a_published_generation() {
     let (status, _, body) = call(&app, search(json!({"query": "camp stove"}), None)).await;
     assert_eq!((status, body["generation"].as_str()), (StatusCode::OK, Some("000002")));
 }
+
+#[actix_web::test]
+async fn the_model_worker_batches_concurrent_queries_and_matches_direct_encoding() {
+    use hyrank_engine::batcher::{BatcherSettings, QueryBatcher};
+    let embedder = Arc::clone(crate::indexed().engine.embedder());
+    let batcher = Arc::new(
+        QueryBatcher::spawn(Arc::clone(&embedder), BatcherSettings { max_batch: 8, queue_capacity: 64 }).unwrap(),
+    );
+    let queries: Vec<String> = (0..24).map(|i| format!("query number {i}: a light tent for {i} people")).collect();
+    let barrier = Arc::new(std::sync::Barrier::new(queries.len()));
+    let handles: Vec<_> = queries
+        .iter()
+        .cloned()
+        .map(|q| {
+            let (batcher, barrier) = (Arc::clone(&batcher), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                batcher.encode(&q).unwrap()
+            })
+        })
+        .collect();
+    for (query, handle) in queries.iter().zip(handles) {
+        let batched = handle.join().unwrap();
+        let direct = embedder.embed(query).unwrap();
+        let cosine: f32 = batched.iter().zip(&direct).map(|(a, b)| a * b).sum();
+        assert!(cosine > 0.9999, "{query}: cosine {cosine}");
+    }
+    let stats = batcher.stats();
+    assert_eq!((stats.queries, stats.queued, stats.refused), (24, 0, 0));
+    assert!(stats.batches >= 3 && stats.batches <= 24, "{stats:?}");
+}
+
+#[actix_web::test]
+async fn a_server_with_a_model_worker_answers_the_same_and_reports_it() {
+    use hyrank_engine::batcher::{BatcherSettings, QueryBatcher};
+    let root = tempfile::tempdir().unwrap();
+    publish_copy(root.path(), "000001", false);
+    let mut engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+    let batcher = QueryBatcher::spawn(Arc::clone(engine.embedder()), BatcherSettings::default()).unwrap();
+    engine.set_query_batcher(Arc::new(batcher));
+    let app = service(AppState::with_settings(Arc::new(engine), None, ServiceSettings::default())).await;
+    let reference = service(AppState::from_arc(shared_engine())).await;
+    let query = json!({"query": "espresso grinder with burrs", "k": 10});
+    let (_, _, with_worker) = call(&app, search(query.clone(), None)).await;
+    let (_, _, without) = call(&reference, search(query, None)).await;
+    let ids = |body: &Value| body["hits"].as_array().unwrap().iter().map(|h| h["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&with_worker), ids(&without));
+    assert_eq!(call(&app, test::TestRequest::get().uri("/readyz")).await.0, StatusCode::OK);
+    let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(metrics.contains(r#"hyrank_model_work_total{what="queries"} 2"#), "{metrics}");
+    assert!(metrics.contains("hyrank_model_queue_depth 0"), "{metrics}");
+}
