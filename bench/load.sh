@@ -3,14 +3,17 @@
 # while two new generations are swapped in. Both caches are off, so every request encodes its
 # query and runs both retrievers (the 300 SciFact test queries in turn).
 #
-#   bench/load.sh INDEX_DIR OUT_DIR [SECONDS]
+#   bench/load.sh INDEX_DIR OUT_DIR [SECONDS] [EXTRA hyrank-serve FLAGS...]
 #
+# e.g. `bench/load.sh data/scifact out/load-unbatched 30 --query-batch 0` for the server without
+# its model worker.
 # INDEX_DIR must hold a published generation of SciFact (hyrank index --catalog
 # ../shared/data/scifact/corpus.jsonl --index-dir INDEX_DIR). The swap phase publishes copies of
 # the serving generation as new generations (same data, new names, the indexer's rename
 # protocol) and asks /admin/reload for each; it removes them afterwards and restores CURRENT.
 set -euo pipefail
 index=$1 out=$2 seconds=${3:-30}
+shift $(( $# < 3 ? $# : 3 ))
 data=${HYRANK_EVAL_DATA:-../shared/data/scifact}
 cd "$(dirname "$0")/.."
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -19,7 +22,7 @@ python3 bench/make_wrk_script.py "$data" test '{"k": 10}' > "$out/search.lua"
 admin_key=load-test-admin-key-$$
 port=18181
 HYRANK_ADMIN_KEY=$admin_key "$target_dir/release/hyrank-serve" --index-dir "$index" --bind 127.0.0.1:$port \
-  --response-cache-entries 0 --query-cache-entries 0 --watch-secs 0 --device cpu > "$out/server.log" 2>&1 &
+  --response-cache-entries 0 --query-cache-entries 0 --watch-secs 0 --device cpu "$@" > "$out/server.log" 2>&1 &
 server=$!
 original=$(cat "$index/CURRENT")
 cleanup() {

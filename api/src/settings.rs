@@ -64,8 +64,10 @@ pub struct SettingsLayer {
     /// rather than piling up [default: 64].
     #[arg(long, env = "HYRANK_MAX_INFLIGHT")]
     pub max_inflight: Option<usize>,
-    /// Most queries the model worker encodes in one batch; concurrent requests share a forward
-    /// pass. 0: no worker, each request encodes on its own thread [default: 16].
+    /// Most queries a model worker encodes in one batch, so concurrent requests share a forward
+    /// pass; 0: no worker, each request encodes on its own blocking thread. Off by default: on a
+    /// 2-core CPU it cut hybrid throughput at concurrency 8 from 73 to 58 req/s (docs/SERVICE.md)
+    /// [default: 0].
     #[arg(long, env = "HYRANK_QUERY_BATCH")]
     pub query_batch: Option<usize>,
     /// Queries waiting for the model worker; beyond it requests get 503 [default: 256].
@@ -261,7 +263,7 @@ impl ServerSettings {
             device,
             bind,
             workers: positive("workers", layer.workers, 2)?,
-            query_batcher: match layer.query_batch.unwrap_or(16) {
+            query_batcher: match layer.query_batch.unwrap_or(0) {
                 0 => None,
                 max_batch => Some(hyrank_engine::batcher::BatcherSettings {
                     max_batch,
@@ -299,6 +301,9 @@ mod tests {
         assert_eq!(settings.bind.to_string(), "0.0.0.0:9000"); // file
         assert_eq!(settings.service.limits.max_candidates, 1000); // default
         assert_eq!(settings.watch_secs, 5);
+        assert_eq!(settings.query_batcher, None, "the model worker is opt-in");
+        let batched = ServerSettings::validate(parse(&["--query-batch", "8"])).unwrap();
+        assert_eq!(batched.query_batcher.map(|b| (b.max_batch, b.queue_capacity)), Some((8, 256)));
     }
 
     #[test]
