@@ -324,9 +324,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         cold_items: settings.cold_items,
         modes,
     };
-    let json = serde_json::to_string_pretty(&report).map_err(|e| io_error("report".into(), e))?;
-    std::fs::write(dir.join("report.json"), json + "\n").map_err(|e| io_error(dir.display().to_string(), e))?;
-    std::fs::write(dir.join("report.md"), report.markdown()).map_err(|e| io_error(dir.display().to_string(), e))?;
+    super::write_reports(&dir, &report, &report.markdown())?;
     Ok(report)
 }
 
@@ -343,16 +341,24 @@ impl RecommendReport {
             "{split}; positives have weight ≥ {}; {} users evaluated, {} train / {} test positives ({} test positives on items with no train interaction); {} items.\n\n",
             self.min_weight, self.users_evaluated, self.train_interactions, self.test_interactions, self.cold_test_interactions, self.items
         );
-        out += &format!(
-            "| mode | Recall@{k} | capped Recall@{k} | nDCG@10 | coverage@{k} | cold Recall@{k} | p50 ms |\n|---|---|---|---|---|---|---|\n",
-            k = self.k
+        let k = self.k;
+        let header = [
+            "mode".to_string(),
+            format!("Recall@{k}"),
+            format!("capped Recall@{k}"),
+            "nDCG@10".to_string(),
+            format!("coverage@{k}"),
+            format!("cold Recall@{k}"),
+            "p50 ms".to_string(),
+        ];
+        out += &super::markdown_table(
+            &header.iter().map(String::as_str).collect::<Vec<_>>(),
+            self.modes.iter().map(|m| {
+                let scores =
+                    [m.recall, m.recall_capped, m.ndcg_10, m.coverage, m.cold_recall].map(|v| format!("{v:.4}"));
+                [vec![m.mode.to_string()], scores.to_vec(), vec![format!("{:.1}", m.p50_ms)]].concat()
+            }),
         );
-        for m in &self.modes {
-            out += &format!(
-                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} |\n",
-                m.mode, m.recall, m.recall_capped, m.ndcg_10, m.coverage, m.cold_recall, m.p50_ms
-            );
-        }
         out
     }
 }

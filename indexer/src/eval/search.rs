@@ -1,7 +1,6 @@
 //! `hyrank eval search`: relevance of each retrieval configuration on a BEIR-layout data set.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,6 +10,7 @@ use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
 
 use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at, Judgments};
+use super::write_file;
 use crate::error::{IndexError, Result};
 
 /// A named retrieval configuration.
@@ -211,12 +211,6 @@ pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
     Ok(queries)
 }
 
-fn write_file(path: &Path, contents: &str) -> Result<()> {
-    std::fs::File::create(path)
-        .and_then(|mut f| f.write_all(contents.as_bytes()))
-        .map_err(|e| IndexError::Engine(hyrank_engine::Error::io(format!("writing {}", path.display()), e)))
-}
-
 /// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
 /// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
 pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
@@ -292,10 +286,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         skipped_without_judgments: skipped,
         configs: reports,
     };
-    let json = serde_json::to_string_pretty(&report)
-        .map_err(|source| hyrank_engine::Error::Json { context: "encoding report".into(), source })?;
-    write_file(&settings.out_dir.join("report.json"), &(json + "\n"))?;
-    write_file(&settings.out_dir.join("report.md"), &report.markdown())?;
+    super::write_reports(&settings.out_dir, &report, &report.markdown())?;
     Ok(report)
 }
 
@@ -306,13 +297,14 @@ impl SearchReport {
             "{} ({} split): {} judged queries evaluated, {} queries without judgments skipped; generation {}.\n\n",
             self.data, self.split, self.evaluated_queries, self.skipped_without_judgments, self.generation
         );
-        out += "| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n";
-        for c in &self.configs {
-            out += &format!(
-                "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} | {:.1} |\n",
-                c.name, c.ndcg_10, c.recall_100, c.mrr_10, c.map_100, c.p50_ms, c.p99_ms
-            );
-        }
+        out += &super::markdown_table(
+            &["configuration", "nDCG@10", "Recall@100", "MRR@10", "MAP@100", "p50 ms", "p99 ms"],
+            self.configs.iter().map(|c| {
+                let scores = [c.ndcg_10, c.recall_100, c.mrr_10, c.map_100].map(|v| format!("{v:.4}"));
+                let latency = [c.p50_ms, c.p99_ms].map(|v| format!("{v:.1}"));
+                [vec![c.name.clone()], scores.to_vec(), latency.to_vec()].concat()
+            }),
+        );
         out
     }
 }
