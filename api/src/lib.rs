@@ -55,12 +55,8 @@ struct Serving {
 }
 
 impl AppState {
-    /// Serves this engine with default settings and no reloading.
-    pub fn new(engine: Engine) -> Self {
-        Self::from_arc(Arc::new(engine))
-    }
-
-    /// Serves an engine that is already shared (tests share one across apps).
+    /// Serves a shared engine with default settings and no reloading (tests share one engine
+    /// across apps).
     pub fn from_arc(engine: Arc<Engine>) -> Self {
         Self::with_settings(engine, None, ServiceSettings::default())
     }
@@ -108,12 +104,13 @@ impl AppState {
 
     /// The metrics as Prometheus text.
     pub fn render_metrics(&self) -> String {
-        self.inner.metrics.queue_depth.set(self.inner.inflight.load(Ordering::Relaxed) as i64);
         let engine = self.engine();
-        if let Some(worker) = engine.query_batcher() {
-            self.inner.metrics.set_model_worker(worker.stats());
-        }
-        self.inner.metrics.render(engine.query_cache_stats(), self.inner.responses.stats())
+        self.inner.metrics.render(&metrics::Totals {
+            engine_queue: self.queue_depth(),
+            query_cache: engine.query_cache_stats(),
+            response_cache: self.inner.responses.stats(),
+            model_worker: engine.query_batcher().map(|worker| worker.stats()),
+        })
     }
 
     /// Engine calls queued or running now.

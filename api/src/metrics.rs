@@ -15,23 +15,42 @@ use prometheus::{
 /// Latency buckets in seconds: 0.5 ms to 10 s.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Figures kept by other parts of the server (running totals that only grow, and depths), read
+/// when the metrics are exported.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    /// Engine calls queued or running on the blocking pool.
+    pub engine_queue: usize,
+    /// The engine's query-embedding cache.
+    pub query_cache: CacheStats,
+    /// The response cache.
+    pub response_cache: CacheStats,
+    /// The model worker, when there is one.
+    pub model_worker: Option<BatcherStats>,
+}
+
+/// Raises a counter to a running total kept elsewhere; the counter's own value is what was
+/// exported before, so the difference is the increment.
+fn raise_to(counter: &IntCounterVec, labels: &[&str], total: u64) {
+    let counter = counter.with_label_values(labels);
+    counter.inc_by(total.saturating_sub(counter.get()));
+}
+
 /// Every metric the service exports, in one registry.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     request_seconds: HistogramVec,
     stage_seconds: HistogramVec,
-    /// Engine calls queued or running now.
-    pub queue_depth: IntGauge,
+    queue_depth: IntGauge,
     /// Engine calls refused because the queue was full.
     pub rejected: IntCounter,
     cache_lookups: IntCounterVec,
-    /// What each cache had reported when last exported, to turn totals into counter increments.
-    cache_reported: Mutex<[(&'static str, CacheStats); 2]>,
     generation: IntGaugeVec,
     model_queue: IntGauge,
     model_work: IntCounterVec,
-    model_reported: Mutex<BatcherStats>,
+    /// One export at a time raises the counters kept as totals elsewhere.
+    exporting: Mutex<()>,
     /// Generation swaps and refusals.
     pub reloads: IntCounterVec,
 }
@@ -120,7 +139,7 @@ impl Metrics {
         Metrics {
             model_queue,
             model_work,
-            model_reported: Mutex::new(BatcherStats::default()),
+            exporting: Mutex::new(()),
             registry,
             requests,
             request_seconds,
@@ -128,10 +147,6 @@ impl Metrics {
             queue_depth,
             rejected,
             cache_lookups,
-            cache_reported: Mutex::new([
-                ("query_embedding", CacheStats::default()),
-                ("response", CacheStats::default()),
-            ]),
             generation,
             reloads,
         }
@@ -167,30 +182,20 @@ impl Metrics {
         self.generation.with_label_values(&[generation]).set(1);
     }
 
-    /// Brings the model worker's figures up to date.
-    pub fn set_model_worker(&self, now: BatcherStats) {
-        self.model_queue.set(now.queued as i64);
-        let mut last = self.model_reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (what, now, then) in [
-            ("batches", now.batches, last.batches),
-            ("queries", now.queries, last.queries),
-            ("refused", now.refused, last.refused),
-        ] {
-            self.model_work.with_label_values(&[what]).inc_by(now.saturating_sub(then));
-        }
-        *last = now;
-    }
-
-    /// The registry as Prometheus text, after bringing the cache counters up to date.
-    pub fn render(&self, query_cache: CacheStats, response_cache: CacheStats) -> String {
+    /// The registry as Prometheus text, with the figures other parts of the server keep.
+    pub fn render(&self, totals: &Totals) -> String {
         {
-            let mut reported = self.cache_reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for ((name, last), now) in reported.iter_mut().zip([query_cache, response_cache]) {
-                // Totals only grow (the caches live as long as the server), so the deltas are
-                // non-negative; saturating keeps a counter from ever going backwards.
-                self.cache_lookups.with_label_values(&[name, "hit"]).inc_by(now.hits.saturating_sub(last.hits));
-                self.cache_lookups.with_label_values(&[name, "miss"]).inc_by(now.misses.saturating_sub(last.misses));
-                *last = now;
+            let _one_export = self.exporting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.queue_depth.set(totals.engine_queue as i64);
+            for (name, stats) in [("query_embedding", totals.query_cache), ("response", totals.response_cache)] {
+                raise_to(&self.cache_lookups, &[name, "hit"], stats.hits);
+                raise_to(&self.cache_lookups, &[name, "miss"], stats.misses);
+            }
+            if let Some(worker) = totals.model_worker {
+                self.model_queue.set(worker.queued as i64);
+                raise_to(&self.model_work, &["batches"], worker.batches);
+                raise_to(&self.model_work, &["queries"], worker.queries);
+                raise_to(&self.model_work, &["refused"], worker.refused);
             }
         }
         let mut buffer = Vec::new();
@@ -213,8 +218,13 @@ mod tests {
         metrics.observe_stages(&timings);
         metrics.set_generation("000001");
         metrics.set_generation("000002");
-        metrics.render(CacheStats { hits: 2, misses: 3 }, CacheStats::default());
-        let text = metrics.render(CacheStats { hits: 5, misses: 3 }, CacheStats { hits: 0, misses: 1 });
+        metrics.render(&Totals { query_cache: CacheStats { hits: 2, misses: 3 }, ..Totals::default() });
+        let text = metrics.render(&Totals {
+            engine_queue: 3,
+            query_cache: CacheStats { hits: 5, misses: 3 },
+            response_cache: CacheStats { hits: 0, misses: 1 },
+            model_worker: Some(BatcherStats { queued: 2, batches: 4, queries: 9, refused: 1 }),
+        });
         assert!(
             text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),
             "{text}"
@@ -223,6 +233,9 @@ mod tests {
         assert!(text.contains(r#"hyrank_cache_lookups_total{cache="query_embedding",result="hit"} 5"#), "{text}");
         assert!(text.contains(r#"hyrank_cache_lookups_total{cache="response",result="miss"} 1"#), "{text}");
         assert!(text.contains(r#"hyrank_serving_generation{generation="000002"} 1"#), "{text}");
+        assert!(text.contains("hyrank_engine_queue_depth 3"), "{text}");
+        assert!(text.contains(r#"hyrank_model_work_total{what="queries"} 9"#), "{text}");
+        assert!(text.contains("hyrank_model_queue_depth 2"), "{text}");
         assert!(!text.contains(r#"generation="000001""#), "{text}");
     }
 }

@@ -28,57 +28,61 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| format!("{:x}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed)))
 }
 
-/// Request id, access log and metrics. Routes are labelled by template (`/v1/items/{id}`), so
-/// item ids never become label values.
+/// What the access log and the request metrics say of one request.
+struct RequestRecord {
+    id: String,
+    method: String,
+    /// The route template (`/v1/items/{id}`), so item ids never become label values.
+    route: String,
+    path: String,
+    start: Instant,
+}
+
+impl RequestRecord {
+    fn finish(&self, state: Option<&AppState>, status: StatusCode) {
+        let seconds = self.start.elapsed().as_secs_f64();
+        if let Some(state) = state {
+            state.metrics().observe_request(&self.method, &self.route, status.as_u16(), seconds);
+        }
+        tracing::info!(
+            target: "hyrank::access",
+            request_id = %self.id,
+            method = %self.method,
+            route = %self.route,
+            path = %self.path,
+            status = status.as_u16(),
+            ms = format_args!("{:.2}", seconds * 1000.0),
+            "request"
+        );
+    }
+}
+
+/// Request id, access log and metrics.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let start = Instant::now();
-    let id = request_id(&req);
-    let method = req.method().to_string();
-    let path = req.path().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let record = RequestRecord {
+        id: request_id(&req),
+        method: req.method().to_string(),
+        route: req.match_pattern().unwrap_or_else(|| "unmatched".into()),
+        path: req.path().to_string(),
+        start: Instant::now(),
+    };
     let state = req.app_data::<web::Data<AppState>>().map(|s| s.get_ref().clone());
     let mut response = match next.call(req).await {
         Ok(response) => response,
         // Errors from inner services still get logged and counted, as the response they become.
         Err(error) => {
-            let status = error.as_response_error().status_code();
-            finish(state.as_ref(), &id, &method, &route, &path, status, start);
+            record.finish(state.as_ref(), error.as_response_error().status_code());
             return Err(error);
         }
     };
-    finish(state.as_ref(), &id, &method, &route, &path, response.status(), start);
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    record.finish(state.as_ref(), response.status());
+    if let Ok(value) = HeaderValue::from_str(&record.id) {
         response.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
     }
     Ok(response)
-}
-
-fn finish(
-    state: Option<&AppState>,
-    id: &str,
-    method: &str,
-    route: &str,
-    path: &str,
-    status: StatusCode,
-    start: Instant,
-) {
-    let seconds = start.elapsed().as_secs_f64();
-    if let Some(state) = state {
-        state.metrics().observe_request(method, route, status.as_u16(), seconds);
-    }
-    tracing::info!(
-        target: "hyrank::access",
-        request_id = %id,
-        method = %method,
-        route = %route,
-        path = %path,
-        status = status.as_u16(),
-        ms = format_args!("{:.2}", seconds * 1000.0),
-        "request"
-    );
 }
 
 /// The key a request presents: `Authorization: Bearer KEY` or `X-Api-Key: KEY`.

@@ -172,7 +172,7 @@ fn json_response(body: Bytes, cache: &'static str) -> HttpResponse {
     HttpResponse::Ok().content_type(ContentType::json()).insert_header(("x-cache", cache)).body(body)
 }
 
-/// Liveness: the process is up and serving a generation.
+/// Liveness or readiness, and the generation serving.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Health {
     status: &'static str,
@@ -180,15 +180,16 @@ pub(crate) struct Health {
     items: usize,
 }
 
+impl Health {
+    fn of(status: &'static str, engine: &Engine) -> Self {
+        Health { status, generation: engine.manifest().generation.clone(), items: engine.manifest().counts.items }
+    }
+}
+
 /// Liveness: the process answers. Never touches the model.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let engine = state.engine();
-    HttpResponse::Ok().json(Health {
-        status: "ok",
-        generation: engine.manifest().generation.clone(),
-        items: engine.manifest().counts.items,
-    })
+    HttpResponse::Ok().json(Health::of("ok", &state.engine()))
 }
 
 /// Readiness: a generation is loaded and the model encodes a query (through the engine queue,
@@ -197,20 +198,16 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     (status = 200, body = Health), (status = 503, body = ErrorBody, description = "model failing or queue full")
 ))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let generation = blocking(&state, |engine| {
+    let health = blocking(&state, |engine| {
         match engine.query_batcher() {
             Some(worker) => worker.encode("readiness probe")?,
             None => engine.embedder().embed("readiness probe")?,
         };
-        Ok(engine.manifest().clone())
+        Ok(Health::of("ready", engine))
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message))?;
-    Ok(HttpResponse::Ok().json(Health {
-        status: "ready",
-        generation: generation.generation,
-        items: generation.counts.items,
-    }))
+    Ok(HttpResponse::Ok().json(health))
 }
 
 /// Prometheus metrics in the text exposition format.

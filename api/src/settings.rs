@@ -267,7 +267,11 @@ impl ServerSettings {
                 0 => None,
                 max_batch => Some(hyrank_engine::batcher::BatcherSettings {
                     max_batch,
-                    queue_capacity: positive("query_queue", layer.query_queue, 256)?,
+                    queue_capacity: positive(
+                        "query_queue",
+                        layer.query_queue,
+                        hyrank_engine::batcher::BatcherSettings::default().queue_capacity,
+                    )?,
                 }),
             },
             query_cache_entries: layer
@@ -278,7 +282,9 @@ impl ServerSettings {
                 limits,
                 search_key,
                 admin_key,
-                response_cache_entries: layer.response_cache_entries.unwrap_or(1000),
+                response_cache_entries: layer
+                    .response_cache_entries
+                    .unwrap_or(ServiceSettings::default().response_cache_entries),
             },
         })
     }
