@@ -110,6 +110,7 @@ impl AppState {
             query_cache: engine.query_cache_stats(),
             response_cache: self.inner.responses.stats(),
             model_worker: engine.query_batcher().map(|worker| worker.stats()),
+            rerank_worker: engine.rerank_worker().map(|worker| worker.stats()),
         })
     }
 

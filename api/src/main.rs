@@ -29,6 +29,9 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
             .context("starting the query encoder")?;
         engine.set_query_batcher(Arc::new(batcher));
     }
+    if let Some(batching) = settings.rerank_worker {
+        engine.start_rerank_worker(batching).context("starting the rerank worker")?;
+    }
     let state = AppState::with_settings(Arc::new(engine), Some(settings.index_dir.clone()), settings.service.clone());
     if settings.watch_secs > 0 {
         reload::spawn_watcher(state.clone(), Duration::from_secs(settings.watch_secs))

@@ -25,8 +25,10 @@ pub struct Totals {
     pub query_cache: CacheStats,
     /// The response cache.
     pub response_cache: CacheStats,
-    /// The model worker, when there is one.
+    /// The query-encoding model worker, when there is one.
     pub model_worker: Option<BatcherStats>,
+    /// The trained reranker's model worker, when there is one.
+    pub rerank_worker: Option<BatcherStats>,
 }
 
 /// Raises a counter to a running total kept elsewhere; the counter's own value is what was
@@ -47,7 +49,7 @@ pub struct Metrics {
     pub rejected: IntCounter,
     cache_lookups: IntCounterVec,
     generation: IntGaugeVec,
-    model_queue: IntGauge,
+    model_queue: IntGaugeVec,
     model_work: IntCounterVec,
     /// One export at a time raises the counters kept as totals elsewhere.
     exporting: Mutex<()>,
@@ -123,16 +125,17 @@ impl Metrics {
             registry
         )
         .expect(expect);
-        let model_queue = register_int_gauge_with_registry!(
+        let model_queue = register_int_gauge_vec_with_registry!(
             "hyrank_model_queue_depth",
-            "Queries waiting for the model worker (the query-encoding batcher).",
+            "Requests waiting for a model worker (query_encoder or reranker).",
+            &["worker"],
             registry
         )
         .expect(expect);
         let model_work = register_int_counter_vec_with_registry!(
             "hyrank_model_work_total",
-            "Model worker totals: batches (forward passes), queries encoded, queries refused (queue full).",
-            &["what"],
+            "Model worker totals: batches (shared passes), queries (requests served), refused (queue full).",
+            &["worker", "what"],
             registry
         )
         .expect(expect);
@@ -191,11 +194,13 @@ impl Metrics {
                 raise_to(&self.cache_lookups, &[name, "hit"], stats.hits);
                 raise_to(&self.cache_lookups, &[name, "miss"], stats.misses);
             }
-            if let Some(worker) = totals.model_worker {
-                self.model_queue.set(worker.queued as i64);
-                raise_to(&self.model_work, &["batches"], worker.batches);
-                raise_to(&self.model_work, &["queries"], worker.queries);
-                raise_to(&self.model_work, &["refused"], worker.refused);
+            for (name, worker) in [("query_encoder", totals.model_worker), ("reranker", totals.rerank_worker)] {
+                if let Some(worker) = worker {
+                    self.model_queue.with_label_values(&[name]).set(worker.queued as i64);
+                    raise_to(&self.model_work, &[name, "batches"], worker.batches);
+                    raise_to(&self.model_work, &[name, "queries"], worker.queries);
+                    raise_to(&self.model_work, &[name, "refused"], worker.refused);
+                }
             }
         }
         let mut buffer = Vec::new();
@@ -224,6 +229,7 @@ mod tests {
             query_cache: CacheStats { hits: 5, misses: 3 },
             response_cache: CacheStats { hits: 0, misses: 1 },
             model_worker: Some(BatcherStats { queued: 2, batches: 4, queries: 9, refused: 1 }),
+            rerank_worker: Some(BatcherStats { queued: 1, batches: 3, queries: 5, refused: 0 }),
         });
         assert!(
             text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),
@@ -234,8 +240,10 @@ mod tests {
         assert!(text.contains(r#"hyrank_cache_lookups_total{cache="response",result="miss"} 1"#), "{text}");
         assert!(text.contains(r#"hyrank_serving_generation{generation="000002"} 1"#), "{text}");
         assert!(text.contains("hyrank_engine_queue_depth 3"), "{text}");
-        assert!(text.contains(r#"hyrank_model_work_total{what="queries"} 9"#), "{text}");
-        assert!(text.contains("hyrank_model_queue_depth 2"), "{text}");
+        assert!(text.contains(r#"hyrank_model_work_total{what="queries",worker="query_encoder"} 9"#), "{text}");
+        assert!(text.contains(r#"hyrank_model_queue_depth{worker="query_encoder"} 2"#), "{text}");
+        assert!(text.contains(r#"hyrank_model_work_total{what="batches",worker="reranker"} 3"#), "{text}");
+        assert!(text.contains(r#"hyrank_model_queue_depth{worker="reranker"} 1"#), "{text}");
         assert!(!text.contains(r#"generation="000001""#), "{text}");
     }
 }

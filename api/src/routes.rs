@@ -230,7 +230,7 @@ pub(crate) async fn search(
     body: web::Json<SearchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner();
-    bound(&state, request.k, request.candidates, &mut request.query, request.rerank.as_ref().map(|r| r.depth))?;
+    bound(&state, request.k, request.candidates, &mut request.query, request.rerank.as_ref().and_then(|r| r.depth))?;
     cached(&state, "search", &request, |engine, request| engine.search(request)).await
 }
 

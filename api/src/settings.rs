@@ -73,6 +73,14 @@ pub struct SettingsLayer {
     /// Queries waiting for the model worker; beyond it requests get 503 [default: 256].
     #[arg(long, env = "HYRANK_QUERY_QUEUE")]
     pub query_queue: Option<usize>,
+    /// Most requests whose trained-reranker pairs share one model-worker pass; 0: each request
+    /// reranks on its own thread. Only used when the generation has a trained reranker
+    /// [default: 8].
+    #[arg(long, env = "HYRANK_RERANK_BATCH")]
+    pub rerank_batch: Option<usize>,
+    /// Requests waiting for the rerank worker; beyond it requests get 503 [default: 64].
+    #[arg(long, env = "HYRANK_RERANK_QUEUE")]
+    pub rerank_queue: Option<usize>,
     /// Query embeddings cached (0 turns it off) [default: 10000].
     #[arg(long, env = "HYRANK_QUERY_CACHE_ENTRIES")]
     pub query_cache_entries: Option<usize>,
@@ -117,6 +125,8 @@ impl SettingsLayer {
             max_inflight,
             query_batch,
             query_queue,
+            rerank_batch,
+            rerank_queue,
             query_cache_entries,
             response_cache_entries,
             watch_secs
@@ -195,6 +205,8 @@ pub struct ServerSettings {
     pub workers: usize,
     /// The model worker's batching, if any.
     pub query_batcher: Option<hyrank_engine::batcher::BatcherSettings>,
+    /// The trained reranker's model worker, if any.
+    pub rerank_worker: Option<hyrank_engine::batcher::BatcherSettings>,
     /// Query embeddings cached.
     pub query_cache_entries: usize,
     /// Pointer checks, in seconds; 0 is off.
@@ -202,6 +214,11 @@ pub struct ServerSettings {
     /// The HTTP service's own settings.
     pub service: ServiceSettings,
 }
+
+/// Requests per rerank-worker pass, and requests waiting: reranking costs ~100× a query
+/// encoding, so the queue is short and a full one answers 503 quickly.
+const DEFAULT_RERANK_BATCH: usize = 8;
+const DEFAULT_RERANK_QUEUE: usize = 64;
 
 /// A setting that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +289,13 @@ impl ServerSettings {
                         layer.query_queue,
                         hyrank_engine::batcher::BatcherSettings::default().queue_capacity,
                     )?,
+                }),
+            },
+            rerank_worker: match layer.rerank_batch.unwrap_or(DEFAULT_RERANK_BATCH) {
+                0 => None,
+                max_batch => Some(hyrank_engine::batcher::BatcherSettings {
+                    max_batch,
+                    queue_capacity: positive("rerank_queue", layer.rerank_queue, DEFAULT_RERANK_QUEUE)?,
                 }),
             },
             query_cache_entries: layer

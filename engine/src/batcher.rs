@@ -4,12 +4,14 @@
 //! query is refused at once with [`Error::Overloaded`] instead of waiting without limit.
 //!
 //! On a GPU this turns many small kernel launches into one; on a CPU it stops concurrent
-//! requests from each running their own forward pass over the same few cores.
+//! requests from each running their own forward pass over the same few cores. The trained
+//! reranker has its own worker of the same shape ([`RerankWorker`]).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 
+use crate::cross::CrossEncoder;
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 
@@ -54,51 +56,67 @@ struct Counters {
     refused: AtomicU64,
 }
 
-/// A handle to the model worker; cheap to share. The worker thread ends when the last handle
-/// is dropped.
-pub struct QueryBatcher {
-    jobs: SyncSender<Job>,
+/// A bounded queue into one worker thread that takes jobs in batches: the first waiting job,
+/// then whatever else is already queued, up to `max_batch`.
+struct Lane<J> {
+    jobs: SyncSender<J>,
     counters: Arc<Counters>,
     settings: BatcherSettings,
+    name: &'static str,
 }
 
-impl QueryBatcher {
-    /// Starts the worker thread, which owns the use of `embedder` for queries.
-    pub fn spawn(embedder: Arc<Embedder>, settings: BatcherSettings) -> Result<Self> {
+impl<J: Send + 'static> Lane<J> {
+    fn spawn(
+        name: &'static str,
+        settings: BatcherSettings,
+        mut run: impl FnMut(Vec<J>) + Send + 'static,
+    ) -> Result<Self> {
         if settings.max_batch == 0 || settings.queue_capacity == 0 {
             return Err(Error::invalid("batcher", "max_batch and queue_capacity must be at least 1"));
         }
-        let (jobs, queue) = mpsc::sync_channel(settings.queue_capacity);
+        let (jobs, queue) = mpsc::sync_channel::<J>(settings.queue_capacity);
         let counters = Arc::new(Counters::default());
         let worker_counters = Arc::clone(&counters);
         std::thread::Builder::new()
-            .name("hyrank-query-encoder".into())
-            .spawn(move || work(&embedder, &queue, settings.max_batch, &worker_counters))
-            .map_err(|e| Error::io("starting the query encoder thread", e))?;
-        Ok(QueryBatcher { jobs, counters, settings })
+            .name(format!("hyrank-{name}"))
+            .spawn(move || {
+                // recv() fails only when every handle is gone: then nobody is left to answer.
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < settings.max_batch {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    worker_counters.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+                    worker_counters.batches.fetch_add(1, Ordering::Relaxed);
+                    worker_counters.queries.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    run(batch);
+                }
+            })
+            .map_err(|e| Error::io(format!("starting the {name} thread"), e))?;
+        Ok(Lane { jobs, counters, settings, name })
     }
 
-    /// The query's embedding, computed in a batch with whatever else is waiting.
-    pub fn encode(&self, text: &str) -> Result<Vec<f32>> {
-        let (reply, answer) = mpsc::channel();
+    /// Queues a job, or refuses it at once when the queue is full.
+    fn submit(&self, job: J) -> Result<()> {
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        match self.jobs.try_send(Job { text: text.to_string(), reply }) {
-            Ok(()) => {}
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(Error::Overloaded { queue: "query encoder queue", capacity: self.settings.queue_capacity });
+                Err(Error::Overloaded { queue: self.name, capacity: self.settings.queue_capacity })
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                return Err(stopped());
+                Err(stopped(self.name))
             }
         }
-        answer.recv().map_err(|_| stopped())?
     }
 
-    /// Queue depth and throughput counts.
-    pub fn stats(&self) -> BatcherStats {
+    fn stats(&self) -> BatcherStats {
         BatcherStats {
             queued: self.counters.queued.load(Ordering::Relaxed),
             batches: self.counters.batches.load(Ordering::Relaxed),
@@ -106,44 +124,118 @@ impl QueryBatcher {
             refused: self.counters.refused.load(Ordering::Relaxed),
         }
     }
+}
+
+fn stopped(name: &str) -> Error {
+    Error::io(name.to_string(), std::io::Error::other("the model worker stopped"))
+}
+
+/// A handle to the query-encoding worker; cheap to share. The worker thread ends when the last
+/// handle is dropped.
+pub struct QueryBatcher {
+    lane: Lane<Job>,
+}
+
+impl QueryBatcher {
+    /// Starts the worker thread, which owns the use of `embedder` for queries.
+    pub fn spawn(embedder: Arc<Embedder>, settings: BatcherSettings) -> Result<Self> {
+        let lane = Lane::spawn("query encoder queue", settings, move |batch| encode_batch(&embedder, batch))?;
+        Ok(QueryBatcher { lane })
+    }
+
+    /// The query's embedding, computed in a batch with whatever else is waiting.
+    pub fn encode(&self, text: &str) -> Result<Vec<f32>> {
+        let (reply, answer) = mpsc::channel();
+        self.lane.submit(Job { text: text.to_string(), reply })?;
+        answer.recv().map_err(|_| stopped(self.lane.name))?
+    }
+
+    /// Queue depth and throughput counts.
+    pub fn stats(&self) -> BatcherStats {
+        self.lane.stats()
+    }
 
     /// The settings it runs with.
     pub fn settings(&self) -> BatcherSettings {
-        self.settings
+        self.lane.settings
     }
 }
 
-fn stopped() -> Error {
-    Error::io("query encoding", std::io::Error::other("the encoder worker stopped"))
-}
-
-fn work(embedder: &Embedder, queue: &Receiver<Job>, max_batch: usize, counters: &Counters) {
-    // recv() fails only when every handle is gone: then there is nobody left to answer.
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+fn encode_batch(embedder: &Embedder, batch: Vec<Job>) {
+    let texts: Vec<&str> = batch.iter().map(|job| job.text.as_str()).collect();
+    match embedder.embed_batch(&texts) {
+        Ok(vectors) => {
+            for (job, vector) in batch.into_iter().zip(vectors) {
+                // A caller that gave up (its request was dropped) is not an error.
+                let _ = job.reply.send(Ok(vector));
             }
         }
-        counters.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters.queries.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let texts: Vec<&str> = batch.iter().map(|job| job.text.as_str()).collect();
-        match embedder.embed_batch(&texts) {
-            Ok(vectors) => {
-                for (job, vector) in batch.into_iter().zip(vectors) {
-                    // A caller that gave up (its request was dropped) is not an error.
-                    let _ = job.reply.send(Ok(vector));
-                }
+        Err(e) => {
+            let reason = format!("encoding a batch of {} queries: {e}", batch.len());
+            for job in batch {
+                let path = embedder.settings().model_dir.clone();
+                let _ = job.reply.send(Err(Error::Model { path, reason: reason.clone() }));
             }
-            Err(e) => {
-                let reason = format!("encoding a batch of {} queries: {e}", batch.len());
-                for job in batch {
-                    let path = embedder.settings().model_dir.clone();
-                    let _ = job.reply.send(Err(Error::Model { path, reason: reason.clone() }));
-                }
+        }
+    }
+}
+
+struct RerankJob {
+    query: String,
+    texts: Vec<String>,
+    reply: mpsc::Sender<Result<Vec<f32>>>,
+}
+
+/// The trained reranker's model worker: the pairs of requests that arrive together are scored
+/// in shared forward passes (the cross-encoder cuts them into its own batches), through a
+/// bounded queue that refuses with [`Error::Overloaded`] when full. `max_batch` counts requests.
+pub struct RerankWorker {
+    lane: Lane<RerankJob>,
+}
+
+impl RerankWorker {
+    /// Starts the worker thread, which owns the use of `model`.
+    pub fn spawn(model: Arc<CrossEncoder>, settings: BatcherSettings) -> Result<Self> {
+        let lane = Lane::spawn("rerank queue", settings, move |batch| rerank_batch(&model, batch))?;
+        Ok(RerankWorker { lane })
+    }
+
+    /// One logit per text, scored with whatever else is waiting.
+    pub fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>> {
+        let (reply, answer) = mpsc::channel();
+        let job = RerankJob { query: query.to_string(), texts: texts.iter().map(|t| t.to_string()).collect(), reply };
+        self.lane.submit(job)?;
+        answer.recv().map_err(|_| stopped(self.lane.name))?
+    }
+
+    /// Queue depth and throughput counts (`queries` counts requests).
+    pub fn stats(&self) -> BatcherStats {
+        self.lane.stats()
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> BatcherSettings {
+        self.lane.settings
+    }
+}
+
+fn rerank_batch(model: &CrossEncoder, batch: Vec<RerankJob>) {
+    let pairs: Vec<(&str, &str)> =
+        batch.iter().flat_map(|job| job.texts.iter().map(|t| (job.query.as_str(), t.as_str()))).collect();
+    match model.score_pairs(&pairs) {
+        Ok(scores) => {
+            let mut rest = scores.as_slice();
+            for job in &batch {
+                let (mine, others) = rest.split_at(job.texts.len());
+                rest = others;
+                let _ = job.reply.send(Ok(mine.to_vec()));
+            }
+        }
+        Err(e) => {
+            let reason = format!("reranking {} pairs: {e}", pairs.len());
+            for job in &batch {
+                let path = model.weights_path().to_path_buf();
+                let _ = job.reply.send(Err(Error::Model { path, reason: reason.clone() }));
             }
         }
     }

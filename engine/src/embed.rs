@@ -167,6 +167,11 @@ impl Embedder {
         self.identity.dim
     }
 
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The settings it was loaded with.
     pub fn settings(&self) -> &EmbedderSettings {
         &self.settings

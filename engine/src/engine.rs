@@ -7,20 +7,24 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::batcher::QueryBatcher;
+use crate::batcher::RerankWorker;
+use crate::batcher::{BatcherSettings, QueryBatcher};
 use crate::cache::{Cache, CacheStats};
 use crate::cf::{self, AlsModel, Factors};
+use crate::cross::{CrossEncoder, Features};
 use crate::dense::{read_f32_file, write_f32_file, Metric, VectorIndex};
 use crate::embed::{Embedder, EmbedderSettings};
 use crate::error::{Error, Result};
+use crate::explain::CombinedScore;
 use crate::explain::{Explanation, RerankScore, RetrieverKind, ScoreBreakdown};
 use crate::filter::{matches_all, Filters};
 use crate::fusion::{fuse, FusedHit, Fusion, RankedList};
+use crate::generation::RerankerManifest;
 use crate::generation::{self, Manifest};
 use crate::item::{FieldValue, Item};
 use crate::lexical::LexicalIndex;
 use crate::rerank::{LateInteractionReranker, Reranker};
-use crate::store::{MetaStore, SledStore, UserRecord};
+use crate::store::{MetaStore, SnapshotStore, UserRecord};
 
 /// Limits on request sizes, so that one request cannot monopolise the engine.
 pub const MAX_K: usize = 1000;
@@ -93,22 +97,55 @@ impl Weights {
 /// content weight 1.0 gave Recall@20 0.158, 0.3 gave 0.211, CF alone 0.204.
 pub const RECOMMEND_CONTENT_WEIGHT: f64 = 0.3;
 
+/// Which reranker a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RerankerKind {
+    /// The generation's cross-encoder (`hyrank train-reranker`), combined with the retriever
+    /// scores by its learned weights.
+    Trained,
+    /// MaxSim over MiniLM's token embeddings, untrained for this use; added with `weight`.
+    LateInteraction,
+}
+
 /// Rerank-stage options of a search.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RerankOptions {
-    /// How many fused candidates the reranker reads (at least k).
-    #[serde(default = "default_rerank_depth")]
-    pub depth: usize,
-    /// Weight of the rerank score in the final score.
+    /// `false` turns reranking off for this search, also where the generation reranks by
+    /// default.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Which reranker: the trained one when the generation has it, else late interaction.
+    #[serde(default)]
+    pub reranker: Option<RerankerKind>,
+    /// How many fused candidates the reranker reads (at least k): by default the depth the
+    /// trained reranker was validated at, else 20.
+    #[serde(default)]
+    pub depth: Option<usize>,
+    /// Weight of the late-interaction score in the final score; the trained reranker's
+    /// weights are learned and this is ignored.
     #[serde(default = "default_rerank_weight")]
     pub weight: f64,
 }
 
-fn default_rerank_depth() -> usize {
-    20
+impl RerankOptions {
+    /// Rerank the top `depth` with `reranker` (the default one when `None`).
+    pub fn top(depth: usize, reranker: Option<RerankerKind>) -> Self {
+        RerankOptions { enabled: true, reranker, depth: Some(depth), weight: default_rerank_weight() }
+    }
+
+    /// No reranking, whatever the generation's default.
+    pub fn off() -> Self {
+        RerankOptions { enabled: false, reranker: None, depth: None, weight: default_rerank_weight() }
+    }
 }
+
+/// Late-interaction rerank depth when a search does not give one.
+const DEFAULT_LATE_INTERACTION_DEPTH: usize = 20;
+
 fn default_rerank_weight() -> f64 {
     1.0
 }
@@ -161,7 +198,8 @@ pub struct SearchRequest {
     /// Candidates each retriever returns before fusion.
     #[serde(default = "default_candidates")]
     pub candidates: usize,
-    /// Rerank the top of the fused list.
+    /// Rerank the top of the fused list. Absent: the generation's trained reranker when its
+    /// manifest enables it by default (it beat the plain hybrid on validation), else none.
     #[serde(default)]
     pub rerank: Option<RerankOptions>,
     /// Fusion of items CF cannot score, when a user is given.
@@ -373,12 +411,92 @@ pub struct Engine {
     fields: Vec<BTreeMap<String, FieldValue>>,
     field_names: HashSet<String>,
     reranker: Box<dyn Reranker>,
+    /// The generation's trained cross-encoder and how to combine its logit, when it has one.
+    trained: Option<TrainedReranker>,
     /// Query text → embedding. Handed on to the next generation by [`Engine::open_next`] and
     /// cleared there, so hit counts accumulate while entries never outlive their generation.
     query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
     /// The model worker queries go through, when one is set (servers); else the calling thread
     /// encodes (batch jobs, tests).
     query_batcher: Option<Arc<QueryBatcher>>,
+}
+
+/// A generation's trained reranker, loaded.
+struct TrainedReranker {
+    model: Arc<CrossEncoder>,
+    manifest: RerankerManifest,
+    /// The model worker pairs go through, when one is set.
+    worker: Option<Arc<RerankWorker>>,
+}
+
+/// A fused candidate with the features the learned combination reads (the rerank logit not yet
+/// filled in): what the reranker trainer mines negatives from and fits the combination on.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Item index.
+    pub item: u32,
+    /// Item id.
+    pub id: String,
+    /// Title and text, as the reranker reads them.
+    pub content: String,
+    /// The fused score.
+    pub fused_score: f64,
+    /// Normalised retriever scores.
+    pub features: Features,
+}
+
+/// Each retriever's score range over its own candidate list, for min-max normalisation.
+struct ScoreRanges(Vec<(RetrieverKind, f32, f32)>);
+
+impl ScoreRanges {
+    fn of(lists: &[RankedList]) -> Self {
+        ScoreRanges(
+            lists
+                .iter()
+                .map(|list| {
+                    let (lo, hi) = list
+                        .hits
+                        .iter()
+                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| (lo.min(s), hi.max(s)));
+                    (list.retriever, lo, hi)
+                })
+                .collect(),
+        )
+    }
+
+    /// The hit's retriever scores scaled to 0..1 within each list (1 when a list's scores are
+    /// all equal, as in linear fusion); 0 for a retriever that did not return it.
+    fn features(&self, hit: &FusedHit) -> Features {
+        let mut features = Features::default();
+        for part in &hit.parts {
+            let Some(&(_, lo, hi)) = self.0.iter().find(|(kind, _, _)| *kind == part.retriever) else {
+                continue;
+            };
+            let value = if hi > lo { (part.raw_score - lo) / (hi - lo) } else { 1.0 };
+            match part.retriever {
+                RetrieverKind::Bm25 => features.bm25 = value,
+                RetrieverKind::Dense => features.dense = value,
+                RetrieverKind::Cf => features.cf = value,
+            }
+        }
+        features
+    }
+}
+
+/// What the rerank stage does for one search.
+enum RerankPlan<'a> {
+    None,
+    LateInteraction { depth: usize, weight: f64 },
+    Trained { depth: usize, reranker: &'a TrainedReranker },
+}
+
+/// The retrievers' fused output for one search.
+struct Retrieved<'a> {
+    query: Option<&'a str>,
+    user: Option<UserRecord>,
+    fused: Vec<FusedHit>,
+    ranges: ScoreRanges,
+    fusion_name: &'static str,
 }
 
 /// Query embeddings an engine keeps unless told otherwise (384 floats each: ~16 MiB).
@@ -443,6 +561,11 @@ impl Engine {
         } else if let Some(old) = &serving.query_batcher {
             next.query_batcher = Some(Arc::new(QueryBatcher::spawn(Arc::clone(&next.embedder), old.settings())?));
         }
+        // The new generation's reranker is its own model: it gets its own worker, set up as
+        // the serving one's.
+        if let Some(old) = serving.rerank_worker() {
+            next.start_rerank_worker(old.settings())?;
+        }
         Ok(Some(next))
     }
 
@@ -478,7 +601,7 @@ impl Engine {
             }
             None => None,
         };
-        let store = SledStore::open(&dir.join(files::STORE))?;
+        let store = SnapshotStore::load(&dir.join(files::STORE))?;
         let items = store.items()?;
         if items.len() != manifest.counts.items || items.len() != dense.len() {
             return Err(Error::BadIndex {
@@ -506,7 +629,31 @@ impl Engine {
             fields.push(item.fields);
         }
         let reranker = Box::new(LateInteractionReranker::new(Arc::clone(&embedder)));
-        tracing::info!(generation = %manifest.generation, items = ids.len(), cf = cf.is_some(), "generation opened");
+        let trained = match &manifest.reranker {
+            Some(entry) => {
+                if entry.base_model_sha256 != manifest.model.sha256 {
+                    return Err(Error::BadIndex {
+                        path: dir.to_path_buf(),
+                        reason: "the reranker was trained on another base model than the generation's".into(),
+                    });
+                }
+                let model = CrossEncoder::load(
+                    &embedder.settings().model_dir,
+                    &dir.join(&entry.file),
+                    embedder.device(),
+                    entry.shape,
+                )?;
+                Some(TrainedReranker { model: Arc::new(model), manifest: entry.clone(), worker: None })
+            }
+            None => None,
+        };
+        tracing::info!(
+            generation = %manifest.generation,
+            items = ids.len(),
+            cf = cf.is_some(),
+            reranker = trained.as_ref().map(|t| if t.manifest.enabled_by_default { "trained, on by default" } else { "trained, opt-in" }),
+            "generation opened"
+        );
         Ok(Engine {
             dir: dir.to_path_buf(),
             manifest,
@@ -519,6 +666,7 @@ impl Engine {
             fields,
             field_names,
             reranker,
+            trained,
             query_cache: Arc::new(Cache::new(DEFAULT_QUERY_CACHE_ENTRIES)),
             query_batcher: None,
         })
@@ -625,9 +773,20 @@ impl Engine {
         Ok(Some(Arc::new(self.fields.iter().map(|f| matches_all(filters, f)).collect())))
     }
 
-    fn hit(&self, fused: &FusedHit, fusion: &str, rerank: Option<RerankScore>) -> Result<Hit> {
+    /// A hit whose final score is the fused score plus the rerank contribution, or the learned
+    /// combination when there is one.
+    fn hit(
+        &self,
+        fused: &FusedHit,
+        fusion: &str,
+        rerank: Option<RerankScore>,
+        combination: Option<CombinedScore>,
+    ) -> Result<Hit> {
         let item = self.item_at(fused.item)?;
-        let final_score = fused.score + rerank.as_ref().map_or(0.0, |r| r.contribution);
+        let final_score = match &combination {
+            Some(combined) => combined.bias + combined.features.iter().map(|f| f.contribution).sum::<f64>(),
+            None => fused.score + rerank.as_ref().map_or(0.0, |r| r.contribution),
+        };
         Ok(Hit {
             id: item.id,
             title: item.title,
@@ -639,6 +798,7 @@ impl Engine {
                 abstained: fused.abstained.clone(),
                 fused_score: fused.score,
                 rerank,
+                combination,
                 final_score,
             },
             explanations: Vec::new(),
@@ -663,10 +823,9 @@ impl Engine {
         explainer.tree(item, 5, |j| self.ids.get(j as usize).cloned().unwrap_or_default())
     }
 
-    /// Runs a search.
-    #[tracing::instrument(skip_all, fields(k = request.k, mode = ?request.mode))]
-    pub fn search(&self, request: &SearchRequest) -> Result<Results> {
-        let start = Instant::now();
+    /// Checks a search's retrievers against what it gives (query, user), then runs them and
+    /// fuses their lists.
+    fn retrieve<'a>(&self, request: &'a SearchRequest, timings: &mut Timings) -> Result<Retrieved<'a>> {
         check_k(request.k, request.candidates)?;
         let query = request.query.as_deref().map(str::trim).filter(|q| !q.is_empty());
         let user = request.user.as_deref().map(|id| self.user(id)).transpose()?;
@@ -692,13 +851,9 @@ impl Engine {
                 kinds
             }
         };
-        if request.rerank.is_some() && query.is_none() {
-            return Err(Error::invalid("rerank", "reranking needs a query"));
-        }
         let allowed = self.allowed(&request.filters)?;
         let allow_fn = allowed.clone().map(|a| move |i: u32| a.get(i as usize).copied().unwrap_or(false));
         let allow_ref: Option<&(dyn Fn(u32) -> bool + Sync)> = allow_fn.as_ref().map(|f| f as _);
-        let mut timings = Timings::default();
         let mut lists = Vec::new();
         for kind in &retrievers {
             let t = Instant::now();
@@ -729,42 +884,185 @@ impl Engine {
         let fused = fuse(&lists, &weights, &request.fusion)?;
         timings.fusion_ms = ms(t);
         let fusion_name = if lists.len() == 1 { "single" } else { request.fusion.name() };
+        Ok(Retrieved { query, user, fused, ranges: ScoreRanges::of(&lists), fusion_name })
+    }
 
-        let mut hits = match (&request.rerank, query) {
-            (Some(options), Some(query)) => {
+    /// What the rerank stage does: as asked, or the generation's default.
+    fn rerank_plan(&self, request: &SearchRequest, query: Option<&str>) -> Result<RerankPlan<'_>> {
+        let options = match &request.rerank {
+            None => {
+                return Ok(match (&self.trained, query) {
+                    (Some(trained), Some(_)) if trained.manifest.enabled_by_default => {
+                        RerankPlan::Trained { depth: trained.manifest.depth, reranker: trained }
+                    }
+                    _ => RerankPlan::None,
+                });
+            }
+            Some(options) if !options.enabled => return Ok(RerankPlan::None),
+            Some(options) => options,
+        };
+        if query.is_none() {
+            return Err(Error::invalid("rerank", "reranking needs a query"));
+        }
+        let kind = options.reranker.unwrap_or(if self.trained.is_some() {
+            RerankerKind::Trained
+        } else {
+            RerankerKind::LateInteraction
+        });
+        let check_depth = |depth: usize| {
+            if depth == 0 || depth > MAX_RERANK {
+                return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
+            }
+            Ok(depth)
+        };
+        match kind {
+            RerankerKind::Trained => {
+                let trained = self.trained.as_ref().ok_or_else(|| Error::Unavailable {
+                    what: "the trained reranker".into(),
+                    reason: "this generation has none; train one with `hyrank train-reranker`".into(),
+                })?;
+                Ok(RerankPlan::Trained {
+                    depth: check_depth(options.depth.unwrap_or(trained.manifest.depth))?,
+                    reranker: trained,
+                })
+            }
+            RerankerKind::LateInteraction => {
                 if !options.weight.is_finite() || options.weight < 0.0 {
                     return Err(Error::invalid("rerank.weight", "must be a finite, non-negative number"));
                 }
-                if options.depth == 0 || options.depth > MAX_RERANK {
-                    return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
-                }
-                let t = Instant::now();
-                // The final score is fused + weight × rerank, which is only comparable among
-                // hits that were all reranked: we rerank max(depth, k) and return from those.
-                let window: Vec<&FusedHit> = fused.iter().take(options.depth.max(request.k)).collect();
+                Ok(RerankPlan::LateInteraction {
+                    depth: check_depth(options.depth.unwrap_or(DEFAULT_LATE_INTERACTION_DEPTH))?,
+                    weight: options.weight,
+                })
+            }
+        }
+    }
+
+    /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
+    /// features the learned combination reads.
+    pub fn candidates(&self, request: &SearchRequest, depth: usize) -> Result<Vec<Candidate>> {
+        let retrieved = self.retrieve(request, &mut Timings::default())?;
+        retrieved
+            .fused
+            .iter()
+            .take(depth)
+            .map(|hit| {
+                let item = self.item_at(hit.item)?;
+                Ok(Candidate {
+                    item: hit.item,
+                    content: item.content(),
+                    id: item.id,
+                    fused_score: hit.score,
+                    features: retrieved.ranges.features(hit),
+                })
+            })
+            .collect()
+    }
+
+    /// Number of items in the generation.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the generation holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The item at an index (`0..len()`).
+    pub fn item_by_index(&self, index: u32) -> Result<Item> {
+        self.item_at(index)
+    }
+
+    /// The trained reranker's manifest entry, when the generation has one.
+    pub fn trained_reranker(&self) -> Option<&RerankerManifest> {
+        self.trained.as_ref().map(|t| &t.manifest)
+    }
+
+    /// Sends trained-reranker scoring through a model worker that batches concurrent requests'
+    /// pairs; does nothing when the generation has no trained reranker.
+    pub fn start_rerank_worker(&mut self, settings: BatcherSettings) -> Result<()> {
+        if let Some(trained) = &mut self.trained {
+            trained.worker = Some(Arc::new(RerankWorker::spawn(Arc::clone(&trained.model), settings)?));
+        }
+        Ok(())
+    }
+
+    /// The rerank model worker, if one runs.
+    pub fn rerank_worker(&self) -> Option<&Arc<RerankWorker>> {
+        self.trained.as_ref().and_then(|t| t.worker.as_ref())
+    }
+
+    /// Runs a search.
+    #[tracing::instrument(skip_all, fields(k = request.k, mode = ?request.mode))]
+    pub fn search(&self, request: &SearchRequest) -> Result<Results> {
+        let start = Instant::now();
+        let mut timings = Timings::default();
+        let Retrieved { query, user, fused, ranges, fusion_name } = self.retrieve(request, &mut timings)?;
+        let plan = self.rerank_plan(request, query)?;
+        let reranked = !matches!(plan, RerankPlan::None);
+        let t = Instant::now();
+        // The final score of a reranked hit is only comparable among hits that were all
+        // reranked: we rerank max(depth, k) and return from those.
+        let mut hits = match (plan, query) {
+            (RerankPlan::LateInteraction { depth, weight }, Some(query)) => {
+                let window: Vec<&FusedHit> = fused.iter().take(depth.max(request.k)).collect();
                 let items = window.iter().map(|h| self.item_at(h.item)).collect::<Result<Vec<_>>>()?;
                 let refs: Vec<&Item> = items.iter().collect();
                 let scores = self.reranker.score(query, &refs)?;
-                let mut hits = window
+                window
                     .iter()
                     .zip(scores)
                     .map(|(fused, raw)| {
                         let rerank = RerankScore {
                             reranker: self.reranker.name().to_string(),
                             raw_score: raw,
-                            weight: options.weight,
-                            contribution: options.weight * f64::from(raw),
+                            weight,
+                            contribution: weight * f64::from(raw),
                         };
-                        self.hit(fused, fusion_name, Some(rerank))
+                        self.hit(fused, fusion_name, Some(rerank), None)
                     })
-                    .collect::<Result<Vec<_>>>()?;
-                hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-                hits.truncate(request.k);
-                timings.rerank_ms = ms(t);
-                hits
+                    .collect::<Result<Vec<_>>>()?
             }
-            _ => fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None)).collect::<Result<Vec<_>>>()?,
+            (RerankPlan::Trained { depth, reranker }, Some(query)) => {
+                let window: Vec<&FusedHit> = fused.iter().take(depth.max(request.k)).collect();
+                let items = window.iter().map(|h| self.item_at(h.item)).collect::<Result<Vec<_>>>()?;
+                let contents: Vec<String> = items.iter().map(Item::content).collect();
+                let texts: Vec<&str> = contents.iter().map(String::as_str).collect();
+                let logits = match &reranker.worker {
+                    Some(worker) => worker.score(query, &texts)?,
+                    None => reranker.model.score(query, &texts)?,
+                };
+                let combination = &reranker.manifest.combination;
+                window
+                    .iter()
+                    .zip(logits)
+                    .map(|(fused, logit)| {
+                        let features = Features { rerank: logit, ..ranges.features(fused) };
+                        let (_, parts) = combination.apply(&features);
+                        let weight = combination.weights.get("rerank").copied().unwrap_or(0.0);
+                        let rerank = RerankScore {
+                            reranker: "cross_encoder".to_string(),
+                            raw_score: logit,
+                            weight,
+                            contribution: weight * f64::from(logit),
+                        };
+                        let combined = CombinedScore { bias: combination.bias, features: parts };
+                        self.hit(fused, fusion_name, Some(rerank), Some(combined))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+            _ => fused
+                .iter()
+                .take(request.k)
+                .map(|f| self.hit(f, fusion_name, None, None))
+                .collect::<Result<Vec<_>>>()?,
         };
+        if reranked {
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+            hits.truncate(request.k);
+            timings.rerank_ms = ms(t);
+        }
         if request.explain {
             let history = user.as_ref().map(Self::history).unwrap_or_default();
             let explainer = match (&user, &self.cf) {
@@ -837,7 +1135,7 @@ impl Engine {
         timings.fusion_ms = ms(t);
         let fusion_name = if lists.len() == 1 { "single" } else { request.fusion.name() };
         let mut hits =
-            fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None)).collect::<Result<Vec<_>>>()?;
+            fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None, None)).collect::<Result<Vec<_>>>()?;
         if request.explain {
             let history = Self::history(&user);
             let explainer = cf::UserExplainer::new(&cf.model, &cf.gram, &history);
@@ -917,7 +1215,8 @@ impl Engine {
         let fused = fuse(&lists, &weights, &request.fusion)?;
         timings.fusion_ms = ms(t);
         let fusion_name = if lists.len() == 1 { "single" } else { request.fusion.name() };
-        let hits = fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None)).collect::<Result<Vec<_>>>()?;
+        let hits =
+            fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None, None)).collect::<Result<Vec<_>>>()?;
         timings.total_ms = ms(start);
         Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
     }

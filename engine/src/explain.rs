@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cross::FeatureContribution;
+
 /// One node of an explanation tree: a value, what it is, and what it is made of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -105,8 +107,20 @@ pub struct RerankScore {
     pub contribution: f64,
 }
 
+/// The learned combination behind a trained reranker's final score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CombinedScore {
+    /// The intercept.
+    pub bias: f64,
+    /// Each feature's value, learned weight and contribution (the rerank logit is one of them).
+    pub features: Vec<FeatureContribution>,
+}
+
 /// How a hit's final score was composed: `final = Σ retrievers[i].contribution +
-/// rerank.contribution`.
+/// rerank.contribution`, or, when the trained reranker's learned combination scored it,
+/// `final = combination.bias + Σ combination.features[i].contribution` (the retrievers'
+/// fusion contributions then show how the hit was found, not how it was ranked).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreBreakdown {
@@ -123,6 +137,9 @@ pub struct ScoreBreakdown {
     /// Present when the hit went through the rerank stage.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank: Option<RerankScore>,
+    /// Present when the trained reranker's learned combination made the final score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combination: Option<CombinedScore>,
     /// The score the hit is ranked by.
     pub final_score: f64,
 }

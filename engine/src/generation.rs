@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cf::AlsSettings;
+use crate::cross::{Combination, CrossEncoderSettings};
 use crate::dense::HnswSettings;
 use crate::embed::ModelIdentity;
 use crate::error::{Error, Result};
@@ -55,6 +56,85 @@ pub struct Manifest {
     pub sources: Sources,
     /// Wall-clock seconds per indexing stage, in order.
     pub stages: Vec<StageTiming>,
+    /// The trained reranker, when `hyrank train-reranker` made this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reranker: Option<RerankerManifest>,
+}
+
+/// A generation's trained reranker: its file, shape, what it learned from, and whether it beat
+/// the un-reranked hybrid on held-out judgments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RerankerManifest {
+    /// The trained tensors (safetensors), relative to the generation folder.
+    pub file: String,
+    /// SHA-256 of the base model the trained layers sit on (the generation's model).
+    pub base_model_sha256: String,
+    /// Layers kept frozen and the token limit of a query–item pair.
+    pub shape: CrossEncoderSettings,
+    /// Fused candidates reranked when a search does not say.
+    pub depth: usize,
+    /// How the logit and the retriever scores make the final score.
+    pub combination: Combination,
+    /// Searches rerank unless they opt out: true only when the combination beat the hybrid
+    /// without reranking on the validation queries.
+    pub enabled_by_default: bool,
+    /// What it was trained on and how.
+    pub training: TrainingRecord,
+    /// nDCG@10 on the validation queries.
+    pub validation: ValidationRecord,
+}
+
+/// How a reranker was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrainingRecord {
+    /// Supervision files as given.
+    pub supervision: Vec<String>,
+    /// Queries (or contexts) trained on.
+    pub train_queries: usize,
+    /// Query–item pairs per epoch (positives and negatives).
+    pub train_pairs: usize,
+    /// Queries held out for validation.
+    pub validation_queries: usize,
+    /// Hard negatives per positive, mined from the hybrid retriever, and random ones.
+    pub hard_negatives: usize,
+    /// Random negatives per positive.
+    pub random_negatives: usize,
+    /// Learning rate of the trained transformer layers.
+    pub learning_rate: f64,
+    /// Learning rate of the new head.
+    pub head_learning_rate: f64,
+    /// Epochs run (early stopping may end before the limit) and the one kept.
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept (1-based; 0: training never beat the untrained model).
+    pub best_epoch: usize,
+    /// Mean training loss per epoch.
+    pub epoch_loss: Vec<f64>,
+    /// Validation nDCG@10 of the logit alone after each epoch.
+    pub epoch_validation: Vec<f64>,
+    /// Validation nDCG@10 of the logit alone before training.
+    pub initial_validation: f64,
+    /// Device it trained on.
+    pub device: String,
+    /// Wall-clock seconds, mining and validation included.
+    pub seconds: f64,
+    /// Seed of the split, the sampling and the head's initialisation.
+    pub seed: u64,
+}
+
+/// Validation nDCG@10 of each way to rank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ValidationRecord {
+    /// Queries with judgments in the validation slice.
+    pub queries: usize,
+    /// The hybrid search without reranking.
+    pub hybrid_ndcg10: f64,
+    /// The rerank logit alone, over the top `depth`.
+    pub logit_ndcg10: f64,
+    /// The learned combination, over the top `depth`.
+    pub combined_ndcg10: f64,
 }
 
 /// Counts recorded in the manifest.
@@ -214,6 +294,7 @@ mod tests {
             cf: None,
             sources: Sources::default(),
             stages: vec![],
+            reranker: None,
         }
     }
 

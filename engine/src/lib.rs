@@ -12,6 +12,7 @@
 pub mod batcher;
 pub mod cache;
 pub mod cf;
+pub mod cross;
 pub mod dense;
 pub mod device;
 pub mod embed;

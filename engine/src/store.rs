@@ -122,6 +122,86 @@ impl MetaStore for SledStore {
     }
 }
 
+/// A generation's store read into memory at open, for serving.
+///
+/// A published generation never changes, and sled holds an exclusive lock on its folder for as
+/// long as it is open: a server and a trainer (or a blue-green successor process) could not open
+/// the same generation at once. Reading the trees once and closing sled removes the lock; the
+/// records stay as their stored JSON and are decoded on each lookup, as with sled.
+pub struct SnapshotStore {
+    items: Vec<Vec<u8>>,
+    ids: std::collections::HashMap<String, u32>,
+    users: std::collections::HashMap<String, Vec<u8>>,
+}
+
+impl SnapshotStore {
+    /// Reads the sled store in `dir` and closes it. Item indexes must run 0..n without gaps.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open()?;
+        let mut items = Vec::new();
+        for entry in db.open_tree("items")?.iter() {
+            let (key, value) = entry?;
+            let index = <[u8; 4]>::try_from(key.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| Error::Store("item key is not 4 bytes".into()))?;
+            if index as usize != items.len() {
+                return Err(Error::Store(format!("item indexes are not dense at {}", items.len())));
+            }
+            items.push(value.to_vec());
+        }
+        let mut ids = std::collections::HashMap::new();
+        for entry in db.open_tree("ids")?.iter() {
+            let (key, value) = entry?;
+            let id = String::from_utf8(key.to_vec()).map_err(|_| Error::Store("an item id is not UTF-8".into()))?;
+            let index = <[u8; 4]>::try_from(value.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| Error::Store("an item index is not 4 bytes".into()))?;
+            ids.insert(id, index);
+        }
+        let mut users = std::collections::HashMap::new();
+        for entry in db.open_tree("users")?.iter() {
+            let (key, value) = entry?;
+            let id = String::from_utf8(key.to_vec()).map_err(|_| Error::Store("a user id is not UTF-8".into()))?;
+            users.insert(id, value.to_vec());
+        }
+        Ok(SnapshotStore { items, ids, users })
+    }
+}
+
+fn read_only() -> Error {
+    Error::Store("a published generation's store is read-only".into())
+}
+
+impl MetaStore for SnapshotStore {
+    fn put_item(&self, _: u32, _: &Item) -> Result<()> {
+        Err(read_only())
+    }
+
+    fn item(&self, index: u32) -> Result<Option<Item>> {
+        self.items.get(index as usize).map(|bytes| decode("item", bytes)).transpose()
+    }
+
+    fn item_index(&self, id: &str) -> Result<Option<u32>> {
+        Ok(self.ids.get(id).copied())
+    }
+
+    fn items(&self) -> Result<Vec<(u32, Item)>> {
+        self.items.iter().enumerate().map(|(i, bytes)| Ok((i as u32, decode("item", bytes)?))).collect()
+    }
+
+    fn put_user(&self, _: &UserRecord) -> Result<()> {
+        Err(read_only())
+    }
+
+    fn user(&self, id: &str) -> Result<Option<UserRecord>> {
+        self.users.get(id).map(|bytes| decode("user", bytes)).transpose()
+    }
+
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +229,28 @@ mod tests {
         let reopened = SledStore::open(dir.path()).unwrap();
         assert_eq!(reopened.user("u").unwrap(), Some(user));
         assert_eq!(reopened.user("nobody").unwrap(), None);
+    }
+
+    #[test]
+    fn snapshots_read_everything_and_leave_the_folder_unlocked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        for (i, id) in ["b", "a"].iter().enumerate() {
+            let item =
+                Item { id: id.to_string(), title: format!("t{i}"), text: String::new(), fields: Default::default() };
+            store.put_item(i as u32, &item).unwrap();
+        }
+        let user = UserRecord { id: "u".into(), index: 0, history: vec![] };
+        store.put_user(&user).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let first = SnapshotStore::load(dir.path()).unwrap();
+        // A second reader (another server, a trainer) opens the same generation meanwhile.
+        let second = SnapshotStore::load(dir.path()).unwrap();
+        assert_eq!(first.item_index("a").unwrap(), Some(1));
+        assert_eq!(second.item(0).unwrap().unwrap().id, "b");
+        assert_eq!(first.items().unwrap().len(), 2);
+        assert_eq!(first.user("u").unwrap(), Some(user));
+        assert!(first.put_user(&UserRecord { id: "v".into(), index: 1, history: vec![] }).is_err());
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod eval;
 pub mod input;
 pub mod pipeline;
+pub mod train;
 
 pub use error::{IndexError, Reject};
 pub use input::{CatalogFormat, CatalogKind, InteractionFormat};

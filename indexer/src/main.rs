@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use hyrank_engine::cf::AlsSettings;
+use hyrank_engine::cross::CrossEncoderSettings;
 use hyrank_engine::dense::HnswSettings;
 use hyrank_engine::lexical::LexicalSettings;
 use hyrank_engine::{DeviceChoice, EmbedderSettings};
@@ -29,6 +30,110 @@ enum Command {
     /// Measure relevance on judged data.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Fine-tune a cross-encoder reranker from MiniLM on judged queries or clicks, validate it,
+    /// and publish it in a new generation beside the current one's indexes.
+    TrainReranker(Box<TrainRerankerArgs>),
+}
+
+#[derive(Args)]
+struct TrainRerankerArgs {
+    /// Index folder; its current generation supplies the catalog and the negatives.
+    #[arg(long)]
+    index_dir: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Judgments: a qrels TSV (`query-id corpus-id score`), with --queries.
+    #[arg(long, requires = "queries", conflicts_with = "clicks")]
+    qrels: Option<PathBuf>,
+    /// Query texts for --qrels: JSON lines with `_id` and `text`.
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    /// A click log: `query<TAB>item<TAB>clicked` (1 or 0) per line.
+    #[arg(long)]
+    clicks: Option<PathBuf>,
+    /// Transformer layers kept frozen (from the bottom; MiniLM has 6).
+    #[arg(long, default_value_t = 4)]
+    frozen_layers: usize,
+    /// Token limit of a query and item together.
+    #[arg(long, default_value_t = 256)]
+    pair_tokens: usize,
+    /// Most epochs (validation may stop earlier).
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    /// Epochs without a validation gain before stopping.
+    #[arg(long, default_value_t = 1)]
+    patience: usize,
+    /// Learning rate of the trained transformer layers.
+    #[arg(long, default_value_t = 5e-5)]
+    learning_rate: f64,
+    /// Learning rate of the new head.
+    #[arg(long, default_value_t = 1e-3)]
+    head_learning_rate: f64,
+    /// Groups (a positive and its negatives) per optimiser step.
+    #[arg(long, default_value_t = 4)]
+    groups_per_step: usize,
+    /// Loss over each group.
+    #[arg(long, value_enum, default_value_t = LossArg::Listwise)]
+    loss: LossArg,
+    /// Hard negatives per positive, from the hybrid top --mine-depth.
+    #[arg(long, default_value_t = 7)]
+    hard_negatives: usize,
+    /// Random negatives per positive.
+    #[arg(long, default_value_t = 1)]
+    random_negatives: usize,
+    /// Depth of the hybrid ranking hard negatives are drawn from.
+    #[arg(long, default_value_t = 30)]
+    mine_depth: usize,
+    /// Fraction of queries held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    validation_fraction: f64,
+    /// Train on at most this many queries (a CPU-sized run).
+    #[arg(long)]
+    max_train_queries: Option<usize>,
+    /// Candidates reranked in validation and, by default, in search.
+    #[arg(long, default_value_t = 50)]
+    depth: usize,
+    /// Seed of the split, sampling and initialisation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LossArg {
+    Listwise,
+    Pointwise,
+}
+
+fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
+    use hyrank_indexer::train::{Loss, Supervision, TrainSettings};
+    let supervision = match (args.qrels, args.queries, args.clicks) {
+        (Some(qrels), Some(queries), None) => Supervision::Judgments { queries, qrels },
+        (None, None, Some(clicks)) => Supervision::Clicks(clicks),
+        _ => anyhow::bail!("give either --qrels with --queries, or --clicks"),
+    };
+    let mut settings = TrainSettings::new(args.index_dir, args.model.settings()?, supervision);
+    settings.shape = CrossEncoderSettings { frozen_layers: args.frozen_layers, max_tokens: args.pair_tokens };
+    settings.epochs = args.epochs;
+    settings.patience = args.patience;
+    settings.learning_rate = args.learning_rate;
+    settings.head_learning_rate = args.head_learning_rate;
+    settings.groups_per_step = args.groups_per_step;
+    settings.loss = match args.loss {
+        LossArg::Listwise => Loss::Listwise,
+        LossArg::Pointwise => Loss::Pointwise,
+    };
+    settings.hard_negatives = args.hard_negatives;
+    settings.random_negatives = args.random_negatives;
+    settings.mine_depth = args.mine_depth;
+    settings.validation_fraction = args.validation_fraction;
+    settings.max_train_queries = args.max_train_queries;
+    settings.depth = args.depth;
+    settings.seed = args.seed;
+    settings.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = hyrank_indexer::train::train(&settings).context("training the reranker failed")?;
+    println!("published {}", summary.dir.display());
+    println!("{}", serde_json::to_string_pretty(&summary.reranker)?);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -452,6 +557,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckModel(args) => check_model(args),
         Command::Eval(EvalCommand::Search(args)) => eval_search(args),
         Command::Eval(EvalCommand::Recommend(args)) => eval_recommend(*args),
+        Command::TrainReranker(args) => train_reranker(*args),
     }
 }
 

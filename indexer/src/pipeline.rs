@@ -185,6 +185,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             interactions: settings.interactions.as_ref().map(|p| p.display().to_string()),
         },
         stages: Vec::new(),
+        reranker: None,
     };
     stages.done("publish");
     manifest.stages = stages.timings;

@@ -4,6 +4,7 @@ mod api;
 mod embedding;
 mod eval;
 mod pipeline;
+mod reranker;
 mod service;
 
 use std::sync::OnceLock;

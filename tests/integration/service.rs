@@ -325,6 +325,6 @@ async fn a_server_with_a_model_worker_answers_the_same_and_reports_it() {
     assert_eq!(call(&app, test::TestRequest::get().uri("/readyz")).await.0, StatusCode::OK);
     let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
     let metrics = metrics.as_str().unwrap().to_string();
-    assert!(metrics.contains(r#"hyrank_model_work_total{what="queries"} 2"#), "{metrics}");
-    assert!(metrics.contains("hyrank_model_queue_depth 0"), "{metrics}");
+    assert!(metrics.contains(r#"hyrank_model_work_total{what="queries",worker="query_encoder"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"hyrank_model_queue_depth{worker="query_encoder"} 0"#), "{metrics}");
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hyrank_engine::engine::{RerankOptions, SearchRequest, Weights};
+use hyrank_engine::engine::{RerankOptions, RerankerKind, SearchRequest, Weights};
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
@@ -30,7 +30,7 @@ pub struct Config {
 pub const PRESETS: [&str; 6] = ["default", "bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-rrf-rerank"];
 
 /// Parameters a configuration may override after `+`.
-pub const PARAMETERS: [&str; 5] = ["bm25", "dense", "k", "candidates", "rerank"];
+pub const PARAMETERS: [&str; 6] = ["bm25", "dense", "k", "candidates", "rerank", "reranker"];
 
 impl Config {
     /// A preset by name: `default` (exactly what a search request with no options gets, its
@@ -63,7 +63,7 @@ impl Config {
                 Mode::Hybrid,
                 Fusion::Rrf { k: 60.0 },
                 Weights::default(),
-                Some(RerankOptions { depth: 20, weight: 1.0 }),
+                Some(RerankOptions::top(20, Some(RerankerKind::LateInteraction))),
             ),
             _ => return None,
         })
@@ -71,7 +71,8 @@ impl Config {
 
     /// A preset with overrides, e.g. `hybrid-linear+bm25=0.3+dense=0.7+candidates=200` or
     /// `hybrid-rrf+k=20`: fusion weights (`bm25`, `dense`), the RRF constant (`k`), candidates
-    /// per retriever (`candidates`) and a rerank depth (`rerank`). The whole spec is the name.
+    /// per retriever (`candidates`), a rerank depth or `off` (`rerank`; the generation's
+    /// default reranker unless `reranker=trained|late` says). The whole spec is the name.
     pub fn parse(spec: &str) -> std::result::Result<Config, String> {
         let mut parts = spec.split('+');
         let preset = parts.next().unwrap_or_default();
@@ -81,11 +82,13 @@ impl Config {
         for part in parts {
             let (key, value) =
                 part.split_once('=').ok_or_else(|| format!("{spec:?}: expected key=value after '+', got {part:?}"))?;
-            let number: f64 = value
-                .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| format!("{spec:?}: {key} must be a non-negative number, got {value:?}"))?;
+            let number = || {
+                value
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| format!("{spec:?}: {key} must be a non-negative number, got {value:?}"))
+            };
             let count = || {
                 value
                     .parse::<usize>()
@@ -94,14 +97,32 @@ impl Config {
                     .ok_or_else(|| format!("{spec:?}: {key} must be a positive whole number, got {value:?}"))
             };
             match key {
-                "bm25" => config.weights.bm25 = Some(number),
-                "dense" => config.weights.dense = Some(number),
+                "bm25" => config.weights.bm25 = Some(number()?),
+                "dense" => config.weights.dense = Some(number()?),
                 "k" => match &mut config.fusion {
-                    Fusion::Rrf { k } => *k = number,
+                    Fusion::Rrf { k } => *k = number()?,
                     Fusion::Linear => return Err(format!("{spec:?}: k applies to RRF fusion only")),
                 },
                 "candidates" => config.candidates = Some(count()?),
-                "rerank" => config.rerank = Some(RerankOptions { depth: count()?, weight: 1.0 }),
+                "rerank" if value == "off" => config.rerank = Some(RerankOptions::off()),
+                "rerank" => {
+                    let reranker = config.rerank.as_ref().and_then(|r| r.reranker);
+                    config.rerank = Some(RerankOptions::top(count()?, reranker));
+                }
+                "reranker" => {
+                    let kind = match value {
+                        "trained" => RerankerKind::Trained,
+                        "late" => RerankerKind::LateInteraction,
+                        _ => return Err(format!("{spec:?}: reranker must be trained or late, got {value:?}")),
+                    };
+                    let mut options =
+                        config.rerank.take().filter(|r| r.enabled).unwrap_or_else(|| RerankOptions::top(0, None));
+                    options.reranker = Some(kind);
+                    if options.depth == Some(0) {
+                        options.depth = None;
+                    }
+                    config.rerank = Some(options);
+                }
                 _ => return Err(format!("{spec:?}: unknown parameter {key:?}; choose from {PARAMETERS:?}")),
             }
         }
@@ -322,7 +343,7 @@ mod tests {
         assert_eq!(config.candidates, Some(200));
         let rrf = Config::parse("hybrid-rrf+k=20+rerank=50").unwrap();
         assert_eq!(rrf.fusion, Fusion::Rrf { k: 20.0 });
-        assert_eq!(rrf.rerank.map(|r| r.depth), Some(50));
+        assert_eq!(rrf.rerank.map(|r| r.depth), Some(Some(50)));
     }
 
     #[test]

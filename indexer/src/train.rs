@@ -1,0 +1,619 @@
+//! `hyrank train-reranker`: fine-tunes a cross-encoder from MiniLM on the catalog's own
+//! supervision and publishes it as a new generation beside the serving one's indexes.
+//!
+//! 1. **Supervision.** Judged query–item pairs (a qrels TSV and the queries' texts) or a click
+//!    log (`query<TAB>item<TAB>clicked`; shown-but-not-clicked items become negatives).
+//! 2. **Split.** A seeded shuffle of the queries holds out a validation slice.
+//! 3. **Negatives.** For each positive: hard negatives sampled from the serving generation's
+//!    own hybrid top `mine_depth` (what the reranker will actually face), plus random items.
+//! 4. **Frozen pass.** The frozen layers run once over every training and validation pair.
+//! 5. **Epochs.** Listwise softmax loss over each group (the positive against its negatives),
+//!    AdamW; after each epoch the validation queries are reranked and scored (nDCG@10), the best
+//!    weights are kept, and training stops after `patience` epochs without improvement.
+//! 6. **Combination.** Logistic regression of relevance on the logit and the retriever scores,
+//!    fitted on the validation candidates; the reranker is enabled by default only if the
+//!    combination beats the plain hybrid on validation.
+//! 7. **Publish.** The generation's files are copied into a new generation with
+//!    `reranker.safetensors` and a manifest entry, published atomically like any other.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Tensor, D};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use hyrank_engine::cross::{Combination, CrossEncoder, CrossEncoderSettings, Features, FrozenPass, TrainableVars};
+use hyrank_engine::engine::{Candidate, SearchRequest};
+use hyrank_engine::generation::{self, RerankerManifest, StageTiming, TrainingRecord, ValidationRecord};
+use hyrank_engine::{EmbedderSettings, Engine};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{IndexError, Result};
+use crate::eval::metrics::{ndcg_at, Judgments};
+use crate::eval::search::{read_qrels, read_queries};
+
+/// Where the supervision comes from.
+#[derive(Debug, Clone)]
+pub enum Supervision {
+    /// BEIR layout: `queries.jsonl` (`_id`, `text`) and a qrels TSV (`query-id corpus-id score`).
+    Judgments {
+        /// Query texts.
+        queries: PathBuf,
+        /// Judgments.
+        qrels: PathBuf,
+    },
+    /// `query<TAB>item<TAB>clicked` (1 or 0), an optional header line.
+    Clicks(PathBuf),
+}
+
+/// The loss over a group of one positive and its negatives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Softmax cross-entropy with the positive as the target class.
+    Listwise,
+    /// Binary cross-entropy on every pair.
+    Pointwise,
+}
+
+/// Everything `train-reranker` needs.
+#[derive(Debug, Clone)]
+pub struct TrainSettings {
+    /// The index whose current generation is trained on and extended.
+    pub index_dir: PathBuf,
+    /// The model folder and device (the generation's model).
+    pub model: EmbedderSettings,
+    /// What to learn from.
+    pub supervision: Supervision,
+    /// Frozen layers and the pair token limit.
+    pub shape: CrossEncoderSettings,
+    /// Most epochs.
+    pub epochs: usize,
+    /// Epochs without a validation gain before stopping.
+    pub patience: usize,
+    /// Learning rate of the trained transformer layers.
+    pub learning_rate: f64,
+    /// Learning rate of the new head.
+    pub head_learning_rate: f64,
+    /// Groups (a positive and its negatives) per optimiser step.
+    pub groups_per_step: usize,
+    /// Loss.
+    pub loss: Loss,
+    /// Hard negatives per positive, sampled from the hybrid top `mine_depth`.
+    pub hard_negatives: usize,
+    /// Random negatives per positive.
+    pub random_negatives: usize,
+    /// How deep in the hybrid ranking hard negatives are drawn from.
+    pub mine_depth: usize,
+    /// Fraction of queries held out for validation.
+    pub validation_fraction: f64,
+    /// Use at most this many training queries (a CPU-sized run).
+    pub max_train_queries: Option<usize>,
+    /// Fused candidates reranked, in validation and by default in search.
+    pub depth: usize,
+    /// Seed of the split, the sampling and the head's initialisation.
+    pub seed: u64,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl TrainSettings {
+    /// Defaults for everything but the inputs.
+    pub fn new(index_dir: PathBuf, model: EmbedderSettings, supervision: Supervision) -> Self {
+        TrainSettings {
+            index_dir,
+            model,
+            supervision,
+            shape: CrossEncoderSettings::default(),
+            epochs: 4,
+            patience: 1,
+            learning_rate: 5e-5,
+            head_learning_rate: 1e-3,
+            groups_per_step: 4,
+            loss: Loss::Listwise,
+            hard_negatives: 7,
+            random_negatives: 1,
+            mine_depth: 30,
+            validation_fraction: 0.2,
+            max_train_queries: None,
+            depth: 50,
+            seed: 42,
+            progress: false,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |setting: &str, reason: &str| {
+            Err(IndexError::Settings { setting: setting.to_string(), reason: reason.to_string() })
+        };
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1");
+        }
+        if !(self.learning_rate > 0.0 && self.head_learning_rate > 0.0) {
+            return bad("learning-rate", "learning rates must be positive");
+        }
+        if self.groups_per_step == 0 {
+            return bad("groups-per-step", "must be at least 1");
+        }
+        if self.hard_negatives + self.random_negatives == 0 {
+            return bad("hard-negatives", "a group needs at least one negative");
+        }
+        if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
+            return bad("validation-fraction", "must be strictly between 0 and 1");
+        }
+        if self.depth < 10 || self.depth > hyrank_engine::engine::MAX_RERANK {
+            return bad("depth", "must be between 10 and the engine's rerank limit (200)");
+        }
+        Ok(())
+    }
+}
+
+/// One query (or context) with what is known about it.
+#[derive(Debug, Clone)]
+struct Example {
+    text: String,
+    /// Item id → grade (≥ 1 relevant, 0 judged not relevant).
+    judged: Judgments,
+}
+
+fn input_error(path: &Path, reason: impl Into<String>) -> IndexError {
+    IndexError::Input { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// Reads the supervision into examples, checking every item against the catalog.
+fn read_supervision(supervision: &Supervision, engine: &Engine) -> Result<Vec<Example>> {
+    let known: HashSet<&str> = engine.item_ids().iter().map(String::as_str).collect();
+    let mut examples = Vec::new();
+    match supervision {
+        Supervision::Judgments { queries, qrels } => {
+            let texts = read_queries(queries)?;
+            for (query_id, judged) in read_qrels(qrels)? {
+                let text = texts.get(&query_id).ok_or_else(|| {
+                    input_error(qrels, format!("query-id {query_id:?} has no text in {}", queries.display()))
+                })?;
+                if let Some(missing) = judged.keys().find(|id| !known.contains(id.as_str())) {
+                    return Err(input_error(
+                        qrels,
+                        format!("query-id {query_id:?}: corpus-id {missing:?} is not in the generation's catalog"),
+                    ));
+                }
+                examples.push(Example { text: text.clone(), judged });
+            }
+        }
+        Supervision::Clicks(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| input_error(path, format!("cannot read: {e}")))?;
+            let mut by_query: BTreeMap<String, Judgments> = BTreeMap::new();
+            for (number, line) in text.lines().enumerate() {
+                let line_no = number + 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let fields: Vec<&str> = line.split('\t').collect();
+                if number == 0 && fields.first() == Some(&"query") {
+                    continue;
+                }
+                let [query, item, clicked] = fields[..] else {
+                    return Err(input_error(
+                        path,
+                        format!("line {line_no}: expected query, item, clicked (tab-separated)"),
+                    ));
+                };
+                if query.trim().is_empty() {
+                    return Err(input_error(path, format!("line {line_no}: field `query` is empty")));
+                }
+                if !known.contains(item) {
+                    return Err(input_error(
+                        path,
+                        format!("line {line_no}: field `item`: {item:?} is not in the catalog"),
+                    ));
+                }
+                let grade = match clicked.trim() {
+                    "1" | "true" => 1,
+                    "0" | "false" => 0,
+                    other => {
+                        return Err(input_error(
+                            path,
+                            format!("line {line_no}: field `clicked`: {other:?} is not 1 or 0"),
+                        ))
+                    }
+                };
+                let entry = by_query.entry(query.trim().to_string()).or_default().entry(item.to_string()).or_insert(0);
+                *entry = (*entry).max(grade);
+            }
+            examples.extend(by_query.into_iter().map(|(text, judged)| Example { text, judged }));
+        }
+    }
+    examples.retain(|e| e.judged.values().any(|&g| g >= 1));
+    if examples.is_empty() {
+        return Err(IndexError::Settings {
+            setting: "supervision".into(),
+            reason: "no query has a positive (grade ≥ 1 or clicked) item".into(),
+        });
+    }
+    Ok(examples)
+}
+
+/// One training group: the positive first, then its negatives, through the frozen layers.
+struct Group {
+    frozen: FrozenPass,
+}
+
+/// A validation query: its reranking window, through the frozen layers in batches.
+struct ValidationQuery {
+    judged: Judgments,
+    candidates: Vec<Candidate>,
+    frozen: Vec<FrozenPass>,
+}
+
+fn progress_bar(show: bool, len: usize, what: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// nDCG@10 of candidates ordered by `scores` (higher first; ties keep the retrieval order).
+fn ndcg_of(query: &ValidationQuery, scores: &[f64]) -> f64 {
+    let mut order: Vec<usize> = (0..query.candidates.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let ranked: Vec<String> = order.iter().map(|&i| query.candidates[i].id.clone()).collect();
+    ndcg_at(&ranked, &query.judged, 10)
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+fn logits_of(model: &CrossEncoder, query: &ValidationQuery) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(query.candidates.len());
+    for frozen in &query.frozen {
+        out.extend(model.logits(frozen).and_then(|t| Ok(t.to_vec1::<f32>()?)).map_err(IndexError::Engine)?);
+    }
+    Ok(out)
+}
+
+/// What training produced.
+#[derive(Debug)]
+pub struct TrainSummary {
+    /// The published generation.
+    pub dir: PathBuf,
+    /// Its reranker entry.
+    pub reranker: RerankerManifest,
+}
+
+fn candle(e: candle_core::Error) -> IndexError {
+    IndexError::Engine(hyrank_engine::Error::from(e))
+}
+
+/// Trains, validates and publishes. See the module documentation for the steps.
+pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
+    settings.check()?;
+    let start = Instant::now();
+    let engine = Engine::open(&settings.index_dir, &settings.model)?;
+    let mut examples = read_supervision(&settings.supervision, &engine)?;
+    let mut rng = StdRng::seed_from_u64(settings.seed);
+    examples.shuffle(&mut rng);
+    if examples.len() < 2 {
+        return Err(IndexError::Settings {
+            setting: "supervision".into(),
+            reason: "at least two queries with positives are needed (one to train on, one to validate)".into(),
+        });
+    }
+    let validation_count =
+        ((examples.len() as f64 * settings.validation_fraction).round() as usize).clamp(1, examples.len() - 1);
+    let validation_examples: Vec<Example> = examples.drain(..validation_count).collect();
+    let mut train_examples = examples;
+    if let Some(limit) = settings.max_train_queries {
+        train_examples.truncate(limit.max(1));
+    }
+    let (model, vars) =
+        CrossEncoder::for_training(&settings.model.model_dir, settings.model.device, settings.shape, settings.seed)?;
+    tracing::info!(train = train_examples.len(), validation = validation_examples.len(), "reranker supervision read");
+
+    // Groups: each positive with hard negatives from our own hybrid ranking and random ones.
+    let items = engine.len() as u32;
+    let mut groups = Vec::new();
+    let bar = progress_bar(settings.progress, train_examples.len(), "frozen layers");
+    let mut train_pairs = 0;
+    for example in &train_examples {
+        let candidates = engine.candidates(&SearchRequest::new(example.text.clone()), settings.mine_depth)?;
+        let positives: Vec<&String> = example.judged.iter().filter(|(_, &g)| g >= 1).map(|(id, _)| id).collect();
+        let is_positive = |id: &str| example.judged.get(id).is_some_and(|&g| g >= 1);
+        let mut hard: Vec<&Candidate> = candidates.iter().filter(|c| !is_positive(&c.id)).collect();
+        // Judged-not-relevant items (clicks: shown, not clicked) are the surest negatives.
+        let explicit: Vec<String> = example.judged.iter().filter(|(_, &g)| g <= 0).map(|(id, _)| id.clone()).collect();
+        for positive in positives {
+            hard.shuffle(&mut rng);
+            let mut negatives: Vec<String> = explicit.iter().take(settings.hard_negatives).cloned().collect();
+            for candidate in &hard {
+                if negatives.len() >= settings.hard_negatives {
+                    break;
+                }
+                if !negatives.contains(&candidate.id) {
+                    negatives.push(candidate.id.clone());
+                }
+            }
+            let mut attempts = 0;
+            while negatives.len() < settings.hard_negatives + settings.random_negatives && attempts < 100 {
+                attempts += 1;
+                let id = engine.item_ids()[rng.random_range(0..items) as usize].clone();
+                if !is_positive(&id) && !negatives.contains(&id) {
+                    negatives.push(id);
+                }
+            }
+            let mut contents = vec![engine.item(positive)?.content()];
+            for id in &negatives {
+                contents.push(engine.item(id)?.content());
+            }
+            let pairs: Vec<(&str, &str)> = contents.iter().map(|c| (example.text.as_str(), c.as_str())).collect();
+            train_pairs += pairs.len();
+            groups.push(Group { frozen: model.frozen(&pairs)? });
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let bar = progress_bar(settings.progress, validation_examples.len(), "validation");
+    let mut validation = Vec::new();
+    for example in &validation_examples {
+        let candidates = engine.candidates(&SearchRequest::new(example.text.clone()), settings.depth)?;
+        let mut frozen = Vec::new();
+        for chunk in candidates.chunks(model.batch_size()) {
+            let pairs: Vec<(&str, &str)> = chunk.iter().map(|c| (example.text.as_str(), c.content.as_str())).collect();
+            frozen.push(model.frozen(&pairs)?);
+        }
+        validation.push(ValidationQuery { judged: example.judged.clone(), candidates, frozen });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let hybrid_ndcg = mean(validation.iter().map(|q| {
+        let fused: Vec<f64> = q.candidates.iter().map(|c| c.fused_score).collect();
+        ndcg_of(q, &fused)
+    }));
+    eprintln!(
+        "reranker: {} training groups ({} pairs) from {} queries; {} validation queries, hybrid nDCG@10 {:.4}",
+        groups.len(),
+        train_pairs,
+        train_examples.len(),
+        validation.len(),
+        hybrid_ndcg
+    );
+
+    let (head_vars, layer_vars): (TrainableVars, TrainableVars) =
+        vars.iter().cloned().partition(|(name, _)| name.starts_with("rerank_head"));
+    let adam = |vars: &TrainableVars, lr: f64| {
+        AdamW::new(
+            vars.iter().map(|(_, v)| v.clone()).collect(),
+            ParamsAdamW { lr, weight_decay: 0.01, ..Default::default() },
+        )
+        .map_err(candle)
+    };
+    let mut layer_opt = adam(&layer_vars, settings.learning_rate)?;
+    let mut head_opt = adam(&head_vars, settings.head_learning_rate)?;
+
+    let validate = |model: &CrossEncoder| -> Result<f64> {
+        let mut scores = Vec::with_capacity(validation.len());
+        for query in &validation {
+            let logits: Vec<f64> = logits_of(model, query)?.into_iter().map(f64::from).collect();
+            scores.push(ndcg_of(query, &logits));
+        }
+        Ok(mean(scores.into_iter()))
+    };
+    let snapshot = || -> Result<Vec<Tensor>> {
+        vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(candle)
+    };
+    // Epoch 0 is the untrained model: if training never beats it, it is what is kept.
+    let initial_validation = validate(&model)?;
+    eprintln!("reranker: before training: validation nDCG@10 (logit alone) {initial_validation:.4}");
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = Some((initial_validation, 0, snapshot()?));
+    let mut epoch_loss = Vec::new();
+    let mut epoch_validation = Vec::new();
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    for epoch in 1..=settings.epochs {
+        order.shuffle(&mut rng);
+        let bar = progress_bar(settings.progress, groups.len(), &format!("epoch {epoch}"));
+        let (mut total, mut count) = (0.0, 0usize);
+        for step in order.chunks(settings.groups_per_step) {
+            let mut losses = Vec::with_capacity(step.len());
+            for &g in step {
+                let logits = model.logits(&groups[g].frozen)?;
+                let loss = match settings.loss {
+                    Loss::Listwise => {
+                        candle_nn::ops::log_softmax(&logits, D::Minus1).and_then(|l| l.get(0)).and_then(|l| l.neg())
+                    }
+                    Loss::Pointwise => {
+                        let n = logits.dim(0).map_err(candle)?;
+                        let mut targets = vec![0f32; n];
+                        targets[0] = 1.0;
+                        Tensor::from_vec(targets, n, logits.device())
+                            .and_then(|t| candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t))
+                    }
+                }
+                .map_err(candle)?;
+                losses.push(loss);
+            }
+            let loss = (Tensor::stack(&losses, 0).and_then(|l| l.mean_all())).map_err(candle)?;
+            let grads = loss.backward().map_err(candle)?;
+            layer_opt.step(&grads).map_err(candle)?;
+            head_opt.step(&grads).map_err(candle)?;
+            total += f64::from(loss.to_scalar::<f32>().map_err(candle)?) * step.len() as f64;
+            count += step.len();
+            bar.set_message(format!("loss {:.4}", total / count as f64));
+            bar.inc(step.len() as u64);
+        }
+        bar.finish_and_clear();
+        let loss = total / count.max(1) as f64;
+        let ndcg = validate(&model)?;
+        epoch_loss.push(loss);
+        epoch_validation.push(ndcg);
+        eprintln!("reranker: epoch {epoch}: loss {loss:.4}, validation nDCG@10 (logit alone) {ndcg:.4}");
+        if best.as_ref().is_none_or(|(b, _, _)| ndcg > *b) {
+            let snapshot = vars
+                .iter()
+                .map(|(_, v)| v.as_tensor().copy())
+                .collect::<candle_core::Result<Vec<_>>>()
+                .map_err(candle)?;
+            best = Some((ndcg, epoch, snapshot));
+        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= settings.patience) {
+            break;
+        }
+    }
+    let (logit_ndcg, best_epoch, snapshot) = best.expect("at least one epoch ran");
+    for ((_, var), value) in vars.iter().zip(&snapshot) {
+        var.set(value).map_err(candle)?;
+    }
+
+    // The combination, fitted on the validation candidates with the kept weights.
+    let mut fitted = Vec::new();
+    let mut per_query = Vec::new();
+    for query in &validation {
+        let logits = logits_of(&model, query)?;
+        let features: Vec<Features> =
+            query.candidates.iter().zip(&logits).map(|(c, &l)| Features { rerank: l, ..c.features }).collect();
+        for (candidate, f) in query.candidates.iter().zip(&features) {
+            fitted.push((*f, query.judged.get(&candidate.id).is_some_and(|&g| g >= 1)));
+        }
+        per_query.push(features);
+    }
+    let combination = Combination::fit(&fitted, 1e-3);
+    let combined_ndcg = mean(validation.iter().zip(&per_query).map(|(query, features)| {
+        let scores: Vec<f64> = features.iter().map(|f| combination.apply(f).0).collect();
+        ndcg_of(query, &scores)
+    }));
+    let enabled = combined_ndcg > hybrid_ndcg;
+    eprintln!(
+        "reranker: kept epoch {best_epoch}; validation nDCG@10: hybrid {hybrid_ndcg:.4}, logit {logit_ndcg:.4}, combined {combined_ndcg:.4} → {}",
+        if enabled { "enabled by default" } else { "opt-in only (did not beat the hybrid)" }
+    );
+
+    let supervision = match &settings.supervision {
+        Supervision::Judgments { queries, qrels } => vec![queries.display().to_string(), qrels.display().to_string()],
+        Supervision::Clicks(path) => vec![path.display().to_string()],
+    };
+    let reranker = RerankerManifest {
+        file: RERANKER_FILE.to_string(),
+        base_model_sha256: engine.manifest().model.sha256.clone(),
+        shape: settings.shape,
+        depth: settings.depth,
+        combination,
+        enabled_by_default: enabled,
+        training: TrainingRecord {
+            supervision,
+            train_queries: train_examples.len(),
+            train_pairs,
+            validation_queries: validation.len(),
+            hard_negatives: settings.hard_negatives,
+            random_negatives: settings.random_negatives,
+            learning_rate: settings.learning_rate,
+            head_learning_rate: settings.head_learning_rate,
+            epochs_run: epoch_loss.len(),
+            best_epoch,
+            epoch_loss,
+            epoch_validation,
+            initial_validation,
+            device: format!("{:?}", model.device()),
+            seconds: start.elapsed().as_secs_f64(),
+            seed: settings.seed,
+        },
+        validation: ValidationRecord {
+            queries: validation.len(),
+            hybrid_ndcg10: hybrid_ndcg,
+            logit_ndcg10: logit_ndcg,
+            combined_ndcg10: combined_ndcg,
+        },
+    };
+    let dir = publish_with_reranker(&settings.index_dir, &engine, &vars, &reranker, start)?;
+    Ok(TrainSummary { dir, reranker })
+}
+
+/// The trained tensors' file name inside a generation.
+pub const RERANKER_FILE: &str = "reranker.safetensors";
+
+/// Copies the serving generation into a new one, adds the reranker and publishes it.
+fn publish_with_reranker(
+    index_dir: &Path,
+    engine: &Engine,
+    vars: &TrainableVars,
+    reranker: &RerankerManifest,
+    start: Instant,
+) -> Result<PathBuf> {
+    let building = generation::begin(index_dir)?;
+    let result = (|| -> Result<_> {
+        copy_tree(engine.dir(), &building.dir)?;
+        CrossEncoder::save(vars, &building.dir.join(RERANKER_FILE))?;
+        let mut manifest = engine.manifest().clone();
+        manifest.generation = building.name.clone();
+        manifest.built_at_unix =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        manifest.stages.retain(|s| s.stage != "train_reranker");
+        manifest.stages.push(StageTiming { stage: "train_reranker".into(), seconds: start.elapsed().as_secs_f64() });
+        manifest.reranker = Some(reranker.clone());
+        Ok(manifest)
+    })();
+    match result {
+        Ok(manifest) => Ok(building.publish(&manifest)?),
+        Err(e) => {
+            building.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// Copies a generation's files (not its manifest, which the new generation writes itself).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        IndexError::Engine(hyrank_engine::Error::io(format!("{what} {}", path.display()), e))
+    };
+    for entry in std::fs::read_dir(from).map_err(|e| io("listing", from, e))? {
+        let entry = entry.map_err(|e| io("listing", from, e))?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        if entry.file_name() == "manifest.json" {
+            continue;
+        }
+        if source.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| io("creating", &target, e))?;
+            copy_tree(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target).map_err(|e| io("copying", &source, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndcg_follows_the_scores_and_keeps_retrieval_order_on_ties() {
+        let candidate = |id: &str| Candidate {
+            item: 0,
+            id: id.to_string(),
+            content: String::new(),
+            fused_score: 0.0,
+            features: Features::default(),
+        };
+        let query = ValidationQuery {
+            judged: [("b".to_string(), 1)].into_iter().collect(),
+            candidates: vec![candidate("a"), candidate("b")],
+            frozen: Vec::new(),
+        };
+        assert!((ndcg_of(&query, &[0.0, 1.0]) - 1.0).abs() < 1e-12);
+        assert!((ndcg_of(&query, &[0.0, 0.0]) - 1.0 / 3f64.log2()).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,151 @@
+//! `hyrank train-reranker` end to end on the tiny judged fixture: a few epochs on CPU, the new
+//! generation it publishes, and searches through the trained reranker.
+
+use std::path::Path;
+
+use hyrank_engine::batcher::BatcherSettings;
+use hyrank_engine::engine::{RerankOptions, RerankerKind, SearchRequest};
+use hyrank_engine::{DeviceChoice, Engine, ErrorKind};
+use hyrank_indexer::train::{train, Supervision, TrainSettings};
+use hyrank_indexer::IndexSettings;
+use hyrank_tests::{embedder_settings, fixture};
+
+fn index_tiny(root: &Path) -> std::path::PathBuf {
+    let index_dir = root.join("index");
+    let mut settings =
+        IndexSettings::new(fixture("beir-tiny").join("corpus.jsonl"), index_dir.clone(), embedder_settings());
+    settings.progress = false;
+    hyrank_indexer::build(&settings).unwrap();
+    index_dir
+}
+
+fn tiny_settings(index_dir: &Path, supervision: Supervision) -> TrainSettings {
+    let mut settings = TrainSettings::new(index_dir.to_path_buf(), embedder_settings(), supervision);
+    settings.shape.frozen_layers = 4;
+    settings.shape.max_tokens = 128;
+    settings.epochs = 3;
+    settings.patience = 3;
+    settings.hard_negatives = 3;
+    settings.random_negatives = 1;
+    settings.mine_depth = 10;
+    settings.depth = 10;
+    settings.validation_fraction = 0.34;
+    settings
+}
+
+fn judgments() -> Supervision {
+    let train = fixture("beir-tiny").join("train");
+    Supervision::Judgments { queries: train.join("queries.jsonl"), qrels: train.join("qrels.tsv") }
+}
+
+#[test]
+fn a_trained_reranker_is_published_validated_and_served_with_exact_explanations() {
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = index_tiny(dir.path());
+    let plain = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    let query = "keep the rain out of my tent";
+    let hybrid = plain.search(&SearchRequest::new(query)).unwrap();
+
+    let summary = train(&tiny_settings(&index_dir, judgments())).unwrap();
+    let entry = &summary.reranker;
+    assert!(summary.dir.ends_with("000002"), "{}", summary.dir.display());
+    assert!(summary.dir.join(&entry.file).is_file());
+    assert_eq!(entry.training.train_queries + entry.training.validation_queries, 12);
+    assert_eq!(entry.training.validation_queries, 4);
+    assert_eq!(entry.training.epoch_loss.len(), entry.training.epochs_run);
+    assert_eq!(entry.training.epochs_run, 3, "patience 3 never stops a 3-epoch run");
+    // The groups are the same every epoch: training must fit them better as it goes.
+    let losses = &entry.training.epoch_loss;
+    assert!(losses[2] < losses[0], "training loss did not fall: {losses:?}");
+    let v = &entry.validation;
+    for value in [v.hybrid_ndcg10, v.logit_ndcg10, v.combined_ndcg10] {
+        assert!((0.0..=1.0).contains(&value), "{v:?}");
+    }
+    assert_eq!(entry.enabled_by_default, v.combined_ndcg10 > v.hybrid_ndcg10);
+    assert!(entry.combination.weights["rerank"] != 0.0, "{:?}", entry.combination);
+
+    // The new generation serves it; the old one is untouched.
+    let engine = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    assert_eq!(engine.manifest().generation, "000002");
+    let served_entry = engine.trained_reranker().expect("the manifest names the reranker");
+    assert_eq!((served_entry.file.as_str(), served_entry.depth), (entry.file.as_str(), entry.depth));
+    assert_eq!(served_entry.enabled_by_default, entry.enabled_by_default);
+    let mut request = SearchRequest::new(query);
+    request.rerank = Some(RerankOptions::top(10, Some(RerankerKind::Trained)));
+    request.k = 5;
+    let reranked = engine.search(&request).unwrap();
+    assert_eq!(reranked.hits.len(), 5);
+    for hit in &reranked.hits {
+        let b = &hit.breakdown;
+        let combined = b.combination.as_ref().expect("the learned combination scored every hit");
+        let sum = combined.bias + combined.features.iter().map(|f| f.contribution).sum::<f64>();
+        assert!((sum - b.final_score).abs() < 1e-9, "{b:?}");
+        assert_eq!(hit.score, b.final_score);
+        for feature in &combined.features {
+            assert!((feature.weight * feature.value - feature.contribution).abs() < 1e-12, "{feature:?}");
+        }
+        let rerank = b.rerank.as_ref().unwrap();
+        let logit = combined.features.iter().find(|f| f.feature == "rerank").unwrap();
+        assert_eq!(f64::from(rerank.raw_score), logit.value);
+        assert_eq!(rerank.reranker, "cross_encoder");
+    }
+    assert!(reranked.hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+    // Opting out gives exactly the hybrid ranking of the generation it was built from.
+    request.rerank = Some(RerankOptions::off());
+    request.k = 10;
+    let off = engine.search(&request).unwrap();
+    let ids = |r: &hyrank_engine::Results| r.hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&off), ids(&hybrid));
+    assert!(off.hits.iter().all(|h| h.breakdown.rerank.is_none() && h.breakdown.combination.is_none()));
+
+    // A bare request follows the manifest's verdict.
+    let bare = engine.search(&SearchRequest::new(query)).unwrap();
+    assert_eq!(bare.hits[0].breakdown.combination.is_some(), entry.enabled_by_default);
+
+    // Through the model worker the scores are the same.
+    let mut served = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    served.start_rerank_worker(BatcherSettings { max_batch: 4, queue_capacity: 8 }).unwrap();
+    request.rerank = Some(RerankOptions::top(10, Some(RerankerKind::Trained)));
+    request.k = 5;
+    let through_worker = served.search(&request).unwrap();
+    for (a, b) in through_worker.hits.iter().zip(&reranked.hits) {
+        assert_eq!(a.id, b.id);
+        assert!((a.score - b.score).abs() < 1e-4, "{} vs {}", a.score, b.score);
+    }
+    assert_eq!(served.rerank_worker().unwrap().stats().queries, 1);
+
+    // The generation without a reranker says so when one is asked for.
+    let err = plain.search(&request).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[test]
+fn bad_supervision_is_refused_with_the_file_and_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = index_tiny(dir.path());
+
+    let clicks = fixture("beir-tiny").join("train").join("bad-clicks.tsv");
+    let err = train(&tiny_settings(&index_dir, Supervision::Clicks(clicks))).unwrap_err().to_string();
+    assert!(err.contains("bad-clicks.tsv") && err.contains("line 4") && err.contains("clicked"), "{err}");
+
+    let qrels = dir.path().join("qrels.tsv");
+    std::fs::write(&qrels, "query-id\tcorpus-id\tscore\nt1\tNOPE-404\t1\n").unwrap();
+    let queries = fixture("beir-tiny").join("train").join("queries.jsonl");
+    let err = train(&tiny_settings(&index_dir, Supervision::Judgments { queries, qrels })).unwrap_err().to_string();
+    assert!(err.contains("qrels.tsv") && err.contains("NOPE-404"), "{err}");
+
+    // Nothing was published by the failed runs.
+    assert_eq!(Engine::open(&index_dir, &embedder_settings()).unwrap().manifest().generation, "000001");
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn training_on_cuda_without_the_feature_is_an_error_not_a_cpu_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = index_tiny(dir.path());
+    let mut settings = tiny_settings(&index_dir, judgments());
+    settings.model.device = DeviceChoice::Cuda(0);
+    let err = train(&settings).unwrap_err().to_string();
+    assert!(err.contains("--features cuda"), "{err}");
+}
