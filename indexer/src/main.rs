@@ -246,7 +246,9 @@ struct EvalSearchArgs {
     out: PathBuf,
     /// Comma-separated configurations: default, bm25, dense, hybrid-rrf, hybrid-linear,
     /// hybrid-rrf-rerank; each may take overrides after '+': bm25=W, dense=W (fusion weights),
-    /// k=K (RRF constant), candidates=N, rerank=DEPTH. Example: hybrid-linear+bm25=0.3+dense=0.7
+    /// k=K (RRF constant), candidates=N, rerank=DEPTH or rerank=off, reranker=trained|late
+    /// (default: the generation's trained reranker when it has one). Example:
+    /// hybrid-linear+bm25=0.3+dense=0.7, default+rerank=off, default+reranker=trained+rerank=50
     #[arg(long, value_delimiter = ',', default_value = "default,bm25,dense,hybrid-rrf,hybrid-linear")]
     configs: Vec<String>,
     /// Hits kept per query.

@@ -358,6 +358,18 @@ mod tests {
     }
 
     #[test]
+    fn rerank_can_be_turned_off_or_pinned_to_a_reranker() {
+        let off = Config::parse("default+rerank=off").unwrap();
+        assert_eq!(off.rerank, Some(RerankOptions::off()));
+        let trained = Config::parse("default+reranker=trained+rerank=50").unwrap().rerank.unwrap();
+        assert_eq!((trained.reranker, trained.depth), (Some(RerankerKind::Trained), Some(50)));
+        let late = Config::parse("default+rerank=30+reranker=late").unwrap().rerank.unwrap();
+        assert_eq!((late.reranker, late.depth), (Some(RerankerKind::LateInteraction), Some(30)));
+        let bare = Config::parse("default+reranker=trained").unwrap().rerank.unwrap();
+        assert_eq!((bare.enabled, bare.depth), (true, None), "the depth the reranker was validated at");
+    }
+
+    #[test]
     fn bad_specs_say_what_is_wrong() {
         for (spec, expected) in [
             ("hybrid", "unknown configuration \"hybrid\""),
@@ -366,6 +378,7 @@ mod tests {
             ("hybrid-linear+bm25", "expected key=value"),
             ("hybrid-linear+bm25=-1", "non-negative number"),
             ("hybrid-rrf+candidates=0", "positive whole number"),
+            ("default+reranker=cross", "reranker must be trained or late"),
         ] {
             let error = Config::parse(spec).unwrap_err();
             assert!(error.contains(expected), "{spec}: {error}");
