@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{Linear, Module, VarBuilder};
-use candle_transformers::models::bert::{BertEncoder, BertModel, Config};
+use candle_transformers::models::bert::{BertModel, Config};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,7 @@ pub struct FrozenPass {
 /// A cross-encoder built from MiniLM.
 pub struct CrossEncoder {
     lower: BertModel,
-    upper: BertEncoder,
+    upper: Vec<TrainableLayer>,
     head: Linear,
     tokenizer: Tokenizer,
     device: Device,
@@ -79,6 +79,63 @@ pub struct CrossEncoder {
     batch_size: usize,
     /// The file its trained weights came from (the base model's, before training), for errors.
     weights: PathBuf,
+}
+
+/// One BERT layer written with differentiable operations only.
+///
+/// candle's `BertLayer` normalises with candle-nn's fused layer-norm kernel, which has no
+/// backward pass: gradients stop at the first layer norm, so nothing below the head would train
+/// (found by `gradients_reach_every_trainable_tensor_and_only_those` after a SciFact run whose
+/// trained layer came back bit-identical). The trainable layers are this one; the frozen ones
+/// keep candle's faster kernels. Same weights, same names, same arithmetic.
+struct TrainableLayer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attention_out: Linear,
+    attention_norm: (Tensor, Tensor),
+    intermediate: Linear,
+    output: Linear,
+    output_norm: (Tensor, Tensor),
+    heads: usize,
+    eps: f32,
+}
+
+impl TrainableLayer {
+    fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        let norm = |vb: VarBuilder| -> Result<(Tensor, Tensor)> { Ok((vb.get(h, "weight")?, vb.get(h, "bias")?)) };
+        Ok(TrainableLayer {
+            query: candle_nn::linear(h, h, vb.pp("attention.self.query"))?,
+            key: candle_nn::linear(h, h, vb.pp("attention.self.key"))?,
+            value: candle_nn::linear(h, h, vb.pp("attention.self.value"))?,
+            attention_out: candle_nn::linear(h, h, vb.pp("attention.output.dense"))?,
+            attention_norm: norm(vb.pp("attention.output.LayerNorm"))?,
+            intermediate: candle_nn::linear(h, i, vb.pp("intermediate.dense"))?,
+            output: candle_nn::linear(i, h, vb.pp("output.dense"))?,
+            output_norm: norm(vb.pp("output.LayerNorm"))?,
+            heads: config.num_attention_heads,
+            eps: config.layer_norm_eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, additive_mask: &Tensor) -> Result<Tensor> {
+        let (batch, tokens, hidden) = x.dims3()?;
+        let head_dim = hidden / self.heads;
+        let split = |t: Tensor| -> Result<Tensor> {
+            Ok(t.reshape((batch, tokens, self.heads, head_dim))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = split(self.query.forward(x)?)?;
+        let k = split(self.key.forward(x)?)?;
+        let v = split(self.value.forward(x)?)?;
+        let scores = (q.matmul(&k.t()?.contiguous()?)? / (head_dim as f64).sqrt())?.broadcast_add(additive_mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch, tokens, hidden))?;
+        let norm = |t: &Tensor, (w, b): &(Tensor, Tensor)| candle_nn::ops::layer_norm_slow(t, w, b, self.eps);
+        let attended = norm(&(self.attention_out.forward(&context)? + x)?, &self.attention_norm)?;
+        let inner = self.intermediate.forward(&attended)?.gelu_erf()?;
+        Ok(norm(&(self.output.forward(&inner)? + &attended)?, &self.output_norm)?)
+    }
 }
 
 /// The tensors being trained, by name, as they are saved.
@@ -150,8 +207,9 @@ impl CrossEncoder {
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let lower_config = Config { num_hidden_layers: settings.frozen_layers, ..config.clone() };
         let lower = BertModel::load(vb.clone(), &lower_config)?;
-        let mut upper = BertEncoder::load(vb.pp("encoder"), &config)?;
-        upper.layers.drain(..settings.frozen_layers);
+        let upper = (settings.frozen_layers..config.num_hidden_layers)
+            .map(|i| TrainableLayer::load(vb.pp(format!("encoder.layer.{i}")), &config))
+            .collect::<Result<Vec<_>>>()?;
         let batch_size = if device.is_cpu() { CPU_BATCH } else { GPU_BATCH };
         Ok(CrossEncoder { lower, upper, head, tokenizer, device, settings, batch_size, weights })
     }
@@ -285,7 +343,10 @@ impl CrossEncoder {
         // BERT's additive mask: 0 where attended, the most negative float where padded.
         let additive =
             ((frozen.mask.ones_like()? - &frozen.mask)? * f64::from(f32::MIN))?.unsqueeze(1)?.unsqueeze(1)?;
-        let hidden = self.upper.forward(&frozen.hidden, &additive)?;
+        let mut hidden = frozen.hidden.clone();
+        for layer in &self.upper {
+            hidden = layer.forward(&hidden, &additive)?;
+        }
         // Each side's tokens, mean-pooled and L2-normalised as sentence-transformers pools
         // MiniLM, but read from the joint encoding, where every token has attended to both.
         let pool = |mask: &Tensor| -> Result<Tensor> {

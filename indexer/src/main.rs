@@ -66,8 +66,9 @@ struct TrainRerankerArgs {
     /// Learning rate of the trained transformer layers.
     #[arg(long, default_value_t = 5e-5)]
     learning_rate: f64,
-    /// Learning rate of the new head.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Learning rate of the new head (its weights start at 20 per dimension, so it moves in
+    /// larger steps than the layers).
+    #[arg(long, default_value_t = 0.02)]
     head_learning_rate: f64,
     /// Groups (a positive and its negatives) per optimiser step.
     #[arg(long, default_value_t = 4)]

@@ -110,7 +110,7 @@ impl TrainSettings {
             epochs: 4,
             patience: 1,
             learning_rate: 5e-5,
-            head_learning_rate: 1e-3,
+            head_learning_rate: 0.02,
             groups_per_step: 4,
             loss: Loss::Listwise,
             hard_negatives: 7,

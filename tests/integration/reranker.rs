@@ -149,3 +149,37 @@ fn training_on_cuda_without_the_feature_is_an_error_not_a_cpu_run() {
     let err = train(&settings).unwrap_err().to_string();
     assert!(err.contains("--features cuda"), "{err}");
 }
+
+#[test]
+fn gradients_reach_every_trainable_tensor_and_only_those() {
+    use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings};
+    let settings = CrossEncoderSettings { frozen_layers: 5, max_tokens: 64 };
+    let (model, vars) = CrossEncoder::for_training(&hyrank_tests::model_dir(), DeviceChoice::Cpu, settings, 7).unwrap();
+    // Layer 5 has 16 tensors; the head 2.
+    assert_eq!(vars.len(), 18, "{:?}", vars.iter().map(|(n, _)| n).collect::<Vec<_>>());
+    let frozen = model.frozen(&[("rain tent", "a waterproof tent"), ("rain tent", "a chef's knife")]).unwrap();
+    let loss = model.logits(&frozen).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    for (name, var) in &vars {
+        let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+        let size = grad.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(size > 0.0, "zero gradient for {name}");
+    }
+}
+
+#[test]
+fn the_trainable_layer_computes_what_candles_bert_layer_does() {
+    use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings};
+    let pairs = [("rain tent", "a waterproof tent with taped seams"), ("coffee", "a burr grinder for espresso")];
+    let logits = |frozen_layers| {
+        let settings = CrossEncoderSettings { frozen_layers, max_tokens: 64 };
+        let (model, _) =
+            CrossEncoder::for_training(&hyrank_tests::model_dir(), DeviceChoice::Cpu, settings, 7).unwrap();
+        model.logits(&model.frozen(&pairs).unwrap()).unwrap().to_vec1::<f32>().unwrap()
+    };
+    // All six layers in candle's BertLayer, against five there and the sixth in ours.
+    let (candle, ours) = (logits(6), logits(5));
+    for (a, b) in candle.iter().zip(&ours) {
+        assert!((a - b).abs() < 1e-3, "{candle:?} vs {ours:?}");
+    }
+}
