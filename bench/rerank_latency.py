@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Latency of trained-reranker searches over HTTP at a given concurrency.
+
+    bench/rerank_latency.py URL QUERIES_JSONL DEPTH CONCURRENCY REQUESTS
+
+Sends REQUESTS searches (the queries in turn, k 10, rerank {"reranker": "trained", "depth":
+DEPTH}) from CONCURRENCY threads to a running hyrank-serve (start it with the caches off:
+--response-cache-entries 0 --query-cache-entries 0) and prints the median, p90 and maximum
+latency and the throughput. Every response must be 200 and carry a learned combination.
+Standard library only.
+"""
+import json
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+
+
+def main():
+    url, queries_path, depth, concurrency, requests = sys.argv[1:6]
+    depth, concurrency, requests = int(depth), int(concurrency), int(requests)
+    with open(queries_path) as f:
+        queries = [json.loads(line)["text"] for line in f if line.strip()]
+    latencies, errors, lock = [], [], threading.Lock()
+    next_index = iter(range(requests))
+
+    def worker():
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                return
+            body = {"query": queries[i % len(queries)], "k": 10, "rerank": {"reranker": "trained", "depth": depth}}
+            request = urllib.request.Request(
+                url + "/v1/search", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+            )
+            start = time.perf_counter()
+            try:
+                with urllib.request.urlopen(request, timeout=600) as response:
+                    hits = json.load(response)["hits"]
+                    if not all(h["breakdown"].get("combination") for h in hits):
+                        raise ValueError("a hit without the learned combination")
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+            except Exception as e:  # noqa: BLE001 - every failure is counted and shown
+                with lock:
+                    errors.append(repr(e))
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - began
+    latencies.sort()
+    p90 = latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))] if latencies else float("nan")
+    print(
+        json.dumps(
+            {
+                "depth": depth,
+                "concurrency": concurrency,
+                "requests": requests,
+                "ok": len(latencies),
+                "errors": errors[:5],
+                "p50_s": statistics.median(latencies) if latencies else None,
+                "p90_s": p90,
+                "max_s": latencies[-1] if latencies else None,
+                "req_per_s": len(latencies) / wall,
+            }
+        )
+    )
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
