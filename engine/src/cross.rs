@@ -361,12 +361,8 @@ impl CrossEncoder {
 
     /// The logit of every `(query, item text)` pair, in batches.
     pub fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>> {
-        let mut scores = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.batch_size) {
-            let pairs: Vec<(&str, &str)> = chunk.iter().map(|t| (query, *t)).collect();
-            scores.extend(self.logits(&self.frozen(&pairs)?)?.to_device(&Device::Cpu)?.to_vec1::<f32>()?);
-        }
-        Ok(scores)
+        let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query, *t)).collect();
+        self.score_pairs(&pairs)
     }
 
     /// The logits of many pairs from different queries in one pass each batch (the model

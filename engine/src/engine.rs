@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::explain::CombinedScore;
 use crate::explain::{Explanation, RerankScore, RetrieverKind, ScoreBreakdown};
 use crate::filter::{matches_all, Filters};
-use crate::fusion::{fuse, FusedHit, Fusion, RankedList};
+use crate::fusion::{fuse, FusedHit, Fusion, RankedList, ScoreRange};
 use crate::generation::RerankerManifest;
 use crate::generation::{self, Manifest};
 use crate::item::{FieldValue, Item};
@@ -446,33 +446,22 @@ pub struct Candidate {
 }
 
 /// Each retriever's score range over its own candidate list, for min-max normalisation.
-struct ScoreRanges(Vec<(RetrieverKind, f32, f32)>);
+struct ScoreRanges(Vec<(RetrieverKind, ScoreRange)>);
 
 impl ScoreRanges {
     fn of(lists: &[RankedList]) -> Self {
-        ScoreRanges(
-            lists
-                .iter()
-                .map(|list| {
-                    let (lo, hi) = list
-                        .hits
-                        .iter()
-                        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| (lo.min(s), hi.max(s)));
-                    (list.retriever, lo, hi)
-                })
-                .collect(),
-        )
+        ScoreRanges(lists.iter().map(|list| (list.retriever, ScoreRange::of(list))).collect())
     }
 
-    /// The hit's retriever scores scaled to 0..1 within each list (1 when a list's scores are
-    /// all equal, as in linear fusion); 0 for a retriever that did not return it.
+    /// The hit's retriever scores normalised within each list as linear fusion does; 0 for a
+    /// retriever that did not return it.
     fn features(&self, hit: &FusedHit) -> Features {
         let mut features = Features::default();
         for part in &hit.parts {
-            let Some(&(_, lo, hi)) = self.0.iter().find(|(kind, _, _)| *kind == part.retriever) else {
+            let Some((_, range)) = self.0.iter().find(|(kind, _)| *kind == part.retriever) else {
                 continue;
             };
-            let value = if hi > lo { (part.raw_score - lo) / (hi - lo) } else { 1.0 };
+            let value = range.normalize(part.raw_score) as f32;
             match part.retriever {
                 RetrieverKind::Bm25 => features.bm25 = value,
                 RetrieverKind::Dense => features.dense = value,

@@ -34,6 +34,32 @@ impl RankedList {
     }
 }
 
+/// A list's lowest and highest raw score, for min-max normalisation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRange {
+    lo: f32,
+    hi: f32,
+}
+
+impl ScoreRange {
+    /// The range of `list`'s scores.
+    pub fn of(list: &RankedList) -> Self {
+        let (lo, hi) =
+            list.hits.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| (lo.min(s), hi.max(s)));
+        ScoreRange { lo, hi }
+    }
+
+    /// `raw` scaled to 0..1 within the range; 1 when every score in the list is equal.
+    pub fn normalize(&self, raw: f32) -> f64 {
+        let span = f64::from(self.hi) - f64::from(self.lo);
+        if span > 0.0 {
+            (f64::from(raw) - f64::from(self.lo)) / span
+        } else {
+            1.0
+        }
+    }
+}
+
 /// How to fuse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -108,17 +134,12 @@ pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Ve
     }
     let mut fused: HashMap<u32, FusedHit> = HashMap::new();
     for (list, &weight) in lists.iter().zip(weights) {
-        let (min, max) =
-            list.hits.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| (lo.min(s), hi.max(s)));
+        let range = ScoreRange::of(list);
         for (position, &(item, raw_score)) in list.hits.iter().enumerate() {
             let rank = position + 1;
             let contribution = match fusion {
                 Fusion::Rrf { k } => weight / (k + rank as f64),
-                Fusion::Linear => {
-                    let span = f64::from(max) - f64::from(min);
-                    let normalized = if span > 0.0 { (f64::from(raw_score) - f64::from(min)) / span } else { 1.0 };
-                    weight * normalized
-                }
+                Fusion::Linear => weight * range.normalize(raw_score),
             };
             if list.abstains_on(item) {
                 continue;
