@@ -111,6 +111,7 @@ impl AppState {
             response_cache: self.inner.responses.stats(),
             model_worker: engine.query_batcher().map(|worker| worker.stats()),
             rerank_worker: engine.rerank_worker().map(|worker| worker.stats()),
+            recommend_rerank_worker: engine.recommend_rerank_worker().map(|worker| worker.stats()),
         })
     }
 

@@ -29,6 +29,8 @@ pub struct Totals {
     pub model_worker: Option<BatcherStats>,
     /// The trained reranker's model worker, when there is one.
     pub rerank_worker: Option<BatcherStats>,
+    /// The trained recommendation reranker's model worker, when there is one.
+    pub recommend_rerank_worker: Option<BatcherStats>,
 }
 
 /// Raises a counter to a running total kept elsewhere; the counter's own value is what was
@@ -127,7 +129,7 @@ impl Metrics {
         .expect(expect);
         let model_queue = register_int_gauge_vec_with_registry!(
             "hyrank_model_queue_depth",
-            "Requests waiting for a model worker (query_encoder or reranker).",
+            "Requests waiting for a model worker (query_encoder, reranker or recommend_reranker).",
             &["worker"],
             registry
         )
@@ -194,7 +196,11 @@ impl Metrics {
                 raise_to(&self.cache_lookups, &[name, "hit"], stats.hits);
                 raise_to(&self.cache_lookups, &[name, "miss"], stats.misses);
             }
-            for (name, worker) in [("query_encoder", totals.model_worker), ("reranker", totals.rerank_worker)] {
+            for (name, worker) in [
+                ("query_encoder", totals.model_worker),
+                ("reranker", totals.rerank_worker),
+                ("recommend_reranker", totals.recommend_rerank_worker),
+            ] {
                 if let Some(worker) = worker {
                     self.model_queue.with_label_values(&[name]).set(worker.queued as i64);
                     raise_to(&self.model_work, &[name, "batches"], worker.batches);
@@ -230,6 +236,7 @@ mod tests {
             response_cache: CacheStats { hits: 0, misses: 1 },
             model_worker: Some(BatcherStats { queued: 2, batches: 4, queries: 9, refused: 1 }),
             rerank_worker: Some(BatcherStats { queued: 1, batches: 3, queries: 5, refused: 0 }),
+            recommend_rerank_worker: None,
         });
         assert!(
             text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),

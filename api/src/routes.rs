@@ -247,7 +247,7 @@ pub(crate) async fn recommend(
     body: web::Json<RecommendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
-    bound(&state, request.k, request.candidates, &mut None, None)?;
+    bound(&state, request.k, request.candidates, &mut None, request.rerank.as_ref().and_then(|r| r.depth))?;
     cached(&state, "recommend", &request, |engine, request| engine.recommend(request)).await
 }
 

@@ -12,7 +12,7 @@ use crate::batcher::{BatcherSettings, QueryBatcher};
 use crate::cache::{Cache, CacheStats};
 use crate::cf::{self, AlsModel, Factors};
 use crate::cross::{CrossEncoder, Features};
-use crate::dense::{read_f32_file, write_f32_file, Metric, VectorIndex};
+use crate::dense::{read_f32_file, write_f32_file, HnswSettings, Metric, VectorIndex};
 use crate::embed::{Embedder, EmbedderSettings};
 use crate::error::{Error, Result};
 use crate::explain::CombinedScore;
@@ -24,7 +24,7 @@ use crate::generation::{self, Manifest};
 use crate::item::{FieldValue, Item};
 use crate::lexical::LexicalIndex;
 use crate::rerank::{LateInteractionReranker, Reranker};
-use crate::store::{MetaStore, SnapshotStore, UserRecord};
+use crate::store::{Interaction, MetaStore, SnapshotStore, UserRecord};
 
 /// Limits on request sizes, so that one request cannot monopolise the engine.
 pub const MAX_K: usize = 1000;
@@ -135,6 +135,16 @@ impl RerankOptions {
     /// Rerank the top `depth` with `reranker` (the default one when `None`).
     pub fn top(depth: usize, reranker: Option<RerankerKind>) -> Self {
         RerankOptions { enabled: true, reranker, depth: Some(depth), weight: default_rerank_weight() }
+    }
+
+    /// The trained reranker at the depth it was validated at.
+    pub fn default_trained() -> Self {
+        RerankOptions {
+            enabled: true,
+            reranker: Some(RerankerKind::Trained),
+            depth: None,
+            weight: default_rerank_weight(),
+        }
     }
 
     /// No reranking, whatever the generation's default.
@@ -292,9 +302,34 @@ pub struct RecommendRequest {
     /// How many recent history items form the content profile.
     #[serde(default = "default_recent")]
     pub recent: usize,
+    /// Rerank the top of the fused list with the trained recommendation reranker (only
+    /// `enabled` and `depth` apply). Absent: reranked when the generation's manifest enables it
+    /// by default (it beat the plain hybrid on held-out next items), else not.
+    #[serde(default)]
+    pub rerank: Option<RerankOptions>,
     /// Add the history items behind each score.
     #[serde(default)]
     pub explain: bool,
+}
+
+impl RecommendRequest {
+    /// A hybrid recommendation for `user` with every other option at its default.
+    pub fn new(user: impl Into<String>) -> Self {
+        RecommendRequest {
+            user: user.into(),
+            k: default_k(),
+            exclude_seen: true,
+            mode: RecommendMode::default(),
+            cold_items: default_recommend_cold_items(),
+            filters: Filters::new(),
+            fusion: Fusion::default(),
+            weights: Weights::default(),
+            candidates: default_candidates(),
+            recent: default_recent(),
+            rerank: None,
+            explain: false,
+        }
+    }
 }
 
 /// Measured on MovieLens (validation split carved from training data): sharing CF's weight with
@@ -380,22 +415,53 @@ pub struct Results {
     pub timings: Timings,
 }
 
-/// Everything CF needs at query time.
-struct Collaborative {
-    items: VectorIndex,
-    /// User and item factors (the item factors also live in `items`, which owns its copy).
-    model: AlsModel,
-    /// `YᵀY + λI`, shared by every explanation.
-    gram: Vec<f64>,
+/// CF item factors, searchable: the generation's own, or those of a model trained without some
+/// interactions (the reranker trainer replays users as they were before their held-out items).
+pub struct CfItems {
+    index: VectorIndex,
     /// Items without training interactions (all-zero factors): CF abstains on them.
     cold: Arc<Vec<bool>>,
 }
 
-impl Collaborative {
+impl CfItems {
+    fn new(index: VectorIndex) -> Self {
+        let cold = Arc::new(index.vectors().chunks_exact(index.dim()).map(|v| v.iter().all(|&x| x == 0.0)).collect());
+        CfItems { index, cold }
+    }
+
+    /// Indexes item factors for inner-product search.
+    pub fn build(factors: &Factors, hnsw: HnswSettings) -> Result<Self> {
+        Ok(Self::new(VectorIndex::build(factors.data.clone(), factors.dim, Metric::InnerProduct, hnsw)?))
+    }
+
     fn list(&self, hits: Vec<(u32, f32)>, cold_items: ColdItems) -> RankedList {
         let abstaining = (cold_items == ColdItems::Share).then(|| Arc::clone(&self.cold));
         RankedList { retriever: RetrieverKind::Cf, hits, abstaining }
     }
+}
+
+/// Everything CF needs at query time.
+struct Collaborative {
+    items: CfItems,
+    /// User and item factors (the item factors also live in `items`, which owns its copy).
+    model: AlsModel,
+    /// `YᵀY + λI`, shared by every explanation.
+    gram: Vec<f64>,
+}
+
+/// A user as the recommender sees them: the stored user, or (for the reranker trainer) a user
+/// replayed as of an earlier moment.
+pub struct UserView<'a> {
+    /// What they interacted with: excluded from recommendations when asked, and the recent
+    /// part forms the content profile and the reranker's context.
+    pub history: Vec<Interaction>,
+    /// Items kept out of the candidates besides the history (the trainer hides a user's other
+    /// held-out items).
+    pub hidden: HashSet<u32>,
+    /// CF factors in the space of `cf_items`; `None`: no CF list.
+    pub factors: Option<Vec<f32>>,
+    /// The item factors `factors` belong to; `None`: the generation's.
+    pub cf_items: Option<&'a CfItems>,
 }
 
 /// An opened, immutable generation.
@@ -413,6 +479,8 @@ pub struct Engine {
     reranker: Box<dyn Reranker>,
     /// The generation's trained cross-encoder and how to combine its logit, when it has one.
     trained: Option<TrainedReranker>,
+    /// The same for recommendations, reading the user's recent titles as the query.
+    recommend_trained: Option<TrainedReranker>,
     /// Query text → embedding. Handed on to the next generation by [`Engine::open_next`] and
     /// cleared there, so hit counts accumulate while entries never outlive their generation.
     query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
@@ -581,12 +649,9 @@ impl Engine {
                     dim: settings.factors,
                 };
                 let item_factors = Factors { data: items.vectors().to_vec(), dim: settings.factors };
-                let cold = Arc::new(
-                    item_factors.data.chunks_exact(settings.factors).map(|v| v.iter().all(|&x| x == 0.0)).collect(),
-                );
                 let model = AlsModel { user_factors, item_factors, settings: settings.clone() };
                 let gram = cf::item_gramian(&model);
-                Some(Collaborative { items, model, gram, cold })
+                Some(Collaborative { items: CfItems::new(items), model, gram })
             }
             None => None,
         };
@@ -618,29 +683,36 @@ impl Engine {
             fields.push(item.fields);
         }
         let reranker = Box::new(LateInteractionReranker::new(Arc::clone(&embedder)));
-        let trained = match &manifest.reranker {
-            Some(entry) => {
-                if entry.base_model_sha256 != manifest.model.sha256 {
-                    return Err(Error::BadIndex {
-                        path: dir.to_path_buf(),
-                        reason: "the reranker was trained on another base model than the generation's".into(),
-                    });
-                }
-                let model = CrossEncoder::load(
-                    &embedder.settings().model_dir,
-                    &dir.join(&entry.file),
-                    embedder.device(),
-                    entry.shape,
-                )?;
-                Some(TrainedReranker { model: Arc::new(model), manifest: entry.clone(), worker: None })
+        let load_trained = |entry: &Option<RerankerManifest>| -> Result<Option<TrainedReranker>> {
+            let Some(entry) = entry else { return Ok(None) };
+            if entry.base_model_sha256 != manifest.model.sha256 {
+                return Err(Error::BadIndex {
+                    path: dir.to_path_buf(),
+                    reason: format!("{} was trained on another base model than the generation's", entry.file),
+                });
             }
-            None => None,
+            let model = CrossEncoder::load(
+                &embedder.settings().model_dir,
+                &dir.join(&entry.file),
+                embedder.device(),
+                entry.shape,
+            )?;
+            Ok(Some(TrainedReranker { model: Arc::new(model), manifest: entry.clone(), worker: None }))
         };
+        let trained = load_trained(&manifest.reranker)?;
+        let recommend_trained = load_trained(&manifest.recommend_reranker)?;
+        if recommend_trained.as_ref().is_some_and(|t| t.manifest.context.is_none()) {
+            return Err(Error::BadIndex {
+                path: dir.to_path_buf(),
+                reason: "the recommendation reranker's manifest entry has no context settings".into(),
+            });
+        }
         tracing::info!(
             generation = %manifest.generation,
             items = ids.len(),
             cf = cf.is_some(),
             reranker = trained.as_ref().map(|t| if t.manifest.enabled_by_default { "trained, on by default" } else { "trained, opt-in" }),
+            recommend_reranker = recommend_trained.as_ref().map(|t| if t.manifest.enabled_by_default { "trained, on by default" } else { "trained, opt-in" }),
             "generation opened"
         );
         Ok(Engine {
@@ -656,6 +728,7 @@ impl Engine {
             field_names,
             reranker,
             trained,
+            recommend_trained,
             query_cache: Arc::new(Cache::new(DEFAULT_QUERY_CACHE_ENTRIES)),
             query_batcher: None,
         })
@@ -732,6 +805,11 @@ impl Engine {
     /// The user with this id.
     pub fn user(&self, id: &str) -> Result<UserRecord> {
         self.store.user(id)?.ok_or_else(|| Error::UnknownUser { id: id.to_string() })
+    }
+
+    /// Every user with their history, ordered by id.
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        self.store.users()
     }
 
     fn collaborative(&self) -> Result<&Collaborative> {
@@ -859,12 +937,12 @@ impl Engine {
                 RetrieverKind::Cf => {
                     let cf = self.collaborative()?;
                     let user = user.as_ref().expect("cf runs only with a user");
-                    cf.items.search(self.user_vector(cf, user)?, request.candidates, allow_ref)?
+                    cf.items.index.search(self.user_vector(cf, user)?, request.candidates, allow_ref)?
                 }
             };
             timings.retrieve_ms.insert(kind.name().to_string(), ms(t));
             lists.push(match (kind, &self.cf) {
-                (RetrieverKind::Cf, Some(cf)) => cf.list(hits, request.cold_items),
+                (RetrieverKind::Cf, Some(cf)) => cf.items.list(hits, request.cold_items),
                 _ => RankedList::new(*kind, hits),
             });
         }
@@ -931,6 +1009,10 @@ impl Engine {
     /// features the learned combination reads.
     pub fn candidates(&self, request: &SearchRequest, depth: usize) -> Result<Vec<Candidate>> {
         let retrieved = self.retrieve(request, &mut Timings::default())?;
+        self.candidates_of(&retrieved, depth)
+    }
+
+    fn candidates_of(&self, retrieved: &Retrieved<'_>, depth: usize) -> Result<Vec<Candidate>> {
         retrieved
             .fused
             .iter()
@@ -968,18 +1050,65 @@ impl Engine {
         self.trained.as_ref().map(|t| &t.manifest)
     }
 
-    /// Sends trained-reranker scoring through a model worker that batches concurrent requests'
-    /// pairs; does nothing when the generation has no trained reranker.
+    /// The trained recommendation reranker's manifest entry, when the generation has one.
+    pub fn trained_recommend_reranker(&self) -> Option<&RerankerManifest> {
+        self.recommend_trained.as_ref().map(|t| &t.manifest)
+    }
+
+    /// Sends trained-reranker scoring through model workers (one per trained reranker) that
+    /// batch concurrent requests' pairs; does nothing when the generation has no trained reranker.
     pub fn start_rerank_worker(&mut self, settings: BatcherSettings) -> Result<()> {
-        if let Some(trained) = &mut self.trained {
+        for trained in [&mut self.trained, &mut self.recommend_trained].into_iter().flatten() {
             trained.worker = Some(Arc::new(RerankWorker::spawn(Arc::clone(&trained.model), settings)?));
         }
         Ok(())
     }
 
-    /// The rerank model worker, if one runs.
+    /// The search reranker's model worker, if one runs.
     pub fn rerank_worker(&self) -> Option<&Arc<RerankWorker>> {
         self.trained.as_ref().and_then(|t| t.worker.as_ref())
+    }
+
+    /// The recommendation reranker's model worker, if one runs.
+    pub fn recommend_rerank_worker(&self) -> Option<&Arc<RerankWorker>> {
+        self.recommend_trained.as_ref().and_then(|t| t.worker.as_ref())
+    }
+
+    /// Reranks `window` with a trained reranker: its logit for each (query, item) pair, combined
+    /// with the retriever features by the learned weights. Hits come back in window order.
+    fn rerank_trained(
+        &self,
+        reranker: &TrainedReranker,
+        query: &str,
+        window: &[&FusedHit],
+        ranges: &ScoreRanges,
+        fusion_name: &str,
+    ) -> Result<Vec<Hit>> {
+        let items = window.iter().map(|h| self.item_at(h.item)).collect::<Result<Vec<_>>>()?;
+        let contents: Vec<String> = items.iter().map(Item::content).collect();
+        let texts: Vec<&str> = contents.iter().map(String::as_str).collect();
+        let logits = match &reranker.worker {
+            Some(worker) => worker.score(query, &texts)?,
+            None => reranker.model.score(query, &texts)?,
+        };
+        let combination = &reranker.manifest.combination;
+        window
+            .iter()
+            .zip(logits)
+            .map(|(fused, logit)| {
+                let features = Features { rerank: logit, ..ranges.features(fused) };
+                let (_, parts) = combination.apply(&features);
+                let weight = combination.weights.get("rerank").copied().unwrap_or(0.0);
+                let rerank = RerankScore {
+                    reranker: "cross_encoder".to_string(),
+                    raw_score: logit,
+                    weight,
+                    contribution: weight * f64::from(logit),
+                };
+                let combined = CombinedScore { bias: combination.bias, features: parts };
+                self.hit(fused, fusion_name, Some(rerank), Some(combined))
+            })
+            .collect()
     }
 
     /// Runs a search.
@@ -1015,31 +1144,7 @@ impl Engine {
             }
             (RerankPlan::Trained { depth, reranker }, Some(query)) => {
                 let window: Vec<&FusedHit> = fused.iter().take(depth.max(request.k)).collect();
-                let items = window.iter().map(|h| self.item_at(h.item)).collect::<Result<Vec<_>>>()?;
-                let contents: Vec<String> = items.iter().map(Item::content).collect();
-                let texts: Vec<&str> = contents.iter().map(String::as_str).collect();
-                let logits = match &reranker.worker {
-                    Some(worker) => worker.score(query, &texts)?,
-                    None => reranker.model.score(query, &texts)?,
-                };
-                let combination = &reranker.manifest.combination;
-                window
-                    .iter()
-                    .zip(logits)
-                    .map(|(fused, logit)| {
-                        let features = Features { rerank: logit, ..ranges.features(fused) };
-                        let (_, parts) = combination.apply(&features);
-                        let weight = combination.weights.get("rerank").copied().unwrap_or(0.0);
-                        let rerank = RerankScore {
-                            reranker: "cross_encoder".to_string(),
-                            raw_score: logit,
-                            weight,
-                            contribution: weight * f64::from(logit),
-                        };
-                        let combined = CombinedScore { bias: combination.bias, features: parts };
-                        self.hit(fused, fusion_name, Some(rerank), Some(combined))
-                    })
-                    .collect::<Result<Vec<_>>>()?
+                self.rerank_trained(reranker, query, &window, &ranges, fusion_name)?
             }
             _ => fused
                 .iter()
@@ -1075,37 +1180,110 @@ impl Engine {
     }
 
     /// Recommends items for a user: CF candidates fused with content candidates near the user's
-    /// recent history, so that items nobody has interacted with can still be recommended.
+    /// recent history, so that items nobody has interacted with can still be recommended; then,
+    /// when asked or enabled by the generation, the trained recommendation reranker reads the
+    /// user's recent titles against each of the top candidates.
     #[tracing::instrument(skip_all, fields(k = request.k))]
     pub fn recommend(&self, request: &RecommendRequest) -> Result<Results> {
         let start = Instant::now();
+        let cf = self.collaborative()?;
+        let user = self.user(&request.user)?;
+        let view = UserView {
+            history: user.history.clone(),
+            hidden: HashSet::new(),
+            factors: Some(self.user_vector(cf, &user)?.to_vec()),
+            cf_items: None,
+        };
+        let mut timings = Timings::default();
+        let Retrieved { fused, ranges, fusion_name, .. } = self.recommend_retrieve(&view, request, &mut timings)?;
+        let t = Instant::now();
+        let mut hits = match self.recommend_rerank_plan(request)? {
+            Some((depth, reranker)) => {
+                let titles = reranker.manifest.context.map_or(0, |c| c.titles);
+                let context = self.recommend_context(&view.history, titles)?;
+                let window: Vec<&FusedHit> = fused.iter().take(depth.max(request.k)).collect();
+                let mut hits = self.rerank_trained(reranker, &context, &window, &ranges, fusion_name)?;
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+                hits.truncate(request.k);
+                timings.rerank_ms = ms(t);
+                hits
+            }
+            None => fused
+                .iter()
+                .take(request.k)
+                .map(|f| self.hit(f, fusion_name, None, None))
+                .collect::<Result<Vec<_>>>()?,
+        };
+        if request.explain {
+            let history = Self::history(&user);
+            let explainer = cf::UserExplainer::new(&cf.model, &cf.gram, &history);
+            for hit in &mut hits {
+                let item = self.index_of(&hit.id)?;
+                if let Some(explainer) = &explainer {
+                    hit.explanations.push(self.cf_explanation(explainer, item));
+                }
+                hit.explanations.push(self.content_explanation(&user.history, item, request.recent));
+            }
+        }
+        timings.total_ms = ms(start);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+    }
+
+    /// The top `depth` fused recommendation candidates for a user view (rerank settings
+    /// ignored), with the features the learned combination reads: what the recommendation
+    /// reranker trainer mines negatives from and validates on.
+    pub fn recommend_candidates(
+        &self,
+        view: &UserView<'_>,
+        request: &RecommendRequest,
+        depth: usize,
+    ) -> Result<Vec<Candidate>> {
+        let retrieved = self.recommend_retrieve(view, request, &mut Timings::default())?;
+        self.candidates_of(&retrieved, depth)
+    }
+
+    /// The text the recommendation reranker reads as its query: the titles of the user's
+    /// `titles` most recent history items, most recent first.
+    pub fn recommend_context(&self, history: &[Interaction], titles: usize) -> Result<String> {
+        let titles = Self::recent_items(history, titles)
+            .into_iter()
+            .map(|(item, _)| self.item_at(item).map(|i| i.title))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(titles.join("; "))
+    }
+
+    /// Runs the recommendation retrievers for a user view and fuses their lists.
+    fn recommend_retrieve(
+        &self,
+        view: &UserView<'_>,
+        request: &RecommendRequest,
+        timings: &mut Timings,
+    ) -> Result<Retrieved<'static>> {
         check_k(request.k, request.candidates)?;
         if request.recent == 0 {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
         let cf = self.collaborative()?;
-        let user = self.user(&request.user)?;
-        let seen: HashSet<u32> = user.history.iter().map(|i| i.item).collect();
+        let cf_items = view.cf_items.unwrap_or(&cf.items);
+        let seen: HashSet<u32> = view.history.iter().map(|i| i.item).collect();
         let allowed = self.allowed(&request.filters)?;
         let exclude_seen = request.exclude_seen;
         let allow = |i: u32| {
-            !(exclude_seen && seen.contains(&i))
+            !view.hidden.contains(&i)
+                && !(exclude_seen && seen.contains(&i))
                 && allowed.as_ref().is_none_or(|a| a.get(i as usize).copied().unwrap_or(false))
         };
-        let mut timings = Timings::default();
-
         let mut lists = Vec::new();
-        if request.mode != RecommendMode::Content {
+        if let (true, Some(factors)) = (request.mode != RecommendMode::Content, &view.factors) {
             let t = Instant::now();
-            lists.push(cf.list(
-                cf.items.search(self.user_vector(cf, &user)?, request.candidates, Some(&allow))?,
-                request.cold_items,
-            ));
+            lists.push(
+                cf_items.list(cf_items.index.search(factors, request.candidates, Some(&allow))?, request.cold_items),
+            );
             timings.retrieve_ms.insert("cf".into(), ms(t));
         }
         if request.mode != RecommendMode::Cf {
             let t = Instant::now();
-            let content_hits = match self.profile(&user, request.recent) {
+            let content_hits = match self.profile(&view.history, request.recent) {
                 Some(profile) => self.dense.search(&profile, request.candidates, Some(&allow))?,
                 None => Vec::new(),
             };
@@ -1123,33 +1301,50 @@ impl Engine {
         let fused = fuse(&lists, &weights, &request.fusion)?;
         timings.fusion_ms = ms(t);
         let fusion_name = if lists.len() == 1 { "single" } else { request.fusion.name() };
-        let mut hits =
-            fused.iter().take(request.k).map(|f| self.hit(f, fusion_name, None, None)).collect::<Result<Vec<_>>>()?;
-        if request.explain {
-            let history = Self::history(&user);
-            let explainer = cf::UserExplainer::new(&cf.model, &cf.gram, &history);
-            for (hit, fused) in hits.iter_mut().zip(&fused) {
-                if let Some(explainer) = &explainer {
-                    hit.explanations.push(self.cf_explanation(explainer, fused.item));
-                }
-                hit.explanations.push(self.content_explanation(&user, fused.item, request.recent));
+        Ok(Retrieved { query: None, user: None, fused, ranges: ScoreRanges::of(&lists), fusion_name })
+    }
+
+    /// What the rerank stage of a recommendation does: as asked, or the generation's default.
+    fn recommend_rerank_plan(&self, request: &RecommendRequest) -> Result<Option<(usize, &TrainedReranker)>> {
+        let options = match &request.rerank {
+            None => {
+                return Ok(self
+                    .recommend_trained
+                    .as_ref()
+                    .filter(|t| t.manifest.enabled_by_default)
+                    .map(|t| (t.manifest.depth, t)))
             }
+            Some(options) if !options.enabled => return Ok(None),
+            Some(options) => options,
+        };
+        if options.reranker == Some(RerankerKind::LateInteraction) {
+            return Err(Error::invalid(
+                "rerank.reranker",
+                "late_interaction reranks searches only; recommendations use the trained recommendation reranker",
+            ));
         }
-        timings.total_ms = ms(start);
-        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+        let trained = self.recommend_trained.as_ref().ok_or_else(|| Error::Unavailable {
+            what: "the trained recommendation reranker".into(),
+            reason: "this generation has none; train one with `hyrank train-reranker --interactions`".into(),
+        })?;
+        let depth = options.depth.unwrap_or(trained.manifest.depth);
+        if depth == 0 || depth > MAX_RERANK {
+            return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
+        }
+        Ok(Some((depth, trained)))
     }
 
     /// The user's most recent history items (by timestamp, then input order).
-    fn recent_items(user: &UserRecord, recent: usize) -> Vec<(u32, f32)> {
-        let mut history: Vec<(usize, &crate::store::Interaction)> = user.history.iter().enumerate().collect();
+    fn recent_items(history: &[Interaction], recent: usize) -> Vec<(u32, f32)> {
+        let mut history: Vec<(usize, &Interaction)> = history.iter().enumerate().collect();
         history.sort_by_key(|(position, i)| (std::cmp::Reverse(i.timestamp), std::cmp::Reverse(*position)));
         history.into_iter().take(recent).map(|(_, i)| (i.item, i.weight)).collect()
     }
 
     /// The normalised, weight-averaged embedding of the user's recent items.
-    fn profile(&self, user: &UserRecord, recent: usize) -> Option<Vec<f32>> {
+    fn profile(&self, history: &[Interaction], recent: usize) -> Option<Vec<f32>> {
         let mut profile = vec![0f32; self.dense.dim()];
-        for (item, weight) in Self::recent_items(user, recent) {
+        for (item, weight) in Self::recent_items(history, recent) {
             for (p, v) in profile.iter_mut().zip(self.dense.vector(item)?) {
                 *p += weight.max(0.0) * v;
             }
@@ -1159,9 +1354,9 @@ impl Engine {
     }
 
     /// Which recent history items are nearest in content to the recommended item.
-    fn content_explanation(&self, user: &UserRecord, item: u32, recent: usize) -> Explanation {
+    fn content_explanation(&self, history: &[Interaction], item: u32, recent: usize) -> Explanation {
         let target = self.dense.vector(item).unwrap_or_default();
-        let mut near: Vec<(u32, f32)> = Self::recent_items(user, recent)
+        let mut near: Vec<(u32, f32)> = Self::recent_items(history, recent)
             .into_iter()
             .filter_map(|(j, _)| self.dense.score(target, j).map(|s| (j, s)))
             .collect();
@@ -1192,10 +1387,12 @@ impl Engine {
         timings.retrieve_ms.insert("dense".into(), ms(t));
         if let Some(cf) = &self.cf {
             let t = Instant::now();
-            let factors = cf.items.vector(seed).unwrap_or_default().to_vec();
+            let factors = cf.items.index.vector(seed).unwrap_or_default().to_vec();
             // An item nobody interacted with has (near) zero factors: its CF neighbours are noise.
             if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
-                lists.push(cf.list(cf.items.search(&factors, request.candidates, Some(&allow))?, ColdItems::Share));
+                lists.push(
+                    cf.items.list(cf.items.index.search(&factors, request.candidates, Some(&allow))?, ColdItems::Share),
+                );
             }
             timings.retrieve_ms.insert("cf".into(), ms(t));
         }

@@ -56,9 +56,20 @@ pub struct Manifest {
     pub sources: Sources,
     /// Wall-clock seconds per indexing stage, in order.
     pub stages: Vec<StageTiming>,
-    /// The trained reranker, when `hyrank train-reranker` made this generation.
+    /// The trained search reranker, when `hyrank train-reranker` made this generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reranker: Option<RerankerManifest>,
+    /// The trained recommendation reranker (`hyrank train-reranker --interactions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommend_reranker: Option<RerankerManifest>,
+}
+
+/// What a recommendation reranker reads as its query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecommendContextSettings {
+    /// Titles of the user's most recent items, most recent first.
+    pub titles: usize,
 }
 
 /// A generation's trained reranker: its file, shape, what it learned from, and whether it beat
@@ -83,6 +94,9 @@ pub struct RerankerManifest {
     pub training: TrainingRecord,
     /// nDCG@10 on the validation queries.
     pub validation: ValidationRecord,
+    /// For a recommendation reranker: how the user's context is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<RecommendContextSettings>,
 }
 
 /// How a reranker was trained.
@@ -295,6 +309,7 @@ mod tests {
             sources: Sources::default(),
             stages: vec![],
             reranker: None,
+            recommend_reranker: None,
         }
     }
 

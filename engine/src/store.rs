@@ -46,6 +46,8 @@ pub trait MetaStore: Send + Sync {
     fn put_user(&self, user: &UserRecord) -> Result<()>;
     /// The user with this id.
     fn user(&self, id: &str) -> Result<Option<UserRecord>>;
+    /// Every user, ordered by id.
+    fn users(&self) -> Result<Vec<UserRecord>>;
     /// Makes every write durable.
     fn flush(&self) -> Result<()>;
 }
@@ -114,6 +116,11 @@ impl MetaStore for SledStore {
 
     fn user(&self, id: &str) -> Result<Option<UserRecord>> {
         self.users.get(id.as_bytes())?.map(|bytes| decode("user", &bytes)).transpose()
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>> {
+        // sled iterates keys in byte order, which is id order.
+        self.users.iter().map(|entry| decode("user", &entry?.1)).collect()
     }
 
     fn flush(&self) -> Result<()> {
@@ -197,6 +204,12 @@ impl MetaStore for SnapshotStore {
         self.users.get(id).map(|bytes| decode("user", bytes)).transpose()
     }
 
+    fn users(&self) -> Result<Vec<UserRecord>> {
+        let mut ids: Vec<&String> = self.users.keys().collect();
+        ids.sort();
+        ids.into_iter().map(|id| decode("user", &self.users[id])).collect()
+    }
+
     fn flush(&self) -> Result<()> {
         Ok(())
     }
@@ -250,7 +263,8 @@ mod tests {
         assert_eq!(first.item_index("a").unwrap(), Some(1));
         assert_eq!(second.item(0).unwrap().unwrap().id, "b");
         assert_eq!(first.items().unwrap().len(), 2);
-        assert_eq!(first.user("u").unwrap(), Some(user));
+        assert_eq!(first.user("u").unwrap(), Some(user.clone()));
+        assert_eq!(first.users().unwrap(), vec![user]);
         assert!(first.put_user(&UserRecord { id: "v".into(), index: 1, history: vec![] }).is_err());
     }
 }

@@ -49,8 +49,18 @@ struct TrainRerankerArgs {
     #[arg(long)]
     queries: Option<PathBuf>,
     /// A click log: `query<TAB>item<TAB>clicked` (1 or 0) per line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "interactions")]
     clicks: Option<PathBuf>,
+    /// Train a recommendation reranker on the generation's own interactions: each user's latest
+    /// items are the positives, the titles of what came just before are the query.
+    #[arg(long, conflicts_with_all = ["qrels", "queries"])]
+    interactions: bool,
+    /// With --interactions: titles of the user's most recent items in the context.
+    #[arg(long, default_value_t = 10)]
+    context_titles: usize,
+    /// With --interactions: latest items held out per user as positives.
+    #[arg(long, default_value_t = 1)]
+    targets_per_user: usize,
     /// Transformer layers kept frozen (from the bottom; MiniLM has 6).
     #[arg(long, default_value_t = 4)]
     frozen_layers: usize,
@@ -107,10 +117,13 @@ enum LossArg {
 
 fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
     use hyrank_indexer::train::{Loss, Supervision, TrainSettings};
-    let supervision = match (args.qrels, args.queries, args.clicks) {
-        (Some(qrels), Some(queries), None) => Supervision::Judgments { queries, qrels },
-        (None, None, Some(clicks)) => Supervision::Clicks(clicks),
-        _ => anyhow::bail!("give either --qrels with --queries, or --clicks"),
+    let supervision = match (args.qrels, args.queries, args.clicks, args.interactions) {
+        (Some(qrels), Some(queries), None, false) => Supervision::Judgments { queries, qrels },
+        (None, None, Some(clicks), false) => Supervision::Clicks(clicks),
+        (None, None, None, true) => {
+            Supervision::Interactions { context_titles: args.context_titles, targets_per_user: args.targets_per_user }
+        }
+        _ => anyhow::bail!("give one of: --qrels with --queries, --clicks, or --interactions"),
     };
     let mut settings = TrainSettings::new(args.index_dir, args.model.settings()?, supervision);
     settings.shape = CrossEncoderSettings { frozen_layers: args.frozen_layers, max_tokens: args.pair_tokens };
@@ -187,6 +200,11 @@ struct EvalRecommendArgs {
     /// Folder for the train file, the train generation and the reports.
     #[arg(long)]
     out: PathBuf,
+    /// Score the generation already under --out (built by an earlier run of this split, perhaps
+    /// with a reranker trained on it since) instead of rebuilding it; adds the `hybrid+rerank`
+    /// mode when it has a recommendation reranker.
+    #[arg(long)]
+    reuse_index: bool,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -225,6 +243,7 @@ fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
         embedder: args.model.settings()?,
         als: args.als.settings(),
         out_dir: args.out,
+        reuse_index: args.reuse_index,
     };
     let report = evaluate(&settings)?;
     print!("{}", report.markdown());

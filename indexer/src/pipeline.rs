@@ -186,6 +186,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         },
         stages: Vec::new(),
         reranker: None,
+        recommend_reranker: None,
     };
     stages.done("publish");
     manifest.stages = stages.timings;

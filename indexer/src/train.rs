@@ -1,8 +1,12 @@
 //! `hyrank train-reranker`: fine-tunes a cross-encoder from MiniLM on the catalog's own
 //! supervision and publishes it as a new generation beside the serving one's indexes.
 //!
-//! 1. **Supervision.** Judged query–item pairs (a qrels TSV and the queries' texts) or a click
-//!    log (`query<TAB>item<TAB>clicked`; shown-but-not-clicked items become negatives).
+//! 1. **Supervision.** Judged query–item pairs (a qrels TSV and the queries' texts), a click
+//!    log (`query<TAB>item<TAB>clicked`; shown-but-not-clicked items become negatives), or, for
+//!    a recommendation reranker, the generation's own interactions: each user's latest items
+//!    are held out as positives, the query is the titles of what they saw just before, and the
+//!    candidates come from the recommender replayed without the held-out items (an ALS model
+//!    trained without them), so that training sees what serving will.
 //! 2. **Split.** A seeded shuffle of the queries holds out a validation slice.
 //! 3. **Negatives.** For each positive: hard negatives sampled from the serving generation's
 //!    own hybrid top `mine_depth` (what the reranker will actually face), plus random items.
@@ -16,15 +20,20 @@
 //! 7. **Publish.** The generation's files are copied into a new generation with
 //!    `reranker.safetensors` and a manifest entry, published atomically like any other.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use hyrank_engine::cf::{self, Csr};
 use hyrank_engine::cross::{Combination, CrossEncoder, CrossEncoderSettings, Features, FrozenPass, TrainableVars};
-use hyrank_engine::engine::{Candidate, SearchRequest};
-use hyrank_engine::generation::{self, RerankerManifest, StageTiming, TrainingRecord, ValidationRecord};
+use hyrank_engine::engine::{Candidate, CfItems, SearchRequest, UserView};
+use hyrank_engine::generation::{
+    self, RecommendContextSettings, RerankerManifest, StageTiming, TrainingRecord, ValidationRecord,
+};
+use hyrank_engine::store::Interaction;
+use hyrank_engine::RecommendRequest;
 use hyrank_engine::{EmbedderSettings, Engine};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
@@ -47,7 +56,19 @@ pub enum Supervision {
     },
     /// `query<TAB>item<TAB>clicked` (1 or 0), an optional header line.
     Clicks(PathBuf),
+    /// The generation's own interactions, for a recommendation reranker: each user's latest
+    /// `targets_per_user` items are positives, and the query is the titles of the
+    /// `context_titles` items they interacted with just before.
+    Interactions {
+        /// Titles in the context, most recent first.
+        context_titles: usize,
+        /// Held-out next items per user.
+        targets_per_user: usize,
+    },
 }
+
+/// Users with fewer items before their first held-out item are not replayed.
+const MIN_CONTEXT_ITEMS: usize = 2;
 
 /// The loss over a group of one positive and its negatives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +164,14 @@ impl TrainSettings {
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
             return bad("validation-fraction", "must be strictly between 0 and 1");
         }
+        if let Supervision::Interactions { context_titles, targets_per_user } = self.supervision {
+            if context_titles == 0 {
+                return bad("context-titles", "the context needs at least one title");
+            }
+            if targets_per_user == 0 {
+                return bad("targets-per-user", "must be at least 1");
+            }
+        }
         if self.depth < 10 || self.depth > hyrank_engine::engine::MAX_RERANK {
             return bad("depth", "must be between 10 and the engine's rerank limit (200)");
         }
@@ -156,6 +185,80 @@ struct Example {
     text: String,
     /// Item id → grade (≥ 1 relevant, 0 judged not relevant).
     judged: Judgments,
+    /// Examples of one group (one user's replays) fall on the same side of the split.
+    group: usize,
+    /// For a replayed user: what the recommender knew just before the held-out item.
+    replay: Option<Replay>,
+}
+
+/// A user as they were before one held-out item.
+#[derive(Debug, Clone)]
+struct Replay {
+    history: Vec<Interaction>,
+    hidden: HashSet<u32>,
+    factors: Vec<f32>,
+}
+
+/// Replays every user with enough history before their last `targets_per_user` items, with CF
+/// factors from an ALS model trained without any held-out item: the candidates and the
+/// combination's CF feature then look as they will for a real next item, not for one the
+/// model has already fitted.
+fn replay_interactions(
+    engine: &Engine,
+    context_titles: usize,
+    targets_per_user: usize,
+) -> Result<(Vec<Example>, CfItems)> {
+    let als = engine.manifest().cf.clone().ok_or_else(|| IndexError::Settings {
+        setting: "interactions".into(),
+        reason: "the generation was built without interactions; index with --interactions first".into(),
+    })?;
+    let users = engine.users()?;
+    let mut histories = Vec::with_capacity(users.len());
+    let mut triples = Vec::new();
+    for user in &users {
+        let mut history = user.history.clone();
+        // Oldest first; the stored order breaks timestamp ties.
+        history.sort_by_key(|i| i.timestamp);
+        let held = if history.len() >= MIN_CONTEXT_ITEMS + targets_per_user { targets_per_user } else { 0 };
+        let cut = history.len() - held;
+        triples.extend(history[..cut].iter().map(|i| (user.index, i.item, i.weight)));
+        histories.push((user, history, cut));
+    }
+    let rows = users.iter().map(|u| u.index as usize + 1).max().unwrap_or(0);
+    let model = cf::train(&Csr::from_triples(rows, engine.len(), &triples), &als, |_| {})?;
+    let mut examples = Vec::new();
+    for (group, (user, history, cut)) in histories.iter().enumerate() {
+        for position in *cut..history.len() {
+            let prefix = &history[..position];
+            let weights: Vec<(u32, f32)> = prefix.iter().map(|i| (i.item, i.weight)).collect();
+            let Some(factors) = cf::solve_user_exact(&model, &weights) else {
+                tracing::warn!(user = %user.id, "no CF solution for the replayed history; user skipped");
+                continue;
+            };
+            let target = history[position].item;
+            examples.push(Example {
+                text: engine.recommend_context(prefix, context_titles)?,
+                judged: [(engine.item_ids()[target as usize].clone(), 1)].into_iter().collect(),
+                group,
+                replay: Some(Replay {
+                    history: prefix.to_vec(),
+                    hidden: history[position + 1..].iter().map(|i| i.item).collect(),
+                    factors,
+                }),
+            });
+        }
+    }
+    if examples.is_empty() {
+        return Err(IndexError::Settings {
+            setting: "interactions".into(),
+            reason: format!(
+                "no user has {} items or more, so there is nothing to hold out",
+                MIN_CONTEXT_ITEMS + targets_per_user
+            ),
+        });
+    }
+    let items = CfItems::build(&model.item_factors, engine.manifest().hnsw)?;
+    Ok((examples, items))
 }
 
 fn input_error(path: &Path, reason: impl Into<String>) -> IndexError {
@@ -179,7 +282,7 @@ fn read_supervision(supervision: &Supervision, engine: &Engine) -> Result<Vec<Ex
                         format!("query-id {query_id:?}: corpus-id {missing:?} is not in the generation's catalog"),
                     ));
                 }
-                examples.push(Example { text: text.clone(), judged });
+                examples.push(Example { text: text.clone(), judged, group: examples.len(), replay: None });
             }
         }
         Supervision::Clicks(path) => {
@@ -222,8 +325,14 @@ fn read_supervision(supervision: &Supervision, engine: &Engine) -> Result<Vec<Ex
                 let entry = by_query.entry(query.trim().to_string()).or_default().entry(item.to_string()).or_insert(0);
                 *entry = (*entry).max(grade);
             }
-            examples.extend(by_query.into_iter().map(|(text, judged)| Example { text, judged }));
+            examples.extend(by_query.into_iter().enumerate().map(|(group, (text, judged))| Example {
+                text,
+                judged,
+                group,
+                replay: None,
+            }));
         }
+        Supervision::Interactions { .. } => unreachable!("replayed by replay_interactions"),
     }
     examples.retain(|e| e.judged.values().any(|&g| g >= 1));
     if examples.is_empty() {
@@ -304,19 +413,49 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     settings.check()?;
     let start = Instant::now();
     let engine = Engine::open(&settings.index_dir, &settings.model)?;
-    let mut examples = read_supervision(&settings.supervision, &engine)?;
+    let (examples, replay_items) = match settings.supervision {
+        Supervision::Interactions { context_titles, targets_per_user } => {
+            let (examples, items) = replay_interactions(&engine, context_titles, targets_per_user)?;
+            (examples, Some(items))
+        }
+        _ => (read_supervision(&settings.supervision, &engine)?, None),
+    };
     let mut rng = StdRng::seed_from_u64(settings.seed);
-    examples.shuffle(&mut rng);
-    if examples.len() < 2 {
+    // The split is over groups (a user's replays stay together), in a seeded order.
+    let mut groups_order: Vec<usize> = examples.iter().map(|e| e.group).collect::<BTreeSet<_>>().into_iter().collect();
+    groups_order.shuffle(&mut rng);
+    if groups_order.len() < 2 {
         return Err(IndexError::Settings {
             setting: "supervision".into(),
-            reason: "at least two queries with positives are needed (one to train on, one to validate)".into(),
+            reason: "at least two queries (or users) with positives are needed (one to train on, one to validate)"
+                .into(),
         });
     }
     let validation_count =
-        ((examples.len() as f64 * settings.validation_fraction).round() as usize).clamp(1, examples.len() - 1);
-    let validation_examples: Vec<Example> = examples.drain(..validation_count).collect();
-    let mut train_examples = examples;
+        ((groups_order.len() as f64 * settings.validation_fraction).round() as usize).clamp(1, groups_order.len() - 1);
+    let rank: BTreeMap<usize, usize> = groups_order.iter().enumerate().map(|(rank, &g)| (g, rank)).collect();
+    let mut examples = examples;
+    examples.sort_by_key(|e| rank[&e.group]);
+    let split_at = examples.iter().take_while(|e| rank[&e.group] < validation_count).count();
+    let mut train_examples = examples.split_off(split_at);
+    let validation_examples = examples;
+    // A user's replays are adjacent after the sort; shuffle the training order across users.
+    train_examples.shuffle(&mut rng);
+    let recommend_request = RecommendRequest::new("");
+    let candidates_for = |example: &Example, depth: usize| -> Result<Vec<Candidate>> {
+        Ok(match (&example.replay, &replay_items) {
+            (Some(replay), Some(items)) => {
+                let view = UserView {
+                    history: replay.history.clone(),
+                    hidden: replay.hidden.clone(),
+                    factors: Some(replay.factors.clone()),
+                    cf_items: Some(items),
+                };
+                engine.recommend_candidates(&view, &recommend_request, depth)?
+            }
+            _ => engine.candidates(&SearchRequest::new(example.text.clone()), depth)?,
+        })
+    };
     if let Some(limit) = settings.max_train_queries {
         train_examples.truncate(limit.max(1));
     }
@@ -330,7 +469,7 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     let bar = progress_bar(settings.progress, train_examples.len(), "frozen layers");
     let mut train_pairs = 0;
     for example in &train_examples {
-        let candidates = engine.candidates(&SearchRequest::new(example.text.clone()), settings.mine_depth)?;
+        let candidates = candidates_for(example, settings.mine_depth)?;
         let positives: Vec<&String> = example.judged.iter().filter(|(_, &g)| g >= 1).map(|(id, _)| id).collect();
         let is_positive = |id: &str| example.judged.get(id).is_some_and(|&g| g >= 1);
         let mut hard: Vec<&Candidate> = candidates.iter().filter(|c| !is_positive(&c.id)).collect();
@@ -370,7 +509,7 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     let bar = progress_bar(settings.progress, validation_examples.len(), "validation");
     let mut validation = Vec::new();
     for example in &validation_examples {
-        let candidates = engine.candidates(&SearchRequest::new(example.text.clone()), settings.depth)?;
+        let candidates = candidates_for(example, settings.depth)?;
         let mut frozen = Vec::new();
         for chunk in candidates.chunks(model.batch_size()) {
             let pairs: Vec<(&str, &str)> = chunk.iter().map(|c| (example.text.as_str(), c.content.as_str())).collect();
@@ -503,9 +642,16 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     let supervision = match &settings.supervision {
         Supervision::Judgments { queries, qrels } => vec![queries.display().to_string(), qrels.display().to_string()],
         Supervision::Clicks(path) => vec![path.display().to_string()],
+        Supervision::Interactions { .. } => {
+            vec![format!("interactions of generation {}", engine.manifest().generation)]
+        }
+    };
+    let context = match settings.supervision {
+        Supervision::Interactions { context_titles, .. } => Some(RecommendContextSettings { titles: context_titles }),
+        _ => None,
     };
     let reranker = RerankerManifest {
-        file: RERANKER_FILE.to_string(),
+        file: if context.is_some() { RECOMMEND_RERANKER_FILE } else { RERANKER_FILE }.to_string(),
         base_model_sha256: engine.manifest().model.sha256.clone(),
         shape: settings.shape,
         depth: settings.depth,
@@ -535,13 +681,16 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
             logit_ndcg10: logit_ndcg,
             combined_ndcg10: combined_ndcg,
         },
+        context,
     };
     let dir = publish_with_reranker(&settings.index_dir, &engine, &vars, &reranker, start)?;
     Ok(TrainSummary { dir, reranker })
 }
 
-/// The trained tensors' file name inside a generation.
+/// The search reranker's trained tensors inside a generation.
 pub const RERANKER_FILE: &str = "reranker.safetensors";
+/// The recommendation reranker's.
+pub const RECOMMEND_RERANKER_FILE: &str = "recommend-reranker.safetensors";
 
 /// Copies the serving generation into a new one, adds the reranker and publishes it.
 fn publish_with_reranker(
@@ -554,14 +703,19 @@ fn publish_with_reranker(
     let building = generation::begin(index_dir)?;
     let result = (|| -> Result<_> {
         copy_tree(engine.dir(), &building.dir)?;
-        CrossEncoder::save(vars, &building.dir.join(RERANKER_FILE))?;
+        CrossEncoder::save(vars, &building.dir.join(&reranker.file))?;
         let mut manifest = engine.manifest().clone();
         manifest.generation = building.name.clone();
         manifest.built_at_unix =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        manifest.stages.retain(|s| s.stage != "train_reranker");
-        manifest.stages.push(StageTiming { stage: "train_reranker".into(), seconds: start.elapsed().as_secs_f64() });
-        manifest.reranker = Some(reranker.clone());
+        let stage = if reranker.context.is_some() { "train_recommend_reranker" } else { "train_reranker" };
+        manifest.stages.retain(|s| s.stage != stage);
+        manifest.stages.push(StageTiming { stage: stage.into(), seconds: start.elapsed().as_secs_f64() });
+        if reranker.context.is_some() {
+            manifest.recommend_reranker = Some(reranker.clone());
+        } else {
+            manifest.reranker = Some(reranker.clone());
+        }
         Ok(manifest)
     })();
     match result {

@@ -183,3 +183,118 @@ fn the_trainable_layer_computes_what_candles_bert_layer_does() {
         assert!((a - b).abs() < 1e-3, "{candle:?} vs {ours:?}");
     }
 }
+
+/// The fixture's users replayed before their latest item: a small CPU run.
+fn recommend_settings(index_dir: &Path) -> TrainSettings {
+    let supervision = Supervision::Interactions { context_titles: 5, targets_per_user: 1 };
+    let mut settings = TrainSettings::new(index_dir.to_path_buf(), embedder_settings(), supervision);
+    settings.shape.frozen_layers = 5;
+    settings.shape.max_tokens = 96;
+    settings.epochs = 2;
+    settings.patience = 2;
+    settings.hard_negatives = 2;
+    settings.random_negatives = 1;
+    settings.mine_depth = 10;
+    settings.depth = 10;
+    settings.max_train_queries = Some(24);
+    settings
+}
+
+/// `user`'s distinct item ids from the fixture file, oldest first by each pair's latest time.
+fn fixture_history(user: &str) -> Vec<String> {
+    let mut latest: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for line in std::fs::read_to_string(fixture("interactions.csv")).unwrap().lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields[0] == user {
+            let time: i64 = fields[3].parse().unwrap();
+            let slot = latest.entry(fields[1].to_string()).or_insert(time);
+            *slot = (*slot).max(time);
+        }
+    }
+    let mut rows: Vec<(i64, String)> = latest.into_iter().map(|(item, time)| (time, item)).collect();
+    rows.sort();
+    rows.into_iter().map(|(_, item)| item).collect()
+}
+
+#[test]
+fn a_recommendation_reranker_learns_from_replayed_users_and_reranks_recommendations() {
+    use hyrank_engine::RecommendRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = dir.path().join("index");
+    hyrank_indexer::build(&hyrank_tests::fixture_settings(index_dir.clone())).unwrap();
+    let plain = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    let user = "u007";
+    let baseline = plain.recommend(&RecommendRequest { k: 5, ..RecommendRequest::new(user) }).unwrap();
+
+    // The context is the user's latest titles, newest first, read from the stored history.
+    let history = plain.user(user).unwrap().history;
+    let expected: Vec<String> =
+        fixture_history(user).iter().rev().take(3).map(|id| plain.item(id).unwrap().title).collect();
+    assert_eq!(plain.recommend_context(&history, 3).unwrap(), expected.join("; "));
+
+    let summary = train(&recommend_settings(&index_dir)).unwrap();
+    let entry = &summary.reranker;
+    assert_eq!(entry.file, "recommend-reranker.safetensors");
+    assert!(summary.dir.join(&entry.file).is_file());
+    assert_eq!(entry.context.map(|c| c.titles), Some(5));
+    assert_eq!(entry.training.train_queries, 24, "capped by max_train_queries");
+    // One replay per user with at least 2 items before their last one; a fifth of users validate.
+    let users = plain.users().unwrap();
+    let replayable = users.iter().filter(|u| u.history.len() >= 3).count();
+    assert_eq!(entry.training.validation_queries, (replayable as f64 * 0.2).round() as usize);
+    assert_eq!(entry.training.train_pairs, 24 * 4, "a positive, 2 hard and 1 random negative each");
+    assert_eq!(entry.enabled_by_default, entry.validation.combined_ndcg10 > entry.validation.hybrid_ndcg10);
+
+    let engine = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    assert!(engine.trained_reranker().is_none(), "a recommendation reranker is not a search reranker");
+    assert_eq!(engine.trained_recommend_reranker().map(|e| e.depth), Some(10));
+    let mut request = RecommendRequest { k: 5, ..RecommendRequest::new(user) };
+    request.rerank = Some(RerankOptions::default_trained());
+    let reranked = engine.recommend(&request).unwrap();
+    assert_eq!(reranked.hits.len(), 5);
+    let seen: Vec<String> = fixture_history(user);
+    for hit in &reranked.hits {
+        assert!(!seen.contains(&hit.id), "{} was already seen", hit.id);
+        let b = &hit.breakdown;
+        let combined = b.combination.as_ref().expect("every reranked hit has the combination");
+        let sum = combined.bias + combined.features.iter().map(|f| f.contribution).sum::<f64>();
+        assert!((sum - hit.score).abs() < 1e-9, "{b:?}");
+        assert!(combined.features.iter().all(|f| f.feature != "bm25"), "no BM25 in recommendations: {b:?}");
+    }
+    assert!(reranked.hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+    // Off is exactly the plain recommender; a bare request follows the manifest.
+    request.rerank = Some(RerankOptions::off());
+    let off = engine.recommend(&request).unwrap();
+    let ids = |r: &hyrank_engine::Results| r.hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&off), ids(&baseline));
+    let bare = engine.recommend(&RecommendRequest { k: 5, ..RecommendRequest::new(user) }).unwrap();
+    assert_eq!(bare.hits[0].breakdown.combination.is_some(), entry.enabled_by_default);
+
+    // Through the model worker the scores are the same.
+    let mut served = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    served.start_rerank_worker(BatcherSettings { max_batch: 4, queue_capacity: 8 }).unwrap();
+    request.rerank = Some(RerankOptions::default_trained());
+    let through_worker = served.recommend(&request).unwrap();
+    for (a, b) in through_worker.hits.iter().zip(&reranked.hits) {
+        assert_eq!(a.id, b.id);
+        assert!((a.score - b.score).abs() < 1e-4, "{} vs {}", a.score, b.score);
+    }
+    assert_eq!(served.recommend_rerank_worker().unwrap().stats().queries, 1);
+    assert!(served.rerank_worker().is_none());
+
+    // Late interaction is for searches; a generation without the reranker says it has none.
+    request.rerank = Some(RerankOptions::top(10, Some(RerankerKind::LateInteraction)));
+    assert_eq!(engine.recommend(&request).unwrap_err().kind(), ErrorKind::InvalidInput);
+    request.rerank = Some(RerankOptions::default_trained());
+    let err = plain.recommend(&request).unwrap_err();
+    assert!(err.to_string().contains("train-reranker --interactions"), "{err}");
+}
+
+#[test]
+fn interactions_supervision_needs_a_generation_with_interactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = index_tiny(dir.path());
+    let err = train(&recommend_settings(&index_dir)).unwrap_err().to_string();
+    assert!(err.contains("without interactions"), "{err}");
+}

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hyrank_engine::cf::AlsSettings;
-use hyrank_engine::engine::{RecommendRequest, Weights};
+use hyrank_engine::engine::{RecommendRequest, RerankOptions, Weights};
 use hyrank_engine::fusion::Fusion;
+use hyrank_engine::generation;
 use hyrank_engine::{ColdItems, EmbedderSettings, Engine, RecommendMode};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -68,6 +69,10 @@ pub struct RecommendEvalSettings {
     pub als: AlsSettings,
     /// Where the train file, the generation and the reports go.
     pub out_dir: PathBuf,
+    /// Evaluate the generation already in `out_dir` (e.g. after `hyrank train-reranker
+    /// --interactions` added a reranker to it) instead of rebuilding it; it must have been
+    /// built from this split's train file.
+    pub reuse_index: bool,
 }
 
 /// One mode's scores.
@@ -171,6 +176,24 @@ fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String
     writer.flush().map_err(|e| io_error(path.display().to_string(), e))
 }
 
+/// A generation may be reused only if it was built from this split's train file.
+fn check_reusable(index_dir: &Path, train_path: &Path, train_rows: usize) -> Result<()> {
+    let refuse = |reason: String| IndexError::Settings { setting: "reuse-index".into(), reason };
+    let current = generation::current(index_dir)
+        .map_err(|e| refuse(format!("no generation to reuse in {}: {e}", index_dir.display())))?;
+    let manifest = generation::read_manifest(&current)?;
+    let built_from = manifest.sources.interactions.clone().unwrap_or_default();
+    if Path::new(&built_from) != train_path || manifest.counts.interaction_rows != train_rows {
+        return Err(refuse(format!(
+            "{} was built from {built_from:?} ({} rows), not from this split's {} ({train_rows} rows)",
+            current.display(),
+            manifest.counts.interaction_rows,
+            train_path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Builds the train generation and scores every mode; writes `train.csv` and `test.csv` (the
 /// split, for peers to train and score on exactly the same data), `report.json` and `report.md`.
 pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
@@ -214,7 +237,9 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         test.iter().map(|(u, i, t)| vec![u.clone(), i.clone(), time(t)]),
     )?;
     let index_dir = dir.join("index");
-    if index_dir.exists() {
+    if settings.reuse_index {
+        check_reusable(&index_dir, &train_path, train.len())?;
+    } else if index_dir.exists() {
         std::fs::remove_dir_all(&index_dir).map_err(|e| io_error(index_dir.display().to_string(), e))?;
     }
     let interaction_format = InteractionFormat {
@@ -231,8 +256,10 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         on_error: OnError::Fail,
         ..IndexSettings::new(settings.catalog.clone(), index_dir.clone(), settings.embedder.clone())
     };
-    eprintln!("building the train generation ({} train positives)", train.len());
-    crate::pipeline::build(&index_settings)?;
+    if !settings.reuse_index {
+        eprintln!("building the train generation ({} train positives)", train.len());
+        crate::pipeline::build(&index_settings)?;
+    }
     let engine = Engine::open(&index_dir, &settings.embedder)?;
 
     let mut train_items: HashMap<&str, HashSet<&str>> = HashMap::new();
@@ -250,7 +277,11 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     let cold_test = test.iter().filter(|(_, item, _)| !popularity.contains_key(item.as_str())).count();
 
     let mut modes = Vec::new();
-    for mode in ["popularity", "cf", "content", "hybrid"] {
+    let mut mode_names = vec!["popularity", "cf", "content", "hybrid"];
+    if engine.trained_recommend_reranker().is_some() {
+        mode_names.push("hybrid+rerank");
+    }
+    for mode in mode_names {
         let (mut recall, mut capped, mut ndcg, mut cold_hits) = (0.0, 0.0, 0.0, 0usize);
         let mut recommended: HashSet<String> = HashSet::new();
         let mut latencies = Vec::new();
@@ -275,6 +306,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                         mode: match mode {
                             "cf" => RecommendMode::Cf,
                             "content" => RecommendMode::Content,
+                            // hybrid and hybrid+rerank
                             _ => RecommendMode::Hybrid,
                         },
                         filters: Default::default(),
@@ -283,6 +315,11 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                         cold_items: settings.cold_items,
                         candidates: settings.candidates.max(settings.k),
                         recent: 20,
+                        rerank: Some(if mode == "hybrid+rerank" {
+                            RerankOptions::default_trained()
+                        } else {
+                            RerankOptions::off()
+                        }),
                         explain: false,
                     };
                     engine.recommend(&request)?.hits.into_iter().map(|h| h.id).collect()
@@ -384,6 +421,7 @@ mod tests {
             embedder: EmbedderSettings::new("m"),
             als: AlsSettings::default(),
             out_dir: PathBuf::new(),
+            reuse_index: false,
         }
     }
 
