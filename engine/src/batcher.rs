@@ -116,6 +116,14 @@ impl<J: Send + 'static> Lane<J> {
         }
     }
 
+    /// Adds a predecessor's totals, so that counts exported as monotonic counters keep rising
+    /// across a generation swap instead of restarting at zero.
+    fn continue_from(&self, before: BatcherStats) {
+        self.counters.batches.fetch_add(before.batches, Ordering::Relaxed);
+        self.counters.queries.fetch_add(before.queries, Ordering::Relaxed);
+        self.counters.refused.fetch_add(before.refused, Ordering::Relaxed);
+    }
+
     fn stats(&self) -> BatcherStats {
         BatcherStats {
             queued: self.counters.queued.load(Ordering::Relaxed),
@@ -153,6 +161,11 @@ impl QueryBatcher {
     /// Queue depth and throughput counts.
     pub fn stats(&self) -> BatcherStats {
         self.lane.stats()
+    }
+
+    /// Counts on from a replaced worker's totals (see [`RerankWorker::continue_from`]).
+    pub fn continue_from(&self, before: BatcherStats) {
+        self.lane.continue_from(before)
     }
 
     /// The settings it runs with.
@@ -213,6 +226,12 @@ impl RerankWorker {
         self.lane.stats()
     }
 
+    /// Counts on from the totals of the worker this one replaces (the previous generation's),
+    /// so that the exported counters never go back.
+    pub fn continue_from(&self, before: BatcherStats) {
+        self.lane.continue_from(before)
+    }
+
     /// The settings it runs with.
     pub fn settings(&self) -> BatcherSettings {
         self.lane.settings
@@ -238,5 +257,33 @@ fn rerank_batch(model: &CrossEncoder, batch: Vec<RerankJob>) {
                 let _ = job.reply.send(Err(Error::Model { path, reason: reason.clone() }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_lane_counts_on_from_its_predecessors_totals() {
+        let settings = BatcherSettings { max_batch: 4, queue_capacity: 8 };
+        let run = |batch: Vec<mpsc::Sender<()>>| batch.into_iter().for_each(|reply| reply.send(()).unwrap());
+        let old = Lane::spawn("old", settings, run).unwrap();
+        for _ in 0..3 {
+            let (reply, done) = mpsc::channel();
+            old.submit(reply).unwrap();
+            done.recv().unwrap();
+        }
+        let before = old.stats();
+        assert_eq!((before.queries, before.queued), (3, 0));
+        let new = Lane::spawn("new", settings, run).unwrap();
+        new.continue_from(before);
+        let (reply, done) = mpsc::channel();
+        new.submit(reply).unwrap();
+        done.recv().unwrap();
+        let after = new.stats();
+        assert_eq!(after.queries, 4);
+        assert_eq!(after.batches, before.batches + 1);
+        assert_eq!(after.refused, before.refused);
     }
 }

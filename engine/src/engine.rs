@@ -481,6 +481,9 @@ pub struct Engine {
     trained: Option<TrainedReranker>,
     /// The same for recommendations, reading the user's recent titles as the query.
     recommend_trained: Option<TrainedReranker>,
+    /// How rerank workers are set up, once a server asked for them: kept so that a later
+    /// generation's rerankers get workers too, even if this one had none to run.
+    rerank_worker_settings: Option<BatcherSettings>,
     /// Query text → embedding. Handed on to the next generation by [`Engine::open_next`] and
     /// cleared there, so hit counts accumulate while entries never outlive their generation.
     query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
@@ -616,12 +619,24 @@ impl Engine {
         if Arc::ptr_eq(&next.embedder, &serving.embedder) {
             next.query_batcher = serving.query_batcher.clone();
         } else if let Some(old) = &serving.query_batcher {
-            next.query_batcher = Some(Arc::new(QueryBatcher::spawn(Arc::clone(&next.embedder), old.settings())?));
+            let worker = QueryBatcher::spawn(Arc::clone(&next.embedder), old.settings())?;
+            worker.continue_from(old.stats());
+            next.query_batcher = Some(Arc::new(worker));
         }
-        // The new generation's reranker is its own model: it gets its own worker, set up as
-        // the serving one's.
-        if let Some(old) = serving.rerank_worker() {
-            next.start_rerank_worker(old.settings())?;
+        // The new generation's rerankers are their own models: they get their own workers, set
+        // up as the serving ones were (also when the serving generation had no reranker yet),
+        // counting on from the old workers' totals.
+        if let Some(settings) = serving.rerank_worker_settings {
+            next.start_rerank_worker(settings)?;
+            let pairs = [
+                (next.rerank_worker(), serving.rerank_worker()),
+                (next.recommend_rerank_worker(), serving.recommend_rerank_worker()),
+            ];
+            for (new, old) in pairs {
+                if let (Some(new), Some(old)) = (new, old) {
+                    new.continue_from(old.stats());
+                }
+            }
         }
         Ok(Some(next))
     }
@@ -729,6 +744,7 @@ impl Engine {
             reranker,
             trained,
             recommend_trained,
+            rerank_worker_settings: None,
             query_cache: Arc::new(Cache::new(DEFAULT_QUERY_CACHE_ENTRIES)),
             query_batcher: None,
         })
@@ -1058,6 +1074,7 @@ impl Engine {
     /// Sends trained-reranker scoring through model workers (one per trained reranker) that
     /// batch concurrent requests' pairs; does nothing when the generation has no trained reranker.
     pub fn start_rerank_worker(&mut self, settings: BatcherSettings) -> Result<()> {
+        self.rerank_worker_settings = Some(settings);
         for trained in [&mut self.trained, &mut self.recommend_trained].into_iter().flatten() {
             trained.worker = Some(Arc::new(RerankWorker::spawn(Arc::clone(&trained.model), settings)?));
         }

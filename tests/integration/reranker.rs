@@ -232,9 +232,18 @@ fn a_recommendation_reranker_learns_from_replayed_users_and_reranks_recommendati
         fixture_history(user).iter().rev().take(3).map(|id| plain.item(id).unwrap().title).collect();
     assert_eq!(plain.recommend_context(&history, 3).unwrap(), expected.join("; "));
 
+    // A server whose generation has no reranker yet still asked for rerank workers.
+    let mut serving = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    serving.start_rerank_worker(BatcherSettings { max_batch: 4, queue_capacity: 8 }).unwrap();
+    assert!(serving.recommend_rerank_worker().is_none());
+
     let summary = train(&recommend_settings(&index_dir)).unwrap();
     let entry = &summary.reranker;
     assert_eq!(entry.file, "recommend-reranker.safetensors");
+    // The generation swapped in gets its worker.
+    let next = Engine::open_next(&index_dir, &serving).unwrap().expect("a new generation was published");
+    assert!(next.recommend_rerank_worker().is_some());
+    assert!(next.rerank_worker().is_none(), "no search reranker, no search rerank worker");
     assert!(summary.dir.join(&entry.file).is_file());
     assert_eq!(entry.context.map(|c| c.titles), Some(5));
     assert_eq!(entry.training.train_queries, 24, "capped by max_train_queries");
