@@ -147,8 +147,15 @@ pub struct ValidationRecord {
     pub hybrid_ndcg10: f64,
     /// The rerank logit alone, over the top `depth`.
     pub logit_ndcg10: f64,
-    /// The learned combination, over the top `depth`.
+    /// The learned combination, over the top `depth` (fitted on these same queries).
     pub combined_ndcg10: f64,
+    /// The combination with each query scored by one fitted on the other half of the queries.
+    #[serde(default)]
+    pub cross_fitted_ndcg10: f64,
+    /// 90% paired-bootstrap interval of the cross-fitted gain over the hybrid, per query:
+    /// the reranker is enabled by default only when its lower end is above zero.
+    #[serde(default)]
+    pub gain_interval: [f64; 2],
 }
 
 /// Counts recorded in the manifest.

@@ -61,7 +61,12 @@ fn a_trained_reranker_is_published_validated_and_served_with_exact_explanations(
     for value in [v.hybrid_ndcg10, v.logit_ndcg10, v.combined_ndcg10] {
         assert!((0.0..=1.0).contains(&value), "{v:?}");
     }
-    assert_eq!(entry.enabled_by_default, v.combined_ndcg10 > v.hybrid_ndcg10);
+    assert_eq!(entry.enabled_by_default, v.gain_interval[0] > 0.0);
+    let cross_fitted_gain = v.cross_fitted_ndcg10 - v.hybrid_ndcg10;
+    assert!(
+        v.gain_interval[0] <= cross_fitted_gain + 1e-12 && cross_fitted_gain <= v.gain_interval[1] + 1e-12,
+        "{v:?}"
+    );
     assert!(entry.combination.weights["rerank"] != 0.0, "{:?}", entry.combination);
 
     // The new generation serves it; the old one is untouched.
@@ -252,7 +257,7 @@ fn a_recommendation_reranker_learns_from_replayed_users_and_reranks_recommendati
     let replayable = users.iter().filter(|u| u.history.len() >= 3).count();
     assert_eq!(entry.training.validation_queries, (replayable as f64 * 0.2).round() as usize);
     assert_eq!(entry.training.train_pairs, 24 * 4, "a positive, 2 hard and 1 random negative each");
-    assert_eq!(entry.enabled_by_default, entry.validation.combined_ndcg10 > entry.validation.hybrid_ndcg10);
+    assert_eq!(entry.enabled_by_default, entry.validation.gain_interval[0] > 0.0);
 
     let engine = Engine::open(&index_dir, &embedder_settings()).unwrap();
     assert!(engine.trained_reranker().is_none(), "a recommendation reranker is not a search reranker");
