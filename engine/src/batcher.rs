@@ -1,11 +1,12 @@
-//! Query encoding through one model worker. Requests that arrive together are encoded together:
-//! the worker takes the first waiting query, then whatever else is already queued (up to
-//! `max_batch`), and runs them as one padded batch. The queue is bounded; when it is full a
-//! query is refused at once with [`Error::Overloaded`] instead of waiting without limit.
+//! Model workers: one thread owns a model and serves requests through a bounded queue.
+//! Requests that arrive together are run together: the worker takes the first waiting job, then
+//! whatever else is already queued (up to `max_batch`), and runs them as one padded batch. When
+//! the queue is full a request is refused at once with [`Error::Overloaded`] instead of waiting
+//! without limit. [`QueryBatcher`] encodes queries; [`RerankWorker`] scores a trained
+//! reranker's pairs.
 //!
 //! On a GPU this turns many small kernel launches into one; on a CPU it stops concurrent
-//! requests from each running their own forward pass over the same few cores. The trained
-//! reranker has its own worker of the same shape ([`RerankWorker`]).
+//! requests from each running their own forward pass over the same few cores.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
@@ -43,8 +44,16 @@ pub struct BatcherStats {
     pub refused: u64,
 }
 
-struct Job {
+/// A query to encode.
+pub struct EncodeJob {
     text: String,
+    reply: mpsc::Sender<Result<Vec<f32>>>,
+}
+
+/// One request's candidate texts to score against its query.
+pub struct RerankJob {
+    query: String,
+    texts: Vec<String>,
     reply: mpsc::Sender<Result<Vec<f32>>>,
 }
 
@@ -56,17 +65,26 @@ struct Counters {
     refused: AtomicU64,
 }
 
-/// A bounded queue into one worker thread that takes jobs in batches: the first waiting job,
-/// then whatever else is already queued, up to `max_batch`.
-struct Lane<J> {
+/// A handle to one model worker thread, fed through a bounded queue: the worker takes the
+/// first waiting job, then whatever else is already queued, up to `max_batch`, and runs them
+/// together. Cheap to share; the thread ends when the last handle is dropped.
+pub struct ModelWorker<J> {
     jobs: SyncSender<J>,
     counters: Arc<Counters>,
     settings: BatcherSettings,
     name: &'static str,
 }
 
-impl<J: Send + 'static> Lane<J> {
-    fn spawn(
+/// The query-encoding worker.
+pub type QueryBatcher = ModelWorker<EncodeJob>;
+
+/// The trained reranker's worker: the pairs of requests that arrive together are scored in
+/// shared forward passes (the cross-encoder cuts them into its own batches). `max_batch` counts
+/// requests.
+pub type RerankWorker = ModelWorker<RerankJob>;
+
+impl<J: Send + 'static> ModelWorker<J> {
+    fn start(
         name: &'static str,
         settings: BatcherSettings,
         mut run: impl FnMut(Vec<J>) + Send + 'static,
@@ -96,7 +114,7 @@ impl<J: Send + 'static> Lane<J> {
                 }
             })
             .map_err(|e| Error::io(format!("starting the {name} thread"), e))?;
-        Ok(Lane { jobs, counters, settings, name })
+        Ok(ModelWorker { jobs, counters, settings, name })
     }
 
     /// Queues a job, or refuses it at once when the queue is full.
@@ -116,15 +134,23 @@ impl<J: Send + 'static> Lane<J> {
         }
     }
 
-    /// Adds a predecessor's totals, so that counts exported as monotonic counters keep rising
-    /// across a generation swap instead of restarting at zero.
-    fn continue_from(&self, before: BatcherStats) {
+    /// Submits a job and waits for its answer.
+    fn call<T>(&self, job: impl FnOnce(mpsc::Sender<Result<T>>) -> J) -> Result<T> {
+        let (reply, answer) = mpsc::channel();
+        self.submit(job(reply))?;
+        answer.recv().map_err(|_| stopped(self.name))?
+    }
+
+    /// Counts on from the totals of the worker this one replaces (the previous generation's),
+    /// so that counts exported as monotonic counters never go back.
+    pub fn continue_from(&self, before: BatcherStats) {
         self.counters.batches.fetch_add(before.batches, Ordering::Relaxed);
         self.counters.queries.fetch_add(before.queries, Ordering::Relaxed);
         self.counters.refused.fetch_add(before.refused, Ordering::Relaxed);
     }
 
-    fn stats(&self) -> BatcherStats {
+    /// Queue depth and throughput counts (for the reranker, `queries` counts requests).
+    pub fn stats(&self) -> BatcherStats {
         BatcherStats {
             queued: self.counters.queued.load(Ordering::Relaxed),
             batches: self.counters.batches.load(Ordering::Relaxed),
@@ -132,49 +158,30 @@ impl<J: Send + 'static> Lane<J> {
             refused: self.counters.refused.load(Ordering::Relaxed),
         }
     }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> BatcherSettings {
+        self.settings
+    }
 }
 
 fn stopped(name: &str) -> Error {
     Error::io(name.to_string(), std::io::Error::other("the model worker stopped"))
 }
 
-/// A handle to the query-encoding worker; cheap to share. The worker thread ends when the last
-/// handle is dropped.
-pub struct QueryBatcher {
-    lane: Lane<Job>,
-}
-
-impl QueryBatcher {
+impl ModelWorker<EncodeJob> {
     /// Starts the worker thread, which owns the use of `embedder` for queries.
     pub fn spawn(embedder: Arc<Embedder>, settings: BatcherSettings) -> Result<Self> {
-        let lane = Lane::spawn("query encoder queue", settings, move |batch| encode_batch(&embedder, batch))?;
-        Ok(QueryBatcher { lane })
+        Self::start("query encoder queue", settings, move |batch| encode_batch(&embedder, batch))
     }
 
     /// The query's embedding, computed in a batch with whatever else is waiting.
     pub fn encode(&self, text: &str) -> Result<Vec<f32>> {
-        let (reply, answer) = mpsc::channel();
-        self.lane.submit(Job { text: text.to_string(), reply })?;
-        answer.recv().map_err(|_| stopped(self.lane.name))?
-    }
-
-    /// Queue depth and throughput counts.
-    pub fn stats(&self) -> BatcherStats {
-        self.lane.stats()
-    }
-
-    /// Counts on from a replaced worker's totals (see [`RerankWorker::continue_from`]).
-    pub fn continue_from(&self, before: BatcherStats) {
-        self.lane.continue_from(before)
-    }
-
-    /// The settings it runs with.
-    pub fn settings(&self) -> BatcherSettings {
-        self.lane.settings
+        self.call(|reply| EncodeJob { text: text.to_string(), reply })
     }
 }
 
-fn encode_batch(embedder: &Embedder, batch: Vec<Job>) {
+fn encode_batch(embedder: &Embedder, batch: Vec<EncodeJob>) {
     let texts: Vec<&str> = batch.iter().map(|job| job.text.as_str()).collect();
     match embedder.embed_batch(&texts) {
         Ok(vectors) => {
@@ -193,48 +200,19 @@ fn encode_batch(embedder: &Embedder, batch: Vec<Job>) {
     }
 }
 
-struct RerankJob {
-    query: String,
-    texts: Vec<String>,
-    reply: mpsc::Sender<Result<Vec<f32>>>,
-}
-
-/// The trained reranker's model worker: the pairs of requests that arrive together are scored
-/// in shared forward passes (the cross-encoder cuts them into its own batches), through a
-/// bounded queue that refuses with [`Error::Overloaded`] when full. `max_batch` counts requests.
-pub struct RerankWorker {
-    lane: Lane<RerankJob>,
-}
-
-impl RerankWorker {
+impl ModelWorker<RerankJob> {
     /// Starts the worker thread, which owns the use of `model`.
     pub fn spawn(model: Arc<CrossEncoder>, settings: BatcherSettings) -> Result<Self> {
-        let lane = Lane::spawn("rerank queue", settings, move |batch| rerank_batch(&model, batch))?;
-        Ok(RerankWorker { lane })
+        Self::start("rerank queue", settings, move |batch| rerank_batch(&model, batch))
     }
 
     /// One logit per text, scored with whatever else is waiting.
     pub fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>> {
-        let (reply, answer) = mpsc::channel();
-        let job = RerankJob { query: query.to_string(), texts: texts.iter().map(|t| t.to_string()).collect(), reply };
-        self.lane.submit(job)?;
-        answer.recv().map_err(|_| stopped(self.lane.name))?
-    }
-
-    /// Queue depth and throughput counts (`queries` counts requests).
-    pub fn stats(&self) -> BatcherStats {
-        self.lane.stats()
-    }
-
-    /// Counts on from the totals of the worker this one replaces (the previous generation's),
-    /// so that the exported counters never go back.
-    pub fn continue_from(&self, before: BatcherStats) {
-        self.lane.continue_from(before)
-    }
-
-    /// The settings it runs with.
-    pub fn settings(&self) -> BatcherSettings {
-        self.lane.settings
+        self.call(|reply| RerankJob {
+            query: query.to_string(),
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+            reply,
+        })
     }
 }
 
@@ -265,10 +243,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_replacement_lane_counts_on_from_its_predecessors_totals() {
+    fn a_replacement_worker_counts_on_from_its_predecessors_totals() {
         let settings = BatcherSettings { max_batch: 4, queue_capacity: 8 };
         let run = |batch: Vec<mpsc::Sender<()>>| batch.into_iter().for_each(|reply| reply.send(()).unwrap());
-        let old = Lane::spawn("old", settings, run).unwrap();
+        let old = ModelWorker::start("old", settings, run).unwrap();
         for _ in 0..3 {
             let (reply, done) = mpsc::channel();
             old.submit(reply).unwrap();
@@ -276,7 +254,7 @@ mod tests {
         }
         let before = old.stats();
         assert_eq!((before.queries, before.queued), (3, 0));
-        let new = Lane::spawn("new", settings, run).unwrap();
+        let new = ModelWorker::start("new", settings, run).unwrap();
         new.continue_from(before);
         let (reply, done) = mpsc::channel();
         new.submit(reply).unwrap();

