@@ -11,6 +11,7 @@ use hyrank_engine::dense::HnswSettings;
 use hyrank_engine::lexical::LexicalSettings;
 use hyrank_engine::{DeviceChoice, EmbedderSettings};
 use hyrank_indexer::eval::recommend::SplitKind;
+use hyrank_indexer::train::defaults;
 use hyrank_indexer::{CatalogFormat, CatalogKind, IndexSettings, InteractionFormat, OnError};
 
 /// hyrank: hybrid retrieval and ranking.
@@ -57,56 +58,56 @@ struct TrainRerankerArgs {
     #[arg(long, conflicts_with_all = ["qrels", "queries"])]
     interactions: bool,
     /// With --interactions: titles of the user's most recent items in the context.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::CONTEXT_TITLES)]
     context_titles: usize,
     /// With --interactions: latest items held out per user as positives.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::TARGETS_PER_USER)]
     targets_per_user: usize,
     /// Transformer layers kept frozen (from the bottom; MiniLM has 6).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = CrossEncoderSettings::DEFAULT.frozen_layers)]
     frozen_layers: usize,
     /// Token limit of a query and item together.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = CrossEncoderSettings::DEFAULT.max_tokens)]
     pair_tokens: usize,
     /// Most epochs (validation may stop earlier).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = defaults::EPOCHS)]
     epochs: usize,
     /// Epochs without a validation gain before stopping.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::PATIENCE)]
     patience: usize,
     /// Learning rate of the trained transformer layers.
-    #[arg(long, default_value_t = 5e-5)]
+    #[arg(long, default_value_t = defaults::LEARNING_RATE)]
     learning_rate: f64,
     /// Learning rate of the new head (its weights start at 20 per dimension, so it moves in
     /// larger steps than the layers).
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = defaults::HEAD_LEARNING_RATE)]
     head_learning_rate: f64,
     /// Groups (a positive and its negatives) per optimiser step.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = defaults::GROUPS_PER_STEP)]
     groups_per_step: usize,
     /// Loss over each group.
     #[arg(long, value_enum, default_value_t = hyrank_indexer::train::Loss::Listwise)]
     loss: hyrank_indexer::train::Loss,
     /// Hard negatives per positive, from the hybrid top --mine-depth.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = defaults::HARD_NEGATIVES)]
     hard_negatives: usize,
     /// Random negatives per positive.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::RANDOM_NEGATIVES)]
     random_negatives: usize,
     /// Depth of the hybrid ranking hard negatives are drawn from.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = defaults::MINE_DEPTH)]
     mine_depth: usize,
     /// Fraction of queries held out for validation.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = defaults::VALIDATION_FRACTION)]
     validation_fraction: f64,
     /// Train on at most this many queries (a CPU-sized run).
     #[arg(long)]
     max_train_queries: Option<usize>,
     /// Candidates reranked in validation and, by default, in search.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = defaults::DEPTH)]
     depth: usize,
     /// Seed of the split, sampling and initialisation.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults::SEED)]
     seed: u64,
 }
 

@@ -121,6 +121,37 @@ pub struct TrainSettings {
     pub progress: bool,
 }
 
+/// The defaults of every training setting but the inputs, in one place: [`TrainSettings::new`]
+/// and the `train-reranker` flags both read them.
+pub mod defaults {
+    /// Most epochs.
+    pub const EPOCHS: usize = 4;
+    /// Epochs without a validation gain before stopping.
+    pub const PATIENCE: usize = 1;
+    /// Learning rate of the trained transformer layers.
+    pub const LEARNING_RATE: f64 = 5e-5;
+    /// Learning rate of the new head.
+    pub const HEAD_LEARNING_RATE: f64 = 0.02;
+    /// Groups per optimiser step.
+    pub const GROUPS_PER_STEP: usize = 4;
+    /// Hard negatives per positive.
+    pub const HARD_NEGATIVES: usize = 7;
+    /// Random negatives per positive.
+    pub const RANDOM_NEGATIVES: usize = 1;
+    /// Depth of the hybrid ranking hard negatives come from.
+    pub const MINE_DEPTH: usize = 30;
+    /// Fraction of queries held out for validation.
+    pub const VALIDATION_FRACTION: f64 = 0.2;
+    /// Candidates reranked.
+    pub const DEPTH: usize = 50;
+    /// Seed.
+    pub const SEED: u64 = 42;
+    /// With interactions: titles in the context.
+    pub const CONTEXT_TITLES: usize = 10;
+    /// With interactions: latest items held out per user.
+    pub const TARGETS_PER_USER: usize = 1;
+}
+
 impl TrainSettings {
     /// Defaults for everything but the inputs.
     pub fn new(index_dir: PathBuf, model: EmbedderSettings, supervision: Supervision) -> Self {
@@ -128,20 +159,20 @@ impl TrainSettings {
             index_dir,
             model,
             supervision,
-            shape: CrossEncoderSettings::default(),
-            epochs: 4,
-            patience: 1,
-            learning_rate: 5e-5,
-            head_learning_rate: 0.02,
-            groups_per_step: 4,
+            shape: CrossEncoderSettings::DEFAULT,
+            epochs: defaults::EPOCHS,
+            patience: defaults::PATIENCE,
+            learning_rate: defaults::LEARNING_RATE,
+            head_learning_rate: defaults::HEAD_LEARNING_RATE,
+            groups_per_step: defaults::GROUPS_PER_STEP,
             loss: Loss::Listwise,
-            hard_negatives: 7,
-            random_negatives: 1,
-            mine_depth: 30,
-            validation_fraction: 0.2,
+            hard_negatives: defaults::HARD_NEGATIVES,
+            random_negatives: defaults::RANDOM_NEGATIVES,
+            mine_depth: defaults::MINE_DEPTH,
+            validation_fraction: defaults::VALIDATION_FRACTION,
             max_train_queries: None,
-            depth: 50,
-            seed: 42,
+            depth: defaults::DEPTH,
+            seed: defaults::SEED,
             progress: false,
         }
     }
