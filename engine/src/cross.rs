@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 use crate::device::DeviceChoice;
-use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config};
+use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
 
 /// Name of the head's tensors in `reranker.safetensors`.
@@ -50,9 +50,15 @@ pub struct CrossEncoderSettings {
     pub max_tokens: usize,
 }
 
+impl CrossEncoderSettings {
+    /// The shape `train-reranker` uses unless told otherwise (a `const` so the CLI's defaults
+    /// are these values, not a copy of them).
+    pub const DEFAULT: CrossEncoderSettings = CrossEncoderSettings { frozen_layers: 4, max_tokens: 256 };
+}
+
 impl Default for CrossEncoderSettings {
     fn default() -> Self {
-        CrossEncoderSettings { frozen_layers: 4, max_tokens: 256 }
+        Self::DEFAULT
     }
 }
 
@@ -155,8 +161,9 @@ struct Parts {
     tokenizer: Tokenizer,
 }
 
-fn read_parts(model_dir: &Path, device: &Device, settings: &CrossEncoderSettings) -> Result<Parts> {
-    let weights_path = model_dir.join("model.safetensors");
+/// Checks the shape against the model and gathers what a cross-encoder is built from;
+/// `tensors` are the base model's weights (read from `model_dir`, or the embedder's own).
+fn read_parts(model_dir: &Path, tensors: HashMap<String, Tensor>, settings: &CrossEncoderSettings) -> Result<Parts> {
     let config = read_config(model_dir)?;
     if settings.frozen_layers > config.num_hidden_layers {
         return Err(Error::invalid(
@@ -170,9 +177,11 @@ fn read_parts(model_dir: &Path, device: &Device, settings: &CrossEncoderSettings
             format!("must be between 4 and {} for this model", config.max_position_embeddings),
         ));
     }
-    let tensors = candle_core::safetensors::load(&weights_path, device).map_err(|e| model_error(&weights_path, e))?;
     if tensors.keys().any(|k| k.starts_with("bert.")) {
-        return Err(model_error(&weights_path, "expected unprefixed BERT tensor names (sentence-transformers layout)"));
+        return Err(model_error(
+            &model_dir.join("model.safetensors"),
+            "expected unprefixed BERT tensor names (sentence-transformers layout)",
+        ));
     }
     let tokenizer = load_tokenizer(model_dir, settings.max_tokens)?;
     Ok(Parts { config, tensors, tokenizer })
@@ -208,7 +217,9 @@ impl CrossEncoder {
         seed: u64,
     ) -> Result<(Self, TrainableVars)> {
         let device = device.resolve()?;
-        let mut parts = read_parts(model_dir, &device, &settings)?;
+        let weights_path = model_dir.join("model.safetensors");
+        let base = candle_core::safetensors::load(&weights_path, &device).map_err(|e| model_error(&weights_path, e))?;
+        let mut parts = read_parts(model_dir, base, &settings)?;
         let mut vars = Vec::new();
         let mut names: Vec<String> =
             parts.tensors.keys().filter(|k| is_trainable(k, settings.frozen_layers)).cloned().collect();
@@ -230,14 +241,15 @@ impl CrossEncoder {
         let head = Linear::new(weight.as_tensor().clone(), Some(bias.as_tensor().clone()));
         vars.push((format!("{HEAD}.weight"), weight));
         vars.push((format!("{HEAD}.bias"), bias));
-        let weights = model_dir.join("model.safetensors");
-        Ok((Self::build(parts, device, settings, head, weights)?, vars))
+        Ok((Self::build(parts, device, settings, head, weights_path)?, vars))
     }
 
-    /// A trained cross-encoder: the base model's weights overlaid with `weights` (the trained
-    /// layers and the head, as [`CrossEncoder::save`] wrote them).
-    pub fn load(model_dir: &Path, weights: &Path, device: &Device, settings: CrossEncoderSettings) -> Result<Self> {
-        let mut parts = read_parts(model_dir, device, &settings)?;
+    /// A trained cross-encoder: the embedder's base weights overlaid with `weights` (the trained
+    /// layers and the head, as [`CrossEncoder::save`] wrote them), on the embedder's device.
+    /// The frozen layers share the embedder's tensors rather than copying them.
+    pub fn load(embedder: &Embedder, weights: &Path, settings: CrossEncoderSettings) -> Result<Self> {
+        let device = embedder.device();
+        let mut parts = read_parts(&embedder.settings().model_dir, embedder.weights().clone(), &settings)?;
         let trained = candle_core::safetensors::load(weights, device).map_err(|e| model_error(weights, e))?;
         let expected = parts.tensors.keys().filter(|k| is_trainable(k, settings.frozen_layers)).count() + 2;
         if trained.len() != expected {

@@ -6,6 +6,7 @@
 //! batch-longest padding (a batch of short titles costs what its longest member costs) and
 //! truncate at `max_tokens` (sentence-transformers' `max_seq_length` is 256 for this model).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -53,6 +54,10 @@ pub struct ModelIdentity {
 /// A loaded sentence-embedding model.
 pub struct Embedder {
     model: BertModel,
+    /// The weights `model` was built from. A trained reranker builds its frozen layers from
+    /// these same tensors (they share storage), so it neither reads the file again nor holds
+    /// a second copy.
+    weights: HashMap<String, Tensor>,
     tokenizer: Tokenizer,
     device: Device,
     identity: ModelIdentity,
@@ -165,22 +170,26 @@ impl Embedder {
         retain_freed_memory();
         let device = settings.device.resolve()?;
         let batch_size = settings.batch_size.unwrap_or_else(|| default_batch_size(&device)).max(1);
-        // SAFETY: the weights file is opened read-only and not modified while mapped; the
-        // generation layout never writes into the model folder.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, &device) }
-            .map_err(|e| model_error(&weights_path, e))?;
+        let weights =
+            candle_core::safetensors::load(&weights_path, &device).map_err(|e| model_error(&weights_path, e))?;
+        let vb = VarBuilder::from_tensors(weights.clone(), DType::F32, &device);
         let model = BertModel::load(vb, &config).map_err(|e| model_error(&weights_path, e))?;
         let tokenizer = load_tokenizer(dir, settings.max_tokens)?;
 
         let identity =
             ModelIdentity { name: model_name(dir), sha256: sha256_file(&weights_path)?, dim: config.hidden_size };
         tracing::info!(model = %identity.name, device = ?device, max_tokens = settings.max_tokens, "embedding model loaded");
-        Ok(Embedder { model, tokenizer, device, identity, settings: settings.clone(), batch_size })
+        Ok(Embedder { model, weights, tokenizer, device, identity, settings: settings.clone(), batch_size })
     }
 
     /// Which weights these are.
     pub fn identity(&self) -> &ModelIdentity {
         &self.identity
+    }
+
+    /// The base model's tensors by name (cheap to clone: they share storage).
+    pub(crate) fn weights(&self) -> &HashMap<String, Tensor> {
+        &self.weights
     }
 
     /// Embedding width.

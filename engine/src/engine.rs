@@ -728,12 +728,7 @@ impl Engine {
                     reason: format!("{} was trained on another base model than the generation's", entry.file),
                 });
             }
-            let model = CrossEncoder::load(
-                &embedder.settings().model_dir,
-                &dir.join(&entry.file),
-                embedder.device(),
-                entry.shape,
-            )?;
+            let model = CrossEncoder::load(&embedder, &dir.join(&entry.file), entry.shape)?;
             Ok(Some(TrainedReranker { model: Arc::new(model), manifest: entry.clone(), worker: None }))
         };
         let trained = load_trained(&manifest.reranker)?;
