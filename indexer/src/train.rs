@@ -423,6 +423,14 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// The best epoch so far: its validation nDCG@10 (logit alone), its weights and its logits.
+struct Kept {
+    ndcg: f64,
+    epoch: usize,
+    weights: Vec<Tensor>,
+    logits: Vec<Vec<f32>>,
+}
+
 fn logits_of(model: &CrossEncoder, query: &ValidationQuery) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(query.candidates.len());
     for frozen in &query.frozen {
@@ -618,21 +626,25 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     let mut layer_opt = adam(&layer_vars, settings.learning_rate)?;
     let mut head_opt = adam(&head_vars, settings.head_learning_rate)?;
 
-    let validate = |model: &CrossEncoder| -> Result<f64> {
+    // nDCG@10 of the logit alone, and the logits themselves: the kept epoch's logits are what
+    // the combination is fitted on, so they are not computed a second time.
+    let validate = |model: &CrossEncoder| -> Result<(f64, Vec<Vec<f32>>)> {
         let mut scores = Vec::with_capacity(validation.len());
+        let mut all_logits = Vec::with_capacity(validation.len());
         for query in &validation {
-            let logits: Vec<f64> = logits_of(model, query)?.into_iter().map(f64::from).collect();
-            scores.push(ndcg_of(query, &logits));
+            let logits = logits_of(model, query)?;
+            scores.push(ndcg_of(query, &logits.iter().copied().map(f64::from).collect::<Vec<_>>()));
+            all_logits.push(logits);
         }
-        Ok(mean(scores.into_iter()))
+        Ok((mean(scores.into_iter()), all_logits))
     };
     let snapshot = || -> Result<Vec<Tensor>> {
         vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(candle)
     };
     // Epoch 0 is the untrained model: if training never beats it, it is what is kept.
-    let initial_validation = validate(&model)?;
+    let (initial_validation, initial_logits) = validate(&model)?;
     eprintln!("reranker: before training: validation nDCG@10 (logit alone) {initial_validation:.4}");
-    let mut best: Option<(f64, usize, Vec<Tensor>)> = Some((initial_validation, 0, snapshot()?));
+    let mut best = Kept { ndcg: initial_validation, epoch: 0, weights: snapshot()?, logits: initial_logits };
     let mut epoch_loss = Vec::new();
     let mut epoch_validation = Vec::new();
     let mut order: Vec<usize> = (0..groups.len()).collect();
@@ -670,28 +682,29 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         }
         bar.finish_and_clear();
         let loss = total / count.max(1) as f64;
-        let ndcg = validate(&model)?;
+        let (ndcg, logits) = validate(&model)?;
         epoch_loss.push(loss);
         epoch_validation.push(ndcg);
         eprintln!("reranker: epoch {epoch}: loss {loss:.4}, validation nDCG@10 (logit alone) {ndcg:.4}");
-        if best.as_ref().is_none_or(|(b, _, _)| ndcg > *b) {
-            best = Some((ndcg, epoch, snapshot()?));
-        } else if best.as_ref().is_some_and(|(_, e, _)| epoch - e >= settings.patience) {
+        if ndcg > best.ndcg {
+            best = Kept { ndcg, epoch, weights: snapshot()?, logits };
+        } else if epoch - best.epoch >= settings.patience {
             break;
         }
     }
-    let (logit_ndcg, best_epoch, snapshot) = best.expect("at least one epoch ran");
-    for ((_, var), value) in vars.iter().zip(&snapshot) {
+    let Kept { ndcg: logit_ndcg, epoch: best_epoch, weights, logits } = best;
+    for ((_, var), value) in vars.iter().zip(&weights) {
         var.set(value).map_err(candle)?;
     }
 
-    // The combination, fitted on the validation candidates with the kept weights.
-    let mut per_query = Vec::new();
-    for query in &validation {
-        let logits = logits_of(&model, query)?;
-        per_query
-            .push(query.candidates.iter().zip(&logits).map(|(c, &l)| Features { rerank: l, ..c.features }).collect());
-    }
+    // The combination, fitted on the validation candidates with the kept weights' logits.
+    let per_query: Vec<Vec<Features>> = validation
+        .iter()
+        .zip(&logits)
+        .map(|(query, logits)| {
+            query.candidates.iter().zip(logits).map(|(c, &l)| Features { rerank: l, ..c.features }).collect()
+        })
+        .collect();
     let combination = Combination::fit(&labelled(validation.iter().zip(&per_query)), 1e-3);
     let combined_ndcg = mean(validation.iter().zip(&per_query).map(|(query, features)| {
         let scores: Vec<f64> = features.iter().map(|f| combination.apply(f).0).collect();
