@@ -265,6 +265,47 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all().map_err(io(|| format!("syncing {}", path.display())))
 }
 
+impl Building {
+    /// Brings every file of the generation at `from` into this one, except its manifest (the
+    /// new generation writes its own): for a generation that adds a file (a trained reranker)
+    /// to the indexes of the one before.
+    ///
+    /// Published generations are never written again, so their files are hard-linked rather
+    /// than copied: a new generation costs no disk for a large catalog's vectors and segments.
+    /// Two kinds are copied instead. The sled store (`store/`) is opened read-write and sled
+    /// may write to its files. Dotfiles are tantivy's lock files, and sharing those would make
+    /// two generations' readers contend for one lock. A file that cannot be linked (another
+    /// file system, or no hard links there) is copied.
+    pub fn carry_over(&self, from: &Path) -> Result<()> {
+        carry_tree(from, &self.dir, Some(MANIFEST), false)
+    }
+}
+
+/// `skip`: a name left out at this level only. `copy_all`: copy, never link.
+fn carry_tree(from: &Path, to: &Path, skip: Option<&str>, copy_all: bool) -> Result<()> {
+    for entry in fs::read_dir(from).map_err(io(|| format!("listing {}", from.display())))? {
+        let entry = entry.map_err(io(|| format!("listing {}", from.display())))?;
+        let name = entry.file_name();
+        let source = entry.path();
+        let target = to.join(&name);
+        if skip.is_some_and(|skip| name == skip) {
+            continue;
+        }
+        let file_type = entry.file_type().map_err(io(|| format!("reading {}", source.display())))?;
+        if file_type.is_dir() {
+            fs::create_dir_all(&target).map_err(io(|| format!("creating {}", target.display())))?;
+            carry_tree(&source, &target, None, copy_all || name == crate::engine::files::STORE)?;
+            continue;
+        }
+        let shared = !copy_all && !name.to_string_lossy().starts_with('.');
+        if !(shared && fs::hard_link(&source, &target).is_ok()) {
+            fs::copy(&source, &target)
+                .map_err(io(|| format!("copying {} to {}", source.display(), target.display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// The folder of the generation `CURRENT` points at.
 pub fn current(root: &Path) -> Result<PathBuf> {
     let pointer = root.join(CURRENT);
@@ -318,6 +359,36 @@ mod tests {
             reranker: None,
             recommend_reranker: None,
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn carrying_over_links_index_files_and_copies_the_store_and_lock_files() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let first = begin(root.path()).unwrap();
+        let write = |path: PathBuf, text: &str| {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        write(first.dir.join("dense.vectors"), "vectors");
+        write(first.dir.join("lexical/segment.idx"), "postings");
+        write(first.dir.join("lexical/.tantivy-meta.lock"), "");
+        write(first.dir.join("store/db"), "rows");
+        let old = first.publish(&manifest("000001")).unwrap();
+
+        let second = begin(root.path()).unwrap();
+        second.carry_over(&old).unwrap();
+        let inode = |dir: &Path, file: &str| fs::metadata(dir.join(file)).unwrap().ino();
+        for file in ["dense.vectors", "lexical/segment.idx"] {
+            assert_eq!(inode(&old, file), inode(&second.dir, file), "{file} is linked");
+        }
+        for file in ["store/db", "lexical/.tantivy-meta.lock"] {
+            assert_ne!(inode(&old, file), inode(&second.dir, file), "{file} is copied");
+        }
+        assert_eq!(fs::read_to_string(second.dir.join("store/db")).unwrap(), "rows");
+        // The new generation writes its own manifest.
+        assert!(!second.dir.join(MANIFEST).exists());
     }
 
     #[test]

@@ -790,7 +790,7 @@ fn publish_with_reranker(
 ) -> Result<PathBuf> {
     let building = generation::begin(index_dir)?;
     let result = (|| -> Result<_> {
-        copy_tree(engine.dir(), &building.dir)?;
+        building.carry_over(engine.dir())?;
         CrossEncoder::save(vars, &building.dir.join(&reranker.file))?;
         let mut manifest = engine.manifest().clone();
         manifest.generation = building.name.clone();
@@ -813,28 +813,6 @@ fn publish_with_reranker(
             Err(e)
         }
     }
-}
-
-/// Copies a generation's files (not its manifest, which the new generation writes itself).
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    let io = |what: &str, path: &Path, e: std::io::Error| {
-        IndexError::Engine(hyrank_engine::Error::io(format!("{what} {}", path.display()), e))
-    };
-    for entry in std::fs::read_dir(from).map_err(|e| io("listing", from, e))? {
-        let entry = entry.map_err(|e| io("listing", from, e))?;
-        let source = entry.path();
-        let target = to.join(entry.file_name());
-        if entry.file_name() == "manifest.json" {
-            continue;
-        }
-        if source.is_dir() {
-            std::fs::create_dir_all(&target).map_err(|e| io("creating", &target, e))?;
-            copy_tree(&source, &target)?;
-        } else {
-            std::fs::copy(&source, &target).map_err(|e| io("copying", &source, e))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
