@@ -29,7 +29,6 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use crate::device::DeviceChoice;
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
 
@@ -207,19 +206,18 @@ impl CrossEncoder {
         Ok(CrossEncoder { lower, upper, head, tokenizer, device, batch_size, weights })
     }
 
-    /// A fresh cross-encoder for training: MiniLM's weights, the layers above `frozen_layers`
-    /// as trainable variables, and a new head (small random weights drawn from `seed`).
+    /// A fresh cross-encoder for training: the embedder's MiniLM weights, the layers above
+    /// `frozen_layers` as trainable variables (copies: training never changes the embedder),
+    /// and a new head (small random weights drawn from `seed`), on the embedder's device.
     /// Returns the model and its trainable variables, by the names [`CrossEncoder::save`] uses.
     pub fn for_training(
-        model_dir: &Path,
-        device: DeviceChoice,
+        embedder: &Embedder,
         settings: CrossEncoderSettings,
         seed: u64,
     ) -> Result<(Self, TrainableVars)> {
-        let device = device.resolve()?;
-        let weights_path = model_dir.join("model.safetensors");
-        let base = candle_core::safetensors::load(&weights_path, &device).map_err(|e| model_error(&weights_path, e))?;
-        let mut parts = read_parts(model_dir, base, &settings)?;
+        let device = embedder.device().clone();
+        let model_dir = &embedder.settings().model_dir;
+        let mut parts = read_parts(model_dir, embedder.weights().clone(), &settings)?;
         let mut vars = Vec::new();
         let mut names: Vec<String> =
             parts.tensors.keys().filter(|k| is_trainable(k, settings.frozen_layers)).cloned().collect();
@@ -241,7 +239,7 @@ impl CrossEncoder {
         let head = Linear::new(weight.as_tensor().clone(), Some(bias.as_tensor().clone()));
         vars.push((format!("{HEAD}.weight"), weight));
         vars.push((format!("{HEAD}.bias"), bias));
-        Ok((Self::build(parts, device, settings, head, weights_path)?, vars))
+        Ok((Self::build(parts, device, settings, head, model_dir.join("model.safetensors"))?, vars))
     }
 
     /// A trained cross-encoder: the embedder's base weights overlaid with `weights` (the trained

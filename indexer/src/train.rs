@@ -540,8 +540,7 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     if let Some(limit) = settings.max_train_queries {
         train_examples.truncate(limit.max(1));
     }
-    let (model, vars) =
-        CrossEncoder::for_training(&settings.model.model_dir, settings.model.device, settings.shape, settings.seed)?;
+    let (model, vars) = CrossEncoder::for_training(engine.embedder(), settings.shape, settings.seed)?;
     tracing::info!(train = train_examples.len(), validation = validation_examples.len(), "reranker supervision read");
 
     // Groups: each positive with hard negatives from our own hybrid ranking and random ones.

@@ -159,7 +159,7 @@ fn training_on_cuda_without_the_feature_is_an_error_not_a_cpu_run() {
 fn gradients_reach_every_trainable_tensor_and_only_those() {
     use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings};
     let settings = CrossEncoderSettings { frozen_layers: 5, max_tokens: 64 };
-    let (model, vars) = CrossEncoder::for_training(&hyrank_tests::model_dir(), DeviceChoice::Cpu, settings, 7).unwrap();
+    let (model, vars) = CrossEncoder::for_training(&embedder(), settings, 7).unwrap();
     // Layer 5 has 16 tensors; the head 2.
     assert_eq!(vars.len(), 18, "{:?}", vars.iter().map(|(n, _)| n).collect::<Vec<_>>());
     let frozen = model.frozen(&[("rain tent", "a waterproof tent"), ("rain tent", "a chef's knife")]).unwrap();
@@ -178,8 +178,7 @@ fn the_trainable_layer_computes_what_candles_bert_layer_does() {
     let pairs = [("rain tent", "a waterproof tent with taped seams"), ("coffee", "a burr grinder for espresso")];
     let logits = |frozen_layers| {
         let settings = CrossEncoderSettings { frozen_layers, max_tokens: 64 };
-        let (model, _) =
-            CrossEncoder::for_training(&hyrank_tests::model_dir(), DeviceChoice::Cpu, settings, 7).unwrap();
+        let (model, _) = CrossEncoder::for_training(&embedder(), settings, 7).unwrap();
         model.logits(&model.frozen(&pairs).unwrap()).unwrap().to_vec1::<f32>().unwrap()
     };
     // All six layers in candle's BertLayer, against five there and the sixth in ours.
@@ -189,20 +188,23 @@ fn the_trainable_layer_computes_what_candles_bert_layer_does() {
     }
 }
 
-/// The fixture's users replayed before their latest item: a small CPU run.
+/// The fixture's users replayed before their latest item: `tiny_settings`, smaller still.
 fn recommend_settings(index_dir: &Path) -> TrainSettings {
     let supervision = Supervision::Interactions { context_titles: 5, targets_per_user: 1 };
-    let mut settings = TrainSettings::new(index_dir.to_path_buf(), embedder_settings(), supervision);
+    let mut settings = tiny_settings(index_dir, supervision);
     settings.shape.frozen_layers = 5;
     settings.shape.max_tokens = 96;
     settings.epochs = 2;
     settings.patience = 2;
     settings.hard_negatives = 2;
-    settings.random_negatives = 1;
-    settings.mine_depth = 10;
-    settings.depth = 10;
+    settings.validation_fraction = hyrank_indexer::train::defaults::VALIDATION_FRACTION;
     settings.max_train_queries = Some(24);
     settings
+}
+
+/// One embedder for the model-level tests.
+fn embedder() -> hyrank_engine::Embedder {
+    hyrank_engine::Embedder::load(&embedder_settings()).unwrap()
 }
 
 /// `user`'s distinct item ids from the fixture file, oldest first by each pair's latest time.
