@@ -107,9 +107,9 @@ impl AppState {
         let engine = self.engine();
         self.inner.metrics.render(&metrics::Totals {
             engine_queue: self.queue_depth(),
-            query_cache: engine.query_cache_stats(),
+            query_cache: engine.runtime().query_cache_stats(),
             response_cache: self.inner.responses.stats(),
-            model_worker: engine.query_batcher().map(|worker| worker.stats()),
+            model_worker: engine.runtime().query_batcher().map(|worker| worker.stats()),
             rerank_worker: engine.rerank_worker().map(|worker| worker.stats()),
             recommend_rerank_worker: engine.recommend_rerank_worker().map(|worker| worker.stats()),
         })

@@ -10,8 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use hyrank_api::settings::{ServerSettings, SettingsLayer};
 use hyrank_api::{configure, reload, AppState};
-use hyrank_engine::batcher::QueryBatcher;
-use hyrank_engine::{EmbedderSettings, Engine};
+use hyrank_engine::{EmbedderSettings, Engine, RuntimeSettings};
 
 fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     if cli.print_openapi {
@@ -20,18 +19,18 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     }
     let settings = ServerSettings::resolve(cli)?;
     // max_tokens is taken from the generation's manifest when the engine opens.
-    let embedder = EmbedderSettings { device: settings.device, ..EmbedderSettings::new(settings.model_dir.clone()) };
-    let mut engine = Engine::open(&settings.index_dir, &embedder)
+    let embedder = EmbedderSettings {
+        device: settings.device,
+        precision: settings.precision,
+        ..EmbedderSettings::new(settings.model_dir.clone())
+    };
+    let runtime = RuntimeSettings {
+        query_cache_entries: settings.query_cache_entries,
+        query_batcher: settings.query_batcher,
+        rerank_workers: settings.rerank_worker,
+    };
+    let engine = Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
         .with_context(|| format!("opening the index at {}", settings.index_dir.display()))?;
-    engine.set_query_cache_entries(settings.query_cache_entries);
-    if let Some(batching) = settings.query_batcher {
-        let batcher = QueryBatcher::spawn(std::sync::Arc::clone(engine.embedder()), batching)
-            .context("starting the query encoder")?;
-        engine.set_query_batcher(Arc::new(batcher));
-    }
-    if let Some(batching) = settings.rerank_worker {
-        engine.start_rerank_worker(batching).context("starting the rerank worker")?;
-    }
     let state = AppState::with_settings(Arc::new(engine), Some(settings.index_dir.clone()), settings.service.clone());
     if settings.watch_secs > 0 {
         reload::spawn_watcher(state.clone(), Duration::from_secs(settings.watch_secs))

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use hyrank_engine::batcher::BatcherStats;
 use hyrank_engine::cache::CacheStats;
-use hyrank_engine::engine::Timings;
+use hyrank_engine::request::Timings;
 use prometheus::{
     register_histogram_vec_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
     register_int_gauge_vec_with_registry, register_int_gauge_with_registry, Encoder, HistogramVec, IntCounter,

@@ -11,9 +11,9 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
-use hyrank_engine::engine::{RecommendRequest, SearchRequest, SimilarRequest, Weights};
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation::Manifest;
+use hyrank_engine::request::{defaults, RecommendRequest, SearchRequest, SimilarRequest, Weights};
 use hyrank_engine::{Engine, Results};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -199,7 +199,7 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 ))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let health = blocking(&state, |engine| {
-        match engine.query_batcher() {
+        match engine.runtime().query_batcher() {
             Some(worker) => worker.encode("readiness probe")?,
             None => engine.embedder().embed("readiness probe")?,
         };
@@ -298,11 +298,11 @@ pub(crate) async fn similar(
     };
     let request = SimilarRequest {
         item: id.into_inner(),
-        k: params.k.unwrap_or(10),
+        k: params.k.unwrap_or(defaults::K),
         filters: Default::default(),
         fusion,
         weights: Weights::default(),
-        candidates: params.candidates.unwrap_or(100),
+        candidates: params.candidates.unwrap_or(defaults::CANDIDATES),
     };
     bound(&state, request.k, request.candidates, &mut None, None)?;
     cached(&state, "similar", &request, |engine, request| engine.similar(request)).await

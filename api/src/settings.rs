@@ -31,6 +31,10 @@ pub struct SettingsLayer {
     /// Device for query encoding and reranking: auto, cpu, cuda or cuda:N [default: auto].
     #[arg(long, env = "HYRANK_DEVICE")]
     pub device: Option<String>,
+    /// Number format of the transformer: f32, f16, bf16 or int8 [default: the generation's;
+    /// another one is refused at start-up].
+    #[arg(long, env = "HYRANK_PRECISION")]
+    pub precision: Option<String>,
     /// Address to listen on. Loopback by default: expose it deliberately [default: 127.0.0.1:8080].
     #[arg(long, env = "HYRANK_BIND")]
     pub bind: Option<String>,
@@ -113,6 +117,7 @@ impl SettingsLayer {
             index_dir,
             model_dir,
             device,
+            precision,
             bind,
             workers,
             search_key,
@@ -199,6 +204,8 @@ pub struct ServerSettings {
     pub model_dir: PathBuf,
     /// Model device.
     pub device: DeviceChoice,
+    /// Model precision; `None`: the generation's.
+    pub precision: Option<hyrank_engine::Precision>,
     /// Listen address.
     pub bind: SocketAddr,
     /// HTTP workers.
@@ -246,6 +253,10 @@ impl ServerSettings {
         };
         let device_text = layer.device.unwrap_or_else(|| "auto".into());
         let device = device_text.parse::<DeviceChoice>().map_err(|e| bad("device", e.to_string()))?;
+        let precision = layer
+            .precision
+            .map(|p| p.parse::<hyrank_engine::Precision>().map_err(|e| bad("precision", e.to_string())))
+            .transpose()?;
         let bind_text = layer.bind.unwrap_or_else(|| "127.0.0.1:8080".into());
         let bind = bind_text
             .parse::<SocketAddr>()
@@ -267,7 +278,7 @@ impl ServerSettings {
             max_rerank_depth: positive("max_rerank_depth", layer.max_rerank_depth, defaults.max_rerank_depth)?,
             max_inflight: positive("max_inflight", layer.max_inflight, defaults.max_inflight)?,
         };
-        use hyrank_engine::engine::{MAX_CANDIDATES, MAX_K};
+        use hyrank_engine::request::{MAX_CANDIDATES, MAX_K};
         if limits.max_k > MAX_K {
             return Err(bad("max_k", format!("the engine serves at most {MAX_K}")));
         }
@@ -278,6 +289,7 @@ impl ServerSettings {
             index_dir: layer.index_dir.unwrap_or_else(|| "data/index".into()),
             model_dir: layer.model_dir.unwrap_or_else(|| "models/all-MiniLM-L6-v2".into()),
             device,
+            precision,
             bind,
             workers: positive("workers", layer.workers, 2)?,
             query_batcher: match layer.query_batch.unwrap_or(0) {
@@ -300,7 +312,7 @@ impl ServerSettings {
             },
             query_cache_entries: layer
                 .query_cache_entries
-                .unwrap_or(hyrank_engine::engine::DEFAULT_QUERY_CACHE_ENTRIES),
+                .unwrap_or(hyrank_engine::request::defaults::QUERY_CACHE_ENTRIES),
             watch_secs: layer.watch_secs.unwrap_or(5),
             service: ServiceSettings {
                 limits,

@@ -1,6 +1,6 @@
-//! The trained reranker: a cross-encoder that reads `[CLS] query [SEP] title + text [SEP]` and
-//! gives one relevance logit, and the learned combination that turns that logit and the
-//! retrievers' scores into the final score.
+//! The trained reranker's model: a cross-encoder that reads `[CLS] query [SEP] title + text [SEP]`
+//! and gives one relevance logit. The learned combination that turns that logit and the
+//! retrievers' scores into the final score is [`crate::combination`].
 //!
 //! The cross-encoder starts from the MiniLM weights the generation embeds with, plus a new head:
 //! a weighted dot product of the query's and the item's mean-pooled, normalised last-layer
@@ -18,17 +18,18 @@
 //! function of its input, so the trainer runs it once per training pair ([`CrossEncoder::frozen`])
 //! and every epoch after that runs only the trainable layers ([`CrossEncoder::logits`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{Linear, Module, VarBuilder};
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use crate::bert::{Encoder, Precision};
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
 
@@ -76,7 +77,8 @@ pub struct FrozenPass {
 
 /// A cross-encoder built from MiniLM.
 pub struct CrossEncoder {
-    lower: BertModel,
+    /// The frozen layers, at the embedder's precision (the generation's).
+    lower: Encoder,
     upper: Vec<TrainableLayer>,
     head: Linear,
     tokenizer: Tokenizer,
@@ -191,13 +193,13 @@ impl CrossEncoder {
         parts: Parts,
         device: Device,
         settings: CrossEncoderSettings,
+        precision: Precision,
         head: Linear,
         weights: PathBuf,
     ) -> Result<Self> {
         let Parts { config, tensors, tokenizer } = parts;
+        let lower = Encoder::load(&tensors, &config, settings.frozen_layers, precision, &device)?;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let lower_config = Config { num_hidden_layers: settings.frozen_layers, ..config.clone() };
-        let lower = BertModel::load(vb.clone(), &lower_config)?;
         let upper = (settings.frozen_layers..config.num_hidden_layers)
             .map(|i| TrainableLayer::load(vb.pp(format!("encoder.layer.{i}")), &config))
             .collect::<Result<Vec<_>>>()?;
@@ -239,7 +241,8 @@ impl CrossEncoder {
         let head = Linear::new(weight.as_tensor().clone(), Some(bias.as_tensor().clone()));
         vars.push((format!("{HEAD}.weight"), weight));
         vars.push((format!("{HEAD}.bias"), bias));
-        Ok((Self::build(parts, device, settings, head, model_dir.join("model.safetensors"))?, vars))
+        let precision = embedder.precision();
+        Ok((Self::build(parts, device, settings, precision, head, model_dir.join("model.safetensors"))?, vars))
     }
 
     /// A trained cross-encoder: the embedder's base weights overlaid with `weights` (the trained
@@ -278,7 +281,7 @@ impl CrossEncoder {
                 _ => return Err(model_error(weights, format!("{name} is not a tensor of the base model's shape"))),
             }
         }
-        Self::build(parts, device.clone(), settings, head, weights.to_path_buf())
+        Self::build(parts, device.clone(), settings, embedder.precision(), head, weights.to_path_buf())
     }
 
     /// Writes the trainable tensors (safetensors).
@@ -319,7 +322,7 @@ impl CrossEncoder {
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let types = Tensor::from_vec(types, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let hidden = self.lower.forward(&ids, &types, Some(&mask))?.detach();
+        let hidden = self.lower.forward(&ids, Some(&types), &mask)?.detach();
         let mask = mask.to_dtype(DType::F32)?;
         let item_mask = (types.to_dtype(DType::F32)? * &mask)?;
         let query_mask = (&mask - &item_mask)?;
@@ -365,117 +368,6 @@ impl CrossEncoder {
     }
 }
 
-/// The features the learned combination reads for one candidate.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Features {
-    /// The cross-encoder's logit.
-    pub rerank: f32,
-    /// Each retriever's score min-max normalised over its own candidate list (0 = its worst
-    /// candidate, 1 = its best); 0 when the retriever did not return the item.
-    pub bm25: f32,
-    /// As `bm25`, for the dense retriever.
-    pub dense: f32,
-    /// As `bm25`, for collaborative filtering.
-    pub cf: f32,
-}
-
-/// Feature names, in the order [`Features::values`] gives them.
-pub const FEATURE_NAMES: [&str; 4] = ["rerank", "bm25", "dense", "cf"];
-
-impl Features {
-    /// The values in [`FEATURE_NAMES`] order.
-    pub fn values(&self) -> [f64; 4] {
-        [f64::from(self.rerank), f64::from(self.bm25), f64::from(self.dense), f64::from(self.cf)]
-    }
-}
-
-/// One feature's part in a final score.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct FeatureContribution {
-    /// `rerank`, `bm25`, `dense` or `cf`.
-    pub feature: String,
-    /// The feature's value for this hit.
-    pub value: f64,
-    /// Its learned weight.
-    pub weight: f64,
-    /// `weight × value`.
-    pub contribution: f64,
-}
-
-/// Logistic regression over [`Features`]: `final = bias + Σ weight × value`, the log-odds that
-/// the item is relevant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Combination {
-    /// The intercept.
-    pub bias: f64,
-    /// Weight per feature name.
-    pub weights: BTreeMap<String, f64>,
-}
-
-impl Combination {
-    /// The score and each feature's contribution (features with weight 0 are left out).
-    pub fn apply(&self, features: &Features) -> (f64, Vec<FeatureContribution>) {
-        let mut total = self.bias;
-        let mut parts = Vec::new();
-        for (name, value) in FEATURE_NAMES.iter().zip(features.values()) {
-            let weight = self.weights.get(*name).copied().unwrap_or(0.0);
-            if weight == 0.0 {
-                continue;
-            }
-            let contribution = weight * value;
-            total += contribution;
-            parts.push(FeatureContribution { feature: name.to_string(), value, weight, contribution });
-        }
-        (total, parts)
-    }
-
-    /// Fits the weights by gradient descent on the log loss, features standardised so one
-    /// learning rate suits all, with a small L2 penalty (the fit is over a few thousand
-    /// candidates from a few hundred queries). Features that never vary get weight 0.
-    pub fn fit(examples: &[(Features, bool)], l2: f64) -> Combination {
-        let n = examples.len().max(1) as f64;
-        let rows: Vec<[f64; 4]> = examples.iter().map(|(f, _)| f.values()).collect();
-        let mut mean = [0.0; 4];
-        let mut scale = [0.0; 4];
-        for j in 0..4 {
-            mean[j] = rows.iter().map(|r| r[j]).sum::<f64>() / n;
-            let var = rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n;
-            scale[j] = var.sqrt();
-        }
-        let used: Vec<usize> = (0..4).filter(|&j| scale[j] > 1e-9).collect();
-        let mut w = [0.0; 4];
-        let mut b = 0.0;
-        let rate = 0.5;
-        for _ in 0..2000 {
-            let mut grad_w = [0.0; 4];
-            let mut grad_b = 0.0;
-            for (row, (_, label)) in rows.iter().zip(examples) {
-                let z = b + used.iter().map(|&j| w[j] * (row[j] - mean[j]) / scale[j]).sum::<f64>();
-                let error = 1.0 / (1.0 + (-z).exp()) - if *label { 1.0 } else { 0.0 };
-                grad_b += error;
-                for &j in &used {
-                    grad_w[j] += error * (row[j] - mean[j]) / scale[j];
-                }
-            }
-            b -= rate * grad_b / n;
-            for &j in &used {
-                w[j] -= rate * (grad_w[j] / n + l2 * w[j]);
-            }
-        }
-        // Back to raw feature units, so that contributions are weight × the value shown.
-        let mut weights = BTreeMap::new();
-        let mut bias = b;
-        for (j, name) in FEATURE_NAMES.iter().enumerate() {
-            let raw = if used.contains(&j) { w[j] / scale[j] } else { 0.0 };
-            bias -= raw * mean[j];
-            weights.insert(name.to_string(), raw);
-        }
-        Combination { bias, weights }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,40 +379,5 @@ mod tests {
         assert!(!is_trainable("encoder.layer.3.output.dense.weight", 4));
         assert!(!is_trainable("embeddings.word_embeddings.weight", 0));
         assert!(is_trainable("encoder.layer.0.output.dense.weight", 0));
-    }
-
-    #[test]
-    fn combination_is_an_exact_sum_of_contributions() {
-        let combination = Combination {
-            bias: -1.5,
-            weights: [("rerank", 0.8), ("bm25", 1.2), ("dense", 2.0), ("cf", 0.0)]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        };
-        let features = Features { rerank: 2.0, bm25: 0.5, dense: 0.25, cf: 0.9 };
-        let (score, parts) = combination.apply(&features);
-        assert_eq!(parts.len(), 3, "a zero weight is left out");
-        let sum: f64 = parts.iter().map(|p| p.contribution).sum::<f64>() + combination.bias;
-        assert!((score - sum).abs() < 1e-12);
-        assert!((score - (-1.5 + 1.6 + 0.6 + 0.5)).abs() < 1e-12);
-    }
-
-    #[test]
-    fn fitting_finds_the_informative_feature() {
-        // Relevance follows the rerank feature; bm25 is noise; cf never varies.
-        let mut examples = Vec::new();
-        for i in 0..400 {
-            let rerank = (i % 20) as f32 / 4.0 - 2.5;
-            let noise = ((i * 7919) % 13) as f32 / 13.0;
-            examples.push((Features { rerank, bm25: noise, dense: 0.0, cf: 0.3 }, rerank > 0.5));
-        }
-        let fitted = Combination::fit(&examples, 1e-4);
-        let w = &fitted.weights;
-        assert!(w["rerank"] > 1.0, "{fitted:?}");
-        assert!(w["bm25"].abs() < 0.25 * w["rerank"], "{fitted:?}");
-        assert_eq!(w["cf"], 0.0);
-        let accuracy = examples.iter().filter(|(f, label)| (fitted.apply(f).0 > 0.0) == *label).count();
-        assert!(accuracy >= 390, "accuracy {accuracy}/400");
     }
 }

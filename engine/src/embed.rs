@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use sha2::{Digest, Sha256};
 use tokenizers::{Encoding, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
+use crate::bert::{Encoder, Precision};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 
@@ -30,12 +30,26 @@ pub struct EmbedderSettings {
     /// Texts per forward pass when embedding many; `None` picks per device (see
     /// [`Embedder::batch_size`]).
     pub batch_size: Option<usize>,
+    /// Number format of the transformer. `None`: f32 when indexing; when opening a generation,
+    /// the precision it was built with (asking for another one is refused, since its items'
+    /// embeddings and the queries' would then differ).
+    pub precision: Option<Precision>,
 }
+
+/// Token limit per input, special tokens included: sentence-transformers' `max_seq_length` for
+/// all-MiniLM-L6-v2.
+pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 impl EmbedderSettings {
     /// Settings with the defaults sentence-transformers uses for this model.
     pub fn new(model_dir: impl Into<PathBuf>) -> Self {
-        EmbedderSettings { model_dir: model_dir.into(), device: DeviceChoice::Auto, max_tokens: 256, batch_size: None }
+        EmbedderSettings {
+            model_dir: model_dir.into(),
+            device: DeviceChoice::Auto,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            batch_size: None,
+            precision: None,
+        }
     }
 }
 
@@ -53,7 +67,7 @@ pub struct ModelIdentity {
 
 /// A loaded sentence-embedding model.
 pub struct Embedder {
-    model: BertModel,
+    model: Encoder,
     /// The weights `model` was built from. A trained reranker builds its frozen layers from
     /// these same tensors (they share storage), so it neither reads the file again nor holds
     /// a second copy.
@@ -172,13 +186,17 @@ impl Embedder {
         let batch_size = settings.batch_size.unwrap_or_else(|| default_batch_size(&device)).max(1);
         let weights =
             candle_core::safetensors::load(&weights_path, &device).map_err(|e| model_error(&weights_path, e))?;
-        let vb = VarBuilder::from_tensors(weights.clone(), DType::F32, &device);
-        let model = BertModel::load(vb, &config).map_err(|e| model_error(&weights_path, e))?;
+        let precision = settings.precision.unwrap_or_default();
+        let model =
+            Encoder::load(&weights, &config, config.num_hidden_layers, precision, &device).map_err(|e| match e {
+                Error::Model { reason, .. } => model_error(&weights_path, reason),
+                other => other,
+            })?;
         let tokenizer = load_tokenizer(dir, settings.max_tokens)?;
 
         let identity =
             ModelIdentity { name: model_name(dir), sha256: sha256_file(&weights_path)?, dim: config.hidden_size };
-        tracing::info!(model = %identity.name, device = ?device, max_tokens = settings.max_tokens, "embedding model loaded");
+        tracing::info!(model = %identity.name, device = ?device, %precision, max_tokens = settings.max_tokens, "embedding model loaded");
         Ok(Embedder { model, weights, tokenizer, device, identity, settings: settings.clone(), batch_size })
     }
 
@@ -195,6 +213,11 @@ impl Embedder {
     /// Embedding width.
     pub fn dim(&self) -> usize {
         self.identity.dim
+    }
+
+    /// The number format it runs in.
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
     }
 
     /// The device it runs on.
@@ -228,8 +251,7 @@ impl Embedder {
         }
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let token_types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        let hidden = self.model.forward(&ids, None, &mask)?;
         Ok((hidden, mask))
     }
 

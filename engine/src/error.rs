@@ -68,6 +68,14 @@ pub enum Error {
         /// Weights checksum loaded now.
         loaded_sha: String,
     },
+    /// The generation's items were embedded at another precision than the one asked for.
+    #[error("the index was embedded at precision {index}, but {requested} was asked for; serve it at {index} (or rebuild the index at {requested})")]
+    PrecisionMismatch {
+        /// The generation's precision.
+        index: crate::bert::Precision,
+        /// The precision asked for.
+        requested: crate::bert::Precision,
+    },
     /// Asked for a device this build or machine does not have.
     #[error("device {requested} is not available: {reason}")]
     DeviceUnavailable {
@@ -132,6 +140,7 @@ impl Error {
             Error::Overloaded { .. } => ErrorKind::Overloaded,
             Error::BadIndex { .. }
             | Error::ModelMismatch { .. }
+            | Error::PrecisionMismatch { .. }
             | Error::DeviceUnavailable { .. }
             | Error::Model { .. }
             | Error::Inference(_)

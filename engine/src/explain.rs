@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cross::FeatureContribution;
+use crate::combination::FeatureContribution;
 
 /// One node of an explanation tree: a value, what it is, and what it is made of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,8 +20,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bert::Precision;
 use crate::cf::AlsSettings;
-use crate::cross::{Combination, CrossEncoderSettings};
+use crate::combination::Combination;
+use crate::cross::CrossEncoderSettings;
 use crate::dense::HnswSettings;
 use crate::embed::ModelIdentity;
 use crate::error::{Error, Result};
@@ -44,6 +46,10 @@ pub struct Manifest {
     pub model: ModelIdentity,
     /// Token limit used when embedding items.
     pub max_tokens: usize,
+    /// Number format the items were embedded in; queries are encoded in the same one. Absent
+    /// in manifests written before precision was a setting: those were f32.
+    #[serde(default)]
+    pub precision: Precision,
     /// Counts.
     pub counts: Counts,
     /// Lexical analysis settings.
@@ -197,6 +203,32 @@ pub struct StageTiming {
 }
 
 const CURRENT: &str = "CURRENT";
+/// File names inside a generation: the one list of the format's files, read by the engine and
+/// written by the indexer and the reranker trainer.
+pub mod files {
+    /// tantivy folder.
+    pub const LEXICAL: &str = "lexical";
+    /// sled folder.
+    pub const STORE: &str = "store";
+    /// Item embeddings and their graph.
+    pub const DENSE: &str = "dense";
+    /// ALS item factors and their graph.
+    pub const CF_ITEMS: &str = "cf_items";
+    /// ALS user factors (`users.vectors`).
+    pub const CF_USERS: &str = "users.vectors";
+    /// Rejected input rows.
+    pub const REJECTS: &str = "rejects.jsonl";
+    /// The trained search reranker's layers.
+    pub const RERANKER: &str = "reranker.safetensors";
+    /// The trained recommendation reranker's layers.
+    pub const RECOMMEND_RERANKER: &str = "recommend-reranker.safetensors";
+}
+
+/// Writes factors as little-endian f32 (`files::CF_USERS`), the layout the engine reads.
+pub fn write_factors(path: &Path, factors: &crate::cf::Factors) -> Result<()> {
+    crate::dense::write_f32_file(path, &factors.data)
+}
+
 const GENERATIONS: &str = "generations";
 const MANIFEST: &str = "manifest.json";
 
@@ -212,6 +244,33 @@ pub struct Building {
     /// The name it will be published under.
     pub name: String,
     root: PathBuf,
+}
+
+/// Writes and publishes one generation under `root`: reserves the next name, lets `write` fill
+/// the building folder and return the manifest, then publishes it (`Building::publish`). If
+/// `write` or the publish fails, the building folder is removed and the error returned, so a
+/// failed build leaves nothing behind. Every writer of generations (the indexer, the reranker
+/// trainer) goes through here. Returns the published folder and its manifest.
+pub fn build<E: From<Error>>(
+    root: &Path,
+    write: impl FnOnce(&Building) -> Result<Manifest, E>,
+) -> Result<(PathBuf, Manifest), E> {
+    let building = begin(root)?;
+    let manifest = match write(&building) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            building.abandon();
+            return Err(e);
+        }
+    };
+    let dir = building.dir.clone();
+    match building.publish(&manifest) {
+        Ok(published) => Ok((published, manifest)),
+        Err(e) => {
+            let _ = fs::remove_dir_all(&dir);
+            Err(E::from(e))
+        }
+    }
 }
 
 /// Reserves the next generation name under `root` and creates its building folder.
@@ -294,7 +353,7 @@ fn carry_tree(from: &Path, to: &Path, skip: Option<&str>, copy_all: bool) -> Res
         let file_type = entry.file_type().map_err(io(|| format!("reading {}", source.display())))?;
         if file_type.is_dir() {
             fs::create_dir_all(&target).map_err(io(|| format!("creating {}", target.display())))?;
-            carry_tree(&source, &target, None, copy_all || name == crate::engine::files::STORE)?;
+            carry_tree(&source, &target, None, copy_all || name == files::STORE)?;
             continue;
         }
         let shared = !copy_all && !name.to_string_lossy().starts_with('.');
@@ -350,6 +409,7 @@ mod tests {
             built_at_unix: 0,
             model: ModelIdentity { name: "m".into(), sha256: "0".into(), dim: 4 },
             max_tokens: 8,
+            precision: Precision::F32,
             counts: Counts::default(),
             lexical: LexicalSettings::default(),
             hnsw: HnswSettings::default(),

@@ -1,17 +1,22 @@
 //! hyrank's retrieval and ranking core.
 //!
-//! Data flows through these modules in this order (see ARCHITECTURE.md):
-//! [`item`] → [`embed`] (MiniLM through candle) → [`cf`] (ALS) → [`dense`] (HNSW) and
-//! [`lexical`] (tantivy BM25) → [`store`] (sled) → [`generation`] (manifest, atomic publish);
-//! at query time [`engine::Engine`] runs the retrievers, [`fusion`] merges their lists,
-//! [`rerank`] rescores the top, and [`explain`] records how every score was composed.
+//! Data flows through these modules in this order (see ARCHITECTURE.md). At build time:
+//! [`item`] → [`embed`] (MiniLM through candle; the transformer is [`bert`]) → [`cf`] (ALS)
+//! → [`dense`] (HNSW) and [`lexical`] (tantivy BM25) → [`store`] (sled) → [`generation`] (the
+//! on-disk format, manifest, atomic publish). At query time: a [`request`] reaches the
+//! [`engine::Engine`] opened on a generation with a model [`runtime`]; [`retrieve`] runs the
+//! retrievers over one allow mask ([`filter`]), [`fusion`] merges their lists, [`rerank`]
+//! rescores the top (the [`cross`] encoder's logit through the learned [`combination`]), and
+//! [`explain`] records how every score was composed.
 //!
 //! The engine knows nothing of HTTP or command lines.
 #![warn(missing_docs)]
 
 pub mod batcher;
+pub mod bert;
 pub mod cache;
 pub mod cf;
+pub mod combination;
 pub mod cross;
 pub mod dense;
 pub mod device;
@@ -24,11 +29,17 @@ pub mod fusion;
 pub mod generation;
 pub mod item;
 pub mod lexical;
+pub mod request;
 pub mod rerank;
+pub mod retrieve;
+pub mod runtime;
 pub mod store;
 
+pub use bert::Precision;
 pub use device::DeviceChoice;
 pub use embed::{Embedder, EmbedderSettings};
-pub use engine::{ColdItems, Engine, Mode, RecommendMode, RecommendRequest, Results, SearchRequest, SimilarRequest};
+pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use item::{FieldValue, Item};
+pub use request::{ColdItems, Mode, RecommendMode, RecommendRequest, Results, SearchRequest, SimilarRequest};
+pub use runtime::{Runtime, RuntimeSettings};

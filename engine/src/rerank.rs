@@ -1,26 +1,198 @@
 //! The rerank stage: rescores the top of the fused list with a model that reads the query and
-//! each item's text together.
+//! each item's text together. Every reranker implements [`Reranker`]; a [`RerankPlan`] says
+//! which one a request uses, how deep, and how its score enters the final score.
 //!
-//! [`LateInteractionReranker`] is the first implementation: it runs the full MiniLM transformer
-//! over the query and over each candidate's title and text, and scores by late interaction
-//! (ColBERT's MaxSim, Khattab & Zaharia 2020): each query token takes its best cosine match among
-//! the item's contextual token embeddings, and the score is the mean over query tokens. Unlike the
-//! dense retriever, which compares two pooled vectors, this sees which query words find a match
-//! in the item. It is untrained for this use (MiniLM was trained on pooled vectors), so it is
-//! opt-in per request; a cross-encoder trained on the catalog's behaviour replaces it later.
+//! - [`LateInteractionReranker`] runs the full MiniLM transformer over the query and over each
+//!   candidate's title and text, and scores by late interaction (ColBERT's MaxSim, Khattab &
+//!   Zaharia 2020): each query token takes its best cosine match among the item's contextual
+//!   token embeddings, and the score is the mean over query tokens. It is untrained for this
+//!   use (MiniLM was trained on pooled vectors), so it is opt-in per request, and its score is
+//!   added to the fused score with a request weight.
+//! - [`TrainedReranker`] is the generation's cross-encoder ([`crate::cross`]) trained on the
+//!   catalog's judgments or clicks; its logit and the retrievers' normalised scores are combined
+//!   by the learned weights ([`crate::combination`]).
 
 use std::sync::Arc;
 
+use crate::batcher::{BatcherSettings, RerankWorker};
+use crate::combination::Combination;
+use crate::cross::CrossEncoder;
 use crate::embed::Embedder;
-use crate::error::Result;
-use crate::item::Item;
+use crate::error::{Error, Result};
+use crate::generation::RerankerManifest;
+use crate::request::{check_rerank_depth, defaults, RerankOptions, RerankerKind};
 
 /// Scores candidates for a query; higher is better.
 pub trait Reranker: Send + Sync {
     /// Stable name shown in breakdowns.
     fn name(&self) -> &str;
-    /// One score per item, in the items' order.
-    fn score(&self, query: &str, items: &[&Item]) -> Result<Vec<f32>>;
+    /// One score per text (an item's title and text), in the texts' order.
+    fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>>;
+}
+
+/// How a reranker's score enters the final score.
+#[derive(Debug, Clone, Copy)]
+pub enum Combine<'a> {
+    /// `fused + weight × score` (late interaction).
+    Add {
+        /// The request's weight.
+        weight: f64,
+    },
+    /// `bias + Σ weight × feature`, the rerank logit one of the features (the trained reranker).
+    Learned(&'a Combination),
+}
+
+/// What the rerank stage does for one request.
+pub struct RerankPlan<'a> {
+    /// The model.
+    pub reranker: &'a dyn Reranker,
+    /// Fused candidates it reads (the stage reads at least `k`).
+    pub depth: usize,
+    /// How its score enters the final score.
+    pub combine: Combine<'a>,
+}
+
+/// A generation's trained cross-encoder, loaded: the model, its manifest entry (depth,
+/// combination, verdict) and, in servers, the model worker its pairs go through.
+pub struct TrainedReranker {
+    model: Arc<CrossEncoder>,
+    manifest: RerankerManifest,
+    worker: Option<Arc<RerankWorker>>,
+}
+
+impl TrainedReranker {
+    /// Wraps a loaded model with its manifest entry; scoring runs on the caller's thread until
+    /// [`TrainedReranker::start_worker`].
+    pub fn new(model: CrossEncoder, manifest: RerankerManifest) -> Self {
+        TrainedReranker { model: Arc::new(model), manifest, worker: None }
+    }
+
+    /// Its manifest entry.
+    pub fn manifest(&self) -> &RerankerManifest {
+        &self.manifest
+    }
+
+    /// Sends scoring through a model worker that batches concurrent requests' pairs.
+    pub fn start_worker(&mut self, settings: BatcherSettings) -> Result<()> {
+        self.worker = Some(Arc::new(RerankWorker::spawn(Arc::clone(&self.model), settings)?));
+        Ok(())
+    }
+
+    /// The model worker, when one runs.
+    pub fn worker(&self) -> Option<&Arc<RerankWorker>> {
+        self.worker.as_ref()
+    }
+
+    /// The model with its manifest entry, as the plans read them.
+    pub fn as_trained(&self) -> Trained<'_> {
+        Trained { reranker: self, manifest: &self.manifest }
+    }
+}
+
+/// A trained reranker as a plan reads it: the model and its manifest entry (depth, learned
+/// combination, default verdict).
+#[derive(Clone, Copy)]
+pub struct Trained<'a> {
+    /// The model.
+    pub reranker: &'a dyn Reranker,
+    /// Its manifest entry.
+    pub manifest: &'a RerankerManifest,
+}
+
+impl<'a> Trained<'a> {
+    fn plan(self, depth: usize) -> RerankPlan<'a> {
+        RerankPlan { reranker: self.reranker, depth, combine: Combine::Learned(&self.manifest.combination) }
+    }
+}
+
+impl Reranker for TrainedReranker {
+    fn name(&self) -> &str {
+        "cross_encoder"
+    }
+
+    fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>> {
+        match &self.worker {
+            Some(worker) => worker.score(query, texts),
+            None => self.model.score(query, texts),
+        }
+    }
+}
+
+/// The rerank stage of a search: as the request asks, or the generation's default (its trained
+/// reranker when the manifest enables it by default and there is a query, else none).
+///
+/// # Errors
+/// Reranking asked for without a query, a trained reranker the generation lacks, a depth out
+/// of bounds, or a late-interaction weight that is negative or not finite.
+pub fn search_plan<'a>(
+    options: Option<&RerankOptions>,
+    has_query: bool,
+    trained: Option<Trained<'a>>,
+    late_interaction: &'a dyn Reranker,
+) -> Result<Option<RerankPlan<'a>>> {
+    let options = match options {
+        None => {
+            return Ok(trained
+                .filter(|t| t.manifest.enabled_by_default && has_query)
+                .map(|t| t.plan(t.manifest.depth)));
+        }
+        Some(options) if !options.enabled => return Ok(None),
+        Some(options) => options,
+    };
+    if !has_query {
+        return Err(Error::invalid("rerank", "reranking needs a query"));
+    }
+    let kind = options.reranker.unwrap_or(if trained.is_some() {
+        RerankerKind::Trained
+    } else {
+        RerankerKind::LateInteraction
+    });
+    match kind {
+        RerankerKind::Trained => {
+            let trained = trained.ok_or_else(|| Error::Unavailable {
+                what: "the trained reranker".into(),
+                reason: "this generation has none; train one with `hyrank train-reranker`".into(),
+            })?;
+            Ok(Some(trained.plan(check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?)))
+        }
+        RerankerKind::LateInteraction => {
+            if !options.weight.is_finite() || options.weight < 0.0 {
+                return Err(Error::invalid("rerank.weight", "must be a finite, non-negative number"));
+            }
+            Ok(Some(RerankPlan {
+                reranker: late_interaction,
+                depth: check_rerank_depth(options.depth.unwrap_or(defaults::LATE_INTERACTION_DEPTH))?,
+                combine: Combine::Add { weight: options.weight },
+            }))
+        }
+    }
+}
+
+/// The rerank stage of a recommendation: as asked, or the generation's default. Only the
+/// trained recommendation reranker reranks recommendations.
+///
+/// # Errors
+/// Late interaction asked for, a reranker the generation lacks, or a depth out of bounds.
+pub fn recommend_plan<'a>(
+    options: Option<&RerankOptions>,
+    trained: Option<Trained<'a>>,
+) -> Result<Option<RerankPlan<'a>>> {
+    let options = match options {
+        None => return Ok(trained.filter(|t| t.manifest.enabled_by_default).map(|t| t.plan(t.manifest.depth))),
+        Some(options) if !options.enabled => return Ok(None),
+        Some(options) => options,
+    };
+    if options.reranker == Some(RerankerKind::LateInteraction) {
+        return Err(Error::invalid(
+            "rerank.reranker",
+            "late_interaction reranks searches only; recommendations use the trained recommendation reranker",
+        ));
+    }
+    let trained = trained.ok_or_else(|| Error::Unavailable {
+        what: "the trained recommendation reranker".into(),
+        reason: "this generation has none; train one with `hyrank train-reranker --interactions`".into(),
+    })?;
+    Ok(Some(trained.plan(check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?)))
 }
 
 /// MaxSim over MiniLM's contextual token embeddings.
@@ -52,13 +224,11 @@ impl Reranker for LateInteractionReranker {
         "late_interaction_minilm"
     }
 
-    fn score(&self, query: &str, items: &[&Item]) -> Result<Vec<f32>> {
+    fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>> {
         let query_tokens = self.embedder.token_embeddings(&[query])?.pop().unwrap_or_default();
-        let contents: Vec<String> = items.iter().map(|item| item.content()).collect();
-        let mut scores = Vec::with_capacity(items.len());
-        for chunk in contents.chunks(self.embedder.batch_size()) {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            for document in self.embedder.token_embeddings(&refs)? {
+        let mut scores = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.embedder.batch_size()) {
+            for document in self.embedder.token_embeddings(chunk)? {
                 scores.push(max_sim(&query_tokens, &document));
             }
         }
@@ -68,7 +238,130 @@ impl Reranker for LateInteractionReranker {
 
 #[cfg(test)]
 mod tests {
-    use super::max_sim;
+    use super::*;
+    use crate::cross::CrossEncoderSettings;
+    use crate::generation::{TrainingRecord, ValidationRecord};
+    use crate::request::MAX_RERANK;
+
+    /// A reranker that scores by text length: enough to tell plans apart.
+    struct Fake(&'static str);
+
+    impl Reranker for Fake {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn score(&self, _query: &str, texts: &[&str]) -> Result<Vec<f32>> {
+            Ok(texts.iter().map(|t| t.len() as f32).collect())
+        }
+    }
+
+    fn manifest(depth: usize, enabled_by_default: bool) -> RerankerManifest {
+        RerankerManifest {
+            file: "reranker.safetensors".into(),
+            base_model_sha256: "sha".into(),
+            shape: CrossEncoderSettings::DEFAULT,
+            depth,
+            combination: Combination { bias: 0.5, weights: Default::default() },
+            enabled_by_default,
+            training: TrainingRecord {
+                supervision: Vec::new(),
+                train_queries: 0,
+                train_pairs: 0,
+                validation_queries: 0,
+                hard_negatives: 0,
+                random_negatives: 0,
+                learning_rate: 0.0,
+                head_learning_rate: 0.0,
+                epochs_run: 0,
+                best_epoch: 0,
+                epoch_loss: Vec::new(),
+                epoch_validation: Vec::new(),
+                initial_validation: 0.0,
+                device: "cpu".into(),
+                seconds: 0.0,
+                seed: 0,
+            },
+            validation: ValidationRecord {
+                queries: 0,
+                hybrid_ndcg10: 0.0,
+                logit_ndcg10: 0.0,
+                combined_ndcg10: 0.0,
+                cross_fitted_ndcg10: 0.0,
+                gain_interval: [0.0, 0.0],
+            },
+            context: None,
+        }
+    }
+
+    /// (reranker name, depth, whether the combination is learned) of a plan.
+    fn shape(plan: Option<RerankPlan<'_>>) -> Option<(String, usize, bool)> {
+        plan.map(|p| (p.reranker.name().to_string(), p.depth, matches!(p.combine, Combine::Learned(_))))
+    }
+
+    #[test]
+    fn a_bare_search_reranks_only_when_the_manifest_enables_it_and_there_is_a_query() {
+        let (model, late) = (Fake("cross_encoder"), Fake("late"));
+        let on = manifest(30, true);
+        let off = manifest(30, false);
+        let trained = |m| Some(Trained { reranker: &model, manifest: m });
+        assert_eq!(
+            shape(search_plan(None, true, trained(&on), &late).unwrap()),
+            Some(("cross_encoder".into(), 30, true))
+        );
+        assert_eq!(shape(search_plan(None, false, trained(&on), &late).unwrap()), None, "no query, no default rerank");
+        assert_eq!(shape(search_plan(None, true, trained(&off), &late).unwrap()), None, "opt-in stays off");
+        assert_eq!(shape(search_plan(None, true, None, &late).unwrap()), None);
+        let off_request = RerankOptions::off();
+        assert_eq!(shape(search_plan(Some(&off_request), true, trained(&on), &late).unwrap()), None);
+    }
+
+    #[test]
+    fn an_explicit_rerank_picks_the_trained_model_when_there_is_one_else_late_interaction() {
+        let (model, late) = (Fake("cross_encoder"), Fake("late"));
+        let m = manifest(30, false);
+        let any = RerankOptions { depth: None, ..RerankOptions::top(1, None) };
+        let trained = Some(Trained { reranker: &model, manifest: &m });
+        assert_eq!(
+            shape(search_plan(Some(&any), true, trained, &late).unwrap()),
+            Some(("cross_encoder".into(), 30, true))
+        );
+        assert_eq!(
+            shape(search_plan(Some(&any), true, None, &late).unwrap()),
+            Some(("late".into(), defaults::LATE_INTERACTION_DEPTH, false))
+        );
+        let deep = RerankOptions::top(50, Some(RerankerKind::LateInteraction));
+        assert_eq!(shape(search_plan(Some(&deep), true, trained, &late).unwrap()), Some(("late".into(), 50, false)));
+    }
+
+    #[test]
+    fn search_plans_refuse_what_cannot_be_done() {
+        let late = Fake("late");
+        let trained_only = RerankOptions::top(10, Some(RerankerKind::Trained));
+        let err = search_plan(Some(&trained_only), true, None, &late).err().unwrap();
+        assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+        let any = RerankOptions::top(10, None);
+        assert!(search_plan(Some(&any), false, None, &late).is_err(), "reranking needs a query");
+        let too_deep = RerankOptions::top(MAX_RERANK + 1, None);
+        assert!(search_plan(Some(&too_deep), true, None, &late).is_err());
+        for weight in [-1.0, f64::NAN, f64::INFINITY] {
+            let bad = RerankOptions { weight, ..RerankOptions::top(10, Some(RerankerKind::LateInteraction)) };
+            assert!(search_plan(Some(&bad), true, None, &late).is_err(), "weight {weight}");
+        }
+    }
+
+    #[test]
+    fn recommendations_rerank_only_with_the_trained_recommendation_reranker() {
+        let model = Fake("cross_encoder");
+        let on = manifest(20, true);
+        let trained = Some(Trained { reranker: &model, manifest: &on });
+        assert_eq!(shape(recommend_plan(None, trained).unwrap()), Some(("cross_encoder".into(), 20, true)));
+        assert_eq!(shape(recommend_plan(None, None).unwrap()), None);
+        let deeper = RerankOptions::top(40, None);
+        assert_eq!(shape(recommend_plan(Some(&deeper), trained).unwrap()), Some(("cross_encoder".into(), 40, true)));
+        let late = RerankOptions::top(10, Some(RerankerKind::LateInteraction));
+        assert!(recommend_plan(Some(&late), trained).is_err());
+        assert!(matches!(recommend_plan(Some(&deeper), None), Err(Error::Unavailable { .. })));
+    }
 
     #[test]
     fn max_sim_takes_each_query_tokens_best_match() {

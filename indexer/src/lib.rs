@@ -1,11 +1,14 @@
 //! hyrank's batch indexer: validates a catalog and interactions ([`input`]), then builds and
-//! publishes one index generation ([`pipeline`]).
+//! publishes one index generation ([`pipeline`]); reads relevance supervision ([`judgments`]) for
+//! the reranker trainer ([`train`]) and the evaluation ([`eval`]).
 #![warn(missing_docs)]
 
 pub mod error;
 pub mod eval;
 pub mod input;
+pub mod judgments;
 pub mod pipeline;
+pub mod progress;
 pub mod train;
 
 pub use error::{IndexError, Reject};

@@ -9,7 +9,7 @@ use hyrank_engine::cf::AlsSettings;
 use hyrank_engine::cross::CrossEncoderSettings;
 use hyrank_engine::dense::HnswSettings;
 use hyrank_engine::lexical::LexicalSettings;
-use hyrank_engine::{DeviceChoice, EmbedderSettings};
+use hyrank_engine::{DeviceChoice, EmbedderSettings, Precision};
 use hyrank_indexer::eval::recommend::SplitKind;
 use hyrank_indexer::train::defaults;
 use hyrank_indexer::{CatalogFormat, CatalogKind, IndexSettings, InteractionFormat, OnError};
@@ -136,7 +136,7 @@ fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
     settings.max_train_queries = args.max_train_queries;
     settings.depth = args.depth;
     settings.seed = args.seed;
-    settings.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    settings.progress = true;
     let summary = hyrank_indexer::train::train(&settings).context("training the reranker failed")?;
     println!("published {}", summary.dir.display());
     println!("{}", serde_json::to_string_pretty(&summary.reranker)?);
@@ -184,7 +184,7 @@ struct EvalRecommendArgs {
     #[arg(long, default_value_t = 1.0)]
     cf_weight: f64,
     /// Hybrid mode: weight of the content list in fusion (the API's default is 0.3).
-    #[arg(long, default_value_t = hyrank_engine::engine::RECOMMEND_CONTENT_WEIGHT)]
+    #[arg(long, default_value_t = hyrank_engine::request::defaults::RECOMMEND_CONTENT_WEIGHT)]
     content_weight: f64,
     /// Hybrid mode: `share` gives CF's weight to content for items without interactions,
     /// `ignore` fuses them plainly (the API's default for recommendations).
@@ -224,7 +224,7 @@ fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
         min_weight: args.min_weight,
         k: args.k,
         candidates: args.candidates,
-        weights: hyrank_engine::engine::Weights {
+        weights: hyrank_engine::request::Weights {
             bm25: None,
             dense: Some(args.content_weight),
             cf: Some(args.cf_weight),
@@ -291,10 +291,11 @@ fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         let settings = IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone());
         print!("{}", hyrank_indexer::build(&settings).context("indexing the corpus")?.render());
     }
-    let mut engine = hyrank_engine::Engine::open(&args.index_dir, &embedder).context("opening the index")?;
     // Every configuration encodes the same queries: with the cache on, later configurations
     // would report latencies without query encoding.
-    engine.set_query_cache_entries(0);
+    let runtime = hyrank_engine::RuntimeSettings { query_cache_entries: 0, ..Default::default() };
+    let engine =
+        hyrank_engine::Engine::open_with_runtime(&args.index_dir, &embedder, runtime).context("opening the index")?;
     let settings = SearchEvalSettings {
         data_dir: args.data,
         split: args.split,
@@ -315,12 +316,20 @@ struct CheckModelArgs {
     /// Reference embeddings written by scripts/make_goldens.py.
     #[arg(long, default_value = "fixtures/golden_embeddings.json")]
     golden: PathBuf,
-    /// Lowest acceptable cosine to the reference.
-    #[arg(long, default_value_t = 0.999)]
-    min_cosine: f32,
+    /// Lowest acceptable cosine to the reference [default: 0.999 at f32, 0.99 at a reduced
+    /// precision].
+    #[arg(long)]
+    min_cosine: Option<f32>,
     /// Also time embedding this catalog (JSONL, title + text), reporting items per second.
     #[arg(long)]
     throughput_catalog: Option<PathBuf>,
+    /// Also time encoding each line of this file alone (one query per line), as the query
+    /// path does, reporting p50 and p99 in milliseconds.
+    #[arg(long)]
+    latency_queries: Option<PathBuf>,
+    /// Throughput runs over the catalog; the median is reported.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
 }
 
 /// Compares the model's embeddings with the goldens on the requested device; fails below
@@ -329,6 +338,8 @@ fn check_model(args: CheckModelArgs) -> anyhow::Result<()> {
     let settings = args.model.settings()?;
     let device = settings.device;
     let embedder = hyrank_engine::Embedder::load(&settings).context("loading the model")?;
+    let precision = embedder.precision();
+    let min_cosine = args.min_cosine.unwrap_or(if precision == Precision::F32 { 0.999 } else { 0.99 });
     let text = std::fs::read_to_string(&args.golden).with_context(|| format!("reading {}", args.golden.display()))?;
     let golden: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", args.golden.display()))?;
@@ -351,21 +362,51 @@ fn check_model(args: CheckModelArgs) -> anyhow::Result<()> {
         let preview: String = case["text"].as_str().unwrap_or("").chars().take(40).collect();
         println!("cosine {cosine:.6}  {preview:?}");
     }
-    println!("device {device}: worst cosine {worst:.6} over {} cases (need >= {})", got.len(), args.min_cosine);
-    anyhow::ensure!(worst >= args.min_cosine, "embeddings differ from sentence-transformers");
+    println!("device {device}, {precision}: worst cosine {worst:.6} over {} cases (need >= {min_cosine})", got.len());
+    anyhow::ensure!(worst >= min_cosine, "embeddings differ from sentence-transformers");
     if let Some(path) = args.throughput_catalog {
         let catalog = hyrank_indexer::input::read_catalog(&path, &hyrank_indexer::CatalogFormat::default())?;
         let texts: Vec<String> = catalog.items.iter().map(hyrank_engine::Item::content).collect();
         embedder.embed_many(&texts[..texts.len().min(64)], |_| {})?; // warm-up: kernels, allocations
-        let start = std::time::Instant::now();
-        embedder.embed_many(&texts, |_| {})?;
-        let seconds = start.elapsed().as_secs_f64();
+        let mut rates = Vec::new();
+        for _ in 0..args.repeats.max(1) {
+            let start = std::time::Instant::now();
+            embedder.embed_many(&texts, |_| {})?;
+            let seconds = start.elapsed().as_secs_f64();
+            rates.push(texts.len() as f64 / seconds);
+            println!(
+                "device {device}, {precision}: embedded {} items in {seconds:.2} s = {:.1} items/s (batch {}, max_tokens {})",
+                texts.len(),
+                texts.len() as f64 / seconds,
+                embedder.batch_size(),
+                settings.max_tokens
+            );
+        }
+        rates.sort_by(f64::total_cmp);
         println!(
-            "device {device}: embedded {} items in {seconds:.2} s = {:.1} items/s (batch {}, max_tokens {})",
-            texts.len(),
-            texts.len() as f64 / seconds,
-            embedder.batch_size(),
-            settings.max_tokens
+            "device {device}, {precision}: median {:.1} items/s over {} runs",
+            rates[rates.len() / 2],
+            rates.len()
+        );
+    }
+    if let Some(path) = args.latency_queries {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let queries: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        anyhow::ensure!(!queries.is_empty(), "{} holds no queries", path.display());
+        embedder.embed(queries[0])?; // warm-up
+        let mut ms: Vec<f64> = Vec::with_capacity(queries.len());
+        for query in &queries {
+            let start = std::time::Instant::now();
+            embedder.embed(query)?;
+            ms.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        let at = |p: f64| ms[((p / 100.0) * (ms.len() - 1) as f64).round() as usize];
+        println!(
+            "device {device}, {precision}: {} queries one at a time: query p50 {:.2} ms, p99 {:.2} ms",
+            ms.len(),
+            at(50.0),
+            at(99.0)
         );
     }
     Ok(())
@@ -391,19 +432,19 @@ struct IndexArgs {
     #[command(flatten)]
     als: AlsArgs,
     /// BM25: multiplier on title matches.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = LexicalSettings::default().title_boost)]
     title_boost: f32,
     /// BM25: index words as written (lower-cased) instead of English stems.
     #[arg(long)]
     no_stemming: bool,
     /// HNSW: neighbours per node (M).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = HnswSettings::default().max_connections)]
     hnsw_m: usize,
     /// HNSW: candidate list size while building.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = HnswSettings::default().ef_construction)]
     ef_construction: usize,
     /// HNSW: candidate list size while searching (raised to k when smaller).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = HnswSettings::default().ef_search)]
     ef_search: usize,
 }
 
@@ -481,11 +522,16 @@ struct ModelArgs {
     #[arg(long, env = "HYRANK_DEVICE", default_value = "auto")]
     device: String,
     /// Token limit per item (sentence-transformers uses 256 for this model).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = hyrank_engine::embed::DEFAULT_MAX_TOKENS)]
     max_tokens: usize,
     /// Items per embedding batch (default: 8 on CPU, 64 on a GPU).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Number format of the transformer: f32, f16 or bf16 (GPU), int8 (CPU: Q8_0 weights).
+    /// Indexing: recorded in the generation (default f32). Serving and evaluating: the
+    /// generation's by default; another one is refused.
+    #[arg(long, env = "HYRANK_PRECISION")]
+    precision: Option<String>,
 }
 
 impl ModelArgs {
@@ -497,6 +543,7 @@ impl ModelArgs {
             device,
             max_tokens: self.max_tokens,
             batch_size: self.batch_size,
+            precision: self.precision.as_deref().map(str::parse).transpose().context("--precision")?,
         })
     }
 }
@@ -504,22 +551,22 @@ impl ModelArgs {
 #[derive(Args)]
 struct AlsArgs {
     /// ALS latent factors.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = AlsSettings::default().factors)]
     factors: usize,
     /// ALS L2 regularisation.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = AlsSettings::default().regularization)]
     regularization: f32,
     /// ALS confidence scale (confidence = alpha × weight).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = AlsSettings::default().alpha)]
     alpha: f32,
     /// ALS iterations.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = AlsSettings::default().iterations)]
     iterations: usize,
     /// Conjugate-gradient steps per ALS solve.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = AlsSettings::default().cg_steps)]
     cg_steps: usize,
     /// Seed for ALS initialisation.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = AlsSettings::default().seed)]
     seed: u64,
 }
 
@@ -556,7 +603,7 @@ impl IndexArgs {
                 ef_search: self.ef_search,
             },
             on_error: self.on_error,
-            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            progress: true,
         })
     }
 }
@@ -579,7 +626,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "warn,hnsw_rs=error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG")
+                .unwrap_or_else(|_| "warn,hyrank_indexer=info,hnsw_rs=error".into()),
         )
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: log files and collectors get plain text.

@@ -8,15 +8,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hyrank_engine::cf::{self, AlsSettings, Csr};
 use hyrank_engine::dense::{HnswSettings, Metric, VectorIndex};
-use hyrank_engine::engine::{files, write_factors};
 use hyrank_engine::generation::{self, Counts, Manifest, Sources, StageTiming, FORMAT_VERSION};
+use hyrank_engine::generation::{files, write_factors};
 use hyrank_engine::lexical::{LexicalIndex, LexicalSettings};
 use hyrank_engine::store::{Interaction, MetaStore, SledStore, UserRecord};
 use hyrank_engine::{Embedder, EmbedderSettings};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{IndexError, Reject, Result};
 use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
+use crate::progress::Progress;
 
 /// What to do with bad input rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -51,7 +51,7 @@ pub struct IndexSettings {
     pub hnsw: HnswSettings,
     /// Bad rows.
     pub on_error: OnError,
-    /// Draw progress bars (on a terminal).
+    /// Report progress: bars on a terminal, a line every 10 s elsewhere (`progress.rs`).
     pub progress: bool,
 }
 
@@ -69,7 +69,7 @@ impl IndexSettings {
             lexical: LexicalSettings::default(),
             hnsw: HnswSettings::default(),
             on_error: OnError::Fail,
-            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            progress: true,
         }
     }
 }
@@ -105,17 +105,6 @@ impl Stages {
         self.timings.push(StageTiming { stage: stage.to_string(), seconds });
         self.started = Instant::now();
     }
-}
-
-fn bar(enabled: bool, len: u64, template: &str) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// Runs the whole pipeline and publishes a generation.
@@ -156,41 +145,45 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
 
     // Load the model before any long stage, so a missing model fails in seconds.
     let embedder = Embedder::load(&settings.embedder)?;
-    let building = generation::begin(&settings.index_dir)?;
-    let result =
-        build_into(settings, &building.dir, &embedder, &catalog.items, interactions.as_ref(), &rejects, &mut stages);
-    let (counts, rejects_file) = match result {
-        Ok(out) => out,
-        Err(e) => {
-            building.abandon();
-            return Err(e);
-        }
-    };
-    let mut manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        generation: building.name.clone(),
-        built_at_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        model: embedder.identity().clone(),
-        max_tokens: settings.embedder.max_tokens,
-        counts: Counts {
-            rejected_items: catalog.rejects.len(),
-            rejected_interactions: interactions.as_ref().map_or(0, |i| i.rejects.len()),
-            ..counts
-        },
-        lexical: settings.lexical,
-        hnsw: settings.hnsw,
-        cf: interactions.as_ref().map(|_| settings.als.clone()),
-        sources: Sources {
-            catalog: settings.catalog.display().to_string(),
-            interactions: settings.interactions.as_ref().map(|p| p.display().to_string()),
-        },
-        stages: Vec::new(),
-        reranker: None,
-        recommend_reranker: None,
-    };
-    stages.done("publish");
-    manifest.stages = stages.timings;
-    let dir = building.publish(&manifest)?;
+    let mut rejects_file = None;
+    let (dir, manifest) = generation::build(&settings.index_dir, |building| {
+        let (counts, rejects) = build_into(
+            settings,
+            &building.dir,
+            &embedder,
+            &catalog.items,
+            interactions.as_ref(),
+            &rejects,
+            &mut stages,
+        )?;
+        rejects_file = rejects;
+        let mut manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            generation: building.name.clone(),
+            built_at_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            model: embedder.identity().clone(),
+            max_tokens: settings.embedder.max_tokens,
+            precision: embedder.precision(),
+            counts: Counts {
+                rejected_items: catalog.rejects.len(),
+                rejected_interactions: interactions.as_ref().map_or(0, |i| i.rejects.len()),
+                ..counts
+            },
+            lexical: settings.lexical,
+            hnsw: settings.hnsw,
+            cf: interactions.as_ref().map(|_| settings.als.clone()),
+            sources: Sources {
+                catalog: settings.catalog.display().to_string(),
+                interactions: settings.interactions.as_ref().map(|p| p.display().to_string()),
+            },
+            stages: Vec::new(),
+            reranker: None,
+            recommend_reranker: None,
+        };
+        stages.done("publish");
+        manifest.stages = std::mem::take(&mut stages.timings);
+        Ok::<_, IndexError>(manifest)
+    })?;
     let rejects_file = rejects_file.map(|name| dir.join(name));
     Ok(Summary { sizes: sizes(&dir), peak_memory_bytes: peak_memory(), dir, manifest, rejects_file })
 }
@@ -237,10 +230,14 @@ fn build_into(
             .flat_map(|(u, h)| h.values().map(move |i| (u as u32, i.item, i.weight)))
             .collect();
         let matrix = Csr::from_triples(user_ids.len(), items.len(), &triples);
-        let progress =
-            bar(settings.progress, settings.als.iterations as u64, "ALS   {bar:40} {pos}/{len} iterations [{elapsed}]");
-        let model = cf::train(&matrix, &settings.als, |done| progress.set_position(done as u64))?;
-        progress.finish_and_clear();
+        let progress = Progress::new(
+            settings.progress,
+            settings.als.iterations as u64,
+            "ALS iterations",
+            "ALS   {bar:40} {pos}/{len} iterations [{elapsed}]",
+        );
+        let model = cf::train(&matrix, &settings.als, |done| progress.set(done as u64))?;
+        progress.finish();
         stages.done("train cf");
 
         let item_graph = VectorIndex::build(
@@ -260,10 +257,14 @@ fn build_into(
     }
 
     let texts: Vec<String> = items.iter().map(hyrank_engine::Item::content).collect();
-    let progress =
-        bar(settings.progress, texts.len() as u64, "embed {bar:40} {pos}/{len} items {per_sec} [{elapsed}<{eta}]");
-    let vectors = embedder.embed_many(&texts, |done| progress.set_position(done as u64))?;
-    progress.finish_and_clear();
+    let progress = Progress::new(
+        settings.progress,
+        texts.len() as u64,
+        "embed items",
+        "embed {bar:40} {pos}/{len} items {per_sec} [{elapsed}<{eta}]",
+    );
+    let vectors = embedder.embed_many(&texts, |done| progress.set(done as u64))?;
+    progress.finish();
     stages.done("embed items");
 
     let flat: Vec<f32> = vectors.into_iter().flatten().collect();

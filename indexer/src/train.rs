@@ -28,22 +28,25 @@ use std::time::Instant;
 use candle_core::{Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use hyrank_engine::cf::{self, Csr};
-use hyrank_engine::cross::{Combination, CrossEncoder, CrossEncoderSettings, Features, FrozenPass, TrainableVars};
-use hyrank_engine::engine::{Candidate, CfItems, SearchRequest, UserView};
+use hyrank_engine::combination::{Combination, Features};
+use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings, FrozenPass, TrainableVars};
+use hyrank_engine::engine::UserView;
 use hyrank_engine::generation::{
-    self, RecommendContextSettings, RerankerManifest, StageTiming, TrainingRecord, ValidationRecord,
+    self, files, RecommendContextSettings, RerankerManifest, StageTiming, TrainingRecord, ValidationRecord,
 };
+use hyrank_engine::request::{Candidate, SearchRequest};
+use hyrank_engine::retrieve::CfItems;
 use hyrank_engine::store::Interaction;
 use hyrank_engine::RecommendRequest;
 use hyrank_engine::{EmbedderSettings, Engine};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{IndexError, Result};
 use crate::eval::metrics::{ndcg_at, Judgments};
-use crate::eval::search::{read_qrels, read_queries};
+use crate::judgments::{read_click_log, read_qrels, read_queries};
+use crate::progress::Progress;
 
 /// Where the supervision comes from.
 #[derive(Debug, Clone)]
@@ -204,7 +207,7 @@ impl TrainSettings {
                 return bad("targets-per-user", "must be at least 1");
             }
         }
-        if self.depth < 10 || self.depth > hyrank_engine::engine::MAX_RERANK {
+        if self.depth < 10 || self.depth > hyrank_engine::request::MAX_RERANK {
             return bad("depth", "must be between 10 and the engine's rerank limit (200)");
         }
         Ok(())
@@ -319,45 +322,7 @@ fn read_supervision(supervision: &Supervision, engine: &Engine) -> Result<(Vec<E
             }
         }
         Supervision::Clicks(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| input_error(path, format!("cannot read: {e}")))?;
-            let mut by_query: BTreeMap<String, Judgments> = BTreeMap::new();
-            for (number, line) in text.lines().enumerate() {
-                let line_no = number + 1;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let fields: Vec<&str> = line.split('\t').collect();
-                if number == 0 && fields.first() == Some(&"query") {
-                    continue;
-                }
-                let [query, item, clicked] = fields[..] else {
-                    return Err(input_error(
-                        path,
-                        format!("line {line_no}: expected query, item, clicked (tab-separated)"),
-                    ));
-                };
-                if query.trim().is_empty() {
-                    return Err(input_error(path, format!("line {line_no}: field `query` is empty")));
-                }
-                if !known.contains(item) {
-                    return Err(input_error(
-                        path,
-                        format!("line {line_no}: field `item`: {item:?} is not in the catalog"),
-                    ));
-                }
-                let grade = match clicked.trim() {
-                    "1" | "true" => 1,
-                    "0" | "false" => 0,
-                    other => {
-                        return Err(input_error(
-                            path,
-                            format!("line {line_no}: field `clicked`: {other:?} is not 1 or 0"),
-                        ))
-                    }
-                };
-                let entry = by_query.entry(query.trim().to_string()).or_default().entry(item.to_string()).or_insert(0);
-                *entry = (*entry).max(grade);
-            }
+            let by_query = read_click_log(path, &known)?;
             examples.extend(by_query.into_iter().enumerate().map(|(group, (text, judged))| Example {
                 text,
                 judged,
@@ -392,18 +357,8 @@ struct ValidationQuery {
     frozen: Vec<FrozenPass>,
 }
 
-fn progress_bar(show: bool, len: usize, what: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(what.to_string());
-    bar
+fn progress_bar(show: bool, len: usize, what: &str) -> Progress {
+    Progress::new(show, len as u64, what, "{prefix:>14} [{bar:30}] {pos}/{len} {msg} ({eta})")
 }
 
 /// nDCG@10 of candidates ordered by `scores` (higher first; ties keep the retrieval order).
@@ -500,11 +455,104 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     settings.check()?;
     let start = Instant::now();
     let engine = Engine::open(&settings.index_dir, &settings.model)?;
+    // 1. Supervision.
     let (examples, replay_items) = read_supervision(&settings.supervision, &engine)?;
     let mut rng = StdRng::seed_from_u64(settings.seed);
-    // The split is over groups (a user's replays stay together), in a seeded order.
+    // 2. Split.
+    let (mut train_examples, validation_examples) = split(examples, settings.validation_fraction, &mut rng)?;
+    if let Some(limit) = settings.max_train_queries {
+        train_examples.truncate(limit.max(1));
+    }
+    let miner = Miner { engine: &engine, replay_items: replay_items.as_ref(), request: RecommendRequest::new("") };
+    let (model, vars) = CrossEncoder::for_training(engine.embedder(), settings.shape, settings.seed)?;
+    tracing::info!(train = train_examples.len(), validation = validation_examples.len(), "reranker supervision read");
+    // 3 and 4. Negatives, and the frozen pass over every pair.
+    let (groups, train_pairs) = training_groups(&miner, &model, &train_examples, settings, &mut rng)?;
+    let validation = validation_queries(&miner, &model, &validation_examples, settings)?;
+    let hybrid_per_query: Vec<f64> = validation
+        .iter()
+        .map(|q| ndcg_of(q, &q.candidates.iter().map(|c| c.fused_score).collect::<Vec<_>>()))
+        .collect();
+    let hybrid_ndcg = mean(hybrid_per_query.iter().copied());
+    tracing::info!(
+        "reranker: {} training groups ({} pairs) from {} queries; {} validation queries, hybrid nDCG@10 {:.4}",
+        groups.len(),
+        train_pairs,
+        train_examples.len(),
+        validation.len(),
+        hybrid_ndcg
+    );
+    // 5. Epochs.
+    let epochs = run_epochs(&model, &vars, &groups, &validation, settings, &mut rng)?;
+    // 6. Combination and verdict.
+    let verdict = fit_combination(&validation, &epochs.kept.logits, &hybrid_per_query, settings.seed);
+    tracing::info!(
+        "reranker: kept epoch {}; validation nDCG@10: hybrid {hybrid_ndcg:.4}, logit {:.4}, combined {:.4} (cross-fitted {:.4}, gain 90% interval [{:+.4}, {:+.4}]) → {}",
+        epochs.kept.epoch,
+        epochs.kept.ndcg,
+        verdict.combined_ndcg,
+        verdict.cross_fitted_ndcg,
+        verdict.gain_interval[0],
+        verdict.gain_interval[1],
+        if verdict.enabled() { "enabled by default" } else { "opt-in only (no gain over the hybrid that holds up)" }
+    );
+    // 7. Publish.
+    let supervision = match &settings.supervision {
+        Supervision::Judgments { queries, qrels } => vec![queries.display().to_string(), qrels.display().to_string()],
+        Supervision::Clicks(path) => vec![path.display().to_string()],
+        Supervision::Interactions { .. } => {
+            vec![format!("interactions of generation {}", engine.manifest().generation)]
+        }
+    };
+    let context = match settings.supervision {
+        Supervision::Interactions { context_titles, .. } => Some(RecommendContextSettings { titles: context_titles }),
+        _ => None,
+    };
+    let enabled = verdict.enabled();
+    let reranker = RerankerManifest {
+        file: if context.is_some() { files::RECOMMEND_RERANKER } else { files::RERANKER }.to_string(),
+        base_model_sha256: engine.manifest().model.sha256.clone(),
+        shape: settings.shape,
+        depth: settings.depth,
+        combination: verdict.combination,
+        enabled_by_default: enabled,
+        training: TrainingRecord {
+            supervision,
+            train_queries: train_examples.len(),
+            train_pairs,
+            validation_queries: validation.len(),
+            hard_negatives: settings.hard_negatives,
+            random_negatives: settings.random_negatives,
+            learning_rate: settings.learning_rate,
+            head_learning_rate: settings.head_learning_rate,
+            epochs_run: epochs.loss.len(),
+            best_epoch: epochs.kept.epoch,
+            epoch_loss: epochs.loss,
+            epoch_validation: epochs.validation,
+            initial_validation: epochs.initial_validation,
+            device: format!("{:?}", model.device()),
+            seconds: start.elapsed().as_secs_f64(),
+            seed: settings.seed,
+        },
+        validation: ValidationRecord {
+            queries: validation.len(),
+            hybrid_ndcg10: hybrid_ndcg,
+            logit_ndcg10: epochs.kept.ndcg,
+            combined_ndcg10: verdict.combined_ndcg,
+            cross_fitted_ndcg10: verdict.cross_fitted_ndcg,
+            gain_interval: verdict.gain_interval,
+        },
+        context,
+    };
+    let dir = publish_with_reranker(&settings.index_dir, &engine, &vars, &reranker, start)?;
+    Ok(TrainSummary { dir, reranker })
+}
+
+/// Splits the examples into training and validation by group (a user's replays stay
+/// together), in a seeded order: `(train, validation)`, the training order shuffled.
+fn split(examples: Vec<Example>, validation_fraction: f64, rng: &mut StdRng) -> Result<(Vec<Example>, Vec<Example>)> {
     let mut groups_order: Vec<usize> = examples.iter().map(|e| e.group).collect::<BTreeSet<_>>().into_iter().collect();
-    groups_order.shuffle(&mut rng);
+    groups_order.shuffle(rng);
     if groups_order.len() < 2 {
         return Err(IndexError::Settings {
             setting: "supervision".into(),
@@ -513,18 +561,29 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         });
     }
     let validation_count =
-        ((groups_order.len() as f64 * settings.validation_fraction).round() as usize).clamp(1, groups_order.len() - 1);
+        ((groups_order.len() as f64 * validation_fraction).round() as usize).clamp(1, groups_order.len() - 1);
     let rank: BTreeMap<usize, usize> = groups_order.iter().enumerate().map(|(rank, &g)| (g, rank)).collect();
     let mut examples = examples;
     examples.sort_by_key(|e| rank[&e.group]);
     let split_at = examples.iter().take_while(|e| rank[&e.group] < validation_count).count();
     let mut train_examples = examples.split_off(split_at);
-    let validation_examples = examples;
     // A user's replays are adjacent after the sort; shuffle the training order across users.
-    train_examples.shuffle(&mut rng);
-    let recommend_request = RecommendRequest::new("");
-    let candidates_for = |example: &Example, depth: usize| -> Result<Vec<Candidate>> {
-        Ok(match (&example.replay, &replay_items) {
+    train_examples.shuffle(rng);
+    Ok((train_examples, examples))
+}
+
+/// Where candidates come from: the generation's hybrid search for a query, or its
+/// recommender replayed for a user (with the item factors of the model trained without the
+/// held-out items).
+struct Miner<'a> {
+    engine: &'a Engine,
+    replay_items: Option<&'a CfItems>,
+    request: RecommendRequest,
+}
+
+impl Miner<'_> {
+    fn candidates(&self, example: &Example, depth: usize) -> Result<Vec<Candidate>> {
+        Ok(match (&example.replay, self.replay_items) {
             (Some(replay), Some(items)) => {
                 let view = UserView {
                     history: &replay.history,
@@ -532,31 +591,36 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
                     factors: Some(&replay.factors),
                     cf_items: Some(items),
                 };
-                engine.recommend_candidates(&view, &recommend_request, depth)?
+                self.engine.recommend_candidates(&view, &self.request, depth)?
             }
-            _ => engine.candidates(&SearchRequest::new(example.text.clone()), depth)?,
+            _ => self.engine.candidates(&SearchRequest::new(example.text.clone()), depth)?,
         })
-    };
-    if let Some(limit) = settings.max_train_queries {
-        train_examples.truncate(limit.max(1));
     }
-    let (model, vars) = CrossEncoder::for_training(engine.embedder(), settings.shape, settings.seed)?;
-    tracing::info!(train = train_examples.len(), validation = validation_examples.len(), "reranker supervision read");
+}
 
-    // Groups: each positive with hard negatives from our own hybrid ranking and random ones.
+/// Each positive with hard negatives from the generation's own ranking and random ones, run
+/// through the frozen layers once: the groups every epoch trains on, and the pair count.
+fn training_groups(
+    miner: &Miner<'_>,
+    model: &CrossEncoder,
+    train_examples: &[Example],
+    settings: &TrainSettings,
+    rng: &mut StdRng,
+) -> Result<(Vec<Group>, usize)> {
+    let engine = miner.engine;
     let items = engine.len() as u32;
     let mut groups = Vec::new();
     let bar = progress_bar(settings.progress, train_examples.len(), "frozen layers");
     let mut train_pairs = 0;
-    for example in &train_examples {
-        let candidates = candidates_for(example, settings.mine_depth)?;
+    for example in train_examples {
+        let candidates = miner.candidates(example, settings.mine_depth)?;
         let positives: Vec<&String> = example.judged.iter().filter(|(_, &g)| g >= 1).map(|(id, _)| id).collect();
         let is_positive = |id: &str| example.judged.get(id).is_some_and(|&g| g >= 1);
         let mut hard: Vec<&Candidate> = candidates.iter().filter(|c| !is_positive(&c.id)).collect();
         // Judged-not-relevant items (clicks: shown, not clicked) are the surest negatives.
         let explicit: Vec<String> = example.judged.iter().filter(|(_, &g)| g <= 0).map(|(id, _)| id.clone()).collect();
         for positive in positives {
-            hard.shuffle(&mut rng);
+            hard.shuffle(rng);
             let mut negatives: Vec<String> = explicit.iter().take(settings.hard_negatives).cloned().collect();
             for candidate in &hard {
                 if negatives.len() >= settings.hard_negatives {
@@ -584,12 +648,21 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         }
         bar.inc(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
+    Ok((groups, train_pairs))
+}
 
+/// The validation queries' top `depth` candidates, run through the frozen layers once.
+fn validation_queries(
+    miner: &Miner<'_>,
+    model: &CrossEncoder,
+    validation_examples: &[Example],
+    settings: &TrainSettings,
+) -> Result<Vec<ValidationQuery>> {
     let bar = progress_bar(settings.progress, validation_examples.len(), "validation");
     let mut validation = Vec::new();
-    for example in &validation_examples {
-        let candidates = candidates_for(example, settings.depth)?;
+    for example in validation_examples {
+        let candidates = miner.candidates(example, settings.depth)?;
         let mut frozen = Vec::new();
         for chunk in candidates.chunks(model.batch_size()) {
             let pairs: Vec<(&str, &str)> = chunk.iter().map(|c| (example.text.as_str(), c.content.as_str())).collect();
@@ -598,21 +671,30 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         validation.push(ValidationQuery { judged: example.judged.clone(), candidates, frozen });
         bar.inc(1);
     }
-    bar.finish_and_clear();
-    let hybrid_per_query: Vec<f64> = validation
-        .iter()
-        .map(|q| ndcg_of(q, &q.candidates.iter().map(|c| c.fused_score).collect::<Vec<_>>()))
-        .collect();
-    let hybrid_ndcg = mean(hybrid_per_query.iter().copied());
-    eprintln!(
-        "reranker: {} training groups ({} pairs) from {} queries; {} validation queries, hybrid nDCG@10 {:.4}",
-        groups.len(),
-        train_pairs,
-        train_examples.len(),
-        validation.len(),
-        hybrid_ndcg
-    );
+    bar.finish();
+    Ok(validation)
+}
 
+/// What the epochs produced: the kept weights' epoch, validation score and logits, and each
+/// epoch's loss and validation score.
+struct Epochs {
+    kept: Kept,
+    initial_validation: f64,
+    loss: Vec<f64>,
+    validation: Vec<f64>,
+}
+
+/// Trains the top layers and the head (AdamW, listwise or pointwise loss), validating after
+/// each epoch; keeps the best epoch's weights in `vars` (epoch 0, the untrained model, if
+/// training never beats it) and stops after `patience` epochs without a gain.
+fn run_epochs(
+    model: &CrossEncoder,
+    vars: &TrainableVars,
+    groups: &[Group],
+    validation: &[ValidationQuery],
+    settings: &TrainSettings,
+    rng: &mut StdRng,
+) -> Result<Epochs> {
     let (head_vars, layer_vars): (TrainableVars, TrainableVars) =
         vars.iter().cloned().partition(|(name, _)| name.starts_with("rerank_head"));
     let adam = |vars: &TrainableVars, lr: f64| {
@@ -630,7 +712,7 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     let validate = |model: &CrossEncoder| -> Result<(f64, Vec<Vec<f32>>)> {
         let mut scores = Vec::with_capacity(validation.len());
         let mut all_logits = Vec::with_capacity(validation.len());
-        for query in &validation {
+        for query in validation {
             let logits = logits_of(model, query)?;
             scores.push(ndcg_of(query, &logits.iter().copied().map(f64::from).collect::<Vec<_>>()));
             all_logits.push(logits);
@@ -640,15 +722,14 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     let snapshot = || -> Result<Vec<Tensor>> {
         vars.iter().map(|(_, v)| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(candle)
     };
-    // Epoch 0 is the untrained model: if training never beats it, it is what is kept.
-    let (initial_validation, initial_logits) = validate(&model)?;
-    eprintln!("reranker: before training: validation nDCG@10 (logit alone) {initial_validation:.4}");
+    let (initial_validation, initial_logits) = validate(model)?;
+    tracing::info!("reranker: before training: validation nDCG@10 (logit alone) {initial_validation:.4}");
     let mut best = Kept { ndcg: initial_validation, epoch: 0, weights: snapshot()?, logits: initial_logits };
     let mut epoch_loss = Vec::new();
     let mut epoch_validation = Vec::new();
     let mut order: Vec<usize> = (0..groups.len()).collect();
     for epoch in 1..=settings.epochs {
-        order.shuffle(&mut rng);
+        order.shuffle(rng);
         let bar = progress_bar(settings.progress, groups.len(), &format!("epoch {epoch}"));
         let (mut total, mut count) = (0.0, 0usize);
         for step in order.chunks(settings.groups_per_step) {
@@ -679,27 +760,50 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
             bar.set_message(format!("loss {:.4}", total / count as f64));
             bar.inc(step.len() as u64);
         }
-        bar.finish_and_clear();
+        bar.finish();
         let loss = total / count.max(1) as f64;
-        let (ndcg, logits) = validate(&model)?;
+        let (ndcg, logits) = validate(model)?;
         epoch_loss.push(loss);
         epoch_validation.push(ndcg);
-        eprintln!("reranker: epoch {epoch}: loss {loss:.4}, validation nDCG@10 (logit alone) {ndcg:.4}");
+        tracing::info!("reranker: epoch {epoch}: loss {loss:.4}, validation nDCG@10 (logit alone) {ndcg:.4}");
         if ndcg > best.ndcg {
             best = Kept { ndcg, epoch, weights: snapshot()?, logits };
         } else if epoch - best.epoch >= settings.patience {
             break;
         }
     }
-    let Kept { ndcg: logit_ndcg, epoch: best_epoch, weights, logits } = best;
-    for ((_, var), value) in vars.iter().zip(&weights) {
+    for ((_, var), value) in vars.iter().zip(&best.weights) {
         var.set(value).map_err(candle)?;
     }
+    Ok(Epochs { kept: best, initial_validation, loss: epoch_loss, validation: epoch_validation })
+}
 
-    // The combination, fitted on the validation candidates with the kept weights' logits.
+/// The learned combination and the enable-by-default verdict.
+struct Verdict {
+    combination: Combination,
+    /// nDCG@10 of the combination fitted on every validation query.
+    combined_ndcg: f64,
+    /// nDCG@10 with each query scored by a combination fitted on the other half.
+    cross_fitted_ndcg: f64,
+    /// 90% paired-bootstrap interval of the cross-fitted gain over the hybrid.
+    gain_interval: [f64; 2],
+}
+
+impl Verdict {
+    /// On by default only when the gain's interval lies above zero.
+    fn enabled(&self) -> bool {
+        self.gain_interval[0] > 0.0
+    }
+}
+
+/// Fits the combination on the validation candidates with the kept weights' logits, and
+/// decides the verdict: each validation query is scored by a combination fitted on the other
+/// half (the final one saw every query), and the gain over the hybrid must hold across a paired
+/// bootstrap, not just on average: on a few hundred queries a small mean gain is often noise.
+fn fit_combination(validation: &[ValidationQuery], logits: &[Vec<f32>], hybrid: &[f64], seed: u64) -> Verdict {
     let per_query: Vec<Vec<Features>> = validation
         .iter()
-        .zip(&logits)
+        .zip(logits)
         .map(|(query, logits)| {
             query.candidates.iter().zip(logits).map(|(c, &l)| Features { rerank: l, ..c.features }).collect()
         })
@@ -709,75 +813,15 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         let scores: Vec<f64> = features.iter().map(|f| combination.apply(f).0).collect();
         ndcg_of(query, &scores)
     }));
-    // The verdict: each validation query is scored by a combination fitted on the other half
-    // (the final one saw every query), and the gain over the hybrid must hold across a paired
-    // bootstrap, not just on average: on a few hundred queries a small mean gain is often noise.
-    let cross_fitted = cross_fitted_ndcg(&validation, &per_query);
-    let gain: Vec<f64> = cross_fitted.iter().zip(&hybrid_per_query).map(|(c, h)| c - h).collect();
-    let gain_interval = bootstrap_interval(&gain, settings.seed);
-    let enabled = gain_interval[0] > 0.0;
-    eprintln!(
-        "reranker: kept epoch {best_epoch}; validation nDCG@10: hybrid {hybrid_ndcg:.4}, logit {logit_ndcg:.4}, combined {combined_ndcg:.4} (cross-fitted {:.4}, gain 90% interval [{:+.4}, {:+.4}]) → {}",
-        mean(cross_fitted.iter().copied()),
-        gain_interval[0],
-        gain_interval[1],
-        if enabled { "enabled by default" } else { "opt-in only (no gain over the hybrid that holds up)" }
-    );
-
-    let supervision = match &settings.supervision {
-        Supervision::Judgments { queries, qrels } => vec![queries.display().to_string(), qrels.display().to_string()],
-        Supervision::Clicks(path) => vec![path.display().to_string()],
-        Supervision::Interactions { .. } => {
-            vec![format!("interactions of generation {}", engine.manifest().generation)]
-        }
-    };
-    let context = match settings.supervision {
-        Supervision::Interactions { context_titles, .. } => Some(RecommendContextSettings { titles: context_titles }),
-        _ => None,
-    };
-    let reranker = RerankerManifest {
-        file: if context.is_some() { RECOMMEND_RERANKER_FILE } else { RERANKER_FILE }.to_string(),
-        base_model_sha256: engine.manifest().model.sha256.clone(),
-        shape: settings.shape,
-        depth: settings.depth,
+    let cross_fitted = cross_fitted_ndcg(validation, &per_query);
+    let gain: Vec<f64> = cross_fitted.iter().zip(hybrid).map(|(c, h)| c - h).collect();
+    Verdict {
         combination,
-        enabled_by_default: enabled,
-        training: TrainingRecord {
-            supervision,
-            train_queries: train_examples.len(),
-            train_pairs,
-            validation_queries: validation.len(),
-            hard_negatives: settings.hard_negatives,
-            random_negatives: settings.random_negatives,
-            learning_rate: settings.learning_rate,
-            head_learning_rate: settings.head_learning_rate,
-            epochs_run: epoch_loss.len(),
-            best_epoch,
-            epoch_loss,
-            epoch_validation,
-            initial_validation,
-            device: format!("{:?}", model.device()),
-            seconds: start.elapsed().as_secs_f64(),
-            seed: settings.seed,
-        },
-        validation: ValidationRecord {
-            queries: validation.len(),
-            hybrid_ndcg10: hybrid_ndcg,
-            logit_ndcg10: logit_ndcg,
-            combined_ndcg10: combined_ndcg,
-            cross_fitted_ndcg10: mean(cross_fitted.iter().copied()),
-            gain_interval,
-        },
-        context,
-    };
-    let dir = publish_with_reranker(&settings.index_dir, &engine, &vars, &reranker, start)?;
-    Ok(TrainSummary { dir, reranker })
+        combined_ndcg,
+        cross_fitted_ndcg: mean(cross_fitted.iter().copied()),
+        gain_interval: bootstrap_interval(&gain, seed),
+    }
 }
-
-/// The search reranker's trained tensors inside a generation.
-pub const RERANKER_FILE: &str = "reranker.safetensors";
-/// The recommendation reranker's.
-pub const RECOMMEND_RERANKER_FILE: &str = "recommend-reranker.safetensors";
 
 /// Copies the serving generation into a new one, adds the reranker and publishes it.
 fn publish_with_reranker(
@@ -787,8 +831,7 @@ fn publish_with_reranker(
     reranker: &RerankerManifest,
     start: Instant,
 ) -> Result<PathBuf> {
-    let building = generation::begin(index_dir)?;
-    let result = (|| -> Result<_> {
+    generation::build(index_dir, |building| {
         building.carry_over(engine.dir())?;
         CrossEncoder::save(vars, &building.dir.join(&reranker.file))?;
         let mut manifest = engine.manifest().clone();
@@ -803,15 +846,9 @@ fn publish_with_reranker(
         } else {
             manifest.reranker = Some(reranker.clone());
         }
-        Ok(manifest)
-    })();
-    match result {
-        Ok(manifest) => Ok(building.publish(&manifest)?),
-        Err(e) => {
-            building.abandon();
-            Err(e)
-        }
-    }
+        Ok::<_, IndexError>(manifest)
+    })
+    .map(|(dir, _)| dir)
 }
 
 #[cfg(test)]

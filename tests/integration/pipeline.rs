@@ -90,6 +90,30 @@ fn a_generation_built_with_other_weights_is_refused() {
 }
 
 #[test]
+fn a_generation_is_served_at_the_precision_it_was_built_with_and_no_other() {
+    use hyrank_engine::Precision;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = bad_input_settings(&dir, false, OnError::Skip);
+    let summary = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(summary.manifest.precision, Precision::F32, "f32 unless asked otherwise");
+    let index = dir.path().join("index");
+    let int8 = hyrank_engine::EmbedderSettings { precision: Some(Precision::Int8), ..embedder_settings() };
+    let Err(err) = Engine::open(&index, &int8) else { panic!("served an f32 index at int8") };
+    assert!(matches!(err, Error::PrecisionMismatch { index: Precision::F32, requested: Precision::Int8 }), "{err}");
+    // Unasked, the engine takes the generation's precision, also when it is not f32.
+    let path = summary.dir.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["precision"] = "int8".into();
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let engine = Engine::open(&index, &embedder_settings()).unwrap();
+    assert_eq!(engine.embedder().precision(), Precision::Int8);
+    // A manifest from before precision was recorded reads as f32.
+    manifest.as_object_mut().unwrap().remove("precision");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    assert_eq!(Engine::open(&index, &embedder_settings()).unwrap().embedder().precision(), Precision::F32);
+}
+
+#[test]
 fn a_second_run_publishes_a_new_generation_beside_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let settings = bad_input_settings(&dir, false, OnError::Skip);

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use hyrank_engine::batcher::BatcherSettings;
-use hyrank_engine::engine::{RerankOptions, RerankerKind, SearchRequest};
-use hyrank_engine::{DeviceChoice, Engine, ErrorKind};
+use hyrank_engine::request::{RerankOptions, RerankerKind, SearchRequest};
+use hyrank_engine::{DeviceChoice, Engine, ErrorKind, RuntimeSettings};
 use hyrank_indexer::train::{train, Supervision, TrainSettings};
 use hyrank_indexer::IndexSettings;
 use hyrank_tests::{embedder_settings, fixture};
@@ -31,6 +31,14 @@ fn tiny_settings(index_dir: &Path, supervision: Supervision) -> TrainSettings {
     settings.depth = 10;
     settings.validation_fraction = 0.34;
     settings
+}
+
+/// A server's runtime: trained-reranker pairs go through model workers.
+fn with_rerank_workers() -> RuntimeSettings {
+    RuntimeSettings {
+        rerank_workers: Some(BatcherSettings { max_batch: 4, queue_capacity: 8 }),
+        ..RuntimeSettings::default()
+    }
 }
 
 fn judgments() -> Supervision {
@@ -109,8 +117,7 @@ fn a_trained_reranker_is_published_validated_and_served_with_exact_explanations(
     assert_eq!(bare.hits[0].breakdown.combination.is_some(), entry.enabled_by_default);
 
     // Through the model worker the scores are the same.
-    let mut served = Engine::open(&index_dir, &embedder_settings()).unwrap();
-    served.start_rerank_worker(BatcherSettings { max_batch: 4, queue_capacity: 8 }).unwrap();
+    let served = Engine::open_with_runtime(&index_dir, &embedder_settings(), with_rerank_workers()).unwrap();
     request.rerank = Some(RerankOptions::top(10, Some(RerankerKind::Trained)));
     request.k = 5;
     let through_worker = served.search(&request).unwrap();
@@ -132,7 +139,8 @@ fn bad_supervision_is_refused_with_the_file_and_field_named() {
 
     let clicks = fixture("beir-tiny").join("train").join("bad-clicks.tsv");
     let err = train(&tiny_settings(&index_dir, Supervision::Clicks(clicks))).unwrap_err().to_string();
-    assert!(err.contains("bad-clicks.tsv") && err.contains("line 4") && err.contains("clicked"), "{err}");
+    // The same file:line form as every other reader's rejects.
+    assert!(err.contains("bad-clicks.tsv:4: field `clicked`"), "{err}");
 
     let qrels = dir.path().join("qrels.tsv");
     std::fs::write(&qrels, "query-id\tcorpus-id\tscore\nt1\tNOPE-404\t1\n").unwrap();
@@ -240,8 +248,7 @@ fn a_recommendation_reranker_learns_from_replayed_users_and_reranks_recommendati
     assert_eq!(plain.recommend_context(&history, 3).unwrap(), expected.join("; "));
 
     // A server whose generation has no reranker yet still asked for rerank workers.
-    let mut serving = Engine::open(&index_dir, &embedder_settings()).unwrap();
-    serving.start_rerank_worker(BatcherSettings { max_batch: 4, queue_capacity: 8 }).unwrap();
+    let serving = Engine::open_with_runtime(&index_dir, &embedder_settings(), with_rerank_workers()).unwrap();
     assert!(serving.recommend_rerank_worker().is_none());
 
     let summary = train(&recommend_settings(&index_dir)).unwrap();
@@ -288,8 +295,7 @@ fn a_recommendation_reranker_learns_from_replayed_users_and_reranks_recommendati
     assert_eq!(bare.hits[0].breakdown.combination.is_some(), entry.enabled_by_default);
 
     // Through the model worker the scores are the same.
-    let mut served = Engine::open(&index_dir, &embedder_settings()).unwrap();
-    served.start_rerank_worker(BatcherSettings { max_batch: 4, queue_capacity: 8 }).unwrap();
+    let served = Engine::open_with_runtime(&index_dir, &embedder_settings(), with_rerank_workers()).unwrap();
     request.rerank = Some(RerankOptions::default_trained());
     let through_worker = served.recommend(&request).unwrap();
     for (a, b) in through_worker.hits.iter().zip(&reranked.hits) {

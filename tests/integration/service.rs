@@ -309,12 +309,12 @@ async fn the_model_worker_batches_concurrent_queries_and_matches_direct_encoding
 
 #[actix_web::test]
 async fn a_server_with_a_model_worker_answers_the_same_and_reports_it() {
-    use hyrank_engine::batcher::{BatcherSettings, QueryBatcher};
+    use hyrank_engine::batcher::BatcherSettings;
+    use hyrank_engine::RuntimeSettings;
     let root = tempfile::tempdir().unwrap();
     publish_copy(root.path(), "000001", false);
-    let mut engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
-    let batcher = QueryBatcher::spawn(Arc::clone(engine.embedder()), BatcherSettings::default()).unwrap();
-    engine.set_query_batcher(Arc::new(batcher));
+    let runtime = RuntimeSettings { query_batcher: Some(BatcherSettings::default()), ..RuntimeSettings::default() };
+    let engine = Engine::open_with_runtime(root.path(), &hyrank_tests::embedder_settings(), runtime).unwrap();
     let app = service(AppState::with_settings(Arc::new(engine), None, ServiceSettings::default())).await;
     let reference = service(AppState::from_arc(shared_engine())).await;
     let query = json!({"query": "espresso grinder with burrs", "k": 10});

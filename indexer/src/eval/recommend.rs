@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hyrank_engine::cf::AlsSettings;
-use hyrank_engine::engine::{RecommendRequest, RerankOptions, Weights};
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation;
+use hyrank_engine::request::{RecommendRequest, RerankOptions, Weights};
 use hyrank_engine::{ColdItems, EmbedderSettings, Engine, RecommendMode};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

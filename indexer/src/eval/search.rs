@@ -1,17 +1,17 @@
 //! `hyrank eval search`: relevance of each retrieval configuration on a BEIR-layout data set.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hyrank_engine::engine::{RerankOptions, RerankerKind, SearchRequest, Weights};
 use hyrank_engine::fusion::Fusion;
+use hyrank_engine::request::{RerankOptions, RerankerKind, SearchRequest, Weights};
 use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
 
-use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at, Judgments};
+use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at};
 use super::write_file;
 use crate::error::{IndexError, Result};
+use crate::judgments::{read_qrels, read_queries};
 
 /// A named retrieval configuration.
 #[derive(Debug, Clone)]
@@ -189,47 +189,6 @@ pub struct SearchReport {
 
 fn input_error(path: &Path, reason: impl Into<String>) -> IndexError {
     IndexError::Input { path: path.to_path_buf(), reason: reason.into() }
-}
-
-/// Reads `qrels/<split>.tsv` (header `query-id corpus-id score`).
-pub fn read_qrels(path: &Path) -> Result<BTreeMap<String, Judgments>> {
-    let text = std::fs::read_to_string(path).map_err(|e| input_error(path, format!("cannot read: {e}")))?;
-    let mut qrels: BTreeMap<String, Judgments> = BTreeMap::new();
-    for (number, line) in text.lines().enumerate() {
-        let fields: Vec<&str> = line.split('\t').collect();
-        if number == 0 && fields.first() == Some(&"query-id") {
-            continue;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let [query, doc, grade] = fields[..] else {
-            return Err(input_error(path, format!("line {}: expected 3 tab-separated fields", number + 1)));
-        };
-        let grade: i32 = grade
-            .trim()
-            .parse()
-            .map_err(|_| input_error(path, format!("line {}: grade {grade:?} is not an integer", number + 1)))?;
-        qrels.entry(query.to_string()).or_default().insert(doc.to_string(), grade);
-    }
-    Ok(qrels)
-}
-
-/// Reads `queries.jsonl` (`_id`, `text`).
-pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| input_error(path, format!("cannot read: {e}")))?;
-    let mut queries = HashMap::new();
-    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let value: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| input_error(path, format!("line {}: {e}", number + 1)))?;
-        let id =
-            value["_id"].as_str().ok_or_else(|| input_error(path, format!("line {}: no string `_id`", number + 1)))?;
-        let text = value["text"]
-            .as_str()
-            .ok_or_else(|| input_error(path, format!("line {}: no string `text`", number + 1)))?;
-        queries.insert(id.to_string(), text.to_string());
-    }
-    Ok(queries)
 }
 
 /// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run

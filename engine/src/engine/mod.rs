@@ -1,0 +1,327 @@
+//! An opened, immutable generation, and the three questions it answers. The [`Engine`] type's
+//! methods are split by question, as meilisearch splits its `Search` (`search/mod.rs`,
+//! `hybrid.rs`, `similar.rs`):
+//!
+//! - this file: opening a generation (and the next one), item and user lookups;
+//! - `stages.rs`: what every question shares: the allow mask, running and fusing retrievers,
+//!   hits, the rerank window;
+//! - `search.rs`, `recommend.rs`, `similar.rs`: each question's retrievers and extras.
+
+mod recommend;
+mod search;
+mod similar;
+mod stages;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batcher::RerankWorker;
+use crate::cf::{self, AlsModel, Factors};
+use crate::cross::CrossEncoder;
+use crate::dense::{read_f32_file, Metric, VectorIndex};
+use crate::embed::{Embedder, EmbedderSettings};
+use crate::error::{Error, Result};
+use crate::generation::{self, files, Manifest, RerankerManifest};
+use crate::item::{FieldValue, Item};
+use crate::lexical::LexicalIndex;
+use crate::rerank::{LateInteractionReranker, TrainedReranker};
+use crate::retrieve::CfItems;
+use crate::runtime::{Runtime, RuntimeSettings};
+use crate::store::{MetaStore, SnapshotStore, UserRecord};
+
+pub use recommend::UserView;
+
+/// Everything CF needs at query time.
+struct Collaborative {
+    items: CfItems,
+    /// User and item factors (the item factors also live in `items`, which owns its copy).
+    model: AlsModel,
+    /// `YᵀY + λI`, shared by every explanation.
+    gram: Vec<f64>,
+}
+
+/// An opened, immutable generation.
+pub struct Engine {
+    dir: PathBuf,
+    manifest: Manifest,
+    /// The model, its query cache and worker: shared with the generations opened after this one.
+    runtime: Runtime,
+    lexical: LexicalIndex,
+    dense: VectorIndex,
+    cf: Option<Collaborative>,
+    store: Box<dyn MetaStore>,
+    ids: Vec<String>,
+    fields: Vec<BTreeMap<String, FieldValue>>,
+    field_names: HashSet<String>,
+    late_interaction: LateInteractionReranker,
+    /// The generation's trained cross-encoder and how to combine its logit, when it has one.
+    trained: Option<TrainedReranker>,
+    /// The same for recommendations, reading the user's recent titles as the query.
+    recommend_trained: Option<TrainedReranker>,
+}
+
+impl Engine {
+    /// Opens the generation `CURRENT` points at under `index_dir`, loading the model, with the
+    /// runtime a batch job wants (query cache on, no workers).
+    /// Queries are truncated at the token limit the generation's items were embedded with.
+    pub fn open(index_dir: &Path, embedder: &EmbedderSettings) -> Result<Self> {
+        Self::open_with_runtime(index_dir, embedder, RuntimeSettings::default())
+    }
+
+    /// Opens the current generation with a model runtime set up as `runtime` says (a server's
+    /// query cache, query worker and rerank workers).
+    pub fn open_with_runtime(index_dir: &Path, embedder: &EmbedderSettings, runtime: RuntimeSettings) -> Result<Self> {
+        let dir = generation::current(index_dir)?;
+        let manifest = generation::read_manifest(&dir)?;
+        if let Some(requested) = embedder.precision.filter(|&p| p != manifest.precision) {
+            return Err(Error::PrecisionMismatch { index: manifest.precision, requested });
+        }
+        let settings = EmbedderSettings {
+            max_tokens: manifest.max_tokens,
+            precision: Some(manifest.precision),
+            ..embedder.clone()
+        };
+        Self::open_generation(&dir, Runtime::load(&settings, runtime)?)
+    }
+
+    /// Opens the generation `CURRENT` points at now, if it is not `serving`'s: `Ok(None)` when
+    /// nothing new was published. The model runtime is carried over from `serving` (the same
+    /// weights are required anyway; the model is loaded again only if the new generation
+    /// embedded with another token limit), its query cache cleared, and the new generation's
+    /// rerankers get workers set up as the serving ones were, counting on from their totals.
+    /// Any failure leaves `serving` untouched for the caller to keep.
+    pub fn open_next(index_dir: &Path, serving: &Engine) -> Result<Option<Engine>> {
+        let dir = generation::current(index_dir)?;
+        if dir == serving.dir {
+            return Ok(None);
+        }
+        let manifest = generation::read_manifest(&dir)?;
+        let next = Self::open_generation(&dir, serving.runtime.for_generation(&manifest)?)?;
+        next.runtime.clear_query_cache();
+        let workers = [
+            (next.rerank_worker(), serving.rerank_worker()),
+            (next.recommend_rerank_worker(), serving.recommend_rerank_worker()),
+        ];
+        for (new, old) in workers {
+            if let (Some(new), Some(old)) = (new, old) {
+                new.continue_from(old.stats());
+            }
+        }
+        Ok(Some(next))
+    }
+
+    /// Opens one generation folder on a model runtime.
+    fn open_generation(dir: &Path, runtime: Runtime) -> Result<Self> {
+        let manifest = generation::read_manifest(dir)?;
+        let embedder = Arc::clone(runtime.embedder());
+        let loaded = embedder.identity();
+        if embedder.precision() != manifest.precision {
+            return Err(Error::PrecisionMismatch { index: manifest.precision, requested: embedder.precision() });
+        }
+        if manifest.model.sha256 != loaded.sha256 {
+            return Err(Error::ModelMismatch {
+                index_model: manifest.model.name.clone(),
+                index_sha: manifest.model.sha256.clone(),
+                loaded_model: loaded.name.clone(),
+                loaded_sha: loaded.sha256.clone(),
+            });
+        }
+        let lexical = LexicalIndex::open(&dir.join(files::LEXICAL), manifest.lexical)?;
+        let dense = VectorIndex::load(dir, files::DENSE, manifest.model.dim, Metric::Cosine, manifest.hnsw)?;
+        let cf = match &manifest.cf {
+            Some(settings) => {
+                let items =
+                    VectorIndex::load(dir, files::CF_ITEMS, settings.factors, Metric::InnerProduct, manifest.hnsw)?;
+                let user_factors = Factors {
+                    data: read_f32_file(&dir.join(files::CF_USERS), settings.factors)?,
+                    dim: settings.factors,
+                };
+                let item_factors = Factors { data: items.vectors().to_vec(), dim: settings.factors };
+                let model = AlsModel { user_factors, item_factors, settings: settings.clone() };
+                let gram = cf::item_gramian(&model);
+                Some(Collaborative { items: CfItems::new(items), model, gram })
+            }
+            None => None,
+        };
+        let store = SnapshotStore::load(&dir.join(files::STORE))?;
+        let items = store.items()?;
+        if items.len() != manifest.counts.items || items.len() != dense.len() {
+            return Err(Error::BadIndex {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "manifest counts {} items, the store holds {}, the dense index {}",
+                    manifest.counts.items,
+                    items.len(),
+                    dense.len()
+                ),
+            });
+        }
+        let mut ids = Vec::with_capacity(items.len());
+        let mut fields = Vec::with_capacity(items.len());
+        let mut field_names = HashSet::new();
+        for (position, (index, item)) in items.into_iter().enumerate() {
+            if index as usize != position {
+                return Err(Error::BadIndex {
+                    path: dir.to_path_buf(),
+                    reason: format!("item indexes are not dense at {position}"),
+                });
+            }
+            field_names.extend(item.fields.keys().cloned());
+            ids.push(item.id);
+            fields.push(item.fields);
+        }
+        let rerank_workers = runtime.settings().rerank_workers;
+        let load_trained = |entry: &Option<RerankerManifest>| -> Result<Option<TrainedReranker>> {
+            let Some(entry) = entry else { return Ok(None) };
+            if entry.base_model_sha256 != manifest.model.sha256 {
+                return Err(Error::BadIndex {
+                    path: dir.to_path_buf(),
+                    reason: format!("{} was trained on another base model than the generation's", entry.file),
+                });
+            }
+            let model = CrossEncoder::load(&embedder, &dir.join(&entry.file), entry.shape)?;
+            let mut trained = TrainedReranker::new(model, entry.clone());
+            if let Some(settings) = rerank_workers {
+                trained.start_worker(settings)?;
+            }
+            Ok(Some(trained))
+        };
+        let trained = load_trained(&manifest.reranker)?;
+        let recommend_trained = load_trained(&manifest.recommend_reranker)?;
+        if recommend_trained.as_ref().is_some_and(|t| t.manifest().context.is_none()) {
+            return Err(Error::BadIndex {
+                path: dir.to_path_buf(),
+                reason: "the recommendation reranker's manifest entry has no context settings".into(),
+            });
+        }
+        let verdict = |t: &TrainedReranker| {
+            if t.manifest().enabled_by_default {
+                "trained, on by default"
+            } else {
+                "trained, opt-in"
+            }
+        };
+        tracing::info!(
+            generation = %manifest.generation,
+            items = ids.len(),
+            cf = cf.is_some(),
+            reranker = trained.as_ref().map(verdict),
+            recommend_reranker = recommend_trained.as_ref().map(verdict),
+            "generation opened"
+        );
+        Ok(Engine {
+            dir: dir.to_path_buf(),
+            manifest,
+            late_interaction: LateInteractionReranker::new(embedder),
+            runtime,
+            lexical,
+            dense,
+            cf,
+            store: Box::new(store),
+            ids,
+            fields,
+            field_names,
+            trained,
+            recommend_trained,
+        })
+    }
+
+    /// The generation's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The generation's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The model runtime (embedder, query cache, query worker).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The shared embedding model.
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        self.runtime.embedder()
+    }
+
+    /// The trained reranker's manifest entry, when the generation has one.
+    pub fn trained_reranker(&self) -> Option<&RerankerManifest> {
+        self.trained.as_ref().map(TrainedReranker::manifest)
+    }
+
+    /// The trained recommendation reranker's manifest entry, when the generation has one.
+    pub fn trained_recommend_reranker(&self) -> Option<&RerankerManifest> {
+        self.recommend_trained.as_ref().map(TrainedReranker::manifest)
+    }
+
+    /// The search reranker's model worker, if one runs.
+    pub fn rerank_worker(&self) -> Option<&Arc<RerankWorker>> {
+        self.trained.as_ref().and_then(TrainedReranker::worker)
+    }
+
+    /// The recommendation reranker's model worker, if one runs.
+    pub fn recommend_rerank_worker(&self) -> Option<&Arc<RerankWorker>> {
+        self.recommend_trained.as_ref().and_then(TrainedReranker::worker)
+    }
+
+    /// The item with this id.
+    pub fn item(&self, id: &str) -> Result<Item> {
+        let index = self.index_of(id)?;
+        self.item_at(index)
+    }
+
+    fn index_of(&self, id: &str) -> Result<u32> {
+        self.store.item_index(id)?.ok_or_else(|| Error::UnknownItem { id: id.to_string() })
+    }
+
+    fn item_at(&self, index: u32) -> Result<Item> {
+        self.store.item(index)?.ok_or_else(|| Error::BadIndex {
+            path: self.dir.clone(),
+            reason: format!("item index {index} is missing from the store"),
+        })
+    }
+
+    /// The user with this id.
+    pub fn user(&self, id: &str) -> Result<UserRecord> {
+        self.store.user(id)?.ok_or_else(|| Error::UnknownUser { id: id.to_string() })
+    }
+
+    /// Every user with their history, ordered by id.
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        self.store.users()
+    }
+
+    /// Number of items in the generation.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the generation holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Item ids by index.
+    pub fn item_ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    fn collaborative(&self) -> Result<&Collaborative> {
+        self.cf.as_ref().ok_or_else(|| Error::Unavailable {
+            what: "collaborative filtering".into(),
+            reason: "the generation was built without interactions".into(),
+        })
+    }
+
+    fn user_vector<'a>(&self, cf: &'a Collaborative, user: &UserRecord) -> Result<&'a [f32]> {
+        let users = &cf.model.user_factors;
+        let start = user.index as usize * users.dim;
+        users.data.get(start..start + users.dim).ok_or_else(|| Error::BadIndex {
+            path: self.dir.clone(),
+            reason: format!("user {} has no factors", user.id),
+        })
+    }
+}

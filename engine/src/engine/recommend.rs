@@ -1,0 +1,166 @@
+//! Recommend: CF candidates fused with content candidates near the user's recent history, so
+//! that items nobody has interacted with can still be recommended; then, when asked or enabled
+//! by the generation, the trained recommendation reranker reads the user's recent titles
+//! against each of the top candidates.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use super::stages::{ms, Fused};
+use super::Engine;
+use crate::cf;
+use crate::error::{Error, Result};
+use crate::explain::{Explanation, RetrieverKind};
+use crate::request::{check_k, defaults, Candidate, RecommendMode, RecommendRequest, Results, Timings};
+use crate::rerank::{self, TrainedReranker};
+use crate::retrieve::{CfItems, Retriever};
+use crate::store::Interaction;
+
+/// A user as the recommender sees them: the stored user, or (for the reranker trainer) a user
+/// replayed as of an earlier moment.
+pub struct UserView<'a> {
+    /// What they interacted with: excluded from recommendations when asked, and the recent
+    /// part forms the content profile and the reranker's context.
+    pub history: &'a [Interaction],
+    /// Items kept out of the candidates besides the history (the trainer hides a user's other
+    /// held-out items).
+    pub hidden: Option<&'a HashSet<u32>>,
+    /// CF factors in the space of `cf_items`; `None`: no CF list.
+    pub factors: Option<&'a [f32]>,
+    /// The item factors `factors` belong to; `None`: the generation's.
+    pub cf_items: Option<&'a CfItems>,
+}
+
+impl Engine {
+    /// Recommends items for a user.
+    ///
+    /// # Errors
+    /// An invalid request (the field named), an unknown user, a generation without CF, a
+    /// reranker the generation lacks, or a model failure.
+    #[tracing::instrument(skip_all, fields(k = request.k))]
+    pub fn recommend(&self, request: &RecommendRequest) -> Result<Results> {
+        let start = Instant::now();
+        let cf = self.collaborative()?;
+        let user = self.user(&request.user)?;
+        let view = UserView {
+            history: &user.history,
+            hidden: None,
+            factors: Some(self.user_vector(cf, &user)?),
+            cf_items: None,
+        };
+        let mut timings = Timings::default();
+        let fused = self.recommend_first_stage(&view, request, &mut timings)?;
+        let trained = self.recommend_trained.as_ref().map(TrainedReranker::as_trained);
+        let plan = rerank::recommend_plan(request.rerank.as_ref(), trained)?;
+        let context = match (&plan, trained.and_then(|t| t.manifest.context)) {
+            (Some(_), Some(context)) => Some(self.recommend_context(view.history, context.titles)?),
+            (Some(_), None) => Some(String::new()),
+            (None, _) => None,
+        };
+        let mut hits = self.finish(&fused, request.k, plan.zip(context.as_deref()), &mut timings)?;
+        if request.explain {
+            let history: Vec<(u32, f32)> = user.history.iter().map(|i| (i.item, i.weight)).collect();
+            let explainer = cf::UserExplainer::new(&cf.model, &cf.gram, &history);
+            for hit in &mut hits {
+                let item = self.index_of(&hit.id)?;
+                if let Some(explainer) = &explainer {
+                    hit.explanations.push(self.cf_explanation(explainer, item));
+                }
+                hit.explanations.push(self.content_explanation(&user.history, item, request.recent));
+            }
+        }
+        timings.total_ms = ms(start);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+    }
+
+    /// The top `depth` fused recommendation candidates for a user view (rerank settings
+    /// ignored), with the features the learned combination reads: what the recommendation
+    /// reranker trainer mines negatives from and validates on.
+    pub fn recommend_candidates(
+        &self,
+        view: &UserView<'_>,
+        request: &RecommendRequest,
+        depth: usize,
+    ) -> Result<Vec<Candidate>> {
+        let fused = self.recommend_first_stage(view, request, &mut Timings::default())?;
+        self.candidates_of(&fused, depth)
+    }
+
+    /// The text the recommendation reranker reads as its query: the titles of the user's
+    /// `titles` most recent history items, most recent first.
+    pub fn recommend_context(&self, history: &[Interaction], titles: usize) -> Result<String> {
+        let titles = recent_items(history, titles)
+            .into_iter()
+            .map(|(item, _)| self.item_at(item).map(|i| i.title))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(titles.join("; "))
+    }
+
+    /// Runs the recommendation retrievers for a user view and fuses their lists. Seen items
+    /// (when excluded) and hidden ones are left out of the allow mask, so every retriever skips
+    /// them alike.
+    fn recommend_first_stage(
+        &self,
+        view: &UserView<'_>,
+        request: &RecommendRequest,
+        timings: &mut Timings,
+    ) -> Result<Fused> {
+        check_k(request.k, request.candidates)?;
+        if request.recent == 0 {
+            return Err(Error::invalid("recent", "must be at least 1"));
+        }
+        let cf = self.collaborative()?;
+        let cf_items = view.cf_items.unwrap_or(&cf.items);
+        let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
+        let hidden = view.hidden.into_iter().flatten().copied();
+        let allow = self.allow(&request.filters)?.excluding(self.len(), seen.chain(hidden));
+        // The content profile, when the mode has content; `Some(None)`: the history gives none.
+        let profile = (request.mode != RecommendMode::Cf).then(|| self.profile(view.history, request.recent));
+        let mut retrievers = Vec::with_capacity(2);
+        if let (true, Some(factors)) = (request.mode != RecommendMode::Content, view.factors) {
+            let retriever = Retriever::Cf { items: cf_items, factors, cold_items: request.cold_items };
+            retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
+        }
+        if let Some(profile) = &profile {
+            let weight = request.weights.given(RetrieverKind::Dense).unwrap_or(defaults::RECOMMEND_CONTENT_WEIGHT);
+            retrievers.push((Retriever::Dense { index: &self.dense, vector: profile.as_deref() }, weight));
+        }
+        self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)
+    }
+
+    /// The normalised, weight-averaged embedding of the user's recent items.
+    fn profile(&self, history: &[Interaction], recent: usize) -> Option<Vec<f32>> {
+        let mut profile = vec![0f32; self.dense.dim()];
+        for (item, weight) in recent_items(history, recent) {
+            for (p, v) in profile.iter_mut().zip(self.dense.vector(item)?) {
+                *p += weight.max(0.0) * v;
+            }
+        }
+        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
+        (norm > 0.0).then(|| profile.into_iter().map(|v| v / norm).collect())
+    }
+
+    /// Which recent history items are nearest in content to the recommended item.
+    fn content_explanation(&self, history: &[Interaction], item: u32, recent: usize) -> Explanation {
+        let target = self.dense.vector(item).unwrap_or_default();
+        let mut near: Vec<(u32, f32)> = recent_items(history, recent)
+            .into_iter()
+            .filter_map(|(j, _)| self.dense.score(target, j).map(|s| (j, s)))
+            .collect();
+        near.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        near.truncate(3);
+        let children = near
+            .iter()
+            .map(|(j, s)| Explanation::leaf(format!("cosine to history item {}", self.ids[*j as usize]), f64::from(*s)))
+            .collect();
+        let best = near.first().map_or(0.0, |n| f64::from(n.1));
+        Explanation::node("content: nearest recent history items", best, children)
+    }
+}
+
+/// The user's `recent` most recent history items (by timestamp, then input order), with weights.
+fn recent_items(history: &[Interaction], recent: usize) -> Vec<(u32, f32)> {
+    let mut history: Vec<(usize, &Interaction)> = history.iter().enumerate().collect();
+    history.sort_by_key(|(position, i)| (std::cmp::Reverse(i.timestamp), std::cmp::Reverse(*position)));
+    history.into_iter().take(recent).map(|(_, i)| (i.item, i.weight)).collect()
+}

@@ -1,0 +1,114 @@
+//! Search: BM25 and dense for a query, CF for a user, fused; then the rerank stage and, when
+//! asked, explanation trees.
+
+use std::time::Instant;
+
+use super::stages::{ms, Fused};
+use super::Engine;
+use crate::cf;
+use crate::error::{Error, Result};
+use crate::explain::{Explanation, RetrieverKind};
+use crate::request::{check_k, Candidate, Results, SearchRequest, Timings};
+use crate::rerank::{self, TrainedReranker};
+use crate::retrieve::Retriever;
+use crate::store::UserRecord;
+
+/// A search's first stage: what it had, and the fused candidates.
+struct FirstStage<'a> {
+    query: Option<&'a str>,
+    user: Option<UserRecord>,
+    fused: Fused,
+}
+
+impl Engine {
+    /// Runs a search.
+    ///
+    /// # Errors
+    /// An invalid request (the field named), an unknown user, a reranker the generation lacks,
+    /// or a model failure.
+    #[tracing::instrument(skip_all, fields(k = request.k, mode = ?request.mode))]
+    pub fn search(&self, request: &SearchRequest) -> Result<Results> {
+        let start = Instant::now();
+        let mut timings = Timings::default();
+        let FirstStage { query, user, fused } = self.search_first_stage(request, &mut timings)?;
+        let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
+        let plan = rerank::search_plan(request.rerank.as_ref(), query.is_some(), trained, &self.late_interaction)?;
+        let rerank = plan.zip(query);
+        let mut hits = self.finish(&fused, request.k, rerank, &mut timings)?;
+        if request.explain {
+            let history = user.as_ref().map(|u| u.history.iter().map(|i| (i.item, i.weight)).collect::<Vec<_>>());
+            let explainer = match (&history, &self.cf) {
+                (Some(history), Some(cf)) => cf::UserExplainer::new(&cf.model, &cf.gram, history),
+                _ => None,
+            };
+            for hit in &mut hits {
+                let index = self.index_of(&hit.id)?;
+                if let Some(query) = query {
+                    if let Some(tree) = self.lexical.explain(query, index)? {
+                        hit.explanations.push(Explanation::node("bm25", tree.value, vec![tree]));
+                    }
+                }
+                if let Some(explainer) = &explainer {
+                    hit.explanations.push(self.cf_explanation(explainer, index));
+                }
+            }
+        }
+        timings.total_ms = ms(start);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+    }
+
+    /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
+    /// features the learned combination reads.
+    pub fn candidates(&self, request: &SearchRequest, depth: usize) -> Result<Vec<Candidate>> {
+        let first = self.search_first_stage(request, &mut Timings::default())?;
+        self.candidates_of(&first.fused, depth)
+    }
+
+    /// Checks a search's retrievers against what it gives (query, user), encodes the query,
+    /// then runs the retrievers and fuses their lists.
+    fn search_first_stage<'a>(&self, request: &'a SearchRequest, timings: &mut Timings) -> Result<FirstStage<'a>> {
+        check_k(request.k, request.candidates)?;
+        let query = request.query.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        let user = request.user.as_deref().map(|id| self.user(id)).transpose()?;
+        let kinds = request.mode.retrievers(query.is_some(), user.is_some(), self.cf.is_some())?;
+        let allow = self.allow(&request.filters)?;
+        let vector = match (kinds.contains(&RetrieverKind::Dense), query) {
+            (true, Some(query)) => {
+                let t = Instant::now();
+                let vector = self.runtime.embed_query(query)?;
+                timings.embed_ms = ms(t);
+                Some(vector)
+            }
+            _ => None,
+        };
+        let cf = match (kinds.contains(&RetrieverKind::Cf), &user) {
+            (true, Some(user)) => {
+                let cf = self.collaborative()?;
+                Some((cf, self.user_vector(cf, user)?))
+            }
+            _ => None,
+        };
+        let mut retrievers = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            let retriever = match kind {
+                RetrieverKind::Bm25 => Retriever::Bm25 { index: &self.lexical, query: query.unwrap_or_default() },
+                RetrieverKind::Dense => {
+                    Retriever::Dense { index: &self.dense, vector: vector.as_ref().map(|v| v.as_slice()) }
+                }
+                RetrieverKind::Cf => {
+                    // Mode::retrievers picks CF only with a user, whose factors were read above.
+                    let (cf, factors) = cf.ok_or_else(|| Error::invalid("user", "cf needs a user"))?;
+                    Retriever::Cf { items: &cf.items, factors, cold_items: request.cold_items }
+                }
+            };
+            retrievers.push((retriever, request.weights.of(kind)));
+        }
+        let fused = self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)?;
+        Ok(FirstStage { query, user, fused })
+    }
+
+    /// The CF explanation tree of `item`, from an explainer built once per request.
+    pub(super) fn cf_explanation(&self, explainer: &cf::UserExplainer<'_>, item: u32) -> Explanation {
+        explainer.tree(item, 5, |j| self.ids.get(j as usize).cloned().unwrap_or_default())
+    }
+}

@@ -1,0 +1,43 @@
+//! Similar: the seed item's content neighbours and CF neighbours, fused.
+
+use std::time::Instant;
+
+use super::stages::ms;
+use super::Engine;
+use crate::error::Result;
+use crate::explain::RetrieverKind;
+use crate::request::{check_k, ColdItems, Results, SimilarRequest, Timings};
+use crate::retrieve::Retriever;
+
+impl Engine {
+    /// Items similar to a given item, by content and by CF, fused; the seed itself is left out.
+    ///
+    /// # Errors
+    /// An invalid request (the field named) or an unknown seed item.
+    #[tracing::instrument(skip_all, fields(k = request.k))]
+    pub fn similar(&self, request: &SimilarRequest) -> Result<Results> {
+        let start = Instant::now();
+        check_k(request.k, request.candidates)?;
+        let seed = self.index_of(&request.item)?;
+        let allow = self.allow(&request.filters)?.excluding(self.len(), [seed]);
+        let mut timings = Timings::default();
+        let content = self.dense.vector(seed).unwrap_or_default();
+        let mut retrievers = vec![(
+            Retriever::Dense { index: &self.dense, vector: Some(content) },
+            request.weights.of(RetrieverKind::Dense),
+        )];
+        if let Some(cf) = &self.cf {
+            let factors = cf.items.vector(seed).unwrap_or_default();
+            // An item nobody interacted with has (near) zero factors: its CF neighbours are
+            // noise, so CF does not run for it.
+            if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
+                let retriever = Retriever::Cf { items: &cf.items, factors, cold_items: ColdItems::Share };
+                retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
+            }
+        }
+        let fused = self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, &mut timings)?;
+        let hits = self.finish(&fused, request.k, None, &mut timings)?;
+        timings.total_ms = ms(start);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+    }
+}

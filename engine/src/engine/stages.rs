@@ -1,0 +1,189 @@
+//! What search, recommend and similar share: the allow mask of a request's filters, running
+//! and fusing the retrievers (timed under each retriever's name), turning fused hits into
+//! results, and the rerank window. A fix to filtering, timing or reranking is made here once.
+
+use std::time::Instant;
+
+use super::Engine;
+use crate::combination::{Features, ScoreRanges};
+use crate::error::{Error, Result};
+use crate::explain::{CombinedScore, RerankScore, ScoreBreakdown};
+use crate::filter::{matches_all, Filters};
+use crate::fusion::{fuse, FusedHit, Fusion};
+use crate::request::{Candidate, Hit, Timings};
+use crate::rerank::{Combine, RerankPlan};
+use crate::retrieve::{Allow, Retriever};
+
+/// The retrievers' fused output for one request.
+pub(super) struct Fused {
+    /// Best first.
+    pub hits: Vec<FusedHit>,
+    /// Each retriever's score range, for the learned combination's features.
+    pub ranges: ScoreRanges,
+    /// `single` when one list was fused, else the fusion's name.
+    pub fusion_name: &'static str,
+}
+
+/// Milliseconds since `since`.
+pub(super) fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Reranked hits, best first (ties by id), cut to `k`. A reranked score is only comparable
+/// among hits that were all reranked, which is why `max(depth, k)` hits are reranked.
+fn best_first(mut hits: Vec<Hit>, k: usize) -> Vec<Hit> {
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+    hits.truncate(k);
+    hits
+}
+
+impl Engine {
+    /// The items a request's filters let through, every filter checked against the fields the
+    /// generation has.
+    ///
+    /// # Errors
+    /// A filter on a field no item has, or a malformed condition, naming `filters.<field>`.
+    pub(super) fn allow(&self, filters: &Filters) -> Result<Allow> {
+        if filters.is_empty() {
+            return Ok(Allow::all());
+        }
+        for (name, condition) in filters {
+            if !self.field_names.contains(name) {
+                let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
+                known.sort();
+                return Err(Error::invalid(
+                    format!("filters.{name}"),
+                    format!("no item has this field; fields are {known:?}"),
+                ));
+            }
+            if let Some(problem) = condition.problem() {
+                return Err(Error::invalid(format!("filters.{name}"), problem));
+            }
+        }
+        Ok(Allow::mask(self.fields.iter().map(|f| matches_all(filters, f)).collect()))
+    }
+
+    /// Runs each retriever for `candidates` allowed items (timed in `retrieve_ms` under its
+    /// name) and fuses their lists, each with its weight.
+    pub(super) fn retrieve_and_fuse(
+        &self,
+        retrievers: &[(Retriever<'_>, f64)],
+        candidates: usize,
+        allow: &Allow,
+        fusion: &Fusion,
+        timings: &mut Timings,
+    ) -> Result<Fused> {
+        let mut lists = Vec::with_capacity(retrievers.len());
+        for (retriever, _) in retrievers {
+            let t = Instant::now();
+            lists.push(retriever.retrieve(candidates, allow)?);
+            timings.retrieve_ms.insert(retriever.kind().name().to_string(), ms(t));
+        }
+        let weights: Vec<f64> = retrievers.iter().map(|(_, weight)| *weight).collect();
+        let t = Instant::now();
+        let hits = fuse(&lists, &weights, fusion)?;
+        timings.fusion_ms = ms(t);
+        let fusion_name = if lists.len() == 1 { "single" } else { fusion.name() };
+        Ok(Fused { hits, ranges: ScoreRanges::of(&lists), fusion_name })
+    }
+
+    /// The final hits: the top `k` fused ones, or, with a rerank plan and the text it reads as
+    /// the query, the top `max(depth, k)` reranked, best first, cut to `k` (timed as rerank).
+    pub(super) fn finish(
+        &self,
+        fused: &Fused,
+        k: usize,
+        rerank: Option<(RerankPlan<'_>, &str)>,
+        timings: &mut Timings,
+    ) -> Result<Vec<Hit>> {
+        let Some((plan, query)) = rerank else {
+            return fused.hits.iter().take(k).map(|f| self.hit(f, fused.fusion_name, None, None)).collect();
+        };
+        let t = Instant::now();
+        let window: Vec<&FusedHit> = fused.hits.iter().take(plan.depth.max(k)).collect();
+        let hits = best_first(self.rerank(&plan, query, &window, fused)?, k);
+        timings.rerank_ms = ms(t);
+        Ok(hits)
+    }
+
+    /// Reranks `window`: the plan's reranker scores each (query, item text) pair, and the score
+    /// enters the final score as the plan says. Hits come back in window order.
+    fn rerank(&self, plan: &RerankPlan<'_>, query: &str, window: &[&FusedHit], fused: &Fused) -> Result<Vec<Hit>> {
+        let contents =
+            window.iter().map(|h| self.item_at(h.item).map(|item| item.content())).collect::<Result<Vec<_>>>()?;
+        let texts: Vec<&str> = contents.iter().map(String::as_str).collect();
+        let scores = plan.reranker.score(query, &texts)?;
+        window
+            .iter()
+            .zip(scores)
+            .map(|(hit, raw)| {
+                let (weight, combination) = match plan.combine {
+                    Combine::Add { weight } => (weight, None),
+                    Combine::Learned(combination) => {
+                        let features = Features { rerank: raw, ..fused.ranges.features(hit) };
+                        let (_, parts) = combination.apply(&features);
+                        (combination.rerank_weight(), Some(CombinedScore { bias: combination.bias, features: parts }))
+                    }
+                };
+                let rerank = RerankScore {
+                    reranker: plan.reranker.name().to_string(),
+                    raw_score: raw,
+                    weight,
+                    contribution: weight * f64::from(raw),
+                };
+                self.hit(hit, fused.fusion_name, Some(rerank), combination)
+            })
+            .collect()
+    }
+
+    /// A hit whose final score is the fused score plus the rerank contribution, or the learned
+    /// combination when there is one.
+    fn hit(
+        &self,
+        fused: &FusedHit,
+        fusion: &str,
+        rerank: Option<RerankScore>,
+        combination: Option<CombinedScore>,
+    ) -> Result<Hit> {
+        let item = self.item_at(fused.item)?;
+        let final_score = match &combination {
+            Some(combined) => combined.bias + combined.features.iter().map(|f| f.contribution).sum::<f64>(),
+            None => fused.score + rerank.as_ref().map_or(0.0, |r| r.contribution),
+        };
+        Ok(Hit {
+            id: item.id,
+            title: item.title,
+            fields: item.fields,
+            score: final_score,
+            breakdown: ScoreBreakdown {
+                fusion: fusion.to_string(),
+                retrievers: fused.parts.clone(),
+                abstained: fused.abstained.clone(),
+                fused_score: fused.score,
+                rerank,
+                combination,
+                final_score,
+            },
+            explanations: Vec::new(),
+        })
+    }
+
+    /// The top `depth` fused candidates with the features the learned combination reads: what
+    /// the reranker trainer mines negatives from and fits the combination on.
+    pub(super) fn candidates_of(&self, fused: &Fused, depth: usize) -> Result<Vec<Candidate>> {
+        fused
+            .hits
+            .iter()
+            .take(depth)
+            .map(|hit| {
+                let item = self.item_at(hit.item)?;
+                Ok(Candidate {
+                    content: item.content(),
+                    id: item.id,
+                    fused_score: hit.score,
+                    features: fused.ranges.features(hit),
+                })
+            })
+            .collect()
+    }
+}

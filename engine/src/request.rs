@@ -1,0 +1,542 @@
+//! What a caller asks and what it gets back: the search, recommend and similar requests with
+//! their options, bounds and defaults, and the hits, timings and candidates that come back.
+//!
+//! Every default is defined once, in [`defaults`]; serde, the constructors, the CLI flags and
+//! the server's `--help` read it from there.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::combination::Features;
+use crate::error::{Error, Result};
+use crate::explain::{Explanation, RetrieverKind, ScoreBreakdown};
+use crate::filter::Filters;
+use crate::fusion::Fusion;
+use crate::item::FieldValue;
+
+/// Limits on request sizes, so that one request cannot monopolise the engine.
+pub const MAX_K: usize = 1000;
+/// Most candidates a retriever may be asked for.
+pub const MAX_CANDIDATES: usize = 10_000;
+/// Most items the rerank stage reads for one request.
+pub const MAX_RERANK: usize = 200;
+
+/// The default of every request option, defined once.
+pub mod defaults {
+    use crate::fusion::Fusion;
+
+    /// Hits a request returns.
+    pub const K: usize = 10;
+    /// Candidates each retriever returns before fusion.
+    pub const CANDIDATES: usize = 100;
+    /// Late-interaction rerank depth when a search does not give one.
+    pub const LATE_INTERACTION_DEPTH: usize = 20;
+    /// Weight of the late-interaction score in the final score.
+    pub const RERANK_WEIGHT: f64 = 1.0;
+    /// Recent history items that form a recommendation's content profile.
+    pub const RECENT: usize = 20;
+    /// Default weight of the content list in recommendations (CF weighs 1). Chosen on
+    /// MovieLens on a validation split carved from the training positives: with plain fusion
+    /// of cold items, content weight 1.0 gave Recall@20 0.158, 0.3 gave 0.211, CF alone 0.204.
+    pub const RECOMMEND_CONTENT_WEIGHT: f64 = 0.3;
+    /// Query embeddings an engine keeps unless told otherwise (384 floats each: ~16 MiB).
+    pub const QUERY_CACHE_ENTRIES: usize = 10_000;
+
+    /// Search fuses linearly by default. Tuned on SciFact's *train* judgments (809 queries;
+    /// docs/EVAL.md): linear fusion of min-max-normalised BM25 and dense scores gave nDCG@10
+    /// 0.7216–0.7241 for BM25 weights 0.4–0.6 (equal weights: 0.7232 at 100 candidates per
+    /// retriever), RRF 0.7124 at k = 60 and 0.7215 at k = 10. Equal weights, because the
+    /// spread across 0.4–0.6 is smaller than the noise between candidate depths.
+    pub fn search_fusion() -> Fusion {
+        Fusion::Linear
+    }
+}
+
+// serde reads defaults through functions; each returns the one constant above.
+fn default_k() -> usize {
+    defaults::K
+}
+fn default_candidates() -> usize {
+    defaults::CANDIDATES
+}
+fn default_rerank_weight() -> f64 {
+    defaults::RERANK_WEIGHT
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Which retrievers a search runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// BM25 only.
+    Bm25,
+    /// Dense ANN only.
+    Dense,
+    /// Collaborative filtering only (needs a user).
+    Cf,
+    /// BM25 and dense, plus CF when a user is given.
+    #[default]
+    Hybrid,
+}
+
+impl Mode {
+    /// The retrievers a search in this mode runs, given whether it has a (non-empty) query, a
+    /// user, and a generation with CF; or why the request cannot be answered as asked.
+    pub fn retrievers(self, query: bool, user: bool, has_cf: bool) -> Result<Vec<RetrieverKind>> {
+        Ok(match (self, query, user) {
+            (Mode::Bm25 | Mode::Dense | Mode::Hybrid, false, false) => {
+                return Err(Error::invalid("query", "a non-empty query is required (or a user, for cf and hybrid)"));
+            }
+            (Mode::Bm25 | Mode::Dense, false, true) => {
+                return Err(Error::invalid("query", "bm25 and dense modes need a non-empty query"));
+            }
+            (Mode::Cf, _, false) => return Err(Error::invalid("user", "cf mode needs a user")),
+            (Mode::Bm25, true, _) => vec![RetrieverKind::Bm25],
+            (Mode::Dense, true, _) => vec![RetrieverKind::Dense],
+            (Mode::Cf, _, true) => vec![RetrieverKind::Cf],
+            (Mode::Hybrid, q, u) => {
+                let mut kinds = Vec::new();
+                if q {
+                    kinds.extend([RetrieverKind::Bm25, RetrieverKind::Dense]);
+                }
+                // A hybrid search for a user of a generation without CF still answers, by content.
+                if u && has_cf {
+                    kinds.push(RetrieverKind::Cf);
+                }
+                kinds
+            }
+        })
+    }
+}
+
+/// Per-retriever weights for fusion; absent ones are 1.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    /// BM25 weight.
+    pub bm25: Option<f64>,
+    /// Dense weight (content, in recommendations).
+    pub dense: Option<f64>,
+    /// CF weight.
+    pub cf: Option<f64>,
+}
+
+impl Weights {
+    /// The weight of `kind`'s list: as given, else 1.
+    pub fn of(&self, kind: RetrieverKind) -> f64 {
+        self.given(kind).unwrap_or(1.0)
+    }
+
+    /// The weight of `kind`'s list, when the request gives one.
+    pub fn given(&self, kind: RetrieverKind) -> Option<f64> {
+        match kind {
+            RetrieverKind::Bm25 => self.bm25,
+            RetrieverKind::Dense => self.dense,
+            RetrieverKind::Cf => self.cf,
+        }
+    }
+}
+
+/// Which reranker a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RerankerKind {
+    /// The generation's cross-encoder (`hyrank train-reranker`), combined with the retriever
+    /// scores by its learned weights.
+    Trained,
+    /// MaxSim over MiniLM's token embeddings, untrained for this use; added with `weight`.
+    LateInteraction,
+}
+
+/// Rerank-stage options of a search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RerankOptions {
+    /// `false` turns reranking off for this search, also where the generation reranks by
+    /// default.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Which reranker: the trained one when the generation has it, else late interaction.
+    #[serde(default)]
+    pub reranker: Option<RerankerKind>,
+    /// How many fused candidates the reranker reads (at least k): by default the depth the
+    /// trained reranker was validated at, else 20.
+    #[serde(default)]
+    pub depth: Option<usize>,
+    /// Weight of the late-interaction score in the final score; the trained reranker's
+    /// weights are learned and this is ignored.
+    #[serde(default = "default_rerank_weight")]
+    pub weight: f64,
+}
+
+impl RerankOptions {
+    /// Rerank the top `depth` with `reranker` (the default one when `None`).
+    pub fn top(depth: usize, reranker: Option<RerankerKind>) -> Self {
+        RerankOptions { enabled: true, reranker, depth: Some(depth), weight: default_rerank_weight() }
+    }
+
+    /// The trained reranker at the depth it was validated at.
+    pub fn default_trained() -> Self {
+        RerankOptions {
+            enabled: true,
+            reranker: Some(RerankerKind::Trained),
+            depth: None,
+            weight: default_rerank_weight(),
+        }
+    }
+
+    /// No reranking, whatever the generation's default.
+    pub fn off() -> Self {
+        RerankOptions { enabled: false, reranker: None, depth: None, weight: default_rerank_weight() }
+    }
+}
+
+/// A search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// The query text.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// A user to personalise for (adds the CF retriever in hybrid mode).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Hits to return.
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Field conditions every hit must meet.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub filters: Filters,
+    /// Retrievers to run.
+    #[serde(default)]
+    pub mode: Mode,
+    /// How to fuse them; linear (min-max normalised, equal weights) unless asked otherwise.
+    #[serde(default = "defaults::search_fusion")]
+    pub fusion: Fusion,
+    /// Per-retriever fusion weights.
+    #[serde(default)]
+    pub weights: Weights,
+    /// Candidates each retriever returns before fusion.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    /// Rerank the top of the fused list. Absent: the generation's trained reranker when its
+    /// manifest enables it by default (its validation gain over the plain hybrid held up),
+    /// else none.
+    #[serde(default)]
+    pub rerank: Option<RerankOptions>,
+    /// Fusion of items CF cannot score, when a user is given.
+    #[serde(default)]
+    pub cold_items: ColdItems,
+    /// Add explanation trees (BM25 detail, CF history contributions).
+    #[serde(default)]
+    pub explain: bool,
+}
+
+impl SearchRequest {
+    /// A hybrid search for `query` with every other option at its default.
+    pub fn new(query: impl Into<String>) -> Self {
+        SearchRequest {
+            query: Some(query.into()),
+            user: None,
+            k: default_k(),
+            filters: Filters::new(),
+            mode: Mode::default(),
+            fusion: defaults::search_fusion(),
+            weights: Weights::default(),
+            candidates: default_candidates(),
+            rerank: None,
+            cold_items: ColdItems::default(),
+            explain: false,
+        }
+    }
+}
+
+/// What fusion does with items CF cannot score (no training interactions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ColdItems {
+    /// CF abstains and its weight goes to the retrievers that can score the item, so cold
+    /// items compete on content alone. Right when content is about as reliable as CF.
+    #[default]
+    Share,
+    /// Plain fusion: a cold item simply gets no CF contribution, so it surfaces only when its
+    /// other evidence beats warm items' combined evidence.
+    Ignore,
+}
+
+/// Which candidate generators a recommendation uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RecommendMode {
+    /// Collaborative filtering only.
+    Cf,
+    /// Content only: items near the user's recent history in embedding space.
+    Content,
+    /// Both, fused.
+    #[default]
+    Hybrid,
+}
+
+/// A recommendation request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RecommendRequest {
+    /// The user.
+    pub user: String,
+    /// Items to return.
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Leave out items the user already interacted with.
+    #[serde(default = "default_true")]
+    pub exclude_seen: bool,
+    /// Candidate generators.
+    #[serde(default)]
+    pub mode: RecommendMode,
+    /// Fusion of items CF cannot score.
+    #[serde(default = "default_recommend_cold_items")]
+    pub cold_items: ColdItems,
+    /// Field conditions every item must meet.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub filters: Filters,
+    /// How to fuse CF and content candidates.
+    #[serde(default)]
+    pub fusion: Fusion,
+    /// `cf` and `dense` (content) weights.
+    #[serde(default)]
+    pub weights: Weights,
+    /// Candidates per retriever.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    /// How many recent history items form the content profile.
+    #[serde(default = "default_recent")]
+    pub recent: usize,
+    /// Rerank the top of the fused list with the trained recommendation reranker (only
+    /// `enabled` and `depth` apply). Absent: reranked when the generation's manifest enables it
+    /// by default (its gain on held-out next items held up), else not.
+    #[serde(default)]
+    pub rerank: Option<RerankOptions>,
+    /// Add the history items behind each score.
+    #[serde(default)]
+    pub explain: bool,
+}
+
+impl RecommendRequest {
+    /// A hybrid recommendation for `user` with every other option at its default.
+    pub fn new(user: impl Into<String>) -> Self {
+        RecommendRequest {
+            user: user.into(),
+            k: default_k(),
+            exclude_seen: true,
+            mode: RecommendMode::default(),
+            cold_items: default_recommend_cold_items(),
+            filters: Filters::new(),
+            fusion: Fusion::default(),
+            weights: Weights::default(),
+            candidates: default_candidates(),
+            recent: default_recent(),
+            rerank: None,
+            explain: false,
+        }
+    }
+}
+
+/// Measured on MovieLens (validation split carved from training data): sharing CF's weight with
+/// weak content evidence filled the top 20 with cold items and cut Recall@20 from 0.20 to 0.05.
+fn default_recommend_cold_items() -> ColdItems {
+    ColdItems::Ignore
+}
+
+fn default_recent() -> usize {
+    defaults::RECENT
+}
+
+/// A similar-items request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SimilarRequest {
+    /// The seed item's id.
+    pub item: String,
+    /// Items to return.
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Field conditions.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub filters: Filters,
+    /// Fusion of content and CF neighbours.
+    #[serde(default)]
+    pub fusion: Fusion,
+    /// `dense` and `cf` weights.
+    #[serde(default)]
+    pub weights: Weights,
+    /// Candidates per retriever.
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Hit {
+    /// Item id.
+    pub id: String,
+    /// Item title.
+    pub title: String,
+    /// Item fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Final score (equals `breakdown.final_score`).
+    pub score: f64,
+    /// How the score was composed.
+    pub breakdown: ScoreBreakdown,
+    /// Detail trees, when `explain` was asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanations: Vec<Explanation>,
+}
+
+/// Milliseconds per stage of one request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Timings {
+    /// Query encoding.
+    pub embed_ms: f64,
+    /// Per retriever.
+    pub retrieve_ms: BTreeMap<String, f64>,
+    /// Fusion.
+    pub fusion_ms: f64,
+    /// Rerank.
+    pub rerank_ms: f64,
+    /// Whole request inside the engine.
+    pub total_ms: f64,
+}
+
+/// Hits and how they were found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Results {
+    /// Best first.
+    pub hits: Vec<Hit>,
+    /// The generation that answered.
+    pub generation: String,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// A fused candidate with the features the learned combination reads (the rerank logit not yet
+/// filled in): what the reranker trainer mines negatives from and fits the combination on.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Item id.
+    pub id: String,
+    /// Title and text, as the reranker reads them.
+    pub content: String,
+    /// The fused score.
+    pub fused_score: f64,
+    /// Normalised retriever scores.
+    pub features: Features,
+}
+
+/// `depth` if it is a rerank depth a request may ask for.
+pub(crate) fn check_rerank_depth(depth: usize) -> Result<usize> {
+    if depth == 0 || depth > MAX_RERANK {
+        return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
+    }
+    Ok(depth)
+}
+
+/// Checks a request's `k` and per-retriever `candidates` against the bounds.
+pub(crate) fn check_k(k: usize, candidates: usize) -> Result<()> {
+    if k == 0 || k > MAX_K {
+        return Err(Error::invalid("k", format!("must be between 1 and {MAX_K}, got {k}")));
+    }
+    if candidates == 0 || candidates > MAX_CANDIDATES {
+        return Err(Error::invalid("candidates", format!("must be between 1 and {MAX_CANDIDATES}, got {candidates}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use RetrieverKind::{Bm25, Cf, Dense};
+
+    fn field_of(result: Result<Vec<RetrieverKind>>) -> String {
+        match result {
+            Err(Error::InvalidArgument { field, .. }) => field,
+            other => panic!("expected an invalid-request error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_mode_runs_the_retrievers_its_inputs_allow() {
+        // (mode, query, user, has_cf) → retrievers
+        let cases = [
+            (Mode::Bm25, true, false, true, vec![Bm25]),
+            (Mode::Bm25, true, true, true, vec![Bm25]),
+            (Mode::Dense, true, true, false, vec![Dense]),
+            (Mode::Cf, false, true, true, vec![Cf]),
+            (Mode::Cf, true, true, true, vec![Cf]),
+            (Mode::Hybrid, true, false, true, vec![Bm25, Dense]),
+            (Mode::Hybrid, true, true, true, vec![Bm25, Dense, Cf]),
+            (Mode::Hybrid, true, true, false, vec![Bm25, Dense]),
+            (Mode::Hybrid, false, true, true, vec![Cf]),
+        ];
+        for (mode, query, user, has_cf, expected) in cases {
+            assert_eq!(
+                mode.retrievers(query, user, has_cf).unwrap(),
+                expected,
+                "{mode:?} q={query} u={user} cf={has_cf}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mode_missing_its_input_names_the_field() {
+        assert_eq!(field_of(Mode::Hybrid.retrievers(false, false, true)), "query");
+        assert_eq!(field_of(Mode::Bm25.retrievers(false, false, true)), "query");
+        assert_eq!(field_of(Mode::Dense.retrievers(false, true, true)), "query");
+        assert_eq!(field_of(Mode::Cf.retrievers(true, false, true)), "user");
+        assert_eq!(Mode::Cf.retrievers(true, false, true).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_hybrid_search_for_a_user_without_cf_has_nothing_to_run() {
+        // The engine turns an empty list of retrievers into empty results, not an error.
+        assert!(Mode::Hybrid.retrievers(false, true, false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bounds_are_checked_with_the_field_named() {
+        assert!(check_k(defaults::K, defaults::CANDIDATES).is_ok());
+        assert!(check_k(0, 10).is_err());
+        assert!(check_k(MAX_K + 1, 10).is_err());
+        assert!(check_k(10, MAX_CANDIDATES + 1).is_err());
+        assert_eq!(check_rerank_depth(MAX_RERANK).unwrap(), MAX_RERANK);
+        assert!(check_rerank_depth(0).is_err());
+        assert!(check_rerank_depth(MAX_RERANK + 1).is_err());
+    }
+
+    #[test]
+    fn a_bare_request_reads_the_same_defaults_as_serde() {
+        let parsed: SearchRequest = serde_json::from_str(r#"{"query":"tent"}"#).unwrap();
+        assert_eq!(parsed, SearchRequest::new("tent"));
+        let parsed: RecommendRequest = serde_json::from_str(r#"{"user":"u1"}"#).unwrap();
+        assert_eq!(parsed, RecommendRequest::new("u1"));
+        assert_eq!(parsed.cold_items, ColdItems::Ignore);
+    }
+}

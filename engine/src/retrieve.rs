@@ -1,0 +1,205 @@
+//! The first stage: one type for every retriever, one allow mask for every filter.
+//!
+//! A [`Retriever`] is a probe bound to the index it searches (BM25 text, a dense vector, CF
+//! factors); [`Retriever::retrieve`] returns its `n` best items among those an [`Allow`] mask
+//! lets through, as the ranked list fusion reads. Search, recommend and similar differ only in
+//! which retrievers they build and which items they leave out; running, timing and fusing them
+//! is one code path (`engine/stages.rs`). The shape follows qdrant's
+//! `lib/segment/src/index/vector_index_base.rs`: one `search(…, filter)` for every index kind,
+//! dispatched through an enum.
+
+use std::sync::Arc;
+
+use crate::cf::Factors;
+use crate::dense::{HnswSettings, Metric, VectorIndex};
+use crate::error::Result;
+use crate::explain::RetrieverKind;
+use crate::fusion::RankedList;
+use crate::lexical::LexicalIndex;
+use crate::request::ColdItems;
+
+/// Which items a request may return: `allowed[item]`, or every item.
+#[derive(Debug, Clone, Default)]
+pub struct Allow(Option<Arc<Vec<bool>>>);
+
+impl Allow {
+    /// Every item.
+    pub fn all() -> Self {
+        Allow(None)
+    }
+
+    /// The items whose entry in `mask` (one per item, by index) is true.
+    pub fn mask(mask: Vec<bool>) -> Self {
+        Allow(Some(Arc::new(mask)))
+    }
+
+    /// These items, less `excluded` (a recommendation's seen and hidden items, a similar
+    /// request's seed), over a catalog of `items` items. Always a mask, also when nothing is
+    /// excluded, so that a request that excludes items takes one path whatever it excludes.
+    pub fn excluding(&self, items: usize, excluded: impl IntoIterator<Item = u32>) -> Self {
+        let mut mask = match &self.0 {
+            Some(mask) => mask.as_ref().clone(),
+            None => vec![true; items],
+        };
+        for item in excluded {
+            if let Some(slot) = mask.get_mut(item as usize) {
+                *slot = false;
+            }
+        }
+        Allow::mask(mask)
+    }
+
+    /// Whether `item` may be returned; an index past the mask may not.
+    pub fn allows(&self, item: u32) -> bool {
+        self.0.as_ref().is_none_or(|mask| mask.get(item as usize).copied().unwrap_or(false))
+    }
+
+    /// Whether every item is allowed (no mask at all).
+    pub fn is_all(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// CF item factors, searchable: the generation's own, or those of a model trained without some
+/// interactions (the reranker trainer replays users as they were before their held-out items).
+pub struct CfItems {
+    index: VectorIndex,
+    /// Items without training interactions (all-zero factors): CF abstains on them.
+    cold: Arc<Vec<bool>>,
+}
+
+impl CfItems {
+    /// Wraps an inner-product index of item factors.
+    pub(crate) fn new(index: VectorIndex) -> Self {
+        let cold = Arc::new(index.vectors().chunks_exact(index.dim()).map(|v| v.iter().all(|&x| x == 0.0)).collect());
+        CfItems { index, cold }
+    }
+
+    /// Indexes item factors for inner-product search.
+    pub fn build(factors: &Factors, hnsw: HnswSettings) -> Result<Self> {
+        Ok(Self::new(VectorIndex::build(factors.data.clone(), factors.dim, Metric::InnerProduct, hnsw)?))
+    }
+
+    /// One item's factors (`None` past the end).
+    pub(crate) fn vector(&self, item: u32) -> Option<&[f32]> {
+        self.index.vector(item)
+    }
+}
+
+/// One retriever, bound to its probe.
+pub enum Retriever<'a> {
+    /// BM25 over the tantivy index, for a query text.
+    Bm25 {
+        /// The index.
+        index: &'a LexicalIndex,
+        /// The query as typed.
+        query: &'a str,
+    },
+    /// Cosine nearest neighbours of an embedding (a query's, a user's content profile, a seed
+    /// item's). `None`: no probe could be formed (a user with no usable history), so the list
+    /// is empty but still takes part in fusion.
+    Dense {
+        /// The item embeddings.
+        index: &'a VectorIndex,
+        /// The unit-length probe.
+        vector: Option<&'a [f32]>,
+    },
+    /// Collaborative filtering: inner product of user (or item) factors with item factors.
+    Cf {
+        /// The item factors searched.
+        items: &'a CfItems,
+        /// The probe's factors, in the space of `items`.
+        factors: &'a [f32],
+        /// Whether CF abstains on cold items (`share`) or scores them 0 (`ignore`).
+        cold_items: ColdItems,
+    },
+}
+
+impl Retriever<'_> {
+    /// The retriever's kind, which names its list in breakdowns and timings.
+    pub fn kind(&self) -> RetrieverKind {
+        match self {
+            Retriever::Bm25 { .. } => RetrieverKind::Bm25,
+            Retriever::Dense { .. } => RetrieverKind::Dense,
+            Retriever::Cf { .. } => RetrieverKind::Cf,
+        }
+    }
+
+    /// The `n` best allowed items, best first (ties by item index), as fusion's input.
+    ///
+    /// # Errors
+    /// A probe of the wrong width, or a failing index read.
+    pub fn retrieve(&self, n: usize, allow: &Allow) -> Result<RankedList> {
+        let kind = self.kind();
+        let allow_fn = |item: u32| allow.allows(item);
+        let filter: Option<&(dyn Fn(u32) -> bool + Sync)> = if allow.is_all() { None } else { Some(&allow_fn) };
+        Ok(match self {
+            Retriever::Bm25 { index, query } => RankedList::new(kind, index.search(query, n, allow.0.clone())?),
+            Retriever::Dense { index, vector } => match vector {
+                Some(vector) => RankedList::new(kind, index.search(vector, n, filter)?),
+                None => RankedList::new(kind, Vec::new()),
+            },
+            Retriever::Cf { items, factors, cold_items } => {
+                let hits = items.index.search(factors, n, filter)?;
+                let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(&items.cold));
+                RankedList { retriever: kind, hits, abstaining }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_allows_every_item_and_a_mask_only_its_own() {
+        assert!(Allow::all().allows(123_456));
+        let allow = Allow::mask(vec![true, false, true]);
+        assert!(allow.allows(0) && !allow.allows(1) && allow.allows(2));
+        assert!(!allow.allows(3), "an item past the mask is not allowed");
+    }
+
+    #[test]
+    fn excluding_keeps_the_filter_and_removes_the_items() {
+        let allow = Allow::mask(vec![true, false, true, true]).excluding(4, [2, 99]);
+        assert_eq!((0..4).map(|i| allow.allows(i)).collect::<Vec<_>>(), [true, false, false, true]);
+        let allow = Allow::all().excluding(3, []);
+        assert!(!allow.is_all(), "an exclusion always yields a mask");
+        assert!((0..3).all(|i| allow.allows(i)));
+    }
+
+    fn tiny_dense() -> VectorIndex {
+        // Three unit vectors in 2-D: item 0 along x, item 1 along y, item 2 between them.
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        VectorIndex::build(vec![1.0, 0.0, 0.0, 1.0, s, s], 2, Metric::Cosine, HnswSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn a_dense_retriever_honours_the_mask_and_an_absent_probe_returns_nothing() {
+        let index = tiny_dense();
+        let probe = [1.0f32, 0.0];
+        let retriever = Retriever::Dense { index: &index, vector: Some(&probe) };
+        let all = retriever.retrieve(3, &Allow::all()).unwrap();
+        assert_eq!(all.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 2, 1]);
+        let masked = retriever.retrieve(3, &Allow::all().excluding(3, [0])).unwrap();
+        assert_eq!(masked.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [2, 1]);
+        let empty = Retriever::Dense { index: &index, vector: None }.retrieve(3, &Allow::all()).unwrap();
+        assert!(empty.hits.is_empty());
+        assert_eq!(empty.retriever, RetrieverKind::Dense);
+    }
+
+    #[test]
+    fn cf_abstains_on_cold_items_only_when_sharing() {
+        // Item 1 has all-zero factors: nobody interacted with it.
+        let factors = Factors { data: vec![1.0, 0.5, 0.0, 0.0, 0.2, 1.0], dim: 2 };
+        let items = CfItems::build(&factors, HnswSettings::default()).unwrap();
+        let user = [1.0f32, 1.0];
+        let share = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Share };
+        let list = share.retrieve(3, &Allow::all()).unwrap();
+        let abstaining = list.abstaining.expect("share marks cold items");
+        assert_eq!(abstaining.as_slice(), [false, true, false]);
+        let ignore = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Ignore };
+        assert!(ignore.retrieve(3, &Allow::all()).unwrap().abstaining.is_none());
+    }
+}

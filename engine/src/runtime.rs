@@ -1,0 +1,148 @@
+//! The model runtime: one handle that owns how a process runs its embedding model, built once
+//! and shared by every generation the process opens.
+//!
+//! It holds the loaded [`Embedder`], the query-embedding cache and, in servers, the model
+//! worker that batches concurrent query encodings, plus the settings rerank workers are started
+//! with (each generation's trained rerankers are its own models, so their workers are per
+//! generation, but set up the same way). Callers never wire these one by one: a batch job opens
+//! an engine with [`RuntimeSettings::default`], a server with what its settings say, and
+//! [`crate::Engine::open_next`] carries the runtime over to the next generation. The shape
+//! follows text-embeddings-inference's `core/src/infer.rs`: one `Infer` handle owns tokenizer,
+//! queue and backend, and the router never sees a backend.
+
+use std::sync::Arc;
+
+use crate::batcher::{BatcherSettings, QueryBatcher};
+use crate::cache::{Cache, CacheStats};
+use crate::embed::{Embedder, EmbedderSettings};
+use crate::error::Result;
+use crate::generation::Manifest;
+use crate::request::defaults;
+
+/// How a process runs its models, besides the weights and device ([`EmbedderSettings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeSettings {
+    /// Query embeddings kept (0 turns the cache off).
+    pub query_cache_entries: usize,
+    /// Encode queries through a model worker that batches concurrent queries; `None`: the
+    /// calling thread encodes (batch jobs, tests, and servers on few cores, where batching was
+    /// measured to cost throughput).
+    pub query_batcher: Option<BatcherSettings>,
+    /// Score trained-reranker pairs through a model worker per reranker, with a bounded queue
+    /// (requests past it are refused as overloaded); `None`: on the request's thread.
+    pub rerank_workers: Option<BatcherSettings>,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings {
+            query_cache_entries: defaults::QUERY_CACHE_ENTRIES,
+            query_batcher: None,
+            rerank_workers: None,
+        }
+    }
+}
+
+/// The embedding model with its cache and worker; see the module docs.
+pub struct Runtime {
+    embedder: Arc<Embedder>,
+    /// Query text → embedding. Shared with the runtime of the next generation and cleared
+    /// there, so hit counts accumulate while entries never outlive their generation.
+    query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
+    query_batcher: Option<Arc<QueryBatcher>>,
+    settings: RuntimeSettings,
+}
+
+impl Runtime {
+    /// Loads the model and starts what `settings` asks for.
+    ///
+    /// # Errors
+    /// The model cannot be loaded, or a worker thread cannot start.
+    pub fn load(embedder: &EmbedderSettings, settings: RuntimeSettings) -> Result<Self> {
+        Self::new(Arc::new(Embedder::load(embedder)?), settings)
+    }
+
+    /// A runtime around an already loaded model.
+    ///
+    /// # Errors
+    /// A worker thread cannot start.
+    pub fn new(embedder: Arc<Embedder>, settings: RuntimeSettings) -> Result<Self> {
+        let query_batcher = match settings.query_batcher {
+            Some(batching) => Some(Arc::new(QueryBatcher::spawn(Arc::clone(&embedder), batching)?)),
+            None => None,
+        };
+        Ok(Runtime {
+            embedder,
+            query_cache: Arc::new(Cache::new(settings.query_cache_entries)),
+            query_batcher,
+            settings,
+        })
+    }
+
+    /// The runtime for a generation: a new handle on this one's model when the generation
+    /// embedded with the same token limit and precision, else on the model loaded again with
+    /// its settings (and a worker of its own, counting on from this one's totals). Either way the
+    /// query cache is this one's; the caller clears it once the new generation opened
+    /// ([`Runtime::clear_query_cache`]).
+    ///
+    /// # Errors
+    /// The model cannot be loaded again, or a worker thread cannot start.
+    pub fn for_generation(&self, manifest: &Manifest) -> Result<Self> {
+        let (max_tokens, precision) = (manifest.max_tokens, manifest.precision);
+        if max_tokens == self.embedder.settings().max_tokens && precision == self.embedder.precision() {
+            return Ok(Runtime {
+                embedder: Arc::clone(&self.embedder),
+                query_cache: Arc::clone(&self.query_cache),
+                query_batcher: self.query_batcher.clone(),
+                settings: self.settings,
+            });
+        }
+        let embedder = EmbedderSettings { max_tokens, precision: Some(precision), ..self.embedder.settings().clone() };
+        let mut next = Self::new(Arc::new(Embedder::load(&embedder)?), self.settings)?;
+        next.query_cache = Arc::clone(&self.query_cache);
+        if let (Some(new), Some(old)) = (&next.query_batcher, &self.query_batcher) {
+            new.continue_from(old.stats());
+        }
+        Ok(next)
+    }
+
+    /// The embedding model.
+    pub fn embedder(&self) -> &Arc<Embedder> {
+        &self.embedder
+    }
+
+    /// What this runtime was started with.
+    pub fn settings(&self) -> RuntimeSettings {
+        self.settings
+    }
+
+    /// The query's embedding (384 floats, unit length): from the cache when this generation
+    /// has seen the text before, else through the worker or on this thread.
+    ///
+    /// # Errors
+    /// Tokenization or inference failed, or the worker's queue is full.
+    pub fn embed_query(&self, query: &str) -> Result<Arc<Vec<f32>>> {
+        self.query_cache.get_or_try(query.to_string(), || {
+            match &self.query_batcher {
+                Some(batcher) => batcher.encode(query),
+                None => self.embedder.embed(query),
+            }
+            .map(Arc::new)
+        })
+    }
+
+    /// Drops every cached query embedding (a new generation serves); hit counts stay.
+    pub fn clear_query_cache(&self) {
+        self.query_cache.clear();
+    }
+
+    /// Hits and misses of the query-embedding cache.
+    pub fn query_cache_stats(&self) -> CacheStats {
+        self.query_cache.stats()
+    }
+
+    /// The query encoder's model worker, if one runs.
+    pub fn query_batcher(&self) -> Option<&Arc<QueryBatcher>> {
+        self.query_batcher.as_ref()
+    }
+}

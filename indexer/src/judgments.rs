@@ -1,0 +1,185 @@
+//! Readers of relevance supervision: BEIR judgments (`qrels/<split>.tsv`, `queries.jsonl`) and
+//! click logs. Like the catalog readers, each reads the whole file and reports every bad row at
+//! once (file, line, field), rather than stopping at the first.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use crate::error::{IndexError, Reject, Result};
+use crate::eval::metrics::Judgments;
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot read: {e}") })
+}
+
+fn reject(path: &Path, line: usize, field: Option<&str>, reason: impl Into<String>) -> Reject {
+    Reject { file: path.to_path_buf(), line: line as u64, field: field.map(str::to_string), reason: reason.into() }
+}
+
+/// `Ok(value)` when no row was rejected, else every reject.
+fn all_or_rejects<T>(value: T, rejects: Vec<Reject>) -> Result<T> {
+    if rejects.is_empty() {
+        Ok(value)
+    } else {
+        Err(IndexError::BadInput { rejects })
+    }
+}
+
+/// Non-blank lines with their 1-based numbers, the header (when its first field is `header`)
+/// skipped, split on tabs.
+fn tsv_rows<'a>(text: &'a str, header: &'a str) -> impl Iterator<Item = (usize, Vec<&'a str>)> + 'a {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(number, line)| (number + 1, line.split('\t').collect::<Vec<_>>()))
+        .filter(move |(line, fields)| !(*line == 1 && fields.first() == Some(&header)))
+}
+
+/// Reads `qrels/<split>.tsv` (header `query-id corpus-id score`): query id → item id → grade.
+///
+/// # Errors
+/// An unreadable file, or every row without three fields or with a non-integer grade.
+pub fn read_qrels(path: &Path) -> Result<BTreeMap<String, Judgments>> {
+    let text = read(path)?;
+    let mut qrels: BTreeMap<String, Judgments> = BTreeMap::new();
+    let mut rejects = Vec::new();
+    for (line, fields) in tsv_rows(&text, "query-id") {
+        let [query, doc, grade] = fields[..] else {
+            rejects.push(reject(path, line, None, "expected 3 tab-separated fields: query-id, corpus-id, score"));
+            continue;
+        };
+        match grade.trim().parse::<i32>() {
+            Ok(grade) => {
+                qrels.entry(query.to_string()).or_default().insert(doc.to_string(), grade);
+            }
+            Err(_) => rejects.push(reject(path, line, Some("score"), format!("{grade:?} is not an integer"))),
+        }
+    }
+    all_or_rejects(qrels, rejects)
+}
+
+/// Reads `queries.jsonl` (`_id`, `text`): query id → text.
+///
+/// # Errors
+/// An unreadable file, or every line that is not JSON or lacks a string `_id` or `text`.
+pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
+    let text = read(path)?;
+    let mut queries = HashMap::new();
+    let mut rejects = Vec::new();
+    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let line_no = number + 1;
+        let value: serde_json::Value = match serde_json::from_str(line) {
+            Ok(value) => value,
+            Err(e) => {
+                rejects.push(reject(path, line_no, None, format!("malformed JSON: {e}")));
+                continue;
+            }
+        };
+        match (value["_id"].as_str(), value["text"].as_str()) {
+            (Some(id), Some(text)) => {
+                queries.insert(id.to_string(), text.to_string());
+            }
+            (None, _) => rejects.push(reject(path, line_no, Some("_id"), "missing or not a string")),
+            (_, None) => rejects.push(reject(path, line_no, Some("text"), "missing or not a string")),
+        }
+    }
+    all_or_rejects(queries, rejects)
+}
+
+/// Reads a click log (tab-separated `query item clicked`, an optional header starting with
+/// `query`): query text → item id → 1 if any impression was clicked, else 0. Items must be in
+/// `known` (the generation's catalog).
+///
+/// # Errors
+/// An unreadable file, or every row with the wrong number of fields, an empty query, an item
+/// not in the catalog, or `clicked` other than 1/0/true/false.
+pub fn read_click_log(path: &Path, known: &HashSet<&str>) -> Result<BTreeMap<String, Judgments>> {
+    let text = read(path)?;
+    let mut by_query: BTreeMap<String, Judgments> = BTreeMap::new();
+    let mut rejects = Vec::new();
+    for (line, fields) in tsv_rows(&text, "query") {
+        let [query, item, clicked] = fields[..] else {
+            rejects.push(reject(path, line, None, "expected query, item, clicked (tab-separated)"));
+            continue;
+        };
+        let mut bad = |field: &str, reason: String| rejects.push(reject(path, line, Some(field), reason));
+        let grade = match clicked.trim() {
+            "1" | "true" => Some(1),
+            "0" | "false" => Some(0),
+            other => {
+                bad("clicked", format!("{other:?} is not 1 or 0"));
+                None
+            }
+        };
+        if query.trim().is_empty() {
+            bad("query", "is empty".into());
+            continue;
+        }
+        if !known.contains(item) {
+            bad("item", format!("{item:?} is not in the catalog"));
+            continue;
+        }
+        if let Some(grade) = grade {
+            let entry = by_query.entry(query.trim().to_string()).or_default().entry(item.to_string()).or_insert(0);
+            *entry = (*entry).max(grade);
+        }
+    }
+    all_or_rejects(by_query, rejects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &tempfile::TempDir, name: &str, content: &str) -> std::path::PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    fn rejected(result: Result<impl std::fmt::Debug>) -> Vec<(u64, Option<String>)> {
+        match result {
+            Err(IndexError::BadInput { rejects }) => rejects.into_iter().map(|r| (r.line, r.field)).collect(),
+            other => panic!("expected rejects, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_bad_click_row_is_reported_not_just_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = "query\titem\tclicked\n\
+                   tent\ta\t1\n\
+                   tent\tzzz\t1\n\
+                   \tb\t0\n\
+                   mug\tb\tmaybe\n\
+                   only two\tfields\n\
+                   tent\tb\t0\n";
+        let path = file(&dir, "clicks.tsv", log);
+        let known: HashSet<&str> = ["a", "b"].into_iter().collect();
+        let found = rejected(read_click_log(&path, &known));
+        assert_eq!(
+            found,
+            [(3, Some("item".into())), (4, Some("query".into())), (5, Some("clicked".into())), (6, None)]
+        );
+        let good = file(&dir, "good.tsv", "tent\ta\t1\ntent\ta\t0\ntent\tb\tfalse\n");
+        let judged = read_click_log(&good, &known).unwrap();
+        assert_eq!(judged["tent"]["a"], 1, "a click on any impression makes it relevant");
+        assert_eq!(judged["tent"]["b"], 0);
+    }
+
+    #[test]
+    fn qrels_and_queries_report_every_bad_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let qrels = file(&dir, "q.tsv", "query-id\tcorpus-id\tscore\n1\td1\t1\n2\td2\n3\td3\thigh\n4\td4\t2\n");
+        assert_eq!(rejected(read_qrels(&qrels)), [(3, None), (4, Some("score".into()))]);
+        let ok = file(&dir, "ok.tsv", "query-id\tcorpus-id\tscore\n1\td1\t1\n1\td2\t0\n");
+        assert_eq!(read_qrels(&ok).unwrap()["1"].len(), 2);
+        let queries = file(
+            &dir,
+            "q.jsonl",
+            "{\"_id\":\"1\",\"text\":\"a\"}\nnot json\n{\"_id\":2,\"text\":\"b\"}\n{\"_id\":\"3\"}\n",
+        );
+        assert_eq!(rejected(read_queries(&queries)), [(2, None), (3, Some("_id".into())), (4, Some("text".into()))]);
+    }
+}
