@@ -1,43 +1,268 @@
 #!/usr/bin/env bash
-# Runs on a lent GPU machine (see the device notes in the closing notes): checks CUDA embeddings
-# against the committed sentence-transformers goldens, times corpus embedding on the GPU and on
-# the machine's CPU, and times sentence-transformers on the same GPU as the peer.
+# Everything the open issues ask of a GPU, in one device window (about 6 minutes on an H200):
 #
-# Expects: $STASH with hyrank (built with --features cuda), corpus.jsonl and a model folder
-# model/ (config.json, tokenizer.json, model.safetensors, and the sentence-transformers files).
+#  1. embeddings on CUDA against the committed sentence-transformers goldens (parity);
+#  2. embedding throughput, hyrank (candle) against sentence-transformers (PyTorch) on the same
+#     GPU and the same SciFact abstracts, fp32 (the peer also in fp16, for reference);
+#  3. the machine's CPU with 2 and with all cores (does candle scale with cores?);
+#  4. SciFact indexed on the GPU, and `hyrank eval search` on test with GPU query encoding;
+#  5. the trained cross-encoder trained on the GPU with the settings of docs/EVAL.md's run 2,
+#     then SciFact test reranked (top 30) and the in-process latency of the top 30 and top 100;
+#  6. reranking over HTTP (`bench/rerank_latency.py`): top 30 and top 100 at concurrency 1 and
+#     16, caches off.
+#
+# Every step has its own time limit and failing steps do not stop the rest; the last lines are
+# one summary table. $OUT gets few files (the device tool brings back at most 8): summary.tsv,
+# logs.tar.gz (every step's log, the eval reports and run files) and the trained reranker
+# (its manifest and tensors, to evaluate it on another machine).
+#
+# Inputs, all under $STASH (scripts/gpu-bundle.sh makes them here and the device tool carries
+# them): bin/hyrank and bin/hyrank-serve built by scripts/build-cuda.sh, model/ (the model
+# folder as scripts/setup.sh unpacks it) and scifact/ (corpus.jsonl, queries.jsonl, qrels/).
+#
+# Smoke test on a CPU machine before spending device time (tiny data, CPU, short limits):
+#   DEV=cpu SMOKE=1 STASH=/tmp/stash BIN=target/release MODEL=models/all-MiniLM-L6-v2 \
+#     DATA=fixtures/beir-tiny TRAIN_QRELS=fixtures/beir-tiny/train/qrels.tsv \
+#     TRAIN_QUERIES=fixtures/beir-tiny/train/queries.jsonl OUT=/tmp/gpu-smoke bench/gpu_run.sh
 set -uo pipefail
+cd "$(dirname "$0")/.."
+DEV=${DEV:-cuda}
+SMOKE=${SMOKE:-0}
 STASH=${STASH:-/root/stash}
-OUT=${OUT:-/tmp/out}
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-B=$STASH/hyrank
-M=$STASH/model
-log() { echo "== $*"; }
-log "device"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
-log "parity + throughput on GPU (batch 64, default)"
-$B check-model --model-dir $M --device cuda --golden fixtures/golden_embeddings.json --throughput-catalog $STASH/corpus.jsonl
-for bs in 32 128 256; do
-  log "GPU batch $bs"
-  $B check-model --model-dir $M --device cuda --batch-size $bs --golden fixtures/golden_embeddings.json --throughput-catalog $STASH/corpus.jsonl | tail -1
+OUT=${OUT:-/tmp/gpu-out}
+BIN=${BIN:-$STASH/bin}
+MODEL=${MODEL:-$STASH/model}
+DATA=${DATA:-$STASH/scifact}
+WORK=${WORK:-/tmp/hyrank-gpu-work}
+TRAIN_QRELS=${TRAIN_QRELS:-$DATA/qrels/train.tsv}
+TRAIN_QUERIES=${TRAIN_QUERIES:-$DATA/queries.jsonl}
+LOGS=$WORK/logs
+rm -rf "$LOGS"
+mkdir -p "$OUT" "$WORK" "$LOGS"
+SUMMARY=$OUT/summary.tsv
+: > "$SUMMARY"
+
+# CUDA's user-space libraries: the driver from the host mount, cuBLAS/cuRAND/NVRTC from the
+# toolkit or from PyTorch's wheels, wherever this image keeps them.
+libdirs=/usr/local/nvidia/lib64:/usr/local/nvidia/lib
+for lib in libcuda.so.1 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvrtc.so.13; do
+  found=$(find /usr/local/nvidia /usr/local/cuda /usr/lib/x86_64-linux-gnu /opt -name "$lib" 2>/dev/null | head -1)
+  [ -n "$found" ] && libdirs=$libdirs:$(dirname "$found")
+  echo "lib $lib: ${found:-not found}"
 done
-log "explicit cuda:7 (no such device) must be an error"
-$B check-model --model-dir $M --device cuda:7 --golden fixtures/golden_embeddings.json; echo "exit $?"
-log "CPU on this machine ($(nproc) cores), first 1000 items"
-head -1000 $STASH/corpus.jsonl > /tmp/corpus1000.jsonl
-$B check-model --model-dir $M --device cpu --golden fixtures/golden_embeddings.json --throughput-catalog /tmp/corpus1000.jsonl | tail -1
-log "full SciFact index on GPU"
-$B index --catalog $STASH/corpus.jsonl --index-dir /tmp/scifact-gpu --model-dir $M --device cuda 2>&1 | grep -E "embed items|total|peak"
-log "SciFact test eval with GPU query encoding"
-$B eval search --data $STASH/beir --split test --index-dir /tmp/scifact-gpu --out $OUT/eval-gpu --model-dir $M --device cuda 2>&1 | tail -8
-log "peer: sentence-transformers on the same GPU"
-python3 - "$STASH" <<'PY'
-import json, sys, time, torch
+export LD_LIBRARY_PATH=$libdirs:${LD_LIBRARY_PATH:-}
+
+
+note() { printf '%s\t%s\n' "$1" "$2" >>"$SUMMARY"; }
+# step NAME SECONDS CMD...: runs CMD with a time limit, logging to $LOGS/NAME.log.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name (limit ${limit}s)"
+  local t0
+  t0=$(date +%s.%N)
+  timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
+  local rc=$?
+  local secs
+  secs=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
+  tail -n 15 "$LOGS/$name.log"
+  note "$name" "exit $rc in ${secs}s"
+  return $rc
+}
+
+echo "== machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$LOGS/gpu.txt"
+note gpu "$(head -1 "$LOGS/gpu.txt")"
+note cpu_cores "$(nproc)"
+
+# Which parts run (a rerun can pick a few): embed cpu index rerank http variants.
+SECTIONS=${SECTIONS:-embed cpu index rerank http variants}
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+STARTED=$(date +%s)
+# Stop starting new reranker variants after this many seconds, to end inside a device window.
+BUDGET_S=${BUDGET_S:-100000}
+if [ "$DEV" = cuda ]; then PRECISIONS="f16 bf16"; else PRECISIONS="int8"; fi
+if [ "$SMOKE" = 1 ]; then
+  BATCHES="8"; EPOCHS=1; DEPTH=10; MINE=10; PAIR_TOKENS=128; REQUESTS_C1=4; REQUESTS_C16=16; TRAIN_LIMIT=600
+else
+  BATCHES="64 256"; EPOCHS=3; DEPTH=30; MINE=100; PAIR_TOKENS=256; REQUESTS_C1=64; REQUESTS_C16=256; TRAIN_LIMIT=300
+fi
+
+# 1 + 2: parity and throughput.
+if has embed; then
+for bs in $BATCHES; do
+  step "embed-$DEV-bs$bs" 120 "$BIN/hyrank" check-model --model-dir "$MODEL" --device "$DEV" --batch-size "$bs" \
+    --golden fixtures/golden_embeddings.json --throughput-catalog "$DATA/corpus.jsonl"
+  note "hyrank embed $DEV bs$bs" "$(grep -E 'items/s' "$LOGS/embed-$DEV-bs$bs.log" | tail -1)"
+  note "hyrank parity $DEV bs$bs" "$(grep -iE 'cosine' "$LOGS/embed-$DEV-bs$bs.log" | tail -1)"
+done
+# Reduced precisions (f16/bf16 are the GPU's; int8 is the CPU's and is refused on a GPU).
+for precision in $PRECISIONS; do
+  step "embed-$DEV-$precision" 120 "$BIN/hyrank" check-model --model-dir "$MODEL" --device "$DEV" \
+    --precision "$precision" --batch-size "${BATCHES##* }" --golden fixtures/golden_embeddings.json \
+    --throughput-catalog "$DATA/corpus.jsonl"
+  note "hyrank embed $DEV $precision" "$(grep -E 'items/s' "$LOGS/embed-$DEV-$precision.log" | tail -1)"
+  note "hyrank parity $DEV $precision" "$(grep -iE 'worst cosine' "$LOGS/embed-$DEV-$precision.log" | tail -1)"
+done
+if [ "$DEV" = cuda ]; then
+  step "cuda-index-out-of-range" 30 "$BIN/hyrank" check-model --model-dir "$MODEL" --device cuda:7 \
+    --golden fixtures/golden_embeddings.json
+  note "cuda:7 (no such device)" "$(tail -1 "$LOGS/cuda-index-out-of-range.log")"
+fi
+step "peer-sentence-transformers" 180 python3 - "$MODEL" "$DATA/corpus.jsonl" "$DEV" "$BATCHES" <<'PY'
+import json, sys, time
+import torch
 from sentence_transformers import SentenceTransformer
-stash = sys.argv[1]
-docs = [json.loads(l) for l in open(f"{stash}/corpus.jsonl")]
-texts = [(d["title"].strip() + ". " + d["text"].strip()) if d["title"].strip() else d["text"].strip() for d in docs]
-m = SentenceTransformer(f"{stash}/model", device="cuda")
-m.encode(texts[:256], batch_size=64)
-for bs in (64, 256):
-    torch.cuda.synchronize(); t = time.time(); m.encode(texts, batch_size=bs); torch.cuda.synchronize(); dt = time.time() - t
-    print(f"sentence-transformers cuda fp32 bs={bs}: {len(texts)} items in {dt:.2f} s = {len(texts)/dt:.1f} items/s (torch {torch.__version__})")
+model_dir, corpus, device, batches = sys.argv[1], sys.argv[2], sys.argv[3], [int(b) for b in sys.argv[4].split()]
+docs = [json.loads(line) for line in open(corpus)]
+# The text hyrank embeds: "title. text" (Item::content).
+texts = [(d["title"].strip() + ". " + d["text"].strip()) if d.get("title", "").strip() else d["text"].strip() for d in docs]
+model = SentenceTransformer(model_dir, device=device)
+model.max_seq_length = 256
+def sync():
+    if device == "cuda":
+        torch.cuda.synchronize()
+for precision in ("fp32", "fp16") if device == "cuda" else ("fp32",):
+    if precision == "fp16":
+        model = model.half()
+    model.encode(texts[:256], batch_size=64)
+    for bs in batches:
+        sync(); t = time.perf_counter(); model.encode(texts, batch_size=bs); sync(); dt = time.perf_counter() - t
+        print(f"peer {precision} bs{bs}: {len(texts)} items in {dt:.2f} s = {len(texts) / dt:.1f} items/s (torch {torch.__version__})")
 PY
+grep '^peer' "$LOGS/peer-sentence-transformers.log" | while read -r line; do note "sentence-transformers" "$line"; done
+fi
+
+# 3: the CPU, 2 cores and all of them, on the first 200 abstracts.
+if has cpu; then
+head -200 "$DATA/corpus.jsonl" >"$WORK/corpus200.jsonl"
+step "embed-cpu-2cores" 150 taskset -c 0,1 "$BIN/hyrank" check-model --model-dir "$MODEL" --device cpu \
+  --golden fixtures/golden_embeddings.json --throughput-catalog "$WORK/corpus200.jsonl"
+note "hyrank embed cpu, 2 cores" "$(grep -E 'items/s' "$LOGS/embed-cpu-2cores.log" | tail -1)"
+if [ "$(nproc)" -gt 2 ]; then
+  step "embed-cpu-allcores" 150 "$BIN/hyrank" check-model --model-dir "$MODEL" --device cpu \
+    --golden fixtures/golden_embeddings.json --throughput-catalog "$WORK/corpus200.jsonl"
+  note "hyrank embed cpu, $(nproc) cores" "$(grep -E 'items/s' "$LOGS/embed-cpu-allcores.log" | tail -1)"
+fi
+fi
+
+# 4: index and evaluate on the device.
+if has index || has rerank || has http; then
+rm -rf "$WORK/index"
+step "index" 180 "$BIN/hyrank" index --catalog "$DATA/corpus.jsonl" --index-dir "$WORK/index" --model-dir "$MODEL" \
+  --device "$DEV"
+note "index" "$(grep -E 'embed|total' "$LOGS/index.log" | tr '\n' ' ' | cut -c1-200)"
+step "eval-search" 180 "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$WORK/index" \
+  --out "$LOGS/eval-search" --model-dir "$MODEL" --device "$DEV"
+note "eval search (nDCG@10, p50)" "$(grep -E '^\| (default|bm25|dense|hybrid)' "$LOGS/eval-search/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
+fi
+if has index; then
+
+for precision in $PRECISIONS; do
+  rm -rf "$WORK/index-$precision"
+  step "index-$precision" 180 "$BIN/hyrank" index --catalog "$DATA/corpus.jsonl" --index-dir "$WORK/index-$precision" \
+    --model-dir "$MODEL" --device "$DEV" --precision "$precision"
+  step "eval-search-$precision" 180 "$BIN/hyrank" eval search --data "$DATA" --split test \
+    --index-dir "$WORK/index-$precision" --out "$LOGS/eval-search-$precision" --model-dir "$MODEL" --device "$DEV" \
+    --configs default,dense
+  note "eval search $precision" "$(grep -E '^\| (default|dense)' "$LOGS/eval-search-$precision/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
+done
+fi
+
+# 5: train the reranker here, then rerank test.
+if has rerank || has http; then
+step "train-reranker" "$TRAIN_LIMIT" "$BIN/hyrank" train-reranker --index-dir "$WORK/index" --model-dir "$MODEL" \
+  --device "$DEV" --qrels "$TRAIN_QRELS" --queries "$TRAIN_QUERIES" --epochs "$EPOCHS" \
+  --depth "$DEPTH" --mine-depth "$MINE" --frozen-layers 4 --hard-negatives 3 --random-negatives 1 \
+  --pair-tokens "$PAIR_TOKENS" --learning-rate 1e-4 --head-learning-rate 0.02
+grep -E 'reranker: ' "$LOGS/train-reranker.log" | sed 's/.*reranker: /reranker: /' | while read -r line; do note "train-reranker" "$line"; done
+note "train-reranker seconds" "$(grep -oE '"seconds": [0-9.]+' "$LOGS/train-reranker.log" | tail -1)"
+generation=$(cat "$WORK/index/CURRENT" 2>/dev/null)
+cp "$WORK/index/generations/$generation/manifest.json" "$OUT/reranker-manifest.json" 2>/dev/null
+cp "$WORK/index/generations/$generation/reranker.safetensors" "$OUT/" 2>/dev/null
+step "eval-rerank" 240 "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$WORK/index" \
+  --out "$LOGS/eval-rerank" --model-dir "$MODEL" --device "$DEV" \
+  --configs "default+rerank=off,default+rerank=$DEPTH,default+rerank=100"
+note "eval rerank (nDCG@10, p50)" "$(grep -E '^\| default' "$LOGS/eval-rerank/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
+fi
+
+# 6: over HTTP, caches off, the rerank worker batching concurrent requests.
+if has http; then
+"$BIN/hyrank-serve" --index-dir "$WORK/index" --model-dir "$MODEL" --device "$DEV" --bind 127.0.0.1:8099 \
+  --query-cache-entries 0 --response-cache-entries 0 --watch-secs 0 --workers 4 --max-inflight 256 \
+  --rerank-queue 256 >"$LOGS/serve.log" 2>&1 &
+server=$!
+python3 - <<'PY'
+import time, urllib.request
+for _ in range(240):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8099/readyz", timeout=2)
+        break
+    except Exception:
+        time.sleep(0.5)
+PY
+for depth in "$DEPTH" 100; do
+  for c in 1 16; do
+    n=$([ "$c" = 1 ] && echo "$REQUESTS_C1" || echo "$REQUESTS_C16")
+    step "http-rerank-top$depth-c$c" 180 python3 bench/rerank_latency.py http://127.0.0.1:8099 "$DATA/queries.jsonl" \
+      "$depth" "$c" "$n"
+    note "HTTP rerank top $depth, concurrency $c" "$(tail -3 "$LOGS/http-rerank-top$depth-c$c.log" | tr '\n' ' ' | cut -c1-200)"
+  done
+done
+python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8099/metrics").read().decode())' \
+  | grep -E '^hyrank_(model|stage)' >"$LOGS/serve-metrics.txt"
+kill "$server" 2>/dev/null
+wait "$server" 2>/dev/null
+fi
+
+# 7: the reranker's speed levers, each trained and measured alone: precision of the frozen
+# layers (the generation's) and the pair's token window. PRECISION-TOKENS per variant.
+if has variants; then
+for variant in ${VARIANTS:-f32-256 f16-256 f16-128}; do
+  if [ $(($(date +%s) - STARTED)) -gt "$BUDGET_S" ]; then
+    note "variant $variant" "skipped: past BUDGET_S"
+    continue
+  fi
+  precision=${variant%-*}
+  tokens=${variant#*-}
+  index=$WORK/index-variant-$variant
+  rm -rf "$index"
+  step "variant-$variant-index" 120 "$BIN/hyrank" index --catalog "$DATA/corpus.jsonl" --index-dir "$index" \
+    --model-dir "$MODEL" --device "$DEV" --precision "$precision" || continue
+  step "variant-$variant-train" "$TRAIN_LIMIT" "$BIN/hyrank" train-reranker --index-dir "$index" --model-dir "$MODEL" \
+    --device "$DEV" --qrels "$TRAIN_QRELS" --queries "$TRAIN_QUERIES" --epochs "$EPOCHS" --depth "$DEPTH" \
+    --mine-depth "$MINE" --frozen-layers 4 --hard-negatives 3 --random-negatives 1 --pair-tokens "$tokens" \
+    --learning-rate 1e-4 --head-learning-rate 0.02 || continue
+  note "variant $variant train" "$(grep -E 'kept epoch' "$LOGS/variant-$variant-train.log" | sed 's/.*reranker: //' | cut -c1-200)"
+  # k = the trained depth, so the window is the top $DEPTH (eval's --depth is hits kept per query).
+  step "variant-$variant-eval" 180 "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$index" \
+    --out "$LOGS/variant-$variant-eval" --model-dir "$MODEL" --device "$DEV" --depth "$DEPTH" \
+    --configs "default+rerank=off,default+reranker=trained"
+  note "variant $variant eval top $DEPTH (nDCG@10 .. p50 p99)" "$(grep -E '^\| default' "$LOGS/variant-$variant-eval/report.md" 2>/dev/null | cut -c1-120 | tr '\n' ' ')"
+  "$BIN/hyrank-serve" --index-dir "$index" --model-dir "$MODEL" --device "$DEV" --bind 127.0.0.1:8098 \
+    --query-cache-entries 0 --response-cache-entries 0 --watch-secs 0 --workers 4 --max-inflight 256 \
+    --rerank-queue 256 >"$LOGS/variant-$variant-serve.log" 2>&1 &
+  server=$!
+  python3 -c '
+import time, urllib.request
+for _ in range(240):
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8098/readyz", timeout=2); break
+    except Exception:
+        time.sleep(0.5)'
+  for spec in "$DEPTH 1 $REQUESTS_C1" "100 1 $REQUESTS_C1" "100 16 $REQUESTS_C16"; do
+    set -- $spec
+    step "variant-$variant-http-top$1-c$2" 120 python3 bench/rerank_latency.py http://127.0.0.1:8098 \
+      "$DATA/queries.jsonl" "$1" "$2" "$3"
+    note "variant $variant HTTP top $1 c$2" "$(tail -1 "$LOGS/variant-$variant-http-top$1-c$2.log" | cut -c1-200)"
+  done
+  kill "$server" 2>/dev/null
+  wait "$server" 2>/dev/null
+done
+fi
+
+tar -czf "$OUT/logs.tar.gz" -C "$LOGS" .
+
+echo
+echo "== summary ($DEV)"
+column -t -s $'\t' "$SUMMARY" 2>/dev/null || cat "$SUMMARY"

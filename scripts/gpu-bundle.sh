@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Packs what bench/gpu_run.sh needs on the device machine into two folders under .gpu/
+# (git-ignored) that the device tool carries, one per call: a call carries at most 64 MiB, and
+# the model's weights alone are 87 MiB of float32 that do not compress (zstd: 83 MiB).
+#
+#   .gpu/a   the CUDA binaries (scripts/build-cuda.sh) and the first part of model.safetensors
+#   .gpu/b   the rest of the weights, the model's small files and SciFact (xz)
+#
+# On the device, the first call runs `scripts/gpu-bundle.sh unpack a` and the second, within
+# the machine's 30 s warm window, `scripts/gpu-bundle.sh unpack b && bench/gpu_run.sh`; both
+# unpack into $STASH (default /root/stash), which lives as long as the machine stays warm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STASH=${STASH:-/root/stash}
+
+if [ "${1:-pack}" = unpack ]; then
+  part=${2:?unpack a or b}
+  mkdir -p "$STASH/bin" "$STASH/model"
+  case $part in
+    a)
+      tar -xJf .gpu/a/hyrank-cuda.tar.xz -C "$STASH/bin"
+      cp .gpu/a/weights.part1 "$STASH/"
+      ;;
+    b)
+      cat "$STASH/weights.part1" .gpu/b/weights.part2 >"$STASH/model/model.safetensors"
+      rm -f "$STASH/weights.part1"
+      (cd "$STASH/model" && sha256sum -c "$OLDPWD/.gpu/b/weights.sha256")
+      tar -xf .gpu/b/model-files.tar -C "$STASH/model"
+      tar -xJf .gpu/b/scifact.tar.xz -C "$STASH"
+      ;;
+  esac
+  ls -la "$STASH" "$STASH/bin"
+  exit 0
+fi
+
+model=models/all-MiniLM-L6-v2
+data=${DATA:-../shared/data/scifact}
+bundle=.gpu/bin/hyrank-cuda.tar.xz
+[ -f "$bundle" ] || { echo "no $bundle: run scripts/build-cuda.sh first" >&2; exit 1; }
+[ -f "$model/model.safetensors" ] || scripts/setup.sh
+rm -rf .gpu/a .gpu/b
+mkdir -p .gpu/a .gpu/b
+cp "$bundle" .gpu/a/
+# The first part takes what the binaries leave of a 60 MiB budget (the repo itself travels too).
+budget=$((60 * 1024 * 1024))
+first=$((budget - $(stat -c %s "$bundle")))
+head -c "$first" "$model/model.safetensors" >.gpu/a/weights.part1
+tail -c +"$((first + 1))" "$model/model.safetensors" >.gpu/b/weights.part2
+(cd "$model" && sha256sum model.safetensors) >.gpu/b/weights.sha256
+tar -cf .gpu/b/model-files.tar -C "$model" --exclude model.safetensors .
+tar -cJf .gpu/b/scifact.tar.xz -C "$(dirname "$data")" --transform "s|^$(basename "$data")|scifact|" "$(basename "$data")"
+du -sh .gpu/a .gpu/b
+du -sh .gpu/a/* .gpu/b/*
