@@ -23,8 +23,8 @@ if [ "${1:-pack}" = unpack ]; then
       ;;
     b)
       cat "$STASH/weights.part1" .gpu/b/weights.part2 >"$STASH/model/model.safetensors"
-      rm -f "$STASH/weights.part1"
       (cd "$STASH/model" && sha256sum -c "$OLDPWD/.gpu/b/weights.sha256")
+      rm -f "$STASH/weights.part1"
       tar -xf .gpu/b/model-files.tar -C "$STASH/model"
       tar -xJf .gpu/b/scifact.tar.xz -C "$STASH"
       ;;

@@ -1,6 +1,10 @@
 //! `hyrank-serve`: serves the current generation of an index over HTTP, and swaps in newly
 //! published generations without downtime.
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +32,7 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         query_cache_entries: settings.query_cache_entries,
         query_batcher: settings.query_batcher,
         rerank_workers: settings.rerank_worker,
+        precision: settings.precision,
     };
     let engine = Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
         .with_context(|| format!("opening the index at {}", settings.index_dir.display()))?;

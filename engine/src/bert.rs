@@ -231,6 +231,9 @@ impl Encoder {
         device: &Device,
     ) -> Result<Self> {
         precision.check_device(device)?;
+        if config.hidden_act != candle_transformers::models::bert::HiddenAct::Gelu {
+            return Err(Error::invalid("hidden_act", "this encoder implements BERT with erf GELU only"));
+        }
         if layers > config.num_hidden_layers {
             return Err(Error::invalid("layers", format!("the model has {} layers", config.num_hidden_layers)));
         }

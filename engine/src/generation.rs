@@ -29,8 +29,23 @@ use crate::embed::ModelIdentity;
 use crate::error::{Error, Result};
 use crate::lexical::LexicalSettings;
 
-/// Bumped whenever a change makes older generations unreadable.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever a change makes older generations unreadable, or older builds unable to
+/// read a generation correctly. Version 2 marks a generation embedded at a precision other
+/// than f32: a build from before precision existed must refuse it rather than encode its
+/// queries in f32. An f32 generation is still written as version 1, which every build reads.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest version this build reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
+
+/// The version a generation embedded at `precision` is written as.
+pub fn format_version_for(precision: Precision) -> u32 {
+    if precision == Precision::F32 {
+        MIN_FORMAT_VERSION
+    } else {
+        FORMAT_VERSION
+    }
+}
 
 /// What a generation holds and how it was built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -248,8 +263,9 @@ pub struct Building {
 
 /// Writes and publishes one generation under `root`: reserves the next name, lets `write` fill
 /// the building folder and return the manifest, then publishes it (`Building::publish`). If
-/// `write` or the publish fails, the building folder is removed and the error returned, so a
-/// failed build leaves nothing behind. Every writer of generations (the indexer, the reranker
+/// `write` fails, or the publish fails before the folder is renamed, the building folder is
+/// removed and the error returned. (A failure after the rename, while moving `CURRENT`, leaves
+/// the complete but unpointed generation in place; `CURRENT` still names the old one.) Every writer of generations (the indexer, the reranker
 /// trainer) goes through here. Returns the published folder and its manifest.
 pub fn build<E: From<Error>>(
     root: &Path,
@@ -389,10 +405,12 @@ pub fn read_manifest(generation: &Path) -> Result<Manifest> {
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::BadIndex { path: path.clone(), reason: format!("manifest is not JSON: {e}") })?;
     let version = value.get("format_version").and_then(|v| v.as_u64());
-    if version != Some(u64::from(FORMAT_VERSION)) {
+    if !version.is_some_and(|v| (u64::from(MIN_FORMAT_VERSION)..=u64::from(FORMAT_VERSION)).contains(&v)) {
         return Err(Error::BadIndex {
             path,
-            reason: format!("format version {version:?}, but this build reads version {FORMAT_VERSION}"),
+            reason: format!(
+                "format version {version:?}, but this build reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
+            ),
         });
     }
     serde_json::from_value(value).map_err(|e| Error::BadIndex { path, reason: format!("manifest: {e}") })

@@ -31,6 +31,9 @@ pub struct RuntimeSettings {
     /// Score trained-reranker pairs through a model worker per reranker, with a bounded queue
     /// (requests past it are refused as overloaded); `None`: on the request's thread.
     pub rerank_workers: Option<BatcherSettings>,
+    /// The precision the operator asked for, if any: generations at another one are refused,
+    /// at start-up and on every swap. `None`: each generation's own.
+    pub precision: Option<crate::Precision>,
 }
 
 impl Default for RuntimeSettings {
@@ -39,6 +42,7 @@ impl Default for RuntimeSettings {
             query_cache_entries: defaults::QUERY_CACHE_ENTRIES,
             query_batcher: None,
             rerank_workers: None,
+            precision: None,
         }
     }
 }
@@ -89,6 +93,11 @@ impl Runtime {
     /// The model cannot be loaded again, or a worker thread cannot start.
     pub fn for_generation(&self, manifest: &Manifest) -> Result<Self> {
         let (max_tokens, precision) = (manifest.max_tokens, manifest.precision);
+        // A precision the operator pinned holds across swaps: a generation at another one is
+        // refused (the serving one stays), as it is at start-up.
+        if let Some(pinned) = self.settings.precision.filter(|&p| p != precision) {
+            return Err(crate::Error::PrecisionMismatch { index: precision, requested: pinned });
+        }
         if max_tokens == self.embedder.settings().max_tokens && precision == self.embedder.precision() {
             return Ok(Runtime {
                 embedder: Arc::clone(&self.embedder),

@@ -38,6 +38,12 @@ pub enum IndexError {
         /// Every bad row found (reading goes on past the first so all are reported at once).
         rejects: Vec<Reject>,
     },
+    /// Bad rows in a supervision or evaluation file (judgments, queries, a click log).
+    #[error("{} bad row(s):\n{}", rejects.len(), render(rejects))]
+    BadRows {
+        /// Every bad row found.
+        rejects: Vec<Reject>,
+    },
     /// The input as a whole cannot be used.
     #[error("{path}: {reason}")]
     Input {

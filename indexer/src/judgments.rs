@@ -22,7 +22,7 @@ fn all_or_rejects<T>(value: T, rejects: Vec<Reject>) -> Result<T> {
     if rejects.is_empty() {
         Ok(value)
     } else {
-        Err(IndexError::BadInput { rejects })
+        Err(IndexError::BadRows { rejects })
     }
 }
 
@@ -140,7 +140,7 @@ mod tests {
 
     fn rejected(result: Result<impl std::fmt::Debug>) -> Vec<(u64, Option<String>)> {
         match result {
-            Err(IndexError::BadInput { rejects }) => rejects.into_iter().map(|r| (r.line, r.field)).collect(),
+            Err(IndexError::BadRows { rejects }) => rejects.into_iter().map(|r| (r.line, r.field)).collect(),
             other => panic!("expected rejects, got {other:?}"),
         }
     }

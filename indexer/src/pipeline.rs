@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hyrank_engine::cf::{self, AlsSettings, Csr};
 use hyrank_engine::dense::{HnswSettings, Metric, VectorIndex};
-use hyrank_engine::generation::{self, Counts, Manifest, Sources, StageTiming, FORMAT_VERSION};
+use hyrank_engine::generation::{self, Counts, Manifest, Sources, StageTiming};
 use hyrank_engine::generation::{files, write_factors};
 use hyrank_engine::lexical::{LexicalIndex, LexicalSettings};
 use hyrank_engine::store::{Interaction, MetaStore, SledStore, UserRecord};
@@ -158,7 +158,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         )?;
         rejects_file = rejects;
         let mut manifest = Manifest {
-            format_version: FORMAT_VERSION,
+            format_version: generation::format_version_for(embedder.precision()),
             generation: building.name.clone(),
             built_at_unix: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             model: embedder.identity().clone(),

@@ -114,6 +114,27 @@ fn a_generation_is_served_at_the_precision_it_was_built_with_and_no_other() {
 }
 
 #[test]
+fn a_pinned_precision_refuses_a_swap_to_another_and_an_unpinned_server_follows() {
+    use hyrank_engine::{EmbedderSettings, Precision};
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = bad_input_settings(&dir, false, OnError::Skip);
+    let f32_summary = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(f32_summary.manifest.format_version, 1, "f32 generations stay readable by older builds");
+    let index = dir.path().join("index");
+    let pinned = EmbedderSettings { precision: Some(Precision::F32), ..embedder_settings() };
+    let serving_pinned = Engine::open(&index, &pinned).unwrap();
+    let serving_free = Engine::open(&index, &embedder_settings()).unwrap();
+    settings.embedder.precision = Some(Precision::Int8);
+    let int8_summary = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(int8_summary.manifest.precision, Precision::Int8);
+    assert_eq!(int8_summary.manifest.format_version, 2, "older builds must refuse a reduced-precision generation");
+    let Err(err) = Engine::open_next(&index, &serving_pinned) else { panic!("swapped past a pinned precision") };
+    assert!(matches!(err, Error::PrecisionMismatch { index: Precision::Int8, requested: Precision::F32 }), "{err}");
+    let next = Engine::open_next(&index, &serving_free).unwrap().expect("a new generation");
+    assert_eq!(next.embedder().precision(), Precision::Int8);
+}
+
+#[test]
 fn a_second_run_publishes_a_new_generation_beside_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let settings = bad_input_settings(&dir, false, OnError::Skip);

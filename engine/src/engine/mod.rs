@@ -82,6 +82,7 @@ impl Engine {
             precision: Some(manifest.precision),
             ..embedder.clone()
         };
+        let runtime = RuntimeSettings { precision: embedder.precision, ..runtime };
         Self::open_generation(&dir, Runtime::load(&settings, runtime)?)
     }
 
