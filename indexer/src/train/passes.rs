@@ -1,0 +1,111 @@
+//! Steps 3 and 4 of training: hard and random negatives for every positive, and the frozen
+//! layers run once over every training pair and every validation candidate, so each epoch runs
+//! only the trainable layers.
+
+use hyrank_engine::cross::{CrossEncoder, FrozenPass};
+use hyrank_engine::request::Candidate;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::supervision::{Example, Miner};
+use super::{progress_bar, TrainSettings};
+use crate::error::{IndexError, Result};
+use crate::eval::metrics::Judgments;
+
+/// One training group: the positive first, then its negatives, through the frozen layers.
+pub(super) struct Group {
+    pub(super) frozen: FrozenPass,
+}
+
+/// A validation query: its reranking window, through the frozen layers in batches.
+pub(super) struct ValidationQuery {
+    pub(super) judged: Judgments,
+    pub(super) candidates: Vec<Candidate>,
+    pub(super) frozen: Vec<FrozenPass>,
+}
+
+pub(super) fn logits_of(model: &CrossEncoder, query: &ValidationQuery) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(query.candidates.len());
+    for frozen in &query.frozen {
+        out.extend(model.logits(frozen).and_then(|t| Ok(t.to_vec1::<f32>()?)).map_err(IndexError::Engine)?);
+    }
+    Ok(out)
+}
+
+/// Each positive with hard negatives from the generation's own ranking and random ones, run
+/// through the frozen layers once: the groups every epoch trains on, and the pair count.
+pub(super) fn training_groups(
+    miner: &Miner<'_>,
+    model: &CrossEncoder,
+    train_examples: &[Example],
+    settings: &TrainSettings,
+    rng: &mut StdRng,
+) -> Result<(Vec<Group>, usize)> {
+    let engine = miner.engine;
+    let items = engine.len() as u32;
+    let mut groups = Vec::new();
+    let bar = progress_bar(settings.progress, train_examples.len(), "frozen layers");
+    let mut train_pairs = 0;
+    for example in train_examples {
+        let candidates = miner.candidates(example, settings.mine_depth)?;
+        let positives: Vec<&String> = example.judged.iter().filter(|(_, &g)| g >= 1).map(|(id, _)| id).collect();
+        let is_positive = |id: &str| example.judged.get(id).is_some_and(|&g| g >= 1);
+        let mut hard: Vec<&Candidate> = candidates.iter().filter(|c| !is_positive(&c.id)).collect();
+        // Judged-not-relevant items (clicks: shown, not clicked) are the surest negatives.
+        let explicit: Vec<String> = example.judged.iter().filter(|(_, &g)| g <= 0).map(|(id, _)| id.clone()).collect();
+        for positive in positives {
+            hard.shuffle(rng);
+            let mut negatives: Vec<String> = explicit.iter().take(settings.hard_negatives).cloned().collect();
+            for candidate in &hard {
+                if negatives.len() >= settings.hard_negatives {
+                    break;
+                }
+                if !negatives.contains(&candidate.id) {
+                    negatives.push(candidate.id.clone());
+                }
+            }
+            let mut attempts = 0;
+            while negatives.len() < settings.hard_negatives + settings.random_negatives && attempts < 100 {
+                attempts += 1;
+                let id = engine.item_ids()[rng.random_range(0..items) as usize].clone();
+                if !is_positive(&id) && !negatives.contains(&id) {
+                    negatives.push(id);
+                }
+            }
+            let mut contents = vec![engine.item(positive)?.content()];
+            for id in &negatives {
+                contents.push(engine.item(id)?.content());
+            }
+            let pairs: Vec<(&str, &str)> = contents.iter().map(|c| (example.text.as_str(), c.as_str())).collect();
+            train_pairs += pairs.len();
+            groups.push(Group { frozen: model.frozen(&pairs)? });
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok((groups, train_pairs))
+}
+
+/// The validation queries' top `depth` candidates, run through the frozen layers once.
+pub(super) fn validation_queries(
+    miner: &Miner<'_>,
+    model: &CrossEncoder,
+    validation_examples: &[Example],
+    settings: &TrainSettings,
+) -> Result<Vec<ValidationQuery>> {
+    let bar = progress_bar(settings.progress, validation_examples.len(), "validation");
+    let mut validation = Vec::new();
+    for example in validation_examples {
+        let candidates = miner.candidates(example, settings.depth)?;
+        let mut frozen = Vec::new();
+        for chunk in candidates.chunks(model.batch_size()) {
+            let pairs: Vec<(&str, &str)> = chunk.iter().map(|c| (example.text.as_str(), c.content.as_str())).collect();
+            frozen.push(model.frozen(&pairs)?);
+        }
+        validation.push(ValidationQuery { judged: example.judged.clone(), candidates, frozen });
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(validation)
+}
