@@ -32,7 +32,6 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         query_cache_entries: settings.query_cache_entries,
         query_batcher: settings.query_batcher,
         rerank_workers: settings.rerank_worker,
-        precision: settings.precision,
     };
     let engine = Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
         .with_context(|| format!("opening the index at {}", settings.index_dir.display()))?;

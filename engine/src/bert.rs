@@ -252,6 +252,11 @@ impl Encoder {
         })
     }
 
+    /// Transformer layers kept.
+    pub fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
     /// The precision it runs at.
     pub fn precision(&self) -> Precision {
         self.precision
@@ -264,6 +269,21 @@ impl Encoder {
     /// # Errors
     /// Shapes that do not match, or a device failure.
     pub fn forward(&self, ids: &Tensor, segments: Option<&Tensor>, mask: &Tensor) -> Result<Tensor> {
+        self.forward_layers(ids, segments, mask, self.layers.len())
+    }
+
+    /// As [`Encoder::forward`], through the first `layers` layers only (a cross-encoder's frozen
+    /// part shares the embedder's encoder this way); more than it has is all of them.
+    ///
+    /// # Errors
+    /// Shapes that do not match, or a device failure.
+    pub fn forward_layers(
+        &self,
+        ids: &Tensor,
+        segments: Option<&Tensor>,
+        mask: &Tensor,
+        layers: usize,
+    ) -> Result<Tensor> {
         let (_, tokens) = ids.dims2()?;
         let dtype = self.precision.activations();
         let positions = Tensor::arange(0u32, tokens as u32, ids.device())?;
@@ -278,7 +298,7 @@ impl Encoder {
             .unsqueeze(1)?
             .unsqueeze(1)?
             .to_dtype(dtype)?;
-        for layer in &self.layers {
+        for layer in self.layers.iter().take(layers) {
             hidden = layer.forward(&hidden, &additive)?;
         }
         Ok(hidden.to_dtype(DType::F32)?)

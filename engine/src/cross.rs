@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{Linear, Module, VarBuilder};
@@ -29,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use crate::bert::{Encoder, Precision};
+use crate::bert::Encoder;
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
 
@@ -77,8 +78,10 @@ pub struct FrozenPass {
 
 /// A cross-encoder built from MiniLM.
 pub struct CrossEncoder {
-    /// The frozen layers, at the embedder's precision (the generation's).
-    lower: Encoder,
+    /// The embedder's encoder, whose first `frozen_layers` layers are the frozen part: shared,
+    /// not loaded again (same weights, same precision, the generation's).
+    lower: Arc<Encoder>,
+    frozen_layers: usize,
     upper: Vec<TrainableLayer>,
     head: Linear,
     tokenizer: Tokenizer,
@@ -193,19 +196,19 @@ impl CrossEncoder {
         parts: Parts,
         device: Device,
         settings: CrossEncoderSettings,
-        precision: Precision,
+        lower: Arc<Encoder>,
         head: Linear,
         weights: PathBuf,
     ) -> Result<Self> {
         let Parts { config, tensors, tokenizer } = parts;
-        let lower = Encoder::load(&tensors, &config, settings.frozen_layers, precision, &device)?;
+        let frozen_layers = settings.frozen_layers;
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let upper = (settings.frozen_layers..config.num_hidden_layers)
             .map(|i| TrainableLayer::load(vb.pp(format!("encoder.layer.{i}")), &config))
             .collect::<Result<Vec<_>>>()?;
         // Pairs per forward pass, as the embedder batches texts (see `embed.rs` for why).
         let batch_size = default_batch_size(&device);
-        Ok(CrossEncoder { lower, upper, head, tokenizer, device, batch_size, weights })
+        Ok(CrossEncoder { lower, frozen_layers, upper, head, tokenizer, device, batch_size, weights })
     }
 
     /// A fresh cross-encoder for training: the embedder's MiniLM weights, the layers above
@@ -241,8 +244,8 @@ impl CrossEncoder {
         let head = Linear::new(weight.as_tensor().clone(), Some(bias.as_tensor().clone()));
         vars.push((format!("{HEAD}.weight"), weight));
         vars.push((format!("{HEAD}.bias"), bias));
-        let precision = embedder.precision();
-        Ok((Self::build(parts, device, settings, precision, head, model_dir.join("model.safetensors"))?, vars))
+        let lower = Arc::clone(embedder.encoder());
+        Ok((Self::build(parts, device, settings, lower, head, model_dir.join("model.safetensors"))?, vars))
     }
 
     /// A trained cross-encoder: the embedder's base weights overlaid with `weights` (the trained
@@ -281,7 +284,7 @@ impl CrossEncoder {
                 _ => return Err(model_error(weights, format!("{name} is not a tensor of the base model's shape"))),
             }
         }
-        Self::build(parts, device.clone(), settings, embedder.precision(), head, weights.to_path_buf())
+        Self::build(parts, device.clone(), settings, Arc::clone(embedder.encoder()), head, weights.to_path_buf())
     }
 
     /// Writes the trainable tensors (safetensors).
@@ -322,7 +325,7 @@ impl CrossEncoder {
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let types = Tensor::from_vec(types, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let hidden = self.lower.forward(&ids, Some(&types), &mask)?.detach();
+        let hidden = self.lower.forward_layers(&ids, Some(&types), &mask, self.frozen_layers)?.detach();
         let mask = mask.to_dtype(DType::F32)?;
         let item_mask = (types.to_dtype(DType::F32)? * &mask)?;
         let query_mask = (&mask - &item_mask)?;

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::Config;
@@ -67,7 +68,8 @@ pub struct ModelIdentity {
 
 /// A loaded sentence-embedding model.
 pub struct Embedder {
-    model: Encoder,
+    /// Shared with the cross-encoders built on this model, whose frozen layers are its first.
+    model: Arc<Encoder>,
     /// The weights `model` was built from. A trained reranker builds its frozen layers from
     /// these same tensors (they share storage), so it neither reads the file again nor holds
     /// a second copy.
@@ -192,6 +194,7 @@ impl Embedder {
                 Error::Model { reason, .. } => model_error(&weights_path, reason),
                 other => other,
             })?;
+        let model = Arc::new(model);
         let tokenizer = load_tokenizer(dir, settings.max_tokens)?;
 
         let identity =
@@ -213,6 +216,11 @@ impl Embedder {
     /// Embedding width.
     pub fn dim(&self) -> usize {
         self.identity.dim
+    }
+
+    /// The transformer (shared: see the field).
+    pub(crate) fn encoder(&self) -> &Arc<Encoder> {
+        &self.model
     }
 
     /// The number format it runs in.

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use crate::batcher::{BatcherSettings, QueryBatcher};
+use crate::bert::Precision;
 use crate::cache::{Cache, CacheStats};
 use crate::embed::{Embedder, EmbedderSettings};
 use crate::error::Result;
@@ -31,9 +32,6 @@ pub struct RuntimeSettings {
     /// Score trained-reranker pairs through a model worker per reranker, with a bounded queue
     /// (requests past it are refused as overloaded); `None`: on the request's thread.
     pub rerank_workers: Option<BatcherSettings>,
-    /// The precision the operator asked for, if any: generations at another one are refused,
-    /// at start-up and on every swap. `None`: each generation's own.
-    pub precision: Option<crate::Precision>,
 }
 
 impl Default for RuntimeSettings {
@@ -42,7 +40,6 @@ impl Default for RuntimeSettings {
             query_cache_entries: defaults::QUERY_CACHE_ENTRIES,
             query_batcher: None,
             rerank_workers: None,
-            precision: None,
         }
     }
 }
@@ -55,6 +52,9 @@ pub struct Runtime {
     query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
     query_batcher: Option<Arc<QueryBatcher>>,
     settings: RuntimeSettings,
+    /// The precision the operator asked for (`EmbedderSettings::precision`), if any:
+    /// generations at another one are refused, at start-up and on every swap.
+    pinned: Option<Precision>,
 }
 
 impl Runtime {
@@ -80,7 +80,13 @@ impl Runtime {
             query_cache: Arc::new(Cache::new(settings.query_cache_entries)),
             query_batcher,
             settings,
+            pinned: None,
         })
+    }
+
+    /// This runtime, refusing generations at any precision but `pinned` (`None`: none refused).
+    pub(crate) fn pinned_to(self, pinned: Option<Precision>) -> Self {
+        Runtime { pinned, ..self }
     }
 
     /// The runtime for a generation: a new handle on this one's model when the generation
@@ -95,7 +101,7 @@ impl Runtime {
         let (max_tokens, precision) = (manifest.max_tokens, manifest.precision);
         // A precision the operator pinned holds across swaps: a generation at another one is
         // refused (the serving one stays), as it is at start-up.
-        if let Some(pinned) = self.settings.precision.filter(|&p| p != precision) {
+        if let Some(pinned) = self.pinned.filter(|&p| p != precision) {
             return Err(crate::Error::PrecisionMismatch { index: precision, requested: pinned });
         }
         if max_tokens == self.embedder.settings().max_tokens && precision == self.embedder.precision() {
@@ -104,10 +110,11 @@ impl Runtime {
                 query_cache: Arc::clone(&self.query_cache),
                 query_batcher: self.query_batcher.clone(),
                 settings: self.settings,
+                pinned: self.pinned,
             });
         }
         let embedder = EmbedderSettings { max_tokens, precision: Some(precision), ..self.embedder.settings().clone() };
-        let mut next = Self::new(Arc::new(Embedder::load(&embedder)?), self.settings)?;
+        let mut next = Self::new(Arc::new(Embedder::load(&embedder)?), self.settings)?.pinned_to(self.pinned);
         next.query_cache = Arc::clone(&self.query_cache);
         if let (Some(new), Some(old)) = (&next.query_batcher, &self.query_batcher) {
             new.continue_from(old.stats());

@@ -82,8 +82,7 @@ impl Engine {
             precision: Some(manifest.precision),
             ..embedder.clone()
         };
-        let runtime = RuntimeSettings { precision: embedder.precision, ..runtime };
-        Self::open_generation(&dir, Runtime::load(&settings, runtime)?)
+        Self::open_generation(&dir, Runtime::load(&settings, runtime)?.pinned_to(embedder.precision))
     }
 
     /// Opens the generation `CURRENT` points at now, if it is not `serving`'s: `Ok(None)` when
