@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod native;
+
 /// The number format a transformer's weights and activations run in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -208,13 +210,33 @@ impl Layer {
 const MASKED: f64 = -1.0e4;
 
 /// BERT's embeddings and its first `layers` transformer layers at one precision.
+///
+/// On a CPU at f32 it runs on hyrank's own kernels ([`native`]; 3–8× faster than candle's CPU
+/// path on short inputs, see docs/EVAL.md); everywhere else (GPUs, f16, bf16, int8) on
+/// candle's. `HYRANK_CPU_KERNELS=candle` forces candle's on the CPU too, for comparisons.
 pub struct Encoder {
+    backend: Backend,
+    precision: Precision,
+}
+
+enum Backend {
+    Candle(CandleEncoder),
+    Native(native::NativeEncoder),
+}
+
+/// The encoder on candle's operations: any device, any precision.
+struct CandleEncoder {
     word: Embedding,
     position: Embedding,
     token_type: Embedding,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
-    precision: Precision,
+}
+
+/// Which CPU kernels an f32 encoder on the CPU runs on: hyrank's own unless the environment
+/// says `HYRANK_CPU_KERNELS=candle`.
+fn native_kernels_wanted() -> bool {
+    std::env::var("HYRANK_CPU_KERNELS").map_or(true, |v| v != "candle")
 }
 
 impl Encoder {
@@ -237,24 +259,51 @@ impl Encoder {
         if layers > config.num_hidden_layers {
             return Err(Error::invalid("layers", format!("the model has {} layers", config.num_hidden_layers)));
         }
+        Self::load_on(weights, config, layers, precision, device, native_kernels_wanted())
+    }
+
+    /// [`Encoder::load`], saying whether an f32 encoder on the CPU runs on the native kernels.
+    fn load_on(
+        weights: &Weights,
+        config: &Config,
+        layers: usize,
+        precision: Precision,
+        device: &Device,
+        native: bool,
+    ) -> Result<Self> {
+        if device.is_cpu() && precision == Precision::F32 && native {
+            let backend = Backend::Native(native::NativeEncoder::load(weights, config, layers)?);
+            return Ok(Encoder { backend, precision });
+        }
         let dtype = precision.activations();
         let embedding = |name: &str| -> Result<Embedding> {
             let table = tensor(weights, &format!("embeddings.{name}.weight"))?.to_device(device)?.to_dtype(dtype)?;
             Ok(Embedding::new(table, config.hidden_size))
         };
-        Ok(Encoder {
+        let backend = Backend::Candle(CandleEncoder {
             word: embedding("word_embeddings")?,
             position: embedding("position_embeddings")?,
             token_type: embedding("token_type_embeddings")?,
             embedding_norm: layer_norm(weights, "embeddings.LayerNorm", config.layer_norm_eps, dtype, device)?,
             layers: (0..layers).map(|i| Layer::load(weights, i, config, precision, device)).collect::<Result<_>>()?,
-            precision,
-        })
+        });
+        Ok(Encoder { backend, precision })
+    }
+
+    /// The kernels it runs on: `"hyrank-cpu"` (its own, f32 on a CPU) or `"candle"`.
+    pub fn kernels(&self) -> &'static str {
+        match self.backend {
+            Backend::Native(_) => "hyrank-cpu",
+            Backend::Candle(_) => "candle",
+        }
     }
 
     /// Transformer layers kept.
     pub fn layers(&self) -> usize {
-        self.layers.len()
+        match &self.backend {
+            Backend::Candle(encoder) => encoder.layers.len(),
+            Backend::Native(encoder) => encoder.layers(),
+        }
     }
 
     /// The precision it runs at.
@@ -269,7 +318,7 @@ impl Encoder {
     /// # Errors
     /// Shapes that do not match, or a device failure.
     pub fn forward(&self, ids: &Tensor, segments: Option<&Tensor>, mask: &Tensor) -> Result<Tensor> {
-        self.forward_layers(ids, segments, mask, self.layers.len())
+        self.forward_layers(ids, segments, mask, self.layers())
     }
 
     /// As [`Encoder::forward`], through the first `layers` layers only (a cross-encoder's frozen
@@ -284,8 +333,68 @@ impl Encoder {
         mask: &Tensor,
         layers: usize,
     ) -> Result<Tensor> {
+        match &self.backend {
+            Backend::Native(encoder) => native_forward(encoder, ids, segments, mask, layers),
+            Backend::Candle(encoder) => encoder.forward_layers(ids, segments, mask, layers, self.precision),
+        }
+    }
+}
+
+/// [`Encoder::forward_layers`] on the native kernels: the real tokens packed, run, and put back
+/// in their padded places (padding's rows are zeros).
+fn native_forward(
+    encoder: &native::NativeEncoder,
+    ids: &Tensor,
+    segments: Option<&Tensor>,
+    mask: &Tensor,
+    layers: usize,
+) -> Result<Tensor> {
+    let (batch, tokens) = ids.dims2()?;
+    let ids = ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+    let segments = match segments {
+        Some(s) => s.to_dtype(DType::U32)?.to_vec2::<u32>()?,
+        None => vec![vec![0; tokens]; batch],
+    };
+    let mask = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let mut packing = native::Packing {
+        ids: Vec::new(),
+        segments: Vec::new(),
+        positions: Vec::new(),
+        lengths: Vec::with_capacity(batch),
+    };
+    for b in 0..batch {
+        let before = packing.ids.len();
+        for t in (0..tokens).filter(|&t| mask[b][t] > 0.5) {
+            packing.ids.push(ids[b][t]);
+            packing.segments.push(segments[b][t]);
+            packing.positions.push(t as u32);
+        }
+        packing.lengths.push(packing.ids.len() - before);
+    }
+    let packed = encoder.forward(&packing, layers)?;
+    let hidden = packed.len() / packing.ids.len().max(1);
+    let mut out = vec![0.0f32; batch * tokens * hidden];
+    let mut rows = packed.chunks_exact(hidden.max(1));
+    for b in 0..batch {
+        for t in (0..tokens).filter(|&t| mask[b][t] > 0.5) {
+            let at = (b * tokens + t) * hidden;
+            out[at..at + hidden].copy_from_slice(rows.next().expect("one packed row per real token"));
+        }
+    }
+    Ok(Tensor::from_vec(out, (batch, tokens, hidden), &Device::Cpu)?)
+}
+
+impl CandleEncoder {
+    fn forward_layers(
+        &self,
+        ids: &Tensor,
+        segments: Option<&Tensor>,
+        mask: &Tensor,
+        layers: usize,
+        precision: Precision,
+    ) -> Result<Tensor> {
         let (_, tokens) = ids.dims2()?;
-        let dtype = self.precision.activations();
+        let dtype = precision.activations();
         let positions = Tensor::arange(0u32, tokens as u32, ids.device())?;
         let segments = match segments {
             Some(segments) => segments.clone(),
@@ -347,26 +456,61 @@ mod tests {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
     }
 
+    /// Zeroes the states of padding, which the two backends leave differently (candle computes
+    /// them, the native kernels skip them) and no caller reads.
+    fn real_tokens(hidden: &Tensor, mask: &Tensor) -> Tensor {
+        hidden.broadcast_mul(&mask.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap()).unwrap()
+    }
+
     #[test]
-    fn at_f32_it_computes_what_candles_bert_model_computes() {
+    fn at_f32_both_backends_compute_what_candles_bert_model_computes() {
         let (weights, config) = load();
         let (ids, mask) = inputs();
-        let ours = Encoder::load(&weights, &config, config.num_hidden_layers, Precision::F32, &Device::Cpu)
-            .unwrap()
-            .forward(&ids, None, &mask)
-            .unwrap();
-        let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
+        let vb = VarBuilder::from_tensors(weights.clone(), DType::F32, &Device::Cpu);
         let theirs =
             BertModel::load(vb, &config).unwrap().forward(&ids, &ids.zeros_like().unwrap(), Some(&mask)).unwrap();
-        let diff = max_abs_diff(&ours, &theirs);
-        assert!(diff < 1e-4, "max |ours − BertModel| = {diff}");
+        for native in [true, false] {
+            let encoder = Encoder::load_on(&weights, &config, 6, Precision::F32, &Device::Cpu, native).unwrap();
+            assert_eq!(encoder.kernels(), if native { "hyrank-cpu" } else { "candle" });
+            let ours = encoder.forward(&ids, None, &mask).unwrap();
+            let diff = max_abs_diff(&real_tokens(&ours, &mask), &real_tokens(&theirs, &mask));
+            assert!(diff < 1e-4, "{}: max |ours − BertModel| = {diff}", encoder.kernels());
+        }
+    }
+
+    #[test]
+    fn the_native_kernels_agree_with_candle_on_segments_and_a_partial_stack() {
+        let (weights, config) = load();
+        let (ids, mask) = inputs();
+        let segments = Tensor::new(&[[0u32, 0, 1, 1, 0, 0], [0, 0, 0, 1, 1, 1]], &Device::Cpu).unwrap();
+        let run = |native| {
+            let encoder = Encoder::load_on(&weights, &config, 6, Precision::F32, &Device::Cpu, native).unwrap();
+            real_tokens(&encoder.forward_layers(&ids, Some(&segments), &mask, 4).unwrap(), &mask)
+        };
+        let diff = max_abs_diff(&run(true), &run(false));
+        assert!(diff < 1e-4, "max |native − candle| = {diff}");
+    }
+
+    #[test]
+    fn the_native_kernels_refuse_a_token_id_outside_the_vocabulary() {
+        let (weights, config) = load();
+        let encoder = Encoder::load_on(&weights, &config, 1, Precision::F32, &Device::Cpu, true).unwrap();
+        let ids = Tensor::new(&[[101u32, config.vocab_size as u32]], &Device::Cpu).unwrap();
+        let mask = Tensor::new(&[[1u32, 1]], &Device::Cpu).unwrap();
+        let err = encoder.forward(&ids, None, &mask).unwrap_err().to_string();
+        assert!(err.contains("token id"), "{err}");
     }
 
     #[test]
     fn reduced_precisions_stay_close_and_finite() {
         let (weights, config) = load();
         let (ids, mask) = inputs();
-        let run = |p| Encoder::load(&weights, &config, 2, p, &Device::Cpu).unwrap().forward(&ids, None, &mask).unwrap();
+        let run = |p| {
+            real_tokens(
+                &Encoder::load(&weights, &config, 2, p, &Device::Cpu).unwrap().forward(&ids, None, &mask).unwrap(),
+                &mask,
+            )
+        };
         let reference = run(Precision::F32);
         for precision in [Precision::Int8, Precision::Bf16, Precision::F16] {
             let out = run(precision);

@@ -28,6 +28,7 @@ pub mod filter;
 pub mod fusion;
 pub mod generation;
 pub mod item;
+pub(crate) mod kernels;
 pub mod lexical;
 pub mod request;
 pub mod rerank;

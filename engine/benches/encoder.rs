@@ -1,0 +1,44 @@
+//! The embedding model on fixed inputs: one short query (the path every search pays), one
+//! SciFact-length abstract, and a batch of eight (the indexer's CPU batch).
+//!
+//! `cargo bench -p hyrank-engine --bench encoder`; the pool is rayon's, so
+//! `RAYON_NUM_THREADS=1` measures one core. `HYRANK_CPU_KERNELS=candle` runs candle's CPU
+//! kernels instead of hyrank's, for the comparison in docs/EVAL.md.
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use hyrank_engine::{DeviceChoice, Embedder, EmbedderSettings};
+
+/// A SciFact-style claim: 21 tokens with [CLS] and [SEP], the median of the test queries.
+const QUERY: &str = "Vitamin D deficiency is associated with an increased risk of respiratory infections in children.";
+
+/// About 240 tokens, the length of a typical SciFact abstract.
+fn abstract_text() -> String {
+    "Alterations of the architecture of cerebral white matter in the developing human brain can \
+     affect cortical development and result in functional disabilities. A line scan diffusion-\
+     weighted magnetic resonance imaging sequence with diffusion tensor analysis was applied to \
+     measure the apparent diffusion coefficient, to calculate relative anisotropy, and to \
+     delineate three-dimensional fiber architecture in cerebral white matter in preterm infants. "
+        .repeat(3)
+}
+
+fn encoder(c: &mut Criterion) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+    let mut settings = EmbedderSettings::new(dir);
+    settings.device = DeviceChoice::Cpu;
+    let embedder = Embedder::load(&settings).expect("the model (scripts/setup.sh)");
+    let text = abstract_text();
+    let batch: Vec<&str> = (0..8).map(|_| text.as_str()).collect();
+
+    let mut group = c.benchmark_group("encoder");
+    group.sample_size(20);
+    group.bench_function("query", |b| b.iter(|| embedder.embed(QUERY).unwrap()));
+    group.bench_function("abstract", |b| b.iter(|| embedder.embed(&text).unwrap()));
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function("batch_of_8_abstracts", |b| b.iter(|| embedder.embed_batch(&batch).unwrap()));
+    group.finish();
+}
+
+criterion_group!(benches, encoder);
+criterion_main!(benches);

@@ -1,0 +1,249 @@
+//! BERT's forward pass at f32 on hyrank's own CPU kernels ([`crate::kernels`]): weights packed
+//! once at load, no padding computed, the bias and GELU fused into the products.
+//!
+//! Inputs are packed: the real tokens of every sequence in the batch are stacked as the rows of
+//! one matrix, so the projections (90% of the arithmetic) run once over exactly the tokens that
+//! exist, and attention runs per sequence over its own rows. A padded position would attend
+//! to nothing anyway (its score is −10⁴ below the rest, which rounds to a weight of 0 in f32),
+//! so leaving padding out computes the same states for every real token; padded positions
+//! come back as zeros.
+
+use rayon::prelude::*;
+
+use candle_transformers::models::bert::Config;
+
+use super::{tensor, Weights};
+use crate::error::{Error, Result};
+use crate::kernels::{self, Epilogue, Packed};
+
+/// A layer norm's scale, shift and epsilon.
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    fn load(weights: &Weights, prefix: &str, eps: f64) -> Result<Self> {
+        Ok(Norm {
+            gamma: values(weights, &format!("{prefix}.weight"))?,
+            beta: values(weights, &format!("{prefix}.bias"))?,
+            eps: eps as f32,
+        })
+    }
+
+    /// Normalises each row of `rows` in place, rows spread over the pool when there are many.
+    fn apply(&self, rows: &mut [f32]) {
+        let width = self.gamma.len();
+        if rows.len() < 64 * width {
+            kernels::layer_norm(rows, &self.gamma, &self.beta, self.eps);
+        } else {
+            rows.par_chunks_mut(32 * width)
+                .for_each(|chunk| kernels::layer_norm(chunk, &self.gamma, &self.beta, self.eps));
+        }
+    }
+}
+
+fn values(weights: &Weights, name: &str) -> Result<Vec<f32>> {
+    Ok(tensor(weights, name)?.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Several projections of the same input packed as one (their weights stacked by output row).
+fn projection(weights: &Weights, prefixes: &[&str]) -> Result<Packed> {
+    let (mut weight, mut bias, mut k) = (Vec::new(), Vec::new(), 0);
+    for prefix in prefixes {
+        let w = tensor(weights, &format!("{prefix}.weight"))?;
+        let (_, inputs) = w.dims2()?;
+        k = inputs;
+        weight.extend(values(weights, &format!("{prefix}.weight"))?);
+        bias.extend(values(weights, &format!("{prefix}.bias"))?);
+    }
+    Ok(Packed::new(&weight, &bias, bias.len(), k))
+}
+
+/// One post-norm transformer layer.
+pub(crate) struct Layer {
+    /// Query, key and value: `hidden → 3 × hidden`.
+    qkv: Packed,
+    attention_out: Packed,
+    attention_norm: Norm,
+    intermediate: Packed,
+    output: Packed,
+    output_norm: Norm,
+    heads: usize,
+}
+
+impl Layer {
+    /// Loads layer `prefix` (e.g. `encoder.layer.3`) from the model's tensors.
+    ///
+    /// # Errors
+    /// A missing tensor.
+    pub(crate) fn load(weights: &Weights, prefix: &str, config: &Config) -> Result<Self> {
+        let p = |name: &str| format!("{prefix}.{name}");
+        Ok(Layer {
+            qkv: projection(
+                weights,
+                &[&p("attention.self.query"), &p("attention.self.key"), &p("attention.self.value")],
+            )?,
+            attention_out: projection(weights, &[&p("attention.output.dense")])?,
+            attention_norm: Norm::load(weights, &p("attention.output.LayerNorm"), config.layer_norm_eps)?,
+            intermediate: projection(weights, &[&p("intermediate.dense")])?,
+            output: projection(weights, &[&p("output.dense")])?,
+            output_norm: Norm::load(weights, &p("output.LayerNorm"), config.layer_norm_eps)?,
+            heads: config.num_attention_heads,
+        })
+    }
+
+    /// Runs the layer over packed rows `x` (`(Σ lengths, hidden)`), in place; `lengths` are
+    /// the sequences' token counts, in row order.
+    pub(crate) fn forward(&self, x: &mut [f32], lengths: &[usize]) {
+        let hidden = self.attention_out.outputs();
+        let m = x.len() / hidden;
+        let mut qkv = vec![0.0; m * self.qkv.outputs()];
+        kernels::matmul(x, m, &self.qkv, Epilogue::None, &mut qkv);
+        let context = self.attention(&qkv, lengths, hidden);
+        let mut attended = vec![0.0; m * hidden];
+        kernels::matmul(&context, m, &self.attention_out, Epilogue::Residual(x), &mut attended);
+        self.attention_norm.apply(&mut attended);
+        let mut inner = vec![0.0; m * self.intermediate.outputs()];
+        kernels::matmul(&attended, m, &self.intermediate, Epilogue::Gelu, &mut inner);
+        kernels::matmul(&inner, m, &self.output, Epilogue::Residual(&attended), x);
+        self.output_norm.apply(x);
+    }
+
+    /// Multi-head self-attention of every sequence over its own rows: `(Σ lengths, hidden)`.
+    fn attention(&self, qkv: &[f32], lengths: &[usize], hidden: usize) -> Vec<f32> {
+        let head_dim = hidden / self.heads;
+        let stride = 3 * hidden;
+        let starts: Vec<usize> = lengths
+            .iter()
+            .scan(0, |row, &len| {
+                let start = *row;
+                *row += len;
+                Some(start)
+            })
+            .collect();
+        let mut context = vec![0.0; qkv.len() / 3];
+        let run = |(sequence, head): (usize, usize), out: &mut Vec<f32>, scratch: &mut Vec<f32>| {
+            let (start, len) = (starts[sequence], lengths[sequence]);
+            out.resize(len * head_dim, 0.0);
+            let rows = &qkv[start * stride..(start + len) * stride];
+            kernels::attend(rows, len, stride, head * head_dim, hidden, head_dim, out, scratch);
+        };
+        let jobs: Vec<(usize, usize)> = (0..lengths.len()).flat_map(|s| (0..self.heads).map(move |h| (s, h))).collect();
+        let work: usize = lengths.iter().map(|&l| l * l).sum::<usize>() * hidden;
+        if work < 1 << 19 || rayon::current_num_threads() == 1 {
+            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            for &(sequence, head) in &jobs {
+                run((sequence, head), &mut out, &mut scratch);
+                place(&mut context, &out, starts[sequence], head * head_dim, hidden, head_dim);
+            }
+        } else {
+            let results: Vec<Vec<f32>> = jobs
+                .par_iter()
+                .map_init(Vec::new, |scratch, &job| {
+                    let mut out = Vec::new();
+                    run(job, &mut out, scratch);
+                    out
+                })
+                .collect();
+            for (&(sequence, head), out) in jobs.iter().zip(&results) {
+                place(&mut context, out, starts[sequence], head * head_dim, hidden, head_dim);
+            }
+        }
+        context
+    }
+}
+
+/// Copies one head's context (`len × head_dim`) into columns `column..column + head_dim` of
+/// rows `start..` of `context` (`hidden` wide).
+fn place(context: &mut [f32], out: &[f32], start: usize, column: usize, hidden: usize, head_dim: usize) {
+    for (i, row) in out.chunks_exact(head_dim).enumerate() {
+        let at = (start + i) * hidden + column;
+        context[at..at + head_dim].copy_from_slice(row);
+    }
+}
+
+/// BERT's embeddings and its first layers, on the CPU kernels.
+pub(crate) struct NativeEncoder {
+    word: Vec<f32>,
+    position: Vec<f32>,
+    token_type: Vec<f32>,
+    embedding_norm: Norm,
+    layers: Vec<Layer>,
+    hidden: usize,
+}
+
+/// A batch of sequences, packed: the real tokens of each, in order.
+pub(crate) struct Packing {
+    /// Token ids, segment ids and positions (the index in the padded row), one per real token.
+    pub(crate) ids: Vec<u32>,
+    pub(crate) segments: Vec<u32>,
+    pub(crate) positions: Vec<u32>,
+    /// Real tokens per sequence.
+    pub(crate) lengths: Vec<usize>,
+}
+
+impl NativeEncoder {
+    /// Packs the embeddings and the first `layers` layers from the model's tensors.
+    ///
+    /// # Errors
+    /// A missing tensor.
+    pub(crate) fn load(weights: &Weights, config: &Config, layers: usize) -> Result<Self> {
+        Ok(NativeEncoder {
+            word: values(weights, "embeddings.word_embeddings.weight")?,
+            position: values(weights, "embeddings.position_embeddings.weight")?,
+            token_type: values(weights, "embeddings.token_type_embeddings.weight")?,
+            embedding_norm: Norm::load(weights, "embeddings.LayerNorm", config.layer_norm_eps)?,
+            layers: (0..layers)
+                .map(|i| Layer::load(weights, &format!("encoder.layer.{i}"), config))
+                .collect::<Result<_>>()?,
+            hidden: config.hidden_size,
+        })
+    }
+
+    /// Layers kept.
+    pub(crate) fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Hidden states after the first `layers` layers, `(Σ lengths, hidden)` row-major, one row
+    /// per packed token.
+    ///
+    /// # Errors
+    /// A token, segment or position id outside the model's tables.
+    pub(crate) fn forward(&self, input: &Packing, layers: usize) -> Result<Vec<f32>> {
+        // The whole pass runs on one of the pool's threads: each product's fan-out is then a
+        // fork within the pool that the running thread takes part in, not a hand-over from a
+        // thread outside it (one wake-up of a sleeping thread there and one back, per product).
+        rayon::scope(|_| self.forward_on_pool(input, layers))
+    }
+
+    fn forward_on_pool(&self, input: &Packing, layers: usize) -> Result<Vec<f32>> {
+        let h = self.hidden;
+        let mut x = vec![0.0; input.ids.len() * h];
+        let lookup = |table: &[f32], index: u32, what: &str| -> Result<std::ops::Range<usize>> {
+            let start = index as usize * h;
+            if start + h > table.len() {
+                return Err(Error::invalid(
+                    what,
+                    format!("{index} is outside the model's {} entries", table.len() / h),
+                ));
+            }
+            Ok(start..start + h)
+        };
+        for (t, row) in x.chunks_exact_mut(h).enumerate() {
+            let word = &self.word[lookup(&self.word, input.ids[t], "token id")?];
+            let position = &self.position[lookup(&self.position, input.positions[t], "position")?];
+            let segment = &self.token_type[lookup(&self.token_type, input.segments[t], "segment id")?];
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = word[i] + segment[i] + position[i];
+            }
+        }
+        self.embedding_norm.apply(&mut x);
+        for layer in self.layers.iter().take(layers) {
+            layer.forward(&mut x, &input.lengths);
+        }
+        Ok(x)
+    }
+}
