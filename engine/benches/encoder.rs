@@ -1,5 +1,7 @@
 //! The embedding model on fixed inputs: one short query (the path every search pays), one
-//! SciFact-length abstract, and a batch of eight (the indexer's CPU batch).
+//! SciFact-length abstract, and a batch of eight (the indexer's CPU batch); and the
+//! cross-encoder scoring one query against 30 abstracts (a rerank of the top 30; its weights
+//! are the untrained initial ones, which cost what trained ones cost).
 //!
 //! `cargo bench -p hyrank-engine --bench encoder`; the pool is rayon's, so
 //! `RAYON_NUM_THREADS=1` measures one core. `HYRANK_CPU_KERNELS=candle` runs candle's CPU
@@ -8,6 +10,7 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings};
 use hyrank_engine::{DeviceChoice, Embedder, EmbedderSettings};
 
 /// A SciFact-style claim: 21 tokens with [CLS] and [SEP], the median of the test queries.
@@ -37,6 +40,17 @@ fn encoder(c: &mut Criterion) {
     group.bench_function("abstract", |b| b.iter(|| embedder.embed(&text).unwrap()));
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.bench_function("batch_of_8_abstracts", |b| b.iter(|| embedder.embed_batch(&batch).unwrap()));
+    group.finish();
+
+    let (_, vars) = CrossEncoder::for_training(&embedder, CrossEncoderSettings::DEFAULT, 1).unwrap();
+    let weights = std::env::temp_dir().join(format!("hyrank-bench-reranker-{}.safetensors", std::process::id()));
+    CrossEncoder::save(&vars, &weights).unwrap();
+    let reranker = CrossEncoder::load(&embedder, &weights, CrossEncoderSettings::DEFAULT).unwrap();
+    std::fs::remove_file(&weights).ok();
+    let candidates: Vec<&str> = (0..30).map(|_| text.as_str()).collect();
+    let mut group = c.benchmark_group("cross_encoder");
+    group.sample_size(10);
+    group.bench_function("top_30", |b| b.iter(|| reranker.score(QUERY, &candidates).unwrap()));
     group.finish();
 }
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-mod native;
+pub(crate) mod native;
 
 /// The number format a transformer's weights and activations run in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -288,6 +288,15 @@ impl Encoder {
             layers: (0..layers).map(|i| Layer::load(weights, i, config, precision, device)).collect::<Result<_>>()?,
         });
         Ok(Encoder { backend, precision })
+    }
+
+    /// The native encoder, when it runs on hyrank's CPU kernels (the cross-encoder's scoring
+    /// path runs the frozen layers on it directly, without padding).
+    pub(crate) fn native(&self) -> Option<&native::NativeEncoder> {
+        match &self.backend {
+            Backend::Native(encoder) => Some(encoder),
+            Backend::Candle(_) => None,
+        }
     }
 
     /// The kernels it runs on: `"hyrank-cpu"` (its own, f32 on a CPU) or `"candle"`.

@@ -30,6 +30,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use crate::bert::native::{Layer as NativeLayer, NativeEncoder, Packing};
 use crate::bert::Encoder;
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
@@ -84,6 +85,9 @@ pub struct CrossEncoder {
     frozen_layers: usize,
     upper: Vec<TrainableLayer>,
     head: Linear,
+    /// The trained layers and head on hyrank's CPU kernels, when the frozen part runs on them
+    /// and the model is not being trained: how it scores at f32 on a CPU.
+    native: Option<NativeScorer>,
     tokenizer: Tokenizer,
     device: Device,
     batch_size: usize,
@@ -199,16 +203,21 @@ impl CrossEncoder {
         lower: Arc<Encoder>,
         head: Linear,
         weights: PathBuf,
+        inference: bool,
     ) -> Result<Self> {
         let Parts { config, tensors, tokenizer } = parts;
         let frozen_layers = settings.frozen_layers;
+        let native = match lower.native() {
+            Some(_) if inference => Some(NativeScorer::load(&tensors, &config, frozen_layers, &head)?),
+            _ => None,
+        };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
         let upper = (settings.frozen_layers..config.num_hidden_layers)
             .map(|i| TrainableLayer::load(vb.pp(format!("encoder.layer.{i}")), &config))
             .collect::<Result<Vec<_>>>()?;
         // Pairs per forward pass, as the embedder batches texts (see `embed.rs` for why).
         let batch_size = default_batch_size(&device);
-        Ok(CrossEncoder { lower, frozen_layers, upper, head, tokenizer, device, batch_size, weights })
+        Ok(CrossEncoder { lower, frozen_layers, upper, head, native, tokenizer, device, batch_size, weights })
     }
 
     /// A fresh cross-encoder for training: the embedder's MiniLM weights, the layers above
@@ -245,7 +254,9 @@ impl CrossEncoder {
         vars.push((format!("{HEAD}.weight"), weight));
         vars.push((format!("{HEAD}.bias"), bias));
         let lower = Arc::clone(embedder.encoder());
-        Ok((Self::build(parts, device, settings, lower, head, model_dir.join("model.safetensors"))?, vars))
+        // Training needs candle's differentiable layers: no native copy, which would go stale.
+        let weights = model_dir.join("model.safetensors");
+        Ok((Self::build(parts, device, settings, lower, head, weights, false)?, vars))
     }
 
     /// A trained cross-encoder: the embedder's base weights overlaid with `weights` (the trained
@@ -284,7 +295,8 @@ impl CrossEncoder {
                 _ => return Err(model_error(weights, format!("{name} is not a tensor of the base model's shape"))),
             }
         }
-        Self::build(parts, device.clone(), settings, Arc::clone(embedder.encoder()), head, weights.to_path_buf())
+        let lower = Arc::clone(embedder.encoder());
+        Self::build(parts, device.clone(), settings, lower, head, weights.to_path_buf(), true)
     }
 
     /// Writes the trainable tensors (safetensors).
@@ -363,11 +375,95 @@ impl CrossEncoder {
     /// The logits of many pairs from different queries in one pass each batch (the model
     /// worker's entry point).
     pub fn score_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<f32>> {
+        if let (Some(scorer), Some(lower)) = (&self.native, self.lower.native()) {
+            return self.score_native(scorer, lower, pairs);
+        }
         let mut scores = Vec::with_capacity(pairs.len());
         for chunk in pairs.chunks(self.batch_size) {
             scores.extend(self.logits(&self.frozen(chunk)?)?.to_device(&Device::Cpu)?.to_vec1::<f32>()?);
         }
         Ok(scores)
+    }
+}
+
+impl CrossEncoder {
+    /// [`CrossEncoder::score_pairs`] on hyrank's CPU kernels: every pair's real tokens packed
+    /// into one matrix (no padding, no batches: the products are largest, and most efficient,
+    /// that way), the frozen layers and the trained ones run over it, then the head per pair.
+    fn score_native(&self, scorer: &NativeScorer, lower: &NativeEncoder, pairs: &[(&str, &str)]) -> Result<Vec<f32>> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inputs: Vec<(String, String)> = pairs.iter().map(|(q, d)| (q.to_string(), d.to_string())).collect();
+        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let mut packing = Packing { ids: Vec::new(), segments: Vec::new(), positions: Vec::new(), lengths: Vec::new() };
+        for encoding in &encodings {
+            let before = packing.ids.len();
+            for (t, _) in encoding.get_attention_mask().iter().enumerate().filter(|(_, &m)| m == 1) {
+                packing.ids.push(encoding.get_ids()[t]);
+                packing.segments.push(encoding.get_type_ids()[t]);
+                packing.positions.push(t as u32);
+            }
+            packing.lengths.push(packing.ids.len() - before);
+        }
+        let mut hidden = lower.forward(&packing, self.frozen_layers)?;
+        for layer in &scorer.layers {
+            layer.forward(&mut hidden, &packing.lengths);
+        }
+        Ok(scorer.head(&hidden, &packing))
+    }
+}
+
+/// The trained layers and the head, on hyrank's CPU kernels.
+struct NativeScorer {
+    layers: Vec<NativeLayer>,
+    /// The head's weights (`hidden`) and bias.
+    head: (Vec<f32>, f32),
+}
+
+impl NativeScorer {
+    fn load(tensors: &HashMap<String, Tensor>, config: &Config, frozen_layers: usize, head: &Linear) -> Result<Self> {
+        let layers = (frozen_layers..config.num_hidden_layers)
+            .map(|i| NativeLayer::load(tensors, &format!("encoder.layer.{i}"), config))
+            .collect::<Result<_>>()?;
+        let weight = head.weight().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let bias = match head.bias() {
+            Some(b) => b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?.first().copied().unwrap_or(0.0),
+            None => 0.0,
+        };
+        Ok(NativeScorer { layers, head: (weight, bias) })
+    }
+
+    /// The logit of each packed pair: the query's tokens (segment 0) and the item's (segment 1)
+    /// mean-pooled and L2-normalised, multiplied element-wise, weighed by the head; as
+    /// [`CrossEncoder::logits`] computes it.
+    fn head(&self, hidden: &[f32], packing: &Packing) -> Vec<f32> {
+        let (weight, bias) = &self.head;
+        let width = weight.len();
+        let mut start = 0;
+        packing
+            .lengths
+            .iter()
+            .map(|&len| {
+                let mut sides = [vec![0.0f32; width], vec![0.0f32; width]];
+                let mut counts = [0usize; 2];
+                for t in start..start + len {
+                    let side = usize::from(packing.segments[t] != 0);
+                    counts[side] += 1;
+                    for (s, v) in sides[side].iter_mut().zip(&hidden[t * width..(t + 1) * width]) {
+                        *s += v;
+                    }
+                }
+                start += len;
+                for (side, count) in sides.iter_mut().zip(counts) {
+                    let count = (count as f32).max(1e-9);
+                    side.iter_mut().for_each(|v| *v /= count);
+                    let norm = side.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                    side.iter_mut().for_each(|v| *v /= norm);
+                }
+                sides[0].iter().zip(&sides[1]).zip(weight).map(|((q, d), w)| q * d * w).sum::<f32>() + bias
+            })
+            .collect()
     }
 }
 
@@ -382,5 +478,33 @@ mod tests {
         assert!(!is_trainable("encoder.layer.3.output.dense.weight", 4));
         assert!(!is_trainable("embeddings.word_embeddings.weight", 0));
         assert!(is_trainable("encoder.layer.0.output.dense.weight", 0));
+    }
+
+    /// The trained model scored on hyrank's CPU kernels (how a loaded reranker serves) and on
+    /// candle's differentiable layers (how the trainer scores) give the same logits.
+    #[test]
+    fn native_scoring_matches_the_training_graph() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+        let mut settings = crate::EmbedderSettings::new(dir);
+        settings.device = crate::DeviceChoice::Cpu;
+        let embedder = Embedder::load(&settings).expect("the model (scripts/setup.sh)");
+        if embedder.encoder().native().is_none() {
+            return; // HYRANK_CPU_KERNELS=candle: nothing native to compare.
+        }
+        let (trainer, vars) = CrossEncoder::for_training(&embedder, CrossEncoderSettings::DEFAULT, 7).unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        CrossEncoder::save(&vars, file.path()).unwrap();
+        let served = CrossEncoder::load(&embedder, file.path(), CrossEncoderSettings::DEFAULT).unwrap();
+        assert!(served.native.is_some() && trainer.native.is_none());
+        let long = "Alterations of the architecture of cerebral white matter in the developing human brain. ".repeat(6);
+        let pairs = [
+            ("vitamin d and infections", "Vitamin D deficiency raises the risk of respiratory infection."),
+            ("brain white matter", long.as_str()),
+            ("a", "b"),
+        ];
+        let (native, graph) = (served.score_pairs(&pairs).unwrap(), trainer.score_pairs(&pairs).unwrap());
+        for (n, g) in native.iter().zip(&graph) {
+            assert!((n - g).abs() < 1e-3 * (1.0 + g.abs()), "native {native:?} vs graph {graph:?}");
+        }
     }
 }
