@@ -3,7 +3,7 @@
 
     bench/embed_peer.py [--hyrank target/release/hyrank] [--model-dir models/all-MiniLM-L6-v2]
         [--data ../shared/data/scifact] [--items 200] [--queries 300] [--threads 2]
-        [--precisions f32,int8] [--repeats 3]
+        [--precisions f32,int8] [--repeats 3] [--onnx]
 
 Throughput: the first --items abstracts of the corpus ("title. text", up to 256 tokens), embedded
 in batches, items/s (median of --repeats runs). Latency: the first --queries test queries,
@@ -37,11 +37,25 @@ def hyrank_run(args, precision, catalog, queries):
     return items, p50, p99, worst
 
 
-def peer_run(args, texts, queries):
+def onnx_model(args, tmp):
+    """sentence-transformers' ONNX Runtime backend (exported in memory at load) on a copy of the
+    model directory, so the shipped directory stays untouched. Its int8 export
+    (`export_dynamic_quantized_onnx_model`) is not run: after the in-memory export, saving and
+    re-loading the model fails in optimum 2 with "Unrecognized model" (seen 2026-12-01)."""
+    import shutil
+    from sentence_transformers import SentenceTransformer
+    copy = os.path.join(tmp, "minilm")
+    if not os.path.exists(copy):
+        shutil.copytree(os.path.abspath(args.model_dir), copy)
+    return SentenceTransformer(copy, device="cpu", backend="onnx", model_kwargs={"provider": "CPUExecutionProvider"})
+
+
+def peer_run(args, texts, queries, model=None):
     import torch
     from sentence_transformers import SentenceTransformer
     torch.set_num_threads(args.threads)
-    model = SentenceTransformer(args.model_dir, device="cpu")
+    if model is None:
+        model = SentenceTransformer(args.model_dir, device="cpu")
     model.max_seq_length = 256
     model.encode(texts[:16], batch_size=8)
     runs = []
@@ -73,6 +87,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precisions", default="f32,int8")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--onnx", action="store_true",
+                        help="also ONNX Runtime through sentence-transformers (f32); "
+                             "needs optimum[onnxruntime]; ONNX Runtime sizes its own pool to the cores")
     args = parser.parse_args()
 
     docs = [json.loads(line) for line in open(os.path.join(args.data, "corpus.jsonl"))][: args.items]
@@ -96,6 +113,10 @@ def main():
         with open(query_file, "w") as f:
             f.write("\n".join(q.replace("\n", " ") for q in queries) + "\n")
         peer_items, peer_p50, peer_p99, torch_version = peer_run(args, texts, queries)
+        others = []
+        if args.onnx:
+            items, p50, p99, _ = peer_run(args, texts, queries, onnx_model(args, tmp))
+            others.append(("ONNX Runtime f32", items, p50, p99))
         rows = []
         for precision in args.precisions.split(","):
             rows.append((precision, *hyrank_run(args, precision, catalog, query_file)))
@@ -105,6 +126,9 @@ def main():
     print("| encoder | items/s | × peer | query p50 ms | query p99 ms | p50 × peer | worst cosine to goldens |")
     print("|---|---|---|---|---|---|---|")
     print(f"| sentence-transformers f32 | {peer_items:.1f} | 1.00 | {peer_p50:.2f} | {peer_p99:.2f} | 1.00 | (reference) |")
+    for name, items, p50, p99 in others:
+        print(f"| sentence-transformers, {name} | {items:.1f} | {items / peer_items:.2f} | {p50:.2f} | {p99:.2f} | "
+              f"{p50 / peer_p50:.2f} | — |")
     for precision, items, p50, p99, worst in rows:
         print(f"| hyrank {precision} | {items:.1f} | {items / peer_items:.2f} | {p50:.2f} | {p99:.2f} | "
               f"{p50 / peer_p50:.2f} | {worst:.6f} |")

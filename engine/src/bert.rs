@@ -32,7 +32,9 @@ pub enum Precision {
     /// 32-bit floats throughout: sentence-transformers' own arithmetic.
     #[default]
     F32,
-    /// 16-bit floats (weights and activations); for GPUs, whose tensor cores run them.
+    /// 16-bit floats. On a GPU, weights and activations (its tensor cores run them); on a CPU,
+    /// the projection weights only, widened to f32 in hyrank's kernels: half the bytes that
+    /// every query streams, the arithmetic still f32.
     F16,
     /// bfloat16 (weights and activations); for GPUs.
     Bf16,
@@ -211,9 +213,9 @@ const MASKED: f64 = -1.0e4;
 
 /// BERT's embeddings and its first `layers` transformer layers at one precision.
 ///
-/// On a CPU at f32 it runs on hyrank's own kernels ([`native`]; 3–8× faster than candle's CPU
-/// path on short inputs, see docs/EVAL.md); everywhere else (GPUs, f16, bf16, int8) on
-/// candle's. `HYRANK_CPU_KERNELS=candle` forces candle's on the CPU too, for comparisons.
+/// On a CPU at f32 and f16 it runs on hyrank's own kernels ([`native`]; about 2× candle's CPU
+/// path, docs/EVAL.md); everywhere else (GPUs, bf16, int8) on candle's.
+/// `HYRANK_CPU_KERNELS=candle` forces candle's on the CPU too, for comparisons.
 pub struct Encoder {
     backend: Backend,
     precision: Precision,
@@ -233,10 +235,22 @@ struct CandleEncoder {
     layers: Vec<Layer>,
 }
 
-/// Which CPU kernels an f32 encoder on the CPU runs on: hyrank's own unless the environment
-/// says `HYRANK_CPU_KERNELS=candle`.
-fn native_kernels_wanted() -> bool {
-    std::env::var("HYRANK_CPU_KERNELS").map_or(true, |v| v != "candle")
+/// Which CPU kernels an f32 encoder on the CPU runs on: `HYRANK_CPU_KERNELS` unset or `hyrank`
+/// for hyrank's own, `candle` for candle's (a switch for comparisons, hence the environment
+/// rather than a setting on every command).
+///
+/// # Errors
+/// Any other value, so that a typo does not silently measure the wrong kernels.
+fn native_kernels_wanted() -> Result<bool> {
+    kernels_choice(std::env::var("HYRANK_CPU_KERNELS").ok().as_deref())
+}
+
+fn kernels_choice(value: Option<&str>) -> Result<bool> {
+    match value {
+        None | Some("hyrank") => Ok(true),
+        Some("candle") => Ok(false),
+        Some(v) => Err(Error::invalid("HYRANK_CPU_KERNELS", format!("{v:?} is not one of hyrank, candle"))),
+    }
 }
 
 impl Encoder {
@@ -259,7 +273,7 @@ impl Encoder {
         if layers > config.num_hidden_layers {
             return Err(Error::invalid("layers", format!("the model has {} layers", config.num_hidden_layers)));
         }
-        Self::load_on(weights, config, layers, precision, device, native_kernels_wanted())
+        Self::load_on(weights, config, layers, precision, device, native_kernels_wanted()?)
     }
 
     /// [`Encoder::load`], saying whether an f32 encoder on the CPU runs on the native kernels.
@@ -271,8 +285,10 @@ impl Encoder {
         device: &Device,
         native: bool,
     ) -> Result<Self> {
-        if device.is_cpu() && precision == Precision::F32 && native {
-            let backend = Backend::Native(native::NativeEncoder::load(weights, config, layers)?);
+        let on_cpu_kernels = matches!(precision, Precision::F32 | Precision::F16) && device.is_cpu();
+        if on_cpu_kernels && native {
+            let half = precision == Precision::F16;
+            let backend = Backend::Native(native::NativeEncoder::load(weights, config, layers, half)?);
             return Ok(Encoder { backend, precision });
         }
         let dtype = precision.activations();
@@ -299,7 +315,7 @@ impl Encoder {
         }
     }
 
-    /// The kernels it runs on: `"hyrank-cpu"` (its own, f32 on a CPU) or `"candle"`.
+    /// The kernels it runs on: `"hyrank-cpu"` (its own: f32 or f16 on a CPU) or `"candle"`.
     pub fn kernels(&self) -> &'static str {
         match self.backend {
             Backend::Native(_) => "hyrank-cpu",
@@ -359,6 +375,16 @@ fn native_forward(
     layers: usize,
 ) -> Result<Tensor> {
     let (batch, tokens) = ids.dims2()?;
+    for (what, other) in [("attention mask", Some(mask)), ("segment ids", segments)] {
+        if let Some(other) = other {
+            if other.dims2()? != (batch, tokens) {
+                return Err(Error::invalid(
+                    what,
+                    format!("shape {:?}, not the ids' ({batch}, {tokens})", other.dims()),
+                ));
+            }
+        }
+    }
     let ids = ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
     let segments = match segments {
         Some(s) => s.to_dtype(DType::U32)?.to_vec2::<u32>()?,
@@ -381,9 +407,9 @@ fn native_forward(
         packing.lengths.push(packing.ids.len() - before);
     }
     let packed = encoder.forward(&packing, layers)?;
-    let hidden = packed.len() / packing.ids.len().max(1);
+    let hidden = encoder.hidden();
     let mut out = vec![0.0f32; batch * tokens * hidden];
-    let mut rows = packed.chunks_exact(hidden.max(1));
+    let mut rows = packed.chunks_exact(hidden);
     for b in 0..batch {
         for t in (0..tokens).filter(|&t| mask[b][t] > 0.5) {
             let at = (b * tokens + t) * hidden;
@@ -498,6 +524,26 @@ mod tests {
         };
         let diff = max_abs_diff(&run(true), &run(false));
         assert!(diff < 1e-4, "max |native − candle| = {diff}");
+    }
+
+    #[test]
+    fn the_kernels_switch_takes_two_names_and_refuses_others() {
+        assert!(kernels_choice(None).unwrap() && kernels_choice(Some("hyrank")).unwrap());
+        assert!(!kernels_choice(Some("candle")).unwrap());
+        let err = kernels_choice(Some("candel")).unwrap_err().to_string();
+        assert!(err.contains("HYRANK_CPU_KERNELS") && err.contains("candel"), "{err}");
+    }
+
+    #[test]
+    fn the_native_kernels_refuse_mismatched_shapes_and_keep_the_width_of_empty_inputs() {
+        let (weights, config) = load();
+        let encoder = Encoder::load_on(&weights, &config, 1, Precision::F32, &Device::Cpu, true).unwrap();
+        let (ids, mask) = inputs();
+        let short = mask.narrow(1, 0, 5).unwrap();
+        let err = encoder.forward(&ids, None, &short).unwrap_err().to_string();
+        assert!(err.contains("attention mask"), "{err}");
+        let nothing = encoder.forward(&ids, None, &mask.zeros_like().unwrap()).unwrap();
+        assert_eq!(nothing.dims(), &[2, 6, config.hidden_size]);
     }
 
     #[test]

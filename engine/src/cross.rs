@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use crate::bert::native::{Layer as NativeLayer, NativeEncoder, Packing};
+use crate::bert::native::{run_layers, Layer as NativeLayer, NativeEncoder, Packing};
 use crate::bert::Encoder;
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
@@ -387,13 +387,27 @@ impl CrossEncoder {
 }
 
 impl CrossEncoder {
-    /// [`CrossEncoder::score_pairs`] on hyrank's CPU kernels: every pair's real tokens packed
-    /// into one matrix (no padding, no batches: the products are largest, and most efficient,
-    /// that way), the frozen layers and the trained ones run over it, then the head per pair.
+    /// [`CrossEncoder::score_pairs`] on hyrank's CPU kernels: the pairs' real tokens packed
+    /// into one matrix per pass (no padding; few, large products), the frozen layers and the
+    /// trained ones run over it, then the head per pair.
     fn score_native(&self, scorer: &NativeScorer, lower: &NativeEncoder, pairs: &[(&str, &str)]) -> Result<Vec<f32>> {
-        if pairs.is_empty() {
-            return Ok(Vec::new());
+        // Pairs per pass: bounded so that the intermediate activations (tokens × 1,536 floats)
+        // stay near 50 MiB however many pairs come (32 pairs of 256 tokens; a rerank of the top
+        // 30 is one pass).
+        let per_pass = (8_192 / self.tokenizer.get_truncation().map_or(256, |t| t.max_length).max(1)).max(1);
+        let mut scores = Vec::with_capacity(pairs.len());
+        for chunk in pairs.chunks(per_pass) {
+            scores.extend(self.score_native_pass(scorer, lower, chunk)?);
         }
+        Ok(scores)
+    }
+
+    fn score_native_pass(
+        &self,
+        scorer: &NativeScorer,
+        lower: &NativeEncoder,
+        pairs: &[(&str, &str)],
+    ) -> Result<Vec<f32>> {
         let inputs: Vec<(String, String)> = pairs.iter().map(|(q, d)| (q.to_string(), d.to_string())).collect();
         let encodings = self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let mut packing = Packing { ids: Vec::new(), segments: Vec::new(), positions: Vec::new(), lengths: Vec::new() };
@@ -407,9 +421,7 @@ impl CrossEncoder {
             packing.lengths.push(packing.ids.len() - before);
         }
         let mut hidden = lower.forward(&packing, self.frozen_layers)?;
-        for layer in &scorer.layers {
-            layer.forward(&mut hidden, &packing.lengths);
-        }
+        run_layers(&scorer.layers, &mut hidden, &packing.lengths);
         Ok(scorer.head(&hidden, &packing))
     }
 }
@@ -424,13 +436,20 @@ struct NativeScorer {
 impl NativeScorer {
     fn load(tensors: &HashMap<String, Tensor>, config: &Config, frozen_layers: usize, head: &Linear) -> Result<Self> {
         let layers = (frozen_layers..config.num_hidden_layers)
-            .map(|i| NativeLayer::load(tensors, &format!("encoder.layer.{i}"), config))
+            .map(|i| NativeLayer::load(tensors, &format!("encoder.layer.{i}"), config, false))
             .collect::<Result<_>>()?;
         let weight = head.weight().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let bias = match head.bias() {
-            Some(b) => b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?.first().copied().unwrap_or(0.0),
-            None => 0.0,
+            Some(b) => b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+            None => vec![0.0],
         };
+        if weight.len() != config.hidden_size || bias.len() != 1 {
+            return Err(Error::Model {
+                path: Default::default(),
+                reason: format!("{HEAD} is not a (1, {}) weight with one bias", config.hidden_size),
+            });
+        }
+        let bias = bias[0];
         Ok(NativeScorer { layers, head: (weight, bias) })
     }
 

@@ -28,7 +28,7 @@ const SERIAL_MACS: usize = 1 << 19;
 /// The instruction set the kernels run on, detected once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Isa {
-    /// x86-64 with AVX2 and FMA.
+    /// x86-64 with AVX2, FMA and F16C (every CPU with AVX2 since 2013 has all three).
     Avx2,
     /// Anything else: portable loops.
     Portable,
@@ -39,11 +39,73 @@ pub(crate) fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
             return Isa::Avx2;
         }
         Isa::Portable
     })
+}
+
+/// A number format weights can be stored in: f32, or IEEE half (`half::f16`), which halves the
+/// bytes a product streams (what a short input is bound by) and is widened to f32 in the
+/// kernel; the arithmetic is f32 either way.
+pub(crate) trait Element: Copy + Default + Send + Sync + 'static {
+    /// From the f32 weight, rounded to nearest.
+    fn from_f32(value: f32) -> Self;
+    /// Back to f32 (exact).
+    fn to_f32(self) -> f32;
+    /// Eight consecutive values widened to f32.
+    ///
+    /// # Safety
+    /// `at` is valid for 8 reads; the CPU has AVX2 and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(at: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl Element for f32 {
+    fn from_f32(value: f32) -> Self {
+        value
+    }
+
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(at: *const Self) -> std::arch::x86_64::__m256 {
+        // SAFETY: the caller's.
+        unsafe { std::arch::x86_64::_mm256_loadu_ps(at) }
+    }
+}
+
+impl Element for half::f16 {
+    fn from_f32(value: f32) -> Self {
+        half::f16::from_f32(value)
+    }
+
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load8(at: *const Self) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's (8 halves are 16 bytes; F16C widens them).
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(at.cast::<__m128i>())) }
+    }
+}
+
+/// Packed weights in one of the [`Element`] formats.
+enum Panels {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
 }
 
 /// The weights and bias of a projection `y = x·Wᵀ + b`, packed for [`matmul`].
@@ -53,27 +115,21 @@ pub(crate) fn isa() -> Isa {
 pub(crate) struct Packed {
     k: usize,
     n: usize,
-    panels: Vec<f32>,
-    /// `n` entries, zero-padded to a whole panel.
+    panels: Panels,
+    /// `n` entries, zero-padded to a whole panel; always f32.
     bias: Vec<f32>,
 }
 
 impl Packed {
-    /// Packs `weight`, `(n, k)` row-major as PyTorch's `Linear` stores it, and `bias` (`n`).
-    pub(crate) fn new(weight: &[f32], bias: &[f32], n: usize, k: usize) -> Self {
+    /// Packs `weight`, `(n, k)` row-major as PyTorch's `Linear` stores it, and `bias` (`n`),
+    /// keeping the weights in f32, or in f16 when `half` is set.
+    pub(crate) fn new(weight: &[f32], bias: &[f32], n: usize, k: usize, half: bool) -> Self {
         assert_eq!(weight.len(), n * k, "weight is not ({n}, {k})");
         assert_eq!(bias.len(), n, "bias is not ({n})");
-        let panels = n.div_ceil(PANEL);
-        let mut packed = vec![0.0; panels * k * PANEL];
-        for (col, row) in weight.chunks_exact(k).enumerate() {
-            let (panel, lane) = (col / PANEL, col % PANEL);
-            for (kk, &w) in row.iter().enumerate() {
-                packed[(panel * k + kk) * PANEL + lane] = w;
-            }
-        }
+        let panels = if half { Panels::F16(pack(weight, n, k)) } else { Panels::F32(pack(weight, n, k)) };
         let mut padded = bias.to_vec();
-        padded.resize(panels * PANEL, 0.0);
-        Packed { k, n, panels: packed, bias: padded }
+        padded.resize(n.div_ceil(PANEL) * PANEL, 0.0);
+        Packed { k, n, panels, bias: padded }
     }
 
     /// Output width `n`.
@@ -84,6 +140,17 @@ impl Packed {
     fn panel_count(&self) -> usize {
         self.n.div_ceil(PANEL)
     }
+}
+
+fn pack<T: Element>(weight: &[f32], n: usize, k: usize) -> Vec<T> {
+    let mut packed = vec![T::default(); n.div_ceil(PANEL) * k * PANEL];
+    for (col, row) in weight.chunks_exact(k).enumerate() {
+        let (panel, lane) = (col / PANEL, col % PANEL);
+        for (kk, &w) in row.iter().enumerate() {
+            packed[(panel * k + kk) * PANEL + lane] = T::from_f32(w);
+        }
+    }
+    packed
 }
 
 /// What [`matmul`] does to each output after adding the bias.
@@ -117,7 +184,7 @@ pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, epilogue: Epilogue<'_>, ou
     if let Epilogue::Residual(r) = epilogue {
         assert_eq!(r.len(), m * n, "residual is not ({m}, {n})");
     }
-    if m == 0 {
+    if m == 0 || n == 0 {
         return;
     }
     let panels = w.panel_count();
@@ -138,7 +205,12 @@ pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, epilogue: Epilogue<'_>, ou
         let cols = chunk * per_chunk..((chunk + 1) * per_chunk).min(panels);
         // SAFETY: job `index` writes only rows `rows` × panels `cols` of `out`, disjoint from
         // every other job's; `out` outlives the jobs (they finish before `matmul` returns).
-        unsafe { block_product(x, w, rows, cols, epilogue, target) };
+        unsafe {
+            match &w.panels {
+                Panels::F32(panels) => block_product(x, w, panels, rows, cols, epilogue, target),
+                Panels::F16(panels) => block_product(x, w, panels, rows, cols, epilogue, target),
+            }
+        };
     };
     let jobs = row_blocks * col_chunks;
     if jobs == 1 {
@@ -166,9 +238,10 @@ struct Rows<'a> {
 ///
 /// # Safety
 /// `out` points at an `(m, n)` buffer that no one else writes in this region.
-unsafe fn block_product(
+unsafe fn block_product<T: Element>(
     x: &[f32],
     w: &Packed,
+    panels: &[T],
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     epilogue: Epilogue<'_>,
@@ -192,7 +265,7 @@ unsafe fn block_product(
             }
         }
         for panel in cols.clone() {
-            let weights = &w.panels[panel * k * PANEL..(panel + 1) * k * PANEL];
+            let weights = &panels[panel * k * PANEL..(panel + 1) * k * PANEL];
             let bias = &w.bias[panel * PANEL..(panel + 1) * PANEL];
             let width = PANEL.min(n - panel * PANEL);
             for (t, a) in packed.chunks_exact(k * TILE_ROWS).enumerate() {
@@ -230,22 +303,25 @@ unsafe fn block_product(
 /// `count` (≤ 6) rows of `a`, each `k` long, times one panel (`k × 16`), plus `bias`, into `c`
 /// (row stride `ldc`).
 ///
+/// # Panics
+/// If `count` is not 1–6, `k` is 0, or `a`, `panel` or `bias` is shorter than that needs.
+///
 /// # Safety
 /// `c` is valid for `count` rows of 16 floats at stride `ldc`.
 #[inline]
-unsafe fn tile(a: Rows<'_>, count: usize, panel: &[f32], bias: &[f32], k: usize, c: *mut f32, ldc: usize) {
+unsafe fn tile<T: Element>(a: Rows<'_>, count: usize, panel: &[T], bias: &[f32], k: usize, c: *mut f32, ldc: usize) {
     let last = (count.max(1) - 1) * a.row_stride + (k.max(1) - 1) * a.k_stride;
     assert!((1..=TILE_ROWS).contains(&count) && k > 0 && a.values.len() > last);
     assert!(panel.len() >= k * PANEL && bias.len() >= PANEL);
     macro_rules! dispatch {
         ($kernel:ident) => {
             match count {
-                1 => $kernel::<1>(a, panel, bias, k, c, ldc),
-                2 => $kernel::<2>(a, panel, bias, k, c, ldc),
-                3 => $kernel::<3>(a, panel, bias, k, c, ldc),
-                4 => $kernel::<4>(a, panel, bias, k, c, ldc),
-                5 => $kernel::<5>(a, panel, bias, k, c, ldc),
-                _ => $kernel::<6>(a, panel, bias, k, c, ldc),
+                1 => $kernel::<T, 1>(a, panel, bias, k, c, ldc),
+                2 => $kernel::<T, 2>(a, panel, bias, k, c, ldc),
+                3 => $kernel::<T, 3>(a, panel, bias, k, c, ldc),
+                4 => $kernel::<T, 4>(a, panel, bias, k, c, ldc),
+                5 => $kernel::<T, 5>(a, panel, bias, k, c, ldc),
+                _ => $kernel::<T, 6>(a, panel, bias, k, c, ldc),
             }
         };
     }
@@ -260,14 +336,21 @@ unsafe fn tile(a: Rows<'_>, count: usize, panel: &[f32], bias: &[f32], k: usize,
 /// The AVX2 microkernel: `R × 16` accumulators in `2R` registers, one broadcast of `a` and two
 /// loads of the panel per step of `k`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2<const R: usize>(a: Rows<'_>, panel: &[f32], bias: &[f32], k: usize, c: *mut f32, ldc: usize) {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_avx2<T: Element, const R: usize>(
+    a: Rows<'_>,
+    panel: &[T],
+    bias: &[f32],
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     use std::arch::x86_64::*;
     let (rs, ks, a, b) = (a.row_stride, a.k_stride, a.values.as_ptr(), panel.as_ptr());
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for kk in 0..k {
         // SAFETY: kk < k, so the panel row and each a[r][kk] are in bounds (asserted in `tile`).
-        let (b0, b1) = unsafe { (_mm256_loadu_ps(b.add(kk * PANEL)), _mm256_loadu_ps(b.add(kk * PANEL + 8))) };
+        let (b0, b1) = unsafe { (T::load8(b.add(kk * PANEL)), T::load8(b.add(kk * PANEL + 8))) };
         // The panel streams from memory on a short input (a query reads each weight once):
         // ask for the line 16 steps ahead. A hint only; past the panel's end it fetches nothing
         // harmful.
@@ -289,14 +372,21 @@ unsafe fn tile_avx2<const R: usize>(a: Rows<'_>, panel: &[f32], bias: &[f32], k:
 }
 
 /// The same tile in portable Rust (the compiler vectorises the 16 lanes as the target allows).
-unsafe fn tile_portable<const R: usize>(a: Rows<'_>, panel: &[f32], bias: &[f32], k: usize, c: *mut f32, ldc: usize) {
+unsafe fn tile_portable<T: Element, const R: usize>(
+    a: Rows<'_>,
+    panel: &[T],
+    bias: &[f32],
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     let mut acc = [[0.0f32; PANEL]; R];
     for kk in 0..k {
         let b = &panel[kk * PANEL..(kk + 1) * PANEL];
         for (r, acc) in acc.iter_mut().enumerate() {
             let v = a.values[r * a.row_stride + kk * a.k_stride];
             for (acc, &b) in acc.iter_mut().zip(b) {
-                *acc += v * b;
+                *acc += v * b.to_f32();
             }
         }
     }
@@ -331,10 +421,9 @@ macro_rules! vectorised {
     };
 }
 
-/// `e^x`, relative error under 5e-7, for `x` clamped to [−87.3, 88.3] (so the result is always a
-/// finite normal number; softmax's masked scores of −10⁴ give ~1e-38, not 0): `x = n·ln2 + r` with `|r| ≤ ln2/2`, `e^r` by its
-/// Taylor series to degree 7, `2^n` built in the exponent bits. Branch-free, so loops over it
-/// vectorise.
+/// `e^x`, relative error under 5e-7, for `x` clamped to [−87.3, 88.3], so the result is always
+/// a finite normal number: `x = n·ln2 + r` with `|r| ≤ ln2/2`, `e^r` by its Taylor series to
+/// degree 7, `2^n` built in the exponent bits. Branch-free, so loops over it vectorise.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
@@ -419,6 +508,9 @@ vectorised! {
 /// Both products run on the projection's microkernel: the keys are packed as panels of 16
 /// keys (`scores = Q·Kᵀ`), the values as panels of 16 dimensions (`context = P·V`), six query
 /// rows at a time so that their scores stay in L1.
+///
+/// # Panics
+/// If `qkv` or `context` is shorter than `len` rows, or a head's columns pass `stride`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     qkv: &[f32],
@@ -562,7 +654,7 @@ mod tests {
         fn matmul_is_the_matrix_product(m in 1usize..40, n in 1usize..70, k in 1usize..90, seed in 0u32..1000) {
             let (x, w, b) = (values(m * k, seed), values(n * k, seed + 1), values(n, seed + 2));
             let mut out = vec![f32::NAN; m * n];
-            matmul(&x, m, &Packed::new(&w, &b, n, k), Epilogue::None, &mut out);
+            matmul(&x, m, &Packed::new(&w, &b, n, k, false), Epilogue::None, &mut out);
             assert_close(&out, &naive(&x, &w, &b, m, n, k), 1e-5);
         }
     }
@@ -605,13 +697,26 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// f16 panels compute the product of the f16-rounded weights, in f32 arithmetic.
+        #[test]
+        fn half_panels_multiply_the_rounded_weights(m in 1usize..20, n in 1usize..40, k in 1usize..50, seed in 0u32..1000) {
+            let (x, w, b) = (values(m * k, seed), values(n * k, seed + 1), values(n, seed + 2));
+            let rounded: Vec<f32> = w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+            let mut out = vec![f32::NAN; m * n];
+            matmul(&x, m, &Packed::new(&w, &b, n, k, true), Epilogue::None, &mut out);
+            assert_close(&out, &naive(&x, &rounded, &b, m, n, k), 1e-5);
+        }
+    }
+
     #[test]
     fn large_products_split_across_threads_agree_with_the_definition() {
         let (m, n, k) = (200, 384, 384);
         let (x, w, b) = (values(m * k, 7), values(n * k, 8), values(n, 9));
         let mut out = vec![0.0; m * n];
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k), Epilogue::None, &mut out));
+        pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k, false), Epilogue::None, &mut out));
         assert_close(&out, &naive(&x, &w, &b, m, n, k), 1e-5);
     }
 
@@ -623,7 +728,7 @@ mod tests {
         unsafe {
             let rows = Rows { values: &a, row_stride: k, k_stride: 1 };
             tile(rows, 6, &panel, &bias, k, dispatched.as_mut_ptr(), PANEL);
-            tile_portable::<6>(rows, &panel, &bias, k, portable.as_mut_ptr(), PANEL);
+            tile_portable::<f32, 6>(rows, &panel, &bias, k, portable.as_mut_ptr(), PANEL);
         }
         assert_close(&dispatched, &portable, 1e-6);
     }
@@ -632,7 +737,7 @@ mod tests {
     fn epilogues_apply_gelu_and_residuals() {
         let (m, n, k) = (7, 33, 20);
         let (x, w, b, r) = (values(m * k, 4), values(n * k, 5), values(n, 6), values(m * n, 7));
-        let packed = Packed::new(&w, &b, n, k);
+        let packed = Packed::new(&w, &b, n, k, false);
         let plain = naive(&x, &w, &b, m, n, k);
         let mut out = vec![0.0; m * n];
         matmul(&x, m, &packed, Epilogue::Residual(&r), &mut out);

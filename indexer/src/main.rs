@@ -531,8 +531,9 @@ struct ModelArgs {
     /// Items per embedding batch (default: 8 on CPU, 64 on a GPU).
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Number format of the transformer: f32, f16 or bf16 (GPU), int8 (CPU: Q8_0 weights).
-    /// Indexing: recorded in the generation (default f32). Serving and evaluating: the
+    /// Number format of the transformer: f32; f16 (GPU: f16 throughout; CPU: f16 weights, f32
+    /// arithmetic, on hyrank's kernels); bf16 (GPU); int8 (CPU: Q8_0 weights, slower than f32
+    /// today). Indexing: recorded in the generation (default f32). Serving and evaluating: the
     /// generation's by default; another one is refused.
     #[arg(long, env = "HYRANK_PRECISION")]
     precision: Option<String>,

@@ -3,8 +3,8 @@
 //!
 //! Inputs are packed: the real tokens of every sequence in the batch are stacked as the rows of
 //! one matrix, so the projections (90% of the arithmetic) run once over exactly the tokens that
-//! exist, and attention runs per sequence over its own rows. A padded position would attend
-//! to nothing anyway (its score is −10⁴ below the rest, which rounds to a weight of 0 in f32),
+//! exist, and attention runs per sequence over its own rows. A padded position would be
+//! attended to by nothing anyway (its score is −10⁴ below the rest, a weight of 0 in f32),
 //! so leaving padding out computes the same states for every real token; padded positions
 //! come back as zeros.
 
@@ -24,12 +24,13 @@ struct Norm {
 }
 
 impl Norm {
-    fn load(weights: &Weights, prefix: &str, eps: f64) -> Result<Self> {
-        Ok(Norm {
-            gamma: values(weights, &format!("{prefix}.weight"))?,
-            beta: values(weights, &format!("{prefix}.bias"))?,
-            eps: eps as f32,
-        })
+    fn load(weights: &Weights, prefix: &str, eps: f64, hidden: usize) -> Result<Self> {
+        let (gamma, beta) =
+            (values(weights, &format!("{prefix}.weight"))?, values(weights, &format!("{prefix}.bias"))?);
+        if gamma.len() != hidden || beta.len() != hidden {
+            return Err(shape_error(prefix, format!("a layer norm of width {hidden}")));
+        }
+        Ok(Norm { gamma, beta, eps: eps as f32 })
     }
 
     /// Normalises each row of `rows` in place, rows spread over the pool when there are many.
@@ -44,21 +45,31 @@ impl Norm {
     }
 }
 
+fn shape_error(name: &str, expected: String) -> Error {
+    Error::Model { path: Default::default(), reason: format!("{name} is not {expected}") }
+}
+
 fn values(weights: &Weights, name: &str) -> Result<Vec<f32>> {
     Ok(tensor(weights, name)?.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
-/// Several projections of the same input packed as one (their weights stacked by output row).
-fn projection(weights: &Weights, prefixes: &[&str]) -> Result<Packed> {
-    let (mut weight, mut bias, mut k) = (Vec::new(), Vec::new(), 0);
+/// Several projections of the same `k`-wide input packed as one (their weights stacked by
+/// output row), the weights in f16 when `half` is set.
+///
+/// # Errors
+/// A missing tensor, or one whose shape is not `(outputs, k)` with a bias of `outputs`.
+fn projection(weights: &Weights, prefixes: &[&str], k: usize, half: bool) -> Result<Packed> {
+    let (mut weight, mut bias) = (Vec::new(), Vec::new());
     for prefix in prefixes {
-        let w = tensor(weights, &format!("{prefix}.weight"))?;
-        let (_, inputs) = w.dims2()?;
-        k = inputs;
+        let (outputs, inputs) = tensor(weights, &format!("{prefix}.weight"))?.dims2()?;
+        let b = values(weights, &format!("{prefix}.bias"))?;
+        if inputs != k || b.len() != outputs {
+            return Err(shape_error(prefix, format!("a projection from {k} inputs")));
+        }
         weight.extend(values(weights, &format!("{prefix}.weight"))?);
-        bias.extend(values(weights, &format!("{prefix}.bias"))?);
+        bias.extend(b);
     }
-    Ok(Packed::new(&weight, &bias, bias.len(), k))
+    Ok(Packed::new(&weight, &bias, bias.len(), k, half))
 }
 
 /// One post-norm transformer layer.
@@ -74,22 +85,26 @@ pub(crate) struct Layer {
 }
 
 impl Layer {
-    /// Loads layer `prefix` (e.g. `encoder.layer.3`) from the model's tensors.
+    /// Loads layer `prefix` (e.g. `encoder.layer.3`) from the model's tensors, its projection
+    /// weights in f16 when `half` is set (layer norms and biases stay f32).
     ///
     /// # Errors
-    /// A missing tensor.
-    pub(crate) fn load(weights: &Weights, prefix: &str, config: &Config) -> Result<Self> {
+    /// A missing tensor, or one of the wrong shape.
+    pub(crate) fn load(weights: &Weights, prefix: &str, config: &Config, half: bool) -> Result<Self> {
         let p = |name: &str| format!("{prefix}.{name}");
+        let (h, eps) = (config.hidden_size, config.layer_norm_eps);
         Ok(Layer {
             qkv: projection(
                 weights,
                 &[&p("attention.self.query"), &p("attention.self.key"), &p("attention.self.value")],
+                h,
+                half,
             )?,
-            attention_out: projection(weights, &[&p("attention.output.dense")])?,
-            attention_norm: Norm::load(weights, &p("attention.output.LayerNorm"), config.layer_norm_eps)?,
-            intermediate: projection(weights, &[&p("intermediate.dense")])?,
-            output: projection(weights, &[&p("output.dense")])?,
-            output_norm: Norm::load(weights, &p("output.LayerNorm"), config.layer_norm_eps)?,
+            attention_out: projection(weights, &[&p("attention.output.dense")], h, half)?,
+            attention_norm: Norm::load(weights, &p("attention.output.LayerNorm"), eps, h)?,
+            intermediate: projection(weights, &[&p("intermediate.dense")], h, half)?,
+            output: projection(weights, &[&p("output.dense")], config.intermediate_size, half)?,
+            output_norm: Norm::load(weights, &p("output.LayerNorm"), eps, h)?,
             heads: config.num_attention_heads,
         })
     }
@@ -155,6 +170,12 @@ impl Layer {
     }
 }
 
+/// Runs `layers` over packed rows `x` in place, on one of the pool's threads (see
+/// [`NativeEncoder::forward`] for why).
+pub(crate) fn run_layers(layers: &[Layer], x: &mut [f32], lengths: &[usize]) {
+    rayon::scope(|_| layers.iter().for_each(|layer| layer.forward(x, lengths)));
+}
+
 /// Copies one head's context (`len × head_dim`) into columns `column..column + head_dim` of
 /// rows `start..` of `context` (`hidden` wide).
 fn place(context: &mut [f32], out: &[f32], start: usize, column: usize, hidden: usize, head_dim: usize) {
@@ -176,30 +197,39 @@ pub(crate) struct NativeEncoder {
 
 /// A batch of sequences, packed: the real tokens of each, in order.
 pub(crate) struct Packing {
-    /// Token ids, segment ids and positions (the index in the padded row), one per real token.
+    /// Token ids, one per real token.
     pub(crate) ids: Vec<u32>,
+    /// Segment ids (0: the first text, 1: the second of a pair), one per real token.
     pub(crate) segments: Vec<u32>,
+    /// Position ids: each token's index in its padded row.
     pub(crate) positions: Vec<u32>,
     /// Real tokens per sequence.
     pub(crate) lengths: Vec<usize>,
 }
 
 impl NativeEncoder {
-    /// Packs the embeddings and the first `layers` layers from the model's tensors.
+    /// Packs the embeddings and the first `layers` layers from the model's tensors, the layers'
+    /// projection weights in f16 when `half` is set (the embedding tables stay f32: a query
+    /// reads only its own rows of them).
     ///
     /// # Errors
-    /// A missing tensor.
-    pub(crate) fn load(weights: &Weights, config: &Config, layers: usize) -> Result<Self> {
+    /// A missing tensor, or one of the wrong shape.
+    pub(crate) fn load(weights: &Weights, config: &Config, layers: usize, half: bool) -> Result<Self> {
         Ok(NativeEncoder {
             word: values(weights, "embeddings.word_embeddings.weight")?,
             position: values(weights, "embeddings.position_embeddings.weight")?,
             token_type: values(weights, "embeddings.token_type_embeddings.weight")?,
-            embedding_norm: Norm::load(weights, "embeddings.LayerNorm", config.layer_norm_eps)?,
+            embedding_norm: Norm::load(weights, "embeddings.LayerNorm", config.layer_norm_eps, config.hidden_size)?,
             layers: (0..layers)
-                .map(|i| Layer::load(weights, &format!("encoder.layer.{i}"), config))
+                .map(|i| Layer::load(weights, &format!("encoder.layer.{i}"), config, half))
                 .collect::<Result<_>>()?,
             hidden: config.hidden_size,
         })
+    }
+
+    /// Width of a hidden state.
+    pub(crate) fn hidden(&self) -> usize {
+        self.hidden
     }
 
     /// Layers kept.
