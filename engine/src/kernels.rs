@@ -193,9 +193,16 @@ pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, epilogue: Epilogue<'_>, ou
     let row_blocks = m.div_ceil(block_rows);
     let threads = rayon::current_num_threads();
     let serial = m * k * n < SERIAL_MACS || threads == 1;
-    // Enough jobs to keep every thread busy: split the columns when there are few row blocks
-    // (a single query has one).
-    let col_chunks = if serial { 1 } else { (4 * threads).div_ceil(row_blocks).clamp(1, panels) };
+    // Enough jobs to keep every thread busy. A single block of rows (a query) is split into one
+    // column range per thread: each job packs the rows again and is a fork to join, and finer
+    // ranges measured 10–13% slower on a 21-token query (criterion, 2 threads).
+    let col_chunks = if serial {
+        1
+    } else if row_blocks == 1 {
+        threads.min(panels)
+    } else {
+        (4 * threads).div_ceil(row_blocks).clamp(1, panels)
+    };
     let per_chunk = panels.div_ceil(col_chunks);
     let col_chunks = panels.div_ceil(per_chunk);
     let target = Shared(out.as_mut_ptr());
@@ -712,12 +719,14 @@ mod tests {
 
     #[test]
     fn large_products_split_across_threads_agree_with_the_definition() {
-        let (m, n, k) = (200, 384, 384);
-        let (x, w, b) = (values(m * k, 7), values(n * k, 8), values(n, 9));
-        let mut out = vec![0.0; m * n];
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k, false), Epilogue::None, &mut out));
-        assert_close(&out, &naive(&x, &w, &b, m, n, k), 1e-5);
+        // Many row blocks (a batch), and one block split by columns (a query), on 3 threads.
+        for (m, n, k) in [(200, 384, 384), (10, 1152, 384)] {
+            let (x, w, b) = (values(m * k, 7), values(n * k, 8), values(n, 9));
+            let mut out = vec![0.0; m * n];
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k, false), Epilogue::None, &mut out));
+            assert_close(&out, &naive(&x, &w, &b, m, n, k), 1e-5);
+        }
     }
 
     #[test]
