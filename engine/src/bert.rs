@@ -391,29 +391,19 @@ fn native_forward(
         None => vec![vec![0; tokens]; batch],
     };
     let mask = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-    let mut packing = native::Packing {
-        ids: Vec::new(),
-        segments: Vec::new(),
-        positions: Vec::new(),
-        lengths: Vec::with_capacity(batch),
-    };
+    let mut packing = native::Packing::new();
     for b in 0..batch {
-        let before = packing.ids.len();
-        for t in (0..tokens).filter(|&t| mask[b][t] > 0.5) {
-            packing.ids.push(ids[b][t]);
-            packing.segments.push(segments[b][t]);
-            packing.positions.push(t as u32);
-        }
-        packing.lengths.push(packing.ids.len() - before);
+        packing.push(&ids[b], &segments[b], |t| mask[b][t] > 0.5);
     }
     let packed = encoder.forward(&packing, layers)?;
     let hidden = encoder.hidden();
     let mut out = vec![0.0f32; batch * tokens * hidden];
-    let mut rows = packed.chunks_exact(hidden);
-    for b in 0..batch {
-        for t in (0..tokens).filter(|&t| mask[b][t] > 0.5) {
-            let at = (b * tokens + t) * hidden;
-            out[at..at + hidden].copy_from_slice(rows.next().expect("one packed row per real token"));
+    let mut token = 0;
+    for (b, &len) in packing.lengths.iter().enumerate() {
+        for _ in 0..len {
+            let at = (b * tokens + packing.positions[token] as usize) * hidden;
+            out[at..at + hidden].copy_from_slice(&packed[token * hidden..(token + 1) * hidden]);
+            token += 1;
         }
     }
     Ok(Tensor::from_vec(out, (batch, tokens, hidden), &Device::Cpu)?)

@@ -410,15 +410,10 @@ impl CrossEncoder {
     ) -> Result<Vec<f32>> {
         let inputs: Vec<(String, String)> = pairs.iter().map(|(q, d)| (q.to_string(), d.to_string())).collect();
         let encodings = self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let mut packing = Packing { ids: Vec::new(), segments: Vec::new(), positions: Vec::new(), lengths: Vec::new() };
+        let mut packing = Packing::new();
         for encoding in &encodings {
-            let before = packing.ids.len();
-            for (t, _) in encoding.get_attention_mask().iter().enumerate().filter(|(_, &m)| m == 1) {
-                packing.ids.push(encoding.get_ids()[t]);
-                packing.segments.push(encoding.get_type_ids()[t]);
-                packing.positions.push(t as u32);
-            }
-            packing.lengths.push(packing.ids.len() - before);
+            let mask = encoding.get_attention_mask();
+            packing.push(encoding.get_ids(), encoding.get_type_ids(), |t| mask[t] == 1);
         }
         let mut hidden = lower.forward(&packing, self.frozen_layers)?;
         run_layers(&scorer.layers, &mut hidden, &packing.lengths);

@@ -61,12 +61,11 @@ fn values(weights: &Weights, name: &str) -> Result<Vec<f32>> {
 fn projection(weights: &Weights, prefixes: &[&str], k: usize, half: bool) -> Result<Packed> {
     let (mut weight, mut bias) = (Vec::new(), Vec::new());
     for prefix in prefixes {
-        let (outputs, inputs) = tensor(weights, &format!("{prefix}.weight"))?.dims2()?;
-        let b = values(weights, &format!("{prefix}.bias"))?;
-        if inputs != k || b.len() != outputs {
+        let (w, b) = (values(weights, &format!("{prefix}.weight"))?, values(weights, &format!("{prefix}.bias"))?);
+        if w.len() != b.len() * k {
             return Err(shape_error(prefix, format!("a projection from {k} inputs")));
         }
-        weight.extend(values(weights, &format!("{prefix}.weight"))?);
+        weight.extend(w);
         bias.extend(b);
     }
     Ok(Packed::new(&weight, &bias, bias.len(), k, half))
@@ -147,7 +146,7 @@ impl Layer {
         };
         let jobs: Vec<(usize, usize)> = (0..lengths.len()).flat_map(|s| (0..self.heads).map(move |h| (s, h))).collect();
         let work: usize = lengths.iter().map(|&l| l * l).sum::<usize>() * hidden;
-        if work < 1 << 19 || rayon::current_num_threads() == 1 {
+        if work < kernels::SERIAL_MACS || rayon::current_num_threads() == 1 {
             let (mut out, mut scratch) = (Vec::new(), Vec::new());
             for &(sequence, head) in &jobs {
                 run((sequence, head), &mut out, &mut scratch);
@@ -205,6 +204,25 @@ pub(crate) struct Packing {
     pub(crate) positions: Vec<u32>,
     /// Real tokens per sequence.
     pub(crate) lengths: Vec<usize>,
+}
+
+impl Packing {
+    /// An empty batch.
+    pub(crate) fn new() -> Self {
+        Packing { ids: Vec::new(), segments: Vec::new(), positions: Vec::new(), lengths: Vec::new() }
+    }
+
+    /// Appends one padded row: its token ids and segment ids (the same length), keeping the
+    /// positions where `real` holds, each with its index in the row as its position id.
+    pub(crate) fn push(&mut self, ids: &[u32], segments: &[u32], real: impl Fn(usize) -> bool) {
+        let before = self.ids.len();
+        for t in (0..ids.len()).filter(|&t| real(t)) {
+            self.ids.push(ids[t]);
+            self.segments.push(segments[t]);
+            self.positions.push(t as u32);
+        }
+        self.lengths.push(self.ids.len() - before);
+    }
 }
 
 impl NativeEncoder {

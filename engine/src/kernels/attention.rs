@@ -1,0 +1,121 @@
+//! Scaled dot-product attention of one head over one sequence, on the product's register tile.
+
+use super::math::scaled_softmax;
+use super::matmul::{tile, Rows};
+use super::{PANEL, TILE_ROWS};
+
+/// Scaled dot-product attention of one head over one sequence of `len` tokens, reading
+/// queries, keys and values from the fused projection `qkv` (`len` rows of `stride` floats;
+/// this head's query at column `q`, key at `q + hidden`, value at `q + 2·hidden`, each
+/// `head_dim` wide) and writing the context into `context` (`len × head_dim`). Every token
+/// attends to every token of its own sequence: padding never enters. `scratch` is reused
+/// between calls.
+///
+/// Both products run on the projection's microkernel: the keys are packed as panels of 16
+/// keys (`scores = Q·Kᵀ`), the values as panels of 16 dimensions (`context = P·V`), six query
+/// rows at a time so that their scores stay in L1.
+///
+/// # Panics
+/// If `qkv` or `context` is shorter than `len` rows, or a head's columns pass `stride`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend(
+    qkv: &[f32],
+    len: usize,
+    stride: usize,
+    q: usize,
+    hidden: usize,
+    head_dim: usize,
+    context: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    assert!(qkv.len() >= len * stride && context.len() >= len * head_dim);
+    let padded = len.div_ceil(PANEL) * PANEL;
+    let value_panels = head_dim.div_ceil(PANEL);
+    scratch.clear();
+    scratch.resize(padded * head_dim + value_panels * len * PANEL + TILE_ROWS * (padded + value_panels * PANEL), 0.0);
+    let (keys, rest) = scratch.split_at_mut(padded * head_dim);
+    let (values, rest) = rest.split_at_mut(value_panels * len * PANEL);
+    let (scores, out) = rest.split_at_mut(TILE_ROWS * padded);
+    for j in 0..len {
+        let row = &qkv[j * stride + q..];
+        let (panel, lane) = (j / PANEL, j % PANEL);
+        for d in 0..head_dim {
+            keys[(panel * head_dim + d) * PANEL + lane] = row[hidden + d];
+            values[((d / PANEL) * len + j) * PANEL + d % PANEL] = row[2 * hidden + d];
+        }
+    }
+    let zero = [0.0f32; PANEL];
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let mut row = 0;
+    while row < len {
+        let count = TILE_ROWS.min(len - row);
+        let queries = Rows { values: &qkv[row * stride + q..], row_stride: stride, k_stride: 1 };
+        for panel in 0..padded / PANEL {
+            let keys = &keys[panel * head_dim * PANEL..(panel + 1) * head_dim * PANEL];
+            let c = scores[panel * PANEL..].as_mut_ptr();
+            // SAFETY: `scores` holds TILE_ROWS rows of `padded`; this panel's 16 columns fit.
+            unsafe { tile(queries, count, keys, &zero, head_dim, c, padded) };
+        }
+        for r in 0..count {
+            scaled_softmax(&mut scores[r * padded..r * padded + len], scale);
+        }
+        let probabilities = Rows { values: scores, row_stride: padded, k_stride: 1 };
+        for panel in 0..value_panels {
+            let values = &values[panel * len * PANEL..(panel + 1) * len * PANEL];
+            let c = out[panel * PANEL..].as_mut_ptr();
+            // SAFETY: `out` holds TILE_ROWS rows of `value_panels · 16`.
+            unsafe { tile(probabilities, count, values, &zero, len, c, value_panels * PANEL) };
+        }
+        for r in 0..count {
+            let at = (row + r) * head_dim;
+            context[at..at + head_dim].copy_from_slice(&out[r * value_panels * PANEL..][..head_dim]);
+        }
+        row += count;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::testing::{assert_close, values};
+    use super::*;
+
+    /// Attention by the definition, in f64: `softmax(q·kᵀ/√d)·v` per query row.
+    fn naive_attention(qkv: &[f32], len: usize, stride: usize, q: usize, hidden: usize, d: usize) -> Vec<f32> {
+        let at = |row: usize, col: usize| qkv[row * stride + col] as f64;
+        let mut out = vec![0.0; len * d];
+        for i in 0..len {
+            let scores: Vec<f64> = (0..len)
+                .map(|j| (0..d).map(|c| at(i, q + c) * at(j, q + hidden + c)).sum::<f64>() / (d as f64).sqrt())
+                .collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let total: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+            for c in 0..d {
+                let v: f64 = (0..len).map(|j| (scores[j] - max).exp() / total * at(j, q + 2 * hidden + c)).sum();
+                out[i * d + c] = v as f32;
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Sequences shorter and longer than a panel of keys, heads narrower and wider than one.
+        #[test]
+        fn attention_is_softmax_of_scaled_scores_times_values(
+            len in 1usize..60, head_dim in prop::sample::select(vec![8usize, 16, 32, 40]), seed in 0u32..1000,
+        ) {
+            let heads = 2;
+            let hidden = heads * head_dim;
+            let stride = 3 * hidden;
+            let qkv: Vec<f32> = values(len * stride, seed).iter().map(|v| v * 3.0).collect();
+            let mut scratch = Vec::new();
+            for head in 0..heads {
+                let mut out = vec![f32::NAN; len * head_dim];
+                attend(&qkv, len, stride, head * head_dim, hidden, head_dim, &mut out, &mut scratch);
+                assert_close(&out, &naive_attention(&qkv, len, stride, head * head_dim, hidden, head_dim), 1e-5);
+            }
+        }
+    }
+}

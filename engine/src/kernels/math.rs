@@ -1,0 +1,158 @@
+//! The element-wise functions BERT needs, written plainly so that the compiler vectorises them
+//! (see `vectorised!`): exp, erf, GELU, softmax, layer norm, and the lane-wise reduction they
+//! share.
+
+use super::{isa, Isa};
+
+/// `e^x`, relative error under 5e-7, for `x` clamped to [−87.3, 88.3], so the result is always
+/// a finite normal number: `x = n·ln2 + r` with `|r| ≤ ln2/2`, `e^r` by its Taylor series to
+/// degree 7, `2^n` built in the exponent bits. Branch-free, so loops over it vectorise.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split in two so that n·LN2_HI is exact for |n| < 2^9 (Cody and Waite).
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.3);
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    p * f32::from_bits(((exponent + 127) as u32) << 23)
+}
+
+/// The error function, absolute error ≤ 5e-7 in f32 (1.5e-7 in exact arithmetic; the rest is
+/// rounding in `1 − …` near 0, harmless to GELU, which multiplies it by `x/2`): Abramowitz and
+/// Stegun, Handbook of Mathematical Functions, 1964, formula 7.1.26,
+/// `1 − (a₁t + … + a₅t⁵)·e^(−x²)` with `t = 1/(1 + p|x|)`.
+#[inline(always)]
+pub(crate) fn erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
+    let z = x.abs().min(9.0);
+    let t = 1.0 / (1.0 + P * z);
+    let poly = ((((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0]) * t;
+    let y = 1.0 - poly * exp(-z * z);
+    y.copysign(x)
+}
+
+vectorised! {
+    /// BERT's GELU in place: `x · (1 + erf(x/√2)) / 2`.
+    fn gelu(values: &mut [f32]) {
+        for v in values.iter_mut() {
+            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+        }
+    }
+}
+
+vectorised! {
+    /// `values += other`, element-wise.
+    fn add(values: &mut [f32], other: &[f32]) {
+        for (v, o) in values.iter_mut().zip(other) {
+            *v += o;
+        }
+    }
+}
+
+vectorised! {
+    /// Layer norm of each row of `rows` (row width `gamma.len()`) in place:
+    /// `(x − mean) / √(var + eps) · gamma + beta`, variance over the row (biased), as
+    /// PyTorch's `LayerNorm` and candle's kernel compute it.
+    fn layer_norm(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+        let width = gamma.len();
+        for row in rows.chunks_exact_mut(width) {
+            let mean = reduce(row, 0.0, |v| v, |a, b| a + b) / width as f32;
+            let var = reduce(row, 0.0, |v| (v - mean) * (v - mean), |a, b| a + b) / width as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+                *v = (*v - mean) * inv * g + b;
+            }
+        }
+    }
+}
+
+vectorised! {
+    /// Softmax of `scale · values`, in place.
+    fn scaled_softmax(values: &mut [f32], scale: f32) {
+        for v in values.iter_mut() {
+            *v *= scale;
+        }
+        softmax(values);
+    }
+}
+
+/// Softmax in place, `e^(x − max) / Σ e^(x − max)`; inlined into callers that are vectorised.
+#[inline(always)]
+fn softmax(values: &mut [f32]) {
+    let max = reduce(values, f32::NEG_INFINITY, |v| v, f32::max);
+    for v in values.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let scale = 1.0 / reduce(values, 0.0, |v| v, |a, b| a + b);
+    for v in values.iter_mut() {
+        *v *= scale;
+    }
+}
+
+/// `combine` over `map` of every value, in 16 independent lanes: a single running total is a
+/// chain of dependent additions the compiler may not reorder (float addition is not
+/// associative), so it would neither vectorise nor pipeline.
+#[inline(always)]
+fn reduce(values: &[f32], identity: f32, map: impl Fn(f32) -> f32, combine: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [identity; 16];
+    let chunks = values.chunks_exact(16);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane = combine(*lane, map(v));
+        }
+    }
+    let total = lanes.into_iter().fold(identity, &combine);
+    rest.iter().fold(total, |t, &v| combine(t, map(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_close, erf_reference};
+    use super::*;
+
+    #[test]
+    fn exp_and_erf_are_accurate_over_the_range_bert_uses() {
+        for i in -8000..=8000 {
+            let x = i as f32 / 100.0;
+            let (ours, reference) = (exp(x), (x as f64).exp());
+            assert!(((ours as f64 - reference) / reference).abs() < 5e-7, "exp({x}) = {ours}, not {reference}");
+        }
+        assert_eq!(exp(-1.0e4), exp(-87.3));
+        assert!(exp(-1.0e4) < 1e-37 && exp(100.0).is_finite());
+        for i in -1000..=1000 {
+            let x = i as f32 / 100.0;
+            let (ours, reference) = (erf(x), erf_reference(x as f64));
+            assert!((ours as f64 - reference).abs() < 5e-7, "erf({x}) = {ours}, not {reference}");
+        }
+    }
+
+    #[test]
+    fn softmax_and_layer_norm_follow_their_definitions() {
+        let mut v = vec![1.0f32, 2.0, 3.0, -50.0];
+        softmax(&mut v);
+        let total: f64 = [1.0f64, 2.0, 3.0, -50.0].iter().map(|x| (x - 3.0).exp()).sum();
+        let expected: Vec<f32> = [1.0f64, 2.0, 3.0, -50.0].iter().map(|x| ((x - 3.0).exp() / total) as f32).collect();
+        assert_close(&v, &expected, 1e-6);
+
+        let mut rows = vec![1.0f32, 2.0, 3.0, 4.0, -1.0, -1.0, 1.0, 1.0];
+        layer_norm(&mut rows, &[1.0, 2.0, 1.0, 1.0], &[0.0, 0.0, 0.0, 0.5], 1e-12);
+        let s = 1.25f32.sqrt();
+        assert_close(&rows, &[-1.5 / s, -1.0 / s, 0.5 / s, 1.5 / s + 0.5, -1.0, -2.0, 1.0, 1.5], 1e-5);
+    }
+}

@@ -1,0 +1,134 @@
+//! hyrank's own CPU arithmetic for the transformer: a matrix product against weights packed once
+//! at load time, and the element-wise functions BERT needs (erf GELU, softmax's exponential,
+//! layer norm), written so the compiler vectorises them.
+//!
+//! Why not candle's CPU path: it calls the `gemm` crate, which packs the weight matrix again on
+//! every call. For a batch of 64 abstracts that is amortised; for one 10-token query it is most
+//! of the work (a profile of the query path: gemm 47%, of which packing dominates, scalar `erf`
+//! 7%, scalar `exp` 6%, and a thread fan-out per operation). Here the weights are packed once
+//! into panels of [`PANEL`] output columns, so a product streams each weight exactly once per
+//! block of rows, and the bias and GELU run on the output while it is still in cache.
+//!
+//! Split by question: [`matmul`] (packed weights and the product), [`math`] (the element-wise
+//! functions), [`attention`] (scaled dot-product attention on the product's tile).
+//!
+//! The microkernel is the classic 6 × 16 register tile (twelve 8-lane accumulators) in AVX2 with
+//! FMA, chosen at run time; other CPUs run the same loops in portable Rust. Rows are split into
+//! blocks and output columns into chunks over rayon's pool, the pool every other stage uses, and
+//! a product too small to pay for the fan-out runs on the calling thread.
+
+use std::sync::OnceLock;
+
+/// Output columns per packed panel: two 8-lane AVX2 registers.
+pub(crate) const PANEL: usize = 16;
+/// Rows per microkernel tile.
+pub(crate) const TILE_ROWS: usize = 6;
+/// Multiply-adds below which a product stays on the calling thread (a fan-out costs a few µs).
+pub(crate) const SERIAL_MACS: usize = 1 << 19;
+
+/// The instruction set the kernels run on, detected once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// x86-64 with AVX2, FMA and F16C (every CPU with AVX2 since 2013 has all three).
+    Avx2,
+    /// Anything else: portable loops.
+    Portable,
+}
+
+/// The best instruction set this CPU offers the kernels.
+pub(crate) fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
+            return Isa::Avx2;
+        }
+        Isa::Portable
+    })
+}
+
+/// Runs `body` compiled for AVX2 and FMA where the CPU has them: the element-wise loops below
+/// are written plainly and vectorise only when the compiler may use those instructions.
+macro_rules! vectorised {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$doc])*
+        pub(crate) fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            match isa() {
+                // SAFETY: `isa()` saw AVX2 and FMA on this CPU.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { avx2($($arg),*) },
+                _ => body($($arg),*),
+            }
+        }
+    };
+}
+
+mod attention;
+mod math;
+mod matmul;
+
+pub(crate) use attention::attend;
+pub(crate) use math::layer_norm;
+pub(crate) use matmul::{matmul, Epilogue, Packed};
+
+/// What the tests of every part share: inputs and references computed by the definitions.
+#[cfg(test)]
+mod testing {
+    /// `x·Wᵀ + b` by the definition, in f64.
+    pub(crate) fn naive(x: &[f32], weight: &[f32], bias: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k).map(|kk| x[i * k + kk] as f64 * weight[j * k + kk] as f64).sum();
+                out[i * n + j] = (dot + bias[j] as f64) as f32;
+            }
+        }
+        out
+    }
+
+    pub(crate) fn values(len: usize, seed: u32) -> Vec<f32> {
+        // A fixed pseudo-random sequence in [−1, 1).
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    pub(crate) fn assert_close(ours: &[f32], reference: &[f32], tolerance: f32) {
+        assert_eq!(ours.len(), reference.len());
+        for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
+            assert!((a - b).abs() <= tolerance * (1.0 + b.abs()), "index {i}: {a} vs {b}");
+        }
+    }
+
+    /// erf by its Maclaurin series (|x| ≤ 3) or its asymptotic tail, in f64.
+    pub(crate) fn erf_reference(x: f64) -> f64 {
+        if x.abs() > 3.0 {
+            let z = x.abs();
+            let tail = (-z * z).exp() / (z * std::f64::consts::PI.sqrt())
+                * (1.0 - 1.0 / (2.0 * z * z) + 3.0 / (4.0 * z.powi(4)));
+            return (1.0 - tail).copysign(x);
+        }
+        let (mut term, mut sum) = (x, x);
+        for n in 1..80 {
+            term *= -x * x / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+}
