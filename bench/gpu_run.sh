@@ -198,7 +198,7 @@ fi
 # 6: over HTTP, caches off, the rerank worker batching concurrent requests.
 if has http; then
 "$BIN/hyrank-serve" --index-dir "$WORK/index" --model-dir "$MODEL" --device "$DEV" --bind 127.0.0.1:8099 \
-  --query-cache-entries 0 --response-cache-entries 0 --watch-secs 0 --workers 4 --max-inflight 256 \
+  --query-cache-entries 0 --response-cache-entries 0 --rerank-cache-entries 0 --watch-secs 0 --workers 4 --max-inflight 256 \
   --rerank-queue 256 >"$LOGS/serve.log" 2>&1 &
 server=$!
 python3 - <<'PY'
@@ -226,15 +226,17 @@ server=
 fi
 
 # 7: the reranker's speed levers, each trained and measured alone: precision of the frozen
-# layers (the generation's) and the pair's token window. PRECISION-TOKENS per variant.
+# layers (the generation's), the pair's token window and PreTTR (precomputed item states, the
+# item's first N tokens). PRECISION-TOKENS[-pN] per variant.
 if has variants; then
-for variant in ${VARIANTS:-f32-256 f16-256 f16-128}; do
+for variant in ${VARIANTS:-f32-256-p128 f16-256-p128 f16-256-p64}; do
   if [ $(($(date +%s) - STARTED)) -gt "$BUDGET_S" ]; then
     note "variant $variant" "skipped: past BUDGET_S"
     continue
   fi
-  precision=${variant%-*}
-  tokens=${variant#*-}
+  IFS=- read -r precision tokens prettr <<<"$variant"
+  prettr_flag=()
+  [ -n "$prettr" ] && prettr_flag=(--prettr-item-tokens "${prettr#p}")
   index=$WORK/index-variant-$variant
   rm -rf "$index"
   step "variant-$variant-index" 120 "$BIN/hyrank" index --catalog "$DATA/corpus.jsonl" --index-dir "$index" \
@@ -242,7 +244,7 @@ for variant in ${VARIANTS:-f32-256 f16-256 f16-128}; do
   step "variant-$variant-train" "$TRAIN_LIMIT" "$BIN/hyrank" train-reranker --index-dir "$index" --model-dir "$MODEL" \
     --device "$DEV" --qrels "$TRAIN_QRELS" --queries "$TRAIN_QUERIES" --epochs "$EPOCHS" --depth "$DEPTH" \
     --mine-depth "$MINE" --frozen-layers 4 --hard-negatives 3 --random-negatives 1 --pair-tokens "$tokens" \
-    --learning-rate 1e-4 --head-learning-rate 0.02 || continue
+    "${prettr_flag[@]}" --learning-rate 1e-4 --head-learning-rate 0.02 || continue
   note "variant $variant train" "$(grep -E 'kept epoch' "$LOGS/variant-$variant-train.log" | sed 's/.*reranker: //' | cut -c1-200)"
   # k = the trained depth, so the window is the top $DEPTH (eval's --depth is hits kept per query).
   step "variant-$variant-eval" 180 "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$index" \
@@ -250,7 +252,7 @@ for variant in ${VARIANTS:-f32-256 f16-256 f16-128}; do
     --configs "default+rerank=off,default+reranker=trained"
   note "variant $variant eval top $DEPTH (nDCG@10 .. p50 p99)" "$(grep -E '^\| default' "$LOGS/variant-$variant-eval/report.md" 2>/dev/null | cut -c1-120 | tr '\n' ' ')"
   "$BIN/hyrank-serve" --index-dir "$index" --model-dir "$MODEL" --device "$DEV" --bind 127.0.0.1:8098 \
-    --query-cache-entries 0 --response-cache-entries 0 --watch-secs 0 --workers 4 --max-inflight 256 \
+    --query-cache-entries 0 --response-cache-entries 0 --rerank-cache-entries 0 --watch-secs 0 --workers 4 --max-inflight 256 \
     --rerank-queue 256 >"$LOGS/variant-$variant-serve.log" 2>&1 &
   server=$!
   python3 -c '

@@ -108,6 +108,7 @@ impl AppState {
         self.inner.metrics.render(&metrics::Totals {
             engine_queue: self.queue_depth(),
             query_cache: engine.runtime().query_cache_stats(),
+            rerank_cache: engine.runtime().rerank_cache().stats(),
             response_cache: self.inner.responses.stats(),
             model_worker: engine.runtime().query_batcher().map(|worker| worker.stats()),
             rerank_worker: engine.rerank_worker().map(|worker| worker.stats()),

@@ -30,6 +30,7 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     };
     let runtime = RuntimeSettings {
         query_cache_entries: settings.query_cache_entries,
+        rerank_cache_entries: settings.rerank_cache_entries,
         query_batcher: settings.query_batcher,
         rerank_workers: settings.rerank_worker,
     };

@@ -25,6 +25,8 @@ pub struct Totals {
     pub query_cache: CacheStats,
     /// The response cache.
     pub response_cache: CacheStats,
+    /// The trained rerankers' logit cache.
+    pub rerank_cache: CacheStats,
     /// The query-encoding model worker, when there is one.
     pub model_worker: Option<BatcherStats>,
     /// The trained reranker's model worker, when there is one.
@@ -108,7 +110,7 @@ impl Metrics {
         .expect(expect);
         let cache_lookups = register_int_counter_vec_with_registry!(
             "hyrank_cache_lookups_total",
-            "Cache lookups by cache (query_embedding, response) and result (hit, miss).",
+            "Cache lookups by cache (query_embedding, response, rerank_score) and result (hit, miss).",
             &["cache", "result"],
             registry
         )
@@ -192,7 +194,12 @@ impl Metrics {
         {
             let _one_export = self.exporting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             self.queue_depth.set(totals.engine_queue as i64);
-            for (name, stats) in [("query_embedding", totals.query_cache), ("response", totals.response_cache)] {
+            let caches = [
+                ("query_embedding", totals.query_cache),
+                ("response", totals.response_cache),
+                ("rerank_score", totals.rerank_cache),
+            ];
+            for (name, stats) in caches {
                 raise_to(&self.cache_lookups, &[name, "hit"], stats.hits);
                 raise_to(&self.cache_lookups, &[name, "miss"], stats.misses);
             }
@@ -234,6 +241,7 @@ mod tests {
             engine_queue: 3,
             query_cache: CacheStats { hits: 5, misses: 3 },
             response_cache: CacheStats { hits: 0, misses: 1 },
+            rerank_cache: CacheStats { hits: 7, misses: 30 },
             model_worker: Some(BatcherStats { queued: 2, batches: 4, queries: 9, refused: 1 }),
             rerank_worker: Some(BatcherStats { queued: 1, batches: 3, queries: 5, refused: 0 }),
             recommend_rerank_worker: None,
@@ -245,6 +253,7 @@ mod tests {
         assert!(text.contains(r#"hyrank_stage_duration_seconds_count{stage="bm25"} 1"#), "{text}");
         assert!(text.contains(r#"hyrank_cache_lookups_total{cache="query_embedding",result="hit"} 5"#), "{text}");
         assert!(text.contains(r#"hyrank_cache_lookups_total{cache="response",result="miss"} 1"#), "{text}");
+        assert!(text.contains(r#"hyrank_cache_lookups_total{cache="rerank_score",result="hit"} 7"#), "{text}");
         assert!(text.contains(r#"hyrank_serving_generation{generation="000002"} 1"#), "{text}");
         assert!(text.contains("hyrank_engine_queue_depth 3"), "{text}");
         assert!(text.contains(r#"hyrank_model_work_total{what="queries",worker="query_encoder"} 9"#), "{text}");

@@ -88,6 +88,9 @@ pub struct SettingsLayer {
     /// Query embeddings cached (0 turns it off) [default: 10000].
     #[arg(long, env = "HYRANK_QUERY_CACHE_ENTRIES")]
     pub query_cache_entries: Option<usize>,
+    /// Trained-reranker logits cached by (query, item) (0 turns it off) [default: 100000].
+    #[arg(long, env = "HYRANK_RERANK_CACHE_ENTRIES")]
+    pub rerank_cache_entries: Option<usize>,
     /// Whole responses cached (0 turns it off) [default: 1000].
     #[arg(long, env = "HYRANK_RESPONSE_CACHE_ENTRIES")]
     pub response_cache_entries: Option<usize>,
@@ -133,6 +136,7 @@ impl SettingsLayer {
             rerank_batch,
             rerank_queue,
             query_cache_entries,
+            rerank_cache_entries,
             response_cache_entries,
             watch_secs
         )
@@ -216,6 +220,8 @@ pub struct ServerSettings {
     pub rerank_worker: Option<hyrank_engine::batcher::BatcherSettings>,
     /// Query embeddings cached.
     pub query_cache_entries: usize,
+    /// Trained-reranker logits cached.
+    pub rerank_cache_entries: usize,
     /// Pointer checks, in seconds; 0 is off.
     pub watch_secs: u64,
     /// The HTTP service's own settings.
@@ -313,6 +319,9 @@ impl ServerSettings {
             query_cache_entries: layer
                 .query_cache_entries
                 .unwrap_or(hyrank_engine::request::defaults::QUERY_CACHE_ENTRIES),
+            rerank_cache_entries: layer
+                .rerank_cache_entries
+                .unwrap_or(hyrank_engine::request::defaults::RERANK_CACHE_ENTRIES),
             watch_secs: layer.watch_secs.unwrap_or(5),
             service: ServiceSettings {
                 limits,

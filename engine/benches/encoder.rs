@@ -10,7 +10,8 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings};
+use hyrank_engine::cross::states::ItemStates;
+use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings, ItemText};
 use hyrank_engine::{DeviceChoice, Embedder, EmbedderSettings};
 
 /// A SciFact-style claim: 21 tokens with [CLS] and [SEP], the median of the test queries.
@@ -42,15 +43,30 @@ fn encoder(c: &mut Criterion) {
     group.bench_function("batch_of_8_abstracts", |b| b.iter(|| embedder.embed_batch(&batch).unwrap()));
     group.finish();
 
-    let (_, vars) = CrossEncoder::for_training(&embedder, CrossEncoderSettings::DEFAULT, 1).unwrap();
-    let weights = std::env::temp_dir().join(format!("hyrank-bench-reranker-{}.safetensors", std::process::id()));
-    CrossEncoder::save(&vars, &weights).unwrap();
-    let reranker = CrossEncoder::load(&embedder, &weights, CrossEncoderSettings::DEFAULT).unwrap();
-    std::fs::remove_file(&weights).ok();
-    let candidates: Vec<&str> = (0..30).map(|_| text.as_str()).collect();
+    // The joint cross-encoder (run 2's shape), and PreTTR shapes scoring from stored item
+    // states (what a PreTTR generation serves): one query against the top 30.
+    let shapes = [
+        ("top_30", CrossEncoderSettings::JOINT),
+        ("prettr_f4_i128_top_30", CrossEncoderSettings::DEFAULT),
+        ("prettr_f5_i128_top_30", CrossEncoderSettings { frozen_layers: 5, ..CrossEncoderSettings::DEFAULT }),
+    ];
     let mut group = c.benchmark_group("cross_encoder");
     group.sample_size(10);
-    group.bench_function("top_30", |b| b.iter(|| reranker.score(QUERY, &candidates).unwrap()));
+    for (name, shape) in shapes {
+        let (_, vars) = CrossEncoder::for_training(&embedder, shape, 1).unwrap();
+        let weights = std::env::temp_dir().join(format!("hyrank-bench-reranker-{}.safetensors", std::process::id()));
+        CrossEncoder::save(&vars, &weights).unwrap();
+        let mut reranker = CrossEncoder::load(&embedder, &weights, shape).unwrap();
+        std::fs::remove_file(&weights).ok();
+        let texts: Vec<&str> = (0..30).map(|_| text.as_str()).collect();
+        if let Some(header) = reranker.states_header("bench", texts.len()) {
+            let states = ItemStates::from_items(header, reranker.item_states(&texts).unwrap()).unwrap();
+            reranker.attach_states(states).unwrap();
+        }
+        let candidates: Vec<ItemText<'_>> =
+            texts.iter().enumerate().map(|(i, text)| ItemText { index: Some(i as u32), text }).collect();
+        group.bench_function(name, |b| b.iter(|| reranker.score(QUERY, &candidates).unwrap()));
+    }
     group.finish();
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use crate::cross::CrossEncoder;
+use crate::cross::{CrossEncoder, ItemText};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 
@@ -50,10 +50,10 @@ pub struct EncodeJob {
     reply: mpsc::Sender<Result<Vec<f32>>>,
 }
 
-/// One request's candidate texts to score against its query.
+/// One request's candidates (catalog index and text) to score against its query.
 pub struct RerankJob {
     query: String,
-    texts: Vec<String>,
+    items: Vec<(Option<u32>, String)>,
     reply: mpsc::Sender<Result<Vec<f32>>>,
 }
 
@@ -206,24 +206,28 @@ impl ModelWorker<RerankJob> {
         Self::start("rerank queue", settings, move |batch| rerank_batch(&model, batch))
     }
 
-    /// One logit per text, scored with whatever else is waiting.
-    pub fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>> {
+    /// One logit per item, scored with whatever else is waiting.
+    pub fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
         self.call(|reply| RerankJob {
             query: query.to_string(),
-            texts: texts.iter().map(|t| t.to_string()).collect(),
+            items: items.iter().map(|t| (t.index, t.text.to_string())).collect(),
             reply,
         })
     }
 }
 
 fn rerank_batch(model: &CrossEncoder, batch: Vec<RerankJob>) {
-    let pairs: Vec<(&str, &str)> =
-        batch.iter().flat_map(|job| job.texts.iter().map(|t| (job.query.as_str(), t.as_str()))).collect();
+    let pairs: Vec<(&str, ItemText<'_>)> = batch
+        .iter()
+        .flat_map(|job| {
+            job.items.iter().map(|(index, text)| (job.query.as_str(), ItemText { index: *index, text: text.as_str() }))
+        })
+        .collect();
     match model.score_pairs(&pairs) {
         Ok(scores) => {
             let mut rest = scores.as_slice();
             for job in &batch {
-                let (mine, others) = rest.split_at(job.texts.len());
+                let (mine, others) = rest.split_at(job.items.len());
                 rest = others;
                 let _ = job.reply.send(Ok(mine.to_vec()));
             }

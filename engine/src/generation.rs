@@ -104,6 +104,13 @@ pub struct RerankerManifest {
     pub base_model_sha256: String,
     /// Layers kept frozen and the token limit of a query–item pair.
     pub shape: CrossEncoderSettings,
+    /// PreTTR's precomputed item states (`shape.item_tokens` set), relative to the generation
+    /// folder; see [`crate::cross::states`] for the format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<String>,
+    /// Bytes of stored states per item, on average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states_bytes_per_item: Option<f64>,
     /// Fused candidates reranked when a search does not say.
     pub depth: usize,
     /// How the logit and the retriever scores make the final score.
@@ -237,6 +244,10 @@ pub mod files {
     pub const RERANKER: &str = "reranker.safetensors";
     /// The trained recommendation reranker's layers.
     pub const RECOMMEND_RERANKER: &str = "recommend-reranker.safetensors";
+    /// The search reranker's precomputed item states (PreTTR).
+    pub const RERANKER_STATES: &str = "reranker-states.bin";
+    /// The recommendation reranker's precomputed item states (PreTTR).
+    pub const RECOMMEND_RERANKER_STATES: &str = "recommend-reranker-states.bin";
 }
 
 /// Writes factors as little-endian f32 (`files::CF_USERS`), the layout the engine reads.

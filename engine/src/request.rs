@@ -42,6 +42,9 @@ pub mod defaults {
     pub const RECOMMEND_CONTENT_WEIGHT: f64 = 0.3;
     /// Query embeddings an engine keeps unless told otherwise (384 floats each: ~16 MiB).
     pub const QUERY_CACHE_ENTRIES: usize = 10_000;
+    /// Trained-reranker logits an engine keeps, by (reranker, query, item) (~100 bytes each
+    /// with a short query: ~10 MiB).
+    pub const RERANK_CACHE_ENTRIES: usize = 100_000;
 
     /// Search fuses linearly by default. Tuned on SciFact's *train* judgments (809 queries;
     /// docs/EVAL.md): linear fusion of min-max-normalised BM25 and dense scores gave nDCG@10

@@ -15,19 +15,21 @@
 use std::sync::Arc;
 
 use crate::batcher::{BatcherSettings, RerankWorker};
+use crate::cache::Cache;
 use crate::combination::Combination;
-use crate::cross::CrossEncoder;
+use crate::cross::{CrossEncoder, ItemText};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::generation::RerankerManifest;
 use crate::request::{check_rerank_depth, defaults, RerankOptions, RerankerKind};
+use crate::runtime::{RerankCache, RerankerSlot};
 
 /// Scores candidates for a query; higher is better.
 pub trait Reranker: Send + Sync {
     /// Stable name shown in breakdowns.
     fn name(&self) -> &str;
-    /// One score per text (an item's title and text), in the texts' order.
-    fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>>;
+    /// One score per item (its title and text, and its catalog index), in the items' order.
+    fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>>;
 }
 
 /// How a reranker's score enters the final score.
@@ -58,13 +60,31 @@ pub struct TrainedReranker {
     model: Arc<CrossEncoder>,
     manifest: RerankerManifest,
     worker: Option<Arc<RerankWorker>>,
+    /// Logits already computed, by (this reranker, query, item); shared with the runtime.
+    cache: Arc<RerankCache>,
+    slot: RerankerSlot,
 }
 
 impl TrainedReranker {
     /// Wraps a loaded model with its manifest entry; scoring runs on the caller's thread until
     /// [`TrainedReranker::start_worker`].
     pub fn new(model: CrossEncoder, manifest: RerankerManifest) -> Self {
-        TrainedReranker { model: Arc::new(model), manifest, worker: None }
+        let cache = Arc::new(Cache::new(0));
+        TrainedReranker { model: Arc::new(model), manifest, worker: None, cache, slot: RerankerSlot::Search }
+    }
+
+    /// Keeps its logits in `cache` (the runtime's) under `slot`: a (query, item) pair scored
+    /// once is not scored again while the generation serves.
+    pub fn cached(self, cache: Arc<RerankCache>, slot: RerankerSlot) -> Self {
+        TrainedReranker { cache, slot, ..self }
+    }
+
+    /// The logits of `items`, on the worker or on this thread.
+    fn compute(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+        match &self.worker {
+            Some(worker) => worker.score(query, items),
+            None => self.model.score(query, items),
+        }
     }
 
     /// Its manifest entry.
@@ -110,11 +130,26 @@ impl Reranker for TrainedReranker {
         "cross_encoder"
     }
 
-    fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>> {
-        match &self.worker {
-            Some(worker) => worker.score(query, texts),
-            None => self.model.score(query, texts),
+    /// Cached logits where the pair was scored before; the rest in one pass.
+    fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+        let key = |index: u32| (self.slot, query.to_string(), index);
+        let short =
+            || Error::Model { path: self.model.weights_path().to_path_buf(), reason: "fewer logits than pairs".into() };
+        let mut scores: Vec<Option<f32>> =
+            items.iter().map(|item| item.index.and_then(|index| self.cache.get(&key(index)))).collect();
+        let missing: Vec<ItemText<'_>> =
+            items.iter().zip(&scores).filter(|(_, score)| score.is_none()).map(|(item, _)| *item).collect();
+        if !missing.is_empty() {
+            let mut computed = self.compute(query, &missing)?.into_iter();
+            for (item, score) in items.iter().zip(scores.iter_mut()).filter(|(_, s)| s.is_none()) {
+                let value = computed.next().ok_or_else(short)?;
+                if let Some(index) = item.index {
+                    self.cache.put(key(index), value);
+                }
+                *score = Some(value);
+            }
         }
+        scores.into_iter().collect::<Option<Vec<f32>>>().ok_or_else(short)
     }
 }
 
@@ -224,11 +259,12 @@ impl Reranker for LateInteractionReranker {
         "late_interaction_minilm"
     }
 
-    fn score(&self, query: &str, texts: &[&str]) -> Result<Vec<f32>> {
+    fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
         let query_tokens = self.embedder.token_embeddings(&[query])?.pop().unwrap_or_default();
-        let mut scores = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.embedder.batch_size()) {
-            for document in self.embedder.token_embeddings(chunk)? {
+        let mut scores = Vec::with_capacity(items.len());
+        for chunk in items.chunks(self.embedder.batch_size()) {
+            let texts: Vec<&str> = chunk.iter().map(|item| item.text).collect();
+            for document in self.embedder.token_embeddings(&texts)? {
                 scores.push(max_sim(&query_tokens, &document));
             }
         }
@@ -250,8 +286,8 @@ mod tests {
         fn name(&self) -> &str {
             self.0
         }
-        fn score(&self, _query: &str, texts: &[&str]) -> Result<Vec<f32>> {
-            Ok(texts.iter().map(|t| t.len() as f32).collect())
+        fn score(&self, _query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+            Ok(items.iter().map(|t| t.text.len() as f32).collect())
         }
     }
 
@@ -260,6 +296,8 @@ mod tests {
             file: "reranker.safetensors".into(),
             base_model_sha256: "sha".into(),
             shape: CrossEncoderSettings::DEFAULT,
+            states: None,
+            states_bytes_per_item: None,
             depth,
             combination: Combination { bias: 0.5, weights: Default::default() },
             enabled_by_default,

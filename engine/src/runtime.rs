@@ -20,11 +20,25 @@ use crate::error::Result;
 use crate::generation::Manifest;
 use crate::request::defaults;
 
+/// Trained-reranker logits by (which reranker, query text, catalog index).
+pub type RerankCache = Cache<(RerankerSlot, String, u32), f32>;
+
+/// Which of a generation's trained rerankers a cached logit belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RerankerSlot {
+    /// The search reranker.
+    Search,
+    /// The recommendation reranker.
+    Recommend,
+}
+
 /// How a process runs its models, besides the weights and device ([`EmbedderSettings`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuntimeSettings {
     /// Query embeddings kept (0 turns the cache off).
     pub query_cache_entries: usize,
+    /// Trained-reranker logits kept, by reranker, query and item (0 turns the cache off).
+    pub rerank_cache_entries: usize,
     /// Encode queries through a model worker that batches concurrent queries; `None`: the
     /// calling thread encodes (batch jobs, tests, and servers on few cores, where batching was
     /// measured to cost throughput).
@@ -38,6 +52,7 @@ impl Default for RuntimeSettings {
     fn default() -> Self {
         RuntimeSettings {
             query_cache_entries: defaults::QUERY_CACHE_ENTRIES,
+            rerank_cache_entries: defaults::RERANK_CACHE_ENTRIES,
             query_batcher: None,
             rerank_workers: None,
         }
@@ -50,6 +65,8 @@ pub struct Runtime {
     /// Query text → embedding. Shared with the runtime of the next generation and cleared
     /// there, so hit counts accumulate while entries never outlive their generation.
     query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
+    /// Trained-reranker logits, shared and cleared across generations like the query cache.
+    rerank_cache: Arc<RerankCache>,
     query_batcher: Option<Arc<QueryBatcher>>,
     settings: RuntimeSettings,
     /// The precision the operator asked for (`EmbedderSettings::precision`), if any:
@@ -78,6 +95,7 @@ impl Runtime {
         Ok(Runtime {
             embedder,
             query_cache: Arc::new(Cache::new(settings.query_cache_entries)),
+            rerank_cache: Arc::new(Cache::new(settings.rerank_cache_entries)),
             query_batcher,
             settings,
             pinned: None,
@@ -93,7 +111,7 @@ impl Runtime {
     /// embedded with the same token limit and precision, else on the model loaded again with
     /// its settings (and a worker of its own, counting on from this one's totals). Either way the
     /// query cache is this one's; the caller clears it once the new generation opened
-    /// ([`Runtime::clear_query_cache`]).
+    /// ([`Runtime::clear_caches`]).
     ///
     /// # Errors
     /// The model cannot be loaded again, or a worker thread cannot start.
@@ -108,6 +126,7 @@ impl Runtime {
             return Ok(Runtime {
                 embedder: Arc::clone(&self.embedder),
                 query_cache: Arc::clone(&self.query_cache),
+                rerank_cache: Arc::clone(&self.rerank_cache),
                 query_batcher: self.query_batcher.clone(),
                 settings: self.settings,
                 pinned: self.pinned,
@@ -116,6 +135,7 @@ impl Runtime {
         let embedder = EmbedderSettings { max_tokens, precision: Some(precision), ..self.embedder.settings().clone() };
         let mut next = Self::new(Arc::new(Embedder::load(&embedder)?), self.settings)?.pinned_to(self.pinned);
         next.query_cache = Arc::clone(&self.query_cache);
+        next.rerank_cache = Arc::clone(&self.rerank_cache);
         if let (Some(new), Some(old)) = (&next.query_batcher, &self.query_batcher) {
             new.continue_from(old.stats());
         }
@@ -147,14 +167,21 @@ impl Runtime {
         })
     }
 
-    /// Drops every cached query embedding (a new generation serves); hit counts stay.
-    pub fn clear_query_cache(&self) {
+    /// Drops every cached query embedding and reranker logit (a new generation serves); hit
+    /// counts stay.
+    pub fn clear_caches(&self) {
         self.query_cache.clear();
+        self.rerank_cache.clear();
     }
 
     /// Hits and misses of the query-embedding cache.
     pub fn query_cache_stats(&self) -> CacheStats {
         self.query_cache.stats()
+    }
+
+    /// The trained rerankers' logit cache.
+    pub fn rerank_cache(&self) -> &Arc<RerankCache> {
+        &self.rerank_cache
     }
 
     /// The query encoder's model worker, if one runs.

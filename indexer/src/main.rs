@@ -70,9 +70,16 @@ struct TrainRerankerArgs {
     /// Transformer layers kept frozen (from the bottom; MiniLM has 6).
     #[arg(long, default_value_t = CrossEncoderSettings::DEFAULT.frozen_layers)]
     frozen_layers: usize,
-    /// Token limit of a query and item together.
+    /// Token limit of a query and item together (with --prettr-item-tokens: of each alone).
     #[arg(long, default_value_t = CrossEncoderSettings::DEFAULT.max_tokens)]
     pair_tokens: usize,
+    /// PreTTR: the frozen layers read query and item apart, each item's states after them are
+    /// stored for its first N tokens (int8, about (384 + 4) × N bytes per item), and only the
+    /// trained layers read the pair: a query pays for its own frozen pass and the trained
+    /// layers over the pairs. 0: the joint model, whose frozen layers read each pair (no
+    /// stored states, about 7× the CPU time per query).
+    #[arg(long, value_name = "N", default_value_t = CrossEncoderSettings::DEFAULT.item_tokens.unwrap_or(0))]
+    prettr_item_tokens: usize,
     /// Most epochs (validation may stop earlier).
     #[arg(long, default_value_t = defaults::EPOCHS)]
     epochs: usize,
@@ -126,7 +133,11 @@ fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("give one of: --qrels with --queries, --clicks, or --interactions"),
     };
     let mut settings = TrainSettings::new(args.index_dir, args.model.settings()?, supervision);
-    settings.shape = CrossEncoderSettings { frozen_layers: args.frozen_layers, max_tokens: args.pair_tokens };
+    settings.shape = CrossEncoderSettings {
+        frozen_layers: args.frozen_layers,
+        max_tokens: args.pair_tokens,
+        item_tokens: Some(args.prettr_item_tokens).filter(|&n| n > 0),
+    };
     settings.epochs = args.epochs;
     settings.patience = args.patience;
     settings.learning_rate = args.learning_rate;
@@ -295,9 +306,10 @@ fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         let settings = IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone());
         print!("{}", hyrank_indexer::build(&settings).context("indexing the corpus")?.render());
     }
-    // Every configuration encodes the same queries: with the cache on, later configurations
-    // would report latencies without query encoding.
-    let runtime = hyrank_engine::RuntimeSettings { query_cache_entries: 0, ..Default::default() };
+    // Every configuration encodes (and reranks) the same queries: with the caches on, later
+    // configurations would report latencies without query encoding or reranking.
+    let runtime =
+        hyrank_engine::RuntimeSettings { query_cache_entries: 0, rerank_cache_entries: 0, ..Default::default() };
     let engine =
         hyrank_engine::Engine::open_with_runtime(&args.index_dir, &embedder, runtime).context("opening the index")?;
     let settings = SearchEvalSettings {

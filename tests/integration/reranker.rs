@@ -21,7 +21,7 @@ fn index_tiny(root: &Path) -> std::path::PathBuf {
 
 fn tiny_settings(index_dir: &Path, supervision: Supervision) -> TrainSettings {
     let mut settings = TrainSettings::new(index_dir.to_path_buf(), embedder_settings(), supervision);
-    settings.shape.frozen_layers = 4;
+    settings.shape = hyrank_engine::cross::CrossEncoderSettings::JOINT;
     settings.shape.max_tokens = 128;
     settings.epochs = 3;
     settings.patience = 3;
@@ -132,6 +132,64 @@ fn a_trained_reranker_is_published_validated_and_served_with_exact_explanations(
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
 }
 
+/// PreTTR end to end: the trainer stores every item's states, the engine serves from them (the
+/// same logits as computing the item side on the fly), a second identical request is answered
+/// from the logit cache, and a generation whose states do not fit its reranker is refused.
+#[test]
+fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused() {
+    use hyrank_engine::cross::{CrossEncoder, ItemText};
+    use hyrank_engine::generation::files;
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = index_tiny(dir.path());
+    let mut settings = tiny_settings(&index_dir, judgments());
+    settings.shape.item_tokens = Some(32);
+    settings.epochs = 1;
+    let summary = train(&settings).unwrap();
+    let entry = &summary.reranker;
+    assert_eq!(entry.states.as_deref(), Some(files::RERANKER_STATES));
+    assert!(summary.dir.join(files::RERANKER_STATES).is_file());
+    let bytes = entry.states_bytes_per_item.unwrap();
+    assert!(bytes > 0.0 && bytes <= 32.0 * (384.0 + 4.0), "{bytes}");
+
+    let engine = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    let query = "keep the rain out of my tent";
+    let mut request = SearchRequest::new(query);
+    request.rerank = Some(RerankOptions::top(10, Some(RerankerKind::Trained)));
+    let served = engine.search(&request).unwrap();
+    let stats = engine.runtime().rerank_cache().stats();
+    assert_eq!((stats.hits, stats.misses), (0, 10), "{stats:?}");
+    let again = engine.search(&request).unwrap();
+    let stats = engine.runtime().rerank_cache().stats();
+    assert_eq!((stats.hits, stats.misses), (10, 10), "the second request reads every logit from the cache");
+    assert_eq!(
+        again.hits.iter().map(|h| h.score).collect::<Vec<_>>(),
+        served.hits.iter().map(|h| h.score).collect::<Vec<_>>()
+    );
+
+    // The stored logits are the ones computing each item's side from its text gives.
+    let model = CrossEncoder::load(engine.embedder(), &summary.dir.join(&entry.file), entry.shape).unwrap();
+    for hit in &served.hits {
+        let text = engine.item(&hit.id).unwrap().content();
+        let fresh = model.score(query, &[ItemText::text(&text)]).unwrap()[0];
+        let stored = hit.breakdown.rerank.as_ref().unwrap().raw_score;
+        assert!((fresh - stored).abs() < 1e-4 * (1.0 + fresh.abs()), "{}: {fresh} vs {stored}", hit.id);
+    }
+
+    // States that do not fit the reranker are refused, naming the file.
+    let manifest_path = summary.dir.join("manifest.json");
+    let original = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&original).unwrap();
+    manifest["reranker"]["shape"]["item_tokens"] = 16.into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let err = Engine::open(&index_dir, &embedder_settings()).err().expect("mismatched states refused").to_string();
+    assert!(err.contains(files::RERANKER_STATES) && err.contains("another reranker"), "{err}");
+    manifest["reranker"]["shape"]["item_tokens"] = 32.into();
+    manifest["reranker"].as_object_mut().unwrap().remove("states");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let err = Engine::open(&index_dir, &embedder_settings()).err().expect("missing states refused").to_string();
+    assert!(err.contains("without its item states"), "{err}");
+}
+
 #[test]
 fn bad_supervision_is_refused_with_the_file_and_field_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,12 +223,14 @@ fn training_on_cuda_without_the_feature_is_an_error_not_a_cpu_run() {
 
 #[test]
 fn gradients_reach_every_trainable_tensor_and_only_those() {
-    use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings};
-    let settings = CrossEncoderSettings { frozen_layers: 5, max_tokens: 64 };
+    use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings, ItemText};
+    let settings = CrossEncoderSettings { frozen_layers: 5, max_tokens: 64, item_tokens: None };
     let (model, vars) = CrossEncoder::for_training(&embedder(), settings, 7).unwrap();
     // Layer 5 has 16 tensors; the head 2.
     assert_eq!(vars.len(), 18, "{:?}", vars.iter().map(|(n, _)| n).collect::<Vec<_>>());
-    let frozen = model.frozen(&[("rain tent", "a waterproof tent"), ("rain tent", "a chef's knife")]).unwrap();
+    let frozen = model
+        .frozen(&[("rain tent", ItemText::text("a waterproof tent")), ("rain tent", ItemText::text("a chef's knife"))])
+        .unwrap();
     let loss = model.logits(&frozen).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
     for (name, var) in &vars {
@@ -182,10 +242,13 @@ fn gradients_reach_every_trainable_tensor_and_only_those() {
 
 #[test]
 fn the_trainable_layer_computes_what_candles_bert_layer_does() {
-    use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings};
-    let pairs = [("rain tent", "a waterproof tent with taped seams"), ("coffee", "a burr grinder for espresso")];
+    use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings, ItemText};
+    let pairs = [
+        ("rain tent", ItemText::text("a waterproof tent with taped seams")),
+        ("coffee", ItemText::text("a burr grinder for espresso")),
+    ];
     let logits = |frozen_layers| {
-        let settings = CrossEncoderSettings { frozen_layers, max_tokens: 64 };
+        let settings = CrossEncoderSettings { frozen_layers, max_tokens: 64, item_tokens: None };
         let (model, _) = CrossEncoder::for_training(&embedder(), settings, 7).unwrap();
         model.logits(&model.frozen(&pairs).unwrap()).unwrap().to_vec1::<f32>().unwrap()
     };

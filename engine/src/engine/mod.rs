@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::batcher::RerankWorker;
 use crate::cf::{self, AlsModel, Factors};
+use crate::cross::states::ItemStates;
 use crate::cross::CrossEncoder;
 use crate::dense::{read_f32_file, Metric, VectorIndex};
 use crate::embed::{Embedder, EmbedderSettings};
@@ -27,7 +28,7 @@ use crate::item::{FieldValue, Item};
 use crate::lexical::LexicalIndex;
 use crate::rerank::{LateInteractionReranker, TrainedReranker};
 use crate::retrieve::CfItems;
-use crate::runtime::{Runtime, RuntimeSettings};
+use crate::runtime::{RerankerSlot, Runtime, RuntimeSettings};
 use crate::store::{MetaStore, SnapshotStore, UserRecord};
 
 pub use recommend::UserView;
@@ -98,7 +99,7 @@ impl Engine {
         }
         let manifest = generation::read_manifest(&dir)?;
         let next = Self::open_generation(&dir, serving.runtime.for_generation(&manifest)?)?;
-        next.runtime.clear_query_cache();
+        next.runtime.clear_caches();
         let workers = [
             (next.rerank_worker(), serving.rerank_worker()),
             (next.recommend_rerank_worker(), serving.recommend_rerank_worker()),
@@ -172,7 +173,8 @@ impl Engine {
             fields.push(item.fields);
         }
         let rerank_workers = runtime.settings().rerank_workers;
-        let load_trained = |entry: &Option<RerankerManifest>| -> Result<Option<TrainedReranker>> {
+        let items_count = ids.len();
+        let load_trained = |entry: &Option<RerankerManifest>, slot| -> Result<Option<TrainedReranker>> {
             let Some(entry) = entry else { return Ok(None) };
             if entry.base_model_sha256 != manifest.model.sha256 {
                 return Err(Error::BadIndex {
@@ -180,15 +182,37 @@ impl Engine {
                     reason: format!("{} was trained on another base model than the generation's", entry.file),
                 });
             }
-            let model = CrossEncoder::load(&embedder, &dir.join(&entry.file), entry.shape)?;
-            let mut trained = TrainedReranker::new(model, entry.clone());
+            let mut model = CrossEncoder::load(&embedder, &dir.join(&entry.file), entry.shape)?;
+            // PreTTR: the item side comes from the generation's states, checked against what
+            // this model would compute; a PreTTR entry without them is refused rather than
+            // served at the cost of computing every item's side per query.
+            match (model.states_header(&manifest.model.sha256, items_count), &entry.states) {
+                (None, None) => {}
+                (Some(expected), Some(file)) => model.attach_states(ItemStates::open(&dir.join(file), &expected)?)?,
+                (expected, _) => {
+                    return Err(Error::BadIndex {
+                        path: dir.to_path_buf(),
+                        reason: format!(
+                            "{}: {}",
+                            entry.file,
+                            if expected.is_some() {
+                                "a PreTTR reranker without its item states"
+                            } else {
+                                "item states listed for a joint reranker"
+                            }
+                        ),
+                    })
+                }
+            }
+            let mut trained =
+                TrainedReranker::new(model, entry.clone()).cached(Arc::clone(runtime.rerank_cache()), slot);
             if let Some(settings) = rerank_workers {
                 trained.start_worker(settings)?;
             }
             Ok(Some(trained))
         };
-        let trained = load_trained(&manifest.reranker)?;
-        let recommend_trained = load_trained(&manifest.recommend_reranker)?;
+        let trained = load_trained(&manifest.reranker, RerankerSlot::Search)?;
+        let recommend_trained = load_trained(&manifest.recommend_reranker, RerankerSlot::Recommend)?;
         if recommend_trained.as_ref().is_some_and(|t| t.manifest().context.is_none()) {
             return Err(Error::BadIndex {
                 path: dir.to_path_buf(),
@@ -273,11 +297,13 @@ impl Engine {
         self.item_at(index)
     }
 
-    fn index_of(&self, id: &str) -> Result<u32> {
+    /// The catalog index of the item with this id.
+    pub fn index_of(&self, id: &str) -> Result<u32> {
         self.store.item_index(id)?.ok_or_else(|| Error::UnknownItem { id: id.to_string() })
     }
 
-    fn item_at(&self, index: u32) -> Result<Item> {
+    /// The item at this catalog index.
+    pub fn item_at(&self, index: u32) -> Result<Item> {
         self.store.item(index)?.ok_or_else(|| Error::BadIndex {
             path: self.dir.clone(),
             reason: format!("item index {index} is missing from the store"),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::Engine;
 use crate::combination::{Features, ScoreRanges};
+use crate::cross::ItemText;
 use crate::error::{Error, Result};
 use crate::explain::{CombinedScore, RerankScore, ScoreBreakdown};
 use crate::filter::{matches_all, Filters};
@@ -111,8 +112,9 @@ impl Engine {
     fn rerank(&self, plan: &RerankPlan<'_>, query: &str, window: &[&FusedHit], fused: &Fused) -> Result<Vec<Hit>> {
         let contents =
             window.iter().map(|h| self.item_at(h.item).map(|item| item.content())).collect::<Result<Vec<_>>>()?;
-        let texts: Vec<&str> = contents.iter().map(String::as_str).collect();
-        let scores = plan.reranker.score(query, &texts)?;
+        let items: Vec<ItemText<'_>> =
+            window.iter().zip(&contents).map(|(h, text)| ItemText { index: Some(h.item), text }).collect();
+        let scores = plan.reranker.score(query, &items)?;
         window
             .iter()
             .zip(scores)

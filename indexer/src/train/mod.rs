@@ -29,6 +29,7 @@ mod verdict;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use hyrank_engine::cross::states::ItemStates;
 use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings, TrainableVars};
 use hyrank_engine::generation::{
     self, files, RecommendContextSettings, RerankerManifest, StageTiming, TrainingRecord, ValidationRecord,
@@ -244,8 +245,15 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         train_examples.truncate(limit.max(1));
     }
     let miner = Miner { engine: &engine, replay_items: replay_items.as_ref(), request: RecommendRequest::new("") };
-    let (model, vars) = CrossEncoder::for_training(engine.embedder(), settings.shape, settings.seed)?;
+    let (mut model, vars) = CrossEncoder::for_training(engine.embedder(), settings.shape, settings.seed)?;
     tracing::info!(train = train_examples.len(), validation = validation_examples.len(), "reranker supervision read");
+    // PreTTR: every item's side through the frozen layers once, stored as serving will read
+    // it; training reads the same (dequantized) states.
+    if let Some(header) = model.states_header(&engine.manifest().model.sha256, engine.len()) {
+        let states = item_states(&engine, &model, header, settings.progress)?;
+        tracing::info!("reranker: item states, {:.0} bytes per item", states.bytes_per_item());
+        model.attach_states(states)?;
+    }
     // 3 and 4. Negatives, and the frozen pass over every pair.
     let (groups, train_pairs) = training_groups(&miner, &model, &train_examples, settings, &mut rng)?;
     let validation = validation_queries(&miner, &model, &validation_examples, settings)?;
@@ -289,10 +297,16 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         _ => None,
     };
     let enabled = verdict.enabled();
+    let states = model.states().map(|states| {
+        let file = if context.is_some() { files::RECOMMEND_RERANKER_STATES } else { files::RERANKER_STATES };
+        (file.to_string(), states.bytes_per_item())
+    });
     let reranker = RerankerManifest {
         file: if context.is_some() { files::RECOMMEND_RERANKER } else { files::RERANKER }.to_string(),
         base_model_sha256: engine.manifest().model.sha256.clone(),
         shape: settings.shape,
+        states: states.as_ref().map(|(file, _)| file.clone()),
+        states_bytes_per_item: states.map(|(_, bytes)| bytes),
         depth: settings.depth,
         combination: verdict.combination,
         enabled_by_default: enabled,
@@ -324,21 +338,62 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         },
         context,
     };
-    let dir = publish_with_reranker(&settings.index_dir, &engine, &vars, &reranker, start)?;
+    let dir = publish_with_reranker(&settings.index_dir, &engine, &model, &vars, &reranker, start)?;
     Ok(TrainSummary { dir, reranker })
+}
+
+/// Every item's PreTTR states, in catalog order, in batches with progress.
+fn item_states(
+    engine: &Engine,
+    model: &CrossEncoder,
+    header: hyrank_engine::cross::states::StatesHeader,
+    progress: bool,
+) -> Result<ItemStates> {
+    let bar = progress_bar(progress, engine.len(), "item states");
+    let mut all = Vec::with_capacity(engine.len());
+    let indexes: Vec<u32> = (0..engine.len() as u32).collect();
+    for chunk in indexes.chunks(64) {
+        let contents = chunk
+            .iter()
+            .map(|&i| engine.item_at(i).map(|item| item.content()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let texts: Vec<&str> = contents.iter().map(String::as_str).collect();
+        all.extend(model.item_states(&texts)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish();
+    Ok(ItemStates::from_items(header, all)?)
 }
 
 /// Copies the serving generation into a new one, adds the reranker and publishes it.
 fn publish_with_reranker(
     index_dir: &Path,
     engine: &Engine,
+    model: &CrossEncoder,
     vars: &TrainableVars,
     reranker: &RerankerManifest,
     start: Instant,
 ) -> Result<PathBuf> {
     generation::build(index_dir, |building| {
         building.carry_over(engine.dir())?;
-        CrossEncoder::save(vars, &building.dir.join(&reranker.file))?;
+        // The carried files are hard links into the serving generation: replace them, never
+        // write through them.
+        let replace = |name: &str| {
+            let path = building.dir.join(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(IndexError::Engine(hyrank_engine::Error::io(format!("replacing {}", path.display()), e)))
+                }
+                _ => Ok(path),
+            }
+        };
+        CrossEncoder::save(vars, &replace(&reranker.file)?)?;
+        let states_file =
+            if reranker.context.is_some() { files::RECOMMEND_RERANKER_STATES } else { files::RERANKER_STATES };
+        let states_path = replace(states_file)?;
+        if let (Some(states), Some(_)) = (model.states(), &reranker.states) {
+            states.write(&states_path)?;
+        }
         let mut manifest = engine.manifest().clone();
         manifest.generation = building.name.clone();
         manifest.built_at_unix =

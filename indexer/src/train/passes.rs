@@ -2,7 +2,7 @@
 //! layers run once over every training pair and every validation candidate, so each epoch runs
 //! only the trainable layers.
 
-use hyrank_engine::cross::{CrossEncoder, FrozenPass};
+use hyrank_engine::cross::{CrossEncoder, FrozenPass, ItemText};
 use hyrank_engine::request::Candidate;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -73,11 +73,14 @@ pub(super) fn training_groups(
                     negatives.push(id);
                 }
             }
-            let mut contents = vec![engine.item(positive)?.content()];
-            for id in &negatives {
-                contents.push(engine.item(id)?.content());
+            let mut contents = Vec::with_capacity(negatives.len() + 1);
+            for id in std::iter::once(positive).chain(&negatives) {
+                contents.push((engine.index_of(id)?, engine.item(id)?.content()));
             }
-            let pairs: Vec<(&str, &str)> = contents.iter().map(|c| (example.text.as_str(), c.as_str())).collect();
+            let pairs: Vec<(&str, ItemText<'_>)> = contents
+                .iter()
+                .map(|(index, text)| (example.text.as_str(), ItemText { index: Some(*index), text }))
+                .collect();
             train_pairs += pairs.len();
             groups.push(Group { frozen: model.frozen(&pairs)? });
         }
@@ -100,7 +103,11 @@ pub(super) fn validation_queries(
         let candidates = miner.candidates(example, settings.depth)?;
         let mut frozen = Vec::new();
         for chunk in candidates.chunks(model.batch_size()) {
-            let pairs: Vec<(&str, &str)> = chunk.iter().map(|c| (example.text.as_str(), c.content.as_str())).collect();
+            let mut pairs = Vec::with_capacity(chunk.len());
+            for c in chunk {
+                let index = miner.engine.index_of(&c.id)?;
+                pairs.push((example.text.as_str(), ItemText { index: Some(index), text: &c.content }));
+            }
             frozen.push(model.frozen(&pairs)?);
         }
         validation.push(ValidationQuery { judged: example.judged.clone(), candidates, frozen });
