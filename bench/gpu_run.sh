@@ -234,9 +234,10 @@ for variant in ${VARIANTS:-f32-256-p128 f16-256-p128 f16-256-p64}; do
     note "variant $variant" "skipped: past BUDGET_S"
     continue
   fi
+  # No -pN: the joint model (--prettr-item-tokens 0), not the CLI's PreTTR default.
   IFS=- read -r precision tokens prettr <<<"$variant"
-  prettr_flag=()
-  [ -n "$prettr" ] && prettr_flag=(--prettr-item-tokens "${prettr#p}")
+  prettr_flag=(--prettr-item-tokens "${prettr:-p0}")
+  prettr_flag[1]=${prettr_flag[1]#p}
   index=$WORK/index-variant-$variant
   rm -rf "$index"
   step "variant-$variant-index" 120 "$BIN/hyrank" index --catalog "$DATA/corpus.jsonl" --index-dir "$index" \

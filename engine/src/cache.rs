@@ -1,5 +1,6 @@
-//! A bounded LRU cache that counts its hits, for query embeddings (here) and whole responses
-//! (in the API). Each engine owns its own query cache, so a generation swap drops it.
+//! A bounded LRU cache that counts its hits, for query embeddings and trained-reranker logits
+//! (the runtime's, shared across generations and cleared on a swap, see [`crate::runtime`])
+//! and whole responses (in the API).
 
 use std::hash::Hash;
 use std::num::NonZeroUsize;

@@ -32,8 +32,14 @@ use crate::lexical::LexicalSettings;
 /// Bumped whenever a change makes older generations unreadable, or older builds unable to
 /// read a generation correctly. Version 2 marks a generation embedded at a precision other
 /// than f32: a build from before precision existed must refuse it rather than encode its
-/// queries in f32. An f32 generation is still written as version 1, which every build reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// queries in f32. Version 3 marks a PreTTR reranker (`shape.item_tokens`): a build from
+/// before it would load the trained layers and score them as a joint model, wrongly and
+/// silently. A generation is written at the lowest version that reads it correctly, so an f32
+/// generation without a PreTTR reranker is still version 1, which every build reads.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The version a PreTTR reranker needs ([`FORMAT_VERSION`]'s version 3).
+pub const PRETTR_FORMAT_VERSION: u32 = 3;
 
 /// The oldest version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
@@ -43,7 +49,7 @@ pub fn format_version_for(precision: Precision) -> u32 {
     if precision == Precision::F32 {
         MIN_FORMAT_VERSION
     } else {
-        FORMAT_VERSION
+        2
     }
 }
 
@@ -102,7 +108,7 @@ pub struct RerankerManifest {
     pub file: String,
     /// SHA-256 of the base model the trained layers sit on (the generation's model).
     pub base_model_sha256: String,
-    /// Layers kept frozen and the token limit of a query–item pair.
+    /// Layers kept frozen, the token limit, and (PreTTR) the stored item window.
     pub shape: CrossEncoderSettings,
     /// PreTTR's precomputed item states (`shape.item_tokens` set), relative to the generation
     /// folder; see [`crate::cross::states`] for the format.

@@ -60,8 +60,10 @@ pub struct TrainedReranker {
     model: Arc<CrossEncoder>,
     manifest: RerankerManifest,
     worker: Option<Arc<RerankWorker>>,
-    /// Logits already computed, by (this reranker, query, item); shared with the runtime.
+    /// Logits already computed, by (generation, this reranker, query, item); shared with the
+    /// runtime.
     cache: Arc<RerankCache>,
+    generation: u64,
     slot: RerankerSlot,
 }
 
@@ -70,13 +72,21 @@ impl TrainedReranker {
     /// [`TrainedReranker::start_worker`].
     pub fn new(model: CrossEncoder, manifest: RerankerManifest) -> Self {
         let cache = Arc::new(Cache::new(0));
-        TrainedReranker { model: Arc::new(model), manifest, worker: None, cache, slot: RerankerSlot::Search }
+        TrainedReranker {
+            model: Arc::new(model),
+            manifest,
+            worker: None,
+            cache,
+            generation: 0,
+            slot: RerankerSlot::Search,
+        }
     }
 
-    /// Keeps its logits in `cache` (the runtime's) under `slot`: a (query, item) pair scored
-    /// once is not scored again while the generation serves.
-    pub fn cached(self, cache: Arc<RerankCache>, slot: RerankerSlot) -> Self {
-        TrainedReranker { cache, slot, ..self }
+    /// Keeps its logits in `cache` (the runtime's) under `generation` (a number that differs
+    /// between the generations of one index) and `slot`: a (query, item) pair scored once is
+    /// not scored again while the generation serves.
+    pub fn cached(self, cache: Arc<RerankCache>, generation: u64, slot: RerankerSlot) -> Self {
+        TrainedReranker { cache, generation, slot, ..self }
     }
 
     /// The logits of `items`, on the worker or on this thread.
@@ -132,7 +142,7 @@ impl Reranker for TrainedReranker {
 
     /// Cached logits where the pair was scored before; the rest in one pass.
     fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
-        let key = |index: u32| (self.slot, query.to_string(), index);
+        let key = |index: u32| (self.generation, self.slot, query.to_string(), index);
         let short =
             || Error::Model { path: self.model.weights_path().to_path_buf(), reason: "fewer logits than pairs".into() };
         let mut scores: Vec<Option<f32>> =

@@ -1,7 +1,9 @@
 //! The model runtime: one handle that owns how a process runs its embedding model, built once
 //! and shared by every generation the process opens.
 //!
-//! It holds the loaded [`Embedder`], the query-embedding cache and, in servers, the model
+//! It holds the loaded [`Embedder`], the query-embedding cache, the trained rerankers' logit
+//! cache (keyed by generation, so a request finishing on the old generation after a swap
+//! cannot leave entries the new one reads) and, in servers, the model
 //! worker that batches concurrent query encodings, plus the settings rerank workers are started
 //! with (each generation's trained rerankers are its own models, so their workers are per
 //! generation, but set up the same way). Callers never wire these one by one: a batch job opens
@@ -20,8 +22,10 @@ use crate::error::Result;
 use crate::generation::Manifest;
 use crate::request::defaults;
 
-/// Trained-reranker logits by (which reranker, query text, catalog index).
-pub type RerankCache = Cache<(RerankerSlot, String, u32), f32>;
+/// Trained-reranker logits by (generation, which reranker, query text, catalog index). The
+/// generation is in the key because requests that still hold the old engine finish after a
+/// swap (and the cache is cleared): their logits must never be read by the new generation.
+pub type RerankCache = Cache<(u64, RerankerSlot, String, u32), f32>;
 
 /// Which of a generation's trained rerankers a cached logit belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -165,6 +165,7 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
         again.hits.iter().map(|h| h.score).collect::<Vec<_>>(),
         served.hits.iter().map(|h| h.score).collect::<Vec<_>>()
     );
+    assert_eq!(engine.manifest().format_version, 3, "older builds must refuse a PreTTR generation");
 
     // The stored logits are the ones computing each item's side from its text gives.
     let model = CrossEncoder::load(engine.embedder(), &summary.dir.join(&entry.file), entry.shape).unwrap();
@@ -174,6 +175,19 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
         let stored = hit.breakdown.rerank.as_ref().unwrap().raw_score;
         assert!((fresh - stored).abs() < 1e-4 * (1.0 + fresh.abs()), "{}: {fresh} vs {stored}", hit.id);
     }
+
+    // Another reranker published and swapped in: the cached logits of the first are not read
+    // (the second scores as a freshly opened engine does).
+    settings.seed = 7;
+    let summary = train(&settings).unwrap();
+    let next = Engine::open_next(&index_dir, &engine).unwrap().expect("a new generation");
+    let swapped = next.search(&request).unwrap();
+    let fresh = Engine::open(&index_dir, &embedder_settings()).unwrap().search(&request).unwrap();
+    let raw = |r: &hyrank_engine::Results| {
+        r.hits.iter().map(|h| (h.id.clone(), h.breakdown.rerank.as_ref().unwrap().raw_score)).collect::<Vec<_>>()
+    };
+    assert_eq!(raw(&swapped), raw(&fresh));
+    assert_ne!(raw(&swapped), raw(&served), "a differently seeded reranker gives other logits");
 
     // States that do not fit the reranker are refused, naming the file.
     let manifest_path = summary.dir.join("manifest.json");
@@ -265,6 +279,8 @@ fn recommend_settings(index_dir: &Path) -> TrainSettings {
     let mut settings = tiny_settings(index_dir, supervision);
     settings.shape.frozen_layers = 5;
     settings.shape.max_tokens = 96;
+    // PreTTR, as `train-reranker` trains by default: the recommendation reranker's own states.
+    settings.shape.item_tokens = Some(24);
     settings.epochs = 2;
     settings.patience = 2;
     settings.hard_negatives = 2;
@@ -317,6 +333,8 @@ fn a_recommendation_reranker_learns_from_replayed_users_and_reranks_recommendati
     let summary = train(&recommend_settings(&index_dir)).unwrap();
     let entry = &summary.reranker;
     assert_eq!(entry.file, "recommend-reranker.safetensors");
+    assert_eq!(entry.states.as_deref(), Some(hyrank_engine::generation::files::RECOMMEND_RERANKER_STATES));
+    assert!(summary.dir.join(hyrank_engine::generation::files::RECOMMEND_RERANKER_STATES).is_file());
     // The generation swapped in gets its worker.
     let next = Engine::open_next(&index_dir, &serving).unwrap().expect("a new generation was published");
     assert!(next.recommend_rerank_worker().is_some());

@@ -1,10 +1,18 @@
-//! The trained reranker's model: a cross-encoder that reads `[CLS] query [SEP] title + text [SEP]`
-//! and gives one relevance logit. The learned combination that turns that logit and the
-//! retrievers' scores into the final score is [`crate::combination`].
+//! The trained reranker's model: a cross-encoder that reads a query and an item's title + text
+//! together and gives one relevance logit. The learned combination that turns that logit and
+//! the retrievers' scores into the final score is [`crate::combination`].
+//!
+//! Two shapes ([`CrossEncoderSettings::item_tokens`]):
+//! - **joint**: every layer reads `[CLS] query [SEP] title + text [SEP]`;
+//! - **PreTTR** (MacAvaney et al., SIGIR 2020; the default): the frozen layers read the query
+//!   and the item apart, each as one text, and only the trained layers read the pair, as the
+//!   query's states followed by the item's. The item side then depends on the item only, so it
+//!   is computed once per item and stored in the generation ([`states`]); a query pays for its
+//!   own frozen pass and the trained layers.
 //!
 //! The cross-encoder starts from the MiniLM weights the generation embeds with, plus a new head:
 //! a weighted dot product of the query's and the item's mean-pooled, normalised last-layer
-//! states (both read from the one joint encoding). A linear head over one pooled vector of the
+//! states (both sides read from the pair's last layer). A linear head over one pooled vector of the
 //! pair was tried first and learned nothing on SciFact (validation nDCG@10 of its logit 0.27
 //! after two epochs, against 0.74 for the hybrid): a linear function of a pooled pair cannot
 //! express whether its two halves match, and a bi-encoder's layers do not yet compute that
@@ -15,8 +23,9 @@
 //! generation carries the difference from the base model, not a second copy of it.
 //!
 //! The split is also what makes training affordable: the frozen part of the network is a fixed
-//! function of its input, so the trainer runs it once per training pair ([`CrossEncoder::frozen`])
-//! and every epoch after that runs only the trainable layers ([`CrossEncoder::logits`]).
+//! function of its input, so the trainer runs it once per training pair (joint) or per item
+//! and query (PreTTR) ([`CrossEncoder::frozen`]) and every epoch after that runs only the
+//! trainable layers ([`CrossEncoder::logits`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,7 +102,8 @@ pub struct FrozenPass {
     /// `(pairs, tokens)`: 1 for the query's tokens (with `[CLS]` and the first `[SEP]`), 0
     /// elsewhere.
     pub query_mask: Tensor,
-    /// `(pairs, tokens)`: 1 for the item's tokens (with the last `[SEP]`), 0 elsewhere.
+    /// `(pairs, tokens)`: 1 for the item's tokens (joint: with the last `[SEP]`; PreTTR: the
+    /// item's own `[CLS] text [SEP]`, cut to `item_tokens`), 0 elsewhere.
     pub item_mask: Tensor,
 }
 
@@ -229,7 +239,14 @@ fn read_parts(model_dir: &Path, tensors: HashMap<String, Tensor>, settings: &Cro
         ));
     }
     if settings.item_tokens.is_some_and(|n| n == 0 || n > settings.max_tokens) {
-        return Err(Error::invalid("item_tokens", "must be between 1 and max_tokens"));
+        return Err(Error::invalid(
+            "item_tokens",
+            format!(
+                "the PreTTR item window (train-reranker --prettr-item-tokens) must be between 1 and the \
+                 token limit (--pair-tokens, {}); 0 trains the joint model",
+                settings.max_tokens
+            ),
+        ));
     }
     if tensors.keys().any(|k| k.starts_with("bert.")) {
         return Err(model_error(
@@ -254,7 +271,7 @@ impl CrossEncoder {
         let Parts { config, tensors, tokenizer } = parts;
         let (frozen_layers, item_tokens) = (settings.frozen_layers, settings.item_tokens);
         let native = match lower.native() {
-            Some(_) if inference => Some(NativeScorer::load(&tensors, &config, frozen_layers, &head)?),
+            Some(_) if inference => Some(NativeScorer::load(&tensors, &config, frozen_layers, &head, &weights)?),
             _ => None,
         };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
@@ -475,7 +492,7 @@ impl CrossEncoder {
         for chunk in texts.chunks(self.batch_size.max(1)) {
             for rows in self.frozen_alone(chunk)? {
                 let kept = rows.len().min(window * hidden);
-                out.push(QuantizedStates::quantize(&rows[..kept], hidden));
+                out.push(QuantizedStates::quantize(&rows[..kept], hidden)?);
             }
         }
         Ok(out)
@@ -584,7 +601,7 @@ impl CrossEncoder {
             hidden = layer.forward(&hidden, &additive)?;
         }
         // Each side's tokens, mean-pooled and L2-normalised as sentence-transformers pools
-        // MiniLM, but read from the joint encoding, where every token has attended to both.
+        // MiniLM, but read from the pair's last layer, where every token has attended to both.
         let pool = |mask: &Tensor| -> Result<Tensor> {
             let mask = mask.unsqueeze(2)?;
             let mean = hidden.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&mask.sum(1)?.clamp(1e-9f32, f32::MAX)?)?;

@@ -37,15 +37,13 @@ impl CrossEncoder {
         lower: &NativeEncoder,
         pairs: &[(&str, ItemText<'_>)],
     ) -> Result<Vec<f32>> {
-        let per_pair = self.max_tokens() + self.item_tokens.unwrap_or(0);
-        let per_pass = (TOKENS_PER_PASS / per_pair.max(1)).max(1);
+        if self.is_prettr() {
+            return self.score_prettr(scorer, pairs);
+        }
+        let per_pass = (TOKENS_PER_PASS / self.max_tokens().max(1)).max(1);
         let mut scores = Vec::with_capacity(pairs.len());
         for chunk in pairs.chunks(per_pass) {
-            scores.extend(if self.is_prettr() {
-                self.score_prettr_pass(scorer, chunk)?
-            } else {
-                self.score_joint_pass(scorer, lower, chunk)?
-            });
+            scores.extend(self.score_joint_pass(scorer, lower, chunk)?);
         }
         Ok(scores)
     }
@@ -64,15 +62,15 @@ impl CrossEncoder {
         Ok(scorer.head(&hidden, &packing.segments, &packing.lengths))
     }
 
-    /// PreTTR: each pair's query states and item states stacked as one packed sequence, then
-    /// the trained layers over all of them.
-    fn score_prettr_pass(&self, scorer: &NativeScorer, pairs: &[(&str, ItemText<'_>)]) -> Result<Vec<f32>> {
+    /// PreTTR: both sides of every pair once (each distinct query's frozen pass runs once),
+    /// then passes of at most about [`TOKENS_PER_PASS`] rows: each pair's query states and
+    /// item states stacked as one packed sequence, the trained layers over all of them, the
+    /// head.
+    fn score_prettr(&self, scorer: &NativeScorer, pairs: &[(&str, ItemText<'_>)]) -> Result<Vec<f32>> {
         let sides = self.sides(pairs)?;
         let hidden = self.hidden;
-        let total: usize =
-            (0..pairs.len()).map(|i| sides.queries[sides.query_of[i]].len() + sides.items[i].len()).sum();
-        let mut rows = Vec::with_capacity(total);
-        let (mut segments, mut lengths) = (Vec::with_capacity(total / hidden), Vec::with_capacity(pairs.len()));
+        let mut scores = Vec::with_capacity(pairs.len());
+        let (mut rows, mut segments, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
         for (i, item) in sides.items.iter().enumerate() {
             let query = &sides.queries[sides.query_of[i]];
             rows.extend_from_slice(query);
@@ -80,9 +78,13 @@ impl CrossEncoder {
             segments.extend(std::iter::repeat_n(0u32, query.len() / hidden));
             segments.extend(std::iter::repeat_n(1u32, item.len() / hidden));
             lengths.push((query.len() + item.len()) / hidden);
+            if segments.len() >= TOKENS_PER_PASS || i + 1 == sides.items.len() {
+                run_layers(&scorer.layers, &mut rows, &lengths);
+                scores.extend(scorer.head(&rows, &segments, &lengths));
+                (rows, segments, lengths) = (Vec::new(), Vec::new(), Vec::new());
+            }
         }
-        run_layers(&scorer.layers, &mut rows, &lengths);
-        Ok(scorer.head(&rows, &segments, &lengths))
+        Ok(scores)
     }
 }
 
@@ -99,6 +101,7 @@ impl NativeScorer {
         config: &Config,
         frozen_layers: usize,
         head: &Linear,
+        weights: &std::path::Path,
     ) -> Result<Self> {
         let layers = (frozen_layers..config.num_hidden_layers)
             .map(|i| Layer::load(tensors, &format!("encoder.layer.{i}"), config, false))
@@ -110,7 +113,7 @@ impl NativeScorer {
         };
         if weight.len() != config.hidden_size || bias.len() != 1 {
             return Err(Error::Model {
-                path: Default::default(),
+                path: weights.to_path_buf(),
                 reason: format!("{HEAD} is not a (1, {}) weight with one bias", config.hidden_size),
             });
         }

@@ -6,13 +6,14 @@
 //!
 //! Compression: the first `item_tokens` tokens of each item, each token's 384 states quantized
 //! to int8 with one f32 scale per token (symmetric, `scale = max |x| / 127`), so a token costs
-//! `hidden + 4` bytes: 49.7 KiB for a 128-token item against 192 KiB in f32. Training reads the
+//! `hidden + 4` bytes: 49,664 bytes for a 128-token item against 196,608 in f32. Training reads the
 //! same dequantized states that serving does, so the model is fitted to the rounding.
 //!
 //! File layout (`reranker-states.bin`), little-endian:
 //! `HYRKST01`, a `u64` header length, the JSON [`StatesHeader`], then `items + 1` `u64` token
 //! offsets, one `f32` scale per token, and `hidden` `i8` values per token. The file is
-//! memory-mapped when opened: a server pages in only the items it reranks.
+//! memory-mapped when opened: offsets and scales (about 1% of it) are copied to the heap, and
+//! of the values a server pages in only the items it reranks.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -58,16 +59,25 @@ impl QuantizedStates {
     /// Quantizes `rows` (`(tokens, hidden)`, row-major): per token, `round(x / scale)` with
     /// `scale = max |x| / 127` (0 for an all-zero token). Each value's error is at most
     /// `scale / 2`.
-    pub fn quantize(rows: &[f32], hidden: usize) -> Self {
+    ///
+    /// # Errors
+    /// A value that is not finite (a broken frozen pass must not be stored as zeros).
+    pub fn quantize(rows: &[f32], hidden: usize) -> Result<Self> {
+        if let Some(position) = rows.iter().position(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                "item states",
+                format!("token {} holds {} after the frozen layers", position / hidden.max(1), rows[position]),
+            ));
+        }
         let mut out = QuantizedStates::default();
         for row in rows.chunks_exact(hidden) {
             let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let scale = if max > 0.0 && max.is_finite() { max / 127.0 } else { 0.0 };
+            let scale = if max > 0.0 { max / 127.0 } else { 0.0 };
             let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             out.scales.push(scale);
             out.values.extend(row.iter().map(|v| (v * inverse).round().clamp(-127.0, 127.0) as i8));
         }
-        out
+        Ok(out)
     }
 
     /// Tokens held.
@@ -211,10 +221,12 @@ impl ItemStates {
         let file = File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
         // SAFETY: a generation's files are never written after it is published (a new
         // generation replaces its hard links instead, see `write`), so the mapping does not
-        // change under the reader.
+        // change under the reader. Deleting the file is safe (the mapping keeps the inode);
+        // truncating or rewriting a published file in place is not (SIGBUS or torn reads), and
+        // docs/SERVICE.md says so.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| bad(format!("cannot map: {e}")))?;
         let take = |at: usize, len: usize| -> Result<&[u8]> {
-            map.get(at..at + len).ok_or_else(|| bad("truncated".to_string()))
+            at.checked_add(len).and_then(|end| map.get(at..end)).ok_or_else(|| bad("truncated".to_string()))
         };
         if take(0, 8)? != MAGIC {
             return Err(bad("not a hyrank item-states file".into()));
@@ -242,6 +254,9 @@ impl ItemStates {
             .map(|b| f32::from_le_bytes(b.try_into().unwrap_or_default()))
             .collect();
         at += 4 * tokens;
+        if let Some(scale) = scales.iter().find(|s| !(s.is_finite() && **s >= 0.0)) {
+            return Err(bad(format!("a token's scale is {scale}")));
+        }
         if map.len() != at + tokens * header.hidden {
             return Err(bad(format!("{} bytes, {} expected", map.len(), at + tokens * header.hidden)));
         }
@@ -268,7 +283,10 @@ mod tests {
     #[test]
     fn quantization_error_is_at_most_half_a_step() {
         let rows = [0.5f32, -2.0, 0.001, 1.7, 0.0, 0.0, 0.0, 0.0, -9.5, 3.25, 0.125, 7.0];
-        let q = QuantizedStates::quantize(&rows, 4);
+        let q = QuantizedStates::quantize(&rows, 4).unwrap();
+        let err = QuantizedStates::quantize(&[1.0, f32::NAN, 0.0, 0.0], 4).unwrap_err().to_string();
+        assert!(err.contains("token 0") && err.contains("NaN"), "{err}");
+        assert!(QuantizedStates::quantize(&[0.0, 0.0, f32::INFINITY, 0.0], 4).is_err());
         let mut back = Vec::new();
         q.dequantize_into(&mut back);
         assert_eq!(back.len(), rows.len());
@@ -285,9 +303,9 @@ mod tests {
     #[test]
     fn a_written_file_reads_back_and_a_mismatched_one_is_refused() {
         let items = vec![
-            QuantizedStates::quantize(&[1.0, 2.0, 3.0, 4.0, -1.0, 0.5, 0.0, 2.0], 4),
+            QuantizedStates::quantize(&[1.0, 2.0, 3.0, 4.0, -1.0, 0.5, 0.0, 2.0], 4).unwrap(),
             QuantizedStates::default(),
-            QuantizedStates::quantize(&[0.25, -0.5, 0.75, -1.0], 4),
+            QuantizedStates::quantize(&[0.25, -0.5, 0.75, -1.0], 4).unwrap(),
         ];
         let states = ItemStates::from_items(header(3), items.clone()).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -310,6 +328,11 @@ mod tests {
         assert!(err.contains("another reranker"), "{err}");
         std::fs::write(&path, b"HYRKST01\x05").unwrap();
         assert!(ItemStates::open(&path, &header(3)).unwrap_err().to_string().contains("truncated"));
-        assert!(ItemStates::from_items(header(2), items).is_err(), "item count must match the header");
+        assert!(ItemStates::from_items(header(2), items.clone()).is_err(), "item count must match the header");
+        let mut broken = items;
+        broken[0].scales[1] = f32::NAN;
+        ItemStates::from_items(header(3), broken).unwrap().write(&path).unwrap();
+        let err = ItemStates::open(&path, &header(3)).unwrap_err().to_string();
+        assert!(err.contains("scale is NaN"), "{err}");
     }
 }

@@ -89,7 +89,7 @@ impl Engine {
     /// Opens the generation `CURRENT` points at now, if it is not `serving`'s: `Ok(None)` when
     /// nothing new was published. The model runtime is carried over from `serving` (the same
     /// weights are required anyway; the model is loaded again only if the new generation
-    /// embedded with another token limit), its query cache cleared, and the new generation's
+    /// embedded with another token limit), its caches cleared, and the new generation's
     /// rerankers get workers set up as the serving ones were, counting on from their totals.
     /// Any failure leaves `serving` untouched for the caller to keep.
     pub fn open_next(index_dir: &Path, serving: &Engine) -> Result<Option<Engine>> {
@@ -204,8 +204,11 @@ impl Engine {
                     })
                 }
             }
-            let mut trained =
-                TrainedReranker::new(model, entry.clone()).cached(Arc::clone(runtime.rerank_cache()), slot);
+            let mut trained = TrainedReranker::new(model, entry.clone()).cached(
+                Arc::clone(runtime.rerank_cache()),
+                generation_key(&manifest.generation),
+                slot,
+            );
             if let Some(settings) = rerank_workers {
                 trained.start_worker(settings)?;
             }
@@ -350,4 +353,12 @@ impl Engine {
             reason: format!("user {} has no factors", user.id),
         })
     }
+}
+
+/// A number for a generation's name, for cache keys that must not cross generations.
+fn generation_key(name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    hasher.finish()
 }

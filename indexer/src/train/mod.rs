@@ -406,6 +406,13 @@ fn publish_with_reranker(
         } else {
             manifest.reranker = Some(reranker.clone());
         }
+        // A build from before PreTTR would score its layers as a joint model: it must refuse.
+        let prettr = [&manifest.reranker, &manifest.recommend_reranker]
+            .iter()
+            .any(|entry| entry.as_ref().is_some_and(|e| e.shape.item_tokens.is_some()));
+        if prettr {
+            manifest.format_version = manifest.format_version.max(generation::PRETTR_FORMAT_VERSION);
+        }
         Ok::<_, IndexError>(manifest)
     })
     .map(|(dir, _)| dir)
