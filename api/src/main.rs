@@ -33,6 +33,7 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         rerank_cache_entries: settings.rerank_cache_entries,
         query_batcher: settings.query_batcher,
         rerank_workers: settings.rerank_worker,
+        rerank_precision: settings.rerank_precision,
     };
     let engine = Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
         .with_context(|| format!("opening the index at {}", settings.index_dir.display()))?;

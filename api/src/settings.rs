@@ -91,6 +91,11 @@ pub struct SettingsLayer {
     /// Trained-reranker logits cached by (query, item) (0 turns it off) [default: 100000].
     #[arg(long, env = "HYRANK_RERANK_CACHE_ENTRIES")]
     pub rerank_cache_entries: Option<usize>,
+    /// Number format of the trained reranker's layers: f32, f16 or int8, on hyrank's CPU kernels
+    /// (the frozen layers stay at the generation's precision) [default: int8 where the
+    /// generation's encoder runs on those kernels, f32 elsewhere].
+    #[arg(long, env = "HYRANK_RERANK_PRECISION")]
+    pub rerank_precision: Option<String>,
     /// Whole responses cached (0 turns it off) [default: 1000].
     #[arg(long, env = "HYRANK_RESPONSE_CACHE_ENTRIES")]
     pub response_cache_entries: Option<usize>,
@@ -137,6 +142,7 @@ impl SettingsLayer {
             rerank_queue,
             query_cache_entries,
             rerank_cache_entries,
+            rerank_precision,
             response_cache_entries,
             watch_secs
         )
@@ -222,6 +228,8 @@ pub struct ServerSettings {
     pub query_cache_entries: usize,
     /// Trained-reranker logits cached.
     pub rerank_cache_entries: usize,
+    /// The trained reranker layers' number format; `None`: the engine's default.
+    pub rerank_precision: Option<hyrank_engine::Precision>,
     /// Pointer checks, in seconds; 0 is off.
     pub watch_secs: u64,
     /// The HTTP service's own settings.
@@ -322,6 +330,10 @@ impl ServerSettings {
             rerank_cache_entries: layer
                 .rerank_cache_entries
                 .unwrap_or(hyrank_engine::request::defaults::RERANK_CACHE_ENTRIES),
+            rerank_precision: layer
+                .rerank_precision
+                .map(|p| p.parse().map_err(|e: hyrank_engine::Error| bad("rerank_precision", e.to_string())))
+                .transpose()?,
             watch_secs: layer.watch_secs.unwrap_or(5),
             service: ServiceSettings {
                 limits,

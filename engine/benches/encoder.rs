@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hyrank_engine::cross::states::ItemStates;
 use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings, ItemText};
-use hyrank_engine::{DeviceChoice, Embedder, EmbedderSettings};
+use hyrank_engine::{DeviceChoice, Embedder, EmbedderSettings, Precision};
 
 /// A SciFact-style claim: 21 tokens with [CLS] and [SEP], the median of the test queries.
 const QUERY: &str = "Vitamin D deficiency is associated with an increased risk of respiratory infections in children.";
@@ -35,28 +35,42 @@ fn encoder(c: &mut Criterion) {
     let text = abstract_text();
     let batch: Vec<&str> = (0..8).map(|_| text.as_str()).collect();
 
-    let mut group = c.benchmark_group("encoder");
-    group.sample_size(20);
-    group.bench_function("query", |b| b.iter(|| embedder.embed(QUERY).unwrap()));
-    group.bench_function("abstract", |b| b.iter(|| embedder.embed(&text).unwrap()));
-    group.throughput(Throughput::Elements(batch.len() as u64));
-    group.bench_function("batch_of_8_abstracts", |b| b.iter(|| embedder.embed_batch(&batch).unwrap()));
-    group.finish();
+    // `encoder_int8`: the same at `--precision int8` (hyrank's integer kernels unless
+    // HYRANK_CPU_KERNELS=candle).
+    let int8 = Embedder::load(&EmbedderSettings { precision: Some(Precision::Int8), ..settings.clone() }).unwrap();
+    for (name, model) in [("encoder", &embedder), ("encoder_int8", &int8)] {
+        let mut group = c.benchmark_group(name);
+        group.sample_size(20);
+        group.bench_function("query", |b| b.iter(|| model.embed(QUERY).unwrap()));
+        group.bench_function("abstract", |b| b.iter(|| model.embed(&text).unwrap()));
+        group.throughput(Throughput::Elements(batch.len() as u64));
+        group.bench_function("batch_of_8_abstracts", |b| b.iter(|| model.embed_batch(&batch).unwrap()));
+        group.finish();
+    }
 
     // The joint cross-encoder (run 2's shape), and PreTTR shapes scoring from stored item
     // states (what a PreTTR generation serves): one query against the top 30.
+    // `_int8`: the trained layers' projections in int8 (`--rerank-precision int8`).
+    let i64 = CrossEncoderSettings { item_tokens: Some(64), ..CrossEncoderSettings::DEFAULT };
     let shapes = [
-        ("top_30", CrossEncoderSettings::JOINT),
-        ("prettr_f4_i128_top_30", CrossEncoderSettings::DEFAULT),
-        ("prettr_f5_i128_top_30", CrossEncoderSettings { frozen_layers: 5, ..CrossEncoderSettings::DEFAULT }),
+        ("top_30", CrossEncoderSettings::JOINT, Precision::F32),
+        ("prettr_f4_i128_top_30", CrossEncoderSettings::DEFAULT, Precision::F32),
+        ("prettr_f4_i128_top_30_int8", CrossEncoderSettings::DEFAULT, Precision::Int8),
+        ("prettr_f4_i64_top_30", i64, Precision::F32),
+        ("prettr_f4_i64_top_30_int8", i64, Precision::Int8),
+        (
+            "prettr_f5_i128_top_30",
+            CrossEncoderSettings { frozen_layers: 5, ..CrossEncoderSettings::DEFAULT },
+            Precision::F32,
+        ),
     ];
     let mut group = c.benchmark_group("cross_encoder");
     group.sample_size(10);
-    for (name, shape) in shapes {
+    for (name, shape, layers) in shapes {
         let (_, vars) = CrossEncoder::for_training(&embedder, shape, 1).unwrap();
         let weights = std::env::temp_dir().join(format!("hyrank-bench-reranker-{}.safetensors", std::process::id()));
         CrossEncoder::save(&vars, &weights).unwrap();
-        let mut reranker = CrossEncoder::load(&embedder, &weights, shape).unwrap();
+        let mut reranker = CrossEncoder::load_at(&embedder, &weights, shape, layers).unwrap();
         std::fs::remove_file(&weights).ok();
         let texts: Vec<&str> = (0..30).map(|_| text.as_str()).collect();
         if let Some(header) = reranker.states_header("bench", texts.len()) {

@@ -1,6 +1,6 @@
 //! MiniLM's BERT encoder, written out so that one implementation runs at every precision the
 //! engine offers: f32 (what sentence-transformers runs), f16 and bf16 (for GPUs), and int8
-//! weights (Q8_0 blocks through candle's quantized matmul, for CPUs).
+//! weights (for CPUs: hyrank's integer kernels, or Q8_0 blocks through candle's quantized matmul).
 //!
 //! candle-transformers' `BertModel` does the f32 case, but not the others: its projections are
 //! `candle_nn::Linear` (no quantized weights), and it builds the attention mask as
@@ -38,8 +38,10 @@ pub enum Precision {
     F16,
     /// bfloat16 (weights and activations); for GPUs.
     Bf16,
-    /// Projection weights quantized to 8 bits in blocks of 32 (Q8_0) at load time, activations
-    /// in f32; for CPUs. Embeddings and layer norms stay f32.
+    /// Projection weights quantized to 8 bits at load time; for CPUs. On hyrank's kernels: one
+    /// scale per output column, each product's input quantized per row to 13 bits, integer
+    /// multiply-adds (`vpmaddwd` on AVX2). On candle's (`HYRANK_CPU_KERNELS=candle`): Q8_0
+    /// blocks of 32, activations in f32. Embeddings, layer norms, attention and biases stay f32.
     Int8,
 }
 
@@ -66,13 +68,25 @@ impl Precision {
         }
     }
 
+    /// How hyrank's CPU kernels store projection weights at this precision; `None` for bf16,
+    /// which they do not run.
+    pub(crate) fn cpu_format(self) -> Option<crate::kernels::Format> {
+        use crate::kernels::Format;
+        match self {
+            Precision::F32 => Some(Format::F32),
+            Precision::F16 => Some(Format::F16),
+            Precision::Int8 => Some(Format::Int8),
+            Precision::Bf16 => None,
+        }
+    }
+
     /// Whether `device` can run this precision here: quantized matmuls are the CPU's.
     ///
     /// # Errors
     /// int8 on a GPU.
     pub fn check_device(self, device: &Device) -> Result<()> {
         if self == Precision::Int8 && !device.is_cpu() {
-            return Err(Error::invalid("precision", "int8 (Q8_0 weights) runs on the CPU; on a GPU use f16 or bf16"));
+            return Err(Error::invalid("precision", "int8 runs on the CPU; on a GPU use f16 or bf16"));
         }
         Ok(())
     }
@@ -285,10 +299,8 @@ impl Encoder {
         device: &Device,
         native: bool,
     ) -> Result<Self> {
-        let on_cpu_kernels = matches!(precision, Precision::F32 | Precision::F16) && device.is_cpu();
-        if on_cpu_kernels && native {
-            let half = precision == Precision::F16;
-            let backend = Backend::Native(native::NativeEncoder::load(weights, config, layers, half)?);
+        if let (Some(format), true, true) = (precision.cpu_format(), device.is_cpu(), native) {
+            let backend = Backend::Native(native::NativeEncoder::load(weights, config, layers, format)?);
             return Ok(Encoder { backend, precision });
         }
         let dtype = precision.activations();
@@ -304,6 +316,11 @@ impl Encoder {
             layers: (0..layers).map(|i| Layer::load(weights, i, config, precision, device)).collect::<Result<_>>()?,
         });
         Ok(Encoder { backend, precision })
+    }
+
+    /// Whether it runs on hyrank's CPU kernels (else on candle's).
+    pub fn on_cpu_kernels(&self) -> bool {
+        self.native().is_some()
     }
 
     /// The native encoder, when it runs on hyrank's CPU kernels (the cross-encoder's scoring

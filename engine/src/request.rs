@@ -45,6 +45,10 @@ pub mod defaults {
     /// Trained-reranker logits an engine keeps, by (reranker, query, item) (~100 bytes each
     /// with a short query: ~10 MiB).
     pub const RERANK_CACHE_ENTRIES: usize = 100_000;
+    /// The trained reranker layers' number format where they run on hyrank's CPU kernels:
+    /// int8. On SciFact, PreTTR top 30, same session (docs/EVAL.md): train split nDCG@10
+    /// 0.8149 at f32 and at int8 (4 queries better, 4 worse), p50 217 → 143 ms.
+    pub const RERANK_PRECISION: crate::Precision = crate::Precision::Int8;
 
     /// Search fuses linearly by default. Tuned on SciFact's *train* judgments (809 queries;
     /// docs/EVAL.md): linear fusion of min-max-normalised BM25 and dense scores gave nDCG@10

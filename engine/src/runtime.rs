@@ -50,6 +50,24 @@ pub struct RuntimeSettings {
     /// Score trained-reranker pairs through a model worker per reranker, with a bounded queue
     /// (requests past it are refused as overloaded); `None`: on the request's thread.
     pub rerank_workers: Option<BatcherSettings>,
+    /// The number format of the trained reranker layers' projections (f32, f16 or int8; see
+    /// [`crate::CrossEncoder::load_at`]). A serving choice: nothing stored depends on it.
+    /// `None`: [`defaults::RERANK_PRECISION`] where the generation's encoder runs on hyrank's
+    /// CPU kernels, f32 elsewhere; a precision asked for where it cannot run is refused.
+    pub rerank_precision: Option<Precision>,
+}
+
+impl RuntimeSettings {
+    /// The number format the trained reranker layers run at beside `embedder`: the one asked
+    /// for, else [`defaults::RERANK_PRECISION`] where `embedder` runs on hyrank's CPU kernels,
+    /// else f32.
+    pub fn rerank_layers(&self, embedder: &Embedder) -> Precision {
+        self.rerank_precision.unwrap_or(if embedder.encoder().on_cpu_kernels() {
+            defaults::RERANK_PRECISION
+        } else {
+            Precision::F32
+        })
+    }
 }
 
 impl Default for RuntimeSettings {
@@ -59,6 +77,7 @@ impl Default for RuntimeSettings {
             rerank_cache_entries: defaults::RERANK_CACHE_ENTRIES,
             query_batcher: None,
             rerank_workers: None,
+            rerank_precision: None,
         }
     }
 }

@@ -168,7 +168,8 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
     assert_eq!(engine.manifest().format_version, 3, "older builds must refuse a PreTTR generation");
 
     // The stored logits are the ones computing each item's side from its text gives.
-    let model = CrossEncoder::load(engine.embedder(), &summary.dir.join(&entry.file), entry.shape).unwrap();
+    let layers = hyrank_engine::RuntimeSettings::default().rerank_layers(engine.embedder());
+    let model = CrossEncoder::load_at(engine.embedder(), &summary.dir.join(&entry.file), entry.shape, layers).unwrap();
     for hit in &served.hits {
         let text = engine.item(&hit.id).unwrap().content();
         let fresh = model.score(query, &[ItemText::text(&text)]).unwrap()[0];

@@ -14,7 +14,7 @@ use candle_transformers::models::bert::Config;
 
 use super::{tensor, Weights};
 use crate::error::{Error, Result};
-use crate::kernels::{self, Epilogue, Packed};
+use crate::kernels::{self, Epilogue, Format, Packed};
 
 /// A layer norm's scale, shift and epsilon.
 struct Norm {
@@ -54,11 +54,11 @@ fn values(weights: &Weights, name: &str) -> Result<Vec<f32>> {
 }
 
 /// Several projections of the same `k`-wide input packed as one (their weights stacked by
-/// output row), the weights in f16 when `half` is set.
+/// output row), the weights kept in `format`.
 ///
 /// # Errors
 /// A missing tensor, or one whose shape is not `(outputs, k)` with a bias of `outputs`.
-fn projection(weights: &Weights, prefixes: &[&str], k: usize, half: bool) -> Result<Packed> {
+fn projection(weights: &Weights, prefixes: &[&str], k: usize, format: Format) -> Result<Packed> {
     let (mut weight, mut bias) = (Vec::new(), Vec::new());
     for prefix in prefixes {
         let (w, b) = (values(weights, &format!("{prefix}.weight"))?, values(weights, &format!("{prefix}.bias"))?);
@@ -68,7 +68,7 @@ fn projection(weights: &Weights, prefixes: &[&str], k: usize, half: bool) -> Res
         weight.extend(w);
         bias.extend(b);
     }
-    Ok(Packed::new(&weight, &bias, bias.len(), k, half))
+    Ok(Packed::new(&weight, &bias, bias.len(), k, format))
 }
 
 /// One post-norm transformer layer.
@@ -85,11 +85,11 @@ pub(crate) struct Layer {
 
 impl Layer {
     /// Loads layer `prefix` (e.g. `encoder.layer.3`) from the model's tensors, its projection
-    /// weights in f16 when `half` is set (layer norms and biases stay f32).
+    /// weights kept in `format` (layer norms and biases stay f32).
     ///
     /// # Errors
     /// A missing tensor, or one of the wrong shape.
-    pub(crate) fn load(weights: &Weights, prefix: &str, config: &Config, half: bool) -> Result<Self> {
+    pub(crate) fn load(weights: &Weights, prefix: &str, config: &Config, format: Format) -> Result<Self> {
         let p = |name: &str| format!("{prefix}.{name}");
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);
         Ok(Layer {
@@ -97,12 +97,12 @@ impl Layer {
                 weights,
                 &[&p("attention.self.query"), &p("attention.self.key"), &p("attention.self.value")],
                 h,
-                half,
+                format,
             )?,
-            attention_out: projection(weights, &[&p("attention.output.dense")], h, half)?,
+            attention_out: projection(weights, &[&p("attention.output.dense")], h, format)?,
             attention_norm: Norm::load(weights, &p("attention.output.LayerNorm"), eps, h)?,
-            intermediate: projection(weights, &[&p("intermediate.dense")], h, half)?,
-            output: projection(weights, &[&p("output.dense")], config.intermediate_size, half)?,
+            intermediate: projection(weights, &[&p("intermediate.dense")], h, format)?,
+            output: projection(weights, &[&p("output.dense")], config.intermediate_size, format)?,
             output_norm: Norm::load(weights, &p("output.LayerNorm"), eps, h)?,
             heads: config.num_attention_heads,
         })
@@ -227,19 +227,19 @@ impl Packing {
 
 impl NativeEncoder {
     /// Packs the embeddings and the first `layers` layers from the model's tensors, the layers'
-    /// projection weights in f16 when `half` is set (the embedding tables stay f32: a query
-    /// reads only its own rows of them).
+    /// projection weights in `format` (the embedding tables stay f32: a query reads only its
+    /// own rows of them).
     ///
     /// # Errors
     /// A missing tensor, or one of the wrong shape.
-    pub(crate) fn load(weights: &Weights, config: &Config, layers: usize, half: bool) -> Result<Self> {
+    pub(crate) fn load(weights: &Weights, config: &Config, layers: usize, format: Format) -> Result<Self> {
         Ok(NativeEncoder {
             word: values(weights, "embeddings.word_embeddings.weight")?,
             position: values(weights, "embeddings.position_embeddings.weight")?,
             token_type: values(weights, "embeddings.token_type_embeddings.weight")?,
             embedding_norm: Norm::load(weights, "embeddings.LayerNorm", config.layer_norm_eps, config.hidden_size)?,
             layers: (0..layers)
-                .map(|i| Layer::load(weights, &format!("encoder.layer.{i}"), config, half))
+                .map(|i| Layer::load(weights, &format!("encoder.layer.{i}"), config, format))
                 .collect::<Result<_>>()?,
             hidden: config.hidden_size,
         })

@@ -42,7 +42,7 @@ use tokenizers::Tokenizer;
 mod native;
 pub mod states;
 
-use crate::bert::Encoder;
+use crate::bert::{Encoder, Precision};
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
 use native::NativeScorer;
@@ -266,12 +266,28 @@ impl CrossEncoder {
         lower: Arc<Encoder>,
         head: Linear,
         weights: PathBuf,
-        inference: bool,
+        inference: Option<Precision>,
     ) -> Result<Self> {
         let Parts { config, tensors, tokenizer } = parts;
         let (frozen_layers, item_tokens) = (settings.frozen_layers, settings.item_tokens);
-        let native = match lower.native() {
-            Some(_) if inference => Some(NativeScorer::load(&tensors, &config, frozen_layers, &head, &weights)?),
+        let native = match (lower.native(), inference) {
+            (Some(_), Some(layers)) => {
+                let format = layers.cpu_format().ok_or_else(|| {
+                    Error::invalid("rerank_precision", format!("hyrank's CPU kernels do not run {layers}"))
+                })?;
+                Some(NativeScorer::load(&tensors, &config, frozen_layers, &head, &weights, format)?)
+            }
+            (None, Some(layers)) if layers != Precision::F32 => {
+                return Err(Error::invalid(
+                    "rerank_precision",
+                    format!(
+                        "{layers} trained layers run on hyrank's CPU kernels, which this generation's \
+                         encoder does not use ({} on {:?}); leave it at f32",
+                        lower.precision(),
+                        device
+                    ),
+                ))
+            }
             _ => None,
         };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
@@ -332,13 +348,30 @@ impl CrossEncoder {
         let lower = Arc::clone(embedder.encoder());
         // Training needs candle's differentiable layers: no native copy, which would go stale.
         let weights = model_dir.join("model.safetensors");
-        Ok((Self::build(parts, device, settings, lower, head, weights, false)?, vars))
+        Ok((Self::build(parts, device, settings, lower, head, weights, None)?, vars))
     }
 
     /// A trained cross-encoder: the embedder's base weights overlaid with `weights` (the trained
     /// layers and the head, as [`CrossEncoder::save`] wrote them), on the embedder's device.
-    /// The frozen layers share the embedder's tensors rather than copying them.
+    /// The frozen layers share the embedder's tensors rather than copying them; the trained
+    /// layers run in f32 ([`CrossEncoder::load_at`] chooses).
     pub fn load(embedder: &Embedder, weights: &Path, settings: CrossEncoderSettings) -> Result<Self> {
+        Self::load_at(embedder, weights, settings, Precision::F32)
+    }
+
+    /// [`CrossEncoder::load`] with the trained layers' projections at `layers` (f32, f16 or
+    /// int8 on hyrank's CPU kernels: a serving choice, since nothing stored depends on it; the
+    /// frozen layers stay at the generation's precision, which the stored states were made at).
+    ///
+    /// # Errors
+    /// As [`CrossEncoder::load`]; `layers` other than f32 where the generation's encoder does
+    /// not run on hyrank's CPU kernels, or bf16.
+    pub fn load_at(
+        embedder: &Embedder,
+        weights: &Path,
+        settings: CrossEncoderSettings,
+        layers: Precision,
+    ) -> Result<Self> {
         let device = embedder.device();
         let mut parts = read_parts(&embedder.settings().model_dir, embedder.weights().clone(), &settings)?;
         let trained = candle_core::safetensors::load(weights, device).map_err(|e| model_error(weights, e))?;
@@ -372,7 +405,7 @@ impl CrossEncoder {
             }
         }
         let lower = Arc::clone(embedder.encoder());
-        Self::build(parts, device.clone(), settings, lower, head, weights.to_path_buf(), true)
+        Self::build(parts, device.clone(), settings, lower, head, weights.to_path_buf(), Some(layers))
     }
 
     /// Writes the trainable tensors (safetensors).
@@ -707,6 +740,29 @@ mod tests {
             let (native, graph) = (served.score_pairs(&pairs).unwrap(), trainer.score_pairs(&pairs).unwrap());
             assert!(close(&native, &graph, 1e-3), "{shape:?}: native {native:?} vs graph {graph:?}");
         }
+    }
+
+    /// The trained layers at int8 and f16 (a serving choice) score close to f32; bf16, which
+    /// the CPU kernels do not run, is refused by name.
+    #[test]
+    fn reduced_precision_trained_layers_stay_close_to_f32() {
+        let embedder = embedder();
+        if embedder.encoder().native().is_none() {
+            return; // HYRANK_CPU_KERNELS=candle: the setting needs the native kernels.
+        }
+        let texts = texts();
+        let pairs: Vec<(&str, ItemText<'_>)> = texts.iter().map(|(q, d)| (q.as_str(), ItemText::text(d))).collect();
+        let (_, vars) = CrossEncoder::for_training(&embedder, PRETTR, 7).unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        CrossEncoder::save(&vars, file.path()).unwrap();
+        let at = |layers| CrossEncoder::load_at(&embedder, file.path(), PRETTR, layers);
+        let reference = at(Precision::F32).unwrap().score_pairs(&pairs).unwrap();
+        for (layers, tolerance) in [(Precision::F16, 1e-3), (Precision::Int8, 2e-2)] {
+            let got = at(layers).unwrap().score_pairs(&pairs).unwrap();
+            assert!(close(&got, &reference, tolerance), "{layers}: {got:?} vs f32 {reference:?}");
+        }
+        let err = at(Precision::Bf16).err().expect("bf16 refused").to_string();
+        assert!(err.contains("rerank_precision") && err.contains("bf16"), "{err}");
     }
 
     /// PreTTR: scoring with the item side read from stored states gives the logits of computing

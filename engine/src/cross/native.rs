@@ -13,6 +13,7 @@ use tokenizers::Encoding;
 use super::{CrossEncoder, ItemText, HEAD};
 use crate::bert::native::{run_layers, Layer, NativeEncoder, Packing};
 use crate::error::{Error, Result};
+use crate::kernels::Format;
 
 /// Tokens per pass: the intermediate activations (tokens × 1,536 floats) stay near 50 MiB
 /// however many pairs come (32 pairs of 256 tokens; a rerank of the top 30 is one pass).
@@ -102,9 +103,10 @@ impl NativeScorer {
         frozen_layers: usize,
         head: &Linear,
         weights: &std::path::Path,
+        format: Format,
     ) -> Result<Self> {
         let layers = (frozen_layers..config.num_hidden_layers)
-            .map(|i| Layer::load(tensors, &format!("encoder.layer.{i}"), config, false))
+            .map(|i| Layer::load(tensors, &format!("encoder.layer.{i}"), config, format))
             .collect::<Result<_>>()?;
         let weight = head.weight().to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let bias = match head.bias() {

@@ -182,7 +182,8 @@ impl Engine {
                     reason: format!("{} was trained on another base model than the generation's", entry.file),
                 });
             }
-            let mut model = CrossEncoder::load(&embedder, &dir.join(&entry.file), entry.shape)?;
+            let layers = runtime.settings().rerank_layers(&embedder);
+            let mut model = CrossEncoder::load_at(&embedder, &dir.join(&entry.file), entry.shape, layers)?;
             // PreTTR: the item side comes from the generation's states, checked against what
             // this model would compute; a PreTTR entry without them is refused rather than
             // served at the cost of computing every item's side per query.
