@@ -574,8 +574,20 @@ mod tests {
             )
         };
         let reference = run(Precision::F32);
-        for precision in [Precision::Int8, Precision::Bf16, Precision::F16] {
-            let out = run(precision);
+        // int8 on candle's Q8_0 path too, which `HYRANK_CPU_KERNELS=candle` still serves.
+        let candle_int8 = real_tokens(
+            &Encoder::load_on(&weights, &config, 2, Precision::Int8, &Device::Cpu, false)
+                .unwrap()
+                .forward(&ids, None, &mask)
+                .unwrap(),
+            &mask,
+        );
+        for (precision, out) in [
+            (Precision::Int8, run(Precision::Int8)),
+            (Precision::Int8, candle_int8),
+            (Precision::Bf16, run(Precision::Bf16)),
+            (Precision::F16, run(Precision::F16)),
+        ] {
             let values: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
             assert!(values.iter().all(|v| v.is_finite()), "{precision}: non-finite activations");
             let diff = max_abs_diff(&out, &reference);

@@ -554,7 +554,7 @@ struct ModelArgs {
     batch_size: Option<usize>,
     /// Number format of the transformer: f32; f16 (GPU: f16 throughout; CPU: f16 weights, f32
     /// arithmetic, on hyrank's kernels); bf16 (GPU); int8 (CPU: 8-bit weights and integer
-    /// arithmetic on hyrank's kernels, ~1.4x f32's throughput). Indexing: recorded in the
+    /// arithmetic on hyrank's kernels; 1.3-1.5x f32's throughput on a 2-core Zen 4, docs/EVAL.md). Indexing: recorded in the
     /// generation (default f32). Serving and evaluating: the generation's by default; another
     /// one is refused.
     #[arg(long, env = "HYRANK_PRECISION")]

@@ -68,6 +68,15 @@ fn projection(weights: &Weights, prefixes: &[&str], k: usize, format: Format) ->
         weight.extend(w);
         bias.extend(b);
     }
+    if format == Format::Int8 && k > kernels::MAX_INT8_K {
+        return Err(Error::invalid(
+            "precision",
+            format!(
+                "int8 on hyrank's kernels takes layers at most {} wide; {prefixes:?} reads {k}",
+                kernels::MAX_INT8_K
+            ),
+        ));
+    }
     Ok(Packed::new(&weight, &bias, bias.len(), k, format))
 }
 

@@ -80,17 +80,18 @@ enum Panels {
 
 /// Largest magnitude of a quantized weight: 8 bits, symmetric.
 const WEIGHT_LEVELS: f32 = 127.0;
-/// Largest magnitude of a quantized input: 13 bits. Why not 15: AVX2 has no 8-bit dot product
-/// that accumulates in 32 bits without an extra widening step (that is VNNI), so the product
-/// is `vpmaddwd` on 16-bit operands, which costs the same per multiply-add as the 8-bit path
-/// and lets the input keep 13 bits; the bound keeps `k · 4095 · 127` inside an i32.
+/// Largest magnitude of a quantized input: 13 bits. The product runs on 16-bit operands
+/// (`vpmaddwd`/`vpdpwssd`), not on 8-bit ones (`vpmaddubsw`, which needs unsigned 8-bit inputs,
+/// saturates its 16-bit pair sums and, without VNNI, a second instruction to widen them), so
+/// the input keeps 13 bits of precision; the bound keeps `k · 4095 · 127` inside an i32.
 const INPUT_LEVELS: f32 = 4095.0;
 /// The longest inner dimension an [`Format::Int8`] product takes: `4096 · 4095 · 127 < 2³¹`,
 /// so the 32-bit sums cannot overflow (BERT's longest is its FFN width, 1,536 for MiniLM).
 pub(crate) const MAX_INT8_K: usize = 4096;
 
 /// Weights in [`Format::Int8`]: `W[j][kk] ≈ values · scales[j]` (rounded to nearest, ties to
-/// even, as the inputs are), with
+/// even, as the inputs are; 8-bit values held in 16-bit lanes, the operand `vpmaddwd` takes,
+/// so they stream as many bytes as f16 weights), with
 /// `scales[j] = max_kk |W[j][kk]| / 127` (absmax, per output column, as in LLM.int8() and
 /// PyTorch's per-channel dynamic quantization).
 ///
@@ -109,9 +110,16 @@ impl Int8Panels {
         let mut values = vec![0i16; n.div_ceil(PANEL) * steps * PANEL * 2];
         let mut scales = vec![0.0f32; n.div_ceil(PANEL) * PANEL];
         for (col, row) in weight.chunks_exact(k).enumerate() {
-            let scale = row.iter().fold(0.0f32, |max, w| max.max(w.abs())) / WEIGHT_LEVELS;
+            // A column with a non-finite weight gets a NaN scale: its outputs are NaN, as the
+            // f32 product's would be.
+            let max = if row.iter().all(|w| w.is_finite()) {
+                row.iter().fold(0.0f32, |max, w| max.max(w.abs()))
+            } else {
+                f32::NAN
+            };
+            let scale = max / WEIGHT_LEVELS;
             scales[col] = scale;
-            let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            let inverse = if scale > 0.0 { (WEIGHT_LEVELS / max).min(f32::MAX) } else { 0.0 };
             let (panel, lane) = (col / PANEL, col % PANEL);
             for (kk, &w) in row.iter().enumerate() {
                 let at = ((panel * steps + kk / 2) * PANEL + lane) * 2 + kk % 2;
@@ -257,8 +265,8 @@ thread_local! {
     /// Each thread's buffer for the rows of the block it is multiplying, reused across calls.
     static PACKED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The same for [`Format::Int8`]: the rows quantized as i16 pairs, and each row's scale.
-    static QUANTIZED_ROWS: std::cell::RefCell<(Vec<i32>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static QUANTIZED_ROWS: std::cell::RefCell<(Vec<i32>, Vec<f32>, Vec<i16>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// The left operand of a tile: element `(r, kk)` is `values[r · row_stride + kk · k_stride]`
@@ -369,13 +377,14 @@ unsafe fn block_product_int8(
     let (k, n) = (w.k, w.n);
     let steps = k.div_ceil(2);
     let mut staging = [0.0f32; TILE_ROWS * PANEL];
-    QUANTIZED_ROWS.with_borrow_mut(|(packed, scales)| {
+    QUANTIZED_ROWS.with_borrow_mut(|(packed, scales, levels)| {
         let tiles = rows.len().div_ceil(TILE_ROWS);
         packed.clear();
         packed.resize(tiles * steps * TILE_ROWS, 0);
         scales.clear();
         scales.resize(tiles * TILE_ROWS, 0.0);
-        let mut levels = vec![0i16; 2 * steps];
+        levels.clear();
+        levels.resize(2 * steps, 0);
         for (i, row) in rows.clone().enumerate() {
             let values = &x[row * k..(row + 1) * k];
             // A row with a NaN or an infinity gets a NaN scale: its outputs are NaN, as the
@@ -383,8 +392,11 @@ unsafe fn block_product_int8(
             let max = absmax(values);
             let scale = if max.is_finite() { max / INPUT_LEVELS } else { f32::NAN };
             scales[i] = scale;
-            if scale > 0.0 {
-                quantize(values, 1.0 / scale, &mut levels[..k]);
+            // `levels / max` rather than `1 / scale`: finite for any finite non-zero max (a
+            // subnormal one included, where `1 / scale` would overflow).
+            let inverse = INPUT_LEVELS / max;
+            if scale > 0.0 && inverse.is_finite() {
+                quantize(values, inverse, &mut levels[..k]);
             } else {
                 levels.fill(0);
             }
@@ -548,7 +560,8 @@ fn vnni() -> bool {
     static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *VNNI.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        if std::env::var_os("HYRANK_NO_VNNI").is_none() {
+        // HYRANK_NO_VNNI=1 runs the AVX2 tile instead, for comparisons.
+        if std::env::var("HYRANK_NO_VNNI").map_or(true, |v| v != "1") {
             return std::arch::is_x86_feature_detected!("avx512vnni")
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512f");
@@ -826,8 +839,8 @@ mod tests {
         values
             .chunks(width)
             .flat_map(|row| {
-                let scale = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / levels;
-                let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let (scale, inverse) = (max / levels, if max > 0.0 { levels / max } else { 0.0 });
                 row.iter().map(move |&v| f64::from((v * inverse).round_ties_even()) * f64::from(scale))
             })
             .collect()
@@ -885,6 +898,31 @@ mod tests {
         let mut row = vec![f32::NAN; n];
         matmul(&zeros, 1, &Packed::new(&w, &b, n, k, Format::Int8), Epilogue::None, &mut row);
         assert_eq!(row, b, "an all-zero row is the bias");
+    }
+
+    /// The bound the integer sums are sized for, reached: k = 4,096 with every input at ±4,095
+    /// levels and every weight at ±127, same signs and opposite signs, is exact.
+    #[test]
+    fn int8_sums_at_the_largest_k_and_extreme_values_do_not_overflow() {
+        let k = MAX_INT8_K;
+        for sign in [1.0f32, -1.0] {
+            let (x, w) = (vec![1.0f32; k], vec![sign; k]);
+            let mut out = [0.0f32];
+            matmul(&x, 1, &Packed::new(&w, &[0.0], 1, k, Format::Int8), Epilogue::None, &mut out);
+            // Each product is 4095 · 127 levels, scaled back by (1/4095) · (1/127): the sum is
+            // k up to the scales' rounding; a wrapped i32 would be negative for sign 1.
+            assert!((out[0] - sign * k as f32).abs() < 1e-2, "{sign}: {}", out[0]);
+        }
+    }
+
+    #[test]
+    fn int8_columns_with_a_non_finite_weight_come_out_nan() {
+        let (n, k) = (3, 5);
+        let mut w = values(n * k, 1);
+        w[k + 2] = f32::NAN;
+        let mut out = vec![0.0; n];
+        matmul(&values(k, 2), 1, &Packed::new(&w, &[0.0; 3], n, k, Format::Int8), Epilogue::None, &mut out);
+        assert!(out[0].is_finite() && out[1].is_nan() && out[2].is_finite(), "{out:?}");
     }
 
     #[test]

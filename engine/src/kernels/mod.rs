@@ -79,7 +79,7 @@ mod matmul;
 
 pub(crate) use attention::attend;
 pub(crate) use math::layer_norm;
-pub(crate) use matmul::{matmul, Epilogue, Format, Packed};
+pub(crate) use matmul::{matmul, Epilogue, Format, Packed, MAX_INT8_K};
 
 /// What the tests of every part share: inputs and references computed by the definitions.
 #[cfg(test)]
