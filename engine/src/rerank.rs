@@ -30,6 +30,11 @@ pub trait Reranker: Send + Sync {
     fn name(&self) -> &str;
     /// One score per item (its title and text, and its catalog index), in the items' order.
     fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>>;
+    /// Whether scoring the catalog item at `index` reads its text; when it does not (its side
+    /// is precomputed), the caller may pass an empty text and skip reading the item.
+    fn reads_text(&self, _index: u32) -> bool {
+        true
+    }
 }
 
 /// How a reranker's score enters the final score.
@@ -138,6 +143,10 @@ impl<'a> Trained<'a> {
 impl Reranker for TrainedReranker {
     fn name(&self) -> &str {
         "cross_encoder"
+    }
+
+    fn reads_text(&self, index: u32) -> bool {
+        !self.model.stores_item(index)
     }
 
     /// Cached logits where the pair was scored before; the rest in one pass.

@@ -466,6 +466,12 @@ impl CrossEncoder {
         Ok(())
     }
 
+    /// Whether the item at catalog index `index` is scored from the attached states (its text
+    /// is then not read).
+    pub fn stores_item(&self, index: u32) -> bool {
+        self.states.as_ref().is_some_and(|states| (index as usize) < states.header().items)
+    }
+
     /// The attached precomputed states.
     pub fn states(&self) -> Option<&ItemStates> {
         self.states.as_ref()

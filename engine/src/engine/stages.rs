@@ -30,12 +30,22 @@ pub(super) fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-/// Reranked hits, best first (ties by id), cut to `k`. A reranked score is only comparable
-/// among hits that were all reranked, which is why `max(depth, k)` hits are reranked.
-fn best_first(mut hits: Vec<Hit>, k: usize) -> Vec<Hit> {
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-    hits.truncate(k);
-    hits
+/// One reranked window entry before it becomes a [`Hit`]: only the best `k` are built, each
+/// reading its item from the store once.
+struct Reranked<'a> {
+    fused: &'a FusedHit,
+    score: f64,
+    rerank: RerankScore,
+    combination: Option<CombinedScore>,
+}
+
+/// A hit's final score: the learned combination when there is one, else the fused score plus
+/// the rerank contribution.
+fn final_score(fused: &FusedHit, rerank: Option<&RerankScore>, combination: Option<&CombinedScore>) -> f64 {
+    match combination {
+        Some(combined) => combined.bias + combined.features.iter().map(|f| f.contribution).sum::<f64>(),
+        None => fused.score + rerank.map_or(0.0, |r| r.contribution),
+    }
 }
 
 impl Engine {
@@ -102,23 +112,51 @@ impl Engine {
         };
         let t = Instant::now();
         let window: Vec<&FusedHit> = fused.hits.iter().take(plan.depth.max(k)).collect();
-        let hits = best_first(self.rerank(&plan, query, &window, fused)?, k);
+        let mut reranked = self.rerank(&plan, query, &window, fused)?;
+        // Best first, ties by id. A reranked score is only comparable among hits that were all
+        // reranked, which is why `max(depth, k)` hits are reranked.
+        let id = |r: &Reranked<'_>| &self.ids[r.fused.item as usize];
+        reranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b))));
+        reranked.truncate(k);
+        let hits = reranked
+            .into_iter()
+            .map(|r| self.hit(r.fused, fused.fusion_name, Some(r.rerank), r.combination))
+            .collect::<Result<Vec<_>>>()?;
         timings.rerank_ms = ms(t);
         Ok(hits)
     }
 
     /// Reranks `window`: the plan's reranker scores each (query, item text) pair, and the score
-    /// enters the final score as the plan says. Hits come back in window order.
-    fn rerank(&self, plan: &RerankPlan<'_>, query: &str, window: &[&FusedHit], fused: &Fused) -> Result<Vec<Hit>> {
-        let contents =
-            window.iter().map(|h| self.item_at(h.item).map(|item| item.content())).collect::<Result<Vec<_>>>()?;
-        let items: Vec<ItemText<'_>> =
-            window.iter().zip(&contents).map(|(h, text)| ItemText { index: Some(h.item), text }).collect();
+    /// enters the final score as the plan says. Entries come back in window order. An item's
+    /// text is read from the store only when the reranker reads it (a PreTTR reranker with
+    /// stored states does not).
+    fn rerank<'a>(
+        &self,
+        plan: &RerankPlan<'_>,
+        query: &str,
+        window: &[&'a FusedHit],
+        fused: &Fused,
+    ) -> Result<Vec<Reranked<'a>>> {
+        let contents = window
+            .iter()
+            .map(|h| {
+                if plan.reranker.reads_text(h.item) {
+                    self.item_at(h.item).map(|item| Some(item.content()))
+                } else {
+                    Ok(None)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let items: Vec<ItemText<'_>> = window
+            .iter()
+            .zip(&contents)
+            .map(|(h, text)| ItemText { index: Some(h.item), text: text.as_deref().unwrap_or_default() })
+            .collect();
         let scores = plan.reranker.score(query, &items)?;
         window
             .iter()
             .zip(scores)
-            .map(|(hit, raw)| {
+            .map(|(&hit, raw)| {
                 let (weight, combination) = match plan.combine {
                     Combine::Add { weight } => (weight, None),
                     Combine::Learned(combination) => {
@@ -133,7 +171,8 @@ impl Engine {
                     weight,
                     contribution: weight * f64::from(raw),
                 };
-                self.hit(hit, fused.fusion_name, Some(rerank), combination)
+                let score = final_score(hit, Some(&rerank), combination.as_ref());
+                Ok(Reranked { fused: hit, score, rerank, combination })
             })
             .collect()
     }
@@ -148,10 +187,7 @@ impl Engine {
         combination: Option<CombinedScore>,
     ) -> Result<Hit> {
         let item = self.item_at(fused.item)?;
-        let final_score = match &combination {
-            Some(combined) => combined.bias + combined.features.iter().map(|f| f.contribution).sum::<f64>(),
-            None => fused.score + rerank.as_ref().map_or(0.0, |r| r.contribution),
-        };
+        let final_score = final_score(fused, rerank.as_ref(), combination.as_ref());
         Ok(Hit {
             id: item.id,
             title: item.title,
