@@ -90,16 +90,16 @@ const INPUT_LEVELS: f32 = 4095.0;
 pub(crate) const MAX_INT8_K: usize = 4096;
 
 /// Weights in [`Format::Int8`]: `W[j][kk] ≈ values · scales[j]` (rounded to nearest, ties to
-/// even, as the inputs are; 8-bit values held in 16-bit lanes, the operand `vpmaddwd` takes,
-/// so they stream as many bytes as f16 weights), with
+/// even, as the inputs are; stored as i8, a quarter of f32's bytes, which is what a short
+/// input's product is bound by, and widened to i16 in the tile), with
 /// `scales[j] = max_kk |W[j][kk]| / 127` (absmax, per output column, as in LLM.int8() and
 /// PyTorch's per-channel dynamic quantization).
 ///
 /// Layout: `ceil(n / 16)` panels of `ceil(k / 2)` steps; step `s`, lane `j` of panel `p` holds
-/// the pair `(W[16p + j][2s], W[16p + j][2s + 1])` as two i16, which is what `vpmaddwd`
-/// multiplies against a broadcast pair of inputs; zero beyond `k` and `n`.
+/// the pair `(W[16p + j][2s], W[16p + j][2s + 1])`, which, widened to two i16, is what
+/// `vpmaddwd` multiplies against a broadcast pair of inputs; zero beyond `k` and `n`.
 struct Int8Panels {
-    values: Vec<i16>,
+    values: Vec<i8>,
     /// One per output column, zero-padded to a whole panel.
     scales: Vec<f32>,
 }
@@ -107,7 +107,7 @@ struct Int8Panels {
 impl Int8Panels {
     fn quantize(weight: &[f32], n: usize, k: usize) -> Self {
         let steps = k.div_ceil(2);
-        let mut values = vec![0i16; n.div_ceil(PANEL) * steps * PANEL * 2];
+        let mut values = vec![0i8; n.div_ceil(PANEL) * steps * PANEL * 2];
         let mut scales = vec![0.0f32; n.div_ceil(PANEL) * PANEL];
         for (col, row) in weight.chunks_exact(k).enumerate() {
             // A column with a non-finite weight gets a NaN scale: its outputs are NaN, as the
@@ -123,7 +123,7 @@ impl Int8Panels {
             let (panel, lane) = (col / PANEL, col % PANEL);
             for (kk, &w) in row.iter().enumerate() {
                 let at = ((panel * steps + kk / 2) * PANEL + lane) * 2 + kk % 2;
-                values[at] = (w * inverse).round_ties_even().clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS) as i16;
+                values[at] = (w * inverse).round_ties_even().clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS) as i8;
             }
         }
         Int8Panels { values, scales }
@@ -512,7 +512,7 @@ unsafe fn quantize_avx2(values: &[f32], inverse: f32, out: &mut [i16]) {
 #[derive(Clone, Copy)]
 struct IntTile<'a> {
     a: &'a [i32],
-    weights: &'a [i16],
+    weights: &'a [i8],
     row_scales: &'a [f32],
     column_scales: &'a [f32],
     bias: &'a [f32],
@@ -585,13 +585,14 @@ macro_rules! int8_tile {
             for s in 0..t.steps {
                 // SAFETY: s < steps: the panel's step and each row's pair are in bounds
                 // (asserted in `tile_int8`).
+                // 32 weights (16 pairs) as bytes, widened to i16 (`vpmovsxbw`).
                 let (b0, b1) = unsafe {
                     (
-                        _mm256_loadu_si256(b.add(s * 32).cast::<__m256i>()),
-                        _mm256_loadu_si256(b.add(s * 32 + 16).cast::<__m256i>()),
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(s * 32).cast::<__m128i>())),
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(s * 32 + 16).cast::<__m128i>())),
                     )
                 };
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((s + 8) * 32) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((s + 16) * 32) as *const i8);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let v = _mm256_set1_epi32(unsafe { *a.add(s * TILE_ROWS + r) });
                     acc[0] = $accumulate(acc[0], v, b0);
