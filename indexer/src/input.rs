@@ -120,21 +120,41 @@ pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
 /// Keys with a fixed meaning in a JSONL item; every other key becomes a field.
 const ID_KEYS: [&str; 2] = ["id", "_id"];
 
-fn json_string(value: &Value) -> Option<String> {
+/// The id keys of a JSONL line as the catalog wrote them: a numeric id is kept as its exact
+/// text (`18446744073709551616` and `1e2` stay themselves; parsed as numbers they would be
+/// reformatted, and two long ids could collapse into one).
+#[derive(serde::Deserialize)]
+struct RawIds<'a> {
+    #[serde(borrow)]
+    id: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, rename = "_id")]
+    beir_id: Option<&'a serde_json::value::RawValue>,
+}
+
+impl RawIds<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "id" => self.id.map(|raw| raw.get()),
+            _ => self.beir_id.map(|raw| raw.get()),
+        }
+    }
+}
+
+/// An id: a JSON string's value, or a JSON number's text exactly as written (`raw`).
+fn id_text(value: &Value, raw: Option<&str>) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => Some(raw.map_or_else(|| n.to_string(), |text| text.trim().to_string())),
         _ => None,
     }
 }
 
-fn item_from_json(object: &serde_json::Map<String, Value>) -> Result<Item, (Option<String>, String)> {
+fn item_from_json(object: &serde_json::Map<String, Value>, raw: &RawIds<'_>) -> Result<Item, (Option<String>, String)> {
     let id_key = ID_KEYS.iter().find(|k| object.contains_key(**k));
     let id = match id_key {
         None => return Err((Some("id".into()), "missing (expected `id`, or `_id` as BEIR writes it)".into())),
-        Some(key) => {
-            json_string(&object[*key]).ok_or_else(|| (Some(key.to_string()), "must be a string or a number".into()))?
-        }
+        Some(key) => id_text(&object[*key], raw.get(key))
+            .ok_or_else(|| (Some(key.to_string()), "must be a string or a number".into()))?,
     };
     let text_of = |key: &str| match object.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
@@ -150,7 +170,8 @@ fn item_from_json(object: &serde_json::Map<String, Value>) -> Result<Item, (Opti
             // `fields` (ours) and `metadata` (BEIR's) hold fields; any other key is one itself.
             "fields" | "metadata" => match value {
                 Value::Object(inner) => {
-                    for (name, v) in inner {
+                    // null is a missing value: the field is absent from the item.
+                    for (name, v) in inner.iter().filter(|(_, v)| !v.is_null()) {
                         let parsed =
                             FieldValue::from_json(v).map_err(|reason| (Some(format!("{key}.{name}")), reason))?;
                         fields.insert(name.clone(), parsed);
@@ -159,6 +180,7 @@ fn item_from_json(object: &serde_json::Map<String, Value>) -> Result<Item, (Opti
                 Value::Null => {}
                 other => return Err((Some(key.clone()), format!("must be an object, found {other}"))),
             },
+            _ if value.is_null() => {}
             _ => {
                 let parsed = FieldValue::from_json(value).map_err(|reason| (Some(key.clone()), reason))?;
                 fields.insert(key.clone(), parsed);
@@ -180,13 +202,16 @@ fn read_jsonl(path: &Path, validator: &mut ItemValidator<'_>) -> Result<()> {
             validator.catalog.rejects.push(reject(path, line_number, None, "line is not valid UTF-8"));
             continue;
         };
+        // A UTF-8 byte-order mark (what some editors and exports put first) is not data.
+        let text = if line_number == 1 { text.strip_prefix('\u{feff}').unwrap_or(text) } else { text };
         // Blank lines carry no data (a trailing newline, a separator); they are not rows.
         if text.trim().is_empty() {
             continue;
         }
+        let raw_ids = serde_json::from_str::<RawIds<'_>>(text).unwrap_or(RawIds { id: None, beir_id: None });
         match serde_json::from_str::<Value>(text) {
             Err(e) => validator.catalog.rejects.push(reject(path, line_number, None, format!("malformed JSON: {e}"))),
-            Ok(Value::Object(object)) => match item_from_json(&object) {
+            Ok(Value::Object(object)) => match item_from_json(&object, &raw_ids) {
                 Ok(item) => validator.accept(line_number, item),
                 Err((field, reason)) => {
                     validator.catalog.rejects.push(reject(path, line_number, field.as_deref(), reason))
@@ -432,6 +457,69 @@ mod tests {
 
     fn reasons(rejects: &[Reject]) -> Vec<(u64, Option<String>, String)> {
         rejects.iter().map(|r| (r.line, r.field.clone(), r.reason.clone())).collect()
+    }
+
+    /// An id is the exact text the catalog wrote: numbers past f64's precision stay distinct
+    /// and unformatted, exponents and decimals stay as written, strings stay strings.
+    #[test]
+    fn numeric_ids_are_kept_as_the_catalog_wrote_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(
+            &dir,
+            "catalog.jsonl",
+            br#"{"id": 18446744073709551616, "title": "a"}
+{"id": 123456789012345678901234567890, "title": "b"}
+{"id": 123456789012345678901234567891, "title": "c"}
+{"id": 1e2, "title": "d"}
+{"id": 2.50, "title": "e"}
+{"_id" :  -7 , "title": "f"}
+{"id": "1e2 as text", "title": "g"}
+"#,
+        );
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+        let ids: Vec<&str> = catalog.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "18446744073709551616",
+                "123456789012345678901234567890",
+                "123456789012345678901234567891",
+                "1e2",
+                "2.50",
+                "-7",
+                "1e2 as text"
+            ]
+        );
+    }
+
+    /// A byte-order mark before the first line, and null as a missing value (top-level, in
+    /// `fields` and in `metadata`), are read rather than refused.
+    #[test]
+    fn a_byte_order_mark_and_null_fields_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut content = b"\xef\xbb\xbf".to_vec();
+        content.extend_from_slice(
+            br#"{"id": "tent", "title": "Tent", "price": null, "fields": {"color": null, "size": 2}}
+{"id": "mug", "title": "Mug", "metadata": {"year": null}, "price": 25}
+"#,
+        );
+        let path = file(&dir, "catalog.jsonl", &content);
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+        assert_eq!(catalog.items[0].id, "tent", "the mark is not part of the first line's data");
+        assert_eq!(catalog.items[0].fields.keys().collect::<Vec<_>>(), ["size"], "nulls are absent");
+        assert!(catalog.items[1].fields.get("year").is_none());
+        assert_eq!(catalog.items[1].fields["price"], FieldValue::Number(25.0));
+        // A mark anywhere else is data, and the line is judged as written.
+        let path = file(
+            &dir,
+            "later.jsonl",
+            "{\"id\": \"a\", \"title\": \"A\"}\n\u{feff}{\"id\": \"b\", \"title\": \"B\"}\n".as_bytes(),
+        );
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert_eq!(reasons(&catalog.rejects).len(), 1, "{:?}", catalog.rejects);
+        assert_eq!((catalog.rejects[0].line, catalog.items.len()), (2, 1));
     }
 
     #[test]
