@@ -8,7 +8,12 @@
 //!       manifest.json       written last: a generation without it is not complete
 //!       lexical/  store/  dense.*  cf.*  users.vectors  rejects.jsonl
 //!     .building-000002/     a generation being written; never opened
+//!     .building-000002.lock held (OS advisory lock) by the build writing it
 //! ```
+//!
+//! A build killed mid-way leaves its `.building-*` folder behind; its lock dies with the
+//! process, so the next build removes the folder (and never the folder of a build still
+//! running, whose lock is held).
 //!
 //! Publishing renames the building folder to its final name, then points `CURRENT` at it by
 //! writing `CURRENT.tmp` and renaming it over `CURRENT`. Each rename is atomic on POSIX file
@@ -276,6 +281,54 @@ pub struct Building {
     /// The name it will be published under.
     pub name: String,
     root: PathBuf,
+    /// `.building-NAME.lock` beside the folder, locked (an OS advisory lock) for as long as
+    /// this build lives: the OS releases it when the process dies, even by `kill -9`, which
+    /// is how a later build tells a dead build's folder from a running one's.
+    lock: (PathBuf, fs::File),
+}
+
+/// The lock file of building folder `dir` (`.building-NAME` → `.building-NAME.lock`).
+fn lock_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    dir.with_file_name(name)
+}
+
+/// Opens (creating it if needed) a building folder's lock file, for locking.
+fn open_lock(path: &Path) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io(|| format!("opening {}", path.display())))
+}
+
+/// Removes the building folders under `generations` whose build is no longer running (its
+/// lock is free: the process that held it died), with their lock files. Returns what it
+/// removed. A folder whose lock is held is a build in progress and is left alone.
+fn remove_dead_builds(generations: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(generations).map_err(io(|| format!("listing {}", generations.display())))? {
+        let entry = entry.map_err(io(|| format!("listing {}", generations.display())))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with(".building-") || name.ends_with(".lock") || !entry.path().is_dir() {
+            continue;
+        }
+        let dir = entry.path();
+        let lock = lock_path(&dir);
+        let file = open_lock(&lock)?;
+        match file.try_lock() {
+            Ok(()) => {
+                fs::remove_dir_all(&dir).map_err(io(|| format!("removing the dead build {}", dir.display())))?;
+                let _ = fs::remove_file(&lock);
+                removed.push(dir);
+            }
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(format!("locking {}", lock.display()), e)),
+        }
+    }
+    Ok(removed)
 }
 
 /// Writes and publishes one generation under `root`: reserves the next name, lets `write` fill
@@ -301,15 +354,20 @@ pub fn build<E: From<Error>>(
         Ok(published) => Ok((published, manifest)),
         Err(e) => {
             let _ = fs::remove_dir_all(&dir);
+            let _ = fs::remove_file(lock_path(&dir));
             Err(E::from(e))
         }
     }
 }
 
-/// Reserves the next generation name under `root` and creates its building folder.
+/// Reserves the next generation name under `root` and creates its building folder, after
+/// removing the folders that builds killed earlier left behind (logged).
 pub fn begin(root: &Path) -> Result<Building> {
     let generations = root.join(GENERATIONS);
     fs::create_dir_all(&generations).map_err(io(|| format!("creating {}", generations.display())))?;
+    for dead in remove_dead_builds(&generations)? {
+        tracing::warn!(folder = %dead.display(), "removed the folder of a build that did not finish");
+    }
     let mut highest = 0u64;
     for entry in fs::read_dir(&generations).map_err(io(|| format!("listing {}", generations.display())))? {
         let entry = entry.map_err(io(|| format!("listing {}", generations.display())))?;
@@ -321,9 +379,19 @@ pub fn begin(root: &Path) -> Result<Building> {
     }
     let name = format!("{:06}", highest + 1);
     let dir = generations.join(format!(".building-{name}"));
+    // The lock first, then the folder: a folder exists only while its lock is held, so a
+    // sweeping build never takes a starting build's folder for a dead one's.
+    let lock = lock_path(&dir);
+    let file = open_lock(&lock)?;
+    file.try_lock().map_err(|e| {
+        Error::io(
+            format!("locking {}", lock.display()),
+            std::io::Error::other(format!("{e}; another build took {name}")),
+        )
+    })?;
     // create_dir, not create_dir_all: two indexers racing for one name must not share a folder.
     fs::create_dir(&dir).map_err(io(|| format!("creating {}", dir.display())))?;
-    Ok(Building { dir, name, root: root.to_path_buf() })
+    Ok(Building { dir, name, root: root.to_path_buf(), lock: (lock, file) })
 }
 
 impl Building {
@@ -337,6 +405,7 @@ impl Building {
         let final_dir = self.root.join(GENERATIONS).join(&self.name);
         fs::rename(&self.dir, &final_dir)
             .map_err(io(|| format!("renaming {} to {}", self.dir.display(), final_dir.display())))?;
+        let _ = fs::remove_file(&self.lock.0);
         let pointer_tmp = self.root.join(format!("{CURRENT}.tmp"));
         write_synced(&pointer_tmp, self.name.as_bytes())?;
         let pointer = self.root.join(CURRENT);
@@ -348,6 +417,7 @@ impl Building {
     /// Removes the building folder (after a failure).
     pub fn abandon(self) {
         let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_file(&self.lock.0);
     }
 }
 
@@ -502,6 +572,34 @@ mod tests {
         assert_eq!(second.name, "000002");
         second.abandon();
         assert_eq!(current(root.path()).unwrap(), dir);
+    }
+
+    /// A building folder whose build died (its lock free) is removed by the next build; one
+    /// whose build is alive (its lock held, here by this process's `Building`) is not.
+    #[test]
+    fn the_next_build_removes_dead_builds_folders_and_keeps_running_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let generations = root.path().join(GENERATIONS);
+        let running = begin(root.path()).unwrap();
+        std::fs::write(running.dir.join("dense.vectors"), b"partial").unwrap();
+        // A build killed with -9: its folder and lock file stay, the lock itself is gone.
+        let dead = generations.join(".building-000007");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("dense.vectors"), b"partial").unwrap();
+        std::fs::write(lock_path(&dead), b"").unwrap();
+        // An older binary's leftover, with no lock file at all.
+        let older = generations.join(".building-000005");
+        std::fs::create_dir(&older).unwrap();
+        let next = begin(root.path()).unwrap();
+        assert!(!dead.exists() && !lock_path(&dead).exists() && !older.exists());
+        assert!(running.dir.join("dense.vectors").exists(), "a running build's folder is kept");
+        assert_eq!(next.name, "000002", "the dead builds' names are free again");
+        next.abandon();
+        let dir = running.publish(&manifest("000001")).unwrap();
+        let left: Vec<String> =
+            std::fs::read_dir(&generations).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(left, ["000001"], "no lock file or folder left behind");
+        assert!(dir.ends_with("000001"));
     }
 
     #[test]
