@@ -38,6 +38,17 @@ pub enum IndexError {
         /// Every bad row found (reading goes on past the first so all are reported at once).
         rejects: Vec<Reject>,
     },
+    /// Every row of an input was rejected (`--on-error skip` included): nothing to index, and
+    /// the reasons are the error.
+    #[error("{}: every {what} row was rejected; nothing was published. {} bad row(s):\n{}", path.display(), rejects.len(), render(rejects))]
+    NothingUsable {
+        /// The file.
+        path: PathBuf,
+        /// What its rows are (`catalog`, `interaction`).
+        what: &'static str,
+        /// Its bad rows.
+        rejects: Vec<Reject>,
+    },
     /// Bad rows in a supervision or evaluation file (judgments, queries, a click log).
     #[error("{} bad row(s):\n{}", rejects.len(), render(rejects))]
     BadRows {

@@ -129,17 +129,19 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         return Err(IndexError::BadInput { rejects });
     }
     if catalog.items.is_empty() {
-        return Err(IndexError::Input {
+        return Err(IndexError::NothingUsable {
             path: settings.catalog.clone(),
-            reason: "every catalog row was rejected".into(),
+            what: "catalog",
+            rejects: catalog.rejects.clone(),
         });
     }
     if let Some(i) = &interactions {
+        let path = settings.interactions.clone().unwrap_or_default();
+        if i.rows.is_empty() && i.rejects.is_empty() {
+            return Err(IndexError::Input { path, reason: "holds no interaction rows".into() });
+        }
         if i.rows.is_empty() {
-            return Err(IndexError::Input {
-                path: settings.interactions.clone().unwrap_or_default(),
-                reason: "no usable interaction rows".into(),
-            });
+            return Err(IndexError::NothingUsable { path, what: "interaction", rejects: i.rejects.clone() });
         }
     }
 

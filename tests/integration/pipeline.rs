@@ -43,6 +43,26 @@ fn fixtures_index_with_every_part_and_counts() {
     }
 }
 
+/// Every interaction row bad, even with `--on-error skip`: the run stops before embedding,
+/// publishes nothing, and the error carries each row's reason (not just "no usable rows").
+#[test]
+fn when_every_interaction_row_is_bad_the_error_lists_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.csv");
+    std::fs::write(&events, "user,item,weight,timestamp\nu1,NOPE-1,1,1\nu2,PRG-009,heavy,2\n").unwrap();
+    let mut settings = fixture_settings(dir.path().join("index"));
+    settings.interactions = Some(events);
+    settings.on_error = OnError::Skip;
+    let err = hyrank_indexer::build(&settings).unwrap_err();
+    let IndexError::NothingUsable { what, rejects, .. } = &err else { panic!("expected NothingUsable, got {err}") };
+    assert_eq!((*what, rejects.len()), ("interaction", 2));
+    let message = err.to_string();
+    assert!(message.contains("every interaction row was rejected"), "{message}");
+    assert!(message.contains("events.csv:2: field `item`: unknown item \"NOPE-1\""), "{message}");
+    assert!(message.contains("events.csv:3: field `weight`"), "{message}");
+    assert!(hyrank_engine::generation::current(&dir.path().join("index")).is_err(), "a generation was published");
+}
+
 #[test]
 fn bad_rows_fail_the_run_by_default_and_nothing_is_published() {
     let dir = tempfile::tempdir().unwrap();
