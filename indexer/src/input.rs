@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use hyrank_engine::item::{FieldValue, Item};
@@ -64,8 +64,38 @@ fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl Into<String>
     Reject { file: file.to_path_buf(), line, field: field.map(str::to_string), reason: reason.into() }
 }
 
-fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot open: {e}") })
+/// Opens an input file for reading, decompressing gzip transparently (recognised by its
+/// magic bytes, whatever the name). Other compressed or archive formats are refused by name
+/// rather than read as garbage and reported row by row as invalid text.
+fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let fail = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
+    let mut file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
+    let mut magic = [0u8; 6];
+    let mut seen = 0;
+    while seen < magic.len() {
+        match file.read(&mut magic[seen..]) {
+            Ok(0) => break,
+            Ok(n) => seen += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(format!("cannot read: {e}"))),
+        }
+    }
+    let head = &magic[..seen];
+    let refused = [
+        (&b"\x28\xb5\x2f\xfd"[..], "zstd-compressed (decompress it first: zstd -d)"),
+        (&b"BZh"[..], "bzip2-compressed (decompress it first: bunzip2)"),
+        (&b"\xfd7zXZ\x00"[..], "xz-compressed (decompress it first: unxz)"),
+        (&b"PK\x03\x04"[..], "a zip archive (extract the file first)"),
+    ];
+    if let Some((_, what)) = refused.iter().find(|(m, _)| head.starts_with(m)) {
+        return Err(fail(format!("the file is {what}; hyrank reads plain text or gzip")));
+    }
+    file.seek(SeekFrom::Start(0)).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if head.starts_with(b"\x1f\x8b") {
+        // Multi-member: `cat a.gz b.gz` is a valid gzip file of both.
+        return Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))));
+    }
+    Ok(Box::new(file))
 }
 
 /// Checks id uniqueness and emptiness, shared by both formats.
@@ -103,7 +133,9 @@ impl ItemValidator<'_> {
 /// Reads a catalog in JSON Lines or CSV.
 pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
     let kind = format.kind.unwrap_or_else(|| {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        // `items.csv` and `items.csv.gz` are CSV; anything else is JSON Lines.
+        let name = path.file_name().unwrap_or_default().to_string_lossy().to_ascii_lowercase();
+        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
             CatalogKind::Csv
         } else {
             CatalogKind::Jsonl
@@ -250,11 +282,11 @@ fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag: &str) -> R
     })
 }
 
-fn csv_reader(path: &Path) -> Result<csv::Reader<File>> {
+fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
     Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(open(path)?))
 }
 
-fn csv_headers(path: &Path, reader: &mut csv::Reader<File>) -> Result<csv::StringRecord> {
+fn csv_headers(path: &Path, reader: &mut csv::Reader<Box<dyn Read>>) -> Result<csv::StringRecord> {
     reader
         .headers()
         .cloned()
@@ -457,6 +489,36 @@ mod tests {
 
     fn reasons(rejects: &[Reject]) -> Vec<(u64, Option<String>, String)> {
         rejects.iter().map(|r| (r.line, r.field.clone(), r.reason.clone())).collect()
+    }
+
+    fn gzip(content: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(content).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// gzip is read transparently (JSONL and CSV, `.csv.gz` taken as CSV); other compressed
+    /// formats are refused by name, not reported line by line as invalid UTF-8.
+    #[test]
+    fn gzip_catalogs_are_read_and_other_compression_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = gzip(b"{\"id\": \"a\", \"title\": \"Tent\"}\n{\"id\": \"b\", \"title\": \"Mug\"}\n");
+        let path = file(&dir, "items.jsonl.gz", &jsonl);
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+        assert_eq!(catalog.items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), ["Tent", "Mug"]);
+        let path = file(&dir, "items.CSV.gz", &gzip(b"id,title,text\na,Tent,light\n"));
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert_eq!((catalog.items.len(), catalog.items[0].text.as_str()), (1, "light"));
+        for (name, bytes, what) in [
+            ("items.jsonl.zst", &b"\x28\xb5\x2f\xfd\x00\x00"[..], "zstd"),
+            ("items.jsonl.bz2", &b"BZh91AY"[..], "bzip2"),
+            ("items.zip", &b"PK\x03\x04\x14\x00"[..], "zip"),
+        ] {
+            let path = file(&dir, name, bytes);
+            let err = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(what), "{err}");
+        }
     }
 
     /// An id is the exact text the catalog wrote: numbers past f64's precision stay distinct
