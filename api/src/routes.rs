@@ -227,9 +227,9 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     ))]
 pub(crate) async fn search(
     state: web::Data<AppState>,
-    body: web::Json<SearchRequest>,
+    body: web::Json<Object<SearchRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut request = body.into_inner();
+    let mut request = body.into_inner().0;
     bound(&state, request.k, request.candidates, &mut request.query, request.rerank.as_ref().and_then(|r| r.depth))?;
     cached(&state, "search", &request, |engine, request| engine.search(request)).await
 }
@@ -244,11 +244,33 @@ pub(crate) async fn search(
     ))]
 pub(crate) async fn recommend(
     state: web::Data<AppState>,
-    body: web::Json<RecommendRequest>,
+    body: web::Json<Object<RecommendRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
+    let request = body.into_inner().0;
     bound(&state, request.k, request.candidates, &mut None, request.rerank.as_ref().and_then(|r| r.depth))?;
     cached(&state, "recommend", &request, |engine, request| engine.recommend(request)).await
+}
+
+/// A request body that must be a JSON object. serde's derived structs also accept a JSON
+/// array (their fields in order), so `[]` would be read as a request with every field at its
+/// default and refused for a reason that is not the real one; this reads only objects, and
+/// anything else is refused as "expected a JSON object" (a 422, with the position).
+pub(crate) struct Object<T>(pub(crate) T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OnlyMaps<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for OnlyMaps<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(OnlyMaps(std::marker::PhantomData)).map(Object)
+    }
 }
 
 /// One item as stored.

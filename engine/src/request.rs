@@ -248,6 +248,17 @@ pub struct SearchRequest {
     pub explain: bool,
 }
 
+/// The query text a search runs on: `query` without surrounding whitespace, or `None` when
+/// nothing visible is left, so that a query of only whitespace, control characters (Unicode
+/// Cc) or invisible format characters (Cf: zero-width spaces and joiners, the byte-order mark,
+/// bidirectional marks, the soft hyphen) is treated exactly like an empty query.
+pub fn query_text(query: Option<&str>) -> Option<&str> {
+    use unicode_categories::UnicodeCategories;
+    let query = query?.trim();
+    let visible = |c: char| !c.is_whitespace() && !c.is_other_control() && !c.is_other_format();
+    query.chars().any(visible).then_some(query)
+}
+
 impl SearchRequest {
     /// A hybrid search for `query` with every other option at its default.
     pub fn new(query: impl Into<String>) -> Self {
@@ -542,6 +553,17 @@ mod tests {
     fn a_bare_request_reads_the_same_defaults_as_serde() {
         let parsed: SearchRequest = serde_json::from_str(r#"{"query":"tent"}"#).unwrap();
         assert_eq!(parsed, SearchRequest::new("tent"));
+    }
+
+    #[test]
+    fn a_query_of_invisible_characters_is_no_query() {
+        for empty in ["", "   ", "\u{200b}\u{200d}", "\u{feff}", "\u{7}\u{1b}\t", "\u{00ad}\u{200e}\u{2060}"] {
+            assert_eq!(query_text(Some(empty)), None, "{empty:?}");
+        }
+        assert_eq!(query_text(None), None);
+        assert_eq!(query_text(Some("  tent\u{200b} ")), Some("tent\u{200b}"), "visible text is kept as typed");
+        assert_eq!(query_text(Some("!!!")), Some("!!!"), "punctuation is visible");
+        assert_eq!(query_text(Some("帐篷")), Some("帐篷"));
         let parsed: RecommendRequest = serde_json::from_str(r#"{"user":"u1"}"#).unwrap();
         assert_eq!(parsed, RecommendRequest::new("u1"));
         assert_eq!(parsed.cold_items, ColdItems::Ignore);

@@ -153,6 +153,25 @@ async fn explain_adds_the_bm25_tree_and_rerank_joins_the_breakdown() {
     assert_breakdowns_compose(&body);
 }
 
+/// A query of only invisible or control characters is an empty query: the same refusal
+/// without a user, the same CF-only answer with one; a body that is not a JSON object is a 422.
+#[actix_web::test]
+async fn invisible_queries_are_empty_queries_and_non_object_bodies_are_refused() {
+    let (empty_status, empty) = post("/v1/search", json!({"query": ""})).await;
+    let (status, body) = post("/v1/search", json!({"query": "\u{200b}\u{200d}\u{feff}\u{7}"})).await;
+    assert_eq!((status, &body), (empty_status, &empty));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, with_user) = post("/v1/search", json!({"query": "", "user": "u007"})).await;
+    let (status, invisible_with_user) = post("/v1/search", json!({"query": "\u{2060}", "user": "u007"})).await;
+    assert_eq!(status, StatusCode::OK, "{invisible_with_user}");
+    assert_eq!(ids(&invisible_with_user), ids(&with_user));
+    for body in [json!([]), json!("tent"), json!(5)] {
+        let (status, answer) = post("/v1/search", body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert!(answer.to_string().contains("object") || answer.to_string().contains("struct"), "{body}: {answer}");
+    }
+}
+
 #[actix_web::test]
 async fn recommendations_exclude_seen_items_and_explain_with_history() {
     let engine = &crate::indexed().engine;

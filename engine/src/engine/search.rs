@@ -68,7 +68,7 @@ impl Engine {
     /// then runs the retrievers and fuses their lists.
     fn search_first_stage<'a>(&self, request: &'a SearchRequest, timings: &mut Timings) -> Result<FirstStage<'a>> {
         check_k(request.k, request.candidates)?;
-        let query = request.query.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        let query = crate::request::query_text(request.query.as_deref());
         let user = request.user.as_deref().map(|id| self.user(id)).transpose()?;
         let kinds = request.mode.retrievers(query.is_some(), user.is_some(), self.cf.is_some())?;
         let allow = self.allow(&request.filters)?;
