@@ -294,6 +294,25 @@ fn lock_path(dir: &Path) -> PathBuf {
     dir.with_file_name(name)
 }
 
+/// Whether `file` (locked) is still the file at `path`. Lock files are removed when a build
+/// ends, so a process that opened one just before another removed it can lock a file no
+/// longer in the folder; such a lock protects nothing and must not be trusted.
+fn still_at(file: &fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::metadata(path)) {
+            (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
+}
+
 /// Opens (creating it if needed) a building folder's lock file, for locking.
 fn open_lock(path: &Path) -> Result<fs::File> {
     fs::OpenOptions::new()
@@ -319,10 +338,17 @@ fn remove_dead_builds(generations: &Path) -> Result<Vec<PathBuf>> {
         let lock = lock_path(&dir);
         let file = open_lock(&lock)?;
         match file.try_lock() {
+            // Another build replaced the lock file meanwhile: not ours to judge; next time.
+            Ok(()) if !still_at(&file, &lock) => {}
             Ok(()) => {
-                fs::remove_dir_all(&dir).map_err(io(|| format!("removing the dead build {}", dir.display())))?;
+                match fs::remove_dir_all(&dir) {
+                    // Published (renamed) between the listing and the lock: nothing to remove.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(format!("removing the dead build {}", dir.display()), e)),
+                    Ok(()) => removed.push(dir),
+                }
+                // Removed while still locked, so no one else can hold a lock on it.
                 let _ = fs::remove_file(&lock);
-                removed.push(dir);
             }
             Err(fs::TryLockError::WouldBlock) => {}
             Err(fs::TryLockError::Error(e)) => return Err(Error::io(format!("locking {}", lock.display()), e)),
@@ -389,6 +415,12 @@ pub fn begin(root: &Path) -> Result<Building> {
             std::io::Error::other(format!("{e}; another build took {name}")),
         )
     })?;
+    if !still_at(&file, &lock) {
+        return Err(Error::io(
+            format!("locking {}", lock.display()),
+            std::io::Error::other(format!("another build was sweeping {name}; run again")),
+        ));
+    }
     // create_dir, not create_dir_all: two indexers racing for one name must not share a folder.
     fs::create_dir(&dir).map_err(io(|| format!("creating {}", dir.display())))?;
     Ok(Building { dir, name, root: root.to_path_buf(), lock: (lock, file) })

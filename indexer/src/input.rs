@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use hyrank_engine::item::{FieldValue, Item};
@@ -87,15 +87,21 @@ fn open(path: &Path) -> Result<Box<dyn Read>> {
         (&b"\xfd7zXZ\x00"[..], "xz-compressed (decompress it first: unxz)"),
         (&b"PK\x03\x04"[..], "a zip archive (extract the file first)"),
     ];
-    if let Some((_, what)) = refused.iter().find(|(m, _)| head.starts_with(m)) {
+    // bzip2's "BZh" is followed by the block size, a digit 1–9 (so a text header starting
+    // "BZh" is not taken for it).
+    let bzip2 = |m: &[u8]| m == b"BZh" && head.get(3).is_some_and(|d| (b'1'..=b'9').contains(d));
+    if let Some((_, what)) = refused.iter().find(|(m, _)| if *m == b"BZh" { bzip2(m) } else { head.starts_with(m) }) {
         return Err(fail(format!("the file is {what}; hyrank reads plain text or gzip")));
     }
-    file.seek(SeekFrom::Start(0)).map_err(|e| fail(format!("cannot read: {e}")))?;
-    if head.starts_with(b"\x1f\x8b") {
+    // The sniffed bytes are put back in front rather than seeking: a pipe (`<(zcat …)`)
+    // cannot seek.
+    let gzip = head.starts_with(b"\x1f\x8b");
+    let input = std::io::Cursor::new(head.to_vec()).chain(file);
+    if gzip {
         // Multi-member: `cat a.gz b.gz` is a valid gzip file of both.
-        return Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))));
+        return Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input))));
     }
-    Ok(Box::new(file))
+    Ok(Box::new(input))
 }
 
 /// Checks id uniqueness and emptiness, shared by both formats.
@@ -240,16 +246,23 @@ fn read_jsonl(path: &Path, validator: &mut ItemValidator<'_>) -> Result<()> {
         if text.trim().is_empty() {
             continue;
         }
-        let raw_ids = serde_json::from_str::<RawIds<'_>>(text).unwrap_or(RawIds { id: None, beir_id: None });
-        match serde_json::from_str::<Value>(text) {
-            Err(e) => validator.catalog.rejects.push(reject(path, line_number, None, format!("malformed JSON: {e}"))),
-            Ok(Value::Object(object)) => match item_from_json(&object, &raw_ids) {
+        let raw_ids = serde_json::from_str::<RawIds<'_>>(text);
+        match (serde_json::from_str::<Value>(text), raw_ids) {
+            (Err(e), _) => {
+                validator.catalog.rejects.push(reject(path, line_number, None, format!("malformed JSON: {e}")))
+            }
+            // An object whose ids cannot be read as written (a key given twice): refused, not
+            // read with one of the values chosen silently.
+            (Ok(Value::Object(_)), Err(e)) => {
+                validator.catalog.rejects.push(reject(path, line_number, Some("id"), e.to_string()))
+            }
+            (Ok(Value::Object(object)), Ok(raw_ids)) => match item_from_json(&object, &raw_ids) {
                 Ok(item) => validator.accept(line_number, item),
                 Err((field, reason)) => {
                     validator.catalog.rejects.push(reject(path, line_number, field.as_deref(), reason))
                 }
             },
-            Ok(other) => validator.catalog.rejects.push(reject(
+            (Ok(other), _) => validator.catalog.rejects.push(reject(
                 path,
                 line_number,
                 None,
@@ -521,6 +534,22 @@ mod tests {
         }
     }
 
+    /// A pipe (what `--catalog <(zcat items.jsonl.gz)` passes) cannot seek; it is read too.
+    #[cfg(unix)]
+    #[test]
+    fn a_catalog_from_a_pipe_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("catalog.jsonl");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, "{\"id\": \"a\", \"title\": \"Tent\"}\n").unwrap())
+        };
+        let catalog = read_catalog(&fifo, &CatalogFormat::default()).unwrap();
+        writer.join().unwrap();
+        assert_eq!((catalog.items.len(), catalog.rejects.len()), (1, 0));
+    }
+
     /// An id is the exact text the catalog wrote: numbers past f64's precision stay distinct
     /// and unformatted, exponents and decimals stay as written, strings stay strings.
     #[test]
@@ -536,10 +565,14 @@ mod tests {
 {"id": 2.50, "title": "e"}
 {"_id" :  -7 , "title": "f"}
 {"id": "1e2 as text", "title": "g"}
+{"id": "x", "id": 1e2, "title": "an id given twice"}
 "#,
         );
         let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
-        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+        let rejects = reasons(&catalog.rejects);
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        assert_eq!((rejects[0].0, rejects[0].1.as_deref()), (8, Some("id")));
+        assert!(rejects[0].2.contains("duplicate field"), "{rejects:?}");
         let ids: Vec<&str> = catalog.items.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(
             ids,

@@ -165,10 +165,12 @@ async fn invisible_queries_are_empty_queries_and_non_object_bodies_are_refused()
     let (status, invisible_with_user) = post("/v1/search", json!({"query": "\u{2060}", "user": "u007"})).await;
     assert_eq!(status, StatusCode::OK, "{invisible_with_user}");
     assert_eq!(ids(&invisible_with_user), ids(&with_user));
-    for body in [json!([]), json!("tent"), json!(5)] {
-        let (status, answer) = post("/v1/search", body.clone()).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
-        assert!(answer.to_string().contains("object") || answer.to_string().contains("struct"), "{body}: {answer}");
+    for route in ["/v1/search", "/v1/recommend"] {
+        for body in [json!([]), json!("tent"), json!(5)] {
+            let (status, answer) = post(route, body.clone()).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{route} {body}: {answer}");
+            assert!(answer.to_string().contains("expected a JSON object"), "{route} {body}: {answer}");
+        }
     }
 }
 
