@@ -10,7 +10,8 @@
 //! block of rows, and the bias and GELU run on the output while it is still in cache.
 //!
 //! Split by question: [`matmul`] (packed weights and the product), [`math`] (the element-wise
-//! functions), [`attention`] (scaled dot-product attention on the product's tile).
+//! functions), [`attention`] (scaled dot-product attention on the product's tile), [`int8`] (the
+//! integer product of `Format::Int8`).
 //!
 //! The microkernel is the classic 6 × 16 register tile (twelve 8-lane accumulators) in AVX2 with
 //! FMA, chosen at run time; other CPUs run the same loops in portable Rust. Rows are split into
@@ -74,12 +75,14 @@ macro_rules! vectorised {
 }
 
 mod attention;
+mod int8;
 mod math;
 mod matmul;
 
 pub(crate) use attention::attend;
+pub(crate) use int8::MAX_INT8_K;
 pub(crate) use math::layer_norm;
-pub(crate) use matmul::{matmul, Epilogue, Format, Packed, MAX_INT8_K};
+pub(crate) use matmul::{matmul, Epilogue, Format, Packed};
 
 /// What the tests of every part share: inputs and references computed by the definitions.
 #[cfg(test)]

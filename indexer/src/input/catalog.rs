@@ -1,14 +1,15 @@
-//! Reading and validating catalogs and interactions. Every bad row becomes a [`Reject`] naming
-//! the file, the line and the field; nothing is dropped without one.
+//! Catalogs: items from JSON Lines (BEIR's corpus layout included) or CSV, each checked
+//! (non-empty, unique id; title or text) and every bad row reported.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 
 use hyrank_engine::item::{FieldValue, Item};
 use serde_json::Value;
 
+use super::file::open;
+use super::{column, csv_headers, csv_line, csv_reader, reject};
 use crate::error::{IndexError, Reject, Result};
 
 /// How to read a catalog.
@@ -58,50 +59,6 @@ pub struct Catalog {
     pub items: Vec<Item>,
     /// Rejected rows.
     pub rejects: Vec<Reject>,
-}
-
-fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl Into<String>) -> Reject {
-    Reject { file: file.to_path_buf(), line, field: field.map(str::to_string), reason: reason.into() }
-}
-
-/// Opens an input file for reading, decompressing gzip transparently (recognised by its
-/// magic bytes, whatever the name). Other compressed or archive formats are refused by name
-/// rather than read as garbage and reported row by row as invalid text.
-fn open(path: &Path) -> Result<Box<dyn Read>> {
-    let fail = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
-    let mut file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
-    let mut magic = [0u8; 6];
-    let mut seen = 0;
-    while seen < magic.len() {
-        match file.read(&mut magic[seen..]) {
-            Ok(0) => break,
-            Ok(n) => seen += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(fail(format!("cannot read: {e}"))),
-        }
-    }
-    let head = &magic[..seen];
-    let refused = [
-        (&b"\x28\xb5\x2f\xfd"[..], "zstd-compressed (decompress it first: zstd -d)"),
-        (&b"BZh"[..], "bzip2-compressed (decompress it first: bunzip2)"),
-        (&b"\xfd7zXZ\x00"[..], "xz-compressed (decompress it first: unxz)"),
-        (&b"PK\x03\x04"[..], "a zip archive (extract the file first)"),
-    ];
-    // bzip2's "BZh" is followed by the block size, a digit 1–9 (so a text header starting
-    // "BZh" is not taken for it).
-    let bzip2 = |m: &[u8]| m == b"BZh" && head.get(3).is_some_and(|d| (b'1'..=b'9').contains(d));
-    if let Some((_, what)) = refused.iter().find(|(m, _)| if *m == b"BZh" { bzip2(m) } else { head.starts_with(m) }) {
-        return Err(fail(format!("the file is {what}; hyrank reads plain text or gzip")));
-    }
-    // The sniffed bytes are put back in front rather than seeking: a pipe (`<(zcat …)`)
-    // cannot seek.
-    let gzip = head.starts_with(b"\x1f\x8b");
-    let input = std::io::Cursor::new(head.to_vec()).chain(file);
-    if gzip {
-        // Multi-member: `cat a.gz b.gz` is a valid gzip file of both.
-        return Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input))));
-    }
-    Ok(Box::new(input))
 }
 
 /// Checks id uniqueness and emptiness, shared by both formats.
@@ -284,33 +241,6 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Column positions in a CSV header; a named column that is missing is an error for the file.
-fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag: &str) -> Result<usize> {
-    headers.iter().position(|h| h == name).ok_or_else(|| IndexError::Input {
-        path: path.to_path_buf(),
-        reason: format!(
-            "no column {name:?} (set with {flag}); the header has {:?}",
-            headers.iter().collect::<Vec<_>>()
-        ),
-    })
-}
-
-fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
-    Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(open(path)?))
-}
-
-fn csv_headers(path: &Path, reader: &mut csv::Reader<Box<dyn Read>>) -> Result<csv::StringRecord> {
-    reader
-        .headers()
-        .cloned()
-        .map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot read the CSV header: {e}") })
-}
-
-/// The line a CSV record (or error) starts on.
-fn csv_line(position: Option<&csv::Position>) -> u64 {
-    position.map_or(0, csv::Position::line)
-}
-
 fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemValidator<'_>) -> Result<()> {
     let mut reader = csv_reader(path)?;
     let headers = csv_headers(path, &mut reader)?;
@@ -358,197 +288,10 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
     }
     Ok(())
 }
-
-/// How to read interactions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InteractionFormat {
-    /// User column.
-    pub user_column: String,
-    /// Item column.
-    pub item_column: String,
-    /// Weight column; `None` uses `weight` if the header has it, else 1 for every row.
-    pub weight_column: Option<String>,
-    /// Timestamp column (integer); `None` uses `timestamp` if the header has it.
-    pub time_column: Option<String>,
-}
-
-impl Default for InteractionFormat {
-    fn default() -> Self {
-        InteractionFormat {
-            user_column: "user".into(),
-            item_column: "item".into(),
-            weight_column: None,
-            time_column: None,
-        }
-    }
-}
-
-/// One accepted interaction row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InteractionRow {
-    /// User id.
-    pub user: String,
-    /// Item index in the catalog.
-    pub item: u32,
-    /// Interaction value (> 0).
-    pub weight: f32,
-    /// Timestamp, if the file has one.
-    pub timestamp: Option<i64>,
-}
-
-/// Interactions after validation.
-#[derive(Debug, Default)]
-pub struct Interactions {
-    /// Accepted rows in input order.
-    pub rows: Vec<InteractionRow>,
-    /// Rejected rows.
-    pub rejects: Vec<Reject>,
-}
-
-/// Reads an interactions CSV, resolving item ids through `item_index`.
-pub fn read_interactions(
-    path: &Path,
-    format: &InteractionFormat,
-    item_index: &HashMap<&str, u32>,
-) -> Result<Interactions> {
-    let mut reader = csv_reader(path)?;
-    let headers = csv_headers(path, &mut reader)?;
-    let user = column(path, &headers, &format.user_column, "--user-column")?;
-    let item = column(path, &headers, &format.item_column, "--item-column")?;
-    let optional = |explicit: &Option<String>, default: &str, flag: &str| -> Result<Option<(String, usize)>> {
-        match explicit {
-            Some(name) => Ok(Some((name.clone(), column(path, &headers, name, flag)?))),
-            None => Ok(headers.iter().position(|h| h == default).map(|i| (default.to_string(), i))),
-        }
-    };
-    let weight = optional(&format.weight_column, "weight", "--weight-column")?;
-    let time = optional(&format.time_column, "timestamp", "--time-column")?;
-    let mut out = Interactions::default();
-    let file: PathBuf = path.to_path_buf();
-    for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
-            Err(e) => {
-                out.rejects.push(reject(&file, csv_line(e.position()), None, format!("malformed CSV: {e}")));
-                continue;
-            }
-        };
-        let line = csv_line(record.position());
-        let get = |i: usize| record.get(i).unwrap_or("").trim();
-        let user_id = get(user);
-        if user_id.is_empty() {
-            out.rejects.push(reject(&file, line, Some(&format.user_column), "user is empty"));
-            continue;
-        }
-        let item_id = get(item);
-        let Some(&item_idx) = item_index.get(item_id) else {
-            let reason = if item_id.is_empty() {
-                "item is empty".to_string()
-            } else {
-                format!("unknown item {item_id:?}: not in the catalog")
-            };
-            out.rejects.push(reject(&file, line, Some(&format.item_column), reason));
-            continue;
-        };
-        let weight_value = match &weight {
-            None => 1.0,
-            Some((name, i)) => match get(*i).parse::<f32>() {
-                Ok(w) if w.is_finite() && w > 0.0 => w,
-                Ok(w) => {
-                    out.rejects.push(reject(
-                        &file,
-                        line,
-                        Some(name),
-                        format!("{w} is not a positive finite weight (ALS confidence needs one)"),
-                    ));
-                    continue;
-                }
-                Err(_) => {
-                    out.rejects.push(reject(&file, line, Some(name), format!("{:?} is not a number", get(*i))));
-                    continue;
-                }
-            },
-        };
-        let timestamp = match &time {
-            None => None,
-            Some((name, i)) => match get(*i).parse::<i64>() {
-                Ok(t) => Some(t),
-                Err(_) => {
-                    out.rejects.push(reject(
-                        &file,
-                        line,
-                        Some(name),
-                        format!("{:?} is not an integer timestamp", get(*i)),
-                    ));
-                    continue;
-                }
-            },
-        };
-        out.rows.push(InteractionRow { user: user_id.to_string(), item: item_idx, weight: weight_value, timestamp });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{file, reasons};
     use super::*;
-    use std::io::Write;
-
-    fn file(dir: &tempfile::TempDir, name: &str, content: &[u8]) -> PathBuf {
-        let path = dir.path().join(name);
-        std::fs::File::create(&path).unwrap().write_all(content).unwrap();
-        path
-    }
-
-    fn reasons(rejects: &[Reject]) -> Vec<(u64, Option<String>, String)> {
-        rejects.iter().map(|r| (r.line, r.field.clone(), r.reason.clone())).collect()
-    }
-
-    fn gzip(content: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        encoder.write_all(content).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    /// gzip is read transparently (JSONL and CSV, `.csv.gz` taken as CSV); other compressed
-    /// formats are refused by name, not reported line by line as invalid UTF-8.
-    #[test]
-    fn gzip_catalogs_are_read_and_other_compression_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let jsonl = gzip(b"{\"id\": \"a\", \"title\": \"Tent\"}\n{\"id\": \"b\", \"title\": \"Mug\"}\n");
-        let path = file(&dir, "items.jsonl.gz", &jsonl);
-        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
-        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
-        assert_eq!(catalog.items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), ["Tent", "Mug"]);
-        let path = file(&dir, "items.CSV.gz", &gzip(b"id,title,text\na,Tent,light\n"));
-        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
-        assert_eq!((catalog.items.len(), catalog.items[0].text.as_str()), (1, "light"));
-        for (name, bytes, what) in [
-            ("items.jsonl.zst", &b"\x28\xb5\x2f\xfd\x00\x00"[..], "zstd"),
-            ("items.jsonl.bz2", &b"BZh91AY"[..], "bzip2"),
-            ("items.zip", &b"PK\x03\x04\x14\x00"[..], "zip"),
-        ] {
-            let path = file(&dir, name, bytes);
-            let err = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
-            assert!(err.contains(name) && err.contains(what), "{err}");
-        }
-    }
-
-    /// A pipe (what `--catalog <(zcat items.jsonl.gz)` passes) cannot seek; it is read too.
-    #[cfg(unix)]
-    #[test]
-    fn a_catalog_from_a_pipe_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("catalog.jsonl");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        let writer = {
-            let fifo = fifo.clone();
-            std::thread::spawn(move || std::fs::write(fifo, "{\"id\": \"a\", \"title\": \"Tent\"}\n").unwrap())
-        };
-        let catalog = read_catalog(&fifo, &CatalogFormat::default()).unwrap();
-        writer.join().unwrap();
-        assert_eq!((catalog.items.len(), catalog.rejects.len()), (1, 0));
-    }
 
     /// An id is the exact text the catalog wrote: numbers past f64's precision stay distinct
     /// and unformatted, exponents and decimals stay as written, strings stay strings.
@@ -587,7 +330,6 @@ mod tests {
             ]
         );
     }
-
     /// A byte-order mark before the first line, and null as a missing value (top-level, in
     /// `fields` and in `metadata`), are read rather than refused.
     #[test]
@@ -616,7 +358,6 @@ mod tests {
         assert_eq!(reasons(&catalog.rejects).len(), 1, "{:?}", catalog.rejects);
         assert_eq!((catalog.rejects[0].line, catalog.items.len()), (2, 1));
     }
-
     #[test]
     fn beir_lines_index_as_is_with_metadata_as_fields() {
         let dir = tempfile::tempdir().unwrap();
@@ -629,7 +370,6 @@ mod tests {
         assert_eq!(catalog.items[1].id, "7");
         assert_eq!(catalog.items[1].fields["year"], FieldValue::Number(2001.0));
     }
-
     #[test]
     fn every_bad_catalog_line_is_reported_with_line_and_field() {
         let dir = tempfile::tempdir().unwrap();
@@ -661,7 +401,6 @@ mod tests {
         let shown = catalog.rejects[1].to_string();
         assert!(shown.contains("bad.jsonl:3: field `id`: duplicate"), "{shown}");
     }
-
     #[test]
     fn movielens_style_csv_maps_columns_and_splits_lists() {
         let dir = tempfile::tempdir().unwrap();
@@ -687,7 +426,6 @@ mod tests {
         let missing = CatalogFormat { id_column: "nope".into(), ..format };
         assert!(read_catalog(&path, &missing).unwrap_err().to_string().contains("no column \"nope\""));
     }
-
     #[test]
     fn a_csv_text_column_is_used_by_default_and_named_columns_must_exist() {
         let dir = tempfile::tempdir().unwrap();
@@ -696,28 +434,5 @@ mod tests {
         assert_eq!(catalog.items[0].text, "first body");
         let named = CatalogFormat { text_columns: vec!["body".into()], ..CatalogFormat::default() };
         assert!(read_catalog(&path, &named).unwrap_err().to_string().contains("no column \"body\""));
-    }
-
-    #[test]
-    fn interaction_rows_are_validated_and_unknown_items_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = file(&dir, "ratings.csv", b"userId,movieId,rating,timestamp\n1,a,4.0,100\n1,zzz,3,101\n2,a,-1,102\n2,a,x,103\n,a,1,104\n3,a,2,soon\n3,a,2\n");
-        let index: HashMap<&str, u32> = HashMap::from([("a", 0)]);
-        let format = InteractionFormat {
-            user_column: "userId".into(),
-            item_column: "movieId".into(),
-            weight_column: Some("rating".into()),
-            time_column: None,
-        };
-        let read = read_interactions(&path, &format, &index).unwrap();
-        assert_eq!(read.rows, vec![InteractionRow { user: "1".into(), item: 0, weight: 4.0, timestamp: Some(100) }]);
-        let got = reasons(&read.rejects);
-        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8]);
-        assert!(got[0].2.contains("unknown item \"zzz\""));
-        assert!(got[1].2.contains("positive"));
-        assert!(got[2].2.contains("not a number"));
-        assert!(got[3].2.contains("user is empty"));
-        assert_eq!(got[4].1.as_deref(), Some("timestamp"));
-        assert!(got[5].2.contains("malformed CSV"));
     }
 }

@@ -1,0 +1,235 @@
+//! PreTTR's two sides (MacAvaney et al., SIGIR 2020): the frozen layers over the query alone
+//! and over each item alone, the item side read from the stored states ([`super::states`])
+//! where the generation has them, and the states themselves checked and attached.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::native;
+use super::states::{ItemStates, QuantizedStates, StatesHeader};
+use super::{CrossEncoder, FrozenPass, ItemText};
+use crate::error::{Error, Result};
+
+impl CrossEncoder {
+    /// Whether it is a PreTTR model (the frozen layers read each side alone).
+    pub fn is_prettr(&self) -> bool {
+        self.item_tokens.is_some()
+    }
+
+    /// The header a states file must carry to serve this model over a catalog of `items`, for
+    /// a base model of this SHA-256; `None` for a joint model, which stores no states.
+    pub fn states_header(&self, base_model_sha256: &str, items: usize) -> Option<StatesHeader> {
+        Some(StatesHeader {
+            base_model_sha256: base_model_sha256.to_string(),
+            precision: self.lower.precision().name().to_string(),
+            frozen_layers: self.frozen_layers,
+            max_tokens: self.max_tokens(),
+            item_tokens: self.item_tokens?,
+            hidden: self.hidden,
+            items,
+        })
+    }
+
+    /// Serves PreTTR's item side from `states` (items it does not hold are computed on the
+    /// fly). The caller has checked the file against [`CrossEncoder::states_header`].
+    ///
+    /// # Errors
+    /// A joint model, or states of another width or window than the model's.
+    pub fn attach_states(&mut self, states: ItemStates) -> Result<()> {
+        let header = states.header();
+        if self.item_tokens != Some(header.item_tokens)
+            || header.frozen_layers != self.frozen_layers
+            || header.hidden != self.hidden
+        {
+            return Err(Error::invalid("item states", format!("{header:?} do not fit this reranker")));
+        }
+        self.states = Some(states);
+        Ok(())
+    }
+
+    /// Whether the item at catalog index `index` is scored from the attached states (its text
+    /// is then not read).
+    pub fn stores_item(&self, index: u32) -> bool {
+        self.states.as_ref().is_some_and(|states| (index as usize) < states.header().items)
+    }
+
+    /// The attached precomputed states.
+    pub fn states(&self) -> Option<&ItemStates> {
+        self.states.as_ref()
+    }
+
+    /// Each text alone (`[CLS] text [SEP]`, truncated to the token limit) through the frozen
+    /// layers: its real tokens' states, `(tokens, hidden)` row-major, one vector per text.
+    pub(super) fn frozen_alone(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let encodings =
+            self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let hidden = self.hidden;
+        if let Some(lower) = self.lower.native() {
+            let packing = native::packing(&encodings);
+            let rows = lower.forward(&packing, self.frozen_layers)?;
+            let mut start = 0;
+            return Ok(packing
+                .lengths
+                .iter()
+                .map(|&len| {
+                    let out = rows[start * hidden..(start + len) * hidden].to_vec();
+                    start += len;
+                    out
+                })
+                .collect());
+        }
+        let (rows, width) = (encodings.len(), encodings.first().map_or(0, |e| e.get_ids().len()));
+        let ids: Vec<u32> = encodings.iter().flat_map(|e| e.get_ids().iter().copied()).collect();
+        let mask: Vec<u32> = encodings.iter().flat_map(|e| e.get_attention_mask().iter().copied()).collect();
+        let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
+        let mask_tensor = Tensor::from_vec(mask, (rows, width), &self.device)?;
+        let states = self.lower.forward_layers(&ids, None, &mask_tensor, self.frozen_layers)?;
+        let states = states.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec3::<f32>()?;
+        Ok(encodings
+            .iter()
+            .zip(states)
+            .map(|(e, row)| {
+                let real = e.get_attention_mask().iter().filter(|&&m| m == 1).count();
+                row.into_iter().take(real).flatten().collect()
+            })
+            .collect())
+    }
+
+    /// PreTTR's stored form of each item's side: the frozen layers over the item alone, its
+    /// first `item_tokens` tokens, quantized ([`states`]). What the trainer stores for every
+    /// item, and what a text outside the stored catalog is scored with.
+    ///
+    /// # Errors
+    /// A joint model, or a tokenizer or device failure.
+    pub fn item_states(&self, texts: &[&str]) -> Result<Vec<QuantizedStates>> {
+        let window = self.item_tokens.ok_or_else(|| Error::invalid("item states", "a joint cross-encoder has none"))?;
+        let hidden = self.hidden;
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.batch_size.max(1)) {
+            for rows in self.frozen_alone(chunk)? {
+                let kept = rows.len().min(window * hidden);
+                out.push(QuantizedStates::quantize(&rows[..kept], hidden)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// PreTTR's two sides of every pair after the frozen layers, `(tokens, hidden)` row-major:
+    /// each distinct query once, and each item from the attached states or computed.
+    pub(super) fn sides(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<Sides> {
+        let mut distinct: Vec<&str> = Vec::new();
+        let query_of = pairs
+            .iter()
+            .map(|(query, _)| match distinct.iter().position(|q| q == query) {
+                Some(i) => i,
+                None => {
+                    distinct.push(query);
+                    distinct.len() - 1
+                }
+            })
+            .collect();
+        let queries = self.frozen_alone(&distinct)?;
+        let mut items = vec![Vec::new(); pairs.len()];
+        let mut missing = Vec::new();
+        for (i, (_, item)) in pairs.iter().enumerate() {
+            let stored = match (&self.states, item.index) {
+                (Some(states), Some(index)) => states.dequantize_into(index, &mut items[i]).is_some(),
+                _ => false,
+            };
+            if !stored {
+                missing.push(i);
+            }
+        }
+        if !missing.is_empty() {
+            let texts: Vec<&str> = missing.iter().map(|&i| pairs[i].1.text).collect();
+            for (&i, states) in missing.iter().zip(self.item_states(&texts)?) {
+                states.dequantize_into(&mut items[i]);
+            }
+        }
+        Ok(Sides { queries, query_of, items })
+    }
+
+    /// [`CrossEncoder::frozen`] for PreTTR: each pair's query states then item states, padded
+    /// to the longest pair.
+    pub(super) fn frozen_prettr(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<FrozenPass> {
+        let sides = self.sides(pairs)?;
+        let hidden = self.hidden;
+        let lengths: Vec<(usize, usize)> = (0..pairs.len())
+            .map(|i| (sides.queries[sides.query_of[i]].len() / hidden, sides.items[i].len() / hidden))
+            .collect();
+        let width = lengths.iter().map(|(q, d)| q + d).max().unwrap_or(0);
+        let rows = pairs.len();
+        let mut states = vec![0.0f32; rows * width * hidden];
+        let (mut query_mask, mut item_mask) = (vec![0.0f32; rows * width], vec![0.0f32; rows * width]);
+        for (i, &(q, d)) in lengths.iter().enumerate() {
+            let row = &mut states[i * width * hidden..(i + 1) * width * hidden];
+            row[..q * hidden].copy_from_slice(&sides.queries[sides.query_of[i]]);
+            row[q * hidden..(q + d) * hidden].copy_from_slice(&sides.items[i]);
+            query_mask[i * width..i * width + q].fill(1.0);
+            item_mask[i * width + q..i * width + q + d].fill(1.0);
+        }
+        let tensor = |data: Vec<f32>, shape: &[usize]| Tensor::from_vec(data, shape, &self.device);
+        let query_mask = tensor(query_mask, &[rows, width])?;
+        let item_mask = tensor(item_mask, &[rows, width])?;
+        Ok(FrozenPass {
+            hidden: tensor(states, &[rows, width, hidden])?,
+            mask: (&query_mask + &item_mask)?,
+            query_mask,
+            item_mask,
+        })
+    }
+}
+
+/// PreTTR's two sides of a batch of pairs after the frozen layers.
+pub(super) struct Sides {
+    /// Each distinct query's states.
+    pub(super) queries: Vec<Vec<f32>>,
+    /// Each pair's query, an index into `queries`.
+    pub(super) query_of: Vec<usize>,
+    /// Each pair's item states.
+    pub(super) items: Vec<Vec<f32>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{close, embedder, texts, trainer_and_served, PRETTR};
+    use super::super::CrossEncoderSettings;
+    use super::*;
+
+    /// PreTTR: scoring with the item side read from stored states gives the logits of computing
+    /// it on the fly (to 1e-4), on both paths; a joint model and a mismatched file are refused.
+    #[test]
+    fn precomputed_item_states_score_as_computing_them() {
+        let embedder = embedder();
+        let texts = texts();
+        let (trainer, mut served) = trainer_and_served(&embedder, PRETTR);
+        let items: Vec<&str> = texts.iter().map(|(_, d)| d.as_str()).collect();
+        let header = served.states_header("sha", items.len()).unwrap();
+        let computed = served.item_states(&items).unwrap();
+        assert_eq!(computed[1].tokens(), 16, "the long text keeps its first 16 tokens");
+        assert!(computed[2].tokens() == 3, "[CLS] b [SEP]");
+        let on_the_fly: Vec<(&str, ItemText<'_>)> =
+            texts.iter().map(|(q, d)| (q.as_str(), ItemText::text(d))).collect();
+        let stored: Vec<(&str, ItemText<'_>)> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, (q, _))| (q.as_str(), ItemText { index: Some(i as u32), text: "not read" }))
+            .collect();
+        let want = served.score_pairs(&on_the_fly).unwrap();
+        let graph_want = trainer.score_pairs(&on_the_fly).unwrap();
+        served.attach_states(ItemStates::from_items(header.clone(), computed.clone()).unwrap()).unwrap();
+        let got = served.score_pairs(&stored).unwrap();
+        assert!(close(&got, &want, 1e-4), "stored {got:?} vs on the fly {want:?}");
+        let mut trainer = trainer;
+        trainer.attach_states(ItemStates::from_items(header.clone(), computed.clone()).unwrap()).unwrap();
+        let graph_got = trainer.score_pairs(&stored).unwrap();
+        assert!(close(&graph_got, &graph_want, 1e-4), "stored {graph_got:?} vs on the fly {graph_want:?}");
+
+        let (_, mut joint) = trainer_and_served(&embedder, CrossEncoderSettings::JOINT);
+        assert!(joint.states_header("sha", 3).is_none());
+        assert!(joint.attach_states(ItemStates::from_items(header.clone(), computed.clone()).unwrap()).is_err());
+        let mut other = header;
+        other.item_tokens = 32;
+        let (_, mut served) = trainer_and_served(&embedder, PRETTR);
+        assert!(served.attach_states(ItemStates::from_items(other, computed).unwrap()).is_err());
+    }
+}

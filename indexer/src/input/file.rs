@@ -1,0 +1,100 @@
+//! Opening an input file: plain text, or gzip read as it is.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use crate::error::{IndexError, Result};
+
+/// Opens an input file for reading, decompressing gzip transparently (recognised by its
+/// magic bytes, whatever the name). Other compressed or archive formats are refused by name
+/// rather than read as garbage and reported row by row as invalid text.
+pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let fail = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
+    let mut file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
+    let mut magic = [0u8; 6];
+    let mut seen = 0;
+    while seen < magic.len() {
+        match file.read(&mut magic[seen..]) {
+            Ok(0) => break,
+            Ok(n) => seen += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(format!("cannot read: {e}"))),
+        }
+    }
+    let head = &magic[..seen];
+    let refused = [
+        (&b"\x28\xb5\x2f\xfd"[..], "zstd-compressed (decompress it first: zstd -d)"),
+        (&b"BZh"[..], "bzip2-compressed (decompress it first: bunzip2)"),
+        (&b"\xfd7zXZ\x00"[..], "xz-compressed (decompress it first: unxz)"),
+        (&b"PK\x03\x04"[..], "a zip archive (extract the file first)"),
+    ];
+    // bzip2's "BZh" is followed by the block size, a digit 1–9 (so a text header starting
+    // "BZh" is not taken for it).
+    let bzip2 = |m: &[u8]| m == b"BZh" && head.get(3).is_some_and(|d| (b'1'..=b'9').contains(d));
+    if let Some((_, what)) = refused.iter().find(|(m, _)| if *m == b"BZh" { bzip2(m) } else { head.starts_with(m) }) {
+        return Err(fail(format!("the file is {what}; hyrank reads plain text or gzip")));
+    }
+    // The sniffed bytes are put back in front rather than seeking: a pipe (`<(zcat …)`)
+    // cannot seek.
+    let gzip = head.starts_with(b"\x1f\x8b");
+    let input = std::io::Cursor::new(head.to_vec()).chain(file);
+    if gzip {
+        // Multi-member: `cat a.gz b.gz` is a valid gzip file of both.
+        return Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input))));
+    }
+    Ok(Box::new(input))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::super::testing::file;
+    use crate::input::{read_catalog, CatalogFormat};
+
+    fn gzip(content: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(content).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// gzip is read transparently (JSONL and CSV, `.csv.gz` taken as CSV); other compressed
+    /// formats are refused by name, not reported line by line as invalid UTF-8.
+    #[test]
+    fn gzip_catalogs_are_read_and_other_compression_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = gzip(b"{\"id\": \"a\", \"title\": \"Tent\"}\n{\"id\": \"b\", \"title\": \"Mug\"}\n");
+        let path = file(&dir, "items.jsonl.gz", &jsonl);
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+        assert_eq!(catalog.items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), ["Tent", "Mug"]);
+        let path = file(&dir, "items.CSV.gz", &gzip(b"id,title,text\na,Tent,light\n"));
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert_eq!((catalog.items.len(), catalog.items[0].text.as_str()), (1, "light"));
+        for (name, bytes, what) in [
+            ("items.jsonl.zst", &b"\x28\xb5\x2f\xfd\x00\x00"[..], "zstd"),
+            ("items.jsonl.bz2", &b"BZh91AY"[..], "bzip2"),
+            ("items.zip", &b"PK\x03\x04\x14\x00"[..], "zip"),
+        ] {
+            let path = file(&dir, name, bytes);
+            let err = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(what), "{err}");
+        }
+    }
+    /// A pipe (what `--catalog <(zcat items.jsonl.gz)` passes) cannot seek; it is read too.
+    #[cfg(unix)]
+    #[test]
+    fn a_catalog_from_a_pipe_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("catalog.jsonl");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, "{\"id\": \"a\", \"title\": \"Tent\"}\n").unwrap())
+        };
+        let catalog = read_catalog(&fifo, &CatalogFormat::default()).unwrap();
+        writer.join().unwrap();
+        assert_eq!((catalog.items.len(), catalog.rejects.len()), (1, 0));
+    }
+}

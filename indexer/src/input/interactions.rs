@@ -1,0 +1,166 @@
+//! Interactions: user–item events from CSV, each row checked against the catalog.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::{column, csv_headers, csv_line, csv_reader, reject};
+use crate::error::{Reject, Result};
+
+/// How to read interactions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InteractionFormat {
+    /// User column.
+    pub user_column: String,
+    /// Item column.
+    pub item_column: String,
+    /// Weight column; `None` uses `weight` if the header has it, else 1 for every row.
+    pub weight_column: Option<String>,
+    /// Timestamp column (integer); `None` uses `timestamp` if the header has it.
+    pub time_column: Option<String>,
+}
+
+impl Default for InteractionFormat {
+    fn default() -> Self {
+        InteractionFormat {
+            user_column: "user".into(),
+            item_column: "item".into(),
+            weight_column: None,
+            time_column: None,
+        }
+    }
+}
+
+/// One accepted interaction row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InteractionRow {
+    /// User id.
+    pub user: String,
+    /// Item index in the catalog.
+    pub item: u32,
+    /// Interaction value (> 0).
+    pub weight: f32,
+    /// Timestamp, if the file has one.
+    pub timestamp: Option<i64>,
+}
+
+/// Interactions after validation.
+#[derive(Debug, Default)]
+pub struct Interactions {
+    /// Accepted rows in input order.
+    pub rows: Vec<InteractionRow>,
+    /// Rejected rows.
+    pub rejects: Vec<Reject>,
+}
+
+/// Reads an interactions CSV, resolving item ids through `item_index`.
+pub fn read_interactions(
+    path: &Path,
+    format: &InteractionFormat,
+    item_index: &HashMap<&str, u32>,
+) -> Result<Interactions> {
+    let mut reader = csv_reader(path)?;
+    let headers = csv_headers(path, &mut reader)?;
+    let user = column(path, &headers, &format.user_column, "--user-column")?;
+    let item = column(path, &headers, &format.item_column, "--item-column")?;
+    let optional = |explicit: &Option<String>, default: &str, flag: &str| -> Result<Option<(String, usize)>> {
+        match explicit {
+            Some(name) => Ok(Some((name.clone(), column(path, &headers, name, flag)?))),
+            None => Ok(headers.iter().position(|h| h == default).map(|i| (default.to_string(), i))),
+        }
+    };
+    let weight = optional(&format.weight_column, "weight", "--weight-column")?;
+    let time = optional(&format.time_column, "timestamp", "--time-column")?;
+    let mut out = Interactions::default();
+    let file: PathBuf = path.to_path_buf();
+    for record in reader.records() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                out.rejects.push(reject(&file, csv_line(e.position()), None, format!("malformed CSV: {e}")));
+                continue;
+            }
+        };
+        let line = csv_line(record.position());
+        let get = |i: usize| record.get(i).unwrap_or("").trim();
+        let user_id = get(user);
+        if user_id.is_empty() {
+            out.rejects.push(reject(&file, line, Some(&format.user_column), "user is empty"));
+            continue;
+        }
+        let item_id = get(item);
+        let Some(&item_idx) = item_index.get(item_id) else {
+            let reason = if item_id.is_empty() {
+                "item is empty".to_string()
+            } else {
+                format!("unknown item {item_id:?}: not in the catalog")
+            };
+            out.rejects.push(reject(&file, line, Some(&format.item_column), reason));
+            continue;
+        };
+        let weight_value = match &weight {
+            None => 1.0,
+            Some((name, i)) => match get(*i).parse::<f32>() {
+                Ok(w) if w.is_finite() && w > 0.0 => w,
+                Ok(w) => {
+                    out.rejects.push(reject(
+                        &file,
+                        line,
+                        Some(name),
+                        format!("{w} is not a positive finite weight (ALS confidence needs one)"),
+                    ));
+                    continue;
+                }
+                Err(_) => {
+                    out.rejects.push(reject(&file, line, Some(name), format!("{:?} is not a number", get(*i))));
+                    continue;
+                }
+            },
+        };
+        let timestamp = match &time {
+            None => None,
+            Some((name, i)) => match get(*i).parse::<i64>() {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    out.rejects.push(reject(
+                        &file,
+                        line,
+                        Some(name),
+                        format!("{:?} is not an integer timestamp", get(*i)),
+                    ));
+                    continue;
+                }
+            },
+        };
+        out.rows.push(InteractionRow { user: user_id.to_string(), item: item_idx, weight: weight_value, timestamp });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{file, reasons};
+    use super::*;
+
+    #[test]
+    fn interaction_rows_are_validated_and_unknown_items_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "ratings.csv", b"userId,movieId,rating,timestamp\n1,a,4.0,100\n1,zzz,3,101\n2,a,-1,102\n2,a,x,103\n,a,1,104\n3,a,2,soon\n3,a,2\n");
+        let index: HashMap<&str, u32> = HashMap::from([("a", 0)]);
+        let format = InteractionFormat {
+            user_column: "userId".into(),
+            item_column: "movieId".into(),
+            weight_column: Some("rating".into()),
+            time_column: None,
+        };
+        let read = read_interactions(&path, &format, &index).unwrap();
+        assert_eq!(read.rows, vec![InteractionRow { user: "1".into(), item: 0, weight: 4.0, timestamp: Some(100) }]);
+        let got = reasons(&read.rejects);
+        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8]);
+        assert!(got[0].2.contains("unknown item \"zzz\""));
+        assert!(got[1].2.contains("positive"));
+        assert!(got[2].2.contains("not a number"));
+        assert!(got[3].2.contains("user is empty"));
+        assert_eq!(got[4].1.as_deref(), Some("timestamp"));
+        assert!(got[5].2.contains("malformed CSV"));
+    }
+}
