@@ -8,9 +8,15 @@ use std::path::Path;
 use crate::error::{IndexError, Reject, Result};
 use crate::eval::metrics::Judgments;
 
+/// The file's text, without the UTF-8 byte-order mark some editors and exports put first
+/// (the catalog reader skips it the same way).
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot read: {e}") })
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot read: {e}") })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 fn reject(path: &Path, line: usize, field: Option<&str>, reason: impl Into<String>) -> Reject {
@@ -143,6 +149,13 @@ mod tests {
             Err(IndexError::BadRows { rejects }) => rejects.into_iter().map(|r| (r.line, r.field)).collect(),
             other => panic!("expected rejects, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_line_is_not_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "queries.jsonl", "\u{feff}{\"_id\": \"1\", \"text\": \"tents\"}\n");
+        assert_eq!(read_queries(&path).unwrap()["1"], "tents");
     }
 
     #[test]
