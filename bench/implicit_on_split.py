@@ -5,34 +5,20 @@ hits / min(k, test items)).
 
     python3 bench/implicit_on_split.py OUT/random [factors reg iterations alpha]
 """
-import csv
 import sys
 from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
 from implicit.als import AlternatingLeastSquares
+from split_io import read_split
 
 split_dir = Path(sys.argv[1])
 factors, reg, iterations, alpha = (int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])) if len(sys.argv) > 5 else (64, 0.05, 15, 1.0)
 k = 20
-train = list(csv.DictReader(open(split_dir / "train.csv")))
-test = list(csv.DictReader(open(split_dir / "test.csv")))
-users = sorted({r["user"] for r in train} | {r["user"] for r in test})
-items = sorted({r["item"] for r in train} | {r["item"] for r in test})
-uix = {u: i for i, u in enumerate(users)}
-iix = {t: i for i, t in enumerate(items)}
-rows = [uix[r["user"]] for r in train]
-cols = [iix[r["item"]] for r in train]
-matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(users), len(items)))
+matrix, held = read_split(split_dir)
 model = AlternatingLeastSquares(factors=factors, regularization=reg, iterations=iterations, alpha=alpha, random_state=42, use_gpu=False)
 model.fit(matrix, show_progress=False)
-held = {}
-for r in test:
-    held.setdefault(r["user"], set()).add(iix[r["item"]])
 recall = capped = 0.0
-for user, truth in held.items():
-    u = uix[user]
+for u, truth in held.items():
     ids, _ = model.recommend(u, matrix[u], N=k, filter_already_liked_items=True)
     hits = len(truth & set(int(i) for i in ids))
     recall += hits / len(truth)

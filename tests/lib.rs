@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use hyrank_engine::cf::AlsSettings;
 use hyrank_engine::{DeviceChoice, EmbedderSettings};
+use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
 use hyrank_indexer::IndexSettings;
 
 /// The repository root.
@@ -36,7 +37,11 @@ pub fn embedder_settings() -> EmbedderSettings {
 pub fn fixture_settings(index_dir: PathBuf) -> IndexSettings {
     IndexSettings {
         interactions: Some(fixture("interactions.csv")),
-        als: AlsSettings { factors: 32, iterations: 10, alpha: 2.0, ..AlsSettings::default() },
+        cf: CfChoiceSettings {
+            requested: CfModelChoice::Als,
+            als: AlsSettings { factors: 32, iterations: 10, alpha: 2.0, ..AlsSettings::default() },
+            ..CfChoiceSettings::default()
+        },
         progress: false,
         ..IndexSettings::new(fixture("catalog.jsonl"), index_dir, embedder_settings())
     }

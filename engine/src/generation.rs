@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::bert::Precision;
-use crate::cf::AlsSettings;
+use crate::cf::{AlsSettings, EaseSettings};
 use crate::combination::Combination;
 use crate::cross::CrossEncoderSettings;
 use crate::dense::HnswSettings;
@@ -82,8 +82,15 @@ pub struct Manifest {
     pub lexical: LexicalSettings,
     /// HNSW settings of both vector indexes.
     pub hnsw: HnswSettings,
-    /// ALS settings, when interactions were given.
+    /// ALS settings, when interactions were given and ALS serves the CF list.
     pub cf: Option<AlsSettings>,
+    /// EASE settings, when EASE serves the CF list instead (`--cf-model ease|auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ease: Option<EaseSettings>,
+    /// How the CF model was chosen: every candidate's validation score (`--cf-model auto`), or
+    /// why EASE was not fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cf_selection: Option<CfSelection>,
     /// Where the inputs came from.
     pub sources: Sources,
     /// Wall-clock seconds per indexing stage, in order.
@@ -94,6 +101,40 @@ pub struct Manifest {
     /// The trained recommendation reranker (`hyrank train-reranker --interactions`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommend_reranker: Option<RerankerManifest>,
+}
+
+/// How the indexer chose the CF model of a generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CfSelection {
+    /// What was asked: `als`, `ease` or `auto`.
+    pub requested: String,
+    /// The model that serves, and why it was chosen (or why the request was changed).
+    pub reason: String,
+    /// Users with validation items (`auto`; 0 otherwise).
+    pub validation_users: usize,
+    /// Validation interactions held out of the candidates' training (`auto`; 0 otherwise).
+    pub validation_interactions: usize,
+    /// Every candidate considered, in the order tried.
+    pub candidates: Vec<CfCandidate>,
+}
+
+/// One CF model considered by `--cf-model auto`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CfCandidate {
+    /// `als` or `ease`, and its settings.
+    pub model: crate::cf::CfModelSettings,
+    /// nDCG@10 on the validation items (binary gains, training items excluded); `None` when
+    /// the candidate was not fitted.
+    pub ndcg_10: Option<f64>,
+    /// Recall@20 on the validation items.
+    pub recall_20: Option<f64>,
+    /// Seconds to fit it on the validation training part.
+    pub fit_seconds: f64,
+    /// Why it was not fitted (memory bound, time budget), if it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// What a recommendation reranker reads as its query.
@@ -249,6 +290,8 @@ pub mod files {
     pub const CF_ITEMS: &str = "cf_items";
     /// ALS user factors (`users.vectors`).
     pub const CF_USERS: &str = "users.vectors";
+    /// The EASE item-item weights, pruned (`cf::ease`).
+    pub const EASE: &str = "ease.bin";
     /// Rejected input rows.
     pub const REJECTS: &str = "rejects.jsonl";
     /// The trained search reranker's layers.
@@ -551,6 +594,8 @@ mod tests {
             lexical: LexicalSettings::default(),
             hnsw: HnswSettings::default(),
             cf: None,
+            ease: None,
+            cf_selection: None,
             sources: Sources::default(),
             stages: vec![],
             reranker: None,

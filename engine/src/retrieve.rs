@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::cf::Factors;
+use crate::cf::{Factors, ItemModel};
 use crate::dense::{HnswSettings, Metric, VectorIndex};
 use crate::error::Result;
 use crate::explain::RetrieverKind;
@@ -113,6 +113,17 @@ pub enum Retriever<'a> {
         /// Whether CF abstains on cold items (`share`) or scores them 0 (`ignore`).
         cold_items: ColdItems,
     },
+    /// Collaborative filtering by an item-item model (EASE): the summed item-item weights of
+    /// the seeds (a user's history, a similar request's seed item). Its list holds only the
+    /// items some seed has a weight for. Named `cf` in fusion, weights and breakdowns.
+    ItemModel {
+        /// The fitted model.
+        model: &'a ItemModel,
+        /// The items the scores come from.
+        seeds: &'a [u32],
+        /// Whether CF abstains on cold items (`share`) or leaves them out of its list (`ignore`).
+        cold_items: ColdItems,
+    },
 }
 
 impl Retriever<'_> {
@@ -121,7 +132,7 @@ impl Retriever<'_> {
         match self {
             Retriever::Bm25 { .. } => RetrieverKind::Bm25,
             Retriever::Dense { .. } => RetrieverKind::Dense,
-            Retriever::Cf { .. } => RetrieverKind::Cf,
+            Retriever::Cf { .. } | Retriever::ItemModel { .. } => RetrieverKind::Cf,
         }
     }
 
@@ -142,6 +153,11 @@ impl Retriever<'_> {
             Retriever::Cf { items, factors, cold_items } => {
                 let hits = items.index.search(factors, n, filter)?;
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(&items.cold));
+                RankedList { retriever: kind, hits, abstaining }
+            }
+            Retriever::ItemModel { model, seeds, cold_items } => {
+                let hits = model.top(seeds, n, |item| allow.allows(item));
+                let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(model.cold()));
                 RankedList { retriever: kind, hits, abstaining }
             }
         })

@@ -1,8 +1,9 @@
 //! hyrank's batch indexer: validates a catalog and interactions ([`input`]), then builds and
-//! publishes one index generation ([`pipeline`]); reads relevance supervision ([`judgments`]) for
+//! publishes one index generation ([`pipeline`], with the CF model [`cf_choice`] picks); reads relevance supervision ([`judgments`]) for
 //! the reranker trainer ([`train`]) and the evaluation ([`eval`]).
 #![warn(missing_docs)]
 
+pub mod cf_choice;
 pub mod error;
 pub mod eval;
 pub mod input;

@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use hyrank_engine::cf::AlsSettings;
+use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::cross::CrossEncoderSettings;
 use hyrank_engine::dense::HnswSettings;
 use hyrank_engine::lexical::LexicalSettings;
 use hyrank_engine::{DeviceChoice, EmbedderSettings, Precision};
+use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
 use hyrank_indexer::eval::recommend::SplitKind;
 use hyrank_indexer::train::defaults;
 use hyrank_indexer::{CatalogFormat, CatalogKind, IndexSettings, InteractionFormat, OnError};
@@ -216,7 +217,7 @@ struct EvalRecommendArgs {
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
-    als: AlsArgs,
+    cf: CfArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -249,7 +250,7 @@ fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
             ColdItemsArg::Ignore => hyrank_engine::ColdItems::Ignore,
         },
         embedder: args.model.settings()?,
-        als: args.als.settings(),
+        cf: args.cf.settings()?,
         out_dir: args.out,
         reuse_index: args.reuse_index,
     };
@@ -455,7 +456,7 @@ struct IndexArgs {
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
-    als: AlsArgs,
+    cf: CfArgs,
     /// BM25: multiplier on title matches.
     #[arg(long, default_value_t = LexicalSettings::default().title_boost)]
     title_boost: f32,
@@ -576,6 +577,55 @@ impl ModelArgs {
 }
 
 #[derive(Args)]
+struct CfArgs {
+    /// Which model serves collaborative filtering: `als`, `ease` (refused when its fit would
+    /// not fit in memory), or `auto`: each candidate fitted on a validation fifth of every
+    /// user's positives, the best by nDCG@10 kept (the comparison goes into the manifest).
+    #[arg(long, value_enum, default_value_t = CfModelChoice::default())]
+    cf_model: CfModelChoice,
+    /// EASE's λ (`auto` also tries 0.25–5 times it).
+    #[arg(long, default_value_t = EaseSettings::default().lambda)]
+    ease_lambda: f32,
+    /// EASE weights kept per item (the largest by magnitude); 0 keeps all items² of them.
+    #[arg(long, default_value_t = EaseSettings::default().neighbours)]
+    ease_neighbours: usize,
+    /// DLAE's dropout for EASE (0: EASE exactly; `auto` also tries 0.25 and 0.5).
+    #[arg(long, default_value_t = EaseSettings::default().dropout)]
+    ease_dropout: f32,
+    /// Memory EASE's fit may hold, in MiB (default: half of what is available at the start).
+    #[arg(long)]
+    cf_memory_limit: Option<u64>,
+    /// Seconds `--cf-model auto` may spend fitting candidates (one of each family is always
+    /// tried).
+    #[arg(long, default_value_t = hyrank_indexer::cf_choice::DEFAULT_BUDGET_SECS)]
+    cf_budget: u64,
+    #[command(flatten)]
+    als: AlsArgs,
+}
+
+impl CfArgs {
+    fn settings(&self) -> anyhow::Result<CfChoiceSettings> {
+        anyhow::ensure!(
+            self.ease_lambda.is_finite() && self.ease_lambda > 0.0,
+            "--ease-lambda must be a finite number above 0"
+        );
+        anyhow::ensure!((0.0..1.0).contains(&self.ease_dropout), "--ease-dropout must be in [0, 1)");
+        Ok(CfChoiceSettings {
+            requested: self.cf_model,
+            als: self.als.settings(),
+            ease: EaseSettings {
+                lambda: self.ease_lambda,
+                neighbours: self.ease_neighbours,
+                dropout: self.ease_dropout,
+            },
+            memory_limit: self.cf_memory_limit.map(|mib| mib.saturating_mul(1 << 20)),
+            budget: std::time::Duration::from_secs(self.cf_budget),
+            seed: self.als.seed,
+        })
+    }
+}
+
+#[derive(Args)]
 struct AlsArgs {
     /// ALS latent factors.
     #[arg(long, default_value_t = AlsSettings::default().factors)]
@@ -622,7 +672,7 @@ impl IndexArgs {
             interaction_format: self.interaction_columns.format(),
             index_dir: self.index_dir,
             embedder: self.model.settings()?,
-            als: self.als.settings(),
+            cf: self.cf.settings()?,
             lexical: LexicalSettings { title_boost: self.title_boost, stemming: !self.no_stemming },
             hnsw: HnswSettings {
                 max_connections: self.hnsw_m,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use hyrank_engine::cf::{self, AlsSettings, Csr};
+use hyrank_engine::cf::{self, CfModelSettings, Csr, ItemModel};
 use hyrank_engine::dense::{HnswSettings, Metric, VectorIndex};
 use hyrank_engine::generation::{self, Counts, Manifest, Sources, StageTiming};
 use hyrank_engine::generation::{files, write_factors};
@@ -14,6 +14,7 @@ use hyrank_engine::lexical::{LexicalIndex, LexicalSettings};
 use hyrank_engine::store::{Interaction, MetaStore, SledStore, UserRecord};
 use hyrank_engine::{Embedder, EmbedderSettings};
 
+use crate::cf_choice::{self, CfChoiceSettings};
 use crate::error::{IndexError, Reject, Result};
 use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
 use crate::progress::Progress;
@@ -43,8 +44,8 @@ pub struct IndexSettings {
     pub index_dir: PathBuf,
     /// Embedding model.
     pub embedder: EmbedderSettings,
-    /// ALS.
-    pub als: AlsSettings,
+    /// Which CF model, with its settings (ALS, EASE, or chosen by validation).
+    pub cf: CfChoiceSettings,
     /// BM25 analysis.
     pub lexical: LexicalSettings,
     /// HNSW graphs.
@@ -65,7 +66,7 @@ impl IndexSettings {
             interaction_format: InteractionFormat::default(),
             index_dir,
             embedder,
-            als: AlsSettings::default(),
+            cf: CfChoiceSettings::default(),
             lexical: LexicalSettings::default(),
             hnsw: HnswSettings::default(),
             on_error: OnError::Fail,
@@ -149,7 +150,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let embedder = Embedder::load(&settings.embedder)?;
     let mut rejects_file = None;
     let (dir, manifest) = generation::build(&settings.index_dir, |building| {
-        let (counts, rejects) = build_into(
+        let (counts, rejects, chosen) = build_into(
             settings,
             &building.dir,
             &embedder,
@@ -173,7 +174,15 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             },
             lexical: settings.lexical,
             hnsw: settings.hnsw,
-            cf: interactions.as_ref().map(|_| settings.als.clone()),
+            cf: match &chosen {
+                Some(cf_choice::Choice { model: CfModelSettings::Als(als), .. }) => Some(als.clone()),
+                _ => None,
+            },
+            ease: match &chosen {
+                Some(cf_choice::Choice { model: CfModelSettings::Ease(ease), .. }) => Some(ease.clone()),
+                _ => None,
+            },
+            cf_selection: chosen.as_ref().map(|c| c.selection.clone()),
             sources: Sources {
                 catalog: settings.catalog.display().to_string(),
                 interactions: settings.interactions.as_ref().map(|p| p.display().to_string()),
@@ -199,9 +208,10 @@ fn build_into(
     interactions: Option<&crate::input::Interactions>,
     rejects: &[Reject],
     stages: &mut Stages,
-) -> Result<(Counts, Option<&'static str>)> {
+) -> Result<(Counts, Option<&'static str>, Option<cf_choice::Choice>)> {
     let mut counts = Counts { items: items.len(), ..Counts::default() };
     let store = SledStore::open(&dir.join(files::STORE))?;
+    let mut chosen = None;
 
     if let Some(interactions) = interactions {
         // Users get indexes in order of first appearance; duplicate (user, item) rows are summed
@@ -232,24 +242,38 @@ fn build_into(
             .flat_map(|(u, h)| h.values().map(move |i| (u as u32, i.item, i.weight)))
             .collect();
         let matrix = Csr::from_triples(user_ids.len(), items.len(), &triples);
-        let progress = Progress::new(
-            settings.progress,
-            settings.als.iterations as u64,
-            "ALS iterations",
-            "ALS   {bar:40} {pos}/{len} iterations [{elapsed}]",
-        );
-        let model = cf::train(&matrix, &settings.als, |done| progress.set(done as u64))?;
-        progress.finish();
-        stages.done("train cf");
-
-        let item_graph = VectorIndex::build(
-            model.item_factors.data.clone(),
-            settings.als.factors,
-            Metric::InnerProduct,
-            settings.hnsw,
-        )?;
-        item_graph.save(dir, files::CF_ITEMS)?;
-        write_factors(&dir.join(files::CF_USERS), &model.user_factors)?;
+        let choice = cf_choice::choose(&matrix, &settings.cf)?;
+        if settings.cf.requested == cf_choice::CfModelChoice::Auto {
+            stages.done("choose cf model");
+        }
+        match &choice.model {
+            CfModelSettings::Als(als) => {
+                let progress = Progress::new(
+                    settings.progress,
+                    als.iterations as u64,
+                    "ALS iterations",
+                    "ALS   {bar:40} {pos}/{len} iterations [{elapsed}]",
+                );
+                let model = cf::train(&matrix, als, |done| progress.set(done as u64))?;
+                progress.finish();
+                stages.done("train cf");
+                let item_graph = VectorIndex::build(
+                    model.item_factors.data.clone(),
+                    als.factors,
+                    Metric::InnerProduct,
+                    settings.hnsw,
+                )?;
+                item_graph.save(dir, files::CF_ITEMS)?;
+                write_factors(&dir.join(files::CF_USERS), &model.user_factors)?;
+            }
+            CfModelSettings::Ease(ease) => {
+                let model = ItemModel::fit(&matrix, ease)?;
+                stages.done("train cf");
+                model.save(&dir.join(files::EASE))?;
+            }
+        }
+        tracing::info!(model = %choice.model, reason = %choice.selection.reason, "CF model");
+        chosen = Some(choice);
         for (u, history) in histories.into_iter().enumerate() {
             let mut history: Vec<Interaction> = history.into_values().collect();
             history.sort_by_key(|i| (i.timestamp, i.item));
@@ -299,7 +323,7 @@ fn build_into(
         std::fs::write(&path, lines).map_err(|e| hyrank_engine::Error::io(format!("writing {}", path.display()), e))?;
         Some(files::REJECTS)
     };
-    Ok((counts, rejects_file))
+    Ok((counts, rejects_file, chosen))
 }
 
 fn dir_size(path: &Path) -> u64 {
@@ -343,6 +367,21 @@ impl Summary {
         );
         if let Some(path) = &self.rejects_file {
             out += &format!("  rejects written to {}\n", path.display());
+        }
+        if let Some(selection) = &m.cf_selection {
+            out += &format!("  cf model: {}\n", selection.reason);
+            for c in &selection.candidates {
+                out += &match (c.ndcg_10, c.recall_20, &c.skipped) {
+                    (Some(ndcg), Some(recall), _) => format!(
+                        "    {:<58} nDCG@10 {ndcg:.4}  Recall@20 {recall:.4}  fit {:.1} s\n",
+                        c.model.to_string(),
+                        c.fit_seconds
+                    ),
+                    (_, _, skipped) => {
+                        format!("    {:<58} not fitted: {}\n", c.model.to_string(), skipped.as_deref().unwrap_or(""))
+                    }
+                };
+            }
         }
         out += "  time per stage:\n";
         for s in &m.stages {

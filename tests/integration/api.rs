@@ -187,9 +187,11 @@ async fn recommendations_exclude_seen_items_and_explain_with_history() {
     assert_breakdowns_compose(&body);
     let cf_tree = &body["hits"][0]["explanations"][0];
     for child in cf_tree["children"].as_array().unwrap() {
+        // "history item PRG-013 “Title”": the id, then the title.
         let label = child["label"].as_str().unwrap();
-        let id = label.rsplit(' ').next().unwrap();
+        let (id, title) = label.trim_start_matches("history item ").split_once(" “").unwrap();
         assert!(seen.contains(id), "{label} is not in the history");
+        assert_eq!(title.trim_end_matches('”'), engine.item(id).unwrap().title.trim());
     }
     let (status, body) = post("/v1/recommend", json!({"user": "u007", "k": 20, "exclude_seen": false})).await;
     assert_eq!(status, StatusCode::OK);

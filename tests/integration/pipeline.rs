@@ -165,3 +165,89 @@ fn a_second_run_publishes_a_new_generation_beside_the_first() {
     assert!(first.dir.join("manifest.json").is_file(), "the old generation must stay intact");
     assert_eq!(hyrank_engine::generation::current(&dir.path().join("index")).unwrap(), second.dir);
 }
+
+/// `--cf-model auto` on the fixtures: every candidate validated and recorded; then the same
+/// catalog with EASE asked for serves recommendations, similar items and personalised search
+/// from the stored histories, and its explanation is the exact sum of per-history weights,
+/// with history items named by title.
+#[test]
+fn ease_and_auto_generations_choose_record_serve_and_explain() {
+    use hyrank_engine::cf::CfModelSettings;
+    use hyrank_engine::explain::RetrieverKind;
+    use hyrank_engine::{RecommendMode, RecommendRequest, SearchRequest, SimilarRequest};
+    use hyrank_indexer::cf_choice::CfModelChoice;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = fixture_settings(dir.path().join("auto"));
+    settings.cf.requested = CfModelChoice::Auto;
+    let summary = hyrank_indexer::build(&settings).unwrap();
+    let selection = summary.manifest.cf_selection.clone().expect("auto records its choice");
+    assert_eq!(selection.requested, "auto");
+    assert!(selection.validation_users > 100 && selection.validation_interactions > 0);
+    let fitted: Vec<_> = selection.candidates.iter().filter(|c| c.ndcg_10.is_some()).collect();
+    assert!(fitted.iter().any(|c| matches!(c.model, CfModelSettings::Als(_))));
+    assert!(fitted.iter().any(|c| matches!(c.model, CfModelSettings::Ease(_))));
+    let best = fitted.iter().map(|c| c.ndcg_10.unwrap()).fold(f64::MIN, f64::max);
+    let served = match (&summary.manifest.cf, &summary.manifest.ease) {
+        (Some(als), None) => CfModelSettings::Als(als.clone()),
+        (None, Some(ease)) => CfModelSettings::Ease(ease.clone()),
+        other => panic!("exactly one CF model must serve: {other:?}"),
+    };
+    let chosen = fitted.iter().find(|c| c.model == served).expect("the served model is a candidate");
+    assert_eq!(chosen.ndcg_10, Some(best));
+    assert!(summary.render().contains("cf model:"), "{}", summary.render());
+
+    let mut settings = fixture_settings(dir.path().join("ease"));
+    settings.cf.requested = CfModelChoice::Ease;
+    let summary = hyrank_indexer::build(&settings).unwrap();
+    assert!(summary.manifest.cf.is_none() && summary.manifest.ease.is_some());
+    assert!(summary.dir.join("ease.bin").is_file() && !summary.dir.join("users.vectors").exists());
+    let engine = Engine::open(&dir.path().join("ease"), &embedder_settings()).unwrap();
+
+    let user = engine.user("u007").unwrap();
+    let seen: std::collections::HashSet<String> =
+        user.history.iter().map(|i| engine.item_ids()[i.item as usize].clone()).collect();
+    let request = RecommendRequest { k: 10, mode: RecommendMode::Cf, explain: true, ..RecommendRequest::new("u007") };
+    let results = engine.recommend(&request).unwrap();
+    assert_eq!(results.hits.len(), 10);
+    for hit in &results.hits {
+        assert!(!seen.contains(&hit.id), "a seen item was recommended");
+        let raw = hit.breakdown.retrievers.iter().find(|r| r.retriever == RetrieverKind::Cf).unwrap().raw_score;
+        let tree = hit.explanations.iter().find(|e| e.label.starts_with("CF score (EASE")).expect("an EASE tree");
+        assert!((tree.value - f64::from(raw)).abs() < 1e-4, "{} vs {raw}", tree.value);
+        assert!(!tree.children.is_empty() && tree.children.len() <= 5);
+        for child in &tree.children {
+            // "history item PRG-013 “Title”": the id and the title.
+            let (id, title) = child.label.trim_start_matches("history item ").split_once(" “").unwrap();
+            assert!(seen.contains(id), "{id} is not in the history");
+            assert_eq!(title.trim_end_matches('”'), engine.item(id).unwrap().title.trim());
+        }
+    }
+    assert!(results.hits.windows(2).all(|w| w[0].score >= w[1].score));
+
+    // Similar: CF neighbours come from the seed's row of B.
+    let seed = results.hits[0].id.clone();
+    let similar: SimilarRequest = serde_json::from_value(serde_json::json!({"item": seed, "k": 5})).unwrap();
+    let similar = engine.similar(&similar).unwrap();
+    assert!(similar.hits.iter().all(|h| h.id != seed));
+    assert!(similar.hits.iter().any(|h| h.breakdown.retrievers.iter().any(|r| r.retriever == RetrieverKind::Cf)));
+
+    // Personalised search reads the same history.
+    let search = SearchRequest { user: Some("u007".into()), k: 5, ..SearchRequest::new("tent") };
+    let found = engine.search(&search).unwrap();
+    assert!(found.hits.iter().any(|h| h.breakdown.retrievers.iter().any(|r| r.retriever == RetrieverKind::Cf)));
+}
+
+/// EASE asked for past the memory limit is refused before anything is fitted, naming the
+/// estimate and the flag; nothing is published.
+#[test]
+fn ease_past_its_memory_limit_is_refused_with_the_estimate() {
+    use hyrank_indexer::cf_choice::CfModelChoice;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = fixture_settings(dir.path().join("index"));
+    settings.cf.requested = CfModelChoice::Ease;
+    settings.cf.memory_limit = Some(1000);
+    let error = hyrank_indexer::build(&settings).unwrap_err().to_string();
+    assert!(error.contains("needs about") && error.contains("--cf-memory-limit"), "{error}");
+    assert!(hyrank_engine::generation::current(&dir.path().join("index")).is_err());
+}

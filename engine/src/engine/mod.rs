@@ -17,29 +17,42 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batcher::RerankWorker;
-use crate::cf::{self, AlsModel, Factors};
+use crate::cf::{self, AlsModel, Factors, ItemModel};
 use crate::cross::states::ItemStates;
 use crate::cross::CrossEncoder;
 use crate::dense::{read_f32_file, Metric, VectorIndex};
 use crate::embed::{Embedder, EmbedderSettings};
 use crate::error::{Error, Result};
+use crate::explain::Explanation;
 use crate::generation::{self, files, Manifest, RerankerManifest};
 use crate::item::{FieldValue, Item};
 use crate::lexical::LexicalIndex;
 use crate::rerank::{LateInteractionReranker, TrainedReranker};
-use crate::retrieve::CfItems;
+use crate::retrieve::{CfItems, Retriever};
 use crate::runtime::{RerankerSlot, Runtime, RuntimeSettings};
 use crate::store::{MetaStore, SnapshotStore, UserRecord};
 
 pub use recommend::UserView;
 
-/// Everything CF needs at query time.
-struct Collaborative {
-    items: CfItems,
-    /// User and item factors (the item factors also live in `items`, which owns its copy).
-    model: AlsModel,
-    /// `YᵀY + λI`, shared by every explanation.
-    gram: Vec<f64>,
+/// Everything CF needs at query time: the model that serves the generation's CF list.
+enum Collaborative {
+    /// ALS factors.
+    Als {
+        /// The item factors, searchable by inner product.
+        items: CfItems,
+        /// User and item factors (the item factors also live in `items`, which owns its copy).
+        model: AlsModel,
+        /// `YᵀY + λI`, shared by every explanation.
+        gram: Vec<f64>,
+    },
+    /// EASE's item-item weights: scores come from a user's stored history.
+    Ease(ItemModel),
+}
+
+/// Explains CF scores for one request's user, built once per request.
+enum CfExplainer<'a> {
+    Als(cf::UserExplainer<'a>),
+    Ease { model: &'a ItemModel, seeds: Vec<u32> },
 }
 
 /// An opened, immutable generation.
@@ -130,8 +143,12 @@ impl Engine {
         }
         let lexical = LexicalIndex::open(&dir.join(files::LEXICAL), manifest.lexical)?;
         let dense = VectorIndex::load(dir, files::DENSE, manifest.model.dim, Metric::Cosine, manifest.hnsw)?;
-        let cf = match &manifest.cf {
-            Some(settings) => {
+        let cf = match (&manifest.cf, &manifest.ease) {
+            (_, Some(settings)) => {
+                let model = ItemModel::load(&dir.join(files::EASE), manifest.counts.items, settings.clone())?;
+                Some(Collaborative::Ease(model))
+            }
+            (Some(settings), None) => {
                 let items =
                     VectorIndex::load(dir, files::CF_ITEMS, settings.factors, Metric::InnerProduct, manifest.hnsw)?;
                 let user_factors = Factors {
@@ -141,9 +158,9 @@ impl Engine {
                 let item_factors = Factors { data: items.vectors().to_vec(), dim: settings.factors };
                 let model = AlsModel { user_factors, item_factors, settings: settings.clone() };
                 let gram = cf::item_gramian(&model);
-                Some(Collaborative { items: CfItems::new(items), model, gram })
+                Some(Collaborative::Als { items: CfItems::new(items), model, gram })
             }
-            None => None,
+            (None, None) => None,
         };
         let store = SnapshotStore::load(&dir.join(files::STORE))?;
         let items = store.items()?;
@@ -346,14 +363,71 @@ impl Engine {
         })
     }
 
-    fn user_vector<'a>(&self, cf: &'a Collaborative, user: &UserRecord) -> Result<&'a [f32]> {
-        let users = &cf.model.user_factors;
+    /// The user's ALS factors; `None` when EASE serves (it reads the history instead).
+    fn user_vector<'a>(&self, cf: &'a Collaborative, user: &UserRecord) -> Result<Option<&'a [f32]>> {
+        let Collaborative::Als { model, .. } = cf else { return Ok(None) };
+        let users = &model.user_factors;
         let start = user.index as usize * users.dim;
-        users.data.get(start..start + users.dim).ok_or_else(|| Error::BadIndex {
+        let factors = users.data.get(start..start + users.dim).ok_or_else(|| Error::BadIndex {
             path: self.dir.clone(),
             reason: format!("user {} has no factors", user.id),
-        })
+        })?;
+        Ok(Some(factors))
     }
+
+    /// The CF retriever for a user: ALS with the user's factors (or `replay`'s factors in its
+    /// item space, for the reranker trainer), EASE with the `seeds` (the user's positive
+    /// history items). `None` when the view has no factors to search with.
+    fn cf_retriever<'a>(
+        &'a self,
+        cf: &'a Collaborative,
+        factors: Option<&'a [f32]>,
+        replay: Option<&'a CfItems>,
+        seeds: &'a [u32],
+        cold_items: crate::request::ColdItems,
+    ) -> Option<Retriever<'a>> {
+        match (cf, factors, replay) {
+            (_, Some(factors), Some(items)) | (Collaborative::Als { items, .. }, Some(factors), None) => {
+                Some(Retriever::Cf { items, factors, cold_items })
+            }
+            (Collaborative::Ease(model), _, None) => Some(Retriever::ItemModel { model, seeds, cold_items }),
+            _ => None,
+        }
+    }
+
+    /// The CF explainer for a user's history, when the generation has CF and (ALS) the
+    /// user's normal matrix factors.
+    fn cf_explainer<'a>(&'a self, history: &'a [(u32, f32)]) -> Option<CfExplainer<'a>> {
+        match self.cf.as_ref()? {
+            Collaborative::Als { model, gram, .. } => {
+                cf::UserExplainer::new(model, gram, history).map(CfExplainer::Als)
+            }
+            Collaborative::Ease(model) => Some(CfExplainer::Ease { model, seeds: positive_items(history) }),
+        }
+    }
+
+    /// The CF explanation tree of `item`, history items named by id and title.
+    fn cf_explanation(&self, explainer: &CfExplainer<'_>, item: u32) -> Explanation {
+        let name = |j: u32| self.item_label(j);
+        match explainer {
+            CfExplainer::Als(explainer) => explainer.tree(item, 5, name),
+            CfExplainer::Ease { model, seeds } => model.tree(seeds, item, 5, name),
+        }
+    }
+
+    /// How an explanation names an item: its id and, when it has one, its title in quotes.
+    fn item_label(&self, item: u32) -> String {
+        let id = self.ids.get(item as usize).cloned().unwrap_or_default();
+        match self.item_at(item) {
+            Ok(found) if !found.title.trim().is_empty() => format!("{id} “{}”", found.title.trim()),
+            _ => id,
+        }
+    }
+}
+
+/// The items of a history with a positive weight: what EASE counts as interacted with.
+fn positive_items(history: &[(u32, f32)]) -> Vec<u32> {
+    history.iter().filter(|&&(_, w)| w > 0.0).map(|&(item, _)| item).collect()
 }
 
 /// A number for a generation's name, for cache keys that must not cross generations.

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use super::stages::{ms, Fused};
 use super::Engine;
-use crate::cf;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
 use crate::request::{check_k, defaults, Candidate, RecommendMode, RecommendRequest, Results, Timings};
@@ -25,9 +24,11 @@ pub struct UserView<'a> {
     /// Items kept out of the candidates besides the history (the trainer hides a user's other
     /// held-out items).
     pub hidden: Option<&'a HashSet<u32>>,
-    /// CF factors in the space of `cf_items`; `None`: no CF list.
+    /// ALS factors in the space of `cf_items`; `None`: no ALS list (an EASE generation reads
+    /// `history` instead).
     pub factors: Option<&'a [f32]>,
-    /// The item factors `factors` belong to; `None`: the generation's.
+    /// The item factors `factors` belong to; `None`: the generation's. When given, the CF list
+    /// is ALS over these whatever model the generation serves.
     pub cf_items: Option<&'a CfItems>,
 }
 
@@ -42,12 +43,8 @@ impl Engine {
         let start = Instant::now();
         let cf = self.collaborative()?;
         let user = self.user(&request.user)?;
-        let view = UserView {
-            history: &user.history,
-            hidden: None,
-            factors: Some(self.user_vector(cf, &user)?),
-            cf_items: None,
-        };
+        let view =
+            UserView { history: &user.history, hidden: None, factors: self.user_vector(cf, &user)?, cf_items: None };
         let mut timings = Timings::default();
         let fused = self.recommend_first_stage(&view, request, &mut timings)?;
         let trained = self.recommend_trained.as_ref().map(TrainedReranker::as_trained);
@@ -60,7 +57,7 @@ impl Engine {
         let mut hits = self.finish(&fused, request.k, plan.zip(context.as_deref()), &mut timings)?;
         if request.explain {
             let history: Vec<(u32, f32)> = user.history.iter().map(|i| (i.item, i.weight)).collect();
-            let explainer = cf::UserExplainer::new(&cf.model, &cf.gram, &history);
+            let explainer = self.cf_explainer(&history);
             for hit in &mut hits {
                 let item = self.index_of(&hit.id)?;
                 if let Some(explainer) = &explainer {
@@ -110,16 +107,17 @@ impl Engine {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
         let cf = self.collaborative()?;
-        let cf_items = view.cf_items.unwrap_or(&cf.items);
+        let seeds: Vec<u32> = view.history.iter().filter(|i| i.weight > 0.0).map(|i| i.item).collect();
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
         let hidden = view.hidden.into_iter().flatten().copied();
         let allow = self.allow(&request.filters)?.excluding(self.len(), seen.chain(hidden));
         // The content profile, when the mode has content; `Some(None)`: the history gives none.
         let profile = (request.mode != RecommendMode::Cf).then(|| self.profile(view.history, request.recent));
         let mut retrievers = Vec::with_capacity(2);
-        if let (true, Some(factors)) = (request.mode != RecommendMode::Content, view.factors) {
-            let retriever = Retriever::Cf { items: cf_items, factors, cold_items: request.cold_items };
-            retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
+        if request.mode != RecommendMode::Content {
+            if let Some(retriever) = self.cf_retriever(cf, view.factors, view.cf_items, &seeds, request.cold_items) {
+                retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
+            }
         }
         if let Some(profile) = &profile {
             let weight = request.weights.given(RetrieverKind::Dense).unwrap_or(defaults::RECOMMEND_CONTENT_WEIGHT);
@@ -151,7 +149,7 @@ impl Engine {
         near.truncate(3);
         let children = near
             .iter()
-            .map(|(j, s)| Explanation::leaf(format!("cosine to history item {}", self.ids[*j as usize]), f64::from(*s)))
+            .map(|(j, s)| Explanation::leaf(format!("cosine to history item {}", self.item_label(*j)), f64::from(*s)))
             .collect();
         let best = near.first().map_or(0.0, |n| f64::from(n.1));
         Explanation::node("content: nearest recent history items", best, children)

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use super::stages::{ms, Fused};
 use super::Engine;
-use crate::cf;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
 use crate::request::{check_k, Candidate, Results, SearchRequest, Timings};
@@ -37,10 +36,7 @@ impl Engine {
         let mut hits = self.finish(&fused, request.k, rerank, &mut timings)?;
         if request.explain {
             let history = user.as_ref().map(|u| u.history.iter().map(|i| (i.item, i.weight)).collect::<Vec<_>>());
-            let explainer = match (&history, &self.cf) {
-                (Some(history), Some(cf)) => cf::UserExplainer::new(&cf.model, &cf.gram, history),
-                _ => None,
-            };
+            let explainer = history.as_deref().and_then(|h| self.cf_explainer(h));
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
                 if let Some(query) = query {
@@ -88,6 +84,7 @@ impl Engine {
             }
             _ => None,
         };
+        let seeds: Vec<u32> = user.iter().flat_map(|u| &u.history).filter(|i| i.weight > 0.0).map(|i| i.item).collect();
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
             let retriever = match kind {
@@ -98,17 +95,13 @@ impl Engine {
                 RetrieverKind::Cf => {
                     // Mode::retrievers picks CF only with a user, whose factors were read above.
                     let (cf, factors) = cf.ok_or_else(|| Error::invalid("user", "cf needs a user"))?;
-                    Retriever::Cf { items: &cf.items, factors, cold_items: request.cold_items }
+                    self.cf_retriever(cf, factors, None, &seeds, request.cold_items)
+                        .ok_or_else(|| Error::invalid("user", "the user has no CF factors"))?
                 }
             };
             retrievers.push((retriever, request.weights.of(kind)));
         }
         let fused = self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)?;
         Ok(FirstStage { query, user, fused })
-    }
-
-    /// The CF explanation tree of `item`, from an explainer built once per request.
-    pub(super) fn cf_explanation(&self, explainer: &cf::UserExplainer<'_>, item: u32) -> Explanation {
-        explainer.tree(item, 5, |j| self.ids.get(j as usize).cloned().unwrap_or_default())
     }
 }

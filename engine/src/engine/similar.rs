@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::stages::ms;
-use super::Engine;
+use super::{Collaborative, Engine};
 use crate::error::Result;
 use crate::explain::RetrieverKind;
 use crate::request::{check_k, ColdItems, Results, SimilarRequest, Timings};
@@ -26,14 +26,24 @@ impl Engine {
             Retriever::Dense { index: &self.dense, vector: Some(content) },
             request.weights.of(RetrieverKind::Dense),
         )];
-        if let Some(cf) = &self.cf {
-            let factors = cf.items.vector(seed).unwrap_or_default();
-            // An item nobody interacted with has (near) zero factors: its CF neighbours are
-            // noise, so CF does not run for it.
-            if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
-                let retriever = Retriever::Cf { items: &cf.items, factors, cold_items: ColdItems::Share };
+        let seeds = [seed];
+        match &self.cf {
+            Some(Collaborative::Als { items, .. }) => {
+                let factors = items.vector(seed).unwrap_or_default();
+                // An item nobody interacted with has (near) zero factors: its CF neighbours are
+                // noise, so CF does not run for it.
+                if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
+                    let retriever = Retriever::Cf { items, factors, cold_items: ColdItems::Share };
+                    retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
+                }
+            }
+            // The seed's row of B: the items its users also liked, net of what explains them
+            // better. A cold seed has an empty row, so the list is empty.
+            Some(Collaborative::Ease(model)) if !model.cold().get(seed as usize).copied().unwrap_or(true) => {
+                let retriever = Retriever::ItemModel { model, seeds: &seeds, cold_items: ColdItems::Share };
                 retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
             }
+            Some(Collaborative::Ease(_)) | None => {}
         }
         let fused = self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, &mut timings)?;
         let hits = self.finish(&fused, request.k, None, &mut timings)?;

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hyrank_engine::cf::AlsSettings;
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation;
 use hyrank_engine::request::{RecommendRequest, RerankOptions, Weights};
@@ -22,6 +21,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::metrics::{ndcg_at, percentile, Judgments};
+use crate::cf_choice::CfChoiceSettings;
 use crate::error::{IndexError, Result};
 use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
 use crate::pipeline::{IndexSettings, OnError};
@@ -65,8 +65,8 @@ pub struct RecommendEvalSettings {
     pub cold_items: ColdItems,
     /// Model.
     pub embedder: EmbedderSettings,
-    /// ALS.
-    pub als: AlsSettings,
+    /// The CF model (ALS, EASE, or chosen by validation on the train split).
+    pub cf: CfChoiceSettings,
     /// Where the train file, the generation and the reports go.
     pub out_dir: PathBuf,
     /// Evaluate the generation already in `out_dir` (e.g. after `hyrank train-reranker
@@ -252,7 +252,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         catalog_format: settings.catalog_format.clone(),
         interactions: Some(train_path),
         interaction_format,
-        als: settings.als.clone(),
+        cf: settings.cf.clone(),
         on_error: OnError::Fail,
         ..IndexSettings::new(settings.catalog.clone(), index_dir.clone(), settings.embedder.clone())
     };
@@ -419,7 +419,7 @@ mod tests {
             weights: Weights::default(),
             cold_items: ColdItems::Ignore,
             embedder: EmbedderSettings::new("m"),
-            als: AlsSettings::default(),
+            cf: CfChoiceSettings::default(),
             out_dir: PathBuf::new(),
             reuse_index: false,
         }

@@ -48,9 +48,19 @@ pub(super) fn replay_interactions(
     context_titles: usize,
     targets_per_user: usize,
 ) -> Result<(Vec<Example>, CfItems)> {
-    let als = engine.manifest().cf.clone().ok_or_else(|| IndexError::Settings {
+    let manifest = engine.manifest();
+    let als = manifest.cf.clone().ok_or_else(|| IndexError::Settings {
         setting: "interactions".into(),
-        reason: "the generation was built without interactions; index with --interactions first".into(),
+        reason: if manifest.ease.is_some() {
+            // The trainer replays users through an ALS model fitted without their held-out
+            // items; replaying an EASE generation that way would train the combination on
+            // another CF model's scores than the one that serves.
+            "the recommendation reranker trainer replays ALS, and this generation serves EASE; index with \
+             --cf-model als to train one"
+                .into()
+        } else {
+            "the generation was built without interactions; index with --interactions first".into()
+        },
     })?;
     let users = engine.users()?;
     let mut histories = Vec::with_capacity(users.len());

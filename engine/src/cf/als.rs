@@ -1,4 +1,4 @@
-//! Implicit-feedback collaborative filtering: alternating least squares with a conjugate-gradient
+//! Implicit-feedback matrix factorisation: alternating least squares with a conjugate-gradient
 //! solver (Hu, Koren & Volinsky 2008; Takács et al. 2011), as benfred/implicit 0.7 computes it.
 //!
 //! For a user u with observed items j and interaction values r_uj, the confidence is
@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::Csr;
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
 
@@ -36,67 +37,6 @@ pub struct AlsSettings {
 impl Default for AlsSettings {
     fn default() -> Self {
         AlsSettings { factors: 64, regularization: 0.05, alpha: 1.0, iterations: 15, cg_steps: 3, seed: 42 }
-    }
-}
-
-/// A sparse matrix in compressed-row form: row r holds `indices[indptr[r]..indptr[r+1]]`.
-#[derive(Debug, Clone, Default)]
-pub struct Csr {
-    /// Row boundaries, length rows + 1.
-    pub indptr: Vec<usize>,
-    /// Column of each entry.
-    pub indices: Vec<u32>,
-    /// Value of each entry.
-    pub values: Vec<f32>,
-    /// Number of columns.
-    pub cols: usize,
-}
-
-impl Csr {
-    /// Builds from `(row, col, value)` triples; duplicates are summed.
-    pub fn from_triples(rows: usize, cols: usize, triples: &[(u32, u32, f32)]) -> Csr {
-        let mut sorted = triples.to_vec();
-        sorted.sort_by_key(|&(r, c, _)| (r, c));
-        let mut indptr = vec![0usize; rows + 1];
-        let mut indices = Vec::with_capacity(sorted.len());
-        let mut values: Vec<f32> = Vec::with_capacity(sorted.len());
-        let mut last: Option<(u32, u32)> = None;
-        for (r, c, v) in sorted {
-            if last == Some((r, c)) {
-                *values.last_mut().expect("a previous entry exists") += v;
-                continue;
-            }
-            last = Some((r, c));
-            indptr[r as usize + 1] += 1;
-            indices.push(c);
-            values.push(v);
-        }
-        for r in 0..rows {
-            indptr[r + 1] += indptr[r];
-        }
-        Csr { indptr, indices, values, cols }
-    }
-
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.indptr.len() - 1
-    }
-
-    /// `(column, value)` pairs of one row.
-    pub fn row(&self, r: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
-        let span = self.indptr[r]..self.indptr[r + 1];
-        self.indices[span.clone()].iter().copied().zip(self.values[span].iter().copied())
-    }
-
-    /// The transpose, also in compressed-row form.
-    pub fn transpose(&self) -> Csr {
-        let mut triples = Vec::with_capacity(self.indices.len());
-        for r in 0..self.rows() {
-            for (c, v) in self.row(r) {
-                triples.push((c, r as u32, v));
-            }
-        }
-        Csr::from_triples(self.cols, self.rows(), &triples)
     }
 }
 
@@ -389,16 +329,6 @@ mod tests {
             (3, 2, 1.0),
         ];
         Csr::from_triples(4, 5, &triples)
-    }
-
-    #[test]
-    fn csr_sums_duplicates_and_transposes() {
-        let m = Csr::from_triples(2, 3, &[(0, 2, 1.0), (0, 2, 2.0), (1, 0, 5.0)]);
-        assert_eq!(m.row(0).collect::<Vec<_>>(), vec![(2, 3.0)]);
-        let t = m.transpose();
-        assert_eq!(t.rows(), 3);
-        assert_eq!(t.row(2).collect::<Vec<_>>(), vec![(0, 3.0)]);
-        assert_eq!(t.row(0).collect::<Vec<_>>(), vec![(1, 5.0)]);
     }
 
     #[test]

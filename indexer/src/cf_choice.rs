@@ -1,0 +1,447 @@
+//! Which CF model a generation serves (`hyrank index --cf-model als|ease|auto`).
+//!
+//! `auto` holds out a validation part of the training interactions (a seeded random fifth of
+//! each user's positives, as `hyrank eval recommend` splits), fits every candidate on the rest,
+//! scores the validation items by nDCG@10 with the training items excluded (exact scores over
+//! the whole catalog, no approximate search, so the comparison is about the models), and keeps
+//! the best. Candidates are tried in a fixed order until a time budget is spent; EASE is only
+//! tried when its fit fits in memory ([`cf::ease::fit_bytes`]). The comparison goes into the
+//! manifest (`cf_selection`) and the index summary, and the chosen model is then fitted on all
+//! interactions.
+
+use std::time::{Duration, Instant};
+
+use hyrank_engine::cf::{self, AlsSettings, CfModelSettings, Csr, EaseSettings, ItemModel};
+use hyrank_engine::generation::{CfCandidate, CfSelection};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::error::{IndexError, Result};
+use crate::eval::metrics::{ndcg_at, recall_at, Judgments};
+
+/// What the catalog team asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CfModelChoice {
+    /// Implicit ALS with the given settings.
+    Als,
+    /// EASE with the given λ; refused when its fit would not fit in memory.
+    Ease,
+    /// Every candidate on a validation split, the best by nDCG@10.
+    #[default]
+    Auto,
+}
+
+impl CfModelChoice {
+    fn name(self) -> &'static str {
+        match self {
+            CfModelChoice::Als => "als",
+            CfModelChoice::Ease => "ease",
+            CfModelChoice::Auto => "auto",
+        }
+    }
+}
+
+/// Settings of the choice.
+#[derive(Debug, Clone)]
+pub struct CfChoiceSettings {
+    /// What was asked.
+    pub requested: CfModelChoice,
+    /// ALS settings (`als`; the first ALS candidate of `auto`).
+    pub als: AlsSettings,
+    /// EASE settings (`ease`; the first EASE candidate of `auto`).
+    pub ease: EaseSettings,
+    /// Bytes EASE's fit may hold; `None`: half the memory available when the run starts.
+    pub memory_limit: Option<u64>,
+    /// Wall-clock budget for fitting `auto`'s candidates; at least one of each family that
+    /// fits in memory is always tried.
+    pub budget: Duration,
+    /// Seed of the validation split.
+    pub seed: u64,
+}
+
+impl Default for CfChoiceSettings {
+    fn default() -> Self {
+        CfChoiceSettings {
+            requested: CfModelChoice::default(),
+            als: AlsSettings::default(),
+            ease: EaseSettings::default(),
+            memory_limit: None,
+            budget: Duration::from_secs(DEFAULT_BUDGET_SECS),
+            seed: 42,
+        }
+    }
+}
+
+/// Default time budget of `auto`, in seconds.
+pub const DEFAULT_BUDGET_SECS: u64 = 300;
+
+/// Fraction of each user's positives held out for validation.
+const VALIDATION_FRACTION: f64 = 0.2;
+
+/// Validation users scored at most (a seeded sample beyond that): enough to tell the models
+/// apart, few enough that scoring stays a small part of the fit.
+const MAX_VALIDATION_USERS: usize = 5000;
+
+/// The chosen model and the record of how.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    /// What to fit on all interactions.
+    pub model: CfModelSettings,
+    /// The record for the manifest.
+    pub selection: CfSelection,
+}
+
+/// Memory available to this process now (Linux `MemAvailable`), if known.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Whether EASE may be fitted on `warm` items, and if not, why not.
+fn ease_fits(warm: usize, settings: &CfChoiceSettings) -> std::result::Result<(), String> {
+    let need = cf::ease::fit_bytes(warm);
+    let (limit, source) = match settings.memory_limit {
+        Some(limit) => (limit, "--cf-memory-limit".to_string()),
+        None => match available_memory() {
+            Some(available) => (available / 2, format!("half of the {} available", gib(available))),
+            None => (u64::MAX, "no limit known".to_string()),
+        },
+    };
+    if need <= limit {
+        Ok(())
+    } else {
+        Err(format!(
+            "EASE over {warm} items with interactions needs about {} at its peak (three items² f32 matrices), above \
+             the limit of {} ({source})",
+            gib(need),
+            gib(limit)
+        ))
+    }
+}
+
+/// Decides the CF model for a users × items matrix.
+///
+/// # Errors
+/// `--cf-model ease` when EASE does not fit in memory (the message gives the estimate and the
+/// limit), or a fit that fails.
+pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
+    let warm = cf::ease::warm_items(matrix).len();
+    let record = |reason: String, candidates: Vec<CfCandidate>, users: usize, held: usize| CfSelection {
+        requested: settings.requested.name().into(),
+        reason,
+        validation_users: users,
+        validation_interactions: held,
+        candidates,
+    };
+    match settings.requested {
+        CfModelChoice::Als => Ok(Choice {
+            model: CfModelSettings::Als(settings.als.clone()),
+            selection: record("ALS, as asked".into(), Vec::new(), 0, 0),
+        }),
+        CfModelChoice::Ease => match ease_fits(warm, settings) {
+            Ok(()) => Ok(Choice {
+                model: CfModelSettings::Ease(settings.ease.clone()),
+                selection: record("EASE, as asked".into(), Vec::new(), 0, 0),
+            }),
+            Err(reason) => Err(IndexError::Settings {
+                setting: "cf-model".into(),
+                reason: format!("{reason}; use --cf-model als or auto, or raise --cf-memory-limit"),
+            }),
+        },
+        CfModelChoice::Auto => {
+            let split = Validation::split(matrix, settings.seed);
+            if split.users.is_empty() {
+                return Ok(Choice {
+                    model: CfModelSettings::Als(settings.als.clone()),
+                    selection: record(
+                        "ALS: no user has two positives or more, so there is nothing to validate on".into(),
+                        Vec::new(),
+                        0,
+                        0,
+                    ),
+                });
+            }
+            let ease_room = ease_fits(warm, settings);
+            let start = Instant::now();
+            let mut candidates: Vec<CfCandidate> = Vec::new();
+            let mut tried_family = [false, false];
+            for model in candidate_list(settings) {
+                let family = matches!(model, CfModelSettings::Ease(_)) as usize;
+                let skipped = match (&model, &ease_room) {
+                    (CfModelSettings::Ease(_), Err(reason)) => Some(reason.clone()),
+                    _ if tried_family[family] && start.elapsed() > settings.budget => {
+                        Some(format!("the time budget of {} s was spent", settings.budget.as_secs()))
+                    }
+                    _ => None,
+                };
+                if let Some(skipped) = skipped {
+                    candidates.push(CfCandidate {
+                        model,
+                        ndcg_10: None,
+                        recall_20: None,
+                        fit_seconds: 0.0,
+                        skipped: Some(skipped),
+                    });
+                    continue;
+                }
+                tried_family[family] = true;
+                let fit_start = Instant::now();
+                let scorer = Scorer::fit(&split.train, &model)?;
+                let fit_seconds = fit_start.elapsed().as_secs_f64();
+                let (ndcg_10, recall_20) = split.score(&scorer);
+                tracing::info!(%model, ndcg_10, recall_20, fit_seconds, "CF candidate validated");
+                candidates.push(CfCandidate {
+                    model,
+                    ndcg_10: Some(ndcg_10),
+                    recall_20: Some(recall_20),
+                    fit_seconds,
+                    skipped: None,
+                });
+            }
+            // The best nDCG@10; ties go to the earlier candidate (the given settings first).
+            let best = candidates
+                .iter()
+                .filter_map(|c| c.ndcg_10.map(|n| (n, c)))
+                .fold(None::<(f64, &CfCandidate)>, |best, (n, c)| match best {
+                    Some((b, _)) if b >= n => best,
+                    _ => Some((n, c)),
+                })
+                .map(|(_, c)| c.model.clone())
+                .expect("the first ALS candidate is always fitted");
+            let reason = format!(
+                "{best}: the best nDCG@10 on {} validation items of {} users{}",
+                split.held,
+                split.users.len(),
+                ease_room.err().map(|r| format!("; EASE not tried: {r}")).unwrap_or_default()
+            );
+            Ok(Choice { model: best, selection: record(reason, candidates, split.users.len(), split.held) })
+        }
+    }
+}
+
+/// `auto`'s candidates in the order tried: the given settings of each family first, then a
+/// small grid around them (λ from a quarter to five times the given one, Steck's range; DLAE's
+/// dropout 0.25 and 0.5; ALS with twice the factors, and with more regularisation and
+/// confidence). Repeats of the given settings are dropped.
+fn candidate_list(settings: &CfChoiceSettings) -> Vec<CfModelSettings> {
+    let als = &settings.als;
+    let ease = &settings.ease;
+    let ease_at = |scale: f32, dropout: f32| {
+        CfModelSettings::Ease(EaseSettings { lambda: ease.lambda * scale, dropout, ..ease.clone() })
+    };
+    let grid = [
+        CfModelSettings::Als(als.clone()),
+        ease_at(1.0, ease.dropout),
+        ease_at(2.5, 0.0),
+        ease_at(0.5, 0.0),
+        CfModelSettings::Als(AlsSettings { factors: als.factors * 2, ..als.clone() }),
+        ease_at(1.0, 0.25),
+        ease_at(1.0, 0.5),
+        ease_at(5.0, 0.0),
+        ease_at(0.25, 0.0),
+        CfModelSettings::Als(AlsSettings {
+            regularization: als.regularization * 20.0,
+            alpha: als.alpha * 4.0,
+            ..als.clone()
+        }),
+    ];
+    let mut candidates: Vec<CfModelSettings> = Vec::with_capacity(grid.len());
+    for model in grid {
+        if !candidates.contains(&model) {
+            candidates.push(model);
+        }
+    }
+    candidates
+}
+
+/// A fitted candidate that scores every item for a validation user.
+enum Scorer {
+    Als(cf::AlsModel),
+    Ease(ItemModel),
+}
+
+impl Scorer {
+    fn fit(train: &Csr, model: &CfModelSettings) -> Result<Scorer> {
+        Ok(match model {
+            CfModelSettings::Als(settings) => Scorer::Als(cf::train(train, settings, |_| {})?),
+            CfModelSettings::Ease(settings) => Scorer::Ease(ItemModel::fit(train, settings)?),
+        })
+    }
+
+    /// Exact scores of every item for user `u` of the training matrix.
+    fn scores(&self, train: &Csr, u: usize, out: &mut [f32]) {
+        out.fill(0.0);
+        match self {
+            Scorer::Als(model) => {
+                let user = model.user_factors.row(u);
+                for (item, slot) in out.iter_mut().enumerate() {
+                    *slot = user.iter().zip(model.item_factors.row(item)).map(|(a, b)| a * b).sum();
+                }
+            }
+            Scorer::Ease(model) => {
+                let seeds: Vec<u32> = train.row(u).filter(|&(_, v)| v > 0.0).map(|(i, _)| i).collect();
+                model.accumulate(&seeds, out, &mut Vec::new());
+            }
+        }
+    }
+}
+
+/// The validation split of a training matrix.
+struct Validation {
+    /// The matrix less the validation entries.
+    train: Csr,
+    /// Validation users (row indexes) with their held-out items.
+    users: Vec<(usize, Vec<u32>)>,
+    /// Held-out entries in all.
+    held: usize,
+}
+
+impl Validation {
+    fn split(matrix: &Csr, seed: u64) -> Validation {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut triples = Vec::with_capacity(matrix.values.len());
+        let mut users = Vec::new();
+        let mut held = 0;
+        for u in 0..matrix.rows() {
+            let mut row: Vec<(u32, f32)> = matrix.row(u).collect();
+            let positives = row.iter().filter(|e| e.1 > 0.0).count();
+            if positives >= 2 {
+                row.shuffle(&mut rng);
+                // Hold out a fifth of the positives (at least one, never all).
+                let take = ((positives as f64 * VALIDATION_FRACTION).round() as usize).clamp(1, positives - 1);
+                let mut out = Vec::with_capacity(take);
+                row.retain(|&(item, value)| {
+                    if value > 0.0 && out.len() < take {
+                        out.push(item);
+                        false
+                    } else {
+                        true
+                    }
+                });
+                held += out.len();
+                users.push((u, out));
+            }
+            triples.extend(row.into_iter().map(|(item, value)| (u as u32, item, value)));
+        }
+        if users.len() > MAX_VALIDATION_USERS {
+            users.shuffle(&mut rng);
+            users.truncate(MAX_VALIDATION_USERS);
+            users.sort_by_key(|u| u.0);
+        }
+        Validation { train: Csr::from_triples(matrix.rows(), matrix.cols, &triples), users, held }
+    }
+
+    /// Mean nDCG@10 and Recall@20 over the validation users, training items excluded.
+    fn score(&self, scorer: &Scorer) -> (f64, f64) {
+        use rayon::prelude::*;
+        let (ndcg, recall) = self
+            .users
+            .par_iter()
+            .map_init(
+                || vec![0f32; self.train.cols],
+                |scores, (u, held)| {
+                    scorer.scores(&self.train, *u, scores);
+                    for (item, _) in self.train.row(*u) {
+                        scores[item as usize] = f32::NEG_INFINITY;
+                    }
+                    let mut order: Vec<u32> = (0..self.train.cols as u32).collect();
+                    let top = 20.min(order.len());
+                    let by_score =
+                        |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b));
+                    if top < order.len() {
+                        order.select_nth_unstable_by(top, by_score);
+                        order.truncate(top);
+                    }
+                    order.sort_unstable_by(by_score);
+                    let ranked: Vec<String> = order.iter().map(u32::to_string).collect();
+                    let judged: Judgments = held.iter().map(|i| (i.to_string(), 1)).collect();
+                    (ndcg_at(&ranked, &judged, 10), recall_at(&ranked, &judged, 20))
+                },
+            )
+            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let n = self.users.len().max(1) as f64;
+        (ndcg / n, recall / n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two communities of users with item blocks, plus noise: any sensible model beats chance.
+    fn communities() -> Csr {
+        let mut triples = Vec::new();
+        for u in 0..40u32 {
+            let block = (u % 2) * 10;
+            for i in 0..10u32 {
+                if (u + i) % 3 != 0 {
+                    triples.push((u, block + i, 1.0));
+                }
+            }
+        }
+        Csr::from_triples(40, 22, &triples)
+    }
+
+    #[test]
+    fn auto_fits_both_families_and_records_the_comparison() {
+        let settings = CfChoiceSettings {
+            als: AlsSettings { factors: 4, iterations: 5, ..AlsSettings::default() },
+            ease: EaseSettings { lambda: 2.0, neighbours: 0, dropout: 0.0 },
+            ..CfChoiceSettings::default()
+        };
+        let choice = choose(&communities(), &settings).unwrap();
+        let s = &choice.selection;
+        assert_eq!(s.requested, "auto");
+        assert_eq!(s.validation_users, 40);
+        assert_eq!(s.candidates.len(), candidate_list(&settings).len());
+        assert!(s.candidates.iter().all(|c| c.skipped.is_none() && c.ndcg_10.is_some()));
+        let best = s.candidates.iter().filter_map(|c| c.ndcg_10).fold(0.0, f64::max);
+        let chosen = s.candidates.iter().find(|c| c.model == choice.model).unwrap();
+        assert_eq!(chosen.ndcg_10, Some(best));
+        assert!(best > 0.5, "{best}");
+        assert!(s.reason.contains("nDCG@10"), "{}", s.reason);
+    }
+
+    #[test]
+    fn ease_past_the_memory_limit_is_refused_when_asked_and_skipped_by_auto() {
+        let tight = CfChoiceSettings {
+            requested: CfModelChoice::Ease,
+            memory_limit: Some(100),
+            als: AlsSettings { factors: 4, iterations: 2, ..AlsSettings::default() },
+            ..CfChoiceSettings::default()
+        };
+        let message = choose(&communities(), &tight).unwrap_err().to_string();
+        assert!(message.contains("20 items") && message.contains("--cf-memory-limit"), "{message}");
+        let auto = choose(&communities(), &CfChoiceSettings { requested: CfModelChoice::Auto, ..tight }).unwrap();
+        assert!(matches!(auto.model, CfModelSettings::Als(_)));
+        let skipped: Vec<_> = auto.selection.candidates.iter().filter(|c| c.skipped.is_some()).collect();
+        assert!(!skipped.is_empty() && skipped.iter().all(|c| matches!(c.model, CfModelSettings::Ease(_))));
+        assert!(auto.selection.reason.contains("EASE not tried"), "{}", auto.selection.reason);
+    }
+
+    #[test]
+    fn validation_holds_out_a_fifth_of_each_users_positives_and_never_all() {
+        let matrix = Csr::from_triples(
+            3,
+            10,
+            &[(0, 1, 1.0), (1, 1, 1.0), (1, 2, 1.0), (2, 0, 1.0), (2, 3, 1.0), (2, 4, 1.0), (2, 5, 1.0), (2, 6, 1.0)],
+        );
+        let split = Validation::split(&matrix, 1);
+        // User 0 has one positive: not validated. User 1: one of two. User 2: one of five.
+        assert_eq!(split.users.iter().map(|(u, h)| (*u, h.len())).collect::<Vec<_>>(), vec![(1, 1), (2, 1)]);
+        assert_eq!(split.train.values.len() + split.held, matrix.values.len());
+        for (u, held) in &split.users {
+            for item in held {
+                assert!(split.train.row(*u).all(|(i, _)| i != *item));
+            }
+        }
+    }
+}
