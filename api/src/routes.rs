@@ -310,11 +310,12 @@ pub(crate) async fn similar(
     let fusion = match params.fusion.as_deref() {
         None | Some("rrf") => Fusion::default(),
         Some("linear") => Fusion::Linear,
+        Some("dbsf") => Fusion::Dbsf,
         Some(other) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",
-                format!("fusion {other:?} is not rrf or linear"),
+                format!("fusion {other:?} is not rrf, linear or dbsf"),
             ))
         }
     };

@@ -87,7 +87,7 @@ pub struct RetrieverScore {
     pub retriever: RetrieverKind,
     /// Its own score (BM25 score, cosine, inner product).
     pub raw_score: f32,
-    /// 1-based rank in its own list.
+    /// 1-based rank in its own list; equal raw scores share their group's best rank.
     pub rank: usize,
     /// What this entry added to the fused score.
     pub contribution: f64,

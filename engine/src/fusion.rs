@@ -1,7 +1,8 @@
 //! Fusing ranked lists from several retrievers into one.
 //!
-//! Both methods are pure functions of their input lists. Ties are broken by item index so that
-//! results (and golden tests) are deterministic.
+//! Every method is a pure function of its input lists. Ties are broken by evidence (how many
+//! lists hold the item, its best rank), then by item index, so that results (and golden tests)
+//! are deterministic and catalog order decides only between items with the same evidence.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,26 +35,57 @@ impl RankedList {
     }
 }
 
-/// A list's lowest and highest raw score, for min-max normalisation.
+/// How a list's raw scores map to a common scale: a linear map that sends `lo` to 0 and `hi`
+/// to 1. Min-max takes the list's lowest and highest score; DBSF (distribution-based score
+/// fusion, Qdrant 1.11) takes the mean ∓ 3 sample standard deviations, so the scale does not
+/// hinge on the two extreme members and the list's last member still counts for something.
+///
+/// A list with no spread (one member, or every score equal) cannot say which member is better,
+/// only that each was retrieved: each member gets 1, what the best of a list gets under
+/// min-max. (Qdrant gives 0.5 there; 1 keeps a single exact match, such as the only item that
+/// contains a rare word, from ranking under the top of a list that merely ranks everything.)
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreRange {
-    lo: f32,
-    hi: f32,
+    lo: f64,
+    hi: f64,
 }
 
 impl ScoreRange {
-    /// The range of `list`'s scores.
+    /// The min-max range of `list`'s scores.
     pub fn of(list: &RankedList) -> Self {
-        let (lo, hi) =
-            list.hits.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(_, s)| (lo.min(s), hi.max(s)));
+        let (lo, hi) = list
+            .hits
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, s)| (lo.min(f64::from(s)), hi.max(f64::from(s))));
         ScoreRange { lo, hi }
     }
 
-    /// `raw` scaled to 0..1 within the range; 1 when every score in the list is equal.
+    /// DBSF's range of `list`'s scores: mean ∓ 3 sample standard deviations.
+    pub fn distribution_of(list: &RankedList) -> Self {
+        let n = list.hits.len();
+        if n < 2 {
+            return ScoreRange::of(list);
+        }
+        let mean = list.hits.iter().map(|&(_, s)| f64::from(s)).sum::<f64>() / n as f64;
+        let variance = list.hits.iter().map(|&(_, s)| (f64::from(s) - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let spread = 3.0 * variance.sqrt();
+        ScoreRange { lo: mean - spread, hi: mean + spread }
+    }
+
+    /// The range `fusion` normalises `list` with (min-max for RRF, which ignores it).
+    pub fn for_fusion(list: &RankedList, fusion: &Fusion) -> Self {
+        match fusion {
+            Fusion::Dbsf => ScoreRange::distribution_of(list),
+            Fusion::Rrf { .. } | Fusion::Linear => ScoreRange::of(list),
+        }
+    }
+
+    /// `raw` mapped so that the range's low end is 0 and its high end 1 (under DBSF a member
+    /// past 3 standard deviations lands outside 0..1); 1 when the range has no width.
     pub fn normalize(&self, raw: f32) -> f64 {
-        let span = f64::from(self.hi) - f64::from(self.lo);
-        if span > 0.0 {
-            (f64::from(raw) - f64::from(self.lo)) / span
+        let span = self.hi - self.lo;
+        if span > 0.0 && span.is_finite() {
+            (f64::from(raw) - self.lo) / span
         } else {
             1.0
         }
@@ -73,6 +105,9 @@ pub enum Fusion {
     },
     /// Convex combination of min-max normalised scores.
     Linear,
+    /// Convex combination of scores normalised by each list's distribution (mean ∓ 3σ ↦ 0..1),
+    /// as Qdrant's DBSF does.
+    Dbsf,
 }
 
 fn default_rrf_k() -> f64 {
@@ -91,6 +126,7 @@ impl Fusion {
         match self {
             Fusion::Rrf { .. } => "rrf",
             Fusion::Linear => "linear",
+            Fusion::Dbsf => "dbsf",
         }
     }
 }
@@ -110,22 +146,33 @@ pub struct FusedHit {
 
 /// Fuses `lists` with one weight per list.
 ///
-/// * RRF: `score(d) = Σ_i w_i / (k + rank_i(d))`, ranks 1-based, summed over the lists that hold d.
+/// * RRF: `score(d) = Σ_i w_i / (k + rank_i(d))`, ranks 1-based (equal raw scores share the
+///   best rank of their group), summed over the lists that hold d.
 /// * Linear: `score(d) = Σ_i w_i · (s_i(d) − min_i) / (max_i − min_i)`; a list whose scores are
 ///   all equal normalises to 1 for each member; a list that misses d adds nothing.
+/// * DBSF: as linear, with `μ_i ∓ 3σ_i` in place of `min_i`, `max_i` ([`ScoreRange`]).
 ///
 /// When a list abstains on an item, the item is scored by the lists that can judge it, scaled
 /// by `Σ_all w / Σ_judging w`, so that an item is not ranked down for a signal it cannot have
 /// (a new item has no CF score; it should compete on content alone, not lose CF's share).
 /// Each contribution in `parts` already includes that scale, so they still sum to the score.
 ///
-/// Returns every candidate, best first, ties broken by ascending item index.
+/// Returns every candidate, best first. Equal scores are ordered by evidence, never by catalog
+/// order while the evidence differs: first the item more lists hold, then the item with the
+/// better (smaller) best rank in any list, and only then ascending item index.
+///
+/// # Errors
+/// A weight count that differs from the list count; a weight that is negative or not finite,
+/// or weights whose sum is not finite (scores would overflow); a negative or non-finite RRF k.
 pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Vec<FusedHit>> {
     if weights.len() != lists.len() {
         return Err(Error::invalid("weights", format!("{} weights for {} retrievers", weights.len(), lists.len())));
     }
     if let Some(w) = weights.iter().find(|w| !w.is_finite() || **w < 0.0) {
         return Err(Error::invalid("weights", format!("{w} is not a finite, non-negative weight")));
+    }
+    if !weights.iter().sum::<f64>().is_finite() {
+        return Err(Error::invalid("weights", "the weights' sum is not a finite number"));
     }
     if let Fusion::Rrf { k } = fusion {
         if !k.is_finite() || *k < 0.0 {
@@ -134,12 +181,20 @@ pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Ve
     }
     let mut fused: HashMap<u32, FusedHit> = HashMap::new();
     for (list, &weight) in lists.iter().zip(weights) {
-        let range = ScoreRange::of(list);
+        let range = ScoreRange::for_fusion(list, fusion);
+        // Competition ranking ("1224"): items with equal raw scores share the best rank of
+        // their group, so RRF's credit and the tie rule below never depend on the order in
+        // which a retriever happened to list equal scores (catalog order).
+        let mut rank = 0;
+        let mut previous = None;
         for (position, &(item, raw_score)) in list.hits.iter().enumerate() {
-            let rank = position + 1;
+            if previous != Some(raw_score) {
+                rank = position + 1;
+                previous = Some(raw_score);
+            }
             let contribution = match fusion {
                 Fusion::Rrf { k } => weight / (k + rank as f64),
-                Fusion::Linear => weight * range.normalize(raw_score),
+                Fusion::Linear | Fusion::Dbsf => weight * range.normalize(raw_score),
             };
             if list.abstains_on(item) {
                 continue;
@@ -175,7 +230,14 @@ pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Ve
             }
         }
     }
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+    hits.sort_by(|a, b| {
+        let best_rank = |h: &FusedHit| h.parts.iter().map(|p| p.rank).min().unwrap_or(usize::MAX);
+        b.score
+            .total_cmp(&a.score)
+            .then(b.parts.len().cmp(&a.parts.len()))
+            .then(best_rank(a).cmp(&best_rank(b)))
+            .then(a.item.cmp(&b.item))
+    });
     Ok(hits)
 }
 
@@ -240,11 +302,48 @@ mod tests {
     }
 
     #[test]
+    fn a_single_exact_match_is_not_tied_with_the_top_of_another_list() {
+        // Issue 15: only item 7 contains the rare query word, past the embedding window, so
+        // BM25 returns it alone and dense ranks it last; item 2 (unrelated) tops dense. Min-max
+        // gave both 1.0 and catalog order put 2 first. Every method must put 7 first.
+        let lists =
+            [list(RetrieverKind::Bm25, &[(7, 12.0)]), list(RetrieverKind::Dense, &[(2, 0.61), (5, 0.5), (7, 0.3)])];
+        for fusion in [Fusion::Linear, Fusion::Dbsf, Fusion::Rrf { k: 60.0 }] {
+            let hits = fuse(&lists, &[1.0, 1.0], &fusion).unwrap();
+            assert_eq!(hits[0].item, 7, "{fusion:?}: {hits:?}");
+        }
+        // Not in the dense list at all, the evidence is equal (one list, rank 1 each) and the
+        // item index decides, as documented.
+        let alone = [list(RetrieverKind::Bm25, &[(7, 12.0)]), list(RetrieverKind::Dense, &[(2, 0.61), (5, 0.5)])];
+        let hits = fuse(&alone, &[1.0, 1.0], &Fusion::Linear).unwrap();
+        assert_eq!(hits.iter().map(|h| h.item).collect::<Vec<_>>(), [2, 7, 5]);
+    }
+
+    #[test]
+    fn dbsf_maps_three_standard_deviations_around_the_mean() {
+        let lists = [list(RetrieverKind::Dense, &[(1, 4.0), (2, 2.0), (3, 0.0)])];
+        let hits = fuse(&lists, &[1.0], &Fusion::Dbsf).unwrap();
+        // mean 2, sample σ 2: the range is −4..8.
+        let expected = [(1, 8.0 / 12.0), (2, 6.0 / 12.0), (3, 4.0 / 12.0)];
+        for (hit, (item, score)) in hits.iter().zip(expected) {
+            assert_eq!(hit.item, item);
+            assert!((hit.score - score).abs() < 1e-12, "{hit:?}");
+        }
+        let flat = [list(RetrieverKind::Bm25, &[(4, 3.0), (5, 3.0)])];
+        for fusion in [Fusion::Linear, Fusion::Dbsf] {
+            assert!(fuse(&flat, &[0.5], &fusion).unwrap().iter().all(|h| h.score == 0.5), "{fusion:?}");
+        }
+    }
+
+    #[test]
     fn wrong_number_of_weights_is_refused() {
         let lists = [list(RetrieverKind::Bm25, &[(1, 1.0)])];
         assert!(fuse(&lists, &[1.0, 1.0], &Fusion::default()).is_err());
         assert!(fuse(&lists, &[-1.0], &Fusion::default()).is_err());
         assert!(fuse(&lists, &[f64::NAN], &Fusion::Linear).is_err());
+        let two = [list(RetrieverKind::Bm25, &[(1, 1.0)]), list(RetrieverKind::Dense, &[(1, 1.0)])];
+        let error = fuse(&two, &[f64::MAX, f64::MAX], &Fusion::Linear).unwrap_err();
+        assert!(error.to_string().contains("sum"), "{error}");
     }
 
     /// The naive reference: score every item by brute force over the lists.
@@ -307,6 +406,65 @@ mod tests {
             }
             for pair in fused.windows(2) {
                 prop_assert!(pair[0].score >= pair[1].score);
+            }
+        }
+
+        /// Any lists an API request can produce (single members, equal scores, abstaining CF,
+        /// zero and extreme weights), fused by any method: every score finite, parts summing
+        /// to it, equal scores ordered by evidence, and relabelling the items changes the
+        /// order only among items whose score and evidence are all equal.
+        #[test]
+        fn every_method_is_finite_ordered_by_evidence_and_independent_of_catalog_order(
+            raw in proptest::collection::vec(
+                proptest::collection::vec((0u32..30, prop_oneof![Just(1.0f32), -1e6f32..1e6]), 0..12), 1..4),
+            weights in proptest::collection::vec(prop_oneof![Just(0.0f64), Just(1e300), 0.0f64..10.0], 3),
+            cold in proptest::collection::vec(any::<bool>(), 30),
+            method in 0usize..3,
+        ) {
+            let fusion = [Fusion::Linear, Fusion::Dbsf, Fusion::Rrf { k: 60.0 }][method].clone();
+            let kinds = [RetrieverKind::Bm25, RetrieverKind::Dense, RetrieverKind::Cf];
+            let build = |relabel: &dyn Fn(u32) -> u32| -> Vec<RankedList> {
+                raw.iter().zip(kinds).map(|(hits, kind)| {
+                    let mut seen = std::collections::HashSet::new();
+                    let mut hits: Vec<(u32, f32)> =
+                        hits.iter().filter(|h| seen.insert(h.0)).map(|&(i, s)| (relabel(i), s)).collect();
+                    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    let abstaining = (kind == RetrieverKind::Cf).then(|| {
+                        let mut mask = vec![false; 1000];
+                        for (i, &c) in cold.iter().enumerate() {
+                            mask[relabel(i as u32) as usize] = c;
+                        }
+                        Arc::new(mask)
+                    });
+                    RankedList { retriever: kind, hits, abstaining }
+                }).collect()
+            };
+            let lists = build(&|i| i);
+            let weights = &weights[..lists.len()];
+            let Ok(fused) = fuse(&lists, weights, &fusion) else {
+                // Refused only for a sum of weights that overflows.
+                prop_assert!(!weights.iter().sum::<f64>().is_finite());
+                return Ok(());
+            };
+            let key = |h: &FusedHit| (h.score, h.parts.len(), h.parts.iter().map(|p| p.rank).min().unwrap_or(usize::MAX));
+            for hit in &fused {
+                prop_assert!(hit.score.is_finite(), "{hit:?}");
+                let parts: f64 = hit.parts.iter().map(|p| p.contribution).sum();
+                prop_assert!((parts - hit.score).abs() <= 1e-9 * hit.score.abs().max(1.0), "{hit:?}");
+            }
+            for pair in fused.windows(2) {
+                let (a, b) = (key(&pair[0]), key(&pair[1]));
+                prop_assert!(a.0 > b.0 || (a.0 == b.0 && (a.1 > b.1 || (a.1 == b.1 && (a.2 < b.2 || (a.2 == b.2 && pair[0].item < pair[1].item))))));
+            }
+            // Reverse the catalog order of the items and fuse again.
+            let relabelled = fuse(&build(&|i| 999 - i), weights, &fusion).unwrap();
+            prop_assert_eq!(relabelled.len(), fused.len());
+            for (position, (a, b)) in fused.iter().zip(&relabelled).enumerate() {
+                prop_assert_eq!(key(a), key(b));
+                let shared = fused.iter().filter(|h| key(h) == key(a)).count();
+                if shared == 1 {
+                    prop_assert_eq!(999 - a.item, b.item, "position {}", position);
+                }
             }
         }
     }

@@ -251,12 +251,16 @@ pub struct SearchRequest {
 /// The query text a search runs on: `query` without surrounding whitespace, or `None` when
 /// nothing visible is left, so that a query of only whitespace, control characters (Unicode
 /// Cc) or invisible format characters (Cf: zero-width spaces and joiners, the byte-order mark,
-/// bidirectional marks, the soft hyphen) is treated exactly like an empty query.
+/// bidirectional marks, the soft hyphen) or punctuation (Unicode P*) is treated exactly like an
+/// empty query.
 pub fn query_text(query: Option<&str>) -> Option<&str> {
     use unicode_categories::UnicodeCategories;
     let query = query?.trim();
-    let visible = |c: char| !c.is_whitespace() && !c.is_other_control() && !c.is_other_format();
-    query.chars().any(visible).then_some(query)
+    // Punctuation alone ("!!!", "...", "¿?") is no query either: no analyzer keeps it as a term,
+    // and the encoder would embed noise whose nearest items come back looking like answers.
+    // Letters, digits and symbols (C++, €, emoji) are content.
+    let content = |c: char| !c.is_whitespace() && !c.is_other_control() && !c.is_other_format() && !c.is_punctuation();
+    query.chars().any(content).then_some(query)
 }
 
 impl SearchRequest {
@@ -562,7 +566,12 @@ mod tests {
         }
         assert_eq!(query_text(None), None);
         assert_eq!(query_text(Some("  tent\u{200b} ")), Some("tent\u{200b}"), "visible text is kept as typed");
-        assert_eq!(query_text(Some("!!!")), Some("!!!"), "punctuation is visible");
+        for punctuation in ["!!!", "...", "¿?", " — ", "\"()\"", "#@&"] {
+            assert_eq!(query_text(Some(punctuation)), None, "{punctuation:?} has no content");
+        }
+        for content in ["C++", "€", "🙂", "#1", "+", "AT&T"] {
+            assert_eq!(query_text(Some(content)), Some(content), "{content:?} has content");
+        }
         assert_eq!(query_text(Some("帐篷")), Some("帐篷"));
         let parsed: RecommendRequest = serde_json::from_str(r#"{"user":"u1"}"#).unwrap();
         assert_eq!(parsed, RecommendRequest::new("u1"));

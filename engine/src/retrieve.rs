@@ -151,7 +151,11 @@ impl Retriever<'_> {
                 None => RankedList::new(kind, Vec::new()),
             },
             Retriever::Cf { items, factors, cold_items } => {
-                let hits = items.index.search(factors, n, filter)?;
+                // A cold item (no training interactions, zero factors) has no CF score at all,
+                // not a score of 0: it never enters the CF list, so it earns no rank credit and
+                // `mode: cf` never recommends it over warm items with negative scores.
+                let warm = |item: u32| !items.cold.get(item as usize).copied().unwrap_or(true) && allow.allows(item);
+                let hits = items.index.search(factors, n, Some(&warm))?;
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(&items.cold));
                 RankedList { retriever: kind, hits, abstaining }
             }
@@ -213,9 +217,18 @@ mod tests {
         let user = [1.0f32, 1.0];
         let share = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Share };
         let list = share.retrieve(3, &Allow::all()).unwrap();
-        let abstaining = list.abstaining.expect("share marks cold items");
+        let abstaining = list.abstaining.clone().expect("share marks cold items");
         assert_eq!(abstaining.as_slice(), [false, true, false]);
         let ignore = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Ignore };
-        assert!(ignore.retrieve(3, &Allow::all()).unwrap().abstaining.is_none());
+        let plain = ignore.retrieve(3, &Allow::all()).unwrap();
+        assert!(plain.abstaining.is_none());
+        // Issue 15: under either rule the cold item is not in the CF list at all (it used to
+        // come back with score 0 and get rank credit, or outrank warm items scored below 0).
+        for list in [&list, &plain] {
+            assert_eq!(list.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 2]);
+        }
+        let negative = [-1.0f32, -1.0];
+        let cf_only = Retriever::Cf { items: &items, factors: &negative, cold_items: ColdItems::Ignore };
+        assert!(cf_only.retrieve(3, &Allow::all()).unwrap().hits.iter().all(|h| h.0 != 1));
     }
 }

@@ -153,14 +153,17 @@ async fn explain_adds_the_bm25_tree_and_rerank_joins_the_breakdown() {
     assert_breakdowns_compose(&body);
 }
 
-/// A query of only invisible or control characters is an empty query: the same refusal
+/// A query of only invisible or control characters, or only punctuation, is an empty query: the same refusal
 /// without a user, the same CF-only answer with one; a body that is not a JSON object is a 422.
 #[actix_web::test]
 async fn invisible_queries_are_empty_queries_and_non_object_bodies_are_refused() {
     let (empty_status, empty) = post("/v1/search", json!({"query": ""})).await;
-    let (status, body) = post("/v1/search", json!({"query": "\u{200b}\u{200d}\u{feff}\u{7}"})).await;
-    assert_eq!((status, &body), (empty_status, &empty));
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    for query in ["\u{200b}\u{200d}\u{feff}\u{7}", "!!!", " ... ?"] {
+        // Issue 15: punctuation alone used to come back as dense hits led by a fused 1.0.
+        let (status, body) = post("/v1/search", json!({"query": query})).await;
+        assert_eq!((status, &body), (empty_status, &empty), "{query:?}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
     let (_, with_user) = post("/v1/search", json!({"query": "", "user": "u007"})).await;
     let (status, invisible_with_user) = post("/v1/search", json!({"query": "\u{2060}", "user": "u007"})).await;
     assert_eq!(status, StatusCode::OK, "{invisible_with_user}");

@@ -27,7 +27,8 @@ pub struct Config {
 }
 
 /// The configurations `--configs` accepts.
-pub const PRESETS: [&str; 6] = ["default", "bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-rrf-rerank"];
+pub const PRESETS: [&str; 7] =
+    ["default", "bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-dbsf", "hybrid-rrf-rerank"];
 
 /// Parameters a configuration may override after `+`.
 pub const PARAMETERS: [&str; 6] = ["bm25", "dense", "k", "candidates", "rerank", "reranker"];
@@ -59,6 +60,7 @@ impl Config {
             "dense" => config(Mode::Dense, Fusion::default(), Weights::default(), None),
             "hybrid-rrf" => config(Mode::Hybrid, Fusion::Rrf { k: 60.0 }, Weights::default(), None),
             "hybrid-linear" => config(Mode::Hybrid, Fusion::Linear, half, None),
+            "hybrid-dbsf" => config(Mode::Hybrid, Fusion::Dbsf, half, None),
             "hybrid-rrf-rerank" => config(
                 Mode::Hybrid,
                 Fusion::Rrf { k: 60.0 },
@@ -101,7 +103,7 @@ impl Config {
                 "dense" => config.weights.dense = Some(number()?),
                 "k" => match &mut config.fusion {
                     Fusion::Rrf { k } => *k = number()?,
-                    Fusion::Linear => return Err(format!("{spec:?}: k applies to RRF fusion only")),
+                    Fusion::Linear | Fusion::Dbsf => return Err(format!("{spec:?}: k applies to RRF fusion only")),
                 },
                 "candidates" => config.candidates = Some(count()?),
                 "rerank" if value == "off" => config.rerank = Some(RerankOptions::off()),
