@@ -254,6 +254,10 @@ pub struct Counts {
     pub rejected_items: usize,
     /// Interaction rows rejected (with `--on-error skip`).
     pub rejected_interactions: usize,
+    /// Tokens longer than `analysis::MAX_TOKEN_CHARS` characters in titles and texts, indexed
+    /// as consecutive pieces rather than dropped (the `unicode` analyzer).
+    #[serde(default)]
+    pub long_tokens_split: usize,
 }
 
 /// Input files.

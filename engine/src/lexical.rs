@@ -17,21 +17,61 @@ use crate::error::{Error, Result};
 use crate::explain::Explanation;
 use crate::item::Item;
 
+/// Which tokenizer BM25 analyses titles, texts and queries with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Analyzer {
+    /// `analysis.rs`: NFKC and diacritic folding, UAX #29 words, CJK bigrams, over-long tokens
+    /// split rather than dropped.
+    #[default]
+    Unicode,
+    /// tantivy's `SimpleTokenizer`: splits on anything not alphanumeric and drops tokens over
+    /// 40 bytes. What generations built before the analyzer was a setting use.
+    Simple,
+}
+
+impl Analyzer {
+    /// What a manifest without the field was built with.
+    fn legacy() -> Self {
+        Analyzer::Simple
+    }
+}
+
 /// How the lexical index analyses and weights text.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LexicalSettings {
     /// Multiplier on title matches.
     pub title_boost: f32,
-    /// English stemming (tantivy's `en_stem`) instead of plain lower-casing.
+    /// English stemming (the Snowball English stemmer after the tokenizer) instead of plain
+    /// lower-casing; it changes ASCII words only.
     pub stemming: bool,
+    /// The tokenizer.
+    #[serde(default = "Analyzer::legacy")]
+    pub analyzer: Analyzer,
 }
 
 impl Default for LexicalSettings {
     fn default() -> Self {
-        LexicalSettings { title_boost: 1.0, stemming: true }
+        LexicalSettings { title_boost: 1.0, stemming: true, analyzer: Analyzer::default() }
     }
 }
+
+/// Registers hyrank's analyzers with an index (tantivy keeps only the names in the schema).
+fn register_analyzers(index: &Index) {
+    use tantivy::tokenizer::{Language, Stemmer, TextAnalyzer};
+    index
+        .tokenizers()
+        .register(crate::analysis::NAME, TextAnalyzer::builder(crate::analysis::UnicodeTokenizer).build());
+    index.tokenizers().register(
+        STEMMED,
+        TextAnalyzer::builder(crate::analysis::UnicodeTokenizer).filter(Stemmer::new(Language::English)).build(),
+    );
+}
+
+/// The name of the Unicode analyzer with English stemming.
+const STEMMED: &str = "hyrank_en";
 
 struct Fields {
     idx: Field,
@@ -50,7 +90,12 @@ pub struct LexicalIndex {
 const IDX: &str = "idx";
 
 fn schema(settings: &LexicalSettings) -> (Schema, Fields) {
-    let analyzer = if settings.stemming { "en_stem" } else { "default" };
+    let analyzer = match (settings.analyzer, settings.stemming) {
+        (Analyzer::Unicode, true) => STEMMED,
+        (Analyzer::Unicode, false) => crate::analysis::NAME,
+        (Analyzer::Simple, true) => "en_stem",
+        (Analyzer::Simple, false) => "default",
+    };
     let text_options = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default().set_tokenizer(analyzer).set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
@@ -70,6 +115,7 @@ impl LexicalIndex {
     ) -> Result<()> {
         let (schema, fields) = schema(&settings);
         let index = Index::create_in_dir(dir, schema)?;
+        register_analyzers(&index);
         let mut writer = index.writer_with_num_threads(1, 100_000_000)?;
         for (idx, item) in items {
             writer.add_document(doc!(
@@ -92,6 +138,7 @@ impl LexicalIndex {
     /// Opens what [`LexicalIndex::build`] wrote.
     pub fn open(dir: &Path, settings: LexicalSettings) -> Result<Self> {
         let index = Index::open_in_dir(dir)?;
+        register_analyzers(&index);
         let fields = {
             let schema = index.schema();
             let field = |name: &str| {
@@ -188,5 +235,57 @@ impl LexicalIndex {
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, title: &str, text: &str) -> Item {
+        Item { id: id.into(), title: title.into(), text: text.into(), fields: Default::default() }
+    }
+
+    fn index(dir: &Path, settings: LexicalSettings, items: &[Item]) -> LexicalIndex {
+        LexicalIndex::build(dir, items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings).unwrap();
+        LexicalIndex::open(dir, settings).unwrap()
+    }
+
+    /// Issue 15's failing inputs, each with the right result: found by BM25 under the unicode
+    /// analyzer; the last assertion keeps the simple analyzer's old behaviour on record.
+    #[test]
+    fn cjk_arabic_and_overlong_items_are_found_by_the_words_people_type() {
+        let long_run = "超轻量级双人四季登山露营帐篷防水";
+        let giant = "x".repeat(70_000);
+        let items = [
+            item("mug", "Enamel coffee mug", "A mug for camp coffee."),
+            item("tent", "轻量级帐篷", "双人"),
+            item("run", long_run, ""),
+            item("mountains", "الْجِبَال", "رحلة"),
+            item("giant", "Giant token", &giant),
+            item("cafe", "Café crème", "ＦＵＬＬ width"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        let top = |query: &str| lexical.search(query, 3, None).unwrap().first().map(|h| items[h.0 as usize].id.clone());
+        assert_eq!(top("帐篷").as_deref(), Some("tent"));
+        assert_eq!(top(long_run).as_deref(), Some("run"), "a 16-character CJK run is indexed");
+        assert_eq!(top("露营帐篷").as_deref(), Some("run"));
+        assert_eq!(top("الجبال").as_deref(), Some("mountains"), "typed without vowel marks");
+        assert_eq!(top(&giant).as_deref(), Some("giant"), "a 70,000-character token is indexed");
+        assert_eq!(top("cafe creme").as_deref(), Some("cafe"));
+        assert_eq!(top("full").as_deref(), Some("cafe"), "full-width letters fold");
+        assert!(lexical.search("!!!", 3, None).unwrap().is_empty());
+
+        let old = tempfile::tempdir().unwrap();
+        let simple = index(old.path(), LexicalSettings { analyzer: Analyzer::Simple, ..Default::default() }, &items);
+        assert!(simple.search("帐篷", 3, None).unwrap().is_empty(), "the simple analyzer cannot split a CJK run");
+    }
+
+    #[test]
+    fn manifests_without_an_analyzer_read_as_simple() {
+        let old: LexicalSettings = serde_json::from_str(r#"{"title_boost": 1.0, "stemming": true}"#).unwrap();
+        assert_eq!(old.analyzer, Analyzer::Simple);
+        assert_eq!(LexicalSettings::default().analyzer, Analyzer::Unicode);
     }
 }

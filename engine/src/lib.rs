@@ -12,6 +12,7 @@
 //! The engine knows nothing of HTTP or command lines.
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod batcher;
 pub mod bert;
 pub mod cache;

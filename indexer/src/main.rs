@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::cross::CrossEncoderSettings;
 use hyrank_engine::dense::HnswSettings;
-use hyrank_engine::lexical::LexicalSettings;
+use hyrank_engine::lexical::{Analyzer, LexicalSettings};
 use hyrank_engine::{DeviceChoice, EmbedderSettings, Precision};
 use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
 use hyrank_indexer::eval::recommend::SplitKind;
@@ -218,6 +218,21 @@ struct EvalRecommendArgs {
     model: ModelArgs,
     #[command(flatten)]
     cf: CfArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AnalyzerArg {
+    Unicode,
+    Simple,
+}
+
+impl From<AnalyzerArg> for Analyzer {
+    fn from(arg: AnalyzerArg) -> Self {
+        match arg {
+            AnalyzerArg::Unicode => Analyzer::Unicode,
+            AnalyzerArg::Simple => Analyzer::Simple,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -457,6 +472,11 @@ struct IndexArgs {
     model: ModelArgs,
     #[command(flatten)]
     cf: CfArgs,
+    /// BM25 tokenizer: `unicode` (NFKC, diacritic folding, UAX #29 words, CJK bigrams,
+    /// over-long tokens split and counted) or `simple` (tantivy's: splits on non-alphanumerics,
+    /// drops tokens over 40 bytes).
+    #[arg(long, value_enum, default_value_t = AnalyzerArg::Unicode)]
+    analyzer: AnalyzerArg,
     /// BM25: multiplier on title matches.
     #[arg(long, default_value_t = LexicalSettings::default().title_boost)]
     title_boost: f32,
@@ -673,7 +693,11 @@ impl IndexArgs {
             index_dir: self.index_dir,
             embedder: self.model.settings()?,
             cf: self.cf.settings()?,
-            lexical: LexicalSettings { title_boost: self.title_boost, stemming: !self.no_stemming },
+            lexical: LexicalSettings {
+                title_boost: self.title_boost,
+                stemming: !self.no_stemming,
+                analyzer: self.analyzer.into(),
+            },
             hnsw: HnswSettings {
                 max_connections: self.hnsw_m,
                 ef_construction: self.ef_construction,

@@ -302,6 +302,17 @@ fn build_into(
     std::fs::create_dir(&lexical_dir)
         .map_err(|e| hyrank_engine::Error::io(format!("creating {}", lexical_dir.display()), e))?;
     LexicalIndex::build(&lexical_dir, items.iter().enumerate().map(|(i, item)| (i as u32, item)), settings.lexical)?;
+    if settings.lexical.analyzer == hyrank_engine::lexical::Analyzer::Unicode {
+        use hyrank_engine::analysis::long_tokens;
+        counts.long_tokens_split = items.iter().map(|i| long_tokens(&i.title) + long_tokens(&i.text)).sum();
+        if counts.long_tokens_split > 0 {
+            tracing::warn!(
+                tokens = counts.long_tokens_split,
+                "tokens longer than {} characters were indexed as pieces",
+                hyrank_engine::analysis::MAX_TOKEN_CHARS
+            );
+        }
+    }
     stages.done("build bm25 index");
 
     for (i, item) in items.iter().enumerate() {
@@ -365,6 +376,13 @@ impl Summary {
             "  items {}  users {}  interactions {} (from {} rows)\n  rejected: {} catalog rows, {} interaction rows\n",
             c.items, c.users, c.interactions, c.interaction_rows, c.rejected_items, c.rejected_interactions
         );
+        if c.long_tokens_split > 0 {
+            out += &format!(
+                "  {} tokens longer than {} characters were indexed as pieces (BM25)\n",
+                c.long_tokens_split,
+                hyrank_engine::analysis::MAX_TOKEN_CHARS
+            );
+        }
         if let Some(path) = &self.rejects_file {
             out += &format!("  rejects written to {}\n", path.display());
         }

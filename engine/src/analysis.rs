@@ -1,0 +1,236 @@
+//! Text analysis for BM25 in any language a catalog holds: the `hyrank` tokenizer.
+//!
+//! tantivy's default chain (`SimpleTokenizer`, `RemoveLongFilter(40)`, `LowerCaser`) splits on
+//! anything that is not alphanumeric and silently drops tokens over 40 bytes. A run of CJK
+//! characters has no spaces, so it became one token: at 14 characters it passed 40 bytes and
+//! was not indexed at all, and below that a query for one word of it ("帐篷" in "轻量级帐篷")
+//! could never match. This chain, in order:
+//!
+//! 1. **NFKC normalisation and lower-casing**, which folds width: full-width "ＴＥＮＴ" and
+//!    half-width katakana become their ordinary forms (`unicode-normalization`).
+//! 2. **Diacritic folding**: the nonspacing marks after Latin, Greek, Cyrillic, Arabic and
+//!    Hebrew letters are removed (canonical decomposition first), so "café" matches "cafe"
+//!    and "الْجِبَال" matches "الجبال", the way people type. The Arabic tatweel (kashida), a
+//!    stretching stroke, goes too. Marks in other scripts are kept: in Devanagari or Thai
+//!    they are vowels, and removing them would merge different words.
+//! 3. **Unicode word segmentation** (UAX #29, `unicode-segmentation`): words, numbers and
+//!    runs of CJK characters; punctuation and spaces separate them. Symbols that carry
+//!    meaning on their own ("+", "€", "#") are kept as one-character terms.
+//! 4. **CJK bigrams**, as Lucene's `CJKBigramFilter` does: a run of Han, Hiragana, Katakana or
+//!    Hangul becomes its overlapping pairs ("轻量级帐篷" → 轻量 量级 级帐 帐篷), so any word of
+//!    two characters or more inside a run is found. A lone CJK character stays a unigram.
+//! 5. **Over-long tokens are split**, not dropped: a token longer than [`MAX_TOKEN_CHARS`]
+//!    characters becomes consecutive pieces of that length (Lucene's `StandardTokenizer` cuts
+//!    at 255 the same way). [`long_tokens`] counts them so the indexer can report them.
+//!
+//! The English stemmer runs after this chain when stemming is on (`lexical.rs`). It only
+//! changes ASCII words, so it leaves the other scripts alone.
+
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+use unicode_normalization::UnicodeNormalization;
+use unicode_script::{Script, UnicodeScript};
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Longest token kept whole, in characters.
+pub const MAX_TOKEN_CHARS: usize = 255;
+
+/// The name the tokenizer is registered under in a tantivy index.
+pub const NAME: &str = "hyrank";
+
+/// The `hyrank` tokenizer (see the module documentation).
+#[derive(Debug, Clone, Default)]
+pub struct UnicodeTokenizer;
+
+/// The tokens of one text, produced eagerly.
+pub struct VecTokenStream {
+    tokens: Vec<Token>,
+    next: usize,
+}
+
+impl TokenStream for VecTokenStream {
+    fn advance(&mut self) -> bool {
+        self.next += 1;
+        self.next <= self.tokens.len()
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+impl Tokenizer for UnicodeTokenizer {
+    type TokenStream<'a> = VecTokenStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
+        VecTokenStream { tokens: tokens(text), next: 0 }
+    }
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c.script(), Script::Han | Script::Hiragana | Script::Katakana | Script::Hangul)
+}
+
+/// Whether a nonspacing mark after a letter of `script` is a diacritic to fold away.
+fn folds_marks(script: Script) -> bool {
+    matches!(script, Script::Latin | Script::Greek | Script::Cyrillic | Script::Arabic | Script::Hebrew)
+}
+
+/// NFKC, lower case, and diacritics folded (steps 1 and 2).
+fn normalize(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    let mut base = Script::Common;
+    for c in segment.nfkc().flat_map(char::to_lowercase).collect::<String>().nfd() {
+        if unicode_normalization::char::is_combining_mark(c) {
+            if folds_marks(base) {
+                continue;
+            }
+        } else {
+            if c == '\u{0640}' {
+                continue; // Arabic tatweel
+            }
+            base = c.script();
+        }
+        out.push(c);
+    }
+    out.nfc().collect()
+}
+
+/// Every token of `text`, positions counted from 0, offsets into `text`.
+pub fn tokens(text: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let push = |out: &mut Vec<Token>, from: usize, to: usize, text: String| {
+        let position = out.len();
+        out.push(Token { offset_from: from, offset_to: to, position, text, position_length: 1 });
+    };
+    for (start, segment) in text.split_word_bound_indices() {
+        let end = start + segment.len();
+        let normalized = normalize(segment);
+        let chars: Vec<char> = normalized.chars().collect();
+        let Some(&first) = chars.first() else { continue };
+        if chars.iter().all(|c| c.is_whitespace() || unicode_categories_punctuation(*c)) {
+            continue;
+        }
+        if chars.len() == 1 && !first.is_alphanumeric() {
+            // A symbol on its own (+, €, #): kept as a term.
+            push(&mut out, start, end, normalized);
+            continue;
+        }
+        // Split the segment into CJK runs and the rest; UAX #29 gives each ideograph its own
+        // segment, so a run is gathered across consecutive segments below.
+        if chars.iter().all(|&c| is_cjk(c)) {
+            push(&mut out, start, end, normalized);
+            continue;
+        }
+        for piece in chars.chunks(MAX_TOKEN_CHARS) {
+            push(&mut out, start, end, piece.iter().collect());
+        }
+    }
+    bigrams(out)
+}
+
+fn unicode_categories_punctuation(c: char) -> bool {
+    use unicode_categories::UnicodeCategories;
+    c.is_punctuation() || c.is_other_control() || c.is_other_format()
+}
+
+/// Step 4: consecutive CJK tokens (adjacent in the text) become overlapping bigrams; a lone
+/// CJK token stays as it is. Positions are renumbered in order.
+fn bigrams(tokens: Vec<Token>) -> Vec<Token> {
+    let cjk = |t: &Token| t.text.chars().all(is_cjk) && !t.text.is_empty();
+    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
+    let mut run: Vec<Token> = Vec::new();
+    let flush = |run: &mut Vec<Token>, out: &mut Vec<Token>| {
+        // Each segment of a run may itself hold several characters (Katakana, Hangul words).
+        let chars: Vec<(char, usize, usize)> =
+            run.iter().flat_map(|t| t.text.chars().map(move |c| (c, t.offset_from, t.offset_to))).collect();
+        if chars.len() == 1 {
+            out.push(Token { position: out.len(), ..run[0].clone() });
+        } else {
+            for pair in chars.windows(2) {
+                out.push(Token {
+                    offset_from: pair[0].1,
+                    offset_to: pair[1].2,
+                    position: out.len(),
+                    text: [pair[0].0, pair[1].0].iter().collect(),
+                    position_length: 1,
+                });
+            }
+        }
+        run.clear();
+    };
+    for token in tokens {
+        let joins = run.last().is_some_and(|last| last.offset_to == token.offset_from);
+        if cjk(&token) && (run.is_empty() || joins) {
+            run.push(token);
+            continue;
+        }
+        if !run.is_empty() {
+            flush(&mut run, &mut out);
+        }
+        if cjk(&token) {
+            run.push(token);
+        } else {
+            out.push(Token { position: out.len(), ..token });
+        }
+    }
+    if !run.is_empty() {
+        flush(&mut run, &mut out);
+    }
+    out
+}
+
+/// Tokens of `text` longer than [`MAX_TOKEN_CHARS`] characters (each indexed as pieces).
+pub fn long_tokens(text: &str) -> usize {
+    text.split_word_bounds().filter(|s| s.chars().count() > MAX_TOKEN_CHARS).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(text: &str) -> Vec<String> {
+        tokens(text).into_iter().map(|t| t.text).collect()
+    }
+
+    #[test]
+    fn cjk_runs_become_bigrams_so_a_word_inside_a_run_matches() {
+        assert_eq!(terms("轻量级帐篷"), ["轻量", "量级", "级帐", "帐篷"]);
+        assert_eq!(terms("帐篷"), ["帐篷"]);
+        assert_eq!(terms("帐"), ["帐"]);
+        // A long run is indexed (it used to be dropped past 40 bytes).
+        let long = "超轻量级双人四季登山露营帐篷防水";
+        assert_eq!(terms(long).len(), long.chars().count() - 1);
+        // Mixed scripts: Latin words stay words, kana runs bigram too.
+        assert_eq!(terms("MSR テント 2人用"), ["msr", "テン", "ント", "2", "人用"]);
+        assert_eq!(terms("텐트 가방"), ["텐트", "가방"]);
+    }
+
+    #[test]
+    fn diacritics_and_width_fold_where_they_are_accents() {
+        assert_eq!(terms("الْجِبَال"), terms("الجبال"));
+        assert_eq!(terms("الجـــبال"), terms("الجبال"), "tatweel");
+        assert_eq!(terms("Café Crème"), ["cafe", "creme"]);
+        assert_eq!(terms("ＴＥＮＴ ２０２４"), ["tent", "2024"]);
+        assert_eq!(terms("Ἀθῆναι"), terms("Αθηναι"));
+        // Devanagari vowel signs are letters of the word, not accents: kept.
+        assert_ne!(terms("किताब"), terms("कतब"));
+    }
+
+    #[test]
+    fn symbols_stay_punctuation_goes_and_long_tokens_are_split_and_counted() {
+        // "#" and "&" are punctuation in Unicode (Po); "+" (Sm) and "€" (Sc) are symbols.
+        assert_eq!(terms("C++ & C#: 5€!"), ["c", "+", "+", "c", "5", "€"]);
+        assert!(terms("!!! ... ¿?").is_empty());
+        let long = "a".repeat(70_000);
+        let pieces = terms(&long);
+        assert_eq!(pieces.len(), 70_000usize.div_ceil(MAX_TOKEN_CHARS));
+        assert!(pieces.iter().all(|p| p.chars().count() <= MAX_TOKEN_CHARS));
+        assert_eq!(long_tokens(&format!("short {long} words")), 1);
+        let positions: Vec<usize> = tokens("one two 帐篷 three").iter().map(|t| t.position).collect();
+        assert_eq!(positions, [0, 1, 2, 3]);
+    }
+}
