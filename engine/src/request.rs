@@ -243,6 +243,9 @@ pub struct SearchRequest {
     /// Fusion of items CF cannot score, when a user is given.
     #[serde(default)]
     pub cold_items: ColdItems,
+    /// BM25's k1 and b for this request (k1 ≥ 0, b in 0..=1); absent: the generation's.
+    #[serde(default)]
+    pub bm25: Option<crate::lexical::Bm25Params>,
     /// Add explanation trees (BM25 detail, CF history contributions).
     #[serde(default)]
     pub explain: bool,
@@ -277,6 +280,7 @@ impl SearchRequest {
             candidates: default_candidates(),
             rerank: None,
             cold_items: ColdItems::default(),
+            bm25: None,
             explain: false,
         }
     }

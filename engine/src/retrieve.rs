@@ -94,6 +94,8 @@ pub enum Retriever<'a> {
         index: &'a LexicalIndex,
         /// The query as typed.
         query: &'a str,
+        /// k1 and b, when the request gives them; else the index's.
+        params: Option<crate::lexical::Bm25Params>,
     },
     /// Cosine nearest neighbours of an embedding (a query's, a user's content profile, a seed
     /// item's). `None`: no probe could be formed (a user with no usable history), so the list
@@ -145,7 +147,10 @@ impl Retriever<'_> {
         let allow_fn = |item: u32| allow.allows(item);
         let filter: Option<&(dyn Fn(u32) -> bool + Sync)> = if allow.is_all() { None } else { Some(&allow_fn) };
         Ok(match self {
-            Retriever::Bm25 { index, query } => RankedList::new(kind, index.search(query, n, allow.0.clone())?),
+            Retriever::Bm25 { index, query, params } => {
+                let params = params.unwrap_or(index.settings().bm25);
+                RankedList::new(kind, index.search_with(query, n, allow.0.clone(), params)?)
+            }
             Retriever::Dense { index, vector } => match vector {
                 Some(vector) => RankedList::new(kind, index.search(vector, n, filter)?),
                 None => RankedList::new(kind, Vec::new()),

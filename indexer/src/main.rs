@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::cross::CrossEncoderSettings;
 use hyrank_engine::dense::HnswSettings;
-use hyrank_engine::lexical::{Analyzer, LexicalSettings};
+use hyrank_engine::lexical::{Analyzer, Bm25Params, LexicalSettings};
 use hyrank_engine::{DeviceChoice, EmbedderSettings, Precision};
 use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
 use hyrank_indexer::eval::recommend::SplitKind;
@@ -477,6 +477,12 @@ struct IndexArgs {
     /// drops tokens over 40 bytes).
     #[arg(long, value_enum, default_value_t = AnalyzerArg::Unicode)]
     analyzer: AnalyzerArg,
+    /// BM25's k1 (term-frequency saturation, ≥ 0); requests may override it.
+    #[arg(long, default_value_t = Bm25Params::default().k1)]
+    bm25_k1: f32,
+    /// BM25's b (length normalisation, 0 to 1); requests may override it.
+    #[arg(long, default_value_t = Bm25Params::default().b)]
+    bm25_b: f32,
     /// BM25: multiplier on title matches.
     #[arg(long, default_value_t = LexicalSettings::default().title_boost)]
     title_boost: f32,
@@ -685,6 +691,7 @@ impl IndexArgs {
     fn into_settings(self) -> anyhow::Result<IndexSettings> {
         anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
         anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
+        Bm25Params { k1: self.bm25_k1, b: self.bm25_b }.check().context("--bm25-k1/--bm25-b")?;
         Ok(IndexSettings {
             catalog_format: self.catalog.format(),
             catalog: self.catalog.catalog,
@@ -697,6 +704,7 @@ impl IndexArgs {
                 title_boost: self.title_boost,
                 stemming: !self.no_stemming,
                 analyzer: self.analyzer.into(),
+                bm25: Bm25Params { k1: self.bm25_k1, b: self.bm25_b },
             },
             hnsw: HnswSettings {
                 max_connections: self.hnsw_m,

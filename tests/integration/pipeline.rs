@@ -251,3 +251,32 @@ fn ease_past_its_memory_limit_is_refused_with_the_estimate() {
     assert!(error.contains("needs about") && error.contains("--cf-memory-limit"), "{error}");
     assert!(hyrank_engine::generation::current(&dir.path().join("index")).is_err());
 }
+
+/// Issue 15's multilingual catalog end to end, in hybrid mode (the default): the words people
+/// type find the items, and an over-long token is indexed in pieces and counted.
+#[test]
+fn a_multilingual_catalog_is_found_in_hybrid_mode_and_long_tokens_are_counted() {
+    use hyrank_engine::SearchRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.jsonl");
+    let giant = "z".repeat(70_000);
+    let rows = [
+        serde_json::json!({"id": "mug", "title": "Enamel coffee mug", "text": "A mug for camp coffee."}),
+        serde_json::json!({"id": "tent", "title": "轻量级帐篷", "text": "双人 三季"}),
+        serde_json::json!({"id": "mountains", "title": "الْجِبَال", "text": "رحلة إلى الْجِبَال"}),
+        serde_json::json!({"id": "stove", "title": "Trail stove", "text": "A small gas stove."}),
+        serde_json::json!({"id": "giant", "title": "Giant", "text": giant}),
+    ];
+    let lines: Vec<String> = rows.iter().map(|r| r.to_string()).collect();
+    std::fs::write(&catalog, lines.join("\n")).unwrap();
+    let settings =
+        IndexSettings { progress: false, ..IndexSettings::new(catalog, dir.path().join("index"), embedder_settings()) };
+    let summary = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(summary.manifest.counts.long_tokens_split, 1);
+    assert!(summary.render().contains("1 tokens longer than 255 characters"), "{}", summary.render());
+    let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
+    for (query, expected) in [("帐篷", "tent"), ("الجبال", "mountains"), (giant.as_str(), "giant")] {
+        let found = engine.search(&SearchRequest { k: 3, ..SearchRequest::new(query) }).unwrap();
+        assert_eq!(found.hits.first().map(|h| h.id.as_str()), Some(expected), "{query:.20}: {:?}", found.hits);
+    }
+}

@@ -40,7 +40,8 @@ impl Engine {
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
                 if let Some(query) = query {
-                    if let Some(tree) = self.lexical.explain(query, index)? {
+                    let params = request.bm25.unwrap_or(self.lexical.settings().bm25);
+                    if let Some(tree) = self.lexical.explain_with(query, index, params)? {
                         hit.explanations.push(Explanation::node("bm25", tree.value, vec![tree]));
                     }
                 }
@@ -88,7 +89,9 @@ impl Engine {
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
             let retriever = match kind {
-                RetrieverKind::Bm25 => Retriever::Bm25 { index: &self.lexical, query: query.unwrap_or_default() },
+                RetrieverKind::Bm25 => {
+                    Retriever::Bm25 { index: &self.lexical, query: query.unwrap_or_default(), params: request.bm25 }
+                }
                 RetrieverKind::Dense => {
                     Retriever::Dense { index: &self.dense, vector: vector.as_ref().map(|v| v.as_slice()) }
                 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hyrank_engine::fusion::Fusion;
+use hyrank_engine::lexical::Bm25Params;
 use hyrank_engine::request::{RerankOptions, RerankerKind, SearchRequest, Weights};
 use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
@@ -24,6 +25,10 @@ pub struct Config {
     /// Candidates per retriever; `None` takes the evaluation's `candidates`.
     candidates: Option<usize>,
     rerank: Option<RerankOptions>,
+    /// BM25's k1; `None`: the generation's.
+    k1: Option<f32>,
+    /// BM25's b; `None`: the generation's.
+    b: Option<f32>,
 }
 
 /// The configurations `--configs` accepts.
@@ -31,7 +36,7 @@ pub const PRESETS: [&str; 7] =
     ["default", "bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-dbsf", "hybrid-rrf-rerank"];
 
 /// Parameters a configuration may override after `+`.
-pub const PARAMETERS: [&str; 6] = ["bm25", "dense", "k", "candidates", "rerank", "reranker"];
+pub const PARAMETERS: [&str; 8] = ["bm25", "dense", "k", "candidates", "rerank", "reranker", "k1", "b"];
 
 impl Config {
     /// A preset by name: `default` (exactly what a search request with no options gets, its
@@ -46,6 +51,8 @@ impl Config {
             weights,
             candidates: None,
             rerank,
+            k1: None,
+            b: None,
         };
         let half = Weights { bm25: Some(0.5), dense: Some(0.5), cf: None };
         Some(match name {
@@ -106,6 +113,8 @@ impl Config {
                     Fusion::Linear | Fusion::Dbsf => return Err(format!("{spec:?}: k applies to RRF fusion only")),
                 },
                 "candidates" => config.candidates = Some(count()?),
+                "k1" => config.k1 = Some(number()? as f32),
+                "b" => config.b = Some(number()? as f32),
                 "rerank" if value == "off" => config.rerank = Some(RerankOptions::off()),
                 "rerank" => {
                     let reranker = config.rerank.as_ref().and_then(|r| r.reranker);
@@ -220,6 +229,11 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 weights: config.weights.clone(),
                 candidates: config.candidates.unwrap_or(settings.candidates).max(settings.depth),
                 rerank: config.rerank.clone(),
+                // k1 or b alone keeps the generation's value of the other.
+                bm25: (config.k1.is_some() || config.b.is_some()).then(|| {
+                    let base = engine.manifest().lexical.bm25;
+                    Bm25Params { k1: config.k1.unwrap_or(base.k1), b: config.b.unwrap_or(base.b) }
+                }),
                 ..SearchRequest::new(queries[query_id].clone())
             };
             let start = Instant::now();
