@@ -7,7 +7,7 @@ that appear only in the test file are part of the catalog but have no training s
     python3 bench/item_models_on_split.py OUT/random rp3beta [alpha] [beta]
 
 EASE: Steck 2019, `B = I - P diag(1/diag(P))`, `P = (X'X + Lambda)^-1`, in float64 as his
-reference code; `dropout` > 0 gives DLAE (Steck 2020, "Autoencoders that don't overfit towards
+reference code; `dropout` > 0 gives EDLAE (Steck 2020, "Autoencoders that don't overfit towards
 the identity"): `Lambda = lambda I + p/(1-p) diag(X'X)`.
 RP3beta: Paudel et al. 2017 (as in Dacrema et al.'s reproducibility study): item-item weights
 from two-step random walks, `W = (P_ui' P_iu)^alpha / popularity^beta`, rows l1-normalised
@@ -36,7 +36,7 @@ if model_name == "ease":
     P = np.linalg.inv(G)
     B = -P / np.diag(P)
     B[diag] = 0.0
-    label = f"EASE lambda={lam}" + (f" DLAE dropout={dropout}" if dropout else "")
+    label = f"EASE lambda={lam}" + (f" EDLAE dropout={dropout}" if dropout else "")
 elif model_name == "rp3beta":
     alpha = float(sys.argv[3]) if len(sys.argv) > 3 else 0.8
     beta = float(sys.argv[4]) if len(sys.argv) > 4 else 0.3

@@ -50,7 +50,7 @@ fn main() {
          (before the fit {before:.0} MiB; estimate {:.0} MiB), {} weights kept",
         matrix.values.len(),
         peak_mib(),
-        ease::fit_bytes(warm) as f64 / 1048576.0,
+        ease::fit_bytes(warm, EaseSettings::default().neighbours) as f64 / 1048576.0,
         model.weights()
     );
 }

@@ -70,8 +70,13 @@ impl Tokenizer for UnicodeTokenizer {
     }
 }
 
+/// Han, kana or Hangul, including the characters those scripts share (their Unicode script
+/// extensions): the prolonged sound mark ー in コーヒー, the iteration mark 々.
 fn is_cjk(c: char) -> bool {
-    matches!(c.script(), Script::Han | Script::Hiragana | Script::Katakana | Script::Hangul)
+    let extension = c.script_extension();
+    [Script::Han, Script::Hiragana, Script::Katakana, Script::Hangul].iter().any(|&s| extension.contains_script(s))
+        && !c.is_ascii()
+        && !unicode_categories_punctuation(c)
 }
 
 /// Whether a nonspacing mark after a letter of `script` is a diacritic to fold away.
@@ -83,7 +88,10 @@ fn folds_marks(script: Script) -> bool {
 fn normalize(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     let mut base = Script::Common;
-    for c in segment.nfkc().flat_map(char::to_lowercase).collect::<String>().nfd() {
+    // Greek final sigma folds to σ, as Lucene's GreekLowerCaseFilter does: "ΚΑΦΕΣ" lower-cases
+    // letter by letter to "καφεσ", and must meet "καφές".
+    let lowered: String = segment.nfkc().flat_map(char::to_lowercase).map(|c| if c == 'ς' { 'σ' } else { c }).collect();
+    for c in lowered.nfd() {
         if unicode_normalization::char::is_combining_mark(c) {
             if folds_marks(base) {
                 continue;
@@ -101,6 +109,18 @@ fn normalize(segment: &str) -> String {
 
 /// Every token of `text`, positions counted from 0, offsets into `text`.
 pub fn tokens(text: &str) -> Vec<Token> {
+    analyze(text).0
+}
+
+/// Tokens of `text` longer than [`MAX_TOKEN_CHARS`] characters, each indexed as pieces (CJK
+/// runs, which become pairs, are not counted).
+pub fn long_tokens(text: &str) -> usize {
+    analyze(text).1
+}
+
+/// The tokens and the count of over-long ones split.
+fn analyze(text: &str) -> (Vec<Token>, usize) {
+    let mut long = 0;
     let mut out = Vec::new();
     let push = |out: &mut Vec<Token>, from: usize, to: usize, text: String| {
         let position = out.len();
@@ -125,11 +145,12 @@ pub fn tokens(text: &str) -> Vec<Token> {
             push(&mut out, start, end, normalized);
             continue;
         }
+        long += usize::from(chars.len() > MAX_TOKEN_CHARS);
         for piece in chars.chunks(MAX_TOKEN_CHARS) {
             push(&mut out, start, end, piece.iter().collect());
         }
     }
-    bigrams(out)
+    (bigrams(out), long)
 }
 
 fn unicode_categories_punctuation(c: char) -> bool {
@@ -183,11 +204,6 @@ fn bigrams(tokens: Vec<Token>) -> Vec<Token> {
     out
 }
 
-/// Tokens of `text` longer than [`MAX_TOKEN_CHARS`] characters (each indexed as pieces).
-pub fn long_tokens(text: &str) -> usize {
-    text.split_word_bounds().filter(|s| s.chars().count() > MAX_TOKEN_CHARS).count()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +223,9 @@ mod tests {
         // Mixed scripts: Latin words stay words, kana runs bigram too.
         assert_eq!(terms("MSR テント 2人用"), ["msr", "テン", "ント", "2", "人用"]);
         assert_eq!(terms("텐트 가방"), ["텐트", "가방"]);
+        // The prolonged sound mark is shared by both kana scripts: コーヒー is one run.
+        assert_eq!(terms("アイスコーヒー"), ["アイ", "イス", "スコ", "コー", "ーヒ", "ヒー"]);
+        assert_eq!(terms("コーヒー"), ["コー", "ーヒ", "ヒー"]);
     }
 
     #[test]
@@ -216,6 +235,7 @@ mod tests {
         assert_eq!(terms("Café Crème"), ["cafe", "creme"]);
         assert_eq!(terms("ＴＥＮＴ ２０２４"), ["tent", "2024"]);
         assert_eq!(terms("Ἀθῆναι"), terms("Αθηναι"));
+        assert_eq!(terms("ΚΑΦΕΣ"), terms("καφές"), "final sigma");
         // Devanagari vowel signs are letters of the word, not accents: kept.
         assert_ne!(terms("किताब"), terms("कतब"));
     }
@@ -230,6 +250,7 @@ mod tests {
         assert_eq!(pieces.len(), 70_000usize.div_ceil(MAX_TOKEN_CHARS));
         assert!(pieces.iter().all(|p| p.chars().count() <= MAX_TOKEN_CHARS));
         assert_eq!(long_tokens(&format!("short {long} words")), 1);
+        assert_eq!(long_tokens(&" ".repeat(300)), 0, "a run of spaces is no token");
         let positions: Vec<usize> = tokens("one two 帐篷 three").iter().map(|t| t.position).collect();
         assert_eq!(positions, [0, 1, 2, 3]);
     }

@@ -54,11 +54,21 @@ pub struct LexicalSettings {
     /// 1.2 and 0.75 then).
     #[serde(default = "Bm25Params::tantivy")]
     pub bm25: Bm25Params,
+    /// Drop Lucene's 33 English stop words ("a", "the", "of"…) before stemming (the unicode
+    /// analyzer only). Off by default: measured on SciFact, docs/EVAL.md.
+    #[serde(default)]
+    pub stop_words: bool,
 }
 
 impl Default for LexicalSettings {
     fn default() -> Self {
-        LexicalSettings { title_boost: 1.0, stemming: true, analyzer: Analyzer::default(), bm25: Bm25Params::default() }
+        LexicalSettings {
+            title_boost: 1.0,
+            stemming: true,
+            analyzer: Analyzer::default(),
+            bm25: Bm25Params::default(),
+            stop_words: false,
+        }
     }
 }
 
@@ -70,7 +80,7 @@ impl Default for LexicalSettings {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Bm25Params {
-    /// Term-frequency saturation, ≥ 0 (0: presence only).
+    /// Term-frequency saturation, 0 (presence only) to [`MAX_K1`].
     pub k1: f32,
     /// Length normalisation, 0 (none) to 1 (full).
     pub b: f32,
@@ -91,8 +101,10 @@ impl Bm25Params {
     /// # Errors
     /// k1 negative or not finite, b outside 0..=1.
     pub fn check(&self) -> Result<()> {
-        if !(self.k1.is_finite() && self.k1 >= 0.0) {
-            return Err(Error::invalid("bm25.k1", format!("{} is not a finite number ≥ 0", self.k1)));
+        // Past 100 k1 only scales every score (tf saturates nowhere within any real field);
+        // the bound keeps idf · (k1 + 1) far from f32's overflow.
+        if !(self.k1.is_finite() && (0.0..=MAX_K1).contains(&self.k1)) {
+            return Err(Error::invalid("bm25.k1", format!("{} is not a number from 0 to {MAX_K1}", self.k1)));
         }
         if !(0.0..=1.0).contains(&self.b) {
             return Err(Error::invalid("bm25.b", format!("{} is not between 0 and 1", self.b)));
@@ -107,23 +119,33 @@ impl Default for Bm25Params {
     }
 }
 
+/// The largest k1 accepted.
+pub const MAX_K1: f32 = 100.0;
+
 /// The default for new generations (chosen on SciFact train, docs/EVAL.md).
 const DEFAULT_BM25: Bm25Params = Bm25Params::TANTIVY;
 
-/// Registers hyrank's analyzers with an index (tantivy keeps only the names in the schema).
+/// Registers hyrank's analyzers with an index (tantivy keeps only the names in the schema):
+/// the unicode tokenizer, then optionally Lucene's English stop words, then optionally the
+/// English stemmer (stop words go first, as in Lucene's `EnglishAnalyzer`).
 fn register_analyzers(index: &Index) {
-    use tantivy::tokenizer::{Language, Stemmer, TextAnalyzer};
-    index
-        .tokenizers()
-        .register(crate::analysis::NAME, TextAnalyzer::builder(crate::analysis::UnicodeTokenizer).build());
-    index.tokenizers().register(
-        STEMMED,
-        TextAnalyzer::builder(crate::analysis::UnicodeTokenizer).filter(Stemmer::new(Language::English)).build(),
-    );
+    use tantivy::tokenizer::{Language, StopWordFilter, TextAnalyzer};
+    let tokenizer = || crate::analysis::UnicodeTokenizer;
+    let stem = || tantivy::tokenizer::Stemmer::new(Language::English);
+    let stop = || StopWordFilter::new(Language::English).expect("tantivy ships an English list");
+    let tokenizers = index.tokenizers();
+    tokenizers.register(crate::analysis::NAME, TextAnalyzer::builder(tokenizer()).build());
+    tokenizers.register(STEMMED, TextAnalyzer::builder(tokenizer()).filter(stem()).build());
+    tokenizers.register(STOPPED, TextAnalyzer::builder(tokenizer()).filter(stop()).build());
+    tokenizers.register(STOPPED_STEMMED, TextAnalyzer::builder(tokenizer()).filter(stop()).filter(stem()).build());
 }
 
-/// The name of the Unicode analyzer with English stemming.
+/// The unicode analyzer with English stemming.
 const STEMMED: &str = "hyrank_en";
+/// With English stop words.
+const STOPPED: &str = "hyrank_stop";
+/// With English stop words and stemming.
+const STOPPED_STEMMED: &str = "hyrank_en_stop";
 
 struct Fields {
     idx: Field,
@@ -165,11 +187,14 @@ struct TermPart {
 }
 
 fn schema(settings: &LexicalSettings) -> (Schema, Fields) {
-    let analyzer = match (settings.analyzer, settings.stemming) {
-        (Analyzer::Unicode, true) => STEMMED,
-        (Analyzer::Unicode, false) => crate::analysis::NAME,
-        (Analyzer::Simple, true) => "en_stem",
-        (Analyzer::Simple, false) => "default",
+    // Stop words exist for the unicode analyzer only; the indexer refuses them with `simple`.
+    let analyzer = match (settings.analyzer, settings.stemming, settings.stop_words) {
+        (Analyzer::Unicode, true, false) => STEMMED,
+        (Analyzer::Unicode, false, false) => crate::analysis::NAME,
+        (Analyzer::Unicode, true, true) => STOPPED_STEMMED,
+        (Analyzer::Unicode, false, true) => STOPPED,
+        (Analyzer::Simple, true, _) => "en_stem",
+        (Analyzer::Simple, false, _) => "default",
     };
     let text_options = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default().set_tokenizer(analyzer).set_index_option(IndexRecordOption::WithFreqsAndPositions),
@@ -580,7 +605,20 @@ mod tests {
             assert!(tree.label.contains("k1 0.9") && tree.label.contains("b 0.4"));
         }
         assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: -1.0, b: 0.5 }).is_err());
+        assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: 3e38, b: 1.0 }).is_err(), "review: inf/NaN");
         assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: 1.0, b: 1.5 }).is_err());
+    }
+
+    #[test]
+    fn stop_words_drop_lucenes_list_before_stemming() {
+        let items = [item("a", "The state of the art", "Tents for the trail"), item("b", "Art", "")];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings { stop_words: true, ..Default::default() }, &items);
+        assert_eq!(lexical.tokens("The state of the Tents").unwrap(), ["state", "tent"]);
+        assert!(lexical.search("the of", 5, None).unwrap().is_empty());
+        let plain_dir = tempfile::tempdir().unwrap();
+        let plain = index(plain_dir.path(), LexicalSettings::default(), &items);
+        assert_eq!(plain.search("the of", 5, None).unwrap().len(), 1);
     }
 
     #[test]
@@ -588,6 +626,7 @@ mod tests {
         let old: LexicalSettings = serde_json::from_str(r#"{"title_boost": 1.0, "stemming": true}"#).unwrap();
         assert_eq!(old.analyzer, Analyzer::Simple);
         assert_eq!(old.bm25, Bm25Params::TANTIVY);
+        assert!(!old.stop_words);
         assert_eq!(LexicalSettings::default().analyzer, Analyzer::Unicode);
     }
 }

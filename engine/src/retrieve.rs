@@ -112,7 +112,8 @@ pub enum Retriever<'a> {
         items: &'a CfItems,
         /// The probe's factors, in the space of `items`.
         factors: &'a [f32],
-        /// Whether CF abstains on cold items (`share`) or scores them 0 (`ignore`).
+        /// Whether fusion treats cold items as abstained on (`share`) or plainly (`ignore`);
+        /// either way they are not in the list.
         cold_items: ColdItems,
     },
     /// Collaborative filtering by an item-item model (EASE): the summed item-item weights of

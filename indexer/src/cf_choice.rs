@@ -107,7 +107,7 @@ fn gib(bytes: u64) -> String {
 
 /// Whether EASE may be fitted on `warm` items, and if not, why not.
 fn ease_fits(warm: usize, settings: &CfChoiceSettings) -> std::result::Result<(), String> {
-    let need = cf::ease::fit_bytes(warm);
+    let need = cf::ease::fit_bytes(warm, settings.ease.neighbours);
     let (limit, source) = match settings.memory_limit {
         Some(limit) => (limit, "--cf-memory-limit".to_string()),
         None => match available_memory() {
@@ -194,7 +194,23 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
                 }
                 tried_family[family] = true;
                 let fit_start = Instant::now();
-                let scorer = Scorer::fit(&split.train, &model)?;
+                // A candidate that cannot be fitted (an f32 factorisation at an extreme λ) is
+                // recorded and passed over; ALS, tried first, is always there to fall back on.
+                let scorer = match Scorer::fit(&split.train, &model) {
+                    Ok(scorer) => scorer,
+                    Err(e) if !candidates.is_empty() => {
+                        let skipped = Some(format!("the fit failed: {e}"));
+                        candidates.push(CfCandidate {
+                            model,
+                            ndcg_10: None,
+                            recall_20: None,
+                            fit_seconds: 0.0,
+                            skipped,
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let fit_seconds = fit_start.elapsed().as_secs_f64();
                 let (ndcg_10, recall_20) = split.score(&scorer);
                 tracing::info!(%model, ndcg_10, recall_20, fit_seconds, "CF candidate validated");
@@ -228,7 +244,7 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
 }
 
 /// `auto`'s candidates in the order tried: the given settings of each family first, then a
-/// small grid around them (λ from a quarter to five times the given one, Steck's range; DLAE's
+/// small grid around them (λ from a quarter to five times the given one, Steck's range; EDLAE's
 /// dropout 0.25 and 0.5; ALS with twice the factors, and with more regularisation and
 /// confidence). Repeats of the given settings are dropped.
 fn candidate_list(settings: &CfChoiceSettings) -> Vec<CfModelSettings> {

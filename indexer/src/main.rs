@@ -477,6 +477,9 @@ struct IndexArgs {
     /// drops tokens over 40 bytes).
     #[arg(long, value_enum, default_value_t = AnalyzerArg::Unicode)]
     analyzer: AnalyzerArg,
+    /// BM25: drop Lucene's 33 English stop words before stemming (unicode analyzer only).
+    #[arg(long)]
+    stop_words: bool,
     /// BM25's k1 (term-frequency saturation, ≥ 0); requests may override it.
     #[arg(long, default_value_t = Bm25Params::default().k1)]
     bm25_k1: f32,
@@ -615,7 +618,7 @@ struct CfArgs {
     /// EASE weights kept per item (the largest by magnitude); 0 keeps all items² of them.
     #[arg(long, default_value_t = EaseSettings::default().neighbours)]
     ease_neighbours: usize,
-    /// DLAE's dropout for EASE (0: EASE exactly; `auto` also tries 0.25 and 0.5).
+    /// EDLAE's dropout for EASE (0: EASE exactly; `auto` also tries 0.25 and 0.5).
     #[arg(long, default_value_t = EaseSettings::default().dropout)]
     ease_dropout: f32,
     /// Memory EASE's fit may hold, in MiB (default: half of what is available at the start).
@@ -692,6 +695,10 @@ impl IndexArgs {
         anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
         anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
         Bm25Params { k1: self.bm25_k1, b: self.bm25_b }.check().context("--bm25-k1/--bm25-b")?;
+        anyhow::ensure!(
+            !(self.stop_words && matches!(self.analyzer, AnalyzerArg::Simple)),
+            "--stop-words needs --analyzer unicode"
+        );
         Ok(IndexSettings {
             catalog_format: self.catalog.format(),
             catalog: self.catalog.catalog,
@@ -705,6 +712,7 @@ impl IndexArgs {
                 stemming: !self.no_stemming,
                 analyzer: self.analyzer.into(),
                 bm25: Bm25Params { k1: self.bm25_k1, b: self.bm25_b },
+                stop_words: self.stop_words,
             },
             hnsw: HnswSettings {
                 max_connections: self.hnsw_m,

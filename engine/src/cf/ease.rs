@@ -8,7 +8,7 @@
 //! ```
 //!
 //! so `B[h][j] = −P[h][j] / P[j][j]` off the diagonal and `B[j][j] = 0` (the constraint that
-//! keeps the model from predicting an item from itself). With a dropout p (DLAE, Steck 2020) the
+//! keeps the model from predicting an item from itself). With a dropout p (EDLAE, Steck 2020) the
 //! regulariser λI becomes `λI + p/(1−p) · diag(XᵀX)`. A user's score for item j is
 //! `Σ_{h ∈ history} B[h][j]`: exact per history item, which is what the explanation shows, and
 //! computed from the history at request time, so a user's newest events count at once.
@@ -44,7 +44,8 @@ pub struct EaseSettings {
     /// Weights kept per item row of B, the largest by magnitude; the rest are pruned. 0 keeps
     /// every weight (items² of them).
     pub neighbours: usize,
-    /// Dropout p of DLAE (Steck 2020, "Autoencoders that don't overfit towards the identity",
+    /// Dropout p of EDLAE, the emphasised denoising autoencoder with the zero-diagonal constraint
+    /// (Steck 2020, "Autoencoders that don't overfit towards the identity",
     /// NeurIPS): each item's regulariser becomes `λ + p/(1−p) · (XᵀX)[j][j]`, so popular items
     /// are shrunk more. 0 is EASE exactly; below 1.
     #[serde(default)]
@@ -57,10 +58,15 @@ impl Default for EaseSettings {
     }
 }
 
-/// Bytes the fit holds at its peak for `items` warm items: the Gram matrix (factored in
-/// place), the inverse, and the inversion's scratch, each items² f32.
-pub fn fit_bytes(items: usize) -> u64 {
-    3 * (items as u64) * (items as u64) * 4
+/// Bytes the fit holds at its peak for `items` warm items keeping `neighbours` weights per
+/// row (0: all): the larger of the inversion (the Gram matrix factored in place, the inverse
+/// and the inversion's scratch, each items² f32), the pruning (the inverse and the pruned
+/// rows), and the assembly of the kept weights (pruned rows, triples, their sorted copy and
+/// the final rows: 40 bytes per weight).
+pub fn fit_bytes(items: usize, neighbours: usize) -> u64 {
+    let n = items as u64;
+    let kept = n * if neighbours == 0 { n.saturating_sub(1) } else { (neighbours as u64).min(n.saturating_sub(1)) };
+    (12 * n * n).max(4 * n * n + 8 * kept).max(40 * kept)
 }
 
 /// The items with at least one positive entry in `user_items`, in index order.
@@ -178,10 +184,9 @@ impl ItemModel {
         if let Some(bad) = rows.values.iter().find(|v| !v.is_finite()) {
             return Err(Error::invalid("ease", format!("the fit produced a non-finite weight ({bad})")));
         }
-        let mut cold = vec![true; catalog];
-        for &item in &warm {
-            cold[item as usize] = false;
-        }
+        // Cold is "no row", as `load` reads it back (the same as "no positive" unless a single
+        // warm item has nobody to be weighed against).
+        let cold = (0..catalog).map(|r| rows.indptr[r] == rows.indptr[r + 1]).collect();
         Ok(ItemModel { rows, cold: Arc::new(cold), settings: settings.clone() })
     }
 
@@ -258,7 +263,9 @@ impl ItemModel {
     /// first, ties by item index: exact, since the score is their sum.
     pub fn explain(&self, seeds: &[u32], item: u32) -> (f64, Vec<(u32, f64)>) {
         let mut parts: Vec<(u32, f64)> = seeds.iter().map(|&h| (h, f64::from(self.weight(h, item)))).collect();
-        let total = parts.iter().map(|p| p.1).sum();
+        // Summed in f32 in seed order, as `accumulate` serves it, so the total is the served
+        // score to the bit.
+        let total = f64::from(seeds.iter().fold(0f32, |sum, &h| sum + self.weight(h, item)));
         parts.retain(|p| p.1 != 0.0);
         parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         (total, parts)
@@ -276,7 +283,7 @@ impl ItemModel {
                 "CF score (EASE, λ {}{}): sum of item-item weights from {} history items, {contributing} with a weight \
                  (top {n} shown)",
                 self.settings.lambda,
-                if self.settings.dropout > 0.0 { format!(", DLAE dropout {}", self.settings.dropout) } else { String::new() },
+                if self.settings.dropout > 0.0 { format!(", EDLAE dropout {}", self.settings.dropout) } else { String::new() },
                 seeds.len()
             ),
             total,
@@ -475,8 +482,9 @@ mod tests {
         for &(item, score) in &top {
             let (total, parts) = model.explain(&seeds, item);
             let direct = model.weight(0, item) + model.weight(2, item);
-            assert!((total - f64::from(direct)).abs() < 1e-6 && (f64::from(score) - total).abs() < 1e-5);
-            assert!((parts.iter().map(|p| p.1).sum::<f64>() - total).abs() < 1e-9);
+            assert!((total - f64::from(direct)).abs() < 1e-6);
+            assert_eq!(f64::from(score), total, "the explained total is the served score to the bit");
+            assert!((parts.iter().map(|p| p.1).sum::<f64>() - total).abs() < 1e-6);
         }
         // Seeds are left out when asked, the cold item never appears, order is by score.
         assert!(top.iter().all(|&(j, _)| j != 0 && j != 2 && j != 4));

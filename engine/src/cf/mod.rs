@@ -35,7 +35,7 @@ impl std::fmt::Display for CfModelSettings {
                 write!(f, "ALS (factors {}, regularization {}, alpha {})", s.factors, s.regularization, s.alpha)
             }
             CfModelSettings::Ease(s) if s.dropout > 0.0 => {
-                write!(f, "DLAE (λ {}, dropout {}, {} neighbours per item)", s.lambda, s.dropout, s.neighbours)
+                write!(f, "EDLAE (λ {}, dropout {}, {} neighbours per item)", s.lambda, s.dropout, s.neighbours)
             }
             CfModelSettings::Ease(s) => write!(f, "EASE (λ {}, {} neighbours per item)", s.lambda, s.neighbours),
         }

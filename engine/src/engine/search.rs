@@ -65,6 +65,10 @@ impl Engine {
     /// then runs the retrievers and fuses their lists.
     fn search_first_stage<'a>(&self, request: &'a SearchRequest, timings: &mut Timings) -> Result<FirstStage<'a>> {
         check_k(request.k, request.candidates)?;
+        // Checked whatever the mode, so that `explain` never turns a served request into a 400.
+        if let Some(params) = &request.bm25 {
+            params.check()?;
+        }
         let query = crate::request::query_text(request.query.as_deref());
         let user = request.user.as_deref().map(|id| self.user(id)).transpose()?;
         let kinds = request.mode.retrievers(query.is_some(), user.is_some(), self.cf.is_some())?;
