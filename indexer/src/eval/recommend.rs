@@ -123,6 +123,8 @@ pub struct RecommendReport {
     pub weights: Weights,
     /// Hybrid fusion of cold items.
     pub cold_items: ColdItems,
+    /// The CF model the train generation serves and how it was chosen (`cf_selection`).
+    pub cf_model: Option<hyrank_engine::generation::CfSelection>,
     /// Per mode.
     pub modes: Vec<ModeReport>,
 }
@@ -359,6 +361,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         items: catalog.items.len(),
         weights: settings.weights.clone(),
         cold_items: settings.cold_items,
+        cf_model: engine.manifest().cf_selection.clone(),
         modes,
     };
     super::write_reports(&dir, &report, &report.markdown())?;
@@ -378,6 +381,9 @@ impl RecommendReport {
             "{split}; positives have weight ≥ {}; {} users evaluated, {} train / {} test positives ({} test positives on items with no train interaction); {} items.\n\n",
             self.min_weight, self.users_evaluated, self.train_interactions, self.test_interactions, self.cold_test_interactions, self.items
         );
+        if let Some(selection) = &self.cf_model {
+            out += &format!("CF model: {}.\n\n", selection.reason);
+        }
         let k = self.k;
         let header = [
             "mode".to_string(),
