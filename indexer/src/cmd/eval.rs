@@ -1,0 +1,186 @@
+//! `hyrank eval search|recommend`: their flags and the runs.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hyrank_indexer::eval::recommend::SplitKind;
+use hyrank_indexer::IndexSettings;
+
+use super::*;
+
+#[derive(Subcommand)]
+pub(crate) enum EvalCommand {
+    /// Search relevance of each configuration on a BEIR-layout data set (nDCG@10, Recall@100,
+    /// MRR@10, MAP@100, latency), with TREC run files and per-query scores.
+    Search(EvalSearchArgs),
+    /// Recommendation quality on held-out interactions: popularity, CF, content and hybrid,
+    /// with Recall@k, nDCG@10, coverage and recall on cold items.
+    Recommend(Box<EvalRecommendArgs>),
+}
+
+#[derive(Args)]
+pub(crate) struct EvalRecommendArgs {
+    #[command(flatten)]
+    pub(crate) catalog: CatalogArgs,
+    /// Interactions CSV with a header.
+    #[arg(long)]
+    pub(crate) interactions: PathBuf,
+    #[command(flatten)]
+    pub(crate) interaction_columns: InteractionColumns,
+    /// How to hold out test interactions.
+    #[arg(long, value_enum, default_value_t = SplitKind::Random)]
+    pub(crate) split: SplitKind,
+    /// Fraction of each user's positives held out (random split).
+    #[arg(long, default_value_t = 0.2)]
+    pub(crate) test_fraction: f64,
+    /// Seed of the random split.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) split_seed: u64,
+    /// Positive rule: an interaction is a positive when its weight is at least this.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) min_weight: f32,
+    /// Recommendations per user.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) k: usize,
+    /// Candidates per retriever.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) candidates: usize,
+    /// Hybrid mode: weight of the CF list in fusion.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) cf_weight: f64,
+    /// Hybrid mode: weight of the content list in fusion (the API's default is 0.3).
+    #[arg(long, default_value_t = hyrank_engine::request::defaults::RECOMMEND_CONTENT_WEIGHT)]
+    pub(crate) content_weight: f64,
+    /// Hybrid mode: `share` gives CF's weight to content for items without interactions,
+    /// `ignore` fuses them plainly (the API's default for recommendations).
+    #[arg(long, value_enum, default_value_t = ColdItemsArg::Ignore)]
+    pub(crate) cold_items: ColdItemsArg,
+    /// Folder for the train file, the train generation and the reports.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Score the generation already under --out (built by an earlier run of this split, perhaps
+    /// with a reranker trained on it since) instead of rebuilding it; adds the `hybrid+rerank`
+    /// mode when it has a recommendation reranker.
+    #[arg(long)]
+    pub(crate) reuse_index: bool,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    #[command(flatten)]
+    pub(crate) cf: CfArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ColdItemsArg {
+    Share,
+    Ignore,
+}
+
+pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
+    use hyrank_indexer::eval::recommend::{evaluate, RecommendEvalSettings};
+    anyhow::ensure!(args.test_fraction > 0.0 && args.test_fraction < 1.0, "--test-fraction must be between 0 and 1");
+    let settings = RecommendEvalSettings {
+        catalog_format: args.catalog.format(),
+        catalog: args.catalog.catalog.clone(),
+        interactions: args.interactions,
+        interaction_format: args.interaction_columns.format(),
+        split: args.split,
+        test_fraction: args.test_fraction,
+        seed: args.split_seed,
+        min_weight: args.min_weight,
+        k: args.k,
+        candidates: args.candidates,
+        weights: hyrank_engine::request::Weights {
+            bm25: None,
+            dense: Some(args.content_weight),
+            cf: Some(args.cf_weight),
+        },
+        cold_items: match args.cold_items {
+            ColdItemsArg::Share => hyrank_engine::ColdItems::Share,
+            ColdItemsArg::Ignore => hyrank_engine::ColdItems::Ignore,
+        },
+        embedder: args.model.settings()?,
+        cf: args.cf.settings()?,
+        out_dir: args.out,
+        reuse_index: args.reuse_index,
+    };
+    let report = evaluate(&settings)?;
+    print!("{}", report.markdown());
+    Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct EvalSearchArgs {
+    /// BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+    #[arg(long, env = "HYRANK_EVAL_DATA", default_value = "../shared/data/scifact")]
+    pub(crate) data: PathBuf,
+    /// Judgment split to evaluate (tune on train, report on test).
+    #[arg(long, default_value = "test")]
+    pub(crate) split: String,
+    /// Index to evaluate; when it holds no generation, the corpus is indexed into it first.
+    #[arg(long)]
+    pub(crate) index_dir: PathBuf,
+    /// Folder for report.json, report.md, run files and per-query scores.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Comma-separated configurations: default, bm25, dense, hybrid-rrf, hybrid-linear,
+    /// hybrid-rrf-rerank; each may take overrides after '+': bm25=W, dense=W (fusion weights),
+    /// k=K (RRF constant), candidates=N, rerank=DEPTH or rerank=off, reranker=trained|late
+    /// (default: the generation's trained reranker when it has one). Example:
+    /// hybrid-linear+bm25=0.3+dense=0.7, default+rerank=off, default+reranker=trained+rerank=50
+    #[arg(long, value_delimiter = ',', default_value = "default,bm25,dense,hybrid-rrf,hybrid-linear")]
+    pub(crate) configs: Vec<String>,
+    /// Hits kept per query.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) depth: usize,
+    /// Candidates per retriever before fusion (the `default` configuration keeps the engine's).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) candidates: usize,
+    /// Number format of the trained reranker's layers: f32, f16 or int8, on hyrank's CPU
+    /// kernels (the frozen layers stay at the generation's precision) [default: int8 where the
+    /// generation's encoder runs on those kernels, f32 elsewhere].
+    #[arg(long)]
+    pub(crate) rerank_precision: Option<String>,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+}
+
+pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
+    use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings};
+    let embedder = args.model.settings()?;
+    let configs = args
+        .configs
+        .iter()
+        .map(|spec| Config::parse(spec).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if hyrank_engine::generation::current(&args.index_dir).is_err() {
+        eprintln!(
+            "no generation in {}: indexing {} first",
+            args.index_dir.display(),
+            args.data.join("corpus.jsonl").display()
+        );
+        let settings = IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone());
+        print!("{}", hyrank_indexer::build(&settings).context("indexing the corpus")?.render());
+    }
+    // Every configuration encodes (and reranks) the same queries: with the caches on, later
+    // configurations would report latencies without query encoding or reranking.
+    let runtime = hyrank_engine::RuntimeSettings {
+        query_cache_entries: 0,
+        rerank_cache_entries: 0,
+        rerank_precision: args.rerank_precision.map(|p| p.parse()).transpose().context("--rerank-precision")?,
+        ..Default::default()
+    };
+    let engine =
+        hyrank_engine::Engine::open_with_runtime(&args.index_dir, &embedder, runtime).context("opening the index")?;
+    let settings = SearchEvalSettings {
+        data_dir: args.data,
+        split: args.split,
+        configs,
+        depth: args.depth,
+        candidates: args.candidates,
+        out_dir: args.out,
+    };
+    let report = evaluate(&settings, &engine)?;
+    print!("{}", report.markdown());
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! `hyrank index`: its flags, validated into the pipeline's settings; the CF and ALS flags
+//! `hyrank eval recommend` shares.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hyrank_engine::cf::{AlsSettings, EaseSettings};
+use hyrank_engine::dense::HnswSettings;
+use hyrank_engine::lexical::{Analyzer, Bm25Params, LexicalSettings};
+use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
+use hyrank_indexer::{IndexSettings, OnError};
+
+use super::*;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum AnalyzerArg {
+    Unicode,
+    Simple,
+}
+
+impl From<AnalyzerArg> for Analyzer {
+    fn from(arg: AnalyzerArg) -> Self {
+        match arg {
+            AnalyzerArg::Unicode => Analyzer::Unicode,
+            AnalyzerArg::Simple => Analyzer::Simple,
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct IndexArgs {
+    #[command(flatten)]
+    pub(crate) catalog: CatalogArgs,
+    /// Interactions CSV with a header (user, item, optional weight and timestamp).
+    #[arg(long, env = "HYRANK_INTERACTIONS")]
+    pub(crate) interactions: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) interaction_columns: InteractionColumns,
+    /// Index root: generations are written under it and `CURRENT` points at the newest.
+    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
+    pub(crate) index_dir: PathBuf,
+    /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl.
+    #[arg(long, value_enum, default_value_t = OnError::Fail)]
+    pub(crate) on_error: OnError,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    #[command(flatten)]
+    pub(crate) cf: CfArgs,
+    /// BM25 tokenizer: `unicode` (NFKC, diacritic folding, UAX #29 words, CJK bigrams,
+    /// over-long tokens split and counted) or `simple` (tantivy's: splits on non-alphanumerics,
+    /// drops tokens over 40 bytes).
+    #[arg(long, value_enum, default_value_t = AnalyzerArg::Unicode)]
+    pub(crate) analyzer: AnalyzerArg,
+    /// BM25: drop Lucene's 33 English stop words before stemming (unicode analyzer only).
+    #[arg(long)]
+    pub(crate) stop_words: bool,
+    /// BM25's k1 (term-frequency saturation, ≥ 0); requests may override it.
+    #[arg(long, default_value_t = Bm25Params::default().k1)]
+    pub(crate) bm25_k1: f32,
+    /// BM25's b (length normalisation, 0 to 1); requests may override it.
+    #[arg(long, default_value_t = Bm25Params::default().b)]
+    pub(crate) bm25_b: f32,
+    /// BM25: multiplier on title matches.
+    #[arg(long, default_value_t = LexicalSettings::default().title_boost)]
+    pub(crate) title_boost: f32,
+    /// BM25: index words as written (lower-cased) instead of English stems.
+    #[arg(long)]
+    pub(crate) no_stemming: bool,
+    /// HNSW: neighbours per node (M).
+    #[arg(long, default_value_t = HnswSettings::default().max_connections)]
+    pub(crate) hnsw_m: usize,
+    /// HNSW: candidate list size while building.
+    #[arg(long, default_value_t = HnswSettings::default().ef_construction)]
+    pub(crate) ef_construction: usize,
+    /// HNSW: candidate list size while searching (raised to k when smaller).
+    #[arg(long, default_value_t = HnswSettings::default().ef_search)]
+    pub(crate) ef_search: usize,
+}
+
+#[derive(Args)]
+pub(crate) struct CfArgs {
+    /// Which model serves collaborative filtering: `als`, `ease` (refused when its fit would
+    /// not fit in memory), or `auto`: each candidate fitted on a validation fifth of every
+    /// user's positives, the best by nDCG@10 kept (the comparison goes into the manifest).
+    #[arg(long, value_enum, default_value_t = CfModelChoice::default())]
+    pub(crate) cf_model: CfModelChoice,
+    /// EASE's λ (`auto` also tries 0.25–5 times it).
+    #[arg(long, default_value_t = EaseSettings::default().lambda)]
+    pub(crate) ease_lambda: f32,
+    /// EASE weights kept per item (the largest by magnitude); 0 keeps all items² of them.
+    #[arg(long, default_value_t = EaseSettings::default().neighbours)]
+    pub(crate) ease_neighbours: usize,
+    /// EDLAE's dropout for EASE (0: EASE exactly; `auto` also tries 0.25 and 0.5).
+    #[arg(long, default_value_t = EaseSettings::default().dropout)]
+    pub(crate) ease_dropout: f32,
+    /// Memory EASE's fit may hold, in MiB (default: half of what is available at the start).
+    #[arg(long)]
+    pub(crate) cf_memory_limit: Option<u64>,
+    /// Seconds `--cf-model auto` may spend fitting candidates (one of each family is always
+    /// tried).
+    #[arg(long, default_value_t = hyrank_indexer::cf_choice::DEFAULT_BUDGET_SECS)]
+    pub(crate) cf_budget: u64,
+    #[command(flatten)]
+    pub(crate) als: AlsArgs,
+}
+
+impl CfArgs {
+    pub(crate) fn settings(&self) -> anyhow::Result<CfChoiceSettings> {
+        anyhow::ensure!(
+            self.ease_lambda.is_finite() && self.ease_lambda > 0.0,
+            "--ease-lambda must be a finite number above 0"
+        );
+        anyhow::ensure!((0.0..1.0).contains(&self.ease_dropout), "--ease-dropout must be in [0, 1)");
+        Ok(CfChoiceSettings {
+            requested: self.cf_model,
+            als: self.als.settings(),
+            ease: EaseSettings {
+                lambda: self.ease_lambda,
+                neighbours: self.ease_neighbours,
+                dropout: self.ease_dropout,
+            },
+            memory_limit: self.cf_memory_limit.map(|mib| mib.saturating_mul(1 << 20)),
+            budget: std::time::Duration::from_secs(self.cf_budget),
+            seed: self.als.seed,
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct AlsArgs {
+    /// ALS latent factors.
+    #[arg(long, default_value_t = AlsSettings::default().factors)]
+    pub(crate) factors: usize,
+    /// ALS L2 regularisation.
+    #[arg(long, default_value_t = AlsSettings::default().regularization)]
+    pub(crate) regularization: f32,
+    /// ALS confidence scale (confidence = alpha × weight).
+    #[arg(long, default_value_t = AlsSettings::default().alpha)]
+    pub(crate) alpha: f32,
+    /// ALS iterations.
+    #[arg(long, default_value_t = AlsSettings::default().iterations)]
+    pub(crate) iterations: usize,
+    /// Conjugate-gradient steps per ALS solve.
+    #[arg(long, default_value_t = AlsSettings::default().cg_steps)]
+    pub(crate) cg_steps: usize,
+    /// Seed for ALS initialisation.
+    #[arg(long, default_value_t = AlsSettings::default().seed)]
+    pub(crate) seed: u64,
+}
+
+impl AlsArgs {
+    pub(crate) fn settings(&self) -> AlsSettings {
+        AlsSettings {
+            factors: self.factors,
+            regularization: self.regularization,
+            alpha: self.alpha,
+            iterations: self.iterations,
+            cg_steps: self.cg_steps,
+            seed: self.seed,
+        }
+    }
+}
+
+impl IndexArgs {
+    /// Validates the flags into the pipeline's settings.
+    pub(crate) fn into_settings(self) -> anyhow::Result<IndexSettings> {
+        anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
+        anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
+        Bm25Params { k1: self.bm25_k1, b: self.bm25_b }.check().context("--bm25-k1/--bm25-b")?;
+        anyhow::ensure!(
+            !(self.stop_words && matches!(self.analyzer, AnalyzerArg::Simple)),
+            "--stop-words needs --analyzer unicode"
+        );
+        Ok(IndexSettings {
+            catalog_format: self.catalog.format(),
+            catalog: self.catalog.catalog,
+            interactions: self.interactions,
+            interaction_format: self.interaction_columns.format(),
+            index_dir: self.index_dir,
+            embedder: self.model.settings()?,
+            cf: self.cf.settings()?,
+            lexical: LexicalSettings {
+                title_boost: self.title_boost,
+                stemming: !self.no_stemming,
+                analyzer: self.analyzer.into(),
+                bm25: Bm25Params { k1: self.bm25_k1, b: self.bm25_b },
+                stop_words: self.stop_words,
+            },
+            hnsw: HnswSettings {
+                max_connections: self.hnsw_m,
+                ef_construction: self.ef_construction,
+                ef_search: self.ef_search,
+            },
+            on_error: self.on_error,
+            progress: true,
+        })
+    }
+}

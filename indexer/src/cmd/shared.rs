@@ -1,0 +1,110 @@
+//! Flags every command that reads a catalog or loads the model shares.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hyrank_engine::{DeviceChoice, EmbedderSettings};
+use hyrank_indexer::{CatalogFormat, CatalogKind, InteractionFormat};
+
+#[derive(Args)]
+pub(crate) struct CatalogArgs {
+    /// Catalog: JSON Lines (one item per line: id or _id, title, text, fields) or CSV.
+    #[arg(long, env = "HYRANK_CATALOG")]
+    pub(crate) catalog: PathBuf,
+    /// Catalog format; by default CSV for a .csv file, else JSON Lines.
+    #[arg(long, value_enum)]
+    pub(crate) catalog_format: Option<CatalogKind>,
+    /// CSV catalogs: the id column.
+    #[arg(long, default_value = "id")]
+    pub(crate) id_column: String,
+    /// CSV catalogs: the title column.
+    #[arg(long, default_value = "title")]
+    pub(crate) title_column: String,
+    /// CSV catalogs: text columns, joined in order (repeat the flag). Default: `text`, if present.
+    #[arg(long)]
+    pub(crate) text_column: Vec<String>,
+    /// CSV catalogs: columns stored as filterable fields (repeat the flag).
+    #[arg(long)]
+    pub(crate) field_column: Vec<String>,
+    /// CSV catalogs: split field values on this separator into lists (MovieLens genres: `|`).
+    #[arg(long)]
+    pub(crate) list_separator: Option<String>,
+}
+
+impl CatalogArgs {
+    pub(crate) fn format(&self) -> CatalogFormat {
+        CatalogFormat {
+            kind: self.catalog_format,
+            id_column: self.id_column.clone(),
+            title_column: self.title_column.clone(),
+            text_columns: self.text_column.clone(),
+            field_columns: self.field_column.clone(),
+            list_separator: self.list_separator.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct InteractionColumns {
+    /// Interactions: the user column.
+    #[arg(long, default_value = "user")]
+    pub(crate) user_column: String,
+    /// Interactions: the item column.
+    #[arg(long, default_value = "item")]
+    pub(crate) item_column: String,
+    /// Interactions: the weight column (default `weight` if present, else every row weighs 1).
+    #[arg(long)]
+    pub(crate) weight_column: Option<String>,
+    /// Interactions: the integer timestamp column (default `timestamp` if present).
+    #[arg(long)]
+    pub(crate) time_column: Option<String>,
+}
+
+impl InteractionColumns {
+    pub(crate) fn format(&self) -> InteractionFormat {
+        InteractionFormat {
+            user_column: self.user_column.clone(),
+            item_column: self.item_column.clone(),
+            weight_column: self.weight_column.clone(),
+            time_column: self.time_column.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct ModelArgs {
+    /// Folder with model.safetensors, config.json and tokenizer.json (see scripts/setup.sh).
+    #[arg(long, env = "HYRANK_MODEL_DIR", default_value = "models/all-MiniLM-L6-v2")]
+    pub(crate) model_dir: PathBuf,
+    /// Device for embeddings: auto, cpu, cuda or cuda:N.
+    #[arg(long, env = "HYRANK_DEVICE", default_value = "auto")]
+    pub(crate) device: String,
+    /// Token limit per item (sentence-transformers uses 256 for this model).
+    #[arg(long, default_value_t = hyrank_engine::embed::DEFAULT_MAX_TOKENS)]
+    pub(crate) max_tokens: usize,
+    /// Items per embedding batch (default: 8 on CPU, 64 on a GPU).
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+    /// Number format of the transformer: f32; f16 (GPU: f16 throughout; CPU: f16 weights, f32
+    /// arithmetic, on hyrank's kernels); bf16 (GPU); int8 (CPU: 8-bit weights and integer
+    /// arithmetic on hyrank's kernels; 1.3-1.5x f32's throughput on a 2-core Zen 4, docs/EVAL.md). Indexing: recorded in the
+    /// generation (default f32). Serving and evaluating: the generation's by default; another
+    /// one is refused.
+    #[arg(long, env = "HYRANK_PRECISION")]
+    pub(crate) precision: Option<String>,
+}
+
+impl ModelArgs {
+    pub(crate) fn settings(&self) -> anyhow::Result<EmbedderSettings> {
+        let device: DeviceChoice = self.device.parse().context("--device")?;
+        anyhow::ensure!(self.batch_size != Some(0), "--batch-size must be at least 1");
+        Ok(EmbedderSettings {
+            model_dir: self.model_dir.clone(),
+            device,
+            max_tokens: self.max_tokens,
+            batch_size: self.batch_size,
+            precision: self.precision.as_deref().map(str::parse).transpose().context("--precision")?,
+        })
+    }
+}
