@@ -76,7 +76,7 @@ fn is_cjk(c: char) -> bool {
     let extension = c.script_extension();
     [Script::Han, Script::Hiragana, Script::Katakana, Script::Hangul].iter().any(|&s| extension.contains_script(s))
         && !c.is_ascii()
-        && !unicode_categories_punctuation(c)
+        && !is_punctuation_or_invisible(c)
 }
 
 /// Whether a nonspacing mark after a letter of `script` is a diacritic to fold away.
@@ -131,7 +131,7 @@ fn analyze(text: &str) -> (Vec<Token>, usize) {
         let normalized = normalize(segment);
         let chars: Vec<char> = normalized.chars().collect();
         let Some(&first) = chars.first() else { continue };
-        if chars.iter().all(|c| c.is_whitespace() || unicode_categories_punctuation(*c)) {
+        if chars.iter().all(|c| c.is_whitespace() || is_punctuation_or_invisible(*c)) {
             continue;
         }
         if chars.len() == 1 && !first.is_alphanumeric() {
@@ -153,7 +153,8 @@ fn analyze(text: &str) -> (Vec<Token>, usize) {
     (bigrams(out), long)
 }
 
-fn unicode_categories_punctuation(c: char) -> bool {
+/// Punctuation (P*), control (Cc) or invisible format (Cf) characters: never part of a term.
+fn is_punctuation_or_invisible(c: char) -> bool {
     use unicode_categories::UnicodeCategories;
     c.is_punctuation() || c.is_other_control() || c.is_other_format()
 }

@@ -393,27 +393,38 @@ impl LexicalIndex {
         if tokens.is_empty() || total_docs == 0 {
             return Ok(Vec::new());
         }
-        let fields = [(self.fields.title, "title", self.settings.title_boost), (self.fields.text, "text", 1.0)];
+        // Collection statistics, once per query: each field's average length, each term's idf.
+        let mut fields = Vec::with_capacity(2);
+        for (field, name, boost) in
+            [(self.fields.title, "title", self.settings.title_boost), (self.fields.text, "text", 1.0)]
+        {
+            let mut field_tokens = 0u64;
+            for reader in searcher.segment_readers() {
+                field_tokens += reader.inverted_index(field)?.total_num_tokens();
+            }
+            let mut terms = Vec::with_capacity(tokens.len());
+            for token in &tokens {
+                let term = Term::from_field_text(field, token);
+                let n = searcher.doc_freq(&term)?;
+                let idf = (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
+                terms.push((token, term, n, idf));
+            }
+            fields.push((field, name, boost, field_tokens as f32 / total_docs as f32, terms));
+        }
         let mut out = Vec::new();
         for segment in searcher.segment_readers() {
             let items = segment.fast_fields().u64(IDX)?;
             let mut parts: std::collections::HashMap<tantivy::DocId, ScoreParts> = Default::default();
-            for &(field, name, boost) in &fields {
-                let mut field_tokens = 0u64;
-                for reader in searcher.segment_readers() {
-                    field_tokens += reader.inverted_index(field)?.total_num_tokens();
-                }
-                let avgdl = field_tokens as f32 / total_docs as f32;
-                let inverted = segment.inverted_index(field)?;
-                let norms = segment.get_fieldnorms_reader(field)?;
-                for token in &tokens {
-                    let term = Term::from_field_text(field, token);
-                    let n = searcher.doc_freq(&term)?;
+            for (field, name, boost, avgdl, terms) in &fields {
+                let (boost, avgdl) = (*boost, *avgdl);
+                let inverted = segment.inverted_index(*field)?;
+                let norms = segment.get_fieldnorms_reader(*field)?;
+                for (token, term, n, idf) in terms {
+                    let (n, idf) = (*n, *idf);
                     let postings = inverted
-                        .read_postings(&term, IndexRecordOption::WithFreqs)
+                        .read_postings(term, IndexRecordOption::WithFreqs)
                         .map_err(|e| Error::io(format!("reading the postings of {name}:{token}"), e))?;
                     let Some(mut postings) = postings else { continue };
-                    let idf = (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
                     let weight = boost * idf * (1.0 + params.k1);
                     let mut doc = postings.doc();
                     while doc != tantivy::TERMINATED {
@@ -426,8 +437,8 @@ impl LexicalIndex {
                             entry.total += weight * tf_part;
                             if only.is_some() {
                                 entry.terms.push(TermPart {
-                                    field: name,
-                                    term: token.clone(),
+                                    field: *name,
+                                    term: (*token).clone(),
                                     boost,
                                     idf,
                                     n,

@@ -95,10 +95,7 @@ pub struct Choice {
 
 /// Memory available to this process now (Linux `MemAvailable`), if known.
 fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    crate::pipeline::proc_bytes("/proc/meminfo", "MemAvailable:")
 }
 
 fn gib(bytes: u64) -> String {

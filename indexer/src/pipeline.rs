@@ -360,8 +360,13 @@ fn sizes(dir: &Path) -> Vec<(String, u64)> {
 
 /// Peak resident set size (Linux `VmHWM`).
 fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    proc_bytes("/proc/self/status", "VmHWM:")
+}
+
+/// A `key:  N kB` line of a Linux `/proc` file, in bytes; `None` where there is none.
+pub(crate) fn proc_bytes(path: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

@@ -402,7 +402,9 @@ impl Engine {
             Collaborative::Als { model, gram, .. } => {
                 cf::UserExplainer::new(model, gram, history).map(CfExplainer::Als)
             }
-            Collaborative::Ease(model) => Some(CfExplainer::Ease { model, seeds: positive_items(history) }),
+            Collaborative::Ease(model) => {
+                Some(CfExplainer::Ease { model, seeds: positive_items(history.iter().copied()) })
+            }
         }
     }
 
@@ -425,9 +427,10 @@ impl Engine {
     }
 }
 
-/// The items of a history with a positive weight: what EASE counts as interacted with.
-fn positive_items(history: &[(u32, f32)]) -> Vec<u32> {
-    history.iter().filter(|&&(_, w)| w > 0.0).map(|&(item, _)| item).collect()
+/// The items of a history `(item, weight)` with a positive weight: what EASE counts as
+/// interacted with, and so the seeds of its scores.
+fn positive_items(history: impl IntoIterator<Item = (u32, f32)>) -> Vec<u32> {
+    history.into_iter().filter(|&(_, w)| w > 0.0).map(|(item, _)| item).collect()
 }
 
 /// A number for a generation's name, for cache keys that must not cross generations.

@@ -107,7 +107,7 @@ impl Engine {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
         let cf = self.collaborative()?;
-        let seeds: Vec<u32> = view.history.iter().filter(|i| i.weight > 0.0).map(|i| i.item).collect();
+        let seeds = super::positive_items(view.history.iter().map(|i| (i.item, i.weight)));
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
         let hidden = view.hidden.into_iter().flatten().copied();
         let allow = self.allow(&request.filters)?.excluding(self.len(), seen.chain(hidden));

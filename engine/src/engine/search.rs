@@ -89,7 +89,7 @@ impl Engine {
             }
             _ => None,
         };
-        let seeds: Vec<u32> = user.iter().flat_map(|u| &u.history).filter(|i| i.weight > 0.0).map(|i| i.item).collect();
+        let seeds = super::positive_items(user.iter().flat_map(|u| &u.history).map(|i| (i.item, i.weight)));
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
             let retriever = match kind {
