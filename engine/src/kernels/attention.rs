@@ -1,6 +1,6 @@
 //! Scaled dot-product attention of one head over one sequence, on the product's register tile.
 
-use super::math::scaled_softmax;
+use super::math::softmax_numerators;
 use super::matmul::{tile, Rows};
 use super::{PANEL, TILE_ROWS};
 
@@ -13,7 +13,8 @@ use super::{PANEL, TILE_ROWS};
 ///
 /// Both products run on the projection's microkernel: the keys are packed as panels of 16
 /// keys (`scores = Q·Kᵀ`), the values as panels of 16 dimensions (`context = P·V`), six query
-/// rows at a time so that their scores stay in L1.
+/// rows at a time so that their scores stay in L1. The softmax's division is applied to the
+/// context rows (`head_dim` values) rather than to the probabilities (`len`).
 ///
 /// # Panics
 /// If `qkv` or `context` is shorter than `len` rows, or a head's columns pass `stride`.
@@ -56,8 +57,11 @@ pub(crate) fn attend(
             // SAFETY: `scores` holds TILE_ROWS rows of `padded`; this panel's 16 columns fit.
             unsafe { tile(queries, count, keys, &zero, head_dim, c, padded) };
         }
-        for r in 0..count {
-            scaled_softmax(&mut scores[r * padded..r * padded + len], scale);
+        // Unnormalised probabilities; each context row is divided by its sum after the
+        // product, `head_dim` divisions instead of `len`.
+        let mut sums = [0.0f32; TILE_ROWS];
+        for (r, sum) in sums.iter_mut().enumerate().take(count) {
+            *sum = softmax_numerators(&mut scores[r * padded..r * padded + len], scale);
         }
         let probabilities = Rows { values: scores, row_stride: padded, k_stride: 1 };
         for panel in 0..value_panels {
@@ -66,9 +70,12 @@ pub(crate) fn attend(
             // SAFETY: `out` holds TILE_ROWS rows of `value_panels · 16`.
             unsafe { tile(probabilities, count, values, &zero, len, c, value_panels * PANEL) };
         }
-        for r in 0..count {
+        for (r, sum) in sums.iter().enumerate().take(count) {
             let at = (row + r) * head_dim;
-            context[at..at + head_dim].copy_from_slice(&out[r * value_panels * PANEL..][..head_dim]);
+            let inverse = 1.0 / sum;
+            for (c, &o) in context[at..at + head_dim].iter_mut().zip(&out[r * value_panels * PANEL..]) {
+                *c = o * inverse;
+            }
         }
         row += count;
     }

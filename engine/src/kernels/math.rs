@@ -4,11 +4,37 @@
 
 use super::{isa, Isa};
 
+/// `a·b + c`, fused into one rounding where the CPU has FMA ([`Fused`], used by the
+/// AVX2 + FMA instances of `vectorised!` functions) or as two operations ([`Separate`], the
+/// portable instances, where `f32::mul_add` would be a call into libm per element).
+pub(crate) trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// One fused multiply-add (`vfmadd`).
+pub(crate) struct Fused;
+/// A multiplication, then an addition.
+pub(crate) struct Separate;
+
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl MulAdd for Separate {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
 /// `e^x`, relative error under 5e-7, for `x` clamped to [−87.3, 88.3], so the result is always
 /// a finite normal number: `x = n·ln2 + r` with `|r| ≤ ln2/2`, `e^r` by its Taylor series to
 /// degree 7, `2^n` built in the exponent bits. Branch-free, so loops over it vectorise.
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
+pub(crate) fn exp<M: MulAdd>(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split in two so that n·LN2_HI is exact for |n| < 2^9 (Cody and Waite).
     const LN2_HI: f32 = 0.693_359_4;
@@ -16,17 +42,13 @@ pub(crate) fn exp(x: f32) -> f32 {
     // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.3);
-    let shifted = x * LOG2_E + ROUND;
+    let shifted = M::mul_add(x, LOG2_E, ROUND);
     let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let r = M::mul_add(-n, LN2_LO, M::mul_add(-n, LN2_HI, x));
     let mut p = 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = M::mul_add(p, r, c);
+    }
     let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     p * f32::from_bits(((exponent + 127) as u32) << 23)
 }
@@ -36,13 +58,13 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// Stegun, Handbook of Mathematical Functions, 1964, formula 7.1.26,
 /// `1 − (a₁t + … + a₅t⁵)·e^(−x²)` with `t = 1/(1 + p|x|)`.
 #[inline(always)]
-pub(crate) fn erf(x: f32) -> f32 {
+pub(crate) fn erf<M: MulAdd>(x: f32) -> f32 {
     const P: f32 = 0.327_591_1;
     const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_8, -1.453_152, 1.061_405_4];
     let z = x.abs().min(9.0);
-    let t = 1.0 / (1.0 + P * z);
-    let poly = ((((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0]) * t;
-    let y = 1.0 - poly * exp(-z * z);
+    let t = 1.0 / M::mul_add(P, z, 1.0);
+    let poly = M::mul_add(M::mul_add(M::mul_add(M::mul_add(A[4], t, A[3]), t, A[2]), t, A[1]), t, A[0]) * t;
+    let y = M::mul_add(-poly, exp::<M>(-z * z), 1.0);
     y.copysign(x)
 }
 
@@ -50,7 +72,7 @@ vectorised! {
     /// BERT's GELU in place: `x · (1 + erf(x/√2)) / 2`.
     fn gelu(values: &mut [f32]) {
         for v in values.iter_mut() {
-            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+            *v = 0.5 * *v * (1.0 + erf::<M>(*v * std::f32::consts::FRAC_1_SQRT_2));
         }
     }
 }
@@ -82,25 +104,27 @@ vectorised! {
 }
 
 vectorised! {
-    /// Softmax of `scale · values`, in place.
-    fn scaled_softmax(values: &mut [f32], scale: f32) {
-        for v in values.iter_mut() {
-            *v *= scale;
+    /// Softmax's numerators in place, `e^(scale·(x − max))`, returning their sum `Σ`: the
+    /// softmax is each value divided by `Σ`, a division attention applies to its output row
+    /// (`head_dim` values) instead of to the `len` probabilities. `scale > 0`.
+    fn softmax_numerators(values: &mut [f32], scale: f32) -> f32 {
+        let max = reduce(values, f32::NEG_INFINITY, |v| v, f32::max);
+        // One pass: the exponential and the running sums (16 lanes, as `reduce` keeps them).
+        let shift = -max * scale;
+        let mut lanes = [0.0f32; 16];
+        let mut chunks = values.chunks_exact_mut(16);
+        for chunk in &mut chunks {
+            for (lane, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+                *v = exp::<M>(M::mul_add(*v, scale, shift));
+                *lane += *v;
+            }
         }
-        softmax(values);
-    }
-}
-
-/// Softmax in place, `e^(x − max) / Σ e^(x − max)`; inlined into callers that are vectorised.
-#[inline(always)]
-fn softmax(values: &mut [f32]) {
-    let max = reduce(values, f32::NEG_INFINITY, |v| v, f32::max);
-    for v in values.iter_mut() {
-        *v = exp(*v - max);
-    }
-    let scale = 1.0 / reduce(values, 0.0, |v| v, |a, b| a + b);
-    for v in values.iter_mut() {
-        *v *= scale;
+        let mut total = lanes.into_iter().sum::<f32>();
+        for v in chunks.into_remainder() {
+            *v = exp::<M>(M::mul_add(*v, scale, shift));
+            total += *v;
+        }
+        total
     }
 }
 
@@ -130,14 +154,14 @@ mod tests {
     fn exp_and_erf_are_accurate_over_the_range_bert_uses() {
         for i in -8000..=8000 {
             let x = i as f32 / 100.0;
-            let (ours, reference) = (exp(x), (x as f64).exp());
+            let (ours, reference) = (exp::<Separate>(x), (x as f64).exp());
             assert!(((ours as f64 - reference) / reference).abs() < 5e-7, "exp({x}) = {ours}, not {reference}");
         }
-        assert_eq!(exp(-1.0e4), exp(-87.3));
-        assert!(exp(-1.0e4) < 1e-37 && exp(100.0).is_finite());
+        assert_eq!(exp::<Separate>(-1.0e4), exp::<Separate>(-87.3));
+        assert!(exp::<Separate>(-1.0e4) < 1e-37 && exp::<Separate>(100.0).is_finite());
         for i in -1000..=1000 {
             let x = i as f32 / 100.0;
-            let (ours, reference) = (erf(x), erf_reference(x as f64));
+            let (ours, reference) = (erf::<Separate>(x), erf_reference(x as f64));
             assert!((ours as f64 - reference).abs() < 5e-7, "erf({x}) = {ours}, not {reference}");
         }
     }
@@ -145,7 +169,8 @@ mod tests {
     #[test]
     fn softmax_and_layer_norm_follow_their_definitions() {
         let mut v = vec![1.0f32, 2.0, 3.0, -50.0];
-        softmax(&mut v);
+        let total = softmax_numerators(&mut v, 1.0);
+        v.iter_mut().for_each(|v| *v /= total);
         let total: f64 = [1.0f64, 2.0, 3.0, -50.0].iter().map(|x| (x - 3.0).exp()).sum();
         let expected: Vec<f32> = [1.0f64, 2.0, 3.0, -50.0].iter().map(|x| ((x - 3.0).exp() / total) as f32).collect();
         assert_close(&v, &expected, 1e-6);

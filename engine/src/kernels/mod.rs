@@ -54,21 +54,23 @@ pub(crate) fn isa() -> Isa {
 /// Runs `body` compiled for AVX2 and FMA where the CPU has them: the element-wise loops below
 /// are written plainly and vectorise only when the compiler may use those instructions.
 macro_rules! vectorised {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*
-        pub(crate) fn $name($($arg: $ty),*) {
+        pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
+            // The body is generic over how `a·b + c` is computed (`math::MulAdd`): fused in
+            // the AVX2 + FMA instance, separate in the portable one.
             #[inline(always)]
-            fn body($($arg: $ty),*) $body
+            fn body<M: $crate::kernels::math::MulAdd>($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2($($arg: $ty),*) {
-                body($($arg),*)
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                body::<$crate::kernels::math::Fused>($($arg),*)
             }
             match isa() {
                 // SAFETY: `isa()` saw AVX2 and FMA on this CPU.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => unsafe { avx2($($arg),*) },
-                _ => body($($arg),*),
+                _ => body::<$crate::kernels::math::Separate>($($arg),*),
             }
         }
     };
