@@ -113,6 +113,7 @@ impl AppState {
             model_worker: engine.runtime().query_batcher().map(|worker| worker.stats()),
             rerank_worker: engine.rerank_worker().map(|worker| worker.stats()),
             recommend_rerank_worker: engine.recommend_rerank_worker().map(|worker| worker.stats()),
+            live: engine.live().map(|log| log.stats()),
         })
     }
 

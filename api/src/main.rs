@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use hyrank_api::settings::{ServerSettings, SettingsLayer};
 use hyrank_api::{configure, reload, AppState};
+use hyrank_engine::live::EventLog;
 use hyrank_engine::{EmbedderSettings, Engine, RuntimeSettings};
 
 fn run(cli: SettingsLayer) -> anyhow::Result<()> {
@@ -35,8 +36,12 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         rerank_workers: settings.rerank_worker,
         rerank_precision: settings.rerank_precision,
     };
-    let engine = Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
+    let mut engine = Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
         .with_context(|| format!("opening the index at {}", settings.index_dir.display()))?;
+    // The live event log beside the generations: replayed now, appended to by POST /v1/events.
+    let live = EventLog::open(&settings.index_dir, engine.manifest().live_folded_through())
+        .context("opening the live event log")?;
+    engine.attach_live(Arc::new(live));
     let state = AppState::with_settings(Arc::new(engine), Some(settings.index_dir.clone()), settings.service.clone());
     if settings.watch_secs > 0 {
         reload::spawn_watcher(state.clone(), Duration::from_secs(settings.watch_secs))

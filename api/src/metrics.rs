@@ -33,6 +33,8 @@ pub struct Totals {
     pub rerank_worker: Option<BatcherStats>,
     /// The trained recommendation reranker's model worker, when there is one.
     pub recommend_rerank_worker: Option<BatcherStats>,
+    /// The live event log, when the server has one.
+    pub live: Option<hyrank_engine::live::LiveStats>,
 }
 
 /// Raises a counter to a running total kept elsewhere; the counter's own value is what was
@@ -59,6 +61,12 @@ pub struct Metrics {
     exporting: Mutex<()>,
     /// Generation swaps and refusals.
     pub reloads: IntCounterVec,
+    /// Live events acknowledged.
+    pub live_events: IntCounter,
+    /// Latency of one live write (validation, the durable append), by outcome.
+    pub live_write_seconds: HistogramVec,
+    live_unfolded: IntGauge,
+    live_oldest_seconds: prometheus::Gauge,
 }
 
 impl Default for Metrics {
@@ -143,7 +151,37 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let live_events = register_int_counter_with_registry!(
+            "hyrank_live_events_total",
+            "Live interaction events acknowledged (durable) by POST /v1/events.",
+            registry
+        )
+        .expect(expect);
+        let live_write_seconds = register_histogram_vec_with_registry!(
+            "hyrank_live_write_duration_seconds",
+            "Latency of one POST /v1/events write, checks and the durable append (fdatasync) included, by outcome.",
+            &["outcome"],
+            BUCKETS.to_vec(),
+            registry
+        )
+        .expect(expect);
+        let live_unfolded = register_int_gauge_with_registry!(
+            "hyrank_live_log_events",
+            "Live events in the log that the serving generation has not folded in.",
+            registry
+        )
+        .expect(expect);
+        let live_oldest_seconds = prometheus::register_gauge_with_registry!(
+            "hyrank_live_oldest_unfolded_seconds",
+            "Age of the oldest live event the serving generation has not folded in (0: none).",
+            registry
+        )
+        .expect(expect);
         Metrics {
+            live_events,
+            live_write_seconds,
+            live_unfolded,
+            live_oldest_seconds,
             model_queue,
             model_work,
             exporting: Mutex::new(()),
@@ -194,6 +232,10 @@ impl Metrics {
         {
             let _one_export = self.exporting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             self.queue_depth.set(totals.engine_queue as i64);
+            if let Some(live) = totals.live {
+                self.live_unfolded.set(live.events as i64);
+                self.live_oldest_seconds.set(live.oldest_unfolded_secs);
+            }
             let caches = [
                 ("query_embedding", totals.query_cache),
                 ("response", totals.response_cache),
@@ -245,7 +287,16 @@ mod tests {
             model_worker: Some(BatcherStats { queued: 2, batches: 4, queries: 9, refused: 1 }),
             rerank_worker: Some(BatcherStats { queued: 1, batches: 3, queries: 5, refused: 0 }),
             recommend_rerank_worker: None,
+            live: Some(hyrank_engine::live::LiveStats {
+                events: 12,
+                users: 2,
+                last_seq: 40,
+                folded_through: 28,
+                oldest_unfolded_secs: 1.5,
+            }),
         });
+        assert!(text.contains("hyrank_live_log_events 12"), "{text}");
+        assert!(text.contains("hyrank_live_oldest_unfolded_seconds 1.5"), "{text}");
         assert!(
             text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),
             "{text}"

@@ -114,6 +114,9 @@ pub enum Access {
     Search,
     /// /admin: the admin key only; refused outright when none is set.
     Admin,
+    /// Writes (/v1/events): the write key or the admin key; refused outright when neither is
+    /// set.
+    Write,
 }
 
 fn check(access: Access, state: &AppState, req: &ServiceRequest) -> Result<(), ApiError> {
@@ -143,6 +146,14 @@ fn check(access: Access, state: &AppState, req: &ServiceRequest) -> Result<(), A
         Access::Admin if matches(&settings.admin_key) => Ok(()),
         Access::Admin if presented.is_none() => Err(unauthorized()),
         Access::Admin => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admin routes need the admin key")),
+        Access::Write if settings.write_key.is_none() && settings.admin_key.is_none() => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "writes_disabled",
+            "writes are off: start the server with a write key (HYRANK_WRITE_KEY) or an admin key (HYRANK_ADMIN_KEY)",
+        )),
+        Access::Write if matches(&settings.write_key) || matches(&settings.admin_key) => Ok(()),
+        Access::Write if presented.is_none() => Err(unauthorized()),
+        Access::Write => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "writes need the write or admin key")),
     }
 }
 

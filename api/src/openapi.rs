@@ -21,6 +21,7 @@ use crate::routes;
         routes::item,
         routes::similar,
         routes::index,
+        routes::events,
         routes::reload,
         routes::healthz,
         routes::readyz,
@@ -33,6 +34,7 @@ use crate::routes;
         (name = "recommend", description = "Recommendations for a user"),
         (name = "items", description = "Items and their neighbours"),
         (name = "index", description = "The serving generation"),
+        (name = "events", description = "Live writes; need the write key or the admin key"),
         (name = "admin", description = "Needs the admin key"),
         (name = "operations", description = "Health, readiness and metrics; no key needed")
     )
@@ -47,6 +49,7 @@ impl Modify for Security {
         let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("api_key", bearer());
         components.add_security_scheme("admin_key", bearer());
+        components.add_security_scheme("write_key", bearer());
     }
 }
 

@@ -61,6 +61,7 @@ impl AppState {
             }
         };
         let to = next.manifest().generation.clone();
+        let live = next.live().map(|log| (Arc::clone(log), next.manifest().live_folded_through()));
         drop(serving);
         {
             let mut slot = self.inner.engine.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -69,6 +70,11 @@ impl AppState {
         // Keys carry the generation, so stale entries could not be served anyway; clearing
         // frees their memory now.
         self.inner.responses.clear();
+        // The new generation counts the live events it folded in; the log retires those the
+        // previous one folded (requests still running on it keep theirs).
+        if let Some((log, through)) = live {
+            log.fold(through);
+        }
         metrics.set_generation(&to);
         metrics.reloads.with_label_values(&["swapped"]).inc();
         tracing::info!(from = %from, to = %to, "generation swapped in");

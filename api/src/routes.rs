@@ -4,7 +4,7 @@
 //! or running is bounded; beyond it a request is refused with 503 rather than left to pile up.
 
 use std::sync::atomic::Ordering;
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, UNIX_EPOCH};
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::http::StatusCode;
@@ -13,6 +13,7 @@ use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation::Manifest;
+use hyrank_engine::live::{Appended, Event, LiveStats};
 use hyrank_engine::request::{defaults, RecommendRequest, SearchRequest, SimilarRequest, Weights};
 use hyrank_engine::{Engine, Results};
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,7 @@ use crate::AppState;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
     let max_body = state.settings().limits.max_body_bytes;
+    let max_events_body = max_body.saturating_add(256 * state.settings().limits.max_events);
     cfg.app_data(web::Data::new(state))
         .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
@@ -37,6 +39,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .route("/docs", web::get().to(|| async { web::Redirect::to("/docs/") }))
                 .service(crate::openapi::swagger_ui())
                 .route("/ui", web::get().to(crate::ui::page))
+                .service(
+                    // Before /v1, which would otherwise take the path first.
+                    web::scope("/v1/events")
+                        .wrap(from_fn(|req, next| require(Access::Write, req, next)))
+                        .app_data(web::JsonConfig::default().limit(max_events_body).error_handler(json_error))
+                        .route("", web::post().to(events))
+                        .default_service(web::to(not_found)),
+                )
                 .service(
                     web::scope("/v1")
                         .wrap(from_fn(|req, next| require(Access::Search, req, next)))
@@ -136,21 +146,27 @@ fn bound(
 }
 
 /// Answers from the response cache, or runs `work`, records its stage timings and caches the
-/// serialized response. The key names the route and the serving generation.
+/// serialized response. The key names the route, the serving generation and, for a request
+/// about a `user`, the version of their live events, so an event is never answered from
+/// before it.
 async fn cached<R: Serialize + Send + 'static>(
     state: &AppState,
     route: &str,
+    user: Option<&str>,
     request: &R,
     work: impl FnOnce(&Engine, &R) -> hyrank_engine::Result<Results> + Send + 'static,
 ) -> Result<HttpResponse, ApiError>
 where
     R: Clone,
 {
-    let generation = state.engine().manifest().generation.clone();
+    let engine = state.engine();
+    let generation = engine.manifest().generation.clone();
+    let version = user.map_or(0, |user| engine.user_version(user));
+    drop(engine);
     let canonical = serde_json::to_string(request).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the request: {e}"))
     })?;
-    let key = format!("{route}\n{generation}\n{canonical}");
+    let key = format!("{route}\n{generation}\n{version}\n{canonical}");
     if let Some(body) = state.inner.responses.get(&key) {
         return Ok(json_response(body, "hit"));
     }
@@ -231,7 +247,8 @@ pub(crate) async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
     bound(&state, request.k, request.candidates, &mut request.query, request.rerank.as_ref().and_then(|r| r.depth))?;
-    cached(&state, "search", &request, |engine, request| engine.search(request)).await
+    let user = request.user.clone();
+    cached(&state, "search", user.as_deref(), &request, |engine, request| engine.search(request)).await
 }
 
 /// Recommendations for a user: collaborative filtering, content, or both; `explain` adds the
@@ -248,7 +265,8 @@ pub(crate) async fn recommend(
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().0;
     bound(&state, request.k, request.candidates, &mut None, request.rerank.as_ref().and_then(|r| r.depth))?;
-    cached(&state, "recommend", &request, |engine, request| engine.recommend(request)).await
+    let user = request.user.clone();
+    cached(&state, "recommend", Some(&user), &request, |engine, request| engine.recommend(request)).await
 }
 
 /// A request body that must be a JSON object. serde's derived structs also accept a JSON
@@ -328,7 +346,7 @@ pub(crate) async fn similar(
         candidates: params.candidates.unwrap_or(defaults::CANDIDATES),
     };
     bound(&state, request.k, request.candidates, &mut None, None)?;
-    cached(&state, "similar", &request, |engine, request| engine.similar(request)).await
+    cached(&state, "similar", None, &request, |engine, request| engine.similar(request)).await
 }
 
 /// The serving generation.
@@ -343,6 +361,9 @@ pub(crate) struct IndexInfo {
     serving_since_unix: u64,
     /// Engine calls queued or running now.
     queue_depth: usize,
+    /// Live events on top of the generation (absent: the server has no live log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live: Option<LiveStats>,
 }
 
 /// Describes the serving generation: manifest (counts, model, build time), folder, since when.
@@ -355,7 +376,97 @@ pub(crate) async fn index(state: web::Data<AppState>) -> HttpResponse {
         directory: engine.dir().display().to_string(),
         serving_since_unix: state.serving_since().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         queue_depth: state.queue_depth(),
+        live: engine.live().map(|log| log.stats()),
     })
+}
+
+/// A batch of interaction events.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventsRequest {
+    /// One or more events, written together: all of them or none.
+    events: Vec<Event>,
+}
+
+/// Records interaction events. The write is durable (fdatasync) before the answer; from the
+/// next request on, each user's history includes their events (seen items excluded) and an ALS
+/// user's factors are solved again against the fixed item factors, so their recommendations
+/// move without a rebuild. A user the build never saw is created. The next `hyrank index` run
+/// folds the events into the new generation. All or nothing: a malformed row (422) or an
+/// unknown item (404) refuses the whole batch, naming the row and field.
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventsRequest,
+    security(("write_key" = []), ("admin_key" = [])),
+    responses(
+        (status = 200, body = Appended), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "an event names an item the index does not have"),
+        (status = 409, body = ErrorBody, description = "the server has no live log"),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn events(
+    state: web::Data<AppState>,
+    body: web::Json<Object<EventsRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let start = Instant::now();
+    let result = write_events(&state, body.into_inner().0.events).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) if e.status.is_client_error() => "refused",
+        Err(_) => "failed",
+    };
+    state.metrics().live_write_seconds.with_label_values(&[outcome]).observe(start.elapsed().as_secs_f64());
+    let appended = result?;
+    state.metrics().live_events.inc_by(appended.accepted as u64);
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(appended))
+}
+
+async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, ApiError> {
+    let max = state.settings().limits.max_events;
+    if events.len() > max {
+        return Err(limit_exceeded(
+            "events",
+            format!("at most {max} per request on this server, got {}", events.len()),
+        ));
+    }
+    let engine = state.engine();
+    let Some(log) = engine.live().cloned() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "live_disabled",
+            "this server has no live event log (it serves a fixed engine, not an index folder)",
+        ));
+    };
+    for (row, event) in events.iter().enumerate() {
+        if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = event.validate() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_event",
+                format!("events[{row}].{field}: {reason}"),
+            ));
+        }
+    }
+    let unknown: Vec<(usize, &str)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, event)| engine.index_of(&event.item).is_err())
+        .map(|(row, event)| (row, event.item.as_str()))
+        .collect();
+    if let Some(&(row, item)) = unknown.first() {
+        let more = match unknown.len() - 1 {
+            0 => String::new(),
+            n => format!(" ({n} more rows name unknown items)"),
+        };
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_item",
+            format!("events[{row}].item: item {item:?} is not in the index{more}; nothing was written"),
+        ));
+    }
+    drop(engine);
+    // The durable append waits on the disk: off the HTTP workers.
+    web::block(move || log.append(events))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()))?
+        .map_err(ApiError::from)
 }
 
 /// Opens the generation the index's CURRENT pointer names and swaps it in if it is new. In-flight

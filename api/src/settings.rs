@@ -49,6 +49,10 @@ pub struct SettingsLayer {
     /// Key required on /admin routes. Unset: admin routes answer 403, always.
     #[arg(long, env = "HYRANK_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// Key for the write routes (`POST /v1/events`); the admin key is accepted there too.
+    /// Neither set: writes answer 403, as admin routes do.
+    #[arg(long, env = "HYRANK_WRITE_KEY", hide_env_values = true)]
+    pub write_key: Option<String>,
     /// Largest request body in bytes [default: 65536].
     #[arg(long, env = "HYRANK_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -68,6 +72,10 @@ pub struct SettingsLayer {
     /// rather than piling up [default: 64].
     #[arg(long, env = "HYRANK_MAX_INFLIGHT")]
     pub max_inflight: Option<usize>,
+    /// Most events in one `POST /v1/events` body; its body may be up to 256 bytes per event
+    /// beyond max_body_bytes [default: 10000].
+    #[arg(long, env = "HYRANK_MAX_EVENTS")]
+    pub max_events: Option<usize>,
     /// Most queries a model worker encodes in one batch, so concurrent requests share a forward
     /// pass; 0: no worker, each request encodes on its own blocking thread. Off by default: on a
     /// 2-core CPU it cut hybrid throughput at concurrency 8 from 73 to 58 req/s (docs/SERVICE.md)
@@ -130,12 +138,14 @@ impl SettingsLayer {
             workers,
             search_key,
             admin_key,
+            write_key,
             max_body_bytes,
             max_k,
             max_candidates,
             max_query_chars,
             max_rerank_depth,
             max_inflight,
+            max_events,
             query_batch,
             query_queue,
             rerank_batch,
@@ -171,6 +181,8 @@ pub struct Limits {
     pub max_rerank_depth: usize,
     /// Engine calls queued or running at once.
     pub max_inflight: usize,
+    /// Events in one write.
+    pub max_events: usize,
 }
 
 impl Default for Limits {
@@ -182,6 +194,7 @@ impl Default for Limits {
             max_query_chars: 1000,
             max_rerank_depth: 100,
             max_inflight: 64,
+            max_events: 10_000,
         }
     }
 }
@@ -195,13 +208,21 @@ pub struct ServiceSettings {
     pub search_key: Option<String>,
     /// Key for /admin routes; without one they are refused.
     pub admin_key: Option<String>,
+    /// Key for write routes (the admin key works there too); without either they are refused.
+    pub write_key: Option<String>,
     /// Whole responses cached.
     pub response_cache_entries: usize,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
-        ServiceSettings { limits: Limits::default(), search_key: None, admin_key: None, response_cache_entries: 1000 }
+        ServiceSettings {
+            limits: Limits::default(),
+            search_key: None,
+            admin_key: None,
+            write_key: None,
+            response_cache_entries: 1000,
+        }
     }
 }
 
@@ -281,8 +302,12 @@ impl ServerSettings {
         };
         let search_key = key("search_key", layer.search_key)?;
         let admin_key = key("admin_key", layer.admin_key)?;
+        let write_key = key("write_key", layer.write_key)?;
         if search_key.is_some() && search_key == admin_key {
             return Err(bad("admin_key", "must differ from search_key".into()));
+        }
+        if write_key.is_some() && write_key == search_key {
+            return Err(bad("write_key", "must differ from search_key".into()));
         }
         let limits = Limits {
             max_body_bytes: positive("max_body_bytes", layer.max_body_bytes, defaults.max_body_bytes)?,
@@ -291,6 +316,7 @@ impl ServerSettings {
             max_query_chars: positive("max_query_chars", layer.max_query_chars, defaults.max_query_chars)?,
             max_rerank_depth: positive("max_rerank_depth", layer.max_rerank_depth, defaults.max_rerank_depth)?,
             max_inflight: positive("max_inflight", layer.max_inflight, defaults.max_inflight)?,
+            max_events: positive("max_events", layer.max_events, defaults.max_events)?,
         };
         use hyrank_engine::request::{MAX_CANDIDATES, MAX_K};
         if limits.max_k > MAX_K {
@@ -339,6 +365,7 @@ impl ServerSettings {
                 limits,
                 search_key,
                 admin_key,
+                write_key,
                 response_cache_entries: layer
                     .response_cache_entries
                     .unwrap_or(ServiceSettings::default().response_cache_entries),

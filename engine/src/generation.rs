@@ -101,6 +101,31 @@ pub struct Manifest {
     /// The trained recommendation reranker (`hyrank train-reranker --interactions`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommend_reranker: Option<RerankerManifest>,
+    /// The live events this generation folded in (`INDEX_DIR/live/`, see [`crate::live`]);
+    /// absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveFold>,
+}
+
+impl Manifest {
+    /// The last live event this generation counts (0: none): the engine serving it reads only
+    /// later ones from the log.
+    pub fn live_folded_through(&self) -> u64 {
+        self.live.as_ref().map_or(0, |l| l.folded_through)
+    }
+}
+
+/// What a build took from the live event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LiveFold {
+    /// The sequence number of the last event read: every event up to it is in this
+    /// generation's interactions (or among `rejected`).
+    pub folded_through: u64,
+    /// Events taken in as interactions.
+    pub events: usize,
+    /// Events refused (their item is not in this catalog), reported in the build's summary.
+    pub rejected: usize,
 }
 
 /// How the indexer chose the CF model of a generation.
@@ -588,6 +613,7 @@ mod tests {
 
     fn manifest(name: &str) -> Manifest {
         Manifest {
+            live: None,
             format_version: FORMAT_VERSION,
             generation: name.into(),
             built_at_unix: 0,

@@ -31,6 +31,7 @@ pub mod generation;
 pub mod item;
 pub(crate) mod kernels;
 pub mod lexical;
+pub mod live;
 pub mod request;
 pub mod rerank;
 pub mod retrieve;

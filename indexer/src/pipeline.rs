@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hyrank_engine::cf::{self, CfModelSettings, Csr, ItemModel};
 use hyrank_engine::dense::{HnswSettings, Metric, VectorIndex};
-use hyrank_engine::generation::{self, Counts, Manifest, Sources, StageTiming};
+use hyrank_engine::generation::{self, Counts, LiveFold, Manifest, Sources, StageTiming};
 use hyrank_engine::generation::{files, write_factors};
 use hyrank_engine::lexical::{LexicalIndex, LexicalSettings};
 use hyrank_engine::store::{Interaction, MetaStore, SledStore, UserRecord};
@@ -16,7 +16,7 @@ use hyrank_engine::{Embedder, EmbedderSettings};
 
 use crate::cf_choice::{self, CfChoiceSettings};
 use crate::error::{IndexError, Reject, Result};
-use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
+use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat, InteractionRow, Interactions};
 use crate::progress::Progress;
 
 /// What to do with bad input rows.
@@ -52,6 +52,8 @@ pub struct IndexSettings {
     pub hnsw: HnswSettings,
     /// Bad rows.
     pub on_error: OnError,
+    /// Fold in the index's live event log (`INDEX_DIR/live/`) as interactions.
+    pub live_events: bool,
     /// Report progress: bars on a terminal, a line every 10 s elsewhere (`progress.rs`).
     pub progress: bool,
 }
@@ -70,6 +72,7 @@ impl IndexSettings {
             lexical: LexicalSettings::default(),
             hnsw: HnswSettings::default(),
             on_error: OnError::Fail,
+            live_events: true,
             progress: true,
         }
     }
@@ -136,6 +139,14 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             rejects: catalog.rejects.clone(),
         });
     }
+    // Live events after the file's rows, as if appended to it: summed per user and item, the
+    // latest timestamp kept. An event whose item this catalog lacks is reported, never fatal:
+    // catalogs drop items, and the log cannot be edited.
+    let (interactions, live) = fold_live_events(settings, &item_index, interactions)?;
+    if let Some(live) = &live {
+        rejects.extend(live.1.iter().cloned());
+    }
+    let live = live.map(|l| l.0);
     if let Some(i) = &interactions {
         let path = settings.interactions.clone().unwrap_or_default();
         if i.rows.is_empty() && i.rejects.is_empty() {
@@ -190,6 +201,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             stages: Vec::new(),
             reranker: None,
             recommend_reranker: None,
+            live: live.clone(),
         };
         stages.done("publish");
         manifest.stages = std::mem::take(&mut stages.timings);
@@ -197,6 +209,47 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     })?;
     let rejects_file = rejects_file.map(|name| dir.join(name));
     Ok(Summary { sizes: sizes(&dir), peak_memory_bytes: peak_memory(), dir, manifest, rejects_file })
+}
+
+/// The live event log's events appended to `interactions` (created when there is no file),
+/// with what the manifest records of them and the events refused (item not in the catalog).
+#[allow(clippy::type_complexity)]
+fn fold_live_events(
+    settings: &IndexSettings,
+    item_index: &HashMap<&str, u32>,
+    interactions: Option<Interactions>,
+) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
+    if !settings.live_events {
+        return Ok((interactions, None));
+    }
+    let events = hyrank_engine::live::read_events(&settings.index_dir)?;
+    let Some(last) = events.last().map(|e| e.seq) else { return Ok((interactions, None)) };
+    let mut interactions = interactions.unwrap_or_default();
+    let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
+    let (mut refused, mut taken) = (Vec::new(), 0);
+    for logged in events {
+        let event = logged.event;
+        match item_index.get(event.item.as_str()) {
+            Some(&item) => {
+                taken += 1;
+                interactions.rows.push(InteractionRow {
+                    user: event.user,
+                    item,
+                    weight: event.weight,
+                    timestamp: event.timestamp,
+                });
+            }
+            None => refused.push(Reject {
+                file: log.clone(),
+                line: logged.seq,
+                field: Some("item".into()),
+                reason: format!("live event {}: item {:?} is not in this catalog", logged.seq, event.item),
+            }),
+        }
+    }
+    let fold = LiveFold { folded_through: last, events: taken, rejected: refused.len() };
+    tracing::info!(events = fold.events, refused = fold.rejected, through = last, "folded in the live event log");
+    Ok((Some(interactions), Some((fold, refused))))
 }
 
 /// Builds every part into `dir`; returns the counts and the rejects file's name if written.
@@ -390,6 +443,12 @@ impl Summary {
         }
         if let Some(path) = &self.rejects_file {
             out += &format!("  rejects written to {}\n", path.display());
+        }
+        if let Some(live) = &m.live {
+            out += &format!(
+                "  live events folded in: {} (through event {}), {} refused (item not in the catalog)\n",
+                live.events, live.folded_through, live.rejected
+            );
         }
         if let Some(selection) = &m.cf_selection {
             out += &format!("  cf model: {}\n", selection.reason);

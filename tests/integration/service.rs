@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 const SEARCH_KEY: &str = "search-key-0123456789";
 const ADMIN_KEY: &str = "admin-key-0123456789";
 
-async fn service(
+pub(crate) async fn service(
     state: AppState,
 ) -> impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error> {
     test::init_service(App::new().configure(configure(state))).await
@@ -32,7 +32,7 @@ fn keyed(limits: Limits) -> ServiceSettings {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &impl Service<actix_http::Request, Response = ServiceResponse, Error = actix_web::Error>,
     request: test::TestRequest,
 ) -> (StatusCode, actix_web::http::header::HeaderMap, Value) {
@@ -190,7 +190,7 @@ async fn readiness_and_the_index_description() {
 
 /// Publishes a copy of the fixture generation as `name` under `root`, the way the indexer
 /// publishes: the folder first, then CURRENT replaced by a rename.
-fn publish_copy(root: &Path, name: &str, break_it: bool) {
+pub(crate) fn publish_copy(root: &Path, name: &str, break_it: bool) {
     let source = crate::indexed().engine.dir().to_path_buf();
     let target = root.join("generations").join(name);
     copy_dir(&source, &target);

@@ -250,8 +250,15 @@ fn user_normal_matrix(model: &AlsModel, gram: &[f64], history: &[(u32, f32)]) ->
 /// The exact user factors for a history (a direct solve, not CG): used to fold in users and
 /// as the reference in tests.
 pub fn solve_user_exact(model: &AlsModel, history: &[(u32, f32)]) -> Option<Vec<f32>> {
+    solve_user(model, &item_gramian(model), history)
+}
+
+/// [`solve_user_exact`] with the model's [`item_gramian`] computed once by the caller: a
+/// `k × k` Cholesky solve per user, `O(k²·|history| + k³)` (what folding in a live user costs).
+/// `None` when the normal matrix is not positive definite (λ = 0 and too few items).
+pub fn solve_user(model: &AlsModel, gram: &[f64], history: &[(u32, f32)]) -> Option<Vec<f32>> {
     let k = model.item_factors.dim;
-    let l = cholesky(&user_normal_matrix(model, &item_gramian(model), history), k)?;
+    let l = cholesky(&user_normal_matrix(model, gram, history), k)?;
     let mut b = vec![0f64; k];
     for &(j, value) in history {
         let c = f64::from(model.settings.alpha * value);

@@ -12,6 +12,7 @@ mod search;
 mod similar;
 mod stages;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,10 +28,11 @@ use crate::explain::Explanation;
 use crate::generation::{self, files, Manifest, RerankerManifest};
 use crate::item::{FieldValue, Item};
 use crate::lexical::LexicalIndex;
+use crate::live::EventLog;
 use crate::rerank::{LateInteractionReranker, TrainedReranker};
 use crate::retrieve::{CfItems, Retriever};
 use crate::runtime::{RerankerSlot, Runtime, RuntimeSettings};
-use crate::store::{MetaStore, SnapshotStore, UserRecord};
+use crate::store::{Interaction, MetaStore, SnapshotStore, UserRecord};
 
 pub use recommend::UserView;
 
@@ -73,6 +75,20 @@ pub struct Engine {
     trained: Option<TrainedReranker>,
     /// The same for recommendations, reading the user's recent titles as the query.
     recommend_trained: Option<TrainedReranker>,
+    /// Interaction events written since the builds (`POST /v1/events`), when a server attached
+    /// its log: every user lookup merges the ones this generation has not folded in.
+    live: Option<Arc<EventLog>>,
+}
+
+/// A user as a request sees them: the stored record, with the live events the serving
+/// generation has not folded in merged into its history as the indexer merges rows (weights
+/// summed per item, the latest timestamp kept).
+pub(crate) struct LiveUser {
+    pub(crate) record: UserRecord,
+    /// Live events merged in (0: the stored record as built).
+    pub(crate) live_events: usize,
+    /// Whether the build knew the user (else `record.index` means nothing).
+    pub(crate) stored: bool,
 }
 
 impl Engine {
@@ -111,7 +127,8 @@ impl Engine {
             return Ok(None);
         }
         let manifest = generation::read_manifest(&dir)?;
-        let next = Self::open_generation(&dir, serving.runtime.for_generation(&manifest)?)?;
+        let mut next = Self::open_generation(&dir, serving.runtime.for_generation(&manifest)?)?;
+        next.live = serving.live.clone();
         next.runtime.clear_caches();
         let workers = [
             (next.rerank_worker(), serving.rerank_worker()),
@@ -269,6 +286,7 @@ impl Engine {
             field_names,
             trained,
             recommend_trained,
+            live: None,
         })
     }
 
@@ -331,9 +349,63 @@ impl Engine {
         })
     }
 
-    /// The user with this id.
+    /// The user with this id, their live events (if a log is attached) merged into the
+    /// history.
+    ///
+    /// # Errors
+    /// [`Error::UnknownUser`] when neither the build nor the log knows them; a store failure.
     pub fn user(&self, id: &str) -> Result<UserRecord> {
-        self.store.user(id)?.ok_or_else(|| Error::UnknownUser { id: id.to_string() })
+        Ok(self.live_user(id)?.record)
+    }
+
+    /// Attaches the index's live event log: user lookups then include its events after the
+    /// ones this generation folded in. [`Engine::open_next`] carries it to the next generation.
+    pub fn attach_live(&mut self, log: Arc<EventLog>) {
+        self.live = Some(log);
+    }
+
+    /// The attached live event log.
+    pub fn live(&self) -> Option<&Arc<EventLog>> {
+        self.live.as_ref()
+    }
+
+    /// A version of what the engine knows of `user` beyond the generation: the sequence
+    /// number of their last unfolded live event, 0 if none. Response caches key on it.
+    pub fn user_version(&self, user: &str) -> u64 {
+        self.live.as_ref().map_or(0, |log| log.user_version(user, self.manifest.live_folded_through()))
+    }
+
+    pub(crate) fn live_user(&self, id: &str) -> Result<LiveUser> {
+        let stored = self.store.user(id)?;
+        let events = match &self.live {
+            Some(log) => log.user_events(id, self.manifest.live_folded_through()),
+            None => Vec::new(),
+        };
+        if events.is_empty() {
+            let record = stored.ok_or_else(|| Error::UnknownUser { id: id.to_string() })?;
+            return Ok(LiveUser { record, live_events: 0, stored: true });
+        }
+        let known = stored.is_some();
+        let mut record =
+            stored.unwrap_or_else(|| UserRecord { id: id.to_string(), index: u32::MAX, history: Vec::new() });
+        let mut merged = 0;
+        for event in events {
+            // An item a later generation dropped: the event stays in the log (the next build
+            // reports it) but cannot be part of this generation's history.
+            let Ok(item) = self.index_of(&event.item) else { continue };
+            merged += 1;
+            match record.history.iter_mut().find(|i| i.item == item) {
+                Some(seen) => {
+                    seen.weight += event.weight;
+                    seen.timestamp = seen.timestamp.max(event.timestamp);
+                }
+                None => record.history.push(Interaction { item, weight: event.weight, timestamp: event.timestamp }),
+            }
+        }
+        if !known && merged == 0 {
+            return Err(Error::UnknownUser { id: id.to_string() });
+        }
+        Ok(LiveUser { record, live_events: merged, stored: known })
     }
 
     /// Every user with their history, ordered by id.
@@ -363,16 +435,28 @@ impl Engine {
         })
     }
 
-    /// The user's ALS factors; `None` when EASE serves (it reads the history instead).
-    fn user_vector<'a>(&self, cf: &'a Collaborative, user: &UserRecord) -> Result<Option<&'a [f32]>> {
-        let Collaborative::Als { model, .. } = cf else { return Ok(None) };
+    /// The user's ALS factors; `None` when EASE serves (it reads the history instead). A user
+    /// with live events gets factors solved now against the generation's fixed item factors
+    /// (the exact least-squares step of ALS for one user, what implicit's `recalculate_user`
+    /// does), so their events move their recommendations without a rebuild.
+    fn user_vector<'a>(&self, cf: &'a Collaborative, user: &LiveUser) -> Result<Option<Cow<'a, [f32]>>> {
+        let Collaborative::Als { model, gram, .. } = cf else { return Ok(None) };
+        if user.live_events > 0 || !user.stored {
+            let history: Vec<(u32, f32)> = user.record.history.iter().map(|i| (i.item, i.weight)).collect();
+            let factors = cf::als::solve_user(model, gram, &history).ok_or_else(|| Error::BadIndex {
+                path: self.dir.clone(),
+                reason: format!("user {}'s normal matrix is not positive definite", user.record.id),
+            })?;
+            return Ok(Some(Cow::Owned(factors)));
+        }
+        let user = &user.record;
         let users = &model.user_factors;
         let start = user.index as usize * users.dim;
         let factors = users.data.get(start..start + users.dim).ok_or_else(|| Error::BadIndex {
             path: self.dir.clone(),
             reason: format!("user {} has no factors", user.id),
         })?;
-        Ok(Some(factors))
+        Ok(Some(Cow::Borrowed(factors)))
     }
 
     /// The CF retriever for a user: ALS with the user's factors (or `replay`'s factors in its

@@ -42,9 +42,10 @@ impl Engine {
     pub fn recommend(&self, request: &RecommendRequest) -> Result<Results> {
         let start = Instant::now();
         let cf = self.collaborative()?;
-        let user = self.user(&request.user)?;
-        let view =
-            UserView { history: &user.history, hidden: None, factors: self.user_vector(cf, &user)?, cf_items: None };
+        let live = self.live_user(&request.user)?;
+        let factors = self.user_vector(cf, &live)?;
+        let user = live.record;
+        let view = UserView { history: &user.history, hidden: None, factors: factors.as_deref(), cf_items: None };
         let mut timings = Timings::default();
         let fused = self.recommend_first_stage(&view, request, &mut timings)?;
         let trained = self.recommend_trained.as_ref().map(TrainedReranker::as_trained);

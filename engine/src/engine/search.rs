@@ -70,8 +70,8 @@ impl Engine {
             params.check()?;
         }
         let query = crate::request::query_text(request.query.as_deref());
-        let user = request.user.as_deref().map(|id| self.user(id)).transpose()?;
-        let kinds = request.mode.retrievers(query.is_some(), user.is_some(), self.cf.is_some())?;
+        let live = request.user.as_deref().map(|id| self.live_user(id)).transpose()?;
+        let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
         let allow = self.allow(&request.filters)?;
         let vector = match (kinds.contains(&RetrieverKind::Dense), query) {
             (true, Some(query)) => {
@@ -82,13 +82,14 @@ impl Engine {
             }
             _ => None,
         };
-        let cf = match (kinds.contains(&RetrieverKind::Cf), &user) {
+        let cf = match (kinds.contains(&RetrieverKind::Cf), &live) {
             (true, Some(user)) => {
                 let cf = self.collaborative()?;
                 Some((cf, self.user_vector(cf, user)?))
             }
             _ => None,
         };
+        let user = live.map(|l| l.record);
         let seeds = super::positive_items(user.iter().flat_map(|u| &u.history).map(|i| (i.item, i.weight)));
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
@@ -101,8 +102,8 @@ impl Engine {
                 }
                 RetrieverKind::Cf => {
                     // Mode::retrievers picks CF only with a user, whose factors were read above.
-                    let (cf, factors) = cf.ok_or_else(|| Error::invalid("user", "cf needs a user"))?;
-                    self.cf_retriever(cf, factors, None, &seeds, request.cold_items)
+                    let (cf, factors) = cf.as_ref().ok_or_else(|| Error::invalid("user", "cf needs a user"))?;
+                    self.cf_retriever(cf, factors.as_deref(), None, &seeds, request.cold_items)
                         .ok_or_else(|| Error::invalid("user", "the user has no CF factors"))?
                 }
             };

@@ -43,6 +43,11 @@ pub(crate) struct IndexArgs {
     /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl.
     #[arg(long, value_enum, default_value_t = OnError::Fail)]
     pub(crate) on_error: OnError,
+    /// Leave out the live events (`INDEX_DIR/live/`, written by `POST /v1/events`), which are
+    /// otherwise folded in as interactions after the interactions file's rows. For when the
+    /// interactions file already holds them.
+    #[arg(long)]
+    pub(crate) no_live_events: bool,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
     #[command(flatten)]
@@ -193,6 +198,7 @@ impl IndexArgs {
                 ef_search: self.ef_search,
             },
             on_error: self.on_error,
+            live_events: !self.no_live_events,
             progress: true,
         })
     }

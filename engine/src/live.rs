@@ -1,0 +1,538 @@
+//! Live writes between batch builds: a durable, append-only log of interaction events beside
+//! the generations (`INDEX_DIR/live/`), the per-user view of it a request reads, and the fold
+//! that retires events once a generation has taken them in.
+//!
+//! Why a log of plain JSON lines and not sled: the server appends while `hyrank index`, another
+//! process, reads the same events to fold them into the next generation, and sled locks its
+//! folder to one process. A line is one event (`{"seq":…,"user":…,"item":…,"weight":…}`);
+//! a batch is written with one `write` and made durable with `fdatasync` before
+//! [`EventLog::append`] returns, so an acknowledged event survives a crash of the process or
+//! the machine. A crash mid-write leaves at most a partial last line, never acknowledged:
+//! opening the log cuts it off, and readers skip it.
+//!
+//! Sequence numbers order events across files. Every build reads the whole log (the catalog
+//! team's interactions file does not hold these events, so each generation must take all of
+//! them again) and records the last sequence number it read (`Manifest::live`); the engine
+//! serving it reads only later events from the log, so an event is counted either by the
+//! generation or by the log, never by both and never by neither. The files are kept: they are
+//! the only durable record of live interactions. What restarts empty at each fold is the part
+//! the server holds in memory and counts as unfolded (see [`EventLog::fold`]).
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The log's folder under an index folder.
+pub const LIVE_DIR: &str = "live";
+const LOCK_FILE: &str = ".lock";
+const SEGMENT_PREFIX: &str = "events-";
+const SEGMENT_SUFFIX: &str = ".jsonl";
+
+/// One interaction event as a client sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// The user's id (any non-empty string; a user the last build never saw is created).
+    pub user: String,
+    /// The item's id, as in the catalog.
+    pub item: String,
+    /// The interaction's value, summed with the user's earlier ones for the same item, as the
+    /// indexer sums repeated rows. Finite and > 0; 1 when absent.
+    #[serde(default = "default_weight")]
+    pub weight: f32,
+    /// When it happened (integer, the unit the interactions file uses; the indexer keeps the
+    /// latest per user and item). Absent: the server's clock in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+fn default_weight() -> f32 {
+    1.0
+}
+
+impl Event {
+    /// Checks the fields a log line must have valid.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the field: an empty user or item id, or a weight that
+    /// is not a finite number above 0.
+    pub fn validate(&self) -> Result<()> {
+        if self.user.trim().is_empty() {
+            return Err(Error::invalid("user", "must be a non-empty id"));
+        }
+        if self.item.trim().is_empty() {
+            return Err(Error::invalid("item", "must be a non-empty id"));
+        }
+        if !(self.weight.is_finite() && self.weight > 0.0) {
+            return Err(Error::invalid("weight", format!("must be a finite number above 0, got {}", self.weight)));
+        }
+        Ok(())
+    }
+}
+
+/// An event as logged: its sequence number and when the server wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    /// Position in the log, from 1, increasing across files.
+    pub seq: u64,
+    /// When the write was acknowledged (milliseconds since the Unix epoch).
+    pub written_ms: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Appended {
+    /// Events written.
+    pub accepted: usize,
+    /// Sequence number of the first.
+    pub first_seq: u64,
+    /// Sequence number of the last.
+    pub last_seq: u64,
+}
+
+/// The log's state, for `/metrics` and `GET /v1/index`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LiveStats {
+    /// Events in the log that the generation serving has not folded in.
+    pub events: usize,
+    /// Users with such events.
+    pub users: usize,
+    /// The last sequence number written (0: none yet).
+    pub last_seq: u64,
+    /// The last sequence number the serving generation folded in (0: none).
+    pub folded_through: u64,
+    /// Age of the oldest unfolded event in seconds (0 when there is none).
+    pub oldest_unfolded_secs: f64,
+}
+
+/// The durable event log of one index folder. One server process writes it at a time (an OS
+/// lock on `live/.lock`); the indexer reads it with [`read_events`] without the lock.
+pub struct EventLog {
+    dir: PathBuf,
+    /// Held for the log's lifetime: the OS lock that keeps a second server out.
+    _lock: File,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The file appended to.
+    file: File,
+    segment: u64,
+    next_seq: u64,
+    /// Events not yet retired, in sequence order.
+    events: Vec<LoggedEvent>,
+    /// Positions in `events` per user.
+    by_user: HashMap<String, Vec<usize>>,
+    /// What the serving generation folded in, and what the one before it did.
+    folded_through: u64,
+    retire_through: u64,
+}
+
+impl EventLog {
+    /// Opens (creating) the log under `index_dir`, replays it, and cuts off a partial last
+    /// line left by a crash mid-write. `folded_through` is what the generation about to serve
+    /// folded in (`Manifest::live`), so the events at or before it are not counted again.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the folder cannot be made or another process holds the log;
+    /// [`Error::BadIndex`] naming the file and line when a complete line is not an event
+    /// (the log is never silently shortened).
+    pub fn open(index_dir: &Path, folded_through: u64) -> Result<Self> {
+        let dir = index_dir.join(LIVE_DIR);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+        lock.try_lock().map_err(|e| {
+            Error::io(
+                format!("locking {}", lock_path.display()),
+                std::io::Error::other(format!("{e}; another server writes this index's live log")),
+            )
+        })?;
+        let mut events = Vec::new();
+        let files = segment_files(&dir)?;
+        for (_, path) in &files {
+            read_segment(path, true, &mut events)?;
+        }
+        let next_seq = events.last().map_or(1, |e| e.seq + 1).max(folded_through + 1);
+        // Appends go to the newest file; a fresh log starts file 1.
+        let segment = files.last().map_or(1, |f| f.0);
+        let file = create_segment(&dir, segment)?;
+        let mut state = State {
+            file,
+            segment,
+            next_seq,
+            events: Vec::new(),
+            by_user: HashMap::new(),
+            folded_through,
+            retire_through: folded_through,
+        };
+        for event in events.into_iter().filter(|e| e.seq > folded_through) {
+            state.push(event);
+        }
+        Ok(EventLog { dir, _lock: lock, state: Mutex::new(state) })
+    }
+
+    /// Appends `events` as one durable write: when this returns `Ok`, every one of them is on
+    /// disk (`fdatasync`) and visible to [`EventLog::user_events`]; on `Err`, none is visible.
+    /// Events are checked first ([`Event::validate`]); the caller checks that the items exist.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the row (`events[3].weight`), or [`Error::Io`].
+    pub fn append(&self, events: Vec<Event>) -> Result<Appended> {
+        for (row, event) in events.iter().enumerate() {
+            event.validate().map_err(|e| match e {
+                Error::InvalidArgument { field, reason } => Error::invalid(format!("events[{row}].{field}"), reason),
+                other => other,
+            })?;
+        }
+        if events.is_empty() {
+            return Err(Error::invalid("events", "must hold at least one event"));
+        }
+        let mut state = self.lock();
+        let now = now_ms();
+        let first_seq = state.next_seq;
+        let logged: Vec<LoggedEvent> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut event)| {
+                event.timestamp.get_or_insert((now / 1000) as i64);
+                LoggedEvent { seq: first_seq + i as u64, written_ms: now, event }
+            })
+            .collect();
+        let mut bytes = Vec::with_capacity(logged.len() * 96);
+        for event in &logged {
+            serde_json::to_writer(&mut bytes, event)
+                .map_err(|source| Error::Json { context: "encoding a live event".into(), source })?;
+            bytes.push(b'\n');
+        }
+        let segment = state.segment;
+        // Where the batch starts, so a failed write can be cut back to it: the next open must
+        // not find half a batch, and what it finds complete was never acknowledged.
+        let before = state.file.metadata().map(|m| m.len());
+        let written = state.file.write_all(&bytes).and_then(|()| state.file.sync_data());
+        if let Err(e) = written {
+            if let Ok(length) = before {
+                let _ = state.file.set_len(length);
+            }
+            return Err(Error::io(format!("appending to {}", self.segment_path(segment).display()), e));
+        }
+        let last_seq = first_seq + logged.len() as u64 - 1;
+        state.next_seq = last_seq + 1;
+        let accepted = logged.len();
+        for event in logged {
+            state.push(event);
+        }
+        Ok(Appended { accepted, first_seq, last_seq })
+    }
+
+    /// The user's events after `folded_through` (what the generation asking has folded in), in
+    /// sequence order.
+    pub fn user_events(&self, user: &str, folded_through: u64) -> Vec<Event> {
+        let state = self.lock();
+        state.by_user.get(user).map_or_else(Vec::new, |positions| {
+            positions
+                .iter()
+                .map(|&p| &state.events[p])
+                .filter(|e| e.seq > folded_through)
+                .map(|e| e.event.clone())
+                .collect()
+        })
+    }
+
+    /// The sequence number of the user's last event after `folded_through`, 0 if none: a
+    /// version that changes whenever their view does (what response caches key on).
+    pub fn user_version(&self, user: &str, folded_through: u64) -> u64 {
+        let state = self.lock();
+        state
+            .by_user
+            .get(user)
+            .and_then(|positions| positions.last())
+            .map(|&p| state.events[p].seq)
+            .filter(|&seq| seq > folded_through)
+            .unwrap_or(0)
+    }
+
+    /// Records that a generation folding in the events through `through` now serves. Events
+    /// are dropped from memory only through what the *previous* generation folded, so requests
+    /// still running on that one keep seeing theirs; the files stay (see the module docs).
+    pub fn fold(&self, through: u64) {
+        let mut state = self.lock();
+        let retire = state.folded_through.min(through);
+        state.folded_through = through;
+        state.retire_through = retire;
+        state.next_seq = state.next_seq.max(through + 1);
+        let kept: Vec<LoggedEvent> = std::mem::take(&mut state.events).into_iter().filter(|e| e.seq > retire).collect();
+        state.by_user.clear();
+        for event in kept {
+            state.push(event);
+        }
+    }
+
+    /// Counts for `/metrics` and `GET /v1/index`.
+    pub fn stats(&self) -> LiveStats {
+        let state = self.lock();
+        // Events are in sequence order, so the unfolded ones are a suffix; a user has one if
+        // their last event is in it.
+        let first = state.events.partition_point(|e| e.seq <= state.folded_through);
+        let unfolded = &state.events[first..];
+        let users = state
+            .by_user
+            .values()
+            .filter(|p| p.last().is_some_and(|&i| state.events[i].seq > state.folded_through))
+            .count();
+        let oldest = unfolded.first().map_or(0.0, |e| now_ms().saturating_sub(e.written_ms) as f64 / 1000.0);
+        LiveStats {
+            events: unfolded.len(),
+            users,
+            last_seq: state.next_seq - 1,
+            folded_through: state.folded_through,
+            oldest_unfolded_secs: oldest,
+        }
+    }
+
+    /// The folder the log lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn segment_path(&self, number: u64) -> PathBuf {
+        segment_path(&self.dir, number)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn push(&mut self, event: LoggedEvent) {
+        self.by_user.entry(event.event.user.clone()).or_default().push(self.events.len());
+        self.events.push(event);
+    }
+}
+
+/// Every complete event in the log under `index_dir`, in sequence order, for the indexer to
+/// fold in; empty when there is no log. Reads without the writer's lock: a line being written
+/// now (no newline yet) is not acknowledged and is left for the next build.
+///
+/// # Errors
+/// [`Error::Io`], or [`Error::BadIndex`] naming the file and line of a complete line that is
+/// not an event.
+pub fn read_events(index_dir: &Path) -> Result<Vec<LoggedEvent>> {
+    let dir = index_dir.join(LIVE_DIR);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut events = Vec::new();
+    for (_, path) in segment_files(&dir)? {
+        read_segment(&path, false, &mut events)?;
+    }
+    Ok(events)
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{SEGMENT_PREFIX}{number:08}{SEGMENT_SUFFIX}"))
+}
+
+/// The log's files, oldest first.
+fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let listing = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut files = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let number = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SEGMENT_PREFIX))
+            .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(number) = number {
+            files.push((number, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads one file's complete lines into `out`. With `repair`, a partial last line (a crash
+/// mid-write) is cut off the file; without, it is skipped.
+fn read_segment(path: &Path, repair: bool, out: &mut Vec<LoggedEvent>) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut reader = BufReader::new(file);
+    let (mut line, mut complete_bytes, mut number) = (Vec::new(), 0u64, 0usize);
+    loop {
+        line.clear();
+        let read =
+            reader.read_until(b'\n', &mut line).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        if line.last() != Some(&b'\n') {
+            // The tail of a write that never finished: never acknowledged.
+            if repair {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::io(format!("opening {} to repair it", path.display()), e))?;
+                file.set_len(complete_bytes)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| Error::io(format!("cutting the partial last line off {}", path.display()), e))?;
+                tracing::warn!(file = %path.display(), line = number, bytes = read, "cut off a partial last line (a write that never finished)");
+            }
+            break;
+        }
+        complete_bytes += read as u64;
+        let event: LoggedEvent = serde_json::from_slice(&line).map_err(|e| Error::BadIndex {
+            path: path.to_path_buf(),
+            reason: format!("line {number} is not a live event: {e}"),
+        })?;
+        if out.last().is_some_and(|last: &LoggedEvent| last.seq >= event.seq) {
+            return Err(Error::BadIndex {
+                path: path.to_path_buf(),
+                reason: format!("line {number}: sequence number {} does not follow the one before it", event.seq),
+            });
+        }
+        out.push(event);
+    }
+    Ok(())
+}
+
+/// Opens file `number` for appending, creating it, and makes its name durable (the folder
+/// synced), so an acknowledged write in it cannot vanish with its directory entry.
+fn create_segment(dir: &Path, number: u64) -> Result<File> {
+    let path = segment_path(dir, number);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
+    Ok(file)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(user: &str, item: &str, weight: f32) -> Event {
+        Event { user: user.into(), item: item.into(), weight, timestamp: Some(7) }
+    }
+
+    #[test]
+    fn acknowledged_events_survive_reopening_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        let first = log.append(vec![event("u", "a", 1.0), event("v", "b", 2.0)]).unwrap();
+        assert_eq!((first.first_seq, first.last_seq, first.accepted), (1, 2, 2));
+        let second = log.append(vec![event("u", "c", 0.5)]).unwrap();
+        assert_eq!(second.first_seq, 3);
+        assert_eq!(log.user_events("u", 0), vec![event("u", "a", 1.0), event("u", "c", 0.5)]);
+        assert_eq!(log.user_version("u", 0), 3);
+        assert!(EventLog::open(dir.path(), 0).is_err(), "a second writer is refused");
+        drop(log);
+        let reopened = EventLog::open(dir.path(), 0).unwrap();
+        assert_eq!(reopened.user_events("u", 0).len(), 2);
+        assert_eq!(reopened.append(vec![event("w", "a", 1.0)]).unwrap().first_seq, 4);
+        let read: Vec<u64> = read_events(dir.path()).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(read, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_partial_last_line_is_cut_off_and_a_corrupt_line_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        log.append(vec![event("u", "a", 1.0)]).unwrap();
+        let path = log.segment_path(log.lock().segment);
+        drop(log);
+        // A crash mid-write: half a line, no newline.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"seq":2,"written_ms":1,"user":"u","it"#).unwrap();
+        drop(file);
+        assert_eq!(read_events(dir.path()).unwrap().len(), 1, "readers skip the partial line");
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        assert_eq!(log.user_events("u", 0).len(), 1);
+        assert!(fs::read(&path).unwrap().ends_with(b"\n"), "the partial line was cut off");
+        assert_eq!(log.append(vec![event("u", "b", 1.0)]).unwrap().first_seq, 2);
+        drop(log);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"not json\n").unwrap();
+        drop(file);
+        let error = EventLog::open(dir.path(), 0).err().unwrap().to_string();
+        assert!(error.contains("events-00000001.jsonl") && error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn invalid_events_are_refused_by_row_and_field_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        for (bad, field) in [
+            (event("u", "a", f32::NAN), "events[1].weight"),
+            (event("u", "a", 0.0), "events[1].weight"),
+            (event("u", "a", -1.0), "events[1].weight"),
+            (event("", "a", 1.0), "events[1].user"),
+            (event("u", " ", 1.0), "events[1].item"),
+        ] {
+            match log.append(vec![event("u", "a", 1.0), bad]) {
+                Err(Error::InvalidArgument { field: named, .. }) => assert_eq!(named, field),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(log.append(Vec::new()).is_err());
+        assert_eq!(log.stats().events, 0);
+        assert!(read_events(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn folding_hides_folded_events_and_retires_them_one_generation_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        log.append(vec![event("u", "a", 1.0), event("u", "b", 1.0)]).unwrap();
+        drop(log);
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        log.append(vec![event("u", "c", 1.0)]).unwrap();
+        log.append(vec![event("v", "d", 1.0)]).unwrap();
+        assert_eq!(log.stats().events, 4);
+        // A generation that folded in events 1–3 now serves.
+        log.fold(3);
+        assert_eq!(log.user_events("u", 3), Vec::<Event>::new());
+        assert_eq!(log.user_version("u", 3), 0);
+        assert_eq!(log.user_events("v", 3).len(), 1);
+        // The previous generation (folded nothing) still sees all of its events.
+        assert_eq!(log.user_events("u", 0).len(), 3);
+        let stats = log.stats();
+        assert_eq!((stats.events, stats.users, stats.last_seq, stats.folded_through), (1, 1, 4, 3));
+        // The next generation folds in nothing new: events through 3 leave memory, not disk.
+        log.fold(3);
+        assert_eq!(log.user_events("u", 0).len(), 0);
+        let seqs: Vec<u64> = read_events(dir.path()).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4], "every build reads every event");
+        // Reopened as the serving generation's log: sequence numbers go on.
+        drop(log);
+        let log = EventLog::open(dir.path(), 3).unwrap();
+        assert_eq!(log.stats().events, 1);
+        assert_eq!(log.append(vec![event("u", "e", 1.0)]).unwrap().first_seq, 5);
+    }
+}

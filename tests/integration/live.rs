@@ -1,0 +1,293 @@
+//! Live writes: events through the real HTTP app change the next recommendation, survive a
+//! fold into the next generation exactly once, and survive `kill -9` of a server process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::{http::StatusCode, test};
+use hyrank_api::{AppState, Limits, ServiceSettings};
+use hyrank_engine::live::{read_events, EventLog};
+use hyrank_engine::Engine;
+use serde_json::{json, Value};
+
+use crate::service::{call, publish_copy, service};
+
+const WRITE_KEY: &str = "write-key-0123456789";
+const SEARCH_KEY: &str = "search-key-0123456789";
+const ADMIN_KEY: &str = "admin-key-0123456789";
+
+fn settings() -> ServiceSettings {
+    ServiceSettings {
+        limits: Limits { max_events: 5, ..Limits::default() },
+        search_key: Some(SEARCH_KEY.into()),
+        admin_key: Some(ADMIN_KEY.into()),
+        write_key: Some(WRITE_KEY.into()),
+        ..ServiceSettings::default()
+    }
+}
+
+/// An index folder holding a copy of the shared fixture generation, served with its live log.
+fn live_state(root: &Path) -> AppState {
+    publish_copy(root, "000001", false);
+    let mut engine = Engine::open(root, &hyrank_tests::embedder_settings()).unwrap();
+    let log = EventLog::open(root, engine.manifest().live_folded_through()).unwrap();
+    engine.attach_live(Arc::new(log));
+    AppState::with_settings(Arc::new(engine), Some(root.to_path_buf()), settings())
+}
+
+fn events(body: Value, key: Option<&str>) -> test::TestRequest {
+    let request = test::TestRequest::post().uri("/v1/events").set_json(body);
+    match key {
+        Some(key) => request.insert_header(("authorization", format!("Bearer {key}"))),
+        None => request,
+    }
+}
+
+fn recommend(user: &str) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/v1/recommend")
+        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+        .set_json(json!({"user": user, "k": 10}))
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[actix_web::test]
+async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+
+    // Keys: none, the search key, then the write key.
+    let one = json!({"events": [{"user": "u001", "item": "PRG-001"}]});
+    assert_eq!(call(&app, events(one.clone(), None)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&app, events(one, Some(SEARCH_KEY))).await.0, StatusCode::FORBIDDEN);
+
+    let (status, headers, before) = call(&app, recommend("u001")).await;
+    assert_eq!((status, headers.get("x-cache").unwrap().to_str().unwrap()), (StatusCode::OK, "miss"));
+    assert_eq!(call(&app, recommend("u001")).await.1.get("x-cache").unwrap(), "hit");
+    let top = ids(&before)[0].clone();
+    let stored_weight = |engine: &Engine, user: &str, item: &str| {
+        let index = engine.index_of(item).unwrap();
+        engine.user(user).ok().and_then(|u| u.history.iter().find(|i| i.item == index).map(|i| i.weight))
+    };
+    let weight_before = stored_weight(&state.engine(), "u001", &top).unwrap_or(0.0);
+    let second_before = stored_weight(&state.engine(), "u001", "PRG-002").unwrap_or(0.0);
+
+    // Refused batches name the row and field, and write nothing.
+    let (status, _, body) = call(
+        &app,
+        events(
+            json!({"events": [{"user": "u001", "item": top}, {"user": "u001", "item": "NO-SUCH-ITEM"}]}),
+            Some(WRITE_KEY),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("events[1].item"), "{body}");
+    let (status, _, body) =
+        call(&app, events(json!({"events": [{"user": "u001", "item": top, "weight": 0}]}), Some(WRITE_KEY))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("events[0].weight"), "{body}");
+    let six: Vec<Value> = (0..6).map(|_| json!({"user": "u001", "item": top})).collect();
+    let (status, _, body) = call(&app, events(json!({"events": six}), Some(WRITE_KEY))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("limit_exceeded")));
+    assert_eq!(state.engine().live().unwrap().stats().events, 0);
+
+    // The user takes the top recommendation: from the next request on it is seen, so gone.
+    let (status, _, body) =
+        call(&app, events(json!({"events": [{"user": "u001", "item": top, "weight": 5}]}), Some(WRITE_KEY))).await;
+    assert_eq!((status, body["first_seq"].as_u64()), (StatusCode::OK, Some(1)), "{body}");
+    let (_, headers, after) = call(&app, recommend("u001")).await;
+    assert_eq!(headers.get("x-cache").unwrap(), "miss", "the event changed the user's cache key");
+    assert!(!ids(&after).contains(&top), "{top} was just seen: {:?}", ids(&after));
+
+    // A user the build never saw gets recommendations from their first events on.
+    assert_eq!(call(&app, recommend("new-user")).await.0, StatusCode::NOT_FOUND);
+    let (status, _, _) = call(
+        &app,
+        events(
+            json!({"events": [{"user": "new-user", "item": "PRG-009", "weight": 5}, {"user": "new-user", "item": "PRG-020"}]}),
+            Some(ADMIN_KEY),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, fresh) = call(&app, recommend("new-user")).await;
+    assert_eq!(status, StatusCode::OK);
+    let fresh = ids(&fresh);
+    assert_eq!(fresh.len(), 10);
+    assert!(!fresh.contains(&"PRG-009".to_string()) && !fresh.contains(&"PRG-020".to_string()));
+
+    let index_request =
+        test::TestRequest::get().uri("/v1/index").insert_header(("authorization", format!("Bearer {SEARCH_KEY}")));
+    let (_, _, index) = call(&app, index_request).await;
+    assert_eq!((index["live"]["events"].as_u64(), index["live"]["users"].as_u64()), (Some(3), Some(2)), "{index}");
+    let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
+    let metrics = metrics.as_str().unwrap();
+    for line in [
+        "hyrank_live_events_total 3",
+        "hyrank_live_log_events 3",
+        "hyrank_live_write_duration_seconds_count{outcome=\"ok\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+
+    // The next build folds the log in; an event written after it read the log, before the swap,
+    // stays live. After the swap every event counts exactly once.
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    assert_eq!(summary.manifest.live.as_ref().map(|l| (l.folded_through, l.events, l.rejected)), Some((3, 3, 0)));
+    let (status, _, _) =
+        call(&app, events(json!({"events": [{"user": "u001", "item": "PRG-002", "weight": 2}]}), Some(WRITE_KEY)))
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    let admin = test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    let (status, _, body) = call(&app, admin).await;
+    assert_eq!((status, body["to"].as_str()), (StatusCode::OK, Some(summary.manifest.generation.as_str())), "{body}");
+    let engine = state.engine();
+    assert_eq!(stored_weight(&engine, "u001", &top), Some(weight_before + 5.0), "folded once, not twice");
+    assert_eq!(stored_weight(&engine, "new-user", "PRG-009"), Some(5.0));
+    assert_eq!(stored_weight(&engine, "u001", "PRG-002"), Some(second_before + 2.0), "the live event, once");
+    let live = engine.live().unwrap().stats();
+    assert_eq!((live.events, live.folded_through, live.last_seq), (1, 3, 4), "{live:?}");
+    let (_, _, after_fold) = call(&app, recommend("u001")).await;
+    assert!(!ids(&after_fold).contains(&top) && !ids(&after_fold).contains(&"PRG-002".to_string()));
+}
+
+#[actix_web::test]
+async fn a_server_without_a_write_or_admin_key_refuses_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let open = AppState::with_settings(state.engine(), None, ServiceSettings::default());
+    let app = service(open).await;
+    let (status, _, body) =
+        call(&app, events(json!({"events": [{"user": "u", "item": "PRG-001"}]}), Some(WRITE_KEY))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("writes_disabled")));
+}
+
+/// One HTTP/1.1 request on a fresh connection; `None` when the server is gone.
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {WRITE_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+/// The server process the kill test kills: this test binary again, running only this test,
+/// which serves the index named by HYRANK_LIVE_CHILD_INDEX with the real app and prints its
+/// port. Ignored (and a no-op) when run any other way.
+// `test` here is actix's module; the attribute is the standard one.
+#[core::prelude::v1::test]
+#[ignore = "the child process of `acknowledged_events_survive_kill_9_of_the_server`"]
+fn live_server_child() {
+    let Some(root) = std::env::var_os("HYRANK_LIVE_CHILD_INDEX") else { return };
+    let root = std::path::PathBuf::from(root);
+    let mut engine = Engine::open(&root, &hyrank_tests::embedder_settings()).unwrap();
+    let log = EventLog::open(&root, engine.manifest().live_folded_through()).unwrap();
+    engine.attach_live(Arc::new(log));
+    let state = AppState::with_settings(Arc::new(engine), Some(root), settings());
+    actix_web::rt::System::new().block_on(async move {
+        let server =
+            actix_web::HttpServer::new(move || actix_web::App::new().configure(hyrank_api::configure(state.clone())))
+                .workers(2)
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+        println!("LISTENING {}", server.addrs()[0].port());
+        std::io::stdout().flush().unwrap();
+        server.run().await.unwrap();
+    });
+}
+
+#[core::prelude::v1::test]
+fn acknowledged_events_survive_kill_9_of_the_server() {
+    let root = tempfile::tempdir().unwrap();
+    publish_copy(root.path(), "000001", false);
+    let start = || {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "live::live_server_child", "--nocapture", "--test-threads=1"])
+            .env("HYRANK_LIVE_CHILD_INDEX", root.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The harness prints `test live::live_server_child ... ` before the child's own line.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.split("LISTENING ").nth(1).map(|p| p.trim().parse::<u16>().unwrap()))
+            .expect("the child server printed its port");
+        (child, port)
+    };
+    let (mut child, port) = start();
+
+    // Two writers stream events; the server is killed while both are mid-stream.
+    let writers: Vec<_> = (0..2)
+        .map(|writer| {
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for i in 0.. {
+                    let body = format!(
+                        r#"{{"events":[{{"user":"w{writer}","item":"PRG-{:03}","weight":{}}}]}}"#,
+                        i % 20 + 1,
+                        i + 1
+                    );
+                    match http(port, "POST", "/v1/events", &body) {
+                        Some((200, reply)) => acknowledged.push((reply["first_seq"].as_u64().unwrap(), writer, i + 1)),
+                        Some((status, reply)) => panic!("{status}: {reply}"),
+                        None => return acknowledged,
+                    }
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    while read_events(root.path()).unwrap().len() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SIGKILL: no destructor, no flush, no goodbye.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let acknowledged: Vec<(u64, usize, usize)> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    // 60 were written when the kill came; each writer may have had its last one unanswered.
+    assert!(acknowledged.len() >= 58, "{} acknowledged", acknowledged.len());
+
+    // Restarted: every acknowledged event is there, whole, with its sequence number.
+    let (mut child, port) = start();
+    let logged = read_events(root.path()).unwrap();
+    for (seq, writer, weight) in &acknowledged {
+        let event = logged.iter().find(|e| e.seq == *seq).unwrap_or_else(|| panic!("acknowledged event {seq} lost"));
+        assert_eq!((event.event.user.as_str(), event.event.weight), (format!("w{writer}").as_str(), *weight as f32));
+    }
+    // Nothing half-written: each writer's logged events are its own, in order, and at most one
+    // per writer was written without being acknowledged (the request the kill cut off).
+    for writer in 0..2 {
+        let weights: Vec<f32> =
+            logged.iter().filter(|e| e.event.user == format!("w{writer}")).map(|e| e.event.weight).collect();
+        assert!(weights.iter().zip(1..).all(|(w, i)| *w == i as f32), "writer {writer}: {weights:?}");
+        let acked = acknowledged.iter().filter(|a| a.1 == writer).count();
+        assert!(
+            weights.len() == acked || weights.len() == acked + 1,
+            "writer {writer}: {} logged, {acked} acked",
+            weights.len()
+        );
+    }
+    // And the restarted server serves them and takes new ones after them.
+    let (status, reply) = http(port, "POST", "/v1/events", r#"{"events":[{"user":"w0","item":"PRG-001"}]}"#).unwrap();
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["first_seq"].as_u64(), Some(logged.last().unwrap().seq + 1));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
