@@ -9,7 +9,8 @@ searches are the SciFact test queries). The generation is copied into OUT_DIR/in
 benchmark's events land in a scratch live log, never in INDEX_DIR's. Phases, one server:
 
 1. single-event writes, one at a time: p50/p99 latency as the client sees it (HTTP included);
-2. batches of 1,000 events, one at a time: events/s;
+2. batches of 1,000 events, one at a time: events/s; then 8 clients writing single events at
+   once (group commit: concurrent writes share a flush), writes/s and events per flush;
 3. searches at concurrency 8 (wrk, caches off) for --seconds: p50/p99, no writes;
 4. the same while one client streams single-event writes as fast as they are acknowledged:
    search p50/p99, non-2xx responses, writes done and their p50/p99.
@@ -106,6 +107,29 @@ def main():
         batch_ms = [post(conn, json.dumps({"events": [event() for _ in range(1000)]})) for _ in range(args.batches)]
         batch_rate = 1000 * len(batch_ms) / (sum(batch_ms) / 1000)
 
+        def flushes():
+            m = http.client.HTTPConnection("127.0.0.1", port)
+            m.request("GET", "/metrics")
+            text = m.getresponse().read().decode()
+            return int(re.search(r"^hyrank_live_flushes_total (\d+)", text, re.M).group(1))
+
+        parallel, lock = [], threading.Lock()
+
+        def parallel_writer():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            mine = [post(c, json.dumps({"events": [event()]})) for _ in range(200)]
+            with lock:
+                parallel.extend(mine)
+
+        flushes_before, start = flushes(), time.perf_counter()
+        threads = [threading.Thread(target=parallel_writer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        parallel_seconds = time.perf_counter() - start
+        per_flush = len(parallel) / max(1, flushes() - flushes_before)
+
         quiet = wrk(args, lua, port, "no-writes")
         during, stop = [], threading.Event()
 
@@ -134,6 +158,8 @@ def main():
           f"{1000 / statistics.mean(singles):.0f} writes/s | 0 |")
     print(f"| write, 1,000 events (alone) | {statistics.median(batch_ms):.1f} ms | {percentile(batch_ms, 99):.1f} ms | "
           f"{batch_rate:,.0f} events/s | 0 |")
+    print(f"| write, 1 event, 8 clients at once | {statistics.median(parallel):.2f} ms | {percentile(parallel, 99):.2f} ms | "
+          f"{len(parallel) / parallel_seconds:.0f} writes/s, {per_flush:.2f} events per flush | 0 |")
     print(f"| search c8, no writes | {quiet[0]:.2f} ms | {quiet[1]:.2f} ms | {quiet[2]:.0f} req/s | {quiet[3]} non-2xx, socket errors {quiet[4]} |")
     print(f"| search c8, writes streaming | {busy[0]:.2f} ms | {busy[1]:.2f} ms | {busy[2]:.0f} req/s | {busy[3]} non-2xx, socket errors {busy[4]} |")
     print(f"| write, 1 event, during the searches | {statistics.median(during):.2f} ms | {percentile(during, 99):.2f} ms | "

@@ -67,6 +67,7 @@ pub struct Metrics {
     pub live_write_seconds: HistogramVec,
     live_unfolded: IntGauge,
     live_oldest_seconds: prometheus::Gauge,
+    live_flushes: IntCounter,
 }
 
 impl Default for Metrics {
@@ -177,7 +178,14 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let live_flushes = register_int_counter_with_registry!(
+            "hyrank_live_flushes_total",
+            "Durable flushes (fdatasync) of the live log; concurrent writes share one (events_total / flushes_total is the group size).",
+            registry
+        )
+        .expect(expect);
         Metrics {
+            live_flushes,
             live_events,
             live_write_seconds,
             live_unfolded,
@@ -235,6 +243,7 @@ impl Metrics {
             if let Some(live) = totals.live {
                 self.live_unfolded.set(live.events as i64);
                 self.live_oldest_seconds.set(live.oldest_unfolded_secs);
+                self.live_flushes.inc_by(live.flushes.saturating_sub(self.live_flushes.get()));
             }
             let caches = [
                 ("query_embedding", totals.query_cache),
@@ -293,10 +302,12 @@ mod tests {
                 last_seq: 40,
                 folded_through: 28,
                 oldest_unfolded_secs: 1.5,
+                flushes: 9,
             }),
         });
         assert!(text.contains("hyrank_live_log_events 12"), "{text}");
         assert!(text.contains("hyrank_live_oldest_unfolded_seconds 1.5"), "{text}");
+        assert!(text.contains("hyrank_live_flushes_total 9"), "{text}");
         assert!(
             text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),
             "{text}"

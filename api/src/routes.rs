@@ -421,6 +421,13 @@ pub(crate) async fn events(
 
 async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, ApiError> {
     let max = state.settings().limits.max_events;
+    if events.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_event",
+            "events: must hold at least one event",
+        ));
+    }
     if events.len() > max {
         return Err(limit_exceeded(
             "events",
@@ -462,11 +469,9 @@ async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, 
         ));
     }
     drop(engine);
-    // The durable append waits on the disk: off the HTTP workers.
-    web::block(move || log.append(events))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()))?
-        .map_err(ApiError::from)
+    // The durable append waits on the disk: off the HTTP workers, within the same bound on
+    // queued work as engine calls.
+    blocking(state, move |_| log.append(events)).await
 }
 
 /// Opens the generation the index's CURRENT pointer names and swaps it in if it is new. In-flight

@@ -45,7 +45,7 @@ pub struct Event {
     /// The item's id, as in the catalog.
     pub item: String,
     /// The interaction's value, summed with the user's earlier ones for the same item, as the
-    /// indexer sums repeated rows. Finite and > 0; 1 when absent.
+    /// indexer sums repeated rows. Above 0 and at most [`MAX_WEIGHT`]; 1 when absent.
     #[serde(default = "default_weight")]
     pub weight: f32,
     /// When it happened (integer, the unit the interactions file uses; the indexer keeps the
@@ -58,6 +58,12 @@ fn default_weight() -> f32 {
     1.0
 }
 
+/// The largest weight one event may carry: sums of many stay finite in f32, and one event can
+/// never make a user's CF solve overflow (the log cannot be edited, and every build reads it).
+pub const MAX_WEIGHT: f32 = 1.0e6;
+/// The longest user or item id, in bytes.
+pub const MAX_ID_BYTES: usize = 512;
+
 impl Event {
     /// Checks the fields a log line must have valid.
     ///
@@ -65,14 +71,19 @@ impl Event {
     /// [`Error::InvalidArgument`] naming the field: an empty user or item id, or a weight that
     /// is not a finite number above 0.
     pub fn validate(&self) -> Result<()> {
-        if self.user.trim().is_empty() {
-            return Err(Error::invalid("user", "must be a non-empty id"));
+        for (field, id) in [("user", &self.user), ("item", &self.item)] {
+            if id.trim().is_empty() {
+                return Err(Error::invalid(field, "must be a non-empty id"));
+            }
+            if id.len() > MAX_ID_BYTES {
+                return Err(Error::invalid(field, format!("must be at most {MAX_ID_BYTES} bytes, got {}", id.len())));
+            }
         }
-        if self.item.trim().is_empty() {
-            return Err(Error::invalid("item", "must be a non-empty id"));
-        }
-        if !(self.weight.is_finite() && self.weight > 0.0) {
-            return Err(Error::invalid("weight", format!("must be a finite number above 0, got {}", self.weight)));
+        if !(self.weight > 0.0 && self.weight <= MAX_WEIGHT) {
+            return Err(Error::invalid(
+                "weight",
+                format!("must be a number above 0 and at most {MAX_WEIGHT}, got {}", self.weight),
+            ));
         }
         Ok(())
     }
@@ -116,22 +127,49 @@ pub struct LiveStats {
     pub folded_through: u64,
     /// Age of the oldest unfolded event in seconds (0 when there is none).
     pub oldest_unfolded_secs: f64,
+    /// Flushes (`fdatasync`) since the server started; with concurrent writers a flush carries
+    /// several batches.
+    pub flushes: u64,
 }
 
 /// The durable event log of one index folder. One server process writes it at a time (an OS
 /// lock on `live/.lock`); the indexer reads it with [`read_events`] without the lock.
+///
+/// Concurrent appends share a flush (group commit): each batch is numbered and queued under
+/// the state lock, then whoever holds the file writes every queued batch with one `write` and
+/// one `fdatasync`, so N writers waiting on one disk flush pay for one, not N in a row.
 pub struct EventLog {
     dir: PathBuf,
     /// Held for the log's lifetime: the OS lock that keeps a second server out.
     _lock: File,
     state: Mutex<State>,
+    /// The file appended to; held by the writer flushing a group.
+    file: Mutex<Segment>,
+}
+
+struct Segment {
+    file: File,
+    number: u64,
+}
+
+/// A numbered batch waiting for its flush.
+struct Pending {
+    bytes: Vec<u8>,
+    events: Vec<LoggedEvent>,
 }
 
 struct State {
-    /// The file appended to.
-    file: File,
-    segment: u64,
     next_seq: u64,
+    /// Batches numbered but not yet flushed, in sequence order.
+    queue: Vec<Pending>,
+    /// Every event through this number is flushed (or its flush failed).
+    flushed_through: u64,
+    /// Batches whose flush failed, by their last sequence number, with the error.
+    failed: HashMap<u64, String>,
+    flushes: u64,
+    /// Set when a failed flush could not be cut back off the file: lines nobody acknowledged
+    /// may be on disk, so no more appends until a restart (which replays them).
+    poisoned: Option<String>,
     /// Events not yet retired, in sequence order.
     events: Vec<LoggedEvent>,
     /// Positions in `events` per user.
@@ -152,7 +190,13 @@ impl EventLog {
     /// (the log is never silently shortened).
     pub fn open(index_dir: &Path, folded_through: u64) -> Result<Self> {
         let dir = index_dir.join(LIVE_DIR);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            // The folder's own entry must survive a crash too.
+            File::open(index_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io(format!("syncing {}", index_dir.display()), e))?;
+        }
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .create(true)
@@ -176,9 +220,12 @@ impl EventLog {
         let segment = files.last().map_or(1, |f| f.0);
         let file = create_segment(&dir, segment)?;
         let mut state = State {
-            file,
-            segment,
             next_seq,
+            queue: Vec::new(),
+            flushed_through: next_seq - 1,
+            failed: HashMap::new(),
+            flushes: 0,
+            poisoned: None,
             events: Vec::new(),
             by_user: HashMap::new(),
             folded_through,
@@ -187,7 +234,7 @@ impl EventLog {
         for event in events.into_iter().filter(|e| e.seq > folded_through) {
             state.push(event);
         }
-        Ok(EventLog { dir, _lock: lock, state: Mutex::new(state) })
+        Ok(EventLog { dir, _lock: lock, state: Mutex::new(state), file: Mutex::new(Segment { file, number: segment }) })
     }
 
     /// Appends `events` as one durable write: when this returns `Ok`, every one of them is on
@@ -206,41 +253,84 @@ impl EventLog {
         if events.is_empty() {
             return Err(Error::invalid("events", "must hold at least one event"));
         }
-        let mut state = self.lock();
         let now = now_ms();
-        let first_seq = state.next_seq;
-        let logged: Vec<LoggedEvent> = events
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut event)| {
-                event.timestamp.get_or_insert((now / 1000) as i64);
-                LoggedEvent { seq: first_seq + i as u64, written_ms: now, event }
-            })
-            .collect();
-        let mut bytes = Vec::with_capacity(logged.len() * 96);
-        for event in &logged {
-            serde_json::to_writer(&mut bytes, event)
-                .map_err(|source| Error::Json { context: "encoding a live event".into(), source })?;
-            bytes.push(b'\n');
-        }
-        let segment = state.segment;
-        // Where the batch starts, so a failed write can be cut back to it: the next open must
-        // not find half a batch, and what it finds complete was never acknowledged.
-        let before = state.file.metadata().map(|m| m.len());
-        let written = state.file.write_all(&bytes).and_then(|()| state.file.sync_data());
-        if let Err(e) = written {
-            if let Ok(length) = before {
-                let _ = state.file.set_len(length);
+        let (first_seq, last_seq) = {
+            let mut state = self.lock();
+            if let Some(reason) = &state.poisoned {
+                return Err(Error::io("appending to the live log", std::io::Error::other(reason.clone())));
             }
-            return Err(Error::io(format!("appending to {}", self.segment_path(segment).display()), e));
+            let first_seq = state.next_seq;
+            let logged: Vec<LoggedEvent> = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut event)| {
+                    event.timestamp.get_or_insert((now / 1000) as i64);
+                    LoggedEvent { seq: first_seq + i as u64, written_ms: now, event }
+                })
+                .collect();
+            let mut bytes = Vec::with_capacity(logged.len() * 96);
+            for event in &logged {
+                serde_json::to_writer(&mut bytes, event)
+                    .map_err(|source| Error::Json { context: "encoding a live event".into(), source })?;
+                bytes.push(b'\n');
+            }
+            let last_seq = first_seq + logged.len() as u64 - 1;
+            state.next_seq = last_seq + 1;
+            state.queue.push(Pending { bytes, events: logged });
+            (first_seq, last_seq)
+        };
+        self.flush_through(last_seq)?;
+        Ok(Appended { accepted: (last_seq - first_seq + 1) as usize, first_seq, last_seq })
+    }
+
+    /// Returns once the batch ending at `last_seq` is flushed: by this caller, which then
+    /// flushes every batch queued so far, or by another that took it in its group.
+    fn flush_through(&self, last_seq: u64) -> Result<()> {
+        let mut segment = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let group = {
+            let mut state = self.lock();
+            if let Some(reason) = state.failed.remove(&last_seq) {
+                return Err(Error::io("appending to the live log", std::io::Error::other(reason)));
+            }
+            if state.flushed_through >= last_seq {
+                return Ok(());
+            }
+            std::mem::take(&mut state.queue)
+        };
+        let bytes: Vec<u8> = group.iter().flat_map(|p| p.bytes.iter().copied()).collect();
+        // Where the group starts, so a failed write can be cut back to it: the next open must
+        // not find half a batch, and what it finds complete was never acknowledged.
+        let before = segment.file.metadata().map(|m| m.len());
+        let written = segment.file.write_all(&bytes).and_then(|()| segment.file.sync_data());
+        let mut state = self.lock();
+        state.flushes += 1;
+        let through = group.last().and_then(|p| p.events.last()).map_or(state.flushed_through, |e| e.seq);
+        state.flushed_through = state.flushed_through.max(through);
+        match written {
+            Ok(()) => {
+                for event in group.into_iter().flat_map(|p| p.events) {
+                    state.push(event);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("appending to {}: {e}", self.segment_path(segment.number).display());
+                let cut =
+                    before.and_then(|length| segment.file.set_len(length).and_then(|()| segment.file.sync_data()));
+                if let Err(cut) = cut {
+                    tracing::error!(error = %cut, "could not cut a failed write off the live log; refusing writes until a restart");
+                    state.poisoned =
+                        Some(format!("{reason}; the failed write could not be cut off ({cut}): restart the server"));
+                }
+                for pending in &group {
+                    let batch_last = pending.events.last().map_or(0, |e| e.seq);
+                    if batch_last != last_seq {
+                        state.failed.insert(batch_last, reason.clone());
+                    }
+                }
+                Err(Error::io(format!("appending to {}", self.segment_path(segment.number).display()), e))
+            }
         }
-        let last_seq = first_seq + logged.len() as u64 - 1;
-        state.next_seq = last_seq + 1;
-        let accepted = logged.len();
-        for event in logged {
-            state.push(event);
-        }
-        Ok(Appended { accepted, first_seq, last_seq })
     }
 
     /// The user's events after `folded_through` (what the generation asking has folded in), in
@@ -274,11 +364,35 @@ impl EventLog {
     /// are dropped from memory only through what the *previous* generation folded, so requests
     /// still running on that one keep seeing theirs; the files stay (see the module docs).
     pub fn fold(&self, through: u64) {
+        // The file first, as a flush takes them: no group is half written or half published
+        // while the events are re-read below.
+        let _no_flush = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut state = self.lock();
+        if through < state.retire_through {
+            // A generation that folded less than what has left memory (a rollback of CURRENT,
+            // or a build with --no-live-events on an older log): read the events it lacks
+            // back from the files.
+            match read_events(self.dir.parent().unwrap_or(&self.dir)) {
+                Ok(events) => {
+                    state.events.clear();
+                    state.by_user.clear();
+                    for event in events.into_iter().filter(|e| e.seq > through) {
+                        state.push(event);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "re-reading the live log for an older generation"),
+            }
+            state.folded_through = through;
+            state.retire_through = through;
+            return;
+        }
         let retire = state.folded_through.min(through);
         state.folded_through = through;
         state.retire_through = retire;
-        state.next_seq = state.next_seq.max(through + 1);
+        if state.queue.is_empty() && state.flushed_through + 1 == state.next_seq {
+            state.next_seq = state.next_seq.max(through + 1);
+            state.flushed_through = state.next_seq - 1;
+        }
         let kept: Vec<LoggedEvent> = std::mem::take(&mut state.events).into_iter().filter(|e| e.seq > retire).collect();
         state.by_user.clear();
         for event in kept {
@@ -305,6 +419,7 @@ impl EventLog {
             last_seq: state.next_seq - 1,
             folded_through: state.folded_through,
             oldest_unfolded_secs: oldest,
+            flushes: state.flushes,
         }
     }
 
@@ -465,7 +580,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(dir.path(), 0).unwrap();
         log.append(vec![event("u", "a", 1.0)]).unwrap();
-        let path = log.segment_path(log.lock().segment);
+        let path = log.segment_path(log.file.lock().unwrap().number);
         drop(log);
         // A crash mid-write: half a line, no newline.
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -494,6 +609,8 @@ mod tests {
             (event("u", "a", -1.0), "events[1].weight"),
             (event("", "a", 1.0), "events[1].user"),
             (event("u", " ", 1.0), "events[1].item"),
+            (event("u", "a", 2.0e6), "events[1].weight"),
+            (event(&"u".repeat(513), "a", 1.0), "events[1].user"),
         ] {
             match log.append(vec![event("u", "a", 1.0), bad]) {
                 Err(Error::InvalidArgument { field: named, .. }) => assert_eq!(named, field),
@@ -529,10 +646,55 @@ mod tests {
         assert_eq!(log.user_events("u", 0).len(), 0);
         let seqs: Vec<u64> = read_events(dir.path()).unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3, 4], "every build reads every event");
+        // CURRENT rolled back to a generation that folded nothing: the events that left
+        // memory come back from the files.
+        log.fold(0);
+        assert_eq!(log.user_events("u", 0).len(), 3);
+        assert_eq!(log.stats().events, 4);
+        log.fold(3);
         // Reopened as the serving generation's log: sequence numbers go on.
         drop(log);
         let log = EventLog::open(dir.path(), 3).unwrap();
         assert_eq!(log.stats().events, 1);
         assert_eq!(log.append(vec![event("u", "e", 1.0)]).unwrap().first_seq, 5);
+    }
+
+    #[test]
+    fn concurrent_appends_are_all_durable_and_numbered_in_file_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::sync::Arc::new(EventLog::open(dir.path(), 0).unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            let batch = vec![event(&format!("u{t}"), &format!("i{i}"), 1.0); 1 + i % 3];
+                            let appended = log.append(batch).unwrap();
+                            (appended.first_seq, appended.last_seq)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut acknowledged: Vec<(u64, u64)> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        acknowledged.sort();
+        // The batches tile 1..=n exactly: no number twice, none skipped.
+        let mut next = 1;
+        for (first, last) in &acknowledged {
+            assert_eq!(*first, next);
+            next = last + 1;
+        }
+        let stats = log.stats();
+        assert_eq!(stats.events as u64, next - 1);
+        assert!(stats.flushes <= 400 && stats.flushes > 0, "{stats:?}");
+        eprintln!("400 appends from 8 threads in {} flushes", stats.flushes);
+        for t in 0..8 {
+            let mine = log.user_events(&format!("u{t}"), 0);
+            assert_eq!(mine.len(), (0..50).map(|i| 1 + i % 3).sum::<usize>());
+        }
+        drop(log);
+        let seqs: Vec<u64> = read_events(dir.path()).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..next).collect::<Vec<_>>(), "the file holds every event, in order");
     }
 }

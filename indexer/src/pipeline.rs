@@ -219,11 +219,14 @@ fn fold_live_events(
     item_index: &HashMap<&str, u32>,
     interactions: Option<Interactions>,
 ) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
-    if !settings.live_events {
-        return Ok((interactions, None));
-    }
     let events = hyrank_engine::live::read_events(&settings.index_dir)?;
     let Some(last) = events.last().map(|e| e.seq) else { return Ok((interactions, None)) };
+    if !settings.live_events {
+        // The interactions file holds them already (that is what the flag says): the
+        // generation counts every logged event, so the server must not count them again.
+        tracing::info!(through = last, "live events taken as already in the interactions file");
+        return Ok((interactions, Some((LiveFold { folded_through: last, events: 0, rejected: 0 }, Vec::new()))));
+    }
     let mut interactions = interactions.unwrap_or_default();
     let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     let (mut refused, mut taken) = (Vec::new(), 0);

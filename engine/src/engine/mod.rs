@@ -389,17 +389,23 @@ impl Engine {
         let mut record =
             stored.unwrap_or_else(|| UserRecord { id: id.to_string(), index: u32::MAX, history: Vec::new() });
         let mut merged = 0;
+        let mut at: std::collections::HashMap<u32, usize> =
+            record.history.iter().enumerate().map(|(position, i)| (i.item, position)).collect();
         for event in events {
             // An item a later generation dropped: the event stays in the log (the next build
             // reports it) but cannot be part of this generation's history.
             let Ok(item) = self.index_of(&event.item) else { continue };
             merged += 1;
-            match record.history.iter_mut().find(|i| i.item == item) {
-                Some(seen) => {
+            match at.get(&item) {
+                Some(&position) => {
+                    let seen = &mut record.history[position];
                     seen.weight += event.weight;
                     seen.timestamp = seen.timestamp.max(event.timestamp);
                 }
-                None => record.history.push(Interaction { item, weight: event.weight, timestamp: event.timestamp }),
+                None => {
+                    at.insert(item, record.history.len());
+                    record.history.push(Interaction { item, weight: event.weight, timestamp: event.timestamp });
+                }
             }
         }
         if !known && merged == 0 {
@@ -443,11 +449,16 @@ impl Engine {
         let Collaborative::Als { model, gram, .. } = cf else { return Ok(None) };
         if user.live_events > 0 || !user.stored {
             let history: Vec<(u32, f32)> = user.record.history.iter().map(|i| (i.item, i.weight)).collect();
-            let factors = cf::als::solve_user(model, gram, &history).ok_or_else(|| Error::BadIndex {
-                path: self.dir.clone(),
-                reason: format!("user {}'s normal matrix is not positive definite", user.record.id),
-            })?;
-            return Ok(Some(Cow::Owned(factors)));
+            match cf::als::solve_user(model, gram, &history) {
+                Some(factors) => return Ok(Some(Cow::Owned(factors))),
+                // Only with λ = 0 and fewer items than factors: the stored factors where the
+                // build has them, else no CF list for this user (content still serves).
+                None if !user.stored => {
+                    tracing::warn!(user = %user.record.id, "ALS normal matrix singular; no CF list for this user");
+                    return Ok(None);
+                }
+                None => tracing::warn!(user = %user.record.id, "ALS normal matrix singular; using the stored factors"),
+            }
         }
         let user = &user.record;
         let users = &model.user_factors;

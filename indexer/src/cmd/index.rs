@@ -43,9 +43,10 @@ pub(crate) struct IndexArgs {
     /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl.
     #[arg(long, value_enum, default_value_t = OnError::Fail)]
     pub(crate) on_error: OnError,
-    /// Leave out the live events (`INDEX_DIR/live/`, written by `POST /v1/events`), which are
-    /// otherwise folded in as interactions after the interactions file's rows. For when the
-    /// interactions file already holds them.
+    /// The interactions file already holds the live events (`INDEX_DIR/live/`, written by
+    /// `POST /v1/events`): do not fold them in again, but record them as folded, so the
+    /// server does not count them on top of this generation either. Without it they are
+    /// folded in as interactions after the file's rows.
     #[arg(long)]
     pub(crate) no_live_events: bool,
     #[command(flatten)]
