@@ -68,6 +68,7 @@ pub struct Metrics {
     live_unfolded: IntGauge,
     live_oldest_seconds: prometheus::Gauge,
     live_flushes: IntCounter,
+    live_deleted: IntGauge,
 }
 
 impl Default for Metrics {
@@ -184,7 +185,14 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let live_deleted = register_int_gauge_with_registry!(
+            "hyrank_live_deleted_items",
+            "Items deleted through the API since the serving generation's build (hidden from every list).",
+            registry
+        )
+        .expect(expect);
         Metrics {
+            live_deleted,
             live_flushes,
             live_events,
             live_write_seconds,
@@ -244,6 +252,7 @@ impl Metrics {
                 self.live_unfolded.set(live.events as i64);
                 self.live_oldest_seconds.set(live.oldest_unfolded_secs);
                 self.live_flushes.inc_by(live.flushes.saturating_sub(self.live_flushes.get()));
+                self.live_deleted.set(live.deleted_items as i64);
             }
             let caches = [
                 ("query_embedding", totals.query_cache),
@@ -303,11 +312,13 @@ mod tests {
                 folded_through: 28,
                 oldest_unfolded_secs: 1.5,
                 flushes: 9,
+                deleted_items: 4,
             }),
         });
         assert!(text.contains("hyrank_live_log_events 12"), "{text}");
         assert!(text.contains("hyrank_live_oldest_unfolded_seconds 1.5"), "{text}");
         assert!(text.contains("hyrank_live_flushes_total 9"), "{text}");
+        assert!(text.contains("hyrank_live_deleted_items 4"), "{text}");
         assert!(
             text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),
             "{text}"

@@ -22,6 +22,7 @@ use crate::routes;
         routes::similar,
         routes::index,
         routes::events,
+        routes::delete_item,
         routes::reload,
         routes::healthz,
         routes::readyz,

@@ -48,6 +48,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                         .default_service(web::to(not_found)),
                 )
                 .service(
+                    // Deleting an item is a write; GET on the same path falls through the
+                    // method guard to /v1 below.
+                    web::scope("/v1/items")
+                        .guard(actix_web::guard::Delete())
+                        .wrap(from_fn(|req, next| require(Access::Write, req, next)))
+                        .route("/{id}", web::delete().to(delete_item)),
+                )
+                .service(
                     web::scope("/v1")
                         .wrap(from_fn(|req, next| require(Access::Search, req, next)))
                         .route("/search", web::post().to(search))
@@ -146,9 +154,9 @@ fn bound(
 }
 
 /// Answers from the response cache, or runs `work`, records its stage timings and caches the
-/// serialized response. The key names the route, the serving generation and, for a request
-/// about a `user`, the version of their live events, so an event is never answered from
-/// before it.
+/// serialized response. The key names the route, the serving generation, the last live
+/// delete and, for a request about a `user`, the version of their live events, so neither an
+/// event nor a delete is ever answered from before it.
 async fn cached<R: Serialize + Send + 'static>(
     state: &AppState,
     route: &str,
@@ -162,11 +170,12 @@ where
     let engine = state.engine();
     let generation = engine.manifest().generation.clone();
     let version = user.map_or(0, |user| engine.user_version(user));
+    let deletes = engine.live().map_or(0, |log| log.delete_version());
     drop(engine);
     let canonical = serde_json::to_string(request).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the request: {e}"))
     })?;
-    let key = format!("{route}\n{generation}\n{version}\n{canonical}");
+    let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{canonical}");
     if let Some(body) = state.inner.responses.get(&key) {
         return Ok(json_response(body, "hit"));
     }
@@ -417,6 +426,49 @@ pub(crate) async fn events(
     let appended = result?;
     state.metrics().live_events.inc_by(appended.accepted as u64);
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(appended))
+}
+
+/// What a delete did.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Deleted {
+    /// The item deleted.
+    deleted: String,
+    /// Its deletion's sequence number in the live log.
+    seq: u64,
+}
+
+/// Deletes an item: durable before the answer, and from the next request on no search,
+/// recommendation or similar list returns it and `GET /v1/items/{id}` is 404. The next
+/// `hyrank index` keeps it hidden while the catalog row is the one deleted; a changed or
+/// re-added row brings it back.
+#[utoipa::path(delete, path = "/v1/items/{id}", tag = "events",
+    params(("id" = String, Path, description = "Item id")),
+    security(("write_key" = []), ("admin_key" = [])),
+    responses(
+        (status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such item, or already deleted"),
+        (status = 409, body = ErrorBody, description = "the server has no live log"), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn delete_item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let engine = state.engine();
+    let Some(log) = engine.live().cloned() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "live_disabled",
+            "this server has no live event log (it serves a fixed engine, not an index folder)",
+        ));
+    };
+    let item = engine.item(&id)?;
+    drop(engine);
+    let hash = hyrank_engine::live::item_hash(&item);
+    let target = id.clone();
+    let appended = blocking(&state, move |_| log.delete_item(&target, hash)).await?;
+    // Cached answers may hold the item; deletes are rare, so drop them all.
+    state.inner.responses.clear();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Deleted { deleted: id, seq: appended.first_seq }))
 }
 
 async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, ApiError> {

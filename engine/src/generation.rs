@@ -126,6 +126,13 @@ pub struct LiveFold {
     pub events: usize,
     /// Events refused (their item is not in this catalog), reported in the build's summary.
     pub rejected: usize,
+    /// Items deleted live (`DELETE /v1/items/{id}`) whose catalog row is still the one deleted:
+    /// the generation holds them, and the engine hides them from every retriever.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
+    /// Live deletes whose catalog row changed (or left the catalog) since: no longer applied.
+    #[serde(default)]
+    pub superseded_deletes: usize,
 }
 
 /// How the indexer chose the CF model of a generation.

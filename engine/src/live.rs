@@ -89,16 +89,57 @@ impl Event {
     }
 }
 
-/// An event as logged: its sequence number and when the server wrote it.
+/// An item deleted through the API (`DELETE /v1/items/{id}`), with the SHA-256 of its catalog
+/// row as the serving generation had it: the next build keeps the item hidden only while the
+/// catalog row is that same row, so a catalog team that changes or re-adds the item brings it
+/// back without editing the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemDelete {
+    /// The item's id.
+    pub delete_item: String,
+    /// [`item_hash`] of the row deleted.
+    pub item_hash: String,
+}
+
+/// What one line of the log records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Record {
+    /// An interaction.
+    Event(Event),
+    /// An item hidden from every retriever.
+    Delete(ItemDelete),
+}
+
+/// A record as logged: its sequence number and when the server wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoggedEvent {
     /// Position in the log, from 1, increasing across files.
     pub seq: u64,
     /// When the write was acknowledged (milliseconds since the Unix epoch).
     pub written_ms: u64,
-    /// The event.
+    /// What happened.
     #[serde(flatten)]
-    pub event: Event,
+    pub record: Record,
+}
+
+impl LoggedEvent {
+    /// The interaction, when this line records one.
+    pub fn event(&self) -> Option<&Event> {
+        match &self.record {
+            Record::Event(event) => Some(event),
+            Record::Delete(_) => None,
+        }
+    }
+}
+
+/// The SHA-256 (hex) of an item's catalog row as the engine stores it: what an [`ItemDelete`]
+/// names and the next build compares.
+pub fn item_hash(item: &crate::item::Item) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(item).unwrap_or_default();
+    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What an append did.
@@ -130,6 +171,8 @@ pub struct LiveStats {
     /// Flushes (`fdatasync`) since the server started; with concurrent writers a flush carries
     /// several batches.
     pub flushes: u64,
+    /// Items deleted since the serving generation's build.
+    pub deleted_items: usize,
 }
 
 /// The durable event log of one index folder. One server process writes it at a time (an OS
@@ -174,6 +217,10 @@ struct State {
     events: Vec<LoggedEvent>,
     /// Positions in `events` per user.
     by_user: HashMap<String, Vec<usize>>,
+    /// Deleted item ids with the sequence number of their deletion.
+    deleted: HashMap<String, u64>,
+    /// The last deletion's sequence number (0: none since the server started).
+    last_delete: u64,
     /// What the serving generation folded in, and what the one before it did.
     folded_through: u64,
     retire_through: u64,
@@ -228,6 +275,8 @@ impl EventLog {
             poisoned: None,
             events: Vec::new(),
             by_user: HashMap::new(),
+            deleted: HashMap::new(),
+            last_delete: 0,
             folded_through,
             retire_through: folded_through,
         };
@@ -254,19 +303,37 @@ impl EventLog {
             return Err(Error::invalid("events", "must hold at least one event"));
         }
         let now = now_ms();
+        let records = events
+            .into_iter()
+            .map(|mut event| {
+                event.timestamp.get_or_insert((now / 1000) as i64);
+                Record::Event(event)
+            })
+            .collect();
+        self.append_records(records, now)
+    }
+
+    /// Records that `item` (with its row's [`item_hash`]) is deleted, durably, as
+    /// [`EventLog::append`] does: from the next request on, no retriever returns it.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn delete_item(&self, item: &str, item_hash: String) -> Result<Appended> {
+        self.append_records(vec![Record::Delete(ItemDelete { delete_item: item.to_string(), item_hash })], now_ms())
+    }
+
+    /// Numbers `records`, queues them and returns once they are flushed.
+    fn append_records(&self, records: Vec<Record>, now: u64) -> Result<Appended> {
         let (first_seq, last_seq) = {
             let mut state = self.lock();
             if let Some(reason) = &state.poisoned {
                 return Err(Error::io("appending to the live log", std::io::Error::other(reason.clone())));
             }
             let first_seq = state.next_seq;
-            let logged: Vec<LoggedEvent> = events
+            let logged: Vec<LoggedEvent> = records
                 .into_iter()
                 .enumerate()
-                .map(|(i, mut event)| {
-                    event.timestamp.get_or_insert((now / 1000) as i64);
-                    LoggedEvent { seq: first_seq + i as u64, written_ms: now, event }
-                })
+                .map(|(i, record)| LoggedEvent { seq: first_seq + i as u64, written_ms: now, record })
                 .collect();
             let mut bytes = Vec::with_capacity(logged.len() * 96);
             for event in &logged {
@@ -342,7 +409,7 @@ impl EventLog {
                 .iter()
                 .map(|&p| &state.events[p])
                 .filter(|e| e.seq > folded_through)
-                .map(|e| e.event.clone())
+                .filter_map(|e| e.event().cloned())
                 .collect()
         })
     }
@@ -358,6 +425,23 @@ impl EventLog {
             .map(|&p| state.events[p].seq)
             .filter(|&seq| seq > folded_through)
             .unwrap_or(0)
+    }
+
+    /// The last deletion's sequence number, 0 if none: a version of which items are hidden
+    /// that changes with every delete (what response caches key on).
+    pub fn delete_version(&self) -> u64 {
+        self.lock().last_delete
+    }
+
+    /// Whether `item` was deleted after `folded_through`.
+    pub fn is_deleted(&self, item: &str, folded_through: u64) -> bool {
+        self.lock().deleted.get(item).is_some_and(|&seq| seq > folded_through)
+    }
+
+    /// The items deleted after `folded_through` (what the generation asking has folded in).
+    pub fn deleted_items(&self, folded_through: u64) -> Vec<String> {
+        let state = self.lock();
+        state.deleted.iter().filter(|(_, &seq)| seq > folded_through).map(|(id, _)| id.clone()).collect()
     }
 
     /// Records that a generation folding in the events through `through` now serves. Events
@@ -376,6 +460,7 @@ impl EventLog {
                 Ok(events) => {
                     state.events.clear();
                     state.by_user.clear();
+                    state.deleted.clear();
                     for event in events.into_iter().filter(|e| e.seq > through) {
                         state.push(event);
                     }
@@ -395,6 +480,7 @@ impl EventLog {
         }
         let kept: Vec<LoggedEvent> = std::mem::take(&mut state.events).into_iter().filter(|e| e.seq > retire).collect();
         state.by_user.clear();
+        state.deleted.clear();
         for event in kept {
             state.push(event);
         }
@@ -413,8 +499,10 @@ impl EventLog {
             .filter(|p| p.last().is_some_and(|&i| state.events[i].seq > state.folded_through))
             .count();
         let oldest = unfolded.first().map_or(0.0, |e| now_ms().saturating_sub(e.written_ms) as f64 / 1000.0);
+        let deleted_items = state.deleted.values().filter(|&&seq| seq > state.folded_through).count();
         LiveStats {
-            events: unfolded.len(),
+            deleted_items,
+            events: unfolded.iter().filter(|e| e.event().is_some()).count(),
             users,
             last_seq: state.next_seq - 1,
             folded_through: state.folded_through,
@@ -438,9 +526,15 @@ impl EventLog {
 }
 
 impl State {
-    fn push(&mut self, event: LoggedEvent) {
-        self.by_user.entry(event.event.user.clone()).or_default().push(self.events.len());
-        self.events.push(event);
+    fn push(&mut self, logged: LoggedEvent) {
+        match &logged.record {
+            Record::Event(event) => self.by_user.entry(event.user.clone()).or_default().push(self.events.len()),
+            Record::Delete(delete) => {
+                self.deleted.insert(delete.delete_item.clone(), logged.seq);
+                self.last_delete = self.last_delete.max(logged.seq);
+            }
+        }
+        self.events.push(logged);
     }
 }
 
@@ -696,5 +790,28 @@ mod tests {
         drop(log);
         let seqs: Vec<u64> = read_events(dir.path()).unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..next).collect::<Vec<_>>(), "the file holds every event, in order");
+    }
+
+    #[test]
+    fn deletes_are_logged_beside_events_and_folded_like_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        log.append(vec![event("u", "a", 1.0)]).unwrap();
+        assert_eq!(log.delete_item("b", "hash-of-b".into()).unwrap().first_seq, 2);
+        log.append(vec![event("u", "c", 1.0)]).unwrap();
+        assert_eq!(log.deleted_items(0), vec!["b".to_string()]);
+        assert_eq!(log.deleted_items(2), Vec::<String>::new());
+        let stats = log.stats();
+        assert_eq!((stats.events, stats.deleted_items), (2, 1));
+        drop(log);
+        let read = read_events(dir.path()).unwrap();
+        assert_eq!(
+            read[1].record,
+            Record::Delete(ItemDelete { delete_item: "b".into(), item_hash: "hash-of-b".into() })
+        );
+        assert_eq!(read[2].event().map(|e| e.item.as_str()), Some("c"));
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        assert_eq!(log.deleted_items(0), vec!["b".to_string()]);
+        assert_eq!(log.user_events("u", 0).len(), 2);
     }
 }

@@ -142,7 +142,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // Live events after the file's rows, as if appended to it: summed per user and item, the
     // latest timestamp kept. An event whose item this catalog lacks is reported, never fatal:
     // catalogs drop items, and the log cannot be edited.
-    let (interactions, live) = fold_live_events(settings, &item_index, interactions)?;
+    let (interactions, live) = fold_live_events(settings, &catalog.items, &item_index, interactions)?;
     if let Some(live) = &live {
         rejects.extend(live.1.iter().cloned());
     }
@@ -213,25 +213,51 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
 
 /// The live event log's events appended to `interactions` (created when there is no file),
 /// with what the manifest records of them and the events refused (item not in the catalog).
+/// Items deleted live stay hidden in the new generation while their catalog row is the one
+/// deleted (same [`hyrank_engine::live::item_hash`]); a changed or re-added row brings the item
+/// back.
 #[allow(clippy::type_complexity)]
 fn fold_live_events(
     settings: &IndexSettings,
+    items: &[hyrank_engine::Item],
     item_index: &HashMap<&str, u32>,
     interactions: Option<Interactions>,
 ) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
-    let events = hyrank_engine::live::read_events(&settings.index_dir)?;
-    let Some(last) = events.last().map(|e| e.seq) else { return Ok((interactions, None)) };
+    use hyrank_engine::live::{item_hash, Record};
+    let logged = hyrank_engine::live::read_events(&settings.index_dir)?;
+    let Some(last) = logged.last().map(|e| e.seq) else { return Ok((interactions, None)) };
+    let (mut deleted, mut superseded) = (Vec::new(), 0);
+    for delete in logged.iter().filter_map(|l| match &l.record {
+        Record::Delete(delete) => Some(delete),
+        Record::Event(_) => None,
+    }) {
+        let current = item_index.get(delete.delete_item.as_str()).map(|&i| item_hash(&items[i as usize]));
+        if current.as_deref() == Some(delete.item_hash.as_str()) {
+            if !deleted.contains(&delete.delete_item) {
+                deleted.push(delete.delete_item.clone());
+            }
+        } else {
+            superseded += 1;
+        }
+    }
+    let fold = |events, rejected| LiveFold {
+        folded_through: last,
+        events,
+        rejected,
+        deleted: deleted.clone(),
+        superseded_deletes: superseded,
+    };
     if !settings.live_events {
         // The interactions file holds them already (that is what the flag says): the
         // generation counts every logged event, so the server must not count them again.
         tracing::info!(through = last, "live events taken as already in the interactions file");
-        return Ok((interactions, Some((LiveFold { folded_through: last, events: 0, rejected: 0 }, Vec::new()))));
+        return Ok((interactions, Some((fold(0, 0), Vec::new()))));
     }
     let mut interactions = interactions.unwrap_or_default();
     let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     let (mut refused, mut taken) = (Vec::new(), 0);
-    for logged in events {
-        let event = logged.event;
+    for logged in logged {
+        let Record::Event(event) = logged.record else { continue };
         match item_index.get(event.item.as_str()) {
             Some(&item) => {
                 taken += 1;
@@ -250,8 +276,14 @@ fn fold_live_events(
             }),
         }
     }
-    let fold = LiveFold { folded_through: last, events: taken, rejected: refused.len() };
-    tracing::info!(events = fold.events, refused = fold.rejected, through = last, "folded in the live event log");
+    let fold = fold(taken, refused.len());
+    tracing::info!(
+        events = fold.events,
+        refused = fold.rejected,
+        deleted = fold.deleted.len(),
+        through = last,
+        "folded in the live event log"
+    );
     Ok((Some(interactions), Some((fold, refused))))
 }
 
@@ -449,8 +481,13 @@ impl Summary {
         }
         if let Some(live) = &m.live {
             out += &format!(
-                "  live events folded in: {} (through event {}), {} refused (item not in the catalog)\n",
-                live.events, live.folded_through, live.rejected
+                "  live events folded in: {} (through event {}), {} refused (item not in the catalog); \
+                 {} items deleted live stay hidden, {} deletes superseded by a changed catalog row\n",
+                live.events,
+                live.folded_through,
+                live.rejected,
+                live.deleted.len(),
+                live.superseded_deletes
             );
         }
         if let Some(selection) = &m.cf_selection {

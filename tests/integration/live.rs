@@ -158,6 +158,90 @@ async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() 
     assert!(!ids(&after_fold).contains(&top) && !ids(&after_fold).contains(&"PRG-002".to_string()));
 }
 
+fn get(uri: &str) -> test::TestRequest {
+    test::TestRequest::get().uri(uri).insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+}
+
+fn hybrid(query: &str) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/v1/search")
+        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+        .set_json(json!({"query": query, "k": 10}))
+}
+
+#[actix_web::test]
+async fn a_deleted_item_leaves_every_list_until_its_catalog_row_changes() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let (_, _, before) = call(&app, hybrid("camp stove")).await;
+    let (gone, neighbour) = (ids(&before)[0].clone(), ids(&before)[1].clone());
+    let delete = |key: Option<&str>, id: &str| {
+        let request = test::TestRequest::delete().uri(&format!("/v1/items/{id}"));
+        match key {
+            Some(key) => request.insert_header(("authorization", format!("Bearer {key}"))),
+            None => request,
+        }
+    };
+    assert_eq!(call(&app, delete(None, &gone)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&app, delete(Some(SEARCH_KEY), &gone)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::OK, "GET is not a write");
+    let (status, _, body) = call(&app, delete(Some(WRITE_KEY), &gone)).await;
+    assert_eq!(
+        (status, body["deleted"].as_str(), body["seq"].as_u64()),
+        (StatusCode::OK, Some(gone.as_str()), Some(1))
+    );
+    assert_eq!(call(&app, delete(Some(WRITE_KEY), &gone)).await.0, StatusCode::NOT_FOUND, "already deleted");
+    assert_eq!(call(&app, delete(Some(WRITE_KEY), "NO-SUCH-ITEM")).await.0, StatusCode::NOT_FOUND);
+
+    let hidden = |app_result: &Value| !ids(app_result).contains(&gone);
+    let (_, headers, after) = call(&app, hybrid("camp stove")).await;
+    assert_eq!(headers.get("x-cache").unwrap(), "miss", "a cached answer from before the delete is not served");
+    assert!(hidden(&after), "{:?}", ids(&after));
+    assert_eq!(ids(&after)[0], neighbour);
+    assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(call(&app, get(&format!("/v1/items/{gone}/similar?k=5"))).await.0, StatusCode::NOT_FOUND);
+    let (status, _, similar) = call(&app, get(&format!("/v1/items/{neighbour}/similar?k=20"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(hidden(&similar));
+    let (_, _, recommended) = call(&app, recommend("u001")).await;
+    assert!(hidden(&recommended));
+
+    // Folded: the new generation keeps it hidden, since the catalog row is the one deleted.
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    let live = summary.manifest.live.clone().unwrap();
+    assert_eq!((live.deleted, live.superseded_deletes), (vec![gone.clone()], 0));
+    let admin = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    assert_eq!(call(&app, admin()).await.0, StatusCode::OK);
+    assert_eq!(state.engine().manifest().generation, summary.manifest.generation);
+    assert!(hidden(&call(&app, hybrid("camp stove")).await.2));
+    assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::NOT_FOUND);
+
+    // The catalog team changes the item's row: the delete no longer applies.
+    let catalog = std::fs::read_to_string(hyrank_tests::root().join("fixtures/catalog.jsonl")).unwrap();
+    let changed: String = catalog
+        .lines()
+        .map(|line| {
+            let mut item: Value = serde_json::from_str(line).unwrap();
+            if item["id"] == json!(gone) {
+                item["title"] = json!(format!("{} (new edition)", item["title"].as_str().unwrap()));
+            }
+            serde_json::to_string(&item).unwrap() + "\n"
+        })
+        .collect();
+    let changed_path = root.path().join("catalog-changed.jsonl");
+    std::fs::write(&changed_path, changed).unwrap();
+    let settings = hyrank_indexer::IndexSettings {
+        catalog: changed_path,
+        ..hyrank_tests::fixture_settings(root.path().to_path_buf())
+    };
+    let summary = hyrank_indexer::build(&settings).unwrap();
+    let live = summary.manifest.live.clone().unwrap();
+    assert_eq!((live.deleted.len(), live.superseded_deletes), (0, 1));
+    assert_eq!(call(&app, admin()).await.0, StatusCode::OK);
+    assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::OK, "back with its new row");
+}
+
 #[actix_web::test]
 async fn a_server_without_a_write_or_admin_key_refuses_writes() {
     let root = tempfile::tempdir().unwrap();
@@ -269,13 +353,18 @@ fn acknowledged_events_survive_kill_9_of_the_server() {
     let logged = read_events(root.path()).unwrap();
     for (seq, writer, weight) in &acknowledged {
         let event = logged.iter().find(|e| e.seq == *seq).unwrap_or_else(|| panic!("acknowledged event {seq} lost"));
-        assert_eq!((event.event.user.as_str(), event.event.weight), (format!("w{writer}").as_str(), *weight as f32));
+        let event = event.event().expect("an interaction");
+        assert_eq!((event.user.as_str(), event.weight), (format!("w{writer}").as_str(), *weight as f32));
     }
     // Nothing half-written: each writer's logged events are its own, in order, and at most one
     // per writer was written without being acknowledged (the request the kill cut off).
     for writer in 0..2 {
-        let weights: Vec<f32> =
-            logged.iter().filter(|e| e.event.user == format!("w{writer}")).map(|e| e.event.weight).collect();
+        let weights: Vec<f32> = logged
+            .iter()
+            .filter_map(|e| e.event())
+            .filter(|e| e.user == format!("w{writer}"))
+            .map(|e| e.weight)
+            .collect();
         assert!(weights.iter().zip(1..).all(|(w, i)| *w == i as f32), "writer {writer}: {weights:?}");
         let acked = acknowledged.iter().filter(|a| a.1 == writer).count();
         assert!(

@@ -78,6 +78,12 @@ pub struct Engine {
     /// Interaction events written since the builds (`POST /v1/events`), when a server attached
     /// its log: every user lookup merges the ones this generation has not folded in.
     live: Option<Arc<EventLog>>,
+    /// Items deleted live that this generation folded in (`Manifest::live`): hidden from every
+    /// retriever and from item lookups, as the log's later deletes are.
+    deleted: HashSet<u32>,
+    /// The allow mask of a request without filters, and the log's delete version it was built
+    /// at (`stages::unfiltered_allow`).
+    hidden_mask: std::sync::Mutex<Option<(u64, crate::retrieve::Allow)>>,
 }
 
 /// A user as a request sees them: the stored record, with the live events the serving
@@ -272,6 +278,15 @@ impl Engine {
             recommend_reranker = recommend_trained.as_ref().map(verdict),
             "generation opened"
         );
+        // Deletes the build folded in, by index; an id the catalog lacks cannot be served anyway.
+        let deleted_ids: Vec<&String> = manifest.live.iter().flat_map(|l| &l.deleted).collect();
+        let deleted: HashSet<u32> = if deleted_ids.is_empty() {
+            HashSet::new()
+        } else {
+            let at: std::collections::HashMap<&str, u32> =
+                ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
+            deleted_ids.iter().filter_map(|id| at.get(id.as_str()).copied()).collect()
+        };
         Ok(Engine {
             dir: dir.to_path_buf(),
             manifest,
@@ -287,6 +302,8 @@ impl Engine {
             trained,
             recommend_trained,
             live: None,
+            deleted,
+            hidden_mask: std::sync::Mutex::new(None),
         })
     }
 
@@ -332,8 +349,34 @@ impl Engine {
 
     /// The item with this id.
     pub fn item(&self, id: &str) -> Result<Item> {
-        let index = self.index_of(id)?;
+        let index = self.visible_index_of(id)?;
         self.item_at(index)
+    }
+
+    /// The index of an item that is not deleted ([`Engine::hidden`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownItem`] for an id the generation lacks or that was deleted.
+    pub fn visible_index_of(&self, id: &str) -> Result<u32> {
+        let index = self.index_of(id)?;
+        let deleted_live =
+            self.live.as_ref().is_some_and(|log| log.is_deleted(id, self.manifest.live_folded_through()));
+        if self.deleted.contains(&index) || deleted_live {
+            return Err(Error::UnknownItem { id: id.to_string() });
+        }
+        Ok(index)
+    }
+
+    /// Items deleted live, folded into this generation or written to the log since: no
+    /// retriever returns them.
+    pub(crate) fn hidden(&self) -> Vec<u32> {
+        let mut hidden: Vec<u32> = self.deleted.iter().copied().collect();
+        if let Some(log) = &self.live {
+            hidden.extend(
+                log.deleted_items(self.manifest.live_folded_through()).iter().filter_map(|id| self.index_of(id).ok()),
+            );
+        }
+        hidden
     }
 
     /// The catalog index of the item with this id.

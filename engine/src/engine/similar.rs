@@ -18,7 +18,7 @@ impl Engine {
     pub fn similar(&self, request: &SimilarRequest) -> Result<Results> {
         let start = Instant::now();
         check_k(request.k, request.candidates)?;
-        let seed = self.index_of(&request.item)?;
+        let seed = self.visible_index_of(&request.item)?;
         let allow = self.allow(&request.filters)?.excluding(self.len(), [seed]);
         let mut timings = Timings::default();
         let content = self.dense.vector(seed).unwrap_or_default();

@@ -55,6 +55,33 @@ impl Engine {
     /// # Errors
     /// A filter on a field no item has, or a malformed condition, naming `filters.<field>`.
     pub(super) fn allow(&self, filters: &Filters) -> Result<Allow> {
+        // Deleted items are out of every list, whatever the filters.
+        if filters.is_empty() {
+            return Ok(self.unfiltered_allow());
+        }
+        let hidden = self.hidden();
+        let allow = self.filter_mask(filters)?;
+        Ok(if hidden.is_empty() { allow } else { allow.excluding(self.len(), hidden) })
+    }
+
+    /// Every item but the deleted ones. The mask is built once per delete (keyed by the log's
+    /// last delete), not per request: a request without filters allocated nothing before
+    /// deletes existed, and should not start allocating `len` flags for them.
+    fn unfiltered_allow(&self) -> Allow {
+        let version = self.live.as_ref().map_or(0, |log| log.delete_version());
+        let mut cached = self.hidden_mask.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*cached {
+            Some((at, mask)) if *at == version => mask.clone(),
+            _ => {
+                let hidden = self.hidden();
+                let mask = if hidden.is_empty() { Allow::all() } else { Allow::all().excluding(self.len(), hidden) };
+                *cached = Some((version, mask.clone()));
+                mask
+            }
+        }
+    }
+
+    fn filter_mask(&self, filters: &Filters) -> Result<Allow> {
         if filters.is_empty() {
             return Ok(Allow::all());
         }
