@@ -452,13 +452,7 @@ pub(crate) struct Deleted {
 pub(crate) async fn delete_item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let engine = state.engine();
-    let Some(log) = engine.live().cloned() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "live_disabled",
-            "this server has no live event log (it serves a fixed engine, not an index folder)",
-        ));
-    };
+    let log = live_log(&engine)?;
     let item = engine.item(&id)?;
     drop(engine);
     let hash = hyrank_engine::live::item_hash(&item);
@@ -469,6 +463,17 @@ pub(crate) async fn delete_item(state: web::Data<AppState>, id: web::Path<String
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Deleted { deleted: id, seq: appended.first_seq }))
+}
+
+/// The serving engine's live log; 409 `live_disabled` for a server on a fixed engine.
+fn live_log(engine: &Engine) -> Result<std::sync::Arc<hyrank_engine::live::EventLog>, ApiError> {
+    engine.live().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "live_disabled",
+            "this server has no live event log (it serves a fixed engine, not an index folder)",
+        )
+    })
 }
 
 async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, ApiError> {
@@ -487,13 +492,7 @@ async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, 
         ));
     }
     let engine = state.engine();
-    let Some(log) = engine.live().cloned() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "live_disabled",
-            "this server has no live event log (it serves a fixed engine, not an index folder)",
-        ));
-    };
+    let log = live_log(&engine)?;
     for (row, event) in events.iter().enumerate() {
         if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = event.validate() {
             return Err(ApiError::new(
