@@ -23,6 +23,7 @@ use crate::routes;
         routes::index,
         routes::events,
         routes::delete_item,
+        routes::update_fields,
         routes::reload,
         routes::healthz,
         routes::readyz,

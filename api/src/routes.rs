@@ -56,6 +56,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                         .route("/{id}", web::delete().to(delete_item)),
                 )
                 .service(
+                    web::scope("/v1/items")
+                        .guard(actix_web::guard::Put())
+                        .wrap(from_fn(|req, next| require(Access::Write, req, next)))
+                        .route("/{id}/fields", web::put().to(update_fields)),
+                )
+                .service(
                     web::scope("/v1")
                         .wrap(from_fn(|req, next| require(Access::Search, req, next)))
                         .route("/search", web::post().to(search))
@@ -155,8 +161,8 @@ fn bound(
 
 /// Answers from the response cache, or runs `work`, records its stage timings and caches the
 /// serialized response. The key names the route, the serving generation, the last live
-/// delete and, for a request about a `user`, the version of their live events, so neither an
-/// event nor a delete is ever answered from before it.
+/// delete and field update and, for a request about a `user`, the version of their live
+/// events, so no write is ever answered from before it.
 async fn cached<R: Serialize + Send + 'static>(
     state: &AppState,
     route: &str,
@@ -170,12 +176,12 @@ where
     let engine = state.engine();
     let generation = engine.manifest().generation.clone();
     let version = user.map_or(0, |user| engine.user_version(user));
-    let deletes = engine.live().map_or(0, |log| log.delete_version());
+    let (deletes, fields) = engine.live().map_or((0, 0), |log| (log.delete_version(), log.fields_version()));
     drop(engine);
     let canonical = serde_json::to_string(request).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the request: {e}"))
     })?;
-    let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{canonical}");
+    let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{fields}\n{canonical}");
     if let Some(body) = state.inner.responses.get(&key) {
         return Ok(json_response(body, "hit"));
     }
@@ -451,18 +457,84 @@ pub(crate) struct Deleted {
     ))]
 pub(crate) async fn delete_item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let engine = state.engine();
-    let log = live_log(&engine)?;
-    let item = engine.item(&id)?;
-    drop(engine);
-    let hash = hyrank_engine::live::item_hash(&item);
     let target = id.clone();
-    let appended = blocking(&state, move |_| log.delete_item(&target, hash)).await?;
-    // Cached answers may hold the item; deletes are rare, so drop them all.
-    state.inner.responses.clear();
+    let appended = write_item(&state, &id, move |log, hash| log.delete_item(&target, hash)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Deleted { deleted: id, seq: appended.first_seq }))
+}
+
+/// An item's new fields.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FieldsRequest {
+    /// Every field the item has from now on (strings, finite numbers, lists of strings); the
+    /// old ones are replaced, not merged.
+    #[schema(value_type = Object)]
+    fields: std::collections::BTreeMap<String, hyrank_engine::FieldValue>,
+}
+
+/// What a field update did.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Updated {
+    /// The item updated.
+    updated: String,
+    /// The update's sequence number in the live log.
+    seq: u64,
+}
+
+/// Replaces an item's fields (a price, a category) without a rebuild: durable before the
+/// answer; from the next request on filters and hits read the new fields. The next
+/// `hyrank index` applies them while the catalog row is the one updated; a changed row
+/// supersedes them.
+#[utoipa::path(put, path = "/v1/items/{id}/fields", tag = "events", request_body = FieldsRequest,
+    params(("id" = String, Path, description = "Item id")),
+    security(("write_key" = []), ("admin_key" = [])),
+    responses(
+        (status = 200, body = Updated), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such item, or deleted"),
+        (status = 409, body = ErrorBody, description = "the server has no live log"),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn update_fields(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Object<FieldsRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, fields) = (id.into_inner(), body.into_inner().0.fields);
+    if let Some((name, _)) =
+        fields.iter().find(|(_, v)| matches!(v, hyrank_engine::FieldValue::Number(n) if !n.is_finite()))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            format!("fields.{name}: not a finite number"),
+        ));
+    }
+    let target = id.clone();
+    let appended = write_item(&state, &id, move |log, hash| log.update_fields(&target, hash, fields)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Updated { updated: id, seq: appended.first_seq }))
+}
+
+/// A live write about one item (a delete, a field update): `write` gets the log and the hash
+/// of the item's stored row (what the next build checks the catalog row against). A visible
+/// item only (404 otherwise). Cached answers may show the item as it was, and item writes are
+/// rare, so the response cache is dropped (its keys also carry the log's item versions).
+async fn write_item(
+    state: &AppState,
+    id: &str,
+    write: impl FnOnce(&hyrank_engine::live::EventLog, String) -> hyrank_engine::Result<Appended> + Send + 'static,
+) -> Result<Appended, ApiError> {
+    let engine = state.engine();
+    let log = live_log(&engine)?;
+    let index = engine.visible_index_of(id)?;
+    let hash = hyrank_engine::live::item_hash(&engine.stored_item_at(index)?);
+    drop(engine);
+    let appended = blocking(state, move |_| write(&log, hash)).await?;
+    state.inner.responses.clear();
+    Ok(appended)
 }
 
 /// The serving engine's live log; 409 `live_disabled` for a server on a fixed engine.

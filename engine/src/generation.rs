@@ -133,6 +133,13 @@ pub struct LiveFold {
     /// Live deletes whose catalog row changed (or left the catalog) since: no longer applied.
     #[serde(default)]
     pub superseded_deletes: usize,
+    /// Items whose fields were replaced live (`PUT /v1/items/{id}/fields`) on a catalog row
+    /// still the one updated: this generation holds the new fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updated: Vec<String>,
+    /// Live field updates whose catalog row changed since: no longer applied.
+    #[serde(default)]
+    pub superseded_updates: usize,
 }
 
 /// How the indexer chose the CF model of a generation.

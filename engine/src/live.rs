@@ -102,6 +102,20 @@ pub struct ItemDelete {
     pub item_hash: String,
 }
 
+/// An item's fields replaced through the API (`PUT /v1/items/{id}/fields`): a price or a
+/// category changed without a rebuild. Like [`ItemDelete`], it carries the SHA-256 of the
+/// catalog row it changed, and the next build applies it only while that row is unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldUpdate {
+    /// The item's id.
+    pub update_item: String,
+    /// [`item_hash`] of the catalog row (as built, before any live update).
+    pub item_hash: String,
+    /// The item's new fields, all of them (the old ones are replaced, not merged).
+    pub fields: std::collections::BTreeMap<String, crate::item::FieldValue>,
+}
+
 /// What one line of the log records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -110,6 +124,8 @@ pub enum Record {
     Event(Event),
     /// An item hidden from every retriever.
     Delete(ItemDelete),
+    /// An item's fields replaced.
+    Fields(FieldUpdate),
 }
 
 /// A record as logged: its sequence number and when the server wrote it.
@@ -129,7 +145,7 @@ impl LoggedEvent {
     pub fn event(&self) -> Option<&Event> {
         match &self.record {
             Record::Event(event) => Some(event),
-            Record::Delete(_) => None,
+            Record::Delete(_) | Record::Fields(_) => None,
         }
     }
 }
@@ -221,6 +237,10 @@ struct State {
     deleted: HashMap<String, u64>,
     /// The last deletion's sequence number (0: none since the server started).
     last_delete: u64,
+    /// Each updated item's latest fields, with the update's sequence number.
+    fields: HashMap<String, (u64, std::collections::BTreeMap<String, crate::item::FieldValue>)>,
+    /// The last field update's sequence number (0: none since the server started).
+    last_fields: u64,
     /// What the serving generation folded in, and what the one before it did.
     folded_through: u64,
     retire_through: u64,
@@ -277,6 +297,8 @@ impl EventLog {
             by_user: HashMap::new(),
             deleted: HashMap::new(),
             last_delete: 0,
+            fields: HashMap::new(),
+            last_fields: 0,
             folded_through,
             retire_through: folded_through,
         };
@@ -311,6 +333,21 @@ impl EventLog {
             })
             .collect();
         self.append_records(records, now)
+    }
+
+    /// Records `item`'s new `fields` (replacing all of its fields), durably, as
+    /// [`EventLog::append`] does: from the next request on, filters and hits read them.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn update_fields(
+        &self,
+        item: &str,
+        item_hash: String,
+        fields: std::collections::BTreeMap<String, crate::item::FieldValue>,
+    ) -> Result<Appended> {
+        let update = FieldUpdate { update_item: item.to_string(), item_hash, fields };
+        self.append_records(vec![Record::Fields(update)], now_ms())
     }
 
     /// Records that `item` (with its row's [`item_hash`]) is deleted, durably, as
@@ -433,6 +470,25 @@ impl EventLog {
         self.lock().last_delete
     }
 
+    /// The last field update's sequence number, 0 if none: what caches of field values key on.
+    pub fn fields_version(&self) -> u64 {
+        self.lock().last_fields
+    }
+
+    /// The latest fields of each item updated after `folded_through`.
+    pub fn field_updates(
+        &self,
+        folded_through: u64,
+    ) -> Vec<(String, std::collections::BTreeMap<String, crate::item::FieldValue>)> {
+        let state = self.lock();
+        state
+            .fields
+            .iter()
+            .filter(|(_, (seq, _))| *seq > folded_through)
+            .map(|(id, (_, fields))| (id.clone(), fields.clone()))
+            .collect()
+    }
+
     /// Whether `item` was deleted after `folded_through`.
     pub fn is_deleted(&self, item: &str, folded_through: u64) -> bool {
         self.lock().deleted.get(item).is_some_and(|&seq| seq > folded_through)
@@ -461,6 +517,7 @@ impl EventLog {
                     state.events.clear();
                     state.by_user.clear();
                     state.deleted.clear();
+                    state.fields.clear();
                     for event in events.into_iter().filter(|e| e.seq > through) {
                         state.push(event);
                     }
@@ -481,6 +538,7 @@ impl EventLog {
         let kept: Vec<LoggedEvent> = std::mem::take(&mut state.events).into_iter().filter(|e| e.seq > retire).collect();
         state.by_user.clear();
         state.deleted.clear();
+        state.fields.clear();
         for event in kept {
             state.push(event);
         }
@@ -532,6 +590,10 @@ impl State {
             Record::Delete(delete) => {
                 self.deleted.insert(delete.delete_item.clone(), logged.seq);
                 self.last_delete = self.last_delete.max(logged.seq);
+            }
+            Record::Fields(update) => {
+                self.fields.insert(update.update_item.clone(), (logged.seq, update.fields.clone()));
+                self.last_fields = self.last_fields.max(logged.seq);
             }
         }
         self.events.push(logged);
@@ -813,5 +875,15 @@ mod tests {
         let log = EventLog::open(dir.path(), 0).unwrap();
         assert_eq!(log.deleted_items(0), vec!["b".to_string()]);
         assert_eq!(log.user_events("u", 0).len(), 2);
+        // Field updates: the latest per item, versioned, and read back as written.
+        let price = |p: f64| [("price".to_string(), crate::item::FieldValue::Number(p))].into_iter().collect();
+        log.update_fields("a", "hash-of-a".into(), price(3.0)).unwrap();
+        let last = log.update_fields("a", "hash-of-a".into(), price(2.5)).unwrap().first_seq;
+        assert_eq!(log.fields_version(), last);
+        assert_eq!(log.field_updates(0), vec![("a".to_string(), price(2.5))]);
+        assert_eq!(log.field_updates(last), Vec::new());
+        drop(log);
+        let read = read_events(dir.path()).unwrap();
+        assert!(matches!(&read.last().unwrap().record, Record::Fields(u) if u.fields == price(2.5)));
     }
 }

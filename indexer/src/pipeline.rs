@@ -114,7 +114,7 @@ impl Stages {
 /// Runs the whole pipeline and publishes a generation.
 pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let mut stages = Stages::new();
-    let catalog = read_catalog(&settings.catalog, &settings.catalog_format)?;
+    let mut catalog = read_catalog(&settings.catalog, &settings.catalog_format)?;
     if catalog.items.is_empty() && catalog.rejects.is_empty() {
         return Err(IndexError::Input { path: settings.catalog.clone(), reason: "the catalog holds no items".into() });
     }
@@ -143,10 +143,15 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // latest timestamp kept. An event whose item this catalog lacks is reported, never fatal:
     // catalogs drop items, and the log cannot be edited.
     let (interactions, live) = fold_live_events(settings, &catalog.items, &item_index, interactions)?;
-    if let Some(live) = &live {
-        rejects.extend(live.1.iter().cloned());
-    }
-    let live = live.map(|l| l.0);
+    drop(item_index);
+    let live = live.map(|(fold, refused, updates)| {
+        rejects.extend(refused);
+        // Fields updated live, on rows the catalog still has as they were (checked by hash).
+        for (index, fields) in updates {
+            catalog.items[index as usize].fields = fields;
+        }
+        fold
+    });
     if let Some(i) = &interactions {
         let path = settings.interactions.clone().unwrap_or_default();
         if i.rows.is_empty() && i.rejects.is_empty() {
@@ -222,36 +227,51 @@ fn fold_live_events(
     items: &[hyrank_engine::Item],
     item_index: &HashMap<&str, u32>,
     interactions: Option<Interactions>,
-) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
+) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>, Vec<(u32, FieldMap)>)>)> {
     use hyrank_engine::live::{item_hash, Record};
     let logged = hyrank_engine::live::read_events(&settings.index_dir)?;
     let Some(last) = logged.last().map(|e| e.seq) else { return Ok((interactions, None)) };
+    // Deletes and field updates apply to a catalog row only while it is the row they were
+    // made against: the catalog team's change to a row supersedes them.
+    let row_is = |id: &str, hash: &str| item_index.get(id).filter(|&&i| item_hash(&items[i as usize]) == hash).copied();
     let (mut deleted, mut superseded) = (Vec::new(), 0);
-    for delete in logged.iter().filter_map(|l| match &l.record {
-        Record::Delete(delete) => Some(delete),
-        Record::Event(_) => None,
-    }) {
-        let current = item_index.get(delete.delete_item.as_str()).map(|&i| item_hash(&items[i as usize]));
-        if current.as_deref() == Some(delete.item_hash.as_str()) {
-            if !deleted.contains(&delete.delete_item) {
-                deleted.push(delete.delete_item.clone());
-            }
-        } else {
-            superseded += 1;
+    let mut updates: HashMap<u32, FieldMap> = HashMap::new();
+    let mut updated = Vec::new();
+    let mut superseded_updates = 0;
+    for logged in &logged {
+        match &logged.record {
+            Record::Delete(delete) => match row_is(&delete.delete_item, &delete.item_hash) {
+                Some(_) if deleted.contains(&delete.delete_item) => {}
+                Some(_) => deleted.push(delete.delete_item.clone()),
+                None => superseded += 1,
+            },
+            // In sequence order, so the latest update of an item wins.
+            Record::Fields(update) => match row_is(&update.update_item, &update.item_hash) {
+                Some(index) => {
+                    if updates.insert(index, update.fields.clone()).is_none() {
+                        updated.push(update.update_item.clone());
+                    }
+                }
+                None => superseded_updates += 1,
+            },
+            Record::Event(_) => {}
         }
     }
+    let updates: Vec<(u32, FieldMap)> = updates.into_iter().collect();
     let fold = |events, rejected| LiveFold {
         folded_through: last,
         events,
         rejected,
         deleted: deleted.clone(),
         superseded_deletes: superseded,
+        updated: updated.clone(),
+        superseded_updates,
     };
     if !settings.live_events {
         // The interactions file holds them already (that is what the flag says): the
         // generation counts every logged event, so the server must not count them again.
         tracing::info!(through = last, "live events taken as already in the interactions file");
-        return Ok((interactions, Some((fold(0, 0), Vec::new()))));
+        return Ok((interactions, Some((fold(0, 0), Vec::new(), updates))));
     }
     let mut interactions = interactions.unwrap_or_default();
     let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
@@ -284,8 +304,11 @@ fn fold_live_events(
         through = last,
         "folded in the live event log"
     );
-    Ok((Some(interactions), Some((fold, refused))))
+    Ok((Some(interactions), Some((fold, refused, updates))))
 }
+
+/// An item's fields, as a live update replaces them.
+type FieldMap = std::collections::BTreeMap<String, hyrank_engine::FieldValue>;
 
 /// Builds every part into `dir`; returns the counts and the rejects file's name if written.
 fn build_into(
@@ -482,12 +505,15 @@ impl Summary {
         if let Some(live) = &m.live {
             out += &format!(
                 "  live events folded in: {} (through event {}), {} refused (item not in the catalog); \
-                 {} items deleted live stay hidden, {} deletes superseded by a changed catalog row\n",
+                 {} items deleted live stay hidden, {} items' fields updated live applied; \
+                 {} deletes and {} field updates superseded by a changed catalog row\n",
                 live.events,
                 live.folded_through,
                 live.rejected,
                 live.deleted.len(),
-                live.superseded_deletes
+                live.updated.len(),
+                live.superseded_deletes,
+                live.superseded_updates
             );
         }
         if let Some(selection) = &m.cf_selection {

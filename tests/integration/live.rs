@@ -243,6 +243,53 @@ async fn a_deleted_item_leaves_every_list_until_its_catalog_row_changes() {
 }
 
 #[actix_web::test]
+async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_build() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let (_, _, before) = call(&app, hybrid("camp stove")).await;
+    let item = ids(&before)[0].clone();
+    let put = |key: &str, body: Value| {
+        test::TestRequest::put()
+            .uri(&format!("/v1/items/{item}/fields"))
+            .insert_header(("authorization", format!("Bearer {key}")))
+            .set_json(body)
+    };
+    let fields = json!({"category": "live-sale", "price": 1.5, "tags": ["clearance"]});
+    assert_eq!(call(&app, put(SEARCH_KEY, json!({"fields": fields}))).await.0, StatusCode::FORBIDDEN);
+    let (status, _, body) = call(&app, put(WRITE_KEY, json!({"fields": {"price": {"nested": 1}}}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _, body) = call(&app, put(WRITE_KEY, json!({"fields": fields}))).await;
+    assert_eq!((status, body["updated"].as_str()), (StatusCode::OK, Some(item.as_str())), "{body}");
+
+    let filtered = |query: &str| {
+        test::TestRequest::post()
+            .uri("/v1/search")
+            .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+            .set_json(json!({"query": query, "k": 10, "filters": {"category": "live-sale", "price": {"lt": 2}}}))
+    };
+    let (status, _, hits) = call(&app, filtered("camp stove")).await;
+    assert_eq!((status, ids(&hits)), (StatusCode::OK, vec![item.clone()]), "{hits}");
+    assert_eq!(hits["hits"][0]["fields"], fields);
+    let (_, _, got) = call(&app, get(&format!("/v1/items/{item}"))).await;
+    assert_eq!(got["fields"], fields, "{got}");
+    let (_, headers, again) = call(&app, hybrid("camp stove")).await;
+    assert_eq!(headers.get("x-cache").unwrap(), "miss");
+    assert_eq!(again["hits"][0]["fields"], fields);
+
+    // Folded: the new generation stores the fields; the filter still finds the item.
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    let live = summary.manifest.live.clone().unwrap();
+    assert_eq!((live.updated, live.superseded_updates), (vec![item.clone()], 0));
+    let admin = test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    assert_eq!(call(&app, admin).await.0, StatusCode::OK);
+    let engine = state.engine();
+    let index = engine.index_of(&item).unwrap();
+    assert_eq!(serde_json::to_value(engine.stored_item_at(index).unwrap().fields).unwrap(), fields);
+    assert_eq!(ids(&call(&app, filtered("camp stove")).await.2), vec![item.clone()]);
+}
+
+#[actix_web::test]
 async fn a_server_without_a_write_or_admin_key_refuses_writes() {
     let root = tempfile::tempdir().unwrap();
     let state = live_state(root.path());

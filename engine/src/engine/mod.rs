@@ -84,7 +84,13 @@ pub struct Engine {
     /// The allow mask of a request without filters, and the log's delete version it was built
     /// at (`stages::unfiltered_allow`).
     hidden_mask: std::sync::Mutex<Option<(u64, crate::retrieve::Allow)>>,
+    /// Fields replaced live since this generation's build, by item index, and the log's field
+    /// version they were read at.
+    live_fields: std::sync::Mutex<Option<(u64, Arc<LiveFields>)>>,
 }
+
+/// Items' fields replaced live, by item index.
+pub(crate) type LiveFields = std::collections::HashMap<u32, BTreeMap<String, FieldValue>>;
 
 /// A user as a request sees them: the stored record, with the live events the serving
 /// generation has not folded in merged into its history as the indexer merges rows (weights
@@ -304,6 +310,7 @@ impl Engine {
             live: None,
             deleted,
             hidden_mask: std::sync::Mutex::new(None),
+            live_fields: std::sync::Mutex::new(None),
         })
     }
 
@@ -386,10 +393,41 @@ impl Engine {
 
     /// The item at this catalog index.
     pub fn item_at(&self, index: u32) -> Result<Item> {
+        let mut item = self.stored_item_at(index)?;
+        if let Some(fields) = self.live_fields().get(&index) {
+            item.fields = fields.clone();
+        }
+        Ok(item)
+    }
+
+    /// The item at this index as the generation stores it, without live field updates: the
+    /// row a delete or an update is checked against at the next build.
+    pub fn stored_item_at(&self, index: u32) -> Result<Item> {
         self.store.item(index)?.ok_or_else(|| Error::BadIndex {
             path: self.dir.clone(),
             reason: format!("item index {index} is missing from the store"),
         })
+    }
+
+    /// Fields replaced live since this generation's build (none without a log), read from the
+    /// log once per update, not per request.
+    pub(crate) fn live_fields(&self) -> Arc<LiveFields> {
+        let Some(log) = &self.live else { return Arc::default() };
+        let version = log.fields_version();
+        let mut cached = self.live_fields.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*cached {
+            Some((at, fields)) if *at == version => Arc::clone(fields),
+            _ => {
+                let fields: LiveFields = log
+                    .field_updates(self.manifest.live_folded_through())
+                    .into_iter()
+                    .filter_map(|(id, fields)| self.index_of(&id).ok().map(|index| (index, fields)))
+                    .collect();
+                let fields = Arc::new(fields);
+                *cached = Some((version, Arc::clone(&fields)));
+                fields
+            }
+        }
     }
 
     /// The user with this id, their live events (if a log is attached) merged into the

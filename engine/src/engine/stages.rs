@@ -85,8 +85,9 @@ impl Engine {
         if filters.is_empty() {
             return Ok(Allow::all());
         }
+        let live = self.live_fields();
         for (name, condition) in filters {
-            if !self.field_names.contains(name) {
+            if !self.field_names.contains(name) && !live.values().any(|fields| fields.contains_key(name)) {
                 let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
                 known.sort();
                 return Err(Error::invalid(
@@ -98,7 +99,13 @@ impl Engine {
                 return Err(Error::invalid(format!("filters.{name}"), problem));
             }
         }
-        Ok(Allow::mask(self.fields.iter().map(|f| matches_all(filters, f)).collect()))
+        Ok(Allow::mask(
+            self.fields
+                .iter()
+                .enumerate()
+                .map(|(index, stored)| matches_all(filters, live.get(&(index as u32)).unwrap_or(stored)))
+                .collect(),
+        ))
     }
 
     /// Runs each retriever for `candidates` allowed items (timed in `retrieve_ms` under its
