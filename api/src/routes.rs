@@ -445,8 +445,8 @@ pub(crate) struct Deleted {
 
 /// Deletes an item: durable before the answer, and from the next request on no search,
 /// recommendation or similar list returns it and `GET /v1/items/{id}` is 404. The next
-/// `hyrank index` keeps it hidden while the catalog row is the one deleted; a changed or
-/// re-added row brings it back.
+/// `hyrank index` keeps it hidden while the catalog row is the one deleted; a changed row
+/// brings it back.
 #[utoipa::path(delete, path = "/v1/items/{id}", tag = "events",
     params(("id" = String, Path, description = "Item id")),
     security(("write_key" = []), ("admin_key" = [])),

@@ -91,7 +91,7 @@ impl Event {
 
 /// An item deleted through the API (`DELETE /v1/items/{id}`), with the SHA-256 of its catalog
 /// row as the serving generation had it: the next build keeps the item hidden only while the
-/// catalog row is that same row, so a catalog team that changes or re-adds the item brings it
+/// catalog row is that same row, so a catalog team that changes the item's row brings it
 /// back without editing the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,11 +234,11 @@ struct State {
     /// Positions in `events` per user.
     by_user: HashMap<String, Vec<usize>>,
     /// Deleted item ids with the sequence number of their deletion.
-    deleted: HashMap<String, u64>,
+    deleted: HashMap<String, (u64, String)>,
     /// The last deletion's sequence number (0: none since the server started).
     last_delete: u64,
     /// Each updated item's latest fields, with the update's sequence number.
-    fields: HashMap<String, (u64, std::collections::BTreeMap<String, crate::item::FieldValue>)>,
+    fields: HashMap<String, (u64, String, std::collections::BTreeMap<String, crate::item::FieldValue>)>,
     /// The last field update's sequence number (0: none since the server started).
     last_fields: u64,
     /// What the serving generation folded in, and what the one before it did.
@@ -475,29 +475,32 @@ impl EventLog {
         self.lock().last_fields
     }
 
-    /// The latest fields of each item updated after `folded_through`.
+    /// The latest fields of each item updated after `folded_through`, with the hash of the
+    /// row the update was made against.
+    #[allow(clippy::type_complexity)]
     pub fn field_updates(
         &self,
         folded_through: u64,
-    ) -> Vec<(String, std::collections::BTreeMap<String, crate::item::FieldValue>)> {
+    ) -> Vec<(String, String, std::collections::BTreeMap<String, crate::item::FieldValue>)> {
         let state = self.lock();
         state
             .fields
             .iter()
-            .filter(|(_, (seq, _))| *seq > folded_through)
-            .map(|(id, (_, fields))| (id.clone(), fields.clone()))
+            .filter(|(_, (seq, _, _))| *seq > folded_through)
+            .map(|(id, (_, hash, fields))| (id.clone(), hash.clone(), fields.clone()))
             .collect()
     }
 
-    /// Whether `item` was deleted after `folded_through`.
-    pub fn is_deleted(&self, item: &str, folded_through: u64) -> bool {
-        self.lock().deleted.get(item).is_some_and(|&seq| seq > folded_through)
-    }
-
-    /// The items deleted after `folded_through` (what the generation asking has folded in).
-    pub fn deleted_items(&self, folded_through: u64) -> Vec<String> {
+    /// The items deleted after `folded_through` (what the generation asking has folded in),
+    /// with the hash of the row each delete was made against.
+    pub fn deleted_items(&self, folded_through: u64) -> Vec<(String, String)> {
         let state = self.lock();
-        state.deleted.iter().filter(|(_, &seq)| seq > folded_through).map(|(id, _)| id.clone()).collect()
+        state
+            .deleted
+            .iter()
+            .filter(|(_, (seq, _))| *seq > folded_through)
+            .map(|(id, (_, hash))| (id.clone(), hash.clone()))
+            .collect()
     }
 
     /// Records that a generation folding in the events through `through` now serves. Events
@@ -557,7 +560,7 @@ impl EventLog {
             .filter(|p| p.last().is_some_and(|&i| state.events[i].seq > state.folded_through))
             .count();
         let oldest = unfolded.first().map_or(0.0, |e| now_ms().saturating_sub(e.written_ms) as f64 / 1000.0);
-        let deleted_items = state.deleted.values().filter(|&&seq| seq > state.folded_through).count();
+        let deleted_items = state.deleted.values().filter(|(seq, _)| *seq > state.folded_through).count();
         LiveStats {
             deleted_items,
             events: unfolded.iter().filter(|e| e.event().is_some()).count(),
@@ -588,11 +591,12 @@ impl State {
         match &logged.record {
             Record::Event(event) => self.by_user.entry(event.user.clone()).or_default().push(self.events.len()),
             Record::Delete(delete) => {
-                self.deleted.insert(delete.delete_item.clone(), logged.seq);
+                self.deleted.insert(delete.delete_item.clone(), (logged.seq, delete.item_hash.clone()));
                 self.last_delete = self.last_delete.max(logged.seq);
             }
             Record::Fields(update) => {
-                self.fields.insert(update.update_item.clone(), (logged.seq, update.fields.clone()));
+                self.fields
+                    .insert(update.update_item.clone(), (logged.seq, update.item_hash.clone(), update.fields.clone()));
                 self.last_fields = self.last_fields.max(logged.seq);
             }
         }
@@ -861,8 +865,8 @@ mod tests {
         log.append(vec![event("u", "a", 1.0)]).unwrap();
         assert_eq!(log.delete_item("b", "hash-of-b".into()).unwrap().first_seq, 2);
         log.append(vec![event("u", "c", 1.0)]).unwrap();
-        assert_eq!(log.deleted_items(0), vec!["b".to_string()]);
-        assert_eq!(log.deleted_items(2), Vec::<String>::new());
+        assert_eq!(log.deleted_items(0), vec![("b".to_string(), "hash-of-b".to_string())]);
+        assert_eq!(log.deleted_items(2), Vec::new());
         let stats = log.stats();
         assert_eq!((stats.events, stats.deleted_items), (2, 1));
         drop(log);
@@ -873,14 +877,14 @@ mod tests {
         );
         assert_eq!(read[2].event().map(|e| e.item.as_str()), Some("c"));
         let log = EventLog::open(dir.path(), 0).unwrap();
-        assert_eq!(log.deleted_items(0), vec!["b".to_string()]);
+        assert_eq!(log.deleted_items(0).len(), 1);
         assert_eq!(log.user_events("u", 0).len(), 2);
         // Field updates: the latest per item, versioned, and read back as written.
         let price = |p: f64| [("price".to_string(), crate::item::FieldValue::Number(p))].into_iter().collect();
         log.update_fields("a", "hash-of-a".into(), price(3.0)).unwrap();
         let last = log.update_fields("a", "hash-of-a".into(), price(2.5)).unwrap().first_seq;
         assert_eq!(log.fields_version(), last);
-        assert_eq!(log.field_updates(0), vec![("a".to_string(), price(2.5))]);
+        assert_eq!(log.field_updates(0), vec![("a".to_string(), "hash-of-a".to_string(), price(2.5))]);
         assert_eq!(log.field_updates(last), Vec::new());
         drop(log);
         let read = read_events(dir.path()).unwrap();

@@ -219,7 +219,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
 /// The live event log's events appended to `interactions` (created when there is no file),
 /// with what the manifest records of them and the events refused (item not in the catalog).
 /// Items deleted live stay hidden in the new generation while their catalog row is the one
-/// deleted (same [`hyrank_engine::live::item_hash`]); a changed or re-added row brings the item
+/// deleted (same [`hyrank_engine::live::item_hash`]); a changed row brings the item
 /// back.
 #[allow(clippy::type_complexity)]
 fn fold_live_events(
@@ -232,22 +232,38 @@ fn fold_live_events(
     let logged = hyrank_engine::live::read_events(&settings.index_dir)?;
     let Some(last) = logged.last().map(|e| e.seq) else { return Ok((interactions, None)) };
     // Deletes and field updates apply to a catalog row only while it is the row they were
-    // made against: the catalog team's change to a row supersedes them.
-    let row_is = |id: &str, hash: &str| item_index.get(id).filter(|&&i| item_hash(&items[i as usize]) == hash).copied();
+    // made against: the catalog team's change to a row supersedes them. A write was made
+    // against the row as a generation stored it, which is the catalog row with the live
+    // updates before it applied; replaying the log in order, each applied update adds the
+    // hash of the row it produces to the hashes the item's later writes may carry.
+    let mut accepted: HashMap<u32, Vec<String>> = HashMap::new();
+    let accepts = |accepted: &mut HashMap<u32, Vec<String>>, id: &str, hash: &str| {
+        let &index = item_index.get(id)?;
+        let hashes = accepted.entry(index).or_insert_with(|| vec![item_hash(&items[index as usize])]);
+        hashes.iter().any(|h| h == hash).then_some(index)
+    };
     let (mut deleted, mut superseded) = (Vec::new(), 0);
+    let mut seen_deleted = std::collections::HashSet::new();
     let mut updates: HashMap<u32, FieldMap> = HashMap::new();
     let mut updated = Vec::new();
     let mut superseded_updates = 0;
+    let mut produced = None;
     for logged in &logged {
         match &logged.record {
-            Record::Delete(delete) => match row_is(&delete.delete_item, &delete.item_hash) {
-                Some(_) if deleted.contains(&delete.delete_item) => {}
-                Some(_) => deleted.push(delete.delete_item.clone()),
+            Record::Delete(delete) => match accepts(&mut accepted, &delete.delete_item, &delete.item_hash) {
+                Some(_) => {
+                    if seen_deleted.insert(delete.delete_item.clone()) {
+                        deleted.push(delete.delete_item.clone());
+                    }
+                }
                 None => superseded += 1,
             },
             // In sequence order, so the latest update of an item wins.
-            Record::Fields(update) => match row_is(&update.update_item, &update.item_hash) {
+            Record::Fields(update) => match accepts(&mut accepted, &update.update_item, &update.item_hash) {
                 Some(index) => {
+                    let mut row = items[index as usize].clone();
+                    row.fields = update.fields.clone();
+                    produced = Some((index, item_hash(&row)));
                     if updates.insert(index, update.fields.clone()).is_none() {
                         updated.push(update.update_item.clone());
                     }
@@ -255,6 +271,9 @@ fn fold_live_events(
                 None => superseded_updates += 1,
             },
             Record::Event(_) => {}
+        }
+        if let Some((index, hash)) = produced.take() {
+            accepted.entry(index).or_default().push(hash);
         }
     }
     let updates: Vec<(u32, FieldMap)> = updates.into_iter().collect();

@@ -287,6 +287,27 @@ async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_bu
     let index = engine.index_of(&item).unwrap();
     assert_eq!(serde_json::to_value(engine.stored_item_at(index).unwrap().fields).unwrap(), fields);
     assert_eq!(ids(&call(&app, filtered("camp stove")).await.2), vec![item.clone()]);
+    drop(engine);
+
+    // Writes made against the folded row (catalog row + the first update) still apply at the
+    // next builds: a second update wins over the first, and a delete holds.
+    let newer = json!({"category": "live-sale", "price": 0.5});
+    assert_eq!(call(&app, put(WRITE_KEY, json!({"fields": newer}))).await.0, StatusCode::OK);
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    assert_eq!(summary.manifest.live.as_ref().unwrap().superseded_updates, 0);
+    let reload = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    let stored = state.engine().stored_item_at(index).unwrap().fields;
+    assert_eq!(serde_json::to_value(stored).unwrap(), newer, "the latest update, not the first");
+    let delete = test::TestRequest::delete()
+        .uri(&format!("/v1/items/{item}"))
+        .insert_header(("authorization", format!("Bearer {WRITE_KEY}")));
+    assert_eq!(call(&app, delete).await.0, StatusCode::OK);
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    let live = summary.manifest.live.unwrap();
+    assert_eq!((live.deleted, live.superseded_deletes), (vec![item.clone()], 0));
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    assert_eq!(call(&app, get(&format!("/v1/items/{item}"))).await.0, StatusCode::NOT_FOUND);
 }
 
 #[actix_web::test]

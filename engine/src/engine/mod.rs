@@ -84,6 +84,8 @@ pub struct Engine {
     /// The allow mask of a request without filters, and the log's delete version it was built
     /// at (`stages::unfiltered_allow`).
     hidden_mask: std::sync::Mutex<Option<(u64, crate::retrieve::Allow)>>,
+    /// [`Engine::hidden`]'s set, and the log's delete version it was read at.
+    hidden_items: std::sync::Mutex<Option<(u64, Arc<HashSet<u32>>)>>,
     /// Fields replaced live since this generation's build, by item index, and the log's field
     /// version they were read at.
     live_fields: std::sync::Mutex<Option<(u64, Arc<LiveFields>)>>,
@@ -310,6 +312,7 @@ impl Engine {
             live: None,
             deleted,
             hidden_mask: std::sync::Mutex::new(None),
+            hidden_items: std::sync::Mutex::new(None),
             live_fields: std::sync::Mutex::new(None),
         })
     }
@@ -366,24 +369,41 @@ impl Engine {
     /// [`Error::UnknownItem`] for an id the generation lacks or that was deleted.
     pub fn visible_index_of(&self, id: &str) -> Result<u32> {
         let index = self.index_of(id)?;
-        let deleted_live =
-            self.live.as_ref().is_some_and(|log| log.is_deleted(id, self.manifest.live_folded_through()));
-        if self.deleted.contains(&index) || deleted_live {
+        if self.hidden().contains(&index) {
             return Err(Error::UnknownItem { id: id.to_string() });
         }
         Ok(index)
     }
 
     /// Items deleted live, folded into this generation or written to the log since: no
-    /// retriever returns them.
-    pub(crate) fn hidden(&self) -> Vec<u32> {
-        let mut hidden: Vec<u32> = self.deleted.iter().copied().collect();
-        if let Some(log) = &self.live {
-            hidden.extend(
-                log.deleted_items(self.manifest.live_folded_through()).iter().filter_map(|id| self.index_of(id).ok()),
-            );
+    /// retriever returns them. A log delete counts only if it was made against the row this
+    /// generation stores (a write made against an older generation whose row the catalog has
+    /// changed since does not apply, as the next build would not apply it either). Read from
+    /// the log once per delete, not per request.
+    pub(crate) fn hidden(&self) -> Arc<HashSet<u32>> {
+        let version = self.live.as_ref().map_or(0, |log| log.delete_version());
+        let mut cached = self.hidden_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, hidden)) = &*cached {
+            if *at == version {
+                return Arc::clone(hidden);
+            }
         }
+        let mut hidden = self.deleted.clone();
+        if let Some(log) = &self.live {
+            for (id, hash) in log.deleted_items(self.manifest.live_folded_through()) {
+                if let Some(index) = self.index_of(&id).ok().filter(|&index| self.stored_hash_is(index, &hash)) {
+                    hidden.insert(index);
+                }
+            }
+        }
+        let hidden = Arc::new(hidden);
+        *cached = Some((version, Arc::clone(&hidden)));
         hidden
+    }
+
+    /// Whether the item's stored row has this [`crate::live::item_hash`].
+    fn stored_hash_is(&self, index: u32, hash: &str) -> bool {
+        self.stored_item_at(index).is_ok_and(|item| crate::live::item_hash(&item) == hash)
     }
 
     /// The catalog index of the item with this id.
@@ -418,10 +438,14 @@ impl Engine {
         match &*cached {
             Some((at, fields)) if *at == version => Arc::clone(fields),
             _ => {
+                // As for deletes, an update counts only against the row it was made on.
                 let fields: LiveFields = log
                     .field_updates(self.manifest.live_folded_through())
                     .into_iter()
-                    .filter_map(|(id, fields)| self.index_of(&id).ok().map(|index| (index, fields)))
+                    .filter_map(|(id, hash, fields)| {
+                        let index = self.index_of(&id).ok().filter(|&index| self.stored_hash_is(index, &hash))?;
+                        Some((index, fields))
+                    })
                     .collect();
                 let fields = Arc::new(fields);
                 *cached = Some((version, Arc::clone(&fields)));

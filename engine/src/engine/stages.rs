@@ -61,7 +61,7 @@ impl Engine {
         }
         let hidden = self.hidden();
         let allow = self.filter_mask(filters)?;
-        Ok(if hidden.is_empty() { allow } else { allow.excluding(self.len(), hidden) })
+        Ok(if hidden.is_empty() { allow } else { allow.excluding(self.len(), hidden.iter().copied()) })
     }
 
     /// Every item but the deleted ones. The mask is built once per delete (keyed by the log's
@@ -74,7 +74,11 @@ impl Engine {
             Some((at, mask)) if *at == version => mask.clone(),
             _ => {
                 let hidden = self.hidden();
-                let mask = if hidden.is_empty() { Allow::all() } else { Allow::all().excluding(self.len(), hidden) };
+                let mask = if hidden.is_empty() {
+                    Allow::all()
+                } else {
+                    Allow::all().excluding(self.len(), hidden.iter().copied())
+                };
                 *cached = Some((version, mask.clone()));
                 mask
             }

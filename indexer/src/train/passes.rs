@@ -75,7 +75,10 @@ pub(super) fn training_groups(
             }
             let mut contents = Vec::with_capacity(negatives.len() + 1);
             for id in std::iter::once(positive).chain(&negatives) {
-                contents.push((engine.index_of(id)?, engine.item(id)?.content()));
+                // item_at, not item: a deleted item is hidden from requests, but its
+                // interactions still count, so it can be a positive or a negative here.
+                let index = engine.index_of(id)?;
+                contents.push((index, engine.item_at(index)?.content()));
             }
             let pairs: Vec<(&str, ItemText<'_>)> = contents
                 .iter()
