@@ -9,7 +9,11 @@
 //!       lexical/  store/  dense.*  cf.*  users.vectors  rejects.jsonl
 //!     .building-000002/     a generation being written; never opened
 //!     .building-000002.lock held (OS advisory lock) by the build writing it
+//!     .serving-000001.lock  held shared by every process that has generation 000001 open
 //! ```
+//!
+//! Builds remove older generations beyond the newest few ([`prune`]), never `CURRENT`'s and
+//! never one a process still has open (its serving lock is held).
 //!
 //! A build killed mid-way leaves its `.building-*` folder behind; its lock dies with the
 //! process, so the next build removes the folder (and never the folder of a build still
@@ -443,6 +447,73 @@ fn remove_dead_builds(generations: &Path) -> Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
+/// Marks generation folder `dir` as open by this process for as long as the returned file
+/// lives: a shared OS lock on `generations/.serving-NAME.lock`, which [`prune`] will not remove
+/// a generation under. `None` (logged) when the lock file cannot be made (a read-only index):
+/// serving goes on, and such an index is not pruned by anyone either.
+pub fn hold_serving(dir: &Path) -> Option<fs::File> {
+    let path = serving_lock_path(dir)?;
+    let locked = open_lock(&path).and_then(|file| {
+        file.lock_shared().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        Ok(file)
+    });
+    match locked {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!(error = %e, "no serving lock on the generation; a build's pruning cannot see this process");
+            None
+        }
+    }
+}
+
+/// `generations/.serving-NAME.lock` for generation folder `generations/NAME`.
+fn serving_lock_path(dir: &Path) -> Option<PathBuf> {
+    let name = dir.file_name()?.to_str()?;
+    Some(dir.with_file_name(format!(".serving-{name}.lock")))
+}
+
+/// Removes published generations under `root` beyond the newest `keep`, except the one
+/// `CURRENT` names and any a process holds open ([`hold_serving`]); returns what it removed.
+/// `keep` 0 keeps everything.
+///
+/// # Errors
+/// [`Error::Io`] listing the folder or removing a generation.
+pub fn prune(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    if keep == 0 {
+        return Ok(Vec::new());
+    }
+    let generations = root.join(GENERATIONS);
+    let current = current(root).ok();
+    let mut published: Vec<PathBuf> = fs::read_dir(&generations)
+        .map_err(io(|| format!("listing {}", generations.display())))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_dir() && path.join(MANIFEST).is_file())
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
+        .collect();
+    // Names are zero-padded sequence numbers, so their order is their age.
+    published.sort();
+    let old = published.len().saturating_sub(keep);
+    let mut removed = Vec::new();
+    for dir in published.into_iter().take(old) {
+        if Some(&dir) == current.as_ref() {
+            continue;
+        }
+        let Some(lock) = serving_lock_path(&dir) else { continue };
+        let file = open_lock(&lock)?;
+        match file.try_lock() {
+            Ok(()) if still_at(&file, &lock) => {
+                fs::remove_dir_all(&dir).map_err(io(|| format!("removing the old generation {}", dir.display())))?;
+                let _ = fs::remove_file(&lock);
+                removed.push(dir);
+            }
+            // Replaced meanwhile, or held: a process has it open.
+            Ok(()) | Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(format!("locking {}", lock.display()), e)),
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes and publishes one generation under `root`: reserves the next name, lets `write` fill
 /// the building folder and return the manifest, then publishes it (`Building::publish`). If
 /// `write` fails, or the publish fails before the folder is renamed, the building folder is
@@ -693,6 +764,30 @@ mod tests {
         assert_eq!(second.name, "000002");
         second.abandon();
         assert_eq!(current(root.path()).unwrap(), dir);
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_current_and_open_generations() {
+        let root = tempfile::tempdir().unwrap();
+        let mut dirs = Vec::new();
+        for _ in 0..6 {
+            let building = begin(root.path()).unwrap();
+            let m = manifest(&building.name);
+            dirs.push(building.publish(&m).unwrap());
+        }
+        // A server still serves 000002 (a shared lock, as Engine::open takes); CURRENT is
+        // rolled back to 000003.
+        let serving = hold_serving(&dirs[1]).unwrap();
+        std::fs::write(root.path().join(CURRENT), "000003").unwrap();
+        let removed = prune(root.path(), 2).unwrap();
+        assert_eq!(removed, vec![dirs[0].clone(), dirs[3].clone()]);
+        let left: Vec<bool> = dirs.iter().map(|d| d.exists()).collect();
+        assert_eq!(left, [false, true, true, false, true, true]);
+        // Once the server lets go, 000002 goes too; keep 0 keeps everything.
+        drop(serving);
+        assert!(prune(root.path(), 0).unwrap().is_empty());
+        assert_eq!(prune(root.path(), 2).unwrap(), vec![dirs[1].clone()]);
+        assert!(dirs[2].exists(), "CURRENT's generation is never removed");
     }
 
     /// A building folder whose build died (its lock free) is removed by the next build; one

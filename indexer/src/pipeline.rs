@@ -54,6 +54,9 @@ pub struct IndexSettings {
     pub on_error: OnError,
     /// Fold in the index's live event log (`INDEX_DIR/live/`) as interactions.
     pub live_events: bool,
+    /// Published generations to keep after this one is published (0: all); older ones are
+    /// removed unless `CURRENT` names them or a process has them open.
+    pub keep: usize,
     /// Report progress: bars on a terminal, a line every 10 s elsewhere (`progress.rs`).
     pub progress: bool,
 }
@@ -73,10 +76,14 @@ impl IndexSettings {
             hnsw: HnswSettings::default(),
             on_error: OnError::Fail,
             live_events: true,
+            keep: DEFAULT_KEEP,
             progress: true,
         }
     }
 }
+
+/// Generations a build keeps by default: the new one and two before it, to roll back to.
+pub const DEFAULT_KEEP: usize = 3;
 
 /// What a run produced.
 #[derive(Debug)]
@@ -91,6 +98,8 @@ pub struct Summary {
     pub sizes: Vec<(String, u64)>,
     /// Peak resident memory of the process, when the OS reports it.
     pub peak_memory_bytes: Option<u64>,
+    /// Older generations removed after publishing (`IndexSettings::keep`).
+    pub removed_generations: Vec<PathBuf>,
 }
 
 struct Stages {
@@ -213,7 +222,19 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         Ok::<_, IndexError>(manifest)
     })?;
     let rejects_file = rejects_file.map(|name| dir.join(name));
-    Ok(Summary { sizes: sizes(&dir), peak_memory_bytes: peak_memory(), dir, manifest, rejects_file })
+    // The build is published; a failure to tidy up is reported, not fatal.
+    let removed_generations = generation::prune(&settings.index_dir, settings.keep).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "removing old generations");
+        Vec::new()
+    });
+    Ok(Summary {
+        sizes: sizes(&dir),
+        peak_memory_bytes: peak_memory(),
+        dir,
+        manifest,
+        rejects_file,
+        removed_generations,
+    })
 }
 
 /// The live event log's events appended to `interactions` (created when there is no file),
@@ -520,6 +541,14 @@ impl Summary {
         }
         if let Some(path) = &self.rejects_file {
             out += &format!("  rejects written to {}\n", path.display());
+        }
+        if !self.removed_generations.is_empty() {
+            let names: Vec<String> = self
+                .removed_generations
+                .iter()
+                .map(|d| d.file_name().unwrap_or_default().to_string_lossy().to_string())
+                .collect();
+            out += &format!("  removed older generations (--keep): {}\n", names.join(", "));
         }
         if let Some(live) = &m.live {
             out += &format!(

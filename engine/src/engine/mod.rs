@@ -86,6 +86,8 @@ pub struct Engine {
     hidden_mask: std::sync::Mutex<Option<(u64, crate::retrieve::Allow)>>,
     /// [`Engine::hidden`]'s set, and the log's delete version it was read at.
     hidden_items: std::sync::Mutex<Option<(u64, Arc<HashSet<u32>>)>>,
+    /// The shared lock that keeps a build's pruning off this generation while it is open.
+    _serving: Option<std::fs::File>,
     /// Fields replaced live since this generation's build, by item index, and the log's field
     /// version they were read at.
     live_fields: std::sync::Mutex<Option<(u64, Arc<LiveFields>)>>,
@@ -313,6 +315,7 @@ impl Engine {
             deleted,
             hidden_mask: std::sync::Mutex::new(None),
             hidden_items: std::sync::Mutex::new(None),
+            _serving: generation::hold_serving(dir),
             live_fields: std::sync::Mutex::new(None),
         })
     }

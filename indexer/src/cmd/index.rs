@@ -49,6 +49,10 @@ pub(crate) struct IndexArgs {
     /// folded in as interactions after the file's rows.
     #[arg(long)]
     pub(crate) no_live_events: bool,
+    /// Published generations to keep, this one included; older ones are removed, except the
+    /// one `CURRENT` names and any a server (or another process) has open. 0 keeps all.
+    #[arg(long, default_value_t = hyrank_indexer::pipeline::DEFAULT_KEEP)]
+    pub(crate) keep: usize,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
     #[command(flatten)]
@@ -200,6 +204,7 @@ impl IndexArgs {
             },
             on_error: self.on_error,
             live_events: !self.no_live_events,
+            keep: self.keep,
             progress: true,
         })
     }
