@@ -328,3 +328,25 @@ async fn a_server_with_a_model_worker_answers_the_same_and_reports_it() {
     assert!(metrics.contains(r#"hyrank_model_work_total{what="queries",worker="query_encoder"} 2"#), "{metrics}");
     assert!(metrics.contains(r#"hyrank_model_queue_depth{worker="query_encoder"} 0"#), "{metrics}");
 }
+
+/// Issue 18: a server whose generation folder is removed under it (a prune by an older binary,
+/// an operator's `rm`) keeps answering from memory, readiness included, and never panics.
+#[actix_web::test]
+async fn a_generation_removed_under_the_server_keeps_serving_from_memory() {
+    let root = tempfile::tempdir().unwrap();
+    publish_copy(root.path(), "000001", false);
+    let engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+    let state = AppState::with_settings(Arc::new(engine), Some(root.path().to_path_buf()), ServiceSettings::default());
+    let app = service(state.clone()).await;
+    std::fs::remove_dir_all(root.path().join("generations/000001")).unwrap();
+    let (status, _, body) = call(&app, search(json!({"query": "camp stove", "k": 3}), None)).await;
+    assert_eq!((status, body["hits"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{body}");
+    let post = |uri: &str, body: Value| test::TestRequest::post().uri(uri).set_json(body);
+    assert_eq!(call(&app, post("/v1/recommend", json!({"user": "u001", "k": 3}))).await.0, StatusCode::OK);
+    for uri in ["/v1/items/TNT-001", "/v1/items/TNT-001/similar?k=3", "/readyz", "/v1/index"] {
+        let (status, _, body) = call(&app, test::TestRequest::get().uri(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    }
+    // CURRENT still names it: a reload finds nothing new and keeps serving.
+    assert!(matches!(state.reload(), Ok(hyrank_api::reload::ReloadOutcome::Unchanged { .. })));
+}
