@@ -68,6 +68,14 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // As in `hyrank`: past a file-size limit, a live-log append fails with EFBIG (answered
+    // as an error, the log refusing writes until a restart) instead of the process being
+    // killed by SIGXFSZ.
+    #[cfg(unix)]
+    // SAFETY: changing one signal's disposition before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "info,hnsw_rs=warn".into()),

@@ -51,6 +51,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // A write past the process's file-size limit (`ulimit -f`) raises SIGXFSZ, whose default
+    // action kills the process with no message. Ignored, the write fails with EFBIG instead,
+    // and the build reports which file and abandons the generation, as for a full disk.
+    #[cfg(unix)]
+    // SAFETY: changing one signal's disposition before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG")

@@ -280,3 +280,64 @@ fn a_multilingual_catalog_is_found_in_hybrid_mode_and_long_tokens_are_counted() 
         assert_eq!(found.hits.first().map(|h| h.id.as_str()), Some(expected), "{query:.20}: {:?}", found.hits);
     }
 }
+
+/// The child process of `a_write_error_mid_build_is_a_clear_error_and_publishes_nothing`: this
+/// test binary again, under a file-size limit, running only this test. Ignored (and a no-op)
+/// when run any other way.
+#[cfg(unix)]
+#[test]
+#[ignore = "the child process of `a_write_error_mid_build_is_a_clear_error_and_publishes_nothing`"]
+fn build_under_a_file_size_limit_child() {
+    let Some(index) = std::env::var_os("HYRANK_FSIZE_CHILD_INDEX") else { return };
+    // What `hyrank`'s main does, so that the limit gives EFBIG instead of a kill.
+    // SAFETY: one signal's disposition, set before this test starts threads of its own.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    match hyrank_indexer::build(&hyrank_tests::fixture_settings(index.into())) {
+        Ok(summary) => println!("PUBLISHED {}", summary.manifest.generation),
+        Err(e) => println!("ERROR {e}"),
+    }
+}
+
+/// Issue 18: a write error mid-build (here the file-size limit of the process, `ulimit -f`;
+/// a full disk fails the same writes with ENOSPC) is an error naming what was written, and
+/// publishes nothing; the previous generation keeps serving.
+#[cfg(unix)]
+#[test]
+fn a_write_error_mid_build_is_a_clear_error_and_publishes_nothing() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    let run = |limit_bytes: u64| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--ignored", "--exact", "pipeline::build_under_a_file_size_limit_child", "--nocapture"])
+            .env("HYRANK_FSIZE_CHILD_INDEX", &index)
+            .stderr(std::process::Stdio::null());
+        // SAFETY: only setrlimit (async-signal-safe) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: limit_bytes, rlim_max: limit_bytes };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let output = command.output().unwrap();
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    // A first, unlimited build publishes 000001.
+    assert!(run(libc::RLIM_INFINITY).contains("PUBLISHED 000001"));
+    // The next one runs out of file size: a clear error, nothing published, no folder left.
+    let out = run(200 * 1024);
+    assert!(out.contains("ERROR") && out.contains("File too large"), "{out}");
+    assert_eq!(std::fs::read_to_string(index.join("CURRENT")).unwrap(), "000001");
+    let left: Vec<String> = std::fs::read_dir(index.join("generations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|name| !name.starts_with(".serving-"))
+        .collect();
+    assert_eq!(left, ["000001"], "the failed build left {left:?}");
+    // And the generation that was serving still opens.
+    Engine::open(&index, &hyrank_tests::embedder_settings()).unwrap();
+}
