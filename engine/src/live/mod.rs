@@ -18,178 +18,31 @@
 //! the only durable record of live interactions. What restarts empty at each fold is the part
 //! the server holds in memory and counts as unfolded (see [`EventLog::fold`]).
 
+//!
+//! Split by question: [`record`] (what a line records, and how an event is checked),
+//! `file` (the log's files: reading, repairing, creating), and this file (the log a server
+//! writes, and the view of it requests read).
+
+mod file;
+mod record;
+
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
+pub use file::read_events;
+use file::{create_segment, read_segment, segment_files, segment_path};
+pub use record::{
+    item_hash, Appended, Event, FieldUpdate, ItemDelete, LiveStats, LoggedEvent, Record, MAX_ID_BYTES, MAX_WEIGHT,
+};
 
 /// The log's folder under an index folder.
 pub const LIVE_DIR: &str = "live";
 const LOCK_FILE: &str = ".lock";
-const SEGMENT_PREFIX: &str = "events-";
-const SEGMENT_SUFFIX: &str = ".jsonl";
-
-/// One interaction event as a client sends it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct Event {
-    /// The user's id (any non-empty string; a user the last build never saw is created).
-    pub user: String,
-    /// The item's id, as in the catalog.
-    pub item: String,
-    /// The interaction's value, summed with the user's earlier ones for the same item, as the
-    /// indexer sums repeated rows. Above 0 and at most [`MAX_WEIGHT`]; 1 when absent.
-    #[serde(default = "default_weight")]
-    pub weight: f32,
-    /// When it happened (integer, the unit the interactions file uses; the indexer keeps the
-    /// latest per user and item). Absent: the server's clock in seconds since the Unix epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp: Option<i64>,
-}
-
-fn default_weight() -> f32 {
-    1.0
-}
-
-/// The largest weight one event may carry: sums of many stay finite in f32, and one event can
-/// never make a user's CF solve overflow (the log cannot be edited, and every build reads it).
-pub const MAX_WEIGHT: f32 = 1.0e6;
-/// The longest user or item id, in bytes.
-pub const MAX_ID_BYTES: usize = 512;
-
-impl Event {
-    /// Checks the fields a log line must have valid.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming the field: an empty user or item id, or a weight that
-    /// is not a finite number above 0.
-    pub fn validate(&self) -> Result<()> {
-        for (field, id) in [("user", &self.user), ("item", &self.item)] {
-            if id.trim().is_empty() {
-                return Err(Error::invalid(field, "must be a non-empty id"));
-            }
-            if id.len() > MAX_ID_BYTES {
-                return Err(Error::invalid(field, format!("must be at most {MAX_ID_BYTES} bytes, got {}", id.len())));
-            }
-        }
-        if !(self.weight > 0.0 && self.weight <= MAX_WEIGHT) {
-            return Err(Error::invalid(
-                "weight",
-                format!("must be a number above 0 and at most {MAX_WEIGHT}, got {}", self.weight),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// An item deleted through the API (`DELETE /v1/items/{id}`), with the SHA-256 of its catalog
-/// row as the serving generation had it: the next build keeps the item hidden only while the
-/// catalog row is that same row, so a catalog team that changes the item's row brings it
-/// back without editing the log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ItemDelete {
-    /// The item's id.
-    pub delete_item: String,
-    /// [`item_hash`] of the row deleted.
-    pub item_hash: String,
-}
-
-/// An item's fields replaced through the API (`PUT /v1/items/{id}/fields`): a price or a
-/// category changed without a rebuild. Like [`ItemDelete`], it carries the SHA-256 of the
-/// catalog row it changed, and the next build applies it only while that row is unchanged.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FieldUpdate {
-    /// The item's id.
-    pub update_item: String,
-    /// [`item_hash`] of the catalog row (as built, before any live update).
-    pub item_hash: String,
-    /// The item's new fields, all of them (the old ones are replaced, not merged).
-    pub fields: std::collections::BTreeMap<String, crate::item::FieldValue>,
-}
-
-/// What one line of the log records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Record {
-    /// An interaction.
-    Event(Event),
-    /// An item hidden from every retriever.
-    Delete(ItemDelete),
-    /// An item's fields replaced.
-    Fields(FieldUpdate),
-}
-
-/// A record as logged: its sequence number and when the server wrote it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoggedEvent {
-    /// Position in the log, from 1, increasing across files.
-    pub seq: u64,
-    /// When the write was acknowledged (milliseconds since the Unix epoch).
-    pub written_ms: u64,
-    /// What happened.
-    #[serde(flatten)]
-    pub record: Record,
-}
-
-impl LoggedEvent {
-    /// The interaction, when this line records one.
-    pub fn event(&self) -> Option<&Event> {
-        match &self.record {
-            Record::Event(event) => Some(event),
-            Record::Delete(_) | Record::Fields(_) => None,
-        }
-    }
-}
-
-/// The SHA-256 (hex) of an item's catalog row as the engine stores it: what an [`ItemDelete`]
-/// names and the next build compares.
-pub fn item_hash(item: &crate::item::Item) -> String {
-    use sha2::Digest;
-    let bytes = serde_json::to_vec(item).unwrap_or_default();
-    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What an append did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Appended {
-    /// Events written.
-    pub accepted: usize,
-    /// Sequence number of the first.
-    pub first_seq: u64,
-    /// Sequence number of the last.
-    pub last_seq: u64,
-}
-
-/// The log's state, for `/metrics` and `GET /v1/index`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct LiveStats {
-    /// Events in the log that the generation serving has not folded in.
-    pub events: usize,
-    /// Users with such events.
-    pub users: usize,
-    /// The last sequence number written (0: none yet).
-    pub last_seq: u64,
-    /// The last sequence number the serving generation folded in (0: none).
-    pub folded_through: u64,
-    /// Age of the oldest unfolded event in seconds (0 when there is none).
-    pub oldest_unfolded_secs: f64,
-    /// Flushes (`fdatasync`) since the server started; with concurrent writers a flush carries
-    /// several batches.
-    pub flushes: u64,
-    /// Items deleted since the serving generation's build.
-    pub deleted_items: usize,
-}
 
 /// The durable event log of one index folder. One server process writes it at a time (an OS
 /// lock on `live/.lock`); the indexer reads it with [`read_events`] without the lock.
@@ -602,106 +455,6 @@ impl State {
         }
         self.events.push(logged);
     }
-}
-
-/// Every complete event in the log under `index_dir`, in sequence order, for the indexer to
-/// fold in; empty when there is no log. Reads without the writer's lock: a line being written
-/// now (no newline yet) is not acknowledged and is left for the next build.
-///
-/// # Errors
-/// [`Error::Io`], or [`Error::BadIndex`] naming the file and line of a complete line that is
-/// not an event.
-pub fn read_events(index_dir: &Path) -> Result<Vec<LoggedEvent>> {
-    let dir = index_dir.join(LIVE_DIR);
-    if !dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut events = Vec::new();
-    for (_, path) in segment_files(&dir)? {
-        read_segment(&path, false, &mut events)?;
-    }
-    Ok(events)
-}
-
-fn segment_path(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("{SEGMENT_PREFIX}{number:08}{SEGMENT_SUFFIX}"))
-}
-
-/// The log's files, oldest first.
-fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let listing = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    let mut files = Vec::new();
-    for entry in listing {
-        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        let name = entry.file_name();
-        let number = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(SEGMENT_PREFIX))
-            .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(number) = number {
-            files.push((number, entry.path()));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// Reads one file's complete lines into `out`. With `repair`, a partial last line (a crash
-/// mid-write) is cut off the file; without, it is skipped.
-fn read_segment(path: &Path, repair: bool, out: &mut Vec<LoggedEvent>) -> Result<()> {
-    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut reader = BufReader::new(file);
-    let (mut line, mut complete_bytes, mut number) = (Vec::new(), 0u64, 0usize);
-    loop {
-        line.clear();
-        let read =
-            reader.read_until(b'\n', &mut line).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        if line.last() != Some(&b'\n') {
-            // The tail of a write that never finished: never acknowledged.
-            if repair {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| Error::io(format!("opening {} to repair it", path.display()), e))?;
-                file.set_len(complete_bytes)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| Error::io(format!("cutting the partial last line off {}", path.display()), e))?;
-                tracing::warn!(file = %path.display(), line = number, bytes = read, "cut off a partial last line (a write that never finished)");
-            }
-            break;
-        }
-        complete_bytes += read as u64;
-        let event: LoggedEvent = serde_json::from_slice(&line).map_err(|e| Error::BadIndex {
-            path: path.to_path_buf(),
-            reason: format!("line {number} is not a live event: {e}"),
-        })?;
-        if out.last().is_some_and(|last: &LoggedEvent| last.seq >= event.seq) {
-            return Err(Error::BadIndex {
-                path: path.to_path_buf(),
-                reason: format!("line {number}: sequence number {} does not follow the one before it", event.seq),
-            });
-        }
-        out.push(event);
-    }
-    Ok(())
-}
-
-/// Opens file `number` for appending, creating it, and makes its name durable (the folder
-/// synced), so an acknowledged write in it cannot vanish with its directory entry.
-fn create_segment(dir: &Path, number: u64) -> Result<File> {
-    let path = segment_path(dir, number);
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
-    Ok(file)
 }
 
 fn now_ms() -> u64 {

@@ -1,0 +1,323 @@
+//! What a generation records about itself (`manifest.json`): its format version, model,
+//! settings, counts, CF choice, rerankers and live fold; and reading it back, checked.
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::MANIFEST;
+use crate::bert::Precision;
+use crate::cf::{AlsSettings, EaseSettings};
+use crate::combination::Combination;
+use crate::cross::CrossEncoderSettings;
+use crate::dense::HnswSettings;
+use crate::embed::ModelIdentity;
+use crate::error::{Error, Result};
+use crate::lexical::LexicalSettings;
+
+/// Bumped whenever a change makes older generations unreadable, or older builds unable to
+/// read a generation correctly. Version 2 marks a generation embedded at a precision other
+/// than f32: a build from before precision existed must refuse it rather than encode its
+/// queries in f32. Version 3 marks a PreTTR reranker (`shape.item_tokens`): a build from
+/// before it would load the trained layers and score them as a joint model, wrongly and
+/// silently. A generation is written at the lowest version that reads it correctly, so an f32
+/// generation without a PreTTR reranker is still version 1, which every build reads.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The version a PreTTR reranker needs ([`FORMAT_VERSION`]'s version 3).
+pub const PRETTR_FORMAT_VERSION: u32 = 3;
+
+/// The oldest version this build reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
+
+/// The version a generation embedded at `precision` is written as.
+pub fn format_version_for(precision: Precision) -> u32 {
+    if precision == Precision::F32 {
+        MIN_FORMAT_VERSION
+    } else {
+        2
+    }
+}
+
+/// What a generation holds and how it was built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Manifest {
+    /// Layout version; the engine refuses any other.
+    pub format_version: u32,
+    /// The generation's folder name.
+    pub generation: String,
+    /// Seconds since the Unix epoch when publishing began.
+    pub built_at_unix: u64,
+    /// The embedding model's identity.
+    pub model: ModelIdentity,
+    /// Token limit used when embedding items.
+    pub max_tokens: usize,
+    /// Number format the items were embedded in; queries are encoded in the same one. Absent
+    /// in manifests written before precision was a setting: those were f32.
+    #[serde(default)]
+    pub precision: Precision,
+    /// Counts.
+    pub counts: Counts,
+    /// Lexical analysis settings.
+    pub lexical: LexicalSettings,
+    /// HNSW settings of both vector indexes.
+    pub hnsw: HnswSettings,
+    /// ALS settings, when interactions were given and ALS serves the CF list.
+    pub cf: Option<AlsSettings>,
+    /// EASE settings, when EASE serves the CF list instead (`--cf-model ease|auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ease: Option<EaseSettings>,
+    /// How the CF model was chosen: every candidate's validation score (`--cf-model auto`), or
+    /// why EASE was not fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cf_selection: Option<CfSelection>,
+    /// Where the inputs came from.
+    pub sources: Sources,
+    /// Wall-clock seconds per indexing stage, in order.
+    pub stages: Vec<StageTiming>,
+    /// The trained search reranker, when `hyrank train-reranker` made this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reranker: Option<RerankerManifest>,
+    /// The trained recommendation reranker (`hyrank train-reranker --interactions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommend_reranker: Option<RerankerManifest>,
+    /// The live events this generation folded in (`INDEX_DIR/live/`, see [`crate::live`]);
+    /// absent when there were none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveFold>,
+}
+
+impl Manifest {
+    /// The last live event this generation counts (0: none): the engine serving it reads only
+    /// later ones from the log.
+    pub fn live_folded_through(&self) -> u64 {
+        self.live.as_ref().map_or(0, |l| l.folded_through)
+    }
+}
+
+/// What a build took from the live event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LiveFold {
+    /// The sequence number of the last event read: every event up to it is in this
+    /// generation's interactions (or among `rejected`).
+    pub folded_through: u64,
+    /// Events taken in as interactions.
+    pub events: usize,
+    /// Events refused (their item is not in this catalog), reported in the build's summary.
+    pub rejected: usize,
+    /// Items deleted live (`DELETE /v1/items/{id}`) whose catalog row is still the one deleted:
+    /// the generation holds them, and the engine hides them from every retriever.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
+    /// Live deletes whose catalog row changed (or left the catalog) since: no longer applied.
+    #[serde(default)]
+    pub superseded_deletes: usize,
+    /// Items whose fields were replaced live (`PUT /v1/items/{id}/fields`) on a catalog row
+    /// still the one updated: this generation holds the new fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updated: Vec<String>,
+    /// Live field updates whose catalog row changed since: no longer applied.
+    #[serde(default)]
+    pub superseded_updates: usize,
+}
+
+/// How the indexer chose the CF model of a generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CfSelection {
+    /// What was asked: `als`, `ease` or `auto`.
+    pub requested: String,
+    /// The model that serves, and why it was chosen (or why the request was changed).
+    pub reason: String,
+    /// Users with validation items (`auto`; 0 otherwise).
+    pub validation_users: usize,
+    /// Validation interactions held out of the candidates' training (`auto`; 0 otherwise).
+    pub validation_interactions: usize,
+    /// Every candidate considered, in the order tried.
+    pub candidates: Vec<CfCandidate>,
+}
+
+/// One CF model considered by `--cf-model auto`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CfCandidate {
+    /// `als` or `ease`, and its settings.
+    pub model: crate::cf::CfModelSettings,
+    /// nDCG@10 on the validation items (binary gains, training items excluded); `None` when
+    /// the candidate was not fitted.
+    pub ndcg_10: Option<f64>,
+    /// Recall@20 on the validation items.
+    pub recall_20: Option<f64>,
+    /// Seconds to fit it on the validation training part.
+    pub fit_seconds: f64,
+    /// Why it was not fitted (memory bound, time budget), if it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// What a recommendation reranker reads as its query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecommendContextSettings {
+    /// Titles of the user's most recent items, most recent first.
+    pub titles: usize,
+}
+
+/// A generation's trained reranker: its file, shape, what it learned from, and whether it beat
+/// the un-reranked hybrid on held-out judgments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RerankerManifest {
+    /// The trained tensors (safetensors), relative to the generation folder.
+    pub file: String,
+    /// SHA-256 of the base model the trained layers sit on (the generation's model).
+    pub base_model_sha256: String,
+    /// Layers kept frozen, the token limit, and (PreTTR) the stored item window.
+    pub shape: CrossEncoderSettings,
+    /// PreTTR's precomputed item states (`shape.item_tokens` set), relative to the generation
+    /// folder; see [`crate::cross::states`] for the format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<String>,
+    /// Bytes of stored states per item, on average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states_bytes_per_item: Option<f64>,
+    /// Fused candidates reranked when a search does not say.
+    pub depth: usize,
+    /// How the logit and the retriever scores make the final score.
+    pub combination: Combination,
+    /// Requests rerank unless they opt out: true only when the combination's gain over the
+    /// hybrid without reranking held up on the validation queries (see `validation`).
+    pub enabled_by_default: bool,
+    /// What it was trained on and how.
+    pub training: TrainingRecord,
+    /// nDCG@10 on the validation queries.
+    pub validation: ValidationRecord,
+    /// For a recommendation reranker: how the user's context is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<RecommendContextSettings>,
+}
+
+/// How a reranker was trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrainingRecord {
+    /// Supervision files as given.
+    pub supervision: Vec<String>,
+    /// Queries (or contexts) trained on.
+    pub train_queries: usize,
+    /// Query–item pairs per epoch (positives and negatives).
+    pub train_pairs: usize,
+    /// Queries held out for validation.
+    pub validation_queries: usize,
+    /// Hard negatives per positive, mined from the hybrid retriever.
+    pub hard_negatives: usize,
+    /// Random negatives per positive.
+    pub random_negatives: usize,
+    /// Learning rate of the trained transformer layers.
+    pub learning_rate: f64,
+    /// Learning rate of the new head.
+    pub head_learning_rate: f64,
+    /// Epochs run (early stopping may end before the limit) and the one kept.
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept (1-based; 0: training never beat the untrained model).
+    pub best_epoch: usize,
+    /// Mean training loss per epoch.
+    pub epoch_loss: Vec<f64>,
+    /// Validation nDCG@10 of the logit alone after each epoch.
+    pub epoch_validation: Vec<f64>,
+    /// Validation nDCG@10 of the logit alone before training.
+    pub initial_validation: f64,
+    /// Device it trained on.
+    pub device: String,
+    /// Wall-clock seconds, mining and validation included.
+    pub seconds: f64,
+    /// Seed of the split, the sampling and the head's initialisation.
+    pub seed: u64,
+}
+
+/// Validation nDCG@10 of each way to rank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ValidationRecord {
+    /// Queries with judgments in the validation slice.
+    pub queries: usize,
+    /// The hybrid search without reranking.
+    pub hybrid_ndcg10: f64,
+    /// The rerank logit alone, over the top `depth`.
+    pub logit_ndcg10: f64,
+    /// The learned combination, over the top `depth` (fitted on these same queries).
+    pub combined_ndcg10: f64,
+    /// The combination with each query scored by one fitted on the other half of the queries.
+    #[serde(default)]
+    pub cross_fitted_ndcg10: f64,
+    /// 90% paired-bootstrap interval of the cross-fitted gain over the hybrid, per query:
+    /// the reranker is enabled by default only when its lower end is above zero.
+    #[serde(default)]
+    pub gain_interval: [f64; 2],
+}
+
+/// Counts recorded in the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Counts {
+    /// Items indexed.
+    pub items: usize,
+    /// Users with at least one interaction.
+    pub users: usize,
+    /// Distinct (user, item) pairs after summing duplicates.
+    pub interactions: usize,
+    /// Interaction rows read, before duplicates were summed.
+    pub interaction_rows: usize,
+    /// Catalog rows rejected (with `--on-error skip`).
+    pub rejected_items: usize,
+    /// Interaction rows rejected (with `--on-error skip`).
+    pub rejected_interactions: usize,
+    /// Tokens longer than `analysis::MAX_TOKEN_CHARS` characters in titles and texts, indexed
+    /// as consecutive pieces rather than dropped (the `unicode` analyzer).
+    #[serde(default)]
+    pub long_tokens_split: usize,
+}
+
+/// Input files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sources {
+    /// Catalog path as given.
+    pub catalog: String,
+    /// Interactions path as given.
+    pub interactions: Option<String>,
+}
+
+/// Time spent in one indexing stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StageTiming {
+    /// Stage name.
+    pub stage: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Reads and checks a generation's manifest.
+pub fn read_manifest(generation: &Path) -> Result<Manifest> {
+    let path = generation.join(MANIFEST);
+    let bytes = fs::read(&path).map_err(|e| Error::BadIndex {
+        path: generation.to_path_buf(),
+        reason: format!("incomplete generation ({}: {e})", path.display()),
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::BadIndex { path: path.clone(), reason: format!("manifest is not JSON: {e}") })?;
+    let version = value.get("format_version").and_then(|v| v.as_u64());
+    if !version.is_some_and(|v| (u64::from(MIN_FORMAT_VERSION)..=u64::from(FORMAT_VERSION)).contains(&v)) {
+        return Err(Error::BadIndex {
+            path,
+            reason: format!(
+                "format version {version:?}, but this build reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}"
+            ),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| Error::BadIndex { path, reason: format!("manifest: {e}") })
+}

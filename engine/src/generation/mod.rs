@@ -1,0 +1,234 @@
+//! The on-disk layout of an index and its generations.
+//!
+//! ```text
+//! <index dir>/
+//!   CURRENT                 name of the serving generation; replaced by rename, never edited
+//!   generations/
+//!     000001/               one complete, immutable generation
+//!       manifest.json       written last: a generation without it is not complete
+//!       lexical/  store/  dense.*  cf.*  users.vectors  rejects.jsonl
+//!     .building-000002/     a generation being written; never opened
+//!     .building-000002.lock held (OS advisory lock) by the build writing it
+//!     .serving-000001.lock  held shared by every process that has generation 000001 open
+//! ```
+//!
+//! Builds remove older generations beyond the newest few ([`prune`]), never `CURRENT`'s and
+//! never one a process still has open (its serving lock is held).
+//!
+//! A build killed mid-way leaves its `.building-*` folder behind; its lock dies with the
+//! process, so the next build removes the folder (and never the folder of a build still
+//! running, whose lock is held).
+//!
+//! Publishing renames the building folder to its final name, then points `CURRENT` at it by
+//! writing `CURRENT.tmp` and renaming it over `CURRENT`. Each rename is atomic on POSIX file
+//! systems, so a reader sees the old generation or the new one, never a half-written one.
+
+//!
+//! Split by question: [`manifest`] (what a generation records, and reading it back), `build`
+//! (writing, publishing and removing generations, and the locks that keep that safe), and this
+//! file (the layout's names, and which generation is current).
+
+mod build;
+mod manifest;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+pub use build::{begin, build, hold_serving, prune, Building};
+pub use manifest::*;
+
+const CURRENT: &str = "CURRENT";
+/// File names inside a generation: the one list of the format's files, read by the engine and
+/// written by the indexer and the reranker trainer.
+pub mod files {
+    /// tantivy folder.
+    pub const LEXICAL: &str = "lexical";
+    /// sled folder.
+    pub const STORE: &str = "store";
+    /// Item embeddings and their graph.
+    pub const DENSE: &str = "dense";
+    /// ALS item factors and their graph.
+    pub const CF_ITEMS: &str = "cf_items";
+    /// ALS user factors (`users.vectors`).
+    pub const CF_USERS: &str = "users.vectors";
+    /// The EASE item-item weights, pruned (`cf::ease`).
+    pub const EASE: &str = "ease.bin";
+    /// Rejected input rows.
+    pub const REJECTS: &str = "rejects.jsonl";
+    /// The trained search reranker's layers.
+    pub const RERANKER: &str = "reranker.safetensors";
+    /// The trained recommendation reranker's layers.
+    pub const RECOMMEND_RERANKER: &str = "recommend-reranker.safetensors";
+    /// The search reranker's precomputed item states (PreTTR).
+    pub const RERANKER_STATES: &str = "reranker-states.bin";
+    /// The recommendation reranker's precomputed item states (PreTTR).
+    pub const RECOMMEND_RERANKER_STATES: &str = "recommend-reranker-states.bin";
+}
+
+/// Writes factors as little-endian f32 (`files::CF_USERS`), the layout the engine reads.
+pub fn write_factors(path: &Path, factors: &crate::cf::Factors) -> Result<()> {
+    crate::dense::write_f32_file(path, &factors.data)
+}
+
+const GENERATIONS: &str = "generations";
+const MANIFEST: &str = "manifest.json";
+
+fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(context(), e)
+}
+
+/// The folder of the generation `CURRENT` points at.
+pub fn current(root: &Path) -> Result<PathBuf> {
+    let pointer = root.join(CURRENT);
+    let name = fs::read_to_string(&pointer).map_err(|e| Error::BadIndex {
+        path: root.to_path_buf(),
+        reason: format!("no published generation ({}: {e}); run `hyrank index` first", pointer.display()),
+    })?;
+    let name = name.trim();
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(Error::BadIndex { path: pointer, reason: format!("{name:?} is not a generation name") });
+    }
+    Ok(root.join(GENERATIONS).join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::*;
+    use super::*;
+    use crate::bert::Precision;
+    use crate::dense::HnswSettings;
+    use crate::embed::ModelIdentity;
+    use crate::lexical::LexicalSettings;
+
+    fn manifest(name: &str) -> Manifest {
+        Manifest {
+            live: None,
+            format_version: FORMAT_VERSION,
+            generation: name.into(),
+            built_at_unix: 0,
+            model: ModelIdentity { name: "m".into(), sha256: "0".into(), dim: 4 },
+            max_tokens: 8,
+            precision: Precision::F32,
+            counts: Counts::default(),
+            lexical: LexicalSettings::default(),
+            hnsw: HnswSettings::default(),
+            cf: None,
+            ease: None,
+            cf_selection: None,
+            sources: Sources::default(),
+            stages: vec![],
+            reranker: None,
+            recommend_reranker: None,
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn carrying_over_links_index_files_and_copies_the_store_and_lock_files() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let first = begin(root.path()).unwrap();
+        let write = |path: PathBuf, text: &str| {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        };
+        write(first.dir.join("dense.vectors"), "vectors");
+        write(first.dir.join("lexical/segment.idx"), "postings");
+        write(first.dir.join("lexical/.tantivy-meta.lock"), "");
+        write(first.dir.join("store/db"), "rows");
+        let old = first.publish(&manifest("000001")).unwrap();
+
+        let second = begin(root.path()).unwrap();
+        second.carry_over(&old).unwrap();
+        let inode = |dir: &Path, file: &str| fs::metadata(dir.join(file)).unwrap().ino();
+        for file in ["dense.vectors", "lexical/segment.idx"] {
+            assert_eq!(inode(&old, file), inode(&second.dir, file), "{file} is linked");
+        }
+        for file in ["store/db", "lexical/.tantivy-meta.lock"] {
+            assert_ne!(inode(&old, file), inode(&second.dir, file), "{file} is copied");
+        }
+        assert_eq!(fs::read_to_string(second.dir.join("store/db")).unwrap(), "rows");
+        // The new generation writes its own manifest.
+        assert!(!second.dir.join(MANIFEST).exists());
+    }
+
+    #[test]
+    fn publishing_switches_current_and_numbers_generations() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(current(root.path()).is_err());
+        let first = begin(root.path()).unwrap();
+        assert_eq!(first.name, "000001");
+        // An unpublished build is never current.
+        assert!(current(root.path()).is_err());
+        let m = manifest(&first.name);
+        let dir = first.publish(&m).unwrap();
+        assert_eq!(current(root.path()).unwrap(), dir);
+        assert_eq!(read_manifest(&dir).unwrap(), m);
+        let second = begin(root.path()).unwrap();
+        assert_eq!(second.name, "000002");
+        second.abandon();
+        assert_eq!(current(root.path()).unwrap(), dir);
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_current_and_open_generations() {
+        let root = tempfile::tempdir().unwrap();
+        let mut dirs = Vec::new();
+        for _ in 0..6 {
+            let building = begin(root.path()).unwrap();
+            let m = manifest(&building.name);
+            dirs.push(building.publish(&m).unwrap());
+        }
+        // A server still serves 000002 (a shared lock, as Engine::open takes); CURRENT is
+        // rolled back to 000003.
+        let serving = hold_serving(&dirs[1]).unwrap();
+        std::fs::write(root.path().join(CURRENT), "000003").unwrap();
+        let removed = prune(root.path(), 2).unwrap();
+        assert_eq!(removed, vec![dirs[0].clone(), dirs[3].clone()]);
+        let left: Vec<bool> = dirs.iter().map(|d| d.exists()).collect();
+        assert_eq!(left, [false, true, true, false, true, true]);
+        // Once the server lets go, 000002 goes too; keep 0 keeps everything.
+        drop(serving);
+        assert!(prune(root.path(), 0).unwrap().is_empty());
+        assert_eq!(prune(root.path(), 2).unwrap(), vec![dirs[1].clone()]);
+        assert!(dirs[2].exists(), "CURRENT's generation is never removed");
+    }
+
+    /// A building folder whose build died (its lock free) is removed by the next build; one
+    /// whose build is alive (its lock held, here by this process's `Building`) is not.
+    #[test]
+    fn the_next_build_removes_dead_builds_folders_and_keeps_running_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let generations = root.path().join(GENERATIONS);
+        let running = begin(root.path()).unwrap();
+        std::fs::write(running.dir.join("dense.vectors"), b"partial").unwrap();
+        // A build killed with -9: its folder and lock file stay, the lock itself is gone.
+        let dead = generations.join(".building-000007");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("dense.vectors"), b"partial").unwrap();
+        std::fs::write(lock_path(&dead), b"").unwrap();
+        // An older binary's leftover, with no lock file at all.
+        let older = generations.join(".building-000005");
+        std::fs::create_dir(&older).unwrap();
+        let next = begin(root.path()).unwrap();
+        assert!(!dead.exists() && !lock_path(&dead).exists() && !older.exists());
+        assert!(running.dir.join("dense.vectors").exists(), "a running build's folder is kept");
+        assert_eq!(next.name, "000002", "the dead builds' names are free again");
+        next.abandon();
+        let dir = running.publish(&manifest("000001")).unwrap();
+        let left: Vec<String> =
+            std::fs::read_dir(&generations).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        assert_eq!(left, ["000001"], "no lock file or folder left behind");
+        assert!(dir.ends_with("000001"));
+    }
+
+    #[test]
+    fn another_format_version_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let building = begin(root.path()).unwrap();
+        let dir = building.publish(&Manifest { format_version: 99, ..manifest("000001") }).unwrap();
+        let err = read_manifest(&dir).unwrap_err();
+        assert!(err.to_string().contains("format version"), "{err}");
+    }
+}

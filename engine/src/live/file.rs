@@ -1,0 +1,112 @@
+//! The log's files: `events-NNNNNNNN.jsonl` under `INDEX_DIR/live/`, read whole (the indexer,
+//! a server starting), a partial last line cut off, a new file created durably.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use super::{LoggedEvent, LIVE_DIR};
+use crate::error::{Error, Result};
+
+const SEGMENT_PREFIX: &str = "events-";
+const SEGMENT_SUFFIX: &str = ".jsonl";
+
+/// Every complete event in the log under `index_dir`, in sequence order, for the indexer to
+/// fold in; empty when there is no log. Reads without the writer's lock: a line being written
+/// now (no newline yet) is not acknowledged and is left for the next build.
+///
+/// # Errors
+/// [`Error::Io`], or [`Error::BadIndex`] naming the file and line of a complete line that is
+/// not an event.
+pub fn read_events(index_dir: &Path) -> Result<Vec<LoggedEvent>> {
+    let dir = index_dir.join(LIVE_DIR);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut events = Vec::new();
+    for (_, path) in segment_files(&dir)? {
+        read_segment(&path, false, &mut events)?;
+    }
+    Ok(events)
+}
+
+pub(super) fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{SEGMENT_PREFIX}{number:08}{SEGMENT_SUFFIX}"))
+}
+
+/// The log's files, oldest first.
+pub(super) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let listing = fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut files = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        let name = entry.file_name();
+        let number = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SEGMENT_PREFIX))
+            .and_then(|n| n.strip_suffix(SEGMENT_SUFFIX))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(number) = number {
+            files.push((number, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads one file's complete lines into `out`. With `repair`, a partial last line (a crash
+/// mid-write) is cut off the file; without, it is skipped.
+pub(super) fn read_segment(path: &Path, repair: bool, out: &mut Vec<LoggedEvent>) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut reader = BufReader::new(file);
+    let (mut line, mut complete_bytes, mut number) = (Vec::new(), 0u64, 0usize);
+    loop {
+        line.clear();
+        let read =
+            reader.read_until(b'\n', &mut line).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        if line.last() != Some(&b'\n') {
+            // The tail of a write that never finished: never acknowledged.
+            if repair {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::io(format!("opening {} to repair it", path.display()), e))?;
+                file.set_len(complete_bytes)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| Error::io(format!("cutting the partial last line off {}", path.display()), e))?;
+                tracing::warn!(file = %path.display(), line = number, bytes = read, "cut off a partial last line (a write that never finished)");
+            }
+            break;
+        }
+        complete_bytes += read as u64;
+        let event: LoggedEvent = serde_json::from_slice(&line).map_err(|e| Error::BadIndex {
+            path: path.to_path_buf(),
+            reason: format!("line {number} is not a live event: {e}"),
+        })?;
+        if out.last().is_some_and(|last: &LoggedEvent| last.seq >= event.seq) {
+            return Err(Error::BadIndex {
+                path: path.to_path_buf(),
+                reason: format!("line {number}: sequence number {} does not follow the one before it", event.seq),
+            });
+        }
+        out.push(event);
+    }
+    Ok(())
+}
+
+/// Opens file `number` for appending, creating it, and makes its name durable (the folder
+/// synced), so an acknowledged write in it cannot vanish with its directory entry.
+pub(super) fn create_segment(dir: &Path, number: u64) -> Result<File> {
+    let path = segment_path(dir, number);
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
+    Ok(file)
+}

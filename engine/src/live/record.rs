@@ -1,0 +1,163 @@
+//! What one line of the live log records: an interaction event (checked here), an item's
+//! deletion or an item's new fields, with its sequence number; and what appends and the log's
+//! state report.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One interaction event as a client sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// The user's id (any non-empty string; a user the last build never saw is created).
+    pub user: String,
+    /// The item's id, as in the catalog.
+    pub item: String,
+    /// The interaction's value, summed with the user's earlier ones for the same item, as the
+    /// indexer sums repeated rows. Above 0 and at most [`MAX_WEIGHT`]; 1 when absent.
+    #[serde(default = "default_weight")]
+    pub weight: f32,
+    /// When it happened (integer, the unit the interactions file uses; the indexer keeps the
+    /// latest per user and item). Absent: the server's clock in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+fn default_weight() -> f32 {
+    1.0
+}
+
+/// The largest weight one event may carry: sums of many stay finite in f32, and one event can
+/// never make a user's CF solve overflow (the log cannot be edited, and every build reads it).
+pub const MAX_WEIGHT: f32 = 1.0e6;
+/// The longest user or item id, in bytes.
+pub const MAX_ID_BYTES: usize = 512;
+
+impl Event {
+    /// Checks the fields a log line must have valid.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the field: an empty user or item id, or a weight that
+    /// is not a finite number above 0.
+    pub fn validate(&self) -> Result<()> {
+        for (field, id) in [("user", &self.user), ("item", &self.item)] {
+            if id.trim().is_empty() {
+                return Err(Error::invalid(field, "must be a non-empty id"));
+            }
+            if id.len() > MAX_ID_BYTES {
+                return Err(Error::invalid(field, format!("must be at most {MAX_ID_BYTES} bytes, got {}", id.len())));
+            }
+        }
+        if !(self.weight > 0.0 && self.weight <= MAX_WEIGHT) {
+            return Err(Error::invalid(
+                "weight",
+                format!("must be a number above 0 and at most {MAX_WEIGHT}, got {}", self.weight),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An item deleted through the API (`DELETE /v1/items/{id}`), with the SHA-256 of its catalog
+/// row as the serving generation had it: the next build keeps the item hidden only while the
+/// catalog row is that same row, so a catalog team that changes the item's row brings it
+/// back without editing the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemDelete {
+    /// The item's id.
+    pub delete_item: String,
+    /// [`item_hash`] of the row deleted.
+    pub item_hash: String,
+}
+
+/// An item's fields replaced through the API (`PUT /v1/items/{id}/fields`): a price or a
+/// category changed without a rebuild. Like [`ItemDelete`], it carries the SHA-256 of the
+/// catalog row it changed, and the next build applies it only while that row is unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldUpdate {
+    /// The item's id.
+    pub update_item: String,
+    /// [`item_hash`] of the catalog row (as built, before any live update).
+    pub item_hash: String,
+    /// The item's new fields, all of them (the old ones are replaced, not merged).
+    pub fields: std::collections::BTreeMap<String, crate::item::FieldValue>,
+}
+
+/// What one line of the log records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Record {
+    /// An interaction.
+    Event(Event),
+    /// An item hidden from every retriever.
+    Delete(ItemDelete),
+    /// An item's fields replaced.
+    Fields(FieldUpdate),
+}
+
+/// A record as logged: its sequence number and when the server wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    /// Position in the log, from 1, increasing across files.
+    pub seq: u64,
+    /// When the write was acknowledged (milliseconds since the Unix epoch).
+    pub written_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+impl LoggedEvent {
+    /// The interaction, when this line records one.
+    pub fn event(&self) -> Option<&Event> {
+        match &self.record {
+            Record::Event(event) => Some(event),
+            Record::Delete(_) | Record::Fields(_) => None,
+        }
+    }
+}
+
+/// The SHA-256 (hex) of an item's catalog row as the engine stores it: what an [`ItemDelete`]
+/// names and the next build compares.
+pub fn item_hash(item: &crate::item::Item) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(item).unwrap_or_default();
+    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Appended {
+    /// Events written.
+    pub accepted: usize,
+    /// Sequence number of the first.
+    pub first_seq: u64,
+    /// Sequence number of the last.
+    pub last_seq: u64,
+}
+
+/// The log's state, for `/metrics` and `GET /v1/index`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LiveStats {
+    /// Events in the log that the generation serving has not folded in.
+    pub events: usize,
+    /// Users with such events.
+    pub users: usize,
+    /// The last sequence number written (0: none yet).
+    pub last_seq: u64,
+    /// The last sequence number the serving generation folded in (0: none).
+    pub folded_through: u64,
+    /// Age of the oldest unfolded event in seconds (0 when there is none).
+    pub oldest_unfolded_secs: f64,
+    /// Flushes (`fdatasync`) since the server started; with concurrent writers a flush carries
+    /// several batches.
+    pub flushes: u64,
+    /// Items deleted since the serving generation's build.
+    pub deleted_items: usize,
+}
