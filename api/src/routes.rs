@@ -550,13 +550,6 @@ fn live_log(engine: &Engine) -> Result<std::sync::Arc<hyrank_engine::live::Event
 
 async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, ApiError> {
     let max = state.settings().limits.max_events;
-    if events.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_event",
-            "events: must hold at least one event",
-        ));
-    }
     if events.len() > max {
         return Err(limit_exceeded(
             "events",
@@ -565,14 +558,9 @@ async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, 
     }
     let engine = state.engine();
     let log = live_log(&engine)?;
-    for (row, event) in events.iter().enumerate() {
-        if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = event.validate() {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_event",
-                format!("events[{row}].{field}: {reason}"),
-            ));
-        }
+    // Malformed rows before unknown items, so a batch with both is a 422.
+    if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = hyrank_engine::live::validate_batch(&events) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", format!("{field}: {reason}")));
     }
     let unknown: Vec<(usize, &str)> = events
         .iter()

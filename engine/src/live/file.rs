@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::{LoggedEvent, LIVE_DIR};
+use super::{LoggedRecord, LIVE_DIR};
 use crate::error::{Error, Result};
 
 const SEGMENT_PREFIX: &str = "events-";
@@ -18,7 +18,7 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 /// # Errors
 /// [`Error::Io`], or [`Error::BadIndex`] naming the file and line of a complete line that is
 /// not an event.
-pub fn read_events(index_dir: &Path) -> Result<Vec<LoggedEvent>> {
+pub fn read_events(index_dir: &Path) -> Result<Vec<LoggedRecord>> {
     let dir = index_dir.join(LIVE_DIR);
     if !dir.is_dir() {
         return Ok(Vec::new());
@@ -56,7 +56,7 @@ pub(super) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 
 /// Reads one file's complete lines into `out`. With `repair`, a partial last line (a crash
 /// mid-write) is cut off the file; without, it is skipped.
-pub(super) fn read_segment(path: &Path, repair: bool, out: &mut Vec<LoggedEvent>) -> Result<()> {
+pub(super) fn read_segment(path: &Path, repair: bool, out: &mut Vec<LoggedRecord>) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut reader = BufReader::new(file);
     let (mut line, mut complete_bytes, mut number) = (Vec::new(), 0u64, 0usize);
@@ -83,11 +83,11 @@ pub(super) fn read_segment(path: &Path, repair: bool, out: &mut Vec<LoggedEvent>
             break;
         }
         complete_bytes += read as u64;
-        let event: LoggedEvent = serde_json::from_slice(&line).map_err(|e| Error::BadIndex {
+        let event: LoggedRecord = serde_json::from_slice(&line).map_err(|e| Error::BadIndex {
             path: path.to_path_buf(),
             reason: format!("line {number} is not a live event: {e}"),
         })?;
-        if out.last().is_some_and(|last: &LoggedEvent| last.seq >= event.seq) {
+        if out.last().is_some_and(|last: &LoggedRecord| last.seq >= event.seq) {
             return Err(Error::BadIndex {
                 path: path.to_path_buf(),
                 reason: format!("line {number}: sequence number {} does not follow the one before it", event.seq),

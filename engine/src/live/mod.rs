@@ -37,7 +37,8 @@ use crate::error::{Error, Result};
 pub use file::read_events;
 use file::{create_segment, read_segment, segment_files, segment_path};
 pub use record::{
-    item_hash, Appended, Event, FieldUpdate, ItemDelete, LiveStats, LoggedEvent, Record, MAX_ID_BYTES, MAX_WEIGHT,
+    item_hash, validate_batch, Appended, Event, FieldUpdate, ItemDelete, LiveStats, LoggedRecord, Record, MAX_ID_BYTES,
+    MAX_WEIGHT,
 };
 
 /// The log's folder under an index folder.
@@ -67,7 +68,7 @@ struct Segment {
 /// A numbered batch waiting for its flush.
 struct Pending {
     bytes: Vec<u8>,
-    events: Vec<LoggedEvent>,
+    events: Vec<LoggedRecord>,
 }
 
 struct State {
@@ -83,7 +84,7 @@ struct State {
     /// may be on disk, so no more appends until a restart (which replays them).
     poisoned: Option<String>,
     /// Events not yet retired, in sequence order.
-    events: Vec<LoggedEvent>,
+    events: Vec<LoggedRecord>,
     /// Positions in `events` per user.
     by_user: HashMap<String, Vec<usize>>,
     /// Deleted item ids with the sequence number of their deletion.
@@ -168,15 +169,7 @@ impl EventLog {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the row (`events[3].weight`), or [`Error::Io`].
     pub fn append(&self, events: Vec<Event>) -> Result<Appended> {
-        for (row, event) in events.iter().enumerate() {
-            event.validate().map_err(|e| match e {
-                Error::InvalidArgument { field, reason } => Error::invalid(format!("events[{row}].{field}"), reason),
-                other => other,
-            })?;
-        }
-        if events.is_empty() {
-            return Err(Error::invalid("events", "must hold at least one event"));
-        }
+        record::validate_batch(&events)?;
         let now = now_ms();
         let records = events
             .into_iter()
@@ -220,10 +213,10 @@ impl EventLog {
                 return Err(Error::io("appending to the live log", std::io::Error::other(reason.clone())));
             }
             let first_seq = state.next_seq;
-            let logged: Vec<LoggedEvent> = records
+            let logged: Vec<LoggedRecord> = records
                 .into_iter()
                 .enumerate()
-                .map(|(i, record)| LoggedEvent { seq: first_seq + i as u64, written_ms: now, record })
+                .map(|(i, record)| LoggedRecord { seq: first_seq + i as u64, written_ms: now, record })
                 .collect();
             let mut bytes = Vec::with_capacity(logged.len() * 96);
             for event in &logged {
@@ -391,7 +384,8 @@ impl EventLog {
             state.next_seq = state.next_seq.max(through + 1);
             state.flushed_through = state.next_seq - 1;
         }
-        let kept: Vec<LoggedEvent> = std::mem::take(&mut state.events).into_iter().filter(|e| e.seq > retire).collect();
+        let kept: Vec<LoggedRecord> =
+            std::mem::take(&mut state.events).into_iter().filter(|e| e.seq > retire).collect();
         state.by_user.clear();
         state.deleted.clear();
         state.fields.clear();
@@ -440,7 +434,7 @@ impl EventLog {
 }
 
 impl State {
-    fn push(&mut self, logged: LoggedEvent) {
+    fn push(&mut self, logged: LoggedRecord) {
         match &logged.record {
             Record::Event(event) => self.by_user.entry(event.user.clone()).or_default().push(self.events.len()),
             Record::Delete(delete) => {

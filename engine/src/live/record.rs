@@ -60,6 +60,23 @@ impl Event {
     }
 }
 
+/// Checks a batch as one write takes it: at least one event, each valid ([`Event::validate`]).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming the row and field (`events[3].weight`).
+pub fn validate_batch(events: &[Event]) -> Result<()> {
+    if events.is_empty() {
+        return Err(Error::invalid("events", "must hold at least one event"));
+    }
+    for (row, event) in events.iter().enumerate() {
+        event.validate().map_err(|e| match e {
+            Error::InvalidArgument { field, reason } => Error::invalid(format!("events[{row}].{field}"), reason),
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
 /// An item deleted through the API (`DELETE /v1/items/{id}`), with the SHA-256 of its catalog
 /// row as the serving generation had it: the next build keeps the item hidden only while the
 /// catalog row is that same row, so a catalog team that changes the item's row brings it
@@ -101,7 +118,7 @@ pub enum Record {
 
 /// A record as logged: its sequence number and when the server wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoggedEvent {
+pub struct LoggedRecord {
     /// Position in the log, from 1, increasing across files.
     pub seq: u64,
     /// When the write was acknowledged (milliseconds since the Unix epoch).
@@ -111,7 +128,7 @@ pub struct LoggedEvent {
     pub record: Record,
 }
 
-impl LoggedEvent {
+impl LoggedRecord {
     /// The interaction, when this line records one.
     pub fn event(&self) -> Option<&Event> {
         match &self.record {
