@@ -16,12 +16,12 @@ import csv
 import http.client
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import time
 
-KEY = "live-bench-write-key-0123"
+import live_server
+from live_server import KEY
+
 
 
 def main():
@@ -32,30 +32,14 @@ def main():
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--serve", default="target/release/hyrank-serve")
     args = parser.parse_args()
-    index = os.path.join(args.out, "index")
-    shutil.rmtree(index, ignore_errors=True)
-    current = open(os.path.join(args.index, "CURRENT")).read().strip()
-    shutil.copytree(os.path.join(args.index, "generations", current), os.path.join(index, "generations", current))
-    open(os.path.join(index, "CURRENT"), "w").write(current)
+    index = live_server.scratch_copy(args.index, args.out)
     rows = list(csv.DictReader(open(args.train)))
     count = collections.Counter(r["user"] for r in rows)
     users = [u for u, _ in count.most_common()]
     items = list(dict.fromkeys(r["item"] for r in rows))
     port = 18283
-    server = subprocess.Popen(
-        [args.serve, "--index-dir", index, "--bind", f"127.0.0.1:{port}", "--response-cache-entries", "0",
-         "--query-cache-entries", "0", "--watch-secs", "0", "--device", "cpu"],
-        env=dict(os.environ, HYRANK_WRITE_KEY=KEY, HYRANK_LOG="warn"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = live_server.start(args.serve, index, port)
     try:
-        for _ in range(600):
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                probe.request("GET", "/readyz")
-                if probe.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
         def call(method, path, body=None):

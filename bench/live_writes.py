@@ -23,13 +23,14 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
 import subprocess
 import threading
 import time
 
-KEY = "live-bench-write-key-0123"
+import live_server
+from live_server import KEY
+
 
 
 def post(conn, body):
@@ -75,31 +76,15 @@ def main():
     parser.add_argument("--serve", default="target/release/hyrank-serve")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    index = os.path.join(args.out, "index")
-    shutil.rmtree(index, ignore_errors=True)
-    current = open(os.path.join(args.index, "CURRENT")).read().strip()
-    shutil.copytree(os.path.join(args.index, "generations", current), os.path.join(index, "generations", current))
-    open(os.path.join(index, "CURRENT"), "w").write(current)
+    index = live_server.scratch_copy(args.index, args.out)
     ids = [json.loads(line)["_id"] for line in open(os.path.join(args.data, "corpus.jsonl"))]
     lua = os.path.join(args.out, "search.lua")
     with open(lua, "w") as f:
         subprocess.run(["python3", "bench/make_wrk_script.py", args.data, "test", '{"k": 10}'], stdout=f, check=True)
 
     port = 18282
-    server = subprocess.Popen(
-        [args.serve, "--index-dir", index, "--bind", f"127.0.0.1:{port}", "--response-cache-entries", "0",
-         "--query-cache-entries", "0", "--watch-secs", "0", "--device", "cpu"],
-        env=dict(os.environ, HYRANK_WRITE_KEY=KEY, HYRANK_LOG="warn"),
-        stdout=open(os.path.join(args.out, "server.log"), "w"), stderr=subprocess.STDOUT)
+    server = live_server.start(args.serve, index, port, open(os.path.join(args.out, "server.log"), "w"))
     try:
-        for _ in range(600):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
         rng = random.Random(7)
         event = lambda: {"user": f"bench-{rng.randrange(5000)}", "item": rng.choice(ids), "weight": 1}
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

@@ -1,0 +1,39 @@
+"""What the live-write benchmarks share: a scratch copy of an index's current generation (so a
+benchmark's writes never reach the real index's live log) served by hyrank-serve with caches
+off and a write key, started and waited for."""
+import http.client
+import os
+import shutil
+import subprocess
+import time
+
+KEY = "live-bench-write-key-0123"
+
+
+def scratch_copy(index_dir, out_dir):
+    """Copies INDEX_DIR's current generation to OUT_DIR/index and returns that path."""
+    index = os.path.join(out_dir, "index")
+    shutil.rmtree(index, ignore_errors=True)
+    current = open(os.path.join(index_dir, "CURRENT")).read().strip()
+    shutil.copytree(os.path.join(index_dir, "generations", current), os.path.join(index, "generations", current))
+    open(os.path.join(index, "CURRENT"), "w").write(current)
+    return index
+
+
+def start(serve, index, port, log=subprocess.DEVNULL):
+    """hyrank-serve on 127.0.0.1:PORT with caches off and the write key, once /readyz answers."""
+    server = subprocess.Popen(
+        [serve, "--index-dir", index, "--bind", f"127.0.0.1:{port}", "--response-cache-entries", "0",
+         "--query-cache-entries", "0", "--watch-secs", "0", "--device", "cpu"],
+        env=dict(os.environ, HYRANK_WRITE_KEY=KEY, HYRANK_LOG="warn"), stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        try:
+            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            probe.request("GET", "/readyz")
+            if probe.getresponse().status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.terminate()
+    raise SystemExit("hyrank-serve did not become ready")
