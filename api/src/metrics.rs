@@ -69,6 +69,7 @@ pub struct Metrics {
     live_oldest_seconds: prometheus::Gauge,
     live_flushes: IntCounter,
     live_deleted: IntGauge,
+    live_put_items: IntGauge,
 }
 
 impl Default for Metrics {
@@ -191,7 +192,14 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let live_put_items = register_int_gauge_with_registry!(
+            "hyrank_live_put_items",
+            "Items created or replaced through the API since the serving generation's build (searchable now, folded in by the next build).",
+            registry
+        )
+        .expect(expect);
         Metrics {
+            live_put_items,
             live_deleted,
             live_flushes,
             live_events,
@@ -253,6 +261,7 @@ impl Metrics {
                 self.live_oldest_seconds.set(live.oldest_unfolded_secs);
                 self.live_flushes.inc_by(live.flushes.saturating_sub(self.live_flushes.get()));
                 self.live_deleted.set(live.deleted_items as i64);
+                self.live_put_items.set(live.put_items as i64);
             }
             let caches = [
                 ("query_embedding", totals.query_cache),
@@ -313,12 +322,14 @@ mod tests {
                 oldest_unfolded_secs: 1.5,
                 flushes: 9,
                 deleted_items: 4,
+                put_items: 3,
             }),
         });
         assert!(text.contains("hyrank_live_log_events 12"), "{text}");
         assert!(text.contains("hyrank_live_oldest_unfolded_seconds 1.5"), "{text}");
         assert!(text.contains("hyrank_live_flushes_total 9"), "{text}");
         assert!(text.contains("hyrank_live_deleted_items 4"), "{text}");
+        assert!(text.contains("hyrank_live_put_items 3"), "{text}");
         assert!(
             text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),
             "{text}"

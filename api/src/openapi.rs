@@ -24,6 +24,7 @@ use crate::routes;
         routes::events,
         routes::delete_item,
         routes::update_fields,
+        routes::put_item,
         routes::reload,
         routes::healthz,
         routes::readyz,

@@ -59,7 +59,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                     web::scope("/v1/items")
                         .guard(actix_web::guard::Put())
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
-                        .route("/{id}/fields", web::put().to(update_fields)),
+                        .route("/{id}/fields", web::put().to(update_fields))
+                        .route("/{id}", web::put().to(put_item)),
                 )
                 .service(
                     web::scope("/v1")
@@ -161,7 +162,7 @@ fn bound(
 
 /// Answers from the response cache, or runs `work`, records its stage timings and caches the
 /// serialized response. The key names the route, the serving generation, the last live
-/// delete and field update and, for a request about a `user`, the version of their live
+/// delete, field update and item put and, for a request about a `user`, the version of their live
 /// events, so no write is ever answered from before it.
 async fn cached<R: Serialize + Send + 'static>(
     state: &AppState,
@@ -176,12 +177,13 @@ where
     let engine = state.engine();
     let generation = engine.manifest().generation.clone();
     let version = user.map_or(0, |user| engine.user_version(user));
-    let (deletes, fields) = engine.live().map_or((0, 0), |log| (log.delete_version(), log.fields_version()));
+    let (deletes, fields, puts) =
+        engine.live().map_or((0, 0, 0), |log| (log.delete_version(), log.fields_version(), log.put_version()));
     drop(engine);
     let canonical = serde_json::to_string(request).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the request: {e}"))
     })?;
-    let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{fields}\n{canonical}");
+    let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{fields}\n{puts}\n{canonical}");
     if let Some(body) = state.inner.responses.get(&key) {
         return Ok(json_response(body, "hit"));
     }
@@ -287,22 +289,99 @@ pub(crate) async fn recommend(
 /// A request body that must be a JSON object. serde's derived structs also accept a JSON
 /// array (their fields in order), so `[]` would be read as a request with every field at its
 /// default and refused for a reason that is not the real one; this reads only objects, and
-/// anything else is refused as "expected a JSON object" (a 422, with the position).
+/// anything else is refused as "expected a JSON object" (a 422, with the position). A value of
+/// the wrong shape inside the object is a 422 naming its path (`fields.price: ...`).
 pub(crate) struct Object<T>(pub(crate) T);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct OnlyMaps<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for OnlyMaps<T> {
+        impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for OnlyMaps<T> {
             type Value = T;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                // Read as JSON first, so that malformed JSON keeps its own error (a 400); then
+                // into T, where serde's message names a nested value's type but not where it
+                // is: the path (`fields.price`, `events[2].weight`) goes first (a 422).
+                let value = Strict::deserialize(serde::de::value::MapAccessDeserializer::new(map))?.0;
+                serde_path_to_error::deserialize(value).map_err(|e| {
+                    let path = e.path().to_string();
+                    let inner = e.into_inner();
+                    if path == "." || path.is_empty() {
+                        serde::de::Error::custom(inner)
+                    } else {
+                        serde::de::Error::custom(format!("{path}: {inner}"))
+                    }
+                })
             }
         }
         deserializer.deserialize_map(OnlyMaps(std::marker::PhantomData)).map(Object)
+    }
+}
+
+/// A JSON value read as `serde_json::Value` reads it, except that an object with the same key
+/// twice is refused (as serde's derived structs refuse a duplicate field) rather than keeping
+/// the last.
+struct Strict(serde_json::Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde_json::Value;
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Strict;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                Ok(Strict(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                Ok(Strict(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                Ok(Strict(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                Ok(Strict(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                Ok(Strict(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+                Ok(Strict(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Strict, E> {
+                Ok(Strict(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<Strict, E> {
+                Ok(Strict(Value::Null))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Strict, D::Error> {
+                Strict::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+                let mut values = Vec::new();
+                while let Some(Strict(v)) = seq.next_element()? {
+                    values.push(v);
+                }
+                Ok(Strict(Value::Array(values)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let Strict(value) = map.next_value()?;
+                    if object.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                    object.insert(key, value);
+                }
+                Ok(Strict(Value::Object(object)))
+            }
+        }
+        deserializer.deserialize_any(V)
     }
 }
 
@@ -516,6 +595,115 @@ pub(crate) async fn update_fields(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Updated { updated: id, seq: appended.first_seq }))
+}
+
+/// An item as `PUT /v1/items/{id}` takes it (the id is the path's).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PutItemRequest {
+    /// Title; may be empty when `text` is not.
+    #[serde(default)]
+    title: String,
+    /// Body text; may be empty when `title` is not.
+    #[serde(default)]
+    text: String,
+    /// Stored, returned and filterable attributes (strings, finite numbers, lists of strings).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    fields: std::collections::BTreeMap<String, hyrank_engine::FieldValue>,
+}
+
+/// What a put did.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Put {
+    /// The item written.
+    put: String,
+    /// Whether the id named no visible item before (created) or one was replaced.
+    created: bool,
+    /// The put's sequence number in the live log.
+    seq: u64,
+}
+
+/// Creates or replaces an item without a rebuild. The item is embedded with the generation's
+/// model, written durably to the live log, and indexed for BM25 and dense search before the
+/// answer: from the next request on, search, similar and `GET /v1/items/{id}` find it (CF has
+/// no opinion on it until a build). The next `hyrank index` folds it into the catalog while
+/// the catalog row is the one replaced (or, for a created item, while the catalog has none).
+#[utoipa::path(put, path = "/v1/items/{id}", tag = "events", request_body = PutItemRequest,
+    params(("id" = String, Path, description = "Item id")),
+    security(("write_key" = []), ("admin_key" = [])),
+    responses(
+        (status = 200, body = Put), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the server has no live log, holds max_live_items live rows, or another write about the item landed first (retry)"),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn put_item(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<Object<PutItemRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let start = Instant::now();
+    let result = write_put(&state, id.into_inner(), body.into_inner().0).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) if e.status.is_client_error() => "refused",
+        Err(_) => "failed",
+    };
+    state.metrics().live_write_seconds.with_label_values(&[outcome]).observe(start.elapsed().as_secs_f64());
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(result?))
+}
+
+async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result<Put, ApiError> {
+    let invalid = |field: &str, reason: String| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_item", format!("{field}: {reason}"))
+    };
+    if id.trim().is_empty() || id.len() > hyrank_engine::live::MAX_ID_BYTES {
+        return Err(invalid(
+            "id",
+            format!("must be a non-empty id of at most {} bytes", hyrank_engine::live::MAX_ID_BYTES),
+        ));
+    }
+    if body.title.trim().is_empty() && body.text.trim().is_empty() {
+        return Err(invalid("text", "an item needs a title or a text".into()));
+    }
+    if let Some((name, _)) =
+        body.fields.iter().find(|(_, v)| matches!(v, hyrank_engine::FieldValue::Number(n) if !n.is_finite()))
+    {
+        return Err(invalid(&format!("fields.{name}"), "not a finite number".into()));
+    }
+    let engine = state.engine();
+    live_log(&engine)?;
+    let max = state.settings().limits.max_live_items;
+    if engine.live_item_rows() >= max {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "live_items_full",
+            format!("this generation already serves {max} items written live (max_live_items); run `hyrank index` to fold them in, then reload"),
+        ));
+    }
+    // The row the put replaces, as the next build will check it; none for a new or deleted id.
+    let hash = match engine.visible_index_of(&id) {
+        Ok(index) => Some(hyrank_engine::live::item_hash(&engine.stored_item_at(index)?)),
+        Err(hyrank_engine::Error::UnknownItem { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    drop(engine);
+    let created = hash.is_none();
+    let item = hyrank_engine::Item { id: id.clone(), title: body.title, text: body.text, fields: body.fields };
+    let (appended, applied) =
+        blocking(state, move |engine| engine.put_live_item(item, hash.unwrap_or_default())).await?;
+    state.inner.responses.clear();
+    if !applied {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "write_conflict",
+            format!(
+                "another write about item {id:?} landed while this one was made (seq {}); read it and retry",
+                appended.first_seq
+            ),
+        ));
+    }
+    Ok(Put { put: id, created, seq: appended.first_seq })
 }
 
 /// A live write about one item (a delete, a field update): `write` gets the log and the hash

@@ -76,6 +76,11 @@ pub struct SettingsLayer {
     /// beyond max_body_bytes [default: 10000].
     #[arg(long, env = "HYRANK_MAX_EVENTS")]
     pub max_events: Option<usize>,
+    /// Most item rows written live (`PUT /v1/items/{id}`) a generation serves on top of its
+    /// own; beyond it puts get 409 until a build folds them in. Dense search scans them
+    /// exactly, so this bounds that scan [default: 10000].
+    #[arg(long, env = "HYRANK_MAX_LIVE_ITEMS")]
+    pub max_live_items: Option<usize>,
     /// Most queries a model worker encodes in one batch, so concurrent requests share a forward
     /// pass; 0: no worker, each request encodes on its own blocking thread. Off by default: on a
     /// 2-core CPU it cut hybrid throughput at concurrency 8 from 73 to 58 req/s (docs/SERVICE.md)
@@ -146,6 +151,7 @@ impl SettingsLayer {
             max_rerank_depth,
             max_inflight,
             max_events,
+            max_live_items,
             query_batch,
             query_queue,
             rerank_batch,
@@ -183,6 +189,8 @@ pub struct Limits {
     pub max_inflight: usize,
     /// Events in one write.
     pub max_events: usize,
+    /// Item rows written live on top of a generation.
+    pub max_live_items: usize,
 }
 
 impl Default for Limits {
@@ -195,6 +203,7 @@ impl Default for Limits {
             max_rerank_depth: 100,
             max_inflight: 64,
             max_events: 10_000,
+            max_live_items: 10_000,
         }
     }
 }
@@ -317,6 +326,7 @@ impl ServerSettings {
             max_rerank_depth: positive("max_rerank_depth", layer.max_rerank_depth, defaults.max_rerank_depth)?,
             max_inflight: positive("max_inflight", layer.max_inflight, defaults.max_inflight)?,
             max_events: positive("max_events", layer.max_events, defaults.max_events)?,
+            max_live_items: positive("max_live_items", layer.max_live_items, defaults.max_live_items)?,
         };
         use hyrank_engine::request::{MAX_CANDIDATES, MAX_K};
         if limits.max_k > MAX_K {

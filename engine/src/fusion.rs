@@ -30,8 +30,10 @@ impl RankedList {
         RankedList { retriever, hits, abstaining: None }
     }
 
+    /// Past the mask's end means an item the list's model never saw (written live since the
+    /// build): abstained on, as a cold item is.
     fn abstains_on(&self, item: u32) -> bool {
-        self.abstaining.as_ref().is_some_and(|a| a.get(item as usize).copied().unwrap_or(false))
+        self.abstaining.as_ref().is_some_and(|a| a.get(item as usize).copied().unwrap_or(true))
     }
 }
 
@@ -299,6 +301,13 @@ mod tests {
         let warm = hits.iter().find(|h| h.item == 1).unwrap();
         assert!((warm.score - (1.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-12);
         assert!(warm.abstained.is_empty());
+        // An item past the mask (written live since the build) is abstained on too.
+        let mut lists = lists;
+        lists[1] = list(RetrieverKind::Dense, &[(12, 0.8), (1, 0.7)]);
+        let hits = fuse(&lists, &[1.0, 1.0], &Fusion::Rrf { k: 60.0 }).unwrap();
+        let live = hits.iter().find(|h| h.item == 12).unwrap();
+        assert_eq!(live.abstained, vec![RetrieverKind::Cf]);
+        assert!((live.score - 2.0 / 61.0).abs() < 1e-12);
     }
 
     #[test]

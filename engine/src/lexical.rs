@@ -159,6 +159,15 @@ pub struct LexicalIndex {
     reader: IndexReader,
     fields: Fields,
     settings: LexicalSettings,
+    /// Items written live since the build ([`LexicalIndex::add_live`]): a tantivy index in
+    /// memory beside the generation's, which stays immutable on disk.
+    live: std::sync::Mutex<Option<LiveSegment>>,
+}
+
+/// The in-memory index of live items, and the searcher of its last commit.
+struct LiveSegment {
+    writer: tantivy::IndexWriter,
+    reader: IndexReader,
 }
 
 const IDX: &str = "idx";
@@ -250,7 +259,52 @@ impl LexicalIndex {
             Fields { idx: field(IDX)?, title: field("title")?, text: field("text")? }
         };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(LexicalIndex { index, reader, fields, settings })
+        Ok(LexicalIndex { index, reader, fields, settings, live: std::sync::Mutex::new(None) })
+    }
+
+    /// Indexes items written live (`(item index, item)`, indexes past the generation's) in an
+    /// in-memory tantivy index with the generation's schema and analyzer, and makes them
+    /// searchable before returning (one commit per call). From then on BM25 scores stored and
+    /// live items together, with collection statistics over both ([`LexicalIndex::score_all`]).
+    ///
+    /// # Errors
+    /// A tantivy failure (the items are then not searchable by BM25; nothing else changes).
+    pub fn add_live<'a>(&self, items: impl IntoIterator<Item = (u32, &'a Item)>) -> Result<()> {
+        let mut live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if live.is_none() {
+            let (schema, _) = schema(&self.settings);
+            let index = Index::create_in_ram(schema);
+            register_analyzers(&index);
+            // tantivy's smallest arena; live items arrive a few at a time.
+            let writer = index.writer_with_num_threads(1, 15_000_000)?;
+            let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+            *live = Some(LiveSegment { writer, reader });
+        }
+        let segment = live.as_mut().expect("created above");
+        let mut added = 0;
+        for (idx, item) in items {
+            segment.writer.add_document(doc!(
+                self.fields.idx => u64::from(idx),
+                self.fields.title => item.title.as_str(),
+                self.fields.text => item.text.as_str(),
+            ))?;
+            added += 1;
+        }
+        if added > 0 {
+            segment.writer.commit()?;
+            segment.reader.reload()?;
+        }
+        Ok(())
+    }
+
+    /// The generation's searcher, and the live items' when there are any.
+    fn searchers(&self) -> Vec<Searcher> {
+        let mut searchers = vec![self.reader.searcher()];
+        let live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(segment) = live.as_ref() {
+            searchers.push(segment.reader.searcher());
+        }
+        searchers
     }
 
     /// The query's terms after the fields' analysis, in order, repeats kept (each counts, as
@@ -388,8 +442,11 @@ impl LexicalIndex {
         use tantivy::postings::Postings;
         use tantivy::DocSet;
         let tokens = self.tokens(text)?;
-        let searcher = self.reader.searcher();
-        let total_docs: u64 = searcher.segment_readers().iter().map(|s| u64::from(s.max_doc())).sum();
+        // The generation's segment and, with live items, the in-memory one: statistics are
+        // those of both together, as if the live items had been in the build.
+        let searchers = self.searchers();
+        let segments: Vec<&tantivy::SegmentReader> = searchers.iter().flat_map(|s| s.segment_readers()).collect();
+        let total_docs: u64 = segments.iter().map(|s| u64::from(s.max_doc())).sum();
         if tokens.is_empty() || total_docs == 0 {
             return Ok(Vec::new());
         }
@@ -399,20 +456,23 @@ impl LexicalIndex {
             [(self.fields.title, "title", self.settings.title_boost), (self.fields.text, "text", 1.0)]
         {
             let mut field_tokens = 0u64;
-            for reader in searcher.segment_readers() {
+            for reader in &segments {
                 field_tokens += reader.inverted_index(field)?.total_num_tokens();
             }
             let mut terms = Vec::with_capacity(tokens.len());
             for token in &tokens {
                 let term = Term::from_field_text(field, token);
-                let n = searcher.doc_freq(&term)?;
+                let mut n = 0;
+                for searcher in &searchers {
+                    n += searcher.doc_freq(&term)?;
+                }
                 let idf = (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
                 terms.push((token, term, n, idf));
             }
             fields.push((field, name, boost, field_tokens as f32 / total_docs as f32, terms));
         }
         let mut out = Vec::new();
-        for segment in searcher.segment_readers() {
+        for segment in segments {
             let items = segment.fast_fields().u64(IDX)?;
             let mut parts: std::collections::HashMap<tantivy::DocId, ScoreParts> = Default::default();
             for (field, name, boost, avgdl, terms) in &fields {

@@ -103,6 +103,8 @@ pub enum Retriever<'a> {
     Dense {
         /// The item embeddings.
         index: &'a VectorIndex,
+        /// Items written live since the build, scanned exactly beside the graph.
+        live: Option<&'a crate::live::items::LiveItems>,
         /// The unit-length probe.
         vector: Option<&'a [f32]>,
     },
@@ -152,8 +154,16 @@ impl Retriever<'_> {
                 let params = params.unwrap_or(index.settings().bm25);
                 RankedList::new(kind, index.search_with(query, n, allow.0.clone(), params)?)
             }
-            Retriever::Dense { index, vector } => match vector {
-                Some(vector) => RankedList::new(kind, index.search(vector, n, filter)?),
+            Retriever::Dense { index, live, vector } => match vector {
+                Some(vector) => {
+                    let mut hits = index.search(vector, n, filter)?;
+                    if let Some(live) = live.filter(|live| !live.is_empty()) {
+                        hits.extend(live.dense_top(vector, n, allow));
+                        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                        hits.truncate(n);
+                    }
+                    RankedList::new(kind, hits)
+                }
                 None => RankedList::new(kind, Vec::new()),
             },
             Retriever::Cf { items, factors, cold_items } => {
@@ -205,12 +215,12 @@ mod tests {
     fn a_dense_retriever_honours_the_mask_and_an_absent_probe_returns_nothing() {
         let index = tiny_dense();
         let probe = [1.0f32, 0.0];
-        let retriever = Retriever::Dense { index: &index, vector: Some(&probe) };
+        let retriever = Retriever::Dense { index: &index, live: None, vector: Some(&probe) };
         let all = retriever.retrieve(3, &Allow::all()).unwrap();
         assert_eq!(all.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 2, 1]);
         let masked = retriever.retrieve(3, &Allow::all().excluding(3, [0])).unwrap();
         assert_eq!(masked.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [2, 1]);
-        let empty = Retriever::Dense { index: &index, vector: None }.retrieve(3, &Allow::all()).unwrap();
+        let empty = Retriever::Dense { index: &index, live: None, vector: None }.retrieve(3, &Allow::all()).unwrap();
         assert!(empty.hits.is_empty());
         assert_eq!(empty.retriever, RetrieverKind::Dense);
     }

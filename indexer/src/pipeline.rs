@@ -128,6 +128,10 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         return Err(IndexError::Input { path: settings.catalog.clone(), reason: "the catalog holds no items".into() });
     }
     stages.done("read catalog");
+    // The live log's item writes first (items put through the API added to the catalog or
+    // replacing their rows), so that interaction rows may name items created live.
+    let logged = hyrank_engine::live::read_events(&settings.index_dir)?;
+    let writes = replay_item_writes(&mut catalog.items, &logged);
     let item_index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
     let interactions = match &settings.interactions {
@@ -151,14 +155,10 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // Live events after the file's rows, as if appended to it: summed per user and item, the
     // latest timestamp kept. An event whose item this catalog lacks is reported, never fatal:
     // catalogs drop items, and the log cannot be edited.
-    let (interactions, live) = fold_live_events(settings, &catalog.items, &item_index, interactions)?;
     drop(item_index);
-    let live = live.map(|(fold, refused, updates)| {
+    let (interactions, live) = fold_live_events(settings, &catalog.items, logged, writes, interactions)?;
+    let live = live.map(|(fold, refused)| {
         rejects.extend(refused);
-        // Fields updated live, on rows the catalog still has as they were (checked by hash).
-        for (index, fields) in updates {
-            catalog.items[index as usize].fields = fields;
-        }
         fold
     });
     if let Some(i) = &interactions {
@@ -237,82 +237,40 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     })
 }
 
-/// The live event log's events appended to `interactions` (created when there is no file),
-/// with what the manifest records of them and the events refused (item not in the catalog).
-/// Items deleted live stay hidden in the new generation while their catalog row is the one
-/// deleted (same [`hyrank_engine::live::item_hash`]); a changed row brings the item
-/// back.
+/// The live log folded into this build: what replaying its item writes did to the catalog
+/// (`writes`, from [`replay_item_writes`], already applied to `items`), and its events,
+/// appended to `interactions` (created when there is no file) as if appended to the file; an
+/// event whose item the catalog lacks is refused and reported.
 #[allow(clippy::type_complexity)]
 fn fold_live_events(
     settings: &IndexSettings,
     items: &[hyrank_engine::Item],
-    item_index: &HashMap<&str, u32>,
+    logged: Vec<hyrank_engine::live::LoggedRecord>,
+    writes: ItemWrites,
     interactions: Option<Interactions>,
-) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>, Vec<(u32, FieldMap)>)>)> {
-    use hyrank_engine::live::{item_hash, Record};
-    let logged = hyrank_engine::live::read_events(&settings.index_dir)?;
+) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
+    use hyrank_engine::live::Record;
     let Some(last) = logged.last().map(|e| e.seq) else { return Ok((interactions, None)) };
-    // Deletes and field updates apply to a catalog row only while it is the row they were
-    // made against: the catalog team's change to a row supersedes them. A write was made
-    // against the row as a generation stored it, which is the catalog row with the live
-    // updates before it applied; replaying the log in order, each applied update adds the
-    // hash of the row it produces to the hashes the item's later writes may carry.
-    let mut accepted: HashMap<u32, Vec<String>> = HashMap::new();
-    let accepts = |accepted: &mut HashMap<u32, Vec<String>>, id: &str, hash: &str| {
-        let &index = item_index.get(id)?;
-        let hashes = accepted.entry(index).or_insert_with(|| vec![item_hash(&items[index as usize])]);
-        hashes.iter().any(|h| h == hash).then_some(index)
-    };
-    let (mut deleted, mut superseded) = (Vec::new(), 0);
-    let mut seen_deleted = std::collections::HashSet::new();
-    let mut updates: HashMap<u32, FieldMap> = HashMap::new();
-    let mut updated = Vec::new();
-    let mut superseded_updates = 0;
-    let mut produced = None;
-    for logged in &logged {
-        match &logged.record {
-            Record::Delete(delete) => match accepts(&mut accepted, &delete.delete_item, &delete.item_hash) {
-                Some(_) => {
-                    if seen_deleted.insert(delete.delete_item.clone()) {
-                        deleted.push(delete.delete_item.clone());
-                    }
-                }
-                None => superseded += 1,
-            },
-            // In sequence order, so the latest update of an item wins.
-            Record::Fields(update) => match accepts(&mut accepted, &update.update_item, &update.item_hash) {
-                Some(index) => {
-                    let mut row = items[index as usize].clone();
-                    row.fields = update.fields.clone();
-                    produced = Some((index, item_hash(&row)));
-                    if updates.insert(index, update.fields.clone()).is_none() {
-                        updated.push(update.update_item.clone());
-                    }
-                }
-                None => superseded_updates += 1,
-            },
-            Record::Event(_) => {}
-        }
-        if let Some((index, hash)) = produced.take() {
-            accepted.entry(index).or_default().push(hash);
-        }
-    }
-    let updates: Vec<(u32, FieldMap)> = updates.into_iter().collect();
     let fold = |events, rejected| LiveFold {
         folded_through: last,
         events,
         rejected,
-        deleted: deleted.clone(),
-        superseded_deletes: superseded,
-        updated: updated.clone(),
-        superseded_updates,
+        deleted: writes.deleted.clone(),
+        superseded_deletes: writes.superseded_deletes,
+        updated: writes.updated.clone(),
+        superseded_updates: writes.superseded_updates,
+        created: writes.created,
+        replaced: writes.replaced,
+        superseded_puts: writes.superseded_puts,
     };
     if !settings.live_events {
         // The interactions file holds them already (that is what the flag says): the
         // generation counts every logged event, so the server must not count them again.
         tracing::info!(through = last, "live events taken as already in the interactions file");
-        return Ok((interactions, Some((fold(0, 0), Vec::new(), updates))));
+        return Ok((interactions, Some((fold(0, 0), Vec::new()))));
     }
+    let item_index: HashMap<&str, u32> =
+        items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
     let mut interactions = interactions.unwrap_or_default();
     let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     let (mut refused, mut taken) = (Vec::new(), 0);
@@ -341,14 +299,137 @@ fn fold_live_events(
         events = fold.events,
         refused = fold.rejected,
         deleted = fold.deleted.len(),
+        created = fold.created,
+        replaced = fold.replaced,
         through = last,
         "folded in the live event log"
     );
-    Ok((Some(interactions), Some((fold, refused, updates))))
+    Ok((Some(interactions), Some((fold, refused))))
 }
 
-/// An item's fields, as a live update replaces them.
-type FieldMap = std::collections::BTreeMap<String, hyrank_engine::FieldValue>;
+/// What replaying the log's item writes did to the catalog.
+#[derive(Debug, Default)]
+struct ItemWrites {
+    deleted: Vec<String>,
+    superseded_deletes: usize,
+    updated: Vec<String>,
+    superseded_updates: usize,
+    created: usize,
+    replaced: usize,
+    superseded_puts: usize,
+}
+
+/// One id's row while the log is replayed.
+struct RowState {
+    /// Its position in the catalog, if the catalog has the id.
+    index: Option<usize>,
+    /// The row now; `None` while the id names none.
+    row: Option<hyrank_engine::Item>,
+    deleted: bool,
+    /// Hashes a write about the id may carry: the rows a generation could have stored for it.
+    hashes: Vec<String>,
+    updated: bool,
+    put: bool,
+}
+
+/// Replays the log's deletes, field updates and puts, in sequence order, against `items`,
+/// which it changes: a put's row replaces the catalog's (or is appended, for an id the catalog
+/// lacks), a field update replaces a row's fields, and deleted ids are returned for the engine
+/// to hide (their rows stay, so that the next build can compare them again).
+///
+/// A write applies only to the row it was made against: the catalog team's change to a row
+/// supersedes the live writes made before it. A write names the row as a generation stored it,
+/// which is the catalog row with the live writes before it applied; so each applied write adds
+/// the hash of the row it produces to those the id's later writes may carry. A put made while
+/// the id named no visible row (new, or deleted) carries an empty hash, and applies while that
+/// is still so. The engine applies the same rule to the writes after its generation's build
+/// (`engine/live_items.rs`), so a build and a server agree on what a write did.
+fn replay_item_writes(
+    items: &mut Vec<hyrank_engine::Item>,
+    logged: &[hyrank_engine::live::LoggedRecord],
+) -> ItemWrites {
+    use hyrank_engine::live::{item_hash, Record};
+    let mut rows: HashMap<String, RowState> = HashMap::new();
+    // First-touched order, so appended items get the same indexes on every build.
+    let mut order: Vec<String> = Vec::new();
+    let catalog: HashMap<&str, usize> = items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i)).collect();
+    let mut writes = ItemWrites::default();
+    let mut state = |id: &str, rows: &mut HashMap<String, RowState>| {
+        if !rows.contains_key(id) {
+            let index = catalog.get(id).copied();
+            let row = index.map(|i| items[i].clone());
+            let hashes = row.iter().map(item_hash).collect();
+            rows.insert(id.to_string(), RowState { index, row, deleted: false, hashes, updated: false, put: false });
+            order.push(id.to_string());
+        }
+    };
+    for logged in logged {
+        match &logged.record {
+            Record::Event(_) => {}
+            Record::Delete(delete) => {
+                state(&delete.delete_item, &mut rows);
+                let row = rows.get_mut(&delete.delete_item).expect("inserted above");
+                if row.row.is_some() && row.hashes.contains(&delete.item_hash) {
+                    row.deleted = true;
+                } else {
+                    writes.superseded_deletes += 1;
+                }
+            }
+            Record::Fields(update) => {
+                state(&update.update_item, &mut rows);
+                let row = rows.get_mut(&update.update_item).expect("inserted above");
+                match row.row.as_mut().filter(|_| row.hashes.contains(&update.item_hash)) {
+                    Some(current) => {
+                        current.fields = update.fields.clone();
+                        row.hashes.push(item_hash(current));
+                        row.updated = true;
+                    }
+                    None => writes.superseded_updates += 1,
+                }
+            }
+            Record::Put(put) => {
+                state(&put.item.id, &mut rows);
+                let row = rows.get_mut(&put.item.id).expect("inserted above");
+                let visible = row.row.is_some() && !row.deleted;
+                let applies = if visible { row.hashes.contains(&put.item_hash) } else { put.item_hash.is_empty() };
+                if applies {
+                    // A new row: only writes made against it apply from now on (the engine
+                    // checks a write against the row the id names, never an older one).
+                    row.hashes = vec![item_hash(&put.item)];
+                    row.row = Some(put.item.clone());
+                    row.deleted = false;
+                    row.put = true;
+                } else {
+                    writes.superseded_puts += 1;
+                }
+            }
+        }
+    }
+    drop(catalog);
+    for id in order {
+        let row = rows.remove(&id).expect("every touched id has a row");
+        let Some(current) = row.row else { continue };
+        match row.index {
+            Some(index) => {
+                if row.put {
+                    writes.replaced += 1;
+                }
+                items[index] = current;
+            }
+            None => {
+                writes.created += 1;
+                items.push(current);
+            }
+        }
+        if row.updated {
+            writes.updated.push(id.clone());
+        }
+        if row.deleted {
+            writes.deleted.push(id);
+        }
+    }
+    writes
+}
 
 /// Builds every part into `dir`; returns the counts and the rejects file's name if written.
 fn build_into(

@@ -253,6 +253,22 @@ async fn broken_requests_get_the_right_status_and_code() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body: Value = test::read_body_json(response).await;
     assert_eq!(body["error"]["code"], "malformed_json");
+    // A key given twice is refused, not read as its last value; a value of the wrong type is
+    // named by its path.
+    for (payload, named) in [
+        (r#"{"query": "tent", "k": 5, "k": 50}"#, "duplicate key `k`"),
+        (r#"{"query": "tent", "filters": {"price": {"gt": "cheap"}}}"#, "filters.price"),
+    ] {
+        let request = test::TestRequest::post()
+            .uri("/v1/search")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(payload)
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{payload}");
+        let body: Value = test::read_body_json(response).await;
+        assert!(body["error"]["message"].as_str().unwrap().contains(named), "{payload}: {body}");
+    }
 
     let cases = [
         (json!({"query": "tent", "k": 0}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),

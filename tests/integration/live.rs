@@ -158,6 +158,25 @@ async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() 
     assert!(!ids(&after_fold).contains(&top) && !ids(&after_fold).contains(&"PRG-002".to_string()));
 }
 
+/// Index settings for the fixture catalog with one item's title changed (a catalog team's
+/// edit of the row), written under `root`.
+fn catalog_with_changed_title(root: &Path, id: &str, edition: &str) -> hyrank_indexer::IndexSettings {
+    let catalog = std::fs::read_to_string(hyrank_tests::root().join("fixtures/catalog.jsonl")).unwrap();
+    let changed: String = catalog
+        .lines()
+        .map(|line| {
+            let mut item: Value = serde_json::from_str(line).unwrap();
+            if item["id"] == json!(id) {
+                item["title"] = json!(format!("{} ({edition})", item["title"].as_str().unwrap()));
+            }
+            serde_json::to_string(&item).unwrap() + "\n"
+        })
+        .collect();
+    let changed_path = root.join("catalog-changed.jsonl");
+    std::fs::write(&changed_path, changed).unwrap();
+    hyrank_indexer::IndexSettings { catalog: changed_path, ..hyrank_tests::fixture_settings(root.to_path_buf()) }
+}
+
 fn get(uri: &str) -> test::TestRequest {
     test::TestRequest::get().uri(uri).insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
 }
@@ -218,23 +237,7 @@ async fn a_deleted_item_leaves_every_list_until_its_catalog_row_changes() {
     assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::NOT_FOUND);
 
     // The catalog team changes the item's row: the delete no longer applies.
-    let catalog = std::fs::read_to_string(hyrank_tests::root().join("fixtures/catalog.jsonl")).unwrap();
-    let changed: String = catalog
-        .lines()
-        .map(|line| {
-            let mut item: Value = serde_json::from_str(line).unwrap();
-            if item["id"] == json!(gone) {
-                item["title"] = json!(format!("{} (new edition)", item["title"].as_str().unwrap()));
-            }
-            serde_json::to_string(&item).unwrap() + "\n"
-        })
-        .collect();
-    let changed_path = root.path().join("catalog-changed.jsonl");
-    std::fs::write(&changed_path, changed).unwrap();
-    let settings = hyrank_indexer::IndexSettings {
-        catalog: changed_path,
-        ..hyrank_tests::fixture_settings(root.path().to_path_buf())
-    };
+    let settings = catalog_with_changed_title(root.path(), &gone, "new edition");
     let summary = hyrank_indexer::build(&settings).unwrap();
     let live = summary.manifest.live.clone().unwrap();
     assert_eq!((live.deleted.len(), live.superseded_deletes), (0, 1));
@@ -308,6 +311,146 @@ async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_bu
     assert_eq!((live.deleted, live.superseded_deletes), (vec![item.clone()], 0));
     assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
     assert_eq!(call(&app, get(&format!("/v1/items/{item}"))).await.0, StatusCode::NOT_FOUND);
+}
+
+/// The engine and live log of an index folder that already has a generation: a restart.
+fn reopened_state(root: &Path) -> AppState {
+    let mut engine = Engine::open(root, &hyrank_tests::embedder_settings()).unwrap();
+    let log = EventLog::open(root, engine.manifest().live_folded_through()).unwrap();
+    engine.attach_live(Arc::new(log));
+    AppState::with_settings(Arc::new(engine), Some(root.to_path_buf()), settings())
+}
+
+fn put_item(key: &str, id: &str, body: Value) -> test::TestRequest {
+    test::TestRequest::put()
+        .uri(&format!("/v1/items/{id}"))
+        .insert_header(("authorization", format!("Bearer {key}")))
+        .set_json(body)
+}
+
+fn search(body: Value) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/v1/search")
+        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+        .set_json(body)
+}
+
+#[actix_web::test]
+async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_the_next_build() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let spork = json!({
+        "title": "Zorblax Titanium Spork",
+        "text": "An ultralight titanium spork with a long handle for eating from freeze-dried meal pouches.",
+        "fields": {"category": "kitchen", "price": 12.5}
+    });
+    assert_eq!(call(&app, put_item(SEARCH_KEY, "LIVE-1", spork.clone())).await.0, StatusCode::FORBIDDEN);
+    for (bad, field) in [
+        (json!({"title": " ", "text": ""}), "text"),
+        (json!({"title": "x", "price": 3}), "price"),
+        (json!({"title": "x", "fields": {"price": {"nested": 1}}}), "fields"),
+    ] {
+        let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", bad)).await;
+        assert!(status.is_client_error() && body.to_string().contains(field), "{status} {body}");
+    }
+    let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", spork.clone())).await;
+    assert_eq!(
+        (status, body["created"].as_bool(), body["seq"].as_u64()),
+        (StatusCode::OK, Some(true), Some(1)),
+        "{body}"
+    );
+
+    // Found by id, by BM25 (a word no stored item has), by dense search on its own text, by a
+    // filter on its fields, and as a similar-items seed.
+    let (status, _, got) = call(&app, get("/v1/items/LIVE-1")).await;
+    assert_eq!((status, got["title"].as_str()), (StatusCode::OK, Some("Zorblax Titanium Spork")));
+    let (_, _, bm25) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 5, "explain": true}))).await;
+    assert_eq!(ids(&bm25), vec!["LIVE-1"], "{bm25}");
+    assert!(bm25["hits"][0]["score"].as_f64().unwrap().is_finite());
+    assert!(bm25["hits"][0]["explanations"].to_string().contains("idf"), "{bm25}");
+    let text = "Titanium spork with a long handle for eating from freeze-dried meal pouches";
+    let (_, _, dense) = call(&app, search(json!({"query": text, "mode": "dense", "k": 3}))).await;
+    assert_eq!(ids(&dense)[0], "LIVE-1", "{dense}");
+    let (_, _, hybrid_hits) =
+        call(&app, search(json!({"query": text, "k": 3, "filters": {"category": "kitchen"}}))).await;
+    assert_eq!(ids(&hybrid_hits)[0], "LIVE-1", "{hybrid_hits}");
+    let (status, _, similar) = call(&app, get("/v1/items/LIVE-1/similar?k=5")).await;
+    assert_eq!(status, StatusCode::OK, "{similar}");
+    assert!(!ids(&similar).contains(&"LIVE-1".to_string()) && ids(&similar).len() == 5);
+    // Events may name it; a user who interacted with it is not recommended it again.
+    let (status, _, body) =
+        call(&app, events(json!({"events": [{"user": "u001", "item": "LIVE-1", "weight": 3}]}), Some(WRITE_KEY))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, recommended) = call(&app, recommend("u001")).await;
+    assert_eq!(status, StatusCode::OK, "{recommended}");
+    assert!(!ids(&recommended).contains(&"LIVE-1".to_string()));
+
+    // Replacing a stored item: one row for the id, the new one, in every list.
+    let (_, _, before) = call(&app, hybrid("camp stove")).await;
+    let stove = ids(&before)[0].clone();
+    let replacement = json!({"title": "Zorblax Camp Stove", "text": "A canister stove, relabelled.", "fields": {"category": "stoves"}});
+    let (status, _, body) = call(&app, put_item(WRITE_KEY, &stove, replacement)).await;
+    assert_eq!((status, body["created"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
+    assert_eq!(call(&app, get(&format!("/v1/items/{stove}"))).await.2["title"], "Zorblax Camp Stove");
+    let (_, _, both) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 10}))).await;
+    let mut found = ids(&both);
+    found.sort();
+    let mut both_ids = vec![stove.clone(), "LIVE-1".to_string()];
+    both_ids.sort();
+    assert_eq!(found, both_ids, "{both}");
+    let (_, _, stoves) = call(&app, hybrid("camp stove")).await;
+    assert_eq!(ids(&stoves).iter().filter(|id| **id == stove).count(), 1, "the replaced row is hidden");
+    // Replaced again, deleted, created again: the id names its latest row only.
+    let v2 = json!({"title": "Zorblax Spork v2", "text": "Now in orange."});
+    assert_eq!(call(&app, put_item(WRITE_KEY, "LIVE-1", v2)).await.2["created"], false);
+    let delete = test::TestRequest::delete()
+        .uri("/v1/items/LIVE-1")
+        .insert_header(("authorization", format!("Bearer {WRITE_KEY}")));
+    assert_eq!(call(&app, delete).await.0, StatusCode::OK);
+    assert_eq!(call(&app, get("/v1/items/LIVE-1")).await.0, StatusCode::NOT_FOUND);
+    let (_, _, after_delete) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 10}))).await;
+    assert_eq!(ids(&after_delete), vec![stove.clone()]);
+    let v3 = json!({"title": "Zorblax Spork v3", "text": "Back in stock.", "fields": {"category": "kitchen"}});
+    assert_eq!(call(&app, put_item(WRITE_KEY, "LIVE-1", v3)).await.2["created"], true);
+    let (_, _, index) = call(&app, get("/v1/index")).await;
+    assert_eq!(index["live"]["put_items"], 4, "{index}");
+
+    // A restart replays the log: the same rows, without running the model for them again.
+    drop(app);
+    drop(state);
+    let state = reopened_state(root.path());
+    let app = service(state.clone()).await;
+    assert_eq!(call(&app, get("/v1/items/LIVE-1")).await.2["title"], "Zorblax Spork v3");
+    assert_eq!(call(&app, get(&format!("/v1/items/{stove}"))).await.2["title"], "Zorblax Camp Stove");
+    let (_, _, replayed) = call(&app, search(json!({"query": "zorblax spork", "mode": "bm25", "k": 10}))).await;
+    assert_eq!(ids(&replayed)[0], "LIVE-1", "{replayed}");
+
+    // Folded: the catalog gains the created item and the replaced row; the server then has
+    // no live rows on top of the new generation, and finds both as before.
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    let live = summary.manifest.live.clone().unwrap();
+    assert_eq!((live.created, live.replaced, live.superseded_puts), (1, 1, 0), "{live:?}");
+    assert!(live.deleted.is_empty(), "LIVE-1 was created again after its delete: {live:?}");
+    assert_eq!(summary.manifest.counts.items, 321);
+    let admin = test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    assert_eq!(call(&app, admin).await.0, StatusCode::OK);
+    let engine = state.engine();
+    assert_eq!((engine.len(), engine.live_item_rows()), (321, 0));
+    drop(engine);
+    assert_eq!(call(&app, get("/v1/items/LIVE-1")).await.2["title"], "Zorblax Spork v3");
+    let (_, _, folded) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 10}))).await;
+    let mut found = ids(&folded);
+    found.sort();
+    assert_eq!(found, both_ids, "{folded}");
+    // The user's event on the live item was folded in as an interaction on the new row.
+    let (_, _, after_fold) = call(&app, recommend("u001")).await;
+    assert!(!ids(&after_fold).contains(&"LIVE-1".to_string()));
+
+    // The catalog team changes the replaced item's row: its put no longer applies.
+    let settings = catalog_with_changed_title(root.path(), &stove, "catalog edition");
+    let live = hyrank_indexer::build(&settings).unwrap().manifest.live.unwrap();
+    assert_eq!((live.created, live.replaced, live.superseded_puts), (1, 0, 1), "{live:?}");
 }
 
 #[actix_web::test]

@@ -7,6 +7,7 @@
 //!   hits, the rerank window;
 //! - `search.rs`, `recommend.rs`, `similar.rs`: each question's retrievers and extras.
 
+mod live_items;
 mod recommend;
 mod search;
 mod similar;
@@ -28,6 +29,7 @@ use crate::explain::Explanation;
 use crate::generation::{self, files, Manifest, RerankerManifest};
 use crate::item::{FieldValue, Item};
 use crate::lexical::LexicalIndex;
+use crate::live::items::LiveItems;
 use crate::live::EventLog;
 use crate::rerank::{LateInteractionReranker, TrainedReranker};
 use crate::retrieve::{CfItems, Retriever};
@@ -81,17 +83,25 @@ pub struct Engine {
     /// Items deleted live that this generation folded in (`Manifest::live`): hidden from every
     /// retriever and from item lookups, as the log's later deletes are.
     deleted: HashSet<u32>,
-    /// The allow mask of a request without filters, and the log's delete version it was built
-    /// at (`stages::unfiltered_allow`).
-    hidden_mask: std::sync::Mutex<Option<(u64, crate::retrieve::Allow)>>,
-    /// [`Engine::hidden`]'s set, and the log's delete version it was read at.
-    hidden_items: std::sync::Mutex<Option<(u64, Arc<HashSet<u32>>)>>,
+    /// The allow mask of a request without filters, and the log's delete and put versions it
+    /// was built at (`stages::unfiltered_allow`).
+    hidden_mask: Versioned<crate::retrieve::Allow>,
+    /// [`Engine::hidden`]'s set, and the log's delete and put versions it was read at.
+    hidden_items: Versioned<Arc<HashSet<u32>>>,
+    /// Items written live since this generation's build (`live_items.rs`), as of the last put
+    /// applied.
+    live_items: std::sync::Mutex<Arc<LiveItems>>,
+    /// Held while puts are applied, so that one thread applies each.
+    live_refresh: std::sync::Mutex<()>,
     /// The shared lock that keeps a build's pruning off this generation while it is open.
     _serving: Option<std::fs::File>,
     /// Fields replaced live since this generation's build, by item index, and the log's field
-    /// version they were read at.
-    live_fields: std::sync::Mutex<Option<(u64, Arc<LiveFields>)>>,
+    /// and put versions they were read at.
+    live_fields: Versioned<Arc<LiveFields>>,
 }
+
+/// A value read from the live log, cached with the two log versions it was read at.
+type Versioned<T> = std::sync::Mutex<Option<((u64, u64), T)>>;
 
 /// Items' fields replaced live, by item index.
 pub(crate) type LiveFields = std::collections::HashMap<u32, BTreeMap<String, FieldValue>>;
@@ -144,7 +154,9 @@ impl Engine {
         }
         let manifest = generation::read_manifest(&dir)?;
         let mut next = Self::open_generation(&dir, serving.runtime.for_generation(&manifest)?)?;
-        next.live = serving.live.clone();
+        if let Some(log) = &serving.live {
+            next.attach_live(Arc::clone(log));
+        }
         next.runtime.clear_caches();
         let workers = [
             (next.rerank_worker(), serving.rerank_worker()),
@@ -297,7 +309,10 @@ impl Engine {
                 ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
             deleted_ids.iter().filter_map(|id| at.get(id.as_str()).copied()).collect()
         };
+        let live_items = std::sync::Mutex::new(Arc::new(LiveItems::empty(ids.len() as u32)));
         Ok(Engine {
+            live_items,
+            live_refresh: std::sync::Mutex::new(()),
             dir: dir.to_path_buf(),
             manifest,
             late_interaction: LateInteractionReranker::new(embedder),
@@ -384,17 +399,22 @@ impl Engine {
     /// changed since does not apply, as the next build would not apply it either). Read from
     /// the log once per delete, not per request.
     pub(crate) fn hidden(&self) -> Arc<HashSet<u32>> {
-        let version = self.live.as_ref().map_or(0, |log| log.delete_version());
+        let live = self.live_items();
+        let version = (self.live.as_ref().map_or(0, |log| log.delete_version()), live.version);
         let mut cached = self.hidden_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((at, hidden)) = &*cached {
             if *at == version {
                 return Arc::clone(hidden);
             }
         }
+        // Rows a live put replaced, and deleted rows: a delete applies to the row its id names
+        // now if it was made against that row after the row existed.
         let mut hidden = self.deleted.clone();
+        hidden.extend(live.replaced.iter().copied());
         if let Some(log) = &self.live {
-            for (id, hash) in log.deleted_items(self.manifest.live_folded_through()) {
-                if let Some(index) = self.index_of(&id).ok().filter(|&index| self.stored_hash_is(index, &hash)) {
+            for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
+                let applies = |&index: &u32| seq > self.row_seq(index) && self.stored_hash_is(index, &hash);
+                if let Some(index) = self.index_of(&id).ok().filter(applies) {
                     hidden.insert(index);
                 }
             }
@@ -409,8 +429,11 @@ impl Engine {
         self.stored_item_at(index).is_ok_and(|item| crate::live::item_hash(&item) == hash)
     }
 
-    /// The catalog index of the item with this id.
+    /// The index of the row the id names: its latest live row, else the generation's.
     pub fn index_of(&self, id: &str) -> Result<u32> {
+        if let Some(index) = self.live_items().index_of(id) {
+            return Ok(index);
+        }
         self.store.item_index(id)?.ok_or_else(|| Error::UnknownItem { id: id.to_string() })
     }
 
@@ -426,6 +449,11 @@ impl Engine {
     /// The item at this index as the generation stores it, without live field updates: the
     /// row a delete or an update is checked against at the next build.
     pub fn stored_item_at(&self, index: u32) -> Result<Item> {
+        if index as usize >= self.ids.len() {
+            if let Some(entry) = self.live_items().get(index) {
+                return Ok(entry.item.clone());
+            }
+        }
         self.store.item(index)?.ok_or_else(|| Error::BadIndex {
             path: self.dir.clone(),
             reason: format!("item index {index} is missing from the store"),
@@ -436,17 +464,19 @@ impl Engine {
     /// log once per update, not per request.
     pub(crate) fn live_fields(&self) -> Arc<LiveFields> {
         let Some(log) = &self.live else { return Arc::default() };
-        let version = log.fields_version();
+        let version = (log.fields_version(), self.live_items().version);
         let mut cached = self.live_fields.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*cached {
             Some((at, fields)) if *at == version => Arc::clone(fields),
             _ => {
-                // As for deletes, an update counts only against the row it was made on.
+                // As for deletes, an update counts only against the row it was made on, made
+                // after that row existed.
                 let fields: LiveFields = log
                     .field_updates(self.manifest.live_folded_through())
                     .into_iter()
-                    .filter_map(|(id, hash, fields)| {
-                        let index = self.index_of(&id).ok().filter(|&index| self.stored_hash_is(index, &hash))?;
+                    .filter_map(|(id, seq, hash, fields)| {
+                        let applies = |&index: &u32| seq > self.row_seq(index) && self.stored_hash_is(index, &hash);
+                        let index = self.index_of(&id).ok().filter(applies)?;
                         Some((index, fields))
                     })
                     .collect();
@@ -470,6 +500,10 @@ impl Engine {
     /// ones this generation folded in. [`Engine::open_next`] carries it to the next generation.
     pub fn attach_live(&mut self, log: Arc<EventLog>) {
         self.live = Some(log);
+        // Items written live are embedded (if need be) and indexed now, not by a first request.
+        if let Err(e) = self.apply_live_items() {
+            tracing::error!(error = %e, "applying the live log's items");
+        }
     }
 
     /// The attached live event log.
@@ -489,13 +523,31 @@ impl Engine {
             Some(log) => log.user_events(id, self.manifest.live_folded_through()),
             None => Vec::new(),
         };
-        if events.is_empty() {
+        let live = self.live_items();
+        if events.is_empty() && live.replaced.is_empty() {
             let record = stored.ok_or_else(|| Error::UnknownUser { id: id.to_string() })?;
             return Ok(LiveUser { record, live_events: 0, stored: true });
         }
         let known = stored.is_some();
         let mut record =
             stored.unwrap_or_else(|| UserRecord { id: id.to_string(), index: u32::MAX, history: Vec::new() });
+        // A stored history names an item's row as built; a row replaced live is now its latest
+        // row (so the new row counts as seen, and its vector forms the profile).
+        if !live.replaced.is_empty() {
+            for interaction in &mut record.history {
+                if live.replaced.contains(&interaction.item) {
+                    if let Ok(latest) = self.index_of(&self.id_at(interaction.item)) {
+                        interaction.item = latest;
+                    }
+                }
+            }
+        }
+        if events.is_empty() {
+            if !known {
+                return Err(Error::UnknownUser { id: id.to_string() });
+            }
+            return Ok(LiveUser { record, live_events: 0, stored: true });
+        }
         let mut merged = 0;
         let mut at: std::collections::HashMap<u32, usize> =
             record.history.iter().enumerate().map(|(position, i)| (i.item, position)).collect();
@@ -556,7 +608,7 @@ impl Engine {
     fn user_vector<'a>(&self, cf: &'a Collaborative, user: &LiveUser) -> Result<Option<Cow<'a, [f32]>>> {
         let Collaborative::Als { model, gram, .. } = cf else { return Ok(None) };
         if user.live_events > 0 || !user.stored {
-            let history: Vec<(u32, f32)> = user.record.history.iter().map(|i| (i.item, i.weight)).collect();
+            let history = self.cf_history(user.record.history.iter().map(|i| (i.item, i.weight)));
             match cf::als::solve_user(model, gram, &history) {
                 Some(factors) => return Ok(Some(Cow::Owned(factors))),
                 // Only with λ = 0 and fewer items than factors: the stored factors where the
@@ -606,13 +658,31 @@ impl Engine {
                 cf::UserExplainer::new(model, gram, history).map(CfExplainer::Als)
             }
             Collaborative::Ease(model) => {
-                Some(CfExplainer::Ease { model, seeds: positive_items(history.iter().copied()) })
+                Some(CfExplainer::Ease { model, seeds: self.cf_seeds(history.iter().copied()) })
             }
         }
     }
 
+    /// A history as CF reads it: only the generation's items (live rows have no factors and no
+    /// row of item-item weights until a build takes them in), a live row that replaced one of
+    /// them read as that row.
+    fn cf_history(&self, history: impl IntoIterator<Item = (u32, f32)>) -> Vec<(u32, f32)> {
+        let built = self.ids.len() as u32;
+        let live = self.live_items();
+        history.into_iter().map(|(item, w)| (live.built_row(item), w)).filter(|&(item, _)| item < built).collect()
+    }
+
+    /// The items of a history EASE counts as interacted with: [`positive_items`] among the
+    /// generation's.
+    fn cf_seeds(&self, history: impl IntoIterator<Item = (u32, f32)>) -> Vec<u32> {
+        positive_items(self.cf_history(history))
+    }
+
     /// The CF explanation tree of `item`, history items named by id and title.
     fn cf_explanation(&self, explainer: &CfExplainer<'_>, item: u32) -> Explanation {
+        if item as usize >= self.ids.len() {
+            return Explanation::leaf("CF: no opinion on an item written live since the build", 0.0);
+        }
         let name = |j: u32| self.item_label(j);
         match explainer {
             CfExplainer::Als(explainer) => explainer.tree(item, 5, name),
@@ -622,7 +692,7 @@ impl Engine {
 
     /// How an explanation names an item: its id and, when it has one, its title in quotes.
     fn item_label(&self, item: u32) -> String {
-        let id = self.ids.get(item as usize).cloned().unwrap_or_default();
+        let id = self.id_at(item);
         match self.item_at(item) {
             Ok(found) if !found.title.trim().is_empty() => format!("{id} “{}”", found.title.trim()),
             _ => id,

@@ -57,7 +57,7 @@ impl Engine {
         };
         let mut hits = self.finish(&fused, request.k, plan.zip(context.as_deref()), &mut timings)?;
         if request.explain {
-            let history: Vec<(u32, f32)> = user.history.iter().map(|i| (i.item, i.weight)).collect();
+            let history = self.cf_history(user.history.iter().map(|i| (i.item, i.weight)));
             let explainer = self.cf_explainer(&history);
             for hit in &mut hits {
                 let item = self.index_of(&hit.id)?;
@@ -108,12 +108,14 @@ impl Engine {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
         let cf = self.collaborative()?;
-        let seeds = super::positive_items(view.history.iter().map(|i| (i.item, i.weight)));
+        let seeds = self.cf_seeds(view.history.iter().map(|i| (i.item, i.weight)));
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
         let hidden = view.hidden.into_iter().flatten().copied();
-        let allow = self.allow(&request.filters)?.excluding(self.len(), seen.chain(hidden));
+        let allow = self.allow(&request.filters)?.excluding(self.total_len(), seen.chain(hidden));
+        let live_items = self.live_items();
         // The content profile, when the mode has content; `Some(None)`: the history gives none.
-        let profile = (request.mode != RecommendMode::Cf).then(|| self.profile(view.history, request.recent));
+        let profile =
+            (request.mode != RecommendMode::Cf).then(|| self.profile(&live_items, view.history, request.recent));
         let mut retrievers = Vec::with_capacity(2);
         if request.mode != RecommendMode::Content {
             if let Some(retriever) = self.cf_retriever(cf, view.factors, view.cf_items, &seeds, request.cold_items) {
@@ -122,16 +124,24 @@ impl Engine {
         }
         if let Some(profile) = &profile {
             let weight = request.weights.given(RetrieverKind::Dense).unwrap_or(defaults::RECOMMEND_CONTENT_WEIGHT);
-            retrievers.push((Retriever::Dense { index: &self.dense, vector: profile.as_deref() }, weight));
+            retrievers.push((
+                Retriever::Dense { index: &self.dense, live: Some(&live_items), vector: profile.as_deref() },
+                weight,
+            ));
         }
         self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)
     }
 
     /// The normalised, weight-averaged embedding of the user's recent items.
-    fn profile(&self, history: &[Interaction], recent: usize) -> Option<Vec<f32>> {
+    fn profile(
+        &self,
+        live: &crate::live::items::LiveItems,
+        history: &[Interaction],
+        recent: usize,
+    ) -> Option<Vec<f32>> {
         let mut profile = vec![0f32; self.dense.dim()];
         for (item, weight) in recent_items(history, recent) {
-            for (p, v) in profile.iter_mut().zip(self.dense.vector(item)?) {
+            for (p, v) in profile.iter_mut().zip(self.vector_at(live, item)?) {
                 *p += weight.max(0.0) * v;
             }
         }
@@ -141,10 +151,11 @@ impl Engine {
 
     /// Which recent history items are nearest in content to the recommended item.
     fn content_explanation(&self, history: &[Interaction], item: u32, recent: usize) -> Explanation {
-        let target = self.dense.vector(item).unwrap_or_default();
+        let live = self.live_items();
+        let target = self.vector_at(&live, item).unwrap_or_default();
         let mut near: Vec<(u32, f32)> = recent_items(history, recent)
             .into_iter()
-            .filter_map(|(j, _)| self.dense.score(target, j).map(|s| (j, s)))
+            .filter_map(|(j, _)| self.vector_at(&live, j).map(|v| (j, crate::dense::dot(&target, &v))))
             .collect();
         near.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         near.truncate(3);

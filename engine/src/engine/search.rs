@@ -35,7 +35,7 @@ impl Engine {
         let rerank = plan.zip(query);
         let mut hits = self.finish(&fused, request.k, rerank, &mut timings)?;
         if request.explain {
-            let history = user.as_ref().map(|u| u.history.iter().map(|i| (i.item, i.weight)).collect::<Vec<_>>());
+            let history = user.as_ref().map(|u| self.cf_history(u.history.iter().map(|i| (i.item, i.weight))));
             let explainer = history.as_deref().and_then(|h| self.cf_explainer(h));
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
@@ -73,6 +73,7 @@ impl Engine {
         let live = request.user.as_deref().map(|id| self.live_user(id)).transpose()?;
         let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
         let allow = self.allow(&request.filters)?;
+        let live_items = self.live_items();
         let vector = match (kinds.contains(&RetrieverKind::Dense), query) {
             (true, Some(query)) => {
                 let t = Instant::now();
@@ -90,16 +91,18 @@ impl Engine {
             _ => None,
         };
         let user = live.map(|l| l.record);
-        let seeds = super::positive_items(user.iter().flat_map(|u| &u.history).map(|i| (i.item, i.weight)));
+        let seeds = self.cf_seeds(user.iter().flat_map(|u| &u.history).map(|i| (i.item, i.weight)));
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
             let retriever = match kind {
                 RetrieverKind::Bm25 => {
                     Retriever::Bm25 { index: &self.lexical, query: query.unwrap_or_default(), params: request.bm25 }
                 }
-                RetrieverKind::Dense => {
-                    Retriever::Dense { index: &self.dense, vector: vector.as_ref().map(|v| v.as_slice()) }
-                }
+                RetrieverKind::Dense => Retriever::Dense {
+                    index: &self.dense,
+                    live: Some(&live_items),
+                    vector: vector.as_ref().map(|v| v.as_slice()),
+                },
                 RetrieverKind::Cf => {
                     // Mode::retrievers picks CF only with a user, whose factors were read above.
                     let (cf, factors) = cf.as_ref().ok_or_else(|| Error::invalid("user", "cf needs a user"))?;

@@ -19,11 +19,12 @@ impl Engine {
         let start = Instant::now();
         check_k(request.k, request.candidates)?;
         let seed = self.visible_index_of(&request.item)?;
-        let allow = self.allow(&request.filters)?.excluding(self.len(), [seed]);
+        let allow = self.allow(&request.filters)?.excluding(self.total_len(), [seed]);
         let mut timings = Timings::default();
-        let content = self.dense.vector(seed).unwrap_or_default();
+        let live_items = self.live_items();
+        let content = self.vector_at(&live_items, seed).unwrap_or_default();
         let mut retrievers = vec![(
-            Retriever::Dense { index: &self.dense, vector: Some(content) },
+            Retriever::Dense { index: &self.dense, live: Some(&live_items), vector: Some(&content) },
             request.weights.of(RetrieverKind::Dense),
         )];
         let seeds = [seed];

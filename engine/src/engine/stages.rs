@@ -61,14 +61,14 @@ impl Engine {
         }
         let hidden = self.hidden();
         let allow = self.filter_mask(filters)?;
-        Ok(if hidden.is_empty() { allow } else { allow.excluding(self.len(), hidden.iter().copied()) })
+        Ok(if hidden.is_empty() { allow } else { allow.excluding(self.total_len(), hidden.iter().copied()) })
     }
 
     /// Every item but the deleted ones. The mask is built once per delete (keyed by the log's
     /// last delete), not per request: a request without filters allocated nothing before
     /// deletes existed, and should not start allocating `len` flags for them.
     fn unfiltered_allow(&self) -> Allow {
-        let version = self.live.as_ref().map_or(0, |log| log.delete_version());
+        let version = (self.live.as_ref().map_or(0, |log| log.delete_version()), self.live_items().version);
         let mut cached = self.hidden_mask.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*cached {
             Some((at, mask)) if *at == version => mask.clone(),
@@ -77,7 +77,7 @@ impl Engine {
                 let mask = if hidden.is_empty() {
                     Allow::all()
                 } else {
-                    Allow::all().excluding(self.len(), hidden.iter().copied())
+                    Allow::all().excluding(self.total_len(), hidden.iter().copied())
                 };
                 *cached = Some((version, mask.clone()));
                 mask
@@ -90,8 +90,12 @@ impl Engine {
             return Ok(Allow::all());
         }
         let live = self.live_fields();
+        let live_items = self.live_items();
         for (name, condition) in filters {
-            if !self.field_names.contains(name) && !live.values().any(|fields| fields.contains_key(name)) {
+            if !self.field_names.contains(name)
+                && !live.values().any(|fields| fields.contains_key(name))
+                && !live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
+            {
                 let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
                 known.sort();
                 return Err(Error::invalid(
@@ -103,11 +107,13 @@ impl Engine {
                 return Err(Error::invalid(format!("filters.{name}"), problem));
             }
         }
+        let stored = self.fields.iter();
+        let written_live = live_items.entries.iter().map(|e| &e.item.fields);
         Ok(Allow::mask(
-            self.fields
-                .iter()
+            stored
+                .chain(written_live)
                 .enumerate()
-                .map(|(index, stored)| matches_all(filters, live.get(&(index as u32)).unwrap_or(stored)))
+                .map(|(index, fields)| matches_all(filters, live.get(&(index as u32)).unwrap_or(fields)))
                 .collect(),
         ))
     }
@@ -153,7 +159,9 @@ impl Engine {
         let mut reranked = self.rerank(&plan, query, &window, fused)?;
         // Best first, ties by id. A reranked score is only comparable among hits that were all
         // reranked, which is why `max(depth, k)` hits are reranked.
-        let id = |r: &Reranked<'_>| &self.ids[r.fused.item as usize];
+        let ids: std::collections::HashMap<u32, String> =
+            reranked.iter().map(|r| (r.fused.item, self.id_at(r.fused.item))).collect();
+        let id = |r: &Reranked<'_>| &ids[&r.fused.item];
         reranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b))));
         reranked.truncate(k);
         let hits = reranked

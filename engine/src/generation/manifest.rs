@@ -122,6 +122,15 @@ pub struct LiveFold {
     /// Live field updates whose catalog row changed since: no longer applied.
     #[serde(default)]
     pub superseded_updates: usize,
+    /// Items put live (`PUT /v1/items/{id}`) for ids the catalog lacks, appended to it.
+    #[serde(default)]
+    pub created: usize,
+    /// Catalog rows a live put replaced (the row still the one replaced).
+    #[serde(default)]
+    pub replaced: usize,
+    /// Live puts made against a row the catalog has changed since: no longer applied.
+    #[serde(default)]
+    pub superseded_puts: usize,
 }
 
 /// How the indexer chose the CF model of a generation.

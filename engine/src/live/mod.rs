@@ -20,10 +20,12 @@
 
 //!
 //! Split by question: [`record`] (what a line records, and how an event is checked),
-//! `file` (the log's files: reading, repairing, creating), and this file (the log a server
-//! writes, and the view of it requests read).
+//! `file` (the log's files: reading, repairing, creating), [`items`] (the rows written live,
+//! as a generation serves them), and this file (the log a server writes, and the view of it
+//! requests read).
 
 mod file;
+pub mod items;
 mod record;
 
 use std::collections::HashMap;
@@ -37,8 +39,8 @@ use crate::error::{Error, Result};
 pub use file::read_events;
 use file::{create_segment, read_segment, segment_files, segment_path};
 pub use record::{
-    item_hash, validate_batch, Appended, Event, FieldUpdate, ItemDelete, LiveStats, LoggedRecord, Record, MAX_ID_BYTES,
-    MAX_WEIGHT,
+    item_hash, validate_batch, Appended, Event, FieldUpdate, ItemDelete, ItemPut, LiveStats, LoggedRecord, Record,
+    MAX_ID_BYTES, MAX_WEIGHT,
 };
 
 /// The log's folder under an index folder.
@@ -87,14 +89,19 @@ struct State {
     events: Vec<LoggedRecord>,
     /// Positions in `events` per user.
     by_user: HashMap<String, Vec<usize>>,
-    /// Deleted item ids with the sequence number of their deletion.
-    deleted: HashMap<String, (u64, String)>,
+    /// Deleted item ids with each deletion's sequence number and row hash, in sequence order
+    /// (all of them: an id created again after a delete can be deleted again).
+    deleted: HashMap<String, Vec<(u64, String)>>,
     /// The last deletion's sequence number (0: none since the server started).
     last_delete: u64,
     /// Each updated item's latest fields, with the update's sequence number.
     fields: HashMap<String, (u64, String, std::collections::BTreeMap<String, crate::item::FieldValue>)>,
     /// The last field update's sequence number (0: none since the server started).
     last_fields: u64,
+    /// Positions in `events` of item puts, in sequence order.
+    puts: Vec<usize>,
+    /// The last put's sequence number (0: none since the server started).
+    last_put: u64,
     /// What the serving generation folded in, and what the one before it did.
     folded_through: u64,
     retire_through: u64,
@@ -153,6 +160,8 @@ impl EventLog {
             last_delete: 0,
             fields: HashMap::new(),
             last_fields: 0,
+            puts: Vec::new(),
+            last_put: 0,
             folded_through,
             retire_through: folded_through,
         };
@@ -194,6 +203,15 @@ impl EventLog {
     ) -> Result<Appended> {
         let update = FieldUpdate { update_item: item.to_string(), item_hash, fields };
         self.append_records(vec![Record::Fields(update)], now_ms())
+    }
+
+    /// Records `put` (an item created or replaced, with its embedding), durably, as
+    /// [`EventLog::append`] does.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn put_item(&self, put: ItemPut) -> Result<Appended> {
+        self.append_records(vec![Record::Put(Box::new(put))], now_ms())
     }
 
     /// Records that `item` (with its row's [`item_hash`]) is deleted, durably, as
@@ -321,31 +339,50 @@ impl EventLog {
         self.lock().last_fields
     }
 
-    /// The latest fields of each item updated after `folded_through`, with the hash of the
-    /// row the update was made against.
+    /// The last item put's sequence number, 0 if none: what caches of the live items key on.
+    pub fn put_version(&self) -> u64 {
+        self.lock().last_put
+    }
+
+    /// The item puts after sequence number `after`, in sequence order, with their numbers.
+    pub fn item_puts(&self, after: u64) -> Vec<(u64, ItemPut)> {
+        let state = self.lock();
+        let first = state.puts.partition_point(|&p| state.events[p].seq <= after);
+        state.puts[first..]
+            .iter()
+            .filter_map(|&p| match &state.events[p].record {
+                Record::Put(put) => Some((state.events[p].seq, put.as_ref().clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The latest fields of each item updated after `folded_through`, with the update's
+    /// sequence number and the hash of the row it was made against.
     #[allow(clippy::type_complexity)]
     pub fn field_updates(
         &self,
         folded_through: u64,
-    ) -> Vec<(String, String, std::collections::BTreeMap<String, crate::item::FieldValue>)> {
+    ) -> Vec<(String, u64, String, std::collections::BTreeMap<String, crate::item::FieldValue>)> {
         let state = self.lock();
         state
             .fields
             .iter()
             .filter(|(_, (seq, _, _))| *seq > folded_through)
-            .map(|(id, (_, hash, fields))| (id.clone(), hash.clone(), fields.clone()))
+            .map(|(id, (seq, hash, fields))| (id.clone(), *seq, hash.clone(), fields.clone()))
             .collect()
     }
 
-    /// The items deleted after `folded_through` (what the generation asking has folded in),
-    /// with the hash of the row each delete was made against.
-    pub fn deleted_items(&self, folded_through: u64) -> Vec<(String, String)> {
+    /// Every delete after `folded_through` (what the generation asking has folded in): the
+    /// item, the delete's sequence number and the hash of the row it was made against.
+    pub fn deleted_items(&self, folded_through: u64) -> Vec<(String, u64, String)> {
         let state = self.lock();
         state
             .deleted
             .iter()
-            .filter(|(_, (seq, _))| *seq > folded_through)
-            .map(|(id, (_, hash))| (id.clone(), hash.clone()))
+            .flat_map(|(id, deletes)| deletes.iter().map(move |(seq, hash)| (id, *seq, hash)))
+            .filter(|(_, seq, _)| *seq > folded_through)
+            .map(|(id, seq, hash)| (id.clone(), seq, hash.clone()))
             .collect()
     }
 
@@ -367,6 +404,7 @@ impl EventLog {
                     state.by_user.clear();
                     state.deleted.clear();
                     state.fields.clear();
+                    state.puts.clear();
                     for event in events.into_iter().filter(|e| e.seq > through) {
                         state.push(event);
                     }
@@ -389,6 +427,7 @@ impl EventLog {
         state.by_user.clear();
         state.deleted.clear();
         state.fields.clear();
+        state.puts.clear();
         for event in kept {
             state.push(event);
         }
@@ -407,7 +446,12 @@ impl EventLog {
             .filter(|p| p.last().is_some_and(|&i| state.events[i].seq > state.folded_through))
             .count();
         let oldest = unfolded.first().map_or(0.0, |e| now_ms().saturating_sub(e.written_ms) as f64 / 1000.0);
-        let deleted_items = state.deleted.values().filter(|(seq, _)| *seq > state.folded_through).count();
+        let deleted_items = state
+            .deleted
+            .values()
+            .filter(|deletes| deletes.last().is_some_and(|(seq, _)| *seq > state.folded_through))
+            .count();
+        let put_items = state.puts.iter().filter(|&&p| state.events[p].seq > state.folded_through).count();
         LiveStats {
             deleted_items,
             events: unfolded.iter().filter(|e| e.event().is_some()).count(),
@@ -416,6 +460,7 @@ impl EventLog {
             folded_through: state.folded_through,
             oldest_unfolded_secs: oldest,
             flushes: state.flushes,
+            put_items,
         }
     }
 
@@ -438,8 +483,15 @@ impl State {
         match &logged.record {
             Record::Event(event) => self.by_user.entry(event.user.clone()).or_default().push(self.events.len()),
             Record::Delete(delete) => {
-                self.deleted.insert(delete.delete_item.clone(), (logged.seq, delete.item_hash.clone()));
+                self.deleted
+                    .entry(delete.delete_item.clone())
+                    .or_default()
+                    .push((logged.seq, delete.item_hash.clone()));
                 self.last_delete = self.last_delete.max(logged.seq);
+            }
+            Record::Put(_) => {
+                self.puts.push(self.events.len());
+                self.last_put = self.last_put.max(logged.seq);
             }
             Record::Fields(update) => {
                 self.fields
@@ -612,7 +664,7 @@ mod tests {
         log.append(vec![event("u", "a", 1.0)]).unwrap();
         assert_eq!(log.delete_item("b", "hash-of-b".into()).unwrap().first_seq, 2);
         log.append(vec![event("u", "c", 1.0)]).unwrap();
-        assert_eq!(log.deleted_items(0), vec![("b".to_string(), "hash-of-b".to_string())]);
+        assert_eq!(log.deleted_items(0), vec![("b".to_string(), 2, "hash-of-b".to_string())]);
         assert_eq!(log.deleted_items(2), Vec::new());
         let stats = log.stats();
         assert_eq!((stats.events, stats.deleted_items), (2, 1));
@@ -631,7 +683,7 @@ mod tests {
         log.update_fields("a", "hash-of-a".into(), price(3.0)).unwrap();
         let last = log.update_fields("a", "hash-of-a".into(), price(2.5)).unwrap().first_seq;
         assert_eq!(log.fields_version(), last);
-        assert_eq!(log.field_updates(0), vec![("a".to_string(), "hash-of-a".to_string(), price(2.5))]);
+        assert_eq!(log.field_updates(0), vec![("a".to_string(), last, "hash-of-a".to_string(), price(2.5))]);
         assert_eq!(log.field_updates(last), Vec::new());
         drop(log);
         let read = read_events(dir.path()).unwrap();

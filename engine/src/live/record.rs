@@ -104,6 +104,30 @@ pub struct FieldUpdate {
     pub fields: std::collections::BTreeMap<String, crate::item::FieldValue>,
 }
 
+/// An item created or replaced through the API (`PUT /v1/items/{id}`), with its embedding, so
+/// that a server reopening the log serves it again without running the model, and the SHA-256
+/// of the row it replaced (empty for an id that named no visible row): like [`ItemDelete`],
+/// the next build applies it only while the catalog row is that same row (or, for an empty
+/// hash, while the catalog has no visible row for the id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemPut {
+    /// The item's id (also `item.id`).
+    pub put_item: String,
+    /// [`item_hash`] of the row replaced, or empty when the id named no visible row.
+    pub item_hash: String,
+    /// The new row, whole.
+    pub item: crate::item::Item,
+    /// Its embedding (unit length, the model's width), from the model `model_sha256` names at
+    /// `precision`.
+    pub embedding: Vec<f32>,
+    /// SHA-256 of the model weights that embedded it: a generation built with other weights
+    /// embeds the item again rather than mix two models' vectors.
+    pub model_sha256: String,
+    /// The precision it was embedded at (`f32`, `int8`, ...).
+    pub precision: String,
+}
+
 /// What one line of the log records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -114,6 +138,8 @@ pub enum Record {
     Delete(ItemDelete),
     /// An item's fields replaced.
     Fields(FieldUpdate),
+    /// An item created or replaced.
+    Put(Box<ItemPut>),
 }
 
 /// A record as logged: its sequence number and when the server wrote it.
@@ -133,7 +159,7 @@ impl LoggedRecord {
     pub fn event(&self) -> Option<&Event> {
         match &self.record {
             Record::Event(event) => Some(event),
-            Record::Delete(_) | Record::Fields(_) => None,
+            Record::Delete(_) | Record::Fields(_) | Record::Put(_) => None,
         }
     }
 }
@@ -177,4 +203,6 @@ pub struct LiveStats {
     pub flushes: u64,
     /// Items deleted since the serving generation's build.
     pub deleted_items: usize,
+    /// Items created or replaced since the serving generation's build (`PUT /v1/items/{id}`).
+    pub put_items: usize,
 }

@@ -1,0 +1,195 @@
+//! Items written live, as this generation serves them: the log's puts after what the
+//! generation folded in become rows after its own ([`crate::live::items`]), searchable by BM25
+//! (an in-memory tantivy index), by dense search (an exact scan) and by id. Read from the log
+//! once per put, not per request: the write route applies a put before it answers, so the
+//! item is found by the next request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::live::items::LiveItems;
+use crate::live::ItemPut;
+
+impl Engine {
+    /// The live rows as of the log's last put (none without a log).
+    pub(crate) fn live_items(&self) -> Arc<LiveItems> {
+        let current = Arc::clone(&self.live_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let Some(log) = &self.live else { return current };
+        if log.put_version() <= current.version {
+            return current;
+        }
+        // A put is being applied by another thread (the writer, as a rule): this request reads
+        // the rows published so far rather than wait for the model and tantivy.
+        if let Err(std::sync::TryLockError::WouldBlock) = self.live_refresh.try_lock() {
+            return current;
+        }
+        match self.refresh_live_items() {
+            Ok(refreshed) => refreshed,
+            Err(e) => {
+                // A failing model or tantivy: the rows already served keep serving; the error
+                // reaches the writer through `Engine::apply_live_items`.
+                tracing::error!(error = %e, "applying live items");
+                current
+            }
+        }
+    }
+
+    /// Applies the log's puts not yet applied, and returns the rows: what the write route calls
+    /// after a put, so that its answer means "searchable now".
+    ///
+    /// # Errors
+    /// The model (an item embedded with other weights is embedded again) or tantivy failing.
+    pub fn apply_live_items(&self) -> Result<usize> {
+        Ok(self.refresh_live_items()?.current())
+    }
+
+    fn refresh_live_items(&self) -> Result<Arc<LiveItems>> {
+        // One refresher at a time; readers keep the published rows meanwhile.
+        let _refresh = self.live_refresh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = Arc::clone(&self.live_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let Some(log) = &self.live else { return Ok(current) };
+        let after = current.version.max(self.manifest.live_folded_through());
+        let puts = log.item_puts(after);
+        let Some(last) = puts.last().map(|(seq, _)| *seq) else {
+            // Nothing after what this generation folded in: the version still moves up to the
+            // log's, so later lookups take the fast path.
+            let settled = log.put_version().max(after);
+            if settled > current.version {
+                let next = Arc::new(LiveItems { version: settled, ..LiveItems::clone(&current) });
+                *self.live_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&next);
+                return Ok(next);
+            }
+            return Ok(current);
+        };
+        // Every delete of each id, to tell whether a put's row was deleted when it was made.
+        let mut deletes: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+        for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
+            deletes.entry(id).or_default().push((seq, hash));
+        }
+        let mut next = LiveItems::clone(&current);
+        let first_new = next.len();
+        for (seq, put) in puts {
+            self.apply_put(&mut next, &deletes, seq, put)?;
+        }
+        next.version = last;
+        let next = Arc::new(next);
+        // Published before tantivy sees the rows: a BM25 hit then always has its row.
+        *self.live_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&next);
+        let added =
+            next.entries[first_new..].iter().enumerate().map(|(i, e)| (next.base + (first_new + i) as u32, &e.item));
+        self.lexical.add_live(added)?;
+        Ok(next)
+    }
+
+    /// Applies one put to `live` if it was made against the row the id names now (or, with an
+    /// empty hash, while the id named no visible row): the rule the next build applies too.
+    fn apply_put(
+        &self,
+        live: &mut LiveItems,
+        deletes: &HashMap<String, Vec<(u64, String)>>,
+        seq: u64,
+        put: ItemPut,
+    ) -> Result<()> {
+        let id = put.item.id.clone();
+        let previous = live.index_of(&id).or_else(|| self.store.item_index(&id).ok().flatten());
+        let (row_seq, row_hash) = match previous {
+            Some(index) => match live.get(index) {
+                Some(entry) => (entry.seq, entry.hash.clone()),
+                None => (0, crate::live::item_hash(&self.stored_item_at(index)?)),
+            },
+            None => (0, String::new()),
+        };
+        let deleted = previous.is_some_and(|index| {
+            (row_seq == 0 && self.deleted.contains(&index))
+                || deletes.get(&id).is_some_and(|ds| ds.iter().any(|(d, h)| *d > row_seq && *d < seq && *h == row_hash))
+        });
+        let expected = if previous.is_none() || deleted { "" } else { row_hash.as_str() };
+        if put.item_hash != expected {
+            tracing::warn!(item = %id, seq, "live put made against another row than this generation serves; not applied");
+            live.superseded += 1;
+            return Ok(());
+        }
+        let loaded = self.embedder().identity();
+        let vector = if put.model_sha256 == loaded.sha256
+            && put.precision == self.embedder().precision().name()
+            && put.embedding.len() == self.dense.dim()
+            && put.embedding.iter().all(|v| v.is_finite())
+        {
+            put.embedding
+        } else {
+            // Embedded by another model or precision than this generation's: embedded again,
+            // never mixed into one vector space.
+            self.embedder().embed(&put.item.content())?
+        };
+        // The generation's row an id's live rows stand for in CF, which has no factors for them.
+        let built = previous.map(|p| live.built_row(p));
+        live.push(seq, put.item, vector, previous, built);
+        Ok(())
+    }
+
+    /// Live rows this generation serves on top of its own, replaced ones included (what a
+    /// server's `max_live_items` bounds).
+    pub fn live_item_rows(&self) -> usize {
+        self.live_items().len()
+    }
+
+    /// Embeds `item` with the generation's model and logs it as created or replaced, made
+    /// against `item_hash` (the hash of the row the id names now, empty for none), then applies
+    /// it: when this returns with `true`, BM25, dense search and lookups by id find it. `false`:
+    /// logged but not applied, because another write about the id landed between the caller's
+    /// read of the row and this one (the next build does not apply it either).
+    ///
+    /// # Errors
+    /// No live log attached ([`Error::Unavailable`]), the model, the log's disk, or tantivy.
+    pub fn put_live_item(&self, item: crate::item::Item, item_hash: String) -> Result<(crate::live::Appended, bool)> {
+        let log = self.live.as_ref().ok_or_else(|| Error::Unavailable {
+            what: "live items".into(),
+            reason: "no live log is attached".into(),
+        })?;
+        let embedding = self.embedder().embed(&item.content())?;
+        let put = ItemPut {
+            put_item: item.id.clone(),
+            item_hash,
+            item,
+            embedding,
+            model_sha256: self.embedder().identity().sha256.clone(),
+            precision: self.embedder().precision().name().to_string(),
+        };
+        let id = put.put_item.clone();
+        let appended = log.put_item(put)?;
+        self.apply_live_items()?;
+        let live = self.live_items();
+        let applied = live.index_of(&id).and_then(|index| live.get(index)).is_some_and(|e| e.seq == appended.first_seq);
+        Ok((appended, applied))
+    }
+
+    /// Items a request can name: the generation's and the live rows (replaced ones included;
+    /// masks and lists are this long).
+    pub(crate) fn total_len(&self) -> usize {
+        self.ids.len() + self.live_items().len()
+    }
+
+    /// The id of the row at `index`, stored or live.
+    pub(crate) fn id_at(&self, index: u32) -> String {
+        match self.ids.get(index as usize) {
+            Some(id) => id.clone(),
+            None => self.live_items().get(index).map(|e| e.item.id.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The sequence number of the put that made row `index` (0 for a stored row): writes about
+    /// the id logged before it do not apply to it.
+    pub(crate) fn row_seq(&self, index: u32) -> u64 {
+        self.live_items().get(index).map_or(0, |e| e.seq)
+    }
+
+    /// The embedding of row `index`, stored or live.
+    pub(crate) fn vector_at(&self, live: &LiveItems, index: u32) -> Option<Vec<f32>> {
+        match self.dense.vector(index) {
+            Some(v) => Some(v.to_vec()),
+            None => live.get(index).map(|e| e.vector.clone()),
+        }
+    }
+}
