@@ -480,6 +480,12 @@ pub(crate) async fn index(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) struct EventsRequest {
     /// One or more events, written together: all of them or none.
     events: Vec<Event>,
+    /// The client's id for this batch (at most 128 bytes), to retry safely: a batch sent again
+    /// with the same id and events after a lost answer is answered with the first attempt's
+    /// sequence numbers (`replayed: true`) and not written again. The same id with other
+    /// events is a 422.
+    #[serde(default)]
+    batch_id: Option<String>,
 }
 
 /// Records interaction events. The write is durable (fdatasync) before the answer; from the
@@ -501,7 +507,8 @@ pub(crate) async fn events(
     body: web::Json<Object<EventsRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let start = Instant::now();
-    let result = write_events(&state, body.into_inner().0.events).await;
+    let request = body.into_inner().0;
+    let result = write_events(&state, request.events, request.batch_id).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) if e.status.is_client_error() => "refused",
@@ -509,7 +516,9 @@ pub(crate) async fn events(
     };
     state.metrics().live_write_seconds.with_label_values(&[outcome]).observe(start.elapsed().as_secs_f64());
     let appended = result?;
-    state.metrics().live_events.inc_by(appended.accepted as u64);
+    if !appended.replayed {
+        state.metrics().live_events.inc_by(appended.accepted as u64);
+    }
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(appended))
 }
 
@@ -736,7 +745,7 @@ fn live_log(engine: &Engine) -> Result<std::sync::Arc<hyrank_engine::live::Event
     })
 }
 
-async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, ApiError> {
+async fn write_events(state: &AppState, events: Vec<Event>, batch_id: Option<String>) -> Result<Appended, ApiError> {
     let max = state.settings().limits.max_events;
     if events.len() > max {
         return Err(limit_exceeded(
@@ -746,6 +755,10 @@ async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, 
     }
     let engine = state.engine();
     let log = live_log(&engine)?;
+    // A retry of a batch already written is answered as the first attempt was.
+    if let Some(appended) = batch_id.as_deref().and_then(|id| log.known_batch(id, &events)) {
+        return Ok(appended);
+    }
     // Malformed rows before unknown items, so a batch with both is a 422.
     if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = hyrank_engine::live::validate_batch(&events) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", format!("{field}: {reason}")));
@@ -770,7 +783,7 @@ async fn write_events(state: &AppState, events: Vec<Event>) -> Result<Appended, 
     drop(engine);
     // The durable append waits on the disk: off the HTTP workers, within the same bound on
     // queued work as engine calls.
-    blocking(state, move |_| log.append(events)).await
+    blocking(state, move |_| log.append_batch(events, batch_id)).await
 }
 
 /// Opens the generation the index's CURRENT pointer names and swaps it in if it is new. In-flight

@@ -130,7 +130,10 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     stages.done("read catalog");
     // The live log's item writes first (items put through the API added to the catalog or
     // replacing their rows), so that interaction rows may name items created live.
-    let logged = hyrank_engine::live::read_events(&settings.index_dir)?;
+    // The records the serving generation carries, then the log's later ones: the log's older
+    // files may have been removed (`live::compact`).
+    let previous = generation::current(&settings.index_dir).ok();
+    let logged = hyrank_engine::live::read_history(&settings.index_dir, previous.as_deref())?;
     let writes = replay_item_writes(&mut catalog.items, &logged);
     let item_index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
@@ -156,7 +159,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // latest timestamp kept. An event whose item this catalog lacks is reported, never fatal:
     // catalogs drop items, and the log cannot be edited.
     drop(item_index);
-    let (interactions, live) = fold_live_events(settings, &catalog.items, logged, writes, interactions)?;
+    let (interactions, live) = fold_live_events(settings, &catalog.items, &logged, writes, interactions)?;
     let live = live.map(|(fold, refused)| {
         rejects.extend(refused);
         fold
@@ -185,6 +188,9 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             &mut stages,
         )?;
         rejects_file = rejects;
+        if live.is_some() {
+            hyrank_engine::live::write_carried(&building.dir.join(files::LIVE), &logged)?;
+        }
         let mut manifest = Manifest {
             format_version: generation::format_version_for(embedder.precision()),
             generation: building.name.clone(),
@@ -227,6 +233,12 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         tracing::warn!(error = %e, "removing old generations");
         Vec::new()
     });
+    // Then the live log's files that every generation left folds in and carries.
+    match hyrank_engine::live::compact(&settings.index_dir) {
+        Ok(removed) if !removed.is_empty() => tracing::info!(files = removed.len(), "removed folded live log files"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "removing folded live log files"),
+    }
     Ok(Summary {
         sizes: sizes(&dir),
         peak_memory_bytes: peak_memory(),
@@ -245,7 +257,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
 fn fold_live_events(
     settings: &IndexSettings,
     items: &[hyrank_engine::Item],
-    logged: Vec<hyrank_engine::live::LoggedRecord>,
+    logged: &[hyrank_engine::live::LoggedRecord],
     writes: ItemWrites,
     interactions: Option<Interactions>,
 ) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
@@ -262,6 +274,7 @@ fn fold_live_events(
         created: writes.created,
         replaced: writes.replaced,
         superseded_puts: writes.superseded_puts,
+        carried: true,
     };
     if !settings.live_events {
         // The interactions file holds them already (that is what the flag says): the
@@ -275,12 +288,12 @@ fn fold_live_events(
     let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     let (mut refused, mut taken) = (Vec::new(), 0);
     for logged in logged {
-        let Record::Event(event) = logged.record else { continue };
+        let Record::Event(event) = &logged.record else { continue };
         match item_index.get(event.item.as_str()) {
             Some(&item) => {
                 taken += 1;
                 interactions.rows.push(InteractionRow {
-                    user: event.user,
+                    user: event.user.clone(),
                     item,
                     weight: event.weight,
                     timestamp: event.timestamp,

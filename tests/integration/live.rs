@@ -158,6 +158,120 @@ async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() 
     assert!(!ids(&after_fold).contains(&top) && !ids(&after_fold).contains(&"PRG-002".to_string()));
 }
 
+#[actix_web::test]
+async fn a_swap_while_writes_stream_in_loses_none_and_counts_none_twice() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    // Two writers append as fast as they can (the log's own path, as the route takes it) while
+    // a build runs and its generation swaps in.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|writer| {
+            let (state, stop) = (state.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut acknowledged = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let event = hyrank_engine::live::Event {
+                        user: format!("swap-{writer}"),
+                        item: "PRG-001".into(),
+                        weight: 1.0,
+                        timestamp: None,
+                    };
+                    state.engine().live().unwrap().append(vec![event]).unwrap();
+                    acknowledged += 1;
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let weight = |engine: &Engine, user: &str| {
+        let index = engine.index_of("PRG-001").unwrap();
+        engine.user(user).ok().and_then(|u| u.history.iter().find(|i| i.item == index).map(|i| i.weight)).unwrap_or(0.0)
+    };
+    let reload = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    while state.engine().live().unwrap().stats().events < 50 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    let folded = summary.manifest.live.as_ref().unwrap().folded_through;
+    let after_swap = state.engine().live().unwrap().stats().last_seq;
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged: Vec<usize> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(after_swap > folded, "writes landed between the build's read and the swap: {after_swap} > {folded}");
+    // The server's view: the generation's folded events plus the log's later ones, each once.
+    let engine = state.engine();
+    for (writer, count) in acknowledged.iter().enumerate() {
+        assert_eq!(weight(&engine, &format!("swap-{writer}")), *count as f32, "writer {writer}, served");
+    }
+    drop(engine);
+    // And the next build, which folds them all.
+    hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    let engine = state.engine();
+    assert_eq!(engine.live().unwrap().stats().events, 0);
+    for (writer, count) in acknowledged.iter().enumerate() {
+        assert_eq!(weight(&engine, &format!("swap-{writer}")), *count as f32, "writer {writer}, folded");
+    }
+}
+
+#[actix_web::test]
+async fn the_log_restarts_after_a_fold_and_every_build_still_counts_every_event_once() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let write = |user: &str, item: &str, weight: f64| {
+        events(json!({"events": [{"user": user, "item": item, "weight": weight}]}), Some(WRITE_KEY))
+    };
+    let reload = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    let segments = || {
+        let mut names: Vec<String> = std::fs::read_dir(root.path().join("live"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("events-"))
+            .collect();
+        names.sort();
+        names
+    };
+    let keep_one =
+        || hyrank_indexer::IndexSettings { keep: 1, ..hyrank_tests::fixture_settings(root.path().to_path_buf()) };
+    let weight = |engine: &Engine, item: &str| {
+        let index = engine.index_of(item).unwrap();
+        engine.user("carried-user").ok().and_then(|u| u.history.iter().find(|i| i.item == index).map(|i| i.weight))
+    };
+
+    assert_eq!(call(&app, write("carried-user", "PRG-001", 2.0)).await.0, StatusCode::OK);
+    let first = hyrank_indexer::build(&keep_one()).unwrap();
+    assert!(first.manifest.live.as_ref().unwrap().carried);
+    assert!(first.dir.join("live.jsonl").is_file());
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    assert_eq!(segments(), ["events-00000001.jsonl", "events-00000002.jsonl"], "a swap starts a new file");
+    assert_eq!(call(&app, write("carried-user", "PRG-002", 3.0)).await.0, StatusCode::OK);
+    // The serving generation still needs file 1's successor only: file 1 is folded and carried
+    // by every generation left.
+    let second = hyrank_indexer::build(&keep_one()).unwrap();
+    assert_eq!(second.manifest.live.as_ref().map(|l| (l.events, l.folded_through)), Some((2, 2)));
+    assert_eq!(segments(), ["events-00000002.jsonl"], "the folded file is gone");
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    // Built again with file 1 gone: its event comes from the generation's carried records.
+    let third = hyrank_indexer::build(&keep_one()).unwrap();
+    assert_eq!(third.manifest.live.as_ref().map(|l| (l.events, l.folded_through)), Some((2, 2)));
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    let engine = state.engine();
+    assert_eq!((weight(&engine, "PRG-001"), weight(&engine, "PRG-002")), (Some(2.0), Some(3.0)), "each event once");
+    assert_eq!(engine.live().unwrap().stats().events, 0);
+    drop(engine);
+    // A restart on the compacted log numbers on from where it stopped.
+    drop(app);
+    drop(state);
+    let state = reopened_state(root.path());
+    let app = service(state.clone()).await;
+    let (_, _, body) = call(&app, write("carried-user", "PRG-003", 1.0)).await;
+    assert_eq!(body["first_seq"], 3, "{body}");
+}
+
 /// Index settings for the fixture catalog with one item's title changed (a catalog team's
 /// edit of the row), written under `root`.
 fn catalog_with_changed_title(root: &Path, id: &str, edition: &str) -> hyrank_indexer::IndexSettings {
@@ -433,6 +547,8 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     assert_eq!((live.created, live.replaced, live.superseded_puts), (1, 1, 0), "{live:?}");
     assert!(live.deleted.is_empty(), "LIVE-1 was created again after its delete: {live:?}");
     assert_eq!(summary.manifest.counts.items, 321);
+    let carried = std::fs::read_to_string(summary.dir.join("live.jsonl")).unwrap();
+    assert!(carried.contains("\"put_item\":\"LIVE-1\"") && carried.contains("\"embedding\":[]"), "{carried}");
     let admin = test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
     assert_eq!(call(&app, admin).await.0, StatusCode::OK);
     let engine = state.engine();
@@ -528,18 +644,21 @@ fn acknowledged_events_survive_kill_9_of_the_server() {
     };
     let (mut child, port) = start();
 
-    // Two writers stream events; the server is killed while both are mid-stream.
+    // Two writers stream events, each batch with its id; the server is killed while both are
+    // mid-stream.
+    let batch = |writer: usize, i: usize| {
+        format!(
+            r#"{{"batch_id":"w{writer}-{i}","events":[{{"user":"w{writer}","item":"PRG-{:03}","weight":{}}}]}}"#,
+            i % 20 + 1,
+            i + 1
+        )
+    };
     let writers: Vec<_> = (0..2)
         .map(|writer| {
             std::thread::spawn(move || {
                 let mut acknowledged = Vec::new();
                 for i in 0.. {
-                    let body = format!(
-                        r#"{{"events":[{{"user":"w{writer}","item":"PRG-{:03}","weight":{}}}]}}"#,
-                        i % 20 + 1,
-                        i + 1
-                    );
-                    match http(port, "POST", "/v1/events", &body) {
+                    match http(port, "POST", "/v1/events", &batch(writer, i)) {
                         Some((200, reply)) => acknowledged.push((reply["first_seq"].as_u64().unwrap(), writer, i + 1)),
                         Some((status, reply)) => panic!("{status}: {reply}"),
                         None => return acknowledged,
@@ -569,13 +688,11 @@ fn acknowledged_events_survive_kill_9_of_the_server() {
     }
     // Nothing half-written: each writer's logged events are its own, in order, and at most one
     // per writer was written without being acknowledged (the request the kill cut off).
+    let weights_of = |logged: &[hyrank_engine::live::LoggedRecord], writer: usize| -> Vec<f32> {
+        logged.iter().filter_map(|e| e.event()).filter(|e| e.user == format!("w{writer}")).map(|e| e.weight).collect()
+    };
     for writer in 0..2 {
-        let weights: Vec<f32> = logged
-            .iter()
-            .filter_map(|e| e.event())
-            .filter(|e| e.user == format!("w{writer}"))
-            .map(|e| e.weight)
-            .collect();
+        let weights = weights_of(&logged, writer);
         assert!(weights.iter().zip(1..).all(|(w, i)| *w == i as f32), "writer {writer}: {weights:?}");
         let acked = acknowledged.iter().filter(|a| a.1 == writer).count();
         assert!(
@@ -583,6 +700,21 @@ fn acknowledged_events_survive_kill_9_of_the_server() {
             "writer {writer}: {} logged, {acked} acked",
             weights.len()
         );
+    }
+    // Each writer retries the batch the kill left unanswered, with its id: written now if the
+    // first attempt never reached the disk, answered from the log if it did. Exactly once.
+    for writer in 0..2 {
+        let acked = acknowledged.iter().filter(|a| a.1 == writer).count();
+        let logged_before = weights_of(&logged, writer).len();
+        let (status, reply) = http(port, "POST", "/v1/events", &batch(writer, acked)).unwrap();
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["replayed"].as_bool(), Some(logged_before == acked + 1), "{reply}");
+    }
+    let logged = read_events(root.path()).unwrap();
+    for writer in 0..2 {
+        let acked = acknowledged.iter().filter(|a| a.1 == writer).count();
+        let weights = weights_of(&logged, writer);
+        assert_eq!(weights, (1..=acked + 1).map(|i| i as f32).collect::<Vec<_>>(), "writer {writer}");
     }
     // And the restarted server serves them and takes new ones after them.
     let (status, reply) = http(port, "POST", "/v1/events", r#"{"events":[{"user":"w0","item":"PRG-001"}]}"#).unwrap();

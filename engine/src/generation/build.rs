@@ -128,16 +128,8 @@ pub fn prune(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
     if keep == 0 {
         return Ok(Vec::new());
     }
-    let generations = root.join(GENERATIONS);
     let current = current(root).ok();
-    let mut published: Vec<PathBuf> = fs::read_dir(&generations)
-        .map_err(io(|| format!("listing {}", generations.display())))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_dir() && path.join(MANIFEST).is_file())
-        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
-        .collect();
-    // Names are zero-padded sequence numbers, so their order is their age.
-    published.sort();
+    let published = published(root)?;
     let old = published.len().saturating_sub(keep);
     let mut removed = Vec::new();
     for dir in published.into_iter().take(old) {
@@ -158,6 +150,23 @@ pub fn prune(root: &Path, keep: usize) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(removed)
+}
+
+/// The published generation folders under `root` (a manifest, not a `.building` folder),
+/// oldest first: names are zero-padded sequence numbers, so their order is their age.
+///
+/// # Errors
+/// [`Error::Io`] when the folder cannot be listed.
+pub fn published(root: &Path) -> Result<Vec<PathBuf>> {
+    let generations = root.join(GENERATIONS);
+    let mut published: Vec<PathBuf> = fs::read_dir(&generations)
+        .map_err(io(|| format!("listing {}", generations.display())))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_dir() && path.join(MANIFEST).is_file())
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with('.')))
+        .collect();
+    published.sort();
+    Ok(published)
 }
 
 /// Writes and publishes one generation under `root`: reserves the next name, lets `write` fill

@@ -131,6 +131,11 @@ pub struct LiveFold {
     /// Live puts made against a row the catalog has changed since: no longer applied.
     #[serde(default)]
     pub superseded_puts: usize,
+    /// Whether the generation holds every record it folded (`files::LIVE`): the next build
+    /// reads them there, and the log's files up to `folded_through` may go. Generations from
+    /// before it need the whole log.
+    #[serde(default)]
+    pub carried: bool,
 }
 
 /// How the indexer chose the CF model of a generation.

@@ -35,7 +35,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-pub use build::{begin, build, hold_serving, prune, Building};
+pub use build::{begin, build, hold_serving, prune, published, Building};
 pub use manifest::*;
 
 const CURRENT: &str = "CURRENT";
@@ -64,6 +64,10 @@ pub mod files {
     pub const RERANKER_STATES: &str = "reranker-states.bin";
     /// The recommendation reranker's precomputed item states (PreTTR).
     pub const RECOMMEND_RERANKER_STATES: &str = "recommend-reranker-states.bin";
+    /// Every live-log record the generation folded in (puts without their embeddings), so the
+    /// next build reads them here and the log's folded files can be removed
+    /// (`live::compact`).
+    pub const LIVE: &str = "live.jsonl";
 }
 
 /// Writes factors as little-endian f32 (`files::CF_USERS`), the layout the engine reads.

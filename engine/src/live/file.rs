@@ -30,6 +30,100 @@ pub fn read_events(index_dir: &Path) -> Result<Vec<LoggedRecord>> {
     Ok(events)
 }
 
+/// Every record a build must fold in, in sequence order: those the generation `previous` (the
+/// one `CURRENT` names) carries in its `files::LIVE`, then the log's later ones. Without a
+/// previous generation, or one from before carried records, the whole log.
+///
+/// # Errors
+/// As [`read_events`], naming the carried file when it is the one that fails.
+pub fn read_history(index_dir: &Path, previous: Option<&Path>) -> Result<Vec<LoggedRecord>> {
+    let carried = match previous {
+        Some(dir) => {
+            let manifest = crate::generation::read_manifest(dir)?;
+            manifest.live.filter(|l| l.carried).map(|l| (dir.join(crate::generation::files::LIVE), l.folded_through))
+        }
+        None => None,
+    };
+    let Some((path, through)) = carried else { return read_events(index_dir) };
+    let mut records = Vec::new();
+    read_segment(&path, false, &mut records)?;
+    if let Some(last) = records.last().filter(|r| r.seq > through) {
+        return Err(Error::BadIndex {
+            path,
+            reason: format!("holds sequence number {} past the generation's folded_through {through}", last.seq),
+        });
+    }
+    records.extend(read_events(index_dir)?.into_iter().filter(|r| r.seq > through));
+    Ok(records)
+}
+
+/// Writes `records` as a generation's carried records (`files::LIVE`), puts without their
+/// embeddings (a build embeds its catalog itself), and syncs the file.
+///
+/// # Errors
+/// [`Error::Io`].
+pub fn write_carried(path: &Path, records: &[LoggedRecord]) -> Result<()> {
+    use std::io::Write;
+    let file = File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let mut out = std::io::BufWriter::new(file);
+    for record in records {
+        let line = match &record.record {
+            super::Record::Put(put) if !put.embedding.is_empty() => {
+                let mut lean = record.clone();
+                if let super::Record::Put(put) = &mut lean.record {
+                    put.embedding = Vec::new();
+                }
+                serde_json::to_vec(&lean)
+            }
+            _ => serde_json::to_vec(record),
+        }
+        .map_err(|source| Error::Json { context: format!("writing {}", path.display()), source })?;
+        out.write_all(&line)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    }
+    let file = out.into_inner().map_err(|e| Error::io(format!("writing {}", path.display()), e.into_error()))?;
+    file.sync_all().map_err(|e| Error::io(format!("syncing {}", path.display()), e))
+}
+
+/// Removes the log files every published generation under `index_dir` has folded in and
+/// carries (all of a file's records at or before the smallest `folded_through` among
+/// generations with carried records; a generation without them keeps the whole log), never
+/// the newest file, which a server may be appending to. Returns the files removed.
+///
+/// This is how the log restarts empty after a fold: a server starts a new file when a new
+/// generation swaps in (`EventLog::fold`), and the build after that one removes the old files
+/// once no generation kept for rollback needs them.
+///
+/// # Errors
+/// [`Error::Io`], or a file or manifest that cannot be read.
+pub fn compact(index_dir: &Path) -> Result<Vec<PathBuf>> {
+    let dir = index_dir.join(LIVE_DIR);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut needed_after = u64::MAX;
+    for generation in crate::generation::published(index_dir)? {
+        let manifest = crate::generation::read_manifest(&generation)?;
+        let through = manifest.live.filter(|l| l.carried).map_or(0, |l| l.folded_through);
+        needed_after = needed_after.min(through);
+    }
+    let files = segment_files(&dir)?;
+    let mut removed = Vec::new();
+    for (_, path) in files.iter().take(files.len().saturating_sub(1)) {
+        let mut records = Vec::new();
+        read_segment(path, false, &mut records)?;
+        if records.last().is_none_or(|r| r.seq <= needed_after) {
+            fs::remove_file(path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+            removed.push(path.clone());
+        }
+    }
+    if !removed.is_empty() {
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
+    }
+    Ok(removed)
+}
+
 pub(super) fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{SEGMENT_PREFIX}{number:08}{SEGMENT_SUFFIX}"))
 }

@@ -10,13 +10,15 @@
 //! the machine. A crash mid-write leaves at most a partial last line, never acknowledged:
 //! opening the log cuts it off, and readers skip it.
 //!
-//! Sequence numbers order events across files. Every build reads the whole log (the catalog
-//! team's interactions file does not hold these events, so each generation must take all of
-//! them again) and records the last sequence number it read (`Manifest::live`); the engine
-//! serving it reads only later events from the log, so an event is counted either by the
-//! generation or by the log, never by both and never by neither. The files are kept: they are
-//! the only durable record of live interactions. What restarts empty at each fold is the part
-//! the server holds in memory and counts as unfolded (see [`EventLog::fold`]).
+//! Sequence numbers order events across files. Every build takes every record ever written
+//! (the catalog team's interactions file does not hold these events, so each generation must
+//! take all of them again): those the serving generation carries (`generation::files::LIVE`),
+//! then the log's later ones ([`read_history`]). It records the last sequence number it read
+//! (`Manifest::live`); the engine serving it reads only later events from the log, so an event
+//! is counted either by the generation or by the log, never by both and never by neither. At
+//! each swap the server starts a new file ([`EventLog::fold`]), and a build removes the files
+//! that every generation left on disk has folded in and carries ([`compact`]): so the log
+//! restarts empty after a fold, as soon as no generation kept for rollback needs it.
 
 //!
 //! Split by question: [`record`] (what a line records, and how an event is checked),
@@ -36,11 +38,11 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-pub use file::read_events;
+pub use file::{compact, read_events, read_history, write_carried};
 use file::{create_segment, read_segment, segment_files, segment_path};
 pub use record::{
-    item_hash, validate_batch, Appended, Event, FieldUpdate, ItemDelete, ItemPut, LiveStats, LoggedRecord, Record,
-    MAX_ID_BYTES, MAX_WEIGHT,
+    batch_hash, item_hash, validate_batch, Appended, BatchTag, Event, FieldUpdate, ItemDelete, ItemPut, LiveStats,
+    LoggedRecord, Record, MAX_BATCH_ID_BYTES, MAX_ID_BYTES, MAX_WEIGHT,
 };
 
 /// The log's folder under an index folder.
@@ -73,6 +75,14 @@ struct Pending {
     events: Vec<LoggedRecord>,
 }
 
+/// A client batch id's batch: its sequence numbers and the hash of its events.
+#[derive(Debug, Clone)]
+struct KnownBatch {
+    first_seq: u64,
+    last_seq: u64,
+    hash: String,
+}
+
 struct State {
     next_seq: u64,
     /// Batches numbered but not yet flushed, in sequence order.
@@ -102,6 +112,9 @@ struct State {
     puts: Vec<usize>,
     /// The last put's sequence number (0: none since the server started).
     last_put: u64,
+    /// Every batch id in the log's files, kept after its events fold (retries of a batch are
+    /// recognised as long as the file holding it exists).
+    batches: HashMap<String, KnownBatch>,
     /// What the serving generation folded in, and what the one before it did.
     folded_through: u64,
     retire_through: u64,
@@ -162,9 +175,18 @@ impl EventLog {
             last_fields: 0,
             puts: Vec::new(),
             last_put: 0,
+            batches: HashMap::new(),
             folded_through,
             retire_through: folded_through,
         };
+        for event in &events {
+            if let Some(tag) = &event.batch {
+                state.batches.insert(
+                    tag.id.clone(),
+                    KnownBatch { first_seq: event.seq, last_seq: tag.last_seq, hash: tag.hash.clone() },
+                );
+            }
+        }
         for event in events.into_iter().filter(|e| e.seq > folded_through) {
             state.push(event);
         }
@@ -178,7 +200,30 @@ impl EventLog {
     /// # Errors
     /// [`Error::InvalidArgument`] naming the row (`events[3].weight`), or [`Error::Io`].
     pub fn append(&self, events: Vec<Event>) -> Result<Appended> {
+        self.append_batch(events, None)
+    }
+
+    /// [`EventLog::append`] with the client's id for the batch: a retry of a batch whose
+    /// answer was lost (same id, same events) is answered with the first attempt's sequence
+    /// numbers (`replayed`) and written no second time, so a client that retries until it gets
+    /// an answer writes each batch exactly once. Ids are remembered while the log file holding
+    /// the batch exists (see [`compact`]).
+    ///
+    /// # Errors
+    /// As [`EventLog::append`]; [`Error::InvalidArgument`] on `batch_id` for an id over
+    /// [`MAX_BATCH_ID_BYTES`] or one already used for other events; [`Error::Overloaded`] while
+    /// the id's first attempt is still being written (retry shortly).
+    pub fn append_batch(&self, events: Vec<Event>, batch_id: Option<String>) -> Result<Appended> {
         record::validate_batch(&events)?;
+        if let Some(id) = &batch_id {
+            if id.trim().is_empty() || id.len() > MAX_BATCH_ID_BYTES {
+                return Err(Error::invalid(
+                    "batch_id",
+                    format!("must be a non-empty id of at most {MAX_BATCH_ID_BYTES} bytes"),
+                ));
+            }
+        }
+        let batch = batch_id.map(|id| (id, batch_hash(&events)));
         let now = now_ms();
         let records = events
             .into_iter()
@@ -187,7 +232,7 @@ impl EventLog {
                 Record::Event(event)
             })
             .collect();
-        self.append_records(records, now)
+        self.append_tagged(records, now, batch)
     }
 
     /// Records `item`'s new `fields` (replacing all of its fields), durably, as
@@ -223,19 +268,60 @@ impl EventLog {
         self.append_records(vec![Record::Delete(ItemDelete { delete_item: item.to_string(), item_hash })], now_ms())
     }
 
+    /// The answer to a retry of batch `id` with `events`, when the batch was written with them
+    /// and is on disk: what a front end checks before anything else, so a retry is answered as
+    /// the first attempt was even if, say, an item it names was deleted since.
+    pub fn known_batch(&self, id: &str, events: &[Event]) -> Option<Appended> {
+        let state = self.lock();
+        let known = state.batches.get(id)?;
+        (known.hash == batch_hash(events) && state.flushed_through >= known.last_seq).then(|| Appended {
+            accepted: (known.last_seq - known.first_seq + 1) as usize,
+            first_seq: known.first_seq,
+            last_seq: known.last_seq,
+            replayed: true,
+        })
+    }
+
     /// Numbers `records`, queues them and returns once they are flushed.
     fn append_records(&self, records: Vec<Record>, now: u64) -> Result<Appended> {
+        self.append_tagged(records, now, None)
+    }
+
+    /// [`EventLog::append_records`] for a batch with the client's id and its events' hash.
+    fn append_tagged(&self, records: Vec<Record>, now: u64, batch: Option<(String, String)>) -> Result<Appended> {
         let (first_seq, last_seq) = {
             let mut state = self.lock();
             if let Some(reason) = &state.poisoned {
                 return Err(Error::io("appending to the live log", std::io::Error::other(reason.clone())));
             }
+            if let Some((id, hash)) = &batch {
+                if let Some(known) = state.batches.get(id) {
+                    if known.hash != *hash {
+                        return Err(Error::invalid("batch_id", format!("{id:?} was already used for other events")));
+                    }
+                    if state.flushed_through < known.last_seq {
+                        return Err(Error::Overloaded { queue: "the first attempt of this batch", capacity: 1 });
+                    }
+                    return Ok(Appended {
+                        accepted: (known.last_seq - known.first_seq + 1) as usize,
+                        first_seq: known.first_seq,
+                        last_seq: known.last_seq,
+                        replayed: true,
+                    });
+                }
+            }
             let first_seq = state.next_seq;
-            let logged: Vec<LoggedRecord> = records
+            let count = records.len() as u64;
+            let mut logged: Vec<LoggedRecord> = records
                 .into_iter()
                 .enumerate()
-                .map(|(i, record)| LoggedRecord { seq: first_seq + i as u64, written_ms: now, record })
+                .map(|(i, record)| LoggedRecord { seq: first_seq + i as u64, written_ms: now, batch: None, record })
                 .collect();
+            if let Some((id, hash)) = batch {
+                let last_seq = first_seq + count - 1;
+                state.batches.insert(id.clone(), KnownBatch { first_seq, last_seq, hash: hash.clone() });
+                logged[0].batch = Some(BatchTag { id, last_seq, hash });
+            }
             let mut bytes = Vec::with_capacity(logged.len() * 96);
             for event in &logged {
                 serde_json::to_writer(&mut bytes, event)
@@ -248,7 +334,7 @@ impl EventLog {
             (first_seq, last_seq)
         };
         self.flush_through(last_seq)?;
-        Ok(Appended { accepted: (last_seq - first_seq + 1) as usize, first_seq, last_seq })
+        Ok(Appended { accepted: (last_seq - first_seq + 1) as usize, first_seq, last_seq, replayed: false })
     }
 
     /// Returns once the batch ending at `last_seq` is flushed: by this caller, which then
@@ -291,6 +377,10 @@ impl EventLog {
                         Some(format!("{reason}; the failed write could not be cut off ({cut}): restart the server"));
                 }
                 for pending in &group {
+                    // Not written: a retry of the batch writes it anew.
+                    if let Some(tag) = pending.events.first().and_then(|e| e.batch.as_ref()) {
+                        state.batches.remove(&tag.id);
+                    }
                     let batch_last = pending.events.last().map_or(0, |e| e.seq);
                     if batch_last != last_seq {
                         state.failed.insert(batch_last, reason.clone());
@@ -392,7 +482,15 @@ impl EventLog {
     pub fn fold(&self, through: u64) {
         // The file first, as a flush takes them: no group is half written or half published
         // while the events are re-read below.
-        let _no_flush = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut segment = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Appends go to a new file from now on, so the folded ones can be removed once no kept
+        // generation needs them (`compact`, run by the next build).
+        if segment.file.metadata().is_ok_and(|m| m.len() > 0) {
+            match create_segment(&self.dir, segment.number + 1) {
+                Ok(file) => *segment = Segment { file, number: segment.number + 1 },
+                Err(e) => tracing::warn!(error = %e, "starting a new live log file; appending to the old one"),
+            }
+        }
         let mut state = self.lock();
         if through < state.retire_through {
             // A generation that folded less than what has left memory (a rollback of CURRENT,
@@ -616,6 +714,37 @@ mod tests {
         let log = EventLog::open(dir.path(), 3).unwrap();
         assert_eq!(log.stats().events, 1);
         assert_eq!(log.append(vec![event("u", "e", 1.0)]).unwrap().first_seq, 5);
+    }
+
+    #[test]
+    fn a_retried_batch_is_written_once_and_an_id_reused_for_other_events_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        let batch = vec![event("u", "a", 1.0), event("u", "b", 1.0)];
+        let first = log.append_batch(batch.clone(), Some("b-1".into())).unwrap();
+        assert!(!first.replayed);
+        let again = log.append_batch(batch.clone(), Some("b-1".into())).unwrap();
+        assert_eq!((again.first_seq, again.last_seq, again.replayed), (first.first_seq, first.last_seq, true));
+        assert_eq!(log.known_batch("b-1", &batch), Some(again));
+        assert_eq!(log.known_batch("b-1", &batch[..1]), None, "other events under the id");
+        for (id, events) in
+            [("b-1", vec![event("u", "c", 1.0)]), (&*"x".repeat(129), batch.clone()), ("", batch.clone())]
+        {
+            match log.append_batch(events, Some(id.to_string())) {
+                Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "batch_id"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(log.stats().events, 2);
+        let other = log.append_batch(batch.clone(), Some("b-2".into())).unwrap();
+        assert_eq!((other.first_seq, other.replayed), (3, false), "a new id is a new batch");
+        drop(log);
+        let log = EventLog::open(dir.path(), 0).unwrap();
+        assert!(log.append_batch(batch.clone(), Some("b-1".into())).unwrap().replayed, "remembered across a restart");
+        log.fold(4);
+        log.fold(4);
+        assert!(log.append_batch(batch, Some("b-1".into())).unwrap().replayed, "and after its events left memory");
+        assert_eq!(read_events(dir.path()).unwrap().len(), 4);
     }
 
     #[test]

@@ -142,6 +142,28 @@ pub enum Record {
     Put(Box<ItemPut>),
 }
 
+/// A client's id for a batch of events (`batch_id`), on the batch's first line: a retry of the
+/// batch with the same id and events is answered from it instead of being written again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchTag {
+    /// The client's id.
+    pub id: String,
+    /// The batch's last sequence number (its first is the line's).
+    pub last_seq: u64,
+    /// SHA-256 of the events as sent, so that an id reused for other events is refused.
+    pub hash: String,
+}
+
+/// The longest batch id, in bytes.
+pub const MAX_BATCH_ID_BYTES: usize = 128;
+
+/// The SHA-256 (hex) of a batch of events as sent: what a [`BatchTag`] compares.
+pub fn batch_hash(events: &[Event]) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(events).unwrap_or_default();
+    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A record as logged: its sequence number and when the server wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoggedRecord {
@@ -149,6 +171,9 @@ pub struct LoggedRecord {
     pub seq: u64,
     /// When the write was acknowledged (milliseconds since the Unix epoch).
     pub written_ms: u64,
+    /// The client's batch id, on the first line of a batch sent with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchTag>,
     /// What happened.
     #[serde(flatten)]
     pub record: Record,
@@ -182,6 +207,9 @@ pub struct Appended {
     pub first_seq: u64,
     /// Sequence number of the last.
     pub last_seq: u64,
+    /// Whether this answers a retry of a batch already written (same `batch_id`, same events):
+    /// nothing was written this time.
+    pub replayed: bool,
 }
 
 /// The log's state, for `/metrics` and `GET /v1/index`.
