@@ -580,11 +580,12 @@ async fn a_server_without_a_write_or_admin_key_refuses_writes() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("writes_disabled")));
 }
 
-/// One HTTP/1.1 request on a fresh connection; `None` when the server is gone.
+/// One HTTP/1.1 request on a fresh connection, with the admin key (good for every route);
+/// `None` when the server is gone.
 fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {WRITE_KEY}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ADMIN_KEY}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -668,13 +669,36 @@ fn acknowledged_events_survive_kill_9_of_the_server() {
             })
         })
         .collect();
-    while read_events(root.path()).unwrap().len() < 60 {
+    // And a third puts items (each embedded by the model before it is logged).
+    let puts_acknowledged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&puts_acknowledged);
+    let putter = std::thread::spawn(move || {
+        let mut acknowledged = Vec::new();
+        for i in 0.. {
+            let body =
+                format!(r#"{{"title":"Kill test item {i}","text":"A lantern that survives a crash, number {i}."}}"#);
+            match http(port, "PUT", &format!("/v1/items/KILL-{i}"), &body) {
+                Some((200, _)) => {
+                    acknowledged.push(i);
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Some((status, reply)) => panic!("{status}: {reply}"),
+                None => return acknowledged,
+            }
+        }
+        unreachable!()
+    });
+    while read_events(root.path()).unwrap().iter().filter(|e| e.event().is_some()).count() < 60
+        || puts_acknowledged.load(std::sync::atomic::Ordering::SeqCst) < 2
+    {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // SIGKILL: no destructor, no flush, no goodbye.
     child.kill().unwrap();
     child.wait().unwrap();
     let acknowledged: Vec<(u64, usize, usize)> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let put: Vec<usize> = putter.join().unwrap();
+    assert!(!put.is_empty());
     // 60 were written when the kill came; each writer may have had its last one unanswered.
     assert!(acknowledged.len() >= 58, "{} acknowledged", acknowledged.len());
 
@@ -701,6 +725,16 @@ fn acknowledged_events_survive_kill_9_of_the_server() {
             weights.len()
         );
     }
+    // Every acknowledged item is there after the restart, whole, found by id and by BM25.
+    for i in &put {
+        let (status, item) = http(port, "GET", &format!("/v1/items/KILL-{i}"), "").unwrap();
+        assert_eq!((status, item["title"].as_str()), (200, Some(format!("Kill test item {i}").as_str())), "{item}");
+    }
+    let last = put.last().unwrap();
+    let query = format!(r#"{{"query":"kill test item {last}","mode":"bm25","k":50}}"#);
+    let (status, hits) = http(port, "POST", "/v1/search", &query).unwrap();
+    assert_eq!(status, 200, "{hits}");
+    assert!(hits["hits"].as_array().unwrap().iter().any(|h| h["id"] == format!("KILL-{last}")), "{hits}");
     // Each writer retries the batch the kill left unanswered, with its id: written now if the
     // first attempt never reached the disk, answered from the log if it did. Exactly once.
     for writer in 0..2 {

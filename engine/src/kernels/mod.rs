@@ -83,7 +83,7 @@ mod matmul;
 
 pub(crate) use attention::attend;
 pub(crate) use int8::MAX_INT8_K;
-pub(crate) use math::layer_norm;
+pub(crate) use math::{dot, layer_norm};
 pub(crate) use matmul::{matmul, Epilogue, Format, Packed};
 
 /// What the tests of every part share: inputs and references computed by the definitions.

@@ -6,17 +6,38 @@
 //! so an index, once given out, names the same row for the generation's lifetime, and a
 //! request holding an older [`LiveItems`] never meets an index a newer one reads differently.
 //!
-//! Dense search over the segment is an exact scan, not an HNSW graph: between two builds the
-//! segment is small (the server caps it, `limits.max_live_items`), a scan of 10,000 × 384
-//! floats costs about a millisecond on one core, and it is exact where a graph is approximate.
-//! Qdrant makes the same choice for segments below its indexing threshold. The BM25 side is a
-//! tantivy index in memory ([`crate::lexical::LexicalIndex::add_live`]).
+//! Dense search over the segment is an exact scan while it is small, and an HNSW graph
+//! (hnsw_rs, rows inserted as they are put) from [`GRAPH_FROM_ROWS`] rows on. A scan is exact,
+//! and faster than the graph up to about that size: top 100 on 2-core Zen 4, p50 per query,
+//! scan against graph, 4,096 rows 0.24 against 1.16 ms, 8,192 rows 0.70 against 1.27 ms,
+//! 10,000 rows 1.70 against 1.55 ms (the scan reads every vector, 15 MB at 10,000 rows, and
+//! falls off the cache there): `engine/examples/live_scan.rs`. Qdrant likewise leaves small
+//! segments unindexed. The server caps the rows (`limits.max_live_items`, 10,000 by default, so
+//! the graph serves only servers whose cap is raised). The BM25 side is a tantivy index in
+//! memory ([`crate::lexical::LexicalIndex::add_live`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use hnsw_rs::prelude::{DistL2, Hnsw};
+
 use crate::item::Item;
 use crate::retrieve::Allow;
+
+/// Live rows from which dense search walks an HNSW graph instead of scanning (see the module
+/// docs for the measurement behind it).
+pub const GRAPH_FROM_ROWS: usize = 10_000;
+
+/// The graph over live rows, by row position (`index - base`), shared by every
+/// [`LiveItems`] of a generation: a row inserted for a newer one is past an older one's length,
+/// and its searches leave it out. Cosine as L2 on unit vectors, as `dense.rs` does.
+pub struct LiveGraph(Hnsw<'static, f32, DistL2>);
+
+impl std::fmt::Debug for LiveGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveGraph")
+    }
+}
 
 /// One live row.
 #[derive(Debug)]
@@ -33,7 +54,7 @@ pub struct LiveItem {
 }
 
 /// The live rows of one generation, as of one put.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LiveItems {
     /// The generation's item count: live row `i` has index `base + i`.
     pub base: u32,
@@ -51,12 +72,26 @@ pub struct LiveItems {
     /// For a live row that replaced one of the generation's rows (directly or through earlier
     /// live rows), that row: what CF reads a history naming the live row as.
     pub built: HashMap<u32, u32>,
+    /// The HNSW graph over the rows, once there are `graph_from` of them.
+    pub graph: Option<Arc<LiveGraph>>,
+    /// Rows from which dense search uses the graph ([`GRAPH_FROM_ROWS`]).
+    pub graph_from: usize,
 }
 
 impl LiveItems {
     /// An empty segment after `base` stored items.
     pub fn empty(base: u32) -> Self {
-        LiveItems { base, ..Self::default() }
+        LiveItems {
+            base,
+            version: 0,
+            entries: Vec::new(),
+            by_id: HashMap::new(),
+            replaced: HashSet::new(),
+            superseded: 0,
+            built: HashMap::new(),
+            graph: None,
+            graph_from: GRAPH_FROM_ROWS,
+        }
     }
 
     /// Live rows, replaced ones included.
@@ -92,14 +127,7 @@ impl LiveItems {
 
     /// Appends a row for `put`'s id, replacing `previous` (the row the id named before, stored
     /// or live), standing for the generation's row `built` in CF; returns its index.
-    pub(crate) fn push(
-        &mut self,
-        seq: u64,
-        item: Item,
-        vector: Vec<f32>,
-        previous: Option<u32>,
-        built: Option<u32>,
-    ) -> u32 {
+    pub fn push(&mut self, seq: u64, item: Item, vector: Vec<f32>, previous: Option<u32>, built: Option<u32>) -> u32 {
         let index = self.base + self.entries.len() as u32;
         if let Some(built) = built.filter(|&b| b < self.base) {
             self.built.insert(index, built);
@@ -110,19 +138,55 @@ impl LiveItems {
         self.by_id.insert(item.id.clone(), index);
         let hash = super::item_hash(&item);
         self.entries.push(Arc::new(LiveItem { seq, item, hash, vector }));
+        let position = self.entries.len() - 1;
+        match &self.graph {
+            Some(graph) => graph.0.insert((&self.entries[position].vector, position)),
+            None if self.entries.len() >= self.graph_from => {
+                // Built once, over the rows so far (the put that crosses the line pays for it);
+                // every later put inserts its row.
+                let settings = crate::dense::HnswSettings::default();
+                let graph = Hnsw::new(settings.max_connections, 100_000, 16, settings.ef_construction, DistL2 {});
+                let rows: Vec<(&Vec<f32>, usize)> = self.entries.iter().map(|e| &e.vector).zip(0..).collect();
+                graph.parallel_insert(&rows);
+                self.graph = Some(Arc::new(LiveGraph(graph)));
+            }
+            None => {}
+        }
         index
     }
 
     /// The `n` live rows nearest `probe` by cosine (a dot product of unit vectors) among those
-    /// `allow` lets through, best first, ties by index: an exact scan (see the module docs).
+    /// `allow` lets through, best first, ties by index: by the graph once there is one, else
+    /// by [`LiveItems::scan_top`]. Scores are exact either way.
     pub fn dense_top(&self, probe: &[f32], n: usize, allow: &Allow) -> Vec<(u32, f32)> {
+        let Some(graph) = &self.graph else { return self.scan_top(probe, n, allow) };
+        let len = self.entries.len();
+        let keep = |position: &usize| {
+            let index = self.base + *position as u32;
+            *position < len && (self.replaced.is_empty() || !self.replaced.contains(&index)) && allow.allows(index)
+        };
+        let ef = crate::dense::HnswSettings::default().ef_search.max(n);
+        let mut hits: Vec<(u32, f32)> = graph
+            .0
+            .search_filter(probe, n, ef, Some(&keep))
+            .into_iter()
+            .filter(|found| found.d_id < len)
+            .map(|found| (self.base + found.d_id as u32, crate::kernels::dot(probe, &self.entries[found.d_id].vector)))
+            .collect();
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits
+    }
+
+    /// [`LiveItems::dense_top`] by scanning every row: exact.
+    pub fn scan_top(&self, probe: &[f32], n: usize, allow: &Allow) -> Vec<(u32, f32)> {
         let mut hits: Vec<(u32, f32)> = self
             .entries
             .iter()
             .enumerate()
             .map(|(i, entry)| (self.base + i as u32, entry))
-            .filter(|(index, _)| !self.replaced.contains(index) && allow.allows(*index))
-            .map(|(index, entry)| (index, dot(probe, &entry.vector)))
+            // The set is empty unless a put replaced a row: no lookup per row then.
+            .filter(|(index, _)| (self.replaced.is_empty() || !self.replaced.contains(index)) && allow.allows(*index))
+            .map(|(index, entry)| (index, crate::kernels::dot(probe, &entry.vector)))
             .collect();
         let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         if n < hits.len() {
@@ -132,21 +196,6 @@ impl LiveItems {
         hits.sort_by(order);
         hits
     }
-}
-
-/// A dot product in eight independent lanes, which the compiler turns into SIMD adds (a single
-/// running sum is one dependent add per element: at 10,000 live rows × 384 that is the
-/// difference between milliseconds and a fraction of one).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for lane in 0..8 {
-            lanes[lane] += x[lane] * y[lane];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -177,10 +226,51 @@ mod tests {
     }
 
     #[test]
+    fn from_graph_from_rows_on_a_graph_serves_dense_search_with_exact_scores() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut unit = || {
+            let v: Vec<f32> = (0..16).map(|_| rng.random::<f32>() - 0.5).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect::<Vec<f32>>()
+        };
+        let mut live = LiveItems { graph_from: 64, ..LiveItems::empty(100) };
+        for i in 0..63u64 {
+            live.push(i + 1, item(&format!("r{i}")), unit(), None, None);
+        }
+        assert!(live.graph.is_none());
+        live.push(64, item("r63"), unit(), None, None);
+        assert!(live.graph.is_some(), "built at graph_from rows");
+        for i in 64..300u64 {
+            live.push(i + 1, item(&format!("r{i}")), unit(), None, None);
+        }
+        let older = live.clone();
+        // A newer snapshot's rows are inserted into the shared graph; the older one leaves them out.
+        let probe = unit();
+        let newest = live.push(301, item("newest"), probe.clone(), Some(105), None);
+        assert_eq!(live.dense_top(&probe, 1, &Allow::all())[0].0, newest);
+        assert!(older.dense_top(&probe, 300, &Allow::all()).iter().all(|h| h.0 < newest));
+        assert!(live.dense_top(&probe, 400, &Allow::all()).iter().all(|h| h.0 != 105), "a replaced row is hidden");
+        let (mut agree, probes) = (0, 20);
+        for _ in 0..probes {
+            let probe = unit();
+            let exact = live.scan_top(&probe, 10, &Allow::all());
+            let served = live.dense_top(&probe, 10, &Allow::all());
+            for hit in &served {
+                let score = crate::kernels::dot(&probe, &live.get(hit.0).unwrap().vector);
+                assert_eq!(hit.1, score, "scores are exact");
+            }
+            agree += served.iter().filter(|h| exact.contains(h)).count();
+        }
+        assert!(agree as f64 / (probes * 10) as f64 >= 0.9, "recall@10 {}", agree as f64 / (probes * 10) as f64);
+    }
+
+    #[test]
     fn the_lane_dot_product_is_the_dot_product() {
         let a: Vec<f32> = (0..387).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..387).map(|i| (i as f32 * 0.11).cos()).collect();
         let plain: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-        assert!((f64::from(dot(&a, &b)) - plain).abs() < 1e-4, "{} vs {plain}", dot(&a, &b));
+        let lanes = crate::kernels::dot(&a, &b);
+        assert!((f64::from(lanes) - plain).abs() < 1e-4, "{lanes} vs {plain}");
     }
 }
