@@ -124,6 +124,14 @@ impl Stages {
 pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let mut stages = Stages::new();
     let mut catalog = read_catalog(&settings.catalog, &settings.catalog_format)?;
+    for (field, numbers, texts) in &catalog.mixed_fields {
+        tracing::warn!(
+            field = %field,
+            numbers,
+            texts,
+            "field read as text: some rows hold numbers and others words; --field-type {field}=number refuses the others instead"
+        );
+    }
     if catalog.items.is_empty() && catalog.rejects.is_empty() {
         return Err(IndexError::Input { path: settings.catalog.clone(), reason: "the catalog holds no items".into() });
     }

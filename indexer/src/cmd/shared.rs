@@ -30,6 +30,23 @@ pub(crate) struct CatalogArgs {
     /// CSV catalogs: split field values on this separator into lists (MovieLens genres: `|`).
     #[arg(long)]
     pub(crate) list_separator: Option<String>,
+    /// A field's type, `NAME=number|text|list` (repeat the flag): rows whose value does not fit
+    /// are refused, naming line and field. Undeclared fields are typed over the whole catalog:
+    /// numbers if every value reads as one (JSON `25` and `"25"` alike), lists if any value is
+    /// a list, else text.
+    #[arg(long, value_parser = parse_field_type)]
+    pub(crate) field_type: Vec<(String, hyrank_indexer::input::FieldType)>,
+}
+
+fn parse_field_type(text: &str) -> Result<(String, hyrank_indexer::input::FieldType), String> {
+    use clap::ValueEnum;
+    let (name, kind) = text.split_once('=').ok_or_else(|| format!("expected NAME=TYPE, got {text:?}"))?;
+    let kind = hyrank_indexer::input::FieldType::from_str(kind.trim(), true)
+        .map_err(|_| format!("field type {kind:?}: expected number, text or list"))?;
+    if name.trim().is_empty() {
+        return Err(format!("expected NAME=TYPE, got {text:?}"));
+    }
+    Ok((name.trim().to_string(), kind))
 }
 
 impl CatalogArgs {
@@ -41,6 +58,7 @@ impl CatalogArgs {
             text_columns: self.text_column.clone(),
             field_columns: self.field_column.clone(),
             list_separator: self.list_separator.clone(),
+            field_types: self.field_type.iter().cloned().collect(),
         }
     }
 }

@@ -28,6 +28,23 @@ pub struct CatalogFormat {
     pub field_columns: Vec<String>,
     /// CSV: split field values on this separator into lists (e.g. MovieLens genres, `|`).
     pub list_separator: Option<String>,
+    /// Fields whose type the catalog team declares (`--field-type price=number`): a row whose
+    /// value does not fit is refused, naming the line and field. Other fields' types are
+    /// inferred over the whole catalog ([`FieldType`]).
+    pub field_types: BTreeMap<String, FieldType>,
+}
+
+/// A field's type, one for the whole catalog whatever the input format: JSON's `25` and `"25"`
+/// and CSV's `25` are the same number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Numbers (JSON numbers, or text that reads as a finite number): range filters apply.
+    Number,
+    /// Text; numbers in it are kept as text.
+    Text,
+    /// Lists of strings; a single value is a list of one.
+    List,
 }
 
 impl Default for CatalogFormat {
@@ -39,6 +56,7 @@ impl Default for CatalogFormat {
             text_columns: Vec::new(),
             field_columns: Vec::new(),
             list_separator: None,
+            field_types: BTreeMap::new(),
         }
     }
 }
@@ -59,6 +77,11 @@ pub struct Catalog {
     pub items: Vec<Item>,
     /// Rejected rows.
     pub rejects: Vec<Reject>,
+    /// Each field's type, declared or inferred, as every item now holds it.
+    pub field_types: BTreeMap<String, FieldType>,
+    /// Fields inferred as text although some rows hold numbers (the rest do not read as
+    /// numbers), with those counts: declaring the type refuses the rows that do not fit.
+    pub mixed_fields: Vec<(String, usize, usize)>,
 }
 
 /// Checks id uniqueness and emptiness, shared by both formats.
@@ -109,7 +132,97 @@ pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
         CatalogKind::Jsonl => read_jsonl(path, &mut validator)?,
         CatalogKind::Csv => read_csv_catalog(path, format, &mut validator)?,
     }
+    unify_field_types(&mut validator, &format.field_types);
     Ok(validator.catalog)
+}
+
+/// A number as field text: the shortest form that reads back as the same number (`25`,
+/// `25.5`).
+fn number_text(number: f64) -> String {
+    format!("{number}")
+}
+
+/// Gives every field one type over the whole catalog: the declared one, else numbers if every
+/// value reads as a finite number, lists if any value is a list, else text. Values are
+/// converted to it; a row whose value cannot be (text that is not a number, for a field
+/// declared as numbers; a list, for one declared as numbers or text) is refused, naming its
+/// line and field.
+fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<String, FieldType>) {
+    let as_number = |text: &str| text.trim().parse::<f64>().ok().filter(|f| f.is_finite());
+    // Per field: values that are numbers (or read as one), other text, lists.
+    let mut seen: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    for item in &validator.catalog.items {
+        for (name, value) in &item.fields {
+            let counts = seen.entry(name.clone()).or_default();
+            match value {
+                FieldValue::Number(_) => counts.0 += 1,
+                FieldValue::Text(text) if as_number(text).is_some() => counts.0 += 1,
+                FieldValue::Text(_) => counts.1 += 1,
+                FieldValue::List(_) => counts.2 += 1,
+            }
+        }
+    }
+    let mut types = BTreeMap::new();
+    for (name, &(numbers, texts, lists)) in &seen {
+        let kind = match declared.get(name) {
+            Some(kind) => *kind,
+            None if lists > 0 => FieldType::List,
+            None if texts == 0 => FieldType::Number,
+            None => {
+                if numbers > 0 {
+                    validator.catalog.mixed_fields.push((name.clone(), numbers, texts));
+                }
+                FieldType::Text
+            }
+        };
+        types.insert(name.clone(), kind);
+    }
+    let items = std::mem::take(&mut validator.catalog.items);
+    for mut item in items {
+        let mut misfit = None;
+        for (name, value) in item.fields.iter_mut() {
+            let converted = match (types[name], &*value) {
+                (FieldType::Number, FieldValue::Number(_))
+                | (FieldType::Text, FieldValue::Text(_))
+                | (FieldType::List, FieldValue::List(_)) => continue,
+                (FieldType::Number, FieldValue::Text(text)) => as_number(text).map(FieldValue::Number),
+                (FieldType::Text, FieldValue::Number(n)) => Some(FieldValue::Text(number_text(*n))),
+                (FieldType::List, FieldValue::Text(text)) => Some(FieldValue::List(vec![text.clone()])),
+                (FieldType::List, FieldValue::Number(n)) => Some(FieldValue::List(vec![number_text(*n)])),
+                (FieldType::Number | FieldType::Text, FieldValue::List(_)) => None,
+            };
+            match converted {
+                Some(converted) => *value = converted,
+                None => {
+                    misfit = Some((name.clone(), types[name], value.clone()));
+                    break;
+                }
+            }
+        }
+        match misfit {
+            None => validator.catalog.items.push(item),
+            Some((name, kind, value)) => {
+                let line = validator.first_line_of.remove(&item.id).unwrap_or(0);
+                let found = match value {
+                    FieldValue::Text(text) => format!("text {text:?}"),
+                    FieldValue::List(list) => format!("a list {list:?}"),
+                    FieldValue::Number(n) => format!("the number {n}"),
+                };
+                let expected = match kind {
+                    FieldType::Number => "a number",
+                    FieldType::Text => "text",
+                    FieldType::List => "a list",
+                };
+                validator.catalog.rejects.push(reject(
+                    validator.file,
+                    line,
+                    Some(&name),
+                    format!("field {name} is declared as {expected}, found {found}"),
+                ));
+            }
+        }
+    }
+    validator.catalog.field_types = types;
 }
 
 /// Keys with a fixed meaning in a JSONL item; every other key becomes a field.
@@ -400,6 +513,54 @@ mod tests {
         assert_eq!(got[7].1.as_deref(), Some("title"));
         let shown = catalog.rejects[1].to_string();
         assert!(shown.contains("bad.jsonl:3: field `id`: duplicate"), "{shown}");
+    }
+    /// Issue 18: a field has one type for the whole catalog, whatever the format: `"25"` in
+    /// JSON Lines is the number a CSV's `25` is; a field that mixes numbers and words is text
+    /// throughout (and said so); a declared type refuses the rows that do not fit.
+    #[test]
+    fn a_field_has_one_type_across_the_catalog_and_the_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = file(
+            &dir,
+            "typed.jsonl",
+            br#"{"id": "a", "title": "A", "price": "25", "size": 2, "tags": "solo", "note": 7}
+{"id": "b", "title": "B", "price": 19.5, "size": "XL", "tags": ["x", "y"], "note": "call us"}
+"#,
+        );
+        let csv = file(
+            &dir,
+            "typed.csv",
+            b"id,title,price,size
+a,A,25,2
+b,B,19.5,XL
+",
+        );
+        let from_jsonl = read_catalog(&jsonl, &CatalogFormat::default()).unwrap();
+        let csv_format =
+            CatalogFormat { field_columns: vec!["price".into(), "size".into()], ..CatalogFormat::default() };
+        let from_csv = read_catalog(&csv, &csv_format).unwrap();
+        for catalog in [&from_jsonl, &from_csv] {
+            assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+            assert_eq!(catalog.items[0].fields["price"], FieldValue::Number(25.0));
+            assert_eq!(catalog.items[1].fields["price"], FieldValue::Number(19.5));
+            assert_eq!(catalog.items[0].fields["size"], FieldValue::Text("2".into()), "mixed: text throughout");
+            assert_eq!(catalog.field_types["price"], FieldType::Number);
+            assert!(catalog.mixed_fields.contains(&("size".to_string(), 1, 1)), "{:?}", catalog.mixed_fields);
+        }
+        assert_eq!(from_jsonl.items[0].fields["tags"], FieldValue::List(vec!["solo".into()]));
+        assert_eq!(from_jsonl.items[1].fields["note"], FieldValue::Text("call us".into()));
+        assert_eq!(from_jsonl.items[0].fields["note"], FieldValue::Text("7".into()));
+        // Declared: the row that does not fit is refused by line and field, the rest converted.
+        let declared = CatalogFormat {
+            field_types: [("size".to_string(), FieldType::Number), ("tags".to_string(), FieldType::Text)].into(),
+            ..CatalogFormat::default()
+        };
+        let catalog = read_catalog(&jsonl, &declared).unwrap();
+        assert_eq!(catalog.items.len(), 1, "row 2 has a word in size (and a list in tags)");
+        assert_eq!(catalog.items[0].fields["size"], FieldValue::Number(2.0));
+        let refused = reasons(&catalog.rejects);
+        assert_eq!((refused.len(), refused[0].0, refused[0].1.as_deref()), (1, 2, Some("size")));
+        assert!(refused[0].2.contains("declared as a number, found text \"XL\""), "{refused:?}");
     }
     #[test]
     fn movielens_style_csv_maps_columns_and_splits_lists() {
