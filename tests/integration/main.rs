@@ -3,6 +3,7 @@
 mod api;
 mod embedding;
 mod eval;
+mod fuzz;
 mod live;
 mod pipeline;
 mod reranker;

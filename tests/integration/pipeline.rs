@@ -341,3 +341,106 @@ fn a_write_error_mid_build_is_a_clear_error_and_publishes_nothing() {
     // And the generation that was serving still opens.
     Engine::open(&index, &hyrank_tests::embedder_settings()).unwrap();
 }
+
+/// Kills the process with SIGKILL when the build logs `stage` as done: a `kill -9` that lands
+/// at a known point of the build, with nothing in the indexer to help it.
+#[cfg(unix)]
+struct KillAfterStage(String);
+
+#[cfg(unix)]
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for KillAfterStage {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Stage(Option<String>);
+        impl tracing::field::Visit for Stage {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "stage" {
+                    self.0 = Some(value.to_string());
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut stage = Stage(None);
+        event.record(&mut stage);
+        if stage.0.as_deref() == Some(self.0.as_str()) {
+            // SAFETY: kill(2) on our own pid; the process ends here.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+    }
+}
+
+/// The child process of `kill_9_of_a_build_at_each_stage_leaves_the_serving_generation`:
+/// builds the fixture index named by HYRANK_KILL_CHILD_INDEX and is killed with SIGKILL when
+/// the stage HYRANK_KILL_CHILD_STAGE is done. Ignored (and a no-op) when run any other way.
+#[cfg(unix)]
+#[test]
+#[ignore = "the child process of `kill_9_of_a_build_at_each_stage_leaves_the_serving_generation`"]
+fn build_killed_at_a_stage_child() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let (Some(index), Some(stage)) =
+        (std::env::var_os("HYRANK_KILL_CHILD_INDEX"), std::env::var("HYRANK_KILL_CHILD_STAGE").ok())
+    else {
+        return;
+    };
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(KillAfterStage(stage))).unwrap();
+    match hyrank_indexer::build(&hyrank_tests::fixture_settings(index.into())) {
+        Ok(summary) => println!("PUBLISHED {}", summary.manifest.generation),
+        Err(e) => println!("ERROR {e}"),
+    }
+}
+
+/// Issue 18: `kill -9` of `hyrank index` after each of its stages (a real SIGKILL of a real
+/// process) leaves the generation `CURRENT` names serving, and the next run publishes and
+/// leaves no folder of the dead builds behind.
+#[cfg(unix)]
+#[test]
+fn kill_9_of_a_build_at_each_stage_leaves_the_serving_generation_and_the_next_run_clean() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    let first = hyrank_indexer::build(&hyrank_tests::fixture_settings(index.clone())).unwrap();
+    let stages = [
+        "read catalog",
+        "read interactions",
+        "train cf",
+        "build cf index",
+        "embed items",
+        "build dense index",
+        "build bm25 index",
+        "write store",
+        "publish",
+    ];
+    let folders = || {
+        let mut names: Vec<String> = std::fs::read_dir(index.join("generations"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|name| !name.starts_with(".serving-"))
+            .collect();
+        names.sort();
+        names
+    };
+    for stage in stages {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "pipeline::build_killed_at_a_stage_child", "--nocapture"])
+            .env("HYRANK_KILL_CHILD_INDEX", &index)
+            .env("HYRANK_KILL_CHILD_STAGE", stage)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.signal(), Some(libc::SIGKILL), "killed after {stage:?}: {stdout}");
+        assert!(!stdout.contains("PUBLISHED"), "{stage}: {stdout}");
+        assert_eq!(std::fs::read_to_string(index.join("CURRENT")).unwrap(), first.manifest.generation, "{stage}");
+        let serving = Engine::open(&index, &hyrank_tests::embedder_settings()).unwrap();
+        assert_eq!(serving.manifest().generation, first.manifest.generation, "{stage}");
+        let request = hyrank_engine::SearchRequest { k: 3, ..hyrank_engine::SearchRequest::new("tent") };
+        assert!(serving.search(&request).is_ok());
+    }
+    // Dead builds left their folders; the next run removes them (their locks died with them)
+    // and publishes.
+    assert!(folders().iter().any(|name| name.starts_with(".building-")), "{:?}", folders());
+    let next = hyrank_indexer::build(&hyrank_tests::fixture_settings(index.clone())).unwrap();
+    assert_eq!(std::fs::read_to_string(index.join("CURRENT")).unwrap(), next.manifest.generation);
+    let left = folders();
+    assert!(left.iter().all(|name| !name.starts_with(".building")), "{left:?}");
+    assert!(left.contains(&next.manifest.generation), "{left:?}");
+}
