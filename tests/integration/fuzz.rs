@@ -1,5 +1,6 @@
-//! Fuzzing at volume (issue 18): every reader (catalog JSON Lines and CSV, plain and gzip;
-//! interactions; the server's settings TOML) and every request body, against generated inputs.
+//! Fuzzing at volume (issue 18): every reader (catalog JSON Lines and CSV, plain, gzip and zstd,
+//! whole and corrupted; interactions; the server's settings TOML) and every request body,
+//! against generated inputs.
 //! Nothing may panic: a reader returns items and rejects or an error, a request gets an answer
 //! below 500. Ignored in the normal run (`scripts/test.sh` runs each at a few cases through
 //! `inputs_of_every_kind_are_read_without_panics`); `scripts/fuzz.sh` runs them at volume
@@ -169,6 +170,18 @@ fn read_all_kinds(dir: &Path, bytes: &[u8]) {
     std::io::Write::write_all(&mut encoder, bytes).unwrap();
     std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
     let _ = read_interactions(&gz, &InteractionFormat::default(), &item_index);
+    // zstd-compressed, whole and with one byte of the compressed stream changed (a corrupt
+    // download): the decoder must fail cleanly, never panic.
+    let mut zst = ruzstd::encoding::compress_to_vec(bytes, ruzstd::encoding::CompressionLevel::Fastest);
+    let path = dir.join("catalog.jsonl.zst");
+    std::fs::write(&path, &zst).unwrap();
+    let _ = read_catalog(&path, &CatalogFormat::default());
+    let at = 4 + bytes.len() % zst.len().saturating_sub(4).max(1);
+    if let Some(byte) = zst.get_mut(at) {
+        *byte ^= 0x5a;
+    }
+    std::fs::write(&path, &zst).unwrap();
+    let _ = read_catalog(&path, &CatalogFormat::default());
 }
 
 /// Every reader over `cases` inputs of each family; returns how many inputs were read.

@@ -119,9 +119,9 @@ impl ItemValidator<'_> {
 /// Reads a catalog in JSON Lines or CSV.
 pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
     let kind = format.kind.unwrap_or_else(|| {
-        // `items.csv` and `items.csv.gz` are CSV; anything else is JSON Lines.
+        // `items.csv`, `items.csv.gz` and `items.csv.zst` are CSV; anything else is JSON Lines.
         let name = path.file_name().unwrap_or_default().to_string_lossy().to_ascii_lowercase();
-        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+        if name.ends_with(".csv") || name.ends_with(".csv.gz") || name.ends_with(".csv.zst") {
             CatalogKind::Csv
         } else {
             CatalogKind::Jsonl

@@ -1,4 +1,4 @@
-//! Opening an input file: plain text, or gzip read as it is.
+//! Opening an input file: plain text, or gzip or zstd read as it is.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -6,9 +6,10 @@ use std::path::Path;
 
 use crate::error::{IndexError, Result};
 
-/// Opens an input file for reading, decompressing gzip transparently (recognised by its
-/// magic bytes, whatever the name). Other compressed or archive formats are refused by name
-/// rather than read as garbage and reported row by row as invalid text.
+/// Opens an input file for reading, decompressing gzip and zstd transparently (recognised by
+/// their magic bytes, whatever the name; several members or frames one after another, as `cat`
+/// makes them, are one stream). Other compressed or archive formats are refused by name rather
+/// than read as garbage and reported row by row as invalid text.
 pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
     let fail = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
     let mut file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
@@ -24,7 +25,6 @@ pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
     }
     let head = &magic[..seen];
     let refused = [
-        (&b"\x28\xb5\x2f\xfd"[..], "zstd-compressed (decompress it first: zstd -d)"),
         (&b"BZh"[..], "bzip2-compressed (decompress it first: bunzip2)"),
         (&b"\xfd7zXZ\x00"[..], "xz-compressed (decompress it first: unxz)"),
         (&b"PK\x03\x04"[..], "a zip archive (extract the file first)"),
@@ -33,17 +33,51 @@ pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
     // "BZh" is not taken for it).
     let bzip2 = |m: &[u8]| m == b"BZh" && head.get(3).is_some_and(|d| (b'1'..=b'9').contains(d));
     if let Some((_, what)) = refused.iter().find(|(m, _)| if *m == b"BZh" { bzip2(m) } else { head.starts_with(m) }) {
-        return Err(fail(format!("the file is {what}; hyrank reads plain text or gzip")));
+        return Err(fail(format!("the file is {what}; hyrank reads plain text, gzip or zstd")));
     }
     // The sniffed bytes are put back in front rather than seeking: a pipe (`<(zcat …)`)
     // cannot seek.
     let gzip = head.starts_with(b"\x1f\x8b");
+    let zstd = head.starts_with(b"\x28\xb5\x2f\xfd");
     let input = std::io::Cursor::new(head.to_vec()).chain(file);
     if gzip {
         // Multi-member: `cat a.gz b.gz` is a valid gzip file of both.
         return Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input))));
     }
+    if zstd {
+        let source: Box<dyn Read> = Box::new(BufReader::new(input));
+        let first = ruzstd::decoding::StreamingDecoder::new(source)
+            .map_err(|e| fail(format!("not a readable zstd stream: {e}")))?;
+        return Ok(Box::new(ZstdFrames { current: Some(first) }));
+    }
     Ok(Box::new(input))
+}
+
+/// zstd frames one after another, read as one stream (ruzstd's decoder reads one frame).
+struct ZstdFrames {
+    current: Option<ruzstd::decoding::StreamingDecoder<Box<dyn Read>, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl Read for ZstdFrames {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let Some(decoder) = self.current.as_mut() else { return Ok(0) };
+            let read = decoder.read(buf).map_err(|e| std::io::Error::new(e.kind(), format!("zstd: {e}")))?;
+            if read > 0 || buf.is_empty() {
+                return Ok(read);
+            }
+            // This frame is done; another may follow.
+            let mut source = self.current.take().expect("checked above").into_inner();
+            let mut next = [0u8; 1];
+            if source.read(&mut next)? == 0 {
+                return Ok(0);
+            }
+            let rest: Box<dyn Read> = Box::new(std::io::Cursor::new(next.to_vec()).chain(source));
+            let decoder = ruzstd::decoding::StreamingDecoder::new(rest)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
+            self.current = Some(decoder);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +93,28 @@ mod tests {
         encoder.finish().unwrap()
     }
 
+    /// zstd is read transparently too, frames one after another included; a broken stream is
+    /// an error naming the file, not rows of garbage.
+    #[test]
+    fn zstd_catalogs_are_read_whole() {
+        use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+        let dir = tempfile::tempdir().unwrap();
+        let lines: String = (0..2000).map(|i| format!("{{\"id\": \"i{i}\", \"title\": \"Tent {i}\"}}\n")).collect();
+        let (first, second) = lines.split_at(lines.len() / 2);
+        let mut frames = compress_to_vec(first.as_bytes(), CompressionLevel::Fastest);
+        frames.extend(compress_to_vec(second.as_bytes(), CompressionLevel::Fastest));
+        let path = file(&dir, "items.jsonl.zst", &frames);
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert!(catalog.rejects.is_empty(), "{:?}", &catalog.rejects[..1]);
+        assert_eq!((catalog.items.len(), catalog.items[1999].title.as_str()), (2000, "Tent 1999"));
+        let path =
+            file(&dir, "events.csv.zst", &compress_to_vec(&b"id,title\na,Tent\n"[..], CompressionLevel::Fastest));
+        assert_eq!(read_catalog(&path, &CatalogFormat::default()).unwrap().items.len(), 1, "by content, CSV by name");
+        let broken = file(&dir, "broken.jsonl.zst", b"\x28\xb5\x2f\xfd\x00\x00");
+        let error = read_catalog(&broken, &CatalogFormat::default()).unwrap_err().to_string();
+        assert!(error.contains("broken.jsonl.zst") && error.contains("zstd"), "{error}");
+    }
+
     /// gzip is read transparently (JSONL and CSV, `.csv.gz` taken as CSV); other compressed
     /// formats are refused by name, not reported line by line as invalid UTF-8.
     #[test]
@@ -72,11 +128,9 @@ mod tests {
         let path = file(&dir, "items.CSV.gz", &gzip(b"id,title,text\na,Tent,light\n"));
         let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
         assert_eq!((catalog.items.len(), catalog.items[0].text.as_str()), (1, "light"));
-        for (name, bytes, what) in [
-            ("items.jsonl.zst", &b"\x28\xb5\x2f\xfd\x00\x00"[..], "zstd"),
-            ("items.jsonl.bz2", &b"BZh91AY"[..], "bzip2"),
-            ("items.zip", &b"PK\x03\x04\x14\x00"[..], "zip"),
-        ] {
+        for (name, bytes, what) in
+            [("items.jsonl.bz2", &b"BZh91AY"[..], "bzip2"), ("items.zip", &b"PK\x03\x04\x14\x00"[..], "zip")]
+        {
             let path = file(&dir, name, bytes);
             let err = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
             assert!(err.contains(name) && err.contains(what), "{err}");
