@@ -599,6 +599,7 @@ pub(crate) async fn update_fields(
             format!("fields.{name}: not a finite number"),
         ));
     }
+    let fields = typed_fields(&state.engine(), fields)?;
     let target = id.clone();
     let appended = write_item(&state, &id, move |log, hash| log.update_fields(&target, hash, fields)).await?;
     Ok(HttpResponse::Ok()
@@ -682,6 +683,7 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
     }
     let engine = state.engine();
     live_log(&engine)?;
+    let fields = typed_fields(&engine, body.fields)?;
     let max = state.settings().limits.max_live_items;
     if engine.live_item_rows() >= max {
         return Err(ApiError::new(
@@ -698,7 +700,7 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
     };
     drop(engine);
     let created = hash.is_none();
-    let item = hyrank_engine::Item { id: id.clone(), title: body.title, text: body.text, fields: body.fields };
+    let item = hyrank_engine::Item { id: id.clone(), title: body.title, text: body.text, fields };
     let (appended, applied) =
         blocking(state, move |engine| engine.put_live_item(item, hash.unwrap_or_default())).await?;
     state.inner.responses.clear();
@@ -713,6 +715,33 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
         ));
     }
     Ok(Put { put: id, created, seq: appended.first_seq })
+}
+
+/// A live write's fields as the serving generation's catalog types them
+/// (`manifest.field_types`): `"25"` for a number field is 25, a single value for a list field a
+/// list of one, as a catalog row's would be. A field the catalog does not have is taken as
+/// given.
+///
+/// # Errors
+/// 422 `invalid_field` naming the field when a value cannot be its field's type.
+fn typed_fields(
+    engine: &Engine,
+    fields: std::collections::BTreeMap<String, hyrank_engine::FieldValue>,
+) -> Result<std::collections::BTreeMap<String, hyrank_engine::FieldValue>, ApiError> {
+    let types = &engine.manifest().field_types;
+    fields
+        .into_iter()
+        .map(|(name, value)| match types.get(&name) {
+            Some(kind) => kind.coerce(&value).map(|typed| (name.clone(), typed)).map_err(|found| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!("fields.{name}: this catalog's {name} is {}, found {found}", kind.described()),
+                )
+            }),
+            None => Ok((name, value)),
+        })
+        .collect()
 }
 
 /// A live write about one item (a delete, a field update): `write` gets the log and the hash

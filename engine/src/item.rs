@@ -32,6 +32,79 @@ impl Item {
     }
 }
 
+/// A field's type, one for the whole catalog whatever the input (JSON Lines, CSV, a live write):
+/// JSON's `25` and `"25"` and CSV's `25` are the same number. The indexer declares or infers it
+/// per field and records it in the manifest; live writes are read as it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Numbers (JSON numbers, or text that reads as a finite number): range filters apply.
+    Number,
+    /// Text; numbers in it are kept as text.
+    Text,
+    /// Lists of strings; a single value is a list of one.
+    List,
+}
+
+impl std::str::FromStr for FieldType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "number" => Ok(FieldType::Number),
+            "text" => Ok(FieldType::Text),
+            "list" => Ok(FieldType::List),
+            other => Err(format!("field type {other:?}: expected number, text or list")),
+        }
+    }
+}
+
+impl FieldType {
+    /// What the type is called in messages.
+    pub fn described(self) -> &'static str {
+        match self {
+            FieldType::Number => "a number",
+            FieldType::Text => "text",
+            FieldType::List => "a list",
+        }
+    }
+
+    /// `value` as this type: text that reads as a finite number becomes the number, a number
+    /// becomes its text (`25`, `25.5`), a single value becomes a list of one.
+    ///
+    /// # Errors
+    /// A description of what was found, when the value cannot be this type (text that is not
+    /// a number, for a number; a list, for a number or text).
+    pub fn coerce(self, value: &FieldValue) -> Result<FieldValue, String> {
+        let number = |text: &str| text.trim().parse::<f64>().ok().filter(|f| f.is_finite());
+        let converted = match (self, value) {
+            (FieldType::Number, FieldValue::Number(_))
+            | (FieldType::Text, FieldValue::Text(_))
+            | (FieldType::List, FieldValue::List(_)) => Some(value.clone()),
+            (FieldType::Number, FieldValue::Text(text)) => number(text).map(FieldValue::Number),
+            (FieldType::Text, FieldValue::Number(n)) => Some(FieldValue::Text(format!("{n}"))),
+            (FieldType::List, FieldValue::Text(text)) => Some(FieldValue::List(vec![text.clone()])),
+            (FieldType::List, FieldValue::Number(n)) => Some(FieldValue::List(vec![format!("{n}")])),
+            (FieldType::Number | FieldType::Text, FieldValue::List(_)) => None,
+        };
+        converted.ok_or_else(|| match value {
+            FieldValue::Text(text) => format!("text {text:?}"),
+            FieldValue::List(list) => format!("a list {list:?}"),
+            FieldValue::Number(n) => format!("the number {n}"),
+        })
+    }
+
+    /// Whether `value` is a number or text that reads as one.
+    pub fn reads_as_number(value: &FieldValue) -> bool {
+        match value {
+            FieldValue::Number(_) => true,
+            FieldValue::Text(text) => text.trim().parse::<f64>().ok().is_some_and(f64::is_finite),
+            FieldValue::List(_) => false,
+        }
+    }
+}
+
 /// A field value: a string, a number, or a list of strings (tags, genres).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -68,5 +141,25 @@ impl FieldValue {
             Value::Null => Err("null is not a field value".into()),
             Value::Object(_) => Err("nested objects are not field values".into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_read_as_its_fields_type_or_named_when_it_cannot_be() {
+        let text = |s: &str| FieldValue::Text(s.into());
+        assert_eq!(FieldType::Number.coerce(&text(" 25 ")), Ok(FieldValue::Number(25.0)));
+        assert_eq!(FieldType::Number.coerce(&FieldValue::Number(2.5)), Ok(FieldValue::Number(2.5)));
+        assert_eq!(FieldType::Number.coerce(&text("cheap")), Err("text \"cheap\"".into()));
+        assert!(FieldType::Number.coerce(&text("inf")).is_err(), "not a finite number");
+        assert_eq!(FieldType::Text.coerce(&FieldValue::Number(25.0)), Ok(text("25")));
+        assert_eq!(FieldType::Text.coerce(&FieldValue::Number(0.5)), Ok(text("0.5")));
+        assert_eq!(FieldType::List.coerce(&text("solo")), Ok(FieldValue::List(vec!["solo".into()])));
+        assert!(FieldType::Text.coerce(&FieldValue::List(vec![])).is_err());
+        assert_eq!("List".parse::<FieldType>(), Ok(FieldType::List));
+        assert!("int".parse::<FieldType>().is_err());
     }
 }

@@ -143,6 +143,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let previous = generation::current(&settings.index_dir).ok();
     let logged = hyrank_engine::live::read_history(&settings.index_dir, previous.as_deref())?;
     let writes = replay_item_writes(&mut catalog.items, &logged);
+    let live_refused = retype_live_rows(settings, &mut catalog);
     let item_index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
     let interactions = match &settings.interactions {
@@ -169,6 +170,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     drop(item_index);
     let (interactions, live) = fold_live_events(settings, &catalog.items, &logged, writes, interactions)?;
     let live = live.map(|(fold, refused)| {
+        rejects.extend(live_refused);
         rejects.extend(refused);
         fold
     });
@@ -230,6 +232,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             reranker: None,
             recommend_reranker: None,
             live: live.clone(),
+            field_types: catalog.field_types.clone(),
         };
         stages.done("publish");
         manifest.stages = std::mem::take(&mut stages.timings);
@@ -326,6 +329,41 @@ fn fold_live_events(
         "folded in the live event log"
     );
     Ok((Some(interactions), Some((fold, refused))))
+}
+
+/// Types the rows live writes put into the catalog as the catalog's own are typed: a field the
+/// catalog has keeps its type, a field only live rows have gets one inferred from them
+/// ([`crate::input::infer_field_types`]). The server types live writes against the
+/// generation it serves, so a value that does not fit (the catalog's types changed since, or a
+/// log from before typed fields) is left out of its row and reported, never guessed.
+fn retype_live_rows(settings: &IndexSettings, catalog: &mut crate::input::Catalog) -> Vec<Reject> {
+    let (types, _) = crate::input::infer_field_types(&catalog.items, &catalog.field_types);
+    let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
+    let mut refused = Vec::new();
+    for item in &mut catalog.items {
+        let mut misfits = Vec::new();
+        for (name, value) in item.fields.iter_mut() {
+            match types[name].coerce(value) {
+                Ok(converted) => *value = converted,
+                Err(found) => misfits.push((name.clone(), found)),
+            }
+        }
+        for (name, found) in misfits {
+            item.fields.remove(&name);
+            refused.push(Reject {
+                file: log.clone(),
+                line: 0,
+                field: Some(name.clone()),
+                reason: format!(
+                    "item {:?}: a live write gave {name} {found}, but the catalog's {name} is {}; left out",
+                    item.id,
+                    types[&name].described()
+                ),
+            });
+        }
+    }
+    catalog.field_types = types;
+    refused
 }
 
 /// What replaying the log's item writes did to the catalog.

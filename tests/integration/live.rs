@@ -468,6 +468,11 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
         let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", bad)).await;
         assert!(status.is_client_error() && body.to_string().contains(field), "{status} {body}");
     }
+    // Fields are read as the catalog types them: the fixture's price is a number.
+    let worded = json!({"title": "Zorblax", "fields": {"price": "cheap"}});
+    let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", worded)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("fields.price: this catalog's price is a number"));
     let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", spork.clone())).await;
     assert_eq!(
         (status, body["created"].as_bool(), body["seq"].as_u64()),
@@ -503,10 +508,15 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     // Replacing a stored item: one row for the id, the new one, in every list.
     let (_, _, before) = call(&app, hybrid("camp stove")).await;
     let stove = ids(&before)[0].clone();
-    let replacement = json!({"title": "Zorblax Camp Stove", "text": "A canister stove, relabelled.", "fields": {"category": "stoves"}});
+    let replacement = json!({"title": "Zorblax Camp Stove", "text": "A canister stove, relabelled.", "fields": {"category": "stoves", "price": "49.5"}});
     let (status, _, body) = call(&app, put_item(WRITE_KEY, &stove, replacement)).await;
     assert_eq!((status, body["created"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
-    assert_eq!(call(&app, get(&format!("/v1/items/{stove}"))).await.2["title"], "Zorblax Camp Stove");
+    let (_, _, replaced) = call(&app, get(&format!("/v1/items/{stove}"))).await;
+    assert_eq!(
+        (&replaced["title"], &replaced["fields"]["price"]),
+        (&json!("Zorblax Camp Stove"), &json!(49.5)),
+        "{replaced}"
+    );
     let (_, _, both) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 10}))).await;
     let mut found = ids(&both);
     found.sort();

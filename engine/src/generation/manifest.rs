@@ -87,6 +87,10 @@ pub struct Manifest {
     /// absent when there were none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveFold>,
+    /// Each field's type over the catalog (declared with `--field-type` or inferred): live
+    /// writes are read as it says. Empty in generations from before it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub field_types: std::collections::BTreeMap<String, crate::item::FieldType>,
 }
 
 impl Manifest {

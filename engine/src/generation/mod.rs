@@ -108,6 +108,7 @@ mod tests {
     fn manifest(name: &str) -> Manifest {
         Manifest {
             live: None,
+            field_types: Default::default(),
             format_version: FORMAT_VERSION,
             generation: name.into(),
             built_at_unix: 0,

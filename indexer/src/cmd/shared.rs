@@ -39,10 +39,8 @@ pub(crate) struct CatalogArgs {
 }
 
 fn parse_field_type(text: &str) -> Result<(String, hyrank_indexer::input::FieldType), String> {
-    use clap::ValueEnum;
     let (name, kind) = text.split_once('=').ok_or_else(|| format!("expected NAME=TYPE, got {text:?}"))?;
-    let kind = hyrank_indexer::input::FieldType::from_str(kind.trim(), true)
-        .map_err(|_| format!("field type {kind:?}: expected number, text or list"))?;
+    let kind: hyrank_indexer::input::FieldType = kind.parse()?;
     if name.trim().is_empty() {
         return Err(format!("expected NAME=TYPE, got {text:?}"));
     }

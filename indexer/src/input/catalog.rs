@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+pub use hyrank_engine::item::FieldType;
 use hyrank_engine::item::{FieldValue, Item};
 use serde_json::Value;
 
@@ -32,19 +33,6 @@ pub struct CatalogFormat {
     /// value does not fit is refused, naming the line and field. Other fields' types are
     /// inferred over the whole catalog ([`FieldType`]).
     pub field_types: BTreeMap<String, FieldType>,
-}
-
-/// A field's type, one for the whole catalog whatever the input format: JSON's `25` and `"25"`
-/// and CSV's `25` are the same number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    /// Numbers (JSON numbers, or text that reads as a finite number): range filters apply.
-    Number,
-    /// Text; numbers in it are kept as text.
-    Text,
-    /// Lists of strings; a single value is a list of one.
-    List,
 }
 
 impl Default for CatalogFormat {
@@ -136,89 +124,70 @@ pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
     Ok(validator.catalog)
 }
 
-/// A number as field text: the shortest form that reads back as the same number (`25`,
-/// `25.5`).
-fn number_text(number: f64) -> String {
-    format!("{number}")
-}
-
-/// Gives every field one type over the whole catalog: the declared one, else numbers if every
-/// value reads as a finite number, lists if any value is a list, else text. Values are
-/// converted to it; a row whose value cannot be (text that is not a number, for a field
-/// declared as numbers; a list, for one declared as numbers or text) is refused, naming its
-/// line and field.
-fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<String, FieldType>) {
-    let as_number = |text: &str| text.trim().parse::<f64>().ok().filter(|f| f.is_finite());
+/// The type of each field of `items`: `fixed` where it names one (a declaration, or a type
+/// already settled), else inferred over every value: numbers if every value reads as one, lists
+/// if any value is a list, else text. Also returns the fields inferred as text although some
+/// values are numbers, with the counts of numbers and of other text.
+#[allow(clippy::type_complexity)]
+pub fn infer_field_types(
+    items: &[Item],
+    fixed: &BTreeMap<String, FieldType>,
+) -> (BTreeMap<String, FieldType>, Vec<(String, usize, usize)>) {
     // Per field: values that are numbers (or read as one), other text, lists.
-    let mut seen: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
-    for item in &validator.catalog.items {
+    let mut seen: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for item in items {
         for (name, value) in &item.fields {
-            let counts = seen.entry(name.clone()).or_default();
+            let counts = seen.entry(name).or_default();
             match value {
-                FieldValue::Number(_) => counts.0 += 1,
-                FieldValue::Text(text) if as_number(text).is_some() => counts.0 += 1,
-                FieldValue::Text(_) => counts.1 += 1,
                 FieldValue::List(_) => counts.2 += 1,
+                value if FieldType::reads_as_number(value) => counts.0 += 1,
+                _ => counts.1 += 1,
             }
         }
     }
-    let mut types = BTreeMap::new();
-    for (name, &(numbers, texts, lists)) in &seen {
-        let kind = match declared.get(name) {
+    let (mut types, mut mixed) = (BTreeMap::new(), Vec::new());
+    for (name, (numbers, texts, lists)) in seen {
+        let kind = match fixed.get(name) {
             Some(kind) => *kind,
             None if lists > 0 => FieldType::List,
             None if texts == 0 => FieldType::Number,
             None => {
                 if numbers > 0 {
-                    validator.catalog.mixed_fields.push((name.clone(), numbers, texts));
+                    mixed.push((name.to_string(), numbers, texts));
                 }
                 FieldType::Text
             }
         };
-        types.insert(name.clone(), kind);
+        types.insert(name.to_string(), kind);
     }
+    (types, mixed)
+}
+
+/// Gives every field one type over the whole catalog ([`infer_field_types`]) and converts
+/// every value to it ([`FieldType::coerce`]); a row whose value cannot be converted (text
+/// that is not a number, for a field declared as numbers; a list, for one declared as numbers
+/// or text) is refused, naming its line and field.
+fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<String, FieldType>) {
+    let (types, mixed) = infer_field_types(&validator.catalog.items, declared);
+    validator.catalog.mixed_fields = mixed;
     let items = std::mem::take(&mut validator.catalog.items);
     for mut item in items {
-        let mut misfit = None;
+        let mut misfit: Option<(String, String)> = None;
         for (name, value) in item.fields.iter_mut() {
-            let converted = match (types[name], &*value) {
-                (FieldType::Number, FieldValue::Number(_))
-                | (FieldType::Text, FieldValue::Text(_))
-                | (FieldType::List, FieldValue::List(_)) => continue,
-                (FieldType::Number, FieldValue::Text(text)) => as_number(text).map(FieldValue::Number),
-                (FieldType::Text, FieldValue::Number(n)) => Some(FieldValue::Text(number_text(*n))),
-                (FieldType::List, FieldValue::Text(text)) => Some(FieldValue::List(vec![text.clone()])),
-                (FieldType::List, FieldValue::Number(n)) => Some(FieldValue::List(vec![number_text(*n)])),
-                (FieldType::Number | FieldType::Text, FieldValue::List(_)) => None,
-            };
-            match converted {
-                Some(converted) => *value = converted,
-                None => {
-                    misfit = Some((name.clone(), types[name], value.clone()));
+            match types[name].coerce(value) {
+                Ok(converted) => *value = converted,
+                Err(found) => {
+                    let reason = format!("field {name} is declared as {}, found {found}", types[name].described());
+                    misfit = Some((name.clone(), reason));
                     break;
                 }
             }
         }
         match misfit {
             None => validator.catalog.items.push(item),
-            Some((name, kind, value)) => {
+            Some((name, reason)) => {
                 let line = validator.first_line_of.remove(&item.id).unwrap_or(0);
-                let found = match value {
-                    FieldValue::Text(text) => format!("text {text:?}"),
-                    FieldValue::List(list) => format!("a list {list:?}"),
-                    FieldValue::Number(n) => format!("the number {n}"),
-                };
-                let expected = match kind {
-                    FieldType::Number => "a number",
-                    FieldType::Text => "text",
-                    FieldType::List => "a list",
-                };
-                validator.catalog.rejects.push(reject(
-                    validator.file,
-                    line,
-                    Some(&name),
-                    format!("field {name} is declared as {expected}, found {found}"),
-                ));
+                validator.catalog.rejects.push(reject(validator.file, line, Some(&name), reason));
             }
         }
     }

@@ -15,7 +15,7 @@ mod interactions;
 
 use file::open;
 
-pub use catalog::{read_catalog, Catalog, CatalogFormat, CatalogKind, FieldType};
+pub use catalog::{infer_field_types, read_catalog, Catalog, CatalogFormat, CatalogKind, FieldType};
 pub use interactions::{read_interactions, InteractionFormat, InteractionRow, Interactions};
 
 pub(super) fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl Into<String>) -> Reject {
