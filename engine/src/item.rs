@@ -71,11 +71,12 @@ impl FieldType {
     }
 
     /// `value` as this type: text that reads as a finite number becomes the number, a number
-    /// becomes its text (`25`, `25.5`), a single value becomes a list of one.
+    /// becomes its text (`25`, `25.5`), a single value becomes a list of one and a list of one
+    /// its value.
     ///
     /// # Errors
     /// A description of what was found, when the value cannot be this type (text that is not
-    /// a number, for a number; a list, for a number or text).
+    /// a number, for a number; a list of several, for a number or text).
     pub fn coerce(self, value: &FieldValue) -> Result<FieldValue, String> {
         let number = |text: &str| text.trim().parse::<f64>().ok().filter(|f| f.is_finite());
         let converted = match (self, value) {
@@ -86,6 +87,9 @@ impl FieldType {
             (FieldType::Text, FieldValue::Number(n)) => Some(FieldValue::Text(format!("{n}"))),
             (FieldType::List, FieldValue::Text(text)) => Some(FieldValue::List(vec![text.clone()])),
             (FieldType::List, FieldValue::Number(n)) => Some(FieldValue::List(vec![format!("{n}")])),
+            // A CSV column split on the list separator gives lists of one.
+            (FieldType::Number, FieldValue::List(one)) if one.len() == 1 => number(&one[0]).map(FieldValue::Number),
+            (FieldType::Text, FieldValue::List(one)) if one.len() == 1 => Some(FieldValue::Text(one[0].clone())),
             (FieldType::Number | FieldType::Text, FieldValue::List(_)) => None,
         };
         converted.ok_or_else(|| match value {
@@ -95,13 +99,27 @@ impl FieldType {
         })
     }
 
-    /// Whether `value` is a number or text that reads as one.
+    /// Whether `value` is a number, or text that is one as written: the number's own form
+    /// (`25`, `-3`, `19.5`), or that form with trailing zeros after a decimal point (`19.50`).
+    /// Text a number would change is not: leading zeros (`02134`, `007`), exponents (`1e5`), a
+    /// leading `+`, digits past f64's precision (a 20-digit id); inferring a field from it as
+    /// numbers would rewrite the catalog's values.
     pub fn reads_as_number(value: &FieldValue) -> bool {
         match value {
             FieldValue::Number(_) => true,
-            FieldValue::Text(text) => text.trim().parse::<f64>().ok().is_some_and(f64::is_finite),
+            FieldValue::Text(text) => {
+                let text = text.trim();
+                let Some(number) = text.parse::<f64>().ok().filter(|f| f.is_finite()) else { return false };
+                let written = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text };
+                format!("{number}") == written || (written == "-0" && number == 0.0)
+            }
             FieldValue::List(_) => false,
         }
+    }
+
+    /// Whether `value` is blank text: no value, for type inference.
+    pub fn is_blank(value: &FieldValue) -> bool {
+        matches!(value, FieldValue::Text(text) if text.trim().is_empty())
     }
 }
 
@@ -159,6 +177,14 @@ mod tests {
         assert_eq!(FieldType::Text.coerce(&FieldValue::Number(0.5)), Ok(text("0.5")));
         assert_eq!(FieldType::List.coerce(&text("solo")), Ok(FieldValue::List(vec!["solo".into()])));
         assert!(FieldType::Text.coerce(&FieldValue::List(vec![])).is_err());
+        assert_eq!(FieldType::Number.coerce(&FieldValue::List(vec!["1995".into()])), Ok(FieldValue::Number(1995.0)));
+        assert!(FieldType::Number.coerce(&FieldValue::List(vec!["1".into(), "2".into()])).is_err());
+        for (written, number) in [("25", true), ("-3", true), ("19.5", true), ("19.50", true), ("25.", true)] {
+            assert_eq!(FieldType::reads_as_number(&text(written)), number, "{written}");
+        }
+        for kept in ["02134", "007", "1e5", "+5", "18446744073709551616", "1.10.2", "NaN", "inf", ""] {
+            assert!(!FieldType::reads_as_number(&text(kept)), "{kept} would be rewritten as a number");
+        }
         assert_eq!("List".parse::<FieldType>(), Ok(FieldType::List));
         assert!("int".parse::<FieldType>().is_err());
     }

@@ -155,20 +155,40 @@ const TOML_PIECES: &[&str] = &[
 
 fn read_all_kinds(dir: &Path, bytes: &[u8]) {
     let item_index: HashMap<&str, u32> = [("A", 0), ("PRG-001", 1)].into_iter().collect();
-    for name in ["catalog.jsonl", "catalog.csv", "catalog.jsonl.gz"] {
+    let gzip = |bytes: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, bytes).unwrap();
+        encoder.finish().unwrap()
+    };
+    // As JSON Lines (plain and gzip); as CSV with field columns typed over the file, split
+    // into lists, and declared as numbers.
+    for (name, content) in [("catalog.jsonl", bytes.to_vec()), ("catalog.jsonl.gz", gzip(bytes))] {
         let path = dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        let kind = if name.contains(".csv") { Some(CatalogKind::Csv) } else { None };
-        let _ = read_catalog(&path, &CatalogFormat { kind, ..CatalogFormat::default() });
+        std::fs::write(&path, content).unwrap();
+        let _ = read_catalog(&path, &CatalogFormat::default());
     }
+    let path = dir.join("catalog.csv");
+    std::fs::write(&path, bytes).unwrap();
+    let csv = CatalogFormat {
+        kind: Some(CatalogKind::Csv),
+        id_column: "id".into(),
+        title_column: "title".into(),
+        field_columns: vec!["price".into()],
+        ..CatalogFormat::default()
+    };
+    let _ = read_catalog(&path, &csv);
+    let _ = read_catalog(&path, &CatalogFormat { field_columns: Vec::new(), ..csv.clone() });
+    let lists = CatalogFormat { list_separator: Some("|".into()), ..csv.clone() };
+    let _ = read_catalog(&path, &lists);
+    let declared =
+        CatalogFormat { field_types: [("price".to_string(), hyrank_indexer::input::FieldType::Number)].into(), ..csv };
+    let _ = read_catalog(&path, &declared);
     let path = dir.join("events.csv");
     std::fs::write(&path, bytes).unwrap();
     let _ = read_interactions(&path, &InteractionFormat::default(), &item_index);
     // The same bytes gzip-compressed: the decompressing reader sees them whole.
     let gz = dir.join("events.csv.gz");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut encoder, bytes).unwrap();
-    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    std::fs::write(&gz, gzip(bytes)).unwrap();
     let _ = read_interactions(&gz, &InteractionFormat::default(), &item_index);
     // zstd-compressed, whole and with one byte of the compressed stream changed (a corrupt
     // download): the decoder must fail cleanly, never panic.

@@ -10,7 +10,7 @@ use hyrank_engine::item::{FieldValue, Item};
 use serde_json::Value;
 
 use super::file::open;
-use super::{column, csv_headers, csv_line, csv_reader, reject};
+use super::{column, csv_headers, csv_line, csv_reader, read_failed, reject};
 use crate::error::{IndexError, Reject, Result};
 
 /// How to read a catalog.
@@ -139,6 +139,8 @@ pub fn infer_field_types(
         for (name, value) in &item.fields {
             let counts = seen.entry(name).or_default();
             match value {
+                // Blank text is no value either way: it does not make a numeric field text.
+                value if FieldType::is_blank(value) => {}
                 FieldValue::List(_) => counts.2 += 1,
                 value if FieldType::reads_as_number(value) => counts.0 += 1,
                 _ => counts.1 += 1,
@@ -173,6 +175,8 @@ fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<Stri
     let items = std::mem::take(&mut validator.catalog.items);
     for mut item in items {
         let mut misfit: Option<(String, String)> = None;
+        // Blank text in a field of numbers or lists is no value: absent, as null is.
+        item.fields.retain(|name, value| types[name] == FieldType::Text || !FieldType::is_blank(value));
         for (name, value) in item.fields.iter_mut() {
             match types[name].coerce(value) {
                 Ok(converted) => *value = converted,
@@ -342,6 +346,7 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
         let record = match record {
             Ok(record) => record,
             Err(e) => {
+                read_failed(path, &e)?;
                 let line = csv_line(e.position());
                 validator.catalog.rejects.push(reject(path, line, None, format!("malformed CSV: {e}")));
                 continue;
@@ -360,9 +365,8 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
                 Some(sep) => FieldValue::List(
                     raw.split(sep.as_str()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
                 ),
-                None => {
-                    raw.parse::<f64>().ok().filter(|f| f.is_finite()).map_or(FieldValue::Text(raw), FieldValue::Number)
-                }
+                // Typed with the whole column's other values (`unify_field_types`), as written.
+                None => FieldValue::Text(raw),
             };
             item_fields.insert(name.clone(), value);
         }
@@ -530,6 +534,39 @@ b,B,19.5,XL
         let refused = reasons(&catalog.rejects);
         assert_eq!((refused.len(), refused[0].0, refused[0].1.as_deref()), (1, 2, Some("size")));
         assert!(refused[0].2.contains("declared as a number, found text \"XL\""), "{refused:?}");
+        // Text a number would rewrite stays text: zip codes, leading zeros, exponents, long ids;
+        // blank text is no value in a field of numbers.
+        let kept = file(
+            &dir,
+            "kept.jsonl",
+            br#"{"id": "a", "title": "A", "zip": "02134", "code": "007", "sku": "18446744073709551616", "price": "19.50"}
+{"id": "b", "title": "B", "zip": "10001", "code": "12", "sku": "1", "price": " "}
+"#,
+        );
+        let catalog = read_catalog(&kept, &CatalogFormat::default()).unwrap();
+        let a = &catalog.items[0].fields;
+        assert_eq!((&a["zip"], &a["code"]), (&FieldValue::Text("02134".into()), &FieldValue::Text("007".into())));
+        assert_eq!(a["sku"], FieldValue::Text("18446744073709551616".into()));
+        assert_eq!(a["price"], FieldValue::Number(19.5));
+        assert!(!catalog.items[1].fields.contains_key("price"), "blank is absent in a field of numbers");
+        // A CSV column split into lists can still be declared as numbers (one value per cell).
+        let movies = file(
+            &dir,
+            "movies.csv",
+            b"id,title,genres,year
+1,Toy Story,Adventure|Animation,1995
+",
+        );
+        let format = CatalogFormat {
+            field_columns: vec!["genres".into(), "year".into()],
+            list_separator: Some("|".into()),
+            field_types: [("year".to_string(), FieldType::Number)].into(),
+            ..CatalogFormat::default()
+        };
+        let catalog = read_catalog(&movies, &format).unwrap();
+        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+        assert_eq!(catalog.items[0].fields["year"], FieldValue::Number(1995.0));
+        assert_eq!(catalog.items[0].fields["genres"], FieldValue::List(vec!["Adventure".into(), "Animation".into()]));
     }
     #[test]
     fn movielens_style_csv_maps_columns_and_splits_lists() {

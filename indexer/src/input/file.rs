@@ -38,44 +38,95 @@ pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
     // The sniffed bytes are put back in front rather than seeking: a pipe (`<(zcat …)`)
     // cannot seek.
     let gzip = head.starts_with(b"\x1f\x8b");
-    let zstd = head.starts_with(b"\x28\xb5\x2f\xfd");
+    // A zstd frame, or a skippable frame (magic 0x184D2A5?) that some zstd files start with.
+    let zstd = head.starts_with(b"\x28\xb5\x2f\xfd")
+        || (head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == *b"\x2a\x4d\x18");
     let input = std::io::Cursor::new(head.to_vec()).chain(file);
     if gzip {
         // Multi-member: `cat a.gz b.gz` is a valid gzip file of both.
         return Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input))));
     }
     if zstd {
-        let source: Box<dyn Read> = Box::new(BufReader::new(input));
-        let first = ruzstd::decoding::StreamingDecoder::new(source)
-            .map_err(|e| fail(format!("not a readable zstd stream: {e}")))?;
-        return Ok(Box::new(ZstdFrames { current: Some(first) }));
+        let frames = ZstdFrames {
+            source: BufReader::new(Box::new(input) as Box<dyn Read>),
+            decoder: ruzstd::decoding::FrameDecoder::new(),
+            in_frame: false,
+        };
+        return Ok(Box::new(frames));
     }
     Ok(Box::new(input))
 }
 
-/// zstd frames one after another, read as one stream (ruzstd's decoder reads one frame).
+/// zstd frames one after another, read as one stream: data frames decoded (their checksums
+/// checked when they carry one), skippable frames (pzstd's, a seekable file's table) skipped.
 struct ZstdFrames {
-    current: Option<ruzstd::decoding::StreamingDecoder<Box<dyn Read>, ruzstd::decoding::FrameDecoder>>,
+    source: BufReader<Box<dyn Read>>,
+    decoder: ruzstd::decoding::FrameDecoder,
+    /// Whether a data frame is being decoded.
+    in_frame: bool,
+}
+
+fn zstd_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("zstd: {e}"))
+}
+
+impl ZstdFrames {
+    /// Starts the next data frame, skipping skippable ones; `false` at the end of the input.
+    fn next_frame(&mut self) -> std::io::Result<bool> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        use std::io::BufRead;
+        loop {
+            if self.source.fill_buf()?.is_empty() {
+                return Ok(false);
+            }
+            match self.decoder.reset(&mut self.source) {
+                Ok(()) => return Ok(true),
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame { length, .. })) => {
+                    let skipped = std::io::copy(&mut (&mut self.source).take(u64::from(length)), &mut std::io::sink())?;
+                    if skipped != u64::from(length) {
+                        return Err(zstd_error("a skippable frame ends early"));
+                    }
+                }
+                Err(e) => return Err(zstd_error(e)),
+            }
+        }
+    }
 }
 
 impl Read for ZstdFrames {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use ruzstd::decoding::BlockDecodingStrategy;
+        if buf.is_empty() {
+            return Ok(0);
+        }
         loop {
-            let Some(decoder) = self.current.as_mut() else { return Ok(0) };
-            let read = decoder.read(buf).map_err(|e| std::io::Error::new(e.kind(), format!("zstd: {e}")))?;
-            if read > 0 || buf.is_empty() {
+            if !self.in_frame {
+                if !self.next_frame()? {
+                    return Ok(0);
+                }
+                self.in_frame = true;
+            }
+            while self.decoder.can_collect() < buf.len() && !self.decoder.is_finished() {
+                let wanted = buf.len() - self.decoder.can_collect();
+                self.decoder
+                    .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBytes(wanted))
+                    .map_err(zstd_error)?;
+            }
+            let read = self.decoder.read(buf).map_err(zstd_error)?;
+            if read > 0 {
                 return Ok(read);
             }
-            // This frame is done; another may follow.
-            let mut source = self.current.take().expect("checked above").into_inner();
-            let mut next = [0u8; 1];
-            if source.read(&mut next)? == 0 {
-                return Ok(0);
+            // The frame is decoded and drained: check it, then go on to the next one.
+            if let (Some(stored), Some(computed)) =
+                (self.decoder.get_checksum_from_data(), self.decoder.get_calculated_checksum())
+            {
+                if stored != computed {
+                    return Err(zstd_error(format!(
+                        "checksum mismatch ({stored:08x} stored, {computed:08x} computed)"
+                    )));
+                }
             }
-            let rest: Box<dyn Read> = Box::new(std::io::Cursor::new(next.to_vec()).chain(source));
-            let decoder = ruzstd::decoding::StreamingDecoder::new(rest)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
-            self.current = Some(decoder);
+            self.in_frame = false;
         }
     }
 }
@@ -103,6 +154,15 @@ mod tests {
         let (first, second) = lines.split_at(lines.len() / 2);
         let mut frames = compress_to_vec(first.as_bytes(), CompressionLevel::Fastest);
         frames.extend(compress_to_vec(second.as_bytes(), CompressionLevel::Fastest));
+        // Skippable frames (what pzstd and the seekable format add) before, between and after.
+        let skippable = |payload: &[u8]| {
+            let mut frame = vec![0x5e, 0x2a, 0x4d, 0x18];
+            frame.extend((payload.len() as u32).to_le_bytes());
+            frame.extend(payload);
+            frame
+        };
+        let second_frame = frames.split_off(compress_to_vec(first.as_bytes(), CompressionLevel::Fastest).len());
+        let frames: Vec<u8> = [skippable(b"table"), frames, skippable(b""), second_frame, skippable(b"end")].concat();
         let path = file(&dir, "items.jsonl.zst", &frames);
         let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
         assert!(catalog.rejects.is_empty(), "{:?}", &catalog.rejects[..1]);
@@ -113,6 +173,16 @@ mod tests {
         let broken = file(&dir, "broken.jsonl.zst", b"\x28\xb5\x2f\xfd\x00\x00");
         let error = read_catalog(&broken, &CatalogFormat::default()).unwrap_err().to_string();
         assert!(error.contains("broken.jsonl.zst") && error.contains("zstd"), "{error}");
+        // A CSV whose compressed stream breaks after its first rows is an error for the file,
+        // not one malformed row and the rest dropped.
+        let rows: String =
+            std::iter::once("id,title\n".to_string()).chain((0..40_000).map(|i| format!("i{i},Tent {i}\n"))).collect();
+        let mut stream = compress_to_vec(rows.as_bytes(), CompressionLevel::Fastest);
+        let cut = stream.len() * 3 / 4;
+        stream.truncate(cut);
+        let path = file(&dir, "cut.csv.zst", &stream);
+        let error = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
+        assert!(error.contains("cut.csv.zst") && error.contains("read failed"), "{error}");
     }
 
     /// gzip is read transparently (JSONL and CSV, `.csv.gz` taken as CSV); other compressed

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{column, csv_headers, csv_line, csv_reader, reject};
+use super::{column, csv_headers, csv_line, csv_reader, read_failed, reject};
 use crate::error::{Reject, Result};
 
 /// How to read interactions.
@@ -76,6 +76,7 @@ pub fn read_interactions(
         let record = match record {
             Ok(record) => record,
             Err(e) => {
+                read_failed(path, &e)?;
                 out.rejects.push(reject(&file, csv_line(e.position()), None, format!("malformed CSV: {e}")));
                 continue;
             }

@@ -45,6 +45,19 @@ pub(super) fn csv_headers(path: &Path, reader: &mut csv::Reader<Box<dyn Read>>) 
 }
 
 /// The line a CSV record (or error) starts on.
+/// A CSV error that is the file failing to read (a corrupt gzip or zstd stream, a disk error),
+/// not a malformed row: an error for the whole file, since the reader cannot go on past it and
+/// the rows after it would be lost unreported.
+pub(super) fn read_failed(path: &Path, error: &csv::Error) -> Result<()> {
+    match error.kind() {
+        csv::ErrorKind::Io(io) => Err(IndexError::Input {
+            path: path.to_path_buf(),
+            reason: format!("read failed at line {}: {io}", csv_line(error.position())),
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn csv_line(position: Option<&csv::Position>) -> u64 {
     position.map_or(0, csv::Position::line)
 }
