@@ -7,6 +7,7 @@
 //! [`reload`] (generation swaps), [`openapi`] and the analyst page (`ui`).
 #![warn(missing_docs)]
 
+mod body;
 pub mod error;
 pub mod metrics;
 mod middleware;
@@ -15,6 +16,7 @@ pub mod reload;
 mod routes;
 pub mod settings;
 mod ui;
+mod writes;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

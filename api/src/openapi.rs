@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes;
+use crate::{routes, writes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,10 +21,10 @@ use crate::routes;
         routes::item,
         routes::similar,
         routes::index,
-        routes::events,
-        routes::delete_item,
-        routes::update_fields,
-        routes::put_item,
+        writes::events,
+        writes::delete_item,
+        writes::update_fields,
+        writes::put_item,
         routes::reload,
         routes::healthz,
         routes::readyz,

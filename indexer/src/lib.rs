@@ -8,6 +8,7 @@ pub mod error;
 pub mod eval;
 pub mod input;
 pub mod judgments;
+mod live_fold;
 pub mod pipeline;
 pub mod progress;
 pub mod train;

@@ -23,12 +23,13 @@
 //!
 //! Split by question: [`record`] (what a line records, and how an event is checked),
 //! `file` (the log's files: reading, repairing, creating), [`items`] (the rows written live,
-//! as a generation serves them), and this file (the log a server writes, and the view of it
-//! requests read).
+//! as a generation serves them), `view` (what requests read of the log), and this file (the
+//! log a server writes, and its fold).
 
 mod file;
 pub mod items;
 mod record;
+mod view;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -268,20 +269,6 @@ impl EventLog {
         self.append_records(vec![Record::Delete(ItemDelete { delete_item: item.to_string(), item_hash })], now_ms())
     }
 
-    /// The answer to a retry of batch `id` with `events`, when the batch was written with them
-    /// and is on disk: what a front end checks before anything else, so a retry is answered as
-    /// the first attempt was even if, say, an item it names was deleted since.
-    pub fn known_batch(&self, id: &str, events: &[Event]) -> Option<Appended> {
-        let state = self.lock();
-        let known = state.batches.get(id)?;
-        (known.hash == batch_hash(events) && state.flushed_through >= known.last_seq).then(|| Appended {
-            accepted: (known.last_seq - known.first_seq + 1) as usize,
-            first_seq: known.first_seq,
-            last_seq: known.last_seq,
-            replayed: true,
-        })
-    }
-
     /// Numbers `records`, queues them and returns once they are flushed.
     fn append_records(&self, records: Vec<Record>, now: u64) -> Result<Appended> {
         self.append_tagged(records, now, None)
@@ -391,91 +378,6 @@ impl EventLog {
         }
     }
 
-    /// The user's events after `folded_through` (what the generation asking has folded in), in
-    /// sequence order.
-    pub fn user_events(&self, user: &str, folded_through: u64) -> Vec<Event> {
-        let state = self.lock();
-        state.by_user.get(user).map_or_else(Vec::new, |positions| {
-            positions
-                .iter()
-                .map(|&p| &state.events[p])
-                .filter(|e| e.seq > folded_through)
-                .filter_map(|e| e.event().cloned())
-                .collect()
-        })
-    }
-
-    /// The sequence number of the user's last event after `folded_through`, 0 if none: a
-    /// version that changes whenever their view does (what response caches key on).
-    pub fn user_version(&self, user: &str, folded_through: u64) -> u64 {
-        let state = self.lock();
-        state
-            .by_user
-            .get(user)
-            .and_then(|positions| positions.last())
-            .map(|&p| state.events[p].seq)
-            .filter(|&seq| seq > folded_through)
-            .unwrap_or(0)
-    }
-
-    /// The last deletion's sequence number, 0 if none: a version of which items are hidden
-    /// that changes with every delete (what response caches key on).
-    pub fn delete_version(&self) -> u64 {
-        self.lock().last_delete
-    }
-
-    /// The last field update's sequence number, 0 if none: what caches of field values key on.
-    pub fn fields_version(&self) -> u64 {
-        self.lock().last_fields
-    }
-
-    /// The last item put's sequence number, 0 if none: what caches of the live items key on.
-    pub fn put_version(&self) -> u64 {
-        self.lock().last_put
-    }
-
-    /// The item puts after sequence number `after`, in sequence order, with their numbers.
-    pub fn item_puts(&self, after: u64) -> Vec<(u64, ItemPut)> {
-        let state = self.lock();
-        let first = state.puts.partition_point(|&p| state.events[p].seq <= after);
-        state.puts[first..]
-            .iter()
-            .filter_map(|&p| match &state.events[p].record {
-                Record::Put(put) => Some((state.events[p].seq, put.as_ref().clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The latest fields of each item updated after `folded_through`, with the update's
-    /// sequence number and the hash of the row it was made against.
-    #[allow(clippy::type_complexity)]
-    pub fn field_updates(
-        &self,
-        folded_through: u64,
-    ) -> Vec<(String, u64, String, std::collections::BTreeMap<String, crate::item::FieldValue>)> {
-        let state = self.lock();
-        state
-            .fields
-            .iter()
-            .filter(|(_, (seq, _, _))| *seq > folded_through)
-            .map(|(id, (seq, hash, fields))| (id.clone(), *seq, hash.clone(), fields.clone()))
-            .collect()
-    }
-
-    /// Every delete after `folded_through` (what the generation asking has folded in): the
-    /// item, the delete's sequence number and the hash of the row it was made against.
-    pub fn deleted_items(&self, folded_through: u64) -> Vec<(String, u64, String)> {
-        let state = self.lock();
-        state
-            .deleted
-            .iter()
-            .flat_map(|(id, deletes)| deletes.iter().map(move |(seq, hash)| (id, *seq, hash)))
-            .filter(|(_, seq, _)| *seq > folded_through)
-            .map(|(id, seq, hash)| (id.clone(), seq, hash.clone()))
-            .collect()
-    }
-
     /// Records that a generation folding in the events through `through` now serves. Events
     /// are dropped from memory only through what the *previous* generation folded, so requests
     /// still running on that one keep seeing theirs; the files stay (see the module docs).
@@ -528,37 +430,6 @@ impl EventLog {
         state.puts.clear();
         for event in kept {
             state.push(event);
-        }
-    }
-
-    /// Counts for `/metrics` and `GET /v1/index`.
-    pub fn stats(&self) -> LiveStats {
-        let state = self.lock();
-        // Events are in sequence order, so the unfolded ones are a suffix; a user has one if
-        // their last event is in it.
-        let first = state.events.partition_point(|e| e.seq <= state.folded_through);
-        let unfolded = &state.events[first..];
-        let users = state
-            .by_user
-            .values()
-            .filter(|p| p.last().is_some_and(|&i| state.events[i].seq > state.folded_through))
-            .count();
-        let oldest = unfolded.first().map_or(0.0, |e| now_ms().saturating_sub(e.written_ms) as f64 / 1000.0);
-        let deleted_items = state
-            .deleted
-            .values()
-            .filter(|deletes| deletes.last().is_some_and(|(seq, _)| *seq > state.folded_through))
-            .count();
-        let put_items = state.puts.iter().filter(|&&p| state.events[p].seq > state.folded_through).count();
-        LiveStats {
-            deleted_items,
-            events: unfolded.iter().filter(|e| e.event().is_some()).count(),
-            users,
-            last_seq: state.next_seq - 1,
-            folded_through: state.folded_through,
-            oldest_unfolded_secs: oldest,
-            flushes: state.flushes,
-            put_items,
         }
     }
 

@@ -16,6 +16,9 @@ use tantivy::{doc, DocAddress, Index, IndexReader, ReloadPolicy, Searcher, Term}
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
 use crate::item::Item;
+use live::LiveSegment;
+
+mod live;
 
 /// Which tokenizer BM25 analyses titles, texts and queries with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -164,12 +167,6 @@ pub struct LexicalIndex {
     live: std::sync::Mutex<Option<LiveSegment>>,
 }
 
-/// The in-memory index of live items, and the searcher of its last commit.
-struct LiveSegment {
-    writer: tantivy::IndexWriter,
-    reader: IndexReader,
-}
-
 const IDX: &str = "idx";
 
 /// One item's BM25 score and, when explained, its parts.
@@ -260,51 +257,6 @@ impl LexicalIndex {
         };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(LexicalIndex { index, reader, fields, settings, live: std::sync::Mutex::new(None) })
-    }
-
-    /// Indexes items written live (`(item index, item)`, indexes past the generation's) in an
-    /// in-memory tantivy index with the generation's schema and analyzer, and makes them
-    /// searchable before returning (one commit per call). From then on BM25 scores stored and
-    /// live items together, with collection statistics over both ([`LexicalIndex::score_all`]).
-    ///
-    /// # Errors
-    /// A tantivy failure (the items are then not searchable by BM25; nothing else changes).
-    pub fn add_live<'a>(&self, items: impl IntoIterator<Item = (u32, &'a Item)>) -> Result<()> {
-        let mut live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if live.is_none() {
-            let (schema, _) = schema(&self.settings);
-            let index = Index::create_in_ram(schema);
-            register_analyzers(&index);
-            // tantivy's smallest arena; live items arrive a few at a time.
-            let writer = index.writer_with_num_threads(1, 15_000_000)?;
-            let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-            *live = Some(LiveSegment { writer, reader });
-        }
-        let segment = live.as_mut().expect("created above");
-        let mut added = 0;
-        for (idx, item) in items {
-            segment.writer.add_document(doc!(
-                self.fields.idx => u64::from(idx),
-                self.fields.title => item.title.as_str(),
-                self.fields.text => item.text.as_str(),
-            ))?;
-            added += 1;
-        }
-        if added > 0 {
-            segment.writer.commit()?;
-            segment.reader.reload()?;
-        }
-        Ok(())
-    }
-
-    /// The generation's searcher, and the live items' when there are any.
-    fn searchers(&self) -> Vec<Searcher> {
-        let mut searchers = vec![self.reader.searcher()];
-        let live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(segment) = live.as_ref() {
-            searchers.push(segment.reader.searcher());
-        }
-        searchers
     }
 
     /// The query's terms after the fields' analysis, in order, repeats kept (each counts, as

@@ -1,0 +1,241 @@
+//! What a build takes from the live log (`INDEX_DIR/live/`): the item writes replayed against
+//! the catalog's rows, the rows written live typed as the catalog's own, and the events
+//! appended to the interactions.
+
+use std::collections::HashMap;
+
+use hyrank_engine::generation::LiveFold;
+
+use crate::error::{Reject, Result};
+use crate::input::{InteractionRow, Interactions};
+use crate::pipeline::IndexSettings;
+
+/// The live log folded into this build: what replaying its item writes did to the catalog
+/// (`writes`, from [`replay_item_writes`], already applied to `items`), and its events,
+/// appended to `interactions` (created when there is no file) as if appended to the file; an
+/// event whose item the catalog lacks is refused and reported.
+#[allow(clippy::type_complexity)]
+pub(crate) fn fold_live_events(
+    settings: &IndexSettings,
+    items: &[hyrank_engine::Item],
+    logged: &[hyrank_engine::live::LoggedRecord],
+    writes: ItemWrites,
+    interactions: Option<Interactions>,
+) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
+    use hyrank_engine::live::Record;
+    let Some(last) = logged.last().map(|e| e.seq) else { return Ok((interactions, None)) };
+    let fold = |events, rejected| LiveFold {
+        folded_through: last,
+        events,
+        rejected,
+        deleted: writes.deleted.clone(),
+        superseded_deletes: writes.superseded_deletes,
+        updated: writes.updated.clone(),
+        superseded_updates: writes.superseded_updates,
+        created: writes.created,
+        replaced: writes.replaced,
+        superseded_puts: writes.superseded_puts,
+        carried: true,
+    };
+    if !settings.live_events {
+        // The interactions file holds them already (that is what the flag says): the
+        // generation counts every logged event, so the server must not count them again.
+        tracing::info!(through = last, "live events taken as already in the interactions file");
+        return Ok((interactions, Some((fold(0, 0), Vec::new()))));
+    }
+    let item_index: HashMap<&str, u32> =
+        items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
+    let mut interactions = interactions.unwrap_or_default();
+    let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
+    let (mut refused, mut taken) = (Vec::new(), 0);
+    for logged in logged {
+        let Record::Event(event) = &logged.record else { continue };
+        match item_index.get(event.item.as_str()) {
+            Some(&item) => {
+                taken += 1;
+                interactions.rows.push(InteractionRow {
+                    user: event.user.clone(),
+                    item,
+                    weight: event.weight,
+                    timestamp: event.timestamp,
+                });
+            }
+            None => refused.push(Reject {
+                file: log.clone(),
+                line: logged.seq,
+                field: Some("item".into()),
+                reason: format!("live event {}: item {:?} is not in this catalog", logged.seq, event.item),
+            }),
+        }
+    }
+    let fold = fold(taken, refused.len());
+    tracing::info!(
+        events = fold.events,
+        refused = fold.rejected,
+        deleted = fold.deleted.len(),
+        created = fold.created,
+        replaced = fold.replaced,
+        through = last,
+        "folded in the live event log"
+    );
+    Ok((Some(interactions), Some((fold, refused))))
+}
+
+/// Types the rows live writes put into the catalog as the catalog's own are typed: a field the
+/// catalog has keeps its type, a field only live rows have gets one inferred from them
+/// ([`crate::input::infer_field_types`]). The server types live writes against the
+/// generation it serves, so a value that does not fit (the catalog's types changed since, or a
+/// log from before typed fields) is left out of its row and reported, never guessed.
+pub(crate) fn retype_live_rows(settings: &IndexSettings, catalog: &mut crate::input::Catalog) -> Vec<Reject> {
+    let (types, _) = crate::input::infer_field_types(&catalog.items, &catalog.field_types);
+    let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
+    let mut refused = Vec::new();
+    for item in &mut catalog.items {
+        let mut misfits = Vec::new();
+        for (name, value) in item.fields.iter_mut() {
+            match types[name].coerce(value) {
+                Ok(converted) => *value = converted,
+                Err(found) => misfits.push((name.clone(), found)),
+            }
+        }
+        for (name, found) in misfits {
+            item.fields.remove(&name);
+            refused.push(Reject {
+                file: log.clone(),
+                line: 0,
+                field: Some(name.clone()),
+                reason: format!(
+                    "item {:?}: a live write gave {name} {found}, but the catalog's {name} is {}; left out",
+                    item.id,
+                    types[&name].described()
+                ),
+            });
+        }
+    }
+    catalog.field_types = types;
+    refused
+}
+
+/// What replaying the log's item writes did to the catalog.
+#[derive(Debug, Default)]
+pub(crate) struct ItemWrites {
+    deleted: Vec<String>,
+    superseded_deletes: usize,
+    updated: Vec<String>,
+    superseded_updates: usize,
+    created: usize,
+    replaced: usize,
+    superseded_puts: usize,
+}
+
+/// One id's row while the log is replayed.
+struct RowState {
+    /// Its position in the catalog, if the catalog has the id.
+    index: Option<usize>,
+    /// The row now; `None` while the id names none.
+    row: Option<hyrank_engine::Item>,
+    deleted: bool,
+    /// Hashes a write about the id may carry: the rows a generation could have stored for it.
+    hashes: Vec<String>,
+    updated: bool,
+    put: bool,
+}
+
+/// Replays the log's deletes, field updates and puts, in sequence order, against `items`,
+/// which it changes: a put's row replaces the catalog's (or is appended, for an id the catalog
+/// lacks), a field update replaces a row's fields, and deleted ids are returned for the engine
+/// to hide (their rows stay, so that the next build can compare them again).
+///
+/// A write applies only to the row it was made against: the catalog team's change to a row
+/// supersedes the live writes made before it. A write names the row as a generation stored it,
+/// which is the catalog row with the live writes before it applied; so each applied write adds
+/// the hash of the row it produces to those the id's later writes may carry. A put made while
+/// the id named no visible row (new, or deleted) carries an empty hash, and applies while that
+/// is still so. The engine applies the same rule to the writes after its generation's build
+/// (`engine/live_items.rs`), so a build and a server agree on what a write did.
+pub(crate) fn replay_item_writes(
+    items: &mut Vec<hyrank_engine::Item>,
+    logged: &[hyrank_engine::live::LoggedRecord],
+) -> ItemWrites {
+    use hyrank_engine::live::{item_hash, Record};
+    let mut rows: HashMap<String, RowState> = HashMap::new();
+    // First-touched order, so appended items get the same indexes on every build.
+    let mut order: Vec<String> = Vec::new();
+    let catalog: HashMap<&str, usize> = items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i)).collect();
+    let mut writes = ItemWrites::default();
+    let mut state = |id: &str, rows: &mut HashMap<String, RowState>| {
+        if !rows.contains_key(id) {
+            let index = catalog.get(id).copied();
+            let row = index.map(|i| items[i].clone());
+            let hashes = row.iter().map(item_hash).collect();
+            rows.insert(id.to_string(), RowState { index, row, deleted: false, hashes, updated: false, put: false });
+            order.push(id.to_string());
+        }
+    };
+    for logged in logged {
+        match &logged.record {
+            Record::Event(_) => {}
+            Record::Delete(delete) => {
+                state(&delete.delete_item, &mut rows);
+                let row = rows.get_mut(&delete.delete_item).expect("inserted above");
+                if row.row.is_some() && row.hashes.contains(&delete.item_hash) {
+                    row.deleted = true;
+                } else {
+                    writes.superseded_deletes += 1;
+                }
+            }
+            Record::Fields(update) => {
+                state(&update.update_item, &mut rows);
+                let row = rows.get_mut(&update.update_item).expect("inserted above");
+                match row.row.as_mut().filter(|_| row.hashes.contains(&update.item_hash)) {
+                    Some(current) => {
+                        current.fields = update.fields.clone();
+                        row.hashes.push(item_hash(current));
+                        row.updated = true;
+                    }
+                    None => writes.superseded_updates += 1,
+                }
+            }
+            Record::Put(put) => {
+                state(&put.item.id, &mut rows);
+                let row = rows.get_mut(&put.item.id).expect("inserted above");
+                let visible = row.row.is_some() && !row.deleted;
+                let applies = if visible { row.hashes.contains(&put.item_hash) } else { put.item_hash.is_empty() };
+                if applies {
+                    // A new row: only writes made against it apply from now on (the engine
+                    // checks a write against the row the id names, never an older one).
+                    row.hashes = vec![item_hash(&put.item)];
+                    row.row = Some(put.item.clone());
+                    row.deleted = false;
+                    row.put = true;
+                } else {
+                    writes.superseded_puts += 1;
+                }
+            }
+        }
+    }
+    drop(catalog);
+    for id in order {
+        let row = rows.remove(&id).expect("every touched id has a row");
+        let Some(current) = row.row else { continue };
+        match row.index {
+            Some(index) => {
+                if row.put {
+                    writes.replaced += 1;
+                }
+                items[index] = current;
+            }
+            None => {
+                writes.created += 1;
+                items.push(current);
+            }
+        }
+        if row.updated {
+            writes.updated.push(id.clone());
+        }
+        if row.deleted {
+            writes.deleted.push(id);
+        }
+    }
+    writes
+}
