@@ -28,20 +28,8 @@ import subprocess
 import time
 
 import live_server
-from live_server import KEY
+from live_server import request
 from live_writes import percentile, wrk
-
-
-def request(conn, method, path, body, key=KEY):
-    start = time.perf_counter()
-    conn.request(method, path, body=json.dumps(body),
-                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
-    response = conn.getresponse()
-    data = response.read()
-    elapsed = (time.perf_counter() - start) * 1000
-    if response.status != 200:
-        raise SystemExit(f"{method} {path} failed: {response.status} {data[:300]!r}")
-    return elapsed, json.loads(data)
 
 
 def main():

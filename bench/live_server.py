@@ -2,6 +2,7 @@
 benchmark's writes never reach the real index's live log) served by hyrank-serve with caches
 off and a write key, started and waited for."""
 import http.client
+import json
 import os
 import shutil
 import subprocess
@@ -37,3 +38,17 @@ def start(serve, index, port, log=subprocess.DEVNULL):
         time.sleep(0.2)
     server.terminate()
     raise SystemExit("hyrank-serve did not become ready")
+
+
+def request(conn, method, path, body):
+    """One authorised JSON request on `conn`: (milliseconds as the client saw them, parsed
+    answer); exits naming the status on anything but 200."""
+    start = time.perf_counter()
+    conn.request(method, path, body=body if isinstance(body, str) else json.dumps(body),
+                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    response = conn.getresponse()
+    data = response.read()
+    elapsed = (time.perf_counter() - start) * 1000
+    if response.status != 200:
+        raise SystemExit(f"{method} {path} failed: {response.status} {data[:300]!r}")
+    return elapsed, json.loads(data)

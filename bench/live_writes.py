@@ -29,20 +29,10 @@ import threading
 import time
 
 import live_server
-from live_server import KEY
-
 
 
 def post(conn, body):
-    start = time.perf_counter()
-    conn.request("POST", "/v1/events", body=body,
-                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
-    response = conn.getresponse()
-    data = response.read()
-    elapsed = (time.perf_counter() - start) * 1000
-    if response.status != 200:
-        raise SystemExit(f"write failed: {response.status} {data[:200]!r}")
-    return elapsed
+    return live_server.request(conn, "POST", "/v1/events", body)[0]
 
 
 def percentile(values, p):

@@ -9,9 +9,9 @@
 //! Dense search over the segment is an exact scan while it is small, and an HNSW graph
 //! (hnsw_rs, rows inserted as they are put) from [`GRAPH_FROM_ROWS`] rows on. A scan is exact,
 //! and faster than the graph up to about that size: top 100 on 2-core Zen 4, p50 per query,
-//! scan against graph, 4,096 rows 0.24 against 1.16 ms, 8,192 rows 0.70 against 1.27 ms,
-//! 10,000 rows 1.70 against 1.55 ms (the scan reads every vector, 15 MB at 10,000 rows, and
-//! falls off the cache there): `engine/examples/live_scan.rs`. Qdrant likewise leaves small
+//! scan against graph, 4,096 rows 0.28 against 1.1 ms, 8,192 rows 0.6 against 1.1–2.1 ms,
+//! 10,000 rows 1.1–2.5 against 1.3–1.5 ms (the scan reads every vector, 15 MB at 10,000
+//! rows, and falls off the cache there): `engine/examples/live_scan.rs`. Qdrant likewise leaves small
 //! segments unindexed. The server caps the rows (`limits.max_live_items`, 10,000 by default, so
 //! the graph serves only servers whose cap is raised). The BM25 side is a tantivy index in
 //! memory ([`crate::lexical::LexicalIndex::add_live`]).
