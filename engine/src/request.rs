@@ -243,9 +243,10 @@ pub struct SearchRequest {
     /// Fusion of items CF cannot score, when a user is given.
     #[serde(default)]
     pub cold_items: ColdItems,
-    /// BM25's k1 and b for this request (k1 ≥ 0, b in 0..=1); absent: the generation's.
+    /// BM25's k1 (0 to 100), b (0 to 1) and field combination for this request; what is
+    /// absent keeps the generation's.
     #[serde(default)]
-    pub bm25: Option<crate::lexical::Bm25Params>,
+    pub bm25: Option<crate::lexical::Bm25Overrides>,
     /// Add explanation trees (BM25 detail, CF history contributions).
     #[serde(default)]
     pub explain: bool,

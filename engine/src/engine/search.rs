@@ -40,7 +40,7 @@ impl Engine {
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
                 if let Some(query) = query {
-                    let params = request.bm25.unwrap_or(self.lexical.settings().bm25);
+                    let params = self.bm25_params(request);
                     if let Some(tree) = self.lexical.explain_with(query, index, params)? {
                         hit.explanations.push(Explanation::node("bm25", tree.value, vec![tree]));
                     }
@@ -61,14 +61,18 @@ impl Engine {
         self.candidates_of(&first.fused, depth)
     }
 
+    /// BM25's parameters for `request`: the generation's, with the request's changes.
+    fn bm25_params(&self, request: &SearchRequest) -> crate::lexical::Bm25Params {
+        let base = self.lexical.settings().bm25;
+        request.bm25.map_or(base, |changes| changes.over(base))
+    }
+
     /// Checks a search's retrievers against what it gives (query, user), encodes the query,
     /// then runs the retrievers and fuses their lists.
     fn search_first_stage<'a>(&self, request: &'a SearchRequest, timings: &mut Timings) -> Result<FirstStage<'a>> {
         check_k(request.k, request.candidates)?;
         // Checked whatever the mode, so that `explain` never turns a served request into a 400.
-        if let Some(params) = &request.bm25 {
-            params.check()?;
-        }
+        self.bm25_params(request).check()?;
         let query = crate::request::query_text(request.query.as_deref());
         let live = request.user.as_deref().map(|id| self.live_user(id)).transpose()?;
         let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
@@ -96,7 +100,7 @@ impl Engine {
         for kind in kinds {
             let retriever = match kind {
                 RetrieverKind::Bm25 => {
-                    Retriever::Bm25 { index: &self.lexical, query: query.unwrap_or_default(), params: request.bm25 }
+                    Retriever::Bm25 { index: &self.lexical, query: query.unwrap_or_default(), params: Some(self.bm25_params(request)) }
                 }
                 RetrieverKind::Dense => Retriever::Dense {
                     index: &self.dense,

@@ -76,10 +76,10 @@ impl Default for LexicalSettings {
 }
 
 /// BM25's free parameters (Robertson & Zaragoza 2009, "The Probabilistic Relevance Framework:
-/// BM25 and Beyond"): k1 saturates term frequency, b scales length normalisation. A term t in
-/// a field of length dl scores `idf(t) · (k1 + 1) · tf / (tf + k1 · (1 − b + b · dl / avgdl))`
-/// with `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, tantivy's and Lucene's form; an item's BM25
-/// score sums its title terms (times the title boost) and its text terms.
+/// BM25 and Beyond"): k1 saturates term frequency, b scales length normalisation, and
+/// [`FieldCombination`] says how the title and the text make one score. A term t in a field of
+/// length dl scores `idf(t) · (k1 + 1) · tf / (tf + k1 · (1 − b + b · dl / avgdl))` with
+/// `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, tantivy's and Lucene's form.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Bm25Params {
@@ -87,13 +87,69 @@ pub struct Bm25Params {
     pub k1: f32,
     /// Length normalisation, 0 (none) to 1 (full).
     pub b: f32,
+    /// How fields combine; absent in manifests from before it was a setting (`sum` then).
+    #[serde(default = "FieldCombination::legacy")]
+    pub fields: FieldCombination,
+}
+
+/// How BM25 scores an item with several text fields (its title and its text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FieldCombination {
+    /// BM25F (Robertson, Zaragoza & Taylor 2004, "Simple BM25 extension to multiple weighted
+    /// fields"; Zaragoza et al. 2004, TREC-13): each field's frequency is length-normalised in
+    /// its own field, `tf_f / (1 − b + b · dl_f / avgdl_f)`, weighted (the title boost) and
+    /// summed, and the sum is saturated once: `idf · (k1 + 1) · tf / (k1 + tf)`, with n the
+    /// items holding the term in any field. A term in the title and the text is one term of
+    /// one document, as in Lucene over a concatenated field; saturating each field apart
+    /// counts it twice.
+    Bm25f,
+    /// Each field scored as its own BM25 document (its own n, saturation and idf) and the
+    /// scores summed: tantivy's multi-field query, and generations built before BM25F.
+    Sum,
+}
+
+impl FieldCombination {
+    /// What a manifest without the field was scored with.
+    fn legacy() -> Self {
+        FieldCombination::Sum
+    }
+}
+
+/// A request's changes to the generation's [`Bm25Params`]; what is absent keeps the
+/// generation's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Bm25Overrides {
+    /// Term-frequency saturation, 0 to [`MAX_K1`].
+    #[serde(default)]
+    pub k1: Option<f32>,
+    /// Length normalisation, 0 to 1.
+    #[serde(default)]
+    pub b: Option<f32>,
+    /// How the title and the text combine.
+    #[serde(default)]
+    pub fields: Option<FieldCombination>,
+}
+
+impl Bm25Overrides {
+    /// `base` with these changes.
+    pub fn over(&self, base: Bm25Params) -> Bm25Params {
+        Bm25Params {
+            k1: self.k1.unwrap_or(base.k1),
+            b: self.b.unwrap_or(base.b),
+            fields: self.fields.unwrap_or(base.fields),
+        }
+    }
 }
 
 impl Bm25Params {
     /// The constants tantivy's own scorer is compiled with (its `bm25.rs`), and Lucene's
     /// defaults: still the default (SciFact train could not tell them from any other setting
     /// by more than 0.001 nDCG@10, docs/EVAL.md).
-    pub const TANTIVY: Bm25Params = Bm25Params { k1: 1.2, b: 0.75 };
+    pub const TANTIVY: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, fields: FieldCombination::Sum };
 
     fn tantivy() -> Self {
         Self::TANTIVY
@@ -125,8 +181,9 @@ impl Default for Bm25Params {
 /// The largest k1 accepted.
 pub const MAX_K1: f32 = 100.0;
 
-/// The default for new generations (chosen on SciFact train, docs/EVAL.md).
-const DEFAULT_BM25: Bm25Params = Bm25Params::TANTIVY;
+/// The default for new generations: Lucene's k1 and b (a grid on SciFact train found nothing
+/// better by more than 0.001 nDCG@10), fields combined by BM25F (docs/EVAL.md).
+const DEFAULT_BM25: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, fields: FieldCombination::Bm25f };
 
 /// Registers hyrank's analyzers with an index (tantivy keeps only the names in the schema):
 /// the unicode tokenizer, then optionally Lucene's English stop words, then optionally the
@@ -177,19 +234,37 @@ struct ScoreParts {
     terms: Vec<TermPart>,
 }
 
-/// One (field, term) part of a BM25 score, with what it was computed from.
+/// One query term's part of a BM25 score (under [`FieldCombination::Sum`], one field's), with
+/// what it was computed from.
 #[derive(Debug, Clone)]
 struct TermPart {
-    field: &'static str,
     term: String,
-    boost: f32,
+    /// The field under `sum`, where each field is a document of its own.
+    field: Option<&'static str>,
     idf: f32,
     n: u64,
+    /// The frequency saturated: `tf / (tf + k1 · norm)` under `sum`, `tf / (k1 + tf)` of the
+    /// fields' normalised sum under BM25F.
+    tf_part: f32,
+    score: f32,
+    fields: Vec<FieldTf>,
+}
+
+/// A term's frequency in one field of one item.
+#[derive(Debug, Clone, Copy)]
+struct FieldTf {
+    field: &'static str,
+    boost: f32,
     tf: f32,
     dl: f32,
     avgdl: f32,
-    tf_part: f32,
-    score: f32,
+}
+
+impl FieldTf {
+    /// BM25's length normalisation of this field, `1 − b + b · dl / avgdl`.
+    fn norm(&self, b: f32) -> f32 {
+        1.0 - b + b * self.dl / self.avgdl
+    }
 }
 
 fn schema(settings: &LexicalSettings) -> (Schema, Fields) {
@@ -383,14 +458,16 @@ impl LexicalIndex {
     /// Every matching item's BM25 score with `params`, term at a time over the postings (with
     /// frequencies) and the field norms tantivy stored, in no particular order. The same
     /// statistics as tantivy's scorer (N = documents, avgdl = field tokens / N, dl = the
-    /// stored, lossily encoded field norm), so at tantivy's constants the scores agree with
-    /// its own (a test holds them to 1e-5).
+    /// stored, lossily encoded field norm), so with [`FieldCombination::Sum`] at tantivy's
+    /// constants the scores agree with its own (a test holds them to 1e-5).
     pub fn score_all(&self, text: &str, params: Bm25Params) -> Result<Vec<(u32, f32)>> {
         Ok(self.term_scores(text, params, None)?.into_iter().map(|(item, parts)| (item, parts.total)).collect())
     }
 
-    /// Per item, the score and each (field, term) part; `only`: one item's.
+    /// Per item, the score and each term's part; `only`: one item's (every posting is still
+    /// read, for BM25F's n).
     fn term_scores(&self, text: &str, params: Bm25Params, only: Option<u32>) -> Result<Vec<(u32, ScoreParts)>> {
+        use std::collections::HashMap;
         use tantivy::postings::Postings;
         use tantivy::DocSet;
         let tokens = self.tokens(text)?;
@@ -402,72 +479,95 @@ impl LexicalIndex {
         if tokens.is_empty() || total_docs == 0 {
             return Ok(Vec::new());
         }
-        // Collection statistics, once per query: each field's average length, each term's idf.
-        let mut fields = Vec::with_capacity(2);
-        for (field, name, boost) in
-            [(self.fields.title, "title", self.settings.title_boost), (self.fields.text, "text", 1.0)]
-        {
+        let fields = [(self.fields.title, "title", self.settings.title_boost), (self.fields.text, "text", 1.0)];
+        let mut avgdl = [0f32; 2];
+        for (slot, (field, _, _)) in avgdl.iter_mut().zip(&fields) {
             let mut field_tokens = 0u64;
             for reader in &segments {
-                field_tokens += reader.inverted_index(field)?.total_num_tokens();
+                field_tokens += reader.inverted_index(*field)?.total_num_tokens();
             }
-            let mut terms = Vec::with_capacity(tokens.len());
-            for token in &tokens {
-                let term = Term::from_field_text(field, token);
-                let mut n = 0;
-                for searcher in &searchers {
-                    n += searcher.doc_freq(&term)?;
-                }
-                let idf = (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
-                terms.push((token, term, n, idf));
-            }
-            fields.push((field, name, boost, field_tokens as f32 / total_docs as f32, terms));
+            *slot = field_tokens as f32 / total_docs as f32;
         }
-        let mut out = Vec::new();
-        for segment in segments {
-            let items = segment.fast_fields().u64(IDX)?;
-            let mut parts: std::collections::HashMap<tantivy::DocId, ScoreParts> = Default::default();
-            for (field, name, boost, avgdl, terms) in &fields {
-                let (boost, avgdl) = (*boost, *avgdl);
-                let inverted = segment.inverted_index(*field)?;
-                let norms = segment.get_fieldnorms_reader(*field)?;
-                for (token, term, n, idf) in terms {
-                    let (n, idf) = (*n, *idf);
+        let items = segments.iter().map(|s| s.fast_fields().u64(IDX)).collect::<tantivy::Result<Vec<_>>>()?;
+        let idf = |n: u64| (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
+        let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::new(); segments.len()];
+        // Repeated query terms each count, as a repeated SHOULD clause does.
+        for token in &tokens {
+            // Per segment, each matching document's frequency in the title and in the text.
+            let mut matches: Vec<HashMap<tantivy::DocId, [Option<FieldTf>; 2]>> = vec![HashMap::new(); segments.len()];
+            for (s, segment) in segments.iter().enumerate() {
+                for (f, (field, name, boost)) in fields.iter().enumerate() {
+                    let inverted = segment.inverted_index(*field)?;
+                    let norms = segment.get_fieldnorms_reader(*field)?;
                     let postings = inverted
-                        .read_postings(term, IndexRecordOption::WithFreqs)
+                        .read_postings(&Term::from_field_text(*field, token), IndexRecordOption::WithFreqs)
                         .map_err(|e| Error::io(format!("reading the postings of {name}:{token}"), e))?;
                     let Some(mut postings) = postings else { continue };
-                    let weight = boost * idf * (1.0 + params.k1);
                     let mut doc = postings.doc();
                     while doc != tantivy::TERMINATED {
-                        let item = items.first(doc).map(|v| v as u32);
-                        if only.is_none() || item == only {
-                            let tf = postings.term_freq() as f32;
-                            let dl = norms.fieldnorm(doc) as f32;
-                            let tf_part = tf / (tf + params.k1 * (1.0 - params.b + params.b * dl / avgdl));
-                            let entry = parts.entry(doc).or_default();
-                            entry.total += weight * tf_part;
-                            if only.is_some() {
-                                entry.terms.push(TermPart {
-                                    field: *name,
-                                    term: (*token).clone(),
-                                    boost,
-                                    idf,
-                                    n,
-                                    tf,
-                                    dl,
-                                    avgdl,
-                                    tf_part,
-                                    score: weight * tf_part,
-                                });
-                            }
-                        }
+                        matches[s].entry(doc).or_default()[f] = Some(FieldTf {
+                            field: name,
+                            boost: *boost,
+                            tf: postings.term_freq() as f32,
+                            dl: norms.fieldnorm(doc) as f32,
+                            avgdl: avgdl[f],
+                        });
                         doc = postings.advance();
                     }
                 }
             }
-            for (doc, p) in parts {
-                let item = items.first(doc).ok_or_else(|| Error::BadIndex {
+            let wanted = |s: usize, doc: tantivy::DocId| only.is_none() || items[s].first(doc).map(|v| v as u32) == only;
+            let explain = only.is_some();
+            match params.fields {
+                FieldCombination::Sum => {
+                    for f in 0..fields.len() {
+                        let n: u64 = matches.iter().map(|m| m.values().filter(|tfs| tfs[f].is_some()).count() as u64).sum();
+                        let idf = idf(n);
+                        for (s, m) in matches.iter().enumerate() {
+                            for (&doc, tfs) in m {
+                                let Some(field) = tfs[f] else { continue };
+                                if !wanted(s, doc) {
+                                    continue;
+                                }
+                                let tf_part = field.tf / (field.tf + params.k1 * field.norm(params.b));
+                                let score = field.boost * idf * (1.0 + params.k1) * tf_part;
+                                let entry = parts[s].entry(doc).or_default();
+                                entry.total += score;
+                                if explain {
+                                    let (term, field_name) = (token.clone(), Some(field.field));
+                                    let fields = vec![field];
+                                    entry.terms.push(TermPart { term, field: field_name, idf, n, tf_part, score, fields });
+                                }
+                            }
+                        }
+                    }
+                }
+                FieldCombination::Bm25f => {
+                    let n: u64 = matches.iter().map(|m| m.len() as u64).sum();
+                    let idf = idf(n);
+                    for (s, m) in matches.iter().enumerate() {
+                        for (&doc, tfs) in m {
+                            if !wanted(s, doc) {
+                                continue;
+                            }
+                            let tf: f32 = tfs.iter().flatten().map(|f| f.boost * f.tf / f.norm(params.b)).sum();
+                            let tf_part = tf / (params.k1 + tf);
+                            let score = idf * (1.0 + params.k1) * tf_part;
+                            let entry = parts[s].entry(doc).or_default();
+                            entry.total += score;
+                            if explain {
+                                let fields = tfs.iter().flatten().copied().collect();
+                                entry.terms.push(TermPart { term: token.clone(), field: None, idf, n, tf_part, score, fields });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (s, segment_parts) in parts.into_iter().enumerate() {
+            for (doc, p) in segment_parts {
+                let item = items[s].first(doc).ok_or_else(|| Error::BadIndex {
                     path: "lexical".into(),
                     reason: format!("document {doc} has no idx"),
                 })?;
@@ -478,14 +578,24 @@ impl LexicalIndex {
     }
 
     /// The explanation tree of `item`'s BM25 score with `params`, in the shape of tantivy's and
-    /// Lucene's: per (field, term), (k1 + 1) × idf × the saturated, length-normalised tf; `None`
-    /// if the item does not match.
+    /// Lucene's: per term (under `sum`, per field and term), (k1 + 1) × idf × the saturated,
+    /// length-normalised tf, where under BM25F the tf is the fields' weighted sum, each field
+    /// a child; `None` if the item does not match.
     ///
     /// # Errors
     /// Parameters out of range, or a failing index read.
     pub fn explain_with(&self, text: &str, item: u32, params: Bm25Params) -> Result<Option<Explanation>> {
         params.check()?;
         let Some((_, parts)) = self.term_scores(text, params, Some(item))?.into_iter().next() else { return Ok(None) };
+        let field_leaves = |f: &FieldTf| {
+            vec![
+                Explanation::leaf("freq, occurrences of term within document", f64::from(f.tf)),
+                Explanation::leaf("k1, term saturation parameter", f64::from(params.k1)),
+                Explanation::leaf("b, length normalization parameter", f64::from(params.b)),
+                Explanation::leaf("dl, length of field", f64::from(f.dl)),
+                Explanation::leaf("avgdl, average length of field", f64::from(f.avgdl)),
+            ]
+        };
         let children = parts
             .terms
             .iter()
@@ -498,26 +608,58 @@ impl LexicalIndex {
                         Explanation::leaf("N, total number of docs", parts.total_docs as f64),
                     ],
                 );
-                let tf = Explanation::node(
-                    "freq / (freq + k1 * (1 - b + b * dl / avgdl))",
-                    f64::from(t.tf_part),
-                    vec![
-                        Explanation::leaf("freq, occurrences of term within document", f64::from(t.tf)),
-                        Explanation::leaf("k1, term saturation parameter", f64::from(params.k1)),
-                        Explanation::leaf("b, length normalization parameter", f64::from(params.b)),
-                        Explanation::leaf("dl, length of field", f64::from(t.dl)),
-                        Explanation::leaf("avgdl, average length of field", f64::from(t.avgdl)),
-                    ],
-                );
-                let mut factors = vec![Explanation::leaf("(k1 + 1)", f64::from(params.k1 + 1.0)), idf, tf];
-                if t.boost != 1.0 {
-                    factors.insert(0, Explanation::leaf("boost", f64::from(t.boost)));
+                match t.field {
+                    Some(field) => {
+                        let f = &t.fields[0];
+                        let tf = Explanation::node(
+                            "freq / (freq + k1 * (1 - b + b * dl / avgdl))",
+                            f64::from(t.tf_part),
+                            field_leaves(f),
+                        );
+                        let mut factors = vec![Explanation::leaf("(k1 + 1)", f64::from(params.k1 + 1.0)), idf, tf];
+                        if f.boost != 1.0 {
+                            factors.insert(0, Explanation::leaf("boost", f64::from(f.boost)));
+                        }
+                        Explanation::node(format!("{field}:{}, product of", t.term), f64::from(t.score), factors)
+                    }
+                    None => {
+                        let per_field: Vec<Explanation> = t
+                            .fields
+                            .iter()
+                            .map(|f| {
+                                let mut leaves = field_leaves(f);
+                                leaves.remove(1); // k1 applies to the sum, not to a field
+                                if f.boost != 1.0 {
+                                    leaves.insert(0, Explanation::leaf("boost", f64::from(f.boost)));
+                                }
+                                Explanation::node(
+                                    format!("{}: boost * freq / (1 - b + b * dl / avgdl)", f.field),
+                                    f64::from(f.boost * f.tf / f.norm(params.b)),
+                                    leaves,
+                                )
+                            })
+                            .collect();
+                        let tf_sum: f64 = per_field.iter().map(|e| e.value).sum();
+                        let tf = Explanation::node(
+                            "tf / (k1 + tf)",
+                            f64::from(t.tf_part),
+                            vec![
+                                Explanation::node("tf, sum over fields of", tf_sum, per_field),
+                                Explanation::leaf("k1, term saturation parameter", f64::from(params.k1)),
+                            ],
+                        );
+                        let factors = vec![Explanation::leaf("(k1 + 1)", f64::from(params.k1 + 1.0)), idf, tf];
+                        Explanation::node(format!("{}, product of", t.term), f64::from(t.score), factors)
+                    }
                 }
-                Explanation::node(format!("{}:{}, product of", t.field, t.term), f64::from(t.score), factors)
             })
             .collect();
+        let model = match params.fields {
+            FieldCombination::Bm25f => "BM25F",
+            FieldCombination::Sum => "BM25",
+        };
         Ok(Some(Explanation::node(
-            format!("BM25 (k1 {}, b {}): sum of", params.k1, params.b),
+            format!("{model} (k1 {}, b {}): sum of", params.k1, params.b),
             f64::from(parts.total),
             children,
         )))
@@ -615,10 +757,10 @@ mod tests {
         }
         // b = 0: no length normalisation, so the long sleeping-bag text no longer loses to the
         // short footprint on equal "tent" counts in the text... and k1 = 0: presence only.
-        let presence = lexical.search_with("tent", 10, None, Bm25Params { k1: 0.0, b: 0.75 }).unwrap();
+        let presence = lexical.search_with("tent", 10, None, Bm25Params { k1: 0.0, ..Bm25Params::TANTIVY }).unwrap();
         let text_only: Vec<f32> = presence.iter().filter(|h| h.0 != 0 && h.0 != 2).map(|h| h.1).collect();
         assert!(text_only.windows(2).all(|w| (w[0] - w[1]).abs() < 1e-6), "k1 0 ignores frequency: {presence:?}");
-        let params = Bm25Params { k1: 0.9, b: 0.4 };
+        let params = Bm25Params { k1: 0.9, b: 0.4, ..Bm25Params::TANTIVY };
         let hits = lexical.search_with("light small tent", 10, None, params).unwrap();
         for (item, score) in hits {
             let tree = lexical.explain_with("light small tent", item, params).unwrap().unwrap();
@@ -627,9 +769,82 @@ mod tests {
             assert!((parts - tree.value).abs() < 1e-4);
             assert!(tree.label.contains("k1 0.9") && tree.label.contains("b 0.4"));
         }
-        assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: -1.0, b: 0.5 }).is_err());
-        assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: 3e38, b: 1.0 }).is_err(), "review: inf/NaN");
-        assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: 1.0, b: 1.5 }).is_err());
+        assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: -1.0, b: 0.5, ..Bm25Params::TANTIVY }).is_err());
+        assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: 3e38, b: 1.0, ..Bm25Params::TANTIVY }).is_err(), "review: inf/NaN");
+        assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: 1.0, b: 1.5, ..Bm25Params::TANTIVY }).is_err());
+    }
+
+    /// BM25F is BM25 over one field holding the title and the text, where that is exact:
+    /// without length normalisation (b = 0) the fields' frequencies simply add. With b > 0 each
+    /// field is normalised in its own field, and a term in both fields saturates once, so it
+    /// scores less than the two fields' separate BM25 scores summed.
+    #[test]
+    fn bm25f_is_one_field_bm25_without_length_normalisation_and_saturates_once() {
+        let texts = [
+            ("Trail tent", "A light tent for two. Tent poles of aluminium; the tent packs small."),
+            ("Camp stove", "A stove for the trail, light and small."),
+            ("Tent footprint", "Protects the floor of a tent."),
+            ("Sleeping bag", "Warm to minus five; packs small, tent not included."),
+            ("Mug", "Enamel."),
+        ];
+        let two: Vec<Item> = texts.iter().enumerate().map(|(i, (t, x))| item(&i.to_string(), t, x)).collect();
+        let one: Vec<Item> = texts.iter().enumerate().map(|(i, (t, x))| item(&i.to_string(), "", &format!("{t} {x}"))).collect();
+        let (two_dir, one_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let fields = index(two_dir.path(), LexicalSettings::default(), &two);
+        let joined = index(one_dir.path(), LexicalSettings::default(), &one);
+        let bm25f = Bm25Params { b: 0.0, ..Bm25Params::default() };
+        assert_eq!(bm25f.fields, FieldCombination::Bm25f, "the default for new generations");
+        let sorted = |mut hits: Vec<(u32, f32)>| {
+            hits.sort_by_key(|h| h.0);
+            hits
+        };
+        for query in ["tent", "light small tent", "trail stove tent tent"] {
+            let ours = sorted(fields.score_all(query, bm25f).unwrap());
+            let reference = sorted(joined.score_all(query, Bm25Params { b: 0.0, ..Bm25Params::TANTIVY }).unwrap());
+            assert_eq!(ours.len(), reference.len(), "{query}");
+            for (o, r) in ours.iter().zip(&reference) {
+                assert_eq!(o.0, r.0);
+                assert!((o.1 - r.1).abs() <= 1e-5 * r.1.max(1.0), "{query}: {ours:?} vs {reference:?}");
+            }
+        }
+        // Item 0 has "tent" in its title and its text: once saturated, not twice.
+        let params = Bm25Params::default();
+        let score = |p: Bm25Params| fields.score_all("tent", p).unwrap().into_iter().find(|h| h.0 == 0).unwrap().1;
+        let summed = score(Bm25Params { fields: FieldCombination::Sum, ..params });
+        assert!(score(params) < summed, "{} vs {summed}", score(params));
+        // The tree adds up to the score, with each field's normalised frequency a child.
+        for query in ["tent", "light small tent"] {
+            for (item, value) in fields.score_all(query, params).unwrap() {
+                let tree = fields.explain_with(query, item, params).unwrap().unwrap();
+                assert!((tree.value - f64::from(value)).abs() < 1e-5, "{tree:?}");
+                assert!(tree.label.starts_with("BM25F (k1 1.2, b 0.75)"), "{}", tree.label);
+                let parts: f64 = tree.children.iter().map(|c| c.value).sum();
+                assert!((parts - tree.value).abs() < 1e-4);
+                for term in &tree.children {
+                    let saturation = &term.children[2];
+                    let tf = &saturation.children[0];
+                    let from_fields: f64 = tf.children.iter().map(|c| c.value).sum();
+                    assert!((from_fields - tf.value).abs() < 1e-6);
+                    let expected = tf.value / (1.2 + tf.value);
+                    assert!((saturation.value - expected).abs() < 1e-5, "{saturation:?}");
+                }
+            }
+        }
+        let both = fields.explain_with("tent", 0, params).unwrap().unwrap();
+        let labels: Vec<&str> = both.children[0].children[2].children[0].children.iter().map(|c| c.label.as_str()).collect();
+        assert!(labels[0].starts_with("title:") && labels[1].starts_with("text:"), "{labels:?}");
+    }
+
+    #[test]
+    fn a_request_changes_only_what_it_names() {
+        let base = Bm25Params::default();
+        let changes: Bm25Overrides = serde_json::from_str(r#"{"k1": 0.9}"#).unwrap();
+        assert_eq!(changes.over(base), Bm25Params { k1: 0.9, ..base });
+        let changes: Bm25Overrides = serde_json::from_str(r#"{"fields": "sum"}"#).unwrap();
+        assert_eq!(changes.over(base), Bm25Params { fields: FieldCombination::Sum, ..base });
+        assert!(serde_json::from_str::<Bm25Overrides>(r#"{"k": 0.9}"#).is_err(), "a misspelt key is refused");
+        let manifest: Bm25Params = serde_json::from_str(r#"{"k1": 1.2, "b": 0.75}"#).unwrap();
+        assert_eq!(manifest.fields, FieldCombination::Sum, "generations before BM25F summed their fields");
     }
 
     #[test]

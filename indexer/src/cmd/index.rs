@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::dense::HnswSettings;
-use hyrank_engine::lexical::{Analyzer, Bm25Params, LexicalSettings};
+use hyrank_engine::lexical::{Analyzer, Bm25Params, FieldCombination, LexicalSettings};
 use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
 use hyrank_indexer::{IndexSettings, OnError};
 
@@ -17,6 +17,33 @@ use super::*;
 pub(crate) enum AnalyzerArg {
     Unicode,
     Simple,
+}
+
+/// `--bm25-fields`: how BM25 combines the title and the text.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum FieldsArg {
+    /// BM25F: per-field normalised frequencies summed, then saturated once.
+    Bm25f,
+    /// Each field scored as its own BM25 document, the scores summed (tantivy's).
+    Sum,
+}
+
+impl From<FieldsArg> for FieldCombination {
+    fn from(arg: FieldsArg) -> Self {
+        match arg {
+            FieldsArg::Bm25f => FieldCombination::Bm25f,
+            FieldsArg::Sum => FieldCombination::Sum,
+        }
+    }
+}
+
+impl From<FieldCombination> for FieldsArg {
+    fn from(fields: FieldCombination) -> Self {
+        match fields {
+            FieldCombination::Bm25f => FieldsArg::Bm25f,
+            FieldCombination::Sum => FieldsArg::Sum,
+        }
+    }
 }
 
 impl From<AnalyzerArg> for Analyzer {
@@ -71,6 +98,9 @@ pub(crate) struct IndexArgs {
     /// BM25's b (length normalisation, 0 to 1); requests may override it.
     #[arg(long, default_value_t = Bm25Params::default().b)]
     pub(crate) bm25_b: f32,
+    /// BM25: how the title and the text combine into one score; requests may override it.
+    #[arg(long, value_enum, default_value_t = FieldsArg::from(Bm25Params::default().fields))]
+    pub(crate) bm25_fields: FieldsArg,
     /// BM25: multiplier on title matches.
     #[arg(long, default_value_t = LexicalSettings::default().title_boost)]
     pub(crate) title_boost: f32,
@@ -177,7 +207,8 @@ impl IndexArgs {
     pub(crate) fn into_settings(self) -> anyhow::Result<IndexSettings> {
         anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
         anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
-        Bm25Params { k1: self.bm25_k1, b: self.bm25_b }.check().context("--bm25-k1/--bm25-b")?;
+        let bm25 = Bm25Params { k1: self.bm25_k1, b: self.bm25_b, fields: self.bm25_fields.into() };
+        bm25.check().context("--bm25-k1/--bm25-b")?;
         anyhow::ensure!(
             !(self.stop_words && matches!(self.analyzer, AnalyzerArg::Simple)),
             "--stop-words needs --analyzer unicode"
@@ -194,7 +225,7 @@ impl IndexArgs {
                 title_boost: self.title_boost,
                 stemming: !self.no_stemming,
                 analyzer: self.analyzer.into(),
-                bm25: Bm25Params { k1: self.bm25_k1, b: self.bm25_b },
+                bm25,
                 stop_words: self.stop_words,
             },
             hnsw: HnswSettings {

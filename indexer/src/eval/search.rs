@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hyrank_engine::fusion::Fusion;
-use hyrank_engine::lexical::Bm25Params;
+use hyrank_engine::lexical::{Bm25Overrides, FieldCombination};
 use hyrank_engine::request::{RerankOptions, RerankerKind, SearchRequest, Weights};
 use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
@@ -25,10 +25,8 @@ pub struct Config {
     /// Candidates per retriever; `None` takes the evaluation's `candidates`.
     candidates: Option<usize>,
     rerank: Option<RerankOptions>,
-    /// BM25's k1; `None`: the generation's.
-    k1: Option<f32>,
-    /// BM25's b; `None`: the generation's.
-    b: Option<f32>,
+    /// BM25's k1, b and field combination; what is absent keeps the generation's.
+    bm25: Bm25Overrides,
 }
 
 /// The configurations `--configs` accepts.
@@ -36,7 +34,7 @@ pub const PRESETS: [&str; 7] =
     ["default", "bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-dbsf", "hybrid-rrf-rerank"];
 
 /// Parameters a configuration may override after `+`.
-pub const PARAMETERS: [&str; 8] = ["bm25", "dense", "k", "candidates", "rerank", "reranker", "k1", "b"];
+pub const PARAMETERS: [&str; 9] = ["bm25", "dense", "k", "candidates", "rerank", "reranker", "k1", "b", "fields"];
 
 impl Config {
     /// A preset by name: `default` (exactly what a search request with no options gets, its
@@ -51,8 +49,7 @@ impl Config {
             weights,
             candidates: None,
             rerank,
-            k1: None,
-            b: None,
+            bm25: Bm25Overrides::default(),
         };
         let half = Weights { bm25: Some(0.5), dense: Some(0.5), cf: None };
         Some(match name {
@@ -81,7 +78,8 @@ impl Config {
     /// A preset with overrides, e.g. `hybrid-linear+bm25=0.3+dense=0.7+candidates=200` or
     /// `hybrid-rrf+k=20`: fusion weights (`bm25`, `dense`), the RRF constant (`k`), candidates
     /// per retriever (`candidates`), a rerank depth or `off` (`rerank`; the generation's
-    /// default reranker unless `reranker=trained|late` says). The whole spec is the name.
+    /// default reranker unless `reranker=trained|late` says), BM25's `k1`, `b` and `fields`
+    /// (`bm25f` or `sum`). The whole spec is the name.
     pub fn parse(spec: &str) -> std::result::Result<Config, String> {
         let mut parts = spec.split('+');
         let preset = parts.next().unwrap_or_default();
@@ -113,8 +111,15 @@ impl Config {
                     Fusion::Linear | Fusion::Dbsf => return Err(format!("{spec:?}: k applies to RRF fusion only")),
                 },
                 "candidates" => config.candidates = Some(count()?),
-                "k1" => config.k1 = Some(number()? as f32),
-                "b" => config.b = Some(number()? as f32),
+                "k1" => config.bm25.k1 = Some(number()? as f32),
+                "b" => config.bm25.b = Some(number()? as f32),
+                "fields" => {
+                    config.bm25.fields = Some(match value {
+                        "bm25f" => FieldCombination::Bm25f,
+                        "sum" => FieldCombination::Sum,
+                        _ => return Err(format!("{spec:?}: fields must be bm25f or sum, got {value:?}")),
+                    })
+                }
                 "rerank" if value == "off" => config.rerank = Some(RerankOptions::off()),
                 "rerank" => {
                     let reranker = config.rerank.as_ref().and_then(|r| r.reranker);
@@ -230,10 +235,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 candidates: config.candidates.unwrap_or(settings.candidates).max(settings.depth),
                 rerank: config.rerank.clone(),
                 // k1 or b alone keeps the generation's value of the other.
-                bm25: (config.k1.is_some() || config.b.is_some()).then(|| {
-                    let base = engine.manifest().lexical.bm25;
-                    Bm25Params { k1: config.k1.unwrap_or(base.k1), b: config.b.unwrap_or(base.b) }
-                }),
+                bm25: (config.bm25 != Bm25Overrides::default()).then_some(config.bm25),
                 ..SearchRequest::new(queries[query_id].clone())
             };
             let start = Instant::now();
