@@ -179,8 +179,15 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
 
     // Another reranker published and swapped in: the cached logits of the first are not read
     // (the second scores as a freshly opened engine does).
+    // With `keep` 1 the trainer prunes as `hyrank index --keep 1` does: the first generation
+    // goes, the second stays while `engine` still has it open.
     settings.seed = 7;
+    settings.keep = 1;
     let summary = train(&settings).unwrap();
+    let removed: Vec<String> =
+        summary.removed_generations.iter().map(|d| d.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(removed, ["000001"]);
+    assert!(engine.dir().is_dir(), "a generation in use is kept");
     let next = Engine::open_next(&index_dir, &engine).unwrap().expect("a new generation");
     let swapped = next.search(&request).unwrap();
     let fresh = Engine::open(&index_dir, &embedder_settings()).unwrap().search(&request).unwrap();

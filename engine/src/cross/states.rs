@@ -124,32 +124,71 @@ impl std::fmt::Debug for ItemStates {
     }
 }
 
+/// Builds [`ItemStates`] an item at a time, in catalog order, so that a caller computing them
+/// in batches holds every item's states once (a batch's own `QuantizedStates` aside), not a
+/// list of all of them and then the packed copy.
+pub struct ItemStatesBuilder {
+    header: StatesHeader,
+    offsets: Vec<u64>,
+    scales: Vec<f32>,
+    values: Vec<u8>,
+}
+
+impl ItemStatesBuilder {
+    /// An empty builder for `header.items` items.
+    pub fn new(header: StatesHeader) -> Self {
+        let mut offsets = Vec::with_capacity(header.items + 1);
+        offsets.push(0);
+        ItemStatesBuilder { header, offsets, scales: Vec::new(), values: Vec::new() }
+    }
+
+    /// Appends the next item's states.
+    ///
+    /// # Errors
+    /// More items than the header says, or states not `hidden` wide or longer than
+    /// `item_tokens`.
+    pub fn push(&mut self, item: &QuantizedStates) -> Result<()> {
+        let index = self.offsets.len() - 1;
+        if index >= self.header.items {
+            return Err(Error::invalid("item states", format!("more than the {} items the header says", self.header.items)));
+        }
+        if item.values.len() != item.tokens() * self.header.hidden || item.tokens() > self.header.item_tokens {
+            return Err(Error::invalid(
+                "item states",
+                format!("item {index}: {} tokens of {} values", item.tokens(), item.values.len()),
+            ));
+        }
+        self.scales.extend_from_slice(&item.scales);
+        self.values.extend(item.values.iter().map(|&v| v as u8));
+        self.offsets.push(self.scales.len() as u64);
+        Ok(())
+    }
+
+    /// The states.
+    ///
+    /// # Errors
+    /// Fewer items than the header says.
+    pub fn finish(self) -> Result<ItemStates> {
+        let items = self.offsets.len() - 1;
+        if items != self.header.items {
+            return Err(Error::invalid("item states", format!("{items} items, the header says {}", self.header.items)));
+        }
+        let ItemStatesBuilder { header, offsets, scales, values } = self;
+        Ok(ItemStates { header, offsets, scales, values: Values::Owned(values), values_at: 0 })
+    }
+}
+
 impl ItemStates {
     /// Gathers each item's states, in catalog order (`items[i]` is item `i`).
     ///
     /// # Errors
-    /// `header.items` is not the number of items, or an item's states are not `hidden` wide
-    /// or longer than `item_tokens`.
+    /// As [`ItemStatesBuilder::push`] and [`ItemStatesBuilder::finish`].
     pub fn from_items(header: StatesHeader, items: Vec<QuantizedStates>) -> Result<Self> {
-        if items.len() != header.items {
-            return Err(Error::invalid(
-                "item states",
-                format!("{} items, the header says {}", items.len(), header.items),
-            ));
+        let mut builder = ItemStatesBuilder::new(header);
+        for item in &items {
+            builder.push(item)?;
         }
-        let (mut offsets, mut scales, mut values) = (vec![0u64], Vec::new(), Vec::new());
-        for (index, item) in items.into_iter().enumerate() {
-            if item.values.len() != item.tokens() * header.hidden || item.tokens() > header.item_tokens {
-                return Err(Error::invalid(
-                    "item states",
-                    format!("item {index}: {} tokens of {} values", item.tokens(), item.values.len()),
-                ));
-            }
-            scales.extend(item.scales);
-            values.extend(item.values.iter().map(|&v| v as u8));
-            offsets.push(scales.len() as u64);
-        }
-        Ok(ItemStates { header, offsets, scales, values: Values::Owned(values), values_at: 0 })
+        builder.finish()
     }
 
     /// What the states were computed with.

@@ -88,6 +88,10 @@ pub(crate) struct TrainRerankerArgs {
     /// Seed of the split, sampling and initialisation.
     #[arg(long, default_value_t = defaults::SEED)]
     pub(crate) seed: u64,
+    /// Published generations to keep, the new one included; older ones are removed, except
+    /// the one `CURRENT` names and any a server (or another process) has open. 0 keeps all.
+    #[arg(long, default_value_t = hyrank_indexer::pipeline::DEFAULT_KEEP)]
+    pub(crate) keep: usize,
 }
 
 pub(crate) fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
@@ -120,8 +124,12 @@ pub(crate) fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
     settings.depth = args.depth;
     settings.seed = args.seed;
     settings.progress = true;
+    settings.keep = args.keep;
     let summary = hyrank_indexer::train::train(&settings).context("training the reranker failed")?;
     println!("published {}", summary.dir.display());
+    for removed in &summary.removed_generations {
+        println!("removed old generation {}", removed.display());
+    }
     println!("{}", serde_json::to_string_pretty(&summary.reranker)?);
     Ok(())
 }

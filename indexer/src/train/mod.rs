@@ -29,7 +29,7 @@ mod verdict;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hyrank_engine::cross::states::ItemStates;
+use hyrank_engine::cross::states::{ItemStates, ItemStatesBuilder};
 use hyrank_engine::cross::{CrossEncoder, CrossEncoderSettings, TrainableVars};
 use hyrank_engine::generation::{
     self, files, RecommendContextSettings, RerankerManifest, StageTiming, TrainingRecord, ValidationRecord,
@@ -120,6 +120,9 @@ pub struct TrainSettings {
     pub seed: u64,
     /// Show progress bars.
     pub progress: bool,
+    /// Published generations to keep after publishing, the new one included, as
+    /// `hyrank index --keep` (0 keeps all).
+    pub keep: usize,
 }
 
 /// The defaults of every training setting but the inputs, in one place: [`TrainSettings::new`]
@@ -175,6 +178,7 @@ impl TrainSettings {
             depth: defaults::DEPTH,
             seed: defaults::SEED,
             progress: false,
+            keep: crate::pipeline::DEFAULT_KEEP,
         }
     }
 
@@ -219,6 +223,8 @@ pub struct TrainSummary {
     pub dir: PathBuf,
     /// Its reranker entry.
     pub reranker: RerankerManifest,
+    /// Generations removed after publishing (see [`TrainSettings::keep`]).
+    pub removed_generations: Vec<PathBuf>,
 }
 
 /// A progress display for one of the trainer's passes.
@@ -339,7 +345,15 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         context,
     };
     let dir = publish_with_reranker(&settings.index_dir, &engine, &model, &vars, &reranker, start)?;
-    Ok(TrainSummary { dir, reranker })
+    // The generation trained on is no longer needed here: release its lock so that prune may
+    // take it like any other old generation. A failure to tidy up is reported, not fatal.
+    drop(model);
+    drop(engine);
+    let removed_generations = generation::prune(&settings.index_dir, settings.keep).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "removing old generations");
+        Vec::new()
+    });
+    Ok(TrainSummary { dir, reranker, removed_generations })
 }
 
 /// Every item's PreTTR states, in catalog order, in batches with progress.
@@ -350,7 +364,7 @@ fn item_states(
     progress: bool,
 ) -> Result<ItemStates> {
     let bar = progress_bar(progress, engine.len(), "item states");
-    let mut all = Vec::with_capacity(engine.len());
+    let mut all = ItemStatesBuilder::new(header);
     let indexes: Vec<u32> = (0..engine.len() as u32).collect();
     for chunk in indexes.chunks(64) {
         let contents = chunk
@@ -358,11 +372,13 @@ fn item_states(
             .map(|&i| engine.item_at(i).map(|item| item.content()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let texts: Vec<&str> = contents.iter().map(String::as_str).collect();
-        all.extend(model.item_states(&texts)?);
+        for item in model.item_states(&texts)? {
+            all.push(&item)?;
+        }
         bar.inc(chunk.len() as u64);
     }
     bar.finish();
-    Ok(ItemStates::from_items(header, all)?)
+    Ok(all.finish()?)
 }
 
 /// Copies the serving generation into a new one, adds the reranker and publishes it.
