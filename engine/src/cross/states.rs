@@ -150,7 +150,10 @@ impl ItemStatesBuilder {
     pub fn push(&mut self, item: &QuantizedStates) -> Result<()> {
         let index = self.offsets.len() - 1;
         if index >= self.header.items {
-            return Err(Error::invalid("item states", format!("more than the {} items the header says", self.header.items)));
+            return Err(Error::invalid(
+                "item states",
+                format!("more than the {} items the header says", self.header.items),
+            ));
         }
         if item.values.len() != item.tokens() * self.header.hidden || item.tokens() > self.header.item_tokens {
             return Err(Error::invalid(

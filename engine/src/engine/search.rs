@@ -99,9 +99,11 @@ impl Engine {
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
             let retriever = match kind {
-                RetrieverKind::Bm25 => {
-                    Retriever::Bm25 { index: &self.lexical, query: query.unwrap_or_default(), params: Some(self.bm25_params(request)) }
-                }
+                RetrieverKind::Bm25 => Retriever::Bm25 {
+                    index: &self.lexical,
+                    query: query.unwrap_or_default(),
+                    params: Some(self.bm25_params(request)),
+                },
                 RetrieverKind::Dense => Retriever::Dense {
                     index: &self.dense,
                     live: Some(&live_items),

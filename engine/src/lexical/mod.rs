@@ -516,12 +516,14 @@ impl LexicalIndex {
                     }
                 }
             }
-            let wanted = |s: usize, doc: tantivy::DocId| only.is_none() || items[s].first(doc).map(|v| v as u32) == only;
+            let wanted =
+                |s: usize, doc: tantivy::DocId| only.is_none() || items[s].first(doc).map(|v| v as u32) == only;
             let explain = only.is_some();
             match params.fields {
                 FieldCombination::Sum => {
                     for f in 0..fields.len() {
-                        let n: u64 = matches.iter().map(|m| m.values().filter(|tfs| tfs[f].is_some()).count() as u64).sum();
+                        let n: u64 =
+                            matches.iter().map(|m| m.values().filter(|tfs| tfs[f].is_some()).count() as u64).sum();
                         let idf = idf(n);
                         for (s, m) in matches.iter().enumerate() {
                             for (&doc, tfs) in m {
@@ -536,7 +538,15 @@ impl LexicalIndex {
                                 if explain {
                                     let (term, field_name) = (token.clone(), Some(field.field));
                                     let fields = vec![field];
-                                    entry.terms.push(TermPart { term, field: field_name, idf, n, tf_part, score, fields });
+                                    entry.terms.push(TermPart {
+                                        term,
+                                        field: field_name,
+                                        idf,
+                                        n,
+                                        tf_part,
+                                        score,
+                                        fields,
+                                    });
                                 }
                             }
                         }
@@ -557,7 +567,15 @@ impl LexicalIndex {
                             entry.total += score;
                             if explain {
                                 let fields = tfs.iter().flatten().copied().collect();
-                                entry.terms.push(TermPart { term: token.clone(), field: None, idf, n, tf_part, score, fields });
+                                entry.terms.push(TermPart {
+                                    term: token.clone(),
+                                    field: None,
+                                    idf,
+                                    n,
+                                    tf_part,
+                                    score,
+                                    fields,
+                                });
                             }
                         }
                     }
@@ -770,7 +788,10 @@ mod tests {
             assert!(tree.label.contains("k1 0.9") && tree.label.contains("b 0.4"));
         }
         assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: -1.0, b: 0.5, ..Bm25Params::TANTIVY }).is_err());
-        assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: 3e38, b: 1.0, ..Bm25Params::TANTIVY }).is_err(), "review: inf/NaN");
+        assert!(
+            lexical.search_with("tent", 10, None, Bm25Params { k1: 3e38, b: 1.0, ..Bm25Params::TANTIVY }).is_err(),
+            "review: inf/NaN"
+        );
         assert!(lexical.search_with("tent", 10, None, Bm25Params { k1: 1.0, b: 1.5, ..Bm25Params::TANTIVY }).is_err());
     }
 
@@ -788,7 +809,8 @@ mod tests {
             ("Mug", "Enamel."),
         ];
         let two: Vec<Item> = texts.iter().enumerate().map(|(i, (t, x))| item(&i.to_string(), t, x)).collect();
-        let one: Vec<Item> = texts.iter().enumerate().map(|(i, (t, x))| item(&i.to_string(), "", &format!("{t} {x}"))).collect();
+        let one: Vec<Item> =
+            texts.iter().enumerate().map(|(i, (t, x))| item(&i.to_string(), "", &format!("{t} {x}"))).collect();
         let (two_dir, one_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let fields = index(two_dir.path(), LexicalSettings::default(), &two);
         let joined = index(one_dir.path(), LexicalSettings::default(), &one);
@@ -831,7 +853,8 @@ mod tests {
             }
         }
         let both = fields.explain_with("tent", 0, params).unwrap().unwrap();
-        let labels: Vec<&str> = both.children[0].children[2].children[0].children.iter().map(|c| c.label.as_str()).collect();
+        let labels: Vec<&str> =
+            both.children[0].children[2].children[0].children.iter().map(|c| c.label.as_str()).collect();
         assert!(labels[0].starts_with("title:") && labels[1].starts_with("text:"), "{labels:?}");
     }
 
