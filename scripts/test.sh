@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Services the tests start themselves (an S3 API server for the object-storage tests).
+scripts/test-services.sh
 cargo fmt --all -- --check
 # The engine must never learn it is behind HTTP.
 if cargo tree -p hyrank-engine -e normal --prefix none | grep -qE '^actix'; then

@@ -23,6 +23,22 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = ServerSettings::resolve(cli)?;
+    // A replica brings the published generation in before it opens anything: a fresh replica
+    // starts from an empty folder.
+    let remote = match &settings.source {
+        Some(url) => {
+            let remote = hyrank_engine::generation::remote::Remote::open(url)?;
+            match remote.pull(&settings.index_dir) {
+                Ok(Some(dir)) => tracing::info!(source = remote.url(), "pulled {}", dir.display()),
+                Ok(None) => {}
+                // Serving what is already here beats not serving; with nothing here, opening
+                // the index fails below and says so.
+                Err(e) => tracing::error!(error = %e, source = remote.url(), "pulling the current generation failed"),
+            }
+            Some(remote)
+        }
+        None => None,
+    };
     // max_tokens is taken from the generation's manifest when the engine opens.
     let embedder = EmbedderSettings {
         device: settings.device,
@@ -47,6 +63,10 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         reload::spawn_watcher(state.clone(), Duration::from_secs(settings.watch_secs))
             .context("starting the generation watcher")?;
     }
+    if let Some(remote) = remote.filter(|_| settings.watch_secs > 0) {
+        reload::spawn_puller(state.clone(), remote, Duration::from_secs(settings.watch_secs))
+            .context("starting the generation puller")?;
+    }
     let bind = settings.bind;
     tracing::info!(
         index = %settings.index_dir.display(),
@@ -54,6 +74,7 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         search_key = settings.service.search_key.is_some(),
         admin_key = settings.service.admin_key.is_some(),
         watch_secs = settings.watch_secs,
+        source = settings.source.as_deref().unwrap_or("none"),
         "serving on http://{bind} (analyst page /ui, API docs /docs/)"
     );
     actix_web::rt::System::new().block_on(async move {

@@ -105,3 +105,41 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
         }
     })
 }
+
+/// A replica's puller: every `every`, brings the generation `remote`'s `CURRENT` names into the
+/// index folder ([`hyrank_engine::generation::remote::Remote::pull`], every file checked against
+/// its manifest) and swaps it in. A download that fails its check, or a storage that cannot be
+/// read, counts as a `refused` reload and is logged once per remote generation; the serving
+/// generation stays. Requests never read the storage: they read the local copy. The thread
+/// ends with the server, as [`spawn_watcher`]'s does.
+pub fn spawn_puller(
+    state: AppState,
+    remote: hyrank_engine::generation::remote::Remote,
+    every: Duration,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("hyrank-generation-puller".into()).spawn(move || {
+        let mut refused: Option<String> = None;
+        loop {
+            std::thread::sleep(every);
+            if Arc::strong_count(&state.inner) == 1 {
+                return;
+            }
+            let Some(index_dir) = state.inner.index_dir.clone() else { return };
+            match remote.pull(&index_dir) {
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    // A refused open is counted and logged by reload itself.
+                    let _ = state.reload();
+                }
+                Err(e) => {
+                    let name = remote.current().ok().flatten();
+                    if refused.is_none() || refused != name {
+                        state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+                        tracing::error!(error = %e, source = remote.url(), "pulling a generation failed; still serving the local one");
+                        refused = name;
+                    }
+                }
+            }
+        }
+    })
+}

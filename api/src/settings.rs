@@ -24,6 +24,12 @@ pub struct SettingsLayer {
     /// Index root written by `hyrank index`; its CURRENT generation is served [default: data/index].
     #[arg(long, env = "HYRANK_INDEX_DIR")]
     pub index_dir: Option<PathBuf>,
+    /// A replica's source: `s3://bucket/prefix`, where `hyrank publish --to` ships generations.
+    /// The server pulls the current one into the index folder (its local copy) at start-up and
+    /// every `watch_secs`, checks every file against the manifest, and swaps it in. Endpoint,
+    /// region and credentials come from the `AWS_*` environment variables.
+    #[arg(long, env = "HYRANK_SOURCE")]
+    pub source: Option<String>,
     /// Model folder; must hold the weights the index was built with
     /// [default: models/all-MiniLM-L6-v2].
     #[arg(long, env = "HYRANK_MODEL_DIR")]
@@ -160,7 +166,8 @@ impl SettingsLayer {
             rerank_cache_entries,
             rerank_precision,
             response_cache_entries,
-            watch_secs
+            watch_secs,
+            source
         )
     }
 
@@ -262,6 +269,8 @@ pub struct ServerSettings {
     pub rerank_precision: Option<hyrank_engine::Precision>,
     /// Pointer checks, in seconds; 0 is off.
     pub watch_secs: u64,
+    /// Object storage a replica pulls generations from.
+    pub source: Option<String>,
     /// The HTTP service's own settings.
     pub service: ServiceSettings,
 }
@@ -371,6 +380,7 @@ impl ServerSettings {
                 .map(|p| p.parse().map_err(|e: hyrank_engine::Error| bad("rerank_precision", e.to_string())))
                 .transpose()?,
             watch_secs: layer.watch_secs.unwrap_or(5),
+            source: layer.source.clone(),
             service: ServiceSettings {
                 limits,
                 search_key,

@@ -128,6 +128,18 @@ pub enum Error {
         /// The underlying error.
         source: serde_json::Error,
     },
+    /// Object storage failed (a generation's upload, download or pointer).
+    #[error("{context}: {reason}")]
+    Remote {
+        /// What was being done, naming the object's URL.
+        context: String,
+        /// The storage's error.
+        reason: String,
+    },
+    /// Another publisher got there first: the generation's name was taken, or `CURRENT`
+    /// moved while this one uploaded.
+    #[error("publish conflict: {0}")]
+    PublishConflict(String),
 }
 
 impl Error {
@@ -148,7 +160,9 @@ impl Error {
             | Error::Lexical(_)
             | Error::Store(_)
             | Error::Io { .. }
-            | Error::Json { .. } => ErrorKind::Internal,
+            | Error::Json { .. }
+            | Error::Remote { .. }
+            | Error::PublishConflict(_) => ErrorKind::Internal,
         }
     }
 

@@ -33,6 +33,12 @@ enum Command {
     /// recommendations) the generation's own interactions; validate it, and publish it in a new
     /// generation beside the current one's indexes.
     TrainReranker(Box<TrainRerankerArgs>),
+    /// Upload a generation to S3-compatible object storage and make it the current one there,
+    /// for replicas to pull (`hyrank-serve --source`).
+    Publish(PublishArgs),
+    /// Bring the current generation of S3-compatible object storage into a local index,
+    /// checking every file against its manifest.
+    Pull(PullArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -47,6 +53,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Search(args)) => eval_search(args),
         Command::Eval(EvalCommand::Recommend(args)) => eval_recommend(*args),
         Command::TrainReranker(args) => train_reranker(*args),
+        Command::Publish(args) => publish(args),
+        Command::Pull(args) => pull(args),
     }
 }
 

@@ -235,6 +235,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             recommend_reranker: None,
             live: live.clone(),
             field_types: catalog.field_types.clone(),
+            files: Default::default(),
         };
         stages.done("publish");
         manifest.stages = std::mem::take(&mut stages.timings);

@@ -8,6 +8,7 @@ mod live;
 mod pipeline;
 mod reranker;
 mod service;
+mod ship;
 
 use std::sync::OnceLock;
 

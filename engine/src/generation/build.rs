@@ -250,11 +250,7 @@ impl Building {
         fs::rename(&self.dir, &final_dir)
             .map_err(io(|| format!("renaming {} to {}", self.dir.display(), final_dir.display())))?;
         let _ = fs::remove_file(&self.lock.0);
-        let pointer_tmp = self.root.join(format!("{CURRENT}.tmp"));
-        write_synced(&pointer_tmp, self.name.as_bytes())?;
-        let pointer = self.root.join(CURRENT);
-        fs::rename(&pointer_tmp, &pointer)
-            .map_err(io(|| format!("renaming {} to {}", pointer_tmp.display(), pointer.display())))?;
+        point_current(&self.root, &self.name)?;
         Ok(final_dir)
     }
 
@@ -265,7 +261,17 @@ impl Building {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Points `root`'s `CURRENT` at generation `name`: a synced `CURRENT.tmp` renamed over it, so a
+/// reader sees the old name or the new one.
+pub(super) fn point_current(root: &Path, name: &str) -> Result<()> {
+    let pointer_tmp = root.join(format!("{CURRENT}.tmp"));
+    write_synced(&pointer_tmp, name.as_bytes())?;
+    let pointer = root.join(CURRENT);
+    fs::rename(&pointer_tmp, &pointer)
+        .map_err(io(|| format!("renaming {} to {}", pointer_tmp.display(), pointer.display())))
+}
+
+pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = fs::File::create(path).map_err(io(|| format!("creating {}", path.display())))?;
     file.write_all(bytes).map_err(io(|| format!("writing {}", path.display())))?;
     file.sync_all().map_err(io(|| format!("syncing {}", path.display())))

@@ -23,7 +23,13 @@ use crate::lexical::LexicalSettings;
 /// before it would load the trained layers and score them as a joint model, wrongly and
 /// silently. A generation is written at the lowest version that reads it correctly, so an f32
 /// generation without a PreTTR reranker is still version 1, which every build reads.
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4 marks a generation shipped through object storage, whose manifest lists every
+/// file with its size and SHA-256 ([`Manifest::files`]): a replica checks each file against it
+/// before serving, and a build from before it would serve an unchecked download.
+pub const FORMAT_VERSION: u32 = 4;
+
+/// The version a shipped generation's manifest is written at (with [`Manifest::files`]).
+pub const SHIPPED_FORMAT_VERSION: u32 = 4;
 
 /// The version a PreTTR reranker needs ([`FORMAT_VERSION`]'s version 3).
 pub const PRETTR_FORMAT_VERSION: u32 = 3;
@@ -91,6 +97,35 @@ pub struct Manifest {
     /// writes are read as it says. Empty in generations from before it.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub field_types: std::collections::BTreeMap<String, crate::item::FieldType>,
+    /// Every file of the generation but the manifest, by path relative to its folder (`/`
+    /// separated), with its size and SHA-256: written by `hyrank publish` over the exact bytes
+    /// it uploads, checked by a replica over the bytes it downloads. Empty in generations that
+    /// were never shipped.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub files: std::collections::BTreeMap<String, FileDigest>,
+}
+
+/// A file's size and content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileDigest {
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+}
+
+impl FileDigest {
+    /// The digest of `content`.
+    pub fn of(content: &[u8]) -> Self {
+        use sha2::Digest;
+        FileDigest { bytes: content.len() as u64, sha256: Self::hex(&sha2::Sha256::digest(content)) }
+    }
+
+    /// A SHA-256 digest as lower-case hex.
+    pub fn hex(digest: &[u8]) -> String {
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 impl Manifest {

@@ -30,6 +30,7 @@
 
 mod build;
 mod manifest;
+pub mod remote;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -109,6 +110,7 @@ mod tests {
         Manifest {
             live: None,
             field_types: Default::default(),
+            files: Default::default(),
             format_version: FORMAT_VERSION,
             generation: name.into(),
             built_at_unix: 0,

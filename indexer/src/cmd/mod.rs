@@ -1,15 +1,18 @@
 //! The `hyrank` subcommands, one file per question: build an index (`index`), check the model
-//! (`check`), measure relevance (`eval`), train a reranker (`train`); `shared` holds the flags
+//! (`check`), measure relevance (`eval`), train a reranker (`train`), ship generations through
+//! object storage (`ship`); `shared` holds the flags
 //! several of them read.
 
 pub(crate) mod check;
 pub(crate) mod eval;
 pub(crate) mod index;
 pub(crate) mod shared;
+pub(crate) mod ship;
 pub(crate) mod train;
 
 pub(crate) use check::*;
 pub(crate) use eval::*;
 pub(crate) use index::*;
 pub(crate) use shared::*;
+pub(crate) use ship::*;
 pub(crate) use train::*;

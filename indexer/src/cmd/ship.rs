@@ -1,0 +1,72 @@
+//! `hyrank publish` and `hyrank pull`: generations shipped through S3-compatible object
+//! storage (`hyrank_engine::generation::remote`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use hyrank_engine::generation::{self, remote::Remote};
+
+#[derive(Args)]
+pub(crate) struct PublishArgs {
+    /// Index folder whose generation is published.
+    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
+    pub(crate) index_dir: PathBuf,
+    /// Where to: `s3://bucket/prefix`. Endpoint, region and credentials come from the `AWS_*`
+    /// environment variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`...).
+    #[arg(long)]
+    pub(crate) to: String,
+    /// The generation to publish (a folder name under `generations/`); default: `CURRENT`'s.
+    #[arg(long)]
+    pub(crate) generation: Option<String>,
+    /// Generations to keep in the storage after publishing, the new one included; older ones
+    /// are removed, never the one `CURRENT` names. 0 keeps all.
+    #[arg(long, default_value_t = hyrank_indexer::pipeline::DEFAULT_KEEP)]
+    pub(crate) keep: usize,
+}
+
+#[derive(Args)]
+pub(crate) struct PullArgs {
+    /// Where from: `s3://bucket/prefix`, as given to `hyrank publish --to`.
+    #[arg(long)]
+    pub(crate) from: String,
+    /// Local index folder the generation is brought into (its `CURRENT` is moved to it).
+    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
+    pub(crate) index_dir: PathBuf,
+}
+
+pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
+    let dir = match &args.generation {
+        Some(name) => args.index_dir.join("generations").join(name),
+        None => generation::current(&args.index_dir)?,
+    };
+    let remote = Remote::open(&args.to)?;
+    let published = remote.publish(&dir).with_context(|| format!("publishing {} to {}", dir.display(), args.to))?;
+    println!(
+        "published generation {} to {} ({} files, {:.1} MiB; CURRENT was {})",
+        published.generation,
+        remote.url(),
+        published.files,
+        published.bytes as f64 / (1024.0 * 1024.0),
+        published.previous.as_deref().unwrap_or("unset")
+    );
+    match remote.retain(args.keep) {
+        Ok(removed) => {
+            for name in removed {
+                println!("removed old generation {name} from {}", remote.url());
+            }
+        }
+        // Published: a failure to tidy up is reported, not fatal.
+        Err(e) => tracing::warn!(error = %e, "removing old generations from object storage"),
+    }
+    Ok(())
+}
+
+pub(crate) fn pull(args: PullArgs) -> anyhow::Result<()> {
+    let remote = Remote::open(&args.from)?;
+    match remote.pull(&args.index_dir).with_context(|| format!("pulling from {}", args.from))? {
+        Some(dir) => println!("pulled {} from {}", dir.display(), remote.url()),
+        None => println!("{} already serves {}'s current generation", args.index_dir.display(), remote.url()),
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Generations shipped through S3-compatible object storage (issue 19), against a real S3 API
+//! server: moto's (PyPI `moto[server]`, which `scripts/test-services.sh` installs), started by
+//! each test on a free port of 127.0.0.1 and stopped when it ends.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyrank_engine::generation::remote::Remote;
+use hyrank_engine::request::SearchRequest;
+use hyrank_engine::{Engine, Error};
+use hyrank_indexer::IndexSettings;
+use hyrank_tests::{embedder_settings, fixture};
+
+/// A moto S3 server for one test.
+struct S3Server {
+    child: Child,
+    port: u16,
+}
+
+impl S3Server {
+    fn start() -> S3Server {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server is not installed: scripts/test-services.sh installs moto[server] from PyPI");
+        let server = S3Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// A plain HTTP request; returns the status code. moto does not check signatures, but an
+    /// object's owner must be named to overwrite it, so the request carries a (fake) one.
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20261201/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=00\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    }
+
+    /// Creates a bucket, retrying while the server finishes starting (it accepts connections a
+    /// moment before it answers them).
+    fn bucket(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.request("PUT", &format!("/{name}"), b"");
+            if status == 200 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "creating bucket {name}: status {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn remote(&self, url: &str) -> Remote {
+        let endpoint = format!("http://127.0.0.1:{}", self.port);
+        Remote::open_with(
+            url,
+            &[
+                ("aws_endpoint", &endpoint),
+                ("aws_allow_http", "true"),
+                ("aws_access_key_id", "test"),
+                ("aws_secret_access_key", "test"),
+                ("aws_region", "us-east-1"),
+            ],
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn build(index_dir: &Path) -> PathBuf {
+    let mut settings =
+        IndexSettings::new(fixture("beir-tiny").join("corpus.jsonl"), index_dir.to_path_buf(), embedder_settings());
+    settings.progress = false;
+    hyrank_indexer::build(&settings).unwrap().dir
+}
+
+fn ids(engine: &Engine, query: &str) -> Vec<String> {
+    engine.search(&SearchRequest::new(query)).unwrap().hits.into_iter().map(|h| h.id).collect()
+}
+
+#[test]
+fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both() {
+    let s3 = S3Server::start();
+    s3.bucket("hyrank");
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = dir.path().join("publisher");
+    let first = build(&publisher);
+    // A file past the multipart threshold (32 MiB), so that path is shipped and checked too.
+    let large: Vec<u8> = (0..40u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(first.join("large.bin"), &large).unwrap();
+    let remote = s3.remote("s3://hyrank/prod");
+    assert_eq!(remote.current().unwrap(), None);
+    let published = remote.publish(&first).unwrap();
+    assert_eq!((published.generation.as_str(), published.previous.as_deref()), ("000001", None));
+    assert_eq!(remote.current().unwrap().as_deref(), Some("000001"));
+
+    let query = "keep the rain out of my tent";
+    let source = Engine::open(&publisher, &embedder_settings()).unwrap();
+    let replicas = [dir.path().join("replica-a"), dir.path().join("replica-b")];
+    let mut engines = Vec::new();
+    for replica in &replicas {
+        let pulled = remote.pull(replica).unwrap().expect("a first pull brings the generation");
+        assert!(pulled.ends_with("000001"));
+        assert_eq!(remote.pull(replica).unwrap(), None, "pulling again changes nothing");
+        let engine = Engine::open(replica, &embedder_settings()).unwrap();
+        assert_eq!(ids(&engine, query), ids(&source, query));
+        let manifest = engine.manifest();
+        assert_eq!(manifest.format_version, 4);
+        assert!(manifest.files.contains_key("dense.vectors"), "{:?}", manifest.files.keys());
+        assert_eq!(manifest.files.len(), published.files);
+        assert!(std::fs::read(replica.join("generations/000001/large.bin")).unwrap() == large);
+        engines.push(engine);
+    }
+
+    // A second generation (a reranker-less rebuild) published: both replicas swap to it.
+    let second = build(&publisher);
+    let published = remote.publish(&second).unwrap();
+    assert_eq!((published.generation.as_str(), published.previous.as_deref()), ("000002", Some("000001")));
+    for (replica, engine) in replicas.iter().zip(&engines) {
+        assert!(remote.pull(replica).unwrap().unwrap().ends_with("000002"));
+        let next = Engine::open_next(replica, engine).unwrap().expect("the replica swaps");
+        assert_eq!(next.manifest().generation, "000002");
+        assert_eq!(ids(&next, query), ids(&source, query));
+    }
+
+    // Retention: the newest two stay; so does CURRENT's whatever its age.
+    build(&publisher);
+    remote.publish(&publisher.join("generations/000003")).unwrap();
+    assert_eq!(remote.retain(2).unwrap(), ["000001"]);
+    assert!(remote.retain(2).unwrap().is_empty());
+}
+
+#[test]
+fn racing_publishers_one_wins_and_a_taken_name_is_refused() {
+    let s3 = S3Server::start();
+    s3.bucket("hyrank");
+    let dir = tempfile::tempdir().unwrap();
+    let remote = s3.remote("s3://hyrank");
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    remote.publish(&build(&a)).unwrap();
+
+    // Two publishers upload while CURRENT names 000001, then each moves it: the first to move
+    // it wins, the other finds it moved and says so; its upload stays, not current.
+    build(&b);
+    let b2 = build(&b);
+    build(&c);
+    build(&c);
+    let c3 = build(&c);
+    let uploads = [remote.upload(&b2).unwrap(), remote.upload(&c3).unwrap()];
+    let names: Vec<&str> = uploads.iter().map(|u| u.generation()).collect();
+    assert_eq!(names, ["000002", "000003"]);
+    let [first, second] = uploads;
+    assert_eq!(remote.make_current(first).unwrap().previous.as_deref(), Some("000001"));
+    let err = remote.make_current(second).unwrap_err();
+    assert!(matches!(err, Error::PublishConflict(_)), "{err}");
+    assert!(
+        err.to_string().contains("moved while generation 000003") && err.to_string().contains("now 000002"),
+        "{err}"
+    );
+    assert_eq!(remote.current().unwrap().as_deref(), Some("000002"));
+
+    // A name someone else published is refused before anything is uploaded.
+    let err = remote.publish(&build(&a)).unwrap_err();
+    assert!(err.to_string().contains("generation 000002 is already published"), "{err}");
+}
+
+#[test]
+fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused() {
+    let s3 = S3Server::start();
+    s3.bucket("hyrank");
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = dir.path().join("publisher");
+    let remote = s3.remote("s3://hyrank/p");
+    remote.publish(&build(&publisher)).unwrap();
+    let replica = dir.path().join("replica");
+    remote.pull(&replica).unwrap();
+
+    // A publisher that fails mid-upload (a file it cannot read, as a kill would leave it):
+    // CURRENT still names the first generation, and replicas keep pulling that one.
+    let second = build(&publisher);
+    std::os::unix::fs::symlink("/nonexistent/file", second.join("zz-dangling")).unwrap();
+    let err = remote.publish(&second).unwrap_err();
+    assert!(err.to_string().contains("zz-dangling"), "{err}");
+    assert_eq!(remote.current().unwrap().as_deref(), Some("000001"));
+    assert_eq!(remote.pull(&replica).unwrap(), None);
+    // Its claimed, manifest-less folder is the newest, which retention keeps (it could be an
+    // upload in progress); newer generations push it out like any other.
+    assert!(remote.retain(1).unwrap().is_empty());
+    // A folder that built its own 000001 is not taken for the bucket's.
+    let builder = dir.path().join("builder");
+    build(&builder);
+    let err = remote.pull(&builder).unwrap_err();
+    assert!(err.to_string().contains("holds another generation named 000001"), "{err}");
+
+    // One object changed in the bucket after publishing: a new replica refuses the download,
+    // naming the file, and keeps nothing of it; an existing replica keeps serving.
+    assert_eq!(s3.request("PUT", "/hyrank/p/generations/000001/dense.vectors", b"not the vectors"), 200);
+    let fresh = dir.path().join("fresh");
+    let err = remote.pull(&fresh).unwrap_err();
+    assert!(matches!(err, Error::BadIndex { .. }), "{err}");
+    assert!(
+        err.to_string().contains("dense.vectors") && err.to_string().contains("does not match the manifest"),
+        "{err}"
+    );
+    assert!(!fresh.join("CURRENT").exists());
+    assert_eq!(std::fs::read_dir(fresh.join("generations")).unwrap().count(), 0, "the partial download is removed");
+    Engine::open(&replica, &embedder_settings()).expect("the replica's copy is untouched");
+}
+
+/// `hyrank-serve --source`: the server's puller brings each newly published generation in and
+/// swaps it; a corrupt one is refused (counted under `refused`) while the local one serves.
+#[test]
+fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation() {
+    use hyrank_api::{reload, AppState, ServiceSettings};
+    let s3 = S3Server::start();
+    s3.bucket("hyrank");
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = dir.path().join("publisher");
+    let remote = s3.remote("s3://hyrank/serve");
+    remote.publish(&build(&publisher)).unwrap();
+    let replica = dir.path().join("replica");
+    remote.pull(&replica).unwrap();
+    let engine = Engine::open(&replica, &embedder_settings()).unwrap();
+    let state = AppState::with_settings(std::sync::Arc::new(engine), Some(replica.clone()), ServiceSettings::default());
+    reload::spawn_puller(state.clone(), s3.remote("s3://hyrank/serve"), Duration::from_millis(100)).unwrap();
+    let serving = |state: &AppState| state.engine().manifest().generation.clone();
+    let wait_for = |what: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !what() {
+            assert!(Instant::now() < deadline, "timed out");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    remote.publish(&build(&publisher)).unwrap();
+    wait_for(&|| serving(&state) == "000002");
+
+    // The third generation's vectors are changed in the bucket after its upload and before it
+    // becomes current, so the puller can only ever see the changed object.
+    let uploaded = remote.upload(&build(&publisher)).unwrap();
+    assert_eq!(s3.request("PUT", "/hyrank/serve/generations/000003/dense.vectors", b"not the vectors"), 200);
+    remote.make_current(uploaded).unwrap();
+    let refused = r#"hyrank_generation_reloads_total{outcome="refused"} 1"#;
+    wait_for(&|| state.render_metrics().contains(refused));
+    assert_eq!(serving(&state), "000002");
+    assert!(!replica.join("generations/000003").exists(), "the refused download is not kept");
+    assert_eq!(std::fs::read_to_string(replica.join("CURRENT")).unwrap().trim(), "000002");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(state.render_metrics().contains(refused), "logged and counted once, not on every poll");
+    assert_eq!(state.engine().search(&SearchRequest::new("tent")).unwrap().generation, serving(&state));
+}
