@@ -218,6 +218,11 @@ impl Embedder {
         self.identity.dim
     }
 
+    /// Token limit of an item's encoding (longer texts are truncated).
+    pub fn max_tokens(&self) -> usize {
+        self.settings.max_tokens
+    }
+
     /// The transformer (shared: see the field).
     pub(crate) fn encoder(&self) -> &Arc<Encoder> {
         &self.model

@@ -11,6 +11,7 @@ pub mod judgments;
 mod live_fold;
 pub mod pipeline;
 pub mod progress;
+pub mod shards;
 pub mod train;
 
 pub use error::{IndexError, Reject};

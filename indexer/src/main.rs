@@ -39,6 +39,9 @@ enum Command {
     /// Bring the current generation of S3-compatible object storage into a local index,
     /// checking every file against its manifest.
     Pull(PullArgs),
+    /// Embed one shard of a catalog (the items whose id hashes to it) into a file that
+    /// `hyrank index --embeddings` assembles: many machines share one catalog's embedding.
+    Embed(Box<EmbedArgs>),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -55,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TrainReranker(args) => train_reranker(*args),
         Command::Publish(args) => publish(args),
         Command::Pull(args) => pull(args),
+        Command::Embed(args) => embed(*args),
     }
 }
 

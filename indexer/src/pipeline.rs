@@ -15,6 +15,7 @@ use hyrank_engine::store::{Interaction, MetaStore, SledStore, UserRecord};
 use hyrank_engine::{Embedder, EmbedderSettings};
 
 use crate::live_fold::{fold_live_events, replay_item_writes, retype_live_rows};
+use crate::shards::ShardVectors;
 
 use crate::cf_choice::{self, CfChoiceSettings};
 use crate::error::{IndexError, Reject, Result};
@@ -61,6 +62,10 @@ pub struct IndexSettings {
     pub keep: usize,
     /// Report progress: bars on a terminal, a line every 10 s elsewhere (`progress.rs`).
     pub progress: bool,
+    /// Item vectors embedded in shards (`hyrank embed --shard i/n --out DIR`, [`crate::shards`]):
+    /// read instead of embedding; items no shard holds with their current text are embedded
+    /// here. `None`: embed every item.
+    pub embeddings: Option<PathBuf>,
 }
 
 impl IndexSettings {
@@ -80,6 +85,7 @@ impl IndexSettings {
             live_events: true,
             keep: DEFAULT_KEEP,
             progress: true,
+            embeddings: None,
         }
     }
 }
@@ -186,14 +192,17 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         }
     }
 
-    // Load the model before any long stage, so a missing model fails in seconds.
+    // Load the model before any long stage, so a missing model fails in seconds; so too the
+    // shards, refused whole if one is missing or was embedded with another model.
     let embedder = Embedder::load(&settings.embedder)?;
+    let shard_vectors = settings.embeddings.as_deref().map(|dir| ShardVectors::read(dir, &embedder)).transpose()?;
     let mut rejects_file = None;
     let (dir, manifest) = generation::build(&settings.index_dir, |building| {
         let (counts, rejects, chosen) = build_into(
             settings,
             &building.dir,
             &embedder,
+            shard_vectors.as_ref(),
             &catalog.items,
             interactions.as_ref(),
             &rejects,
@@ -268,6 +277,7 @@ fn build_into(
     settings: &IndexSettings,
     dir: &Path,
     embedder: &Embedder,
+    shard_vectors: Option<&ShardVectors>,
     items: &[hyrank_engine::Item],
     interactions: Option<&crate::input::Interactions>,
     rejects: &[Reject],
@@ -353,7 +363,29 @@ fn build_into(
         "embed items",
         "embed {bar:40} {pos}/{len} items {per_sec} [{elapsed}<{eta}]",
     );
-    let vectors = embedder.embed_many(&texts, |done| progress.set(done as u64))?;
+    let vectors = match shard_vectors {
+        None => embedder.embed_many(&texts, |done| progress.set(done as u64))?,
+        Some(shards) => {
+            // What the shards hold with the text this build sees; the rest embedded here.
+            let mut vectors: Vec<Option<Vec<f32>>> =
+                items.iter().zip(&texts).map(|(item, text)| shards.get(&item.id, text).map(<[f32]>::to_vec)).collect();
+            let missing: Vec<usize> = (0..items.len()).filter(|&i| vectors[i].is_none()).collect();
+            let missing_texts: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
+            let from_shards = items.len() - missing.len();
+            progress.set(from_shards as u64);
+            let embedded = embedder.embed_many(&missing_texts, |done| progress.set((from_shards + done) as u64))?;
+            for (i, vector) in missing.iter().zip(embedded) {
+                vectors[*i] = Some(vector);
+            }
+            tracing::info!(
+                shards = shards.shards,
+                from_shards,
+                embedded_here = missing.len(),
+                "item vectors from shards; items no shard held with their current text were embedded here"
+            );
+            vectors.into_iter().map(|v| v.expect("every item has a vector")).collect()
+        }
+    };
     progress.finish();
     stages.done("embed items");
 

@@ -444,3 +444,59 @@ fn kill_9_of_a_build_at_each_stage_leaves_the_serving_generation_and_the_next_ru
     assert!(left.iter().all(|name| !name.starts_with(".building")), "{left:?}");
     assert!(left.contains(&next.manifest.generation), "{left:?}");
 }
+
+/// Issue 19: the catalog embedded in shards and assembled gives the same vectors, byte for
+/// byte, as one process embedding it all; a missing shard and a shard from another model are
+/// refused; an item whose text changed after its shard was embedded is embedded by the build.
+#[test]
+fn sharded_embeddings_assemble_to_the_single_process_vectors() {
+    use hyrank_engine::{Embedder, EmbedderSettings, Precision};
+    use hyrank_indexer::input::{read_catalog, CatalogFormat};
+    use hyrank_indexer::shards::{embed_shard, file_name};
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = fixture("beir-tiny").join("corpus.jsonl");
+    let items: Vec<(String, String)> = read_catalog(&catalog, &CatalogFormat::default())
+        .unwrap()
+        .items
+        .iter()
+        .map(|item| (item.id.clone(), item.content()))
+        .collect();
+    let embedder = Embedder::load(&embedder_settings()).unwrap();
+    let shards = dir.path().join("shards");
+    let mut total = 0;
+    for shard in 0..3 {
+        total += embed_shard(&embedder, &items, shard, 3, &shards, |_| {}).unwrap().1;
+    }
+    assert_eq!(total, items.len(), "every item is in exactly one shard");
+
+    let build = |name: &str, embeddings: Option<&std::path::Path>, catalog: &std::path::Path| {
+        let mut settings = IndexSettings::new(catalog.to_path_buf(), dir.path().join(name), embedder_settings());
+        settings.progress = false;
+        settings.embeddings = embeddings.map(std::path::Path::to_path_buf);
+        hyrank_indexer::build(&settings)
+    };
+    let single = build("single", None, &catalog).unwrap().dir;
+    let sharded = build("sharded", Some(&shards), &catalog).unwrap().dir;
+    let vectors = |dir: &std::path::Path| std::fs::read(dir.join("dense.vectors")).unwrap();
+    assert!(vectors(&single) == vectors(&sharded), "sharded vectors differ from the single-process ones");
+
+    // An item whose text changed since the shards were embedded gets the vector of its new text.
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let old_title = first["title"].as_str().unwrap();
+    let edited = dir.path().join("edited.jsonl");
+    std::fs::write(&edited, text.replacen(old_title, "Entirely new title", 1)).unwrap();
+    let fresh = build("edited-single", None, &edited).unwrap().dir;
+    let assembled = build("edited-sharded", Some(&shards), &edited).unwrap().dir;
+    assert!(vectors(&fresh) == vectors(&assembled), "the changed item was not embedded again");
+    assert!(vectors(&fresh) != vectors(&single));
+
+    // A shard missing, and a shard embedded at another precision, are refused by name.
+    std::fs::rename(shards.join(file_name(1, 3)), dir.path().join("aside.bin")).unwrap();
+    let err = build("missing", Some(&shards), &catalog).unwrap_err().to_string();
+    assert!(err.contains("misses shard(s) shard-1-of-3.bin"), "{err}");
+    let int8 = Embedder::load(&EmbedderSettings { precision: Some(Precision::Int8), ..embedder_settings() }).unwrap();
+    embed_shard(&int8, &items, 1, 3, &shards, |_| {}).unwrap();
+    let err = build("mismatch", Some(&shards), &catalog).unwrap_err().to_string();
+    assert!(err.contains("shard-1-of-3.bin") && err.contains("at int8"), "{err}");
+}

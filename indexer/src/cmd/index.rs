@@ -98,6 +98,11 @@ pub(crate) struct IndexArgs {
     /// BM25's b (length normalisation, 0 to 1); requests may override it.
     #[arg(long, default_value_t = Bm25Params::default().b)]
     pub(crate) bm25_b: f32,
+    /// Item vectors embedded in shards (`hyrank embed --shard i/n --out DIR`): read instead of
+    /// embedding; a missing shard or one embedded with another model is refused, and items no
+    /// shard holds with their current text are embedded here.
+    #[arg(long)]
+    pub(crate) embeddings: Option<PathBuf>,
     /// BM25: how the title and the text combine into one score; requests may override it.
     #[arg(long, value_enum, default_value_t = FieldsArg::from(Bm25Params::default().fields))]
     pub(crate) bm25_fields: FieldsArg,
@@ -236,6 +241,7 @@ impl IndexArgs {
             on_error: self.on_error,
             live_events: !self.no_live_events,
             keep: self.keep,
+            embeddings: self.embeddings,
             progress: true,
         })
     }

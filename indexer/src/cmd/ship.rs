@@ -70,3 +70,41 @@ pub(crate) fn pull(args: PullArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub(crate) struct EmbedArgs {
+    #[command(flatten)]
+    pub(crate) catalog: super::CatalogArgs,
+    #[command(flatten)]
+    pub(crate) model: super::ModelArgs,
+    /// Which shard, `i/n`: the items whose id hashes to shard i of n (SHA-256 of the id).
+    #[arg(long, value_parser = hyrank_indexer::shards::parse_shard)]
+    pub(crate) shard: (u32, u32),
+    /// Folder the shard file (`shard-I-of-N.bin`) is written to; `hyrank index --embeddings`
+    /// reads every shard there.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+}
+
+pub(crate) fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    use hyrank_indexer::input::read_catalog;
+    let path = args.catalog.catalog.clone();
+    let catalog = read_catalog(&path, &args.catalog.format())?;
+    if !catalog.rejects.is_empty() {
+        return Err(hyrank_indexer::IndexError::BadInput { rejects: catalog.rejects }.into());
+    }
+    let embedder = hyrank_engine::Embedder::load(&args.model.settings()?)?;
+    let items: Vec<(String, String)> = catalog.items.iter().map(|item| (item.id.clone(), item.content())).collect();
+    let (shard, shards) = args.shard;
+    let start = std::time::Instant::now();
+    let (file, count) = hyrank_indexer::shards::embed_shard(&embedder, &items, shard, shards, &args.out, |_| {})
+        .with_context(|| format!("embedding shard {shard}/{shards} of {}", path.display()))?;
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "embedded shard {shard}/{shards}: {count} of {} items in {seconds:.1} s ({:.1} items/s) into {}",
+        items.len(),
+        count as f64 / seconds.max(1e-9),
+        file.display()
+    );
+    Ok(())
+}

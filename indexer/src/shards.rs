@@ -1,0 +1,247 @@
+//! Catalog embedding split into shards: `hyrank embed --shard i/n` embeds the items whose id
+//! falls in shard i (a deterministic split by a hash of the id) and writes their vectors with
+//! the model's identity; `hyrank index --embeddings DIR` assembles the shards instead of
+//! embedding, so any number of machines (`deploy/ray/embed.py` runs the shards as Ray tasks)
+//! can share a large catalog's embedding.
+//!
+//! A shard file (`shard-I-of-N.bin`), little-endian: `HYRKEMB1`, a `u64` header length, the
+//! JSON [`ShardHeader`], then per item a `u32` id length, the id's UTF-8 bytes, the SHA-256
+//! (32 bytes) of the text that was embedded ([`hyrank_engine::Item::content`]), and `dim` `f32`
+//! values. The hash lets the assembly tell an item whose text changed since its shard was
+//! embedded: such an item, and one no shard holds, is embedded during the build and counted.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use hyrank_engine::embed::ModelIdentity;
+use hyrank_engine::{Embedder, Precision};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::error::{IndexError, Result};
+
+const MAGIC: &[u8; 8] = b"HYRKEMB1";
+
+/// What a shard was embedded with, and which shard it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardHeader {
+    /// The model's identity (name, weights' SHA-256, width).
+    pub model: ModelIdentity,
+    /// The precision the model ran at.
+    pub precision: Precision,
+    /// Token limit of an item's encoding.
+    pub max_tokens: usize,
+    /// This shard's number, from 0.
+    pub shard: u32,
+    /// Shards in the split.
+    pub shards: u32,
+    /// Items in this file.
+    pub items: usize,
+}
+
+/// The shard an item id belongs to among `shards`: the first 8 bytes of the id's SHA-256, as
+/// a big-endian number, modulo `shards`. The same on every machine and every run.
+pub fn shard_of(id: &str, shards: u32) -> u32 {
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let head = u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"));
+    (head % u64::from(shards.max(1))) as u32
+}
+
+/// SHA-256 of the text an item is embedded from.
+pub fn content_hash(content: &str) -> [u8; 32] {
+    sha2::Sha256::digest(content.as_bytes()).into()
+}
+
+/// The file name of shard `shard` of `shards`.
+pub fn file_name(shard: u32, shards: u32) -> String {
+    format!("shard-{shard}-of-{shards}.bin")
+}
+
+/// Parses `i/n` (`--shard`).
+///
+/// # Errors
+/// Not two whole numbers with `n ≥ 1` and `i < n`.
+pub fn parse_shard(spec: &str) -> std::result::Result<(u32, u32), String> {
+    let (i, n) = spec.split_once('/').ok_or_else(|| format!("{spec:?} is not i/n"))?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|_| format!("{spec:?}: {i:?} is not a shard number"))?,
+        n.trim().parse().map_err(|_| format!("{spec:?}: {n:?} is not a shard count"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("{spec:?}: the shard must be 0 to {}", n.saturating_sub(1)));
+    }
+    Ok((i, n))
+}
+
+/// Embeds the items of `items` (id, content) that fall in shard `shard` of `shards` and writes
+/// them to `out/shard-I-of-N.bin`; returns the file and how many items it holds.
+///
+/// # Errors
+/// Inference, or writing the file.
+pub fn embed_shard(
+    embedder: &Embedder,
+    items: &[(String, String)],
+    shard: u32,
+    shards: u32,
+    out: &Path,
+    progress: impl FnMut(usize),
+) -> Result<(PathBuf, usize)> {
+    let mine: Vec<&(String, String)> = items.iter().filter(|(id, _)| shard_of(id, shards) == shard).collect();
+    let texts: Vec<String> = mine.iter().map(|(_, content)| content.clone()).collect();
+    let vectors = embedder.embed_many(&texts, progress)?;
+    let header = ShardHeader {
+        model: embedder.identity().clone(),
+        precision: embedder.precision(),
+        max_tokens: embedder.max_tokens(),
+        shard,
+        shards,
+        items: mine.len(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| io_error(out, "creating", e))?;
+    let path = out.join(file_name(shard, shards));
+    // Written aside and renamed, so an assembly never reads half a shard.
+    let partial = out.join(format!(".{}.partial", file_name(shard, shards)));
+    let write = || -> std::io::Result<()> {
+        let mut file = BufWriter::new(File::create(&partial)?);
+        let json = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
+        file.write_all(MAGIC)?;
+        file.write_all(&(json.len() as u64).to_le_bytes())?;
+        file.write_all(&json)?;
+        for ((id, content), vector) in mine.iter().zip(&vectors) {
+            file.write_all(&(id.len() as u32).to_le_bytes())?;
+            file.write_all(id.as_bytes())?;
+            file.write_all(&content_hash(content))?;
+            for value in vector {
+                file.write_all(&value.to_le_bytes())?;
+            }
+        }
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&partial, &path)
+    };
+    write().map_err(|e| io_error(&path, "writing", e))?;
+    Ok((path, mine.len()))
+}
+
+/// Item vectors read from shards, by item id, with the hash of the text each was embedded from.
+pub struct ShardVectors {
+    vectors: HashMap<String, ([u8; 32], Vec<f32>)>,
+    /// Shards read.
+    pub shards: u32,
+}
+
+impl ShardVectors {
+    /// Reads every shard in `dir`, checked against the model that would embed them now.
+    ///
+    /// # Errors
+    /// [`IndexError::Input`] naming the file: no shards, shard files from different splits, a
+    /// shard missing, a shard embedded with another model, precision or token limit, an id in
+    /// two shards, or a truncated file.
+    pub fn read(dir: &Path, embedder: &Embedder) -> Result<Self> {
+        let bad = |path: &Path, reason: String| IndexError::Input { path: path.to_path_buf(), reason };
+        let mut files: Vec<(u32, u32, PathBuf)> = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, "listing", e))? {
+            let entry = entry.map_err(|e| io_error(dir, "listing", e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(spec) = name.strip_prefix("shard-").and_then(|s| s.strip_suffix(".bin")) else { continue };
+            let parsed = spec.split_once("-of-").and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)));
+            let Some((i, n)) = parsed else { return Err(bad(&entry.path(), "not a shard-I-of-N.bin name".into())) };
+            files.push((i, n, entry.path()));
+        }
+        let Some(&(_, shards, _)) = files.first() else {
+            return Err(bad(dir, "holds no shard-I-of-N.bin files (hyrank embed --shard i/n --out DIR)".into()));
+        };
+        if let Some((_, n, path)) = files.iter().find(|(_, n, _)| *n != shards) {
+            return Err(bad(path, format!("is from a split into {n} shards, beside others of {shards}")));
+        }
+        let missing: Vec<String> =
+            (0..shards).filter(|i| !files.iter().any(|(j, _, _)| j == i)).map(|i| file_name(i, shards)).collect();
+        if !missing.is_empty() {
+            return Err(bad(dir, format!("misses shard(s) {}", missing.join(", "))));
+        }
+        files.sort();
+        let dim = embedder.dim();
+        let mut vectors = HashMap::new();
+        for (shard, _, path) in &files {
+            let mut reader = BufReader::new(File::open(path).map_err(|e| io_error(path, "opening", e))?);
+            let mut read = |buf: &mut [u8]| reader.read_exact(buf).map_err(|e| bad(path, format!("truncated: {e}")));
+            let mut magic = [0u8; 8];
+            read(&mut magic)?;
+            if &magic != MAGIC {
+                return Err(bad(path, "not a hyrank embeddings shard".into()));
+            }
+            let mut len = [0u8; 8];
+            read(&mut len)?;
+            let mut json = vec![0u8; u64::from_le_bytes(len).min(1 << 20) as usize];
+            read(&mut json)?;
+            let header: ShardHeader = serde_json::from_slice(&json).map_err(|e| bad(path, format!("header: {e}")))?;
+            let now = (embedder.identity(), embedder.precision(), embedder.max_tokens());
+            if (&header.model, header.precision, header.max_tokens) != now || header.shard != *shard {
+                return Err(bad(
+                    path,
+                    format!(
+                        "was embedded with model {} (sha256 {}) at {} and {} tokens, shard {}; this build embeds with {} (sha256 {}) at {} and {} tokens",
+                        header.model.name,
+                        header.model.sha256,
+                        header.precision,
+                        header.max_tokens,
+                        header.shard,
+                        now.0.name,
+                        now.0.sha256,
+                        now.1,
+                        now.2
+                    ),
+                ));
+            }
+            for _ in 0..header.items {
+                let mut len = [0u8; 4];
+                read(&mut len)?;
+                let mut id = vec![0u8; u32::from_le_bytes(len) as usize];
+                read(&mut id)?;
+                let id = String::from_utf8(id).map_err(|_| bad(path, "an id is not UTF-8".into()))?;
+                let mut hash = [0u8; 32];
+                read(&mut hash)?;
+                let mut raw = vec![0u8; dim * 4];
+                read(&mut raw)?;
+                let vector = raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+                if vectors.insert(id.clone(), (hash, vector)).is_some() {
+                    return Err(bad(path, format!("item {id:?} is in two shards")));
+                }
+            }
+        }
+        Ok(ShardVectors { vectors, shards })
+    }
+
+    /// The vector of item `id` if a shard holds it embedded from exactly `content`.
+    pub fn get(&self, id: &str, content: &str) -> Option<&[f32]> {
+        self.vectors.get(id).filter(|(hash, _)| *hash == content_hash(content)).map(|(_, v)| v.as_slice())
+    }
+}
+
+fn io_error(path: &Path, doing: &str, e: std::io::Error) -> IndexError {
+    IndexError::Engine(hyrank_engine::Error::io(format!("{doing} {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_split_is_by_id_alone_and_covers_every_shard() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("item-{i}")).collect();
+        let mut counts = [0usize; 4];
+        for id in &ids {
+            let shard = shard_of(id, 4);
+            assert_eq!(shard, shard_of(id, 4));
+            counts[shard as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 200), "{counts:?}");
+        // The value is fixed by the hash, not by this machine or run.
+        assert_eq!(shard_of("", 1000), 652);
+        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        for bad in ["4/4", "1/0", "x/2", "3", "-1/2"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+    }
+}
