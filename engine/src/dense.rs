@@ -60,7 +60,7 @@ pub(crate) fn write_f32_file(path: &Path, values: &[f32]) -> Result<()> {
 }
 
 /// Reads what [`write_f32_file`] wrote, checking that it splits into rows of `dim`.
-pub(crate) fn read_f32_file(path: &Path, dim: usize) -> Result<Vec<f32>> {
+pub fn read_f32_file(path: &Path, dim: usize) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     if dim == 0 || bytes.len() % (4 * dim) != 0 {
         return Err(Error::BadIndex {

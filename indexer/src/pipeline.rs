@@ -66,6 +66,10 @@ pub struct IndexSettings {
     /// read instead of embedding; items no shard holds with their current text are embedded
     /// here. `None`: embed every item.
     pub embeddings: Option<PathBuf>,
+    /// Without shards, reuse the current generation's vector of every item whose text is
+    /// unchanged, when that generation was embedded with the same model, precision and token
+    /// limit (most nightly rebuilds change few items).
+    pub reuse_embeddings: bool,
 }
 
 impl IndexSettings {
@@ -86,6 +90,7 @@ impl IndexSettings {
             keep: DEFAULT_KEEP,
             progress: true,
             embeddings: None,
+            reuse_embeddings: true,
         }
     }
 }
@@ -195,7 +200,18 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // Load the model before any long stage, so a missing model fails in seconds; so too the
     // shards, refused whole if one is missing or was embedded with another model.
     let embedder = Embedder::load(&settings.embedder)?;
-    let shard_vectors = settings.embeddings.as_deref().map(|dir| ShardVectors::read(dir, &embedder)).transpose()?;
+    let shard_vectors = match (&settings.embeddings, previous.as_deref()) {
+        (Some(dir), _) => Some(ShardVectors::read(dir, &embedder)?),
+        (None, Some(previous)) if settings.reuse_embeddings => {
+            // Reuse is a saving, not a requirement: a previous generation that cannot be read
+            // only means embedding everything.
+            ShardVectors::from_generation(previous, &embedder).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, generation = %previous.display(), "not reusing the previous generation's vectors");
+                None
+            })
+        }
+        (None, _) => None,
+    };
     let mut rejects_file = None;
     let (dir, manifest) = generation::build(&settings.index_dir, |building| {
         let (counts, rejects, chosen) = build_into(
@@ -377,12 +393,20 @@ fn build_into(
             for (i, vector) in missing.iter().zip(embedded) {
                 vectors[*i] = Some(vector);
             }
-            tracing::info!(
-                shards = shards.shards,
-                from_shards,
-                embedded_here = missing.len(),
-                "item vectors from shards; items no shard held with their current text were embedded here"
-            );
+            if shards.shards > 0 {
+                tracing::info!(
+                    shards = shards.shards,
+                    from_shards,
+                    embedded_here = missing.len(),
+                    "item vectors from shards; items no shard held with their current text were embedded here"
+                );
+            } else {
+                tracing::info!(
+                    reused = from_shards,
+                    embedded = missing.len(),
+                    "item vectors reused from the previous generation where the text is unchanged"
+                );
+            }
             vectors.into_iter().map(|v| v.expect("every item has a vector")).collect()
         }
     };

@@ -127,11 +127,38 @@ pub fn embed_shard(
 /// Item vectors read from shards, by item id, with the hash of the text each was embedded from.
 pub struct ShardVectors {
     vectors: HashMap<String, ([u8; 32], Vec<f32>)>,
-    /// Shards read.
+    /// Shards read (0: the vectors come from a previous generation).
     pub shards: u32,
 }
 
 impl ShardVectors {
+    /// The vectors of the generation at `dir`, by item id with the hash of each item's text, if
+    /// it was embedded with the model, precision and token limit `embedder` runs with; `None`
+    /// otherwise. A rebuild reuses them for items whose text did not change.
+    ///
+    /// # Errors
+    /// The generation's files cannot be read.
+    pub fn from_generation(dir: &Path, embedder: &Embedder) -> Result<Option<Self>> {
+        use hyrank_engine::store::{MetaStore, SnapshotStore};
+        let manifest = hyrank_engine::generation::read_manifest(dir)?;
+        if (&manifest.model, manifest.precision, manifest.max_tokens)
+            != (embedder.identity(), embedder.precision(), embedder.max_tokens())
+        {
+            return Ok(None);
+        }
+        let rows = hyrank_engine::dense::read_f32_file(
+            &dir.join(format!("{}.vectors", hyrank_engine::generation::files::DENSE)),
+            embedder.dim(),
+        )?;
+        let items = SnapshotStore::load(&dir.join(hyrank_engine::generation::files::STORE))?.items()?;
+        let vectors = items
+            .into_iter()
+            .zip(rows.chunks_exact(embedder.dim()))
+            .map(|((_, item), vector)| (item.id.clone(), (content_hash(&item.content()), vector.to_vec())))
+            .collect();
+        Ok(Some(ShardVectors { vectors, shards: 0 }))
+    }
+
     /// Reads every shard in `dir`, checked against the model that would embed them now.
     ///
     /// # Errors

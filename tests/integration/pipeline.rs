@@ -491,6 +491,27 @@ fn sharded_embeddings_assemble_to_the_single_process_vectors() {
     assert!(vectors(&fresh) == vectors(&assembled), "the changed item was not embedded again");
     assert!(vectors(&fresh) != vectors(&single));
 
+    // A rebuild reuses the current generation's vectors of unchanged items: marked here by
+    // scaling the stored rows in place, which only reuse can carry into the next generation.
+    // The edited item is embedded again, and without reuse every item is.
+    let scaled: Vec<u8> = vectors(&single)
+        .chunks_exact(4)
+        .flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) * 0.5).to_le_bytes())
+        .collect();
+    let stored = single.join("dense.vectors");
+    std::fs::remove_file(&stored).unwrap();
+    std::fs::write(&stored, &scaled).unwrap();
+    let reused = build("single", None, &edited).unwrap().dir;
+    let dim = embedder.dim() * 4;
+    let rows = |bytes: Vec<u8>| bytes.chunks(dim).map(<[u8]>::to_vec).collect::<Vec<_>>();
+    let (reused_rows, scaled_rows, fresh_rows) = (rows(vectors(&reused)), rows(scaled), rows(vectors(&fresh)));
+    assert_eq!(reused_rows[0], fresh_rows[0], "the edited item (the first) is embedded again");
+    assert_eq!(reused_rows[1..], scaled_rows[1..], "every unchanged item's stored vector is reused");
+    let mut settings = IndexSettings::new(edited.clone(), dir.path().join("single"), embedder_settings());
+    (settings.progress, settings.reuse_embeddings) = (false, false);
+    let embedded = hyrank_indexer::build(&settings).unwrap().dir;
+    assert!(vectors(&embedded) == vectors(&fresh), "without reuse every item is embedded");
+
     // A shard missing, and a shard embedded at another precision, are refused by name.
     std::fs::rename(shards.join(file_name(1, 3)), dir.path().join("aside.bin")).unwrap();
     let err = build("missing", Some(&shards), &catalog).unwrap_err().to_string();

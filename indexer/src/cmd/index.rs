@@ -103,6 +103,11 @@ pub(crate) struct IndexArgs {
     /// shard holds with their current text are embedded here.
     #[arg(long)]
     pub(crate) embeddings: Option<PathBuf>,
+    /// Embed every item, instead of reusing the current generation's vector for items whose
+    /// text is unchanged (done only when it was embedded with the same model, precision and
+    /// token limit).
+    #[arg(long)]
+    pub(crate) no_reuse_embeddings: bool,
     /// BM25: how the title and the text combine into one score; requests may override it.
     #[arg(long, value_enum, default_value_t = FieldsArg::from(Bm25Params::default().fields))]
     pub(crate) bm25_fields: FieldsArg,
@@ -242,6 +247,7 @@ impl IndexArgs {
             live_events: !self.no_live_events,
             keep: self.keep,
             embeddings: self.embeddings,
+            reuse_embeddings: !self.no_reuse_embeddings,
             progress: true,
         })
     }
