@@ -47,10 +47,17 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Index(args) => {
+            let publish_to = args.publish_to.clone();
+            let keep = args.keep;
             let settings = args.into_settings()?;
+            // Opened before the build, so a bad URL fails in seconds, not after it.
+            let remote = publish_to.as_deref().map(hyrank_engine::generation::remote::Remote::open).transpose()?;
             let summary = hyrank_indexer::build(&settings).context("indexing failed")?;
             print!("{}", summary.render());
-            Ok(())
+            match remote {
+                Some(remote) => publish_built(&remote, &summary.dir, keep),
+                None => Ok(()),
+            }
         }
         Command::CheckModel(args) => check_model(args),
         Command::Eval(EvalCommand::Search(args)) => eval_search(args),

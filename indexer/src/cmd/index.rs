@@ -103,6 +103,10 @@ pub(crate) struct IndexArgs {
     /// shard holds with their current text are embedded here.
     #[arg(long)]
     pub(crate) embeddings: Option<PathBuf>,
+    /// After publishing locally, publish the generation to S3-compatible object storage too
+    /// (`s3://bucket/prefix`, as `hyrank publish --to`), keeping `--keep` generations there.
+    #[arg(long)]
+    pub(crate) publish_to: Option<String>,
     /// Embed every item, instead of reusing the current generation's vector for items whose
     /// text is unchanged (done only when it was embedded with the same model, precision and
     /// token limit).

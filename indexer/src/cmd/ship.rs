@@ -40,8 +40,12 @@ pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
         Some(name) => args.index_dir.join("generations").join(name),
         None => generation::current(&args.index_dir)?,
     };
-    let remote = Remote::open(&args.to)?;
-    let published = remote.publish(&dir).with_context(|| format!("publishing {} to {}", dir.display(), args.to))?;
+    publish_built(&Remote::open(&args.to)?, &dir, args.keep)
+}
+
+/// Publishes the generation folder `dir` to `remote`, then keeps its newest `keep` there.
+pub(crate) fn publish_built(remote: &Remote, dir: &std::path::Path, keep: usize) -> anyhow::Result<()> {
+    let published = remote.publish(dir).with_context(|| format!("publishing {} to {}", dir.display(), remote.url()))?;
     println!(
         "published generation {} to {} ({} files, {:.1} MiB; CURRENT was {})",
         published.generation,
@@ -50,7 +54,7 @@ pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
         published.bytes as f64 / (1024.0 * 1024.0),
         published.previous.as_deref().unwrap_or("unset")
     );
-    match remote.retain(args.keep) {
+    match remote.retain(keep) {
         Ok(removed) => {
             for name in removed {
                 println!("removed old generation {name} from {}", remote.url());
