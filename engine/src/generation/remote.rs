@@ -115,16 +115,16 @@ impl Remote {
     pub fn open_with(url: &str, options: &[(&str, &str)]) -> Result<Self> {
         let rest = url
             .strip_prefix("s3://")
-            .ok_or_else(|| Error::invalid("source", format!("{url:?} is not an s3://bucket/prefix URL")))?;
+            .ok_or_else(|| Error::invalid("object storage URL", format!("{url:?} is not an s3://bucket/prefix URL")))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(Error::invalid("source", format!("{url:?} names no bucket")));
+            return Err(Error::invalid("object storage URL", format!("{url:?} names no bucket")));
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
         for (key, value) in options {
-            let key = key
-                .parse()
-                .map_err(|e| Error::invalid("source", format!("unknown object storage option {key:?}: {e}")))?;
+            let key = key.parse().map_err(|e| {
+                Error::invalid("object storage option", format!("unknown object storage option {key:?}: {e}"))
+            })?;
             builder = builder.with_config(key, *value);
         }
         let store = builder.build().map_err(|e| remote(url, "configuring the client", e))?;
