@@ -57,7 +57,8 @@ for i in 0 1; do
   pids+=($!)
 done
 sleep $(( seconds / 3 ))
-"$bin/hyrank" publish --index-dir "$work/publisher" --generation "$second" --to "$url" | tee "$out/publish-2.txt"
+# --keep 0: no retention pass between CURRENT moving and the clock starting.
+"$bin/hyrank" publish --index-dir "$work/publisher" --generation "$second" --to "$url" --keep 0 | tee "$out/publish-2.txt"
 swapped_at=$(date +%s.%N)
 python3 - "$swapped_at" "$second" "${ports[@]}" <<'PY' | tee "$out/swap.txt"
 import json, sys, time, urllib.request

@@ -108,10 +108,12 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
 
 /// A replica's puller: every `every`, brings the generation `remote`'s `CURRENT` names into the
 /// index folder ([`hyrank_engine::generation::remote::Remote::pull`], every file checked against
-/// its manifest) and swaps it in. A download that fails its check, or a storage that cannot be
-/// read, counts as a `refused` reload and is logged once per remote generation; the serving
-/// generation stays. Requests never read the storage: they read the local copy. The thread
-/// ends with the server, as [`spawn_watcher`]'s does.
+/// its manifest), swaps it in, and prunes the folder to its newest [`REPLICA_KEEP`] generations
+/// (never one in use). A download that fails its check is counted as a `refused` reload and
+/// logged once, and that generation is not downloaded again until `CURRENT` names another; a
+/// storage that cannot be read is logged once until it can. The serving generation stays
+/// either way. Requests never read the storage: they read the local copy. The thread ends
+/// with the server, as [`spawn_watcher`]'s does.
 pub fn spawn_puller(
     state: AppState,
     remote: hyrank_engine::generation::remote::Remote,
@@ -119,27 +121,49 @@ pub fn spawn_puller(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("hyrank-generation-puller".into()).spawn(move || {
         let mut refused: Option<String> = None;
+        let mut unreachable = false;
         loop {
             std::thread::sleep(every);
             if Arc::strong_count(&state.inner) == 1 {
                 return;
             }
             let Some(index_dir) = state.inner.index_dir.clone() else { return };
+            let name = match remote.current() {
+                Ok(name) => {
+                    unreachable = false;
+                    name
+                }
+                Err(e) => {
+                    if !unreachable {
+                        tracing::error!(error = %e, source = remote.url(), "object storage unreadable; still serving the local generation");
+                        unreachable = true;
+                    }
+                    continue;
+                }
+            };
+            if name.is_some() && name == refused {
+                continue;
+            }
             match remote.pull(&index_dir) {
                 Ok(None) => {}
                 Ok(Some(_)) => {
+                    refused = None;
                     // A refused open is counted and logged by reload itself.
-                    let _ = state.reload();
+                    if state.reload().is_ok() {
+                        if let Err(e) = hyrank_engine::generation::prune(&index_dir, REPLICA_KEEP) {
+                            tracing::warn!(error = %e, "removing old pulled generations");
+                        }
+                    }
                 }
                 Err(e) => {
-                    let name = remote.current().ok().flatten();
-                    if refused.is_none() || refused != name {
-                        state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
-                        tracing::error!(error = %e, source = remote.url(), "pulling a generation failed; still serving the local one");
-                        refused = name;
-                    }
+                    state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+                    tracing::error!(error = %e, source = remote.url(), "pulling a generation failed; still serving the local one");
+                    refused = name;
                 }
             }
         }
     })
 }
+
+/// Generations a replica keeps in its folder: the serving one and two before it.
+pub const REPLICA_KEEP: usize = 3;

@@ -151,6 +151,15 @@ impl ShardVectors {
             embedder.dim(),
         )?;
         let items = SnapshotStore::load(&dir.join(hyrank_engine::generation::files::STORE))?.items()?;
+        if rows.len() != items.len() * embedder.dim() {
+            tracing::warn!(
+                generation = %dir.display(),
+                rows = rows.len() / embedder.dim(),
+                items = items.len(),
+                "dense.vectors and the store disagree; not reusing this generation's vectors"
+            );
+            return Ok(None);
+        }
         let vectors = items
             .into_iter()
             .zip(rows.chunks_exact(embedder.dim()))
@@ -204,7 +213,9 @@ impl ShardVectors {
             read(&mut json)?;
             let header: ShardHeader = serde_json::from_slice(&json).map_err(|e| bad(path, format!("header: {e}")))?;
             let now = (embedder.identity(), embedder.precision(), embedder.max_tokens());
-            if (&header.model, header.precision, header.max_tokens) != now || header.shard != *shard {
+            if (&header.model, header.precision, header.max_tokens) != now
+                || (header.shard, header.shards) != (*shard, shards)
+            {
                 return Err(bad(
                     path,
                     format!(

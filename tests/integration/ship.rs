@@ -201,8 +201,8 @@ fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both(s3: &S3S
     // Retention: the newest two stay; so does CURRENT's whatever its age.
     build(&publisher);
     remote.publish(&publisher.join("generations/000003")).unwrap();
-    assert_eq!(remote.retain(2).unwrap(), ["000001"]);
-    assert!(remote.retain(2).unwrap().is_empty());
+    assert_eq!(remote.retain(2, Duration::ZERO).unwrap(), ["000001"]);
+    assert!(remote.retain(2, Duration::ZERO).unwrap().is_empty());
 }
 
 fn racing_publishers_one_wins_and_a_taken_name_is_refused(s3: &S3Server, bucket: &str) {
@@ -254,9 +254,6 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &S3Serve
     assert!(err.to_string().contains("zz-dangling"), "{err}");
     assert_eq!(remote.current().unwrap().as_deref(), Some("000001"));
     assert_eq!(remote.pull(&replica).unwrap(), None);
-    // Its claimed, manifest-less folder is the newest, which retention keeps (it could be an
-    // upload in progress); newer generations push it out like any other.
-    assert!(remote.retain(1).unwrap().is_empty());
     // A folder that built its own 000001 is not taken for the bucket's.
     let builder = dir.path().join("builder");
     build(&builder);
@@ -274,8 +271,31 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &S3Serve
         "{err}"
     );
     assert!(!fresh.join("CURRENT").exists());
-    assert_eq!(std::fs::read_dir(fresh.join("generations")).unwrap().count(), 0, "the partial download is removed");
+    let left: Vec<_> = std::fs::read_dir(fresh.join("generations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != ".pulling.lock")
+        .collect();
+    assert!(left.is_empty(), "the partial download is removed: {left:?}");
     Engine::open(&replica, &embedder_settings()).expect("the replica's copy is untouched");
+
+    // Once a newer generation is current, the old one and the dead publisher's claim go, but
+    // not while they are recent (a claim could be an upload in progress).
+    let third = build(&publisher);
+    remote.publish(&third).unwrap();
+    assert!(remote.retain(1, Duration::from_secs(600)).unwrap().is_empty());
+    assert_eq!(remote.retain(1, Duration::ZERO).unwrap(), ["000001", "000002"]);
+    assert_eq!(remote.pull(&replica).unwrap().unwrap(), replica.join("generations/000003"));
+
+    // A manifest of a format version this build cannot read is refused before any download.
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(replica.join("generations/000003/manifest.json")).unwrap()).unwrap();
+    manifest["format_version"] = 99.into();
+    let key = format!("/{bucket}/p/generations/000003/manifest.json");
+    assert_eq!(s3.request("PUT", &key, manifest.to_string().as_bytes()), 200);
+    let err = remote.pull(&dir.path().join("newer")).unwrap_err().to_string();
+    assert!(err.contains("format version 99") && err.contains("manifest.json"), "{err}");
+    assert!(!dir.path().join("newer/generations/000003").exists());
 }
 
 /// `hyrank-serve --source`: the server's puller brings each newly published generation in and

@@ -41,7 +41,10 @@ use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use super::build::{point_current, write_synced};
-use super::{read_manifest, FileDigest, Manifest, CURRENT, GENERATIONS, MANIFEST, SHIPPED_FORMAT_VERSION};
+use super::{
+    read_manifest, FileDigest, Manifest, CURRENT, FORMAT_VERSION, GENERATIONS, MANIFEST, MIN_FORMAT_VERSION,
+    SHIPPED_FORMAT_VERSION,
+};
 use crate::error::{Error, Result};
 
 /// Files from this size on are uploaded in parts.
@@ -309,9 +312,13 @@ impl Remote {
                 };
                 hasher.update(&buffer[..n]);
                 bytes += n as u64;
-                writer.wait_for_capacity(4).await.map_err(failed)?;
+                if let Err(e) = writer.wait_for_capacity(4).await {
+                    let _ = writer.abort().await;
+                    return Err(failed(e));
+                }
                 writer.write(&buffer[..n]);
             }
+            // `finish` aborts the upload itself when a part fails.
             writer.finish().await.map_err(failed)?;
             Ok(())
         })?;
@@ -378,6 +385,18 @@ impl Remote {
             });
         };
         let generations = index_dir.join(GENERATIONS);
+        fs::create_dir_all(&generations).map_err(|e| Error::io(format!("creating {}", generations.display()), e))?;
+        // One pull at a time per folder (a server's puller and `hyrank pull`, or two servers
+        // in a blue-green handover): held from the check through the rename and CURRENT, so no
+        // pull removes or completes another's download. The OS drops it if the process dies.
+        let lock_path = generations.join(".pulling.lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+        lock.lock().map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
         let local_current = fs::read_to_string(index_dir.join(CURRENT)).ok();
         let target = generations.join(&name);
         if target.join(MANIFEST).is_file() {
@@ -410,6 +429,12 @@ impl Remote {
         let bytes = self.get(&manifest_key)?;
         let bad = |reason: String| Error::BadIndex { path: self.describe(&manifest_key).into(), reason };
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest: {e}")))?;
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&manifest.format_version) {
+            return Err(bad(format!(
+                "format version {}, but this build reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}: upgrade the replica first",
+                manifest.format_version
+            )));
+        }
         if manifest.generation != name {
             return Err(bad(format!("names generation {:?}, not {name:?}", manifest.generation)));
         }
@@ -457,43 +482,53 @@ impl Remote {
     }
 
     /// Removes generations beyond the newest `keep` (by name) from the storage, never the one
-    /// `CURRENT` names; returns their names. A claimed name without a manifest (a publisher
-    /// that died) counts as a generation and goes the same way. `keep` 0 keeps all.
+    /// `CURRENT` names and never one with an object written in the last `min_age` (an upload
+    /// in progress, or a generation just made current by a publisher this one has not seen);
+    /// returns their names. `CURRENT` is read again before each removal, and a generation's
+    /// manifest goes first, so a half-removed generation is never complete. A claimed name
+    /// without a manifest (a publisher that died) goes the same way once old. `keep` 0 keeps
+    /// all.
     ///
     /// # Errors
     /// [`Error::Remote`] for a failed listing or delete.
-    pub fn retain(&self, keep: usize) -> Result<Vec<String>> {
+    pub fn retain(&self, keep: usize, min_age: std::time::Duration) -> Result<Vec<String>> {
         if keep == 0 {
             return Ok(Vec::new());
         }
-        let current = self.current()?;
         let prefix = self.key(GENERATIONS);
         let objects: Vec<object_store::ObjectMeta> = self
             .runtime
             .block_on(self.store.list(Some(&prefix)).try_collect())
             .map_err(|e| remote(&self.describe(GENERATIONS), "listing", e))?;
-        let mut by_generation: BTreeMap<String, Vec<Path>> = BTreeMap::new();
+        let mut by_generation: BTreeMap<String, Vec<object_store::ObjectMeta>> = BTreeMap::new();
         for object in objects {
             let relative = object.location.as_ref().strip_prefix(prefix.as_ref()).unwrap_or_default();
             if let Some(name) = relative.trim_start_matches('/').split('/').next().filter(|n| !n.is_empty()) {
-                by_generation.entry(name.to_string()).or_default().push(object.location);
+                by_generation.entry(name.to_string()).or_default().push(object);
             }
         }
         let old = by_generation.len().saturating_sub(keep);
+        let recent = chrono_now_minus(min_age);
         let mut removed = Vec::new();
-        for (name, objects) in by_generation.into_iter().take(old) {
-            if current.as_deref() == Some(name.as_str()) {
+        for (name, mut objects) in by_generation.into_iter().take(old) {
+            if objects.iter().any(|o| o.last_modified > recent) || self.current()?.as_deref() == Some(name.as_str()) {
                 continue;
             }
+            objects.sort_by_key(|o| !o.location.as_ref().ends_with(MANIFEST));
             for object in &objects {
                 self.runtime
-                    .block_on(self.store.delete(object))
-                    .map_err(|e| remote(&format!("{}/{object}", self.url), "removing", e))?;
+                    .block_on(self.store.delete(&object.location))
+                    .map_err(|e| remote(&format!("{}/{}", self.url, object.location), "removing", e))?;
             }
             removed.push(name);
         }
         Ok(removed)
     }
+}
+
+/// Now less `age`, in the storage's timestamps.
+fn chrono_now_minus(age: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Every file under `dir` but the manifest and lock files, relative, `/`-separated, sorted.

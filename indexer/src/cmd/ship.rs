@@ -33,6 +33,10 @@ pub(crate) struct PullArgs {
     /// Local index folder the generation is brought into (its `CURRENT` is moved to it).
     #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
+    /// Generations to keep in the local folder after a pull, as `hyrank index --keep` (never
+    /// `CURRENT`'s, nor one a process has open). 0 keeps all.
+    #[arg(long, default_value_t = hyrank_indexer::pipeline::DEFAULT_KEEP)]
+    pub(crate) keep: usize,
 }
 
 pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
@@ -54,7 +58,9 @@ pub(crate) fn publish_built(remote: &Remote, dir: &std::path::Path, keep: usize)
         published.bytes as f64 / (1024.0 * 1024.0),
         published.previous.as_deref().unwrap_or("unset")
     );
-    match remote.retain(keep) {
+    // A generation touched in the last 15 minutes stays: an upload in progress, or another
+    // publisher's just made current.
+    match remote.retain(keep, std::time::Duration::from_secs(15 * 60)) {
         Ok(removed) => {
             for name in removed {
                 println!("removed old generation {name} from {}", remote.url());
@@ -69,7 +75,12 @@ pub(crate) fn publish_built(remote: &Remote, dir: &std::path::Path, keep: usize)
 pub(crate) fn pull(args: PullArgs) -> anyhow::Result<()> {
     let remote = Remote::open(&args.from)?;
     match remote.pull(&args.index_dir).with_context(|| format!("pulling from {}", args.from))? {
-        Some(dir) => println!("pulled {} from {}", dir.display(), remote.url()),
+        Some(dir) => {
+            println!("pulled {} from {}", dir.display(), remote.url());
+            for removed in generation::prune(&args.index_dir, args.keep)? {
+                println!("removed old generation {}", removed.display());
+            }
+        }
         None => println!("{} already serves {}'s current generation", args.index_dir.display(), remote.url()),
     }
     Ok(())

@@ -412,6 +412,10 @@ fn publish_with_reranker(
         }
         let mut manifest = engine.manifest().clone();
         manifest.generation = building.name.clone();
+        // The file list and version 4 describe a shipped copy (a pulled generation); this one
+        // is a new local generation, at the version its contents need.
+        manifest.files.clear();
+        manifest.format_version = generation::format_version_for(manifest.precision);
         manifest.built_at_unix =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let stage = if reranker.context.is_some() { "train_recommend_reranker" } else { "train_reranker" };
