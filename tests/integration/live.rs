@@ -1,4 +1,4 @@
-//! Live writes: events through the real HTTP app change the next recommendation, survive a
+//! Live event writes: events through the real HTTP app change the next recommendation, survive a
 //! fold into the next generation exactly once, and survive `kill -9` of a server process.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 
 use crate::service::{call, publish_copy, service};
 
-const WRITE_KEY: &str = "write-key-0123456789";
-const SEARCH_KEY: &str = "search-key-0123456789";
-const ADMIN_KEY: &str = "admin-key-0123456789";
+pub(crate) const WRITE_KEY: &str = "write-key-0123456789";
+pub(crate) const SEARCH_KEY: &str = "search-key-0123456789";
+pub(crate) const ADMIN_KEY: &str = "admin-key-0123456789";
 
-fn settings() -> ServiceSettings {
+pub(crate) fn settings() -> ServiceSettings {
     ServiceSettings {
         limits: Limits { max_events: 5, ..Limits::default() },
         search_key: Some(SEARCH_KEY.into()),
@@ -29,7 +29,7 @@ fn settings() -> ServiceSettings {
 }
 
 /// An index folder holding a copy of the shared fixture generation, served with its live log.
-fn live_state(root: &Path) -> AppState {
+pub(crate) fn live_state(root: &Path) -> AppState {
     publish_copy(root, "000001", false);
     let mut engine = Engine::open(root, &hyrank_tests::embedder_settings()).unwrap();
     let log = EventLog::open(root, engine.manifest().live_folded_through()).unwrap();
@@ -37,7 +37,15 @@ fn live_state(root: &Path) -> AppState {
     AppState::with_settings(Arc::new(engine), Some(root.to_path_buf()), settings())
 }
 
-fn events(body: Value, key: Option<&str>) -> test::TestRequest {
+/// The engine and live log of an index folder that already has a generation: a restart.
+pub(crate) fn reopened_state(root: &Path) -> AppState {
+    let mut engine = Engine::open(root, &hyrank_tests::embedder_settings()).unwrap();
+    let log = EventLog::open(root, engine.manifest().live_folded_through()).unwrap();
+    engine.attach_live(Arc::new(log));
+    AppState::with_settings(Arc::new(engine), Some(root.to_path_buf()), settings())
+}
+
+pub(crate) fn events(body: Value, key: Option<&str>) -> test::TestRequest {
     let request = test::TestRequest::post().uri("/v1/events").set_json(body);
     match key {
         Some(key) => request.insert_header(("authorization", format!("Bearer {key}"))),
@@ -45,14 +53,14 @@ fn events(body: Value, key: Option<&str>) -> test::TestRequest {
     }
 }
 
-fn recommend(user: &str) -> test::TestRequest {
+pub(crate) fn recommend(user: &str) -> test::TestRequest {
     test::TestRequest::post()
         .uri("/v1/recommend")
         .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
         .set_json(json!({"user": user, "k": 10}))
 }
 
-fn ids(body: &Value) -> Vec<String> {
+pub(crate) fn ids(body: &Value) -> Vec<String> {
     body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
 }
 
@@ -270,313 +278,6 @@ async fn the_log_restarts_after_a_fold_and_every_build_still_counts_every_event_
     let app = service(state.clone()).await;
     let (_, _, body) = call(&app, write("carried-user", "PRG-003", 1.0)).await;
     assert_eq!(body["first_seq"], 3, "{body}");
-}
-
-/// Index settings for the fixture catalog with one item's title changed (a catalog team's
-/// edit of the row), written under `root`.
-fn catalog_with_changed_title(root: &Path, id: &str, edition: &str) -> hyrank_indexer::IndexSettings {
-    let catalog = std::fs::read_to_string(hyrank_tests::root().join("fixtures/catalog.jsonl")).unwrap();
-    let changed: String = catalog
-        .lines()
-        .map(|line| {
-            let mut item: Value = serde_json::from_str(line).unwrap();
-            if item["id"] == json!(id) {
-                item["title"] = json!(format!("{} ({edition})", item["title"].as_str().unwrap()));
-            }
-            serde_json::to_string(&item).unwrap() + "\n"
-        })
-        .collect();
-    let changed_path = root.join("catalog-changed.jsonl");
-    std::fs::write(&changed_path, changed).unwrap();
-    hyrank_indexer::IndexSettings { catalog: changed_path, ..hyrank_tests::fixture_settings(root.to_path_buf()) }
-}
-
-fn get(uri: &str) -> test::TestRequest {
-    test::TestRequest::get().uri(uri).insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
-}
-
-fn hybrid(query: &str) -> test::TestRequest {
-    test::TestRequest::post()
-        .uri("/v1/search")
-        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
-        .set_json(json!({"query": query, "k": 10}))
-}
-
-#[actix_web::test]
-async fn a_deleted_item_leaves_every_list_until_its_catalog_row_changes() {
-    let root = tempfile::tempdir().unwrap();
-    let state = live_state(root.path());
-    let app = service(state.clone()).await;
-    let (_, _, before) = call(&app, hybrid("camp stove")).await;
-    let (gone, neighbour) = (ids(&before)[0].clone(), ids(&before)[1].clone());
-    let delete = |key: Option<&str>, id: &str| {
-        let request = test::TestRequest::delete().uri(&format!("/v1/items/{id}"));
-        match key {
-            Some(key) => request.insert_header(("authorization", format!("Bearer {key}"))),
-            None => request,
-        }
-    };
-    assert_eq!(call(&app, delete(None, &gone)).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(call(&app, delete(Some(SEARCH_KEY), &gone)).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::OK, "GET is not a write");
-    let (status, _, body) = call(&app, delete(Some(WRITE_KEY), &gone)).await;
-    assert_eq!(
-        (status, body["deleted"].as_str(), body["seq"].as_u64()),
-        (StatusCode::OK, Some(gone.as_str()), Some(1))
-    );
-    assert_eq!(call(&app, delete(Some(WRITE_KEY), &gone)).await.0, StatusCode::NOT_FOUND, "already deleted");
-    assert_eq!(call(&app, delete(Some(WRITE_KEY), "NO-SUCH-ITEM")).await.0, StatusCode::NOT_FOUND);
-
-    let hidden = |app_result: &Value| !ids(app_result).contains(&gone);
-    let (_, headers, after) = call(&app, hybrid("camp stove")).await;
-    assert_eq!(headers.get("x-cache").unwrap(), "miss", "a cached answer from before the delete is not served");
-    assert!(hidden(&after), "{:?}", ids(&after));
-    assert_eq!(ids(&after)[0], neighbour);
-    assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(call(&app, get(&format!("/v1/items/{gone}/similar?k=5"))).await.0, StatusCode::NOT_FOUND);
-    let (status, _, similar) = call(&app, get(&format!("/v1/items/{neighbour}/similar?k=20"))).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(hidden(&similar));
-    let (_, _, recommended) = call(&app, recommend("u001")).await;
-    assert!(hidden(&recommended));
-
-    // Folded: the new generation keeps it hidden, since the catalog row is the one deleted.
-    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
-    let live = summary.manifest.live.clone().unwrap();
-    assert_eq!((live.deleted, live.superseded_deletes), (vec![gone.clone()], 0));
-    let admin = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
-    assert_eq!(call(&app, admin()).await.0, StatusCode::OK);
-    assert_eq!(state.engine().manifest().generation, summary.manifest.generation);
-    assert!(hidden(&call(&app, hybrid("camp stove")).await.2));
-    assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::NOT_FOUND);
-
-    // The catalog team changes the item's row: the delete no longer applies.
-    let settings = catalog_with_changed_title(root.path(), &gone, "new edition");
-    let summary = hyrank_indexer::build(&settings).unwrap();
-    let live = summary.manifest.live.clone().unwrap();
-    assert_eq!((live.deleted.len(), live.superseded_deletes), (0, 1));
-    assert_eq!(call(&app, admin()).await.0, StatusCode::OK);
-    assert_eq!(call(&app, get(&format!("/v1/items/{gone}"))).await.0, StatusCode::OK, "back with its new row");
-}
-
-#[actix_web::test]
-async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_build() {
-    let root = tempfile::tempdir().unwrap();
-    let state = live_state(root.path());
-    let app = service(state.clone()).await;
-    let (_, _, before) = call(&app, hybrid("camp stove")).await;
-    let item = ids(&before)[0].clone();
-    let put = |key: &str, body: Value| {
-        test::TestRequest::put()
-            .uri(&format!("/v1/items/{item}/fields"))
-            .insert_header(("authorization", format!("Bearer {key}")))
-            .set_json(body)
-    };
-    let fields = json!({"category": "live-sale", "price": 1.5, "tags": ["clearance"]});
-    assert_eq!(call(&app, put(SEARCH_KEY, json!({"fields": fields}))).await.0, StatusCode::FORBIDDEN);
-    let (status, _, body) = call(&app, put(WRITE_KEY, json!({"fields": {"price": {"nested": 1}}}))).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (status, _, body) = call(&app, put(WRITE_KEY, json!({"fields": fields}))).await;
-    assert_eq!((status, body["updated"].as_str()), (StatusCode::OK, Some(item.as_str())), "{body}");
-
-    let filtered = |query: &str| {
-        test::TestRequest::post()
-            .uri("/v1/search")
-            .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
-            .set_json(json!({"query": query, "k": 10, "filters": {"category": "live-sale", "price": {"lt": 2}}}))
-    };
-    let (status, _, hits) = call(&app, filtered("camp stove")).await;
-    assert_eq!((status, ids(&hits)), (StatusCode::OK, vec![item.clone()]), "{hits}");
-    assert_eq!(hits["hits"][0]["fields"], fields);
-    let (_, _, got) = call(&app, get(&format!("/v1/items/{item}"))).await;
-    assert_eq!(got["fields"], fields, "{got}");
-    let (_, headers, again) = call(&app, hybrid("camp stove")).await;
-    assert_eq!(headers.get("x-cache").unwrap(), "miss");
-    assert_eq!(again["hits"][0]["fields"], fields);
-
-    // Folded: the new generation stores the fields; the filter still finds the item.
-    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
-    let live = summary.manifest.live.clone().unwrap();
-    assert_eq!((live.updated, live.superseded_updates), (vec![item.clone()], 0));
-    let admin = test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
-    assert_eq!(call(&app, admin).await.0, StatusCode::OK);
-    let engine = state.engine();
-    let index = engine.index_of(&item).unwrap();
-    assert_eq!(serde_json::to_value(engine.stored_item_at(index).unwrap().fields).unwrap(), fields);
-    assert_eq!(ids(&call(&app, filtered("camp stove")).await.2), vec![item.clone()]);
-    drop(engine);
-
-    // Writes made against the folded row (catalog row + the first update) still apply at the
-    // next builds: a second update wins over the first, and a delete holds.
-    let newer = json!({"category": "live-sale", "price": 0.5});
-    assert_eq!(call(&app, put(WRITE_KEY, json!({"fields": newer}))).await.0, StatusCode::OK);
-    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
-    assert_eq!(summary.manifest.live.as_ref().unwrap().superseded_updates, 0);
-    let reload = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
-    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
-    let stored = state.engine().stored_item_at(index).unwrap().fields;
-    assert_eq!(serde_json::to_value(stored).unwrap(), newer, "the latest update, not the first");
-    let delete = test::TestRequest::delete()
-        .uri(&format!("/v1/items/{item}"))
-        .insert_header(("authorization", format!("Bearer {WRITE_KEY}")));
-    assert_eq!(call(&app, delete).await.0, StatusCode::OK);
-    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
-    let live = summary.manifest.live.unwrap();
-    assert_eq!((live.deleted, live.superseded_deletes), (vec![item.clone()], 0));
-    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
-    assert_eq!(call(&app, get(&format!("/v1/items/{item}"))).await.0, StatusCode::NOT_FOUND);
-}
-
-/// The engine and live log of an index folder that already has a generation: a restart.
-fn reopened_state(root: &Path) -> AppState {
-    let mut engine = Engine::open(root, &hyrank_tests::embedder_settings()).unwrap();
-    let log = EventLog::open(root, engine.manifest().live_folded_through()).unwrap();
-    engine.attach_live(Arc::new(log));
-    AppState::with_settings(Arc::new(engine), Some(root.to_path_buf()), settings())
-}
-
-fn put_item(key: &str, id: &str, body: Value) -> test::TestRequest {
-    test::TestRequest::put()
-        .uri(&format!("/v1/items/{id}"))
-        .insert_header(("authorization", format!("Bearer {key}")))
-        .set_json(body)
-}
-
-fn search(body: Value) -> test::TestRequest {
-    test::TestRequest::post()
-        .uri("/v1/search")
-        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
-        .set_json(body)
-}
-
-#[actix_web::test]
-async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_the_next_build() {
-    let root = tempfile::tempdir().unwrap();
-    let state = live_state(root.path());
-    let app = service(state.clone()).await;
-    let spork = json!({
-        "title": "Zorblax Titanium Spork",
-        "text": "An ultralight titanium spork with a long handle for eating from freeze-dried meal pouches.",
-        "fields": {"category": "kitchen", "price": 12.5}
-    });
-    assert_eq!(call(&app, put_item(SEARCH_KEY, "LIVE-1", spork.clone())).await.0, StatusCode::FORBIDDEN);
-    for (bad, field) in [
-        (json!({"title": " ", "text": ""}), "text"),
-        (json!({"title": "x", "price": 3}), "price"),
-        (json!({"title": "x", "fields": {"price": {"nested": 1}}}), "fields"),
-    ] {
-        let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", bad)).await;
-        assert!(status.is_client_error() && body.to_string().contains(field), "{status} {body}");
-    }
-    // Fields are read as the catalog types them: the fixture's price is a number.
-    let worded = json!({"title": "Zorblax", "fields": {"price": "cheap"}});
-    let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", worded)).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("fields.price: this catalog's price is a number"));
-    let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", spork.clone())).await;
-    assert_eq!(
-        (status, body["created"].as_bool(), body["seq"].as_u64()),
-        (StatusCode::OK, Some(true), Some(1)),
-        "{body}"
-    );
-
-    // Found by id, by BM25 (a word no stored item has), by dense search on its own text, by a
-    // filter on its fields, and as a similar-items seed.
-    let (status, _, got) = call(&app, get("/v1/items/LIVE-1")).await;
-    assert_eq!((status, got["title"].as_str()), (StatusCode::OK, Some("Zorblax Titanium Spork")));
-    let (_, _, bm25) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 5, "explain": true}))).await;
-    assert_eq!(ids(&bm25), vec!["LIVE-1"], "{bm25}");
-    assert!(bm25["hits"][0]["score"].as_f64().unwrap().is_finite());
-    assert!(bm25["hits"][0]["explanations"].to_string().contains("idf"), "{bm25}");
-    let text = "Titanium spork with a long handle for eating from freeze-dried meal pouches";
-    let (_, _, dense) = call(&app, search(json!({"query": text, "mode": "dense", "k": 3}))).await;
-    assert_eq!(ids(&dense)[0], "LIVE-1", "{dense}");
-    let (_, _, hybrid_hits) =
-        call(&app, search(json!({"query": text, "k": 3, "filters": {"category": "kitchen"}}))).await;
-    assert_eq!(ids(&hybrid_hits)[0], "LIVE-1", "{hybrid_hits}");
-    let (status, _, similar) = call(&app, get("/v1/items/LIVE-1/similar?k=5")).await;
-    assert_eq!(status, StatusCode::OK, "{similar}");
-    assert!(!ids(&similar).contains(&"LIVE-1".to_string()) && ids(&similar).len() == 5);
-    // Events may name it; a user who interacted with it is not recommended it again.
-    let (status, _, body) =
-        call(&app, events(json!({"events": [{"user": "u001", "item": "LIVE-1", "weight": 3}]}), Some(WRITE_KEY))).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _, recommended) = call(&app, recommend("u001")).await;
-    assert_eq!(status, StatusCode::OK, "{recommended}");
-    assert!(!ids(&recommended).contains(&"LIVE-1".to_string()));
-
-    // Replacing a stored item: one row for the id, the new one, in every list.
-    let (_, _, before) = call(&app, hybrid("camp stove")).await;
-    let stove = ids(&before)[0].clone();
-    let replacement = json!({"title": "Zorblax Camp Stove", "text": "A canister stove, relabelled.", "fields": {"category": "stoves", "price": "49.5"}});
-    let (status, _, body) = call(&app, put_item(WRITE_KEY, &stove, replacement)).await;
-    assert_eq!((status, body["created"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
-    let (_, _, replaced) = call(&app, get(&format!("/v1/items/{stove}"))).await;
-    assert_eq!(
-        (&replaced["title"], &replaced["fields"]["price"]),
-        (&json!("Zorblax Camp Stove"), &json!(49.5)),
-        "{replaced}"
-    );
-    let (_, _, both) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 10}))).await;
-    let mut found = ids(&both);
-    found.sort();
-    let mut both_ids = vec![stove.clone(), "LIVE-1".to_string()];
-    both_ids.sort();
-    assert_eq!(found, both_ids, "{both}");
-    let (_, _, stoves) = call(&app, hybrid("camp stove")).await;
-    assert_eq!(ids(&stoves).iter().filter(|id| **id == stove).count(), 1, "the replaced row is hidden");
-    // Replaced again, deleted, created again: the id names its latest row only.
-    let v2 = json!({"title": "Zorblax Spork v2", "text": "Now in orange."});
-    assert_eq!(call(&app, put_item(WRITE_KEY, "LIVE-1", v2)).await.2["created"], false);
-    let delete = test::TestRequest::delete()
-        .uri("/v1/items/LIVE-1")
-        .insert_header(("authorization", format!("Bearer {WRITE_KEY}")));
-    assert_eq!(call(&app, delete).await.0, StatusCode::OK);
-    assert_eq!(call(&app, get("/v1/items/LIVE-1")).await.0, StatusCode::NOT_FOUND);
-    let (_, _, after_delete) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 10}))).await;
-    assert_eq!(ids(&after_delete), vec![stove.clone()]);
-    let v3 = json!({"title": "Zorblax Spork v3", "text": "Back in stock.", "fields": {"category": "kitchen"}});
-    assert_eq!(call(&app, put_item(WRITE_KEY, "LIVE-1", v3)).await.2["created"], true);
-    let (_, _, index) = call(&app, get("/v1/index")).await;
-    assert_eq!(index["live"]["put_items"], 4, "{index}");
-
-    // A restart replays the log: the same rows, without running the model for them again.
-    drop(app);
-    drop(state);
-    let state = reopened_state(root.path());
-    let app = service(state.clone()).await;
-    assert_eq!(call(&app, get("/v1/items/LIVE-1")).await.2["title"], "Zorblax Spork v3");
-    assert_eq!(call(&app, get(&format!("/v1/items/{stove}"))).await.2["title"], "Zorblax Camp Stove");
-    let (_, _, replayed) = call(&app, search(json!({"query": "zorblax spork", "mode": "bm25", "k": 10}))).await;
-    assert_eq!(ids(&replayed)[0], "LIVE-1", "{replayed}");
-
-    // Folded: the catalog gains the created item and the replaced row; the server then has
-    // no live rows on top of the new generation, and finds both as before.
-    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
-    let live = summary.manifest.live.clone().unwrap();
-    assert_eq!((live.created, live.replaced, live.superseded_puts), (1, 1, 0), "{live:?}");
-    assert!(live.deleted.is_empty(), "LIVE-1 was created again after its delete: {live:?}");
-    assert_eq!(summary.manifest.counts.items, 321);
-    let carried = std::fs::read_to_string(summary.dir.join("live.jsonl")).unwrap();
-    assert!(carried.contains("\"put_item\":\"LIVE-1\"") && carried.contains("\"embedding\":[]"), "{carried}");
-    let admin = test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
-    assert_eq!(call(&app, admin).await.0, StatusCode::OK);
-    let engine = state.engine();
-    assert_eq!((engine.len(), engine.live_item_rows()), (321, 0));
-    drop(engine);
-    assert_eq!(call(&app, get("/v1/items/LIVE-1")).await.2["title"], "Zorblax Spork v3");
-    let (_, _, folded) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 10}))).await;
-    let mut found = ids(&folded);
-    found.sort();
-    assert_eq!(found, both_ids, "{folded}");
-    // The user's event on the live item was folded in as an interaction on the new row.
-    let (_, _, after_fold) = call(&app, recommend("u001")).await;
-    assert!(!ids(&after_fold).contains(&"LIVE-1".to_string()));
-
-    // The catalog team changes the replaced item's row: its put no longer applies.
-    let settings = catalog_with_changed_title(root.path(), &stove, "catalog edition");
-    let live = hyrank_indexer::build(&settings).unwrap().manifest.live.unwrap();
-    assert_eq!((live.created, live.replaced, live.superseded_puts), (1, 0, 1), "{live:?}");
 }
 
 #[actix_web::test]

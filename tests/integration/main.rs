@@ -5,6 +5,7 @@ mod embedding;
 mod eval;
 mod fuzz;
 mod live;
+mod live_items;
 mod pipeline;
 mod reranker;
 mod service;

@@ -1,0 +1,391 @@
+//! BM25 scored by hyrank over tantivy's postings and field norms: its parameters (k1, b, how
+//! fields combine), what a request may change, the scorer ([`LexicalIndex::score_all`]) and
+//! its explanation tree ([`LexicalIndex::explain_with`]).
+
+use tantivy::schema::IndexRecordOption;
+use tantivy::Term;
+
+use super::{LexicalIndex, IDX};
+use crate::error::{Error, Result};
+use crate::explain::Explanation;
+
+/// BM25's free parameters (Robertson & Zaragoza 2009, "The Probabilistic Relevance Framework:
+/// BM25 and Beyond"): k1 saturates term frequency, b scales length normalisation, and
+/// [`FieldCombination`] says how the title and the text make one score. A term t in a field of
+/// length dl scores `idf(t) · (k1 + 1) · tf / (tf + k1 · (1 − b + b · dl / avgdl))` with
+/// `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, tantivy's and Lucene's form.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Bm25Params {
+    /// Term-frequency saturation, 0 (presence only) to [`MAX_K1`].
+    pub k1: f32,
+    /// Length normalisation, 0 (none) to 1 (full).
+    pub b: f32,
+    /// How fields combine; absent in manifests from before it was a setting (`sum` then).
+    #[serde(default = "FieldCombination::legacy")]
+    pub fields: FieldCombination,
+}
+
+/// How BM25 scores an item with several text fields (its title and its text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FieldCombination {
+    /// BM25F (Robertson, Zaragoza & Taylor 2004, "Simple BM25 extension to multiple weighted
+    /// fields"; Zaragoza et al. 2004, TREC-13): each field's frequency is length-normalised in
+    /// its own field, `tf_f / (1 − b + b · dl_f / avgdl_f)`, weighted (the title boost) and
+    /// summed, and the sum is saturated once: `idf · (k1 + 1) · tf / (k1 + tf)`, with n the
+    /// items holding the term in any field. A term in the title and the text is one term of
+    /// one document, as in Lucene over a concatenated field; saturating each field apart
+    /// counts it twice.
+    Bm25f,
+    /// Each field scored as its own BM25 document (its own n, saturation and idf) and the
+    /// scores summed: tantivy's multi-field query, and generations built before BM25F.
+    Sum,
+}
+
+impl FieldCombination {
+    /// What a manifest without the field was scored with.
+    fn legacy() -> Self {
+        FieldCombination::Sum
+    }
+}
+
+/// A request's changes to the generation's [`Bm25Params`]; what is absent keeps the
+/// generation's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Bm25Overrides {
+    /// Term-frequency saturation, 0 to [`MAX_K1`].
+    #[serde(default)]
+    pub k1: Option<f32>,
+    /// Length normalisation, 0 to 1.
+    #[serde(default)]
+    pub b: Option<f32>,
+    /// How the title and the text combine.
+    #[serde(default)]
+    pub fields: Option<FieldCombination>,
+}
+
+impl Bm25Overrides {
+    /// `base` with these changes.
+    pub fn over(&self, base: Bm25Params) -> Bm25Params {
+        Bm25Params {
+            k1: self.k1.unwrap_or(base.k1),
+            b: self.b.unwrap_or(base.b),
+            fields: self.fields.unwrap_or(base.fields),
+        }
+    }
+}
+
+impl Bm25Params {
+    /// The constants tantivy's own scorer is compiled with (its `bm25.rs`), and Lucene's
+    /// defaults: still the default (SciFact train could not tell them from any other setting
+    /// by more than 0.003 nDCG@10, docs/EVAL.md).
+    pub const TANTIVY: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, fields: FieldCombination::Sum };
+
+    pub(super) fn tantivy() -> Self {
+        Self::TANTIVY
+    }
+
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// k1 negative or not finite, b outside 0..=1.
+    pub fn check(&self) -> Result<()> {
+        // Past 100 k1 only scales every score (tf saturates nowhere within any real field);
+        // the bound keeps idf · (k1 + 1) far from f32's overflow.
+        if !(self.k1.is_finite() && (0.0..=MAX_K1).contains(&self.k1)) {
+            return Err(Error::invalid("bm25.k1", format!("{} is not a number from 0 to {MAX_K1}", self.k1)));
+        }
+        if !(0.0..=1.0).contains(&self.b) {
+            return Err(Error::invalid("bm25.b", format!("{} is not between 0 and 1", self.b)));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Bm25Params {
+    fn default() -> Self {
+        DEFAULT_BM25
+    }
+}
+
+/// The largest k1 accepted.
+pub const MAX_K1: f32 = 100.0;
+
+/// The default for new generations: Lucene's k1 and b (a grid on SciFact train found nothing
+/// better by more than 0.001 nDCG@10), fields combined by BM25F (docs/EVAL.md).
+const DEFAULT_BM25: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, fields: FieldCombination::Bm25f };
+
+/// One item's BM25 score and, when explained, its parts.
+#[derive(Debug, Clone, Default)]
+struct ScoreParts {
+    total: f32,
+    total_docs: u64,
+    terms: Vec<TermPart>,
+}
+
+/// One query term's part of a BM25 score (under [`FieldCombination::Sum`], one field's), with
+/// what it was computed from.
+#[derive(Debug, Clone)]
+struct TermPart {
+    term: String,
+    /// The field under `sum`, where each field is a document of its own.
+    field: Option<&'static str>,
+    idf: f32,
+    n: u64,
+    /// The frequency saturated: `tf / (tf + k1 · norm)` under `sum`, `tf / (k1 + tf)` of the
+    /// fields' normalised sum under BM25F.
+    tf_part: f32,
+    score: f32,
+    fields: Vec<FieldTf>,
+}
+
+/// A term's frequency in one field of one item.
+#[derive(Debug, Clone, Copy)]
+struct FieldTf {
+    field: &'static str,
+    boost: f32,
+    tf: f32,
+    dl: f32,
+    avgdl: f32,
+}
+
+impl FieldTf {
+    /// BM25's length normalisation of this field, `1 − b + b · dl / avgdl`.
+    fn norm(&self, b: f32) -> f32 {
+        1.0 - b + b * self.dl / self.avgdl
+    }
+}
+
+impl LexicalIndex {
+    /// Every matching item's BM25 score with `params`, term at a time over the postings (with
+    /// frequencies) and the field norms tantivy stored, in no particular order. The same
+    /// statistics as tantivy's scorer (N = documents, avgdl = field tokens / N, dl = the
+    /// stored, lossily encoded field norm), so with [`FieldCombination::Sum`] at tantivy's
+    /// constants the scores agree with its own (a test holds them to 1e-5).
+    pub fn score_all(&self, text: &str, params: Bm25Params) -> Result<Vec<(u32, f32)>> {
+        Ok(self.term_scores(text, params, None)?.into_iter().map(|(item, parts)| (item, parts.total)).collect())
+    }
+
+    /// Per item, the score and each term's part; `only`: one item's (every posting is still
+    /// read, for BM25F's n).
+    fn term_scores(&self, text: &str, params: Bm25Params, only: Option<u32>) -> Result<Vec<(u32, ScoreParts)>> {
+        use std::collections::HashMap;
+        use tantivy::postings::Postings;
+        use tantivy::DocSet;
+        let tokens = self.tokens(text)?;
+        // The generation's segment and, with live items, the in-memory one: statistics are
+        // those of both together, as if the live items had been in the build.
+        let searchers = self.searchers();
+        let segments: Vec<&tantivy::SegmentReader> = searchers.iter().flat_map(|s| s.segment_readers()).collect();
+        let total_docs: u64 = segments.iter().map(|s| u64::from(s.max_doc())).sum();
+        if tokens.is_empty() || total_docs == 0 {
+            return Ok(Vec::new());
+        }
+        let fields = [(self.fields.title, "title", self.settings.title_boost), (self.fields.text, "text", 1.0)];
+        let mut avgdl = [0f32; 2];
+        for (slot, (field, _, _)) in avgdl.iter_mut().zip(&fields) {
+            let mut field_tokens = 0u64;
+            for reader in &segments {
+                field_tokens += reader.inverted_index(*field)?.total_num_tokens();
+            }
+            *slot = field_tokens as f32 / total_docs as f32;
+        }
+        let items = segments.iter().map(|s| s.fast_fields().u64(IDX)).collect::<tantivy::Result<Vec<_>>>()?;
+        let idf = |n: u64| (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
+        let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::new(); segments.len()];
+        // Repeated query terms each count, as a repeated SHOULD clause does.
+        for token in &tokens {
+            // Per segment, each matching document's frequency in the title and in the text.
+            let mut matches: Vec<HashMap<tantivy::DocId, [Option<FieldTf>; 2]>> = vec![HashMap::new(); segments.len()];
+            for (s, segment) in segments.iter().enumerate() {
+                for (f, (field, name, boost)) in fields.iter().enumerate() {
+                    let inverted = segment.inverted_index(*field)?;
+                    let norms = segment.get_fieldnorms_reader(*field)?;
+                    let postings = inverted
+                        .read_postings(&Term::from_field_text(*field, token), IndexRecordOption::WithFreqs)
+                        .map_err(|e| Error::io(format!("reading the postings of {name}:{token}"), e))?;
+                    let Some(mut postings) = postings else { continue };
+                    let mut doc = postings.doc();
+                    while doc != tantivy::TERMINATED {
+                        matches[s].entry(doc).or_default()[f] = Some(FieldTf {
+                            field: name,
+                            boost: *boost,
+                            tf: postings.term_freq() as f32,
+                            dl: norms.fieldnorm(doc) as f32,
+                            avgdl: avgdl[f],
+                        });
+                        doc = postings.advance();
+                    }
+                }
+            }
+            let wanted =
+                |s: usize, doc: tantivy::DocId| only.is_none() || items[s].first(doc).map(|v| v as u32) == only;
+            let explain = only.is_some();
+            match params.fields {
+                FieldCombination::Sum => {
+                    for f in 0..fields.len() {
+                        let n: u64 =
+                            matches.iter().map(|m| m.values().filter(|tfs| tfs[f].is_some()).count() as u64).sum();
+                        let idf = idf(n);
+                        for (s, m) in matches.iter().enumerate() {
+                            for (&doc, tfs) in m {
+                                let Some(field) = tfs[f] else { continue };
+                                if !wanted(s, doc) {
+                                    continue;
+                                }
+                                let tf_part = field.tf / (field.tf + params.k1 * field.norm(params.b));
+                                let score = field.boost * idf * (1.0 + params.k1) * tf_part;
+                                let entry = parts[s].entry(doc).or_default();
+                                entry.total += score;
+                                if explain {
+                                    let (term, field_name) = (token.clone(), Some(field.field));
+                                    let fields = vec![field];
+                                    entry.terms.push(TermPart {
+                                        term,
+                                        field: field_name,
+                                        idf,
+                                        n,
+                                        tf_part,
+                                        score,
+                                        fields,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+                FieldCombination::Bm25f => {
+                    let n: u64 = matches.iter().map(|m| m.len() as u64).sum();
+                    let idf = idf(n);
+                    for (s, m) in matches.iter().enumerate() {
+                        for (&doc, tfs) in m {
+                            if !wanted(s, doc) {
+                                continue;
+                            }
+                            let tf: f32 = tfs.iter().flatten().map(|f| f.boost * f.tf / f.norm(params.b)).sum();
+                            let tf_part = tf / (params.k1 + tf);
+                            let score = idf * (1.0 + params.k1) * tf_part;
+                            let entry = parts[s].entry(doc).or_default();
+                            entry.total += score;
+                            if explain {
+                                let fields = tfs.iter().flatten().copied().collect();
+                                entry.terms.push(TermPart {
+                                    term: token.clone(),
+                                    field: None,
+                                    idf,
+                                    n,
+                                    tf_part,
+                                    score,
+                                    fields,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (s, segment_parts) in parts.into_iter().enumerate() {
+            for (doc, p) in segment_parts {
+                let item = items[s].first(doc).ok_or_else(|| Error::BadIndex {
+                    path: "lexical".into(),
+                    reason: format!("document {doc} has no idx"),
+                })?;
+                out.push((item as u32, ScoreParts { total_docs, ..p }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The explanation tree of `item`'s BM25 score with `params`, in the shape of tantivy's and
+    /// Lucene's: per term (under `sum`, per field and term), (k1 + 1) × idf × the saturated,
+    /// length-normalised tf, where under BM25F the tf is the fields' weighted sum, each field
+    /// a child; `None` if the item does not match.
+    ///
+    /// # Errors
+    /// Parameters out of range, or a failing index read.
+    pub fn explain_with(&self, text: &str, item: u32, params: Bm25Params) -> Result<Option<Explanation>> {
+        params.check()?;
+        let Some((_, parts)) = self.term_scores(text, params, Some(item))?.into_iter().next() else { return Ok(None) };
+        let field_leaves = |f: &FieldTf| {
+            vec![
+                Explanation::leaf("freq, occurrences of term within document", f64::from(f.tf)),
+                Explanation::leaf("k1, term saturation parameter", f64::from(params.k1)),
+                Explanation::leaf("b, length normalization parameter", f64::from(params.b)),
+                Explanation::leaf("dl, length of field", f64::from(f.dl)),
+                Explanation::leaf("avgdl, average length of field", f64::from(f.avgdl)),
+            ]
+        };
+        let children = parts
+            .terms
+            .iter()
+            .map(|t| {
+                let idf = Explanation::node(
+                    "idf, computed as log(1 + (N - n + 0.5) / (n + 0.5))",
+                    f64::from(t.idf),
+                    vec![
+                        Explanation::leaf("n, number of docs containing this term", t.n as f64),
+                        Explanation::leaf("N, total number of docs", parts.total_docs as f64),
+                    ],
+                );
+                match t.field {
+                    Some(field) => {
+                        let f = &t.fields[0];
+                        let tf = Explanation::node(
+                            "freq / (freq + k1 * (1 - b + b * dl / avgdl))",
+                            f64::from(t.tf_part),
+                            field_leaves(f),
+                        );
+                        let mut factors = vec![Explanation::leaf("(k1 + 1)", f64::from(params.k1 + 1.0)), idf, tf];
+                        if f.boost != 1.0 {
+                            factors.insert(0, Explanation::leaf("boost", f64::from(f.boost)));
+                        }
+                        Explanation::node(format!("{field}:{}, product of", t.term), f64::from(t.score), factors)
+                    }
+                    None => {
+                        let per_field: Vec<Explanation> = t
+                            .fields
+                            .iter()
+                            .map(|f| {
+                                let mut leaves = field_leaves(f);
+                                leaves.remove(1); // k1 applies to the sum, not to a field
+                                if f.boost != 1.0 {
+                                    leaves.insert(0, Explanation::leaf("boost", f64::from(f.boost)));
+                                }
+                                Explanation::node(
+                                    format!("{}: boost * freq / (1 - b + b * dl / avgdl)", f.field),
+                                    f64::from(f.boost * f.tf / f.norm(params.b)),
+                                    leaves,
+                                )
+                            })
+                            .collect();
+                        let tf_sum: f64 = per_field.iter().map(|e| e.value).sum();
+                        let tf = Explanation::node(
+                            "tf / (k1 + tf)",
+                            f64::from(t.tf_part),
+                            vec![
+                                Explanation::node("tf, sum over fields of", tf_sum, per_field),
+                                Explanation::leaf("k1, term saturation parameter", f64::from(params.k1)),
+                            ],
+                        );
+                        let factors = vec![Explanation::leaf("(k1 + 1)", f64::from(params.k1 + 1.0)), idf, tf];
+                        Explanation::node(format!("{}, product of", t.term), f64::from(t.score), factors)
+                    }
+                }
+            })
+            .collect();
+        let model = match params.fields {
+            FieldCombination::Bm25f => "BM25F",
+            FieldCombination::Sum => "BM25",
+        };
+        Ok(Some(Explanation::node(
+            format!("{model} (k1 {}, b {}): sum of", params.k1, params.b),
+            f64::from(parts.total),
+            children,
+        )))
+    }
+}
