@@ -124,8 +124,8 @@ pub enum Retriever<'a> {
     ItemModel {
         /// The fitted model.
         model: &'a ItemModel,
-        /// The items the scores come from.
-        seeds: &'a [u32],
+        /// The items the scores come from, `(item, weight)`.
+        seeds: &'a [(u32, f32)],
         /// Whether CF abstains on cold items (`share`) or leaves them out of its list (`ignore`).
         cold_items: ColdItems,
     },

@@ -1,13 +1,15 @@
 //! Which CF model a generation serves (`hyrank index --cf-model als|ease|auto`).
 //!
-//! `auto` holds out a validation part of the training interactions (a seeded random fifth of
-//! each user's positives, as `hyrank eval recommend` splits), fits every candidate on the rest,
-//! scores the validation items by nDCG@10 with the training items excluded (exact scores over
-//! the whole catalog, no approximate search, so the comparison is about the models), and keeps
-//! the best. Candidates are tried in a fixed order until a time budget is spent; EASE is only
-//! tried when its fit fits in memory ([`cf::ease::fit_bytes`]). The comparison goes into the
-//! manifest (`cf_selection`) and the index summary, and the chosen model is then fitted on all
-//! interactions.
+//! `auto` holds out a validation part of the training interactions (each user's latest
+//! positive when every interaction has a time, else a seeded random fifth of each user's
+//! positives: the two ways `hyrank eval recommend` splits; `--cf-validation` picks one), fits
+//! every candidate on the rest, scores the validation items by nDCG@10 with the training items
+//! excluded (exact scores over the whole catalog, no approximate search, so the comparison is
+//! about the models), and keeps the best. Candidates are tried in a fixed order until a time
+//! budget is spent; EASE is only tried when its fit fits in memory
+//! ([`cf::ease::fit_bytes`]). The best EASE fit is then also scored with recency weights
+//! (a scoring setting, no refit). The comparison goes into the manifest (`cf_selection`) and
+//! the index summary, and the chosen model is then fitted on all interactions.
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +45,37 @@ impl CfModelChoice {
     }
 }
 
+/// How `auto` holds out its validation items.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CfValidation {
+    /// `time` when every positive has a timestamp, else `random`: a recommender predicts what
+    /// users do next, so the latest items are the truer test where times are known.
+    #[default]
+    Auto,
+    /// A seeded random fifth of each user's positives (what `hyrank eval recommend --split
+    /// random` holds out).
+    Random,
+    /// Each user's latest positive by timestamp (leave-last-out, what `--split time` holds
+    /// out); refused when an interaction has no time.
+    Time,
+}
+
+impl CfValidation {
+    fn name(self) -> &'static str {
+        match self {
+            CfValidation::Auto => "auto",
+            CfValidation::Random => "random",
+            CfValidation::Time => "time",
+        }
+    }
+}
+
+/// Recency half-lives, in history positions, `auto` scores the best EASE fit with (besides
+/// its own): on MovieLens small's leave-last-out validation 2–4 positions did best, on its
+/// random validation none did (docs/EVAL.md).
+const RECENCY_HALF_LIVES: [f32; 4] = [2.0, 4.0, 8.0, 16.0];
+
 /// Settings of the choice.
 #[derive(Debug, Clone)]
 pub struct CfChoiceSettings {
@@ -59,6 +92,8 @@ pub struct CfChoiceSettings {
     pub budget: Duration,
     /// Seed of the validation split.
     pub seed: u64,
+    /// How `auto` holds out validation items.
+    pub validation: CfValidation,
 }
 
 impl Default for CfChoiceSettings {
@@ -70,6 +105,7 @@ impl Default for CfChoiceSettings {
             memory_limit: None,
             budget: Duration::from_secs(DEFAULT_BUDGET_SECS),
             seed: 42,
+            validation: CfValidation::default(),
         }
     }
 }
@@ -131,22 +167,23 @@ fn ease_fits(warm: usize, settings: &CfChoiceSettings) -> std::result::Result<()
 /// limit), or a fit that fails.
 pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
     let warm = cf::ease::warm_items(matrix).len();
-    let record = |reason: String, candidates: Vec<CfCandidate>, users: usize, held: usize| CfSelection {
+    let record = |reason: String, candidates: Vec<CfCandidate>, split: Option<&Validation>| CfSelection {
         requested: settings.requested.name().into(),
         reason,
-        validation_users: users,
-        validation_interactions: held,
+        validation_users: split.map_or(0, |s| s.users.len()),
+        validation_interactions: split.map_or(0, |s| s.held),
+        validation: split.map(|s| s.kind.name().to_string()).unwrap_or_default(),
         candidates,
     };
     match settings.requested {
         CfModelChoice::Als => Ok(Choice {
             model: CfModelSettings::Als(settings.als.clone()),
-            selection: record("ALS, as asked".into(), Vec::new(), 0, 0),
+            selection: record("ALS, as asked".into(), Vec::new(), None),
         }),
         CfModelChoice::Ease => match ease_fits(warm, settings) {
             Ok(()) => Ok(Choice {
                 model: CfModelSettings::Ease(settings.ease.clone()),
-                selection: record("EASE, as asked".into(), Vec::new(), 0, 0),
+                selection: record("EASE, as asked".into(), Vec::new(), None),
             }),
             Err(reason) => Err(IndexError::Settings {
                 setting: "cf-model".into(),
@@ -154,15 +191,14 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
             }),
         },
         CfModelChoice::Auto => {
-            let split = Validation::split(matrix, settings.seed);
+            let split = Validation::split(matrix, settings.seed, settings.validation)?;
             if split.users.is_empty() {
                 return Ok(Choice {
                     model: CfModelSettings::Als(settings.als.clone()),
                     selection: record(
                         "ALS: no user has two positives or more, so there is nothing to validate on".into(),
                         Vec::new(),
-                        0,
-                        0,
+                        None,
                     ),
                 });
             }
@@ -170,6 +206,8 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
             let start = Instant::now();
             let mut candidates: Vec<CfCandidate> = Vec::new();
             let mut tried_family = [false, false];
+            // The best EASE fit so far, to score with recency weights afterwards.
+            let mut best_ease: Option<(f64, ItemModel)> = None;
             for model in candidate_list(settings) {
                 let family = matches!(model, CfModelSettings::Ease(_)) as usize;
                 let skipped = match (&model, &ease_room) {
@@ -180,13 +218,7 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
                     _ => None,
                 };
                 if let Some(skipped) = skipped {
-                    candidates.push(CfCandidate {
-                        model,
-                        ndcg_10: None,
-                        recall_20: None,
-                        fit_seconds: 0.0,
-                        skipped: Some(skipped),
-                    });
+                    candidates.push(skipped_candidate(model, skipped));
                     continue;
                 }
                 tried_family[family] = true;
@@ -196,14 +228,7 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
                 let scorer = match Scorer::fit(&split.train, &model) {
                     Ok(scorer) => scorer,
                     Err(e) if !candidates.is_empty() => {
-                        let skipped = Some(format!("the fit failed: {e}"));
-                        candidates.push(CfCandidate {
-                            model,
-                            ndcg_10: None,
-                            recall_20: None,
-                            fit_seconds: 0.0,
-                            skipped,
-                        });
+                        candidates.push(skipped_candidate(model, format!("the fit failed: {e}")));
                         continue;
                     }
                     Err(e) => return Err(e.into()),
@@ -211,6 +236,11 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
                 let fit_seconds = fit_start.elapsed().as_secs_f64();
                 let (ndcg_10, recall_20) = split.score(&scorer);
                 tracing::info!(%model, ndcg_10, recall_20, fit_seconds, "CF candidate validated");
+                if let Scorer::Ease(fitted) = scorer {
+                    if best_ease.as_ref().is_none_or(|(best, _)| ndcg_10 > *best) {
+                        best_ease = Some((ndcg_10, fitted));
+                    }
+                }
                 candidates.push(CfCandidate {
                     model,
                     ndcg_10: Some(ndcg_10),
@@ -218,6 +248,23 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
                     fit_seconds,
                     skipped: None,
                 });
+            }
+            if let Some((_, fitted)) = &best_ease {
+                let own = fitted.settings().recency_half_life;
+                for half_life in RECENCY_HALF_LIVES.into_iter().filter(|&h| h != own) {
+                    let scorer = Scorer::Ease(fitted.with_recency_half_life(half_life));
+                    let (ndcg_10, recall_20) = split.score(&scorer);
+                    let Scorer::Ease(model) = scorer else { unreachable!("built as EASE above") };
+                    let model = CfModelSettings::Ease(model.settings().clone());
+                    tracing::info!(%model, ndcg_10, recall_20, "CF candidate validated (recency, no refit)");
+                    candidates.push(CfCandidate {
+                        model,
+                        ndcg_10: Some(ndcg_10),
+                        recall_20: Some(recall_20),
+                        fit_seconds: 0.0,
+                        skipped: None,
+                    });
+                }
             }
             // The best nDCG@10; ties go to the earlier candidate (the given settings first).
             let best = candidates
@@ -230,25 +277,34 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
                 .map(|(_, c)| c.model.clone())
                 .expect("the first ALS candidate is always fitted");
             let reason = format!(
-                "{best}: the best nDCG@10 on {} validation items of {} users{}",
+                "{best}: the best nDCG@10 on {} validation items of {} users ({} validation){}",
                 split.held,
                 split.users.len(),
+                split.kind.name(),
                 ease_room.err().map(|r| format!("; EASE not tried: {r}")).unwrap_or_default()
             );
-            Ok(Choice { model: best, selection: record(reason, candidates, split.users.len(), split.held) })
+            Ok(Choice { model: best, selection: record(reason, candidates, Some(&split)) })
         }
     }
 }
 
+/// A candidate recorded as not fitted, and why.
+fn skipped_candidate(model: CfModelSettings, reason: String) -> CfCandidate {
+    CfCandidate { model, ndcg_10: None, recall_20: None, fit_seconds: 0.0, skipped: Some(reason) }
+}
+
 /// `auto`'s candidates in the order tried: the given settings of each family first, then a
 /// small grid around them (λ from a quarter to five times the given one, Steck's range; EDLAE's
-/// dropout 0.25 and 0.5; ALS with twice the factors, and with more regularisation and
-/// confidence). Repeats of the given settings are dropped.
+/// dropout 0.25 and 0.5; without session weighting; ALS with twice the factors, and with more
+/// regularisation and confidence). Repeats of the given settings are dropped.
 fn candidate_list(settings: &CfChoiceSettings) -> Vec<CfModelSettings> {
     let als = &settings.als;
     let ease = &settings.ease;
     let ease_at = |scale: f32, dropout: f32| {
         CfModelSettings::Ease(EaseSettings { lambda: ease.lambda * scale, dropout, ..ease.clone() })
+    };
+    let no_sessions = |dropout: f32| {
+        CfModelSettings::Ease(EaseSettings { dropout, session_seconds: 0.0, session_weight: 0.0, ..ease.clone() })
     };
     let grid = [
         CfModelSettings::Als(als.clone()),
@@ -258,6 +314,8 @@ fn candidate_list(settings: &CfChoiceSettings) -> Vec<CfModelSettings> {
         CfModelSettings::Als(AlsSettings { factors: als.factors * 2, ..als.clone() }),
         ease_at(1.0, 0.25),
         ease_at(1.0, 0.5),
+        no_sessions(ease.dropout),
+        no_sessions(0.5),
         ease_at(5.0, 0.0),
         ease_at(0.25, 0.0),
         CfModelSettings::Als(AlsSettings {
@@ -300,7 +358,8 @@ impl Scorer {
                 }
             }
             Scorer::Ease(model) => {
-                let seeds: Vec<u32> = train.row(u).filter(|&(_, v)| v > 0.0).map(|(i, _)| i).collect();
+                let history = train.row_timed(u).filter(|&(_, v, _)| v > 0.0).map(|(i, _, t)| (i, t));
+                let seeds = cf::seeds(history, model.settings().recency_half_life);
                 model.accumulate(&seeds, out, &mut Vec::new());
             }
         }
@@ -309,7 +368,9 @@ impl Scorer {
 
 /// The validation split of a training matrix.
 struct Validation {
-    /// The matrix less the validation entries.
+    /// How the items were held out (`random` or `time`, never `auto`).
+    kind: CfValidation,
+    /// The matrix less the validation entries, with their times.
     train: Csr,
     /// Validation users (row indexes) with their held-out items.
     users: Vec<(usize, Vec<u32>)>,
@@ -318,20 +379,52 @@ struct Validation {
 }
 
 impl Validation {
-    fn split(matrix: &Csr, seed: u64) -> Validation {
+    /// Holds out validation items of every user with two positives or more: `random` a
+    /// seeded fifth of them (at least one, never all), `time` the latest one (ties by item
+    /// index, as the eval's time split). `auto` is `time` when every positive has a time.
+    ///
+    /// # Errors
+    /// `time` asked for with a positive that has no time.
+    fn split(matrix: &Csr, seed: u64, asked: CfValidation) -> Result<Validation> {
+        let positives = || (0..matrix.rows()).flat_map(|u| matrix.row_timed(u)).filter(|e| e.1 > 0.0);
+        let untimed = positives().filter(|e| e.2.is_none()).count();
+        let kind = match asked {
+            CfValidation::Time if untimed > 0 => {
+                return Err(IndexError::Settings {
+                    setting: "cf-validation".into(),
+                    reason: format!(
+                        "time holds out each user's latest positive, but {untimed} positives have no timestamp; use \
+                         --cf-validation random, or give the interactions a time column"
+                    ),
+                })
+            }
+            CfValidation::Auto if untimed > 0 || positives().next().is_none() => CfValidation::Random,
+            CfValidation::Auto => CfValidation::Time,
+            asked => asked,
+        };
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut triples = Vec::with_capacity(matrix.values.len());
+        let mut entries = Vec::with_capacity(matrix.values.len());
         let mut users = Vec::new();
         let mut held = 0;
         for u in 0..matrix.rows() {
-            let mut row: Vec<(u32, f32)> = matrix.row(u).collect();
+            let mut row: Vec<(u32, f32, Option<i64>)> = matrix.row_timed(u).collect();
             let positives = row.iter().filter(|e| e.1 > 0.0).count();
             if positives >= 2 {
-                row.shuffle(&mut rng);
-                // Hold out a fifth of the positives (at least one, never all).
-                let take = ((positives as f64 * VALIDATION_FRACTION).round() as usize).clamp(1, positives - 1);
+                let take = match kind {
+                    CfValidation::Time => {
+                        // Latest last: the held-out item is the last positive.
+                        row.sort_by_key(|e| (e.2, e.0));
+                        row.reverse();
+                        1
+                    }
+                    _ => {
+                        row.shuffle(&mut rng);
+                        // A fifth of the positives (at least one, never all).
+                        ((positives as f64 * VALIDATION_FRACTION).round() as usize).clamp(1, positives - 1)
+                    }
+                };
                 let mut out = Vec::with_capacity(take);
-                row.retain(|&(item, value)| {
+                row.retain(|&(item, value, _)| {
                     if value > 0.0 && out.len() < take {
                         out.push(item);
                         false
@@ -342,14 +435,14 @@ impl Validation {
                 held += out.len();
                 users.push((u, out));
             }
-            triples.extend(row.into_iter().map(|(item, value)| (u as u32, item, value)));
+            entries.extend(row.into_iter().map(|(item, value, time)| (u as u32, item, value, time)));
         }
         if users.len() > MAX_VALIDATION_USERS {
             users.shuffle(&mut rng);
             users.truncate(MAX_VALIDATION_USERS);
             users.sort_by_key(|u| u.0);
         }
-        Validation { train: Csr::from_triples(matrix.rows(), matrix.cols, &triples), users, held }
+        Ok(Validation { kind, train: Csr::from_timed(matrix.rows(), matrix.cols, &entries), users, held })
     }
 
     /// Mean nDCG@10 and Recall@20 over the validation users, training items excluded.
@@ -407,14 +500,15 @@ mod tests {
     fn auto_fits_both_families_and_records_the_comparison() {
         let settings = CfChoiceSettings {
             als: AlsSettings { factors: 4, iterations: 5, ..AlsSettings::default() },
-            ease: EaseSettings { lambda: 2.0, neighbours: 0, dropout: 0.0 },
+            ease: EaseSettings { lambda: 2.0, neighbours: 0, ..EaseSettings::default() },
             ..CfChoiceSettings::default()
         };
         let choice = choose(&communities(), &settings).unwrap();
         let s = &choice.selection;
         assert_eq!(s.requested, "auto");
         assert_eq!(s.validation_users, 40);
-        assert_eq!(s.candidates.len(), candidate_list(&settings).len());
+        assert_eq!(s.candidates.len(), candidate_list(&settings).len() + RECENCY_HALF_LIVES.len());
+        assert_eq!(s.validation, "random", "no times, so a random fifth");
         assert!(s.candidates.iter().all(|c| c.skipped.is_none() && c.ndcg_10.is_some()));
         let best = s.candidates.iter().filter_map(|c| c.ndcg_10).fold(0.0, f64::max);
         let chosen = s.candidates.iter().find(|c| c.model == choice.model).unwrap();
@@ -447,7 +541,7 @@ mod tests {
             10,
             &[(0, 1, 1.0), (1, 1, 1.0), (1, 2, 1.0), (2, 0, 1.0), (2, 3, 1.0), (2, 4, 1.0), (2, 5, 1.0), (2, 6, 1.0)],
         );
-        let split = Validation::split(&matrix, 1);
+        let split = Validation::split(&matrix, 1, CfValidation::Random).unwrap();
         // User 0 has one positive: not validated. User 1: one of two. User 2: one of five.
         assert_eq!(split.users.iter().map(|(u, h)| (*u, h.len())).collect::<Vec<_>>(), vec![(1, 1), (2, 1)]);
         assert_eq!(split.train.values.len() + split.held, matrix.values.len());
@@ -456,5 +550,31 @@ mod tests {
                 assert!(split.train.row(*u).all(|(i, _)| i != *item));
             }
         }
+    }
+
+    #[test]
+    fn time_validation_holds_out_each_users_latest_positive() {
+        let entries = [
+            (0, 1, 1.0, Some(30)),
+            (0, 2, 1.0, Some(10)),
+            (0, 3, 1.0, Some(20)),
+            (1, 4, 1.0, Some(5)),
+            (1, 5, 1.0, Some(5)),
+            (2, 6, 1.0, Some(1)),
+        ];
+        let matrix = Csr::from_timed(3, 8, &entries);
+        for asked in [CfValidation::Time, CfValidation::Auto] {
+            let split = Validation::split(&matrix, 1, asked).unwrap();
+            assert_eq!(split.kind, CfValidation::Time);
+            // User 0: item 1 is the latest; user 1: a tie, the larger item index; user 2: one positive.
+            assert_eq!(split.users, vec![(0, vec![1]), (1, vec![5])]);
+            assert_eq!(split.train.row_timed(0).collect::<Vec<_>>(), vec![(2, 1.0, Some(10)), (3, 1.0, Some(20))]);
+        }
+        let mut untimed = entries.to_vec();
+        untimed[2].3 = None;
+        let matrix = Csr::from_timed(3, 8, &untimed);
+        assert_eq!(Validation::split(&matrix, 1, CfValidation::Auto).unwrap().kind, CfValidation::Random);
+        let error = Validation::split(&matrix, 1, CfValidation::Time).err().unwrap().to_string();
+        assert!(error.contains("cf-validation") && error.contains("1 positives have no timestamp"), "{error}");
     }
 }

@@ -326,12 +326,12 @@ fn build_into(
         counts.users = user_ids.len();
         counts.interaction_rows = interactions.rows.len();
         counts.interactions = histories.iter().map(HashMap::len).sum();
-        let triples: Vec<(u32, u32, f32)> = histories
+        let entries: Vec<(u32, u32, f32, Option<i64>)> = histories
             .iter()
             .enumerate()
-            .flat_map(|(u, h)| h.values().map(move |i| (u as u32, i.item, i.weight)))
+            .flat_map(|(u, h)| h.values().map(move |i| (u as u32, i.item, i.weight, i.timestamp)))
             .collect();
-        let matrix = Csr::from_triples(user_ids.len(), items.len(), &triples);
+        let matrix = Csr::from_timed(user_ids.len(), items.len(), &entries);
         let choice = cf_choice::choose(&matrix, &settings.cf)?;
         if settings.cf.requested == cf_choice::CfModelChoice::Auto {
             stages.done("choose cf model");

@@ -236,6 +236,31 @@ fn ease_and_auto_generations_choose_record_serve_and_explain() {
     let search = SearchRequest { user: Some("u007".into()), k: 5, ..SearchRequest::new("tent") };
     let found = engine.search(&search).unwrap();
     assert!(found.hits.iter().any(|h| h.breakdown.retrievers.iter().any(|r| r.retriever == RetrieverKind::Cf)));
+
+    // With a recency half-life, the newest history item counts 1 and older ones less; the tree
+    // still adds up to the served score and shows each weight.
+    let mut settings = fixture_settings(dir.path().join("recency"));
+    settings.cf.requested = CfModelChoice::Ease;
+    settings.cf.ease.recency_half_life = 1.0;
+    hyrank_indexer::build(&settings).unwrap();
+    let engine = Engine::open(&dir.path().join("recency"), &embedder_settings()).unwrap();
+    let user = engine.user("u007").unwrap();
+    let newest = user.history.iter().max_by_key(|i| i.timestamp).unwrap();
+    let newest = engine.item_ids()[newest.item as usize].clone();
+    let results = engine.recommend(&request).unwrap();
+    let mut weighted = 0;
+    for hit in &results.hits {
+        let raw = hit.breakdown.retrievers.iter().find(|r| r.retriever == RetrieverKind::Cf).unwrap().raw_score;
+        let tree = hit.explanations.iter().find(|e| e.label.starts_with("CF score (EASE")).unwrap();
+        assert!(tree.label.contains("recency half-life 1"), "{}", tree.label);
+        assert!((tree.value - f64::from(raw)).abs() < 1e-4, "{} vs {raw}", tree.value);
+        for child in &tree.children {
+            let id = child.label.trim_start_matches("history item ").split_once(" “").unwrap().0;
+            assert_eq!(child.label.contains("recency weight"), id != newest, "{}", child.label);
+            weighted += child.label.contains("recency weight") as usize;
+        }
+    }
+    assert!(weighted > 0, "older history items carry their weight in the tree");
 }
 
 /// EASE asked for past the memory limit is refused before anything is fitted, naming the

@@ -13,7 +13,7 @@ pub mod als;
 pub mod ease;
 
 pub use als::{item_gramian, solve_user_exact, train, AlsModel, AlsSettings, Factors, UserExplainer};
-pub use ease::{EaseSettings, ItemModel};
+pub use ease::{seeds, EaseSettings, ItemModel};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,10 +34,19 @@ impl std::fmt::Display for CfModelSettings {
             CfModelSettings::Als(s) => {
                 write!(f, "ALS (factors {}, regularization {}, alpha {})", s.factors, s.regularization, s.alpha)
             }
-            CfModelSettings::Ease(s) if s.dropout > 0.0 => {
-                write!(f, "EDLAE (λ {}, dropout {}, {} neighbours per item)", s.lambda, s.dropout, s.neighbours)
+            CfModelSettings::Ease(s) => {
+                write!(f, "{} (λ {}", if s.dropout > 0.0 { "EDLAE" } else { "EASE" }, s.lambda)?;
+                if s.dropout > 0.0 {
+                    write!(f, ", dropout {}", s.dropout)?;
+                }
+                if s.sessions() {
+                    write!(f, ", sessions τ {} s weight {}", s.session_seconds, s.session_weight)?;
+                }
+                if s.recency_half_life > 0.0 {
+                    write!(f, ", recency half-life {}", s.recency_half_life)?;
+                }
+                write!(f, ", {} neighbours per item)", s.neighbours)
             }
-            CfModelSettings::Ease(s) => write!(f, "EASE (λ {}, {} neighbours per item)", s.lambda, s.neighbours),
         }
     }
 }
@@ -53,31 +62,47 @@ pub struct Csr {
     pub values: Vec<f32>,
     /// Number of columns.
     pub cols: usize,
+    /// Timestamp of each entry (unix seconds), aligned with `values`; empty when the matrix
+    /// was built without times ([`Csr::from_triples`]).
+    pub times: Vec<Option<i64>>,
 }
 
 impl Csr {
-    /// Builds from `(row, col, value)` triples; duplicates are summed.
+    /// Builds from `(row, col, value)` triples; duplicates are summed. No times are kept.
     pub fn from_triples(rows: usize, cols: usize, triples: &[(u32, u32, f32)]) -> Csr {
-        let mut sorted = triples.to_vec();
-        sorted.sort_by_key(|&(r, c, _)| (r, c));
+        let timed: Vec<(u32, u32, f32, Option<i64>)> = triples.iter().map(|&(r, c, v)| (r, c, v, None)).collect();
+        let mut matrix = Csr::from_timed(rows, cols, &timed);
+        matrix.times = Vec::new();
+        matrix
+    }
+
+    /// Builds from `(row, col, value, time)` entries; duplicates are summed and keep the
+    /// latest time.
+    pub fn from_timed(rows: usize, cols: usize, entries: &[(u32, u32, f32, Option<i64>)]) -> Csr {
+        let mut sorted = entries.to_vec();
+        sorted.sort_by_key(|&(r, c, _, _)| (r, c));
         let mut indptr = vec![0usize; rows + 1];
         let mut indices = Vec::with_capacity(sorted.len());
         let mut values: Vec<f32> = Vec::with_capacity(sorted.len());
+        let mut times: Vec<Option<i64>> = Vec::with_capacity(sorted.len());
         let mut last: Option<(u32, u32)> = None;
-        for (r, c, v) in sorted {
+        for (r, c, v, t) in sorted {
             if last == Some((r, c)) {
                 *values.last_mut().expect("a previous entry exists") += v;
+                let latest = times.last_mut().expect("a previous entry exists");
+                *latest = (*latest).max(t);
                 continue;
             }
             last = Some((r, c));
             indptr[r as usize + 1] += 1;
             indices.push(c);
             values.push(v);
+            times.push(t);
         }
         for r in 0..rows {
             indptr[r + 1] += indptr[r];
         }
-        Csr { indptr, indices, values, cols }
+        Csr { indptr, indices, values, cols, times }
     }
 
     /// Number of rows.
@@ -91,7 +116,14 @@ impl Csr {
         self.indices[span.clone()].iter().copied().zip(self.values[span].iter().copied())
     }
 
-    /// The transpose, also in compressed-row form.
+    /// `(column, value, time)` of one row; the time is `None` where the matrix has none.
+    pub fn row_timed(&self, r: usize) -> impl Iterator<Item = (u32, f32, Option<i64>)> + '_ {
+        let span = self.indptr[r]..self.indptr[r + 1];
+        let times = self.times.get(span.clone()).unwrap_or(&[]);
+        self.row(r).enumerate().map(move |(k, (c, v))| (c, v, times.get(k).copied().flatten()))
+    }
+
+    /// The transpose, also in compressed-row form (without times).
     pub fn transpose(&self) -> Csr {
         let mut triples = Vec::with_capacity(self.indices.len());
         for r in 0..self.rows() {
@@ -115,5 +147,19 @@ mod tests {
         assert_eq!(t.rows(), 3);
         assert_eq!(t.row(2).collect::<Vec<_>>(), vec![(0, 3.0)]);
         assert_eq!(t.row(0).collect::<Vec<_>>(), vec![(1, 5.0)]);
+    }
+
+    #[test]
+    fn timed_entries_keep_the_latest_time_of_a_duplicate() {
+        let m = Csr::from_timed(
+            2,
+            3,
+            &[(0, 2, 1.0, Some(5)), (0, 2, 2.0, Some(9)), (0, 1, 1.0, None), (1, 0, 5.0, Some(1))],
+        );
+        assert_eq!(m.row_timed(0).collect::<Vec<_>>(), vec![(1, 1.0, None), (2, 3.0, Some(9))]);
+        assert_eq!(m.row_timed(1).collect::<Vec<_>>(), vec![(0, 5.0, Some(1))]);
+        let untimed = Csr::from_triples(1, 2, &[(0, 1, 1.0)]);
+        assert!(untimed.times.is_empty());
+        assert_eq!(untimed.row_timed(0).collect::<Vec<_>>(), vec![(1, 1.0, None)]);
     }
 }

@@ -35,7 +35,7 @@ use crate::live::EventLog;
 use crate::rerank::{LateInteractionReranker, TrainedReranker};
 use crate::retrieve::{CfItems, Retriever};
 use crate::runtime::{RerankerSlot, Runtime, RuntimeSettings};
-use crate::store::{MetaStore, SnapshotStore, UserRecord};
+use crate::store::{Interaction, MetaStore, SnapshotStore, UserRecord};
 
 pub use recommend::UserView;
 
@@ -57,7 +57,7 @@ enum Collaborative {
 /// Explains CF scores for one request's user, built once per request.
 enum CfExplainer<'a> {
     Als(cf::UserExplainer<'a>),
-    Ease { model: &'a ItemModel, seeds: Vec<u32> },
+    Ease { model: &'a ItemModel, seeds: Vec<(u32, f32)> },
 }
 
 /// An opened, immutable generation.
@@ -498,7 +498,7 @@ impl Engine {
         cf: &'a Collaborative,
         factors: Option<&'a [f32]>,
         replay: Option<&'a CfItems>,
-        seeds: &'a [u32],
+        seeds: &'a [(u32, f32)],
         cold_items: crate::request::ColdItems,
     ) -> Option<Retriever<'a>> {
         match (cf, factors, replay) {
@@ -510,16 +510,15 @@ impl Engine {
         }
     }
 
-    /// The CF explainer for a user's history, when the generation has CF and (ALS) the
-    /// user's normal matrix factors.
-    fn cf_explainer<'a>(&'a self, history: &'a [(u32, f32)]) -> Option<CfExplainer<'a>> {
+    /// The CF explainer for a user: ALS reads `history` (from [`Engine::cf_history`]), EASE
+    /// the `seeds` (from [`Engine::cf_seeds`]). `None` without CF or (ALS) without the user's
+    /// normal matrix factors.
+    fn cf_explainer<'a>(&'a self, history: &'a [(u32, f32)], seeds: Vec<(u32, f32)>) -> Option<CfExplainer<'a>> {
         match self.cf.as_ref()? {
             Collaborative::Als { model, gram, .. } => {
                 cf::UserExplainer::new(model, gram, history).map(CfExplainer::Als)
             }
-            Collaborative::Ease(model) => {
-                Some(CfExplainer::Ease { model, seeds: self.cf_seeds(history.iter().copied()) })
-            }
+            Collaborative::Ease(model) => Some(CfExplainer::Ease { model, seeds }),
         }
     }
 
@@ -532,10 +531,19 @@ impl Engine {
         history.into_iter().map(|(item, w)| (live.built_row(item), w)).filter(|&(item, _)| item < built).collect()
     }
 
-    /// The items of a history EASE counts as interacted with: [`positive_items`] among the
-    /// generation's.
-    fn cf_seeds(&self, history: impl IntoIterator<Item = (u32, f32)>) -> Vec<u32> {
-        positive_items(self.cf_history(history))
+    /// The seeds of EASE's scores for a history: its items with a positive weight among the
+    /// generation's (as [`Engine::cf_history`] reads them), each weighed by recency when the
+    /// model's settings ask for it ([`cf::seeds`]). Empty when EASE does not serve.
+    fn cf_seeds(&self, history: &[Interaction]) -> Vec<(u32, f32)> {
+        let Some(Collaborative::Ease(model)) = &self.cf else { return Vec::new() };
+        let built = self.ids.len() as u32;
+        let live = self.live_items();
+        let positives = history
+            .iter()
+            .filter(|i| i.weight > 0.0)
+            .map(|i| (live.built_row(i.item), i.timestamp))
+            .filter(|&(item, _)| item < built);
+        cf::seeds(positives, model.settings().recency_half_life)
     }
 
     /// The CF explanation tree of `item`, history items named by id and title.
@@ -558,12 +566,6 @@ impl Engine {
             _ => id,
         }
     }
-}
-
-/// The items of a history `(item, weight)` with a positive weight: what EASE counts as
-/// interacted with, and so the seeds of its scores.
-fn positive_items(history: impl IntoIterator<Item = (u32, f32)>) -> Vec<u32> {
-    history.into_iter().filter(|&(_, w)| w > 0.0).map(|(item, _)| item).collect()
 }
 
 /// A number for a generation's name, for cache keys that must not cross generations.

@@ -58,7 +58,7 @@ impl Engine {
         let mut hits = self.finish(&fused, request.k, plan.zip(context.as_deref()), &mut timings)?;
         if request.explain {
             let history = self.cf_history(user.history.iter().map(|i| (i.item, i.weight)));
-            let explainer = self.cf_explainer(&history);
+            let explainer = self.cf_explainer(&history, self.cf_seeds(&user.history));
             for hit in &mut hits {
                 let item = self.index_of(&hit.id)?;
                 if let Some(explainer) = &explainer {
@@ -108,7 +108,7 @@ impl Engine {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
         let cf = self.collaborative()?;
-        let seeds = self.cf_seeds(view.history.iter().map(|i| (i.item, i.weight)));
+        let seeds = self.cf_seeds(view.history);
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
         let hidden = view.hidden.into_iter().flatten().copied();
         let allow = self.allow(&request.filters)?.excluding(self.total_len(), seen.chain(hidden));

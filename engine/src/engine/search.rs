@@ -36,7 +36,8 @@ impl Engine {
         let mut hits = self.finish(&fused, request.k, rerank, &mut timings)?;
         if request.explain {
             let history = user.as_ref().map(|u| self.cf_history(u.history.iter().map(|i| (i.item, i.weight))));
-            let explainer = history.as_deref().and_then(|h| self.cf_explainer(h));
+            let seeds = user.as_ref().map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
+            let explainer = history.as_deref().and_then(|h| self.cf_explainer(h, seeds));
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
                 if let Some(query) = query {
@@ -95,7 +96,7 @@ impl Engine {
             _ => None,
         };
         let user = live.map(|l| l.record);
-        let seeds = self.cf_seeds(user.iter().flat_map(|u| &u.history).map(|i| (i.item, i.weight)));
+        let seeds = user.as_ref().map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
             let retriever = match kind {

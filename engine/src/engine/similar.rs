@@ -27,7 +27,7 @@ impl Engine {
             Retriever::Dense { index: &self.dense, live: Some(&live_items), vector: Some(&content) },
             request.weights.of(RetrieverKind::Dense),
         )];
-        let seeds = [seed];
+        let seeds = [(seed, 1.0)];
         match &self.cf {
             Some(Collaborative::Als { items, .. }) => {
                 let factors = items.vector(seed).unwrap_or_default();

@@ -189,6 +189,10 @@ pub struct CfSelection {
     pub validation_users: usize,
     /// Validation interactions held out of the candidates' training (`auto`; 0 otherwise).
     pub validation_interactions: usize,
+    /// How the validation items were held out (`auto`): `random` (a fifth of each user's
+    /// positives) or `time` (each user's latest positive). Empty in older manifests.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub validation: String,
     /// Every candidate considered, in the order tried.
     pub candidates: Vec<CfCandidate>,
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::dense::HnswSettings;
 use hyrank_engine::lexical::{Analyzer, Bm25Params, FieldCombination, LexicalSettings};
-use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
+use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice, CfValidation};
 use hyrank_indexer::{IndexSettings, OnError};
 
 use super::*;
@@ -148,6 +148,22 @@ pub(crate) struct CfArgs {
     /// EDLAE's dropout for EASE (0: EASE exactly; `auto` also tries 0.25 and 0.5).
     #[arg(long, default_value_t = EaseSettings::default().dropout)]
     pub(crate) ease_dropout: f32,
+    /// EASE's session time scale τ in seconds: two items a user took up |Δt| apart count
+    /// `(1 − w) + w·exp(−|Δt|/τ)` in the Gram matrix instead of 1; 0 turns it off.
+    #[arg(long, default_value_t = EaseSettings::default().session_seconds)]
+    pub(crate) ease_session_seconds: f32,
+    /// EASE's session weight w, in [0, 1] (`auto` also tries 0).
+    #[arg(long, default_value_t = EaseSettings::default().session_weight)]
+    pub(crate) ease_session_weight: f32,
+    /// EASE's recency half-life in history positions: the r-th most recent history item
+    /// counts 2^(−r/half-life); 0 counts all alike (`auto` also tries 2, 4, 8 and 16).
+    #[arg(long, default_value_t = EaseSettings::default().recency_half_life)]
+    pub(crate) ease_recency_half_life: f32,
+    /// How `--cf-model auto` holds out validation items: `time` (each user's latest
+    /// positive), `random` (a fifth of each user's positives), or `auto`: time when every
+    /// interaction has a timestamp.
+    #[arg(long, value_enum, default_value_t = CfValidation::default())]
+    pub(crate) cf_validation: CfValidation,
     /// Memory EASE's fit may hold, in MiB (default: half of what is available at the start).
     #[arg(long)]
     pub(crate) cf_memory_limit: Option<u64>,
@@ -161,22 +177,27 @@ pub(crate) struct CfArgs {
 
 impl CfArgs {
     pub(crate) fn settings(&self) -> anyhow::Result<CfChoiceSettings> {
-        anyhow::ensure!(
-            self.ease_lambda.is_finite() && self.ease_lambda > 0.0,
-            "--ease-lambda must be a finite number above 0"
-        );
-        anyhow::ensure!((0.0..1.0).contains(&self.ease_dropout), "--ease-dropout must be in [0, 1)");
+        let ease = EaseSettings {
+            lambda: self.ease_lambda,
+            neighbours: self.ease_neighbours,
+            dropout: self.ease_dropout,
+            session_seconds: self.ease_session_seconds,
+            session_weight: self.ease_session_weight,
+            recency_half_life: self.ease_recency_half_life,
+        };
+        // The engine's check names the setting (`ease.session_seconds`); the flag is
+        // `--ease-session-seconds`.
+        if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = ease.validate() {
+            anyhow::bail!("--{}: {reason}", field.replace('.', "-").replace('_', "-"));
+        }
         Ok(CfChoiceSettings {
             requested: self.cf_model,
             als: self.als.settings(),
-            ease: EaseSettings {
-                lambda: self.ease_lambda,
-                neighbours: self.ease_neighbours,
-                dropout: self.ease_dropout,
-            },
+            ease,
             memory_limit: self.cf_memory_limit.map(|mib| mib.saturating_mul(1 << 20)),
             budget: std::time::Duration::from_secs(self.cf_budget),
             seed: self.als.seed,
+            validation: self.cf_validation,
         })
     }
 }

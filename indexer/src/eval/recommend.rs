@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::metrics::{ndcg_at, percentile, Judgments};
-use crate::cf_choice::CfChoiceSettings;
+use crate::cf_choice::{CfChoiceSettings, CfValidation};
 use crate::error::{IndexError, Result};
 use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
 use crate::pipeline::{IndexSettings, OnError};
@@ -254,7 +254,15 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         catalog_format: settings.catalog_format.clone(),
         interactions: Some(train_path),
         interaction_format,
-        cf: settings.cf.clone(),
+        cf: CfChoiceSettings {
+            // `auto` validates the way this evaluation tests, unless told otherwise.
+            validation: match (settings.cf.validation, settings.split) {
+                (CfValidation::Auto, SplitKind::Random) => CfValidation::Random,
+                (CfValidation::Auto, SplitKind::Time) => CfValidation::Time,
+                (asked, _) => asked,
+            },
+            ..settings.cf.clone()
+        },
         on_error: OnError::Fail,
         ..IndexSettings::new(settings.catalog.clone(), index_dir.clone(), settings.embedder.clone())
     };
