@@ -26,8 +26,8 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     // A replica brings the published generation in before it opens anything: a fresh replica
     // starts from an empty folder.
     let remote = match &settings.source {
-        Some(url) => {
-            let remote = hyrank_engine::generation::remote::Remote::open(url)?;
+        Some(source) => {
+            let remote = hyrank_engine::generation::remote::Remote::open_with(&source.url, &source.option_pairs())?;
             match remote.pull(&settings.index_dir) {
                 Ok(Some(dir)) => tracing::info!(source = remote.url(), "pulled {}", dir.display()),
                 Ok(None) => {}
@@ -74,7 +74,7 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         search_key = settings.service.search_key.is_some(),
         admin_key = settings.service.admin_key.is_some(),
         watch_secs = settings.watch_secs,
-        source = settings.source.as_deref().unwrap_or("none"),
+        source = settings.source.as_ref().map_or("none", |s| s.url.as_str()),
         "serving on http://{bind} (analyst page /ui, API docs /docs/)"
     );
     actix_web::rt::System::new().block_on(async move {

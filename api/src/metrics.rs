@@ -135,7 +135,7 @@ impl Metrics {
         .expect(expect);
         let reloads = register_int_counter_vec_with_registry!(
             "hyrank_generation_reloads_total",
-            "Generation reload attempts by outcome (swapped, unchanged, refused).",
+            "Generation reload attempts by outcome (swapped, unchanged, refused; failed: a replica's pull broken off, retried).",
             &["outcome"],
             registry
         )

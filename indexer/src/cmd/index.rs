@@ -104,7 +104,7 @@ pub(crate) struct IndexArgs {
     #[arg(long)]
     pub(crate) embeddings: Option<PathBuf>,
     /// After publishing locally, publish the generation to S3-compatible object storage too
-    /// (`s3://bucket/prefix`, as `hyrank publish --to`), keeping `--keep` generations there.
+    /// (`s3://bucket/prefix` or `file:///folder`, as `hyrank publish --to`), keeping `--keep` generations there.
     #[arg(long)]
     pub(crate) publish_to: Option<String>,
     /// Embed every item, instead of reusing the current generation's vector for items whose

@@ -1,5 +1,5 @@
 //! `hyrank publish` and `hyrank pull`: generations shipped through S3-compatible object
-//! storage (`hyrank_engine::generation::remote`).
+//! storage or a shared folder (`hyrank_engine::generation::remote`).
 
 use std::path::PathBuf;
 
@@ -12,8 +12,9 @@ pub(crate) struct PublishArgs {
     /// Index folder whose generation is published.
     #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
-    /// Where to: `s3://bucket/prefix`. Endpoint, region and credentials come from the `AWS_*`
-    /// environment variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`...).
+    /// Where to: `s3://bucket/prefix`, or `file:///shared/folder` (a filesystem every replica
+    /// mounts). S3's endpoint, region and credentials come from the `AWS_*` environment
+    /// variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`...).
     #[arg(long)]
     pub(crate) to: String,
     /// The generation to publish (a folder name under `generations/`); default: `CURRENT`'s.
@@ -27,7 +28,7 @@ pub(crate) struct PublishArgs {
 
 #[derive(Args)]
 pub(crate) struct PullArgs {
-    /// Where from: `s3://bucket/prefix`, as given to `hyrank publish --to`.
+    /// Where from: `s3://bucket/prefix` or `file:///folder`, as given to `hyrank publish --to`.
     #[arg(long)]
     pub(crate) from: String,
     /// Local index folder the generation is brought into (its `CURRENT` is moved to it).
