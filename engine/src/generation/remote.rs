@@ -328,14 +328,7 @@ impl Remote {
     /// [`CURRENT_LOCK`], `CURRENT` is read again and overwritten (a staged file renamed into
     /// place) only if its version is still `expected` (`None`: it must not exist).
     fn move_current_locked(&self, root: &LocalPath, name: &str, expected: Option<&UpdateVersion>) -> Result<()> {
-        let lock_path = root.join(CURRENT_LOCK);
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
-        lock.lock().map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        let _lock = lock_exclusive(&root.join(CURRENT_LOCK))?;
         let now = self.read_current()?;
         let unchanged = match (now.as_ref().map(|(_, v)| v), expected) {
             (None, None) => true,
@@ -346,7 +339,7 @@ impl Remote {
             return Err(Error::PublishConflict(format!("{} changed under this publisher", self.describe(CURRENT))));
         }
         self.put(&self.key(CURRENT), name.as_bytes().to_vec(), PutMode::Overwrite, CURRENT)
-        // The lock is released when `lock` is dropped, after the rename.
+        // The lock is released when `_lock` is dropped, after the rename.
     }
 
     /// Uploads the file at `path` to `relative`, hashing the bytes as they are sent: a file
@@ -462,14 +455,7 @@ impl Remote {
         // One pull at a time per folder (a server's puller and `hyrank pull`, or two servers
         // in a blue-green handover): held from the check through the rename and CURRENT, so no
         // pull removes or completes another's download. The OS drops it if the process dies.
-        let lock_path = generations.join(".pulling.lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
-        lock.lock().map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+        let _lock = lock_exclusive(&generations.join(".pulling.lock"))?;
         let local_current = fs::read_to_string(index_dir.join(CURRENT)).ok();
         let target = generations.join(&name);
         if target.join(MANIFEST).is_file() {
@@ -600,6 +586,19 @@ impl Remote {
 }
 
 /// Now less `age`, in the storage's timestamps.
+/// Opens (creating if needed) and locks `path` exclusively, waiting for another holder; the
+/// lock lasts as long as the returned file, and the OS drops it if the process dies.
+fn lock_exclusive(path: &LocalPath) -> Result<fs::File> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    file.lock().map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+    Ok(file)
+}
+
 fn chrono_now_minus(age: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
 }
