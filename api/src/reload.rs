@@ -111,8 +111,8 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
 /// its manifest), swaps it in, and prunes the folder to its newest [`REPLICA_KEEP`] generations
 /// (never one in use). A download that fails its check is counted as a `refused` reload and
 /// logged once, and that generation is not downloaded again until `CURRENT` names another; a
-/// pull the storage or the disk broke off is counted as `failed` and tried again at the next
-/// poll; a storage that cannot be read is logged once until it can. The serving generation stays
+/// pull the storage or the disk broke off is counted as `failed` and tried again after 1, 3,
+/// 7... up to 63 polls; a storage that cannot be read is logged once until it can. The serving generation stays
 /// either way. Requests never read the storage: they read the local copy. The thread ends
 /// with the server, as [`spawn_watcher`]'s does.
 pub fn spawn_puller(
@@ -124,6 +124,8 @@ pub fn spawn_puller(
         let mut refused: Option<String> = None;
         let mut unreachable = false;
         let mut failing = false;
+        let mut failures = 0u32;
+        let mut backoff = 0u32;
         loop {
             std::thread::sleep(every);
             if Arc::strong_count(&state.inner) == 1 {
@@ -143,14 +145,21 @@ pub fn spawn_puller(
                     continue;
                 }
             };
-            if name.is_some() && name == refused {
+            // Nothing published yet, or this generation already refused: nothing to pull.
+            if name.is_none() || name == refused {
+                continue;
+            }
+            // After failures, polls are skipped: 1, 3, 7... up to 63 of them, so a storage
+            // that keeps failing is not asked for whole generations every few seconds.
+            if backoff > 0 {
+                backoff -= 1;
                 continue;
             }
             match remote.pull(&index_dir) {
-                Ok(None) => failing = false,
+                Ok(None) => (failing, failures) = (false, 0),
                 Ok(Some(_)) => {
                     refused = None;
-                    failing = false;
+                    (failing, failures) = (false, 0);
                     // A refused open is counted and logged by reload itself.
                     if state.reload().is_ok() {
                         if let Err(e) = hyrank_engine::generation::prune(&index_dir, REPLICA_KEEP) {
@@ -171,6 +180,8 @@ pub fn spawn_puller(
                 // disk): tried again at the next poll, logged once until a pull succeeds.
                 Err(e) => {
                     state.inner.metrics.reloads.with_label_values(&["failed"]).inc();
+                    failures = (failures + 1).min(6);
+                    backoff = (1 << failures) - 1;
                     if !failing {
                         tracing::error!(error = %e, source = remote.url(), "pulling a generation failed; will retry; still serving the local one");
                         failing = true;

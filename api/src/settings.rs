@@ -46,8 +46,9 @@ pub struct SettingsLayer {
     /// the environment or the file to a flag, which other users can read in the process list.
     #[arg(long, env = "HYRANK_SOURCE_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub source_secret_access_key: Option<String>,
-    /// Allow a plain-HTTP S3 endpoint [default: AWS_ALLOW_HTTP, else false].
-    #[arg(long, env = "HYRANK_SOURCE_ALLOW_HTTP")]
+    /// Allow a plain-HTTP S3 endpoint (`--source-allow-http` alone means true) [default:
+    /// AWS_ALLOW_HTTP, else false].
+    #[arg(long, env = "HYRANK_SOURCE_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
     pub source_allow_http: Option<bool>,
     /// Model folder; must hold the weights the index was built with
     /// [default: models/all-MiniLM-L6-v2].
@@ -539,7 +540,7 @@ mod tests {
             "source = \"s3://bucket/prod\"\nsource_endpoint = \"http://127.0.0.1:8333\"\ncache_dir = \"/var/cache/hyrank\"",
         )
         .unwrap();
-        let cli = parse(&["--source-secret-access-key", "s3cr3t-value", "--source-allow-http", "true"]);
+        let cli = parse(&["--source-secret-access-key", "s3cr3t-value", "--source-allow-http"]);
         let settings = ServerSettings::validate(cli.over(file)).unwrap();
         assert_eq!(settings.index_dir, PathBuf::from("/var/cache/hyrank"), "cache_dir is index_dir's other name");
         let source = settings.source.clone().unwrap();

@@ -36,13 +36,14 @@ pub mod defaults {
     pub const RERANK_WEIGHT: f64 = 1.0;
     /// Recent history items that form a recommendation's content profile.
     pub const RECENT: usize = 20;
-    /// Default weight of the content list in recommendations (CF weighs 1). Chosen on
-    /// MovieLens small on validation splits carved from the training positives. Against ALS,
-    /// 0.3 did best (Recall@20 0.211 vs 1.0's 0.158 and CF alone 0.204). Against EASE with
-    /// sessions, a stronger CF list, 0.3 cost 0.005 nDCG@10 on the random validation split;
-    /// 0.1 was at or above CF alone on both metrics on both the random and the
-    /// leave-last-out split (docs/EVAL.md).
-    pub const RECOMMEND_CONTENT_WEIGHT: f64 = 0.1;
+    /// Default weight of the content list in recommendations when ALS serves CF (CF weighs
+    /// 1). Chosen on MovieLens small on a validation split carved from the training
+    /// positives: 0.3 gave Recall@20 0.211, 1.0 gave 0.158, CF alone 0.204 (docs/EVAL.md).
+    pub const RECOMMEND_CONTENT_WEIGHT_ALS: f64 = 0.3;
+    /// The same when EASE serves CF, a stronger list: there 0.3 cost 0.005 nDCG@10 on the
+    /// random validation split, and 0.1 was at or above CF alone on both metrics of both the
+    /// random and the leave-last-out validation split (docs/EVAL.md).
+    pub const RECOMMEND_CONTENT_WEIGHT_EASE: f64 = 0.1;
     /// Query embeddings an engine keeps unless told otherwise (384 floats each: ~16 MiB).
     pub const QUERY_CACHE_ENTRIES: usize = 10_000;
     /// Trained-reranker logits an engine keeps, by (reranker, query, item) (~100 bytes each

@@ -337,6 +337,7 @@ mod tests {
                 device: "cpu".into(),
                 seconds: 0.0,
                 seed: 0,
+                teacher: None,
             },
             validation: ValidationRecord {
                 queries: 0,

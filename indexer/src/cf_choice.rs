@@ -180,6 +180,14 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
             model: CfModelSettings::Als(settings.als.clone()),
             selection: record("ALS, as asked".into(), Vec::new(), None),
         }),
+        CfModelChoice::Ease if settings.ease.recency_half_life > 0.0 && !every_positive_timed(matrix) => {
+            Err(IndexError::Settings {
+                setting: "ease-recency-half-life".into(),
+                reason: "recency orders each history by time, and some interactions have no timestamp; give the \
+                         interactions a time column, or leave the half-life at 0"
+                    .into(),
+            })
+        }
         CfModelChoice::Ease => match ease_fits(warm, settings) {
             Ok(()) => Ok(Choice {
                 model: CfModelSettings::Ease(settings.ease.clone()),
@@ -249,7 +257,8 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
                     skipped: None,
                 });
             }
-            if let Some((_, fitted)) = &best_ease {
+            // Recency orders a history by time: without times it would order by catalog index.
+            if let Some((_, fitted)) = best_ease.as_ref().filter(|_| split.timed) {
                 let own = fitted.settings().recency_half_life;
                 for half_life in RECENCY_HALF_LIVES.into_iter().filter(|&h| h != own) {
                     let scorer = Scorer::Ease(fitted.with_recency_half_life(half_life));
@@ -286,6 +295,11 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
             Ok(Choice { model: best, selection: record(reason, candidates, Some(&split)) })
         }
     }
+}
+
+/// Whether every positive entry of `matrix` has a time.
+fn every_positive_timed(matrix: &Csr) -> bool {
+    (0..matrix.rows()).flat_map(|u| matrix.row_timed(u)).filter(|e| e.1 > 0.0).all(|e| e.2.is_some())
 }
 
 /// A candidate recorded as not fitted, and why.
@@ -376,12 +390,15 @@ struct Validation {
     users: Vec<(usize, Vec<u32>)>,
     /// Held-out entries in all.
     held: usize,
+    /// Whether every positive has a time (recency means something only then).
+    timed: bool,
 }
 
 impl Validation {
     /// Holds out validation items of every user with two positives or more: `random` a
-    /// seeded fifth of them (at least one, never all), `time` the latest one (ties by item
-    /// index, as the eval's time split). `auto` is `time` when every positive has a time.
+    /// seeded fifth of them (at least one, never all), `time` the latest one (ties by the
+    /// larger item index; the eval's time split breaks them by item id). `auto` is `time`
+    /// when every positive has a time.
     ///
     /// # Errors
     /// `time` asked for with a positive that has no time.
@@ -412,7 +429,7 @@ impl Validation {
             if positives >= 2 {
                 let take = match kind {
                     CfValidation::Time => {
-                        // Latest last: the held-out item is the last positive.
+                        // Newest first, so that the first positive is the one held out.
                         row.sort_by_key(|e| (e.2, e.0));
                         row.reverse();
                         1
@@ -442,7 +459,8 @@ impl Validation {
             users.truncate(MAX_VALIDATION_USERS);
             users.sort_by_key(|u| u.0);
         }
-        Ok(Validation { kind, train: Csr::from_timed(matrix.rows(), matrix.cols, &entries), users, held })
+        let timed = untimed == 0;
+        Ok(Validation { kind, train: Csr::from_timed(matrix.rows(), matrix.cols, &entries), users, held, timed })
     }
 
     /// Mean nDCG@10 and Recall@20 over the validation users, training items excluded.
@@ -507,7 +525,7 @@ mod tests {
         let s = &choice.selection;
         assert_eq!(s.requested, "auto");
         assert_eq!(s.validation_users, 40);
-        assert_eq!(s.candidates.len(), candidate_list(&settings).len() + RECENCY_HALF_LIVES.len());
+        assert_eq!(s.candidates.len(), candidate_list(&settings).len(), "no times: no recency candidates");
         assert_eq!(s.validation, "random", "no times, so a random fifth");
         assert!(s.candidates.iter().all(|c| c.skipped.is_none() && c.ndcg_10.is_some()));
         let best = s.candidates.iter().filter_map(|c| c.ndcg_10).fold(0.0, f64::max);
@@ -550,6 +568,32 @@ mod tests {
                 assert!(split.train.row(*u).all(|(i, _)| i != *item));
             }
         }
+    }
+
+    #[test]
+    fn recency_is_tried_only_with_times_and_refused_without_them() {
+        let untimed = communities();
+        let timed_entries: Vec<(u32, u32, f32, Option<i64>)> = (0..untimed.rows())
+            .flat_map(|u| untimed.row(u).map(move |(i, v)| (u as u32, i, v, Some(i64::from(i) * 60))))
+            .collect();
+        let timed = Csr::from_timed(untimed.rows(), untimed.cols, &timed_entries);
+        let settings = CfChoiceSettings {
+            als: AlsSettings { factors: 4, iterations: 3, ..AlsSettings::default() },
+            ease: EaseSettings { lambda: 2.0, neighbours: 0, ..EaseSettings::default() },
+            ..CfChoiceSettings::default()
+        };
+        let choice = choose(&timed, &settings).unwrap();
+        assert_eq!(choice.selection.validation, "time");
+        let recency = |c: &CfCandidate| matches!(&c.model, CfModelSettings::Ease(e) if e.recency_half_life > 0.0);
+        assert_eq!(choice.selection.candidates.iter().filter(|c| recency(c)).count(), RECENCY_HALF_LIVES.len());
+        let asked = CfChoiceSettings {
+            requested: CfModelChoice::Ease,
+            ease: EaseSettings { recency_half_life: 4.0, ..settings.ease.clone() },
+            ..settings
+        };
+        assert!(choose(&timed, &asked).is_ok());
+        let error = choose(&untimed, &asked).err().unwrap().to_string();
+        assert!(error.contains("ease-recency-half-life") && error.contains("no timestamp"), "{error}");
     }
 
     #[test]

@@ -262,6 +262,8 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             field_types: catalog.field_types.clone(),
             files: Default::default(),
         };
+        manifest.format_version = generation::format_version_of(&manifest);
+
         stages.done("publish");
         manifest.stages = std::mem::take(&mut stages.timings);
         Ok::<_, IndexError>(manifest)
@@ -332,6 +334,20 @@ fn build_into(
             .flat_map(|(u, h)| h.values().map(move |i| (u as u32, i.item, i.weight, i.timestamp)))
             .collect();
         let matrix = Csr::from_timed(user_ids.len(), items.len(), &entries);
+        // EASE's sessions and recency read times in seconds; 1e11 s is the year 5138, so a
+        // median above it is milliseconds (or finer) and τ would be 1,000 times too short.
+        let mut times: Vec<i64> = entries.iter().filter_map(|e| e.3).collect();
+        if !times.is_empty() {
+            let middle = times.len() / 2;
+            let median = *times.select_nth_unstable(middle).1;
+            if median > 100_000_000_000 {
+                tracing::warn!(
+                    median,
+                    "interaction timestamps look like milliseconds; EASE's --ease-session-seconds counts seconds, so \
+                     convert the time column to seconds (or scale --ease-session-seconds by 1,000)"
+                );
+            }
+        }
         let choice = cf_choice::choose(&matrix, &settings.cf)?;
         if settings.cf.requested == cf_choice::CfModelChoice::Auto {
             stages.done("choose cf model");

@@ -138,6 +138,8 @@ fn a_pinned_precision_refuses_a_swap_to_another_and_an_unpinned_server_follows()
     use hyrank_engine::{EmbedderSettings, Precision};
     let dir = tempfile::tempdir().unwrap();
     let mut settings = bad_input_settings(&dir, false, OnError::Skip);
+    // BM25F (the default) is version 5 (below); summed fields leave precision to decide.
+    settings.lexical.bm25.fields = hyrank_engine::lexical::FieldCombination::Sum;
     let f32_summary = hyrank_indexer::build(&settings).unwrap();
     assert_eq!(f32_summary.manifest.format_version, 1, "f32 generations stay readable by older builds");
     let index = dir.path().join("index");
@@ -162,6 +164,8 @@ fn a_second_run_publishes_a_new_generation_beside_the_first() {
     let second = hyrank_indexer::build(&settings).unwrap();
     assert_eq!(first.manifest.generation, "000001");
     assert_eq!(second.manifest.generation, "000002");
+    // A build from before BM25F would read its field combination as `sum`: it must refuse.
+    assert_eq!(first.manifest.format_version, hyrank_engine::generation::SCORING_FORMAT_VERSION);
     assert!(first.dir.join("manifest.json").is_file(), "the old generation must stay intact");
     assert_eq!(hyrank_engine::generation::current(&dir.path().join("index")).unwrap(), second.dir);
 }

@@ -165,7 +165,7 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
         again.hits.iter().map(|h| h.score).collect::<Vec<_>>(),
         served.hits.iter().map(|h| h.score).collect::<Vec<_>>()
     );
-    assert_eq!(engine.manifest().format_version, 3, "older builds must refuse a PreTTR generation");
+    assert!(engine.manifest().format_version >= 3, "older builds must refuse a PreTTR generation");
 
     // The stored logits are the ones computing each item's side from its text gives.
     let layers = hyrank_engine::RuntimeSettings::default().rerank_layers(engine.embedder());
@@ -181,9 +181,15 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
     // (the second scores as a freshly opened engine does).
     // With `keep` 1 the trainer prunes as `hyrank index --keep 1` does: the first generation
     // goes, the second stays while `engine` still has it open.
+    // This one is distilled from the first (its teacher, generation 000002's reranker): the
+    // manifest says so.
     settings.seed = 7;
     settings.keep = 1;
+    settings.distil_weight = 0.5;
+    settings.distil_temperature = 2.0;
     let summary = train(&settings).unwrap();
+    let teacher = summary.reranker.training.teacher.as_deref().expect("the teacher is recorded");
+    assert!(teacher.contains("generation 000002") && teacher.contains("weight 0.5"), "{teacher}");
     let removed: Vec<String> =
         summary.removed_generations.iter().map(|d| d.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(removed, ["000001"]);
@@ -227,6 +233,12 @@ fn bad_supervision_is_refused_with_the_file_and_field_named() {
     let queries = fixture("beir-tiny").join("train").join("queries.jsonl");
     let err = train(&tiny_settings(&index_dir, Supervision::Judgments { queries, qrels })).unwrap_err().to_string();
     assert!(err.contains("qrels.tsv") && err.contains("NOPE-404"), "{err}");
+
+    // Distillation needs a teacher: this generation has no trained reranker.
+    let mut settings = tiny_settings(&index_dir, judgments());
+    settings.distil_weight = 0.5;
+    let err = train(&settings).unwrap_err().to_string();
+    assert!(err.contains("distil-weight") && err.contains("no trained search reranker"), "{err}");
 
     // Nothing was published by the failed runs.
     assert_eq!(Engine::open(&index_dir, &embedder_settings()).unwrap().manifest().generation, "000001");

@@ -55,15 +55,18 @@ pub struct EaseSettings {
     /// (w is `session_weight`), so items taken up in the same sitting weigh more than items
     /// a user met years apart. The added matrix is a sum over users of
     /// `(1 − w)·11ᵀ + w·K` with K the Laplace kernel of their event times (positive
-    /// semi-definite), so `G + λI` stays positive definite. A pair without a time on either
-    /// side counts 1. 0 turns it off (Steck's `XᵀX`).
+    /// semi-definite), so `G + λI` stays positive definite. A user with any positive without
+    /// a time counts every pair of theirs 1, as Steck's `XᵀX` does (a kernel over some of a
+    /// user's items and 1 for the rest is not positive semi-definite). Times are in seconds,
+    /// as `--time-column` reads them. 0 turns it off (Steck's `XᵀX`).
     #[serde(default)]
     pub session_seconds: f32,
     /// w above, in [0, 1]; 0 turns it off.
     #[serde(default)]
     pub session_weight: f32,
     /// Half-life of a history item's weight at scoring time, in history positions: the r-th
-    /// most recent item (r = 0 the newest, by timestamp, then by order of arrival) counts
+    /// most recent item (r = 0 the newest, by timestamp, then by later position in the
+    /// history, which the store keeps sorted by time and then item index) counts
     /// `2^(−r / half-life)` instead of 1, for catalogs where what a user did last predicts
     /// what they do next. 0 counts every history item 1 (Steck's score).
     #[serde(default)]
@@ -136,9 +139,10 @@ impl EaseSettings {
 }
 
 /// The seeds of a user's scores: each positive history item with its weight, in the order
-/// given. `history` is `(item, time)` in order of arrival; with a `half_life` above 0 the r-th
-/// most recent (by time, items without one oldest, then by arrival) weighs `2^(−r /
-/// half_life)`, else every item weighs 1.
+/// given. `history` is `(item, time)` in history order (the store's: by time, then item index,
+/// live events after); with a `half_life` above 0 the r-th most recent (by time, items without
+/// one oldest, ties to the later position) weighs `2^(−r / half_life)`, else every item
+/// weighs 1.
 pub fn seeds(history: impl IntoIterator<Item = (u32, Option<i64>)>, half_life: f32) -> Vec<(u32, f32)> {
     let history: Vec<(u32, Option<i64>)> = history.into_iter().collect();
     let mut weights = vec![1f32; history.len()];
@@ -152,14 +156,13 @@ pub fn seeds(history: impl IntoIterator<Item = (u32, Option<i64>)>, half_life: f
     history.into_iter().zip(weights).map(|((item, _), w)| (item, w)).collect()
 }
 
-/// Adds one user's session part `w · k(a, b)` to the lower triangle of `g`: the Laplace
-/// kernel `exp(−|Δt| / τ)` between two timed items (pairs past [`SESSION_WINDOW_TAUS`] left
-/// out), and w whole for a pair with an item without a time. Every unordered pair once, and
-/// each item with itself (so the diagonal stays the item's count, as in `XᵀX`).
-fn add_session_pairs(g: &mut Mat<f32>, timed: &mut [(i64, usize)], untimed: &[usize], settings: &EaseSettings) {
+/// Adds one user's session part `w · exp(−|Δt| / τ)` to the lower triangle of `g` for their
+/// `timed` items (every positive of theirs has a time): every unordered pair once, and each
+/// item with itself (so the diagonal stays the item's count, as in `XᵀX`); pairs further apart
+/// than [`SESSION_WINDOW_TAUS`] are left out.
+fn add_session_pairs(g: &mut Mat<f32>, timed: &mut [(i64, usize)], settings: &EaseSettings) {
     let w = f64::from(settings.session_weight);
     let tau = f64::from(settings.session_seconds);
-    let mut add = |a: usize, b: usize, v: f64| g[(a.max(b), a.min(b))] += v as f32;
     timed.sort_unstable();
     for (k, &(ta, a)) in timed.iter().enumerate() {
         for &(tb, b) in &timed[k..] {
@@ -167,15 +170,7 @@ fn add_session_pairs(g: &mut Mat<f32>, timed: &mut [(i64, usize)], untimed: &[us
             if gap > SESSION_WINDOW_TAUS {
                 break;
             }
-            add(a, b, w * (-gap).exp());
-        }
-    }
-    for (k, &a) in untimed.iter().enumerate() {
-        for &(_, b) in timed.iter() {
-            add(a, b, w);
-        }
-        for &b in &untimed[k..] {
-            add(a, b, w);
+            g[(a.max(b), a.min(b))] += (w * (-gap).exp()) as f32;
         }
     }
 }
@@ -205,7 +200,8 @@ pub fn warm_items(user_items: &Csr) -> Vec<u32> {
 /// A fitted, pruned EASE model: row h of B as `(item, weight)` pairs sorted by item.
 #[derive(Debug, Clone)]
 pub struct ItemModel {
-    rows: Csr,
+    /// Row h of B; shared by the copies [`ItemModel::with_recency_half_life`] makes.
+    rows: Arc<Csr>,
     /// Items with no positive in the training data: EASE has no opinion on them.
     cold: Arc<Vec<bool>>,
     settings: EaseSettings,
@@ -231,16 +227,27 @@ impl ItemModel {
         // column b of G is contiguous: each user adds 1 to every pair (a ≥ b) of their items,
         // or with sessions `1 − w` to every pair and then the kernel part below.
         let mut g = Mat::<f32>::zeros(n, n);
-        let sessions = settings.sessions();
-        let all_pairs = if sessions { 1.0 - settings.session_weight } else { 1.0 };
         let mut items = Vec::new();
         let mut timed: Vec<(i64, usize)> = Vec::new();
-        let mut untimed: Vec<usize> = Vec::new();
         for u in 0..user_items.rows() {
             items.clear();
             items.extend(user_items.row(u).filter(|&(_, v)| v > 0.0).map(|(i, _)| dense_of[i as usize] as usize));
             items.sort_unstable();
             items.dedup();
+            timed.clear();
+            if settings.sessions() {
+                for (i, _, t) in user_items.row_timed(u).filter(|&(_, v, _)| v > 0.0) {
+                    match t {
+                        Some(t) => timed.push((t, dense_of[i as usize] as usize)),
+                        None => {
+                            timed.clear();
+                            break;
+                        }
+                    }
+                }
+            }
+            let sessions = !timed.is_empty();
+            let all_pairs = if sessions { 1.0 - settings.session_weight } else { 1.0 };
             if all_pairs > 0.0 {
                 for (position, &b) in items.iter().enumerate() {
                     let column =
@@ -251,16 +258,7 @@ impl ItemModel {
                 }
             }
             if sessions {
-                timed.clear();
-                untimed.clear();
-                for (i, _, t) in user_items.row_timed(u).filter(|&(_, v, _)| v > 0.0) {
-                    let d = dense_of[i as usize] as usize;
-                    match t {
-                        Some(t) => timed.push((t, d)),
-                        None => untimed.push(d),
-                    }
-                }
-                add_session_pairs(&mut g, &mut timed, &untimed, settings);
+                add_session_pairs(&mut g, &mut timed, settings);
             }
         }
         let emphasis = settings.dropout / (1.0 - settings.dropout);
@@ -324,10 +322,11 @@ impl ItemModel {
         // Cold is "no row", as `load` reads it back (the same as "no positive" unless a single
         // warm item has nobody to be weighed against).
         let cold = (0..catalog).map(|r| rows.indptr[r] == rows.indptr[r + 1]).collect();
-        Ok(ItemModel { rows, cold: Arc::new(cold), settings: settings.clone() })
+        Ok(ItemModel { rows: Arc::new(rows), cold: Arc::new(cold), settings: settings.clone() })
     }
 
-    /// The same weights served with another recency half-life (a scoring setting: no refit).
+    /// The same weights (shared, not copied) served with another recency half-life (a scoring
+    /// setting: no refit).
     pub fn with_recency_half_life(&self, half_life: f32) -> ItemModel {
         ItemModel { settings: EaseSettings { recency_half_life: half_life, ..self.settings.clone() }, ..self.clone() }
     }
@@ -522,7 +521,7 @@ impl ItemModel {
             return Err(bad(format!("a non-finite weight ({w})")));
         }
         let cold = (0..rows).map(|r| rows_csr.indptr[r] == rows_csr.indptr[r + 1]).collect();
-        Ok(ItemModel { rows: rows_csr, cold: Arc::new(cold), settings })
+        Ok(ItemModel { rows: Arc::new(rows_csr), cold: Arc::new(cold), settings })
     }
 }
 
@@ -730,10 +729,12 @@ mod tests {
         let mut g = vec![vec![0f64; 4]; 4];
         for u in 0..4u32 {
             let mine: Vec<_> = events.iter().filter(|e| e.0 == u).collect();
+            // User 3 has an item without a time: every pair of theirs counts 1.
+            let all_timed = mine.iter().all(|e| e.2.is_some());
             for a in &mine {
                 for b in &mine {
                     let k = match (a.2, b.2) {
-                        (Some(ta), Some(tb)) => (-((ta - tb).abs() as f64) / tau).exp(),
+                        (Some(ta), Some(tb)) if all_timed => (-((ta - tb).abs() as f64) / tau).exp(),
                         _ => 1.0,
                     };
                     g[a.1 as usize][b.1 as usize] += (1.0 - w) + w * k;
@@ -750,16 +751,16 @@ mod tests {
                 assert!((got - b[h][j]).abs() < 1e-5, "B[{h}][{j}] {got} vs {}", b[h][j]);
             }
         }
-        // Without times, sessions change nothing: every pair counts (1 − w) + w = 1.
+        // Without times, sessions change nothing: Steck's EASE to the bit.
         let (untimed, _) = matrix();
-        let with = ItemModel::fit(
-            &untimed,
-            &EaseSettings { session_seconds: 600.0, session_weight: 0.7, ..plain(1.0, 0, 0.0) },
-        );
+        let sessions = |lambda| EaseSettings { session_seconds: 600.0, session_weight: 0.7, ..plain(lambda, 0, 0.0) };
+        let with = ItemModel::fit(&untimed, &sessions(1.0)).unwrap();
         let without = ItemModel::fit(&untimed, &plain(1.0, 0, 0.0)).unwrap();
-        for (a, b) in with.unwrap().rows.values.iter().zip(&without.rows.values) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-        }
+        assert_eq!(with.rows.values, without.rows.values);
+        // Timed items far apart beside an untimed one, at a small λ: still positive definite
+        // (a kernel over part of a user's items would not be).
+        let mixed = Csr::from_timed(1, 3, &[(0, 0, 1.0, Some(0)), (0, 1, 1.0, Some(1_000_000)), (0, 2, 1.0, None)]);
+        assert!(ItemModel::fit(&mixed, &sessions(0.01)).is_ok());
         for (field, bad) in [
             ("session_seconds", EaseSettings { session_seconds: -1.0, ..settings.clone() }),
             ("session_weight", EaseSettings { session_weight: 1.5, ..settings.clone() }),
@@ -781,5 +782,12 @@ mod tests {
             assert_eq!(weighted.iter().find(|s| s.0 == item).unwrap().1, weight, "item {item}");
         }
         assert_eq!(weighted.iter().map(|s| s.0).collect::<Vec<_>>(), vec![7, 3, 5, 9, 1], "the given order is kept");
+    }
+
+    #[test]
+    fn settings_from_before_sessions_and_recency_read_as_steck_s_ease() {
+        let old: EaseSettings = serde_json::from_str(r#"{"lambda":200,"neighbours":512,"dropout":0}"#).unwrap();
+        assert_eq!(old, plain(200.0, 512, 0.0));
+        assert!(!old.sessions() && old.recency_half_life == 0.0);
     }
 }

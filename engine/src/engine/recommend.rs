@@ -123,7 +123,11 @@ impl Engine {
             }
         }
         if let Some(profile) = &profile {
-            let weight = request.weights.given(RetrieverKind::Dense).unwrap_or(defaults::RECOMMEND_CONTENT_WEIGHT);
+            let default = match cf {
+                super::Collaborative::Ease(_) => defaults::RECOMMEND_CONTENT_WEIGHT_EASE,
+                super::Collaborative::Als { .. } => defaults::RECOMMEND_CONTENT_WEIGHT_ALS,
+            };
+            let weight = request.weights.given(RetrieverKind::Dense).unwrap_or(default);
             retrievers.push((
                 Retriever::Dense { index: &self.dense, live: Some(&live_items), vector: profile.as_deref() },
                 weight,

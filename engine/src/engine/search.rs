@@ -62,6 +62,30 @@ impl Engine {
         self.candidates_of(&first.fused, depth)
     }
 
+    /// The logits the generation's trained search reranker gives `items` (catalog indexes)
+    /// for `query`, one per item, in order: raw model output, before the learned combination,
+    /// as serving computes them (stored item states included). What a distilled student
+    /// learns from (`hyrank train-reranker --distil-weight`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`teacher`) when the generation has no trained search
+    /// reranker; an item index out of range; a model failure.
+    pub fn trained_logits(&self, query: &str, items: &[u32]) -> Result<Vec<f32>> {
+        use crate::rerank::Reranker;
+        let trained = self
+            .trained
+            .as_ref()
+            .ok_or_else(|| Error::invalid("teacher", "the generation has no trained search reranker to learn from"))?;
+        let contents: Vec<String> =
+            items.iter().map(|&i| self.item_at(i).map(|item| item.content())).collect::<Result<_>>()?;
+        let texts: Vec<crate::cross::ItemText<'_>> = items
+            .iter()
+            .zip(&contents)
+            .map(|(&index, text)| crate::cross::ItemText { index: Some(index), text })
+            .collect();
+        trained.score(query, &texts)
+    }
+
     /// BM25's parameters for `request`: the generation's, with the request's changes.
     fn bm25_params(&self, request: &SearchRequest) -> crate::lexical::Bm25Params {
         let base = self.lexical.settings().bm25;

@@ -26,7 +26,14 @@ use crate::lexical::LexicalSettings;
 /// Version 4 marks a generation shipped through object storage, whose manifest lists every
 /// file with its size and SHA-256 ([`Manifest::files`]): a replica checks each file against it
 /// before serving, and a build from before it would serve an unchecked download.
-pub const FORMAT_VERSION: u32 = 4;
+/// Version 5 marks scoring settings an older build would read past without a word, and so
+/// score differently: BM25F's field combination (`lexical.bm25.fields`, read as `sum` by
+/// builds from before it) and EASE's recency half-life (`ease.recency_half_life`, applied at
+/// request time, not stored in the weights).
+pub const FORMAT_VERSION: u32 = 5;
+
+/// The version scoring settings older builds would ignore need (version 5 above).
+pub const SCORING_FORMAT_VERSION: u32 = 5;
 
 /// The version a shipped generation's manifest is written at (with [`Manifest::files`]).
 pub const SHIPPED_FORMAT_VERSION: u32 = 4;
@@ -44,6 +51,27 @@ pub fn format_version_for(precision: Precision) -> u32 {
     } else {
         2
     }
+}
+
+/// The lowest version that reads `manifest` correctly (see [`FORMAT_VERSION`]): what a
+/// generation is written at, so that every build that can serve it does, and no other.
+pub fn format_version_of(manifest: &Manifest) -> u32 {
+    let mut version = format_version_for(manifest.precision);
+    let prettr = [&manifest.reranker, &manifest.recommend_reranker]
+        .iter()
+        .any(|entry| entry.as_ref().is_some_and(|e| e.shape.item_tokens.is_some()));
+    if prettr {
+        version = version.max(PRETTR_FORMAT_VERSION);
+    }
+    if !manifest.files.is_empty() {
+        version = version.max(SHIPPED_FORMAT_VERSION);
+    }
+    let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f;
+    let recency = manifest.ease.as_ref().is_some_and(|e| e.recency_half_life > 0.0);
+    if bm25f || recency {
+        version = version.max(SCORING_FORMAT_VERSION);
+    }
+    version
 }
 
 /// What a generation holds and how it was built.
@@ -293,6 +321,10 @@ pub struct TrainingRecord {
     pub seconds: f64,
     /// Seed of the split, the sampling and the head's initialisation.
     pub seed: u64,
+    /// The reranker it was distilled from, and how, when it learned from a teacher's logits
+    /// (`hyrank train-reranker --distil-weight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<String>,
 }
 
 /// Validation nDCG@10 of each way to rank.

@@ -231,6 +231,23 @@ mod tests {
     }
 
     #[test]
+    fn a_generation_is_written_at_the_lowest_version_that_reads_it_correctly() {
+        use crate::lexical::FieldCombination;
+        let mut m = manifest("000001");
+        m.lexical.bm25.fields = FieldCombination::Sum;
+        assert_eq!(format_version_of(&m), 1);
+        m.precision = Precision::Int8;
+        assert_eq!(format_version_of(&m), 2);
+        m.ease = Some(crate::cf::EaseSettings { recency_half_life: 0.0, ..Default::default() });
+        assert_eq!(format_version_of(&m), 2, "sessions live in the stored weights");
+        m.ease = Some(crate::cf::EaseSettings { recency_half_life: 4.0, ..Default::default() });
+        assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "recency is applied at request time");
+        m.ease = None;
+        m.lexical.bm25.fields = FieldCombination::Bm25f;
+        assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read BM25F as sum");
+    }
+
+    #[test]
     fn another_format_version_is_refused() {
         let root = tempfile::tempdir().unwrap();
         let building = begin(root.path()).unwrap();

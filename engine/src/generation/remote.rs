@@ -114,12 +114,11 @@ impl std::fmt::Debug for Remote {
 
 impl Remote {
     /// Opens `url`: `s3://bucket` or `s3://bucket/prefix` with settings from the environment,
-    /// or `file:///absolute/folder` (created if missing).
+    /// or `file:///absolute/folder`, which must exist.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for another scheme, no bucket or a relative folder;
-    /// [`Error::Remote`] if the client cannot be built; [`Error::Io`] if the folder cannot be
-    /// created.
+    /// [`Error::InvalidArgument`] for another scheme, no bucket, or a folder that is relative
+    /// or missing; [`Error::Remote`] if the client cannot be built.
     pub fn open(url: &str) -> Result<Self> {
         Self::open_with(url, &[])
     }
@@ -148,7 +147,14 @@ impl Remote {
                     format!("{key:?} applies to s3:// storage, not to the folder {url:?}"),
                 ));
             }
-            fs::create_dir_all(&root).map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
+            // Not created here: a share that is not mounted must not turn into a local folder
+            // that a publisher fills and no replica sees.
+            if !root.is_dir() {
+                return Err(Error::invalid(
+                    "object storage URL",
+                    format!("{} is not a folder; create it (or mount the share) first", root.display()),
+                ));
+            }
             let store = LocalFileSystem::new_with_prefix(&root)
                 .map_err(|e| remote(url, "opening the folder", e))?
                 .with_fsync(true)
@@ -421,8 +427,18 @@ impl Remote {
         let mut hasher = sha2::Sha256::new();
         let mut bytes = 0u64;
         self.runtime.block_on(async {
-            let mut stream =
-                self.store.get(&key).await.map_err(|e| remote(&self.describe(relative), "reading", e))?.into_stream();
+            // A file the manifest lists but the store lacks will not appear on a retry: that
+            // generation is broken, as a file with the wrong hash is.
+            let got = match self.store.get(&key).await {
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(Error::BadIndex {
+                        path: self.describe(relative).into(),
+                        reason: "listed in the manifest but missing from the store".into(),
+                    })
+                }
+                got => got.map_err(|e| remote(&self.describe(relative), "reading", e))?,
+            };
+            let mut stream = got.into_stream();
             while let Some(chunk) =
                 stream.try_next().await.map_err(|e| remote(&self.describe(relative), "reading", e))?
             {
@@ -585,7 +601,6 @@ impl Remote {
     }
 }
 
-/// Now less `age`, in the storage's timestamps.
 /// Opens (creating if needed) and locks `path` exclusively, waiting for another holder; the
 /// lock lasts as long as the returned file, and the OS drops it if the process dies.
 fn lock_exclusive(path: &LocalPath) -> Result<fs::File> {
@@ -599,6 +614,7 @@ fn lock_exclusive(path: &LocalPath) -> Result<fs::File> {
     Ok(file)
 }
 
+/// Now less `age`, in the storage's timestamps.
 fn chrono_now_minus(age: std::time::Duration) -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX)
 }
@@ -693,8 +709,10 @@ mod tests {
     fn urls_name_a_bucket_or_an_absolute_folder() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("bucket");
+        let err = Remote::open(&format!("file://{}", folder.display())).unwrap_err();
+        assert!(err.to_string().contains("create it (or mount the share) first"), "{err}");
+        std::fs::create_dir(&folder).unwrap();
         let local = Remote::open(&format!("file://{}/", folder.display())).unwrap();
-        assert!(folder.is_dir(), "the folder is created");
         assert_eq!(local.key("CURRENT").as_ref(), "CURRENT");
         assert_eq!(local.current().unwrap(), None);
         assert!(Remote::open("file://relative/folder").is_err());

@@ -49,9 +49,10 @@ pub(crate) struct EvalRecommendArgs {
     /// Hybrid mode: weight of the CF list in fusion.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) cf_weight: f64,
-    /// Hybrid mode: weight of the content list in fusion (the API's default is 0.3).
-    #[arg(long, default_value_t = hyrank_engine::request::defaults::RECOMMEND_CONTENT_WEIGHT)]
-    pub(crate) content_weight: f64,
+    /// Hybrid mode: weight of the content list in fusion [default: the API's, 0.3 under ALS,
+    /// 0.1 under EASE].
+    #[arg(long)]
+    pub(crate) content_weight: Option<f64>,
     /// Hybrid mode: `share` gives CF's weight to content for items without interactions,
     /// `ignore` fuses them plainly (the API's default for recommendations).
     #[arg(long, value_enum, default_value_t = ColdItemsArg::Ignore)]
@@ -90,11 +91,7 @@ pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
         min_weight: args.min_weight,
         k: args.k,
         candidates: args.candidates,
-        weights: hyrank_engine::request::Weights {
-            bm25: None,
-            dense: Some(args.content_weight),
-            cf: Some(args.cf_weight),
-        },
+        weights: hyrank_engine::request::Weights { bm25: None, dense: args.content_weight, cf: Some(args.cf_weight) },
         cold_items: match args.cold_items {
             ColdItemsArg::Share => hyrank_engine::ColdItems::Share,
             ColdItemsArg::Ignore => hyrank_engine::ColdItems::Ignore,

@@ -61,6 +61,14 @@ pub(crate) struct TrainRerankerArgs {
     /// larger steps than the layers).
     #[arg(long, default_value_t = defaults::HEAD_LEARNING_RATE)]
     pub(crate) head_learning_rate: f64,
+    /// Distil from the generation's trained search reranker: the weight α of the teacher's
+    /// listwise KL against the labels' loss, `(1 − α)·label + α·T²·KL` (0: labels only). Train
+    /// a smaller student this way (fewer item tokens, a shorter pair) from a larger reranker.
+    #[arg(long, default_value_t = defaults::DISTIL_WEIGHT)]
+    pub(crate) distil_weight: f64,
+    /// Distillation temperature T.
+    #[arg(long, default_value_t = defaults::DISTIL_TEMPERATURE)]
+    pub(crate) distil_temperature: f64,
     /// Groups (a positive and its negatives) per optimiser step.
     #[arg(long, default_value_t = defaults::GROUPS_PER_STEP)]
     pub(crate) groups_per_step: usize,
@@ -115,6 +123,8 @@ pub(crate) fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
     settings.learning_rate = args.learning_rate;
     settings.head_learning_rate = args.head_learning_rate;
     settings.groups_per_step = args.groups_per_step;
+    settings.distil_weight = args.distil_weight;
+    settings.distil_temperature = args.distil_temperature;
     settings.loss = args.loss;
     settings.hard_negatives = args.hard_negatives;
     settings.random_negatives = args.random_negatives;

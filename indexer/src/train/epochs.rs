@@ -81,20 +81,7 @@ pub(super) fn run_epochs(
             let mut losses = Vec::with_capacity(step.len());
             for &g in step {
                 let logits = model.logits(&groups[g].frozen)?;
-                let loss = match settings.loss {
-                    Loss::Listwise => {
-                        candle_nn::ops::log_softmax(&logits, D::Minus1).and_then(|l| l.get(0)).and_then(|l| l.neg())
-                    }
-                    Loss::Pointwise => {
-                        let n = logits.dim(0).map_err(candle)?;
-                        let mut targets = vec![0f32; n];
-                        targets[0] = 1.0;
-                        Tensor::from_vec(targets, n, logits.device())
-                            .and_then(|t| candle_nn::loss::binary_cross_entropy_with_logit(&logits, &t))
-                    }
-                }
-                .map_err(candle)?;
-                losses.push(loss);
+                losses.push(group_loss(&logits, groups[g].teacher.as_deref(), settings).map_err(candle)?);
             }
             let loss = (Tensor::stack(&losses, 0).and_then(|l| l.mean_all())).map_err(candle)?;
             let grads = loss.backward().map_err(candle)?;
@@ -121,4 +108,79 @@ pub(super) fn run_epochs(
         var.set(value).map_err(candle)?;
     }
     Ok(Epochs { kept: best, initial_validation, loss: epoch_loss, validation: epoch_validation })
+}
+
+/// One group's loss from the student's `logits` (the positive first): the label loss
+/// (listwise: cross-entropy with the positive as the class; pointwise: binary cross-entropy
+/// per pair), mixed with the distillation loss when there is a `teacher` and a weight α:
+/// `(1 − α)·label + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T))` (Hinton, Vinyals & Dean
+/// 2015, "Distilling the Knowledge in a Neural Network"; the T² keeps the gradient's scale
+/// as T changes).
+pub(super) fn group_loss(
+    logits: &Tensor,
+    teacher: Option<&[f32]>,
+    settings: &TrainSettings,
+) -> candle_core::Result<Tensor> {
+    let label = match settings.loss {
+        Loss::Listwise => candle_nn::ops::log_softmax(logits, D::Minus1)?.get(0)?.neg()?,
+        Loss::Pointwise => {
+            let n = logits.dim(0)?;
+            let mut targets = vec![0f32; n];
+            targets[0] = 1.0;
+            let targets = Tensor::from_vec(targets, n, logits.device())?;
+            candle_nn::loss::binary_cross_entropy_with_logit(logits, &targets)?
+        }
+    };
+    let alpha = settings.distil_weight;
+    let Some(teacher) = teacher.filter(|_| alpha > 0.0) else { return Ok(label) };
+    let t = settings.distil_temperature;
+    let teacher = Tensor::from_slice(teacher, teacher.len(), logits.device())?.affine(1.0 / t, 0.0)?;
+    let log_teacher = candle_nn::ops::log_softmax(&teacher, D::Minus1)?;
+    let log_student = candle_nn::ops::log_softmax(&logits.affine(1.0 / t, 0.0)?, D::Minus1)?;
+    let kl = (log_teacher.exp()? * (log_teacher - log_student)?)?.sum_all()?;
+    label.affine(1.0 - alpha, 0.0)? + kl.affine(alpha * t * t, 0.0)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::Supervision;
+
+    fn settings(alpha: f64, t: f64) -> TrainSettings {
+        let supervision = Supervision::Clicks("clicks.tsv".into());
+        let mut s = TrainSettings::new("index".into(), hyrank_engine::EmbedderSettings::new("model"), supervision);
+        s.distil_weight = alpha;
+        s.distil_temperature = t;
+        s
+    }
+
+    fn value(t: &Tensor) -> f64 {
+        f64::from(t.to_scalar::<f32>().unwrap())
+    }
+
+    #[test]
+    fn distillation_mixes_the_label_loss_with_the_kl_to_the_teacher() {
+        let student = [2.0f32, 0.5, -1.0];
+        let logits = Tensor::new(&student, &candle_core::Device::Cpu).unwrap();
+        let ln_sum = |x: &[f64]| x.iter().map(|v| v.exp()).sum::<f64>().ln();
+        let s: Vec<f64> = student.iter().map(|&v| f64::from(v)).collect();
+        let label = ln_sum(&s) - s[0];
+        // No teacher, or α 0: the label loss alone.
+        assert!((value(&group_loss(&logits, None, &settings(0.5, 1.0)).unwrap()) - label).abs() < 1e-5);
+        assert!(
+            (value(&group_loss(&logits, Some(&[9.0, 0.0, 0.0]), &settings(0.0, 1.0)).unwrap()) - label).abs() < 1e-5
+        );
+        // A teacher that agrees with the student adds nothing (KL 0).
+        let same = group_loss(&logits, Some(&student), &settings(0.5, 2.0)).unwrap();
+        assert!((value(&same) - 0.5 * label).abs() < 1e-5);
+        // Otherwise the KL, by hand, at T = 2.
+        let teacher = [0.0f32, 3.0, 1.0];
+        let t = 2.0;
+        let scaled = |x: &[f64]| -> Vec<f64> { x.iter().map(|v| v / t).collect() };
+        let (ts, ss) = (scaled(&teacher.iter().map(|&v| f64::from(v)).collect::<Vec<_>>()), scaled(&s));
+        let (lt, ls) = (ln_sum(&ts), ln_sum(&ss));
+        let kl: f64 = ts.iter().zip(&ss).map(|(a, b)| (a - lt).exp() * ((a - lt) - (b - ls))).sum();
+        let got = value(&group_loss(&logits, Some(&teacher), &settings(0.25, t)).unwrap());
+        assert!((got - (0.75 * label + 0.25 * t * t * kl)).abs() < 1e-4, "{got}");
+    }
 }

@@ -123,6 +123,12 @@ pub struct TrainSettings {
     /// Published generations to keep after publishing, the new one included, as
     /// `hyrank index --keep` (0 keeps all).
     pub keep: usize,
+    /// Weight α of distillation from the generation's trained search reranker (the teacher):
+    /// each group's loss is `(1 − α)·label loss + α·T²·KL(teacher ‖ student)` over the group's
+    /// softmax at temperature T (Hinton et al. 2015). 0: no teacher, labels only.
+    pub distil_weight: f64,
+    /// The distillation temperature T.
+    pub distil_temperature: f64,
 }
 
 /// The defaults of every training setting but the inputs, in one place: [`TrainSettings::new`]
@@ -154,6 +160,10 @@ pub mod defaults {
     pub const CONTEXT_TITLES: usize = 10;
     /// With interactions: latest items held out per user.
     pub const TARGETS_PER_USER: usize = 1;
+    /// No distillation unless asked for.
+    pub const DISTIL_WEIGHT: f64 = 0.0;
+    /// Distillation temperature: the teacher's logits as they are.
+    pub const DISTIL_TEMPERATURE: f64 = 1.0;
 }
 
 impl TrainSettings {
@@ -179,6 +189,8 @@ impl TrainSettings {
             seed: defaults::SEED,
             progress: false,
             keep: crate::pipeline::DEFAULT_KEEP,
+            distil_weight: defaults::DISTIL_WEIGHT,
+            distil_temperature: defaults::DISTIL_TEMPERATURE,
         }
     }
 
@@ -208,6 +220,18 @@ impl TrainSettings {
             if targets_per_user == 0 {
                 return bad("targets-per-user", "must be at least 1");
             }
+        }
+        if !(0.0..=1.0).contains(&self.distil_weight) {
+            return bad("distil-weight", "must be between 0 and 1");
+        }
+        if !(self.distil_temperature.is_finite() && self.distil_temperature > 0.0) {
+            return bad("distil-temperature", "must be a finite number above 0");
+        }
+        if self.distil_weight > 0.0 && matches!(self.supervision, Supervision::Interactions { .. }) {
+            return bad(
+                "distil-weight",
+                "distillation learns from the generation's search reranker; --interactions trains the recommendation reranker",
+            );
         }
         if self.depth < 10 || self.depth > hyrank_engine::request::MAX_RERANK {
             return bad("depth", "must be between 10 and the engine's rerank limit (200)");
@@ -260,6 +284,28 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
         tracing::info!("reranker: item states, {:.0} bytes per item", states.bytes_per_item());
         model.attach_states(states)?;
     }
+    // The teacher, when distilling: the generation's own trained search reranker.
+    let teacher = match (settings.distil_weight > 0.0, &engine.manifest().reranker) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(IndexError::Settings {
+                setting: "distil-weight".into(),
+                reason: format!(
+                    "generation {} has no trained search reranker to distil from; train one first",
+                    engine.manifest().generation
+                ),
+            })
+        }
+        (true, Some(entry)) => Some(format!(
+            "the reranker of generation {} (frozen layers {}, pair tokens {}, item tokens {}), weight {}, temperature {}",
+            engine.manifest().generation,
+            entry.shape.frozen_layers,
+            entry.shape.max_tokens,
+            entry.shape.item_tokens.map_or("all (joint)".to_string(), |n| n.to_string()),
+            settings.distil_weight,
+            settings.distil_temperature
+        )),
+    };
     // 3 and 4. Negatives, and the frozen pass over every pair.
     let (groups, train_pairs) = training_groups(&miner, &model, &train_examples, settings, &mut rng)?;
     let validation = validation_queries(&miner, &model, &validation_examples, settings)?;
@@ -333,6 +379,7 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
             device: format!("{:?}", model.device()),
             seconds: start.elapsed().as_secs_f64(),
             seed: settings.seed,
+            teacher,
         },
         validation: ValidationRecord {
             queries: validation.len(),
@@ -415,7 +462,6 @@ fn publish_with_reranker(
         // The file list and version 4 describe a shipped copy (a pulled generation); this one
         // is a new local generation, at the version its contents need.
         manifest.files.clear();
-        manifest.format_version = generation::format_version_for(manifest.precision);
         manifest.built_at_unix =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let stage = if reranker.context.is_some() { "train_recommend_reranker" } else { "train_reranker" };
@@ -427,12 +473,7 @@ fn publish_with_reranker(
             manifest.reranker = Some(reranker.clone());
         }
         // A build from before PreTTR would score its layers as a joint model: it must refuse.
-        let prettr = [&manifest.reranker, &manifest.recommend_reranker]
-            .iter()
-            .any(|entry| entry.as_ref().is_some_and(|e| e.shape.item_tokens.is_some()));
-        if prettr {
-            manifest.format_version = manifest.format_version.max(generation::PRETTR_FORMAT_VERSION);
-        }
+        manifest.format_version = generation::format_version_of(&manifest);
         Ok::<_, IndexError>(manifest)
     })
     .map(|(dir, _)| dir)

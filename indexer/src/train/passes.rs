@@ -13,9 +13,11 @@ use super::{progress_bar, TrainSettings};
 use crate::error::{IndexError, Result};
 use crate::eval::metrics::Judgments;
 
-/// One training group: the positive first, then its negatives, through the frozen layers.
+/// One training group: the positive first, then its negatives, through the frozen layers, and
+/// the teacher's logits for the same items when distilling.
 pub(super) struct Group {
     pub(super) frozen: FrozenPass,
+    pub(super) teacher: Option<Vec<f32>>,
 }
 
 /// A validation query: its reranking window, through the frozen layers in batches.
@@ -85,7 +87,13 @@ pub(super) fn training_groups(
                 .map(|(index, text)| (example.text.as_str(), ItemText { index: Some(*index), text }))
                 .collect();
             train_pairs += pairs.len();
-            groups.push(Group { frozen: model.frozen(&pairs)? });
+            let teacher = if settings.distil_weight > 0.0 {
+                let indexes: Vec<u32> = contents.iter().map(|(index, _)| *index).collect();
+                Some(engine.trained_logits(&example.text, &indexes)?)
+            } else {
+                None
+            };
+            groups.push(Group { frozen: model.frozen(&pairs)?, teacher });
         }
         bar.inc(1);
     }
