@@ -175,19 +175,20 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
         validation: split.map(|s| s.kind.name().to_string()).unwrap_or_default(),
         candidates,
     };
+    let ease_asked = settings.requested != CfModelChoice::Als;
+    if ease_asked && settings.ease.recency_half_life > 0.0 && !every_positive_timed(matrix) {
+        return Err(IndexError::Settings {
+            setting: "ease-recency-half-life".into(),
+            reason: "recency orders each history by time, and some interactions have no timestamp; give the \
+                     interactions a time column, or leave the half-life at 0"
+                .into(),
+        });
+    }
     match settings.requested {
         CfModelChoice::Als => Ok(Choice {
             model: CfModelSettings::Als(settings.als.clone()),
             selection: record("ALS, as asked".into(), Vec::new(), None),
         }),
-        CfModelChoice::Ease if settings.ease.recency_half_life > 0.0 && !every_positive_timed(matrix) => {
-            Err(IndexError::Settings {
-                setting: "ease-recency-half-life".into(),
-                reason: "recency orders each history by time, and some interactions have no timestamp; give the \
-                         interactions a time column, or leave the half-life at 0"
-                    .into(),
-            })
-        }
         CfModelChoice::Ease => match ease_fits(warm, settings) {
             Ok(()) => Ok(Choice {
                 model: CfModelSettings::Ease(settings.ease.clone()),
@@ -592,8 +593,10 @@ mod tests {
             ..settings
         };
         assert!(choose(&timed, &asked).is_ok());
-        let error = choose(&untimed, &asked).err().unwrap().to_string();
-        assert!(error.contains("ease-recency-half-life") && error.contains("no timestamp"), "{error}");
+        for requested in [CfModelChoice::Ease, CfModelChoice::Auto] {
+            let error = choose(&untimed, &CfChoiceSettings { requested, ..asked.clone() }).err().unwrap().to_string();
+            assert!(error.contains("ease-recency-half-life") && error.contains("no timestamp"), "{error}");
+        }
     }
 
     #[test]
