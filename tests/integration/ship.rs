@@ -406,6 +406,18 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &dyn Storag
     std::thread::sleep(Duration::from_millis(500));
     assert!(state.render_metrics().contains(refused), "logged and counted once, not on every poll");
     assert_eq!(state.engine().search(&SearchRequest::new("tent")).unwrap().generation, serving(&state));
+
+    // A pull the replica's own disk breaks off (here: a file where the download's folder
+    // goes) is `failed`, not `refused`, and is tried again: once the obstacle goes, the
+    // generation comes in.
+    let obstacle = replica.join("generations/.pulling-000004");
+    std::fs::write(&obstacle, b"in the way").unwrap();
+    remote.publish(&build(&publisher)).unwrap();
+    wait_for(&|| state.render_metrics().contains(r#"hyrank_generation_reloads_total{outcome="failed"}"#));
+    assert_eq!(serving(&state), "000002");
+    std::fs::remove_file(&obstacle).unwrap();
+    wait_for(&|| serving(&state) == "000004");
+    assert!(state.render_metrics().contains(refused), "the failures were not counted as refusals");
 }
 
 /// The scenarios above, each against its own moto server.
