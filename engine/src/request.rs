@@ -345,7 +345,9 @@ pub struct RecommendRequest {
     /// How to fuse CF and content candidates.
     #[serde(default)]
     pub fusion: Fusion,
-    /// `cf` and `dense` (content) weights.
+    /// `cf` (default 1) and `dense` (content) weights; `dense` defaults to
+    /// [`defaults::RECOMMEND_CONTENT_WEIGHT_ALS`] (0.3) when ALS serves CF and
+    /// [`defaults::RECOMMEND_CONTENT_WEIGHT_EASE`] (0.1) under EASE.
     #[serde(default)]
     pub weights: Weights,
     /// Candidates per retriever.
