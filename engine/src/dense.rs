@@ -84,7 +84,8 @@ pub struct VectorIndex {
     exact_limit: usize,
 }
 
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// The inner product of two vectors of the same length (cosine for unit vectors).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 

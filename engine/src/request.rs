@@ -345,8 +345,9 @@ pub struct RecommendRequest {
     /// How to fuse CF and content candidates.
     #[serde(default)]
     pub fusion: Fusion,
-    /// `cf` (default 1) and `dense` (content) weights; `dense` defaults to
-    /// [`defaults::RECOMMEND_CONTENT_WEIGHT_ALS`] (0.3) when ALS serves CF and
+    /// `cf` (default 1) and `dense` (content) weights; `dense` defaults to the generation's
+    /// validated weight (manifest `cf_selection.content_weight`, written by `--cf-model auto`),
+    /// else to [`defaults::RECOMMEND_CONTENT_WEIGHT_ALS`] (0.3) when ALS serves CF and
     /// [`defaults::RECOMMEND_CONTENT_WEIGHT_EASE`] (0.1) under EASE.
     #[serde(default)]
     pub weights: Weights,

@@ -123,17 +123,24 @@ impl Engine {
             }
         }
         if let Some(profile) = &profile {
-            let default = match cf {
-                super::Collaborative::Ease(_) => defaults::RECOMMEND_CONTENT_WEIGHT_EASE,
-                super::Collaborative::Als { .. } => defaults::RECOMMEND_CONTENT_WEIGHT_ALS,
-            };
-            let weight = request.weights.given(RetrieverKind::Dense).unwrap_or(default);
+            let weight = request.weights.given(RetrieverKind::Dense).unwrap_or_else(|| self.recommend_content_weight());
             retrievers.push((
                 Retriever::Dense { index: &self.dense, live: Some(&live_items), vector: profile.as_deref() },
                 weight,
             ));
         }
         self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)
+    }
+
+    /// The content list's weight when a recommend request gives none: the one validated when
+    /// the generation was built (`cf_selection.content_weight`), else the constant of the
+    /// model family that serves CF.
+    pub fn recommend_content_weight(&self) -> f64 {
+        let validated = self.manifest.cf_selection.as_ref().and_then(|s| s.content_weight);
+        validated.unwrap_or(match self.cf {
+            Some(super::Collaborative::Ease(_)) => defaults::RECOMMEND_CONTENT_WEIGHT_EASE,
+            _ => defaults::RECOMMEND_CONTENT_WEIGHT_ALS,
+        })
     }
 
     /// The normalised, weight-averaged embedding of the user's recent items.

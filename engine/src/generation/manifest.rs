@@ -28,8 +28,9 @@ use crate::lexical::LexicalSettings;
 /// before serving, and a build from before it would serve an unchecked download.
 /// Version 5 marks scoring settings an older build would read past without a word, and so
 /// score differently: BM25F's field combination (`lexical.bm25.fields`, read as `sum` by
-/// builds from before it) and EASE's recency half-life (`ease.recency_half_life`, applied at
-/// request time, not stored in the weights).
+/// builds from before it), EASE's recency half-life (`ease.recency_half_life`, applied at
+/// request time, not stored in the weights) and a validated content weight for
+/// recommendations (`cf_selection.content_weight`).
 pub const FORMAT_VERSION: u32 = 5;
 
 /// The version scoring settings older builds would ignore need (version 5 above).
@@ -68,7 +69,8 @@ pub fn format_version_of(manifest: &Manifest) -> u32 {
     }
     let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f;
     let recency = manifest.ease.as_ref().is_some_and(|e| e.recency_half_life > 0.0);
-    if bm25f || recency {
+    let content_weight = manifest.cf_selection.as_ref().is_some_and(|s| s.content_weight.is_some());
+    if bm25f || recency || content_weight {
         version = version.max(SCORING_FORMAT_VERSION);
     }
     version
@@ -223,6 +225,33 @@ pub struct CfSelection {
     pub validation: String,
     /// Every candidate considered, in the order tried.
     pub candidates: Vec<CfCandidate>,
+    /// The content list's weight in hybrid recommendations (CF weighs 1), validated on the
+    /// same split (`auto`): the model family's default unless another weight's nDCG@10 gain
+    /// over it held up. The generation's default for a recommend request that gives no `dense`
+    /// weight. `None` (not validated, older manifests): the model family's
+    /// constant ([`crate::request::defaults::RECOMMEND_CONTENT_WEIGHT_EASE`] or `_ALS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_weight: Option<f64>,
+    /// Every content weight tried for it, by weight.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content_weights: Vec<ContentWeightCandidate>,
+}
+
+/// One content weight `auto` validated: the chosen CF model's validation fit fused with the
+/// content list at this weight, as a recommend request is served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContentWeightCandidate {
+    /// The content list's weight (CF 1).
+    pub weight: f64,
+    /// nDCG@10 on the validation items.
+    pub ndcg_10: f64,
+    /// Recall@20 on the validation items.
+    pub recall_20: f64,
+    /// The 5th percentile of the paired nDCG@10 gain over the model family's default weight
+    /// (2,000 bootstrap resamples of the validation users): a weight other than the default is
+    /// chosen only when this is above zero.
+    pub ndcg_10_gain_low: f64,
 }
 
 /// One CF model considered by `--cf-model auto`.

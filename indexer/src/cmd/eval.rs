@@ -49,8 +49,8 @@ pub(crate) struct EvalRecommendArgs {
     /// Hybrid mode: weight of the CF list in fusion.
     #[arg(long, default_value_t = 1.0)]
     pub(crate) cf_weight: f64,
-    /// Hybrid mode: weight of the content list in fusion [default: the API's, 0.3 under ALS,
-    /// 0.1 under EASE].
+    /// Hybrid mode: weight of the content list in fusion [default: the API's: the weight
+    /// `--cf-model auto` validated, else 0.3 under ALS, 0.1 under EASE].
     #[arg(long)]
     pub(crate) content_weight: Option<f64>,
     /// Hybrid mode: `share` gives CF's weight to content for items without interactions,

@@ -391,6 +391,12 @@ impl RecommendReport {
         );
         if let Some(selection) = &self.cf_model {
             out += &format!("CF model: {}.\n\n", selection.reason);
+            if let Some(weight) = selection.content_weight {
+                out += &format!(
+                    "Content weight of the hybrid's default: {weight}, validated on the same split (the model's \
+                     default unless another weight's nDCG@10 gain held up).\n\n"
+                );
+            }
         }
         let k = self.k;
         let header = [

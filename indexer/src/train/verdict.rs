@@ -2,12 +2,9 @@
 //! verdict whether the reranker is on by default (a cross-fitted gain whose paired-bootstrap
 //! interval lies above zero).
 
-use hyrank_engine::combination::{Combination, Features};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
 use super::passes::ValidationQuery;
-use crate::eval::metrics::ndcg_at;
+use crate::eval::metrics::{bootstrap_interval, ndcg_at};
+use hyrank_engine::combination::{Combination, Features};
 
 /// nDCG@10 of candidates ordered by `scores` (higher first; ties keep the retrieval order).
 pub(super) fn ndcg_of(query: &ValidationQuery, scores: &[f64]) -> f64 {
@@ -54,21 +51,6 @@ pub(super) fn cross_fitted_ndcg(validation: &[ValidationQuery], features: &[Vec<
             ndcg_of(query, &scores)
         })
         .collect()
-}
-
-/// The 5th and 95th percentiles of the mean of `values` over 2,000 seeded bootstrap resamples.
-pub(super) fn bootstrap_interval(values: &[f64], seed: u64) -> [f64; 2] {
-    if values.is_empty() {
-        return [0.0, 0.0];
-    }
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x0b00_75ad);
-    let mut means: Vec<f64> = (0..2000)
-        .map(|_| {
-            (0..values.len()).map(|_| values[rng.random_range(0..values.len())]).sum::<f64>() / values.len() as f64
-        })
-        .collect();
-    means.sort_by(f64::total_cmp);
-    [means[100], means[1899]]
 }
 
 /// The learned combination and the enable-by-default verdict.
