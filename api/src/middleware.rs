@@ -12,6 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 
 use crate::error::ApiError;
+use crate::settings::Secret;
 use crate::AppState;
 
 /// Header carrying the request id, taken from the client when it sends a sane one.
@@ -122,8 +123,8 @@ pub enum Access {
 fn check(access: Access, state: &AppState, req: &ServiceRequest) -> Result<(), ApiError> {
     let settings = state.settings();
     let presented = presented_key(req);
-    let matches = |key: &Option<String>| match (presented, key) {
-        (Some(p), Some(k)) => same_key(p, k),
+    let matches = |key: &Option<Secret>| match (presented, key) {
+        (Some(p), Some(k)) => same_key(p, k.expose()),
         _ => false,
     };
     let unauthorized = || {

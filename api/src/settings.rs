@@ -10,6 +10,38 @@ use clap::Parser;
 use hyrank_engine::DeviceChoice;
 use serde::Deserialize;
 
+/// A credential (an API key, an S3 secret): compared and handed to what uses it, never
+/// shown: its `Debug` prints `(hidden)`, so no settings dump or error context leaks it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The credential itself, for the code that checks or sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(hidden)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
 /// One layer of settings: every field optional, so layers can be stacked.
 #[derive(Debug, Default, Clone, Parser, Deserialize)]
 #[command(name = "hyrank-serve", version, about = "Serves hyrank's search, recommendation and explanation API.")]
@@ -41,11 +73,11 @@ pub struct SettingsLayer {
     pub source_region: Option<String>,
     /// The S3 source's access key id [default: AWS_ACCESS_KEY_ID].
     #[arg(long, env = "HYRANK_SOURCE_ACCESS_KEY_ID", hide_env_values = true)]
-    pub source_access_key_id: Option<String>,
+    pub source_access_key_id: Option<Secret>,
     /// The S3 source's secret access key [default: AWS_SECRET_ACCESS_KEY]. Never logged; prefer
     /// the environment or the file to a flag, which other users can read in the process list.
     #[arg(long, env = "HYRANK_SOURCE_SECRET_ACCESS_KEY", hide_env_values = true)]
-    pub source_secret_access_key: Option<String>,
+    pub source_secret_access_key: Option<Secret>,
     /// Allow a plain-HTTP S3 endpoint (`--source-allow-http` alone means true) [default:
     /// AWS_ALLOW_HTTP, else false].
     #[arg(long, env = "HYRANK_SOURCE_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
@@ -71,14 +103,14 @@ pub struct SettingsLayer {
     /// admin key is accepted there too. Unset: /v1 is open. Prefer the environment or the file
     /// to a flag, which other users can read in the process list.
     #[arg(long, env = "HYRANK_SEARCH_KEY", hide_env_values = true)]
-    pub search_key: Option<String>,
+    pub search_key: Option<Secret>,
     /// Key required on /admin routes. Unset: admin routes answer 403, always.
     #[arg(long, env = "HYRANK_ADMIN_KEY", hide_env_values = true)]
-    pub admin_key: Option<String>,
+    pub admin_key: Option<Secret>,
     /// Key for the write routes (`POST /v1/events`); the admin key is accepted there too.
     /// Neither set: writes answer 403, as admin routes do.
     #[arg(long, env = "HYRANK_WRITE_KEY", hide_env_values = true)]
-    pub write_key: Option<String>,
+    pub write_key: Option<Secret>,
     /// Largest request body in bytes [default: 65536].
     #[arg(long, env = "HYRANK_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -246,11 +278,11 @@ pub struct ServiceSettings {
     /// Request bounds.
     pub limits: Limits,
     /// Key for /v1 routes, if any.
-    pub search_key: Option<String>,
+    pub search_key: Option<Secret>,
     /// Key for /admin routes; without one they are refused.
-    pub admin_key: Option<String>,
+    pub admin_key: Option<Secret>,
     /// Key for write routes (the admin key works there too); without either they are refused.
-    pub write_key: Option<String>,
+    pub write_key: Option<Secret>,
     /// Whole responses cached.
     pub response_cache_entries: usize,
 }
@@ -365,8 +397,8 @@ impl ServerSettings {
         let bind = bind_text
             .parse::<SocketAddr>()
             .map_err(|e| bad("bind", format!("{bind_text:?} is not an address like 127.0.0.1:8080 ({e})")))?;
-        let key = |name: &str, value: Option<String>| match value {
-            Some(k) if k.trim().len() < 16 => Err(bad(name, "must be at least 16 characters".into())),
+        let key = |name: &str, value: Option<Secret>| match value {
+            Some(k) if k.expose().trim().len() < 16 => Err(bad(name, "must be at least 16 characters".into())),
             other => Ok(other),
         };
         let search_key = key("search_key", layer.search_key)?;
@@ -446,18 +478,13 @@ impl ServerSettings {
                     None
                 }
                 Some(url) => {
-                    let mut options: Vec<(&'static str, String)> = Vec::new();
-                    for (key, value) in [
-                        ("aws_endpoint", layer.source_endpoint),
-                        ("aws_region", layer.source_region),
-                        ("aws_access_key_id", layer.source_access_key_id),
-                        ("aws_secret_access_key", layer.source_secret_access_key),
-                        ("aws_allow_http", layer.source_allow_http.map(|b| b.to_string())),
-                    ] {
-                        if let Some(value) = value {
-                            options.push((key, value));
-                        }
-                    }
+                    let options = hyrank_engine::generation::remote::s3_options(
+                        layer.source_endpoint,
+                        layer.source_region,
+                        layer.source_access_key_id.map(|k| k.expose().to_string()),
+                        layer.source_secret_access_key.map(|k| k.expose().to_string()),
+                        layer.source_allow_http,
+                    );
                     if url.starts_with("file://") && !options.is_empty() {
                         return Err(bad("source", format!("{url} is a folder; the source_* S3 settings do not apply")));
                     }
@@ -556,5 +583,24 @@ mod tests {
         let shown = format!("{settings:?}");
         assert!(!shown.contains("s3cr3t") && shown.contains("(hidden)") && shown.contains("8333"), "{shown}");
         assert_eq!(parse(&["--cache-dir", "/tmp/c"]).index_dir, Some(PathBuf::from("/tmp/c")));
+    }
+
+    #[test]
+    fn no_layer_nor_the_validated_settings_show_a_credential() {
+        let secrets =
+            ["search-key-0123456789", "admin-key-0123456789", "write-key-0123456789", "AKIDEXAMPLE", "s3cr3t"];
+        let file: SettingsLayer = toml::from_str(&format!(
+            "search_key = \"{}\"\nadmin_key = \"{}\"\nsource = \"s3://b/p\"\nsource_access_key_id = \"{}\"",
+            secrets[0], secrets[1], secrets[3]
+        ))
+        .unwrap();
+        let cli = parse(&["--write-key", secrets[2], "--source-secret-access-key", secrets[4]]);
+        let layers = format!("{file:?} {cli:?}");
+        let settings = ServerSettings::validate(cli.over(file)).unwrap();
+        assert_eq!(settings.service.admin_key.as_ref().map(Secret::expose), Some(secrets[1]), "kept, only hidden");
+        let shown = format!("{layers} {settings:?}");
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
     }
 }

@@ -47,11 +47,10 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Index(args) => {
-            let publish_to = args.publish_to.clone();
             let keep = args.keep;
-            let settings = args.into_settings()?;
             // Opened before the build, so a bad URL fails in seconds, not after it.
-            let remote = publish_to.as_deref().map(hyrank_engine::generation::remote::Remote::open).transpose()?;
+            let remote = args.publish_to.as_deref().map(|url| args.s3.open(url)).transpose()?;
+            let settings = args.into_settings()?;
             let summary = hyrank_indexer::build(&settings).context("indexing failed")?;
             print!("{}", summary.render());
             match remote {

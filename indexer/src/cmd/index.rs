@@ -107,6 +107,9 @@ pub(crate) struct IndexArgs {
     /// (`s3://bucket/prefix` or `file:///folder`, as `hyrank publish --to`), keeping `--keep` generations there.
     #[arg(long)]
     pub(crate) publish_to: Option<String>,
+    /// S3 settings of `--publish-to`.
+    #[command(flatten)]
+    pub(crate) s3: super::ship::S3Args,
     /// Embed every item, instead of reusing the current generation's vector for items whose
     /// text is unchanged (done only when it was embedded with the same model, precision and
     /// token limit).

@@ -7,16 +7,61 @@ use anyhow::Context;
 use clap::Args;
 use hyrank_engine::generation::{self, remote::Remote};
 
+/// S3 client settings of `hyrank publish`, `pull` and `index --publish-to`: each flag, else
+/// its `HYRANK_S3_*` variable, else the `AWS_*` variable of the same meaning (which the client
+/// reads itself). None applies to a `file://` store. Deliberately no `Debug`: it holds a
+/// credential.
+#[derive(Args, Clone, Default)]
+pub(crate) struct S3Args {
+    /// The S3 endpoint, e.g. `http://127.0.0.1:8333` for SeaweedFS or MinIO [default:
+    /// AWS_ENDPOINT_URL, else AWS's].
+    #[arg(long, env = "HYRANK_S3_ENDPOINT")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// The S3 region [default: AWS_REGION].
+    #[arg(long, env = "HYRANK_S3_REGION")]
+    pub(crate) s3_region: Option<String>,
+    /// The S3 access key id [default: AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "HYRANK_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub(crate) s3_access_key_id: Option<String>,
+    /// The S3 secret access key [default: AWS_SECRET_ACCESS_KEY]. Never printed; prefer the
+    /// environment to the flag, which other users can read in the process list.
+    #[arg(long, env = "HYRANK_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub(crate) s3_secret_access_key: Option<String>,
+    /// Allow a plain-HTTP endpoint (`--s3-allow-http` alone means true) [default:
+    /// AWS_ALLOW_HTTP, else false].
+    #[arg(long, env = "HYRANK_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) s3_allow_http: Option<bool>,
+}
+
+impl S3Args {
+    /// Opens `url` with these settings over the environment.
+    ///
+    /// # Errors
+    /// As [`Remote::open_with`]: a bad URL, or S3 settings given for a `file://` store.
+    pub(crate) fn open(&self, url: &str) -> anyhow::Result<Remote> {
+        let options = generation::remote::s3_options(
+            self.s3_endpoint.clone(),
+            self.s3_region.clone(),
+            self.s3_access_key_id.clone(),
+            self.s3_secret_access_key.clone(),
+            self.s3_allow_http,
+        );
+        let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Ok(Remote::open_with(url, &pairs)?)
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct PublishArgs {
     /// Index folder whose generation is published.
     #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
     /// Where to: `s3://bucket/prefix`, or `file:///shared/folder` (a filesystem every replica
-    /// mounts). S3's endpoint, region and credentials come from the `AWS_*` environment
-    /// variables (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`...).
+    /// mounts). S3's endpoint, region and credentials: the `--s3-*` settings.
     #[arg(long)]
     pub(crate) to: String,
+    #[command(flatten)]
+    pub(crate) s3: S3Args,
     /// The generation to publish (a folder name under `generations/`); default: `CURRENT`'s.
     #[arg(long)]
     pub(crate) generation: Option<String>,
@@ -31,6 +76,8 @@ pub(crate) struct PullArgs {
     /// Where from: `s3://bucket/prefix` or `file:///folder`, as given to `hyrank publish --to`.
     #[arg(long)]
     pub(crate) from: String,
+    #[command(flatten)]
+    pub(crate) s3: S3Args,
     /// Local index folder the generation is brought into (its `CURRENT` is moved to it).
     #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
@@ -45,7 +92,7 @@ pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
         Some(name) => args.index_dir.join("generations").join(name),
         None => generation::current(&args.index_dir)?,
     };
-    publish_built(&Remote::open(&args.to)?, &dir, args.keep)
+    publish_built(&args.s3.open(&args.to)?, &dir, args.keep)
 }
 
 /// Publishes the generation folder `dir` to `remote`, then keeps its newest `keep` there.
@@ -74,7 +121,7 @@ pub(crate) fn publish_built(remote: &Remote, dir: &std::path::Path, keep: usize)
 }
 
 pub(crate) fn pull(args: PullArgs) -> anyhow::Result<()> {
-    let remote = Remote::open(&args.from)?;
+    let remote = args.s3.open(&args.from)?;
     match remote.pull(&args.index_dir).with_context(|| format!("pulling from {}", args.from))? {
         Some(dir) => {
             println!("pulled {} from {}", dir.display(), remote.url());
@@ -123,4 +170,56 @@ pub(crate) fn embed(args: EmbedArgs) -> anyhow::Result<()> {
         file.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        s3: S3Args,
+    }
+
+    fn parse(args: &[&str]) -> S3Args {
+        Cli::try_parse_from(std::iter::once("hyrank").chain(args.iter().copied())).unwrap().s3
+    }
+
+    #[test]
+    fn s3_flags_become_client_options_and_a_folder_refuses_them() {
+        let s3 = parse(&[
+            "--s3-endpoint",
+            "http://127.0.0.1:9",
+            "--s3-access-key-id",
+            "AKID",
+            "--s3-secret-access-key",
+            "s3cr3t",
+            "--s3-allow-http",
+        ]);
+        assert_eq!(
+            generation::remote::s3_options(
+                s3.s3_endpoint.clone(),
+                s3.s3_region.clone(),
+                s3.s3_access_key_id.clone(),
+                s3.s3_secret_access_key.clone(),
+                s3.s3_allow_http
+            ),
+            [
+                ("aws_endpoint", "http://127.0.0.1:9".to_string()),
+                ("aws_access_key_id", "AKID".to_string()),
+                ("aws_secret_access_key", "s3cr3t".to_string()),
+                ("aws_allow_http", "true".to_string())
+            ]
+        );
+        // Building an S3 client connects to nothing, so this holds with no server.
+        assert_eq!(s3.open("s3://bucket/prefix").unwrap().url(), "s3://bucket/prefix");
+        let folder = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", folder.path().display());
+        let error = s3.open(&url).err().unwrap().to_string();
+        assert!(error.contains("aws_endpoint") && error.contains("applies to s3://"), "{error}");
+        assert!(!error.contains("s3cr3t"), "{error}");
+        assert!(parse(&[]).open(&url).is_ok(), "no S3 settings: the folder opens");
+    }
 }

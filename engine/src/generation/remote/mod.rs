@@ -34,7 +34,8 @@
 //!
 //! S3 settings come from the `AWS_*` environment variables the `object_store` crate reads
 //! (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_ALLOW_HTTP`...), then from the options a caller passes; none is ever logged.
+//! `AWS_ALLOW_HTTP`...), then from the options a caller passes ([`s3_options`]: `hyrank`'s
+//! `--s3-*` flags, `hyrank-serve`'s `--source-*` settings); none is ever logged.
 
 use std::fs;
 use std::path::{Path as LocalPath, PathBuf};
@@ -101,6 +102,29 @@ pub struct Published {
     pub files: usize,
     /// Their bytes.
     pub bytes: u64,
+}
+
+/// S3 client settings given explicitly, as the `(key, value)` pairs [`Remote::open_with`]
+/// takes (`object_store`'s `aws_endpoint`, `aws_region`, `aws_access_key_id`,
+/// `aws_secret_access_key`, `aws_allow_http`), leaving out what is not given: the `AWS_*`
+/// variable of the same meaning, which the client reads itself, then applies.
+pub fn s3_options(
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    allow_http: Option<bool>,
+) -> Vec<(&'static str, String)> {
+    [
+        ("aws_endpoint", endpoint),
+        ("aws_region", region),
+        ("aws_access_key_id", access_key_id),
+        ("aws_secret_access_key", secret_access_key),
+        ("aws_allow_http", allow_http.map(|b| b.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.map(|v| (key, v)))
+    .collect()
 }
 
 impl std::fmt::Debug for Remote {
