@@ -12,7 +12,10 @@ use serde::Deserialize;
 
 /// A credential (an API key, an S3 secret): compared and handed to what uses it, never
 /// shown: its `Debug` prints `(hidden)`, so no settings dump or error context leaks it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+///
+/// No `PartialEq`: a request's key is checked with the middleware's constant-time comparison,
+/// so `==` on keys is deliberately not available.
+#[derive(Clone, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -404,10 +407,14 @@ impl ServerSettings {
         let search_key = key("search_key", layer.search_key)?;
         let admin_key = key("admin_key", layer.admin_key)?;
         let write_key = key("write_key", layer.write_key)?;
-        if search_key.is_some() && search_key == admin_key {
+        // Settings checks at start-up, not a request's key: timing does not matter here.
+        let same = |a: &Option<Secret>, b: &Option<Secret>| {
+            a.is_some() && a.as_ref().map(Secret::expose) == b.as_ref().map(Secret::expose)
+        };
+        if same(&search_key, &admin_key) {
             return Err(bad("admin_key", "must differ from search_key".into()));
         }
-        if write_key.is_some() && write_key == search_key {
+        if same(&write_key, &search_key) {
             return Err(bad("write_key", "must differ from search_key".into()));
         }
         let limits = Limits {

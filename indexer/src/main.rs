@@ -50,6 +50,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let keep = args.keep;
             // Opened before the build, so a bad URL fails in seconds, not after it.
             let remote = args.publish_to.as_deref().map(|url| args.s3.open(url)).transpose()?;
+            if remote.is_none() && args.s3.is_set() {
+                tracing::warn!("S3 settings (--s3-* or HYRANK_S3_*) are given but there is no --publish-to: not used");
+            }
             let settings = args.into_settings()?;
             let summary = hyrank_indexer::build(&settings).context("indexing failed")?;
             print!("{}", summary.render());

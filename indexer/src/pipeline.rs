@@ -428,18 +428,18 @@ fn build_into(
     };
     progress.finish();
     stages.done("embed items");
-    if let Some(choice) = chosen.as_mut().filter(|c| c.validated.is_some()) {
-        cf_choice::tune_content_weight(choice, &vectors)?;
-        stages.done("choose content weight");
-        if let Some(weight) = choice.selection.content_weight {
-            tracing::info!(weight, "content weight of hybrid recommendations, validated");
-        }
-    }
 
     let flat: Vec<f32> = vectors.into_iter().flatten().collect();
     let dense = VectorIndex::build(flat, embedder.dim(), Metric::Cosine, settings.hnsw)?;
     dense.save(dir, files::DENSE)?;
     stages.done("build dense index");
+    if let Some(choice) = chosen.as_mut().filter(|c| c.validated.is_some()) {
+        cf_choice::tune_content_weight(choice, &dense)?;
+        stages.done("choose content weight");
+        if let Some(weight) = choice.selection.content_weight {
+            tracing::info!(weight, "content weight of hybrid recommendations, validated");
+        }
+    }
 
     let lexical_dir = dir.join(files::LEXICAL);
     std::fs::create_dir(&lexical_dir)

@@ -201,6 +201,30 @@ fn ease_and_auto_generations_choose_record_serve_and_explain() {
     assert_eq!(chosen.ndcg_10, Some(best));
     assert!(summary.render().contains("cf model:"), "{}", summary.render());
 
+    // auto validated the content weight too, and the engine serves the manifest's weight as a
+    // recommend request's default.
+    let weight = selection.content_weight.expect("auto validates the content weight");
+    assert!(selection.content_weights.iter().any(|c| c.weight == weight) && selection.content_weights.len() >= 7);
+    assert!(summary.render().contains("content weight of hybrid recommendations"), "{}", summary.render());
+    assert_eq!(
+        Engine::open(&dir.path().join("auto"), &embedder_settings()).unwrap().recommend_content_weight(),
+        weight
+    );
+    let path = summary.dir.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["cf_selection"]["content_weight"] = serde_json::json!(1.0);
+    std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    let engine = Engine::open(&dir.path().join("auto"), &embedder_settings()).unwrap();
+    assert_eq!(engine.recommend_content_weight(), 1.0);
+    let ids = |request: &RecommendRequest| -> Vec<(String, f64)> {
+        engine.recommend(request).unwrap().hits.into_iter().map(|h| (h.id, h.score)).collect()
+    };
+    let given = hyrank_engine::request::Weights { dense: Some(1.0), ..Default::default() };
+    assert_eq!(
+        ids(&RecommendRequest::new("u007")),
+        ids(&RecommendRequest { weights: given, ..RecommendRequest::new("u007") })
+    );
+
     let mut settings = fixture_settings(dir.path().join("ease"));
     settings.cf.requested = CfModelChoice::Ease;
     let summary = hyrank_indexer::build(&settings).unwrap();

@@ -30,7 +30,7 @@ use crate::lexical::LexicalSettings;
 /// score differently: BM25F's field combination (`lexical.bm25.fields`, read as `sum` by
 /// builds from before it), EASE's recency half-life (`ease.recency_half_life`, applied at
 /// request time, not stored in the weights) and a validated content weight for
-/// recommendations (`cf_selection.content_weight`).
+/// recommendations other than the model family's constant (`cf_selection.content_weight`).
 pub const FORMAT_VERSION: u32 = 5;
 
 /// The version scoring settings older builds would ignore need (version 5 above).
@@ -69,7 +69,12 @@ pub fn format_version_of(manifest: &Manifest) -> u32 {
     }
     let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f;
     let recency = manifest.ease.as_ref().is_some_and(|e| e.recency_half_life > 0.0);
-    let content_weight = manifest.cf_selection.as_ref().is_some_and(|s| s.content_weight.is_some());
+    // A validated weight equal to the family's constant scores as older builds do.
+    let constant = match manifest.ease {
+        Some(_) => crate::request::defaults::RECOMMEND_CONTENT_WEIGHT_EASE,
+        None => crate::request::defaults::RECOMMEND_CONTENT_WEIGHT_ALS,
+    };
+    let content_weight = manifest.cf_selection.as_ref().and_then(|s| s.content_weight).is_some_and(|w| w != constant);
     if bm25f || recency || content_weight {
         version = version.max(SCORING_FORMAT_VERSION);
     }

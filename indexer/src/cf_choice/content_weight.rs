@@ -5,23 +5,75 @@
 //! behaviour wants little of it, a sparse catalog with rich text wants more. So instead of one
 //! constant fitted on MovieLens, `auto` scores a small grid of weights the way a request is
 //! served: for each validation user, the chosen model's CF list (fitted without the validation
-//! items) and the content list (the cosine neighbours of the profile of the user's most recent
-//! training items, exact over the catalog) are fused with the API's default fusion and CF
-//! weight, training items excluded, and the weight with the best nDCG@10 becomes the
-//! generation's default (`cf_selection.content_weight` in the manifest).
+//! items, computed in [`ValidationLists::new`] so the fit can be dropped before the final one)
+//! and the content list (the generation's dense index searched with the profile of the user's
+//! most recent training items) are fused with the API's default fusion and CF weight, training
+//! items excluded. The model family's default weight stays unless another weight's paired
+//! nDCG@10 gain over it holds up ([`pick`]); the result is the generation's default
+//! (`cf_selection.content_weight` in the manifest).
 
 use hyrank_engine::cf::{AlsModel, CfModelSettings, Csr};
-use hyrank_engine::dense::dot;
+use hyrank_engine::dense::{dot, VectorIndex};
 use hyrank_engine::explain::RetrieverKind;
 use hyrank_engine::fusion::{fuse, RankedList};
 use hyrank_engine::generation::ContentWeightCandidate;
 use hyrank_engine::request::{defaults, RecommendRequest};
 use rayon::prelude::*;
 
-use super::validation::Scorer;
+use super::validation::{Scorer, Validation};
 use super::Choice;
 use crate::error::Result;
 use crate::eval::metrics::{bootstrap_interval, ndcg_at, recall_at, Judgments};
+
+/// What the content weight is validated on, kept from the CF model's validation once its fit
+/// and split are dropped: per validation user, the CF list, the recent training items that
+/// form the content profile, the training items (left out of the content list) and the
+/// held-out items.
+pub struct ValidationLists {
+    users: Vec<ValidationUser>,
+}
+
+struct ValidationUser {
+    cf: Vec<(u32, f32)>,
+    /// `(item, interaction weight)`, newest first, at most `RecommendRequest::recent`.
+    recent: Vec<(u32, f32)>,
+    /// Sorted.
+    seen: Vec<u32>,
+    held: Vec<u32>,
+}
+
+impl std::fmt::Debug for ValidationLists {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidationLists").field("users", &self.users.len()).finish_non_exhaustive()
+    }
+}
+
+impl ValidationLists {
+    /// The lists of every validation user of `split` under the fitted `scorer`, as a default
+    /// recommend request would get them (its candidate depth and recent-item count).
+    pub(super) fn new(split: &Validation, scorer: &Scorer) -> Self {
+        let request = RecommendRequest::new("");
+        let cold = cold_items(&split.train);
+        let users = split
+            .users
+            .par_iter()
+            .map(|(u, held)| {
+                let mut history: Vec<(u32, f32, Option<i64>)> = split.train.row_timed(*u).collect();
+                let mut seen: Vec<u32> = history.iter().map(|h| h.0).collect();
+                seen.sort_unstable();
+                // Newest first, ties to the later item, as the engine orders a stored history.
+                history.sort_by_key(|&(item, _, time)| (std::cmp::Reverse(time), std::cmp::Reverse(item)));
+                ValidationUser {
+                    cf: scorer.list(&split.train, *u, request.candidates, &cold, &seen),
+                    recent: history.iter().take(request.recent).map(|h| (h.0, h.1)).collect(),
+                    seen,
+                    held: held.clone(),
+                }
+            })
+            .collect();
+        ValidationLists { users }
+    }
+}
 
 /// Content weights tried besides the default (CF weighs 1); 0 is CF alone.
 pub const CONTENT_WEIGHTS: [f64; 7] = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0];
@@ -37,40 +89,36 @@ pub fn family_default(model: &CfModelSettings) -> f64 {
     }
 }
 
-/// Scores [`CONTENT_WEIGHTS`] on `choice`'s validation split and records the best in its
-/// selection; does nothing when the choice was not validated (`als` or `ease` as asked).
+/// Scores [`CONTENT_WEIGHTS`] on `choice`'s validation lists and records the weight that
+/// serves in its selection; does nothing when the choice was not validated (`als` or `ease`
+/// as asked).
 ///
-/// `vectors`: one unit-length embedding per catalog item, in catalog order.
+/// `dense`: the generation's item embeddings and graph, searched as a request searches them.
 ///
 /// The default stays unless another weight's paired nDCG@10 gain over it has its 90%
 /// bootstrap interval above zero; among those, the best nDCG@10 (ties to the smaller weight)
 /// serves. Every weight's scores are logged and recorded with the choice.
 ///
 /// # Errors
-/// Only what fusion refuses, which the fixed grid never triggers.
-pub fn tune_content_weight(choice: &mut Choice, vectors: &[Vec<f32>]) -> Result<()> {
-    let Some(fit) = choice.validated.take() else {
+/// A dense search that fails (a probe of the wrong dimension: not with the generation's own
+/// vectors), or what fusion refuses, which the fixed grid never triggers.
+pub fn tune_content_weight(choice: &mut Choice, dense: &VectorIndex) -> Result<()> {
+    let Some(lists) = choice.validated.take() else {
         return Ok(());
     };
     let default = family_default(&choice.model);
     let request = RecommendRequest::new("");
-    let depth = request.candidates;
-    let cold = cold_items(&fit.split.train);
     // Per validation user: the CF and content lists, and the held-out items as judgments.
-    let users: Vec<(RankedList, RankedList, Judgments)> = fit
-        .split
+    let users: Vec<(RankedList, RankedList, Judgments)> = lists
         .users
         .par_iter()
-        .map(|(u, held)| {
-            let cf = RankedList::new(RetrieverKind::Cf, fit.scorer.list(&fit.split.train, *u, depth, &cold));
-            let content = RankedList::new(
-                RetrieverKind::Dense,
-                content_list(&fit.split.train, *u, vectors, depth, request.recent),
-            );
-            (cf, content, held.iter().map(|i| (i.to_string(), 1)).collect())
+        .map(|user| {
+            let cf = RankedList::new(RetrieverKind::Cf, user.cf.clone());
+            let content = RankedList::new(RetrieverKind::Dense, content_list(user, dense, request.candidates)?);
+            Ok((cf, content, user.held.iter().map(|i| (i.to_string(), 1)).collect()))
         })
-        .collect();
-    // Per-user nDCG@10 and Recall@20 at each weight of the grid.
+        .collect::<Result<_>>()?;
+    // Per-user nDCG@10 and Recall@20 at a weight.
     let per_user = |weight: f64| -> Result<Vec<(f64, f64)>> {
         users
             .par_iter()
@@ -104,10 +152,11 @@ pub fn tune_content_weight(choice: &mut Choice, vectors: &[Vec<f32>]) -> Result<
         candidates.push(candidate);
     }
     candidates.sort_by(|a, b| a.weight.total_cmp(&b.weight));
-    // Off the default only for a gain that holds up: the best nDCG@10 among weights whose
-    // paired gain over the default has its 90% interval above zero (the reranker's verdict
-    // rule). A few hundred validation users cannot tell weights apart by less than about one
-    // user's hit, and there the default, chosen across catalogs and splits, is the safer bet.
+    // Off the default only for a gain that holds up (the reranker's verdict rule). A few
+    // hundred validation users cannot tell weights apart by less than about one user's hit,
+    // and there the default, chosen across catalogs and splits, is the safer bet. Each weight
+    // is tested at 5% one-sided, so with seven the chance that some weight passes by luck is
+    // higher than 5%; the winner must also have the best mean among those that pass.
     choice.selection.content_weight = Some(pick(default, &candidates));
     choice.selection.content_weights = candidates;
     Ok(())
@@ -135,33 +184,23 @@ fn cold_items(train: &Csr) -> Vec<bool> {
     cold
 }
 
-/// The content list a request builds for user `u`: the `depth` items nearest (cosine) the
-/// normalised, weight-summed embedding of the `recent` most recent training items (newest by
-/// time, ties to the later item, as the engine orders a stored history), training items
-/// excluded, ties by item index. Empty when the history gives no profile.
-fn content_list(train: &Csr, u: usize, vectors: &[Vec<f32>], depth: usize, recent: usize) -> Vec<(u32, f32)> {
-    let mut history: Vec<(u32, f32, Option<i64>)> = train.row_timed(u).collect();
-    history.sort_by_key(|&(item, _, time)| (std::cmp::Reverse(time), std::cmp::Reverse(item)));
-    let dim = vectors.first().map_or(0, Vec::len);
-    let mut profile = vec![0f32; dim];
-    for &(item, weight, _) in history.iter().take(recent) {
-        for (p, v) in profile.iter_mut().zip(&vectors[item as usize]) {
+/// The content list a request builds for `user`: the `depth` items of `dense` nearest (cosine)
+/// the normalised, weight-summed embedding of the user's recent training items, training
+/// items excluded. Empty when the history gives no profile.
+fn content_list(user: &ValidationUser, dense: &VectorIndex, depth: usize) -> Result<Vec<(u32, f32)>> {
+    let mut profile = vec![0f32; dense.dim()];
+    for &(item, weight) in &user.recent {
+        for (p, v) in profile.iter_mut().zip(dense.vector(item).unwrap_or_default()) {
             *p += weight.max(0.0) * v;
         }
     }
     let norm = dot(&profile, &profile).sqrt();
     if norm <= 0.0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let seen: std::collections::HashSet<u32> = history.iter().map(|h| h.0).collect();
-    let mut scored: Vec<(u32, f32)> = vectors
-        .iter()
-        .enumerate()
-        .filter(|(item, _)| !seen.contains(&(*item as u32)))
-        .map(|(item, v)| (item as u32, dot(&profile, v) / norm))
-        .collect();
-    top(&mut scored, depth);
-    scored
+    profile.iter_mut().for_each(|p| *p /= norm);
+    let unseen = |item: u32| user.seen.binary_search(&item).is_err();
+    Ok(dense.search(&profile, depth, Some(&unseen))?)
 }
 
 /// Keeps the `n` best of `scored`, best first, ties by item index.
@@ -177,17 +216,17 @@ fn top(scored: &mut Vec<(u32, f32)>, n: usize) {
 impl Scorer {
     /// The CF list a request gets for user `u` of `train`: the `depth` best items the model
     /// has evidence on (EASE: items some history item has a weight for; ALS: warm items),
-    /// training items excluded, best first, ties by item index.
-    pub(super) fn list(&self, train: &Csr, u: usize, depth: usize, cold: &[bool]) -> Vec<(u32, f32)> {
-        let seen: std::collections::HashSet<u32> = train.row(u).map(|(i, _)| i).collect();
+    /// `seen` (sorted) excluded, best first, ties by item index.
+    fn list(&self, train: &Csr, u: usize, depth: usize, cold: &[bool], seen: &[u32]) -> Vec<(u32, f32)> {
+        let unseen = |item: u32| seen.binary_search(&item).is_err();
         match self {
             Scorer::Ease(model) => {
                 let history = train.row_timed(u).filter(|&(_, v, _)| v > 0.0).map(|(i, _, t)| (i, t));
                 let seeds = hyrank_engine::cf::seeds(history, model.settings().recency_half_life);
-                model.top(&seeds, depth, |item| !seen.contains(&item))
+                model.top(&seeds, depth, unseen)
             }
             Scorer::Als(model) => {
-                let mut scored = als_scores(model, u, cold, &seen);
+                let mut scored = als_scores(model, u, cold, unseen);
                 top(&mut scored, depth);
                 scored
             }
@@ -195,11 +234,11 @@ impl Scorer {
     }
 }
 
-fn als_scores(model: &AlsModel, u: usize, cold: &[bool], seen: &std::collections::HashSet<u32>) -> Vec<(u32, f32)> {
+fn als_scores(model: &AlsModel, u: usize, cold: &[bool], unseen: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
     let user = model.user_factors.row(u);
-    (0..cold.len())
-        .filter(|&item| !cold[item] && !seen.contains(&(item as u32)))
-        .map(|item| (item as u32, dot(user, model.item_factors.row(item))))
+    (0..cold.len() as u32)
+        .filter(|&item| !cold[item as usize] && unseen(item))
+        .map(|item| (item, dot(user, model.item_factors.row(item as usize))))
         .collect()
 }
 
@@ -227,19 +266,33 @@ mod tests {
         assert_eq!(pick(0.1, &held), 0.5, "the best of those that hold up, ties to the smaller weight");
     }
 
+    fn index(vectors: &[Vec<f32>]) -> VectorIndex {
+        let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
+        let dim = vectors[0].len();
+        VectorIndex::build(flat, dim, hyrank_engine::dense::Metric::Cosine, Default::default()).unwrap()
+    }
+
     #[test]
-    fn the_content_list_reads_the_recent_history_and_leaves_it_out() {
-        // User 0 saw items 0 (long ago) and 1 (lately); `recent` 1 keeps only item 1, whose
-        // vector points at item 3.
-        let train = Csr::from_timed(1, 4, &[(0, 0, 1.0, Some(10)), (0, 1, 1.0, Some(20))]);
-        let vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 0.0], vec![0.0, 1.0]];
-        let list = content_list(&train, 0, &vectors, 10, 1);
-        assert_eq!(list.iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 2]);
-        assert!((list[0].1 - 1.0).abs() < 1e-6 && list[1].1.abs() < 1e-6);
-        let both = content_list(&train, 0, &vectors, 1, 2);
-        assert_eq!(both.len(), 1, "depth respected");
-        assert_eq!(both[0].0, 2, "a tie goes to the smaller item index");
-        assert!((both[0].1 - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+    fn the_lists_read_the_newest_history_and_leave_the_seen_items_out() {
+        // One user took items 0, 1, 2 in that order; the time split holds out item 2.
+        let matrix = Csr::from_timed(1, 5, &[(0, 0, 1.0, Some(10)), (0, 1, 2.0, Some(20)), (0, 2, 1.0, Some(30))]);
+        let split = Validation::split(&matrix, 1, super::super::CfValidation::Time).unwrap();
+        let ease = hyrank_engine::cf::EaseSettings { lambda: 1.0, neighbours: 0, ..Default::default() };
+        let scorer = Scorer::fit(&split.train, &CfModelSettings::Ease(ease)).unwrap();
+        let lists = ValidationLists::new(&split, &scorer);
+        let user = &lists.users[0];
+        assert_eq!(user.recent, vec![(1, 2.0), (0, 1.0)], "newest first, with their weights");
+        assert_eq!(user.seen, vec![0, 1]);
+        assert_eq!(user.held, vec![2]);
+        assert!(user.cf.iter().all(|(item, _)| *item > 1), "seen items are not in the CF list: {:?}", user.cf);
+        // Item 1's vector points at items 3 and 1; item 0's at items 4 and 0. With only the
+        // newest item in the profile, item 3 comes first; seen items never come.
+        let dense = index(&[vec![0.0, 1.0], vec![1.0, 0.0], vec![0.6, 0.8], vec![1.0, 0.0], vec![0.0, 1.0]]);
+        let newest = ValidationUser { recent: vec![(1, 1.0)], ..lists.users.into_iter().next().unwrap() };
+        let list = content_list(&newest, &dense, 10).unwrap();
+        assert_eq!(list.iter().map(|h| h.0).collect::<Vec<_>>(), vec![3, 2, 4]);
+        let none = ValidationUser { recent: vec![(1, -1.0)], ..newest };
+        assert!(content_list(&none, &dense, 10).unwrap().is_empty(), "no positive weight, no profile");
     }
 
     /// The parent's two communities of users; `content(item)` is the item's vector.
@@ -252,7 +305,7 @@ mod tests {
         };
         let mut choice = choose(&matrix, &settings).unwrap();
         let vectors: Vec<Vec<f32>> = (0..22).map(content).collect();
-        tune_content_weight(&mut choice, &vectors).unwrap();
+        tune_content_weight(&mut choice, &index(&vectors)).unwrap();
         choice
     }
 

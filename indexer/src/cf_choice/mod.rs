@@ -21,8 +21,7 @@ use crate::error::{IndexError, Result};
 mod content_weight;
 mod validation;
 
-pub use content_weight::tune_content_weight;
-pub use validation::ValidatedFit;
+pub use content_weight::{tune_content_weight, ValidationLists};
 use validation::{Scorer, Validation};
 
 /// What the catalog team asked for.
@@ -123,9 +122,9 @@ pub struct Choice {
     pub model: CfModelSettings,
     /// The record for the manifest.
     pub selection: CfSelection,
-    /// `auto`: the validation split and the chosen model fitted on it, kept until the content
-    /// weight is validated too ([`tune_content_weight`]).
-    pub validated: Option<ValidatedFit>,
+    /// `auto`: the chosen model's lists on the validation split, kept until the content weight
+    /// is validated too ([`tune_content_weight`]); the fit itself is dropped before the final one.
+    pub validated: Option<ValidationLists>,
 }
 
 /// Memory available to this process now (Linux `MemAvailable`), if known.
@@ -311,7 +310,7 @@ pub fn choose(matrix: &Csr, settings: &CfChoiceSettings) -> Result<Choice> {
                 CfModelSettings::Als(_) => best_als.map(|(_, fitted)| Scorer::Als(fitted)),
             };
             let selection = record(reason, candidates, Some(&split));
-            let validated = scorer.map(|scorer| ValidatedFit { split, scorer });
+            let validated = scorer.map(|scorer| ValidationLists::new(&split, &scorer));
             Ok(Choice { model: best, selection, validated })
         }
     }

@@ -16,19 +16,6 @@ const VALIDATION_FRACTION: f64 = 0.2;
 /// apart, few enough that scoring stays a small part of the fit.
 const MAX_VALIDATION_USERS: usize = 5000;
 
-/// The validation split and the chosen model fitted on its training part: what the content
-/// weight is then validated with ([`super::tune_content_weight`]).
-pub struct ValidatedFit {
-    pub(super) split: Validation,
-    pub(super) scorer: Scorer,
-}
-
-impl std::fmt::Debug for ValidatedFit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ValidatedFit").field("users", &self.split.users.len()).finish_non_exhaustive()
-    }
-}
-
 /// A fitted candidate that scores every item for a validation user.
 pub(super) enum Scorer {
     Als(cf::AlsModel),

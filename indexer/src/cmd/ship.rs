@@ -34,6 +34,15 @@ pub(crate) struct S3Args {
 }
 
 impl S3Args {
+    /// Whether any S3 setting was given.
+    pub(crate) fn is_set(&self) -> bool {
+        self.s3_endpoint.is_some()
+            || self.s3_region.is_some()
+            || self.s3_access_key_id.is_some()
+            || self.s3_secret_access_key.is_some()
+            || self.s3_allow_http.is_some()
+    }
+
     /// Opens `url` with these settings over the environment.
     ///
     /// # Errors
