@@ -37,12 +37,21 @@ pub(crate) fn attend(
     let (keys, rest) = scratch.split_at_mut(padded * head_dim);
     let (values, rest) = rest.split_at_mut(value_panels * len * PANEL);
     let (scores, out) = rest.split_at_mut(TILE_ROWS * padded);
+    // Packing is a transposition for the keys and a copy of 16-float runs for the values; by
+    // slices, not by computed indexes, so that the bounds are checked once per row, not per
+    // float (the indexed loop took as long as both products of a 143-token pair).
     for j in 0..len {
         let row = &qkv[j * stride + q..];
         let (panel, lane) = (j / PANEL, j % PANEL);
-        for d in 0..head_dim {
-            keys[(panel * head_dim + d) * PANEL + lane] = row[hidden + d];
-            values[((d / PANEL) * len + j) * PANEL + d % PANEL] = row[2 * hidden + d];
+        let key = &row[hidden..hidden + head_dim];
+        let panel_keys = &mut keys[panel * head_dim * PANEL..(panel + 1) * head_dim * PANEL];
+        for (slot, &k) in panel_keys.chunks_exact_mut(PANEL).zip(key) {
+            slot[lane] = k;
+        }
+        let value = &row[2 * hidden..2 * hidden + head_dim];
+        for (p, run) in value.chunks(PANEL).enumerate() {
+            let at = (p * len + j) * PANEL;
+            values[at..at + run.len()].copy_from_slice(run);
         }
     }
     let zero = [0.0f32; PANEL];

@@ -108,9 +108,9 @@ pub(super) unsafe fn block_product_int8(
                 levels.fill(0);
             }
             let (tile, r) = (i / TILE_ROWS, i % TILE_ROWS);
-            for (s, pair) in levels.chunks_exact(2).enumerate() {
-                packed[(tile * steps + s) * TILE_ROWS + r] =
-                    (pair[0] as u16 as u32 | (pair[1] as u16 as u32) << 16) as i32;
+            let tile_rows = &mut packed[tile * steps * TILE_ROWS..(tile + 1) * steps * TILE_ROWS];
+            for (step, pair) in tile_rows.chunks_exact_mut(TILE_ROWS).zip(levels.chunks_exact(2)) {
+                step[r] = (pair[0] as u16 as u32 | (pair[1] as u16 as u32) << 16) as i32;
             }
         }
         for panel in cols.clone() {
