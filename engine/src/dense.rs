@@ -246,12 +246,7 @@ impl VectorIndex {
             .filter(|(_, item)| allow.is_none_or(|allow| allow(*item)))
             .map(|(vector, item)| (item, dot(query, vector)))
             .collect();
-        let better = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if scored.len() > k {
-            scored.select_nth_unstable_by(k, better);
-            scored.truncate(k);
-        }
-        scored.sort_by(better);
+        crate::fusion::keep_best(&mut scored, k);
         scored
     }
 }

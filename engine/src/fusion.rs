@@ -37,6 +37,17 @@ impl RankedList {
     }
 }
 
+/// Keeps the `n` best of `hits` in place, best first, ties by item index: the order of every
+/// retriever's list (select, then sort only the kept ones).
+pub fn keep_best(hits: &mut Vec<(u32, f32)>, n: usize) {
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if n < hits.len() {
+        hits.select_nth_unstable_by(n, order);
+        hits.truncate(n);
+    }
+    hits.sort_unstable_by(order);
+}
+
 /// How a list's raw scores map to a common scale: a linear map that sends `lo` to 0 and `hi`
 /// to 1. Min-max takes the list's lowest and highest score; DBSF (distribution-based score
 /// fusion, Qdrant 1.11) takes the mean ∓ 3 sample standard deviations, so the scale does not

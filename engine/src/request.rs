@@ -44,6 +44,15 @@ pub mod defaults {
     /// random validation split, and 0.1 was at or above CF alone on both metrics of both the
     /// random and the leave-last-out validation split (docs/EVAL.md).
     pub const RECOMMEND_CONTENT_WEIGHT_EASE: f64 = 0.1;
+
+    /// The content weight of the family that serves CF: EASE's when `ease`, else ALS's.
+    pub fn recommend_content_weight(ease: bool) -> f64 {
+        if ease {
+            RECOMMEND_CONTENT_WEIGHT_EASE
+        } else {
+            RECOMMEND_CONTENT_WEIGHT_ALS
+        }
+    }
     /// Query embeddings an engine keeps unless told otherwise (384 floats each: ~16 MiB).
     pub const QUERY_CACHE_ENTRIES: usize = 10_000;
     /// Trained-reranker logits an engine keeps, by (reranker, query, item) (~100 bytes each

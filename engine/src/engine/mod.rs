@@ -37,7 +37,7 @@ use crate::retrieve::{CfItems, Retriever};
 use crate::runtime::{RerankerSlot, Runtime, RuntimeSettings};
 use crate::store::{Interaction, MetaStore, SnapshotStore, UserRecord};
 
-pub use recommend::UserView;
+pub use recommend::{content_profile, recent_items, UserView};
 
 /// Everything CF needs at query time: the model that serves the generation's CF list.
 enum Collaborative {

@@ -137,27 +137,22 @@ impl Engine {
     /// model family that serves CF.
     pub fn recommend_content_weight(&self) -> f64 {
         let validated = self.manifest.cf_selection.as_ref().and_then(|s| s.content_weight);
-        validated.unwrap_or(match self.cf {
-            Some(super::Collaborative::Ease(_)) => defaults::RECOMMEND_CONTENT_WEIGHT_EASE,
-            _ => defaults::RECOMMEND_CONTENT_WEIGHT_ALS,
-        })
+        let ease = matches!(self.cf, Some(super::Collaborative::Ease(_)));
+        validated.unwrap_or_else(|| defaults::recommend_content_weight(ease))
     }
 
-    /// The normalised, weight-averaged embedding of the user's recent items.
+    /// The content profile ([`content_profile`]) of the user's `recent` most recent items.
     fn profile(
         &self,
         live: &crate::live::items::LiveItems,
         history: &[Interaction],
         recent: usize,
     ) -> Option<Vec<f32>> {
-        let mut profile = vec![0f32; self.dense.dim()];
-        for (item, weight) in recent_items(history, recent) {
-            for (p, v) in profile.iter_mut().zip(self.vector_at(live, item)?) {
-                *p += weight.max(0.0) * v;
-            }
-        }
-        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
-        (norm > 0.0).then(|| profile.into_iter().map(|v| v / norm).collect())
+        let vectors = recent_items(history, recent)
+            .into_iter()
+            .map(|(item, weight)| self.vector_at(live, item).map(|v| (weight, v)))
+            .collect::<Option<Vec<_>>>()?;
+        content_profile(self.dense.dim(), vectors)
     }
 
     /// Which recent history items are nearest in content to the recommended item.
@@ -179,8 +174,22 @@ impl Engine {
     }
 }
 
+/// A recommendation's content profile: the normalised sum of `weight · vector` over
+/// `(weight, vector)` pairs of `dim` floats, a negative weight counting 0. `None` when the sum
+/// is zero (no positive weight): the history gives no profile.
+pub fn content_profile<V: AsRef<[f32]>>(dim: usize, items: impl IntoIterator<Item = (f32, V)>) -> Option<Vec<f32>> {
+    let mut profile = vec![0f32; dim];
+    for (weight, vector) in items {
+        for (p, v) in profile.iter_mut().zip(vector.as_ref()) {
+            *p += weight.max(0.0) * v;
+        }
+    }
+    let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
+    (norm > 0.0).then(|| profile.into_iter().map(|v| v / norm).collect())
+}
+
 /// The user's `recent` most recent history items (by timestamp, then input order), with weights.
-fn recent_items(history: &[Interaction], recent: usize) -> Vec<(u32, f32)> {
+pub fn recent_items(history: &[Interaction], recent: usize) -> Vec<(u32, f32)> {
     let mut history: Vec<(usize, &Interaction)> = history.iter().enumerate().collect();
     history.sort_by_key(|(position, i)| (std::cmp::Reverse(i.timestamp), std::cmp::Reverse(*position)));
     history.into_iter().take(recent).map(|(_, i)| (i.item, i.weight)).collect()

@@ -70,10 +70,7 @@ pub fn format_version_of(manifest: &Manifest) -> u32 {
     let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f;
     let recency = manifest.ease.as_ref().is_some_and(|e| e.recency_half_life > 0.0);
     // A validated weight equal to the family's constant scores as older builds do.
-    let constant = match manifest.ease {
-        Some(_) => crate::request::defaults::RECOMMEND_CONTENT_WEIGHT_EASE,
-        None => crate::request::defaults::RECOMMEND_CONTENT_WEIGHT_ALS,
-    };
+    let constant = crate::request::defaults::recommend_content_weight(manifest.ease.is_some());
     let content_weight = manifest.cf_selection.as_ref().and_then(|s| s.content_weight).is_some_and(|w| w != constant);
     if bm25f || recency || content_weight {
         version = version.max(SCORING_FORMAT_VERSION);

@@ -256,12 +256,7 @@ impl LexicalIndex {
             .into_iter()
             .filter(|(item, _)| allowed.as_ref().is_none_or(|a| a.get(*item as usize).copied().unwrap_or(false)))
             .collect();
-        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if k < hits.len() {
-            hits.select_nth_unstable_by(k, order);
-            hits.truncate(k);
-        }
-        hits.sort_by(order);
+        crate::fusion::keep_best(&mut hits, k);
         Ok(hits)
     }
 

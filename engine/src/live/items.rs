@@ -188,12 +188,7 @@ impl LiveItems {
             .filter(|(index, _)| (self.replaced.is_empty() || !self.replaced.contains(index)) && allow.allows(*index))
             .map(|(index, entry)| (index, crate::kernels::dot(probe, &entry.vector)))
             .collect();
-        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if n < hits.len() {
-            hits.select_nth_unstable_by(n, order);
-            hits.truncate(n);
-        }
-        hits.sort_by(order);
+        crate::fusion::keep_best(&mut hits, n);
         hits
     }
 }

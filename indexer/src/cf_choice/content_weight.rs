@@ -12,12 +12,14 @@
 //! nDCG@10 gain over it holds up ([`pick`]); the result is the generation's default
 //! (`cf_selection.content_weight` in the manifest).
 
-use hyrank_engine::cf::{AlsModel, CfModelSettings, Csr};
-use hyrank_engine::dense::{dot, VectorIndex};
+use hyrank_engine::cf::{CfModelSettings, Csr};
+use hyrank_engine::dense::VectorIndex;
+use hyrank_engine::engine::{content_profile, recent_items};
 use hyrank_engine::explain::RetrieverKind;
-use hyrank_engine::fusion::{fuse, RankedList};
+use hyrank_engine::fusion::{fuse, keep_best, RankedList};
 use hyrank_engine::generation::ContentWeightCandidate;
 use hyrank_engine::request::{defaults, RecommendRequest};
+use hyrank_engine::store::Interaction;
 use rayon::prelude::*;
 
 use super::validation::{Scorer, Validation};
@@ -35,7 +37,7 @@ pub struct ValidationLists {
 
 struct ValidationUser {
     cf: Vec<(u32, f32)>,
-    /// `(item, interaction weight)`, newest first, at most `RecommendRequest::recent`.
+    /// `(item, interaction weight)` as [`recent_items`] gives them.
     recent: Vec<(u32, f32)>,
     /// Sorted.
     seen: Vec<u32>,
@@ -53,19 +55,22 @@ impl ValidationLists {
     /// recommend request would get them (its candidate depth and recent-item count).
     pub(super) fn new(split: &Validation, scorer: &Scorer) -> Self {
         let request = RecommendRequest::new("");
-        let cold = cold_items(&split.train);
         let users = split
             .users
             .par_iter()
             .map(|(u, held)| {
-                let mut history: Vec<(u32, f32, Option<i64>)> = split.train.row_timed(*u).collect();
-                let mut seen: Vec<u32> = history.iter().map(|h| h.0).collect();
+                // As a stored history: by time, ties by item.
+                let mut history: Vec<Interaction> = split
+                    .train
+                    .row_timed(*u)
+                    .map(|(item, weight, timestamp)| Interaction { item, weight, timestamp })
+                    .collect();
+                history.sort_by_key(|i| (i.timestamp, i.item));
+                let mut seen: Vec<u32> = history.iter().map(|i| i.item).collect();
                 seen.sort_unstable();
-                // Newest first, ties to the later item, as the engine orders a stored history.
-                history.sort_by_key(|&(item, _, time)| (std::cmp::Reverse(time), std::cmp::Reverse(item)));
                 ValidationUser {
-                    cf: scorer.list(&split.train, *u, request.candidates, &cold, &seen),
-                    recent: history.iter().take(request.recent).map(|h| (h.0, h.1)).collect(),
+                    cf: scorer.list(&split.train, *u, request.candidates, &seen),
+                    recent: recent_items(&history, request.recent),
                     seen,
                     held: held.clone(),
                 }
@@ -83,10 +88,7 @@ const GAIN_SEED: u64 = 42;
 
 /// The default content weight of a model family when nothing was validated.
 pub fn family_default(model: &CfModelSettings) -> f64 {
-    match model {
-        CfModelSettings::Ease(_) => defaults::RECOMMEND_CONTENT_WEIGHT_EASE,
-        CfModelSettings::Als(_) => defaults::RECOMMEND_CONTENT_WEIGHT_ALS,
-    }
+    defaults::recommend_content_weight(matches!(model, CfModelSettings::Ease(_)))
 }
 
 /// Scores [`CONTENT_WEIGHTS`] on `choice`'s validation lists and records the weight that
@@ -109,21 +111,21 @@ pub fn tune_content_weight(choice: &mut Choice, dense: &VectorIndex) -> Result<(
     let default = family_default(&choice.model);
     let request = RecommendRequest::new("");
     // Per validation user: the CF and content lists, and the held-out items as judgments.
-    let users: Vec<(RankedList, RankedList, Judgments)> = lists
+    let users: Vec<([RankedList; 2], Judgments)> = lists
         .users
-        .par_iter()
+        .into_par_iter()
         .map(|user| {
-            let cf = RankedList::new(RetrieverKind::Cf, user.cf.clone());
-            let content = RankedList::new(RetrieverKind::Dense, content_list(user, dense, request.candidates)?);
-            Ok((cf, content, user.held.iter().map(|i| (i.to_string(), 1)).collect()))
+            let content = RankedList::new(RetrieverKind::Dense, content_list(&user, dense, request.candidates)?);
+            let judged = user.held.iter().map(|i| (i.to_string(), 1)).collect();
+            Ok(([RankedList::new(RetrieverKind::Cf, user.cf), content], judged))
         })
         .collect::<Result<_>>()?;
     // Per-user nDCG@10 and Recall@20 at a weight.
     let per_user = |weight: f64| -> Result<Vec<(f64, f64)>> {
         users
             .par_iter()
-            .map(|(cf, content, judged)| {
-                let fused = fuse(&[cf.clone(), content.clone()], &[1.0, weight], &request.fusion)?;
+            .map(|(lists, judged)| {
+                let fused = fuse(lists, &[1.0, weight], &request.fusion)?;
                 let ranked: Vec<String> = fused.iter().take(20).map(|h| h.item.to_string()).collect();
                 Ok((ndcg_at(&ranked, judged, 10), recall_at(&ranked, judged, 20)))
             })
@@ -172,52 +174,24 @@ fn pick(default: f64, candidates: &[ContentWeightCandidate]) -> f64 {
         .map_or(default, |c| c.weight)
 }
 
-/// Items with no training interaction: no CF model has evidence on them, so the serving CF
-/// list leaves them out.
-fn cold_items(train: &Csr) -> Vec<bool> {
-    let mut cold = vec![true; train.cols];
-    for u in 0..train.rows() {
-        for (item, _) in train.row(u) {
-            cold[item as usize] = false;
-        }
-    }
-    cold
-}
-
 /// The content list a request builds for `user`: the `depth` items of `dense` nearest (cosine)
 /// the normalised, weight-summed embedding of the user's recent training items, training
 /// items excluded. Empty when the history gives no profile.
 fn content_list(user: &ValidationUser, dense: &VectorIndex, depth: usize) -> Result<Vec<(u32, f32)>> {
-    let mut profile = vec![0f32; dense.dim()];
-    for &(item, weight) in &user.recent {
-        for (p, v) in profile.iter_mut().zip(dense.vector(item).unwrap_or_default()) {
-            *p += weight.max(0.0) * v;
-        }
-    }
-    let norm = dot(&profile, &profile).sqrt();
-    if norm <= 0.0 {
+    let vectors = user.recent.iter().map(|&(item, weight)| dense.vector(item).map(|v| (weight, v)));
+    let Some(profile) = vectors.collect::<Option<Vec<_>>>().and_then(|v| content_profile(dense.dim(), v)) else {
         return Ok(Vec::new());
-    }
-    profile.iter_mut().for_each(|p| *p /= norm);
+    };
     let unseen = |item: u32| user.seen.binary_search(&item).is_err();
     Ok(dense.search(&profile, depth, Some(&unseen))?)
 }
 
-/// Keeps the `n` best of `scored`, best first, ties by item index.
-fn top(scored: &mut Vec<(u32, f32)>, n: usize) {
-    let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if n < scored.len() {
-        scored.select_nth_unstable_by(n, by_score);
-        scored.truncate(n);
-    }
-    scored.sort_unstable_by(by_score);
-}
-
 impl Scorer {
     /// The CF list a request gets for user `u` of `train`: the `depth` best items the model
-    /// has evidence on (EASE: items some history item has a weight for; ALS: warm items),
-    /// `seen` (sorted) excluded, best first, ties by item index.
-    fn list(&self, train: &Csr, u: usize, depth: usize, cold: &[bool], seen: &[u32]) -> Vec<(u32, f32)> {
+    /// has evidence on (EASE: items some history item has a weight for; ALS: items with
+    /// non-zero factors, the engine's test for a cold item), `seen` (sorted) excluded, best
+    /// first, ties by item index.
+    fn list(&self, train: &Csr, u: usize, depth: usize, seen: &[u32]) -> Vec<(u32, f32)> {
         let unseen = |item: u32| seen.binary_search(&item).is_err();
         match self {
             Scorer::Ease(model) => {
@@ -226,20 +200,16 @@ impl Scorer {
                 model.top(&seeds, depth, unseen)
             }
             Scorer::Als(model) => {
-                let mut scored = als_scores(model, u, cold, unseen);
-                top(&mut scored, depth);
-                scored
+                let mut scores = vec![0.0; train.cols];
+                self.scores(train, u, &mut scores);
+                let warm = |item: u32| model.item_factors.row(item as usize).iter().any(|&v| v != 0.0);
+                let mut hits: Vec<(u32, f32)> =
+                    (0..train.cols as u32).filter(|&i| warm(i) && unseen(i)).map(|i| (i, scores[i as usize])).collect();
+                keep_best(&mut hits, depth);
+                hits
             }
         }
     }
-}
-
-fn als_scores(model: &AlsModel, u: usize, cold: &[bool], unseen: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
-    let user = model.user_factors.row(u);
-    (0..cold.len() as u32)
-        .filter(|&item| !cold[item as usize] && unseen(item))
-        .map(|item| (item, dot(user, model.item_factors.row(item as usize))))
-        .collect()
 }
 
 #[cfg(test)]
@@ -311,7 +281,8 @@ mod tests {
 
     #[test]
     fn every_weight_is_validated_recorded_and_chosen_by_the_rule() {
-        // Each item's vector points at the other community: content can only mislead.
+        // Each item's vector points at the other community. The CF list already ranks each
+        // held-out item first here, so no weight can beat the default: the rule must keep it.
         let choice = choice_with(|i| if i < 10 { vec![0.0, 1.0] } else { vec![1.0, 0.0] });
         let s = &choice.selection;
         let default = family_default(&choice.model);

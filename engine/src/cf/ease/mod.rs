@@ -229,12 +229,7 @@ impl ItemModel {
         self.accumulate(seeds, &mut scores, &mut touched);
         let mut hits: Vec<(u32, f32)> =
             touched.into_iter().filter(|&j| allow(j)).map(|j| (j, scores[j as usize])).collect();
-        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if n < hits.len() {
-            hits.select_nth_unstable_by(n, order);
-            hits.truncate(n);
-        }
-        hits.sort_unstable_by(order);
+        crate::fusion::keep_best(&mut hits, n);
         hits
     }
 
