@@ -68,7 +68,7 @@ fn projection(weights: &Weights, prefixes: &[&str], k: usize, format: Format) ->
         weight.extend(w);
         bias.extend(b);
     }
-    if format == Format::Int8 && k > kernels::MAX_INT8_K {
+    if matches!(format, Format::Int8 | Format::W8A8) && k > kernels::MAX_INT8_K {
         return Err(Error::invalid(
             "precision",
             format!(

@@ -46,6 +46,7 @@ pub mod states;
 use crate::bert::{Encoder, Precision};
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
+use crate::kernels::Format;
 use native::NativeScorer;
 use states::ItemStates;
 
@@ -273,9 +274,20 @@ impl CrossEncoder {
         let (frozen_layers, item_tokens) = (settings.frozen_layers, settings.item_tokens);
         let native = match (lower.native(), inference) {
             (Some(_), Some(layers)) => {
-                let format = layers.cpu_format().ok_or_else(|| {
-                    Error::invalid("rerank_precision", format!("hyrank's CPU kernels do not run {layers}"))
-                })?;
+                let format = match layers.cpu_format() {
+                    // The trained layers take 8-bit inputs as well as 8-bit weights: the
+                    // ranking barely moves (docs/EVAL.md) and, on a CPU with VNNI, the byte tile
+                    // does twice the work per instruction. The embedder keeps 13-bit inputs: its
+                    // vectors are stored, and queries must be encoded as the items were.
+                    Some(Format::Int8) => Format::W8A8,
+                    Some(format) => format,
+                    None => {
+                        return Err(Error::invalid(
+                            "rerank_precision",
+                            format!("hyrank's CPU kernels do not run {layers}"),
+                        ))
+                    }
+                };
                 Some(NativeScorer::load(&tensors, &config, frozen_layers, &head, &weights, format)?)
             }
             (None, Some(layers)) if layers != Precision::F32 => {
@@ -361,8 +373,9 @@ impl CrossEncoder {
     }
 
     /// [`CrossEncoder::load`] with the trained layers' projections at `layers` (f32, f16 or
-    /// int8 on hyrank's CPU kernels: a serving choice, since nothing stored depends on it; the
-    /// frozen layers stay at the generation's precision, which the stored states were made at).
+    /// int8 on hyrank's CPU kernels, int8 meaning 8-bit weights and 8-bit inputs,
+    /// `Format::W8A8`: a serving choice, since nothing stored depends on it; the frozen layers
+    /// stay at the generation's precision, which the stored states were made at).
     ///
     /// # Errors
     /// As [`CrossEncoder::load`]; `layers` other than f32 where the generation's encoder does

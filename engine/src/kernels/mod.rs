@@ -11,7 +11,7 @@
 //!
 //! Split by question: [`matmul`] (packed weights and the product), [`math`] (the element-wise
 //! functions), [`attention`] (scaled dot-product attention on the product's tile), [`int8`] (the
-//! integer product of `Format::Int8`).
+//! integer products of `Format::Int8` and `Format::W8A8`).
 //!
 //! The microkernel is the classic 6 × 16 register tile (twelve 8-lane accumulators) in AVX2 with
 //! FMA, chosen at run time; other CPUs run the same loops in portable Rust. Rows are split into

@@ -133,9 +133,10 @@ pub(crate) struct EvalSearchArgs {
     /// Candidates per retriever before fusion (the `default` configuration keeps the engine's).
     #[arg(long, default_value_t = 1000)]
     pub(crate) candidates: usize,
-    /// Number format of the trained reranker's layers: f32, f16 or int8, on hyrank's CPU
-    /// kernels (the frozen layers stay at the generation's precision) [default: int8 where the
-    /// generation's encoder runs on those kernels, f32 elsewhere].
+    /// Number format of the trained reranker's layers: f32, f16 or int8 (8-bit weights and
+    /// 8-bit inputs), on hyrank's CPU kernels (the frozen layers stay at the generation's
+    /// precision) [default: int8 where the generation's encoder runs on those kernels, f32
+    /// elsewhere].
     #[arg(long)]
     pub(crate) rerank_precision: Option<String>,
     #[command(flatten)]

@@ -1,0 +1,317 @@
+//! The integer tiles of the int8 products, one per layout and instruction set: `count` (≤ 6)
+//! packed input rows times one panel of 16 quantized output columns, scaled back to f32.
+
+use super::super::{isa, Isa, PANEL, TILE_ROWS};
+use super::Layout;
+
+/// One integer tile's operands: up to six quantized rows (`steps × 6` i16 pairs or byte quads,
+/// step-major), one panel of weights in the same layout, and what brings the integer sums back
+/// to f32.
+#[derive(Clone, Copy)]
+pub(super) struct IntTile<'a> {
+    pub(super) a: &'a [i32],
+    pub(super) weights: &'a [i8],
+    pub(super) row_scales: &'a [f32],
+    pub(super) column_scales: &'a [f32],
+    /// The panel's 16 zero-point corrections where the layout is [`Layout::Quads`]; empty for
+    /// pairs.
+    pub(super) corrections: &'a [i32],
+    pub(super) bias: &'a [f32],
+    pub(super) steps: usize,
+}
+
+/// `count` (≤ 6) quantized rows times one quantized panel, scaled, plus the bias, into `c`
+/// (row stride `ldc`): `c[r][j] = (Σ a·w) · row_scale[r] · column_scale[j] + bias[j]`.
+///
+/// # Panics
+/// If `count` is not 1–6 or an operand is shorter than `steps` needs.
+///
+/// # Safety
+/// `c` is valid for `count` rows of 16 floats at stride `ldc`.
+pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: usize) {
+    let quads = !t.corrections.is_empty();
+    let width = if quads { Layout::Quads.width() } else { Layout::Pairs.width() };
+    assert!((1..=TILE_ROWS).contains(&count) && t.a.len() >= t.steps * TILE_ROWS);
+    assert!(t.weights.len() >= t.steps * PANEL * width && t.row_scales.len() >= count);
+    assert!(!quads || t.corrections.len() >= PANEL);
+    assert!(t.column_scales.len() >= PANEL && t.bias.len() >= PANEL);
+    macro_rules! dispatch {
+        ($kernel:ident) => {
+            match count {
+                1 => $kernel::<1>(t, c, ldc),
+                2 => $kernel::<2>(t, c, ldc),
+                3 => $kernel::<3>(t, c, ldc),
+                4 => $kernel::<4>(t, c, ldc),
+                5 => $kernel::<5>(t, c, ldc),
+                _ => $kernel::<6>(t, c, ldc),
+            }
+        };
+    }
+    match isa() {
+        // SAFETY: `vnni()` saw AVX-512 VNNI and VL on this CPU, `isa()` AVX2 and FMA.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if quads && vnni() => unsafe { dispatch!(tile_quads_vnni) },
+        _ if quads => unsafe { dispatch!(tile_quads_portable) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if vnni() => unsafe { dispatch!(tile_int8_vnni) },
+        // SAFETY: `isa()` saw AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { dispatch!(tile_int8_avx2) },
+        _ => unsafe { dispatch!(tile_int8_portable) },
+    }
+}
+
+/// Whether this CPU has AVX-512 VNNI with 256-bit forms (VL): `vpdpwssd` fuses the integer
+/// tile's multiply-add and accumulation into one instruction (`tile_int8_avx2` needs two).
+pub(super) fn vnni() -> bool {
+    static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *VNNI.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        // HYRANK_NO_VNNI=1 runs the AVX2 tile instead, for comparisons.
+        if std::env::var("HYRANK_NO_VNNI").map_or(true, |v| v != "1") {
+            return std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512f");
+        }
+        false
+    })
+}
+
+/// The integer tile for one instruction set: `R × 16` i32 accumulators in `2R` registers; per
+/// step, one broadcast input pair per row and two 16-lane multiply-accumulates against the
+/// panel's 16 weight pairs (`$accumulate(acc, inputs, weights)`).
+#[cfg(target_arch = "x86_64")]
+macro_rules! int8_tile {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $accumulate:expr) => {
+        $(#[$doc])*
+        #[target_feature(enable = $features)]
+        unsafe fn $name<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: usize) {
+            use std::arch::x86_64::*;
+            let (a, b) = (t.a.as_ptr(), t.weights.as_ptr());
+            let mut acc = [[_mm256_setzero_si256(); 2]; R];
+            for s in 0..t.steps {
+                // SAFETY: s < steps: the panel's step and each row's pair are in bounds
+                // (asserted in `tile_int8`).
+                // 32 weights (16 pairs) as bytes, widened to i16 (`vpmovsxbw`).
+                let (b0, b1) = unsafe {
+                    (
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(s * 32).cast::<__m128i>())),
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(s * 32 + 16).cast::<__m128i>())),
+                    )
+                };
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((s + 16) * 32) as *const i8);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let v = _mm256_set1_epi32(unsafe { *a.add(s * TILE_ROWS + r) });
+                    acc[0] = $accumulate(acc[0], v, b0);
+                    acc[1] = $accumulate(acc[1], v, b1);
+                }
+            }
+            // SAFETY: the caller's.
+            unsafe { store_int8(&acc, t, c, ldc) };
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+int8_tile!(
+    /// AVX2: `vpmaddwd` then `vpaddd` (16 multiply-adds in two instructions).
+    tile_int8_avx2,
+    "avx2,fma",
+    |acc, v, b| _mm256_add_epi32(acc, _mm256_madd_epi16(v, b))
+);
+
+#[cfg(target_arch = "x86_64")]
+int8_tile!(
+    /// AVX-512 VNNI on 256-bit registers: `vpdpwssd` (the same 16 multiply-adds and their
+    /// accumulation in one instruction).
+    tile_int8_vnni,
+    "avx2,fma,avx512f,avx512vl,avx512vnni",
+    |acc, v, b| _mm256_dpwssd_epi32(acc, v, b)
+);
+
+/// The quad tile on AVX-512 VNNI (256-bit registers): per step, one broadcast quad of `x + 128`
+/// bytes per row and two `vpdpbusd` against the panel's 16 weight quads (32 multiply-adds
+/// each), then the zero-point corrections subtracted.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+unsafe fn tile_quads_vnni<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: usize) {
+    use std::arch::x86_64::*;
+    let (a, b) = (t.a.as_ptr(), t.weights.as_ptr());
+    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+    for s in 0..t.steps {
+        // SAFETY: s < steps: the panel's step (64 bytes) and each row's quad are in bounds
+        // (asserted in `tile_int8`).
+        let (b0, b1) = unsafe {
+            (
+                _mm256_loadu_si256(b.add(s * 64).cast::<__m256i>()),
+                _mm256_loadu_si256(b.add(s * 64 + 32).cast::<__m256i>()),
+            )
+        };
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((s + 8) * 64) as *const i8);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let v = _mm256_set1_epi32(unsafe { *a.add(s * TILE_ROWS + r) });
+            acc[0] = _mm256_dpbusd_epi32(acc[0], v, b0);
+            acc[1] = _mm256_dpbusd_epi32(acc[1], v, b1);
+        }
+    }
+    // SAFETY: 16 corrections (asserted in `tile_int8`).
+    let (k0, k1) = unsafe {
+        (
+            _mm256_loadu_si256(t.corrections.as_ptr().cast::<__m256i>()),
+            _mm256_loadu_si256(t.corrections.as_ptr().add(8).cast::<__m256i>()),
+        )
+    };
+    for acc in &mut acc {
+        acc[0] = _mm256_sub_epi32(acc[0], k0);
+        acc[1] = _mm256_sub_epi32(acc[1], k1);
+    }
+    // SAFETY: the caller's.
+    unsafe { store_int8(&acc, t, c, ldc) };
+}
+
+/// The integer tile's sums scaled back to f32 (`sum · row_scale · column_scale + bias`) and
+/// stored.
+///
+/// # Safety
+/// As for [`tile_int8`]; the CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_int8<const R: usize>(
+    acc: &[[std::arch::x86_64::__m256i; 2]; R],
+    t: IntTile<'_>,
+    c: *mut f32,
+    ldc: usize,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: 16 column scales and biases (asserted in `tile_int8`).
+    let (s0, s1, bias0, bias1) = unsafe {
+        (
+            _mm256_loadu_ps(t.column_scales.as_ptr()),
+            _mm256_loadu_ps(t.column_scales.as_ptr().add(8)),
+            _mm256_loadu_ps(t.bias.as_ptr()),
+            _mm256_loadu_ps(t.bias.as_ptr().add(8)),
+        )
+    };
+    for (r, acc) in acc.iter().enumerate() {
+        let row_scale = _mm256_set1_ps(t.row_scales[r]);
+        let (scale0, scale1) = (_mm256_mul_ps(row_scale, s0), _mm256_mul_ps(row_scale, s1));
+        // SAFETY: the caller guarantees R rows of 16 at stride ldc.
+        unsafe {
+            _mm256_storeu_ps(c.add(r * ldc), _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[0]), scale0, bias0));
+            _mm256_storeu_ps(c.add(r * ldc + 8), _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[1]), scale1, bias1));
+        }
+    }
+}
+
+/// The same integer tile in portable Rust.
+unsafe fn tile_int8_portable<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: usize) {
+    let mut acc = [[0i32; PANEL]; R];
+    for s in 0..t.steps {
+        let b = &t.weights[s * PANEL * 2..(s + 1) * PANEL * 2];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let pair = t.a[s * TILE_ROWS + r] as u32;
+            let (low, high) = (i32::from(pair as u16 as i16), i32::from((pair >> 16) as u16 as i16));
+            for (j, acc) in acc.iter_mut().enumerate() {
+                *acc += low * i32::from(b[2 * j]) + high * i32::from(b[2 * j + 1]);
+            }
+        }
+    }
+    // SAFETY: the caller's.
+    unsafe { scale_portable(&acc, None, t, c, ldc) };
+}
+
+/// The quad tile in portable Rust: the same integer sums as [`tile_quads_vnni`].
+unsafe fn tile_quads_portable<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: usize) {
+    let mut acc = [[0i32; PANEL]; R];
+    for s in 0..t.steps {
+        let b = &t.weights[s * PANEL * 4..(s + 1) * PANEL * 4];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let quad = (t.a[s * TILE_ROWS + r] as u32).to_le_bytes();
+            for (j, acc) in acc.iter_mut().enumerate() {
+                *acc += (0..4).map(|q| i32::from(quad[q]) * i32::from(b[4 * j + q])).sum::<i32>();
+            }
+        }
+    }
+    // SAFETY: the caller's.
+    unsafe { scale_portable(&acc, Some(t.corrections), t, c, ldc) };
+}
+
+/// The portable tiles' sums, less the corrections where given, scaled back to f32 and stored.
+///
+/// # Safety
+/// As for [`tile_int8`].
+unsafe fn scale_portable<const R: usize>(
+    acc: &[[i32; PANEL]; R],
+    corrections: Option<&[i32]>,
+    t: IntTile<'_>,
+    c: *mut f32,
+    ldc: usize,
+) {
+    for (r, acc) in acc.iter().enumerate() {
+        for (j, &sum) in acc.iter().enumerate() {
+            let sum = sum - corrections.map_or(0, |k| k[j]);
+            let value = sum as f32 * (t.row_scales[r] * t.column_scales[j]) + t.bias[j];
+            // SAFETY: the caller guarantees R rows of 16 at stride ldc.
+            unsafe { *c.add(r * ldc + j) = value };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testing::{assert_close, values};
+    use super::super::{Int8Panels, INPUT_LEVELS, INPUT_LEVELS_8};
+    use super::*;
+
+    /// Random operands of one tile for `layout`: `steps × 6` packed inputs and a panel.
+    fn tile_operands(layout: Layout, k: usize) -> (Vec<i32>, Int8Panels) {
+        let (w, steps) = (values(PANEL * k, 2), k.div_ceil(layout.width()));
+        let levels = if layout == Layout::Quads { INPUT_LEVELS_8 } else { INPUT_LEVELS };
+        let q = |v: f32| (v * levels).round() as i16;
+        let inputs = values(steps * TILE_ROWS * layout.width(), 4);
+        let a = inputs
+            .chunks(layout.width())
+            .map(|p| match layout {
+                Layout::Pairs => (q(p[0]) as u16 as u32 | (q(p[1]) as u16 as u32) << 16) as i32,
+                Layout::Quads => i32::from_le_bytes([0, 1, 2, 3].map(|at| (q(p[at]) + 128) as u8)),
+            })
+            .collect();
+        (a, Int8Panels::quantize_as(&w, PANEL, k, levels, layout))
+    }
+
+    #[test]
+    fn the_portable_int8_tiles_match_the_avx2_and_vnni_ones() {
+        let (k, b, row_scales) = (37, values(PANEL, 3), values(TILE_ROWS, 1));
+        for layout in [Layout::Pairs, Layout::Quads] {
+            let (a, panels) = tile_operands(layout, k);
+            let (column_scales, corrections) = (&panels.scales[..], &panels.corrections[..]);
+            let steps = k.div_ceil(layout.width());
+            let tile = IntTile {
+                a: &a,
+                weights: &panels.values,
+                row_scales: &row_scales,
+                column_scales,
+                corrections,
+                bias: &b,
+                steps,
+            };
+            let (mut dispatched, mut portable) = ([0.0f32; 6 * PANEL], [0.0f32; 6 * PANEL]);
+            unsafe {
+                tile_int8(tile, 6, dispatched.as_mut_ptr(), PANEL);
+                match layout {
+                    Layout::Pairs => tile_int8_portable::<6>(tile, portable.as_mut_ptr(), PANEL),
+                    Layout::Quads => tile_quads_portable::<6>(tile, portable.as_mut_ptr(), PANEL),
+                }
+            }
+            assert_close(&dispatched, &portable, 1e-6);
+            // Each instruction set this CPU has, not only the one dispatched.
+            #[cfg(target_arch = "x86_64")]
+            if isa() == Isa::Avx2 && layout == Layout::Pairs {
+                let mut avx2 = [0.0f32; 6 * PANEL];
+                unsafe { tile_int8_avx2::<6>(tile, avx2.as_mut_ptr(), PANEL) };
+                assert_close(&avx2, &portable, 1e-6);
+            }
+        }
+    }
+}
