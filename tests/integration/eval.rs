@@ -50,3 +50,48 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(markdown.contains("| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |"));
 }
+
+/// `hyrank eval recommend` on the fixture catalog and interactions: every mode reported, and
+/// each mode's per-user file holds one row per evaluated user whose means are the report's.
+#[test]
+fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
+    use hyrank_engine::request::Weights;
+    use hyrank_engine::ColdItems;
+    use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
+    use hyrank_indexer::eval::recommend::{evaluate, RecommendEvalSettings, SplitKind};
+    use hyrank_indexer::{CatalogFormat, InteractionFormat};
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings = RecommendEvalSettings {
+        catalog: fixture("catalog.jsonl"),
+        catalog_format: CatalogFormat::default(),
+        interactions: fixture("interactions.csv"),
+        interaction_format: InteractionFormat::default(),
+        split: SplitKind::Time,
+        test_fraction: 0.2,
+        seed: 7,
+        min_weight: 4.0,
+        k: 10,
+        candidates: 100,
+        weights: Weights::default(),
+        cold_items: ColdItems::Ignore,
+        embedder: embedder_settings(),
+        cf: CfChoiceSettings { requested: CfModelChoice::Ease, ..CfChoiceSettings::default() },
+        out_dir: dir.path().to_path_buf(),
+        reuse_index: false,
+    };
+    let report = evaluate(&settings).unwrap();
+    assert!(report.users_evaluated > 10, "{}", report.users_evaluated);
+    for mode in &report.modes {
+        let path = dir.path().join("time").join(format!("{}.per-user.tsv", mode.mode));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("user\tndcg@10\trecall@10\tms"));
+        let rows: Vec<Vec<f64>> = lines.map(|l| l.split('\t').skip(1).map(|v| v.parse().unwrap()).collect()).collect();
+        assert_eq!(rows.len(), report.users_evaluated, "{}", mode.mode);
+        let mean = |column: usize| rows.iter().map(|r| r[column]).sum::<f64>() / rows.len() as f64;
+        // The file rounds to 6 decimals.
+        assert!((mean(0) - mode.ndcg_10).abs() < 1e-5, "{}: {} vs {}", mode.mode, mean(0), mode.ndcg_10);
+        assert!((mean(1) - mode.recall).abs() < 1e-5, "{}: {} vs {}", mode.mode, mean(1), mode.recall);
+    }
+}

@@ -57,7 +57,8 @@ pub(crate) struct EvalRecommendArgs {
     /// `ignore` fuses them plainly (the API's default for recommendations).
     #[arg(long, value_enum, default_value_t = ColdItemsArg::Ignore)]
     pub(crate) cold_items: ColdItemsArg,
-    /// Folder for the train file, the train generation and the reports.
+    /// Folder for the train file, the train generation, the reports and each mode's per-user
+    /// scores (`<split>/<mode>.per-user.tsv`: nDCG@10, Recall@k, ms).
     #[arg(long)]
     pub(crate) out: PathBuf,
     /// Score the generation already under --out (built by an earlier run of this split, perhaps

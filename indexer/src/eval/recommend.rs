@@ -67,7 +67,8 @@ pub struct RecommendEvalSettings {
     pub embedder: EmbedderSettings,
     /// The CF model (ALS, EASE, or chosen by validation on the train split).
     pub cf: CfChoiceSettings,
-    /// Where the train file, the generation and the reports go.
+    /// Where the train file, the generation, the reports and the per-user scores go (under a
+    /// folder named for the split).
     pub out_dir: PathBuf,
     /// Evaluate the generation already in `out_dir` (e.g. after `hyrank train-reranker
     /// --interactions` added a reranker to it) instead of rebuilding it; it must have been
@@ -293,6 +294,8 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     }
     for mode in mode_names {
         let (mut recall, mut capped, mut ndcg, mut cold_hits) = (0.0, 0.0, 0.0, 0usize);
+        // One row per user, for paired comparisons of two modes (`bench/paired_bootstrap.py`).
+        let mut per_user = format!("user\tndcg@10\trecall@{}\tms\n", settings.k);
         let mut recommended: HashSet<String> = HashSet::new();
         let mut latencies = Vec::new();
         for (user, held) in &test_items {
@@ -335,12 +338,15 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                     engine.recommend(&request)?.hits.into_iter().map(|h| h.id).collect()
                 }
             };
-            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            latencies.push(ms);
             let judged: Judgments = held.iter().map(|i| (i.to_string(), 1)).collect();
             let hits = top.iter().filter(|i| judged.contains_key(*i)).count();
-            recall += hits as f64 / held.len() as f64;
+            let (user_recall, user_ndcg) = (hits as f64 / held.len() as f64, ndcg_at(&top, &judged, 10));
+            per_user += &format!("{user}\t{user_ndcg:.6}\t{user_recall:.6}\t{ms:.3}\n");
+            recall += user_recall;
             capped += hits as f64 / held.len().min(settings.k) as f64;
-            ndcg += ndcg_at(&top, &judged, 10);
+            ndcg += user_ndcg;
             cold_hits += held.iter().filter(|i| !popularity.contains_key(**i) && top.iter().any(|t| t == *i)).count();
             recommended.extend(top);
         }
@@ -354,6 +360,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
             cold_recall: if cold_test > 0 { cold_hits as f64 / cold_test as f64 } else { 0.0 },
             p50_ms: percentile(&latencies, 50.0),
         });
+        super::write_file(&dir.join(format!("{mode}.per-user.tsv")), &per_user)?;
         eprintln!("{mode:<11} Recall@{} {:.4}", settings.k, modes.last().map_or(0.0, |m| m.recall));
     }
     let report = RecommendReport {
