@@ -8,8 +8,7 @@
 Reads the per-query files the eval writes (`query`, `ndcg@10`, ...), pairs them by query and
 prints the mean gain of OTHER over BASE, how many queries improved and got worse, and the 90%
 interval of the mean gain over RESAMPLES (default 10,000) resamples of the queries. METRIC is
-the column compared (default `ndcg@10`; the output's keys keep that name). Standard library
-only.
+the column compared (default `ndcg@10`). Standard library only.
 """
 import csv
 import json
@@ -21,7 +20,11 @@ import sys
 def per_query(path, metric):
     # Search files key rows by `query`; `hyrank eval recommend`'s per-user files by `user`.
     with open(path) as f:
-        return {row.get("query", row.get("user")): float(row[metric]) for row in csv.DictReader(f, delimiter="\t")}
+        reader = csv.DictReader(f, delimiter="\t")
+        key = next((k for k in ("query", "user") if k in (reader.fieldnames or [])), None)
+        if key is None or metric not in reader.fieldnames:
+            sys.exit(f"{path}: needs a query or user column and a {metric} column, has {reader.fieldnames}")
+        return {row[key]: float(row[metric]) for row in reader}
 
 
 def main():
@@ -37,9 +40,10 @@ def main():
     print(
         json.dumps(
             {
-                "queries": len(gains),
-                "base_ndcg10": statistics.fmean(base.values()),
-                "other_ndcg10": statistics.fmean(other.values()),
+                "metric": metric,
+                "pairs": len(gains),
+                "base_mean": statistics.fmean(base.values()),
+                "other_mean": statistics.fmean(other.values()),
                 "mean_gain": statistics.fmean(gains),
                 "improved": sum(g > 0 for g in gains),
                 "worse": sum(g < 0 for g in gains),

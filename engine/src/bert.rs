@@ -39,8 +39,9 @@ pub enum Precision {
     /// bfloat16 (weights and activations); for GPUs.
     Bf16,
     /// Projection weights quantized to 8 bits at load time; for CPUs. On hyrank's kernels: one
-    /// scale per output column, each product's input quantized per row to 13 bits, integer
-    /// multiply-adds (`vpmaddwd` on AVX2). On candle's (`HYRANK_CPU_KERNELS=candle`): Q8_0
+    /// scale per output column, each product's input quantized per row to 13 bits in the
+    /// embedder (8 bits in a trained reranker's layers), integer multiply-adds (`vpmaddwd` on
+    /// AVX2, `vpdpwssd`/`vpdpbusd` with AVX-512 VNNI). On candle's (`HYRANK_CPU_KERNELS=candle`): Q8_0
     /// blocks of 32, activations in f32. Embeddings, layer norms, attention and biases stay f32.
     Int8,
 }
@@ -582,6 +583,12 @@ mod tests {
                 .unwrap(),
             &mask,
         );
+        // The embedder's int8 keeps 13-bit inputs (`Format::Int8`); 8-bit ones (`W8A8`, the
+        // reranker's) cost its vectors cosine against the goldens (docs/EVAL.md).
+        let int8 = Encoder::load(&weights, &config, 2, Precision::Int8, &Device::Cpu).unwrap();
+        if let Some(native) = int8.native() {
+            assert_eq!(native.format(), Some(crate::kernels::Format::Int8));
+        }
         for (precision, out) in [
             (Precision::Int8, run(Precision::Int8)),
             (Precision::Int8, candle_int8),

@@ -117,6 +117,12 @@ impl Layer {
         })
     }
 
+    /// The format its projections' weights are kept in.
+    #[cfg(test)]
+    pub(crate) fn format(&self) -> Format {
+        self.qkv.format()
+    }
+
     /// Runs the layer over packed rows `x` (`(Σ lengths, hidden)`), in place; `lengths` are
     /// the sequences' token counts, in row order.
     pub(crate) fn forward(&self, x: &mut [f32], lengths: &[usize]) {
@@ -257,6 +263,12 @@ impl NativeEncoder {
     /// Width of a hidden state.
     pub(crate) fn hidden(&self) -> usize {
         self.hidden
+    }
+
+    /// The format its layers' projection weights are kept in (`None` with no layers).
+    #[cfg(test)]
+    pub(crate) fn format(&self) -> Option<Format> {
+        self.layers.first().map(Layer::format)
     }
 
     /// Layers kept.

@@ -599,8 +599,13 @@ pub(super) mod tests {
         CrossEncoder::save(&vars, file.path()).unwrap();
         let at = |layers| CrossEncoder::load_at(&embedder, file.path(), PRETTR, layers);
         let reference = at(Precision::F32).unwrap().score_pairs(&pairs).unwrap();
-        for (layers, tolerance) in [(Precision::F16, 1e-3), (Precision::Int8, 2e-2)] {
-            let got = at(layers).unwrap().score_pairs(&pairs).unwrap();
+        for (layers, tolerance, format) in [(Precision::F16, 1e-3, Format::F16), (Precision::Int8, 2e-2, Format::W8A8)]
+        {
+            let model = at(layers).unwrap();
+            // int8 trained layers take 8-bit inputs as well as weights; the frozen layers
+            // (the embedder's) stay as they are.
+            assert_eq!(model.native.as_ref().and_then(|n| n.format()), Some(format), "{layers}");
+            let got = model.score_pairs(&pairs).unwrap();
             assert!(close(&got, &reference, tolerance), "{layers}: {got:?} vs f32 {reference:?}");
         }
         let err = at(Precision::Bf16).err().expect("bf16 refused").to_string();

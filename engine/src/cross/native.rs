@@ -123,6 +123,12 @@ impl NativeScorer {
         Ok(NativeScorer { layers, head: (weight, bias) })
     }
 
+    /// The format the trained layers' projection weights are kept in.
+    #[cfg(test)]
+    pub(super) fn format(&self) -> Option<Format> {
+        self.layers.first().map(Layer::format)
+    }
+
     /// The logit of each packed pair (`lengths` rows each): the query's tokens (segment 0) and
     /// the item's (segment 1) mean-pooled and L2-normalised, multiplied element-wise, weighed
     /// by the head; as [`CrossEncoder::logits`] computes it.

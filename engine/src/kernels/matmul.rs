@@ -118,6 +118,17 @@ impl Packed {
         Packed { k, n, panels, bias: padded }
     }
 
+    /// The format the weights are kept in.
+    #[cfg(test)]
+    pub(crate) fn format(&self) -> Format {
+        match &self.panels {
+            Panels::F32(_) => Format::F32,
+            Panels::F16(_) => Format::F16,
+            Panels::Int8(panels) if panels.input_levels == INPUT_LEVELS => Format::Int8,
+            Panels::Int8(_) => Format::W8A8,
+        }
+    }
+
     /// Output width `n`.
     pub(crate) fn outputs(&self) -> usize {
         self.n

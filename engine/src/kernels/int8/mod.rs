@@ -9,7 +9,8 @@
 //! used as stored, without widening). `vpdpbusd` multiplies unsigned bytes by signed ones, so
 //! the quad tile feeds it `x + 128` and subtracts `128 · Σₖ w[j][k]` per column afterwards
 //! (the zero-point correction of integer-only inference, Jacob et al., CVPR 2018): the sums are
-//! the same integers as the pair tile's, so a `W8A8` product is the same on every CPU.
+//! the same integers as the pair tile's, so a `W8A8` product computes the same integer sums on
+//! every CPU (the scaling back to f32 may differ in the last bit, fused or not).
 
 #[cfg(doc)]
 use super::matmul::Format;
@@ -54,9 +55,10 @@ impl Layout {
     }
 }
 
-/// Weights in [`Format::Int8`]: `W[j][kk] ≈ values · scales[j]` (rounded to nearest, ties to
-/// even, as the inputs are; stored as i8, a quarter of f32's bytes, which is what a short
-/// input's product is bound by, and widened to i16 in the tile), with
+/// Weights in [`Format::Int8`] or [`Format::W8A8`]: `W[j][kk] ≈ values · scales[j]` (rounded to
+/// nearest, ties to even, as the inputs are; stored as i8, a quarter of f32's bytes, which is
+/// what a short input's product is bound by; widened to i16 in the pair tile, used as stored in
+/// the quad tile), with
 /// `scales[j] = max_kk |W[j][kk]| / 127` (absmax, per output column, as in LLM.int8() and
 /// PyTorch's per-channel dynamic quantization).
 ///
@@ -116,8 +118,9 @@ impl Int8Panels {
 }
 
 thread_local! {
-    /// The same for the int8 formats: the rows quantized as i16 pairs or `x + 128` byte quads
-    /// (one i32 per step and row), each row's scale, and one row's levels.
+    /// Each thread's buffers for the int8 formats, reused across calls (as `matmul`'s
+    /// `PACKED_ROWS` is for f32): the rows quantized as i16 pairs or `x + 128` byte quads (one
+    /// i32 per step and row), each row's scale, and one row's levels.
     static QUANTIZED_ROWS: std::cell::RefCell<(Vec<i32>, Vec<f32>, Vec<i16>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
@@ -138,8 +141,8 @@ pub(super) unsafe fn block_product_int8(
     out: Shared,
 ) {
     let (k, n) = (w.k, w.n);
-    let (width, input_levels) = (panels.layout.width(), panels.input_levels);
-    let steps = k.div_ceil(width);
+    let (layout, input_levels) = (panels.layout, panels.input_levels);
+    let steps = k.div_ceil(layout.width());
     let mut staging = [0.0f32; TILE_ROWS * PANEL];
     QUANTIZED_ROWS.with_borrow_mut(|(packed, scales, levels)| {
         let tiles = rows.len().div_ceil(TILE_ROWS);
@@ -148,7 +151,7 @@ pub(super) unsafe fn block_product_int8(
         scales.clear();
         scales.resize(tiles * TILE_ROWS, 0.0);
         levels.clear();
-        levels.resize(width * steps, 0);
+        levels.resize(layout.width() * steps, 0);
         for (i, row) in rows.clone().enumerate() {
             let values = &x[row * k..(row + 1) * k];
             // A row with a NaN or an infinity gets a NaN scale: its outputs are NaN, as the
@@ -166,17 +169,17 @@ pub(super) unsafe fn block_product_int8(
             }
             let (tile, r) = (i / TILE_ROWS, i % TILE_ROWS);
             let tile_rows = &mut packed[tile * steps * TILE_ROWS..(tile + 1) * steps * TILE_ROWS];
-            let steps = tile_rows.chunks_exact_mut(TILE_ROWS).zip(levels.chunks_exact(width));
-            match panels.layout {
+            let row_steps = tile_rows.chunks_exact_mut(TILE_ROWS).zip(levels.chunks_exact(layout.width()));
+            match layout {
                 Layout::Pairs => {
-                    for (step, pair) in steps {
+                    for (step, pair) in row_steps {
                         step[r] = (pair[0] as u16 as u32 | (pair[1] as u16 as u32) << 16) as i32;
                     }
                 }
                 Layout::Quads => {
                     // Each level in −127..=127 as the byte `level + 128`; past `k` the weights
                     // are zero, so whatever byte pads there adds nothing.
-                    for (step, quad) in steps {
+                    for (step, quad) in row_steps {
                         let byte = |at: usize| ((quad[at] + 128) as u8 as u32) << (8 * at);
                         step[r] = (byte(0) | byte(1) | byte(2) | byte(3)) as i32;
                     }
@@ -184,18 +187,21 @@ pub(super) unsafe fn block_product_int8(
             }
         }
         for panel in cols.clone() {
-            let panel_len = steps * PANEL * width;
+            let panel_len = steps * PANEL * layout.width();
             let weights = &panels.values[panel * panel_len..(panel + 1) * panel_len];
             let column_scales = &panels.scales[panel * PANEL..(panel + 1) * PANEL];
             let bias = &w.bias[panel * PANEL..(panel + 1) * PANEL];
-            let width = PANEL.min(n - panel * PANEL);
+            let columns = PANEL.min(n - panel * PANEL);
             for (t, a) in packed.chunks_exact(steps * TILE_ROWS).enumerate() {
                 let row = rows.start + t * TILE_ROWS;
                 let count = TILE_ROWS.min(rows.end - row);
                 let row_scales = &scales[t * TILE_ROWS..(t + 1) * TILE_ROWS];
-                let corrections = panels.corrections.get(panel * PANEL..(panel + 1) * PANEL).unwrap_or(&[]);
-                let tile = IntTile { a, weights, row_scales, column_scales, corrections, bias, steps };
-                if width == PANEL {
+                let corrections = match layout {
+                    Layout::Quads => &panels.corrections[panel * PANEL..(panel + 1) * PANEL],
+                    Layout::Pairs => &[],
+                };
+                let tile = IntTile { layout, a, weights, row_scales, column_scales, corrections, bias, steps };
+                if columns == PANEL {
                     // SAFETY: rows row..row+count, columns of this panel: inside this job's region.
                     let c = unsafe { out.0.add(row * n + panel * PANEL) };
                     unsafe { tile_int8(tile, count, c, n) };
@@ -203,7 +209,7 @@ pub(super) unsafe fn block_product_int8(
                     unsafe { tile_int8(tile, count, staging.as_mut_ptr(), PANEL) };
                     for r in 0..count {
                         let dst = unsafe { out.0.add((row + r) * n + panel * PANEL) };
-                        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * PANEL), dst, width) };
+                        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * PANEL), dst, columns) };
                     }
                 }
             }

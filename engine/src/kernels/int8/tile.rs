@@ -9,12 +9,13 @@ use super::Layout;
 /// to f32.
 #[derive(Clone, Copy)]
 pub(super) struct IntTile<'a> {
+    /// How `a` and `weights` are laid out, which picks the tile.
+    pub(super) layout: Layout,
     pub(super) a: &'a [i32],
     pub(super) weights: &'a [i8],
     pub(super) row_scales: &'a [f32],
     pub(super) column_scales: &'a [f32],
-    /// The panel's 16 zero-point corrections where the layout is [`Layout::Quads`]; empty for
-    /// pairs.
+    /// The panel's 16 zero-point corrections for [`Layout::Quads`]; unread for pairs.
     pub(super) corrections: &'a [i32],
     pub(super) bias: &'a [f32],
     pub(super) steps: usize,
@@ -29,10 +30,9 @@ pub(super) struct IntTile<'a> {
 /// # Safety
 /// `c` is valid for `count` rows of 16 floats at stride `ldc`.
 pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: usize) {
-    let quads = !t.corrections.is_empty();
-    let width = if quads { Layout::Quads.width() } else { Layout::Pairs.width() };
+    let quads = t.layout == Layout::Quads;
     assert!((1..=TILE_ROWS).contains(&count) && t.a.len() >= t.steps * TILE_ROWS);
-    assert!(t.weights.len() >= t.steps * PANEL * width && t.row_scales.len() >= count);
+    assert!(t.weights.len() >= t.steps * PANEL * t.layout.width() && t.row_scales.len() >= count);
     assert!(!quads || t.corrections.len() >= PANEL);
     assert!(t.column_scales.len() >= PANEL && t.bias.len() >= PANEL);
     macro_rules! dispatch {
@@ -62,8 +62,10 @@ pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: u
     }
 }
 
-/// Whether this CPU has AVX-512 VNNI with 256-bit forms (VL): `vpdpwssd` fuses the integer
-/// tile's multiply-add and accumulation into one instruction (`tile_int8_avx2` needs two).
+/// Whether this CPU has AVX-512 VNNI with 256-bit forms (VL): `vpdpwssd` fuses the pair tile's
+/// multiply-add and accumulation into one instruction (`tile_int8_avx2` needs two), and
+/// `vpdpbusd` runs the quad tile, which [`Format::W8A8`](super::super::Format) panels are laid
+/// out for at load where this holds.
 pub(super) fn vnni() -> bool {
     static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *VNNI.get_or_init(|| {
@@ -218,7 +220,7 @@ unsafe fn tile_int8_portable<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: u
         }
     }
     // SAFETY: the caller's.
-    unsafe { scale_portable(&acc, None, t, c, ldc) };
+    unsafe { scale_portable(&acc, t, c, ldc) };
 }
 
 /// The quad tile in portable Rust: the same integer sums as [`tile_quads_vnni`].
@@ -234,23 +236,17 @@ unsafe fn tile_quads_portable<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: 
         }
     }
     // SAFETY: the caller's.
-    unsafe { scale_portable(&acc, Some(t.corrections), t, c, ldc) };
+    unsafe { scale_portable(&acc, t, c, ldc) };
 }
 
-/// The portable tiles' sums, less the corrections where given, scaled back to f32 and stored.
+/// The portable tiles' sums, less the corrections for quads, scaled back to f32 and stored.
 ///
 /// # Safety
 /// As for [`tile_int8`].
-unsafe fn scale_portable<const R: usize>(
-    acc: &[[i32; PANEL]; R],
-    corrections: Option<&[i32]>,
-    t: IntTile<'_>,
-    c: *mut f32,
-    ldc: usize,
-) {
+unsafe fn scale_portable<const R: usize>(acc: &[[i32; PANEL]; R], t: IntTile<'_>, c: *mut f32, ldc: usize) {
     for (r, acc) in acc.iter().enumerate() {
         for (j, &sum) in acc.iter().enumerate() {
-            let sum = sum - corrections.map_or(0, |k| k[j]);
+            let sum = if t.layout == Layout::Quads { sum - t.corrections[j] } else { sum };
             let value = sum as f32 * (t.row_scales[r] * t.column_scales[j]) + t.bias[j];
             // SAFETY: the caller guarantees R rows of 16 at stride ldc.
             unsafe { *c.add(r * ldc + j) = value };
@@ -288,6 +284,7 @@ mod tests {
             let (column_scales, corrections) = (&panels.scales[..], &panels.corrections[..]);
             let steps = k.div_ceil(layout.width());
             let tile = IntTile {
+                layout,
                 a: &a,
                 weights: &panels.values,
                 row_scales: &row_scales,
