@@ -146,16 +146,17 @@ pub fn spawn_puller(
                 }
             };
             // Nothing published yet, or this generation already refused: nothing to pull.
-            if name.is_none() || name == refused {
-                continue;
-            }
+            let Some(name) = name.filter(|n| refused.as_ref() != Some(n)) else { continue };
             // After failures, polls are skipped: 1, 3, 7... up to 63 of them, so a storage
             // that keeps failing is not asked for whole generations every few seconds.
             if backoff > 0 {
                 backoff -= 1;
                 continue;
             }
-            match remote.pull(&index_dir) {
+            // The generation just read, by name: were the pull to read `CURRENT` again, a
+            // publish in between would refuse one generation under another's name, and the
+            // refused one would be fetched (and counted) again at the next poll.
+            match remote.pull_named(&index_dir, &name) {
                 Ok(None) => (failing, failures) = (false, 0),
                 Ok(Some(_)) => {
                     refused = None;
@@ -173,7 +174,7 @@ pub fn spawn_puller(
                 Err(e @ hyrank_engine::Error::BadIndex { .. }) => {
                     state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
                     tracing::error!(error = %e, source = remote.url(), "pulled generation refused; still serving the local one");
-                    refused = name;
+                    refused = Some(name);
                     failing = false;
                 }
                 // The storage or the disk failed on the way (a dropped connection, a full

@@ -418,6 +418,17 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &dyn Storag
     std::fs::remove_file(&obstacle).unwrap();
     wait_for(&|| serving(&state) == "000004");
     assert!(state.render_metrics().contains(refused), "the failures were not counted as refusals");
+
+    // The puller pulls the generation it read from CURRENT, by name, so that a publish between
+    // its read and the download cannot make it refuse one generation under another's name
+    // (and fetch, and count, the refused one again): a pull by name fetches that generation
+    // whatever CURRENT names now, here the corrupt 000003 while CURRENT names 000004.
+    let other = dir.path().join("other");
+    let err = remote.pull_named(&other, "000003").unwrap_err();
+    assert!(matches!(err, hyrank_engine::Error::BadIndex { .. }), "{err}");
+    assert!(remote.pull_named(&other, "000004").unwrap().is_some());
+    assert_eq!(std::fs::read_to_string(other.join("CURRENT")).unwrap().trim(), "000004");
+    assert!(remote.pull_named(&other, "../000004").is_err(), "a path is not a generation name");
 }
 
 /// The scenarios above, each against its own moto server.

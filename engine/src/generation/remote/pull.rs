@@ -7,7 +7,7 @@ use std::path::{Path as LocalPath, PathBuf};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
-use super::{local_path, lock_exclusive, remote, Remote};
+use super::{check_name, local_path, lock_exclusive, remote, Remote};
 use crate::error::{Error, Result};
 use crate::generation::build::{point_current, write_synced};
 use crate::generation::{
@@ -72,6 +72,18 @@ impl Remote {
                 reason: "nothing is published there yet".into(),
             });
         };
+        self.pull_named(index_dir, &name)
+    }
+
+    /// [`Remote::pull`] of generation `name`, which the caller read from `CURRENT` (a poller
+    /// that refuses a generation must know which one it refused: `CURRENT` can move between
+    /// its read and a read inside the pull).
+    ///
+    /// # Errors
+    /// As [`Remote::pull`]; [`Error::InvalidArgument`] for a `name` that is not a generation's.
+    pub fn pull_named(&self, index_dir: &LocalPath, name: &str) -> Result<Option<PathBuf>> {
+        check_name(name).map_err(|reason| Error::invalid("generation", reason))?;
+        let name = name.to_string();
         let generations = index_dir.join(GENERATIONS);
         fs::create_dir_all(&generations).map_err(|e| Error::io(format!("creating {}", generations.display()), e))?;
         // One pull at a time per folder (a server's puller and `hyrank pull`, or two servers
