@@ -120,9 +120,10 @@ impl Int8Panels {
 thread_local! {
     /// Each thread's buffers for the int8 formats, reused across calls (as `matmul`'s
     /// `PACKED_ROWS` is for f32): the rows quantized as i16 pairs or `x + 128` byte quads (one
-    /// i32 per step and row), each row's scale, and one row's levels.
-    static QUANTIZED_ROWS: std::cell::RefCell<(Vec<i32>, Vec<f32>, Vec<i16>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// i32 per step and row), each row's scale, one row's levels, and (quads) those levels as
+    /// `x + 128` bytes.
+    static QUANTIZED_ROWS: std::cell::RefCell<(Vec<i32>, Vec<f32>, Vec<i16>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// [`block_product`] for the int8 formats: the block's rows are quantized (absmax per row, to
@@ -144,7 +145,7 @@ pub(super) unsafe fn block_product_int8(
     let (layout, input_levels) = (panels.layout, panels.input_levels);
     let steps = k.div_ceil(layout.width());
     let mut staging = [0.0f32; TILE_ROWS * PANEL];
-    QUANTIZED_ROWS.with_borrow_mut(|(packed, scales, levels)| {
+    QUANTIZED_ROWS.with_borrow_mut(|(packed, scales, levels, bytes)| {
         let tiles = rows.len().div_ceil(TILE_ROWS);
         packed.clear();
         packed.resize(tiles * steps * TILE_ROWS, 0);
@@ -152,6 +153,8 @@ pub(super) unsafe fn block_product_int8(
         scales.resize(tiles * TILE_ROWS, 0.0);
         levels.clear();
         levels.resize(layout.width() * steps, 0);
+        bytes.clear();
+        bytes.resize(levels.len(), 0);
         for (i, row) in rows.clone().enumerate() {
             let values = &x[row * k..(row + 1) * k];
             // A row with a NaN or an infinity gets a NaN scale: its outputs are NaN, as the
@@ -169,19 +172,22 @@ pub(super) unsafe fn block_product_int8(
             }
             let (tile, r) = (i / TILE_ROWS, i % TILE_ROWS);
             let tile_rows = &mut packed[tile * steps * TILE_ROWS..(tile + 1) * steps * TILE_ROWS];
-            let row_steps = tile_rows.chunks_exact_mut(TILE_ROWS).zip(levels.chunks_exact(layout.width()));
+            let tile_steps = tile_rows.chunks_exact_mut(TILE_ROWS);
             match layout {
                 Layout::Pairs => {
-                    for (step, pair) in row_steps {
+                    for (step, pair) in tile_steps.zip(levels.chunks_exact(2)) {
                         step[r] = (pair[0] as u16 as u32 | (pair[1] as u16 as u32) << 16) as i32;
                     }
                 }
                 Layout::Quads => {
-                    // Each level in −127..=127 as the byte `level + 128`; past `k` the weights
-                    // are zero, so whatever byte pads there adds nothing.
-                    for (step, quad) in row_steps {
-                        let byte = |at: usize| ((quad[at] + 128) as u8 as u32) << (8 * at);
-                        step[r] = (byte(0) | byte(1) | byte(2) | byte(3)) as i32;
+                    // Each level in −127..=127 as the byte `level + 128` (one pass the compiler
+                    // vectorises), then four bytes per step; past `k` the weights are zero, so
+                    // whatever byte pads there adds nothing.
+                    for (byte, &level) in bytes.iter_mut().zip(levels.iter()) {
+                        *byte = (level + 128) as u8;
+                    }
+                    for (step, quad) in tile_steps.zip(bytes.chunks_exact(4)) {
+                        step[r] = i32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]);
                     }
                 }
             }
