@@ -41,8 +41,9 @@ pub enum Precision {
     /// Projection weights quantized to 8 bits at load time; for CPUs. On hyrank's kernels: one
     /// scale per output column, each product's input quantized per row to 13 bits in the
     /// embedder (8 bits in a trained reranker's layers), integer multiply-adds (`vpmaddwd` on
-    /// AVX2, `vpdpwssd`/`vpdpbusd` with AVX-512 VNNI). On candle's (`HYRANK_CPU_KERNELS=candle`): Q8_0
-    /// blocks of 32, activations in f32. Embeddings, layer norms, attention and biases stay f32.
+    /// AVX2, `vpdpwssd`/`vpdpbusd` with AVX-512 VNNI). On candle's
+    /// (`HYRANK_CPU_KERNELS=candle`): Q8_0 blocks of 32, activations in f32. Embeddings, layer
+    /// norms, attention and biases stay f32.
     Int8,
 }
 

@@ -470,8 +470,10 @@ mod tests {
             pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k, Format::F32), Epilogue::None, &mut out));
             // f32 sums of 1,536 terms round more than 1e-5; the integer sums are exact.
             assert_close(&out, &naive(&x, &w, &b, m, n, k), if k > 384 { 5e-5 } else { 1e-5 });
-            pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k, Format::Int8), Epilogue::None, &mut out));
-            assert_close(&out, &quantized_product(&x, &w, &b, m, n, k, INPUT_LEVELS), 1e-5);
+            for (format, levels) in [(Format::Int8, INPUT_LEVELS), (Format::W8A8, INPUT_LEVELS_8)] {
+                pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k, format), Epilogue::None, &mut out));
+                assert_close(&out, &quantized_product(&x, &w, &b, m, n, k, levels), 1e-5);
+            }
         }
     }
 
