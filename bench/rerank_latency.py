@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Latency of trained-reranker searches over HTTP at a given concurrency.
 
-    bench/rerank_latency.py URL QUERIES_JSONL DEPTH CONCURRENCY REQUESTS
+    bench/rerank_latency.py URL QUERIES_JSONL DEPTH CONCURRENCY REQUESTS [QRELS_TSV]
 
 Sends REQUESTS searches (the queries in turn, k 10, rerank {"reranker": "trained", "depth":
 DEPTH}) from CONCURRENCY threads to a running hyrank-serve (start it with the caches off:
 --response-cache-entries 0 --query-cache-entries 0 --rerank-cache-entries 0) and prints the
-median, p90, p99 and maximum latency and the throughput. Every response must be 200 and carry a learned combination.
+median, p90, p99 and maximum latency and the throughput. With QRELS_TSV (a BEIR qrels file),
+only the queries it judges are sent (e.g. SciFact's 300 test queries, by their `_id`). Every response must be 200 and carry a learned combination.
 Standard library only.
 """
 import json
@@ -20,8 +21,15 @@ import urllib.request
 def main():
     url, queries_path, depth, concurrency, requests = sys.argv[1:6]
     depth, concurrency, requests = int(depth), int(concurrency), int(requests)
+    judged = None
+    if len(sys.argv) > 6:
+        with open(sys.argv[6]) as f:
+            judged = {line.split("\t")[0] for line in f if line.strip()}
     with open(queries_path) as f:
-        queries = [json.loads(line)["text"] for line in f if line.strip()]
+        rows = [json.loads(line) for line in f if line.strip()]
+    queries = [row["text"] for row in rows if judged is None or row.get("_id") in judged]
+    if not queries:
+        sys.exit(f"no queries to send from {queries_path}")
     latencies, errors, lock = [], [], threading.Lock()
     next_index = iter(range(requests))
 

@@ -82,6 +82,19 @@ impl Precision {
         }
     }
 
+    /// How hyrank's CPU kernels store a trained reranker's layers at this precision: as
+    /// [`Precision::cpu_format`], except that int8 takes 8-bit inputs as well as 8-bit weights
+    /// (`Format::W8A8`). The ranking barely moves (docs/EVAL.md) and, on a CPU with VNNI, the
+    /// byte tile does twice the work per instruction. The embedder keeps 13-bit inputs: its
+    /// vectors are stored, 8 bits cost them cosine, and queries must be encoded as items were.
+    pub(crate) fn reranker_cpu_format(self) -> Option<crate::kernels::Format> {
+        use crate::kernels::Format;
+        match self.cpu_format() {
+            Some(Format::Int8) => Some(Format::W8A8),
+            other => other,
+        }
+    }
+
     /// Whether `device` can run this precision here: quantized matmuls are the CPU's.
     ///
     /// # Errors

@@ -53,6 +53,7 @@ pub mod defaults {
             RECOMMEND_CONTENT_WEIGHT_ALS
         }
     }
+
     /// Query embeddings an engine keeps unless told otherwise (384 floats each: ~16 MiB).
     pub const QUERY_CACHE_ENTRIES: usize = 10_000;
     /// Trained-reranker logits an engine keeps, by (reranker, query, item) (~100 bytes each

@@ -46,7 +46,6 @@ pub mod states;
 use crate::bert::{Encoder, Precision};
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
-use crate::kernels::Format;
 use native::NativeScorer;
 use states::ItemStates;
 
@@ -274,20 +273,9 @@ impl CrossEncoder {
         let (frozen_layers, item_tokens) = (settings.frozen_layers, settings.item_tokens);
         let native = match (lower.native(), inference) {
             (Some(_), Some(layers)) => {
-                let format = match layers.cpu_format() {
-                    // The trained layers take 8-bit inputs as well as 8-bit weights: the
-                    // ranking barely moves (docs/EVAL.md) and, on a CPU with VNNI, the byte tile
-                    // does twice the work per instruction. The embedder keeps 13-bit inputs: its
-                    // vectors are stored, and queries must be encoded as the items were.
-                    Some(Format::Int8) => Format::W8A8,
-                    Some(format) => format,
-                    None => {
-                        return Err(Error::invalid(
-                            "rerank_precision",
-                            format!("hyrank's CPU kernels do not run {layers}"),
-                        ))
-                    }
-                };
+                let format = layers.reranker_cpu_format().ok_or_else(|| {
+                    Error::invalid("rerank_precision", format!("hyrank's CPU kernels do not run {layers}"))
+                })?;
                 Some(NativeScorer::load(&tensors, &config, frozen_layers, &head, &weights, format)?)
             }
             (None, Some(layers)) if layers != Precision::F32 => {
@@ -520,6 +508,7 @@ impl CrossEncoder {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::kernels::Format;
 
     #[test]
     fn trainable_layers_are_those_above_the_frozen_ones() {

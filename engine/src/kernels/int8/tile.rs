@@ -80,33 +80,46 @@ pub(super) fn vnni() -> bool {
     })
 }
 
-/// The integer tile for one instruction set: `R × 16` i32 accumulators in `2R` registers; per
-/// step, one broadcast input pair per row and two 16-lane multiply-accumulates against the
-/// panel's 16 weight pairs (`$accumulate(acc, inputs, weights)`).
+/// The integer tile for one layout and instruction set: `R × 16` i32 accumulators in `2R`
+/// registers; per step (`$layout`'s width of inputs), one broadcast of each row's packed inputs
+/// and two 16-lane multiply-accumulates against the panel's step, loaded half by half with
+/// `$load` (`$accumulate(acc, inputs, weights)`); for quads, the zero-point corrections
+/// subtracted at the end.
 #[cfg(target_arch = "x86_64")]
 macro_rules! int8_tile {
-    ($(#[$doc:meta])* $name:ident, $features:literal, $accumulate:expr) => {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $layout:expr, $load:expr, $accumulate:expr) => {
         $(#[$doc])*
         #[target_feature(enable = $features)]
         unsafe fn $name<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: usize) {
             use std::arch::x86_64::*;
             let (a, b) = (t.a.as_ptr(), t.weights.as_ptr());
+            // Bytes of weights per step: 16 lanes of `width` i8.
+            let step = PANEL * $layout.width();
             let mut acc = [[_mm256_setzero_si256(); 2]; R];
             for s in 0..t.steps {
-                // SAFETY: s < steps: the panel's step and each row's pair are in bounds
-                // (asserted in `tile_int8`).
-                // 32 weights (16 pairs) as bytes, widened to i16 (`vpmovsxbw`).
-                let (b0, b1) = unsafe {
-                    (
-                        _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(s * 32).cast::<__m128i>())),
-                        _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(s * 32 + 16).cast::<__m128i>())),
-                    )
-                };
-                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((s + 16) * 32) as *const i8);
+                // SAFETY: s < steps: the panel's step and each row's packed inputs are in
+                // bounds (asserted in `tile_int8`).
+                let (b0, b1) = unsafe { ($load(b.add(s * step)), $load(b.add(s * step + step / 2))) };
+                // The panel streams from memory on a short input: ask for the line 512 bytes
+                // ahead. A hint only; past the panel's end it fetches nothing harmful.
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(s * step + 512) as *const i8);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let v = _mm256_set1_epi32(unsafe { *a.add(s * TILE_ROWS + r) });
                     acc[0] = $accumulate(acc[0], v, b0);
                     acc[1] = $accumulate(acc[1], v, b1);
+                }
+            }
+            if $layout == Layout::Quads {
+                // SAFETY: 16 corrections for quads (asserted in `tile_int8`).
+                let (k0, k1) = unsafe {
+                    (
+                        _mm256_loadu_si256(t.corrections.as_ptr().cast::<__m256i>()),
+                        _mm256_loadu_si256(t.corrections.as_ptr().add(8).cast::<__m256i>()),
+                    )
+                };
+                for acc in &mut acc {
+                    acc[0] = _mm256_sub_epi32(acc[0], k0);
+                    acc[1] = _mm256_sub_epi32(acc[1], k1);
                 }
             }
             // SAFETY: the caller's.
@@ -117,60 +130,36 @@ macro_rules! int8_tile {
 
 #[cfg(target_arch = "x86_64")]
 int8_tile!(
-    /// AVX2: `vpmaddwd` then `vpaddd` (16 multiply-adds in two instructions).
+    /// Pairs on AVX2: 32 weights (16 pairs) widened to i16 (`vpmovsxbw`), `vpmaddwd` then
+    /// `vpaddd` (16 multiply-adds in two instructions).
     tile_int8_avx2,
     "avx2,fma",
+    Layout::Pairs,
+    |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast::<__m128i>())),
     |acc, v, b| _mm256_add_epi32(acc, _mm256_madd_epi16(v, b))
 );
 
 #[cfg(target_arch = "x86_64")]
 int8_tile!(
-    /// AVX-512 VNNI on 256-bit registers: `vpdpwssd` (the same 16 multiply-adds and their
-    /// accumulation in one instruction).
+    /// Pairs on AVX-512 VNNI (256-bit registers): `vpdpwssd` (the same 16 multiply-adds and
+    /// their accumulation in one instruction).
     tile_int8_vnni,
     "avx2,fma,avx512f,avx512vl,avx512vnni",
+    Layout::Pairs,
+    |p: *const i8| _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast::<__m128i>())),
     |acc, v, b| _mm256_dpwssd_epi32(acc, v, b)
 );
 
-/// The quad tile on AVX-512 VNNI (256-bit registers): per step, one broadcast quad of `x + 128`
-/// bytes per row and two `vpdpbusd` against the panel's 16 weight quads (32 multiply-adds
-/// each), then the zero-point corrections subtracted.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
-unsafe fn tile_quads_vnni<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: usize) {
-    use std::arch::x86_64::*;
-    let (a, b) = (t.a.as_ptr(), t.weights.as_ptr());
-    let mut acc = [[_mm256_setzero_si256(); 2]; R];
-    for s in 0..t.steps {
-        // SAFETY: s < steps: the panel's step (64 bytes) and each row's quad are in bounds
-        // (asserted in `tile_int8`).
-        let (b0, b1) = unsafe {
-            (
-                _mm256_loadu_si256(b.add(s * 64).cast::<__m256i>()),
-                _mm256_loadu_si256(b.add(s * 64 + 32).cast::<__m256i>()),
-            )
-        };
-        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((s + 8) * 64) as *const i8);
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let v = _mm256_set1_epi32(unsafe { *a.add(s * TILE_ROWS + r) });
-            acc[0] = _mm256_dpbusd_epi32(acc[0], v, b0);
-            acc[1] = _mm256_dpbusd_epi32(acc[1], v, b1);
-        }
-    }
-    // SAFETY: 16 corrections (asserted in `tile_int8`).
-    let (k0, k1) = unsafe {
-        (
-            _mm256_loadu_si256(t.corrections.as_ptr().cast::<__m256i>()),
-            _mm256_loadu_si256(t.corrections.as_ptr().add(8).cast::<__m256i>()),
-        )
-    };
-    for acc in &mut acc {
-        acc[0] = _mm256_sub_epi32(acc[0], k0);
-        acc[1] = _mm256_sub_epi32(acc[1], k1);
-    }
-    // SAFETY: the caller's.
-    unsafe { store_int8(&acc, t, c, ldc) };
-}
+int8_tile!(
+    /// Quads on AVX-512 VNNI (256-bit registers): the weights used as stored, one broadcast
+    /// quad of `x + 128` bytes per row and `vpdpbusd` (32 multiply-adds per instruction).
+    tile_quads_vnni,
+    "avx2,fma,avx512f,avx512vl,avx512vnni",
+    Layout::Quads,
+    |p: *const i8| _mm256_loadu_si256(p.cast::<__m256i>()),
+    |acc, v, b| _mm256_dpbusd_epi32(acc, v, b)
+);
 
 /// The integer tile's sums scaled back to f32 (`sum · row_scale · column_scale + bias`) and
 /// stored.
