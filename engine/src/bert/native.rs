@@ -161,7 +161,7 @@ impl Layer {
         };
         let jobs: Vec<(usize, usize)> = (0..lengths.len()).flat_map(|s| (0..self.heads).map(move |h| (s, h))).collect();
         let work: usize = lengths.iter().map(|&l| l * l).sum::<usize>() * hidden;
-        if work < kernels::SERIAL_MACS || rayon::current_num_threads() == 1 {
+        if work < kernels::SERIAL_ATTENTION_MACS || rayon::current_num_threads() == 1 {
             let (mut out, mut scratch) = (Vec::new(), Vec::new());
             for &(sequence, head) in &jobs {
                 run((sequence, head), &mut out, &mut scratch);

@@ -1,11 +1,16 @@
 //! The matrix product `epilogue(x·Wᵀ + b)` against weights packed once at load, split over
-//! rayon's pool, and its 6 × 16 register tile.
+//! rayon's pool; its register tiles are in [`tile`].
 
 use rayon::prelude::*;
 
 use super::int8::{block_product_int8, Int8Panels, INPUT_LEVELS, INPUT_LEVELS_8, MAX_INT8_K};
 use super::math::{add, gelu};
-use super::{isa, Isa, PANEL, SERIAL_MACS, TILE_ROWS};
+use super::{PANEL, SERIAL_MACS, TILE_ROWS};
+
+mod tile;
+
+pub(super) use tile::{tile, Rows};
+use tile::{tile_wide, wide, WIDE_ROWS};
 
 /// A number format weights can be stored in: f32, or IEEE half (`half::f16`), which halves the
 /// bytes a product streams (what a short input is bound by) and is widened to f32 in the
@@ -21,6 +26,12 @@ pub(crate) trait Element: Copy + Default + Send + Sync + 'static {
     /// `at` is valid for 8 reads; the CPU has AVX2 and F16C.
     #[cfg(target_arch = "x86_64")]
     unsafe fn load8(at: *const Self) -> std::arch::x86_64::__m256;
+    /// Sixteen consecutive values widened to f32.
+    ///
+    /// # Safety
+    /// `at` is valid for 16 reads; the CPU has AVX-512F (and F16C).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load16(at: *const Self) -> std::arch::x86_64::__m512;
 }
 
 impl Element for f32 {
@@ -38,6 +49,13 @@ impl Element for f32 {
     unsafe fn load8(at: *const Self) -> std::arch::x86_64::__m256 {
         // SAFETY: the caller's.
         unsafe { std::arch::x86_64::_mm256_loadu_ps(at) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(at: *const Self) -> std::arch::x86_64::__m512 {
+        // SAFETY: the caller's.
+        unsafe { std::arch::x86_64::_mm512_loadu_ps(at) }
     }
 }
 
@@ -57,6 +75,14 @@ impl Element for half::f16 {
         use std::arch::x86_64::*;
         // SAFETY: the caller's (8 halves are 16 bytes; F16C widens them).
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(at.cast::<__m128i>())) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn load16(at: *const Self) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's (16 halves are 32 bytes).
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(at.cast::<__m256i>())) }
     }
 }
 
@@ -230,15 +256,6 @@ thread_local! {
     static PACKED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The left operand of a tile: element `(r, kk)` is `values[r · row_stride + kk · k_stride]`
-/// (row-major rows: `(lda, 1)`; rows packed side by side: `(1, rows)`).
-#[derive(Clone, Copy)]
-pub(super) struct Rows<'a> {
-    pub(super) values: &'a [f32],
-    pub(super) row_stride: usize,
-    pub(super) k_stride: usize,
-}
-
 /// One job of [`matmul`]: rows `rows` × panels `cols` of the output.
 ///
 /// # Safety
@@ -253,43 +270,69 @@ unsafe fn block_product<T: Element>(
     out: Shared,
 ) {
     let (k, n) = (w.k, w.n);
-    let mut staging = [0.0f32; TILE_ROWS * PANEL];
+    let wide = wide();
+    // Rows per tile: the AVX-512 tile takes up to 12, spread evenly (a 21-token query runs as
+    // 11 + 10 rows, not 6 + 6 + 6 + 3); the AVX2 tile takes 6. Panels per tile: two side by
+    // side on AVX-512, one on AVX2.
+    let tile_rows = if wide { rows.len().div_ceil(rows.len().div_ceil(WIDE_ROWS)) } else { TILE_ROWS };
+    let group = if wide { 2 } else { 1 };
+    let tiles = rows.len().div_ceil(tile_rows);
+    let mut staging = [0.0f32; WIDE_ROWS * 2 * PANEL];
     PACKED_ROWS.with_borrow_mut(|packed| {
-        // The block's rows packed tile by tile, `k × 6` each (step `kk` holds the six rows'
-        // values side by side), so the kernel's broadcasts read one contiguous stream instead
-        // of six rows far apart.
-        let tiles = rows.len().div_ceil(TILE_ROWS);
+        // For the AVX2 tile, the block's rows packed tile by tile, `k × 6` each (step `kk`
+        // holds the six rows' values side by side), so that its broadcasts read one stream.
+        // The AVX-512 tile reads the rows where they are: with twice the columns per
+        // broadcast, the packing (every column range of a block packs its rows again) cost
+        // more than it saved, 13% of a 21-token query and 27% of one abstract on 2 threads.
         packed.clear();
-        packed.resize(tiles * k * TILE_ROWS, 0.0);
-        for (t, tile_rows) in packed.chunks_exact_mut(k * TILE_ROWS).enumerate() {
+        if !wide {
+            packed.resize(tiles * k * TILE_ROWS, 0.0);
+        }
+        for (t, tile) in packed.chunks_exact_mut(k * TILE_ROWS).enumerate() {
             let first = rows.start + t * TILE_ROWS;
             for r in 0..TILE_ROWS.min(rows.end - first) {
                 for (kk, &v) in x[(first + r) * k..(first + r + 1) * k].iter().enumerate() {
-                    tile_rows[kk * TILE_ROWS + r] = v;
+                    tile[kk * TILE_ROWS + r] = v;
                 }
             }
         }
-        for panel in cols.clone() {
-            let weights = &panels[panel * k * PANEL..(panel + 1) * k * PANEL];
-            let bias = &w.bias[panel * PANEL..(panel + 1) * PANEL];
-            let width = PANEL.min(n - panel * PANEL);
-            for (t, a) in packed.chunks_exact(k * TILE_ROWS).enumerate() {
-                let row = rows.start + t * TILE_ROWS;
-                let count = TILE_ROWS.min(rows.end - row);
-                let a = Rows { values: a, row_stride: 1, k_stride: TILE_ROWS };
-                if width == PANEL {
-                    // SAFETY: rows row..row+count, columns of this panel: inside this job's region.
-                    let c = unsafe { out.0.add(row * n + panel * PANEL) };
-                    unsafe { tile(a, count, weights, bias, k, c, n) };
+        let mut panel = cols.start;
+        while panel < cols.end {
+            let count_panels = group.min(cols.end - panel);
+            let weights = &panels[panel * k * PANEL..(panel + count_panels) * k * PANEL];
+            let bias = &w.bias[panel * PANEL..(panel + count_panels) * PANEL];
+            let width = (count_panels * PANEL).min(n - panel * PANEL);
+            let whole = width == count_panels * PANEL;
+            for t in 0..tiles {
+                let row = rows.start + t * tile_rows;
+                let count = tile_rows.min(rows.end - row);
+                // A last, partial panel: compute the whole tile aside, copy the real columns.
+                let (c, ldc) = if whole {
+                    // SAFETY: rows row..row+count, columns of these panels: inside this job's
+                    // region.
+                    (unsafe { out.0.add(row * n + panel * PANEL) }, n)
                 } else {
-                    // A last, partial panel: compute the whole tile aside, copy the real columns.
-                    unsafe { tile(a, count, weights, bias, k, staging.as_mut_ptr(), PANEL) };
+                    (staging.as_mut_ptr(), count_panels * PANEL)
+                };
+                if wide {
+                    let a = Rows { values: &x[row * k..], row_stride: k, k_stride: 1 };
+                    // SAFETY: `c` holds `count` rows of `count_panels` panels at stride `ldc`.
+                    unsafe { tile_wide(a, count, count_panels, weights, bias, k, c, ldc) };
+                } else {
+                    let a = &packed[t * k * TILE_ROWS..(t + 1) * k * TILE_ROWS];
+                    let a = Rows { values: a, row_stride: 1, k_stride: TILE_ROWS };
+                    // SAFETY: as above, one panel.
+                    unsafe { tile(a, count, weights, bias, k, c, ldc) };
+                }
+                if !whole {
                     for r in 0..count {
+                        // SAFETY: this job's rows, the panel's real columns.
                         let dst = unsafe { out.0.add((row + r) * n + panel * PANEL) };
-                        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * PANEL), dst, width) };
+                        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * ldc), dst, width) };
                     }
                 }
             }
+            panel += count_panels;
         }
     });
     // SAFETY: the caller's.
@@ -316,112 +359,6 @@ pub(super) unsafe fn finish(
             Epilogue::None => {}
             Epilogue::Gelu => gelu(segment),
             Epilogue::Residual(r) => add(segment, &r[row * n + c0..row * n + c1]),
-        }
-    }
-}
-
-/// `count` (≤ 6) rows of `a`, each `k` long, times one panel (`k × 16`), plus `bias`, into `c`
-/// (row stride `ldc`).
-///
-/// # Panics
-/// If `count` is not 1–6, `k` is 0, or `a`, `panel` or `bias` is shorter than that needs.
-///
-/// # Safety
-/// `c` is valid for `count` rows of 16 floats at stride `ldc`.
-#[inline]
-pub(super) unsafe fn tile<T: Element>(
-    a: Rows<'_>,
-    count: usize,
-    panel: &[T],
-    bias: &[f32],
-    k: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let last = (count.max(1) - 1) * a.row_stride + (k.max(1) - 1) * a.k_stride;
-    assert!((1..=TILE_ROWS).contains(&count) && k > 0 && a.values.len() > last);
-    assert!(panel.len() >= k * PANEL && bias.len() >= PANEL);
-    macro_rules! dispatch {
-        ($kernel:ident) => {
-            match count {
-                1 => $kernel::<T, 1>(a, panel, bias, k, c, ldc),
-                2 => $kernel::<T, 2>(a, panel, bias, k, c, ldc),
-                3 => $kernel::<T, 3>(a, panel, bias, k, c, ldc),
-                4 => $kernel::<T, 4>(a, panel, bias, k, c, ldc),
-                5 => $kernel::<T, 5>(a, panel, bias, k, c, ldc),
-                _ => $kernel::<T, 6>(a, panel, bias, k, c, ldc),
-            }
-        };
-    }
-    match isa() {
-        // SAFETY: `isa()` saw AVX2 and FMA on this CPU.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { dispatch!(tile_avx2) },
-        _ => unsafe { dispatch!(tile_portable) },
-    }
-}
-
-/// The AVX2 microkernel: `R × 16` accumulators in `2R` registers, one broadcast of `a` and two
-/// loads of the panel per step of `k`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_avx2<T: Element, const R: usize>(
-    a: Rows<'_>,
-    panel: &[T],
-    bias: &[f32],
-    k: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    use std::arch::x86_64::*;
-    let (rs, ks, a, b) = (a.row_stride, a.k_stride, a.values.as_ptr(), panel.as_ptr());
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    for kk in 0..k {
-        // SAFETY: kk < k, so the panel row and each a[r][kk] are in bounds (asserted in `tile`).
-        let (b0, b1) = unsafe { (T::load8(b.add(kk * PANEL)), T::load8(b.add(kk * PANEL + 8))) };
-        // The panel streams from memory on a short input (a query reads each weight once):
-        // ask for the line 16 steps ahead. A hint only; past the panel's end it fetches nothing
-        // harmful.
-        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((kk + 16) * PANEL) as *const i8);
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let v = unsafe { _mm256_broadcast_ss(&*a.add(r * rs + kk * ks)) };
-            acc[0] = _mm256_fmadd_ps(v, b0, acc[0]);
-            acc[1] = _mm256_fmadd_ps(v, b1, acc[1]);
-        }
-    }
-    let (bias0, bias1) = unsafe { (_mm256_loadu_ps(bias.as_ptr()), _mm256_loadu_ps(bias.as_ptr().add(8))) };
-    for (r, acc) in acc.iter().enumerate() {
-        // SAFETY: the caller guarantees R rows of 16 at stride ldc.
-        unsafe {
-            _mm256_storeu_ps(c.add(r * ldc), _mm256_add_ps(acc[0], bias0));
-            _mm256_storeu_ps(c.add(r * ldc + 8), _mm256_add_ps(acc[1], bias1));
-        }
-    }
-}
-
-/// The same tile in portable Rust (the compiler vectorises the 16 lanes as the target allows).
-unsafe fn tile_portable<T: Element, const R: usize>(
-    a: Rows<'_>,
-    panel: &[T],
-    bias: &[f32],
-    k: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let mut acc = [[0.0f32; PANEL]; R];
-    for kk in 0..k {
-        let b = &panel[kk * PANEL..(kk + 1) * PANEL];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let v = a.values[r * a.row_stride + kk * a.k_stride];
-            for (acc, &b) in acc.iter_mut().zip(b) {
-                *acc += v * b.to_f32();
-            }
-        }
-    }
-    for (r, acc) in acc.iter().enumerate() {
-        for (j, value) in acc.iter().enumerate() {
-            // SAFETY: the caller guarantees R rows of 16 at stride ldc.
-            unsafe { *c.add(r * ldc + j) = value + bias[j] };
         }
     }
 }
@@ -475,19 +412,6 @@ mod tests {
                 assert_close(&out, &quantized_product(&x, &w, &b, m, n, k, levels), 1e-5);
             }
         }
-    }
-
-    #[test]
-    fn the_portable_tile_matches_the_dispatched_one() {
-        let k = 37;
-        let (a, panel, bias) = (values(6 * k, 1), values(k * PANEL, 2), values(PANEL, 3));
-        let (mut dispatched, mut portable) = ([0.0f32; 6 * PANEL], [0.0f32; 6 * PANEL]);
-        unsafe {
-            let rows = Rows { values: &a, row_stride: k, k_stride: 1 };
-            tile(rows, 6, &panel, &bias, k, dispatched.as_mut_ptr(), PANEL);
-            tile_portable::<f32, 6>(rows, &panel, &bias, k, portable.as_mut_ptr(), PANEL);
-        }
-        assert_close(&dispatched, &portable, 1e-6);
     }
 
     #[test]
