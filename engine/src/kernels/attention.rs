@@ -1,8 +1,8 @@
 //! Scaled dot-product attention of one head over one sequence, on the product's register tile.
 
 use super::math::softmax_numerators;
-use super::matmul::{tile, Rows};
-use super::{PANEL, TILE_ROWS};
+use super::matmul::{tile, tile_wide, Rows};
+use super::{wide, PANEL, TILE_ROWS, WIDE_ROWS};
 
 /// Scaled dot-product attention of one head over one sequence of `len` tokens, reading
 /// queries, keys and values from the fused projection `qkv` (`len` rows of `stride` floats;
@@ -12,8 +12,8 @@ use super::{PANEL, TILE_ROWS};
 /// between calls.
 ///
 /// Both products run on the projection's microkernel: the keys are packed as panels of 16
-/// keys (`scores = Q·Kᵀ`), the values as panels of 16 dimensions (`context = P·V`), six query
-/// rows at a time so that their scores stay in L1. The softmax's division is applied to the
+/// keys (`scores = Q·Kᵀ`), the values as panels of 16 dimensions (`context = P·V`), a tile's
+/// rows of queries (6, or 12 on the 512-bit tile) at a time so that their scores stay in L1. The softmax's division is applied to the
 /// context rows (`head_dim` values) rather than to the probabilities (`len`).
 ///
 /// # Panics
@@ -33,10 +33,12 @@ pub(crate) fn attend(
     let padded = len.div_ceil(PANEL) * PANEL;
     let value_panels = head_dim.div_ceil(PANEL);
     scratch.clear();
-    scratch.resize(padded * head_dim + value_panels * len * PANEL + TILE_ROWS * (padded + value_panels * PANEL), 0.0);
+    // Query rows per pass and panels per product, as the projections' tiles take them.
+    let (tile_rows, group) = if wide() { (WIDE_ROWS, 2) } else { (TILE_ROWS, 1) };
+    scratch.resize(padded * head_dim + value_panels * len * PANEL + tile_rows * (padded + value_panels * PANEL), 0.0);
     let (keys, rest) = scratch.split_at_mut(padded * head_dim);
     let (values, rest) = rest.split_at_mut(value_panels * len * PANEL);
-    let (scores, out) = rest.split_at_mut(TILE_ROWS * padded);
+    let (scores, out) = rest.split_at_mut(tile_rows * padded);
     // Packing is a transposition for the keys and a copy of 16-float runs for the values; by
     // slices, not by computed indexes, so that the bounds are checked once per row, not per
     // float (the indexed loop took as long as both products of a 143-token pair).
@@ -54,31 +56,42 @@ pub(crate) fn attend(
             values[at..at + run.len()].copy_from_slice(run);
         }
     }
-    let zero = [0.0f32; PANEL];
+    let zero = [0.0f32; 2 * PANEL];
     let scale = 1.0 / (head_dim as f32).sqrt();
+    // `a` (`count` rows) times `panels` panels of `k × 16` from the first of `b`, into `c`
+    // (row stride `ldc`), `group` panels per tile.
+    let product = |a: Rows<'_>, count: usize, b: &[f32], panels: usize, k: usize, c: *mut f32, ldc: usize| {
+        let mut panel = 0;
+        while panel < panels {
+            let p = group.min(panels - panel);
+            let (b, c) = (&b[panel * k * PANEL..(panel + p) * k * PANEL], c.wrapping_add(panel * PANEL));
+            // SAFETY: `c` holds `count` rows of `panels · 16` at stride `ldc` (the callers'
+            // buffers below); `wide()` is true where `group` is 2.
+            unsafe {
+                if group == 2 {
+                    tile_wide(a, count, p, b, &zero, k, c, ldc);
+                } else {
+                    tile(a, count, b, &zero, k, c, ldc);
+                }
+            }
+            panel += p;
+        }
+    };
     let mut row = 0;
     while row < len {
-        let count = TILE_ROWS.min(len - row);
+        let count = tile_rows.min(len - row);
         let queries = Rows { values: &qkv[row * stride + q..], row_stride: stride, k_stride: 1 };
-        for panel in 0..padded / PANEL {
-            let keys = &keys[panel * head_dim * PANEL..(panel + 1) * head_dim * PANEL];
-            let c = scores[panel * PANEL..].as_mut_ptr();
-            // SAFETY: `scores` holds TILE_ROWS rows of `padded`; this panel's 16 columns fit.
-            unsafe { tile(queries, count, keys, &zero, head_dim, c, padded) };
-        }
+        // `scores` holds `tile_rows` rows of `padded`.
+        product(queries, count, keys, padded / PANEL, head_dim, scores.as_mut_ptr(), padded);
         // Unnormalised probabilities; each context row is divided by its sum after the
         // product, `head_dim` divisions instead of `len`.
-        let mut sums = [0.0f32; TILE_ROWS];
+        let mut sums = [0.0f32; WIDE_ROWS];
         for (r, sum) in sums.iter_mut().enumerate().take(count) {
             *sum = softmax_numerators(&mut scores[r * padded..r * padded + len], scale);
         }
         let probabilities = Rows { values: scores, row_stride: padded, k_stride: 1 };
-        for panel in 0..value_panels {
-            let values = &values[panel * len * PANEL..(panel + 1) * len * PANEL];
-            let c = out[panel * PANEL..].as_mut_ptr();
-            // SAFETY: `out` holds TILE_ROWS rows of `value_panels · 16`.
-            unsafe { tile(probabilities, count, values, &zero, len, c, value_panels * PANEL) };
-        }
+        // `out` holds `tile_rows` rows of `value_panels · 16`.
+        product(probabilities, count, values, value_panels, len, out.as_mut_ptr(), value_panels * PANEL);
         for (r, sum) in sums.iter().enumerate().take(count) {
             let at = (row + r) * head_dim;
             let inverse = 1.0 / sum;

@@ -57,6 +57,23 @@ pub(crate) fn isa() -> Isa {
     })
 }
 
+/// Rows per tile of the 512-bit products (f32 and int8): `2 × 12` accumulators of 16 lanes, two
+/// panels' worth, leave 8 of the 32 registers for the panels' step and the broadcast.
+pub(crate) const WIDE_ROWS: usize = 12;
+
+/// Whether the products run their 512-bit tiles (12 rows × two panels): AVX-512F and BW on an
+/// x86-64 CPU, unless `HYRANK_NO_AVX512=1` asks for the 256-bit ones (for comparisons).
+pub(crate) fn wide() -> bool {
+    static WIDE: OnceLock<bool> = OnceLock::new();
+    *WIDE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if isa() == Isa::Avx2 && std::env::var("HYRANK_NO_AVX512").map_or(true, |v| v != "1") {
+            return std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw");
+        }
+        false
+    })
+}
+
 /// Runs `body` compiled for AVX2 and FMA where the CPU has them: the element-wise loops below
 /// are written plainly and vectorise only when the compiler may use those instructions.
 macro_rules! vectorised {

@@ -10,13 +10,15 @@
 //! the quad tile feeds it `x + 128` and subtracts `128 · Σₖ w[j][k]` per column afterwards
 //! (the zero-point correction of integer-only inference, Jacob et al., CVPR 2018): the sums are
 //! the same integers as the pair tile's, so a `W8A8` product computes the same integer sums on
-//! every CPU (the scaling back to f32 may differ in the last bit, fused or not).
+//! every CPU (the scaling back to f32 may differ in the last bit, fused or not). Where the CPU
+//! has AVX-512 BW as well, both tiles run on 512-bit registers, 12 rows by two panels, as the
+//! f32 products do.
 
 #[cfg(doc)]
 use super::matmul::Format;
 use super::matmul::{finish, Epilogue, Packed, Shared};
-use super::{isa, Isa, PANEL, TILE_ROWS};
-use tile::{tile_int8, vnni, IntTile};
+use super::{isa, Isa, PANEL, TILE_ROWS, WIDE_ROWS};
+use tile::{tile_int8, vnni, wide_int8, IntTile};
 
 mod tile;
 
@@ -127,8 +129,9 @@ thread_local! {
 }
 
 /// [`block_product`] for the int8 formats: the block's rows are quantized (absmax per row, to
-/// the panels' input levels) and packed as the panels' layout asks, tile by tile, `steps × 6`
-/// each, then each panel is multiplied in integers and scaled back to f32 in the tile.
+/// the panels' input levels) and packed as the panels' layout asks, tile by tile, `steps ×
+/// rows` each (6 rows, or up to 12 on the 512-bit tiles), then each panel (or pair of panels)
+/// is multiplied in integers and scaled back to f32 in the tile.
 ///
 /// # Safety
 /// As for [`block_product`].
@@ -144,13 +147,18 @@ pub(super) unsafe fn block_product_int8(
     let (k, n) = (w.k, w.n);
     let (layout, input_levels) = (panels.layout, panels.input_levels);
     let steps = k.div_ceil(layout.width());
-    let mut staging = [0.0f32; TILE_ROWS * PANEL];
+    // Rows per tile and panels per tile, as for f32: up to 12 rows spread evenly by two panels
+    // on the 512-bit tiles, 6 by one elsewhere.
+    let wide = wide_int8();
+    let tile_rows = if wide { rows.len().div_ceil(rows.len().div_ceil(WIDE_ROWS)) } else { TILE_ROWS };
+    let group = if wide { 2 } else { 1 };
+    let mut staging = [0.0f32; WIDE_ROWS * 2 * PANEL];
     QUANTIZED_ROWS.with_borrow_mut(|(packed, scales, levels, bytes)| {
-        let tiles = rows.len().div_ceil(TILE_ROWS);
+        let tiles = rows.len().div_ceil(tile_rows);
         packed.clear();
-        packed.resize(tiles * steps * TILE_ROWS, 0);
+        packed.resize(tiles * steps * tile_rows, 0);
         scales.clear();
-        scales.resize(tiles * TILE_ROWS, 0.0);
+        scales.resize(tiles * tile_rows, 0.0);
         levels.clear();
         levels.resize(layout.width() * steps, 0);
         bytes.clear();
@@ -170,9 +178,9 @@ pub(super) unsafe fn block_product_int8(
             } else {
                 levels.fill(0);
             }
-            let (tile, r) = (i / TILE_ROWS, i % TILE_ROWS);
-            let tile_rows = &mut packed[tile * steps * TILE_ROWS..(tile + 1) * steps * TILE_ROWS];
-            let tile_steps = tile_rows.chunks_exact_mut(TILE_ROWS);
+            let (tile, r) = (i / tile_rows, i % tile_rows);
+            let tile_steps =
+                packed[tile * steps * tile_rows..(tile + 1) * steps * tile_rows].chunks_exact_mut(tile_rows);
             match layout {
                 Layout::Pairs => {
                     for (step, pair) in tile_steps.zip(levels.chunks_exact(2)) {
@@ -192,33 +200,54 @@ pub(super) unsafe fn block_product_int8(
                 }
             }
         }
-        for panel in cols.clone() {
-            let panel_len = steps * PANEL * layout.width();
-            let weights = &panels.values[panel * panel_len..(panel + 1) * panel_len];
-            let column_scales = &panels.scales[panel * PANEL..(panel + 1) * PANEL];
-            let bias = &w.bias[panel * PANEL..(panel + 1) * PANEL];
-            let columns = PANEL.min(n - panel * PANEL);
-            for (t, a) in packed.chunks_exact(steps * TILE_ROWS).enumerate() {
-                let row = rows.start + t * TILE_ROWS;
-                let count = TILE_ROWS.min(rows.end - row);
-                let row_scales = &scales[t * TILE_ROWS..(t + 1) * TILE_ROWS];
-                let corrections = match layout {
-                    Layout::Quads => &panels.corrections[panel * PANEL..(panel + 1) * PANEL],
-                    Layout::Pairs => &[],
+        let panel_len = steps * PANEL * layout.width();
+        let mut panel = cols.start;
+        while panel < cols.end {
+            let count_panels = group.min(cols.end - panel);
+            let (first, last) = (panel * PANEL, (panel + count_panels) * PANEL);
+            let weights = &panels.values[panel * panel_len..(panel + count_panels) * panel_len];
+            let (column_scales, bias) = (&panels.scales[first..last], &w.bias[first..last]);
+            let corrections = match layout {
+                Layout::Quads => &panels.corrections[first..last],
+                Layout::Pairs => &[],
+            };
+            let columns = (count_panels * PANEL).min(n - first);
+            let whole = columns == count_panels * PANEL;
+            for (t, a) in packed.chunks_exact(steps * tile_rows).enumerate() {
+                let row = rows.start + t * tile_rows;
+                let count = tile_rows.min(rows.end - row);
+                let row_scales = &scales[t * tile_rows..(t + 1) * tile_rows];
+                let tile = IntTile {
+                    layout,
+                    a,
+                    weights,
+                    row_scales,
+                    column_scales,
+                    corrections,
+                    bias,
+                    steps,
+                    rows: tile_rows,
+                    panels: count_panels,
                 };
-                let tile = IntTile { layout, a, weights, row_scales, column_scales, corrections, bias, steps };
-                if columns == PANEL {
-                    // SAFETY: rows row..row+count, columns of this panel: inside this job's region.
-                    let c = unsafe { out.0.add(row * n + panel * PANEL) };
-                    unsafe { tile_int8(tile, count, c, n) };
+                // A last, partial panel: compute the whole tile aside, copy the real columns.
+                let (c, ldc) = if whole {
+                    // SAFETY: rows row..row+count, columns of these panels: inside this job's
+                    // region.
+                    (unsafe { out.0.add(row * n + first) }, n)
                 } else {
-                    unsafe { tile_int8(tile, count, staging.as_mut_ptr(), PANEL) };
+                    (staging.as_mut_ptr(), count_panels * PANEL)
+                };
+                // SAFETY: `c` holds `count` rows of `count_panels` panels at stride `ldc`.
+                unsafe { tile_int8(tile, count, c, ldc) };
+                if !whole {
                     for r in 0..count {
-                        let dst = unsafe { out.0.add((row + r) * n + panel * PANEL) };
-                        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * PANEL), dst, columns) };
+                        // SAFETY: this job's rows, the panels' real columns.
+                        let dst = unsafe { out.0.add((row + r) * n + first) };
+                        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * ldc), dst, columns) };
                     }
                 }
             }
+            panel += count_panels;
         }
     });
     // SAFETY: the caller's.

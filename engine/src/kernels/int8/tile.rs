@@ -1,12 +1,13 @@
-//! The integer tiles of the int8 products, one per layout and instruction set: `count` (≤ 6)
-//! packed input rows times one panel of 16 quantized output columns, scaled back to f32.
+//! The integer tiles of the int8 products, one per layout and instruction set: `count` packed
+//! input rows (≤ 6, or ≤ 12 on the 512-bit tiles) times one panel (or two) of 16 quantized
+//! output columns, scaled back to f32.
 
-use super::super::{isa, Isa, PANEL, TILE_ROWS};
+use super::super::{isa, wide, Isa, PANEL, TILE_ROWS, WIDE_ROWS};
 use super::Layout;
 
-/// One integer tile's operands: up to six quantized rows (`steps × 6` i16 pairs or byte quads,
-/// step-major), one panel of weights in the same layout, and what brings the integer sums back
-/// to f32.
+/// One integer tile's operands: quantized rows (`steps × rows` i16 pairs or byte quads,
+/// step-major), one or two panels of weights in the same layout, and what brings the integer
+/// sums back to f32.
 #[derive(Clone, Copy)]
 pub(super) struct IntTile<'a> {
     /// How `a` and `weights` are laid out, which picks the tile.
@@ -19,22 +20,53 @@ pub(super) struct IntTile<'a> {
     pub(super) corrections: &'a [i32],
     pub(super) bias: &'a [f32],
     pub(super) steps: usize,
+    /// Rows per step of `a`: the tile height its rows were packed for (6, or up to
+    /// [`WIDE_ROWS`] for the 512-bit tiles).
+    pub(super) rows: usize,
+    /// Consecutive panels multiplied at once (2 only on the 512-bit tiles); `weights`,
+    /// `column_scales`, `corrections` and `bias` hold that many panels' worth.
+    pub(super) panels: usize,
 }
 
-/// `count` (≤ 6) quantized rows times one quantized panel, scaled, plus the bias, into `c`
+/// `count` quantized rows times `t.panels` quantized panels, scaled, plus the bias, into `c`
 /// (row stride `ldc`): `c[r][j] = (Σ a·w) · row_scale[r] · column_scale[j] + bias[j]`.
 ///
+/// On a CPU with AVX-512 VNNI and [`wide`], 512-bit tiles of up to [`WIDE_ROWS`] rows and two
+/// panels; elsewhere 256-bit or portable tiles of up to 6 rows and one panel.
+///
 /// # Panics
-/// If `count` is not 1–6 or an operand is shorter than `steps` needs.
+/// If `count` is 0 or over `t.rows`, `t.rows` or `t.panels` is over what the tiles this CPU
+/// runs take, or an operand is shorter than `steps` needs.
 ///
 /// # Safety
-/// `c` is valid for `count` rows of 16 floats at stride `ldc`.
+/// `c` is valid for `count` rows of `16 · t.panels` floats at stride `ldc`.
 pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: usize) {
     let quads = t.layout == Layout::Quads;
-    assert!((1..=TILE_ROWS).contains(&count) && t.a.len() >= t.steps * TILE_ROWS);
-    assert!(t.weights.len() >= t.steps * PANEL * t.layout.width() && t.row_scales.len() >= count);
-    assert!(!quads || t.corrections.len() >= PANEL);
-    assert!(t.column_scales.len() >= PANEL && t.bias.len() >= PANEL);
+    let (rows, panels) = if wide_int8() { (WIDE_ROWS, 2) } else { (TILE_ROWS, 1) };
+    assert!((1..=t.rows).contains(&count) && t.rows <= rows && (1..=panels).contains(&t.panels));
+    assert!(t.a.len() >= t.steps * t.rows && t.row_scales.len() >= count);
+    let width = t.panels * PANEL;
+    assert!(t.weights.len() >= t.steps * width * t.layout.width());
+    assert!(!quads || t.corrections.len() >= width);
+    assert!(t.column_scales.len() >= width && t.bias.len() >= width);
+    #[cfg(target_arch = "x86_64")]
+    if panels == 2 {
+        macro_rules! wide {
+            ($kernel:ident, $p:literal: $($r:literal)*) => {
+                match count {
+                    // SAFETY: `wide_int8()` saw AVX-512 F, BW and VNNI; operands checked above.
+                    $($r => unsafe { $kernel::<$r, $p>(t, c, ldc) },)*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        return match (quads, t.panels) {
+            (true, 1) => wide!(tile_quads_wide, 1: 1 2 3 4 5 6 7 8 9 10 11 12),
+            (true, _) => wide!(tile_quads_wide, 2: 1 2 3 4 5 6 7 8 9 10 11 12),
+            (false, 1) => wide!(tile_pairs_wide, 1: 1 2 3 4 5 6 7 8 9 10 11 12),
+            (false, _) => wide!(tile_pairs_wide, 2: 1 2 3 4 5 6 7 8 9 10 11 12),
+        };
+    }
     macro_rules! dispatch {
         ($kernel:ident) => {
             match count {
@@ -60,6 +92,11 @@ pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: u
         Isa::Avx2 => unsafe { dispatch!(tile_int8_avx2) },
         _ => unsafe { dispatch!(tile_int8_portable) },
     }
+}
+
+/// Whether the int8 products run the 512-bit tiles: VNNI and [`wide`].
+pub(super) fn wide_int8() -> bool {
+    vnni() && wide()
 }
 
 /// Whether this CPU has AVX-512 VNNI with 256-bit forms (VL): `vpdpwssd` fuses the pair tile's
@@ -104,7 +141,7 @@ macro_rules! int8_tile {
                 // ahead. A hint only; past the panel's end it fetches nothing harmful.
                 _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(s * step + 512) as *const i8);
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let v = _mm256_set1_epi32(unsafe { *a.add(s * TILE_ROWS + r) });
+                    let v = _mm256_set1_epi32(unsafe { *a.add(s * t.rows + r) });
                     acc[0] = $accumulate(acc[0], v, b0);
                     acc[1] = $accumulate(acc[1], v, b1);
                 }
@@ -161,6 +198,79 @@ int8_tile!(
     |acc, v, b| _mm256_dpbusd_epi32(acc, v, b)
 );
 
+/// The 512-bit integer tile for one layout: `R × P` accumulators of 16 i32 lanes (up to 12 rows
+/// by two panels, as the f32 tile); per step one broadcast of each row's packed inputs and
+/// `P` multiply-accumulates per row against the panels' step, loaded with `$load`; the
+/// corrections (quads), scales and bias applied at the end.
+#[cfg(target_arch = "x86_64")]
+macro_rules! int8_tile_wide {
+    ($(#[$doc:meta])* $name:ident, $layout:expr, $load:expr, $accumulate:expr) => {
+        $(#[$doc])*
+        #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")]
+        unsafe fn $name<const R: usize, const P: usize>(t: IntTile<'_>, c: *mut f32, ldc: usize) {
+            use std::arch::x86_64::*;
+            let (a, b) = (t.a.as_ptr(), t.weights.as_ptr());
+            let step = PANEL * $layout.width();
+            let panel_len = t.steps * step;
+            let mut acc = [[_mm512_setzero_si512(); P]; R];
+            for s in 0..t.steps {
+                let mut w = [_mm512_setzero_si512(); P];
+                for (p, w) in w.iter_mut().enumerate() {
+                    // SAFETY: s < steps, p < panels (asserted in `tile_int8`).
+                    *w = unsafe { $load(b.add(p * panel_len + s * step)) };
+                    // As in `int8_tile!`: 512 bytes ahead.
+                    _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(p * panel_len + s * step + 512) as *const i8);
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: r < count ≤ rows, s < steps (asserted in `tile_int8`).
+                    let v = _mm512_set1_epi32(unsafe { *a.add(s * t.rows + r) });
+                    for (acc, &w) in acc.iter_mut().zip(&w) {
+                        *acc = $accumulate(*acc, v, w);
+                    }
+                }
+            }
+            for p in 0..P {
+                // SAFETY: 16 · P scales, biases and (quads) corrections (asserted in `tile_int8`).
+                let (scales, bias, correction) = unsafe {
+                    (
+                        _mm512_loadu_ps(t.column_scales.as_ptr().add(p * PANEL)),
+                        _mm512_loadu_ps(t.bias.as_ptr().add(p * PANEL)),
+                        if $layout == Layout::Quads {
+                            _mm512_loadu_si512(t.corrections.as_ptr().add(p * PANEL).cast())
+                        } else {
+                            _mm512_setzero_si512()
+                        },
+                    )
+                };
+                for (r, acc) in acc.iter().enumerate() {
+                    let sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[p], correction));
+                    let scale = _mm512_mul_ps(_mm512_set1_ps(t.row_scales[r]), scales);
+                    // SAFETY: the caller guarantees R rows of 16 · P at stride ldc.
+                    unsafe { _mm512_storeu_ps(c.add(r * ldc + p * PANEL), _mm512_fmadd_ps(sum, scale, bias)) };
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+int8_tile_wide!(
+    /// Pairs on 512-bit registers: 32 weights widened to i16 (`vpmovsxbw`), `vpdpwssd`.
+    tile_pairs_wide,
+    Layout::Pairs,
+    |p: *const i8| _mm512_cvtepi8_epi16(_mm256_loadu_si256(p.cast::<__m256i>())),
+    |acc, v, b| _mm512_dpwssd_epi32(acc, v, b)
+);
+
+#[cfg(target_arch = "x86_64")]
+int8_tile_wide!(
+    /// Quads on 512-bit registers: 64 weight bytes as stored, `vpdpbusd`.
+    tile_quads_wide,
+    Layout::Quads,
+    |p: *const i8| _mm512_loadu_si512(p.cast::<__m512i>()),
+    |acc, v, b| _mm512_dpbusd_epi32(acc, v, b)
+);
+
 /// The integer tile's sums scaled back to f32 (`sum · row_scale · column_scale + bias`) and
 /// stored.
 ///
@@ -201,7 +311,7 @@ unsafe fn tile_int8_portable<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: u
     for s in 0..t.steps {
         let b = &t.weights[s * PANEL * 2..(s + 1) * PANEL * 2];
         for (r, acc) in acc.iter_mut().enumerate() {
-            let pair = t.a[s * TILE_ROWS + r] as u32;
+            let pair = t.a[s * t.rows + r] as u32;
             let (low, high) = (i32::from(pair as u16 as i16), i32::from((pair >> 16) as u16 as i16));
             for (j, acc) in acc.iter_mut().enumerate() {
                 *acc += low * i32::from(b[2 * j]) + high * i32::from(b[2 * j + 1]);
@@ -218,7 +328,7 @@ unsafe fn tile_quads_portable<const R: usize>(t: IntTile<'_>, c: *mut f32, ldc: 
     for s in 0..t.steps {
         let b = &t.weights[s * PANEL * 4..(s + 1) * PANEL * 4];
         for (r, acc) in acc.iter_mut().enumerate() {
-            let quad = (t.a[s * TILE_ROWS + r] as u32).to_le_bytes();
+            let quad = (t.a[s * t.rows + r] as u32).to_le_bytes();
             for (j, acc) in acc.iter_mut().enumerate() {
                 *acc += (0..4).map(|q| i32::from(quad[q]) * i32::from(b[4 * j + q])).sum::<i32>();
             }
@@ -281,6 +391,8 @@ mod tests {
                 corrections,
                 bias: &b,
                 steps,
+                rows: TILE_ROWS,
+                panels: 1,
             };
             let (mut dispatched, mut portable) = ([0.0f32; 6 * PANEL], [0.0f32; 6 * PANEL]);
             unsafe {
@@ -297,6 +409,78 @@ mod tests {
                 let mut avx2 = [0.0f32; 6 * PANEL];
                 unsafe { tile_int8_avx2::<6>(tile, avx2.as_mut_ptr(), PANEL) };
                 assert_close(&avx2, &portable, 1e-6);
+            }
+        }
+    }
+    #[test]
+    fn the_512_bit_int8_tiles_match_the_portable_ones_for_every_shape() {
+        if !wide_int8() {
+            eprintln!("no AVX-512 VNNI and BW on this CPU: the 512-bit int8 tiles are not run here");
+            return;
+        }
+        let k = 37;
+        let (b, row_scales) = (values(2 * PANEL, 3), values(WIDE_ROWS, 1));
+        for layout in [Layout::Pairs, Layout::Quads] {
+            let levels = if layout == Layout::Quads { INPUT_LEVELS_8 } else { INPUT_LEVELS };
+            let panels = Int8Panels::quantize_as(&values(2 * PANEL * k, 2), 2 * PANEL, k, levels, layout);
+            let steps = k.div_ceil(layout.width());
+            let a: Vec<i32> = values(steps * WIDE_ROWS, 4).iter().map(|v| (v * 2e9) as i32).collect();
+            let a: Vec<i32> = match layout {
+                // Pairs of 13-bit levels; any four bytes are a quad.
+                Layout::Pairs => a.iter().map(|&v| (v >> 19 & 0x1fff) << 16 | (v & 0x1fff)).collect(),
+                Layout::Quads => a,
+            };
+            let tile = |p: usize| IntTile {
+                layout,
+                a: &a,
+                weights: &panels.values,
+                row_scales: &row_scales,
+                column_scales: &panels.scales,
+                corrections: &panels.corrections,
+                bias: &b,
+                steps,
+                rows: WIDE_ROWS,
+                panels: p,
+            };
+            let panel_len = steps * PANEL * layout.width();
+            for count in 1..=WIDE_ROWS {
+                for p in 1..=2 {
+                    let ldc = 2 * PANEL;
+                    let mut wide = vec![f32::NAN; WIDE_ROWS * ldc];
+                    unsafe { tile_int8(tile(p), count, wide.as_mut_ptr(), ldc) };
+                    for panel in 0..p {
+                        // The portable tile, one panel at a time, rows packed 12 to a step.
+                        let (first, last) = (panel * PANEL, (panel + 1) * PANEL);
+                        let one = IntTile {
+                            weights: &panels.values[panel * panel_len..],
+                            column_scales: &panels.scales[first..last],
+                            corrections: if layout == Layout::Quads { &panels.corrections[first..last] } else { &[] },
+                            bias: &b[first..last],
+                            panels: 1,
+                            ..tile(1)
+                        };
+                        let mut portable = vec![f32::NAN; WIDE_ROWS * PANEL];
+                        unsafe {
+                            match layout {
+                                Layout::Pairs => tile_int8_portable::<WIDE_ROWS>(one, portable.as_mut_ptr(), PANEL),
+                                Layout::Quads => tile_quads_portable::<WIDE_ROWS>(one, portable.as_mut_ptr(), PANEL),
+                            }
+                        }
+                        for r in 0..count {
+                            assert_close(
+                                &wide[r * ldc + first..r * ldc + last],
+                                &portable[r * PANEL..(r + 1) * PANEL],
+                                1e-6,
+                            );
+                        }
+                    }
+                    // Nothing past the rows and panels asked for is written.
+                    let written = |i: usize| i / ldc < count && i % ldc < p * PANEL;
+                    assert!(
+                        wide.iter().enumerate().all(|(i, v)| written(i) != v.is_nan()),
+                        "count {count}, panels {p}"
+                    );
+                }
             }
         }
     }

@@ -5,12 +5,11 @@ use rayon::prelude::*;
 
 use super::int8::{block_product_int8, Int8Panels, INPUT_LEVELS, INPUT_LEVELS_8, MAX_INT8_K};
 use super::math::{add, gelu};
-use super::{PANEL, SERIAL_MACS, TILE_ROWS};
+use super::{wide, PANEL, SERIAL_MACS, TILE_ROWS, WIDE_ROWS};
 
 mod tile;
 
-pub(super) use tile::{tile, Rows};
-use tile::{tile_wide, wide, WIDE_ROWS};
+pub(super) use tile::{tile, tile_wide, Rows};
 
 /// A number format weights can be stored in: f32, or IEEE half (`half::f16`), which halves the
 /// bytes a product streams (what a short input is bound by) and is widened to f32 in the

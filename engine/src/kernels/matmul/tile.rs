@@ -1,9 +1,9 @@
 //! The register tiles of the f32 and f16 products: `count` input rows times one or two
 //! panels of 16 output columns, accumulated in registers over the whole `k`.
 
-use std::sync::OnceLock;
-
-use super::super::{isa, Isa, PANEL, TILE_ROWS};
+#[cfg(test)]
+use super::super::wide;
+use super::super::{isa, Isa, PANEL, TILE_ROWS, WIDE_ROWS};
 use super::Element;
 
 /// The left operand of a tile: element `(r, kk)` is `values[r · row_stride + kk · k_stride]`
@@ -94,23 +94,6 @@ unsafe fn tile_avx2<T: Element, const R: usize>(
     }
 }
 
-/// Rows per tile of the AVX-512 product: `2 × 12` accumulators of 16 lanes, two panels' worth,
-/// leave 8 of the 32 registers for the panels' step and the broadcast.
-pub(super) const WIDE_ROWS: usize = 12;
-
-/// Whether the f32 and f16 products run the AVX-512 tile ([`tile_wide`]): AVX-512F on an
-/// x86-64 CPU, unless `HYRANK_NO_AVX512=1` asks for the AVX2 tile (for comparisons).
-pub(super) fn wide() -> bool {
-    static WIDE: OnceLock<bool> = OnceLock::new();
-    *WIDE.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        if isa() == Isa::Avx2 && std::env::var("HYRANK_NO_AVX512").map_or(true, |v| v != "1") {
-            return std::arch::is_x86_feature_detected!("avx512f");
-        }
-        false
-    })
-}
-
 /// `count` (≤ 12) rows of `a`, each `k` long, times `panels` (1 or 2) consecutive panels of
 /// `weights` (each `k × 16`), plus `bias` (`16 · panels`), into `c` (row stride `ldc`).
 ///
@@ -124,9 +107,10 @@ pub(super) fn wide() -> bool {
 /// needs.
 ///
 /// # Safety
-/// `c` is valid for `count` rows of `16 · panels` floats at stride `ldc`; [`wide`] is true.
+/// `c` is valid for `count` rows of `16 · panels` floats at stride `ldc`;
+/// [`wide`](super::super::wide) is true.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile_wide<T: Element>(
+pub(in crate::kernels) unsafe fn tile_wide<T: Element>(
     a: Rows<'_>,
     count: usize,
     panels: usize,
