@@ -1,0 +1,36 @@
+/* One core's fused multiply-add peak, the ceiling the encoder's products are compared with in
+ * docs/EVAL.md: twelve independent chains of 256-bit, then 512-bit, FMAs.
+ *
+ *     gcc -O2 -mavx512f -mfma -o /tmp/fma_peak bench/fma_peak.c && /tmp/fma_peak
+ *
+ * Prints FMA instructions per second and f32 multiply-adds per second (GMAC/s). Needs a CPU with
+ * AVX-512F (the 512-bit half); on Zen 4 both halves read the same, its 512-bit FMAs being two
+ * 256-bit halves. */
+#include <immintrin.h>
+#include <stdio.h>
+#include <time.h>
+int main(){
+  __m256 a[12]; __m256 b=_mm256_set1_ps(1.0000001f), c=_mm256_set1_ps(1e-9f);
+  for(int i=0;i<12;i++) a[i]=_mm256_set1_ps(i);
+  long n=400000000;
+  struct timespec t0,t1; clock_gettime(CLOCK_MONOTONIC,&t0);
+  for(long i=0;i<n;i++){
+    #pragma GCC unroll 12
+    for(int j=0;j<12;j++) a[j]=_mm256_fmadd_ps(a[j],b,c);
+  }
+  clock_gettime(CLOCK_MONOTONIC,&t1);
+  double s=(t1.tv_sec-t0.tv_sec)+(t1.tv_nsec-t0.tv_nsec)*1e-9;
+  float sum=0; for(int i=0;i<12;i++) sum+=a[i][0];
+  printf("ymm FMA/s: %.3g  (GMAC/s %.1f) %f\n", n*12/s, n*12*8/s/1e9, sum);
+  __m512 z[12]; __m512 zb=_mm512_set1_ps(1.0000001f), zc=_mm512_set1_ps(1e-9f);
+  for(int i=0;i<12;i++) z[i]=_mm512_set1_ps(i);
+  clock_gettime(CLOCK_MONOTONIC,&t0);
+  for(long i=0;i<n/2;i++){
+    #pragma GCC unroll 12
+    for(int j=0;j<12;j++) z[j]=_mm512_fmadd_ps(z[j],zb,zc);
+  }
+  clock_gettime(CLOCK_MONOTONIC,&t1);
+  s=(t1.tv_sec-t0.tv_sec)+(t1.tv_nsec-t0.tv_nsec)*1e-9;
+  sum=0; for(int i=0;i<12;i++) sum+=z[i][0];
+  printf("zmm FMA/s: %.3g  (GMAC/s %.1f) %f\n", n/2*12/s, n/2*12*16/s/1e9, sum);
+}
