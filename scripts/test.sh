@@ -15,5 +15,7 @@ if cargo tree -p hyrank-engine -e normal --prefix none | grep -qE '^actix'; then
 fi
 # One profile for building and testing: the release build the quickstart makes is reused.
 cargo test --release --workspace
+# The binaries' S3 flags end to end (publish, pull, a replica server) against moto.
+scripts/s3-cli-test.sh
 # The analyst page in a real browser.
 scripts/browser-test.sh

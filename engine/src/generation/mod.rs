@@ -130,6 +130,25 @@ mod tests {
         }
     }
 
+    /// A manifest read and written again (as publishing does, adding each file's hash) keeps
+    /// every number to the last digit: serde_json's default float parser may land one unit in
+    /// the last place off (seen: 0.09058950537690767 published as …769), hence its
+    /// `float_roundtrip` feature in the workspace.
+    #[test]
+    fn manifest_numbers_survive_a_read_and_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = manifest("000001");
+        let seconds = [0.09058950537690767, 0.11472428775828107, 0.47333333333333333, 0.18750492129511306, 1e-300];
+        written.stages = seconds.iter().map(|&seconds| StageTiming { stage: "s".into(), seconds }).collect();
+        for _ in 0..2 {
+            fs::write(dir.path().join(MANIFEST), serde_json::to_vec_pretty(&written).unwrap()).unwrap();
+            let read = read_manifest(dir.path()).unwrap();
+            let bits = |m: &Manifest| m.stages.iter().map(|s| s.seconds.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&read), bits(&written));
+            written = read;
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn carrying_over_links_index_files_and_copies_the_store_and_lock_files() {
