@@ -2,7 +2,7 @@
 
 use super::math::softmax_numerators;
 use super::matmul::{tile, tile_wide, Rows};
-use super::{wide, PANEL, TILE_ROWS, WIDE_ROWS};
+use super::{tile_shape, wide, PANEL, WIDE_PANELS, WIDE_ROWS};
 
 /// Scaled dot-product attention of one head over one sequence of `len` tokens, reading
 /// queries, keys and values from the fused projection `qkv` (`len` rows of `stride` floats;
@@ -13,7 +13,8 @@ use super::{wide, PANEL, TILE_ROWS, WIDE_ROWS};
 ///
 /// Both products run on the projection's microkernel: the keys are packed as panels of 16
 /// keys (`scores = Q·Kᵀ`), the values as panels of 16 dimensions (`context = P·V`), a tile's
-/// rows of queries (6, or 12 on the 512-bit tile) at a time so that their scores stay in L1. The softmax's division is applied to the
+/// rows of queries at a time (6, or up to 12 spread evenly on the 512-bit tile) so that their
+/// scores stay in L1. The softmax's division is applied to the
 /// context rows (`head_dim` values) rather than to the probabilities (`len`).
 ///
 /// # Panics
@@ -29,12 +30,29 @@ pub(crate) fn attend(
     context: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
+    attend_on(qkv, len, stride, q, hidden, head_dim, context, scratch, wide());
+}
+
+/// [`attend`] on the 512-bit tile or not (`on_wide`, which [`wide`] must allow): the tests run
+/// both where the CPU has both.
+#[allow(clippy::too_many_arguments)]
+fn attend_on(
+    qkv: &[f32],
+    len: usize,
+    stride: usize,
+    q: usize,
+    hidden: usize,
+    head_dim: usize,
+    context: &mut [f32],
+    scratch: &mut Vec<f32>,
+    on_wide: bool,
+) {
     assert!(qkv.len() >= len * stride && context.len() >= len * head_dim);
     let padded = len.div_ceil(PANEL) * PANEL;
     let value_panels = head_dim.div_ceil(PANEL);
     scratch.clear();
     // Query rows per pass and panels per product, as the projections' tiles take them.
-    let (tile_rows, group) = if wide() { (WIDE_ROWS, 2) } else { (TILE_ROWS, 1) };
+    let (tile_rows, group) = tile_shape(len, on_wide);
     scratch.resize(padded * head_dim + value_panels * len * PANEL + tile_rows * (padded + value_panels * PANEL), 0.0);
     let (keys, rest) = scratch.split_at_mut(padded * head_dim);
     let (values, rest) = rest.split_at_mut(value_panels * len * PANEL);
@@ -56,7 +74,7 @@ pub(crate) fn attend(
             values[at..at + run.len()].copy_from_slice(run);
         }
     }
-    let zero = [0.0f32; 2 * PANEL];
+    let zero = [0.0f32; WIDE_PANELS * PANEL];
     let scale = 1.0 / (head_dim as f32).sqrt();
     // `a` (`count` rows) times `panels` panels of `k × 16` from the first of `b`, into `c`
     // (row stride `ldc`), `group` panels per tile.
@@ -66,9 +84,9 @@ pub(crate) fn attend(
             let p = group.min(panels - panel);
             let (b, c) = (&b[panel * k * PANEL..(panel + p) * k * PANEL], c.wrapping_add(panel * PANEL));
             // SAFETY: `c` holds `count` rows of `panels · 16` at stride `ldc` (the callers'
-            // buffers below); `wide()` is true where `group` is 2.
+            // buffers below); `wide()` holds where `on_wide` does (asserted in `tile_wide`).
             unsafe {
-                if group == 2 {
+                if on_wide {
                     tile_wide(a, count, p, b, &zero, k, c, ldc);
                 } else {
                     tile(a, count, b, &zero, k, c, ldc);
@@ -107,7 +125,7 @@ pub(crate) fn attend(
 mod tests {
     use proptest::prelude::*;
 
-    use super::super::testing::{assert_close, values};
+    use super::super::testing::{assert_close, values, widths};
     use super::*;
 
     /// Attention by the definition, in f64: `softmax(q·kᵀ/√d)·v` per query row.
@@ -141,9 +159,13 @@ mod tests {
             let qkv: Vec<f32> = values(len * stride, seed).iter().map(|v| v * 3.0).collect();
             let mut scratch = Vec::new();
             for head in 0..heads {
-                let mut out = vec![f32::NAN; len * head_dim];
-                attend(&qkv, len, stride, head * head_dim, hidden, head_dim, &mut out, &mut scratch);
-                assert_close(&out, &naive_attention(&qkv, len, stride, head * head_dim, hidden, head_dim), 1e-5);
+                // Every tile this CPU runs: the 256-bit (or portable) one, and the 512-bit one.
+                for on_wide in widths() {
+                    let mut out = vec![f32::NAN; len * head_dim];
+                    attend_on(&qkv, len, stride, head * head_dim, hidden, head_dim, &mut out, &mut scratch, on_wide);
+                    let expected = naive_attention(&qkv, len, stride, head * head_dim, hidden, head_dim);
+                    assert_close(&out, &expected, 1e-5);
+                }
             }
         }
     }

@@ -14,8 +14,10 @@
 //! integer products of `Format::Int8` and `Format::W8A8`).
 //!
 //! The microkernel is the classic 6 × 16 register tile (twelve 8-lane accumulators) in AVX2 with
-//! FMA, and on a CPU with AVX-512F a 12 × 32 tile (twenty-four 16-lane accumulators over two
-//! panels), chosen at run time; other CPUs run the same loops in portable Rust. Rows are split into
+//! FMA, and where [`wide`] holds (AVX-512 F and BW) a 12 × 32 tile (twenty-four 16-lane
+//! accumulators over two panels) for the f32 and f16 products and attention's, and for the int8
+//! ones where VNNI is present too; chosen at run time. Other CPUs run the same loops in
+//! portable Rust. Rows are split into
 //! blocks and output columns into chunks over rayon's pool, the pool every other stage uses, and
 //! a product too small to pay for the fan-out runs on the calling thread.
 
@@ -23,14 +25,15 @@ use std::sync::OnceLock;
 
 /// Output columns per packed panel: two 8-lane AVX2 registers.
 pub(crate) const PANEL: usize = 16;
-/// Rows per microkernel tile.
+/// Rows per tile of the 256-bit and portable microkernels.
 pub(crate) const TILE_ROWS: usize = 6;
 /// Multiply-adds below which a product stays on the calling thread (a fan-out costs a few µs).
 pub(crate) const SERIAL_MACS: usize = 1 << 19;
 /// The same for a layer's attention (`Σ len² · hidden`), lower: it spends more per
 /// multiply-add (packing, softmax), and run on one thread it also leaves the other threads
 /// idle long enough to fall asleep before the next product. Splitting a 21-token query's
-/// heads over 2 threads took its encode from 4.3 to 3.5–3.9 ms (criterion, two runs each).
+/// heads over 2 threads took its encode from 4.3 to 3.5–3.9 ms (criterion, 2 threads, two
+/// runs each, 2026-12-02).
 pub(crate) const SERIAL_ATTENTION_MACS: usize = 1 << 15;
 
 /// The instruction set the kernels run on, detected once.
@@ -60,6 +63,19 @@ pub(crate) fn isa() -> Isa {
 /// Rows per tile of the 512-bit products (f32 and int8): `2 × 12` accumulators of 16 lanes, two
 /// panels' worth, leave 8 of the 32 registers for the panels' step and the broadcast.
 pub(crate) const WIDE_ROWS: usize = 12;
+/// Panels per tile of the 512-bit products.
+pub(crate) const WIDE_PANELS: usize = 2;
+
+/// Rows and panels per tile for a block of `rows` rows: on the 512-bit tiles ([`wide`]) up to
+/// [`WIDE_ROWS`], spread evenly (21 rows run as 11 + 10, not 12 + 9 or 6 + 6 + 6 + 3), by
+/// [`WIDE_PANELS`]; elsewhere [`TILE_ROWS`] by one.
+pub(crate) fn tile_shape(rows: usize, wide: bool) -> (usize, usize) {
+    if wide {
+        (rows.max(1).div_ceil(rows.max(1).div_ceil(WIDE_ROWS)), WIDE_PANELS)
+    } else {
+        (TILE_ROWS, 1)
+    }
+}
 
 /// Whether the products run their 512-bit tiles (12 rows × two panels): AVX-512F and BW on an
 /// x86-64 CPU, unless `HYRANK_NO_AVX512=1` asks for the 256-bit ones (for comparisons).
@@ -122,6 +138,12 @@ mod testing {
             }
         }
         out
+    }
+
+    /// The tiles this CPU runs, as the `on_wide` argument of the kernels' `_on` forms: the
+    /// 256-bit (or portable) ones, and the 512-bit ones where [`super::wide`] holds.
+    pub(crate) fn widths() -> impl Iterator<Item = bool> {
+        [false, true].into_iter().filter(|&on_wide| !on_wide || super::wide())
     }
 
     pub(crate) fn values(len: usize, seed: u32) -> Vec<f32> {

@@ -17,8 +17,9 @@
 #[cfg(doc)]
 use super::matmul::Format;
 use super::matmul::{finish, Epilogue, Packed, Shared};
-use super::{isa, Isa, PANEL, TILE_ROWS, WIDE_ROWS};
-use tile::{tile_int8, vnni, wide_int8, IntTile};
+use super::{isa, tile_shape, Isa, PANEL, WIDE_PANELS, WIDE_ROWS};
+pub(super) use tile::vnni;
+use tile::{tile_int8, IntTile};
 
 mod tile;
 
@@ -134,7 +135,8 @@ thread_local! {
 /// is multiplied in integers and scaled back to f32 in the tile.
 ///
 /// # Safety
-/// As for [`block_product`].
+/// As for [`block_product`]; `on_wide` only where [`tile::wide_int8`] holds.
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn block_product_int8(
     x: &[f32],
     w: &Packed,
@@ -143,16 +145,13 @@ pub(super) unsafe fn block_product_int8(
     cols: std::ops::Range<usize>,
     epilogue: Epilogue<'_>,
     out: Shared,
+    on_wide: bool,
 ) {
     let (k, n) = (w.k, w.n);
     let (layout, input_levels) = (panels.layout, panels.input_levels);
     let steps = k.div_ceil(layout.width());
-    // Rows per tile and panels per tile, as for f32: up to 12 rows spread evenly by two panels
-    // on the 512-bit tiles, 6 by one elsewhere.
-    let wide = wide_int8();
-    let tile_rows = if wide { rows.len().div_ceil(rows.len().div_ceil(WIDE_ROWS)) } else { TILE_ROWS };
-    let group = if wide { 2 } else { 1 };
-    let mut staging = [0.0f32; WIDE_ROWS * 2 * PANEL];
+    let (tile_rows, group) = tile_shape(rows.len(), on_wide);
+    let mut staging = [0.0f32; WIDE_ROWS * WIDE_PANELS * PANEL];
     QUANTIZED_ROWS.with_borrow_mut(|(packed, scales, levels, bytes)| {
         let tiles = rows.len().div_ceil(tile_rows);
         packed.clear();
@@ -238,7 +237,7 @@ pub(super) unsafe fn block_product_int8(
                     (staging.as_mut_ptr(), count_panels * PANEL)
                 };
                 // SAFETY: `c` holds `count` rows of `count_panels` panels at stride `ldc`.
-                unsafe { tile_int8(tile, count, c, ldc) };
+                unsafe { tile_int8(tile, count, c, ldc, on_wide) };
                 if !whole {
                     for r in 0..count {
                         // SAFETY: this job's rows, the panels' real columns.
@@ -331,8 +330,8 @@ unsafe fn quantize_avx2(values: &[f32], inverse: f32, levels: f32, out: &mut [i1
 pub(super) mod tests {
     use proptest::prelude::*;
 
-    use super::super::matmul::{matmul, Epilogue, Format, Panels};
-    use super::super::testing::{assert_close, naive, values};
+    use super::super::matmul::{matmul, matmul_on, Epilogue, Format, Panels};
+    use super::super::testing::{assert_close, naive, values, widths};
     use super::*;
 
     /// The quantization the int8 formats are specified by, written out: each row of `values`
@@ -395,10 +394,11 @@ pub(super) mod tests {
             let x: Vec<f32> = x.iter().enumerate().map(|(i, v)| if i % 7 == 3 { v * 40.0 } else { *v }).collect();
             let exact = naive(&x, &w, &b, m, n, k);
             let half_step = |row: &[f32], levels: f32| row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / levels / 2.0;
-            for variant in VARIANTS {
+            let runs = VARIANTS.into_iter().flat_map(|v| widths().map(move |on_wide| (v, on_wide)));
+            for (variant, on_wide) in runs {
                 let levels = variant.0;
                 let mut out = vec![f32::NAN; m * n];
-                matmul(&x, m, &packed_as(&w, &b, n, k, variant), Epilogue::None, &mut out);
+                matmul_on(&x, m, &packed_as(&w, &b, n, k, variant), Epilogue::None, &mut out, on_wide);
                 assert_close(&out, &quantized_product(&x, &w, &b, m, n, k, levels), 1e-5);
                 for i in 0..m {
                     let (xr, dx) = (&x[i * k..(i + 1) * k], half_step(&x[i * k..(i + 1) * k], levels));

@@ -2,7 +2,7 @@
 //! input rows (≤ 6, or ≤ 12 on the 512-bit tiles) times one panel (or two) of 16 quantized
 //! output columns, scaled back to f32.
 
-use super::super::{isa, wide, Isa, PANEL, TILE_ROWS, WIDE_ROWS};
+use super::super::{isa, wide, Isa, PANEL, TILE_ROWS, WIDE_PANELS, WIDE_ROWS};
 use super::Layout;
 
 /// One integer tile's operands: quantized rows (`steps × rows` i16 pairs or byte quads,
@@ -31,18 +31,20 @@ pub(super) struct IntTile<'a> {
 /// `count` quantized rows times `t.panels` quantized panels, scaled, plus the bias, into `c`
 /// (row stride `ldc`): `c[r][j] = (Σ a·w) · row_scale[r] · column_scale[j] + bias[j]`.
 ///
-/// On a CPU with AVX-512 VNNI and [`wide`], 512-bit tiles of up to [`WIDE_ROWS`] rows and two
-/// panels; elsewhere 256-bit or portable tiles of up to 6 rows and one panel.
+/// `on_wide` (where [`wide_int8`] holds): the 512-bit tiles, up to [`WIDE_ROWS`] rows and
+/// [`WIDE_PANELS`] panels; otherwise the 256-bit or portable tiles, up to 6 rows and one
+/// panel.
 ///
 /// # Panics
-/// If `count` is 0 or over `t.rows`, `t.rows` or `t.panels` is over what the tiles this CPU
-/// runs take, or an operand is shorter than `steps` needs.
+/// If `on_wide` and [`wide_int8`] does not hold, `count` is 0 or over `t.rows`, `t.rows` or
+/// `t.panels` is over what the chosen tiles take, or an operand is shorter than `steps` needs.
 ///
 /// # Safety
 /// `c` is valid for `count` rows of `16 · t.panels` floats at stride `ldc`.
-pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: usize) {
+pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: usize, on_wide: bool) {
     let quads = t.layout == Layout::Quads;
-    let (rows, panels) = if wide_int8() { (WIDE_ROWS, 2) } else { (TILE_ROWS, 1) };
+    assert!(!on_wide || wide_int8(), "the 512-bit int8 tiles need AVX-512 F, BW and VNNI");
+    let (rows, panels) = if on_wide { (WIDE_ROWS, WIDE_PANELS) } else { (TILE_ROWS, 1) };
     assert!((1..=t.rows).contains(&count) && t.rows <= rows && (1..=panels).contains(&t.panels));
     assert!(t.a.len() >= t.steps * t.rows && t.row_scales.len() >= count);
     let width = t.panels * PANEL;
@@ -50,7 +52,7 @@ pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: u
     assert!(!quads || t.corrections.len() >= width);
     assert!(t.column_scales.len() >= width && t.bias.len() >= width);
     #[cfg(target_arch = "x86_64")]
-    if panels == 2 {
+    if on_wide {
         macro_rules! wide {
             ($kernel:ident, $p:literal: $($r:literal)*) => {
                 match count {
@@ -94,7 +96,7 @@ pub(super) unsafe fn tile_int8(t: IntTile<'_>, count: usize, c: *mut f32, ldc: u
     }
 }
 
-/// Whether the int8 products run the 512-bit tiles: VNNI and [`wide`].
+/// Whether the int8 products may run the 512-bit tiles: VNNI and [`wide`].
 pub(super) fn wide_int8() -> bool {
     vnni() && wide()
 }
@@ -103,7 +105,7 @@ pub(super) fn wide_int8() -> bool {
 /// multiply-add and accumulation into one instruction (`tile_int8_avx2` needs two), and
 /// `vpdpbusd` runs the quad tile, which [`Format::W8A8`](super::super::Format) panels are laid
 /// out for at load where this holds.
-pub(super) fn vnni() -> bool {
+pub(in crate::kernels) fn vnni() -> bool {
     static VNNI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *VNNI.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
@@ -396,7 +398,8 @@ mod tests {
             };
             let (mut dispatched, mut portable) = ([0.0f32; 6 * PANEL], [0.0f32; 6 * PANEL]);
             unsafe {
-                tile_int8(tile, 6, dispatched.as_mut_ptr(), PANEL);
+                // The 256-bit tiles (VNNI where present), whatever `wide` says.
+                tile_int8(tile, 6, dispatched.as_mut_ptr(), PANEL, false);
                 match layout {
                     Layout::Pairs => tile_int8_portable::<6>(tile, portable.as_mut_ptr(), PANEL),
                     Layout::Quads => tile_quads_portable::<6>(tile, portable.as_mut_ptr(), PANEL),
@@ -415,7 +418,7 @@ mod tests {
     #[test]
     fn the_512_bit_int8_tiles_match_the_portable_ones_for_every_shape() {
         if !wide_int8() {
-            eprintln!("no AVX-512 VNNI and BW on this CPU: the 512-bit int8 tiles are not run here");
+            eprintln!("no AVX-512 F, BW and VNNI here (or HYRANK_NO_AVX512=1): the 512-bit int8 tiles are not run");
             return;
         }
         let k = 37;
@@ -426,11 +429,20 @@ mod tests {
             let steps = k.div_ceil(layout.width());
             let a: Vec<i32> = values(steps * WIDE_ROWS, 4).iter().map(|v| (v * 2e9) as i32).collect();
             let a: Vec<i32> = match layout {
-                // Pairs of 13-bit levels; any four bytes are a quad.
-                Layout::Pairs => a.iter().map(|&v| (v >> 19 & 0x1fff) << 16 | (v & 0x1fff)).collect(),
+                // Pairs of signed 13-bit levels (−4,096..=4,095); any four bytes are a quad.
+                Layout::Pairs => a
+                    .iter()
+                    .map(|&v| {
+                        let (high, low) = ((v >> 19 & 0x1fff) - 4096, (v & 0x1fff) - 4096);
+                        (high as i16 as u16 as u32) << 16 | low as i16 as u16 as u32
+                    })
+                    .map(|pair| pair as i32)
+                    .collect(),
                 Layout::Quads => a,
             };
-            let tile = |p: usize| IntTile {
+            // `rows`: the packed stride, as `block_product_int8` sets it (`count` for a block of
+            // that many rows, 12 for the full tiles of a longer one).
+            let tile = |p: usize, rows: usize| IntTile {
                 layout,
                 a: &a,
                 weights: &panels.values,
@@ -439,17 +451,18 @@ mod tests {
                 corrections: &panels.corrections,
                 bias: &b,
                 steps,
-                rows: WIDE_ROWS,
+                rows,
                 panels: p,
             };
             let panel_len = steps * PANEL * layout.width();
-            for count in 1..=WIDE_ROWS {
-                for p in 1..=2 {
-                    let ldc = 2 * PANEL;
-                    let mut wide = vec![f32::NAN; WIDE_ROWS * ldc];
-                    unsafe { tile_int8(tile(p), count, wide.as_mut_ptr(), ldc) };
+            let shapes = (1..=WIDE_ROWS).flat_map(|count| [(count, count), (count, WIDE_ROWS)]);
+            for (count, rows) in shapes {
+                for p in 1..=WIDE_PANELS {
+                    let ldc = WIDE_PANELS * PANEL;
+                    let mut ours = vec![f32::NAN; WIDE_ROWS * ldc];
+                    unsafe { tile_int8(tile(p, rows), count, ours.as_mut_ptr(), ldc, true) };
                     for panel in 0..p {
-                        // The portable tile, one panel at a time, rows packed 12 to a step.
+                        // The portable tile, one panel at a time, on the same packed rows.
                         let (first, last) = (panel * PANEL, (panel + 1) * PANEL);
                         let one = IntTile {
                             weights: &panels.values[panel * panel_len..],
@@ -457,7 +470,7 @@ mod tests {
                             corrections: if layout == Layout::Quads { &panels.corrections[first..last] } else { &[] },
                             bias: &b[first..last],
                             panels: 1,
-                            ..tile(1)
+                            ..tile(1, rows)
                         };
                         let mut portable = vec![f32::NAN; WIDE_ROWS * PANEL];
                         unsafe {
@@ -468,7 +481,7 @@ mod tests {
                         }
                         for r in 0..count {
                             assert_close(
-                                &wide[r * ldc + first..r * ldc + last],
+                                &ours[r * ldc + first..r * ldc + last],
                                 &portable[r * PANEL..(r + 1) * PANEL],
                                 1e-6,
                             );
@@ -477,8 +490,8 @@ mod tests {
                     // Nothing past the rows and panels asked for is written.
                     let written = |i: usize| i / ldc < count && i % ldc < p * PANEL;
                     assert!(
-                        wide.iter().enumerate().all(|(i, v)| written(i) != v.is_nan()),
-                        "count {count}, panels {p}"
+                        ours.iter().enumerate().all(|(i, v)| written(i) != v.is_nan()),
+                        "count {count}, rows {rows}, panels {p}"
                     );
                 }
             }

@@ -3,9 +3,10 @@
 
 use rayon::prelude::*;
 
+use super::int8::vnni;
 use super::int8::{block_product_int8, Int8Panels, INPUT_LEVELS, INPUT_LEVELS_8, MAX_INT8_K};
 use super::math::{add, gelu};
-use super::{wide, PANEL, SERIAL_MACS, TILE_ROWS, WIDE_ROWS};
+use super::{tile_shape, wide, PANEL, SERIAL_MACS, TILE_ROWS, WIDE_PANELS, WIDE_ROWS};
 
 mod tile;
 
@@ -200,6 +201,20 @@ unsafe impl Sync for Shared {}
 /// # Panics
 /// If the slices' lengths do not match `m` and the packed matrix's shape.
 pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, epilogue: Epilogue<'_>, out: &mut [f32]) {
+    matmul_on(x, m, w, epilogue, out, wide());
+}
+
+/// [`matmul`] on the 512-bit tiles or not (`on_wide`, which [`wide`] must allow): the tests run
+/// both where the CPU has both.
+pub(in crate::kernels) fn matmul_on(
+    x: &[f32],
+    m: usize,
+    w: &Packed,
+    epilogue: Epilogue<'_>,
+    out: &mut [f32],
+    on_wide: bool,
+) {
+    assert!(!on_wide || wide(), "the 512-bit tiles need AVX-512 F and BW");
     let (k, n) = (w.k, w.n);
     assert_eq!(x.len(), m * k, "input is not ({m}, {k})");
     assert_eq!(out.len(), m * n, "output is not ({m}, {n})");
@@ -210,14 +225,17 @@ pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, epilogue: Epilogue<'_>, ou
         return;
     }
     let panels = w.panel_count();
-    // Rows per block: the block's inputs stay in L2 (~256 KiB) while every panel passes over them.
-    let block_rows = ((65_536 / k.max(1)) / TILE_ROWS * TILE_ROWS).max(TILE_ROWS);
+    // Rows per block: the block's inputs stay in L2 (~256 KiB) while every panel passes over them;
+    // whole tiles of the height the tiles take.
+    let unit = if on_wide { WIDE_ROWS } else { TILE_ROWS };
+    let block_rows = ((65_536 / k.max(1)) / unit * unit).max(unit);
     let row_blocks = m.div_ceil(block_rows);
     let threads = rayon::current_num_threads();
     let serial = m * k * n < SERIAL_MACS || threads == 1;
     // Enough jobs to keep every thread busy. A single block of rows (a query) is split into one
-    // column range per thread: each job packs the rows again and is a fork to join, and finer
-    // ranges measured 10–13% slower on a 21-token query (criterion, 2 threads).
+    // column range per thread: each job is a fork to join (and on the 256-bit tile packs the
+    // rows again), and finer ranges measured 10–13% slower on a 21-token query (criterion, 2
+    // threads, the 256-bit tile; not measured again on the 512-bit one).
     let col_chunks = if serial {
         1
     } else if row_blocks == 1 {
@@ -236,9 +254,11 @@ pub(crate) fn matmul(x: &[f32], m: usize, w: &Packed, epilogue: Epilogue<'_>, ou
         // every other job's; `out` outlives the jobs (they finish before `matmul` returns).
         unsafe {
             match &w.panels {
-                Panels::F32(panels) => block_product(x, w, panels, rows, cols, epilogue, target),
-                Panels::F16(panels) => block_product(x, w, panels, rows, cols, epilogue, target),
-                Panels::Int8(panels) => block_product_int8(x, w, panels, rows, cols, epilogue, target),
+                Panels::F32(panels) => block_product(x, w, panels, rows, cols, epilogue, target, on_wide),
+                Panels::F16(panels) => block_product(x, w, panels, rows, cols, epilogue, target, on_wide),
+                Panels::Int8(panels) => {
+                    block_product_int8(x, w, panels, rows, cols, epilogue, target, on_wide && vnni())
+                }
             }
         };
     };
@@ -255,10 +275,13 @@ thread_local! {
     static PACKED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// One job of [`matmul`]: rows `rows` × panels `cols` of the output.
+/// One job of [`matmul`]: rows `rows` × panels `cols` of the output, on the 512-bit tile or
+/// not (`on_wide`).
 ///
 /// # Safety
-/// `out` points at an `(m, n)` buffer that no one else writes in this region.
+/// `out` points at an `(m, n)` buffer that no one else writes in this region; [`wide`] holds
+/// where `on_wide` is true.
+#[allow(clippy::too_many_arguments)]
 unsafe fn block_product<T: Element>(
     x: &[f32],
     w: &Packed,
@@ -267,24 +290,21 @@ unsafe fn block_product<T: Element>(
     cols: std::ops::Range<usize>,
     epilogue: Epilogue<'_>,
     out: Shared,
+    on_wide: bool,
 ) {
     let (k, n) = (w.k, w.n);
-    let wide = wide();
-    // Rows per tile: the AVX-512 tile takes up to 12, spread evenly (a 21-token query runs as
-    // 11 + 10 rows, not 6 + 6 + 6 + 3); the AVX2 tile takes 6. Panels per tile: two side by
-    // side on AVX-512, one on AVX2.
-    let tile_rows = if wide { rows.len().div_ceil(rows.len().div_ceil(WIDE_ROWS)) } else { TILE_ROWS };
-    let group = if wide { 2 } else { 1 };
+    let (tile_rows, group) = tile_shape(rows.len(), on_wide);
     let tiles = rows.len().div_ceil(tile_rows);
-    let mut staging = [0.0f32; WIDE_ROWS * 2 * PANEL];
+    let mut staging = [0.0f32; WIDE_ROWS * WIDE_PANELS * PANEL];
     PACKED_ROWS.with_borrow_mut(|packed| {
         // For the AVX2 tile, the block's rows packed tile by tile, `k × 6` each (step `kk`
         // holds the six rows' values side by side), so that its broadcasts read one stream.
         // The AVX-512 tile reads the rows where they are: with twice the columns per
         // broadcast, the packing (every column range of a block packs its rows again) cost
-        // more than it saved, 13% of a 21-token query and 27% of one abstract on 2 threads.
+        // more than it saved (criterion, 2 threads, 2026-12-02: a 21-token query 3.9–4.4 ms
+        // packed against 3.4–3.5 unpacked, one abstract 47–50 against 36–38 ms).
         packed.clear();
-        if !wide {
+        if !on_wide {
             packed.resize(tiles * k * TILE_ROWS, 0.0);
         }
         for (t, tile) in packed.chunks_exact_mut(k * TILE_ROWS).enumerate() {
@@ -313,7 +333,7 @@ unsafe fn block_product<T: Element>(
                 } else {
                     (staging.as_mut_ptr(), count_panels * PANEL)
                 };
-                if wide {
+                if on_wide {
                     let a = Rows { values: &x[row * k..], row_stride: k, k_stride: 1 };
                     // SAFETY: `c` holds `count` rows of `count_panels` panels at stride `ldc`.
                     unsafe { tile_wide(a, count, count_panels, weights, bias, k, c, ldc) };
@@ -367,7 +387,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::int8::tests::quantized_product;
-    use super::super::testing::{assert_close, erf_reference, naive, values};
+    use super::super::testing::{assert_close, erf_reference, naive, values, widths};
     use super::*;
 
     proptest! {
@@ -377,9 +397,11 @@ mod tests {
         #[test]
         fn matmul_is_the_matrix_product(m in 1usize..40, n in 1usize..70, k in 1usize..90, seed in 0u32..1000) {
             let (x, w, b) = (values(m * k, seed), values(n * k, seed + 1), values(n, seed + 2));
-            let mut out = vec![f32::NAN; m * n];
-            matmul(&x, m, &Packed::new(&w, &b, n, k, Format::F32), Epilogue::None, &mut out);
-            assert_close(&out, &naive(&x, &w, &b, m, n, k), 1e-5);
+            for on_wide in widths() {
+                let mut out = vec![f32::NAN; m * n];
+                matmul_on(&x, m, &Packed::new(&w, &b, n, k, Format::F32), Epilogue::None, &mut out, on_wide);
+                assert_close(&out, &naive(&x, &w, &b, m, n, k), 1e-5);
+            }
         }
     }
 
@@ -390,25 +412,35 @@ mod tests {
         fn half_panels_multiply_the_rounded_weights(m in 1usize..20, n in 1usize..40, k in 1usize..50, seed in 0u32..1000) {
             let (x, w, b) = (values(m * k, seed), values(n * k, seed + 1), values(n, seed + 2));
             let rounded: Vec<f32> = w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
-            let mut out = vec![f32::NAN; m * n];
-            matmul(&x, m, &Packed::new(&w, &b, n, k, Format::F16), Epilogue::None, &mut out);
-            assert_close(&out, &naive(&x, &rounded, &b, m, n, k), 1e-5);
+            for on_wide in widths() {
+                let mut out = vec![f32::NAN; m * n];
+                matmul_on(&x, m, &Packed::new(&w, &b, n, k, Format::F16), Epilogue::None, &mut out, on_wide);
+                assert_close(&out, &naive(&x, &rounded, &b, m, n, k), 1e-5);
+            }
         }
     }
 
     #[test]
     fn large_products_split_across_threads_agree_with_the_definition() {
-        // Many row blocks (a batch), and one block split by columns (a query), on 3 threads.
-        for (m, n, k) in [(200, 384, 384), (10, 1152, 384), (40, 384, 1536)] {
+        // Many row blocks (a batch), one block split by columns (a query), and one whose column
+        // ranges are 3 panels (pairs then a single, ranges starting on odd panels) ending in a
+        // 5-column panel, on 3 threads, on every tile this CPU runs.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for (m, n, k) in [(200, 384, 384), (10, 1152, 384), (40, 384, 1536), (10, 117, 512)] {
             let (x, w, b) = (values(m * k, 7), values(n * k, 8), values(n, 9));
-            let mut out = vec![0.0; m * n];
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-            pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k, Format::F32), Epilogue::None, &mut out));
-            // f32 sums of 1,536 terms round more than 1e-5; the integer sums are exact.
-            assert_close(&out, &naive(&x, &w, &b, m, n, k), if k > 384 { 5e-5 } else { 1e-5 });
-            for (format, levels) in [(Format::Int8, INPUT_LEVELS), (Format::W8A8, INPUT_LEVELS_8)] {
-                pool.install(|| matmul(&x, m, &Packed::new(&w, &b, n, k, format), Epilogue::None, &mut out));
-                assert_close(&out, &quantized_product(&x, &w, &b, m, n, k, levels), 1e-5);
+            for on_wide in widths() {
+                let mut out = vec![f32::NAN; m * n];
+                let product = |format, out: &mut [f32]| {
+                    pool.install(|| matmul_on(&x, m, &Packed::new(&w, &b, n, k, format), Epilogue::None, out, on_wide));
+                };
+                product(Format::F32, &mut out);
+                // f32 sums of 1,536 terms round more than 1e-5; the integer sums are exact.
+                assert_close(&out, &naive(&x, &w, &b, m, n, k), if k > 384 { 5e-5 } else { 1e-5 });
+                for (format, levels) in [(Format::Int8, INPUT_LEVELS), (Format::W8A8, INPUT_LEVELS_8)] {
+                    out.fill(f32::NAN);
+                    product(format, &mut out);
+                    assert_close(&out, &quantized_product(&x, &w, &b, m, n, k, levels), 1e-5);
+                }
             }
         }
     }

@@ -1,9 +1,7 @@
 //! The register tiles of the f32 and f16 products: `count` input rows times one or two
 //! panels of 16 output columns, accumulated in registers over the whole `k`.
 
-#[cfg(test)]
-use super::super::wide;
-use super::super::{isa, Isa, PANEL, TILE_ROWS, WIDE_ROWS};
+use super::super::{isa, wide, Isa, PANEL, TILE_ROWS, WIDE_PANELS, WIDE_ROWS};
 use super::Element;
 
 /// The left operand of a tile: element `(r, kk)` is `values[r · row_stride + kk · k_stride]`
@@ -99,12 +97,13 @@ unsafe fn tile_avx2<T: Element, const R: usize>(
 ///
 /// Against the AVX2 tile it holds twice the rows and twice the columns per pass: each panel
 /// step is loaded once for up to 12 rows, and each broadcast feeds 32 columns, so a step is
-/// 24 multiply-adds against 14 loads, not 12 against 8 (a query's products were bound by the
-/// loads and the instruction count, at 72% of the FMA units' peak).
+/// 24 16-lane FMA instructions against 14 loads, not 12 8-lane ones against 8 (a query's
+/// products ran at ~72% of one core's FMA peak on the AVX2 tile: criterion's single-thread
+/// query against `bench/fma_peak.c`, docs/EVAL.md).
 ///
 /// # Panics
-/// If `count` is not 1–12, `panels` not 1–2, `k` is 0, or an operand is shorter than that
-/// needs.
+/// If [`wide`] does not hold, `count` is not 1–12, `panels` not 1–2, `k` is 0, or an operand
+/// is shorter than that needs.
 ///
 /// # Safety
 /// `c` is valid for `count` rows of `16 · panels` floats at stride `ldc`;
@@ -120,8 +119,10 @@ pub(in crate::kernels) unsafe fn tile_wide<T: Element>(
     c: *mut f32,
     ldc: usize,
 ) {
+    assert!(wide(), "the 512-bit tile needs AVX-512 F and BW");
     let last = (count.max(1) - 1) * a.row_stride + (k.max(1) - 1) * a.k_stride;
-    assert!((1..=WIDE_ROWS).contains(&count) && (1..=2).contains(&panels) && k > 0 && a.values.len() > last);
+    assert!((1..=WIDE_ROWS).contains(&count) && (1..=WIDE_PANELS).contains(&panels));
+    assert!(k > 0 && a.values.len() > last);
     assert!(weights.len() >= panels * k * PANEL && bias.len() >= panels * PANEL);
     #[cfg(target_arch = "x86_64")]
     {
@@ -140,7 +141,10 @@ pub(in crate::kernels) unsafe fn tile_wide<T: Element>(
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("the AVX-512 tile runs only where `wide()` is true");
+    {
+        let _ = (c, ldc);
+        unreachable!("the AVX-512 tile runs only where `wide()` is true");
+    }
 }
 
 /// The AVX-512 microkernel: `R × P` accumulators of 16 lanes, one broadcast of `a` and `P`
@@ -265,7 +269,7 @@ mod tests {
     #[test]
     fn the_avx512_tile_matches_the_portable_one_for_every_shape() {
         if !wide() {
-            eprintln!("no AVX-512F on this CPU: the AVX-512 tile is not run here");
+            eprintln!("no AVX-512 F and BW here (or HYRANK_NO_AVX512=1): the 512-bit tile is not run");
             return;
         }
         let k = 37;
@@ -275,7 +279,7 @@ mod tests {
         for count in 1..=WIDE_ROWS {
             for panels in 1..=2 {
                 let ldc = 2 * PANEL;
-                let (mut full, mut half) = (vec![f32::NAN; count * ldc], vec![f32::NAN; count * ldc]);
+                let (mut full, mut half) = (vec![f32::NAN; WIDE_ROWS * ldc], vec![f32::NAN; WIDE_ROWS * ldc]);
                 unsafe {
                     tile_wide(rows, count, panels, &weights, &bias, k, full.as_mut_ptr(), ldc);
                     tile_wide(rows, count, panels, &halves, &bias, k, half.as_mut_ptr(), ldc);
@@ -290,6 +294,8 @@ mod tests {
                         // Nothing past the panels asked for is written.
                         assert!(past.iter().all(|v| v.is_nan()), "count {count}, panels {panels}");
                     }
+                    // Nor any row past `count`.
+                    assert!(ours[count * ldc..].iter().all(|v| v.is_nan()), "count {count}, panels {panels}");
                 }
             }
         }
