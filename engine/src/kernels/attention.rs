@@ -14,8 +14,8 @@ use super::{tile_shape, wide, PANEL, WIDE_PANELS, WIDE_ROWS};
 /// Both products run on the projection's microkernel: the keys are packed as panels of 16
 /// keys (`scores = Q·Kᵀ`), the values as panels of 16 dimensions (`context = P·V`), a tile's
 /// rows of queries at a time (6, or up to 12 spread evenly on the 512-bit tile) so that their
-/// scores stay in L1. The softmax's division is applied to the
-/// context rows (`head_dim` values) rather than to the probabilities (`len`).
+/// scores stay in L1. The softmax's division is applied to the context rows (`head_dim`
+/// values) rather than to the probabilities (`len`).
 ///
 /// # Panics
 /// If `qkv` or `context` is shorter than `len` rows, or a head's columns pass `stride`.

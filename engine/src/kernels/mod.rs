@@ -17,9 +17,9 @@
 //! FMA, and where [`wide`] holds (AVX-512 F and BW) a 12 × 32 tile (twenty-four 16-lane
 //! accumulators over two panels) for the f32 and f16 products and attention's, and for the int8
 //! ones where VNNI is present too; chosen at run time. Other CPUs run the same loops in
-//! portable Rust. Rows are split into
-//! blocks and output columns into chunks over rayon's pool, the pool every other stage uses, and
-//! a product too small to pay for the fan-out runs on the calling thread.
+//! portable Rust. Rows are split into blocks and output columns into chunks over rayon's pool,
+//! the pool every other stage uses, and a product too small to pay for the fan-out runs on the
+//! calling thread.
 
 use std::sync::OnceLock;
 
@@ -33,7 +33,8 @@ pub(crate) const SERIAL_MACS: usize = 1 << 19;
 /// multiply-add (packing, softmax), and run on one thread it also leaves the other threads
 /// idle long enough to fall asleep before the next product. Splitting a 21-token query's
 /// heads over 2 threads took its encode from 4.3 to 3.5–3.9 ms (criterion, 2 threads, two
-/// runs each, 2026-12-02).
+/// runs each, 2026-12-02, with a temporary switch between the two limits that the tree does
+/// not keep).
 pub(crate) const SERIAL_ATTENTION_MACS: usize = 1 << 15;
 
 /// The instruction set the kernels run on, detected once.

@@ -16,7 +16,7 @@
 
 #[cfg(doc)]
 use super::matmul::Format;
-use super::matmul::{finish, Epilogue, Packed, Shared};
+use super::matmul::{finish, write_tile, Epilogue, Packed, Shared};
 use super::{isa, tile_shape, Isa, PANEL, WIDE_PANELS, WIDE_ROWS};
 pub(super) use tile::vnni;
 use tile::{tile_int8, IntTile};
@@ -210,8 +210,6 @@ pub(super) unsafe fn block_product_int8(
                 Layout::Quads => &panels.corrections[first..last],
                 Layout::Pairs => &[],
             };
-            let columns = (count_panels * PANEL).min(n - first);
-            let whole = columns == count_panels * PANEL;
             for (t, a) in packed.chunks_exact(steps * tile_rows).enumerate() {
                 let row = rows.start + t * tile_rows;
                 let count = tile_rows.min(rows.end - row);
@@ -228,23 +226,11 @@ pub(super) unsafe fn block_product_int8(
                     rows: tile_rows,
                     panels: count_panels,
                 };
-                // A last, partial panel: compute the whole tile aside, copy the real columns.
-                let (c, ldc) = if whole {
-                    // SAFETY: rows row..row+count, columns of these panels: inside this job's
-                    // region.
-                    (unsafe { out.0.add(row * n + first) }, n)
-                } else {
-                    (staging.as_mut_ptr(), count_panels * PANEL)
-                };
-                // SAFETY: `c` holds `count` rows of `count_panels` panels at stride `ldc`.
-                unsafe { tile_int8(tile, count, c, ldc, on_wide) };
-                if !whole {
-                    for r in 0..count {
-                        // SAFETY: this job's rows, the panels' real columns.
-                        let dst = unsafe { out.0.add((row + r) * n + first) };
-                        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * ldc), dst, columns) };
-                    }
-                }
+                // SAFETY: `c` holds `count` rows of `count_panels` panels at stride `ldc`
+                // (`write_tile`); `wide_int8()` holds where `on_wide` does (the caller's).
+                let product = |c: *mut f32, ldc: usize| unsafe { tile_int8(tile, count, c, ldc, on_wide) };
+                // SAFETY: rows row..row+count, columns of these panels: this job's region.
+                unsafe { write_tile(out, n, row, count, first, count_panels, &mut staging, product) };
             }
             panel += count_panels;
         }

@@ -195,6 +195,41 @@ pub(super) struct Shared(pub(super) *mut f32);
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
+/// Runs `tile(c, ldc)`, a tile that writes `count` rows of `16 · panels` floats, for rows
+/// `row..row + count` and the columns from `first` of `out` (`n` wide): in place when all its
+/// columns exist, else (a last, partial panel) into `staging`, then the real columns copied.
+///
+/// # Safety
+/// Those rows and columns of `out` are the caller's alone.
+///
+/// # Panics
+/// If `staging` is shorter than `count · 16 · panels` where it is needed.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn write_tile(
+    out: Shared,
+    n: usize,
+    row: usize,
+    count: usize,
+    first: usize,
+    panels: usize,
+    staging: &mut [f32],
+    tile: impl FnOnce(*mut f32, usize),
+) {
+    let (width, columns) = (panels * PANEL, (panels * PANEL).min(n - first));
+    if columns == width {
+        // SAFETY: the caller's rows and columns.
+        tile(unsafe { out.0.add(row * n + first) }, n);
+        return;
+    }
+    assert!(staging.len() >= count * width);
+    tile(staging.as_mut_ptr(), width);
+    for r in 0..count {
+        // SAFETY: the caller's rows, the real columns.
+        let dst = unsafe { out.0.add((row + r) * n + first) };
+        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * width), dst, columns) };
+    }
+}
+
 /// `out = epilogue(x·Wᵀ + b)` for `x` of shape `(m, k)` and `out` of shape `(m, n)`, both
 /// row-major.
 ///
@@ -301,8 +336,9 @@ unsafe fn block_product<T: Element>(
         // holds the six rows' values side by side), so that its broadcasts read one stream.
         // The AVX-512 tile reads the rows where they are: with twice the columns per
         // broadcast, the packing (every column range of a block packs its rows again) cost
-        // more than it saved (criterion, 2 threads, 2026-12-02: a 21-token query 3.9–4.4 ms
-        // packed against 3.4–3.5 unpacked, one abstract 47–50 against 36–38 ms).
+        // more than it saved (criterion, 2 threads, 2026-12-02, with a temporary switch the
+        // tree does not keep: a 21-token query 3.9–4.4 ms packed against 3.4–3.5 unpacked,
+        // one abstract 47–50 against 36–38 ms).
         packed.clear();
         if !on_wide {
             packed.resize(tiles * k * TILE_ROWS, 0.0);
@@ -320,36 +356,23 @@ unsafe fn block_product<T: Element>(
             let count_panels = group.min(cols.end - panel);
             let weights = &panels[panel * k * PANEL..(panel + count_panels) * k * PANEL];
             let bias = &w.bias[panel * PANEL..(panel + count_panels) * PANEL];
-            let width = (count_panels * PANEL).min(n - panel * PANEL);
-            let whole = width == count_panels * PANEL;
             for t in 0..tiles {
                 let row = rows.start + t * tile_rows;
                 let count = tile_rows.min(rows.end - row);
-                // A last, partial panel: compute the whole tile aside, copy the real columns.
-                let (c, ldc) = if whole {
-                    // SAFETY: rows row..row+count, columns of these panels: inside this job's
-                    // region.
-                    (unsafe { out.0.add(row * n + panel * PANEL) }, n)
-                } else {
-                    (staging.as_mut_ptr(), count_panels * PANEL)
-                };
-                if on_wide {
-                    let a = Rows { values: &x[row * k..], row_stride: k, k_stride: 1 };
-                    // SAFETY: `c` holds `count` rows of `count_panels` panels at stride `ldc`.
-                    unsafe { tile_wide(a, count, count_panels, weights, bias, k, c, ldc) };
-                } else {
-                    let a = &packed[t * k * TILE_ROWS..(t + 1) * k * TILE_ROWS];
-                    let a = Rows { values: a, row_stride: 1, k_stride: TILE_ROWS };
-                    // SAFETY: as above, one panel.
-                    unsafe { tile(a, count, weights, bias, k, c, ldc) };
-                }
-                if !whole {
-                    for r in 0..count {
-                        // SAFETY: this job's rows, the panel's real columns.
-                        let dst = unsafe { out.0.add((row + r) * n + panel * PANEL) };
-                        unsafe { std::ptr::copy_nonoverlapping(staging.as_ptr().add(r * ldc), dst, width) };
+                let product = |c: *mut f32, ldc: usize| {
+                    // SAFETY: `c` holds `count` rows of `count_panels` panels at stride `ldc`
+                    // (`write_tile`); `wide()` holds where `on_wide` does.
+                    if on_wide {
+                        let a = Rows { values: &x[row * k..], row_stride: k, k_stride: 1 };
+                        unsafe { tile_wide(a, count, count_panels, weights, bias, k, c, ldc) };
+                    } else {
+                        let a = &packed[t * k * TILE_ROWS..(t + 1) * k * TILE_ROWS];
+                        let a = Rows { values: a, row_stride: 1, k_stride: TILE_ROWS };
+                        unsafe { tile(a, count, weights, bias, k, c, ldc) };
                     }
-                }
+                };
+                // SAFETY: rows row..row+count, columns of these panels: this job's region.
+                unsafe { write_tile(out, n, row, count, panel * PANEL, count_panels, &mut staging, product) };
             }
             panel += count_panels;
         }
