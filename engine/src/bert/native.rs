@@ -187,7 +187,7 @@ impl Layer {
 /// Runs `layers` over packed rows `x` in place, on one of the pool's threads (see
 /// [`NativeEncoder::forward`] for why).
 pub(crate) fn run_layers(layers: &[Layer], x: &mut [f32], lengths: &[usize]) {
-    rayon::scope(|_| layers.iter().for_each(|layer| layer.forward(x, lengths)));
+    rayon::scope(|_| kernels::awake(|| layers.iter().for_each(|layer| layer.forward(x, lengths))));
 }
 
 /// Copies one head's context (`len × head_dim`) into columns `column..column + head_dim` of
@@ -284,8 +284,9 @@ impl NativeEncoder {
     pub(crate) fn forward(&self, input: &Packing, layers: usize) -> Result<Vec<f32>> {
         // The whole pass runs on one of the pool's threads: each product's fan-out is then a
         // fork within the pool that the running thread takes part in, not a hand-over from a
-        // thread outside it (one wake-up of a sleeping thread there and one back, per product).
-        rayon::scope(|_| self.forward_on_pool(input, layers))
+        // thread outside it (one wake-up of a sleeping thread there and one back, per product),
+        // and the pool's other threads stay awake for it until it ends (`kernels::awake`).
+        rayon::scope(|_| kernels::awake(|| self.forward_on_pool(input, layers)))
     }
 
     fn forward_on_pool(&self, input: &Packing, layers: usize) -> Result<Vec<f32>> {

@@ -19,7 +19,8 @@
 //! ones where VNNI is present too; chosen at run time. Other CPUs run the same loops in
 //! portable Rust. Rows are split into blocks and output columns into chunks over rayon's pool,
 //! the pool every other stage uses, and a product too small to pay for the fan-out runs on the
-//! calling thread.
+//! calling thread. For the length of one transformer pass the pool's idle threads stay awake
+//! to take its forks ([`awake`]).
 
 use std::sync::OnceLock;
 
@@ -117,11 +118,13 @@ macro_rules! vectorised {
 }
 
 mod attention;
+mod awake;
 mod int8;
 mod math;
 mod matmul;
 
 pub(crate) use attention::attend;
+pub(crate) use awake::awake;
 pub(crate) use int8::MAX_INT8_K;
 pub(crate) use math::{dot, layer_norm};
 pub(crate) use matmul::{matmul, Epilogue, Format, Packed};
