@@ -26,12 +26,20 @@ HYRANK_ADMIN_KEY=$admin_key "$target_dir/release/hyrank-serve" --index-dir "$ind
 server=$!
 original=$(cat "$index/CURRENT")
 cleanup() {
-  kill $server 2>/dev/null || true
+  # Wait for it to exit, so the next run's server finds the index's live-log lock free.
+  kill $server 2>/dev/null && wait $server 2>/dev/null || true
   printf '%s' "$original" > "$index/CURRENT.tmp" && mv "$index/CURRENT.tmp" "$index/CURRENT"
   rm -rf "$index/generations/load-swap-1" "$index/generations/load-swap-2"
 }
 trap cleanup EXIT
-until curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; do sleep 0.5; done
+until curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; do
+  if ! kill -0 $server 2>/dev/null; then
+    echo "hyrank-serve exited before it was ready; $out/server.log ends:" >&2
+    tail -3 "$out/server.log" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
 
 for c in 1 8 32; do
   threads=$(( c < 2 ? c : 2 ))
