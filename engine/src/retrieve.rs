@@ -129,6 +129,10 @@ pub enum Retriever<'a> {
         /// Whether CF abstains on cold items (`share`) or leaves them out of its list (`ignore`).
         cold_items: ColdItems,
     },
+    /// A list already retrieved: BM25's, run while the query was being encoded (search runs
+    /// it beside the encode, on the pool's other thread). Retrieving returns it as it is, so
+    /// it must have been retrieved for the same `n` and filters.
+    Ready(RankedList),
 }
 
 impl Retriever<'_> {
@@ -138,6 +142,7 @@ impl Retriever<'_> {
             Retriever::Bm25 { .. } => RetrieverKind::Bm25,
             Retriever::Dense { .. } => RetrieverKind::Dense,
             Retriever::Cf { .. } | Retriever::ItemModel { .. } => RetrieverKind::Cf,
+            Retriever::Ready(list) => list.retriever,
         }
     }
 
@@ -180,6 +185,7 @@ impl Retriever<'_> {
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(model.cold()));
                 RankedList { retriever: kind, hits, abstaining }
             }
+            Retriever::Ready(list) => list.clone(),
         })
     }
 }

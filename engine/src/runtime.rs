@@ -190,6 +190,27 @@ impl Runtime {
         })
     }
 
+    /// Runs `encode` (an encode through this runtime) and `beside` at the same time, `beside`
+    /// on another of the pool's threads: search runs BM25 there, which does not need the
+    /// query's vector, while the encode leaves that thread idle between its products. In turn
+    /// where the encode goes through the model worker: that blocks the calling thread, and a
+    /// pool thread blocked on the worker, whose own pass needs the pool, could deadlock it.
+    pub fn encode_beside<A: Send, B: Send>(
+        &self,
+        encode: impl FnOnce() -> A + Send,
+        beside: impl FnOnce() -> B + Send,
+    ) -> (A, B) {
+        if self.query_batcher.is_some() {
+            return (encode(), beside());
+        }
+        let mut other = None;
+        let encoded = rayon::scope(|s| {
+            s.spawn(|_| other = Some(beside()));
+            encode()
+        });
+        (encoded, other.expect("a scope waits for what it spawned"))
+    }
+
     /// Drops every cached query embedding and reranker logit (a new generation serves); hit
     /// counts stay.
     pub fn clear_caches(&self) {

@@ -329,6 +329,38 @@ async fn a_server_with_a_model_worker_answers_the_same_and_reports_it() {
     assert!(metrics.contains(r#"hyrank_model_queue_depth{worker="query_encoder"} 0"#), "{metrics}");
 }
 
+/// Hybrid search runs BM25 beside the query's encode (on the pool's other thread): its list
+/// is still the one a BM25 search gives for the same depth and filters, item for item, and
+/// both retrievers keep their own timings.
+#[core::prelude::v1::test]
+fn bm25_run_beside_the_encode_is_the_list_a_bm25_search_gives() {
+    use hyrank_engine::explain::RetrieverKind;
+    use hyrank_engine::filter::Condition;
+    use hyrank_engine::request::Mode;
+    let engine = shared_engine();
+    for filtered in [false, true] {
+        let mut request = SearchRequest { k: 12, candidates: 12, ..SearchRequest::new("waterproof tent for rain") };
+        if filtered {
+            request.filters.insert("category".into(), Condition::Text("tents".into()));
+        }
+        let hybrid = engine.search(&SearchRequest { mode: Mode::Hybrid, ..request.clone() }).unwrap();
+        let bm25 = engine.search(&SearchRequest { mode: Mode::Bm25, ..request }).unwrap();
+        let by_id: std::collections::HashMap<_, _> = bm25.hits.iter().map(|h| (h.id.clone(), h)).collect();
+        let mut seen = 0;
+        for hit in &hybrid.hits {
+            let Some(score) = hit.breakdown.retrievers.iter().find(|r| r.retriever == RetrieverKind::Bm25) else {
+                assert!(!by_id.contains_key(&hit.id), "{} is in BM25's list but has no BM25 part", hit.id);
+                continue;
+            };
+            let alone = &by_id[&hit.id].breakdown.retrievers[0];
+            assert_eq!((score.raw_score, score.rank), (alone.raw_score, alone.rank), "{}", hit.id);
+            seen += 1;
+        }
+        assert!(seen > 0, "no hybrid hit came from BM25");
+        assert!(hybrid.timings.retrieve_ms.contains_key("bm25") && hybrid.timings.retrieve_ms.contains_key("dense"));
+    }
+}
+
 /// Issue 18: a server whose generation folder is removed under it (a prune by an older binary,
 /// an operator's `rm`) keeps answering from memory, readiness included, and never panics.
 #[actix_web::test]

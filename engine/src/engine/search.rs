@@ -103,12 +103,29 @@ impl Engine {
         let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
         let allow = self.allow(&request.filters)?;
         let live_items = self.live_items();
+        let bm25 =
+            |query: &'a str| Retriever::Bm25 { index: &self.lexical, query, params: Some(self.bm25_params(request)) };
+        // BM25 does not need the query's vector: when both run, it runs beside the encode
+        // (timed on its own; the two overlap in `total_ms`).
+        let mut early_bm25 = None;
         let vector = match (kinds.contains(&RetrieverKind::Dense), query) {
             (true, Some(query)) => {
-                let t = Instant::now();
-                let vector = self.runtime.embed_query(query)?;
-                timings.embed_ms = ms(t);
-                Some(vector)
+                let encode = || {
+                    let t = Instant::now();
+                    (self.runtime.embed_query(query), ms(t))
+                };
+                let (vector, took) = if kinds.contains(&RetrieverKind::Bm25) {
+                    let (encoded, listed) = self.runtime.encode_beside(encode, || {
+                        let t = Instant::now();
+                        (bm25(query).retrieve(request.candidates, &allow), ms(t))
+                    });
+                    early_bm25 = Some(listed);
+                    encoded
+                } else {
+                    encode()
+                };
+                timings.embed_ms = took;
+                Some(vector?)
             }
             _ => None,
         };
@@ -124,10 +141,12 @@ impl Engine {
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
             let retriever = match kind {
-                RetrieverKind::Bm25 => Retriever::Bm25 {
-                    index: &self.lexical,
-                    query: query.unwrap_or_default(),
-                    params: Some(self.bm25_params(request)),
+                RetrieverKind::Bm25 => match early_bm25.take() {
+                    Some((list, took)) => {
+                        timings.retrieve_ms.insert(RetrieverKind::Bm25.name().to_string(), took);
+                        Retriever::Ready(list?)
+                    }
+                    None => bm25(query.unwrap_or_default()),
                 },
                 RetrieverKind::Dense => Retriever::Dense {
                     index: &self.dense,

@@ -132,7 +132,10 @@ impl Engine {
         for (retriever, _) in retrievers {
             let t = Instant::now();
             lists.push(retriever.retrieve(candidates, allow)?);
-            timings.retrieve_ms.insert(retriever.kind().name().to_string(), ms(t));
+            // A ready list was timed where it was retrieved.
+            if !matches!(retriever, Retriever::Ready(_)) {
+                timings.retrieve_ms.insert(retriever.kind().name().to_string(), ms(t));
+            }
         }
         let weights: Vec<f64> = retrievers.iter().map(|(_, weight)| *weight).collect();
         let t = Instant::now();
