@@ -68,6 +68,26 @@ def encode(data, model_dir, cache):
     return vectors, np.array(owner), ids, qvectors, qids
 
 
+def read_qrels(data, split):
+    """{query id: {document id: grade}} from DATA/qrels/SPLIT.tsv."""
+    qrels = {}
+    with open(f"{data}/qrels/{split}.tsv") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    return qrels
+
+
+def read_bm25_run(path):
+    """{query id: {document id: score}} of a run file's positive scores (the BM25 list of a
+    `bm25=1+dense=0` run; the rest are the dense list's, weighted 0)."""
+    bm25 = {}
+    for line in open(path):
+        q, _, d, _, score, _ = line.split()
+        if float(score) > 0:
+            bm25.setdefault(q, {})[d] = float(score)
+    return bm25
+
+
 def minmax(run):
     lo, hi = min(run.values()), max(run.values())
     return {d: (s - lo) / (hi - lo) if hi > lo else 1.0 for d, s in run.items()}
@@ -81,15 +101,7 @@ def main():
     first = passages[starts]
     mean = np.add.reduceat(passages, starts, axis=0)
     mean /= np.linalg.norm(mean, axis=1, keepdims=True)
-    qrels = {}
-    with open(f"{data}/qrels/{split}.tsv") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-    bm25 = {}
-    for line in open(bm25_run):
-        q, _, d, _, score, _ = line.split()
-        if float(score) > 0:
-            bm25.setdefault(q, {})[d] = float(score)
+    qrels, bm25 = read_qrels(data, split), read_bm25_run(bm25_run)
     qindex = {q: i for i, q in enumerate(qids)}
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "recall_100"})
     scorings = {
