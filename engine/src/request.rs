@@ -458,8 +458,8 @@ pub struct Hit {
 pub struct Timings {
     /// Query encoding.
     pub embed_ms: f64,
-    /// Per retriever. A hybrid search runs BM25 while the query is encoded, so the two
-    /// overlap: their sum can exceed `total_ms`.
+    /// Per retriever. A hybrid search may run BM25 while the query is encoded, so the two
+    /// can overlap: their sum can exceed `total_ms`.
     pub retrieve_ms: BTreeMap<String, f64>,
     /// Fusion.
     pub fusion_ms: f64,

@@ -129,9 +129,9 @@ pub enum Retriever<'a> {
         /// Whether CF abstains on cold items (`share`) or leaves them out of its list (`ignore`).
         cold_items: ColdItems,
     },
-    /// A list already retrieved: BM25's, run while the query was being encoded (search runs
-    /// it beside the encode, on the pool's other thread). Retrieving returns it as it is, so
-    /// it must have been retrieved for the same `n` and filters.
+    /// A list already retrieved: BM25's, which search runs beside the query's encode.
+    /// Retrieving returns it as it is, so it must have been retrieved for the same `n` and
+    /// filters.
     Ready(RankedList),
 }
 
@@ -185,7 +185,10 @@ impl Retriever<'_> {
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(model.cold()));
                 RankedList { retriever: kind, hits, abstaining }
             }
-            Retriever::Ready(list) => list.clone(),
+            Retriever::Ready(list) => {
+                debug_assert!(list.hits.len() <= n, "a ready list longer than the {n} asked for");
+                list.clone()
+            }
         })
     }
 }

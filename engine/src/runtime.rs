@@ -190,12 +190,14 @@ impl Runtime {
         })
     }
 
-    /// Runs `encode` (an encode through this runtime) and `beside` at the same time, `beside`
-    /// on another of the pool's threads: search runs BM25 there, which does not need the
-    /// query's vector, while the encode leaves that thread idle between its products. In turn
-    /// where the encode goes through the model worker: that blocks the calling thread, and a
-    /// pool thread blocked on the worker, whose own pass needs the pool, could deadlock it.
-    pub fn encode_beside<A: Send, B: Send>(
+    /// Runs `encode` (an encode through this runtime) and `beside`, `beside` on another of
+    /// the pool's threads when one is free (search runs BM25 there, which does not need the
+    /// query's vector, while the encode leaves that thread idle between its products), else
+    /// after `encode` on the same thread. The thread that waits for `beside` does not become
+    /// another pass's helper meanwhile ([`crate::kernels::refusing_helpers`]). In turn where
+    /// the encode goes through the model worker: that blocks the calling thread, and a pool
+    /// thread blocked on the worker, whose own pass needs the pool, could deadlock it.
+    pub(crate) fn encode_beside<A: Send, B: Send>(
         &self,
         encode: impl FnOnce() -> A + Send,
         beside: impl FnOnce() -> B + Send,
@@ -203,12 +205,8 @@ impl Runtime {
         if self.query_batcher.is_some() {
             return (encode(), beside());
         }
-        let mut other = None;
-        let encoded = rayon::scope(|s| {
-            s.spawn(|_| other = Some(beside()));
-            encode()
-        });
-        (encoded, other.expect("a scope waits for what it spawned"))
+        // The scope puts the join on a pool thread, where the refusal must hold.
+        rayon::scope(|_| crate::kernels::refusing_helpers(|| rayon::join(encode, beside)))
     }
 
     /// Drops every cached query embedding and reranker logit (a new generation serves); hit

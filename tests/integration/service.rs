@@ -339,12 +339,13 @@ fn bm25_run_beside_the_encode_is_the_list_a_bm25_search_gives() {
     use hyrank_engine::request::Mode;
     let engine = shared_engine();
     for filtered in [false, true] {
-        let mut request = SearchRequest { k: 12, candidates: 12, ..SearchRequest::new("waterproof tent for rain") };
+        // k below the depth: an early list retrieved at k instead of the depth would differ.
+        let mut request = SearchRequest { k: 10, candidates: 40, ..SearchRequest::new("waterproof tent for rain") };
         if filtered {
             request.filters.insert("category".into(), Condition::Text("tents".into()));
         }
         let hybrid = engine.search(&SearchRequest { mode: Mode::Hybrid, ..request.clone() }).unwrap();
-        let bm25 = engine.search(&SearchRequest { mode: Mode::Bm25, ..request }).unwrap();
+        let bm25 = engine.search(&SearchRequest { mode: Mode::Bm25, k: 40, ..request }).unwrap();
         let by_id: std::collections::HashMap<_, _> = bm25.hits.iter().map(|h| (h.id.clone(), h)).collect();
         let mut seen = 0;
         for hit in &hybrid.hits {
@@ -352,7 +353,8 @@ fn bm25_run_beside_the_encode_is_the_list_a_bm25_search_gives() {
                 assert!(!by_id.contains_key(&hit.id), "{} is in BM25's list but has no BM25 part", hit.id);
                 continue;
             };
-            let alone = &by_id[&hit.id].breakdown.retrievers[0];
+            let alone = &by_id.get(&hit.id).unwrap_or_else(|| panic!("{} is not in BM25's own list", hit.id));
+            let alone = &alone.breakdown.retrievers[0];
             assert_eq!((score.raw_score, score.rank), (alone.raw_score, alone.rank), "{}", hit.id);
             seen += 1;
         }

@@ -17,8 +17,17 @@
 //!   and one that stole a long job (another request's whole pass) finishes it on its own time.
 //! - A helper executes whatever work the pool has, not only its own pass's, so a request
 //!   waiting in the pool is not held back by a spinning helper.
+//! - One helper per pass, whatever the pool's size: the configuration measured (2 vCPUs); a
+//!   helper per thread on a 16-core pool would keep 15 cores spinning through every query.
 //! - A pool of one thread, a pass started outside the pool, and `HYRANK_NO_HELPERS=1` (for
 //!   comparisons) spawn none.
+//! - A thread waiting for other work of its own ([`refusing_helpers`]) does not become one,
+//!   so it is not held until someone else's pass ends.
+//!
+//! Why a helper cannot wait on its own pass: it is queued before the pass's first fork, and
+//! rayon steals the oldest job first, so no thread runs a piece of the pass while the pass's
+//! helper is still queued behind it. A helper started later (mid-pass, or from outside the
+//! pool) would break that and could spin on top of a fork of its own pass forever.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +36,12 @@ use std::sync::{Arc, OnceLock};
 thread_local! {
     /// Passes this thread owns or helps, nested.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// Calls of [`refusing_helpers`] this thread is inside, nested.
+    static REFUSING: Cell<usize> = const { Cell::new(0) };
 }
+
+/// Helpers per pass (see the module's documentation).
+const HELPERS: usize = 1;
 
 /// Whether passes spawn helpers: not under `HYRANK_NO_HELPERS=1`.
 fn enabled() -> bool {
@@ -67,7 +81,7 @@ pub(crate) fn awake<R>(pass: impl FnOnce() -> R) -> R {
         return pass();
     }
     let done = Arc::new(AtomicBool::new(false));
-    for _ in 1..threads {
+    for _ in 0..HELPERS.min(threads - 1) {
         let done = Arc::clone(&done);
         rayon::spawn(move || help(&done));
     }
@@ -75,9 +89,24 @@ pub(crate) fn awake<R>(pass: impl FnOnce() -> R) -> R {
     pass()
 }
 
+/// Runs `work` on the calling thread, which meanwhile does not become a helper when it steals
+/// one (waiting in a join, say): for a request that waits for its own second half, not for
+/// someone else's pass to end.
+pub(crate) fn refusing_helpers<R>(work: impl FnOnce() -> R) -> R {
+    struct Refusing;
+    impl Drop for Refusing {
+        fn drop(&mut self) {
+            REFUSING.set(REFUSING.get() - 1);
+        }
+    }
+    REFUSING.set(REFUSING.get() + 1);
+    let _refusing = Refusing;
+    work()
+}
+
 /// A helper's loop: steal and run the pool's work until `done`, spinning when there is none.
 fn help(done: &AtomicBool) {
-    if DEPTH.get() > 0 {
+    if DEPTH.get() > 0 || REFUSING.get() > 0 {
         return;
     }
     let _inside = Inside::enter(None);
@@ -107,21 +136,31 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::{Duration, Instant};
 
-    /// Helpers in their loop now, across every pool of the test binary.
+    /// Prefix of the test pool's thread names: only its helpers are counted, not those of
+    /// passes other tests run at the same time on the global pool.
+    const POOL: &str = "awake-test-";
+
+    /// Helpers in their loop now, on the test pool's threads.
     static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-    pub(super) struct Live;
+    /// Counts a helper on the test pool while it lives.
+    pub(super) struct Live(bool);
 
     impl Live {
         pub(super) fn new() -> Self {
-            LIVE.fetch_add(1, Ordering::SeqCst);
-            Live
+            let counted = std::thread::current().name().is_some_and(|n| n.starts_with(POOL));
+            if counted {
+                LIVE.fetch_add(1, Ordering::SeqCst);
+            }
+            Live(counted)
         }
     }
 
     impl Drop for Live {
         fn drop(&mut self) {
-            LIVE.fetch_sub(1, Ordering::SeqCst);
+            if self.0 {
+                LIVE.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -137,11 +176,11 @@ mod tests {
         false
     }
 
-    // One test, not several: `LIVE` counts the helpers of every pool, so tests running in
-    // parallel would see each other's.
+    // One test, not several, on the one pool whose helpers `LIVE` counts.
     #[test]
     fn a_pass_has_a_helper_while_it_runs_and_none_after() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let pool =
+            rayon::ThreadPoolBuilder::new().num_threads(2).thread_name(|i| format!("{POOL}{i}")).build().unwrap();
         // During a pass, the other thread is in a helper, and the pass's forks still compute
         // what they would without it.
         let (helped, sum) = pool.install(|| {
@@ -164,14 +203,15 @@ mod tests {
         // Nested passes and passes outside any pool spawn none, and nest their depth.
         assert_eq!(awake(|| awake(|| DEPTH.get())), 2);
         assert_eq!(DEPTH.get(), 0);
-        assert_eq!(LIVE.load(Ordering::SeqCst), 0);
+        assert!(eventually(|| LIVE.load(Ordering::SeqCst) == 0));
     }
 
     #[test]
-    fn a_thread_inside_a_pass_does_not_become_a_helper() {
+    fn a_thread_inside_a_pass_or_refusing_does_not_become_a_helper() {
+        // Each would spin forever (`done` is never raised) if it did not return at once.
         let done = AtomicBool::new(false);
+        refusing_helpers(|| help(&done));
         let _inside = Inside::enter(None);
-        // Would spin forever (`done` is never raised) if it did not return at once.
         help(&done);
     }
 }

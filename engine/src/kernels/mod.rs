@@ -124,7 +124,7 @@ mod math;
 mod matmul;
 
 pub(crate) use attention::attend;
-pub(crate) use awake::awake;
+pub(crate) use awake::{awake, refusing_helpers};
 pub(crate) use int8::MAX_INT8_K;
 pub(crate) use math::{dot, layer_norm};
 pub(crate) use matmul::{matmul, Epilogue, Format, Packed};
