@@ -44,13 +44,23 @@ PY
 "$bin/hyrank" publish --index-dir "$work/publisher" --generation "$first" --to "$url" | tee "$out/publish-1.txt"
 
 python3 bench/make_wrk_script.py "$data" test '{"k": 10}' > "$out/search.lua"
-ports=()
+ports=() replicas=()
 for name in a b; do
   port=$(free_port); ports+=("$port")
   "$bin/hyrank-serve" --source "$url" --index-dir "$work/replica-$name" --bind 127.0.0.1:$port --watch-secs 1 \
     --response-cache-entries 0 --query-cache-entries 0 --device cpu > "$out/replica-$name.log" 2>&1 & pids+=($!)
+  replicas+=($!)
 done
-for port in "${ports[@]}"; do until curl -sf "http://127.0.0.1:$port/readyz" > /dev/null; do sleep 0.5; done; done
+for i in 0 1; do
+  until curl -sf "http://127.0.0.1:${ports[$i]}/readyz" > /dev/null; do
+    if ! kill -0 "${replicas[$i]}" 2>/dev/null; then
+      echo "replica $i exited before it was ready; its log ends:" >&2
+      tail -3 "$out/replica-$([ $i = 0 ] && echo a || echo b).log" >&2
+      exit 1
+    fi
+    sleep 0.5
+  done
+done
 
 for i in 0 1; do
   wrk -t1 -c4 -d${seconds}s --latency -s "$out/search.lua" "http://127.0.0.1:${ports[$i]}" > "$out/wrk-$i.txt" &

@@ -46,7 +46,7 @@ const HELPERS: usize = 1;
 /// Whether passes spawn helpers: not under `HYRANK_NO_HELPERS=1`.
 fn enabled() -> bool {
     static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("HYRANK_NO_HELPERS").map_or(true, |v| v != "1"))
+    *ENABLED.get_or_init(|| !super::switched_off("HYRANK_NO_HELPERS"))
 }
 
 /// Counts the running thread into a pass (or a helper) until dropped, and raises `done`, if

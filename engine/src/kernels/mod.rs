@@ -79,13 +79,19 @@ pub(crate) fn tile_shape(rows: usize, wide: bool) -> (usize, usize) {
     }
 }
 
+/// Whether a comparison switch (`HYRANK_NO_AVX512`, `HYRANK_NO_VNNI`, `HYRANK_NO_HELPERS`)
+/// is set to `1`; callers read it once.
+pub(crate) fn switched_off(variable: &str) -> bool {
+    std::env::var(variable).is_ok_and(|v| v == "1")
+}
+
 /// Whether the products run their 512-bit tiles (12 rows × two panels): AVX-512F and BW on an
 /// x86-64 CPU, unless `HYRANK_NO_AVX512=1` asks for the 256-bit ones (for comparisons).
 pub(crate) fn wide() -> bool {
     static WIDE: OnceLock<bool> = OnceLock::new();
     *WIDE.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
-        if isa() == Isa::Avx2 && std::env::var("HYRANK_NO_AVX512").map_or(true, |v| v != "1") {
+        if isa() == Isa::Avx2 && !switched_off("HYRANK_NO_AVX512") {
             return std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bw");
         }
         false

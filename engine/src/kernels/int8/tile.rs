@@ -110,7 +110,7 @@ pub(in crate::kernels) fn vnni() -> bool {
     *VNNI.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         // HYRANK_NO_VNNI=1 runs the AVX2 tile instead, for comparisons.
-        if std::env::var("HYRANK_NO_VNNI").map_or(true, |v| v != "1") {
+        if !super::super::switched_off("HYRANK_NO_VNNI") {
             return std::arch::is_x86_feature_detected!("avx512vnni")
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512f");
