@@ -124,26 +124,31 @@ impl Layer {
     }
 
     /// Runs the layer over packed rows `x` (`(Σ lengths, hidden)`), in place; `lengths` are
-    /// the sequences' token counts, in row order.
-    pub(crate) fn forward(&self, x: &mut [f32], lengths: &[usize]) {
+    /// the sequences' token counts, in row order; `work` holds the products' outputs between
+    /// them, reused from layer to layer.
+    pub(crate) fn forward(&self, x: &mut [f32], lengths: &[usize], work: &mut Workspace) {
         let hidden = self.attention_out.outputs();
         let m = x.len() / hidden;
-        let mut qkv = vec![0.0; m * self.qkv.outputs()];
-        kernels::matmul(x, m, &self.qkv, Epilogue::None, &mut qkv);
-        let context = self.attention(&qkv, lengths, hidden);
-        let mut attended = vec![0.0; m * hidden];
-        kernels::matmul(&context, m, &self.attention_out, Epilogue::Residual(x), &mut attended);
-        self.attention_norm.apply(&mut attended);
-        let mut inner = vec![0.0; m * self.intermediate.outputs()];
-        kernels::matmul(&attended, m, &self.intermediate, Epilogue::Gelu, &mut inner);
-        kernels::matmul(&inner, m, &self.output, Epilogue::Residual(&attended), x);
+        let Workspace { qkv, context, attended, inner } = work;
+        let qkv = sized(qkv, m * self.qkv.outputs());
+        kernels::matmul(x, m, &self.qkv, Epilogue::None, qkv);
+        let context = sized(context, m * hidden);
+        self.attention(qkv, lengths, hidden, context);
+        let attended = sized(attended, m * hidden);
+        kernels::matmul(context, m, &self.attention_out, Epilogue::Residual(x), attended);
+        self.attention_norm.apply(attended);
+        let inner = sized(inner, m * self.intermediate.outputs());
+        kernels::matmul(attended, m, &self.intermediate, Epilogue::Gelu, inner);
+        kernels::matmul(inner, m, &self.output, Epilogue::Residual(attended), x);
         self.output_norm.apply(x);
     }
 
-    /// Multi-head self-attention of every sequence over its own rows: `(Σ lengths, hidden)`.
-    fn attention(&self, qkv: &[f32], lengths: &[usize], hidden: usize) -> Vec<f32> {
+    /// Multi-head self-attention of every sequence over its own rows, `qkv` `(Σ lengths, 3 ×
+    /// hidden)`, into `context` `(Σ lengths, hidden)`: each head writes its own columns.
+    fn attention(&self, qkv: &[f32], lengths: &[usize], hidden: usize, context: &mut [f32]) {
         let head_dim = hidden / self.heads;
         let stride = 3 * hidden;
+        assert_eq!(context.len(), qkv.len() / 3);
         let starts: Vec<usize> = lengths
             .iter()
             .scan(0, |row, &len| {
@@ -152,51 +157,74 @@ impl Layer {
                 Some(start)
             })
             .collect();
-        let mut context = vec![0.0; qkv.len() / 3];
-        let run = |(sequence, head): (usize, usize), out: &mut Vec<f32>, scratch: &mut Vec<f32>| {
+        let target = SharedContext(context.as_mut_ptr());
+        let run = |(sequence, head): (usize, usize), scratch: &mut Vec<f32>| {
             let (start, len) = (starts[sequence], lengths[sequence]);
-            out.resize(len * head_dim, 0.0);
             let rows = &qkv[start * stride..(start + len) * stride];
-            kernels::attend(rows, len, stride, head * head_dim, hidden, head_dim, out, scratch);
+            // SAFETY: rows `start..start + len`, columns of `head`: this job's alone (each
+            // (sequence, head) pair is one job), inside `context` (`Σ lengths × hidden`), which
+            // outlives the jobs.
+            unsafe {
+                let at = target.at(start * hidden + head * head_dim);
+                kernels::attend(rows, len, stride, head * head_dim, hidden, head_dim, at, hidden, scratch);
+            }
         };
         let jobs: Vec<(usize, usize)> = (0..lengths.len()).flat_map(|s| (0..self.heads).map(move |h| (s, h))).collect();
         let work: usize = lengths.iter().map(|&l| l * l).sum::<usize>() * hidden;
         if work < kernels::SERIAL_ATTENTION_MACS || rayon::current_num_threads() == 1 {
-            let (mut out, mut scratch) = (Vec::new(), Vec::new());
-            for &(sequence, head) in &jobs {
-                run((sequence, head), &mut out, &mut scratch);
-                place(&mut context, &out, starts[sequence], head * head_dim, hidden, head_dim);
-            }
+            let mut scratch = Vec::new();
+            jobs.iter().for_each(|&job| run(job, &mut scratch));
         } else {
-            let results: Vec<Vec<f32>> = jobs
-                .par_iter()
-                .map_init(Vec::new, |scratch, &job| {
-                    let mut out = Vec::new();
-                    run(job, &mut out, scratch);
-                    out
-                })
-                .collect();
-            for (&(sequence, head), out) in jobs.iter().zip(&results) {
-                place(&mut context, out, starts[sequence], head * head_dim, hidden, head_dim);
-            }
+            jobs.par_iter().for_each_init(Vec::new, |scratch, &job| run(job, scratch));
         }
-        context
     }
+}
+
+/// The context matrix's base pointer, shared by the heads' jobs, each writing its own columns.
+#[derive(Clone, Copy)]
+struct SharedContext(*mut f32);
+
+impl SharedContext {
+    /// The element `offset` floats in (a method, so that closures capture the whole wrapper
+    /// and not its bare pointer field, which is neither `Send` nor `Sync`).
+    ///
+    /// # Safety
+    /// `offset` lies inside the matrix.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller's.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+// SAFETY: the jobs write disjoint regions (see `Layer::attention`).
+unsafe impl Send for SharedContext {}
+unsafe impl Sync for SharedContext {}
+
+/// One pass's buffers for the products' outputs between a layer's input and its output, kept
+/// from layer to layer: allocated (and zeroed) once per pass instead of once per layer, which
+/// was 3–4% of an abstract's time. Every product overwrites what it uses, so nothing is
+/// zeroed again.
+#[derive(Default)]
+pub(crate) struct Workspace {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    attended: Vec<f32>,
+    inner: Vec<f32>,
+}
+
+/// `buffer` as exactly `len` floats, grown (with zeros) if it is shorter.
+fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 /// Runs `layers` over packed rows `x` in place, on one of the pool's threads (see
 /// [`NativeEncoder::forward`] for why).
 pub(crate) fn run_layers(layers: &[Layer], x: &mut [f32], lengths: &[usize]) {
-    rayon::scope(|_| kernels::awake(|| layers.iter().for_each(|layer| layer.forward(x, lengths))));
-}
-
-/// Copies one head's context (`len × head_dim`) into columns `column..column + head_dim` of
-/// rows `start..` of `context` (`hidden` wide).
-fn place(context: &mut [f32], out: &[f32], start: usize, column: usize, hidden: usize, head_dim: usize) {
-    for (i, row) in out.chunks_exact(head_dim).enumerate() {
-        let at = (start + i) * hidden + column;
-        context[at..at + head_dim].copy_from_slice(row);
-    }
+    let mut work = Workspace::default();
+    rayon::scope(|_| kernels::awake(|| layers.iter().for_each(|layer| layer.forward(x, lengths, &mut work))));
 }
 
 /// BERT's embeddings and its first layers, on the CPU kernels.
@@ -311,8 +339,9 @@ impl NativeEncoder {
             }
         }
         self.embedding_norm.apply(&mut x);
+        let mut work = Workspace::default();
         for layer in self.layers.iter().take(layers) {
-            layer.forward(&mut x, &input.lengths);
+            layer.forward(&mut x, &input.lengths, &mut work);
         }
         Ok(x)
     }

@@ -113,7 +113,17 @@ macro_rules! vectorised {
             unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                 body::<$crate::kernels::math::Fused>($($arg),*)
             }
+            // The same body compiled for AVX-512 as well: 16 lanes per register instead of 8,
+            // which halves softmax's and GELU's instructions on the 512-bit tiles' CPUs.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+            unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                body::<$crate::kernels::math::Fused>($($arg),*)
+            }
             match isa() {
+                // SAFETY: `wide()` saw AVX-512 F and BW on this CPU, `isa()` AVX2 and FMA.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 if $crate::kernels::wide() => unsafe { avx512($($arg),*) },
                 // SAFETY: `isa()` saw AVX2 and FMA on this CPU.
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => unsafe { avx2($($arg),*) },

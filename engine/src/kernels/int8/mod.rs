@@ -239,37 +239,27 @@ pub(super) unsafe fn block_product_int8(
     unsafe { finish(n, rows, cols, epilogue, out) };
 }
 
-/// The largest `|v|` of `values` (0 when empty); NaN when one of them is NaN.
-fn absmax(values: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2 {
-        // SAFETY: `isa()` saw AVX2 on this CPU.
-        return unsafe { absmax_avx2(values) };
+vectorised! {
+    /// The largest `|v|` of `values` (0 when empty); NaN when one of them is NaN.
+    ///
+    /// Computed on the bit patterns: with the sign bit cleared, IEEE 754 orders non-negative
+    /// floats as their bits order as unsigned integers, and every NaN's bits lie above
+    /// infinity's, so one integer maximum finds the largest magnitude and lets a NaN through,
+    /// without a branch or a separate NaN test. 64 lanes, so that the compiler keeps several
+    /// independent maxima in flight instead of one chain.
+    fn absmax(values: &[f32]) -> f32 {
+        const MAGNITUDE: u32 = 0x7fff_ffff;
+        let mut lanes = [0u32; 64];
+        let chunks = values.chunks_exact(64);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for (lane, v) in lanes.iter_mut().zip(chunk) {
+                *lane = (*lane).max(v.to_bits() & MAGNITUDE);
+            }
+        }
+        let top = lanes.into_iter().fold(0, u32::max);
+        f32::from_bits(rest.iter().fold(top, |top, v| top.max(v.to_bits() & MAGNITUDE)))
     }
-    values.iter().fold(0.0f32, |max, v| if v.abs() > max || v.is_nan() { v.abs() } else { max })
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn absmax_avx2(values: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let sign = _mm256_set1_ps(-0.0);
-    let (mut max, mut nan) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let chunks = values.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        // SAFETY: 8 floats.
-        let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
-        max = _mm256_max_ps(max, _mm256_andnot_ps(sign, v));
-        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
-    }
-    if _mm256_movemask_ps(nan) != 0 || tail.iter().any(|v| v.is_nan()) {
-        return f32::NAN;
-    }
-    let mut lanes = [0.0f32; 8];
-    // SAFETY: 8 floats.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), max) };
-    lanes.iter().chain(tail).fold(0.0f32, |max, v| max.max(v.abs()))
 }
 
 /// `values · inverse`, rounded to nearest (ties to even) and clamped to `±levels` (at most
@@ -319,6 +309,26 @@ pub(super) mod tests {
     use super::super::matmul::{matmul, matmul_on, Epilogue, Format, Panels};
     use super::super::testing::{assert_close, naive, values, widths};
     use super::*;
+
+    #[test]
+    fn absmax_finds_the_largest_magnitude_and_lets_a_nan_through() {
+        assert_eq!(absmax(&[]), 0.0);
+        assert_eq!(absmax(&[-0.0]), 0.0);
+        // Positions in the 64-lane body and in the tail.
+        let v: Vec<f32> = (0..200).map(|i| (i as f32 - 100.0) * 0.5).collect();
+        assert_eq!(absmax(&v), 50.0);
+        for at in [0, 63, 64, 127, 199] {
+            let mut w = v.clone();
+            w[at] = -1e30;
+            assert_eq!(absmax(&w), 1e30);
+            w[at] = f32::NEG_INFINITY;
+            assert_eq!(absmax(&w), f32::INFINITY);
+            w[at] = f32::NAN;
+            assert!(absmax(&w).is_nan(), "NaN at {at}");
+            w[at] = -f32::NAN;
+            assert!(absmax(&w).is_nan(), "−NaN at {at}");
+        }
+    }
 
     /// The quantization the int8 formats are specified by, written out: each row of `values`
     /// (`width` long) to `±levels` steps of `absmax / levels`, rounded to nearest (ties to

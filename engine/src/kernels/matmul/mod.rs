@@ -263,15 +263,21 @@ pub(in crate::kernels) fn matmul_on(
     // Rows per block: the block's inputs stay in L2 (~256 KiB) while every panel passes over them;
     // whole tiles of the height the tiles take.
     let unit = if on_wide { WIDE_ROWS } else { TILE_ROWS };
-    let block_rows = ((65_536 / k.max(1)) / unit * unit).max(unit);
-    let row_blocks = m.div_ceil(block_rows);
     let threads = rayon::current_num_threads();
     let serial = m * k * n < SERIAL_MACS || threads == 1;
+    // An int8 job quantizes and packs its block's rows before multiplying them, so splitting a
+    // block's columns over several jobs quantizes its rows once per job (4 times per layer
+    // norm's product of a 240-token abstract on 2 threads). Where there are at least 4 tiles'
+    // worth of rows per thread, the int8 products are split by rows alone, one tile per job:
+    // each job then streams every panel, which at that height the tiles' arithmetic hides.
+    let by_rows = !serial && matches!(w.panels, Panels::Int8(_)) && m >= 4 * unit * threads;
+    let block_rows = if by_rows { unit } else { ((65_536 / k.max(1)) / unit * unit).max(unit) };
+    let row_blocks = m.div_ceil(block_rows);
     // Enough jobs to keep every thread busy. A single block of rows (a query) is split into one
     // column range per thread: each job is a fork to join (and on the 256-bit tile packs the
     // rows again), and finer ranges measured 10–13% slower on a 21-token query (criterion, 2
     // threads, the 256-bit tile; not measured again on the 512-bit one).
-    let col_chunks = if serial {
+    let col_chunks = if serial || by_rows {
         1
     } else if row_blocks == 1 {
         threads.min(panels)
