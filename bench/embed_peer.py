@@ -3,7 +3,7 @@
 
     bench/embed_peer.py [--hyrank target/release/hyrank] [--model-dir models/all-MiniLM-L6-v2]
         [--data ../shared/data/scifact] [--items 200] [--queries 300] [--threads 2]
-        [--precisions f32,int8] [--repeats 3] [--onnx]
+        [--precisions f32,int8,w8a8] [--repeats 3] [--onnx]
 
 Throughput: the first --items abstracts of the corpus ("title. text", up to 256 tokens), embedded
 in batches, items/s (median of --repeats runs). Latency: the first --queries test queries,
@@ -85,7 +85,7 @@ def main():
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precisions", default="f32,int8")
+    parser.add_argument("--precisions", default="f32,int8,w8a8")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--onnx", action="store_true",
                         help="also ONNX Runtime through sentence-transformers (f32); "

@@ -90,7 +90,7 @@ finish() {
   tar -czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null
 }
 trap finish EXIT
-if [ "$DEV" = cuda ]; then PRECISIONS="f16 bf16"; else PRECISIONS="int8"; fi
+if [ "$DEV" = cuda ]; then PRECISIONS="f16 bf16"; else PRECISIONS="int8 w8a8"; fi
 if [ "$SMOKE" = 1 ]; then
   BATCHES="8"; EPOCHS=1; DEPTH=10; MINE=10; PAIR_TOKENS=128; REQUESTS_C1=4; REQUESTS_C16=16; TRAIN_LIMIT=600
 else

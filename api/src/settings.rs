@@ -92,8 +92,8 @@ pub struct SettingsLayer {
     /// Device for query encoding and reranking: auto, cpu, cuda or cuda:N [default: auto].
     #[arg(long, env = "HYRANK_DEVICE")]
     pub device: Option<String>,
-    /// Number format of the transformer: f32, f16, bf16 or int8 [default: the generation's;
-    /// another one is refused at start-up].
+    /// Number format of the transformer: f32, f16, bf16, int8 or w8a8 [default: the
+    /// generation's; another one is refused at start-up].
     #[arg(long, env = "HYRANK_PRECISION")]
     pub precision: Option<String>,
     /// Address to listen on. Loopback by default: expose it deliberately [default: 127.0.0.1:8080].

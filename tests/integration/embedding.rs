@@ -38,7 +38,7 @@ fn embeddings_match_sentence_transformers() {
 }
 
 #[test]
-fn int8_embeddings_stay_within_the_issue_bound_of_f32_and_the_goldens() {
+fn int8_and_w8a8_embeddings_stay_within_the_issue_bound_of_f32_and_the_goldens() {
     use hyrank_engine::{EmbedderSettings, Precision};
     let golden: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(hyrank_tests::fixture("golden_embeddings.json")).unwrap())
@@ -46,21 +46,31 @@ fn int8_embeddings_stay_within_the_issue_bound_of_f32_and_the_goldens() {
     let texts: Vec<String> =
         golden["cases"].as_array().unwrap().iter().map(|c| c["text"].as_str().unwrap().to_string()).collect();
     let f32_model = Embedder::load(&hyrank_tests::embedder_settings()).unwrap();
-    let int8 = EmbedderSettings { precision: Some(Precision::Int8), ..hyrank_tests::embedder_settings() };
-    let int8_model = Embedder::load(&int8).unwrap();
-    assert_eq!(int8_model.precision(), Precision::Int8);
     let reference = f32_model.embed_many(&texts, |_| {}).unwrap();
-    let quantized = int8_model.embed_many(&texts, |_| {}).unwrap();
-    for ((case, a), b) in golden["cases"].as_array().unwrap().iter().zip(&reference).zip(&quantized) {
-        let expected: Vec<f32> =
-            case["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-        let to_f32 = cosine(a, b);
-        let to_golden = cosine(b, &expected);
-        assert!(
-            to_f32 >= 0.99 && to_golden >= 0.99,
-            "{:?}: cosine {to_f32} to f32, {to_golden} to the golden",
-            case["text"]
-        );
-        assert!(to_f32 < 1.0 - 1e-7, "{:?}: int8 gave exactly the f32 embedding; was it quantized?", case["text"]);
+    let mut outputs = Vec::new();
+    for precision in [Precision::Int8, Precision::W8a8] {
+        let settings = EmbedderSettings { precision: Some(precision), ..hyrank_tests::embedder_settings() };
+        let model = Embedder::load(&settings).unwrap();
+        assert_eq!(model.precision(), precision);
+        let quantized = model.embed_many(&texts, |_| {}).unwrap();
+        for ((case, a), b) in golden["cases"].as_array().unwrap().iter().zip(&reference).zip(&quantized) {
+            let expected: Vec<f32> =
+                case["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let to_f32 = cosine(a, b);
+            let to_golden = cosine(b, &expected);
+            assert!(
+                to_f32 >= 0.99 && to_golden >= 0.99,
+                "{precision} {:?}: cosine {to_f32} to f32, {to_golden} to the golden",
+                case["text"]
+            );
+            assert!(
+                to_f32 < 1.0 - 1e-7,
+                "{precision} {:?}: exactly the f32 embedding; was it quantized?",
+                case["text"]
+            );
+        }
+        outputs.push(quantized);
     }
+    // w8a8's 8-bit inputs are not int8's 13-bit ones: the two must not be the same model.
+    assert!(outputs[0].iter().zip(&outputs[1]).any(|(a, b)| cosine(a, b) < 1.0 - 1e-6), "w8a8 ran as int8");
 }

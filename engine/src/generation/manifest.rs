@@ -31,7 +31,9 @@ use crate::lexical::LexicalSettings;
 /// builds from before it), EASE's recency half-life (`ease.recency_half_life`, applied at
 /// request time, not stored in the weights) and a validated content weight for
 /// recommendations other than the model family's constant (`cf_selection.content_weight`).
-pub const FORMAT_VERSION: u32 = 5;
+/// Version 6 marks a generation embedded at w8a8: a build from before it does not know the
+/// precision, and says the generation is newer than it reads instead of failing to parse it.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The version scoring settings older builds would ignore need (version 5 above).
 pub const SCORING_FORMAT_VERSION: u32 = 5;
@@ -45,12 +47,15 @@ pub const PRETTR_FORMAT_VERSION: u32 = 3;
 /// The oldest version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
 
+/// The version a generation embedded at w8a8 needs ([`FORMAT_VERSION`]'s version 6).
+pub const W8A8_FORMAT_VERSION: u32 = 6;
+
 /// The version a generation embedded at `precision` is written as.
 pub fn format_version_for(precision: Precision) -> u32 {
-    if precision == Precision::F32 {
-        MIN_FORMAT_VERSION
-    } else {
-        2
+    match precision {
+        Precision::F32 => MIN_FORMAT_VERSION,
+        Precision::W8a8 => W8A8_FORMAT_VERSION,
+        Precision::F16 | Precision::Bf16 | Precision::Int8 => 2,
     }
 }
 

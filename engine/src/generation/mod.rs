@@ -264,6 +264,8 @@ mod tests {
         m.ease = None;
         m.lexical.bm25.fields = FieldCombination::Bm25f;
         assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read BM25F as sum");
+        m.precision = Precision::W8a8;
+        assert_eq!(format_version_of(&m), W8A8_FORMAT_VERSION, "older builds do not know w8a8");
     }
 
     #[test]

@@ -103,10 +103,11 @@ pub(crate) struct ModelArgs {
     #[arg(long)]
     pub(crate) batch_size: Option<usize>,
     /// Number format of the transformer: f32; f16 (GPU: f16 throughout; CPU: f16 weights, f32
-    /// arithmetic, on hyrank's kernels); bf16 (GPU); int8 (CPU: 8-bit weights and integer
-    /// arithmetic on hyrank's kernels; 1.3-1.5x f32's throughput on a 2-core Zen 4, docs/EVAL.md). Indexing: recorded in the
-    /// generation (default f32). Serving and evaluating: the generation's by default; another
-    /// one is refused.
+    /// arithmetic, on hyrank's kernels); bf16 (GPU); int8 (CPU: 8-bit weights, 13-bit inputs,
+    /// integer arithmetic on hyrank's kernels); w8a8 (CPU: 8-bit weights and inputs, the
+    /// fastest; vectors a little further from f32's than int8's, docs/EVAL.md). Indexing:
+    /// recorded in the generation (default f32). Serving and evaluating: the generation's by
+    /// default; another one is refused.
     #[arg(long, env = "HYRANK_PRECISION")]
     pub(crate) precision: Option<String>,
 }
