@@ -119,11 +119,92 @@ vectorised! {
     }
 }
 
+/// Softmax's numerators in place, `e^(scale·(x − max))`, returning their sum `Σ`: the softmax
+/// is each value divided by `Σ`, a division attention applies to its output row (`head_dim`
+/// values) instead of to the `len` probabilities. `scale > 0`. The maximum ignores NaNs (as
+/// `f32::max` does); a NaN value's numerator is NaN.
+pub(crate) fn softmax_numerators(values: &mut [f32], scale: f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if super::wide() {
+        // SAFETY: `wide()` saw AVX-512 F on this CPU.
+        return unsafe { softmax_numerators_512(values, scale) };
+    }
+    softmax_numerators_lanes(values, scale)
+}
+
+/// [`softmax_numerators`] written out in AVX-512: the compiler's vectorisation of the plain
+/// loops (`softmax_numerators_lanes`) reduces the maximum with a NaN test per step and ~30
+/// scalar shuffles per row, and builds `2^n` in integer arithmetic; here the maximum is one
+/// `vmaxps` per 16 values and one reduction, the row's last partial register is masked, and
+/// `2^n` is `vscalefps`. The same clamp, reduction to `[−ln2/2, ln2/2]` and degree-7
+/// polynomial as [`exp`], so each numerator is the same float; only the sum's order differs.
+///
+/// # Safety
+/// The CPU has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_numerators_512(values: &mut [f32], scale: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let (len, at) = (values.len(), values.as_mut_ptr());
+    let whole = len / 16 * 16;
+    let tail: __mmask16 = ((1u32 << (len - whole)) - 1) as u16;
+    // `vmaxps a, b` returns `b` when either is NaN: the running maximum goes second, so a NaN
+    // value is passed over.
+    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+    for i in (0..whole).step_by(16) {
+        // SAFETY: i + 16 ≤ len.
+        max = _mm512_max_ps(unsafe { _mm512_loadu_ps(at.add(i)) }, max);
+    }
+    // SAFETY: the mask covers the `len − whole` values left.
+    let last = unsafe { _mm512_maskz_loadu_ps(tail, at.add(whole)) };
+    max = _mm512_mask_max_ps(max, tail, last, max);
+    let max = _mm512_reduce_max_ps(max);
+    let (scale_v, shift) = (_mm512_set1_ps(scale), _mm512_set1_ps(-max * scale));
+    let mut sum = _mm512_setzero_ps();
+    for i in (0..whole).step_by(16) {
+        // SAFETY: as above.
+        unsafe {
+            let e = exp_512(_mm512_fmadd_ps(_mm512_loadu_ps(at.add(i)), scale_v, shift));
+            _mm512_storeu_ps(at.add(i), e);
+            sum = _mm512_add_ps(sum, e);
+        }
+    }
+    if tail != 0 {
+        let e = exp_512(_mm512_fmadd_ps(last, scale_v, shift));
+        // SAFETY: as above.
+        unsafe { _mm512_mask_storeu_ps(at.add(whole), tail, e) };
+        sum = _mm512_mask_add_ps(sum, tail, sum, e);
+    }
+    _mm512_reduce_add_ps(sum)
+}
+
+/// [`exp`] on 16 lanes: the same clamp, Cody–Waite reduction and polynomial, `2^n` applied by
+/// `vscalefps`. A NaN lane stays NaN.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn exp_512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // `vmaxps`/`vminps` return their second operand when either is NaN: x goes second.
+    let x = _mm512_min_ps(_mm512_set1_ps(88.3), _mm512_max_ps(_mm512_set1_ps(-87.3), x));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+        x,
+        _mm512_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x));
+    let mut p = _mm512_set1_ps(1.0 / 5040.0);
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    _mm512_scalef_ps(p, n)
+}
+
 vectorised! {
-    /// Softmax's numerators in place, `e^(scale·(x − max))`, returning their sum `Σ`: the
-    /// softmax is each value divided by `Σ`, a division attention applies to its output row
-    /// (`head_dim` values) instead of to the `len` probabilities. `scale > 0`.
-    fn softmax_numerators(values: &mut [f32], scale: f32) -> f32 {
+    /// [`softmax_numerators`] in plain loops the compiler vectorises: what CPUs without
+    /// AVX-512 run.
+    fn softmax_numerators_lanes(values: &mut [f32], scale: f32) -> f32 {
         let max = reduce(values, f32::NEG_INFINITY, |v| v, f32::max);
         // One pass: the exponential and the running sums (16 lanes, as `reduce` keeps them).
         let shift = -max * scale;
@@ -180,6 +261,27 @@ mod tests {
             let (ours, reference) = (erf::<Separate>(x), erf_reference(x as f64));
             assert!((ours as f64 - reference).abs() < 5e-7, "erf({x}) = {ours}, not {reference}");
         }
+    }
+
+    #[test]
+    fn the_avx512_softmax_gives_the_plain_loops_numerators_for_every_length() {
+        if !super::super::wide() {
+            eprintln!("no AVX-512 here (or HYRANK_NO_AVX512=1): the 512-bit softmax is not run");
+            return;
+        }
+        for len in [1usize, 15, 16, 17, 40, 240] {
+            let values: Vec<f32> = (0..len).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.7).collect();
+            let (mut ours, mut plain) = (values.clone(), values.clone());
+            let total = unsafe { softmax_numerators_512(&mut ours, 0.18) };
+            let plain_total = softmax_numerators_lanes(&mut plain, 0.18);
+            assert_close(&ours, &plain, 1e-7);
+            assert!((total - plain_total).abs() <= 1e-5 * plain_total, "len {len}: {total} vs {plain_total}");
+        }
+        // A NaN is passed over by the maximum and stays NaN; a value far below the maximum
+        // gives `exp`'s floor, a tiny normal number, not garbage.
+        let mut v = vec![1.0, f32::NAN, -1.0e6, 3.0];
+        unsafe { softmax_numerators_512(&mut v, 1.0) };
+        assert!(v[1].is_nan() && v[2] == exp::<Separate>(-87.3) && v[3] == 1.0, "{v:?}");
     }
 
     #[test]
