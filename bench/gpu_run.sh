@@ -105,7 +105,7 @@ for bs in $BATCHES; do
   note "hyrank embed $DEV bs$bs" "$(grep -E 'items/s' "$LOGS/embed-$DEV-bs$bs.log" | tail -1)"
   note "hyrank parity $DEV bs$bs" "$(grep -iE 'cosine' "$LOGS/embed-$DEV-bs$bs.log" | tail -1)"
 done
-# Reduced precisions (f16/bf16 are the GPU's; int8 is the CPU's and is refused on a GPU).
+# Reduced precisions (f16/bf16 are the GPU's; int8 and w8a8 are the CPU's and are refused on a GPU).
 for precision in $PRECISIONS; do
   step "embed-$DEV-$precision" 120 "$BIN/hyrank" check-model --model-dir "$MODEL" --device "$DEV" \
     --precision "$precision" --batch-size "${BATCHES##* }" --golden fixtures/golden_embeddings.json \

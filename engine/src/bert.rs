@@ -1,6 +1,7 @@
 //! MiniLM's BERT encoder, written out so that one implementation runs at every precision the
 //! engine offers: f32 (what sentence-transformers runs), f16 and bf16 (for GPUs), and int8
-//! weights (for CPUs: hyrank's integer kernels, or Q8_0 blocks through candle's quantized matmul).
+//! weights with 13-bit or 8-bit inputs (int8 and w8a8, for CPUs: hyrank's integer kernels, or
+//! Q8_0 blocks through candle's quantized matmul).
 //!
 //! candle-transformers' `BertModel` does the f32 case, but not the others: its projections are
 //! `candle_nn::Linear` (no quantized weights), and it builds the attention mask as
@@ -48,9 +49,10 @@ pub enum Precision {
     /// The same 8-bit weights as [`Precision::Int8`], and every product's input quantized per
     /// row to 8 bits as well (W8A8, the scheme of LLM.int8()'s per-row quantization without its
     /// outlier split); for CPUs. On a CPU with AVX-512 VNNI the products run `vpdpbusd`, four
-    /// multiply-adds per 32-bit lane against `vpdpwssd`'s two: the fastest way to embed on a
-    /// CPU, at a cost in fidelity that `int8` does not pay (docs/EVAL.md: cosine to the f32
-    /// vectors 0.996–0.999 against int8's 0.999+, the same nDCG@10 on SciFact train). On
+    /// multiply-adds per 32-bit lane against `vpdpwssd`'s two: the fastest way to embed on such
+    /// a CPU, at a cost in fidelity that `int8` does not pay (docs/EVAL.md: cosine to the f32
+    /// vectors 0.996–0.999 against int8's 0.999+; SciFact train nDCG@10 within 0.0025 of
+    /// f32's). Without VNNI the same integers run on int8's pair tile, at int8's speed. On
     /// candle's path it is [`Precision::Int8`]'s Q8_0.
     W8a8,
 }
@@ -95,8 +97,9 @@ impl Precision {
     /// How hyrank's CPU kernels store a trained reranker's layers at this precision: as
     /// [`Precision::cpu_format`], except that int8 takes 8-bit inputs as well as 8-bit weights
     /// (`Format::W8A8`). The ranking barely moves (docs/EVAL.md) and, on a CPU with VNNI, the
-    /// byte tile does twice the work per instruction. The embedder keeps 13-bit inputs: its
-    /// vectors are stored, 8 bits cost them cosine, and queries must be encoded as items were.
+    /// byte tile does twice the work per instruction. The embedder's int8 keeps 13-bit inputs
+    /// (its vectors are stored, and 8 bits cost them cosine); its w8a8 is this same format,
+    /// and so is a reranker's w8a8.
     pub(crate) fn reranker_cpu_format(self) -> Option<crate::kernels::Format> {
         use crate::kernels::Format;
         match self.cpu_format() {
@@ -257,8 +260,8 @@ const MASKED: f64 = -1.0e4;
 
 /// BERT's embeddings and its first `layers` transformer layers at one precision.
 ///
-/// On a CPU at f32 and f16 it runs on hyrank's own kernels ([`native`]; about 2× candle's CPU
-/// path, docs/EVAL.md); everywhere else (GPUs, bf16, int8) on candle's.
+/// On a CPU at f32, f16, int8 and w8a8 it runs on hyrank's own kernels ([`native`]; about 2×
+/// candle's CPU path at f32, docs/EVAL.md); everywhere else (GPUs, bf16) on candle's.
 /// `HYRANK_CPU_KERNELS=candle` forces candle's on the CPU too, for comparisons.
 pub struct Encoder {
     backend: Backend,
@@ -302,7 +305,8 @@ impl Encoder {
     /// names), keeping the first `layers` layers, on `device` at `precision`.
     ///
     /// # Errors
-    /// A missing tensor, more layers than the model has, int8 on a GPU, or a device failure.
+    /// A missing tensor, more layers than the model has, int8 or w8a8 on a GPU, or a device
+    /// failure.
     pub fn load(
         weights: &Weights,
         config: &Config,

@@ -50,7 +50,8 @@ pub struct RuntimeSettings {
     /// Score trained-reranker pairs through a model worker per reranker, with a bounded queue
     /// (requests past it are refused as overloaded); `None`: on the request's thread.
     pub rerank_workers: Option<BatcherSettings>,
-    /// The number format of the trained reranker layers' projections (f32, f16 or int8; see
+    /// The number format of the trained reranker layers' projections (f32, f16 or int8; w8a8
+    /// is int8's format there; see
     /// [`crate::CrossEncoder::load_at`]). A serving choice: nothing stored depends on it.
     /// `None`: [`defaults::RERANK_PRECISION`] where the generation's encoder runs on hyrank's
     /// CPU kernels, f32 elsewhere; a precision asked for where it cannot run is refused.

@@ -71,6 +71,9 @@ fn int8_and_w8a8_embeddings_stay_within_the_issue_bound_of_f32_and_the_goldens()
         }
         outputs.push(quantized);
     }
-    // w8a8's 8-bit inputs are not int8's 13-bit ones: the two must not be the same model.
-    assert!(outputs[0].iter().zip(&outputs[1]).any(|(a, b)| cosine(a, b) < 1.0 - 1e-6), "w8a8 ran as int8");
+    // w8a8's 8-bit inputs are not int8's 13-bit ones: on hyrank's kernels the two must not be
+    // the same model (on candle's, `HYRANK_CPU_KERNELS=candle`, both are Q8_0).
+    if std::env::var("HYRANK_CPU_KERNELS").as_deref() != Ok("candle") {
+        assert!(outputs[0].iter().zip(&outputs[1]).any(|(a, b)| cosine(a, b) < 1.0 - 1e-6), "w8a8 ran as int8");
+    }
 }

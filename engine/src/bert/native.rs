@@ -72,7 +72,7 @@ fn projection(weights: &Weights, prefixes: &[&str], k: usize, format: Format) ->
         return Err(Error::invalid(
             "precision",
             format!(
-                "int8 on hyrank's kernels takes layers at most {} wide; {prefixes:?} reads {k}",
+                "{format:?} on hyrank's kernels takes layers at most {} wide; {prefixes:?} reads {k}",
                 kernels::MAX_INT8_K
             ),
         ));
@@ -160,6 +160,12 @@ impl Layer {
         let target = SharedContext(context.as_mut_ptr());
         let run = |(sequence, head): (usize, usize), scratch: &mut Vec<f32>| {
             let (start, len) = (starts[sequence], lengths[sequence]);
+            if len == 0 {
+                // Nothing to attend to, and no element of `context` to point at: an empty last
+                // sequence starts past the matrix's end (and an all-empty batch's matrix has no
+                // allocation at all).
+                return;
+            }
             let rows = &qkv[start * stride..(start + len) * stride];
             // SAFETY: rows `start..start + len`, columns of `head`: this job's alone (each
             // (sequence, head) pair is one job), inside `context` (`Σ lengths × hidden`), which

@@ -153,12 +153,15 @@ unsafe fn attend_on(
 /// Tokens ahead that [`attend`]'s packing asks the next keys and values for.
 const PREFETCH_TOKENS: usize = 6;
 
-/// Asks for the cache lines of one head's `head_dim` floats at the start of `at` (a hint: it
-/// reads nothing and faults on nothing, whatever the address).
+/// Asks for the cache lines of one head's `head_dim` floats at the start of `at`, its last float
+/// included (an unaligned run of 32 floats spans three lines). A hint: it reads nothing and
+/// faults on nothing, whatever the address.
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn prefetch_head(at: &[f32], head_dim: usize) {
+    let len = head_dim.min(at.len());
     #[cfg(target_arch = "x86_64")]
-    for offset in (0..head_dim.min(at.len())).step_by(16) {
+    for offset in (0..len).step_by(16).chain(len.checked_sub(1)) {
         // SAFETY: `_mm_prefetch` is a hint; the address is inside `at`.
         unsafe {
             std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.as_ptr().add(offset).cast());

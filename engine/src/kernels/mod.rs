@@ -98,8 +98,9 @@ pub(crate) fn wide() -> bool {
     })
 }
 
-/// Runs `body` compiled for AVX2 and FMA where the CPU has them: the element-wise loops below
-/// are written plainly and vectorise only when the compiler may use those instructions.
+/// Runs `body` compiled for AVX-512 (F and BW) where [`wide`] holds, else for AVX2 and FMA where
+/// the CPU has them, else portable: the element-wise loops are written plainly and vectorise
+/// only when the compiler may use those instructions.
 macro_rules! vectorised {
     ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*

@@ -105,7 +105,8 @@ pub(crate) struct ModelArgs {
     /// Number format of the transformer: f32; f16 (GPU: f16 throughout; CPU: f16 weights, f32
     /// arithmetic, on hyrank's kernels); bf16 (GPU); int8 (CPU: 8-bit weights, 13-bit inputs,
     /// integer arithmetic on hyrank's kernels); w8a8 (CPU: 8-bit weights and inputs, the
-    /// fastest; vectors a little further from f32's than int8's, docs/EVAL.md). Indexing:
+    /// fastest where the CPU has AVX-512 VNNI; vectors a little further from f32's than
+    /// int8's, docs/EVAL.md). Indexing:
     /// recorded in the generation (default f32). Serving and evaluating: the generation's by
     /// default; another one is refused.
     #[arg(long, env = "HYRANK_PRECISION")]
