@@ -188,10 +188,10 @@ fn exp_512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // `vmaxps`/`vminps` return their second operand when either is NaN: x goes second.
     // 1.5 · 2^23, as in `exp`: `n` from one fused rounding of `x·log2e`, as there (rounding
     // the product and then to an integer would differ by one in `n` for some `x`).
     const ROUND: f32 = 12_582_912.0;
+    // `vmaxps`/`vminps` return their second operand when either is NaN: x goes second.
     let x = _mm512_min_ps(_mm512_set1_ps(88.3), _mm512_max_ps(_mm512_set1_ps(-87.3), x));
     let shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), _mm512_set1_ps(ROUND));
     let n = _mm512_sub_ps(shifted, _mm512_set1_ps(ROUND));

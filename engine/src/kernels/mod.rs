@@ -115,7 +115,8 @@ macro_rules! vectorised {
                 body::<$crate::kernels::math::Fused>($($arg),*)
             }
             // The same body compiled for AVX-512 as well: 16 lanes per register instead of 8,
-            // which halves softmax's and GELU's instructions on the 512-bit tiles' CPUs.
+            // which halves GELU's, the layer norm's and absmax's instructions on the 512-bit
+            // tiles' CPUs.
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
             unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {

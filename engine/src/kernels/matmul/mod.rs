@@ -266,8 +266,8 @@ pub(in crate::kernels) fn matmul_on(
     let threads = rayon::current_num_threads();
     let serial = m * k * n < SERIAL_MACS || threads == 1;
     // An int8 job quantizes and packs its block's rows before multiplying them, so splitting a
-    // block's columns over several jobs quantizes its rows once per job (4 times per layer
-    // norm's product of a 240-token abstract on 2 threads). Where there are at least 4 tiles'
+    // block's columns over several jobs quantizes its rows once per job (4 times for each
+    // 384-wide product of a 240-token abstract on 2 threads). Where there are at least 4 tiles'
     // worth of rows per thread, the int8 products are split by rows alone, one block of 12
     // rows (6 on the 256-bit tiles) per job: each job then streams every panel, which at that
     // height the tiles' arithmetic hides (measured on the 2-core Xeon only, docs/EVAL.md).
