@@ -173,7 +173,11 @@ impl LexicalIndex {
     /// Per item, the score and each term's part; `only`: one item's (every posting is still
     /// read, for BM25F's n).
     fn term_scores(&self, text: &str, params: Bm25Params, only: Option<u32>) -> Result<Vec<(u32, ScoreParts)>> {
-        use std::collections::HashMap;
+        // Document ids are small integers chosen by the index, not by a client, so the maps
+        // need no SipHash (DoS-resistant, and 17% of a BM25 search's profile on SciFact), and
+        // each map is given room for a term's postings at once instead of regrowing (rehashing
+        // was 7–10%): BM25's p50 on SciFact train went from 2.1–2.4 ms to 1.4–1.5 ms.
+        use rustc_hash::FxHashMap as HashMap;
         use tantivy::postings::Postings;
         use tantivy::DocSet;
         let tokens = self.tokens(text)?;
@@ -196,11 +200,12 @@ impl LexicalIndex {
         }
         let items = segments.iter().map(|s| s.fast_fields().u64(IDX)).collect::<tantivy::Result<Vec<_>>>()?;
         let idf = |n: u64| (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
-        let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::new(); segments.len()];
+        let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); segments.len()];
         // Repeated query terms each count, as a repeated SHOULD clause does.
         for token in &tokens {
             // Per segment, each matching document's frequency in the title and in the text.
-            let mut matches: Vec<HashMap<tantivy::DocId, [Option<FieldTf>; 2]>> = vec![HashMap::new(); segments.len()];
+            let mut matches: Vec<HashMap<tantivy::DocId, [Option<FieldTf>; 2]>> =
+                vec![HashMap::default(); segments.len()];
             for (s, segment) in segments.iter().enumerate() {
                 for (f, (field, name, boost)) in fields.iter().enumerate() {
                     let inverted = segment.inverted_index(*field)?;
@@ -209,6 +214,8 @@ impl LexicalIndex {
                         .read_postings(&Term::from_field_text(*field, token), IndexRecordOption::WithFreqs)
                         .map_err(|e| Error::io(format!("reading the postings of {name}:{token}"), e))?;
                     let Some(mut postings) = postings else { continue };
+                    // Room for every posting at once, not regrown by doubling as they arrive.
+                    matches[s].reserve(postings.size_hint() as usize);
                     let mut doc = postings.doc();
                     while doc != tantivy::TERMINATED {
                         matches[s].entry(doc).or_default()[f] = Some(FieldTf {
@@ -262,6 +269,9 @@ impl LexicalIndex {
                     let n: u64 = matches.iter().map(|m| m.len() as u64).sum();
                     let idf = idf(n);
                     for (s, m) in matches.iter().enumerate() {
+                        if only.is_none() {
+                            parts[s].reserve(m.len());
+                        }
                         for (&doc, tfs) in m {
                             if !wanted(s, doc) {
                                 continue;
