@@ -12,51 +12,35 @@
 #include <immintrin.h>
 #include <stdio.h>
 #include <time.h>
+
+static double now(void){ struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec+t.tv_nsec*1e-9; }
+
+/* Seconds for `iters` rounds of STEP on each of twelve independent chains (j = 0..11): enough
+ * chains in flight to hide the instruction's latency, so the loop reads its throughput. */
+#define CHAINS(iters, STEP) ({ double t0_=now(); \
+  for(long i_=0;i_<(iters);i_++){ _Pragma("GCC unroll 12") for(int j=0;j<12;j++) STEP; } now()-t0_; })
+
 int main(){
+  long n=400000000;
   __m256 a[12]; __m256 b=_mm256_set1_ps(1.0000001f), c=_mm256_set1_ps(1e-9f);
   for(int i=0;i<12;i++) a[i]=_mm256_set1_ps(i);
-  long n=400000000;
-  struct timespec t0,t1; clock_gettime(CLOCK_MONOTONIC,&t0);
-  for(long i=0;i<n;i++){
-    #pragma GCC unroll 12
-    for(int j=0;j<12;j++) a[j]=_mm256_fmadd_ps(a[j],b,c);
-  }
-  clock_gettime(CLOCK_MONOTONIC,&t1);
-  double s=(t1.tv_sec-t0.tv_sec)+(t1.tv_nsec-t0.tv_nsec)*1e-9;
+  double s=CHAINS(n, a[j]=_mm256_fmadd_ps(a[j],b,c));
   float sum=0; for(int i=0;i<12;i++) sum+=a[i][0];
   printf("ymm FMA/s: %.3g  (GMAC/s %.1f) %f\n", n*12/s, n*12*8/s/1e9, sum);
   __m512 z[12]; __m512 zb=_mm512_set1_ps(1.0000001f), zc=_mm512_set1_ps(1e-9f);
   for(int i=0;i<12;i++) z[i]=_mm512_set1_ps(i);
-  clock_gettime(CLOCK_MONOTONIC,&t0);
-  for(long i=0;i<n/2;i++){
-    #pragma GCC unroll 12
-    for(int j=0;j<12;j++) z[j]=_mm512_fmadd_ps(z[j],zb,zc);
-  }
-  clock_gettime(CLOCK_MONOTONIC,&t1);
-  s=(t1.tv_sec-t0.tv_sec)+(t1.tv_nsec-t0.tv_nsec)*1e-9;
+  s=CHAINS(n/2, z[j]=_mm512_fmadd_ps(z[j],zb,zc));
   sum=0; for(int i=0;i<12;i++) sum+=z[i][0];
   printf("zmm FMA/s: %.3g  (GMAC/s %.1f) %f\n", n/2*12/s, n/2*12*16/s/1e9, sum);
 #if defined(__AVX512VNNI__) && defined(__AVX512BF16__)
   __m512i acc[12]; __m512i ua=_mm512_set1_epi8(3), sb=_mm512_set1_epi8(5);
   for(int i=0;i<12;i++) acc[i]=_mm512_set1_epi32(i);
-  clock_gettime(CLOCK_MONOTONIC,&t0);
-  for(long i=0;i<n/2;i++){
-    #pragma GCC unroll 12
-    for(int j=0;j<12;j++) acc[j]=_mm512_dpbusd_epi32(acc[j],ua,sb);
-  }
-  clock_gettime(CLOCK_MONOTONIC,&t1);
-  s=(t1.tv_sec-t0.tv_sec)+(t1.tv_nsec-t0.tv_nsec)*1e-9;
+  s=CHAINS(n/2, acc[j]=_mm512_dpbusd_epi32(acc[j],ua,sb));
   unsigned isum=0; for(int i=0;i<12;i++) isum+=(unsigned)_mm512_reduce_add_epi32(acc[i]);
   printf("zmm vpdpbusd/s: %.3g  (int8 GMAC/s %.1f) %u\n", n/2*12/s, n/2*12*64/s/1e9, isum);
   __m512bh one=(__m512bh)_mm512_set1_epi16(0x3f80);
   for(int i=0;i<12;i++) z[i]=_mm512_set1_ps(i);
-  clock_gettime(CLOCK_MONOTONIC,&t0);
-  for(long i=0;i<n/2;i++){
-    #pragma GCC unroll 12
-    for(int j=0;j<12;j++) z[j]=_mm512_dpbf16_ps(z[j],one,one);
-  }
-  clock_gettime(CLOCK_MONOTONIC,&t1);
-  s=(t1.tv_sec-t0.tv_sec)+(t1.tv_nsec-t0.tv_nsec)*1e-9;
+  s=CHAINS(n/2, z[j]=_mm512_dpbf16_ps(z[j],one,one));
   sum=0; for(int i=0;i<12;i++) sum+=z[i][0];
   printf("zmm vdpbf16ps/s: %.3g  (bf16 GMAC/s %.1f) %f\n", n/2*12/s, n/2*12*32/s/1e9, sum);
 #endif

@@ -232,6 +232,12 @@ impl LexicalIndex {
             let wanted =
                 |s: usize, doc: tantivy::DocId| only.is_none() || items[s].first(doc).map(|v| v as u32) == only;
             let explain = only.is_some();
+            if !explain {
+                // Room for every item this term matches, under either combination.
+                for (parts, m) in parts.iter_mut().zip(&matches) {
+                    parts.reserve(m.len());
+                }
+            }
             match params.fields {
                 FieldCombination::Sum => {
                     for f in 0..fields.len() {
@@ -269,9 +275,6 @@ impl LexicalIndex {
                     let n: u64 = matches.iter().map(|m| m.len() as u64).sum();
                     let idf = idf(n);
                     for (s, m) in matches.iter().enumerate() {
-                        if only.is_none() {
-                            parts[s].reserve(m.len());
-                        }
                         for (&doc, tfs) in m {
                             if !wanted(s, doc) {
                                 continue;
