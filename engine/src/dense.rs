@@ -13,11 +13,12 @@
 //! Two things keep the graph's approximation from losing items outright:
 //! * small indexes are scanned exactly instead ([`EXACT_COSINE_MAX_ITEMS`],
 //!   [`EXACT_INNER_PRODUCT_MAX_ITEMS`]);
-//! * every graph search also scans, exactly, the items no walk through the graph can reach.
-//!   hnsw_rs can leave such items behind (hnswlib-rs issues #32 and #37: a point whose every
-//!   in-link was pruned by later insertions, more often under parallel insertion); a search,
-//!   even for the item's own vector, would never return one. On the 24-item test catalog, one
-//!   build in a few dozen lost its best match for a query this way (hence a flaky test).
+//! * every graph search also scans, exactly, the items left with no way in on the bottom
+//!   layer ([`unreachable_rows`]). hnsw_rs can leave such items behind (hnswlib-rs issues #32
+//!   and #37: a point whose every in-link was pruned by later insertions, more often under
+//!   parallel insertion); a search, even for the item's own vector, would never return one.
+//!   On the 24-item test catalog, one build in a few dozen lost its best match for a query
+//!   this way (hence a flaky test).
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -56,10 +57,11 @@ impl Default for HnswSettings {
 }
 
 /// Cosine indexes up to this many items are searched by exact scan instead of the graph: the
-/// scan is exact and, up to about this size, no slower (top 100 of 384-d MiniLM vectors, 2-core
-/// Zen 4, p50 per query, scan against graph: 4,096 rows 0.28 against 1.1 ms, 10,000 rows
-/// 1.1–2.5 against 1.3–1.5 ms; `engine/examples/live_scan.rs`, docs/EVAL.md). Qdrant likewise
-/// scans segments under its `full_scan_threshold` (10 MB of vectors by default).
+/// scan is exact and, up to about this size, faster or about as fast (top 100 of 384-d MiniLM
+/// vectors, 2-core Zen 4, p50 per query, scan against graph: 4,096 rows 0.28 against 1.1 ms,
+/// 10,000 rows 1.1–2.5 against 1.3–1.5 ms, where the scan stops fitting in cache;
+/// `engine/examples/live_scan.rs`, docs/EVAL.md). Qdrant likewise scans segments under its
+/// `full_scan_threshold` (10 MB of vectors by default).
 pub const EXACT_COSINE_MAX_ITEMS: usize = 10_000;
 
 /// Inner-product indexes up to this many items are searched by exact scan instead of the graph.
@@ -99,8 +101,9 @@ pub struct VectorIndex {
     metric: Metric,
     settings: HnswSettings,
     exact_limit: usize,
-    /// The items no walk through the graph reaches ([`unreachable_rows`]), ascending.
-    unreachable: Vec<u32>,
+    /// The items the graph may not reach ([`unreachable_rows`]), ascending; found only for an
+    /// index searched through its graph (more items than `exact_limit`), else `None`.
+    unreachable: Option<Vec<u32>>,
 }
 
 /// The inner product of two vectors over the shorter length (cosine for unit vectors), in
@@ -110,12 +113,15 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The rows of `graph` (by the ids they were inserted with) that a search may never return:
-/// those a breadth-first walk over the bottom layer's links, from every point of the top layer
-/// (the entry point among them), never meets. A search descends the upper layers to one point
-/// and walks the bottom layer from there, so a row with no bottom-layer link into it is lost
-/// to every query; counting rows reached only through upper layers as lost too errs on the
-/// side of scanning. Ascending. Costs one pass over the links (each point's lists copied
-/// once), so it runs when a graph is built or loaded, not per search.
+/// those no bottom-layer link leads to on a breadth-first walk from the points of the top
+/// layer (the entry point among them). An hnsw_rs search descends the upper layers to one
+/// point and walks the bottom layer's links from there (`search_filter`), so a row no
+/// bottom-layer link leads to is returned only when a descent ends on it: for most queries,
+/// never. Every such row is listed (a top-layer point too: it is a start, not a row reached).
+/// A row that some links lead to but not from where a given query's descent ends is not: that
+/// is the graph's ordinary approximation, which this does not bound. Ascending. One pass over
+/// the links (each point's lists copied once); it must not run while the graph takes inserts
+/// (hnsw_rs's point iterator takes a read lock twice).
 pub(crate) fn unreachable_rows(graph: &Hnsw<'_, f32, DistL2>) -> Vec<u32> {
     let rows = graph.get_nb_point();
     if rows == 0 {
@@ -128,25 +134,26 @@ pub(crate) fn unreachable_rows(graph: &Hnsw<'_, f32, DistL2>) -> Vec<u32> {
             *slot = Some(point);
         }
     }
-    let mut seen = vec![false; rows];
-    let mut queue: VecDeque<usize> = VecDeque::new();
+    // `reached`: a bottom-layer link leads to the row. The walk starts from the top layer's
+    // points without marking them, so one of them is listed unless a link leads to it too.
+    let mut reached = vec![false; rows];
     let top = usize::from(graph.get_max_level_observed());
-    for point in indexation.get_layer_iterator(top) {
-        if let Some(flag) = seen.get_mut(point.get_origin_id()).filter(|flag| !**flag) {
-            *flag = true;
-            queue.push_back(point.get_origin_id());
-        }
-    }
+    let mut queue: VecDeque<usize> = indexation.get_layer_iterator(top).map(|point| point.get_origin_id()).collect();
+    let mut expanded = vec![false; rows];
     while let Some(row) = queue.pop_front() {
+        match expanded.get_mut(row) {
+            Some(done) if !*done => *done = true,
+            _ => continue,
+        }
         let Some(point) = &points[row] else { continue };
         for neighbour in point.get_neighborhood_id().first().into_iter().flatten() {
-            if let Some(flag) = seen.get_mut(neighbour.d_id).filter(|flag| !**flag) {
+            if let Some(flag) = reached.get_mut(neighbour.d_id).filter(|flag| !**flag) {
                 *flag = true;
                 queue.push_back(neighbour.d_id);
             }
         }
     }
-    (0..rows).filter(|&row| !seen[row]).map(|row| row as u32).collect()
+    (0..rows).filter(|&row| !reached[row]).map(|row| row as u32).collect()
 }
 
 /// Items up to which a `metric` index scans exactly by default.
@@ -181,8 +188,8 @@ impl VectorIndex {
         let graph = Hnsw::new(settings.max_connections, rows.max(1), MAX_LAYERS, settings.ef_construction, DistL2 {});
         let batch: Vec<(&Vec<f32>, usize)> = indexed.iter().zip(0..).collect();
         graph.parallel_insert(&batch);
-        let unreachable = unreachable_rows(&graph);
-        Ok(VectorIndex { graph, vectors, dim, metric, settings, exact_limit: default_exact_limit(metric), unreachable })
+        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None };
+        Ok(index.with_exact_limit(default_exact_limit(metric)))
     }
 
     /// Writes the graph as `<basename>.hnsw.{graph,data}` and the vectors as
@@ -218,8 +225,8 @@ impl VectorIndex {
                 reason: format!("graph has {} points but {rows} vectors are stored", graph.get_nb_point()),
             });
         }
-        let unreachable = unreachable_rows(&graph);
-        Ok(VectorIndex { graph, vectors, dim, metric, settings, exact_limit: default_exact_limit(metric), unreachable })
+        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None };
+        Ok(index.with_exact_limit(default_exact_limit(metric)))
     }
 
     /// Number of items.
@@ -284,14 +291,15 @@ impl VectorIndex {
             }
             None => self.graph.search(&probe, k, ef),
         };
-        let unreachable = self.unreachable.iter().copied().filter(|&item| allow.is_none_or(|allow| allow(item)));
+        let unreachable = self.unreachable.as_deref().unwrap_or_default();
+        let beside = unreachable.iter().copied().filter(|&item| allow.is_none_or(|allow| allow(item)));
         let mut hits: Vec<(u32, f32)> = neighbours
             .into_iter()
             .map(|n| n.d_id as u32)
-            .chain(unreachable)
+            .chain(beside)
             .filter_map(|item| self.score(query, item).map(|s| (item, s)))
             .collect();
-        if !self.unreachable.is_empty() {
+        if !unreachable.is_empty() {
             // The graph does not return an item it cannot reach; this only guards that.
             hits.sort_unstable_by_key(|hit| hit.0);
             hits.dedup_by_key(|hit| hit.0);
@@ -300,17 +308,22 @@ impl VectorIndex {
         Ok(hits)
     }
 
-    /// How many items only the exact scan beside the graph finds ([`unreachable_rows`]).
+    /// How many items a graph search scans beside the graph ([`unreachable_rows`]; 0 for an
+    /// index that scans every item).
     pub fn unreachable(&self) -> usize {
-        self.unreachable.len()
+        self.unreachable.as_ref().map_or(0, Vec::len)
     }
 }
 
 impl VectorIndex {
     /// Sets the size up to which search scans exactly (default [`EXACT_COSINE_MAX_ITEMS`] or
-    /// [`EXACT_INNER_PRODUCT_MAX_ITEMS`], by metric); 0 always uses the graph.
+    /// [`EXACT_INNER_PRODUCT_MAX_ITEMS`], by metric); 0 always uses the graph. An index that
+    /// will walk its graph finds the rows the graph may not reach here, once.
     pub fn with_exact_limit(mut self, items: usize) -> Self {
         self.exact_limit = items;
+        if self.len() > items && self.unreachable.is_none() {
+            self.unreachable = Some(unreachable_rows(&self.graph));
+        }
         self
     }
 
@@ -338,8 +351,9 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn random_vectors(rows: usize, dim: usize, normalise: bool) -> Vec<f32> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    /// Uniform in [−0.5, 0.5) per coordinate; items draw with seed 11, queries with others.
+    fn random_vectors(rows: usize, dim: usize, normalise: bool, seed: u64) -> Vec<f32> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut data: Vec<f32> = (0..rows * dim).map(|_| rng.random::<f32>() - 0.5).collect();
         if normalise {
             for row in data.chunks_mut(dim) {
@@ -360,14 +374,14 @@ mod tests {
     #[test]
     fn inner_product_search_recalls_the_brute_force_top_k_after_a_reload() {
         let dim = 8;
-        let vectors = random_vectors(500, dim, false);
+        let vectors = random_vectors(500, dim, false, 11);
         let index = VectorIndex::build(vectors.clone(), dim, Metric::InnerProduct, HnswSettings::default()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         index.save(dir.path(), "cf").unwrap();
         let reloaded = VectorIndex::load(dir.path(), "cf", dim, Metric::InnerProduct, HnswSettings::default())
             .unwrap()
             .with_exact_limit(0);
-        let queries = random_vectors(20, dim, false);
+        let queries = random_vectors(20, dim, false, 12);
         let mut found = 0;
         for q in queries.chunks(dim) {
             let expected = brute_force(&vectors, dim, q, 10);
@@ -380,9 +394,9 @@ mod tests {
     #[test]
     fn exact_search_is_the_brute_force_top_k_and_respects_the_filter() {
         let dim = 8;
-        let vectors = random_vectors(300, dim, false);
+        let vectors = random_vectors(300, dim, false, 11);
         let index = VectorIndex::build(vectors.clone(), dim, Metric::InnerProduct, HnswSettings::default()).unwrap();
-        let query = &random_vectors(1, dim, false);
+        let query = &random_vectors(1, dim, false, 12);
         let got: Vec<u32> = index.search(query, 10, None).unwrap().into_iter().map(|h| h.0).collect();
         assert_eq!(got, brute_force(&vectors, dim, query, 10));
         let odd = |i: u32| i % 2 == 1;
@@ -394,9 +408,9 @@ mod tests {
     #[test]
     fn filter_is_respected_and_scores_are_exact_cosines_by_graph_and_by_scan() {
         let dim = 16;
-        let vectors = random_vectors(300, dim, true);
+        let vectors = random_vectors(300, dim, true, 11);
         let scanned = VectorIndex::build(vectors.clone(), dim, Metric::Cosine, HnswSettings::default()).unwrap();
-        let queries = random_vectors(5, dim, true);
+        let queries = random_vectors(5, dim, true, 12);
         for query in queries.chunks(dim) {
             let got: Vec<u32> = scanned.search(query, 10, None).unwrap().into_iter().map(|h| h.0).collect();
             assert_eq!(got, brute_force(&vectors, dim, query, 10), "a small index is scanned exactly");
@@ -411,33 +425,39 @@ mod tests {
     }
 
     /// With two links per node (M = 2), hnsw_rs leaves dozens of 2,000 rows with no link into
-    /// them, which the graph alone never returns, even for their own vectors; with the scan
-    /// beside the graph, every row's own vector finds it.
+    /// them, which the graph alone never returns, even for their own vectors: searched through
+    /// the graph with those rows scanned beside it, or by the exact scan, every row's own
+    /// vector finds it.
     #[test]
-    fn a_graph_search_finds_the_rows_no_walk_reaches() {
+    fn every_row_is_found_by_its_own_vector_though_the_graph_loses_some() {
         let (rows, dim) = (2_000, 8);
-        let vectors = random_vectors(rows, dim, true);
+        let vectors = random_vectors(rows, dim, true, 11);
         let settings = HnswSettings { max_connections: 2, ef_construction: 100, ef_search: rows };
-        let index = VectorIndex::build(vectors.clone(), dim, Metric::Cosine, settings).unwrap().with_exact_limit(0);
-        assert!(index.unreachable() > 0, "no unreachable row to test with");
+        let scanned = VectorIndex::build(vectors.clone(), dim, Metric::Cosine, settings).unwrap();
+        assert_eq!(scanned.unreachable, None, "an index that scans never walks its graph");
+        let walked = VectorIndex::build(vectors.clone(), dim, Metric::Cosine, settings).unwrap().with_exact_limit(0);
+        let lost = walked.unreachable.clone().unwrap();
+        assert!(!lost.is_empty(), "no unreachable row to test with");
         let dir = tempfile::tempdir().unwrap();
-        index.save(dir.path(), "dense").unwrap();
-        let reloaded = VectorIndex::load(dir.path(), "dense", dim, Metric::Cosine, settings).unwrap();
-        assert_eq!(reloaded.unreachable, index.unreachable, "the same rows after a reload");
+        walked.save(dir.path(), "dense").unwrap();
+        let reloaded =
+            VectorIndex::load(dir.path(), "dense", dim, Metric::Cosine, settings).unwrap().with_exact_limit(0);
+        assert_eq!(reloaded.unreachable.as_ref(), Some(&lost), "the same rows after a reload");
+
         let finds_itself = |index: &VectorIndex, row: usize| {
             let own = &vectors[row * dim..(row + 1) * dim];
             index.search(own, 1, None).unwrap().first().is_some_and(|hit| hit.0 == row as u32)
         };
-        assert!((0..rows).all(|row| finds_itself(&index, row)));
-        let lost = reloaded.unreachable.clone();
-        let graph_only = VectorIndex { unreachable: Vec::new(), ..index };
+        assert!((0..rows).all(|row| finds_itself(&walked, row)), "through the graph and the rows beside it");
+        assert!((0..rows).all(|row| finds_itself(&scanned, row)), "by the exact scan");
+        let graph_only = VectorIndex { unreachable: Some(Vec::new()), ..walked };
         assert!(lost.iter().any(|&row| !finds_itself(&graph_only, row as usize)), "the graph alone found every row");
     }
 
     #[test]
     fn wrong_query_width_is_an_error() {
         let index =
-            VectorIndex::build(random_vectors(10, 4, true), 4, Metric::Cosine, HnswSettings::default()).unwrap();
+            VectorIndex::build(random_vectors(10, 4, true, 11), 4, Metric::Cosine, HnswSettings::default()).unwrap();
         assert!(index.search(&[0.0; 3], 1, None).is_err());
     }
 }
