@@ -300,7 +300,7 @@ impl VectorIndex {
             .filter_map(|item| self.score(query, item).map(|s| (item, s)))
             .collect();
         if !unreachable.is_empty() {
-            // The graph does not return an item it cannot reach; this only guards that.
+            // A listed top-layer point comes back from the graph too when a descent ends on it.
             hits.sort_unstable_by_key(|hit| hit.0);
             hits.dedup_by_key(|hit| hit.0);
         }

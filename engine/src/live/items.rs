@@ -9,7 +9,7 @@
 //! Dense search over the segment is an exact scan while it is small, and an HNSW graph
 //! (hnsw_rs, rows inserted as they are put) from [`GRAPH_FROM_ROWS`] rows on, with the rows the
 //! graph may not reach scanned beside it, as for a generation's graph (found again every
-//! [`RECHECK_ROWS`] puts, the rows put since scanned too). A scan is exact,
+//! 1,024 puts, the rows put since scanned too). A scan is exact,
 //! and faster than the graph up to about that size: top 100 on 2-core Zen 4, p50 per query,
 //! scan against graph, 4,096 rows 0.28 against 1.1 ms, 8,192 rows 0.6 against 1.1–2.1 ms,
 //! 10,000 rows 1.1–2.5 against 1.3–1.5 ms (the scan reads every vector, 15 MB at 10,000
