@@ -4,7 +4,8 @@
 # drives the storage code as a library; this drives the two binaries as an operator would:
 #   1. `hyrank index --publish-to` with the `--s3-*` flags, the secret from
 #      HYRANK_S3_SECRET_ACCESS_KEY;
-#   2. `hyrank pull` with the same flags brings that generation, byte for byte;
+#   2. `hyrank pull` with the same settings from a file (`--s3-config`, the secret included,
+#      none in the environment) brings that generation, byte for byte;
 #   3. a second build, then `hyrank publish` with the flags moves CURRENT to it;
 #   4. `hyrank-serve --source` with its `--source-*` flags (secret from
 #      HYRANK_SOURCE_SECRET_ACCESS_KEY) pulls and serves the second, and answers a search.
@@ -41,9 +42,17 @@ catalog=(--catalog fixtures/catalog.jsonl --interactions fixtures/interactions.c
 first=$(cat "$work/publisher/CURRENT")
 grep -q "published generation $first to $url" "$work/index1.log" || fail "index --publish-to did not report publishing $first"
 
-# 2. Pull it into another folder: the same files.
-"$bin/hyrank" pull --from "$url" --index-dir "$work/replica" "${flags[@]}" >"$work/pull.log" 2>&1 \
-  || { cat "$work/pull.log" >&2; fail "hyrank pull failed"; }
+# 2. Pull it into another folder, every S3 setting from a file: the same files.
+cat >"$work/s3.toml" <<TOML
+s3_endpoint = "http://127.0.0.1:$s3"
+s3_allow_http = true
+s3_region = "us-east-1"
+s3_access_key_id = "test"
+s3_secret_access_key = "test"
+TOML
+chmod 600 "$work/s3.toml"
+env -u HYRANK_S3_SECRET_ACCESS_KEY "$bin/hyrank" pull --from "$url" --index-dir "$work/replica" \
+  --s3-config "$work/s3.toml" >"$work/pull.log" 2>&1 || { cat "$work/pull.log" >&2; fail "hyrank pull --s3-config failed"; }
 [ "$(cat "$work/replica/CURRENT")" = "$first" ] || fail "the pulled CURRENT is not $first"
 # Every file the manifest lists, byte for byte; the manifest itself is the publisher's plus
 # each file's size and SHA-256 (`files`), every other value unchanged to the last digit.
@@ -96,4 +105,4 @@ print(len(json.load(urllib.request.urlopen(request, timeout=10))["hits"]))
 PY
 )
 [ "$hits" -gt 0 ] || fail "the replica answered a search with no hits"
-echo "s3-cli-test: index --publish-to, pull, publish and hyrank-serve --source all reached moto by their flags ($first, then $second)"
+echo "s3-cli-test: index --publish-to, pull (its settings file), publish and hyrank-serve --source all reached moto by their settings ($first, then $second)"

@@ -236,7 +236,12 @@ impl SettingsLayer {
     pub fn from_toml_file(path: &Path) -> Result<SettingsLayer, SettingsError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SettingsError(format!("cannot read the settings file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| SettingsError(format!("settings file {}: {e}", path.display())))
+        toml::from_str(&text).map_err(|e: toml::de::Error| {
+            SettingsError(format!(
+                "settings file {}",
+                hyrank_engine::error::settings_file_error(path, &text, e.span(), e.message())
+            ))
+        })
     }
 }
 
@@ -538,6 +543,22 @@ mod tests {
     fn unknown_file_keys_are_refused_with_their_name() {
         let error = toml::from_str::<SettingsLayer>("max_kk = 5").unwrap_err().to_string();
         assert!(error.contains("max_kk"), "{error}");
+    }
+
+    #[test]
+    fn a_file_error_never_shows_a_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hyrank.toml");
+        for (text, key) in [
+            ("workers = 2\nadmin_key = s3cr3t-value\n", "admin_key"),
+            ("admin_key = 987654321\n", "admin_key"),
+            ("source_secret_access_key = [\"s3cr3t-value\"]\n", "source_secret_access_key"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = SettingsLayer::from_toml_file(&path).unwrap_err().to_string();
+            assert!(error.contains(key) && error.contains("line"), "{error}");
+            assert!(!error.contains("s3cr3t") && !error.contains("987654321"), "{error}");
+        }
     }
 
     #[test]

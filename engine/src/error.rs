@@ -185,3 +185,78 @@ impl From<sled::Error> for Error {
 
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a settings file went wrong, as `FILE, line L, column C (`KEY`): MESSAGE`, for a
+/// parser that blamed the byte range `span` of `text` and said `message` (toml's
+/// `de::Error::span` and `message`).
+///
+/// It never quotes the file: the blamed line may hold a credential (`admin_key = s3cr3t`,
+/// unquoted, is a syntax error whose usual report shows the line), so the key is named and the
+/// value is not. For the same reason the value a type error quotes (serde's "invalid type:
+/// integer `123`, expected a string") is cut to its kind ("invalid type: integer, expected a
+/// string").
+pub fn settings_file_error(
+    path: &std::path::Path,
+    text: &str,
+    span: Option<std::ops::Range<usize>>,
+    message: &str,
+) -> String {
+    let mut message = message.trim().to_string();
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let (found, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
+            let kind = found.split([' ', '`', '"']).next().unwrap_or_default();
+            message = format!(
+                "{prefix}{kind}{}",
+                if expected.is_empty() { String::new() } else { format!(", expected{expected}") }
+            );
+            break;
+        }
+    }
+    let Some(start) = span.map(|s| s.start.min(text.len())) else {
+        return format!("{}: {message}", path.display());
+    };
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let line_text = text[line_start..].lines().next().unwrap_or_default();
+    let key =
+        line_text.split_once('=').map(|(key, _)| key.trim()).filter(|key| !key.is_empty() && !key.starts_with('['));
+    let key = key.map(|key| format!(" (`{key}`)")).unwrap_or_default();
+    format!("{}, line {line}, column {column}{key}: {message}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settings_file_error;
+    use std::path::Path;
+
+    #[test]
+    fn a_settings_file_error_names_the_place_and_key_but_never_the_value() {
+        let path = Path::new("/etc/hyrank.toml");
+        let text = "workers = 2\nadmin_key = s3cr3tvalue\n";
+        let error =
+            settings_file_error(path, text, Some(24..35), "string values must be quoted, expected literal string");
+        assert_eq!(
+            error,
+            "/etc/hyrank.toml, line 2, column 13 (`admin_key`): string values must be quoted, expected literal string"
+        );
+        let error = settings_file_error(
+            path,
+            "admin_key = 123456789\n",
+            Some(12..21),
+            "invalid type: integer `123456789`, expected a string",
+        );
+        assert_eq!(
+            error,
+            "/etc/hyrank.toml, line 1, column 13 (`admin_key`): invalid type: integer, expected a string"
+        );
+        let error =
+            settings_file_error(path, "w = \"two\"", Some(4..9), "invalid type: string \"two\", expected usize");
+        assert!(error.ends_with("(`w`): invalid type: string, expected usize") && !error.contains("two"), "{error}");
+        let error =
+            settings_file_error(path, "max_kk = 5", Some(0..6), "unknown field `max_kk`, expected one of `max_k`");
+        assert!(error.ends_with("(`max_kk`): unknown field `max_kk`, expected one of `max_k`"), "{error}");
+        assert_eq!(settings_file_error(path, "", None, "missing field"), "/etc/hyrank.toml: missing field");
+    }
+}

@@ -31,29 +31,74 @@ pub(crate) struct S3Args {
     /// AWS_ALLOW_HTTP, else false].
     #[arg(long, env = "HYRANK_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) s3_allow_http: Option<bool>,
+    /// A TOML file with any of the settings above by their flag names with underscores
+    /// (`s3_endpoint = "http://..."`, `s3_secret_access_key = "..."`): the lowest layer, under
+    /// the flags and the `HYRANK_S3_*` variables. Keeps the secret out of the process list and
+    /// the environment; make it readable by its owner only.
+    #[arg(long, env = "HYRANK_S3_CONFIG")]
+    pub(crate) s3_config: Option<PathBuf>,
+}
+
+/// What an `--s3-config` file may hold. Deliberately no `Debug`: it holds a credential.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct S3File {
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    s3_allow_http: Option<bool>,
 }
 
 impl S3Args {
-    /// Whether any S3 setting was given.
+    /// Whether any S3 setting was given (a settings file counts).
     pub(crate) fn is_set(&self) -> bool {
         self.s3_endpoint.is_some()
             || self.s3_region.is_some()
             || self.s3_access_key_id.is_some()
             || self.s3_secret_access_key.is_some()
             || self.s3_allow_http.is_some()
+            || self.s3_config.is_some()
     }
 
-    /// Opens `url` with these settings over the environment.
+    /// These settings over those of the `--s3-config` file, when one is given.
     ///
     /// # Errors
-    /// As [`Remote::open_with`]: a bad URL, or S3 settings given for a `file://` store.
+    /// The file cannot be read, is not TOML, or holds another key or a value of the wrong type;
+    /// the message names the file, line and key, never the value.
+    fn layered(&self) -> anyhow::Result<S3Args> {
+        let Some(path) = &self.s3_config else { return Ok(self.clone()) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the S3 settings file {}", path.display()))?;
+        let file: S3File = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "S3 settings file {}",
+                hyrank_engine::error::settings_file_error(path, &text, e.span(), e.message())
+            )
+        })?;
+        Ok(S3Args {
+            s3_endpoint: self.s3_endpoint.clone().or(file.s3_endpoint),
+            s3_region: self.s3_region.clone().or(file.s3_region),
+            s3_access_key_id: self.s3_access_key_id.clone().or(file.s3_access_key_id),
+            s3_secret_access_key: self.s3_secret_access_key.clone().or(file.s3_secret_access_key),
+            s3_allow_http: self.s3_allow_http.or(file.s3_allow_http),
+            s3_config: None,
+        })
+    }
+
+    /// Opens `url` with these settings (over the settings file's) over the environment.
+    ///
+    /// # Errors
+    /// A settings file that cannot be used ([`S3Args::layered`]), or as [`Remote::open_with`]:
+    /// a bad URL, or S3 settings given for a `file://` store.
     pub(crate) fn open(&self, url: &str) -> anyhow::Result<Remote> {
+        let settings = self.layered()?;
         let options = generation::remote::s3_options(
-            self.s3_endpoint.clone(),
-            self.s3_region.clone(),
-            self.s3_access_key_id.clone(),
-            self.s3_secret_access_key.clone(),
-            self.s3_allow_http,
+            settings.s3_endpoint,
+            settings.s3_region,
+            settings.s3_access_key_id,
+            settings.s3_secret_access_key,
+            settings.s3_allow_http,
         );
         let pairs: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Ok(Remote::open_with(url, &pairs)?)
@@ -230,5 +275,40 @@ mod tests {
         assert!(error.contains("aws_endpoint") && error.contains("applies to s3://"), "{error}");
         assert!(!error.contains("s3cr3t"), "{error}");
         assert!(parse(&[]).open(&url).is_ok(), "no S3 settings: the folder opens");
+    }
+
+    #[test]
+    fn the_s3_settings_file_is_the_lowest_layer_and_its_errors_show_no_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s3.toml");
+        std::fs::write(
+            &file,
+            "s3_endpoint = \"http://127.0.0.1:9\"\ns3_region = \"eu-west-3\"\ns3_secret_access_key = \"s3cr3t\"\ns3_allow_http = true\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let layered = parse(&["--s3-config", path, "--s3-region", "us-east-1"]).layered().unwrap();
+        assert_eq!(layered.s3_endpoint.as_deref(), Some("http://127.0.0.1:9"), "from the file");
+        assert_eq!(layered.s3_region.as_deref(), Some("us-east-1"), "the flag over the file");
+        assert_eq!(layered.s3_secret_access_key.as_deref(), Some("s3cr3t"));
+        assert_eq!(layered.s3_allow_http, Some(true));
+        assert!(parse(&["--s3-config", path]).is_set(), "a file is a setting");
+        // A folder refuses the file's settings as it refuses the flags.
+        let url = format!("file://{}", dir.path().display());
+        assert!(parse(&["--s3-config", path]).open(&url).is_err());
+
+        for (text, key) in [
+            ("s3_secret_access_key = s3cr3t\n", "s3_secret_access_key"),
+            ("s3_access_key_id = 12345678\n", "s3_access_key_id"),
+            ("s3_bucket = \"s3cr3t\"\n", "s3_bucket"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let error = parse(&["--s3-config", path]).open("s3://bucket/prefix").err().unwrap().to_string();
+            assert!(error.contains("s3.toml") && error.contains("line 1") && error.contains(key), "{error}");
+            assert!(!error.contains("s3cr3t") && !error.contains("12345678"), "{error}");
+        }
+        let missing = dir.path().join("absent.toml");
+        let error = parse(&["--s3-config", missing.to_str().unwrap()]).open("s3://b/p").err().unwrap();
+        assert!(format!("{error:#}").contains("absent.toml"), "{error:#}");
     }
 }
