@@ -233,16 +233,33 @@ impl SettingsLayer {
     }
 
     /// Reads a TOML layer.
+    ///
+    /// # Errors
+    /// The file cannot be read or does not parse; the message never quotes it
+    /// ([`hyrank_engine::error::settings_file_error`]).
     pub fn from_toml_file(path: &Path) -> Result<SettingsLayer, SettingsError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SettingsError(format!("cannot read the settings file {}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e: toml::de::Error| {
+            let keys = file_keys();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             SettingsError(format!(
                 "settings file {}",
-                hyrank_engine::error::settings_file_error(path, &text, e.span(), e.message())
+                hyrank_engine::error::settings_file_error(path, &text, e.span(), e.message(), &keys)
             ))
         })
     }
+}
+
+/// The keys a settings file may hold: every flag's name with underscores, and `cache_dir`.
+fn file_keys() -> Vec<String> {
+    use clap::CommandFactory;
+    SettingsLayer::command()
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str().to_string())
+        .filter(|id| id != "config")
+        .chain(["cache_dir".to_string()])
+        .collect()
 }
 
 /// Limits every request is checked against before the engine sees it.
@@ -553,6 +570,9 @@ mod tests {
             ("workers = 2\nadmin_key = s3cr3t-value\n", "admin_key"),
             ("admin_key = 987654321\n", "admin_key"),
             ("source_secret_access_key = [\"s3cr3t-value\"]\n", "source_secret_access_key"),
+            ("admin_key =\n\"s3cr3t-value==\"\n", "admin_key"),
+            ("admin_key = [\n  s3cr3t-value==\n]\n", "admin_key"),
+            ("admin_key = \"\"\"\ns3cr3t-value=abc", "admin_key"),
         ] {
             std::fs::write(&path, text).unwrap();
             let error = SettingsLayer::from_toml_file(&path).unwrap_err().to_string();

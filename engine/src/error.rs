@@ -186,44 +186,51 @@ impl From<sled::Error> for Error {
 /// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Where a settings file went wrong, as `FILE, line L, column C (`KEY`): MESSAGE`, for a
-/// parser that blamed the byte range `span` of `text` and said `message` (toml's
-/// `de::Error::span` and `message`).
+/// Where a settings file went wrong, as `FILE, line L (`KEY`): MESSAGE`, for a parser that
+/// blamed the byte range `span` of `text` and said `message` (toml's `de::Error::span` and
+/// `message`); `keys` are the keys the file may hold.
 ///
 /// It never quotes the file: the blamed line may hold a credential (`admin_key = s3cr3t`,
-/// unquoted, is a syntax error whose usual report shows the line), so the key is named and the
-/// value is not. For the same reason the value a type error quotes (serde's "invalid type:
-/// integer `123`, expected a string") is cut to its kind ("invalid type: integer, expected a
-/// string").
+/// unquoted, is a syntax error whose usual report shows the line). The key it names is always
+/// one of `keys`: the blamed line's own, else (the line is inside a value spanning lines) the
+/// nearest above, as "in the value of"; text of the file that is not a known key is never
+/// printed, since a continuation line of a secret may look like `key = value`. No column
+/// either: at the end of an unclosed string it would give the secret's length. The value a
+/// type error quotes (serde's "invalid type: integer `123`, expected a string") is cut to its
+/// kind ("invalid type: integer, expected a string").
 pub fn settings_file_error(
     path: &std::path::Path,
     text: &str,
     span: Option<std::ops::Range<usize>>,
     message: &str,
+    keys: &[&str],
 ) -> String {
     let mut message = message.trim().to_string();
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some(rest) = message.strip_prefix(prefix) {
             let (found, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
-            let kind = found.split([' ', '`', '"']).next().unwrap_or_default();
-            message = format!(
-                "{prefix}{kind}{}",
-                if expected.is_empty() { String::new() } else { format!(", expected{expected}") }
-            );
+            let kind = found.split(['`', '"']).next().unwrap_or_default().trim();
+            let expected = if expected.is_empty() { String::new() } else { format!(", expected{expected}") };
+            message = format!("{prefix}{kind}{expected}");
             break;
         }
     }
     let Some(start) = span.map(|s| s.start.min(text.len())) else {
         return format!("{}: {message}", path.display());
     };
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[..start].matches('\n').count() + 1;
-    let column = text[line_start..start].chars().count() + 1;
-    let line_text = text[line_start..].lines().next().unwrap_or_default();
-    let key =
-        line_text.split_once('=').map(|(key, _)| key.trim()).filter(|key| !key.is_empty() && !key.starts_with('['));
-    let key = key.map(|key| format!(" (`{key}`)")).unwrap_or_default();
-    format!("{}, line {line}, column {column}{key}: {message}", path.display())
+    let line = text.as_bytes()[..start].iter().filter(|&&b| b == b'\n').count() + 1;
+    fn known<'t>(line: &'t str, keys: &[&str]) -> Option<&'t str> {
+        line.split_once('=').map(|(key, _)| key.trim()).filter(|key| keys.contains(key))
+    }
+    let key_of = |line| known(line, keys);
+    let mut above = text.lines().take(line).collect::<Vec<_>>().into_iter().rev();
+    let key = match above.next().and_then(key_of) {
+        Some(key) => format!(" (`{key}`)"),
+        // An unknown key is named by the message; any other line belongs to a value.
+        None if message.starts_with("unknown field") => String::new(),
+        None => above.find_map(key_of).map(|key| format!(" (in the value of `{key}`)")).unwrap_or_default(),
+    };
+    format!("{}, line {line}{key}: {message}", path.display())
 }
 
 #[cfg(test)]
@@ -231,32 +238,45 @@ mod tests {
     use super::settings_file_error;
     use std::path::Path;
 
+    const KEYS: &[&str] = &["workers", "admin_key", "w"];
+
     #[test]
     fn a_settings_file_error_names_the_place_and_key_but_never_the_value() {
         let path = Path::new("/etc/hyrank.toml");
         let text = "workers = 2\nadmin_key = s3cr3tvalue\n";
-        let error =
-            settings_file_error(path, text, Some(24..35), "string values must be quoted, expected literal string");
-        assert_eq!(
-            error,
-            "/etc/hyrank.toml, line 2, column 13 (`admin_key`): string values must be quoted, expected literal string"
-        );
+        let error = settings_file_error(path, text, Some(24..35), "string values must be quoted", KEYS);
+        assert_eq!(error, "/etc/hyrank.toml, line 2 (`admin_key`): string values must be quoted");
         let error = settings_file_error(
             path,
             "admin_key = 123456789\n",
             Some(12..21),
             "invalid type: integer `123456789`, expected a string",
+            KEYS,
         );
-        assert_eq!(
-            error,
-            "/etc/hyrank.toml, line 1, column 13 (`admin_key`): invalid type: integer, expected a string"
-        );
+        assert_eq!(error, "/etc/hyrank.toml, line 1 (`admin_key`): invalid type: integer, expected a string");
         let error =
-            settings_file_error(path, "w = \"two\"", Some(4..9), "invalid type: string \"two\", expected usize");
+            settings_file_error(path, "w = \"two\"", Some(4..9), "invalid type: string \"two\", expected usize", KEYS);
         assert!(error.ends_with("(`w`): invalid type: string, expected usize") && !error.contains("two"), "{error}");
-        let error =
-            settings_file_error(path, "max_kk = 5", Some(0..6), "unknown field `max_kk`, expected one of `max_k`");
-        assert!(error.ends_with("(`max_kk`): unknown field `max_kk`, expected one of `max_k`"), "{error}");
-        assert_eq!(settings_file_error(path, "", None, "missing field"), "/etc/hyrank.toml: missing field");
+        let error = settings_file_error(
+            path,
+            "w = 1.5",
+            Some(4..7),
+            "invalid type: floating point `1.5`, expected usize",
+            KEYS,
+        );
+        assert!(error.ends_with("invalid type: floating point, expected usize"), "{error}");
+        let error = settings_file_error(
+            path,
+            "max_kk = 5",
+            Some(0..6),
+            "unknown field `max_kk`, expected one of `max_k`",
+            KEYS,
+        );
+        assert_eq!(error, "/etc/hyrank.toml, line 1: unknown field `max_kk`, expected one of `max_k`");
+        assert_eq!(settings_file_error(path, "", None, "missing field", KEYS), "/etc/hyrank.toml: missing field");
+        // A value on the lines after its key: only the key is named, never the line's text.
+        let text = "workers = 2\nadmin_key = [\n  SECRETx1==\n]\n";
+        let error = settings_file_error(path, text, Some(29..30), "unexpected `=` in array", KEYS);
+        assert_eq!(error, "/etc/hyrank.toml, line 3 (in the value of `admin_key`): unexpected `=` in array");
     }
 }

@@ -24,7 +24,8 @@ pub(crate) struct S3Args {
     #[arg(long, env = "HYRANK_S3_ACCESS_KEY_ID", hide_env_values = true)]
     pub(crate) s3_access_key_id: Option<String>,
     /// The S3 secret access key [default: AWS_SECRET_ACCESS_KEY]. Never printed; prefer the
-    /// environment to the flag, which other users can read in the process list.
+    /// environment or `--s3-config`'s file to the flag, which other users can read in the
+    /// process list.
     #[arg(long, env = "HYRANK_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub(crate) s3_secret_access_key: Option<String>,
     /// Allow a plain-HTTP endpoint (`--s3-allow-http` alone means true) [default:
@@ -38,6 +39,10 @@ pub(crate) struct S3Args {
     #[arg(long, env = "HYRANK_S3_CONFIG")]
     pub(crate) s3_config: Option<PathBuf>,
 }
+
+/// The keys an `--s3-config` file may hold: [`S3File`]'s fields.
+const S3_FILE_KEYS: &[&str] =
+    &["s3_endpoint", "s3_region", "s3_access_key_id", "s3_secret_access_key", "s3_allow_http"];
 
 /// What an `--s3-config` file may hold. Deliberately no `Debug`: it holds a credential.
 #[derive(serde::Deserialize, Default)]
@@ -70,10 +75,22 @@ impl S3Args {
         let Some(path) = &self.s3_config else { return Ok(self.clone()) };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the S3 settings file {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0);
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the S3 settings file can be read by other users; it may hold a secret (chmod 600)"
+                );
+            }
+        }
         let file: S3File = toml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
                 "S3 settings file {}",
-                hyrank_engine::error::settings_file_error(path, &text, e.span(), e.message())
+                hyrank_engine::error::settings_file_error(path, &text, e.span(), e.message(), S3_FILE_KEYS)
             )
         })?;
         Ok(S3Args {
@@ -301,10 +318,12 @@ mod tests {
             ("s3_secret_access_key = s3cr3t\n", "s3_secret_access_key"),
             ("s3_access_key_id = 12345678\n", "s3_access_key_id"),
             ("s3_bucket = \"s3cr3t\"\n", "s3_bucket"),
+            ("s3_secret_access_key =\n\"s3cr3t==\"\n", "s3_secret_access_key"),
+            ("s3_secret_access_key = \"\"\"\ns3cr3t=abc", "s3_secret_access_key"),
         ] {
             std::fs::write(&file, text).unwrap();
             let error = parse(&["--s3-config", path]).open("s3://bucket/prefix").err().unwrap().to_string();
-            assert!(error.contains("s3.toml") && error.contains("line 1") && error.contains(key), "{error}");
+            assert!(error.contains("s3.toml") && error.contains("line") && error.contains(key), "{error}");
             assert!(!error.contains("s3cr3t") && !error.contains("12345678"), "{error}");
         }
         let missing = dir.path().join("absent.toml");
