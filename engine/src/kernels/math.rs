@@ -31,23 +31,32 @@ impl MulAdd for Separate {
     }
 }
 
+// The constants of `exp`, shared with its 16-lane copy `exp_512` so that the two stay the
+// same function bit for bit (a test holds them to it).
+/// The range `exp` clamps its input to: results stay finite normal numbers.
+const EXP_MIN: f32 = -87.3;
+const EXP_MAX: f32 = 88.3;
+/// ln 2 split in two so that n·LN2_HI is exact for |n| < 2^9 (Cody and Waite).
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits.
+const ROUND: f32 = 12_582_912.0;
+/// The Taylor coefficients of `e^r` after the leading 1/7!, highest degree first (Horner).
+const EXP_TAYLOR: [f32; 7] = [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0];
+const EXP_LEADING: f32 = 1.0 / 5040.0;
+
 /// `e^x`, relative error under 5e-7, for `x` clamped to [−87.3, 88.3], so the result is always
 /// a finite normal number: `x = n·ln2 + r` with `|r| ≤ ln2/2`, `e^r` by its Taylor series to
 /// degree 7, `2^n` built in the exponent bits. Branch-free, so loops over it vectorise.
 #[inline(always)]
 pub(crate) fn exp<M: MulAdd>(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split in two so that n·LN2_HI is exact for |n| < 2^9 (Cody and Waite).
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 88.3);
+    let x = x.clamp(EXP_MIN, EXP_MAX);
     let shifted = M::mul_add(x, LOG2_E, ROUND);
     let n = shifted - ROUND;
     let r = M::mul_add(-n, LN2_LO, M::mul_add(-n, LN2_HI, x));
-    let mut p = 1.0 / 5040.0;
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    let mut p = EXP_LEADING;
+    for c in EXP_TAYLOR {
         p = M::mul_add(p, r, c);
     }
     let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
@@ -186,18 +195,15 @@ unsafe fn softmax_numerators_512(values: &mut [f32], scale: f32) -> f32 {
 #[inline]
 fn exp_512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // 1.5 · 2^23, as in `exp`: `n` from one fused rounding of `x·log2e`, as there (rounding
-    // the product and then to an integer would differ by one in `n` for some `x`).
-    const ROUND: f32 = 12_582_912.0;
+    // `n` from one fused rounding of `x·log2e`, as in `exp` (rounding the product and then to
+    // an integer would differ by one in `n` for some `x`).
     // `vmaxps`/`vminps` return their second operand when either is NaN: x goes second.
-    let x = _mm512_min_ps(_mm512_set1_ps(88.3), _mm512_max_ps(_mm512_set1_ps(-87.3), x));
+    let x = _mm512_min_ps(_mm512_set1_ps(EXP_MAX), _mm512_max_ps(_mm512_set1_ps(EXP_MIN), x));
     let shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), _mm512_set1_ps(ROUND));
     let n = _mm512_sub_ps(shifted, _mm512_set1_ps(ROUND));
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x));
-    let mut p = _mm512_set1_ps(1.0 / 5040.0);
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    let mut p = _mm512_set1_ps(EXP_LEADING);
+    for c in EXP_TAYLOR {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     _mm512_scalef_ps(p, n)

@@ -40,9 +40,12 @@ pub(crate) struct S3Args {
     pub(crate) s3_config: Option<PathBuf>,
 }
 
-/// The keys an `--s3-config` file may hold: [`S3File`]'s fields.
-const S3_FILE_KEYS: &[&str] =
-    &["s3_endpoint", "s3_region", "s3_access_key_id", "s3_secret_access_key", "s3_allow_http"];
+/// The keys an `--s3-config` file may hold: the S3 flags' names with underscores (what
+/// [`S3File`] reads), derived from the flags as the server derives its file's keys.
+fn s3_file_keys() -> Vec<String> {
+    let command = <S3Args as clap::Args>::augment_args(clap::Command::new("hyrank"));
+    command.get_arguments().map(|arg| arg.get_id().as_str().to_string()).filter(|id| id != "s3_config").collect()
+}
 
 /// What an `--s3-config` file may hold. Deliberately no `Debug`: it holds a credential.
 #[derive(serde::Deserialize, Default)]
@@ -88,9 +91,11 @@ impl S3Args {
             }
         }
         let file: S3File = toml::from_str(&text).map_err(|e| {
+            let keys = s3_file_keys();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             anyhow::anyhow!(
                 "S3 settings file {}",
-                hyrank_engine::error::settings_file_error(path, &text, e.span(), e.message(), S3_FILE_KEYS)
+                hyrank_engine::error::settings_file_error(path, &text, e.span(), e.message(), &keys)
             )
         })?;
         Ok(S3Args {
@@ -326,6 +331,11 @@ mod tests {
             assert!(error.contains("s3.toml") && error.contains("line") && error.contains(key), "{error}");
             assert!(!error.contains("s3cr3t") && !error.contains("12345678"), "{error}");
         }
+        assert_eq!(
+            s3_file_keys(),
+            ["s3_endpoint", "s3_region", "s3_access_key_id", "s3_secret_access_key", "s3_allow_http"],
+            "the file's keys are S3File's fields"
+        );
         let missing = dir.path().join("absent.toml");
         let error = parse(&["--s3-config", missing.to_str().unwrap()]).open("s3://b/p").err().unwrap();
         assert!(format!("{error:#}").contains("absent.toml"), "{error:#}");

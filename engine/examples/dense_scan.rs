@@ -1,0 +1,68 @@
+//! The figures behind `dense::EXACT_COSINE_MAX_ITEMS` and `unreachable_rows` (docs/EVAL.md,
+//! "Exact dense search up to 10,000 items"):
+//! * with `GENERATION_DIR`: a generation's dense index searched by exact scan and by its graph,
+//!   top 100 for 300 probes (stored vectors with noise added), p50/p99 per query and the
+//!   graph's recall of the exact top 10, three rounds; and how many rows its graph cannot reach;
+//! * with `--random ROWS DIM M BUILDS`: how many rows random unit vectors' graphs leave
+//!   unreachable, over several builds.
+//!
+//! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR`
+//! `cargo run --release -p hyrank-engine --example dense_scan -- --random 2000 8 2 20`
+use std::path::PathBuf;
+use std::time::Instant;
+
+use hyrank_engine::dense::{HnswSettings, Metric, VectorIndex};
+use rand::{Rng, SeedableRng};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    if args.first().map(String::as_str) == Some("--random") {
+        let n: Vec<usize> = args[1..5].iter().map(|a| a.parse().expect("ROWS DIM M BUILDS")).collect();
+        let (rows, dim, m, builds) = (n[0], n[1], n[2], n[3]);
+        let (mut with, mut total) = (0, 0);
+        for _ in 0..builds {
+            let mut vectors: Vec<f32> = (0..rows * dim).map(|_| rng.random::<f32>() - 0.5).collect();
+            for row in vectors.chunks_mut(dim) {
+                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+                row.iter_mut().for_each(|x| *x /= norm);
+            }
+            let settings = HnswSettings { max_connections: m, ef_construction: 100, ef_search: rows };
+            let index = VectorIndex::build(vectors, dim, Metric::Cosine, settings).unwrap().with_exact_limit(0);
+            with += usize::from(index.unreachable() > 0);
+            total += index.unreachable();
+        }
+        println!("{rows} rows, {dim}-d, M {m}: {with} of {builds} builds left rows unreachable, {total} rows in all");
+        return;
+    }
+    let dir = PathBuf::from(args.first().expect("usage: dense_scan GENERATION_DIR | --random ROWS DIM M BUILDS"));
+    let load = || VectorIndex::load(&dir, "dense", 384, Metric::Cosine, HnswSettings::default()).unwrap();
+    let (scan, graph) = (load(), load().with_exact_limit(0));
+    println!("{} rows; the graph cannot reach {}", scan.len(), graph.unreachable());
+    let probes: Vec<Vec<f32>> = (0..300)
+        .map(|_| {
+            let row = rng.random_range(0..scan.len() as u32);
+            let mut w: Vec<f32> =
+                scan.vector(row).unwrap().iter().map(|x| x + 0.1 * (rng.random::<f32>() - 0.5)).collect();
+            let norm = w.iter().map(|x| x * x).sum::<f32>().sqrt();
+            w.iter_mut().for_each(|x| *x /= norm);
+            w
+        })
+        .collect();
+    for round in 0..3 {
+        for (name, index) in [("scan", &scan), ("graph", &graph)] {
+            let (mut times, mut recalled) = (Vec::new(), 0);
+            for probe in &probes {
+                let start = Instant::now();
+                let hits = index.search(probe, 100, None).unwrap();
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+                let exact = scan.exact_search(probe, 10, None);
+                recalled += exact.iter().filter(|e| hits.iter().take(10).any(|h| h.0 == e.0)).count();
+            }
+            times.sort_by(f64::total_cmp);
+            let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+            let recall = recalled as f64 / (10 * probes.len()) as f64;
+            println!("round {round}, {name}: p50 {p50:.3} ms, p99 {p99:.3} ms, recall of the exact top 10 {recall:.4}");
+        }
+    }
+}
