@@ -12,6 +12,13 @@ each encoded alone, p50 and p99 in milliseconds. hyrank runs through `hyrank che
 goldens; sentence-transformers runs in this process with torch.set_num_threads(--threads).
 Both sides get the same thread count; hyrank through RAYON_NUM_THREADS, the pool candle's
 CPU kernels run on. Prints one markdown table with the ratio to the peer on each row.
+
+--onnx adds ONNX Runtime, f32 and its dynamic int8 export, as second peers. Their
+sentence-transformers extra cannot share an environment with sentence-transformers 6, so run
+the whole script, PyTorch peer included, from a venv of its own:
+
+    python3 -m venv /tmp/onnx-venv && /tmp/onnx-venv/bin/pip install "sentence-transformers[onnx]"
+    HF_HUB_OFFLINE=1 /tmp/onnx-venv/bin/python bench/embed_peer.py --onnx
 """
 import argparse
 import json
@@ -37,17 +44,30 @@ def hyrank_run(args, precision, catalog, queries):
     return items, p50, p99, worst
 
 
-def onnx_model(args, tmp):
-    """sentence-transformers' ONNX Runtime backend (exported in memory at load) on a copy of the
-    model directory, so the shipped directory stays untouched. Its int8 export
-    (`export_dynamic_quantized_onnx_model`) is not run: after the in-memory export, saving and
-    re-loading the model fails in optimum 2 with "Unrecognized model" (seen 2026-12-01)."""
+def onnx_models(args, tmp):
+    """sentence-transformers' ONNX Runtime backend, f32 and int8, on a copy of the model
+    directory (the shipped one stays untouched): the f32 graph exported and saved, then
+    `export_dynamic_quantized_onnx_model` with the CPU's own config (avx512_vnni where the CPU
+    has VNNI, else avx2), re-loaded from its file. Both with `args.threads` intra-op threads.
+    Needs sentence-transformers[onnx]; that extra pins transformers below 4.58, which
+    sentence-transformers 6 cannot use, so run this script from a venv of its own (module
+    docstring)."""
     import shutil
-    from sentence_transformers import SentenceTransformer
+    import onnxruntime
+    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
     copy = os.path.join(tmp, "minilm")
     if not os.path.exists(copy):
         shutil.copytree(os.path.abspath(args.model_dir), copy)
-    return SentenceTransformer(copy, device="cpu", backend="onnx", model_kwargs={"provider": "CPUExecutionProvider"})
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    kwargs = {"provider": "CPUExecutionProvider", "session_options": options}
+    f32 = SentenceTransformer(copy, device="cpu", backend="onnx", model_kwargs=kwargs)
+    f32.save_pretrained(copy)
+    config = "avx512_vnni" if "avx512_vnni" in open("/proc/cpuinfo").read() else "avx2"
+    export_dynamic_quantized_onnx_model(f32, config, copy)
+    int8 = SentenceTransformer(copy, device="cpu", backend="onnx",
+                               model_kwargs=dict(kwargs, file_name=f"onnx/model_qint8_{config}.onnx"))
+    return [("ONNX Runtime f32", f32), (f"ONNX Runtime int8 ({config})", int8)]
 
 
 def peer_run(args, texts, queries, model=None):
@@ -61,7 +81,7 @@ def peer_run(args, texts, queries, model=None):
     runs = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        model.encode(texts, batch_size=8)
+        vectors = model.encode(texts, batch_size=8, normalize_embeddings=True)
         runs.append(len(texts) / (time.perf_counter() - start))
     latencies = []
     for q in queries:
@@ -69,7 +89,7 @@ def peer_run(args, texts, queries, model=None):
         model.encode([q], batch_size=1)
         latencies.append((time.perf_counter() - start) * 1000)
     latencies.sort()
-    return statistics.median(runs), percentile(latencies, 50), percentile(latencies, 99), torch.__version__
+    return statistics.median(runs), percentile(latencies, 50), percentile(latencies, 99), torch.__version__, vectors
 
 
 def percentile(sorted_values, p):
@@ -88,8 +108,8 @@ def main():
     parser.add_argument("--precisions", default="f32,int8,w8a8")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--onnx", action="store_true",
-                        help="also ONNX Runtime through sentence-transformers (f32); "
-                             "needs optimum[onnxruntime]; ONNX Runtime sizes its own pool to the cores")
+                        help="also ONNX Runtime through sentence-transformers, f32 and int8; "
+                             "needs sentence-transformers[onnx] (a venv of its own: see the docstring)")
     args = parser.parse_args()
 
     docs = [json.loads(line) for line in open(os.path.join(args.data, "corpus.jsonl"))][: args.items]
@@ -112,11 +132,12 @@ def main():
         query_file = os.path.join(tmp, "queries.txt")
         with open(query_file, "w") as f:
             f.write("\n".join(q.replace("\n", " ") for q in queries) + "\n")
-        peer_items, peer_p50, peer_p99, torch_version = peer_run(args, texts, queries)
+        peer_items, peer_p50, peer_p99, torch_version, reference = peer_run(args, texts, queries)
         others = []
         if args.onnx:
-            items, p50, p99, _ = peer_run(args, texts, queries, onnx_model(args, tmp))
-            others.append(("ONNX Runtime f32", items, p50, p99))
+            for name, model in onnx_models(args, tmp):
+                items, p50, p99, _, vectors = peer_run(args, texts, queries, model)
+                others.append((name, items, p50, p99, float((vectors * reference).sum(axis=1).min())))
         rows = []
         for precision in args.precisions.split(","):
             rows.append((precision, *hyrank_run(args, precision, catalog, query_file)))
@@ -126,9 +147,9 @@ def main():
     print("| encoder | items/s | × peer | query p50 ms | query p99 ms | p50 × peer | worst cosine to goldens |")
     print("|---|---|---|---|---|---|---|")
     print(f"| sentence-transformers f32 | {peer_items:.1f} | 1.00 | {peer_p50:.2f} | {peer_p99:.2f} | 1.00 | (reference) |")
-    for name, items, p50, p99 in others:
+    for name, items, p50, p99, worst in others:
         print(f"| sentence-transformers, {name} | {items:.1f} | {items / peer_items:.2f} | {p50:.2f} | {p99:.2f} | "
-              f"{p50 / peer_p50:.2f} | — |")
+              f"{p50 / peer_p50:.2f} | {worst:.6f} (to PyTorch's, on the abstracts) |")
     for precision, items, p50, p99, worst in rows:
         print(f"| hyrank {precision} | {items:.1f} | {items / peer_items:.2f} | {p50:.2f} | {p99:.2f} | "
               f"{p50 / peer_p50:.2f} | {worst:.6f} |")
