@@ -22,11 +22,20 @@
 //! 5. **Over-long tokens are split**, not dropped: a token longer than [`MAX_TOKEN_CHARS`]
 //!    characters becomes consecutive pieces of that length (Lucene's `StandardTokenizer` cuts
 //!    at 255 the same way). [`long_tokens`] counts them so the indexer can report them.
+//! 6. **Joined words** ([`Revision::Joined`]): a word that holds punctuation ("l'avion",
+//!    "don’t", "U.S.A", "col·lecció") is indexed as its parts and as the parts written
+//!    together ("l", "avion", "lavion"); punctuation between two digits stays, as in "2.5"
+//!    and "1,000". Words joined by hyphens ("T-shirt", "COVID-19") add the whole written
+//!    together ("tshirt", "covid19"). People type these words all three ways: "avion" must find "l'avion", "tshirt" must find "T-Shirt",
+//!    "dont" must find "don’t", whichever apostrophe the catalog used. Lucene's
+//!    `WordDelimiterGraphFilter` with `catenateAll` does the same; Lucene's standard chain
+//!    keeps "l'avion" whole and needs a per-language `ElisionFilter` for it.
 //!
 //! The English stemmer runs after this chain when stemming is on (`lexical.rs`). It only
 //! changes ASCII words, so it leaves the other scripts alone.
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+use unicode_categories::UnicodeCategories;
 use unicode_normalization::UnicodeNormalization;
 use unicode_script::{Script, UnicodeScript};
 use unicode_segmentation::UnicodeSegmentation;
@@ -34,12 +43,24 @@ use unicode_segmentation::UnicodeSegmentation;
 /// Longest token kept whole, in characters.
 pub const MAX_TOKEN_CHARS: usize = 255;
 
-/// The name the tokenizer is registered under in a tantivy index.
-pub const NAME: &str = "hyrank";
+/// Which steps of the chain run. Each revision is registered under names of its own (see
+/// `lexical`): tantivy keeps a tokenizer's name in an index's schema, and an index must be
+/// read with the analysis it was built with, so generations built before a revision keep it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Revision {
+    /// Steps 1 to 5: what generations built before joined words read with.
+    First,
+    /// Steps 1 to 6: what new generations are built with.
+    #[default]
+    Joined,
+}
 
 /// The `hyrank` tokenizer (see the module documentation).
 #[derive(Debug, Clone, Default)]
-pub struct UnicodeTokenizer;
+pub struct UnicodeTokenizer {
+    /// The chain's steps.
+    pub revision: Revision,
+}
 
 /// The tokens of one text, produced eagerly.
 pub struct VecTokenStream {
@@ -66,7 +87,7 @@ impl Tokenizer for UnicodeTokenizer {
     type TokenStream<'a> = VecTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream { tokens: tokens(text), next: 0 }
+        VecTokenStream { tokens: analyze(text, self.revision).0, next: 0 }
     }
 }
 
@@ -107,55 +128,133 @@ fn normalize(segment: &str) -> String {
     out.nfc().collect()
 }
 
-/// Every token of `text`, positions counted from 0, offsets into `text`.
+/// Every token of `text` under the current revision, positions counted from 0, offsets into
+/// `text`.
 pub fn tokens(text: &str) -> Vec<Token> {
-    analyze(text).0
+    analyze(text, Revision::default()).0
 }
 
 /// Tokens of `text` longer than [`MAX_TOKEN_CHARS`] characters, each indexed as pieces (CJK
-/// runs, which become pairs, are not counted).
+/// runs, which become pairs, are not counted), under the current revision.
 pub fn long_tokens(text: &str) -> usize {
-    analyze(text).1
+    analyze(text, Revision::default()).1
+}
+
+/// Words joined by hyphens so far (step 6): where the last one ended, and the parts of all of
+/// them written together.
+struct Compound {
+    from: usize,
+    to: usize,
+    text: String,
+    words: usize,
 }
 
 /// The tokens and the count of over-long ones split.
-fn analyze(text: &str) -> (Vec<Token>, usize) {
+fn analyze(text: &str, revision: Revision) -> (Vec<Token>, usize) {
     let mut long = 0;
     let mut out = Vec::new();
-    let push = |out: &mut Vec<Token>, from: usize, to: usize, text: String| {
-        let position = out.len();
-        out.push(Token { offset_from: from, offset_to: to, position, text, position_length: 1 });
+    // Each term is cut into pieces of at most MAX_TOKEN_CHARS (step 5), and counted if it was.
+    let mut push = |out: &mut Vec<Token>, from: usize, to: usize, chars: &[char]| {
+        long += usize::from(chars.len() > MAX_TOKEN_CHARS);
+        for piece in chars.chunks(MAX_TOKEN_CHARS) {
+            let position = out.len();
+            out.push(Token {
+                offset_from: from,
+                offset_to: to,
+                position,
+                text: piece.iter().collect(),
+                position_length: 1,
+            });
+        }
+    };
+    let joined = revision == Revision::Joined;
+    let mut compound: Option<Compound> = None;
+    // The end of a hyphen that directly follows the compound: a word starting there extends it.
+    let mut hyphen_to = None;
+    // A compound of two words or more is indexed written together once it ends.
+    let end_compound = |out: &mut Vec<Token>,
+                        compound: &mut Option<Compound>,
+                        push: &mut dyn FnMut(&mut Vec<Token>, usize, usize, &[char])| {
+        if let Some(c) = compound.take().filter(|c| c.words > 1) {
+            push(out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
+        }
     };
     for (start, segment) in text.split_word_bound_indices() {
         let end = start + segment.len();
         let normalized = normalize(segment);
         let chars: Vec<char> = normalized.chars().collect();
         let Some(&first) = chars.first() else { continue };
-        if chars.iter().all(|c| c.is_whitespace() || is_punctuation_or_invisible(*c)) {
+        if joined && chars.len() == 1 && is_hyphen(first) && compound.as_ref().is_some_and(|c| c.to == start) {
+            hyphen_to = Some(end);
             continue;
         }
-        if chars.len() == 1 && !first.is_alphanumeric() {
-            // A symbol on its own (+, €, #): kept as a term.
-            push(&mut out, start, end, normalized);
+        let blank = chars.iter().all(|c| c.is_whitespace() || is_punctuation_or_invisible(*c));
+        let symbol = chars.len() == 1 && !first.is_alphanumeric();
+        // UAX #29 gives each ideograph its own segment; runs are gathered in step 4.
+        let cjk = chars.iter().all(|&c| is_cjk(c));
+        let word = !blank && !symbol && !cjk;
+        if !(word && hyphen_to == Some(start)) {
+            end_compound(&mut out, &mut compound, &mut push);
+        }
+        hyphen_to = None;
+        if blank {
             continue;
         }
-        // Split the segment into CJK runs and the rest; UAX #29 gives each ideograph its own
-        // segment, so a run is gathered across consecutive segments below.
-        if chars.iter().all(|&c| is_cjk(c)) {
-            push(&mut out, start, end, normalized);
+        // A symbol on its own (+, €, #) is kept as a term.
+        if !word || !joined {
+            push(&mut out, start, end, &chars);
             continue;
         }
-        long += usize::from(chars.len() > MAX_TOKEN_CHARS);
-        for piece in chars.chunks(MAX_TOKEN_CHARS) {
-            push(&mut out, start, end, piece.iter().collect());
+        // Step 6: the parts between punctuation, then (if there are several) all of them
+        // written together.
+        let parts = parts(&chars);
+        let together: Vec<char> = parts.concat();
+        for part in &parts {
+            push(&mut out, start, end, part);
+        }
+        if parts.len() > 1 {
+            push(&mut out, start, end, &together);
+        }
+        match compound.as_mut() {
+            Some(c) => {
+                c.text.extend(&together);
+                c.to = end;
+                c.words += 1;
+            }
+            None => compound = Some(Compound { from: start, to: end, text: together.iter().collect(), words: 1 }),
         }
     }
+    end_compound(&mut out, &mut compound, &mut push);
     (bigrams(out), long)
+}
+
+/// A word's parts between punctuation, except punctuation between two digits: "2.5" and
+/// "1,000" stay whole, as numbers (Lucene's standard tokenizer keeps them so too), where their
+/// parts would match unrelated numbers.
+fn parts(chars: &[char]) -> Vec<&[char]> {
+    let digit = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_punctuation() && !(i > 0 && digit(i - 1) && digit(i + 1)) {
+            parts.push(&chars[from..i]);
+            from = i + 1;
+        }
+    }
+    parts.push(&chars[from..]);
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// A hyphen between two words ("T-shirt"): hyphen-minus, or Unicode's hyphen (NFKC folds the
+/// non-breaking and full-width ones to these). Dashes (–, —) separate words rather than join
+/// them, so they are not.
+fn is_hyphen(c: char) -> bool {
+    matches!(c, '-' | '\u{2010}')
 }
 
 /// Punctuation (P*), control (Cc) or invisible format (Cf) characters: never part of a term.
 fn is_punctuation_or_invisible(c: char) -> bool {
-    use unicode_categories::UnicodeCategories;
     c.is_punctuation() || c.is_other_control() || c.is_other_format()
 }
 
@@ -239,6 +338,32 @@ mod tests {
         assert_eq!(terms("ΚΑΦΕΣ"), terms("καφές"), "final sigma");
         // Devanagari vowel signs are letters of the word, not accents: kept.
         assert_ne!(terms("किताब"), terms("कतब"));
+    }
+
+    #[test]
+    fn words_joined_by_punctuation_are_indexed_as_parts_and_written_together() {
+        assert_eq!(terms("L'avion"), ["l", "avion", "lavion"]);
+        assert_eq!(terms("l’avion"), terms("l'avion"), "the typographic apostrophe");
+        assert_eq!(terms("don’t"), ["don", "t", "dont"]);
+        assert_eq!(terms("U.S.A."), ["u", "s", "a", "usa"]);
+        // Between two digits, punctuation belongs to the number.
+        assert_eq!(terms("1,000 and 2.5mg"), ["1,000", "and", "2.5mg"]);
+        assert_eq!(terms("col·lecció"), ["col", "leccio", "colleccio"]);
+        assert_eq!(terms("T-Shirt"), ["t", "shirt", "tshirt"]);
+        assert_eq!(terms("COVID-19 test"), ["covid", "19", "covid19", "test"]);
+        assert_eq!(terms("state-of-the-art"), ["state", "of", "the", "art", "stateoftheart"]);
+        assert_eq!(terms("x-ray's"), ["x", "ray", "s", "rays", "xrays"]);
+        // A hyphen with a space beside it, a dash, or a symbol between words joins nothing.
+        assert_eq!(terms("T - shirt"), ["t", "shirt"]);
+        assert_eq!(terms("T -shirt"), ["t", "shirt"]);
+        assert_eq!(terms("1990–2000"), ["1990", "2000"]);
+        assert_eq!(terms("a+b"), ["a", "+", "b"]);
+        assert_eq!(terms("MSR-テント"), ["msr", "テン", "ント"]);
+        let positions: Vec<usize> = tokens("the T-shirt, l'avion").iter().map(|t| t.position).collect();
+        assert_eq!(positions, (0..positions.len()).collect::<Vec<_>>());
+        // The first revision, which older generations read with, keeps such words whole.
+        let first: Vec<String> = analyze("l'avion T-shirt", Revision::First).0.into_iter().map(|t| t.text).collect();
+        assert_eq!(first, ["l'avion", "t", "shirt"]);
     }
 
     #[test]

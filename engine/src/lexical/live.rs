@@ -3,7 +3,7 @@
 
 use tantivy::{doc, Index, IndexReader, ReloadPolicy, Searcher};
 
-use super::{register_analyzers, schema, LexicalIndex};
+use super::{register_analyzers, LexicalIndex};
 use crate::error::Result;
 use crate::item::Item;
 
@@ -24,8 +24,8 @@ impl LexicalIndex {
     pub fn add_live<'a>(&self, items: impl IntoIterator<Item = (u32, &'a Item)>) -> Result<()> {
         let mut live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if live.is_none() {
-            let (schema, _) = schema(&self.settings);
-            let index = Index::create_in_ram(schema);
+            // The generation's own schema: its fields, and the analyzer it was built with.
+            let index = Index::create_in_ram(self.index.schema());
             register_analyzers(&index);
             // tantivy's smallest arena; live items arrive a few at a time.
             let writer = index.writer_with_num_threads(1, 15_000_000)?;

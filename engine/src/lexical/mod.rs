@@ -13,6 +13,7 @@ use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFiel
 use tantivy::tokenizer::TokenStream;
 use tantivy::{doc, DocAddress, Index, IndexReader, ReloadPolicy, Searcher, Term};
 
+use crate::analysis::{Revision, UnicodeTokenizer};
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
 use crate::item::Item;
@@ -29,7 +30,8 @@ pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
 #[serde(rename_all = "snake_case")]
 pub enum Analyzer {
     /// `analysis.rs`: NFKC and diacritic folding, UAX #29 words, CJK bigrams, over-long tokens
-    /// split rather than dropped.
+    /// split rather than dropped, words joined by punctuation or hyphens indexed as their parts
+    /// and written together.
     #[default]
     Unicode,
     /// tantivy's `SimpleTokenizer`: splits on anything not alphanumeric and drops tokens over
@@ -80,25 +82,36 @@ impl Default for LexicalSettings {
 
 /// Registers hyrank's analyzers with an index (tantivy keeps only the names in the schema):
 /// the unicode tokenizer, then optionally Lucene's English stop words, then optionally the
-/// English stemmer (stop words go first, as in Lucene's `EnglishAnalyzer`).
+/// English stemmer (stop words go first, as in Lucene's `EnglishAnalyzer`); each under every
+/// revision of the tokenizer, so an index opens with the one it was built with.
 fn register_analyzers(index: &Index) {
     use tantivy::tokenizer::{Language, StopWordFilter, TextAnalyzer};
-    let tokenizer = || crate::analysis::UnicodeTokenizer;
     let stem = || tantivy::tokenizer::Stemmer::new(Language::English);
     let stop = || StopWordFilter::new(Language::English).expect("tantivy ships an English list");
     let tokenizers = index.tokenizers();
-    tokenizers.register(crate::analysis::NAME, TextAnalyzer::builder(tokenizer()).build());
-    tokenizers.register(STEMMED, TextAnalyzer::builder(tokenizer()).filter(stem()).build());
-    tokenizers.register(STOPPED, TextAnalyzer::builder(tokenizer()).filter(stop()).build());
-    tokenizers.register(STOPPED_STEMMED, TextAnalyzer::builder(tokenizer()).filter(stop()).filter(stem()).build());
+    for revision in [Revision::First, Revision::Joined] {
+        let tokenizer = || UnicodeTokenizer { revision };
+        let name = |stemming, stop_words| unicode_name(revision, stemming, stop_words);
+        tokenizers.register(name(false, false), TextAnalyzer::builder(tokenizer()).build());
+        tokenizers.register(name(true, false), TextAnalyzer::builder(tokenizer()).filter(stem()).build());
+        tokenizers.register(name(false, true), TextAnalyzer::builder(tokenizer()).filter(stop()).build());
+        tokenizers.register(name(true, true), TextAnalyzer::builder(tokenizer()).filter(stop()).filter(stem()).build());
+    }
 }
 
-/// The unicode analyzer with English stemming.
-const STEMMED: &str = "hyrank_en";
-/// With English stop words.
-const STOPPED: &str = "hyrank_stop";
-/// With English stop words and stemming.
-const STOPPED_STEMMED: &str = "hyrank_en_stop";
+/// The name the unicode analyzer is registered under, by revision, stemming and stop words.
+fn unicode_name(revision: Revision, stemming: bool, stop_words: bool) -> &'static str {
+    match (revision, stemming, stop_words) {
+        (Revision::First, false, false) => "hyrank",
+        (Revision::First, true, false) => "hyrank_en",
+        (Revision::First, false, true) => "hyrank_stop",
+        (Revision::First, true, true) => "hyrank_en_stop",
+        (Revision::Joined, false, false) => "hyrank2",
+        (Revision::Joined, true, false) => "hyrank2_en",
+        (Revision::Joined, false, true) => "hyrank2_stop",
+        (Revision::Joined, true, true) => "hyrank2_en_stop",
+    }
+}
 
 struct Fields {
     idx: Field,
@@ -119,15 +132,13 @@ pub struct LexicalIndex {
 
 const IDX: &str = "idx";
 
-fn schema(settings: &LexicalSettings) -> (Schema, Fields) {
+fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema, Fields) {
     // Stop words exist for the unicode analyzer only; the indexer refuses them with `simple`.
-    let analyzer = match (settings.analyzer, settings.stemming, settings.stop_words) {
-        (Analyzer::Unicode, true, false) => STEMMED,
-        (Analyzer::Unicode, false, false) => crate::analysis::NAME,
-        (Analyzer::Unicode, true, true) => STOPPED_STEMMED,
-        (Analyzer::Unicode, false, true) => STOPPED,
-        (Analyzer::Simple, true, _) => "en_stem",
-        (Analyzer::Simple, false, _) => "default",
+    // An index, once built, keeps the names in its schema (`open` reads them there).
+    let analyzer = match (settings.analyzer, settings.stemming) {
+        (Analyzer::Unicode, stemming) => unicode_name(revision, stemming, settings.stop_words),
+        (Analyzer::Simple, true) => "en_stem",
+        (Analyzer::Simple, false) => "default",
     };
     let text_options = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default().set_tokenizer(analyzer).set_index_option(IndexRecordOption::WithFreqsAndPositions),
@@ -146,7 +157,18 @@ impl LexicalIndex {
         items: impl Iterator<Item = (u32, &'a Item)>,
         settings: LexicalSettings,
     ) -> Result<()> {
-        let (schema, fields) = schema(&settings);
+        Self::build_with(dir, items, settings, Revision::default())
+    }
+
+    /// [`LexicalIndex::build`] with a given revision of the unicode tokenizer (tests build
+    /// what older generations hold).
+    fn build_with<'a>(
+        dir: &Path,
+        items: impl Iterator<Item = (u32, &'a Item)>,
+        settings: LexicalSettings,
+        revision: Revision,
+    ) -> Result<()> {
+        let (schema, fields) = schema(&settings, revision);
         let index = Index::create_in_dir(dir, schema)?;
         register_analyzers(&index);
         let mut writer = index.writer_with_num_threads(1, 100_000_000)?;
@@ -360,6 +382,55 @@ mod tests {
         let old = tempfile::tempdir().unwrap();
         let simple = index(old.path(), LexicalSettings { analyzer: Analyzer::Simple, ..Default::default() }, &items);
         assert!(simple.search("帐篷", 3, None).unwrap().is_empty(), "the simple analyzer cannot split a CJK run");
+    }
+
+    /// A word that holds punctuation, and words joined by hyphens, are found by their parts and
+    /// by the parts written together, whichever apostrophe either side used; an index built
+    /// before joined words keeps its own analysis, for its stored and its live items.
+    #[test]
+    fn joined_words_are_found_however_people_type_them() {
+        let items = [
+            item("plane", "L’avion de Paris", "Un vol direct."),
+            item("shirt", "Organic T-Shirt", "Cotton, size M."),
+            item("usa", "Made in the U.S.A.", "Since 1920"),
+            item("mug", "Enamel mug", "Don't drop it."),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        let top = |lexical: &LexicalIndex, query: &str| {
+            lexical.search(query, 3, None).unwrap().first().map(|h| items[h.0 as usize].id.clone())
+        };
+        for (query, id) in [
+            ("avion", "plane"),
+            ("l'avion", "plane"),
+            ("lavion", "plane"),
+            ("tshirt", "shirt"),
+            ("t-shirt", "shirt"),
+            ("shirt", "shirt"),
+            ("usa", "usa"),
+            ("dont", "mug"),
+            ("don’t", "mug"),
+        ] {
+            assert_eq!(top(&lexical, query).as_deref(), Some(id), "{query}");
+        }
+
+        let old = tempfile::tempdir().unwrap();
+        let settings = LexicalSettings::default();
+        LexicalIndex::build_with(
+            old.path(),
+            items.iter().enumerate().map(|(i, it)| (i as u32, it)),
+            settings,
+            Revision::First,
+        )
+        .unwrap();
+        let old = LexicalIndex::open(old.path(), settings).unwrap();
+        assert_eq!(top(&old, "l’avion").as_deref(), Some("plane"));
+        assert_eq!(top(&old, "avion"), None, "the first revision keeps l’avion whole");
+        let live = item("boat", "Le bateau", "L’hélicoptère et l’avion");
+        old.add_live([(4, &live)]).unwrap();
+        let hits = old.search("l’helicoptere", 3, None).unwrap();
+        assert_eq!(hits.first().map(|h| h.0), Some(4), "a live item is analysed as the index was built");
+        assert!(old.search("helicoptere", 3, None).unwrap().is_empty());
     }
 
     /// Our scorer at tantivy's constants gives tantivy's scores; other k1 and b change them as

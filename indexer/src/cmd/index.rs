@@ -85,7 +85,8 @@ pub(crate) struct IndexArgs {
     #[command(flatten)]
     pub(crate) cf: CfArgs,
     /// BM25 tokenizer: `unicode` (NFKC, diacritic folding, UAX #29 words, CJK bigrams,
-    /// over-long tokens split and counted) or `simple` (tantivy's: splits on non-alphanumerics,
+    /// over-long tokens split and counted, words joined by punctuation or hyphens indexed as
+    /// their parts and written together) or `simple` (tantivy's: splits on non-alphanumerics,
     /// drops tokens over 40 bytes).
     #[arg(long, value_enum, default_value_t = AnalyzerArg::Unicode)]
     pub(crate) analyzer: AnalyzerArg,
