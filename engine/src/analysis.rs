@@ -106,12 +106,23 @@ fn folds_marks(script: Script) -> bool {
 }
 
 /// NFKC, lower case, and diacritics folded (steps 1 and 2).
-fn normalize(segment: &str) -> String {
+fn normalize(segment: &str, revision: Revision) -> String {
     let mut out = String::with_capacity(segment.len());
     let mut base = Script::Common;
     // Greek final sigma folds to σ, as Lucene's GreekLowerCaseFilter does: "ΚΑΦΕΣ" lower-cases
     // letter by letter to "καφεσ", and must meet "καφές".
-    let lowered: String = segment.nfkc().flat_map(char::to_lowercase).map(|c| if c == 'ς' { 'σ' } else { c }).collect();
+    // The modifier letter apostrophe ʼ (a letter to Unicode, so inside a word whatever
+    // follows) stands for an apostrophe in Ukrainian, Belarusian and many transliterations:
+    // it folds to one, so that "мʼясо" meets "м'ясо" in step 6 (the first revision kept it).
+    let lowered: String = segment
+        .nfkc()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'ς' => 'σ',
+            '\u{02BC}' if revision == Revision::Joined => '\'',
+            c => c,
+        })
+        .collect();
     for c in lowered.nfd() {
         if unicode_normalization::char::is_combining_mark(c) {
             if folds_marks(base) {
@@ -181,7 +192,7 @@ fn analyze(text: &str, revision: Revision) -> (Vec<Token>, usize) {
     };
     for (start, segment) in text.split_word_bound_indices() {
         let end = start + segment.len();
-        let normalized = normalize(segment);
+        let normalized = normalize(segment, revision);
         let chars: Vec<char> = normalized.chars().collect();
         let Some(&first) = chars.first() else { continue };
         if joined && chars.len() == 1 && is_hyphen(first) && compound.as_ref().is_some_and(|c| c.to == start) {
@@ -345,6 +356,8 @@ mod tests {
         assert_eq!(terms("L'avion"), ["l", "avion", "lavion"]);
         assert_eq!(terms("l’avion"), terms("l'avion"), "the typographic apostrophe");
         assert_eq!(terms("don’t"), ["don", "t", "dont"]);
+        assert_eq!(terms("мʼясо"), terms("м'ясо"), "the modifier letter apostrophe");
+        assert_eq!(terms("м'ясо"), ["м", "ясо", "мясо"]);
         assert_eq!(terms("U.S.A."), ["u", "s", "a", "usa"]);
         // Between two digits, punctuation belongs to the number.
         assert_eq!(terms("1,000 and 2.5mg"), ["1,000", "and", "2.5mg"]);
@@ -362,8 +375,9 @@ mod tests {
         let positions: Vec<usize> = tokens("the T-shirt, l'avion").iter().map(|t| t.position).collect();
         assert_eq!(positions, (0..positions.len()).collect::<Vec<_>>());
         // The first revision, which older generations read with, keeps such words whole.
-        let first: Vec<String> = analyze("l'avion T-shirt", Revision::First).0.into_iter().map(|t| t.text).collect();
-        assert_eq!(first, ["l'avion", "t", "shirt"]);
+        let first: Vec<String> =
+            analyze("l'avion T-shirt мʼясо", Revision::First).0.into_iter().map(|t| t.text).collect();
+        assert_eq!(first, ["l'avion", "t", "shirt", "мʼясо"]);
     }
 
     #[test]
