@@ -204,6 +204,14 @@ impl LexicalIndex {
             };
             Fields { idx: field(IDX)?, title: field("title")?, text: field("text")? }
         };
+        // A generation built by a newer hyrank may name an analyzer this build does not have:
+        // refused here, not at its first query.
+        for field in [fields.title, fields.text] {
+            index.tokenizer_for_field(field).map_err(|e| Error::BadIndex {
+                path: dir.to_path_buf(),
+                reason: format!("its analyzer is unknown to this build of hyrank (built by a newer version?): {e}"),
+            })?;
+        }
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(LexicalIndex { index, reader, fields, settings, live: std::sync::Mutex::new(None) })
     }
@@ -424,6 +432,15 @@ mod tests {
         )
         .unwrap();
         let old = LexicalIndex::open(old.path(), settings).unwrap();
+        // The names are what generations on disk hold: pinned, not derived.
+        let tokenizer =
+            |lexical: &LexicalIndex| match lexical.index.schema().get_field_entry(lexical.fields.text).field_type() {
+                tantivy::schema::FieldType::Str(options) => {
+                    options.get_indexing_options().unwrap().tokenizer().to_string()
+                }
+                other => panic!("{other:?}"),
+            };
+        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank2_en".to_string(), "hyrank_en".to_string()));
         assert_eq!(top(&old, "l’avion").as_deref(), Some("plane"));
         assert_eq!(top(&old, "avion"), None, "the first revision keeps l’avion whole");
         let live = item("boat", "Le bateau", "L’hélicoptère et l’avion");
@@ -431,6 +448,18 @@ mod tests {
         let hits = old.search("l’helicoptere", 3, None).unwrap();
         assert_eq!(hits.first().map(|h| h.0), Some(4), "a live item is analysed as the index was built");
         assert!(old.search("helicoptere", 3, None).unwrap().is_empty());
+
+        // An analyzer this build does not know (a newer generation's) is refused at open.
+        let newer = tempfile::tempdir().unwrap();
+        let mut schema = Schema::builder();
+        let options =
+            TextOptions::default().set_indexing_options(TextFieldIndexing::default().set_tokenizer("hyrank9_en"));
+        schema.add_u64_field(IDX, NumericOptions::default().set_indexed().set_fast());
+        schema.add_text_field("title", options.clone());
+        schema.add_text_field("text", options);
+        Index::create_in_dir(newer.path(), schema.build()).unwrap();
+        let error = LexicalIndex::open(newer.path(), settings).err().unwrap().to_string();
+        assert!(error.contains("unknown to this build"), "{error}");
     }
 
     /// Our scorer at tantivy's constants gives tantivy's scores; other k1 and b change them as
