@@ -160,8 +160,8 @@ pub fn long_tokens(text: &str) -> usize {
     analyze(text, Revision::default()).1
 }
 
-/// Words joined by hyphens so far (step 6): where the last one ended, and the parts of all of
-/// them written together.
+/// Words joined so far by hyphens or other joiners ([`is_joiner`], step 6): where the first
+/// began and the last ended, and the parts of all of them written together.
 struct Compound {
     from: usize,
     to: usize,
@@ -175,8 +175,8 @@ fn analyze(text: &str, revision: Revision) -> (Vec<Token>, usize) {
     let mut out = Vec::new();
     let joined = revision == Revision::Joined;
     let mut compound: Option<Compound> = None;
-    // The end of a joiner (a hyphen) that directly follows the compound: a word starting
-    // there extends it.
+    // The end of a joiner that directly follows the compound: a word starting there extends
+    // it.
     let mut joiner_to = None;
     for (start, segment) in text.split_word_bound_indices() {
         let end = start + segment.len();
@@ -242,6 +242,7 @@ fn analyze(text: &str, revision: Revision) -> (Vec<Token>, usize) {
     (bigrams(out), long)
 }
 
+/// Pushes a term as the next token.
 fn push(out: &mut Vec<Token>, from: usize, to: usize, text: String) {
     let position = out.len();
     out.push(Token { offset_from: from, offset_to: to, position, text, position_length: 1 });
