@@ -12,7 +12,9 @@
 //!    Hebrew letters are removed (canonical decomposition first), so "café" matches "cafe"
 //!    and "الْجِبَال" matches "الجبال", the way people type. The Arabic tatweel (kashida), a
 //!    stretching stroke, goes too. Marks in other scripts are kept: in Devanagari or Thai
-//!    they are vowels, and removing them would merge different words.
+//!    they are vowels, and removing them would merge different words. Under the
+//!    joined-words revision this step runs after the stop words ([`FoldDiacritics`]), and
+//!    the Cyrillic breve stays ("й" is a letter).
 //! 3. **Unicode word segmentation** (UAX #29, `unicode-segmentation`): words, numbers and
 //!    runs of CJK characters; punctuation and spaces separate them. Symbols that carry
 //!    meaning on their own ("+", "€") are kept as one-character terms ("#" and "&" are
@@ -35,8 +37,10 @@
 //!    whichever apostrophe the catalog used. Similar to Lucene's `WordDelimiterGraphFilter`
 //!    with `catenateAll`, which splits more (at letters beside digits, at case changes).
 //!
-//! The English stemmer runs after this chain when stemming is on (`lexical.rs`). It only
-//! changes ASCII words, so it leaves the other scripts alone.
+//! Stop words and stems are the catalog's language's (`lexical::Language`,
+//! `lexical/analyzers.rs`). Under the joined-words revision: steps 1 and 3 to 6, the stop
+//! words (their lists keep accents), step 2, then the stemmer. Under the first revision,
+//! English only, after the whole chain.
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use unicode_categories::UnicodeCategories;
@@ -109,12 +113,12 @@ fn folds_marks(script: Script) -> bool {
     matches!(script, Script::Latin | Script::Greek | Script::Cyrillic | Script::Arabic | Script::Hebrew)
 }
 
-/// NFKC, lower case, and diacritics folded (steps 1 and 2).
+/// NFKC and lower case (step 1); under the first revision, diacritics folded too (step 2),
+/// which the joined-words revision does after stemming ([`FoldDiacritics`]).
 fn normalize(segment: &str, revision: Revision) -> String {
-    let mut out = String::with_capacity(segment.len());
-    let mut base = Script::Common;
     // Greek final sigma folds to σ, as Lucene's GreekLowerCaseFilter does: "ΚΑΦΕΣ" lower-cases
-    // letter by letter to "καφεσ", and must meet "καφές".
+    // letter by letter to "καφεσ", and must meet "καφές". The Arabic tatweel (kashida) is a
+    // stretching stroke inside a word.
     // Under the joined-words revision (the first kept these as they were):
     // - the modifier letters ʼ and ʻ (letters to Unicode, so inside a word whatever follows)
     //   stand for an apostrophe in Ukrainian, Hawaiian and many transliterations: they fold to
@@ -125,22 +129,33 @@ fn normalize(segment: &str, revision: Revision) -> String {
     let lowered: String = segment
         .nfkc()
         .flat_map(char::to_lowercase)
-        .filter(|&c| !(joined && matches!(c, '\u{00AD}' | '\u{2060}' | '\u{FEFF}')))
+        .filter(|&c| c != '\u{0640}' && !(joined && matches!(c, '\u{00AD}' | '\u{2060}' | '\u{FEFF}')))
         .map(|c| match c {
             'ς' => 'σ',
             '\u{02BC}' | '\u{02BB}' if joined => '\'',
             c => c,
         })
         .collect();
-    for c in lowered.nfd() {
+    match revision {
+        Revision::First => fold_diacritics(&lowered, revision),
+        Revision::Joined => lowered,
+    }
+}
+
+/// Step 2: the nonspacing marks after letters of the scripts where they are accents removed
+/// (canonical decomposition first, recomposed after). Under the joined-words revision the
+/// Cyrillic breve stays: "й" and "ў" are letters of their own, not "и" and "у" with an accent
+/// (Snowball's Russian stemmer needs the "й" of "-ый"), where "ё" is "е" as people type it.
+pub fn fold_diacritics(text: &str, revision: Revision) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut base = Script::Common;
+    for c in text.nfd() {
         if unicode_normalization::char::is_combining_mark(c) {
-            if folds_marks(base) {
+            let letter = revision == Revision::Joined && base == Script::Cyrillic && c == '\u{0306}';
+            if folds_marks(base) && !letter {
                 continue;
             }
         } else {
-            if c == '\u{0640}' {
-                continue; // Arabic tatweel
-            }
             base = c.script();
         }
         out.push(c);
@@ -148,10 +163,66 @@ fn normalize(segment: &str, revision: Revision) -> String {
     out.nfc().collect()
 }
 
-/// Every token of `text` under the current revision, positions counted from 0, offsets into
-/// `text`.
+/// Step 2 as a tantivy token filter (the joined-words revision): it runs after the stop words,
+/// whose lists are written with their accents (French "à", "été"), and before the stemmer, so
+/// that a word typed without its accents stems as the word with them. A token that folds to
+/// nothing (a lone mark) is dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldDiacritics;
+
+impl tantivy::tokenizer::TokenFilter for FoldDiacritics {
+    type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
+        FoldingTokenizer(tokenizer)
+    }
+}
+
+/// A tokenizer followed by [`FoldDiacritics`].
+#[derive(Debug, Clone)]
+pub struct FoldingTokenizer<T>(T);
+
+impl<T: Tokenizer> Tokenizer for FoldingTokenizer<T> {
+    type TokenStream<'a> = FoldingStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        FoldingStream(self.0.token_stream(text))
+    }
+}
+
+/// The tokens of [`FoldingTokenizer`].
+pub struct FoldingStream<S>(S);
+
+impl<S: TokenStream> TokenStream for FoldingStream<S> {
+    fn advance(&mut self) -> bool {
+        while self.0.advance() {
+            let token = self.0.token_mut();
+            token.text = fold_diacritics(&token.text, Revision::Joined);
+            if !token.text.is_empty() {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.0.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.0.token_mut()
+    }
+}
+
+/// Every token of `text` under the current revision, diacritics folded, neither stemmed nor
+/// stop words dropped (the `hyrank2` analyzer); positions counted from 0, offsets into `text`.
 pub fn tokens(text: &str) -> Vec<Token> {
-    analyze(text, Revision::default()).0
+    let mut stream = FoldingStream(VecTokenStream { tokens: analyze(text, Revision::default()).0, next: 0 });
+    let mut out = Vec::new();
+    while stream.advance() {
+        out.push(Token { position: out.len(), ..stream.token().clone() });
+    }
+    out
 }
 
 /// Words of `text` longer than [`MAX_TOKEN_CHARS`] characters, each indexed as pieces (CJK

@@ -3,7 +3,7 @@
 
 use tantivy::{doc, Index, IndexReader, ReloadPolicy, Searcher};
 
-use super::{register_analyzers, LexicalIndex};
+use super::{analyzers, LexicalIndex};
 use crate::error::Result;
 use crate::item::Item;
 
@@ -26,7 +26,7 @@ impl LexicalIndex {
         if live.is_none() {
             // The generation's own schema: its fields, and the analyzer it was built with.
             let index = Index::create_in_ram(self.index.schema());
-            register_analyzers(&index);
+            analyzers::register(&index);
             // tantivy's smallest arena; live items arrive a few at a time.
             let writer = index.writer_with_num_threads(1, 15_000_000)?;
             let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;

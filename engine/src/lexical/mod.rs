@@ -13,38 +13,19 @@ use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFiel
 use tantivy::tokenizer::TokenStream;
 use tantivy::{doc, DocAddress, Index, IndexReader, ReloadPolicy, Searcher, Term};
 
-use crate::analysis::{Revision, UnicodeTokenizer};
+use crate::analysis::Revision;
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
 use crate::item::Item;
 use live::LiveSegment;
 
+mod analyzers;
 mod bm25;
 mod live;
 
+pub use analyzers::{Analyzer, Language};
+
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
-
-/// Which tokenizer BM25 analyses titles, texts and queries with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Analyzer {
-    /// `analysis.rs`: NFKC and diacritic folding, UAX #29 words, CJK bigrams, over-long tokens
-    /// split rather than dropped, words joined by punctuation or hyphens indexed as their parts
-    /// and written together.
-    #[default]
-    Unicode,
-    /// tantivy's `SimpleTokenizer`: splits on anything not alphanumeric and drops tokens over
-    /// 40 bytes. What generations built before the analyzer was a setting use.
-    Simple,
-}
-
-impl Analyzer {
-    /// What a manifest without the field was built with.
-    fn legacy() -> Self {
-        Analyzer::Simple
-    }
-}
 
 /// How the lexical index analyses and weights text.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,9 +33,13 @@ impl Analyzer {
 pub struct LexicalSettings {
     /// Multiplier on title matches.
     pub title_boost: f32,
-    /// English stemming (the Snowball English stemmer after the tokenizer) instead of plain
-    /// lower-casing; it changes ASCII words only.
+    /// Stemming in [`LexicalSettings::language`] (Snowball's stemmer) instead of the words as
+    /// written.
     pub stemming: bool,
+    /// The catalog's language: what the stemmer and the stop words are for. English in
+    /// manifests from before it was a setting (English was then the only one).
+    #[serde(default)]
+    pub language: Language,
     /// The tokenizer.
     #[serde(default = "Analyzer::legacy")]
     pub analyzer: Analyzer,
@@ -62,8 +47,9 @@ pub struct LexicalSettings {
     /// 1.2 and 0.75 then).
     #[serde(default = "Bm25Params::tantivy")]
     pub bm25: Bm25Params,
-    /// Drop Lucene's 33 English stop words ("a", "the", "of"…) before stemming (the unicode
-    /// analyzer only). Off by default: measured on SciFact, docs/EVAL.md.
+    /// Drop the language's stop words before stemming (Lucene's 33 for English: "a", "the",
+    /// "of"…; the unicode analyzer only, and not every language has a list:
+    /// [`Language::has_stop_words`]). Off by default: measured on SciFact, docs/EVAL.md.
     #[serde(default)]
     pub stop_words: bool,
 }
@@ -73,43 +59,11 @@ impl Default for LexicalSettings {
         LexicalSettings {
             title_boost: 1.0,
             stemming: true,
+            language: Language::default(),
             analyzer: Analyzer::default(),
             bm25: Bm25Params::default(),
             stop_words: false,
         }
-    }
-}
-
-/// Registers hyrank's analyzers with an index (tantivy keeps only the names in the schema):
-/// the unicode tokenizer, then optionally Lucene's English stop words, then optionally the
-/// English stemmer (stop words go first, as in Lucene's `EnglishAnalyzer`); each under every
-/// revision of the tokenizer, so an index opens with the one it was built with.
-fn register_analyzers(index: &Index) {
-    use tantivy::tokenizer::{Language, StopWordFilter, TextAnalyzer};
-    let stem = || tantivy::tokenizer::Stemmer::new(Language::English);
-    let stop = || StopWordFilter::new(Language::English).expect("tantivy ships an English list");
-    let tokenizers = index.tokenizers();
-    for revision in [Revision::First, Revision::Joined] {
-        let tokenizer = || UnicodeTokenizer { revision };
-        let name = |stemming, stop_words| unicode_name(revision, stemming, stop_words);
-        tokenizers.register(name(false, false), TextAnalyzer::builder(tokenizer()).build());
-        tokenizers.register(name(true, false), TextAnalyzer::builder(tokenizer()).filter(stem()).build());
-        tokenizers.register(name(false, true), TextAnalyzer::builder(tokenizer()).filter(stop()).build());
-        tokenizers.register(name(true, true), TextAnalyzer::builder(tokenizer()).filter(stop()).filter(stem()).build());
-    }
-}
-
-/// The name the unicode analyzer is registered under, by revision, stemming and stop words.
-fn unicode_name(revision: Revision, stemming: bool, stop_words: bool) -> &'static str {
-    match (revision, stemming, stop_words) {
-        (Revision::First, false, false) => "hyrank",
-        (Revision::First, true, false) => "hyrank_en",
-        (Revision::First, false, true) => "hyrank_stop",
-        (Revision::First, true, true) => "hyrank_en_stop",
-        (Revision::Joined, false, false) => "hyrank2",
-        (Revision::Joined, true, false) => "hyrank2_en",
-        (Revision::Joined, false, true) => "hyrank2_stop",
-        (Revision::Joined, true, true) => "hyrank2_en_stop",
     }
 }
 
@@ -136,12 +90,16 @@ fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema, Fields) {
     // Stop words exist for the unicode analyzer only; the indexer refuses them with `simple`.
     // An index, once built, keeps the names in its schema (`open` reads them there).
     let analyzer = match (settings.analyzer, settings.stemming) {
-        (Analyzer::Unicode, stemming) => unicode_name(revision, stemming, settings.stop_words),
-        (Analyzer::Simple, true) => "en_stem",
-        (Analyzer::Simple, false) => "default",
+        (Analyzer::Unicode, stemming) => {
+            analyzers::unicode_name(revision, settings.language, stemming, settings.stop_words)
+        }
+        (Analyzer::Simple, true) => "en_stem".to_string(),
+        (Analyzer::Simple, false) => "default".to_string(),
     };
     let text_options = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default().set_tokenizer(analyzer).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        TextFieldIndexing::default()
+            .set_tokenizer(&analyzer)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let mut builder = Schema::builder();
     let idx = builder.add_u64_field(IDX, NumericOptions::default().set_indexed().set_fast());
@@ -170,7 +128,7 @@ impl LexicalIndex {
     ) -> Result<()> {
         let (schema, fields) = schema(&settings, revision);
         let index = Index::create_in_dir(dir, schema)?;
-        register_analyzers(&index);
+        analyzers::register(&index);
         let mut writer = index.writer_with_num_threads(1, 100_000_000)?;
         for (idx, item) in items {
             writer.add_document(doc!(
@@ -193,7 +151,7 @@ impl LexicalIndex {
     /// Opens what [`LexicalIndex::build`] wrote.
     pub fn open(dir: &Path, settings: LexicalSettings) -> Result<Self> {
         let index = Index::open_in_dir(dir)?;
-        register_analyzers(&index);
+        analyzers::register(&index);
         let fields = {
             let schema = index.schema();
             let field = |name: &str| {
@@ -440,7 +398,7 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             };
-        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank2_en".to_string(), "hyrank_en".to_string()));
+        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank2_en_stem".to_string(), "hyrank_en".to_string()));
         assert_eq!(top(&old, "l’avion").as_deref(), Some("plane"));
         assert_eq!(top(&old, "avion"), None, "the first revision keeps l’avion whole");
         let live = item("boat", "Le bateau", "L’hélicoptère et l’avion");

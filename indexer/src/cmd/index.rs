@@ -7,11 +7,16 @@ use anyhow::Context;
 use clap::Args;
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::dense::HnswSettings;
-use hyrank_engine::lexical::{Analyzer, Bm25Params, FieldCombination, LexicalSettings};
+use hyrank_engine::lexical::{Analyzer, Bm25Params, FieldCombination, Language, LexicalSettings};
 use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice, CfValidation};
 use hyrank_indexer::{IndexSettings, OnError};
 
 use super::*;
+
+/// `--language`: one of [`Language::ALL`] by name.
+fn parse_language(name: &str) -> Result<Language, String> {
+    name.parse()
+}
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub(crate) enum AnalyzerArg {
@@ -90,7 +95,13 @@ pub(crate) struct IndexArgs {
     /// drops tokens over 40 bytes).
     #[arg(long, value_enum, default_value_t = AnalyzerArg::Unicode)]
     pub(crate) analyzer: AnalyzerArg,
-    /// BM25: drop Lucene's 33 English stop words before stemming (unicode analyzer only).
+    /// BM25: the catalog's language, for stems and stop words (Snowball's stemmers:
+    /// arabic, danish, dutch, english, finnish, french, german, greek, hungarian, italian,
+    /// norwegian, portuguese, romanian, russian, spanish, swedish, tamil, turkish).
+    #[arg(long, default_value = "english", value_parser = parse_language)]
+    pub(crate) language: Language,
+    /// BM25: drop the language's stop words before stemming (Lucene's 33 for English; unicode
+    /// analyzer only; arabic, greek, romanian, tamil and turkish have no list).
     #[arg(long)]
     pub(crate) stop_words: bool,
     /// BM25's k1 (term-frequency saturation, ≥ 0); requests may override it.
@@ -122,7 +133,7 @@ pub(crate) struct IndexArgs {
     /// BM25: multiplier on title matches.
     #[arg(long, default_value_t = LexicalSettings::default().title_boost)]
     pub(crate) title_boost: f32,
-    /// BM25: index words as written (lower-cased) instead of English stems.
+    /// BM25: index words as written (lower-cased) instead of the language's stems.
     #[arg(long)]
     pub(crate) no_stemming: bool,
     /// HNSW: neighbours per node (M).
@@ -252,6 +263,16 @@ impl IndexArgs {
             !(self.stop_words && matches!(self.analyzer, AnalyzerArg::Simple)),
             "--stop-words needs --analyzer unicode"
         );
+        anyhow::ensure!(
+            self.language == Language::English || matches!(self.analyzer, AnalyzerArg::Unicode),
+            "--language {} needs --analyzer unicode (the simple analyzer stems English only)",
+            self.language.name()
+        );
+        anyhow::ensure!(
+            !self.stop_words || self.language.has_stop_words(),
+            "--stop-words: there is no stop-word list for {}",
+            self.language.name()
+        );
         Ok(IndexSettings {
             catalog_format: self.catalog.format(),
             catalog: self.catalog.catalog,
@@ -263,6 +284,7 @@ impl IndexArgs {
             lexical: LexicalSettings {
                 title_boost: self.title_boost,
                 stemming: !self.no_stemming,
+                language: self.language,
                 analyzer: self.analyzer.into(),
                 bm25,
                 stop_words: self.stop_words,

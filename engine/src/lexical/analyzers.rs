@@ -1,0 +1,275 @@
+//! The analyzers BM25 reads text with, by name: tantivy keeps only an analyzer's name in an
+//! index's schema, so every chain an index on disk may name is registered with every index
+//! opened, and a new chain (a new revision of `analysis.rs`, a new language) gets new names.
+
+use tantivy::tokenizer::{StopWordFilter, TextAnalyzer};
+use tantivy::Index;
+
+use crate::analysis::{FoldDiacritics, Revision, UnicodeTokenizer};
+
+/// Which tokenizer BM25 analyses titles, texts and queries with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Analyzer {
+    /// `analysis.rs`: NFKC and diacritic folding, UAX #29 words, CJK bigrams, over-long tokens
+    /// split rather than dropped, words joined by punctuation or hyphens indexed as their parts
+    /// and written together; stemming and stop words in the catalog's [`Language`].
+    #[default]
+    Unicode,
+    /// tantivy's `SimpleTokenizer`: splits on anything not alphanumeric and drops tokens over
+    /// 40 bytes; English stems only. What generations built before the analyzer was a setting
+    /// use.
+    Simple,
+}
+
+impl Analyzer {
+    /// What a manifest without the field was built with.
+    pub(super) fn legacy() -> Self {
+        Analyzer::Simple
+    }
+}
+
+/// The language BM25 stems in, and whose stop words it drops when asked: the Snowball
+/// stemmers and stop-word lists tantivy ships (Lucene's 33 words for English).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Language {
+    Arabic,
+    Danish,
+    Dutch,
+    #[default]
+    English,
+    Finnish,
+    French,
+    German,
+    Greek,
+    Hungarian,
+    Italian,
+    Norwegian,
+    Portuguese,
+    Romanian,
+    Russian,
+    Spanish,
+    Swedish,
+    Tamil,
+    Turkish,
+}
+
+impl Language {
+    /// Every language, in the order above.
+    pub const ALL: [Language; 18] = [
+        Language::Arabic,
+        Language::Danish,
+        Language::Dutch,
+        Language::English,
+        Language::Finnish,
+        Language::French,
+        Language::German,
+        Language::Greek,
+        Language::Hungarian,
+        Language::Italian,
+        Language::Norwegian,
+        Language::Portuguese,
+        Language::Romanian,
+        Language::Russian,
+        Language::Spanish,
+        Language::Swedish,
+        Language::Tamil,
+        Language::Turkish,
+    ];
+
+    /// The name in settings and manifests (`"french"`).
+    pub fn name(self) -> &'static str {
+        self.facts().0
+    }
+
+    /// ISO 639-1 code, in analyzer names (`"fr"`).
+    fn code(self) -> &'static str {
+        self.facts().1
+    }
+
+    fn facts(self) -> (&'static str, &'static str, tantivy::tokenizer::Language) {
+        use tantivy::tokenizer::Language as T;
+        match self {
+            Language::Arabic => ("arabic", "ar", T::Arabic),
+            Language::Danish => ("danish", "da", T::Danish),
+            Language::Dutch => ("dutch", "nl", T::Dutch),
+            Language::English => ("english", "en", T::English),
+            Language::Finnish => ("finnish", "fi", T::Finnish),
+            Language::French => ("french", "fr", T::French),
+            Language::German => ("german", "de", T::German),
+            Language::Greek => ("greek", "el", T::Greek),
+            Language::Hungarian => ("hungarian", "hu", T::Hungarian),
+            Language::Italian => ("italian", "it", T::Italian),
+            Language::Norwegian => ("norwegian", "no", T::Norwegian),
+            Language::Portuguese => ("portuguese", "pt", T::Portuguese),
+            Language::Romanian => ("romanian", "ro", T::Romanian),
+            Language::Russian => ("russian", "ru", T::Russian),
+            Language::Spanish => ("spanish", "es", T::Spanish),
+            Language::Swedish => ("swedish", "sv", T::Swedish),
+            Language::Tamil => ("tamil", "ta", T::Tamil),
+            Language::Turkish => ("turkish", "tr", T::Turkish),
+        }
+    }
+
+    /// Whether tantivy ships a stop-word list for the language (Arabic, Greek, Romanian, Tamil
+    /// and Turkish have none).
+    pub fn has_stop_words(self) -> bool {
+        StopWordFilter::new(self.facts().2).is_some()
+    }
+
+    fn stop_words(self) -> Option<StopWordFilter> {
+        StopWordFilter::new(self.facts().2)
+    }
+
+    fn stemmer(self) -> tantivy::tokenizer::Stemmer {
+        tantivy::tokenizer::Stemmer::new(self.facts().2)
+    }
+}
+
+impl std::str::FromStr for Language {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Language::ALL.into_iter().find(|l| l.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Language::ALL.iter().map(|l| l.name()).collect();
+            format!("{name:?} is not one of {}", names.join(", "))
+        })
+    }
+}
+
+/// The name of the unicode analyzer a new index of `revision` is built with.
+///
+/// The first revision (generations built before joined words) had English only: `hyrank`,
+/// `hyrank_en` (stems), `hyrank_stop` (stop words), `hyrank_en_stop`. The joined-words
+/// revision names its language whenever stems or stop words depend on it: `hyrank2`,
+/// `hyrank2_fr_stem`, `hyrank2_fr_stop`, `hyrank2_fr_stem_stop`.
+pub(super) fn unicode_name(revision: Revision, language: Language, stemming: bool, stop_words: bool) -> String {
+    match revision {
+        Revision::First => {
+            ["hyrank", if stemming { "_en" } else { "" }, if stop_words { "_stop" } else { "" }].concat()
+        }
+        Revision::Joined if !stemming && !stop_words => "hyrank2".to_string(),
+        Revision::Joined => {
+            ["hyrank2_", language.code(), if stemming { "_stem" } else { "" }, if stop_words { "_stop" } else { "" }]
+                .concat()
+        }
+    }
+}
+
+/// Registers every unicode analyzer an index may name (tantivy's own, `default` and
+/// `en_stem`, are registered already).
+///
+/// The first revision: the tokenizer (which folds diacritics itself), then optionally
+/// English stop words, then optionally the English stemmer. The joined-words revision, for each
+/// language: the tokenizer, optionally the language's stop words (written with their
+/// accents), diacritics folded, then optionally the stemmer, so that a word typed without its
+/// accents stems as the word with them. Stop words go before stems, as in Lucene's analyzers.
+pub(super) fn register(index: &Index) {
+    let tokenizers = index.tokenizers();
+    let first = || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::First });
+    let english = Language::English;
+    let name = |stemming, stop| unicode_name(Revision::First, english, stemming, stop);
+    let stop = || english.stop_words().expect("tantivy ships an English list");
+    tokenizers.register(&name(false, false), first().build());
+    tokenizers.register(&name(true, false), first().filter(english.stemmer()).build());
+    tokenizers.register(&name(false, true), first().filter(stop()).build());
+    tokenizers.register(&name(true, true), first().filter(stop()).filter(english.stemmer()).build());
+    let joined = || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::Joined });
+    tokenizers
+        .register(&unicode_name(Revision::Joined, english, false, false), joined().filter(FoldDiacritics).build());
+    for language in Language::ALL {
+        let name = |stemming, stop| unicode_name(Revision::Joined, language, stemming, stop);
+        tokenizers.register(&name(true, false), joined().filter(FoldDiacritics).filter(language.stemmer()).build());
+        if let Some(stop) = language.stop_words() {
+            tokenizers.register(&name(false, true), joined().filter(stop.clone()).filter(FoldDiacritics).build());
+            tokenizers.register(
+                &name(true, true),
+                joined().filter(stop).filter(FoldDiacritics).filter(language.stemmer()).build(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Item;
+    use crate::lexical::{LexicalIndex, LexicalSettings};
+
+    /// The id of the best item for `query` in a catalog of `(id, title)` indexed under
+    /// `settings`.
+    fn top(settings: LexicalSettings, catalog: &[(&str, &str)], query: &str) -> Option<String> {
+        let items: Vec<Item> = catalog
+            .iter()
+            .map(|(id, title)| Item {
+                id: id.to_string(),
+                title: title.to_string(),
+                text: String::new(),
+                fields: Default::default(),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings).unwrap();
+        let lexical = LexicalIndex::open(dir.path(), settings).unwrap();
+        lexical.search(query, 3, None).unwrap().first().map(|h| items[h.0 as usize].id.clone())
+    }
+
+    fn in_language(language: Language) -> LexicalSettings {
+        LexicalSettings { language, ..Default::default() }
+    }
+
+    #[test]
+    fn each_language_stems_its_own_words() {
+        let boots = [("boots", "Schuhe für den Berg"), ("mug", "Emaille Becher")];
+        assert_eq!(top(in_language(Language::German), &boots, "Schuh").as_deref(), Some("boots"));
+        assert_eq!(top(in_language(Language::English), &boots, "Schuh"), None, "English stems leave schuhe");
+        // Russian's adjective ending "-ый" keeps its "й" (step 2 keeps the breve), so the
+        // stemmer finds it: "красный" (red) meets "красные"; and "война" (war) does not fold
+        // into "воина" (warrior).
+        let russian = in_language(Language::Russian);
+        let packs = [("red", "Красный рюкзак"), ("tent", "Синяя палатка")];
+        assert_eq!(top(russian, &packs, "красные").as_deref(), Some("red"));
+        let books = [("war", "Война и мир"), ("warrior", "Воин света")];
+        assert_eq!(top(russian, &books, "войны").as_deref(), Some("war"));
+        assert_eq!(top(russian, &books, "воины").as_deref(), Some("warrior"));
+        // A French word typed without its accents stems as the word with them.
+        let hikes = [("hike", "Chaussures de randonnée"), ("mug", "Tasse émaillée")];
+        assert_eq!(top(in_language(Language::French), &hikes, "chaussure randonnee").as_deref(), Some("hike"));
+        assert_eq!(top(in_language(Language::French), &hikes, "emaillees").as_deref(), Some("mug"));
+    }
+
+    #[test]
+    fn stop_words_are_the_languages_and_match_as_written() {
+        let settings = LexicalSettings { language: Language::French, stop_words: true, ..Default::default() };
+        let catalog = [("a", "Le sac à dos"), ("b", "Sac de couchage")];
+        assert_eq!(top(settings, &catalog, "le"), None, "a French stop word");
+        assert_eq!(top(settings, &catalog, "à"), None, "listed with its accent");
+        assert_eq!(top(settings, &catalog, "sac dos").as_deref(), Some("a"));
+        assert!(Language::French.has_stop_words() && !Language::Turkish.has_stop_words());
+    }
+
+    #[test]
+    fn names_are_what_indexes_on_disk_hold() {
+        let name = |revision, language, stemming, stop| unicode_name(revision, language, stemming, stop);
+        let first: Vec<String> = [(false, false), (true, false), (false, true), (true, true)]
+            .map(|(s, w)| name(Revision::First, Language::English, s, w))
+            .to_vec();
+        assert_eq!(first, ["hyrank", "hyrank_en", "hyrank_stop", "hyrank_en_stop"]);
+        assert_eq!(name(Revision::Joined, Language::French, false, false), "hyrank2");
+        assert_eq!(name(Revision::Joined, Language::English, true, false), "hyrank2_en_stem");
+        assert_eq!(name(Revision::Joined, Language::French, true, true), "hyrank2_fr_stem_stop");
+        assert_eq!(name(Revision::Joined, Language::German, false, true), "hyrank2_de_stop");
+        for language in Language::ALL {
+            assert_eq!(language.name().parse::<Language>(), Ok(language));
+            assert_eq!(serde_json::to_value(language).unwrap(), language.name());
+        }
+        assert!("klingon".parse::<Language>().unwrap_err().contains("english"));
+        // A manifest from before the setting reads as English.
+        let old: LexicalSettings = serde_json::from_str(r#"{"title_boost": 1.0, "stemming": true}"#).unwrap();
+        assert_eq!(old.language, Language::English);
+    }
+}
