@@ -13,8 +13,8 @@
 //!    and "الْجِبَال" matches "الجبال", the way people type. The Arabic tatweel (kashida), a
 //!    stretching stroke, goes too. Marks in other scripts are kept: in Devanagari or Thai
 //!    they are vowels, and removing them would merge different words. Under the
-//!    joined-words revision this step runs after the stop words ([`FoldDiacritics`]), and
-//!    the Cyrillic breve stays ("й" is a letter).
+//!    joined-words revision this step runs after the stop words, beside the stemmer
+//!    ([`FoldDiacritics`], [`FoldAndStem`]), and the Cyrillic breve stays ("й" is a letter).
 //! 3. **Unicode word segmentation** (UAX #29, `unicode-segmentation`): words, numbers and
 //!    runs of CJK characters; punctuation and spaces separate them. Symbols that carry
 //!    meaning on their own ("+", "€") are kept as one-character terms ("#" and "&" are
@@ -39,8 +39,9 @@
 //!
 //! Stop words and stems are the catalog's language's (`lexical::Language`,
 //! `lexical/analyzers.rs`). Under the joined-words revision: steps 1 and 3 to 6, the stop
-//! words (their lists keep accents), step 2, then the stemmer. Under the first revision,
-//! English only, after the whole chain.
+//! words (their lists keep accents), then step 2 with the stemmer, which indexes each word's
+//! stem both ways, folded then stemmed and stemmed then folded ([`FoldAndStem`]). Under the
+//! first revision, English only, after the whole chain.
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use unicode_categories::UnicodeCategories;
@@ -114,7 +115,8 @@ fn folds_marks(script: Script) -> bool {
 }
 
 /// NFKC and lower case (step 1); under the first revision, diacritics folded too (step 2),
-/// which the joined-words revision does after stemming ([`FoldDiacritics`]).
+/// which the joined-words revision does after the stop words ([`FoldDiacritics`],
+/// [`FoldAndStem`]).
 fn normalize(segment: &str, revision: Revision) -> String {
     // Greek final sigma folds to σ, as Lucene's GreekLowerCaseFilter does: "ΚΑΦΕΣ" lower-cases
     // letter by letter to "καφεσ", and must meet "καφές". The Arabic tatweel (kashida) is a
@@ -163,10 +165,8 @@ pub fn fold_diacritics(text: &str, revision: Revision) -> String {
     out.nfc().collect()
 }
 
-/// Step 2 as a tantivy token filter (the joined-words revision): it runs after the stop words,
-/// whose lists are written with their accents (French "à", "été"), and before the stemmer, so
-/// that a word typed without its accents stems as the word with them. A token that folds to
-/// nothing (a lone mark) is dropped.
+/// Step 2 as a tantivy token filter (the joined-words revision, no stemming): it runs after
+/// the stop words, whose lists are written with their accents (French "à").
 #[derive(Debug, Clone, Copy)]
 pub struct FoldDiacritics;
 
@@ -174,55 +174,100 @@ impl tantivy::tokenizer::TokenFilter for FoldDiacritics {
     type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
 
     fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
-        FoldingTokenizer(tokenizer)
+        FoldingTokenizer { inner: tokenizer, stemmer: None }
     }
 }
 
-/// A tokenizer followed by [`FoldDiacritics`].
+/// Step 2 and a Snowball stemmer, as a tantivy token filter (the joined-words revision): each
+/// word is indexed as the stem of its folded form, and also as the folded stem of the word as
+/// written where the two differ, both at the word's position.
+///
+/// Neither order alone serves both the stemmer and the people who type without accents.
+/// Stemming the folded word meets an unaccented query ("randonnee" and "randonnée" both stem
+/// to "randonne"), but blinds the rules that read accents: French "fermé" and "fermée" stem to
+/// "ferm" and "ferme", Portuguese "informação" and "informações" apart, Hungarian "házból"
+/// keeps its case ending. Folding the stem merges those ("ferm") but not the unaccented
+/// query. With both, a query meets an item whenever either order would have.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldAndStem(pub frostem::Algorithm);
+
+impl tantivy::tokenizer::TokenFilter for FoldAndStem {
+    type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
+        FoldingTokenizer { inner: tokenizer, stemmer: Some(self.0) }
+    }
+}
+
+/// A tokenizer followed by [`FoldDiacritics`] or [`FoldAndStem`].
 #[derive(Debug, Clone)]
-pub struct FoldingTokenizer<T>(T);
+pub struct FoldingTokenizer<T> {
+    inner: T,
+    stemmer: Option<frostem::Algorithm>,
+}
 
 impl<T: Tokenizer> Tokenizer for FoldingTokenizer<T> {
     type TokenStream<'a> = FoldingStream<T::TokenStream<'a>>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        FoldingStream(self.0.token_stream(text))
+        FoldingStream {
+            tail: self.inner.token_stream(text),
+            stemmer: self.stemmer.map(frostem::Stemmer::new),
+            current: Token::default(),
+            second: None,
+        }
     }
 }
 
 /// The tokens of [`FoldingTokenizer`].
-pub struct FoldingStream<S>(S);
+pub struct FoldingStream<S> {
+    tail: S,
+    stemmer: Option<frostem::Stemmer>,
+    current: Token,
+    /// The folded stem of the word as written, when it differs: the next token.
+    second: Option<Token>,
+}
 
 impl<S: TokenStream> TokenStream for FoldingStream<S> {
     fn advance(&mut self) -> bool {
-        while self.0.advance() {
-            let token = self.0.token_mut();
-            token.text = fold_diacritics(&token.text, Revision::Joined);
-            if !token.text.is_empty() {
-                return true;
-            }
+        if let Some(second) = self.second.take() {
+            self.current = second;
+            return true;
         }
-        false
+        if !self.tail.advance() {
+            return false;
+        }
+        let token = self.tail.token();
+        let folded = fold_diacritics(&token.text, Revision::Joined);
+        self.current = Token { text: folded, ..token.clone() };
+        if let Some(stemmer) = &self.stemmer {
+            let of_folded = stemmer.stem(&self.current.text).into_owned();
+            let of_written = fold_diacritics(&stemmer.stem(&token.text), Revision::Joined);
+            if of_written != of_folded {
+                self.second = Some(Token { text: of_written, ..token.clone() });
+            }
+            self.current.text = of_folded;
+        }
+        true
     }
 
     fn token(&self) -> &Token {
-        self.0.token()
+        &self.current
     }
 
     fn token_mut(&mut self) -> &mut Token {
-        self.0.token_mut()
+        &mut self.current
     }
 }
 
 /// Every token of `text` under the current revision, diacritics folded, neither stemmed nor
 /// stop words dropped (the `hyrank2` analyzer); positions counted from 0, offsets into `text`.
 pub fn tokens(text: &str) -> Vec<Token> {
-    let mut stream = FoldingStream(VecTokenStream { tokens: analyze(text, Revision::default()).0, next: 0 });
-    let mut out = Vec::new();
-    while stream.advance() {
-        out.push(Token { position: out.len(), ..stream.token().clone() });
+    let mut tokens = analyze(text, Revision::default()).0;
+    for token in &mut tokens {
+        token.text = fold_diacritics(&token.text, Revision::Joined);
     }
-    out
+    tokens
 }
 
 /// Words of `text` longer than [`MAX_TOKEN_CHARS`] characters, each indexed as pieces (CJK
@@ -496,6 +541,10 @@ mod tests {
         let first: Vec<String> =
             analyze("l'avion T-shirt мʼясо ex\u{00AD}ample", Revision::First).0.into_iter().map(|t| t.text).collect();
         assert_eq!(first, ["l'avion", "t", "shirt", "мʼясо", "ex\u{00AD}ample"]);
+        // The first revision folds the Cyrillic breve, as it always did; the joined one keeps it.
+        let (first, _) = analyze("Война", Revision::First);
+        assert_eq!(first[0].text, "воина");
+        assert_eq!(terms("Война"), ["война"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use tantivy::tokenizer::{StopWordFilter, TextAnalyzer};
 use tantivy::Index;
 
-use crate::analysis::{FoldDiacritics, Revision, UnicodeTokenizer};
+use crate::analysis::{FoldAndStem, FoldDiacritics, Revision, UnicodeTokenizer};
 
 /// Which tokenizer BM25 analyses titles, texts and queries with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -91,27 +91,29 @@ impl Language {
         self.facts().1
     }
 
-    fn facts(self) -> (&'static str, &'static str, tantivy::tokenizer::Language) {
+    /// Name, code, tantivy's language (stop words) and Snowball's algorithm (stems).
+    fn facts(self) -> (&'static str, &'static str, tantivy::tokenizer::Language, frostem::Algorithm) {
+        use frostem::Algorithm as S;
         use tantivy::tokenizer::Language as T;
         match self {
-            Language::Arabic => ("arabic", "ar", T::Arabic),
-            Language::Danish => ("danish", "da", T::Danish),
-            Language::Dutch => ("dutch", "nl", T::Dutch),
-            Language::English => ("english", "en", T::English),
-            Language::Finnish => ("finnish", "fi", T::Finnish),
-            Language::French => ("french", "fr", T::French),
-            Language::German => ("german", "de", T::German),
-            Language::Greek => ("greek", "el", T::Greek),
-            Language::Hungarian => ("hungarian", "hu", T::Hungarian),
-            Language::Italian => ("italian", "it", T::Italian),
-            Language::Norwegian => ("norwegian", "no", T::Norwegian),
-            Language::Portuguese => ("portuguese", "pt", T::Portuguese),
-            Language::Romanian => ("romanian", "ro", T::Romanian),
-            Language::Russian => ("russian", "ru", T::Russian),
-            Language::Spanish => ("spanish", "es", T::Spanish),
-            Language::Swedish => ("swedish", "sv", T::Swedish),
-            Language::Tamil => ("tamil", "ta", T::Tamil),
-            Language::Turkish => ("turkish", "tr", T::Turkish),
+            Language::Arabic => ("arabic", "ar", T::Arabic, S::Arabic),
+            Language::Danish => ("danish", "da", T::Danish, S::Danish),
+            Language::Dutch => ("dutch", "nl", T::Dutch, S::Dutch),
+            Language::English => ("english", "en", T::English, S::English),
+            Language::Finnish => ("finnish", "fi", T::Finnish, S::Finnish),
+            Language::French => ("french", "fr", T::French, S::French),
+            Language::German => ("german", "de", T::German, S::German),
+            Language::Greek => ("greek", "el", T::Greek, S::Greek),
+            Language::Hungarian => ("hungarian", "hu", T::Hungarian, S::Hungarian),
+            Language::Italian => ("italian", "it", T::Italian, S::Italian),
+            Language::Norwegian => ("norwegian", "no", T::Norwegian, S::Norwegian),
+            Language::Portuguese => ("portuguese", "pt", T::Portuguese, S::Portuguese),
+            Language::Romanian => ("romanian", "ro", T::Romanian, S::Romanian),
+            Language::Russian => ("russian", "ru", T::Russian, S::Russian),
+            Language::Spanish => ("spanish", "es", T::Spanish, S::Spanish),
+            Language::Swedish => ("swedish", "sv", T::Swedish, S::Swedish),
+            Language::Tamil => ("tamil", "ta", T::Tamil, S::Tamil),
+            Language::Turkish => ("turkish", "tr", T::Turkish, S::Turkish),
         }
     }
 
@@ -125,8 +127,14 @@ impl Language {
         StopWordFilter::new(self.facts().2)
     }
 
+    /// The first revision's English stemmer (tantivy's filter over the same Snowball code).
     fn stemmer(self) -> tantivy::tokenizer::Stemmer {
         tantivy::tokenizer::Stemmer::new(self.facts().2)
+    }
+
+    /// The joined-words revision's folding and stems ([`FoldAndStem`]).
+    fn fold_and_stem(self) -> FoldAndStem {
+        FoldAndStem(self.facts().3)
     }
 }
 
@@ -166,8 +174,8 @@ pub(super) fn unicode_name(revision: Revision, language: Language, stemming: boo
 /// The first revision: the tokenizer (which folds diacritics itself), then optionally
 /// English stop words, then optionally the English stemmer. The joined-words revision, for each
 /// language: the tokenizer, optionally the language's stop words (written with their
-/// accents), diacritics folded, then optionally the stemmer, so that a word typed without its
-/// accents stems as the word with them. Stop words go before stems, as in Lucene's analyzers.
+/// accents), then diacritics folded, and with stemming each word's stem both ways
+/// ([`FoldAndStem`]). Stop words go before stems, as in Lucene's analyzers.
 pub(super) fn register(index: &Index) {
     let tokenizers = index.tokenizers();
     let first = || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::First });
@@ -183,13 +191,10 @@ pub(super) fn register(index: &Index) {
         .register(&unicode_name(Revision::Joined, english, false, false), joined().filter(FoldDiacritics).build());
     for language in Language::ALL {
         let name = |stemming, stop| unicode_name(Revision::Joined, language, stemming, stop);
-        tokenizers.register(&name(true, false), joined().filter(FoldDiacritics).filter(language.stemmer()).build());
+        tokenizers.register(&name(true, false), joined().filter(language.fold_and_stem()).build());
         if let Some(stop) = language.stop_words() {
             tokenizers.register(&name(false, true), joined().filter(stop.clone()).filter(FoldDiacritics).build());
-            tokenizers.register(
-                &name(true, true),
-                joined().filter(stop).filter(FoldDiacritics).filter(language.stemmer()).build(),
-            );
+            tokenizers.register(&name(true, true), joined().filter(stop).filter(language.fold_and_stem()).build());
         }
     }
 }
@@ -236,10 +241,16 @@ mod tests {
         let books = [("war", "Война и мир"), ("warrior", "Воин света")];
         assert_eq!(top(russian, &books, "войны").as_deref(), Some("war"));
         assert_eq!(top(russian, &books, "воины").as_deref(), Some("warrior"));
-        // A French word typed without its accents stems as the word with them.
+        // French: a word typed without its accents stems as the word with them, and the
+        // masculine meets the feminine though the stemmer reads their accents.
+        let french = in_language(Language::French);
         let hikes = [("hike", "Chaussures de randonnée"), ("mug", "Tasse émaillée")];
-        assert_eq!(top(in_language(Language::French), &hikes, "chaussure randonnee").as_deref(), Some("hike"));
-        assert_eq!(top(in_language(Language::French), &hikes, "emaillees").as_deref(), Some("mug"));
+        assert_eq!(top(french, &hikes, "randonnee").as_deref(), Some("hike"));
+        assert_eq!(top(french, &hikes, "emaillees").as_deref(), Some("mug"));
+        assert_eq!(top(french, &hikes, "émaillé").as_deref(), Some("mug"));
+        // Portuguese: the singular meets the plural ("informação", "informações").
+        let books = [("guide", "Guia de informações úteis"), ("map", "Mapa")];
+        assert_eq!(top(in_language(Language::Portuguese), &books, "informação").as_deref(), Some("guide"));
     }
 
     #[test]
@@ -250,6 +261,10 @@ mod tests {
         assert_eq!(top(settings, &catalog, "à"), None, "listed with its accent");
         assert_eq!(top(settings, &catalog, "sac dos").as_deref(), Some("a"));
         assert!(Language::French.has_stop_words() && !Language::Turkish.has_stop_words());
+        let turkish = LexicalSettings { language: Language::Turkish, stop_words: true, ..Default::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let error = LexicalIndex::build(dir.path(), std::iter::empty(), turkish).unwrap_err().to_string();
+        assert!(error.contains("no stop-word list for turkish"), "{error}");
     }
 
     #[test]

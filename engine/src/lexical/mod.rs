@@ -126,6 +126,12 @@ impl LexicalIndex {
         settings: LexicalSettings,
         revision: Revision,
     ) -> Result<()> {
+        if settings.stop_words && !settings.language.has_stop_words() {
+            return Err(Error::invalid(
+                "stop_words",
+                format!("there is no stop-word list for {}", settings.language.name()),
+            ));
+        }
         let (schema, fields) = schema(&settings, revision);
         let index = Index::create_in_dir(dir, schema)?;
         analyzers::register(&index);
