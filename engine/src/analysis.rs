@@ -69,7 +69,21 @@ pub enum Revision {
 pub struct UnicodeTokenizer {
     /// The chain's steps.
     pub revision: Revision,
+    /// The language's elided articles (French "l", "d", "qu"…), under the joined-words
+    /// revision: "d'une" is then "une" alone, not also "dune" (see [`FRENCH_ELISIONS`]).
+    pub elisions: &'static [&'static str],
 }
+
+/// The articles French elides before a vowel, as Lucene's `FrenchAnalyzer` lists them.
+pub const FRENCH_ELISIONS: &[&str] =
+    &["l", "m", "t", "qu", "n", "s", "j", "d", "c", "jusqu", "quoiqu", "lorsqu", "puisqu"];
+
+/// The articles and prepositions Italian elides before a vowel, as Lucene's
+/// `ItalianAnalyzer` lists them.
+pub const ITALIAN_ELISIONS: &[&str] = &[
+    "c", "l", "all", "dall", "dell", "nell", "sull", "coll", "pell", "gl", "agl", "dagl", "degl", "negl", "sugl", "un",
+    "m", "t", "s", "v", "d",
+];
 
 /// The tokens of one text, produced eagerly.
 pub struct VecTokenStream {
@@ -96,7 +110,7 @@ impl Tokenizer for UnicodeTokenizer {
     type TokenStream<'a> = VecTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream { tokens: analyze(text, self.revision).0, next: 0 }
+        VecTokenStream { tokens: analyze_with(text, self.revision, self.elisions).0, next: 0 }
     }
 }
 
@@ -287,6 +301,11 @@ struct Compound {
 
 /// The tokens and the count of over-long words split.
 fn analyze(text: &str, revision: Revision) -> (Vec<Token>, usize) {
+    analyze_with(text, revision, &[])
+}
+
+/// [`analyze`] with a language's elided articles (step 6).
+fn analyze_with(text: &str, revision: Revision, elisions: &[&str]) -> (Vec<Token>, usize) {
     let mut long = 0;
     let mut out = Vec::new();
     let joined = revision == Revision::Joined;
@@ -333,7 +352,13 @@ fn analyze(text: &str, revision: Revision) -> (Vec<Token>, usize) {
         }
         // Step 6: the parts between punctuation (one character alone, the "l" of "l'avion",
         // says nothing), then, if there are several, all of them written together.
-        let parts = parts(&chars);
+        let mut parts = parts(&chars);
+        // An elided article ("d'", "l'", "qu'") is no part of the word: "d'une" is "une",
+        // where "dune" would meet the dunes.
+        let apostrophe = chars.get(parts[0].len()).is_some_and(|c| matches!(c, '\'' | '’'));
+        if parts.len() > 1 && apostrophe && elisions.contains(&parts[0].iter().collect::<String>().as_str()) {
+            parts.remove(0);
+        }
         let together: String = parts.concat().into_iter().collect();
         if parts.len() == 1 {
             push_cut(&mut out, start, end, parts[0]);
@@ -505,6 +530,18 @@ mod tests {
     #[test]
     fn words_joined_by_punctuation_are_indexed_as_parts_and_written_together() {
         assert_eq!(terms("L'avion"), ["avion", "lavion"]);
+        // With French's elided articles (the French analyzers), the article goes whole.
+        let french = |text: &str| -> Vec<String> {
+            analyze_with(text, Revision::Joined, FRENCH_ELISIONS).0.into_iter().map(|t| t.text).collect()
+        };
+        assert_eq!(french("L'avion d’une île, qu'il"), ["avion", "une", "île", "il"]);
+        assert_eq!(french("aujourd'hui"), ["aujourd", "hui", "aujourdhui"], "not an article");
+        let italian: Vec<String> = analyze_with("dell'acqua l'ago", Revision::Joined, ITALIAN_ELISIONS)
+            .0
+            .into_iter()
+            .map(|t| t.text)
+            .collect();
+        assert_eq!(italian, ["acqua", "ago"]);
         assert_eq!(terms("l’avion"), terms("l'avion"), "the typographic apostrophe");
         assert_eq!(terms("don’t"), ["don", "dont"]);
         assert_eq!(terms("мʼясо"), terms("м'ясо"), "the modifier letter apostrophe");

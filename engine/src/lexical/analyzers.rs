@@ -5,7 +5,7 @@
 use tantivy::tokenizer::{StopWordFilter, TextAnalyzer};
 use tantivy::Index;
 
-use crate::analysis::{FoldAndStem, FoldDiacritics, Revision, UnicodeTokenizer};
+use crate::analysis::{FoldAndStem, FoldDiacritics, Revision, UnicodeTokenizer, FRENCH_ELISIONS, ITALIAN_ELISIONS};
 
 /// Which tokenizer BM25 analyses titles, texts and queries with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -132,6 +132,16 @@ impl Language {
         tantivy::tokenizer::Stemmer::new(self.facts().2)
     }
 
+    /// The articles the language elides before a vowel ("l'", "d'"), which the joined-words
+    /// step drops whole.
+    fn elisions(self) -> &'static [&'static str] {
+        match self {
+            Language::French => FRENCH_ELISIONS,
+            Language::Italian => ITALIAN_ELISIONS,
+            _ => &[],
+        }
+    }
+
     /// The joined-words revision's folding and stems ([`FoldAndStem`]).
     fn fold_and_stem(self) -> FoldAndStem {
         FoldAndStem(self.facts().3)
@@ -153,14 +163,13 @@ impl std::str::FromStr for Language {
 ///
 /// The first revision (generations built before joined words) had English only: `hyrank`,
 /// `hyrank_en` (stems), `hyrank_stop` (stop words), `hyrank_en_stop`. The joined-words
-/// revision names its language whenever stems or stop words depend on it: `hyrank2`,
-/// `hyrank2_fr_stem`, `hyrank2_fr_stop`, `hyrank2_fr_stem_stop`.
+/// revision always names its language (its elisions, stems and stop words depend on it):
+/// `hyrank2_fr`, `hyrank2_fr_stem`, `hyrank2_fr_stop`, `hyrank2_fr_stem_stop`.
 pub(super) fn unicode_name(revision: Revision, language: Language, stemming: bool, stop_words: bool) -> String {
     match revision {
         Revision::First => {
             ["hyrank", if stemming { "_en" } else { "" }, if stop_words { "_stop" } else { "" }].concat()
         }
-        Revision::Joined if !stemming && !stop_words => "hyrank2".to_string(),
         Revision::Joined => {
             ["hyrank2_", language.code(), if stemming { "_stem" } else { "" }, if stop_words { "_stop" } else { "" }]
                 .concat()
@@ -178,7 +187,7 @@ pub(super) fn unicode_name(revision: Revision, language: Language, stemming: boo
 /// ([`FoldAndStem`]). Stop words go before stems, as in Lucene's analyzers.
 pub(super) fn register(index: &Index) {
     let tokenizers = index.tokenizers();
-    let first = || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::First });
+    let first = || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::First, elisions: &[] });
     let english = Language::English;
     let name = |stemming, stop| unicode_name(Revision::First, english, stemming, stop);
     let stop = || english.stop_words().expect("tantivy ships an English list");
@@ -186,11 +195,11 @@ pub(super) fn register(index: &Index) {
     tokenizers.register(&name(true, false), first().filter(english.stemmer()).build());
     tokenizers.register(&name(false, true), first().filter(stop()).build());
     tokenizers.register(&name(true, true), first().filter(stop()).filter(english.stemmer()).build());
-    let joined = || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::Joined });
-    tokenizers
-        .register(&unicode_name(Revision::Joined, english, false, false), joined().filter(FoldDiacritics).build());
     for language in Language::ALL {
+        let joined =
+            || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::Joined, elisions: language.elisions() });
         let name = |stemming, stop| unicode_name(Revision::Joined, language, stemming, stop);
+        tokenizers.register(&name(false, false), joined().filter(FoldDiacritics).build());
         tokenizers.register(&name(true, false), joined().filter(language.fold_and_stem()).build());
         if let Some(stop) = language.stop_words() {
             tokenizers.register(&name(false, true), joined().filter(stop.clone()).filter(FoldDiacritics).build());
@@ -254,6 +263,31 @@ mod tests {
     }
 
     #[test]
+    fn french_elisions_go_whole() {
+        let french = in_language(Language::French);
+        let catalog = [("toy", "Jouet en forme d'os"), ("bag", "Sac à dos")];
+        let dir = tempfile::tempdir().unwrap();
+        let items: Vec<Item> = catalog
+            .iter()
+            .map(|(id, title)| Item {
+                id: id.to_string(),
+                title: title.to_string(),
+                text: String::new(),
+                fields: Default::default(),
+            })
+            .collect();
+        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), french).unwrap();
+        let lexical = LexicalIndex::open(dir.path(), french).unwrap();
+        let hits = lexical.search("dos", 3, None).unwrap();
+        assert_eq!(
+            hits.iter().map(|h| items[h.0 as usize].id.as_str()).collect::<Vec<_>>(),
+            ["bag"],
+            "\"d'os\" is not \"dos\""
+        );
+        assert_eq!(top(french, &catalog, "os").as_deref(), Some("toy"));
+    }
+
+    #[test]
     fn stop_words_are_the_languages_and_match_as_written() {
         let settings = LexicalSettings { language: Language::French, stop_words: true, ..Default::default() };
         let catalog = [("a", "Le sac à dos"), ("b", "Sac de couchage")];
@@ -274,7 +308,7 @@ mod tests {
             .map(|(s, w)| name(Revision::First, Language::English, s, w))
             .to_vec();
         assert_eq!(first, ["hyrank", "hyrank_en", "hyrank_stop", "hyrank_en_stop"]);
-        assert_eq!(name(Revision::Joined, Language::French, false, false), "hyrank2");
+        assert_eq!(name(Revision::Joined, Language::French, false, false), "hyrank2_fr");
         assert_eq!(name(Revision::Joined, Language::English, true, false), "hyrank2_en_stem");
         assert_eq!(name(Revision::Joined, Language::French, true, true), "hyrank2_fr_stem_stop");
         assert_eq!(name(Revision::Joined, Language::German, false, true), "hyrank2_de_stop");
