@@ -214,9 +214,9 @@ mod tests {
     use crate::item::Item;
     use crate::lexical::{LexicalIndex, LexicalSettings};
 
-    /// The id of the best item for `query` in a catalog of `(id, title)` indexed under
-    /// `settings`.
-    fn top(settings: LexicalSettings, catalog: &[(&str, &str)], query: &str) -> Option<String> {
+    /// The ids of the best three items for `query`, best first, in a catalog of `(id, title)`
+    /// indexed under `settings`.
+    fn hits(settings: LexicalSettings, catalog: &[(&str, &str)], query: &str) -> Vec<String> {
         let items: Vec<Item> = catalog
             .iter()
             .map(|(id, title)| Item {
@@ -229,7 +229,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings).unwrap();
         let lexical = LexicalIndex::open(dir.path(), settings).unwrap();
-        lexical.search(query, 3, None).unwrap().first().map(|h| items[h.0 as usize].id.clone())
+        lexical.search(query, 3, None).unwrap().iter().map(|h| items[h.0 as usize].id.clone()).collect()
+    }
+
+    /// The id of the best item, as [`hits`].
+    fn top(settings: LexicalSettings, catalog: &[(&str, &str)], query: &str) -> Option<String> {
+        hits(settings, catalog, query).into_iter().next()
     }
 
     fn in_language(language: Language) -> LexicalSettings {
@@ -266,24 +271,7 @@ mod tests {
     fn french_elisions_go_whole() {
         let french = in_language(Language::French);
         let catalog = [("toy", "Jouet en forme d'os"), ("bag", "Sac à dos")];
-        let dir = tempfile::tempdir().unwrap();
-        let items: Vec<Item> = catalog
-            .iter()
-            .map(|(id, title)| Item {
-                id: id.to_string(),
-                title: title.to_string(),
-                text: String::new(),
-                fields: Default::default(),
-            })
-            .collect();
-        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), french).unwrap();
-        let lexical = LexicalIndex::open(dir.path(), french).unwrap();
-        let hits = lexical.search("dos", 3, None).unwrap();
-        assert_eq!(
-            hits.iter().map(|h| items[h.0 as usize].id.as_str()).collect::<Vec<_>>(),
-            ["bag"],
-            "\"d'os\" is not \"dos\""
-        );
+        assert_eq!(hits(french, &catalog, "dos"), ["bag"], "\"d'os\" is not \"dos\"");
         assert_eq!(top(french, &catalog, "os").as_deref(), Some("toy"));
     }
 
