@@ -274,16 +274,6 @@ impl<S: TokenStream> TokenStream for FoldingStream<S> {
     }
 }
 
-/// Every token of `text` under the current revision, diacritics folded, neither stemmed nor
-/// stop words dropped (the `hyrank2` analyzer); positions counted from 0, offsets into `text`.
-pub fn tokens(text: &str) -> Vec<Token> {
-    let mut tokens = analyze(text, Revision::default()).0;
-    for token in &mut tokens {
-        token.text = fold_diacritics(&token.text, Revision::Joined);
-    }
-    tokens
-}
-
 /// Words of `text` longer than [`MAX_TOKEN_CHARS`] characters, each indexed as pieces (CJK
 /// runs, which become pairs, are not counted; nor are the parts or compounds step 6 adds).
 pub fn long_tokens(text: &str) -> usize {
@@ -495,8 +485,10 @@ fn bigrams(tokens: Vec<Token>) -> Vec<Token> {
 mod tests {
     use super::*;
 
+    /// The terms of `text` under the current revision, diacritics folded, neither stemmed nor
+    /// stop words dropped (what the `hyrank2_en` analyzer indexes).
     fn terms(text: &str) -> Vec<String> {
-        tokens(text).into_iter().map(|t| t.text).collect()
+        analyze(text, Revision::default()).0.into_iter().map(|t| fold_diacritics(&t.text, Revision::Joined)).collect()
     }
 
     #[test]

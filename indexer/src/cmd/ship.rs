@@ -61,12 +61,21 @@ struct S3File {
 impl S3Args {
     /// Whether any S3 setting was given (a settings file counts).
     pub(crate) fn is_set(&self) -> bool {
-        self.s3_endpoint.is_some()
-            || self.s3_region.is_some()
-            || self.s3_access_key_id.is_some()
-            || self.s3_secret_access_key.is_some()
-            || self.s3_allow_http.is_some()
-            || self.s3_config.is_some()
+        !self.given().is_empty() || self.s3_config.is_some()
+    }
+
+    /// The S3 settings given here (a settings file's only once layered), by file key.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("s3_endpoint", self.s3_endpoint.is_some()),
+            ("s3_region", self.s3_region.is_some()),
+            ("s3_access_key_id", self.s3_access_key_id.is_some()),
+            ("s3_secret_access_key", self.s3_secret_access_key.is_some()),
+            ("s3_allow_http", self.s3_allow_http.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+        .collect()
     }
 
     /// These settings over those of the `--s3-config` file, when one is given.
@@ -117,20 +126,10 @@ impl S3Args {
         let settings = self.layered()?;
         // Named here in the user's terms; the engine's refusal would name object_store's keys.
         if url.starts_with("file://") && settings.is_set() {
-            let given: Vec<&str> = [
-                ("s3_endpoint", settings.s3_endpoint.is_some()),
-                ("s3_region", settings.s3_region.is_some()),
-                ("s3_access_key_id", settings.s3_access_key_id.is_some()),
-                ("s3_secret_access_key", settings.s3_secret_access_key.is_some()),
-                ("s3_allow_http", settings.s3_allow_http.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(key, given)| given.then_some(key))
-            .collect();
             anyhow::bail!(
                 "{url} is a folder; the S3 settings given ({}, from --s3-* flags, HYRANK_S3_* or the --s3-config \
                  file) apply to s3:// storage only",
-                given.join(", ")
+                settings.given().join(", ")
             );
         }
         let options = generation::remote::s3_options(
