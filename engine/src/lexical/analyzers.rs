@@ -142,9 +142,14 @@ impl Language {
         }
     }
 
-    /// The joined-words revision's folding and stems ([`FoldAndStem`]).
-    fn fold_and_stem(self) -> FoldAndStem {
-        FoldAndStem(self.facts().3)
+    /// Folding and stems from the joined-words revision on ([`FoldAndStem`]).
+    fn fold_and_stem(self, revision: Revision) -> FoldAndStem {
+        FoldAndStem(self.facts().3, revision)
+    }
+
+    /// Whether "I" lower-cases to "ı" (the Turkish alphabet's dotless i).
+    fn dotted_i(self) -> bool {
+        self == Language::Turkish
     }
 }
 
@@ -164,17 +169,17 @@ impl std::str::FromStr for Language {
 /// The first revision (generations built before joined words) had English only: `hyrank`,
 /// `hyrank_en` (stems), `hyrank_stop` (stop words), `hyrank_en_stop`. The joined-words
 /// revision always names its language (its elisions, stems and stop words depend on it):
-/// `hyrank2_fr`, `hyrank2_fr_stem`, `hyrank2_fr_stop`, `hyrank2_fr_stem_stop`.
+/// `hyrank2_fr`, `hyrank2_fr_stem`, `hyrank2_fr_stop`, `hyrank2_fr_stem_stop`; the
+/// letters-beside-digits revision the same with `hyrank3_`.
 pub(super) fn unicode_name(revision: Revision, language: Language, stemming: bool, stop_words: bool) -> String {
-    match revision {
+    let prefix = match revision {
         Revision::First => {
-            ["hyrank", if stemming { "_en" } else { "" }, if stop_words { "_stop" } else { "" }].concat()
+            return ["hyrank", if stemming { "_en" } else { "" }, if stop_words { "_stop" } else { "" }].concat()
         }
-        Revision::Joined => {
-            ["hyrank2_", language.code(), if stemming { "_stem" } else { "" }, if stop_words { "_stop" } else { "" }]
-                .concat()
-        }
-    }
+        Revision::Joined => "hyrank2_",
+        Revision::Alphanumeric => "hyrank3_",
+    };
+    [prefix, language.code(), if stemming { "_stem" } else { "" }, if stop_words { "_stop" } else { "" }].concat()
 }
 
 /// Registers every unicode analyzer an index may name (tantivy's own, `default` and
@@ -187,7 +192,8 @@ pub(super) fn unicode_name(revision: Revision, language: Language, stemming: boo
 /// ([`FoldAndStem`]). Stop words go before stems, as in Lucene's analyzers.
 pub(super) fn register(index: &Index) {
     let tokenizers = index.tokenizers();
-    let first = || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::First, elisions: &[] });
+    let first =
+        || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::First, elisions: &[], dotted_i: false });
     let english = Language::English;
     let name = |stemming, stop| unicode_name(Revision::First, english, stemming, stop);
     let stop = || english.stop_words().expect("tantivy ships an English list");
@@ -195,15 +201,18 @@ pub(super) fn register(index: &Index) {
     tokenizers.register(&name(true, false), first().filter(english.stemmer()).build());
     tokenizers.register(&name(false, true), first().filter(stop()).build());
     tokenizers.register(&name(true, true), first().filter(stop()).filter(english.stemmer()).build());
-    for language in Language::ALL {
-        let joined =
-            || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::Joined, elisions: language.elisions() });
-        let name = |stemming, stop| unicode_name(Revision::Joined, language, stemming, stop);
-        tokenizers.register(&name(false, false), joined().filter(FoldDiacritics).build());
-        tokenizers.register(&name(true, false), joined().filter(language.fold_and_stem()).build());
-        if let Some(stop) = language.stop_words() {
-            tokenizers.register(&name(false, true), joined().filter(stop.clone()).filter(FoldDiacritics).build());
-            tokenizers.register(&name(true, true), joined().filter(stop).filter(language.fold_and_stem()).build());
+    for revision in [Revision::Joined, Revision::Alphanumeric] {
+        for language in Language::ALL {
+            let tokenizer = UnicodeTokenizer { revision, elisions: language.elisions(), dotted_i: language.dotted_i() };
+            let chain = || TextAnalyzer::builder(tokenizer.clone());
+            let name = |stemming, stop| unicode_name(revision, language, stemming, stop);
+            let (fold, stem) = (FoldDiacritics(revision), language.fold_and_stem(revision));
+            tokenizers.register(&name(false, false), chain().filter(fold).build());
+            tokenizers.register(&name(true, false), chain().filter(stem).build());
+            if let Some(stop) = language.stop_words() {
+                tokenizers.register(&name(false, true), chain().filter(stop.clone()).filter(fold).build());
+                tokenizers.register(&name(true, true), chain().filter(stop).filter(stem).build());
+            }
         }
     }
 }
@@ -268,6 +277,21 @@ mod tests {
     }
 
     #[test]
+    fn letters_beside_digits_meet_the_words_typed_apart() {
+        let english = LexicalSettings::default();
+        let catalog = [("jack", "Cable 3.5mm"), ("phone", "Case for iPhone 15"), ("usb", "USB3 hub")];
+        assert_eq!(top(english, &catalog, "3.5 mm").as_deref(), Some("jack"));
+        assert_eq!(top(english, &catalog, "iphone15").as_deref(), Some("phone"));
+        assert_eq!(top(english, &catalog, "usb 3").as_deref(), Some("usb"));
+        // Turkish: the capitals lower-case the Turkish way, so the stemmer reads the plural
+        // ("KİTAPLARI", the books) and "kitap" finds it; so does "kitaplari" typed without "ı".
+        let turkish = in_language(Language::Turkish);
+        let books = [("books", "ESKİ KİTAPLARI"), ("pen", "Kalem")];
+        assert_eq!(top(turkish, &books, "kitap").as_deref(), Some("books"));
+        assert_eq!(top(turkish, &books, "kitapları").as_deref(), Some("books"));
+    }
+
+    #[test]
     fn french_elisions_go_whole() {
         let french = in_language(Language::French);
         let catalog = [("toy", "Jouet en forme d'os"), ("bag", "Sac à dos")];
@@ -300,6 +324,8 @@ mod tests {
         assert_eq!(name(Revision::Joined, Language::English, true, false), "hyrank2_en_stem");
         assert_eq!(name(Revision::Joined, Language::French, true, true), "hyrank2_fr_stem_stop");
         assert_eq!(name(Revision::Joined, Language::German, false, true), "hyrank2_de_stop");
+        assert_eq!(name(Revision::Alphanumeric, Language::English, true, false), "hyrank3_en_stem");
+        assert_eq!(name(Revision::Alphanumeric, Language::Turkish, false, false), "hyrank3_tr");
         for language in Language::ALL {
             assert_eq!(language.name().parse::<Language>(), Ok(language));
             assert_eq!(serde_json::to_value(language).unwrap(), language.name());

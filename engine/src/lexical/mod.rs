@@ -404,7 +404,16 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             };
-        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank2_en_stem".to_string(), "hyrank_en".to_string()));
+        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank3_en_stem".to_string(), "hyrank_en".to_string()));
+        // A generation built before letters beside digits keeps "3.5mm" whole.
+        let joined_dir = tempfile::tempdir().unwrap();
+        let cable = [item("jack", "Cable 3.5mm", "")];
+        let cable_items = cable.iter().enumerate().map(|(i, it)| (i as u32, it));
+        LexicalIndex::build_with(joined_dir.path(), cable_items, settings, Revision::Joined).unwrap();
+        let joined = LexicalIndex::open(joined_dir.path(), settings).unwrap();
+        assert_eq!(tokenizer(&joined), "hyrank2_en_stem");
+        assert!(joined.search("mm", 3, None).unwrap().is_empty());
+        assert_eq!(joined.search("3.5mm", 3, None).unwrap().len(), 1);
         assert_eq!(top(&old, "l’avion").as_deref(), Some("plane"));
         assert_eq!(top(&old, "avion"), None, "the first revision keeps l’avion whole");
         let live = item("boat", "Le bateau", "L’hélicoptère et l’avion");

@@ -36,6 +36,16 @@
 //!    "avion" must find "l'avion", "tshirt" must find "T-Shirt", "dont" must find "don’t",
 //!    whichever apostrophe the catalog used. Similar to Lucene's `WordDelimiterGraphFilter`
 //!    with `catenateAll`, which splits more (at letters beside digits, at case changes).
+//! 7. **Letters beside digits** ([`Revision::Alphanumeric`]): a word that runs letters and
+//!    digits together ("3.5mm", "500ml", "iPhone15", "USB3") is also indexed as its runs of
+//!    digits and its runs of two letters or more ("3.5" "mm", "iphone" "15", "usb" "3"), so
+//!    that "3.5 mm" finds "3.5mm" and "iphone15" finds "iPhone 15". Lucene's
+//!    `WordDelimiterGraphFilter` splits at the same places (`splitOnNumerics`).
+//!
+//! The same revision lower-cases Turkish catalogs the Turkish way ("I" is "ı", "İ" is "i", as
+//! Lucene's `TurkishLowerCaseFilter` does), so that the stemmer reads "KİTAPLARI" as
+//! "kitapları", and folds "ı" to "i" in step 2 as people type it on other keyboards
+//! ("Kadıköy" meets "kadikoy").
 //!
 //! Stop words and stems are the catalog's language's (`lexical::Language`,
 //! `lexical/analyzers.rs`). Under the joined-words revision: steps 1 and 3 to 6, the stop
@@ -49,19 +59,26 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_script::{Script, UnicodeScript};
 use unicode_segmentation::UnicodeSegmentation;
 
+mod fold;
+
+pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer};
+
 /// Longest token kept whole, in characters.
 pub const MAX_TOKEN_CHARS: usize = 255;
 
 /// Which steps of the chain run. Each revision is registered under names of its own (see
 /// `lexical`): tantivy keeps a tokenizer's name in an index's schema, and an index must be
 /// read with the analysis it was built with, so generations built before a revision keep it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Later revisions compare greater and run every step the earlier ones do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Revision {
     /// Steps 1 to 5: what generations built before joined words read with.
     First,
-    /// Steps 1 to 6: what new generations are built with.
-    #[default]
+    /// Steps 1 to 6: what generations built before letters beside digits read with.
     Joined,
+    /// Steps 1 to 7, Turkish casing and "ı" folded: what new generations are built with.
+    #[default]
+    Alphanumeric,
 }
 
 /// The `hyrank` tokenizer (see the module documentation).
@@ -72,6 +89,9 @@ pub struct UnicodeTokenizer {
     /// The language's elided articles (French "l", "d", "qu"…), under the joined-words
     /// revision: "d'une" is then "une" alone, not also "dune" (see [`FRENCH_ELISIONS`]).
     pub elisions: &'static [&'static str],
+    /// Lower-case "I" to "ı" and "İ" to "i" (Turkish and Azerbaijani), under
+    /// [`Revision::Alphanumeric`].
+    pub dotted_i: bool,
 }
 
 /// The articles French elides before a vowel, as Lucene's `FrenchAnalyzer` lists them.
@@ -110,7 +130,7 @@ impl Tokenizer for UnicodeTokenizer {
     type TokenStream<'a> = VecTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream { tokens: analyze_with(text, self.revision, self.elisions).0, next: 0 }
+        VecTokenStream { tokens: analyze_with(text, self.revision, self.elisions, self.dotted_i).0, next: 0 }
     }
 }
 
@@ -123,15 +143,10 @@ fn is_cjk(c: char) -> bool {
         && !is_punctuation_or_invisible(c)
 }
 
-/// Whether a nonspacing mark after a letter of `script` is a diacritic to fold away.
-fn folds_marks(script: Script) -> bool {
-    matches!(script, Script::Latin | Script::Greek | Script::Cyrillic | Script::Arabic | Script::Hebrew)
-}
-
 /// NFKC and lower case (step 1); under the first revision, diacritics folded too (step 2),
 /// which the joined-words revision does after the stop words ([`FoldDiacritics`],
 /// [`FoldAndStem`]).
-fn normalize(segment: &str, revision: Revision) -> String {
+fn normalize(segment: &str, revision: Revision, dotted_i: bool) -> String {
     // Greek final sigma folds to σ, as Lucene's GreekLowerCaseFilter does: "ΚΑΦΕΣ" lower-cases
     // letter by letter to "καφεσ", and must meet "καφές". The Arabic tatweel (kashida) is a
     // stretching stroke inside a word.
@@ -141,9 +156,17 @@ fn normalize(segment: &str, revision: Revision) -> String {
     //   one, so that "мʼясо" meets "м'ясо" and "hawaiʻi" meets "hawaii" in step 6;
     // - the soft hyphen, word joiner and zero-width no-break space are invisible (HTML's
     //   `&shy;`) and UAX #29 keeps them inside a word: dropped, so "ex&shy;ample" is "example".
-    let joined = revision == Revision::Joined;
+    let joined = revision >= Revision::Joined;
+    // Turkish casing: "I" is the capital of "ı" and "İ" of "i"; Unicode's default would give
+    // "i" and "i" with a combining dot, which the Turkish stemmer does not read.
+    let turkish = dotted_i && revision >= Revision::Alphanumeric;
     let lowered: String = segment
         .nfkc()
+        .map(|c| match c {
+            'I' if turkish => 'ı',
+            'İ' if turkish => 'i',
+            c => c,
+        })
         .flat_map(char::to_lowercase)
         .filter(|&c| c != '\u{0640}' && !(joined && matches!(c, '\u{00AD}' | '\u{2060}' | '\u{FEFF}')))
         .map(|c| match c {
@@ -154,123 +177,7 @@ fn normalize(segment: &str, revision: Revision) -> String {
         .collect();
     match revision {
         Revision::First => fold_diacritics(&lowered, revision),
-        Revision::Joined => lowered,
-    }
-}
-
-/// Step 2: the nonspacing marks after letters of the scripts where they are accents removed
-/// (canonical decomposition first, recomposed after). Under the joined-words revision the
-/// Cyrillic breve stays: "й" and "ў" are letters of their own, not "и" and "у" with an accent
-/// (Snowball's Russian stemmer needs the "й" of "-ый"), where "ё" is "е" as people type it.
-pub fn fold_diacritics(text: &str, revision: Revision) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut base = Script::Common;
-    for c in text.nfd() {
-        if unicode_normalization::char::is_combining_mark(c) {
-            let letter = revision == Revision::Joined && base == Script::Cyrillic && c == '\u{0306}';
-            if folds_marks(base) && !letter {
-                continue;
-            }
-        } else {
-            base = c.script();
-        }
-        out.push(c);
-    }
-    out.nfc().collect()
-}
-
-/// Step 2 as a tantivy token filter (the joined-words revision, no stemming): it runs after
-/// the stop words, whose lists are written with their accents (French "à").
-#[derive(Debug, Clone, Copy)]
-pub struct FoldDiacritics;
-
-impl tantivy::tokenizer::TokenFilter for FoldDiacritics {
-    type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
-
-    fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
-        FoldingTokenizer { inner: tokenizer, stemmer: None }
-    }
-}
-
-/// Step 2 and a Snowball stemmer, as a tantivy token filter (the joined-words revision): each
-/// word is indexed as the stem of its folded form, and also as the folded stem of the word as
-/// written where the two differ, both at the word's position.
-///
-/// Neither order alone serves both the stemmer and the people who type without accents.
-/// Stemming the folded word meets an unaccented query ("randonnee" and "randonnée" both stem
-/// to "randonne"), but blinds the rules that read accents: French "fermé" and "fermée" stem to
-/// "ferm" and "ferme", Portuguese "informação" and "informações" apart, Hungarian "házból"
-/// keeps its case ending. Folding the stem merges those ("ferm") but not the unaccented
-/// query. With both, a query meets an item whenever either order would have.
-#[derive(Debug, Clone, Copy)]
-pub struct FoldAndStem(pub frostem::Algorithm);
-
-impl tantivy::tokenizer::TokenFilter for FoldAndStem {
-    type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
-
-    fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
-        FoldingTokenizer { inner: tokenizer, stemmer: Some(self.0) }
-    }
-}
-
-/// A tokenizer followed by [`FoldDiacritics`] or [`FoldAndStem`].
-#[derive(Debug, Clone)]
-pub struct FoldingTokenizer<T> {
-    inner: T,
-    stemmer: Option<frostem::Algorithm>,
-}
-
-impl<T: Tokenizer> Tokenizer for FoldingTokenizer<T> {
-    type TokenStream<'a> = FoldingStream<T::TokenStream<'a>>;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        FoldingStream {
-            tail: self.inner.token_stream(text),
-            stemmer: self.stemmer.map(frostem::Stemmer::new),
-            current: Token::default(),
-            second: None,
-        }
-    }
-}
-
-/// The tokens of [`FoldingTokenizer`].
-pub struct FoldingStream<S> {
-    tail: S,
-    stemmer: Option<frostem::Stemmer>,
-    current: Token,
-    /// The folded stem of the word as written, when it differs: the next token.
-    second: Option<Token>,
-}
-
-impl<S: TokenStream> TokenStream for FoldingStream<S> {
-    fn advance(&mut self) -> bool {
-        if let Some(second) = self.second.take() {
-            self.current = second;
-            return true;
-        }
-        if !self.tail.advance() {
-            return false;
-        }
-        let token = self.tail.token();
-        let folded = fold_diacritics(&token.text, Revision::Joined);
-        self.current = Token { text: folded, ..token.clone() };
-        if let Some(stemmer) = &self.stemmer {
-            let of_folded = stemmer.stem(&self.current.text).into_owned();
-            let of_written = fold_diacritics(&stemmer.stem(&token.text), Revision::Joined);
-            if of_written != of_folded {
-                self.second = Some(Token { text: of_written, ..token.clone() });
-            }
-            self.current.text = of_folded;
-        }
-        true
-    }
-
-    fn token(&self) -> &Token {
-        &self.current
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        &mut self.current
+        Revision::Joined | Revision::Alphanumeric => lowered,
     }
 }
 
@@ -291,14 +198,15 @@ struct Compound {
 
 /// The tokens and the count of over-long words split.
 fn analyze(text: &str, revision: Revision) -> (Vec<Token>, usize) {
-    analyze_with(text, revision, &[])
+    analyze_with(text, revision, &[], false)
 }
 
-/// [`analyze`] with a language's elided articles (step 6).
-fn analyze_with(text: &str, revision: Revision, elisions: &[&str]) -> (Vec<Token>, usize) {
+/// [`analyze`] with a language's elided articles (step 6) and casing.
+fn analyze_with(text: &str, revision: Revision, elisions: &[&str], dotted_i: bool) -> (Vec<Token>, usize) {
     let mut long = 0;
     let mut out = Vec::new();
-    let joined = revision == Revision::Joined;
+    let joined = revision >= Revision::Joined;
+    let split_digits = revision >= Revision::Alphanumeric;
     let mut compound: Option<Compound> = None;
     // The end of a joiner that directly follows the compound: a word starting there extends
     // it.
@@ -309,7 +217,7 @@ fn analyze_with(text: &str, revision: Revision, elisions: &[&str]) -> (Vec<Token
             joiner_to = Some(end);
             continue;
         }
-        let normalized = normalize(segment, revision);
+        let normalized = normalize(segment, revision, dotted_i);
         let chars: Vec<char> = normalized.chars().collect();
         let Some(&first) = chars.first() else { continue };
         let blank = chars.iter().all(|c| c.is_whitespace() || is_punctuation_or_invisible(*c));
@@ -350,11 +258,20 @@ fn analyze_with(text: &str, revision: Revision, elisions: &[&str]) -> (Vec<Token
             parts.remove(0);
         }
         let together: String = parts.concat().into_iter().collect();
+        // Each part, then (step 7) its runs of letters and of digits where it mixes them.
+        let push_part = |out: &mut Vec<Token>, part: &[char]| {
+            push_cut(out, start, end, part);
+            if split_digits {
+                for run in alphanumeric_runs(part) {
+                    push_cut(out, start, end, run);
+                }
+            }
+        };
         if parts.len() == 1 {
-            push_cut(&mut out, start, end, parts[0]);
+            push_part(&mut out, parts[0]);
         } else {
             for part in parts.iter().filter(|p| p.len() > 1) {
-                push_cut(&mut out, start, end, part);
+                push_part(&mut out, part);
             }
             push_cut(&mut out, start, end, &together.chars().collect::<Vec<_>>());
         }
@@ -403,6 +320,30 @@ fn parts(chars: &[char]) -> Vec<&[char]> {
     parts.push(&chars[from..]);
     parts.retain(|p| !p.is_empty());
     parts
+}
+
+/// Step 7: the runs of a part that mixes digits with other characters, split where a digit
+/// meets a letter: digit runs whatever their length ("3" of "usb3" is the model), the others
+/// from two characters ("p" of "p53" says nothing alone). Punctuation between two digits
+/// belongs to the number ("3.5" of "3.5mm"). Empty for a part of one kind only.
+fn alphanumeric_runs(part: &[char]) -> Vec<&[char]> {
+    let digit = |i: usize| {
+        let c = part[i];
+        let between_digits = i > 0 && i + 1 < part.len() && part[i - 1].is_numeric() && part[i + 1].is_numeric();
+        c.is_numeric() || (c.is_punctuation() && between_digits)
+    };
+    let mut runs = Vec::new();
+    let mut from = 0;
+    for i in 1..=part.len() {
+        if i == part.len() || digit(i) != digit(from) {
+            runs.push((digit(from), &part[from..i]));
+            from = i;
+        }
+    }
+    if runs.len() < 2 {
+        return Vec::new();
+    }
+    runs.into_iter().filter(|&(digits, run)| digits || run.len() > 1).map(|(_, run)| run).collect()
 }
 
 /// A segment that joins the words on its two sides when it touches both: a hyphen
@@ -488,7 +429,11 @@ mod tests {
     /// The terms of `text` under the current revision, diacritics folded, neither stemmed nor
     /// stop words dropped (what the `hyrank2_en` analyzer indexes).
     fn terms(text: &str) -> Vec<String> {
-        analyze(text, Revision::default()).0.into_iter().map(|t| fold_diacritics(&t.text, Revision::Joined)).collect()
+        analyze(text, Revision::default())
+            .0
+            .into_iter()
+            .map(|t| fold_diacritics(&t.text, Revision::default()))
+            .collect()
     }
 
     #[test]
@@ -524,11 +469,11 @@ mod tests {
         assert_eq!(terms("L'avion"), ["avion", "lavion"]);
         // With French's elided articles (the French analyzers), the article goes whole.
         let french = |text: &str| -> Vec<String> {
-            analyze_with(text, Revision::Joined, FRENCH_ELISIONS).0.into_iter().map(|t| t.text).collect()
+            analyze_with(text, Revision::default(), FRENCH_ELISIONS, false).0.into_iter().map(|t| t.text).collect()
         };
         assert_eq!(french("L'avion d’une île, qu'il"), ["avion", "une", "île", "il"]);
         assert_eq!(french("aujourd'hui"), ["aujourd", "hui", "aujourdhui"], "not an article");
-        let italian: Vec<String> = analyze_with("dell'acqua l'ago", Revision::Joined, ITALIAN_ELISIONS)
+        let italian: Vec<String> = analyze_with("dell'acqua l'ago", Revision::default(), ITALIAN_ELISIONS, false)
             .0
             .into_iter()
             .map(|t| t.text)
@@ -544,12 +489,12 @@ mod tests {
         assert_eq!(terms("می\u{200C}خواهم"), ["می", "خواهم", "میخواهم"], "ZWNJ");
         assert_eq!(terms("Ex\u{00AD}ample"), ["example"], "soft hyphen");
         // Between two digits of any script, punctuation belongs to the number.
-        assert_eq!(terms("1,000 and 2.5mg"), ["1,000", "and", "2.5mg"]);
+        assert_eq!(terms("1,000 and 2.5mg"), ["1,000", "and", "2.5mg", "2.5", "mg"]);
         assert_eq!(terms("٢٫٥").len(), 1, "Arabic-Indic digits");
         assert_eq!(terms("T-Shirt"), ["t", "shirt", "tshirt"]);
         assert_eq!(terms("T‑Shirt"), terms("T-Shirt"), "the non-breaking hyphen");
         assert_eq!(terms("COVID-19 test"), ["covid", "19", "covid19", "test"]);
-        assert_eq!(terms("A4-size"), ["a4", "size", "a4size"]);
+        assert_eq!(terms("A4-size"), ["a4", "4", "size", "a4size"]);
         assert_eq!(terms("state-of-the-art"), ["state", "of", "the", "art", "stateoftheart"]);
         assert_eq!(terms("x-ray's"), ["x", "ray", "rays", "xrays"]);
         for typed in ["don´t", "don`t"] {
@@ -577,13 +522,41 @@ mod tests {
     }
 
     #[test]
+    fn letters_beside_digits_are_also_indexed_apart() {
+        assert_eq!(terms("3.5mm jack"), ["3.5mm", "3.5", "mm", "jack"]);
+        assert_eq!(terms("iPhone15"), ["iphone15", "iphone", "15"]);
+        assert_eq!(terms("USB3 500ml"), ["usb3", "usb", "3", "500ml", "500", "ml"]);
+        assert_eq!(terms("p53 H1N1"), ["p53", "53", "h1n1", "1", "1"], "one letter alone says nothing");
+        assert_eq!(terms("٣كغ"), ["٣كغ", "٣", "كغ"], "Arabic-Indic digits");
+        assert_eq!(terms("2024 tent 1,000"), ["2024", "tent", "1,000"], "one kind only: nothing added");
+        assert_eq!(terms("USB3-C"), ["usb3", "usb", "3", "c", "usb3c"], "a part's runs, not the compound's");
+        // Generations built before keep such words whole.
+        let joined: Vec<String> = analyze("3.5mm", Revision::Joined).0.into_iter().map(|t| t.text).collect();
+        assert_eq!(joined, ["3.5mm"]);
+    }
+
+    #[test]
+    fn turkish_lower_cases_its_own_i_and_the_dotless_i_folds() {
+        let turkish = |text: &str| -> Vec<String> {
+            analyze_with(text, Revision::default(), &[], true).0.into_iter().map(|t| t.text).collect()
+        };
+        assert_eq!(turkish("KİTAPLARI Istanbul"), ["kitapları", "ıstanbul"]);
+        assert_eq!(turkish("İI"), ["iı"]);
+        let joined: Vec<String> =
+            analyze_with("KIR", Revision::Joined, &[], true).0.into_iter().map(|t| t.text).collect();
+        assert_eq!(joined, ["kir"], "earlier revisions lower-case as Unicode does");
+        assert_eq!(fold_diacritics("kadıköy", Revision::default()), "kadikoy");
+        assert_eq!(fold_diacritics("kadıköy", Revision::Joined), "kadıkoy", "earlier revisions keep it");
+    }
+
+    #[test]
     fn over_long_words_are_counted_once_and_cjk_runs_stay_whole() {
         assert_eq!(long_tokens(&format!("l'{}", "a".repeat(298))), 1);
         assert_eq!(long_tokens(&format!("{}'{}", "a".repeat(300), "b".repeat(300))), 1);
         assert_eq!(long_tokens(&vec!["ab"; 130].join("-")), 0, "a long compound is no long word");
         // A 256-character katakana run is one segment: its 255 pairs, under both revisions.
         let run = "ア".repeat(256);
-        for revision in [Revision::First, Revision::Joined] {
+        for revision in [Revision::First, Revision::Joined, Revision::Alphanumeric] {
             let (tokens, long) = analyze(&run, revision);
             assert_eq!((tokens.len(), long), (255, 0), "{revision:?}");
         }

@@ -1,0 +1,139 @@
+//! Step 2 and the stemmer as tantivy token filters: what runs after the stop words, from the
+//! joined-words revision on (the first revision folds inside the tokenizer).
+
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+use unicode_normalization::UnicodeNormalization;
+use unicode_script::{Script, UnicodeScript};
+
+use super::Revision;
+
+/// Whether a nonspacing mark after a letter of `script` is a diacritic to fold away.
+fn folds_marks(script: Script) -> bool {
+    matches!(script, Script::Latin | Script::Greek | Script::Cyrillic | Script::Arabic | Script::Hebrew)
+}
+
+/// Step 2: the nonspacing marks after letters of the scripts where they are accents removed
+/// (canonical decomposition first, recomposed after). Under the joined-words revision the
+/// Cyrillic breve stays: "й" and "ў" are letters of their own, not "и" and "у" with an accent
+/// (Snowball's Russian stemmer needs the "й" of "-ый"), where "ё" is "е" as people type it.
+/// Under [`Revision::Alphanumeric`] the dotless "ı" folds to "i" too: it has no
+/// decomposition, and keyboards without it type "i".
+pub fn fold_diacritics(text: &str, revision: Revision) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut base = Script::Common;
+    for c in text.nfd() {
+        if c == 'ı' && revision >= Revision::Alphanumeric {
+            base = Script::Latin;
+            out.push('i');
+            continue;
+        }
+        if unicode_normalization::char::is_combining_mark(c) {
+            let letter = revision >= Revision::Joined && base == Script::Cyrillic && c == '\u{0306}';
+            if folds_marks(base) && !letter {
+                continue;
+            }
+        } else {
+            base = c.script();
+        }
+        out.push(c);
+    }
+    out.nfc().collect()
+}
+
+/// Step 2 as a tantivy token filter (the joined-words revision, no stemming): it runs after
+/// the stop words, whose lists are written with their accents (French "à").
+#[derive(Debug, Clone, Copy)]
+pub struct FoldDiacritics(pub Revision);
+
+impl tantivy::tokenizer::TokenFilter for FoldDiacritics {
+    type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
+        FoldingTokenizer { inner: tokenizer, stemmer: None, revision: self.0 }
+    }
+}
+
+/// Step 2 and a Snowball stemmer, as a tantivy token filter (the joined-words revision): each
+/// word is indexed as the stem of its folded form, and also as the folded stem of the word as
+/// written where the two differ, both at the word's position.
+///
+/// Neither order alone serves both the stemmer and the people who type without accents.
+/// Stemming the folded word meets an unaccented query ("randonnee" and "randonnée" both stem
+/// to "randonne"), but blinds the rules that read accents: French "fermé" and "fermée" stem to
+/// "ferm" and "ferme", Portuguese "informação" and "informações" apart, Hungarian "házból"
+/// keeps its case ending. Folding the stem merges those ("ferm") but not the unaccented
+/// query. With both, a query meets an item whenever either order would have.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldAndStem(pub frostem::Algorithm, pub Revision);
+
+impl tantivy::tokenizer::TokenFilter for FoldAndStem {
+    type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
+        FoldingTokenizer { inner: tokenizer, stemmer: Some(self.0), revision: self.1 }
+    }
+}
+
+/// A tokenizer followed by [`FoldDiacritics`] or [`FoldAndStem`].
+#[derive(Debug, Clone)]
+pub struct FoldingTokenizer<T> {
+    inner: T,
+    stemmer: Option<frostem::Algorithm>,
+    revision: Revision,
+}
+
+impl<T: Tokenizer> Tokenizer for FoldingTokenizer<T> {
+    type TokenStream<'a> = FoldingStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        FoldingStream {
+            tail: self.inner.token_stream(text),
+            stemmer: self.stemmer.map(frostem::Stemmer::new),
+            revision: self.revision,
+            current: Token::default(),
+            second: None,
+        }
+    }
+}
+
+/// The tokens of [`FoldingTokenizer`].
+pub struct FoldingStream<S> {
+    tail: S,
+    stemmer: Option<frostem::Stemmer>,
+    revision: Revision,
+    current: Token,
+    /// The folded stem of the word as written, when it differs: the next token.
+    second: Option<Token>,
+}
+
+impl<S: TokenStream> TokenStream for FoldingStream<S> {
+    fn advance(&mut self) -> bool {
+        if let Some(second) = self.second.take() {
+            self.current = second;
+            return true;
+        }
+        if !self.tail.advance() {
+            return false;
+        }
+        let token = self.tail.token();
+        let folded = fold_diacritics(&token.text, self.revision);
+        self.current = Token { text: folded, ..token.clone() };
+        if let Some(stemmer) = &self.stemmer {
+            let of_folded = stemmer.stem(&self.current.text).into_owned();
+            let of_written = fold_diacritics(&stemmer.stem(&token.text), self.revision);
+            if of_written != of_folded {
+                self.second = Some(Token { text: of_written, ..token.clone() });
+            }
+            self.current.text = of_folded;
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        &self.current
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.current
+    }
+}
