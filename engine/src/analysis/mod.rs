@@ -37,10 +37,14 @@
 //!    whichever apostrophe the catalog used. Similar to Lucene's `WordDelimiterGraphFilter`
 //!    with `catenateAll`, which splits more (at letters beside digits, at case changes).
 //! 7. **Letters beside digits** ([`Revision::Alphanumeric`]): a word that runs letters and
-//!    digits together ("3.5mm", "500ml", "iPhone15", "USB3") is also indexed as its runs of
-//!    digits and its runs of two letters or more ("3.5" "mm", "iphone" "15", "usb" "3"), so
-//!    that "3.5 mm" finds "3.5mm" and "iphone15" finds "iPhone 15". Lucene's
-//!    `WordDelimiterGraphFilter` splits at the same places (`splitOnNumerics`).
+//!    digits together ("3.5mm", "500ml", "iPhone15", "USB3", "갤럭시S24") is also indexed as
+//!    its runs of digits and its runs of two letters or more ("3.5" "mm", "iphone" "15", "usb"
+//!    "3", "갤럭시" "24"), so that "3.5 mm" finds "3.5mm" and "iphone15" finds "iPhone 15".
+//!    Lucene's `WordDelimiterGraphFilter` (`splitOnNumerics`) splits at the same places but
+//!    keeps one-letter runs and splits "3.5" too; here a number keeps its decimal and
+//!    thousands separators, and words past 64 characters or 4 runs (codes, hashes) are not
+//!    split. Under this revision
+//!    only those separators keep a number whole in step 6 ("x86_64" is "x86" and "64").
 //!
 //! The same revision lower-cases Turkish catalogs the Turkish way ("I" is "ı", "İ" is "i", as
 //! Lucene's `TurkishLowerCaseFilter` does), so that the stemmer reads "KİTAPLARI" as
@@ -48,7 +52,7 @@
 //! ("Kadıköy" meets "kadikoy").
 //!
 //! Stop words and stems are the catalog's language's (`lexical::Language`,
-//! `lexical/analyzers.rs`). Under the joined-words revision: steps 1 and 3 to 6, the stop
+//! `lexical/analyzers.rs`). Under the later revisions: steps 1 and 3 to 7, the stop
 //! words (their lists keep accents), then step 2 with the stemmer, which indexes each word's
 //! stem both ways, folded then stemmed and stemmed then folded ([`FoldAndStem`]). Under the
 //! first revision, English only, after the whole chain.
@@ -89,7 +93,7 @@ pub struct UnicodeTokenizer {
     /// The language's elided articles (French "l", "d", "qu"…), under the joined-words
     /// revision: "d'une" is then "une" alone, not also "dune" (see [`FRENCH_ELISIONS`]).
     pub elisions: &'static [&'static str],
-    /// Lower-case "I" to "ı" and "İ" to "i" (Turkish and Azerbaijani), under
+    /// Lower-case "I" to "ı" and "İ" to "i" (`lexical::Language::Turkish` sets it), under
     /// [`Revision::Alphanumeric`].
     pub dotted_i: bool,
 }
@@ -182,7 +186,8 @@ fn normalize(segment: &str, revision: Revision, dotted_i: bool) -> String {
 }
 
 /// Words of `text` longer than [`MAX_TOKEN_CHARS`] characters, each indexed as pieces (CJK
-/// runs, which become pairs, are not counted; nor are the parts or compounds step 6 adds).
+/// runs, which become pairs, are not counted; nor are the parts, compounds and runs steps 6 and 7
+/// add).
 pub fn long_tokens(text: &str) -> usize {
     analyze(text, Revision::default()).1
 }
@@ -250,7 +255,7 @@ fn analyze_with(text: &str, revision: Revision, elisions: &[&str], dotted_i: boo
         }
         // Step 6: the parts between punctuation (one character alone, the "l" of "l'avion",
         // says nothing), then, if there are several, all of them written together.
-        let mut parts = parts(&chars);
+        let mut parts = parts(&chars, revision);
         // An elided article ("d'", "l'", "qu'") is no part of the word: "d'une" is "une",
         // where "dune" would meet the dunes.
         let apostrophe = chars.get(parts[0].len()).is_some_and(|c| matches!(c, '\'' | '’'));
@@ -303,15 +308,14 @@ fn push_cut(out: &mut Vec<Token>, from: usize, to: usize, chars: &[char]) {
     }
 }
 
-/// A word's parts between punctuation or a zero-width non-joiner, except punctuation between
-/// two digits of any script: "2.5", "1,000" and "٢٫٥" stay whole, as numbers (Lucene's
+/// A word's parts between punctuation or a zero-width non-joiner, except a number's own
+/// punctuation ([`in_number`]): "2.5", "1,000" and "٢٫٥" stay whole, as numbers (Lucene's
 /// standard tokenizer keeps them so too), where their parts would match unrelated numbers.
-fn parts(chars: &[char]) -> Vec<&[char]> {
-    let digit = |i: usize| chars.get(i).is_some_and(|c| c.is_numeric());
+fn parts(chars: &[char], revision: Revision) -> Vec<&[char]> {
     let mut parts = Vec::new();
     let mut from = 0;
     for (i, &c) in chars.iter().enumerate() {
-        let separates = c == '\u{200C}' || (c.is_punctuation() && !(i > 0 && digit(i - 1) && digit(i + 1)));
+        let separates = c == '\u{200C}' || (c.is_punctuation() && !in_number(chars, i, revision));
         if separates {
             parts.push(&chars[from..i]);
             from = i + 1;
@@ -322,28 +326,81 @@ fn parts(chars: &[char]) -> Vec<&[char]> {
     parts
 }
 
-/// Step 7: the runs of a part that mixes digits with other characters, split where a digit
-/// meets a letter: digit runs whatever their length ("3" of "usb3" is the model), the others
-/// from two characters ("p" of "p53" says nothing alone). Punctuation between two digits
-/// belongs to the number ("3.5" of "3.5mm"). Empty for a part of one kind only.
-fn alphanumeric_runs(part: &[char]) -> Vec<&[char]> {
-    let digit = |i: usize| {
-        let c = part[i];
-        let between_digits = i > 0 && i + 1 < part.len() && part[i - 1].is_numeric() && part[i + 1].is_numeric();
-        c.is_numeric() || (c.is_punctuation() && between_digits)
+/// Whether `chars[i]` is punctuation inside a number: between two digits of any script, and
+/// since [`Revision::Alphanumeric`] only a decimal or thousands separator ("." "," and the
+/// Arabic "٫" "٬") between two decimal digits, so that "x86_64" is "x86" and "64".
+fn in_number(chars: &[char], i: usize, revision: Revision) -> bool {
+    let digit = |c: char| match revision {
+        Revision::First | Revision::Joined => c.is_numeric(),
+        Revision::Alphanumeric => c.is_number_decimal_digit(),
     };
-    let mut runs = Vec::new();
-    let mut from = 0;
-    for i in 1..=part.len() {
-        if i == part.len() || digit(i) != digit(from) {
-            runs.push((digit(from), &part[from..i]));
-            from = i;
-        }
-    }
-    if runs.len() < 2 {
+    let separator = match revision {
+        Revision::First | Revision::Joined => chars[i].is_punctuation(),
+        Revision::Alphanumeric => matches!(chars[i], '.' | ',' | '\u{066B}' | '\u{066C}'),
+    };
+    separator && i > 0 && chars.get(i - 1).is_some_and(|&c| digit(c)) && chars.get(i + 1).is_some_and(|&c| digit(c))
+}
+
+/// Longest part, in characters, that step 7 splits: longer ones are codes or hashes
+/// ("3f9a0c…"), whose pieces would add only noise, and a 70,000-character "a1a1…" would
+/// otherwise add 35,000 terms.
+const MAX_SPLIT_CHARS: usize = 64;
+
+/// Most runs a part may have for step 7 to split it ("gtx1080ti" has 3), for the same reason.
+const MAX_SPLIT_RUNS: usize = 4;
+
+/// What a character of a part is, for step 7. Letters carry their script (all CJK scripts
+/// count as one, since step 4 pairs across them), so that "갤럭시s24" splits at the "s".
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Digits,
+    Letters(Script),
+    Other,
+}
+
+/// Step 7: the runs of a part that holds both a decimal digit and a letter, split where
+/// digits meet letters or letters change script: its digit runs, whatever their length ("3"
+/// of "usb3" is the model, "53" of "p53" the protein's), and its letter runs of two letters
+/// or more ("p" of "p53" says nothing alone). A number's separator belongs to it ("3.5" of "3.5mm"); marks and invisible format
+/// characters belong to the run before them. Empty when there is nothing to split, or when the
+/// part is past [`MAX_SPLIT_CHARS`] or [`MAX_SPLIT_RUNS`].
+fn alphanumeric_runs(part: &[char]) -> Vec<&[char]> {
+    if part.len() > MAX_SPLIT_CHARS {
         return Vec::new();
     }
-    runs.into_iter().filter(|&(digits, run)| digits || run.len() > 1).map(|(_, run)| run).collect()
+    // (kind, from, to, letters)
+    let mut runs: Vec<(Run, usize, usize, usize)> = Vec::new();
+    for (i, &c) in part.iter().enumerate() {
+        let kind = if c.is_number_decimal_digit() || in_number(part, i, Revision::Alphanumeric) {
+            Run::Digits
+        } else if c.is_mark() || c.is_other_format() {
+            match runs.last_mut() {
+                Some(last) => {
+                    last.2 = i + 1;
+                    continue;
+                }
+                None => Run::Other,
+            }
+        } else if c.is_alphabetic() {
+            Run::Letters(if is_cjk(c) { Script::Han } else { c.script() })
+        } else {
+            Run::Other
+        };
+        let letter = usize::from(matches!(kind, Run::Letters(_)));
+        match runs.last_mut() {
+            Some(last) if last.0 == kind => {
+                last.2 = i + 1;
+                last.3 += letter;
+            }
+            _ => runs.push((kind, i, i + 1, letter)),
+        }
+    }
+    let digits = runs.iter().any(|r| r.0 == Run::Digits);
+    let letters = runs.iter().any(|r| r.3 > 0);
+    if !digits || !letters || runs.len() > MAX_SPLIT_RUNS {
+        return Vec::new();
+    }
+    runs.into_iter().filter(|r| r.0 == Run::Digits || r.3 > 1).map(|r| &part[r.1..r.2]).collect()
 }
 
 /// A segment that joins the words on its two sides when it touches both: a hyphen
@@ -427,7 +484,7 @@ mod tests {
     use super::*;
 
     /// The terms of `text` under the current revision, diacritics folded, neither stemmed nor
-    /// stop words dropped (what the `hyrank2_en` analyzer indexes).
+    /// stop words dropped (what the `hyrank3_en` analyzer indexes).
     fn terms(text: &str) -> Vec<String> {
         analyze(text, Revision::default())
             .0
@@ -526,13 +583,45 @@ mod tests {
         assert_eq!(terms("3.5mm jack"), ["3.5mm", "3.5", "mm", "jack"]);
         assert_eq!(terms("iPhone15"), ["iphone15", "iphone", "15"]);
         assert_eq!(terms("USB3 500ml"), ["usb3", "usb", "3", "500ml", "500", "ml"]);
-        assert_eq!(terms("p53 H1N1"), ["p53", "53", "h1n1", "1", "1"], "one letter alone says nothing");
         assert_eq!(terms("٣كغ"), ["٣كغ", "٣", "كغ"], "Arabic-Indic digits");
-        assert_eq!(terms("2024 tent 1,000"), ["2024", "tent", "1,000"], "one kind only: nothing added");
+        assert_eq!(terms("p53 H1N1"), ["p53", "53", "h1n1", "1", "1"], "one letter alone says nothing");
         assert_eq!(terms("USB3-C"), ["usb3", "usb", "3", "c", "usb3c"], "a part's runs, not the compound's");
-        // Generations built before keep such words whole.
-        let joined: Vec<String> = analyze("3.5mm", Revision::Joined).0.into_iter().map(|t| t.text).collect();
-        assert_eq!(joined, ["3.5mm"]);
+        // Letters change script: the Hangul word and the number, bigrammed as step 4 does.
+        assert_eq!(terms("갤럭시S24"), ["갤럭시s24", "갤럭", "럭시", "24"]);
+        // A combining mark belongs to its letter: "q̃uiz", not "q", a mark and "uiz".
+        assert_eq!(terms("q\u{303}uiz2"), ["quiz2", "quiz", "2"]);
+        // Only a decimal or thousands separator keeps a number whole.
+        assert_eq!(terms("x86_64"), ["x86", "86", "64", "x8664"]);
+        assert_eq!(terms("1'299"), ["299", "1299"]);
+        // Nothing added: one kind only, digits that are not decimal ("½" is "1⁄2"), a
+        // keycap's marks, a code too long or with too many runs.
+        let code = "ab1".repeat(30);
+        for word in ["2024", "1,000", "tent", "½", "1️⃣", "ab12cd34ef", &code] {
+            assert_eq!(terms(word).len(), 1, "{word}: {:?}", terms(word));
+        }
+        let (tokens, _) = analyze(&"a1".repeat(35_000), Revision::default());
+        assert_eq!(tokens.len(), 70_000usize.div_ceil(MAX_TOKEN_CHARS), "no run of a 70,000-character code");
+    }
+
+    /// What generations built under [`Revision::Joined`] keep reading with: step 7 off, any
+    /// punctuation between two digits of any script inside a number.
+    #[test]
+    fn the_joined_revision_keeps_its_terms() {
+        let joined = |text: &str| -> Vec<String> {
+            analyze(text, Revision::Joined).0.into_iter().map(|t| fold_diacritics(&t.text, Revision::Joined)).collect()
+        };
+        let table: &[(&str, &[&str])] = &[
+            ("3.5mm iPhone15", &["3.5mm", "iphone15"]),
+            ("A4-size", &["a4", "size", "a4size"]),
+            ("1,000 and 2.5mg", &["1,000", "and", "2.5mg"]),
+            ("x86_64", &["x86_64"]),
+            ("COVID-19", &["covid", "19", "covid19"]),
+            ("L'avion", &["avion", "lavion"]),
+            ("Kadıköy KIR", &["kadıkoy", "kir"]),
+        ];
+        for (text, expected) in table {
+            assert_eq!(joined(text), *expected, "{text}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The analyzers BM25 reads text with, by name: tantivy keeps only an analyzer's name in an
 //! index's schema, so every chain an index on disk may name is registered with every index
-//! opened, and a new chain (a new revision of `analysis.rs`, a new language) gets new names.
+//! opened, and a new chain (a new revision of `analysis`, a new language) gets new names.
 
 use tantivy::tokenizer::{StopWordFilter, TextAnalyzer};
 use tantivy::Index;
@@ -12,9 +12,10 @@ use crate::analysis::{FoldAndStem, FoldDiacritics, Revision, UnicodeTokenizer, F
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Analyzer {
-    /// `analysis.rs`: NFKC and diacritic folding, UAX #29 words, CJK bigrams, over-long tokens
+    /// `analysis`: NFKC and diacritic folding, UAX #29 words, CJK bigrams, over-long tokens
     /// split rather than dropped, words joined by punctuation or hyphens indexed as their parts
-    /// and written together; stemming and stop words in the catalog's [`Language`].
+    /// and written together, letters beside digits indexed apart too; stemming and stop words
+    /// (and Turkish casing) in the catalog's [`Language`].
     #[default]
     Unicode,
     /// tantivy's `SimpleTokenizer`: splits on anything not alphanumeric and drops tokens over
@@ -189,7 +190,8 @@ pub(super) fn unicode_name(revision: Revision, language: Language, stemming: boo
 /// English stop words, then optionally the English stemmer. The joined-words revision, for each
 /// language: the tokenizer, optionally the language's stop words (written with their
 /// accents), then diacritics folded, and with stemming each word's stem both ways
-/// ([`FoldAndStem`]). Stop words go before stems, as in Lucene's analyzers.
+/// ([`FoldAndStem`]); the letters-beside-digits revision the same, with step 7 and Turkish
+/// casing. Stop words go before stems, as in Lucene's analyzers.
 pub(super) fn register(index: &Index) {
     let tokenizers = index.tokenizers();
     let first =
@@ -289,6 +291,11 @@ mod tests {
         let books = [("books", "ESKİ KİTAPLARI"), ("pen", "Kalem")];
         assert_eq!(top(turkish, &books, "kitap").as_deref(), Some("books"));
         assert_eq!(top(turkish, &books, "kitapları").as_deref(), Some("books"));
+        assert_eq!(top(turkish, &books, "kitaplari").as_deref(), Some("books"), "ı folds to i");
+        // A Hangul word with a model number meets both typed apart.
+        let catalog = [("case", "케이스 24개"), ("galaxy", "갤럭시S24 케이스")];
+        assert_eq!(hits(english, &catalog, "갤럭시"), ["galaxy"]);
+        assert_eq!(top(english, &catalog, "갤럭시 24").as_deref(), Some("galaxy"));
     }
 
     #[test]
