@@ -59,6 +59,7 @@
 
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use unicode_categories::UnicodeCategories;
+use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 use unicode_script::{Script, UnicodeScript};
 use unicode_segmentation::UnicodeSegmentation;
@@ -349,17 +350,19 @@ const MAX_SPLIT_CHARS: usize = 64;
 /// Most runs a part may have for step 7 to split it ("gtx1080ti" has 3), for the same reason.
 const MAX_SPLIT_RUNS: usize = 4;
 
-/// What a character of a part is, for step 7. Letters carry their script (all CJK scripts
-/// count as one, since step 4 pairs across them), so that "갤럭시s24" splits at the "s".
+/// What a character of a part is, for step 7. Letters say whether they are CJK, so that
+/// "갤럭시s24" splits at the "s" and its Hangul run is paired by step 4; other scripts are
+/// not told apart, since a unit mixes them ("5µm" is NFKC "5μm", a Greek and a Latin letter).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Run {
     Digits,
-    Letters(Script),
+    /// CJK letters (true) or any other.
+    Letters(bool),
     Other,
 }
 
 /// Step 7: the runs of a part that holds both a decimal digit and a letter, split where
-/// digits meet letters or letters change script: its digit runs, whatever their length ("3"
+/// digits meet letters or CJK letters meet others: its digit runs, whatever their length ("3"
 /// of "usb3" is the model, "53" of "p53" the protein's), and its letter runs of two letters
 /// or more ("p" of "p53" says nothing alone). A number's separator belongs to it ("3.5" of "3.5mm"); marks and invisible format
 /// characters belong to the run before them. Empty when there is nothing to split, or when the
@@ -373,7 +376,7 @@ fn alphanumeric_runs(part: &[char]) -> Vec<&[char]> {
     for (i, &c) in part.iter().enumerate() {
         let kind = if c.is_number_decimal_digit() || in_number(part, i, Revision::Alphanumeric) {
             Run::Digits
-        } else if c.is_mark() || c.is_other_format() {
+        } else if is_combining_mark(c) || c.is_other_format() {
             match runs.last_mut() {
                 Some(last) => {
                     last.2 = i + 1;
@@ -382,7 +385,7 @@ fn alphanumeric_runs(part: &[char]) -> Vec<&[char]> {
                 None => Run::Other,
             }
         } else if c.is_alphabetic() {
-            Run::Letters(if is_cjk(c) { Script::Han } else { c.script() })
+            Run::Letters(is_cjk(c))
         } else {
             Run::Other
         };
@@ -586,8 +589,10 @@ mod tests {
         assert_eq!(terms("٣كغ"), ["٣كغ", "٣", "كغ"], "Arabic-Indic digits");
         assert_eq!(terms("p53 H1N1"), ["p53", "53", "h1n1", "1", "1"], "one letter alone says nothing");
         assert_eq!(terms("USB3-C"), ["usb3", "usb", "3", "c", "usb3c"], "a part's runs, not the compound's");
-        // Letters change script: the Hangul word and the number, bigrammed as step 4 does.
+        // CJK letters meet others: the Hangul word, bigrammed as step 4 does, and the number;
+        // other scripts stay together ("µ" is NFKC Greek "μ").
         assert_eq!(terms("갤럭시S24"), ["갤럭시s24", "갤럭", "럭시", "24"]);
+        assert_eq!(terms("5µm 10kΩ"), ["5μm", "5", "μm", "10kω", "10", "kω"]);
         // A combining mark belongs to its letter: "q̃uiz", not "q", a mark and "uiz".
         assert_eq!(terms("q\u{303}uiz2"), ["quiz2", "quiz", "2"]);
         // Only a decimal or thousands separator keeps a number whole.
@@ -595,8 +600,8 @@ mod tests {
         assert_eq!(terms("1'299"), ["299", "1299"]);
         // Nothing added: one kind only, digits that are not decimal ("½" is "1⁄2"), a
         // keycap's marks, a code too long or with too many runs.
-        let code = "ab1".repeat(30);
-        for word in ["2024", "1,000", "tent", "½", "1️⃣", "ab12cd34ef", &code] {
+        let (code, long) = ("ab1".repeat(30), format!("{}1", "a".repeat(70)));
+        for word in ["2024", "1,000", "tent", "½", "1️⃣", "ab12cd34ef", &code, &long] {
             assert_eq!(terms(word).len(), 1, "{word}: {:?}", terms(word));
         }
         let (tokens, _) = analyze(&"a1".repeat(35_000), Revision::default());
@@ -615,6 +620,7 @@ mod tests {
             ("A4-size", &["a4", "size", "a4size"]),
             ("1,000 and 2.5mg", &["1,000", "and", "2.5mg"]),
             ("x86_64", &["x86_64"]),
+            ("ᛮ.ᛯ", &["ᛮ.ᛯ"]), // Runic numbers: letters to UAX #29, numeric (Nl), not decimal
             ("COVID-19", &["covid", "19", "covid19"]),
             ("L'avion", &["avion", "lavion"]),
             ("Kadıköy KIR", &["kadıkoy", "kir"]),
