@@ -338,6 +338,7 @@ mod tests {
                 seconds: 0.0,
                 seed: 0,
                 teacher: None,
+                validation_split: None,
             },
             validation: ValidationRecord {
                 queries: 0,

@@ -361,6 +361,11 @@ pub struct TrainingRecord {
     /// (`hyrank train-reranker --distil-weight`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher: Option<String>,
+    /// What the validation split kept together: `items` (queries sharing a relevant item),
+    /// `queries` (each query alone) or `users` (a user's replays). Absent in manifests
+    /// written before the setting, whose splits were by query (or by user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_split: Option<String>,
 }
 
 /// Validation nDCG@10 of each way to rank.

@@ -84,9 +84,17 @@ pub(crate) struct TrainRerankerArgs {
     /// Depth of the hybrid ranking hard negatives are drawn from.
     #[arg(long, default_value_t = defaults::MINE_DEPTH)]
     pub(crate) mine_depth: usize,
-    /// Fraction of queries held out for validation.
+    /// Fraction of queries held out for validation (of groups of queries, with
+    /// --validation-split items).
     #[arg(long, default_value_t = defaults::VALIDATION_FRACTION)]
     pub(crate) validation_fraction: f64,
+    /// What stays on one side of the validation split: `queries` (the default) splits query by
+    /// query, right when traffic repeats the judged items; `items` keeps queries that share a
+    /// relevant item together, so validation measures items never trained on (traffic about
+    /// new items). Replayed users are always one group each.
+    #[arg(long, value_enum, default_value_t = hyrank_indexer::train::ValidationSplit::Queries,
+          conflicts_with = "interactions")]
+    pub(crate) validation_split: hyrank_indexer::train::ValidationSplit,
     /// Train on at most this many queries (a CPU-sized run).
     #[arg(long)]
     pub(crate) max_train_queries: Option<usize>,
@@ -130,6 +138,7 @@ pub(crate) fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
     settings.random_negatives = args.random_negatives;
     settings.mine_depth = args.mine_depth;
     settings.validation_fraction = args.validation_fraction;
+    settings.validation_split = args.validation_split;
     settings.max_train_queries = args.max_train_queries;
     settings.depth = args.depth;
     settings.seed = args.seed;

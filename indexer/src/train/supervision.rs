@@ -14,7 +14,7 @@ use hyrank_engine::{Engine, RecommendRequest};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::{Supervision, MIN_CONTEXT_ITEMS};
+use super::{Supervision, ValidationSplit, MIN_CONTEXT_ITEMS};
 use crate::error::{IndexError, Result};
 use crate::eval::metrics::Judgments;
 use crate::judgments::{read_click_log, read_qrels, read_queries};
@@ -25,7 +25,8 @@ pub(super) struct Example {
     pub(super) text: String,
     /// Item id → grade (≥ 1 relevant, 0 judged not relevant).
     pub(super) judged: Judgments,
-    /// Examples of one group (one user's replays) fall on the same side of the split.
+    /// Examples of one group (one user's replays; queries linked by a shared relevant item)
+    /// fall on the same side of the split.
     pub(super) group: usize,
     /// For a replayed user: what the recommender knew just before the held-out item.
     pub(super) replay: Option<Replay>,
@@ -117,7 +118,12 @@ pub(super) fn input_error(path: &Path, reason: impl Into<String>) -> IndexError 
 
 /// Reads the supervision into examples, checking every item against the catalog; replayed
 /// interactions come with the held-out CF item factors their candidates are retrieved with.
-pub(super) fn read_supervision(supervision: &Supervision, engine: &Engine) -> Result<(Vec<Example>, Option<CfItems>)> {
+/// Judged or clicked queries are grouped as `split` says.
+pub(super) fn read_supervision(
+    supervision: &Supervision,
+    engine: &Engine,
+    split: ValidationSplit,
+) -> Result<(Vec<Example>, Option<CfItems>)> {
     let known: HashSet<&str> = engine.item_ids().iter().map(String::as_str).collect();
     let mut examples = Vec::new();
     match supervision {
@@ -157,35 +163,104 @@ pub(super) fn read_supervision(supervision: &Supervision, engine: &Engine) -> Re
             reason: "no query has a positive (grade ≥ 1 or clicked) item".into(),
         });
     }
+    if split == ValidationSplit::Items {
+        group_by_shared_items(&mut examples);
+    }
     Ok((examples, None))
 }
 
-/// Splits the examples into training and validation by group (a user's replays stay
-/// together), in a seeded order: `(train, validation)`, the training order shuffled.
+/// Puts examples linked by a relevant (grade ≥ 1) item, directly or through a chain of other
+/// examples, into one group: the connected components of the query–item graph, found with a
+/// union–find over examples. Groups are numbered by their first example, so the split stays a
+/// function of the seed. Returns the number of groups.
+fn group_by_shared_items(examples: &mut [Example]) -> usize {
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut parent: Vec<usize> = (0..examples.len()).collect();
+    let mut first_with: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, example) in examples.iter().enumerate() {
+        for (item, _) in example.judged.iter().filter(|(_, &grade)| grade >= 1) {
+            let other = *first_with.entry(item.as_str()).or_insert(index);
+            let (a, b) = (root(&mut parent, index), root(&mut parent, other));
+            // The smaller index becomes the root: the group's number is its first example.
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    let groups: Vec<usize> = (0..examples.len()).map(|index| root(&mut parent, index)).collect();
+    for (example, group) in examples.iter_mut().zip(&groups) {
+        example.group = *group;
+    }
+    groups.iter().collect::<BTreeSet<_>>().len()
+}
+
+/// Splits the examples into training and validation by group (a user's replays, or queries
+/// sharing a relevant item, stay together), in a seeded order: `(train, validation)`, the
+/// training order shuffled.
+///
+/// Validation takes whole groups in the shuffled order, skipping any that would carry it
+/// past `validation_fraction` of the examples, so that one large group cannot fill it (when
+/// every group is larger than that, the smallest is taken). With one example per group this
+/// is the first `round(fraction × examples)` examples of the shuffle, as before groups.
+///
+/// # Errors
+///
+/// [`IndexError::Settings`] when there are fewer than two groups, or when one group holds
+/// more than `1 − validation_fraction` of the examples (queries chained together by shared
+/// items: split them by query instead).
 pub(super) fn split(
     examples: Vec<Example>,
     validation_fraction: f64,
     rng: &mut StdRng,
 ) -> Result<(Vec<Example>, Vec<Example>)> {
-    let mut groups_order: Vec<usize> = examples.iter().map(|e| e.group).collect::<BTreeSet<_>>().into_iter().collect();
-    groups_order.shuffle(rng);
-    if groups_order.len() < 2 {
-        return Err(IndexError::Settings {
-            setting: "supervision".into(),
-            reason: "at least two queries (or users) with positives are needed (one to train on, one to validate)"
-                .into(),
-        });
+    let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
+    for example in &examples {
+        *sizes.entry(example.group).or_default() += 1;
     }
-    let validation_count =
-        ((groups_order.len() as f64 * validation_fraction).round() as usize).clamp(1, groups_order.len() - 1);
+    let mut groups_order: Vec<usize> = sizes.keys().copied().collect();
+    groups_order.shuffle(rng);
+    let settings_error = |reason: String| IndexError::Settings { setting: "supervision".into(), reason };
+    if groups_order.len() < 2 {
+        return Err(settings_error(
+            "at least two queries (or users, or groups of queries sharing a relevant item) with positives are \
+             needed (one to train on, one to validate)"
+                .into(),
+        ));
+    }
+    let total = examples.len();
+    let largest = sizes.values().copied().max().unwrap_or(0);
+    if largest as f64 > (1.0 - validation_fraction) * total as f64 {
+        return Err(settings_error(format!(
+            "{largest} of the {total} queries are linked by shared relevant items into one group, more than \
+             the training side may hold; split by query (--validation-split queries)"
+        )));
+    }
+    tracing::info!(groups = sizes.len(), largest, "validation split: whole groups of queries (or users)");
+    let target = ((total as f64 * validation_fraction).round() as usize).max(1);
+    let mut validation_groups = BTreeSet::new();
+    let mut taken = 0;
+    for &group in &groups_order {
+        if taken + sizes[&group] <= target {
+            taken += sizes[&group];
+            validation_groups.insert(group);
+        }
+    }
+    if validation_groups.is_empty() {
+        let smallest = groups_order.iter().copied().min_by_key(|g| sizes[g]).expect("two groups or more");
+        validation_groups.insert(smallest);
+    }
     let rank: BTreeMap<usize, usize> = groups_order.iter().enumerate().map(|(rank, &g)| (g, rank)).collect();
     let mut examples = examples;
     examples.sort_by_key(|e| rank[&e.group]);
-    let split_at = examples.iter().take_while(|e| rank[&e.group] < validation_count).count();
-    let mut train_examples = examples.split_off(split_at);
+    let (validation, mut train_examples): (Vec<Example>, Vec<Example>) =
+        examples.into_iter().partition(|e| validation_groups.contains(&e.group));
     // A user's replays are adjacent after the sort; shuffle the training order across users.
     train_examples.shuffle(rng);
-    Ok((train_examples, examples))
+    Ok((train_examples, validation))
 }
 
 /// Where candidates come from: the generation's hybrid search for a query, or its
@@ -211,5 +286,78 @@ impl Miner<'_> {
             }
             _ => self.engine.candidates(&SearchRequest::new(example.text.clone()), depth)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn example(judged: &[(&str, i32)]) -> Example {
+        Example {
+            text: String::new(),
+            judged: judged.iter().map(|&(item, grade)| (item.to_string(), grade)).collect(),
+            group: usize::MAX,
+            replay: None,
+        }
+    }
+
+    /// Queries linked by a relevant item, directly or through a chain, share a group; a
+    /// judged-irrelevant item (grade 0) links nothing.
+    #[test]
+    fn queries_sharing_a_relevant_item_form_one_group() {
+        let mut examples = vec![
+            example(&[("a", 1)]),
+            example(&[("b", 2)]),
+            example(&[("c", 1), ("a", 1)]),
+            example(&[("c", 1)]),
+            example(&[("b", 0), ("d", 1)]),
+            example(&[("e", 1), ("b", 1)]),
+        ];
+        assert_eq!(group_by_shared_items(&mut examples), 3);
+        let groups: Vec<usize> = examples.iter().map(|e| e.group).collect();
+        assert_eq!(groups, [0, 1, 0, 0, 4, 1]);
+    }
+
+    /// However the seed falls, no item relevant to a validation query is relevant to a
+    /// training query.
+    #[test]
+    fn the_split_by_items_keeps_relevant_items_on_one_side() {
+        // Query i judges a{i % 16} and b{i % 16 / 2} relevant: 8 groups (pairs of a-items
+        // share a b-item), of 6 queries (i % 16 < 8) or 4.
+        let mut examples: Vec<Example> =
+            (0..40).map(|i| example(&[(&format!("a{}", i % 16), 1), (&format!("b{}", i % 16 / 2), 1)])).collect();
+        assert_eq!(group_by_shared_items(&mut examples), 8);
+        for seed in 0..20 {
+            let (train, validation) = split(examples.clone(), 0.2, &mut StdRng::seed_from_u64(seed)).unwrap();
+            let relevant =
+                |side: &[Example]| side.iter().flat_map(|e| e.judged.keys().cloned()).collect::<BTreeSet<String>>();
+            // A fifth of the 40 queries: groups of 6 and 4 add up to 8 at most.
+            assert!((4..=8).contains(&validation.len()), "seed {seed}: {}", validation.len());
+            assert_eq!(train.len() + validation.len(), 40);
+            assert!(relevant(&train).is_disjoint(&relevant(&validation)), "seed {seed}");
+        }
+    }
+
+    /// One group of queries too large for the training side is refused, not silently made
+    /// the validation side; a group larger than the validation fraction is skipped.
+    #[test]
+    fn the_split_by_items_refuses_one_giant_group_and_skips_large_ones() {
+        let mut chained: Vec<Example> = (0..10).map(|i| example(&[("hub", 1), (&format!("a{i}"), 1)])).collect();
+        chained.push(example(&[("alone", 1)]));
+        group_by_shared_items(&mut chained);
+        let error = split(chained, 0.2, &mut StdRng::seed_from_u64(0)).unwrap_err();
+        assert!(error.to_string().contains("--validation-split queries"), "{error}");
+        // A group of 4 and 16 single queries, a tenth (2) held out: the group never fits, so
+        // validation is two single queries whatever the seed.
+        let mut examples: Vec<Example> = (0..4).map(|i| example(&[("hub", 1), (&format!("a{i}"), 1)])).collect();
+        examples.extend((0..16).map(|i| example(&[(&format!("b{i}"), 1)])));
+        group_by_shared_items(&mut examples);
+        for seed in 0..20 {
+            let (_, validation) = split(examples.clone(), 0.1, &mut StdRng::seed_from_u64(seed)).unwrap();
+            assert_eq!(validation.len(), 2, "seed {seed}");
+            assert!(validation.iter().all(|e| !e.judged.contains_key("hub")), "seed {seed}");
+        }
     }
 }
