@@ -604,6 +604,8 @@ mod tests {
         for word in ["2024", "1,000", "tent", "½", "1️⃣", "ab12cd34ef", &code, &long] {
             assert_eq!(terms(word).len(), 1, "{word}: {:?}", terms(word));
         }
+        let at_cap = format!("{}12", "a".repeat(62));
+        assert_eq!(terms(&at_cap), [at_cap.clone(), "a".repeat(62), "12".into()], "64 characters still split");
         let (tokens, _) = analyze(&"a1".repeat(35_000), Revision::default());
         assert_eq!(tokens.len(), 70_000usize.div_ceil(MAX_TOKEN_CHARS), "no run of a 70,000-character code");
     }

@@ -84,8 +84,7 @@ pub(crate) struct TrainRerankerArgs {
     /// Depth of the hybrid ranking hard negatives are drawn from.
     #[arg(long, default_value_t = defaults::MINE_DEPTH)]
     pub(crate) mine_depth: usize,
-    /// Fraction of queries held out for validation (of groups of queries, with
-    /// --validation-split items).
+    /// Fraction of queries (of users, with --interactions) held out for validation.
     #[arg(long, default_value_t = defaults::VALIDATION_FRACTION)]
     pub(crate) validation_fraction: f64,
     /// What stays on one side of the validation split: `queries` (the default) splits query by
@@ -151,4 +150,31 @@ pub(crate) fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&summary.reranker)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: TrainRerankerArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TrainRerankerArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hyrank").chain(args.iter().copied())).map(|cli| cli.args)
+    }
+
+    /// Replayed users are always split by user: asking for another split with them is an
+    /// error, while the default value alone is not.
+    #[test]
+    fn the_validation_split_is_refused_with_interactions() {
+        assert!(parse(&["--index-dir", "x", "--interactions"]).is_ok());
+        let refused = parse(&["--index-dir", "x", "--interactions", "--validation-split", "queries"]);
+        assert_eq!(refused.err().map(|e| e.kind()), Some(clap::error::ErrorKind::ArgumentConflict));
+        let judged = ["--index-dir", "x", "--qrels", "q.tsv", "--queries", "q.jsonl", "--validation-split", "items"];
+        assert!(parse(&judged).is_ok_and(|args| args.validation_split == hyrank_indexer::train::ValidationSplit::Items));
+    }
 }

@@ -141,8 +141,7 @@ pub struct TrainSettings {
     pub random_negatives: usize,
     /// How deep in the hybrid ranking hard negatives are drawn from.
     pub mine_depth: usize,
-    /// Fraction of queries (or of groups of queries, see `validation_split`) held out for
-    /// validation.
+    /// Fraction of queries (of users, with replayed interactions) held out for validation.
     pub validation_fraction: f64,
     /// What stays together on one side of the split. Ignored for replayed interactions, whose
     /// groups are users.
@@ -306,7 +305,10 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     let (examples, replay_items) = read_supervision(&settings.supervision, &engine, settings.validation_split)?;
     let mut rng = StdRng::seed_from_u64(settings.seed);
     // 2. Split.
-    let (mut train_examples, validation_examples) = split(examples, settings.validation_fraction, &mut rng)?;
+    let by_queries = settings.validation_split == ValidationSplit::Items
+        && !matches!(settings.supervision, Supervision::Interactions { .. });
+    let (mut train_examples, validation_examples) =
+        split(examples, settings.validation_fraction, by_queries, &mut rng)?;
     if let Some(limit) = settings.max_train_queries {
         train_examples.truncate(limit.max(1));
     }

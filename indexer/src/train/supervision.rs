@@ -202,19 +202,21 @@ fn group_by_shared_items(examples: &mut [Example]) -> usize {
 /// sharing a relevant item, stay together), in a seeded order: `(train, validation)`, the
 /// training order shuffled.
 ///
-/// Validation takes whole groups in the shuffled order, skipping any that would carry it
-/// past `validation_fraction` of the examples, so that one large group cannot fill it (when
-/// every group is larger than that, the smallest is taken). With one example per group this
-/// is the first `round(fraction × examples)` examples of the shuffle, as before groups.
+/// Validation takes whole groups in the shuffled order until it holds `validation_fraction`
+/// of them (`round(fraction × groups)`, at least one, leaving at least one). With
+/// `by_queries` (queries grouped by shared items, whose groups differ in size) the fraction
+/// counts queries instead, and a group that would carry validation past it is skipped, so
+/// that one large group cannot fill it (when every group is larger, the smallest is taken).
+/// When every group is one query both read the same: the first `round(fraction × queries)`.
 ///
 /// # Errors
 ///
-/// [`IndexError::Settings`] when there are fewer than two groups, or when one group holds
-/// more than `1 − validation_fraction` of the examples (queries chained together by shared
-/// items: split them by query instead).
+/// [`IndexError::Settings`] when there are fewer than two groups, or, `by_queries`, when one
+/// group holds more than `1 − validation_fraction` of the queries.
 pub(super) fn split(
     examples: Vec<Example>,
     validation_fraction: f64,
+    by_queries: bool,
     rng: &mut StdRng,
 ) -> Result<(Vec<Example>, Vec<Example>)> {
     let mut sizes: BTreeMap<usize, usize> = BTreeMap::new();
@@ -231,22 +233,25 @@ pub(super) fn split(
                 .into(),
         ));
     }
-    let total = examples.len();
+    let weight = |group: &usize| if by_queries { sizes[group] } else { 1 };
+    let total: usize = groups_order.iter().map(weight).sum();
     let largest = sizes.values().copied().max().unwrap_or(0);
-    if largest as f64 > (1.0 - validation_fraction) * total as f64 {
-        return Err(settings_error(format!(
-            "{largest} of the {total} queries are linked by shared relevant items into one group, more than \
-             the training side may hold; split by query (--validation-split queries)"
-        )));
+    if by_queries {
+        tracing::info!(groups = sizes.len(), largest, "validation split: queries linked by shared relevant items");
+        if largest as f64 > (1.0 - validation_fraction) * total as f64 {
+            return Err(settings_error(format!(
+                "{largest} of the {total} queries are linked by shared relevant items into one group, more than \
+                 the training side may hold; split by query (--validation-split queries)"
+            )));
+        }
     }
-    tracing::info!(groups = sizes.len(), largest, "validation split: whole groups of queries (or users)");
-    let target = ((total as f64 * validation_fraction).round() as usize).max(1);
+    let target = ((total as f64 * validation_fraction).round() as usize).clamp(1, total - 1);
     let mut validation_groups = BTreeSet::new();
     let mut taken = 0;
-    for &group in &groups_order {
-        if taken + sizes[&group] <= target {
-            taken += sizes[&group];
-            validation_groups.insert(group);
+    for group in &groups_order {
+        if taken + weight(group) <= target {
+            taken += weight(group);
+            validation_groups.insert(*group);
         }
     }
     if validation_groups.is_empty() {
@@ -330,7 +335,7 @@ mod tests {
             (0..40).map(|i| example(&[(&format!("a{}", i % 16), 1), (&format!("b{}", i % 16 / 2), 1)])).collect();
         assert_eq!(group_by_shared_items(&mut examples), 8);
         for seed in 0..20 {
-            let (train, validation) = split(examples.clone(), 0.2, &mut StdRng::seed_from_u64(seed)).unwrap();
+            let (train, validation) = split(examples.clone(), 0.2, true, &mut StdRng::seed_from_u64(seed)).unwrap();
             let relevant =
                 |side: &[Example]| side.iter().flat_map(|e| e.judged.keys().cloned()).collect::<BTreeSet<String>>();
             // A fifth of the 40 queries: groups of 6 and 4 add up to 8 at most.
@@ -347,7 +352,7 @@ mod tests {
         let mut chained: Vec<Example> = (0..10).map(|i| example(&[("hub", 1), (&format!("a{i}"), 1)])).collect();
         chained.push(example(&[("alone", 1)]));
         group_by_shared_items(&mut chained);
-        let error = split(chained, 0.2, &mut StdRng::seed_from_u64(0)).unwrap_err();
+        let error = split(chained, 0.2, true, &mut StdRng::seed_from_u64(0)).unwrap_err();
         assert!(error.to_string().contains("--validation-split queries"), "{error}");
         // A group of 4 and 16 single queries, a tenth (2) held out: the group never fits, so
         // validation is two single queries whatever the seed.
@@ -355,9 +360,44 @@ mod tests {
         examples.extend((0..16).map(|i| example(&[(&format!("b{i}"), 1)])));
         group_by_shared_items(&mut examples);
         for seed in 0..20 {
-            let (_, validation) = split(examples.clone(), 0.1, &mut StdRng::seed_from_u64(seed)).unwrap();
+            let (_, validation) = split(examples.clone(), 0.1, true, &mut StdRng::seed_from_u64(seed)).unwrap();
             assert_eq!(validation.len(), 2, "seed {seed}");
             assert!(validation.iter().all(|e| !e.judged.contains_key("hub")), "seed {seed}");
+        }
+    }
+
+    /// The split as it was before groups of queries (kept here to pin that users and single
+    /// queries still split as the results recorded with it did).
+    fn split_by_group_count(examples: Vec<Example>, fraction: f64, rng: &mut StdRng) -> (Vec<Example>, Vec<Example>) {
+        let mut order: Vec<usize> = examples.iter().map(|e| e.group).collect::<BTreeSet<_>>().into_iter().collect();
+        order.shuffle(rng);
+        let count = ((order.len() as f64 * fraction).round() as usize).clamp(1, order.len() - 1);
+        let rank: BTreeMap<usize, usize> = order.iter().enumerate().map(|(rank, &g)| (g, rank)).collect();
+        let mut examples = examples;
+        examples.sort_by_key(|e| rank[&e.group]);
+        let at = examples.iter().take_while(|e| rank[&e.group] < count).count();
+        let mut train = examples.split_off(at);
+        train.shuffle(rng);
+        (train, examples)
+    }
+
+    /// Users (groups of two replays here) and single queries split exactly as before, in
+    /// members and in order, whatever the seed and fraction.
+    #[test]
+    fn users_and_single_queries_split_as_before() {
+        let texts = |side: &[Example]| side.iter().map(|e| e.text.clone()).collect::<Vec<_>>();
+        for per_group in [1, 2] {
+            let examples: Vec<Example> = (0..37)
+                .map(|i| Example { text: i.to_string(), group: i / per_group, ..example(&[(&format!("a{i}"), 1)]) })
+                .collect();
+            for (seed, fraction) in (0..10).flat_map(|seed| [0.1, 0.2, 0.5].map(|f| (seed, f))) {
+                let (train, validation) =
+                    split(examples.clone(), fraction, per_group == 1, &mut StdRng::seed_from_u64(seed)).unwrap();
+                let (old_train, old_validation) =
+                    split_by_group_count(examples.clone(), fraction, &mut StdRng::seed_from_u64(seed));
+                assert_eq!(texts(&validation), texts(&old_validation), "{per_group} {seed} {fraction}");
+                assert_eq!(texts(&train), texts(&old_train), "{per_group} {seed} {fraction}");
+            }
         }
     }
 }
