@@ -9,7 +9,8 @@ judgments (the reranker of `hyrank train-reranker`, a fine-tuned encoder) can le
 rather than relevance, and a held-out catalog will not reward that. This splits the test queries
 into **seen** (some relevant item is also relevant in TRAIN_QRELS) and **unseen** (none is), and
 for each part prints the queries, both means, the mean gain of OTHER over BASE with its 90%
-paired-bootstrap interval, and how many queries improved and got worse.
+paired-bootstrap interval, and how many queries improved and got worse; first, the share of
+the evaluated queries' relevant items that are also relevant in TRAIN_QRELS.
 
 The qrels are BEIR TSVs (`query-id corpus-id score`, a header line); the per-query files are
 `hyrank eval search`'s. Standard library only.
@@ -58,7 +59,8 @@ def main():
     parts = {"seen": [], "unseen": []}
     for query in sorted(base):
         parts["seen" if test[query] & trained_items else "unseen"].append(query)
-    report = {}
+    test_items = set().union(*(test[q] for q in base))
+    report = {"relevant_items_seen": round(len(test_items & trained_items) / len(test_items), 4)}
     for name, queries in parts.items():
         if not queries:
             report[name] = {"queries": 0}

@@ -43,8 +43,8 @@
 //!    Lucene's `WordDelimiterGraphFilter` (`splitOnNumerics`) splits at the same places but
 //!    keeps one-letter runs and splits "3.5" too; here a number keeps its decimal and
 //!    thousands separators, and words past 64 characters or 4 runs (codes, hashes) are not
-//!    split. Under this revision
-//!    only those separators keep a number whole in step 6 ("x86_64" is "x86" and "64").
+//!    split. Under this revision only those separators keep a number whole in step 6
+//!    ("x86_64" is "x86" and "64").
 //!
 //! The same revision lower-cases Turkish catalogs the Turkish way ("I" is "ı", "İ" is "i", as
 //! Lucene's `TurkishLowerCaseFilter` does), so that the stemmer reads "KİTAPLARI" as
@@ -364,11 +364,13 @@ enum Run {
 /// Step 7: the runs of a part that holds both a decimal digit and a letter, split where
 /// digits meet letters or CJK letters meet others: its digit runs, whatever their length ("3"
 /// of "usb3" is the model, "53" of "p53" the protein's), and its letter runs of two letters
-/// or more ("p" of "p53" says nothing alone). A number's separator belongs to it ("3.5" of "3.5mm"); marks and invisible format
-/// characters belong to the run before them. Empty when there is nothing to split, or when the
-/// part is past [`MAX_SPLIT_CHARS`] or [`MAX_SPLIT_RUNS`].
+/// or more ("p" of "p53" says nothing alone). A number's separator belongs to it ("3.5" of
+/// "3.5mm"); marks and invisible format characters belong to the run before them. Empty when
+/// there is nothing to split, or when the part is past [`MAX_SPLIT_CHARS`] or
+/// [`MAX_SPLIT_RUNS`].
 fn alphanumeric_runs(part: &[char]) -> Vec<&[char]> {
-    if part.len() > MAX_SPLIT_CHARS {
+    // Most words hold no digit: they leave before any run is built.
+    if part.len() > MAX_SPLIT_CHARS || !part.iter().any(|c| c.is_number_decimal_digit()) {
         return Vec::new();
     }
     // (kind, from, to, letters)

@@ -48,7 +48,7 @@ use crate::error::{IndexError, Result};
 use crate::progress::Progress;
 use epochs::run_epochs;
 use passes::{training_groups, validation_queries};
-use supervision::{read_supervision, split, Miner};
+use supervision::{group_by_shared_items, read_supervision, split, Miner};
 use verdict::{fit_combination, mean, ndcg_of};
 
 /// Where the supervision comes from.
@@ -302,13 +302,15 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
     let start = Instant::now();
     let engine = Engine::open(&settings.index_dir, &settings.model)?;
     // 1. Supervision.
-    let (examples, replay_items) = read_supervision(&settings.supervision, &engine, settings.validation_split)?;
+    let (mut examples, replay_items) = read_supervision(&settings.supervision, &engine)?;
     let mut rng = StdRng::seed_from_u64(settings.seed);
     // 2. Split.
-    let by_queries = settings.validation_split == ValidationSplit::Items
-        && !matches!(settings.supervision, Supervision::Interactions { .. });
-    let (mut train_examples, validation_examples) =
-        split(examples, settings.validation_fraction, by_queries, &mut rng)?;
+    // Replayed users are their own groups whatever the setting (the manifest says "users").
+    let by_items = settings.validation_split == ValidationSplit::Items && replay_items.is_none();
+    if by_items {
+        group_by_shared_items(&mut examples);
+    }
+    let (mut train_examples, validation_examples) = split(examples, settings.validation_fraction, by_items, &mut rng)?;
     if let Some(limit) = settings.max_train_queries {
         train_examples.truncate(limit.max(1));
     }
@@ -418,10 +420,9 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
             seconds: start.elapsed().as_secs_f64(),
             seed: settings.seed,
             teacher,
-            validation_split: Some(match settings.supervision {
-                Supervision::Interactions { .. } => "users".to_string(),
-                _ => settings.validation_split.name().to_string(),
-            }),
+            validation_split: Some(
+                if replay_items.is_some() { "users" } else { settings.validation_split.name() }.to_string(),
+            ),
         },
         validation: ValidationRecord {
             queries: validation.len(),

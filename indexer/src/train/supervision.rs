@@ -14,7 +14,7 @@ use hyrank_engine::{Engine, RecommendRequest};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use super::{Supervision, ValidationSplit, MIN_CONTEXT_ITEMS};
+use super::{Supervision, MIN_CONTEXT_ITEMS};
 use crate::error::{IndexError, Result};
 use crate::eval::metrics::Judgments;
 use crate::judgments::{read_click_log, read_qrels, read_queries};
@@ -118,12 +118,7 @@ pub(super) fn input_error(path: &Path, reason: impl Into<String>) -> IndexError 
 
 /// Reads the supervision into examples, checking every item against the catalog; replayed
 /// interactions come with the held-out CF item factors their candidates are retrieved with.
-/// Judged or clicked queries are grouped as `split` says.
-pub(super) fn read_supervision(
-    supervision: &Supervision,
-    engine: &Engine,
-    split: ValidationSplit,
-) -> Result<(Vec<Example>, Option<CfItems>)> {
+pub(super) fn read_supervision(supervision: &Supervision, engine: &Engine) -> Result<(Vec<Example>, Option<CfItems>)> {
     let known: HashSet<&str> = engine.item_ids().iter().map(String::as_str).collect();
     let mut examples = Vec::new();
     match supervision {
@@ -163,9 +158,6 @@ pub(super) fn read_supervision(
             reason: "no query has a positive (grade ≥ 1 or clicked) item".into(),
         });
     }
-    if split == ValidationSplit::Items {
-        group_by_shared_items(&mut examples);
-    }
     Ok((examples, None))
 }
 
@@ -173,7 +165,7 @@ pub(super) fn read_supervision(
 /// examples, into one group: the connected components of the query–item graph, found with a
 /// union–find over examples. Groups are numbered by their first example, so the split stays a
 /// function of the seed. Returns the number of groups.
-fn group_by_shared_items(examples: &mut [Example]) -> usize {
+pub(super) fn group_by_shared_items(examples: &mut [Example]) -> usize {
     fn root(parent: &mut [usize], mut x: usize) -> usize {
         while parent[x] != x {
             parent[x] = parent[parent[x]];
