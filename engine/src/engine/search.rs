@@ -97,7 +97,7 @@ impl Engine {
     fn search_first_stage<'a>(&self, request: &'a SearchRequest, timings: &mut Timings) -> Result<FirstStage<'a>> {
         check_k(request.k, request.candidates)?;
         // Checked whatever the mode, so that `explain` never turns a served request into a 400.
-        self.bm25_params(request).check()?;
+        self.lexical.check(self.bm25_params(request))?;
         let query = crate::request::query_text(request.query.as_deref());
         let live = request.user.as_deref().map(|id| self.live_user(id)).transpose()?;
         let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;

@@ -29,8 +29,10 @@ use crate::lexical::LexicalSettings;
 /// Version 5 marks scoring settings an older build would read past without a word, and so
 /// score differently: BM25F's field combination (`lexical.bm25.fields`, read as `sum` by
 /// builds from before it), EASE's recency half-life (`ease.recency_half_life`, applied at
-/// request time, not stored in the weights) and a validated content weight for
-/// recommendations other than the model family's constant (`cf_selection.content_weight`).
+/// request time, not stored in the weights), a validated content weight for
+/// recommendations other than the model family's constant (`cf_selection.content_weight`) and
+/// the title's own BM25 b and analysis (`lexical.bm25.title_b`, `lexical.title_analysis`:
+/// older builds analyse a query once, by the text's analyzer).
 /// Version 6 marks a generation embedded at w8a8: a build from before it does not know the
 /// precision, and says the generation is newer than it reads instead of failing to parse it.
 pub const FORMAT_VERSION: u32 = 6;
@@ -72,7 +74,9 @@ pub fn format_version_of(manifest: &Manifest) -> u32 {
     if !manifest.files.is_empty() {
         version = version.max(SHIPPED_FORMAT_VERSION);
     }
-    let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f;
+    let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f
+        || manifest.lexical.bm25.title_b.is_some()
+        || manifest.lexical.title_analysis.is_some();
     let recency = manifest.ease.as_ref().is_some_and(|e| e.recency_half_life > 0.0);
     // A validated weight equal to the family's constant scores as older builds do.
     let constant = crate::request::defaults::recommend_content_weight(manifest.ease.is_some());

@@ -262,6 +262,17 @@ mod tests {
         m.ease = Some(crate::cf::EaseSettings { recency_half_life: 4.0, ..Default::default() });
         assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "recency is applied at request time");
         m.ease = None;
+        m.precision = Precision::Int8;
+        m.lexical.bm25.title_b = Some(0.3);
+        assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read past the title's own b");
+        m.lexical.bm25.title_b = None;
+        m.lexical.title_analysis = Some(crate::lexical::FieldAnalysis {
+            language: crate::lexical::Language::German,
+            stemming: true,
+            stop_words: false,
+        });
+        assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds analyse the title as the text");
+        m.lexical.title_analysis = None;
         m.lexical.bm25.fields = FieldCombination::Bm25f;
         assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read BM25F as sum");
         m.precision = Precision::W8a8;

@@ -5,7 +5,9 @@
 use tantivy::tokenizer::{StopWordFilter, TextAnalyzer};
 use tantivy::Index;
 
+use super::{FieldCombination, LexicalSettings};
 use crate::analysis::{FoldAndStem, FoldDiacritics, Revision, UnicodeTokenizer, FRENCH_ELISIONS, ITALIAN_ELISIONS};
+use crate::error::{Error, Result};
 
 /// Which tokenizer BM25 analyses titles, texts and queries with.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -30,6 +32,64 @@ impl Analyzer {
         Analyzer::Simple
     }
 }
+
+/// How the unicode analyzer reads one field: its language, stems, stop words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FieldAnalysis {
+    /// The field's language (stems, stop words).
+    pub language: Language,
+    /// Index stems rather than the words as written.
+    pub stemming: bool,
+    /// Drop the language's stop words.
+    pub stop_words: bool,
+}
+
+impl LexicalSettings {
+    /// How the title (`title == true`) or the text is analysed.
+    pub fn analysis_of(&self, title: bool) -> FieldAnalysis {
+        let text = FieldAnalysis { language: self.language, stemming: self.stemming, stop_words: self.stop_words };
+        match self.title_analysis {
+            Some(own) if title => own,
+            _ => text,
+        }
+    }
+
+    /// Whether the title and the text are analysed alike.
+    pub fn fields_analysed_alike(&self) -> bool {
+        self.analysis_of(true) == self.analysis_of(false)
+    }
+
+    /// Checks that the analysis asked for exists and that BM25 can combine its fields.
+    ///
+    /// # Errors
+    /// Stop words in a language without a list; a title analysed on its own by the simple
+    /// analyzer, or under BM25F.
+    pub fn check(&self) -> Result<()> {
+        for (field, title) in [("stop_words", false), ("title_analysis.stop_words", true)] {
+            let analysis = self.analysis_of(title);
+            if analysis.stop_words && !analysis.language.has_stop_words() {
+                let reason = format!("there is no stop-word list for {}", analysis.language.name());
+                return Err(Error::invalid(field, reason));
+            }
+        }
+        if !self.fields_analysed_alike() {
+            if self.analyzer != Analyzer::Unicode {
+                return Err(Error::invalid("title_analysis", "a title analysed on its own needs the unicode analyzer"));
+            }
+            if self.bm25.fields == FieldCombination::Bm25f {
+                return Err(Error::invalid("title_analysis", BM25F_NEEDS_ONE_ANALYSIS));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why BM25F refuses fields analysed apart.
+pub(super) const BM25F_NEEDS_ONE_ANALYSIS: &str = "BM25F adds a term's frequencies across the title and \
+    the text, so it needs both analysed alike; with a title analysed on its own, combine the \
+    fields by sum";
 
 /// The language BM25 stems in, and whose stop words it drops when asked: the Snowball
 /// stemmers and stop-word lists tantivy ships (Lucene's 33 words for English).
@@ -296,6 +356,63 @@ mod tests {
         let catalog = [("case", "케이스 24개"), ("galaxy", "갤럭시S24 케이스")];
         assert_eq!(hits(english, &catalog, "갤럭시"), ["galaxy"]);
         assert_eq!(top(english, &catalog, "갤럭시 24").as_deref(), Some("galaxy"));
+    }
+
+    /// Issue 15's "per field where given": titles in German over English texts, combined by
+    /// sum. Each field finds its own stems (live items too) and the tree names each field's
+    /// term; BM25F is refused at build and at request, and a title analysed as the text is no
+    /// exception to anything.
+    #[test]
+    fn a_title_may_be_analysed_in_its_own_language() {
+        let item = |id: &str, title: &str, text: &str| Item {
+            id: id.into(),
+            title: title.into(),
+            text: text.into(),
+            fields: Default::default(),
+        };
+        let items = [
+            item("boots", "Schuhe für den Berg", "Hiking boots for rocky trails."),
+            item("mug", "Emaille Becher", "A mug for the camp."),
+        ];
+        let german = FieldAnalysis { language: Language::German, stemming: true, stop_words: false };
+        let sum = super::super::Bm25Params { fields: FieldCombination::Sum, ..Default::default() };
+        let settings = LexicalSettings { bm25: sum, title_analysis: Some(german), ..Default::default() };
+        let dir = tempfile::tempdir().unwrap();
+        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings).unwrap();
+        let lexical = LexicalIndex::open(dir.path(), settings).unwrap();
+        let top = |query: &str| lexical.search(query, 3, None).unwrap().first().map(|h| h.0);
+        assert_eq!(top("Schuh"), Some(0), "the title's German stem");
+        assert_eq!(top("trail"), Some(0), "the text's English stem");
+        assert_eq!(top("Schuh"), top("schuhe"));
+        let tree = lexical.explain_with("Schuh boots", 0, sum).unwrap().unwrap();
+        let labels: Vec<&str> = tree.children.iter().map(|c| c.label.as_str()).collect();
+        assert!(labels.contains(&"title:schuh, product of") && labels.contains(&"text:boot, product of"), "{labels:?}");
+        let score = lexical.score_all("Schuh boots", sum).unwrap().into_iter().find(|h| h.0 == 0).unwrap().1;
+        assert!((tree.value - f64::from(score)).abs() < 1e-5);
+        let live = item("shoes", "Schuhe aus Leder", "");
+        lexical.add_live([(2, &live)]).unwrap();
+        assert_eq!(lexical.search("Schuh", 3, None).unwrap().len(), 2, "a live title is analysed in German too");
+
+        let error = lexical.search_with("Schuh", 3, None, super::super::Bm25Params::default()).unwrap_err();
+        assert!(error.to_string().contains("bm25.fields") && error.to_string().contains("BM25F"), "{error}");
+        let bm25f = LexicalSettings { title_analysis: Some(german), ..Default::default() };
+        let elsewhere = tempfile::tempdir().unwrap();
+        let error = LexicalIndex::build(elsewhere.path(), std::iter::empty(), bm25f).unwrap_err().to_string();
+        assert!(error.contains("title_analysis") && error.contains("by sum"), "{error}");
+        let simple = LexicalSettings { analyzer: Analyzer::Simple, ..settings };
+        assert!(simple.check().unwrap_err().to_string().contains("unicode analyzer"));
+        let turkish = FieldAnalysis { language: Language::Turkish, stemming: true, stop_words: true };
+        let error = LexicalSettings { title_analysis: Some(turkish), ..settings }.check().unwrap_err().to_string();
+        assert!(error.contains("title_analysis.stop_words") && error.contains("turkish"), "{error}");
+
+        // Analysed as the text: BM25F allowed, one analyzer name in the schema.
+        let alike = LexicalSettings { title_analysis: Some(LexicalSettings::default().analysis_of(false)), ..bm25f };
+        assert!(alike.fields_analysed_alike() && alike.check().is_ok());
+        let alike_dir = tempfile::tempdir().unwrap();
+        LexicalIndex::build(alike_dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), alike).unwrap();
+        let alike = LexicalIndex::open(alike_dir.path(), alike).unwrap();
+        assert_eq!(alike.search("trail", 3, None).unwrap().len(), 1);
+        assert!(alike.search("Schuh", 3, None).unwrap().is_empty(), "English stems leave schuhe");
     }
 
     #[test]

@@ -13,14 +13,20 @@ use crate::explain::Explanation;
 /// BM25 and Beyond"): k1 saturates term frequency, b scales length normalisation, and
 /// [`FieldCombination`] says how the title and the text make one score. A term t in a field of
 /// length dl scores `idf(t) · (k1 + 1) · tf / (tf + k1 · (1 − b + b · dl / avgdl))` with
-/// `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, tantivy's and Lucene's form.
+/// `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, tantivy's and Lucene's form. Each field may have
+/// its own b (BM25F's b_f): a title's length says less about how much of it is on topic than a
+/// body's. k1 is one for the item, as BM25F saturates the fields' sum once.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Bm25Params {
     /// Term-frequency saturation, 0 (presence only) to [`MAX_K1`].
     pub k1: f32,
-    /// Length normalisation, 0 (none) to 1 (full).
+    /// Length normalisation of the text, and of the title unless `title_b` is given: 0 (none)
+    /// to 1 (full).
     pub b: f32,
+    /// The title's own length normalisation, 0 to 1; absent: `b`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_b: Option<f32>,
     /// How fields combine; absent in manifests from before it was a setting (`sum` then).
     #[serde(default = "FieldCombination::legacy")]
     pub fields: FieldCombination,
@@ -60,9 +66,13 @@ pub struct Bm25Overrides {
     /// Term-frequency saturation, 0 to [`MAX_K1`].
     #[serde(default)]
     pub k1: Option<f32>,
-    /// Length normalisation, 0 to 1.
+    /// Length normalisation of the text (and of the title, unless the generation or the
+    /// request gives `title_b`), 0 to 1.
     #[serde(default)]
     pub b: Option<f32>,
+    /// The title's own length normalisation, 0 to 1.
+    #[serde(default)]
+    pub title_b: Option<f32>,
     /// How the title and the text combine.
     #[serde(default)]
     pub fields: Option<FieldCombination>,
@@ -74,6 +84,7 @@ impl Bm25Overrides {
         Bm25Params {
             k1: self.k1.unwrap_or(base.k1),
             b: self.b.unwrap_or(base.b),
+            title_b: self.title_b.or(base.title_b),
             fields: self.fields.unwrap_or(base.fields),
         }
     }
@@ -83,24 +94,35 @@ impl Bm25Params {
     /// The constants tantivy's own scorer is compiled with (its `bm25.rs`), and Lucene's
     /// defaults: still the default (SciFact train could not tell them from any other setting
     /// by more than 0.003 nDCG@10, docs/EVAL.md).
-    pub const TANTIVY: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, fields: FieldCombination::Sum };
+    pub const TANTIVY: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, title_b: None, fields: FieldCombination::Sum };
 
     pub(super) fn tantivy() -> Self {
         Self::TANTIVY
     }
 
+    /// The b of the title (`title == true`) or of the text.
+    pub fn b_of(&self, title: bool) -> f32 {
+        if title {
+            self.title_b.unwrap_or(self.b)
+        } else {
+            self.b
+        }
+    }
+
     /// Checks the ranges.
     ///
     /// # Errors
-    /// k1 negative or not finite, b outside 0..=1.
+    /// k1 negative or not finite, b or title_b outside 0..=1.
     pub fn check(&self) -> Result<()> {
         // Past 100 k1 only scales every score (tf saturates nowhere within any real field);
         // the bound keeps idf · (k1 + 1) far from f32's overflow.
         if !(self.k1.is_finite() && (0.0..=MAX_K1).contains(&self.k1)) {
             return Err(Error::invalid("bm25.k1", format!("{} is not a number from 0 to {MAX_K1}", self.k1)));
         }
-        if !(0.0..=1.0).contains(&self.b) {
-            return Err(Error::invalid("bm25.b", format!("{} is not between 0 and 1", self.b)));
+        for (name, b) in [("bm25.b", Some(self.b)), ("bm25.title_b", self.title_b)] {
+            if let Some(b) = b.filter(|b| !(0.0..=1.0).contains(b)) {
+                return Err(Error::invalid(name, format!("{b} is not between 0 and 1")));
+            }
         }
         Ok(())
     }
@@ -117,7 +139,7 @@ pub const MAX_K1: f32 = 100.0;
 
 /// The default for new generations: Lucene's k1 and b (a grid on SciFact train found nothing
 /// better by more than 0.001 nDCG@10), fields combined by BM25F (docs/EVAL.md).
-const DEFAULT_BM25: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, fields: FieldCombination::Bm25f };
+const DEFAULT_BM25: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, title_b: None, fields: FieldCombination::Bm25f };
 
 /// One item's BM25 score and, when explained, its parts.
 #[derive(Debug, Clone, Default)]
@@ -148,6 +170,8 @@ struct TermPart {
 struct FieldTf {
     field: &'static str,
     boost: f32,
+    /// The field's b.
+    b: f32,
     tf: f32,
     dl: f32,
     avgdl: f32,
@@ -155,18 +179,35 @@ struct FieldTf {
 
 impl FieldTf {
     /// BM25's length normalisation of this field, `1 − b + b · dl / avgdl`.
-    fn norm(&self, b: f32) -> f32 {
-        1.0 - b + b * self.dl / self.avgdl
+    fn norm(&self) -> f32 {
+        1.0 - self.b + self.b * self.dl / self.avgdl
     }
 }
 
 impl LexicalIndex {
+    /// Checks `params` against their ranges and against this index.
+    ///
+    /// # Errors
+    /// Parameters out of range ([`Bm25Params::check`]), or BM25F asked of an index whose title
+    /// and text were analysed apart.
+    pub fn check(&self, params: Bm25Params) -> Result<()> {
+        params.check()?;
+        if !self.alike && params.fields == FieldCombination::Bm25f {
+            return Err(Error::invalid("bm25.fields", super::analyzers::BM25F_NEEDS_ONE_ANALYSIS));
+        }
+        Ok(())
+    }
+
     /// Every matching item's BM25 score with `params`, term at a time over the postings (with
     /// frequencies) and the field norms tantivy stored, in no particular order. The same
     /// statistics as tantivy's scorer (N = documents, avgdl = field tokens / N, dl = the
     /// stored, lossily encoded field norm), so with [`FieldCombination::Sum`] at tantivy's
     /// constants the scores agree with its own (a test holds them to 1e-5).
+    ///
+    /// # Errors
+    /// As [`LexicalIndex::check`], or a failing index read.
     pub fn score_all(&self, text: &str, params: Bm25Params) -> Result<Vec<(u32, f32)>> {
+        self.check(params)?;
         Ok(self.term_scores(text, params, None)?.into_iter().map(|(item, parts)| (item, parts.total)).collect())
     }
 
@@ -180,7 +221,15 @@ impl LexicalIndex {
         use rustc_hash::FxHashMap as HashMap;
         use tantivy::postings::Postings;
         use tantivy::DocSet;
-        let tokens = self.tokens(text)?;
+        // Each query term with the fields it is looked up in: both, when they were analysed
+        // alike; otherwise each field's own terms in it alone (BM25F refused, it needs one term
+        // across fields).
+        let tokens: Vec<[Option<String>; 2]> = if self.alike {
+            self.tokens(text)?.into_iter().map(|t| [Some(t.clone()), Some(t)]).collect()
+        } else {
+            let title = self.tokens_of(self.fields.title, text)?.into_iter().map(|t| [Some(t), None]);
+            title.chain(self.tokens_of(self.fields.text, text)?.into_iter().map(|t| [None, Some(t)])).collect()
+        };
         // The generation's segment and, with live items, the in-memory one: statistics are
         // those of both together, as if the live items had been in the build.
         let searchers = self.searchers();
@@ -189,9 +238,12 @@ impl LexicalIndex {
         if tokens.is_empty() || total_docs == 0 {
             return Ok(Vec::new());
         }
-        let fields = [(self.fields.title, "title", self.settings.title_boost), (self.fields.text, "text", 1.0)];
+        let fields = [
+            (self.fields.title, "title", self.settings.title_boost, params.b_of(true)),
+            (self.fields.text, "text", 1.0, params.b_of(false)),
+        ];
         let mut avgdl = [0f32; 2];
-        for (slot, (field, _, _)) in avgdl.iter_mut().zip(&fields) {
+        for (slot, (field, ..)) in avgdl.iter_mut().zip(&fields) {
             let mut field_tokens = 0u64;
             for reader in &segments {
                 field_tokens += reader.inverted_index(*field)?.total_num_tokens();
@@ -202,12 +254,16 @@ impl LexicalIndex {
         let idf = |n: u64| (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
         let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); segments.len()];
         // Repeated query terms each count, as a repeated SHOULD clause does.
-        for token in &tokens {
+        for unit in &tokens {
+            let token = unit.iter().flatten().next().expect("every unit names a field");
             // Per segment, each matching document's frequency in the title and in the text.
             let mut matches: Vec<HashMap<tantivy::DocId, [Option<FieldTf>; 2]>> =
                 vec![HashMap::default(); segments.len()];
             for (s, segment) in segments.iter().enumerate() {
-                for (f, (field, name, boost)) in fields.iter().enumerate() {
+                for (f, (field, name, boost, b)) in fields.iter().enumerate() {
+                    if unit[f].is_none() {
+                        continue;
+                    }
                     let inverted = segment.inverted_index(*field)?;
                     let norms = segment.get_fieldnorms_reader(*field)?;
                     let postings = inverted
@@ -221,6 +277,7 @@ impl LexicalIndex {
                         matches[s].entry(doc).or_default()[f] = Some(FieldTf {
                             field: name,
                             boost: *boost,
+                            b: *b,
                             tf: postings.term_freq() as f32,
                             dl: norms.fieldnorm(doc) as f32,
                             avgdl: avgdl[f],
@@ -250,7 +307,7 @@ impl LexicalIndex {
                                 if !wanted(s, doc) {
                                     continue;
                                 }
-                                let tf_part = field.tf / (field.tf + params.k1 * field.norm(params.b));
+                                let tf_part = field.tf / (field.tf + params.k1 * field.norm());
                                 let score = field.boost * idf * (1.0 + params.k1) * tf_part;
                                 let entry = parts[s].entry(doc).or_default();
                                 entry.total += score;
@@ -279,7 +336,7 @@ impl LexicalIndex {
                             if !wanted(s, doc) {
                                 continue;
                             }
-                            let tf: f32 = tfs.iter().flatten().map(|f| f.boost * f.tf / f.norm(params.b)).sum();
+                            let tf: f32 = tfs.iter().flatten().map(|f| f.boost * f.tf / f.norm()).sum();
                             let tf_part = tf / (params.k1 + tf);
                             let score = idf * (1.0 + params.k1) * tf_part;
                             let entry = parts[s].entry(doc).or_default();
@@ -322,13 +379,13 @@ impl LexicalIndex {
     /// # Errors
     /// Parameters out of range, or a failing index read.
     pub fn explain_with(&self, text: &str, item: u32, params: Bm25Params) -> Result<Option<Explanation>> {
-        params.check()?;
+        self.check(params)?;
         let Some((_, parts)) = self.term_scores(text, params, Some(item))?.into_iter().next() else { return Ok(None) };
         let field_leaves = |f: &FieldTf| {
             vec![
                 Explanation::leaf("freq, occurrences of term within document", f64::from(f.tf)),
                 Explanation::leaf("k1, term saturation parameter", f64::from(params.k1)),
-                Explanation::leaf("b, length normalization parameter", f64::from(params.b)),
+                Explanation::leaf("b, length normalization parameter", f64::from(f.b)),
                 Explanation::leaf("dl, length of field", f64::from(f.dl)),
                 Explanation::leaf("avgdl, average length of field", f64::from(f.avgdl)),
             ]
@@ -371,7 +428,7 @@ impl LexicalIndex {
                                 }
                                 Explanation::node(
                                     format!("{}: boost * freq / (1 - b + b * dl / avgdl)", f.field),
-                                    f64::from(f.boost * f.tf / f.norm(params.b)),
+                                    f64::from(f.boost * f.tf / f.norm()),
                                     leaves,
                                 )
                             })
@@ -395,8 +452,12 @@ impl LexicalIndex {
             FieldCombination::Bm25f => "BM25F",
             FieldCombination::Sum => "BM25",
         };
+        let title_b = match params.title_b {
+            Some(b) if b != params.b => format!(", title b {b}"),
+            _ => String::new(),
+        };
         Ok(Some(Explanation::node(
-            format!("{model} (k1 {}, b {}): sum of", params.k1, params.b),
+            format!("{model} (k1 {}, b {}{title_b}): sum of", params.k1, params.b),
             f64::from(parts.total),
             children,
         )))

@@ -23,7 +23,7 @@ mod analyzers;
 mod bm25;
 mod live;
 
-pub use analyzers::{Analyzer, Language};
+pub use analyzers::{Analyzer, FieldAnalysis, Language};
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
 
@@ -52,6 +52,13 @@ pub struct LexicalSettings {
     /// [`Language::has_stop_words`]). Off by default: measured on SciFact, docs/EVAL.md.
     #[serde(default)]
     pub stop_words: bool,
+    /// The title's own analysis, where it differs from the text's (the settings above): a
+    /// catalog whose titles are in another language than its texts, or are names better not
+    /// stemmed. The unicode analyzer only, and fields combined by `sum`: BM25F adds a term's
+    /// frequencies across fields, so every field must turn a word into the same term (the rule
+    /// of Elasticsearch's `combined_fields`). Absent: the title is analysed as the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_analysis: Option<FieldAnalysis>,
 }
 
 impl Default for LexicalSettings {
@@ -63,6 +70,7 @@ impl Default for LexicalSettings {
             analyzer: Analyzer::default(),
             bm25: Bm25Params::default(),
             stop_words: false,
+            title_analysis: None,
         }
     }
 }
@@ -79,6 +87,9 @@ pub struct LexicalIndex {
     reader: IndexReader,
     fields: Fields,
     settings: LexicalSettings,
+    /// Whether the title and the text were indexed by the same analyzer (the schema's names):
+    /// a query is then analysed once, and BM25F may combine the fields.
+    alike: bool,
     /// Items written live since the build ([`LexicalIndex::add_live`]): a tantivy index in
     /// memory beside the generation's, which stays immutable on disk.
     live: std::sync::Mutex<Option<LiveSegment>>,
@@ -89,22 +100,27 @@ const IDX: &str = "idx";
 fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema, Fields) {
     // Stop words exist for the unicode analyzer only; the indexer refuses them with `simple`.
     // An index, once built, keeps the names in its schema (`open` reads them there).
-    let analyzer = match (settings.analyzer, settings.stemming) {
-        (Analyzer::Unicode, stemming) => {
-            analyzers::unicode_name(revision, settings.language, stemming, settings.stop_words)
+    let analyzer = |title: bool| {
+        let analysis = settings.analysis_of(title);
+        match (settings.analyzer, analysis.stemming) {
+            (Analyzer::Unicode, stemming) => {
+                analyzers::unicode_name(revision, analysis.language, stemming, analysis.stop_words)
+            }
+            (Analyzer::Simple, true) => "en_stem".to_string(),
+            (Analyzer::Simple, false) => "default".to_string(),
         }
-        (Analyzer::Simple, true) => "en_stem".to_string(),
-        (Analyzer::Simple, false) => "default".to_string(),
     };
-    let text_options = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(&analyzer)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-    );
+    let options = |title: bool| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(&analyzer(title))
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+    };
     let mut builder = Schema::builder();
     let idx = builder.add_u64_field(IDX, NumericOptions::default().set_indexed().set_fast());
-    let title = builder.add_text_field("title", text_options.clone());
-    let text = builder.add_text_field("text", text_options);
+    let title = builder.add_text_field("title", options(true));
+    let text = builder.add_text_field("text", options(false));
     (builder.build(), Fields { idx, title, text })
 }
 
@@ -126,12 +142,7 @@ impl LexicalIndex {
         settings: LexicalSettings,
         revision: Revision,
     ) -> Result<()> {
-        if settings.stop_words && !settings.language.has_stop_words() {
-            return Err(Error::invalid(
-                "stop_words",
-                format!("there is no stop-word list for {}", settings.language.name()),
-            ));
-        }
+        settings.check()?;
         let (schema, fields) = schema(&settings, revision);
         let index = Index::create_in_dir(dir, schema)?;
         analyzers::register(&index);
@@ -176,14 +187,29 @@ impl LexicalIndex {
                 reason: format!("its analyzer is unknown to this build of hyrank (built by a newer version?): {e}"),
             })?;
         }
+        let alike = {
+            let schema = index.schema();
+            let name = |field| match schema.get_field_entry(field).field_type() {
+                tantivy::schema::FieldType::Str(options) => {
+                    options.get_indexing_options().map(|o| o.tokenizer().to_string())
+                }
+                _ => None,
+            };
+            name(fields.title) == name(fields.text)
+        };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(LexicalIndex { index, reader, fields, settings, live: std::sync::Mutex::new(None) })
+        Ok(LexicalIndex { index, reader, fields, settings, alike, live: std::sync::Mutex::new(None) })
     }
 
-    /// The query's terms after the fields' analysis, in order, repeats kept (each counts, as
+    /// The query's terms after the text's analysis, in order, repeats kept (each counts, as
     /// a repeated SHOULD clause does).
     fn tokens(&self, text: &str) -> Result<Vec<String>> {
-        let mut analyzer = self.index.tokenizer_for_field(self.fields.text)?;
+        self.tokens_of(self.fields.text, text)
+    }
+
+    /// The query's terms after `field`'s analysis, as [`LexicalIndex::tokens`].
+    fn tokens_of(&self, field: Field, text: &str) -> Result<Vec<String>> {
+        let mut analyzer = self.index.tokenizer_for_field(field)?;
         let mut stream = analyzer.token_stream(text);
         let mut tokens = Vec::new();
         while stream.advance() {
@@ -195,21 +221,14 @@ impl LexicalIndex {
     /// The plain-text query as tantivy clauses, or `None` when no token survives analysis.
     fn query(&self, text: &str) -> Result<Option<BooleanQuery>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for token in self.tokens(text)? {
-            let title: Box<dyn Query> = Box::new(TermQuery::new(
-                Term::from_field_text(self.fields.title, &token),
-                IndexRecordOption::WithFreqs,
-            ));
-            let title = if (self.settings.title_boost - 1.0).abs() > f32::EPSILON {
-                Box::new(BoostQuery::new(title, self.settings.title_boost))
-            } else {
-                title
-            };
-            clauses.push((Occur::Should, title));
-            clauses.push((
-                Occur::Should,
-                Box::new(TermQuery::new(Term::from_field_text(self.fields.text, &token), IndexRecordOption::WithFreqs)),
-            ));
+        for (field, boost) in [(self.fields.title, self.settings.title_boost), (self.fields.text, 1.0)] {
+            for token in self.tokens_of(field, text)? {
+                let term: Box<dyn Query> =
+                    Box::new(TermQuery::new(Term::from_field_text(field, &token), IndexRecordOption::WithFreqs));
+                let term =
+                    if (boost - 1.0).abs() > f32::EPSILON { Box::new(BoostQuery::new(term, boost)) } else { term };
+                clauses.push((Occur::Should, term));
+            }
         }
         Ok((!clauses.is_empty()).then(|| BooleanQuery::new(clauses)))
     }
@@ -244,7 +263,6 @@ impl LexicalIndex {
         allowed: Option<Arc<Vec<bool>>>,
         params: Bm25Params,
     ) -> Result<Vec<(u32, f32)>> {
-        params.check()?;
         let mut hits: Vec<(u32, f32)> = self
             .score_all(text, params)?
             .into_iter()
@@ -550,6 +568,52 @@ mod tests {
         assert!(labels[0].starts_with("title:") && labels[1].starts_with("text:"), "{labels:?}");
     }
 
+    /// The title's own b (BM25F's b_f): at 0 a title's length no longer matters, the text keeps
+    /// the item's b, the tree shows each field's b, and a title b equal to b changes nothing.
+    #[test]
+    fn the_title_has_its_own_length_normalisation() {
+        let items = [
+            item("short", "Tent", "Poles and pegs."),
+            item("long", "Tent for two with a porch and a footprint", "Poles and pegs."),
+            item("text", "Stove", "A tent stove."),
+            item("other", "Mug", "Enamel."),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        for fields in [FieldCombination::Bm25f, FieldCombination::Sum] {
+            let base = Bm25Params { fields, ..Bm25Params::default() };
+            let score = |p: Bm25Params, item: u32| {
+                lexical.score_all("tent", p).unwrap().into_iter().find(|h| h.0 == item).unwrap().1
+            };
+            assert!(score(base, 0) > score(base, 1), "b 0.75: the longer title scores less");
+            let flat = Bm25Params { title_b: Some(0.0), ..base };
+            assert_eq!(score(flat, 0), score(flat, 1), "title b 0: the title's length does not count");
+            assert_eq!(score(flat, 2), score(base, 2), "the text keeps b");
+            assert_eq!(score(Bm25Params { title_b: Some(base.b), ..base }, 1), score(base, 1));
+            let tree = lexical.explain_with("tent", 1, flat).unwrap().unwrap();
+            assert!(tree.label.contains("b 0.75, title b 0)"), "{}", tree.label);
+            let b_leaves = |tree: &Explanation| -> Vec<f64> {
+                let mut found = Vec::new();
+                let mut stack = vec![tree];
+                while let Some(node) = stack.pop() {
+                    if node.label.starts_with("b, length") {
+                        found.push(node.value);
+                    }
+                    stack.extend(&node.children);
+                }
+                found
+            };
+            assert_eq!(b_leaves(&tree), [0.0], "{tree:?}");
+            let text_tree = lexical.explain_with("tent", 2, flat).unwrap().unwrap();
+            assert_eq!(b_leaves(&text_tree), [0.75]);
+            assert!((text_tree.value - f64::from(score(flat, 2))).abs() < 1e-5);
+        }
+        for b in [-0.1, 1.5, f32::NAN] {
+            let error = Bm25Params { title_b: Some(b), ..Bm25Params::default() }.check().unwrap_err().to_string();
+            assert!(error.contains("bm25.title_b"), "{error}");
+        }
+    }
+
     #[test]
     fn a_request_changes_only_what_it_names() {
         let base = Bm25Params::default();
@@ -557,6 +621,11 @@ mod tests {
         assert_eq!(changes.over(base), Bm25Params { k1: 0.9, ..base });
         let changes: Bm25Overrides = serde_json::from_str(r#"{"fields": "sum"}"#).unwrap();
         assert_eq!(changes.over(base), Bm25Params { fields: FieldCombination::Sum, ..base });
+        let changes: Bm25Overrides = serde_json::from_str(r#"{"title_b": 0.3}"#).unwrap();
+        assert_eq!(changes.over(base), Bm25Params { title_b: Some(0.3), ..base });
+        let generation = Bm25Params { title_b: Some(0.2), ..base };
+        let changes: Bm25Overrides = serde_json::from_str(r#"{"b": 0.5}"#).unwrap();
+        assert_eq!(changes.over(generation), Bm25Params { b: 0.5, ..generation }, "b leaves the title's own b");
         assert!(serde_json::from_str::<Bm25Overrides>(r#"{"k": 0.9}"#).is_err(), "a misspelt key is refused");
         let manifest: Bm25Params = serde_json::from_str(r#"{"k1": 1.2, "b": 0.75}"#).unwrap();
         assert_eq!(manifest.fields, FieldCombination::Sum, "generations before BM25F summed their fields");

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::dense::HnswSettings;
-use hyrank_engine::lexical::{Analyzer, Bm25Params, FieldCombination, Language, LexicalSettings};
+use hyrank_engine::lexical::{Analyzer, Bm25Params, FieldAnalysis, FieldCombination, Language, LexicalSettings};
 use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice, CfValidation};
 use hyrank_indexer::{IndexSettings, OnError};
 
@@ -16,6 +16,15 @@ use super::*;
 /// `--language`: one of [`Language::ALL`] by name.
 fn parse_language(name: &str) -> Result<Language, String> {
     name.parse()
+}
+
+/// `on` or `off`.
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{value:?} is neither on nor off")),
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -107,9 +116,13 @@ pub(crate) struct IndexArgs {
     /// BM25's k1 (term-frequency saturation, ≥ 0); requests may override it.
     #[arg(long, default_value_t = Bm25Params::default().k1)]
     pub(crate) bm25_k1: f32,
-    /// BM25's b (length normalisation, 0 to 1); requests may override it.
+    /// BM25's b (length normalisation, 0 to 1) of the text, and of the title unless
+    /// `--bm25-title-b` is given; requests may override it.
     #[arg(long, default_value_t = Bm25Params::default().b)]
     pub(crate) bm25_b: f32,
+    /// BM25's b of the title alone (BM25F's per-field b), 0 to 1; requests may override it.
+    #[arg(long)]
+    pub(crate) bm25_title_b: Option<f32>,
     /// Item vectors embedded in shards (`hyrank embed --shard i/n --out DIR`): read instead of
     /// embedding; a missing shard or one embedded with another model is refused, and items no
     /// shard holds with their current text are embedded here.
@@ -136,6 +149,16 @@ pub(crate) struct IndexArgs {
     /// BM25: index words as written (lower-cased) instead of the language's stems.
     #[arg(long)]
     pub(crate) no_stemming: bool,
+    /// BM25: the title's own language, where it is not the text's (`--language`). A title
+    /// analysed apart from the text needs `--bm25-fields sum`.
+    #[arg(long, value_parser = parse_language)]
+    pub(crate) title_language: Option<Language>,
+    /// BM25: whether the title is stemmed, where it differs from the text.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub(crate) title_stemming: Option<bool>,
+    /// BM25: whether the title's stop words are dropped, where it differs from the text.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub(crate) title_stop_words: Option<bool>,
     /// HNSW: neighbours per node (M).
     #[arg(long, default_value_t = HnswSettings::default().max_connections)]
     pub(crate) hnsw_m: usize,
@@ -257,8 +280,13 @@ impl IndexArgs {
     pub(crate) fn into_settings(self) -> anyhow::Result<IndexSettings> {
         anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
         anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
-        let bm25 = Bm25Params { k1: self.bm25_k1, b: self.bm25_b, fields: self.bm25_fields.into() };
-        bm25.check().context("--bm25-k1/--bm25-b")?;
+        let bm25 = Bm25Params {
+            k1: self.bm25_k1,
+            b: self.bm25_b,
+            title_b: self.bm25_title_b,
+            fields: self.bm25_fields.into(),
+        };
+        bm25.check().context("--bm25-k1/--bm25-b/--bm25-title-b")?;
         anyhow::ensure!(
             !(self.stop_words && matches!(self.analyzer, AnalyzerArg::Simple)),
             "--stop-words needs --analyzer unicode"
@@ -273,6 +301,26 @@ impl IndexArgs {
             "--stop-words: there is no stop-word list for {}",
             self.language.name()
         );
+        let mut lexical = LexicalSettings {
+            title_boost: self.title_boost,
+            stemming: !self.no_stemming,
+            language: self.language,
+            analyzer: self.analyzer.into(),
+            bm25,
+            stop_words: self.stop_words,
+            title_analysis: None,
+        };
+        if self.title_language.is_some() || self.title_stemming.is_some() || self.title_stop_words.is_some() {
+            let text = lexical.analysis_of(false);
+            let title = FieldAnalysis {
+                language: self.title_language.unwrap_or(text.language),
+                stemming: self.title_stemming.unwrap_or(text.stemming),
+                stop_words: self.title_stop_words.unwrap_or(text.stop_words),
+            };
+            // A title analysed as the text is no exception (and BM25F may combine them).
+            lexical.title_analysis = (title != text).then_some(title);
+        }
+        lexical.check().context("--title-language/--title-stemming/--title-stop-words")?;
         Ok(IndexSettings {
             catalog_format: self.catalog.format(),
             catalog: self.catalog.catalog,
@@ -281,14 +329,7 @@ impl IndexArgs {
             index_dir: self.index_dir,
             embedder: self.model.settings()?,
             cf: self.cf.settings()?,
-            lexical: LexicalSettings {
-                title_boost: self.title_boost,
-                stemming: !self.no_stemming,
-                language: self.language,
-                analyzer: self.analyzer.into(),
-                bm25,
-                stop_words: self.stop_words,
-            },
+            lexical,
             hnsw: HnswSettings {
                 max_connections: self.hnsw_m,
                 ef_construction: self.ef_construction,
@@ -301,5 +342,45 @@ impl IndexArgs {
             reuse_embeddings: !self.no_reuse_embeddings,
             progress: true,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: IndexArgs,
+    }
+
+    /// The settings `hyrank index --catalog c.jsonl ARGS` asks for, or the error it prints.
+    fn settings(args: &[&str]) -> Result<LexicalSettings, String> {
+        let argv = ["hyrank", "--catalog", "c.jsonl"].into_iter().chain(args.iter().copied());
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        cli.args.into_settings().map(|s| s.lexical).map_err(|e| format!("{e:#}"))
+    }
+
+    /// A title analysed on its own is asked for by what differs from the text; one analysed as
+    /// the text is no exception; BM25F refuses it with the flag that allows it named.
+    #[test]
+    fn the_title_flags_name_what_differs_from_the_text() {
+        let german = settings(&["--bm25-fields", "sum", "--title-language", "german"]).unwrap();
+        let expected = FieldAnalysis { language: Language::German, stemming: true, stop_words: false };
+        assert_eq!(german.title_analysis, Some(expected));
+        let unstemmed = settings(&["--bm25-fields", "sum", "--language", "french", "--title-stemming", "off"]).unwrap();
+        let expected = FieldAnalysis { language: Language::French, stemming: false, stop_words: false };
+        assert_eq!(unstemmed.title_analysis, Some(expected));
+        assert_eq!(settings(&["--title-language", "english"]).unwrap().title_analysis, None, "as the text");
+        let error = settings(&["--title-language", "german"]).unwrap_err();
+        assert!(error.contains("--title-language") && error.contains("by sum"), "{error}");
+        let error = settings(&["--bm25-fields", "sum", "--title-language", "turkish", "--title-stop-words", "on"]);
+        assert!(error.unwrap_err().contains("no stop-word list for turkish"));
+        assert!(settings(&["--title-stemming", "maybe"]).unwrap_err().contains("neither on nor off"));
+        let b = settings(&["--bm25-title-b", "0.3"]).unwrap().bm25;
+        assert_eq!((b.b, b.title_b), (0.75, Some(0.3)));
+        assert!(settings(&["--bm25-title-b", "2"]).unwrap_err().contains("bm25.title_b"));
     }
 }

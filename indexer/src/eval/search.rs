@@ -34,7 +34,8 @@ pub const PRESETS: [&str; 7] =
     ["default", "bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-dbsf", "hybrid-rrf-rerank"];
 
 /// Parameters a configuration may override after `+`.
-pub const PARAMETERS: [&str; 9] = ["bm25", "dense", "k", "candidates", "rerank", "reranker", "k1", "b", "fields"];
+pub const PARAMETERS: [&str; 10] =
+    ["bm25", "dense", "k", "candidates", "rerank", "reranker", "k1", "b", "title_b", "fields"];
 
 impl Config {
     /// A preset by name: `default` (exactly what a search request with no options gets, its
@@ -113,6 +114,7 @@ impl Config {
                 "candidates" => config.candidates = Some(count()?),
                 "k1" => config.bm25.k1 = Some(number()? as f32),
                 "b" => config.bm25.b = Some(number()? as f32),
+                "title_b" => config.bm25.title_b = Some(number()? as f32),
                 "fields" => {
                     config.bm25.fields = Some(match value {
                         "bm25f" => FieldCombination::Bm25f,
@@ -321,6 +323,9 @@ mod tests {
         let rrf = Config::parse("hybrid-rrf+k=20+rerank=50").unwrap();
         assert_eq!(rrf.fusion, Fusion::Rrf { k: 20.0 });
         assert_eq!(rrf.rerank.map(|r| r.depth), Some(Some(50)));
+        let bm25 = Config::parse("bm25+k1=0.9+b=0.4+title_b=0+fields=sum").unwrap().bm25;
+        assert_eq!((bm25.k1, bm25.b, bm25.title_b), (Some(0.9), Some(0.4), Some(0.0)));
+        assert_eq!(bm25.fields, Some(FieldCombination::Sum));
     }
 
     #[test]
