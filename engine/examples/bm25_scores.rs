@@ -16,7 +16,7 @@ fn main() {
         panic!("usage: bm25_scores INDEX_DIR DATA_DIR SPLIT");
     };
     let (engine, lexical) = judged::open(index.as_ref());
-    let settings = engine.manifest().lexical;
+    let settings = engine.manifest().lexical.clone();
     let ids = engine.item_ids();
     let mut out = BufWriter::new(std::io::stdout().lock());
     for (id, text) in judged::queries(data, split) {

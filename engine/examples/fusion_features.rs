@@ -33,7 +33,7 @@ fn main() {
         panic!("usage: fusion_features INDEX_DIR DATA_DIR SPLIT");
     };
     let (engine, lexical) = judged::open(index.as_ref());
-    let settings = engine.manifest().lexical;
+    let settings = engine.manifest().lexical.clone();
     let ids = engine.item_ids();
     let dim = engine.embedder().dim();
     let dir = current(index.as_ref()).unwrap();

@@ -10,6 +10,7 @@ use hyrank_engine::cf::{self, CfModelSettings, Csr, ItemModel};
 use hyrank_engine::dense::{HnswSettings, Metric, VectorIndex};
 use hyrank_engine::generation::{self, Counts, Manifest, Sources, StageTiming};
 use hyrank_engine::generation::{files, write_factors};
+use hyrank_engine::item::FieldType;
 use hyrank_engine::lexical::{LexicalIndex, LexicalSettings};
 use hyrank_engine::store::{Interaction, MetaStore, SledStore, UserRecord};
 use hyrank_engine::{Embedder, EmbedderSettings};
@@ -157,6 +158,21 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let logged = hyrank_engine::live::read_history(&settings.index_dir, previous.as_deref())?;
     let writes = replay_item_writes(&mut catalog.items, &logged);
     let live_refused = retype_live_rows(settings, &mut catalog);
+    // Every field BM25 is to search holds text or lists, in the catalog as typed.
+    for wanted in &settings.lexical.search_fields {
+        let reason = match catalog.field_types.get(&wanted.name) {
+            Some(FieldType::Text | FieldType::List) => continue,
+            Some(FieldType::Number) => format!(
+                "--search-fields {}: the field holds numbers, and BM25 searches text and lists (filter on numbers instead)",
+                wanted.name
+            ),
+            None => {
+                let known: Vec<&str> = catalog.field_types.keys().map(String::as_str).collect();
+                format!("--search-fields {}: no item has this field; the catalog's fields are {known:?}", wanted.name)
+            }
+        };
+        return Err(IndexError::Input { path: settings.catalog.clone(), reason });
+    }
     let item_index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
     let interactions = match &settings.interactions {
@@ -240,7 +256,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
                 rejected_interactions: interactions.as_ref().map_or(0, |i| i.rejects.len()),
                 ..counts
             },
-            lexical: settings.lexical,
+            lexical: settings.lexical.clone(),
             hnsw: settings.hnsw,
             cf: match &chosen {
                 Some(cf_choice::Choice { model: CfModelSettings::Als(als), .. }) => Some(als.clone()),
@@ -444,7 +460,11 @@ fn build_into(
     let lexical_dir = dir.join(files::LEXICAL);
     std::fs::create_dir(&lexical_dir)
         .map_err(|e| hyrank_engine::Error::io(format!("creating {}", lexical_dir.display()), e))?;
-    LexicalIndex::build(&lexical_dir, items.iter().enumerate().map(|(i, item)| (i as u32, item)), settings.lexical)?;
+    LexicalIndex::build(
+        &lexical_dir,
+        items.iter().enumerate().map(|(i, item)| (i as u32, item)),
+        settings.lexical.clone(),
+    )?;
     if settings.lexical.analyzer == hyrank_engine::lexical::Analyzer::Unicode {
         use hyrank_engine::analysis::long_tokens;
         counts.long_tokens_split = items.iter().map(|i| long_tokens(&i.title) + long_tokens(&i.text)).sum();

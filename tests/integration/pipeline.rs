@@ -574,3 +574,44 @@ fn sharded_embeddings_assemble_to_the_single_process_vectors() {
     let err = build("mismatch", Some(&shards), &catalog).unwrap_err().to_string();
     assert!(err.contains("shard-1-of-3.bin") && err.contains("at int8"), "{err}");
 }
+
+/// A catalog team's brand and tags searched beside the title and the text
+/// (`--search-fields brand^2,tags`): every BM25 hit for a tag carries it, the manifest records
+/// the fields; a number field or a field no item has is refused before anything is built.
+#[test]
+fn catalog_fields_are_searched_and_a_number_field_is_refused() {
+    use hyrank_engine::item::FieldValue;
+    use hyrank_engine::lexical::SearchField;
+    use hyrank_engine::request::Mode;
+    use hyrank_engine::SearchRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = fixture_settings(dir.path().join("index"));
+    let field = |name: &str, boost| SearchField { name: name.into(), boost };
+    for (fields, expected) in [
+        (vec![field("price", 1.0)], "--search-fields price: the field holds numbers"),
+        (vec![field("colour", 1.0)], "--search-fields colour: no item has this field"),
+    ] {
+        settings.lexical.search_fields = fields;
+        let error = hyrank_indexer::build(&settings).unwrap_err().to_string();
+        assert!(error.contains(expected) && error.contains("catalog.jsonl"), "{error}");
+        assert!(hyrank_engine::generation::current(&dir.path().join("index")).is_err(), "nothing published");
+    }
+    settings.lexical.search_fields = vec![field("brand", 2.0), field("tags", 1.0)];
+    hyrank_indexer::build(&settings).unwrap();
+    let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
+    assert_eq!(engine.manifest().lexical.search_fields, settings.lexical.search_fields);
+    let found = engine.search(&SearchRequest { k: 50, mode: Mode::Bm25, ..SearchRequest::new("ultralight") }).unwrap();
+    assert!(!found.hits.is_empty());
+    for hit in &found.hits {
+        let item = engine.item(&hit.id).unwrap();
+        let in_text = format!("{} {}", item.title, item.text).to_lowercase().contains("ultralight");
+        let tagged =
+            matches!(item.fields.get("tags"), Some(FieldValue::List(tags)) if tags.iter().any(|t| t == "ultralight"));
+        assert!(in_text || tagged, "{}: {:?}", hit.id, item);
+    }
+    let tagged_only = found.hits.iter().any(|hit| {
+        let item = engine.item(&hit.id).unwrap();
+        !format!("{} {}", item.title, item.text).to_lowercase().contains("ultralight")
+    });
+    assert!(tagged_only, "some hits are found by their tag alone");
+}

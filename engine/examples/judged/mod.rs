@@ -11,7 +11,7 @@ use hyrank_engine::{EmbedderSettings, Engine};
 /// `score_all` with any parameters), of `index`'s current generation.
 pub fn open(index: &Path) -> (Engine, LexicalIndex) {
     let engine = Engine::open(index, &EmbedderSettings::new(PathBuf::from("models/all-MiniLM-L6-v2"))).unwrap();
-    let settings = engine.manifest().lexical;
+    let settings = engine.manifest().lexical.clone();
     let lexical = LexicalIndex::open(&current(index).unwrap().join(files::LEXICAL), settings).unwrap();
     (engine, lexical)
 }

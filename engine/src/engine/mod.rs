@@ -187,7 +187,7 @@ impl Engine {
                 loaded_sha: loaded.sha256.clone(),
             });
         }
-        let lexical = LexicalIndex::open(&dir.join(files::LEXICAL), manifest.lexical)?;
+        let lexical = LexicalIndex::open(&dir.join(files::LEXICAL), manifest.lexical.clone())?;
         let dense = VectorIndex::load(dir, files::DENSE, manifest.model.dim, Metric::Cosine, manifest.hnsw)?;
         let cf = match (&manifest.cf, &manifest.ease) {
             (_, Some(settings)) => {

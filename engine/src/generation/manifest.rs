@@ -32,7 +32,8 @@ use crate::lexical::LexicalSettings;
 /// request time, not stored in the weights), a validated content weight for
 /// recommendations other than the model family's constant (`cf_selection.content_weight`) and
 /// the title's own BM25 b and analysis (`lexical.bm25.title_b`, `lexical.title_analysis`:
-/// older builds analyse a query once, by the text's analyzer).
+/// older builds analyse a query once, by the text's analyzer), and catalog fields BM25
+/// searches (`lexical.search_fields`, which older builds would not search).
 /// Version 6 marks a generation embedded at w8a8: a build from before it does not know the
 /// precision, and says the generation is newer than it reads instead of failing to parse it.
 pub const FORMAT_VERSION: u32 = 6;
@@ -76,7 +77,8 @@ pub fn format_version_of(manifest: &Manifest) -> u32 {
     }
     let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f
         || manifest.lexical.bm25.title_b.is_some()
-        || manifest.lexical.title_analysis.is_some();
+        || manifest.lexical.title_analysis.is_some()
+        || !manifest.lexical.search_fields.is_empty();
     let recency = manifest.ease.as_ref().is_some_and(|e| e.recency_half_life > 0.0);
     // A validated weight equal to the family's constant scores as older builds do.
     let constant = crate::request::defaults::recommend_content_weight(manifest.ease.is_some());

@@ -273,6 +273,9 @@ mod tests {
         });
         assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds analyse the title as the text");
         m.lexical.title_analysis = None;
+        m.lexical.search_fields = vec![crate::lexical::SearchField { name: "brand".into(), boost: 2.0 }];
+        assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds would not search the brand");
+        m.lexical.search_fields.clear();
         m.lexical.bm25.fields = FieldCombination::Bm25f;
         assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read BM25F as sum");
         m.precision = Precision::W8a8;

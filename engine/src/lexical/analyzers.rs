@@ -65,8 +65,25 @@ impl LexicalSettings {
     ///
     /// # Errors
     /// Stop words in a language without a list; a title analysed on its own by the simple
-    /// analyzer, or under BM25F.
+    /// analyzer, or under BM25F; a searched catalog field named twice or without a name, with
+    /// a weight that is not a positive number, or more than [`MAX_SEARCH_FIELDS`].
     pub fn check(&self) -> Result<()> {
+        if self.search_fields.len() > MAX_SEARCH_FIELDS {
+            let reason = format!("{} fields; BM25 searches at most {MAX_SEARCH_FIELDS}", self.search_fields.len());
+            return Err(Error::invalid("search_fields", reason));
+        }
+        for (i, wanted) in self.search_fields.iter().enumerate() {
+            if wanted.name.is_empty() {
+                return Err(Error::invalid("search_fields", "a field without a name"));
+            }
+            if self.search_fields[..i].iter().any(|other| other.name == wanted.name) {
+                return Err(Error::invalid(format!("search_fields.{}", wanted.name), "named twice"));
+            }
+            if !(wanted.boost.is_finite() && wanted.boost > 0.0) {
+                let reason = format!("weight {} is not a positive number", wanted.boost);
+                return Err(Error::invalid(format!("search_fields.{}", wanted.name), reason));
+            }
+        }
         for (field, title) in [("stop_words", false), ("title_analysis.stop_words", true)] {
             let analysis = self.analysis_of(title);
             if analysis.stop_words && !analysis.language.has_stop_words() {
@@ -85,6 +102,10 @@ impl LexicalSettings {
         Ok(())
     }
 }
+
+/// The most catalog fields BM25 searches beside the title and the text (each query term
+/// carries a bit per field).
+pub const MAX_SEARCH_FIELDS: usize = 30;
 
 /// Why BM25F refuses fields analysed apart.
 pub(super) const BM25F_NEEDS_ONE_ANALYSIS: &str = "BM25F adds a term's frequencies across the title and \
@@ -287,7 +308,7 @@ mod tests {
 
     /// The ids of the best three items for `query`, best first, in a catalog of `(id, title)`
     /// indexed under `settings`.
-    fn hits(settings: LexicalSettings, catalog: &[(&str, &str)], query: &str) -> Vec<String> {
+    fn hits(settings: &LexicalSettings, catalog: &[(&str, &str)], query: &str) -> Vec<String> {
         let items: Vec<Item> = catalog
             .iter()
             .map(|(id, title)| Item {
@@ -298,14 +319,15 @@ mod tests {
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
-        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings).unwrap();
-        let lexical = LexicalIndex::open(dir.path(), settings).unwrap();
+        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone())
+            .unwrap();
+        let lexical = LexicalIndex::open(dir.path(), settings.clone()).unwrap();
         lexical.search(query, 3, None).unwrap().iter().map(|h| items[h.0 as usize].id.clone()).collect()
     }
 
     /// The id of the best item, as [`hits`].
-    fn top(settings: LexicalSettings, catalog: &[(&str, &str)], query: &str) -> Option<String> {
-        hits(settings, catalog, query).into_iter().next()
+    fn top(settings: &LexicalSettings, catalog: &[(&str, &str)], query: &str) -> Option<String> {
+        hits(&settings, catalog, query).into_iter().next()
     }
 
     fn in_language(language: Language) -> LexicalSettings {
@@ -315,47 +337,47 @@ mod tests {
     #[test]
     fn each_language_stems_its_own_words() {
         let boots = [("boots", "Schuhe für den Berg"), ("mug", "Emaille Becher")];
-        assert_eq!(top(in_language(Language::German), &boots, "Schuh").as_deref(), Some("boots"));
-        assert_eq!(top(in_language(Language::English), &boots, "Schuh"), None, "English stems leave schuhe");
+        assert_eq!(top(&in_language(Language::German), &boots, "Schuh").as_deref(), Some("boots"));
+        assert_eq!(top(&in_language(Language::English), &boots, "Schuh"), None, "English stems leave schuhe");
         // Russian's adjective ending "-ый" keeps its "й" (step 2 keeps the breve), so the
         // stemmer finds it: "красный" (red) meets "красные"; and "война" (war) does not fold
         // into "воина" (warrior).
         let russian = in_language(Language::Russian);
         let packs = [("red", "Красный рюкзак"), ("tent", "Синяя палатка")];
-        assert_eq!(top(russian, &packs, "красные").as_deref(), Some("red"));
+        assert_eq!(top(&russian, &packs, "красные").as_deref(), Some("red"));
         let books = [("war", "Война и мир"), ("warrior", "Воин света")];
-        assert_eq!(top(russian, &books, "войны").as_deref(), Some("war"));
-        assert_eq!(top(russian, &books, "воины").as_deref(), Some("warrior"));
+        assert_eq!(top(&russian, &books, "войны").as_deref(), Some("war"));
+        assert_eq!(top(&russian, &books, "воины").as_deref(), Some("warrior"));
         // French: a word typed without its accents stems as the word with them, and the
         // masculine meets the feminine though the stemmer reads their accents.
         let french = in_language(Language::French);
         let hikes = [("hike", "Chaussures de randonnée"), ("mug", "Tasse émaillée")];
-        assert_eq!(top(french, &hikes, "randonnee").as_deref(), Some("hike"));
-        assert_eq!(top(french, &hikes, "emaillees").as_deref(), Some("mug"));
-        assert_eq!(top(french, &hikes, "émaillé").as_deref(), Some("mug"));
+        assert_eq!(top(&french, &hikes, "randonnee").as_deref(), Some("hike"));
+        assert_eq!(top(&french, &hikes, "emaillees").as_deref(), Some("mug"));
+        assert_eq!(top(&french, &hikes, "émaillé").as_deref(), Some("mug"));
         // Portuguese: the singular meets the plural ("informação", "informações").
         let books = [("guide", "Guia de informações úteis"), ("map", "Mapa")];
-        assert_eq!(top(in_language(Language::Portuguese), &books, "informação").as_deref(), Some("guide"));
+        assert_eq!(top(&in_language(Language::Portuguese), &books, "informação").as_deref(), Some("guide"));
     }
 
     #[test]
     fn letters_beside_digits_meet_the_words_typed_apart() {
         let english = LexicalSettings::default();
         let catalog = [("jack", "Cable 3.5mm"), ("phone", "Case for iPhone 15"), ("usb", "USB3 hub")];
-        assert_eq!(top(english, &catalog, "3.5 mm").as_deref(), Some("jack"));
-        assert_eq!(top(english, &catalog, "iphone15").as_deref(), Some("phone"));
-        assert_eq!(top(english, &catalog, "usb 3").as_deref(), Some("usb"));
+        assert_eq!(top(&english, &catalog, "3.5 mm").as_deref(), Some("jack"));
+        assert_eq!(top(&english, &catalog, "iphone15").as_deref(), Some("phone"));
+        assert_eq!(top(&english, &catalog, "usb 3").as_deref(), Some("usb"));
         // Turkish: the capitals lower-case the Turkish way, so the stemmer reads the plural
         // ("KİTAPLARI", the books) and "kitap" finds it; so does "kitaplari" typed without "ı".
         let turkish = in_language(Language::Turkish);
         let books = [("books", "ESKİ KİTAPLARI"), ("pen", "Kalem")];
-        assert_eq!(top(turkish, &books, "kitap").as_deref(), Some("books"));
-        assert_eq!(top(turkish, &books, "kitapları").as_deref(), Some("books"));
-        assert_eq!(top(turkish, &books, "kitaplari").as_deref(), Some("books"), "ı folds to i");
+        assert_eq!(top(&turkish, &books, "kitap").as_deref(), Some("books"));
+        assert_eq!(top(&turkish, &books, "kitapları").as_deref(), Some("books"));
+        assert_eq!(top(&turkish, &books, "kitaplari").as_deref(), Some("books"), "ı folds to i");
         // A Hangul word with a model number meets both typed apart.
         let catalog = [("case", "케이스 24개"), ("galaxy", "갤럭시S24 케이스")];
-        assert_eq!(hits(english, &catalog, "갤럭시"), ["galaxy"]);
-        assert_eq!(top(english, &catalog, "갤럭시 24").as_deref(), Some("galaxy"));
+        assert_eq!(hits(&english, &catalog, "갤럭시"), ["galaxy"]);
+        assert_eq!(top(&english, &catalog, "갤럭시 24").as_deref(), Some("galaxy"));
     }
 
     /// Issue 15's "per field where given": titles in German over English texts, combined by
@@ -378,8 +400,9 @@ mod tests {
         let sum = super::super::Bm25Params { fields: FieldCombination::Sum, ..Default::default() };
         let settings = LexicalSettings { bm25: sum, title_analysis: Some(german), ..Default::default() };
         let dir = tempfile::tempdir().unwrap();
-        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings).unwrap();
-        let lexical = LexicalIndex::open(dir.path(), settings).unwrap();
+        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone())
+            .unwrap();
+        let lexical = LexicalIndex::open(dir.path(), settings.clone()).unwrap();
         let top = |query: &str| lexical.search(query, 3, None).unwrap().first().map(|h| h.0);
         assert_eq!(top("Schuh"), Some(0), "the title's German stem");
         assert_eq!(top("trail"), Some(0), "the text's English stem");
@@ -397,9 +420,9 @@ mod tests {
         assert!(error.to_string().contains("bm25.fields") && error.to_string().contains("BM25F"), "{error}");
         let bm25f = LexicalSettings { title_analysis: Some(german), ..Default::default() };
         let elsewhere = tempfile::tempdir().unwrap();
-        let error = LexicalIndex::build(elsewhere.path(), std::iter::empty(), bm25f).unwrap_err().to_string();
+        let error = LexicalIndex::build(elsewhere.path(), std::iter::empty(), bm25f.clone()).unwrap_err().to_string();
         assert!(error.contains("title_analysis") && error.contains("by sum"), "{error}");
-        let simple = LexicalSettings { analyzer: Analyzer::Simple, ..settings };
+        let simple = LexicalSettings { analyzer: Analyzer::Simple, ..settings.clone() };
         assert!(simple.check().unwrap_err().to_string().contains("unicode analyzer"));
         let turkish = FieldAnalysis { language: Language::Turkish, stemming: true, stop_words: true };
         let error = LexicalSettings { title_analysis: Some(turkish), ..settings }.check().unwrap_err().to_string();
@@ -409,7 +432,8 @@ mod tests {
         let alike = LexicalSettings { title_analysis: Some(LexicalSettings::default().analysis_of(false)), ..bm25f };
         assert!(alike.fields_analysed_alike() && alike.check().is_ok());
         let alike_dir = tempfile::tempdir().unwrap();
-        LexicalIndex::build(alike_dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), alike).unwrap();
+        LexicalIndex::build(alike_dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), alike.clone())
+            .unwrap();
         let alike = LexicalIndex::open(alike_dir.path(), alike).unwrap();
         assert_eq!(alike.search("trail", 3, None).unwrap().len(), 1);
         assert!(alike.search("Schuh", 3, None).unwrap().is_empty(), "English stems leave schuhe");
@@ -419,17 +443,17 @@ mod tests {
     fn french_elisions_go_whole() {
         let french = in_language(Language::French);
         let catalog = [("toy", "Jouet en forme d'os"), ("bag", "Sac à dos")];
-        assert_eq!(hits(french, &catalog, "dos"), ["bag"], "\"d'os\" is not \"dos\"");
-        assert_eq!(top(french, &catalog, "os").as_deref(), Some("toy"));
+        assert_eq!(hits(&french, &catalog, "dos"), ["bag"], "\"d'os\" is not \"dos\"");
+        assert_eq!(top(&french, &catalog, "os").as_deref(), Some("toy"));
     }
 
     #[test]
     fn stop_words_are_the_languages_and_match_as_written() {
         let settings = LexicalSettings { language: Language::French, stop_words: true, ..Default::default() };
         let catalog = [("a", "Le sac à dos"), ("b", "Sac de couchage")];
-        assert_eq!(top(settings, &catalog, "le"), None, "a French stop word");
-        assert_eq!(top(settings, &catalog, "à"), None, "listed with its accent");
-        assert_eq!(top(settings, &catalog, "sac dos").as_deref(), Some("a"));
+        assert_eq!(top(&settings, &catalog, "le"), None, "a French stop word");
+        assert_eq!(top(&settings, &catalog, "à"), None, "listed with its accent");
+        assert_eq!(top(&settings, &catalog, "sac dos").as_deref(), Some("a"));
         assert!(Language::French.has_stop_words() && !Language::Turkish.has_stop_words());
         let turkish = LexicalSettings { language: Language::Turkish, stop_words: true, ..Default::default() };
         let dir = tempfile::tempdir().unwrap();

@@ -155,7 +155,7 @@ struct ScoreParts {
 struct TermPart {
     term: String,
     /// The field under `sum`, where each field is a document of its own.
-    field: Option<&'static str>,
+    field: Option<u8>,
     idf: f32,
     n: u64,
     /// The frequency saturated: `tf / (tf + k1 · norm)` under `sum`, `tf / (k1 + tf)` of the
@@ -165,10 +165,14 @@ struct TermPart {
     fields: Vec<FieldTf>,
 }
 
+/// A term's frequency in each field of one item that holds it.
+type FieldTfs = smallvec::SmallVec<[FieldTf; 2]>;
+
 /// A term's frequency in one field of one item.
 #[derive(Debug, Clone, Copy)]
 struct FieldTf {
-    field: &'static str,
+    /// The field's place in [`super::schema::Fields::searched`].
+    field: u8,
     boost: f32,
     /// The field's b.
     b: f32,
@@ -221,14 +225,17 @@ impl LexicalIndex {
         use rustc_hash::FxHashMap as HashMap;
         use tantivy::postings::Postings;
         use tantivy::DocSet;
-        // Each query term with the fields it is looked up in: both, when they were analysed
-        // alike; otherwise each field's own terms in it alone (BM25F refused, it needs one term
-        // across fields).
-        let tokens: Vec<[Option<String>; 2]> = if self.alike {
-            self.tokens(text)?.into_iter().map(|t| [Some(t.clone()), Some(t)]).collect()
+        // Each query term with the fields it is looked up in (a bit per field of
+        // `self.fields.searched`): every field, when the title was analysed as the text;
+        // otherwise the title's own terms in the title, and the text's in every other field
+        // (BM25F refused, it needs one term across fields).
+        let searched = &self.fields.searched;
+        let every: u32 = (1 << searched.len()) - 1;
+        let tokens: Vec<(String, u32)> = if self.alike {
+            self.tokens(text)?.into_iter().map(|t| (t, every)).collect()
         } else {
-            let title = self.tokens_of(self.fields.title, text)?.into_iter().map(|t| [Some(t), None]);
-            title.chain(self.tokens_of(self.fields.text, text)?.into_iter().map(|t| [None, Some(t)])).collect()
+            let title = self.tokens_of(self.fields.title(), text)?.into_iter().map(|t| (t, 1));
+            title.chain(self.tokens(text)?.into_iter().map(|t| (t, every & !1))).collect()
         };
         // The generation's segment and, with live items, the in-memory one: statistics are
         // those of both together, as if the live items had been in the build.
@@ -238,15 +245,12 @@ impl LexicalIndex {
         if tokens.is_empty() || total_docs == 0 {
             return Ok(Vec::new());
         }
-        let fields = [
-            (self.fields.title, "title", self.settings.title_boost, params.b_of(true)),
-            (self.fields.text, "text", 1.0, params.b_of(false)),
-        ];
-        let mut avgdl = [0f32; 2];
-        for (slot, (field, ..)) in avgdl.iter_mut().zip(&fields) {
+        let b: Vec<f32> = searched.iter().map(|f| params.b_of(f.title)).collect();
+        let mut avgdl = vec![0f32; searched.len()];
+        for (slot, f) in avgdl.iter_mut().zip(searched) {
             let mut field_tokens = 0u64;
             for reader in &segments {
-                field_tokens += reader.inverted_index(*field)?.total_num_tokens();
+                field_tokens += reader.inverted_index(f.field)?.total_num_tokens();
             }
             *slot = field_tokens as f32 / total_docs as f32;
         }
@@ -254,30 +258,29 @@ impl LexicalIndex {
         let idf = |n: u64| (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
         let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); segments.len()];
         // Repeated query terms each count, as a repeated SHOULD clause does.
-        for unit in &tokens {
-            let token = unit.iter().flatten().next().expect("every unit names a field");
-            // Per segment, each matching document's frequency in the title and in the text.
-            let mut matches: Vec<HashMap<tantivy::DocId, [Option<FieldTf>; 2]>> =
-                vec![HashMap::default(); segments.len()];
+        for (token, looked_up) in &tokens {
+            // Per segment, each matching document's frequency in each field that holds the
+            // term (most items match in one or two fields: kept inline).
+            let mut matches: Vec<HashMap<tantivy::DocId, FieldTfs>> = vec![HashMap::default(); segments.len()];
             for (s, segment) in segments.iter().enumerate() {
-                for (f, (field, name, boost, b)) in fields.iter().enumerate() {
-                    if unit[f].is_none() {
+                for (f, field) in searched.iter().enumerate() {
+                    if looked_up & (1 << f) == 0 {
                         continue;
                     }
-                    let inverted = segment.inverted_index(*field)?;
-                    let norms = segment.get_fieldnorms_reader(*field)?;
+                    let inverted = segment.inverted_index(field.field)?;
+                    let norms = segment.get_fieldnorms_reader(field.field)?;
                     let postings = inverted
-                        .read_postings(&Term::from_field_text(*field, token), IndexRecordOption::WithFreqs)
-                        .map_err(|e| Error::io(format!("reading the postings of {name}:{token}"), e))?;
+                        .read_postings(&Term::from_field_text(field.field, token), IndexRecordOption::WithFreqs)
+                        .map_err(|e| Error::io(format!("reading the postings of {}:{token}", field.name), e))?;
                     let Some(mut postings) = postings else { continue };
                     // Room for every posting at once, not regrown by doubling as they arrive.
                     matches[s].reserve(postings.size_hint() as usize);
                     let mut doc = postings.doc();
                     while doc != tantivy::TERMINATED {
-                        matches[s].entry(doc).or_default()[f] = Some(FieldTf {
-                            field: name,
-                            boost: *boost,
-                            b: *b,
+                        matches[s].entry(doc).or_default().push(FieldTf {
+                            field: f as u8,
+                            boost: field.boost,
+                            b: b[f],
                             tf: postings.term_freq() as f32,
                             dl: norms.fieldnorm(doc) as f32,
                             avgdl: avgdl[f],
@@ -297,31 +300,34 @@ impl LexicalIndex {
             }
             match params.fields {
                 FieldCombination::Sum => {
-                    for f in 0..fields.len() {
-                        let n: u64 =
-                            matches.iter().map(|m| m.values().filter(|tfs| tfs[f].is_some()).count() as u64).sum();
-                        let idf = idf(n);
-                        for (s, m) in matches.iter().enumerate() {
-                            for (&doc, tfs) in m {
-                                let Some(field) = tfs[f] else { continue };
-                                if !wanted(s, doc) {
-                                    continue;
-                                }
+                    // Each field is a document of its own: its own n and idf.
+                    let mut n = vec![0u64; searched.len()];
+                    for tfs in matches.iter().flat_map(|m| m.values()) {
+                        for field in tfs {
+                            n[usize::from(field.field)] += 1;
+                        }
+                    }
+                    let idfs: Vec<f32> = n.iter().map(|&n| idf(n)).collect();
+                    for (s, m) in matches.iter().enumerate() {
+                        for (&doc, tfs) in m {
+                            if !wanted(s, doc) {
+                                continue;
+                            }
+                            let entry = parts[s].entry(doc).or_default();
+                            for field in tfs {
+                                let f = usize::from(field.field);
                                 let tf_part = field.tf / (field.tf + params.k1 * field.norm());
-                                let score = field.boost * idf * (1.0 + params.k1) * tf_part;
-                                let entry = parts[s].entry(doc).or_default();
+                                let score = field.boost * idfs[f] * (1.0 + params.k1) * tf_part;
                                 entry.total += score;
                                 if explain {
-                                    let (term, field_name) = (token.clone(), Some(field.field));
-                                    let fields = vec![field];
                                     entry.terms.push(TermPart {
-                                        term,
-                                        field: field_name,
-                                        idf,
-                                        n,
+                                        term: token.clone(),
+                                        field: Some(field.field),
+                                        idf: idfs[f],
+                                        n: n[f],
                                         tf_part,
                                         score,
-                                        fields,
+                                        fields: vec![*field],
                                     });
                                 }
                             }
@@ -336,13 +342,12 @@ impl LexicalIndex {
                             if !wanted(s, doc) {
                                 continue;
                             }
-                            let tf: f32 = tfs.iter().flatten().map(|f| f.boost * f.tf / f.norm()).sum();
+                            let tf: f32 = tfs.iter().map(|f| f.boost * f.tf / f.norm()).sum();
                             let tf_part = tf / (params.k1 + tf);
                             let score = idf * (1.0 + params.k1) * tf_part;
                             let entry = parts[s].entry(doc).or_default();
                             entry.total += score;
                             if explain {
-                                let fields = tfs.iter().flatten().copied().collect();
                                 entry.terms.push(TermPart {
                                     term: token.clone(),
                                     field: None,
@@ -350,7 +355,7 @@ impl LexicalIndex {
                                     n,
                                     tf_part,
                                     score,
-                                    fields,
+                                    fields: tfs.to_vec(),
                                 });
                             }
                         }
@@ -381,6 +386,7 @@ impl LexicalIndex {
     pub fn explain_with(&self, text: &str, item: u32, params: Bm25Params) -> Result<Option<Explanation>> {
         self.check(params)?;
         let Some((_, parts)) = self.term_scores(text, params, Some(item))?.into_iter().next() else { return Ok(None) };
+        let name = |f: u8| self.fields.searched[usize::from(f)].name.as_str();
         let field_leaves = |f: &FieldTf| {
             vec![
                 Explanation::leaf("freq, occurrences of term within document", f64::from(f.tf)),
@@ -414,7 +420,8 @@ impl LexicalIndex {
                         if f.boost != 1.0 {
                             factors.insert(0, Explanation::leaf("boost", f64::from(f.boost)));
                         }
-                        Explanation::node(format!("{field}:{}, product of", t.term), f64::from(t.score), factors)
+                        let label = format!("{}:{}, product of", name(field), t.term);
+                        Explanation::node(label, f64::from(t.score), factors)
                     }
                     None => {
                         let per_field: Vec<Explanation> = t
@@ -427,7 +434,7 @@ impl LexicalIndex {
                                     leaves.insert(0, Explanation::leaf("boost", f64::from(f.boost)));
                                 }
                                 Explanation::node(
-                                    format!("{}: boost * freq / (1 - b + b * dl / avgdl)", f.field),
+                                    format!("{}: boost * freq / (1 - b + b * dl / avgdl)", name(f.field)),
                                     f64::from(f.boost * f.tf / f.norm()),
                                     leaves,
                                 )

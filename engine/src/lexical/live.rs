@@ -1,7 +1,7 @@
 //! BM25 over items written live: an in-memory tantivy index beside the generation's, which
 //! stays immutable on disk; `term_scores` reads both with statistics over both.
 
-use tantivy::{doc, Index, IndexReader, ReloadPolicy, Searcher};
+use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
 use super::{analyzers, LexicalIndex};
 use crate::error::Result;
@@ -33,14 +33,14 @@ impl LexicalIndex {
             *live = Some(LiveSegment { writer, reader });
         }
         let segment = live.as_mut().expect("created above");
-        let mut added = 0;
-        for (idx, item) in items {
-            segment.writer.add_document(doc!(
-                self.fields.idx => u64::from(idx),
-                self.fields.title => item.title.as_str(),
-                self.fields.text => item.text.as_str(),
-            ))?;
-            added += 1;
+        // Every document first: an item that cannot be one leaves none of the batch half-added.
+        let documents = items
+            .into_iter()
+            .map(|(idx, item)| super::schema::document(&self.fields, idx, item))
+            .collect::<Result<Vec<_>>>()?;
+        let added = documents.len();
+        for document in documents {
+            segment.writer.add_document(document)?;
         }
         if added > 0 {
             segment.writer.commit()?;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use tantivy::collector::{FilterCollector, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TokenStream;
-use tantivy::{doc, DocAddress, Index, IndexReader, ReloadPolicy, Searcher, Term};
+use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, Term};
 
 use crate::analysis::Revision;
 use crate::error::{Error, Result};
@@ -22,13 +22,16 @@ use live::LiveSegment;
 mod analyzers;
 mod bm25;
 mod live;
+mod schema;
 
-pub use analyzers::{Analyzer, FieldAnalysis, Language};
+pub use analyzers::{Analyzer, FieldAnalysis, Language, MAX_SEARCH_FIELDS};
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
+pub use schema::SearchField;
+use schema::{Fields, IDX};
 
 /// How the lexical index analyses and weights text.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LexicalSettings {
     /// Multiplier on title matches.
@@ -59,6 +62,11 @@ pub struct LexicalSettings {
     /// of Elasticsearch's `combined_fields`). Absent: the title is analysed as the text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title_analysis: Option<FieldAnalysis>,
+    /// Catalog fields BM25 searches beside the title and the text (a brand, tags), each with
+    /// its weight, analysed as the text and combined as the title and the text are. Text and
+    /// list fields only. Absent in manifests from before the setting: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_fields: Vec<SearchField>,
 }
 
 impl Default for LexicalSettings {
@@ -71,14 +79,9 @@ impl Default for LexicalSettings {
             bm25: Bm25Params::default(),
             stop_words: false,
             title_analysis: None,
+            search_fields: Vec::new(),
         }
     }
-}
-
-struct Fields {
-    idx: Field,
-    title: Field,
-    text: Field,
 }
 
 /// An opened (or freshly built) BM25 index.
@@ -93,35 +96,6 @@ pub struct LexicalIndex {
     /// Items written live since the build ([`LexicalIndex::add_live`]): a tantivy index in
     /// memory beside the generation's, which stays immutable on disk.
     live: std::sync::Mutex<Option<LiveSegment>>,
-}
-
-const IDX: &str = "idx";
-
-fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema, Fields) {
-    // Stop words exist for the unicode analyzer only; the indexer refuses them with `simple`.
-    // An index, once built, keeps the names in its schema (`open` reads them there).
-    let analyzer = |title: bool| {
-        let analysis = settings.analysis_of(title);
-        match (settings.analyzer, analysis.stemming) {
-            (Analyzer::Unicode, stemming) => {
-                analyzers::unicode_name(revision, analysis.language, stemming, analysis.stop_words)
-            }
-            (Analyzer::Simple, true) => "en_stem".to_string(),
-            (Analyzer::Simple, false) => "default".to_string(),
-        }
-    };
-    let options = |title: bool| {
-        TextOptions::default().set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(&analyzer(title))
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-    };
-    let mut builder = Schema::builder();
-    let idx = builder.add_u64_field(IDX, NumericOptions::default().set_indexed().set_fast());
-    let title = builder.add_text_field("title", options(true));
-    let text = builder.add_text_field("text", options(false));
-    (builder.build(), Fields { idx, title, text })
 }
 
 impl LexicalIndex {
@@ -143,16 +117,12 @@ impl LexicalIndex {
         revision: Revision,
     ) -> Result<()> {
         settings.check()?;
-        let (schema, fields) = schema(&settings, revision);
+        let (schema, fields) = schema::schema(&settings, revision);
         let index = Index::create_in_dir(dir, schema)?;
         analyzers::register(&index);
         let mut writer = index.writer_with_num_threads(1, 100_000_000)?;
         for (idx, item) in items {
-            writer.add_document(doc!(
-                fields.idx => u64::from(idx),
-                fields.title => item.title.as_str(),
-                fields.text => item.text.as_str(),
-            ))?;
+            writer.add_document(schema::document(&fields, idx, item)?)?;
         }
         writer.commit()?;
         // One segment: BM25 statistics are then exactly those of the whole collection, and
@@ -169,19 +139,10 @@ impl LexicalIndex {
     pub fn open(dir: &Path, settings: LexicalSettings) -> Result<Self> {
         let index = Index::open_in_dir(dir)?;
         analyzers::register(&index);
-        let fields = {
-            let schema = index.schema();
-            let field = |name: &str| {
-                schema.get_field(name).map_err(|_| Error::BadIndex {
-                    path: dir.to_path_buf(),
-                    reason: format!("lexical index has no field {name:?}"),
-                })
-            };
-            Fields { idx: field(IDX)?, title: field("title")?, text: field("text")? }
-        };
+        let fields = schema::fields_of(&index.schema(), &settings, dir)?;
         // A generation built by a newer hyrank may name an analyzer this build does not have:
         // refused here, not at its first query.
-        for field in [fields.title, fields.text] {
+        for field in fields.searched.iter().map(|s| s.field) {
             index.tokenizer_for_field(field).map_err(|e| Error::BadIndex {
                 path: dir.to_path_buf(),
                 reason: format!("its analyzer is unknown to this build of hyrank (built by a newer version?): {e}"),
@@ -195,7 +156,7 @@ impl LexicalIndex {
                 }
                 _ => None,
             };
-            name(fields.title) == name(fields.text)
+            name(fields.title()) == name(fields.text())
         };
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(LexicalIndex { index, reader, fields, settings, alike, live: std::sync::Mutex::new(None) })
@@ -204,7 +165,7 @@ impl LexicalIndex {
     /// The query's terms after the text's analysis, in order, repeats kept (each counts, as
     /// a repeated SHOULD clause does).
     fn tokens(&self, text: &str) -> Result<Vec<String>> {
-        self.tokens_of(self.fields.text, text)
+        self.tokens_of(self.fields.text(), text)
     }
 
     /// The query's terms after `field`'s analysis, as [`LexicalIndex::tokens`].
@@ -221,8 +182,11 @@ impl LexicalIndex {
     /// The plain-text query as tantivy clauses, or `None` when no token survives analysis.
     fn query(&self, text: &str) -> Result<Option<BooleanQuery>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (field, boost) in [(self.fields.title, self.settings.title_boost), (self.fields.text, 1.0)] {
-            for token in self.tokens_of(field, text)? {
+        for searched in &self.fields.searched {
+            let (field, boost) = (searched.field, searched.boost);
+            // Every field but the title reads the query as the text does.
+            let analysed_as = if searched.title { field } else { self.fields.text() };
+            for token in self.tokens_of(analysed_as, text)? {
                 let term: Box<dyn Query> =
                     Box::new(TermQuery::new(Term::from_field_text(field, &token), IndexRecordOption::WithFreqs));
                 let term =
@@ -333,13 +297,14 @@ impl LexicalIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tantivy::schema::{NumericOptions, Schema, TextFieldIndexing, TextOptions};
 
     fn item(id: &str, title: &str, text: &str) -> Item {
         Item { id: id.into(), title: title.into(), text: text.into(), fields: Default::default() }
     }
 
     fn index(dir: &Path, settings: LexicalSettings, items: &[Item]) -> LexicalIndex {
-        LexicalIndex::build(dir, items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings).unwrap();
+        LexicalIndex::build(dir, items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone()).unwrap();
         LexicalIndex::open(dir, settings).unwrap()
     }
 
@@ -409,14 +374,14 @@ mod tests {
         LexicalIndex::build_with(
             old.path(),
             items.iter().enumerate().map(|(i, it)| (i as u32, it)),
-            settings,
+            settings.clone(),
             Revision::First,
         )
         .unwrap();
-        let old = LexicalIndex::open(old.path(), settings).unwrap();
+        let old = LexicalIndex::open(old.path(), settings.clone()).unwrap();
         // The names are what generations on disk hold: pinned, not derived.
         let tokenizer =
-            |lexical: &LexicalIndex| match lexical.index.schema().get_field_entry(lexical.fields.text).field_type() {
+            |lexical: &LexicalIndex| match lexical.index.schema().get_field_entry(lexical.fields.text()).field_type() {
                 tantivy::schema::FieldType::Str(options) => {
                     options.get_indexing_options().unwrap().tokenizer().to_string()
                 }
@@ -427,8 +392,8 @@ mod tests {
         let joined_dir = tempfile::tempdir().unwrap();
         let cable = [item("jack", "Cable 3.5mm", "")];
         let cable_items = cable.iter().enumerate().map(|(i, it)| (i as u32, it));
-        LexicalIndex::build_with(joined_dir.path(), cable_items, settings, Revision::Joined).unwrap();
-        let joined = LexicalIndex::open(joined_dir.path(), settings).unwrap();
+        LexicalIndex::build_with(joined_dir.path(), cable_items, settings.clone(), Revision::Joined).unwrap();
+        let joined = LexicalIndex::open(joined_dir.path(), settings.clone()).unwrap();
         assert_eq!(tokenizer(&joined), "hyrank2_en_stem");
         assert!(joined.search("mm", 3, None).unwrap().is_empty());
         assert_eq!(joined.search("3.5mm", 3, None).unwrap().len(), 1);

@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::Args;
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::dense::HnswSettings;
-use hyrank_engine::lexical::{Analyzer, Bm25Params, FieldAnalysis, FieldCombination, Language, LexicalSettings};
+use hyrank_engine::lexical::{
+    Analyzer, Bm25Params, FieldAnalysis, FieldCombination, Language, LexicalSettings, SearchField,
+};
 use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice, CfValidation};
 use hyrank_indexer::{IndexSettings, OnError};
 
@@ -16,6 +18,18 @@ use super::*;
 /// `--language`: one of [`Language::ALL`] by name.
 fn parse_language(name: &str) -> Result<Language, String> {
     name.parse()
+}
+
+/// `--search-fields`: `NAME` or `NAME^WEIGHT` (Elasticsearch's way of weighting a field).
+fn parse_search_field(spec: &str) -> Result<SearchField, String> {
+    let (name, boost) = match spec.rsplit_once('^') {
+        Some((name, weight)) => {
+            let boost = weight.parse::<f32>().map_err(|_| format!("{spec:?}: the weight after ^ is not a number"))?;
+            (name, boost)
+        }
+        None => (spec, 1.0),
+    };
+    Ok(SearchField { name: name.trim().to_string(), boost })
 }
 
 /// `on` or `off`.
@@ -156,6 +170,11 @@ pub(crate) struct IndexArgs {
     /// BM25: whether the title is stemmed, where it differs from the text.
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub(crate) title_stemming: Option<bool>,
+    /// BM25: catalog fields searched beside the title and the text, as `NAME` or
+    /// `NAME^WEIGHT` separated by commas (`brand^2,tags`); text and list fields only, analysed
+    /// as the text.
+    #[arg(long, value_delimiter = ',', value_parser = parse_search_field)]
+    pub(crate) search_fields: Vec<SearchField>,
     /// BM25: whether the title's stop words are dropped, where it differs from the text.
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub(crate) title_stop_words: Option<bool>,
@@ -309,6 +328,7 @@ impl IndexArgs {
             bm25,
             stop_words: self.stop_words,
             title_analysis: None,
+            search_fields: self.search_fields,
         };
         if self.title_language.is_some() || self.title_stemming.is_some() || self.title_stop_words.is_some() {
             let text = lexical.analysis_of(false);
@@ -320,7 +340,7 @@ impl IndexArgs {
             // A title analysed as the text is no exception (and BM25F may combine them).
             lexical.title_analysis = (title != text).then_some(title);
         }
-        lexical.check().context("--title-language/--title-stemming/--title-stop-words")?;
+        lexical.check().context("--title-language/--title-stemming/--title-stop-words/--search-fields")?;
         Ok(IndexSettings {
             catalog_format: self.catalog.format(),
             catalog: self.catalog.catalog,
@@ -382,5 +402,16 @@ mod tests {
         let b = settings(&["--bm25-title-b", "0.3"]).unwrap().bm25;
         assert_eq!((b.b, b.title_b), (0.75, Some(0.3)));
         assert!(settings(&["--bm25-title-b", "2"]).unwrap_err().contains("bm25.title_b"));
+    }
+
+    #[test]
+    fn search_fields_take_elasticsearchs_weights() {
+        let fields = settings(&["--search-fields", "brand^2,tags", "--search-fields", "model number^0.5"]).unwrap();
+        let named: Vec<(&str, f32)> = fields.search_fields.iter().map(|f| (f.name.as_str(), f.boost)).collect();
+        assert_eq!(named, [("brand", 2.0), ("tags", 1.0), ("model number", 0.5)]);
+        assert!(settings(&["--search-fields", "brand^x"]).unwrap_err().contains("not a number"));
+        let error = settings(&["--search-fields", "brand,brand^2"]).unwrap_err();
+        assert!(error.contains("--search-fields") && error.contains("named twice"), "{error}");
+        assert!(settings(&["--search-fields", "brand^0"]).unwrap_err().contains("not a positive number"));
     }
 }

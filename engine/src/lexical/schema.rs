@@ -1,0 +1,277 @@
+//! The fields BM25 reads: the title, the text and the catalog fields searched beside them
+//! (a brand, tags), each with its analyzer in tantivy's schema; and how an item becomes a
+//! document of them.
+
+use std::path::Path;
+
+use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions};
+use tantivy::TantivyDocument;
+
+use super::{analyzers, Analyzer, LexicalSettings};
+use crate::analysis::Revision;
+use crate::error::{Error, Result};
+use crate::item::{FieldValue, Item};
+
+/// The item index's field.
+pub(super) const IDX: &str = "idx";
+
+/// What a searched catalog field is called in the schema: prefixed, so that no catalog name
+/// meets `title`, `text` or `idx`.
+const FIELD_PREFIX: &str = "field.";
+
+/// A catalog field BM25 searches beside the title and the text, with its weight.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SearchField {
+    /// The catalog field: text or a list of strings (each string a value of the field).
+    pub name: String,
+    /// Multiplier on its matches, as `title_boost` is on the title's (BM25F's field weight).
+    pub boost: f32,
+}
+
+/// One field BM25 scores.
+#[derive(Debug, Clone)]
+pub(super) struct Searched {
+    pub field: Field,
+    /// `title`, `text`, or the catalog field's name.
+    pub name: String,
+    pub boost: f32,
+    /// The title: its own b and analysis may apply.
+    pub title: bool,
+}
+
+/// The schema's fields.
+pub(super) struct Fields {
+    pub idx: Field,
+    /// The title, the text, then the searched catalog fields in the settings' order.
+    pub searched: Vec<Searched>,
+}
+
+impl Fields {
+    pub fn title(&self) -> Field {
+        self.searched[0].field
+    }
+
+    pub fn text(&self) -> Field {
+        self.searched[1].field
+    }
+
+    /// The searched catalog fields.
+    fn catalog(&self) -> &[Searched] {
+        &self.searched[2..]
+    }
+}
+
+/// The schema of a new index: the title analysed by its own analyzer, the text and every
+/// searched catalog field by the catalog's.
+pub(super) fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema, Fields) {
+    // Stop words exist for the unicode analyzer only; the indexer refuses them with `simple`.
+    // An index, once built, keeps the names in its schema (`open` reads them there).
+    let analyzer = |title: bool| {
+        let analysis = settings.analysis_of(title);
+        match (settings.analyzer, analysis.stemming) {
+            (Analyzer::Unicode, stemming) => {
+                analyzers::unicode_name(revision, analysis.language, stemming, analysis.stop_words)
+            }
+            (Analyzer::Simple, true) => "en_stem".to_string(),
+            (Analyzer::Simple, false) => "default".to_string(),
+        }
+    };
+    let options = |title: bool| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(&analyzer(title))
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+    };
+    let mut builder = Schema::builder();
+    let idx = builder.add_u64_field(IDX, NumericOptions::default().set_indexed().set_fast());
+    let mut searched = vec![
+        Searched {
+            field: builder.add_text_field("title", options(true)),
+            name: "title".into(),
+            boost: settings.title_boost,
+            title: true,
+        },
+        Searched {
+            field: builder.add_text_field("text", options(false)),
+            name: "text".into(),
+            boost: 1.0,
+            title: false,
+        },
+    ];
+    for wanted in &settings.search_fields {
+        let field = builder.add_text_field(&format!("{FIELD_PREFIX}{}", wanted.name), options(false));
+        searched.push(Searched { field, name: wanted.name.clone(), boost: wanted.boost, title: false });
+    }
+    (builder.build(), Fields { idx, searched })
+}
+
+/// The fields of an index on disk, for `settings`: every searched catalog field the settings
+/// name must be in the schema, and the schema must search no other.
+///
+/// # Errors
+/// [`Error::BadIndex`] naming what is missing or extra.
+pub(super) fn fields_of(schema: &Schema, settings: &LexicalSettings, dir: &Path) -> Result<Fields> {
+    let bad = |reason: String| Error::BadIndex { path: dir.to_path_buf(), reason };
+    let field = |name: &str| schema.get_field(name).map_err(|_| bad(format!("lexical index has no field {name:?}")));
+    let mut searched = vec![
+        Searched { field: field("title")?, name: "title".into(), boost: settings.title_boost, title: true },
+        Searched { field: field("text")?, name: "text".into(), boost: 1.0, title: false },
+    ];
+    for wanted in &settings.search_fields {
+        let field = field(&format!("{FIELD_PREFIX}{}", wanted.name))?;
+        searched.push(Searched { field, name: wanted.name.clone(), boost: wanted.boost, title: false });
+    }
+    let in_schema = schema.fields().filter(|(_, entry)| entry.name().starts_with(FIELD_PREFIX)).count();
+    if in_schema != settings.search_fields.len() {
+        return Err(bad(format!(
+            "lexical index searches {in_schema} catalog fields, its settings name {}",
+            settings.search_fields.len()
+        )));
+    }
+    Ok(Fields { idx: field(IDX)?, searched })
+}
+
+/// `item` (at catalog index `idx`) as a document of `fields`: a list field's strings are each
+/// a value of the field, as tantivy indexes a multi-valued field (one length, the sum).
+///
+/// # Errors
+/// A searched field that holds a number for this item (`fields.NAME`).
+pub(super) fn document(fields: &Fields, idx: u32, item: &Item) -> Result<TantivyDocument> {
+    let mut doc = TantivyDocument::default();
+    doc.add_u64(fields.idx, u64::from(idx));
+    doc.add_text(fields.title(), &item.title);
+    doc.add_text(fields.text(), &item.text);
+    for searched in fields.catalog() {
+        match item.fields.get(&searched.name) {
+            None => {}
+            Some(FieldValue::Text(value)) => doc.add_text(searched.field, value),
+            Some(FieldValue::List(values)) => values.iter().for_each(|value| doc.add_text(searched.field, value)),
+            Some(FieldValue::Number(_)) => {
+                return Err(Error::invalid(
+                    format!("fields.{}", searched.name),
+                    format!("item {:?} holds a number here, and BM25 searches text and lists only", item.id),
+                ))
+            }
+        }
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lexical::{Bm25Params, FieldCombination, LexicalIndex, MAX_SEARCH_FIELDS};
+
+    fn item(id: &str, title: &str, fields: serde_json::Value) -> Item {
+        Item {
+            id: id.into(),
+            title: title.into(),
+            text: "Packs small.".into(),
+            fields: serde_json::from_value(fields).unwrap(),
+        }
+    }
+
+    fn searching(fields: &[(&str, f32)]) -> LexicalSettings {
+        let search_fields = fields.iter().map(|(name, boost)| SearchField { name: name.to_string(), boost: *boost });
+        LexicalSettings { search_fields: search_fields.collect(), ..LexicalSettings::default() }
+    }
+
+    fn index(dir: &Path, settings: &LexicalSettings, items: &[Item]) -> LexicalIndex {
+        LexicalIndex::build(dir, items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone()).unwrap();
+        LexicalIndex::open(dir, settings.clone()).unwrap()
+    }
+
+    /// A brand and a list of tags are found by BM25 beside the title and the text, under both
+    /// field combinations, weighted by their boost, explained by name; live items too.
+    #[test]
+    fn catalog_fields_are_searched_with_their_weight() {
+        let items = [
+            item(
+                "tent",
+                "Cirque 2 bivy",
+                serde_json::json!({"brand": "Kestrel", "tags": ["freestanding", "ultralight"]}),
+            ),
+            item("stove", "Kestrel stove", serde_json::json!({"brand": "Northpeak", "price": 40})),
+            item("mug", "Enamel mug", serde_json::json!({})),
+        ];
+        let settings = searching(&[("brand", 2.0), ("tags", 1.0)]);
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), &settings, &items);
+        let ids = |query: &str, params: Bm25Params| -> Vec<u32> {
+            lexical.search_with(query, 5, None, params).unwrap().iter().map(|h| h.0).collect()
+        };
+        for fields in [FieldCombination::Bm25f, FieldCombination::Sum] {
+            let params = Bm25Params { fields, ..Bm25Params::default() };
+            assert_eq!(ids("ultralight", params), [0], "a tag");
+            assert_eq!(ids("freestanding tent", params), [0]);
+            assert_eq!(ids("northpeak", params), [1], "a brand");
+            assert_eq!(ids("kestrel", params).len(), 2, "in a brand and in a title");
+            let tree = lexical.explain_with("kestrel", 0, params).unwrap().unwrap();
+            let text = format!("{tree:?}");
+            assert!(text.contains("brand"), "{text}");
+            let score = lexical.score_all("kestrel", params).unwrap().into_iter().find(|h| h.0 == 0).unwrap().1;
+            assert!((tree.value - f64::from(score)).abs() < 1e-5);
+        }
+        // The weight counts: a heavier brand scores the brand's item higher.
+        let heavier = searching(&[("brand", 6.0), ("tags", 1.0)]);
+        let heavy_dir = tempfile::tempdir().unwrap();
+        let heavy = index(heavy_dir.path(), &heavier, &items);
+        let score = |lexical: &LexicalIndex| lexical.score_all("northpeak", Bm25Params::default()).unwrap()[0].1;
+        assert!(score(&heavy) > score(&lexical), "{} vs {}", score(&heavy), score(&lexical));
+        // Without the setting the fields are not searched.
+        let plain_dir = tempfile::tempdir().unwrap();
+        let plain = index(plain_dir.path(), &LexicalSettings::default(), &items);
+        assert!(plain.search("ultralight", 5, None).unwrap().is_empty());
+        // A live item's fields are searched too; one holding a number there is refused whole.
+        let live = item("pack", "Daypack", serde_json::json!({"tags": ["ultralight"]}));
+        lexical.add_live([(3, &live)]).unwrap();
+        assert_eq!(lexical.search("ultralight", 5, None).unwrap().len(), 2);
+        let numeric = item("bad", "Bad", serde_json::json!({"brand": 7}));
+        let error = lexical.add_live([(4, &numeric)]).unwrap_err().to_string();
+        assert!(error.contains("fields.brand"), "{error}");
+    }
+
+    #[test]
+    fn a_number_in_a_searched_field_is_refused_at_build() {
+        let items = [item("stove", "Stove", serde_json::json!({"price": 40}))];
+        let dir = tempfile::tempdir().unwrap();
+        let settings = searching(&[("price", 1.0)]);
+        let error = LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("fields.price") && error.contains("\"stove\""), "{error}");
+    }
+
+    #[test]
+    fn searched_fields_are_checked_and_must_match_the_index() {
+        for (fields, expected) in [
+            (vec![("brand", 1.0), ("brand", 2.0)], "named twice"),
+            (vec![("brand", 0.0)], "not a positive number"),
+            (vec![("brand", f32::NAN)], "not a positive number"),
+            (vec![("", 1.0)], "without a name"),
+        ] {
+            let error = searching(&fields).check().unwrap_err().to_string();
+            assert!(error.contains(expected), "{fields:?}: {error}");
+        }
+        let many: Vec<(String, f32)> = (0..=MAX_SEARCH_FIELDS).map(|i| (format!("f{i}"), 1.0)).collect();
+        let many: Vec<(&str, f32)> = many.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+        assert!(searching(&many).check().unwrap_err().to_string().contains("at most"));
+
+        // Settings and schema disagree: refused at open, either way round.
+        let items = [item("tent", "Tent", serde_json::json!({"brand": "Kestrel"}))];
+        let dir = tempfile::tempdir().unwrap();
+        index(dir.path(), &searching(&[("brand", 1.0)]), &items);
+        let error = LexicalIndex::open(dir.path(), searching(&[("tags", 1.0)])).err().unwrap().to_string();
+        assert!(error.contains("field.tags"), "{error}");
+        let error = LexicalIndex::open(dir.path(), LexicalSettings::default()).err().unwrap().to_string();
+        assert!(error.contains("searches 1 catalog fields"), "{error}");
+        // A manifest from before the setting searches none.
+        let old: LexicalSettings = serde_json::from_str(r#"{"title_boost": 1.0, "stemming": true}"#).unwrap();
+        assert!(old.search_fields.is_empty());
+        let written = serde_json::to_value(LexicalSettings::default()).unwrap();
+        assert!(written.get("search_fields").is_none(), "not written when empty: {written}");
+    }
+}
