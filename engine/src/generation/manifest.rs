@@ -30,13 +30,15 @@ use crate::lexical::LexicalSettings;
 /// score differently: BM25F's field combination (`lexical.bm25.fields`, read as `sum` by
 /// builds from before it), EASE's recency half-life (`ease.recency_half_life`, applied at
 /// request time, not stored in the weights), a validated content weight for
-/// recommendations other than the model family's constant (`cf_selection.content_weight`) and
-/// the title's own BM25 b and analysis (`lexical.bm25.title_b`, `lexical.title_analysis`:
-/// older builds analyse a query once, by the text's analyzer), and catalog fields BM25
-/// searches (`lexical.search_fields`, which older builds would not search).
+/// recommendations other than the model family's constant (`cf_selection.content_weight`).
 /// Version 6 marks a generation embedded at w8a8: a build from before it does not know the
 /// precision, and says the generation is newer than it reads instead of failing to parse it.
-pub const FORMAT_VERSION: u32 = 6;
+/// Version 7 marks BM25 settings per field, which builds that read 5 and 6 would read past
+/// without a word: the title's own b (`lexical.bm25.title_b`), the title analysed apart from
+/// the text (`lexical.title_analysis`; those builds analyse a query once, by the text's
+/// analyzer) and catalog fields BM25 searches (`lexical.search_fields`, which they would not
+/// search).
+pub const FORMAT_VERSION: u32 = 7;
 
 /// The version scoring settings older builds would ignore need (version 5 above).
 pub const SCORING_FORMAT_VERSION: u32 = 5;
@@ -52,6 +54,9 @@ pub const MIN_FORMAT_VERSION: u32 = 1;
 
 /// The version a generation embedded at w8a8 needs ([`FORMAT_VERSION`]'s version 6).
 pub const W8A8_FORMAT_VERSION: u32 = 6;
+
+/// The version BM25 settings per field need ([`FORMAT_VERSION`]'s version 7).
+pub const PER_FIELD_FORMAT_VERSION: u32 = 7;
 
 /// The version a generation embedded at `precision` is written as.
 pub fn format_version_for(precision: Precision) -> u32 {
@@ -75,10 +80,12 @@ pub fn format_version_of(manifest: &Manifest) -> u32 {
     if !manifest.files.is_empty() {
         version = version.max(SHIPPED_FORMAT_VERSION);
     }
-    let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f
-        || manifest.lexical.bm25.title_b.is_some()
-        || manifest.lexical.title_analysis.is_some()
-        || !manifest.lexical.search_fields.is_empty();
+    let bm25f = manifest.lexical.bm25.fields == crate::lexical::FieldCombination::Bm25f;
+    let lexical = &manifest.lexical;
+    // A title b equal to b is still written: a request's b then leaves the title's alone.
+    if lexical.bm25.title_b.is_some() || !lexical.fields_analysed_alike() || !lexical.search_fields.is_empty() {
+        version = version.max(PER_FIELD_FORMAT_VERSION);
+    }
     let recency = manifest.ease.as_ref().is_some_and(|e| e.recency_half_life > 0.0);
     // A validated weight equal to the family's constant scores as older builds do.
     let constant = crate::request::defaults::recommend_content_weight(manifest.ease.is_some());

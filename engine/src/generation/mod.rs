@@ -264,17 +264,19 @@ mod tests {
         m.ease = None;
         m.precision = Precision::Int8;
         m.lexical.bm25.title_b = Some(0.3);
-        assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read past the title's own b");
+        assert_eq!(format_version_of(&m), PER_FIELD_FORMAT_VERSION, "builds that read 5 and 6 ignore the title's b");
         m.lexical.bm25.title_b = None;
         m.lexical.title_analysis = Some(crate::lexical::FieldAnalysis {
             language: crate::lexical::Language::German,
             stemming: true,
             stop_words: false,
         });
-        assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds analyse the title as the text");
+        assert_eq!(format_version_of(&m), PER_FIELD_FORMAT_VERSION, "older builds analyse the title as the text");
+        m.lexical.title_analysis = Some(m.lexical.analysis_of(false));
+        assert_eq!(format_version_of(&m), 2, "a title analysed as the text reads alike everywhere");
         m.lexical.title_analysis = None;
         m.lexical.search_fields = vec![crate::lexical::SearchField { name: "brand".into(), boost: 2.0 }];
-        assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds would not search the brand");
+        assert_eq!(format_version_of(&m), PER_FIELD_FORMAT_VERSION, "older builds would not search the brand");
         m.lexical.search_fields.clear();
         m.lexical.bm25.fields = FieldCombination::Bm25f;
         assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read BM25F as sum");

@@ -412,6 +412,24 @@ mod tests {
         assert!(labels.contains(&"title:schuh, product of") && labels.contains(&"text:boot, product of"), "{labels:?}");
         let score = lexical.score_all("Schuh boots", sum).unwrap().into_iter().find(|h| h.0 == 0).unwrap().1;
         assert!((tree.value - f64::from(score)).abs() < 1e-5);
+        // Settings that do not describe the index are refused when it opens.
+        for wrong in [
+            LexicalSettings { title_analysis: None, ..settings.clone() },
+            LexicalSettings { bm25: super::super::Bm25Params::default(), ..settings.clone() },
+        ] {
+            let error = LexicalIndex::open(dir.path(), wrong).err().unwrap().to_string();
+            assert!(error.contains("schema names two analyzer(s)"), "{error}");
+        }
+        // tantivy's own scorer, whose query is built field by field, gives the same scores.
+        for query in ["Schuh boots", "Berg trails", "Emaille mug camp"] {
+            let theirs = lexical.search_tantivy(query, 10, None).unwrap();
+            let mut ours = lexical.score_all(query, super::super::Bm25Params::TANTIVY).unwrap();
+            ours.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            assert_eq!(theirs.len(), ours.len(), "{query}");
+            for (t, o) in theirs.iter().zip(&ours) {
+                assert!(t.0 == o.0 && (t.1 - o.1).abs() <= 1e-5 * t.1.max(1.0), "{query}: {theirs:?} vs {ours:?}");
+            }
+        }
         let live = item("shoes", "Schuhe aus Leder", "");
         lexical.add_live([(2, &live)]).unwrap();
         assert_eq!(lexical.search("Schuh", 3, None).unwrap().len(), 2, "a live title is analysed in German too");

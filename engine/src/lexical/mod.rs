@@ -1,7 +1,8 @@
 //! BM25 over item titles and texts (tantivy).
 //!
-//! Queries are plain text, never query syntax: the query is run through the field's own
-//! analyzer and each token becomes a SHOULD clause on title (boosted) and on text. A user typing
+//! Queries are plain text, never query syntax: each field analyses the query with its own
+//! analyzer (the title's may differ from the text's, which every other field shares), and each
+//! term is looked up in the fields that analysed it so. A user typing
 //! `COVID-19: AND (pre)print?` gets a search for those words, not a syntax error.
 
 use std::path::Path;
@@ -158,6 +159,19 @@ impl LexicalIndex {
             };
             name(fields.title()) == name(fields.text())
         };
+        // The manifest's settings must describe this index, or every search would fail (BM25F
+        // over fields analysed apart) or analyse queries unlike the items.
+        if alike != settings.fields_analysed_alike() || (!alike && settings.bm25.fields == FieldCombination::Bm25f) {
+            return Err(Error::BadIndex {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "its settings analyse the title {} the text, with fields combined by {:?}, but its schema names {} analyzer(s)",
+                    if settings.fields_analysed_alike() { "as" } else { "apart from" },
+                    settings.bm25.fields,
+                    if alike { "one" } else { "two" },
+                ),
+            });
+        }
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(LexicalIndex { index, reader, fields, settings, alike, live: std::sync::Mutex::new(None) })
     }

@@ -339,6 +339,11 @@ impl IndexArgs {
             };
             // A title analysed as the text is no exception (and BM25F may combine them).
             lexical.title_analysis = (title != text).then_some(title);
+            anyhow::ensure!(
+                lexical.title_analysis.is_none() || lexical.bm25.fields == FieldCombination::Sum,
+                "--title-language/--title-stemming/--title-stop-words need --bm25-fields sum: BM25F adds one \
+                 term's frequencies across the title and the text, so both must analyse a word alike"
+            );
         }
         lexical.check().context("--title-language/--title-stemming/--title-stop-words/--search-fields")?;
         Ok(IndexSettings {
@@ -395,7 +400,7 @@ mod tests {
         assert_eq!(unstemmed.title_analysis, Some(expected));
         assert_eq!(settings(&["--title-language", "english"]).unwrap().title_analysis, None, "as the text");
         let error = settings(&["--title-language", "german"]).unwrap_err();
-        assert!(error.contains("--title-language") && error.contains("by sum"), "{error}");
+        assert!(error.contains("--title-language") && error.contains("need --bm25-fields sum"), "{error}");
         let error = settings(&["--bm25-fields", "sum", "--title-language", "turkish", "--title-stop-words", "on"]);
         assert!(error.unwrap_err().contains("no stop-word list for turkish"));
         assert!(settings(&["--title-stemming", "maybe"]).unwrap_err().contains("neither on nor off"));
