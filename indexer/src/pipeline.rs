@@ -467,7 +467,19 @@ fn build_into(
     )?;
     if settings.lexical.analyzer == hyrank_engine::lexical::Analyzer::Unicode {
         use hyrank_engine::analysis::long_tokens;
-        counts.long_tokens_split = items.iter().map(|i| long_tokens(&i.title) + long_tokens(&i.text)).sum();
+        // The title, the text, and the strings of the catalog fields BM25 searches.
+        let searched = |item: &hyrank_engine::item::Item| -> usize {
+            let fields = settings.lexical.search_fields.iter().filter_map(|f| item.fields.get(&f.name));
+            fields
+                .map(|value| match value {
+                    hyrank_engine::item::FieldValue::Text(text) => long_tokens(text),
+                    hyrank_engine::item::FieldValue::List(values) => values.iter().map(|v| long_tokens(v)).sum(),
+                    hyrank_engine::item::FieldValue::Number(_) => 0,
+                })
+                .sum()
+        };
+        counts.long_tokens_split =
+            items.iter().map(|i| long_tokens(&i.title) + long_tokens(&i.text) + searched(i)).sum();
         if counts.long_tokens_split > 0 {
             tracing::warn!(
                 tokens = counts.long_tokens_split,

@@ -21,8 +21,8 @@ use crate::explain::Explanation;
 pub struct Bm25Params {
     /// Term-frequency saturation, 0 (presence only) to [`MAX_K1`].
     pub k1: f32,
-    /// Length normalisation of the text, and of the title unless `title_b` is given: 0 (none)
-    /// to 1 (full).
+    /// Length normalisation of the text and the catalog fields searched, and of the title
+    /// unless `title_b` is given: 0 (none) to 1 (full).
     pub b: f32,
     /// The title's own length normalisation, 0 to 1; absent: `b`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -32,7 +32,8 @@ pub struct Bm25Params {
     pub fields: FieldCombination,
 }
 
-/// How BM25 scores an item with several text fields (its title and its text).
+/// How BM25 scores an item with several text fields (its title, its text and the catalog
+/// fields it searches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -188,6 +189,12 @@ impl FieldTf {
     }
 }
 
+/// How many documents of `segment` hold `field` (a field norm above 0).
+pub(super) fn docs_holding(segment: &tantivy::SegmentReader, field: tantivy::schema::Field) -> Result<u64> {
+    let norms = segment.get_fieldnorms_reader(field)?;
+    Ok((0..segment.max_doc()).filter(|&doc| norms.fieldnorm_id(doc) > 0).count() as u64)
+}
+
 impl LexicalIndex {
     /// Checks `params` against their ranges and against this index.
     ///
@@ -230,8 +237,9 @@ impl LexicalIndex {
         // otherwise the title's own terms in the title, and the text's in every other field
         // (BM25F refused, it needs one term across fields).
         let searched = &self.fields.searched;
-        let every: u32 = (1 << searched.len()) - 1;
-        let tokens: Vec<(String, u32)> = if self.alike {
+        // Settings allow at most 32 fields (`MAX_SEARCH_FIELDS` + 2): the mask never overflows.
+        let every: u64 = (1u64 << searched.len()) - 1;
+        let tokens: Vec<(String, u64)> = if self.alike {
             self.tokens(text)?.into_iter().map(|t| (t, every)).collect()
         } else {
             let title = self.tokens_of(self.fields.title(), text)?.into_iter().map(|t| (t, 1));
@@ -246,13 +254,25 @@ impl LexicalIndex {
             return Ok(Vec::new());
         }
         let b: Vec<f32> = searched.iter().map(|f| params.b_of(f.title)).collect();
+        // avgdl: the title's and the text's tokens over every item, as tantivy's scorer has it
+        // (every item has both, in practice); a catalog field's over the items that hold it, as
+        // Lucene has it for every field: a brand one item in ten has would otherwise look ten
+        // times longer than average wherever it is present.
+        let generation_segments = searchers[0].segment_readers().len();
         let mut avgdl = vec![0f32; searched.len()];
-        for (slot, f) in avgdl.iter_mut().zip(searched) {
+        for (f, (slot, field)) in avgdl.iter_mut().zip(searched).enumerate() {
             let mut field_tokens = 0u64;
             for reader in &segments {
-                field_tokens += reader.inverted_index(f.field)?.total_num_tokens();
+                field_tokens += reader.inverted_index(field.field)?.total_num_tokens();
             }
-            *slot = field_tokens as f32 / total_docs as f32;
+            let docs = match self.field_docs.get(f).copied().flatten() {
+                Some(stored) => {
+                    let live = segments[generation_segments..].iter().map(|r| docs_holding(r, field.field));
+                    stored + live.sum::<Result<u64>>()?
+                }
+                None => total_docs,
+            };
+            *slot = field_tokens as f32 / docs.max(1) as f32;
         }
         let items = segments.iter().map(|s| s.fast_fields().u64(IDX)).collect::<tantivy::Result<Vec<_>>>()?;
         let idf = |n: u64| (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();

@@ -33,14 +33,10 @@ impl LexicalIndex {
             *live = Some(LiveSegment { writer, reader });
         }
         let segment = live.as_mut().expect("created above");
-        // Every document first: an item that cannot be one leaves none of the batch half-added.
-        let documents = items
-            .into_iter()
-            .map(|(idx, item)| super::schema::document(&self.fields, idx, item))
-            .collect::<Result<Vec<_>>>()?;
-        let added = documents.len();
-        for document in documents {
-            segment.writer.add_document(document)?;
+        let mut added = 0;
+        for (idx, item) in items {
+            segment.writer.add_document(super::schema::document(&self.fields, idx, item))?;
+            added += 1;
         }
         if added > 0 {
             segment.writer.commit()?;

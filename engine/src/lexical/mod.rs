@@ -94,6 +94,9 @@ pub struct LexicalIndex {
     /// Whether the title and the text were indexed by the same analyzer (the schema's names):
     /// a query is then analysed once, and BM25F may combine the fields.
     alike: bool,
+    /// Per searched field, for catalog fields only: how many of the generation's items hold it
+    /// (counted once, at open), for its average length.
+    field_docs: Vec<Option<u64>>,
     /// Items written live since the build ([`LexicalIndex::add_live`]): a tantivy index in
     /// memory beside the generation's, which stays immutable on disk.
     live: std::sync::Mutex<Option<LiveSegment>>,
@@ -123,7 +126,7 @@ impl LexicalIndex {
         analyzers::register(&index);
         let mut writer = index.writer_with_num_threads(1, 100_000_000)?;
         for (idx, item) in items {
-            writer.add_document(schema::document(&fields, idx, item)?)?;
+            writer.add_document(schema::document(&fields, idx, item))?;
         }
         writer.commit()?;
         // One segment: BM25 statistics are then exactly those of the whole collection, and
@@ -138,6 +141,7 @@ impl LexicalIndex {
 
     /// Opens what [`LexicalIndex::build`] wrote.
     pub fn open(dir: &Path, settings: LexicalSettings) -> Result<Self> {
+        settings.check().map_err(|e| Error::BadIndex { path: dir.to_path_buf(), reason: e.to_string() })?;
         let index = Index::open_in_dir(dir)?;
         analyzers::register(&index);
         let fields = schema::fields_of(&index.schema(), &settings, dir)?;
@@ -172,8 +176,17 @@ impl LexicalIndex {
                 ),
             });
         }
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(LexicalIndex { index, reader, fields, settings, alike, live: std::sync::Mutex::new(None) })
+        let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let mut field_docs = Vec::with_capacity(fields.searched.len());
+        for (f, searched) in fields.searched.iter().enumerate() {
+            field_docs.push(if f < 2 {
+                None
+            } else {
+                let segments = reader.searcher().segment_readers().to_vec();
+                Some(segments.iter().map(|s| bm25::docs_holding(s, searched.field)).sum::<Result<u64>>()?)
+            });
+        }
+        Ok(LexicalIndex { index, reader, fields, settings, alike, field_docs, live: std::sync::Mutex::new(None) })
     }
 
     /// The query's terms after the text's analysis, in order, repeats kept (each counts, as
@@ -305,6 +318,25 @@ impl LexicalIndex {
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Our scorer at tantivy's constants gives tantivy's own hits, scores and explanation values
+/// for each query (the tests of every field layout share it).
+#[cfg(test)]
+pub(super) fn agrees_with_tantivy(lexical: &LexicalIndex, queries: &[&str]) {
+    for &query in queries {
+        let theirs = lexical.search_tantivy(query, 10, None).unwrap();
+        let mut ours = lexical.score_all(query, Bm25Params::TANTIVY).unwrap();
+        ours.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(theirs.len(), ours.len(), "{query}");
+        for (t, o) in theirs.iter().zip(&ours) {
+            assert_eq!(t.0, o.0, "{query}: {theirs:?} vs {ours:?}");
+            assert!((t.1 - o.1).abs() <= 1e-5 * t.1.abs().max(1.0), "{query}: {t:?} vs {o:?}");
+            let tree = lexical.explain_with(query, t.0, Bm25Params::TANTIVY).unwrap().unwrap();
+            let reference = lexical.explain_tantivy(query, t.0).unwrap().unwrap();
+            assert!((tree.value - reference.value).abs() <= 1e-5 * reference.value.abs().max(1.0));
+        }
     }
 }
 
@@ -449,19 +481,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let settings = LexicalSettings { title_boost: 2.0, ..LexicalSettings::default() };
         let lexical = index(dir.path(), settings, &items);
-        for query in ["tent", "light small tent", "stove trail tent tent"] {
-            let theirs = lexical.search_tantivy(query, 10, None).unwrap();
-            let mut ours = lexical.score_all(query, Bm25Params::TANTIVY).unwrap();
-            ours.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            assert_eq!(theirs.len(), ours.len(), "{query}");
-            for (t, o) in theirs.iter().zip(&ours) {
-                assert_eq!(t.0, o.0, "{query}: {theirs:?} vs {ours:?}");
-                assert!((t.1 - o.1).abs() <= 1e-5 * t.1.abs().max(1.0), "{query}: {t:?} vs {o:?}");
-                let tree = lexical.explain_with(query, t.0, Bm25Params::TANTIVY).unwrap().unwrap();
-                let reference = lexical.explain_tantivy(query, t.0).unwrap().unwrap();
-                assert!((tree.value - reference.value).abs() <= 1e-5 * reference.value.abs().max(1.0));
-            }
-        }
+        agrees_with_tantivy(&lexical, &["tent", "light small tent", "stove trail tent tent"]);
         // b = 0: no length normalisation, so the long sleeping-bag text no longer loses to the
         // short footprint on equal "tent" counts in the text... and k1 = 0: presence only.
         let presence = lexical.search_with("tent", 10, None, Bm25Params { k1: 0.0, ..Bm25Params::TANTIVY }).unwrap();

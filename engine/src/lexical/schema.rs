@@ -135,11 +135,11 @@ pub(super) fn fields_of(schema: &Schema, settings: &LexicalSettings, dir: &Path)
 }
 
 /// `item` (at catalog index `idx`) as a document of `fields`: a list field's strings are each
-/// a value of the field, as tantivy indexes a multi-valued field (one length, the sum).
-///
-/// # Errors
-/// A searched field that holds a number for this item (`fields.NAME`).
-pub(super) fn document(fields: &Fields, idx: u32, item: &Item) -> Result<TantivyDocument> {
+/// a value of the field, as tantivy indexes a multi-valued field (one length, the sum); a
+/// number is indexed as its text (`25`, `25.5`), as [`crate::item::FieldType::coerce`] makes
+/// it. Infallible by design: a live item written before its field's type was known must not
+/// fall out of BM25.
+pub(super) fn document(fields: &Fields, idx: u32, item: &Item) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
     doc.add_u64(fields.idx, u64::from(idx));
     doc.add_text(fields.title(), &item.title);
@@ -149,15 +149,10 @@ pub(super) fn document(fields: &Fields, idx: u32, item: &Item) -> Result<Tantivy
             None => {}
             Some(FieldValue::Text(value)) => doc.add_text(searched.field, value),
             Some(FieldValue::List(values)) => values.iter().for_each(|value| doc.add_text(searched.field, value)),
-            Some(FieldValue::Number(_)) => {
-                return Err(Error::invalid(
-                    format!("fields.{}", searched.name),
-                    format!("item {:?} holds a number here, and BM25 searches text and lists only", item.id),
-                ))
-            }
+            Some(FieldValue::Number(n)) => doc.add_text(searched.field, format!("{n}")),
         }
     }
-    Ok(doc)
+    doc
 }
 
 #[cfg(test)]
@@ -215,34 +210,86 @@ mod tests {
             let score = lexical.score_all("kestrel", params).unwrap().into_iter().find(|h| h.0 == 0).unwrap().1;
             assert!((tree.value - f64::from(score)).abs() < 1e-5);
         }
-        // The weight counts: a heavier brand scores the brand's item higher.
-        let heavier = searching(&[("brand", 6.0), ("tags", 1.0)]);
-        let heavy_dir = tempfile::tempdir().unwrap();
-        let heavy = index(heavy_dir.path(), &heavier, &items);
-        let score = |lexical: &LexicalIndex| lexical.score_all("northpeak", Bm25Params::default()).unwrap()[0].1;
-        assert!(score(&heavy) > score(&lexical), "{} vs {}", score(&heavy), score(&lexical));
+        // The weight decides between a brand match and a text match.
+        let rivals = [
+            item("branded", "Daypack", serde_json::json!({"brand": "Acme"})),
+            Item { text: "Acme buckles and straps.".into(), ..item("mention", "Sling", serde_json::json!({})) },
+        ];
+        for (weight, first) in [(0.1, "mention"), (10.0, "branded")] {
+            let weighted = searching(&[("brand", weight)]);
+            let dir = tempfile::tempdir().unwrap();
+            let lexical = index(dir.path(), &weighted, &rivals);
+            let hits = lexical.search("acme", 2, None).unwrap();
+            assert_eq!(hits.len(), 2);
+            assert_eq!(rivals[hits[0].0 as usize].id, first, "brand weight {weight}");
+        }
         // Without the setting the fields are not searched.
         let plain_dir = tempfile::tempdir().unwrap();
         let plain = index(plain_dir.path(), &LexicalSettings::default(), &items);
         assert!(plain.search("ultralight", 5, None).unwrap().is_empty());
-        // A live item's fields are searched too; one holding a number there is refused whole.
+        // A live item's fields are searched too.
         let live = item("pack", "Daypack", serde_json::json!({"tags": ["ultralight"]}));
         lexical.add_live([(3, &live)]).unwrap();
         assert_eq!(lexical.search("ultralight", 5, None).unwrap().len(), 2);
-        let numeric = item("bad", "Bad", serde_json::json!({"brand": 7}));
-        let error = lexical.add_live([(4, &numeric)]).unwrap_err().to_string();
-        assert!(error.contains("fields.brand"), "{error}");
     }
 
+    /// A number where a searched field holds text (a live item typed against an older
+    /// generation) is indexed as its text, as the catalog's types would turn it, never refused:
+    /// refusing would drop the item from BM25 with the write already durable.
     #[test]
-    fn a_number_in_a_searched_field_is_refused_at_build() {
-        let items = [item("stove", "Stove", serde_json::json!({"price": 40}))];
+    fn a_number_in_a_searched_field_is_indexed_as_its_text() {
+        let items = [item("stove", "Stove", serde_json::json!({"model": 40}))];
+        let settings = searching(&[("model", 1.0)]);
         let dir = tempfile::tempdir().unwrap();
-        let settings = searching(&[("price", 1.0)]);
-        let error = LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings)
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("fields.price") && error.contains("\"stove\""), "{error}");
+        let lexical = index(dir.path(), &settings, &items);
+        assert_eq!(lexical.search("40", 5, None).unwrap().len(), 1);
+        let live = item("lamp", "Lamp", serde_json::json!({"model": 7.5}));
+        lexical.add_live([(1, &live)]).unwrap();
+        assert_eq!(lexical.search("7.5", 5, None).unwrap().first().map(|h| h.0), Some(1));
+    }
+
+    /// A field most items lack is as long as the items holding it make it (Lucene's average),
+    /// and where every item holds every field our scores are tantivy's own.
+    #[test]
+    fn a_sparse_field_averages_over_the_items_that_hold_it() {
+        let mut items: Vec<Item> = (0..9).map(|i| item(&format!("plain{i}"), "Mug", serde_json::json!({}))).collect();
+        items.push(item("branded", "Mug", serde_json::json!({"brand": "Acme Outdoor"})));
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), &searching(&[("brand", 1.0)]), &items);
+        let tree = lexical.explain_with("acme", 9, Bm25Params::default()).unwrap().unwrap();
+        let mut avgdl = Vec::new();
+        let mut stack = vec![&tree];
+        while let Some(node) = stack.pop() {
+            if node.label.starts_with("avgdl") {
+                avgdl.push(node.value);
+            }
+            stack.extend(&node.children);
+        }
+        assert_eq!(avgdl, [2.0], "the brand's two words over the one item holding it: {tree:?}");
+
+        let full: Vec<Item> = [("a", "Acme Outdoor", "light"), ("b", "Northpeak", "light tent"), ("c", "Acme", "tent")]
+            .iter()
+            .map(|(id, brand, tag)| item(id, "Tent", serde_json::json!({"brand": brand, "tags": [tag, "camp"]})))
+            .collect();
+        let full_dir = tempfile::tempdir().unwrap();
+        let lexical = index(full_dir.path(), &searching(&[("brand", 2.0), ("tags", 1.0)]), &full);
+        crate::lexical::agrees_with_tantivy(&lexical, &["acme", "light tent", "acme camp tent"]);
+    }
+
+    /// The most fields the settings allow are all searched (a bit per field, 32 with the
+    /// title and the text).
+    #[test]
+    fn the_most_fields_allowed_are_all_searched() {
+        let names: Vec<String> = (0..MAX_SEARCH_FIELDS).map(|i| format!("f{i}")).collect();
+        let fields = names.iter().map(|n| (n.clone(), serde_json::Value::from(format!("word{n}"))));
+        let items = [item("many", "Many", serde_json::Value::Object(fields.collect()))];
+        let settings = searching(&names.iter().map(|n| (n.as_str(), 1.0)).collect::<Vec<_>>());
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), &settings, &items);
+        let last = format!("wordf{}", MAX_SEARCH_FIELDS - 1);
+        for query in ["wordf0", last.as_str(), "many"] {
+            assert_eq!(lexical.search(query, 5, None).unwrap().len(), 1, "{query}");
+        }
     }
 
     #[test]
@@ -252,6 +299,7 @@ mod tests {
             (vec![("brand", 0.0)], "not a positive number"),
             (vec![("brand", f32::NAN)], "not a positive number"),
             (vec![("", 1.0)], "without a name"),
+            (vec![("title", 1.0)], "the item's own field"),
         ] {
             let error = searching(&fields).check().unwrap_err().to_string();
             assert!(error.contains(expected), "{fields:?}: {error}");

@@ -20,11 +20,13 @@ fn parse_language(name: &str) -> Result<Language, String> {
     name.parse()
 }
 
-/// `--search-fields`: `NAME` or `NAME^WEIGHT` (Elasticsearch's way of weighting a field).
+/// `--search-fields`: `NAME` or `NAME^WEIGHT` (Elasticsearch's way of weighting a field); the
+/// last `^` starts the weight, and a name cannot hold a comma (the flag's separator).
 fn parse_search_field(spec: &str) -> Result<SearchField, String> {
     let (name, boost) = match spec.rsplit_once('^') {
         Some((name, weight)) => {
-            let boost = weight.parse::<f32>().map_err(|_| format!("{spec:?}: the weight after ^ is not a number"))?;
+            let boost =
+                weight.trim().parse::<f32>().map_err(|_| format!("{spec:?}: the weight after ^ is not a number"))?;
             (name, boost)
         }
         None => (spec, 1.0),
@@ -171,8 +173,8 @@ pub(crate) struct IndexArgs {
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub(crate) title_stemming: Option<bool>,
     /// BM25: catalog fields searched beside the title and the text, as `NAME` or
-    /// `NAME^WEIGHT` separated by commas (`brand^2,tags`); text and list fields only, analysed
-    /// as the text.
+    /// `NAME^WEIGHT` separated by commas (`brand^2,tags`; the last `^` starts the weight); text
+    /// and list fields only, analysed as the text, at most 30.
     #[arg(long, value_delimiter = ',', value_parser = parse_search_field)]
     pub(crate) search_fields: Vec<SearchField>,
     /// BM25: whether the title's stop words are dropped, where it differs from the text.
