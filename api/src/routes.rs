@@ -325,12 +325,13 @@ pub(crate) async fn similar(
     let fusion = match params.fusion.as_deref() {
         None | Some("rrf") => Fusion::default(),
         Some("linear") => Fusion::Linear,
+        Some("linear_floor") => Fusion::LinearFloor,
         Some("dbsf") => Fusion::Dbsf,
         Some(other) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_request",
-                format!("fusion {other:?} is not rrf, linear or dbsf"),
+                format!("fusion {other:?} is not rrf, linear, linear_floor or dbsf"),
             ))
         }
     };

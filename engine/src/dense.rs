@@ -104,6 +104,19 @@ pub struct VectorIndex {
     /// The items the graph may not reach ([`unreachable_rows`]), ascending; found only for an
     /// index searched through its graph (more items than `exact_limit`), else `None`.
     unreachable: Option<Vec<u32>>,
+    /// The items' mean vector (`dim` values; zeros for an empty index): [`VectorIndex::mean_score`].
+    mean: Vec<f32>,
+}
+
+/// The mean of `vectors`' rows of `dim` values, summed in f64 so that a million rows lose no
+/// precision; zeros when there are none.
+fn mean_row(vectors: &[f32], dim: usize) -> Vec<f32> {
+    let mut sum = vec![0f64; dim];
+    for row in vectors.chunks_exact(dim) {
+        sum.iter_mut().zip(row).for_each(|(s, &x)| *s += f64::from(x));
+    }
+    let rows = (vectors.len() / dim).max(1) as f64;
+    sum.into_iter().map(|s| (s / rows) as f32).collect()
 }
 
 /// The inner product of two vectors over the shorter length (cosine for unit vectors), in
@@ -188,7 +201,8 @@ impl VectorIndex {
         let graph = Hnsw::new(settings.max_connections, rows.max(1), MAX_LAYERS, settings.ef_construction, DistL2 {});
         let batch: Vec<(&Vec<f32>, usize)> = indexed.iter().zip(0..).collect();
         graph.parallel_insert(&batch);
-        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None };
+        let mean = mean_row(&vectors, dim);
+        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, mean };
         Ok(index.with_exact_limit(default_exact_limit(metric)))
     }
 
@@ -225,7 +239,8 @@ impl VectorIndex {
                 reason: format!("graph has {} points but {rows} vectors are stored", graph.get_nb_point()),
             });
         }
-        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None };
+        let mean = mean_row(&vectors, dim);
+        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, mean };
         Ok(index.with_exact_limit(default_exact_limit(metric)))
     }
 
@@ -258,6 +273,15 @@ impl VectorIndex {
     /// Exact similarity of a query to one item under this index's metric.
     pub fn score(&self, query: &[f32], item: u32) -> Option<f32> {
         self.vector(item).map(|v| dot(query, v))
+    }
+
+    /// The mean of [`VectorIndex::score`] over every indexed item: what an item unrelated to
+    /// the query scores on average. The score is a dot product, so by linearity the mean is
+    /// one product with the items' mean vector, `query · (1/n) Σ v_i`, computed once at build
+    /// or load: O(dim) per query. 0 for an empty index. Fusion's `linear_floor` measures the
+    /// dense list from it ([`crate::fusion::Fusion::LinearFloor`]).
+    pub fn mean_score(&self, query: &[f32]) -> f32 {
+        dot(query, &self.mean)
     }
 
     /// The `k` best items for `query` that pass `allow`, best first, as `(item, similarity)`.
@@ -389,6 +413,29 @@ mod tests {
             found += expected.iter().filter(|e| got.contains(e)).count();
         }
         assert!(found >= 190, "recall@10 {} / 200", found);
+    }
+
+    #[test]
+    fn mean_score_is_the_mean_of_every_items_score_after_a_reload_too() {
+        let (dim, rows) = (8, 300);
+        let vectors = random_vectors(rows, dim, true, 21);
+        let index = VectorIndex::build(vectors, dim, Metric::Cosine, HnswSettings::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        index.save(dir.path(), "dense").unwrap();
+        let reloaded = VectorIndex::load(dir.path(), "dense", dim, Metric::Cosine, HnswSettings::default()).unwrap();
+        for query in random_vectors(5, dim, true, 22).chunks(dim) {
+            let mean =
+                (0..rows as u32).map(|item| f64::from(index.score(query, item).unwrap())).sum::<f64>() / rows as f64;
+            for index in [&index, &reloaded] {
+                assert!(
+                    (f64::from(index.mean_score(query)) - mean).abs() < 1e-5,
+                    "{} vs {mean}",
+                    index.mean_score(query)
+                );
+            }
+        }
+        let empty = VectorIndex::build(Vec::new(), dim, Metric::Cosine, HnswSettings::default()).unwrap();
+        assert_eq!(empty.mean_score(&[1.0; 8]), 0.0);
     }
 
     #[test]

@@ -22,12 +22,22 @@ pub struct RankedList {
     /// Items this retriever cannot score at all (`abstaining[item]`), as opposed to scoring
     /// low: CF has no opinion on an item nobody interacted with.
     pub abstaining: Option<Arc<Vec<bool>>>,
+    /// The raw score of an item unrelated to the query, where the retriever can say it: BM25's
+    /// 0 (no query term in the item), the dense retriever's mean score over the catalog
+    /// ([`crate::dense::VectorIndex::mean_score`]). `linear_floor` fusion measures the list
+    /// from it; the other methods ignore it.
+    pub floor: Option<f32>,
 }
 
 impl RankedList {
     /// A list with an opinion on every item.
     pub fn new(retriever: RetrieverKind, hits: Vec<(u32, f32)>) -> Self {
-        RankedList { retriever, hits, abstaining: None }
+        RankedList { retriever, hits, abstaining: None, floor: None }
+    }
+
+    /// The list with its retriever's floor ([`RankedList::floor`]).
+    pub fn with_floor(self, floor: f32) -> Self {
+        RankedList { floor: Some(floor), ..self }
     }
 
     /// Past the mask's end means an item the list's model never saw (written live since the
@@ -57,10 +67,15 @@ pub fn keep_best(hits: &mut Vec<(u32, f32)>, n: usize) {
 /// only that each was retrieved: each member gets 1, what the best of a list gets under
 /// min-max. (Qdrant gives 0.5 there; 1 keeps a single exact match, such as the only item that
 /// contains a rare word, from ranking under the top of a list that merely ranks everything.)
+///
+/// From a floor ([`ScoreRange::from_floor`]) the low end is the score of an unrelated item, so
+/// the scale says how far above "unrelated" each member is: a member at or below the floor gets
+/// 0, and so does every member of a list whose best is no better than the floor.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreRange {
     lo: f64,
     hi: f64,
+    floored: bool,
 }
 
 impl ScoreRange {
@@ -70,7 +85,16 @@ impl ScoreRange {
             .hits
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, s)| (lo.min(f64::from(s)), hi.max(f64::from(s))));
-        ScoreRange { lo, hi }
+        ScoreRange { lo, hi, floored: false }
+    }
+
+    /// From `list`'s floor to its best score; min-max ([`ScoreRange::of`]) for a list whose
+    /// retriever gives no floor.
+    pub fn from_floor(list: &RankedList) -> Self {
+        match list.floor {
+            Some(floor) => ScoreRange { lo: f64::from(floor), hi: ScoreRange::of(list).hi, floored: true },
+            None => ScoreRange::of(list),
+        }
     }
 
     /// DBSF's range of `list`'s scores: mean ∓ 3 sample standard deviations.
@@ -82,25 +106,29 @@ impl ScoreRange {
         let mean = list.hits.iter().map(|&(_, s)| f64::from(s)).sum::<f64>() / n as f64;
         let variance = list.hits.iter().map(|&(_, s)| (f64::from(s) - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         let spread = 3.0 * variance.sqrt();
-        ScoreRange { lo: mean - spread, hi: mean + spread }
+        ScoreRange { lo: mean - spread, hi: mean + spread, floored: false }
     }
 
     /// The range `fusion` normalises `list` with (min-max for RRF, which ignores it).
     pub fn for_fusion(list: &RankedList, fusion: &Fusion) -> Self {
         match fusion {
             Fusion::Dbsf => ScoreRange::distribution_of(list),
+            Fusion::LinearFloor => ScoreRange::from_floor(list),
             Fusion::Rrf { .. } | Fusion::Linear => ScoreRange::of(list),
         }
     }
 
     /// `raw` mapped so that the range's low end is 0 and its high end 1 (under DBSF a member
-    /// past 3 standard deviations lands outside 0..1); 1 when the range has no width.
+    /// past 3 standard deviations lands outside 0..1); 1 when the range has no width. From a
+    /// floor: clamped at 0 below it, and 0 when the best is not above the floor.
     pub fn normalize(&self, raw: f32) -> f64 {
         let span = self.hi - self.lo;
-        if span > 0.0 && span.is_finite() {
-            (f64::from(raw) - self.lo) / span
-        } else {
-            1.0
+        let spread = span > 0.0 && span.is_finite();
+        match (self.floored, spread) {
+            (false, true) => (f64::from(raw) - self.lo) / span,
+            (false, false) => 1.0,
+            (true, true) => ((f64::from(raw) - self.lo) / span).max(0.0),
+            (true, false) => 0.0,
         }
     }
 }
@@ -118,6 +146,17 @@ pub enum Fusion {
     },
     /// Convex combination of min-max normalised scores.
     Linear,
+    /// Convex combination of scores normalised from each retriever's floor, the score of an
+    /// item unrelated to the query, to the list's best: `(s − floor) / (max − floor)`, clamped
+    /// at 0. BM25's floor is 0 (no query term matches); the dense retriever's is the query's
+    /// mean score over the catalog. A list without a floor (CF) is min-maxed. Why: the list's
+    /// lowest member, min-max's zero, moves with the candidate depth, and on a short list it
+    /// sits high and stretches the dense list's narrow band of cosines (docs/EVAL.md, "Fusion
+    /// from each retriever's floor"; offered, not the default: it gained on SciFact train,
+    /// not on test). Bruch, Gai & Ingber's
+    /// theoretical min-max (TOIS 2023) takes the floor as the function's bound, which for a
+    /// cosine (−1) is far below any item and squeezes the dense scores instead.
+    LinearFloor,
     /// Convex combination of scores normalised by each list's distribution (mean ∓ 3σ ↦ 0..1),
     /// as Qdrant's DBSF does.
     Dbsf,
@@ -139,6 +178,7 @@ impl Fusion {
         match self {
             Fusion::Rrf { .. } => "rrf",
             Fusion::Linear => "linear",
+            Fusion::LinearFloor => "linear_floor",
             Fusion::Dbsf => "dbsf",
         }
     }
@@ -164,6 +204,8 @@ pub struct FusedHit {
 /// * Linear: `score(d) = Σ_i w_i · (s_i(d) − min_i) / (max_i − min_i)`; a list whose scores are
 ///   all equal normalises to 1 for each member; a list that misses d adds nothing.
 /// * DBSF: as linear, with `μ_i ∓ 3σ_i` in place of `min_i`, `max_i` ([`ScoreRange`]).
+/// * Linear from floors: as linear, with list i's floor in place of `min_i` where it has one,
+///   and `max(0, ·)` ([`Fusion::LinearFloor`]).
 ///
 /// When a list abstains on an item, the item is scored by the lists that can judge it, scaled
 /// by `Σ_all w / Σ_judging w`, so that an item is not ranked down for a signal it cannot have
@@ -207,7 +249,7 @@ pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Ve
             }
             let contribution = match fusion {
                 Fusion::Rrf { k } => weight / (k + rank as f64),
-                Fusion::Linear | Fusion::Dbsf => weight * range.normalize(raw_score),
+                Fusion::Linear | Fusion::LinearFloor | Fusion::Dbsf => weight * range.normalize(raw_score),
             };
             if list.abstains_on(item) {
                 continue;
@@ -300,6 +342,7 @@ mod tests {
                 retriever: RetrieverKind::Cf,
                 hits: vec![(1, 0.9), (2, 0.5), (9, 0.0)],
                 abstaining: Some(cold),
+                floor: None,
             },
             list(RetrieverKind::Dense, &[(9, 0.8), (1, 0.7)]),
         ];
@@ -328,15 +371,51 @@ mod tests {
         // gave both 1.0 and catalog order put 2 first. Every method must put 7 first.
         let lists =
             [list(RetrieverKind::Bm25, &[(7, 12.0)]), list(RetrieverKind::Dense, &[(2, 0.61), (5, 0.5), (7, 0.3)])];
-        for fusion in [Fusion::Linear, Fusion::Dbsf, Fusion::Rrf { k: 60.0 }] {
-            let hits = fuse(&lists, &[1.0, 1.0], &fusion).unwrap();
-            assert_eq!(hits[0].item, 7, "{fusion:?}: {hits:?}");
+        let floored = [lists[0].clone().with_floor(0.0), lists[1].clone().with_floor(0.2)];
+        for fusion in [Fusion::Linear, Fusion::LinearFloor, Fusion::Dbsf, Fusion::Rrf { k: 60.0 }] {
+            for lists in [&lists, &floored] {
+                let hits = fuse(lists, &[1.0, 1.0], &fusion).unwrap();
+                assert_eq!(hits[0].item, 7, "{fusion:?}: {hits:?}");
+            }
         }
         // Not in the dense list at all, the evidence is equal (one list, rank 1 each) and the
         // item index decides, as documented.
         let alone = [list(RetrieverKind::Bm25, &[(7, 12.0)]), list(RetrieverKind::Dense, &[(2, 0.61), (5, 0.5)])];
         let hits = fuse(&alone, &[1.0, 1.0], &Fusion::Linear).unwrap();
         assert_eq!(hits.iter().map(|h| h.item).collect::<Vec<_>>(), [2, 7, 5]);
+    }
+
+    #[test]
+    fn linear_floor_measures_each_list_from_its_floor() {
+        let lists = [
+            list(RetrieverKind::Bm25, &[(1, 10.0), (2, 5.0)]).with_floor(0.0),
+            list(RetrieverKind::Dense, &[(2, 0.5), (3, 0.3), (4, 0.05)]).with_floor(0.1),
+        ];
+        let hits = fuse(&lists, &[0.5, 0.5], &Fusion::LinearFloor).unwrap();
+        let score = |item| hits.iter().find(|h| h.item == item).unwrap().score;
+        assert!((score(1) - 0.5).abs() < 1e-9);
+        // BM25 5 of 10 from 0; dense at its best.
+        assert!((score(2) - (0.25 + 0.5)).abs() < 1e-9);
+        // Dense (0.3 − 0.1) / (0.5 − 0.1); min-max would have given (0.3 − 0.05) / 0.45.
+        assert!((score(3) - 0.25).abs() < 1e-6);
+        // Below the floor counts as the floor: 0, still listed (its rank is evidence).
+        assert_eq!((score(4), hits.iter().find(|h| h.item == 4).unwrap().parts.len()), (0.0, 1));
+        assert_eq!(hits.iter().map(|h| h.item).collect::<Vec<_>>(), [2, 1, 3, 4]);
+        // A list whose best is no better than an unrelated item adds nothing; a single member
+        // above its floor gets 1; a list without a floor is min-maxed.
+        let nothing = [list(RetrieverKind::Dense, &[(1, 0.1), (2, 0.05)]).with_floor(0.1)];
+        assert!(fuse(&nothing, &[1.0], &Fusion::LinearFloor).unwrap().iter().all(|h| h.score == 0.0));
+        let single = [list(RetrieverKind::Bm25, &[(7, 3.0)]).with_floor(0.0)];
+        assert_eq!(fuse(&single, &[1.0], &Fusion::LinearFloor).unwrap()[0].score, 1.0);
+        let plain = [list(RetrieverKind::Cf, &[(1, 4.0), (2, 2.0), (3, 0.0)])];
+        let (a, b) =
+            (fuse(&plain, &[1.0], &Fusion::LinearFloor).unwrap(), fuse(&plain, &[1.0], &Fusion::Linear).unwrap());
+        assert_eq!(a, b);
+        // The floor is read by linear_floor only.
+        assert!(
+            (fuse(&lists, &[0.5, 0.5], &Fusion::Linear).unwrap().iter().find(|h| h.item == 4).unwrap().score).abs()
+                < 1e-12
+        );
     }
 
     #[test]
@@ -350,7 +429,7 @@ mod tests {
             assert!((hit.score - score).abs() < 1e-12, "{hit:?}");
         }
         let flat = [list(RetrieverKind::Bm25, &[(4, 3.0), (5, 3.0)])];
-        for fusion in [Fusion::Linear, Fusion::Dbsf] {
+        for fusion in [Fusion::Linear, Fusion::LinearFloor, Fusion::Dbsf] {
             assert!(fuse(&flat, &[0.5], &fusion).unwrap().iter().all(|h| h.score == 0.5), "{fusion:?}");
         }
     }
@@ -412,15 +491,18 @@ mod tests {
         #[test]
         fn linear_scores_stay_within_the_weight_sum(
             scores in proptest::collection::vec(proptest::collection::vec(-50.0f32..50.0, 1..10), 1..4),
+            floors in proptest::collection::vec(proptest::option::of(-60.0f32..60.0), 3),
+            from_floor in any::<bool>(),
         ) {
             let kinds = [RetrieverKind::Bm25, RetrieverKind::Dense, RetrieverKind::Cf];
             let lists: Vec<RankedList> = scores.iter().zip(kinds).map(|(s, kind)| {
                 let mut hits: Vec<(u32, f32)> = s.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
                 hits.sort_by(|a, b| b.1.total_cmp(&a.1));
-                RankedList::new(kind, hits)
+                RankedList { floor: floors[kind as usize], ..RankedList::new(kind, hits) }
             }).collect();
             let weights = vec![0.5; lists.len()];
-            let fused = fuse(&lists, &weights, &Fusion::Linear).unwrap();
+            let fusion = if from_floor { Fusion::LinearFloor } else { Fusion::Linear };
+            let fused = fuse(&lists, &weights, &fusion).unwrap();
             for hit in &fused {
                 prop_assert!(hit.score >= -1e-12 && hit.score <= 0.5 * lists.len() as f64 + 1e-12);
             }
@@ -439,9 +521,10 @@ mod tests {
                 proptest::collection::vec((0u32..30, prop_oneof![Just(1.0f32), -1e6f32..1e6]), 0..12), 1..4),
             weights in proptest::collection::vec(prop_oneof![Just(0.0f64), Just(1e300), 0.0f64..10.0], 3),
             cold in proptest::collection::vec(any::<bool>(), 30),
-            method in 0usize..3,
+            floors in proptest::collection::vec(proptest::option::of(prop_oneof![Just(0.0f32), Just(1.0f32), -1e6f32..1e6]), 3),
+            method in 0usize..4,
         ) {
-            let fusion = [Fusion::Linear, Fusion::Dbsf, Fusion::Rrf { k: 60.0 }][method].clone();
+            let fusion = [Fusion::Linear, Fusion::LinearFloor, Fusion::Dbsf, Fusion::Rrf { k: 60.0 }][method].clone();
             let kinds = [RetrieverKind::Bm25, RetrieverKind::Dense, RetrieverKind::Cf];
             let build = |relabel: &dyn Fn(u32) -> u32| -> Vec<RankedList> {
                 raw.iter().zip(kinds).map(|(hits, kind)| {
@@ -456,7 +539,7 @@ mod tests {
                         }
                         Arc::new(mask)
                     });
-                    RankedList { retriever: kind, hits, abstaining }
+                    RankedList { retriever: kind, hits, abstaining, floor: floors[kind as usize] }
                 }).collect()
             };
             let lists = build(&|i| i);

@@ -157,7 +157,9 @@ impl Retriever<'_> {
         Ok(match self {
             Retriever::Bm25 { index, query, params } => {
                 let params = params.unwrap_or(index.settings().bm25);
-                RankedList::new(kind, index.search_with(query, n, allow.0.clone(), params)?)
+                // BM25 scores an item none of the query's terms is in 0, and any other item
+                // more (idf and each field's weight are positive).
+                RankedList::new(kind, index.search_with(query, n, allow.0.clone(), params)?).with_floor(0.0)
             }
             Retriever::Dense { index, live, vector } => match vector {
                 Some(vector) => {
@@ -167,7 +169,7 @@ impl Retriever<'_> {
                         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                         hits.truncate(n);
                     }
-                    RankedList::new(kind, hits)
+                    RankedList::new(kind, hits).with_floor(index.mean_score(vector))
                 }
                 None => RankedList::new(kind, Vec::new()),
             },
@@ -178,12 +180,12 @@ impl Retriever<'_> {
                 let warm = |item: u32| !items.cold.get(item as usize).copied().unwrap_or(true) && allow.allows(item);
                 let hits = items.index.search(factors, n, Some(&warm))?;
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(&items.cold));
-                RankedList { retriever: kind, hits, abstaining }
+                RankedList { retriever: kind, hits, abstaining, floor: None }
             }
             Retriever::ItemModel { model, seeds, cold_items } => {
                 let hits = model.top(seeds, n, |item| allow.allows(item));
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(model.cold()));
-                RankedList { retriever: kind, hits, abstaining }
+                RankedList { retriever: kind, hits, abstaining, floor: None }
             }
             Retriever::Ready(list) => {
                 debug_assert!(list.hits.len() <= n, "a ready list longer than the {n} asked for");

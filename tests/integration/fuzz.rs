@@ -281,8 +281,19 @@ fn request_value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         prop::sample::select(vec![0u64, 1, 3, 10, 100, 1000, 1_000_000, u64::MAX]).prop_map(Value::from),
         "[a-z \\-\u{0}-\u{1f}\u{200b}帐篷é]{0,24}".prop_map(Value::String),
-        prop::sample::select(vec!["hybrid", "bm25", "dense", "cf", "rrf", "linear", "dbsf", "u001", "PRG-001"])
-            .prop_map(|s| Value::String(s.into())),
+        prop::sample::select(vec![
+            "hybrid",
+            "bm25",
+            "dense",
+            "cf",
+            "rrf",
+            "linear",
+            "linear_floor",
+            "dbsf",
+            "u001",
+            "PRG-001"
+        ])
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(4, 48, 8, move |inner| {
         prop_oneof![

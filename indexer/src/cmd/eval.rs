@@ -121,8 +121,8 @@ pub(crate) struct EvalSearchArgs {
     /// Folder for report.json, report.md, run files and per-query scores.
     #[arg(long)]
     pub(crate) out: PathBuf,
-    /// Comma-separated configurations: default, bm25, dense, hybrid-rrf, hybrid-linear,
-    /// hybrid-rrf-rerank; each may take overrides after '+': bm25=W, dense=W (fusion weights),
+    /// Comma-separated configurations: default, bm25, dense, hybrid-rrf, hybrid-linear (min-max),
+    /// hybrid-linear-floor, hybrid-dbsf, hybrid-rrf-rerank; each may take overrides after '+': bm25=W, dense=W (fusion weights),
     /// k=K (RRF constant), candidates=N, rerank=DEPTH or rerank=off, reranker=trained|late
     /// (default: the generation's trained reranker when it has one). Example:
     /// hybrid-linear+bm25=0.3+dense=0.7, default+rerank=off, default+reranker=trained+rerank=50

@@ -30,8 +30,16 @@ pub struct Config {
 }
 
 /// The configurations `--configs` accepts.
-pub const PRESETS: [&str; 7] =
-    ["default", "bm25", "dense", "hybrid-rrf", "hybrid-linear", "hybrid-dbsf", "hybrid-rrf-rerank"];
+pub const PRESETS: [&str; 8] = [
+    "default",
+    "bm25",
+    "dense",
+    "hybrid-rrf",
+    "hybrid-linear",
+    "hybrid-linear-floor",
+    "hybrid-dbsf",
+    "hybrid-rrf-rerank",
+];
 
 /// Parameters a configuration may override after `+`.
 pub const PARAMETERS: [&str; 10] =
@@ -40,8 +48,9 @@ pub const PARAMETERS: [&str; 10] =
 impl Config {
     /// A preset by name: `default` (exactly what a search request with no options gets, its
     /// candidate depth included), `bm25`, `dense`, `hybrid-rrf` (k = 60), `hybrid-linear`
-    /// (0.5 / 0.5 over min-max-normalised scores), `hybrid-rrf-rerank` (the late-interaction
-    /// reranker over the top 20).
+    /// (0.5 / 0.5 over min-max-normalised scores), `hybrid-linear-floor` (0.5 / 0.5, each list
+    /// from its floor), `hybrid-dbsf`, `hybrid-rrf-rerank` (the late-interaction reranker over
+    /// the top 20).
     pub fn preset(name: &str) -> Option<Config> {
         let config = |mode, fusion, weights, rerank| Config {
             name: name.to_string(),
@@ -65,6 +74,7 @@ impl Config {
             "dense" => config(Mode::Dense, Fusion::default(), Weights::default(), None),
             "hybrid-rrf" => config(Mode::Hybrid, Fusion::Rrf { k: 60.0 }, Weights::default(), None),
             "hybrid-linear" => config(Mode::Hybrid, Fusion::Linear, half, None),
+            "hybrid-linear-floor" => config(Mode::Hybrid, Fusion::LinearFloor, half, None),
             "hybrid-dbsf" => config(Mode::Hybrid, Fusion::Dbsf, half, None),
             "hybrid-rrf-rerank" => config(
                 Mode::Hybrid,
@@ -109,7 +119,9 @@ impl Config {
                 "dense" => config.weights.dense = Some(number()?),
                 "k" => match &mut config.fusion {
                     Fusion::Rrf { k } => *k = number()?,
-                    Fusion::Linear | Fusion::Dbsf => return Err(format!("{spec:?}: k applies to RRF fusion only")),
+                    Fusion::Linear | Fusion::LinearFloor | Fusion::Dbsf => {
+                        return Err(format!("{spec:?}: k applies to RRF fusion only"))
+                    }
                 },
                 "candidates" => config.candidates = Some(count()?),
                 "k1" => config.bm25.k1 = Some(number()? as f32),
