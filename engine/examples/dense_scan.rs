@@ -6,7 +6,12 @@
 //! * with `--random ROWS DIM M BUILDS`: how many rows random unit vectors' graphs leave
 //!   unreachable, over several builds.
 //!
+//! * with `GENERATION_DIR --grown ROWS`: a catalog of ROWS items made from the generation's
+//!   vectors (random rows with noise), searched through its graph for the top 100 and the top
+//!   1,000 (an ef of 1,000): what a deeper candidate list costs where the graph is used.
+//!
 //! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR`
+//! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR --grown 200000`
 //! `cargo run --release -p hyrank-engine --example dense_scan -- --random 2000 8 2 20`
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,6 +42,11 @@ fn main() {
     }
     let dir = PathBuf::from(args.first().expect("usage: dense_scan GENERATION_DIR | --random ROWS DIM M BUILDS"));
     let load = || VectorIndex::load(&dir, "dense", 384, Metric::Cosine, HnswSettings::default()).unwrap();
+    if args.get(1).map(String::as_str) == Some("--grown") {
+        let rows: usize = args.get(2).and_then(|r| r.parse().ok()).expect("--grown ROWS");
+        grown(&load(), rows, &mut rng);
+        return;
+    }
     let (scan, graph) = (load(), load().with_exact_limit(0));
     println!("{} rows; the graph cannot reach {}", scan.len(), graph.unreachable());
     let probes: Vec<Vec<f32>> = (0..300)
@@ -63,6 +73,40 @@ fn main() {
             let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
             let recall = recalled as f64 / (10 * probes.len()) as f64;
             println!("round {round}, {name}: p50 {p50:.3} ms, p99 {p99:.3} ms, recall of the exact top 10 {recall:.4}");
+        }
+    }
+}
+
+/// A unit vector near a random stored row: the row plus uniform noise of width `noise`.
+fn near(index: &VectorIndex, noise: f32, rng: &mut rand::rngs::StdRng) -> Vec<f32> {
+    let row = rng.random_range(0..index.len() as u32);
+    let mut w: Vec<f32> = index.vector(row).unwrap().iter().map(|x| x + noise * (rng.random::<f32>() - 0.5)).collect();
+    let norm = w.iter().map(|x| x * x).sum::<f32>().sqrt();
+    w.iter_mut().for_each(|x| *x /= norm);
+    w
+}
+
+fn grown(seed: &VectorIndex, rows: usize, rng: &mut rand::rngs::StdRng) {
+    let dim = seed.dim();
+    let vectors: Vec<f32> = (0..rows).flat_map(|_| near(seed, 0.1, rng)).collect();
+    let start = Instant::now();
+    let index = VectorIndex::build(vectors, dim, Metric::Cosine, HnswSettings::default()).unwrap().with_exact_limit(0);
+    println!("{rows} rows built in {:.1} s", start.elapsed().as_secs_f64());
+    let probes: Vec<Vec<f32>> = (0..300).map(|_| near(seed, 0.1, rng)).collect();
+    for round in 0..3 {
+        for k in [100, 1000] {
+            let mut times: Vec<f64> = probes
+                .iter()
+                .map(|probe| {
+                    let start = Instant::now();
+                    let hits = index.search(probe, k, None).unwrap();
+                    assert_eq!(hits.len(), k);
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+            println!("round {round}, top {k}: p50 {p50:.3} ms, p99 {p99:.3} ms");
         }
     }
 }
