@@ -306,7 +306,7 @@ pub(crate) struct SimilarParams {
     k: Option<usize>,
     /// Candidates per retriever (default 100).
     candidates: Option<usize>,
-    /// `rrf` (default) or `linear`.
+    /// `rrf` (default), `linear`, `linear_floor` or `dbsf`: the request body's `fusion.method`.
     fusion: Option<String>,
 }
 

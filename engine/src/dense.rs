@@ -275,13 +275,21 @@ impl VectorIndex {
         self.vector(item).map(|v| dot(query, v))
     }
 
-    /// The mean of [`VectorIndex::score`] over every indexed item: what an item unrelated to
+    /// The mean of [`VectorIndex::score`] over every indexed item (hidden rows included, live
+    /// rows left out: the engine's own floor adjusts for both): what an item unrelated to
     /// the query scores on average. The score is a dot product, so by linearity the mean is
     /// one product with the items' mean vector, `query · (1/n) Σ v_i`, computed once at build
     /// or load: O(dim) per query. 0 for an empty index. Fusion's `linear_floor` measures the
     /// dense list from it ([`crate::fusion::Fusion::LinearFloor`]).
     pub fn mean_score(&self, query: &[f32]) -> f32 {
         dot(query, &self.mean)
+    }
+
+    /// The items' mean vector (`dim` values, zeros for an empty index), summed in f64 at build
+    /// or load: what [`VectorIndex::mean_score`] multiplies with, and what the engine starts
+    /// from when live writes change which items a request can reach.
+    pub fn mean(&self) -> &[f32] {
+        &self.mean
     }
 
     /// The `k` best items for `query` that pass `allow`, best first, as `(item, similarity)`.

@@ -14,6 +14,7 @@ use crate::explain::{RetrieverKind, RetrieverScore};
 
 /// One retriever's candidates, best first.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RankedList {
     /// Who produced it.
     pub retriever: RetrieverKind,
@@ -23,8 +24,8 @@ pub struct RankedList {
     /// low: CF has no opinion on an item nobody interacted with.
     pub abstaining: Option<Arc<Vec<bool>>>,
     /// The raw score of an item unrelated to the query, where the retriever can say it: BM25's
-    /// 0 (no query term in the item), the dense retriever's mean score over the catalog
-    /// ([`crate::dense::VectorIndex::mean_score`]). `linear_floor` fusion measures the list
+    /// 0 (no query term in the item), the dense retriever's mean score over the items a
+    /// request can reach ([`crate::retrieve::Retriever::Dense`]'s `mean`). `linear_floor` fusion measures the list
     /// from it; the other methods ignore it.
     pub floor: Option<f32>,
 }
@@ -149,7 +150,10 @@ pub enum Fusion {
     /// Convex combination of scores normalised from each retriever's floor, the score of an
     /// item unrelated to the query, to the list's best: `(s − floor) / (max − floor)`, clamped
     /// at 0. BM25's floor is 0 (no query term matches); the dense retriever's is the query's
-    /// mean score over the catalog. A list without a floor (CF) is min-maxed. Why: the list's
+    /// mean score over the items a request can reach (the generation's rows less deleted and
+    /// replaced ones, plus live rows; before the request's filters, which would otherwise cost
+    /// a pass over the filtered items per request). A list without a floor (CF) is min-maxed,
+    /// so in recommend and similar, where CF takes part, the method is unmeasured. Why: the list's
     /// lowest member, min-max's zero, moves with the candidate depth, and on a short list it
     /// sits high and stretches the dense list's narrow band of cosines (docs/EVAL.md, "Fusion
     /// from each retriever's floor"; offered, not the default: it gained on SciFact train,
@@ -411,11 +415,12 @@ mod tests {
         let (a, b) =
             (fuse(&plain, &[1.0], &Fusion::LinearFloor).unwrap(), fuse(&plain, &[1.0], &Fusion::Linear).unwrap());
         assert_eq!(a, b);
-        // The floor is read by linear_floor only.
-        assert!(
-            (fuse(&lists, &[0.5, 0.5], &Fusion::Linear).unwrap().iter().find(|h| h.item == 4).unwrap().score).abs()
-                < 1e-12
-        );
+        // The floor is read by linear_floor only: plain linear measures dense from its lowest
+        // member, 0.05, and BM25 from 5.
+        let linear = fuse(&lists, &[0.5, 0.5], &Fusion::Linear).unwrap();
+        let linear_score = |item| linear.iter().find(|h| h.item == item).unwrap().score;
+        assert!((linear_score(3) - 0.5 * 0.25 / 0.45).abs() < 1e-6, "{linear:?}");
+        assert!((linear_score(2) - 0.5).abs() < 1e-9, "{linear:?}");
     }
 
     #[test]
@@ -432,6 +437,11 @@ mod tests {
         for fusion in [Fusion::Linear, Fusion::LinearFloor, Fusion::Dbsf] {
             assert!(fuse(&flat, &[0.5], &fusion).unwrap().iter().all(|h| h.score == 0.5), "{fusion:?}");
         }
+        // With a floor, a flat list still has a spread: from the floor to the shared score.
+        let floored = [list(RetrieverKind::Bm25, &[(4, 3.0), (5, 3.0)]).with_floor(0.0)];
+        assert!(fuse(&floored, &[0.5], &Fusion::LinearFloor).unwrap().iter().all(|h| h.score == 0.5));
+        let at_floor = [list(RetrieverKind::Bm25, &[(4, 3.0), (5, 3.0)]).with_floor(3.0)];
+        assert!(fuse(&at_floor, &[0.5], &Fusion::LinearFloor).unwrap().iter().all(|h| h.score == 0.0));
     }
 
     #[test]
@@ -491,7 +501,9 @@ mod tests {
         #[test]
         fn linear_scores_stay_within_the_weight_sum(
             scores in proptest::collection::vec(proptest::collection::vec(-50.0f32..50.0, 1..10), 1..4),
-            floors in proptest::collection::vec(proptest::option::of(-60.0f32..60.0), 3),
+            floors in proptest::collection::vec(proptest::option::of(prop_oneof![
+                Just(f32::NAN), Just(f32::INFINITY), Just(f32::NEG_INFINITY), -60.0f32..60.0,
+            ]), 3),
             from_floor in any::<bool>(),
         ) {
             let kinds = [RetrieverKind::Bm25, RetrieverKind::Dense, RetrieverKind::Cf];
@@ -521,7 +533,9 @@ mod tests {
                 proptest::collection::vec((0u32..30, prop_oneof![Just(1.0f32), -1e6f32..1e6]), 0..12), 1..4),
             weights in proptest::collection::vec(prop_oneof![Just(0.0f64), Just(1e300), 0.0f64..10.0], 3),
             cold in proptest::collection::vec(any::<bool>(), 30),
-            floors in proptest::collection::vec(proptest::option::of(prop_oneof![Just(0.0f32), Just(1.0f32), -1e6f32..1e6]), 3),
+            floors in proptest::collection::vec(proptest::option::of(prop_oneof![
+                Just(0.0f32), Just(1.0f32), Just(f32::NAN), Just(f32::INFINITY), Just(f32::NEG_INFINITY), -1e6f32..1e6,
+            ]), 3),
             method in 0usize..4,
         ) {
             let fusion = [Fusion::Linear, Fusion::LinearFloor, Fusion::Dbsf, Fusion::Rrf { k: 60.0 }][method].clone();

@@ -107,6 +107,10 @@ pub enum Retriever<'a> {
         live: Option<&'a crate::live::items::LiveItems>,
         /// The unit-length probe.
         vector: Option<&'a [f32]>,
+        /// The mean embedding of the items a request can reach, before its filters (the
+        /// index's own [`VectorIndex::mean`] when nothing was written live): its dot product
+        /// with the probe, the reachable items' mean score, is the list's floor.
+        mean: &'a [f32],
     },
     /// Collaborative filtering: inner product of user (or item) factors with item factors.
     Cf {
@@ -161,7 +165,7 @@ impl Retriever<'_> {
                 // more (idf and each field's weight are positive).
                 RankedList::new(kind, index.search_with(query, n, allow.0.clone(), params)?).with_floor(0.0)
             }
-            Retriever::Dense { index, live, vector } => match vector {
+            Retriever::Dense { index, live, vector, mean } => match vector {
                 Some(vector) => {
                     let mut hits = index.search(vector, n, filter)?;
                     if let Some(live) = live.filter(|live| !live.is_empty()) {
@@ -169,7 +173,7 @@ impl Retriever<'_> {
                         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                         hits.truncate(n);
                     }
-                    RankedList::new(kind, hits).with_floor(index.mean_score(vector))
+                    RankedList::new(kind, hits).with_floor(crate::dense::dot(vector, mean))
                 }
                 None => RankedList::new(kind, Vec::new()),
             },
@@ -226,12 +230,14 @@ mod tests {
     fn a_dense_retriever_honours_the_mask_and_an_absent_probe_returns_nothing() {
         let index = tiny_dense();
         let probe = [1.0f32, 0.0];
-        let retriever = Retriever::Dense { index: &index, live: None, vector: Some(&probe) };
+        let retriever = Retriever::Dense { index: &index, live: None, vector: Some(&probe), mean: index.mean() };
         let all = retriever.retrieve(3, &Allow::all()).unwrap();
         assert_eq!(all.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 2, 1]);
         let masked = retriever.retrieve(3, &Allow::all().excluding(3, [0])).unwrap();
         assert_eq!(masked.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [2, 1]);
-        let empty = Retriever::Dense { index: &index, live: None, vector: None }.retrieve(3, &Allow::all()).unwrap();
+        let empty = Retriever::Dense { index: &index, live: None, vector: None, mean: index.mean() }
+            .retrieve(3, &Allow::all())
+            .unwrap();
         assert!(empty.hits.is_empty());
         assert_eq!(empty.retriever, RetrieverKind::Dense);
     }

@@ -106,6 +106,20 @@ test("the controls change the request: RRF fusion and bm25-only mode", async () 
   assert.deepEqual(errors, []);
 });
 
+test("every fusion the list offers reaches the request, and one it does not keeps the default", async () => {
+  for (const fusion of ["linear_floor", "dbsf"]) {
+    const { tab, errors } = await page(`/ui?tab=search&query=camp+stove&fusion=${fusion}`);
+    await tab.waitForSelector("#results .hit");
+    assert.match(await tab.getAttribute("#results .hit:first-child .bar", "title"), new RegExp(`\\(${fusion}\\)`));
+    assert.deepEqual(errors, []);
+  }
+  const { tab, errors } = await page("/ui?tab=search&query=camp+stove&fusion=linear-floor&mode=hybird");
+  await tab.waitForSelector("#results .hit");
+  assert.match(await tab.getAttribute("#results .hit:first-child .bar", "title"), /\(linear\)/);
+  assert.equal(await tab.inputValue("#config-main select[name=mode]"), "hybrid");
+  assert.deepEqual(errors, []);
+});
+
 test("two configurations side by side, with each hit's move", async () => {
   const { tab, errors } = await page("/ui?tab=compare&query=coffee+grinder&a.fusion=linear&b.mode=bm25");
   await tab.waitForSelector("#compare-a .hit");

@@ -102,6 +102,66 @@ async fn hybrid_breakdown_shows_both_retrievers_and_both_fusions_compose() {
     assert!(max <= 1.0 + 1e-9, "linear scores are bounded by the weight sum: {max}");
 }
 
+/// `(raw score, contribution)` of `retriever` in each hit that holds it, in hit order.
+fn parts(body: &Value, retriever: &str) -> Vec<(f64, f64)> {
+    body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["breakdown"]["retrievers"].as_array().unwrap().iter())
+        .filter(|r| r["retriever"] == retriever)
+        .map(|r| (r["raw_score"].as_f64().unwrap(), r["contribution"].as_f64().unwrap()))
+        .collect()
+}
+
+#[actix_web::test]
+async fn linear_floor_measures_bm25_from_0_and_dense_from_a_floor_below_its_list() {
+    let query = "waterproof boots for wet rock";
+    let request = |mode: &str| json!({"query": query, "mode": mode, "k": 50, "candidates": 50, "fusion": {"method": "linear_floor"}});
+    // BM25 alone: each contribution is raw / best (its floor is 0), not (raw - min) / (best - min).
+    let (status, body) = post("/v1/search", request("bm25")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // One list: fusion cannot change its order, and the breakdown says so, but its
+    // contributions are still the method's.
+    assert_eq!(body["hits"][0]["breakdown"]["fusion"], "single");
+    let bm25 = parts(&body, "bm25");
+    let (best, weight) = bm25[0];
+    assert!(bm25.len() > 3 && bm25.last().unwrap().1 > 0.0, "the last BM25 hit still counts: {bm25:?}");
+    for (raw, contribution) in &bm25 {
+        assert!((contribution / weight - raw / best).abs() < 1e-6, "{raw} of {best} gave {contribution}");
+    }
+    // Dense alone: (raw - floor) / (best - floor) with one floor for the whole list, the
+    // catalog's mean cosine to the query, which sits below the list's lowest member here (the
+    // 50th of 50 candidates, where min-max would put it).
+    let (status, body) = post("/v1/search", request("dense")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let dense = parts(&body, "dense");
+    let (best, weight) = dense[0];
+    let floors: Vec<f64> = dense[1..]
+        .iter()
+        .map(|&(raw, contribution)| (raw, contribution / weight))
+        .filter(|&(raw, c)| raw < best - 1e-3 && c > 0.0)
+        .map(|(raw, c)| (raw - c * best) / (1.0 - c))
+        .collect();
+    assert!(floors.len() > 3, "{dense:?}");
+    for floor in &floors {
+        assert!((floor - floors[0]).abs() < 1e-3, "one floor per list: {floors:?}");
+    }
+    let lowest = dense.last().unwrap().0;
+    assert!(floors[0] < lowest - 1e-3, "min-max would put the floor at the lowest member, {lowest}: {floors:?}");
+    assert_breakdowns_compose(&body);
+    let (status, body) = post("/v1/search", request("hybrid")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hits"][0]["breakdown"]["fusion"], "linear_floor");
+    assert_breakdowns_compose(&body);
+    // The same method reaches similar items through the query string.
+    let id = catalog()[0]["id"].as_str().unwrap().to_string();
+    let (status, body) = get(&format!("/v1/items/{id}/similar?k=5&fusion=linear_floor")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hits"][0]["breakdown"]["fusion"], "linear_floor");
+    assert_breakdowns_compose(&body);
+}
+
 #[actix_web::test]
 async fn dense_mode_finds_by_meaning_without_shared_words() {
     // No fixture text says "sharp"; the kitchen knives should still come first.

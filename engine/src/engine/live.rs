@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::{Engine, LiveFields, LiveUser};
 use crate::error::{Error, Result};
+use crate::live::items::LiveItems;
 use crate::live::EventLog;
 use crate::store::{Interaction, UserRecord};
 
@@ -41,6 +42,27 @@ impl Engine {
         let hidden = Arc::new(hidden);
         *cached = Some((version, Arc::clone(&hidden)));
         hidden
+    }
+
+    /// The mean embedding of the items a request can reach before its filters: the
+    /// generation's rows less the hidden ones ([`Engine::hidden`]), plus the live rows not
+    /// hidden. Its dot product with a probe is those items' mean score, the dense list's floor
+    /// under `linear_floor` fusion ([`crate::fusion::Fusion::LinearFloor`]), so a write moves
+    /// the floor as it moves what can be found. Read once per write (cached with the log's
+    /// versions), O((hidden + live rows) × dim), not per request.
+    pub(crate) fn dense_mean(&self) -> Arc<Vec<f32>> {
+        let live = self.live_items();
+        let version = (self.live.as_ref().map_or(0, |log| log.delete_version()), live.version);
+        let hidden = self.hidden();
+        let mut cached = self.dense_mean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, mean)) = &*cached {
+            if *at == version {
+                return Arc::clone(mean);
+            }
+        }
+        let mean = Arc::new(reachable_mean(&self.dense, &live, &hidden));
+        *cached = Some((version, Arc::clone(&mean)));
+        mean
     }
 
     /// Whether the item's stored row has this [`crate::live::item_hash`].
@@ -151,5 +173,60 @@ impl Engine {
             return Err(Error::UnknownUser { id: id.to_string() });
         }
         Ok(LiveUser { record, live_events: merged, stored: known })
+    }
+}
+
+/// The mean of the vectors of `index`'s rows and `live`'s rows, leaving out the `hidden` ones:
+/// the index's mean scaled back to a sum, less each hidden stored row, plus each live row not
+/// hidden, in f64. Zeros when no row is left.
+fn reachable_mean(index: &crate::dense::VectorIndex, live: &LiveItems, hidden: &HashSet<u32>) -> Vec<f32> {
+    if hidden.is_empty() && live.is_empty() {
+        return index.mean().to_vec();
+    }
+    let mut rows = index.len() as f64;
+    let mut sum: Vec<f64> = index.mean().iter().map(|&m| f64::from(m) * rows).collect();
+    let mut add = |vector: &[f32], sign: f64| {
+        sum.iter_mut().zip(vector).for_each(|(s, &x)| *s += sign * f64::from(x));
+        rows += sign;
+    };
+    // A hidden index past the stored rows is a live row, left out below.
+    hidden.iter().filter_map(|&row| index.vector(row)).for_each(|vector| add(vector, -1.0));
+    for (position, entry) in live.entries.iter().enumerate() {
+        if !hidden.contains(&(live.base + position as u32)) {
+            add(&entry.vector, 1.0);
+        }
+    }
+    let rows = rows.max(1.0);
+    sum.into_iter().map(|s| (s / rows) as f32).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dense::{HnswSettings, Metric, VectorIndex};
+    use crate::item::Item;
+
+    fn item(id: &str) -> Item {
+        Item { id: id.into(), title: id.into(), text: String::new(), fields: Default::default() }
+    }
+
+    #[test]
+    fn the_reachable_mean_leaves_out_hidden_rows_and_takes_in_live_ones() {
+        let stored = vec![1.0, 0.0, 0.0, 1.0, -1.0, 0.0, 0.6, 0.8];
+        let index = VectorIndex::build(stored, 2, Metric::Cosine, HnswSettings::default()).unwrap();
+        let mut live = LiveItems::empty(4);
+        live.push(1, item("e"), vec![0.8, 0.6], None, None);
+        // Replaces stored row 1, which is hidden with it below (as `Engine::hidden` has it).
+        live.push(2, item("b"), vec![0.0, -1.0], Some(1), Some(1));
+        // Stored row 1 (replaced) and live row 5 (deleted, say) hidden: rows 0, 2, 3 and 4 are
+        // left, so x = (1 - 1 + 0.6 + 0.8) / 4 and y = (0 + 0 + 0.8 + 0.6) / 4.
+        let mean = reachable_mean(&index, &live, &HashSet::from([1, 5]));
+        assert!((mean[0] - 0.35).abs() < 1e-6 && (mean[1] - 0.35).abs() < 1e-6, "{mean:?}");
+        // Nothing written: the index's own mean, ((1 - 1 + 0.6) / 4, (1 + 0.8) / 4).
+        assert_eq!(reachable_mean(&index, &LiveItems::empty(4), &HashSet::new()), index.mean());
+        assert!((index.mean()[0] - 0.15).abs() < 1e-6 && (index.mean()[1] - 0.45).abs() < 1e-6);
+        // Every row hidden: no row is left to average, and the floor is 0.
+        let all: HashSet<u32> = (0..6).collect();
+        assert!(reachable_mean(&index, &live, &all).iter().all(|m| m.abs() < 1e-6));
     }
 }

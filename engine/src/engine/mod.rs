@@ -89,6 +89,8 @@ pub struct Engine {
     hidden_mask: Versioned<crate::retrieve::Allow>,
     /// [`Engine::hidden`]'s set, and the log's delete and put versions it was read at.
     hidden_items: Versioned<Arc<HashSet<u32>>>,
+    /// [`Engine::dense_mean`], and the log's delete and put versions it was read at.
+    dense_mean: Versioned<Arc<Vec<f32>>>,
     /// Items written live since this generation's build (`live_items.rs`), as of the last put
     /// applied.
     live_items: std::sync::Mutex<Arc<LiveItems>>,
@@ -331,6 +333,7 @@ impl Engine {
             deleted,
             hidden_mask: std::sync::Mutex::new(None),
             hidden_items: std::sync::Mutex::new(None),
+            dense_mean: std::sync::Mutex::new(None),
             _serving: generation::hold_serving(dir),
             live_fields: std::sync::Mutex::new(None),
         })

@@ -113,6 +113,7 @@ impl Engine {
         let hidden = view.hidden.into_iter().flatten().copied();
         let allow = self.allow(&request.filters)?.excluding(self.total_len(), seen.chain(hidden));
         let live_items = self.live_items();
+        let mean = self.dense_mean();
         // The content profile, when the mode has content; `Some(None)`: the history gives none.
         let profile =
             (request.mode != RecommendMode::Cf).then(|| self.profile(&live_items, view.history, request.recent));
@@ -125,7 +126,12 @@ impl Engine {
         if let Some(profile) = &profile {
             let weight = request.weights.given(RetrieverKind::Dense).unwrap_or_else(|| self.recommend_content_weight());
             retrievers.push((
-                Retriever::Dense { index: &self.dense, live: Some(&live_items), vector: profile.as_deref() },
+                Retriever::Dense {
+                    index: &self.dense,
+                    live: Some(&live_items),
+                    vector: profile.as_deref(),
+                    mean: &mean,
+                },
                 weight,
             ));
         }
