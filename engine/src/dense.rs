@@ -104,19 +104,22 @@ pub struct VectorIndex {
     /// The items the graph may not reach ([`unreachable_rows`]), ascending; found only for an
     /// index searched through its graph (more items than `exact_limit`), else `None`.
     unreachable: Option<Vec<u32>>,
+    /// The items' vectors summed (`dim` values, f64): [`VectorIndex::sum`].
+    sum: Vec<f64>,
     /// The items' mean vector (`dim` values; zeros for an empty index): [`VectorIndex::mean_score`].
     mean: Vec<f32>,
 }
 
-/// The mean of `vectors`' rows of `dim` values, summed in f64 so that a million rows lose no
-/// precision; zeros when there are none.
-fn mean_row(vectors: &[f32], dim: usize) -> Vec<f32> {
+/// The sum and the mean of `vectors`' rows of `dim` values, summed in f64 so that a million
+/// rows lose no precision; zeros when there are none.
+fn sum_and_mean(vectors: &[f32], dim: usize) -> (Vec<f64>, Vec<f32>) {
     let mut sum = vec![0f64; dim];
     for row in vectors.chunks_exact(dim) {
         sum.iter_mut().zip(row).for_each(|(s, &x)| *s += f64::from(x));
     }
     let rows = (vectors.len() / dim).max(1) as f64;
-    sum.into_iter().map(|s| (s / rows) as f32).collect()
+    let mean = sum.iter().map(|s| (s / rows) as f32).collect();
+    (sum, mean)
 }
 
 /// The inner product of two vectors over the shorter length (cosine for unit vectors), in
@@ -201,8 +204,8 @@ impl VectorIndex {
         let graph = Hnsw::new(settings.max_connections, rows.max(1), MAX_LAYERS, settings.ef_construction, DistL2 {});
         let batch: Vec<(&Vec<f32>, usize)> = indexed.iter().zip(0..).collect();
         graph.parallel_insert(&batch);
-        let mean = mean_row(&vectors, dim);
-        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, mean };
+        let (sum, mean) = sum_and_mean(&vectors, dim);
+        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, sum, mean };
         Ok(index.with_exact_limit(default_exact_limit(metric)))
     }
 
@@ -239,8 +242,8 @@ impl VectorIndex {
                 reason: format!("graph has {} points but {rows} vectors are stored", graph.get_nb_point()),
             });
         }
-        let mean = mean_row(&vectors, dim);
-        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, mean };
+        let (sum, mean) = sum_and_mean(&vectors, dim);
+        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, sum, mean };
         Ok(index.with_exact_limit(default_exact_limit(metric)))
     }
 
@@ -275,21 +278,27 @@ impl VectorIndex {
         self.vector(item).map(|v| dot(query, v))
     }
 
-    /// The mean of [`VectorIndex::score`] over every indexed item (hidden rows included, live
-    /// rows left out: the engine's own floor adjusts for both): what an item unrelated to
+    /// The mean of [`VectorIndex::score`] over every indexed item: what an item unrelated to
     /// the query scores on average. The score is a dot product, so by linearity the mean is
     /// one product with the items' mean vector, `query · (1/n) Σ v_i`, computed once at build
-    /// or load: O(dim) per query. 0 for an empty index. Fusion's `linear_floor` measures the
-    /// dense list from it ([`crate::fusion::Fusion::LinearFloor`]).
+    /// or load: O(dim) per query. 0 for an empty index. A serving engine measures the dense
+    /// list of `linear_floor` fusion ([`crate::fusion::Fusion::LinearFloor`]) from the same
+    /// product over the items a request can reach, which live writes change (from
+    /// [`VectorIndex::sum`]).
     pub fn mean_score(&self, query: &[f32]) -> f32 {
         dot(query, &self.mean)
     }
 
     /// The items' mean vector (`dim` values, zeros for an empty index), summed in f64 at build
-    /// or load: what [`VectorIndex::mean_score`] multiplies with, and what the engine starts
-    /// from when live writes change which items a request can reach.
+    /// or load: what [`VectorIndex::mean_score`] multiplies with.
     pub fn mean(&self) -> &[f32] {
         &self.mean
+    }
+
+    /// The items' vectors summed in f64 (`dim` values, zeros for an empty index): what the
+    /// engine adds live rows to and takes hidden rows from.
+    pub fn sum(&self) -> &[f64] {
+        &self.sum
     }
 
     /// The `k` best items for `query` that pass `allow`, best first, as `(item, similarity)`.

@@ -25,8 +25,9 @@ pub struct RankedList {
     pub abstaining: Option<Arc<Vec<bool>>>,
     /// The raw score of an item unrelated to the query, where the retriever can say it: BM25's
     /// 0 (no query term in the item), the dense retriever's mean score over the items a
-    /// request can reach ([`crate::retrieve::Retriever::Dense`]'s `mean`). `linear_floor` fusion measures the list
-    /// from it; the other methods ignore it.
+    /// request can reach ([`crate::retrieve::Retriever::Dense`]'s `mean`), ALS's mean score
+    /// over the warm items, EASE's 0 (no seed weights the item). `linear_floor` fusion
+    /// measures the list from it; the other methods ignore it.
     pub floor: Option<f32>,
 }
 
@@ -151,9 +152,11 @@ pub enum Fusion {
     /// item unrelated to the query, to the list's best: `(s − floor) / (max − floor)`, clamped
     /// at 0. BM25's floor is 0 (no query term matches); the dense retriever's is the query's
     /// mean score over the items a request can reach (the generation's rows less deleted and
-    /// replaced ones, plus live rows; before the request's filters, which would otherwise cost
-    /// a pass over the filtered items per request). A list without a floor (CF) is min-maxed,
-    /// so in recommend and similar, where CF takes part, the method is unmeasured. Why: the list's
+    /// replaced ones, plus the live rows not replaced or deleted; before the request's filters,
+    /// which would otherwise cost a pass over the filtered items per request). CF's: under ALS
+    /// the probe's mean score over the generation's warm items (rows deleted live among them
+    /// until the next build), under EASE 0 (an item no seed has a weight for); a list without a floor
+    /// is min-maxed. Why: the list's
     /// lowest member, min-max's zero, moves with the candidate depth, and on a short list it
     /// sits high and stretches the dense list's narrow band of cosines (docs/EVAL.md, "Fusion
     /// from each retriever's floor"; offered, not the default: it gained on SciFact train,

@@ -66,13 +66,21 @@ pub struct CfItems {
     index: VectorIndex,
     /// Items without training interactions (all-zero factors): CF abstains on them.
     cold: Arc<Vec<bool>>,
+    /// The mean factors of the warm items (`dim` values; zeros when none is warm): its inner
+    /// product with a probe is the probe's mean CF score over the items CF can judge, the CF
+    /// list's floor.
+    warm_mean: Vec<f32>,
 }
 
 impl CfItems {
     /// Wraps an inner-product index of item factors.
     pub(crate) fn new(index: VectorIndex) -> Self {
-        let cold = Arc::new(index.vectors().chunks_exact(index.dim()).map(|v| v.iter().all(|&x| x == 0.0)).collect());
-        CfItems { index, cold }
+        let cold: Vec<bool> = index.vectors().chunks_exact(index.dim()).map(|v| v.iter().all(|&x| x == 0.0)).collect();
+        // Cold rows are zeros: they add nothing to the sum, and are left out of the count.
+        let warm = cold.iter().filter(|&&c| !c).count().max(1) as f32;
+        let rows = index.len() as f32;
+        let warm_mean = index.mean().iter().map(|&m| m * rows / warm).collect();
+        CfItems { index, cold: Arc::new(cold), warm_mean }
     }
 
     /// Indexes item factors for inner-product search.
@@ -109,8 +117,10 @@ pub enum Retriever<'a> {
         vector: Option<&'a [f32]>,
         /// The mean embedding of the items a request can reach, before its filters (the
         /// index's own [`VectorIndex::mean`] when nothing was written live): its dot product
-        /// with the probe, the reachable items' mean score, is the list's floor.
-        mean: &'a [f32],
+        /// with the probe, the reachable items' mean score, is the list's floor. `None`: no
+        /// floor, for fusion methods that do not read one (finding the mean after a write
+        /// costs a pass over the live and hidden rows).
+        mean: Option<&'a [f32]>,
     },
     /// Collaborative filtering: inner product of user (or item) factors with item factors.
     Cf {
@@ -173,7 +183,11 @@ impl Retriever<'_> {
                         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                         hits.truncate(n);
                     }
-                    RankedList::new(kind, hits).with_floor(crate::dense::dot(vector, mean))
+                    let list = RankedList::new(kind, hits);
+                    match mean {
+                        Some(mean) => list.with_floor(crate::dense::dot(vector, mean)),
+                        None => list,
+                    }
                 }
                 None => RankedList::new(kind, Vec::new()),
             },
@@ -184,12 +198,17 @@ impl Retriever<'_> {
                 let warm = |item: u32| !items.cold.get(item as usize).copied().unwrap_or(true) && allow.allows(item);
                 let hits = items.index.search(factors, n, Some(&warm))?;
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(&items.cold));
-                RankedList { retriever: kind, hits, abstaining, floor: None }
+                // The probe's mean score over the warm items: what a warm item unrelated to the
+                // user scores on average.
+                let floor = Some(crate::dense::dot(factors, &items.warm_mean));
+                RankedList { retriever: kind, hits, abstaining, floor }
             }
             Retriever::ItemModel { model, seeds, cold_items } => {
                 let hits = model.top(seeds, n, |item| allow.allows(item));
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(model.cold()));
-                RankedList { retriever: kind, hits, abstaining, floor: None }
+                // An item no seed has a weight for scores exactly 0 (and is not listed), as an
+                // item without a query term does under BM25.
+                RankedList { retriever: kind, hits, abstaining, floor: Some(0.0) }
             }
             Retriever::Ready(list) => {
                 debug_assert!(list.hits.len() <= n, "a ready list longer than the {n} asked for");
@@ -230,12 +249,15 @@ mod tests {
     fn a_dense_retriever_honours_the_mask_and_an_absent_probe_returns_nothing() {
         let index = tiny_dense();
         let probe = [1.0f32, 0.0];
-        let retriever = Retriever::Dense { index: &index, live: None, vector: Some(&probe), mean: index.mean() };
+        let retriever = Retriever::Dense { index: &index, live: None, vector: Some(&probe), mean: Some(index.mean()) };
         let all = retriever.retrieve(3, &Allow::all()).unwrap();
         assert_eq!(all.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 2, 1]);
+        // The floor is the probe's mean score over the items: (1 + 0 + 1/√2) / 3.
+        let floor = all.floor.expect("a dense list has a floor");
+        assert!((floor - (1.0 + std::f32::consts::FRAC_1_SQRT_2) / 3.0).abs() < 1e-6, "{floor}");
         let masked = retriever.retrieve(3, &Allow::all().excluding(3, [0])).unwrap();
         assert_eq!(masked.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [2, 1]);
-        let empty = Retriever::Dense { index: &index, live: None, vector: None, mean: index.mean() }
+        let empty = Retriever::Dense { index: &index, live: None, vector: None, mean: Some(index.mean()) }
             .retrieve(3, &Allow::all())
             .unwrap();
         assert!(empty.hits.is_empty());
@@ -259,6 +281,8 @@ mod tests {
         // come back with score 0 and get rank credit, or outrank warm items scored below 0).
         for list in [&list, &plain] {
             assert_eq!(list.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 2]);
+            // The floor is the mean over the warm items, (1.5 + 1.2) / 2, not over all three.
+            assert!((list.floor.expect("an ALS list has a floor") - 1.35).abs() < 1e-6, "{:?}", list.floor);
         }
         let negative = [-1.0f32, -1.0];
         let cf_only = Retriever::Cf { items: &items, factors: &negative, cold_items: ColdItems::Ignore };

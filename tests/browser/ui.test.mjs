@@ -113,10 +113,12 @@ test("every fusion the list offers reaches the request, and one it does not keep
     assert.match(await tab.getAttribute("#results .hit:first-child .bar", "title"), new RegExp(`\\(${fusion}\\)`));
     assert.deepEqual(errors, []);
   }
-  const { tab, errors } = await page("/ui?tab=search&query=camp+stove&fusion=linear-floor&mode=hybird");
+  const { tab, errors } = await page("/ui?tab=search&query=camp+stove&fusion=linear-floor&mode=hybird&k=ten&x%5D%22=1");
   await tab.waitForSelector("#results .hit");
   assert.match(await tab.getAttribute("#results .hit:first-child .bar", "title"), /\(linear\)/);
   assert.equal(await tab.inputValue("#config-main select[name=mode]"), "hybrid");
+  assert.equal(await tab.inputValue("#config-main input[name=k]"), "10");
+  assert.equal(await tab.locator("#results .hit").count(), 10);
   assert.deepEqual(errors, []);
 });
 

@@ -136,13 +136,7 @@ async fn linear_floor_measures_bm25_from_0_and_dense_from_a_floor_below_its_list
     let (status, body) = post("/v1/search", request("dense")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let dense = parts(&body, "dense");
-    let (best, weight) = dense[0];
-    let floors: Vec<f64> = dense[1..]
-        .iter()
-        .map(|&(raw, contribution)| (raw, contribution / weight))
-        .filter(|&(raw, c)| raw < best - 1e-3 && c > 0.0)
-        .map(|(raw, c)| (raw - c * best) / (1.0 - c))
-        .collect();
+    let floors = crate::floors_read_back(&dense);
     assert!(floors.len() > 3, "{dense:?}");
     for floor in &floors {
         assert!((floor - floors[0]).abs() < 1e-3, "one floor per list: {floors:?}");

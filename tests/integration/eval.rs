@@ -75,6 +75,7 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
         candidates: 100,
         weights: Weights::default(),
         cold_items: ColdItems::Ignore,
+        fusion: hyrank_engine::fusion::Fusion::default(),
         embedder: embedder_settings(),
         cf: CfChoiceSettings { requested: CfModelChoice::Ease, ..CfChoiceSettings::default() },
         out_dir: dir.path().to_path_buf(),

@@ -178,11 +178,46 @@ fn search(body: Value) -> test::TestRequest {
         .set_json(body)
 }
 
+/// Under `linear_floor`, the dense list is measured from the query's mean cosine over the items
+/// a request can reach, which every write changes. With every reachable item listed (k and
+/// candidates past the catalog, through the engine: the server caps k at 100), the floor read
+/// back from the breakdown must be the mean of the listed raw scores; returns how many were
+/// listed.
+fn assert_dense_floor_is_the_reachable_mean(state: &hyrank_api::AppState) -> usize {
+    use hyrank_engine::fusion::Fusion;
+    use hyrank_engine::request::{Mode, SearchRequest};
+    let request = SearchRequest {
+        mode: Mode::Dense,
+        k: 1000,
+        candidates: 1000,
+        fusion: Fusion::LinearFloor,
+        ..SearchRequest::new("titanium spork for camp meals")
+    };
+    let hits = state.engine().search(&request).unwrap().hits;
+    let dense: Vec<(f64, f64)> = hits
+        .iter()
+        .map(|hit| &hit.breakdown.retrievers[0])
+        .map(|part| (f64::from(part.raw_score), part.contribution))
+        .collect();
+    let mean = dense.iter().map(|(raw, _)| raw).sum::<f64>() / dense.len() as f64;
+    let floors = crate::floors_read_back(&dense);
+    assert!(floors.len() > 10, "{dense:?}");
+    for floor in floors {
+        assert!(
+            (floor - mean).abs() < 1e-4,
+            "floor {floor}, mean cosine of the {} reachable items {mean}",
+            dense.len()
+        );
+    }
+    dense.len()
+}
+
 #[actix_web::test]
 async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_the_next_build() {
     let root = tempfile::tempdir().unwrap();
     let state = live_state(root.path());
     let app = service(state.clone()).await;
+    assert_eq!(assert_dense_floor_is_the_reachable_mean(&state), 320);
     let spork = json!({
         "title": "Zorblax Titanium Spork",
         "text": "An ultralight titanium spork with a long handle for eating from freeze-dried meal pouches.",
@@ -213,6 +248,7 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     // filter on its fields, and as a similar-items seed.
     let (status, _, got) = call(&app, get("/v1/items/LIVE-1")).await;
     assert_eq!((status, got["title"].as_str()), (StatusCode::OK, Some("Zorblax Titanium Spork")));
+    assert_eq!(assert_dense_floor_is_the_reachable_mean(&state), 321, "the live row joins the floor");
     let (_, _, bm25) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 5, "explain": true}))).await;
     assert_eq!(ids(&bm25), vec!["LIVE-1"], "{bm25}");
     assert!(bm25["hits"][0]["score"].as_f64().unwrap().is_finite());
@@ -254,6 +290,7 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     assert_eq!(found, both_ids, "{both}");
     let (_, _, stoves) = call(&app, hybrid("camp stove")).await;
     assert_eq!(ids(&stoves).iter().filter(|id| **id == stove).count(), 1, "the replaced row is hidden");
+    assert_eq!(assert_dense_floor_is_the_reachable_mean(&state), 321, "the replaced row leaves the floor");
     // Replaced again, deleted, created again: the id names its latest row only.
     let v2 = json!({"title": "Zorblax Spork v2", "text": "Now in orange."});
     assert_eq!(call(&app, put_item(WRITE_KEY, "LIVE-1", v2)).await.2["created"], false);
@@ -264,6 +301,7 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     assert_eq!(call(&app, get("/v1/items/LIVE-1")).await.0, StatusCode::NOT_FOUND);
     let (_, _, after_delete) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 10}))).await;
     assert_eq!(ids(&after_delete), vec![stove.clone()]);
+    assert_eq!(assert_dense_floor_is_the_reachable_mean(&state), 320, "and so does a deleted one");
     let v3 = json!({"title": "Zorblax Spork v3", "text": "Back in stock.", "fields": {"category": "kitchen"}});
     assert_eq!(call(&app, put_item(WRITE_KEY, "LIVE-1", v3)).await.2["created"], true);
     let (_, _, index) = call(&app, get("/v1/index")).await;

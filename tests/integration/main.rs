@@ -22,6 +22,20 @@ pub struct Indexed {
     pub summary_items: usize,
 }
 
+/// The floor a `linear_floor` list was measured from, read back from each hit's
+/// `(raw score, contribution)` in that list, best first: a hit whose share of the best's
+/// contribution is `c` gives `(raw − c·best) / (1 − c)`. Hits at or below the floor
+/// (contribution 0) and ties with the best say nothing and are skipped.
+pub fn floors_read_back(parts: &[(f64, f64)]) -> Vec<f64> {
+    let (best, weight) = parts[0];
+    parts
+        .iter()
+        .map(|&(raw, contribution)| (raw, contribution / weight))
+        .filter(|&(raw, share)| raw < best - 1e-3 && share > 0.0)
+        .map(|(raw, share)| (raw - share * best) / (1.0 - share))
+        .collect()
+}
+
 pub fn indexed() -> &'static Indexed {
     static INDEXED: OnceLock<Indexed> = OnceLock::new();
     INDEXED.get_or_init(|| {

@@ -19,7 +19,11 @@ impl Engine {
     /// changed since does not apply, as the next build would not apply it either). Read from
     /// the log once per delete, not per request.
     pub(crate) fn hidden(&self) -> Arc<HashSet<u32>> {
-        let live = self.live_items();
+        self.hidden_at(&self.live_items())
+    }
+
+    /// [`Engine::hidden`] as of the live rows `live`, a request's snapshot of them.
+    fn hidden_at(&self, live: &LiveItems) -> Arc<HashSet<u32>> {
         let version = (self.live.as_ref().map_or(0, |log| log.delete_version()), live.version);
         let mut cached = self.hidden_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((at, hidden)) = &*cached {
@@ -44,24 +48,35 @@ impl Engine {
         hidden
     }
 
-    /// The mean embedding of the items a request can reach before its filters: the
-    /// generation's rows less the hidden ones ([`Engine::hidden`]), plus the live rows not
-    /// hidden. Its dot product with a probe is those items' mean score, the dense list's floor
-    /// under `linear_floor` fusion ([`crate::fusion::Fusion::LinearFloor`]), so a write moves
-    /// the floor as it moves what can be found. Read once per write (cached with the log's
-    /// versions), O((hidden + live rows) × dim), not per request.
-    pub(crate) fn dense_mean(&self) -> Arc<Vec<f32>> {
-        let live = self.live_items();
+    /// The dense list's floor vector ([`Engine::dense_mean`]) for a request fused by `fusion`:
+    /// only `linear_floor` reads a floor, so only it pays for the mean after a write.
+    pub(crate) fn floor_mean(&self, fusion: &crate::fusion::Fusion, live: &LiveItems) -> Option<Arc<Vec<f32>>> {
+        (*fusion == crate::fusion::Fusion::LinearFloor).then(|| self.dense_mean(live))
+    }
+
+    /// The mean embedding of the items a request can reach before its filters, as of its
+    /// snapshot `live` of the live rows: the generation's rows less the hidden ones
+    /// ([`Engine::hidden`]), plus the live rows not hidden. Its dot product with a probe is
+    /// those items' mean score, the dense list's floor under `linear_floor` fusion
+    /// ([`crate::fusion::Fusion::LinearFloor`]), so a write moves the floor as it moves what
+    /// can be found. Taken by the first `linear_floor` request after a write (cached with the
+    /// log's versions), O((hidden + live rows) × dim), outside the cache's lock.
+    fn dense_mean(&self, live: &LiveItems) -> Arc<Vec<f32>> {
         let version = (self.live.as_ref().map_or(0, |log| log.delete_version()), live.version);
-        let hidden = self.hidden();
-        let mut cached = self.dense_mean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, mean)) = &*cached {
-            if *at == version {
-                return Arc::clone(mean);
+        {
+            let cached = self.dense_mean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, mean)) = &*cached {
+                if *at == version {
+                    return Arc::clone(mean);
+                }
             }
         }
-        let mean = Arc::new(reachable_mean(&self.dense, &live, &hidden));
-        *cached = Some((version, Arc::clone(&mean)));
+        let mean = Arc::new(reachable_mean(&self.dense, live, &self.hidden_at(live)));
+        let mut cached = self.dense_mean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A request on an older snapshot does not replace a newer one's mean.
+        if cached.as_ref().is_none_or(|(at, _)| *at <= version) {
+            *cached = Some((version, Arc::clone(&mean)));
+        }
         mean
     }
 
@@ -177,14 +192,14 @@ impl Engine {
 }
 
 /// The mean of the vectors of `index`'s rows and `live`'s rows, leaving out the `hidden` ones:
-/// the index's mean scaled back to a sum, less each hidden stored row, plus each live row not
-/// hidden, in f64. Zeros when no row is left.
+/// the index's f64 sum, less each hidden stored row, plus each live row not hidden. Zeros when
+/// no row is left.
 fn reachable_mean(index: &crate::dense::VectorIndex, live: &LiveItems, hidden: &HashSet<u32>) -> Vec<f32> {
     if hidden.is_empty() && live.is_empty() {
         return index.mean().to_vec();
     }
     let mut rows = index.len() as f64;
-    let mut sum: Vec<f64> = index.mean().iter().map(|&m| f64::from(m) * rows).collect();
+    let mut sum = index.sum().to_vec();
     let mut add = |vector: &[f32], sign: f64| {
         sum.iter_mut().zip(vector).for_each(|(s, &x)| *s += sign * f64::from(x));
         rows += sign;
@@ -196,7 +211,9 @@ fn reachable_mean(index: &crate::dense::VectorIndex, live: &LiveItems, hidden: &
             add(&entry.vector, 1.0);
         }
     }
-    let rows = rows.max(1.0);
+    if rows < 0.5 {
+        return vec![0.0; sum.len()];
+    }
     sum.into_iter().map(|s| (s / rows) as f32).collect()
 }
 
@@ -227,6 +244,6 @@ mod tests {
         assert!((index.mean()[0] - 0.15).abs() < 1e-6 && (index.mean()[1] - 0.45).abs() < 1e-6);
         // Every row hidden: no row is left to average, and the floor is 0.
         let all: HashSet<u32> = (0..6).collect();
-        assert!(reachable_mean(&index, &live, &all).iter().all(|m| m.abs() < 1e-6));
+        assert!(reachable_mean(&index, &live, &all).iter().all(|&m| m == 0.0));
     }
 }

@@ -89,7 +89,7 @@ pub struct Engine {
     hidden_mask: Versioned<crate::retrieve::Allow>,
     /// [`Engine::hidden`]'s set, and the log's delete and put versions it was read at.
     hidden_items: Versioned<Arc<HashSet<u32>>>,
-    /// [`Engine::dense_mean`], and the log's delete and put versions it was read at.
+    /// `live.rs`'s `dense_mean`, and the log's delete and put versions it was read at.
     dense_mean: Versioned<Arc<Vec<f32>>>,
     /// Items written live since this generation's build (`live_items.rs`), as of the last put
     /// applied.

@@ -113,7 +113,7 @@ impl Engine {
         let hidden = view.hidden.into_iter().flatten().copied();
         let allow = self.allow(&request.filters)?.excluding(self.total_len(), seen.chain(hidden));
         let live_items = self.live_items();
-        let mean = self.dense_mean();
+        let mean = self.floor_mean(&request.fusion, &live_items);
         // The content profile, when the mode has content; `Some(None)`: the history gives none.
         let profile =
             (request.mode != RecommendMode::Cf).then(|| self.profile(&live_items, view.history, request.recent));
@@ -130,7 +130,7 @@ impl Engine {
                     index: &self.dense,
                     live: Some(&live_items),
                     vector: profile.as_deref(),
-                    mean: &mean,
+                    mean: mean.as_deref().map(Vec::as_slice),
                 },
                 weight,
             ));

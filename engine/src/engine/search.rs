@@ -103,7 +103,7 @@ impl Engine {
         let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
         let allow = self.allow(&request.filters)?;
         let live_items = self.live_items();
-        let mean = self.dense_mean();
+        let mean = self.floor_mean(&request.fusion, &live_items);
         let bm25 =
             |query: &'a str| Retriever::Bm25 { index: &self.lexical, query, params: Some(self.bm25_params(request)) };
         // BM25 does not need the query's vector: when both run, it runs beside the encode
@@ -153,7 +153,7 @@ impl Engine {
                     index: &self.dense,
                     live: Some(&live_items),
                     vector: vector.as_ref().map(|v| v.as_slice()),
-                    mean: &mean,
+                    mean: mean.as_deref().map(Vec::as_slice),
                 },
                 RetrieverKind::Cf => {
                     // Mode::retrievers picks CF only with a user, whose factors were read above.

@@ -22,10 +22,15 @@ impl Engine {
         let allow = self.allow(&request.filters)?.excluding(self.total_len(), [seed]);
         let mut timings = Timings::default();
         let live_items = self.live_items();
-        let mean = self.dense_mean();
+        let mean = self.floor_mean(&request.fusion, &live_items);
         let content = self.vector_at(&live_items, seed).unwrap_or_default();
         let mut retrievers = vec![(
-            Retriever::Dense { index: &self.dense, live: Some(&live_items), vector: Some(&content), mean: &mean },
+            Retriever::Dense {
+                index: &self.dense,
+                live: Some(&live_items),
+                vector: Some(&content),
+                mean: mean.as_deref().map(Vec::as_slice),
+            },
             request.weights.of(RetrieverKind::Dense),
         )];
         let seeds = [(seed, 1.0)];

@@ -63,6 +63,8 @@ pub struct RecommendEvalSettings {
     pub weights: Weights,
     /// Fusion of items without training interactions in the hybrid mode.
     pub cold_items: ColdItems,
+    /// Fusion of the hybrid mode (the API's default for recommendations: RRF).
+    pub fusion: Fusion,
     /// Model.
     pub embedder: EmbedderSettings,
     /// The CF model (ALS, EASE, or chosen by validation on the train split).
@@ -124,6 +126,8 @@ pub struct RecommendReport {
     pub weights: Weights,
     /// Hybrid fusion of cold items.
     pub cold_items: ColdItems,
+    /// Fusion of the hybrid mode, by name.
+    pub fusion: &'static str,
     /// The CF model the train generation serves and how it was chosen (`cf_selection`).
     pub cf_model: Option<hyrank_engine::generation::CfSelection>,
     /// Per mode.
@@ -323,7 +327,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                             _ => RecommendMode::Hybrid,
                         },
                         filters: Default::default(),
-                        fusion: Fusion::default(),
+                        fusion: settings.fusion.clone(),
                         weights: settings.weights.clone(),
                         cold_items: settings.cold_items,
                         candidates: settings.candidates.max(settings.k),
@@ -376,6 +380,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         items: catalog.items.len(),
         weights: settings.weights.clone(),
         cold_items: settings.cold_items,
+        fusion: settings.fusion.name(),
         cf_model: engine.manifest().cf_selection.clone(),
         modes,
     };
@@ -393,8 +398,8 @@ impl RecommendReport {
             SplitKind::Time => "per-user leave-last-out by time".to_string(),
         };
         let mut out = format!(
-            "{split}; positives have weight ≥ {}; {} users evaluated, {} train / {} test positives ({} test positives on items with no train interaction); {} items.\n\n",
-            self.min_weight, self.users_evaluated, self.train_interactions, self.test_interactions, self.cold_test_interactions, self.items
+            "{split}; positives have weight ≥ {}; {} users evaluated, {} train / {} test positives ({} test positives on items with no train interaction); {} items; hybrid fused by {}.\n\n",
+            self.min_weight, self.users_evaluated, self.train_interactions, self.test_interactions, self.cold_test_interactions, self.items, self.fusion
         );
         if let Some(selection) = &self.cf_model {
             out += &format!("CF model: {}.\n\n", selection.reason);
@@ -445,6 +450,7 @@ mod tests {
             candidates: 100,
             weights: Weights::default(),
             cold_items: ColdItems::Ignore,
+            fusion: hyrank_engine::fusion::Fusion::default(),
             embedder: EmbedderSettings::new("m"),
             cf: CfChoiceSettings::default(),
             out_dir: PathBuf::new(),
