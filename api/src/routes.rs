@@ -35,18 +35,18 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .service(
             web::scope("")
                 .wrap(from_fn(observe))
-                .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz))
-                .route("/metrics", web::get().to(metrics))
-                .route("/docs", web::get().to(|| async { web::Redirect::to("/docs/") }))
+                .service(get("/healthz", healthz, "GET, HEAD"))
+                .service(get("/readyz", readyz, "GET, HEAD"))
+                .service(get("/metrics", metrics, "GET, HEAD"))
+                .service(get("/docs", || async { web::Redirect::to("/docs/") }, "GET, HEAD"))
                 .service(crate::openapi::swagger_ui())
-                .route("/ui", web::get().to(crate::ui::page))
+                .service(get("/ui", crate::ui::page, "GET, HEAD"))
                 .service(
                     // Before /v1, which would otherwise take the path first.
                     web::scope("/v1/events")
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
                         .app_data(web::JsonConfig::default().limit(max_events_body).error_handler(json_error))
-                        .route("", web::post().to(events))
+                        .service(web::resource("").route(web::post().to(events)).default_service(not_allowed("POST")))
                         .default_service(web::to(not_found)),
                 )
                 .service(
@@ -67,17 +67,27 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     web::scope("/v1")
                         .wrap(from_fn(|req, next| require(Access::Search, req, next)))
-                        .route("/search", web::post().to(search))
-                        .route("/recommend", web::post().to(recommend))
-                        .route("/items/{id}", web::get().to(item))
-                        .route("/items/{id}/similar", web::get().to(similar))
-                        .route("/index", web::get().to(index))
+                        .service(
+                            web::resource("/search").route(web::post().to(search)).default_service(not_allowed("POST")),
+                        )
+                        .service(
+                            web::resource("/recommend")
+                                .route(web::post().to(recommend))
+                                .default_service(not_allowed("POST")),
+                        )
+                        // PUT and DELETE took their own scopes above; any other method lands here.
+                        .service(get("/items/{id}", item, "GET, HEAD, PUT, DELETE"))
+                        .service(web::resource("/items/{id}/fields").default_service(not_allowed("PUT")))
+                        .service(get("/items/{id}/similar", similar, "GET, HEAD"))
+                        .service(get("/index", index, "GET, HEAD"))
                         .default_service(web::to(not_found)),
                 )
                 .service(
                     web::scope("/admin")
                         .wrap(from_fn(|req, next| require(Access::Admin, req, next)))
-                        .route("/reload", web::post().to(reload))
+                        .service(
+                            web::resource("/reload").route(web::post().to(reload)).default_service(not_allowed("POST")),
+                        )
                         .default_service(web::to(not_found)),
                 )
                 .default_service(web::to(not_found)),
@@ -300,6 +310,7 @@ pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> R
 
 /// Query parameters of `GET /v1/items/{id}/similar`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SimilarParams {
     /// Hits to return (default 10).
@@ -394,6 +405,33 @@ pub(crate) async fn reload(state: web::Data<AppState>) -> Result<HttpResponse, A
             ReloadError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "generation_refused", e.to_string()),
         })?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(outcome))
+}
+
+/// A path read with GET, which answers HEAD too (RFC 9110 §9.3.2: what a load balancer's health
+/// check sends; actix writes no body for HEAD), and any other method with 405 naming `allow`.
+fn get<F, Args>(path: &str, handler: F, allow: &'static str) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
+        .default_service(not_allowed(allow))
+}
+
+/// 405 with an `Allow` header: the path exists, the method is not one it takes (a 404 would
+/// say the path is wrong).
+fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        use actix_web::ResponseError;
+        let message = format!("this path takes {allow}");
+        let mut response =
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message).error_response();
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        response
+    })
 }
 
 async fn not_found() -> HttpResponse {

@@ -135,10 +135,11 @@ impl ScoreRange {
     }
 }
 
-/// How to fuse.
+/// How to fuse: `{"method": ...}`, with `k` for RRF only; any other key is refused, not
+/// ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "method", rename_all = "snake_case", try_from = "FusionRequest")]
 pub enum Fusion {
     /// Reciprocal rank fusion (Cormack et al. 2009).
     Rrf {
@@ -171,6 +172,42 @@ pub enum Fusion {
 
 fn default_rrf_k() -> f64 {
     60.0
+}
+
+/// A request's `fusion` object as written. Fusion is read through it because serde, for an
+/// internally tagged enum, ignores keys beside the tag of a variant without fields, so
+/// `{"method": "linear", "k": 60}` or a weight put inside `fusion` would have passed silently.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FusionRequest {
+    method: FusionMethod,
+    k: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FusionMethod {
+    Rrf,
+    Linear,
+    LinearFloor,
+    Dbsf,
+}
+
+impl TryFrom<FusionRequest> for Fusion {
+    type Error = String;
+
+    fn try_from(request: FusionRequest) -> std::result::Result<Self, String> {
+        let fusion = match request.method {
+            FusionMethod::Rrf => return Ok(Fusion::Rrf { k: request.k.unwrap_or_else(default_rrf_k) }),
+            FusionMethod::Linear => Fusion::Linear,
+            FusionMethod::LinearFloor => Fusion::LinearFloor,
+            FusionMethod::Dbsf => Fusion::Dbsf,
+        };
+        match request.k {
+            Some(_) => Err(format!("k is RRF's rank constant; method {} takes no k", fusion.name())),
+            None => Ok(fusion),
+        }
+    }
 }
 
 impl Default for Fusion {
@@ -445,6 +482,29 @@ mod tests {
         assert!(fuse(&floored, &[0.5], &Fusion::LinearFloor).unwrap().iter().all(|h| h.score == 0.5));
         let at_floor = [list(RetrieverKind::Bm25, &[(4, 3.0), (5, 3.0)]).with_floor(3.0)];
         assert!(fuse(&at_floor, &[0.5], &Fusion::LinearFloor).unwrap().iter().all(|h| h.score == 0.0));
+    }
+
+    #[test]
+    fn a_fusion_object_takes_its_method_and_rrf_k_and_nothing_else() {
+        let read = |json: &str| serde_json::from_str::<Fusion>(json).map_err(|e| e.to_string());
+        assert_eq!(read(r#"{"method": "rrf"}"#), Ok(Fusion::Rrf { k: 60.0 }));
+        assert_eq!(read(r#"{"method": "rrf", "k": 20}"#), Ok(Fusion::Rrf { k: 20.0 }));
+        assert_eq!(read(r#"{"method": "linear_floor"}"#), Ok(Fusion::LinearFloor));
+        for (json, says) in [
+            (r#"{"method": "linear", "k": 60}"#, "takes no k"),
+            (r#"{"method": "dbsf", "foo": 1}"#, "unknown field `foo`"),
+            (r#"{"method": "linear_floor", "weights": {"bm25": 0}}"#, "unknown field `weights`"),
+            (r#"{"method": "rrf", "bogus": 1}"#, "unknown field `bogus`"),
+            (r#"{"method": "borda"}"#, "unknown variant `borda`"),
+            (r#"{"k": 60}"#, "missing field `method`"),
+        ] {
+            let error = read(json).unwrap_err();
+            assert!(error.contains(says), "{json}: {error}");
+        }
+        // What is written reads back as itself.
+        for fusion in [Fusion::Rrf { k: 20.0 }, Fusion::Linear, Fusion::LinearFloor, Fusion::Dbsf] {
+            assert_eq!(serde_json::from_value::<Fusion>(serde_json::to_value(&fusion).unwrap()).unwrap(), fusion);
+        }
     }
 
     #[test]

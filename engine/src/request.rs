@@ -269,17 +269,26 @@ pub struct SearchRequest {
 }
 
 /// The query text a search runs on: `query` without surrounding whitespace, or `None` when
-/// nothing visible is left, so that a query of only whitespace, control characters (Unicode
-/// Cc) or invisible format characters (Cf: zero-width spaces and joiners, the byte-order mark,
-/// bidirectional marks, the soft hyphen) or punctuation (Unicode P*) is treated exactly like an
-/// empty query.
+/// nothing with content is left, so that a query of only whitespace (Unicode Z*), control or
+/// format characters (Cc, Cf: zero-width spaces and joiners, the byte-order mark,
+/// bidirectional marks, the soft hyphen), punctuation (P*), combining marks with no letter to
+/// mark (M*), or characters Unicode says to render as nothing (Default_Ignorable_Code_Point:
+/// variation selectors, the combining grapheme joiner, Hangul fillers) is treated exactly like
+/// an empty query. Categories from ICU4X's tables (`icu_properties`, the current Unicode).
 pub fn query_text(query: Option<&str>) -> Option<&str> {
-    use unicode_categories::UnicodeCategories;
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup as Group};
+    use icu_properties::{CodePointMapData, CodePointSetData};
     let query = query?.trim();
     // Punctuation alone ("!!!", "...", "¿?") is no query either: no analyzer keeps it as a term,
     // and the encoder would embed noise whose nearest items come back looking like answers.
-    // Letters, digits and symbols (C++, €, emoji) are content.
-    let content = |c: char| !c.is_whitespace() && !c.is_other_control() && !c.is_other_format() && !c.is_punctuation();
+    // Letters, digits and symbols (C++, €, emoji) are content, and so are private-use and
+    // unassigned code points (a newer Unicode's letters), which nothing here can judge.
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let category = CodePointMapData::<GeneralCategory>::new();
+    let no_content = [Group::Separator, Group::Control, Group::Format, Group::Punctuation, Group::Mark];
+    let content = |c: char| {
+        !c.is_whitespace() && !ignorable.contains(c) && !no_content.iter().any(|group| group.contains(category.get(c)))
+    };
     query.chars().any(content).then_some(query)
 }
 
@@ -588,6 +597,29 @@ mod tests {
     fn a_query_of_invisible_characters_is_no_query() {
         for empty in ["", "   ", "\u{200b}\u{200d}", "\u{feff}", "\u{7}\u{1b}\t", "\u{00ad}\u{200e}\u{2060}"] {
             assert_eq!(query_text(Some(empty)), None, "{empty:?}");
+        }
+        // Invisible by Unicode's Default_Ignorable_Code_Point though not Cf (variation
+        // selectors, the combining grapheme joiner, Hangul fillers, a Khmer inherent vowel,
+        // a Mongolian variation selector), and marks with no letter to mark.
+        for invisible in [
+            "\u{fe0f}",
+            "\u{fe0e}\u{fe00}",
+            "!!!\u{34f}",
+            "\u{3164}",
+            "\u{115f}\u{1160}",
+            "\u{ffa0}",
+            "\u{17b4}",
+            "\u{180b}",
+            "\u{e0100}",
+            "\u{301}",
+            "\u{20dd}",
+            " \u{3000}\u{2028} ",
+        ] {
+            assert_eq!(query_text(Some(invisible)), None, "{invisible:?}");
+        }
+        // A mark on a letter, an emoji with its presentation selector, and Hangul are content.
+        for content in ["e\u{301}", "❤\u{fe0f}", "텐트", "\u{e000}"] {
+            assert_eq!(query_text(Some(content)), Some(content), "{content:?} has content");
         }
         assert_eq!(query_text(None), None);
         assert_eq!(query_text(Some("  tent\u{200b} ")), Some("tent\u{200b}"), "visible text is kept as typed");

@@ -331,6 +331,20 @@ async fn broken_requests_get_the_right_status_and_code() {
         (json!({"query": "tent", "kk": 3}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": 42}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": "   "}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        // Invisible though not a format character: a variation selector, a Hangul filler.
+        (json!({"query": "\u{fe0f}"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "\u{3164}", "mode": "bm25"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        // A key inside `fusion` that its method does not take.
+        (
+            json!({"query": "tent", "fusion": {"method": "linear", "k": 60}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            json!({"query": "tent", "fusion": {"method": "linear_floor", "weights": {"bm25": 0}}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
         (json!({"query": "tent", "filters": {"colour": "red"}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": "tent", "weights": {"bm25": -1}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"mode": "cf"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
@@ -354,6 +368,27 @@ async fn broken_requests_get_the_right_status_and_code() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query_string")));
     let (status, body) = get("/v1/nothing-here").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("route_not_found")));
+    // A known path with a method it does not take is 405 naming the methods; GET paths take HEAD.
+    // (Write and admin paths check the key first: this app has none, so they answer 403.)
+    for (method, path, allow) in [
+        (actix_web::http::Method::POST, "/healthz", "GET, HEAD"),
+        (actix_web::http::Method::DELETE, "/v1/search", "POST"),
+        (actix_web::http::Method::GET, "/v1/recommend", "POST"),
+        (actix_web::http::Method::POST, "/v1/items/TNT-001", "GET, HEAD, PUT, DELETE"),
+        (actix_web::http::Method::GET, "/v1/items/TNT-001/fields", "PUT"),
+    ] {
+        let request = test::TestRequest::default().method(method.clone()).uri(path).to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(response.headers().get("allow").unwrap(), allow, "{method} {path}");
+        let body: Value = test::read_body_json(response).await;
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {path}");
+    }
+    for path in ["/healthz", "/readyz", "/ui", "/v1/index", "/v1/items/TNT-001", "/v1/items/TNT-001/similar"] {
+        let request = test::TestRequest::default().method(actix_web::http::Method::HEAD).uri(path).to_request();
+        let status = test::call_service(&app, request).await.status();
+        assert_eq!(status, StatusCode::OK, "HEAD {path}");
+    }
     let big = "word ".repeat(20_000);
     let (status, body) = post("/v1/search", json!({"query": big})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")));
