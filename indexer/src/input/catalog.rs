@@ -196,6 +196,9 @@ fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<Stri
         }
     }
     validator.catalog.field_types = types;
+    // Types are settled after every row is read, so their refusals came last: in line order
+    // they read as the file does (a stable sort keeps one line's reasons in order).
+    validator.catalog.rejects.sort_by_key(|reject| reject.line);
 }
 
 /// Keys with a fixed meaning in a JSONL item; every other key becomes a field.
@@ -487,6 +490,24 @@ mod tests {
         let shown = catalog.rejects[1].to_string();
         assert!(shown.contains("bad.jsonl:3: field `id`: duplicate"), "{shown}");
     }
+
+    #[test]
+    fn refusals_found_once_types_settle_come_in_line_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut content = Vec::new();
+        content.extend_from_slice(b"{\"id\": \"a\", \"title\": \"A\", \"price\": \"cheap\"}\n"); // 1: not a number
+        content.extend_from_slice(b"{\"id\": \"b\", \"title\": \"B\"\n"); // 2: malformed
+        content.extend_from_slice(b"{\"id\": \"c\", \"title\": \"C\", \"price\": 3}\n");
+        let path = file(&dir, "typed.jsonl", &content);
+        let format = CatalogFormat {
+            field_types: BTreeMap::from([("price".to_string(), FieldType::Number)]),
+            ..CatalogFormat::default()
+        };
+        let catalog = read_catalog(&path, &format).unwrap();
+        let got = reasons(&catalog.rejects);
+        assert_eq!(got.iter().map(|r| (r.0, r.1.as_deref())).collect::<Vec<_>>(), [(1, Some("price")), (2, None)]);
+    }
+
     /// Issue 18: a field has one type for the whole catalog, whatever the format: `"25"` in
     /// JSON Lines is the number a CSV's `25` is; a field that mixes numbers and words is text
     /// throughout (and said so); a declared type refuses the rows that do not fit.
