@@ -124,7 +124,9 @@ pub struct CombinedScore {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreBreakdown {
-    /// Fusion method: `rrf`, `linear`, or `single` when one retriever ran.
+    /// The fusion method the contributions follow: `rrf`, `linear`, `linear_floor` or `dbsf`.
+    /// One retriever's list keeps its own order, but its contributions are still the
+    /// method's (RRF's `1/(k + rank)`, linear's min-max share), so the breakdown names it.
     pub fusion: String,
     /// One entry per retriever that returned this hit.
     pub retrievers: Vec<RetrieverScore>,

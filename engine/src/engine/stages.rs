@@ -21,7 +21,7 @@ pub(super) struct Fused {
     pub hits: Vec<FusedHit>,
     /// Each retriever's score range, for the learned combination's features.
     pub ranges: ScoreRanges,
-    /// `single` when one list was fused, else the fusion's name.
+    /// The fusion's name, which the contributions follow even over one list.
     pub fusion_name: &'static str,
 }
 
@@ -141,8 +141,7 @@ impl Engine {
         let t = Instant::now();
         let hits = fuse(&lists, &weights, fusion)?;
         timings.fusion_ms = ms(t);
-        let fusion_name = if lists.len() == 1 { "single" } else { fusion.name() };
-        Ok(Fused { hits, ranges: ScoreRanges::of(&lists), fusion_name })
+        Ok(Fused { hits, ranges: ScoreRanges::of(&lists), fusion_name: fusion.name() })
     }
 
     /// The final hits: the top `k` fused ones, or, with a rerank plan and the text it reads as
