@@ -55,14 +55,19 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                     web::scope("/v1/items")
                         .guard(actix_web::guard::Delete())
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
-                        .route("/{id}", web::delete().to(delete_item)),
+                        .route("/{id}", web::delete().to(delete_item))
+                        .service(web::resource("/{id}/fields").default_service(not_allowed("PUT")))
+                        .service(web::resource("/{id}/similar").default_service(not_allowed("GET, HEAD")))
+                        .default_service(web::to(not_found)),
                 )
                 .service(
                     web::scope("/v1/items")
                         .guard(actix_web::guard::Put())
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
                         .route("/{id}/fields", web::put().to(update_fields))
-                        .route("/{id}", web::put().to(put_item)),
+                        .route("/{id}", web::put().to(put_item))
+                        .service(web::resource("/{id}/similar").default_service(not_allowed("GET, HEAD")))
+                        .default_service(web::to(not_found)),
                 )
                 .service(
                     web::scope("/v1")

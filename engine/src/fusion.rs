@@ -144,6 +144,7 @@ pub enum Fusion {
     /// Reciprocal rank fusion (Cormack et al. 2009).
     Rrf {
         /// The rank constant; 60 in the original paper.
+        // Read by FusionRequest; the default here keeps `k` optional in the OpenAPI schema.
         #[serde(default = "default_rrf_k")]
         k: f64,
     },
@@ -178,10 +179,16 @@ fn default_rrf_k() -> f64 {
 /// internally tagged enum, ignores keys beside the tag of a variant without fields, so
 /// `{"method": "linear", "k": 60}` or a weight put inside `fusion` would have passed silently.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a fusion object such as {\"method\": \"rrf\"}")]
 struct FusionRequest {
     method: FusionMethod,
+    // A number when present: `"k": null` is refused as the number it is not, not read as absent.
+    #[serde(default, deserialize_with = "present_f64")]
     k: Option<f64>,
+}
+
+fn present_f64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<f64>, D::Error> {
+    f64::deserialize(deserializer).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -497,6 +504,9 @@ mod tests {
             (r#"{"method": "rrf", "bogus": 1}"#, "unknown field `bogus`"),
             (r#"{"method": "borda"}"#, "unknown variant `borda`"),
             (r#"{"k": 60}"#, "missing field `method`"),
+            (r#"{"method": "rrf", "k": null}"#, "invalid type: null"),
+            (r#"{"method": "linear", "k": null}"#, "invalid type: null"),
+            (r#""rrf""#, "a fusion object such as"),
         ] {
             let error = read(json).unwrap_err();
             assert!(error.contains(says), "{json}: {error}");

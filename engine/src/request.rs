@@ -112,7 +112,11 @@ impl Mode {
     pub fn retrievers(self, query: bool, user: bool, has_cf: bool) -> Result<Vec<RetrieverKind>> {
         Ok(match (self, query, user) {
             (Mode::Bm25 | Mode::Dense | Mode::Hybrid, false, false) => {
-                return Err(Error::invalid("query", "a non-empty query is required (or a user, for cf and hybrid)"));
+                return Err(Error::invalid(
+                    "query",
+                    "a non-empty query is required (or a user, for cf and hybrid); punctuation, marks and \
+                     invisible characters alone are no query",
+                ));
             }
             (Mode::Bm25 | Mode::Dense, false, true) => {
                 return Err(Error::invalid("query", "bm25 and dense modes need a non-empty query"));
@@ -276,7 +280,7 @@ pub struct SearchRequest {
 /// variation selectors, the combining grapheme joiner, Hangul fillers) is treated exactly like
 /// an empty query. Categories from ICU4X's tables (`icu_properties`, the current Unicode).
 pub fn query_text(query: Option<&str>) -> Option<&str> {
-    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory, GeneralCategoryGroup as Group};
+    use icu_properties::props::{DefaultIgnorableCodePoint, Emoji, GeneralCategory, GeneralCategoryGroup as Group};
     use icu_properties::{CodePointMapData, CodePointSetData};
     let query = query?.trim();
     // Punctuation alone ("!!!", "...", "¿?") is no query either: no analyzer keeps it as a term,
@@ -289,7 +293,12 @@ pub fn query_text(query: Option<&str>) -> Option<&str> {
     let content = |c: char| {
         !c.is_whitespace() && !ignorable.contains(c) && !no_content.iter().any(|group| group.contains(category.get(c)))
     };
-    query.chars().any(content).then_some(query)
+    // Some emoji are punctuation drawn as a picture by what follows them: `#️⃣` (# with the
+    // emoji selector and the keycap mark), `‼️`, `〰️`. Bare `#` or `‼` stays punctuation.
+    let emoji = CodePointSetData::new::<Emoji>();
+    let pictured = |(c, next): (char, Option<char>)| emoji.contains(c) && matches!(next, Some('\u{fe0f}' | '\u{20e3}'));
+    let next = query.chars().skip(1).map(Some).chain([None]);
+    (query.chars().any(content) || query.chars().zip(next).any(pictured)).then_some(query)
 }
 
 impl SearchRequest {
@@ -618,7 +627,18 @@ mod tests {
             assert_eq!(query_text(Some(invisible)), None, "{invisible:?}");
         }
         // A mark on a letter, an emoji with its presentation selector, and Hangul are content.
-        for content in ["e\u{301}", "❤\u{fe0f}", "텐트", "\u{e000}"] {
+        for content in [
+            "e\u{301}",
+            "❤\u{fe0f}",
+            "텐트",
+            "\u{e000}",
+            "#\u{fe0f}\u{20e3}",
+            "#\u{20e3}",
+            "‼\u{fe0f}",
+            "〰\u{fe0f}",
+            "1\u{fe0f}\u{20e3}",
+            "👨\u{200d}👩\u{200d}👧",
+        ] {
             assert_eq!(query_text(Some(content)), Some(content), "{content:?} has content");
         }
         assert_eq!(query_text(None), None);

@@ -97,6 +97,16 @@ async fn keys_guard_v1_and_admin_routes() {
     let (status, _, body) = call(&app, reload(Some(ADMIN_KEY))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("reload_disabled")));
 
+    // The key is checked first; with it, a method the path does not take is 405.
+    let admin_get = test::TestRequest::get().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    let (status, headers, _) = call(&app, admin_get).await;
+    assert_eq!(
+        (status, headers.get("allow").map(|v| v.to_str().unwrap())),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("POST"))
+    );
+    let keyless_head = test::TestRequest::default().method(actix_web::http::Method::HEAD).uri("/v1/items/TNT-001");
+    assert_eq!(call(&app, keyless_head).await.0, StatusCode::UNAUTHORIZED);
+
     // Probes and metrics stay open; admin routes are closed outright without an admin key.
     assert_eq!(call(&app, test::TestRequest::get().uri("/healthz")).await.0, StatusCode::OK);
     let open = service(AppState::from_arc(shared_engine())).await;
