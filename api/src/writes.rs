@@ -104,9 +104,11 @@ pub(crate) async fn delete_item(state: web::Data<AppState>, id: web::Path<String
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FieldsRequest {
-    /// Every field the item has from now on (strings, finite numbers, lists of strings); the
-    /// old ones are replaced, not merged.
+    /// Every field the item has from now on (strings, finite numbers, lists of strings; a
+    /// boolean is the text `true` or `false` and `null` is no field, as in a catalog file);
+    /// the old ones are replaced, not merged.
     #[schema(value_type = Object)]
+    #[serde(deserialize_with = "catalog_fields")]
     fields: std::collections::BTreeMap<String, hyrank_engine::FieldValue>,
 }
 
@@ -165,10 +167,28 @@ pub(crate) struct PutItemRequest {
     /// Body text; may be empty when `title` is not.
     #[serde(default)]
     text: String,
-    /// Stored, returned and filterable attributes (strings, finite numbers, lists of strings).
-    #[serde(default)]
+    /// Stored, returned and filterable attributes (strings, finite numbers, lists of strings;
+    /// a boolean is the text `true` or `false` and `null` is no field, as in a catalog file).
+    #[serde(default, deserialize_with = "catalog_fields")]
     #[schema(value_type = Object)]
     fields: std::collections::BTreeMap<String, hyrank_engine::FieldValue>,
+}
+
+/// A live write's fields read as a catalog file's are ([`hyrank_engine::FieldValue::from_json`]),
+/// so that a row the catalog accepts is accepted live too: a boolean is kept as its text, and
+/// a `null` field is absent. A value that is no field is refused, naming the field.
+fn catalog_fields<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::collections::BTreeMap<String, hyrank_engine::FieldValue>, D::Error> {
+    use serde::de::Error;
+    let raw = std::collections::BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+    raw.into_iter()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(name, value)| match hyrank_engine::FieldValue::from_json(&value) {
+            Ok(field) => Ok((name, field)),
+            Err(reason) => Err(D::Error::custom(format!("{name}: {reason}"))),
+        })
+        .collect()
 }
 
 /// What a put did.
