@@ -147,6 +147,16 @@ async fn linear_floor_measures_bm25_from_0_and_dense_from_a_floor_below_its_list
     let (status, body) = post("/v1/search", request("hybrid")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["hits"][0]["breakdown"]["fusion"], "linear_floor");
+    // RRF over one list: each contribution is weight / (60 + rank), and the breakdown says RRF.
+    let rrf = json!({"query": query, "mode": "dense", "k": 5, "fusion": {"method": "rrf", "k": 60}});
+    let (status, body) = post("/v1/search", rrf).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for hit in body["hits"].as_array().unwrap() {
+        let part = &hit["breakdown"]["retrievers"][0];
+        assert_eq!(hit["breakdown"]["fusion"], "rrf");
+        let rank = part["rank"].as_f64().unwrap();
+        assert!((part["contribution"].as_f64().unwrap() - 1.0 / (60.0 + rank)).abs() < 1e-12, "{hit}");
+    }
     assert_breakdowns_compose(&body);
     // The same method reaches similar items through the query string.
     let id = catalog()[0]["id"].as_str().unwrap().to_string();
