@@ -339,17 +339,10 @@ pub(crate) async fn similar(
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
     let fusion = match params.fusion.as_deref() {
-        None | Some("rrf") => Fusion::default(),
-        Some("linear") => Fusion::Linear,
-        Some("linear_floor") => Fusion::LinearFloor,
-        Some("dbsf") => Fusion::Dbsf,
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_request",
-                format!("fusion {other:?} is not rrf, linear, linear_floor or dbsf"),
-            ))
-        }
+        None => Fusion::default(),
+        // Read as a body's `{"method": ...}` is, so both take the same names (one list of them).
+        Some(method) => serde_json::from_value(serde_json::json!({ "method": method }))
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("fusion: {e}")))?,
     };
     let request = SimilarRequest {
         item: id.into_inner(),

@@ -374,6 +374,9 @@ async fn broken_requests_get_the_right_status_and_code() {
     }
     let (status, body) = post("/v1/recommend", json!({"user": "nobody"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("user_not_found")));
+    let (status, body) = get("/v1/items/TNT-001/similar?fusion=borda").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("linear_floor"), "the methods are listed: {body}");
     let (status, body) = get("/v1/items/TNT-001/similar?k=abc").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query_string")));
     let (status, body) = get("/v1/nothing-here").await;
