@@ -340,9 +340,10 @@ pub(crate) async fn similar(
     let params = params.into_inner();
     let fusion = match params.fusion.as_deref() {
         None => Fusion::default(),
-        // Read as a body's `{"method": ...}` is, so both take the same names (one list of them).
-        Some(method) => serde_json::from_value(serde_json::json!({ "method": method }))
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("fusion: {e}")))?,
+        // The names a body's `fusion.method` takes (`Fusion`'s `FromStr`: one list of them).
+        Some(method) => method.parse().map_err(|e: String| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("fusion: {e}"))
+        })?,
     };
     let request = SimilarRequest {
         item: id.into_inner(),

@@ -106,20 +106,16 @@ pub struct VectorIndex {
     unreachable: Option<Vec<u32>>,
     /// The items' vectors summed (`dim` values, f64): [`VectorIndex::sum`].
     sum: Vec<f64>,
-    /// The items' mean vector (`dim` values; zeros for an empty index): [`VectorIndex::mean_score`].
-    mean: Vec<f32>,
 }
 
-/// The sum and the mean of `vectors`' rows of `dim` values, summed in f64 so that a million
-/// rows lose no precision; zeros when there are none.
-fn sum_and_mean(vectors: &[f32], dim: usize) -> (Vec<f64>, Vec<f32>) {
+/// The sum of `vectors`' rows of `dim` values, in f64 so that a million rows lose no
+/// precision; zeros when there are none.
+fn row_sum(vectors: &[f32], dim: usize) -> Vec<f64> {
     let mut sum = vec![0f64; dim];
     for row in vectors.chunks_exact(dim) {
         sum.iter_mut().zip(row).for_each(|(s, &x)| *s += f64::from(x));
     }
-    let rows = (vectors.len() / dim).max(1) as f64;
-    let mean = sum.iter().map(|s| (s / rows) as f32).collect();
-    (sum, mean)
+    sum
 }
 
 /// The inner product of two vectors over the shorter length (cosine for unit vectors), in
@@ -204,8 +200,8 @@ impl VectorIndex {
         let graph = Hnsw::new(settings.max_connections, rows.max(1), MAX_LAYERS, settings.ef_construction, DistL2 {});
         let batch: Vec<(&Vec<f32>, usize)> = indexed.iter().zip(0..).collect();
         graph.parallel_insert(&batch);
-        let (sum, mean) = sum_and_mean(&vectors, dim);
-        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, sum, mean };
+        let sum = row_sum(&vectors, dim);
+        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, sum };
         Ok(index.with_exact_limit(default_exact_limit(metric)))
     }
 
@@ -242,8 +238,8 @@ impl VectorIndex {
                 reason: format!("graph has {} points but {rows} vectors are stored", graph.get_nb_point()),
             });
         }
-        let (sum, mean) = sum_and_mean(&vectors, dim);
-        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, sum, mean };
+        let sum = row_sum(&vectors, dim);
+        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, sum };
         Ok(index.with_exact_limit(default_exact_limit(metric)))
     }
 
@@ -278,25 +274,12 @@ impl VectorIndex {
         self.vector(item).map(|v| dot(query, v))
     }
 
-    /// The mean of [`VectorIndex::score`] over every indexed item: what an item unrelated to
-    /// the query scores on average. The score is a dot product, so by linearity the mean is
-    /// one product with the items' mean vector, `query · (1/n) Σ v_i`, computed once at build
-    /// or load: O(dim) per query. 0 for an empty index. A serving engine measures the dense
-    /// list of `linear_floor` fusion ([`crate::fusion::Fusion::LinearFloor`]) from the same
-    /// product over the items a request can reach, which live writes change (from
-    /// [`VectorIndex::sum`]).
-    pub fn mean_score(&self, query: &[f32]) -> f32 {
-        dot(query, &self.mean)
-    }
-
-    /// The items' mean vector (`dim` values, zeros for an empty index), summed in f64 at build
-    /// or load: what [`VectorIndex::mean_score`] multiplies with.
-    pub fn mean(&self) -> &[f32] {
-        &self.mean
-    }
-
-    /// The items' vectors summed in f64 (`dim` values, zeros for an empty index): what the
-    /// engine adds live rows to and takes hidden rows from.
+    /// The items' vectors summed in f64 (`dim` values, zeros for an empty index), once at
+    /// build or load. The score is a dot product, so by linearity the mean score of the items,
+    /// what an item unrelated to the query scores on average, is one product with the mean
+    /// vector, `query · (1/n) Σ v_i`: `linear_floor` fusion's dense floor
+    /// ([`crate::fusion::Fusion::LinearFloor`]), which the engine takes from this sum with live
+    /// rows added and hidden rows taken away.
     pub fn sum(&self) -> &[f64] {
         &self.sum
     }
@@ -433,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn mean_score_is_the_mean_of_every_items_score_after_a_reload_too() {
+    fn the_sum_gives_the_mean_of_every_items_score_after_a_reload_too() {
         let (dim, rows) = (8, 300);
         let vectors = random_vectors(rows, dim, true, 21);
         let index = VectorIndex::build(vectors, dim, Metric::Cosine, HnswSettings::default()).unwrap();
@@ -444,15 +427,12 @@ mod tests {
             let mean =
                 (0..rows as u32).map(|item| f64::from(index.score(query, item).unwrap())).sum::<f64>() / rows as f64;
             for index in [&index, &reloaded] {
-                assert!(
-                    (f64::from(index.mean_score(query)) - mean).abs() < 1e-5,
-                    "{} vs {mean}",
-                    index.mean_score(query)
-                );
+                let by_sum = query.iter().zip(index.sum()).map(|(&q, s)| f64::from(q) * s).sum::<f64>() / rows as f64;
+                assert!((by_sum - mean).abs() < 1e-5, "{by_sum} vs {mean}");
             }
         }
         let empty = VectorIndex::build(Vec::new(), dim, Metric::Cosine, HnswSettings::default()).unwrap();
-        assert_eq!(empty.mean_score(&[1.0; 8]), 0.0);
+        assert!(empty.sum().iter().all(|&s| s == 0.0));
     }
 
     #[test]

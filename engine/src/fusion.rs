@@ -217,6 +217,19 @@ impl TryFrom<FusionRequest> for Fusion {
     }
 }
 
+impl std::str::FromStr for Fusion {
+    type Err = String;
+
+    /// A method by the name a request's `fusion.method` takes (`rrf` with k 60, `linear`,
+    /// `linear_floor`, `dbsf`): what a query string's `fusion=` and the CLI's `--fusion` read.
+    fn from_str(method: &str) -> std::result::Result<Self, String> {
+        use serde::de::IntoDeserializer;
+        let method = FusionMethod::deserialize(method.into_deserializer())
+            .map_err(|e: serde::de::value::Error| e.to_string())?;
+        Fusion::try_from(FusionRequest { method, k: None })
+    }
+}
+
 impl Default for Fusion {
     fn default() -> Self {
         Fusion::Rrf { k: default_rrf_k() }
@@ -511,6 +524,11 @@ mod tests {
             let error = read(json).unwrap_err();
             assert!(error.contains(says), "{json}: {error}");
         }
+        // A method by name reads as the object with that method does.
+        assert_eq!("linear_floor".parse::<Fusion>(), Ok(Fusion::LinearFloor));
+        assert_eq!("rrf".parse::<Fusion>(), Ok(Fusion::Rrf { k: 60.0 }));
+        let unknown = "linear-floor".parse::<Fusion>().unwrap_err();
+        assert!(unknown.contains("unknown variant `linear-floor`") && unknown.contains("`dbsf`"), "{unknown}");
         // What is written reads back as itself.
         for fusion in [Fusion::Rrf { k: 20.0 }, Fusion::Linear, Fusion::LinearFloor, Fusion::Dbsf] {
             assert_eq!(serde_json::from_value::<Fusion>(serde_json::to_value(&fusion).unwrap()).unwrap(), fusion);

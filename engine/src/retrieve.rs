@@ -77,9 +77,8 @@ impl CfItems {
     pub(crate) fn new(index: VectorIndex) -> Self {
         let cold: Vec<bool> = index.vectors().chunks_exact(index.dim()).map(|v| v.iter().all(|&x| x == 0.0)).collect();
         // Cold rows are zeros: they add nothing to the sum, and are left out of the count.
-        let warm = cold.iter().filter(|&&c| !c).count().max(1) as f32;
-        let rows = index.len() as f32;
-        let warm_mean = index.mean().iter().map(|&m| m * rows / warm).collect();
+        let warm = cold.iter().filter(|&&c| !c).count().max(1) as f64;
+        let warm_mean = index.sum().iter().map(|&s| (s / warm) as f32).collect();
         CfItems { index, cold: Arc::new(cold), warm_mean }
     }
 
@@ -115,8 +114,8 @@ pub enum Retriever<'a> {
         live: Option<&'a crate::live::items::LiveItems>,
         /// The unit-length probe.
         vector: Option<&'a [f32]>,
-        /// The mean embedding of the items a request can reach, before its filters (the
-        /// index's own [`VectorIndex::mean`] when nothing was written live): its dot product
+        /// The mean embedding of the items a request can reach, before its filters (from
+        /// [`VectorIndex::sum`], live rows in and hidden rows out): its dot product
         /// with the probe, the reachable items' mean score, is the list's floor. `None`: no
         /// floor, for fusion methods that do not read one (finding the mean after a write
         /// costs a pass over the live and hidden rows).
@@ -249,7 +248,8 @@ mod tests {
     fn a_dense_retriever_honours_the_mask_and_an_absent_probe_returns_nothing() {
         let index = tiny_dense();
         let probe = [1.0f32, 0.0];
-        let retriever = Retriever::Dense { index: &index, live: None, vector: Some(&probe), mean: Some(index.mean()) };
+        let mean: Vec<f32> = index.sum().iter().map(|s| (s / 3.0) as f32).collect();
+        let retriever = Retriever::Dense { index: &index, live: None, vector: Some(&probe), mean: Some(&mean) };
         let all = retriever.retrieve(3, &Allow::all()).unwrap();
         assert_eq!(all.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 2, 1]);
         // The floor is the probe's mean score over the items: (1 + 0 + 1/√2) / 3.
@@ -257,7 +257,7 @@ mod tests {
         assert!((floor - (1.0 + std::f32::consts::FRAC_1_SQRT_2) / 3.0).abs() < 1e-6, "{floor}");
         let masked = retriever.retrieve(3, &Allow::all().excluding(3, [0])).unwrap();
         assert_eq!(masked.hits.iter().map(|h| h.0).collect::<Vec<_>>(), [2, 1]);
-        let empty = Retriever::Dense { index: &index, live: None, vector: None, mean: Some(index.mean()) }
+        let empty = Retriever::Dense { index: &index, live: None, vector: None, mean: Some(&mean) }
             .retrieve(3, &Allow::all())
             .unwrap();
         assert!(empty.hits.is_empty());

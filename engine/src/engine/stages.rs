@@ -68,7 +68,7 @@ impl Engine {
     /// last delete), not per request: a request without filters allocated nothing before
     /// deletes existed, and should not start allocating `len` flags for them.
     fn unfiltered_allow(&self) -> Allow {
-        let version = (self.live.as_ref().map_or(0, |log| log.delete_version()), self.live_items().version);
+        let version = self.hidden_version(&self.live_items());
         let mut cached = self.hidden_mask.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match &*cached {
             Some((at, mask)) if *at == version => mask.clone(),

@@ -226,10 +226,11 @@ impl LiveItems {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn item(id: &str) -> Item {
+    /// An item with only an id and the same title, for tests of live rows.
+    pub(crate) fn item(id: &str) -> Item {
         Item { id: id.into(), title: id.into(), text: String::new(), fields: Default::default() }
     }
 

@@ -59,8 +59,8 @@ pub(crate) struct EvalRecommendArgs {
     pub(crate) cold_items: ColdItemsArg,
     /// Hybrid mode: how the CF and content lists are fused (the API's default for
     /// recommendations is `rrf`, k 60).
-    #[arg(long, value_enum, default_value_t = FusionArg::Rrf)]
-    pub(crate) fusion: FusionArg,
+    #[arg(long, default_value = "rrf")]
+    pub(crate) fusion: hyrank_engine::fusion::Fusion,
     /// Folder for the train file, the train generation, the reports and each mode's per-user
     /// scores (`<split>/<mode>.per-user.tsv`: nDCG@10, Recall@k, ms).
     #[arg(long)]
@@ -74,31 +74,6 @@ pub(crate) struct EvalRecommendArgs {
     pub(crate) model: ModelArgs,
     #[command(flatten)]
     pub(crate) cf: CfArgs,
-}
-
-/// A fusion method by name, as requests name it (`fusion.method`).
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub(crate) enum FusionArg {
-    /// Reciprocal rank fusion, k 60.
-    Rrf,
-    /// Min-max normalised scores, weighted.
-    Linear,
-    /// Scores measured from each retriever's floor, weighted.
-    LinearFloor,
-    /// Each list's mean ∓ 3σ, weighted (Qdrant's DBSF).
-    Dbsf,
-}
-
-impl From<FusionArg> for hyrank_engine::fusion::Fusion {
-    fn from(arg: FusionArg) -> Self {
-        use hyrank_engine::fusion::Fusion;
-        match arg {
-            FusionArg::Rrf => Fusion::default(),
-            FusionArg::Linear => Fusion::Linear,
-            FusionArg::LinearFloor => Fusion::LinearFloor,
-            FusionArg::Dbsf => Fusion::Dbsf,
-        }
-    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -126,7 +101,7 @@ pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
             ColdItemsArg::Share => hyrank_engine::ColdItems::Share,
             ColdItemsArg::Ignore => hyrank_engine::ColdItems::Ignore,
         },
-        fusion: args.fusion.into(),
+        fusion: args.fusion,
         embedder: args.model.settings()?,
         cf: args.cf.settings()?,
         out_dir: args.out,
