@@ -586,7 +586,7 @@ fn catalog_fields_are_searched_and_a_number_field_is_refused() {
     use hyrank_engine::SearchRequest;
     let dir = tempfile::tempdir().unwrap();
     let mut settings = fixture_settings(dir.path().join("index"));
-    let field = |name: &str, boost| SearchField { name: name.into(), boost };
+    let field = |name: &str, boost| SearchField::new(name, boost);
     for (fields, expected) in [
         (vec![field("price", 1.0)], "--search-fields price: the field holds numbers"),
         (vec![field("colour", 1.0)], "--search-fields colour: no item has this field"),

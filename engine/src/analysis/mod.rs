@@ -86,6 +86,11 @@ pub enum Revision {
     Alphanumeric,
 }
 
+impl Revision {
+    /// Every revision, oldest first: what an index on disk may have been built with.
+    pub const ALL: [Revision; 3] = [Revision::First, Revision::Joined, Revision::Alphanumeric];
+}
+
 /// The `hyrank` tokenizer (see the module documentation).
 #[derive(Debug, Clone, Default)]
 pub struct UnicodeTokenizer {

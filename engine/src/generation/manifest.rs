@@ -37,8 +37,10 @@ use crate::lexical::LexicalSettings;
 /// without a word: the title's own b (`lexical.bm25.title_b`), the title analysed apart from
 /// the text (`lexical.title_analysis`; those builds analyse a query once, by the text's
 /// analyzer) and catalog fields BM25 searches (`lexical.search_fields`, which they would not
-/// search).
-pub const FORMAT_VERSION: u32 = 7;
+/// search). Version 8 marks a catalog field BM25 searches with its own analysis
+/// (`lexical.search_fields[].analysis`): builds that read 7 analyse every catalog field as the
+/// text, and say the generation is newer than they read instead of failing to parse it.
+pub const FORMAT_VERSION: u32 = 8;
 
 /// The version scoring settings older builds would ignore need (version 5 above).
 pub const SCORING_FORMAT_VERSION: u32 = 5;
@@ -57,6 +59,9 @@ pub const W8A8_FORMAT_VERSION: u32 = 6;
 
 /// The version BM25 settings per field need ([`FORMAT_VERSION`]'s version 7).
 pub const PER_FIELD_FORMAT_VERSION: u32 = 7;
+
+/// The version a catalog field analysed on its own needs ([`FORMAT_VERSION`]'s version 8).
+pub const FIELD_ANALYSIS_FORMAT_VERSION: u32 = 8;
 
 /// The version a generation embedded at `precision` is written as.
 pub fn format_version_for(precision: Precision) -> u32 {
@@ -85,6 +90,9 @@ pub fn format_version_of(manifest: &Manifest) -> u32 {
     // A title b equal to b is still written: a request's b then leaves the title's alone.
     if lexical.bm25.title_b.is_some() || !lexical.fields_analysed_alike() || !lexical.search_fields.is_empty() {
         version = version.max(PER_FIELD_FORMAT_VERSION);
+    }
+    if lexical.search_fields.iter().any(|f| f.analysis.is_some()) {
+        version = version.max(FIELD_ANALYSIS_FORMAT_VERSION);
     }
     let recency = manifest.ease.as_ref().is_some_and(|e| e.recency_half_life > 0.0);
     // A validated weight equal to the family's constant scores as older builds do.

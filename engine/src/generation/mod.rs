@@ -275,8 +275,10 @@ mod tests {
         m.lexical.title_analysis = Some(m.lexical.analysis_of(false));
         assert_eq!(format_version_of(&m), 2, "a title analysed as the text reads alike everywhere");
         m.lexical.title_analysis = None;
-        m.lexical.search_fields = vec![crate::lexical::SearchField { name: "brand".into(), boost: 2.0 }];
+        m.lexical.search_fields = vec![crate::lexical::SearchField::new("brand", 2.0)];
         assert_eq!(format_version_of(&m), PER_FIELD_FORMAT_VERSION, "older builds would not search the brand");
+        m.lexical.search_fields[0].analysis = Some(m.lexical.analysis_of(false));
+        assert_eq!(format_version_of(&m), FIELD_ANALYSIS_FORMAT_VERSION, "builds that read 7 would refuse to parse it");
         m.lexical.search_fields.clear();
         m.lexical.bm25.fields = FieldCombination::Bm25f;
         assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read BM25F as sum");

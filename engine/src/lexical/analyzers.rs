@@ -5,7 +5,7 @@
 use tantivy::tokenizer::{StopWordFilter, TextAnalyzer};
 use tantivy::Index;
 
-use super::{FieldCombination, LexicalSettings};
+use super::{FieldCombination, LexicalSettings, SearchField};
 use crate::analysis::{FoldAndStem, FoldDiacritics, Revision, UnicodeTokenizer, FRENCH_ELISIONS, ITALIAN_ELISIONS};
 use crate::error::{Error, Result};
 
@@ -56,17 +56,33 @@ impl LexicalSettings {
         }
     }
 
-    /// Whether the title and the text are analysed alike.
+    /// How a searched catalog field is analysed: its own analysis, else the text's.
+    pub fn field_analysis(&self, field: &SearchField) -> FieldAnalysis {
+        field.analysis.unwrap_or_else(|| self.analysis_of(false))
+    }
+
+    /// Every searched field's analysis with the name its errors go by, in the order BM25
+    /// searches them: the text, the title, then the catalog fields.
+    fn analyses(&self) -> impl Iterator<Item = (String, FieldAnalysis)> + '_ {
+        let own = [("".to_string(), self.analysis_of(false)), ("title_analysis.".to_string(), self.analysis_of(true))];
+        let catalog =
+            self.search_fields.iter().map(|f| (format!("search_fields.{}.analysis.", f.name), self.field_analysis(f)));
+        own.into_iter().chain(catalog)
+    }
+
+    /// Whether every searched field (the title, the text and the catalog fields) is analysed
+    /// alike, so that a word is one term in all of them.
     pub fn fields_analysed_alike(&self) -> bool {
-        self.analysis_of(true) == self.analysis_of(false)
+        let text = self.analysis_of(false);
+        self.analyses().all(|(_, analysis)| analysis == text)
     }
 
     /// Checks that the analysis asked for exists and that BM25 can combine its fields.
     ///
     /// # Errors
-    /// Stop words in a language without a list; a title analysed on its own by the simple
-    /// analyzer, or under BM25F; a searched catalog field named twice, without a name or
-    /// `title`/`text`, with a weight that is not a positive number, or more than
+    /// Stop words in a language without a list; a title or catalog field analysed on its own
+    /// by the simple analyzer, or under BM25F; a searched catalog field named twice, without a
+    /// name or `title`/`text`, with a weight that is not a positive number, or more than
     /// [`MAX_SEARCH_FIELDS`].
     pub fn check(&self) -> Result<()> {
         if self.search_fields.len() > MAX_SEARCH_FIELDS {
@@ -89,19 +105,22 @@ impl LexicalSettings {
                 return Err(Error::invalid(format!("search_fields.{}", wanted.name), reason));
             }
         }
-        for (field, title) in [("stop_words", false), ("title_analysis.stop_words", true)] {
-            let analysis = self.analysis_of(title);
+        let text = self.analysis_of(false);
+        for (prefix, analysis) in self.analyses() {
             if analysis.stop_words && !analysis.language.has_stop_words() {
                 let reason = format!("there is no stop-word list for {}", analysis.language.name());
-                return Err(Error::invalid(field, reason));
+                return Err(Error::invalid(format!("{prefix}stop_words"), reason));
             }
-        }
-        if !self.fields_analysed_alike() {
-            if self.analyzer != Analyzer::Unicode {
-                return Err(Error::invalid("title_analysis", "a title analysed on its own needs the unicode analyzer"));
-            }
-            if self.bm25.fields == FieldCombination::Bm25f {
-                return Err(Error::invalid("title_analysis", BM25F_NEEDS_ONE_ANALYSIS));
+            if analysis != text {
+                // The setting that asked for it, without the trailing dot.
+                let setting = &prefix[..prefix.len() - 1];
+                if self.analyzer != Analyzer::Unicode {
+                    let reason = "a field analysed on its own needs the unicode analyzer";
+                    return Err(Error::invalid(setting, reason));
+                }
+                if self.bm25.fields == FieldCombination::Bm25f {
+                    return Err(Error::invalid(setting, BM25F_NEEDS_ONE_ANALYSIS));
+                }
             }
         }
         Ok(())
@@ -113,9 +132,9 @@ impl LexicalSettings {
 pub const MAX_SEARCH_FIELDS: usize = 30;
 
 /// Why BM25F refuses fields analysed apart.
-pub(super) const BM25F_NEEDS_ONE_ANALYSIS: &str = "BM25F adds a term's frequencies across the title and \
-    the text, so it needs both analysed alike; with a title analysed on its own, combine the \
-    fields by sum";
+pub(super) const BM25F_NEEDS_ONE_ANALYSIS: &str = "BM25F adds a term's frequencies across the title, \
+    the text and the catalog fields searched, so it needs all of them analysed alike; with a \
+    field analysed on its own, combine the fields by sum";
 
 /// The language BM25 stems in, and whose stop words it drops when asked: the Snowball
 /// stemmers and stop-word lists tantivy ships (Lucene's 33 words for English).
@@ -419,10 +438,8 @@ mod tests {
         assert!((tree.value - f64::from(score)).abs() < 1e-5);
         // Catalog fields read the query as the text does: "Schuh" (the German stem) is not
         // looked up in a brand, "schuhe" (English leaves it) is.
-        let branded = LexicalSettings {
-            search_fields: vec![super::super::SearchField { name: "brand".into(), boost: 1.0 }],
-            ..settings.clone()
-        };
+        let branded =
+            LexicalSettings { search_fields: vec![super::super::SearchField::new("brand", 1.0)], ..settings.clone() };
         let brand_dir = tempfile::tempdir().unwrap();
         let catalog = [Item {
             fields: serde_json::from_value(serde_json::json!({"brand": "Schuhe"})).unwrap(),
@@ -439,7 +456,7 @@ mod tests {
             LexicalSettings { bm25: super::super::Bm25Params::default(), ..settings.clone() },
         ] {
             let error = LexicalIndex::open(dir.path(), wrong).err().unwrap().to_string();
-            assert!(error.contains("schema names two analyzer(s)") || error.contains("by sum"), "{error}");
+            assert!(error.contains("but its schema names") || error.contains("by sum"), "{error}");
         }
         // tantivy's own scorer, whose query is built field by field, gives the same scores.
         crate::lexical::agrees_with_tantivy(&lexical, &["Schuh boots", "Berg trails", "Emaille mug camp"]);

@@ -203,7 +203,7 @@ impl LexicalIndex {
     /// and text were analysed apart.
     pub fn check(&self, params: Bm25Params) -> Result<()> {
         params.check()?;
-        if !self.alike && params.fields == FieldCombination::Bm25f {
+        if self.groups.len() > 1 && params.fields == FieldCombination::Bm25f {
             return Err(Error::invalid("bm25.fields", super::analyzers::BM25F_NEEDS_ONE_ANALYSIS));
         }
         Ok(())
@@ -233,18 +233,15 @@ impl LexicalIndex {
         use tantivy::postings::Postings;
         use tantivy::DocSet;
         // Each query term with the fields it is looked up in (a bit per field of
-        // `self.fields.searched`): every field, when the title was analysed as the text;
-        // otherwise the title's own terms in the title, and the text's in every other field
-        // (BM25F refused, it needs one term across fields).
+        // `self.fields.searched`): the query analysed once per group of fields that share an
+        // analyzer, its terms looked up in that group's fields (every field, when all were
+        // analysed alike; with several groups BM25F is refused, it needs one term across
+        // fields). Settings allow at most 32 fields (`MAX_SEARCH_FIELDS` + 2): no mask overflows.
         let searched = &self.fields.searched;
-        // Settings allow at most 32 fields (`MAX_SEARCH_FIELDS` + 2): the mask never overflows.
-        let every: u64 = (1u64 << searched.len()) - 1;
-        let tokens: Vec<(String, u64)> = if self.alike {
-            self.tokens(text)?.into_iter().map(|t| (t, every)).collect()
-        } else {
-            let title = self.tokens_of(self.fields.title(), text)?.into_iter().map(|t| (t, 1));
-            title.chain(self.tokens(text)?.into_iter().map(|t| (t, every & !1))).collect()
-        };
+        let mut tokens: Vec<(String, u64)> = Vec::new();
+        for group in &self.groups {
+            tokens.extend(self.tokens_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
+        }
         // The generation's segment and, with live items, the in-memory one: statistics are
         // those of both together, as if the live items had been in the build.
         let searchers = self.searchers();

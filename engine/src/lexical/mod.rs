@@ -1,8 +1,8 @@
 //! BM25 over item titles and texts (tantivy).
 //!
 //! Queries are plain text, never query syntax: each field analyses the query with its own
-//! analyzer (the title's may differ from the text's, which every other field shares), and each
-//! term is looked up in the fields that analysed it so. A user typing
+//! analyzer (the title's and a catalog field's may differ from the text's), and each term is
+//! looked up in the fields that analysed it so. A user typing
 //! `COVID-19: AND (pre)print?` gets a search for those words, not a syntax error.
 
 use std::path::Path;
@@ -29,7 +29,7 @@ pub use analyzers::{Analyzer, FieldAnalysis, Language, MAX_SEARCH_FIELDS};
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
 pub use schema::SearchField;
-use schema::{Fields, IDX};
+use schema::{AnalysisGroup, Fields, IDX};
 
 /// How the lexical index analyses and weights text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -91,9 +91,10 @@ pub struct LexicalIndex {
     reader: IndexReader,
     fields: Fields,
     settings: LexicalSettings,
-    /// Whether the title and the text were indexed by the same analyzer (the schema's names):
-    /// a query is then analysed once, and BM25F may combine the fields.
-    alike: bool,
+    /// The searched fields grouped by the analyzer they were indexed with (the schema's
+    /// names), in the order of their first field: a query is analysed once per group, and
+    /// BM25F may combine the fields only when there is one group.
+    groups: Vec<AnalysisGroup>,
     /// Per searched field, for catalog fields only: how many of the generation's items hold it
     /// (counted once, at open), for its average length.
     field_docs: Vec<Option<u64>>,
@@ -153,7 +154,9 @@ impl LexicalIndex {
                 reason: format!("its analyzer is unknown to this build of hyrank (built by a newer version?): {e}"),
             })?;
         }
-        let alike = {
+        // The analyzer each searched field was indexed by, as the schema names it; fields that
+        // share one are a group, whose terms a query is analysed into once.
+        let names: Vec<String> = {
             let schema = index.schema();
             let name = |field| match schema.get_field_entry(field).field_type() {
                 tantivy::schema::FieldType::Str(options) => {
@@ -161,18 +164,22 @@ impl LexicalIndex {
                 }
                 _ => None,
             };
-            name(fields.title()) == name(fields.text())
+            fields.searched.iter().map(|s| name(s.field).unwrap_or_default()).collect()
         };
-        // The manifest's settings must describe this index, or every search would fail (BM25F
-        // over fields analysed apart) or analyse queries unlike the items.
-        if alike != settings.fields_analysed_alike() || (!alike && settings.bm25.fields == FieldCombination::Bm25f) {
+        let groups = schema::groups(&fields, &names);
+        // The manifest's settings must describe this index, field by field, under one of the
+        // revisions, or searches would analyse queries unlike the items. (Settings that analyse
+        // fields apart and combine them by BM25F were refused above.)
+        let described = Revision::ALL.iter().any(|&revision| schema::analyzer_names(&settings, revision) == names);
+        if !described {
+            let searched: Vec<&str> = fields.searched.iter().map(|s| s.name.as_str()).collect();
             return Err(Error::BadIndex {
                 path: dir.to_path_buf(),
                 reason: format!(
-                    "its settings analyse the title {} the text, with fields combined by {:?}, but its schema names {} analyzer(s)",
-                    if settings.fields_analysed_alike() { "as" } else { "apart from" },
-                    settings.bm25.fields,
-                    if alike { "one" } else { "two" },
+                    "its settings analyse {} with {}, but its schema names {}",
+                    searched.join(", "),
+                    schema::analyzer_names(&settings, Revision::default()).join(", "),
+                    names.join(", "),
                 ),
             });
         }
@@ -186,11 +193,12 @@ impl LexicalIndex {
                 Some(segments.iter().map(|s| bm25::docs_holding(s, searched.field)).sum::<Result<u64>>()?)
             });
         }
-        Ok(LexicalIndex { index, reader, fields, settings, alike, field_docs, live: std::sync::Mutex::new(None) })
+        Ok(LexicalIndex { index, reader, fields, settings, groups, field_docs, live: std::sync::Mutex::new(None) })
     }
 
     /// The query's terms after the text's analysis, in order, repeats kept (each counts, as
     /// a repeated SHOULD clause does).
+    #[cfg(test)]
     fn tokens(&self, text: &str) -> Result<Vec<String>> {
         self.tokens_of(self.fields.text(), text)
     }
@@ -211,9 +219,8 @@ impl LexicalIndex {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for searched in &self.fields.searched {
             let (field, boost) = (searched.field, searched.boost);
-            // Every field but the title reads the query as the text does.
-            let analysed_as = if searched.title { field } else { self.fields.text() };
-            for token in self.tokens_of(analysed_as, text)? {
+            // Each field reads the query with its own analyzer.
+            for token in self.tokens_of(field, text)? {
                 let term: Box<dyn Query> =
                     Box::new(TermQuery::new(Term::from_field_text(field, &token), IndexRecordOption::WithFreqs));
                 let term =

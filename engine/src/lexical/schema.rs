@@ -7,7 +7,7 @@ use std::path::Path;
 use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions};
 use tantivy::TantivyDocument;
 
-use super::{analyzers, Analyzer, LexicalSettings};
+use super::{analyzers, Analyzer, FieldAnalysis, LexicalSettings};
 use crate::analysis::Revision;
 use crate::error::{Error, Result};
 use crate::item::{FieldValue, Item};
@@ -28,6 +28,18 @@ pub struct SearchField {
     pub name: String,
     /// Multiplier on its matches, as `title_boost` is on the title's (BM25F's field weight).
     pub boost: f32,
+    /// The field's own analysis, where it differs from the text's (tags in another language,
+    /// names better not stemmed); the unicode analyzer and fields combined by `sum` only, as
+    /// for the title. Absent: analysed as the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<FieldAnalysis>,
+}
+
+impl SearchField {
+    /// `name` at weight `boost`, analysed as the text.
+    pub fn new(name: impl Into<String>, boost: f32) -> Self {
+        SearchField { name: name.into(), boost, analysis: None }
+    }
 }
 
 /// One field BM25 scores.
@@ -63,25 +75,60 @@ impl Fields {
     }
 }
 
-/// The schema of a new index: the title analysed by its own analyzer, the text and every
-/// searched catalog field by the catalog's.
-pub(super) fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema, Fields) {
-    // Stop words exist for the unicode analyzer only; the indexer refuses them with `simple`.
-    // An index, once built, keeps the names in its schema (`open` reads them there).
-    let analyzer = |title: bool| {
-        let analysis = settings.analysis_of(title);
-        match (settings.analyzer, analysis.stemming) {
-            (Analyzer::Unicode, stemming) => {
-                analyzers::unicode_name(revision, analysis.language, stemming, analysis.stop_words)
-            }
-            (Analyzer::Simple, true) => "en_stem".to_string(),
-            (Analyzer::Simple, false) => "default".to_string(),
+/// Searched fields indexed by one analyzer: a query is analysed once for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct AnalysisGroup {
+    /// The group's first field, whose analyzer reads the query.
+    pub analyser: Field,
+    /// A bit per field of [`Fields::searched`] (at most 32 fields: `MAX_SEARCH_FIELDS` + 2).
+    pub fields: u64,
+}
+
+/// `fields.searched` grouped by the analyzer `names` gives each, in the order of each group's
+/// first field.
+pub(super) fn groups(fields: &Fields, names: &[String]) -> Vec<AnalysisGroup> {
+    let mut groups: Vec<(usize, AnalysisGroup)> = Vec::new();
+    for (f, searched) in fields.searched.iter().enumerate() {
+        match groups.iter_mut().find(|(first, _)| names[*first] == names[f]) {
+            Some((_, group)) => group.fields |= 1 << f,
+            None => groups.push((f, AnalysisGroup { analyser: searched.field, fields: 1 << f })),
         }
-    };
-    let options = |title: bool| {
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
+/// The name of the analyzer `settings` index a field of `analysis` with, under `revision`.
+fn analyzer_name(settings: &LexicalSettings, analysis: FieldAnalysis, revision: Revision) -> String {
+    // Stop words exist for the unicode analyzer only; the indexer refuses them with `simple`.
+    match (settings.analyzer, analysis.stemming) {
+        (Analyzer::Unicode, stemming) => {
+            analyzers::unicode_name(revision, analysis.language, stemming, analysis.stop_words)
+        }
+        (Analyzer::Simple, true) => "en_stem".to_string(),
+        (Analyzer::Simple, false) => "default".to_string(),
+    }
+}
+
+/// The analyzer names `settings` give the title, the text and each searched catalog field, in
+/// that order, under `revision`.
+pub(super) fn analyzer_names(settings: &LexicalSettings, revision: Revision) -> Vec<String> {
+    let analyses = [settings.analysis_of(true), settings.analysis_of(false)]
+        .into_iter()
+        .chain(settings.search_fields.iter().map(|f| settings.field_analysis(f)));
+    analyses.map(|analysis| analyzer_name(settings, analysis, revision)).collect()
+}
+
+/// The schema of a new index: the title, the text and every searched catalog field, each
+/// analysed by its own analysis ([`LexicalSettings::analysis_of`],
+/// [`LexicalSettings::field_analysis`]).
+pub(super) fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema, Fields) {
+    // An index, once built, keeps the names in its schema (`open` reads them there).
+    let mut names = analyzer_names(settings, revision).into_iter();
+    let mut options = || {
+        let name = names.next().expect("a name per field");
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer(&analyzer(title))
+                .set_tokenizer(&name)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         )
     };
@@ -89,20 +136,15 @@ pub(super) fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema,
     let idx = builder.add_u64_field(IDX, NumericOptions::default().set_indexed().set_fast());
     let mut searched = vec![
         Searched {
-            field: builder.add_text_field("title", options(true)),
+            field: builder.add_text_field("title", options()),
             name: "title".into(),
             boost: settings.title_boost,
             title: true,
         },
-        Searched {
-            field: builder.add_text_field("text", options(false)),
-            name: "text".into(),
-            boost: 1.0,
-            title: false,
-        },
+        Searched { field: builder.add_text_field("text", options()), name: "text".into(), boost: 1.0, title: false },
     ];
     for wanted in &settings.search_fields {
-        let field = builder.add_text_field(&format!("{FIELD_PREFIX}{}", wanted.name), options(false));
+        let field = builder.add_text_field(&format!("{FIELD_PREFIX}{}", wanted.name), options());
         searched.push(Searched { field, name: wanted.name.clone(), boost: wanted.boost, title: false });
     }
     (builder.build(), Fields { idx, searched })
@@ -170,7 +212,7 @@ mod tests {
     }
 
     fn searching(fields: &[(&str, f32)]) -> LexicalSettings {
-        let search_fields = fields.iter().map(|(name, boost)| SearchField { name: name.to_string(), boost: *boost });
+        let search_fields = fields.iter().map(|(name, boost)| SearchField::new(*name, *boost));
         LexicalSettings { search_fields: search_fields.collect(), ..LexicalSettings::default() }
     }
 
@@ -290,6 +332,90 @@ mod tests {
         for query in ["wordf0", last.as_str(), "many"] {
             assert_eq!(lexical.search(query, 5, None).unwrap().len(), 1, "{query}");
         }
+    }
+
+    /// Issue 15's "per field where given", for catalog fields: French tags on an English
+    /// catalog meet the query by their French stems, a brand left unstemmed is matched as
+    /// written; the query is analysed once per analyzer, each field looks up its own terms
+    /// (tantivy's scorer, whose query is built field by field, agrees), live items too, and
+    /// settings that do not describe the index, BM25F, stop words a language lacks and the
+    /// simple analyzer are refused naming the field.
+    #[test]
+    fn a_catalog_field_may_have_its_own_analysis() {
+        let items = [
+            item("horse", "Wooden toy", serde_json::json!({"tags_fr": ["cheval", "jouet"], "brand": "Hobby"})),
+            item("pens", "Felt pens", serde_json::json!({"brand": "Marks", "tags_fr": ["stylo"]})),
+            item("marker", "Marking pen", serde_json::json!({"brand": "Acme", "tags_fr": ["feutre"]})),
+        ];
+        let french = FieldAnalysis { language: crate::lexical::Language::French, stemming: true, stop_words: false };
+        let unstemmed = FieldAnalysis { stemming: false, ..LexicalSettings::default().analysis_of(false) };
+        let sum = Bm25Params { fields: FieldCombination::Sum, ..Bm25Params::default() };
+        let settings = LexicalSettings {
+            bm25: sum,
+            search_fields: vec![
+                SearchField { analysis: Some(french), ..SearchField::new("tags_fr", 1.0) },
+                SearchField { analysis: Some(unstemmed), ..SearchField::new("brand", 1.0) },
+            ],
+            ..LexicalSettings::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), &settings, &items);
+        let ids = |lexical: &LexicalIndex, query: &str| -> Vec<u32> {
+            let mut hits: Vec<u32> = lexical.search(query, 5, None).unwrap().iter().map(|h| h.0).collect();
+            hits.sort_unstable();
+            hits
+        };
+        assert_eq!(ids(&lexical, "chevaux"), [0], "French plural, French stem: cheval");
+        assert_eq!(ids(&lexical, "marks"), [1, 2], "the brand as written, the title's English stem");
+        assert_eq!(ids(&lexical, "mark"), [2], "the brand is unstemmed; the title is English-stemmed");
+        // The same catalog with both fields read as the text: the other way round.
+        let as_text = LexicalSettings { search_fields: vec![SearchField::new("tags_fr", 1.0)], ..settings.clone() };
+        let plain_dir = tempfile::tempdir().unwrap();
+        let plain = index(plain_dir.path(), &as_text, &items);
+        assert!(ids(&plain, "chevaux").is_empty(), "English leaves chevaux, the tag is cheval");
+        let tree = lexical.explain_with("chevaux", 0, sum).unwrap().unwrap();
+        let labels: Vec<&str> = tree.children.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, ["tags_fr:cheval, product of"], "{tree:?}");
+        // Every item holds both fields, so tantivy's avgdl (over every item) is ours.
+        crate::lexical::agrees_with_tantivy(&lexical, &["chevaux", "marks mark", "wooden jouets feutres"]);
+        let live = item("pony", "Pony", serde_json::json!({"tags_fr": ["chevaux"]}));
+        lexical.add_live([(3, &live)]).unwrap();
+        assert_eq!(ids(&lexical, "cheval"), [0, 3], "a live field is analysed in its own language");
+
+        let field_named = |settings: LexicalSettings| settings.check().unwrap_err().to_string();
+        let bm25f = LexicalSettings { bm25: Bm25Params::default(), ..settings.clone() };
+        let error = field_named(bm25f);
+        assert!(error.contains("search_fields.tags_fr.analysis") && error.contains("by sum"), "{error}");
+        let mut no_list = settings.clone();
+        no_list.search_fields[1].analysis =
+            Some(FieldAnalysis { language: crate::lexical::Language::Turkish, stemming: true, stop_words: true });
+        let error = field_named(no_list);
+        assert!(error.contains("search_fields.brand.analysis.stop_words") && error.contains("turkish"), "{error}");
+        let error = field_named(LexicalSettings { analyzer: Analyzer::Simple, ..settings.clone() });
+        assert!(error.contains("search_fields.tags_fr.analysis") && error.contains("unicode analyzer"), "{error}");
+        // The text's analysis, given as the field's own: no exception, BM25F allowed.
+        let alike = LexicalSettings {
+            bm25: Bm25Params::default(),
+            search_fields: vec![SearchField {
+                analysis: Some(settings.analysis_of(false)),
+                ..SearchField::new("tags_fr", 1.0)
+            }],
+            ..LexicalSettings::default()
+        };
+        assert!(alike.fields_analysed_alike() && alike.check().is_ok());
+        // Settings that do not describe the index are refused when it opens.
+        for wrong in
+            [as_text, LexicalSettings { search_fields: settings.search_fields[..1].to_vec(), ..settings.clone() }]
+        {
+            let error = LexicalIndex::open(dir.path(), wrong).err().unwrap().to_string();
+            assert!(error.contains("catalog fields") || error.contains("but its schema names"), "{error}");
+        }
+        let mut swapped = settings.clone();
+        swapped.search_fields[0].analysis = Some(unstemmed);
+        swapped.search_fields[1].analysis = Some(french);
+        let error = LexicalIndex::open(dir.path(), swapped).err().unwrap().to_string();
+        let names = "its schema names hyrank3_en_stem, hyrank3_en_stem, hyrank3_fr_stem, hyrank3_en";
+        assert!(error.contains("tags_fr, brand with") && error.contains(names), "{error}");
     }
 
     #[test]

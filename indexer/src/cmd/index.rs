@@ -31,7 +31,24 @@ fn parse_search_field(spec: &str) -> Result<SearchField, String> {
         }
         None => (spec, 1.0),
     };
-    Ok(SearchField { name: name.trim().to_string(), boost })
+    Ok(SearchField::new(name.trim(), boost))
+}
+
+/// `NAME=VALUE` of the per-field flags (`--field-language tags=french`); the last `=` starts
+/// the value, as a field name may hold one.
+fn parse_field_setting<T>(spec: &str, value: impl Fn(&str) -> Result<T, String>) -> Result<(String, T), String> {
+    let (name, v) = spec.rsplit_once('=').ok_or_else(|| format!("{spec:?} is not NAME=VALUE"))?;
+    Ok((name.trim().to_string(), value(v.trim())?))
+}
+
+/// `--field-language`: `NAME=LANGUAGE`.
+fn parse_field_language(spec: &str) -> Result<(String, Language), String> {
+    parse_field_setting(spec, parse_language)
+}
+
+/// `--field-stemming`, `--field-stop-words`: `NAME=on|off`.
+fn parse_field_on_off(spec: &str) -> Result<(String, bool), String> {
+    parse_field_setting(spec, parse_on_off)
 }
 
 /// `on` or `off`.
@@ -174,9 +191,22 @@ pub(crate) struct IndexArgs {
     pub(crate) title_stemming: Option<bool>,
     /// BM25: catalog fields searched beside the title and the text, as `NAME` or
     /// `NAME^WEIGHT` separated by commas (`brand^2,tags`; the last `^` starts the weight); text
-    /// and list fields only, analysed as the text, at most 30.
+    /// and list fields only, analysed as the text unless `--field-language`,
+    /// `--field-stemming` or `--field-stop-words` say otherwise, at most 30.
     #[arg(long, value_delimiter = ',', value_parser = parse_search_field)]
     pub(crate) search_fields: Vec<SearchField>,
+    /// BM25: a searched catalog field's own language, as `NAME=LANGUAGE` (repeat the flag):
+    /// tags in another language than the text. Needs `--bm25-fields sum`.
+    #[arg(long, value_name = "NAME=LANGUAGE", value_parser = parse_field_language)]
+    pub(crate) field_language: Vec<(String, Language)>,
+    /// BM25: whether a searched catalog field is stemmed, as `NAME=on|off` (repeat the flag):
+    /// `brand=off` matches brand names as written. Needs `--bm25-fields sum`.
+    #[arg(long, value_name = "NAME=on|off", value_parser = parse_field_on_off)]
+    pub(crate) field_stemming: Vec<(String, bool)>,
+    /// BM25: whether a searched catalog field's stop words are dropped, as `NAME=on|off`
+    /// (repeat the flag). Needs `--bm25-fields sum`.
+    #[arg(long, value_name = "NAME=on|off", value_parser = parse_field_on_off)]
+    pub(crate) field_stop_words: Vec<(String, bool)>,
     /// BM25: whether the title's stop words are dropped, where it differs from the text.
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub(crate) title_stop_words: Option<bool>,
@@ -347,7 +377,11 @@ impl IndexArgs {
                  term's frequencies across the title and the text, so both must analyse a word alike"
             );
         }
-        lexical.check().context("--title-language/--title-stemming/--title-stop-words/--search-fields")?;
+        field_analyses(&mut lexical, &self.field_language, &self.field_stemming, &self.field_stop_words)?;
+        lexical.check().context(
+            "--title-language/--title-stemming/--title-stop-words/--search-fields/--field-language/--field-stemming/\
+             --field-stop-words",
+        )?;
         Ok(IndexSettings {
             catalog_format: self.catalog.format(),
             catalog: self.catalog.catalog,
@@ -370,6 +404,54 @@ impl IndexArgs {
             progress: true,
         })
     }
+}
+
+/// Sets each searched catalog field's own analysis from the per-field flags, where it differs
+/// from the text's (one analysed as the text is no exception, and BM25F may combine it).
+///
+/// # Errors
+/// A flag naming a field `--search-fields` does not, or one field named twice by a flag.
+fn field_analyses(
+    lexical: &mut LexicalSettings,
+    language: &[(String, Language)],
+    stemming: &[(String, bool)],
+    stop_words: &[(String, bool)],
+) -> anyhow::Result<()> {
+    /// The value `flag` gives `field`, if any.
+    fn given<T: Copy>(flag: &str, values: &[(String, T)], field: &str) -> anyhow::Result<Option<T>> {
+        let mut named = values.iter().filter(|(name, _)| name == field);
+        let first = named.next().map(|(_, v)| *v);
+        anyhow::ensure!(named.next().is_none(), "{flag}: field {field:?} named twice");
+        Ok(first)
+    }
+    let flags: [(&str, Vec<&str>); 3] = [
+        ("--field-language", language.iter().map(|(n, _)| n.as_str()).collect()),
+        ("--field-stemming", stemming.iter().map(|(n, _)| n.as_str()).collect()),
+        ("--field-stop-words", stop_words.iter().map(|(n, _)| n.as_str()).collect()),
+    ];
+    for (flag, names) in flags {
+        for name in names {
+            anyhow::ensure!(
+                lexical.search_fields.iter().any(|f| f.name == name),
+                "{flag}: {name:?} is not a field --search-fields names"
+            );
+        }
+    }
+    let text = lexical.analysis_of(false);
+    for field in &mut lexical.search_fields {
+        let own = FieldAnalysis {
+            language: given("--field-language", language, &field.name)?.unwrap_or(text.language),
+            stemming: given("--field-stemming", stemming, &field.name)?.unwrap_or(text.stemming),
+            stop_words: given("--field-stop-words", stop_words, &field.name)?.unwrap_or(text.stop_words),
+        };
+        field.analysis = (own != text).then_some(own);
+    }
+    anyhow::ensure!(
+        lexical.search_fields.iter().all(|f| f.analysis.is_none()) || lexical.bm25.fields == FieldCombination::Sum,
+        "--field-language/--field-stemming/--field-stop-words need --bm25-fields sum: BM25F adds one term's \
+         frequencies across fields, so all must analyse a word alike"
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -420,5 +502,30 @@ mod tests {
         let error = settings(&["--search-fields", "brand,brand^2"]).unwrap_err();
         assert!(error.contains("--search-fields") && error.contains("named twice"), "{error}");
         assert!(settings(&["--search-fields", "brand^0"]).unwrap_err().contains("not a positive number"));
+    }
+
+    /// A catalog field's own analysis is asked for by what differs from the text, for the
+    /// fields `--search-fields` names, under `--bm25-fields sum`.
+    #[test]
+    fn the_field_flags_name_what_differs_from_the_text() {
+        let sum = ["--bm25-fields", "sum", "--search-fields", "tags_fr,brand,colour"];
+        let with = |more: &[&str]| settings(&[&sum[..], more].concat());
+        let set = with(&["--field-language", "tags_fr=french", "--field-stemming", "brand=off"]).unwrap();
+        let analyses: Vec<Option<FieldAnalysis>> = set.search_fields.iter().map(|f| f.analysis).collect();
+        let french = FieldAnalysis { language: Language::French, stemming: true, stop_words: false };
+        let unstemmed = FieldAnalysis { language: Language::English, stemming: false, stop_words: false };
+        assert_eq!(analyses, [Some(french), Some(unstemmed), None]);
+        let alike = with(&["--field-language", "colour=english", "--field-stop-words", "brand=off"]).unwrap();
+        assert!(alike.search_fields.iter().all(|f| f.analysis.is_none()), "as the text");
+        let error = with(&["--field-stemming", "size=off"]).unwrap_err();
+        assert!(error.contains("--field-stemming") && error.contains("\"size\" is not a field"), "{error}");
+        let error = with(&["--field-language", "brand=german", "--field-language", "brand=french"]).unwrap_err();
+        assert!(error.contains("named twice"), "{error}");
+        let error = with(&["--field-stop-words", "brand=on", "--field-language", "brand=turkish"]).unwrap_err();
+        assert!(error.contains("search_fields.brand.analysis.stop_words") && error.contains("turkish"), "{error}");
+        assert!(with(&["--field-language", "brand"]).unwrap_err().contains("NAME=VALUE"));
+        assert!(with(&["--field-language", "brand=klingon"]).is_err());
+        let bm25f = settings(&["--search-fields", "brand", "--field-stemming", "brand=off"]).unwrap_err();
+        assert!(bm25f.contains("need --bm25-fields sum"), "{bm25f}");
     }
 }
