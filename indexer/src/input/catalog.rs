@@ -331,7 +331,7 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemValidator<'_>) -> Result<()> {
-    let mut reader = csv_reader(path)?;
+    let (mut reader, quotes) = csv_reader(path)?;
     let headers = csv_headers(path, &mut reader)?;
     let id = column(path, &headers, &format.id_column, "--id-column")?;
     let title = column(path, &headers, &format.title_column, "--title-column")?;
@@ -375,8 +375,9 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
         }
         validator.accept(line, Item { id: get(id), title: get(title), text, fields: item_fields });
     }
-    Ok(())
+    quotes.finished(path)
 }
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{file, reasons};

@@ -58,7 +58,7 @@ pub fn read_interactions(
     format: &InteractionFormat,
     item_index: &HashMap<&str, u32>,
 ) -> Result<Interactions> {
-    let mut reader = csv_reader(path)?;
+    let (mut reader, quotes) = csv_reader(path)?;
     let headers = csv_headers(path, &mut reader)?;
     let user = column(path, &headers, &format.user_column, "--user-column")?;
     let item = column(path, &headers, &format.item_column, "--item-column")?;
@@ -134,6 +134,7 @@ pub fn read_interactions(
         };
         out.rows.push(InteractionRow { user: user_id.to_string(), item: item_idx, weight: weight_value, timestamp });
     }
+    quotes.finished(path)?;
     Ok(out)
 }
 

@@ -22,19 +22,119 @@ pub(super) fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl I
     Reject { file: file.to_path_buf(), line, field: field.map(str::to_string), reason: reason.into() }
 }
 
-/// Column positions in a CSV header; a named column that is missing is an error for the file.
+/// Column positions in a CSV header; a named column that is missing, or that the header
+/// names more than once (which one would the rows mean?), is an error for the file.
 pub(super) fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag: &str) -> Result<usize> {
-    headers.iter().position(|h| h == name).ok_or_else(|| IndexError::Input {
-        path: path.to_path_buf(),
-        reason: format!(
+    let error = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
+    let at: Vec<usize> = headers.iter().enumerate().filter(|(_, h)| *h == name).map(|(i, _)| i).collect();
+    match at[..] {
+        [i] => Ok(i),
+        [] => Err(error(format!(
             "no column {name:?} (set with {flag}); the header has {:?}",
             headers.iter().collect::<Vec<_>>()
-        ),
-    })
+        ))),
+        _ => {
+            let columns: Vec<String> = at.iter().map(|i| (i + 1).to_string()).collect();
+            Err(error(format!("the header names column {name:?} {} times (columns {})", at.len(), columns.join(", "))))
+        }
+    }
 }
 
-pub(super) fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
-    Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(open(path)?))
+/// A CSV reader of `path`, with the [`Quotes`] that watch its bytes.
+pub(super) fn csv_reader(path: &Path) -> Result<(csv::Reader<Box<dyn Read>>, Quotes)> {
+    let quotes = Quotes::default();
+    let watched: Box<dyn Read> = Box::new(Watched { inner: open(path)?, quotes: quotes.clone() });
+    Ok((csv::ReaderBuilder::new().has_headers(true).from_reader(watched), quotes))
+}
+
+/// Where a CSV file's quoting stands, as the bytes go by: the `csv` reader takes a quote that is
+/// never closed to run to the end of the file, so every row after it becomes part of one field
+/// (and is lost, or read as one bad row) without an error of its own. RFC 4180's rules, as
+/// `csv` reads them: a quote opens a quoted field only at the start of a field, `""` inside one
+/// is a quote, and a quote then anything else closes it.
+#[derive(Clone, Default)]
+pub(super) struct Quotes(std::rc::Rc<std::cell::Cell<QuoteState>>);
+
+#[derive(Clone, Copy, Default)]
+struct QuoteState {
+    /// 1-based line of the byte being read.
+    line: u64,
+    /// At the start of a field.
+    field_start: bool,
+    /// Inside a quoted field opened on this line.
+    open_since: Option<u64>,
+    /// In a quoted field, just after a quote (which closes it unless another follows).
+    after_quote: bool,
+    /// Bytes seen (the state of an empty file is no error).
+    started: bool,
+}
+
+impl QuoteState {
+    fn step(&mut self, byte: u8) {
+        if !self.started {
+            *self = QuoteState { line: 1, field_start: true, started: true, ..QuoteState::default() };
+        }
+        match self.open_since {
+            Some(_) if self.after_quote => {
+                self.after_quote = false;
+                if byte != b'"' {
+                    self.open_since = None;
+                    self.unquoted(byte);
+                }
+            }
+            Some(_) => self.after_quote = byte == b'"',
+            None => self.unquoted(byte),
+        }
+        if byte == b'\n' {
+            self.line += 1;
+        }
+    }
+
+    fn unquoted(&mut self, byte: u8) {
+        match byte {
+            b'"' if self.field_start => {
+                self.open_since = Some(self.line);
+                self.field_start = false;
+            }
+            b',' | b'\n' | b'\r' => self.field_start = true,
+            _ => self.field_start = false,
+        }
+    }
+}
+
+impl Quotes {
+    /// After the last record: a quoted field still open at the end of the file is an error for
+    /// the file, naming the line its quote opened on.
+    pub(super) fn finished(&self, path: &Path) -> Result<()> {
+        let state = self.0.get();
+        match state.open_since {
+            Some(line) if !state.after_quote => Err(IndexError::Input {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "line {line}: a quoted field opens here and is never closed, so lines {line} to {} would be \
+                     read as one field; close the quote (a quote inside a quoted field is written \"\")",
+                    state.line
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A reader that steps [`Quotes`] over every byte it hands on.
+struct Watched {
+    inner: Box<dyn Read>,
+    quotes: Quotes,
+}
+
+impl Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut state = self.quotes.0.get();
+        buf[..n].iter().for_each(|&b| state.step(b));
+        self.quotes.0.set(state);
+        Ok(n)
+    }
 }
 
 pub(super) fn csv_headers(path: &Path, reader: &mut csv::Reader<Box<dyn Read>>) -> Result<csv::StringRecord> {
@@ -78,5 +178,65 @@ pub(super) mod testing {
 
     pub(crate) fn reasons(rejects: &[Reject]) -> Vec<(u64, Option<String>, String)> {
         rejects.iter().map(|r| (r.line, r.field.clone(), r.reason.clone())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::testing::file;
+    use super::*;
+
+    /// A quote never closed swallows every row after it into one field: the file is refused
+    /// naming the line the quote opened on (catalogs and interactions alike, under either
+    /// --on-error, since the rows after it cannot be read), while quoted commas, line breaks,
+    /// `""` and a quote inside an unquoted field read as before.
+    #[test]
+    fn a_quote_never_closed_is_an_error_for_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = b"id,title,text\n1,Toy Story,x\n,No Id,y\n3,,\n4,\"Unterminated,z\n5,Heat,a\n6,A,b\n";
+        let error = read_catalog(&file(&dir, "open.csv", open), &CatalogFormat::default()).unwrap_err().to_string();
+        assert!(error.contains("line 5: a quoted field opens here and is never closed"), "{error}");
+        assert!(error.contains("lines 5 to 8"), "{error}");
+        let last_column = b"id,title,text\n1,Toy Story,x\n2,Heat,\"never closed\n3,Casino,c\n";
+        let error = read_catalog(&file(&dir, "last.csv", last_column), &CatalogFormat::default()).unwrap_err();
+        assert!(error.to_string().contains("line 3:"), "a row of the right width too: {error}");
+
+        let fine = b"id,title,text\n1,\"Jumanji, The\",\"two\nlines\"\n2,Say \"\"hi\"\",\"a \"\"quote\"\"\"\n3,Un\"usual,ok\n4,Last,\"closed at the end\"";
+        let catalog = read_catalog(&file(&dir, "fine.csv", fine), &CatalogFormat::default()).unwrap();
+        let titles: Vec<&str> = catalog.items.iter().map(|i| i.title.as_str()).collect();
+        assert_eq!(titles, ["Jumanji, The", "Say \"\"hi\"\"", "Un\"usual", "Last"]);
+        assert_eq!(catalog.items[0].text, "two\nlines");
+        assert_eq!(catalog.items[1].text, "a \"quote\"");
+        assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+
+        let items: HashMap<&str, u32> = [("1", 0), ("2", 1)].into_iter().collect();
+        let events = b"user,item,weight\nu1,1,4.0\nu1,\"2,4.0\nu2,1,1\nu2,2,1\n";
+        let path = file(&dir, "events.csv", events);
+        let error = read_interactions(&path, &InteractionFormat::default(), &items).unwrap_err().to_string();
+        assert!(error.contains("line 3: a quoted field opens here"), "{error}");
+        let closed = file(&dir, "closed.csv", b"user,item\n\"u,1\",\"1\"\r\nu2,2\r\n");
+        let read = read_interactions(&closed, &InteractionFormat::default(), &items).unwrap();
+        assert_eq!(read.rows.len(), 2);
+        assert_eq!(read.rows[0].user, "u,1");
+    }
+
+    /// A column the reader uses, named twice in the header, is refused: the rows' values could
+    /// be either. A repeated column nobody reads is no error.
+    #[test]
+    fn a_column_named_twice_is_refused_where_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "movies.csv", b"movieId,title,genres,genres\n1,Toy Story,Comedy,Drama\n");
+        let format = CatalogFormat {
+            id_column: "movieId".into(),
+            field_columns: vec!["genres".into()],
+            list_separator: Some("|".into()),
+            ..CatalogFormat::default()
+        };
+        let error = read_catalog(&path, &format).unwrap_err().to_string();
+        assert!(error.contains("names column \"genres\" 2 times (columns 3, 4)"), "{error}");
+        let unread = CatalogFormat { field_columns: vec![], ..format };
+        assert_eq!(read_catalog(&path, &unread).unwrap().items.len(), 1);
     }
 }
