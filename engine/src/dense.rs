@@ -183,18 +183,30 @@ impl VectorIndex {
             return Err(Error::invalid("vectors", format!("{} values do not split into rows of {dim}", vectors.len())));
         }
         let rows = vectors.len() / dim;
+        // hnsw_rs asserts every distance is ≥ 0, so a NaN anywhere would panic mid-build.
+        if let Some(at) = vectors.iter().position(|v| !v.is_finite()) {
+            let reason = format!("row {} holds a non-finite value ({})", at / dim, vectors[at]);
+            return Err(Error::invalid("vectors", reason));
+        }
         let indexed: Vec<Vec<f32>> = match metric {
             Metric::Cosine => vectors.chunks(dim).map(<[f32]>::to_vec).collect(),
             Metric::InnerProduct => {
-                let max_norm_sq = vectors.chunks(dim).map(|v| dot(v, v)).fold(0f32, f32::max);
-                vectors
+                // Norms in f64: large factors' squares overflow f32, and inf − inf is NaN.
+                let norm_sq = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+                let max_norm_sq = vectors.chunks(dim).map(norm_sq).fold(0f64, f64::max);
+                let indexed: Vec<Vec<f32>> = vectors
                     .chunks(dim)
                     .map(|v| {
                         let mut augmented = v.to_vec();
-                        augmented.push((max_norm_sq - dot(v, v)).max(0.0).sqrt());
+                        augmented.push((max_norm_sq - norm_sq(v)).max(0.0).sqrt() as f32);
                         augmented
                     })
-                    .collect()
+                    .collect();
+                if indexed.iter().any(|v| !v[dim].is_finite()) {
+                    let reason = format!("a norm of {:.3e} is beyond f32's range", max_norm_sq.sqrt());
+                    return Err(Error::invalid("vectors", reason));
+                }
+                indexed
             }
         };
         let graph = Hnsw::new(settings.max_connections, rows.max(1), MAX_LAYERS, settings.ef_construction, DistL2 {});
@@ -393,6 +405,24 @@ mod tests {
             vectors.chunks(dim).enumerate().map(|(i, v)| (i as u32, dot(query, v))).collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
         scored.into_iter().take(k).map(|s| s.0).collect()
+    }
+
+    /// A NaN would make hnsw_rs assert mid-build (a panic a new user met through huge ALS
+    /// weights): refused, naming the row; factors whose squared norms overflow f32 still index.
+    #[test]
+    fn non_finite_vectors_are_refused_and_large_ones_indexed() {
+        for metric in [Metric::Cosine, Metric::InnerProduct] {
+            for bad in [f32::NAN, f32::INFINITY] {
+                let mut vectors = random_vectors(10, 4, metric == Metric::Cosine, 3);
+                vectors[6] = bad;
+                let error = VectorIndex::build(vectors, 4, metric, HnswSettings::default()).err().unwrap();
+                assert!(error.to_string().contains("row 1 holds a non-finite value"), "{error}");
+            }
+        }
+        let large: Vec<f32> = random_vectors(50, 4, false, 5).into_iter().map(|v| v * 1e20).collect();
+        let index = VectorIndex::build(large.clone(), 4, Metric::InnerProduct, HnswSettings::default()).unwrap();
+        let top = index.with_exact_limit(0).search(&large[..4], 5, None).unwrap();
+        assert!(!top.is_empty() && top.iter().all(|h| !h.1.is_nan()), "{top:?}");
     }
 
     #[test]

@@ -32,6 +32,19 @@ impl Explanation {
         Explanation { label: label.into(), value, children }
     }
 
+    /// A sum of `parts` (best first) shown as its first `n` parts and, when more remain, one
+    /// leaf `"{rest} other {what}"` holding their sum, so the children always add up to the
+    /// node's value.
+    pub fn sum_of_top(label: impl Into<String>, mut parts: Vec<Explanation>, n: usize, what: &str) -> Self {
+        let total: f64 = parts.iter().map(|p| p.value).sum();
+        if parts.len() > n {
+            let rest: Vec<Explanation> = parts.drain(n..).collect();
+            let value = rest.iter().map(|p| p.value).sum();
+            parts.push(Explanation::leaf(format!("{} other {what}", rest.len()), value));
+        }
+        Explanation { label: label.into(), value: total, children: parts }
+    }
+
     /// Converts tantivy's explanation through its JSON form, which is the only public view of
     /// its details.
     pub fn from_tantivy(explanation: &tantivy::query::Explanation) -> Self {

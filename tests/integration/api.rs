@@ -252,10 +252,30 @@ async fn recommendations_exclude_seen_items_and_explain_with_history() {
     assert_eq!(got.len(), 20);
     assert!(got.iter().all(|id| !seen.contains(id)), "a seen item was recommended");
     assert_breakdowns_compose(&body);
+    for hit in body["hits"].as_array().unwrap() {
+        // Every tree's children add up to it (the top ones and one leaf for the rest).
+        // And each tree is the score it explains: the CF tree the CF list's raw score, the
+        // content tree the dense list's (a cosine to the history's profile).
+        for tree in hit["explanations"].as_array().unwrap() {
+            let value = tree["value"].as_f64().unwrap();
+            let parts: f64 = tree["children"].as_array().unwrap().iter().map(|c| c["value"].as_f64().unwrap()).sum();
+            assert!((parts - value).abs() < 1e-5, "{tree}");
+            let label = tree["label"].as_str().unwrap();
+            let explains = if label.starts_with("CF score") { "cf" } else { "dense" };
+            let retrievers = hit["breakdown"]["retrievers"].as_array().unwrap();
+            if let Some(listed) = retrievers.iter().find(|r| r["retriever"] == explains) {
+                let raw = listed["raw_score"].as_f64().unwrap();
+                assert!((raw - value).abs() < 1e-4, "{label}: tree {value} vs raw score {raw}");
+            }
+        }
+    }
     let cf_tree = &body["hits"][0]["explanations"][0];
     for child in cf_tree["children"].as_array().unwrap() {
         // "history item PRG-013 “Title”": the id, then the title.
         let label = child["label"].as_str().unwrap();
+        if label.contains(" other history items") {
+            continue;
+        }
         let (id, title) = label.trim_start_matches("history item ").split_once(" “").unwrap();
         assert!(seen.contains(id), "{label} is not in the history");
         assert_eq!(title.trim_end_matches('”'), engine.item(id).unwrap().title.trim());

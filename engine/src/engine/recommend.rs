@@ -161,22 +161,37 @@ impl Engine {
         content_profile(self.dense.dim(), vectors)
     }
 
-    /// Which recent history items are nearest in content to the recommended item.
+    /// The content score of the recommended item as its history items make it: the profile is
+    /// `Σ w_j v_j / ‖Σ w_j v_j‖` ([`content_profile`]), so its cosine to the item is the sum of
+    /// each recent item's `w_j (v·v_j) / ‖Σ w_j v_j‖`; the three largest shown, the rest summed.
     fn content_explanation(&self, history: &[Interaction], item: u32, recent: usize) -> Explanation {
         let live = self.live_items();
         let target = self.vector_at(&live, item).unwrap_or_default();
-        let mut near: Vec<(u32, f32)> = recent_items(history, recent)
+        let recent: Vec<(u32, f32, Vec<f32>)> = recent_items(history, recent)
             .into_iter()
-            .filter_map(|(j, _)| self.vector_at(&live, j).map(|v| (j, crate::dense::dot(&target, &v))))
+            .filter_map(|(j, w)| self.vector_at(&live, j).map(|v| (j, w.max(0.0), v)))
             .collect();
-        near.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        near.truncate(3);
-        let children = near
+        let mut sum = vec![0f64; self.dense.dim()];
+        for (_, w, v) in &recent {
+            for (s, x) in sum.iter_mut().zip(v) {
+                *s += f64::from(*w) * f64::from(*x);
+            }
+        }
+        let norm = sum.iter().map(|s| s * s).sum::<f64>().sqrt();
+        let mut parts: Vec<(u32, f64)> = recent
             .iter()
-            .map(|(j, s)| Explanation::leaf(format!("cosine to history item {}", self.item_label(*j)), f64::from(*s)))
+            .map(|(j, w, v)| {
+                let cosine = f64::from(crate::dense::dot(&target, v));
+                (*j, if norm > 0.0 { f64::from(*w) * cosine / norm } else { 0.0 })
+            })
             .collect();
-        let best = near.first().map_or(0.0, |n| f64::from(n.1));
-        Explanation::node("content: nearest recent history items", best, children)
+        parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let parts = parts
+            .into_iter()
+            .map(|(j, c)| Explanation::leaf(format!("history item {}", self.item_label(j)), c))
+            .collect();
+        let label = format!("content: cosine to the profile of {} recent history items (top 3 shown)", recent.len());
+        Explanation::sum_of_top(label, parts, 3, "history items")
     }
 }
 

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use hyrank_engine::live::MAX_WEIGHT;
+
 use super::{column, csv_headers, csv_line, csv_reader, read_failed, reject};
 use crate::error::{Reject, Result};
 
@@ -100,14 +102,20 @@ pub fn read_interactions(
         };
         let weight_value = match &weight {
             None => 1.0,
+            // The bound live events have (`POST /v1/events`), so a weight a file may hold is
+            // one the API takes, and ALS's confidences stay inside f32's range.
             Some((name, i)) => match get(*i).parse::<f32>() {
-                Ok(w) if w.is_finite() && w > 0.0 => w,
-                Ok(w) => {
+                Ok(w) if w > 0.0 && w <= MAX_WEIGHT => w,
+                Ok(_) => {
                     out.rejects.push(reject(
                         &file,
                         line,
                         Some(name),
-                        format!("{w} is not a positive finite weight (ALS confidence needs one)"),
+                        format!(
+                            "{:?} is not a weight above 0 and at most {MAX_WEIGHT} (ALS confidence needs a positive \
+                             one; the bound is the live events')",
+                            get(*i)
+                        ),
                     ));
                     continue;
                 }

@@ -254,7 +254,6 @@ impl ItemModel {
         let contributing = parts.len();
         let children = parts
             .into_iter()
-            .take(n)
             .map(|(h, w, c)| {
                 let weight = if w == 1.0 { String::new() } else { format!(" × recency weight {w:.3}") };
                 Explanation::leaf(format!("history item {}{weight}", name(h)), c)
@@ -271,15 +270,14 @@ impl ItemModel {
         if s.recency_half_life > 0.0 {
             model += &format!(", recency half-life {} items", s.recency_half_life);
         }
-        Explanation::node(
-            format!(
-                "CF score ({model}): sum of item-item weights from {} history items, {contributing} with a weight (top \
-                 {n} shown)",
-                seeds.len()
-            ),
-            total,
-            children,
-        )
+        let label = format!(
+            "CF score ({model}): sum of item-item weights from {} history items, {contributing} with a weight (top {n} \
+             shown)",
+            seeds.len()
+        );
+        let tree = Explanation::sum_of_top(label, children, n, "history items with a weight");
+        // The score as computed (the parts summed in another order may differ in the last bits).
+        Explanation { value: total, ..tree }
     }
 }
 
