@@ -144,7 +144,7 @@ pub struct SnapshotStore {
 impl SnapshotStore {
     /// Reads the sled store in `dir` and closes it. Item indexes must run 0..n without gaps.
     pub fn load(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = open_when_free(dir)?;
         let mut items = Vec::new();
         for entry in db.open_tree("items")?.iter() {
             let (key, value) = entry?;
@@ -172,6 +172,23 @@ impl SnapshotStore {
             users.insert(id, value.to_vec());
         }
         Ok(SnapshotStore { items, ids, users })
+    }
+}
+
+/// Opens the sled store in `dir`, waiting up to 5 s for its lock: another reader's
+/// [`SnapshotStore::load`] holds it while it reads, and a closed handle's background flusher can
+/// hold it a few milliseconds longer (two loads in a row in one process failed now and then).
+fn open_when_free(dir: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return Ok(opened?),
+        }
     }
 }
 
