@@ -5,13 +5,17 @@
 //! {"category": "tents", "tags": ["ultralight", "4-season"], "price": {"gte": 100, "lt": 400}}
 //! ```
 //! A string or number matches equal values (or, for a list field, any member); a list matches
-//! if any of its strings is present; an object is a numeric range.
+//! if any of its strings is present; an object is a numeric range. A number and text that reads
+//! as that number are equal (`25` and `"25"`), as a catalog's values are read
+//! ([`crate::item::FieldType`]). A condition that can match no value of its field's type (a
+//! range on text, `"abc"` on numbers) is refused rather than answered with nothing
+//! ([`Condition::problem_for`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::item::FieldValue;
+use crate::item::{FieldType, FieldValue};
 
 /// A numeric range; absent bounds are open.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,10 +57,14 @@ impl Condition {
         let has = |wanted: &str| match value {
             FieldValue::Text(s) => s == wanted,
             FieldValue::List(list) => list.iter().any(|s| s == wanted),
-            FieldValue::Number(_) => false,
+            FieldValue::Number(v) => number(wanted) == Some(*v),
         };
         match self {
-            Condition::Number(n) => matches!(value, FieldValue::Number(v) if v == n),
+            Condition::Number(n) => match value {
+                FieldValue::Number(v) => v == n,
+                FieldValue::Text(s) => number(s) == Some(*n),
+                FieldValue::List(list) => list.iter().any(|s| number(s) == Some(*n)),
+            },
             Condition::Text(s) => has(s),
             Condition::AnyOf(options) => options.iter().any(|s| has(s)),
             Condition::Range(range) => match value {
@@ -81,6 +89,29 @@ impl Condition {
             _ => None,
         }
     }
+
+    /// Why the condition can match no value of a field of type `field`, if so: a range on
+    /// text or lists, text that is no number on numbers.
+    pub fn problem_for(&self, field: FieldType) -> Option<String> {
+        let no_number = |texts: &[String]| texts.iter().all(|t| number(t).is_none());
+        match (self, field) {
+            (Condition::Range(_), FieldType::Text | FieldType::List) => {
+                Some(format!("a range compares numbers, and this field holds {}", field.described()))
+            }
+            (Condition::Text(text), FieldType::Number) if no_number(std::slice::from_ref(text)) => {
+                Some(format!("this field holds numbers, and {text:?} is not one"))
+            }
+            (Condition::AnyOf(texts), FieldType::Number) if no_number(texts) => {
+                Some(format!("this field holds numbers, and none of {texts:?} is one"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Text as the finite number it reads as, if it does.
+fn number(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 /// Whether an item's fields satisfy every filter.
@@ -111,6 +142,27 @@ mod tests {
         assert!(!matches_all(&absent, &fields()));
         let exact: Filters = serde_json::from_str(r#"{"price": 25, "tags": "a"}"#).unwrap();
         assert!(matches_all(&exact, &fields()));
+    }
+
+    #[test]
+    fn numbers_and_their_text_are_equal_and_conditions_no_value_matches_are_named() {
+        let price = FieldValue::Number(25.0);
+        let year = FieldValue::Text("1995".into());
+        let years = FieldValue::List(vec!["1995".into(), "1996".into()]);
+        assert!(Condition::Text("25".into()).matches(Some(&price)));
+        assert!(Condition::AnyOf(vec!["x".into(), "25.0".into()]).matches(Some(&price)));
+        assert!(Condition::Number(1995.0).matches(Some(&year)));
+        assert!(Condition::Number(1996.0).matches(Some(&years)));
+        assert!(!Condition::Number(1997.0).matches(Some(&years)));
+        let range = Condition::Range(Range { gte: Some(1990.0), ..Range::default() });
+        assert!(range.problem_for(FieldType::List).unwrap().contains("holds a list"));
+        assert!(range.problem_for(FieldType::Text).is_some() && range.problem_for(FieldType::Number).is_none());
+        let abc = Condition::Text("abc".into());
+        assert!(abc.problem_for(FieldType::Number).unwrap().contains("\"abc\" is not one"));
+        assert!(abc.problem_for(FieldType::Text).is_none() && abc.problem_for(FieldType::List).is_none());
+        assert!(Condition::AnyOf(vec!["abc".into(), "5".into()]).problem_for(FieldType::Number).is_none());
+        assert!(Condition::AnyOf(vec!["abc".into()]).problem_for(FieldType::Number).is_some());
+        assert!(Condition::Number(3.0).problem_for(FieldType::Text).is_none(), "text may hold a number's text");
     }
 
     #[test]

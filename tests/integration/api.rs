@@ -342,6 +342,12 @@ async fn broken_requests_get_the_right_status_and_code() {
     for (payload, named) in [
         (r#"{"query": "tent", "k": 5, "k": 50}"#, "duplicate key `k`"),
         (r#"{"query": "tent", "filters": {"price": {"gt": "cheap"}}}"#, "filters.price"),
+        // Conditions no value of the field's type can meet (they answered 200 with no hits).
+        (
+            r#"{"query": "tent", "filters": {"tags": {"gte": 1}}}"#,
+            "a range compares numbers, and this field holds a list",
+        ),
+        (r#"{"query": "tent", "filters": {"price": "cheap"}}"#, "\"cheap\" is not one"),
     ] {
         let request = test::TestRequest::post()
             .uri("/v1/search")
@@ -394,6 +400,10 @@ async fn broken_requests_get_the_right_status_and_code() {
     }
     let (status, body) = post("/v1/recommend", json!({"user": "nobody"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("user_not_found")));
+    // A weight for a list the request has not (it was read and ignored).
+    let (status, body) = post("/v1/recommend", json!({"user": "u007", "weights": {"bm25": 2.0}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("weights.bm25"), "{body}");
     let (status, body) = get("/v1/items/TNT-001/similar?fusion=borda").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
     assert!(body["error"]["message"].as_str().unwrap().contains("linear_floor"), "the methods are listed: {body}");

@@ -222,8 +222,18 @@ fn ease_and_auto_generations_choose_record_serve_and_explain() {
     let given = hyrank_engine::request::Weights { dense: Some(1.0), ..Default::default() };
     assert_eq!(
         ids(&RecommendRequest::new("u007")),
-        ids(&RecommendRequest { weights: given, ..RecommendRequest::new("u007") })
+        ids(&RecommendRequest { weights: given.clone(), ..RecommendRequest::new("u007") })
     );
+    // A validated weight of 0 is content's share beside CF: content asked for alone still
+    // scores by it (every score was 0 here, ranked by rank ties alone).
+    manifest["cf_selection"]["content_weight"] = serde_json::json!(0.0);
+    std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    let engine = Engine::open(&dir.path().join("auto"), &embedder_settings()).unwrap();
+    let content = RecommendRequest { mode: RecommendMode::Content, ..RecommendRequest::new("u007") };
+    let hits = engine.recommend(&content).unwrap().hits;
+    assert!(!hits.is_empty() && hits.iter().all(|h| h.score > 0.0), "{hits:?}");
+    let weighted = engine.recommend(&RecommendRequest { weights: given, ..content.clone() }).unwrap().hits;
+    assert_eq!(hits.iter().map(|h| &h.id).collect::<Vec<_>>(), weighted.iter().map(|h| &h.id).collect::<Vec<_>>());
 
     let mut settings = fixture_settings(dir.path().join("ease"));
     settings.cf.requested = CfModelChoice::Ease;

@@ -107,6 +107,9 @@ impl Engine {
         if request.recent == 0 {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
+        if request.weights.bm25.is_some() {
+            return Err(Error::invalid("weights.bm25", "recommendations have no BM25 list (weights: cf, dense)"));
+        }
         let cf = self.collaborative()?;
         let seeds = self.cf_seeds(view.history);
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
@@ -124,7 +127,12 @@ impl Engine {
             }
         }
         if let Some(profile) = &profile {
-            let weight = request.weights.given(RetrieverKind::Dense).unwrap_or_else(|| self.recommend_content_weight());
+            // The validated weight is content's share beside CF; alone, content is the list
+            // (a validated 0 made every content-mode score 0, the order left to rank ties).
+            let weight = match request.mode {
+                RecommendMode::Content => request.weights.of(RetrieverKind::Dense),
+                _ => request.weights.given(RetrieverKind::Dense).unwrap_or_else(|| self.recommend_content_weight()),
+            };
             retrievers.push((
                 Retriever::Dense {
                     index: &self.dense,
@@ -138,7 +146,8 @@ impl Engine {
         self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)
     }
 
-    /// The content list's weight when a recommend request gives none: the one validated when
+    /// The content list's weight beside CF when a recommend request gives none (content alone
+    /// weighs 1): the one validated when
     /// the generation was built (`cf_selection.content_weight`), else the constant of the
     /// model family that serves CF.
     pub fn recommend_content_weight(&self) -> f64 {

@@ -106,6 +106,11 @@ impl Engine {
             if let Some(problem) = condition.problem() {
                 return Err(Error::invalid(format!("filters.{name}"), problem));
             }
+            // Live writes are read as the manifest's types say, so a condition no value of the
+            // type matches would answer nothing, silently.
+            if let Some(problem) = self.manifest.field_types.get(name).and_then(|ty| condition.problem_for(*ty)) {
+                return Err(Error::invalid(format!("filters.{name}"), problem));
+            }
         }
         let stored = self.fields.iter();
         let written_live = live_items.entries.iter().map(|e| &e.item.fields);

@@ -27,7 +27,8 @@ pub(crate) struct CatalogArgs {
     /// CSV catalogs: columns stored as filterable fields (repeat the flag).
     #[arg(long)]
     pub(crate) field_column: Vec<String>,
-    /// CSV catalogs: split field values on this separator into lists (MovieLens genres: `|`).
+    /// CSV catalogs: split field values on this separator into lists (MovieLens genres: `|`); a
+    /// column some cells split is a list field, one no cell does (a year) is numbers or text.
     #[arg(long)]
     pub(crate) list_separator: Option<String>,
     /// A field's type, `NAME=number|text|list` (repeat the flag): rows whose value does not fit

@@ -27,7 +27,8 @@ pub struct CatalogFormat {
     pub text_columns: Vec<String>,
     /// CSV: columns stored as fields.
     pub field_columns: Vec<String>,
-    /// CSV: split field values on this separator into lists (e.g. MovieLens genres, `|`).
+    /// CSV: split field values holding this separator into lists (e.g. MovieLens genres, `|`);
+    /// a column some cells split is a list field, one none does is typed as any other.
     pub list_separator: Option<String>,
     /// Fields whose type the catalog team declares (`--field-type price=number`): a row whose
     /// value does not fit is refused, naming the line and field. Other fields' types are
@@ -364,12 +365,16 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
             if raw.is_empty() {
                 continue;
             }
+            // Only a cell holding the separator is split: a column none of whose cells does (a
+            // year beside MovieLens' genres) is typed as any other field, numbers or text, and
+            // a column some cells split becomes a list field with single values as lists of one
+            // (`unify_field_types`).
             let value = match &format.list_separator {
-                Some(sep) => FieldValue::List(
+                Some(sep) if raw.contains(sep.as_str()) => FieldValue::List(
                     raw.split(sep.as_str()).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
                 ),
                 // Typed with the whole column's other values (`unify_field_types`), as written.
-                None => FieldValue::Text(raw),
+                _ => FieldValue::Text(raw),
             };
             item_fields.insert(name.clone(), value);
         }
@@ -589,6 +594,23 @@ b,B,19.5,XL
         assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
         assert_eq!(catalog.items[0].fields["year"], FieldValue::Number(1995.0));
         assert_eq!(catalog.items[0].fields["genres"], FieldValue::List(vec!["Adventure".into(), "Animation".into()]));
+        // Undeclared, a column no cell splits is typed as any field (a new user's year came
+        // back a list of one, and a range filter on it matched nothing); a column some cells
+        // split is a list, its single values lists of one.
+        let movies = file(
+            &dir,
+            "movies2.csv",
+            b"id,title,genres,year
+1,Toy Story,Adventure|Animation,1995
+2,Heat,Action,1995
+",
+        );
+        let format = CatalogFormat { field_types: BTreeMap::new(), ..format };
+        let catalog = read_catalog(&movies, &format).unwrap();
+        assert_eq!(catalog.field_types["year"], FieldType::Number);
+        assert_eq!(catalog.items[1].fields["year"], FieldValue::Number(1995.0));
+        assert_eq!(catalog.field_types["genres"], FieldType::List);
+        assert_eq!(catalog.items[1].fields["genres"], FieldValue::List(vec!["Action".into()]));
     }
     #[test]
     fn movielens_style_csv_maps_columns_and_splits_lists() {
