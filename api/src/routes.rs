@@ -291,7 +291,8 @@ pub(crate) async fn search(
     security((), ("api_key" = [])),
     responses(
         (status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn recommend(
     state: web::Data<AppState>,
@@ -306,7 +307,7 @@ pub(crate) async fn recommend(
 /// One item as stored.
 #[utoipa::path(get, path = "/v1/items/{id}", tag = "items", params(("id" = String, Path, description = "item id")),
     security((), ("api_key" = [])),
-    responses((status = 200, body = hyrank_engine::Item), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = hyrank_engine::Item), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let item = blocking(&state, move |engine| engine.item(&id)).await?;
@@ -319,8 +320,10 @@ pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> R
 #[serde(deny_unknown_fields)]
 pub(crate) struct SimilarParams {
     /// Hits to return (default 10).
+    #[param(minimum = 1)]
     k: Option<usize>,
     /// Candidates per retriever (default 100).
+    #[param(minimum = 1)]
     candidates: Option<usize>,
     /// `rrf` (default), `linear`, `linear_floor` or `dbsf`: the request body's `fusion.method`.
     fusion: Option<String>,
@@ -330,8 +333,8 @@ pub(crate) struct SimilarParams {
 #[utoipa::path(get, path = "/v1/items/{id}/similar", tag = "items",
     params(("id" = String, Path, description = "item id"), SimilarParams),
     security((), ("api_key" = [])),
-    responses((status = 200, body = Results), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn similar(
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -50,10 +50,12 @@ pub(crate) struct EventsRequest {
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventsRequest,
     security(("write_key" = []), ("admin_key" = [])),
     responses(
-        (status = 200, body = Appended), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 200, body = Appended), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "an event names an item the index does not have"),
         (status = 409, body = ErrorBody, description = "the server has no live log"),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn events(
     state: web::Data<AppState>,
@@ -129,10 +131,11 @@ pub(crate) struct Updated {
     params(("id" = String, Path, description = "Item id")),
     security(("write_key" = []), ("admin_key" = [])),
     responses(
-        (status = 200, body = Updated), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no such item, or deleted"),
+        (status = 200, body = Updated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such item, or deleted"),
         (status = 409, body = ErrorBody, description = "the server has no live log"),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn update_fields(
     state: web::Data<AppState>,
@@ -211,9 +214,11 @@ pub(crate) struct Put {
     params(("id" = String, Path, description = "Item id")),
     security(("write_key" = []), ("admin_key" = [])),
     responses(
-        (status = 200, body = Put), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 200, body = Put), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "the server has no live log, holds max_live_items live rows, or another write about the item landed first (retry)"),
-        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn put_item(
     state: web::Data<AppState>,

@@ -95,9 +95,11 @@ impl Condition {
     pub fn problem_for(&self, field: FieldType) -> Option<String> {
         let no_number = |texts: &[String]| texts.iter().all(|t| number(t).is_none());
         match (self, field) {
-            (Condition::Range(_), FieldType::Text | FieldType::List) => {
-                Some(format!("a range compares numbers, and this field holds {}", field.described()))
-            }
+            (Condition::Range(_), FieldType::Text | FieldType::List) => Some(format!(
+                "a range compares numbers, and this field holds {} (a field of numbers with a few other values \
+                 is typed text: declare it with --field-type NAME=number to refuse those rows instead)",
+                field.described()
+            )),
             (Condition::Text(text), FieldType::Number) if no_number(std::slice::from_ref(text)) => {
                 Some(format!("this field holds numbers, and {text:?} is not one"))
             }
@@ -109,9 +111,10 @@ impl Condition {
     }
 }
 
-/// Text as the finite number it reads as, if it does.
+/// Text as the number it is as written, by the rule catalogs are typed with: `"02134"`, `"1e5"`
+/// and 20-digit codes stay text there, so they equal no number here.
 fn number(text: &str) -> Option<f64> {
-    text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
+    FieldType::number_as_written(text)
 }
 
 /// Whether an item's fields satisfy every filter.
@@ -163,6 +166,12 @@ mod tests {
         assert!(Condition::AnyOf(vec!["abc".into(), "5".into()]).problem_for(FieldType::Number).is_none());
         assert!(Condition::AnyOf(vec!["abc".into()]).problem_for(FieldType::Number).is_some());
         assert!(Condition::Number(3.0).problem_for(FieldType::Text).is_none(), "text may hold a number's text");
+        // Text a number would rewrite stays text, as the catalog typed it.
+        for kept in ["02134", "1e5", "12345678901234567890"] {
+            let n: f64 = kept.parse().unwrap();
+            assert!(!Condition::Number(n).matches(Some(&FieldValue::Text(kept.into()))), "{kept}");
+        }
+        assert!(Condition::Number(19.5).matches(Some(&FieldValue::Text("19.50".into()))));
     }
 
     #[test]

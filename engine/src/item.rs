@@ -107,14 +107,18 @@ impl FieldType {
     pub fn reads_as_number(value: &FieldValue) -> bool {
         match value {
             FieldValue::Number(_) => true,
-            FieldValue::Text(text) => {
-                let text = text.trim();
-                let Some(number) = text.parse::<f64>().ok().filter(|f| f.is_finite()) else { return false };
-                let written = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text };
-                format!("{number}") == written || (written == "-0" && number == 0.0)
-            }
+            FieldValue::Text(text) => Self::number_as_written(text).is_some(),
             FieldValue::List(_) => false,
         }
+    }
+
+    /// The number `text` is as written ([`FieldType::reads_as_number`]'s rule: `"25"`,
+    /// `"19.50"`, not `"02134"`, `"1e5"` or a 20-digit code), if it is one.
+    pub fn number_as_written(text: &str) -> Option<f64> {
+        let text = text.trim();
+        let number = text.parse::<f64>().ok().filter(|f| f.is_finite())?;
+        let written = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text };
+        (format!("{number}") == written || (written == "-0" && number == 0.0)).then_some(number)
     }
 
     /// Whether `value` is blank text: no value, for type inference.

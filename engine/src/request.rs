@@ -238,6 +238,7 @@ pub struct SearchRequest {
     pub user: Option<String>,
     /// Hits to return.
     #[serde(default = "default_k")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Field conditions every hit must meet.
     #[serde(default)]
@@ -254,6 +255,7 @@ pub struct SearchRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion.
     #[serde(default = "default_candidates")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub candidates: usize,
     /// Rerank the top of the fused list. Absent: the generation's trained reranker when its
     /// manifest enables it by default (its validation gain over the plain hybrid held up),
@@ -358,6 +360,7 @@ pub struct RecommendRequest {
     pub user: String,
     /// Items to return.
     #[serde(default = "default_k")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Leave out items the user already interacted with.
     #[serde(default = "default_true")]
@@ -378,14 +381,17 @@ pub struct RecommendRequest {
     /// `cf` (default 1) and `dense` (content) weights; `dense` defaults to the generation's
     /// validated weight (manifest `cf_selection.content_weight`, written by `--cf-model auto`),
     /// else to [`defaults::RECOMMEND_CONTENT_WEIGHT_ALS`] (0.3) when ALS serves CF and
-    /// [`defaults::RECOMMEND_CONTENT_WEIGHT_EASE`] (0.1) under EASE.
+    /// [`defaults::RECOMMEND_CONTENT_WEIGHT_EASE`] (0.1) under EASE: content's share beside CF,
+    /// so `mode: content` alone weighs 1 unless given. `bm25` is refused (no BM25 list).
     #[serde(default)]
     pub weights: Weights,
     /// Candidates per retriever.
     #[serde(default = "default_candidates")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub candidates: usize,
     /// How many recent history items form the content profile.
     #[serde(default = "default_recent")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub recent: usize,
     /// Rerank the top of the fused list with the trained recommendation reranker (only
     /// `enabled` and `depth` apply). Absent: reranked when the generation's manifest enables it
@@ -436,6 +442,7 @@ pub struct SimilarRequest {
     pub item: String,
     /// Items to return.
     #[serde(default = "default_k")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Field conditions.
     #[serde(default)]
@@ -449,6 +456,7 @@ pub struct SimilarRequest {
     pub weights: Weights,
     /// Candidates per retriever.
     #[serde(default = "default_candidates")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub candidates: usize,
 }
 

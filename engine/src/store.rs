@@ -63,7 +63,7 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = open_when_free(dir)?;
         Ok(SledStore { items: db.open_tree("items")?, ids: db.open_tree("ids")?, users: db.open_tree("users")?, db })
     }
 }

@@ -1,5 +1,7 @@
 //! Implicit-feedback matrix factorisation: alternating least squares with a conjugate-gradient
-//! solver (Hu, Koren & Volinsky 2008; Takács et al. 2011), as benfred/implicit 0.7 computes it.
+//! solver (Hu, Koren & Volinsky 2008; Takács et al. 2011), as benfred/implicit 0.7 computes it,
+//! except the last user step, solved exactly (Cholesky) so that the stored factors are what a
+//! live fold-in and the explanation compute.
 //!
 //! For a user u with observed items j and interaction values r_uj, the confidence is
 //! `c_uj = alpha · r_uj` and the preference is 1. The user's factors solve
@@ -447,7 +449,8 @@ mod tests {
     /// found trees of −0.003 beside scores of 0.009).
     #[test]
     fn a_trained_users_explanation_adds_up_to_the_served_score() {
-        let settings = AlsSettings { factors: 3, regularization: 0.1, alpha: 2.0, iterations: 5, cg_steps: 3, seed: 1 };
+        // More factors than CG steps, so CG alone leaves the user step inexact.
+        let settings = AlsSettings { factors: 8, regularization: 0.1, alpha: 2.0, iterations: 5, cg_steps: 2, seed: 1 };
         let matrix = tiny();
         let model = train(&matrix, &settings, |_| {}).unwrap();
         let gram = item_gramian(&model);
@@ -462,21 +465,18 @@ mod tests {
         }
     }
 
-    /// Confidences near f32's range (weights a file might hold before the bound, alpha
-    /// large) give finite factors or a clear error, never NaN for HNSW to panic on.
+    /// Confidences near f32's range (weights a file might hold before the bound, summed rows,
+    /// a large alpha): CG stops on a step that is not a finite positive number, so training
+    /// ends with finite factors rather than NaN for HNSW to panic on.
     #[test]
-    fn huge_confidences_give_finite_factors_or_an_error() {
+    fn huge_confidences_give_finite_factors() {
         for weight in [1e6f32, 1e12, 1e30] {
             let triples = [(0, 0, weight), (0, 1, 1.0), (1, 0, 1.0), (1, 1, 1.0), (1, 2, 1.0)];
             let matrix = Csr::from_triples(2, 3, &triples);
             let settings = AlsSettings { factors: 4, alpha: 1.0, ..AlsSettings::default() };
-            match train(&matrix, &settings, |_| {}) {
-                Ok(model) => {
-                    let values = model.user_factors.data.iter().chain(&model.item_factors.data);
-                    assert!(values.clone().all(|v| v.is_finite()), "weight {weight}");
-                }
-                Err(e) => assert!(e.to_string().contains("ALS diverged"), "weight {weight}: {e}"),
-            }
+            let model = train(&matrix, &settings, |_| {}).unwrap_or_else(|e| panic!("weight {weight}: {e}"));
+            let values = model.user_factors.data.iter().chain(&model.item_factors.data);
+            assert!(values.clone().all(|v| v.is_finite()), "weight {weight}");
         }
     }
 

@@ -199,8 +199,8 @@ impl LexicalIndex {
     /// Checks `params` against their ranges and against this index.
     ///
     /// # Errors
-    /// Parameters out of range ([`Bm25Params::check`]), or BM25F asked of an index whose title
-    /// and text were analysed apart.
+    /// Parameters out of range ([`Bm25Params::check`]), or BM25F asked of an index whose
+    /// fields (title, text, catalog fields) were not all analysed alike.
     pub fn check(&self, params: Bm25Params) -> Result<()> {
         params.check()?;
         if self.groups.len() > 1 && params.fields == FieldCombination::Bm25f {

@@ -64,8 +64,9 @@ pub struct LexicalSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title_analysis: Option<FieldAnalysis>,
     /// Catalog fields BM25 searches beside the title and the text (a brand, tags), each with
-    /// its weight, analysed as the text and combined as the title and the text are. Text and
-    /// list fields only. Absent in manifests from before the setting: none.
+    /// its weight, analysed as the text unless it has its own analysis (the title's rules), and
+    /// combined as the title and the text are. Text and list fields only. Absent in manifests
+    /// from before the setting: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub search_fields: Vec<SearchField>,
 }

@@ -10,7 +10,7 @@ use hyrank_engine::item::{FieldValue, Item};
 use serde_json::Value;
 
 use super::file::open;
-use super::{column, csv_headers, csv_line, csv_reader, read_failed, reject};
+use super::{column, column_if_present, csv_headers, csv_line, csv_reader, read_failed, reject};
 use crate::error::{IndexError, Reject, Result};
 
 /// How to read a catalog.
@@ -333,11 +333,11 @@ fn kind_of(value: &Value) -> &'static str {
 
 fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemValidator<'_>) -> Result<()> {
     let (mut reader, quotes) = csv_reader(path)?;
-    let headers = csv_headers(path, &mut reader)?;
+    let headers = csv_headers(path, &mut reader, &quotes)?;
     let id = column(path, &headers, &format.id_column, "--id-column")?;
     let title = column(path, &headers, &format.title_column, "--title-column")?;
     let texts = if format.text_columns.is_empty() {
-        headers.iter().position(|h| h == "text").into_iter().collect()
+        column_if_present(path, &headers, "text")?.into_iter().collect()
     } else {
         format.text_columns.iter().map(|c| column(path, &headers, c, "--text-column")).collect::<Result<Vec<_>>>()?
     };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use hyrank_engine::live::MAX_WEIGHT;
 
-use super::{column, csv_headers, csv_line, csv_reader, read_failed, reject};
+use super::{column, column_if_present, csv_headers, csv_line, csv_reader, read_failed, reject};
 use crate::error::{Reject, Result};
 
 /// How to read interactions.
@@ -61,13 +61,13 @@ pub fn read_interactions(
     item_index: &HashMap<&str, u32>,
 ) -> Result<Interactions> {
     let (mut reader, quotes) = csv_reader(path)?;
-    let headers = csv_headers(path, &mut reader)?;
+    let headers = csv_headers(path, &mut reader, &quotes)?;
     let user = column(path, &headers, &format.user_column, "--user-column")?;
     let item = column(path, &headers, &format.item_column, "--item-column")?;
     let optional = |explicit: &Option<String>, default: &str, flag: &str| -> Result<Option<(String, usize)>> {
         match explicit {
             Some(name) => Ok(Some((name.clone(), column(path, &headers, name, flag)?))),
-            None => Ok(headers.iter().position(|h| h == default).map(|i| (default.to_string(), i))),
+            None => Ok(column_if_present(path, &headers, default)?.map(|i| (default.to_string(), i))),
         }
     };
     let weight = optional(&format.weight_column, "weight", "--weight-column")?;

@@ -25,17 +25,28 @@ pub(super) fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl I
 /// Column positions in a CSV header; a named column that is missing, or that the header
 /// names more than once (which one would the rows mean?), is an error for the file.
 pub(super) fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag: &str) -> Result<usize> {
-    let error = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
-    let at: Vec<usize> = headers.iter().enumerate().filter(|(_, h)| *h == name).map(|(i, _)| i).collect();
-    match at[..] {
-        [i] => Ok(i),
-        [] => Err(error(format!(
+    column_if_present(path, headers, name)?.ok_or_else(|| IndexError::Input {
+        path: path.to_path_buf(),
+        reason: format!(
             "no column {name:?} (set with {flag}); the header has {:?}",
             headers.iter().collect::<Vec<_>>()
-        ))),
+        ),
+    })
+}
+
+/// A column read when the header has it (`text`, `weight`, `timestamp` by default): its
+/// position, `None` when absent; named more than once, an error for the file.
+pub(super) fn column_if_present(path: &Path, headers: &csv::StringRecord, name: &str) -> Result<Option<usize>> {
+    let at: Vec<usize> = headers.iter().enumerate().filter(|(_, h)| *h == name).map(|(i, _)| i).collect();
+    match at[..] {
+        [] => Ok(None),
+        [i] => Ok(Some(i)),
         _ => {
             let columns: Vec<String> = at.iter().map(|i| (i + 1).to_string()).collect();
-            Err(error(format!("the header names column {name:?} {} times (columns {})", at.len(), columns.join(", "))))
+            Err(IndexError::Input {
+                path: path.to_path_buf(),
+                reason: format!("the header names column {name:?} {} times (columns {})", at.len(), columns.join(", ")),
+            })
         }
     }
 }
@@ -67,12 +78,31 @@ struct QuoteState {
     after_quote: bool,
     /// Bytes seen (the state of an empty file is no error).
     started: bool,
+    /// Leading bytes of a UTF-8 byte order mark seen so far, and whether that question is over.
+    bom_matched: u8,
+    bom_done: bool,
+    /// The last byte was a line feed (the file's last line is the one before it).
+    after_newline: bool,
 }
 
 impl QuoteState {
     fn step(&mut self, byte: u8) {
         if !self.started {
             *self = QuoteState { line: 1, field_start: true, started: true, ..QuoteState::default() };
+        }
+        // The csv reader drops a UTF-8 byte order mark before the first field; so does this.
+        // (Bytes of a BOM that turns out partial were content: the field has begun.)
+        if !self.bom_done {
+            const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+            if byte == BOM[usize::from(self.bom_matched)] {
+                self.bom_matched += 1;
+                self.bom_done = self.bom_matched == 3;
+                return;
+            }
+            self.bom_done = true;
+            if self.bom_matched > 0 {
+                self.field_start = false;
+            }
         }
         match self.open_since {
             Some(_) if self.after_quote => {
@@ -88,6 +118,7 @@ impl QuoteState {
         if byte == b'\n' {
             self.line += 1;
         }
+        self.after_newline = byte == b'\n';
     }
 
     fn unquoted(&mut self, byte: u8) {
@@ -113,7 +144,8 @@ impl Quotes {
                 reason: format!(
                     "line {line}: a quoted field opens here and is never closed, so lines {line} to {} would be \
                      read as one field; close the quote (a quote inside a quoted field is written \"\")",
-                    state.line
+                    // A file ending in a line feed ends on the line before the count.
+                    state.line - u64::from(state.after_newline)
                 ),
             }),
             _ => Ok(()),
@@ -137,11 +169,21 @@ impl Read for Watched {
     }
 }
 
-pub(super) fn csv_headers(path: &Path, reader: &mut csv::Reader<Box<dyn Read>>) -> Result<csv::StringRecord> {
-    reader
-        .headers()
-        .cloned()
-        .map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot read the CSV header: {e}") })
+/// The header of a CSV file. A header field holding a line break may be a quote never closed
+/// that ran to the end of the file: then that is the error, not a missing column.
+pub(super) fn csv_headers(
+    path: &Path,
+    reader: &mut csv::Reader<Box<dyn Read>>,
+    quotes: &Quotes,
+) -> Result<csv::StringRecord> {
+    let headers = reader.headers().cloned().map_err(|e| IndexError::Input {
+        path: path.to_path_buf(),
+        reason: format!("cannot read the CSV header: {e}"),
+    })?;
+    if headers.iter().any(|h| h.contains('\n')) {
+        quotes.finished(path)?;
+    }
+    Ok(headers)
 }
 
 /// The line a CSV record (or error) starts on.
@@ -198,7 +240,7 @@ mod tests {
         let open = b"id,title,text\n1,Toy Story,x\n,No Id,y\n3,,\n4,\"Unterminated,z\n5,Heat,a\n6,A,b\n";
         let error = read_catalog(&file(&dir, "open.csv", open), &CatalogFormat::default()).unwrap_err().to_string();
         assert!(error.contains("line 5: a quoted field opens here and is never closed"), "{error}");
-        assert!(error.contains("lines 5 to 8"), "{error}");
+        assert!(error.contains("lines 5 to 7"), "the file has 7 lines: {error}");
         let last_column = b"id,title,text\n1,Toy Story,x\n2,Heat,\"never closed\n3,Casino,c\n";
         let error = read_catalog(&file(&dir, "last.csv", last_column), &CatalogFormat::default()).unwrap_err();
         assert!(error.to_string().contains("line 3:"), "a row of the right width too: {error}");
@@ -210,6 +252,14 @@ mod tests {
         assert_eq!(catalog.items[0].text, "two\nlines");
         assert_eq!(catalog.items[1].text, "a \"quote\"");
         assert!(catalog.rejects.is_empty(), "{:?}", catalog.rejects);
+
+        // After a byte order mark (which the csv reader drops), a quoted first header field.
+        let bom = b"\xEF\xBB\xBF\"id\",title\n1,\"a,\"\"b\"\"\"\n";
+        let catalog = read_catalog(&file(&dir, "bom.csv", bom), &CatalogFormat::default()).unwrap();
+        assert_eq!(catalog.items[0].title, "a,\"b\"");
+        let bom_open = b"\xEF\xBB\xBF\"id,title\n1,a\n";
+        let error = read_catalog(&file(&dir, "bom-open.csv", bom_open), &CatalogFormat::default()).unwrap_err();
+        assert!(error.to_string().contains("line 1: a quoted field opens here"), "{error}");
 
         let items: HashMap<&str, u32> = [("1", 0), ("2", 1)].into_iter().collect();
         let events = b"user,item,weight\nu1,1,4.0\nu1,\"2,4.0\nu2,1,1\nu2,2,1\n";
@@ -238,5 +288,13 @@ mod tests {
         assert!(error.contains("names column \"genres\" 2 times (columns 3, 4)"), "{error}");
         let unread = CatalogFormat { field_columns: vec![], ..format };
         assert_eq!(read_catalog(&path, &unread).unwrap().items.len(), 1);
+        // Columns read by default when present count too.
+        let texts = file(&dir, "texts.csv", b"id,title,text,text\n1,A,one,two\n");
+        let error = read_catalog(&texts, &CatalogFormat::default()).unwrap_err().to_string();
+        assert!(error.contains("names column \"text\" 2 times"), "{error}");
+        let items: HashMap<&str, u32> = [("1", 0)].into_iter().collect();
+        let events = file(&dir, "weights.csv", b"user,item,weight,weight\nu,1,1,5\n");
+        let error = read_interactions(&events, &InteractionFormat::default(), &items).unwrap_err().to_string();
+        assert!(error.contains("names column \"weight\" 2 times"), "{error}");
     }
 }
