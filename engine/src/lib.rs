@@ -29,6 +29,7 @@ pub mod filter;
 pub mod fusion;
 pub mod generation;
 pub mod item;
+pub mod json;
 pub(crate) mod kernels;
 pub mod lexical;
 pub mod live;

@@ -294,9 +294,16 @@ fn read_jsonl(path: &Path, validator: &mut ItemValidator<'_>) -> Result<()> {
             continue;
         }
         let raw_ids = serde_json::from_str::<RawIds<'_>>(text);
-        match (serde_json::from_str::<Value>(text), raw_ids) {
+        // Strictly: a key given twice (a title, a field) is refused rather than read as its
+        // last value, the other dropped without a word.
+        let value = serde_json::from_str::<hyrank_engine::json::StrictValue>(text).map(|v| v.0);
+        match (value, raw_ids) {
             (Err(e), _) => {
-                validator.catalog.rejects.push(reject(path, line_number, None, format!("malformed JSON: {e}")))
+                let reject = match hyrank_engine::json::duplicate_key(&e) {
+                    Some(key) => reject(path, line_number, Some(&key), format!("{e}: one value per key")),
+                    None => reject(path, line_number, None, format!("malformed JSON: {e}")),
+                };
+                validator.catalog.rejects.push(reject)
             }
             // An object whose ids cannot be read as written (a key given twice): refused, not
             // read with one of the values chosen silently.
@@ -410,7 +417,7 @@ mod tests {
         let rejects = reasons(&catalog.rejects);
         assert_eq!(rejects.len(), 1, "{rejects:?}");
         assert_eq!((rejects[0].0, rejects[0].1.as_deref()), (8, Some("id")));
-        assert!(rejects[0].2.contains("duplicate field"), "{rejects:?}");
+        assert!(rejects[0].2.contains("duplicate key `id`"), "{rejects:?}");
         let ids: Vec<&str> = catalog.items.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(
             ids,

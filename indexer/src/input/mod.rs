@@ -288,6 +288,13 @@ mod tests {
         assert!(error.contains("names column \"genres\" 2 times (columns 3, 4)"), "{error}");
         let unread = CatalogFormat { field_columns: vec![], ..format };
         assert_eq!(read_catalog(&path, &unread).unwrap().items.len(), 1);
+        // JSON Lines: a key given twice, at the top or inside fields, is refused naming it (it
+        // was read as its last value).
+        let lines = b"{\"id\": \"a\", \"title\": \"One\", \"title\": \"Two\"}\n{\"id\": \"b\", \"title\": \"B\", \"fields\": {\"brand\": \"x\", \"brand\": \"y\"}}\n{\"id\": \"c\", \"title\": \"C\"}\n";
+        let catalog = read_catalog(&file(&dir, "twice.jsonl", lines), &CatalogFormat::default()).unwrap();
+        let named: Vec<(u64, Option<&str>)> = catalog.rejects.iter().map(|r| (r.line, r.field.as_deref())).collect();
+        assert_eq!(named, [(1, Some("title")), (2, Some("brand"))], "{:?}", catalog.rejects);
+        assert_eq!(catalog.items.len(), 1);
         // Columns read by default when present count too.
         let texts = file(&dir, "texts.csv", b"id,title,text,text\n1,A,one,two\n");
         let error = read_catalog(&texts, &CatalogFormat::default()).unwrap_err().to_string();

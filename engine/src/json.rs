@@ -1,0 +1,77 @@
+//! JSON read strictly: what request bodies and catalog lines share.
+
+use serde::Deserialize;
+
+/// How [`StrictValue`]'s error for a key given twice begins (then the key, in backticks).
+pub const DUPLICATE_KEY: &str = "duplicate key ";
+
+/// The key a [`StrictValue`] error names as given twice, if that is the error.
+pub fn duplicate_key(error: &serde_json::Error) -> Option<String> {
+    let message = error.to_string();
+    let rest = message.strip_prefix(DUPLICATE_KEY)?.strip_prefix('`')?;
+    rest.split_once('`').map(|(key, _)| key.to_string())
+}
+
+/// A JSON value read as `serde_json::Value` reads it, except that an object with the same key
+/// twice, at any depth, is refused (as serde's derived structs refuse a duplicate field) rather
+/// than keeping the last: the error's message is [`DUPLICATE_KEY`] and the key in backticks.
+pub struct StrictValue(pub serde_json::Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde_json::Value;
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StrictValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<StrictValue, E> {
+                Ok(StrictValue(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<StrictValue, D::Error> {
+                StrictValue::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+                let mut values = Vec::new();
+                while let Some(StrictValue(v)) = seq.next_element()? {
+                    values.push(v);
+                }
+                Ok(StrictValue(Value::Array(values)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+                let mut object = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let StrictValue(value) = map.next_value()?;
+                    if object.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!("{DUPLICATE_KEY}`{key}`")));
+                    }
+                    object.insert(key, value);
+                }
+                Ok(StrictValue(Value::Object(object)))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
