@@ -53,30 +53,7 @@ pub type Filters = BTreeMap<String, Condition>;
 impl Condition {
     /// Whether a field value (or its absence) satisfies the condition.
     pub fn matches(&self, value: Option<&FieldValue>) -> bool {
-        let Some(value) = value else { return false };
-        let has = |wanted: &str| match value {
-            FieldValue::Text(s) => s == wanted,
-            FieldValue::List(list) => list.iter().any(|s| s == wanted),
-            FieldValue::Number(v) => number(wanted) == Some(*v),
-        };
-        match self {
-            Condition::Number(n) => match value {
-                FieldValue::Number(v) => v == n,
-                FieldValue::Text(s) => number(s) == Some(*n),
-                FieldValue::List(list) => list.iter().any(|s| number(s) == Some(*n)),
-            },
-            Condition::Text(s) => has(s),
-            Condition::AnyOf(options) => options.iter().any(|s| has(s)),
-            Condition::Range(range) => match value {
-                FieldValue::Number(v) => {
-                    range.gte.is_none_or(|b| *v >= b)
-                        && range.gt.is_none_or(|b| *v > b)
-                        && range.lte.is_none_or(|b| *v <= b)
-                        && range.lt.is_none_or(|b| *v < b)
-                }
-                _ => false,
-            },
-        }
+        Prepared::new(self).matches(value)
     }
 
     /// Why the condition is malformed, if it is.
@@ -117,9 +94,63 @@ fn number(text: &str) -> Option<f64> {
     FieldType::number_as_written(text)
 }
 
-/// Whether an item's fields satisfy every filter.
-pub fn matches_all(filters: &Filters, fields: &BTreeMap<String, FieldValue>) -> bool {
-    filters.iter().all(|(name, condition)| condition.matches(fields.get(name)))
+/// A condition with what its own text reads as worked out once, not once per item it is
+/// checked against (a filter mask checks every item of the catalog).
+struct Prepared<'a> {
+    condition: &'a Condition,
+    /// A text or list condition's strings as numbers, for number values.
+    wanted: Vec<Option<f64>>,
+    /// A number condition's own form (`25`, `19.5`), for text values.
+    shown: String,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(condition: &'a Condition) -> Self {
+        let wanted = match condition {
+            Condition::Text(text) => vec![number(text)],
+            Condition::AnyOf(texts) => texts.iter().map(|t| number(t)).collect(),
+            Condition::Number(_) | Condition::Range(_) => Vec::new(),
+        };
+        let shown = match condition {
+            Condition::Number(n) => format!("{n}"),
+            _ => String::new(),
+        };
+        Prepared { condition, wanted, shown }
+    }
+
+    fn matches(&self, value: Option<&FieldValue>) -> bool {
+        let Some(value) = value else { return false };
+        let has = |wanted: &str, as_number: Option<f64>| match value {
+            FieldValue::Text(s) => s == wanted,
+            FieldValue::List(list) => list.iter().any(|s| s == wanted),
+            FieldValue::Number(v) => as_number == Some(*v),
+        };
+        match self.condition {
+            Condition::Number(n) => match value {
+                FieldValue::Number(v) => v == n,
+                FieldValue::Text(s) => FieldType::writes_number(s, *n, &self.shown),
+                FieldValue::List(list) => list.iter().any(|s| FieldType::writes_number(s, *n, &self.shown)),
+            },
+            Condition::Text(s) => has(s, self.wanted[0]),
+            Condition::AnyOf(options) => options.iter().zip(&self.wanted).any(|(s, n)| has(s, *n)),
+            Condition::Range(range) => match value {
+                FieldValue::Number(v) => {
+                    range.gte.is_none_or(|b| *v >= b)
+                        && range.gt.is_none_or(|b| *v > b)
+                        && range.lte.is_none_or(|b| *v <= b)
+                        && range.lt.is_none_or(|b| *v < b)
+                }
+                _ => false,
+            },
+        }
+    }
+}
+
+/// `filters` as a test of one item's fields: true when it meets every condition. Build it once
+/// per request and call it per item.
+pub fn matcher(filters: &Filters) -> impl Fn(&BTreeMap<String, FieldValue>) -> bool + '_ {
+    let prepared: Vec<(&String, Prepared<'_>)> = filters.iter().map(|(name, c)| (name, Prepared::new(c))).collect();
+    move |fields| prepared.iter().all(|(name, condition)| condition.matches(fields.get(*name)))
 }
 
 #[cfg(test)]
@@ -138,13 +169,13 @@ mod tests {
     fn conditions_parse_from_json_and_match() {
         let filters: Filters =
             serde_json::from_str(r#"{"brand": "Acme", "tags": ["x", "b"], "price": {"gte": 10, "lt": 25.5}}"#).unwrap();
-        assert!(matches_all(&filters, &fields()));
+        assert!(matcher(&filters)(&fields()));
         let miss: Filters = serde_json::from_str(r#"{"price": {"gt": 25}}"#).unwrap();
-        assert!(!matches_all(&miss, &fields()));
+        assert!(!matcher(&miss)(&fields()));
         let absent: Filters = serde_json::from_str(r#"{"colour": "red"}"#).unwrap();
-        assert!(!matches_all(&absent, &fields()));
+        assert!(!matcher(&absent)(&fields()));
         let exact: Filters = serde_json::from_str(r#"{"price": 25, "tags": "a"}"#).unwrap();
-        assert!(matches_all(&exact, &fields()));
+        assert!(matcher(&exact)(&fields()));
     }
 
     #[test]

@@ -115,10 +115,16 @@ impl FieldType {
     /// The number `text` is as written ([`FieldType::reads_as_number`]'s rule: `"25"`,
     /// `"19.50"`, not `"02134"`, `"1e5"` or a 20-digit code), if it is one.
     pub fn number_as_written(text: &str) -> Option<f64> {
+        let number = text.trim().parse::<f64>().ok().filter(|f| f.is_finite())?;
+        Self::writes_number(text, number, &format!("{number}")).then_some(number)
+    }
+
+    /// Whether `text` is `number` as written, given the number's own form `shown`
+    /// (`format!("{number}")`, which a caller comparing many texts to one number makes once).
+    pub fn writes_number(text: &str, number: f64, shown: &str) -> bool {
         let text = text.trim();
-        let number = text.parse::<f64>().ok().filter(|f| f.is_finite())?;
         let written = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text };
-        (format!("{number}") == written || (written == "-0" && number == 0.0)).then_some(number)
+        written == shown || (number == 0.0 && (written == "0" || written == "-0"))
     }
 
     /// Whether `value` is blank text: no value, for type inference.

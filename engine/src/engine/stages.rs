@@ -9,7 +9,7 @@ use crate::combination::{Features, ScoreRanges};
 use crate::cross::ItemText;
 use crate::error::{Error, Result};
 use crate::explain::{CombinedScore, RerankScore, ScoreBreakdown};
-use crate::filter::{matches_all, Filters};
+use crate::filter::{matcher, Filters};
 use crate::fusion::{fuse, FusedHit, Fusion};
 use crate::request::{Candidate, Hit, Timings};
 use crate::rerank::{Combine, RerankPlan};
@@ -114,11 +114,12 @@ impl Engine {
         }
         let stored = self.fields.iter();
         let written_live = live_items.entries.iter().map(|e| &e.item.fields);
+        let matches = matcher(filters);
         Ok(Allow::mask(
             stored
                 .chain(written_live)
                 .enumerate()
-                .map(|(index, fields)| matches_all(filters, live.get(&(index as u32)).unwrap_or(fields)))
+                .map(|(index, fields)| matches(live.get(&(index as u32)).unwrap_or(fields)))
                 .collect(),
         ))
     }

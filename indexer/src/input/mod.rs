@@ -66,7 +66,7 @@ pub(super) fn csv_reader(path: &Path) -> Result<(csv::Reader<Box<dyn Read>>, Quo
 #[derive(Clone, Default)]
 pub(super) struct Quotes(std::rc::Rc<std::cell::Cell<QuoteState>>);
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct QuoteState {
     /// 1-based line of the byte being read.
     line: u64,
@@ -76,8 +76,6 @@ struct QuoteState {
     open_since: Option<u64>,
     /// In a quoted field, just after a quote (which closes it unless another follows).
     after_quote: bool,
-    /// Bytes seen (the state of an empty file is no error).
-    started: bool,
     /// Leading bytes of a UTF-8 byte order mark seen so far, and whether that question is over.
     bom_matched: u8,
     bom_done: bool,
@@ -85,11 +83,23 @@ struct QuoteState {
     after_newline: bool,
 }
 
+/// Before the first byte: line 1, at the start of the first field.
+impl Default for QuoteState {
+    fn default() -> Self {
+        QuoteState {
+            line: 1,
+            field_start: true,
+            open_since: None,
+            after_quote: false,
+            bom_matched: 0,
+            bom_done: false,
+            after_newline: false,
+        }
+    }
+}
+
 impl QuoteState {
     fn step(&mut self, byte: u8) {
-        if !self.started {
-            *self = QuoteState { line: 1, field_start: true, started: true, ..QuoteState::default() };
-        }
         // The csv reader drops a UTF-8 byte order mark before the first field; so does this.
         // (Bytes of a BOM that turns out partial were content: the field has begun.)
         if !self.bom_done {
