@@ -7,8 +7,10 @@ use serde::Deserialize;
 /// A request body that must be a JSON object. serde's derived structs also accept a JSON
 /// array (their fields in order), so `[]` would be read as a request with every field at its
 /// default and refused for a reason that is not the real one; this reads only objects, and
-/// anything else is refused as "expected a JSON object" (a 422, with the position). A value of
-/// the wrong shape inside the object is a 422 naming its path (`fields.price: ...`).
+/// anything else is refused as "expected a JSON object" (a 422, with the position). An array is
+/// read to its end first, so that one that is not even JSON (`[`, `[1,`) is a 400 like any other
+/// malformed body rather than a 422 for its type. A value of the wrong shape inside the object
+/// is a 422 naming its path (`fields.price: ...`).
 pub(crate) struct Object<T>(pub(crate) T);
 
 impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
@@ -18,6 +20,12 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
             type Value = T;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+                // serde_json reports a type error before it reads what follows the `[`, so the
+                // rest is read first: a syntax error in it is the error that matters.
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Err(serde::de::Error::invalid_type(serde::de::Unexpected::Seq, &self))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
                 // Read as JSON first, so that malformed JSON keeps its own error (a 400); then
@@ -35,6 +43,6 @@ impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
                 })
             }
         }
-        deserializer.deserialize_map(OnlyMaps(std::marker::PhantomData)).map(Object)
+        deserializer.deserialize_any(OnlyMaps(std::marker::PhantomData)).map(Object)
     }
 }

@@ -143,6 +143,11 @@ impl ScoreRanges {
         ScoreRanges(lists.iter().map(|list| (list.retriever, ScoreRange::of(list))).collect())
     }
 
+    /// Whether fusion read a list of `kind` (an empty one included).
+    pub fn has(&self, kind: RetrieverKind) -> bool {
+        self.0.iter().any(|(k, _)| *k == kind)
+    }
+
     /// The hit's retriever scores normalised within each list as linear fusion does; 0 for a
     /// retriever that did not return it. The rerank feature is left at 0 for the caller.
     pub fn features(&self, hit: &FusedHit) -> Features {

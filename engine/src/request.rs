@@ -250,7 +250,9 @@ pub struct SearchRequest {
     /// How to fuse them; linear (min-max normalised, equal weights) unless asked otherwise.
     #[serde(default = "defaults::search_fusion")]
     pub fusion: Fusion,
-    /// Per-retriever fusion weights.
+    /// Per-retriever fusion weights. A weight of a list this request does not run (`cf`
+    /// without a user, `dense` in `bm25` mode) is unused, not refused, so one set of weights
+    /// serves every mode; `breakdown.retrievers` names the lists that ran.
     #[serde(default)]
     pub weights: Weights,
     /// Candidates each retriever returns before fusion.

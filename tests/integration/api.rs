@@ -280,6 +280,31 @@ async fn recommendations_exclude_seen_items_and_explain_with_history() {
         assert!(seen.contains(id), "{label} is not in the history");
         assert_eq!(title.trim_end_matches('”'), engine.item(id).unwrap().title.trim());
     }
+    // A tree explains a list the request ran, never one it did not: content only in content
+    // mode, CF only in cf mode, and in search no BM25 tree in dense mode nor CF tree in bm25.
+    let labels = |body: &Value| -> Vec<String> {
+        body["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|h| h["explanations"].as_array().cloned().unwrap_or_default())
+            .map(|t| t["label"].as_str().unwrap().split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    for (mode, tree) in [("cf", "CF"), ("content", "content")] {
+        let (status, body) =
+            post("/v1/recommend", json!({"user": "u007", "k": 5, "explain": true, "mode": mode})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let got = labels(&body);
+        assert!(!got.is_empty() && got.iter().all(|l| l.starts_with(tree)), "{mode}: {got:?}");
+    }
+    for (mode, absent) in [("dense", ["bm25", "CF"]), ("bm25", ["CF", "CF"])] {
+        let request = json!({"query": "sourdough bread", "user": "u007", "k": 5, "explain": true, "mode": mode});
+        let (status, body) = post("/v1/search", request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let got = labels(&body);
+        assert!(got.iter().all(|l| !absent.contains(&l.as_str())), "{mode}: {got:?}");
+    }
     let (status, body) = post("/v1/recommend", json!({"user": "u007", "k": 20, "exclude_seen": false})).await;
     assert_eq!(status, StatusCode::OK);
     assert!(ids(&body).iter().any(|id| seen.contains(id)), "with exclude_seen false, history items may come back");
@@ -328,15 +353,21 @@ async fn item_and_similar_items() {
 #[actix_web::test]
 async fn broken_requests_get_the_right_status_and_code() {
     let app = app().await;
-    let malformed = test::TestRequest::post()
-        .uri("/v1/search")
-        .insert_header(("content-type", "application/json"))
-        .set_payload("{\"query\": ")
-        .to_request();
-    let response = test::call_service(&app, malformed).await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let body: Value = test::read_body_json(response).await;
-    assert_eq!(body["error"]["code"], "malformed_json");
+    let send = |payload: &str| {
+        test::TestRequest::post()
+            .uri("/v1/search")
+            .insert_header(("content-type", "application/json"))
+            .set_payload(payload.to_string())
+            .to_request()
+    };
+    // Bodies that are not JSON at all are 400 whatever their first byte: an unclosed array
+    // was a 422 for its type, because the type was judged before the rest was read.
+    for payload in ["{\"query\": ", "[", "[1,", "[{\"query\": ", "\"tent", "tru"] {
+        let response = test::call_service(&app, send(payload)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{payload}");
+        let body: Value = test::read_body_json(response).await;
+        assert_eq!(body["error"]["code"], "malformed_json", "{payload}: {body}");
+    }
     // A key given twice is refused, not read as its last value; a value of the wrong type is
     // named by its path.
     for (payload, named) in [
@@ -349,12 +380,7 @@ async fn broken_requests_get_the_right_status_and_code() {
         ),
         (r#"{"query": "tent", "filters": {"price": "cheap"}}"#, "\"cheap\" is not one"),
     ] {
-        let request = test::TestRequest::post()
-            .uri("/v1/search")
-            .insert_header(("content-type", "application/json"))
-            .set_payload(payload)
-            .to_request();
-        let response = test::call_service(&app, request).await;
+        let response = test::call_service(&app, send(payload)).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{payload}");
         let body: Value = test::read_body_json(response).await;
         assert!(body["error"]["message"].as_str().unwrap().contains(named), "{payload}: {body}");

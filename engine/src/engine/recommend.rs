@@ -61,10 +61,12 @@ impl Engine {
             let explainer = self.cf_explainer(&history, self.cf_seeds(&user.history));
             for hit in &mut hits {
                 let item = self.index_of(&hit.id)?;
-                if let Some(explainer) = &explainer {
+                if let Some(explainer) = explainer.as_ref().filter(|_| fused.ran(RetrieverKind::Cf)) {
                     hit.explanations.push(self.cf_explanation(explainer, item));
                 }
-                hit.explanations.push(self.content_explanation(&user.history, item, request.recent));
+                if fused.ran(RetrieverKind::Dense) {
+                    hit.explanations.push(self.content_explanation(&user.history, item, request.recent));
+                }
             }
         }
         timings.total_ms = ms(start);

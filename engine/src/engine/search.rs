@@ -40,13 +40,13 @@ impl Engine {
             let explainer = history.as_deref().and_then(|h| self.cf_explainer(h, seeds));
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
-                if let Some(query) = query {
+                if let Some(query) = query.filter(|_| fused.ran(RetrieverKind::Bm25)) {
                     let params = self.bm25_params(request);
                     if let Some(tree) = self.lexical.explain_with(query, index, params)? {
                         hit.explanations.push(Explanation::node("bm25", tree.value, vec![tree]));
                     }
                 }
-                if let Some(explainer) = &explainer {
+                if let Some(explainer) = explainer.as_ref().filter(|_| fused.ran(RetrieverKind::Cf)) {
                     hit.explanations.push(self.cf_explanation(explainer, index));
                 }
             }

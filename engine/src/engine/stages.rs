@@ -8,7 +8,7 @@ use super::Engine;
 use crate::combination::{Features, ScoreRanges};
 use crate::cross::ItemText;
 use crate::error::{Error, Result};
-use crate::explain::{CombinedScore, RerankScore, ScoreBreakdown};
+use crate::explain::{CombinedScore, RerankScore, RetrieverKind, ScoreBreakdown};
 use crate::filter::{matcher, Filters};
 use crate::fusion::{fuse, FusedHit, Fusion};
 use crate::request::{Candidate, Hit, Timings};
@@ -23,6 +23,14 @@ pub(super) struct Fused {
     pub ranges: ScoreRanges,
     /// The fusion's name, which the contributions follow even over one list.
     pub fusion_name: &'static str,
+}
+
+impl Fused {
+    /// Whether the request ran a retriever of `kind`: only those get an explanation tree, so
+    /// a tree never explains a list the hit's score does not hold.
+    pub fn ran(&self, kind: RetrieverKind) -> bool {
+        self.ranges.has(kind)
+    }
 }
 
 /// Milliseconds since `since`.
