@@ -46,13 +46,13 @@ pub(crate) struct EventsRequest {
 /// user's factors are solved again against the fixed item factors, so their recommendations
 /// move without a rebuild. A user the build never saw is created. The next `hyrank index` run
 /// folds the events into the new generation. All or nothing: a malformed row (422) or an
-/// unknown item (404) refuses the whole batch, naming the row and field.
+/// unknown or deleted item (404) refuses the whole batch, naming the row and field.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventsRequest,
     security(("write_key" = []), ("admin_key" = [])),
     responses(
         (status = 200, body = Appended), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "an event names an item the index does not have"),
+        (status = 404, body = ErrorBody, description = "an event names an item the index does not have, or one deleted"),
         (status = 409, body = ErrorBody, description = "the server has no live log"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
@@ -235,11 +235,8 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
     let invalid = |field: &str, reason: String| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_item", format!("{field}: {reason}"))
     };
-    if id.trim().is_empty() || id.len() > hyrank_engine::live::MAX_ID_BYTES {
-        return Err(invalid(
-            "id",
-            format!("must be a non-empty id of at most {} bytes", hyrank_engine::live::MAX_ID_BYTES),
-        ));
+    if let Some(problem) = hyrank_engine::item::id_problem(&id) {
+        return Err(invalid("id", problem));
     }
     if body.title.trim().is_empty() && body.text.trim().is_empty() {
         return Err(invalid("text", "an item needs a title or a text".into()));
@@ -360,21 +357,24 @@ async fn write_events(state: &AppState, events: Vec<Event>, batch_id: Option<Str
     if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = hyrank_engine::live::validate_batch(&events) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", format!("{field}: {reason}")));
     }
+    // A deleted item is as unknown as one never indexed: an event for it would count toward
+    // nothing (the next build refuses it while the item stays deleted).
     let unknown: Vec<(usize, &str)> = events
         .iter()
         .enumerate()
-        .filter(|(_, event)| engine.index_of(&event.item).is_err())
+        .filter(|(_, event)| engine.visible_index_of(&event.item).is_err())
         .map(|(row, event)| (row, event.item.as_str()))
         .collect();
     if let Some(&(row, item)) = unknown.first() {
         let more = match unknown.len() - 1 {
             0 => String::new(),
-            n => format!(" ({n} more rows name unknown items)"),
+            n => format!(" ({n} more rows name unknown or deleted items)"),
         };
+        let what = if engine.index_of(item).is_ok() { "was deleted" } else { "is not in the index" };
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_item",
-            format!("events[{row}].item: item {item:?} is not in the index{more}; nothing was written"),
+            format!("events[{row}].item: item {item:?} {what}{more}; nothing was written"),
         ));
     }
     drop(engine);

@@ -32,6 +32,32 @@ impl Item {
     }
 }
 
+/// The longest user or item id, in bytes.
+pub const MAX_ID_BYTES: usize = 512;
+
+/// Why `id` cannot be a user or item id, or `None` when it can: empty, whitespace at either
+/// end, a control character, or over [`MAX_ID_BYTES`] bytes.
+///
+/// One rule for every way an id enters (catalog and interaction files, live events, live
+/// puts), so that an id one path takes is never refused or read differently by another. Ids
+/// are compared exactly; CSV cells are trimmed before they are read (spaces around a cell are
+/// the file's layout), so a padded id elsewhere is refused rather than becoming a second user
+/// or item that looks the same as the first (`" 2"` and `"2"`). Control characters (a line feed,
+/// a tab) would break the line-oriented files ids are written to (run files, logs).
+pub fn id_problem(id: &str) -> Option<String> {
+    if id.trim().is_empty() {
+        Some("is empty".into())
+    } else if id.trim() != id {
+        Some(format!("{id:?} has whitespace at its start or end; ids are compared exactly, so write it without"))
+    } else if let Some(c) = id.chars().find(|c| c.is_control()) {
+        Some(format!("{id:?} holds the control character U+{:04X}", u32::from(c)))
+    } else if id.len() > MAX_ID_BYTES {
+        Some(format!("is {} bytes long; an id is at most {MAX_ID_BYTES}", id.len()))
+    } else {
+        None
+    }
+}
+
 /// A field's type, one for the whole catalog whatever the input (JSON Lines, CSV, a live write):
 /// JSON's `25` and `"25"` and CSV's `25` are the same number. The indexer declares or infers it
 /// per field and records it in the manifest; live writes are read as it says.
@@ -175,6 +201,25 @@ impl FieldValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_is_refused_for_what_would_make_two_ids_look_alike_or_break_a_line() {
+        for good in ["7", "item 7", "帐篷-1", "a\u{00a0}b", &"x".repeat(MAX_ID_BYTES)] {
+            assert_eq!(id_problem(good), None, "{good:?}");
+        }
+        for (bad, why) in [
+            ("", "is empty"),
+            (" \t", "is empty"),
+            (" 7", "whitespace at its start or end"),
+            ("7\u{3000}", "whitespace at its start or end"),
+            ("a\nb", "U+000A"),
+            ("a\u{85}b", "U+0085"),
+        ] {
+            let problem = id_problem(bad).unwrap_or_default();
+            assert!(problem.contains(why), "{bad:?}: {problem}");
+        }
+        assert!(id_problem(&"é".repeat(MAX_ID_BYTES / 2 + 1)).unwrap().contains("bytes long"));
+    }
 
     #[test]
     fn a_value_is_read_as_its_fields_type_or_named_when_it_cannot_be() {

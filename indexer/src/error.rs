@@ -15,8 +15,21 @@ pub struct Reject {
     /// The field at fault, when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The id of the item the row describes, when it could be read: what a catalog team looks
+    /// up, and what an interaction naming the item is told was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// What is wrong.
     pub reason: String,
+}
+
+impl Reject {
+    /// The same reject, naming the item its row describes.
+    #[must_use]
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_string());
+        self
+    }
 }
 
 impl fmt::Display for Reject {

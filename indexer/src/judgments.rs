@@ -10,9 +10,19 @@ use crate::eval::metrics::Judgments;
 
 /// The file's text, without the UTF-8 byte-order mark some editors and exports put first
 /// (the catalog reader skips it the same way).
+/// UTF-16 or UTF-32 is refused naming the encoding, other bytes that are not UTF-8 naming the
+/// line.
 fn read(path: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| IndexError::Input { path: path.to_path_buf(), reason: format!("cannot read: {e}") })?;
+    let fail = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    if let Some(encoding) = crate::input::wide_encoding(&bytes) {
+        return Err(fail(format!("the file is {encoding}; hyrank reads UTF-8, so convert it first")));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+        fail(format!("line {line} is not valid UTF-8 (byte {valid})"))
+    })?;
     Ok(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_string(),
         None => text,
@@ -20,7 +30,13 @@ fn read(path: &Path) -> Result<String> {
 }
 
 fn reject(path: &Path, line: usize, field: Option<&str>, reason: impl Into<String>) -> Reject {
-    Reject { file: path.to_path_buf(), line: line as u64, field: field.map(str::to_string), reason: reason.into() }
+    Reject {
+        file: path.to_path_buf(),
+        line: line as u64,
+        field: field.map(str::to_string),
+        id: None,
+        reason: reason.into(),
+    }
 }
 
 /// `Ok(value)` when no row was rejected, else every reject.
@@ -156,6 +172,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = file(&dir, "queries.jsonl", "\u{feff}{\"_id\": \"1\", \"text\": \"tents\"}\n");
         assert_eq!(read_queries(&path).unwrap()["1"], "tents");
+        // Other encodings are named for the file, bytes that are not UTF-8 by their line.
+        let wide: Vec<u8> = "{\"_id\": \"1\"}\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        std::fs::write(&path, wide).unwrap();
+        let error = read_queries(&path).unwrap_err().to_string();
+        assert!(error.contains("the file is UTF-16 (little-endian)"), "{error}");
+        std::fs::write(&path, b"{\"_id\": \"1\", \"text\": \"a\"}\n{\"_id\": \"2\", \"text\": \"\xff\"}\n").unwrap();
+        let error = read_queries(&path).unwrap_err().to_string();
+        assert!(error.contains("line 2 is not valid UTF-8"), "{error}");
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub(crate) fn fold_live_events(
                 file: log.clone(),
                 line: logged.seq,
                 field: Some("item".into()),
+                id: None,
                 reason: format!("live event {}: item {:?} is not in this catalog", logged.seq, event.item),
             }),
         }
@@ -104,6 +105,7 @@ pub(crate) fn retype_live_rows(settings: &IndexSettings, catalog: &mut crate::in
                 file: log.clone(),
                 line: 0,
                 field: Some(name.clone()),
+                id: Some(item.id.clone()),
                 reason: format!(
                     "item {:?}: a live write gave {name} {found}, but the catalog's {name} is {}; left out",
                     item.id,

@@ -176,7 +176,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let item_index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
     let interactions = match &settings.interactions {
-        Some(path) => Some(read_interactions(path, &settings.interaction_format, &item_index)?),
+        Some(path) => Some(read_interactions(path, &settings.interaction_format, &item_index, &catalog.rejects)?),
         None => None,
     };
     stages.done("read interactions");
@@ -216,7 +216,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // Load the model before any long stage, so a missing model fails in seconds; so too the
     // shards, refused whole if one is missing or was embedded with another model.
     let embedder = Embedder::load(&settings.embedder)?;
-    let shard_vectors = match (&settings.embeddings, previous.as_deref()) {
+    let mut shard_vectors = match (&settings.embeddings, previous.as_deref()) {
         (Some(dir), _) => Some(ShardVectors::read(dir, &embedder)?),
         (None, Some(previous)) if settings.reuse_embeddings => {
             // Reuse is a saving, not a requirement: a previous generation that cannot be read
@@ -228,6 +228,13 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         }
         (None, _) => None,
     };
+    // Items put live were embedded by the server when they were written.
+    if settings.reuse_embeddings && logged.iter().any(|r| matches!(r.record, hyrank_engine::live::Record::Put(_))) {
+        let mut vectors = shard_vectors.take().unwrap_or_else(ShardVectors::empty);
+        let taken = vectors.add_live_puts(&logged, &embedder);
+        tracing::info!(taken, "vectors of items put live taken from the live log");
+        shard_vectors = Some(vectors);
+    }
     let mut rejects_file = None;
     let (dir, manifest) = generation::build(&settings.index_dir, |building| {
         let (counts, rejects, chosen) = build_into(
@@ -575,15 +582,20 @@ impl Summary {
             out += &format!("  removed older generations (--keep): {}\n", names.join(", "));
         }
         if let Some(live) = &m.live {
+            // Every kind of live write the fold counted, so none is left out of the summary.
             out += &format!(
-                "  live events folded in: {} (through event {}), {} refused (item not in the catalog); \
-                 {} items deleted live stay hidden, {} items' fields updated live applied; \
-                 {} deletes and {} field updates superseded by a changed catalog row\n",
-                live.events,
+                "  live writes folded in (through record {}): {} events taken in, {} refused (item not in \
+                 the catalog); items put live: {} created, {} replacing their catalog row; {} deleted live \
+                 stay hidden; {} with fields updated live; superseded by a changed catalog row: {} puts, \
+                 {} deletes, {} field updates\n",
                 live.folded_through,
+                live.events,
                 live.rejected,
+                live.created,
+                live.replaced,
                 live.deleted.len(),
                 live.updated.len(),
+                live.superseded_puts,
                 live.superseded_deletes,
                 live.superseded_updates
             );

@@ -251,6 +251,30 @@ impl ShardVectors {
         Ok(ShardVectors { vectors, shards })
     }
 
+    /// Takes in the vectors live puts were embedded with (`PUT /v1/items/{id}`: the log's
+    /// records since the last fold), where the server embedded the way `embedder` does
+    /// ([`hyrank_engine::live::ItemPut::embedding_for`]), so that a rebuild runs the model no
+    /// second time for an item created or replaced live. A later put of an id replaces an
+    /// earlier one's vector; as for every vector here, [`ShardVectors::get`] uses it only for
+    /// the text it was made from. Returns how many were taken.
+    pub fn add_live_puts(&mut self, logged: &[hyrank_engine::live::LoggedRecord], embedder: &Embedder) -> usize {
+        let mut taken = 0;
+        for record in logged {
+            if let hyrank_engine::live::Record::Put(put) = &record.record {
+                if let Some(vector) = put.embedding_for(embedder, embedder.dim()) {
+                    self.vectors.insert(put.put_item.clone(), (content_hash(&put.item.content()), vector.to_vec()));
+                    taken += 1;
+                }
+            }
+        }
+        taken
+    }
+
+    /// No vectors yet (what [`ShardVectors::add_live_puts`] fills when nothing else is reused).
+    pub fn empty() -> Self {
+        ShardVectors { vectors: HashMap::new(), shards: 0 }
+    }
+
     /// The vector of item `id` if a shard holds it embedded from exactly `content`.
     pub fn get(&self, id: &str, content: &str) -> Option<&[f32]> {
         self.vectors.get(id).filter(|(hash, _)| *hash == content_hash(content)).map(|(_, v)| v.as_slice())

@@ -185,11 +185,11 @@ fn read_all_kinds(dir: &Path, bytes: &[u8]) {
     let _ = read_catalog(&path, &declared);
     let path = dir.join("events.csv");
     std::fs::write(&path, bytes).unwrap();
-    let _ = read_interactions(&path, &InteractionFormat::default(), &item_index);
+    let _ = read_interactions(&path, &InteractionFormat::default(), &item_index, &[]);
     // The same bytes gzip-compressed: the decompressing reader sees them whole.
     let gz = dir.join("events.csv.gz");
     std::fs::write(&gz, gzip(bytes)).unwrap();
-    let _ = read_interactions(&gz, &InteractionFormat::default(), &item_index);
+    let _ = read_interactions(&gz, &InteractionFormat::default(), &item_index, &[]);
     // zstd-compressed, whole and with one byte of the compressed stream changed (a corrupt
     // download): the decoder must fail cleanly, never panic.
     let mut zst = ruzstd::encoding::compress_to_vec(bytes, ruzstd::encoding::CompressionLevel::Fastest);

@@ -101,6 +101,12 @@ async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() 
         call(&app, events(json!({"events": [{"user": "u001", "item": top, "weight": 0}]}), Some(WRITE_KEY))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().starts_with("events[0].weight"), "{body}");
+    // Ids follow the catalog's rule: " u001" would be a second user that looks like u001 (a CSV
+    // interactions file trims its cells, so there it is u001).
+    let (status, _, body) =
+        call(&app, events(json!({"events": [{"user": " u001", "item": top}]}), Some(WRITE_KEY))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("events[0].user: \" u001\" has whitespace"), "{body}");
     let six: Vec<Value> = (0..6).map(|_| json!({"user": "u001", "item": top})).collect();
     let (status, _, body) = call(&app, events(json!({"events": six}), Some(WRITE_KEY))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("limit_exceeded")));

@@ -63,6 +63,13 @@ async fn a_deleted_item_leaves_every_list_until_its_catalog_row_changes() {
     );
     assert_eq!(call(&app, delete(Some(WRITE_KEY), &gone)).await.0, StatusCode::NOT_FOUND, "already deleted");
     assert_eq!(call(&app, delete(Some(WRITE_KEY), "NO-SUCH-ITEM")).await.0, StatusCode::NOT_FOUND);
+    // An event for it would count toward nothing (the next build refuses it): refused now,
+    // saying why, and nothing of the batch is written.
+    let batch = json!({"events": [{"user": "u001", "item": neighbour}, {"user": "u001", "item": gone}]});
+    let (status, _, refused) = call(&app, events(batch, Some(WRITE_KEY))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("events[1].item: item {gone:?} was deleted")), "{message}");
 
     let hidden = |app_result: &Value| !ids(app_result).contains(&gone);
     let (_, headers, after) = call(&app, hybrid("camp stove")).await;
@@ -235,6 +242,12 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
         let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", bad)).await;
         assert!(status.is_client_error() && body.to_string().contains(field), "{status} {body}");
     }
+    // The id follows the catalog's rule (padding, control characters, length).
+    for (id, why) in [("%20LIVE-1", "whitespace at its start or end"), ("LIVE%0A1", "U+000A")] {
+        let (status, _, body) = call(&app, put_item(WRITE_KEY, id, spork.clone())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(why), "{id}: {body}");
+    }
     // Fields are read as the catalog types them: the fixture's price is a number.
     let worded = json!({"title": "Zorblax", "fields": {"price": "cheap"}});
     let (status, _, body) = call(&app, put_item(WRITE_KEY, "LIVE-1", worded)).await;
@@ -325,6 +338,8 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
     let live = summary.manifest.live.clone().unwrap();
     assert_eq!((live.created, live.replaced, live.superseded_puts), (1, 1, 0), "{live:?}");
+    let shown = summary.render();
+    assert!(shown.contains("items put live: 1 created, 1 replacing their catalog row"), "{shown}");
     assert!(live.deleted.is_empty(), "LIVE-1 was created again after its delete: {live:?}");
     assert_eq!(summary.manifest.counts.items, 321);
     let carried = std::fs::read_to_string(summary.dir.join("live.jsonl")).unwrap();
@@ -347,4 +362,52 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     let settings = catalog_with_changed_title(root.path(), &stove, "catalog edition");
     let live = hyrank_indexer::build(&settings).unwrap().manifest.live.unwrap();
     assert_eq!((live.created, live.replaced, live.superseded_puts), (1, 0, 1), "{live:?}");
+}
+
+/// A rebuild takes the vector of an item put live from the log, where the server embedded it
+/// as the build would (same weights, precision and token limit), instead of running the model
+/// for it again; a put without that proof is embedded again. Made visible with a marker vector
+/// no model gives: the build keeps it only where it trusts the log.
+#[actix_web::test]
+async fn a_rebuild_takes_the_vectors_of_items_put_live_only_where_embedded_as_it_would() {
+    use hyrank_engine::live::ItemPut;
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let engine = state.engine();
+    let embedder = engine.embedder();
+    let dim = embedder.dim();
+    let marker: Vec<f32> = (0..dim).map(|i| if i == 0 { 1.0 } else { 0.0 }).collect();
+    let put = |id: &str, max_tokens: Option<usize>| ItemPut {
+        put_item: id.into(),
+        item_hash: String::new(),
+        item: hyrank_engine::Item {
+            id: id.into(),
+            title: format!("Marker {id}"),
+            text: "A lantern made to be found.".into(),
+            fields: Default::default(),
+        },
+        embedding: marker.clone(),
+        model_sha256: embedder.identity().sha256.clone(),
+        precision: embedder.precision().name().into(),
+        max_tokens,
+    };
+    let log = engine.live().unwrap();
+    log.put_item(put("NEW-1", Some(embedder.max_tokens()))).unwrap();
+    log.put_item(put("NEW-2", None)).unwrap();
+    drop(engine);
+    drop(state);
+
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    assert_eq!(summary.manifest.live.as_ref().unwrap().created, 2);
+    let built = hyrank_engine::Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+    let rows = hyrank_engine::dense::read_f32_file(&summary.dir.join("dense.vectors"), dim).unwrap();
+    let row = |id: &str| {
+        let index = built.index_of(id).unwrap() as usize;
+        rows[index * dim..(index + 1) * dim].to_vec()
+    };
+    assert_eq!(row("NEW-1"), marker, "taken from the log");
+    let embedded = row("NEW-2");
+    assert!(embedded[0] < 0.9, "a put without its token limit is embedded again: {:?}", &embedded[..4]);
+    let norm: f32 = embedded.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-3, "{norm}");
 }

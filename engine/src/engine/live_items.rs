@@ -111,17 +111,11 @@ impl Engine {
             live.superseded += 1;
             return Ok(());
         }
-        let loaded = self.embedder().identity();
-        let vector = if put.model_sha256 == loaded.sha256
-            && put.precision == self.embedder().precision().name()
-            && put.embedding.len() == self.dense.dim()
-            && put.embedding.iter().all(|v| v.is_finite())
-        {
-            put.embedding
-        } else {
-            // Embedded by another model or precision than this generation's: embedded again,
-            // never mixed into one vector space.
-            self.embedder().embed(&put.item.content())?
+        let vector = match put.embedding_for(self.embedder(), self.dense.dim()) {
+            Some(vector) => vector.to_vec(),
+            // Embedded by another model, precision or token limit than this generation's:
+            // embedded again, never mixed into one vector space.
+            None => self.embedder().embed(&put.item.content())?,
         };
         // The generation's row an id's live rows stand for in CF, which has no factors for them.
         let built = previous.map(|p| live.built_row(p));
@@ -156,6 +150,7 @@ impl Engine {
             embedding,
             model_sha256: self.embedder().identity().sha256.clone(),
             precision: self.embedder().precision().name().to_string(),
+            max_tokens: Some(self.embedder().max_tokens()),
         };
         let id = put.put_item.clone();
         let appended = log.put_item(put)?;

@@ -32,22 +32,18 @@ fn default_weight() -> f32 {
 /// The largest weight one event may carry: sums of many stay finite in f32, and one event can
 /// never make a user's CF solve overflow (the log cannot be edited, and every build reads it).
 pub const MAX_WEIGHT: f32 = 1.0e6;
-/// The longest user or item id, in bytes.
-pub const MAX_ID_BYTES: usize = 512;
+pub use crate::item::MAX_ID_BYTES;
 
 impl Event {
     /// Checks the fields a log line must have valid.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] naming the field: an empty user or item id, or a weight that
-    /// is not a finite number above 0.
+    /// [`Error::InvalidArgument`] naming the field: a user or item id that is none
+    /// ([`crate::item::id_problem`]), or a weight that is not a finite number above 0.
     pub fn validate(&self) -> Result<()> {
         for (field, id) in [("user", &self.user), ("item", &self.item)] {
-            if id.trim().is_empty() {
-                return Err(Error::invalid(field, "must be a non-empty id"));
-            }
-            if id.len() > MAX_ID_BYTES {
-                return Err(Error::invalid(field, format!("must be at most {MAX_ID_BYTES} bytes, got {}", id.len())));
+            if let Some(problem) = crate::item::id_problem(id) {
+                return Err(Error::invalid(field, problem));
             }
         }
         if !(self.weight > 0.0 && self.weight <= MAX_WEIGHT) {
@@ -126,6 +122,26 @@ pub struct ItemPut {
     pub model_sha256: String,
     /// The precision it was embedded at (`f32`, `int8`, ...).
     pub precision: String,
+    /// The token limit it was embedded with (the serving generation's `max_tokens`). Absent in
+    /// records from before it was kept: those are embedded again wherever a vector is needed,
+    /// since a text longer than one limit reads differently under another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
+}
+
+impl ItemPut {
+    /// Its embedding, when it was made the way `embedder` makes one (the same model weights,
+    /// precision and token limit) and has `dim` finite values: then it is the vector `embedder`
+    /// would give the item, and neither a server replaying the log nor a build needs to run
+    /// the model for it again.
+    pub fn embedding_for(&self, embedder: &crate::embed::Embedder, dim: usize) -> Option<&[f32]> {
+        (self.model_sha256 == embedder.identity().sha256
+            && self.precision == embedder.precision().name()
+            && self.max_tokens == Some(embedder.max_tokens())
+            && self.embedding.len() == dim
+            && self.embedding.iter().all(|v| v.is_finite()))
+        .then_some(self.embedding.as_slice())
+    }
 }
 
 /// What one line of the log records.

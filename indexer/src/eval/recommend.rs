@@ -207,7 +207,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     let catalog = read_catalog(&settings.catalog, &settings.catalog_format)?;
     let index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
-    let read = read_interactions(&settings.interactions, &settings.interaction_format, &index)?;
+    let read = read_interactions(&settings.interactions, &settings.interaction_format, &index, &catalog.rejects)?;
     let mut rejects = catalog.rejects.clone();
     rejects.extend(read.rejects.iter().cloned());
     if !rejects.is_empty() {

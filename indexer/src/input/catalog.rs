@@ -82,22 +82,18 @@ struct ItemValidator<'a> {
 
 impl ItemValidator<'_> {
     fn accept(&mut self, line: u64, item: Item) {
-        if item.id.trim().is_empty() {
-            self.catalog.rejects.push(reject(self.file, line, Some("id"), "id is empty"));
+        if let Some(problem) = hyrank_engine::item::id_problem(&item.id) {
+            self.catalog.rejects.push(reject(self.file, line, Some("id"), format!("id {problem}")));
         } else if item.title.trim().is_empty() && item.text.trim().is_empty() {
-            self.catalog.rejects.push(reject(
-                self.file,
-                line,
-                Some("title/text"),
-                "empty item: title and text are both empty",
-            ));
+            self.catalog.rejects.push(
+                reject(self.file, line, Some("title/text"), "empty item: title and text are both empty")
+                    .with_id(&item.id),
+            );
         } else if let Some(first) = self.first_line_of.get(&item.id) {
-            self.catalog.rejects.push(reject(
-                self.file,
-                line,
-                Some("id"),
-                format!("duplicate id {:?} (first on line {first})", item.id),
-            ));
+            self.catalog.rejects.push(
+                reject(self.file, line, Some("id"), format!("duplicate id {:?} (first on line {first})", item.id))
+                    .with_id(&item.id),
+            );
         } else {
             self.first_line_of.insert(item.id.clone(), line);
             self.catalog.items.push(item);
@@ -192,7 +188,7 @@ fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<Stri
             None => validator.catalog.items.push(item),
             Some((name, reason)) => {
                 let line = validator.first_line_of.remove(&item.id).unwrap_or(0);
-                validator.catalog.rejects.push(reject(validator.file, line, Some(&name), reason));
+                validator.catalog.rejects.push(reject(validator.file, line, Some(&name), reason).with_id(&item.id));
             }
         }
     }
@@ -234,13 +230,17 @@ fn id_text(value: &Value, raw: Option<&str>) -> Option<String> {
     }
 }
 
-fn item_from_json(object: &serde_json::Map<String, Value>, raw: &RawIds<'_>) -> Result<Item, (Option<String>, String)> {
-    let id_key = ID_KEYS.iter().find(|k| object.contains_key(**k));
-    let id = match id_key {
-        None => return Err((Some("id".into()), "missing (expected `id`, or `_id` as BEIR writes it)".into())),
+/// The line's id, or why it has none (the key at fault and the reason).
+fn id_from_json(object: &serde_json::Map<String, Value>, raw: &RawIds<'_>) -> Result<String, (Option<String>, String)> {
+    match ID_KEYS.iter().find(|k| object.contains_key(**k)) {
+        None => Err((Some("id".into()), "missing (expected `id`, or `_id` as BEIR writes it)".into())),
         Some(key) => id_text(&object[*key], raw.get(key))
-            .ok_or_else(|| (Some(key.to_string()), "must be a string or a number".into()))?,
-    };
+            .ok_or_else(|| (Some(key.to_string()), "must be a string or a number".into())),
+    }
+}
+
+fn item_from_json(object: &serde_json::Map<String, Value>, raw: &RawIds<'_>) -> Result<Item, (Option<String>, String)> {
+    let id = id_from_json(object, raw)?;
     let text_of = |key: &str| match object.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(s)) => Ok(s.clone()),
@@ -313,7 +313,11 @@ fn read_jsonl(path: &Path, validator: &mut ItemValidator<'_>) -> Result<()> {
             (Ok(Value::Object(object)), Ok(raw_ids)) => match item_from_json(&object, &raw_ids) {
                 Ok(item) => validator.accept(line_number, item),
                 Err((field, reason)) => {
-                    validator.catalog.rejects.push(reject(path, line_number, field.as_deref(), reason))
+                    let refused = reject(path, line_number, field.as_deref(), reason);
+                    validator.catalog.rejects.push(match id_from_json(&object, &raw_ids) {
+                        Ok(id) => refused.with_id(&id),
+                        Err(_) => refused,
+                    })
                 }
             },
             (Ok(other), _) => validator.catalog.rejects.push(reject(
@@ -460,6 +464,35 @@ mod tests {
         assert_eq!(reasons(&catalog.rejects).len(), 1, "{:?}", catalog.rejects);
         assert_eq!((catalog.rejects[0].line, catalog.items.len()), (2, 1));
     }
+    /// Ids follow one rule whatever the file (`id_problem`), and a refused row names its item
+    /// when the id could be read, so that rejects.jsonl and the interactions naming the item
+    /// can say which one it was.
+    #[test]
+    fn ids_follow_one_rule_and_refused_rows_name_their_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(hyrank_engine::item::MAX_ID_BYTES + 1);
+        let jsonl = format!(
+            "{{\"id\": \" 7\", \"title\": \"padded\"}}\n{{\"id\": \"a\\nb\", \"title\": \"line feed\"}}\n\
+             {{\"id\": \"{long}\", \"title\": \"long\"}}\n{{\"id\": \"e\", \"title\": \"\"}}\n\
+             {{\"id\": \"f\", \"title\": 5}}\n{{\"id\": 7, \"title\": \"kept\"}}\n"
+        );
+        let path = file(&dir, "catalog.jsonl", jsonl.as_bytes());
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert_eq!(catalog.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["7"]);
+        let got: Vec<(u64, Option<&str>, &str)> =
+            catalog.rejects.iter().map(|r| (r.line, r.id.as_deref(), r.reason.as_str())).collect();
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert!(got[0].2.contains("whitespace at its start or end"), "{got:?}");
+        assert!(got[1].2.contains("control character U+000A"), "{got:?}");
+        assert!(got[2].2.contains("513 bytes long"), "{got:?}");
+        assert_eq!((got[3].0, got[3].1), (4, Some("e")));
+        assert_eq!((got[4].0, got[4].1), (5, Some("f")), "a field's refusal names the item too");
+        // CSV cells are trimmed (spaces around a cell are layout), so " 7" there is 7.
+        let path = file(&dir, "catalog.csv", b"id,title\n 7 ,padded cell\n");
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        assert_eq!((catalog.items[0].id.as_str(), catalog.rejects.len()), ("7", 0));
+    }
+
     #[test]
     fn beir_lines_index_as_is_with_metadata_as_fields() {
         let dir = tempfile::tempdir().unwrap();

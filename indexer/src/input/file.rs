@@ -1,7 +1,7 @@
 //! Opening an input file: plain text, or gzip or zstd read as it is.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use crate::error::{IndexError, Result};
@@ -42,19 +42,46 @@ pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
     let zstd = head.starts_with(b"\x28\xb5\x2f\xfd")
         || (head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == *b"\x2a\x4d\x18");
     let input = std::io::Cursor::new(head.to_vec()).chain(file);
-    if gzip {
+    let text: Box<dyn Read> = if gzip {
         // Multi-member: `cat a.gz b.gz` is a valid gzip file of both.
-        return Ok(Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input))));
-    }
-    if zstd {
-        let frames = ZstdFrames {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(input)))
+    } else if zstd {
+        Box::new(ZstdFrames {
             source: BufReader::new(Box::new(input) as Box<dyn Read>),
             decoder: ruzstd::decoding::FrameDecoder::new(),
             in_frame: false,
-        };
-        return Ok(Box::new(frames));
+        })
+    } else {
+        Box::new(input)
+    };
+    // The text's own first bytes (after decompression) say whether it is UTF-8 at all.
+    let mut text = BufReader::new(text);
+    let first = text.fill_buf().map_err(|e| fail(format!("read failed at line 1: {e}")))?;
+    if let Some(encoding) = wide_encoding(first) {
+        return Err(fail(format!(
+            "the file is {encoding}; hyrank reads UTF-8, so convert it first (iconv -f {} -t UTF-8)",
+            encoding.split(' ').next().unwrap_or(encoding)
+        )));
     }
-    Ok(Box::new(input))
+    Ok(Box::new(text))
+}
+
+/// The encoding of text that starts with `head`, when it is UTF-16 or UTF-32 rather than UTF-8:
+/// by its byte-order mark, or (without one) by the zero bytes that ASCII characters have in
+/// those encodings, which UTF-8 text never holds. Read as UTF-8 such a file would be refused
+/// line by line as invalid text, or as a CSV header of columns that are not there.
+pub(crate) fn wide_encoding(head: &[u8]) -> Option<&'static str> {
+    match head {
+        [0xFF, 0xFE, 0, 0, ..] => Some("UTF-32 (little-endian, with a byte-order mark)"),
+        [0, 0, 0xFE, 0xFF, ..] => Some("UTF-32 (big-endian, with a byte-order mark)"),
+        [0xFF, 0xFE, ..] => Some("UTF-16 (little-endian, with a byte-order mark)"),
+        [0xFE, 0xFF, ..] => Some("UTF-16 (big-endian, with a byte-order mark)"),
+        [a, 0, 0, 0, ..] if *a != 0 => Some("UTF-32 (little-endian)"),
+        [0, 0, 0, a, ..] if *a != 0 => Some("UTF-32 (big-endian)"),
+        [a, 0, b, 0, ..] if *a != 0 && *b != 0 => Some("UTF-16 (little-endian)"),
+        [0, a, 0, b, ..] if *a != 0 && *b != 0 => Some("UTF-16 (big-endian)"),
+        _ => None,
+    }
 }
 
 /// zstd frames one after another, read as one stream: data frames decoded (their checksums
@@ -206,6 +233,35 @@ mod tests {
             assert!(err.contains(name) && err.contains(what), "{err}");
         }
     }
+    /// UTF-16 and UTF-32 files (what some spreadsheet exports write) are refused for the file,
+    /// naming the encoding, rather than row by row as invalid UTF-8; compressed ones too.
+    #[test]
+    fn wide_encodings_are_named_for_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let utf16 = |big: bool, bom: bool| -> Vec<u8> {
+            let units = (if bom { "\u{feff}" } else { "" }).to_string() + "id,title\na,Tent\n";
+            units.encode_utf16().flat_map(|u| if big { u.to_be_bytes() } else { u.to_le_bytes() }).collect()
+        };
+        let utf32le: Vec<u8> = "\u{feff}id,title\n".chars().flat_map(|c| u32::from(c).to_le_bytes()).collect();
+        for (name, bytes, what) in [
+            ("le-bom.csv", utf16(false, true), "UTF-16 (little-endian, with a byte-order mark)"),
+            ("be-bom.csv", utf16(true, true), "UTF-16 (big-endian, with a byte-order mark)"),
+            ("le.csv", utf16(false, false), "UTF-16 (little-endian)"),
+            ("be.jsonl", utf16(true, false), "UTF-16 (big-endian)"),
+            ("le.csv.gz", gzip(&utf16(false, true)), "UTF-16 (little-endian, with a byte-order mark)"),
+            ("wide.csv", utf32le, "UTF-32 (little-endian, with a byte-order mark)"),
+        ] {
+            let path = file(&dir, name, &bytes);
+            let err = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(&format!("the file is {what};")), "{err}");
+        }
+        // UTF-8, with or without its mark, and a file too short to tell are read.
+        for (name, bytes) in [("mark.csv", &b"\xef\xbb\xbfid,title\na,T\n"[..]), ("short.jsonl", &b"\n"[..])] {
+            let path = file(&dir, name, bytes);
+            assert!(read_catalog(&path, &CatalogFormat::default()).is_ok(), "{name}");
+        }
+    }
+
     /// A pipe (what `--catalog <(zcat items.jsonl.gz)` passes) cannot seek; it is read too.
     #[cfg(unix)]
     #[test]

@@ -54,12 +54,21 @@ pub struct Interactions {
     pub rejects: Vec<Reject>,
 }
 
-/// Reads an interactions CSV, resolving item ids through `item_index`.
+/// Reads an interactions CSV, resolving item ids through `item_index`. A row naming an item
+/// the index lacks is rejected; when `catalog_rejects` holds that item's row, the reject says
+/// so and why, rather than "not in the catalog".
 pub fn read_interactions(
     path: &Path,
     format: &InteractionFormat,
     item_index: &HashMap<&str, u32>,
+    catalog_rejects: &[Reject],
 ) -> Result<Interactions> {
+    let mut rejected: HashMap<&str, &Reject> = HashMap::new();
+    for refused in catalog_rejects {
+        if let Some(id) = &refused.id {
+            rejected.entry(id.as_str()).or_insert(refused);
+        }
+    }
     let (mut reader, quotes) = csv_reader(path)?;
     let headers = csv_headers(path, &mut reader, &quotes)?;
     let user = column(path, &headers, &format.user_column, "--user-column")?;
@@ -86,16 +95,16 @@ pub fn read_interactions(
         let line = csv_line(record.position());
         let get = |i: usize| record.get(i).unwrap_or("").trim();
         let user_id = get(user);
-        if user_id.is_empty() {
-            out.rejects.push(reject(&file, line, Some(&format.user_column), "user is empty"));
+        if let Some(problem) = hyrank_engine::item::id_problem(user_id) {
+            out.rejects.push(reject(&file, line, Some(&format.user_column), format!("user {problem}")));
             continue;
         }
         let item_id = get(item);
         let Some(&item_idx) = item_index.get(item_id) else {
-            let reason = if item_id.is_empty() {
-                "item is empty".to_string()
-            } else {
-                format!("unknown item {item_id:?}: not in the catalog")
+            let reason = match rejected.get(item_id) {
+                _ if item_id.is_empty() => "item is empty".to_string(),
+                Some(refused) => format!("item {item_id:?} is not indexed: its catalog row was rejected ({refused})"),
+                None => format!("unknown item {item_id:?}: not in the catalog"),
             };
             out.rejects.push(reject(&file, line, Some(&format.item_column), reason));
             continue;
@@ -154,23 +163,36 @@ mod tests {
     #[test]
     fn interaction_rows_are_validated_and_unknown_items_named() {
         let dir = tempfile::tempdir().unwrap();
-        let path = file(&dir, "ratings.csv", b"userId,movieId,rating,timestamp\n1,a,4.0,100\n1,zzz,3,101\n2,a,-1,102\n2,a,x,103\n,a,1,104\n3,a,2,soon\n3,a,2\n");
+        let path = file(&dir, "ratings.csv", b"userId,movieId,rating,timestamp\n1,a,4.0,100\n1,zzz,3,101\n2,a,-1,102\n2,a,x,103\n,a,1,104\n3,a,2,soon\n3,a,2\n4,b,1,105\nu\x07v,a,1,106\n");
         let index: HashMap<&str, u32> = HashMap::from([("a", 0)]);
+        // Item b's catalog row was refused: a row naming b says so, not "not in the catalog".
+        let catalog = Path::new("items.csv");
+        let refused =
+            [reject(catalog, 7, Some("title/text"), "empty item: title and text are both empty").with_id("b")];
         let format = InteractionFormat {
             user_column: "userId".into(),
             item_column: "movieId".into(),
             weight_column: Some("rating".into()),
             time_column: None,
         };
-        let read = read_interactions(&path, &format, &index).unwrap();
+        let read = read_interactions(&path, &format, &index, &refused).unwrap();
         assert_eq!(read.rows, vec![InteractionRow { user: "1".into(), item: 0, weight: 4.0, timestamp: Some(100) }]);
         let got = reasons(&read.rejects);
-        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8]);
+        assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8, 9, 10]);
         assert!(got[0].2.contains("unknown item \"zzz\""));
         assert!(got[1].2.contains("positive"));
         assert!(got[2].2.contains("not a number"));
         assert!(got[3].2.contains("user is empty"));
         assert_eq!(got[4].1.as_deref(), Some("timestamp"));
         assert!(got[5].2.contains("malformed CSV"));
+        assert_eq!(
+            got[6].2,
+            "item \"b\" is not indexed: its catalog row was rejected (items.csv:7: field `title/text`: empty item: \
+             title and text are both empty)"
+        );
+        assert_eq!(
+            (got[7].1.as_deref(), got[7].2.as_str()),
+            (Some("userId"), "user \"u\\u{7}v\" holds the control character U+0007")
+        );
     }
 }

@@ -14,12 +14,13 @@ mod file;
 mod interactions;
 
 use file::open;
+pub(crate) use file::wide_encoding;
 
 pub use catalog::{infer_field_types, read_catalog, Catalog, CatalogFormat, CatalogKind, FieldType};
 pub use interactions::{read_interactions, InteractionFormat, InteractionRow, Interactions};
 
 pub(super) fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl Into<String>) -> Reject {
-    Reject { file: file.to_path_buf(), line, field: field.map(str::to_string), reason: reason.into() }
+    Reject { file: file.to_path_buf(), line, field: field.map(str::to_string), id: None, reason: reason.into() }
 }
 
 /// Column positions in a CSV header; a named column that is missing, or that the header
@@ -274,10 +275,10 @@ mod tests {
         let items: HashMap<&str, u32> = [("1", 0), ("2", 1)].into_iter().collect();
         let events = b"user,item,weight\nu1,1,4.0\nu1,\"2,4.0\nu2,1,1\nu2,2,1\n";
         let path = file(&dir, "events.csv", events);
-        let error = read_interactions(&path, &InteractionFormat::default(), &items).unwrap_err().to_string();
+        let error = read_interactions(&path, &InteractionFormat::default(), &items, &[]).unwrap_err().to_string();
         assert!(error.contains("line 3: a quoted field opens here"), "{error}");
         let closed = file(&dir, "closed.csv", b"user,item\n\"u,1\",\"1\"\r\nu2,2\r\n");
-        let read = read_interactions(&closed, &InteractionFormat::default(), &items).unwrap();
+        let read = read_interactions(&closed, &InteractionFormat::default(), &items, &[]).unwrap();
         assert_eq!(read.rows.len(), 2);
         assert_eq!(read.rows[0].user, "u,1");
     }
@@ -311,7 +312,7 @@ mod tests {
         assert!(error.contains("names column \"text\" 2 times"), "{error}");
         let items: HashMap<&str, u32> = [("1", 0)].into_iter().collect();
         let events = file(&dir, "weights.csv", b"user,item,weight,weight\nu,1,1,5\n");
-        let error = read_interactions(&events, &InteractionFormat::default(), &items).unwrap_err().to_string();
+        let error = read_interactions(&events, &InteractionFormat::default(), &items, &[]).unwrap_err().to_string();
         assert!(error.contains("names column \"weight\" 2 times"), "{error}");
     }
 }
