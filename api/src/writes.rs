@@ -46,13 +46,13 @@ pub(crate) struct EventsRequest {
 /// user's factors are solved again against the fixed item factors, so their recommendations
 /// move without a rebuild. A user the build never saw is created. The next `hyrank index` run
 /// folds the events into the new generation. All or nothing: a malformed row (422) or an
-/// unknown or deleted item (404) refuses the whole batch, naming the row and field.
+/// unknown item (404) refuses the whole batch, naming the row and field.
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventsRequest,
     security(("write_key" = []), ("admin_key" = [])),
     responses(
         (status = 200, body = Appended), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "an event names an item the index does not have, or one deleted"),
+        (status = 404, body = ErrorBody, description = "an event names an item the index does not have"),
         (status = 409, body = ErrorBody, description = "the server has no live log"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
@@ -357,24 +357,23 @@ async fn write_events(state: &AppState, events: Vec<Event>, batch_id: Option<Str
     if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = hyrank_engine::live::validate_batch(&events) {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", format!("{field}: {reason}")));
     }
-    // A deleted item is as unknown as one never indexed: an event for it would count toward
-    // nothing (the next build refuses it while the item stays deleted).
+    // An item deleted live is still known: the next build keeps its row (hidden) and folds its
+    // events into CF like any other, and one late click on it must not cost a batch.
     let unknown: Vec<(usize, &str)> = events
         .iter()
         .enumerate()
-        .filter(|(_, event)| engine.visible_index_of(&event.item).is_err())
+        .filter(|(_, event)| engine.index_of(&event.item).is_err())
         .map(|(row, event)| (row, event.item.as_str()))
         .collect();
     if let Some(&(row, item)) = unknown.first() {
         let more = match unknown.len() - 1 {
             0 => String::new(),
-            n => format!(" ({n} more rows name unknown or deleted items)"),
+            n => format!(" ({n} more rows name unknown items)"),
         };
-        let what = if engine.index_of(item).is_ok() { "was deleted" } else { "is not in the index" };
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_item",
-            format!("events[{row}].item: item {item:?} {what}{more}; nothing was written"),
+            format!("events[{row}].item: item {item:?} is not in the index{more}; nothing was written"),
         ));
     }
     drop(engine);

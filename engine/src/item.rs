@@ -35,26 +35,48 @@ impl Item {
 /// The longest user or item id, in bytes.
 pub const MAX_ID_BYTES: usize = 512;
 
-/// Why `id` cannot be a user or item id, or `None` when it can: empty, whitespace at either
-/// end, a control character, or over [`MAX_ID_BYTES`] bytes.
+/// Why `id` cannot be a user or item id, or `None` when it can: over [`MAX_ID_BYTES`] bytes,
+/// nothing visible, whitespace or a format character at either end, or a control character or
+/// a line or paragraph separator anywhere.
 ///
 /// One rule for every way an id enters (catalog and interaction files, live events, live
 /// puts), so that an id one path takes is never refused or read differently by another. Ids
 /// are compared exactly; CSV cells are trimmed before they are read (spaces around a cell are
 /// the file's layout), so a padded id elsewhere is refused rather than becoming a second user
-/// or item that looks the same as the first (`" 2"` and `"2"`). Control characters (a line feed,
-/// a tab) would break the line-oriented files ids are written to (run files, logs).
+/// or item that looks the same as the first (`" 2"` and `"2"`; so too a byte-order mark, a
+/// zero-width space or a direction mark pasted at an end: format characters, Cf). Inside an id
+/// they stay, since words need some (the Persian zero-width non-joiner, emoji joiners), and so
+/// do spaces (`"item 7"`). Variation selectors render as nothing alone but choose an emoji's
+/// look after it (`"⭐️"`), so only an id of nothing but such characters
+/// (Default_Ignorable_Code_Point) is refused for them. Control characters and line separators
+/// would break the line-oriented files ids are written to (logs, reject lists). Length is
+/// checked first, so a reason never quotes more than [`MAX_ID_BYTES`] bytes of id.
 pub fn id_problem(id: &str) -> Option<String> {
-    if id.trim().is_empty() {
-        Some("is empty".into())
-    } else if id.trim() != id {
-        Some(format!("{id:?} has whitespace at its start or end; ids are compared exactly, so write it without"))
-    } else if let Some(c) = id.chars().find(|c| c.is_control()) {
-        Some(format!("{id:?} holds the control character U+{:04X}", u32::from(c)))
-    } else if id.len() > MAX_ID_BYTES {
-        Some(format!("is {} bytes long; an id is at most {MAX_ID_BYTES}", id.len()))
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    if id.len() > MAX_ID_BYTES {
+        return Some(format!("is {} bytes long; an id is at most {MAX_ID_BYTES}", id.len()));
+    }
+    let category = CodePointMapData::<GeneralCategory>::new();
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    let invisible = |c: char| c.is_whitespace() || category.get(c) == GeneralCategory::Format;
+    let breaks_lines = |c: char| {
+        c.is_control()
+            || matches!(category.get(c), GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator)
+    };
+    let at_an_end = [id.chars().next(), id.chars().last()].into_iter().flatten().find(|&c| invisible(c));
+    if id.chars().all(|c| invisible(c) || ignorable.contains(c)) {
+        Some("is empty (or holds only whitespace and invisible characters)".into())
+    } else if let Some(c) = at_an_end {
+        Some(format!(
+            "{id:?} has whitespace or an invisible character (U+{:04X}) at its start or end; ids are compared \
+             exactly, so write it without",
+            u32::from(c)
+        ))
     } else {
-        None
+        id.chars()
+            .find(|&c| breaks_lines(c))
+            .map(|c| format!("{id:?} holds the control character or line separator U+{:04X}", u32::from(c)))
     }
 }
 
@@ -204,21 +226,30 @@ mod tests {
 
     #[test]
     fn an_id_is_refused_for_what_would_make_two_ids_look_alike_or_break_a_line() {
-        for good in ["7", "item 7", "帐篷-1", "a\u{00a0}b", &"x".repeat(MAX_ID_BYTES)] {
+        for good in ["7", "item 7", "帐篷-1", "a\u{00a0}b", "می\u{200c}خواهم", "⭐\u{fe0f}", &"x".repeat(MAX_ID_BYTES)]
+        {
             assert_eq!(id_problem(good), None, "{good:?}");
         }
         for (bad, why) in [
             ("", "is empty"),
             (" \t", "is empty"),
-            (" 7", "whitespace at its start or end"),
-            ("7\u{3000}", "whitespace at its start or end"),
+            ("\u{200b}\u{feff}", "is empty"),
+            ("\u{fe0f}", "is empty"),
+            (" 7", "(U+0020) at its start or end"),
+            ("7\u{3000}", "(U+3000) at its start or end"),
+            ("\u{feff}7", "(U+FEFF) at its start or end"),
+            ("7\u{200b}", "(U+200B) at its start or end"),
+            ("\u{200e}7", "(U+200E) at its start or end"),
             ("a\nb", "U+000A"),
             ("a\u{85}b", "U+0085"),
+            ("a\u{2028}b", "U+2028"),
         ] {
             let problem = id_problem(bad).unwrap_or_default();
             assert!(problem.contains(why), "{bad:?}: {problem}");
         }
-        assert!(id_problem(&"é".repeat(MAX_ID_BYTES / 2 + 1)).unwrap().contains("bytes long"));
+        // Too long is said without echoing the id, whatever else is wrong with it.
+        let long = format!(" {}", "é".repeat(MAX_ID_BYTES / 2 + 1));
+        assert_eq!(id_problem(&long).unwrap(), "is 515 bytes long; an id is at most 512");
     }
 
     #[test]

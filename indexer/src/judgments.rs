@@ -15,8 +15,8 @@ use crate::eval::metrics::Judgments;
 fn read(path: &Path) -> Result<String> {
     let fail = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    if let Some(encoding) = crate::input::wide_encoding(&bytes) {
-        return Err(fail(format!("the file is {encoding}; hyrank reads UTF-8, so convert it first")));
+    if let Some(refusal) = crate::input::wide_encoding_refusal(&bytes, false) {
+        return Err(fail(refusal));
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();

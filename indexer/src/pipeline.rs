@@ -231,7 +231,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // Items put live were embedded by the server when they were written.
     if settings.reuse_embeddings && logged.iter().any(|r| matches!(r.record, hyrank_engine::live::Record::Put(_))) {
         let mut vectors = shard_vectors.take().unwrap_or_else(ShardVectors::empty);
-        let taken = vectors.add_live_puts(&logged, &embedder);
+        let taken = vectors.add_live_puts(&logged, &embedder, &catalog.items);
         tracing::info!(taken, "vectors of items put live taken from the live log");
         shard_vectors = Some(vectors);
     }
@@ -443,7 +443,7 @@ fn build_into(
                 tracing::info!(
                     reused = from_shards,
                     embedded = missing.len(),
-                    "item vectors reused from the previous generation where the text is unchanged"
+                    "item vectors reused where the text is unchanged (the previous generation's, or a live put's)"
                 );
             }
             vectors.into_iter().map(|v| v.expect("every item has a vector")).collect()

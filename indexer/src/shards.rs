@@ -251,20 +251,38 @@ impl ShardVectors {
         Ok(ShardVectors { vectors, shards })
     }
 
-    /// Takes in the vectors live puts were embedded with (`PUT /v1/items/{id}`: the log's
-    /// records since the last fold), where the server embedded the way `embedder` does
-    /// ([`hyrank_engine::live::ItemPut::embedding_for`]), so that a rebuild runs the model no
-    /// second time for an item created or replaced live. A later put of an id replaces an
-    /// earlier one's vector; as for every vector here, [`ShardVectors::get`] uses it only for
-    /// the text it was made from. Returns how many were taken.
-    pub fn add_live_puts(&mut self, logged: &[hyrank_engine::live::LoggedRecord], embedder: &Embedder) -> usize {
-        let mut taken = 0;
+    /// Takes in the vectors live puts were embedded with (`PUT /v1/items/{id}`, in `logged`:
+    /// the records the previous generation carried and the log's later ones), so that a
+    /// rebuild runs the model no second time for an item created or replaced live. A put's
+    /// vector is taken only where the server embedded the way `embedder` does
+    /// ([`hyrank_engine::live::ItemPut::embedding_for`]), the put's text is the text `items`
+    /// (the catalog as this build ends up with it) holds for the id, and no vector here is
+    /// already for that text: a put superseded by a changed catalog row, or one the previous
+    /// generation already holds, replaces nothing. Returns how many were taken.
+    pub fn add_live_puts(
+        &mut self,
+        logged: &[hyrank_engine::live::LoggedRecord],
+        embedder: &Embedder,
+        items: &[hyrank_engine::Item],
+    ) -> usize {
+        let mut puts: HashMap<&str, Vec<(String, &[f32])>> = HashMap::new();
         for record in logged {
             if let hyrank_engine::live::Record::Put(put) = &record.record {
                 if let Some(vector) = put.embedding_for(embedder, embedder.dim()) {
-                    self.vectors.insert(put.put_item.clone(), (content_hash(&put.item.content()), vector.to_vec()));
-                    taken += 1;
+                    puts.entry(put.put_item.as_str()).or_default().push((put.item.content(), vector));
                 }
+            }
+        }
+        let mut taken = 0;
+        for item in items {
+            let Some(made) = puts.get(item.id.as_str()) else { continue };
+            let content = item.content();
+            if self.get(&item.id, &content).is_some() {
+                continue;
+            }
+            if let Some((_, vector)) = made.iter().rev().find(|(text, _)| *text == content) {
+                self.vectors.insert(item.id.clone(), (content_hash(&content), vector.to_vec()));
+                taken += 1;
             }
         }
         taken

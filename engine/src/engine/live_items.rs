@@ -136,12 +136,16 @@ impl Engine {
     /// read of the row and this one (the next build does not apply it either).
     ///
     /// # Errors
-    /// No live log attached ([`Error::Unavailable`]), the model, the log's disk, or tantivy.
+    /// An id [`crate::item::id_problem`] refuses ([`Error::InvalidArgument`]), no live log
+    /// attached ([`Error::Unavailable`]), the model, the log's disk, or tantivy.
     pub fn put_live_item(&self, item: crate::item::Item, item_hash: String) -> Result<(crate::live::Appended, bool)> {
         let log = self.live.as_ref().ok_or_else(|| Error::Unavailable {
             what: "live items".into(),
             reason: "no live log is attached".into(),
         })?;
+        if let Some(problem) = crate::item::id_problem(&item.id) {
+            return Err(Error::invalid("id", problem));
+        }
         let embedding = self.embedder().embed(&item.content())?;
         let put = ItemPut {
             put_item: item.id.clone(),

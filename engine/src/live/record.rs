@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Event {
-    /// The user's id (any non-empty string; a user the last build never saw is created).
+    /// The user's id (a user the last build never saw is created). Ids follow
+    /// [`crate::item::id_problem`]: not empty, nothing invisible at either end, no control
+    /// character, at most 512 bytes.
     pub user: String,
     /// The item's id, as in the catalog.
     pub item: String,
@@ -132,8 +134,9 @@ pub struct ItemPut {
 impl ItemPut {
     /// Its embedding, when it was made the way `embedder` makes one (the same model weights,
     /// precision and token limit) and has `dim` finite values: then it is the vector `embedder`
-    /// would give the item, and neither a server replaying the log nor a build needs to run
-    /// the model for it again.
+    /// would give the item (up to the rounding of the device that ran it, as for any vector a
+    /// generation reuses), and neither a server replaying the log nor a build needs to run the
+    /// model for it again.
     pub fn embedding_for(&self, embedder: &crate::embed::Embedder, dim: usize) -> Option<&[f32]> {
         (self.model_sha256 == embedder.identity().sha256
             && self.precision == embedder.precision().name()

@@ -482,8 +482,9 @@ mod tests {
         let got: Vec<(u64, Option<&str>, &str)> =
             catalog.rejects.iter().map(|r| (r.line, r.id.as_deref(), r.reason.as_str())).collect();
         assert_eq!(got.len(), 5, "{got:?}");
-        assert!(got[0].2.contains("whitespace at its start or end"), "{got:?}");
-        assert!(got[1].2.contains("control character U+000A"), "{got:?}");
+        assert!(got[..3].iter().all(|(_, id, _)| id.is_none()), "an id the rule refuses is not named as one");
+        assert!(got[0].2.contains("(U+0020) at its start or end"), "{got:?}");
+        assert!(got[1].2.contains("control character or line separator U+000A"), "{got:?}");
         assert!(got[2].2.contains("513 bytes long"), "{got:?}");
         assert_eq!((got[3].0, got[3].1), (4, Some("e")));
         assert_eq!((got[4].0, got[4].1), (5, Some("f")), "a field's refusal names the item too");

@@ -1,7 +1,7 @@
 //! Opening an input file: plain text, or gzip or zstd read as it is.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use crate::error::{IndexError, Result};
@@ -14,15 +14,7 @@ pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
     let fail = |reason: String| IndexError::Input { path: path.to_path_buf(), reason };
     let mut file = File::open(path).map_err(|e| fail(format!("cannot open: {e}")))?;
     let mut magic = [0u8; 6];
-    let mut seen = 0;
-    while seen < magic.len() {
-        match file.read(&mut magic[seen..]) {
-            Ok(0) => break,
-            Ok(n) => seen += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(fail(format!("cannot read: {e}"))),
-        }
-    }
+    let seen = read_head(&mut file, &mut magic).map_err(|e| fail(format!("cannot read: {e}")))?;
     let head = &magic[..seen];
     let refused = [
         (&b"BZh"[..], "bzip2-compressed (decompress it first: bunzip2)"),
@@ -55,33 +47,52 @@ pub(super) fn open(path: &Path) -> Result<Box<dyn Read>> {
         Box::new(input)
     };
     // The text's own first bytes (after decompression) say whether it is UTF-8 at all.
-    let mut text = BufReader::new(text);
-    let first = text.fill_buf().map_err(|e| fail(format!("read failed at line 1: {e}")))?;
-    if let Some(encoding) = wide_encoding(first) {
-        return Err(fail(format!(
-            "the file is {encoding}; hyrank reads UTF-8, so convert it first (iconv -f {} -t UTF-8)",
-            encoding.split(' ').next().unwrap_or(encoding)
-        )));
+    let mut text = text;
+    let mut first = [0u8; 4];
+    let seen = read_head(&mut text, &mut first).map_err(|e| fail(format!("read failed at line 1: {e}")))?;
+    if let Some(refusal) = wide_encoding_refusal(&first[..seen], gzip || zstd) {
+        return Err(fail(refusal));
     }
-    Ok(Box::new(text))
+    Ok(Box::new(std::io::Cursor::new(first[..seen].to_vec()).chain(text)))
 }
 
-/// The encoding of text that starts with `head`, when it is UTF-16 or UTF-32 rather than UTF-8:
-/// by its byte-order mark, or (without one) by the zero bytes that ASCII characters have in
-/// those encodings, which UTF-8 text never holds. Read as UTF-8 such a file would be refused
-/// line by line as invalid text, or as a CSV header of columns that are not there.
-pub(crate) fn wide_encoding(head: &[u8]) -> Option<&'static str> {
-    match head {
-        [0xFF, 0xFE, 0, 0, ..] => Some("UTF-32 (little-endian, with a byte-order mark)"),
-        [0, 0, 0xFE, 0xFF, ..] => Some("UTF-32 (big-endian, with a byte-order mark)"),
-        [0xFF, 0xFE, ..] => Some("UTF-16 (little-endian, with a byte-order mark)"),
-        [0xFE, 0xFF, ..] => Some("UTF-16 (big-endian, with a byte-order mark)"),
-        [a, 0, 0, 0, ..] if *a != 0 => Some("UTF-32 (little-endian)"),
-        [0, 0, 0, a, ..] if *a != 0 => Some("UTF-32 (big-endian)"),
-        [a, 0, b, 0, ..] if *a != 0 && *b != 0 => Some("UTF-16 (little-endian)"),
-        [0, a, 0, b, ..] if *a != 0 && *b != 0 => Some("UTF-16 (big-endian)"),
-        _ => None,
+/// Fills `buf` from `reader`, or as much of it as the input holds: one read may bring fewer
+/// bytes than there are (a pipe, a tiny first gzip member or zstd frame). Returns the count.
+fn read_head(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut seen = 0;
+    while seen < buf.len() {
+        match reader.read(&mut buf[seen..]) {
+            Ok(0) => break,
+            Ok(n) => seen += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(seen)
+}
+
+/// Why text that starts with `head` cannot be read, when it is UTF-16 or UTF-32 rather than
+/// UTF-8, with the conversion that fixes it: found by its byte-order mark, or (without one)
+/// by the zero bytes that ASCII characters have in those encodings, which UTF-8 text never
+/// holds. Read as UTF-8 such a file would be refused line by line as invalid text, or as a CSV
+/// header of columns that are not there. Text starting with characters that have no zero
+/// byte there (CJK in UTF-16 without a mark) is not recognised and reads as invalid UTF-8.
+pub(crate) fn wide_encoding_refusal(head: &[u8], compressed: bool) -> Option<String> {
+    // The name iconv reads: with a mark it finds the byte order itself; without one
+    // "UTF-16" means big-endian there, so the order is named.
+    let (encoding, iconv) = match head {
+        [0xFF, 0xFE, 0, 0, ..] => ("UTF-32 (little-endian, with a byte-order mark)", "UTF-32"),
+        [0, 0, 0xFE, 0xFF, ..] => ("UTF-32 (big-endian, with a byte-order mark)", "UTF-32"),
+        [0xFF, 0xFE, ..] => ("UTF-16 (little-endian, with a byte-order mark)", "UTF-16"),
+        [0xFE, 0xFF, ..] => ("UTF-16 (big-endian, with a byte-order mark)", "UTF-16"),
+        [a, 0, 0, 0, ..] if *a != 0 => ("UTF-32 (little-endian)", "UTF-32LE"),
+        [0, 0, 0, a, ..] if *a != 0 => ("UTF-32 (big-endian)", "UTF-32BE"),
+        [a, 0, b, 0, ..] if *a != 0 && *b != 0 => ("UTF-16 (little-endian)", "UTF-16LE"),
+        [0, a, 0, b, ..] if *a != 0 && *b != 0 => ("UTF-16 (big-endian)", "UTF-16BE"),
+        _ => return None,
+    };
+    let step = if compressed { "decompress it, then convert it" } else { "convert it first" };
+    Some(format!("the file is {encoding}; hyrank reads UTF-8, so {step} (iconv -f {iconv} -t UTF-8)"))
 }
 
 /// zstd frames one after another, read as one stream: data frames decoded (their checksums
@@ -243,20 +254,36 @@ mod tests {
             units.encode_utf16().flat_map(|u| if big { u.to_be_bytes() } else { u.to_le_bytes() }).collect()
         };
         let utf32le: Vec<u8> = "\u{feff}id,title\n".chars().flat_map(|c| u32::from(c).to_le_bytes()).collect();
-        for (name, bytes, what) in [
-            ("le-bom.csv", utf16(false, true), "UTF-16 (little-endian, with a byte-order mark)"),
-            ("be-bom.csv", utf16(true, true), "UTF-16 (big-endian, with a byte-order mark)"),
-            ("le.csv", utf16(false, false), "UTF-16 (little-endian)"),
-            ("be.jsonl", utf16(true, false), "UTF-16 (big-endian)"),
-            ("le.csv.gz", gzip(&utf16(false, true)), "UTF-16 (little-endian, with a byte-order mark)"),
-            ("wide.csv", utf32le, "UTF-32 (little-endian, with a byte-order mark)"),
+        let utf32be: Vec<u8> = "id,title\n".chars().flat_map(|c| u32::from(c).to_be_bytes()).collect();
+        // A gzip stream whose first member holds one byte: the check reads past it.
+        let mut split = gzip(&utf16(false, false)[..1]);
+        split.extend(gzip(&utf16(false, false)[1..]));
+        let zstd =
+            ruzstd::encoding::compress_to_vec(&utf16(true, false)[..], ruzstd::encoding::CompressionLevel::Fastest);
+        for (name, bytes, what, iconv) in [
+            ("le-bom.csv", utf16(false, true), "UTF-16 (little-endian, with a byte-order mark)", "UTF-16"),
+            ("be-bom.csv", utf16(true, true), "UTF-16 (big-endian, with a byte-order mark)", "UTF-16"),
+            ("le.csv", utf16(false, false), "UTF-16 (little-endian)", "UTF-16LE"),
+            ("be.jsonl", utf16(true, false), "UTF-16 (big-endian)", "UTF-16BE"),
+            ("le.csv.gz", gzip(&utf16(false, true)), "UTF-16 (little-endian, with a byte-order mark)", "UTF-16"),
+            ("split.csv.gz", split, "UTF-16 (little-endian)", "UTF-16LE"),
+            ("be.csv.zst", zstd, "UTF-16 (big-endian)", "UTF-16BE"),
+            ("wide.csv", utf32le, "UTF-32 (little-endian, with a byte-order mark)", "UTF-32"),
+            ("wide-be.csv", utf32be, "UTF-32 (big-endian)", "UTF-32BE"),
         ] {
             let path = file(&dir, name, &bytes);
             let err = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
             assert!(err.contains(name) && err.contains(&format!("the file is {what};")), "{err}");
+            assert!(err.contains(&format!("(iconv -f {iconv} -t UTF-8)")), "{err}");
+            assert_eq!(err.contains("decompress it, then"), name.ends_with(".gz") || name.ends_with(".zst"), "{err}");
         }
-        // UTF-8, with or without its mark, and a file too short to tell are read.
-        for (name, bytes) in [("mark.csv", &b"\xef\xbb\xbfid,title\na,T\n"[..]), ("short.jsonl", &b"\n"[..])] {
+        // UTF-8, with or without its mark, starting with non-ASCII, and a file too short to
+        // tell are read.
+        for (name, bytes) in [
+            ("mark.csv", &b"\xef\xbb\xbfid,title\na,T\n"[..]),
+            ("short.jsonl", &b"\n"[..]),
+            ("cjk.csv", "名前,id,title\n帐篷,a,Tent\n".as_bytes()),
+        ] {
             let path = file(&dir, name, bytes);
             assert!(read_catalog(&path, &CatalogFormat::default()).is_ok(), "{name}");
         }

@@ -192,7 +192,7 @@ mod tests {
         );
         assert_eq!(
             (got[7].1.as_deref(), got[7].2.as_str()),
-            (Some("userId"), "user \"u\\u{7}v\" holds the control character U+0007")
+            (Some("userId"), "user \"u\\u{7}v\" holds the control character or line separator U+0007")
         );
     }
 }

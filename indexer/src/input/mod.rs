@@ -14,7 +14,7 @@ mod file;
 mod interactions;
 
 use file::open;
-pub(crate) use file::wide_encoding;
+pub(crate) use file::wide_encoding_refusal;
 
 pub use catalog::{infer_field_types, read_catalog, Catalog, CatalogFormat, CatalogKind, FieldType};
 pub use interactions::{read_interactions, InteractionFormat, InteractionRow, Interactions};
