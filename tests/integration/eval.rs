@@ -49,6 +49,29 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     assert!(json["configs"][0]["ndcg@10"].is_f64());
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(markdown.contains("| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |"));
+    assert_eq!(report.judged_not_indexed, 0);
+
+    // A judged document the generation does not hold is counted and named, not passed over:
+    // it is relevant and never retrieved, so q1's recall falls by a quarter.
+    let judged = dir.path().join("judged");
+    std::fs::create_dir_all(judged.join("qrels")).unwrap();
+    std::fs::copy(eval.data_dir.join("queries.jsonl"), judged.join("queries.jsonl")).unwrap();
+    let qrels = std::fs::read_to_string(eval.data_dir.join("qrels/test.tsv")).unwrap() + "q1\tGONE-1\t1\n";
+    std::fs::write(judged.join("qrels/test.tsv"), qrels).unwrap();
+    let with_missing = SearchEvalSettings {
+        data_dir: judged,
+        configs: vec![Config::preset("bm25").unwrap()],
+        out_dir: dir.path().join("out-missing"),
+        ..eval
+    };
+    let missing = evaluate(&with_missing, &engine).unwrap();
+    assert_eq!(
+        (missing.judged_not_indexed, missing.judged_not_indexed_examples.clone()),
+        (1, vec!["q1/GONE-1".into()])
+    );
+    let markdown = std::fs::read_to_string(with_missing.out_dir.join("report.md")).unwrap();
+    assert!(markdown.contains("1 judged relevant documents are not in the generation (e.g. q1/GONE-1)"), "{markdown}");
+    assert!(missing.configs[0].recall_100 < report.configs[0].recall_100);
 }
 
 /// `hyrank eval recommend` on the fixture catalog and interactions: every mode reported, and

@@ -213,6 +213,13 @@ pub struct SearchReport {
     pub evaluated_queries: usize,
     /// Queries in queries.jsonl without judgments in this split (skipped).
     pub skipped_without_judgments: usize,
+    /// Judged relevant documents the generation does not hold (not in its catalog, or
+    /// refused there): they count as relevant and never retrieved, as trec_eval counts them,
+    /// so they lower recall and nDCG; a few examples beside the count.
+    pub judged_not_indexed: usize,
+    /// Up to 5 of them, as `query/doc`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub judged_not_indexed_examples: Vec<String>,
     /// Per configuration.
     pub configs: Vec<ConfigReport>,
 }
@@ -231,6 +238,19 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         return Err(input_error(&qrels_path, format!("query {missing:?} is judged but has no text in queries.jsonl")));
     }
     let skipped = queries.keys().filter(|q| !qrels.contains_key(*q)).count();
+    let missing: Vec<String> = qrels
+        .iter()
+        .flat_map(|(query, judged)| judged.iter().filter(|(_, &grade)| grade > 0).map(move |(doc, _)| (query, doc)))
+        .filter(|(_, doc)| engine.index_of(doc).is_err())
+        .map(|(query, doc)| format!("{query}/{doc}"))
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            count = missing.len(),
+            examples = ?&missing[..missing.len().min(5)],
+            "judged relevant documents the generation does not hold: they count as relevant and never retrieved"
+        );
+    }
     std::fs::create_dir_all(&settings.out_dir).map_err(|e| {
         IndexError::Engine(hyrank_engine::Error::io(format!("creating {}", settings.out_dir.display()), e))
     })?;
@@ -258,6 +278,15 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             latencies.push(ms);
             let ranked: Vec<String> = results.hits.iter().map(|h| h.id.clone()).collect();
             for (rank, hit) in results.hits.iter().enumerate() {
+                if hit.id.contains(char::is_whitespace) {
+                    return Err(input_error(
+                        &settings.out_dir.join(format!("{}.run", config.name)),
+                        format!(
+                            "item id {:?} holds whitespace, which a TREC run file (whitespace-separated) cannot hold",
+                            hit.id
+                        ),
+                    ));
+                }
                 run += &format!("{query_id} Q0 {} {} {:.8} {}\n", hit.id, rank + 1, hit.score, config.name);
             }
             let scores = [
@@ -296,6 +325,8 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         generation: engine.manifest().generation.clone(),
         evaluated_queries: qrels.len(),
         skipped_without_judgments: skipped,
+        judged_not_indexed: missing.len(),
+        judged_not_indexed_examples: missing.iter().take(5).cloned().collect(),
         configs: reports,
     };
     super::write_reports(&settings.out_dir, &report, &report.markdown())?;
@@ -309,6 +340,14 @@ impl SearchReport {
             "{} ({} split): {} judged queries evaluated, {} queries without judgments skipped; generation {}.\n\n",
             self.data, self.split, self.evaluated_queries, self.skipped_without_judgments, self.generation
         );
+        if self.judged_not_indexed > 0 {
+            out += &format!(
+                "{} judged relevant documents are not in the generation (e.g. {}): they count as relevant and \
+                 never retrieved.\n\n",
+                self.judged_not_indexed,
+                self.judged_not_indexed_examples.join(", ")
+            );
+        }
         out += &super::markdown_table(
             &["configuration", "nDCG@10", "Recall@100", "MRR@10", "MAP@100", "p50 ms", "p99 ms"],
             self.configs.iter().map(|c| {
