@@ -140,7 +140,8 @@ impl Mode {
     }
 }
 
-/// Per-retriever weights for fusion; absent ones are 1.
+/// Per-retriever weights for fusion; absent ones are 1. Each from 0 to 10⁶
+/// ([`crate::fusion::MAX_WEIGHT`]): weights are relative, and the bound keeps every score finite.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -210,8 +210,11 @@ pub fn search_plan<'a>(
             Ok(Some(trained.plan(check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?)))
         }
         RerankerKind::LateInteraction => {
-            if !options.weight.is_finite() || options.weight < 0.0 {
-                return Err(Error::invalid("rerank.weight", "must be a finite, non-negative number"));
+            if !(0.0..=crate::fusion::MAX_WEIGHT).contains(&options.weight) {
+                return Err(Error::invalid(
+                    "rerank.weight",
+                    format!("must be a number from 0 to {:e}, as fusion weights", crate::fusion::MAX_WEIGHT),
+                ));
             }
             Ok(Some(RerankPlan {
                 reranker: late_interaction,

@@ -387,6 +387,11 @@ async fn broken_requests_get_the_right_status_and_code() {
             "a range compares numbers, and this field holds a list",
         ),
         (r#"{"query": "tent", "filters": {"price": "cheap"}}"#, "\"cheap\" is not one"),
+        // Weights each finite but large enough to overflow a fused or final score (null on
+        // the wire) are refused by one bound.
+        (r#"{"query": "tent", "weights": {"bm25": 1e308, "dense": 7e307}}"#, "is not a weight from 0 to 1e6"),
+        (r#"{"query": "tent", "mode": "dense", "fusion": {"method": "dbsf"}, "weights": {"dense": 8e307}}"#, "1e6"),
+        (r#"{"query": "tent", "rerank": {"reranker": "late_interaction", "weight": 1e308}}"#, "rerank.weight"),
     ] {
         let response = test::call_service(&app, send(payload)).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{payload}");
