@@ -59,35 +59,81 @@ fn tsv_rows<'a>(text: &'a str, header: &'a str) -> impl Iterator<Item = (usize, 
 }
 
 /// Reads `qrels/<split>.tsv` (header `query-id corpus-id score`): query id → item id → grade.
+/// A pair judged twice with the same grade is read once; with two grades it is refused, since
+/// which one the judges meant is not the reader's to choose.
 ///
 /// # Errors
-/// An unreadable file, or every row without three fields or with a non-integer grade.
+/// An unreadable file, a file with no judgments, or every row without three fields, with a
+/// grade that is not an integer, or judging a pair an earlier row judged otherwise.
 pub fn read_qrels(path: &Path) -> Result<BTreeMap<String, Judgments>> {
     let text = read(path)?;
     let mut qrels: BTreeMap<String, Judgments> = BTreeMap::new();
+    let mut first_line: HashMap<(String, String), usize> = HashMap::new();
     let mut rejects = Vec::new();
     for (line, fields) in tsv_rows(&text, "query-id") {
         let [query, doc, grade] = fields[..] else {
-            rejects.push(reject(path, line, None, "expected 3 tab-separated fields: query-id, corpus-id, score"));
+            rejects.push(reject(
+                path,
+                line,
+                None,
+                format!("expected 3 tab-separated fields: query-id, corpus-id, score; found {}", fields.len()),
+            ));
             continue;
         };
-        match grade.trim().parse::<i32>() {
-            Ok(grade) => {
-                qrels.entry(query.to_string()).or_default().insert(doc.to_string(), grade);
+        let grade = match grade.trim().parse::<i64>().map(i32::try_from) {
+            Ok(Ok(grade)) => grade,
+            Ok(Err(_)) => {
+                rejects.push(reject(path, line, Some("score"), format!("{grade:?} is out of range for a grade")));
+                continue;
             }
-            Err(_) => rejects.push(reject(path, line, Some("score"), format!("{grade:?} is not an integer"))),
+            // A first line that is a header other than BEIR's reads as a row with a word for a grade.
+            Err(_) if line == 1 => {
+                rejects.push(reject(
+                    path,
+                    line,
+                    Some("score"),
+                    format!("{grade:?} is not an integer (a header line must be BEIR's: query-id, corpus-id, score)"),
+                ));
+                continue;
+            }
+            Err(_) => {
+                rejects.push(reject(path, line, Some("score"), format!("{grade:?} is not an integer")));
+                continue;
+            }
+        };
+        let judged = qrels.entry(query.to_string()).or_default();
+        match judged.get(doc) {
+            Some(&earlier) if earlier != grade => {
+                let first = first_line[&(query.to_string(), doc.to_string())];
+                rejects.push(reject(
+                    path,
+                    line,
+                    Some("score"),
+                    format!("{query} judges {doc} {grade}, but line {first} judged it {earlier}"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                judged.insert(doc.to_string(), grade);
+                first_line.insert((query.to_string(), doc.to_string()), line);
+            }
         }
+    }
+    if rejects.is_empty() && qrels.is_empty() {
+        return Err(IndexError::Input { path: path.to_path_buf(), reason: "holds no judgments".into() });
     }
     all_or_rejects(qrels, rejects)
 }
 
-/// Reads `queries.jsonl` (`_id`, `text`): query id → text.
+/// Reads `queries.jsonl` (`_id`, `text`): query id → text. An id given twice with the same
+/// text is read once; with two texts it is refused.
 ///
 /// # Errors
-/// An unreadable file, or every line that is not JSON or lacks a string `_id` or `text`.
+/// An unreadable file, or every line that is not JSON, lacks a string `_id` or `text`, or
+/// gives an earlier line's id another text.
 pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
     let text = read(path)?;
-    let mut queries = HashMap::new();
+    let mut queries: HashMap<String, (String, usize)> = HashMap::new();
     let mut rejects = Vec::new();
     for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let line_no = number + 1;
@@ -99,14 +145,23 @@ pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
             }
         };
         match (value["_id"].as_str(), value["text"].as_str()) {
-            (Some(id), Some(text)) => {
-                queries.insert(id.to_string(), text.to_string());
-            }
+            (Some(id), Some(text)) => match queries.get(id) {
+                Some((earlier, first)) if earlier != text => rejects.push(reject(
+                    path,
+                    line_no,
+                    Some("_id"),
+                    format!("query {id:?} was given another text on line {first}"),
+                )),
+                Some(_) => {}
+                None => {
+                    queries.insert(id.to_string(), (text.to_string(), line_no));
+                }
+            },
             (None, _) => rejects.push(reject(path, line_no, Some("_id"), "missing or not a string")),
             (_, None) => rejects.push(reject(path, line_no, Some("text"), "missing or not a string")),
         }
     }
-    all_or_rejects(queries, rejects)
+    all_or_rejects(queries.into_iter().map(|(id, (text, _))| (id, text)).collect(), rejects)
 }
 
 /// Reads a click log (tab-separated `query item clicked`, an optional header starting with
@@ -218,5 +273,39 @@ mod tests {
             "{\"_id\":\"1\",\"text\":\"a\"}\nnot json\n{\"_id\":2,\"text\":\"b\"}\n{\"_id\":\"3\"}\n",
         );
         assert_eq!(rejected(read_queries(&queries)), [(2, None), (3, Some("_id".into())), (4, Some("text".into()))]);
+    }
+
+    /// What a judgment file says twice is read once when it agrees and refused when it does
+    /// not (the last row used to win silently); a file with no judgments is an error, not a
+    /// report of zeros.
+    #[test]
+    fn repeated_judgments_must_agree_and_an_empty_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let twice = file(&dir, "twice.tsv", "q1\td1\t2\nq1\td1\t2\nq1\td1\t0\nq1\td2\t1\t\n");
+        let error = read_qrels(&twice).unwrap_err();
+        let IndexError::BadRows { rejects } = &error else { panic!("{error:?}") };
+        assert_eq!(rejects.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(rejects[0].reason, "q1 judges d1 0, but line 1 judged it 2");
+        assert!(rejects[1].reason.ends_with("found 4"), "{}", rejects[1].reason);
+        let agreed = file(&dir, "agreed.tsv", "q1\td1\t2\nq1\td1\t2\n");
+        assert_eq!(read_qrels(&agreed).unwrap()["q1"]["d1"], 2);
+        for content in ["", "query-id\tcorpus-id\tscore\n", "\n\n"] {
+            let empty = file(&dir, "empty.tsv", content);
+            assert!(read_qrels(&empty).unwrap_err().to_string().contains("holds no judgments"), "{content:?}");
+        }
+        let header = file(&dir, "header.tsv", "query_id\tdoc_id\trelevance\nq1\td1\t1\n");
+        let error = read_qrels(&header).unwrap_err().to_string();
+        assert!(error.contains("a header line must be BEIR's"), "{error}");
+        let huge = file(&dir, "huge.tsv", "q1\td1\t99999999999\n");
+        assert!(read_qrels(&huge).unwrap_err().to_string().contains("out of range"));
+        let queries = file(
+            &dir,
+            "queries.jsonl",
+            "{\"_id\":\"q1\",\"text\":\"tents\"}\n{\"_id\":\"q1\",\"text\":\"tents\"}\n{\"_id\":\"q1\",\"text\":\"mugs\"}\n",
+        );
+        let error = read_queries(&queries).unwrap_err();
+        let IndexError::BadRows { rejects } = &error else { panic!("{error:?}") };
+        assert_eq!((rejects.len(), rejects[0].line), (1, 3));
+        assert_eq!(rejects[0].reason, "query \"q1\" was given another text on line 1");
     }
 }

@@ -72,6 +72,28 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     let markdown = std::fs::read_to_string(with_missing.out_dir.join("report.md")).unwrap();
     assert!(markdown.contains("1 judged relevant documents are not in the generation (e.g. q1/GONE-1)"), "{markdown}");
     assert!(missing.configs[0].recall_100 < report.configs[0].recall_100);
+
+    // A judged query with nothing to search is named before any query runs.
+    let queries = std::fs::read_to_string(with_missing.data_dir.join("queries.jsonl")).unwrap();
+    let blanked: String = queries
+        .lines()
+        .map(|line| {
+            if line.contains("\"q1\"") {
+                "{\"_id\": \"q1\", \"text\": \"!!!\"}".to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(with_missing.data_dir.join("queries.jsonl"), blanked).unwrap();
+    let error = evaluate(&with_missing, &engine).unwrap_err().to_string();
+    assert!(
+        error.contains("queries.jsonl")
+            && error.contains("1 judged queries have no text to search")
+            && error.ends_with(": q1"),
+        "{error}"
+    );
 }
 
 /// `hyrank eval recommend` on the fixture catalog and interactions: every mode reported, and

@@ -234,8 +234,36 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
     let qrels_path = settings.data_dir.join("qrels").join(format!("{}.tsv", settings.split));
     let qrels = read_qrels(&qrels_path)?;
     let queries = read_queries(&settings.data_dir.join("queries.jsonl"))?;
-    if let Some(missing) = qrels.keys().find(|q| !queries.contains_key(*q)) {
-        return Err(input_error(&qrels_path, format!("query {missing:?} is judged but has no text in queries.jsonl")));
+    let examples = |ids: &[&String]| {
+        let shown: Vec<&str> = ids.iter().take(10).map(|id| id.as_str()).collect();
+        format!("{}{}", shown.join(", "), if ids.len() > 10 { ", …" } else { "" })
+    };
+    // Every judged query must be one the engine can run, checked before any is: all of those
+    // that are not named at once, as a reader names all its bad rows.
+    let queries_path = settings.data_dir.join("queries.jsonl");
+    let without_text: Vec<&String> = qrels.keys().filter(|q| !queries.contains_key(*q)).collect();
+    if !without_text.is_empty() {
+        return Err(input_error(
+            &qrels_path,
+            format!(
+                "{} judged queries have no text in {}: {}",
+                without_text.len(),
+                queries_path.display(),
+                examples(&without_text)
+            ),
+        ));
+    }
+    let empty: Vec<&String> =
+        qrels.keys().filter(|q| hyrank_engine::request::query_text(Some(&queries[*q])).is_none()).collect();
+    if !empty.is_empty() {
+        return Err(input_error(
+            &queries_path,
+            format!(
+                "{} judged queries have no text to search (empty, or only punctuation and invisible characters): {}",
+                empty.len(),
+                examples(&empty)
+            ),
+        ));
     }
     let skipped = queries.keys().filter(|q| !qrels.contains_key(*q)).count();
     let missing: Vec<String> = qrels
