@@ -32,8 +32,10 @@ pub struct Range {
     pub lt: Option<f64>,
 }
 
-/// One field's condition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One field's condition. Read by its JSON type (a number, a string, a list, an object) with
+/// an error that says what a condition may be; serde's untagged reading said only "data did
+/// not match any variant", whatever was wrong.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Condition {
@@ -47,6 +49,43 @@ pub enum Condition {
     Range(Range),
 }
 
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Condition;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a condition: a string, a number, a list of strings, or a range {\"gte\", \"gt\", \"lte\", \"lt\"}",
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Condition, E> {
+                Ok(Condition::Number(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Condition, E> {
+                Ok(Condition::Number(v as f64))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Condition, E> {
+                Ok(Condition::Number(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Condition, E> {
+                Ok(Condition::Text(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Condition, A::Error> {
+                let mut options = Vec::new();
+                while let Some(option) = seq.next_element::<String>()? {
+                    options.push(option);
+                }
+                Ok(Condition::AnyOf(options))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Condition, A::Error> {
+                Range::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Condition::Range)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// Conditions by field name; all must hold.
 pub type Filters = BTreeMap<String, Condition>;
 
@@ -56,12 +95,36 @@ impl Condition {
         Prepared::new(self).matches(value)
     }
 
-    /// Why the condition is malformed, if it is.
+    /// Why the condition is malformed, if it is: an empty list, a range with no bound, or a
+    /// range no number is in (`{"gte": 300, "lt": 100}`: it would answer with nothing).
     pub fn problem(&self) -> Option<String> {
         match self {
             Condition::AnyOf(options) if options.is_empty() => Some("an empty list matches nothing".into()),
             Condition::Range(r) if r.gte.is_none() && r.gt.is_none() && r.lte.is_none() && r.lt.is_none() => {
                 Some("a range needs at least one of gte, gt, lte, lt".into())
+            }
+            Condition::Range(r) => {
+                // The tightest lower and upper bounds, each with whether it is strict.
+                let lower = [r.gte.map(|v| (v, false)), r.gt.map(|v| (v, true))]
+                    .into_iter()
+                    .flatten()
+                    .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let upper = [r.lte.map(|v| (v, false)), r.lt.map(|v| (v, true))]
+                    .into_iter()
+                    .flatten()
+                    .min_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+                match (lower, upper) {
+                    (Some((low, low_strict)), Some((high, high_strict)))
+                        if low > high || (low == high && (low_strict || high_strict)) =>
+                    {
+                        Some(format!(
+                            "no number is {} {low} and {} {high}: the range is empty",
+                            if low_strict { ">" } else { "≥" },
+                            if high_strict { "<" } else { "≤" }
+                        ))
+                    }
+                    _ => None,
+                }
             }
             _ => None,
         }
@@ -210,5 +273,32 @@ mod tests {
         assert!(Condition::AnyOf(vec![]).problem().is_some());
         assert!(Condition::Range(Range::default()).problem().is_some());
         assert!(serde_json::from_str::<Filters>(r#"{"price": {"above": 3}}"#).is_err());
+        // What is wrong is said, by JSON type ("did not match any variant" said nothing).
+        for (json, said) in [
+            ("true", "expected a condition: a string, a number, a list of strings, or a range"),
+            ("null", "expected a condition"),
+            ("[\"a\", 1]", "expected a string"),
+            (r#"{"lt": 100, "bogus": 3}"#, "unknown field `bogus`"),
+            (r#"{"lt": "100"}"#, "invalid type: string \"100\""),
+        ] {
+            let error = serde_json::from_str::<Condition>(json).unwrap_err().to_string();
+            assert!(error.contains(said), "{json}: {error}");
+        }
+        let read = |json: &str| serde_json::from_str::<Condition>(json).unwrap();
+        assert_eq!(read("[\"a\", \"b\"]"), Condition::AnyOf(vec!["a".into(), "b".into()]));
+        assert_eq!(read("25"), Condition::Number(25.0));
+        assert_eq!(read("\"25\""), Condition::Text("25".into()));
+        // A range no number is in would answer with nothing: refused. Touching bounds that
+        // both include the value are one number, not empty.
+        for (json, empty) in [
+            (r#"{"gte": 300, "lt": 100}"#, true),
+            (r#"{"gt": 5, "lte": 5}"#, true),
+            (r#"{"gte": 5, "lt": 5}"#, true),
+            (r#"{"gte": 5, "lte": 5}"#, false),
+            (r#"{"gt": 1, "gte": 3, "lt": 4, "lte": 9}"#, false),
+            (r#"{"gt": 3, "gte": 3, "lte": 3}"#, true),
+        ] {
+            assert_eq!(read(json).problem().is_some_and(|p| p.contains("the range is empty")), empty, "{json}");
+        }
     }
 }

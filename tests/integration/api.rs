@@ -387,6 +387,11 @@ async fn broken_requests_get_the_right_status_and_code() {
             "a range compares numbers, and this field holds a list",
         ),
         (r#"{"query": "tent", "filters": {"price": "cheap"}}"#, "\"cheap\" is not one"),
+        (
+            r#"{"query": "tent", "filters": {"price": true}}"#,
+            "filters.price: invalid type: boolean `true`, expected a condition",
+        ),
+        (r#"{"query": "tent", "filters": {"price": {"gte": 300, "lt": 100}}}"#, "the range is empty"),
         // Weights each finite but large enough to overflow a fused or final score (null on
         // the wire) are refused by one bound.
         (r#"{"query": "tent", "weights": {"bm25": 1e308, "dense": 7e307}}"#, "is not a weight from 0 to 1e6"),
