@@ -107,6 +107,22 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
     api.into()
 }
 
+/// A query string read as `T`, a bad value named by its parameter (`k: invalid digit found
+/// in string`); actix's `web::Query` says only "Query deserialize error: ..." without naming
+/// it.
+///
+/// # Errors
+/// 400 `invalid_query_string` naming the parameter (or the unknown one).
+pub fn query<T: serde::de::DeserializeOwned>(request: &actix_web::HttpRequest) -> Result<T, ApiError> {
+    let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(request.query_string().as_bytes()));
+    serde_path_to_error::deserialize(pairs).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if path == "." || path.is_empty() { inner.to_string() } else { format!("{path}: {inner}") };
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query_string", message)
+    })
+}
+
 /// Maps query-string errors to 400.
 pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query_string", err.to_string()).into()

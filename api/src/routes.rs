@@ -10,7 +10,7 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::web::Bytes;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation::Manifest;
 use hyrank_engine::live::LiveStats;
@@ -149,14 +149,20 @@ fn bound(
     rerank_depth: Option<usize>,
 ) -> Result<(), ApiError> {
     let limits = &state.settings().limits;
-    if k > limits.max_k {
-        return Err(limit_exceeded("k", format!("at most {} on this server, got {k}", limits.max_k)));
+    // Zero is told this server's bounds too (the engine's own, wider ones would mislead); it
+    // is an invalid request rather than a limit exceeded.
+    let out_of = |field: &str, value: usize, max: usize| {
+        let message = format!("from 1 to {max} on this server, got {value}");
+        match value {
+            0 => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("{field}: {message}")),
+            _ => limit_exceeded(field, message),
+        }
+    };
+    if k == 0 || k > limits.max_k {
+        return Err(out_of("k", k, limits.max_k));
     }
-    if candidates > limits.max_candidates {
-        return Err(limit_exceeded(
-            "candidates",
-            format!("at most {} on this server, got {candidates}", limits.max_candidates),
-        ));
+    if candidates == 0 || candidates > limits.max_candidates {
+        return Err(out_of("candidates", candidates, limits.max_candidates));
     }
     if let Some(text) = query {
         let chars = text.chars().count();
@@ -168,11 +174,8 @@ fn bound(
         }
         *text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     }
-    if let Some(depth) = rerank_depth.filter(|d| *d > limits.max_rerank_depth) {
-        return Err(limit_exceeded(
-            "rerank.depth",
-            format!("at most {} on this server, got {depth}", limits.max_rerank_depth),
-        ));
+    if let Some(depth) = rerank_depth.filter(|d| *d == 0 || *d > limits.max_rerank_depth) {
+        return Err(out_of("rerank.depth", depth, limits.max_rerank_depth));
     }
     Ok(())
 }
@@ -338,9 +341,9 @@ pub(crate) struct SimilarParams {
 pub(crate) async fn similar(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    params: web::Query<SimilarParams>,
+    http: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let params = params.into_inner();
+    let params: SimilarParams = crate::error::query(&http)?;
     let fusion = match params.fusion.as_deref() {
         None => Fusion::default(),
         // The names a body's `fusion.method` takes (`Fusion`'s `FromStr`: one list of them).

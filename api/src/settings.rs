@@ -450,12 +450,17 @@ impl ServerSettings {
             max_events: positive("max_events", layer.max_events, defaults.max_events)?,
             max_live_items: positive("max_live_items", layer.max_live_items, defaults.max_live_items)?,
         };
-        use hyrank_engine::request::{MAX_CANDIDATES, MAX_K};
+        use hyrank_engine::request::{MAX_CANDIDATES, MAX_K, MAX_RERANK};
         if limits.max_k > MAX_K {
             return Err(bad("max_k", format!("the engine serves at most {MAX_K}")));
         }
         if limits.max_candidates > MAX_CANDIDATES {
             return Err(bad("max_candidates", format!("the engine serves at most {MAX_CANDIDATES}")));
+        }
+        // As k and candidates: a bound the engine would refuse anyway is refused at start, not
+        // discovered by the first request that asks for more than the engine's.
+        if limits.max_rerank_depth > MAX_RERANK {
+            return Err(bad("max_rerank_depth", format!("the engine reranks at most {MAX_RERANK}")));
         }
         Ok(ServerSettings {
             index_dir: layer.index_dir.unwrap_or_else(|| "data/index".into()),
@@ -598,6 +603,7 @@ mod tests {
             (&["--device", "gpu"][..], "setting device"),
             (&["--admin-key", "short"][..], "setting admin_key: must be at least 16"),
             (&["--max-k", "100000"][..], "setting max_k: the engine serves at most"),
+            (&["--max-rerank-depth", "500"][..], "setting max_rerank_depth: the engine reranks at most 200"),
             (&["--search-key", "0123456789abcdef", "--admin-key", "0123456789abcdef"][..], "must differ"),
             (&["--source-region", "eu-west-1"][..], "setting source_region: is set but there is no source"),
             (

@@ -451,8 +451,24 @@ async fn broken_requests_get_the_right_status_and_code() {
     let (status, body) = get("/v1/items/TNT-001/similar?fusion=borda").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
     assert!(body["error"]["message"].as_str().unwrap().contains("linear_floor"), "the methods are listed: {body}");
-    let (status, body) = get("/v1/items/TNT-001/similar?k=abc").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query_string")));
+    // A bad query-string value is named by its parameter, and k's bounds are this server's.
+    for (query, said) in [
+        ("k=abc", "k: invalid digit found in string"),
+        ("k=-1", "k: invalid digit found in string"),
+        ("candidates=1.5", "candidates: invalid digit found in string"),
+        ("top=3", "unknown field `top`"),
+    ] {
+        let (status, body) = get(&format!("/v1/items/TNT-001/similar?{query}")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query_string")));
+        assert!(body["error"]["message"].as_str().unwrap().contains(said), "{query}: {body}");
+    }
+    let (status, body) = get("/v1/items/TNT-001/similar?k=0").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let max_k = hyrank_api::settings::Limits::default().max_k;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains(&format!("from 1 to {max_k} on this server, got 0")),
+        "{body}"
+    );
     let (status, body) = get("/v1/nothing-here").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("route_not_found")));
     // A known path with a method it does not take is 405 naming the methods; GET paths take HEAD.
