@@ -56,6 +56,10 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
         }
+        // A 401 names the scheme it wants (RFC 7235 §3.1).
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
+        }
         response.json(ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone() } })
     }
 }

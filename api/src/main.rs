@@ -73,18 +73,21 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         generation = %state.engine().manifest().generation,
         search_key = settings.service.search_key.is_some(),
         admin_key = settings.service.admin_key.is_some(),
+        write_key = settings.service.write_key.is_some(),
         watch_secs = settings.watch_secs,
         source = settings.source.as_ref().map_or("none", |s| s.url.as_str()),
-        "serving on http://{bind} (analyst page /ui, API docs /docs/)"
+        "starting (analyst page /ui, API docs /docs/)"
     );
     actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(move || App::new().configure(configure(state.clone())))
+        let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
             .workers(settings.workers)
             .bind(bind)
-            .with_context(|| format!("binding {bind}"))?
-            .run()
-            .await
-            .context("server failed")
+            .with_context(|| format!("binding {bind}"))?;
+        // The address bound, not the one asked for: port 0 asks the system for a free port.
+        for address in server.addrs() {
+            tracing::info!("serving on http://{address}");
+        }
+        server.run().await.context("server failed")
     })
 }
 
@@ -108,7 +111,7 @@ fn main() -> ExitCode {
     match run(SettingsLayer::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", hyrank_engine::error::report(e.as_ref()));
             ExitCode::FAILURE
         }
     }

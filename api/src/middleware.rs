@@ -86,13 +86,14 @@ pub async fn observe(
     Ok(response)
 }
 
-/// The key a request presents: `Authorization: Bearer KEY` or `X-Api-Key: KEY`.
+/// The key a request presents: `Authorization: Bearer KEY` (the scheme in any case, as RFC
+/// 7235 reads it) or `X-Api-Key: KEY`.
 fn presented_key(req: &ServiceRequest) -> Option<&str> {
     let headers = req.headers();
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")).map(|(_, key)| key))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
 }

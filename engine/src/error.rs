@@ -233,9 +233,26 @@ pub fn settings_file_error(
     format!("{}, line {line}{key}: {message}", path.display())
 }
 
+/// An error and its causes as one line, `outer: cause: root`, each cause written once. An
+/// [`Error::Io`] (and other errors here) already ends its message with its cause, so printing
+/// the chain as anyhow's `{:#}` does repeats it (`locking …: lock failed: lock failed`); a cause
+/// whose message the line already ends with is left out.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let message = next.to_string();
+        if !line.ends_with(&message) {
+            line = format!("{line}: {message}");
+        }
+        cause = next.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
-    use super::settings_file_error;
+    use super::{report, settings_file_error, Error};
     use std::path::Path;
 
     const KEYS: &[&str] = &["workers", "admin_key", "w"];
@@ -278,5 +295,25 @@ mod tests {
         let text = "workers = 2\nadmin_key = [\n  SECRETx1==\n]\n";
         let error = settings_file_error(path, text, Some(29..30), "unexpected `=` in array", KEYS);
         assert_eq!(error, "/etc/hyrank.toml, line 3 (in the value of `admin_key`): unexpected `=` in array");
+    }
+
+    #[test]
+    fn a_report_names_each_cause_once() {
+        let io = std::io::Error::other("lock acquisition failed");
+        let error = Error::io("locking live/.lock", io);
+        assert_eq!(report(&error), "locking live/.lock: lock acquisition failed");
+        #[derive(Debug)]
+        struct Outer(Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("opening the live event log")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        assert_eq!(report(&Outer(error)), "opening the live event log: locking live/.lock: lock acquisition failed");
     }
 }

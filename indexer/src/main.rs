@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", hyrank_engine::error::report(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -75,8 +75,18 @@ async fn the_committed_openapi_document_matches_the_handlers() {
 async fn keys_guard_v1_and_admin_routes() {
     let app = service(AppState::with_settings(shared_engine(), None, keyed(Limits::default()))).await;
     let query = json!({"query": "tent"});
-    let (status, _, body) = call(&app, search(query.clone(), None)).await;
+    let (status, headers, body) = call(&app, search(query.clone(), None)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+    // The scheme's case does not matter (RFC 7235); another scheme is no key.
+    for (header, status) in [
+        (format!("bearer {SEARCH_KEY}"), StatusCode::OK),
+        (format!("BEARER {SEARCH_KEY}"), StatusCode::OK),
+        (format!("Basic {SEARCH_KEY}"), StatusCode::UNAUTHORIZED),
+    ] {
+        let request = test::TestRequest::post().uri("/v1/search").insert_header(("authorization", header.clone()));
+        assert_eq!(call(&app, request.set_json(query.clone())).await.0, status, "{header}");
+    }
     let (status, _, _) = call(&app, search(query.clone(), Some("not-the-key-at-all"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(call(&app, search(query.clone(), Some(SEARCH_KEY))).await.0, StatusCode::OK);
