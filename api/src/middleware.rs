@@ -175,6 +175,25 @@ pub async fn require(
     }
 }
 
+/// Refuses a query string on the API routes that read none (all of /v1 but similar's):
+/// `POST /v1/search?k=1` answered with the body's k, the parameter unread without a word.
+pub async fn no_query_string(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if req.query_string().is_empty() || req.path().ends_with("/similar") {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    let names: Vec<String> =
+        form_urlencoded::parse(req.query_string().as_bytes()).map(|(name, _)| name.into_owned()).take(5).collect();
+    let error = ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query_string",
+        format!("this route reads no query parameters (got {}); request options go in the body", names.join(", ")),
+    );
+    Ok(req.into_response(error.error_response()).map_into_right_body())
+}
+
 #[cfg(test)]
 mod tests {
     use super::same_key;

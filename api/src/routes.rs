@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::body::Object;
 use crate::error::{json_error, query_error, ApiError, ErrorBody};
-use crate::middleware::{observe, require, Access};
+use crate::middleware::{no_query_string, observe, require, Access};
 use crate::reload::{ReloadError, ReloadOutcome};
 use crate::writes::{delete_item, events, put_item, update_fields};
 use crate::AppState;
@@ -44,6 +44,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     // Before /v1, which would otherwise take the path first.
                     web::scope("/v1/events")
+                        // Inner (runs after the key check): a wrap added later runs first.
+                        .wrap(from_fn(no_query_string))
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
                         .app_data(web::JsonConfig::default().limit(max_events_body).error_handler(json_error))
                         .service(web::resource("").route(web::post().to(events)).default_service(not_allowed("POST")))
@@ -54,6 +56,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                     // method guard to /v1 below.
                     web::scope("/v1/items")
                         .guard(actix_web::guard::Delete())
+                        // Inner (runs after the key check): a wrap added later runs first.
+                        .wrap(from_fn(no_query_string))
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
                         .route("/{id}", web::delete().to(delete_item))
                         .service(web::resource("/{id}/fields").default_service(not_allowed("PUT")))
@@ -63,6 +67,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     web::scope("/v1/items")
                         .guard(actix_web::guard::Put())
+                        // Inner (runs after the key check): a wrap added later runs first.
+                        .wrap(from_fn(no_query_string))
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
                         .route("/{id}/fields", web::put().to(update_fields))
                         .route("/{id}", web::put().to(put_item))
@@ -71,6 +77,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 )
                 .service(
                     web::scope("/v1")
+                        // Inner (runs after the key check): a wrap added later runs first.
+                        .wrap(from_fn(no_query_string))
                         .wrap(from_fn(|req, next| require(Access::Search, req, next)))
                         .service(
                             web::resource("/search").route(web::post().to(search)).default_service(not_allowed("POST")),

@@ -462,6 +462,14 @@ async fn broken_requests_get_the_right_status_and_code() {
         assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query_string")));
         assert!(body["error"]["message"].as_str().unwrap().contains(said), "{query}: {body}");
     }
+    // Routes that read no query string refuse one rather than ignore it (`?k=1` on a search
+    // answered with the body's k).
+    let (status, body) = post("/v1/search?k=1", json!({"query": "tent"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query_string")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("(got k)"), "{body}");
+    for uri in ["/v1/items/TNT-001?fields=title", "/v1/index?foo=1"] {
+        assert_eq!(get(uri).await.0, StatusCode::BAD_REQUEST, "{uri}");
+    }
     let (status, body) = get("/v1/items/TNT-001/similar?k=0").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let max_k = hyrank_api::settings::Limits::default().max_k;

@@ -24,6 +24,11 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
         candidates: 50,
         out_dir: out.clone(),
     };
+    // Two configurations of one name, or a depth no search serves, are refused before any query.
+    let twice = SearchEvalSettings { configs: vec![Config::preset("bm25").unwrap(); 2], ..eval.clone() };
+    assert!(evaluate(&twice, &engine).unwrap_err().to_string().contains("\"bm25\" is named twice"));
+    let no_depth = SearchEvalSettings { depth: 0, ..eval.clone() };
+    assert!(evaluate(&no_depth, &engine).unwrap_err().to_string().contains("invalid setting depth"));
     let report = evaluate(&eval, &engine).unwrap();
     assert_eq!(report.evaluated_queries, 5);
     assert_eq!(report.skipped_without_judgments, 1);

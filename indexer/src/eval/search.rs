@@ -231,6 +231,20 @@ fn input_error(path: &Path, reason: impl Into<String>) -> IndexError {
 /// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
 /// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
 pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
+    // Two configurations of one name would write one run file for two report rows.
+    let mut names = std::collections::HashSet::new();
+    if let Some(twice) = settings.configs.iter().find(|c| !names.insert(c.name.as_str())) {
+        return Err(IndexError::Settings {
+            setting: "configs".into(),
+            reason: format!("{:?} is named twice; each configuration writes its own run file", twice.name),
+        });
+    }
+    if settings.depth == 0 || settings.depth > hyrank_engine::request::MAX_K {
+        return Err(IndexError::Settings {
+            setting: "depth".into(),
+            reason: format!("hits kept per query: from 1 to {}, got {}", hyrank_engine::request::MAX_K, settings.depth),
+        });
+    }
     let qrels_path = settings.data_dir.join("qrels").join(format!("{}.tsv", settings.split));
     let qrels = read_qrels(&qrels_path)?;
     let queries = read_queries(&settings.data_dir.join("queries.jsonl"))?;
