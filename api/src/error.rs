@@ -106,6 +106,20 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
         }
         J::Deserialize(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+        // The body's bytes could not be read as sent: actix's own messages are Debug dumps
+        // (`Some(Custom { kind: UnexpectedEof … })`), so each case is said in words.
+        J::Payload(payload) => {
+            use actix_web::error::PayloadError as P;
+            let reason = match payload {
+                P::Incomplete(Some(e)) => {
+                    format!("the body ended before it was complete ({e}); a compressed body may be cut short")
+                }
+                P::Incomplete(None) => "the body ended before it was complete".to_string(),
+                P::EncodingCorrupted => "the body is not in the Content-Encoding its header names".to_string(),
+                other => format!("the body could not be read: {other}"),
+            };
+            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", reason)
+        }
         other => ApiError::new(StatusCode::BAD_REQUEST, "bad_request", other.to_string()),
     };
     api.into()

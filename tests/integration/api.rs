@@ -376,6 +376,22 @@ async fn broken_requests_get_the_right_status_and_code() {
         let body: Value = test::read_body_json(response).await;
         assert_eq!(body["error"]["code"], "malformed_json", "{payload}: {body}");
     }
+    // A compressed body cut short is said in words (it was a Debug dump under `bad_request`).
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, br#"{"query": "a tent for four people in the rain"}"#).unwrap();
+    let mut gzipped = encoder.finish().unwrap();
+    gzipped.truncate(gzipped.len() / 2);
+    let cut = test::TestRequest::post()
+        .uri("/v1/search")
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("content-encoding", "gzip"))
+        .set_payload(gzipped)
+        .to_request();
+    let response = test::call_service(&app, cut).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = test::read_body_json(response).await;
+    assert_eq!(body["error"]["code"], "unreadable_body", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("the body ended before it was complete"), "{body}");
     // A key given twice is refused, not read as its last value; a value of the wrong type is
     // named by its path.
     for (payload, named) in [
