@@ -9,8 +9,10 @@ use serde::Deserialize;
 /// default and refused for a reason that is not the real one; this reads only objects, and
 /// anything else is refused as "expected a JSON object" (a 422, with the position). An array is
 /// read to its end first, so that one that is not even JSON (`[`, `[1,`) is a 400 like any other
-/// malformed body rather than a 422 for its type. A value of the wrong shape inside the object
-/// is a 422 naming its path (`fields.price: ...`).
+/// malformed body rather than a 422 for its type. Not covered: a complete value that is not an
+/// object followed by garbage (`[1] x`, `5]`) is still the 422, since serde_json checks for
+/// trailing characters only after the visitor has answered. A value of the wrong shape inside
+/// the object is a 422 naming its path (`fields.price: ...`).
 pub(crate) struct Object<T>(pub(crate) T);
 
 impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Object<T> {
