@@ -181,7 +181,9 @@ pub async fn no_query_string(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    if req.query_string().is_empty() || req.path().ends_with("/similar") {
+    // By the route's template, not the path: an item whose id is "similar" is not the route.
+    let reads_one = req.match_pattern().is_some_and(|pattern| pattern.ends_with("/{id}/similar"));
+    if req.query_string().is_empty() || reads_one {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     }
     let names: Vec<String> =

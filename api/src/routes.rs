@@ -44,7 +44,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     // Before /v1, which would otherwise take the path first.
                     web::scope("/v1/events")
-                        // Inner (runs after the key check): a wrap added later runs first.
+                        // Inner (runs after the key check): a wrap added later runs first. The
+                        // same two wraps guard each /v1 scope below.
                         .wrap(from_fn(no_query_string))
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
                         .app_data(web::JsonConfig::default().limit(max_events_body).error_handler(json_error))
@@ -56,7 +57,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                     // method guard to /v1 below.
                     web::scope("/v1/items")
                         .guard(actix_web::guard::Delete())
-                        // Inner (runs after the key check): a wrap added later runs first.
                         .wrap(from_fn(no_query_string))
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
                         .route("/{id}", web::delete().to(delete_item))
@@ -67,7 +67,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(
                     web::scope("/v1/items")
                         .guard(actix_web::guard::Put())
-                        // Inner (runs after the key check): a wrap added later runs first.
                         .wrap(from_fn(no_query_string))
                         .wrap(from_fn(|req, next| require(Access::Write, req, next)))
                         .route("/{id}/fields", web::put().to(update_fields))
@@ -77,7 +76,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 )
                 .service(
                     web::scope("/v1")
-                        // Inner (runs after the key check): a wrap added later runs first.
                         .wrap(from_fn(no_query_string))
                         .wrap(from_fn(|req, next| require(Access::Search, req, next)))
                         .service(

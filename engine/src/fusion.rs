@@ -267,6 +267,21 @@ pub struct FusedHit {
 /// terms of that size are far from f64's range, where weights near 1e308 overflowed to ∞.
 pub const MAX_WEIGHT: f64 = 1.0e6;
 
+/// Checks one weight against [`MAX_WEIGHT`] (fusion's, and the rerank score's beside them).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on `field` for a weight that is negative, not finite or above
+/// the bound.
+pub fn check_weight(field: &str, weight: f64) -> Result<()> {
+    if (0.0..=MAX_WEIGHT).contains(&weight) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        field,
+        format!("{weight:e} is not a weight from 0 to {MAX_WEIGHT:e} (weights are relative: at the bound one already decides)"),
+    ))
+}
+
 /// Fuses `lists` with one weight per list.
 ///
 /// * RRF: `score(d) = Σ_i w_i / (k + rank_i(d))`, ranks 1-based (equal raw scores share the
@@ -293,13 +308,8 @@ pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Ve
     if weights.len() != lists.len() {
         return Err(Error::invalid("weights", format!("{} weights for {} retrievers", weights.len(), lists.len())));
     }
-    if let Some(w) = weights.iter().find(|w| !(0.0..=MAX_WEIGHT).contains(*w)) {
-        return Err(Error::invalid(
-            "weights",
-            format!(
-                "{w:e} is not a weight from 0 to {MAX_WEIGHT:e} (weights are relative; at 1e6 one list already decides)"
-            ),
-        ));
+    for &weight in weights {
+        check_weight("weights", weight)?;
     }
     if let Fusion::Rrf { k } = fusion {
         if !k.is_finite() || *k < 0.0 {

@@ -160,6 +160,18 @@ impl Weights {
         self.given(kind).unwrap_or(1.0)
     }
 
+    /// Refuses a BM25 weight where no BM25 list can exist (`what`: recommendations, similar
+    /// items), rather than reading it and ignoring it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `weights.bm25`.
+    pub fn refuse_bm25(&self, what: &str) -> Result<()> {
+        match self.bm25 {
+            Some(_) => Err(Error::invalid("weights.bm25", format!("{what} have no BM25 list (weights: cf, dense)"))),
+            None => Ok(()),
+        }
+    }
+
     /// The weight of `kind`'s list, when the request gives one.
     pub fn given(&self, kind: RetrieverKind) -> Option<f64> {
         match kind {

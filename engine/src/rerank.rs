@@ -210,12 +210,7 @@ pub fn search_plan<'a>(
             Ok(Some(trained.plan(check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?)))
         }
         RerankerKind::LateInteraction => {
-            if !(0.0..=crate::fusion::MAX_WEIGHT).contains(&options.weight) {
-                return Err(Error::invalid(
-                    "rerank.weight",
-                    format!("must be a number from 0 to {:e}, as fusion weights", crate::fusion::MAX_WEIGHT),
-                ));
-            }
+            crate::fusion::check_weight("rerank.weight", options.weight)?;
             Ok(Some(RerankPlan {
                 reranker: late_interaction,
                 depth: check_rerank_depth(options.depth.unwrap_or(defaults::LATE_INTERACTION_DEPTH))?,

@@ -57,14 +57,18 @@ impl Engine {
         };
         let mut hits = self.finish(&fused, request.k, plan.zip(context.as_deref()), &mut timings)?;
         if request.explain {
-            let history = self.cf_history(user.history.iter().map(|i| (i.item, i.weight)));
-            let explainer = self.cf_explainer(&history, self.cf_seeds(&user.history));
+            // Trees only for the lists that ran (content mode has no CF list, cf mode no content).
+            let cf_ran = fused.ran(RetrieverKind::Cf);
+            let history =
+                if cf_ran { self.cf_history(user.history.iter().map(|i| (i.item, i.weight))) } else { Vec::new() };
+            let explainer = if cf_ran { self.cf_explainer(&history, self.cf_seeds(&user.history)) } else { None };
+            let content = fused.ran(RetrieverKind::Dense);
             for hit in &mut hits {
                 let item = self.index_of(&hit.id)?;
-                if let Some(explainer) = explainer.as_ref().filter(|_| fused.ran(RetrieverKind::Cf)) {
+                if let Some(explainer) = &explainer {
                     hit.explanations.push(self.cf_explanation(explainer, item));
                 }
-                if fused.ran(RetrieverKind::Dense) {
+                if content {
                     hit.explanations.push(self.content_explanation(&user.history, item, request.recent));
                 }
             }
@@ -109,9 +113,7 @@ impl Engine {
         if request.recent == 0 {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
-        if request.weights.bm25.is_some() {
-            return Err(Error::invalid("weights.bm25", "recommendations have no BM25 list (weights: cf, dense)"));
-        }
+        request.weights.refuse_bm25("recommendations")?;
         let cf = self.collaborative()?;
         let seeds = self.cf_seeds(view.history);
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);

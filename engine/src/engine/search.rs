@@ -35,18 +35,21 @@ impl Engine {
         let rerank = plan.zip(query);
         let mut hits = self.finish(&fused, request.k, rerank, &mut timings)?;
         if request.explain {
-            let history = user.as_ref().map(|u| self.cf_history(u.history.iter().map(|i| (i.item, i.weight))));
-            let seeds = user.as_ref().map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
+            // A CF tree only where CF ran (bm25 or dense mode with a user has none).
+            let cf_user = user.as_ref().filter(|_| fused.ran(RetrieverKind::Cf));
+            let history = cf_user.map(|u| self.cf_history(u.history.iter().map(|i| (i.item, i.weight))));
+            let seeds = cf_user.map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
             let explainer = history.as_deref().and_then(|h| self.cf_explainer(h, seeds));
+            let query = query.filter(|_| fused.ran(RetrieverKind::Bm25));
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
-                if let Some(query) = query.filter(|_| fused.ran(RetrieverKind::Bm25)) {
+                if let Some(query) = query {
                     let params = self.bm25_params(request);
                     if let Some(tree) = self.lexical.explain_with(query, index, params)? {
                         hit.explanations.push(Explanation::node("bm25", tree.value, vec![tree]));
                     }
                 }
-                if let Some(explainer) = explainer.as_ref().filter(|_| fused.ran(RetrieverKind::Cf)) {
+                if let Some(explainer) = &explainer {
                     hit.explanations.push(self.cf_explanation(explainer, index));
                 }
             }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::stages::ms;
 use super::{Collaborative, Engine};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::explain::RetrieverKind;
 use crate::request::{check_k, ColdItems, Results, SimilarRequest, Timings};
 use crate::retrieve::Retriever;
@@ -18,9 +18,7 @@ impl Engine {
     pub fn similar(&self, request: &SimilarRequest) -> Result<Results> {
         let start = Instant::now();
         check_k(request.k, request.candidates)?;
-        if request.weights.bm25.is_some() {
-            return Err(Error::invalid("weights.bm25", "similar items have no BM25 list (weights: dense, cf)"));
-        }
+        request.weights.refuse_bm25("similar items")?;
         let seed = self.visible_index_of(&request.item)?;
         let allow = self.allow(&request.filters)?.excluding(self.total_len(), [seed]);
         let mut timings = Timings::default();

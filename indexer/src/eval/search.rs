@@ -247,38 +247,28 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
     }
     let qrels_path = settings.data_dir.join("qrels").join(format!("{}.tsv", settings.split));
     let qrels = read_qrels(&qrels_path)?;
-    let queries = read_queries(&settings.data_dir.join("queries.jsonl"))?;
-    let examples = |ids: &[&String]| {
-        let shown: Vec<&str> = ids.iter().take(10).map(|id| id.as_str()).collect();
-        format!("{}{}", shown.join(", "), if ids.len() > 10 { ", …" } else { "" })
-    };
+    let queries_path = settings.data_dir.join("queries.jsonl");
+    let queries = read_queries(&queries_path)?;
     // Every judged query must be one the engine can run, checked before any is: all of those
     // that are not named at once, as a reader names all its bad rows.
-    let queries_path = settings.data_dir.join("queries.jsonl");
-    let without_text: Vec<&String> = qrels.keys().filter(|q| !queries.contains_key(*q)).collect();
-    if !without_text.is_empty() {
-        return Err(input_error(
-            &qrels_path,
-            format!(
-                "{} judged queries have no text in {}: {}",
-                without_text.len(),
-                queries_path.display(),
-                examples(&without_text)
-            ),
-        ));
-    }
-    let empty: Vec<&String> =
-        qrels.keys().filter(|q| hyrank_engine::request::query_text(Some(&queries[*q])).is_none()).collect();
-    if !empty.is_empty() {
-        return Err(input_error(
-            &queries_path,
-            format!(
-                "{} judged queries have no text to search (empty, or only punctuation and invisible characters): {}",
-                empty.len(),
-                examples(&empty)
-            ),
-        ));
-    }
+    let refuse = |path: &Path, ids: Vec<&String>, what: String| -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = ids.iter().take(10).map(|id| id.as_str()).collect();
+        let more = if ids.len() > 10 { ", …" } else { "" };
+        Err(input_error(path, format!("{} judged queries {what}: {}{more}", ids.len(), shown.join(", "))))
+    };
+    refuse(
+        &qrels_path,
+        qrels.keys().filter(|q| !queries.contains_key(*q)).collect(),
+        format!("have no text in {}", queries_path.display()),
+    )?;
+    refuse(
+        &queries_path,
+        qrels.keys().filter(|q| hyrank_engine::request::query_text(Some(&queries[*q])).is_none()).collect(),
+        "have no text to search (empty, or only punctuation and invisible characters)".into(),
+    )?;
     let skipped = queries.keys().filter(|q| !qrels.contains_key(*q)).count();
     let missing: Vec<String> = qrels
         .iter()
