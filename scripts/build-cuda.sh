@@ -137,7 +137,7 @@ say "2/5 link-time stub libraries -> $STUBS"
 # held for many minutes by someone else's build).
 CUDARC_VERSION=$(awk '/^name = "cudarc"$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
 [ -n "$CUDARC_VERSION" ] || die "cudarc is not in Cargo.lock"
-find_cudarc() { ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"cudarc-$CUDARC_VERSION" 2>/dev/null | head -1; }
+find_cudarc() { ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"cudarc-$CUDARC_VERSION" 2>/dev/null | head -1 || true; }
 CUDARC_SRC=$(find_cudarc)
 if [ -z "$CUDARC_SRC" ]; then
   flock "$LOCK" cargo fetch --locked --quiet
