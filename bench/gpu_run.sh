@@ -68,6 +68,8 @@ step() {
   secs=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
   tail -n 15 "$LOGS/$name.log"
   note "$name" "exit $rc in ${secs}s"
+  # The logs so far, in case the device call's own limit ends the run before the EXIT trap.
+  tar -czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null
   return $rc
 }
 
@@ -76,8 +78,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 note gpu "$(head -1 "$LOGS/gpu.txt")"
 note cpu_cores "$(nproc)"
 
-# Which parts run (a rerun can pick a few): embed cpu index rerank http variants.
-SECTIONS=${SECTIONS:-embed cpu index rerank http variants}
+# Which parts run (a rerun can pick a few): embed cpu shards index rerank http variants.
+SECTIONS=${SECTIONS:-embed cpu shards index rerank http variants}
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 STARTED=$(date +%s)
 # Stop starting new reranker variants after this many seconds, to end inside a device window.
@@ -92,9 +94,11 @@ finish() {
 trap finish EXIT
 if [ "$DEV" = cuda ]; then PRECISIONS="f16 bf16"; else PRECISIONS="int8 w8a8"; fi
 if [ "$SMOKE" = 1 ]; then
-  BATCHES="8"; EPOCHS=1; DEPTH=10; MINE=10; PAIR_TOKENS=128; REQUESTS_C1=4; REQUESTS_C16=16; TRAIN_LIMIT=600
+  BATCHES="8"; EPOCHS=1; DEPTH=10; MINE=10; ITEM_TOKENS=32; REQUESTS_C1=4; REQUESTS_C16=16; TRAIN_LIMIT=600
+  CPU_ITEMS=10; CPU_QUERIES=5; SHARD_ITEMS=10
 else
-  BATCHES="64 256"; EPOCHS=3; DEPTH=30; MINE=100; PAIR_TOKENS=256; REQUESTS_C1=64; REQUESTS_C16=256; TRAIN_LIMIT=300
+  BATCHES="64 256"; EPOCHS=3; DEPTH=30; MINE=30; ITEM_TOKENS=128; REQUESTS_C1=64; REQUESTS_C16=256; TRAIN_LIMIT=300
+  CPU_ITEMS=200; CPU_QUERIES=100; SHARD_ITEMS=400
 fi
 
 # 1 + 2: parity and throughput.
@@ -142,17 +146,32 @@ PY
 grep '^peer' "$LOGS/peer-sentence-transformers.log" | while read -r line; do note "sentence-transformers" "$line"; done
 fi
 
-# 3: the CPU, 2 cores and all of them, on the first 200 abstracts.
+# 3: the CPU on hyrank's own kernels, 2 threads and all cores, against sentence-transformers
+# (PyTorch) on the same texts and threads (bench/embed_peer.py: 200 abstracts, 100 test queries).
 if has cpu; then
-head -200 "$DATA/corpus.jsonl" >"$WORK/corpus200.jsonl"
-step "embed-cpu-2cores" 150 taskset -c 0,1 "$BIN/hyrank" check-model --model-dir "$MODEL" --device cpu \
-  --golden fixtures/golden_embeddings.json --throughput-catalog "$WORK/corpus200.jsonl"
-note "hyrank embed cpu, 2 cores" "$(grep -E 'items/s' "$LOGS/embed-cpu-2cores.log" | tail -1)"
-if [ "$(nproc)" -gt 2 ]; then
-  step "embed-cpu-allcores" 150 "$BIN/hyrank" check-model --model-dir "$MODEL" --device cpu \
-    --golden fixtures/golden_embeddings.json --throughput-catalog "$WORK/corpus200.jsonl"
-  note "hyrank embed cpu, $(nproc) cores" "$(grep -E 'items/s' "$LOGS/embed-cpu-allcores.log" | tail -1)"
+for threads in 2 "$(nproc)"; do
+  step "embed-cpu-${threads}threads" 240 env HF_HUB_OFFLINE=1 python3 bench/embed_peer.py --hyrank "$BIN/hyrank" \
+    --model-dir "$MODEL" --data "$DATA" --items "$CPU_ITEMS" --queries "$CPU_QUERIES" --threads "$threads" \
+    --precisions f32,w8a8 --repeats 1
+  grep -E '^\|' "$LOGS/embed-cpu-${threads}threads.log" | while read -r line; do note "cpu, $threads threads" "$line"; done
+done
 fi
+
+# 3b: the embedding shards of issue 19 as a Ray driver runs them (`hyrank embed --shard i/n`,
+# each task with 2 threads), n tasks at once on this machine's cores: items/s against tasks.
+# Ray itself is not in this image; these are the commands its tasks run.
+if has shards; then
+head -"$SHARD_ITEMS" "$DATA/corpus.jsonl" >"$WORK/corpus-shards.jsonl"
+for n in 1 2 4 8; do
+  [ $((n * 2)) -le "$(nproc)" ] || continue
+  rm -rf "$WORK/shards-$n"
+  t0=$(date +%s.%N)
+  step "shards-$n" 240 bash -c 'for i in $(seq 0 $(($2 - 1))); do
+      RAYON_NUM_THREADS=2 "$1" embed --catalog "$3" --shard "$i/$2" --out "$4" --model-dir "$5" --device cpu & done
+      wait' _ "$BIN/hyrank" "$n" "$WORK/corpus-shards.jsonl" "$WORK/shards-$n" "$MODEL"
+  note "shards: $n tasks x 2 threads, $SHARD_ITEMS abstracts" \
+    "$(python3 -c "import time; dt = time.time() - $t0; print(f'{dt:.1f} s = {$SHARD_ITEMS / dt:.1f} items/s (model load included)')")"
+done
 fi
 
 # 4: index and evaluate on the device.
@@ -165,113 +184,104 @@ step "eval-search" 180 "$BIN/hyrank" eval search --data "$DATA" --split test --i
   --out "$LOGS/eval-search" --model-dir "$MODEL" --device "$DEV"
 note "eval search (nDCG@10, p50)" "$(grep -E '^\| (default|bm25|dense|hybrid)' "$LOGS/eval-search/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
 fi
-if has index; then
 
-for precision in $PRECISIONS; do
-  rm -rf "$WORK/index-$precision"
-  step "index-$precision" 180 "$BIN/hyrank" index --catalog "$DATA/corpus.jsonl" --index-dir "$WORK/index-$precision" \
-    --model-dir "$MODEL" --device "$DEV" --precision "$precision"
-  step "eval-search-$precision" 180 "$BIN/hyrank" eval search --data "$DATA" --split test \
-    --index-dir "$WORK/index-$precision" --out "$LOGS/eval-search-$precision" --model-dir "$MODEL" --device "$DEV" \
-    --configs default,dense
-  note "eval search $precision" "$(grep -E '^\| (default|dense)' "$LOGS/eval-search-$precision/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
-done
-fi
+# serve INDEX PORT NAME [ENV...]: a server with every cache off, ready when this returns.
+serve() {
+  local index=$1 port=$2 name=$3
+  shift 3
+  env "$@" "$BIN/hyrank-serve" --index-dir "$index" --model-dir "$MODEL" --device "$DEV" --bind "127.0.0.1:$port" \
+    --query-cache-entries 0 --response-cache-entries 0 --rerank-cache-entries 0 --watch-secs 0 --workers 4 \
+    --max-inflight 256 --rerank-queue 256 >"$LOGS/serve-$name.log" 2>&1 &
+  server=$!
+  python3 -c "
+import time, urllib.request
+for _ in range(240):
+    try:
+        urllib.request.urlopen('http://127.0.0.1:$port/readyz', timeout=2); break
+    except Exception:
+        time.sleep(0.5)"
+}
+stop_server() {
+  kill "$server" 2>/dev/null
+  wait "$server" 2>/dev/null
+  server=
+}
+# http NAME PORT DEPTH CONCURRENCY REQUESTS: bench/rerank_latency.py over SciFact's test queries.
+http() {
+  step "http-$1-top$3-c$4" 120 python3 bench/rerank_latency.py "http://127.0.0.1:$2" "$DATA/queries.jsonl" "$3" "$4" "$5" \
+    "$DATA/qrels/test.tsv"
+  note "HTTP $1: top $3, concurrency $4" "$(tail -2 "$LOGS/http-$1-top$3-c$4.log" | tr '\n' ' ' | cut -c1-220)"
+}
 
-# 5: train the reranker here, then rerank test.
+# 5: train the PreTTR reranker (the default shape: 128 item tokens, states precomputed) with
+# docs/EVAL.md's settings, then rerank test over the top 30 and the top 100, the item states on
+# the device (the default on a GPU) and, for comparison, on the host.
 if has rerank || has http; then
 step "train-reranker" "$TRAIN_LIMIT" "$BIN/hyrank" train-reranker --index-dir "$WORK/index" --model-dir "$MODEL" \
   --device "$DEV" --qrels "$TRAIN_QRELS" --queries "$TRAIN_QUERIES" --epochs "$EPOCHS" \
   --depth "$DEPTH" --mine-depth "$MINE" --frozen-layers 4 --hard-negatives 3 --random-negatives 1 \
-  --pair-tokens "$PAIR_TOKENS" --learning-rate 1e-4 --head-learning-rate 0.02
+  --pair-tokens 256 --prettr-item-tokens "$ITEM_TOKENS" --learning-rate 1e-4 --head-learning-rate 0.02
 grep -E 'reranker: ' "$LOGS/train-reranker.log" | sed 's/.*reranker: /reranker: /' | while read -r line; do note "train-reranker" "$line"; done
-note "train-reranker seconds" "$(grep -oE '"seconds": [0-9.]+' "$LOGS/train-reranker.log" | tail -1)"
 generation=$(cat "$WORK/index/CURRENT" 2>/dev/null)
 cp "$WORK/index/generations/$generation/manifest.json" "$OUT/reranker-manifest.json" 2>/dev/null
 cp "$WORK/index/generations/$generation/reranker.safetensors" "$OUT/" 2>/dev/null
-step "eval-rerank" 240 "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$WORK/index" \
-  --out "$LOGS/eval-rerank" --model-dir "$MODEL" --device "$DEV" \
-  --configs "default+rerank=off,default+reranker=trained"
-note "eval rerank (nDCG@10, p50)" "$(grep -E '^\| default' "$LOGS/eval-rerank/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
+for depth in "$DEPTH" 100; do
+  step "eval-rerank-top$depth" 180 "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$WORK/index" \
+    --out "$LOGS/eval-rerank-top$depth" --model-dir "$MODEL" --device "$DEV" --depth "$depth" \
+    --configs "default+rerank=off,default+reranker=trained"
+  note "eval rerank top $depth, states on the device (nDCG@10 .. p50 p99)" \
+    "$(grep -E '^\| default' "$LOGS/eval-rerank-top$depth/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
+done
+step "eval-rerank-top100-host" 180 env HYRANK_RERANK_STATES=host "$BIN/hyrank" eval search --data "$DATA" --split test \
+  --index-dir "$WORK/index" --out "$LOGS/eval-rerank-top100-host" --model-dir "$MODEL" --device "$DEV" --depth 100 \
+  --configs "default+reranker=trained"
+note "eval rerank top 100, states on the host" \
+  "$(grep -E '^\| default' "$LOGS/eval-rerank-top100-host/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
 fi
 
-# 6: over HTTP, caches off, the rerank worker batching concurrent requests.
+# 6: over HTTP, caches off, the rerank worker sharing passes across concurrent requests.
 if has http; then
-"$BIN/hyrank-serve" --index-dir "$WORK/index" --model-dir "$MODEL" --device "$DEV" --bind 127.0.0.1:8099 \
-  --query-cache-entries 0 --response-cache-entries 0 --rerank-cache-entries 0 --watch-secs 0 --workers 4 --max-inflight 256 \
-  --rerank-queue 256 >"$LOGS/serve.log" 2>&1 &
-server=$!
-python3 - <<'PY'
-import time, urllib.request
-for _ in range(240):
-    try:
-        urllib.request.urlopen("http://127.0.0.1:8099/readyz", timeout=2)
-        break
-    except Exception:
-        time.sleep(0.5)
-PY
-for depth in "$DEPTH" 100; do
-  for c in 1 16; do
-    n=$([ "$c" = 1 ] && echo "$REQUESTS_C1" || echo "$REQUESTS_C16")
-    step "http-rerank-top$depth-c$c" 180 python3 bench/rerank_latency.py http://127.0.0.1:8099 "$DATA/queries.jsonl" \
-      "$depth" "$c" "$n"
-    note "HTTP rerank top $depth, concurrency $c" "$(tail -3 "$LOGS/http-rerank-top$depth-c$c.log" | tr '\n' ' ' | cut -c1-200)"
-  done
-done
+serve "$WORK/index" 8099 device
+http device 8099 "$DEPTH" 1 "$REQUESTS_C1"
+http device 8099 100 1 "$REQUESTS_C1"
+http device 8099 100 16 "$REQUESTS_C16"
 python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8099/metrics").read().decode())' \
   | grep -E '^hyrank_(model|stage)' >"$LOGS/serve-metrics.txt"
-kill "$server" 2>/dev/null
-wait "$server" 2>/dev/null
-server=
+stop_server
+serve "$WORK/index" 8098 host HYRANK_RERANK_STATES=host
+http host 8098 100 1 "$REQUESTS_C1"
+http host 8098 100 16 "$REQUESTS_C16"
+stop_server
+serve "$WORK/index" 8097 pass256 HYRANK_RERANK_PASS_PAIRS=256
+http pass256 8097 100 16 "$REQUESTS_C16"
+stop_server
 fi
 
-# 7: the reranker's speed levers, each trained and measured alone: precision of the frozen
-# layers (the generation's), the pair's token window and PreTTR (precomputed item states, the
-# item's first N tokens). PRECISION-TOKENS[-pN] per variant.
+# 7: the same reranker trained over an f16 generation (frozen layers and stored states at f16
+# arithmetic; the trained layers stay f32), if the budget allows.
 if has variants; then
-for variant in ${VARIANTS:-f32-256-p128 f16-256-p128 f16-256-p64}; do
+for precision in ${VARIANTS:-f16}; do
   if [ $(($(date +%s) - STARTED)) -gt "$BUDGET_S" ]; then
-    note "variant $variant" "skipped: past BUDGET_S"
+    note "variant $precision" "skipped: past BUDGET_S"
     continue
   fi
-  # No -pN: the joint model (--prettr-item-tokens 0), not the CLI's PreTTR default.
-  IFS=- read -r precision tokens prettr <<<"$variant"
-  prettr_flag=(--prettr-item-tokens "${prettr:-p0}")
-  prettr_flag[1]=${prettr_flag[1]#p}
-  index=$WORK/index-variant-$variant
+  index=$WORK/index-$precision
   rm -rf "$index"
-  step "variant-$variant-index" 120 "$BIN/hyrank" index --catalog "$DATA/corpus.jsonl" --index-dir "$index" \
+  step "variant-$precision-index" 120 "$BIN/hyrank" index --catalog "$DATA/corpus.jsonl" --index-dir "$index" \
     --model-dir "$MODEL" --device "$DEV" --precision "$precision" || continue
-  step "variant-$variant-train" "$TRAIN_LIMIT" "$BIN/hyrank" train-reranker --index-dir "$index" --model-dir "$MODEL" \
+  step "variant-$precision-train" "$TRAIN_LIMIT" "$BIN/hyrank" train-reranker --index-dir "$index" --model-dir "$MODEL" \
     --device "$DEV" --qrels "$TRAIN_QRELS" --queries "$TRAIN_QUERIES" --epochs "$EPOCHS" --depth "$DEPTH" \
-    --mine-depth "$MINE" --frozen-layers 4 --hard-negatives 3 --random-negatives 1 --pair-tokens "$tokens" \
-    "${prettr_flag[@]}" --learning-rate 1e-4 --head-learning-rate 0.02 || continue
-  note "variant $variant train" "$(grep -E 'kept epoch' "$LOGS/variant-$variant-train.log" | sed 's/.*reranker: //' | cut -c1-200)"
-  # k = the trained depth, so the window is the top $DEPTH (eval's --depth is hits kept per query).
-  step "variant-$variant-eval" 180 "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$index" \
-    --out "$LOGS/variant-$variant-eval" --model-dir "$MODEL" --device "$DEV" --depth "$DEPTH" \
+    --mine-depth "$MINE" --frozen-layers 4 --hard-negatives 3 --random-negatives 1 --pair-tokens 256 \
+    --prettr-item-tokens "$ITEM_TOKENS" --learning-rate 1e-4 --head-learning-rate 0.02 || continue
+  note "variant $precision train" "$(grep -E 'kept epoch' "$LOGS/variant-$precision-train.log" | sed 's/.*reranker: //' | cut -c1-200)"
+  step "variant-$precision-eval" 180 "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$index" \
+    --out "$LOGS/variant-$precision-eval" --model-dir "$MODEL" --device "$DEV" --depth "$DEPTH" \
     --configs "default+rerank=off,default+reranker=trained"
-  note "variant $variant eval top $DEPTH (nDCG@10 .. p50 p99)" "$(grep -E '^\| default' "$LOGS/variant-$variant-eval/report.md" 2>/dev/null | cut -c1-120 | tr '\n' ' ')"
-  "$BIN/hyrank-serve" --index-dir "$index" --model-dir "$MODEL" --device "$DEV" --bind 127.0.0.1:8098 \
-    --query-cache-entries 0 --response-cache-entries 0 --rerank-cache-entries 0 --watch-secs 0 --workers 4 --max-inflight 256 \
-    --rerank-queue 256 >"$LOGS/variant-$variant-serve.log" 2>&1 &
-  server=$!
-  python3 -c '
-import time, urllib.request
-for _ in range(240):
-    try:
-        urllib.request.urlopen("http://127.0.0.1:8098/readyz", timeout=2); break
-    except Exception:
-        time.sleep(0.5)'
-  for spec in "$DEPTH 1 $REQUESTS_C1" "100 1 $REQUESTS_C1" "100 16 $REQUESTS_C16"; do
-    set -- $spec
-    step "variant-$variant-http-top$1-c$2" 120 python3 bench/rerank_latency.py http://127.0.0.1:8098 \
-      "$DATA/queries.jsonl" "$1" "$2" "$3"
-    note "variant $variant HTTP top $1 c$2" "$(tail -1 "$LOGS/variant-$variant-http-top$1-c$2.log" | cut -c1-200)"
-  done
-  kill "$server" 2>/dev/null
-  wait "$server" 2>/dev/null
-  server=
+  note "variant $precision eval top $DEPTH (nDCG@10 .. p50 p99)" "$(grep -E '^\| default' "$LOGS/variant-$precision-eval/report.md" 2>/dev/null | cut -c1-120 | tr '\n' ' ')"
+  serve "$index" 8096 "variant-$precision"
+  http "variant-$precision" 8096 100 1 "$REQUESTS_C1"
+  http "variant-$precision" 8096 100 16 "$REQUESTS_C16"
+  stop_server
 done
 fi
 

@@ -47,7 +47,7 @@ use crate::bert::{Encoder, Precision};
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
 use native::NativeScorer;
-use states::ItemStates;
+use states::{DeviceStates, ItemStates};
 
 /// Name of the head's tensors in `reranker.safetensors`.
 const HEAD: &str = "rerank_head";
@@ -135,6 +135,9 @@ pub struct CrossEncoder {
     item_tokens: Option<usize>,
     /// PreTTR's precomputed item side, once attached.
     states: Option<ItemStates>,
+    /// The same states copied to the accelerator the model runs on (never on a CPU, where
+    /// the mapped file is read in place).
+    device_states: Option<DeviceStates>,
     /// Width of a token's states.
     hidden: usize,
     upper: Vec<TrainableLayer>,
@@ -147,6 +150,26 @@ pub struct CrossEncoder {
     batch_size: usize,
     /// The file its trained weights came from (the base model's, before training), for errors.
     weights: PathBuf,
+}
+
+/// PreTTR pairs per forward pass on an accelerator: a top 100 in one pass (a pair is at most
+/// the query and `item_tokens` long), and a few requests' pairs in one when the rerank worker
+/// shares a pass.
+const GPU_PRETTR_PASS: usize = 128;
+
+/// Pairs per forward pass: as the embedder batches texts on a CPU and for a joint model (see
+/// `embed.rs` for why), [`GPU_PRETTR_PASS`] for PreTTR on an accelerator, where
+/// HYRANK_RERANK_PASS_PAIRS sets it instead (to measure, bench/gpu_run.sh).
+fn pass_pairs(device: &Device, item_tokens: Option<usize>) -> usize {
+    if device.is_cpu() {
+        return default_batch_size(device);
+    }
+    let set = std::env::var("HYRANK_RERANK_PASS_PAIRS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
+    match (set, item_tokens) {
+        (Some(pairs), _) => pairs,
+        (None, Some(_)) => GPU_PRETTR_PASS,
+        (None, None) => default_batch_size(device),
+    }
 }
 
 /// One BERT layer written with differentiable operations only.
@@ -295,13 +318,13 @@ impl CrossEncoder {
         let upper = (settings.frozen_layers..config.num_hidden_layers)
             .map(|i| TrainableLayer::load(vb.pp(format!("encoder.layer.{i}")), &config))
             .collect::<Result<Vec<_>>>()?;
-        // Pairs per forward pass, as the embedder batches texts (see `embed.rs` for why).
-        let batch_size = default_batch_size(&device);
+        let batch_size = pass_pairs(&device, item_tokens);
         Ok(CrossEncoder {
             lower,
             frozen_layers,
             item_tokens,
             states: None,
+            device_states: None,
             hidden: config.hidden_size,
             upper,
             head,

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::native;
-use super::states::{ItemStates, QuantizedStates, StatesHeader};
+use super::states::{DeviceStates, ItemStates, QuantizedStates, StatesHeader};
 use super::{CrossEncoder, FrozenPass, ItemText};
 use crate::error::{Error, Result};
 
@@ -41,6 +41,23 @@ impl CrossEncoder {
             || header.hidden != self.hidden
         {
             return Err(Error::invalid("item states", format!("{header:?} do not fit this reranker")));
+        }
+        // On an accelerator the states move there once, so that a request gathers its
+        // candidates' rows on the device (`frozen_gathered`). HYRANK_RERANK_STATES=host keeps
+        // them on the host, to compare the two (bench/gpu_run.sh).
+        self.device_states = None;
+        if !self.device.is_cpu() && std::env::var("HYRANK_RERANK_STATES").as_deref() != Ok("host") {
+            match states.to_device(&self.device) {
+                Ok(on_device) => {
+                    tracing::info!(
+                        mib = on_device.bytes() as f64 / (1 << 20) as f64,
+                        "reranker: item states copied to the device"
+                    );
+                    self.device_states = Some(on_device);
+                }
+                // Still computed on the device: only the copy per request stays on the host.
+                Err(e) => tracing::warn!(error = %e, "reranker: item states kept on the host"),
+            }
         }
         self.states = Some(states);
         Ok(())
@@ -116,17 +133,7 @@ impl CrossEncoder {
     /// PreTTR's two sides of every pair after the frozen layers, `(tokens, hidden)` row-major:
     /// each distinct query once, and each item from the attached states or computed.
     pub(super) fn sides(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<Sides> {
-        let mut distinct: Vec<&str> = Vec::new();
-        let query_of = pairs
-            .iter()
-            .map(|(query, _)| match distinct.iter().position(|q| q == query) {
-                Some(i) => i,
-                None => {
-                    distinct.push(query);
-                    distinct.len() - 1
-                }
-            })
-            .collect();
+        let (distinct, query_of) = distinct_queries(pairs);
         let queries = self.frozen_alone(&distinct)?;
         let mut items = vec![Vec::new(); pairs.len()];
         let mut missing = Vec::new();
@@ -151,6 +158,11 @@ impl CrossEncoder {
     /// [`CrossEncoder::frozen`] for PreTTR: each pair's query states then item states, padded
     /// to the longest pair.
     pub(super) fn frozen_prettr(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<FrozenPass> {
+        if let (Some(on_device), Some(states)) = (&self.device_states, &self.states) {
+            if let Some(pass) = self.frozen_gathered(pairs, states, on_device)? {
+                return Ok(pass);
+            }
+        }
         let sides = self.sides(pairs)?;
         let hidden = self.hidden;
         let lengths: Vec<(usize, usize)> = (0..pairs.len())
@@ -177,6 +189,84 @@ impl CrossEncoder {
             item_mask,
         })
     }
+}
+
+impl CrossEncoder {
+    /// [`CrossEncoder::frozen_prettr`] with every item's states gathered on the device from
+    /// `on_device`: what crosses from the host per batch is the queries' states and two `u32`
+    /// row indexes per position, not the items' floats. The result equals the host path's bit
+    /// for bit (a test). `None` when an item has no stored states (computed on the host then).
+    fn frozen_gathered(
+        &self,
+        pairs: &[(&str, ItemText<'_>)],
+        states: &ItemStates,
+        on_device: &DeviceStates,
+    ) -> Result<Option<FrozenPass>> {
+        let Some(spans) = pairs
+            .iter()
+            .map(|(_, item)| item.index.and_then(|index| states.token_span(index)))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        let (distinct, query_of) = distinct_queries(pairs);
+        let queries = self.frozen_alone(&distinct)?;
+        let hidden = self.hidden;
+        // The queries' states in one table, then a zero row for every position they do not fill.
+        let mut table = Vec::with_capacity(queries.iter().map(Vec::len).sum::<usize>() + hidden);
+        let mut first_row = Vec::with_capacity(queries.len());
+        for query in &queries {
+            first_row.push((table.len() / hidden) as u32);
+            table.extend_from_slice(query);
+        }
+        let query_pad = (table.len() / hidden) as u32;
+        table.resize(table.len() + hidden, 0.0);
+        let lengths: Vec<(usize, usize)> =
+            spans.iter().enumerate().map(|(i, span)| (queries[query_of[i]].len() / hidden, span.len())).collect();
+        let width = lengths.iter().map(|(q, d)| q + d).max().unwrap_or(0);
+        let rows = pairs.len();
+        let (mut query_rows, mut item_rows) = (vec![query_pad; rows * width], vec![on_device.pad_row(); rows * width]);
+        let (mut query_mask, mut item_mask) = (vec![0.0f32; rows * width], vec![0.0f32; rows * width]);
+        for (i, (&(q, d), span)) in lengths.iter().zip(&spans).enumerate() {
+            let at = i * width;
+            for (j, row) in query_rows[at..at + q].iter_mut().enumerate() {
+                *row = first_row[query_of[i]] + j as u32;
+            }
+            for (j, row) in item_rows[at + q..at + q + d].iter_mut().enumerate() {
+                *row = (span.start + j) as u32;
+            }
+            query_mask[at..at + q].fill(1.0);
+            item_mask[at + q..at + q + d].fill(1.0);
+        }
+        let device = &self.device;
+        let table = Tensor::from_vec(table, (query_pad as usize + 1, hidden), device)?;
+        let query_side = table.index_select(&Tensor::from_vec(query_rows, rows * width, device)?, 0)?;
+        let item_side = on_device.gather(&Tensor::from_vec(item_rows, rows * width, device)?)?;
+        let query_mask = Tensor::from_vec(query_mask, (rows, width), device)?;
+        let item_mask = Tensor::from_vec(item_mask, (rows, width), device)?;
+        Ok(Some(FrozenPass {
+            hidden: (query_side + item_side)?.reshape((rows, width, hidden))?,
+            mask: (&query_mask + &item_mask)?,
+            query_mask,
+            item_mask,
+        }))
+    }
+}
+
+/// The distinct queries of a batch of pairs, in first-seen order, and each pair's among them.
+fn distinct_queries<'a>(pairs: &[(&'a str, ItemText<'_>)]) -> (Vec<&'a str>, Vec<usize>) {
+    let mut distinct: Vec<&str> = Vec::new();
+    let query_of = pairs
+        .iter()
+        .map(|(query, _)| match distinct.iter().position(|q| q == query) {
+            Some(i) => i,
+            None => {
+                distinct.push(query);
+                distinct.len() - 1
+            }
+        })
+        .collect();
+    (distinct, query_of)
 }
 
 /// PreTTR's two sides of a batch of pairs after the frozen layers.
@@ -231,5 +321,36 @@ mod tests {
         other.item_tokens = 32;
         let (_, mut served) = trainer_and_served(&embedder, PRETTR);
         assert!(served.attach_states(ItemStates::from_items(other, computed).unwrap()).is_err());
+    }
+
+    /// The item states gathered where the model runs (a GPU's path) give the host path's frozen
+    /// pass bit for bit. Run on candle's CPU tensors, whose gather, cast and products are the
+    /// operations the CUDA path runs.
+    #[test]
+    fn states_gathered_on_the_device_equal_the_host_path() {
+        let embedder = embedder();
+        let texts = texts();
+        let (mut trainer, _) = trainer_and_served(&embedder, PRETTR);
+        let items: Vec<&str> = texts.iter().map(|(_, d)| d.as_str()).collect();
+        let header = trainer.states_header("sha", items.len()).unwrap();
+        let states = ItemStates::from_items(header, trainer.item_states(&items).unwrap()).unwrap();
+        let on_device = states.to_device(&Device::Cpu).unwrap();
+        trainer.attach_states(states).unwrap();
+        assert!(trainer.device_states.is_none(), "on a CPU the mapped file is read in place");
+        // Two queries interleaved, items out of catalog order and one twice, lengths 3 to 16.
+        let (a, b) = (texts[0].0.as_str(), texts[1].0.as_str());
+        let stored = |index: u32| ItemText { index: Some(index), text: "not read" };
+        let pairs = [(a, stored(1)), (b, stored(0)), (a, stored(2)), (b, stored(1))];
+        let host = trainer.frozen_prettr(&pairs).unwrap();
+        let gathered = trainer.frozen_gathered(&pairs, trainer.states.as_ref().unwrap(), &on_device).unwrap().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(host.hidden.dims(), gathered.hidden.dims());
+        assert_eq!(flat(&host.hidden), flat(&gathered.hidden));
+        assert_eq!(flat(&host.mask), flat(&gathered.mask));
+        assert_eq!(flat(&host.query_mask), flat(&gathered.query_mask));
+        assert_eq!(flat(&host.item_mask), flat(&gathered.item_mask));
+        // An item with no stored states is left to the host path.
+        let unstored = [(a, stored(0)), (b, ItemText::text("outside the catalog"))];
+        assert!(trainer.frozen_gathered(&unstored, trainer.states.as_ref().unwrap(), &on_device).unwrap().is_none());
     }
 }
