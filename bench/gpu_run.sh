@@ -78,8 +78,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 note gpu "$(head -1 "$LOGS/gpu.txt")"
 note cpu_cores "$(nproc)"
 
-# Which parts run (a rerun can pick a few): embed cpu shards index rerank http variants.
-SECTIONS=${SECTIONS:-embed cpu shards index rerank http variants}
+# Which parts run (a rerun can pick a few): embed cpu shards index rerank http profile variants.
+SECTIONS=${SECTIONS:-embed cpu shards index rerank http profile variants}
+# 1: also the item states on the host and a 256-pair pass, against the defaults.
+HOST_COMPARE=${HOST_COMPARE:-1}
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 STARTED=$(date +%s)
 # Stop starting new reranker variants after this many seconds, to end inside a device window.
@@ -232,10 +234,10 @@ for depth in "$DEPTH" 100; do
   note "eval rerank top $depth, states on the device (nDCG@10 .. p50 p99)" \
     "$(grep -E '^\| default' "$LOGS/eval-rerank-top$depth/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
 done
-step "eval-rerank-top100-host" 180 env HYRANK_RERANK_STATES=host "$BIN/hyrank" eval search --data "$DATA" --split test \
+[ "$HOST_COMPARE" = 1 ] && step "eval-rerank-top100-host" 180 env HYRANK_RERANK_STATES=host "$BIN/hyrank" eval search --data "$DATA" --split test \
   --index-dir "$WORK/index" --out "$LOGS/eval-rerank-top100-host" --model-dir "$MODEL" --device "$DEV" --depth 100 \
   --configs "default+reranker=trained"
-note "eval rerank top 100, states on the host" \
+[ "$HOST_COMPARE" = 1 ] && note "eval rerank top 100, states on the host" \
   "$(grep -E '^\| default' "$LOGS/eval-rerank-top100-host/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
 fi
 
@@ -248,12 +250,51 @@ http device 8099 100 16 "$REQUESTS_C16"
 python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8099/metrics").read().decode())' \
   | grep -E '^hyrank_(model|stage)' >"$LOGS/serve-metrics.txt"
 stop_server
-serve "$WORK/index" 8098 host HYRANK_RERANK_STATES=host
-http host 8098 100 1 "$REQUESTS_C1"
-http host 8098 100 16 "$REQUESTS_C16"
-stop_server
-serve "$WORK/index" 8097 pass256 HYRANK_RERANK_PASS_PAIRS=256
-http pass256 8097 100 16 "$REQUESTS_C16"
+if [ "$HOST_COMPARE" = 1 ]; then
+  serve "$WORK/index" 8098 host HYRANK_RERANK_STATES=host
+  http host 8098 100 1 "$REQUESTS_C1"
+  http host 8098 100 16 "$REQUESTS_C16"
+  stop_server
+  serve "$WORK/index" 8097 pass256 HYRANK_RERANK_PASS_PAIRS=256
+  http pass256 8097 100 16 "$REQUESTS_C16"
+  stop_server
+fi
+fi
+
+# 6b: where a top-100 pass goes (HYRANK_RERANK_PROFILE=1: the device synchronised at each
+# phase, median ms per phase over the test queries), and f32 products at TF32 (HYRANK_GPU_TF32=1:
+# relevance, in-process latency, HTTP).
+if has profile; then
+step "embed-$DEV-tf32" 120 env HYRANK_GPU_TF32=1 "$BIN/hyrank" check-model --model-dir "$MODEL" --device "$DEV" \
+  --batch-size "${BATCHES##* }" --golden fixtures/golden_embeddings.json --throughput-catalog "$DATA/corpus.jsonl"
+note "hyrank embed $DEV f32 at TF32" "$(grep -E 'items/s' "$LOGS/embed-$DEV-tf32.log" | tail -1)"
+note "hyrank parity $DEV f32 at TF32" "$(grep -iE 'worst cosine' "$LOGS/embed-$DEV-tf32.log" | tail -1)"
+for variant in f32 tf32; do
+  tf32=$([ "$variant" = tf32 ] && echo 1 || echo 0)
+  step "profile-$variant" 180 env HYRANK_RERANK_PROFILE=1 HYRANK_LOG=warn,hyrank_indexer=info,hyrank_rerank_profile=info HYRANK_GPU_TF32="$tf32" "$BIN/hyrank" eval search \
+    --data "$DATA" --split test --index-dir "$WORK/index" --out "$LOGS/profile-$variant" --model-dir "$MODEL" \
+    --device "$DEV" --depth 100 --configs "default+reranker=trained"
+  note "profile $variant, top 100: median ms per phase" "$(python3 - "$LOGS/profile-$variant.log" <<'PY'
+import re, statistics, sys
+phases = {}
+for line in open(sys.argv[1]):
+    m = re.search(r'hyrank_rerank_profile: phase="?([^"=]+?)"? pairs=(\d+) tokens=(\d+) ms=([\d.]+)', line)
+    if m:
+        phases.setdefault(m.group(1), []).append((float(m.group(4)), int(m.group(2)), int(m.group(3))))
+print("; ".join(f"{k} {statistics.median(v[0] for v in vs):.2f} ms (n {len(vs)}, pairs {statistics.median(v[1] for v in vs):.0f}, tokens {statistics.median(v[2] for v in vs):.0f})"
+                for k, vs in phases.items()))
+PY
+)"
+done
+step "eval-rerank-top100-tf32" 180 env HYRANK_GPU_TF32=1 "$BIN/hyrank" eval search --data "$DATA" --split test \
+  --index-dir "$WORK/index" --out "$LOGS/eval-rerank-top100-tf32" --model-dir "$MODEL" --device "$DEV" --depth 100 \
+  --configs "default+rerank=off,default+reranker=trained"
+note "eval rerank top 100, TF32" \
+  "$(grep -E '^\| default' "$LOGS/eval-rerank-top100-tf32/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
+serve "$WORK/index" 8095 tf32 HYRANK_GPU_TF32=1
+http tf32 8095 "$DEPTH" 1 "$REQUESTS_C1"
+http tf32 8095 100 1 "$REQUESTS_C1"
+http tf32 8095 100 16 "$REQUESTS_C16"
 stop_server
 fi
 

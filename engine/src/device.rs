@@ -71,6 +71,12 @@ impl DeviceChoice {
 
 #[cfg(feature = "cuda")]
 fn cuda_device(ordinal: usize) -> Result<candle_core::Device> {
+    // TF32 products for f32 (10-bit mantissas, f32 sums) on every cuBLAS call of the process:
+    // a measurement switch (bench/gpu_run.sh), off by default as in PyTorch.
+    if std::env::var("HYRANK_GPU_TF32").as_deref() == Ok("1") {
+        tracing::warn!("HYRANK_GPU_TF32=1: f32 matrix products at TF32");
+        candle_core::cuda::set_gemm_reduced_precision_f32(true);
+    }
     candle_core::Device::new_cuda(ordinal)
         .map_err(|e| Error::DeviceUnavailable { requested: format!("cuda:{ordinal}"), reason: e.to_string() })
 }

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 mod native;
+mod profile;
 mod prettr;
 pub mod states;
 
@@ -47,6 +48,7 @@ use crate::bert::{Encoder, Precision};
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
 use native::NativeScorer;
+use profile::Phases;
 use states::{DeviceStates, ItemStates};
 
 /// Name of the head's tensors in `reranker.safetensors`.
@@ -145,6 +147,8 @@ pub struct CrossEncoder {
     /// The trained layers and head on hyrank's CPU kernels, when the frozen part runs on them
     /// and the model is not being trained: how it scores at f32 on a CPU.
     native: Option<NativeScorer>,
+    /// Loaded to score, not to train: candle's layers then run with fused kernels.
+    scoring: bool,
     tokenizer: Tokenizer,
     device: Device,
     batch_size: usize,
@@ -210,7 +214,9 @@ impl TrainableLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor, additive_mask: &Tensor) -> Result<Tensor> {
+    /// One layer over `x` (`(pairs, tokens, hidden)`). `fused`: candle's one-kernel softmax
+    /// and layer norm, which have no backward pass: for scoring, never for training.
+    fn forward(&self, x: &Tensor, additive_mask: &Tensor, fused: bool) -> Result<Tensor> {
         let (batch, tokens, hidden) = x.dims3()?;
         let head_dim = hidden / self.heads;
         let split = |t: Tensor| -> Result<Tensor> {
@@ -220,9 +226,19 @@ impl TrainableLayer {
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (head_dim as f64).sqrt())?.broadcast_add(additive_mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = if fused {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        } else {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        };
         let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch, tokens, hidden))?;
-        let norm = |t: &Tensor, (w, b): &(Tensor, Tensor)| candle_nn::ops::layer_norm_slow(t, w, b, self.eps);
+        let norm = |t: &Tensor, (w, b): &(Tensor, Tensor)| {
+            if fused {
+                candle_nn::ops::layer_norm(&t.contiguous()?, w, b, self.eps)
+            } else {
+                candle_nn::ops::layer_norm_slow(t, w, b, self.eps)
+            }
+        };
         let attended = norm(&(self.attention_out.forward(&context)? + x)?, &self.attention_norm)?;
         let inner = self.intermediate.forward(&attended)?.gelu_erf()?;
         Ok(norm(&(self.output.forward(&inner)? + &attended)?, &self.output_norm)?)
@@ -329,6 +345,7 @@ impl CrossEncoder {
             upper,
             head,
             native,
+            scoring: inference.is_some(),
             tokenizer,
             device,
             batch_size,
@@ -493,8 +510,11 @@ impl CrossEncoder {
         let additive =
             ((frozen.mask.ones_like()? - &frozen.mask)? * f64::from(f32::MIN))?.unsqueeze(1)?.unsqueeze(1)?;
         let mut hidden = frozen.hidden.clone();
+        let mut phases = Phases::start(&self.device)?;
+        let (pairs, tokens) = (hidden.dim(0)?, hidden.dim(1)?);
         for layer in &self.upper {
-            hidden = layer.forward(&hidden, &additive)?;
+            hidden = layer.forward(&hidden, &additive, self.scoring)?;
+            phases.mark("trained layer", pairs, tokens)?;
         }
         // Each side's tokens, mean-pooled and L2-normalised as sentence-transformers pools
         // MiniLM, but read from the pair's last layer, where every token has attended to both.
@@ -505,7 +525,9 @@ impl CrossEncoder {
             Ok(mean.broadcast_div(&norm)?)
         };
         let matched = (pool(&frozen.query_mask)? * pool(&frozen.item_mask)?)?;
-        Ok(self.head.forward(&matched)?.squeeze(D::Minus1)?)
+        let logits = self.head.forward(&matched)?.squeeze(D::Minus1)?;
+        phases.mark("pool and head", pairs, tokens)?;
+        Ok(logits)
     }
 
     /// The logit of every item against one query, in batches.
@@ -575,6 +597,23 @@ pub(super) mod tests {
 
     pub(super) fn close(a: &[f32], b: &[f32], tolerance: f32) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < tolerance * (1.0 + y.abs()))
+    }
+
+    /// A loaded model's layers run candle's fused softmax and layer norm (what a GPU serves
+    /// with); the trainer's, the differentiable ones: the same logits on the same frozen pass.
+    #[test]
+    fn fused_scoring_layers_match_the_differentiable_ones() {
+        let embedder = embedder();
+        let pairs: Vec<(String, String)> = texts();
+        let pairs: Vec<(&str, ItemText<'_>)> = pairs.iter().map(|(q, d)| (q.as_str(), ItemText::text(d))).collect();
+        for shape in [CrossEncoderSettings::JOINT, PRETTR] {
+            let (trainer, served) = trainer_and_served(&embedder, shape);
+            assert!(served.scoring && !trainer.scoring);
+            let frozen = trainer.frozen(&pairs).unwrap();
+            let fused = served.logits(&frozen).unwrap().to_vec1::<f32>().unwrap();
+            let differentiable = trainer.logits(&frozen).unwrap().to_vec1::<f32>().unwrap();
+            assert!(close(&fused, &differentiable, 1e-4), "{shape:?}: {fused:?} vs {differentiable:?}");
+        }
     }
 
     /// The trained model scored on hyrank's CPU kernels (how a loaded reranker serves) and on

@@ -163,7 +163,9 @@ impl CrossEncoder {
                 return Ok(pass);
             }
         }
+        let mut phases = super::Phases::start(&self.device)?;
         let sides = self.sides(pairs)?;
+        phases.mark("sides on the host", pairs.len(), 0)?;
         let hidden = self.hidden;
         let lengths: Vec<(usize, usize)> = (0..pairs.len())
             .map(|i| (sides.queries[sides.query_of[i]].len() / hidden, sides.items[i].len() / hidden))
@@ -182,12 +184,14 @@ impl CrossEncoder {
         let tensor = |data: Vec<f32>, shape: &[usize]| Tensor::from_vec(data, shape, &self.device);
         let query_mask = tensor(query_mask, &[rows, width])?;
         let item_mask = tensor(item_mask, &[rows, width])?;
-        Ok(FrozenPass {
+        let pass = FrozenPass {
             hidden: tensor(states, &[rows, width, hidden])?,
             mask: (&query_mask + &item_mask)?,
             query_mask,
             item_mask,
-        })
+        };
+        phases.mark("copy to the device", rows, width)?;
+        Ok(pass)
     }
 }
 
@@ -209,8 +213,10 @@ impl CrossEncoder {
         else {
             return Ok(None);
         };
+        let mut phases = super::Phases::start(&self.device)?;
         let (distinct, query_of) = distinct_queries(pairs);
         let queries = self.frozen_alone(&distinct)?;
+        phases.mark("query frozen pass", distinct.len(), queries.iter().map(Vec::len).sum::<usize>() / self.hidden)?;
         let hidden = self.hidden;
         // The queries' states in one table, then a zero row for every position they do not fill.
         let mut table = Vec::with_capacity(queries.iter().map(Vec::len).sum::<usize>() + hidden);
@@ -244,12 +250,14 @@ impl CrossEncoder {
         let item_side = on_device.gather(&Tensor::from_vec(item_rows, rows * width, device)?)?;
         let query_mask = Tensor::from_vec(query_mask, (rows, width), device)?;
         let item_mask = Tensor::from_vec(item_mask, (rows, width), device)?;
-        Ok(Some(FrozenPass {
+        let pass = FrozenPass {
             hidden: (query_side + item_side)?.reshape((rows, width, hidden))?,
             mask: (&query_mask + &item_mask)?,
             query_mask,
             item_mask,
-        }))
+        };
+        phases.mark("gather states", rows, width)?;
+        Ok(Some(pass))
     }
 }
 
