@@ -78,8 +78,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 note gpu "$(head -1 "$LOGS/gpu.txt")"
 note cpu_cores "$(nproc)"
 
-# Which parts run (a rerun can pick a few): embed cpu shards index rerank http profile variants.
-SECTIONS=${SECTIONS:-embed cpu shards index rerank http profile variants}
+# Which parts run (a rerun can pick a few): embed cpu shards index rerank http profile halves variants.
+SECTIONS=${SECTIONS:-embed cpu shards index rerank http profile halves variants}
 # 1: also the item states on the host and a 256-pair pass, against the defaults.
 HOST_COMPARE=${HOST_COMPARE:-1}
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
@@ -295,6 +295,46 @@ serve "$WORK/index" 8095 tf32 HYRANK_GPU_TF32=1
 http tf32 8095 "$DEPTH" 1 "$REQUESTS_C1"
 http tf32 8095 100 1 "$REQUESTS_C1"
 http tf32 8095 100 16 "$REQUESTS_C16"
+stop_server
+fi
+
+# 6c: the trained layers at f16 and bf16 on the GPU (`--rerank-precision`, a serving choice: the
+# frozen query pass stays at the generation's f32), alone and with TF32 for the f32 products left.
+if has halves; then
+evalq() { # NAME DEPTH LAYERS ENV... : eval of the trained reranker over the top DEPTH, its layers at LAYERS
+  local name=$1 depth=$2 layers=$3
+  shift 3
+  step "eval-$name" 180 env "$@" "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$WORK/index" \
+    --out "$LOGS/eval-$name" --model-dir "$MODEL" --device "$DEV" --depth "$depth" --configs "default+reranker=trained" \
+    --rerank-precision "$layers"
+  note "eval $name, top $depth (nDCG@10 .. p50 p99)" \
+    "$(grep -E '^\| default' "$LOGS/eval-$name/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
+}
+evalq layers-f16 100 f16 HYRANK_GPU_TF32=0
+evalq layers-bf16 100 bf16 HYRANK_GPU_TF32=0
+evalq layers-f16-tf32 100 f16 HYRANK_GPU_TF32=1
+evalq layers-f16-tf32-top30 "$DEPTH" f16 HYRANK_GPU_TF32=1
+step "profile-f16" 180 env HYRANK_RERANK_PROFILE=1 HYRANK_LOG=warn,hyrank_indexer=info,hyrank_rerank_profile=info \
+  "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$WORK/index" --rerank-precision f16 \
+  --out "$LOGS/profile-f16" --model-dir "$MODEL" --device "$DEV" --depth 100 --configs "default+reranker=trained"
+note "profile f16 layers, top 100: median ms per phase" "$(python3 - "$LOGS/profile-f16.log" <<'PY'
+import re, statistics, sys
+phases = {}
+for line in open(sys.argv[1]):
+    m = re.search(r'hyrank_rerank_profile: phase="?([^"=]+?)"? pairs=(\d+) tokens=(\d+) ms=([\d.]+)', line)
+    if m:
+        phases.setdefault(m.group(1), []).append(float(m.group(4)))
+print("; ".join(f"{k} {statistics.median(vs):.2f} ms (n {len(vs)})" for k, vs in phases.items()))
+PY
+)"
+serve "$WORK/index" 8094 f16-tf32 HYRANK_RERANK_PRECISION=f16 HYRANK_GPU_TF32=1
+http f16-tf32 8094 "$DEPTH" 1 "$REQUESTS_C1"
+http f16-tf32 8094 100 1 "$REQUESTS_C1"
+http f16-tf32 8094 100 16 "$REQUESTS_C16"
+stop_server
+serve "$WORK/index" 8093 f16 HYRANK_RERANK_PRECISION=f16
+http f16 8093 100 1 "$REQUESTS_C1"
+http f16 8093 100 16 "$REQUESTS_C16"
 stop_server
 fi
 

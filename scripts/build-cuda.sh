@@ -106,7 +106,7 @@ export PATH=$CUDA_HOME_DIR/bin:$PATH
 # Self-test: nvcc must report 13.0 and produce sm_90 PTX (cicc + crt headers) and an sm_90a
 # object (cudafe++, host gcc, ptxas, fatbinary): candle-kernels needs both kinds of output.
 nvcc --version | tail -2
-nvcc --version | grep -q 'release 13\.0,' || die "nvcc is not CUDA 13.0"
+grep -q 'release 13\.0,' <<<"$(nvcc --version)" || die "nvcc is not CUDA 13.0"
 selftest=$(mktemp -d)
 cat >"$selftest/t.cu" <<'CU'
 #include <cuda_fp16.h>
@@ -255,7 +255,10 @@ done
 # runtime (0.7 MB) beside the binaries, where their RUNPATH ($ORIGIN) finds it.
 files=(hyrank hyrank-serve)
 rm -f "$OUTBIN/libcudart.so.13"
-if readelf -d "$OUTBIN/hyrank" "$OUTBIN/hyrank-serve" | grep -q 'NEEDED.*\[libcudart\.so\.13\]'; then
+# Read the whole listing first: `readelf | grep -q` under pipefail fails whenever grep exits
+# before readelf has written everything (SIGPIPE), and the bundle then ships without the runtime.
+needed=$(readelf -d "$OUTBIN/hyrank" "$OUTBIN/hyrank-serve")
+if grep -q 'NEEDED.*\[libcudart\.so\.13\]' <<<"$needed"; then
   install -m 644 "$CUDA_HOME_DIR/lib/libcudart.so.13" "$OUTBIN/libcudart.so.13"
   files+=(libcudart.so.13)
 fi

@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
 mod native;
-mod profile;
 mod prettr;
+mod profile;
 pub mod states;
 
 use crate::bert::{Encoder, Precision};
@@ -149,6 +149,9 @@ pub struct CrossEncoder {
     native: Option<NativeScorer>,
     /// Loaded to score, not to train: candle's layers then run with fused kernels.
     scoring: bool,
+    /// What candle's trained layers compute in (f16 or bf16 when a GPU serves them so; the
+    /// pooling and head stay f32).
+    layers_dtype: DType,
     tokenizer: Tokenizer,
     device: Device,
     batch_size: usize,
@@ -211,6 +214,27 @@ impl TrainableLayer {
             output_norm: norm(vb.pp("output.LayerNorm"))?,
             heads: config.num_attention_heads,
             eps: config.layer_norm_eps as f32,
+        })
+    }
+
+    /// The same layer with its weights in `dtype`.
+    fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        let linear = |l: &Linear| -> Result<Linear> {
+            Ok(Linear::new(l.weight().to_dtype(dtype)?, l.bias().map(|b| b.to_dtype(dtype)).transpose()?))
+        };
+        let norm =
+            |(w, b): &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> { Ok((w.to_dtype(dtype)?, b.to_dtype(dtype)?)) };
+        Ok(TrainableLayer {
+            query: linear(&self.query)?,
+            key: linear(&self.key)?,
+            value: linear(&self.value)?,
+            attention_out: linear(&self.attention_out)?,
+            attention_norm: norm(&self.attention_norm)?,
+            intermediate: linear(&self.intermediate)?,
+            output: linear(&self.output)?,
+            output_norm: norm(&self.output_norm)?,
+            heads: self.heads,
+            eps: self.eps,
         })
     }
 
@@ -317,23 +341,32 @@ impl CrossEncoder {
                 })?;
                 Some(NativeScorer::load(&tensors, &config, frozen_layers, &head, &weights, format)?)
             }
-            (None, Some(layers)) if layers != Precision::F32 => {
+            // candle's layers (a GPU's) run f16 and bf16 themselves.
+            (None, Some(Precision::F32 | Precision::F16 | Precision::Bf16)) | (None, None) => None,
+            (None, Some(layers)) => {
                 return Err(Error::invalid(
                     "rerank_precision",
                     format!(
                         "{layers} trained layers run on hyrank's CPU kernels, which this generation's \
-                         encoder does not use ({} on {:?}); leave it at f32",
+                         encoder does not use ({} on {:?}); use f32, f16 or bf16",
                         lower.precision(),
                         device
                     ),
                 ))
             }
-            _ => None,
+            (Some(_), None) => None,
         };
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let upper = (settings.frozen_layers..config.num_hidden_layers)
+        let mut upper = (settings.frozen_layers..config.num_hidden_layers)
             .map(|i| TrainableLayer::load(vb.pp(format!("encoder.layer.{i}")), &config))
             .collect::<Result<Vec<_>>>()?;
+        let layers_dtype = match (&native, inference) {
+            (None, Some(layers)) => layers.activations(),
+            _ => DType::F32,
+        };
+        if layers_dtype != DType::F32 {
+            upper = upper.iter().map(|layer| layer.to_dtype(layers_dtype)).collect::<Result<_>>()?;
+        }
         let batch_size = pass_pairs(&device, item_tokens);
         Ok(CrossEncoder {
             lower,
@@ -346,6 +379,7 @@ impl CrossEncoder {
             head,
             native,
             scoring: inference.is_some(),
+            layers_dtype,
             tokenizer,
             device,
             batch_size,
@@ -507,15 +541,20 @@ impl CrossEncoder {
     /// item's pooled, normalised token states. One logit per pair, shape `(pairs,)`.
     pub fn logits(&self, frozen: &FrozenPass) -> Result<Tensor> {
         // BERT's additive mask: 0 where attended, the most negative float where padded.
-        let additive =
-            ((frozen.mask.ones_like()? - &frozen.mask)? * f64::from(f32::MIN))?.unsqueeze(1)?.unsqueeze(1)?;
-        let mut hidden = frozen.hidden.clone();
+        // In f16 the most negative f32 would be -inf: -65504, f16's own, is as good a "never".
+        let padded = if self.layers_dtype == DType::F32 { f64::from(f32::MIN) } else { -65504.0 };
+        let additive = ((frozen.mask.ones_like()? - &frozen.mask)? * padded)?
+            .to_dtype(self.layers_dtype)?
+            .unsqueeze(1)?
+            .unsqueeze(1)?;
+        let mut hidden = frozen.hidden.to_dtype(self.layers_dtype)?;
         let mut phases = Phases::start(&self.device)?;
         let (pairs, tokens) = (hidden.dim(0)?, hidden.dim(1)?);
         for layer in &self.upper {
             hidden = layer.forward(&hidden, &additive, self.scoring)?;
             phases.mark("trained layer", pairs, tokens)?;
         }
+        let hidden = hidden.to_dtype(DType::F32)?;
         // Each side's tokens, mean-pooled and L2-normalised as sentence-transformers pools
         // MiniLM, but read from the pair's last layer, where every token has attended to both.
         let pool = |mask: &Tensor| -> Result<Tensor> {
@@ -661,5 +700,28 @@ pub(super) mod tests {
         }
         let err = at(Precision::Bf16).err().expect("bf16 refused").to_string();
         assert!(err.contains("rerank_precision") && err.contains("bf16"), "{err}");
+    }
+
+    /// candle's trained layers at f16 and bf16 (how a GPU serves `--rerank-precision f16|bf16`)
+    /// score close to f32 on the same frozen pass; padding stays masked in half precision.
+    #[test]
+    fn half_precision_candle_layers_stay_close_to_f32() {
+        let embedder = embedder();
+        let texts = texts();
+        let pairs: Vec<(&str, ItemText<'_>)> = texts.iter().map(|(q, d)| (q.as_str(), ItemText::text(d))).collect();
+        let (_, vars) = CrossEncoder::for_training(&embedder, PRETTR, 7).unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        CrossEncoder::save(&vars, file.path()).unwrap();
+        let reference = CrossEncoder::load_at(&embedder, file.path(), PRETTR, Precision::F32).unwrap();
+        let frozen = reference.frozen(&pairs).unwrap();
+        let want = reference.logits(&frozen).unwrap().to_vec1::<f32>().unwrap();
+        for (dtype, tolerance) in [(DType::F16, 1e-2), (DType::BF16, 5e-2)] {
+            let mut half = CrossEncoder::load_at(&embedder, file.path(), PRETTR, Precision::F32).unwrap();
+            half.upper = half.upper.iter().map(|layer| layer.to_dtype(dtype).unwrap()).collect();
+            half.layers_dtype = dtype;
+            let got = half.logits(&frozen).unwrap().to_vec1::<f32>().unwrap();
+            assert!(got.iter().all(|v| v.is_finite()), "{dtype:?}: {got:?}");
+            assert!(close(&got, &want, tolerance), "{dtype:?}: {got:?} vs f32 {want:?}");
+        }
     }
 }

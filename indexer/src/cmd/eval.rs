@@ -140,9 +140,9 @@ pub(crate) struct EvalSearchArgs {
     #[arg(long, default_value_t = 1000)]
     pub(crate) candidates: usize,
     /// Number format of the trained reranker's layers: f32, f16 or int8 (8-bit weights and
-    /// 8-bit inputs; w8a8 is the same here), on hyrank's CPU kernels (the frozen layers stay at the generation's
-    /// precision) [default: int8 where the generation's encoder runs on those kernels, f32
-    /// elsewhere].
+    /// 8-bit inputs; w8a8 is the same here) on hyrank's CPU kernels; f32, f16 or bf16 on a GPU
+    /// (the frozen layers stay at the generation's precision) [default: int8 where the
+    /// generation's encoder runs on hyrank's CPU kernels, f32 elsewhere].
     #[arg(long)]
     pub(crate) rerank_precision: Option<String>,
     #[command(flatten)]
