@@ -63,6 +63,10 @@ pub mod defaults {
     /// int8. On SciFact, PreTTR top 30, same session (docs/EVAL.md): train split nDCG@10
     /// 0.8149 at f32 and at int8 (4 queries better, 4 worse), p50 217 → 143 ms.
     pub const RERANK_PRECISION: crate::Precision = crate::Precision::Int8;
+    /// The trained reranker layers' number format on a GPU: f16. On one H200, SciFact PreTTR
+    /// top 100, same run (docs/EVAL.md, 2026-12-04): test nDCG@10 0.7746 at f32 and at f16,
+    /// in-process p50 15.9 → 12.4 ms. (A speed choice checked on test, not tuned there.)
+    pub const GPU_RERANK_PRECISION: crate::Precision = crate::Precision::F16;
 
     /// Search fuses linearly by default. Tuned on SciFact's *train* judgments (809 queries;
     /// docs/EVAL.md): linear fusion of min-max-normalised BM25 and dense scores gave nDCG@10

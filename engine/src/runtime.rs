@@ -54,17 +54,20 @@ pub struct RuntimeSettings {
     /// is int8's format there; see
     /// [`crate::CrossEncoder::load_at`]). A serving choice: nothing stored depends on it.
     /// `None`: [`defaults::RERANK_PRECISION`] where the generation's encoder runs on hyrank's
-    /// CPU kernels, f32 elsewhere; a precision asked for where it cannot run is refused.
+    /// CPU kernels, [`defaults::GPU_RERANK_PRECISION`] on a GPU, f32 elsewhere (candle's CPU
+    /// layers); a precision asked for where it cannot run is refused.
     pub rerank_precision: Option<Precision>,
 }
 
 impl RuntimeSettings {
     /// The number format the trained reranker layers run at beside `embedder`: the one asked
     /// for, else [`defaults::RERANK_PRECISION`] where `embedder` runs on hyrank's CPU kernels,
-    /// else f32.
+    /// [`defaults::GPU_RERANK_PRECISION`] on a GPU, else f32.
     pub fn rerank_layers(&self, embedder: &Embedder) -> Precision {
         self.rerank_precision.unwrap_or(if embedder.encoder().on_cpu_kernels() {
             defaults::RERANK_PRECISION
+        } else if !embedder.device().is_cpu() {
+            defaults::GPU_RERANK_PRECISION
         } else {
             Precision::F32
         })

@@ -142,7 +142,7 @@ pub(crate) struct EvalSearchArgs {
     /// Number format of the trained reranker's layers: f32, f16 or int8 (8-bit weights and
     /// 8-bit inputs; w8a8 is the same here) on hyrank's CPU kernels; f32, f16 or bf16 on a GPU
     /// (the frozen layers stay at the generation's precision) [default: int8 where the
-    /// generation's encoder runs on hyrank's CPU kernels, f32 elsewhere].
+    /// generation's encoder runs on hyrank's CPU kernels, f16 on a GPU, f32 elsewhere].
     #[arg(long)]
     pub(crate) rerank_precision: Option<String>,
     #[command(flatten)]
