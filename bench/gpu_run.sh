@@ -261,7 +261,7 @@ if [ "$HOST_COMPARE" = 1 ]; then
 fi
 fi
 
-# 6b: where a top-100 pass goes (HYRANK_RERANK_PROFILE=1: the device synchronised at each
+# 6b (the trained layers at f32 here; the GPU default is f16, section 6c): where a top-100 pass goes (HYRANK_RERANK_PROFILE=1: the device synchronised at each
 # phase, median ms per phase over the test queries), and f32 products at TF32 (HYRANK_GPU_TF32=1:
 # relevance, in-process latency, HTTP).
 if has profile; then
@@ -273,7 +273,7 @@ for variant in f32 tf32; do
   tf32=$([ "$variant" = tf32 ] && echo 1 || echo 0)
   step "profile-$variant" 180 env HYRANK_RERANK_PROFILE=1 HYRANK_LOG=warn,hyrank_indexer=info,hyrank_rerank_profile=info HYRANK_GPU_TF32="$tf32" "$BIN/hyrank" eval search \
     --data "$DATA" --split test --index-dir "$WORK/index" --out "$LOGS/profile-$variant" --model-dir "$MODEL" \
-    --device "$DEV" --depth 100 --configs "default+reranker=trained"
+    --device "$DEV" --depth 100 --configs "default+reranker=trained" --rerank-precision f32
   note "profile $variant, top 100: median ms per phase" "$(python3 - "$LOGS/profile-$variant.log" <<'PY'
 import re, statistics, sys
 phases = {}
@@ -288,10 +288,10 @@ PY
 done
 step "eval-rerank-top100-tf32" 180 env HYRANK_GPU_TF32=1 "$BIN/hyrank" eval search --data "$DATA" --split test \
   --index-dir "$WORK/index" --out "$LOGS/eval-rerank-top100-tf32" --model-dir "$MODEL" --device "$DEV" --depth 100 \
-  --configs "default+rerank=off,default+reranker=trained"
+  --configs "default+rerank=off,default+reranker=trained" --rerank-precision f32
 note "eval rerank top 100, TF32" \
   "$(grep -E '^\| default' "$LOGS/eval-rerank-top100-tf32/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
-serve "$WORK/index" 8095 tf32 HYRANK_GPU_TF32=1
+serve "$WORK/index" 8095 tf32 HYRANK_GPU_TF32=1 HYRANK_RERANK_PRECISION=f32
 http tf32 8095 "$DEPTH" 1 "$REQUESTS_C1"
 http tf32 8095 100 1 "$REQUESTS_C1"
 http tf32 8095 100 16 "$REQUESTS_C16"
@@ -310,6 +310,7 @@ evalq() { # NAME DEPTH LAYERS ENV... : eval of the trained reranker over the top
   note "eval $name, top $depth (nDCG@10 .. p50 p99)" \
     "$(grep -E '^\| default' "$LOGS/eval-$name/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
 }
+evalq layers-f32 100 f32 HYRANK_GPU_TF32=0
 evalq layers-f16 100 f16 HYRANK_GPU_TF32=0
 evalq layers-bf16 100 bf16 HYRANK_GPU_TF32=0
 evalq layers-f16-tf32 100 f16 HYRANK_GPU_TF32=1

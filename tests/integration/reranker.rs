@@ -170,11 +170,13 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
     // The stored logits are the ones computing each item's side from its text gives.
     let layers = hyrank_engine::RuntimeSettings::default().rerank_layers(engine.embedder());
     let model = CrossEncoder::load_at(engine.embedder(), &summary.dir.join(&entry.file), entry.shape, layers).unwrap();
+    // A GPU's default f16 layers score a pair alone and padded in a batch a little apart.
+    let tolerance = if engine.embedder().device().is_cpu() { 1e-4 } else { 2e-2 };
     for hit in &served.hits {
         let text = engine.item(&hit.id).unwrap().content();
         let fresh = model.score(query, &[ItemText::text(&text)]).unwrap()[0];
         let stored = hit.breakdown.rerank.as_ref().unwrap().raw_score;
-        assert!((fresh - stored).abs() < 1e-4 * (1.0 + fresh.abs()), "{}: {fresh} vs {stored}", hit.id);
+        assert!((fresh - stored).abs() < tolerance * (1.0 + fresh.abs()), "{}: {fresh} vs {stored}", hit.id);
     }
 
     // Another reranker published and swapped in: the cached logits of the first are not read

@@ -164,9 +164,10 @@ pub struct CrossEncoder {
 /// shares a pass.
 const GPU_PRETTR_PASS: usize = 128;
 
-/// Pairs per forward pass: as the embedder batches texts on a CPU and for a joint model (see
-/// `embed.rs` for why), [`GPU_PRETTR_PASS`] for PreTTR on an accelerator, where
-/// HYRANK_RERANK_PASS_PAIRS sets it instead (to measure, bench/gpu_run.sh).
+/// Pairs (or texts, for the item states and validation) per forward pass: as the embedder
+/// batches texts on a CPU and for a joint model (see `embed.rs` for why), [`GPU_PRETTR_PASS`]
+/// for PreTTR on an accelerator; on an accelerator HYRANK_RERANK_PASS_PAIRS sets it for
+/// either shape instead (to measure, bench/gpu_run.sh).
 fn pass_pairs(device: &Device, item_tokens: Option<usize>) -> usize {
     if device.is_cpu() {
         return default_batch_size(device);
@@ -341,14 +342,16 @@ impl CrossEncoder {
                 })?;
                 Some(NativeScorer::load(&tensors, &config, frozen_layers, &head, &weights, format)?)
             }
-            // candle's layers (a GPU's) run f16 and bf16 themselves.
-            (None, Some(Precision::F32 | Precision::F16 | Precision::Bf16)) | (None, None) => None,
+            (None, Some(Precision::F32)) | (None, None) => None,
+            // On a GPU candle's layers run f16 and bf16 on its tensor cores; on a CPU
+            // (`HYRANK_CPU_KERNELS=candle`, for comparisons) they would only be slower.
+            (None, Some(Precision::F16 | Precision::Bf16)) if !device.is_cpu() => None,
             (None, Some(layers)) => {
                 return Err(Error::invalid(
                     "rerank_precision",
                     format!(
-                        "{layers} trained layers run on hyrank's CPU kernels, which this generation's \
-                         encoder does not use ({} on {:?}); use f32, f16 or bf16",
+                        "{layers} trained layers run on hyrank's CPU kernels (f16, int8) or on a GPU \
+                         (f16, bf16); this generation's encoder runs on neither ({} on {:?}): use f32",
                         lower.precision(),
                         device
                     ),
@@ -436,12 +439,13 @@ impl CrossEncoder {
 
     /// [`CrossEncoder::load`] with the trained layers' projections at `layers` (f32, f16 or
     /// int8 on hyrank's CPU kernels, int8 meaning 8-bit weights and 8-bit inputs,
-    /// `Format::W8A8`: a serving choice, since nothing stored depends on it; the frozen layers
+    /// `Format::W8A8`; f32, f16 or bf16 through candle's layers on a GPU, weights and
+    /// activations: a serving choice, since nothing stored depends on it; the frozen layers
     /// stay at the generation's precision, which the stored states were made at).
     ///
     /// # Errors
-    /// As [`CrossEncoder::load`]; `layers` other than f32 where the generation's encoder does
-    /// not run on hyrank's CPU kernels, or bf16.
+    /// As [`CrossEncoder::load`]; bf16 on hyrank's CPU kernels, int8 on a GPU, and anything but
+    /// f32 where the encoder runs on candle's CPU layers.
     pub fn load_at(
         embedder: &Embedder,
         weights: &Path,
@@ -541,7 +545,8 @@ impl CrossEncoder {
     /// item's pooled, normalised token states. One logit per pair, shape `(pairs,)`.
     pub fn logits(&self, frozen: &FrozenPass) -> Result<Tensor> {
         // BERT's additive mask: 0 where attended, the most negative float where padded.
-        // In f16 the most negative f32 would be -inf: -65504, f16's own, is as good a "never".
+        // In f16 the most negative f32 becomes -inf; a row always keeps its [CLS] key, so -inf
+        // would be safe too, but f16's own minimum keeps the mask finite like f32's.
         let padded = if self.layers_dtype == DType::F32 { f64::from(f32::MIN) } else { -65504.0 };
         let additive = ((frozen.mask.ones_like()? - &frozen.mask)? * padded)?
             .to_dtype(self.layers_dtype)?

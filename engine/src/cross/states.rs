@@ -104,8 +104,9 @@ fn dequantize(scales: &[f32], hidden: usize, values: &[u8], out: &mut Vec<f32>) 
 /// Every item's states held on an accelerator, copied once when a reranker is served or
 /// trained there: a batch of pairs then gathers its candidates' rows on the device instead of
 /// dequantizing them on the host and copying `pairs × tokens × hidden` floats per request
-/// (23 MB for the top 100 at 128 item tokens). Costs `tokens × (hidden + 5)` bytes of device
-/// memory, about the states file's size.
+/// (23 MB for the top 100 at 128 item tokens). Costs `(tokens + 1) × (hidden + 4)` bytes of
+/// device memory, about the states file's size; a server swapping generations holds both
+/// copies until the old engine is dropped.
 pub struct DeviceStates {
     /// `(tokens + 1, hidden)` u8, each value stored as `i8 + 128`; the last row is padding.
     values: Tensor,
