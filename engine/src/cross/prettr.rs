@@ -159,9 +159,7 @@ impl CrossEncoder {
     /// to the longest pair.
     pub(super) fn frozen_prettr(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<FrozenPass> {
         if let (Some(on_device), Some(states)) = (&self.device_states, &self.states) {
-            if let Some(pass) = self.frozen_gathered(pairs, states, on_device)? {
-                return Ok(pass);
-            }
+            return self.frozen_gathered(pairs, states, on_device);
         }
         let mut phases = super::Phases::start(&self.device)?;
         let sides = self.sides(pairs)?;
@@ -196,68 +194,84 @@ impl CrossEncoder {
 }
 
 impl CrossEncoder {
-    /// [`CrossEncoder::frozen_prettr`] with every item's states gathered on the device from
-    /// `on_device`: what crosses from the host per batch is the queries' states and two `u32`
-    /// row indexes per position, not the items' floats. The result equals the host path's bit
-    /// for bit (a test). `None` when an item has no stored states (computed on the host then).
+    /// [`CrossEncoder::frozen_prettr`] with the stored items' states gathered on the device from
+    /// `on_device`: what crosses from the host per batch is the queries' states, the states of
+    /// any item the file does not hold (an item added after the generation, computed here as
+    /// the host path computes it) and two `u32` row indexes per position, not the stored items'
+    /// floats. The result equals the host path's bit for bit (a test).
     fn frozen_gathered(
         &self,
         pairs: &[(&str, ItemText<'_>)],
         states: &ItemStates,
         on_device: &DeviceStates,
-    ) -> Result<Option<FrozenPass>> {
-        let Some(spans) = pairs
-            .iter()
-            .map(|(_, item)| item.index.and_then(|index| states.token_span(index)))
-            .collect::<Option<Vec<_>>>()
-        else {
-            return Ok(None);
-        };
+    ) -> Result<FrozenPass> {
         let mut phases = super::Phases::start(&self.device)?;
+        let spans: Vec<Option<std::ops::Range<usize>>> =
+            pairs.iter().map(|(_, item)| item.index.and_then(|index| states.token_span(index))).collect();
         let (distinct, query_of) = distinct_queries(pairs);
         let queries = self.frozen_alone(&distinct)?;
         phases.mark("query frozen pass", distinct.len(), queries.iter().map(Vec::len).sum::<usize>() / self.hidden)?;
-        let hidden = self.hidden;
-        // The queries' states in one table, then a zero row for every position they do not fill.
-        let mut table = Vec::with_capacity(queries.iter().map(Vec::len).sum::<usize>() + hidden);
-        let mut first_row = Vec::with_capacity(queries.len());
-        for query in &queries {
-            first_row.push((table.len() / hidden) as u32);
-            table.extend_from_slice(query);
+        let missing: Vec<usize> = (0..pairs.len()).filter(|&i| spans[i].is_none()).collect();
+        let mut computed = vec![Vec::new(); pairs.len()];
+        if !missing.is_empty() {
+            let texts: Vec<&str> = missing.iter().map(|&i| pairs[i].1.text).collect();
+            for (&i, item) in missing.iter().zip(self.item_states(&texts)?) {
+                item.dequantize_into(&mut computed[i]);
+            }
         }
-        let query_pad = (table.len() / hidden) as u32;
+        let hidden = self.hidden;
+        // Rows sent from the host, gathered by `host_rows`: each query's states, each item
+        // computed here, then a zero row for every position they do not fill.
+        let mut table = Vec::with_capacity(queries.iter().chain(&computed).map(Vec::len).sum::<usize>() + hidden);
+        let mut append = |rows: &[f32]| {
+            let at = (table.len() / hidden) as u32;
+            table.extend_from_slice(rows);
+            at
+        };
+        let query_first: Vec<u32> = queries.iter().map(|q| append(q)).collect();
+        let item_first: Vec<u32> = computed.iter().map(|d| append(d)).collect();
+        let host_pad = (table.len() / hidden) as u32;
         table.resize(table.len() + hidden, 0.0);
-        let lengths: Vec<(usize, usize)> =
-            spans.iter().enumerate().map(|(i, span)| (queries[query_of[i]].len() / hidden, span.len())).collect();
+        let lengths: Vec<(usize, usize)> = (0..pairs.len())
+            .map(|i| {
+                let item = spans[i].as_ref().map_or(computed[i].len() / hidden, |span| span.len());
+                (queries[query_of[i]].len() / hidden, item)
+            })
+            .collect();
         let width = lengths.iter().map(|(q, d)| q + d).max().unwrap_or(0);
         let rows = pairs.len();
-        let (mut query_rows, mut item_rows) = (vec![query_pad; rows * width], vec![on_device.pad_row(); rows * width]);
+        let (mut host_rows, mut device_rows) = (vec![host_pad; rows * width], vec![on_device.pad_row(); rows * width]);
         let (mut query_mask, mut item_mask) = (vec![0.0f32; rows * width], vec![0.0f32; rows * width]);
-        for (i, (&(q, d), span)) in lengths.iter().zip(&spans).enumerate() {
+        for (i, &(q, d)) in lengths.iter().enumerate() {
             let at = i * width;
-            for (j, row) in query_rows[at..at + q].iter_mut().enumerate() {
-                *row = first_row[query_of[i]] + j as u32;
+            for (j, row) in host_rows[at..at + q].iter_mut().enumerate() {
+                *row = query_first[query_of[i]] + j as u32;
             }
-            for (j, row) in item_rows[at + q..at + q + d].iter_mut().enumerate() {
-                *row = (span.start + j) as u32;
+            let item = at + q..at + q + d;
+            let (rows_of, first) = match &spans[i] {
+                Some(span) => (&mut device_rows, span.start as u32),
+                None => (&mut host_rows, item_first[i]),
+            };
+            for (j, row) in rows_of[item.clone()].iter_mut().enumerate() {
+                *row = first + j as u32;
             }
             query_mask[at..at + q].fill(1.0);
-            item_mask[at + q..at + q + d].fill(1.0);
+            item_mask[item].fill(1.0);
         }
         let device = &self.device;
-        let table = Tensor::from_vec(table, (query_pad as usize + 1, hidden), device)?;
-        let query_side = table.index_select(&Tensor::from_vec(query_rows, rows * width, device)?, 0)?;
-        let item_side = on_device.gather(&Tensor::from_vec(item_rows, rows * width, device)?)?;
+        let table = Tensor::from_vec(table, (host_pad as usize + 1, hidden), device)?;
+        let host_side = table.index_select(&Tensor::from_vec(host_rows, rows * width, device)?, 0)?;
+        let stored_side = on_device.gather(&Tensor::from_vec(device_rows, rows * width, device)?)?;
         let query_mask = Tensor::from_vec(query_mask, (rows, width), device)?;
         let item_mask = Tensor::from_vec(item_mask, (rows, width), device)?;
         let pass = FrozenPass {
-            hidden: (query_side + item_side)?.reshape((rows, width, hidden))?,
+            hidden: (host_side + stored_side)?.reshape((rows, width, hidden))?,
             mask: (&query_mask + &item_mask)?,
             query_mask,
             item_mask,
         };
         phases.mark("gather states", rows, width)?;
-        Ok(Some(pass))
+        Ok(pass)
     }
 }
 
@@ -353,16 +367,19 @@ mod tests {
         let (a, b) = (texts[0].0.as_str(), texts[1].0.as_str());
         let stored = |index: u32| ItemText { index: Some(index), text: "not read" };
         let pairs = [(a, stored(1)), (b, stored(0)), (a, stored(2)), (b, stored(1))];
-        let host = trainer.frozen_prettr(&pairs).unwrap();
-        let gathered = trainer.frozen_gathered(&pairs, trainer.states.as_ref().unwrap(), &on_device).unwrap().unwrap();
+        // Items with no stored states (added after the generation) among the stored ones:
+        // computed on the host, sent with the queries' rows.
+        let outside = ItemText::text("outside the catalog");
+        let mixed = [(a, stored(0)), (b, outside), (a, ItemText::text(&texts[1].1)), (b, stored(2))];
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        assert_eq!(host.hidden.dims(), gathered.hidden.dims());
-        assert_eq!(flat(&host.hidden), flat(&gathered.hidden));
-        assert_eq!(flat(&host.mask), flat(&gathered.mask));
-        assert_eq!(flat(&host.query_mask), flat(&gathered.query_mask));
-        assert_eq!(flat(&host.item_mask), flat(&gathered.item_mask));
-        // An item with no stored states is left to the host path.
-        let unstored = [(a, stored(0)), (b, ItemText::text("outside the catalog"))];
-        assert!(trainer.frozen_gathered(&unstored, trainer.states.as_ref().unwrap(), &on_device).unwrap().is_none());
+        for pairs in [&pairs[..], &mixed[..]] {
+            let host = trainer.frozen_prettr(pairs).unwrap();
+            let gathered = trainer.frozen_gathered(pairs, trainer.states.as_ref().unwrap(), &on_device).unwrap();
+            assert_eq!(host.hidden.dims(), gathered.hidden.dims());
+            assert_eq!(flat(&host.hidden), flat(&gathered.hidden));
+            assert_eq!(flat(&host.mask), flat(&gathered.mask));
+            assert_eq!(flat(&host.query_mask), flat(&gathered.query_mask));
+            assert_eq!(flat(&host.item_mask), flat(&gathered.item_mask));
+        }
     }
 }
