@@ -55,6 +55,21 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(markdown.contains("| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |"));
     assert_eq!(report.judged_not_indexed, 0);
+    assert!(report.earlier_outputs.is_empty());
+
+    // A second run into the same folder with fewer configurations names the first run's files
+    // it did not write again (left in place: the folder may hold a reader's own files).
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let fewer = SearchEvalSettings { configs: vec![Config::preset("bm25").unwrap()], ..eval.clone() };
+    let again = evaluate(&fewer, &engine).unwrap();
+    let stale = ["dense", "hybrid-linear", "hybrid-rrf"]
+        .iter()
+        .flat_map(|n| [format!("{n}.per-query.tsv"), format!("{n}.run")])
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(again.earlier_outputs.iter().cloned().collect::<std::collections::BTreeSet<_>>(), stale);
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("from an earlier run and not this one's: dense.per-query.tsv, dense.run"), "{markdown}");
+    assert!(out.join("dense.run").is_file() && out.join("notes.txt").is_file());
 
     // A judged document the generation does not hold is counted and named, not passed over:
     // it is relevant and never retrieved, so q1's recall falls by a quarter.

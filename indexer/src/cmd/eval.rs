@@ -123,7 +123,9 @@ pub(crate) struct EvalSearchArgs {
     /// Index to evaluate; when it holds no generation, the corpus is indexed into it first.
     #[arg(long)]
     pub(crate) index_dir: PathBuf,
-    /// Folder for report.json, report.md, run files and per-query scores.
+    /// Folder for report.json, report.md, run files and per-query scores. This run's files are
+    /// replaced; another configuration's run files already there are kept and named in the
+    /// report as an earlier run's.
     #[arg(long)]
     pub(crate) out: PathBuf,
     /// Comma-separated configurations: default, bm25, dense, hybrid-rrf, hybrid-linear (min-max),

@@ -222,6 +222,29 @@ pub struct SearchReport {
     pub judged_not_indexed_examples: Vec<String>,
     /// Per configuration.
     pub configs: Vec<ConfigReport>,
+    /// Run and per-query files already in the output folder for configurations this run does
+    /// not have: an earlier run's, left in place (the folder may hold a reader's own files)
+    /// and named so that nobody takes them for this run's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_outputs: Vec<String>,
+}
+
+/// The `<name>.run` and `<name>.per-query.tsv` files in `dir` whose name is not one of
+/// `configs`, sorted.
+fn earlier_outputs(dir: &Path, configs: &[Config]) -> Vec<String> {
+    let ours: std::collections::HashSet<&str> = configs.iter().map(|c| c.name.as_str()).collect();
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|file| {
+            [".run", ".per-query.tsv"]
+                .iter()
+                .any(|suffix| file.strip_suffix(suffix).is_some_and(|name| !ours.contains(name)))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 fn input_error(path: &Path, reason: impl Into<String>) -> IndexError {
@@ -286,6 +309,10 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
     std::fs::create_dir_all(&settings.out_dir).map_err(|e| {
         IndexError::Engine(hyrank_engine::Error::io(format!("creating {}", settings.out_dir.display()), e))
     })?;
+    let earlier = earlier_outputs(&settings.out_dir, &settings.configs);
+    if !earlier.is_empty() {
+        tracing::warn!(files = ?earlier, "the output folder holds an earlier run's files; they are left in place");
+    }
     let mut reports = Vec::new();
     for config in &settings.configs {
         let mut run = String::new();
@@ -360,6 +387,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         judged_not_indexed: missing.len(),
         judged_not_indexed_examples: missing.iter().take(5).cloned().collect(),
         configs: reports,
+        earlier_outputs: earlier,
     };
     super::write_reports(&settings.out_dir, &report, &report.markdown())?;
     Ok(report)
@@ -388,6 +416,12 @@ impl SearchReport {
                 [vec![c.name.clone()], scores.to_vec(), latency.to_vec()].concat()
             }),
         );
+        if !self.earlier_outputs.is_empty() {
+            out += &format!(
+                "\nAlso in this folder, from an earlier run and not this one's: {}.\n",
+                self.earlier_outputs.join(", ")
+            );
+        }
         out
     }
 }
