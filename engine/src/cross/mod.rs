@@ -39,6 +39,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+mod layer;
 mod native;
 mod prettr;
 mod profile;
@@ -47,6 +48,7 @@ pub mod states;
 use crate::bert::{Encoder, Precision};
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
+use layer::TrainableLayer;
 use native::NativeScorer;
 use profile::Phases;
 use states::{DeviceStates, ItemStates};
@@ -177,96 +179,6 @@ fn pass_pairs(device: &Device, item_tokens: Option<usize>) -> usize {
         (Some(pairs), _) => pairs,
         (None, Some(_)) => GPU_PRETTR_PASS,
         (None, None) => default_batch_size(device),
-    }
-}
-
-/// One BERT layer written with differentiable operations only.
-///
-/// candle's `BertLayer` normalises with candle-nn's fused layer-norm kernel, which has no
-/// backward pass: gradients stop at the first layer norm, so nothing below the head would train
-/// (found by `gradients_reach_every_trainable_tensor_and_only_those` after a SciFact run whose
-/// trained layer came back bit-identical). The trainable layers are this one; the frozen ones
-/// keep candle's faster kernels. Same weights, same names, same arithmetic.
-struct TrainableLayer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attention_out: Linear,
-    attention_norm: (Tensor, Tensor),
-    intermediate: Linear,
-    output: Linear,
-    output_norm: (Tensor, Tensor),
-    heads: usize,
-    eps: f32,
-}
-
-impl TrainableLayer {
-    fn load(vb: VarBuilder, config: &Config) -> Result<Self> {
-        let (h, i) = (config.hidden_size, config.intermediate_size);
-        let norm = |vb: VarBuilder| -> Result<(Tensor, Tensor)> { Ok((vb.get(h, "weight")?, vb.get(h, "bias")?)) };
-        Ok(TrainableLayer {
-            query: candle_nn::linear(h, h, vb.pp("attention.self.query"))?,
-            key: candle_nn::linear(h, h, vb.pp("attention.self.key"))?,
-            value: candle_nn::linear(h, h, vb.pp("attention.self.value"))?,
-            attention_out: candle_nn::linear(h, h, vb.pp("attention.output.dense"))?,
-            attention_norm: norm(vb.pp("attention.output.LayerNorm"))?,
-            intermediate: candle_nn::linear(h, i, vb.pp("intermediate.dense"))?,
-            output: candle_nn::linear(i, h, vb.pp("output.dense"))?,
-            output_norm: norm(vb.pp("output.LayerNorm"))?,
-            heads: config.num_attention_heads,
-            eps: config.layer_norm_eps as f32,
-        })
-    }
-
-    /// The same layer with its weights in `dtype`.
-    fn to_dtype(&self, dtype: DType) -> Result<Self> {
-        let linear = |l: &Linear| -> Result<Linear> {
-            Ok(Linear::new(l.weight().to_dtype(dtype)?, l.bias().map(|b| b.to_dtype(dtype)).transpose()?))
-        };
-        let norm =
-            |(w, b): &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> { Ok((w.to_dtype(dtype)?, b.to_dtype(dtype)?)) };
-        Ok(TrainableLayer {
-            query: linear(&self.query)?,
-            key: linear(&self.key)?,
-            value: linear(&self.value)?,
-            attention_out: linear(&self.attention_out)?,
-            attention_norm: norm(&self.attention_norm)?,
-            intermediate: linear(&self.intermediate)?,
-            output: linear(&self.output)?,
-            output_norm: norm(&self.output_norm)?,
-            heads: self.heads,
-            eps: self.eps,
-        })
-    }
-
-    /// One layer over `x` (`(pairs, tokens, hidden)`). `fused`: candle's one-kernel softmax
-    /// and layer norm, which have no backward pass: for scoring, never for training.
-    fn forward(&self, x: &Tensor, additive_mask: &Tensor, fused: bool) -> Result<Tensor> {
-        let (batch, tokens, hidden) = x.dims3()?;
-        let head_dim = hidden / self.heads;
-        let split = |t: Tensor| -> Result<Tensor> {
-            Ok(t.reshape((batch, tokens, self.heads, head_dim))?.transpose(1, 2)?.contiguous()?)
-        };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (head_dim as f64).sqrt())?.broadcast_add(additive_mask)?;
-        let probs = if fused {
-            candle_nn::ops::softmax_last_dim(&scores)?
-        } else {
-            candle_nn::ops::softmax(&scores, D::Minus1)?
-        };
-        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch, tokens, hidden))?;
-        let norm = |t: &Tensor, (w, b): &(Tensor, Tensor)| {
-            if fused {
-                candle_nn::ops::layer_norm(&t.contiguous()?, w, b, self.eps)
-            } else {
-                candle_nn::ops::layer_norm_slow(t, w, b, self.eps)
-            }
-        };
-        let attended = norm(&(self.attention_out.forward(&context)? + x)?, &self.attention_norm)?;
-        let inner = self.intermediate.forward(&attended)?.gelu_erf()?;
-        Ok(norm(&(self.output.forward(&inner)? + &attended)?, &self.output_norm)?)
     }
 }
 
