@@ -33,6 +33,14 @@ trait Storage {
     fn remote(&self, url: &str) -> Remote;
     /// Overwrites the object `bucket/key` directly, as a corrupting hand would.
     fn overwrite(&self, bucket_key: &str, body: &[u8]);
+    /// The keys (file paths) under `prefix` in `bucket`, as the store's own listing or a
+    /// folder walk gives them, hidden staging files included.
+    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String>;
+    /// Multipart uploads started and neither completed nor aborted, in `bucket` (S3's
+    /// `ListMultipartUploads`; a folder's staging files, named `file#N`).
+    fn unfinished_uploads(&self, bucket: &str) -> usize;
+    /// The S3 server's port, which a child process needs to reach it (`None`: a folder).
+    fn port(&self) -> Option<u16>;
 }
 
 /// The filesystem store: a temporary folder, its buckets subfolders.
@@ -57,6 +65,31 @@ impl Storage for Folder {
         let path = self.0.path().join(bucket_key);
         assert!(path.is_file(), "{} is not there to overwrite", path.display());
         std::fs::write(path, body).unwrap();
+    }
+
+    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.path().is_dir() {
+                    walk(&entry.path(), root, out);
+                } else {
+                    out.push(entry.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                }
+            }
+        }
+        let root = self.0.path().join(bucket);
+        let mut out = Vec::new();
+        walk(&root.join(prefix), &root, &mut out);
+        out
+    }
+
+    fn unfinished_uploads(&self, bucket: &str) -> usize {
+        let staged = |key: &String| key.rsplit_once('#').is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()));
+        self.keys(bucket, "").iter().filter(|k| staged(k)).count()
+    }
+
+    fn port(&self) -> Option<u16> {
+        None
     }
 }
 
@@ -130,6 +163,11 @@ impl S3Server {
     /// A plain HTTP request; returns the status code. moto does not check signatures, but an
     /// object's owner must be named to overwrite it, so the request carries a (fake) one.
     fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
+        self.exchange(method, path, body).0
+    }
+
+    /// [`S3Server::request`], returning the status code and the response (head and body).
+    fn exchange(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\
@@ -142,8 +180,32 @@ impl S3Server {
         stream.write_all(body).unwrap();
         let mut response = String::new();
         let _ = stream.read_to_string(&mut response);
-        response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+        (response.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0), response)
     }
+
+    /// The values of every `<tag>` in an S3 API answer to a GET of `path`.
+    fn get_values(&self, path: &str, tag: &str) -> Vec<String> {
+        let (status, response) = self.exchange("GET", path, b"");
+        assert_eq!(status, 200, "GET {path}: {response}");
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        response.split(&open).skip(1).filter_map(|rest| rest.split_once(&close).map(|(v, _)| v.to_string())).collect()
+    }
+}
+
+/// A client for `url` on the S3 API server at `port`, with the test credentials.
+fn s3_remote(url: &str, port: u16) -> Remote {
+    let endpoint = format!("http://127.0.0.1:{port}");
+    Remote::open_with(
+        url,
+        &[
+            ("aws_endpoint", &endpoint),
+            ("aws_allow_http", "true"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+            ("aws_region", "us-east-1"),
+        ],
+    )
+    .unwrap()
 }
 
 impl Storage for S3Server {
@@ -170,18 +232,19 @@ impl Storage for S3Server {
     }
 
     fn remote(&self, url: &str) -> Remote {
-        let endpoint = format!("http://127.0.0.1:{}", self.port);
-        Remote::open_with(
-            url,
-            &[
-                ("aws_endpoint", &endpoint),
-                ("aws_allow_http", "true"),
-                ("aws_access_key_id", "test"),
-                ("aws_secret_access_key", "test"),
-                ("aws_region", "us-east-1"),
-            ],
-        )
-        .unwrap()
+        s3_remote(url, self.port)
+    }
+
+    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        self.get_values(&format!("/{bucket}?list-type=2&prefix={prefix}"), "Key")
+    }
+
+    fn unfinished_uploads(&self, bucket: &str) -> usize {
+        self.get_values(&format!("/{bucket}?uploads"), "UploadId").len()
+    }
+
+    fn port(&self) -> Option<u16> {
+        Some(self.port)
     }
 }
 
@@ -431,6 +494,72 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &dyn Storag
     assert!(remote.pull_named(&other, "../000004").is_err(), "a path is not a generation name");
 }
 
+/// A publisher killed mid-upload (SIGKILL to a child process, while a large file is going up in
+/// parts) leaves `CURRENT` as it was and an unfinished multipart upload, which retention
+/// removes with the dead generation: aborted on S3 (which would otherwise keep its parts),
+/// its staging file deleted from a folder.
+fn a_killed_publishers_unfinished_upload_goes_with_retention(s3: &dyn Storage, bucket: &str) {
+    s3.bucket(bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = dir.path().join("publisher");
+    let url = s3.url(bucket, "k");
+    let remote = s3.remote(&url);
+    remote.publish(&build(&publisher)).unwrap();
+    let second = build(&publisher);
+    // Large enough that the upload is still going when the child is killed: 16 parts.
+    let large: Vec<u8> = (0..256u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    std::fs::write(second.join("zz-large.bin"), &large).unwrap();
+    drop(large);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "ship::publisher_killed_by_a_scenario", "--ignored", "--test-threads=1"])
+        .env("HYRANK_TEST_PUBLISH_URL", &url)
+        .env("HYRANK_TEST_PUBLISH_DIR", &second)
+        .env("HYRANK_TEST_S3_PORT", s3.port().map(|p| p.to_string()).unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The sign of a large file going up: its note on S3, its staging file in a folder.
+    let going_up = |key: &String| key.contains("/.uploading/") || key.contains("zz-large.bin#");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !s3.keys(bucket, "k/generations/000002/").iter().any(going_up) {
+        if child.try_wait().unwrap().is_some() {
+            let mut output = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut output).unwrap();
+            panic!("the publisher ended before it was killed: {output}; {:?}", s3.keys(bucket, "k/"));
+        }
+        assert!(Instant::now() < deadline, "no upload of zz-large.bin within 120 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(remote.current().unwrap().as_deref(), Some("000001"));
+    assert_eq!(s3.unfinished_uploads(bucket), 1, "the killed publisher left its upload");
+
+    remote.publish(&build(&publisher)).unwrap();
+    assert_eq!(remote.retain(1, Duration::ZERO).unwrap(), ["000001", "000002"]);
+    assert_eq!(s3.unfinished_uploads(bucket), 0, "retention aborted the upload");
+    assert_eq!(s3.keys(bucket, "k/generations/000002/"), Vec::<String>::new());
+    assert_eq!(remote.current().unwrap().as_deref(), Some("000003"));
+}
+
+/// The publisher [`a_killed_publishers_unfinished_upload_goes_with_retention`] starts in a
+/// child process (this test binary, run again for this one test) and kills; alone, it does
+/// nothing.
+#[test]
+#[ignore = "a child process of a scenario, which runs it"]
+fn publisher_killed_by_a_scenario() {
+    let (Ok(url), Ok(dir)) = (std::env::var("HYRANK_TEST_PUBLISH_URL"), std::env::var("HYRANK_TEST_PUBLISH_DIR"))
+    else {
+        return;
+    };
+    let remote = match std::env::var("HYRANK_TEST_S3_PORT").ok().filter(|p| !p.is_empty()) {
+        Some(port) => s3_remote(&url, port.parse().unwrap()),
+        None => Remote::open(&url).unwrap(),
+    };
+    remote.publish(Path::new(&dir)).unwrap();
+}
+
 /// The scenarios above, each against its own moto server.
 mod moto {
     use super::*;
@@ -458,6 +587,11 @@ mod moto {
     fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation() {
         run(super::a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation);
     }
+
+    #[test]
+    fn a_killed_publishers_unfinished_upload_goes_with_retention() {
+        run(super::a_killed_publishers_unfinished_upload_goes_with_retention);
+    }
 }
 
 /// The same scenarios against one SeaweedFS server (it binds more ports than moto, some of them
@@ -475,11 +609,12 @@ fn every_scenario_passes_against_a_filesystem_folder() {
 }
 
 fn every_scenario(storage: &dyn Storage) {
-    let scenarios: [(&str, fn(&dyn Storage, &str)); 4] = [
+    let scenarios: [(&str, fn(&dyn Storage, &str)); 5] = [
         ("replicas", a_published_generation_is_served_by_two_replicas_and_swapped_on_both),
         ("racing", racing_publishers_one_wins_and_a_taken_name_is_refused),
         ("broken", a_broken_upload_leaves_current_and_a_corrupt_download_is_refused),
         ("puller", a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation),
+        ("killed", a_killed_publishers_unfinished_upload_goes_with_retention),
     ];
     for (bucket, scenario) in scenarios {
         scenario(storage, bucket);

@@ -13,13 +13,21 @@
 //! generations/000007/manifest.json
 //!                               written after every file, listing each with its size and
 //!                               SHA-256 (format version 4): a generation without it is not complete
+//! generations/000007/.uploading/<file>
+//!                               S3 only: a multipart upload in progress (its key and upload id),
+//!                               written before its first part and removed once it completes, so
+//!                               that a killed publisher's parts can be aborted by retention
 //! ```
 //!
 //! [`Remote::publish`]: claim the name, upload the files (hashing the exact bytes sent), then
 //! the manifest, then move `CURRENT` with a conditional put against the version read before
 //! the upload (`If-Match` its ETag, or create-if-absent). Two publishers racing: one wins, the
 //! other gets [`Error::PublishConflict`]. A publisher killed mid-upload leaves `CURRENT` as it
-//! was, and a claimed name without a manifest, which [`Remote::retain`] removes later.
+//! was, and a claimed name without a manifest, which [`Remote::retain`] removes later: its
+//! objects, and on S3 the unfinished multipart upload its `.uploading/` note names (S3 keeps
+//! and bills the parts of an upload nobody completes or aborts, and lists them only through a
+//! call `object_store` does not offer); on a filesystem store, the staging file of the
+//! unfinished upload, which listings do not show.
 //!
 //! [`Remote::pull`] (a replica): read `CURRENT`; if the local index already serves that
 //! generation, nothing; else download its manifest and files into
@@ -43,6 +51,7 @@ use std::sync::Arc;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, UpdateVersion};
 
@@ -61,12 +70,19 @@ const PART_BYTES: usize = 16 << 20;
 /// The object a publisher creates first, so that one name has one publisher.
 const CLAIM: &str = ".claim";
 
+/// The folder of a generation's notes of multipart uploads in progress (S3). Not `.uploads`:
+/// SeaweedFS keeps its own uploads under that name and leaves it out of listings.
+const UPLOADS: &str = ".uploading";
+
 /// The lock a filesystem store's publishers move `CURRENT` under.
 const CURRENT_LOCK: &str = ".CURRENT.lock";
 
 /// A generation store in S3-compatible object storage or a filesystem folder.
 pub struct Remote {
     store: Arc<dyn ObjectStore>,
+    /// The same S3 client's multipart calls (`None`: a filesystem store, which stages a large
+    /// file in a hidden file instead).
+    multipart: Option<Arc<dyn MultipartStore>>,
     /// A filesystem store's root folder (`None`: S3), where `CURRENT`'s lock lives.
     local_root: Option<PathBuf>,
     /// The key prefix everything lives under (no leading or trailing `/`).
@@ -182,6 +198,7 @@ impl Remote {
                 .with_automatic_cleanup(true);
             return Ok(Remote {
                 store: Arc::new(store),
+                multipart: None,
                 local_root: Some(root),
                 prefix: String::new(),
                 url: url.trim_end_matches('/').to_string(),
@@ -202,9 +219,10 @@ impl Remote {
             })?;
             builder = builder.with_config(key, *value);
         }
-        let store = builder.build().map_err(|e| remote(url, "configuring the client", e))?;
+        let store = Arc::new(builder.build().map_err(|e| remote(url, "configuring the client", e))?);
         Ok(Remote {
-            store: Arc::new(store),
+            store: store.clone(),
+            multipart: Some(store),
             local_root: None,
             prefix: prefix.trim_matches('/').to_string(),
             url: url.trim_end_matches('/').to_string(),

@@ -6,12 +6,13 @@ use std::fs;
 use std::path::Path as LocalPath;
 
 use futures::TryStreamExt;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use super::{
     check_name, chrono_now_minus, claim_note, local_files, lock_exclusive, remote, Published, Remote, Uploaded, CLAIM,
-    CURRENT_LOCK, MULTIPART_FROM, PART_BYTES,
+    CURRENT_LOCK, MULTIPART_FROM, PART_BYTES, UPLOADS,
 };
 use crate::error::{Error, Result};
 use crate::generation::{read_manifest, FileDigest, CURRENT, GENERATIONS, MANIFEST, SHIPPED_FORMAT_VERSION};
@@ -58,8 +59,7 @@ impl Remote {
         })?;
         let mut digests = BTreeMap::new();
         for relative in local_files(dir)? {
-            let key = format!("{GENERATIONS}/{name}/{relative}");
-            let digest = self.put_file(&dir.join(&relative), &key)?;
+            let digest = self.put_file(&dir.join(&relative), &name, &relative)?;
             digests.insert(relative, digest);
         }
         let bytes = digests.values().map(|d| d.bytes).sum();
@@ -122,53 +122,112 @@ impl Remote {
         // The lock is released when `_lock` is dropped, after the rename.
     }
 
-    /// Uploads the file at `path` to `relative`, hashing the bytes as they are sent: a file
-    /// under [`MULTIPART_FROM`] in one put, a larger one as a multipart upload read a part at a
-    /// time, so memory holds a few parts, not the file.
-    fn put_file(&self, path: &LocalPath, relative: &str) -> Result<FileDigest> {
-        use sha2::Digest;
+    /// Uploads the file at `path` as `relative` in generation `name`, hashing the bytes as they
+    /// are sent: a file under [`MULTIPART_FROM`] in one put, a larger one as a multipart upload
+    /// read a part at a time, so memory holds a few parts, not the file.
+    fn put_file(&self, path: &LocalPath, name: &str, relative: &str) -> Result<FileDigest> {
         use std::io::Read;
         let read_failed = |e| Error::io(format!("reading {}", path.display()), e);
         let mut file = fs::File::open(path).map_err(read_failed)?;
         let size = file.metadata().map_err(read_failed)?.len();
+        let in_store = format!("{GENERATIONS}/{name}/{relative}");
         if size < MULTIPART_FROM {
             let mut content = Vec::with_capacity(size as usize);
             file.read_to_end(&mut content).map_err(read_failed)?;
             let digest = FileDigest::of(&content);
-            self.put(&self.key(relative), content, PutMode::Overwrite, relative)?;
+            self.put(&self.key(&in_store), content, PutMode::Overwrite, &in_store)?;
             return Ok(digest);
         }
-        let key = self.key(relative);
-        let failed = |e| remote(&self.describe(relative), "writing", e);
-        let mut hasher = sha2::Sha256::new();
-        let mut bytes = 0u64;
+        let mut sent = Sent::default();
+        match &self.multipart {
+            Some(s3) => self.put_parts(s3.as_ref(), &mut file, path, name, relative, &mut sent)?,
+            None => self.put_staged(&mut file, path, &in_store, &mut sent)?,
+        }
+        use sha2::Digest;
+        Ok(FileDigest { bytes: sent.bytes, sha256: FileDigest::hex(&sent.hasher.finalize()) })
+    }
+
+    /// A large file to S3 as a multipart upload whose key and id are noted under the
+    /// generation's [`UPLOADS`] before the first part and removed after the last, so that if
+    /// this process dies in between, [`Remote::retain`] can abort the upload S3 would
+    /// otherwise keep (and bill) until a lifecycle rule removes it.
+    fn put_parts(
+        &self,
+        s3: &dyn MultipartStore,
+        file: &mut fs::File,
+        path: &LocalPath,
+        name: &str,
+        relative: &str,
+        sent: &mut Sent,
+    ) -> Result<()> {
+        use futures::stream::{FuturesOrdered, StreamExt};
+        let in_store = format!("{GENERATIONS}/{name}/{relative}");
+        let key = self.key(&in_store);
+        let note = format!("{GENERATIONS}/{name}/{UPLOADS}/{relative}");
+        let failed = |e| remote(&self.describe(&in_store), "writing", e);
+        let id = self.runtime.block_on(s3.create_multipart(&key)).map_err(failed)?;
+        let body = serde_json::to_vec(&UploadNote { key: key.to_string(), upload_id: id.clone() })
+            .map_err(|source| Error::Json { context: "encoding an upload note".into(), source })?;
+        let abort = |e: Error| {
+            let _ = self.runtime.block_on(s3.abort_multipart(&key, &id));
+            e
+        };
+        self.put(&self.key(&note), body, PutMode::Overwrite, &note).map_err(abort)?;
+        let completed = self
+            .runtime
+            .block_on(async {
+                let mut in_flight = FuturesOrdered::new();
+                let mut parts = Vec::new();
+                for index in 0.. {
+                    let part = read_part(file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+                    if part.is_empty() {
+                        break;
+                    }
+                    sent.add(&part);
+                    in_flight.push_back(s3.put_part(&key, &id, index, PutPayload::from(part)));
+                    if in_flight.len() >= 4 {
+                        parts.extend(in_flight.next().await.transpose().map_err(failed)?);
+                    }
+                }
+                while let Some(part) = in_flight.next().await {
+                    parts.push(part.map_err(failed)?);
+                }
+                s3.complete_multipart(&key, &id, parts).await.map_err(failed)
+            })
+            .map_err(abort)?;
+        drop(completed);
+        self.runtime
+            .block_on(self.store.delete(&self.key(&note)))
+            .map_err(|e| remote(&self.describe(&note), "removing", e))
+    }
+
+    /// A large file to a filesystem store: `object_store` stages it in a hidden file beside its
+    /// name (`name#N`, which listings skip) and renames it into place at the end.
+    fn put_staged(&self, file: &mut fs::File, path: &LocalPath, in_store: &str, sent: &mut Sent) -> Result<()> {
+        let key = self.key(in_store);
+        let failed = |e| remote(&self.describe(in_store), "writing", e);
         self.runtime.block_on(async {
             let upload = self.store.put_multipart(&key).await.map_err(failed)?;
             let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-            let mut buffer = vec![0u8; PART_BYTES];
             loop {
-                let n = match file.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                let part = match read_part(file) {
+                    Ok(part) if part.is_empty() => break,
+                    Ok(part) => part,
                     Err(e) => {
                         let _ = writer.abort().await;
-                        return Err(read_failed(e));
+                        return Err(Error::io(format!("reading {}", path.display()), e));
                     }
                 };
-                hasher.update(&buffer[..n]);
-                bytes += n as u64;
+                sent.add(&part);
                 if let Err(e) = writer.wait_for_capacity(4).await {
                     let _ = writer.abort().await;
                     return Err(failed(e));
                 }
-                writer.write(&buffer[..n]);
+                writer.write(&part);
             }
             // `finish` aborts the upload itself when a part fails.
-            writer.finish().await.map_err(failed)?;
-            Ok(())
-        })?;
-        Ok(FileDigest { bytes, sha256: FileDigest::hex(&hasher.finalize()) })
+            writer.finish().await.map(drop).map_err(failed)
+        })
     }
 
     fn put(&self, key: &Path, content: Vec<u8>, mode: PutMode, relative: &str) -> Result<()> {
@@ -188,8 +247,11 @@ impl Remote {
     /// in progress, or a generation just made current by a publisher this one has not seen);
     /// returns their names. `CURRENT` is read again before each removal, and a generation's
     /// manifest goes first, so a half-removed generation is never complete. A claimed name
-    /// without a manifest (a publisher that died) goes the same way once old. `keep` 0 keeps
-    /// all.
+    /// without a manifest (a publisher that died) goes the same way once old, with the
+    /// multipart upload it left unfinished (aborted on S3, its staging file removed from a
+    /// folder). `keep` 0 keeps all. Age is the newest listed object's: a single file uploading
+    /// for longer than `min_age` writes no listed object meanwhile, so `min_age` must exceed the
+    /// longest file's upload (the command line's 15 minutes: 16 GB at 20 MB/s).
     ///
     /// # Errors
     /// [`Error::Remote`] for a failed listing or delete.
@@ -217,13 +279,98 @@ impl Remote {
                 continue;
             }
             objects.sort_by_key(|o| !o.location.as_ref().ends_with(MANIFEST));
-            for object in &objects {
-                self.runtime
-                    .block_on(self.store.delete(&object.location))
-                    .map_err(|e| remote(&format!("{}/{}", self.url, object.location), "removing", e))?;
+            let mut removing = objects.iter().map(|o| &o.location).peekable();
+            // The manifest first, so that a generation half removed is never complete; then
+            // unfinished uploads, before the notes that name them.
+            if let Some(manifest) = removing.next_if(|l| l.as_ref().ends_with(MANIFEST)) {
+                self.delete(manifest)?;
+            }
+            self.abort_uploads(&name, &objects)?;
+            for location in removing {
+                self.delete(location)?;
+            }
+            if let Some(root) = &self.local_root {
+                // What listings do not show: the staging file of a large file's unfinished
+                // upload, and the folders.
+                let folder = root.join(GENERATIONS).join(&name);
+                match fs::remove_dir_all(&folder) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::io(format!("removing {}", folder.display()), e))
+                    }
+                    _ => {}
+                }
             }
             removed.push(name);
         }
         Ok(removed)
     }
+
+    fn delete(&self, location: &Path) -> Result<()> {
+        self.runtime
+            .block_on(self.store.delete(location))
+            .map_err(|e| remote(&format!("{}/{location}", self.url), "removing", e))
+    }
+
+    /// Aborts the multipart uploads that generation `name`'s notes under [`UPLOADS`] name: a
+    /// publisher's that died mid-upload (one that completed has removed its note; an upload
+    /// S3 no longer knows is taken as done). A note naming a key outside the generation is
+    /// refused rather than followed.
+    fn abort_uploads(&self, name: &str, objects: &[object_store::ObjectMeta]) -> Result<()> {
+        let Some(s3) = &self.multipart else { return Ok(()) };
+        let notes = self.generation_key(name, UPLOADS);
+        let inside = self.generation_key(name, "");
+        for note in objects.iter().filter(|o| o.location.prefix_matches(&notes)) {
+            let context = format!("{}/{}", self.url, note.location);
+            let body = self
+                .runtime
+                .block_on(async { self.store.get(&note.location).await?.bytes().await })
+                .map_err(|e| remote(&context, "reading", e))?;
+            let upload: UploadNote = serde_json::from_slice(&body)
+                .map_err(|e| Error::Remote { context: format!("reading {context}"), reason: e.to_string() })?;
+            let key = Path::from(upload.key.as_str());
+            if !key.prefix_matches(&inside) || key.prefix_matches(&notes) {
+                return Err(Error::Remote {
+                    context: format!("reading {context}"),
+                    reason: format!("names the object {:?}, outside generation {name}", upload.key),
+                });
+            }
+            match self.runtime.block_on(s3.abort_multipart(&key, &upload.upload_id)) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(remote(&context, "aborting the upload noted in", e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a large file's upload has sent so far.
+#[derive(Default)]
+struct Sent {
+    hasher: sha2::Sha256,
+    bytes: u64,
+}
+
+impl Sent {
+    fn add(&mut self, part: &[u8]) {
+        use sha2::Digest;
+        self.hasher.update(part);
+        self.bytes += part.len() as u64;
+    }
+}
+
+/// A multipart upload in progress, as noted under a generation's [`UPLOADS`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UploadNote {
+    /// The object's full key.
+    key: String,
+    upload_id: String,
+}
+
+/// The next part of a file: [`PART_BYTES`] bytes, fewer only at its end (S3 needs every part
+/// but the last to be at least 5 MiB, so a short read must not end a part); empty at the end.
+fn read_part(file: &mut fs::File) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut part = Vec::with_capacity(PART_BYTES);
+    Read::take(&mut *file, PART_BYTES as u64).read_to_end(&mut part)?;
+    Ok(part)
 }
