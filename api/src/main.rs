@@ -67,7 +67,7 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         reload::spawn_puller(state.clone(), remote, Duration::from_secs(settings.watch_secs))
             .context("starting the generation puller")?;
     }
-    let bind = settings.bind;
+    let bind = settings.bind.clone();
     tracing::info!(
         index = %settings.index_dir.display(),
         generation = %state.engine().manifest().generation,
@@ -81,8 +81,11 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
             .workers(settings.workers)
-            .bind(bind)
-            .with_context(|| format!("binding {bind}"))?;
+            .bind(&bind[..])
+            .with_context(|| {
+                let addresses: Vec<String> = bind.iter().map(ToString::to_string).collect();
+                format!("binding {}", addresses.join(", "))
+            })?;
         // The address bound, not the one asked for: port 0 asks the system for a free port.
         for address in server.addrs() {
             tracing::info!("serving on http://{address}");

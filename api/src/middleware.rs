@@ -196,6 +196,42 @@ pub async fn no_query_string(
     Ok(req.into_response(error.error_response()).map_into_right_body())
 }
 
+/// The request body codings this server decodes (actix's `compress-gzip` feature).
+const DECODED_ENCODINGS: &[&str] = &["gzip", "x-gzip", "identity"];
+
+/// Refuses a body in a coding the server does not decode (RFC 9110 §8.4.1: 415, with
+/// `Accept-Encoding` naming what it takes, as RFC 7694 asks). actix reads an encoding it was not
+/// built for (`br`, `zstd`, `deflate`, a typo) as identity, so a compressed body would be
+/// parsed as JSON and refused as malformed, and a plain body under a wrong header accepted.
+pub async fn known_content_encoding(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let unknown: Vec<String> = req
+        .headers()
+        .get_all(actix_web::http::header::CONTENT_ENCODING)
+        .flat_map(|value| value.to_str().unwrap_or("(not text)").split(','))
+        .map(|coding| coding.trim().to_ascii_lowercase())
+        .filter(|coding| !coding.is_empty() && !DECODED_ENCODINGS.contains(&coding.as_str()))
+        .collect();
+    if unknown.is_empty() {
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+    }
+    let error = ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_content_encoding",
+        format!(
+            "Content-Encoding {} is not one this server decodes; send gzip or an uncompressed body",
+            unknown.join(", ")
+        ),
+    );
+    let mut response = error.error_response();
+    response
+        .headers_mut()
+        .insert(actix_web::http::header::ACCEPT_ENCODING, actix_web::http::header::HeaderValue::from_static("gzip"));
+    Ok(req.into_response(response).map_into_right_body())
+}
+
 #[cfg(test)]
 mod tests {
     use super::same_key;

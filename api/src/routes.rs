@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::body::Object;
 use crate::error::{json_error, query_error, ApiError, ErrorBody};
-use crate::middleware::{no_query_string, observe, require, Access};
+use crate::middleware::{known_content_encoding, no_query_string, observe, require, Access};
 use crate::reload::{ReloadError, ReloadOutcome};
 use crate::writes::{delete_item, events, put_item, update_fields};
 use crate::AppState;
@@ -34,6 +34,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .service(
             web::scope("")
+                // observe (added last) runs first, so a refused encoding is counted and logged.
+                .wrap(from_fn(known_content_encoding))
                 .wrap(from_fn(observe))
                 .service(get("/healthz", healthz, "GET, HEAD"))
                 .service(get("/readyz", readyz, "GET, HEAD"))

@@ -96,7 +96,7 @@ pub struct SettingsLayer {
     /// generation's; another one is refused at start-up].
     #[arg(long, env = "HYRANK_PRECISION")]
     pub precision: Option<String>,
-    /// Address to listen on. Loopback by default: expose it deliberately [default: 127.0.0.1:8080].
+    /// Address to listen on, IP:PORT or HOST:PORT (every address the name resolves to). Loopback by default: expose it deliberately [default: 127.0.0.1:8080].
     #[arg(long, env = "HYRANK_BIND")]
     pub bind: Option<String>,
     /// HTTP worker threads; model work runs on a separate blocking pool [default: 2].
@@ -336,8 +336,9 @@ pub struct ServerSettings {
     pub device: DeviceChoice,
     /// Model precision; `None`: the generation's.
     pub precision: Option<hyrank_engine::Precision>,
-    /// Listen address.
-    pub bind: SocketAddr,
+    /// Listen addresses: what the `bind` setting names, a host name resolved (`localhost:8080`
+    /// gives `127.0.0.1:8080` and `[::1]:8080`; the server listens on each it can bind).
+    pub bind: Vec<SocketAddr>,
     /// HTTP workers.
     pub workers: usize,
     /// The model worker's batching, if any.
@@ -420,9 +421,7 @@ impl ServerSettings {
             .map(|p| p.parse::<hyrank_engine::Precision>().map_err(|e| bad("precision", e.to_string())))
             .transpose()?;
         let bind_text = layer.bind.unwrap_or_else(|| "127.0.0.1:8080".into());
-        let bind = bind_text
-            .parse::<SocketAddr>()
-            .map_err(|e| bad("bind", format!("{bind_text:?} is not an address like 127.0.0.1:8080 ({e})")))?;
+        let bind = resolve_bind(&bind_text).map_err(|reason| bad("bind", reason))?;
         let key = |name: &str, value: Option<Secret>| match value {
             Some(k) if k.expose().trim().len() < 16 => Err(bad(name, "must be at least 16 characters".into())),
             other => Ok(other),
@@ -539,6 +538,26 @@ impl ServerSettings {
     }
 }
 
+/// The addresses of a `bind` setting: `IP:PORT` (`0.0.0.0:8080`, `[::]:8080`) or
+/// `HOST:PORT`, resolved now, so that a name that does not resolve is a settings error rather
+/// than a failure after the model has loaded.
+fn resolve_bind(text: &str) -> std::result::Result<Vec<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(vec![address]);
+    }
+    let usage = "an address like 127.0.0.1:8080, [::]:8080 or localhost:8080";
+    if text.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+        return Err(format!("{text:?} is not {usage} (a host and a port)"));
+    }
+    let addresses: Vec<SocketAddr> =
+        text.to_socket_addrs().map_err(|e| format!("{text:?} does not resolve ({e}); give {usage}"))?.collect();
+    if addresses.is_empty() {
+        return Err(format!("{text:?} resolves to no address; give {usage}"));
+    }
+    Ok(addresses)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,7 +572,7 @@ mod tests {
         let settings = ServerSettings::validate(parse(&["--max-k", "20"]).over(file)).unwrap();
         assert_eq!(settings.service.limits.max_k, 20); // flag
         assert_eq!(settings.workers, 3); // file
-        assert_eq!(settings.bind.to_string(), "0.0.0.0:9000"); // file
+        assert_eq!(settings.bind, ["0.0.0.0:9000".parse::<SocketAddr>().unwrap()]); // file
         assert_eq!(settings.service.limits.max_candidates, 1000); // default
         assert_eq!(settings.watch_secs, 5);
         assert_eq!(settings.query_batcher, None, "the model worker is opt-in");
@@ -596,10 +615,26 @@ mod tests {
     }
 
     #[test]
+    fn bind_takes_a_host_name_and_port() {
+        let settings = ServerSettings::validate(parse(&["--bind", "localhost:8080"])).unwrap();
+        assert!(settings.bind.contains(&"127.0.0.1:8080".parse().unwrap()), "{:?}", settings.bind);
+        assert!(settings.bind.iter().all(|a| a.ip().is_loopback() && a.port() == 8080), "{:?}", settings.bind);
+        let settings = ServerSettings::validate(parse(&["--bind", "[::]:0"])).unwrap();
+        assert_eq!(settings.bind, ["[::]:0".parse::<SocketAddr>().unwrap()]);
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         for (args, expected) in [
             (&["--workers", "0"][..], "setting workers: must be at least 1"),
-            (&["--bind", "localhost"][..], "setting bind"),
+            (&["--bind", "localhost"][..], "setting bind: \"localhost\" is not an address like"),
+            (&["--bind", "127.0.0.1"][..], "(a host and a port)"),
+            (&["--bind", ":8080"][..], "(a host and a port)"),
+            (&["--bind", "localhost:99999"][..], "(a host and a port)"),
+            (
+                &["--bind", "no-such-host.invalid:8080"][..],
+                "setting bind: \"no-such-host.invalid:8080\" does not resolve",
+            ),
             (&["--device", "gpu"][..], "setting device"),
             (&["--admin-key", "short"][..], "setting admin_key: must be at least 16"),
             (&["--max-k", "100000"][..], "setting max_k: the engine serves at most"),

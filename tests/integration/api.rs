@@ -392,6 +392,37 @@ async fn broken_requests_get_the_right_status_and_code() {
     let body: Value = test::read_body_json(response).await;
     assert_eq!(body["error"]["code"], "unreadable_body", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().starts_with("the body ended before it was complete"), "{body}");
+    // A coding the server does not decode is a 415 naming it (actix read it as identity: a
+    // plain body under a bogus header was accepted, a compressed one called malformed JSON);
+    // gzip (any case, or listed with identity) is decoded.
+    let whole = {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, br#"{"query": "tent"}"#).unwrap();
+        encoder.finish().unwrap()
+    };
+    for (coding, payload, status) in [
+        ("br", br#"{"query": "tent"}"#.to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("zstd", br#"{"query": "tent"}"#.to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("gzip, deflate", whole.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ("GZip", whole.clone(), StatusCode::OK),
+        ("identity", br#"{"query": "tent"}"#.to_vec(), StatusCode::OK),
+    ] {
+        let request = test::TestRequest::post()
+            .uri("/v1/search")
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("content-encoding", coding))
+            .set_payload(payload)
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status(), status, "{coding}");
+        if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            assert_eq!(response.headers().get("accept-encoding").unwrap(), "gzip", "{coding}");
+            let body: Value = test::read_body_json(response).await;
+            assert_eq!(body["error"]["code"], "unsupported_content_encoding", "{coding}: {body}");
+            let named = coding.rsplit(", ").next().unwrap();
+            assert!(body["error"]["message"].as_str().unwrap().contains(named), "{coding}: {body}");
+        }
+    }
     // A key given twice is refused, not read as its last value; a value of the wrong type is
     // named by its path.
     for (payload, named) in [
