@@ -28,7 +28,7 @@ use hyrank_engine::cache::Cache;
 use hyrank_engine::Engine;
 
 pub use error::ApiError;
-pub use settings::{Limits, Secret, ServiceSettings};
+pub use settings::{CorsOrigins, Limits, Secret, ServiceSettings};
 
 /// Shared state. Handlers take a clone of the serving engine's `Arc` per request, so a swap never
 /// disturbs requests already running, and the old generation is released when its last request

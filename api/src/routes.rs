@@ -29,13 +29,17 @@ use crate::AppState;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
     let max_body = state.settings().limits.max_body_bytes;
     let max_events_body = max_body.saturating_add(256 * state.settings().limits.max_events);
+    let cors = cors(&state.settings().cors_origins);
     cfg.app_data(web::Data::new(state))
         .app_data(web::JsonConfig::default().limit(max_body).error_handler(json_error))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .service(
             web::scope("")
-                // observe (added last) runs first, so a refused encoding is counted and logged.
+                // A wrap added later runs first: observe, then CORS (which answers preflights
+                // before any key is asked for, and adds its headers to every answer, errors
+                // included), then the encoding check.
                 .wrap(from_fn(known_content_encoding))
+                .wrap(cors)
                 .wrap(from_fn(observe))
                 .service(get("/healthz", healthz, "GET, HEAD"))
                 .service(get("/readyz", readyz, "GET, HEAD"))
@@ -105,6 +109,34 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 )
                 .default_service(web::to(not_found)),
         );
+}
+
+/// CORS for the configured origins ([`crate::CorsOrigins`]); without any, a middleware that
+/// passes every request through untouched. An origin not listed gets its answer without CORS
+/// headers (the browser then withholds it from the page), never a refusal, so the server's own
+/// pages keep working whatever the list. Keys are sent in `Authorization` or `X-Api-Key`, which
+/// CORS lets through when the origin is allowed; no cookie is read, so credentials mode stays
+/// off.
+fn cors(origins: &crate::CorsOrigins) -> actix_web::middleware::Condition<actix_cors::Cors> {
+    use actix_web::http::header::{HeaderName, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+    let request_id = HeaderName::from_static(crate::middleware::REQUEST_ID);
+    let api_key = HeaderName::from_static("x-api-key");
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "DELETE"])
+        .allowed_headers([AUTHORIZATION, api_key, CONTENT_TYPE, CONTENT_ENCODING, request_id.clone()])
+        .expose_headers([request_id, RETRY_AFTER])
+        .max_age(3600)
+        .block_on_origin_mismatch(false);
+    match origins {
+        crate::CorsOrigins::None => {}
+        crate::CorsOrigins::Any => cors = cors.allow_any_origin().send_wildcard(),
+        crate::CorsOrigins::List(list) => {
+            for origin in list {
+                cors = cors.allowed_origin(origin);
+            }
+        }
+    }
+    actix_web::middleware::Condition::new(*origins != crate::CorsOrigins::None, cors)
 }
 
 /// Decrements the queue count when an engine call ends, however it ends.

@@ -174,6 +174,12 @@ pub struct SettingsLayer {
     /// Whole responses cached (0 turns it off) [default: 1000].
     #[arg(long, env = "HYRANK_RESPONSE_CACHE_ENTRIES")]
     pub response_cache_entries: Option<usize>,
+    /// Origins whose pages may call the API from a browser (CORS), comma-separated, each
+    /// `scheme://host[:port]` as a browser sends it (`https://shop.example.com`), or `*` for any
+    /// origin. Keys still apply; none is sent as a cookie [default: none: no CORS headers, so
+    /// browsers let only pages this server serves, like /ui, read its answers].
+    #[arg(long, env = "HYRANK_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
     /// Seconds between checks of the index's CURRENT pointer for a new generation (0: only the
     /// admin route reloads) [default: 5].
     #[arg(long, env = "HYRANK_WATCH_SECS")]
@@ -222,6 +228,7 @@ impl SettingsLayer {
             rerank_cache_entries,
             rerank_precision,
             response_cache_entries,
+            cors_origins,
             watch_secs,
             source,
             source_endpoint,
@@ -311,6 +318,49 @@ pub struct ServiceSettings {
     pub write_key: Option<Secret>,
     /// Whole responses cached.
     pub response_cache_entries: usize,
+    /// Origins allowed to call the API from a browser.
+    pub cors_origins: CorsOrigins,
+}
+
+/// The origins CORS lets read the API's answers from a browser.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No CORS headers: only same-origin pages (the server's own /ui) can read answers.
+    #[default]
+    None,
+    /// Any origin (`*`).
+    Any,
+    /// These origins exactly, as browsers send them (`https://shop.example.com`).
+    List(Vec<String>),
+}
+
+impl std::str::FromStr for CorsOrigins {
+    type Err = String;
+
+    /// `*`, or a comma-separated list of `scheme://host[:port]` origins.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        if parts == ["*"] {
+            return Ok(CorsOrigins::Any);
+        }
+        if parts.is_empty() {
+            return Ok(CorsOrigins::None);
+        }
+        for origin in &parts {
+            let (scheme, authority) = origin.split_once("://").unwrap_or(("", ""));
+            let well_formed = matches!(scheme, "http" | "https")
+                && !authority.is_empty()
+                && !authority.contains(['/', '?', '#', '*', ' '])
+                && !origin.bytes().any(|b| b.is_ascii_uppercase());
+            if !well_formed {
+                return Err(format!(
+                    "{origin:?} is not an origin: give scheme://host[:port] in lower case, without a path or a \
+                     trailing slash (https://shop.example.com), or * alone for any origin"
+                ));
+            }
+        }
+        Ok(CorsOrigins::List(parts.into_iter().map(str::to_string).collect()))
+    }
 }
 
 impl Default for ServiceSettings {
@@ -321,6 +371,7 @@ impl Default for ServiceSettings {
             admin_key: None,
             write_key: None,
             response_cache_entries: 1000,
+            cors_origins: CorsOrigins::None,
         }
     }
 }
@@ -422,6 +473,13 @@ impl ServerSettings {
             .transpose()?;
         let bind_text = layer.bind.unwrap_or_else(|| "127.0.0.1:8080".into());
         let bind = resolve_bind(&bind_text).map_err(|reason| bad("bind", reason))?;
+        let cors_origins = layer
+            .cors_origins
+            .as_deref()
+            .map(str::parse::<CorsOrigins>)
+            .transpose()
+            .map_err(|reason| bad("cors_origins", reason))?
+            .unwrap_or_default();
         let key = |name: &str, value: Option<Secret>| match value {
             Some(k) if k.expose().trim().len() < 16 => Err(bad(name, "must be at least 16 characters".into())),
             other => Ok(other),
@@ -533,6 +591,7 @@ impl ServerSettings {
                 response_cache_entries: layer
                     .response_cache_entries
                     .unwrap_or(ServiceSettings::default().response_cache_entries),
+                cors_origins,
             },
         })
     }
@@ -624,10 +683,31 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_are_a_list_or_any() {
+        let parsed = |args: &[&str]| ServerSettings::validate(parse(args)).unwrap().service.cors_origins;
+        assert_eq!(parsed(&[]), CorsOrigins::None);
+        assert_eq!(parsed(&["--cors-origins", "*"]), CorsOrigins::Any);
+        assert_eq!(
+            parsed(&["--cors-origins", "https://shop.example.com, http://localhost:3000,"]),
+            CorsOrigins::List(vec!["https://shop.example.com".into(), "http://localhost:3000".into()])
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         for (args, expected) in [
             (&["--workers", "0"][..], "setting workers: must be at least 1"),
             (&["--bind", "localhost"][..], "setting bind: \"localhost\" is not an address like"),
+            (
+                &["--cors-origins", "https://shop.example.com/"][..],
+                "setting cors_origins: \"https://shop.example.com/\" is not an origin",
+            ),
+            (
+                &["--cors-origins", "shop.example.com"][..],
+                "setting cors_origins: \"shop.example.com\" is not an origin",
+            ),
+            (&["--cors-origins", "https://a.example, *"][..], "\"*\" is not an origin"),
+            (&["--cors-origins", "https://Shop.example"][..], "in lower case"),
             (&["--bind", "127.0.0.1"][..], "(a host and a port)"),
             (&["--bind", ":8080"][..], "(a host and a port)"),
             (&["--bind", "localhost:99999"][..], "(a host and a port)"),

@@ -404,3 +404,62 @@ async fn a_generation_removed_under_the_server_keeps_serving_from_memory() {
     // CURRENT still names it: a reload finds nothing new and keeps serving.
     assert!(matches!(state.reload(), Ok(hyrank_api::reload::ReloadOutcome::Unchanged { .. })));
 }
+
+/// CORS: off by default (no headers); for a listed origin, a preflight is answered before any
+/// key is asked for and every answer (errors too) names the origin and exposes the request id;
+/// an origin not listed is served without CORS headers, never refused, so same-origin pages
+/// keep working; `*` answers any origin with the wildcard.
+#[actix_web::test]
+async fn cors_lets_listed_origins_read_answers_and_no_other() {
+    let shop = "https://shop.example.com";
+    let preflight = |origin: &str| {
+        test::TestRequest::default()
+            .method(actix_web::http::Method::OPTIONS)
+            .uri("/v1/search")
+            .insert_header(("origin", origin))
+            .insert_header(("access-control-request-method", "POST"))
+            .insert_header(("access-control-request-headers", "authorization, x-api-key, content-type"))
+    };
+    let from =
+        |origin: &str, key: Option<&str>| search(json!({"query": "tent"}), key).insert_header(("origin", origin));
+    let allow = |headers: &actix_web::http::header::HeaderMap| {
+        headers.get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string())
+    };
+
+    let off = service(AppState::with_settings(shared_engine(), None, keyed(Limits::default()))).await;
+    let (status, headers, _) = call(&off, from(shop, Some(SEARCH_KEY))).await;
+    assert_eq!((status, allow(&headers)), (StatusCode::OK, None));
+
+    let settings = ServiceSettings {
+        cors_origins: format!("{shop}, http://localhost:3000").parse().unwrap(),
+        ..keyed(Limits::default())
+    };
+    let app = service(AppState::with_settings(shared_engine(), None, settings)).await;
+    let (status, headers, _) = call(&app, preflight(shop)).await;
+    assert_eq!(status, StatusCode::OK, "a preflight carries no key and is not refused for it");
+    assert_eq!(allow(&headers).as_deref(), Some(shop));
+    let methods = headers.get("access-control-allow-methods").unwrap().to_str().unwrap().to_string();
+    let allowed_headers = headers.get("access-control-allow-headers").unwrap().to_str().unwrap().to_lowercase();
+    assert!(methods.contains("POST") && methods.contains("PUT"), "{methods}");
+    for header in ["authorization", "x-api-key", "content-type"] {
+        assert!(allowed_headers.contains(header), "{header}: {allowed_headers}");
+    }
+
+    let (status, headers, body) = call(&app, from(shop, Some(SEARCH_KEY))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(allow(&headers).as_deref(), Some(shop));
+    let exposed = headers.get("access-control-expose-headers").unwrap().to_str().unwrap().to_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+    // An error answer carries the headers too, so the page can read why.
+    let (status, headers, body) = call(&app, from(shop, None)).await;
+    assert_eq!((status, allow(&headers).as_deref()), (StatusCode::UNAUTHORIZED, Some(shop)), "{body}");
+
+    // Not listed: served as before, without the header the browser needs.
+    let (status, headers, _) = call(&app, from("https://elsewhere.example", Some(SEARCH_KEY))).await;
+    assert_eq!((status, allow(&headers)), (StatusCode::OK, None));
+
+    let any = ServiceSettings { cors_origins: "*".parse().unwrap(), ..keyed(Limits::default()) };
+    let app = service(AppState::with_settings(shared_engine(), None, any)).await;
+    let (status, headers, _) = call(&app, from("https://elsewhere.example", Some(SEARCH_KEY))).await;
+    assert_eq!((status, allow(&headers).as_deref()), (StatusCode::OK, Some("*")));
+}
