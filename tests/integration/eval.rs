@@ -76,7 +76,10 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     let judged = dir.path().join("judged");
     std::fs::create_dir_all(judged.join("qrels")).unwrap();
     std::fs::copy(eval.data_dir.join("queries.jsonl"), judged.join("queries.jsonl")).unwrap();
-    let qrels = std::fs::read_to_string(eval.data_dir.join("qrels/test.tsv")).unwrap() + "q1\tGONE-1\t1\n";
+    // q6 judged, but nothing relevant to it (one 0, one −1): it is evaluated, scores 0, and is
+    // counted; a negative grade is read as not relevant and counted.
+    let qrels = std::fs::read_to_string(eval.data_dir.join("qrels/test.tsv")).unwrap()
+        + "q1\tGONE-1\t1\nq6\tTNT-001\t0\nq6\tTNT-002\t-1\n";
     std::fs::write(judged.join("qrels/test.tsv"), qrels).unwrap();
     let with_missing = SearchEvalSettings {
         data_dir: judged,
@@ -92,6 +95,13 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     let markdown = std::fs::read_to_string(with_missing.out_dir.join("report.md")).unwrap();
     assert!(markdown.contains("1 judged relevant documents are not in the generation (e.g. q1/GONE-1)"), "{markdown}");
     assert!(missing.configs[0].recall_100 < report.configs[0].recall_100);
+    assert_eq!((missing.evaluated_queries, missing.without_relevant, missing.negative_grades), (6, 1, 1));
+    assert!(markdown.contains("1 of the judged queries have no relevant judgment"), "{markdown}");
+    assert!(markdown.contains("1 judgments have a negative grade, read as not relevant"), "{markdown}");
+    let per_query = std::fs::read_to_string(with_missing.out_dir.join("bm25.per-query.tsv")).unwrap();
+    let q6: Vec<&str> = per_query.lines().find(|l| l.starts_with("q6\t")).unwrap().split('\t').collect();
+    assert_eq!(q6[1..5], ["0.000000"; 4], "{per_query}");
+    assert_eq!((report.without_relevant, report.negative_grades), (0, 0));
 
     // A judged query with nothing to search is named before any query runs.
     let queries = std::fs::read_to_string(with_missing.data_dir.join("queries.jsonl")).unwrap();

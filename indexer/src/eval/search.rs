@@ -220,6 +220,11 @@ pub struct SearchReport {
     /// Up to 5 of them, as `query/doc`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub judged_not_indexed_examples: Vec<String>,
+    /// Evaluated queries none of whose judgments is relevant (every grade 0 or below): they
+    /// score 0 on every metric and are in every mean, as trec_eval counts them.
+    pub without_relevant: usize,
+    /// Judgments with a negative grade, read as not relevant (gain 0), as trec_eval reads them.
+    pub negative_grades: usize,
     /// Per configuration.
     pub configs: Vec<ConfigReport>,
     /// Run and per-query files already in the output folder for configurations this run does
@@ -306,6 +311,14 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             "judged relevant documents the generation does not hold: they count as relevant and never retrieved"
         );
     }
+    let without_relevant = qrels.values().filter(|judged| judged.values().all(|&g| g < 1)).count();
+    let negative_grades = qrels.values().flat_map(|judged| judged.values()).filter(|&&g| g < 0).count();
+    if without_relevant > 0 {
+        tracing::warn!(
+            queries = without_relevant,
+            "judged queries with no relevant judgment: they score 0 on every metric and are in every mean"
+        );
+    }
     std::fs::create_dir_all(&settings.out_dir).map_err(|e| {
         IndexError::Engine(hyrank_engine::Error::io(format!("creating {}", settings.out_dir.display()), e))
     })?;
@@ -386,6 +399,8 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         skipped_without_judgments: skipped,
         judged_not_indexed: missing.len(),
         judged_not_indexed_examples: missing.iter().take(5).cloned().collect(),
+        without_relevant,
+        negative_grades,
         configs: reports,
         earlier_outputs: earlier,
     };
@@ -406,6 +421,19 @@ impl SearchReport {
                  never retrieved.\n\n",
                 self.judged_not_indexed,
                 self.judged_not_indexed_examples.join(", ")
+            );
+        }
+        if self.without_relevant > 0 {
+            out += &format!(
+                "{} of the judged queries have no relevant judgment (every grade 0 or below): they score 0 on \
+                 every metric and are in every mean, as trec_eval counts them.\n\n",
+                self.without_relevant
+            );
+        }
+        if self.negative_grades > 0 {
+            out += &format!(
+                "{} judgments have a negative grade, read as not relevant (gain 0), as trec_eval reads them.\n\n",
+                self.negative_grades
             );
         }
         out += &super::markdown_table(
