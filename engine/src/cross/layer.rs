@@ -19,6 +19,10 @@ pub(super) struct TrainableLayer {
     query: Linear,
     key: Linear,
     value: Linear,
+    /// Query, key and value as one `(hidden → 3 × hidden)` projection, for scoring only
+    /// ([`TrainableLayer::with_fused_qkv`]): one product over the input instead of three.
+    /// Training keeps the three, whose weights it updates.
+    qkv: Option<Linear>,
     attention_out: Linear,
     attention_norm: (Tensor, Tensor),
     intermediate: Linear,
@@ -36,6 +40,7 @@ impl TrainableLayer {
             query: candle_nn::linear(h, h, vb.pp("attention.self.query"))?,
             key: candle_nn::linear(h, h, vb.pp("attention.self.key"))?,
             value: candle_nn::linear(h, h, vb.pp("attention.self.value"))?,
+            qkv: None,
             attention_out: candle_nn::linear(h, h, vb.pp("attention.output.dense"))?,
             attention_norm: norm(vb.pp("attention.output.LayerNorm"))?,
             intermediate: candle_nn::linear(h, i, vb.pp("intermediate.dense"))?,
@@ -57,6 +62,7 @@ impl TrainableLayer {
             query: linear(&self.query)?,
             key: linear(&self.key)?,
             value: linear(&self.value)?,
+            qkv: self.qkv.as_ref().map(linear).transpose()?,
             attention_out: linear(&self.attention_out)?,
             attention_norm: norm(&self.attention_norm)?,
             intermediate: linear(&self.intermediate)?,
@@ -67,24 +73,54 @@ impl TrainableLayer {
         })
     }
 
+    /// The layer for scoring: query, key and value fused into one projection (their weights
+    /// stacked, so the product is the three side by side).
+    pub(super) fn with_fused_qkv(mut self) -> Result<Self> {
+        let parts = [&self.query, &self.key, &self.value];
+        let weight = Tensor::cat(&parts.map(|l| l.weight()), 0)?;
+        let bias = parts.map(|l| l.bias().cloned()).into_iter().collect::<Option<Vec<_>>>();
+        let bias = bias.map(|b| Tensor::cat(&b, 0)).transpose()?;
+        self.qkv = Some(Linear::new(weight, bias));
+        Ok(self)
+    }
+
     /// One layer over `x` (`(pairs, tokens, hidden)`). `fused`: candle's one-kernel softmax
-    /// and layer norm, which have no backward pass: for scoring, never for training.
+    /// and layer norm, which have no backward pass, and the fused query-key-value product when
+    /// the layer has one: for scoring, never for training.
+    ///
+    /// The projections run on `(pairs × tokens, hidden)` rows, one matrix product each, rather
+    /// than on the 3-D input, which candle-nn's `Linear` multiplies pair by pair against the
+    /// weights broadcast (a batched product of `pairs` small ones). The attention's scale goes
+    /// on the queries, `(tokens, head_dim)` per head, not on the scores, `(tokens, tokens)`.
     pub(super) fn forward(&self, x: &Tensor, additive_mask: &Tensor, fused: bool) -> Result<Tensor> {
         let (batch, tokens, hidden) = x.dims3()?;
         let head_dim = hidden / self.heads;
-        let split = |t: Tensor| -> Result<Tensor> {
+        let rows = x.reshape((batch * tokens, hidden))?;
+        let heads = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((batch, tokens, self.heads, head_dim))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (head_dim as f64).sqrt())?.broadcast_add(additive_mask)?;
+        let (q, k, v) = match (&self.qkv, fused) {
+            (Some(qkv), true) => {
+                let all = qkv.forward(&rows)?.reshape((batch, tokens, 3, self.heads, head_dim))?;
+                let part = |i: usize| -> Result<Tensor> {
+                    Ok(all.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?)
+                };
+                (part(0)?, part(1)?, part(2)?)
+            }
+            _ => (
+                heads(self.query.forward(&rows)?)?,
+                heads(self.key.forward(&rows)?)?,
+                heads(self.value.forward(&rows)?)?,
+            ),
+        };
+        let q = (q * (1.0 / (head_dim as f64).sqrt()))?;
+        let scores = q.matmul(&k.t()?.contiguous()?)?.broadcast_add(additive_mask)?;
         let probs = if fused {
             candle_nn::ops::softmax_last_dim(&scores)?
         } else {
             candle_nn::ops::softmax(&scores, D::Minus1)?
         };
-        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch, tokens, hidden))?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch * tokens, hidden))?;
         let norm = |t: &Tensor, (w, b): &(Tensor, Tensor)| {
             if fused {
                 candle_nn::ops::layer_norm(&t.contiguous()?, w, b, self.eps)
@@ -92,8 +128,9 @@ impl TrainableLayer {
                 candle_nn::ops::layer_norm_slow(t, w, b, self.eps)
             }
         };
-        let attended = norm(&(self.attention_out.forward(&context)? + x)?, &self.attention_norm)?;
+        let attended = norm(&(self.attention_out.forward(&context)? + &rows)?, &self.attention_norm)?;
         let inner = self.intermediate.forward(&attended)?.gelu_erf()?;
-        Ok(norm(&(self.output.forward(&inner)? + &attended)?, &self.output_norm)?)
+        let out = norm(&(self.output.forward(&inner)? + &attended)?, &self.output_norm)?;
+        Ok(out.reshape((batch, tokens, hidden))?)
     }
 }

@@ -282,6 +282,9 @@ impl CrossEncoder {
         if layers_dtype != DType::F32 {
             upper = upper.iter().map(|layer| layer.to_dtype(layers_dtype)).collect::<Result<_>>()?;
         }
+        if inference.is_some() {
+            upper = upper.into_iter().map(TrainableLayer::with_fused_qkv).collect::<Result<_>>()?;
+        }
         let batch_size = pass_pairs(&device, item_tokens);
         Ok(CrossEncoder {
             lower,
