@@ -119,6 +119,23 @@ for precision in $PRECISIONS; do
   note "hyrank embed $DEV $precision" "$(grep -E 'items/s' "$LOGS/embed-$DEV-$precision.log" | tail -1)"
   note "hyrank parity $DEV $precision" "$(grep -iE 'worst cosine' "$LOGS/embed-$DEV-$precision.log" | tail -1)"
 done
+# Where an embedding batch's time goes (HYRANK_EMBED_PROFILE=1: the device synchronised at each
+# phase; candle's path only has the per-layer phases): total ms per phase over the catalog.
+step "embed-$DEV-profile" 120 env HYRANK_EMBED_PROFILE=1 HYRANK_LOG=warn,hyrank_embed_profile=info \
+  "$BIN/hyrank" check-model --model-dir "$MODEL" --device "$DEV" --batch-size "${BATCHES%% *}" \
+  --throughput-catalog "$DATA/corpus.jsonl"
+note "embed profile $DEV bs${BATCHES%% *}: total ms per phase (share)" "$(python3 - "$LOGS/embed-$DEV-profile.log" <<'PY'
+import re, sys
+totals = {}
+for line in open(sys.argv[1]):
+    m = re.search(r'hyrank_embed_profile: phase="?([^"=]+?)"? texts=(\d+) tokens=(\d+) ms=([\d.]+)', line)
+    if m:
+        totals[m.group(1)] = totals.get(m.group(1), 0.0) + float(m.group(4))
+# The layer phases are inside "encoder": shares are of the three outer phases' sum.
+outer = sum(v for k, v in totals.items() if not k.startswith("layer"))
+print("; ".join(f"{k} {v:.0f} ms ({100 * v / outer:.0f}%)" for k, v in totals.items()) if outer else "no phases logged")
+PY
+)"
 if [ "$DEV" = cuda ]; then
   step "cuda-index-out-of-range" 30 "$BIN/hyrank" check-model --model-dir "$MODEL" --device cuda:7 \
     --golden fixtures/golden_embeddings.json

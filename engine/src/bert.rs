@@ -24,6 +24,7 @@ use candle_transformers::models::bert::Config;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::profile::{Phases, Profiled};
 
 pub(crate) mod native;
 
@@ -239,6 +240,7 @@ impl Layer {
     /// `x`: `(batch, tokens, hidden)`; `mask`: additive, `(batch, 1, 1, tokens)`.
     fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (batch, tokens, hidden) = x.dims3()?;
+        let mut phases = Phases::start(x.device(), Profiled::Embed)?;
         let head_dim = hidden / self.heads;
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((batch, tokens, self.heads, head_dim))?.transpose(1, 2)?.contiguous()?)
@@ -247,6 +249,7 @@ impl Layer {
         let q = split(qkv.narrow(2, 0, hidden)?)?;
         let k = split(qkv.narrow(2, hidden, hidden)?)?;
         let v = split(qkv.narrow(2, 2 * hidden, hidden)?)?;
+        phases.mark("layer: query, key, value", batch, tokens)?;
         // The scale goes on the queries, `(tokens, head_dim)` per head, rather than on the
         // scores, `(tokens, tokens)`: the same product, fewer values to touch once tokens
         // outnumber the head's 32 dimensions. The softmax is candle's one-kernel form over
@@ -255,9 +258,13 @@ impl Layer {
         let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.flatten_from(2)?;
+        phases.mark("layer: attention", batch, tokens)?;
         let attended = self.attention_norm.forward(&(self.attention_out.forward(&context)? + x)?)?;
+        phases.mark("layer: attention output and norm", batch, tokens)?;
         let inner = self.intermediate.forward(&attended)?.gelu_erf()?;
-        Ok(self.output_norm.forward(&(self.output.forward(&inner)? + &attended)?)?)
+        let out = self.output_norm.forward(&(self.output.forward(&inner)? + &attended)?)?;
+        phases.mark("layer: feed-forward and norm", batch, tokens)?;
+        Ok(out)
     }
 }
 

@@ -18,6 +18,7 @@ use tokenizers::{Encoding, PaddingParams, PaddingStrategy, Tokenizer, Truncation
 use crate::bert::{Encoder, Precision};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
+use crate::profile::{Phases, Profiled};
 
 /// How to load and run the embedding model.
 #[derive(Debug, Clone)]
@@ -273,14 +274,21 @@ impl Embedder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let (hidden, mask) = self.forward(&self.encode(texts)?)?;
+        let mut phases = Phases::start(&self.device, Profiled::Embed)?;
+        let encodings = self.encode(texts)?;
+        let tokens = encodings.first().map_or(0, |e| e.get_ids().len());
+        phases.mark("tokenize", texts.len(), tokens)?;
+        let (hidden, mask) = self.forward(&encodings)?;
+        phases.mark("encoder", texts.len(), tokens)?;
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
         let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
         let mean = summed.broadcast_div(&counts)?;
         let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
         let normalized = mean.broadcast_div(&norms)?;
-        Ok(normalized.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+        let vectors = normalized.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
+        phases.mark("pool and copy to the host", texts.len(), tokens)?;
+        Ok(vectors)
     }
 
     /// Embeds one text.

@@ -33,6 +33,7 @@ pub mod json;
 pub(crate) mod kernels;
 pub mod lexical;
 pub mod live;
+pub(crate) mod profile;
 pub mod request;
 pub mod rerank;
 pub mod retrieve;

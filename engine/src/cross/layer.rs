@@ -7,6 +7,7 @@ use candle_nn::{Linear, Module, VarBuilder};
 use candle_transformers::models::bert::Config;
 
 use crate::error::Result;
+use crate::profile::{Phases, Profiled};
 
 /// One BERT layer written with differentiable operations only.
 ///
@@ -94,6 +95,7 @@ impl TrainableLayer {
     /// on the queries, `(tokens, head_dim)` per head, not on the scores, `(tokens, tokens)`.
     pub(super) fn forward(&self, x: &Tensor, additive_mask: &Tensor, fused: bool) -> Result<Tensor> {
         let (batch, tokens, hidden) = x.dims3()?;
+        let mut phases = Phases::start(x.device(), Profiled::Rerank)?;
         let head_dim = hidden / self.heads;
         let rows = x.reshape((batch * tokens, hidden))?;
         let heads = |t: Tensor| -> Result<Tensor> {
@@ -113,6 +115,7 @@ impl TrainableLayer {
                 heads(self.value.forward(&rows)?)?,
             ),
         };
+        phases.mark("layer: query, key, value", batch, tokens)?;
         let q = (q * (1.0 / (head_dim as f64).sqrt()))?;
         let scores = q.matmul(&k.t()?.contiguous()?)?.broadcast_add(additive_mask)?;
         let probs = if fused {
@@ -121,6 +124,7 @@ impl TrainableLayer {
             candle_nn::ops::softmax(&scores, D::Minus1)?
         };
         let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch * tokens, hidden))?;
+        phases.mark("layer: attention", batch, tokens)?;
         let norm = |t: &Tensor, (w, b): &(Tensor, Tensor)| {
             if fused {
                 candle_nn::ops::layer_norm(&t.contiguous()?, w, b, self.eps)
@@ -129,8 +133,10 @@ impl TrainableLayer {
             }
         };
         let attended = norm(&(self.attention_out.forward(&context)? + &rows)?, &self.attention_norm)?;
+        phases.mark("layer: attention output and norm", batch, tokens)?;
         let inner = self.intermediate.forward(&attended)?.gelu_erf()?;
         let out = norm(&(self.output.forward(&inner)? + &attended)?, &self.output_norm)?;
+        phases.mark("layer: feed-forward and norm", batch, tokens)?;
         Ok(out.reshape((batch, tokens, hidden))?)
     }
 }

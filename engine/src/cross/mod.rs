@@ -42,15 +42,14 @@ use tokenizers::Tokenizer;
 mod layer;
 mod native;
 mod prettr;
-mod profile;
 pub mod states;
 
 use crate::bert::{Encoder, Precision};
 use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
 use crate::error::{Error, Result};
+use crate::profile::{Phases, Profiled};
 use layer::TrainableLayer;
 use native::NativeScorer;
-use profile::Phases;
 use states::{DeviceStates, ItemStates};
 
 /// Name of the head's tensors in `reranker.safetensors`.
@@ -468,7 +467,7 @@ impl CrossEncoder {
             .unsqueeze(1)?
             .unsqueeze(1)?;
         let mut hidden = frozen.hidden.to_dtype(self.layers_dtype)?;
-        let mut phases = Phases::start(&self.device)?;
+        let mut phases = Phases::start(&self.device, Profiled::Rerank)?;
         let (pairs, tokens) = (hidden.dim(0)?, hidden.dim(1)?);
         for layer in &self.upper {
             hidden = layer.forward(&hidden, &additive, self.scoring)?;

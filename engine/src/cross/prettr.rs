@@ -161,7 +161,7 @@ impl CrossEncoder {
         if let (Some(on_device), Some(states)) = (&self.device_states, &self.states) {
             return self.frozen_gathered(pairs, states, on_device);
         }
-        let mut phases = super::Phases::start(&self.device)?;
+        let mut phases = super::Phases::start(&self.device, crate::profile::Profiled::Rerank)?;
         let sides = self.sides(pairs)?;
         phases.mark("sides on the host", pairs.len(), 0)?;
         let hidden = self.hidden;
@@ -205,7 +205,7 @@ impl CrossEncoder {
         states: &ItemStates,
         on_device: &DeviceStates,
     ) -> Result<FrozenPass> {
-        let mut phases = super::Phases::start(&self.device)?;
+        let mut phases = super::Phases::start(&self.device, crate::profile::Profiled::Rerank)?;
         let spans: Vec<Option<std::ops::Range<usize>>> =
             pairs.iter().map(|(_, item)| item.index.and_then(|index| states.token_span(index))).collect();
         let (distinct, query_of) = distinct_queries(pairs);
