@@ -43,8 +43,9 @@ struct Inner {
     /// Where new generations are published; `None` disables reloading (tests on a fixed engine).
     index_dir: Option<PathBuf>,
     settings: ServiceSettings,
-    /// Serialized responses keyed by route, generation and normalized request.
-    responses: Cache<String, Bytes>,
+    /// Serialized responses keyed by route, generation and normalized request, with what
+    /// they say about their own quality (counted again on every hit).
+    responses: Cache<String, (Bytes, metrics::AnswerQuality)>,
     metrics: metrics::Metrics,
     inflight: AtomicUsize,
     /// One reload at a time.

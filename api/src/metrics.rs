@@ -1,16 +1,54 @@
 //! Prometheus metrics: requests and latency per route template and status, the engine's stage
-//! latencies, the engine queue, cache lookups and the serving generation.
+//! latencies, the engine queue, cache lookups, the serving generation, and what each answer
+//! says about its own quality without judgments (empty and short lists, retriever agreement).
 
 use std::sync::Mutex;
 
 use hyrank_engine::batcher::BatcherStats;
 use hyrank_engine::cache::CacheStats;
-use hyrank_engine::request::Timings;
+use hyrank_engine::request::{Results, Timings};
 use prometheus::{
     register_histogram_vec_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
     register_int_gauge_vec_with_registry, register_int_gauge_with_registry, Encoder, HistogramVec, IntCounter,
     IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
 };
+
+/// Agreement buckets: shares of a top 10.
+const SHARES: [f64; 11] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+
+/// What an answer says about its own quality, without judgments: how full its list is, and
+/// how much its retrievers agree. Kept with a cached answer, so that cache hits count too.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AnswerQuality {
+    /// `empty` (no hit: a zero-result search), `short` (fewer hits than `k` asked, e.g. a
+    /// filter few items pass) or `full`.
+    pub list: &'static str,
+    /// Among the top 10 hits, the share that more than one retriever returned; `None` when the
+    /// answer drew on one retriever only (a `bm25` or `dense` search) or has no hit. A drop
+    /// in a hybrid's agreement is what a broken leg looks like (a wrong model, a stale index).
+    pub agreement: Option<f64>,
+}
+
+impl AnswerQuality {
+    /// The quality of `results`, which `k` hits were asked for.
+    pub fn of(results: &Results, k: usize) -> Self {
+        let list = match results.hits.len() {
+            0 => "empty",
+            n if n < k => "short",
+            _ => "full",
+        };
+        let top = &results.hits[..results.hits.len().min(10)];
+        let kinds: std::collections::BTreeSet<_> = top
+            .iter()
+            .flat_map(|h| {
+                h.breakdown.retrievers.iter().map(|r| r.retriever).chain(h.breakdown.abstained.iter().copied())
+            })
+            .collect();
+        let agreement = (kinds.len() >= 2 && !top.is_empty())
+            .then(|| top.iter().filter(|h| h.breakdown.retrievers.len() >= 2).count() as f64 / top.len() as f64);
+        AnswerQuality { list, agreement }
+    }
+}
 
 /// Latency buckets in seconds: 0.5 ms to 10 s.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -70,6 +108,8 @@ pub struct Metrics {
     live_flushes: IntCounter,
     live_deleted: IntGauge,
     live_put_items: IntGauge,
+    answers: IntCounterVec,
+    agreement: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -198,7 +238,24 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let answers = register_int_counter_vec_with_registry!(
+            "hyrank_answers_total",
+            "Answers of search, recommend and similar by how full their list is: empty (no hit), short (fewer than k) or full; cached answers included.",
+            &["list", "route"],
+            registry
+        )
+        .expect(expect);
+        let agreement = register_histogram_vec_with_registry!(
+            "hyrank_retriever_agreement",
+            "Share of an answer's top 10 that more than one retriever returned, for answers drawing on two or more (hybrid search, CF with content); cached answers included.",
+            &["route"],
+            SHARES.to_vec(),
+            registry
+        )
+        .expect(expect);
         Metrics {
+            answers,
+            agreement,
             live_put_items,
             live_deleted,
             live_flushes,
@@ -243,6 +300,14 @@ impl Metrics {
             self.stage_seconds.with_label_values(&["rerank"]).observe(seconds(timings.rerank_ms));
         }
         self.stage_seconds.with_label_values(&["engine_total"]).observe(seconds(timings.total_ms));
+    }
+
+    /// Counts one answer of `route` (search, recommend, similar) by its quality.
+    pub fn observe_answer(&self, route: &str, quality: AnswerQuality) {
+        self.answers.with_label_values(&[quality.list, route]).inc();
+        if let Some(share) = quality.agreement {
+            self.agreement.with_label_values(&[route]).observe(share);
+        }
     }
 
     /// Marks `generation` as the one serving.

@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::body::Object;
 use crate::error::{json_error, query_error, ApiError, ErrorBody};
+use crate::metrics::AnswerQuality;
 use crate::middleware::{known_content_encoding, no_query_string, observe, require, Access};
 use crate::reload::{ReloadError, ReloadOutcome};
 use crate::writes::{delete_item, events, put_item, update_fields};
@@ -226,8 +227,9 @@ fn bound(
 /// events, so no write is ever answered from before it.
 async fn cached<R: Serialize + Send + 'static>(
     state: &AppState,
-    route: &str,
+    route: &'static str,
     user: Option<&str>,
+    k: usize,
     request: &R,
     work: impl FnOnce(&Engine, &R) -> hyrank_engine::Result<Results> + Send + 'static,
 ) -> Result<HttpResponse, ApiError>
@@ -244,19 +246,22 @@ where
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the request: {e}"))
     })?;
     let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{fields}\n{puts}\n{canonical}");
-    if let Some(body) = state.inner.responses.get(&key) {
+    if let Some((body, quality)) = state.inner.responses.get(&key) {
+        state.metrics().observe_answer(route, quality);
         return Ok(json_response(body, "hit"));
     }
     let request = request.clone();
     let results = blocking(state, move |engine| work(engine, &request)).await?;
     state.metrics().observe_stages(&results.timings);
+    let quality = AnswerQuality::of(&results, k);
+    state.metrics().observe_answer(route, quality);
     let body = Bytes::from(serde_json::to_vec(&results).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the response: {e}"))
     })?);
     // Only cache what the generation in the key produced: a swap mid-request would otherwise
     // file the new generation's answer under the old key (harmless, but misleading).
     if results.generation == generation {
-        state.inner.responses.put(key, body.clone());
+        state.inner.responses.put(key, (body.clone(), quality));
     }
     Ok(json_response(body, "miss"))
 }
@@ -325,7 +330,8 @@ pub(crate) async fn search(
     let mut request = body.into_inner().0;
     bound(&state, request.k, request.candidates, &mut request.query, request.rerank.as_ref().and_then(|r| r.depth))?;
     let user = request.user.clone();
-    cached(&state, "search", user.as_deref(), &request, |engine, request| engine.search(request)).await
+    let k = request.k;
+    cached(&state, "search", user.as_deref(), k, &request, |engine, request| engine.search(request)).await
 }
 
 /// Recommendations for a user: collaborative filtering, content, or both; `explain` adds the
@@ -344,7 +350,8 @@ pub(crate) async fn recommend(
     let request = body.into_inner().0;
     bound(&state, request.k, request.candidates, &mut None, request.rerank.as_ref().and_then(|r| r.depth))?;
     let user = request.user.clone();
-    cached(&state, "recommend", Some(&user), &request, |engine, request| engine.recommend(request)).await
+    let k = request.k;
+    cached(&state, "recommend", Some(&user), k, &request, |engine, request| engine.recommend(request)).await
 }
 
 /// One item as stored.
@@ -400,7 +407,8 @@ pub(crate) async fn similar(
         candidates: params.candidates.unwrap_or(defaults::CANDIDATES),
     };
     bound(&state, request.k, request.candidates, &mut None, None)?;
-    cached(&state, "similar", None, &request, |engine, request| engine.similar(request)).await
+    let k = request.k;
+    cached(&state, "similar", None, k, &request, |engine, request| engine.similar(request)).await
 }
 
 /// The serving generation.

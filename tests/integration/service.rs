@@ -194,6 +194,48 @@ async fn metrics_count_routes_by_template_stages_and_caches() {
     }
 }
 
+/// What answers say about themselves, without judgments: empty and short lists counted (a
+/// zero-result rate), and for answers drawing on two retrievers the share of the top 10 both
+/// returned; cache hits count as the answers they repeat.
+#[actix_web::test]
+async fn answers_are_counted_by_how_full_they_are_and_how_much_retrievers_agree() {
+    let app = service(AppState::from_arc(shared_engine())).await;
+    for (body, hits) in [
+        (json!({"query": "camp stove"}), 10),
+        (json!({"query": "camp stove"}), 10),
+        (json!({"query": "camp stove", "mode": "bm25"}), 10),
+        (json!({"query": "zzqxv", "mode": "bm25"}), 0),
+        (json!({"query": "ristretto", "mode": "bm25", "k": 100}), usize::MAX),
+    ] {
+        let (status, _, answer) = call(&app, search(body.clone(), None)).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {answer}");
+        let found = answer["hits"].as_array().unwrap().len();
+        if hits == usize::MAX {
+            assert!((1..100).contains(&found), "{body}: {found} hits; the test needs a short list");
+        } else {
+            assert_eq!(found, hits, "{body}");
+        }
+    }
+    let (_, _, text) = call(&app, test::TestRequest::get().uri("/metrics")).await;
+    let text = text.as_str().unwrap().to_string();
+    for expected in [
+        r#"hyrank_answers_total{list="full",route="search"} 3"#,
+        r#"hyrank_answers_total{list="empty",route="search"} 1"#,
+        r#"hyrank_answers_total{list="short",route="search"} 1"#,
+        // Only the two hybrid answers (one a cache hit) drew on two retrievers.
+        r#"hyrank_retriever_agreement_count{route="search"} 2"#,
+    ] {
+        assert!(text.contains(expected), "missing {expected}\n{text}");
+    }
+    let sum: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"hyrank_retriever_agreement_sum{route="search"} "#))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.0..=2.0).contains(&sum) && sum > 0.0, "two shares in (0, 1]: {sum}");
+}
+
 #[actix_web::test]
 async fn readiness_and_the_index_description() {
     let app = service(AppState::from_arc(shared_engine())).await;
