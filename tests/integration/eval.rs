@@ -56,6 +56,17 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     assert!(markdown.contains("| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |"));
     assert_eq!(report.judged_not_indexed, 0);
     assert!(report.earlier_outputs.is_empty());
+    // Each configuration after the first is compared with it query by query: the mean
+    // difference is the difference of the means, inside its own interval.
+    assert!(report.configs[0].against_first.is_none());
+    for config in &report.configs[1..] {
+        let paired = config.against_first.as_ref().unwrap();
+        assert_eq!(paired.baseline, "bm25");
+        assert!((paired.gain - (config.ndcg_10 - report.configs[0].ndcg_10)).abs() < 1e-12, "{paired:?}");
+        assert!(paired.interval[0] <= paired.gain && paired.gain <= paired.interval[1], "{paired:?}");
+        assert!(paired.better + paired.worse <= 5, "{paired:?}");
+    }
+    assert!(markdown.contains("nDCG@10 against bm25 on the same queries"), "{markdown}");
 
     // A second run into the same folder with fewer configurations names the first run's files
     // it did not write again (left in place: the folder may hold a reader's own files).
