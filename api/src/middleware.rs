@@ -196,39 +196,46 @@ pub async fn no_query_string(
     Ok(req.into_response(error.error_response()).map_into_right_body())
 }
 
-/// The request body codings this server decodes (actix's `compress-gzip` feature).
-const DECODED_ENCODINGS: &[&str] = &["gzip", "x-gzip", "identity"];
+/// The request body codings this server decodes: what actix-http's decoder reads with the
+/// `compress-gzip` feature (gzip, and deflate as zlib), and none.
+const DECODED_ENCODINGS: &[&str] = &["gzip", "deflate", "identity"];
 
-/// Refuses a body in a coding the server does not decode (RFC 9110 §8.4.1: 415, with
-/// `Accept-Encoding` naming what it takes, as RFC 7694 asks). actix reads an encoding it was not
-/// built for (`br`, `zstd`, `deflate`, a typo) as identity, so a compressed body would be
-/// parsed as JSON and refused as malformed, and a plain body under a wrong header accepted.
+/// Refuses a body whose coding the server would not decode (RFC 9110 §8.4.1: 415, with
+/// `Accept-Encoding` naming what it takes, as RFC 7694 asks). actix-http decodes by the first
+/// `Content-Encoding` header alone, read as one coding, and takes anything it does not decode
+/// (`br`, `zstd`, `x-gzip`, a list such as `gzip, identity`, a typo) as identity: a compressed
+/// body would be parsed as JSON and refused as malformed, and a plain body under a wrong header
+/// accepted. So a body is let through only under no header or one header naming one coding it
+/// decodes; a request without a body is not checked.
 pub async fn known_content_encoding(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let unknown: Vec<String> = req
-        .headers()
-        .get_all(actix_web::http::header::CONTENT_ENCODING)
-        .flat_map(|value| value.to_str().unwrap_or("(not text)").split(','))
-        .map(|coding| coding.trim().to_ascii_lowercase())
-        .filter(|coding| !coding.is_empty() && !DECODED_ENCODINGS.contains(&coding.as_str()))
-        .collect();
-    if unknown.is_empty() {
+    use actix_web::http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
+    let headers = req.headers();
+    let has_body = headers.contains_key(TRANSFER_ENCODING)
+        || headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    let codings: Vec<&str> =
+        headers.get_all(CONTENT_ENCODING).map(|value| value.to_str().unwrap_or("(not text)").trim()).collect();
+    let decoded = match codings[..] {
+        [] => true,
+        [one] => DECODED_ENCODINGS.iter().any(|known| one.eq_ignore_ascii_case(known)),
+        _ => false,
+    };
+    if decoded || !has_body {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     }
     let error = ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_content_encoding",
         format!(
-            "Content-Encoding {} is not one this server decodes; send gzip or an uncompressed body",
-            unknown.join(", ")
+            "Content-Encoding {} is not a coding this server decodes; send one of gzip or deflate, in one \
+             header, or an uncompressed body",
+            codings.join(", ")
         ),
     );
     let mut response = error.error_response();
-    response
-        .headers_mut()
-        .insert(actix_web::http::header::ACCEPT_ENCODING, actix_web::http::header::HeaderValue::from_static("gzip"));
+    response.headers_mut().insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate"));
     Ok(req.into_response(response).map_into_right_body())
 }
 
