@@ -23,29 +23,26 @@ pub struct AnswerQuality {
     /// `empty` (no hit: a zero-result search), `short` (fewer hits than `k` asked, e.g. a
     /// filter few items pass) or `full`.
     pub list: &'static str,
-    /// Among the top 10 hits, the share that more than one retriever returned; `None` when the
-    /// answer drew on one retriever only (a `bm25` or `dense` search) or has no hit. A drop
-    /// in a hybrid's agreement is what a broken leg looks like (a wrong model, a stale index).
+    /// Among the top 10 hits that every retriever could score (none abstained, as CF does on
+    /// an item without interactions), the share that more than one retriever returned; `None`
+    /// when one retriever ran (a `bm25` or `dense` search) or no such hit is in the top 10.
+    /// A drop in a hybrid's agreement is what a broken leg looks like (a wrong model, a stale
+    /// index), down to 0 when one leg's items never reach the top 10.
     pub agreement: Option<f64>,
 }
 
 impl AnswerQuality {
-    /// The quality of `results`, which `k` hits were asked for.
+    /// The quality of `results`, which `k` hits were asked for. Which retrievers ran is read
+    /// from the timings (each one that ran is timed), not from the hits.
     pub fn of(results: &Results, k: usize) -> Self {
         let list = match results.hits.len() {
             0 => "empty",
             n if n < k => "short",
             _ => "full",
         };
-        let top = &results.hits[..results.hits.len().min(10)];
-        let kinds: std::collections::BTreeSet<_> = top
-            .iter()
-            .flat_map(|h| {
-                h.breakdown.retrievers.iter().map(|r| r.retriever).chain(h.breakdown.abstained.iter().copied())
-            })
-            .collect();
-        let agreement = (kinds.len() >= 2 && !top.is_empty())
-            .then(|| top.iter().filter(|h| h.breakdown.retrievers.len() >= 2).count() as f64 / top.len() as f64);
+        let scored: Vec<_> = results.hits.iter().take(10).filter(|h| h.breakdown.abstained.is_empty()).collect();
+        let agreement = (results.timings.retrieve_ms.len() >= 2 && !scored.is_empty())
+            .then(|| scored.iter().filter(|h| h.breakdown.retrievers.len() >= 2).count() as f64 / scored.len() as f64);
         AnswerQuality { list, agreement }
     }
 }
@@ -360,6 +357,51 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Results as JSON: hits given as (retrievers that returned it, retrievers that abstained),
+    /// and the retrievers that ran.
+    fn results(hits: &[(&[&str], &[&str])], ran: &[&str]) -> Results {
+        let hits: Vec<serde_json::Value> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, (returned, abstained))| {
+                let retrievers: Vec<serde_json::Value> = returned
+                    .iter()
+                    .map(|r| serde_json::json!({"retriever": r, "raw_score": 1.0, "rank": 1, "contribution": 0.5}))
+                    .collect();
+                serde_json::json!({"id": format!("i{i}"), "title": "", "score": 1.0, "breakdown": {
+                    "fusion": "linear", "retrievers": retrievers, "abstained": abstained,
+                    "fused_score": 1.0, "final_score": 1.0}})
+            })
+            .collect();
+        let retrieve_ms: serde_json::Map<String, serde_json::Value> =
+            ran.iter().map(|r| (r.to_string(), 1.0.into())).collect();
+        serde_json::from_value(serde_json::json!({"hits": hits, "generation": "000001", "timings": {
+            "embed_ms": 0.0, "retrieve_ms": retrieve_ms, "fusion_ms": 0.0, "rerank_ms": 0.0, "total_ms": 1.0}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn answer_quality_reads_lists_and_agreement_among_hits_every_retriever_could_score() {
+        let both: &[&str] = &["bm25", "dense"];
+        let (bm25, dense): (&[&str], &[&str]) = (&["bm25"], &["dense"]);
+        // A hybrid: 1 of 4 found by both.
+        let hybrid = results(&[(both, &[]), (bm25, &[]), (dense, &[]), (dense, &[])], both);
+        assert_eq!(AnswerQuality::of(&hybrid, 10), AnswerQuality { list: "short", agreement: Some(0.25) });
+        assert_eq!(AnswerQuality::of(&hybrid, 4).list, "full");
+        // A broken leg: two retrievers ran, none of one's items reached the top: agreement 0.
+        let broken = results(&[(bm25, &[]), (bm25, &[])], both);
+        assert_eq!(AnswerQuality::of(&broken, 2).agreement, Some(0.0));
+        // One retriever ran: no agreement to speak of; nothing found: empty.
+        assert_eq!(AnswerQuality::of(&results(&[(bm25, &[])], &["bm25"]), 1).agreement, None);
+        assert_eq!(AnswerQuality::of(&results(&[], both), 10), AnswerQuality { list: "empty", agreement: None });
+        // Cold items (CF abstained) are no disagreement: agreement over the others, or none.
+        let (cf_content, content): (&[&str], &[&str]) = (&["cf", "dense"], &["dense"]);
+        let cold = results(&[(content, &["cf"]), (cf_content, &[]), (content, &["cf"])], &["cf", "dense"]);
+        assert_eq!(AnswerQuality::of(&cold, 3).agreement, Some(1.0));
+        let all_cold = results(&[(content, &["cf"]), (content, &["cf"])], &["cf", "dense"]);
+        assert_eq!(AnswerQuality::of(&all_cold, 2).agreement, None);
+    }
 
     #[test]
     fn renders_requests_stages_caches_and_generation() {

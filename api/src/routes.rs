@@ -113,9 +113,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
 }
 
 /// CORS for the configured origins ([`crate::CorsOrigins`]); without any, a middleware that
-/// passes every request through untouched. An origin not listed gets its answer without CORS
-/// headers (the browser then withholds it from the page), never a refusal, so the server's own
-/// pages keep working whatever the list. Keys are sent in `Authorization` or `X-Api-Key`, which
+/// passes every request through untouched. A request from an origin not listed is served
+/// without CORS headers (the browser then withholds the answer from the page), not refused, so
+/// the server's own pages keep working whatever the list; only its preflight is refused (400,
+/// actix-cors's plain-text answer), which a browser reads as "not allowed". Keys are sent in `Authorization` or `X-Api-Key`, which
 /// CORS lets through when the origin is allowed; no cookie is read, so credentials mode stays
 /// off.
 fn cors(origins: &crate::CorsOrigins) -> actix_web::middleware::Condition<actix_cors::Cors> {

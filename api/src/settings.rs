@@ -351,7 +351,12 @@ impl std::str::FromStr for CorsOrigins {
             let well_formed = matches!(scheme, "http" | "https")
                 && !authority.is_empty()
                 && !authority.contains(['/', '?', '#', '*', ' '])
-                && !origin.bytes().any(|b| b.is_ascii_uppercase());
+                && !origin.bytes().any(|b| b.is_ascii_uppercase())
+                // What actix-cors parses each origin as; one it cannot parse would stop every
+                // worker at start-up instead of naming the setting.
+                && origin.parse::<actix_web::http::Uri>().is_ok()
+                && (authority.ends_with(']')
+                    || authority.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_ok()));
             if !well_formed {
                 return Err(format!(
                     "{origin:?} is not an origin: give scheme://host[:port] in lower case, without a path or a \
@@ -599,7 +604,8 @@ impl ServerSettings {
 
 /// The addresses of a `bind` setting: `IP:PORT` (`0.0.0.0:8080`, `[::]:8080`) or
 /// `HOST:PORT`, resolved now, so that a name that does not resolve is a settings error rather
-/// than a failure after the model has loaded.
+/// than a failure after the model has loaded. The server listens on every address it can bind
+/// (actix skips one it cannot, such as `[::1]` on a host without IPv6, if another binds).
 fn resolve_bind(text: &str) -> std::result::Result<Vec<SocketAddr>, String> {
     use std::net::ToSocketAddrs;
     if let Ok(address) = text.parse::<SocketAddr>() {
@@ -613,6 +619,14 @@ fn resolve_bind(text: &str) -> std::result::Result<Vec<SocketAddr>, String> {
         text.to_socket_addrs().map_err(|e| format!("{text:?} does not resolve ({e}); give {usage}"))?.collect();
     if addresses.is_empty() {
         return Err(format!("{text:?} resolves to no address; give {usage}"));
+    }
+    // Port 0 asks for a free port per address: a name resolving to several would listen on a
+    // different port for each.
+    if addresses.len() > 1 && addresses[0].port() == 0 {
+        return Err(format!(
+            "{text:?} resolves to {} addresses, and port 0 would give each its own port; give an IP",
+            addresses.len()
+        ));
     }
     Ok(addresses)
 }
@@ -708,6 +722,8 @@ mod tests {
             ),
             (&["--cors-origins", "https://a.example, *"][..], "\"*\" is not an origin"),
             (&["--cors-origins", "https://Shop.example"][..], "in lower case"),
+            (&["--cors-origins", "https://shop.example:99999"][..], "is not an origin"),
+            (&["--cors-origins", "https://a\u{1}b"][..], "is not an origin"),
             (&["--bind", "127.0.0.1"][..], "(a host and a port)"),
             (&["--bind", ":8080"][..], "(a host and a port)"),
             (&["--bind", "localhost:99999"][..], "(a host and a port)"),

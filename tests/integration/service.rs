@@ -487,6 +487,18 @@ async fn cors_lets_listed_origins_read_answers_and_no_other() {
         assert!(allowed_headers.contains(header), "{header}: {allowed_headers}");
     }
 
+    // A route whose scopes are guarded by method (PUT, DELETE) is preflighted the same way.
+    let put = test::TestRequest::default()
+        .method(actix_web::http::Method::OPTIONS)
+        .uri("/v1/items/x")
+        .insert_header(("origin", shop))
+        .insert_header(("access-control-request-method", "PUT"));
+    let (status, headers, _) = call(&app, put).await;
+    assert_eq!((status, allow(&headers).as_deref()), (StatusCode::OK, Some(shop)));
+    // An unlisted origin's preflight is refused.
+    let (status, headers, _) = call(&app, preflight("https://elsewhere.example")).await;
+    assert_eq!((status, allow(&headers)), (StatusCode::BAD_REQUEST, None));
+
     let (status, headers, body) = call(&app, from(shop, Some(SEARCH_KEY))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(allow(&headers).as_deref(), Some(shop));
