@@ -382,6 +382,13 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &dyn Sto
     // A publisher that fails mid-upload (a file it cannot read, as a kill would leave it):
     // CURRENT still names the first generation, and replicas keep pulling that one.
     let second = build(&publisher);
+    // A file under a name the store keeps for its own objects is refused before anything is
+    // claimed or uploaded (retention would take it for an upload note).
+    std::fs::create_dir_all(second.join(".uploading")).unwrap();
+    std::fs::write(second.join(".uploading/x"), "{}").unwrap();
+    let err = remote.publish(&second).unwrap_err().to_string();
+    assert!(err.contains(".uploading/x") && err.contains("keeps for itself"), "{err}");
+    std::fs::remove_dir_all(second.join(".uploading")).unwrap();
     std::os::unix::fs::symlink("/nonexistent/file", second.join("zz-dangling")).unwrap();
     let err = remote.publish(&second).unwrap_err();
     assert!(err.to_string().contains("zz-dangling"), "{err}");

@@ -41,6 +41,15 @@ impl Remote {
         let mut manifest = read_manifest(dir)?;
         let name = manifest.generation.clone();
         check_name(&name).map_err(|reason| Error::BadIndex { path: dir.to_path_buf(), reason })?;
+        let files = local_files(dir)?;
+        // The store's own objects in a generation: a file of the same name would be taken for
+        // one (retention reads the notes). No build writes such names.
+        if let Some(reserved) = files.iter().find(|f| *f == CLAIM || f.starts_with(&format!("{UPLOADS}/"))) {
+            return Err(Error::BadIndex {
+                path: dir.join(reserved),
+                reason: format!("{reserved:?} is a name the generation store keeps for itself; rename or remove it"),
+            });
+        }
         // The version CURRENT is moved from is read before anything is uploaded: a publish that
         // finishes after another began and finished must not overwrite it unseen.
         let previous = self.read_current()?;
@@ -58,7 +67,7 @@ impl Remote {
             e => e,
         })?;
         let mut digests = BTreeMap::new();
-        for relative in local_files(dir)? {
+        for relative in files {
             let digest = self.put_file(&dir.join(&relative), &name, &relative)?;
             digests.insert(relative, digest);
         }
@@ -254,7 +263,8 @@ impl Remote {
     /// longest file's upload (the command line's 15 minutes: 16 GB at 20 MB/s).
     ///
     /// # Errors
-    /// [`Error::Remote`] for a failed listing or delete.
+    /// [`Error::Remote`] for a failed listing, delete or abort; [`Error::Io`] when a folder
+    /// store's generation folder cannot be removed.
     pub fn retain(&self, keep: usize, min_age: std::time::Duration) -> Result<Vec<String>> {
         if keep == 0 {
             return Ok(Vec::new());
@@ -313,28 +323,41 @@ impl Remote {
 
     /// Aborts the multipart uploads that generation `name`'s notes under [`UPLOADS`] name: a
     /// publisher's that died mid-upload (one that completed has removed its note; an upload
-    /// S3 no longer knows is taken as done). A note naming a key outside the generation is
-    /// refused rather than followed.
+    /// S3 no longer knows is taken as done). A note that cannot be read, or names a key outside
+    /// the generation, is logged and skipped rather than followed: it goes with the
+    /// generation's other objects, and retention goes on.
+    ///
+    /// # Errors
+    /// [`Error::Remote`] when S3 refuses an abort for another reason than not knowing the
+    /// upload (the note then stays, and the next retention tries again).
     fn abort_uploads(&self, name: &str, objects: &[object_store::ObjectMeta]) -> Result<()> {
         let Some(s3) = &self.multipart else { return Ok(()) };
         let notes = self.generation_key(name, UPLOADS);
         let inside = self.generation_key(name, "");
         for note in objects.iter().filter(|o| o.location.prefix_matches(&notes)) {
             let context = format!("{}/{}", self.url, note.location);
-            let body = self
+            let read = self
                 .runtime
                 .block_on(async { self.store.get(&note.location).await?.bytes().await })
-                .map_err(|e| remote(&context, "reading", e))?;
-            let upload: UploadNote = serde_json::from_slice(&body)
-                .map_err(|e| Error::Remote { context: format!("reading {context}"), reason: e.to_string() })?;
-            let key = Path::from(upload.key.as_str());
-            if !key.prefix_matches(&inside) || key.prefix_matches(&notes) {
-                return Err(Error::Remote {
-                    context: format!("reading {context}"),
-                    reason: format!("names the object {:?}, outside generation {name}", upload.key),
+                .map_err(|e| e.to_string())
+                .and_then(|body| serde_json::from_slice::<UploadNote>(&body).map_err(|e| e.to_string()))
+                .and_then(|upload| {
+                    // `parse`, not `from`: the note holds the key as stored, which `from` would
+                    // encode again (a `%` in it would name another object).
+                    let key = Path::parse(&upload.key).map_err(|e| e.to_string())?;
+                    if !key.prefix_matches(&inside) || key.prefix_matches(&notes) {
+                        return Err(format!("names the object {:?}, outside generation {name}", upload.key));
+                    }
+                    Ok((key, upload.upload_id))
                 });
-            }
-            match self.runtime.block_on(s3.abort_multipart(&key, &upload.upload_id)) {
+            let (key, id) = match read {
+                Ok(upload) => upload,
+                Err(reason) => {
+                    tracing::warn!(note = %context, %reason, "skipping an upload note retention cannot follow");
+                    continue;
+                }
+            };
+            match self.runtime.block_on(s3.abort_multipart(&key, &id)) {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(remote(&context, "aborting the upload noted in", e)),
             }
