@@ -252,7 +252,7 @@ impl Layer {
         phases.mark("layer: query, key, value", batch, tokens)?;
         // The scale goes on the queries, `(tokens, head_dim)` per head, rather than on the
         // scores, `(tokens, tokens)`: the same product, fewer values to touch once tokens
-        // outnumber the head's 32 dimensions. The softmax is candle's one-kernel form over
+        // outnumber the head's dimensions (32 in MiniLM). The softmax is candle's one-kernel form over
         // the last axis (on a GPU one launch and one pass over the scores instead of five).
         let q = (q * (1.0 / (head_dim as f64).sqrt()))?;
         let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;

@@ -4,6 +4,11 @@
 //! work queued so far and logs the milliseconds since the previous mark, so that a phase's time
 //! is its own rather than the next synchronisation's. Waiting removes the overlap of host and
 //! device work, so a profiled pass is slower than a plain one; `bench/gpu_run.sh` runs both.
+//!
+//! Phases nest: a pass's phase (`trained layer`, `encoder`) includes the per-layer phases
+//! logged inside it, so sum within one level only. The shared encoder's per-layer phases
+//! (candle's path) log under the embedder's target whoever runs them, the reranker's frozen
+//! query pass included: with `HYRANK_RERANK_PROFILE` alone that pass is one phase.
 
 use std::sync::OnceLock;
 use std::time::Instant;

@@ -79,8 +79,17 @@ impl TrainableLayer {
     pub(super) fn with_fused_qkv(mut self) -> Result<Self> {
         let parts = [&self.query, &self.key, &self.value];
         let weight = Tensor::cat(&parts.map(|l| l.weight()), 0)?;
-        let bias = parts.map(|l| l.bias().cloned()).into_iter().collect::<Option<Vec<_>>>();
-        let bias = bias.map(|b| Tensor::cat(&b, 0)).transpose()?;
+        let biases: Vec<Tensor> = parts.iter().filter_map(|l| l.bias().cloned()).collect();
+        let bias = match biases.len() {
+            0 => None,
+            3 => Some(Tensor::cat(&biases, 0)?),
+            _ => {
+                return Err(crate::error::Error::invalid(
+                    "reranker",
+                    "query, key and value must all have a bias or none",
+                ))
+            }
+        };
         self.qkv = Some(Linear::new(weight, bias));
         Ok(self)
     }
