@@ -181,4 +181,17 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
         assert!((mean(0) - mode.ndcg_10).abs() < 1e-5, "{}: {} vs {}", mode.mode, mean(0), mode.ndcg_10);
         assert!((mean(1) - mode.recall).abs() < 1e-5, "{}: {} vs {}", mode.mode, mean(1), mode.recall);
     }
+    // Every mode but cf is compared with cf, user by user: the mean difference is the
+    // difference of the means, inside its interval.
+    let cf = report.modes.iter().find(|m| m.mode == "cf").unwrap();
+    assert!(cf.against_cf.is_none());
+    for mode in report.modes.iter().filter(|m| m.mode != "cf") {
+        let paired = mode.against_cf.as_ref().unwrap_or_else(|| panic!("{} has no comparison", mode.mode));
+        assert_eq!(paired.baseline, "cf");
+        assert!((paired.gain - (mode.ndcg_10 - cf.ndcg_10)).abs() < 1e-12, "{}: {paired:?}", mode.mode);
+        assert!(paired.interval[0] <= paired.gain && paired.gain <= paired.interval[1], "{paired:?}");
+        assert!(paired.better + paired.worse <= report.users_evaluated, "{paired:?}");
+    }
+    let markdown = std::fs::read_to_string(dir.path().join("time").join("report.md")).unwrap();
+    assert!(markdown.contains("nDCG@10 against cf on the same users"), "{markdown}");
 }

@@ -25,6 +25,40 @@ fn write_reports(dir: &Path, report: &impl serde::Serialize, markdown: &str) -> 
     write_file(&dir.join("report.md"), markdown)
 }
 
+/// One configuration's (or mode's) nDCG@10 against another's on the same queries (or users):
+/// the mean of the per-query differences, its 90% paired-bootstrap interval (2,000 resamples,
+/// Efron's percentile interval; `bench/paired_bootstrap.py` computes the same from the
+/// per-query and per-user files), and how many gained or lost.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PairedGain {
+    /// The configuration compared against.
+    pub baseline: String,
+    /// Mean per-query nDCG@10 difference (this − baseline).
+    pub gain: f64,
+    /// Its 90% interval: an interval above 0 is a gain the queries support.
+    pub interval: [f64; 2],
+    /// Queries (users) whose nDCG@10 rose.
+    pub better: usize,
+    /// Queries (users) whose nDCG@10 fell.
+    pub worse: usize,
+}
+
+impl PairedGain {
+    /// `scores` against `baseline_scores`, query by query (the same queries in the same order).
+    fn of(baseline: &str, scores: &[f64], baseline_scores: &[f64]) -> Self {
+        let differences: Vec<f64> = scores.iter().zip(baseline_scores).map(|(a, b)| a - b).collect();
+        // Per-query scores are exact for equal rankings; anything nearer than rounding is a tie.
+        let moved = |d: &&f64| d.abs() > 1e-9;
+        PairedGain {
+            baseline: baseline.to_string(),
+            gain: differences.iter().sum::<f64>() / differences.len().max(1) as f64,
+            interval: metrics::bootstrap_interval(&differences, 7),
+            better: differences.iter().filter(moved).filter(|d| **d > 0.0).count(),
+            worse: differences.iter().filter(moved).filter(|d| **d < 0.0).count(),
+        }
+    }
+}
+
 /// A markdown table: the header, its rule, then one line per row.
 fn markdown_table<S: AsRef<str>>(header: &[&str], rows: impl IntoIterator<Item = Vec<S>>) -> String {
     let line = |cells: &[&str]| format!("| {} |\n", cells.join(" | "));

@@ -97,6 +97,10 @@ pub struct ModeReport {
     pub cold_recall: f64,
     /// Median time per user, in process.
     pub p50_ms: f64,
+    /// nDCG@10 against the `cf` mode (the collaborative model alone, which the hybrid adds
+    /// content to), user by user; absent for `cf` itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against_cf: Option<super::PairedGain>,
 }
 
 /// The whole report.
@@ -296,8 +300,11 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     if engine.trained_recommend_reranker().is_some() {
         mode_names.push("hybrid+rerank");
     }
+    // Each mode's per-user nDCG@10, in user order, for the paired comparisons with cf.
+    let mut user_ndcg_of: Vec<Vec<f64>> = Vec::new();
     for mode in mode_names {
         let (mut recall, mut capped, mut ndcg, mut cold_hits) = (0.0, 0.0, 0.0, 0usize);
+        let mut user_ndcgs = Vec::with_capacity(test_items.len());
         // One row per user, for paired comparisons of two modes (`bench/paired_bootstrap.py`).
         let mut per_user = format!("user\tndcg@10\trecall@{}\tms\n", settings.k);
         let mut recommended: HashSet<String> = HashSet::new();
@@ -348,6 +355,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
             let hits = top.iter().filter(|i| judged.contains_key(*i)).count();
             let (user_recall, user_ndcg) = (hits as f64 / held.len() as f64, ndcg_at(&top, &judged, 10));
             per_user += &format!("{user}\t{user_ndcg:.6}\t{user_recall:.6}\t{ms:.3}\n");
+            user_ndcgs.push(user_ndcg);
             recall += user_recall;
             capped += hits as f64 / held.len().min(settings.k) as f64;
             ndcg += user_ndcg;
@@ -363,9 +371,16 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
             coverage: recommended.len() as f64 / catalog.items.len().max(1) as f64,
             cold_recall: if cold_test > 0 { cold_hits as f64 / cold_test as f64 } else { 0.0 },
             p50_ms: percentile(&latencies, 50.0),
+            against_cf: None,
         });
+        user_ndcg_of.push(user_ndcgs);
         super::write_file(&dir.join(format!("{mode}.per-user.tsv")), &per_user)?;
         eprintln!("{mode:<11} Recall@{} {:.4}", settings.k, modes.last().map_or(0.0, |m| m.recall));
+    }
+    if let Some(cf) = modes.iter().position(|m| m.mode == "cf") {
+        for (i, mode) in modes.iter_mut().enumerate().filter(|(i, _)| *i != cf) {
+            mode.against_cf = Some(super::PairedGain::of("cf", &user_ndcg_of[i], &user_ndcg_of[cf]));
+        }
     }
     let report = RecommendReport {
         split: settings.split,
@@ -428,6 +443,22 @@ impl RecommendReport {
                 [vec![m.mode.to_string()], scores.to_vec(), vec![format!("{:.1}", m.p50_ms)]].concat()
             }),
         );
+        if self.modes.iter().any(|m| m.against_cf.is_some()) {
+            out += "\nnDCG@10 against cf on the same users (90% paired-bootstrap interval of the mean difference):\n\n";
+            out += &super::markdown_table(
+                &["mode", "gain", "90% interval", "users better", "users worse"],
+                self.modes.iter().filter_map(|m| {
+                    let g = m.against_cf.as_ref()?;
+                    Some(vec![
+                        m.mode.clone(),
+                        format!("{:+.4}", g.gain),
+                        format!("[{:+.4}, {:+.4}]", g.interval[0], g.interval[1]),
+                        g.better.to_string(),
+                        g.worse.to_string(),
+                    ])
+                }),
+            );
+        }
         out
     }
 }

@@ -9,7 +9,7 @@ use hyrank_engine::request::{RerankOptions, RerankerKind, SearchRequest, Weights
 use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
 
-use super::metrics::{bootstrap_interval, map_at, mrr_at, ndcg_at, percentile, recall_at};
+use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at};
 use super::write_file;
 use crate::error::{IndexError, Result};
 use crate::judgments::{read_qrels, read_queries};
@@ -200,41 +200,7 @@ pub struct ConfigReport {
     pub p99_ms: f64,
     /// nDCG@10 against the first configuration, query by query (absent for the first).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub against_first: Option<PairedGain>,
-}
-
-/// One configuration's nDCG@10 against another's on the same queries: the mean of the
-/// per-query differences, its 90% paired-bootstrap interval (2,000 resamples of the queries,
-/// Efron's percentile interval; `bench/paired_bootstrap.py` computes the same from the
-/// per-query files), and how many queries gained or lost.
-#[derive(Debug, Clone, Serialize)]
-pub struct PairedGain {
-    /// The configuration compared against.
-    pub baseline: String,
-    /// Mean per-query nDCG@10 difference (this − baseline).
-    pub gain: f64,
-    /// Its 90% interval: an interval above 0 is a gain the queries support.
-    pub interval: [f64; 2],
-    /// Queries whose nDCG@10 rose.
-    pub better: usize,
-    /// Queries whose nDCG@10 fell.
-    pub worse: usize,
-}
-
-impl PairedGain {
-    /// `scores` against `baseline_scores`, query by query (the same queries in the same order).
-    fn of(baseline: &str, scores: &[f64], baseline_scores: &[f64]) -> Self {
-        let differences: Vec<f64> = scores.iter().zip(baseline_scores).map(|(a, b)| a - b).collect();
-        // Per-query scores are exact for equal rankings; anything nearer than rounding is a tie.
-        let moved = |d: &&f64| d.abs() > 1e-9;
-        PairedGain {
-            baseline: baseline.to_string(),
-            gain: differences.iter().sum::<f64>() / differences.len().max(1) as f64,
-            interval: bootstrap_interval(&differences, 7),
-            better: differences.iter().filter(moved).filter(|d| **d > 0.0).count(),
-            worse: differences.iter().filter(moved).filter(|d| **d < 0.0).count(),
-        }
-    }
+    pub against_first: Option<super::PairedGain>,
 }
 
 /// The whole report.
@@ -426,7 +392,9 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             map_100: sums[3] / n,
             p50_ms: percentile(&latencies, 50.0),
             p99_ms: percentile(&latencies, 99.0),
-            against_first: first_ndcg.as_ref().map(|first| PairedGain::of(&settings.configs[0].name, &ndcg, first)),
+            against_first: first_ndcg
+                .as_ref()
+                .map(|first| super::PairedGain::of(&settings.configs[0].name, &ndcg, first)),
         };
         first_ndcg.get_or_insert(ndcg);
         tracing::info!(config = %config.name, ndcg10 = report.ndcg_10, "configuration evaluated");
