@@ -59,6 +59,35 @@ impl PairedGain {
     }
 }
 
+/// The paired comparisons of `rows` (name, comparison) as a markdown paragraph and table;
+/// `what` names the row kind (`configuration`, `mode`) and `unit` what is paired (`queries`,
+/// `users`). Empty when no row has a comparison.
+fn paired_table<'a>(
+    what: &str,
+    unit: &str,
+    rows: impl IntoIterator<Item = (&'a str, Option<&'a PairedGain>)>,
+) -> String {
+    let rows: Vec<(&str, &PairedGain)> = rows.into_iter().filter_map(|(name, g)| Some((name, g?))).collect();
+    let Some((_, first)) = rows.first() else { return String::new() };
+    let mut out = format!(
+        "\nnDCG@10 against {} on the same {unit} (90% paired-bootstrap interval of the mean difference):\n\n",
+        first.baseline
+    );
+    out += &markdown_table(
+        &[what, "gain", "90% interval", &format!("{unit} better"), &format!("{unit} worse")],
+        rows.iter().map(|(name, g)| {
+            vec![
+                name.to_string(),
+                format!("{:+.4}", g.gain),
+                format!("[{:+.4}, {:+.4}]", g.interval[0], g.interval[1]),
+                g.better.to_string(),
+                g.worse.to_string(),
+            ]
+        }),
+    );
+    out
+}
+
 /// A markdown table: the header, its rule, then one line per row.
 fn markdown_table<S: AsRef<str>>(header: &[&str], rows: impl IntoIterator<Item = Vec<S>>) -> String {
     let line = |cells: &[&str]| format!("| {} |\n", cells.join(" | "));

@@ -443,22 +443,8 @@ impl RecommendReport {
                 [vec![m.mode.to_string()], scores.to_vec(), vec![format!("{:.1}", m.p50_ms)]].concat()
             }),
         );
-        if self.modes.iter().any(|m| m.against_cf.is_some()) {
-            out += "\nnDCG@10 against cf on the same users (90% paired-bootstrap interval of the mean difference):\n\n";
-            out += &super::markdown_table(
-                &["mode", "gain", "90% interval", "users better", "users worse"],
-                self.modes.iter().filter_map(|m| {
-                    let g = m.against_cf.as_ref()?;
-                    Some(vec![
-                        m.mode.clone(),
-                        format!("{:+.4}", g.gain),
-                        format!("[{:+.4}, {:+.4}]", g.interval[0], g.interval[1]),
-                        g.better.to_string(),
-                        g.worse.to_string(),
-                    ])
-                }),
-            );
-        }
+        out +=
+            &super::paired_table("mode", "users", self.modes.iter().map(|m| (m.mode.as_str(), m.against_cf.as_ref())));
         out
     }
 }

@@ -454,25 +454,11 @@ impl SearchReport {
                 [vec![c.name.clone()], scores.to_vec(), latency.to_vec()].concat()
             }),
         );
-        if self.configs.len() > 1 {
-            out += &format!(
-                "\nnDCG@10 against {} on the same queries (90% paired-bootstrap interval of the mean difference):\n\n",
-                self.configs[0].name
-            );
-            out += &super::markdown_table(
-                &["configuration", "gain", "90% interval", "queries better", "queries worse"],
-                self.configs.iter().filter_map(|c| {
-                    let g = c.against_first.as_ref()?;
-                    Some(vec![
-                        c.name.clone(),
-                        format!("{:+.4}", g.gain),
-                        format!("[{:+.4}, {:+.4}]", g.interval[0], g.interval[1]),
-                        g.better.to_string(),
-                        g.worse.to_string(),
-                    ])
-                }),
-            );
-        }
+        out += &super::paired_table(
+            "configuration",
+            "queries",
+            self.configs.iter().map(|c| (c.name.as_str(), c.against_first.as_ref())),
+        );
         if !self.earlier_outputs.is_empty() {
             out += &format!(
                 "\nAlso in this folder, from an earlier run and not this one's: {}.\n",
