@@ -7,7 +7,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+
+mod network;
+
 use hyrank_engine::DeviceChoice;
+use network::resolve_bind;
+pub use network::CorsOrigins;
 use serde::Deserialize;
 
 /// A credential (an API key, an S3 secret): compared and handed to what uses it, never
@@ -322,52 +327,6 @@ pub struct ServiceSettings {
     pub cors_origins: CorsOrigins,
 }
 
-/// The origins CORS lets read the API's answers from a browser.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum CorsOrigins {
-    /// No CORS headers: only same-origin pages (the server's own /ui) can read answers.
-    #[default]
-    None,
-    /// Any origin (`*`).
-    Any,
-    /// These origins exactly, as browsers send them (`https://shop.example.com`).
-    List(Vec<String>),
-}
-
-impl std::str::FromStr for CorsOrigins {
-    type Err = String;
-
-    /// `*`, or a comma-separated list of `scheme://host[:port]` origins.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-        if parts == ["*"] {
-            return Ok(CorsOrigins::Any);
-        }
-        if parts.is_empty() {
-            return Ok(CorsOrigins::None);
-        }
-        for origin in &parts {
-            let (scheme, authority) = origin.split_once("://").unwrap_or(("", ""));
-            let well_formed = matches!(scheme, "http" | "https")
-                && !authority.is_empty()
-                && !authority.contains(['/', '?', '#', '*', ' '])
-                && !origin.bytes().any(|b| b.is_ascii_uppercase())
-                // What actix-cors parses each origin as; one it cannot parse would stop every
-                // worker at start-up instead of naming the setting.
-                && origin.parse::<actix_web::http::Uri>().is_ok()
-                && (authority.ends_with(']')
-                    || authority.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_ok()));
-            if !well_formed {
-                return Err(format!(
-                    "{origin:?} is not an origin: give scheme://host[:port] in lower case, without a path or a \
-                     trailing slash (https://shop.example.com), or * alone for any origin"
-                ));
-            }
-        }
-        Ok(CorsOrigins::List(parts.into_iter().map(str::to_string).collect()))
-    }
-}
-
 impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
@@ -602,35 +561,6 @@ impl ServerSettings {
     }
 }
 
-/// The addresses of a `bind` setting: `IP:PORT` (`0.0.0.0:8080`, `[::]:8080`) or
-/// `HOST:PORT`, resolved now, so that a name that does not resolve is a settings error rather
-/// than a failure after the model has loaded. The server listens on every address it can bind
-/// (actix skips one it cannot, such as `[::1]` on a host without IPv6, if another binds).
-fn resolve_bind(text: &str) -> std::result::Result<Vec<SocketAddr>, String> {
-    use std::net::ToSocketAddrs;
-    if let Ok(address) = text.parse::<SocketAddr>() {
-        return Ok(vec![address]);
-    }
-    let usage = "an address like 127.0.0.1:8080, [::]:8080 or localhost:8080";
-    if text.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
-        return Err(format!("{text:?} is not {usage} (a host and a port)"));
-    }
-    let addresses: Vec<SocketAddr> =
-        text.to_socket_addrs().map_err(|e| format!("{text:?} does not resolve ({e}); give {usage}"))?.collect();
-    if addresses.is_empty() {
-        return Err(format!("{text:?} resolves to no address; give {usage}"));
-    }
-    // Port 0 asks for a free port per address: a name resolving to several would listen on a
-    // different port for each.
-    if addresses.len() > 1 && addresses[0].port() == 0 {
-        return Err(format!(
-            "{text:?} resolves to {} addresses, and port 0 would give each its own port; give an IP",
-            addresses.len()
-        ));
-    }
-    Ok(addresses)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -688,48 +618,13 @@ mod tests {
     }
 
     #[test]
-    fn bind_takes_a_host_name_and_port() {
-        let settings = ServerSettings::validate(parse(&["--bind", "localhost:8080"])).unwrap();
-        assert!(settings.bind.contains(&"127.0.0.1:8080".parse().unwrap()), "{:?}", settings.bind);
-        assert!(settings.bind.iter().all(|a| a.ip().is_loopback() && a.port() == 8080), "{:?}", settings.bind);
-        let settings = ServerSettings::validate(parse(&["--bind", "[::]:0"])).unwrap();
-        assert_eq!(settings.bind, ["[::]:0".parse::<SocketAddr>().unwrap()]);
-    }
-
-    #[test]
-    fn cors_origins_are_a_list_or_any() {
-        let parsed = |args: &[&str]| ServerSettings::validate(parse(args)).unwrap().service.cors_origins;
-        assert_eq!(parsed(&[]), CorsOrigins::None);
-        assert_eq!(parsed(&["--cors-origins", "*"]), CorsOrigins::Any);
-        assert_eq!(
-            parsed(&["--cors-origins", "https://shop.example.com, http://localhost:3000,"]),
-            CorsOrigins::List(vec!["https://shop.example.com".into(), "http://localhost:3000".into()])
-        );
-    }
-
-    #[test]
     fn bad_values_name_the_setting() {
         for (args, expected) in [
             (&["--workers", "0"][..], "setting workers: must be at least 1"),
             (&["--bind", "localhost"][..], "setting bind: \"localhost\" is not an address like"),
             (
-                &["--cors-origins", "https://shop.example.com/"][..],
-                "setting cors_origins: \"https://shop.example.com/\" is not an origin",
-            ),
-            (
                 &["--cors-origins", "shop.example.com"][..],
                 "setting cors_origins: \"shop.example.com\" is not an origin",
-            ),
-            (&["--cors-origins", "https://a.example, *"][..], "\"*\" is not an origin"),
-            (&["--cors-origins", "https://Shop.example"][..], "in lower case"),
-            (&["--cors-origins", "https://shop.example:99999"][..], "is not an origin"),
-            (&["--cors-origins", "https://a\u{1}b"][..], "is not an origin"),
-            (&["--bind", "127.0.0.1"][..], "(a host and a port)"),
-            (&["--bind", ":8080"][..], "(a host and a port)"),
-            (&["--bind", "localhost:99999"][..], "(a host and a port)"),
-            (
-                &["--bind", "no-such-host.invalid:8080"][..],
-                "setting bind: \"no-such-host.invalid:8080\" does not resolve",
             ),
             (&["--device", "gpu"][..], "setting device"),
             (&["--admin-key", "short"][..], "setting admin_key: must be at least 16"),
