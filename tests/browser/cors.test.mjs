@@ -2,28 +2,14 @@
 // front end would (a POST with a JSON body and a key, which the browser preflights). The
 // server lists one origin (`--cors-origins`): a page there reads the answer; a page on an
 // origin not listed cannot; the server's own /ui (same origin) keeps working. Run by
-// scripts/browser-test.sh with the environment ui.test.mjs describes.
+// scripts/browser-test.sh (server.mjs says which environment).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createServer as createHttpServer } from "node:http";
-import { createServer } from "node:net";
-import { chromium } from "playwright-core";
-
-const required = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run these tests through scripts/browser-test.sh`);
-  return value;
-};
-
-const freePort = () => new Promise((resolve, reject) => {
-  const probe = createServer();
-  probe.listen(0, "127.0.0.1", () => { const { port } = probe.address(); probe.close(() => resolve(port)); });
-  probe.on("error", reject);
-});
+import { freePort, launchBrowser, startServer } from "./server.mjs";
 
 const KEY = "search-key-0123456789";
-let server, browser, api, listed, unlisted, serverLog = "";
+let server, browser, api, listed, unlisted;
 const pages = [];
 
 /// A page server on its own port: one empty HTML page, the origin a front end would run on.
@@ -39,25 +25,10 @@ async function pageOrigin() {
 }
 
 before(async () => {
-  const port = await freePort();
-  api = `http://127.0.0.1:${port}`;
   listed = await pageOrigin();
   unlisted = await pageOrigin();
-  server = spawn(required("HYRANK_SERVE_BIN"), [
-    "--index-dir", required("HYRANK_INDEX_DIR"), "--model-dir", required("HYRANK_MODEL_DIR"),
-    "--bind", `127.0.0.1:${port}`, "--device", "cpu", "--watch-secs", "0",
-    "--cors-origins", listed, "--search-key", KEY,
-  ], { stdio: ["ignore", "pipe", "pipe"] });
-  server.stdout.on("data", (d) => { serverLog += d; });
-  server.stderr.on("data", (d) => { serverLog += d; });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (server.exitCode !== null) throw new Error(`hyrank-serve exited ${server.exitCode}:\n${serverLog}`);
-    try { if ((await fetch(`${api}/readyz`)).ok) break; } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`hyrank-serve not ready within 60 s:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
+  ({ server, base: api } = await startServer(["--cors-origins", listed, "--search-key", KEY]));
+  browser = await launchBrowser();
 });
 
 after(async () => {

@@ -8,44 +8,17 @@
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
-import { chromium } from "playwright-core";
+import { launchBrowser, startServer } from "./server.mjs";
 
-const required = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run these tests through scripts/test.sh`);
-  return value;
-};
 const artifacts = process.env.HYRANK_ARTIFACTS || new URL("./artifacts", import.meta.url).pathname;
 mkdirSync(artifacts, { recursive: true });
 
-const freePort = () => new Promise((resolve, reject) => {
-  const probe = createServer();
-  probe.listen(0, "127.0.0.1", () => { const { port } = probe.address(); probe.close(() => resolve(port)); });
-  probe.on("error", reject);
-});
-
-let server, browser, base, serverLog = "";
+let server, browser, base;
 
 before(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(required("HYRANK_SERVE_BIN"), [
-    "--index-dir", required("HYRANK_INDEX_DIR"), "--model-dir", required("HYRANK_MODEL_DIR"),
-    "--bind", `127.0.0.1:${port}`, "--device", "cpu", "--watch-secs", "0",
-  ], { stdio: ["ignore", "pipe", "pipe"] });
-  server.stdout.on("data", (d) => { serverLog += d; });
-  server.stderr.on("data", (d) => { serverLog += d; });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (server.exitCode !== null) throw new Error(`hyrank-serve exited ${server.exitCode}:\n${serverLog}`);
-    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`hyrank-serve not ready within 60 s:\n${serverLog}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
+  ({ server, base } = await startServer());
+  browser = await launchBrowser();
 });
 
 after(async () => {
