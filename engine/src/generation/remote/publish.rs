@@ -182,8 +182,7 @@ impl Remote {
             e
         };
         self.put(&self.key(&note), body, PutMode::Overwrite, &note).map_err(abort)?;
-        let completed = self
-            .runtime
+        self.runtime
             .block_on(async {
                 let mut in_flight = FuturesOrdered::new();
                 let mut parts = Vec::new();
@@ -201,10 +200,9 @@ impl Remote {
                 while let Some(part) = in_flight.next().await {
                     parts.push(part.map_err(failed)?);
                 }
-                s3.complete_multipart(&key, &id, parts).await.map_err(failed)
+                s3.complete_multipart(&key, &id, parts).await.map(drop).map_err(failed)
             })
             .map_err(abort)?;
-        drop(completed);
         self.runtime
             .block_on(self.store.delete(&self.key(&note)))
             .map_err(|e| remote(&self.describe(&note), "removing", e))
