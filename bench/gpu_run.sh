@@ -251,6 +251,13 @@ for depth in "$DEPTH" 100; do
   note "eval rerank top $depth, states on the device (nDCG@10 .. p50 p99)" \
     "$(grep -E '^\| default' "$LOGS/eval-rerank-top$depth/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
 done
+# The reranker running its own query pass instead of taking the embedding pass's states
+# (HYRANK_RERANK_QUERY_STATES=off, how it served before): what keeping them saves.
+step "eval-rerank-top100-own-query-pass" 180 env HYRANK_RERANK_QUERY_STATES=off "$BIN/hyrank" eval search --data "$DATA" \
+  --split test --index-dir "$WORK/index" --out "$LOGS/eval-rerank-top100-own-query-pass" --model-dir "$MODEL" \
+  --device "$DEV" --depth 100 --configs "default+reranker=trained"
+note "eval rerank top 100, the reranker's own query pass" \
+  "$(grep -E '^\| default' "$LOGS/eval-rerank-top100-own-query-pass/report.md" 2>/dev/null | cut -c1-160 | tr '\n' ' ')"
 [ "$HOST_COMPARE" = 1 ] && step "eval-rerank-top100-host" 180 env HYRANK_RERANK_STATES=host "$BIN/hyrank" eval search --data "$DATA" --split test \
   --index-dir "$WORK/index" --out "$LOGS/eval-rerank-top100-host" --model-dir "$MODEL" --device "$DEV" --depth 100 \
   --configs "default+reranker=trained"
@@ -265,7 +272,12 @@ http device 8099 "$DEPTH" 1 "$REQUESTS_C1"
 http device 8099 100 1 "$REQUESTS_C1"
 http device 8099 100 16 "$REQUESTS_C16"
 python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8099/metrics").read().decode())' \
-  | grep -E '^hyrank_(model|stage)' >"$LOGS/serve-metrics.txt"
+  | grep -E '^hyrank_(model|stage|rerank_query)' >"$LOGS/serve-metrics.txt"
+note "query passes (served)" "$(grep -E '^hyrank_rerank_query_passes' "$LOGS/serve-metrics.txt" | tr '\n' ' ')"
+stop_server
+serve "$WORK/index" 8091 own-query-pass HYRANK_RERANK_QUERY_STATES=off
+http own-query-pass 8091 100 1 "$REQUESTS_C1"
+http own-query-pass 8091 100 16 "$REQUESTS_C16"
 stop_server
 if [ "$HOST_COMPARE" = 1 ]; then
   serve "$WORK/index" 8098 host HYRANK_RERANK_STATES=host

@@ -116,6 +116,7 @@ impl AppState {
             model_worker: engine.runtime().query_batcher().map(|worker| worker.stats()),
             rerank_worker: engine.rerank_worker().map(|worker| worker.stats()),
             recommend_rerank_worker: engine.recommend_rerank_worker().map(|worker| worker.stats()),
+            rerank_query_passes: engine.runtime().rerank_query_passes().counts(),
             live: engine.live().map(|log| log.stats()),
         })
     }

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use hyrank_engine::batcher::BatcherStats;
 use hyrank_engine::cache::CacheStats;
+use hyrank_engine::cross::QueryPassCounts;
 use hyrank_engine::request::{Results, Timings};
 use prometheus::{
     register_histogram_vec_with_registry, register_int_counter_vec_with_registry, register_int_counter_with_registry,
@@ -68,6 +69,8 @@ pub struct Totals {
     pub rerank_worker: Option<BatcherStats>,
     /// The trained recommendation reranker's model worker, when there is one.
     pub recommend_rerank_worker: Option<BatcherStats>,
+    /// The search reranker's query passes: taken from the query's embedding pass, or run.
+    pub rerank_query_passes: QueryPassCounts,
     /// The live event log, when the server has one.
     pub live: Option<hyrank_engine::live::LiveStats>,
 }
@@ -92,6 +95,7 @@ pub struct Metrics {
     generation: IntGaugeVec,
     model_queue: IntGaugeVec,
     model_work: IntCounterVec,
+    rerank_query_passes: IntCounterVec,
     /// One export at a time raises the counters kept as totals elsewhere.
     exporting: Mutex<()>,
     /// Generation swaps and refusals.
@@ -191,6 +195,13 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let rerank_query_passes = register_int_counter_vec_with_registry!(
+            "hyrank_rerank_query_passes_total",
+            "The trained search reranker's passes of a query through its frozen layers, by source: embedding (kept from the pass that embedded the query for dense retrieval) or reranker (run again: no dense retrieval, a cached embedding, the query-encoding worker).",
+            &["source"],
+            registry
+        )
+        .expect(expect);
         let live_events = register_int_counter_with_registry!(
             "hyrank_live_events_total",
             "Live interaction events acknowledged (durable) by POST /v1/events.",
@@ -262,6 +273,7 @@ impl Metrics {
             live_oldest_seconds,
             model_queue,
             model_work,
+            rerank_query_passes,
             exporting: Mutex::new(()),
             registry,
             requests,
@@ -334,6 +346,8 @@ impl Metrics {
                 raise_to(&self.cache_lookups, &[name, "hit"], stats.hits);
                 raise_to(&self.cache_lookups, &[name, "miss"], stats.misses);
             }
+            raise_to(&self.rerank_query_passes, &["embedding"], totals.rerank_query_passes.reused);
+            raise_to(&self.rerank_query_passes, &["reranker"], totals.rerank_query_passes.run);
             for (name, worker) in [
                 ("query_encoder", totals.model_worker),
                 ("reranker", totals.rerank_worker),
@@ -421,6 +435,7 @@ mod tests {
             model_worker: Some(BatcherStats { queued: 2, batches: 4, queries: 9, refused: 1 }),
             rerank_worker: Some(BatcherStats { queued: 1, batches: 3, queries: 5, refused: 0 }),
             recommend_rerank_worker: None,
+            rerank_query_passes: QueryPassCounts { reused: 6, run: 2 },
             live: Some(hyrank_engine::live::LiveStats {
                 events: 12,
                 users: 2,
@@ -451,6 +466,8 @@ mod tests {
         assert!(text.contains(r#"hyrank_model_queue_depth{worker="query_encoder"} 2"#), "{text}");
         assert!(text.contains(r#"hyrank_model_work_total{what="batches",worker="reranker"} 3"#), "{text}");
         assert!(text.contains(r#"hyrank_model_queue_depth{worker="reranker"} 1"#), "{text}");
+        assert!(text.contains(r#"hyrank_rerank_query_passes_total{source="embedding"} 6"#), "{text}");
+        assert!(text.contains(r#"hyrank_rerank_query_passes_total{source="reranker"} 2"#), "{text}");
         assert!(!text.contains(r#"generation="000001""#), "{text}");
     }
 }

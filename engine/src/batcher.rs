@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use crate::cross::{CrossEncoder, ItemText};
-use crate::embed::Embedder;
+use crate::embed::{Embedder, QueryStates};
 use crate::error::{Error, Result};
 
 /// How the worker batches.
@@ -53,6 +53,8 @@ pub struct EncodeJob {
 /// One request's candidates (catalog index and text) to score against its query.
 pub struct RerankJob {
     query: String,
+    /// The query's states from the pass that embedded it, when the request kept them.
+    states: Option<Arc<QueryStates>>,
     items: Vec<(Option<u32>, String)>,
     reply: mpsc::Sender<Result<Vec<f32>>>,
 }
@@ -207,9 +209,10 @@ impl ModelWorker<RerankJob> {
     }
 
     /// One logit per item, scored with whatever else is waiting.
-    pub fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+    pub fn score(&self, query: &str, states: Option<&Arc<QueryStates>>, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
         self.call(|reply| RerankJob {
             query: query.to_string(),
+            states: states.cloned(),
             items: items.iter().map(|t| (t.index, t.text.to_string())).collect(),
             reply,
         })
@@ -223,7 +226,8 @@ fn rerank_batch(model: &CrossEncoder, batch: Vec<RerankJob>) {
             job.items.iter().map(|(index, text)| (job.query.as_str(), ItemText { index: *index, text: text.as_str() }))
         })
         .collect();
-    match model.score_pairs(&pairs) {
+    let known: Vec<&QueryStates> = batch.iter().filter_map(|job| job.states.as_deref()).collect();
+    match model.score_pairs_with(&pairs, &known) {
         Ok(scores) => {
             let mut rest = scores.as_slice();
             for job in &batch {

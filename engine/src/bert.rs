@@ -314,6 +314,16 @@ fn kernels_choice(value: Option<&str>) -> Result<bool> {
     }
 }
 
+/// Which kernels an encoder on the CPU runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernels {
+    /// As `HYRANK_CPU_KERNELS` says (hyrank's own unless it says candle).
+    Environment,
+    /// candle's, as on a GPU (tests of that path on the CPU).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Candle,
+}
+
 impl Encoder {
     /// Builds the encoder from the base model's tensors (sentence-transformers' unprefixed
     /// names), keeping the first `layers` layers, on `device` at `precision`.
@@ -328,6 +338,18 @@ impl Encoder {
         precision: Precision,
         device: &Device,
     ) -> Result<Self> {
+        Self::load_kernels(weights, config, layers, precision, device, Kernels::Environment)
+    }
+
+    /// [`Encoder::load`] on the `kernels` given.
+    pub(crate) fn load_kernels(
+        weights: &Weights,
+        config: &Config,
+        layers: usize,
+        precision: Precision,
+        device: &Device,
+        kernels: Kernels,
+    ) -> Result<Self> {
         precision.check_device(device)?;
         if config.hidden_act != candle_transformers::models::bert::HiddenAct::Gelu {
             return Err(Error::invalid("hidden_act", "this encoder implements BERT with erf GELU only"));
@@ -335,7 +357,11 @@ impl Encoder {
         if layers > config.num_hidden_layers {
             return Err(Error::invalid("layers", format!("the model has {} layers", config.num_hidden_layers)));
         }
-        Self::load_on(weights, config, layers, precision, device, native_kernels_wanted()?)
+        let native = match kernels {
+            Kernels::Environment => native_kernels_wanted()?,
+            Kernels::Candle => false,
+        };
+        Self::load_on(weights, config, layers, precision, device, native)
     }
 
     /// [`Encoder::load`], saying whether an f32 encoder on the CPU runs on the native kernels.
@@ -423,55 +449,32 @@ impl Encoder {
         mask: &Tensor,
         layers: usize,
     ) -> Result<Tensor> {
-        match &self.backend {
-            Backend::Native(encoder) => native_forward(encoder, ids, segments, mask, layers),
-            Backend::Candle(encoder) => encoder.forward_layers(ids, segments, mask, layers, self.precision),
-        }
+        Ok(self.forward_tapped(ids, segments, mask, layers, None)?.0)
     }
-}
 
-/// [`Encoder::forward_layers`] on the native kernels: the real tokens packed, run, and put back
-/// in their padded places (padding's rows are zeros).
-fn native_forward(
-    encoder: &native::NativeEncoder,
-    ids: &Tensor,
-    segments: Option<&Tensor>,
-    mask: &Tensor,
-    layers: usize,
-) -> Result<Tensor> {
-    let (batch, tokens) = ids.dims2()?;
-    for (what, other) in [("attention mask", Some(mask)), ("segment ids", segments)] {
-        if let Some(other) = other {
-            if other.dims2()? != (batch, tokens) {
-                return Err(Error::invalid(
-                    what,
-                    format!("shape {:?}, not the ids' ({batch}, {tokens})", other.dims()),
-                ));
-            }
+    /// As [`Encoder::forward_layers`], also returning the states after the first `tap` layers
+    /// when asked, same shape and f32: one pass gives a query's embedding and the states a
+    /// PreTTR reranker's frozen layers compute for it ([`crate::embed::QueryStates`]).
+    ///
+    /// # Errors
+    /// As [`Encoder::forward_layers`]; a `tap` past the layers run.
+    pub fn forward_tapped(
+        &self,
+        ids: &Tensor,
+        segments: Option<&Tensor>,
+        mask: &Tensor,
+        layers: usize,
+        tap: Option<usize>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let run = layers.min(self.layers());
+        if let Some(tap) = tap.filter(|&tap| tap > run) {
+            return Err(Error::invalid("layers", format!("a tap after layer {tap} of the {run} run")));
+        }
+        match &self.backend {
+            Backend::Native(encoder) => native::forward_padded(encoder, ids, segments, mask, layers, tap),
+            Backend::Candle(encoder) => encoder.forward_layers(ids, segments, mask, layers, tap, self.precision),
         }
     }
-    let ids = ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
-    let segments = match segments {
-        Some(s) => s.to_dtype(DType::U32)?.to_vec2::<u32>()?,
-        None => vec![vec![0; tokens]; batch],
-    };
-    let mask = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-    let mut packing = native::Packing::new();
-    for b in 0..batch {
-        packing.push(&ids[b], &segments[b], |t| mask[b][t] > 0.5);
-    }
-    let packed = encoder.forward(&packing, layers)?;
-    let hidden = encoder.hidden();
-    let mut out = vec![0.0f32; batch * tokens * hidden];
-    let mut token = 0;
-    for (b, &len) in packing.lengths.iter().enumerate() {
-        for _ in 0..len {
-            let at = (b * tokens + packing.positions[token] as usize) * hidden;
-            out[at..at + hidden].copy_from_slice(&packed[token * hidden..(token + 1) * hidden]);
-            token += 1;
-        }
-    }
-    Ok(Tensor::from_vec(out, (batch, tokens, hidden), &Device::Cpu)?)
 }
 
 impl CandleEncoder {
@@ -481,8 +484,9 @@ impl CandleEncoder {
         segments: Option<&Tensor>,
         mask: &Tensor,
         layers: usize,
+        tap: Option<usize>,
         precision: Precision,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let (_, tokens) = ids.dims2()?;
         let dtype = precision.activations();
         let positions = Tensor::arange(0u32, tokens as u32, ids.device())?;
@@ -497,10 +501,16 @@ impl CandleEncoder {
             .unsqueeze(1)?
             .unsqueeze(1)?
             .to_dtype(dtype)?;
-        for layer in self.layers.iter().take(layers) {
+        // A tensor is shared, not copied: the tap keeps the layer's output alive, nothing more.
+        let mut tapped = (tap == Some(0)).then(|| hidden.clone());
+        for (i, layer) in self.layers.iter().take(layers).enumerate() {
             hidden = layer.forward(&hidden, &additive)?;
+            if tap == Some(i + 1) {
+                tapped = Some(hidden.clone());
+            }
         }
-        Ok(hidden.to_dtype(DType::F32)?)
+        let tapped = tapped.map(|t| t.to_dtype(DType::F32)).transpose()?;
+        Ok((hidden.to_dtype(DType::F32)?, tapped))
     }
 }
 

@@ -15,7 +15,7 @@ use candle_transformers::models::bert::Config;
 use sha2::{Digest, Sha256};
 use tokenizers::{Encoding, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use crate::bert::{Encoder, Precision};
+use crate::bert::{Encoder, Kernels, Precision};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::profile::{Phases, Profiled};
@@ -65,6 +65,54 @@ pub struct ModelIdentity {
     pub sha256: String,
     /// Embedding width.
     pub dim: usize,
+}
+
+/// A query's token states after an encoder's first `layers` layers, kept from the pass that
+/// embedded it ([`Embedder::embed_with_states`]) so that a PreTTR reranker, whose frozen layers
+/// are those layers of the same encoder, starts from them instead of running them again. It
+/// uses them only when they are its own pass's input: the same encoder (not merely the same
+/// weights), its frozen layers, the token ids its own tokenizer gives the query.
+pub struct QueryStates {
+    text: String,
+    ids: Vec<u32>,
+    layers: usize,
+    encoder: Arc<Encoder>,
+    /// `(ids.len(), hidden)` row-major, f32.
+    rows: Vec<f32>,
+}
+
+impl QueryStates {
+    /// The query text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The states, `(tokens, hidden)` row-major, when they are what `encoder`'s first `layers`
+    /// layers give token ids `ids`; `None` otherwise.
+    pub(crate) fn rows_for(&self, encoder: &Arc<Encoder>, layers: usize, ids: &[u32]) -> Option<&[f32]> {
+        (Arc::ptr_eq(&self.encoder, encoder) && self.layers == layers && self.ids == ids).then_some(&self.rows[..])
+    }
+}
+
+impl std::fmt::Debug for QueryStates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStates")
+            .field("text", &self.text)
+            .field("tokens", &self.ids.len())
+            .field("layers", &self.layers)
+            .finish()
+    }
+}
+
+/// Mean pooling of `hidden` `(batch, tokens, hidden)` over `mask` `(batch, tokens)`, then L2
+/// normalisation (sentence-transformers' pooling for this model): `(batch, hidden)`.
+fn pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+    let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
+    let mean = summed.broadcast_div(&counts)?;
+    let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+    Ok(mean.broadcast_div(&norms)?)
 }
 
 /// A loaded sentence-embedding model.
@@ -172,6 +220,16 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 impl Embedder {
     /// Loads the model and tokenizer; fails with the path named if a file is missing.
     pub fn load(settings: &EmbedderSettings) -> Result<Self> {
+        Self::load_kernels(settings, Kernels::Environment)
+    }
+
+    /// [`Embedder::load`] on candle's kernels on a CPU too: the path a GPU runs, for tests.
+    #[cfg(test)]
+    pub(crate) fn load_on_candle(settings: &EmbedderSettings) -> Result<Self> {
+        Self::load_kernels(settings, Kernels::Candle)
+    }
+
+    fn load_kernels(settings: &EmbedderSettings, kernels: Kernels) -> Result<Self> {
         if settings.max_tokens < 3 {
             return Err(Error::invalid("max_tokens", "must be at least 3 ([CLS], a token, [SEP])"));
         }
@@ -190,8 +248,8 @@ impl Embedder {
         let weights =
             candle_core::safetensors::load(&weights_path, &device).map_err(|e| model_error(&weights_path, e))?;
         let precision = settings.precision.unwrap_or_default();
-        let model =
-            Encoder::load(&weights, &config, config.num_hidden_layers, precision, &device).map_err(|e| match e {
+        let model = Encoder::load_kernels(&weights, &config, config.num_hidden_layers, precision, &device, kernels)
+            .map_err(|e| match e {
                 Error::Model { reason, .. } => model_error(&weights_path, reason),
                 other => other,
             })?;
@@ -280,13 +338,7 @@ impl Embedder {
         phases.mark("tokenize", texts.len(), tokens)?;
         let (hidden, mask) = self.forward(&encodings)?;
         phases.mark("encoder", texts.len(), tokens)?;
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
-        let normalized = mean.broadcast_div(&norms)?;
-        let vectors = normalized.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
+        let vectors = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
         phases.mark("pool and copy to the host", texts.len(), tokens)?;
         Ok(vectors)
     }
@@ -294,6 +346,29 @@ impl Embedder {
     /// Embeds one text.
     pub fn embed(&self, text: &str) -> Result<Vec<f32>> {
         Ok(self.embed_batch(&[text])?.pop().expect("one input gives one embedding"))
+    }
+
+    /// Embeds one query (as [`Embedder::embed`], the same vector) and keeps its token states
+    /// after the first `layers` layers of the same pass: what a PreTTR reranker's frozen layers
+    /// compute for the query, since they are these layers ([`crate::CrossEncoder`] shares this
+    /// encoder). A search that both retrieves densely and reranks then runs the query's lower
+    /// layers once instead of twice.
+    ///
+    /// # Errors
+    /// `layers` past the model's; tokenization or inference failing.
+    pub fn embed_with_states(&self, text: &str, layers: usize) -> Result<(Vec<f32>, QueryStates)> {
+        let encodings = self.encode(&[text])?;
+        let encoding = encodings.first().expect("one input gives one encoding");
+        let ids = encoding.get_ids().to_vec();
+        let tensor = |values: &[u32]| Tensor::from_vec(values.to_vec(), (1, values.len()), &self.device);
+        let mask = tensor(encoding.get_attention_mask())?;
+        let (hidden, tapped) =
+            self.model.forward_tapped(&tensor(&ids)?, None, &mask, self.model.layers(), Some(layers))?;
+        let tapped = tapped.expect("a tap within the layers run is taken");
+        let vector = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?.pop().unwrap_or_default();
+        let rows = tapped.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let states = QueryStates { text: text.to_string(), ids, layers, encoder: Arc::clone(&self.model), rows };
+        Ok((vector, states))
     }
 
     /// Embeds many texts in batches of similar length (padding is what costs on short

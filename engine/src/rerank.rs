@@ -18,7 +18,7 @@ use crate::batcher::{BatcherSettings, RerankWorker};
 use crate::cache::Cache;
 use crate::combination::Combination;
 use crate::cross::{CrossEncoder, ItemText};
-use crate::embed::Embedder;
+use crate::embed::{Embedder, QueryStates};
 use crate::error::{Error, Result};
 use crate::generation::RerankerManifest;
 use crate::request::{check_rerank_depth, defaults, RerankOptions, RerankerKind};
@@ -34,6 +34,18 @@ pub trait Reranker: Send + Sync {
     /// is precomputed), the caller may pass an empty text and skip reading the item.
     fn reads_text(&self, _index: u32) -> bool {
         true
+    }
+    /// How many of the embedding model's layers it runs over the query alone first (a PreTTR
+    /// cross-encoder's frozen layers): a search that embeds the query anyway keeps their
+    /// output from that pass ([`Embedder::embed_with_states`]) and hands it over in
+    /// [`Reranker::score_with`]. `None`: it reads nothing of the query's embedding pass.
+    fn query_layers(&self) -> Option<usize> {
+        None
+    }
+    /// [`Reranker::score`], given the query's states from the pass that embedded it (see
+    /// [`Reranker::query_layers`]); the same scores, with less work where the model uses them.
+    fn score_with(&self, query: &str, _states: Option<&Arc<QueryStates>>, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+        self.score(query, items)
     }
 }
 
@@ -95,11 +107,16 @@ impl TrainedReranker {
     }
 
     /// The logits of `items`, on the worker or on this thread.
-    fn compute(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+    fn compute(&self, query: &str, states: Option<&Arc<QueryStates>>, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
         match &self.worker {
-            Some(worker) => worker.score(query, items),
-            None => self.model.score(query, items),
+            Some(worker) => worker.score(query, states, items),
+            None => self.model.score_with(query, states.map(|s| &**s), items),
         }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &CrossEncoder {
+        &self.model
     }
 
     /// Its manifest entry.
@@ -149,8 +166,16 @@ impl Reranker for TrainedReranker {
         !self.model.stores_item(index)
     }
 
-    /// Cached logits where the pair was scored before; the rest in one pass.
+    fn query_layers(&self) -> Option<usize> {
+        self.model.query_layers()
+    }
+
     fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+        self.score_with(query, None, items)
+    }
+
+    /// Cached logits where the pair was scored before; the rest in one pass.
+    fn score_with(&self, query: &str, states: Option<&Arc<QueryStates>>, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
         let key = |index: u32| (self.generation, self.slot, query.to_string(), index);
         let short =
             || Error::Model { path: self.model.weights_path().to_path_buf(), reason: "fewer logits than pairs".into() };
@@ -159,7 +184,7 @@ impl Reranker for TrainedReranker {
         let missing: Vec<ItemText<'_>> =
             items.iter().zip(&scores).filter(|(_, score)| score.is_none()).map(|(item, _)| *item).collect();
         if !missing.is_empty() {
-            let mut computed = self.compute(query, &missing)?.into_iter();
+            let mut computed = self.compute(query, states, &missing)?.into_iter();
             for (item, score) in items.iter().zip(scores.iter_mut()).filter(|(_, s)| s.is_none()) {
                 let value = computed.next().ok_or_else(short)?;
                 if let Some(index) = item.index {

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use crate::batcher::{BatcherSettings, QueryBatcher};
 use crate::bert::Precision;
 use crate::cache::{Cache, CacheStats};
-use crate::embed::{Embedder, EmbedderSettings};
+use crate::cross::QueryPasses;
+use crate::embed::{Embedder, EmbedderSettings, QueryStates};
 use crate::error::Result;
 use crate::generation::Manifest;
 use crate::request::defaults;
@@ -34,6 +35,13 @@ pub enum RerankerSlot {
     Search,
     /// The recommendation reranker.
     Recommend,
+}
+
+/// Whether searches keep the query's states for the reranker (`HYRANK_RERANK_QUERY_STATES`
+/// unset or anything but `off`), read once.
+fn keep_query_states() -> bool {
+    static KEEP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KEEP.get_or_init(|| std::env::var("HYRANK_RERANK_QUERY_STATES").as_deref() != Ok("off"))
 }
 
 /// How a process runs its models, besides the weights and device ([`EmbedderSettings`]).
@@ -94,6 +102,8 @@ pub struct Runtime {
     query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
     /// Trained-reranker logits, shared and cleared across generations like the query cache.
     rerank_cache: Arc<RerankCache>,
+    /// Where the search rerankers' query passes came from, over every generation served.
+    query_passes: Arc<QueryPasses>,
     query_batcher: Option<Arc<QueryBatcher>>,
     settings: RuntimeSettings,
     /// The precision the operator asked for (`EmbedderSettings::precision`), if any:
@@ -123,6 +133,7 @@ impl Runtime {
             embedder,
             query_cache: Arc::new(Cache::new(settings.query_cache_entries)),
             rerank_cache: Arc::new(Cache::new(settings.rerank_cache_entries)),
+            query_passes: Arc::default(),
             query_batcher,
             settings,
             pinned: None,
@@ -154,6 +165,7 @@ impl Runtime {
                 embedder: Arc::clone(&self.embedder),
                 query_cache: Arc::clone(&self.query_cache),
                 rerank_cache: Arc::clone(&self.rerank_cache),
+                query_passes: Arc::clone(&self.query_passes),
                 query_batcher: self.query_batcher.clone(),
                 settings: self.settings,
                 pinned: self.pinned,
@@ -163,6 +175,7 @@ impl Runtime {
         let mut next = Self::new(Arc::new(Embedder::load(&embedder)?), self.settings)?.pinned_to(self.pinned);
         next.query_cache = Arc::clone(&self.query_cache);
         next.rerank_cache = Arc::clone(&self.rerank_cache);
+        next.query_passes = Arc::clone(&self.query_passes);
         if let (Some(new), Some(old)) = (&next.query_batcher, &self.query_batcher) {
             new.continue_from(old.stats());
         }
@@ -192,6 +205,32 @@ impl Runtime {
             }
             .map(Arc::new)
         })
+    }
+
+    /// [`Runtime::embed_query`], also keeping the query's states after the model's first
+    /// `layers` layers when the query is embedded here and now ([`Embedder::embed_with_states`],
+    /// for a reranker that starts from them). `None` for the states where the vector came from
+    /// the cache or the worker (which batches texts and keeps no states), or `layers` is `None`.
+    ///
+    /// # Errors
+    /// As [`Runtime::embed_query`].
+    pub fn embed_query_keeping(
+        &self,
+        query: &str,
+        layers: Option<usize>,
+    ) -> Result<(Arc<Vec<f32>>, Option<Arc<QueryStates>>)> {
+        // HYRANK_RERANK_QUERY_STATES=off: the reranker runs its own query pass, to measure
+        // what keeping them saves (bench/gpu_run.sh).
+        let Some(layers) = layers.filter(|_| self.query_batcher.is_none() && keep_query_states()) else {
+            return Ok((self.embed_query(query)?, None));
+        };
+        if let Some(vector) = self.query_cache.get(&query.to_string()) {
+            return Ok((vector, None));
+        }
+        let (vector, states) = self.embedder.embed_with_states(query, layers)?;
+        let vector = Arc::new(vector);
+        self.query_cache.put(query.to_string(), Arc::clone(&vector));
+        Ok((vector, Some(Arc::new(states))))
     }
 
     /// Runs `encode` (an encode through this runtime) and `beside`, `beside` on another of
@@ -228,6 +267,12 @@ impl Runtime {
     /// The trained rerankers' logit cache.
     pub fn rerank_cache(&self) -> &Arc<RerankCache> {
         &self.rerank_cache
+    }
+
+    /// The counter the search rerankers count their query passes in: taken from the query's
+    /// embedding pass, or run by the reranker ([`Runtime::embed_query_keeping`]).
+    pub fn rerank_query_passes(&self) -> &Arc<QueryPasses> {
+        &self.query_passes
     }
 
     /// The query encoder's model worker, if one runs.

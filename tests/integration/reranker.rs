@@ -158,6 +158,10 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
     let served = engine.search(&request).unwrap();
     let stats = engine.runtime().rerank_cache().stats();
     assert_eq!((stats.hits, stats.misses), (0, 10), "{stats:?}");
+    // The query's pass through the frozen layers came from its embedding pass (the logits are
+    // checked against a fresh model's below); a search that does not embed the query runs it.
+    let passes = || engine.runtime().rerank_query_passes().counts();
+    assert_eq!((passes().reused, passes().run), (1, 0));
     let again = engine.search(&request).unwrap();
     let stats = engine.runtime().rerank_cache().stats();
     assert_eq!((stats.hits, stats.misses), (10, 10), "the second request reads every logit from the cache");
@@ -166,6 +170,11 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
         served.hits.iter().map(|h| h.score).collect::<Vec<_>>()
     );
     assert!(engine.manifest().format_version >= 3, "older builds must refuse a PreTTR generation");
+    let mut lexical = SearchRequest::new("rain and a tent");
+    lexical.mode = hyrank_engine::Mode::Bm25;
+    lexical.rerank = request.rerank.clone();
+    engine.search(&lexical).unwrap();
+    assert_eq!((passes().reused, passes().run), (1, 1), "a search that does not embed the query");
 
     // The stored logits are the ones computing each item's side from its text gives.
     let layers = hyrank_engine::RuntimeSettings::default().rerank_layers(engine.embedder());

@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::Config;
 
 use super::{tensor, Weights};
@@ -316,14 +317,33 @@ impl NativeEncoder {
     /// # Errors
     /// A token, segment or position id outside the model's tables.
     pub(crate) fn forward(&self, input: &Packing, layers: usize) -> Result<Vec<f32>> {
+        Ok(self.forward_tapped(input, layers, None)?.0)
+    }
+
+    /// [`NativeEncoder::forward`], also returning a copy of the states after the first `tap`
+    /// layers (same layout) when asked.
+    ///
+    /// # Errors
+    /// As [`NativeEncoder::forward`].
+    pub(crate) fn forward_tapped(
+        &self,
+        input: &Packing,
+        layers: usize,
+        tap: Option<usize>,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         // The whole pass runs on one of the pool's threads: each product's fan-out is then a
         // fork within the pool that the running thread takes part in, not a hand-over from a
         // thread outside it (one wake-up of a sleeping thread there and one back, per product),
         // and the pool's other threads stay awake for it until it ends (`kernels::awake`).
-        rayon::scope(|_| kernels::awake(|| self.forward_on_pool(input, layers)))
+        rayon::scope(|_| kernels::awake(|| self.forward_on_pool(input, layers, tap)))
     }
 
-    fn forward_on_pool(&self, input: &Packing, layers: usize) -> Result<Vec<f32>> {
+    fn forward_on_pool(
+        &self,
+        input: &Packing,
+        layers: usize,
+        tap: Option<usize>,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         let h = self.hidden;
         let mut x = vec![0.0; input.ids.len() * h];
         let lookup = |table: &[f32], index: u32, what: &str| -> Result<std::ops::Range<usize>> {
@@ -346,9 +366,61 @@ impl NativeEncoder {
         }
         self.embedding_norm.apply(&mut x);
         let mut work = Workspace::default();
-        for layer in self.layers.iter().take(layers) {
+        let mut tapped = (tap == Some(0)).then(|| x.clone());
+        for (i, layer) in self.layers.iter().take(layers).enumerate() {
             layer.forward(&mut x, &input.lengths, &mut work);
+            if tap == Some(i + 1) {
+                tapped = Some(x.clone());
+            }
         }
-        Ok(x)
+        Ok((x, tapped))
     }
+}
+
+/// [`super::Encoder::forward_layers`] on the native kernels: the real tokens packed, run, and put back
+/// in their padded places (padding's rows are zeros).
+pub(super) fn forward_padded(
+    encoder: &NativeEncoder,
+    ids: &Tensor,
+    segments: Option<&Tensor>,
+    mask: &Tensor,
+    layers: usize,
+    tap: Option<usize>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let (batch, tokens) = ids.dims2()?;
+    for (what, other) in [("attention mask", Some(mask)), ("segment ids", segments)] {
+        if let Some(other) = other {
+            if other.dims2()? != (batch, tokens) {
+                return Err(Error::invalid(
+                    what,
+                    format!("shape {:?}, not the ids' ({batch}, {tokens})", other.dims()),
+                ));
+            }
+        }
+    }
+    let ids = ids.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+    let segments = match segments {
+        Some(s) => s.to_dtype(DType::U32)?.to_vec2::<u32>()?,
+        None => vec![vec![0; tokens]; batch],
+    };
+    let mask = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let mut packing = Packing::new();
+    for b in 0..batch {
+        packing.push(&ids[b], &segments[b], |t| mask[b][t] > 0.5);
+    }
+    let (packed, tapped) = encoder.forward_tapped(&packing, layers, tap)?;
+    let hidden = encoder.hidden();
+    let unpack = |packed: Vec<f32>| -> Result<Tensor> {
+        let mut out = vec![0.0f32; batch * tokens * hidden];
+        let mut token = 0;
+        for (b, &len) in packing.lengths.iter().enumerate() {
+            for _ in 0..len {
+                let at = (b * tokens + packing.positions[token] as usize) * hidden;
+                out[at..at + hidden].copy_from_slice(&packed[token * hidden..(token + 1) * hidden]);
+                token += 1;
+            }
+        }
+        Ok(Tensor::from_vec(out, (batch, tokens, hidden), &Device::Cpu)?)
+    };
+    Ok((unpack(packed)?, tapped.map(unpack).transpose()?))
 }

@@ -44,8 +44,10 @@ mod native;
 mod prettr;
 pub mod states;
 
+pub use prettr::{QueryPassCounts, QueryPasses};
+
 use crate::bert::{Encoder, Precision};
-use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder};
+use crate::embed::{default_batch_size, load_tokenizer, model_error, read_config, Embedder, QueryStates};
 use crate::error::{Error, Result};
 use crate::profile::{Phases, Profiled};
 use layer::TrainableLayer;
@@ -158,6 +160,9 @@ pub struct CrossEncoder {
     batch_size: usize,
     /// The file its trained weights came from (the base model's, before training), for errors.
     weights: PathBuf,
+    /// Queries' frozen passes taken from the embedder's pass, and run here (shared with the
+    /// runtime, whose totals outlive a generation, once [`CrossEncoder::count_query_passes_in`]).
+    query_passes: Arc<QueryPasses>,
 }
 
 /// PreTTR pairs per forward pass on an accelerator: a top 100 in one pass (a pair is at most
@@ -301,6 +306,7 @@ impl CrossEncoder {
             device,
             batch_size,
             weights,
+            query_passes: Arc::default(),
         })
     }
 
@@ -424,6 +430,13 @@ impl CrossEncoder {
         self.batch_size
     }
 
+    /// The encoder layers a PreTTR model runs over the query alone (its frozen layers), whose
+    /// output it can take from the query's embedding pass ([`CrossEncoder::score_with`]);
+    /// `None` for a joint model.
+    pub fn query_layers(&self) -> Option<usize> {
+        self.is_prettr().then_some(self.frozen_layers)
+    }
+
     fn max_tokens(&self) -> usize {
         self.tokenizer.get_truncation().map_or(256, |t| t.max_length)
     }
@@ -431,8 +444,14 @@ impl CrossEncoder {
     /// Runs the frozen layers over the pairs: over each joint pair, or (PreTTR) over each side
     /// alone, the two sides then laid side by side. No gradient flows through the result.
     pub fn frozen(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<FrozenPass> {
+        self.frozen_with(pairs, &[])
+    }
+
+    /// [`CrossEncoder::frozen`], a PreTTR model taking a query's side from `known` where the
+    /// embedder's pass left it ([`QueryStates`]) instead of running the frozen layers again.
+    fn frozen_with(&self, pairs: &[(&str, ItemText<'_>)], known: &[&QueryStates]) -> Result<FrozenPass> {
         if self.is_prettr() {
-            return self.frozen_prettr(pairs);
+            return self.frozen_prettr(pairs, known);
         }
         let inputs: Vec<(String, String)> = pairs.iter().map(|(q, d)| (q.to_string(), d.text.to_string())).collect();
         let encodings = self.tokenizer.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
@@ -490,21 +509,47 @@ impl CrossEncoder {
 
     /// The logit of every item against one query, in batches.
     pub fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+        self.score_with(query, None, items)
+    }
+
+    /// [`CrossEncoder::score`], starting a PreTTR model from the query's states after the
+    /// frozen layers where `states` holds them (the embedder's pass of this query: the same
+    /// logits, one query pass fewer). States that are not this model's input (another
+    /// encoder, other layers, another tokenization) are not used.
+    pub fn score_with(&self, query: &str, states: Option<&QueryStates>, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
         let pairs: Vec<(&str, ItemText<'_>)> = items.iter().map(|t| (query, *t)).collect();
-        self.score_pairs(&pairs)
+        self.score_pairs_with(&pairs, states.as_slice())
     }
 
     /// The logits of many pairs from different queries in one pass each batch (the model
     /// worker's entry point).
     pub fn score_pairs(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<Vec<f32>> {
+        self.score_pairs_with(pairs, &[])
+    }
+
+    /// [`CrossEncoder::score_pairs`] with the queries' states that `known` holds (see
+    /// [`CrossEncoder::score_with`]).
+    pub fn score_pairs_with(&self, pairs: &[(&str, ItemText<'_>)], known: &[&QueryStates]) -> Result<Vec<f32>> {
         if let (Some(scorer), Some(lower)) = (&self.native, self.lower.native()) {
-            return self.score_native(scorer, lower, pairs);
+            return self.score_native(scorer, lower, pairs, known);
         }
         let mut scores = Vec::with_capacity(pairs.len());
         for chunk in pairs.chunks(self.batch_size) {
-            scores.extend(self.logits(&self.frozen(chunk)?)?.to_device(&Device::Cpu)?.to_vec1::<f32>()?);
+            scores.extend(self.logits(&self.frozen_with(chunk, known)?)?.to_device(&Device::Cpu)?.to_vec1::<f32>()?);
         }
         Ok(scores)
+    }
+
+    /// How many queries' frozen passes were taken from the embedder's pass, and how many ran
+    /// here, in the counter it counts in.
+    pub fn query_passes(&self) -> QueryPassCounts {
+        self.query_passes.counts()
+    }
+
+    /// Counts its queries' frozen passes in `counter` (a runtime's, shared across generations)
+    /// instead of its own.
+    pub fn count_query_passes_in(&mut self, counter: Arc<QueryPasses>) {
+        self.query_passes = counter;
     }
 }
 

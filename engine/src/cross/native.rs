@@ -12,6 +12,7 @@ use tokenizers::Encoding;
 
 use super::{CrossEncoder, ItemText, HEAD};
 use crate::bert::native::{run_layers, Layer, NativeEncoder, Packing};
+use crate::embed::QueryStates;
 use crate::error::{Error, Result};
 use crate::kernels::Format;
 
@@ -37,9 +38,10 @@ impl CrossEncoder {
         scorer: &NativeScorer,
         lower: &NativeEncoder,
         pairs: &[(&str, ItemText<'_>)],
+        known: &[&QueryStates],
     ) -> Result<Vec<f32>> {
         if self.is_prettr() {
-            return self.score_prettr(scorer, pairs);
+            return self.score_prettr(scorer, pairs, known);
         }
         let per_pass = (TOKENS_PER_PASS / self.max_tokens().max(1)).max(1);
         let mut scores = Vec::with_capacity(pairs.len());
@@ -67,8 +69,13 @@ impl CrossEncoder {
     /// then passes of at most about [`TOKENS_PER_PASS`] rows: each pair's query states and
     /// item states stacked as one packed sequence, the trained layers over all of them, the
     /// head.
-    fn score_prettr(&self, scorer: &NativeScorer, pairs: &[(&str, ItemText<'_>)]) -> Result<Vec<f32>> {
-        let sides = self.sides(pairs)?;
+    fn score_prettr(
+        &self,
+        scorer: &NativeScorer,
+        pairs: &[(&str, ItemText<'_>)],
+        known: &[&QueryStates],
+    ) -> Result<Vec<f32>> {
+        let sides = self.sides(pairs, known)?;
         let hidden = self.hidden;
         let mut scores = Vec::with_capacity(pairs.len());
         let (mut rows, mut segments, mut lengths) = (Vec::new(), Vec::new(), Vec::new());

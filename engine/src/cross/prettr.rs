@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use super::native;
 use super::states::{DeviceStates, ItemStates, QuantizedStates, StatesHeader};
 use super::{CrossEncoder, FrozenPass, ItemText};
+use crate::embed::QueryStates;
 use crate::error::{Error, Result};
 
 impl CrossEncoder {
@@ -111,6 +112,24 @@ impl CrossEncoder {
             .collect())
     }
 
+    /// Each distinct query's states after the frozen layers, `(tokens, hidden)` row-major: from
+    /// `known` where the embedder's pass of that query left them and they are this model's
+    /// input ([`QueryStates`]), the rest through the frozen layers here, in one batch.
+    fn frozen_queries(&self, distinct: &[&str], known: &[&QueryStates]) -> Result<Vec<Vec<f32>>> {
+        let mut taken: Vec<Option<Vec<f32>>> = vec![None; distinct.len()];
+        for (slot, &query) in taken.iter_mut().zip(distinct) {
+            let Some(states) = known.iter().find(|states| states.text() == query) else { continue };
+            // Tokenizing again costs microseconds and proves the states are for these ids (the
+            // embedder may truncate at another token limit).
+            let encoding = self.tokenizer.encode(query, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+            *slot = states.rows_for(&self.lower, self.frozen_layers, encoding.get_ids()).map(<[f32]>::to_vec);
+        }
+        let missing: Vec<&str> = distinct.iter().zip(&taken).filter(|(_, t)| t.is_none()).map(|(&q, _)| q).collect();
+        self.query_passes.add((distinct.len() - missing.len()) as u64, missing.len() as u64);
+        let mut computed = if missing.is_empty() { Vec::new() } else { self.frozen_alone(&missing)? }.into_iter();
+        Ok(taken.into_iter().map(|t| t.or_else(|| computed.next()).unwrap_or_default()).collect())
+    }
+
     /// PreTTR's stored form of each item's side: the frozen layers over the item alone, its
     /// first `item_tokens` tokens, quantized ([`states`]). What the trainer stores for every
     /// item, and what a text outside the stored catalog is scored with.
@@ -132,9 +151,9 @@ impl CrossEncoder {
 
     /// PreTTR's two sides of every pair after the frozen layers, `(tokens, hidden)` row-major:
     /// each distinct query once, and each item from the attached states or computed.
-    pub(super) fn sides(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<Sides> {
+    pub(super) fn sides(&self, pairs: &[(&str, ItemText<'_>)], known: &[&QueryStates]) -> Result<Sides> {
         let (distinct, query_of) = distinct_queries(pairs);
-        let queries = self.frozen_alone(&distinct)?;
+        let queries = self.frozen_queries(&distinct, known)?;
         let mut items = vec![Vec::new(); pairs.len()];
         let mut missing = Vec::new();
         for (i, (_, item)) in pairs.iter().enumerate() {
@@ -157,12 +176,12 @@ impl CrossEncoder {
 
     /// [`CrossEncoder::frozen`] for PreTTR: each pair's query states then item states, padded
     /// to the longest pair.
-    pub(super) fn frozen_prettr(&self, pairs: &[(&str, ItemText<'_>)]) -> Result<FrozenPass> {
+    pub(super) fn frozen_prettr(&self, pairs: &[(&str, ItemText<'_>)], known: &[&QueryStates]) -> Result<FrozenPass> {
         if let (Some(on_device), Some(states)) = (&self.device_states, &self.states) {
-            return self.frozen_gathered(pairs, states, on_device);
+            return self.frozen_gathered(pairs, known, states, on_device);
         }
         let mut phases = super::Phases::start(&self.device, crate::profile::Profiled::Rerank)?;
-        let sides = self.sides(pairs)?;
+        let sides = self.sides(pairs, known)?;
         phases.mark("sides on the host", pairs.len(), 0)?;
         let hidden = self.hidden;
         let lengths: Vec<(usize, usize)> = (0..pairs.len())
@@ -202,6 +221,7 @@ impl CrossEncoder {
     fn frozen_gathered(
         &self,
         pairs: &[(&str, ItemText<'_>)],
+        known: &[&QueryStates],
         states: &ItemStates,
         on_device: &DeviceStates,
     ) -> Result<FrozenPass> {
@@ -209,7 +229,7 @@ impl CrossEncoder {
         let spans: Vec<Option<std::ops::Range<usize>>> =
             pairs.iter().map(|(_, item)| item.index.and_then(|index| states.token_span(index))).collect();
         let (distinct, query_of) = distinct_queries(pairs);
-        let queries = self.frozen_alone(&distinct)?;
+        let queries = self.frozen_queries(&distinct, known)?;
         phases.mark("query frozen pass", distinct.len(), queries.iter().map(Vec::len).sum::<usize>() / self.hidden)?;
         let missing: Vec<usize> = (0..pairs.len()).filter(|&i| spans[i].is_none()).collect();
         let mut computed = vec![Vec::new(); pairs.len()];
@@ -275,6 +295,37 @@ impl CrossEncoder {
     }
 }
 
+/// Counts of a PreTTR reranker's query passes, by where they came from.
+#[derive(Debug, Default)]
+pub struct QueryPasses {
+    reused: std::sync::atomic::AtomicU64,
+    run: std::sync::atomic::AtomicU64,
+}
+
+impl QueryPasses {
+    /// The totals so far.
+    pub fn counts(&self) -> QueryPassCounts {
+        use std::sync::atomic::Ordering::Relaxed;
+        QueryPassCounts { reused: self.reused.load(Relaxed), run: self.run.load(Relaxed) }
+    }
+
+    pub(super) fn add(&self, reused: u64, run: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.reused.fetch_add(reused, Relaxed);
+        self.run.fetch_add(run, Relaxed);
+    }
+}
+
+/// Queries' frozen passes of a PreTTR reranker ([`CrossEncoder::query_passes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryPassCounts {
+    /// Taken from the pass that embedded the query.
+    pub reused: u64,
+    /// Run by the reranker (no dense retrieval in the request, an embedding from the query
+    /// cache, the query-encoding worker, or another tokenization).
+    pub run: u64,
+}
+
 /// The distinct queries of a batch of pairs, in first-seen order, and each pair's among them.
 fn distinct_queries<'a>(pairs: &[(&'a str, ItemText<'_>)]) -> (Vec<&'a str>, Vec<usize>) {
     let mut distinct: Vec<&str> = Vec::new();
@@ -306,6 +357,7 @@ mod tests {
     use super::super::tests::{close, embedder, texts, trainer_and_served, PRETTR};
     use super::super::CrossEncoderSettings;
     use super::*;
+    use crate::Embedder;
 
     /// PreTTR: scoring with the item side read from stored states gives the logits of computing
     /// it on the fly (to 1e-4), on both paths; a joint model and a mismatched file are refused.
@@ -345,6 +397,61 @@ mod tests {
         assert!(served.attach_states(ItemStates::from_items(other, computed).unwrap()).is_err());
     }
 
+    /// A search that embeds the query hands the reranker that pass's states after its frozen
+    /// layers: the same logits as the reranker's own query pass, on hyrank's kernels and on
+    /// candle's (a GPU's path), by the host path and the device gather, and the same vector as
+    /// a plain embed. States it cannot start from (other layers, another query's, another
+    /// encoder's with the same weights) are not used, and the counts say which was which.
+    #[test]
+    fn query_states_from_the_embedding_pass_score_as_the_rerankers_own_pass() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
+        let mut settings = crate::EmbedderSettings::new(dir);
+        settings.device = crate::DeviceChoice::Cpu;
+        let texts = texts();
+        let items: Vec<ItemText<'_>> = texts.iter().map(|(_, d)| ItemText::text(d)).collect();
+        let stored: Vec<ItemText<'_>> =
+            (0..texts.len() as u32).map(|index| ItemText { index: Some(index), text: "not read" }).collect();
+        for candle in [false, true] {
+            let embedder =
+                if candle { Embedder::load_on_candle(&settings) } else { Embedder::load(&settings) }.unwrap();
+            assert_eq!(embedder.encoder().native().is_none(), candle || std::env::var("HYRANK_CPU_KERNELS").is_ok());
+            let (_, served) = trainer_and_served(&embedder, PRETTR);
+            let header = served.states_header("sha", texts.len()).unwrap();
+            let item_side = served.item_states(&items.iter().map(|t| t.text).collect::<Vec<_>>()).unwrap();
+            let states = ItemStates::from_items(header, item_side).unwrap();
+            let on_device = states.to_device(&Device::Cpu).unwrap();
+            for (query, _) in &texts {
+                let want = served.score(query, &items).unwrap();
+                let (vector, kept) = embedder.embed_with_states(query, PRETTR.frozen_layers).unwrap();
+                assert_eq!(vector, embedder.embed(query).unwrap(), "the same vector as a plain embed");
+                let before = served.query_passes();
+                let got = served.score_with(query, Some(&kept), &items).unwrap();
+                assert!(close(&got, &want, 1e-5), "candle {candle}: {got:?} vs {want:?}");
+                let after = served.query_passes();
+                assert_eq!((after.reused - before.reused, after.run - before.run), (1, 0), "candle {candle}");
+                // The gather of stored item states (a GPU's path) takes them the same way.
+                let pairs: Vec<(&str, ItemText<'_>)> = stored.iter().map(|t| (query.as_str(), *t)).collect();
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let own = served.frozen_gathered(&pairs, &[], &states, &on_device).unwrap();
+                let taken = served.frozen_gathered(&pairs, &[&kept], &states, &on_device).unwrap();
+                let (own, taken) = (flat(&own.hidden), flat(&taken.hidden));
+                assert!(close(&taken, &own, 1e-5), "candle {candle}: gathered pass");
+            }
+            // States the reranker cannot start from: it runs its own pass, with the same logits.
+            let query = texts[0].0.as_str();
+            let want = served.score(query, &items).unwrap();
+            let other_layers = embedder.embed_with_states(query, 3).unwrap().1;
+            let other_query = embedder.embed_with_states(texts[1].0.as_str(), 4).unwrap().1;
+            let other_encoder = Embedder::load(&settings).unwrap().embed_with_states(query, 4).unwrap().1;
+            for unusable in [&other_layers, &other_query, &other_encoder] {
+                let before = served.query_passes();
+                assert_eq!(served.score_with(query, Some(unusable), &items).unwrap(), want, "{unusable:?}");
+                let after = served.query_passes();
+                assert_eq!((after.reused - before.reused, after.run - before.run), (0, 1), "{unusable:?}");
+            }
+        }
+    }
+
     /// The item states gathered where the model runs (a GPU's path) give the host path's frozen
     /// pass bit for bit. Run on candle's CPU tensors, whose gather, cast and products are the
     /// operations the CUDA path runs.
@@ -373,8 +480,8 @@ mod tests {
         let mixed = [(a, stored(0)), (b, outside), (a, ItemText::text(&texts[1].1)), (b, stored(2))];
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for pairs in [&pairs[..], &mixed[..]] {
-            let host = trainer.frozen_prettr(pairs).unwrap();
-            let gathered = trainer.frozen_gathered(pairs, trainer.states.as_ref().unwrap(), &on_device).unwrap();
+            let host = trainer.frozen_prettr(pairs, &[]).unwrap();
+            let gathered = trainer.frozen_gathered(pairs, &[], trainer.states.as_ref().unwrap(), &on_device).unwrap();
             assert_eq!(host.hidden.dims(), gathered.hidden.dims());
             assert_eq!(flat(&host.hidden), flat(&gathered.hidden));
             assert_eq!(flat(&host.mask), flat(&gathered.mask));

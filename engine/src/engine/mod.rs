@@ -249,6 +249,9 @@ impl Engine {
             }
             let layers = runtime.settings().rerank_layers(&embedder);
             let mut model = CrossEncoder::load_at(&embedder, &dir.join(&entry.file), entry.shape, layers)?;
+            if slot == RerankerSlot::Search {
+                model.count_query_passes_in(Arc::clone(runtime.rerank_query_passes()));
+            }
             // PreTTR: the item side comes from the generation's states, checked against what
             // this model would compute; a PreTTR entry without them is refused rather than
             // served at the cost of computing every item's side per query.

@@ -55,7 +55,8 @@ impl Engine {
             (Some(_), None) => Some(String::new()),
             (None, _) => None,
         };
-        let mut hits = self.finish(&fused, request.k, plan.zip(context.as_deref()), &mut timings)?;
+        let mut hits =
+            self.finish(&fused, request.k, plan.zip(context.as_deref()).map(|(p, c)| (p, c, None)), &mut timings)?;
         if request.explain {
             // Trees only for the lists that ran (content mode has no CF list, cf mode no content).
             let cf_ran = fused.ran(RetrieverKind::Cf);

@@ -1,10 +1,12 @@
 //! Search: BM25 and dense for a query, CF for a user, fused; then the rerank stage and, when
 //! asked, explanation trees.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::stages::{ms, Fused};
 use super::Engine;
+use crate::embed::QueryStates;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
 use crate::request::{check_k, Candidate, Results, SearchRequest, Timings};
@@ -17,6 +19,9 @@ struct FirstStage<'a> {
     query: Option<&'a str>,
     user: Option<UserRecord>,
     fused: Fused,
+    /// The query's states after the reranker's query layers, kept from the pass that embedded
+    /// it, when it was embedded here and the rerank stage reads them.
+    query_states: Option<Arc<QueryStates>>,
 }
 
 impl Engine {
@@ -29,10 +34,13 @@ impl Engine {
     pub fn search(&self, request: &SearchRequest) -> Result<Results> {
         let start = Instant::now();
         let mut timings = Timings::default();
-        let FirstStage { query, user, fused } = self.search_first_stage(request, &mut timings)?;
+        let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
-        let plan = rerank::search_plan(request.rerank.as_ref(), query.is_some(), trained, &self.late_interaction)?;
-        let rerank = plan.zip(query);
+        let plan = rerank::search_plan(request.rerank.as_ref(), has_query, trained, &self.late_interaction)?;
+        let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
+        let FirstStage { query, user, fused, query_states } =
+            self.search_first_stage(request, query_layers, &mut timings)?;
+        let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
         let mut hits = self.finish(&fused, request.k, rerank, &mut timings)?;
         if request.explain {
             // A CF tree only where CF ran (bm25 or dense mode with a user has none).
@@ -61,7 +69,7 @@ impl Engine {
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
     /// features the learned combination reads.
     pub fn candidates(&self, request: &SearchRequest, depth: usize) -> Result<Vec<Candidate>> {
-        let first = self.search_first_stage(request, &mut Timings::default())?;
+        let first = self.search_first_stage(request, None, &mut Timings::default())?;
         self.candidates_of(&first.fused, depth)
     }
 
@@ -95,9 +103,15 @@ impl Engine {
         request.bm25.map_or(base, |changes| changes.over(base))
     }
 
-    /// Checks a search's retrievers against what it gives (query, user), encodes the query,
-    /// then runs the retrievers and fuses their lists.
-    fn search_first_stage<'a>(&self, request: &'a SearchRequest, timings: &mut Timings) -> Result<FirstStage<'a>> {
+    /// Checks a search's retrievers against what it gives (query, user), encodes the query
+    /// (keeping its states after the first `query_layers` layers, for the rerank stage, when
+    /// given), then runs the retrievers and fuses their lists.
+    fn search_first_stage<'a>(
+        &self,
+        request: &'a SearchRequest,
+        query_layers: Option<usize>,
+        timings: &mut Timings,
+    ) -> Result<FirstStage<'a>> {
         check_k(request.k, request.candidates)?;
         // Checked whatever the mode, so that `explain` never turns a served request into a 400.
         self.lexical.check(self.bm25_params(request))?;
@@ -116,7 +130,7 @@ impl Engine {
             (true, Some(query)) => {
                 let encode = || {
                     let t = Instant::now();
-                    (self.runtime.embed_query(query), ms(t))
+                    (self.runtime.embed_query_keeping(query, query_layers), ms(t))
                 };
                 let (vector, took) = if kinds.contains(&RetrieverKind::Bm25) {
                     let (encoded, listed) = self.runtime.encode_beside(encode, || {
@@ -132,6 +146,10 @@ impl Engine {
                 Some(vector?)
             }
             _ => None,
+        };
+        let (vector, query_states) = match vector {
+            Some((vector, states)) => (Some(vector), states),
+            None => (None, None),
         };
         let cf = match (kinds.contains(&RetrieverKind::Cf), &live) {
             (true, Some(user)) => {
@@ -168,6 +186,6 @@ impl Engine {
             retrievers.push((retriever, request.weights.of(kind)));
         }
         let fused = self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)?;
-        Ok(FirstStage { query, user, fused })
+        Ok(FirstStage { query, user, fused, query_states })
     }
 }

@@ -2,11 +2,13 @@
 //! and fusing the retrievers (timed under each retriever's name), turning fused hits into
 //! results, and the rerank window. A fix to filtering, timing or reranking is made here once.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Engine;
 use crate::combination::{Features, ScoreRanges};
 use crate::cross::ItemText;
+use crate::embed::QueryStates;
 use crate::error::{Error, Result};
 use crate::explain::{CombinedScore, RerankScore, RetrieverKind, ScoreBreakdown};
 use crate::filter::{matcher, Filters};
@@ -158,21 +160,22 @@ impl Engine {
         Ok(Fused { hits, ranges: ScoreRanges::of(&lists), fusion_name: fusion.name() })
     }
 
-    /// The final hits: the top `k` fused ones, or, with a rerank plan and the text it reads as
-    /// the query, the top `max(depth, k)` reranked, best first, cut to `k` (timed as rerank).
+    /// The final hits: the top `k` fused ones, or, with a rerank plan, the text it reads as the
+    /// query and that query's states from its embedding pass (when kept), the top
+    /// `max(depth, k)` reranked, best first, cut to `k` (timed as rerank).
     pub(super) fn finish(
         &self,
         fused: &Fused,
         k: usize,
-        rerank: Option<(RerankPlan<'_>, &str)>,
+        rerank: Option<(RerankPlan<'_>, &str, Option<Arc<QueryStates>>)>,
         timings: &mut Timings,
     ) -> Result<Vec<Hit>> {
-        let Some((plan, query)) = rerank else {
+        let Some((plan, query, states)) = rerank else {
             return fused.hits.iter().take(k).map(|f| self.hit(f, fused.fusion_name, None, None)).collect();
         };
         let t = Instant::now();
         let window: Vec<&FusedHit> = fused.hits.iter().take(plan.depth.max(k)).collect();
-        let mut reranked = self.rerank(&plan, query, &window, fused)?;
+        let mut reranked = self.rerank(&plan, query, states.as_ref(), &window, fused)?;
         // Best first, ties by id. A reranked score is only comparable among hits that were all
         // reranked, which is why `max(depth, k)` hits are reranked.
         let ids: std::collections::HashMap<u32, String> =
@@ -196,6 +199,7 @@ impl Engine {
         &self,
         plan: &RerankPlan<'_>,
         query: &str,
+        states: Option<&Arc<QueryStates>>,
         window: &[&'a FusedHit],
         fused: &Fused,
     ) -> Result<Vec<Reranked<'a>>> {
@@ -214,7 +218,7 @@ impl Engine {
             .zip(&contents)
             .map(|(h, text)| ItemText { index: Some(h.item), text: text.as_deref().unwrap_or_default() })
             .collect();
-        let scores = plan.reranker.score(query, &items)?;
+        let scores = plan.reranker.score_with(query, states, &items)?;
         window
             .iter()
             .zip(scores)
