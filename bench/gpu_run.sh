@@ -78,7 +78,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 note gpu "$(head -1 "$LOGS/gpu.txt")"
 note cpu_cores "$(nproc)"
 
-# Which parts run (a rerun can pick a few): embed cpu shards index rerank http profile halves variants.
+# Which parts run (a rerun can pick a few): embed cpu shards index rerank http profile halves
+# layers-profile variants.
 SECTIONS=${SECTIONS:-embed cpu shards index rerank http profile halves variants}
 # 1: also the item states on the host and a 256-pair pass, against the defaults.
 HOST_COMPARE=${HOST_COMPARE:-1}
@@ -344,6 +345,10 @@ evalq layers-f16 100 f16 HYRANK_GPU_TF32=0
 evalq layers-bf16 100 bf16 HYRANK_GPU_TF32=0
 evalq layers-f16-tf32 100 f16 HYRANK_GPU_TF32=1
 evalq layers-f16-tf32-top30 "$DEPTH" f16 HYRANK_GPU_TF32=1
+fi
+# Where a top-100 pass goes at the GPU default (f16 layers), phase by phase; also alone as
+# section layers-profile.
+if has halves || has layers-profile; then
 step "profile-f16" 180 env HYRANK_RERANK_PROFILE=1 HYRANK_LOG=warn,hyrank_indexer=info,hyrank_rerank_profile=info \
   "$BIN/hyrank" eval search --data "$DATA" --split test --index-dir "$WORK/index" --rerank-precision f16 \
   --out "$LOGS/profile-f16" --model-dir "$MODEL" --device "$DEV" --depth 100 --configs "default+reranker=trained"
@@ -357,6 +362,8 @@ for line in open(sys.argv[1]):
 print("; ".join(f"{k} {statistics.median(vs):.2f} ms (n {len(vs)})" for k, vs in phases.items()))
 PY
 )"
+fi
+if has halves; then
 serve "$WORK/index" 8094 f16-tf32 HYRANK_RERANK_PRECISION=f16 HYRANK_GPU_TF32=1
 http f16-tf32 8094 "$DEPTH" 1 "$REQUESTS_C1"
 http f16-tf32 8094 100 1 "$REQUESTS_C1"

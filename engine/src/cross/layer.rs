@@ -76,8 +76,13 @@ impl TrainableLayer {
 
     /// The layer for scoring: query, key and value fused into one projection (their weights
     /// stacked, so the product is the three side by side).
+    ///
+    /// The attention's scale, `1/√head_dim`, is folded into the query's weights and bias here,
+    /// once, instead of a pass over the queries per layer per request.
     pub(super) fn with_fused_qkv(mut self) -> Result<Self> {
-        let parts = [&self.query, &self.key, &self.value];
+        let scale = self.attention_scale();
+        let query = Linear::new((self.query.weight() * scale)?, self.query.bias().map(|b| b * scale).transpose()?);
+        let parts = [&query, &self.key, &self.value];
         let weight = Tensor::cat(&parts.map(|l| l.weight()), 0)?;
         let biases: Vec<Tensor> = parts.iter().filter_map(|l| l.bias().cloned()).collect();
         let bias = match biases.len() {
@@ -94,6 +99,12 @@ impl TrainableLayer {
         Ok(self)
     }
 
+    /// `1/√head_dim`, by which attention scales the queries.
+    fn attention_scale(&self) -> f64 {
+        let head_dim = self.query.weight().dim(0).unwrap_or(0) / self.heads.max(1);
+        1.0 / (head_dim.max(1) as f64).sqrt()
+    }
+
     /// One layer over `x` (`(pairs, tokens, hidden)`). `fused`: candle's one-kernel softmax
     /// and layer norm, which have no backward pass, and the fused query-key-value product when
     /// the layer has one: for scoring, never for training.
@@ -101,7 +112,8 @@ impl TrainableLayer {
     /// The projections run on `(pairs × tokens, hidden)` rows, one matrix product each, rather
     /// than on the 3-D input, which candle-nn's `Linear` multiplies pair by pair against the
     /// weights broadcast (a batched product of `pairs` small ones). The attention's scale goes
-    /// on the queries, `(tokens, head_dim)` per head, not on the scores, `(tokens, tokens)`.
+    /// on the queries, `(tokens, head_dim)` per head (in the fused projection's weights when
+    /// scoring), not on the scores, `(tokens, tokens)`.
     pub(super) fn forward(&self, x: &Tensor, additive_mask: &Tensor, fused: bool) -> Result<Tensor> {
         let (batch, tokens, hidden) = x.dims3()?;
         let mut phases = Phases::start(x.device(), Profiled::Rerank)?;
@@ -110,23 +122,26 @@ impl TrainableLayer {
         let heads = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((batch, tokens, self.heads, head_dim))?.transpose(1, 2)?.contiguous()?)
         };
-        let (q, k, v) = match (&self.qkv, fused) {
+        // `(pairs, heads, tokens, head_dim)` queries (scaled) and values, and the keys already
+        // transposed, `(pairs, heads, head_dim, tokens)`: each laid out once.
+        let (q, k_t, v) = match (&self.qkv, fused) {
             (Some(qkv), true) => {
                 let all = qkv.forward(&rows)?.reshape((batch, tokens, 3, self.heads, head_dim))?;
-                let part = |i: usize| -> Result<Tensor> {
-                    Ok(all.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous()?)
-                };
-                (part(0)?, part(1)?, part(2)?)
+                let part = |i: usize| -> Result<Tensor> { Ok(all.narrow(2, i, 1)?.squeeze(2)?) };
+                (
+                    part(0)?.transpose(1, 2)?.contiguous()?,
+                    part(1)?.permute((0, 2, 3, 1))?.contiguous()?,
+                    part(2)?.transpose(1, 2)?.contiguous()?,
+                )
             }
             _ => (
-                heads(self.query.forward(&rows)?)?,
-                heads(self.key.forward(&rows)?)?,
+                (heads(self.query.forward(&rows)?)? * self.attention_scale())?,
+                heads(self.key.forward(&rows)?)?.t()?.contiguous()?,
                 heads(self.value.forward(&rows)?)?,
             ),
         };
         phases.mark("layer: query, key, value", batch, tokens)?;
-        let q = (q * (1.0 / (head_dim as f64).sqrt()))?;
-        let scores = q.matmul(&k.t()?.contiguous()?)?.broadcast_add(additive_mask)?;
+        let scores = q.matmul(&k_t)?.broadcast_add(additive_mask)?;
         let probs = if fused {
             candle_nn::ops::softmax_last_dim(&scores)?
         } else {

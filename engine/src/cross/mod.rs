@@ -283,11 +283,13 @@ impl CrossEncoder {
             (None, Some(layers)) => layers.activations(),
             _ => DType::F32,
         };
-        if layers_dtype != DType::F32 {
-            upper = upper.iter().map(|layer| layer.to_dtype(layers_dtype)).collect::<Result<_>>()?;
-        }
+        // Fused before the cast: the attention scale folded into the query weights is then
+        // rounded once, in the layers' format.
         if inference.is_some() {
             upper = upper.into_iter().map(TrainableLayer::with_fused_qkv).collect::<Result<_>>()?;
+        }
+        if layers_dtype != DType::F32 {
+            upper = upper.iter().map(|layer| layer.to_dtype(layers_dtype)).collect::<Result<_>>()?;
         }
         let batch_size = pass_pairs(&device, item_tokens);
         Ok(CrossEncoder {
@@ -495,13 +497,13 @@ impl CrossEncoder {
         let hidden = hidden.to_dtype(DType::F32)?;
         // Each side's tokens, mean-pooled and L2-normalised as sentence-transformers pools
         // MiniLM, but read from the pair's last layer, where every token has attended to both.
-        let pool = |mask: &Tensor| -> Result<Tensor> {
-            let mask = mask.unsqueeze(2)?;
-            let mean = hidden.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&mask.sum(1)?.clamp(1e-9f32, f32::MAX)?)?;
-            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
-            Ok(mean.broadcast_div(&norm)?)
-        };
-        let matched = (pool(&frozen.query_mask)? * pool(&frozen.item_mask)?)?;
+        // Both sides' sums are one batched product, `(pairs, 2, tokens) × (pairs, tokens,
+        // hidden)`, rather than the states masked and summed once per side.
+        let masks = Tensor::stack(&[&frozen.query_mask, &frozen.item_mask], 1)?;
+        let means = masks.matmul(&hidden)?.broadcast_div(&masks.sum_keepdim(2)?.clamp(1e-9f32, f32::MAX)?)?;
+        let norms = means.sqr()?.sum_keepdim(2)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+        let unit = means.broadcast_div(&norms)?;
+        let matched = (unit.narrow(1, 0, 1)? * unit.narrow(1, 1, 1)?)?.squeeze(1)?;
         let logits = self.head.forward(&matched)?.squeeze(D::Minus1)?;
         phases.mark("pool and head", pairs, tokens)?;
         Ok(logits)
