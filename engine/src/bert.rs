@@ -163,16 +163,20 @@ enum Projection {
 
 impl Projection {
     fn load(weights: &Weights, prefix: &str, precision: Precision, device: &Device) -> Result<Self> {
-        Self::fused(weights, &[prefix], precision, device)
+        Self::fused(weights, &[(prefix, 1.0)], precision, device)
     }
 
     /// Several projections of the same input as one: their weights stacked by output row, so
     /// one matrix product computes all of them (attention's query, key and value: one pass over
-    /// the input instead of three, which is what short inputs pay for).
-    fn fused(weights: &Weights, prefixes: &[&str], precision: Precision, device: &Device) -> Result<Self> {
+    /// the input instead of three, which is what short inputs pay for). Each part's weights
+    /// and bias are multiplied by its factor first, in f32 (attention's `1/√head_dim` goes on
+    /// the queries here, once, rather than on every pass).
+    fn fused(weights: &Weights, parts: &[(&str, f64)], precision: Precision, device: &Device) -> Result<Self> {
         let part = |suffix: &str| -> Result<Tensor> {
-            let parts =
-                prefixes.iter().map(|p| tensor(weights, &format!("{p}.{suffix}"))).collect::<Result<Vec<_>>>()?;
+            let parts = parts
+                .iter()
+                .map(|(p, factor)| Ok((tensor(weights, &format!("{p}.{suffix}"))?.to_dtype(DType::F32)? * *factor)?))
+                .collect::<Result<Vec<_>>>()?;
             Ok(Tensor::cat(&parts, 0)?.to_device(device)?)
         };
         let (weight, bias) = (part("weight")?, part("bias")?);
@@ -221,10 +225,15 @@ impl Layer {
         let proj = |name: &str| Projection::load(weights, &p(name), precision, device);
         let dtype = precision.activations();
         let norm = |name: &str| layer_norm(weights, &p(name), config.layer_norm_eps, dtype, device);
+        let scale = 1.0 / ((config.hidden_size / config.num_attention_heads) as f64).sqrt();
         Ok(Layer {
             qkv: Projection::fused(
                 weights,
-                &[&p("attention.self.query"), &p("attention.self.key"), &p("attention.self.value")],
+                &[
+                    (&p("attention.self.query"), scale),
+                    (&p("attention.self.key"), 1.0),
+                    (&p("attention.self.value"), 1.0),
+                ],
                 precision,
                 device,
             )?,
@@ -237,8 +246,9 @@ impl Layer {
         })
     }
 
-    /// `x`: `(batch, tokens, hidden)`; `mask`: additive, `(batch, 1, 1, tokens)`.
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    /// `x`: `(batch, tokens, hidden)`; `mask`: additive, `(batch, 1, 1, tokens)`; `None` when
+    /// no row has padding.
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (batch, tokens, hidden) = x.dims3()?;
         let mut phases = Phases::start(x.device(), Profiled::Embed)?;
         let head_dim = hidden / self.heads;
@@ -250,12 +260,15 @@ impl Layer {
         let k = split(qkv.narrow(2, hidden, hidden)?)?;
         let v = split(qkv.narrow(2, 2 * hidden, hidden)?)?;
         phases.mark("layer: query, key, value", batch, tokens)?;
-        // The scale goes on the queries, `(tokens, head_dim)` per head, rather than on the
-        // scores, `(tokens, tokens)`: the same product, fewer values to touch once tokens
-        // outnumber the head's dimensions (32 in MiniLM). The softmax is candle's one-kernel form over
+        // The queries come scaled by `1/√head_dim` (folded into their weights at load) rather
+        // than the scores, `(tokens, tokens)`: the same product, no pass of its own. The mask
+        // is added only where a row has padding. The softmax is candle's one-kernel form over
         // the last axis (on a GPU one launch and one pass over the scores instead of five).
-        let q = (q * (1.0 / (head_dim as f64).sqrt()))?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let scores = q.matmul(&k.t()?)?;
+        let scores = match mask {
+            Some(mask) => scores.broadcast_add(mask)?,
+            None => scores,
+        };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.flatten_from(2)?;
         phases.mark("layer: attention", batch, tokens)?;
@@ -449,12 +462,14 @@ impl Encoder {
         mask: &Tensor,
         layers: usize,
     ) -> Result<Tensor> {
-        Ok(self.forward_tapped(ids, segments, mask, layers, None)?.0)
+        Ok(self.forward_tapped(ids, segments, Some(mask), layers, None)?.0)
     }
 
     /// As [`Encoder::forward_layers`], also returning the states after the first `tap` layers
     /// when asked, same shape and f32: one pass gives a query's embedding and the states a
-    /// PreTTR reranker's frozen layers compute for it ([`crate::embed::QueryStates`]).
+    /// PreTTR reranker's frozen layers compute for it ([`crate::embed::QueryStates`]). A `mask`
+    /// of `None` says every position is a real token (no row is padded): the same states,
+    /// without the mask's operations (on a GPU each is a launch, what a short query pays for).
     ///
     /// # Errors
     /// As [`Encoder::forward_layers`]; a `tap` past the layers run.
@@ -462,7 +477,7 @@ impl Encoder {
         &self,
         ids: &Tensor,
         segments: Option<&Tensor>,
-        mask: &Tensor,
+        mask: Option<&Tensor>,
         layers: usize,
         tap: Option<usize>,
     ) -> Result<(Tensor, Option<Tensor>)> {
@@ -482,7 +497,7 @@ impl CandleEncoder {
         &self,
         ids: &Tensor,
         segments: Option<&Tensor>,
-        mask: &Tensor,
+        mask: Option<&Tensor>,
         layers: usize,
         tap: Option<usize>,
         precision: Precision,
@@ -490,21 +505,27 @@ impl CandleEncoder {
         let (_, tokens) = ids.dims2()?;
         let dtype = precision.activations();
         let positions = Tensor::arange(0u32, tokens as u32, ids.device())?;
-        let segments = match segments {
-            Some(segments) => segments.clone(),
-            None => ids.zeros_like()?,
+        let words = self.word.forward(ids)?;
+        // No segment ids: every token is segment 0, whose row is added as it is (no lookup).
+        let with_segments = match segments {
+            Some(segments) => (words + self.token_type.forward(segments)?)?,
+            None => words.broadcast_add(&self.token_type.embeddings().narrow(0, 0, 1)?)?,
         };
-        let embedded = (self.word.forward(ids)? + self.token_type.forward(&segments)?)?
-            .broadcast_add(&self.position.forward(&positions)?)?;
+        let embedded = with_segments.broadcast_add(&self.position.forward(&positions)?)?;
         let mut hidden = self.embedding_norm.forward(&embedded)?;
-        let additive = ((mask.to_dtype(DType::F32)?.ones_like()? - mask.to_dtype(DType::F32)?)? * MASKED)?
-            .unsqueeze(1)?
-            .unsqueeze(1)?
-            .to_dtype(dtype)?;
+        let additive = match mask {
+            Some(mask) => Some(
+                ((mask.to_dtype(DType::F32)?.ones_like()? - mask.to_dtype(DType::F32)?)? * MASKED)?
+                    .unsqueeze(1)?
+                    .unsqueeze(1)?
+                    .to_dtype(dtype)?,
+            ),
+            None => None,
+        };
         // A tensor is shared, not copied: the tap keeps the layer's output alive, nothing more.
         let mut tapped = (tap == Some(0)).then(|| hidden.clone());
         for (i, layer) in self.layers.iter().take(layers).enumerate() {
-            hidden = layer.forward(&hidden, &additive)?;
+            hidden = layer.forward(&hidden, additive.as_ref())?;
             if tap == Some(i + 1) {
                 tapped = Some(hidden.clone());
             }
@@ -576,6 +597,13 @@ mod tests {
             let ours = encoder.forward(&ids, None, &mask).unwrap();
             let diff = max_abs_diff(&real_tokens(&ours, &mask), &real_tokens(&theirs, &mask));
             assert!(diff < 1e-4, "{}: max |ours − BertModel| = {diff}", encoder.kernels());
+            // The unpadded row alone, its mask left out (`None`): the same states, and the
+            // tap after layer 4 is what four layers give.
+            let (row, ones) = (ids.narrow(0, 1, 1).unwrap(), mask.narrow(0, 1, 1).unwrap());
+            let (all, tapped) = encoder.forward_tapped(&row, None, None, 6, Some(4)).unwrap();
+            assert_eq!(max_abs_diff(&all, &encoder.forward(&row, None, &ones).unwrap()), 0.0, "{}", encoder.kernels());
+            let four = encoder.forward_layers(&row, None, &ones, 4).unwrap();
+            assert_eq!(max_abs_diff(&tapped.unwrap(), &four), 0.0, "{}", encoder.kernels());
         }
     }
 

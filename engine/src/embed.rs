@@ -321,9 +321,12 @@ impl Embedder {
             ids.extend_from_slice(encoding.get_ids());
             mask.extend_from_slice(encoding.get_attention_mask());
         }
+        // A batch without padding (one text, or texts of one length) skips the mask's work.
+        let padded = mask.contains(&0);
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let hidden = self.model.forward(&ids, None, &mask)?;
+        let layers = self.model.layers();
+        let (hidden, _) = self.model.forward_tapped(&ids, None, padded.then_some(&mask), layers, None)?;
         Ok((hidden, mask))
     }
 
@@ -362,8 +365,9 @@ impl Embedder {
         let ids = encoding.get_ids().to_vec();
         let tensor = |values: &[u32]| Tensor::from_vec(values.to_vec(), (1, values.len()), &self.device);
         let mask = tensor(encoding.get_attention_mask())?;
+        // One text is never padded.
         let (hidden, tapped) =
-            self.model.forward_tapped(&tensor(&ids)?, None, &mask, self.model.layers(), Some(layers))?;
+            self.model.forward_tapped(&tensor(&ids)?, None, None, self.model.layers(), Some(layers))?;
         let tapped = tapped.expect("a tap within the layers run is taken");
         let vector = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?.pop().unwrap_or_default();
         let rows = tapped.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;

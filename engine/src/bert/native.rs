@@ -383,12 +383,12 @@ pub(super) fn forward_padded(
     encoder: &NativeEncoder,
     ids: &Tensor,
     segments: Option<&Tensor>,
-    mask: &Tensor,
+    mask: Option<&Tensor>,
     layers: usize,
     tap: Option<usize>,
 ) -> Result<(Tensor, Option<Tensor>)> {
     let (batch, tokens) = ids.dims2()?;
-    for (what, other) in [("attention mask", Some(mask)), ("segment ids", segments)] {
+    for (what, other) in [("attention mask", mask), ("segment ids", segments)] {
         if let Some(other) = other {
             if other.dims2()? != (batch, tokens) {
                 return Err(Error::invalid(
@@ -403,7 +403,10 @@ pub(super) fn forward_padded(
         Some(s) => s.to_dtype(DType::U32)?.to_vec2::<u32>()?,
         None => vec![vec![0; tokens]; batch],
     };
-    let mask = mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let mask = match mask {
+        Some(mask) => mask.to_dtype(DType::F32)?.to_vec2::<f32>()?,
+        None => vec![vec![1.0; tokens]; batch],
+    };
     let mut packing = Packing::new();
     for b in 0..batch {
         packing.push(&ids[b], &segments[b], |t| mask[b][t] > 0.5);

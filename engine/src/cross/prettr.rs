@@ -98,9 +98,11 @@ impl CrossEncoder {
         let (rows, width) = (encodings.len(), encodings.first().map_or(0, |e| e.get_ids().len()));
         let ids: Vec<u32> = encodings.iter().flat_map(|e| e.get_ids().iter().copied()).collect();
         let mask: Vec<u32> = encodings.iter().flat_map(|e| e.get_attention_mask().iter().copied()).collect();
+        let padded = mask.contains(&0);
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let mask_tensor = Tensor::from_vec(mask, (rows, width), &self.device)?;
-        let states = self.lower.forward_layers(&ids, None, &mask_tensor, self.frozen_layers)?;
+        let (states, _) =
+            self.lower.forward_tapped(&ids, None, padded.then_some(&mask_tensor), self.frozen_layers, None)?;
         let states = states.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec3::<f32>()?;
         Ok(encodings
             .iter()
