@@ -227,10 +227,12 @@ stop_server() {
   server=
 }
 # http NAME PORT DEPTH CONCURRENCY REQUESTS: bench/rerank_latency.py over SciFact's test queries.
+# A sixth argument (--keep-alive) keeps one connection per client thread.
 http() {
-  step "http-$1-top$3-c$4" 120 python3 bench/rerank_latency.py "http://127.0.0.1:$2" "$DATA/queries.jsonl" "$3" "$4" "$5" \
-    "$DATA/qrels/test.tsv"
-  note "HTTP $1: top $3, concurrency $4" "$(tail -2 "$LOGS/http-$1-top$3-c$4.log" | tr '\n' ' ' | cut -c1-220)"
+  local tag=${6:+-keepalive}
+  step "http-$1-top$3-c$4$tag" 120 python3 bench/rerank_latency.py "http://127.0.0.1:$2" "$DATA/queries.jsonl" "$3" "$4" "$5" \
+    "$DATA/qrels/test.tsv" ${6:-}
+  note "HTTP $1: top $3, concurrency $4${6:+, kept alive}" "$(tail -2 "$LOGS/http-$1-top$3-c$4$tag.log" | tr '\n' ' ' | cut -c1-240)"
 }
 
 # 5: train the PreTTR reranker (the default shape: 128 item tokens, states precomputed) with
@@ -272,6 +274,8 @@ serve "$WORK/index" 8099 device
 http device 8099 "$DEPTH" 1 "$REQUESTS_C1"
 http device 8099 100 1 "$REQUESTS_C1"
 http device 8099 100 16 "$REQUESTS_C16"
+http device 8099 100 1 "$REQUESTS_C1" --keep-alive
+http device 8099 100 16 "$REQUESTS_C16" --keep-alive
 python3 -c 'import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:8099/metrics").read().decode())' \
   | grep -E '^hyrank_(model|stage|rerank_query)' >"$LOGS/serve-metrics.txt"
 note "query passes (served)" "$(grep -E '^hyrank_rerank_query_passes' "$LOGS/serve-metrics.txt" | tr '\n' ' ')"

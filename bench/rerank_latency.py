@@ -8,6 +8,11 @@ DEPTH}) from CONCURRENCY threads to a running hyrank-serve (start it with the ca
 --response-cache-entries 0 --query-cache-entries 0 --rerank-cache-entries 0) and prints the
 median, p90, p99 and maximum latency and the throughput. With QRELS_TSV (a BEIR qrels file),
 only the queries it judges are sent (e.g. SciFact's 300 test queries, by their `_id`). Every response must be 200 and carry a learned combination.
+
+By default each request opens its own connection (as the figures in docs/EVAL.md before
+2026-12-04's twenty-fifth stop were taken); `--keep-alive` (anywhere on the line) keeps one
+connection per thread, as a client with a connection pool does, so that the TCP set-up is not
+in the latency.
 Standard library only.
 """
 import json
@@ -15,10 +20,14 @@ import statistics
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
+import http.client
 
 
 def main():
+    keep_alive = "--keep-alive" in sys.argv
+    sys.argv = [a for a in sys.argv if a != "--keep-alive"]
     url, queries_path, depth, concurrency, requests = sys.argv[1:6]
     depth, concurrency, requests = int(depth), int(concurrency), int(requests)
     judged = None
@@ -33,25 +42,41 @@ def main():
     latencies, errors, lock = [], [], threading.Lock()
     next_index = iter(range(requests))
 
+    parsed = urllib.parse.urlsplit(url)
+
+    def post(connection, data):
+        """The answer's hits: over `connection` when given (kept alive), else a new one."""
+        headers = {"content-type": "application/json"}
+        if connection is None:
+            request = urllib.request.Request(url + "/v1/search", data=data, headers=headers)
+            with urllib.request.urlopen(request, timeout=600) as response:
+                return json.load(response)["hits"]
+        connection.request("POST", parsed.path.rstrip("/") + "/v1/search", body=data, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status}: {answer[:200]!r}")
+        return json.loads(answer)["hits"]
+
     def worker():
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=600) if keep_alive else None
         while True:
             with lock:
                 i = next(next_index, None)
             if i is None:
                 return
             body = {"query": queries[i % len(queries)], "k": 10, "rerank": {"reranker": "trained", "depth": depth}}
-            request = urllib.request.Request(
-                url + "/v1/search", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
-            )
+            data = json.dumps(body).encode()
             start = time.perf_counter()
             try:
-                with urllib.request.urlopen(request, timeout=600) as response:
-                    hits = json.load(response)["hits"]
-                    if not all(h["breakdown"].get("combination") for h in hits):
-                        raise ValueError("a hit without the learned combination")
+                hits = post(connection, data)
+                if not all(h["breakdown"].get("combination") for h in hits):
+                    raise ValueError("a hit without the learned combination")
                 with lock:
                     latencies.append(time.perf_counter() - start)
             except Exception as e:  # noqa: BLE001 - every failure is counted and shown
+                if connection is not None:
+                    connection.close()  # the next request opens a fresh one
                 with lock:
                     errors.append(repr(e))
 
@@ -71,6 +96,7 @@ def main():
             {
                 "depth": depth,
                 "concurrency": concurrency,
+                "keep_alive": keep_alive,
                 "requests": requests,
                 "ok": len(latencies),
                 "errors": errors[:5],
