@@ -29,6 +29,7 @@ def main():
     keep_alive = "--keep-alive" in sys.argv
     sys.argv = [a for a in sys.argv if a != "--keep-alive"]
     url, queries_path, depth, concurrency, requests = sys.argv[1:6]
+    url = url.rstrip("/")
     depth, concurrency, requests = int(depth), int(concurrency), int(requests)
     judged = None
     if len(sys.argv) > 6:
@@ -43,6 +44,9 @@ def main():
     next_index = iter(range(requests))
 
     parsed = urllib.parse.urlsplit(url)
+    if keep_alive and parsed.scheme not in ("http", "https"):
+        sys.exit(f"--keep-alive needs an http:// or https:// URL, not {url}")
+    Connection = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
 
     def post(connection, data):
         """The answer's hits: over `connection` when given (kept alive), else a new one."""
@@ -51,7 +55,7 @@ def main():
             request = urllib.request.Request(url + "/v1/search", data=data, headers=headers)
             with urllib.request.urlopen(request, timeout=600) as response:
                 return json.load(response)["hits"]
-        connection.request("POST", parsed.path.rstrip("/") + "/v1/search", body=data, headers=headers)
+        connection.request("POST", parsed.path + "/v1/search", body=data, headers=headers)
         response = connection.getresponse()
         answer = response.read()
         if response.status != 200:
@@ -59,11 +63,15 @@ def main():
         return json.loads(answer)["hits"]
 
     def worker():
-        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=600) if keep_alive else None
+        connection = Connection(parsed.hostname, parsed.port, timeout=600) if keep_alive else None
+        if connection is not None:
+            connection.connect()  # before the first timed request, as a pool has it open
         while True:
             with lock:
                 i = next(next_index, None)
             if i is None:
+                if connection is not None:
+                    connection.close()
                 return
             body = {"query": queries[i % len(queries)], "k": 10, "rerank": {"reranker": "trained", "depth": depth}}
             data = json.dumps(body).encode()

@@ -364,10 +364,15 @@ impl Embedder {
         let encoding = encodings.first().expect("one input gives one encoding");
         let ids = encoding.get_ids().to_vec();
         let tensor = |values: &[u32]| Tensor::from_vec(values.to_vec(), (1, values.len()), &self.device);
+        let padded = encoding.get_attention_mask().contains(&0);
         let mask = tensor(encoding.get_attention_mask())?;
-        // One text is never padded.
-        let (hidden, tapped) =
-            self.model.forward_tapped(&tensor(&ids)?, None, None, self.model.layers(), Some(layers))?;
+        let (hidden, tapped) = self.model.forward_tapped(
+            &tensor(&ids)?,
+            None,
+            padded.then_some(&mask),
+            self.model.layers(),
+            Some(layers),
+        )?;
         let tapped = tapped.expect("a tap within the layers run is taken");
         let vector = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?.pop().unwrap_or_default();
         let rows = tapped.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;

@@ -161,7 +161,19 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
     // The query's pass through the frozen layers came from its embedding pass (the logits are
     // checked against a fresh model's below); a search that does not embed the query runs it.
     let passes = || engine.runtime().rerank_query_passes().counts();
-    assert_eq!((passes().reused, passes().run), (1, 0));
+    // (HYRANK_RERANK_QUERY_STATES=off, a measurement switch, turns the hand-over off.)
+    let handed = std::env::var("HYRANK_RERANK_QUERY_STATES").as_deref() != Ok("off");
+    assert_eq!((passes().reused, passes().run), if handed { (1, 0) } else { (0, 1) });
+    // The same through a server's rerank worker, which carries the states in its job.
+    let served_by_worker = Engine::open_with_runtime(&index_dir, &embedder_settings(), with_rerank_workers()).unwrap();
+    assert!(served_by_worker.rerank_worker().is_some());
+    let by_worker = served_by_worker.search(&request).unwrap();
+    let counts = served_by_worker.runtime().rerank_query_passes().counts();
+    assert_eq!((counts.reused, counts.run), if handed { (1, 0) } else { (0, 1) });
+    assert_eq!(
+        by_worker.hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>(),
+        served.hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>()
+    );
     let again = engine.search(&request).unwrap();
     let stats = engine.runtime().rerank_cache().stats();
     assert_eq!((stats.hits, stats.misses), (10, 10), "the second request reads every logit from the cache");
@@ -174,7 +186,8 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
     lexical.mode = hyrank_engine::Mode::Bm25;
     lexical.rerank = request.rerank.clone();
     engine.search(&lexical).unwrap();
-    assert_eq!((passes().reused, passes().run), (1, 1), "a search that does not embed the query");
+    let (reused, run) = (passes().reused, passes().run);
+    assert_eq!((reused, run), if handed { (1, 1) } else { (0, 2) }, "a search that does not embed the query");
 
     // The stored logits are the ones computing each item's side from its text gives.
     let layers = hyrank_engine::RuntimeSettings::default().rerank_layers(engine.embedder());

@@ -129,7 +129,13 @@ impl CrossEncoder {
         let missing: Vec<&str> = distinct.iter().zip(&taken).filter(|(_, t)| t.is_none()).map(|(&q, _)| q).collect();
         self.query_passes.add((distinct.len() - missing.len()) as u64, missing.len() as u64);
         let mut computed = if missing.is_empty() { Vec::new() } else { self.frozen_alone(&missing)? }.into_iter();
-        Ok(taken.into_iter().map(|t| t.or_else(|| computed.next()).unwrap_or_default()).collect())
+        taken
+            .into_iter()
+            .map(|t| {
+                t.or_else(|| computed.next())
+                    .ok_or_else(|| Error::Tokenizer("fewer query encodings than queries".into()))
+            })
+            .collect()
     }
 
     /// PreTTR's stored form of each item's side: the frozen layers over the item alone, its
@@ -416,7 +422,8 @@ mod tests {
         for candle in [false, true] {
             let embedder =
                 if candle { Embedder::load_on_candle(&settings) } else { Embedder::load(&settings) }.unwrap();
-            assert_eq!(embedder.encoder().native().is_none(), candle || std::env::var("HYRANK_CPU_KERNELS").is_ok());
+            let forced = std::env::var("HYRANK_CPU_KERNELS").as_deref() == Ok("candle");
+            assert_eq!(embedder.encoder().native().is_none(), candle || forced);
             let (_, served) = trainer_and_served(&embedder, PRETTR);
             let header = served.states_header("sha", texts.len()).unwrap();
             let item_side = served.item_states(&items.iter().map(|t| t.text).collect::<Vec<_>>()).unwrap();
@@ -451,6 +458,17 @@ mod tests {
                 let after = served.query_passes();
                 assert_eq!((after.reused - before.reused, after.run - before.run), (0, 1), "{unusable:?}");
             }
+            // The same text tokenized otherwise: a reranker that truncates at 6 tokens is not
+            // handed the embedder's states of a longer query (its own input is the first 6).
+            let short = CrossEncoderSettings { max_tokens: 6, item_tokens: Some(6), ..PRETTR };
+            let (_, truncating) = trainer_and_served(&embedder, short);
+            let long = texts[1].1.as_str();
+            let kept = embedder.embed_with_states(long, 4).unwrap().1;
+            let want = truncating.score(long, &items).unwrap();
+            let before = truncating.query_passes();
+            assert_eq!(truncating.score_with(long, Some(&kept), &items).unwrap(), want);
+            let after = truncating.query_passes();
+            assert_eq!((after.reused - before.reused, after.run - before.run), (0, 1), "other ids");
         }
     }
 

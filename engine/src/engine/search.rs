@@ -34,6 +34,8 @@ impl Engine {
     pub fn search(&self, request: &SearchRequest) -> Result<Results> {
         let start = Instant::now();
         let mut timings = Timings::default();
+        // The request's own checks first, as before the plan was made ahead of the first stage.
+        check_k(request.k, request.candidates)?;
         let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
         let plan = rerank::search_plan(request.rerank.as_ref(), has_query, trained, &self.late_interaction)?;
