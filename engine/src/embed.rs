@@ -82,6 +82,11 @@ pub struct QueryStates {
 }
 
 impl QueryStates {
+    /// States `rows` of `text` (token ids `ids`) after `encoder`'s first `layers` layers.
+    pub(crate) fn new(text: &str, ids: Vec<u32>, layers: usize, encoder: Arc<Encoder>, rows: Vec<f32>) -> Self {
+        QueryStates { text: text.to_string(), ids, layers, encoder, rows }
+    }
+
     /// The query text.
     pub fn text(&self) -> &str {
         &self.text
@@ -376,7 +381,7 @@ impl Embedder {
         let tapped = tapped.expect("a tap within the layers run is taken");
         let vector = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?.pop().unwrap_or_default();
         let rows = tapped.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-        let states = QueryStates { text: text.to_string(), ids, layers, encoder: Arc::clone(&self.model), rows };
+        let states = QueryStates::new(text, ids, layers, Arc::clone(&self.model), rows);
         Ok((vector, states))
     }
 

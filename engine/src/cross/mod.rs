@@ -532,12 +532,16 @@ impl CrossEncoder {
     /// [`CrossEncoder::score_pairs`] with the queries' states that `known` holds (see
     /// [`CrossEncoder::score_with`]).
     pub fn score_pairs_with(&self, pairs: &[(&str, ItemText<'_>)], known: &[&QueryStates]) -> Result<Vec<f32>> {
+        // PreTTR: each query's side once for every pass below (a window wider than one pass
+        // would otherwise run it per pass), and counted once.
+        let once = if self.is_prettr() { self.queries_once(pairs, known)? } else { Vec::new() };
+        let known: Vec<&QueryStates> = if self.is_prettr() { once.iter().collect() } else { known.to_vec() };
         if let (Some(scorer), Some(lower)) = (&self.native, self.lower.native()) {
-            return self.score_native(scorer, lower, pairs, known);
+            return self.score_native(scorer, lower, pairs, &known);
         }
         let mut scores = Vec::with_capacity(pairs.len());
         for chunk in pairs.chunks(self.batch_size) {
-            scores.extend(self.logits(&self.frozen_with(chunk, known)?)?.to_device(&Device::Cpu)?.to_vec1::<f32>()?);
+            scores.extend(self.logits(&self.frozen_with(chunk, &known)?)?.to_device(&Device::Cpu)?.to_vec1::<f32>()?);
         }
         Ok(scores)
     }

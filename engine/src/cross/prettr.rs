@@ -2,6 +2,8 @@
 //! and over each item alone, the item side read from the stored states ([`super::states`])
 //! where the generation has them, and the states themselves checked and attached.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 
 use super::native;
@@ -114,10 +116,34 @@ impl CrossEncoder {
             .collect())
     }
 
+    /// Every distinct query of `pairs` through the frozen layers once, for all the passes that
+    /// score them: taken from `known` where the embedder's pass left them and they are this
+    /// model's input, the rest run here in one batch, counted in [`CrossEncoder::query_passes`]
+    /// (once per call, however many passes follow). What the passes are then handed as known.
+    pub(super) fn queries_once(
+        &self,
+        pairs: &[(&str, ItemText<'_>)],
+        known: &[&QueryStates],
+    ) -> Result<Vec<QueryStates>> {
+        let (distinct, _) = distinct_queries(pairs);
+        let (rows, reused) = self.frozen_queries(&distinct, known)?;
+        self.query_passes.add(reused as u64, (distinct.len() - reused) as u64);
+        distinct
+            .iter()
+            .zip(rows)
+            .map(|(&query, rows)| {
+                let encoding = self.tokenizer.encode(query, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+                let ids = encoding.get_ids().to_vec();
+                Ok(QueryStates::new(query, ids, self.frozen_layers, Arc::clone(&self.lower), rows))
+            })
+            .collect()
+    }
+
     /// Each distinct query's states after the frozen layers, `(tokens, hidden)` row-major: from
     /// `known` where the embedder's pass of that query left them and they are this model's
-    /// input ([`QueryStates`]), the rest through the frozen layers here, in one batch.
-    fn frozen_queries(&self, distinct: &[&str], known: &[&QueryStates]) -> Result<Vec<Vec<f32>>> {
+    /// input ([`QueryStates`]), the rest through the frozen layers here, in one batch; and how
+    /// many were taken.
+    fn frozen_queries(&self, distinct: &[&str], known: &[&QueryStates]) -> Result<(Vec<Vec<f32>>, usize)> {
         let mut taken: Vec<Option<Vec<f32>>> = vec![None; distinct.len()];
         for (slot, &query) in taken.iter_mut().zip(distinct) {
             let Some(states) = known.iter().find(|states| states.text() == query) else { continue };
@@ -127,15 +153,16 @@ impl CrossEncoder {
             *slot = states.rows_for(&self.lower, self.frozen_layers, encoding.get_ids()).map(<[f32]>::to_vec);
         }
         let missing: Vec<&str> = distinct.iter().zip(&taken).filter(|(_, t)| t.is_none()).map(|(&q, _)| q).collect();
-        self.query_passes.add((distinct.len() - missing.len()) as u64, missing.len() as u64);
+        let reused = distinct.len() - missing.len();
         let mut computed = if missing.is_empty() { Vec::new() } else { self.frozen_alone(&missing)? }.into_iter();
-        taken
+        let rows = taken
             .into_iter()
             .map(|t| {
                 t.or_else(|| computed.next())
                     .ok_or_else(|| Error::Tokenizer("fewer query encodings than queries".into()))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok((rows, reused))
     }
 
     /// PreTTR's stored form of each item's side: the frozen layers over the item alone, its
@@ -161,7 +188,7 @@ impl CrossEncoder {
     /// each distinct query once, and each item from the attached states or computed.
     pub(super) fn sides(&self, pairs: &[(&str, ItemText<'_>)], known: &[&QueryStates]) -> Result<Sides> {
         let (distinct, query_of) = distinct_queries(pairs);
-        let queries = self.frozen_queries(&distinct, known)?;
+        let (queries, _) = self.frozen_queries(&distinct, known)?;
         let mut items = vec![Vec::new(); pairs.len()];
         let mut missing = Vec::new();
         for (i, (_, item)) in pairs.iter().enumerate() {
@@ -237,7 +264,7 @@ impl CrossEncoder {
         let spans: Vec<Option<std::ops::Range<usize>>> =
             pairs.iter().map(|(_, item)| item.index.and_then(|index| states.token_span(index))).collect();
         let (distinct, query_of) = distinct_queries(pairs);
-        let queries = self.frozen_queries(&distinct, known)?;
+        let (queries, _) = self.frozen_queries(&distinct, known)?;
         phases.mark("query frozen pass", distinct.len(), queries.iter().map(Vec::len).sum::<usize>() / self.hidden)?;
         let missing: Vec<usize> = (0..pairs.len()).filter(|&i| spans[i].is_none()).collect();
         let mut computed = vec![Vec::new(); pairs.len()];
@@ -445,6 +472,20 @@ mod tests {
                 let taken = served.frozen_gathered(&pairs, &[&kept], &states, &on_device).unwrap();
                 let (own, taken) = (flat(&own.hidden), flat(&taken.hidden));
                 assert!(close(&taken, &own, 1e-5), "candle {candle}: gathered pass");
+            }
+            // A window wider than one pass (8 pairs on a CPU): the query's side is computed or
+            // taken once for all the passes, and counted once.
+            let query = texts[0].0.as_str();
+            let many: Vec<ItemText<'_>> = items.iter().cycle().take(20).copied().collect();
+            let (_, kept) = embedder.embed_with_states(query, PRETTR.frozen_layers).unwrap();
+            for states in [None, Some(&kept)] {
+                let before = served.query_passes();
+                let scores = served.score_with(query, states, &many).unwrap();
+                let after = served.query_passes();
+                let counted = (after.reused - before.reused, after.run - before.run);
+                assert_eq!(counted, if states.is_some() { (1, 0) } else { (0, 1) }, "candle {candle}");
+                let want: Vec<f32> = served.score(query, &items).unwrap().into_iter().cycle().take(20).collect();
+                assert!(close(&scores, &want, 1e-5), "candle {candle}: {scores:?} vs {want:?}");
             }
             // States the reranker cannot start from: it runs its own pass, with the same logits.
             let query = texts[0].0.as_str();
