@@ -316,8 +316,9 @@ impl Embedder {
         self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
-    /// Hidden states and attention mask of one tokenized batch, on the model's device.
-    fn forward(&self, encodings: &[Encoding]) -> Result<(Tensor, Tensor)> {
+    /// Hidden states and attention mask of one tokenized batch, on the model's device, and the
+    /// states after the first `tap` layers of the same pass when asked.
+    fn forward(&self, encodings: &[Encoding], tap: Option<usize>) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         let rows = encodings.len();
         let width = encodings.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(rows * width);
@@ -331,8 +332,8 @@ impl Embedder {
         let ids = Tensor::from_vec(ids, (rows, width), &self.device)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device)?;
         let layers = self.model.layers();
-        let (hidden, _) = self.model.forward_tapped(&ids, None, padded.then_some(&mask), layers, None)?;
-        Ok((hidden, mask))
+        let (hidden, tapped) = self.model.forward_tapped(&ids, None, padded.then_some(&mask), layers, tap)?;
+        Ok((hidden, mask, tapped))
     }
 
     /// Embeds one batch: mean pooling over the attention mask, then L2 normalisation.
@@ -344,7 +345,7 @@ impl Embedder {
         let encodings = self.encode(texts)?;
         let tokens = encodings.first().map_or(0, |e| e.get_ids().len());
         phases.mark("tokenize", texts.len(), tokens)?;
-        let (hidden, mask) = self.forward(&encodings)?;
+        let (hidden, mask, _) = self.forward(&encodings, None)?;
         phases.mark("encoder", texts.len(), tokens)?;
         let vectors = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
         phases.mark("pool and copy to the host", texts.len(), tokens)?;
@@ -366,21 +367,11 @@ impl Embedder {
     /// `layers` past the model's; tokenization or inference failing.
     pub fn embed_with_states(&self, text: &str, layers: usize) -> Result<(Vec<f32>, QueryStates)> {
         let encodings = self.encode(&[text])?;
-        let encoding = encodings.first().expect("one input gives one encoding");
-        let ids = encoding.get_ids().to_vec();
-        let tensor = |values: &[u32]| Tensor::from_vec(values.to_vec(), (1, values.len()), &self.device);
-        let padded = encoding.get_attention_mask().contains(&0);
-        let mask = tensor(encoding.get_attention_mask())?;
-        let (hidden, tapped) = self.model.forward_tapped(
-            &tensor(&ids)?,
-            None,
-            padded.then_some(&mask),
-            self.model.layers(),
-            Some(layers),
-        )?;
+        let (hidden, mask, tapped) = self.forward(&encodings, Some(layers))?;
         let tapped = tapped.expect("a tap within the layers run is taken");
         let vector = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?.pop().unwrap_or_default();
         let rows = tapped.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        let ids = encodings[0].get_ids().to_vec();
         let states = QueryStates::new(text, ids, layers, Arc::clone(&self.model), rows);
         Ok((vector, states))
     }
@@ -413,7 +404,7 @@ impl Embedder {
             return Ok(Vec::new());
         }
         let encodings = self.encode(texts)?;
-        let (hidden, _) = self.forward(&encodings)?;
+        let (hidden, _, _) = self.forward(&encodings, None)?;
         let norms = hidden.sqr()?.sum_keepdim(2)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
         let hidden = hidden.broadcast_div(&norms)?.to_device(&Device::Cpu)?.to_vec3::<f32>()?;
         Ok(hidden

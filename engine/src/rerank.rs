@@ -114,11 +114,6 @@ impl TrainedReranker {
         }
     }
 
-    /// The model.
-    pub fn model(&self) -> &CrossEncoder {
-        &self.model
-    }
-
     /// Its manifest entry.
     pub fn manifest(&self) -> &RerankerManifest {
         &self.manifest

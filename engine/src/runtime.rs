@@ -198,13 +198,7 @@ impl Runtime {
     /// # Errors
     /// Tokenization or inference failed, or the worker's queue is full.
     pub fn embed_query(&self, query: &str) -> Result<Arc<Vec<f32>>> {
-        self.query_cache.get_or_try(query.to_string(), || {
-            match &self.query_batcher {
-                Some(batcher) => batcher.encode(query),
-                None => self.embedder.embed(query),
-            }
-            .map(Arc::new)
-        })
+        Ok(self.embed_query_keeping(query, None)?.0)
     }
 
     /// [`Runtime::embed_query`], also keeping the query's states after the model's first
@@ -221,16 +215,21 @@ impl Runtime {
     ) -> Result<(Arc<Vec<f32>>, Option<Arc<QueryStates>>)> {
         // HYRANK_RERANK_QUERY_STATES=off: the reranker runs its own query pass, to measure
         // what keeping them saves (bench/gpu_run.sh).
-        let Some(layers) = layers.filter(|_| self.query_batcher.is_none() && keep_query_states()) else {
-            return Ok((self.embed_query(query)?, None));
-        };
-        if let Some(vector) = self.query_cache.get(&query.to_string()) {
-            return Ok((vector, None));
-        }
-        let (vector, states) = self.embedder.embed_with_states(query, layers)?;
-        let vector = Arc::new(vector);
-        self.query_cache.put(query.to_string(), Arc::clone(&vector));
-        Ok((vector, Some(Arc::new(states))))
+        let layers = layers.filter(|_| keep_query_states());
+        let mut states = None;
+        let vector = self.query_cache.get_or_try(query.to_string(), || {
+            match (&self.query_batcher, layers) {
+                (Some(batcher), _) => batcher.encode(query),
+                (None, Some(layers)) => {
+                    let (vector, kept) = self.embedder.embed_with_states(query, layers)?;
+                    states = Some(Arc::new(kept));
+                    Ok(vector)
+                }
+                (None, None) => self.embedder.embed(query),
+            }
+            .map(Arc::new)
+        })?;
+        Ok((vector, states))
     }
 
     /// Runs `encode` (an encode through this runtime) and `beside`, `beside` on another of

@@ -34,7 +34,8 @@ impl Engine {
     pub fn search(&self, request: &SearchRequest) -> Result<Results> {
         let start = Instant::now();
         let mut timings = Timings::default();
-        // The request's own checks first, as before the plan was made ahead of the first stage.
+        // The request's own checks before the rerank plan's, which is made ahead of the first
+        // stage so that the query's encoding knows what the reranker can start from.
         check_k(request.k, request.candidates)?;
         let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
@@ -71,6 +72,7 @@ impl Engine {
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
     /// features the learned combination reads.
     pub fn candidates(&self, request: &SearchRequest, depth: usize) -> Result<Vec<Candidate>> {
+        check_k(request.k, request.candidates)?;
         let first = self.search_first_stage(request, None, &mut Timings::default())?;
         self.candidates_of(&first.fused, depth)
     }
@@ -105,7 +107,7 @@ impl Engine {
         request.bm25.map_or(base, |changes| changes.over(base))
     }
 
-    /// Checks a search's retrievers against what it gives (query, user), encodes the query
+    /// Checks (after the caller's `check_k`) a search's retrievers against what it gives (query, user), encodes the query
     /// (keeping its states after the first `query_layers` layers, for the rerank stage, when
     /// given), then runs the retrievers and fuses their lists.
     fn search_first_stage<'a>(
@@ -114,7 +116,6 @@ impl Engine {
         query_layers: Option<usize>,
         timings: &mut Timings,
     ) -> Result<FirstStage<'a>> {
-        check_k(request.k, request.candidates)?;
         // Checked whatever the mode, so that `explain` never turns a served request into a 400.
         self.lexical.check(self.bm25_params(request))?;
         let query = crate::request::query_text(request.query.as_deref());
