@@ -4,7 +4,8 @@
 #  1. embeddings on CUDA against the committed sentence-transformers goldens (parity);
 #  2. embedding throughput, hyrank (candle) against sentence-transformers (PyTorch) on the same
 #     GPU and the same SciFact abstracts, fp32 (the peer also in fp16, for reference);
-#  3. the machine's CPU with 2 and with all cores (does candle scale with cores?);
+#  3. the machine's CPU with 2 and with all cores (does candle scale with cores?); the embedding
+#     shards of issue 19 as plain processes and, with `ray` in SECTIONS, run by Ray itself;
 #  4. SciFact indexed on the GPU, and `hyrank eval search` on test with GPU query encoding;
 #  5. the trained cross-encoder trained on the GPU with the settings of docs/EVAL.md's run 2,
 #     then SciFact test reranked by it over the top 100 (eval keeps k = 100 hits, and the
@@ -78,8 +79,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 note gpu "$(head -1 "$LOGS/gpu.txt")"
 note cpu_cores "$(nproc)"
 
-# Which parts run (a rerun can pick a few): embed cpu shards index rerank http profile halves
-# layers-profile variants.
+# Which parts run (a rerun can pick a few): embed cpu shards ray index rerank http profile halves
+# layers-profile variants (ray only when asked: it needs Ray, scripts/gpu-bundle.sh's third part).
 SECTIONS=${SECTIONS:-embed cpu shards index rerank http profile halves variants}
 # 1: also the item states on the host and a 256-pair pass, against the defaults.
 HOST_COMPARE=${HOST_COMPARE:-1}
@@ -191,6 +192,36 @@ for n in 1 2 4 8; do
       wait' _ "$BIN/hyrank" "$n" "$WORK/corpus-shards.jsonl" "$WORK/shards-$n" "$MODEL"
   note "shards: $n tasks x 2 threads, $SHARD_ITEMS abstracts" \
     "$(python3 -c "import time; dt = time.time() - $t0; print(f'{dt:.1f} s = {$SHARD_ITEMS / dt:.1f} items/s (model load included)')")"
+done
+fi
+
+# 3c: the same shards run by Ray itself (deploy/ray/embed.py): a local Ray over all cores, n
+# tasks of 2 CPUs and 2 threads each, then the assembly, whose vectors must be byte-identical
+# to a one-process build of the same abstracts (issue 19). Ray comes from $STASH/ray-site
+# (scripts/gpu-bundle.sh with RAY=1, carried by a third call) when the image has none.
+if has ray; then
+[ -d "$STASH/ray-site" ] && export PYTHONPATH=$STASH/ray-site${PYTHONPATH:+:$PYTHONPATH}
+export RAY_USAGE_STATS_ENABLED=0
+head -"$SHARD_ITEMS" "$DATA/corpus.jsonl" >"$WORK/corpus-ray.jsonl"
+rm -rf "$WORK/ray-single"
+step "ray-single" 240 "$BIN/hyrank" index --catalog "$WORK/corpus-ray.jsonl" --index-dir "$WORK/ray-single" \
+  --no-reuse-embeddings --model-dir "$MODEL" --device cpu
+note "ray: one process, $(nproc) threads, $SHARD_ITEMS abstracts" "$(grep -iE 'embed' "$LOGS/ray-single.log" | tail -1 | cut -c1-160)"
+for n in 1 2 4 8; do
+  [ $((n * 2)) -le "$(nproc)" ] || continue
+  rm -rf "$WORK/ray-$n" "$WORK/ray-shards-$n"
+  step "ray-$n" 240 python3 deploy/ray/embed.py --catalog "$WORK/corpus-ray.jsonl" --index-dir "$WORK/ray-$n" \
+    --shards "$n" --shard-dir "$WORK/ray-shards-$n" --hyrank "$BIN/hyrank" --num-cpus "$(nproc)" \
+    --cpus-per-task 2 --threads-per-task 2 -- --model-dir "$MODEL" --device cpu
+  same=different
+  cmp -s "$WORK/ray-$n/generations/000001/dense.vectors" "$WORK/ray-single/generations/000001/dense.vectors" \
+    && same=byte-identical
+  note "ray: $n tasks x 2 threads, $SHARD_ITEMS abstracts" "$(python3 -c "
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.startswith('{\"shards\"')]
+r = json.loads(lines[-1]) if lines else None
+print(f\"embed {r['embed_seconds']} s = {$SHARD_ITEMS / r['embed_seconds']:.1f} items/s, with the assembly {r['total_seconds']} s\" if r else 'no result')
+" "$LOGS/ray-$n.log"); vectors $same to one process"
 done
 fi
 
