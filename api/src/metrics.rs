@@ -242,7 +242,7 @@ impl Metrics {
         .expect(expect);
         let live_put_items = register_int_gauge_with_registry!(
             "hyrank_live_put_items",
-            "Items created or replaced through the API since the serving generation's build (searchable now, folded in by the next build).",
+            "Puts (PUT /v1/items/{id}, creations and replacements) since the serving generation's build, one live row each, so an item put twice counts twice (searchable now, folded in by the next build).",
             registry
         )
         .expect(expect);

@@ -254,7 +254,7 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "live_items_full",
-            format!("this generation already serves {max} items written live (max_live_items); run `hyrank index` to fold them in, then reload"),
+            format!("this generation already holds {max} rows written live (max_live_items; each put adds one, a replaced item's earlier rows included); run `hyrank index` to fold them in, then reload"),
         ));
     }
     // The row the put replaces, as the next build will check it; none for a new or deleted id.

@@ -76,7 +76,18 @@ test("the controls change the request: RRF fusion and bm25-only mode", async () 
   await tab.selectOption("#config-main select[name=mode]", "bm25");
   await tab.click("#search-form button[type=submit]");
   await tab.waitForFunction(() => [...document.querySelectorAll("#results .bar-segment")].every((s) => s.dataset.part === "bm25"));
+  // The address follows the form, so that copying it shares this view: opened again, it
+  // shows the same hits.
+  const shared = new URL(tab.url());
+  assert.equal(shared.searchParams.get("mode"), "bm25");
+  assert.equal(shared.searchParams.get("fusion"), "rrf");
+  assert.equal(shared.searchParams.get("query"), "camp stove");
+  const ids = await tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id));
+  const again = await page(shared.pathname + shared.search);
+  await again.tab.waitForSelector("#results .hit");
+  assert.deepEqual(await again.tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id)), ids);
   assert.deepEqual(errors, []);
+  assert.deepEqual(again.errors, []);
 });
 
 test("every fusion the list offers reaches the request, and one it does not keeps the default", async () => {
@@ -99,6 +110,7 @@ test("two configurations side by side, with each hit's move", async () => {
   const { tab, errors } = await page("/ui?tab=compare&query=coffee+grinder&a.fusion=linear&b.mode=bm25");
   await tab.waitForSelector("#compare-a .hit");
   await tab.waitForSelector("#compare-b .hit");
+  assert.equal(new URL(tab.url()).searchParams.get("b.mode"), "bm25", "the address keeps both sides");
   const a = await tab.$$eval("#compare-a .hit", (items) => items.map((i) => i.dataset.id));
   const b = await tab.$$eval("#compare-b .hit", (items) => items.map((i) => ({ id: i.dataset.id, move: i.querySelector(".move").textContent })));
   assert.equal(a.length, 10);

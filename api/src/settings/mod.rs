@@ -143,7 +143,8 @@ pub struct SettingsLayer {
     #[arg(long, env = "HYRANK_MAX_EVENTS")]
     pub max_events: Option<usize>,
     /// Most item rows written live (`PUT /v1/items/{id}`) a generation serves on top of its
-    /// own; beyond it puts get 409 until a build folds them in. Dense search scans them
+    /// own: each put adds one, so an item put twice takes two (its earlier row is hidden, not
+    /// removed). Beyond it puts get 409 until a build folds them in. Dense search scans them
     /// exactly, so this bounds that scan [default: 10000].
     #[arg(long, env = "HYRANK_MAX_LIVE_ITEMS")]
     pub max_live_items: Option<usize>,

@@ -250,6 +250,7 @@ pub struct LiveStats {
     pub flushes: u64,
     /// Items deleted since the serving generation's build.
     pub deleted_items: usize,
-    /// Items created or replaced since the serving generation's build (`PUT /v1/items/{id}`).
+    /// Puts (`PUT /v1/items/{id}`, creations and replacements) since the serving generation's
+    /// build: one live row each, so an item put twice counts twice.
     pub put_items: usize,
 }
