@@ -188,10 +188,15 @@ pub async fn no_query_string(
     }
     let names: Vec<String> =
         form_urlencoded::parse(req.query_string().as_bytes()).map(|(name, _)| name.into_owned()).take(5).collect();
+    // Options have a body to go in only where the method sends one.
+    let body_hint = match *req.method() {
+        actix_web::http::Method::POST | actix_web::http::Method::PUT => "; request options go in the body",
+        _ => "",
+    };
     let error = ApiError::new(
         StatusCode::BAD_REQUEST,
         "invalid_query_string",
-        format!("this route reads no query parameters (got {}); request options go in the body", names.join(", ")),
+        format!("this route reads no query parameters (got {}){body_hint}", names.join(", ")),
     );
     Ok(req.into_response(error.error_response()).map_into_right_body())
 }

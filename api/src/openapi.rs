@@ -31,7 +31,7 @@ use crate::{routes, writes};
         routes::metrics
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&Security),
+    modifiers(&Security, &QueryStrings),
     tags(
         (name = "search", description = "Query-driven retrieval with fusion and optional reranking"),
         (name = "recommend", description = "Recommendations for a user"),
@@ -53,6 +53,34 @@ impl Modify for Security {
         components.add_security_scheme("api_key", bearer());
         components.add_security_scheme("admin_key", bearer());
         components.add_security_scheme("write_key", bearer());
+    }
+}
+
+/// Every /v1 route answers a query string it does not read with 400 `invalid_query_string`
+/// (`middleware::no_query_string`), whatever its annotation lists.
+struct QueryStrings;
+
+impl Modify for QueryStrings {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let response = || {
+            ResponseBuilder::new()
+                .description("invalid_query_string: a query parameter this route does not read, or a bad value of one")
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (_, item) in openapi.paths.paths.iter_mut().filter(|(path, _)| path.starts_with("/v1/")) {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if !responses.contains_key("400") {
+                    responses.insert("400".to_string(), response().into());
+                }
+            }
+        }
     }
 }
 

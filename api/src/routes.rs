@@ -14,7 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation::Manifest;
 use hyrank_engine::live::LiveStats;
-use hyrank_engine::request::{defaults, RecommendRequest, SearchRequest, SimilarRequest, Weights};
+use hyrank_engine::request::{candidates_for, defaults, RecommendRequest, SearchRequest, SimilarRequest, Weights};
 use hyrank_engine::{Engine, Results};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -329,7 +329,8 @@ pub(crate) async fn search(
     body: web::Json<Object<SearchRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
-    bound(&state, request.k, request.candidates, &mut request.query, request.rerank.as_ref().and_then(|r| r.depth))?;
+    let candidates = candidates_for(request.k, request.candidates);
+    bound(&state, request.k, candidates, &mut request.query, request.rerank.as_ref().and_then(|r| r.depth))?;
     let user = request.user.clone();
     let k = request.k;
     cached(&state, "search", user.as_deref(), k, &request, |engine, request| engine.search(request)).await
@@ -349,7 +350,13 @@ pub(crate) async fn recommend(
     body: web::Json<Object<RecommendRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner().0;
-    bound(&state, request.k, request.candidates, &mut None, request.rerank.as_ref().and_then(|r| r.depth))?;
+    bound(
+        &state,
+        request.k,
+        candidates_for(request.k, request.candidates),
+        &mut None,
+        request.rerank.as_ref().and_then(|r| r.depth),
+    )?;
     let user = request.user.clone();
     let k = request.k;
     cached(&state, "recommend", Some(&user), k, &request, |engine, request| engine.recommend(request)).await
@@ -373,7 +380,7 @@ pub(crate) struct SimilarParams {
     /// Hits to return (default 10).
     #[param(minimum = 1)]
     k: Option<usize>,
-    /// Candidates per retriever (default 100).
+    /// Candidates per retriever, at least `k` (default 100, or `k` when larger).
     #[param(minimum = 1)]
     candidates: Option<usize>,
     /// `rrf` (default), `linear`, `linear_floor` or `dbsf`: the request body's `fusion.method`.
@@ -405,9 +412,9 @@ pub(crate) async fn similar(
         filters: Default::default(),
         fusion,
         weights: Weights::default(),
-        candidates: params.candidates.unwrap_or(defaults::CANDIDATES),
+        candidates: params.candidates,
     };
-    bound(&state, request.k, request.candidates, &mut None, None)?;
+    bound(&state, request.k, candidates_for(request.k, request.candidates), &mut None, None)?;
     let k = request.k;
     cached(&state, "similar", None, k, &request, |engine, request| engine.similar(request)).await
 }

@@ -27,6 +27,21 @@ impl Explanation {
         Explanation { label: label.into(), value, children: Vec::new() }
     }
 
+    /// `tree`, what `retriever` holds about an item, as that hit's explanation: unchanged when
+    /// the retriever listed the item (or abstained on it) in `breakdown`, else under a root
+    /// saying it was not among the retriever's top `candidates`, so that however the tree reads
+    /// it took no part in the hit's score (the breakdown has no entry for it). The root's value
+    /// is the tree's.
+    pub fn for_hit(tree: Explanation, retriever: RetrieverKind, breakdown: &ScoreBreakdown, candidates: usize) -> Self {
+        let listed = breakdown.retrievers.iter().any(|r| r.retriever == retriever);
+        if listed || breakdown.abstained.contains(&retriever) {
+            return tree;
+        }
+        let label =
+            format!("{}: not among its top {candidates} candidates, so no part in this score", retriever.name());
+        Explanation::node(label, tree.value, vec![tree])
+    }
+
     /// A node with children.
     pub fn node(label: impl Into<String>, value: f64, children: Vec<Explanation>) -> Self {
         Explanation { label: label.into(), value, children }
@@ -101,6 +116,7 @@ pub struct RetrieverScore {
     /// Its own score (BM25 score, cosine, inner product).
     pub raw_score: f32,
     /// 1-based rank in its own list; equal raw scores share their group's best rank.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub rank: usize,
     /// What this entry added to the fused score.
     pub contribution: f64,

@@ -278,8 +278,26 @@ pub fn check_weight(field: &str, weight: f64) -> Result<()> {
     }
     Err(Error::invalid(
         field,
-        format!("{weight:e} is not a weight from 0 to {MAX_WEIGHT:e} (weights are relative: at the bound one already decides)"),
+        format!(
+            "{} is not a weight from 0 to {MAX_WEIGHT:e} (weights are relative: at the bound one already decides)",
+            shown(weight)
+        ),
     ))
+}
+
+/// The largest RRF constant a request may give. Past it every contribution is about
+/// `w / k` whatever the rank, so the constant only erases the lists' order; near f64's
+/// range (`1e308`) the contributions were subnormal and every hit tied.
+pub const MAX_RRF_K: f64 = 1.0e6;
+
+/// `x` as a person wrote it: plain for everyday sizes (`-1`, `2.5`), in exponent form for
+/// very large or small ones (`1e308`), where plain digits would run to hundreds.
+pub(crate) fn shown(x: f64) -> String {
+    if x == 0.0 || (1e-4..1e6).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
 }
 
 /// Fuses `lists` with one weight per list.
@@ -303,7 +321,7 @@ pub fn check_weight(field: &str, weight: f64) -> Result<()> {
 ///
 /// # Errors
 /// A weight count that differs from the list count; a weight that is negative, not finite or
-/// above [`MAX_WEIGHT`]; a negative or non-finite RRF k.
+/// above [`MAX_WEIGHT`]; an RRF k that is negative, not finite or above [`MAX_RRF_K`].
 pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Vec<FusedHit>> {
     if weights.len() != lists.len() {
         return Err(Error::invalid("weights", format!("{} weights for {} retrievers", weights.len(), lists.len())));
@@ -312,8 +330,11 @@ pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Ve
         check_weight("weights", weight)?;
     }
     if let Fusion::Rrf { k } = fusion {
-        if !k.is_finite() || *k < 0.0 {
-            return Err(Error::invalid("fusion.k", format!("{k} is not a finite, non-negative constant")));
+        if !(0.0..=MAX_RRF_K).contains(k) {
+            return Err(Error::invalid(
+                "fusion.k",
+                format!("{} is not an RRF constant from 0 to {MAX_RRF_K:e} (60 is the usual one)", shown(*k)),
+            ));
         }
     }
     let mut fused: HashMap<u32, FusedHit> = HashMap::new();
@@ -564,6 +585,14 @@ mod tests {
         assert!(error.to_string().contains("1.7976931348623157e308 is not a weight from 0 to 1e6"), "{error}");
         let fused = fuse(&two, &[MAX_WEIGHT, MAX_WEIGHT], &Fusion::Dbsf).unwrap();
         assert!(fused.iter().all(|hit| hit.score.is_finite()));
+        // The RRF constant has a bound too, and numbers read as they were written.
+        assert!(fuse(&two, &[1.0, 1.0], &Fusion::Rrf { k: MAX_RRF_K }).is_ok());
+        let error = fuse(&two, &[1.0, 1.0], &Fusion::Rrf { k: 1e308 }).unwrap_err().to_string();
+        assert!(error.contains("1e308 is not an RRF constant"), "{error}");
+        assert_eq!(
+            [shown(-1.0), shown(2.5), shown(0.0), shown(1e308), shown(1e-9)],
+            ["-1", "2.5", "0", "1e308", "1e-9"]
+        );
     }
 
     /// The naive reference: score every item by brute force over the lists.

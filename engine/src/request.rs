@@ -28,7 +28,8 @@ pub mod defaults {
 
     /// Hits a request returns.
     pub const K: usize = 10;
-    /// Candidates each retriever returns before fusion.
+    /// Candidates each retriever returns before fusion, when a request gives none and its `k`
+    /// is not larger ([`super::candidates_for`]).
     pub const CANDIDATES: usize = 100;
     /// Late-interaction rerank depth when a search does not give one.
     pub const LATE_INTERACTION_DEPTH: usize = 20;
@@ -83,9 +84,6 @@ pub mod defaults {
 // serde reads defaults through functions; each returns the one constant above.
 fn default_k() -> usize {
     defaults::K
-}
-fn default_candidates() -> usize {
-    defaults::CANDIDATES
 }
 fn default_rerank_weight() -> f64 {
     defaults::RERANK_WEIGHT
@@ -176,6 +174,20 @@ impl Weights {
         }
     }
 
+    /// Checks every weight given against [`crate::fusion::MAX_WEIGHT`], naming it, whether or
+    /// not the request runs its list.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `weights.bm25`, `weights.dense` or `weights.cf`.
+    pub fn check(&self) -> Result<()> {
+        for (name, weight) in [("bm25", self.bm25), ("dense", self.dense), ("cf", self.cf)] {
+            if let Some(weight) = weight {
+                crate::fusion::check_weight(&format!("weights.{name}"), weight)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The weight of `kind`'s list, when the request gives one.
     pub fn given(&self, kind: RetrieverKind) -> Option<f64> {
         match kind {
@@ -213,6 +225,7 @@ pub struct RerankOptions {
     /// How many fused candidates the reranker reads (at least k): by default the depth the
     /// trained reranker was validated at, else 20.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub depth: Option<usize>,
     /// Weight of the late-interaction score in the final score; the trained reranker's
     /// weights are learned and this is ignored.
@@ -272,10 +285,11 @@ pub struct SearchRequest {
     /// serves every mode; `breakdown.retrievers` names the lists that ran.
     #[serde(default)]
     pub weights: Weights,
-    /// Candidates each retriever returns before fusion.
-    #[serde(default = "default_candidates")]
+    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
+    /// the page, and is refused). Absent: 100, or `k` when larger.
+    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
-    pub candidates: usize,
+    pub candidates: Option<usize>,
     /// Rerank the top of the fused list. Absent: the generation's trained reranker when its
     /// manifest enables it by default (its validation gain over the plain hybrid held up),
     /// else none.
@@ -333,7 +347,7 @@ impl SearchRequest {
             mode: Mode::default(),
             fusion: defaults::search_fusion(),
             weights: Weights::default(),
-            candidates: default_candidates(),
+            candidates: None,
             rerank: None,
             cold_items: ColdItems::default(),
             bm25: None,
@@ -404,10 +418,11 @@ pub struct RecommendRequest {
     /// so `mode: content` alone weighs 1 unless given. `bm25` is refused (no BM25 list).
     #[serde(default)]
     pub weights: Weights,
-    /// Candidates per retriever.
-    #[serde(default = "default_candidates")]
+    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
+    /// the page, and is refused). Absent: 100, or `k` when larger.
+    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
-    pub candidates: usize,
+    pub candidates: Option<usize>,
     /// How many recent history items form the content profile.
     #[serde(default = "default_recent")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
@@ -434,7 +449,7 @@ impl RecommendRequest {
             filters: Filters::new(),
             fusion: Fusion::default(),
             weights: Weights::default(),
-            candidates: default_candidates(),
+            candidates: None,
             recent: default_recent(),
             rerank: None,
             explain: false,
@@ -473,10 +488,11 @@ pub struct SimilarRequest {
     /// `dense` and `cf` weights.
     #[serde(default)]
     pub weights: Weights,
-    /// Candidates per retriever.
-    #[serde(default = "default_candidates")]
+    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
+    /// the page, and is refused). Absent: 100, or `k` when larger.
+    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
-    pub candidates: usize,
+    pub candidates: Option<usize>,
 }
 
 /// One result.
@@ -550,15 +566,35 @@ pub(crate) fn check_rerank_depth(depth: usize) -> Result<usize> {
     Ok(depth)
 }
 
-/// Checks a request's `k` and per-retriever `candidates` against the bounds.
-pub(crate) fn check_k(k: usize, candidates: usize) -> Result<()> {
+/// The candidates each retriever returns for a request of `k` hits that asks for
+/// `candidates`: what it asks, else [`defaults::CANDIDATES`] or `k` when larger, so that a
+/// request for many hits without a depth still gets lists that can fill them.
+pub fn candidates_for(k: usize, candidates: Option<usize>) -> usize {
+    candidates.unwrap_or(defaults::CANDIDATES.max(k))
+}
+
+/// Checks a request's `k` and per-retriever `candidates` against the bounds, and returns the
+/// candidates it runs with ([`candidates_for`]).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on `k` out of 1..=[`MAX_K`], on `candidates` out of
+/// 1..=[`MAX_CANDIDATES`] or fewer than `k`: a list shorter than the page leaves it short
+/// without a word (Elasticsearch's kNN refuses `num_candidates` below `k` likewise).
+pub(crate) fn check_k(k: usize, candidates: Option<usize>) -> Result<usize> {
     if k == 0 || k > MAX_K {
         return Err(Error::invalid("k", format!("must be between 1 and {MAX_K}, got {k}")));
     }
+    let candidates = candidates_for(k, candidates);
     if candidates == 0 || candidates > MAX_CANDIDATES {
         return Err(Error::invalid("candidates", format!("must be between 1 and {MAX_CANDIDATES}, got {candidates}")));
     }
-    Ok(())
+    if candidates < k {
+        return Err(Error::invalid(
+            "candidates",
+            format!("{candidates} is fewer than k ({k}): each retriever's list must be able to fill the page; ask for at least k, or leave it out"),
+        ));
+    }
+    Ok(candidates)
 }
 
 #[cfg(test)]
@@ -614,10 +650,19 @@ mod tests {
 
     #[test]
     fn bounds_are_checked_with_the_field_named() {
-        assert!(check_k(defaults::K, defaults::CANDIDATES).is_ok());
-        assert!(check_k(0, 10).is_err());
-        assert!(check_k(MAX_K + 1, 10).is_err());
-        assert!(check_k(10, MAX_CANDIDATES + 1).is_err());
+        assert_eq!(check_k(defaults::K, None).unwrap(), defaults::CANDIDATES);
+        assert!(check_k(0, Some(10)).is_err());
+        assert!(check_k(MAX_K + 1, Some(MAX_K + 1)).is_err());
+        assert!(check_k(10, Some(MAX_CANDIDATES + 1)).is_err());
+        assert!(check_k(10, Some(0)).is_err());
+        // Fewer candidates than k could not fill the page: refused, naming candidates; none
+        // given, a k past the default depth raises it.
+        let Err(Error::InvalidArgument { field, reason }) = check_k(10, Some(5)) else { panic!("5 < 10 accepted") };
+        assert_eq!(field, "candidates");
+        assert!(reason.contains("fewer than k (10)"), "{reason}");
+        assert_eq!(check_k(10, Some(10)).unwrap(), 10);
+        assert_eq!(check_k(500, None).unwrap(), 500);
+        assert_eq!(check_k(5, Some(7)).unwrap(), 7);
         assert_eq!(check_rerank_depth(MAX_RERANK).unwrap(), MAX_RERANK);
         assert!(check_rerank_depth(0).is_err());
         assert!(check_rerank_depth(MAX_RERANK + 1).is_err());

@@ -295,6 +295,9 @@ async fn recommendations_exclude_seen_items_and_explain_with_history() {
     let kinds = |labels: Vec<String>| -> Vec<&'static str> {
         let mut kinds: Vec<&str> = labels
             .iter()
+            // A tree of a retriever that did not list the hit sits under a root naming it
+            // (`cf: not among its top 100 candidates, …`).
+            .map(|l| l.strip_prefix("cf: not among").map_or(l.as_str(), |_| "CF"))
             .map(|l| ["bm25", "CF", "content"].into_iter().find(|k| l.starts_with(k)).unwrap_or("other"))
             .collect();
         kinds.sort_unstable();
@@ -312,6 +315,17 @@ async fn recommendations_exclude_seen_items_and_explain_with_history() {
         let (status, body) = post("/v1/search", request).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(kinds(labels(&body)), trees, "{mode}: {body}");
+        // A tree says so when its retriever did not list the hit, and only then: its score
+        // took no part in the hit's.
+        for hit in body["hits"].as_array().unwrap() {
+            let listed: Vec<&str> =
+                hit["breakdown"]["retrievers"].as_array().unwrap().iter().map(|r| r["retriever"].as_str().unwrap()).collect();
+            for tree in hit["explanations"].as_array().into_iter().flatten() {
+                let label = tree["label"].as_str().unwrap();
+                let kind = if label.starts_with("bm25") { "bm25" } else { "cf" };
+                assert_eq!(label.contains("not among its top 100 candidates"), !listed.contains(&kind), "{hit}");
+            }
+        }
     }
     let (status, body) = post("/v1/recommend", json!({"user": "u007", "k": 20, "exclude_seen": false})).await;
     assert_eq!(status, StatusCode::OK);
@@ -454,7 +468,15 @@ async fn broken_requests_get_the_right_status_and_code() {
         (r#"{"query": "tent", "filters": {"price": {"gte": 300, "lt": 100}}}"#, "the range is empty"),
         // Weights each finite but large enough to overflow a fused or final score (null on
         // the wire) are refused by one bound.
-        (r#"{"query": "tent", "weights": {"bm25": 1e308, "dense": 7e307}}"#, "is not a weight from 0 to 1e6"),
+        (
+            r#"{"query": "tent", "weights": {"bm25": 1e308, "dense": 7e307}}"#,
+            "weights.bm25: 1e308 is not a weight from 0 to 1e6",
+        ),
+        // Each weight is named, and written as it was sent.
+        (r#"{"query": "tent", "weights": {"bm25": 1, "dense": -1}}"#, "weights.dense: -1 is not a weight"),
+        (r#"{"query": "tent", "rerank": {"reranker": "late_interaction", "weight": -5}}"#, "rerank.weight: -5 is not"),
+        // An RRF constant past the point where ranks still count (all hits tied at 1e308).
+        (r#"{"query": "stove", "fusion": {"method": "rrf", "k": 1e308}}"#, "fusion.k: 1e308 is not an RRF constant"),
         (r#"{"query": "tent", "mode": "dense", "fusion": {"method": "dbsf"}, "weights": {"dense": 8e307}}"#, "1e6"),
         (r#"{"query": "tent", "rerank": {"reranker": "late_interaction", "weight": 1e308}}"#, "rerank.weight"),
     ] {
@@ -489,6 +511,11 @@ async fn broken_requests_get_the_right_status_and_code() {
         (json!({"query": "tent", "weights": {"bm25": -1}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"mode": "cf"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": "tent", "user": "nobody"}), StatusCode::NOT_FOUND, "user_not_found"),
+        // An id no user can have is invalid, as in a live event, not an unknown user.
+        (json!({"query": "tent", "user": ""}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        (json!({"query": "tent", "user": " u007"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        // Fewer candidates than k could not fill the page.
+        (json!({"query": "tent", "k": 10, "candidates": 5}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": "tent", "rerank": {"depth": 100000}}), StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
         (
             json!({"query": "tent", "rerank": {"depth": 20, "weight": -1}}),
@@ -504,6 +531,12 @@ async fn broken_requests_get_the_right_status_and_code() {
     }
     let (status, body) = post("/v1/recommend", json!({"user": "nobody"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("user_not_found")));
+    let (status, body) = post("/v1/recommend", json!({"user": ""})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("user: a user id is empty"), "{body}");
+    let (status, body) = get("/v1/items/TNT-001/similar?k=8&candidates=4").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("fewer than k (8)"), "{body}");
     // A weight for a list the request has not (it was read and ignored).
     let (status, body) = post("/v1/recommend", json!({"user": "u007", "weights": {"bm25": 2.0}})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -198,7 +198,7 @@ fn assert_dense_floor_is_the_reachable_mean(state: &hyrank_api::AppState) -> usi
     let request = SearchRequest {
         mode: Mode::Dense,
         k: 1000,
-        candidates: 1000,
+        candidates: Some(1000),
         fusion: Fusion::LinearFloor,
         ..SearchRequest::new("titanium spork for camp meals")
     };

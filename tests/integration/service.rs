@@ -402,7 +402,8 @@ fn bm25_run_beside_the_encode_is_the_list_a_bm25_search_gives() {
     let engine = shared_engine();
     for filtered in [false, true] {
         // k below the depth: an early list retrieved at k instead of the depth would differ.
-        let mut request = SearchRequest { k: 10, candidates: 40, ..SearchRequest::new("waterproof tent for rain") };
+        let mut request =
+            SearchRequest { k: 10, candidates: Some(40), ..SearchRequest::new("waterproof tent for rain") };
         if filtered {
             request.filters.insert("category".into(), Condition::Text("tents".into()));
         }

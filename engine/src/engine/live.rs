@@ -139,7 +139,17 @@ impl Engine {
         self.live.as_ref().map_or(0, |log| log.user_version(user, self.manifest.live_folded_through()))
     }
 
+    /// `user`'s history as a request sees it: the build's, then their live events.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`user`) for an id no user can have
+    /// ([`crate::item::id_problem`]: empty, blank at an end, a control character), as a live
+    /// event with it is refused; [`Error::UnknownUser`] when neither the build nor the log
+    /// knows them; a store failure.
     pub(crate) fn live_user(&self, id: &str) -> Result<LiveUser> {
+        if let Some(problem) = crate::item::id_problem(id) {
+            return Err(Error::invalid("user", format!("a user id {problem}")));
+        }
         let stored = self.store.user(id)?;
         let events = match &self.live {
             Some(log) => log.user_events(id, self.manifest.live_folded_through()),

@@ -435,7 +435,8 @@ impl Engine {
     /// history.
     ///
     /// # Errors
-    /// [`Error::UnknownUser`] when neither the build nor the log knows them; a store failure.
+    /// [`Error::InvalidArgument`] (`user`) for an id no user can have; [`Error::UnknownUser`]
+    /// when neither the build nor the log knows them; a store failure.
     pub fn user(&self, id: &str) -> Result<UserRecord> {
         Ok(self.live_user(id)?.record)
     }

@@ -10,7 +10,7 @@ use super::stages::{ms, Fused};
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
-use crate::request::{check_k, defaults, Candidate, RecommendMode, RecommendRequest, Results, Timings};
+use crate::request::{candidates_for, check_k, defaults, Candidate, RecommendMode, RecommendRequest, Results, Timings};
 use crate::rerank::{self, TrainedReranker};
 use crate::retrieve::{CfItems, Retriever};
 use crate::store::Interaction;
@@ -64,13 +64,16 @@ impl Engine {
                 if cf_ran { self.cf_history(user.history.iter().map(|i| (i.item, i.weight))) } else { Vec::new() };
             let explainer = if cf_ran { self.cf_explainer(&history, self.cf_seeds(&user.history)) } else { None };
             let content = fused.ran(RetrieverKind::Dense);
+            let candidates = candidates_for(request.k, request.candidates);
             for hit in &mut hits {
                 let item = self.index_of(&hit.id)?;
                 if let Some(explainer) = &explainer {
-                    hit.explanations.push(self.cf_explanation(explainer, item));
+                    let tree = self.cf_explanation(explainer, item);
+                    hit.explanations.push(Explanation::for_hit(tree, RetrieverKind::Cf, &hit.breakdown, candidates));
                 }
                 if content {
-                    hit.explanations.push(self.content_explanation(&user.history, item, request.recent));
+                    let tree = self.content_explanation(&user.history, item, request.recent);
+                    hit.explanations.push(Explanation::for_hit(tree, RetrieverKind::Dense, &hit.breakdown, candidates));
                 }
             }
         }
@@ -110,7 +113,8 @@ impl Engine {
         request: &RecommendRequest,
         timings: &mut Timings,
     ) -> Result<Fused> {
-        check_k(request.k, request.candidates)?;
+        let candidates = check_k(request.k, request.candidates)?;
+        request.weights.check()?;
         if request.recent == 0 {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
@@ -148,7 +152,7 @@ impl Engine {
                 weight,
             ));
         }
-        self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)
+        self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, timings)
     }
 
     /// The content list's weight beside CF when a recommend request gives none (content alone

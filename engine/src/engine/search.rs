@@ -36,13 +36,14 @@ impl Engine {
         let mut timings = Timings::default();
         // The request's own checks before the rerank plan's, which is made ahead of the first
         // stage so that the query's encoding knows what the reranker can start from.
-        check_k(request.k, request.candidates)?;
+        let candidates = check_k(request.k, request.candidates)?;
+        request.weights.check()?;
         let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
         let plan = rerank::search_plan(request.rerank.as_ref(), has_query, trained, &self.late_interaction)?;
         let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
         let FirstStage { query, user, fused, query_states } =
-            self.search_first_stage(request, query_layers, &mut timings)?;
+            self.search_first_stage(request, candidates, query_layers, &mut timings)?;
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
         let mut hits = self.finish(&fused, request.k, rerank, &mut timings)?;
         if request.explain {
@@ -57,11 +58,18 @@ impl Engine {
                 if let Some(query) = query {
                     let params = self.bm25_params(request);
                     if let Some(tree) = self.lexical.explain_with(query, index, params)? {
-                        hit.explanations.push(Explanation::node("bm25", tree.value, vec![tree]));
+                        let tree = Explanation::node("bm25", tree.value, vec![tree]);
+                        hit.explanations.push(Explanation::for_hit(
+                            tree,
+                            RetrieverKind::Bm25,
+                            &hit.breakdown,
+                            candidates,
+                        ));
                     }
                 }
                 if let Some(explainer) = &explainer {
-                    hit.explanations.push(self.cf_explanation(explainer, index));
+                    let tree = self.cf_explanation(explainer, index);
+                    hit.explanations.push(Explanation::for_hit(tree, RetrieverKind::Cf, &hit.breakdown, candidates));
                 }
             }
         }
@@ -72,8 +80,9 @@ impl Engine {
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
     /// features the learned combination reads.
     pub fn candidates(&self, request: &SearchRequest, depth: usize) -> Result<Vec<Candidate>> {
-        check_k(request.k, request.candidates)?;
-        let first = self.search_first_stage(request, None, &mut Timings::default())?;
+        let candidates = check_k(request.k, request.candidates)?;
+        request.weights.check()?;
+        let first = self.search_first_stage(request, candidates, None, &mut Timings::default())?;
         self.candidates_of(&first.fused, depth)
     }
 
@@ -107,12 +116,14 @@ impl Engine {
         request.bm25.map_or(base, |changes| changes.over(base))
     }
 
-    /// Checks (after the caller's `check_k`) a search's retrievers against what it gives (query, user), encodes the query
+    /// Checks (after the caller's `check_k`, which gives `candidates`) a search's retrievers
+    /// against what it gives (query, user), encodes the query
     /// (keeping its states after the first `query_layers` layers, for the rerank stage, when
     /// given), then runs the retrievers and fuses their lists.
     fn search_first_stage<'a>(
         &self,
         request: &'a SearchRequest,
+        candidates: usize,
         query_layers: Option<usize>,
         timings: &mut Timings,
     ) -> Result<FirstStage<'a>> {
@@ -138,7 +149,7 @@ impl Engine {
                 let (vector, took) = if kinds.contains(&RetrieverKind::Bm25) {
                     let (encoded, listed) = self.runtime.encode_beside(encode, || {
                         let t = Instant::now();
-                        (bm25(query).retrieve(request.candidates, &allow), ms(t))
+                        (bm25(query).retrieve(candidates, &allow), ms(t))
                     });
                     early_bm25 = Some(listed);
                     encoded
@@ -188,7 +199,7 @@ impl Engine {
             };
             retrievers.push((retriever, request.weights.of(kind)));
         }
-        let fused = self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, timings)?;
+        let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, timings)?;
         Ok(FirstStage { query, user, fused, query_states })
     }
 }

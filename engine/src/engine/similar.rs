@@ -17,7 +17,8 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(k = request.k))]
     pub fn similar(&self, request: &SimilarRequest) -> Result<Results> {
         let start = Instant::now();
-        check_k(request.k, request.candidates)?;
+        let candidates = check_k(request.k, request.candidates)?;
+        request.weights.check()?;
         request.weights.refuse_bm25("similar items")?;
         let seed = self.visible_index_of(&request.item)?;
         let allow = self.allow(&request.filters)?.excluding(self.total_len(), [seed]);
@@ -53,7 +54,7 @@ impl Engine {
             }
             Some(Collaborative::Ease(_)) | None => {}
         }
-        let fused = self.retrieve_and_fuse(&retrievers, request.candidates, &allow, &request.fusion, &mut timings)?;
+        let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         let hits = self.finish(&fused, request.k, None, &mut timings)?;
         timings.total_ms = ms(start);
         Ok(Results { hits, generation: self.manifest.generation.clone(), timings })

@@ -18,7 +18,7 @@ use hyrank_engine::engine::{content_profile, recent_items};
 use hyrank_engine::explain::RetrieverKind;
 use hyrank_engine::fusion::{fuse, keep_best, RankedList};
 use hyrank_engine::generation::ContentWeightCandidate;
-use hyrank_engine::request::{defaults, RecommendRequest};
+use hyrank_engine::request::{candidates_for, defaults, RecommendRequest};
 use hyrank_engine::store::Interaction;
 use rayon::prelude::*;
 
@@ -69,7 +69,7 @@ impl ValidationLists {
                 let mut seen: Vec<u32> = history.iter().map(|i| i.item).collect();
                 seen.sort_unstable();
                 ValidationUser {
-                    cf: scorer.list(&split.train, *u, request.candidates, &seen),
+                    cf: scorer.list(&split.train, *u, candidates_for(request.k, request.candidates), &seen),
                     recent: recent_items(&history, request.recent),
                     seen,
                     held: held.clone(),
@@ -115,7 +115,10 @@ pub fn tune_content_weight(choice: &mut Choice, dense: &VectorIndex) -> Result<(
         .users
         .into_par_iter()
         .map(|user| {
-            let content = RankedList::new(RetrieverKind::Dense, content_list(&user, dense, request.candidates)?);
+            let content = RankedList::new(
+                RetrieverKind::Dense,
+                content_list(&user, dense, candidates_for(request.k, request.candidates))?,
+            );
             let judged = user.held.iter().map(|i| (i.to_string(), 1)).collect();
             Ok(([RankedList::new(RetrieverKind::Cf, user.cf), content], judged))
         })

@@ -337,7 +337,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                         fusion: settings.fusion.clone(),
                         weights: settings.weights.clone(),
                         cold_items: settings.cold_items,
-                        candidates: settings.candidates.max(settings.k),
+                        candidates: Some(settings.candidates.max(settings.k)),
                         recent: 20,
                         rerank: Some(if mode == "hybrid+rerank" {
                             RerankOptions::default_trained()

@@ -66,7 +66,7 @@ impl Config {
             "default" => {
                 let request = SearchRequest::new("");
                 Config {
-                    candidates: Some(request.candidates),
+                    candidates: request.candidates,
                     ..config(request.mode, request.fusion, request.weights, request.rerank)
                 }
             }
@@ -343,7 +343,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 mode: config.mode,
                 fusion: config.fusion.clone(),
                 weights: config.weights.clone(),
-                candidates: config.candidates.unwrap_or(settings.candidates).max(settings.depth),
+                candidates: Some(config.candidates.unwrap_or(settings.candidates).max(settings.depth)),
                 rerank: config.rerank.clone(),
                 // k1 or b alone keeps the generation's value of the other.
                 bm25: (config.bm25 != Bm25Overrides::default()).then_some(config.bm25),
@@ -494,7 +494,7 @@ mod tests {
         let request = SearchRequest::new("q");
         assert_eq!(
             (config.mode, &config.fusion, config.candidates),
-            (request.mode, &request.fusion, Some(request.candidates))
+            (request.mode, &request.fusion, request.candidates)
         );
         assert_eq!((config.weights.bm25, config.weights.dense), (request.weights.bm25, request.weights.dense));
     }
