@@ -181,6 +181,7 @@ fn default_rrf_k() -> f64 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a fusion object such as {\"method\": \"rrf\"}")]
 struct FusionRequest {
+    #[serde(deserialize_with = "crate::json::name_only")]
     method: FusionMethod,
     // A number when present: `"k": null` is refused as the number it is not, not read as absent.
     #[serde(default, deserialize_with = "present_f64")]

@@ -2,6 +2,31 @@
 
 use serde::Deserialize;
 
+/// A unit-only enum read from its name, a JSON string, and nothing else. Serde's derived enums
+/// also take `{"name": null}` (the map form of a unit variant), which the API documents as a
+/// string, and a map or `null` would otherwise be told "expected string or map" or "expected
+/// unit". For a request field: `#[serde(deserialize_with = "crate::json::name_only")]`.
+///
+/// # Errors
+/// Anything but a string ("invalid type: map, expected a string"); a name that is no variant.
+pub fn name_only<'de, D: serde::Deserializer<'de>, E: Deserialize<'de>>(deserializer: D) -> Result<E, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    E::deserialize(serde::de::value::StringDeserializer::<D::Error>::new(name))
+}
+
+/// [`name_only`] for an optional field: `null` is absent, as it is for the field's other types.
+///
+/// # Errors
+/// As [`name_only`].
+pub fn optional_name_only<'de, D: serde::Deserializer<'de>, E: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<E>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        Some(name) => E::deserialize(serde::de::value::StringDeserializer::<D::Error>::new(name)).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// How [`StrictValue`]'s error for a key given twice begins (then the key, in backticks).
 pub const DUPLICATE_KEY: &str = "duplicate key ";
 

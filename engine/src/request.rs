@@ -220,7 +220,7 @@ pub struct RerankOptions {
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// Which reranker: the trained one when the generation has it, else late interaction.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_name_only")]
     pub reranker: Option<RerankerKind>,
     /// How many fused candidates the reranker reads (at least k): by default the depth the
     /// trained reranker was validated at, else 20.
@@ -275,7 +275,7 @@ pub struct SearchRequest {
     #[cfg_attr(feature = "openapi", schema(inline))]
     pub filters: Filters,
     /// Retrievers to run.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::name_only")]
     pub mode: Mode,
     /// How to fuse them; linear (min-max normalised, equal weights) unless asked otherwise.
     #[serde(default = "defaults::search_fusion")]
@@ -296,7 +296,7 @@ pub struct SearchRequest {
     #[serde(default)]
     pub rerank: Option<RerankOptions>,
     /// Fusion of items CF cannot score, when a user is given.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::name_only")]
     pub cold_items: ColdItems,
     /// BM25's k1 (0 to 100), b (0 to 1) and field combination for this request; what is
     /// absent keeps the generation's.
@@ -399,10 +399,10 @@ pub struct RecommendRequest {
     #[serde(default = "default_true")]
     pub exclude_seen: bool,
     /// Candidate generators.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::name_only")]
     pub mode: RecommendMode,
     /// Fusion of items CF cannot score.
-    #[serde(default = "default_recommend_cold_items")]
+    #[serde(default = "default_recommend_cold_items", deserialize_with = "crate::json::name_only")]
     pub cold_items: ColdItems,
     /// Field conditions every item must meet.
     #[serde(default)]

@@ -318,8 +318,12 @@ async fn recommendations_exclude_seen_items_and_explain_with_history() {
         // A tree says so when its retriever did not list the hit, and only then: its score
         // took no part in the hit's.
         for hit in body["hits"].as_array().unwrap() {
-            let listed: Vec<&str> =
-                hit["breakdown"]["retrievers"].as_array().unwrap().iter().map(|r| r["retriever"].as_str().unwrap()).collect();
+            let listed: Vec<&str> = hit["breakdown"]["retrievers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["retriever"].as_str().unwrap())
+                .collect();
             for tree in hit["explanations"].as_array().into_iter().flatten() {
                 let label = tree["label"].as_str().unwrap();
                 let kind = if label.starts_with("bm25") { "bm25" } else { "cf" };
@@ -472,6 +476,17 @@ async fn broken_requests_get_the_right_status_and_code() {
             r#"{"query": "tent", "weights": {"bm25": 1e308, "dense": 7e307}}"#,
             "weights.bm25: 1e308 is not a weight from 0 to 1e6",
         ),
+        // A name is a string: not the map serde's enums also read (`{"bm25": null}`), not null.
+        (r#"{"query": "tent", "mode": {"bm25": null}}"#, "mode: invalid type: map, expected a string"),
+        (r#"{"query": "tent", "mode": null}"#, "mode: invalid type: null, expected a string"),
+        (r#"{"query": "tent", "cold_items": {"ignore": null}}"#, "cold_items: invalid type: map"),
+        (r#"{"query": "tent", "bm25": {"fields": {"sum": null}}}"#, "bm25.fields: invalid type: map"),
+        (
+            r#"{"query": "tent", "rerank": {"reranker": {"late_interaction": null}}}"#,
+            "rerank.reranker: invalid type: map",
+        ),
+        (r#"{"query": "tent", "fusion": {"method": {"rrf": null}}}"#, "invalid type: map, expected a string"),
+        (r#"{"query": "tent", "mode": "psychic"}"#, "unknown variant `psychic`"),
         // Each weight is named, and written as it was sent.
         (r#"{"query": "tent", "weights": {"bm25": 1, "dense": -1}}"#, "weights.dense: -1 is not a weight"),
         (r#"{"query": "tent", "rerank": {"reranker": "late_interaction", "weight": -5}}"#, "rerank.weight: -5 is not"),

@@ -75,7 +75,7 @@ pub struct Bm25Overrides {
     #[serde(default)]
     pub title_b: Option<f32>,
     /// How the title and the text combine.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_name_only")]
     pub fields: Option<FieldCombination>,
 }
 

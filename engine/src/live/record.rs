@@ -19,7 +19,7 @@ pub struct Event {
     pub item: String,
     /// The interaction's value, summed with the user's earlier ones for the same item, as the
     /// indexer sums repeated rows. Above 0 and at most [`MAX_WEIGHT`]; 1 when absent.
-    #[serde(default = "default_weight")]
+    #[serde(default = "default_weight", deserialize_with = "weight_as_sent")]
     pub weight: f32,
     /// When it happened (integer, the unit the interactions file uses; the indexer keeps the
     /// latest per user and item). Absent: the server's clock in seconds since the Unix epoch.
@@ -29,6 +29,19 @@ pub struct Event {
 
 fn default_weight() -> f32 {
     1.0
+}
+
+/// A weight read as f64, as JSON writes numbers, so that one past f32's range is refused as
+/// the number it was (`1e308`) rather than read as `inf` and refused as that.
+fn weight_as_sent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<f32, D::Error> {
+    let weight = f64::deserialize(deserializer)?;
+    if weight.abs() > f64::from(f32::MAX) {
+        return Err(serde::de::Error::custom(format!(
+            "must be a number above 0 and at most {MAX_WEIGHT}, got {}",
+            crate::fusion::shown(weight)
+        )));
+    }
+    Ok(weight as f32)
 }
 
 /// The largest weight one event may carry: sums of many stay finite in f32, and one event can
