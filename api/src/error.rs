@@ -111,6 +111,11 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
         J::Payload(payload) => {
             use actix_web::error::PayloadError as P;
             let reason = match payload {
+                // A decoder's own complaint (a plain body sent as gzip: "invalid gzip header")
+                // is about the encoding, not about the body's length.
+                P::Incomplete(Some(e)) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
+                    format!("the body is not in the Content-Encoding its header names ({e})")
+                }
                 P::Incomplete(Some(e)) => {
                     format!("the body ended before it was complete ({e}); a compressed body may be cut short")
                 }

@@ -410,6 +410,19 @@ async fn broken_requests_get_the_right_status_and_code() {
     let body: Value = test::read_body_json(response).await;
     assert_eq!(body["error"]["code"], "unreadable_body", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().starts_with("the body ended before it was complete"), "{body}");
+    // A plain body under a gzip header is not in that encoding, whatever its length.
+    let plain = test::TestRequest::post()
+        .uri("/v1/search")
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("content-encoding", "gzip"))
+        .set_payload(r#"{"query": "tent"}"#)
+        .to_request();
+    let body: Value = test::read_body_json(test::call_service(&app, plain).await).await;
+    assert_eq!(body["error"]["code"], "unreadable_body", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().starts_with("the body is not in the Content-Encoding"),
+        "{body}"
+    );
     // A coding the server does not decode is a 415 naming it (actix read it as identity: a
     // plain body under a bogus header was accepted, a compressed one called malformed JSON).
     // actix decodes by the first header alone, as one coding: a list, a second header or

@@ -7,7 +7,7 @@ use std::path::Path;
 pub use hyrank_engine::item::FieldType;
 use hyrank_engine::item::{FieldValue, Item};
 
-use super::{column, column_if_present, csv_headers, csv_line, csv_reader, read_failed, reject};
+use super::{column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject};
 use crate::error::{Reject, Result};
 use jsonl::read_jsonl;
 
@@ -219,7 +219,7 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
             Err(e) => {
                 read_failed(path, &e)?;
                 let line = csv_line(e.position());
-                validator.catalog.rejects.push(reject(path, line, None, format!("malformed CSV: {e}")));
+                validator.catalog.rejects.push(reject(path, line, None, malformed_csv(&e)));
                 continue;
             }
         };

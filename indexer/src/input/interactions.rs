@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use hyrank_engine::live::MAX_WEIGHT;
 
-use super::{column, column_if_present, csv_headers, csv_line, csv_reader, read_failed, reject};
+use super::{column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject};
 use crate::error::{Reject, Result};
 
 /// How to read interactions.
@@ -88,7 +88,7 @@ pub fn read_interactions(
             Ok(record) => record,
             Err(e) => {
                 read_failed(path, &e)?;
-                out.rejects.push(reject(&file, csv_line(e.position()), None, format!("malformed CSV: {e}")));
+                out.rejects.push(reject(&file, csv_line(e.position()), None, malformed_csv(&e)));
                 continue;
             }
         };
@@ -184,7 +184,7 @@ mod tests {
         assert!(got[2].2.contains("not a number"));
         assert!(got[3].2.contains("user is empty"));
         assert_eq!(got[4].1.as_deref(), Some("timestamp"));
-        assert!(got[5].2.contains("malformed CSV"));
+        assert_eq!(got[5].2, "malformed CSV: this row has 3 fields and the header 4");
         assert_eq!(
             got[6].2,
             "item \"b\" is not indexed: its catalog row was rejected (items.csv:7: field `title/text`: empty item: \

@@ -211,6 +211,18 @@ pub(super) fn read_failed(path: &Path, error: &csv::Error) -> Result<()> {
     }
 }
 
+/// Why a CSV row could not be read, for its reject. A row of another length than the header
+/// is said against the header (the csv crate says "the previous record", which with a header
+/// is the header, and reads as the row above).
+pub(super) fn malformed_csv(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("malformed CSV: this row has {len} fields and the header {expected_len}")
+        }
+        _ => format!("malformed CSV: {error}"),
+    }
+}
+
 pub(super) fn csv_line(position: Option<&csv::Position>) -> u64 {
     position.map_or(0, csv::Position::line)
 }
