@@ -220,7 +220,8 @@ for n in 1 2 4 8; do
 import json, sys
 lines = [l for l in open(sys.argv[1]) if l.startswith('{\"shards\"')]
 r = json.loads(lines[-1]) if lines else None
-print(f\"embed {r['embed_seconds']} s = {$SHARD_ITEMS / r['embed_seconds']:.1f} items/s, with the assembly {r['total_seconds']} s\" if r else 'no result')
+rate = f\"{$SHARD_ITEMS / r['embed_seconds']:.1f} items/s\" if r and r['embed_seconds'] > 0 else 'under 0.01 s'
+print(f\"embed {r['embed_seconds']} s = {rate}, with the assembly {r['total_seconds']} s\" if r else 'no result')
 " "$LOGS/ray-$n.log"); vectors $same to one process"
 done
 fi

@@ -63,6 +63,7 @@ tar -cJf .gpu/b/scifact.tar.xz -C "$(dirname "$data")" --transform "s|^$(basenam
 # call's 64 MiB; 32 MB of it is ray_dist.jar, which only Java workers load, so it is left out.
 rm -rf .gpu/c
 if [ "${RAY:-0}" = 1 ]; then
+  rm -rf .gpu/ray-wheels  # one version of each: a stale wheel beside a new one breaks the install
   mkdir -p .gpu/c .gpu/ray-wheels
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 -d .gpu/ray-wheels \

@@ -89,7 +89,7 @@ impl From<EngineError> for ApiError {
 
 /// Maps actix's JSON body errors: unparseable JSON is a 400, well-formed JSON of the wrong shape
 /// a 422, an oversized body a 413.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(err: actix_web::error::JsonPayloadError, req: &actix_web::HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as J;
     let api = match &err {
         J::Overflow { limit } | J::OverflowKnownLength { limit, .. } => ApiError::new(
@@ -112,8 +112,12 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
             use actix_web::error::PayloadError as P;
             let reason = match payload {
                 // A decoder's own complaint (a plain body sent as gzip: "invalid gzip header")
-                // is about the encoding, not about the body's length.
-                P::Incomplete(Some(e)) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
+                // is about the encoding, not about the body's length; without an encoding, a
+                // failed read (a reset connection) is not.
+                P::Incomplete(Some(e))
+                    if e.kind() != std::io::ErrorKind::UnexpectedEof
+                        && req.headers().contains_key(actix_web::http::header::CONTENT_ENCODING) =>
+                {
                     format!("the body is not in the Content-Encoding its header names ({e})")
                 }
                 P::Incomplete(Some(e)) => {

@@ -181,16 +181,20 @@ pub(crate) fn limit_exceeded(field: &str, message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", format!("{field}: {message}"))
 }
 
-/// Checks the server's bounds (tighter than the engine's own) and normalizes the query's
-/// whitespace, which neither retriever distinguishes, so equal requests share a cache entry.
+/// Checks the server's bounds (tighter than the engine's own), fills in the candidates a
+/// request did not give, and normalizes the query's whitespace, which neither retriever
+/// distinguishes, so equal requests share a cache entry.
 fn bound(
     state: &AppState,
     k: usize,
-    candidates: usize,
+    candidates: &mut Option<usize>,
     query: &mut Option<String>,
     rerank_depth: Option<usize>,
 ) -> Result<(), ApiError> {
     let limits = &state.settings().limits;
+    // Not given: the engine's default depth ([`candidates_for`]) within this server's bound,
+    // which start-up keeps at max_k or more, so a request never hears of a field it did not send.
+    let candidates = *candidates.get_or_insert_with(|| candidates_for(k, None).min(limits.max_candidates));
     // Zero is told this server's bounds too (the engine's own, wider ones would mislead); it
     // is an invalid request rather than a limit exceeded.
     let out_of = |field: &str, value: usize, max: usize| {
@@ -329,8 +333,8 @@ pub(crate) async fn search(
     body: web::Json<Object<SearchRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
-    let candidates = candidates_for(request.k, request.candidates);
-    bound(&state, request.k, candidates, &mut request.query, request.rerank.as_ref().and_then(|r| r.depth))?;
+    let depth = request.rerank.as_ref().and_then(|r| r.depth);
+    bound(&state, request.k, &mut request.candidates, &mut request.query, depth)?;
     let user = request.user.clone();
     let k = request.k;
     cached(&state, "search", user.as_deref(), k, &request, |engine, request| engine.search(request)).await
@@ -349,14 +353,9 @@ pub(crate) async fn recommend(
     state: web::Data<AppState>,
     body: web::Json<Object<RecommendRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner().0;
-    bound(
-        &state,
-        request.k,
-        candidates_for(request.k, request.candidates),
-        &mut None,
-        request.rerank.as_ref().and_then(|r| r.depth),
-    )?;
+    let mut request = body.into_inner().0;
+    let depth = request.rerank.as_ref().and_then(|r| r.depth);
+    bound(&state, request.k, &mut request.candidates, &mut None, depth)?;
     let user = request.user.clone();
     let k = request.k;
     cached(&state, "recommend", Some(&user), k, &request, |engine, request| engine.recommend(request)).await
@@ -365,7 +364,8 @@ pub(crate) async fn recommend(
 /// One item as stored.
 #[utoipa::path(get, path = "/v1/items/{id}", tag = "items", params(("id" = String, Path, description = "item id")),
     security((), ("api_key" = [])),
-    responses((status = 200, body = hyrank_engine::Item), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = hyrank_engine::Item), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "an id no item can have (empty, blank at an end)")))]
 pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let item = blocking(&state, move |engine| engine.item(&id)).await?;
@@ -406,7 +406,7 @@ pub(crate) async fn similar(
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("fusion: {e}"))
         })?,
     };
-    let request = SimilarRequest {
+    let mut request = SimilarRequest {
         item: id.into_inner(),
         k: params.k.unwrap_or(defaults::K),
         filters: Default::default(),
@@ -414,7 +414,7 @@ pub(crate) async fn similar(
         weights: Weights::default(),
         candidates: params.candidates,
     };
-    bound(&state, request.k, candidates_for(request.k, request.candidates), &mut None, None)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let k = request.k;
     cached(&state, "similar", None, k, &request, |engine, request| engine.similar(request)).await
 }

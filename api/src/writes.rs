@@ -91,7 +91,9 @@ pub(crate) struct Deleted {
     responses(
         (status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such item, or already deleted"),
-        (status = 409, body = ErrorBody, description = "the server has no live log"), (status = 503, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the server has no live log"),
+        (status = 422, body = ErrorBody, description = "an id no item can have (empty, blank at an end)"),
+        (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn delete_item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();

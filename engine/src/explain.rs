@@ -27,18 +27,24 @@ impl Explanation {
         Explanation { label: label.into(), value, children: Vec::new() }
     }
 
-    /// `tree`, what `retriever` holds about an item, as that hit's explanation: unchanged when
-    /// the retriever listed the item (or abstained on it) in `breakdown`, else under a root
-    /// saying it was not among the retriever's top `candidates`, so that however the tree reads
-    /// it took no part in the hit's score (the breakdown has no entry for it). The root's value
-    /// is the tree's.
-    pub fn for_hit(tree: Explanation, retriever: RetrieverKind, breakdown: &ScoreBreakdown, candidates: usize) -> Self {
+    /// `tree`, what `retriever` (called `name` in the trees: `cf`, `content`) holds about an
+    /// item, as that hit's explanation: unchanged when the retriever listed the item (or
+    /// abstained on it) in `breakdown`, else under a root saying the item is not in its list
+    /// (its top `candidates`, or an item it leaves out, such as a cold one), so that however
+    /// the tree reads it took no part in the hit's score (the breakdown has no entry for it).
+    /// The root's value is the tree's.
+    pub fn for_hit(
+        tree: Explanation,
+        retriever: RetrieverKind,
+        name: &str,
+        breakdown: &ScoreBreakdown,
+        candidates: usize,
+    ) -> Self {
         let listed = breakdown.retrievers.iter().any(|r| r.retriever == retriever);
         if listed || breakdown.abstained.contains(&retriever) {
             return tree;
         }
-        let label =
-            format!("{}: not among its top {candidates} candidates, so no part in this score", retriever.name());
+        let label = format!("{name}: not in its list (its top {candidates}), so no part in this score");
         Explanation::node(label, tree.value, vec![tree])
     }
 

@@ -143,9 +143,10 @@ impl ScoreRange {
 pub enum Fusion {
     /// Reciprocal rank fusion (Cormack et al. 2009).
     Rrf {
-        /// The rank constant; 60 in the original paper.
+        /// The rank constant; 60 in the original paper. At most [`MAX_RRF_K`].
         // Read by FusionRequest; the default here keeps `k` optional in the OpenAPI schema.
         #[serde(default = "default_rrf_k")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
         k: f64,
     },
     /// Convex combination of min-max normalised scores.

@@ -14,6 +14,15 @@ pub fn name_only<'de, D: serde::Deserializer<'de>, E: Deserialize<'de>>(deserial
     E::deserialize(serde::de::value::StringDeserializer::<D::Error>::new(name))
 }
 
+/// An optional field read as a value when present: `null` is refused as the value it is not
+/// (`"candidates": null`), not read as absent; absent, the field's `#[serde(default)]`.
+///
+/// # Errors
+/// `null` or a value of another type.
+pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
 /// [`name_only`] for an optional field: `null` is absent, as it is for the field's other types.
 ///
 /// # Errors

@@ -287,8 +287,8 @@ pub struct SearchRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
     /// the page, and is refused). Absent: 100, or `k` when larger.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
     /// Rerank the top of the fused list. Absent: the generation's trained reranker when its
     /// manifest enables it by default (its validation gain over the plain hybrid held up),
@@ -420,8 +420,8 @@ pub struct RecommendRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
     /// the page, and is refused). Absent: 100, or `k` when larger.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
     /// How many recent history items form the content profile.
     #[serde(default = "default_recent")]
@@ -490,8 +490,8 @@ pub struct SimilarRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
     /// the page, and is refused). Absent: 100, or `k` when larger.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
 }
 
@@ -513,6 +513,22 @@ pub struct Hit {
     /// Detail trees, when `explain` was asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub explanations: Vec<Explanation>,
+}
+
+impl Hit {
+    /// Adds `tree`, what `retriever` (`name` in the trees) holds about this hit, to its
+    /// explanations, saying so at its root when the retriever did not list the hit among its
+    /// `candidates` ([`crate::explain::Explanation::for_hit`]).
+    pub(crate) fn explain(
+        &mut self,
+        tree: crate::explain::Explanation,
+        retriever: RetrieverKind,
+        name: &str,
+        candidates: usize,
+    ) {
+        let tree = crate::explain::Explanation::for_hit(tree, retriever, name, &self.breakdown, candidates);
+        self.explanations.push(tree);
+    }
 }
 
 /// Milliseconds per stage of one request.

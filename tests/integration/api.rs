@@ -296,8 +296,12 @@ async fn recommendations_exclude_seen_items_and_explain_with_history() {
         let mut kinds: Vec<&str> = labels
             .iter()
             // A tree of a retriever that did not list the hit sits under a root naming it
-            // (`cf: not among its top 100 candidates, …`).
-            .map(|l| l.strip_prefix("cf: not among").map_or(l.as_str(), |_| "CF"))
+            // (`cf: not in its list (its top 100), …`).
+            .map(|l| match l.split_once(": not in its list") {
+                Some(("cf", _)) => "CF",
+                Some((name, _)) => name,
+                None => l.as_str(),
+            })
             .map(|l| ["bm25", "CF", "content"].into_iter().find(|k| l.starts_with(k)).unwrap_or("other"))
             .collect();
         kinds.sort_unstable();
@@ -327,7 +331,7 @@ async fn recommendations_exclude_seen_items_and_explain_with_history() {
             for tree in hit["explanations"].as_array().into_iter().flatten() {
                 let label = tree["label"].as_str().unwrap();
                 let kind = if label.starts_with("bm25") { "bm25" } else { "cf" };
-                assert_eq!(label.contains("not among its top 100 candidates"), !listed.contains(&kind), "{hit}");
+                assert_eq!(label.contains("not in its list (its top 100)"), !listed.contains(&kind), "{hit}");
             }
         }
     }
@@ -544,6 +548,8 @@ async fn broken_requests_get_the_right_status_and_code() {
         (json!({"query": "tent", "user": " u007"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         // Fewer candidates than k could not fill the page.
         (json!({"query": "tent", "k": 10, "candidates": 5}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+        // A number when given: null is not read as absent.
+        (json!({"query": "tent", "candidates": null}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
         (json!({"query": "tent", "rerank": {"depth": 100000}}), StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
         (
             json!({"query": "tent", "rerank": {"depth": 20, "weight": -1}}),
@@ -562,6 +568,11 @@ async fn broken_requests_get_the_right_status_and_code() {
     let (status, body) = post("/v1/recommend", json!({"user": ""})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
     assert!(body["error"]["message"].as_str().unwrap().contains("user: a user id is empty"), "{body}");
+    // An item id no item can have is invalid, as a user id is, not unknown.
+    let (status, body) = get("/v1/items/%20TNT-001").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+    let (status, _) = get("/v1/items/%20TNT-001/similar").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, body) = get("/v1/items/TNT-001/similar?k=8&candidates=4").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("fewer than k (8)"), "{body}");

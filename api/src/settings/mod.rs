@@ -479,6 +479,14 @@ impl ServerSettings {
         if limits.max_candidates > MAX_CANDIDATES {
             return Err(bad("max_candidates", format!("the engine serves at most {MAX_CANDIDATES}")));
         }
+        // A request's candidates must be at least its k: a k above max_candidates could never
+        // be served.
+        if limits.max_candidates < limits.max_k {
+            return Err(bad(
+                "max_candidates",
+                format!("is {} but max_k is {}: candidates must be at least k", limits.max_candidates, limits.max_k),
+            ));
+        }
         // As k and candidates: a bound the engine would refuse anyway is refused at start, not
         // discovered by the first request that asks for more than the engine's.
         if limits.max_rerank_depth > MAX_RERANK {
@@ -631,6 +639,7 @@ mod tests {
             (&["--admin-key", "short"][..], "setting admin_key: must be at least 16"),
             (&["--max-k", "100000"][..], "setting max_k: the engine serves at most"),
             (&["--max-rerank-depth", "500"][..], "setting max_rerank_depth: the engine reranks at most 200"),
+            (&["--max-k", "200", "--max-candidates", "150"][..], "setting max_candidates: is 150 but max_k is 200"),
             (&["--search-key", "0123456789abcdef", "--admin-key", "0123456789abcdef"][..], "must differ"),
             (&["--source-region", "eu-west-1"][..], "setting source_region: is set but there is no source"),
             (

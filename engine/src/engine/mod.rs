@@ -391,8 +391,13 @@ impl Engine {
     /// The index of an item that is not deleted ([`Engine::hidden`]).
     ///
     /// # Errors
-    /// [`Error::UnknownItem`] for an id the generation lacks or that was deleted.
+    /// [`Error::InvalidArgument`] (`id`) for an id no item can have
+    /// ([`crate::item::id_problem`], the catalog's rule: empty, blank at an end…), as a user id
+    /// is refused; [`Error::UnknownItem`] for an id the generation lacks or that was deleted.
     pub fn visible_index_of(&self, id: &str) -> Result<u32> {
+        if let Some(problem) = crate::item::id_problem(id) {
+            return Err(Error::invalid("id", format!("an item id {problem}")));
+        }
         let index = self.index_of(id)?;
         if self.hidden().contains(&index) {
             return Err(Error::UnknownItem { id: id.to_string() });

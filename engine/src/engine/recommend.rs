@@ -69,11 +69,11 @@ impl Engine {
                 let item = self.index_of(&hit.id)?;
                 if let Some(explainer) = &explainer {
                     let tree = self.cf_explanation(explainer, item);
-                    hit.explanations.push(Explanation::for_hit(tree, RetrieverKind::Cf, &hit.breakdown, candidates));
+                    hit.explain(tree, RetrieverKind::Cf, "cf", candidates);
                 }
                 if content {
                     let tree = self.content_explanation(&user.history, item, request.recent);
-                    hit.explanations.push(Explanation::for_hit(tree, RetrieverKind::Dense, &hit.breakdown, candidates));
+                    hit.explain(tree, RetrieverKind::Dense, "content", candidates);
                 }
             }
         }

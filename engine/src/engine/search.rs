@@ -59,17 +59,12 @@ impl Engine {
                     let params = self.bm25_params(request);
                     if let Some(tree) = self.lexical.explain_with(query, index, params)? {
                         let tree = Explanation::node("bm25", tree.value, vec![tree]);
-                        hit.explanations.push(Explanation::for_hit(
-                            tree,
-                            RetrieverKind::Bm25,
-                            &hit.breakdown,
-                            candidates,
-                        ));
+                        hit.explain(tree, RetrieverKind::Bm25, "bm25", candidates);
                     }
                 }
                 if let Some(explainer) = &explainer {
                     let tree = self.cf_explanation(explainer, index);
-                    hit.explanations.push(Explanation::for_hit(tree, RetrieverKind::Cf, &hit.breakdown, candidates));
+                    hit.explain(tree, RetrieverKind::Cf, "cf", candidates);
                 }
             }
         }

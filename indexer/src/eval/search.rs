@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::lexical::{Bm25Overrides, FieldCombination};
-use hyrank_engine::request::{RerankOptions, RerankerKind, SearchRequest, Weights};
+use hyrank_engine::request::{candidates_for, RerankOptions, RerankerKind, SearchRequest, Weights};
 use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
 
@@ -66,7 +66,7 @@ impl Config {
             "default" => {
                 let request = SearchRequest::new("");
                 Config {
-                    candidates: request.candidates,
+                    candidates: Some(candidates_for(request.k, request.candidates)),
                     ..config(request.mode, request.fusion, request.weights, request.rerank)
                 }
             }
@@ -494,8 +494,9 @@ mod tests {
         let request = SearchRequest::new("q");
         assert_eq!(
             (config.mode, &config.fusion, config.candidates),
-            (request.mode, &request.fusion, request.candidates)
+            (request.mode, &request.fusion, Some(candidates_for(request.k, request.candidates)))
         );
+        assert_eq!(config.candidates, Some(hyrank_engine::request::defaults::CANDIDATES), "not the evaluation's own");
         assert_eq!((config.weights.bm25, config.weights.dense), (request.weights.bm25, request.weights.dense));
     }
 

@@ -46,28 +46,55 @@ fn id_text(value: &Value, raw: Option<&str>) -> Option<String> {
     }
 }
 
-/// The line's id, or why it has none (the key at fault and the reason).
-/// Both keys may be given only with the same id: two different ones would make one of them
-/// vanish, neither an id nor a field.
+/// The line's id, or why it has none (the key at fault and the reason). `id` is read when
+/// given, else `_id`; `null` is no value, as for any key. Beside `id`, an `_id` that is a
+/// string or a number must be the same id (two different ones would make one vanish, neither
+/// an id nor a field); one that is neither is a store's own key (mongoexport's
+/// `{"$oid": …}`), not the catalog's id, and is not read.
 fn id_from_json(object: &serde_json::Map<String, Value>, raw: &RawIds<'_>) -> Result<String, (Option<String>, String)> {
-    let mut ids = Vec::with_capacity(ID_KEYS.len());
-    for key in ID_KEYS.iter().filter(|k| object.contains_key(**k)) {
-        let id = id_text(&object[*key], raw.get(key))
-            .ok_or_else(|| (Some(key.to_string()), "must be a string or a number".to_string()))?;
-        ids.push(id);
-    }
-    match ids.as_slice() {
-        [] => Err((Some("id".into()), "missing (expected `id`, or `_id` as BEIR writes it)".into())),
-        [first, rest @ ..] if rest.iter().any(|id| id != first) => {
-            Err((Some("_id".into()), format!("{:?} differs from `id` {first:?}: give an item one id", rest[0])))
+    let given: Vec<&str> = ID_KEYS.iter().copied().filter(|k| object.get(*k).is_some_and(|v| !v.is_null())).collect();
+    let Some(&key) = given.first() else {
+        return Err((Some("id".into()), "missing (expected `id`, or `_id` as BEIR writes it)".into()));
+    };
+    let id = id_text(&object[key], raw.get(key))
+        .ok_or_else(|| (Some(key.to_string()), "must be a string or a number".to_string()))?;
+    match given.get(1).and_then(|&other| id_text(&object[other], raw.get(other))) {
+        Some(other) if other != id => {
+            Err((Some("_id".into()), format!("{other:?} differs from `id` {id:?}: give an item one id")))
         }
-        [first, ..] => Ok(first.clone()),
+        _ => Ok(id),
+    }
+}
+
+/// Whether two values given for one field are one value as the catalog's types read them
+/// (`hyrank_engine::item::FieldType`): `25` and `"25"` (and `"25.0"`), `"x"` and `["x"]`.
+fn same_value(a: &FieldValue, b: &FieldValue) -> bool {
+    use hyrank_engine::item::FieldType;
+    let number_text = |n: f64, text: &str| FieldType::number_as_written(text) == Some(n);
+    match (a, b) {
+        (FieldValue::Number(n), FieldValue::Text(text)) | (FieldValue::Text(text), FieldValue::Number(n)) => {
+            number_text(*n, text)
+        }
+        (FieldValue::List(list), single) | (single, FieldValue::List(list)) if list.len() == 1 => {
+            same_value(&FieldValue::Text(list[0].clone()), single)
+        }
+        _ => a == b,
+    }
+}
+
+/// A field value as a catalog line writes it: `5`, `"text"`, `["a", "b"]`.
+fn as_written(value: &FieldValue) -> String {
+    match value {
+        FieldValue::Number(n) => format!("{n}"),
+        FieldValue::Text(text) => format!("{text:?}"),
+        FieldValue::List(list) => format!("{list:?}"),
     }
 }
 
 /// Adds field `name`, written at `key` (`price`, `fields.price`, `metadata.price`), to
 /// `fields`, refusing a second, different value of it: the catalog gave one field two values,
-/// and keeping either would drop the other without a word. The same value twice is one value.
+/// and keeping either would drop the other without a word. The same value twice is one value
+/// ([`same_value`]: `25` and `"25"`), kept as first given.
 /// `given_at` remembers where each field was first given, to name both places.
 fn put_field(
     fields: &mut BTreeMap<String, FieldValue>,
@@ -77,8 +104,8 @@ fn put_field(
     value: FieldValue,
 ) -> Result<(), (Option<String>, String)> {
     match fields.get(name) {
-        Some(earlier) if *earlier != value => {
-            let json = |v: &FieldValue| serde_json::to_string(v).unwrap_or_default();
+        Some(earlier) if !same_value(earlier, &value) => {
+            let json = as_written;
             let first = given_at.get(name).map_or("", String::as_str);
             Err((
                 Some(key.clone()),
@@ -303,6 +330,9 @@ mod tests {
 {"id": "S1", "_id": "S1", "title": "the same id twice", "price": 5, "fields": {"price": 5}}
 {"id": 7, "_id": "7", "title": "one id, once a number and once a string"}
 {"id": "N1", "title": "x", "price": null, "fields": {"price": 6}}
+{"id": "M1", "_id": {"$oid": "65a1"}, "title": "a store's own key beside the id", "price": 25, "fields": {"price": "25.0"}}
+{"id": null, "_id": "B1", "title": "null is no id", "tags": "x", "fields": {"tags": ["x"]}}
+{"id": "C1", "_id": null, "title": "nor here"}
 "#,
         );
         let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
@@ -319,10 +349,14 @@ mod tests {
             assert!(places.iter().all(|p| r.2.contains(&format!("`{p}`"))), "{r:?}");
             assert!(r.2.contains("given twice with different values"), "{r:?}");
         }
-        assert!(rejects[1].2.contains("5.0 at") && rejects[1].2.contains("6.0 at"), "{rejects:?}");
+        // Numbers as the line wrote them.
+        assert!(rejects[1].2.contains(" 5 at `") && rejects[1].2.contains(" 6 at `"), "{rejects:?}");
         let ids: Vec<&str> = catalog.items.iter().map(|i| i.id.as_str()).collect();
-        assert_eq!(ids, ["S1", "7", "N1"]);
+        assert_eq!(ids, ["S1", "7", "N1", "M1", "B1", "C1"]);
         assert_eq!(catalog.items[0].fields["price"], FieldValue::Number(5.0));
         assert_eq!(catalog.items[2].fields["price"], FieldValue::Number(6.0), "null is no value");
+        // One value as the catalog's types read it: 25 and "25.0", "x" and ["x"].
+        assert_eq!(catalog.items[3].fields["price"], FieldValue::Number(25.0));
+        assert_eq!(catalog.field_types["tags"], hyrank_engine::item::FieldType::List);
     }
 }
