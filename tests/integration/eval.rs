@@ -194,4 +194,25 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
     }
     let markdown = std::fs::read_to_string(dir.path().join("time").join("report.md")).unwrap();
     assert!(markdown.contains("nDCG@10 against cf on the same users"), "{markdown}");
+
+    // `--reuse-index` reuses the generation for another query-time setting, and refuses one
+    // built from other settings or from another split of the same size (a new seed: the row
+    // count alone let it through, and the test items then counted as seen).
+    let reuse = RecommendEvalSettings {
+        reuse_index: true,
+        fusion: hyrank_engine::fusion::Fusion::Rrf { k: 60.0 },
+        ..settings.clone()
+    };
+    assert!(evaluate(&reuse).is_ok());
+    let als = RecommendEvalSettings {
+        cf: CfChoiceSettings { requested: CfModelChoice::Als, ..CfChoiceSettings::default() },
+        ..reuse.clone()
+    };
+    let error = evaluate(&als).unwrap_err().to_string();
+    assert!(error.contains("other build settings"), "{error}");
+    let random = RecommendEvalSettings { split: SplitKind::Random, ..settings.clone() };
+    evaluate(&random).unwrap();
+    let reseeded = RecommendEvalSettings { seed: 8, reuse_index: true, ..random };
+    let error = evaluate(&reseeded).unwrap_err().to_string();
+    assert!(error.contains("another split") || error.contains("rows), not from this split"), "{error}");
 }

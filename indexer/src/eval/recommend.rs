@@ -187,8 +187,30 @@ fn write_csv(path: &Path, header: &[&str], rows: impl Iterator<Item = Vec<String
     writer.flush().map_err(|e| io_error(path.display().to_string(), e))
 }
 
-/// A generation may be reused only if it was built from this split's train file.
-fn check_reusable(index_dir: &Path, train_path: &Path, train_rows: usize) -> Result<()> {
+/// Beside the train generation: what it was built from ([`build_identity`]), for
+/// `--reuse-index` to check.
+const BUILT_FROM: &str = "index.built-from";
+
+/// What a train generation is built from, as one line: the SHA-256 of this split's train file
+/// (a new split seed, test fraction or minimum weight writes other rows; the row count alone
+/// let a seed change through) and the build's settings (the catalog, the CF model and its
+/// parameters, the model and its precision and token limit). Query-time settings (fusion, k,
+/// weights) are not in it: reusing the generation for them is what `--reuse-index` is for.
+fn build_identity(train_path: &Path, index: &IndexSettings) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(train_path).map_err(|e| io_error(train_path.display().to_string(), e))?;
+    let embedder = &index.embedder;
+    let settings = format!(
+        "{:?} {:?} {:?} {:?} {:?} {}",
+        index.catalog, index.catalog_format, index.cf, embedder.model_dir, embedder.precision, embedder.max_tokens
+    );
+    let hex = |digest: &[u8]| digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    Ok(format!("train {} settings {}\n", hex(&Sha256::digest(&bytes)), hex(&Sha256::digest(settings.as_bytes()))))
+}
+
+/// A generation may be reused only if it was built from this split's train file with these
+/// build settings ([`build_identity`]).
+fn check_reusable(index_dir: &Path, train_path: &Path, train_rows: usize, identity: &str) -> Result<()> {
     let refuse = |reason: String| IndexError::Settings { setting: "reuse-index".into(), reason };
     let current = generation::current(index_dir)
         .map_err(|e| refuse(format!("no generation to reuse in {}: {e}", index_dir.display())))?;
@@ -202,7 +224,26 @@ fn check_reusable(index_dir: &Path, train_path: &Path, train_rows: usize) -> Res
             train_path.display()
         )));
     }
-    Ok(())
+    let recorded = index_dir.with_file_name(BUILT_FROM);
+    match std::fs::read_to_string(&recorded) {
+        Ok(built) if built == identity => Ok(()),
+        Ok(built) => {
+            let what = if built.split(' ').nth(1) != identity.split(' ').nth(1) {
+                "another split (train.csv's rows differ: a split seed, test fraction or minimum weight changed)"
+            } else {
+                "other build settings (catalog, CF model or its parameters, model or precision)"
+            };
+            Err(refuse(format!(
+                "{} was built from {what}; run without --reuse-index to build it again",
+                current.display()
+            )))
+        }
+        Err(e) => Err(refuse(format!(
+            "{} records no build ({}: {e}), so it cannot be checked against this split; run without --reuse-index",
+            current.display(),
+            recorded.display()
+        ))),
+    }
 }
 
 /// Builds the train generation and scores every mode; writes `train.csv` and `test.csv` (the
@@ -248,9 +289,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         test.iter().map(|(u, i, t)| vec![u.clone(), i.clone(), time(t)]),
     )?;
     let index_dir = dir.join("index");
-    if settings.reuse_index {
-        check_reusable(&index_dir, &train_path, train.len())?;
-    } else if index_dir.exists() {
+    if !settings.reuse_index && index_dir.exists() {
         std::fs::remove_dir_all(&index_dir).map_err(|e| io_error(index_dir.display().to_string(), e))?;
     }
     let interaction_format = InteractionFormat {
@@ -261,7 +300,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     };
     let index_settings = IndexSettings {
         catalog_format: settings.catalog_format.clone(),
-        interactions: Some(train_path),
+        interactions: Some(train_path.clone()),
         interaction_format,
         cf: CfChoiceSettings {
             // `auto` validates the way this evaluation tests, unless told otherwise.
@@ -275,9 +314,16 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         on_error: OnError::Fail,
         ..IndexSettings::new(settings.catalog.clone(), index_dir.clone(), settings.embedder.clone())
     };
-    if !settings.reuse_index {
+    let identity = build_identity(&train_path, &index_settings)?;
+    let recorded = index_dir.with_file_name(BUILT_FROM);
+    if settings.reuse_index {
+        check_reusable(&index_dir, &train_path, train.len(), &identity)?;
+    } else {
         eprintln!("building the train generation ({} train positives)", train.len());
+        // Written after the build: a build that fails leaves none, and no generation to reuse.
+        let _ = std::fs::remove_file(&recorded);
         crate::pipeline::build(&index_settings)?;
+        std::fs::write(&recorded, &identity).map_err(|e| io_error(recorded.display().to_string(), e))?;
     }
     let engine = Engine::open(&index_dir, &settings.embedder)?;
 
