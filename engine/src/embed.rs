@@ -264,6 +264,13 @@ impl Embedder {
         let identity =
             ModelIdentity { name: model_name(dir), sha256: sha256_file(&weights_path)?, dim: config.hidden_size };
         tracing::info!(model = %identity.name, device = ?device, %precision, max_tokens = settings.max_tokens, "embedding model loaded");
+        if device.is_cpu() && precision == crate::bert::Precision::Bf16 {
+            // Asked for, so run, but not without a word: a user reads "bf16" as "faster".
+            tracing::warn!(
+                "bf16 is a GPU format: on a CPU it runs through candle's generic kernels, several times slower \
+                 than f32, int8 or w8a8 (docs/EVAL.md)"
+            );
+        }
         Ok(Embedder { model, weights, tokenizer, device, identity, settings: settings.clone(), batch_size })
     }
 

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use cmd::*;
 
 #[derive(Parser)]
-#[command(version, about)]
+#[command(name = "hyrank", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -155,7 +155,21 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // The records the serving generation carries, then the log's later ones: the log's older
     // files may have been removed (`live::compact`).
     let previous = generation::current(&settings.index_dir).ok();
-    let logged = hyrank_engine::live::read_history(&settings.index_dir, previous.as_deref())?;
+    let logged = hyrank_engine::live::read_history(&settings.index_dir, previous.as_deref()).map_err(|e| {
+        match (e, &previous) {
+            // Its carried live records are part of every build, so building without them
+            // would drop them: the build stops, and says what to do.
+            (hyrank_engine::Error::BadIndex { path, reason }, Some(_)) => {
+                IndexError::Engine(hyrank_engine::Error::BadIndex {
+                    path,
+                    reason: format!(
+                        "{reason}. CURRENT names this generation, and a build starts from the live records it                          carries: restore it, or point CURRENT at an intact generation under generations/"
+                    ),
+                })
+            }
+            (e, _) => e.into(),
+        }
+    })?;
     let writes = replay_item_writes(&mut catalog.items, &logged);
     let live_refused = retype_live_rows(settings, &mut catalog);
     // Every field BM25 is to search holds text or lists, in the catalog as typed.

@@ -69,8 +69,11 @@ pub fn parse_shard(spec: &str) -> std::result::Result<(u32, u32), String> {
         i.trim().parse().map_err(|_| format!("{spec:?}: {i:?} is not a shard number"))?,
         n.trim().parse().map_err(|_| format!("{spec:?}: {n:?} is not a shard count"))?,
     );
-    if n == 0 || i >= n {
-        return Err(format!("{spec:?}: the shard must be 0 to {}", n.saturating_sub(1)));
+    if n == 0 {
+        return Err(format!("{spec:?}: the shard count must be at least 1"));
+    }
+    if i >= n {
+        return Err(format!("{spec:?}: the shard must be 0 to {}", n - 1));
     }
     Ok((i, n))
 }
@@ -323,5 +326,8 @@ mod tests {
         for bad in ["4/4", "1/0", "x/2", "3", "-1/2"] {
             assert!(parse_shard(bad).is_err(), "{bad}");
         }
+        // No shard count, no range to name ("must be 0 to 0" read as if 0/0 were fine).
+        assert_eq!(parse_shard("0/0").unwrap_err(), "\"0/0\": the shard count must be at least 1");
+        assert_eq!(parse_shard("4/4").unwrap_err(), "\"4/4\": the shard must be 0 to 3");
     }
 }

@@ -15,9 +15,9 @@ pub(crate) struct CheckModelArgs {
     /// Reference embeddings written by scripts/make_goldens.py.
     #[arg(long, default_value = "fixtures/golden_embeddings.json")]
     pub(crate) golden: PathBuf,
-    /// Lowest acceptable cosine to the reference [default: 0.999 at f32, 0.99 at a reduced
-    /// precision].
-    #[arg(long)]
+    /// Lowest acceptable cosine to the reference, above 0 and at most 1 [default: 0.999 at
+    /// f32, 0.99 at a reduced precision].
+    #[arg(long, value_parser = cosine_bound)]
     pub(crate) min_cosine: Option<f32>,
     /// Also time embedding this catalog (JSONL, title + text), reporting items per second.
     #[arg(long)]
@@ -27,8 +27,18 @@ pub(crate) struct CheckModelArgs {
     #[arg(long)]
     pub(crate) latency_queries: Option<PathBuf>,
     /// Throughput runs over the catalog; the median is reported.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::index::at_least_one, requires = "throughput_catalog")]
     pub(crate) repeats: usize,
+}
+
+/// A cosine a check can be held to: above 0 (a bound at or below it passes anything) and at
+/// most 1 (a bound above it fails everything).
+fn cosine_bound(text: &str) -> Result<f32, String> {
+    match text.trim().parse::<f32>() {
+        Ok(bound) if bound > 0.0 && bound <= 1.0 => Ok(bound),
+        Ok(bound) => Err(format!("{bound} is not a cosine bound above 0 and at most 1")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Compares the model's embeddings with the goldens on the requested device; fails below
@@ -66,6 +76,8 @@ pub(crate) fn check_model(args: CheckModelArgs) -> anyhow::Result<()> {
     if let Some(path) = args.throughput_catalog {
         let catalog = hyrank_indexer::input::read_catalog(&path, &hyrank_indexer::CatalogFormat::default())?;
         let texts: Vec<String> = catalog.items.iter().map(hyrank_engine::Item::content).collect();
+        // A rate over nothing (0.0 items/s) would read as a measurement.
+        anyhow::ensure!(!texts.is_empty(), "--throughput-catalog {}: holds no items to time", path.display());
         embedder.embed_many(&texts[..texts.len().min(64)], |_| {})?; // warm-up: kernels, allocations
         let mut rates = Vec::new();
         for _ in 0..args.repeats.max(1) {

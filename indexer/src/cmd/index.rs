@@ -224,8 +224,10 @@ pub(crate) struct IndexArgs {
 #[derive(Args)]
 pub(crate) struct CfArgs {
     /// Which model serves collaborative filtering: `als`, `ease` (refused when its fit would
-    /// not fit in memory), or `auto`: each candidate fitted on a validation fifth of every
-    /// user's positives, the best by nDCG@10 kept (the comparison goes into the manifest).
+    /// not fit in memory), or `auto`: each candidate fitted without held-out validation
+    /// positives (`--cf-validation`: each user's latest when every positive has a time, else a
+    /// random fifth of each user's), the best by nDCG@10 kept (the comparison goes into the
+    /// manifest).
     #[arg(long, value_enum, default_value_t = CfModelChoice::default())]
     pub(crate) cf_model: CfModelChoice,
     /// EASE's λ (`auto` also tries 0.25–5 times it).
@@ -302,11 +304,11 @@ pub(crate) struct AlsArgs {
     /// ALS confidence scale (confidence = alpha × weight).
     #[arg(long, default_value_t = AlsSettings::default().alpha)]
     pub(crate) alpha: f32,
-    /// ALS iterations.
-    #[arg(long, default_value_t = AlsSettings::default().iterations)]
+    /// ALS iterations (at least 1: none leaves the factors at their random start).
+    #[arg(long, default_value_t = AlsSettings::default().iterations, value_parser = at_least_one)]
     pub(crate) iterations: usize,
-    /// Conjugate-gradient steps per ALS solve.
-    #[arg(long, default_value_t = AlsSettings::default().cg_steps)]
+    /// Conjugate-gradient steps per ALS solve (at least 1).
+    #[arg(long, default_value_t = AlsSettings::default().cg_steps, value_parser = at_least_one)]
     pub(crate) cg_steps: usize,
     /// Seed for ALS initialisation.
     #[arg(long, default_value_t = AlsSettings::default().seed)]
@@ -527,5 +529,14 @@ mod tests {
         assert!(with(&["--field-language", "brand=klingon"]).is_err());
         let bm25f = settings(&["--search-fields", "brand", "--field-stemming", "brand=off"]).unwrap_err();
         assert!(bm25f.contains("need --bm25-fields sum"), "{bm25f}");
+    }
+}
+
+/// A count that must be at least 1, for clap: 0 would do nothing and be read without a word.
+pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -94,8 +94,8 @@ pub(crate) struct TrainRerankerArgs {
     #[arg(long, value_enum, default_value_t = hyrank_indexer::train::ValidationSplit::Queries,
           conflicts_with = "interactions")]
     pub(crate) validation_split: hyrank_indexer::train::ValidationSplit,
-    /// Train on at most this many queries (a CPU-sized run).
-    #[arg(long)]
+    /// Train on at most this many queries (a CPU-sized run; at least 1).
+    #[arg(long, value_parser = super::index::at_least_one)]
     pub(crate) max_train_queries: Option<usize>,
     /// Candidates reranked in validation and, by default, in search.
     #[arg(long, default_value_t = defaults::DEPTH)]

@@ -308,11 +308,27 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         .map(|(query, doc)| format!("{query}/{doc}"))
         .collect();
     if !missing.is_empty() {
+        let judged = qrels.values().flat_map(|judged| judged.values()).filter(|&&grade| grade > 0).count();
         tracing::warn!(
             count = missing.len(),
+            judged,
             examples = ?&missing[..missing.len().min(5)],
-            "judged relevant documents the generation does not hold: they count as relevant and never retrieved"
+            "judged relevant documents the generation does not hold: they count as relevant and never retrieved{}",
+            if missing.len() * 2 > judged { " (most of them: is the index built from this data's corpus?)" } else { "" }
         );
+    }
+    // Each retriever's list must fill the run's depth, so a configuration asking for fewer
+    // candidates runs with the depth's: said here, since its name says otherwise.
+    for config in &settings.configs {
+        let asked = config.candidates.unwrap_or(settings.candidates);
+        if asked < settings.depth {
+            tracing::warn!(
+                config = %config.name,
+                candidates = asked,
+                depth = settings.depth,
+                "fewer candidates than the run's depth: each retriever returns the depth's instead"
+            );
+        }
     }
     let without_relevant = qrels.values().filter(|judged| judged.values().all(|&g| g < 1)).count();
     let negative_grades = qrels.values().flat_map(|judged| judged.values()).filter(|&&g| g < 0).count();

@@ -416,7 +416,12 @@ pub fn train(settings: &TrainSettings) -> Result<TrainSummary> {
             epoch_loss: epochs.loss,
             epoch_validation: epochs.validation,
             initial_validation: epochs.initial_validation,
-            device: format!("{:?}", model.device()),
+            // As the --device flag writes it (`cpu`, `cuda:0`), not candle's Debug (`Cpu`).
+            device: match model.device().location() {
+                candle_core::DeviceLocation::Cpu => "cpu".to_string(),
+                candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+                other => format!("{other:?}").to_lowercase(),
+            },
             seconds: start.elapsed().as_secs_f64(),
             seed: settings.seed,
             teacher,
