@@ -216,18 +216,27 @@ impl ShardVectors {
             read(&mut json)?;
             let header: ShardHeader = serde_json::from_slice(&json).map_err(|e| bad(path, format!("header: {e}")))?;
             let now = (embedder.identity(), embedder.precision(), embedder.max_tokens());
-            if (&header.model, header.precision, header.max_tokens) != now
-                || (header.shard, header.shards) != (*shard, shards)
-            {
+            // The split first: a shard of another split (a file renamed) would otherwise be
+            // refused with the model's description on both sides, naming no difference.
+            if (header.shard, header.shards) != (*shard, shards) {
                 return Err(bad(
                     path,
                     format!(
-                        "was embedded with model {} (sha256 {}) at {} and {} tokens, shard {}; this build embeds with {} (sha256 {}) at {} and {} tokens",
+                        "holds shard {} of {} by its header, not shard {shard} of {shards} as its name says; \
+                         was it renamed from another split?",
+                        header.shard, header.shards
+                    ),
+                ));
+            }
+            if (&header.model, header.precision, header.max_tokens) != now {
+                return Err(bad(
+                    path,
+                    format!(
+                        "was embedded with model {} (sha256 {}) at {} and {} tokens; this build embeds with {} (sha256 {}) at {} and {} tokens",
                         header.model.name,
                         header.model.sha256,
                         header.precision,
                         header.max_tokens,
-                        header.shard,
                         now.0.name,
                         now.0.sha256,
                         now.1,

@@ -585,6 +585,12 @@ fn sharded_embeddings_assemble_to_the_single_process_vectors() {
     embed_shard(&int8, &items, 1, 3, &shards, |_| {}).unwrap();
     let err = build("mismatch", Some(&shards), &catalog).unwrap_err().to_string();
     assert!(err.contains("shard-1-of-3.bin") && err.contains("at int8"), "{err}");
+    // A shard of another split renamed into this one is named as such, not as a model
+    // difference whose two sides read the same.
+    embed_shard(&embedder, &items, 1, 3, &shards, |_| {}).unwrap();
+    std::fs::copy(shards.join(file_name(1, 3)), shards.join(file_name(2, 3))).unwrap();
+    let err = build("renamed", Some(&shards), &catalog).unwrap_err().to_string();
+    assert!(err.contains("holds shard 1 of 3 by its header, not shard 2 of 3"), "{err}");
 }
 
 /// A catalog team's brand and tags searched beside the title and the text

@@ -249,6 +249,11 @@ fn check_reusable(index_dir: &Path, train_path: &Path, train_rows: usize, identi
 /// Builds the train generation and scores every mode; writes `train.csv` and `test.csv` (the
 /// split, for peers to train and score on exactly the same data), `report.json` and `report.md`.
 pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
+    // What every request of the run would refuse, refused before the train generation is built.
+    if settings.k == 0 {
+        return Err(IndexError::Settings { setting: "k".into(), reason: "must be at least 1".into() });
+    }
+    settings.weights.check()?;
     let catalog = read_catalog(&settings.catalog, &settings.catalog_format)?;
     let index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
