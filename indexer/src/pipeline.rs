@@ -446,13 +446,19 @@ fn build_into(
             for (i, vector) in missing.iter().zip(embedded) {
                 vectors[*i] = Some(vector);
             }
-            if shards.shards > 0 {
-                tracing::info!(
+            if shards.shards > 0 && !missing.is_empty() {
+                // --embeddings was asked to spare this build the model: items it still had to
+                // embed (shards of another catalog, or texts changed since) are worth a warning.
+                tracing::warn!(
                     shards = shards.shards,
                     from_shards,
                     embedded_here = missing.len(),
-                    "item vectors from shards; items no shard held with their current text were embedded here"
+                    "{} of {} items were not in the shards with their current text and were embedded here",
+                    missing.len(),
+                    items.len()
                 );
+            } else if shards.shards > 0 {
+                tracing::info!(shards = shards.shards, from_shards, "every item's vector came from the shards");
             } else {
                 tracing::info!(
                     reused = from_shards,
