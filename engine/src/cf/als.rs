@@ -177,8 +177,15 @@ pub fn train(user_items: &Csr, settings: &AlsSettings, mut progress: impl FnMut(
     if settings.factors == 0 {
         return Err(Error::invalid("factors", "must be at least 1"));
     }
-    if !(settings.regularization >= 0.0) || !(settings.alpha > 0.0) {
-        return Err(Error::invalid("regularization/alpha", "regularization must be ≥ 0 and alpha > 0"));
+    // Each named with the value given (NaN fails both comparisons).
+    if !(settings.regularization >= 0.0 && settings.regularization.is_finite()) {
+        return Err(Error::invalid(
+            "regularization",
+            format!("must be a finite number ≥ 0, got {}", settings.regularization),
+        ));
+    }
+    if !(settings.alpha > 0.0 && settings.alpha.is_finite()) {
+        return Err(Error::invalid("alpha", format!("must be a finite number > 0, got {}", settings.alpha)));
     }
     let mut rng = StdRng::seed_from_u64(settings.seed);
     let mut user_factors = random_factors(user_items.rows(), settings.factors, &mut rng);
@@ -410,6 +417,26 @@ mod tests {
             train(&matrix, &AlsSettings { factors: 2, iterations: 2, ..AlsSettings::default() }, |_| {}).unwrap();
         assert!(model.item_factors.row(2).iter().all(|&v| v == 0.0));
         assert!(model.item_factors.row(0).iter().any(|&v| v != 0.0));
+    }
+
+    /// A setting out of range is refused naming it and the value given.
+    #[test]
+    fn bad_settings_are_named() {
+        let refused = |settings: AlsSettings| match train(&tiny(), &settings, |_| {}) {
+            Err(Error::InvalidArgument { field, reason }) => format!("{field}: {reason}"),
+            other => panic!("{settings:?} accepted: {:?}", other.map(|_| ())),
+        };
+        let base = AlsSettings::default();
+        assert_eq!(
+            refused(AlsSettings { alpha: f32::NAN, ..base.clone() }),
+            "alpha: must be a finite number > 0, got NaN"
+        );
+        assert_eq!(refused(AlsSettings { alpha: 0.0, ..base.clone() }), "alpha: must be a finite number > 0, got 0");
+        assert_eq!(
+            refused(AlsSettings { regularization: -1.0, ..base.clone() }),
+            "regularization: must be a finite number ≥ 0, got -1"
+        );
+        assert_eq!(refused(AlsSettings { factors: 0, ..base }), "factors: must be at least 1");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub(crate) struct CheckModelArgs {
     pub(crate) golden: PathBuf,
     /// Lowest acceptable cosine to the reference, above 0 and at most 1 [default: 0.999 at
     /// f32, 0.99 at a reduced precision].
-    #[arg(long, value_parser = cosine_bound)]
+    #[arg(long, allow_negative_numbers = true, value_parser = cosine_bound)]
     pub(crate) min_cosine: Option<f32>,
     /// Also time embedding this catalog (JSONL, title + text), reporting items per second.
     #[arg(long)]

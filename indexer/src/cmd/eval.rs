@@ -32,13 +32,13 @@ pub(crate) struct EvalRecommendArgs {
     #[arg(long, value_enum, default_value_t = SplitKind::Random)]
     pub(crate) split: SplitKind,
     /// Fraction of each user's positives held out (random split).
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.2)]
     pub(crate) test_fraction: f64,
     /// Seed of the random split.
     #[arg(long, default_value_t = 42)]
     pub(crate) split_seed: u64,
     /// Positive rule: an interaction is a positive when its weight is at least this.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
     pub(crate) min_weight: f32,
     /// Recommendations per user.
     #[arg(long, default_value_t = 20)]
@@ -47,11 +47,11 @@ pub(crate) struct EvalRecommendArgs {
     #[arg(long, default_value_t = 200)]
     pub(crate) candidates: usize,
     /// Hybrid mode: weight of the CF list in fusion.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
     pub(crate) cf_weight: f64,
     /// Hybrid mode: weight of the content list in fusion [default: the API's: the weight
     /// `--cf-model auto` validated, else 0.3 under ALS, 0.1 under EASE].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) content_weight: Option<f64>,
     /// Hybrid mode: `share` gives CF's weight to content for items without interactions,
     /// `ignore` fuses them plainly (the API's default for recommendations).

@@ -147,14 +147,14 @@ pub(crate) struct IndexArgs {
     #[arg(long)]
     pub(crate) stop_words: bool,
     /// BM25's k1 (term-frequency saturation, ≥ 0); requests may override it.
-    #[arg(long, default_value_t = Bm25Params::default().k1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = Bm25Params::default().k1)]
     pub(crate) bm25_k1: f32,
     /// BM25's b (length normalisation, 0 to 1) of the text, and of the title unless
     /// `--bm25-title-b` is given; requests may override it.
-    #[arg(long, default_value_t = Bm25Params::default().b)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = Bm25Params::default().b)]
     pub(crate) bm25_b: f32,
     /// BM25's b of the title alone (BM25F's per-field b), 0 to 1; requests may override it.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub(crate) bm25_title_b: Option<f32>,
     /// Item vectors embedded in shards (`hyrank embed --shard i/n --out DIR`): read instead of
     /// embedding; a missing shard or one embedded with another model is refused, and items no
@@ -177,7 +177,7 @@ pub(crate) struct IndexArgs {
     #[arg(long, value_enum, default_value_t = FieldsArg::from(Bm25Params::default().fields))]
     pub(crate) bm25_fields: FieldsArg,
     /// BM25: multiplier on title matches.
-    #[arg(long, default_value_t = LexicalSettings::default().title_boost)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = LexicalSettings::default().title_boost)]
     pub(crate) title_boost: f32,
     /// BM25: index words as written (lower-cased) instead of the language's stems.
     #[arg(long)]
@@ -231,24 +231,24 @@ pub(crate) struct CfArgs {
     #[arg(long, value_enum, default_value_t = CfModelChoice::default())]
     pub(crate) cf_model: CfModelChoice,
     /// EASE's λ (`auto` also tries 0.25–5 times it).
-    #[arg(long, default_value_t = EaseSettings::default().lambda)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = EaseSettings::default().lambda)]
     pub(crate) ease_lambda: f32,
     /// EASE weights kept per item (the largest by magnitude); 0 keeps all items² of them.
     #[arg(long, default_value_t = EaseSettings::default().neighbours)]
     pub(crate) ease_neighbours: usize,
     /// EDLAE's dropout for EASE (0: EASE exactly; `auto` also tries 0.25 and 0.5).
-    #[arg(long, default_value_t = EaseSettings::default().dropout)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = EaseSettings::default().dropout)]
     pub(crate) ease_dropout: f32,
     /// EASE's session time scale τ in seconds: two items a user took up |Δt| apart count
     /// `(1 − w) + w·exp(−|Δt|/τ)` in the Gram matrix instead of 1; 0 turns it off.
-    #[arg(long, default_value_t = EaseSettings::default().session_seconds)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = EaseSettings::default().session_seconds)]
     pub(crate) ease_session_seconds: f32,
     /// EASE's session weight w, in [0, 1] (`auto` also tries 0).
-    #[arg(long, default_value_t = EaseSettings::default().session_weight)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = EaseSettings::default().session_weight)]
     pub(crate) ease_session_weight: f32,
     /// EASE's recency half-life in history positions: the r-th most recent history item
     /// counts 2^(−r/half-life); 0 counts all alike (`auto` also tries 2, 4, 8 and 16).
-    #[arg(long, default_value_t = EaseSettings::default().recency_half_life)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = EaseSettings::default().recency_half_life)]
     pub(crate) ease_recency_half_life: f32,
     /// How `--cf-model auto` holds out validation items: `time` (each user's latest
     /// positive), `random` (a fifth of each user's positives), or `auto`: time when every
@@ -299,10 +299,10 @@ pub(crate) struct AlsArgs {
     #[arg(long, default_value_t = AlsSettings::default().factors)]
     pub(crate) factors: usize,
     /// ALS L2 regularisation.
-    #[arg(long, default_value_t = AlsSettings::default().regularization)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = AlsSettings::default().regularization)]
     pub(crate) regularization: f32,
     /// ALS confidence scale (confidence = alpha × weight).
-    #[arg(long, default_value_t = AlsSettings::default().alpha)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = AlsSettings::default().alpha)]
     pub(crate) alpha: f32,
     /// ALS iterations (at least 1: none leaves the factors at their random start).
     #[arg(long, default_value_t = AlsSettings::default().iterations, value_parser = at_least_one)]

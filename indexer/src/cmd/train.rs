@@ -55,19 +55,19 @@ pub(crate) struct TrainRerankerArgs {
     #[arg(long, default_value_t = defaults::PATIENCE)]
     pub(crate) patience: usize,
     /// Learning rate of the trained transformer layers.
-    #[arg(long, default_value_t = defaults::LEARNING_RATE)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = defaults::LEARNING_RATE)]
     pub(crate) learning_rate: f64,
     /// Learning rate of the new head (its weights start at 20 per dimension, so it moves in
     /// larger steps than the layers).
-    #[arg(long, default_value_t = defaults::HEAD_LEARNING_RATE)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = defaults::HEAD_LEARNING_RATE)]
     pub(crate) head_learning_rate: f64,
     /// Distil from the generation's trained search reranker: the weight α of the teacher's
     /// listwise KL against the labels' loss, `(1 − α)·label + α·T²·KL` (0: labels only). Train
     /// a smaller student this way (fewer item tokens, a shorter pair) from a larger reranker.
-    #[arg(long, default_value_t = defaults::DISTIL_WEIGHT)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = defaults::DISTIL_WEIGHT)]
     pub(crate) distil_weight: f64,
     /// Distillation temperature T.
-    #[arg(long, default_value_t = defaults::DISTIL_TEMPERATURE)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = defaults::DISTIL_TEMPERATURE)]
     pub(crate) distil_temperature: f64,
     /// Groups (a positive and its negatives) per optimiser step.
     #[arg(long, default_value_t = defaults::GROUPS_PER_STEP)]
@@ -85,7 +85,7 @@ pub(crate) struct TrainRerankerArgs {
     #[arg(long, default_value_t = defaults::MINE_DEPTH)]
     pub(crate) mine_depth: usize,
     /// Fraction of queries (of users, with --interactions) held out for validation.
-    #[arg(long, default_value_t = defaults::VALIDATION_FRACTION)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = defaults::VALIDATION_FRACTION)]
     pub(crate) validation_fraction: f64,
     /// What stays on one side of the validation split: `queries` (the default) splits query by
     /// query, right when traffic repeats the judged items; `items` keeps queries that share a
