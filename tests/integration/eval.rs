@@ -214,5 +214,7 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
     evaluate(&random).unwrap();
     let reseeded = RecommendEvalSettings { seed: 8, reuse_index: true, ..random };
     let error = evaluate(&reseeded).unwrap_err().to_string();
-    assert!(error.contains("another split") || error.contains("rows), not from this split"), "{error}");
+    // The random split holds out a fifth of each user's positives whatever the seed, so the
+    // row counts agree and only the file's content tells the splits apart.
+    assert!(error.contains("another split"), "{error}");
 }

@@ -1,0 +1,84 @@
+//! What a search, a recommendation or a similar-items request gets back: the hits, best
+//! first, each with its score's breakdown and, when asked, its explanation trees; the time
+//! each stage took; and, for the trainers, the fused candidates with their features.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::combination::Features;
+use crate::explain::{Explanation, RetrieverKind, ScoreBreakdown};
+use crate::item::FieldValue;
+
+/// One result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Hit {
+    /// Item id.
+    pub id: String,
+    /// Item title.
+    pub title: String,
+    /// Item fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Final score (equals `breakdown.final_score`).
+    pub score: f64,
+    /// How the score was composed.
+    pub breakdown: ScoreBreakdown,
+    /// Detail trees, when `explain` was asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub explanations: Vec<Explanation>,
+}
+
+impl Hit {
+    /// Adds `tree`, what `retriever` (`name` in the trees) holds about this hit, to its
+    /// explanations, saying so at its root when the retriever did not list the hit among its
+    /// `candidates` ([`crate::explain::Explanation::for_hit`]).
+    pub(crate) fn explain(&mut self, tree: Explanation, retriever: RetrieverKind, name: &str, candidates: usize) {
+        let tree = Explanation::for_hit(tree, retriever, name, &self.breakdown, candidates);
+        self.explanations.push(tree);
+    }
+}
+
+/// Milliseconds per stage of one request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Timings {
+    /// Query encoding.
+    pub embed_ms: f64,
+    /// Per retriever. A hybrid search may run BM25 while the query is encoded, so the two
+    /// can overlap: their sum can exceed `total_ms`.
+    pub retrieve_ms: BTreeMap<String, f64>,
+    /// Fusion.
+    pub fusion_ms: f64,
+    /// Rerank.
+    pub rerank_ms: f64,
+    /// Whole request inside the engine.
+    pub total_ms: f64,
+}
+
+/// Hits and how they were found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Results {
+    /// Best first.
+    pub hits: Vec<Hit>,
+    /// The generation that answered.
+    pub generation: String,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// A fused candidate with the features the learned combination reads (the rerank logit not yet
+/// filled in): what the reranker trainer mines negatives from and fits the combination on.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Item id.
+    pub id: String,
+    /// Title and text, as the reranker reads them.
+    pub content: String,
+    /// The fused score.
+    pub fused_score: f64,
+    /// Normalised retriever scores.
+    pub features: Features,
+}
