@@ -12,6 +12,7 @@ mod live_fold;
 pub mod pipeline;
 pub mod progress;
 pub mod shards;
+mod summary;
 pub mod train;
 
 pub use error::{IndexError, Reject};

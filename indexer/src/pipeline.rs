@@ -22,6 +22,8 @@ use crate::cf_choice::{self, CfChoiceSettings};
 use crate::error::{IndexError, Reject, Result};
 use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
 use crate::progress::Progress;
+pub use crate::summary::Summary;
+use crate::summary::{peak_memory, sizes};
 
 /// What to do with bad input rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -99,23 +101,6 @@ impl IndexSettings {
 /// Generations a build keeps by default: the new one and two before it, to roll back to.
 pub const DEFAULT_KEEP: usize = 3;
 
-/// What a run produced.
-#[derive(Debug)]
-pub struct Summary {
-    /// The published generation's folder.
-    pub dir: PathBuf,
-    /// Its manifest.
-    pub manifest: Manifest,
-    /// Where rejected rows were written, if any were.
-    pub rejects_file: Option<PathBuf>,
-    /// Bytes on disk per part of the generation.
-    pub sizes: Vec<(String, u64)>,
-    /// Peak resident memory of the process, when the OS reports it.
-    pub peak_memory_bytes: Option<u64>,
-    /// Older generations removed after publishing (`IndexSettings::keep`).
-    pub removed_generations: Vec<PathBuf>,
-}
-
 struct Stages {
     timings: Vec<StageTiming>,
     started: Instant,
@@ -134,6 +119,33 @@ impl Stages {
     }
 }
 
+/// Warns of settings this catalog makes moot, which the command line could not know: a
+/// declared type for a field no item has (a misspelt name, most likely), and graph settings
+/// for a catalog small enough that dense search scans it exactly.
+fn moot_settings(settings: &IndexSettings, catalog: &crate::input::Catalog) -> Vec<String> {
+    let mut moot = Vec::new();
+    for field in settings.catalog_format.field_types.keys().filter(|f| !catalog.field_types.contains_key(*f)) {
+        let known: Vec<&str> = catalog.field_types.keys().map(String::as_str).collect();
+        moot.push(format!("--field-type {field}: no item has this field (the catalog's fields are {known:?})"));
+    }
+    let exact = hyrank_engine::dense::EXACT_COSINE_MAX_ITEMS;
+    if catalog.items.len() <= exact && settings.hnsw != HnswSettings::default() {
+        moot.push(format!(
+            "HNSW settings: dense search scans a catalog of at most {exact} items exactly ({} here), so the graph's \
+             settings do not change its results (a build of more items uses them)",
+            catalog.items.len()
+        ));
+    }
+    moot
+}
+
+/// Logs `moot` settings as warnings, each with what makes it moot.
+fn warn_moot(moot: &[String]) {
+    for setting in moot {
+        tracing::warn!("{setting}; it has no effect");
+    }
+}
+
 /// Runs the whole pipeline and publishes a generation.
 pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let mut stages = Stages::new();
@@ -149,6 +161,8 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     if catalog.items.is_empty() && catalog.rejects.is_empty() {
         return Err(IndexError::Input { path: settings.catalog.clone(), reason: "the catalog holds no items".into() });
     }
+    let mut moot = moot_settings(settings, &catalog);
+    warn_moot(&moot);
     stages.done("read catalog");
     // The live log's item writes first (items put through the API added to the catalog or
     // replacing their rows), so that interaction rows may name items created live.
@@ -217,6 +231,12 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         rejects.extend(refused);
         fold
     });
+    if interactions.is_none() && settings.cf != CfChoiceSettings::default() {
+        let setting = "CF settings: there are no interactions (no interactions file, no live events), so no CF model \
+                       is fit";
+        warn_moot(&[setting.to_string()]);
+        moot.push(setting.to_string());
+    }
     if let Some(i) = &interactions {
         let path = settings.interactions.clone().unwrap_or_default();
         if i.rows.is_empty() && i.rejects.is_empty() {
@@ -324,6 +344,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         manifest,
         rejects_file,
         removed_generations,
+        moot_settings: moot,
     })
 }
 
@@ -537,131 +558,4 @@ fn build_into(
         Some(files::REJECTS)
     };
     Ok((counts, rejects_file, chosen))
-}
-
-fn dir_size(path: &Path) -> u64 {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            std::fs::read_dir(path).map(|entries| entries.flatten().map(|e| dir_size(&e.path())).sum()).unwrap_or(0)
-        }
-        Ok(m) => m.len(),
-        Err(_) => 0,
-    }
-}
-
-/// Bytes per part: the lexical and store folders, and the vector files grouped by prefix.
-fn sizes(dir: &Path) -> Vec<(String, u64)> {
-    let mut by_part: std::collections::BTreeMap<String, u64> = Default::default();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let part = name.split('.').next().unwrap_or(&name).to_string();
-        *by_part.entry(part).or_default() += dir_size(&entry.path());
-    }
-    by_part.into_iter().collect()
-}
-
-/// Peak resident set size (Linux `VmHWM`).
-fn peak_memory() -> Option<u64> {
-    proc_bytes("/proc/self/status", "VmHWM:")
-}
-
-/// A `key:  N kB` line of a Linux `/proc` file, in bytes; `None` where there is none.
-pub(crate) fn proc_bytes(path: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let line = text.lines().find(|l| l.starts_with(key))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-impl Summary {
-    /// A human-readable report.
-    pub fn render(&self) -> String {
-        let m = &self.manifest;
-        let mut out = format!("published generation {} at {}\n", m.generation, self.dir.display());
-        let c = &m.counts;
-        out += &format!(
-            "  items {}  users {}  interactions {} (from {} rows)\n  rejected: {} catalog rows, {} interaction rows\n",
-            c.items, c.users, c.interactions, c.interaction_rows, c.rejected_items, c.rejected_interactions
-        );
-        if c.long_tokens_split > 0 {
-            out += &format!(
-                "  {} tokens longer than {} characters were indexed as pieces (BM25)\n",
-                c.long_tokens_split,
-                hyrank_engine::analysis::MAX_TOKEN_CHARS
-            );
-        }
-        if let Some(path) = &self.rejects_file {
-            out += &format!("  rejects written to {}\n", path.display());
-        }
-        if !self.removed_generations.is_empty() {
-            let names: Vec<String> = self
-                .removed_generations
-                .iter()
-                .map(|d| d.file_name().unwrap_or_default().to_string_lossy().to_string())
-                .collect();
-            out += &format!("  removed older generations (--keep): {}\n", names.join(", "));
-        }
-        if let Some(live) = &m.live {
-            // Every kind of live write the fold counted, so none is left out of the summary.
-            out += &format!(
-                "  live writes folded in (through record {}): {} events taken in, {} refused (item not in \
-                 the catalog); items put live: {} created, {} replacing their catalog row; {} deleted live \
-                 stay hidden; {} with fields updated live; superseded by a changed catalog row: {} puts, \
-                 {} deletes, {} field updates\n",
-                live.folded_through,
-                live.events,
-                live.rejected,
-                live.created,
-                live.replaced,
-                live.deleted.len(),
-                live.updated.len(),
-                live.superseded_puts,
-                live.superseded_deletes,
-                live.superseded_updates
-            );
-        }
-        if let Some(selection) = &m.cf_selection {
-            out += &format!("  cf model: {}\n", selection.reason);
-            for c in &selection.candidates {
-                out += &match (c.ndcg_10, c.recall_20, &c.skipped) {
-                    (Some(ndcg), Some(recall), _) => format!(
-                        "    {:<58} nDCG@10 {ndcg:.4}  Recall@20 {recall:.4}  fit {:.1} s\n",
-                        c.model.to_string(),
-                        c.fit_seconds
-                    ),
-                    (_, _, skipped) => {
-                        format!("    {:<58} not fitted: {}\n", c.model.to_string(), skipped.as_deref().unwrap_or(""))
-                    }
-                };
-            }
-            if let Some(weight) = selection.content_weight {
-                out += &format!(
-                    "  content weight of hybrid recommendations: {weight} (validated on the same split: the \
-                     default unless another weight's nDCG@10 gain over it has its 90% interval above 0)\n"
-                );
-                for c in &selection.content_weights {
-                    out += &format!(
-                        "    content {:<50} nDCG@10 {:.4}  Recall@20 {:.4}  gain 5th pct {:+.4}\n",
-                        c.weight, c.ndcg_10, c.recall_20, c.ndcg_10_gain_low
-                    );
-                }
-            }
-        }
-        out += "  time per stage:\n";
-        for s in &m.stages {
-            out += &format!("    {:<20} {:>9.2} s\n", s.stage, s.seconds);
-        }
-        let total: f64 = m.stages.iter().map(|s| s.seconds).sum();
-        out += &format!("    {:<20} {:>9.2} s\n", "total", total);
-        out += "  size on disk:\n";
-        for (part, bytes) in &self.sizes {
-            out += &format!("    {:<20} {:>9.2} MiB\n", part, *bytes as f64 / 1048576.0);
-        }
-        let total: u64 = self.sizes.iter().map(|s| s.1).sum();
-        out += &format!("    {:<20} {:>9.2} MiB\n", "total", total as f64 / 1048576.0);
-        if let Some(peak) = self.peak_memory_bytes {
-            out += &format!("  peak memory {:.0} MiB\n", peak as f64 / 1048576.0);
-        }
-        out
-    }
 }

@@ -633,3 +633,36 @@ fn catalog_fields_are_searched_and_a_number_field_is_refused() {
     });
     assert!(tagged_only, "some hits are found by their tag alone");
 }
+
+/// Settings the data makes moot, which the command line cannot know, are named in the summary
+/// (and logged): a type declared for a field no item has, graph settings for a catalog scanned
+/// exactly, CF settings with no interactions. The same build with settings that apply names none.
+#[test]
+fn settings_the_data_makes_moot_are_named() {
+    use hyrank_indexer::cf_choice::CfModelChoice;
+    use hyrank_indexer::input::FieldType;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.jsonl");
+    let rows = [
+        serde_json::json!({"id": "mug", "title": "Enamel coffee mug", "fields": {"price": 12}}),
+        serde_json::json!({"id": "stove", "title": "Trail stove", "fields": {"price": 40}}),
+    ];
+    std::fs::write(&catalog, rows.map(|r| r.to_string()).join("\n")).unwrap();
+    let plain =
+        IndexSettings { progress: false, ..IndexSettings::new(catalog, dir.path().join("a"), embedder_settings()) };
+    let mut moot = plain.clone();
+    moot.index_dir = dir.path().join("b");
+    moot.catalog_format.field_types.insert("prise".into(), FieldType::Number);
+    moot.hnsw.max_connections = 32;
+    moot.cf.requested = CfModelChoice::Als;
+    let said = hyrank_indexer::build(&moot).unwrap();
+    let named = said.moot_settings.join("\n");
+    assert_eq!(said.moot_settings.len(), 3, "{named}");
+    assert!(named.contains("--field-type prise: no item has this field (the catalog's fields are [\"price\"])"));
+    assert!(named.contains("HNSW settings: dense search scans a catalog of at most 10000 items exactly (2 here)"));
+    assert!(named.contains("CF settings: there are no interactions"));
+    assert!(said.render().contains("no effect: --field-type prise"), "{}", said.render());
+    let mut applies = plain;
+    applies.catalog_format.field_types.insert("price".into(), FieldType::Number);
+    assert_eq!(hyrank_indexer::build(&applies).unwrap().moot_settings, Vec::<String>::new());
+}

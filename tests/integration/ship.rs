@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hyrank_engine::generation::remote::Remote;
+use hyrank_engine::generation::remote::{Remote, Retained};
 use hyrank_engine::request::SearchRequest;
 use hyrank_engine::{Engine, Error};
 use hyrank_indexer::IndexSettings;
@@ -312,8 +312,8 @@ fn a_published_generation_is_served_by_two_replicas_and_swapped_on_both(s3: &dyn
     // Retention: the newest two stay; so does CURRENT's whatever its age.
     build(&publisher);
     remote.publish(&publisher.join("generations/000003")).unwrap();
-    assert_eq!(remote.retain(2, Duration::ZERO).unwrap(), ["000001"]);
-    assert!(remote.retain(2, Duration::ZERO).unwrap().is_empty());
+    assert_eq!(remote.retain(2, Duration::ZERO).unwrap().removed, ["000001"]);
+    assert_eq!(remote.retain(2, Duration::ZERO).unwrap(), Retained::default());
 }
 
 fn racing_publishers_one_wins_and_a_taken_name_is_refused(s3: &dyn Storage, bucket: &str) {
@@ -423,8 +423,9 @@ fn a_broken_upload_leaves_current_and_a_corrupt_download_is_refused(s3: &dyn Sto
     // not while they are recent (a claim could be an upload in progress).
     let third = build(&publisher);
     remote.publish(&third).unwrap();
-    assert!(remote.retain(1, Duration::from_secs(600)).unwrap().is_empty());
-    assert_eq!(remote.retain(1, Duration::ZERO).unwrap(), ["000001", "000002"]);
+    let recent = remote.retain(1, Duration::from_secs(600)).unwrap();
+    assert_eq!((recent.removed.len(), recent.recent), (0, vec!["000001".to_string(), "000002".to_string()]));
+    assert_eq!(remote.retain(1, Duration::ZERO).unwrap().removed, ["000001", "000002"]);
     assert_eq!(remote.pull(&replica).unwrap().unwrap(), replica.join("generations/000003"));
 
     // A manifest of a format version this build cannot read is refused before any download.
@@ -544,7 +545,7 @@ fn a_killed_publishers_unfinished_upload_goes_with_retention(s3: &dyn Storage, b
     assert_eq!(s3.unfinished_uploads(bucket), 1, "the killed publisher left its upload");
 
     remote.publish(&build(&publisher)).unwrap();
-    assert_eq!(remote.retain(1, Duration::ZERO).unwrap(), ["000001", "000002"]);
+    assert_eq!(remote.retain(1, Duration::ZERO).unwrap().removed, ["000001", "000002"]);
     assert_eq!(s3.unfinished_uploads(bucket), 0, "retention aborted the upload");
     assert_eq!(s3.keys(bucket, "k/generations/000002/"), Vec::<String>::new());
     assert_eq!(remote.current().unwrap().as_deref(), Some("000003"));

@@ -79,7 +79,7 @@ impl CfValidation {
 const RECENCY_HALF_LIVES: [f32; 4] = [2.0, 4.0, 8.0, 16.0];
 
 /// Settings of the choice.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CfChoiceSettings {
     /// What was asked.
     pub requested: CfModelChoice,
@@ -129,7 +129,7 @@ pub struct Choice {
 
 /// Memory available to this process now (Linux `MemAvailable`), if known.
 fn available_memory() -> Option<u64> {
-    crate::pipeline::proc_bytes("/proc/meminfo", "MemAvailable:")
+    crate::summary::proc_bytes("/proc/meminfo", "MemAvailable:")
 }
 
 fn gib(bytes: u64) -> String {

@@ -63,7 +63,7 @@ pub(crate) struct EvalRecommendArgs {
     pub(crate) fusion: hyrank_engine::fusion::Fusion,
     /// Folder for the train file, the train generation, the reports and each mode's per-user
     /// scores (`<split>/<mode>.per-user.tsv`: nDCG@10, Recall@k, ms).
-    #[arg(long)]
+    #[arg(long, value_parser = folder)]
     pub(crate) out: PathBuf,
     /// Score the generation already under --out (built by an earlier run of this split, perhaps
     /// with a reranker trained on it since) instead of rebuilding it; adds the `hybrid+rerank`
@@ -121,12 +121,12 @@ pub(crate) struct EvalSearchArgs {
     #[arg(long, default_value = "test")]
     pub(crate) split: String,
     /// Index to evaluate; when it holds no generation, the corpus is indexed into it first.
-    #[arg(long)]
+    #[arg(long, value_parser = folder)]
     pub(crate) index_dir: PathBuf,
     /// Folder for report.json, report.md, run files and per-query scores. This run's files are
     /// replaced; another configuration's run files already there are kept and named in the
     /// report as an earlier run's.
-    #[arg(long)]
+    #[arg(long, value_parser = folder)]
     pub(crate) out: PathBuf,
     /// Comma-separated configurations: default, bm25, dense, hybrid-rrf, hybrid-linear (min-max),
     /// hybrid-linear-floor, hybrid-dbsf, hybrid-rrf-rerank; each may take overrides after '+': bm25=W, dense=W (fusion weights),

@@ -112,7 +112,7 @@ pub(crate) struct IndexArgs {
     #[command(flatten)]
     pub(crate) interaction_columns: InteractionColumns,
     /// Index root: generations are written under it and `CURRENT` points at the newest.
-    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
+    #[arg(long, value_parser = folder, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
     /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl.
     #[arg(long, value_enum, default_value_t = OnError::Fail)]

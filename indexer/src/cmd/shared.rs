@@ -7,6 +7,19 @@ use clap::Args;
 use hyrank_engine::{DeviceChoice, EmbedderSettings};
 use hyrank_indexer::{CatalogFormat, CatalogKind, InteractionFormat};
 
+/// A folder flag (`--out`, `--index-dir`), for clap: refused when the path, or a folder above
+/// it, is a file, since every command writes or reads files under it and the system's own
+/// word for that ("File exists", "Not a directory") names neither the flag nor the file.
+pub(crate) fn folder(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    let existing = path.ancestors().filter(|a| !a.as_os_str().is_empty()).find(|a| a.exists());
+    match existing {
+        Some(found) if !found.is_dir() && found == path => Err(format!("{text} is a file, not a folder")),
+        Some(found) if !found.is_dir() => Err(format!("{} is a file, so {text} cannot be a folder", found.display())),
+        _ => Ok(path),
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct CatalogArgs {
     /// Catalog: JSON Lines (one item per line: id or _id, title, text, fields) or CSV.

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::Args;
 use hyrank_engine::generation::{self, remote::Remote};
 
+use super::folder;
+
 /// S3 client settings of `hyrank publish`, `pull` and `index --publish-to`: each flag, else
 /// its `HYRANK_S3_*` variable, else the `AWS_*` variable of the same meaning (which the client
 /// reads itself). None applies to a `file://` store. Deliberately no `Debug`: it holds a
@@ -147,7 +149,7 @@ impl S3Args {
 #[derive(Args)]
 pub(crate) struct PublishArgs {
     /// Index folder whose generation is published.
-    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
+    #[arg(long, value_parser = folder, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
     /// Where to: `s3://bucket/prefix`, or `file:///shared/folder` (a filesystem every replica
     /// mounts). S3's endpoint, region and credentials: the `--s3-*` settings.
@@ -159,7 +161,8 @@ pub(crate) struct PublishArgs {
     #[arg(long)]
     pub(crate) generation: Option<String>,
     /// Generations to keep in the storage after publishing, the new one included; older ones
-    /// are removed, never the one `CURRENT` names. 0 keeps all.
+    /// are removed, never the one `CURRENT` names nor one written in the last 15 minutes (an
+    /// upload in progress: the output names them, and a later publish removes them). 0 keeps all.
     #[arg(long, default_value_t = hyrank_indexer::pipeline::DEFAULT_KEEP)]
     pub(crate) keep: usize,
 }
@@ -172,7 +175,7 @@ pub(crate) struct PullArgs {
     #[command(flatten)]
     pub(crate) s3: S3Args,
     /// Local index folder the generation is brought into (its `CURRENT` is moved to it).
-    #[arg(long, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
+    #[arg(long, value_parser = folder, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
     /// Generations to keep in the local folder after a pull, as `hyrank index --keep` (never
     /// `CURRENT`'s, nor one a process has open). 0 keeps all.
@@ -188,6 +191,10 @@ pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<()> {
     publish_built(&args.s3.open(&args.to)?, &dir, args.keep)
 }
 
+/// Minutes a generation in object storage is left after its last write, whatever `--keep`
+/// says: longer than the longest file's upload (16 GB at 20 MB/s).
+const RECENT_MINUTES: u64 = 15;
+
 /// Publishes the generation folder `dir` to `remote`, then keeps its newest `keep` there.
 pub(crate) fn publish_built(remote: &Remote, dir: &std::path::Path, keep: usize) -> anyhow::Result<()> {
     let published = remote.publish(dir).with_context(|| format!("publishing {} to {}", dir.display(), remote.url()))?;
@@ -201,10 +208,19 @@ pub(crate) fn publish_built(remote: &Remote, dir: &std::path::Path, keep: usize)
     );
     // A generation touched in the last 15 minutes stays: an upload in progress, or another
     // publisher's just made current.
-    match remote.retain(keep, std::time::Duration::from_secs(15 * 60)) {
-        Ok(removed) => {
-            for name in removed {
+    let min_age = std::time::Duration::from_secs(RECENT_MINUTES * 60);
+    match remote.retain(keep, min_age) {
+        Ok(retained) => {
+            for name in &retained.removed {
                 println!("removed old generation {name} from {}", remote.url());
+            }
+            if !retained.recent.is_empty() {
+                println!(
+                    "kept {} beyond --keep {keep} in {}: written in the last {RECENT_MINUTES} minutes (an upload in \
+                     progress, or another publisher's), so a publish after that removes them",
+                    retained.recent.join(", "),
+                    remote.url()
+                );
             }
         }
         // Published: a failure to tidy up is reported, not fatal.
@@ -238,7 +254,7 @@ pub(crate) struct EmbedArgs {
     pub(crate) shard: (u32, u32),
     /// Folder the shard file (`shard-I-of-N.bin`) is written to; `hyrank index --embeddings`
     /// reads every shard there.
-    #[arg(long)]
+    #[arg(long, value_parser = folder)]
     pub(crate) out: PathBuf,
 }
 

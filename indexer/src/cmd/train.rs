@@ -12,7 +12,7 @@ use super::*;
 #[derive(Args)]
 pub(crate) struct TrainRerankerArgs {
     /// Index folder; its current generation supplies the catalog and the negatives.
-    #[arg(long)]
+    #[arg(long, value_parser = folder)]
     pub(crate) index_dir: PathBuf,
     #[command(flatten)]
     pub(crate) model: ModelArgs,

@@ -97,9 +97,22 @@ impl Config {
         let mut config = Config::preset(preset)
             .ok_or_else(|| format!("unknown configuration {preset:?}; choose from {PRESETS:?}"))?;
         config.name = spec.to_string();
+        // A single retriever's list is ranked as it is: no weight or fusion constant changes it,
+        // and BM25's parameters change nothing the dense retriever finds.
+        let moot: &[&str] = match config.mode {
+            Mode::Bm25 => &["bm25", "dense", "k"],
+            Mode::Dense => &["bm25", "dense", "k", "k1", "b", "title_b", "fields"],
+            Mode::Hybrid | Mode::Cf => &[],
+        };
         for part in parts {
             let (key, value) =
                 part.split_once('=').ok_or_else(|| format!("{spec:?}: expected key=value after '+', got {part:?}"))?;
+            if moot.contains(&key) {
+                return Err(format!(
+                    "{spec:?}: {key} would have no effect: {preset} ranks one retriever's list as it is (its name \
+                     would claim a setting the run does not have)"
+                ));
+            }
             let number = || {
                 value
                     .parse()
@@ -502,6 +515,9 @@ mod tests {
         let bm25 = Config::parse("bm25+k1=0.9+b=0.4+title_b=0+fields=sum").unwrap().bm25;
         assert_eq!((bm25.k1, bm25.b, bm25.title_b), (Some(0.9), Some(0.4), Some(0.0)));
         assert_eq!(bm25.fields, Some(FieldCombination::Sum));
+        // What a single retriever's list can be changed by: its depth and a reranker.
+        let dense = Config::parse("dense+candidates=50+rerank=20").unwrap();
+        assert_eq!((dense.candidates, dense.rerank.map(|r| r.depth)), (Some(50), Some(Some(20))));
     }
 
     #[test]
@@ -538,6 +554,10 @@ mod tests {
             ("hybrid-linear+bm25=-1", "non-negative number"),
             ("hybrid-rrf+candidates=0", "positive whole number"),
             ("default+reranker=cross", "reranker must be trained or late"),
+            ("bm25+dense=0.7", "dense would have no effect: bm25 ranks one retriever's list"),
+            ("bm25+k=20", "k would have no effect"),
+            ("dense+k1=0.9", "k1 would have no effect: dense ranks"),
+            ("dense+fields=sum", "fields would have no effect"),
         ] {
             let error = Config::parse(spec).unwrap_err();
             assert!(error.contains(expected), "{spec}: {error}");

@@ -36,6 +36,21 @@ pub struct CatalogFormat {
     pub field_types: BTreeMap<String, FieldType>,
 }
 
+impl CatalogFormat {
+    /// How the catalog at `path` is read: as `kind` says, else CSV for a name ending in `.csv`,
+    /// `.csv.gz` or `.csv.zst` (any case), else JSON Lines.
+    pub fn kind_of(&self, path: &Path) -> CatalogKind {
+        self.kind.unwrap_or_else(|| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().to_ascii_lowercase();
+            if name.ends_with(".csv") || name.ends_with(".csv.gz") || name.ends_with(".csv.zst") {
+                CatalogKind::Csv
+            } else {
+                CatalogKind::Jsonl
+            }
+        })
+    }
+}
+
 impl Default for CatalogFormat {
     fn default() -> Self {
         CatalogFormat {
@@ -103,15 +118,7 @@ impl ItemValidator<'_> {
 
 /// Reads a catalog in JSON Lines or CSV.
 pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
-    let kind = format.kind.unwrap_or_else(|| {
-        // `items.csv`, `items.csv.gz` and `items.csv.zst` are CSV; anything else is JSON Lines.
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_ascii_lowercase();
-        if name.ends_with(".csv") || name.ends_with(".csv.gz") || name.ends_with(".csv.zst") {
-            CatalogKind::Csv
-        } else {
-            CatalogKind::Jsonl
-        }
-    });
+    let kind = format.kind_of(path);
     let mut validator = ItemValidator { file: path, first_line_of: HashMap::new(), catalog: Catalog::default() };
     match kind {
         CatalogKind::Jsonl => read_jsonl(path, &mut validator)?,

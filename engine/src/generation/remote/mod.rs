@@ -120,6 +120,16 @@ pub struct Published {
     pub bytes: u64,
 }
 
+/// What [`Remote::retain`] did with the generations beyond the ones to keep.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Retained {
+    /// Removed, oldest first.
+    pub removed: Vec<String>,
+    /// Left in place because an object of theirs was written within the minimum age (an
+    /// upload in progress, or a publisher's just made current): a later run removes them.
+    pub recent: Vec<String>,
+}
+
 /// S3 client settings given explicitly, as the `(key, value)` pairs [`Remote::open_with`]
 /// takes (`object_store`'s `aws_endpoint`, `aws_region`, `aws_access_key_id`,
 /// `aws_secret_access_key`, `aws_allow_http`), leaving out what is not given: the `AWS_*`

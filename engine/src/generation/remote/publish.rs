@@ -11,8 +11,8 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use super::{
-    check_name, chrono_now_minus, claim_note, local_files, lock_exclusive, remote, Published, Remote, Uploaded, CLAIM,
-    CURRENT_LOCK, MULTIPART_FROM, PART_BYTES, UPLOADS,
+    check_name, chrono_now_minus, claim_note, local_files, lock_exclusive, remote, Published, Remote, Retained,
+    Uploaded, CLAIM, CURRENT_LOCK, MULTIPART_FROM, PART_BYTES, UPLOADS,
 };
 use crate::error::{Error, Result};
 use crate::generation::{read_manifest, FileDigest, CURRENT, GENERATIONS, MANIFEST, SHIPPED_FORMAT_VERSION};
@@ -263,9 +263,10 @@ impl Remote {
     /// # Errors
     /// [`Error::Remote`] for a failed listing, delete or abort; [`Error::Io`] when a folder
     /// store's generation folder cannot be removed.
-    pub fn retain(&self, keep: usize, min_age: std::time::Duration) -> Result<Vec<String>> {
+    pub fn retain(&self, keep: usize, min_age: std::time::Duration) -> Result<Retained> {
+        let mut retained = Retained::default();
         if keep == 0 {
-            return Ok(Vec::new());
+            return Ok(retained);
         }
         let prefix = self.key(GENERATIONS);
         let objects: Vec<object_store::ObjectMeta> = self
@@ -281,9 +282,12 @@ impl Remote {
         }
         let old = by_generation.len().saturating_sub(keep);
         let recent = chrono_now_minus(min_age);
-        let mut removed = Vec::new();
         for (name, mut objects) in by_generation.into_iter().take(old) {
-            if objects.iter().any(|o| o.last_modified > recent) || self.current()?.as_deref() == Some(name.as_str()) {
+            if self.current()?.as_deref() == Some(name.as_str()) {
+                continue;
+            }
+            if objects.iter().any(|o| o.last_modified > recent) {
+                retained.recent.push(name);
                 continue;
             }
             objects.sort_by_key(|o| !o.location.as_ref().ends_with(MANIFEST));
@@ -308,9 +312,9 @@ impl Remote {
                     _ => {}
                 }
             }
-            removed.push(name);
+            retained.removed.push(name);
         }
-        Ok(removed)
+        Ok(retained)
     }
 
     fn delete(&self, location: &Path) -> Result<()> {
