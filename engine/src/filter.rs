@@ -135,9 +135,14 @@ impl Condition {
     pub fn problem_for(&self, field: FieldType) -> Option<String> {
         let no_number = |texts: &[String]| texts.iter().all(|t| number(t).is_none());
         match (self, field) {
-            (Condition::Range(_), FieldType::Text | FieldType::List) => Some(format!(
+            (Condition::Range(_), FieldType::Text) => Some(format!(
                 "a range compares numbers, and this field holds {} (a field of numbers with a few other values \
                  is typed text: declare it with --field-type NAME=number to refuse those rows instead)",
+                field.described()
+            )),
+            (Condition::Range(_), FieldType::List) => Some(format!(
+                "a range compares numbers, and this field holds {} (match a value of the list with a string, or \
+                 any of several with a list of strings)",
                 field.described()
             )),
             (Condition::Text(text), FieldType::Number) if no_number(std::slice::from_ref(text)) => {
@@ -252,7 +257,9 @@ mod tests {
         assert!(Condition::Number(1996.0).matches(Some(&years)));
         assert!(!Condition::Number(1997.0).matches(Some(&years)));
         let range = Condition::Range(Range { gte: Some(1990.0), ..Range::default() });
-        assert!(range.problem_for(FieldType::List).unwrap().contains("holds a list"));
+        let list = range.problem_for(FieldType::List).unwrap();
+        assert!(list.contains("holds a list") && !list.contains("--field-type"), "{list}");
+        assert!(range.problem_for(FieldType::Text).unwrap().contains("--field-type NAME=number"));
         assert!(range.problem_for(FieldType::Text).is_some() && range.problem_for(FieldType::Number).is_none());
         let abc = Condition::Text("abc".into());
         assert!(abc.problem_for(FieldType::Number).unwrap().contains("\"abc\" is not one"));

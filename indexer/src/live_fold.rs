@@ -37,16 +37,27 @@ pub(crate) fn fold_live_events(
         superseded_puts: writes.superseded_puts,
         carried: true,
     };
+    let item_index: HashMap<&str, u32> =
+        items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
+    let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     if !settings.live_events {
         // The interactions file holds them already (that is what the flag says): the
         // generation counts every logged event, so the server must not count them again.
+        // Those earlier generations folded and carry are logged events too. One whose user
+        // and item no row of the file has belies the flag: counted nowhere, it would be lost
+        // without a word, so it is refused and reported as an event whose item is gone is.
+        let missing = not_in_file(logged, &item_index, interactions.as_ref(), &log);
+        if !missing.is_empty() {
+            tracing::warn!(
+                events = missing.len(),
+                "--no-live-events: logged events whose user and item are in no row of the interactions file are not \
+                 counted (rejects.jsonl lists them; build without the flag to fold the log in)"
+            );
+        }
         tracing::info!(through = last, "live events taken as already in the interactions file");
-        return Ok((interactions, Some((fold(0, 0), Vec::new()))));
+        return Ok((interactions, Some((fold(0, missing.len()), missing))));
     }
-    let item_index: HashMap<&str, u32> =
-        items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
     let mut interactions = interactions.unwrap_or_default();
-    let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     let (mut refused, mut taken) = (Vec::new(), 0);
     for logged in logged {
         let Record::Event(event) = &logged.record else { continue };
@@ -80,6 +91,40 @@ pub(crate) fn fold_live_events(
         "folded in the live event log"
     );
     Ok((Some(interactions), Some((fold, refused))))
+}
+
+/// The logged events (carried ones included) whose user and item pair is in no row of
+/// `interactions`, as rejects naming their sequence number in the log `log`.
+fn not_in_file(
+    logged: &[hyrank_engine::live::LoggedRecord],
+    item_index: &HashMap<&str, u32>,
+    interactions: Option<&Interactions>,
+    log: &std::path::Path,
+) -> Vec<Reject> {
+    use hyrank_engine::live::Record;
+    let in_file: std::collections::HashSet<(&str, u32)> =
+        interactions.iter().flat_map(|i| &i.rows).map(|row| (row.user.as_str(), row.item)).collect();
+    logged
+        .iter()
+        .filter_map(|logged| {
+            let Record::Event(event) = &logged.record else { return None };
+            let item = item_index.get(event.item.as_str());
+            if item.is_some_and(|&item| in_file.contains(&(event.user.as_str(), item))) {
+                return None;
+            }
+            Some(Reject {
+                file: log.to_path_buf(),
+                line: logged.seq,
+                field: Some("user/item".into()),
+                id: None,
+                reason: format!(
+                    "live event {}: user {:?} with item {:?} is in no row of the interactions file, which \
+                     --no-live-events says holds every logged event; not counted",
+                    logged.seq, event.user, event.item
+                ),
+            })
+        })
+        .collect()
 }
 
 /// Types the rows live writes put into the catalog as the catalog's own are typed: a field the

@@ -92,8 +92,8 @@ impl Summary {
         if let Some(live) = &m.live {
             // Every kind of live write the fold counted, so none is left out of the summary.
             out += &format!(
-                "  live writes folded in (through record {}): {} events taken in, {} refused (item not in \
-                 the catalog); items put live: {} created, {} replacing their catalog row; {} deleted live \
+                "  live writes folded in (through record {}): {} events taken in, {} refused (rejects \
+                 says why); items put live: {} created, {} replacing their catalog row; {} deleted live \
                  stay hidden; {} with fields updated live; superseded by a changed catalog row: {} puts, \
                  {} deletes, {} field updates\n",
                 live.folded_through,

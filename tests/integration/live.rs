@@ -283,6 +283,21 @@ async fn the_log_restarts_after_a_fold_and_every_build_still_counts_every_event_
     assert_eq!((weight(&engine, "PRG-001"), weight(&engine, "PRG-002")), (Some(2.0), Some(3.0)), "each event once");
     assert_eq!(engine.live().unwrap().stats().events, 0);
     drop(engine);
+    // `--no-live-events` says the file holds every logged event, the carried ones included:
+    // with a file that holds one of the two, the other is refused and reported, not lost
+    // without a word.
+    let file = root.path().join("with-one-event.csv");
+    let fixture = std::fs::read_to_string(hyrank_tests::fixture("interactions.csv")).unwrap();
+    std::fs::write(&file, format!("{fixture}carried-user,PRG-001,2,1795309300\r\n")).unwrap();
+    let claimed = hyrank_indexer::IndexSettings { interactions: Some(file), live_events: false, ..keep_one() };
+    let fourth = hyrank_indexer::build(&claimed).unwrap();
+    assert_eq!(fourth.manifest.live.as_ref().map(|l| (l.events, l.rejected)), Some((0, 1)));
+    let rejects = std::fs::read_to_string(fourth.rejects_file.expect("the refused event is written")).unwrap();
+    assert!(
+        rejects.contains("live event 2: user \\\"carried-user\\\" with item \\\"PRG-002\\\" is in no row"),
+        "{rejects}"
+    );
+    assert!(!rejects.contains("PRG-001"), "{rejects}");
     // A restart on the compacted log numbers on from where it stopped.
     drop(app);
     drop(state);

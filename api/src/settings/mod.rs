@@ -115,7 +115,8 @@ pub struct SettingsLayer {
     /// Key required on /admin routes. Unset: admin routes answer 403, always.
     #[arg(long, env = "HYRANK_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<Secret>,
-    /// Key for the write routes (`POST /v1/events`); the admin key is accepted there too.
+    /// Key for the write routes (`POST /v1/events`, `PUT` and `DELETE /v1/items/{id}`, `PUT
+    /// /v1/items/{id}/fields`); the admin key is accepted there too.
     /// Neither set: writes answer 403, as admin routes do.
     #[arg(long, env = "HYRANK_WRITE_KEY", hide_env_values = true)]
     pub write_key: Option<Secret>,

@@ -203,7 +203,9 @@ pub struct LiveFold {
     pub folded_through: u64,
     /// Events taken in as interactions.
     pub events: usize,
-    /// Events refused (their item is not in this catalog), reported in the build's summary.
+    /// Events refused (their item is not in this catalog; under `--no-live-events`, their user
+    /// and item are in no row of the interactions file), reported in the build's summary and
+    /// its rejects.
     pub rejected: usize,
     /// Items deleted live (`DELETE /v1/items/{id}`) whose catalog row is still the one deleted:
     /// the generation holds them, and the engine hides them from every retriever.

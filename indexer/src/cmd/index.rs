@@ -120,7 +120,8 @@ pub(crate) struct IndexArgs {
     /// The interactions file already holds the live events (`INDEX_DIR/live/`, written by
     /// `POST /v1/events`): do not fold them in again, but record them as folded, so the
     /// server does not count them on top of this generation either. Without it they are
-    /// folded in as interactions after the file's rows.
+    /// folded in as interactions after the file's rows. A logged event whose user and item
+    /// are in no row of the file is refused and reported (`rejects.jsonl`).
     #[arg(long)]
     pub(crate) no_live_events: bool,
     /// Published generations to keep, this one included; older ones are removed, except the
