@@ -89,11 +89,19 @@ impl AppState {
 const RELEASE_WAIT: Duration = Duration::from_secs(60);
 
 /// Drops the generation swapped out once the last request running on it finishes, then hands
-/// the memory it held back to the operating system, on a thread of its own so the reload
-/// answers at once. Without this the old generation's heap (its store, vectors and caches:
-/// ~50 MiB for SciFact) stays resident after every swap, since the allocator is tuned not to
-/// trim (`hyrank_engine::embed::release_freed_memory`); `bench/soak.py` measures it.
+/// the memory it held back to the operating system. Without this the old generation's heap
+/// (its store, vectors and caches: ~50 MiB for SciFact) stays resident after every swap, since
+/// the allocator is tuned not to trim (`hyrank_engine::embed::release_freed_memory`);
+/// `bench/soak.py` measures it. When no request holds it, that happens before the reload
+/// answers, so its serving lock is free for the next build's pruning as before; otherwise on a
+/// thread of its own, so the reload answers at once.
 fn release_when_unused(old: Arc<hyrank_engine::Engine>) {
+    // Nothing holds a `Weak` to an engine, so a count of 1 cannot rise again.
+    if Arc::strong_count(&old) == 1 {
+        drop(old);
+        hyrank_engine::embed::release_freed_memory();
+        return;
+    }
     let spawned = std::thread::Builder::new().name("release-generation".into()).spawn(move || {
         let deadline = std::time::Instant::now() + RELEASE_WAIT;
         while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {

@@ -152,7 +152,7 @@ fn retain_freed_memory() {
             // glibc makes up to 8 per core: a server's blocking pool, each thread encoding an
             // item put live once, grew by 230 MiB in its first 30 puts (bench/soak.py). One
             // arena per core bounds that, and the model's own threads are no more than cores.
-            // (`MALLOC_ARENA_MAX` set in the environment wins.)
+            // (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in `GLIBC_TUNABLES`, wins.)
             let arenas = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 64) as i32;
             // SAFETY: mallopt only changes allocator tuning parameters; it is called once,
             // before the model allocates, and glibc serialises it against other allocations.
@@ -160,8 +160,9 @@ fn retain_freed_memory() {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
                 libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
                 libc::mallopt(libc::M_TOP_PAD, 256 << 20);
-                // glibc's own variable, where an operator set it, is theirs to decide.
-                if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+                // glibc's own settings, where an operator made them, are theirs to decide.
+                let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+                if std::env::var_os("MALLOC_ARENA_MAX").is_none() && !tunables.contains("arena_max") {
                     libc::mallopt(libc::M_ARENA_MAX, arenas);
                 }
             }
@@ -170,10 +171,11 @@ fn retain_freed_memory() {
 }
 
 /// Hands memory freed inside the process back to the operating system (glibc's `malloc_trim`,
-/// over every arena; a no-op elsewhere). [`retain_freed_memory`] turns glibc's own trimming
-/// off, so memory freed in bulk (a generation swapped out) would otherwise stay resident
-/// until reused. Costs a walk over the free lists: milliseconds, so call it after bulk frees,
-/// not per request.
+/// over every arena; a no-op elsewhere, and for what a binary built with the `mimalloc`
+/// feature allocates). [`retain_freed_memory`] turns glibc's own trimming off, so memory freed
+/// in bulk (a generation swapped out) would otherwise stay resident until reused. Costs a walk
+/// over the free lists: milliseconds, so call it after bulk frees, not per request; the freed
+/// encoder buffers go too, so the next few encodes fault their pages in again, once.
 pub fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim takes the arenas' locks itself and only returns free pages.

@@ -161,8 +161,6 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     if catalog.items.is_empty() && catalog.rejects.is_empty() {
         return Err(IndexError::Input { path: settings.catalog.clone(), reason: "the catalog holds no items".into() });
     }
-    let mut moot = moot_settings(settings, &catalog);
-    warn_moot(&moot);
     stages.done("read catalog");
     // The live log's item writes first (items put through the API added to the catalog or
     // replacing their rows), so that interaction rows may name items created live.
@@ -177,7 +175,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
                 IndexError::Engine(hyrank_engine::Error::BadIndex {
                     path,
                     reason: format!(
-                        "{reason}. CURRENT names this generation, and a build starts from the live records it                          carries: restore it, or point CURRENT at an intact generation under generations/"
+                        "{reason}. CURRENT names this generation, and a build starts from the live records it carries: restore it, or point CURRENT at an intact generation under generations/"
                     ),
                 })
             }
@@ -186,6 +184,10 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     })?;
     let writes = replay_item_writes(&mut catalog.items, &logged);
     let live_refused = retype_live_rows(settings, &mut catalog);
+    // After the items created live joined the catalog: they count towards the exact-scan
+    // size, and their fields are the catalog's too.
+    let mut moot = moot_settings(settings, &catalog);
+    warn_moot(&moot);
     // Every field BM25 is to search holds text or lists, in the catalog as typed.
     for wanted in &settings.lexical.search_fields {
         let reason = match catalog.field_types.get(&wanted.name) {
@@ -232,8 +234,8 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         fold
     });
     if interactions.is_none() && settings.cf != CfChoiceSettings::default() {
-        let setting = "CF settings: there are no interactions (no interactions file, no live events), so no CF model \
-                       is fit";
+        let setting = "CF settings: there are no interactions (none from a file, none folded from the live log), so \
+                       no CF model is fit";
         warn_moot(&[setting.to_string()]);
         moot.push(setting.to_string());
     }

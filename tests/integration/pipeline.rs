@@ -636,7 +636,8 @@ fn catalog_fields_are_searched_and_a_number_field_is_refused() {
 
 /// Settings the data makes moot, which the command line cannot know, are named in the summary
 /// (and logged): a type declared for a field no item has, graph settings for a catalog scanned
-/// exactly, CF settings with no interactions. The same build with settings that apply names none.
+/// exactly, CF settings with no interactions. A declared type for a field the items have is
+/// named by none.
 #[test]
 fn settings_the_data_makes_moot_are_named() {
     use hyrank_indexer::cf_choice::CfModelChoice;

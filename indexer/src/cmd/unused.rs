@@ -53,10 +53,8 @@ pub(crate) fn refuse_moot_flags(matches: &ArgMatches) -> anyhow::Result<()> {
             cf_model(m)?;
             if m.get_one::<PathBuf>("interactions").is_none() {
                 refuse(m, &INTERACTION_COLUMNS, "there is no --interactions file")?;
-            }
-            if m.get_one::<PathBuf>("embeddings").is_some() {
-                let why = "--embeddings reads the shards' vectors, not the current generation's";
-                refuse(m, &["no_reuse_embeddings"], why)?;
+                let why = "it says the --interactions file holds the logged events, and there is none";
+                refuse(m, &["no_live_events"], why)?;
             }
             Ok(())
         }
@@ -66,7 +64,11 @@ pub(crate) fn refuse_moot_flags(matches: &ArgMatches) -> anyhow::Result<()> {
                 catalog(m)?;
                 cf_model(m)?;
                 if m.get_one::<SplitKind>("split") == Some(&SplitKind::Time) {
-                    refuse(m, &RANDOM_SPLIT, "--split time holds out each user's latest positive, at random nothing")?;
+                    refuse(
+                        m,
+                        &RANDOM_SPLIT,
+                        "--split time holds out each user's latest positive, drawing nothing at random",
+                    )?;
                 }
                 Ok(())
             }
@@ -122,7 +124,11 @@ fn catalog(m: &ArgMatches) -> anyhow::Result<()> {
             &format!(
                 "{} is read as JSON Lines (by {}), whose items name their own id, title, text and fields",
                 path.display(),
-                if kind.is_some() { "--catalog-format" } else { "its name: a CSV catalog's ends in .csv" }
+                if kind.is_some() {
+                    "--catalog-format"
+                } else {
+                    "its name: a CSV catalog's ends in .csv, .csv.gz or .csv.zst"
+                }
             ),
         ),
     }
@@ -200,10 +206,12 @@ mod tests {
             command.get_arguments().any(|a| a.get_id() == id)
         };
         let groups: [&[&str]; 5] = [&ALS, &EASE, &CHOICE, &CSV, &INTERACTION_COLUMNS];
-        for id in groups.concat().into_iter().chain(["seed", "embeddings", "no_reuse_embeddings", "max_tokens"]) {
+        let read = ["seed", "catalog", "catalog_format", "cf_model", "interactions", "no_live_events"];
+        for id in groups.concat().into_iter().chain(read) {
             assert!(has(&["index"], id), "index --{id}");
         }
-        for id in [&ALS[..], &EASE, &CHOICE, &CSV, &RANDOM_SPLIT, &["split", "seed"]].concat() {
+        let read = ["split", "seed", "catalog", "catalog_format", "cf_model"];
+        for id in [&ALS[..], &EASE, &CHOICE, &CSV, &RANDOM_SPLIT, &read].concat() {
             assert!(has(&["eval", "recommend"], id), "eval recommend --{id}");
         }
         for id in ["catalog", "catalog_format"].into_iter().chain(CSV) {
@@ -239,8 +247,11 @@ mod tests {
         let error = check("index --catalog c.jsonl --time-column ts").unwrap_err();
         assert_eq!(error, "--time-column would have no effect: there is no --interactions file");
         check("index --catalog c.jsonl --interactions r.csv --time-column ts").unwrap();
-        let error = check("index --catalog c.jsonl --embeddings shards --no-reuse-embeddings").unwrap_err();
-        assert!(error.starts_with("--no-reuse-embeddings would have no effect: --embeddings"), "{error}");
+        let error = check("index --catalog c.jsonl --no-live-events").unwrap_err();
+        assert!(error.starts_with("--no-live-events would have no effect: it says the --interactions file"), "{error}");
+        check("index --catalog c.jsonl --interactions r.csv --no-live-events").unwrap();
+        // Items put live keep the vector the server logged unless reuse is off, shards or not.
+        check("index --catalog c.jsonl --embeddings shards --no-reuse-embeddings").unwrap();
         let error = check("eval recommend --catalog c.csv --interactions r.csv --out o --cf-model ease --iterations 5");
         assert!(error.unwrap_err().starts_with("--iterations would have no effect"));
     }

@@ -97,22 +97,11 @@ impl Config {
         let mut config = Config::preset(preset)
             .ok_or_else(|| format!("unknown configuration {preset:?}; choose from {PRESETS:?}"))?;
         config.name = spec.to_string();
-        // A single retriever's list is ranked as it is: no weight or fusion constant changes it,
-        // and BM25's parameters change nothing the dense retriever finds.
-        let moot: &[&str] = match config.mode {
-            Mode::Bm25 => &["bm25", "dense", "k"],
-            Mode::Dense => &["bm25", "dense", "k", "k1", "b", "title_b", "fields"],
-            Mode::Hybrid | Mode::Cf => &[],
-        };
+        let mut given = Vec::new();
         for part in parts {
             let (key, value) =
                 part.split_once('=').ok_or_else(|| format!("{spec:?}: expected key=value after '+', got {part:?}"))?;
-            if moot.contains(&key) {
-                return Err(format!(
-                    "{spec:?}: {key} would have no effect: {preset} ranks one retriever's list as it is (its name \
-                     would claim a setting the run does not have)"
-                ));
-            }
+            given.push(key);
             let number = || {
                 value
                     .parse()
@@ -168,6 +157,23 @@ impl Config {
                 }
                 _ => return Err(format!("{spec:?}: unknown parameter {key:?}; choose from {PARAMETERS:?}")),
             }
+        }
+        // BM25's parameters change nothing the dense retriever finds. A single retriever's
+        // list with no reranker is ranked as it is, so no weight or fusion constant changes
+        // it either (the late-interaction reranker adds the fused score, so there they may).
+        let unranked = config.rerank.as_ref().is_some_and(|r| !r.enabled);
+        let moot: &[&str] = match (config.mode, unranked) {
+            (Mode::Dense, true) => &["bm25", "dense", "k", "k1", "b", "title_b", "fields"],
+            (Mode::Dense, false) => &["k1", "b", "title_b", "fields"],
+            (Mode::Bm25, true) => &["bm25", "dense", "k"],
+            _ => &[],
+        };
+        if let Some(key) = given.iter().find(|key| moot.contains(key)) {
+            return Err(format!(
+                "{spec:?}: {key} would have no effect: {preset} ranks one retriever's list{} (the name would claim a \
+                 setting the run does not have)",
+                if unranked { " as it is, with no reranker" } else { "" }
+            ));
         }
         Ok(config)
     }
@@ -518,6 +524,9 @@ mod tests {
         // What a single retriever's list can be changed by: its depth and a reranker.
         let dense = Config::parse("dense+candidates=50+rerank=20").unwrap();
         assert_eq!((dense.candidates, dense.rerank.map(|r| r.depth)), (Some(50), Some(Some(20))));
+        // The late-interaction reranker adds the fused score, which a weight and k move.
+        let late = Config::parse("bm25+reranker=late+k=10+bm25=2").unwrap();
+        assert_eq!((late.fusion, late.weights.bm25), (Fusion::Rrf { k: 10.0 }, Some(2.0)));
     }
 
     #[test]
@@ -554,10 +563,10 @@ mod tests {
             ("hybrid-linear+bm25=-1", "non-negative number"),
             ("hybrid-rrf+candidates=0", "positive whole number"),
             ("default+reranker=cross", "reranker must be trained or late"),
-            ("bm25+dense=0.7", "dense would have no effect: bm25 ranks one retriever's list"),
-            ("bm25+k=20", "k would have no effect"),
-            ("dense+k1=0.9", "k1 would have no effect: dense ranks"),
-            ("dense+fields=sum", "fields would have no effect"),
+            ("bm25+dense=0.7+rerank=off", "dense would have no effect: bm25 ranks one retriever's list as it is"),
+            ("bm25+rerank=off+k=20", "k would have no effect"),
+            ("dense+k1=0.9", "k1 would have no effect: dense ranks one retriever's list (the name"),
+            ("dense+fields=sum+rerank=off", "fields would have no effect"),
         ] {
             let error = Config::parse(spec).unwrap_err();
             assert!(error.contains(expected), "{spec}: {error}");
