@@ -119,10 +119,13 @@ impl Stages {
     }
 }
 
-/// Warns of settings this catalog makes moot, which the command line could not know: a
-/// declared type for a field no item has (a misspelt name, most likely), and graph settings
-/// for a catalog small enough that dense search scans it exactly.
-fn moot_settings(settings: &IndexSettings, catalog: &crate::input::Catalog) -> Vec<String> {
+/// The settings this build's data makes moot, which the command line could not know, each
+/// logged as a warning: a declared type for a field no item has (a misspelt name, most
+/// likely), graph settings for a catalog small enough that dense search scans it exactly, and
+/// CF settings when there are no interactions. Judged on the catalog with the items created
+/// live (they count towards the exact-scan size, and their fields are the catalog's too) and
+/// on the interactions with the live events folded in.
+fn moot_settings(settings: &IndexSettings, catalog: &crate::input::Catalog, has_interactions: bool) -> Vec<String> {
     let mut moot = Vec::new();
     for field in settings.catalog_format.field_types.keys().filter(|f| !catalog.field_types.contains_key(*f)) {
         let known: Vec<&str> = catalog.field_types.keys().map(String::as_str).collect();
@@ -136,14 +139,17 @@ fn moot_settings(settings: &IndexSettings, catalog: &crate::input::Catalog) -> V
             catalog.items.len()
         ));
     }
-    moot
-}
-
-/// Logs `moot` settings as warnings, each with what makes it moot.
-fn warn_moot(moot: &[String]) {
-    for setting in moot {
+    if !has_interactions && settings.cf != CfChoiceSettings::default() {
+        moot.push(
+            "CF settings: there are no interactions (none from a file, none folded from the live log), so no CF \
+             model is fit"
+                .to_string(),
+        );
+    }
+    for setting in &moot {
         tracing::warn!("{setting}; it has no effect");
     }
+    moot
 }
 
 /// Runs the whole pipeline and publishes a generation.
@@ -184,10 +190,6 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     })?;
     let writes = replay_item_writes(&mut catalog.items, &logged);
     let live_refused = retype_live_rows(settings, &mut catalog);
-    // After the items created live joined the catalog: they count towards the exact-scan
-    // size, and their fields are the catalog's too.
-    let mut moot = moot_settings(settings, &catalog);
-    warn_moot(&moot);
     // Every field BM25 is to search holds text or lists, in the catalog as typed.
     for wanted in &settings.lexical.search_fields {
         let reason = match catalog.field_types.get(&wanted.name) {
@@ -233,12 +235,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         rejects.extend(refused);
         fold
     });
-    if interactions.is_none() && settings.cf != CfChoiceSettings::default() {
-        let setting = "CF settings: there are no interactions (none from a file, none folded from the live log), so \
-                       no CF model is fit";
-        warn_moot(&[setting.to_string()]);
-        moot.push(setting.to_string());
-    }
+    let moot = moot_settings(settings, &catalog, interactions.is_some());
     if let Some(i) = &interactions {
         let path = settings.interactions.clone().unwrap_or_default();
         if i.rows.is_empty() && i.rejects.is_empty() {

@@ -166,25 +166,11 @@ fn refuse(m: &ArgMatches, ids: &[&str], why: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::{CommandFactory, Parser, Subcommand};
+    use clap::CommandFactory;
 
     use super::*;
-    use crate::cmd::{EmbedArgs, EvalCommand, IndexArgs, TrainRerankerArgs};
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(Subcommand)]
-    enum Command {
-        Index(Box<IndexArgs>),
-        Embed(Box<EmbedArgs>),
-        TrainReranker(Box<TrainRerankerArgs>),
-        #[command(subcommand)]
-        Eval(EvalCommand),
-    }
+    // The binary's own command line, so the rules are checked against the flags it has.
+    use crate::Cli;
 
     /// What `refuse_moot_flags` says of `hyrank ARGS`: `Ok` or the message.
     fn check(args: &str) -> Result<(), String> {
