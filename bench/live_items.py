@@ -18,7 +18,6 @@ team's new product usually is too. Phases, one server:
 
 Prints a markdown table; raw wrk output and /metrics are left in OUT_DIR.
 """
-import argparse
 import http.client
 import json
 import os
@@ -29,17 +28,14 @@ import time
 
 import live_server
 from live_server import request
-from live_writes import percentile, wrk
+from live_server import percentile
+from live_writes import wrk
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("index")
-    parser.add_argument("out")
+    parser = live_server.arguments()
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--data", default=os.environ.get("HYRANK_EVAL_DATA", "../shared/data/scifact"))
-    parser.add_argument("--serve", default="target/release/hyrank-serve")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     index = live_server.scratch_copy(args.index, args.out)

@@ -1,6 +1,7 @@
-"""What the live-write benchmarks share: a scratch copy of an index's current generation (so a
-benchmark's writes never reach the real index's live log) served by hyrank-serve with caches
-off and a write key, started and waited for."""
+"""What the live-write benchmarks share: their command line, a scratch copy of an index's
+current generation (so a benchmark's writes never reach the real index's live log) served by
+hyrank-serve with caches off and a write key, started and waited for, and a percentile."""
+import argparse
 import http.client
 import json
 import os
@@ -9,6 +10,24 @@ import subprocess
 import time
 
 KEY = "live-bench-write-key-0123"
+
+
+def arguments(description=None):
+    """A parser holding what every live benchmark takes: INDEX_DIR, OUT_DIR, --data, --serve."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("index")
+    parser.add_argument("out")
+    parser.add_argument("--data", default=os.environ.get("HYRANK_EVAL_DATA", "../shared/data/scifact"))
+    parser.add_argument("--serve", default="target/release/hyrank-serve")
+    return parser
+
+
+def percentile(values, p):
+    """The p-th percentile of `values` (nearest rank, rounded); NaN when there are none."""
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def scratch_copy(index_dir, out_dir):

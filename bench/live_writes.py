@@ -17,7 +17,6 @@ benchmark's events land in a scratch live log, never in INDEX_DIR's. Phases, one
 
 Prints a markdown table; raw wrk output and /metrics are left in OUT_DIR.
 """
-import argparse
 import http.client
 import json
 import os
@@ -29,15 +28,11 @@ import threading
 import time
 
 import live_server
+from live_server import percentile
 
 
 def post(conn, body):
     return live_server.request(conn, "POST", "/v1/events", body)[0]
-
-
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
 def wrk(args, lua, port, label):
@@ -56,14 +51,10 @@ def wrk(args, lua, port, label):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("index")
-    parser.add_argument("out")
+    parser = live_server.arguments()
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--singles", type=int, default=500)
     parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--data", default=os.environ.get("HYRANK_EVAL_DATA", "../shared/data/scifact"))
-    parser.add_argument("--serve", default="target/release/hyrank-serve")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     index = live_server.scratch_copy(args.index, args.out)

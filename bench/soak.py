@@ -18,8 +18,12 @@ writes memory grows by design (each live item's text, vector and postings are he
 next build), so that phase reports bytes per item put.
 
     python3 bench/soak.py INDEX_DIR OUT_DIR [--read-minutes 8] [--swaps 6] [--write-minutes 6]
+
+A phase or a kind of work can be measured alone: a phase of 0 minutes (or 0 swaps) is
+skipped, and --clients 0, --puts-per-second 0 or --events-per-second 0 leaves out the reads,
+the puts or the events (e.g. puts alone: --read-minutes 0 --swaps 0 --clients 0
+--events-per-second 0).
 """
-import argparse
 import http.client
 import json
 import os
@@ -31,6 +35,11 @@ import threading
 import time
 
 import live_server
+from live_server import percentile
+
+
+# Events per POST /v1/events of the writes phase.
+EVENT_BATCH = 10
 
 
 def rss_bytes(pid):
@@ -107,11 +116,6 @@ class Readers:
             t.join()
 
 
-def percentile(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
-
-
 def publish_copy(index, name):
     """Copies the serving generation as `name` and points CURRENT at it (the indexer's rename)."""
     current = open(os.path.join(index, "CURRENT")).read().strip()
@@ -128,9 +132,7 @@ def publish_copy(index, name):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("index")
-    parser.add_argument("out")
+    parser = live_server.arguments(__doc__)
     parser.add_argument("--read-minutes", type=float, default=8)
     parser.add_argument("--swaps", type=int, default=6)
     parser.add_argument("--swap-seconds", type=float, default=40, help="reads between two swaps")
@@ -139,8 +141,6 @@ def main():
     parser.add_argument("--events-per-second", type=float, default=20)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--sample-seconds", type=float, default=15)
-    parser.add_argument("--data", default=os.environ.get("HYRANK_EVAL_DATA", "../shared/data/scifact"))
-    parser.add_argument("--serve", default="target/release/hyrank-serve")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     index = live_server.scratch_copy(args.index, args.out)
@@ -188,36 +188,43 @@ def main():
             run_for("swaps", args.swap_seconds)
         stop_writing = threading.Event()
         writer_errors = []
+        users = [f"soak-user-{i}" for i in range(200)]
+        rng = random.Random(7)
 
-        def writer():
-            rng = random.Random(7)
-            period = 1 / args.puts_per_second
-            users = [f"soak-user-{i}" for i in range(200)]
-            n = 0
+        def put(n):
+            doc = corpus[n % len(corpus)]
+            return "PUT", f"/v1/items/soak-{n}", {"title": doc.get("title", ""), "text": doc.get("text", "")}, "puts", 1
+
+        def post_events(_):
+            batch = [{"user": rng.choice(users), "item": rng.choice(item_ids), "weight": 1} for _ in range(EVENT_BATCH)]
+            return "POST", "/v1/events", {"events": batch}, "events", EVENT_BATCH
+
+        def paced(per_second, write):
+            """Sends `write(n)` per_second times a second until told to stop."""
+            period, n = 1 / per_second, 0
             while not stop_writing.is_set():
                 start = time.monotonic()
-                doc = corpus[n % len(corpus)]
                 n += 1
-                # One connection per put and its events: at two a second a kept one idles out.
+                method, path, body, counter, count = write(n)
+                # A connection per write: at a few a second a kept one idles out.
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 try:
-                    live_server.request(conn, "PUT", f"/v1/items/soak-{n}",
-                                        {"title": doc.get("title", ""), "text": doc.get("text", "")})
-                    written["puts"] += 1
-                    batch = [{"user": rng.choice(users), "item": rng.choice(item_ids), "weight": 1}
-                             for _ in range(max(1, round(args.events_per_second * period)))]
-                    live_server.request(conn, "POST", "/v1/events", {"events": batch})
-                    written["events"] += len(batch)
+                    live_server.request(conn, method, path, body)
+                    written[counter] += count
                 except (SystemExit, OSError, http.client.HTTPException) as e:  # SystemExit: a non-200 answer
                     writer_errors.append(str(e))
                 conn.close()
                 time.sleep(max(0.0, period - (time.monotonic() - start)))
 
-        thread = threading.Thread(target=writer, daemon=True)
-        thread.start()
+        writers = [threading.Thread(target=paced, args=(rate, write), daemon=True)
+                   for rate, write in ((args.puts_per_second, put), (args.events_per_second / EVENT_BATCH, post_events))
+                   if rate > 0 and args.write_minutes > 0]
+        for thread in writers:
+            thread.start()
         run_for("writes", args.write_minutes * 60)
         stop_writing.set()
-        thread.join()
+        for thread in writers:
+            thread.join()
         puts, events = written["puts"], written["events"]
         errors_seen.extend(writer_errors)
     finally:
@@ -245,7 +252,7 @@ def main():
     lines.append("")
     if swaps:
         lines.append(f"Swaps: {len(swaps)}, each answered in {statistics.median(swaps):.0f} ms (median).")
-    if puts:
+    if puts or events:
         # The first puts pay once (the live BM25 segment's writer and its arena); what each
         # later put holds is the slope of RSS over the puts of the phase's second half.
         rows = [r for r in samples if r[0] == "writes"]
@@ -255,7 +262,7 @@ def main():
         if len(half) >= 3 and half[-1][7] > half[0][7]:
             per_put = slope_per_minute([(r[7] * 60, r[2]) for r in half]) * 1024  # MiB per put -> KiB
         lines.append(f"Writes: {puts} items put and {events} events; RSS {before[2] / 2**20:.1f} MiB before the "
-                     f"first put, {rows[0][2] / 2**20:.1f} at the first sample after, {rows[-1][2] / 2**20:.1f} at "
+                     f"first write, {rows[0][2] / 2**20:.1f} at the first sample after, {rows[-1][2] / 2**20:.1f} at "
                      f"the end; {per_put:.1f} KiB per item put over the phase's second half.")
     lines.append(f"Errors: {len(errors_seen)}" + (f"; first: {errors_seen[0]}" if errors_seen else ""))
     report = "\n".join(lines) + "\n"
