@@ -51,7 +51,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Opened before the build, so a bad URL fails in seconds, not after it.
             let remote = args.publish_to.as_deref().map(|url| args.s3.open(url)).transpose()?;
             if remote.is_none() && args.s3.is_set() {
-                tracing::warn!("S3 settings (--s3-* or HYRANK_S3_*) are given but there is no --publish-to: not used");
+                // Flags are refused (`unused.rs`); this is what the environment or a file set.
+                tracing::warn!("S3 settings (HYRANK_S3_*) are given but there is no --publish-to: not used");
             }
             let settings = args.into_settings()?;
             let summary = hyrank_indexer::build(&settings).context("indexing failed")?;

@@ -38,6 +38,10 @@ const CSV: [&str; 5] = ["id_column", "title_column", "text_column", "field_colum
 /// The flags that say how to read the interactions file.
 const INTERACTION_COLUMNS: [&str; 4] = ["user_column", "item_column", "weight_column", "time_column"];
 
+/// The S3 client's flags (`index --publish-to`, `publish`, `pull`).
+const S3: [&str; 6] =
+    ["s3_endpoint", "s3_region", "s3_access_key_id", "s3_secret_access_key", "s3_allow_http", "s3_config"];
+
 /// The random split's flags of `eval recommend`.
 const RANDOM_SPLIT: [&str; 2] = ["test_fraction", "split_seed"];
 
@@ -55,6 +59,11 @@ pub(crate) fn refuse_moot_flags(matches: &ArgMatches) -> anyhow::Result<()> {
                 refuse(m, &INTERACTION_COLUMNS, "there is no --interactions file")?;
                 let why = "it says the --interactions file holds the logged events, and there is none";
                 refuse(m, &["no_live_events"], why)?;
+            }
+            if m.get_one::<String>("publish_to").is_none() {
+                // From the environment they stay a warning (main.rs): variables set for
+                // `publish` and `pull` are no mistake on a build that publishes nowhere.
+                refuse(m, &S3, "there is no --publish-to")?;
             }
             Ok(())
         }
@@ -192,8 +201,8 @@ mod tests {
             command.get_arguments().any(|a| a.get_id() == id)
         };
         let groups: [&[&str]; 5] = [&ALS, &EASE, &CHOICE, &CSV, &INTERACTION_COLUMNS];
-        let read = ["seed", "catalog", "catalog_format", "cf_model", "interactions", "no_live_events"];
-        for id in groups.concat().into_iter().chain(read) {
+        let read = ["seed", "catalog", "catalog_format", "cf_model", "interactions", "no_live_events", "publish_to"];
+        for id in groups.concat().into_iter().chain(S3).chain(read) {
             assert!(has(&["index"], id), "index --{id}");
         }
         let read = ["split", "seed", "catalog", "catalog_format", "cf_model"];
@@ -236,6 +245,9 @@ mod tests {
         let error = check("index --catalog c.jsonl --no-live-events").unwrap_err();
         assert!(error.starts_with("--no-live-events would have no effect: it says the --interactions file"), "{error}");
         check("index --catalog c.jsonl --interactions r.csv --no-live-events").unwrap();
+        let error = check("index --catalog c.jsonl --s3-region eu-west-1").unwrap_err();
+        assert_eq!(error, "--s3-region would have no effect: there is no --publish-to");
+        check("index --catalog c.jsonl --publish-to s3://b/p --s3-region eu-west-1").unwrap();
         // Items put live keep the vector the server logged unless reuse is off, shards or not.
         check("index --catalog c.jsonl --embeddings shards --no-reuse-embeddings").unwrap();
         let error = check("eval recommend --catalog c.csv --interactions r.csv --out o --cf-model ease --iterations 5");
