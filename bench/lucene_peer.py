@@ -13,6 +13,8 @@ Each writes OUT/NAME.per-query.tsv in the format of `hyrank eval search` (`query
 `ndcg@10`, `recall@100`), so `bench/paired_bootstrap.py` compares a peer run with ours, and
 OUT/NAME.scores.tsv (`query doc score`, the top 1,000), the input `bench/fusion_norms.py`
 fuses with exact MiniLM cosines: the "Lucene + MiniLM, convex" peer.
+A hit whose id is its query's is dropped, as `hyrank eval search` drops it by default and as
+BEIR and Pyserini's `--remove-query` do (ArguAna and Quora hold their queries as documents).
 nDCG@10 and Recall@100 come from pytrec_eval (trec_eval's definitions). Needs pyserini 1.6
 (PyPI) and JAVA_HOME on a JDK >= 21.
 
@@ -49,7 +51,8 @@ def build_index(data, out):
     with open(os.path.join(data, "corpus.jsonl")) as src, open(os.path.join(docs, "docs.jsonl"), "w") as dst:
         for line in src:
             doc = json.loads(line)
-            contents = (doc.get("title", "") + " " + doc.get("text", "")).strip()
+            # BEIR's loader reads an absent or null title (and text) as "".
+            contents = ((doc.get("title") or "") + " " + (doc.get("text") or "")).strip()
             dst.write(json.dumps({"id": doc["_id"], "contents": contents}) + "\n")
     subprocess.run(
         [sys.executable, "-m", "pyserini.index.lucene", "--collection", "JsonCollection",
@@ -94,11 +97,11 @@ def main():
         run, millis = {}, []
         for qid, text in queries.items():
             start = time.perf_counter()
-            hits = searcher.search(text, k=1000)
+            hits = searcher.search(text, k=1001)
             millis.append((time.perf_counter() - start) * 1000)
             # A document can come back twice from Lucene only by a collection fault; keep the first.
             run[qid] = {}
-            for hit in hits:
+            for hit in [h for h in hits if h.docid != qid][:1000]:
                 run[qid].setdefault(hit.docid, hit.score)
         scores = evaluator.evaluate(run)
         name = config.replace(":", "_")
@@ -111,8 +114,9 @@ def main():
             for qid in queries:
                 s = scores.get(qid, {"ndcg_cut_10": 0.0, "recall_100": 0.0})
                 f.write(f"{qid}\t{s['ndcg_cut_10']:.6f}\t{s['recall_100']:.6f}\n")
-        ndcg = sum(scores[q]["ndcg_cut_10"] for q in queries) / len(queries)
-        recall = sum(scores[q]["recall_100"] for q in queries) / len(queries)
+        # pytrec_eval leaves out a query with no hits: it scores 0, as in the per-query file.
+        ndcg = sum(scores.get(q, {}).get("ndcg_cut_10", 0.0) for q in queries) / len(queries)
+        recall = sum(scores.get(q, {}).get("recall_100", 0.0) for q in queries) / len(queries)
         millis.sort()
         print(f"{config:28} nDCG@10 {ndcg:.4f}  Recall@100 {recall:.4f}  p50 {millis[len(millis) // 2]:.1f} ms  ({len(queries)} queries)")
 

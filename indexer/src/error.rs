@@ -23,7 +23,19 @@ pub struct Reject {
     pub reason: String,
 }
 
+/// The field an empty item's reject names: neither of its two text fields holds a word.
+pub(crate) const EMPTY_ITEM_FIELD: &str = "title/text";
+/// The reason an empty item's reject gives.
+pub(crate) const EMPTY_ITEM_REASON: &str = "empty item: title and text are both empty";
+
 impl Reject {
+    /// Whether this is an item whose title and text are both empty (or only whitespace): the
+    /// one fault `OnError::SkipEmpty` passes over, since judged corpora hold such documents
+    /// (BEIR's FiQA has several) and they are no mistake of whoever runs the evaluation.
+    pub fn is_empty_item(&self) -> bool {
+        self.field.as_deref() == Some(EMPTY_ITEM_FIELD) && self.reason == EMPTY_ITEM_REASON
+    }
+
     /// The same reject, naming the item its row describes.
     #[must_use]
     pub fn with_id(mut self, id: &str) -> Self {

@@ -33,6 +33,20 @@ pub enum OnError {
     Fail,
     /// Write bad rows to the generation's `rejects.jsonl`, count them, index the rest.
     Skip,
+    /// As `skip` for items whose title and text are both empty, as `fail` for any other bad
+    /// row: judged corpora hold empty documents (BEIR's FiQA does), which no search can find.
+    SkipEmpty,
+}
+
+impl OnError {
+    /// Whether `rejects` stop the build.
+    fn fails_on(self, rejects: &[Reject]) -> bool {
+        match self {
+            OnError::Fail => !rejects.is_empty(),
+            OnError::Skip => false,
+            OnError::SkipEmpty => rejects.iter().any(|r| !r.is_empty_item()),
+        }
+    }
 }
 
 /// Everything one indexing run needs.
@@ -215,7 +229,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
 
     let mut rejects: Vec<Reject> = catalog.rejects.clone();
     rejects.extend(interactions.iter().flat_map(|i| i.rejects.iter().cloned()));
-    if !rejects.is_empty() && settings.on_error == OnError::Fail {
+    if settings.on_error.fails_on(&rejects) {
         return Err(IndexError::BadInput { rejects });
     }
     if catalog.items.is_empty() {

@@ -22,6 +22,7 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
         configs: names.iter().map(|n| Config::preset(n).unwrap()).collect(),
         depth: 10,
         candidates: 50,
+        drop_identical_ids: true,
         out_dir: out.clone(),
     };
     // Two configurations of one name, or a depth no search serves, are refused before any query.
@@ -54,7 +55,7 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     assert!(json["configs"][0]["ndcg@10"].is_f64());
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(markdown.contains("| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |"));
-    assert_eq!(report.judged_not_indexed, 0);
+    assert_eq!((report.judged_not_indexed, report.queries_in_corpus), (0, 0));
     assert!(report.earlier_outputs.is_empty());
     // Each configuration after the first is compared with it query by query: the mean
     // difference is the difference of the means, inside its own interval.
@@ -135,6 +136,74 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
             && error.ends_with(": q1"),
         "{error}"
     );
+}
+
+/// BEIR corpora as they are published: FiQA holds documents with neither title nor text, and
+/// in ArguAna and Quora the queries are documents of the corpus too.
+#[test]
+fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
+    use hyrank_indexer::OnError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = fixture("beir-tiny");
+    let data = dir.path().join("beir");
+    std::fs::create_dir_all(data.join("qrels")).unwrap();
+    std::fs::copy(tiny.join("queries.jsonl"), data.join("queries.jsonl")).unwrap();
+    std::fs::copy(tiny.join("qrels/test.tsv"), data.join("qrels/test.tsv")).unwrap();
+    // q1's own text as a document under q1's id: BM25 ranks it first for q1.
+    let corpus = std::fs::read_to_string(tiny.join("corpus.jsonl")).unwrap()
+        + "{\"_id\": \"EMPTY-1\", \"title\": \"\", \"text\": \" \", \"metadata\": {}}\n"
+        + "{\"_id\": \"q1\", \"title\": \"\", \"text\": \"a shelter for camping in the rain\", \"metadata\": {}}\n";
+    std::fs::write(data.join("corpus.jsonl"), &corpus).unwrap();
+    let lines = corpus.lines().count() as u64;
+    let settings = |on_error: OnError, index: &str| IndexSettings {
+        on_error,
+        progress: false,
+        ..IndexSettings::new(data.join("corpus.jsonl"), dir.path().join(index), embedder_settings())
+    };
+
+    // An empty document stops a strict build, names its line, and is passed over by skip-empty
+    // (counted in the generation like any skipped row).
+    let error = hyrank_indexer::build(&settings(OnError::Fail, "strict")).unwrap_err().to_string();
+    assert!(error.contains(&format!("corpus.jsonl:{}: field `title/text`: empty item", lines - 1)), "{error}");
+    let summary = hyrank_indexer::build(&settings(OnError::SkipEmpty, "index")).unwrap();
+    assert_eq!(summary.manifest.counts.rejected_items, 1);
+    // Any other fault still stops it.
+    let duplicated = format!("{corpus}{}\n", corpus.lines().next().unwrap());
+    std::fs::write(data.join("corpus.jsonl"), duplicated).unwrap();
+    let error = hyrank_indexer::build(&settings(OnError::SkipEmpty, "dup")).unwrap_err().to_string();
+    assert!(error.contains(&format!("corpus.jsonl:{}: field `id`: duplicate id", lines + 1)), "{error}");
+    assert!(error.contains("use --on-error skip to index the rest"), "{error}");
+
+    // The query's own document is dropped from its hits (as BEIR and Pyserini drop it), and
+    // the run still holds `depth` hits; kept on request, it is q1's first hit.
+    let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
+    let eval = |drop_identical_ids: bool, out: &str| {
+        let settings = SearchEvalSettings {
+            data_dir: data.clone(),
+            split: "test".into(),
+            configs: vec![Config::preset("bm25").unwrap()],
+            depth: 5,
+            candidates: 50,
+            drop_identical_ids,
+            out_dir: dir.path().join(out),
+        };
+        let report = evaluate(&settings, &engine).unwrap();
+        let run = std::fs::read_to_string(settings.out_dir.join("bm25.run")).unwrap();
+        let q1: Vec<String> =
+            run.lines().filter(|l| l.starts_with("q1 ")).map(|l| l.split(' ').nth(2).unwrap().to_string()).collect();
+        let markdown = std::fs::read_to_string(settings.out_dir.join("report.md")).unwrap();
+        (report, q1, markdown)
+    };
+    let (dropped, q1, markdown) = eval(true, "dropped");
+    assert_eq!((dropped.queries_in_corpus, q1.len()), (1, 5));
+    assert!(!q1.contains(&"q1".to_string()), "{q1:?}");
+    assert!(markdown.contains("1 of the judged queries are also documents of the corpus (the same id): each one's own"));
+    let (kept, q1_kept, markdown) = eval(false, "kept");
+    assert_eq!(q1_kept[0], "q1");
+    assert_eq!(q1_kept[1..], q1[..4]);
+    assert!(markdown.contains("kept among their hits (--keep-identical-ids): BEIR's figures drop them"), "{markdown}");
+    assert!(kept.configs[0].ndcg_10 < dropped.configs[0].ndcg_10);
 }
 
 /// `hyrank eval recommend` on the fixture catalog and interactions: every mode reported, and

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hyrank_indexer::eval::recommend::SplitKind;
-use hyrank_indexer::IndexSettings;
+use hyrank_indexer::{IndexSettings, OnError};
 
 use super::*;
 
@@ -138,6 +138,17 @@ pub(crate) struct EvalSearchArgs {
     /// Hits kept per query.
     #[arg(long, default_value_t = 100)]
     pub(crate) depth: usize,
+    /// Keep a query's own id among its hits. By default a hit whose id is the query's is
+    /// dropped before scoring, as BEIR's evaluation and Pyserini's `--remove-query` do: in
+    /// corpora whose queries are also documents (ArguAna, Quora) it is the query itself.
+    #[arg(long)]
+    pub(crate) keep_identical_ids: bool,
+    /// Bad corpus rows when this command indexes the corpus (an index folder without a
+    /// generation): `skip-empty` passes over documents whose title and text are both empty
+    /// (BEIR's FiQA has some; they are named in the build's summary and, when judged relevant,
+    /// count as never retrieved) and fails on any other fault.
+    #[arg(long, value_enum, default_value_t = OnError::SkipEmpty)]
+    pub(crate) on_error: OnError,
     /// Candidates per retriever before fusion (the `default` configuration keeps the engine's).
     #[arg(long, default_value_t = 1000)]
     pub(crate) candidates: usize,
@@ -165,7 +176,10 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
             args.index_dir.display(),
             args.data.join("corpus.jsonl").display()
         );
-        let settings = IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone());
+        let settings = IndexSettings {
+            on_error: args.on_error,
+            ..IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone())
+        };
         print!("{}", hyrank_indexer::build(&settings).context("indexing the corpus")?.render());
     }
     // Every configuration encodes (and reranks) the same queries: with the caches on, later
@@ -184,6 +198,7 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         configs,
         depth: args.depth,
         candidates: args.candidates,
+        drop_identical_ids: !args.keep_identical_ids,
         out_dir: args.out,
     };
     let report = evaluate(&settings, &engine)?;

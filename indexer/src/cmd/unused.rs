@@ -81,7 +81,18 @@ pub(crate) fn refuse_moot_flags(matches: &ArgMatches) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Some(("search", m)) => token_limit(m),
+            Some(("search", m)) => {
+                token_limit(m)?;
+                let Some(dir) = m.get_one::<PathBuf>("index_dir") else { return Ok(()) };
+                if generation::current(dir).is_err() {
+                    return Ok(());
+                }
+                let why = format!(
+                    "{} already holds a generation, and eval search indexes only a folder without one",
+                    dir.display()
+                );
+                refuse(m, &["on_error"], &why)
+            }
             _ => Ok(()),
         },
         Some(("train-reranker", m)) => {
@@ -212,7 +223,9 @@ mod tests {
         for id in ["catalog", "catalog_format"].into_iter().chain(CSV) {
             assert!(has(&["embed"], id), "embed --{id}");
         }
-        assert!(has(&["eval", "search"], "max_tokens") && has(&["eval", "search"], "index_dir"));
+        for id in ["max_tokens", "index_dir", "on_error"] {
+            assert!(has(&["eval", "search"], id), "eval search --{id}");
+        }
         for id in [
             "max_tokens",
             "index_dir",
@@ -314,6 +327,20 @@ mod tests {
         at(256, empty.path()).unwrap();
         let train = format!("train-reranker --index-dir {} --max-tokens 64", index.path().display());
         assert!(check(&train).unwrap_err().contains("at 128 tokens"));
+    }
+
+    /// eval search reads bad corpus rows only when it indexes the corpus itself.
+    #[test]
+    fn eval_searchs_on_error_is_refused_where_it_indexes_nothing() {
+        let index = index_at(256);
+        let with = |dir: &std::path::Path| {
+            check(&format!("eval search --index-dir {} --out o --on-error skip", dir.display()))
+        };
+        let error = with(index.path()).unwrap_err();
+        assert!(error.starts_with("--on-error would have no effect: "), "{error}");
+        assert!(error.ends_with("already holds a generation, and eval search indexes only a folder without one"));
+        check(&format!("eval search --index-dir {} --out o", index.path().display())).unwrap();
+        with(tempfile::tempdir().unwrap().path()).unwrap();
     }
 
     #[test]

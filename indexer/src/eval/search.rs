@@ -192,6 +192,10 @@ pub struct SearchEvalSettings {
     pub depth: usize,
     /// Candidates per retriever before fusion.
     pub candidates: usize,
+    /// Drop a hit whose id is its query's before scoring, as BEIR's `EvaluateRetrieval`
+    /// (`ignore_identical_ids`) and Pyserini's `--remove-query` do: where queries are also
+    /// documents (ArguAna, Quora), the query itself is no answer to it.
+    pub drop_identical_ids: bool,
     /// Where reports, run files and per-query scores go.
     pub out_dir: PathBuf,
 }
@@ -247,6 +251,11 @@ pub struct SearchReport {
     pub without_relevant: usize,
     /// Judgments with a negative grade, read as not relevant (gain 0), as trec_eval reads them.
     pub negative_grades: usize,
+    /// Evaluated queries whose id is also a document's in the generation.
+    pub queries_in_corpus: usize,
+    /// Whether a hit on the query's own id was dropped before scoring (see
+    /// [`SearchEvalSettings::drop_identical_ids`]).
+    pub identical_ids_dropped: bool,
     /// Per configuration.
     pub configs: Vec<ConfigReport>,
     /// Run and per-query files already in the output folder for configurations this run does
@@ -349,6 +358,8 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             );
         }
     }
+    let in_corpus = |query: &str| engine.index_of(query).is_ok();
+    let queries_in_corpus = qrels.keys().filter(|q| in_corpus(q)).count();
     let without_relevant = qrels.values().filter(|judged| judged.values().all(|&g| g < 1)).count();
     let negative_grades = qrels.values().flat_map(|judged| judged.values()).filter(|&&g| g < 0).count();
     if without_relevant > 0 {
@@ -373,23 +384,30 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         let mut sums = [0f64; 4];
         let mut latencies = Vec::with_capacity(qrels.len());
         for (query_id, judged) in &qrels {
+            // One hit more when the query's own id may take a place, so the run keeps its depth.
+            let own = settings.drop_identical_ids && in_corpus(query_id);
+            let k = if own { (settings.depth + 1).min(hyrank_engine::request::MAX_K) } else { settings.depth };
             let request = SearchRequest {
-                k: settings.depth,
+                k,
                 mode: config.mode,
                 fusion: config.fusion.clone(),
                 weights: config.weights.clone(),
-                candidates: Some(config.candidates.unwrap_or(settings.candidates).max(settings.depth)),
+                candidates: Some(config.candidates.unwrap_or(settings.candidates).max(k)),
                 rerank: config.rerank.clone(),
                 // k1 or b alone keeps the generation's value of the other.
                 bm25: (config.bm25 != Bm25Overrides::default()).then_some(config.bm25),
                 ..SearchRequest::new(queries[query_id].clone())
             };
             let start = Instant::now();
-            let results = engine.search(&request)?;
+            let mut hits = engine.search(&request)?.hits;
             let ms = start.elapsed().as_secs_f64() * 1000.0;
             latencies.push(ms);
-            let ranked: Vec<String> = results.hits.iter().map(|h| h.id.clone()).collect();
-            for (rank, hit) in results.hits.iter().enumerate() {
+            if own {
+                hits.retain(|hit| hit.id != *query_id);
+                hits.truncate(settings.depth);
+            }
+            let ranked: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+            for (rank, hit) in hits.iter().enumerate() {
                 if hit.id.contains(char::is_whitespace) {
                     return Err(input_error(
                         &settings.out_dir.join(format!("{}.run", config.name)),
@@ -446,6 +464,8 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         judged_not_indexed_examples: missing.iter().take(5).cloned().collect(),
         without_relevant,
         negative_grades,
+        queries_in_corpus,
+        identical_ids_dropped: settings.drop_identical_ids,
         configs: reports,
         earlier_outputs: earlier,
     };
@@ -480,6 +500,22 @@ impl SearchReport {
                 "{} judgments have a negative grade, read as not relevant (gain 0), as trec_eval reads them.\n\n",
                 self.negative_grades
             );
+        }
+        if self.queries_in_corpus > 0 {
+            out += &if self.identical_ids_dropped {
+                format!(
+                    "{} of the judged queries are also documents of the corpus (the same id): each one's own \
+                     document is dropped from its hits before scoring, as BEIR does (--keep-identical-ids keeps \
+                     it).\n\n",
+                    self.queries_in_corpus
+                )
+            } else {
+                format!(
+                    "{} of the judged queries are also documents of the corpus (the same id), kept among their \
+                     hits (--keep-identical-ids): BEIR's figures drop them.\n\n",
+                    self.queries_in_corpus
+                )
+            };
         }
         out += &super::markdown_table(
             &["configuration", "nDCG@10", "Recall@100", "MRR@10", "MAP@100", "p50 ms", "p99 ms"],

@@ -8,7 +8,7 @@ pub use hyrank_engine::item::FieldType;
 use hyrank_engine::item::{FieldValue, Item};
 
 use super::{column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject};
-use crate::error::{Reject, Result};
+use crate::error::{Reject, Result, EMPTY_ITEM_FIELD, EMPTY_ITEM_REASON};
 use jsonl::read_jsonl;
 
 mod jsonl;
@@ -100,10 +100,9 @@ impl ItemValidator<'_> {
         if let Some(problem) = hyrank_engine::item::id_problem(&item.id) {
             self.catalog.rejects.push(reject(self.file, line, Some("id"), format!("id {problem}")));
         } else if item.title.trim().is_empty() && item.text.trim().is_empty() {
-            self.catalog.rejects.push(
-                reject(self.file, line, Some("title/text"), "empty item: title and text are both empty")
-                    .with_id(&item.id),
-            );
+            self.catalog
+                .rejects
+                .push(reject(self.file, line, Some(EMPTY_ITEM_FIELD), EMPTY_ITEM_REASON).with_id(&item.id));
         } else if let Some(first) = self.first_line_of.get(&item.id) {
             self.catalog.rejects.push(
                 reject(self.file, line, Some("id"), format!("duplicate id {:?} (first on line {first})", item.id))
