@@ -501,6 +501,9 @@ impl ServerSettings {
             bind,
             workers: positive("workers", layer.workers, 2)?,
             query_batcher: match layer.query_batch.unwrap_or(0) {
+                0 if layer.query_queue.is_some() => {
+                    return Err(bad("query_queue", "is set but query_batch is 0: no model worker, so no queue".into()))
+                }
                 0 => None,
                 max_batch => Some(hyrank_engine::batcher::BatcherSettings {
                     max_batch,
@@ -512,6 +515,12 @@ impl ServerSettings {
                 }),
             },
             rerank_worker: match layer.rerank_batch.unwrap_or(DEFAULT_RERANK_BATCH) {
+                0 if layer.rerank_queue.is_some() => {
+                    return Err(bad(
+                        "rerank_queue",
+                        "is set but rerank_batch is 0: no rerank worker, so no queue".into(),
+                    ))
+                }
                 0 => None,
                 max_batch => Some(hyrank_engine::batcher::BatcherSettings {
                     max_batch,
@@ -643,6 +652,8 @@ mod tests {
             (&["--max-k", "200", "--max-candidates", "150"][..], "setting max_candidates: is 150 but max_k is 200"),
             (&["--search-key", "0123456789abcdef", "--admin-key", "0123456789abcdef"][..], "must differ"),
             (&["--source-region", "eu-west-1"][..], "setting source_region: is set but there is no source"),
+            (&["--query-queue", "32"][..], "setting query_queue: is set but query_batch is 0"),
+            (&["--rerank-batch", "0", "--rerank-queue", "8"][..], "setting rerank_queue: is set but rerank_batch is 0"),
             (
                 &["--source", "file:///srv/gens", "--source-endpoint", "http://x"][..],
                 "setting source: file:///srv/gens",
