@@ -153,7 +153,19 @@ fn check(access: Access, state: &AppState, req: &ServiceRequest) -> Result<(), A
             "writes_disabled",
             "writes are off: start the server with a write key (HYRANK_WRITE_KEY) or an admin key (HYRANK_ADMIN_KEY)",
         )),
-        Access::Write if matches(&settings.write_key) || matches(&settings.admin_key) => Ok(()),
+        Access::Write if matches(&settings.write_key) || matches(&settings.admin_key) => match &settings.replica_of {
+            // Written here, an event or item would reach neither the publisher's next build nor
+            // the other replicas, and the next pulled generation would hide it.
+            Some(source) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "read_only_replica",
+                format!(
+                    "this server is a replica of {source} and takes no writes: send them to the server whose index \
+                     folder the publisher builds from"
+                ),
+            )),
+            None => Ok(()),
+        },
         Access::Write if presented.is_none() => Err(unauthorized()),
         Access::Write => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "writes need the write or admin key")),
     }

@@ -318,6 +318,37 @@ async fn a_server_without_a_write_or_admin_key_refuses_writes() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("writes_disabled")));
 }
 
+/// A replica's index folder is a copy of what the publisher ships: a write there would reach
+/// neither the next build nor the other replicas, and the next pulled generation would hide it.
+/// So it takes none, even with the admin key, and reads go on.
+#[actix_web::test]
+async fn a_replica_refuses_writes_and_keeps_serving_reads() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let replica = ServiceSettings { write_key: None, replica_of: Some("s3://bucket/prod".into()), ..settings() };
+    let app = service(AppState::with_settings(state.engine(), Some(root.path().to_path_buf()), replica)).await;
+    let put = test::TestRequest::put()
+        .uri("/v1/items/NEW-1")
+        .insert_header(("authorization", format!("Bearer {ADMIN_KEY}")))
+        .set_json(json!({"title": "a new tent", "text": "for the rain"}));
+    for request in [events(json!({"events": [{"user": "u", "item": "PRG-001"}]}), Some(ADMIN_KEY)), put] {
+        let (status, _, body) = call(&app, request).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("read_only_replica")));
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("this server is a replica of s3://bucket/prod and takes no writes"), "{message}");
+    }
+    assert!(read_events(root.path()).unwrap().is_empty(), "nothing reached the log");
+    // Without a key the answer is the usual one, which names no bucket.
+    let (status, _, _) = call(&app, events(json!({"events": [{"user": "u", "item": "PRG-001"}]}), None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let search = test::TestRequest::post()
+        .uri("/v1/search")
+        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+        .set_json(json!({"query": "tent", "k": 3}));
+    let (status, _, body) = call(&app, search).await;
+    assert_eq!((status, ids(&body).len()), (StatusCode::OK, 3), "{body}");
+}
+
 /// One HTTP/1.1 request on a fresh connection, with the admin key (good for every route);
 /// `None` when the server is gone.
 fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {

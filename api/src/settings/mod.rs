@@ -327,6 +327,9 @@ pub struct ServiceSettings {
     pub response_cache_entries: usize,
     /// Origins allowed to call the API from a browser.
     pub cors_origins: CorsOrigins,
+    /// The source this server is a replica of (`--source`), if it is one: it then takes no
+    /// writes, since its index folder is a copy no build reads (see `middleware::check`).
+    pub replica_of: Option<String>,
 }
 
 impl Default for ServiceSettings {
@@ -338,6 +341,7 @@ impl Default for ServiceSettings {
             write_key: None,
             response_cache_entries: 1000,
             cors_origins: CorsOrigins::None,
+            replica_of: None,
         }
     }
 }
@@ -553,6 +557,16 @@ impl ServerSettings {
                     None
                 }
                 Some(url) => {
+                    if write_key.is_some() {
+                        return Err(bad(
+                            "write_key",
+                            format!(
+                                "a replica (source {url}) takes no writes: its index folder is a copy of the \
+                                 published generations, and no build reads what is written there; send writes to \
+                                 the server whose index folder the publisher builds from"
+                            ),
+                        ));
+                    }
                     let options = hyrank_engine::generation::remote::s3_options(
                         layer.source_endpoint,
                         layer.source_region,
@@ -575,6 +589,7 @@ impl ServerSettings {
                     .response_cache_entries
                     .unwrap_or(ServiceSettings::default().response_cache_entries),
                 cors_origins,
+                replica_of: layer.source,
             },
         })
     }
@@ -652,6 +667,10 @@ mod tests {
             (&["--max-k", "200", "--max-candidates", "150"][..], "setting max_candidates: is 150 but max_k is 200"),
             (&["--search-key", "0123456789abcdef", "--admin-key", "0123456789abcdef"][..], "must differ"),
             (&["--source-region", "eu-west-1"][..], "setting source_region: is set but there is no source"),
+            (
+                &["--source", "s3://b/p", "--write-key", "write-key-0123456789"][..],
+                "setting write_key: a replica (source s3://b/p) takes no writes",
+            ),
             (&["--query-queue", "32"][..], "setting query_queue: is set but query_batch is 0"),
             (&["--rerank-batch", "0", "--rerank-queue", "8"][..], "setting rerank_queue: is set but rerank_batch is 0"),
             (
@@ -699,9 +718,19 @@ mod tests {
         .unwrap();
         let cli = parse(&["--write-key", secrets[2], "--source-secret-access-key", secrets[4]]);
         let layers = format!("{file:?} {cli:?}");
+        // A replica takes no write key: the write key is validated on a server without a source.
+        let write = ServerSettings::validate(parse(&["--write-key", secrets[2]])).unwrap();
+        let settings = ServerSettings::validate(cli.over(file).over(parse(&["--write-key", secrets[2]]))).err();
+        assert!(settings.is_some_and(|e| !e.to_string().contains(secrets[2])), "the refusal names no key");
+        let cli = parse(&["--source-secret-access-key", secrets[4]]);
+        let file: SettingsLayer = toml::from_str(&format!(
+            "search_key = \"{}\"\nadmin_key = \"{}\"\nsource = \"s3://b/p\"\nsource_access_key_id = \"{}\"",
+            secrets[0], secrets[1], secrets[3]
+        ))
+        .unwrap();
         let settings = ServerSettings::validate(cli.over(file)).unwrap();
         assert_eq!(settings.service.admin_key.as_ref().map(Secret::expose), Some(secrets[1]), "kept, only hidden");
-        let shown = format!("{layers} {settings:?}");
+        let shown = format!("{layers} {settings:?} {write:?}");
         for secret in secrets {
             assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }
