@@ -102,11 +102,23 @@ pub enum IndexError {
 }
 
 /// Shows the first rejects; the rest are counted.
+/// What every reject of text that is not UTF-8 says, so the advice is given once per list.
+pub(crate) const NOT_UTF8: &str = "not valid UTF-8";
+
 fn render(rejects: &[Reject]) -> String {
     const SHOWN: usize = 20;
     let mut out: Vec<String> = rejects.iter().take(SHOWN).map(|r| format!("  {r}")).collect();
     if rejects.len() > SHOWN {
         out.push(format!("  … and {} more", rejects.len() - SHOWN));
+    }
+    // Files in a single-byte encoding fail row by row wherever an accented letter is; the fix
+    // is the file's, so it is said once.
+    if rejects.iter().any(|r| r.reason.contains(NOT_UTF8)) {
+        out.push(
+            "  hyrank reads UTF-8; a file in a single-byte encoding (ISO-8859-1 or Windows-1252, as MovieLens \
+             100K and 1M are) converts with `iconv -f ISO-8859-1 -t UTF-8 FILE > FILE.utf8`"
+                .into(),
+        );
     }
     out.join("\n")
 }

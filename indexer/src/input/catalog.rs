@@ -462,6 +462,24 @@ b,B,19.5,XL
         let missing = CatalogFormat { id_column: "nope".into(), ..format };
         assert!(read_catalog(&path, &missing).unwrap_err().to_string().contains("no column \"nope\""));
     }
+    /// MovieLens 100K and 1M are ISO-8859-1: each row with an accented letter is refused,
+    /// naming its field, and the list says once how to convert the file.
+    #[test]
+    fn a_single_byte_encoding_is_refused_row_by_row_with_the_fix_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"movieId,title,genres\n1,Caf\xe9 Society (2016),Comedy\n2,Heat,Action\n3,Am\xe9lie,Romance\n";
+        let path = file(&dir, "movies.csv", content);
+        let format = CatalogFormat { id_column: "movieId".into(), ..CatalogFormat::default() };
+        let catalog = read_catalog(&path, &format).unwrap();
+        assert_eq!(catalog.items.len(), 1);
+        assert_eq!(
+            reasons(&catalog.rejects),
+            vec![(2, None, "field 2 is not valid UTF-8".into()), (4, None, "field 2 is not valid UTF-8".into())]
+        );
+        let shown = crate::error::IndexError::BadInput { rejects: catalog.rejects }.to_string();
+        assert_eq!(shown.matches("iconv -f ISO-8859-1 -t UTF-8").count(), 1, "{shown}");
+    }
+
     #[test]
     fn a_csv_text_column_is_used_by_default_and_named_columns_must_exist() {
         let dir = tempfile::tempdir().unwrap();

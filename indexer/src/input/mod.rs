@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{IndexError, Reject, Result};
+use crate::error::{IndexError, Reject, Result, NOT_UTF8};
 
 mod catalog;
 mod file;
@@ -219,6 +219,8 @@ pub(super) fn malformed_csv(error: &csv::Error) -> String {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("malformed CSV: this row has {len} fields and the header {expected_len}")
         }
+        // The csv crate counts fields from 0.
+        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is {NOT_UTF8}", err.field() + 1),
         _ => format!("malformed CSV: {error}"),
     }
 }
