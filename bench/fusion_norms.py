@@ -86,11 +86,17 @@ def main():
     qrels, bm25 = read_qrels(data, split), read_scores(bm25_path)
     qindex = {q: i for i, q in enumerate(qids)}
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut_10", "recall_100"})
-    cosines = {q: dict(zip(ids, (docs @ queries[qindex[q]]).tolist())) for q in qrels}
+    # A query's own document is no answer to it (ArguAna, Quora): dropped, as `hyrank eval
+    # search` and BEIR drop it, from both lists.
+    cosines = {q: {d: c for d, c in zip(ids, (docs @ queries[qindex[q]]).tolist()) if d != q} for q in qrels}
+    bm25 = {q: {d: s for d, s in hits.items() if d != q} for q, hits in bm25.items()}
 
     def measure(run):
-        m = list(evaluator.evaluate(run).values())
-        return np.mean([x["ndcg_cut_10"] for x in m]), np.mean([x["recall_100"] for x in m])
+        # pytrec_eval leaves out a query with no hits: it scores 0 and stays in the mean.
+        m = evaluator.evaluate(run)
+        ndcg = [m.get(q, {}).get("ndcg_cut_10", 0.0) for q in qrels]
+        recall = [m.get(q, {}).get("recall_100", 0.0) for q in qrels]
+        return np.mean(ndcg), np.mean(recall)
 
     print(f"{split}: {len(qrels)} queries")
     for name, run in (("bm25", {q: top(bm25.get(q, {}), 1000) for q in qrels}),

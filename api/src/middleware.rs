@@ -148,6 +148,14 @@ fn check(access: Access, state: &AppState, req: &ServiceRequest) -> Result<(), A
         Access::Admin if matches(&settings.admin_key) => Ok(()),
         Access::Admin if presented.is_none() => Err(unauthorized()),
         Access::Admin => Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "admin routes need the admin key")),
+        // A replica takes no writes (`ServiceSettings::replica_of`). Only the admin key is told
+        // which source it copies; without any key there is nothing to check first.
+        Access::Write if settings.replica_of.is_some() && settings.admin_key.is_none() => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only_replica",
+            "this server is a replica and takes no writes: send them to the server whose index folder the \
+             publisher builds from",
+        )),
         Access::Write if settings.write_key.is_none() && settings.admin_key.is_none() => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "writes_disabled",

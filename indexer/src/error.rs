@@ -21,19 +21,39 @@ pub struct Reject {
     pub id: Option<String>,
     /// What is wrong.
     pub reason: String,
+    /// The kind of fault, where an [`OnError`](crate::OnError) mode or the report treats it
+    /// apart; not written to `rejects.jsonl` (the reason says it).
+    #[serde(skip)]
+    pub cause: Cause,
 }
 
-/// The field an empty item's reject names: neither of its two text fields holds a word.
-pub(crate) const EMPTY_ITEM_FIELD: &str = "title/text";
-/// The reason an empty item's reject gives.
-pub(crate) const EMPTY_ITEM_REASON: &str = "empty item: title and text are both empty";
+/// The faults a reject's handling tells apart from the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cause {
+    /// Any other fault.
+    #[default]
+    Other,
+    /// An item whose title and text are both empty, or a row naming such an item (an
+    /// interaction): what `OnError::SkipEmpty` passes over.
+    EmptyItem,
+    /// Text that is not UTF-8: the file's encoding, said once per list of rejects.
+    NotUtf8,
+}
 
 impl Reject {
-    /// Whether this is an item whose title and text are both empty (or only whitespace): the
-    /// one fault `OnError::SkipEmpty` passes over, since judged corpora hold such documents
-    /// (BEIR's FiQA has several) and they are no mistake of whoever runs the evaluation.
+    /// Whether this is an item whose title and text are both empty (or only whitespace), or a
+    /// row naming one: the one fault `OnError::SkipEmpty` passes over, since judged corpora
+    /// hold such documents (BEIR's FiQA has several) and they are no mistake of whoever runs
+    /// the evaluation.
     pub fn is_empty_item(&self) -> bool {
-        self.field.as_deref() == Some(EMPTY_ITEM_FIELD) && self.reason == EMPTY_ITEM_REASON
+        self.cause == Cause::EmptyItem
+    }
+
+    /// The same reject, of the kind `cause`.
+    #[must_use]
+    pub fn because(mut self, cause: Cause) -> Self {
+        self.cause = cause;
+        self
     }
 
     /// The same reject, naming the item its row describes.
@@ -57,7 +77,8 @@ impl fmt::Display for Reject {
 /// Everything indexing can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// Bad rows with `--on-error fail`: nothing was published.
+    /// Bad rows with `--on-error fail`, or any but empty items with `skip-empty`: nothing was
+    /// published. Under `skip-empty` the rows that stopped the build come first.
     #[error("{} bad input row(s); nothing was published (use --on-error skip to index the rest):\n{}", rejects.len(), render(rejects))]
     BadInput {
         /// Every bad row found (reading goes on past the first so all are reported at once).
@@ -101,10 +122,18 @@ pub enum IndexError {
     Engine(#[from] hyrank_engine::Error),
 }
 
-/// Shows the first rejects; the rest are counted.
-/// What every reject of text that is not UTF-8 says, so the advice is given once per list.
+/// What every reject of text that is not UTF-8 says.
 pub(crate) const NOT_UTF8: &str = "not valid UTF-8";
 
+/// How to fix a file in a single-byte encoding. Windows-1252 is named, not ISO-8859-1: it reads
+/// ISO-8859-1's letters the same, and its own 0x80–0x9F (€, curly quotes, dashes) as those
+/// characters rather than as control codes. The output keeps the extension, which tells hyrank
+/// the format.
+pub(crate) const UTF8_ADVICE: &str = "hyrank reads UTF-8; a file in a single-byte encoding (MovieLens 100K and \
+     1M are ISO-8859-1) converts with `iconv -f WINDOWS-1252 -t UTF-8 items.csv > items.utf8.csv` (keep the \
+     extension: .csv, .jsonl or .tsv tells what the file is)";
+
+/// Shows the first rejects; the rest are counted.
 fn render(rejects: &[Reject]) -> String {
     const SHOWN: usize = 20;
     let mut out: Vec<String> = rejects.iter().take(SHOWN).map(|r| format!("  {r}")).collect();
@@ -113,12 +142,8 @@ fn render(rejects: &[Reject]) -> String {
     }
     // Files in a single-byte encoding fail row by row wherever an accented letter is; the fix
     // is the file's, so it is said once.
-    if rejects.iter().any(|r| r.reason.contains(NOT_UTF8)) {
-        out.push(
-            "  hyrank reads UTF-8; a file in a single-byte encoding (ISO-8859-1 or Windows-1252, as MovieLens \
-             100K and 1M are) converts with `iconv -f ISO-8859-1 -t UTF-8 FILE > FILE.utf8`"
-                .into(),
-        );
+    if rejects.iter().any(|r| r.cause == Cause::NotUtf8) {
+        out.push(format!("  {UTF8_ADVICE}"));
     }
     out.join("\n")
 }

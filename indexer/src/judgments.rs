@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use crate::error::{IndexError, Reject, Result};
+use crate::error::{IndexError, Reject, Result, NOT_UTF8, UTF8_ADVICE};
 use crate::eval::metrics::Judgments;
 
 /// The file's text, without the UTF-8 byte-order mark some editors and exports put first
@@ -21,7 +21,7 @@ fn read(path: &Path) -> Result<String> {
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
-        fail(format!("line {line} is not valid UTF-8 (byte {valid})"))
+        fail(format!("line {line} is {NOT_UTF8} (byte {valid}): {UTF8_ADVICE}"))
     })?;
     Ok(match text.strip_prefix('\u{feff}') {
         Some(rest) => rest.to_string(),
@@ -36,6 +36,7 @@ fn reject(path: &Path, line: usize, field: Option<&str>, reason: impl Into<Strin
         field: field.map(str::to_string),
         id: None,
         reason: reason.into(),
+        cause: Default::default(),
     }
 }
 

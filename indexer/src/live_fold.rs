@@ -77,6 +77,7 @@ pub(crate) fn fold_live_events(
                 field: Some("item".into()),
                 id: None,
                 reason: format!("live event {}: item {:?} is not in this catalog", logged.seq, event.item),
+                cause: Default::default(),
             }),
         }
     }
@@ -126,6 +127,7 @@ fn not_in_file(
         field: Some("item".into()),
         id: None,
         reason,
+        cause: Default::default(),
     };
     events
         .iter()
@@ -174,6 +176,7 @@ pub(crate) fn retype_live_rows(settings: &IndexSettings, catalog: &mut crate::in
                     item.id,
                     types[&name].described()
                 ),
+                cause: Default::default(),
             });
         }
     }

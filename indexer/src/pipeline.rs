@@ -230,6 +230,11 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let mut rejects: Vec<Reject> = catalog.rejects.clone();
     rejects.extend(interactions.iter().flat_map(|i| i.rejects.iter().cloned()));
     if settings.on_error.fails_on(&rejects) {
+        if settings.on_error == OnError::SkipEmpty {
+            // The rows that stopped the build first, ahead of the empty items it would pass
+            // over: only the first rejects are shown.
+            rejects.sort_by_key(Reject::is_empty_item);
+        }
         return Err(IndexError::BadInput { rejects });
     }
     if catalog.items.is_empty() {

@@ -55,7 +55,7 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     assert!(json["configs"][0]["ndcg@10"].is_f64());
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(markdown.contains("| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |"));
-    assert_eq!((report.judged_not_indexed, report.queries_in_corpus), (0, 0));
+    assert_eq!((report.judged_not_indexed, report.queries_in_corpus, report.corpus_rows_not_indexed), (0, 0, 0));
     assert!(report.earlier_outputs.is_empty());
     // Each configuration after the first is compared with it query by query: the mean
     // difference is the difference of the means, inside its own interval.
@@ -168,11 +168,25 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     assert!(error.contains(&format!("corpus.jsonl:{}: field `title/text`: empty item", lines - 1)), "{error}");
     let summary = hyrank_indexer::build(&settings(OnError::SkipEmpty, "index")).unwrap();
     assert_eq!(summary.manifest.counts.rejected_items, 1);
-    // Any other fault still stops it.
-    let duplicated = format!("{corpus}{}\n", corpus.lines().next().unwrap());
+    // An interaction naming the empty item goes with it; the others are kept.
+    let interactions = dir.path().join("events.csv");
+    std::fs::write(&interactions, "user,item\nu1,EMPTY-1\nu1,TNT-001\n").unwrap();
+    let with_events = IndexSettings { interactions: Some(interactions), ..settings(OnError::SkipEmpty, "events") };
+    let counts = hyrank_indexer::build(&with_events).unwrap().manifest.counts;
+    assert_eq!((counts.rejected_items, counts.rejected_interactions, counts.interactions), (1, 1, 1));
+    // Any other fault still stops it, and is shown ahead of the empty items it would pass
+    // over, however many there are (only the first 20 rejects are listed).
+    let empties: String =
+        (0..25).map(|i| format!("{{\"_id\": \"EMPTY-{}\", \"title\": \"\", \"text\": \"\"}}\n", i + 2)).collect();
+    let duplicated = format!("{corpus}{empties}{}\n", corpus.lines().next().unwrap());
     std::fs::write(data.join("corpus.jsonl"), duplicated).unwrap();
     let error = hyrank_indexer::build(&settings(OnError::SkipEmpty, "dup")).unwrap_err().to_string();
-    assert!(error.contains(&format!("corpus.jsonl:{}: field `id`: duplicate id", lines + 1)), "{error}");
+    let first = error.lines().nth(1).unwrap();
+    assert!(
+        first
+            .ends_with(&format!("corpus.jsonl:{}: field `id`: duplicate id \"TNT-001\" (first on line 1)", lines + 26)),
+        "{error}"
+    );
     assert!(error.contains("use --on-error skip to index the rest"), "{error}");
 
     // The query's own document is dropped from its hits (as BEIR and Pyserini drop it), and
@@ -196,7 +210,8 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
         (report, q1, markdown)
     };
     let (dropped, q1, markdown) = eval(true, "dropped");
-    assert_eq!((dropped.queries_in_corpus, q1.len()), (1, 5));
+    assert_eq!((dropped.queries_in_corpus, q1.len(), dropped.corpus_rows_not_indexed), (1, 5, 1));
+    assert!(markdown.contains("1 corpus rows are not in the generation (refused or skipped"), "{markdown}");
     assert!(!q1.contains(&"q1".to_string()), "{q1:?}");
     assert!(markdown.contains("1 of the judged queries are also documents of the corpus (the same id): each one's own"));
     let (kept, q1_kept, markdown) = eval(false, "kept");

@@ -327,11 +327,14 @@ async fn a_replica_refuses_writes_and_keeps_serving_reads() {
     let state = live_state(root.path());
     let replica = ServiceSettings { write_key: None, replica_of: Some("s3://bucket/prod".into()), ..settings() };
     let app = service(AppState::with_settings(state.engine(), Some(root.path().to_path_buf()), replica)).await;
-    let put = test::TestRequest::put()
-        .uri("/v1/items/NEW-1")
-        .insert_header(("authorization", format!("Bearer {ADMIN_KEY}")))
-        .set_json(json!({"title": "a new tent", "text": "for the rain"}));
-    for request in [events(json!({"events": [{"user": "u", "item": "PRG-001"}]}), Some(ADMIN_KEY)), put] {
+    let admin = |request: test::TestRequest| request.insert_header(("authorization", format!("Bearer {ADMIN_KEY}")));
+    let writes = [
+        events(json!({"events": [{"user": "u", "item": "PRG-001"}]}), Some(ADMIN_KEY)),
+        admin(test::TestRequest::put().uri("/v1/items/NEW-1")).set_json(json!({"title": "a tent", "text": "for rain"})),
+        admin(test::TestRequest::put().uri("/v1/items/PRG-001/fields")).set_json(json!({"fields": {"stock": 3}})),
+        admin(test::TestRequest::delete().uri("/v1/items/PRG-001")),
+    ];
+    for request in writes {
         let (status, _, body) = call(&app, request).await;
         assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("read_only_replica")));
         let message = body["error"]["message"].as_str().unwrap();
@@ -341,6 +344,13 @@ async fn a_replica_refuses_writes_and_keeps_serving_reads() {
     // Without a key the answer is the usual one, which names no bucket.
     let (status, _, _) = call(&app, events(json!({"events": [{"user": "u", "item": "PRG-001"}]}), None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A replica with no key at all says it is one (not "start the server with a write key",
+    // which it would refuse), and names no bucket.
+    let keyless = ServiceSettings { replica_of: Some("s3://bucket/prod".into()), ..ServiceSettings::default() };
+    let bare = service(AppState::with_settings(state.engine(), Some(root.path().to_path_buf()), keyless)).await;
+    let (status, _, body) = call(&bare, events(json!({"events": [{"user": "u", "item": "PRG-001"}]}), None)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("read_only_replica")));
+    assert!(!body.to_string().contains("s3://"), "{body}");
     let search = test::TestRequest::post()
         .uri("/v1/search")
         .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))

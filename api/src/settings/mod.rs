@@ -117,7 +117,8 @@ pub struct SettingsLayer {
     pub admin_key: Option<Secret>,
     /// Key for the write routes (`POST /v1/events`, `PUT` and `DELETE /v1/items/{id}`, `PUT
     /// /v1/items/{id}/fields`); the admin key is accepted there too.
-    /// Neither set: writes answer 403, as admin routes do.
+    /// Neither set: writes answer 403, as admin routes do. A replica (`--source`) takes no
+    /// writes, so this key is refused there.
     #[arg(long, env = "HYRANK_WRITE_KEY", hide_env_values = true)]
     pub write_key: Option<Secret>,
     /// Largest request body in bytes [default: 65536].
@@ -140,13 +141,14 @@ pub struct SettingsLayer {
     #[arg(long, env = "HYRANK_MAX_INFLIGHT")]
     pub max_inflight: Option<usize>,
     /// Most events in one `POST /v1/events` body; its body may be up to 256 bytes per event
-    /// beyond max_body_bytes [default: 10000].
+    /// beyond max_body_bytes; refused on a replica, which takes no writes [default: 10000].
     #[arg(long, env = "HYRANK_MAX_EVENTS")]
     pub max_events: Option<usize>,
     /// Most item rows written live (`PUT /v1/items/{id}`) a generation serves on top of its
     /// own: each put adds one, so an item put twice takes two (its earlier row is hidden, not
     /// removed). Beyond it puts get 409 until a build folds them in. Dense search scans them
-    /// exactly, so this bounds that scan [default: 10000].
+    /// exactly, so this bounds that scan. Refused on a replica, which takes no writes
+    /// [default: 10000].
     #[arg(long, env = "HYRANK_MAX_LIVE_ITEMS")]
     pub max_live_items: Option<usize>,
     /// Most queries a model worker encodes in one batch, so concurrent requests share a forward
@@ -155,7 +157,8 @@ pub struct SettingsLayer {
     /// [default: 0].
     #[arg(long, env = "HYRANK_QUERY_BATCH")]
     pub query_batch: Option<usize>,
-    /// Queries waiting for the model worker; beyond it requests get 503 [default: 256].
+    /// Queries waiting for the model worker; beyond it requests get 503. Refused with
+    /// `--query-batch 0`, which runs no worker [default: 256].
     #[arg(long, env = "HYRANK_QUERY_QUEUE")]
     pub query_queue: Option<usize>,
     /// Most requests whose trained-reranker pairs share one model-worker pass; 0: each request
@@ -163,7 +166,8 @@ pub struct SettingsLayer {
     /// [default: 8].
     #[arg(long, env = "HYRANK_RERANK_BATCH")]
     pub rerank_batch: Option<usize>,
-    /// Requests waiting for the rerank worker; beyond it requests get 503 [default: 64].
+    /// Requests waiting for the rerank worker; beyond it requests get 503. Refused with
+    /// `--rerank-batch 0`, which runs no worker [default: 64].
     #[arg(long, env = "HYRANK_RERANK_QUEUE")]
     pub rerank_queue: Option<usize>,
     /// Query embeddings cached (0 turns it off) [default: 10000].
@@ -557,6 +561,14 @@ impl ServerSettings {
                     None
                 }
                 Some(url) => {
+                    // Bounds of writes it will never take are moot on a replica.
+                    let moot = [
+                        ("max_events", layer.max_events.is_some()),
+                        ("max_live_items", layer.max_live_items.is_some()),
+                    ];
+                    if let Some((name, _)) = moot.iter().find(|(_, set)| *set) {
+                        return Err(bad(name, format!("bounds writes, and a replica (source {url}) takes none")));
+                    }
                     if write_key.is_some() {
                         return Err(bad(
                             "write_key",
@@ -670,6 +682,10 @@ mod tests {
             (
                 &["--source", "s3://b/p", "--write-key", "write-key-0123456789"][..],
                 "setting write_key: a replica (source s3://b/p) takes no writes",
+            ),
+            (
+                &["--source", "s3://b/p", "--max-live-items", "5"][..],
+                "setting max_live_items: bounds writes, and a replica",
             ),
             (&["--query-queue", "32"][..], "setting query_queue: is set but query_batch is 0"),
             (&["--rerank-batch", "0", "--rerank-queue", "8"][..], "setting rerank_queue: is set but rerank_batch is 0"),

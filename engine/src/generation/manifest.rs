@@ -424,9 +424,9 @@ pub struct Counts {
     pub interactions: usize,
     /// Interaction rows read, before duplicates were summed.
     pub interaction_rows: usize,
-    /// Catalog rows rejected (with `--on-error skip`).
+    /// Catalog rows rejected (with `--on-error skip` or `skip-empty`).
     pub rejected_items: usize,
-    /// Interaction rows rejected (with `--on-error skip`).
+    /// Interaction rows rejected (with `--on-error skip` or `skip-empty`).
     pub rejected_interactions: usize,
     /// Tokens longer than `analysis::MAX_TOKEN_CHARS` characters in titles and texts, indexed
     /// as consecutive pieces rather than dropped (the `unicode` analyzer).

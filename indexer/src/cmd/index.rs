@@ -114,7 +114,9 @@ pub(crate) struct IndexArgs {
     /// Index root: generations are written under it and `CURRENT` points at the newest.
     #[arg(long, value_parser = folder, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
-    /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl.
+    /// What to do with bad rows: `fail` publishes nothing, `skip` writes them to rejects.jsonl
+    /// and indexes the rest, `skip-empty` does so only for items with neither title nor text
+    /// (and rows naming them) and fails on any other fault.
     #[arg(long, value_enum, default_value_t = OnError::Fail)]
     pub(crate) on_error: OnError,
     /// The interactions file already holds the live events (`INDEX_DIR/live/`, written by

@@ -251,6 +251,9 @@ pub struct SearchReport {
     pub without_relevant: usize,
     /// Judgments with a negative grade, read as not relevant (gain 0), as trec_eval reads them.
     pub negative_grades: usize,
+    /// Corpus rows the generation did not index (refused or skipped when it was built; its
+    /// `rejects.jsonl` says why): a judged one counts as never retrieved.
+    pub corpus_rows_not_indexed: usize,
     /// Evaluated queries whose id is also a document's in the generation.
     pub queries_in_corpus: usize,
     /// Whether a hit on the query's own id was dropped before scoring (see
@@ -464,6 +467,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         judged_not_indexed_examples: missing.iter().take(5).cloned().collect(),
         without_relevant,
         negative_grades,
+        corpus_rows_not_indexed: engine.manifest().counts.rejected_items,
         queries_in_corpus,
         identical_ids_dropped: settings.drop_identical_ids,
         configs: reports,
@@ -480,6 +484,13 @@ impl SearchReport {
             "{} ({} split): {} judged queries evaluated, {} queries without judgments skipped; generation {}.\n\n",
             self.data, self.split, self.evaluated_queries, self.skipped_without_judgments, self.generation
         );
+        if self.corpus_rows_not_indexed > 0 {
+            out += &format!(
+                "{} corpus rows are not in the generation (refused or skipped when it was built; its \
+                 rejects.jsonl says why).\n\n",
+                self.corpus_rows_not_indexed
+            );
+        }
         if self.judged_not_indexed > 0 {
             out += &format!(
                 "{} judged relevant documents are not in the generation (e.g. {}): they count as relevant and \

@@ -7,8 +7,10 @@ use std::path::Path;
 pub use hyrank_engine::item::FieldType;
 use hyrank_engine::item::{FieldValue, Item};
 
-use super::{column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject};
-use crate::error::{Reject, Result, EMPTY_ITEM_FIELD, EMPTY_ITEM_REASON};
+use super::{
+    column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, not_utf8, read_failed, reject,
+};
+use crate::error::{Cause, Reject, Result};
 use jsonl::read_jsonl;
 
 mod jsonl;
@@ -100,9 +102,11 @@ impl ItemValidator<'_> {
         if let Some(problem) = hyrank_engine::item::id_problem(&item.id) {
             self.catalog.rejects.push(reject(self.file, line, Some("id"), format!("id {problem}")));
         } else if item.title.trim().is_empty() && item.text.trim().is_empty() {
-            self.catalog
-                .rejects
-                .push(reject(self.file, line, Some(EMPTY_ITEM_FIELD), EMPTY_ITEM_REASON).with_id(&item.id));
+            self.catalog.rejects.push(
+                reject(self.file, line, Some("title/text"), "empty item: title and text are both empty")
+                    .with_id(&item.id)
+                    .because(Cause::EmptyItem),
+            );
         } else if let Some(first) = self.first_line_of.get(&item.id) {
             self.catalog.rejects.push(
                 reject(self.file, line, Some("id"), format!("duplicate id {:?} (first on line {first})", item.id))
@@ -219,13 +223,27 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
         .iter()
         .map(|c| Ok((c.clone(), column(path, &headers, c, "--field-column")?)))
         .collect::<Result<Vec<_>>>()?;
-    for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
+    // Bytes first, so that a row in another encoding still names its item: the interactions
+    // naming it then say its row was refused, not that the catalog lacks it.
+    for record in reader.byte_records() {
+        let bytes = match record {
+            Ok(bytes) => bytes,
             Err(e) => {
                 read_failed(path, &e)?;
-                let line = csv_line(e.position());
-                validator.catalog.rejects.push(reject(path, line, None, malformed_csv(&e)));
+                validator.catalog.rejects.push(malformed_csv(path, &e, &headers));
+                continue;
+            }
+        };
+        let record = match csv::StringRecord::from_byte_record(bytes) {
+            Ok(record) => record,
+            Err(e) => {
+                let field = e.utf8_error().field();
+                let bytes = e.into_byte_record();
+                let mut refused = not_utf8(path, csv_line(bytes.position()), &headers, field);
+                if let Some(item_id) = bytes.get(id).and_then(|cell| std::str::from_utf8(cell).ok()) {
+                    refused = refused.with_id(item_id.trim());
+                }
+                validator.catalog.rejects.push(refused);
                 continue;
             }
         };
@@ -474,10 +492,17 @@ b,B,19.5,XL
         assert_eq!(catalog.items.len(), 1);
         assert_eq!(
             reasons(&catalog.rejects),
-            vec![(2, None, "field 2 is not valid UTF-8".into()), (4, None, "field 2 is not valid UTF-8".into())]
+            vec![
+                (2, Some("title".into()), "not valid UTF-8".into()),
+                (4, Some("title".into()), "not valid UTF-8".into())
+            ]
         );
+        // The id cell is readable, so the rows name their items (what interactions are told).
+        let ids: Vec<Option<&str>> = catalog.rejects.iter().map(|r| r.id.as_deref()).collect();
+        assert_eq!(ids, [Some("1"), Some("3")]);
         let shown = crate::error::IndexError::BadInput { rejects: catalog.rejects }.to_string();
-        assert_eq!(shown.matches("iconv -f ISO-8859-1 -t UTF-8").count(), 1, "{shown}");
+        assert!(shown.contains("movies.csv:2: field `title`: not valid UTF-8"), "{shown}");
+        assert_eq!(shown.matches("iconv -f WINDOWS-1252 -t UTF-8").count(), 1, "{shown}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use hyrank_engine::live::MAX_WEIGHT;
 
 use super::{column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject};
-use crate::error::{Reject, Result};
+use crate::error::{Cause, Reject, Result};
 
 /// How to read interactions.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +88,7 @@ pub fn read_interactions(
             Ok(record) => record,
             Err(e) => {
                 read_failed(path, &e)?;
-                out.rejects.push(reject(&file, csv_line(e.position()), None, malformed_csv(&e)));
+                out.rejects.push(malformed_csv(&file, &e, &headers));
                 continue;
             }
         };
@@ -101,12 +101,17 @@ pub fn read_interactions(
         }
         let item_id = get(item);
         let Some(&item_idx) = item_index.get(item_id) else {
-            let reason = match rejected.get(item_id) {
-                _ if item_id.is_empty() => "item is empty".to_string(),
-                Some(refused) => format!("item {item_id:?} is not indexed: its catalog row was rejected ({refused})"),
-                None => format!("unknown item {item_id:?}: not in the catalog"),
+            // A row naming an item refused for being empty is of that kind too: what
+            // `skip-empty` passes over with the item.
+            let (reason, cause) = match rejected.get(item_id) {
+                _ if item_id.is_empty() => ("item is empty".to_string(), Cause::Other),
+                Some(refused) => (
+                    format!("item {item_id:?} is not indexed: its catalog row was rejected ({refused})"),
+                    if refused.is_empty_item() { Cause::EmptyItem } else { Cause::Other },
+                ),
+                None => (format!("unknown item {item_id:?}: not in the catalog"), Cause::Other),
             };
-            out.rejects.push(reject(&file, line, Some(&format.item_column), reason));
+            out.rejects.push(reject(&file, line, Some(&format.item_column), reason).because(cause));
             continue;
         };
         let weight_value = match &weight {
@@ -167,8 +172,9 @@ mod tests {
         let index: HashMap<&str, u32> = HashMap::from([("a", 0)]);
         // Item b's catalog row was refused: a row naming b says so, not "not in the catalog".
         let catalog = Path::new("items.csv");
-        let refused =
-            [reject(catalog, 7, Some("title/text"), "empty item: title and text are both empty").with_id("b")];
+        let refused = [reject(catalog, 7, Some("title/text"), "empty item: title and text are both empty")
+            .with_id("b")
+            .because(Cause::EmptyItem)];
         let format = InteractionFormat {
             user_column: "userId".into(),
             item_column: "movieId".into(),
@@ -190,6 +196,10 @@ mod tests {
             "item \"b\" is not indexed: its catalog row was rejected (items.csv:7: field `title/text`: empty item: \
              title and text are both empty)"
         );
+        // A row naming an empty item is of the empty item's kind, which `skip-empty` passes over;
+        // no other reject is.
+        let empty: Vec<bool> = read.rejects.iter().map(Reject::is_empty_item).collect();
+        assert_eq!(empty, [false, false, false, false, false, false, true, false]);
         assert_eq!(
             (got[7].1.as_deref(), got[7].2.as_str()),
             (Some("userId"), "user \"u\\u{7}v\" holds the control character or line separator U+0007")

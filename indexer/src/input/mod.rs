@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{IndexError, Reject, Result, NOT_UTF8};
+use crate::error::{Cause, IndexError, Reject, Result, NOT_UTF8, UTF8_ADVICE};
 
 mod catalog;
 mod file;
@@ -20,7 +20,14 @@ pub use catalog::{infer_field_types, read_catalog, Catalog, CatalogFormat, Catal
 pub use interactions::{read_interactions, InteractionFormat, InteractionRow, Interactions};
 
 pub(super) fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl Into<String>) -> Reject {
-    Reject { file: file.to_path_buf(), line, field: field.map(str::to_string), id: None, reason: reason.into() }
+    Reject {
+        file: file.to_path_buf(),
+        line,
+        field: field.map(str::to_string),
+        id: None,
+        reason: reason.into(),
+        cause: Cause::Other,
+    }
 }
 
 /// Column positions in a CSV header; a named column that is missing, or that the header
@@ -189,7 +196,10 @@ pub(super) fn csv_headers(
 ) -> Result<csv::StringRecord> {
     let headers = reader.headers().cloned().map_err(|e| IndexError::Input {
         path: path.to_path_buf(),
-        reason: format!("cannot read the CSV header: {e}"),
+        reason: match e.kind() {
+            csv::ErrorKind::Utf8 { .. } => format!("the CSV header is {NOT_UTF8}: {UTF8_ADVICE}"),
+            _ => format!("cannot read the CSV header: {e}"),
+        },
     })?;
     if headers.iter().any(|h| h.contains('\n')) {
         quotes.finished(path)?;
@@ -214,15 +224,23 @@ pub(super) fn read_failed(path: &Path, error: &csv::Error) -> Result<()> {
 /// Why a CSV row could not be read, for its reject. A row of another length than the header
 /// is said against the header (the csv crate says "the previous record", which with a header
 /// is the header, and reads as the row above).
-pub(super) fn malformed_csv(error: &csv::Error) -> String {
+/// A row the csv reader could not read, at the line it starts on; `headers` name the field of
+/// text that is not UTF-8.
+pub(super) fn malformed_csv(file: &Path, error: &csv::Error, headers: &csv::StringRecord) -> Reject {
+    let line = csv_line(error.position());
     match error.kind() {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            format!("malformed CSV: this row has {len} fields and the header {expected_len}")
+            reject(file, line, None, format!("malformed CSV: this row has {len} fields and the header {expected_len}"))
         }
-        // The csv crate counts fields from 0.
-        csv::ErrorKind::Utf8 { err, .. } => format!("field {} is {NOT_UTF8}", err.field() + 1),
-        _ => format!("malformed CSV: {error}"),
+        csv::ErrorKind::Utf8 { err, .. } => not_utf8(file, line, headers, err.field()),
+        _ => reject(file, line, None, format!("malformed CSV: {error}")),
     }
+}
+
+/// A CSV row whose field `index` (from 0) is not UTF-8, named by its header.
+pub(super) fn not_utf8(file: &Path, line: u64, headers: &csv::StringRecord, index: usize) -> Reject {
+    let field = headers.get(index).map(str::trim);
+    reject(file, line, field, NOT_UTF8).because(Cause::NotUtf8)
 }
 
 pub(super) fn csv_line(position: Option<&csv::Position>) -> u64 {

@@ -23,6 +23,9 @@ use crate::judgments::{read_click_log, read_qrels, read_queries};
 #[derive(Debug, Clone)]
 pub(super) struct Example {
     pub(super) text: String,
+    /// The judged query's id: its own document, where the corpus holds one under the same id
+    /// (ArguAna, Quora), is no candidate for it, as `hyrank eval search` drops it by default.
+    pub(super) query_id: Option<String>,
     /// Item id → grade (≥ 1 relevant, 0 judged not relevant).
     pub(super) judged: Judgments,
     /// Examples of one group (one user's replays; queries linked by a shared relevant item)
@@ -89,6 +92,7 @@ pub(super) fn replay_interactions(
             let target = history[position].item;
             examples.push(Example {
                 text: engine.recommend_context(prefix, context_titles)?,
+                query_id: None,
                 judged: [(engine.item_ids()[target as usize].clone(), 1)].into_iter().collect(),
                 group,
                 replay: Some(Replay {
@@ -134,13 +138,20 @@ pub(super) fn read_supervision(supervision: &Supervision, engine: &Engine) -> Re
                         format!("query-id {query_id:?}: corpus-id {missing:?} is not in the generation's catalog"),
                     ));
                 }
-                examples.push(Example { text: text.clone(), judged, group: examples.len(), replay: None });
+                examples.push(Example {
+                    text: text.clone(),
+                    query_id: Some(query_id.clone()),
+                    judged,
+                    group: examples.len(),
+                    replay: None,
+                });
             }
         }
         Supervision::Clicks(path) => {
             let by_query = read_click_log(path, &known)?;
             examples.extend(by_query.into_iter().enumerate().map(|(group, (text, judged))| Example {
                 text,
+                query_id: None,
                 judged,
                 group,
                 replay: None,
@@ -281,7 +292,15 @@ impl Miner<'_> {
                 };
                 self.engine.recommend_candidates(&view, &self.request, depth)?
             }
-            _ => self.engine.candidates(&SearchRequest::new(example.text.clone()), depth)?,
+            _ => match &example.query_id {
+                Some(own) if self.engine.index_of(own).is_ok() => {
+                    let mut found = self.engine.candidates(&SearchRequest::new(example.text.clone()), depth + 1)?;
+                    found.retain(|c| c.id != *own);
+                    found.truncate(depth);
+                    found
+                }
+                _ => self.engine.candidates(&SearchRequest::new(example.text.clone()), depth)?,
+            },
         })
     }
 }
@@ -294,6 +313,7 @@ mod tests {
     fn example(judged: &[(&str, i32)]) -> Example {
         Example {
             text: String::new(),
+            query_id: None,
             judged: judged.iter().map(|&(item, grade)| (item.to_string(), grade)).collect(),
             group: usize::MAX,
             replay: None,

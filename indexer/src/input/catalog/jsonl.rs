@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::super::file::open;
 use super::super::reject;
 use super::ItemValidator;
-use crate::error::{IndexError, Result, NOT_UTF8};
+use crate::error::{Cause, IndexError, Result, NOT_UTF8};
 
 /// Keys with a fixed meaning in a JSONL item; every other key becomes a field.
 const ID_KEYS: [&str; 2] = ["id", "_id"];
@@ -170,7 +170,10 @@ pub(super) fn read_jsonl(path: &Path, validator: &mut ItemValidator<'_>) -> Resu
             reason: format!("read failed at line {line_number}: {e}"),
         })?;
         let Ok(text) = std::str::from_utf8(&bytes) else {
-            validator.catalog.rejects.push(reject(path, line_number, None, format!("line is {NOT_UTF8}")));
+            validator
+                .catalog
+                .rejects
+                .push(reject(path, line_number, None, format!("line is {NOT_UTF8}")).because(Cause::NotUtf8));
             continue;
         };
         // A UTF-8 byte-order mark (what some editors and exports put first) is not data.
