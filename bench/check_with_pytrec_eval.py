@@ -14,9 +14,9 @@ import pytrec_eval
 
 qrels_path, run_path, per_query_path = sys.argv[1:4]
 qrels = {}
-with open(qrels_path) as f:
+with open(qrels_path, encoding="utf-8-sig") as f:
     for row in csv.reader(f, delimiter="\t"):
-        if row[0] == "query-id":
+        if not row or row[0] == "query-id":
             continue
         qrels.setdefault(row[0], {})[row[1]] = int(row[2])
 run = {}

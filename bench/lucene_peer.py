@@ -33,9 +33,12 @@ DEFAULT_CONFIGS = ["bm25:0.9:0.4", "rm3:0.9:0.4:10:10:0.5", "bm25:1.2:0.75", "rm
 
 def read_qrels(path):
     qrels = {}
-    with open(path) as f:
+    # utf-8-sig: a byte-order mark is not data; blank lines are no rows (as hyrank reads them).
+    with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, 1):
             fields = line.split()
+            if not fields:
+                continue
             if number == 1 and not fields[-1].lstrip("-").isdigit():
                 continue
             qrels.setdefault(fields[0], {})[fields[1]] = int(fields[2])
@@ -48,9 +51,13 @@ def build_index(data, out):
         return index  # built by an earlier run
     docs = os.path.join(out, "lucene-docs")
     os.makedirs(docs, exist_ok=True)
-    with open(os.path.join(data, "corpus.jsonl")) as src, open(os.path.join(docs, "docs.jsonl"), "w") as dst:
+    with open(os.path.join(data, "corpus.jsonl"), encoding="utf-8-sig") as src, \
+            open(os.path.join(docs, "docs.jsonl"), "w") as dst:
         for line in src:
+            if not line.strip():
+                continue
             doc = json.loads(line)
+            doc["_id"] = str(doc["_id"])
             # BEIR's loader reads an absent or null title (and text) as "".
             contents = ((doc.get("title") or "") + " " + (doc.get("text") or "")).strip()
             dst.write(json.dumps({"id": doc["_id"], "contents": contents}) + "\n")
@@ -77,11 +84,17 @@ def main():
 
     qrels = read_qrels(os.path.join(data, "qrels", f"{split}.tsv"))
     queries = {}
-    with open(os.path.join(data, "queries.jsonl")) as f:
+    with open(os.path.join(data, "queries.jsonl"), encoding="utf-8-sig") as f:
         for line in f:
+            if not line.strip():
+                continue
             q = json.loads(line)
-            if q["_id"] in qrels:
-                queries[q["_id"]] = q["text"]
+            if str(q["_id"]) in qrels:
+                queries[str(q["_id"])] = q["text"]
+    # A judged query without text would leave the mean silently (hyrank refuses it too).
+    missing = sorted(set(qrels) - set(queries))
+    if missing:
+        sys.exit(f"{len(missing)} judged queries have no text in queries.jsonl: {', '.join(missing[:10])}")
     searcher = LuceneSearcher(build_index(data, out))
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"})
     for config in configs:

@@ -79,7 +79,7 @@ impl fmt::Display for Reject {
 pub enum IndexError {
     /// Bad rows with `--on-error fail`, or any but empty items with `skip-empty`: nothing was
     /// published. Under `skip-empty` the rows that stopped the build come first.
-    #[error("{} bad input row(s); nothing was published (use --on-error skip to index the rest):\n{}", rejects.len(), render(rejects))]
+    #[error("{} bad input row(s); nothing was published ({}):\n{}", rejects.len(), skip_advice(rejects), render(rejects))]
     BadInput {
         /// Every bad row found (reading goes on past the first so all are reported at once).
         rejects: Vec<Reject>,
@@ -132,6 +132,16 @@ pub(crate) const NOT_UTF8: &str = "not valid UTF-8";
 pub(crate) const UTF8_ADVICE: &str = "hyrank reads UTF-8; a file in a single-byte encoding (MovieLens 100K and \
      1M are ISO-8859-1) converts with `iconv -f WINDOWS-1252 -t UTF-8 items.csv > items.utf8.csv` (keep the \
      extension: .csv, .jsonl or .tsv tells what the file is)";
+
+/// Which `--on-error` would index the rest: `skip-empty` where every bad row is an empty item
+/// (or names one), since it still stops at any other fault.
+fn skip_advice(rejects: &[Reject]) -> &'static str {
+    if rejects.iter().all(Reject::is_empty_item) {
+        "use --on-error skip-empty to index the rest: every bad row is an empty item"
+    } else {
+        "use --on-error skip to index the rest"
+    }
+}
 
 /// Shows the first rejects; the rest are counted.
 fn render(rejects: &[Reject]) -> String {

@@ -145,7 +145,12 @@ pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
                 continue;
             }
         };
-        match (value["_id"].as_str(), value["text"].as_str()) {
+        // An integer id reads as its digits, as the corpus reader reads `"_id": 7`.
+        let id = match &value["_id"] {
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            other => other.as_str().map(str::to_string),
+        };
+        match (id.as_deref(), value["text"].as_str()) {
             (Some(id), Some(text)) => match queries.get(id) {
                 Some((earlier, first)) if earlier != text => rejects.push(reject(
                     path,
@@ -158,7 +163,9 @@ pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
                     queries.insert(id.to_string(), (text.to_string(), line_no));
                 }
             },
-            (None, _) => rejects.push(reject(path, line_no, Some("_id"), "missing or not a string")),
+            (None, _) => {
+                rejects.push(reject(path, line_no, Some("_id"), "missing, or neither a string nor an integer"))
+            }
             (_, None) => rejects.push(reject(path, line_no, Some("text"), "missing or not a string")),
         }
     }
@@ -228,6 +235,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = file(&dir, "queries.jsonl", "\u{feff}{\"_id\": \"1\", \"text\": \"tents\"}\n");
         assert_eq!(read_queries(&path).unwrap()["1"], "tents");
+        // An integer id is its digits, as in the corpus; a fraction is no id.
+        std::fs::write(&path, "{\"_id\": 7, \"text\": \"mugs\"}\n").unwrap();
+        assert_eq!(read_queries(&path).unwrap()["7"], "mugs");
+        std::fs::write(&path, "{\"_id\": 7.5, \"text\": \"mugs\"}\n").unwrap();
+        assert!(read_queries(&path).unwrap_err().to_string().contains("neither a string nor an integer"));
         // Other encodings are named for the file, bytes that are not UTF-8 by their line.
         let wide: Vec<u8> = "{\"_id\": \"1\"}\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
         std::fs::write(&path, wide).unwrap();
@@ -271,7 +283,7 @@ mod tests {
         let queries = file(
             &dir,
             "q.jsonl",
-            "{\"_id\":\"1\",\"text\":\"a\"}\nnot json\n{\"_id\":2,\"text\":\"b\"}\n{\"_id\":\"3\"}\n",
+            "{\"_id\":\"1\",\"text\":\"a\"}\nnot json\n{\"_id\":[2],\"text\":\"b\"}\n{\"_id\":\"3\"}\n",
         );
         assert_eq!(rejected(read_queries(&queries)), [(2, None), (3, Some("_id".into())), (4, Some("text".into()))]);
     }

@@ -107,6 +107,10 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     let markdown = std::fs::read_to_string(with_missing.out_dir.join("report.md")).unwrap();
     assert!(markdown.contains("1 judged relevant documents are not in the generation (e.g. q1/GONE-1)"), "{markdown}");
     assert!(missing.configs[0].recall_100 < report.configs[0].recall_100);
+    // That data's folder is not where the generation's catalog came from, and the report says so.
+    assert!(report.built_from_another_catalog.is_none());
+    assert!(missing.built_from_another_catalog.as_deref().is_some_and(|c| c.ends_with("beir-tiny/corpus.jsonl")));
+    assert!(markdown.contains("not from this data's corpus.jsonl"), "{markdown}");
     assert_eq!((missing.evaluated_queries, missing.without_relevant, missing.negative_grades), (6, 1, 1));
     assert!(markdown.contains("1 of the judged queries have no relevant judgment"), "{markdown}");
     assert!(markdown.contains("1 judgments have a negative grade, read as not relevant"), "{markdown}");
@@ -153,11 +157,14 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     // q1's own text as a document under q1's id: BM25 ranks it first for q1.
     let corpus = std::fs::read_to_string(tiny.join("corpus.jsonl")).unwrap()
         + "{\"_id\": \"EMPTY-1\", \"title\": \"\", \"text\": \" \", \"metadata\": {}}\n"
-        + "{\"_id\": \"q1\", \"title\": \"\", \"text\": \"a shelter for camping in the rain\", \"metadata\": {}}\n";
+        + "{\"_id\": \"q1\", \"title\": \"\", \"text\": \"a shelter for camping in the rain\", \"metadata\": {}}\n"
+        // Metadata no field could hold (Touche's and TREC-COVID's nest objects): not read.
+        + "{\"_id\": \"META-1\", \"title\": \"Pegs\", \"text\": \"tent pegs\", \"metadata\": {\"a\": {\"b\": [1, 2]}}}\n";
     std::fs::write(data.join("corpus.jsonl"), &corpus).unwrap();
     let lines = corpus.lines().count() as u64;
     let settings = |on_error: OnError, index: &str| IndexSettings {
         on_error,
+        catalog_format: hyrank_indexer::CatalogFormat { json_fields: false, ..Default::default() },
         progress: false,
         ..IndexSettings::new(data.join("corpus.jsonl"), dir.path().join(index), embedder_settings())
     };
@@ -165,7 +172,15 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     // An empty document stops a strict build, names its line, and is passed over by skip-empty
     // (counted in the generation like any skipped row).
     let error = hyrank_indexer::build(&settings(OnError::Fail, "strict")).unwrap_err().to_string();
-    assert!(error.contains(&format!("corpus.jsonl:{}: field `title/text`: empty item", lines - 1)), "{error}");
+    assert!(error.contains(&format!("corpus.jsonl:{}: field `title/text`: empty item", lines - 2)), "{error}");
+    assert!(error.contains("use --on-error skip-empty to index the rest: every bad row is an empty item"), "{error}");
+    // Read as fields, the nested metadata is a fault of its own.
+    let fields = IndexSettings { catalog_format: Default::default(), ..settings(OnError::SkipEmpty, "fields") };
+    let error = hyrank_indexer::build(&fields).unwrap_err().to_string();
+    assert!(error.contains("field `metadata.a`"), "{error}");
+    // A split without judgments is named with those there are, before anything is indexed.
+    let error = hyrank_indexer::eval::search::read_judged(&data, "dev").unwrap_err().to_string();
+    assert!(error.contains("split \"dev\" has no judgments here; the splits are test"), "{error}");
     let summary = hyrank_indexer::build(&settings(OnError::SkipEmpty, "index")).unwrap();
     assert_eq!(summary.manifest.counts.rejected_items, 1);
     // An interaction naming the empty item goes with it; the others are kept.

@@ -170,14 +170,20 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|spec| Config::parse(spec).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // The judgments are read and checked before a corpus is indexed, which can take hours.
+    hyrank_indexer::eval::search::read_judged(&args.data, &args.split)?;
     if hyrank_engine::generation::current(&args.index_dir).is_err() {
         eprintln!(
             "no generation in {}: indexing {} first",
             args.index_dir.display(),
             args.data.join("corpus.jsonl").display()
         );
+        // BEIR's loader reads id, title and text; a corpus's metadata (nested objects,
+        // lists of numbers) is not read as fields, as no search of the evaluation uses them.
+        let catalog_format = hyrank_indexer::CatalogFormat { json_fields: false, ..Default::default() };
         let settings = IndexSettings {
             on_error: args.on_error,
+            catalog_format,
             ..IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone())
         };
         print!("{}", hyrank_indexer::build(&settings).context("indexing the corpus")?.render());

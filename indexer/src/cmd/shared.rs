@@ -71,6 +71,7 @@ impl CatalogArgs {
             field_columns: self.field_column.clone(),
             list_separator: self.list_separator.clone(),
             field_types: self.field_type.iter().cloned().collect(),
+            json_fields: true,
         }
     }
 }

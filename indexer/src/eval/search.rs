@@ -9,7 +9,9 @@ use hyrank_engine::request::{candidates_for, RerankOptions, RerankerKind, Search
 use hyrank_engine::{Engine, Mode};
 use serde::Serialize;
 
-use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at};
+use std::collections::BTreeMap;
+
+use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at, Judgments};
 use super::write_file;
 use crate::error::{IndexError, Result};
 use crate::judgments::{read_qrels, read_queries};
@@ -254,6 +256,15 @@ pub struct SearchReport {
     /// Corpus rows the generation did not index (refused or skipped when it was built; its
     /// `rejects.jsonl` says why): a judged one counts as never retrieved.
     pub corpus_rows_not_indexed: usize,
+    /// The catalog the generation was built from, when it is not this data's `corpus.jsonl`
+    /// (compared as canonical paths): its scores then say little about these judgments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub built_from_another_catalog: Option<String>,
+    /// Per configuration, the evaluated queries it returned no hit for: they score 0 and stay
+    /// in the mean (as `trec_eval -c`), where BEIR's mean over pytrec_eval's output leaves them
+    /// out.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub queries_without_hits: BTreeMap<String, usize>,
     /// Evaluated queries whose id is also a document's in the generation.
     pub queries_in_corpus: usize,
     /// Whether a hit on the query's own id was dropped before scoring (see
@@ -290,26 +301,31 @@ fn input_error(path: &Path, reason: impl Into<String>) -> IndexError {
     IndexError::Input { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
-/// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
-pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
-    // Two configurations of one name would write one run file for two report rows.
-    let mut names = std::collections::HashSet::new();
-    if let Some(twice) = settings.configs.iter().find(|c| !names.insert(c.name.as_str())) {
-        return Err(IndexError::Settings {
-            setting: "configs".into(),
-            reason: format!("{:?} is named twice; each configuration writes its own run file", twice.name),
-        });
+/// The judged queries of `split` under `data` (BEIR layout) and every query's text, checked
+/// for what would stop an evaluation: a missing split (naming those there are), a judged
+/// query with no text or nothing to search. Cheap, so the command runs it before indexing a
+/// corpus, which may take hours.
+///
+/// # Errors
+/// [`IndexError::Input`] naming the file.
+pub fn read_judged(
+    data: &Path,
+    split: &str,
+) -> Result<(BTreeMap<String, Judgments>, std::collections::HashMap<String, String>)> {
+    let qrels_path = data.join("qrels").join(format!("{split}.tsv"));
+    if !qrels_path.is_file() {
+        let mut splits: Vec<String> = std::fs::read_dir(data.join("qrels"))
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok()?.strip_suffix(".tsv").map(str::to_string))
+            .collect();
+        splits.sort();
+        let there =
+            if splits.is_empty() { "no split".to_string() } else { format!("the splits are {}", splits.join(", ")) };
+        return Err(input_error(&qrels_path, format!("no such file: split {split:?} has no judgments here; {there}")));
     }
-    if settings.depth == 0 || settings.depth > hyrank_engine::request::MAX_K {
-        return Err(IndexError::Settings {
-            setting: "depth".into(),
-            reason: format!("hits kept per query: from 1 to {}, got {}", hyrank_engine::request::MAX_K, settings.depth),
-        });
-    }
-    let qrels_path = settings.data_dir.join("qrels").join(format!("{}.tsv", settings.split));
     let qrels = read_qrels(&qrels_path)?;
-    let queries_path = settings.data_dir.join("queries.jsonl");
+    let queries_path = data.join("queries.jsonl");
     let queries = read_queries(&queries_path)?;
     // Every judged query must be one the engine can run, checked before any is: all of those
     // that are not named at once, as a reader names all its bad rows.
@@ -331,6 +347,27 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         qrels.keys().filter(|q| hyrank_engine::request::query_text(Some(&queries[*q])).is_none()).collect(),
         "have no text to search (empty, or only punctuation and invisible characters)".into(),
     )?;
+    Ok((qrels, queries))
+}
+
+/// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
+/// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
+pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
+    // Two configurations of one name would write one run file for two report rows.
+    let mut names = std::collections::HashSet::new();
+    if let Some(twice) = settings.configs.iter().find(|c| !names.insert(c.name.as_str())) {
+        return Err(IndexError::Settings {
+            setting: "configs".into(),
+            reason: format!("{:?} is named twice; each configuration writes its own run file", twice.name),
+        });
+    }
+    if settings.depth == 0 || settings.depth > hyrank_engine::request::MAX_K {
+        return Err(IndexError::Settings {
+            setting: "depth".into(),
+            reason: format!("hits kept per query: from 1 to {}, got {}", hyrank_engine::request::MAX_K, settings.depth),
+        });
+    }
+    let (qrels, queries) = read_judged(&settings.data_dir, &settings.split)?;
     let skipped = queries.keys().filter(|q| !qrels.contains_key(*q)).count();
     let missing: Vec<String> = qrels
         .iter()
@@ -378,6 +415,17 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
     if !earlier.is_empty() {
         tracing::warn!(files = ?earlier, "the output folder holds an earlier run's files; they are left in place");
     }
+    let mut without_hits = BTreeMap::new();
+    let built_from = &engine.manifest().sources.catalog;
+    let same_file = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let corpus = settings.data_dir.join("corpus.jsonl");
+    let built_from_another_catalog = (!same_file(Path::new(built_from), &corpus)).then(|| built_from.clone());
+    if let Some(other) = &built_from_another_catalog {
+        tracing::warn!(generation_catalog = %other, corpus = %corpus.display(), "the generation was built from another catalog");
+    }
     let mut reports = Vec::new();
     let mut first_ndcg: Option<Vec<f64>> = None;
     for config in &settings.configs {
@@ -409,6 +457,9 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 hits.retain(|hit| hit.id != *query_id);
                 hits.truncate(settings.depth);
             }
+            if hits.is_empty() {
+                *without_hits.entry(config.name.clone()).or_insert(0) += 1;
+            }
             let ranked: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
             for (rank, hit) in hits.iter().enumerate() {
                 if hit.id.contains(char::is_whitespace) {
@@ -422,12 +473,14 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 }
                 run += &format!("{query_id} Q0 {} {} {:.8} {}\n", hit.id, rank + 1, hit.score, config.name);
             }
+            // `+ 0.0` turns a negative zero (an empty sum) into the 0 a reader expects.
             let scores = [
                 ndcg_at(&ranked, judged, 10),
                 recall_at(&ranked, judged, 100),
                 mrr_at(&ranked, judged, 10),
                 map_at(&ranked, judged, 100),
-            ];
+            ]
+            .map(|v| v + 0.0);
             for (sum, score) in sums.iter_mut().zip(scores) {
                 *sum += score;
             }
@@ -468,6 +521,8 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         without_relevant,
         negative_grades,
         corpus_rows_not_indexed: engine.manifest().counts.rejected_items,
+        built_from_another_catalog,
+        queries_without_hits: without_hits,
         queries_in_corpus,
         identical_ids_dropped: settings.drop_identical_ids,
         configs: reports,
@@ -484,6 +539,20 @@ impl SearchReport {
             "{} ({} split): {} judged queries evaluated, {} queries without judgments skipped; generation {}.\n\n",
             self.data, self.split, self.evaluated_queries, self.skipped_without_judgments, self.generation
         );
+        if let Some(other) = &self.built_from_another_catalog {
+            out += &format!(
+                "**The generation was built from {other}, not from this data's corpus.jsonl**: its scores say little \
+                 about these judgments.\n\n"
+            );
+        }
+        if !self.queries_without_hits.is_empty() {
+            let each: Vec<String> = self.queries_without_hits.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            out += &format!(
+                "Judged queries with no hit ({}): they score 0 and stay in every mean, as `trec_eval -c` counts \
+                 them; BEIR's mean over pytrec_eval's output leaves them out.\n\n",
+                each.join(", ")
+            );
+        }
         if self.corpus_rows_not_indexed > 0 {
             out += &format!(
                 "{} corpus rows are not in the generation (refused or skipped when it was built; its \

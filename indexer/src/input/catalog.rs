@@ -36,6 +36,10 @@ pub struct CatalogFormat {
     /// value does not fit is refused, naming the line and field. Other fields' types are
     /// inferred over the whole catalog ([`FieldType`]).
     pub field_types: BTreeMap<String, FieldType>,
+    /// JSON Lines: read keys other than id, title and text as fields. Off, they are passed
+    /// over unread, as BEIR's loader passes over `metadata` (`eval search`: a judged corpus's
+    /// metadata, nested objects and all, is no concern of relevance).
+    pub json_fields: bool,
 }
 
 impl CatalogFormat {
@@ -63,6 +67,7 @@ impl Default for CatalogFormat {
             field_columns: Vec::new(),
             list_separator: None,
             field_types: BTreeMap::new(),
+            json_fields: true,
         }
     }
 }
@@ -101,7 +106,7 @@ impl ItemValidator<'_> {
     fn accept(&mut self, line: u64, item: Item) {
         if let Some(problem) = hyrank_engine::item::id_problem(&item.id) {
             self.catalog.rejects.push(reject(self.file, line, Some("id"), format!("id {problem}")));
-        } else if item.title.trim().is_empty() && item.text.trim().is_empty() {
+        } else if blank(&item.title) && blank(&item.text) {
             self.catalog.rejects.push(
                 reject(self.file, line, Some("title/text"), "empty item: title and text are both empty")
                     .with_id(&item.id)
@@ -119,12 +124,20 @@ impl ItemValidator<'_> {
     }
 }
 
+/// Whether `text` holds nothing to read: whitespace and invisible format characters only
+/// (zero-width space and joiners, word joiner, byte-order mark, soft hyphen), which the
+/// analyzer drops and a query of which is refused as empty.
+fn blank(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'))
+}
+
 /// Reads a catalog in JSON Lines or CSV.
 pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
     let kind = format.kind_of(path);
     let mut validator = ItemValidator { file: path, first_line_of: HashMap::new(), catalog: Catalog::default() };
     match kind {
-        CatalogKind::Jsonl => read_jsonl(path, &mut validator)?,
+        CatalogKind::Jsonl => read_jsonl(path, format.json_fields, &mut validator)?,
         CatalogKind::Csv => read_csv_catalog(path, format, &mut validator)?,
     }
     unify_field_types(&mut validator, &format.field_types);
@@ -480,6 +493,22 @@ b,B,19.5,XL
         let missing = CatalogFormat { id_column: "nope".into(), ..format };
         assert!(read_catalog(&path, &missing).unwrap_err().to_string().contains("no column \"nope\""));
     }
+    /// Text of invisible characters only is as empty as whitespace (FiQA has a document of one
+    /// zero-width space); metadata is passed over unread when fields are off.
+    #[test]
+    fn invisible_text_is_empty_and_fields_can_be_left_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = "{\"_id\": \"a\", \"text\": \"\u{200b}\u{feff} \"}\n{\"_id\": \"b\", \"text\": \"x\", \"metadata\": {\"n\": {\"m\": 1}}}\n";
+        let path = file(&dir, "corpus.jsonl", content.as_bytes());
+        let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
+        let got = reasons(&catalog.rejects);
+        assert_eq!((got[0].0, got[0].2.as_str()), (1, "empty item: title and text are both empty"));
+        assert_eq!(got[1].1.as_deref(), Some("metadata.n"));
+        let unread = read_catalog(&path, &CatalogFormat { json_fields: false, ..CatalogFormat::default() }).unwrap();
+        assert_eq!(unread.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert!(unread.items[0].fields.is_empty());
+    }
+
     /// MovieLens 100K and 1M are ISO-8859-1: each row with an accented letter is refused,
     /// naming its field, and the list says once how to convert the file.
     #[test]

@@ -125,7 +125,11 @@ fn put_field(
     }
 }
 
-fn item_from_json(object: &serde_json::Map<String, Value>, raw: &RawIds<'_>) -> Result<Item, (Option<String>, String)> {
+fn item_from_json(
+    object: &serde_json::Map<String, Value>,
+    raw: &RawIds<'_>,
+    json_fields: bool,
+) -> Result<Item, (Option<String>, String)> {
     let id = id_from_json(object, raw)?;
     let text_of = |key: &str| match object.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
@@ -138,6 +142,7 @@ fn item_from_json(object: &serde_json::Map<String, Value>, raw: &RawIds<'_>) -> 
     for (key, value) in object {
         match key.as_str() {
             "id" | "_id" | "title" | "text" => {}
+            _ if !json_fields => {}
             // `fields` (ours) and `metadata` (BEIR's) hold fields; any other key is one itself.
             "fields" | "metadata" => match value {
                 Value::Object(inner) => {
@@ -161,7 +166,7 @@ fn item_from_json(object: &serde_json::Map<String, Value>, raw: &RawIds<'_>) -> 
     Ok(Item { id, title, text, fields })
 }
 
-pub(super) fn read_jsonl(path: &Path, validator: &mut ItemValidator<'_>) -> Result<()> {
+pub(super) fn read_jsonl(path: &Path, json_fields: bool, validator: &mut ItemValidator<'_>) -> Result<()> {
     let reader = BufReader::new(open(path)?);
     for (number, line) in reader.split(b'\n').enumerate() {
         let line_number = number as u64 + 1;
@@ -199,7 +204,7 @@ pub(super) fn read_jsonl(path: &Path, validator: &mut ItemValidator<'_>) -> Resu
             (Ok(Value::Object(_)), Err(e)) => {
                 validator.catalog.rejects.push(reject(path, line_number, Some("id"), e.to_string()))
             }
-            (Ok(Value::Object(object)), Ok(raw_ids)) => match item_from_json(&object, &raw_ids) {
+            (Ok(Value::Object(object)), Ok(raw_ids)) => match item_from_json(&object, &raw_ids, json_fields) {
                 Ok(item) => validator.accept(line_number, item),
                 Err((field, reason)) => {
                     let refused = reject(path, line_number, field.as_deref(), reason);
