@@ -71,7 +71,12 @@ pub fn read_qrels(path: &Path) -> Result<BTreeMap<String, Judgments>> {
     let mut qrels: BTreeMap<String, Judgments> = BTreeMap::new();
     let mut first_line: HashMap<(String, String), usize> = HashMap::new();
     let mut rejects = Vec::new();
-    for (line, fields) in tsv_rows(&text, "query-id") {
+    for (line, mut fields) in tsv_rows(&text, "query-id") {
+        // Empty fields after the third are a trailing tab, not data (BEIR's loader reads the
+        // first three columns).
+        while fields.len() > 3 && fields.last().is_some_and(|f| f.trim().is_empty()) {
+            fields.pop();
+        }
         let [query, doc, grade] = fields[..] else {
             rejects.push(reject(
                 path,
@@ -278,8 +283,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let qrels = file(&dir, "q.tsv", "query-id\tcorpus-id\tscore\n1\td1\t1\n2\td2\n3\td3\thigh\n4\td4\t2\n");
         assert_eq!(rejected(read_qrels(&qrels)), [(3, None), (4, Some("score".into()))]);
-        let ok = file(&dir, "ok.tsv", "query-id\tcorpus-id\tscore\n1\td1\t1\n1\td2\t0\n");
-        assert_eq!(read_qrels(&ok).unwrap()["1"].len(), 2);
+        let ok = file(&dir, "ok.tsv", "query-id\tcorpus-id\tscore\n1\td1\t1\n1\td2\t0\t\n");
+        assert_eq!(read_qrels(&ok).unwrap()["1"].len(), 2, "a trailing tab is no fourth field");
+        let four = file(&dir, "four.tsv", "1\tQ0\td1\t1\n");
+        assert_eq!(rejected(read_qrels(&four)), [(1, None)], "TREC's four columns are refused");
         let queries = file(
             &dir,
             "q.jsonl",
@@ -294,7 +301,7 @@ mod tests {
     #[test]
     fn repeated_judgments_must_agree_and_an_empty_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let twice = file(&dir, "twice.tsv", "q1\td1\t2\nq1\td1\t2\nq1\td1\t0\nq1\td2\t1\t\n");
+        let twice = file(&dir, "twice.tsv", "q1\td1\t2\nq1\td1\t2\nq1\td1\t0\nq1\td2\t1\tx\n");
         let error = read_qrels(&twice).unwrap_err();
         let IndexError::BadRows { rejects } = &error else { panic!("{error:?}") };
         assert_eq!(rejects.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 4]);
