@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 mod network;
+mod source;
 
 use hyrank_engine::DeviceChoice;
 use network::resolve_bind;
 pub use network::CorsOrigins;
 use serde::Deserialize;
+pub use source::SourceSettings;
 
 /// A credential (an API key, an S3 secret): compared and handed to what uses it, never
 /// shown: its `Debug` prints `(hidden)`, so no settings dump or error context leaks it.
@@ -384,32 +386,6 @@ pub struct ServerSettings {
     pub service: ServiceSettings,
 }
 
-/// Where a replica pulls generations from, and the S3 client settings given in the layers
-/// (on top of the `AWS_*` environment, which `object_store` reads itself).
-#[derive(Clone, PartialEq, Eq)]
-pub struct SourceSettings {
-    /// `s3://bucket/prefix` or `file:///folder`.
-    pub url: String,
-    /// `object_store`'s S3 option keys and their values.
-    pub options: Vec<(&'static str, String)>,
-}
-
-impl SourceSettings {
-    /// The options as [`hyrank_engine::generation::remote::Remote::open_with`] takes them.
-    pub fn option_pairs(&self) -> Vec<(&str, &str)> {
-        self.options.iter().map(|(k, v)| (*k, v.as_str())).collect()
-    }
-}
-
-/// Names the options but never shows a credential.
-impl std::fmt::Debug for SourceSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown: Vec<(&str, &str)> =
-            self.options.iter().map(|(k, v)| (*k, if k.contains("key") { "(hidden)" } else { v.as_str() })).collect();
-        f.debug_struct("SourceSettings").field("url", &self.url).field("options", &shown).finish()
-    }
-}
-
 /// Requests per rerank-worker pass, and requests waiting: reranking costs ~100× a query
 /// encoding, so the queue is short and a full one answers 503 quickly.
 const DEFAULT_RERANK_BATCH: usize = 8;
@@ -419,6 +395,11 @@ const DEFAULT_RERANK_QUEUE: usize = 64;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SettingsError(pub String);
+
+/// The error for setting `name`.
+fn bad(name: &str, reason: String) -> SettingsError {
+    SettingsError(format!("setting {name}: {reason}"))
+}
 
 impl ServerSettings {
     /// Stacks flags and environment (`cli`, as clap parsed them) over the `--config` file and
@@ -432,7 +413,8 @@ impl ServerSettings {
     }
 
     fn validate(layer: SettingsLayer) -> Result<ServerSettings, SettingsError> {
-        let bad = |name: &str, reason: String| SettingsError(format!("setting {name}: {reason}"));
+        let source = source::resolve(&layer, layer.write_key.is_some())?;
+        let replica_of = source.as_ref().map(|source| source.url.clone());
         let defaults = Limits::default();
         let positive = |name: &str, value: Option<usize>, default: usize| match value {
             Some(0) => Err(bad(name, "must be at least 1".into())),
@@ -546,52 +528,7 @@ impl ServerSettings {
                 .map(|p| p.parse().map_err(|e: hyrank_engine::Error| bad("rerank_precision", e.to_string())))
                 .transpose()?,
             watch_secs: layer.watch_secs.unwrap_or(5),
-            source: match layer.source.clone() {
-                None => {
-                    let stray = [
-                        ("source_endpoint", layer.source_endpoint.is_some()),
-                        ("source_region", layer.source_region.is_some()),
-                        ("source_access_key_id", layer.source_access_key_id.is_some()),
-                        ("source_secret_access_key", layer.source_secret_access_key.is_some()),
-                        ("source_allow_http", layer.source_allow_http.is_some()),
-                    ];
-                    if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
-                        return Err(bad(name, "is set but there is no source to use it with".into()));
-                    }
-                    None
-                }
-                Some(url) => {
-                    // Bounds of writes it will never take are moot on a replica.
-                    let moot = [
-                        ("max_events", layer.max_events.is_some()),
-                        ("max_live_items", layer.max_live_items.is_some()),
-                    ];
-                    if let Some((name, _)) = moot.iter().find(|(_, set)| *set) {
-                        return Err(bad(name, format!("bounds writes, and a replica (source {url}) takes none")));
-                    }
-                    if write_key.is_some() {
-                        return Err(bad(
-                            "write_key",
-                            format!(
-                                "a replica (source {url}) takes no writes: its index folder is a copy of the \
-                                 published generations, and no build reads what is written there; send writes to \
-                                 the server whose index folder the publisher builds from"
-                            ),
-                        ));
-                    }
-                    let options = hyrank_engine::generation::remote::s3_options(
-                        layer.source_endpoint,
-                        layer.source_region,
-                        layer.source_access_key_id.map(|k| k.expose().to_string()),
-                        layer.source_secret_access_key.map(|k| k.expose().to_string()),
-                        layer.source_allow_http,
-                    );
-                    if url.starts_with("file://") && !options.is_empty() {
-                        return Err(bad("source", format!("{url} is a folder; the source_* S3 settings do not apply")));
-                    }
-                    Some(SourceSettings { url, options })
-                }
-            },
+            source,
             service: ServiceSettings {
                 limits,
                 search_key,
@@ -601,7 +538,7 @@ impl ServerSettings {
                     .response_cache_entries
                     .unwrap_or(ServiceSettings::default().response_cache_entries),
                 cors_origins,
-                replica_of: layer.source,
+                replica_of,
             },
         })
     }
@@ -611,7 +548,7 @@ impl ServerSettings {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> SettingsLayer {
+    pub(super) fn parse(args: &[&str]) -> SettingsLayer {
         SettingsLayer::try_parse_from(std::iter::once("hyrank-serve").chain(args.iter().copied())).unwrap()
     }
 
@@ -697,30 +634,6 @@ mod tests {
             let error = ServerSettings::validate(parse(args)).unwrap_err().to_string();
             assert!(error.contains(expected), "{args:?}: {error}");
         }
-    }
-
-    #[test]
-    fn the_source_takes_its_s3_settings_from_the_layers_and_never_shows_the_secret() {
-        let file: SettingsLayer = toml::from_str(
-            "source = \"s3://bucket/prod\"\nsource_endpoint = \"http://127.0.0.1:8333\"\ncache_dir = \"/var/cache/hyrank\"",
-        )
-        .unwrap();
-        let cli = parse(&["--source-secret-access-key", "s3cr3t-value", "--source-allow-http"]);
-        let settings = ServerSettings::validate(cli.over(file)).unwrap();
-        assert_eq!(settings.index_dir, PathBuf::from("/var/cache/hyrank"), "cache_dir is index_dir's other name");
-        let source = settings.source.clone().unwrap();
-        assert_eq!(source.url, "s3://bucket/prod");
-        assert_eq!(
-            source.option_pairs(),
-            [
-                ("aws_endpoint", "http://127.0.0.1:8333"),
-                ("aws_secret_access_key", "s3cr3t-value"),
-                ("aws_allow_http", "true")
-            ]
-        );
-        let shown = format!("{settings:?}");
-        assert!(!shown.contains("s3cr3t") && shown.contains("(hidden)") && shown.contains("8333"), "{shown}");
-        assert_eq!(parse(&["--cache-dir", "/tmp/c"]).index_dir, Some(PathBuf::from("/tmp/c")));
     }
 
     #[test]

@@ -170,9 +170,10 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|spec| Config::parse(spec).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // The judgments are read and checked before a corpus is indexed, which can take hours.
-    hyrank_indexer::eval::search::read_judged(&args.data, &args.split)?;
     if hyrank_engine::generation::current(&args.index_dir).is_err() {
+        // Checked before the corpus is indexed, which can take hours (`evaluate` reads them
+        // again: small files, against a long build).
+        hyrank_indexer::eval::search::read_judged(&args.data, &args.split)?;
         eprintln!(
             "no generation in {}: indexing {} first",
             args.index_dir.display(),
