@@ -240,7 +240,8 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
     if let Some(problem) = hyrank_engine::item::id_problem(&id) {
         return Err(invalid("id", problem));
     }
-    if body.title.trim().is_empty() && body.text.trim().is_empty() {
+    // The catalog's rule: invisible characters alone are no text either.
+    if hyrank_engine::item::is_blank(&body.title) && hyrank_engine::item::is_blank(&body.text) {
         return Err(invalid("text", "an item needs a title or a text".into()));
     }
     if let Some((name, _)) =

@@ -35,6 +35,17 @@ impl Item {
 /// The longest user or item id, in bytes.
 pub const MAX_ID_BYTES: usize = 512;
 
+/// Whether `text` shows nothing: only whitespace, format characters (zero-width space and
+/// joiners, byte-order mark, soft hyphen) and characters Unicode says to render as nothing
+/// (Default_Ignorable_Code_Point). An id or an item's title and text of only these is empty.
+pub fn is_blank(text: &str) -> bool {
+    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+    use icu_properties::{CodePointMapData, CodePointSetData};
+    let category = CodePointMapData::<GeneralCategory>::new();
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
+    text.chars().all(|c| c.is_whitespace() || category.get(c) == GeneralCategory::Format || ignorable.contains(c))
+}
+
 /// Why `id` cannot be a user or item id, or `None` when it can: over [`MAX_ID_BYTES`] bytes,
 /// nothing visible, whitespace or a format character at either end, or a control character or
 /// a line or paragraph separator anywhere.
@@ -52,20 +63,19 @@ pub const MAX_ID_BYTES: usize = 512;
 /// would break the line-oriented files ids are written to (logs, reject lists). Length is
 /// checked first, so a reason never quotes more than [`MAX_ID_BYTES`] bytes of id.
 pub fn id_problem(id: &str) -> Option<String> {
-    use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
-    use icu_properties::{CodePointMapData, CodePointSetData};
+    use icu_properties::props::GeneralCategory;
+    use icu_properties::CodePointMapData;
     if id.len() > MAX_ID_BYTES {
         return Some(format!("is {} bytes long; an id is at most {MAX_ID_BYTES}", id.len()));
     }
     let category = CodePointMapData::<GeneralCategory>::new();
-    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
     let invisible = |c: char| c.is_whitespace() || category.get(c) == GeneralCategory::Format;
     let breaks_lines = |c: char| {
         c.is_control()
             || matches!(category.get(c), GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator)
     };
     let at_an_end = [id.chars().next(), id.chars().last()].into_iter().flatten().find(|&c| invisible(c));
-    if id.chars().all(|c| invisible(c) || ignorable.contains(c)) {
+    if is_blank(id) {
         Some("is empty (or holds only whitespace and invisible characters)".into())
     } else if let Some(c) = at_an_end {
         Some(format!(
@@ -223,6 +233,16 @@ impl FieldValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_text_shows_nothing() {
+        for blank in ["", "  \t", "\u{200b}\u{feff}", "\u{00ad}\u{2060} ", "\u{fe0f}"] {
+            assert!(is_blank(blank), "{blank:?}");
+        }
+        for text in ["a", " \u{200b}x", "⭐\u{fe0f}", "!"] {
+            assert!(!is_blank(text), "{text:?}");
+        }
+    }
 
     #[test]
     fn an_id_is_refused_for_what_would_make_two_ids_look_alike_or_break_a_line() {

@@ -106,7 +106,7 @@ impl ItemValidator<'_> {
     fn accept(&mut self, line: u64, item: Item) {
         if let Some(problem) = hyrank_engine::item::id_problem(&item.id) {
             self.catalog.rejects.push(reject(self.file, line, Some("id"), format!("id {problem}")));
-        } else if blank(&item.title) && blank(&item.text) {
+        } else if hyrank_engine::item::is_blank(&item.title) && hyrank_engine::item::is_blank(&item.text) {
             self.catalog.rejects.push(
                 reject(self.file, line, Some("title/text"), "empty item: title and text are both empty")
                     .with_id(&item.id)
@@ -122,14 +122,6 @@ impl ItemValidator<'_> {
             self.catalog.items.push(item);
         }
     }
-}
-
-/// Whether `text` holds nothing to read: whitespace and invisible format characters only
-/// (zero-width space and joiners, word joiner, byte-order mark, soft hyphen), which the
-/// analyzer drops and a query of which is refused as empty.
-fn blank(text: &str) -> bool {
-    text.chars()
-        .all(|c| c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}'))
 }
 
 /// Reads a catalog in JSON Lines or CSV.
