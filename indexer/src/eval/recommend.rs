@@ -18,6 +18,7 @@ use hyrank_engine::{ColdItems, EmbedderSettings, Engine, RecommendMode};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::metrics::{ndcg_at, percentile, Judgments};
@@ -95,7 +96,8 @@ pub struct ModeReport {
     pub coverage: f64,
     /// Cold test items found in their user's top k / all cold test items (micro-averaged).
     pub cold_recall: f64,
-    /// Median time per user, in process.
+    /// Median time per user, in process, while the report's `scoring_threads` users are
+    /// scored at once.
     pub p50_ms: f64,
     /// nDCG@10 against the `cf` mode (the collaborative model alone, which the hybrid adds
     /// content to), user by user; absent for `cf` itself.
@@ -134,6 +136,8 @@ pub struct RecommendReport {
     pub fusion: &'static str,
     /// The CF model the train generation serves and how it was chosen (`cf_selection`).
     pub cf_model: Option<hyrank_engine::generation::CfSelection>,
+    /// Users scored at once (the rayon pool's threads; `RAYON_NUM_THREADS` sets it).
+    pub scoring_threads: usize,
     /// Per mode.
     pub modes: Vec<ModeReport>,
 }
@@ -200,9 +204,17 @@ fn build_identity(train_path: &Path, index: &IndexSettings) -> Result<String> {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(train_path).map_err(|e| io_error(train_path.display().to_string(), e))?;
     let embedder = &index.embedder;
+    // Paths as the file system resolves them: the same model named relatively from one folder
+    // and absolutely from another is the same build.
+    let resolved = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let settings = format!(
         "{:?} {:?} {:?} {:?} {:?} {}",
-        index.catalog, index.catalog_format, index.cf, embedder.model_dir, embedder.precision, embedder.max_tokens
+        resolved(&index.catalog),
+        index.catalog_format,
+        index.cf,
+        resolved(&embedder.model_dir),
+        embedder.precision,
+        embedder.max_tokens
     );
     let hex = |digest: &[u8]| digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
     Ok(format!("train {} settings {}\n", hex(&Sha256::digest(&bytes)), hex(&Sha256::digest(settings.as_bytes()))))
@@ -358,11 +370,8 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         let mut user_ndcgs = Vec::with_capacity(test_items.len());
         // One row per user, for paired comparisons of two modes (`bench/paired_bootstrap.py`).
         let mut per_user = format!("user\tndcg@10\trecall@{}\tms\n", settings.k);
-        let mut recommended: HashSet<String> = HashSet::new();
-        let mut latencies = Vec::new();
-        for (user, held) in &test_items {
-            let start = Instant::now();
-            let top: Vec<String> = match mode {
+        let recommendations = |user: &str| -> Result<Vec<String>> {
+            Ok(match mode {
                 "popularity" => {
                     let seen = train_items.get(user);
                     popular
@@ -399,8 +408,23 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                     };
                     engine.recommend(&request)?.hits.into_iter().map(|h| h.id).collect()
                 }
-            };
-            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            })
+        };
+        let mut recommended: HashSet<String> = HashSet::new();
+        let mut latencies = Vec::with_capacity(test_items.len());
+        // Users are independent, so they are scored on the rayon pool (a 4-million-rating
+        // MovieLens has 30,000 of them per mode); the totals below are summed in user order,
+        // so the report does not depend on the pool's size.
+        let users: Vec<&str> = test_items.keys().copied().collect();
+        let lists: Vec<(Vec<String>, f64)> = users
+            .par_iter()
+            .map(|user| {
+                let start = Instant::now();
+                let top = recommendations(user)?;
+                Ok((top, start.elapsed().as_secs_f64() * 1000.0))
+            })
+            .collect::<Result<_>>()?;
+        for ((user, held), (top, ms)) in test_items.iter().zip(lists) {
             latencies.push(ms);
             let judged: Judgments = held.iter().map(|i| (i.to_string(), 1)).collect();
             let hits = top.iter().filter(|i| judged.contains_key(*i)).count();
@@ -448,6 +472,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         cold_items: settings.cold_items,
         fusion: settings.fusion.name(),
         cf_model: engine.manifest().cf_selection.clone(),
+        scoring_threads: rayon::current_num_threads(),
         modes,
     };
     super::write_reports(&dir, &report, &report.markdown())?;
@@ -464,8 +489,8 @@ impl RecommendReport {
             SplitKind::Time => "per-user leave-last-out by time".to_string(),
         };
         let mut out = format!(
-            "{split}; positives have weight ≥ {}; {} users evaluated, {} train / {} test positives ({} test positives on items with no train interaction); {} items; hybrid fused by {}.\n\n",
-            self.min_weight, self.users_evaluated, self.train_interactions, self.test_interactions, self.cold_test_interactions, self.items, self.fusion
+            "{split}; positives have weight ≥ {}; {} users evaluated, {} train / {} test positives ({} test positives on items with no train interaction); {} items; hybrid fused by {}; {} users scored at once.\n\n",
+            self.min_weight, self.users_evaluated, self.train_interactions, self.test_interactions, self.cold_test_interactions, self.items, self.fusion, self.scoring_threads
         );
         if let Some(selection) = &self.cf_model {
             out += &format!("CF model: {}.\n\n", selection.reason);
@@ -542,6 +567,24 @@ mod tests {
         assert!(test.iter().all(|r| r.0 != "b"));
         assert_eq!(train.len() + test.len(), 13);
         assert_eq!(split(positives(), &settings(SplitKind::Random)).1, test, "same seed, same split");
+    }
+
+    #[test]
+    fn a_build_is_the_same_whether_its_paths_are_named_relatively_or_absolutely() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = dir.path().join("train.csv");
+        std::fs::write(&train, "user,item,weight,timestamp\nu,a,1,\n").unwrap();
+        // Tests run in the crate's folder: `src/../src` and the absolute `src` are one folder.
+        let at = |model: PathBuf, catalog: PathBuf| {
+            build_identity(&train, &IndexSettings::new(catalog, dir.path().join("index"), EmbedderSettings::new(model)))
+                .unwrap()
+        };
+        let absolute = std::fs::canonicalize("src").unwrap();
+        let relative = at("src/../src".into(), "Cargo.toml".into());
+        assert_eq!(relative, at(absolute.clone(), std::fs::canonicalize("Cargo.toml").unwrap()));
+        assert_ne!(relative, at(absolute.join("eval"), "Cargo.toml".into()), "another model folder is another build");
+        std::fs::write(&train, "user,item,weight,timestamp\nu,b,1,\n").unwrap();
+        assert_ne!(relative, at("src".into(), "Cargo.toml".into()), "another train file is another build");
     }
 
     #[test]
