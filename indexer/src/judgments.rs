@@ -131,13 +131,17 @@ pub fn read_qrels(path: &Path) -> Result<BTreeMap<String, Judgments>> {
     all_or_rejects(qrels, rejects)
 }
 
-/// Reads `queries.jsonl` (`_id`, `text`): query id → text. An id given twice with the same
-/// text is read once; with two texts it is refused.
+/// Reads `queries.jsonl` (`_id`, `text`): query id → text, for the ids `wanted` accepts (the
+/// judged ones of a split: a BEIR file holds every split's queries, and what is wrong with a
+/// query no split being evaluated judges does not stop the evaluation, as BEIR's loader keeps
+/// only the judged ones). An id given twice with the same text is read once; with two texts
+/// it is refused.
 ///
 /// # Errors
-/// An unreadable file, or every line that is not JSON, lacks a string `_id` or `text`, or
-/// gives an earlier line's id another text.
-pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
+/// An unreadable file, or every line that is not JSON or lacks a string or integer `_id`, and
+/// every line of a wanted id that lacks a string `text` or gives an earlier line's id another
+/// text.
+pub fn read_queries(path: &Path, mut wanted: impl FnMut(&str) -> bool) -> Result<HashMap<String, String>> {
     let text = read(path)?;
     let mut queries: HashMap<String, (String, usize)> = HashMap::new();
     let mut rejects = Vec::new();
@@ -156,6 +160,7 @@ pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
             other => other.as_str().map(str::to_string),
         };
         match (id.as_deref(), value["text"].as_str()) {
+            (Some(id), _) if !wanted(id) => {}
             (Some(id), Some(text)) => match queries.get(id) {
                 Some((earlier, first)) if earlier != text => rejects.push(reject(
                     path,
@@ -175,6 +180,72 @@ pub fn read_queries(path: &Path) -> Result<HashMap<String, String>> {
         }
     }
     all_or_rejects(queries.into_iter().map(|(id, (text, _))| (id, text)).collect(), rejects)
+}
+
+/// A split's judgments and the text of each judged query ([`read_judged`]).
+#[derive(Debug)]
+pub struct Judged {
+    /// Query id → judged document id → grade.
+    pub qrels: BTreeMap<String, Judgments>,
+    /// Judged query id → text: every judged query has one with something to search.
+    pub queries: HashMap<String, String>,
+    /// Distinct query ids in queries.jsonl that this split does not judge (not read further).
+    pub unjudged_queries: usize,
+}
+
+/// The judged queries of `split` under `data` (BEIR layout) and their texts, checked for what
+/// would stop an evaluation: a missing split (naming those there are), a judged query with no
+/// text or nothing to search. Queries of other splits are counted, not read, as BEIR's loader
+/// keeps only the judged ones. Cheap, so `hyrank eval search` runs it before indexing a
+/// corpus, which may take hours.
+///
+/// # Errors
+/// [`IndexError::Input`] naming the file, or [`IndexError::BadRows`] naming every bad row.
+pub fn read_judged(data: &Path, split: &str) -> Result<Judged> {
+    let input_error = |path: &Path, reason: String| IndexError::Input { path: path.to_path_buf(), reason };
+    let qrels_path = data.join("qrels").join(format!("{split}.tsv"));
+    if !qrels_path.is_file() {
+        let mut splits: Vec<String> = std::fs::read_dir(data.join("qrels"))
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok()?.strip_suffix(".tsv").map(str::to_string))
+            .collect();
+        splits.sort();
+        let there =
+            if splits.is_empty() { "no split".to_string() } else { format!("the splits are {}", splits.join(", ")) };
+        return Err(input_error(&qrels_path, format!("no such file: split {split:?} has no judgments here; {there}")));
+    }
+    let qrels = read_qrels(&qrels_path)?;
+    let queries_path = data.join("queries.jsonl");
+    let mut unjudged = HashSet::new();
+    let queries = read_queries(&queries_path, |id| {
+        let judged = qrels.contains_key(id);
+        if !judged && !unjudged.contains(id) {
+            unjudged.insert(id.to_string());
+        }
+        judged
+    })?;
+    // Every judged query must be one the engine can run, checked before any is: all of those
+    // that are not named at once, as a reader names all its bad rows.
+    let refuse = |path: &Path, ids: Vec<&String>, what: String| -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = ids.iter().take(10).map(|id| id.as_str()).collect();
+        let more = if ids.len() > 10 { ", …" } else { "" };
+        Err(input_error(path, format!("{} judged queries {what}: {}{more}", ids.len(), shown.join(", "))))
+    };
+    refuse(
+        &qrels_path,
+        qrels.keys().filter(|q| !queries.contains_key(*q)).collect(),
+        format!("have no text in {}", queries_path.display()),
+    )?;
+    refuse(
+        &queries_path,
+        qrels.keys().filter(|q| hyrank_engine::request::query_text(Some(&queries[*q])).is_none()).collect(),
+        "have no text to search (empty, or only punctuation and invisible characters)".into(),
+    )?;
+    Ok(Judged { qrels, queries, unjudged_queries: unjudged.len() })
 }
 
 /// Reads a click log (tab-separated `query item clicked`, an optional header starting with
@@ -239,19 +310,19 @@ mod tests {
     fn a_byte_order_mark_before_the_first_line_is_not_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = file(&dir, "queries.jsonl", "\u{feff}{\"_id\": \"1\", \"text\": \"tents\"}\n");
-        assert_eq!(read_queries(&path).unwrap()["1"], "tents");
+        assert_eq!(read_queries(&path, |_| true).unwrap()["1"], "tents");
         // An integer id is its digits, as in the corpus; a fraction is no id.
         std::fs::write(&path, "{\"_id\": 7, \"text\": \"mugs\"}\n").unwrap();
-        assert_eq!(read_queries(&path).unwrap()["7"], "mugs");
+        assert_eq!(read_queries(&path, |_| true).unwrap()["7"], "mugs");
         std::fs::write(&path, "{\"_id\": 7.5, \"text\": \"mugs\"}\n").unwrap();
-        assert!(read_queries(&path).unwrap_err().to_string().contains("neither a string nor an integer"));
+        assert!(read_queries(&path, |_| true).unwrap_err().to_string().contains("neither a string nor an integer"));
         // Other encodings are named for the file, bytes that are not UTF-8 by their line.
         let wide: Vec<u8> = "{\"_id\": \"1\"}\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
         std::fs::write(&path, wide).unwrap();
-        let error = read_queries(&path).unwrap_err().to_string();
+        let error = read_queries(&path, |_| true).unwrap_err().to_string();
         assert!(error.contains("the file is UTF-16 (little-endian)"), "{error}");
         std::fs::write(&path, b"{\"_id\": \"1\", \"text\": \"a\"}\n{\"_id\": \"2\", \"text\": \"\xff\"}\n").unwrap();
-        let error = read_queries(&path).unwrap_err().to_string();
+        let error = read_queries(&path, |_| true).unwrap_err().to_string();
         assert!(error.contains("line 2 is not valid UTF-8"), "{error}");
     }
 
@@ -292,7 +363,10 @@ mod tests {
             "q.jsonl",
             "{\"_id\":\"1\",\"text\":\"a\"}\nnot json\n{\"_id\":[2],\"text\":\"b\"}\n{\"_id\":\"3\"}\n",
         );
-        assert_eq!(rejected(read_queries(&queries)), [(2, None), (3, Some("_id".into())), (4, Some("text".into()))]);
+        assert_eq!(
+            rejected(read_queries(&queries, |_| true)),
+            [(2, None), (3, Some("_id".into())), (4, Some("text".into()))]
+        );
     }
 
     /// What a judgment file says twice is read once when it agrees and refused when it does
@@ -323,9 +397,16 @@ mod tests {
             "queries.jsonl",
             "{\"_id\":\"q1\",\"text\":\"tents\"}\n{\"_id\":\"q1\",\"text\":\"tents\"}\n{\"_id\":\"q1\",\"text\":\"mugs\"}\n",
         );
-        let error = read_queries(&queries).unwrap_err();
+        let error = read_queries(&queries, |_| true).unwrap_err();
         let IndexError::BadRows { rejects } = &error else { panic!("{error:?}") };
         assert_eq!((rejects.len(), rejects[0].line), (1, 3));
         assert_eq!(rejects[0].reason, "query \"q1\" was given another text on line 1");
+        // A query the split does not judge is not read, nor refused for what is wrong with it.
+        std::fs::write(&queries, "{\"_id\":\"q1\",\"text\":\"a\"}\n{\"_id\":\"q1\",\"text\":\"b\"}\n{\"_id\":\"q2\"}\n{\"_id\":\"q3\",\"text\":\"c\"}\n").unwrap();
+        assert_eq!(read_queries(&queries, |id| id == "q3").unwrap(), HashMap::from([("q3".into(), "c".into())]));
+        assert_eq!(
+            rejected(read_queries(&queries, |id| id != "q3")),
+            [(2, Some("_id".into())), (3, Some("text".into()))]
+        );
     }
 }

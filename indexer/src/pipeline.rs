@@ -312,6 +312,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             precision: embedder.precision(),
             counts: Counts {
                 rejected_items: catalog.rejects.len(),
+                repeated_items: catalog.repeated_rows,
                 rejected_interactions: interactions.as_ref().map_or(0, |i| i.rejects.len()),
                 ..counts
             },

@@ -68,6 +68,9 @@ impl Summary {
             "  items {}  users {}  interactions {} (from {} rows)\n  rejected: {} catalog rows, {} interaction rows\n",
             c.items, c.users, c.interactions, c.interaction_rows, c.rejected_items, c.rejected_interactions
         );
+        if c.repeated_items > 0 {
+            out += &format!("  {} catalog rows repeated an earlier row exactly and were read once\n", c.repeated_items);
+        }
         if c.long_tokens_split > 0 {
             out += &format!(
                 "  {} tokens longer than {} characters were indexed as pieces (BM25)\n",

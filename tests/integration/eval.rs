@@ -142,6 +142,44 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     );
 }
 
+/// A BEIR folder under `dir` holding the tiny fixture's test judgments, its queries followed
+/// by `more_queries` and its corpus followed by `more_corpus`; returns the folder and the
+/// corpus as written.
+fn beir_folder(dir: &std::path::Path, more_queries: &str, more_corpus: &str) -> (std::path::PathBuf, String) {
+    let tiny = fixture("beir-tiny");
+    let data = dir.join("beir");
+    std::fs::create_dir_all(data.join("qrels")).unwrap();
+    std::fs::copy(tiny.join("qrels/test.tsv"), data.join("qrels/test.tsv")).unwrap();
+    let queries = std::fs::read_to_string(tiny.join("queries.jsonl")).unwrap() + more_queries;
+    std::fs::write(data.join("queries.jsonl"), queries).unwrap();
+    let corpus = std::fs::read_to_string(tiny.join("corpus.jsonl")).unwrap() + more_corpus;
+    std::fs::write(data.join("corpus.jsonl"), &corpus).unwrap();
+    (data, corpus)
+}
+
+/// How eval search indexes a BEIR corpus (metadata not read as fields), into `dir/index`.
+fn corpus_settings(data: &std::path::Path, dir: &std::path::Path, index: &str) -> IndexSettings {
+    IndexSettings {
+        on_error: hyrank_indexer::OnError::SkipEmpty,
+        catalog_format: hyrank_indexer::CatalogFormat { json_fields: false, ..Default::default() },
+        progress: false,
+        ..IndexSettings::new(data.join("corpus.jsonl"), dir.join(index), embedder_settings())
+    }
+}
+
+/// BM25's top 5 of the test split of `data`, written to `out`.
+fn bm25_top5(data: &std::path::Path, out: &std::path::Path) -> SearchEvalSettings {
+    SearchEvalSettings {
+        data_dir: data.to_path_buf(),
+        split: "test".into(),
+        configs: vec![Config::preset("bm25").unwrap()],
+        depth: 5,
+        candidates: 50,
+        drop_identical_ids: true,
+        out_dir: out.to_path_buf(),
+    }
+}
+
 /// BEIR corpora as they are published: FiQA holds documents with neither title nor text, and
 /// in ArguAna and Quora the queries are documents of the corpus too.
 #[test]
@@ -149,25 +187,15 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     use hyrank_indexer::OnError;
 
     let dir = tempfile::tempdir().unwrap();
-    let tiny = fixture("beir-tiny");
-    let data = dir.path().join("beir");
-    std::fs::create_dir_all(data.join("qrels")).unwrap();
-    std::fs::copy(tiny.join("queries.jsonl"), data.join("queries.jsonl")).unwrap();
-    std::fs::copy(tiny.join("qrels/test.tsv"), data.join("qrels/test.tsv")).unwrap();
     // q1's own text as a document under q1's id: BM25 ranks it first for q1.
-    let corpus = std::fs::read_to_string(tiny.join("corpus.jsonl")).unwrap()
-        + "{\"_id\": \"EMPTY-1\", \"title\": \"\", \"text\": \" \", \"metadata\": {}}\n"
+    let extra = "{\"_id\": \"EMPTY-1\", \"title\": \"\", \"text\": \" \", \"metadata\": {}}\n".to_string()
         + "{\"_id\": \"q1\", \"title\": \"\", \"text\": \"a shelter for camping in the rain\", \"metadata\": {}}\n"
         // Metadata no field could hold (Touche's and TREC-COVID's nest objects): not read.
         + "{\"_id\": \"META-1\", \"title\": \"Pegs\", \"text\": \"tent pegs\", \"metadata\": {\"a\": {\"b\": [1, 2]}}}\n";
-    std::fs::write(data.join("corpus.jsonl"), &corpus).unwrap();
+    let (data, corpus) = beir_folder(dir.path(), "", &extra);
     let lines = corpus.lines().count() as u64;
-    let settings = |on_error: OnError, index: &str| IndexSettings {
-        on_error,
-        catalog_format: hyrank_indexer::CatalogFormat { json_fields: false, ..Default::default() },
-        progress: false,
-        ..IndexSettings::new(data.join("corpus.jsonl"), dir.path().join(index), embedder_settings())
-    };
+    let settings =
+        |on_error: OnError, index: &str| IndexSettings { on_error, ..corpus_settings(&data, dir.path(), index) };
 
     // An empty document stops a strict build, names its line, and is passed over by skip-empty
     // (counted in the generation like any skipped row).
@@ -179,7 +207,7 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     let error = hyrank_indexer::build(&fields).unwrap_err().to_string();
     assert!(error.contains("field `metadata.a`"), "{error}");
     // A split without judgments is named with those there are, before anything is indexed.
-    let error = hyrank_indexer::eval::search::read_judged(&data, "dev").unwrap_err().to_string();
+    let error = hyrank_indexer::judgments::read_judged(&data, "dev").unwrap_err().to_string();
     assert!(error.contains("split \"dev\" has no judgments here; the splits are test"), "{error}");
     let summary = hyrank_indexer::build(&settings(OnError::SkipEmpty, "index")).unwrap();
     assert_eq!(summary.manifest.counts.rejected_items, 1);
@@ -193,13 +221,17 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     // over, however many there are (only the first 20 rejects are listed).
     let empties: String =
         (0..25).map(|i| format!("{{\"_id\": \"EMPTY-{}\", \"title\": \"\", \"text\": \"\"}}\n", i + 2)).collect();
-    let duplicated = format!("{corpus}{empties}{}\n", corpus.lines().next().unwrap());
+    // A row that repeats TNT-001 exactly is read once; one that gives it another title is not.
+    let duplicated =
+        format!("{corpus}{empties}{}\n", corpus.lines().next().unwrap().replace("Kestrel Cirque", "Other"));
     std::fs::write(data.join("corpus.jsonl"), duplicated).unwrap();
     let error = hyrank_indexer::build(&settings(OnError::SkipEmpty, "dup")).unwrap_err().to_string();
     let first = error.lines().nth(1).unwrap();
     assert!(
-        first
-            .ends_with(&format!("corpus.jsonl:{}: field `id`: duplicate id \"TNT-001\" (first on line 1)", lines + 26)),
+        first.contains(&format!(
+            "corpus.jsonl:{}: field `id`: duplicate id \"TNT-001\" (first on line 1) with other content",
+            lines + 26
+        )),
         "{error}"
     );
     assert!(error.contains("use --on-error skip to index the rest"), "{error}");
@@ -208,15 +240,7 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     // the run still holds `depth` hits; kept on request, it is q1's first hit.
     let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
     let eval = |drop_identical_ids: bool, out: &str| {
-        let settings = SearchEvalSettings {
-            data_dir: data.clone(),
-            split: "test".into(),
-            configs: vec![Config::preset("bm25").unwrap()],
-            depth: 5,
-            candidates: 50,
-            drop_identical_ids,
-            out_dir: dir.path().join(out),
-        };
+        let settings = SearchEvalSettings { drop_identical_ids, ..bm25_top5(&data, &dir.path().join(out)) };
         let report = evaluate(&settings, &engine).unwrap();
         let run = std::fs::read_to_string(settings.out_dir.join("bm25.run")).unwrap();
         let q1: Vec<String> =
@@ -234,6 +258,47 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     assert_eq!(q1_kept[1..], q1[..4]);
     assert!(markdown.contains("kept among their hits (--keep-identical-ids): BEIR's figures drop them"), "{markdown}");
     assert!(kept.configs[0].ndcg_10 < dropped.configs[0].ndcg_10);
+}
+
+/// What BEIR's loader reads without complaint is evaluated, not refused: a corpus row repeated
+/// exactly (read once, counted), queries of splits not evaluated with conflicting or no text
+/// (counted, not read), and ids holding a space (scored; the TREC run files, which cannot
+/// hold them, not written, and the report says so).
+#[test]
+fn judged_corpora_with_repeated_rows_spaced_ids_and_other_splits_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny_corpus = std::fs::read_to_string(fixture("beir-tiny").join("corpus.jsonl")).unwrap();
+    let extra = format!(
+        "{}\n{{\"_id\": \"TNT 9\", \"title\": \"Rain tent\", \"text\": \"a shelter for camping in the rain\"}}\n",
+        tiny_corpus.lines().next().unwrap()
+    );
+    let more_queries = "{\"_id\": \"q6\", \"text\": \"q6 given another text\"}\n{\"_id\": \"q7\"}\n";
+    let (data, _) = beir_folder(dir.path(), more_queries, &extra);
+    let index = corpus_settings(&data, dir.path(), "index");
+    let summary = hyrank_indexer::build(&index).unwrap();
+    let counts = &summary.manifest.counts;
+    assert_eq!((counts.items, counts.repeated_items, counts.rejected_items), (tiny_corpus.lines().count() + 1, 1, 0));
+    assert!(summary.render().contains("1 catalog rows repeated an earlier row exactly and were read once"));
+
+    let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
+    let settings = bm25_top5(&data, &dir.path().join("out"));
+    let report = evaluate(&settings, &engine).unwrap();
+    assert_eq!((report.corpus_rows_repeated, report.skipped_without_judgments), (1, 2));
+    let why = report.run_files_not_written.as_deref().unwrap();
+    assert!(why.contains("document id \"TNT 9\" holds whitespace"), "{why}");
+    assert!(!settings.out_dir.join("bm25.run").exists());
+    let per_query = std::fs::read_to_string(settings.out_dir.join("bm25.per-query.tsv")).unwrap();
+    assert_eq!(per_query.lines().count(), 1 + report.evaluated_queries);
+    let markdown = std::fs::read_to_string(settings.out_dir.join("report.md")).unwrap();
+    assert!(markdown.contains("No run files were written: document id"), "{markdown}");
+    assert!(markdown.contains("1 corpus rows repeated an earlier row exactly"), "{markdown}");
+    // Without the spaced id the run file is written again.
+    let plain = std::fs::read_to_string(data.join("corpus.jsonl")).unwrap().replace("TNT 9", "TNT-9");
+    std::fs::write(data.join("corpus.jsonl"), plain).unwrap();
+    hyrank_indexer::build(&index).unwrap();
+    let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
+    assert!(evaluate(&settings, &engine).unwrap().run_files_not_written.is_none());
+    assert!(std::fs::read_to_string(settings.out_dir.join("bm25.run")).unwrap().contains(" TNT-9 "));
 }
 
 /// `hyrank eval recommend` on the fixture catalog and interactions: every mode reported, and

@@ -428,6 +428,9 @@ pub struct Counts {
     pub rejected_items: usize,
     /// Interaction rows rejected (with `--on-error skip` or `skip-empty`).
     pub rejected_interactions: usize,
+    /// Catalog rows that repeated an earlier row exactly (same id and content), read once.
+    #[serde(default)]
+    pub repeated_items: usize,
     /// Tokens longer than `analysis::MAX_TOKEN_CHARS` characters in titles and texts, indexed
     /// as consecutive pieces rather than dropped (the `unicode` analyzer).
     #[serde(default)]

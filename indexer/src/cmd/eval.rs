@@ -173,7 +173,7 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
     if hyrank_engine::generation::current(&args.index_dir).is_err() {
         // Checked before the corpus is indexed, which can take hours (`evaluate` reads them
         // again: small files, against a long build).
-        hyrank_indexer::eval::search::read_judged(&args.data, &args.split)?;
+        hyrank_indexer::judgments::read_judged(&args.data, &args.split)?;
         eprintln!(
             "no generation in {}: indexing {} first",
             args.index_dir.display(),

@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at, Judgments};
+use super::metrics::{map_at, mrr_at, ndcg_at, percentile, recall_at};
 use super::write_file;
 use crate::error::{IndexError, Result};
-use crate::judgments::{read_qrels, read_queries};
+use crate::judgments::{read_judged, Judged};
 
 /// A named retrieval configuration.
 #[derive(Debug, Clone)]
@@ -256,6 +256,13 @@ pub struct SearchReport {
     /// Corpus rows the generation did not index (refused or skipped when it was built; its
     /// `rejects.jsonl` says why): a judged one counts as never retrieved.
     pub corpus_rows_not_indexed: usize,
+    /// Corpus rows that repeated an earlier row exactly (same `_id`, same title and text),
+    /// read once.
+    pub corpus_rows_repeated: usize,
+    /// Why no `<name>.run` file was written (a document or query id holding whitespace),
+    /// when none was; the scores and per-query files are written all the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_files_not_written: Option<String>,
     /// The catalog the generation was built from, when it is not this data's `corpus.jsonl`
     /// (compared as canonical paths): its scores then say little about these judgments.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -297,59 +304,6 @@ fn earlier_outputs(dir: &Path, configs: &[Config]) -> Vec<String> {
     found
 }
 
-fn input_error(path: &Path, reason: impl Into<String>) -> IndexError {
-    IndexError::Input { path: path.to_path_buf(), reason: reason.into() }
-}
-
-/// The judged queries of `split` under `data` (BEIR layout) and every query's text, checked
-/// for what would stop an evaluation: a missing split (naming those there are), a judged
-/// query with no text or nothing to search. Cheap, so the command runs it before indexing a
-/// corpus, which may take hours.
-///
-/// # Errors
-/// [`IndexError::Input`] naming the file.
-pub fn read_judged(
-    data: &Path,
-    split: &str,
-) -> Result<(BTreeMap<String, Judgments>, std::collections::HashMap<String, String>)> {
-    let qrels_path = data.join("qrels").join(format!("{split}.tsv"));
-    if !qrels_path.is_file() {
-        let mut splits: Vec<String> = std::fs::read_dir(data.join("qrels"))
-            .into_iter()
-            .flatten()
-            .filter_map(|entry| entry.ok()?.file_name().into_string().ok()?.strip_suffix(".tsv").map(str::to_string))
-            .collect();
-        splits.sort();
-        let there =
-            if splits.is_empty() { "no split".to_string() } else { format!("the splits are {}", splits.join(", ")) };
-        return Err(input_error(&qrels_path, format!("no such file: split {split:?} has no judgments here; {there}")));
-    }
-    let qrels = read_qrels(&qrels_path)?;
-    let queries_path = data.join("queries.jsonl");
-    let queries = read_queries(&queries_path)?;
-    // Every judged query must be one the engine can run, checked before any is: all of those
-    // that are not named at once, as a reader names all its bad rows.
-    let refuse = |path: &Path, ids: Vec<&String>, what: String| -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let shown: Vec<&str> = ids.iter().take(10).map(|id| id.as_str()).collect();
-        let more = if ids.len() > 10 { ", …" } else { "" };
-        Err(input_error(path, format!("{} judged queries {what}: {}{more}", ids.len(), shown.join(", "))))
-    };
-    refuse(
-        &qrels_path,
-        qrels.keys().filter(|q| !queries.contains_key(*q)).collect(),
-        format!("have no text in {}", queries_path.display()),
-    )?;
-    refuse(
-        &queries_path,
-        qrels.keys().filter(|q| hyrank_engine::request::query_text(Some(&queries[*q])).is_none()).collect(),
-        "have no text to search (empty, or only punctuation and invisible characters)".into(),
-    )?;
-    Ok((qrels, queries))
-}
-
 /// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
 /// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
 pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
@@ -367,8 +321,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             reason: format!("hits kept per query: from 1 to {}, got {}", hyrank_engine::request::MAX_K, settings.depth),
         });
     }
-    let (qrels, queries) = read_judged(&settings.data_dir, &settings.split)?;
-    let skipped = queries.keys().filter(|q| !qrels.contains_key(*q)).count();
+    let Judged { qrels, queries, unjudged_queries: skipped } = read_judged(&settings.data_dir, &settings.split)?;
     let missing: Vec<String> = qrels
         .iter()
         .flat_map(|(query, judged)| judged.iter().filter(|(_, &grade)| grade > 0).map(move |(doc, _)| (query, doc)))
@@ -426,6 +379,21 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
     if let Some(other) = &built_from_another_catalog {
         tracing::warn!(generation_catalog = %other, corpus = %corpus.display(), "the generation was built from another catalog");
     }
+    // A TREC run file is whitespace-separated: an id holding whitespace cannot be written in
+    // one. The scores do not need the files (they are computed here), so the evaluation runs
+    // and the report says which files are missing and why.
+    let blank_id = |kind: &str, id: &str| {
+        id.contains(char::is_whitespace)
+            .then(|| format!("{kind} id {id:?} holds whitespace, which a TREC run file cannot hold"))
+    };
+    let run_files_not_written = engine
+        .item_ids()
+        .iter()
+        .find_map(|id| blank_id("document", id))
+        .or_else(|| qrels.keys().find_map(|id| blank_id("query", id)));
+    if let Some(reason) = &run_files_not_written {
+        tracing::warn!(reason = %reason, "no run files are written; the scores and per-query files are");
+    }
     let mut reports = Vec::new();
     let mut first_ndcg: Option<Vec<f64>> = None;
     for config in &settings.configs {
@@ -461,16 +429,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 *without_hits.entry(config.name.clone()).or_insert(0) += 1;
             }
             let ranked: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
-            for (rank, hit) in hits.iter().enumerate() {
-                if hit.id.contains(char::is_whitespace) {
-                    return Err(input_error(
-                        &settings.out_dir.join(format!("{}.run", config.name)),
-                        format!(
-                            "item id {:?} holds whitespace, which a TREC run file (whitespace-separated) cannot hold",
-                            hit.id
-                        ),
-                    ));
-                }
+            for (rank, hit) in hits.iter().enumerate().filter(|_| run_files_not_written.is_none()) {
                 run += &format!("{query_id} Q0 {} {} {:.8} {}\n", hit.id, rank + 1, hit.score, config.name);
             }
             // `+ 0.0` turns a negative zero (an empty sum) into the 0 a reader expects.
@@ -490,7 +449,9 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 scores[0], scores[1], scores[2], scores[3]
             );
         }
-        write_file(&settings.out_dir.join(format!("{}.run", config.name)), &run)?;
+        if run_files_not_written.is_none() {
+            write_file(&settings.out_dir.join(format!("{}.run", config.name)), &run)?;
+        }
         write_file(&settings.out_dir.join(format!("{}.per-query.tsv", config.name)), &per_query)?;
         let n = qrels.len().max(1) as f64;
         let report = ConfigReport {
@@ -521,6 +482,8 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         without_relevant,
         negative_grades,
         corpus_rows_not_indexed: engine.manifest().counts.rejected_items,
+        corpus_rows_repeated: engine.manifest().counts.repeated_items,
+        run_files_not_written,
         built_from_another_catalog,
         queries_without_hits: without_hits,
         queries_in_corpus,
@@ -558,6 +521,15 @@ impl SearchReport {
                 "{} corpus rows are not in the generation (refused or skipped when it was built; its \
                  rejects.jsonl says why).\n\n",
                 self.corpus_rows_not_indexed
+            );
+        }
+        if let Some(reason) = &self.run_files_not_written {
+            out += &format!("No run files were written: {reason}. The scores and per-query files were.\n\n");
+        }
+        if self.corpus_rows_repeated > 0 {
+            out += &format!(
+                "{} corpus rows repeated an earlier row exactly and were read once.\n\n",
+                self.corpus_rows_repeated
             );
         }
         if self.judged_not_indexed > 0 {

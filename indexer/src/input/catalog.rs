@@ -88,6 +88,10 @@ pub struct Catalog {
     pub items: Vec<Item>,
     /// Rejected rows.
     pub rejects: Vec<Reject>,
+    /// Rows that repeat an earlier row exactly (same id, title, text and fields), read once:
+    /// nothing of them is lost, as a database loads the same record twice. BEIR corpora may
+    /// hold such rows, and BEIR's own loader keeps one. A repeat that differs is refused.
+    pub repeated_rows: usize,
     /// Each field's type, declared or inferred, as every item now holds it.
     pub field_types: BTreeMap<String, FieldType>,
     /// Fields inferred as text although some rows hold numbers (the rest do not read as
@@ -98,7 +102,8 @@ pub struct Catalog {
 /// Checks id uniqueness and emptiness, shared by both formats.
 struct ItemValidator<'a> {
     file: &'a Path,
-    first_line_of: HashMap<String, u64>,
+    /// Each accepted id's line and position in `catalog.items`.
+    first_line_of: HashMap<String, (u64, usize)>,
     catalog: Catalog,
 }
 
@@ -112,13 +117,18 @@ impl ItemValidator<'_> {
                     .with_id(&item.id)
                     .because(Cause::EmptyItem),
             );
-        } else if let Some(first) = self.first_line_of.get(&item.id) {
-            self.catalog.rejects.push(
-                reject(self.file, line, Some("id"), format!("duplicate id {:?} (first on line {first})", item.id))
-                    .with_id(&item.id),
-            );
+        } else if let Some(&(first, at)) = self.first_line_of.get(&item.id) {
+            if self.catalog.items[at] == item {
+                self.catalog.repeated_rows += 1;
+            } else {
+                let reason = format!(
+                    "duplicate id {:?} (first on line {first}) with other content (a row that repeats an earlier one exactly is read once)",
+                    item.id
+                );
+                self.catalog.rejects.push(reject(self.file, line, Some("id"), reason).with_id(&item.id));
+            }
         } else {
-            self.first_line_of.insert(item.id.clone(), line);
+            self.first_line_of.insert(item.id.clone(), (line, self.catalog.items.len()));
             self.catalog.items.push(item);
         }
     }
@@ -202,7 +212,7 @@ fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<Stri
         match misfit {
             None => validator.catalog.items.push(item),
             Some((name, reason)) => {
-                let line = validator.first_line_of.remove(&item.id).unwrap_or(0);
+                let line = validator.first_line_of.remove(&item.id).map_or(0, |(line, _)| line);
                 validator.catalog.rejects.push(reject(validator.file, line, Some(&name), reason).with_id(&item.id));
             }
         }
@@ -343,6 +353,28 @@ mod tests {
         assert_eq!(got[7].1.as_deref(), Some("title"));
         let shown = catalog.rejects[1].to_string();
         assert!(shown.contains("bad.jsonl:3: field `id`: duplicate"), "{shown}");
+        assert_eq!(catalog.repeated_rows, 0);
+    }
+
+    /// BEIR's loader keeps one of two rows with the same `_id`; a row that repeats another
+    /// exactly loses nothing when read once, and is counted. One that differs in anything
+    /// (a field too) is still refused, in both formats.
+    #[test]
+    fn a_row_repeated_exactly_is_read_once_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = "{\"id\": \"a\", \"title\": \"A\", \"fields\": {\"n\": 1}}\n\
+                    {\"id\": \"b\", \"title\": \"B\"}\n\
+                    {\"id\": \"a\", \"title\": \"A\", \"fields\": {\"n\": 1}}\n\
+                    {\"id\": \"a\", \"title\": \"A\", \"fields\": {\"n\": 2}}\n\
+                    {\"id\": \"b\", \"title\": \"B\"}\n";
+        let catalog = read_catalog(&file(&dir, "c.jsonl", rows.as_bytes()), &CatalogFormat::default()).unwrap();
+        assert_eq!(catalog.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(catalog.repeated_rows, 2);
+        assert_eq!(reasons(&catalog.rejects).iter().map(|r| r.0).collect::<Vec<_>>(), [4]);
+        assert!(catalog.rejects[0].reason.contains("with other content"), "{}", catalog.rejects[0].reason);
+        let csv = file(&dir, "c.csv", b"id,title\nx,X\nx,X\nx,Y\n");
+        let catalog = read_catalog(&csv, &CatalogFormat::default()).unwrap();
+        assert_eq!((catalog.items.len(), catalog.repeated_rows, catalog.rejects.len()), (1, 1, 1));
     }
 
     #[test]

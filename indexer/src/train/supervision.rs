@@ -127,8 +127,9 @@ pub(super) fn read_supervision(supervision: &Supervision, engine: &Engine) -> Re
     let mut examples = Vec::new();
     match supervision {
         Supervision::Judgments { queries, qrels } => {
-            let texts = read_queries(queries)?;
-            for (query_id, judged) in read_qrels(qrels)? {
+            let judgments = read_qrels(qrels)?;
+            let texts = read_queries(queries, |id| judgments.contains_key(id))?;
+            for (query_id, judged) in judgments {
                 let text = texts.get(&query_id).ok_or_else(|| {
                     input_error(qrels, format!("query-id {query_id:?} has no text in {}", queries.display()))
                 })?;
