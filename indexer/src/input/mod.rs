@@ -36,10 +36,29 @@ pub(super) fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag:
     column_if_present(path, headers, name)?.ok_or_else(|| IndexError::Input {
         path: path.to_path_buf(),
         reason: format!(
-            "no column {name:?} (set with {flag}); the header has {:?}",
-            headers.iter().collect::<Vec<_>>()
+            "no column {name:?} (set with {flag}); the header has {:?}{}",
+            headers.iter().collect::<Vec<_>>(),
+            other_separator(headers).unwrap_or_default()
         ),
     })
+}
+
+/// What to do with a file whose header reads as one column holding another separator: a
+/// CSV reader sees a tab-, pipe- or `::`-separated file (MovieLens 100K's `u.data`, 1M's and
+/// 10M's `.dat` files, which have no header either) that way.
+fn other_separator(headers: &csv::StringRecord) -> Option<String> {
+    let [only] = headers.iter().collect::<Vec<_>>()[..] else { return None };
+    let separator = ["::", "\t", "|", ";"].into_iter().find(|s| only.contains(s))?;
+    let movielens = if separator == "::" || separator == "\t" || separator == "|" {
+        " (MovieLens 100K, 1M and 10M: `python3 scripts/movielens_csv.py THEIR_FOLDER OUT` writes ratings.csv and \
+         movies.csv as ml-latest lays them out, in UTF-8)"
+    } else {
+        ""
+    };
+    Some(format!(
+        ". It reads as one column holding {separator:?}: hyrank reads comma-separated files with a header line, so \
+         convert it first{movielens}"
+    ))
 }
 
 /// A column read when the header has it (`text`, `weight`, `timestamp` by default): its
@@ -346,5 +365,25 @@ mod tests {
         let events = file(&dir, "weights.csv", b"user,item,weight,weight\nu,1,1,5\n");
         let error = read_interactions(&events, &InteractionFormat::default(), &items, &[]).unwrap_err().to_string();
         assert!(error.contains("names column \"weight\" 2 times"), "{error}");
+    }
+
+    /// A file separated by something else reads as one column: the refusal says so, and for
+    /// MovieLens's own layouts names the converter.
+    #[test]
+    fn a_file_with_another_separator_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let items: HashMap<&str, u32> = HashMap::new();
+        let format = InteractionFormat { user_column: "userId".into(), ..InteractionFormat::default() };
+        for (name, content, separator) in [
+            ("ratings.dat", &b"1::1193::5::978300760\n"[..], "\"::\""),
+            ("u.data", b"196\t242\t3\t881250949\n", "\"\\t\""),
+            ("semi.csv", b"user;item\nu;1\n", "\";\""),
+        ] {
+            let error = read_interactions(&file(&dir, name, content), &format, &items, &[]).unwrap_err().to_string();
+            assert!(error.contains(&format!("one column holding {separator}")), "{error}");
+            assert_eq!(error.contains("scripts/movielens_csv.py"), separator != "\";\"", "{error}");
+        }
+        let error = read_interactions(&file(&dir, "e.csv", b"user,item\n"), &format, &items, &[]).unwrap_err();
+        assert!(!error.to_string().contains("one column"), "{error}");
     }
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Writes a MovieLens release in its older layouts as ml-latest lays it out, which hyrank reads
+with the flags the README gives for ml-latest-small:
+
+    python3 scripts/movielens_csv.py ml-1m /tmp/ml-1m-csv
+
+reads
+- MovieLens 100K: u.data (user, item, rating, timestamp; tab-separated), u.item (id|title|
+  release date|video release date|IMDb URL|19 genre flags) and u.genre (name|index);
+- MovieLens 1M and 10M: ratings.dat (UserID::MovieID::Rating::Timestamp), movies.dat
+  (MovieID::Title::Genres) and, where there is one, tags.dat (UserID::MovieID::Tag::Timestamp);
+
+and writes OUT/ratings.csv (userId,movieId,rating,timestamp), OUT/movies.csv (movieId,title,
+genres; genres joined by |, "(no genres listed)" when a film has none) and OUT/tags.csv
+(userId,movieId,tag,timestamp) when the release has tags: comma-separated with a header,
+quoted where a value needs it, in UTF-8. The older releases are ISO-8859-1 (Windows-1252 in
+practice); a file that is valid UTF-8 is read as UTF-8. Every row is kept: a line that does not
+split into its fields stops the conversion, naming file, line and what was found.
+"""
+import csv
+import os
+import sys
+
+
+def text(path):
+    raw = open(path, "rb").read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        # Bytes cp1252 leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d) read as ISO-8859-1.
+        return raw.decode("latin-1")
+
+
+def rows(path, separator, fields, free=None):
+    """Each line's fields; `free` is the field (a title, a tag) that may hold the separator
+    itself, which then takes the extra parts."""
+    for number, line in enumerate(text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(separator)
+        if free is not None and len(parts) > fields:
+            extra = len(parts) - fields
+            parts[free : free + extra + 1] = [separator.join(parts[free : free + extra + 1])]
+        if len(parts) != fields:
+            sys.exit(f"{path}:{number}: expected {fields} fields separated by {separator!r}, found {len(parts)}: {line!r}")
+        yield parts
+
+
+def write(path, header, records):
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        w = csv.writer(out)
+        w.writerow(header)
+        for record in records:
+            w.writerow(record)
+            count += 1
+    print(f"{path}: {count} rows", file=sys.stderr)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    src, out = sys.argv[1], sys.argv[2]
+    at = lambda name: os.path.join(src, name)
+    os.makedirs(out, exist_ok=True)
+    if os.path.exists(at("u.data")):
+        names = {}
+        for name, index in rows(at("u.genre"), "|", 2):
+            names[int(index)] = name
+        def movies():
+            for parts in rows(at("u.item"), "|", 5 + len(names)):
+                flags = parts[5:]
+                genres = [names[i] for i, flag in enumerate(flags) if flag == "1" and names[i] != "unknown"]
+                yield [parts[0], parts[1], "|".join(genres) or "(no genres listed)"]
+        write(os.path.join(out, "movies.csv"), ["movieId", "title", "genres"], movies())
+        write(os.path.join(out, "ratings.csv"), ["userId", "movieId", "rating", "timestamp"], rows(at("u.data"), "\t", 4))
+    elif os.path.exists(at("ratings.dat")):
+        def movies():
+            for movie, title, genres in rows(at("movies.dat"), "::", 3, free=1):
+                yield [movie, title, genres or "(no genres listed)"]
+        write(os.path.join(out, "movies.csv"), ["movieId", "title", "genres"], movies())
+        write(os.path.join(out, "ratings.csv"), ["userId", "movieId", "rating", "timestamp"], rows(at("ratings.dat"), "::", 4))
+        if os.path.exists(at("tags.dat")):
+            write(os.path.join(out, "tags.csv"), ["userId", "movieId", "tag", "timestamp"], rows(at("tags.dat"), "::", 4, free=2))
+    else:
+        sys.exit(f"{src}: neither u.data (MovieLens 100K) nor ratings.dat (1M, 10M); ml-latest, 20M and 25M are CSV already")
+
+
+if __name__ == "__main__":
+    main()
