@@ -243,9 +243,10 @@ mod tests {
             let err = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
             assert!(err.contains(name) && err.contains(what), "{err}");
         }
-        // Only the magic bytes name a format: a fourth byte that is a digit did (MovieLens 1M's
-        // `1::1193::5::…` was refused as bzip2), as does text that merely starts like one.
-        for head in ["1::1193::5::978300760\n", "1234,5\n", "BZh,title\n", "BZhx\n", "PK,title\n"] {
+        // Only the magic bytes name a format: a fourth byte that is a digit did (a header
+        // `col1,col2` and MovieLens 1M's `1::1193::5::…` were refused as bzip2); text that
+        // merely starts like a magic number is text.
+        for head in ["1::1193::5::978300760\n", "col1,col2\n", "1234,5\n", "BZh,title\n", "BZhx\n", "PK,title\n"] {
             let path = file(&dir, "ratings.csv", head.as_bytes());
             let err =
                 read_catalog(&path, &CatalogFormat::default()).map(|_| String::new()).unwrap_or_else(|e| e.to_string());
