@@ -52,12 +52,15 @@ impl RankedList {
 }
 
 /// Keeps the `n` best of `hits` in place, best first, ties by item index: the order of every
-/// retriever's list (select, then sort only the kept ones).
+/// retriever's list (select, then sort only the kept ones). The memory of the ones dropped is
+/// given back: a list kept for later (the content weight's validation keeps one per user)
+/// held the capacity of every item scored, 1.5 GB for 5,000 users of a 38k-item catalog.
 pub fn keep_best(hits: &mut Vec<(u32, f32)>, n: usize) {
     let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if n < hits.len() {
         hits.select_nth_unstable_by(n, order);
         hits.truncate(n);
+        hits.shrink_to_fit();
     }
     hits.sort_unstable_by(order);
 }
@@ -295,6 +298,17 @@ mod tests {
 
     fn list(retriever: RetrieverKind, hits: &[(u32, f32)]) -> RankedList {
         RankedList::new(retriever, hits.to_vec())
+    }
+
+    #[test]
+    fn keep_best_orders_the_kept_and_frees_the_rest() {
+        let mut hits: Vec<(u32, f32)> = (0..10_000u32).map(|i| (i, (i % 7) as f32)).collect();
+        keep_best(&mut hits, 3);
+        assert_eq!(hits, [(6, 6.0), (13, 6.0), (20, 6.0)], "best first, ties by item");
+        assert!(hits.capacity() < 100, "capacity {} kept", hits.capacity());
+        let mut short = vec![(1, 0.5), (0, 0.5)];
+        keep_best(&mut short, 5);
+        assert_eq!(short, [(0, 0.5), (1, 0.5)]);
     }
 
     #[test]

@@ -285,6 +285,8 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
             .or_insert(None);
         *slot = (*slot).max(row.timestamp);
     }
+    // Every row is in `positives` now; the rows are not held through the build.
+    drop(read);
     let positives = positives.into_iter().map(|(u, items)| (u, items.into_iter().collect())).collect();
     let (train, test) = split(positives, settings);
     let split_name = match settings.split {
