@@ -102,8 +102,12 @@ pub struct Catalog {
 /// Checks id uniqueness and emptiness, shared by both formats.
 struct ItemValidator<'a> {
     file: &'a Path,
-    /// Each accepted id's line and position in `catalog.items`.
-    first_line_of: HashMap<String, (u64, usize)>,
+    /// Each accepted id's line.
+    first_line_of: HashMap<String, u64>,
+    /// Rows whose id an earlier row holds, with their lines: compared with that row once
+    /// fields are typed ([`unify_field_types`]), since `{"n": 1}` and `{"n": "1"}` are the same
+    /// value only then.
+    repeats: Vec<(u64, Item)>,
     catalog: Catalog,
 }
 
@@ -117,19 +121,44 @@ impl ItemValidator<'_> {
                     .with_id(&item.id)
                     .because(Cause::EmptyItem),
             );
-        } else if let Some(&(first, at)) = self.first_line_of.get(&item.id) {
-            if self.catalog.items[at] == item {
-                self.catalog.repeated_rows += 1;
-            } else {
-                let reason = format!(
-                    "duplicate id {:?} (first on line {first}) with other content (a row that repeats an earlier one exactly is read once)",
-                    item.id
-                );
-                self.catalog.rejects.push(reject(self.file, line, Some("id"), reason).with_id(&item.id));
-            }
+        } else if self.first_line_of.contains_key(&item.id) {
+            self.repeats.push((line, item));
         } else {
-            self.first_line_of.insert(item.id.clone(), (line, self.catalog.items.len()));
+            self.first_line_of.insert(item.id.clone(), line);
             self.catalog.items.push(item);
+        }
+    }
+
+    /// Settles the rows that repeat an earlier id, once every item is typed: one equal to the
+    /// accepted item is read once and counted; one that differs, or whose first row was
+    /// refused, is refused with its own line (so a repeat of a refused row is a refusal too,
+    /// never "read once").
+    fn settle_repeats(&mut self, types: &BTreeMap<String, FieldType>) {
+        let position: HashMap<&str, usize> =
+            self.catalog.items.iter().enumerate().map(|(at, item)| (item.id.as_str(), at)).collect();
+        for (line, item) in std::mem::take(&mut self.repeats) {
+            let first = self.first_line_of[&item.id];
+            let refused = match (typed(item.clone(), types), position.get(item.id.as_str())) {
+                (Err((name, reason)), _) => Some((name, reason)),
+                (Ok(typed), Some(&at)) if self.catalog.items[at] == typed => None,
+                (Ok(_), Some(_)) => Some((
+                    "id".to_string(),
+                    format!(
+                        "duplicate id {:?} (first on line {first}) with other content (a row that repeats an earlier one exactly is read once)",
+                        item.id
+                    ),
+                )),
+                (Ok(_), None) => Some((
+                    "id".to_string(),
+                    format!("duplicate id {:?} of line {first}, which was refused", item.id),
+                )),
+            };
+            match refused {
+                None => self.catalog.repeated_rows += 1,
+                Some((name, reason)) => {
+                    self.catalog.rejects.push(reject(self.file, line, Some(&name), reason).with_id(&item.id))
+                }
+            }
         }
     }
 }
@@ -137,7 +166,8 @@ impl ItemValidator<'_> {
 /// Reads a catalog in JSON Lines or CSV.
 pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
     let kind = format.kind_of(path);
-    let mut validator = ItemValidator { file: path, first_line_of: HashMap::new(), catalog: Catalog::default() };
+    let mut validator =
+        ItemValidator { file: path, first_line_of: HashMap::new(), repeats: Vec::new(), catalog: Catalog::default() };
     match kind {
         CatalogKind::Jsonl => read_jsonl(path, format.json_fields, &mut validator)?,
         CatalogKind::Csv => read_csv_catalog(path, format, &mut validator)?,
@@ -195,32 +225,43 @@ fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<Stri
     let (types, mixed) = infer_field_types(&validator.catalog.items, declared);
     validator.catalog.mixed_fields = mixed;
     let items = std::mem::take(&mut validator.catalog.items);
-    for mut item in items {
-        let mut misfit: Option<(String, String)> = None;
-        // Blank text in a field of numbers or lists is no value: absent, as null is.
-        item.fields.retain(|name, value| types[name] == FieldType::Text || !FieldType::is_blank(value));
-        for (name, value) in item.fields.iter_mut() {
-            match types[name].coerce(value) {
-                Ok(converted) => *value = converted,
-                Err(found) => {
-                    let reason = format!("field {name} is declared as {}, found {found}", types[name].described());
-                    misfit = Some((name.clone(), reason));
-                    break;
-                }
-            }
-        }
-        match misfit {
-            None => validator.catalog.items.push(item),
-            Some((name, reason)) => {
-                let line = validator.first_line_of.remove(&item.id).map_or(0, |(line, _)| line);
-                validator.catalog.rejects.push(reject(validator.file, line, Some(&name), reason).with_id(&item.id));
+    for item in items {
+        let id = item.id.clone();
+        match typed(item, &types) {
+            Ok(item) => validator.catalog.items.push(item),
+            Err((name, reason)) => {
+                let line = validator.first_line_of.get(&id).copied().unwrap_or(0);
+                validator.catalog.rejects.push(reject(validator.file, line, Some(&name), reason).with_id(&id));
             }
         }
     }
+    validator.settle_repeats(&types);
     validator.catalog.field_types = types;
     // Types are settled after every row is read, so their refusals came last: in line order
     // they read as the file does (a stable sort keeps one line's reasons in order).
     validator.catalog.rejects.sort_by_key(|reject| reject.line);
+}
+
+/// `item` with every field converted to its type in `types`, or the first field that does
+/// not fit, with the reason. A field `types` does not name (only a repeated row's can be
+/// one: no accepted item holds it) is kept as written, so the row differs from the accepted
+/// one.
+fn typed(mut item: Item, types: &BTreeMap<String, FieldType>) -> std::result::Result<Item, (String, String)> {
+    // Blank text in a field of numbers or lists is no value: absent, as null is.
+    item.fields.retain(|name, value| {
+        types.get(name).is_none_or(|kind| *kind == FieldType::Text) || !FieldType::is_blank(value)
+    });
+    for (name, value) in item.fields.iter_mut() {
+        let Some(kind) = types.get(name) else { continue };
+        match kind.coerce(value) {
+            Ok(converted) => *value = converted,
+            Err(found) => {
+                let reason = format!("field {name} is declared as {}, found {found}", kind.described());
+                return Err((name.clone(), reason));
+            }
+        }
+    }
+    Ok(item)
 }
 
 fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemValidator<'_>) -> Result<()> {
@@ -375,6 +416,32 @@ mod tests {
         let csv = file(&dir, "c.csv", b"id,title\nx,X\nx,X\nx,Y\n");
         let catalog = read_catalog(&csv, &CatalogFormat::default()).unwrap();
         assert_eq!((catalog.items.len(), catalog.repeated_rows, catalog.rejects.len()), (1, 1, 1));
+    }
+
+    /// Rows are compared as the index holds them, once fields are typed: `1` and `"1"` in a
+    /// field of numbers are one value. A repeat of a row that typing refuses is refused with
+    /// its own line, never counted as read once; nor is a repeat carrying a field no item has.
+    #[test]
+    fn repeated_rows_are_compared_once_fields_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = "{\"id\": \"a\", \"title\": \"A\", \"n\": 1}\n\
+                    {\"id\": \"a\", \"title\": \"A\", \"n\": \"1\"}\n\
+                    {\"id\": \"b\", \"title\": \"B\", \"n\": \"many\"}\n\
+                    {\"id\": \"b\", \"title\": \"B\", \"n\": \"many\"}\n\
+                    {\"id\": \"a\", \"title\": \"A\", \"n\": 1, \"m\": 2}\n";
+        let format = CatalogFormat {
+            field_types: BTreeMap::from([("n".to_string(), FieldType::Number)]),
+            ..CatalogFormat::default()
+        };
+        let catalog = read_catalog(&file(&dir, "c.jsonl", rows.as_bytes()), &format).unwrap();
+        assert_eq!(catalog.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(catalog.repeated_rows, 1, "line 2 repeats line 1 once typed");
+        let got = reasons(&catalog.rejects);
+        assert_eq!(
+            got.iter().map(|r| (r.0, r.1.as_deref())).collect::<Vec<_>>(),
+            [(3, Some("n")), (4, Some("n")), (5, Some("id"))]
+        );
+        assert!(got[2].2.contains("with other content"), "{got:?}");
     }
 
     #[test]
