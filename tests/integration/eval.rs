@@ -262,14 +262,16 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
 
 /// What BEIR's loader reads without complaint is evaluated, not refused: a corpus row repeated
 /// exactly (read once, counted), queries of splits not evaluated with conflicting or no text
-/// (counted, not read), and ids holding a space (scored; the TREC run files, which cannot
-/// hold them, not written, and the report says so).
+/// (counted, not read), and ids holding a space (scored; the TREC run file of a configuration
+/// that retrieves one, which cannot hold it, not written, an earlier run's file of that name
+/// removed, and the report says so; a spaced id nobody retrieves spoils nothing).
 #[test]
 fn judged_corpora_with_repeated_rows_spaced_ids_and_other_splits_queries() {
     let dir = tempfile::tempdir().unwrap();
     let tiny_corpus = std::fs::read_to_string(fixture("beir-tiny").join("corpus.jsonl")).unwrap();
     let extra = format!(
-        "{}\n{{\"_id\": \"TNT 9\", \"title\": \"Rain tent\", \"text\": \"a shelter for camping in the rain\"}}\n",
+        "{}\n{{\"_id\": \"TNT 9\", \"title\": \"Rain tent\", \"text\": \"a shelter for camping in the rain\"}}\n\
+         {{\"_id\": \"odd 1\", \"title\": \"Xylophone\", \"text\": \"quartz zither\"}}\n",
         tiny_corpus.lines().next().unwrap()
     );
     let more_queries = "{\"_id\": \"q6\", \"text\": \"q6 given another text\"}\n{\"_id\": \"q7\"}\n";
@@ -277,27 +279,30 @@ fn judged_corpora_with_repeated_rows_spaced_ids_and_other_splits_queries() {
     let index = corpus_settings(&data, dir.path(), "index");
     let summary = hyrank_indexer::build(&index).unwrap();
     let counts = &summary.manifest.counts;
-    assert_eq!((counts.items, counts.repeated_items, counts.rejected_items), (tiny_corpus.lines().count() + 1, 1, 0));
+    assert_eq!((counts.items, counts.repeated_items, counts.rejected_items), (tiny_corpus.lines().count() + 2, 1, 0));
     assert!(summary.render().contains("1 catalog rows repeated an earlier row exactly and were read once"));
 
     let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
     let settings = bm25_top5(&data, &dir.path().join("out"));
+    std::fs::create_dir_all(&settings.out_dir).unwrap();
+    std::fs::write(settings.out_dir.join("bm25.run"), "q1 Q0 stale 1 1.0 bm25\n").unwrap();
     let report = evaluate(&settings, &engine).unwrap();
     assert_eq!((report.corpus_rows_repeated, report.skipped_without_judgments), (1, 2));
-    let why = report.run_files_not_written.as_deref().unwrap();
+    let why = &report.run_files_not_written["bm25"];
     assert!(why.contains("document id \"TNT 9\" holds whitespace"), "{why}");
-    assert!(!settings.out_dir.join("bm25.run").exists());
+    assert!(!settings.out_dir.join("bm25.run").exists(), "an earlier run's file is not left as this run's");
     let per_query = std::fs::read_to_string(settings.out_dir.join("bm25.per-query.tsv")).unwrap();
     assert_eq!(per_query.lines().count(), 1 + report.evaluated_queries);
     let markdown = std::fs::read_to_string(settings.out_dir.join("report.md")).unwrap();
-    assert!(markdown.contains("No run files were written: document id"), "{markdown}");
+    assert!(markdown.contains("No run file was written for bm25: document id"), "{markdown}");
     assert!(markdown.contains("1 corpus rows repeated an earlier row exactly"), "{markdown}");
-    // Without the spaced id the run file is written again.
+    // Without the retrieved spaced id the run file is written again ("odd 1" is never retrieved).
     let plain = std::fs::read_to_string(data.join("corpus.jsonl")).unwrap().replace("TNT 9", "TNT-9");
     std::fs::write(data.join("corpus.jsonl"), plain).unwrap();
     hyrank_indexer::build(&index).unwrap();
     let engine = Engine::open(&dir.path().join("index"), &embedder_settings()).unwrap();
-    assert!(evaluate(&settings, &engine).unwrap().run_files_not_written.is_none());
+    assert!(engine.index_of("odd 1").is_ok());
+    assert!(evaluate(&settings, &engine).unwrap().run_files_not_written.is_empty());
     assert!(std::fs::read_to_string(settings.out_dir.join("bm25.run")).unwrap().contains(" TNT-9 "));
 }
 
@@ -368,6 +373,32 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
         ..settings.clone()
     };
     assert!(evaluate(&reuse).is_ok());
+    // The same output folder named another way (here through `..`) holds the same train file.
+    let roundabout = RecommendEvalSettings { out_dir: dir.path().join("time").join(".."), ..reuse.clone() };
+    evaluate(&roundabout).unwrap();
+    // Users are scored on the rayon pool: one thread and two give the same scores, user by
+    // user (only the timings differ).
+    let scored_with = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let report = pool.install(|| evaluate(&reuse)).unwrap();
+        assert_eq!(report.scoring_threads, threads);
+        let scores: Vec<[f64; 5]> =
+            report.modes.iter().map(|m| [m.recall, m.recall_capped, m.ndcg_10, m.coverage, m.cold_recall]).collect();
+        let per_user: Vec<String> = report
+            .modes
+            .iter()
+            .flat_map(|m| {
+                let text = std::fs::read_to_string(dir.path().join("time").join(format!("{}.per-user.tsv", m.mode)));
+                let rows: Vec<String> =
+                    text.unwrap().lines().map(|l| l.rsplit_once('\t').unwrap().0.to_string()).collect();
+                rows
+            })
+            .collect();
+        (scores, per_user)
+    };
+    let (one, two) = (scored_with(1), scored_with(2));
+    assert!(one.1.len() > report.users_evaluated, "{}", one.1.len());
+    assert_eq!(one, two);
     let als = RecommendEvalSettings {
         cf: CfChoiceSettings { requested: CfModelChoice::Als, ..CfChoiceSettings::default() },
         ..reuse.clone()

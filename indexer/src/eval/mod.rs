@@ -7,9 +7,16 @@ pub mod recommend;
 pub mod search;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{IndexError, Result};
+
+/// `path` as the file system resolves it (`..`, links, the working folder), or as written
+/// where it cannot be resolved (it is gone): the same file named relatively in one run and
+/// absolutely in another is one file.
+fn resolved(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
 
 fn write_file(path: &Path, contents: &str) -> Result<()> {
     std::fs::File::create(path)

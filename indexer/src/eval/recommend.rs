@@ -206,7 +206,7 @@ fn build_identity(train_path: &Path, index: &IndexSettings) -> Result<String> {
     let embedder = &index.embedder;
     // Paths as the file system resolves them: the same model named relatively from one folder
     // and absolutely from another is the same build.
-    let resolved = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    use super::resolved;
     let settings = format!(
         "{:?} {:?} {:?} {:?} {:?} {}",
         resolved(&index.catalog),
@@ -228,7 +228,10 @@ fn check_reusable(index_dir: &Path, train_path: &Path, train_rows: usize, identi
         .map_err(|e| refuse(format!("no generation to reuse in {}: {e}", index_dir.display())))?;
     let manifest = generation::read_manifest(&current)?;
     let built_from = manifest.sources.interactions.clone().unwrap_or_default();
-    if Path::new(&built_from) != train_path || manifest.counts.interaction_rows != train_rows {
+    // As resolved paths: `--out` named relatively in one run and absolutely in the next is the
+    // same train file.
+    let same_file = super::resolved(Path::new(&built_from)) == super::resolved(train_path);
+    if !same_file || manifest.counts.interaction_rows != train_rows {
         return Err(refuse(format!(
             "{} was built from {built_from:?} ({} rows), not from this split's {} ({train_rows} rows)",
             current.display(),
@@ -418,14 +421,17 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         // MovieLens has 30,000 of them per mode); the totals below are summed in user order,
         // so the report does not depend on the pool's size.
         let users: Vec<&str> = test_items.keys().copied().collect();
-        let lists: Vec<(Vec<String>, f64)> = users
+        // Collected whole, then checked in user order: a failure names the first user that
+        // failed whatever the pool's size, not whichever thread failed first.
+        let lists: Vec<Result<(Vec<String>, f64)>> = users
             .par_iter()
             .map(|user| {
                 let start = Instant::now();
                 let top = recommendations(user)?;
                 Ok((top, start.elapsed().as_secs_f64() * 1000.0))
             })
-            .collect::<Result<_>>()?;
+            .collect();
+        let lists = lists.into_iter().collect::<Result<Vec<_>>>()?;
         for ((user, held), (top, ms)) in test_items.iter().zip(lists) {
             latencies.push(ms);
             let judged: Judgments = held.iter().map(|i| (i.to_string(), 1)).collect();

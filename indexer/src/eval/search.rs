@@ -259,10 +259,12 @@ pub struct SearchReport {
     /// Corpus rows that repeated an earlier row exactly (same `_id`, same title and text),
     /// read once.
     pub corpus_rows_repeated: usize,
-    /// Why no `<name>.run` file was written (a document or query id holding whitespace),
-    /// when none was; the scores and per-query files are written all the same.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_files_not_written: Option<String>,
+    /// Per configuration whose `<name>.run` file was not written, why: a document it
+    /// retrieved, or a query it answered, has an id holding whitespace. Its scores and
+    /// per-query file are written all the same, and a run file of that name left by an earlier
+    /// run is removed, so that nobody takes it for this run's.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub run_files_not_written: BTreeMap<String, String>,
     /// The catalog the generation was built from, when it is not this data's `corpus.jsonl`
     /// (compared as canonical paths): its scores then say little about these judgments.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -370,35 +372,27 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
     }
     let mut without_hits = BTreeMap::new();
     let built_from = &engine.manifest().sources.catalog;
-    let same_file = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    };
     let corpus = settings.data_dir.join("corpus.jsonl");
-    let built_from_another_catalog = (!same_file(Path::new(built_from), &corpus)).then(|| built_from.clone());
+    let built_from_another_catalog =
+        (super::resolved(Path::new(built_from)) != super::resolved(&corpus)).then(|| built_from.clone());
     if let Some(other) = &built_from_another_catalog {
         tracing::warn!(generation_catalog = %other, corpus = %corpus.display(), "the generation was built from another catalog");
     }
     // A TREC run file is whitespace-separated: an id holding whitespace cannot be written in
     // one. The scores do not need the files (they are computed here), so the evaluation runs
-    // and the report says which files are missing and why.
-    let blank_id = |kind: &str, id: &str| {
+    // and the report says which files are missing and why. Only ids a line would hold count:
+    // a spaced id nobody retrieves spoils no file.
+    let spaced = |kind: &str, id: &str| {
         id.contains(char::is_whitespace)
             .then(|| format!("{kind} id {id:?} holds whitespace, which a TREC run file cannot hold"))
     };
-    let run_files_not_written = engine
-        .item_ids()
-        .iter()
-        .find_map(|id| blank_id("document", id))
-        .or_else(|| qrels.keys().find_map(|id| blank_id("query", id)));
-    if let Some(reason) = &run_files_not_written {
-        tracing::warn!(reason = %reason, "no run files are written; the scores and per-query files are");
-    }
+    let mut run_files_not_written = BTreeMap::new();
     let mut reports = Vec::new();
     let mut first_ndcg: Option<Vec<f64>> = None;
     for config in &settings.configs {
         let mut ndcg = Vec::with_capacity(qrels.len());
         let mut run = String::new();
+        let mut unwritable: Option<String> = None;
         let mut per_query = String::from("query\tndcg@10\trecall@100\tmrr@10\tmap@100\tms\n");
         let mut sums = [0f64; 4];
         let mut latencies = Vec::with_capacity(qrels.len());
@@ -429,7 +423,10 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 *without_hits.entry(config.name.clone()).or_insert(0) += 1;
             }
             let ranked: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
-            for (rank, hit) in hits.iter().enumerate().filter(|_| run_files_not_written.is_none()) {
+            if unwritable.is_none() && !hits.is_empty() {
+                unwritable = spaced("query", query_id).or_else(|| hits.iter().find_map(|h| spaced("document", &h.id)));
+            }
+            for (rank, hit) in hits.iter().enumerate().filter(|_| unwritable.is_none()) {
                 run += &format!("{query_id} Q0 {} {} {:.8} {}\n", hit.id, rank + 1, hit.score, config.name);
             }
             // `+ 0.0` turns a negative zero (an empty sum) into the 0 a reader expects.
@@ -449,8 +446,20 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 scores[0], scores[1], scores[2], scores[3]
             );
         }
-        if run_files_not_written.is_none() {
-            write_file(&settings.out_dir.join(format!("{}.run", config.name)), &run)?;
+        let run_path = settings.out_dir.join(format!("{}.run", config.name));
+        match unwritable {
+            None => write_file(&run_path, &run)?,
+            Some(reason) => {
+                tracing::warn!(config = %config.name, reason = %reason, "no run file written; the scores and per-query file are");
+                match std::fs::remove_file(&run_path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        let context = format!("removing an earlier run's {}", run_path.display());
+                        return Err(IndexError::Engine(hyrank_engine::Error::io(context, e)));
+                    }
+                    _ => {}
+                }
+                run_files_not_written.insert(config.name.clone(), reason);
+            }
         }
         write_file(&settings.out_dir.join(format!("{}.per-query.tsv", config.name)), &per_query)?;
         let n = qrels.len().max(1) as f64;
@@ -523,8 +532,8 @@ impl SearchReport {
                 self.corpus_rows_not_indexed
             );
         }
-        if let Some(reason) = &self.run_files_not_written {
-            out += &format!("No run files were written: {reason}. The scores and per-query files were.\n\n");
+        for (config, reason) in &self.run_files_not_written {
+            out += &format!("No run file was written for {config}: {reason}. Its scores and per-query file were.\n\n");
         }
         if self.corpus_rows_repeated > 0 {
             out += &format!(
