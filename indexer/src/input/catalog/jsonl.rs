@@ -166,8 +166,33 @@ fn item_from_json(
     Ok(Item { id, title, text, fields })
 }
 
+/// What to add to the first line that is no JSON at all (it does not open an object): the file
+/// is likely not JSON Lines, but read so by its name; for a separated file (a CSV without the
+/// name, MovieLens 1M's `movies.dat`) say how to read it.
+fn not_json_lines(text: &str) -> String {
+    let opening = text.trim_start();
+    if opening.starts_with('{') || opening.starts_with('[') {
+        return String::new();
+    }
+    let how = match ["::", "\t", "|", ",", ";"].into_iter().find(|s| text.contains(s)) {
+        Some(",") => " It reads as comma-separated values.".to_string(),
+        Some(separator @ ("::" | "\t" | "|")) => format!(
+            " It reads as values separated by {separator:?} (MovieLens 100K, 1M and 10M: `python3 \
+             scripts/movielens_csv.py THEIR_FOLDER OUT` writes movies.csv as ml-latest lays it out, in UTF-8)."
+        ),
+        _ => String::new(),
+    };
+    format!(
+        " (the file is read as JSON Lines, one object per line, as a catalog is unless its name ends in .csv, \
+         .csv.gz or .csv.zst or --catalog-format csv is given; this line does not open an object.{how})"
+    )
+}
+
 pub(super) fn read_jsonl(path: &Path, json_fields: bool, validator: &mut ItemValidator<'_>) -> Result<()> {
     let reader = BufReader::new(open(path)?);
+    // Whether a line has been told how the file is read: said once, on the first line that is
+    // no JSON at all.
+    let mut told = false;
     for (number, line) in reader.split(b'\n').enumerate() {
         let line_number = number as u64 + 1;
         let bytes = line.map_err(|e| IndexError::Input {
@@ -195,7 +220,11 @@ pub(super) fn read_jsonl(path: &Path, json_fields: bool, validator: &mut ItemVal
             (Err(e), _) => {
                 let reject = match hyrank_engine::json::duplicate_key(&e) {
                     Some(key) => reject(path, line_number, Some(&key), format!("{e}: one value per key")),
-                    None => reject(path, line_number, None, format!("malformed JSON: {e}")),
+                    None => {
+                        let hint = if told { String::new() } else { not_json_lines(text) };
+                        told |= !hint.is_empty();
+                        reject(path, line_number, None, format!("malformed JSON: {e}{hint}"))
+                    }
                 };
                 validator.catalog.rejects.push(reject)
             }
@@ -244,6 +273,28 @@ mod tests {
 
     /// An id is the exact text the catalog wrote: numbers past f64's precision stay distinct
     /// and unformatted, exponents and decimals stay as written, strings stay strings.
+    /// A file that is not JSON Lines but read as one (by its name) says so on its first line
+    /// that opens no object, and how to read it; later lines do not repeat it, and a line that
+    /// is broken JSON gets no such advice.
+    #[test]
+    fn a_separated_file_read_as_json_lines_says_how_to_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for (content, says) in [
+            ("1::Toy Story (1995)::Animation|Children's\n2::Jumanji (1995)::Adventure\n", "scripts/movielens_csv.py"),
+            ("1|Toy Story (1995)|01-Jan-1995\n", "scripts/movielens_csv.py"),
+            ("id,title\n1,Toy Story\n", "comma-separated"),
+        ] {
+            let catalog =
+                read_catalog(&file(&dir, "movies.dat", content.as_bytes()), &CatalogFormat::default()).unwrap();
+            let got = reasons(&catalog.rejects);
+            assert!(got[0].2.contains("read as JSON Lines") && got[0].2.contains(says), "{got:?}");
+            assert!(got[1..].iter().all(|r| !r.2.contains("JSON Lines")), "said once: {got:?}");
+        }
+        let broken = file(&dir, "broken.jsonl", b"{\"id\": \"a\", \"title\": \"A\"\n");
+        let catalog = read_catalog(&broken, &CatalogFormat::default()).unwrap();
+        assert!(!catalog.rejects[0].reason.contains("JSON Lines"), "{}", catalog.rejects[0].reason);
+    }
+
     #[test]
     fn numeric_ids_are_kept_as_the_catalog_wrote_them() {
         let dir = tempfile::tempdir().unwrap();
