@@ -13,13 +13,28 @@ reads
 and writes OUT/ratings.csv (userId,movieId,rating,timestamp), OUT/movies.csv (movieId,title,
 genres; genres joined by |, "(no genres listed)" when a film has none) and OUT/tags.csv
 (userId,movieId,tag,timestamp) when the release has tags: comma-separated with a header,
-quoted where a value needs it, in UTF-8. The older releases are ISO-8859-1 (Windows-1252 in
-practice); a file that is valid UTF-8 is read as UTF-8. Every row is kept: a line that does not
-split into its fields stops the conversion, naming file, line and what was found.
+quoted where a value needs it, lines ending in \n, in UTF-8. MovieLens 100K's "unknown" genre
+is a flag for no known genre, not a genre: a film with only it is "(no genres listed)", as
+ml-latest writes such films. The older releases are ISO-8859-1 (Windows-1252 in practice); a
+file that is valid UTF-8 is read as UTF-8. Every row is kept: a line that does not split into
+its fields stops the conversion, naming file, line and what was found, and leaves no partial
+file behind.
 """
+import codecs
 import csv
 import os
 import sys
+
+
+def _undefined_as_latin1(error):
+    # Windows-1252 leaves five bytes undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d); ISO-8859-1 reads
+    # them as the control characters they were written as. Only those bytes: the rest of the
+    # file stays Windows-1252 (0x85 is an ellipsis there, a line break in ISO-8859-1).
+    bad = error.object[error.start : error.end]
+    return "".join(chr(b) for b in bad), error.end
+
+
+codecs.register_error("movielens_latin1", _undefined_as_latin1)
 
 
 def text(path):
@@ -27,37 +42,46 @@ def text(path):
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp1252")
-    except UnicodeDecodeError:
-        # Bytes cp1252 leaves undefined (0x81, 0x8d, 0x8f, 0x90, 0x9d) read as ISO-8859-1.
-        return raw.decode("latin-1")
+        return raw.decode("cp1252", errors="movielens_latin1")
 
 
 def rows(path, separator, fields, free=None):
     """Each line's fields; `free` is the field (a title, a tag) that may hold the separator
-    itself, which then takes the extra parts."""
-    for number, line in enumerate(text(path).splitlines(), 1):
+    itself: the fields before it are split from the left and those after it from the right,
+    so a title ending in ':' (`Foo:::Comedy`) keeps its colon."""
+    # Lines end in \n (\r\n from Windows); str.splitlines would also break a title at a form
+    # feed, U+001C..U+001E or U+2028.
+    for number, line in enumerate(text(path).split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
-        parts = line.split(separator)
-        if free is not None and len(parts) > fields:
-            extra = len(parts) - fields
-            parts[free : free + extra + 1] = [separator.join(parts[free : free + extra + 1])]
+        if free is None:
+            parts = line.split(separator)
+        else:
+            parts = line.split(separator, free)
+            if len(parts) == free + 1:
+                parts[free:] = parts[free].rsplit(separator, fields - free - 1)
         if len(parts) != fields:
             sys.exit(f"{path}:{number}: expected {fields} fields separated by {separator!r}, found {len(parts)}: {line!r}")
         yield parts
 
 
 def write(path, header, records):
+    """Writes `records` to `path` through a file beside it, renamed once every row is written:
+    a conversion stopped by a bad line leaves no partial file to be read as whole."""
     count = 0
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        w = csv.writer(out)
-        w.writerow(header)
-        for record in records:
-            w.writerow(record)
-            count += 1
+    partial = path + ".partial"
+    try:
+        with open(partial, "w", newline="", encoding="utf-8") as out:
+            w = csv.writer(out, lineterminator="\n")
+            w.writerow(header)
+            for record in records:
+                w.writerow(record)
+                count += 1
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
     print(f"{path}: {count} rows", file=sys.stderr)
 
 

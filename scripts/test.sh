@@ -13,6 +13,8 @@ if cargo tree -p hyrank-engine -e normal --prefix none | grep -qE '^actix'; then
   echo "hyrank-engine depends on actix; keep HTTP in the api crate" >&2
   exit 1
 fi
+# The MovieLens converter on the older layouts' awkward rows (a second, no build needed).
+python3 scripts/movielens_csv_test.py
 # One profile for building and testing: the release build the quickstart makes is reused.
 cargo test --release --workspace
 # The binaries' S3 flags end to end (publish, pull, a replica server) against moto.
