@@ -397,7 +397,7 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
         (scores, per_user)
     };
     let (one, two) = (scored_with(1), scored_with(2));
-    assert!(one.1.len() > report.users_evaluated, "{}", one.1.len());
+    assert_eq!(one.1.len(), report.modes.len() * (report.users_evaluated + 1), "every mode's header and users");
     assert_eq!(one, two);
     let als = RecommendEvalSettings {
         cf: CfChoiceSettings { requested: CfModelChoice::Als, ..CfChoiceSettings::default() },

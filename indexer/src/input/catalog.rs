@@ -102,7 +102,8 @@ pub struct Catalog {
 /// Checks id uniqueness and emptiness, shared by both formats.
 struct ItemValidator<'a> {
     file: &'a Path,
-    /// Each accepted id's line.
+    /// The line of each id's first row that passed the row checks (typing may refuse it
+    /// later; the line stays, for its repeats to name).
     first_line_of: HashMap<String, u64>,
     /// Rows whose id an earlier row holds, with their lines: compared with that row once
     /// fields are typed ([`unify_field_types`]), since `{"n": 1}` and `{"n": "1"}` are the same
@@ -244,13 +245,12 @@ fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<Stri
 
 /// `item` with every field converted to its type in `types`, or the first field that does
 /// not fit, with the reason. A field `types` does not name (only a repeated row's can be
-/// one: no accepted item holds it) is kept as written, so the row differs from the accepted
-/// one.
+/// one: no first row holds it) is kept as written, so the row differs from the accepted one,
+/// unless it is blank.
 fn typed(mut item: Item, types: &BTreeMap<String, FieldType>) -> std::result::Result<Item, (String, String)> {
-    // Blank text in a field of numbers or lists is no value: absent, as null is.
-    item.fields.retain(|name, value| {
-        types.get(name).is_none_or(|kind| *kind == FieldType::Text) || !FieldType::is_blank(value)
-    });
+    // Blank text in a field of numbers or lists is no value: absent, as null is; so is blank
+    // text in a field no first row has (it has no type, and nothing to compare with).
+    item.fields.retain(|name, value| types.get(name) == Some(&FieldType::Text) || !FieldType::is_blank(value));
     for (name, value) in item.fields.iter_mut() {
         let Some(kind) = types.get(name) else { continue };
         match kind.coerce(value) {
@@ -428,20 +428,23 @@ mod tests {
                     {\"id\": \"a\", \"title\": \"A\", \"n\": \"1\"}\n\
                     {\"id\": \"b\", \"title\": \"B\", \"n\": \"many\"}\n\
                     {\"id\": \"b\", \"title\": \"B\", \"n\": \"many\"}\n\
-                    {\"id\": \"a\", \"title\": \"A\", \"n\": 1, \"m\": 2}\n";
+                    {\"id\": \"a\", \"title\": \"A\", \"n\": 1, \"m\": 2}\n\
+                    {\"id\": \"b\", \"title\": \"B\", \"n\": 3}\n\
+                    {\"id\": \"a\", \"title\": \"A\", \"n\": 1, \"m\": \" \"}\n";
         let format = CatalogFormat {
             field_types: BTreeMap::from([("n".to_string(), FieldType::Number)]),
             ..CatalogFormat::default()
         };
         let catalog = read_catalog(&file(&dir, "c.jsonl", rows.as_bytes()), &format).unwrap();
         assert_eq!(catalog.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["a"]);
-        assert_eq!(catalog.repeated_rows, 1, "line 2 repeats line 1 once typed");
+        assert_eq!(catalog.repeated_rows, 2, "lines 2 and 7 repeat line 1 once typed (a blank is no value)");
         let got = reasons(&catalog.rejects);
         assert_eq!(
             got.iter().map(|r| (r.0, r.1.as_deref())).collect::<Vec<_>>(),
-            [(3, Some("n")), (4, Some("n")), (5, Some("id"))]
+            [(3, Some("n")), (4, Some("n")), (5, Some("id")), (6, Some("id"))]
         );
         assert!(got[2].2.contains("with other content"), "{got:?}");
+        assert!(got[3].2.contains("duplicate id \"b\" of line 3, which was refused"), "{got:?}");
     }
 
     #[test]

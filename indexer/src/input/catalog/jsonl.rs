@@ -174,13 +174,28 @@ fn not_json_lines(text: &str) -> String {
     if opening.starts_with('{') || opening.starts_with('[') {
         return String::new();
     }
-    let how = match ["::", "\t", "|", ",", ";"].into_iter().find(|s| text.contains(s)) {
-        Some(",") => " It reads as comma-separated values.".to_string(),
-        Some(separator @ ("::" | "\t" | "|")) => format!(
-            " It reads as values separated by {separator:?} (MovieLens 100K, 1M and 10M: `python3 \
-             scripts/movielens_csv.py THEIR_FOLDER OUT` writes movies.csv as ml-latest lays it out, in UTF-8)."
-        ),
-        _ => String::new(),
+    // The separator the line holds most often (`1::Title::A|B` is ::-separated).
+    let separator = ["::", "\t", "|", ",", ";"]
+        .into_iter()
+        .map(|s| (s, text.matches(s).count()))
+        .filter(|&(_, count)| count > 0)
+        .reduce(|best, other| if other.1 > best.1 { other } else { best })
+        .map(|(s, _)| s);
+    let how = match separator {
+        Some(",") => " It reads as comma-separated values: read it as CSV.".to_string(),
+        Some(separator) => {
+            let movielens = if separator == ";" {
+                ""
+            } else {
+                " (MovieLens 100K, 1M and 10M: `python3 scripts/movielens_csv.py THEIR_FOLDER OUT` writes \
+                 movies.csv as ml-latest lays it out, in UTF-8)"
+            };
+            format!(
+                " It reads as values separated by {separator:?}: hyrank reads comma-separated files, so convert it \
+                 first{movielens}."
+            )
+        }
+        None => String::new(),
     };
     format!(
         " (the file is read as JSON Lines, one object per line, as a catalog is unless its name ends in .csv, \
@@ -271,8 +286,6 @@ mod tests {
     use super::super::{read_catalog, CatalogFormat};
     use hyrank_engine::item::FieldValue;
 
-    /// An id is the exact text the catalog wrote: numbers past f64's precision stay distinct
-    /// and unformatted, exponents and decimals stay as written, strings stay strings.
     /// A file that is not JSON Lines but read as one (by its name) says so on its first line
     /// that opens no object, and how to read it; later lines do not repeat it, and a line that
     /// is broken JSON gets no such advice.
@@ -280,9 +293,13 @@ mod tests {
     fn a_separated_file_read_as_json_lines_says_how_to_read_it() {
         let dir = tempfile::tempdir().unwrap();
         for (content, says) in [
-            ("1::Toy Story (1995)::Animation|Children's\n2::Jumanji (1995)::Adventure\n", "scripts/movielens_csv.py"),
+            (
+                "1::Toy Story (1995)::Animation|Children's\n2::Jumanji (1995)::Adventure\n",
+                "separated by \"::\": hyrank reads comma-separated files, so convert it first (MovieLens",
+            ),
             ("1|Toy Story (1995)|01-Jan-1995\n", "scripts/movielens_csv.py"),
-            ("id,title\n1,Toy Story\n", "comma-separated"),
+            ("id,title\n1,Toy Story\n", "read it as CSV"),
+            ("id;title\n1;Toy Story\n", "separated by \";\": hyrank reads comma-separated files, so convert it first."),
         ] {
             let catalog =
                 read_catalog(&file(&dir, "movies.dat", content.as_bytes()), &CatalogFormat::default()).unwrap();
@@ -295,6 +312,8 @@ mod tests {
         assert!(!catalog.rejects[0].reason.contains("JSON Lines"), "{}", catalog.rejects[0].reason);
     }
 
+    /// An id is the exact text the catalog wrote: numbers past f64's precision stay distinct
+    /// and unformatted, exponents and decimals stay as written, strings stay strings.
     #[test]
     fn numeric_ids_are_kept_as_the_catalog_wrote_them() {
         let dir = tempfile::tempdir().unwrap();
