@@ -20,24 +20,31 @@ use crate::request::ColdItems;
 
 /// Which items a request may return: `allowed[item]`, or every item.
 #[derive(Debug, Clone, Default)]
-pub struct Allow(Option<Arc<Vec<bool>>>);
+pub struct Allow {
+    mask: Option<Arc<Vec<bool>>>,
+    /// The mask's false entries: how many items within it are refused (a dense search picks
+    /// its path by it, [`VectorIndex::search_allowing`]).
+    refused: usize,
+}
 
 impl Allow {
     /// Every item.
     pub fn all() -> Self {
-        Allow(None)
+        Allow { mask: None, refused: 0 }
     }
 
     /// The items whose entry in `mask` (one per item, by index) is true.
     pub fn mask(mask: Vec<bool>) -> Self {
-        Allow(Some(Arc::new(mask)))
+        let refused = mask.iter().filter(|&&allowed| !allowed).count();
+        Allow { mask: Some(Arc::new(mask)), refused }
     }
 
     /// These items, less `excluded` (a recommendation's seen and hidden items, a similar
     /// request's seed), over a catalog of `items` items. Always a mask, also when nothing is
-    /// excluded, so that a request that excludes items takes one path whatever it excludes.
+    /// excluded; a retriever picks its path by how many items the mask refuses
+    /// ([`Allow::refused`]), not by whether there is one.
     pub fn excluding(&self, items: usize, excluded: impl IntoIterator<Item = u32>) -> Self {
-        let mut mask = match &self.0 {
+        let mut mask = match &self.mask {
             Some(mask) => mask.as_ref().clone(),
             None => vec![true; items],
         };
@@ -51,12 +58,19 @@ impl Allow {
 
     /// Whether `item` may be returned; an index past the mask may not.
     pub fn allows(&self, item: u32) -> bool {
-        self.0.as_ref().is_none_or(|mask| mask.get(item as usize).copied().unwrap_or(false))
+        self.mask.as_ref().is_none_or(|mask| mask.get(item as usize).copied().unwrap_or(false))
     }
 
     /// Whether every item is allowed (no mask at all).
     pub fn is_all(&self) -> bool {
-        self.0.is_none()
+        self.mask.is_none()
+    }
+
+    /// How many items the mask refuses (0 without one); items past its end are refused too and
+    /// not counted. A dense search picks its path by it ([`VectorIndex::search_allowing`]);
+    /// its results do not depend on it.
+    pub fn refused(&self) -> usize {
+        self.refused
     }
 }
 
@@ -166,17 +180,19 @@ impl Retriever<'_> {
     pub fn retrieve(&self, n: usize, allow: &Allow) -> Result<RankedList> {
         let kind = self.kind();
         let allow_fn = |item: u32| allow.allows(item);
-        let filter: Option<&(dyn Fn(u32) -> bool + Sync)> = if allow.is_all() { None } else { Some(&allow_fn) };
         Ok(match self {
             Retriever::Bm25 { index, query, params } => {
                 let params = params.unwrap_or(index.settings().bm25);
                 // BM25 scores an item none of the query's terms is in 0, and any other item
                 // more (idf and each field's weight are positive).
-                RankedList::new(kind, index.search_with(query, n, allow.0.clone(), params)?).with_floor(0.0)
+                RankedList::new(kind, index.search_with(query, n, allow.mask.clone(), params)?).with_floor(0.0)
             }
             Retriever::Dense { index, live, vector, mean } => match vector {
                 Some(vector) => {
-                    let mut hits = index.search(vector, n, filter)?;
+                    let mut hits = match allow.is_all() {
+                        true => index.search(vector, n, None)?,
+                        false => index.search_allowing(vector, n, &allow_fn, allow.refused())?,
+                    };
                     if let Some(live) = live.filter(|live| !live.is_empty()) {
                         hits.extend(live.dense_top(vector, n, allow));
                         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -233,9 +249,11 @@ mod tests {
     fn excluding_keeps_the_filter_and_removes_the_items() {
         let allow = Allow::mask(vec![true, false, true, true]).excluding(4, [2, 99]);
         assert_eq!((0..4).map(|i| allow.allows(i)).collect::<Vec<_>>(), [true, false, false, true]);
+        assert_eq!(allow.refused(), 2, "the filter's item and the excluded one; 99 is past the mask");
         let allow = Allow::all().excluding(3, []);
         assert!(!allow.is_all(), "an exclusion always yields a mask");
         assert!((0..3).all(|i| allow.allows(i)));
+        assert_eq!((allow.refused(), Allow::all().refused()), (0, 0));
     }
 
     fn tiny_dense() -> VectorIndex {
