@@ -15,6 +15,11 @@
 //!   items, so the nearest rows are the ones excluded): the graph's filtered search against an
 //!   exact scan, p50/p99 and recall of the exact top 100, for histories of 10 to 500 items.
 //!
+//! * with `GENERATION_DIR --selective`: searches under filters that allow a random 1% to 50%
+//!   of the rows (a field filter), by hnsw_rs's filtered walk and by `search_allowing` (which
+//!   scans the allowed rows when there are no more than the exact-scan limit), p50/p99 and
+//!   recall of the exact top 100.
+//!
 //! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR`
 //! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR --grown 200000`
 //! `cargo run --release -p hyrank-engine --example dense_scan -- --random 2000 8 2 20`
@@ -51,6 +56,10 @@ fn main() {
         let wide = HnswSettings { ef_search: 256, ..HnswSettings::default() };
         let wide = VectorIndex::load(&dir, "dense", 384, Metric::Cosine, wide).unwrap().with_exact_limit(0);
         excluding(&load().with_exact_limit(0), &wide, &mut rng);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--selective") {
+        selective(&load(), &mut rng);
         return;
     }
     if args.get(1).map(String::as_str) == Some("--grown") {
@@ -167,6 +176,39 @@ fn excluding(graph: &VectorIndex, wide: &VectorIndex, rng: &mut rand::rngs::StdR
             let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
             let recall = recalled as f64 / (100 * users.len()) as f64;
             println!("{seen} seen, {name}: p50 {p50:.3} ms, p99 {p99:.3} ms, recall of the exact top 100 {recall:.4}");
+        }
+    }
+}
+
+/// Field-filter-like masks, uncorrelated with the probe (see the module docs).
+fn selective(index: &VectorIndex, rng: &mut rand::rngs::StdRng) {
+    for fraction in [0.01, 0.05, 0.15, 0.5] {
+        let cases: Vec<(Vec<f32>, Vec<bool>, usize)> = (0..100)
+            .map(|_| {
+                let allowed: Vec<bool> = (0..index.len()).map(|_| rng.random::<f64>() < fraction).collect();
+                let refused = allowed.iter().filter(|&&a| !a).count();
+                (near(index, 0.1, rng), allowed, refused)
+            })
+            .collect();
+        for name in ["walk", "told"] {
+            let (mut times, mut recalled) = (Vec::new(), 0);
+            for (probe, allowed, refused) in &cases {
+                let allow = |item: u32| allowed[item as usize];
+                let start = Instant::now();
+                let hits = match name {
+                    "walk" => index.search(probe, 100, Some(&allow)).unwrap(),
+                    _ => index.search_allowing(probe, 100, &allow, *refused).unwrap(),
+                };
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+                let exact = index.exact_search(probe, 100, Some(&allow));
+                recalled += exact.iter().filter(|e| hits.iter().any(|h| h.0 == e.0)).count();
+            }
+            times.sort_by(f64::total_cmp);
+            let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+            let recall = recalled as f64 / (100 * cases.len()) as f64;
+            println!(
+                "{fraction} allowed, {name}: p50 {p50:.3} ms, p99 {p99:.3} ms, recall of the exact top 100 {recall:.4}"
+            );
         }
     }
 }

@@ -332,9 +332,13 @@ impl VectorIndex {
         Ok(self.graph_search(query, k, self.settings.ef_search.max(k), allow))
     }
 
-    /// [`search`](Self::search) where `allow` refuses about `refused` items (a
-    /// recommendation's seen items, a similar request's seed): up to
-    /// [`POST_FILTER_MAX_REFUSED_PER_HIT`] per hit, the graph is searched unfiltered
+    /// [`search`](Self::search) where `allow` refuses about `refused` items. When no more
+    /// rows than the exact-scan limit are left (a selective field filter), they are scanned, as
+    /// Qdrant plans a search whose filter's cardinality is under its `full_scan_threshold`:
+    /// exact, where hnsw_rs's filtered walk wanders the graph looking for allowed rows (58,452
+    /// titles, top 100, `dense_scan --selective`: 1% allowed 76 → 0.3 ms, 5% 24 → 0.8 ms, 15%
+    /// 11 → 1.6 ms). When few are refused (a recommendation's seen items, a similar
+    /// request's seed): up to [`POST_FILTER_MAX_REFUSED_PER_HIT`] per hit, the graph is searched unfiltered
     /// `k + refused` deep and the refused items dropped after, which is cheaper than hnsw_rs's
     /// filtered walk; should fewer than `k` remain (it refused more than `refused`, or the
     /// approximate search returned fewer), the filtered walk runs instead. `refused` only picks
@@ -353,7 +357,10 @@ impl VectorIndex {
         if k == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
-        if self.len() <= self.exact_limit {
+        // A filter that leaves no more rows than an index this size would scan exactly (a
+        // selective field filter) is scanned: exact, and it scores only the rows it allows,
+        // where the filtered walk wanders the graph looking for them.
+        if self.len().saturating_sub(refused) <= self.exact_limit {
             return Ok(self.exact_search(query, k, Some(allow)));
         }
         if refused <= POST_FILTER_MAX_REFUSED_PER_HIT.saturating_mul(k) {
@@ -606,6 +613,26 @@ mod tests {
             // Told too few refused, the deeper search comes up short and the walk runs instead.
             assert_eq!(walked.search_allowing(query, 10, &allow, 0).unwrap(), exact, "{refused} refused, told 0");
         }
+    }
+
+    /// A filter that leaves no more rows than the index's exact-scan limit (a selective field
+    /// filter) is answered by scanning: exact, each row's filter asked once, no graph walk.
+    #[test]
+    fn a_selective_filter_is_answered_by_a_scan_of_the_rows_it_allows() {
+        let (rows, dim) = (600, 16);
+        let vectors = random_vectors(rows, dim, true, 11);
+        let index = VectorIndex::build(vectors.clone(), dim, Metric::Cosine, HnswSettings::default())
+            .unwrap()
+            .with_exact_limit(100);
+        assert!(index.unreachable.is_some(), "600 rows over a limit of 100 walk the graph");
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let every_tenth = |item: u32| {
+            asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            item % 10 == 0
+        };
+        let hits = index.search_allowing(&vectors[dim..2 * dim], 10, &every_tenth, rows - rows / 10).unwrap();
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), rows, "one question per row: a scan");
+        assert_eq!(hits, index.exact_search(&vectors[dim..2 * dim], 10, Some(&every_tenth)));
     }
 
     /// With two links per node (M = 2), hnsw_rs leaves dozens of 2,000 rows with no link into
