@@ -172,10 +172,7 @@ fn excluding(graph: &VectorIndex, wide: &VectorIndex, rng: &mut rand::rngs::StdR
                 let exact = scan.exact_search(profile, 100, Some(&allow));
                 recalled += exact.iter().filter(|e| hits.iter().any(|h| h.0 == e.0)).count();
             }
-            times.sort_by(f64::total_cmp);
-            let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
-            let recall = recalled as f64 / (100 * users.len()) as f64;
-            println!("{seen} seen, {name}: p50 {p50:.3} ms, p99 {p99:.3} ms, recall of the exact top 100 {recall:.4}");
+            print_top100(&format!("{seen} seen, {name}"), times, recalled, users.len());
         }
     }
 }
@@ -203,12 +200,16 @@ fn selective(index: &VectorIndex, rng: &mut rand::rngs::StdRng) {
                 let exact = index.exact_search(probe, 100, Some(&allow));
                 recalled += exact.iter().filter(|e| hits.iter().any(|h| h.0 == e.0)).count();
             }
-            times.sort_by(f64::total_cmp);
-            let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
-            let recall = recalled as f64 / (100 * cases.len()) as f64;
-            println!(
-                "{fraction} allowed, {name}: p50 {p50:.3} ms, p99 {p99:.3} ms, recall of the exact top 100 {recall:.4}"
-            );
+            print_top100(&format!("{fraction} allowed, {name}"), times, recalled, cases.len());
         }
     }
+}
+
+/// One line: p50 and p99 of `times` (ms) and the share of the exact top 100 recalled over
+/// `probes` searches.
+fn print_top100(label: &str, mut times: Vec<f64>, recalled: usize, probes: usize) {
+    times.sort_by(f64::total_cmp);
+    let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+    let recall = recalled as f64 / (100 * probes) as f64;
+    println!("{label}: p50 {p50:.3} ms, p99 {p99:.3} ms, recall of the exact top 100 {recall:.4}");
 }
