@@ -17,8 +17,9 @@ quoted where a value needs it, lines ending in \n, in UTF-8. MovieLens 100K's "u
 is a flag for no known genre, not a genre: a film with only it is "(no genres listed)", as
 ml-latest writes such films. The older releases are ISO-8859-1 (Windows-1252 in practice); a
 file that is valid UTF-8 is read as UTF-8. Every row is kept: a line that does not split into
-its fields stops the conversion, naming file, line and what was found, and leaves no partial
-file behind.
+its fields stops the conversion, naming file, line and what was found, and leaves the output
+folder as it was (no partial file, no new file beside an earlier run's). MovieLens 100K and 1M
+name a genre "Children's" where ml-latest and 10M say "Children"; names are kept as written.
 """
 import codecs
 import csv
@@ -38,7 +39,10 @@ codecs.register_error("movielens_latin1", _undefined_as_latin1)
 
 
 def text(path):
-    raw = open(path, "rb").read()
+    try:
+        raw = open(path, "rb").read()
+    except OSError as e:
+        sys.exit(f"{path}: {e.strerror} (the release's other files are read beside it)")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -66,23 +70,30 @@ def rows(path, separator, fields, free=None):
         yield parts
 
 
-def write(path, header, records):
-    """Writes `records` to `path` through a file beside it, renamed once every row is written:
-    a conversion stopped by a bad line leaves no partial file to be read as whole."""
-    count = 0
-    partial = path + ".partial"
+def write_all(files):
+    """Writes each `(path, header, records)` through a file beside it; the files are renamed into
+    place only once every one is whole, so a conversion stopped by a bad line (in any input)
+    leaves the output folder as it was: no partial file, and no new file beside an earlier
+    run's."""
+    written = []
     try:
-        with open(partial, "w", newline="", encoding="utf-8") as out:
-            w = csv.writer(out, lineterminator="\n")
-            w.writerow(header)
-            for record in records:
-                w.writerow(record)
-                count += 1
-        os.replace(partial, path)
+        for path, header, records in files:
+            partial = path + ".partial"
+            written.append((partial, path))
+            count = 0
+            with open(partial, "w", newline="", encoding="utf-8") as out:
+                w = csv.writer(out, lineterminator="\n")
+                w.writerow(header)
+                for record in records:
+                    w.writerow(record)
+                    count += 1
+            print(f"{path}: {count} rows", file=sys.stderr)
+        for partial, path in written:
+            os.replace(partial, path)
     finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-    print(f"{path}: {count} rows", file=sys.stderr)
+        for partial, _ in written:
+            if os.path.exists(partial):
+                os.remove(partial)
 
 
 def main():
@@ -100,16 +111,21 @@ def main():
                 flags = parts[5:]
                 genres = [names[i] for i, flag in enumerate(flags) if flag == "1" and names[i] != "unknown"]
                 yield [parts[0], parts[1], "|".join(genres) or "(no genres listed)"]
-        write(os.path.join(out, "movies.csv"), ["movieId", "title", "genres"], movies())
-        write(os.path.join(out, "ratings.csv"), ["userId", "movieId", "rating", "timestamp"], rows(at("u.data"), "\t", 4))
+        write_all([
+            (os.path.join(out, "movies.csv"), ["movieId", "title", "genres"], movies()),
+            (os.path.join(out, "ratings.csv"), ["userId", "movieId", "rating", "timestamp"], rows(at("u.data"), "\t", 4)),
+        ])
     elif os.path.exists(at("ratings.dat")):
         def movies():
             for movie, title, genres in rows(at("movies.dat"), "::", 3, free=1):
                 yield [movie, title, genres or "(no genres listed)"]
-        write(os.path.join(out, "movies.csv"), ["movieId", "title", "genres"], movies())
-        write(os.path.join(out, "ratings.csv"), ["userId", "movieId", "rating", "timestamp"], rows(at("ratings.dat"), "::", 4))
+        files = [
+            (os.path.join(out, "movies.csv"), ["movieId", "title", "genres"], movies()),
+            (os.path.join(out, "ratings.csv"), ["userId", "movieId", "rating", "timestamp"], rows(at("ratings.dat"), "::", 4)),
+        ]
         if os.path.exists(at("tags.dat")):
-            write(os.path.join(out, "tags.csv"), ["userId", "movieId", "tag", "timestamp"], rows(at("tags.dat"), "::", 4, free=2))
+            files.append((os.path.join(out, "tags.csv"), ["userId", "movieId", "tag", "timestamp"], rows(at("tags.dat"), "::", 4, free=2)))
+        write_all(files)
     else:
         sys.exit(f"{src}: neither u.data (MovieLens 100K) nor ratings.dat (1M, 10M); ml-latest, 20M and 25M are CSV already")
 

@@ -65,16 +65,23 @@ def main():
         )
         expect(os.path.join(out, "ratings.csv"), "userId,movieId,rating,timestamp\n196,1,3,881250949\n")
 
-        # A line that does not split stops the conversion with its file and line, and leaves
-        # no ratings.csv (nor a partial one) to be read as whole.
+        # A line that does not split stops the conversion with its file and line, and leaves the
+        # output folder as it was: the earlier run's files, none of this run's.
+        out = os.path.join(tmp, "csv")
+        before = {name: open(os.path.join(out, name), "rb").read() for name in sorted(os.listdir(out))}
+        open(os.path.join(one_m, "movies.dat"), "ab").write(b"5::New Film::Drama\n")
         open(os.path.join(one_m, "ratings.dat"), "wb").write(b"1::1::5::978300760\n1::2::5\n")
-        out = os.path.join(tmp, "bad")
         done = convert(one_m, out)
         if done.returncode == 0 or "ratings.dat:2: expected 4 fields" not in done.stderr:
             sys.exit(f"a bad line was not refused with its line: rc {done.returncode}, {done.stderr!r}")
-        left = sorted(os.listdir(out))
-        if left != ["movies.csv"]:
-            sys.exit(f"a stopped conversion left {left}")
+        after = {name: open(os.path.join(out, name), "rb").read() for name in sorted(os.listdir(out))}
+        if after != before:
+            sys.exit(f"a stopped conversion changed the output folder: {sorted(after)}")
+        # A release missing a file is named in one line, not a traceback.
+        os.remove(os.path.join(hundred_k, "u.genre"))
+        done = convert(hundred_k, os.path.join(tmp, "none"))
+        if done.returncode == 0 or "u.genre: No such file" not in done.stderr or "Traceback" in done.stderr:
+            sys.exit(f"a missing file was not named: {done.stderr!r}")
     print("movielens_csv.py: ok")
 
 

@@ -6,6 +6,7 @@
 //! decides is refused here; what depends on the data (HNSW settings on a catalog small enough
 //! to be scanned exactly, a declared field no item has) is a warning of the build's.
 
+use std::io::Read;
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
@@ -138,19 +139,30 @@ fn catalog(m: &ArgMatches) -> anyhow::Result<()> {
     let kind = m.get_one::<CatalogKind>("catalog_format").copied();
     match (CatalogFormat { kind, ..CatalogFormat::default() }).kind_of(path) {
         CatalogKind::Csv => Ok(()),
-        CatalogKind::Jsonl => refuse(
-            m,
-            &CSV,
-            &format!(
-                "{} is read as JSON Lines (by {}), whose items name their own id, title, text and fields",
-                path.display(),
-                if kind.is_some() {
-                    "--catalog-format"
-                } else {
-                    "its name: a CSV catalog's ends in .csv, .csv.gz or .csv.zst"
-                }
-            ),
-        ),
+        CatalogKind::Jsonl => {
+            // A separated file named otherwise (MovieLens 1M's movies.dat): say so now, not
+            // after a second try with --catalog-format csv. The first line is enough to tell.
+            let first_line = std::fs::File::open(path).ok().and_then(|file| {
+                let mut line = Vec::new();
+                std::io::BufRead::read_until(&mut std::io::BufReader::new(file).take(64 * 1024), b'\n', &mut line)
+                    .ok()?;
+                Some(String::from_utf8_lossy(&line).into_owned())
+            });
+            let layout = first_line.map(|line| hyrank_indexer::input::not_json_lines(&line)).unwrap_or_default();
+            refuse(
+                m,
+                &CSV,
+                &format!(
+                    "{} is read as JSON Lines (by {}), whose items name their own id, title, text and fields{layout}",
+                    path.display(),
+                    if kind.is_some() {
+                        "--catalog-format"
+                    } else {
+                        "its name: a CSV catalog's ends in .csv, .csv.gz or .csv.zst"
+                    }
+                ),
+            )
+        }
     }
 }
 
@@ -276,6 +288,12 @@ mod tests {
         assert!(error.unwrap_err().contains("by --catalog-format"));
         check("index --catalog items.CSV.gz --title-column name --list-separator |").unwrap();
         check("index --catalog items.txt --catalog-format csv --id-column sku").unwrap();
+        // A separated file named otherwise is named as such at once, with the converter.
+        let dir = tempfile::tempdir().unwrap();
+        let movies = dir.path().join("movies.dat");
+        std::fs::write(&movies, "1::Toy Story (1995)::Adventure|Animation|Children|Comedy\n").unwrap();
+        let error = check(&format!("index --catalog {} --id-column movieId", movies.display())).unwrap_err();
+        assert!(error.contains("separated by \"::\"") && error.contains("scripts/movielens_csv.py"), "{error}");
     }
 
     /// An index folder holding one generation, built (as far as its manifest says) with items

@@ -11,6 +11,7 @@ use super::{
     column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, not_utf8, read_failed, reject,
 };
 use crate::error::{Cause, Reject, Result};
+pub use jsonl::not_json_lines;
 use jsonl::read_jsonl;
 
 mod jsonl;

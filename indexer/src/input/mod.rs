@@ -16,7 +16,7 @@ mod interactions;
 use file::open;
 pub(crate) use file::wide_encoding_refusal;
 
-pub use catalog::{infer_field_types, read_catalog, Catalog, CatalogFormat, CatalogKind, FieldType};
+pub use catalog::{infer_field_types, not_json_lines, read_catalog, Catalog, CatalogFormat, CatalogKind, FieldType};
 pub use interactions::{read_interactions, InteractionFormat, InteractionRow, Interactions};
 
 pub(super) fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl Into<String>) -> Reject {

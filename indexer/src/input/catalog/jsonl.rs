@@ -169,18 +169,23 @@ fn item_from_json(
 /// What to add to the first line that is no JSON at all (it does not open an object): the file
 /// is likely not JSON Lines, but read so by its name; for a separated file (a CSV without the
 /// name, MovieLens 1M's `movies.dat`) say how to read it.
-fn not_json_lines(text: &str) -> String {
+pub fn not_json_lines(text: &str) -> String {
     let opening = text.trim_start();
     if opening.starts_with('{') || opening.starts_with('[') {
         return String::new();
     }
-    // The separator the line holds most often (`1::Title::A|B` is ::-separated).
-    let separator = ["::", "\t", "|", ",", ";"]
-        .into_iter()
-        .map(|s| (s, text.matches(s).count()))
-        .filter(|&(_, count)| count > 0)
-        .reduce(|best, other| if other.1 > best.1 { other } else { best })
-        .map(|(s, _)| s);
+    // `::` separates nothing but fields (MovieLens 1M/10M), whatever the genres' `|` count;
+    // else the separator the line holds most often.
+    let separator = if text.contains("::") {
+        Some("::")
+    } else {
+        ["\t", "|", ",", ";"]
+            .into_iter()
+            .map(|s| (s, text.matches(s).count()))
+            .filter(|&(_, count)| count > 0)
+            .reduce(|best, other| if other.1 > best.1 { other } else { best })
+            .map(|(s, _)| s)
+    };
     let how = match separator {
         Some(",") => " It reads as comma-separated values: read it as CSV.".to_string(),
         Some(separator) => {
@@ -294,7 +299,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (content, says) in [
             (
-                "1::Toy Story (1995)::Animation|Children's\n2::Jumanji (1995)::Adventure\n",
+                "1::Toy Story (1995)::Adventure|Animation|Children|Comedy|Fantasy\n2::Jumanji (1995)::Adventure\n",
                 "separated by \"::\": hyrank reads comma-separated files, so convert it first (MovieLens",
             ),
             ("1|Toy Story (1995)|01-Jan-1995\n", "scripts/movielens_csv.py"),
