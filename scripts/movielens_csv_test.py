@@ -22,6 +22,15 @@ def expect(path, want):
         sys.exit(f"{path}:\n got {got!r}\nwant {want!r}")
 
 
+def converts_to(src, out, files):
+    """Converts `src` into `out` and checks each of `files` (name -> its whole text)."""
+    done = convert(src, out)
+    if done.returncode != 0:
+        sys.exit(f"conversion failed: {done.stderr}")
+    for name, want in files.items():
+        expect(os.path.join(out, name), want)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         one_m = os.path.join(tmp, "ml-1m")
@@ -36,17 +45,12 @@ def main():
         open(os.path.join(one_m, "movies.dat"), "wb").write(movies)
         open(os.path.join(one_m, "ratings.dat"), "wb").write(b"1::1::5::978300760\n2::4::3::978300761\n")
         open(os.path.join(one_m, "tags.dat"), "wb").write(b"1::1::note:::978300762\n1::2:::odd::978300763\n")
-        out = os.path.join(tmp, "csv")
-        done = convert(one_m, out)
-        if done.returncode != 0:
-            sys.exit(f"conversion failed: {done.stderr}")
-        expect(
-            os.path.join(out, "movies.csv"),
-            "movieId,title,genres\n1,Foo:,Comedy\n2,:Bar,Drama|War\n"
+        converts_to(one_m, os.path.join(tmp, "csv"), {
+            "movies.csv": "movieId,title,genres\n1,Foo:,Comedy\n2,:Bar,Drama|War\n"
             "3,Caf\u00e9 \u2026 Caf\u0081,(no genres listed)\n4,Page\x0cbreak,Horror\n",
-        )
-        expect(os.path.join(out, "ratings.csv"), "userId,movieId,rating,timestamp\n1,1,5,978300760\n2,4,3,978300761\n")
-        expect(os.path.join(out, "tags.csv"), "userId,movieId,tag,timestamp\n1,1,note:,978300762\n1,2,:odd,978300763\n")
+            "ratings.csv": "userId,movieId,rating,timestamp\n1,1,5,978300760\n2,4,3,978300761\n",
+            "tags.csv": "userId,movieId,tag,timestamp\n1,1,note:,978300762\n1,2,:odd,978300763\n",
+        })
 
         hundred_k = os.path.join(tmp, "ml-100k")
         os.mkdir(hundred_k)
@@ -55,15 +59,10 @@ def main():
             b"1|Toy Story (1995)|01-Jan-1995||http://x|0|0|1\n2|Lost (1995)|01-Jan-1995||http://y|1|0|0\n"
         )
         open(os.path.join(hundred_k, "u.data"), "wb").write(b"196\t1\t3\t881250949\n")
-        out = os.path.join(tmp, "csv100k")
-        done = convert(hundred_k, out)
-        if done.returncode != 0:
-            sys.exit(f"conversion failed: {done.stderr}")
-        expect(
-            os.path.join(out, "movies.csv"),
-            "movieId,title,genres\n1,Toy Story (1995),Comedy\n2,Lost (1995),(no genres listed)\n",
-        )
-        expect(os.path.join(out, "ratings.csv"), "userId,movieId,rating,timestamp\n196,1,3,881250949\n")
+        converts_to(hundred_k, os.path.join(tmp, "csv100k"), {
+            "movies.csv": "movieId,title,genres\n1,Toy Story (1995),Comedy\n2,Lost (1995),(no genres listed)\n",
+            "ratings.csv": "userId,movieId,rating,timestamp\n196,1,3,881250949\n",
+        })
 
         # A line that does not split stops the conversion with its file and line, and leaves the
         # output folder as it was: the earlier run's files, none of this run's.

@@ -6,7 +6,6 @@
 //! decides is refused here; what depends on the data (HNSW settings on a catalog small enough
 //! to be scanned exactly, a declared field no item has) is a warning of the build's.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
@@ -142,13 +141,9 @@ fn catalog(m: &ArgMatches) -> anyhow::Result<()> {
         CatalogKind::Jsonl => {
             // A separated file named otherwise (MovieLens 1M's movies.dat): say so now, not
             // after a second try with --catalog-format csv. The first line is enough to tell.
-            let first_line = std::fs::File::open(path).ok().and_then(|file| {
-                let mut line = Vec::new();
-                std::io::BufRead::read_until(&mut std::io::BufReader::new(file).take(64 * 1024), b'\n', &mut line)
-                    .ok()?;
-                Some(String::from_utf8_lossy(&line).into_owned())
-            });
-            let layout = first_line.map(|line| hyrank_indexer::input::not_json_lines(&line)).unwrap_or_default();
+            let layout = hyrank_indexer::input::first_line(path)
+                .map(|line| hyrank_indexer::input::not_json_lines(&line))
+                .unwrap_or_default();
             refuse(
                 m,
                 &CSV,

@@ -4,7 +4,7 @@
 //! Split by question: [`file`] (opening an input: gzip read as it is, other compression refused
 //! by name), [`catalog`] (items from JSON Lines or CSV), [`interactions`] (events from CSV).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use crate::error::{Cause, IndexError, Reject, Result, NOT_UTF8, UTF8_ADVICE};
@@ -41,6 +41,15 @@ pub(super) fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag:
             other_separator(headers).unwrap_or_default()
         ),
     })
+}
+
+/// The first line of the file at `path` as text (decompressed as the readers decompress it;
+/// at most 64 KiB, invalid UTF-8 replaced), or `None` when it cannot be read: for advice, not
+/// for data.
+pub fn first_line(path: &Path) -> Option<String> {
+    let mut line = Vec::new();
+    std::io::BufReader::new(file::open(path).ok()?.take(64 * 1024)).read_until(b'\n', &mut line).ok()?;
+    Some(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// What to do with a file whose header reads as one column holding another separator: a
