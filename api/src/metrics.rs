@@ -142,7 +142,7 @@ impl Metrics {
         .expect(expect);
         let stage_seconds = register_histogram_vec_with_registry!(
             "hyrank_stage_duration_seconds",
-            "Engine stage latency: query embedding, each retriever, fusion, rerank, and the whole engine call.",
+            "Engine stage latency: the filter mask, query embedding, each retriever, fusion, rerank, and the whole engine call.",
             &["stage"],
             BUCKETS.to_vec(),
             registry
@@ -298,6 +298,9 @@ impl Metrics {
     /// Records where an engine call spent its time.
     pub fn observe_stages(&self, timings: &Timings) {
         let seconds = |ms: f64| ms / 1000.0;
+        if timings.filter_ms > 0.0 {
+            self.stage_seconds.with_label_values(&["filter"]).observe(seconds(timings.filter_ms));
+        }
         if timings.embed_ms > 0.0 {
             self.stage_seconds.with_label_values(&["embed"]).observe(seconds(timings.embed_ms));
         }

@@ -15,6 +15,10 @@
 //!   items, so the nearest rows are the ones excluded): the graph's filtered search against an
 //!   exact scan, p50/p99 and recall of the exact top 100, for histories of 10 to 500 items.
 //!
+//! * with `GENERATION_DIR --broad`: filters too broad to scan that refuse many rows (20% to 80%
+//!   allowed, at random or as a region of the space): the filtered walk against unfiltered
+//!   searches 200 to 800 deep with the refused rows dropped after (docs/EVAL.md).
+//!
 //! * with `GENERATION_DIR --selective`: searches under filters that allow a random 1% to 50%
 //!   of the rows (a field filter), by hnsw_rs's filtered walk and by `search_allowing` (which
 //!   scans the allowed rows when there are no more than the exact-scan limit), p50/p99 and
@@ -60,6 +64,12 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some("--selective") {
         selective(&load(), &mut rng);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--broad") {
+        let wide = HnswSettings { ef_search: 256, ..HnswSettings::default() };
+        let wide = VectorIndex::load(&dir, "dense", 384, Metric::Cosine, wide).unwrap();
+        broad(&load(), &wide, &mut rng);
         return;
     }
     if args.get(1).map(String::as_str) == Some("--grown") {
@@ -201,6 +211,64 @@ fn selective(index: &VectorIndex, rng: &mut rand::rngs::StdRng) {
                 recalled += exact.iter().filter(|e| hits.iter().any(|h| h.0 == e.0)).count();
             }
             print_top100(&format!("{fraction} allowed, {name}"), times, recalled, cases.len());
+        }
+    }
+}
+
+/// Filters too broad to scan (more rows than the exact-scan limit) that refuse many rows:
+/// the filtered walk against unfiltered searches `depth` deep, refused rows dropped after.
+/// `random`: each row allowed with the share's chance; `clustered`: the share of rows nearest
+/// a random row (a genre-like region), with probes anywhere (so often outside it).
+fn broad(index: &VectorIndex, wide: &VectorIndex, rng: &mut rand::rngs::StdRng) {
+    let k = 100;
+    for kind in ["random", "clustered"] {
+        for share in [0.2, 0.3, 0.45, 0.6, 0.8] {
+            let cases: Vec<(Vec<f32>, Vec<bool>)> = (0..100)
+                .map(|_| {
+                    let allowed: Vec<bool> = if kind == "random" {
+                        (0..index.len()).map(|_| rng.random::<f64>() < share).collect()
+                    } else {
+                        let centre = near(index, 0.1, rng);
+                        let mut allowed = vec![false; index.len()];
+                        let rows = (share * index.len() as f64) as usize;
+                        index
+                            .exact_search(&centre, rows, None)
+                            .iter()
+                            .for_each(|(row, _)| allowed[*row as usize] = true);
+                        allowed
+                    };
+                    (near(index, 0.1, rng), allowed)
+                })
+                .collect();
+            let exact: Vec<Vec<(u32, f32)>> =
+                cases.iter().map(|(p, a)| index.exact_search(p, k, Some(&|i: u32| a[i as usize]))).collect();
+            let mut line = format!("{kind} {share}:");
+            for depth in [0usize, 200, 300, 500, 800] {
+                let (mut times, mut recalled, mut short) = (Vec::new(), 0, 0);
+                for ((probe, allowed), exact) in cases.iter().zip(&exact) {
+                    let allow = |item: u32| allowed[item as usize];
+                    let start = Instant::now();
+                    let hits = if depth == 0 {
+                        index.search(probe, k, Some(&allow)).unwrap()
+                    } else {
+                        let mut hits = wide.search(probe, depth, None).unwrap();
+                        hits.retain(|h| allow(h.0));
+                        short += usize::from(hits.len() < k);
+                        hits.truncate(k);
+                        hits
+                    };
+                    times.push(start.elapsed().as_secs_f64() * 1e3);
+                    recalled += exact.iter().filter(|e| hits.iter().any(|h| h.0 == e.0)).count();
+                }
+                times.sort_by(f64::total_cmp);
+                let label = if depth == 0 { "walk".to_string() } else { format!("{depth} deep") };
+                line += &format!(
+                    " | {label} p50 {:.2} ms, recall {:.4}, short {short}",
+                    times[times.len() / 2],
+                    recalled as f64 / (k * cases.len()) as f64
+                );
+            }
+            println!("{line}");
         }
     }
 }

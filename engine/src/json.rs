@@ -14,6 +14,64 @@ pub fn name_only<'de, D: serde::Deserializer<'de>, E: Deserialize<'de>>(deserial
     E::deserialize(serde::de::value::StringDeserializer::<D::Error>::new(name))
 }
 
+/// An id: a JSON string, or an integer read as its digits (`151` is `"151"`), as a catalog line's
+/// `"id": 151` is read, so that a client holding MovieLens' numeric ids may send them as
+/// numbers. For a request field: `#[serde(deserialize_with = "crate::json::id")]`.
+///
+/// # Errors
+/// A fraction or an exponent (`1.5`, `1e3`: which digits it stands for is not known once read
+/// as a float; send the id as a string), or any other type.
+pub fn id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    deserializer.deserialize_any(IdVisitor)
+}
+
+/// [`id`] for an optional field: `null` is absent.
+///
+/// # Errors
+/// As [`id`].
+pub fn optional_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    deserializer.deserialize_option(OptionalId)
+}
+
+struct IdVisitor;
+
+impl serde::de::Visitor<'_> for IdVisitor {
+    type Value = String;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an id: a string, or an integer (read as its digits)")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+struct OptionalId;
+
+impl<'de> serde::de::Visitor<'de> for OptionalId {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        IdVisitor.expecting(f)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Option<String>, D::Error> {
+        id(deserializer).map(Some)
+    }
+}
+
 /// An optional field read as a value when present: `null` is refused as the value it is not
 /// (`"candidates": null`), not read as absent; absent, the field's `#[serde(default)]`.
 ///

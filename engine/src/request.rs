@@ -263,8 +263,9 @@ pub struct SearchRequest {
     /// The query text.
     #[serde(default)]
     pub query: Option<String>,
-    /// A user to personalise for (adds the CF retriever in hybrid mode).
-    #[serde(default)]
+    /// A user to personalise for (adds the CF retriever in hybrid mode). An integer is read
+    /// as its digits (`151` is `"151"`).
+    #[serde(default, deserialize_with = "crate::json::optional_id")]
     pub user: Option<String>,
     /// Hits to return.
     #[serde(default = "default_k")]
@@ -389,7 +390,8 @@ pub enum RecommendMode {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RecommendRequest {
-    /// The user.
+    /// The user. An integer is read as its digits (`151` is `"151"`).
+    #[serde(deserialize_with = "crate::json::id")]
     pub user: String,
     /// Items to return.
     #[serde(default = "default_k")]
@@ -472,7 +474,8 @@ fn default_recent() -> usize {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SimilarRequest {
-    /// The seed item's id.
+    /// The seed item's id. An integer is read as its digits (`151` is `"151"`).
+    #[serde(deserialize_with = "crate::json::id")]
     pub item: String,
     /// Items to return.
     #[serde(default = "default_k")]
@@ -577,6 +580,31 @@ mod tests {
         assert_eq!(field_of(Mode::Dense.retrievers(false, true, true)), "query");
         assert_eq!(field_of(Mode::Cf.retrievers(true, false, true)), "user");
         assert_eq!(Mode::Cf.retrievers(true, false, true).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn an_integer_id_is_read_as_its_digits_and_a_fraction_is_refused() {
+        let recommend = |json: &str| serde_json::from_str::<RecommendRequest>(json).map(|r| r.user);
+        assert_eq!(recommend(r#"{"user": 151}"#).unwrap(), "151");
+        assert_eq!(recommend(r#"{"user": "151"}"#).unwrap(), "151");
+        assert_eq!(recommend(r#"{"user": 18446744073709551615}"#).unwrap(), "18446744073709551615");
+        assert_eq!(recommend(r#"{"user": -7}"#).unwrap(), "-7");
+        for (json, said) in [
+            (r#"{"user": 1.5}"#, "floating point `1.5`, expected an id: a string, or an integer"),
+            (r#"{"user": 1e3}"#, "floating point `1000.0`"),
+            (r#"{"user": true}"#, "boolean `true`, expected an id"),
+            (r#"{"user": null}"#, "expected an id"),
+        ] {
+            let error = recommend(json).unwrap_err().to_string();
+            assert!(error.contains(said), "{json}: {error}");
+        }
+        let search = |json: &str| serde_json::from_str::<SearchRequest>(json).map(|r| r.user);
+        assert_eq!(search(r#"{"query": "q", "user": 7}"#).unwrap().as_deref(), Some("7"));
+        assert_eq!(search(r#"{"query": "q", "user": null}"#).unwrap(), None);
+        assert_eq!(search(r#"{"query": "q"}"#).unwrap(), None);
+        assert!(search(r#"{"query": "q", "user": [7]}"#).unwrap_err().to_string().contains("expected an id"));
+        let similar = serde_json::from_str::<SimilarRequest>(r#"{"item": 260}"#).unwrap();
+        assert_eq!(similar.item, "260");
     }
 
     #[test]

@@ -198,6 +198,23 @@ async fn filters_restrict_every_retriever() {
 }
 
 #[actix_web::test]
+async fn a_filter_value_no_item_has_is_answered_with_a_note_naming_close_values() {
+    let (status, body) =
+        post("/v1/search", json!({"query": "lightweight", "k": 5, "filters": {"category": ["Tents", "tents"]}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body["hits"].as_array().unwrap().is_empty());
+    assert_eq!(body["notes"], json!(["filters.category: no item has \"Tents\"; close values: [\"tents\"]"]));
+    assert!(body["timings"]["filter_ms"].as_f64().unwrap() > 0.0, "{body}");
+    let (status, body) = post("/v1/search", json!({"query": "lightweight", "filters": {"price": {"gt": 1e9}}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hits"], json!([]));
+    let note = body["notes"][0].as_str().unwrap();
+    assert!(note.starts_with("filters.price: no item's value meets this condition (its numbers run from "), "{note}");
+    let (_, body) = post("/v1/search", json!({"query": "lightweight"})).await;
+    assert!(body.get("notes").is_none() && body["timings"]["filter_ms"] == 0.0, "{body}");
+}
+
+#[actix_web::test]
 async fn explain_adds_the_bm25_tree_and_rerank_joins_the_breakdown() {
     let (status, body) = post("/v1/search", json!({"query": "sourdough bread", "explain": true, "k": 3})).await;
     assert_eq!(status, StatusCode::OK);

@@ -109,6 +109,18 @@ async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_bu
     let app = service(state.clone()).await;
     let (_, _, before) = call(&app, hybrid("camp stove")).await;
     let item = ids(&before)[0].clone();
+    let old_category = before["hits"][0]["fields"]["category"].clone();
+    let in_category = |category: &Value| {
+        test::TestRequest::post()
+            .uri("/v1/search")
+            .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+            .set_json(json!({"query": "camp stove", "k": 50, "filters": {"category": category}}))
+    };
+    let (_, _, unknown) = call(&app, in_category(&json!("live-sale"))).await;
+    assert_eq!(ids(&unknown), Vec::<String>::new());
+    assert_eq!(unknown["notes"], json!(["filters.category: no item has \"live-sale\""]), "{unknown}");
+    let (_, _, old) = call(&app, in_category(&old_category)).await;
+    assert!(ids(&old).contains(&item) && old.get("notes").is_none(), "{old}");
     let put = |key: &str, body: Value| {
         test::TestRequest::put()
             .uri(&format!("/v1/items/{item}/fields"))
@@ -133,6 +145,10 @@ async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_bu
     };
     let (status, _, hits) = call(&app, filtered("camp stove")).await;
     assert_eq!((status, ids(&hits)), (StatusCode::OK, vec![item.clone()]), "{hits}");
+    assert!(hits.get("notes").is_none(), "the value is held now: {hits}");
+    // The stored value the item held is no longer its own: the index's answer is overridden.
+    let (_, _, old) = call(&app, in_category(&old_category)).await;
+    assert!(!ids(&old).contains(&item), "{old}");
     assert_eq!(hits["hits"][0]["fields"], fields);
     let (_, _, got) = call(&app, get(&format!("/v1/items/{item}"))).await;
     assert_eq!(got["fields"], fields, "{got}");

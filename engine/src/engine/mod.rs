@@ -73,6 +73,8 @@ pub struct Engine {
     ids: Vec<String>,
     fields: Vec<BTreeMap<String, FieldValue>>,
     field_names: HashSet<String>,
+    /// `fields` by field and value, for filter masks ([`crate::filter::FieldIndex`]).
+    field_index: crate::filter::FieldIndex,
     late_interaction: LateInteractionReranker,
     /// The generation's trained cross-encoder and how to combine its logit, when it has one.
     trained: Option<TrainedReranker>,
@@ -237,6 +239,7 @@ impl Engine {
             ids.push(item.id);
             fields.push(item.fields);
         }
+        let field_index = crate::filter::FieldIndex::build(&fields);
         let rerank_workers = runtime.settings().rerank_workers;
         let items_count = ids.len();
         let load_trained = |entry: &Option<RerankerManifest>, slot| -> Result<Option<TrainedReranker>> {
@@ -330,6 +333,7 @@ impl Engine {
             ids,
             fields,
             field_names,
+            field_index,
             trained,
             recommend_trained,
             live: None,

@@ -78,7 +78,8 @@ impl Engine {
             }
         }
         timings.total_ms = ms(start);
-        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+        let notes = self.filter_notes(&request.filters);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
     }
 
     /// The top `depth` fused recommendation candidates for a user view (rerank settings
@@ -123,7 +124,7 @@ impl Engine {
         let seeds = self.cf_seeds(view.history);
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
         let hidden = view.hidden.into_iter().flatten().copied();
-        let allow = self.allow(&request.filters)?.excluding(self.total_len(), seen.chain(hidden));
+        let allow = self.allow(&request.filters, timings)?.excluding(self.total_len(), seen.chain(hidden));
         let live_items = self.live_items();
         let mean = self.floor_mean(&request.fusion, &live_items);
         // The content profile, when the mode has content; `Some(None)`: the history gives none.

@@ -69,7 +69,8 @@ impl Engine {
             }
         }
         timings.total_ms = ms(start);
-        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+        let notes = self.filter_notes(&request.filters);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
     }
 
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
@@ -127,7 +128,7 @@ impl Engine {
         let query = crate::request::query_text(request.query.as_deref());
         let live = request.user.as_deref().map(|id| self.live_user(id)).transpose()?;
         let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
-        let allow = self.allow(&request.filters)?;
+        let allow = self.allow(&request.filters, timings)?;
         let live_items = self.live_items();
         let mean = self.floor_mean(&request.fusion, &live_items);
         let bm25 =

@@ -21,8 +21,8 @@ impl Engine {
         request.weights.check()?;
         request.weights.refuse_bm25("similar items")?;
         let seed = self.visible_index_of(&request.item)?;
-        let allow = self.allow(&request.filters)?.excluding(self.total_len(), [seed]);
         let mut timings = Timings::default();
+        let allow = self.allow(&request.filters, &mut timings)?.excluding(self.total_len(), [seed]);
         let live_items = self.live_items();
         let mean = self.floor_mean(&request.fusion, &live_items);
         let content = self.vector_at(&live_items, seed).unwrap_or_default();
@@ -57,6 +57,7 @@ impl Engine {
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         let hits = self.finish(&fused, request.k, None, &mut timings)?;
         timings.total_ms = ms(start);
-        Ok(Results { hits, generation: self.manifest.generation.clone(), timings })
+        let notes = self.filter_notes(&request.filters);
+        Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
     }
 }

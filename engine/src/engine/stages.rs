@@ -11,7 +11,7 @@ use crate::cross::ItemText;
 use crate::embed::QueryStates;
 use crate::error::{Error, Result};
 use crate::explain::{CombinedScore, RerankScore, RetrieverKind, ScoreBreakdown};
-use crate::filter::{matcher, Filters};
+use crate::filter::{self, matcher, Filters};
 use crate::fusion::{fuse, FusedHit, Fusion};
 use crate::request::{Candidate, Hit, Timings};
 use crate::rerank::{Combine, RerankPlan};
@@ -62,16 +62,52 @@ impl Engine {
     /// The items a request's filters let through, every filter checked against the fields the
     /// generation has.
     ///
+    /// The mask's time goes in `timings.filter_ms`.
+    ///
     /// # Errors
     /// A filter on a field no item has, or a malformed condition, naming `filters.<field>`.
-    pub(super) fn allow(&self, filters: &Filters) -> Result<Allow> {
+    pub(super) fn allow(&self, filters: &Filters, timings: &mut Timings) -> Result<Allow> {
         // Deleted items are out of every list, whatever the filters.
         if filters.is_empty() {
             return Ok(self.unfiltered_allow());
         }
+        let t = Instant::now();
         let hidden = self.hidden();
         let allow = self.filter_mask(filters)?;
-        Ok(if hidden.is_empty() { allow } else { allow.excluding(self.total_len(), hidden.iter().copied()) })
+        let allow = if hidden.is_empty() { allow } else { allow.excluding(self.total_len(), hidden.iter().copied()) };
+        timings.filter_ms = ms(t);
+        Ok(allow)
+    }
+
+    /// A note for each part of `filters` ([`filter::atoms`]) that no visible item meets,
+    /// stored or written live ([`filter::unmet_note`]). Empty without filters.
+    pub(super) fn filter_notes(&self, filters: &Filters) -> Vec<String> {
+        if filters.is_empty() {
+            return Vec::new();
+        }
+        let (live, live_items, hidden) = (self.live_fields(), self.live_items(), self.hidden());
+        let stored = self.fields.len();
+        // An item's own fields as a request sees them: replaced live, or as stored or written.
+        let visible = |index: u32| !hidden.contains(&index);
+        let mut notes = Vec::new();
+        for (name, condition) in filters {
+            for atom in filter::atoms(condition) {
+                let mut met = false;
+                self.field_index.matching(name, &atom, &mut |item| {
+                    met |= visible(item) && !live.contains_key(&item);
+                });
+                met = met
+                    || live.iter().any(|(&item, fields)| visible(item) && atom.matches(fields.get(name)))
+                    || live_items.entries.iter().enumerate().any(|(offset, entry)| {
+                        let item = (stored + offset) as u32;
+                        visible(item) && !live.contains_key(&item) && atom.matches(entry.item.fields.get(name))
+                    });
+                if !met {
+                    notes.push(filter::unmet_note(&self.field_index, name, &atom));
+                }
+            }
+        }
+        notes
     }
 
     /// Every item but the deleted ones. The mask is built once per delete (keyed by the log's
@@ -122,16 +158,17 @@ impl Engine {
                 return Err(Error::invalid(format!("filters.{name}"), problem));
             }
         }
-        let stored = self.fields.iter();
-        let written_live = live_items.entries.iter().map(|e| &e.item.fields);
+        // The stored items from the index; items written live, and fields replaced live, are
+        // few and read one by one.
         let matches = matcher(filters);
-        Ok(Allow::mask(
-            stored
-                .chain(written_live)
-                .enumerate()
-                .map(|(index, fields)| matches(live.get(&(index as u32)).unwrap_or(fields)))
-                .collect(),
-        ))
+        let mut mask = filter::mask(&self.field_index, filters);
+        mask.extend(live_items.entries.iter().map(|entry| matches(&entry.item.fields)));
+        for (&index, fields) in live.iter() {
+            if let Some(slot) = mask.get_mut(index as usize) {
+                *slot = matches(fields);
+            }
+        }
+        Ok(Allow::mask(mask))
     }
 
     /// Runs each retriever for `candidates` allowed items (timed in `retrieve_ms` under its

@@ -485,6 +485,14 @@ mod tests {
     }
 
     #[test]
+    fn an_event_sent_with_integer_ids_is_the_event_with_their_digits() {
+        let sent: Event = serde_json::from_str(r#"{"user": 151, "item": 260, "timestamp": 7}"#).unwrap();
+        assert_eq!(sent, event("151", "260", 1.0));
+        let fraction = serde_json::from_str::<Event>(r#"{"user": "u", "item": 2.5}"#).unwrap_err();
+        assert!(fraction.to_string().contains("expected an id"), "{fraction}");
+    }
+
+    #[test]
     fn acknowledged_events_survive_reopening_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::open(dir.path(), 0).unwrap();

@@ -13,9 +13,11 @@ use crate::error::{Error, Result};
 pub struct Event {
     /// The user's id (a user the last build never saw is created). Ids follow
     /// [`crate::item::id_problem`]: not empty, nothing invisible at either end, no control
-    /// character, at most 512 bytes.
+    /// character, at most 512 bytes. An integer is read as its digits (`151` is `"151"`).
+    #[serde(deserialize_with = "crate::json::id")]
     pub user: String,
-    /// The item's id, as in the catalog.
+    /// The item's id, as in the catalog (an integer read as its digits).
+    #[serde(deserialize_with = "crate::json::id")]
     pub item: String,
     /// The interaction's value, summed with the user's earlier ones for the same item, as the
     /// indexer sums repeated rows. Above 0 and at most [`MAX_WEIGHT`]; 1 when absent.

@@ -44,6 +44,9 @@ impl Hit {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timings {
+    /// Building the allow mask of the request's filters (0 without filters).
+    #[serde(default)]
+    pub filter_ms: f64,
     /// Query encoding.
     pub embed_ms: f64,
     /// Per retriever. A hybrid search may run BM25 while the query is encoded, so the two
@@ -67,6 +70,10 @@ pub struct Results {
     pub generation: String,
     /// Where the time went.
     pub timings: Timings,
+    /// What the request should know about its answer: a filter value no item has (with the
+    /// field's close values), which is why a list can be short or empty. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A fused candidate with the features the learned combination reads (the rerank logit not yet

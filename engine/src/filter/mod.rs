@@ -11,10 +11,13 @@
 //! range on text, `"abc"` on numbers) is refused rather than answered with nothing
 //! ([`Condition::problem_for`]).
 
+mod index;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::index::FieldIndex;
 use crate::item::{FieldType, FieldValue};
 
 /// A numeric range; absent bounds are open.
@@ -221,6 +224,79 @@ pub fn matcher(filters: &Filters) -> impl Fn(&BTreeMap<String, FieldValue>) -> b
     move |fields| prepared.iter().all(|(name, condition)| condition.matches(fields.get(*name)))
 }
 
+/// The allow mask of `filters` over the items `index` holds: entry `i` is true when item `i`
+/// meets every condition, as [`matcher`] says item by item. Built from the items each condition
+/// finds in the index (one pass over those per condition), never from every item's fields.
+pub fn mask(index: &FieldIndex, filters: &Filters) -> Vec<bool> {
+    // Conditions met so far per item: an item found by condition `c` moves on only from `c`,
+    // so one found twice by the same condition counts once.
+    let mut met = vec![0u32; index.len()];
+    for (c, (name, condition)) in filters.iter().enumerate() {
+        let c = c as u32;
+        index.matching(name, condition, &mut |item| {
+            if let Some(slot) = met.get_mut(item as usize).filter(|slot| **slot == c) {
+                *slot = c + 1;
+            }
+        });
+    }
+    let all = filters.len() as u32;
+    met.into_iter().map(|m| m == all).collect()
+}
+
+/// The parts of `condition` a note may say no item meets: each string of a list alone, else
+/// the condition itself.
+pub fn atoms(condition: &Condition) -> Vec<Condition> {
+    match condition {
+        Condition::AnyOf(options) => options.iter().cloned().map(Condition::Text).collect(),
+        other => vec![other.clone()],
+    }
+}
+
+/// How many distinct values of a field a note reads for close ones; past it the note names
+/// none (a field of titles or ids is no list to suggest from, and a request should not pay for
+/// reading it).
+pub const SUGGEST_FROM_AT_MOST: usize = 5_000;
+
+/// The note a response carries for `atom` (from [`atoms`]) on field `name` when no item meets
+/// it: a request is answered (an unknown value is not an error: a value can come and go with
+/// the catalog), and the note says why a list is short or empty, with the field's values close
+/// to a text that no item has (the same when case, accents and punctuation are set aside,
+/// else by Damerau-Levenshtein similarity ≥ 0.75 of those forms; at most 3) and the span of a
+/// field's numbers.
+pub fn unmet_note(index: &FieldIndex, name: &str, atom: &Condition) -> String {
+    let span = index.number_span(name).map(|(low, high)| format!(" (its numbers run from {low} to {high})"));
+    match atom {
+        Condition::Text(text) => {
+            let close = close_values(index, name, text);
+            let close = if close.is_empty() { String::new() } else { format!("; close values: {close:?}") };
+            format!("filters.{name}: no item has {text:?}{close}")
+        }
+        Condition::Number(n) => format!("filters.{name}: no item has {n}{}", span.unwrap_or_default()),
+        Condition::AnyOf(_) | Condition::Range(_) => {
+            format!("filters.{name}: no item's value meets this condition{}", span.unwrap_or_default())
+        }
+    }
+}
+
+/// Up to 3 of field `name`'s text values closest to `text`, best first ([`unmet_note`]).
+fn close_values<'a>(index: &'a FieldIndex, name: &str, text: &str) -> Vec<&'a str> {
+    let Some(values) = index.texts(name, SUGGEST_FROM_AT_MOST) else { return Vec::new() };
+    // Lower case, letters and digits only, accents folded: "Children's" and "childrens" alike.
+    let fold = |s: &str| -> String {
+        crate::analysis::fold::fold_diacritics(&s.to_lowercase(), crate::analysis::Revision::default())
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect()
+    };
+    let wanted = fold(text);
+    let mut scored: Vec<(f64, &str)> = values
+        .map(|value| (strsim::normalized_damerau_levenshtein(&wanted, &fold(value)), value))
+        .filter(|(similarity, _)| *similarity >= 0.75)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.into_iter().take(3).map(|(_, value)| value).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +383,32 @@ mod tests {
         ] {
             assert_eq!(read(json).problem().is_some_and(|p| p.contains("the range is empty")), empty, "{json}");
         }
+    }
+
+    #[test]
+    fn a_value_no_item_has_is_noted_with_the_fields_close_values() {
+        let genres = |list: &[&str]| {
+            BTreeMap::from([
+                ("genres".to_string(), FieldValue::List(list.iter().map(|g| g.to_string()).collect())),
+                ("year".to_string(), FieldValue::Number(1990.0 + list.len() as f64)),
+            ])
+        };
+        let items = [genres(&["Children's", "Comedy"]), genres(&["Drama"]), genres(&["Comedy", "Crime", "Drama"])];
+        let index = FieldIndex::build(&items);
+        let note = |name: &str, json: &str| unmet_note(&index, name, &serde_json::from_str(json).unwrap());
+        // Case, accents and punctuation aside first, then small edits.
+        assert_eq!(
+            note("genres", "\"Childrens\""),
+            r#"filters.genres: no item has "Childrens"; close values: ["Children's"]"#
+        );
+        assert_eq!(note("genres", "\"comdy\""), r#"filters.genres: no item has "comdy"; close values: ["Comedy"]"#);
+        assert_eq!(note("genres", "\"Western\""), r#"filters.genres: no item has "Western""#);
+        assert_eq!(note("year", "2031"), "filters.year: no item has 2031 (its numbers run from 1991 to 1993)");
+        assert_eq!(
+            note("year", r#"{"gte": 2000}"#),
+            "filters.year: no item's value meets this condition (its numbers run from 1991 to 1993)"
+        );
+        let list: Condition = serde_json::from_str(r#"["Drama", "Dramas"]"#).unwrap();
+        assert_eq!(atoms(&list), [Condition::Text("Drama".into()), Condition::Text("Dramas".into())]);
     }
 }
