@@ -87,6 +87,11 @@ pub struct IndexSettings {
     /// unchanged, when that generation was embedded with the same model, precision and token
     /// limit (most nightly rebuilds change few items).
     pub reuse_embeddings: bool,
+    /// The positive rule of `eval recommend --min-weight`: only the interactions file's rows
+    /// weighing at least this, one per user and item, each weighing 1, so that the served
+    /// model is the one evaluated. `None`: every row, weights summed per user and item. Live
+    /// events are folded in as sent either way.
+    pub min_weight: Option<f32>,
 }
 
 impl IndexSettings {
@@ -108,6 +113,7 @@ impl IndexSettings {
             progress: true,
             embeddings: None,
             reuse_embeddings: true,
+            min_weight: None,
         }
     }
 }
@@ -221,8 +227,15 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     }
     let item_index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
+    let mut below_min_weight = 0;
     let interactions = match &settings.interactions {
-        Some(path) => Some(read_interactions(path, &settings.interaction_format, &item_index, &catalog.rejects)?),
+        Some(path) => {
+            let mut read = read_interactions(path, &settings.interaction_format, &item_index, &catalog.rejects)?;
+            if let Some(min_weight) = settings.min_weight {
+                below_min_weight = read.keep_positives(min_weight);
+            }
+            Some(read)
+        }
         None => None,
     };
     stages.done("read interactions");
@@ -257,6 +270,11 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let moot = moot_settings(settings, &catalog, interactions.is_some());
     if let Some(i) = &interactions {
         let path = settings.interactions.clone().unwrap_or_default();
+        if i.rows.is_empty() && below_min_weight > 0 {
+            let min_weight = settings.min_weight.unwrap_or_default();
+            let reason = format!("no row weighs at least --min-weight {min_weight} ({below_min_weight} rows below it)");
+            return Err(IndexError::Input { path, reason });
+        }
         if i.rows.is_empty() && i.rejects.is_empty() {
             return Err(IndexError::Input { path, reason: "holds no interaction rows".into() });
         }
@@ -314,6 +332,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
                 rejected_items: catalog.rejects.len(),
                 repeated_items: catalog.repeated_rows,
                 rejected_interactions: interactions.as_ref().map_or(0, |i| i.rejects.len()),
+                below_min_weight,
                 ..counts
             },
             lexical: settings.lexical.clone(),
@@ -330,6 +349,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             sources: Sources {
                 catalog: settings.catalog.display().to_string(),
                 interactions: settings.interactions.as_ref().map(|p| p.display().to_string()),
+                min_weight: settings.min_weight.filter(|_| settings.interactions.is_some()),
             },
             stages: Vec::new(),
             reranker: None,

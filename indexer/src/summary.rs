@@ -68,6 +68,12 @@ impl Summary {
             "  items {}  users {}  interactions {} (from {} rows)\n  rejected: {} catalog rows, {} interaction rows\n",
             c.items, c.users, c.interactions, c.interaction_rows, c.rejected_items, c.rejected_interactions
         );
+        if let Some(min_weight) = m.sources.min_weight {
+            out += &format!(
+                "  {} interaction rows below --min-weight {min_weight} left out; the rest count once per user and item, weighing 1\n",
+                c.below_min_weight
+            );
+        }
         if c.repeated_items > 0 {
             out += &format!("  {} catalog rows repeated an earlier row exactly and were read once\n", c.repeated_items);
         }

@@ -43,6 +43,37 @@ fn fixtures_index_with_every_part_and_counts() {
     }
 }
 
+/// `--min-weight`: the served model reads eval recommend's positives (rows at least the
+/// minimum, one per user and item, weighing 1), recorded and counted.
+#[test]
+fn a_minimum_weight_keeps_the_rows_at_least_it_as_unit_positives() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = IndexSettings { min_weight: Some(4.0), ..hyrank_tests::fixture_settings(dir.path().to_path_buf()) };
+    let summary = hyrank_indexer::build(&settings).unwrap();
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(fixture("interactions.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|r| r.split(',').map(str::to_string).collect())
+        .collect();
+    let weight = |r: &Vec<String>| r[2].parse::<f32>().unwrap();
+    let kept: std::collections::HashSet<(&str, &str)> =
+        rows.iter().filter(|r| weight(r) >= 4.0).map(|r| (r[0].as_str(), r[1].as_str())).collect();
+    let m = &summary.manifest;
+    assert_eq!(m.sources.min_weight, Some(4.0));
+    assert_eq!(m.counts.below_min_weight, rows.iter().filter(|r| weight(r) < 4.0).count());
+    assert_eq!((m.counts.interaction_rows, m.counts.interactions), (kept.len(), kept.len()));
+    assert!(summary.render().contains("rows below --min-weight 4 left out"), "{}", summary.render());
+    let engine = hyrank_engine::Engine::open(dir.path(), &hyrank_tests::embedder_settings()).unwrap();
+    let user = &rows.iter().find(|r| weight(r) >= 4.0).unwrap()[0];
+    let record = engine.user(user).unwrap();
+    let wanted: std::collections::HashSet<&str> = kept.iter().filter(|(u, _)| u == user).map(|(_, i)| *i).collect();
+    let history: std::collections::HashSet<String> =
+        record.history.iter().map(|i| engine.item_at(i.item).unwrap().id).collect();
+    assert_eq!(history, wanted.iter().map(|i| i.to_string()).collect());
+    assert!(record.history.iter().all(|i| i.weight == 1.0), "{:?}", record.history);
+}
+
 /// Every interaction row bad, even with `--on-error skip`: the run stops before embedding,
 /// publishes nothing, and the error carries each row's reason (not just "no usable rows").
 #[test]

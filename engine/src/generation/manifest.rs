@@ -435,6 +435,9 @@ pub struct Counts {
     /// as consecutive pieces rather than dropped (the `unicode` analyzer).
     #[serde(default)]
     pub long_tokens_split: usize,
+    /// Interaction rows left out as below `Sources::min_weight` (0 without one).
+    #[serde(default)]
+    pub below_min_weight: usize,
 }
 
 /// Input files.
@@ -445,6 +448,11 @@ pub struct Sources {
     pub catalog: String,
     /// Interactions path as given.
     pub interactions: Option<String>,
+    /// The positive rule the interactions file was read with (`hyrank index --min-weight`):
+    /// rows weighing at least this, one per user and item, each weighing 1. `None`: every row,
+    /// with its weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_weight: Option<f32>,
 }
 
 /// Time spent in one indexing stage.

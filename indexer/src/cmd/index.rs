@@ -111,6 +111,13 @@ pub(crate) struct IndexArgs {
     pub(crate) interactions: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) interaction_columns: InteractionColumns,
+    /// Positive rule, as `eval recommend --min-weight` reads interactions: only rows weighing
+    /// at least this, one per user and item, each weighing 1 (`--min-weight 4` on MovieLens'
+    /// ratings serves the model `eval recommend --min-weight 4` measured). Rows below are
+    /// left out and counted in the summary. Without it, every row counts with its weight,
+    /// summed per user and item. Live events are folded in as sent either way.
+    #[arg(long, allow_negative_numbers = true, requires = "interactions")]
+    pub(crate) min_weight: Option<f32>,
     /// Index root: generations are written under it and `CURRENT` points at the newest.
     #[arg(long, value_parser = folder, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
@@ -336,6 +343,7 @@ impl IndexArgs {
     pub(crate) fn into_settings(self) -> anyhow::Result<IndexSettings> {
         anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
         anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
+        anyhow::ensure!(self.min_weight.is_none_or(f32::is_finite), "--min-weight must be a finite number");
         let bm25 = Bm25Params {
             k1: self.bm25_k1,
             b: self.bm25_b,
@@ -406,6 +414,7 @@ impl IndexArgs {
             keep: self.keep,
             embeddings: self.embeddings,
             reuse_embeddings: !self.no_reuse_embeddings,
+            min_weight: self.min_weight,
             progress: true,
         })
     }

@@ -54,6 +54,33 @@ pub struct Interactions {
     pub rejects: Vec<Reject>,
 }
 
+impl Interactions {
+    /// Keeps the rows weighing at least `min_weight` as positives, `eval recommend`'s rule: one
+    /// row per user and item (the first, with the latest timestamp of the kept ones), weighing
+    /// 1, in input order. Returns how many rows were below `min_weight`.
+    pub fn keep_positives(&mut self, min_weight: f32) -> usize {
+        let before = self.rows.len();
+        self.rows.retain(|row| row.weight >= min_weight);
+        let below = before - self.rows.len();
+        let mut first: HashMap<(String, u32), usize> = HashMap::with_capacity(self.rows.len());
+        let mut kept: Vec<InteractionRow> = Vec::with_capacity(self.rows.len());
+        for row in self.rows.drain(..) {
+            match first.entry((row.user.clone(), row.item)) {
+                std::collections::hash_map::Entry::Occupied(at) => {
+                    let earlier = &mut kept[*at.get()];
+                    earlier.timestamp = earlier.timestamp.max(row.timestamp);
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(kept.len());
+                    kept.push(InteractionRow { weight: 1.0, ..row });
+                }
+            }
+        }
+        self.rows = kept;
+        below
+    }
+}
+
 /// Reads an interactions CSV, resolving item ids through `item_index`. A row naming an item
 /// the index lacks is rejected; when `catalog_rejects` holds that item's row, the reject says
 /// so and why, rather than "not in the catalog".
@@ -164,6 +191,22 @@ pub fn read_interactions(
 mod tests {
     use super::super::testing::{file, reasons};
     use super::*;
+
+    #[test]
+    fn positives_are_the_rows_at_least_the_minimum_once_per_pair_weighing_one() {
+        let row = |user: &str, item, weight, timestamp| InteractionRow { user: user.into(), item, weight, timestamp };
+        let mut read = Interactions {
+            rows: vec![
+                row("1", 0, 4.0, Some(5)),
+                row("1", 1, 2.5, Some(6)),
+                row("2", 0, 5.0, None),
+                row("1", 0, 4.5, Some(9)),
+            ],
+            rejects: Vec::new(),
+        };
+        assert_eq!(read.keep_positives(4.0), 1);
+        assert_eq!(read.rows, [row("1", 0, 1.0, Some(9)), row("2", 0, 1.0, None)]);
+    }
 
     #[test]
     fn interaction_rows_are_validated_and_unknown_items_named() {
