@@ -38,6 +38,10 @@ pub enum Cause {
     EmptyItem,
     /// Text that is not UTF-8: the file's encoding, said once per list of rejects.
     NotUtf8,
+    /// A line showing the file is in a layout only a converter reads (MovieLens 1M's
+    /// `::`-separated `movies.dat`), which the reject names; the converter writes UTF-8, so
+    /// the list does not add the advice for [`Cause::NotUtf8`].
+    Converter,
 }
 
 impl Reject {
@@ -152,7 +156,7 @@ fn render(rejects: &[Reject]) -> String {
     }
     // Files in a single-byte encoding fail row by row wherever an accented letter is; the fix
     // is the file's, so it is said once.
-    if rejects.iter().any(|r| r.cause == Cause::NotUtf8) {
+    if rejects.iter().any(|r| r.cause == Cause::NotUtf8) && !rejects.iter().any(|r| r.cause == Cause::Converter) {
         out.push(format!("  {UTF8_ADVICE}"));
     }
     out.join("\n")

@@ -174,22 +174,10 @@ pub fn not_json_lines(text: &str) -> String {
     if opening.starts_with('{') || opening.starts_with('[') {
         return String::new();
     }
-    // `::` separates nothing but fields (MovieLens 1M/10M), whatever the genres' `|` count;
-    // else the separator the line holds most often.
-    let separator = if text.contains("::") {
-        Some("::")
-    } else {
-        ["\t", "|", ",", ";"]
-            .into_iter()
-            .map(|s| (s, text.matches(s).count()))
-            .filter(|&(_, count)| count > 0)
-            .reduce(|best, other| if other.1 > best.1 { other } else { best })
-            .map(|(s, _)| s)
-    };
-    let how = match separator {
+    let how = match separator_of(text) {
         Some(",") => " It reads as comma-separated values: read it as CSV.".to_string(),
         Some(separator) => {
-            let movielens = if separator == ";" {
+            let movielens = if !converter_reads(separator) {
                 ""
             } else {
                 " (MovieLens 100K, 1M and 10M: `python3 scripts/movielens_csv.py THEIR_FOLDER OUT` writes \
@@ -206,6 +194,26 @@ pub fn not_json_lines(text: &str) -> String {
         " (the file is read as JSON Lines, one object per line, as a catalog is unless its name ends in .csv, \
          .csv.gz or .csv.zst or --catalog-format csv is given; this line does not open an object.{how})"
     )
+}
+
+/// The separator a line that is no JSON holds: `::` separates nothing but fields (MovieLens
+/// 1M/10M), whatever the genres' `|` count; else the one it holds most often.
+fn separator_of(text: &str) -> Option<&'static str> {
+    if text.contains("::") {
+        return Some("::");
+    }
+    ["\t", "|", ",", ";"]
+        .into_iter()
+        .map(|s| (s, text.matches(s).count()))
+        .filter(|&(_, count)| count > 0)
+        .reduce(|best, other| if other.1 > best.1 { other } else { best })
+        .map(|(s, _)| s)
+}
+
+/// Whether `scripts/movielens_csv.py` reads files separated by `separator` (MovieLens 100K's
+/// tab and `|`, 1M's and 10M's `::`): what [`not_json_lines`] names it for.
+fn converter_reads(separator: &str) -> bool {
+    matches!(separator, "::" | "\t" | "|")
 }
 
 pub(super) fn read_jsonl(path: &Path, json_fields: bool, validator: &mut ItemValidator<'_>) -> Result<()> {
@@ -243,7 +251,15 @@ pub(super) fn read_jsonl(path: &Path, json_fields: bool, validator: &mut ItemVal
                     None => {
                         let hint = if told { String::new() } else { not_json_lines(text) };
                         told |= !hint.is_empty();
-                        reject(path, line_number, None, format!("malformed JSON: {e}{hint}"))
+                        let refused = reject(path, line_number, None, format!("malformed JSON: {e}{hint}"));
+                        // The converter named re-encodes the file too: the UTF-8 advice would
+                        // send its user to iconv, which leaves the layout as it is.
+                        let converts = !hint.is_empty() && separator_of(text).is_some_and(converter_reads);
+                        if converts {
+                            refused.because(Cause::Converter)
+                        } else {
+                            refused
+                        }
                     }
                 };
                 validator.catalog.rejects.push(reject)
@@ -290,6 +306,24 @@ mod tests {
     use super::super::super::testing::{file, reasons};
     use super::super::{read_catalog, CatalogFormat};
     use hyrank_engine::item::FieldValue;
+
+    /// MovieLens 1M's `movies.dat` is `::`-separated and ISO-8859-1: the converter the first
+    /// line names fixes both, so the list does not also send its user to iconv, which would
+    /// leave the layout as it is. A layout no converter reads keeps the encoding's advice.
+    #[test]
+    fn a_layout_the_converter_reads_is_not_also_told_to_iconv() {
+        let dir = tempfile::tempdir().unwrap();
+        for (content, iconv) in [
+            (&b"1::Toy Story (1995)::Comedy\n2::Caf\xe9 Society (2016)::Comedy\n"[..], false),
+            (&b"1;Toy Story (1995);Comedy\n2;Caf\xe9 Society (2016);Comedy\n"[..], true),
+        ] {
+            let catalog = read_catalog(&file(&dir, "movies.dat", content), &CatalogFormat::default()).unwrap();
+            let shown = crate::error::IndexError::BadInput { rejects: catalog.rejects }.to_string();
+            assert!(shown.contains("line is not valid UTF-8"), "{shown}");
+            assert_eq!(shown.contains("iconv"), iconv, "{shown}");
+            assert_eq!(shown.contains("scripts/movielens_csv.py"), !iconv, "{shown}");
+        }
+    }
 
     /// A file that is not JSON Lines but read as one (by its name) says so on its first line
     /// that opens no object, and how to read it; later lines do not repeat it, and a line that
