@@ -410,6 +410,7 @@ pub(crate) async fn similar(
         item: id.into_inner(),
         k: params.k.unwrap_or(defaults::K),
         filters: Default::default(),
+        exclude: Default::default(),
         fusion,
         weights: Weights::default(),
         candidates: params.candidates,

@@ -275,6 +275,12 @@ pub struct SearchRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(inline))]
     pub filters: Filters,
+    /// Field conditions no hit may meet: an item meeting any of them is left out, one
+    /// lacking the field is not (Elasticsearch's and Qdrant's `must_not`). The same conditions
+    /// as `filters`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub exclude: Filters,
     /// Retrievers to run.
     #[serde(default, deserialize_with = "crate::json::name_only")]
     pub mode: Mode,
@@ -345,6 +351,7 @@ impl SearchRequest {
             user: None,
             k: default_k(),
             filters: Filters::new(),
+            exclude: Filters::new(),
             mode: Mode::default(),
             fusion: defaults::search_fusion(),
             weights: Weights::default(),
@@ -410,6 +417,12 @@ pub struct RecommendRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(inline))]
     pub filters: Filters,
+    /// Field conditions no item may meet: an item meeting any of them is left out, one
+    /// lacking the field is not (Elasticsearch's and Qdrant's `must_not`). The same conditions
+    /// as `filters`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub exclude: Filters,
     /// How to fuse CF and content candidates.
     #[serde(default)]
     pub fusion: Fusion,
@@ -449,6 +462,7 @@ impl RecommendRequest {
             mode: RecommendMode::default(),
             cold_items: default_recommend_cold_items(),
             filters: Filters::new(),
+            exclude: Filters::new(),
             fusion: Fusion::default(),
             weights: Weights::default(),
             candidates: None,
@@ -481,10 +495,16 @@ pub struct SimilarRequest {
     #[serde(default = "default_k")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
-    /// Field conditions.
+    /// Field conditions every item must meet.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(inline))]
     pub filters: Filters,
+    /// Field conditions no item may meet: an item meeting any of them is left out, one
+    /// lacking the field is not (Elasticsearch's and Qdrant's `must_not`). The same conditions
+    /// as `filters`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub exclude: Filters,
     /// Fusion of content and CF neighbours.
     #[serde(default)]
     pub fusion: Fusion,

@@ -215,6 +215,38 @@ async fn a_filter_value_no_item_has_is_answered_with_a_note_naming_close_values(
 }
 
 #[actix_web::test]
+async fn exclude_leaves_out_items_meeting_any_condition_in_every_question() {
+    let exclude = json!({"category": "tents", "tags": ["ultralight"]});
+    let (status, body) = post("/v1/search", json!({"query": "lightweight tent", "k": 20, "exclude": exclude})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hits = body["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 20, "{body}");
+    for hit in hits {
+        let tags = hit["fields"]["tags"].as_array().cloned().unwrap_or_default();
+        assert!(hit["fields"]["category"] != "tents" && !tags.contains(&json!("ultralight")), "{hit}");
+    }
+    // Beside filters: the filter's items less the excluded ones.
+    let both = json!({"query": "tent", "k": 50, "filters": {"category": "tents"}, "exclude": {"tags": "ultralight"}});
+    let (_, body) = post("/v1/search", both).await;
+    let (_, all) = post("/v1/search", json!({"query": "tent", "k": 50, "filters": {"category": "tents"}})).await;
+    let ultralight = |hit: &&Value| hit["fields"]["tags"].as_array().is_some_and(|t| t.contains(&json!("ultralight")));
+    let kept: Vec<&Value> = all["hits"].as_array().unwrap().iter().filter(|h| !ultralight(h)).collect();
+    assert!(kept.len() < all["hits"].as_array().unwrap().len(), "the fixture has ultralight tents");
+    let ids = |hits: Vec<&Value>| hits.iter().map(|h| h["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(body["hits"].as_array().unwrap().iter().collect()), ids(kept));
+    let (status, body) =
+        post("/v1/recommend", json!({"user": "u001", "k": 10, "exclude": {"category": "tents"}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["hits"].as_array().unwrap().iter().all(|h| h["fields"]["category"] != "tents"), "{body}");
+    // A typo would exclude nothing: said, as for filters.
+    let (_, body) = post("/v1/search", json!({"query": "tent", "exclude": {"category": "Tents"}})).await;
+    assert_eq!(body["notes"], json!(["exclude.category: no item has \"Tents\"; close values: [\"tents\"]"]));
+    let (status, body) = post("/v1/search", json!({"query": "tent", "exclude": {"colour": "red"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("exclude.colour"), "{body}");
+}
+
+#[actix_web::test]
 async fn explain_adds_the_bm25_tree_and_rerank_joins_the_breakdown() {
     let (status, body) = post("/v1/search", json!({"query": "sourdough bread", "explain": true, "k": 3})).await;
     assert_eq!(status, StatusCode::OK);

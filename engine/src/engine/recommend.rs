@@ -78,7 +78,7 @@ impl Engine {
             }
         }
         timings.total_ms = ms(start);
-        let notes = self.filter_notes(&request.filters);
+        let notes = self.filter_notes(&request.filters, &request.exclude);
         Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
     }
 
@@ -124,7 +124,8 @@ impl Engine {
         let seeds = self.cf_seeds(view.history);
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
         let hidden = view.hidden.into_iter().flatten().copied();
-        let allow = self.allow(&request.filters, timings)?.excluding(self.total_len(), seen.chain(hidden));
+        let allow =
+            self.allow(&request.filters, &request.exclude, timings)?.excluding(self.total_len(), seen.chain(hidden));
         let live_items = self.live_items();
         let mean = self.floor_mean(&request.fusion, &live_items);
         // The content profile, when the mode has content; `Some(None)`: the history gives none.

@@ -69,7 +69,7 @@ impl Engine {
             }
         }
         timings.total_ms = ms(start);
-        let notes = self.filter_notes(&request.filters);
+        let notes = self.filter_notes(&request.filters, &request.exclude);
         Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
     }
 
@@ -128,7 +128,7 @@ impl Engine {
         let query = crate::request::query_text(request.query.as_deref());
         let live = request.user.as_deref().map(|id| self.live_user(id)).transpose()?;
         let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
-        let allow = self.allow(&request.filters, timings)?;
+        let allow = self.allow(&request.filters, &request.exclude, timings)?;
         let live_items = self.live_items();
         let mean = self.floor_mean(&request.fusion, &live_items);
         let bm25 =

@@ -22,7 +22,7 @@ impl Engine {
         request.weights.refuse_bm25("similar items")?;
         let seed = self.visible_index_of(&request.item)?;
         let mut timings = Timings::default();
-        let allow = self.allow(&request.filters, &mut timings)?.excluding(self.total_len(), [seed]);
+        let allow = self.allow(&request.filters, &request.exclude, &mut timings)?.excluding(self.total_len(), [seed]);
         let live_items = self.live_items();
         let mean = self.floor_mean(&request.fusion, &live_items);
         let content = self.vector_at(&live_items, seed).unwrap_or_default();
@@ -57,7 +57,7 @@ impl Engine {
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         let hits = self.finish(&fused, request.k, None, &mut timings)?;
         timings.total_ms = ms(start);
-        let notes = self.filter_notes(&request.filters);
+        let notes = self.filter_notes(&request.filters, &request.exclude);
         Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
     }
 }

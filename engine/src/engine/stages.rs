@@ -59,30 +59,31 @@ fn final_score(fused: &FusedHit, rerank: Option<&RerankScore>, combination: Opti
 }
 
 impl Engine {
-    /// The items a request's filters let through, every filter checked against the fields the
-    /// generation has.
+    /// The items a request's `filters` let through less those meeting any of its `exclude`
+    /// conditions, every condition checked against the fields the generation has.
     ///
     /// The mask's time goes in `timings.filter_ms`.
     ///
     /// # Errors
-    /// A filter on a field no item has, or a malformed condition, naming `filters.<field>`.
-    pub(super) fn allow(&self, filters: &Filters, timings: &mut Timings) -> Result<Allow> {
+    /// A condition on a field no item has, or a malformed one, naming `filters.<field>` or
+    /// `exclude.<field>`.
+    pub(super) fn allow(&self, filters: &Filters, exclude: &Filters, timings: &mut Timings) -> Result<Allow> {
         // Deleted items are out of every list, whatever the filters.
-        if filters.is_empty() {
+        if filters.is_empty() && exclude.is_empty() {
             return Ok(self.unfiltered_allow());
         }
         let t = Instant::now();
         let hidden = self.hidden();
-        let allow = self.filter_mask(filters)?;
+        let allow = self.filter_mask(filters, exclude)?;
         let allow = if hidden.is_empty() { allow } else { allow.excluding(self.total_len(), hidden.iter().copied()) };
         timings.filter_ms = ms(t);
         Ok(allow)
     }
 
-    /// A note for each part of `filters` ([`filter::atoms`]) that no visible item meets,
-    /// stored or written live ([`filter::unmet_note`]). Empty without filters.
-    pub(super) fn filter_notes(&self, filters: &Filters) -> Vec<String> {
-        if filters.is_empty() {
+    /// A note for each part of `filters` and of `exclude` ([`filter::atoms`]) that no visible
+    /// item meets, stored or written live ([`filter::unmet_note`]). Empty without either.
+    pub(super) fn filter_notes(&self, filters: &Filters, exclude: &Filters) -> Vec<String> {
+        if filters.is_empty() && exclude.is_empty() {
             return Vec::new();
         }
         let (live, live_items, hidden) = (self.live_fields(), self.live_items(), self.hidden());
@@ -90,20 +91,22 @@ impl Engine {
         // An item's own fields as a request sees them: replaced live, or as stored or written.
         let visible = |index: u32| !hidden.contains(&index);
         let mut notes = Vec::new();
-        for (name, condition) in filters {
-            for atom in filter::atoms(condition) {
-                let mut met = false;
-                self.field_index.matching(name, &atom, &mut |item| {
-                    met |= visible(item) && !live.contains_key(&item);
-                });
-                met = met
-                    || live.iter().any(|(&item, fields)| visible(item) && atom.matches(fields.get(name)))
-                    || live_items.entries.iter().enumerate().any(|(offset, entry)| {
-                        let item = (stored + offset) as u32;
-                        visible(item) && !live.contains_key(&item) && atom.matches(entry.item.fields.get(name))
+        for (list, conditions) in [("filters", filters), ("exclude", exclude)] {
+            for (name, condition) in conditions {
+                for atom in filter::atoms(condition) {
+                    let mut met = false;
+                    self.field_index.matching(name, &atom, &mut |item| {
+                        met |= visible(item) && !live.contains_key(&item);
                     });
-                if !met {
-                    notes.push(filter::unmet_note(&self.field_index, name, &atom));
+                    met = met
+                        || live.iter().any(|(&item, fields)| visible(item) && atom.matches(fields.get(name)))
+                        || live_items.entries.iter().enumerate().any(|(offset, entry)| {
+                            let item = (stored + offset) as u32;
+                            visible(item) && !live.contains_key(&item) && atom.matches(entry.item.fields.get(name))
+                        });
+                    if !met {
+                        notes.push(filter::unmet_note(&self.field_index, list, name, &atom));
+                    }
                 }
             }
         }
@@ -131,41 +134,44 @@ impl Engine {
         }
     }
 
-    fn filter_mask(&self, filters: &Filters) -> Result<Allow> {
-        if filters.is_empty() {
-            return Ok(Allow::all());
-        }
+    fn filter_mask(&self, filters: &Filters, exclude: &Filters) -> Result<Allow> {
         let live = self.live_fields();
         let live_items = self.live_items();
-        for (name, condition) in filters {
-            if !self.field_names.contains(name)
-                && !live.values().any(|fields| fields.contains_key(name))
-                && !live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
-            {
-                let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
-                known.sort();
-                return Err(Error::invalid(
-                    format!("filters.{name}"),
-                    format!("no item has this field; fields are {known:?}"),
-                ));
-            }
-            if let Some(problem) = condition.problem() {
-                return Err(Error::invalid(format!("filters.{name}"), problem));
-            }
-            // Live writes are read as the manifest's types say, so a condition no value of the
-            // type matches would answer nothing, silently.
-            if let Some(problem) = self.manifest.field_types.get(name).and_then(|ty| condition.problem_for(*ty)) {
-                return Err(Error::invalid(format!("filters.{name}"), problem));
+        for (list, conditions) in [("filters", filters), ("exclude", exclude)] {
+            for (name, condition) in conditions {
+                let field = format!("{list}.{name}");
+                if !self.field_names.contains(name)
+                    && !live.values().any(|fields| fields.contains_key(name))
+                    && !live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
+                {
+                    let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
+                    known.sort();
+                    return Err(Error::invalid(field, format!("no item has this field; fields are {known:?}")));
+                }
+                if let Some(problem) = condition.problem() {
+                    return Err(Error::invalid(field, problem));
+                }
+                // Live writes are read as the manifest's types say, so a condition no value of
+                // the type matches would answer nothing (or exclude nothing), silently.
+                if let Some(problem) = self.manifest.field_types.get(name).and_then(|ty| condition.problem_for(*ty)) {
+                    return Err(Error::invalid(field, problem));
+                }
             }
         }
         // The stored items from the index; items written live, and fields replaced live, are
         // few and read one by one.
-        let matches = matcher(filters);
-        let mut mask = filter::mask(&self.field_index, filters);
-        mask.extend(live_items.entries.iter().map(|entry| matches(&entry.item.fields)));
+        let (matches, excluded) = (matcher(filters), filter::excluder(exclude));
+        let allowed = |fields: &_| matches(fields) && !excluded(fields);
+        let mut mask = if filters.is_empty() {
+            vec![true; self.field_index.len()]
+        } else {
+            filter::mask(&self.field_index, filters)
+        };
+        filter::exclude(&self.field_index, exclude, &mut mask);
+        mask.extend(live_items.entries.iter().map(|entry| allowed(&entry.item.fields)));
         for (&index, fields) in live.iter() {
             if let Some(slot) = mask.get_mut(index as usize) {
-                *slot = matches(fields);
+                *slot = allowed(fields);
             }
         }
         Ok(Allow::mask(mask))

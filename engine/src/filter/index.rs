@@ -150,7 +150,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::filter::{mask, matcher, Filters};
+    use crate::filter::{exclude, excluder, mask, matcher, Filters};
 
     /// Texts that are numbers as written, numbers in other forms, and plain words: where text
     /// and number conditions meet.
@@ -197,6 +197,11 @@ mod tests {
             let matches = matcher(&filters);
             let expected: Vec<bool> = items.iter().map(|item| matches(item)).collect();
             prop_assert_eq!(mask(&index, &filters), expected);
+            // The same conditions as a must-not list: an item meeting any is left out.
+            let excluded = excluder(&filters);
+            let mut kept = vec![true; items.len()];
+            exclude(&index, &filters, &mut kept);
+            prop_assert_eq!(kept, items.iter().map(|item| !excluded(item)).collect::<Vec<_>>());
         }
     }
 

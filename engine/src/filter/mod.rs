@@ -1,5 +1,6 @@
 //! Filters on item fields. A request names fields and a condition for each; an item passes when
-//! it meets every condition.
+//! it meets every condition. Its `exclude` list takes the same conditions and leaves out an
+//! item meeting any of them ([`exclude`], [`excluder`]: a must-not list).
 //!
 //! ```json
 //! {"category": "tents", "tags": ["ultralight", "4-season"], "price": {"gte": 100, "lt": 400}}
@@ -243,6 +244,25 @@ pub fn mask(index: &FieldIndex, filters: &Filters) -> Vec<bool> {
     met.into_iter().map(|m| m == all).collect()
 }
 
+/// Clears the entries of `mask` (over the items `index` holds) whose item meets any condition
+/// of `exclude`: a must-not list, as [`excluder`] says item by item.
+pub fn exclude(index: &FieldIndex, exclude: &Filters, mask: &mut [bool]) {
+    for (name, condition) in exclude {
+        index.matching(name, condition, &mut |item| {
+            if let Some(slot) = mask.get_mut(item as usize) {
+                *slot = false;
+            }
+        });
+    }
+}
+
+/// `exclude` as a test of one item's fields: true when it meets any condition (an item lacking
+/// a field meets none of its conditions).
+pub fn excluder(exclude: &Filters) -> impl Fn(&BTreeMap<String, FieldValue>) -> bool + '_ {
+    let prepared: Vec<(&String, Prepared<'_>)> = exclude.iter().map(|(name, c)| (name, Prepared::new(c))).collect();
+    move |fields| prepared.iter().any(|(name, condition)| condition.matches(fields.get(*name)))
+}
+
 /// The parts of `condition` a note may say no item meets: each string of a list alone, else
 /// the condition itself.
 pub fn atoms(condition: &Condition) -> Vec<Condition> {
@@ -257,23 +277,23 @@ pub fn atoms(condition: &Condition) -> Vec<Condition> {
 /// reading it).
 pub const SUGGEST_FROM_AT_MOST: usize = 5_000;
 
-/// The note a response carries for `atom` (from [`atoms`]) on field `name` when no item meets
-/// it: a request is answered (an unknown value is not an error: a value can come and go with
+/// The note a response carries for `atom` (from [`atoms`]) on field `name` of the request's
+/// `list` (`filters` or `exclude`, which the note is prefixed with) when no item meets it: a request is answered (an unknown value is not an error: a value can come and go with
 /// the catalog), and the note says why a list is short or empty, with the field's values close
 /// to a text that no item has (the same when case, accents and punctuation are set aside,
 /// else by Damerau-Levenshtein similarity ≥ 0.75 of those forms; at most 3) and the span of a
 /// field's numbers.
-pub fn unmet_note(index: &FieldIndex, name: &str, atom: &Condition) -> String {
+pub fn unmet_note(index: &FieldIndex, list: &str, name: &str, atom: &Condition) -> String {
     let span = index.number_span(name).map(|(low, high)| format!(" (its numbers run from {low} to {high})"));
     match atom {
         Condition::Text(text) => {
             let close = close_values(index, name, text);
             let close = if close.is_empty() { String::new() } else { format!("; close values: {close:?}") };
-            format!("filters.{name}: no item has {text:?}{close}")
+            format!("{list}.{name}: no item has {text:?}{close}")
         }
-        Condition::Number(n) => format!("filters.{name}: no item has {n}{}", span.unwrap_or_default()),
+        Condition::Number(n) => format!("{list}.{name}: no item has {n}{}", span.unwrap_or_default()),
         Condition::AnyOf(_) | Condition::Range(_) => {
-            format!("filters.{name}: no item's value meets this condition{}", span.unwrap_or_default())
+            format!("{list}.{name}: no item's value meets this condition{}", span.unwrap_or_default())
         }
     }
 }
@@ -320,6 +340,11 @@ mod tests {
         assert!(!matcher(&absent)(&fields()));
         let exact: Filters = serde_json::from_str(r#"{"price": 25, "tags": "a"}"#).unwrap();
         assert!(matcher(&exact)(&fields()));
+        // As a must-not list: any condition met excludes; a field the item lacks excludes nothing.
+        let any: Filters = serde_json::from_str(r#"{"brand": "Other", "tags": ["b"]}"#).unwrap();
+        assert!(excluder(&any)(&fields()));
+        assert!(!excluder(&absent)(&fields()) && !excluder(&miss)(&fields()));
+        assert!(!excluder(&Filters::new())(&fields()));
     }
 
     #[test]
@@ -395,7 +420,7 @@ mod tests {
         };
         let items = [genres(&["Children's", "Comedy"]), genres(&["Drama"]), genres(&["Comedy", "Crime", "Drama"])];
         let index = FieldIndex::build(&items);
-        let note = |name: &str, json: &str| unmet_note(&index, name, &serde_json::from_str(json).unwrap());
+        let note = |name: &str, json: &str| unmet_note(&index, "filters", name, &serde_json::from_str(json).unwrap());
         // Case, accents and punctuation aside first, then small edits.
         assert_eq!(
             note("genres", "\"Childrens\""),

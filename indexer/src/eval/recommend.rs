@@ -399,6 +399,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                             _ => RecommendMode::Hybrid,
                         },
                         filters: Default::default(),
+                        exclude: Default::default(),
                         fusion: settings.fusion.clone(),
                         weights: settings.weights.clone(),
                         cold_items: settings.cold_items,
