@@ -148,3 +148,34 @@ test("a server error is shown, not swallowed", async () => {
   await tab.waitForSelector("#recommend-error:not([hidden])");
   assert.match(await tab.textContent("#recommend-error"), /404 user_not_found/);
 });
+
+test("filters and exclusions typed as JSON reach the request, travel in the address, and their notes show", async () => {
+  const filters = encodeURIComponent('{"category": "tents"}');
+  const exclude = encodeURIComponent('{"tags": ["ultralight"]}');
+  const { tab, errors } = await page(`/ui?tab=search&query=tent&k=20&filters=${filters}&exclude=${exclude}`);
+  await tab.waitForSelector("#results .hit");
+  const ids = await tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id));
+  const response = await fetch(`${base}/v1/search`, { method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ query: "tent", k: 20, fusion: { method: "linear" }, filters: { category: "tents" }, exclude: { tags: ["ultralight"] } }) });
+  const expected = (await response.json()).hits.map((h) => h.id);
+  assert.ok(expected.length > 0 && expected.every((id) => id.startsWith("TNT-")), JSON.stringify(expected));
+  assert.deepEqual(ids, expected);
+  // A value no item has: answered, with the note beside the hits.
+  await tab.fill("#config-main input[name=filters]", '{"category": "Tents"}');
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForFunction(() => document.querySelector("#search-meta").textContent.includes("no item has"));
+  assert.match(await tab.textContent("#search-meta"), /filters\.category: no item has "Tents"; close values: \["tents"\]/);
+  assert.equal(new URL(tab.url()).searchParams.get("filters"), '{"category": "Tents"}');
+  // A box that holds no JSON is named, and nothing is sent.
+  await tab.fill("#config-main input[name=exclude]", "{tags: ultralight}");
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForSelector("#search-error:not([hidden])");
+  assert.match(await tab.textContent("#search-error"), /^exclude: not JSON/);
+  // Recommendations take them too.
+  const rec = await page(`/ui?tab=recommend&user=u001&exclude=${encodeURIComponent('{"category": "tents"}')}`);
+  await rec.tab.waitForSelector("#recommendations .hit");
+  const recommended = await rec.tab.$$eval("#recommendations .hit", (items) => items.map((i) => i.dataset.id));
+  assert.ok(recommended.length > 0 && recommended.every((id) => !id.startsWith("TNT-")), JSON.stringify(recommended));
+  assert.deepEqual(errors, []);
+  assert.deepEqual(rec.errors, []);
+});
