@@ -96,7 +96,8 @@ impl Engine {
                 for atom in filter::atoms(condition) {
                     let mut met = false;
                     self.field_index.matching(name, &atom, &mut |item| {
-                        met |= visible(item) && !live.contains_key(&item);
+                        // The first visible item settles it; the rest of the run costs a branch each.
+                        met = met || (visible(item) && !live.contains_key(&item));
                     });
                     met = met
                         || live.iter().any(|(&item, fields)| visible(item) && atom.matches(fields.get(name)))
