@@ -50,8 +50,8 @@ fn feed(run: &[(f64, u32)], found: &mut impl FnMut(u32)) {
     run.iter().for_each(|(_, item)| found(*item));
 }
 
-/// The positions of `sorted` (by value) whose value `keep` accepts, where `keep` holds on one
-/// contiguous run: `lower` is false then true, `upper` true then false along the values.
+/// The run of `sorted` (ascending by value) whose values meet both bounds: `lower` is false
+/// then true along the values, `upper` true then false, so each is one binary search.
 fn run(sorted: &[(f64, u32)], lower: impl Fn(f64) -> bool, upper: impl Fn(f64) -> bool) -> &[(f64, u32)] {
     let start = sorted.partition_point(|(v, _)| !lower(*v));
     let end = sorted.partition_point(|(v, _)| upper(*v));
