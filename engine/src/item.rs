@@ -181,7 +181,20 @@ impl FieldType {
     /// (`format!("{number}")`, which a caller comparing many texts to one number makes once).
     pub fn writes_number(text: &str, number: f64, shown: &str) -> bool {
         let text = text.trim();
-        let written = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text };
+        // Trailing zeros of a fraction of digits only, then its point: "19.50" is 19.5, "5." is
+        // 5; "5.." and "5.5." are no number (stripping every trailing point read them as 5).
+        let written = match text.split_once('.') {
+            None => text,
+            Some((whole, fraction)) if fraction.bytes().all(|b| b.is_ascii_digit()) => {
+                let fraction = fraction.trim_end_matches('0');
+                if fraction.is_empty() {
+                    whole
+                } else {
+                    &text[..whole.len() + 1 + fraction.len()]
+                }
+            }
+            Some(_) => return false,
+        };
         written == shown || (number == 0.0 && (written == "0" || written == "-0"))
     }
 

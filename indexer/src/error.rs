@@ -40,7 +40,7 @@ pub enum Cause {
     NotUtf8,
     /// A line showing the file is in a layout only a converter reads (MovieLens 1M's
     /// `::`-separated `movies.dat`), which the reject names; the converter writes UTF-8, so
-    /// the list does not add the advice for [`Cause::NotUtf8`].
+    /// the list does not add the advice for [`Cause::NotUtf8`] for that file.
     Converter,
 }
 
@@ -156,7 +156,11 @@ fn render(rejects: &[Reject]) -> String {
     }
     // Files in a single-byte encoding fail row by row wherever an accented letter is; the fix
     // is the file's, so it is said once.
-    if rejects.iter().any(|r| r.cause == Cause::NotUtf8) && !rejects.iter().any(|r| r.cause == Cause::Converter) {
+    // Not for a file whose layout a converter was named for (it writes UTF-8): only where a
+    // file not in that case holds text that is not UTF-8.
+    let converted: Vec<&std::path::Path> =
+        rejects.iter().filter(|r| r.cause == Cause::Converter).map(|r| r.file.as_path()).collect();
+    if rejects.iter().any(|r| r.cause == Cause::NotUtf8 && !converted.contains(&r.file.as_path())) {
         out.push(format!("  {UTF8_ADVICE}"));
     }
     out.join("\n")

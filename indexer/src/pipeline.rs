@@ -90,7 +90,7 @@ pub struct IndexSettings {
     /// The positive rule of `eval recommend --min-weight`: only the interactions file's rows
     /// weighing at least this, one per user and item, each weighing 1, so that the served
     /// model is the one evaluated. `None`: every row, weights summed per user and item. Live
-    /// events are folded in as sent either way.
+    /// events folded in meet the same rule (they are rows appended to the file).
     pub min_weight: Option<f32>,
 }
 
@@ -227,15 +227,8 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     }
     let item_index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, item)| (item.id.as_str(), i as u32)).collect();
-    let mut below_min_weight = 0;
     let interactions = match &settings.interactions {
-        Some(path) => {
-            let mut read = read_interactions(path, &settings.interaction_format, &item_index, &catalog.rejects)?;
-            if let Some(min_weight) = settings.min_weight {
-                below_min_weight = read.keep_positives(min_weight);
-            }
-            Some(read)
-        }
+        Some(path) => Some(read_interactions(path, &settings.interaction_format, &item_index, &catalog.rejects)?),
         None => None,
     };
     stages.done("read interactions");
@@ -261,7 +254,14 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // latest timestamp kept. An event whose item this catalog lacks is reported, never fatal:
     // catalogs drop items, and the log cannot be edited.
     drop(item_index);
-    let (interactions, live) = fold_live_events(settings, &catalog.items, &logged, writes, interactions)?;
+    let (mut interactions, live) = fold_live_events(settings, &catalog.items, &logged, writes, interactions)?;
+    // The positive rule after the fold: the log's events are rows of the file as if appended
+    // to it, so they meet the same rule, and `--no-live-events` compared them with the rows
+    // as written (an event whose row is below the minimum is in the file, not missing).
+    let below_min_weight = match (settings.min_weight, interactions.as_mut()) {
+        (Some(min_weight), Some(read)) if settings.interactions.is_some() => read.keep_positives(min_weight),
+        _ => 0,
+    };
     let live = live.map(|(fold, refused)| {
         rejects.extend(live_refused);
         rejects.extend(refused);

@@ -212,6 +212,12 @@ async fn a_filter_value_no_item_has_is_answered_with_a_note_naming_close_values(
     assert!(note.starts_with("filters.price: no item's value meets this condition (its numbers run from "), "{note}");
     let (_, body) = post("/v1/search", json!({"query": "lightweight"})).await;
     assert!(body.get("notes").is_none() && body["timings"]["filter_ms"] == 0.0, "{body}");
+    // Thousands of unknown strings are answered with a bounded list of notes.
+    let unknown: Vec<String> = (0..2000).map(|i| format!("x{i}")).collect();
+    let (status, body) = post("/v1/search", json!({"query": "tent", "filters": {"category": unknown}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let notes = body["notes"].as_array().unwrap();
+    assert_eq!((notes.len(), notes[10].as_str()), (11, Some("and 1990 more conditions no item meets")), "{body}");
 }
 
 #[actix_web::test]

@@ -68,8 +68,9 @@ impl Engine {
                 }
             }
         }
-        timings.total_ms = ms(start);
+        // Timed with the rest: a note's suggestions are part of the answer.
         let notes = self.filter_notes(&request.filters, &request.exclude);
+        timings.total_ms = ms(start);
         Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
     }
 

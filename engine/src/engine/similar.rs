@@ -56,8 +56,9 @@ impl Engine {
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         let hits = self.finish(&fused, request.k, None, &mut timings)?;
-        timings.total_ms = ms(start);
+        // Timed with the rest: a note's suggestions are part of the answer.
         let notes = self.filter_notes(&request.filters, &request.exclude);
+        timings.total_ms = ms(start);
         Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
     }
 }

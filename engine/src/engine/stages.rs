@@ -17,6 +17,9 @@ use crate::request::{Candidate, Hit, Timings};
 use crate::rerank::{Combine, RerankPlan};
 use crate::retrieve::{Allow, Retriever};
 
+/// The notes a response carries at most, one more saying how many were left out.
+const MAX_NOTES: usize = 10;
+
 /// The retrievers' fused output for one request.
 pub(super) struct Fused {
     /// Best first.
@@ -90,7 +93,7 @@ impl Engine {
         let stored = self.fields.len();
         // An item's own fields as a request sees them: replaced live, or as stored or written.
         let visible = |index: u32| !hidden.contains(&index);
-        let mut notes = Vec::new();
+        let (mut notes, mut more) = (Vec::new(), 0);
         for (list, conditions) in [("filters", filters), ("exclude", exclude)] {
             for (name, condition) in conditions {
                 for atom in filter::atoms(condition) {
@@ -105,11 +108,20 @@ impl Engine {
                             let item = (stored + offset) as u32;
                             visible(item) && !live.contains_key(&item) && atom.matches(entry.item.fields.get(name))
                         });
-                    if !met {
+                    if met {
+                        continue;
+                    }
+                    // A list of thousands of unknown strings is answered with a bounded note.
+                    if notes.len() < MAX_NOTES {
                         notes.push(filter::unmet_note(&self.field_index, list, name, &atom));
+                    } else {
+                        more += 1;
                     }
                 }
             }
+        }
+        if more > 0 {
+            notes.push(format!("and {more} more conditions no item meets"));
         }
         notes
     }

@@ -22,6 +22,9 @@ struct Values {
     /// Text values and list members that are a number as written (`"1995"`, `"19.50"`), as
     /// that number and their item, ascending by value: a number condition matches them.
     numeric_texts: Vec<(f64, u32)>,
+    /// `(folded form, its length in chars, value)` per text value, for fields with at most
+    /// [`super::SUGGEST_FROM_AT_MOST`] of them ([`FieldIndex::suggestible`]).
+    folded: Option<Vec<(String, usize, String)>>,
 }
 
 /// Field values of `len` items by field name and value. Built once per opened generation, in
@@ -91,6 +94,13 @@ impl FieldIndex {
             }
         }
         for values in fields.values_mut() {
+            if values.texts.len() <= super::SUGGEST_FROM_AT_MOST {
+                let folded = values.texts.keys().map(|value| {
+                    let folded = super::fold_for_suggestion(value);
+                    (folded.chars().count(), folded, value.clone())
+                });
+                values.folded = Some(folded.map(|(length, folded, value)| (folded, length, value)).collect());
+            }
             values.numbers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             values.numeric_texts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         }
@@ -131,11 +141,12 @@ impl FieldIndex {
         }
     }
 
-    /// Field `name`'s distinct text values (and list members), when it has at most `limit`
-    /// of them: what a note on a value no item has suggests from.
-    pub fn texts(&self, name: &str, limit: usize) -> Option<impl Iterator<Item = &str>> {
-        let values = self.fields.get(name)?;
-        (values.texts.len() <= limit).then(|| values.texts.keys().map(String::as_str))
+    /// Field `name`'s distinct text values (and list members) with their folded forms and
+    /// those forms' lengths in characters ([`super::fold_for_suggestion`]), when it has at
+    /// most [`super::SUGGEST_FROM_AT_MOST`] of them: what a note on a value no item has
+    /// suggests from. Folded when the index is built, so a note folds only its own text.
+    pub fn suggestible(&self, name: &str) -> Option<&[(String, usize, String)]> {
+        self.fields.get(name)?.folded.as_deref()
     }
 
     /// Field `name`'s smallest and largest number values, when it has any.
@@ -154,9 +165,9 @@ mod tests {
 
     /// Texts that are numbers as written, numbers in other forms, and plain words: where text
     /// and number conditions meet.
-    const TEXTS: [&str; 17] = [
+    const TEXTS: [&str; 21] = [
         "a", "b", "1995", "1995.0", "19.50", "19.5", "-0", "0", "0.0", "00", "+5", "5", " 5 ", "5.", "1e5", "02134",
-        "x y",
+        "x y", "5..", "5.5.", "-0..", "19.5.0",
     ];
     const NUMBERS: [f64; 8] = [0.0, -0.0, 5.0, 19.5, 1995.0, 100000.0, 2134.0, -3.25];
 

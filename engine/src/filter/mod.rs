@@ -298,19 +298,34 @@ pub fn unmet_note(index: &FieldIndex, list: &str, name: &str, atom: &Condition) 
     }
 }
 
-/// Up to 3 of field `name`'s text values closest to `text`, best first ([`unmet_note`]).
+/// A text as a note compares it with a field's values: lower case, letters and digits only,
+/// accents folded ("Children's" and "childrens" alike).
+pub(crate) fn fold_for_suggestion(text: &str) -> String {
+    crate::analysis::fold::fold_diacritics(&text.to_lowercase(), crate::analysis::Revision::default())
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+/// The longest text (in characters, folded) a note looks for close values of: an edit
+/// distance costs the product of the two lengths, and a value that long is no typo of a
+/// category.
+const SUGGEST_FOR_AT_MOST_CHARS: usize = 64;
+
+/// Up to 3 of field `name`'s text values closest to `text`, best first, never `text` itself
+/// ([`unmet_note`]). A value whose length alone keeps it under the 0.75 similarity (the
+/// distance is at least the difference in lengths) is not compared.
 fn close_values<'a>(index: &'a FieldIndex, name: &str, text: &str) -> Vec<&'a str> {
-    let Some(values) = index.texts(name, SUGGEST_FROM_AT_MOST) else { return Vec::new() };
-    // Lower case, letters and digits only, accents folded: "Children's" and "childrens" alike.
-    let fold = |s: &str| -> String {
-        crate::analysis::fold::fold_diacritics(&s.to_lowercase(), crate::analysis::Revision::default())
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .collect()
-    };
-    let wanted = fold(text);
+    let Some(values) = index.suggestible(name) else { return Vec::new() };
+    let wanted = fold_for_suggestion(text);
+    let length = wanted.chars().count();
+    if length == 0 || length > SUGGEST_FOR_AT_MOST_CHARS {
+        return Vec::new();
+    }
     let mut scored: Vec<(f64, &str)> = values
-        .map(|value| (strsim::normalized_damerau_levenshtein(&wanted, &fold(value)), value))
+        .iter()
+        .filter(|(_, other, value)| value != text && 4 * length.min(*other) >= 3 * length.max(*other))
+        .map(|(folded, _, value)| (strsim::normalized_damerau_levenshtein(&wanted, folded), value.as_str()))
         .filter(|(similarity, _)| *similarity >= 0.75)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
@@ -433,6 +448,12 @@ mod tests {
             note("year", r#"{"gte": 2000}"#),
             "filters.year: no item's value meets this condition (its numbers run from 1991 to 1993)"
         );
+        // Never the text itself (its items may be hidden), nothing for punctuation alone or a
+        // text too long to be a typo of a value.
+        assert_eq!(note("genres", "\"Drama\""), r#"filters.genres: no item has "Drama""#);
+        assert_eq!(note("genres", "\"—\""), r#"filters.genres: no item has "—""#);
+        let long = format!("\"{}\"", "Comedy".repeat(20));
+        assert!(!note("genres", &long).contains("close values"));
         let list: Condition = serde_json::from_str(r#"["Drama", "Dramas"]"#).unwrap();
         assert_eq!(atoms(&list), [Condition::Text("Drama".into()), Condition::Text("Dramas".into())]);
     }

@@ -44,7 +44,7 @@ impl Hit {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Timings {
-    /// Building the allow mask of the request's filters (0 without filters).
+    /// Building the allow mask of the request's filters and exclusions (0 without either).
     #[serde(default)]
     pub filter_ms: f64,
     /// Query encoding.

@@ -254,7 +254,9 @@ pub(super) fn read_jsonl(path: &Path, json_fields: bool, validator: &mut ItemVal
                         let refused = reject(path, line_number, None, format!("malformed JSON: {e}{hint}"));
                         // The converter named re-encodes the file too: the UTF-8 advice would
                         // send its user to iconv, which leaves the layout as it is.
-                        let converts = !hint.is_empty() && separator_of(text).is_some_and(converter_reads);
+                        // `::` only: MovieLens 1M and 10M are the files laid out so, where a tab
+                        // or `|` file may be any export, whose encoding advice still applies.
+                        let converts = !hint.is_empty() && separator_of(text) == Some("::");
                         if converts {
                             refused.because(Cause::Converter)
                         } else {
@@ -313,15 +315,17 @@ mod tests {
     #[test]
     fn a_layout_the_converter_reads_is_not_also_told_to_iconv() {
         let dir = tempfile::tempdir().unwrap();
-        for (content, iconv) in [
-            (&b"1::Toy Story (1995)::Comedy\n2::Caf\xe9 Society (2016)::Comedy\n"[..], false),
-            (&b"1;Toy Story (1995);Comedy\n2;Caf\xe9 Society (2016);Comedy\n"[..], true),
+        // (file, iconv advised, converter named): a tab file may be any export, so it keeps both.
+        for (content, iconv, converter) in [
+            (&b"1::Toy Story (1995)::Comedy\n2::Caf\xe9 Society (2016)::Comedy\n"[..], false, true),
+            (&b"1;Toy Story (1995);Comedy\n2;Caf\xe9 Society (2016);Comedy\n"[..], true, false),
+            (&b"1\tToy Story (1995)\tComedy\n2\tCaf\xe9 Society (2016)\tComedy\n"[..], true, true),
         ] {
             let catalog = read_catalog(&file(&dir, "movies.dat", content), &CatalogFormat::default()).unwrap();
             let shown = crate::error::IndexError::BadInput { rejects: catalog.rejects }.to_string();
             assert!(shown.contains("line is not valid UTF-8"), "{shown}");
             assert_eq!(shown.contains("iconv"), iconv, "{shown}");
-            assert_eq!(shown.contains("scripts/movielens_csv.py"), !iconv, "{shown}");
+            assert_eq!(shown.contains("scripts/movielens_csv.py"), converter, "{shown}");
         }
     }
 
