@@ -11,9 +11,13 @@ use crate::explain::RetrieverKind;
 use crate::filter::Filters;
 use crate::fusion::Fusion;
 
+mod recommend;
 mod results;
+mod similar;
 
+pub use recommend::{ColdItems, RecommendMode, RecommendRequest};
 pub use results::{Candidate, Hit, Results, Timings};
+pub use similar::SimilarRequest;
 
 /// Limits on request sizes, so that one request cannot monopolise the engine.
 pub const MAX_K: usize = 1000;
@@ -362,160 +366,6 @@ impl SearchRequest {
             explain: false,
         }
     }
-}
-
-/// What fusion does with items CF cannot score (no training interactions).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ColdItems {
-    /// CF abstains and its weight goes to the retrievers that can score the item, so cold
-    /// items compete on content alone. Right when content is about as reliable as CF.
-    #[default]
-    Share,
-    /// Plain fusion: a cold item simply gets no CF contribution, so it surfaces only when its
-    /// other evidence beats warm items' combined evidence.
-    Ignore,
-}
-
-/// Which candidate generators a recommendation uses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum RecommendMode {
-    /// Collaborative filtering only.
-    Cf,
-    /// Content only: items near the user's recent history in embedding space.
-    Content,
-    /// Both, fused.
-    #[default]
-    Hybrid,
-}
-
-/// A recommendation request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RecommendRequest {
-    /// The user. An integer is read as its digits (`151` is `"151"`).
-    #[serde(deserialize_with = "crate::json::id")]
-    pub user: String,
-    /// Items to return.
-    #[serde(default = "default_k")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
-    pub k: usize,
-    /// Leave out items the user already interacted with.
-    #[serde(default = "default_true")]
-    pub exclude_seen: bool,
-    /// Candidate generators.
-    #[serde(default, deserialize_with = "crate::json::name_only")]
-    pub mode: RecommendMode,
-    /// Fusion of items CF cannot score.
-    #[serde(default = "default_recommend_cold_items", deserialize_with = "crate::json::name_only")]
-    pub cold_items: ColdItems,
-    /// Field conditions every item must meet.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(inline))]
-    pub filters: Filters,
-    /// Field conditions no item may meet: an item meeting any of them is left out, one
-    /// lacking the field is not (Elasticsearch's and Qdrant's `must_not`). The same conditions
-    /// as `filters`.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(inline))]
-    pub exclude: Filters,
-    /// How to fuse CF and content candidates.
-    #[serde(default)]
-    pub fusion: Fusion,
-    /// `cf` (default 1) and `dense` (content) weights; `dense` defaults to the generation's
-    /// validated weight (manifest `cf_selection.content_weight`, written by `--cf-model auto`),
-    /// else to [`defaults::RECOMMEND_CONTENT_WEIGHT_ALS`] (0.3) when ALS serves CF and
-    /// [`defaults::RECOMMEND_CONTENT_WEIGHT_EASE`] (0.1) under EASE: content's share beside CF,
-    /// so `mode: content` alone weighs 1 unless given. `bm25` is refused (no BM25 list).
-    #[serde(default)]
-    pub weights: Weights,
-    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
-    /// the page, and is refused). Absent: 100, or `k` when larger.
-    #[serde(default, deserialize_with = "crate::json::present")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
-    pub candidates: Option<usize>,
-    /// How many recent history items form the content profile.
-    #[serde(default = "default_recent")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
-    pub recent: usize,
-    /// Rerank the top of the fused list with the trained recommendation reranker (only
-    /// `enabled` and `depth` apply). Absent: reranked when the generation's manifest enables it
-    /// by default (its gain on held-out next items held up), else not.
-    #[serde(default)]
-    pub rerank: Option<RerankOptions>,
-    /// Add the history items behind each score.
-    #[serde(default)]
-    pub explain: bool,
-}
-
-impl RecommendRequest {
-    /// A hybrid recommendation for `user` with every other option at its default.
-    pub fn new(user: impl Into<String>) -> Self {
-        RecommendRequest {
-            user: user.into(),
-            k: default_k(),
-            exclude_seen: true,
-            mode: RecommendMode::default(),
-            cold_items: default_recommend_cold_items(),
-            filters: Filters::new(),
-            exclude: Filters::new(),
-            fusion: Fusion::default(),
-            weights: Weights::default(),
-            candidates: None,
-            recent: default_recent(),
-            rerank: None,
-            explain: false,
-        }
-    }
-}
-
-/// Measured on MovieLens (validation split carved from training data): sharing CF's weight with
-/// weak content evidence filled the top 20 with cold items and cut Recall@20 from 0.20 to 0.05.
-fn default_recommend_cold_items() -> ColdItems {
-    ColdItems::Ignore
-}
-
-fn default_recent() -> usize {
-    defaults::RECENT
-}
-
-/// A similar-items request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
-pub struct SimilarRequest {
-    /// The seed item's id. An integer is read as its digits (`151` is `"151"`).
-    #[serde(deserialize_with = "crate::json::id")]
-    pub item: String,
-    /// Items to return.
-    #[serde(default = "default_k")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
-    pub k: usize,
-    /// Field conditions every item must meet.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(inline))]
-    pub filters: Filters,
-    /// Field conditions no item may meet: an item meeting any of them is left out, one
-    /// lacking the field is not (Elasticsearch's and Qdrant's `must_not`). The same conditions
-    /// as `filters`.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(inline))]
-    pub exclude: Filters,
-    /// Fusion of content and CF neighbours.
-    #[serde(default)]
-    pub fusion: Fusion,
-    /// `dense` and `cf` weights.
-    #[serde(default)]
-    pub weights: Weights,
-    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
-    /// the page, and is refused). Absent: 100, or `k` when larger.
-    #[serde(default, deserialize_with = "crate::json::present")]
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
-    pub candidates: Option<usize>,
 }
 
 /// `depth` if it is a rerank depth a request may ask for.

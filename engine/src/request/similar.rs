@@ -1,0 +1,39 @@
+//! A similar-items request.
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+/// A similar-items request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SimilarRequest {
+    /// The seed item's id. An integer is read as its digits (`151` is `"151"`).
+    #[serde(deserialize_with = "crate::json::id")]
+    pub item: String,
+    /// Items to return.
+    #[serde(default = "default_k")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub k: usize,
+    /// Field conditions every item must meet.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub filters: Filters,
+    /// Field conditions no item may meet: an item meeting any of them is left out, one
+    /// lacking the field is not (Elasticsearch's and Qdrant's `must_not`). The same conditions
+    /// as `filters`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(inline))]
+    pub exclude: Filters,
+    /// Fusion of content and CF neighbours.
+    #[serde(default)]
+    pub fusion: Fusion,
+    /// `dense` and `cf` weights.
+    #[serde(default)]
+    pub weights: Weights,
+    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
+    /// the page, and is refused). Absent: 100, or `k` when larger.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
+    pub candidates: Option<usize>,
+}
