@@ -75,7 +75,11 @@ impl FieldIndex {
             len = index + 1;
             let index = index as u32;
             for (name, value) in item {
-                let values = fields.entry(name.clone()).or_default();
+                // The name is cloned once per field, not once per item holding it.
+                if !fields.contains_key(name) {
+                    fields.insert(name.clone(), Values::default());
+                }
+                let Some(values) = fields.get_mut(name) else { continue };
                 let mut add_text = |text: &String| {
                     let items = values.texts.entry(text.clone()).or_default();
                     // A list holding one member twice counts its item once.
