@@ -24,6 +24,11 @@
 //!   scans the allowed rows when there are no more than the exact-scan limit), p50/p99 and
 //!   recall of the exact top 100.
 //!
+//! * with `GENERATION_DIR --walk`: hyrank's walk of the graph (`dense::graph`) against
+//!   hnsw_rs's own search of the same graph files, unfiltered and under filters allowing 20%
+//!   to 80% of the rows (at random, or a region of the space), at several `ef`: p50/p99 and
+//!   recall of the exact top 100 (docs/EVAL.md, "The HNSW walk, ours").
+//!
 //! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR`
 //! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR --grown 200000`
 //! `cargo run --release -p hyrank-engine --example dense_scan -- --random 2000 8 2 20`
@@ -70,6 +75,10 @@ fn main() {
         let wide = HnswSettings { ef_search: 256, ..HnswSettings::default() };
         let wide = VectorIndex::load(&dir, "dense", 384, Metric::Cosine, wide).unwrap();
         broad(&load(), &wide, &mut rng);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--walk") {
+        walk(&dir, &load().with_exact_limit(0), &mut rng);
         return;
     }
     if args.get(1).map(String::as_str) == Some("--grown") {
@@ -161,7 +170,7 @@ fn excluding(graph: &VectorIndex, wide: &VectorIndex, rng: &mut rand::rngs::StdR
                 (profile, allowed)
             })
             .collect();
-        for name in ["scan", "graph", "told", "post", "post-ef256"] {
+        for name in ["scan", "graph", "graph-ef256", "told", "post", "post-ef256"] {
             let (mut times, mut recalled) = (Vec::new(), 0);
             for (profile, allowed) in &users {
                 let allow = |item: u32| allowed[item as usize];
@@ -176,6 +185,7 @@ fn excluding(graph: &VectorIndex, wide: &VectorIndex, rng: &mut rand::rngs::StdR
                         hits.truncate(100);
                         hits
                     }
+                    "graph-ef256" => wide.search(profile, 100, Some(&allow)).unwrap(),
                     _ => graph.search(profile, 100, Some(&allow)).unwrap(),
                 };
                 times.push(start.elapsed().as_secs_f64() * 1e3);
@@ -269,6 +279,56 @@ fn broad(index: &VectorIndex, wide: &VectorIndex, rng: &mut rand::rngs::StdRng) 
                 );
             }
             println!("{line}");
+        }
+    }
+}
+
+/// Our walk against hnsw_rs's search of the same files (module docs).
+fn walk(dir: &std::path::Path, ours: &VectorIndex, rng: &mut rand::rngs::StdRng) {
+    use hnsw_rs::prelude::{DistL2, Hnsw, HnswIo};
+    let mut loader = HnswIo::new(dir, "dense");
+    let theirs: Hnsw<f32, DistL2> = loader.load_hnsw().unwrap();
+    let k = 100;
+    for (kind, share) in [("none", 1.0), ("random", 0.2), ("random", 0.45), ("random", 0.8), ("region", 0.45)] {
+        let cases: Vec<(Vec<f32>, Vec<bool>)> = (0..200)
+            .map(|_| {
+                let allowed: Vec<bool> = match kind {
+                    "region" => {
+                        let mut allowed = vec![false; ours.len()];
+                        let rows = (share * ours.len() as f64) as usize;
+                        let centre = near(ours, 0.1, rng);
+                        ours.exact_search(&centre, rows, None)
+                            .iter()
+                            .for_each(|(row, _)| allowed[*row as usize] = true);
+                        allowed
+                    }
+                    _ => (0..ours.len()).map(|_| rng.random::<f64>() < share).collect(),
+                };
+                (near(ours, 0.1, rng), allowed)
+            })
+            .collect();
+        let exact: Vec<Vec<(u32, f32)>> =
+            cases.iter().map(|(p, a)| ours.exact_search(p, k, Some(&|i: u32| a[i as usize]))).collect();
+        for ef in [100, 128, 256] {
+            for name in ["hnsw_rs", "ours"] {
+                let (mut times, mut recalled) = (Vec::new(), 0);
+                for ((probe, allowed), exact) in cases.iter().zip(&exact) {
+                    let allow = |item: u32| allowed[item as usize];
+                    let filter = |id: &usize| allowed[*id];
+                    let start = Instant::now();
+                    let hits: Vec<u32> = match (name, kind) {
+                        ("ours", "none") => ours.walk(probe, k, ef, None).unwrap().into_iter().map(|h| h.0).collect(),
+                        ("ours", _) => {
+                            ours.walk(probe, k, ef, Some(&allow)).unwrap().into_iter().map(|h| h.0).collect()
+                        }
+                        (_, "none") => theirs.search(probe, k, ef).iter().map(|n| n.d_id as u32).collect(),
+                        _ => theirs.search_filter(probe, k, ef, Some(&filter)).iter().map(|n| n.d_id as u32).collect(),
+                    };
+                    times.push(start.elapsed().as_secs_f64() * 1e3);
+                    recalled += exact.iter().filter(|e| hits.contains(&e.0)).count();
+                }
+                print_top100(&format!("{kind} {share}, ef {ef}, {name}"), times, recalled, cases.len());
+            }
         }
     }
 }

@@ -40,7 +40,7 @@ const RECHECK_ROWS: usize = 1_024;
 
 /// The graph over live rows, by row position (`index - base`), shared by every
 /// [`LiveItems`] of a generation: a row inserted for a newer one is past an older one's length,
-/// and its searches leave it out. Cosine as L2 on unit vectors, as `dense.rs` does.
+/// and its searches leave it out. Cosine as L2 on unit vectors, as `dense/` does.
 pub struct LiveGraph(Hnsw<'static, f32, DistL2>);
 
 impl std::fmt::Debug for LiveGraph {

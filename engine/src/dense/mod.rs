@@ -14,14 +14,21 @@
 //! * small indexes are scanned exactly instead ([`EXACT_COSINE_MAX_ITEMS`],
 //!   [`EXACT_INNER_PRODUCT_MAX_ITEMS`]);
 //! * every graph search also scans, exactly, the items left with no way in on the bottom
-//!   layer ([`unreachable_rows`]). hnsw_rs can leave such items behind (hnswlib-rs issues #32
+//!   layer ([`Graph::unreachable`](graph::Graph::unreachable)). hnsw_rs can leave such items behind (hnswlib-rs issues #32
 //!   and #37: a point whose every in-link was pruned by later insertions, more often under
 //!   parallel insertion); a search, even for the item's own vector, would never return one.
 //!   On the 24-item test catalog, one build in a few dozen lost its best match for a query
 //!   this way (hence a flaky test).
+//!
+//! hnsw_rs builds the graph and reads and writes its files; the search is ours ([`graph`]), on
+//! a flat copy of the links, and the loaded hnsw_rs graph (which holds a second copy of every
+//! vector) is dropped once copied.
 
-use std::collections::VecDeque;
+mod graph;
+
 use std::path::Path;
+
+pub(crate) use graph::unreachable_rows;
 
 use hnsw_rs::prelude::{AnnT, DistL2, Hnsw, HnswIo};
 
@@ -73,20 +80,30 @@ pub const EXACT_COSINE_MAX_ITEMS: usize = 10_000;
 pub const EXACT_INNER_PRODUCT_MAX_ITEMS: usize = 200_000;
 
 /// A graph search that must leave out at most this many items per hit asked for runs as an
-/// unfiltered search `k + refused` deep (with a candidate list of twice the index's
-/// `ef_search`), filtered after ([`VectorIndex::search_allowing`]); past it, as hnsw_rs's
-/// filtered search.
+/// unfiltered search `k + refused` deep (with a candidate list of [`FILTERED_EF_FACTOR`] times
+/// the index's `ef_search`), filtered after ([`VectorIndex::search_allowing`]); past it, as the
+/// filtered walk.
 ///
-/// hnsw_rs's filtered walk never stops early (it visits every candidate closer than its worst
-/// kept point, and re-filters the kept points as it goes), so leaving out a recommendation's
-/// seen items cost twice an unfiltered search. Measured on 58,452 MovieLens-shaped titles
-/// (384-d MiniLM, top 100, the probe the mean of the seen items, which are the rows nearest it;
+/// When the refused rows are the ones nearest the probe (a recommendation's seen items, whose
+/// mean is the probe), the filtered walk must pass them all before it finds allowed rows.
+/// Measured on 58,452 MovieLens-shaped titles (384-d MiniLM, top 100;
 /// `engine/examples/dense_scan.rs --excluding`, 2-core Xeon, p50 of 200 probes), filtered walk
-/// against this: 10 seen 3.3 → 2.6 ms, 100 seen 3.9 → 2.6 ms, recall of the exact top 100
-/// 0.9997 → 0.9998 and 1.0 → 0.9997. With 500 seen, unfiltered and 600 deep costs what the walk
-/// does (4.8 against 5.1 ms), so the bound sits below 5 per hit. The count includes every
-/// hidden (deleted or replaced) row, so an index with many deletes takes the walk, as before.
+/// at twice `ef_search` against this: 10 seen 1.08 → 0.86 ms, 100 seen 1.26 → 0.85 ms, recall
+/// of the exact top 100 0.9998 and 1.0 → 0.9999 and 0.9999. With 500 seen, unfiltered and 600
+/// deep costs more than the walk (2.0 against 1.76 ms), so the bound sits below 5 per hit. The
+/// count includes every hidden (deleted or replaced) row, so an index with many deletes takes
+/// the walk, as before.
 pub const POST_FILTER_MAX_REFUSED_PER_HIT: usize = 4;
+
+/// A search that leaves rows out walks with a candidate list this many times the index's
+/// `ef_search`. The walk keeps `ef` allowed rows and stops as an unfiltered one does
+/// ([`graph`]), so at the same `ef` it recalls what an unfiltered search recalls; hnsw_rs's
+/// filtered search, which never stopped early, recalled more. Twice `ef` gives that recall
+/// back at a third of hnsw_rs's time (58,452 titles, top 100, `dense_scan --walk`, 2-core
+/// Xeon, p50 of 200 probes: 45% allowed at random, hnsw_rs at 128 4.23 ms and recall of the
+/// exact top 100 0.9960, ours at 256 1.43 ms and 0.9969; 20%, 8.22 ms 0.9982 against 2.76 ms
+/// 0.9980; a region of the space holding 45%, 3.74 ms 0.9962 against 1.31 ms 0.9963).
+pub const FILTERED_EF_FACTOR: usize = 2;
 
 /// Writes values as little-endian f32: the layout of every `.vectors` file.
 pub(crate) fn write_f32_file(path: &Path, values: &[f32]) -> Result<()> {
@@ -111,13 +128,20 @@ const MAX_LAYERS: usize = 16;
 
 /// Item vectors with an HNSW graph over them.
 pub struct VectorIndex {
-    graph: Hnsw<'static, f32, DistL2>,
+    /// hnsw_rs's graph, kept only by an index built in this process, to be saved; a loaded
+    /// one is dropped once `walk` has copied its links.
+    graph: Option<Hnsw<'static, f32, DistL2>>,
+    /// The links every search walks.
+    links: graph::Graph,
+    /// Each row's squared norm, for a cosine index: the walk orders rows by `‖x‖² − 2 q·x`,
+    /// which is L2 order (the graph's). `None` for inner product, whose augmented rows all
+    /// have the same norm, so `−2 q·x` alone orders them.
+    norms: Option<Vec<f32>>,
     vectors: Vec<f32>,
     dim: usize,
-    metric: Metric,
     settings: HnswSettings,
     exact_limit: usize,
-    /// The items the graph may not reach ([`unreachable_rows`]), ascending; found only for an
+    /// The items the graph may not reach ([`graph::Graph::unreachable`]), ascending; found only for an
     /// index searched through its graph (more items than `exact_limit`), else `None`.
     unreachable: Option<Vec<u32>>,
     /// The items' vectors summed (`dim` values, f64): [`VectorIndex::sum`].
@@ -138,50 +162,6 @@ fn row_sum(vectors: &[f32], dim: usize) -> Vec<f64> {
 /// sixteen lanes: the score of every dense hit, whichever path found it.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     crate::kernels::dot(a, b)
-}
-
-/// The rows of `graph` (by the ids they were inserted with) that a search may never return:
-/// those no bottom-layer link leads to on a breadth-first walk from the points of the top
-/// layer (the entry point among them). An hnsw_rs search descends the upper layers to one
-/// point and walks the bottom layer's links from there (`search_filter`), so a row no
-/// bottom-layer link leads to is returned only when a descent ends on it: for most queries,
-/// never. Every such row is listed (a top-layer point too: it is a start, not a row reached).
-/// A row that some links lead to but not from where a given query's descent ends is not: that
-/// is the graph's ordinary approximation, which this does not bound. Ascending. One pass over
-/// the links (each point's lists copied once); it must not run while the graph takes inserts
-/// (hnsw_rs's point iterator takes a read lock twice).
-pub(crate) fn unreachable_rows(graph: &Hnsw<'_, f32, DistL2>) -> Vec<u32> {
-    let rows = graph.get_nb_point();
-    if rows == 0 {
-        return Vec::new();
-    }
-    let indexation = graph.get_point_indexation();
-    let mut points = vec![None; rows];
-    for point in indexation {
-        if let Some(slot) = points.get_mut(point.get_origin_id()) {
-            *slot = Some(point);
-        }
-    }
-    // `reached`: a bottom-layer link leads to the row. The walk starts from the top layer's
-    // points without marking them, so one of them is listed unless a link leads to it too.
-    let mut reached = vec![false; rows];
-    let top = usize::from(graph.get_max_level_observed());
-    let mut queue: VecDeque<usize> = indexation.get_layer_iterator(top).map(|point| point.get_origin_id()).collect();
-    let mut expanded = vec![false; rows];
-    while let Some(row) = queue.pop_front() {
-        match expanded.get_mut(row) {
-            Some(done) if !*done => *done = true,
-            _ => continue,
-        }
-        let Some(point) = &points[row] else { continue };
-        for neighbour in point.get_neighborhood_id().first().into_iter().flatten() {
-            if let Some(flag) = reached.get_mut(neighbour.d_id).filter(|flag| !**flag) {
-                *flag = true;
-                queue.push_back(neighbour.d_id);
-            }
-        }
-    }
-    (0..rows).filter(|&row| !reached[row]).map(|row| row as u32).collect()
 }
 
 /// Items up to which a `metric` index scans exactly by default.
@@ -228,15 +208,41 @@ impl VectorIndex {
         let graph = Hnsw::new(settings.max_connections, rows.max(1), MAX_LAYERS, settings.ef_construction, DistL2 {});
         let batch: Vec<(&Vec<f32>, usize)> = indexed.iter().zip(0..).collect();
         graph.parallel_insert(&batch);
+        Ok(VectorIndex::assemble(graph, true, vectors, dim, metric, settings))
+    }
+
+    /// The index over `graph` and its `vectors`: the links copied for the walk, hnsw_rs's graph
+    /// kept (to be saved) when `keep_graph`, else dropped with its copy of the vectors.
+    fn assemble(
+        graph: Hnsw<'static, f32, DistL2>,
+        keep_graph: bool,
+        vectors: Vec<f32>,
+        dim: usize,
+        metric: Metric,
+        settings: HnswSettings,
+    ) -> VectorIndex {
+        let links = graph::Graph::copy(&graph, vectors.len() / dim);
+        let norms = (metric == Metric::Cosine).then(|| vectors.chunks_exact(dim).map(|row| dot(row, row)).collect());
         let sum = row_sum(&vectors, dim);
-        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, sum };
-        Ok(index.with_exact_limit(default_exact_limit(metric)))
+        let graph = keep_graph.then_some(graph);
+        let index = VectorIndex { graph, links, norms, vectors, dim, settings, exact_limit: 0, unreachable: None, sum };
+        index.with_exact_limit(default_exact_limit(metric))
     }
 
     /// Writes the graph as `<basename>.hnsw.{graph,data}` and the vectors as
     /// `<basename>.vectors` (little-endian f32) into `dir`.
+    ///
+    /// # Errors
+    /// An index that was loaded rather than built (its hnsw_rs graph is not kept), or a failed
+    /// write.
     pub fn save(&self, dir: &Path, basename: &str) -> Result<()> {
-        let written = self.graph.file_dump(dir, basename).map_err(|e| Error::BadIndex {
+        let Some(graph) = &self.graph else {
+            return Err(Error::invalid(
+                "vector index",
+                "only an index built in this process is saved; copy a loaded one's files",
+            ));
+        };
+        let written = graph.file_dump(dir, basename).map_err(|e| Error::BadIndex {
             path: dir.to_path_buf(),
             reason: format!("writing HNSW graph {basename}: {e}"),
         })?;
@@ -266,9 +272,7 @@ impl VectorIndex {
                 reason: format!("graph has {} points but {rows} vectors are stored", graph.get_nb_point()),
             });
         }
-        let sum = row_sum(&vectors, dim);
-        let index = VectorIndex { graph, vectors, dim, metric, settings, exact_limit: 0, unreachable: None, sum };
-        Ok(index.with_exact_limit(default_exact_limit(metric)))
+        Ok(VectorIndex::assemble(graph, false, vectors, dim, metric, settings))
     }
 
     /// Number of items.
@@ -329,17 +333,17 @@ impl VectorIndex {
         if self.len() <= self.exact_limit {
             return Ok(self.exact_search(query, k, allow));
         }
-        Ok(self.graph_search(query, k, self.settings.ef_search.max(k), allow))
+        self.walk(query, k, self.settings.ef_search.max(k), allow)
     }
 
     /// [`search`](Self::search) where `allow` refuses about `refused` items. When no more
     /// rows than the exact-scan limit are left (a selective field filter), they are scanned, as
     /// Qdrant plans a search whose filter's cardinality is under its `full_scan_threshold`:
-    /// exact, where hnsw_rs's filtered walk wanders the graph looking for allowed rows (58,452
-    /// titles, top 100, `dense_scan --selective`: 1% allowed 76 → 0.3 ms, 5% 24 → 0.8 ms, 15%
-    /// 11 → 1.6 ms). When few are refused (a recommendation's seen items, a similar
+    /// exact, where the filtered walk wanders the graph looking for allowed rows (58,452
+    /// titles, top 100, `dense_scan --selective`, 2-core Xeon: 1% allowed 15.8 → 0.3 ms, 5%
+    /// 4.8 → 0.9 ms, 15% 2.0 → 1.7 ms; hnsw_rs's own walk took 76, 24 and 11 ms). When few are refused (a recommendation's seen items, a similar
     /// request's seed): up to [`POST_FILTER_MAX_REFUSED_PER_HIT`] per hit, the graph is searched unfiltered
-    /// `k + refused` deep and the refused items dropped after, which is cheaper than hnsw_rs's
+    /// `k + refused` deep and the refused items dropped after, which is cheaper than the
     /// filtered walk; should fewer than `k` remain (it refused more than `refused`, or the
     /// approximate search returned fewer), the filtered walk runs instead. `refused` only picks
     /// the path: every hit passes `allow` whatever it says.
@@ -368,16 +372,16 @@ impl VectorIndex {
             // Refused items take places in the candidate list: twice the default keeps the
             // filtered walk's recall (measured, see the constant). With none refused this is
             // the unfiltered search itself.
-            let widen = if refused == 0 { 1 } else { 2 };
+            let widen = if refused == 0 { 1 } else { FILTERED_EF_FACTOR };
             let ef = self.settings.ef_search.saturating_mul(widen).max(deep);
-            let mut hits = self.graph_search(query, deep, ef, None);
+            let mut hits = self.walk(query, deep, ef, None)?;
             hits.retain(|hit| allow(hit.0));
             if hits.len() >= k {
                 hits.truncate(k);
                 return Ok(hits);
             }
         }
-        Ok(self.graph_search(query, k, self.settings.ef_search.max(k), Some(allow)))
+        self.walk(query, k, self.settings.ef_search.saturating_mul(FILTERED_EF_FACTOR).max(k), Some(allow))
     }
 
     fn check_width(&self, query: &[f32]) -> Result<()> {
@@ -387,31 +391,31 @@ impl VectorIndex {
         Err(Error::invalid("query vector", format!("expected {} dimensions, got {}", self.dim, query.len())))
     }
 
-    /// The graph's `k` best for `query` (with a candidate list of `ef`) and the rows it cannot
-    /// reach, scored exactly, best first.
-    fn graph_search(
+    /// The graph's `k` best for `query` that pass `allow`, with a candidate list of `ef` (at
+    /// least k), and the allowed rows it cannot reach, scored exactly, best first: the walk
+    /// whatever the index's size ([`search`](Self::search) scans small indexes instead).
+    ///
+    /// # Errors
+    /// A query of another width than the index's.
+    pub fn walk(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
         allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
-    ) -> Vec<(u32, f32)> {
-        let mut probe = query.to_vec();
-        if self.metric == Metric::InnerProduct {
-            probe.push(0.0);
-        }
-        let neighbours = match allow {
-            Some(allow) => {
-                let filter = |id: &usize| allow(*id as u32);
-                self.graph.search_filter(&probe, k, ef, Some(&filter))
-            }
-            None => self.graph.search(&probe, k, ef),
+    ) -> Result<Vec<(u32, f32)>> {
+        self.check_width(query)?;
+        let distance = |row: u32| {
+            let product = self.vector(row).map_or(0.0, |vector| dot(query, vector));
+            self.norms.as_ref().map_or(0.0, |norms| norms[row as usize]) - 2.0 * product
         };
+        let mut neighbours = self.links.search(distance, ef.max(k), allow);
+        neighbours.truncate(k);
         let unreachable = self.unreachable.as_deref().unwrap_or_default();
         let beside = unreachable.iter().copied().filter(|&item| allow.is_none_or(|allow| allow(item)));
         let mut hits: Vec<(u32, f32)> = neighbours
             .into_iter()
-            .map(|n| n.d_id as u32)
+            .map(|(row, _)| row)
             .chain(beside)
             .filter_map(|item| self.score(query, item).map(|s| (item, s)))
             .collect();
@@ -421,10 +425,10 @@ impl VectorIndex {
             hits.dedup_by_key(|hit| hit.0);
         }
         crate::fusion::keep_best(&mut hits, k);
-        hits
+        Ok(hits)
     }
 
-    /// How many items a graph search scans beside the graph ([`unreachable_rows`]; 0 for an
+    /// How many items a graph search scans beside the graph ([`graph::Graph::unreachable`]; 0 for an
     /// index that scans every item).
     pub fn unreachable(&self) -> usize {
         self.unreachable.as_ref().map_or(0, Vec::len)
@@ -438,7 +442,7 @@ impl VectorIndex {
     pub fn with_exact_limit(mut self, items: usize) -> Self {
         self.exact_limit = items;
         if self.len() > items && self.unreachable.is_none() {
-            self.unreachable = Some(unreachable_rows(&self.graph));
+            self.unreachable = Some(self.links.unreachable());
         }
         self
     }
