@@ -365,7 +365,8 @@ pub(crate) async fn recommend(
 #[utoipa::path(get, path = "/v1/items/{id}", tag = "items", params(("id" = String, Path, description = "item id")),
     security((), ("api_key" = [])),
     responses((status = 200, body = hyrank_engine::Item), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "an id no item can have (empty, blank at an end)")))]
+        (status = 422, body = ErrorBody, description = "an id no item can have (empty, blank at an end)"),
+        (status = 503, body = ErrorBody)))]
 pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let item = blocking(&state, move |engine| engine.item(&id)).await?;
@@ -384,6 +385,7 @@ pub(crate) struct SimilarParams {
     #[param(minimum = 1)]
     candidates: Option<usize>,
     /// `rrf` (default), `linear`, `linear_floor` or `dbsf`: the request body's `fusion.method`.
+    #[param(inline, value_type = Option<hyrank_engine::fusion::FusionMethod>)]
     fusion: Option<String>,
 }
 
@@ -392,7 +394,7 @@ pub(crate) struct SimilarParams {
     params(("id" = String, Path, description = "item id"), SimilarParams),
     security((), ("api_key" = [])),
     responses((status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn similar(
     state: web::Data<AppState>,
     id: web::Path<String>,

@@ -12,7 +12,7 @@ use crate::explain::{RetrieverKind, RetrieverScore};
 
 mod method;
 
-pub use method::Fusion;
+pub use method::{Fusion, FusionMethod};
 
 /// One retriever's candidates, best first.
 #[derive(Debug, Clone)]

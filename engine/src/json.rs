@@ -25,6 +25,32 @@ pub fn id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D
     deserializer.deserialize_any(IdVisitor)
 }
 
+/// An id as a request writes it, for the OpenAPI document only (schema `Id`): a string that
+/// [`crate::item::id_problem`] accepts (1 to [`crate::item::MAX_ID_BYTES`] bytes, given as
+/// characters, which JSON Schema counts; no blank at either end), or an integer read as its
+/// digits ([`id`]). Request fields name it with `schema(value_type = crate::json::Id)`.
+#[cfg(feature = "openapi")]
+pub struct Id;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Id {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::item::MAX_ID_BYTES))
+            .pattern(Some(r"^\S(.*\S)?$"));
+        let number = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+        let description = "An id: a string (no blank at either end, no control character), or an integer read as \
+                           its digits (`151` is `\"151\"`)";
+        OneOfBuilder::new().item(text).item(number).description(Some(description)).into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Id {}
+
 /// [`id`] for an optional field: `null` is absent.
 ///
 /// # Errors

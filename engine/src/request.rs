@@ -153,10 +153,13 @@ impl Mode {
 #[serde(deny_unknown_fields)]
 pub struct Weights {
     /// BM25 weight.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
     pub bm25: Option<f64>,
     /// Dense weight (content, in recommendations).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
     pub dense: Option<f64>,
     /// CF weight.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
     pub cf: Option<f64>,
 }
 
@@ -234,6 +237,7 @@ pub struct RerankOptions {
     /// Weight of the late-interaction score in the final score; the trained reranker's
     /// weights are learned and this is ignored.
     #[serde(default = "default_rerank_weight")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
     pub weight: f64,
 }
 
@@ -270,6 +274,7 @@ pub struct SearchRequest {
     /// A user to personalise for (adds the CF retriever in hybrid mode). An integer is read
     /// as its digits (`151` is `"151"`).
     #[serde(default, deserialize_with = "crate::json::optional_id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::json::Id>))]
     pub user: Option<String>,
     /// Hits to return.
     #[serde(default = "default_k")]

@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 pub use self::index::FieldIndex;
 use crate::item::{FieldType, FieldValue};
 
-/// A numeric range; absent bounds are open.
+/// A numeric range; absent bounds are open, and at least one is needed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(min_properties = 1))]
 #[serde(deny_unknown_fields)]
 pub struct Range {
     /// Greater than or equal.

@@ -58,12 +58,18 @@ struct FusionRequest {
     k: Option<f64>,
 }
 
-#[derive(Deserialize)]
+/// A fusion method by name, as `fusion.method` and a query string's `fusion=` give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-enum FusionMethod {
+pub enum FusionMethod {
+    /// [`Fusion::Rrf`] (k 60 unless a body gives `k`).
     Rrf,
+    /// [`Fusion::Linear`].
     Linear,
+    /// [`Fusion::LinearFloor`].
     LinearFloor,
+    /// [`Fusion::Dbsf`].
     Dbsf,
 }
 

@@ -66,13 +66,16 @@ impl FieldCombination {
 pub struct Bm25Overrides {
     /// Term-frequency saturation, 0 to [`MAX_K1`].
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub k1: Option<f32>,
     /// Length normalisation of the text (and of the title, unless the generation or the
     /// request gives `title_b`), 0 to 1.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
     pub b: Option<f32>,
     /// The title's own length normalisation, 0 to 1.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1))]
     pub title_b: Option<f32>,
     /// How the title and the text combine.
     #[serde(default, deserialize_with = "crate::json::optional_name_only")]

@@ -15,13 +15,16 @@ pub struct Event {
     /// [`crate::item::id_problem`]: not empty, nothing invisible at either end, no control
     /// character, at most 512 bytes. An integer is read as its digits (`151` is `"151"`).
     #[serde(deserialize_with = "crate::json::id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub user: String,
     /// The item's id, as in the catalog (an integer read as its digits).
     #[serde(deserialize_with = "crate::json::id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub item: String,
     /// The interaction's value, summed with the user's earlier ones for the same item, as the
     /// indexer sums repeated rows. Above 0 and at most [`MAX_WEIGHT`]; 1 when absent.
     #[serde(default = "default_weight", deserialize_with = "weight_as_sent")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1000000))]
     pub weight: f32,
     /// When it happened (integer, the unit the interactions file uses; the indexer keeps the
     /// latest per user and item). Absent: the server's clock in seconds since the Unix epoch.

@@ -39,6 +39,7 @@ pub enum RecommendMode {
 pub struct RecommendRequest {
     /// The user. An integer is read as its digits (`151` is `"151"`).
     #[serde(deserialize_with = "crate::json::id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub user: String,
     /// Items to return.
     #[serde(default = "default_k")]

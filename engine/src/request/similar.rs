@@ -10,6 +10,7 @@ use super::*;
 pub struct SimilarRequest {
     /// The seed item's id. An integer is read as its digits (`151` is `"151"`).
     #[serde(deserialize_with = "crate::json::id")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub item: String,
     /// Items to return.
     #[serde(default = "default_k")]
