@@ -20,6 +20,7 @@ use crate::{routes, writes};
         routes::recommend,
         routes::item,
         routes::similar,
+        routes::similar_items,
         routes::index,
         writes::events,
         writes::delete_item,

@@ -93,6 +93,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                                 .route(web::post().to(recommend))
                                 .default_service(not_allowed("POST")),
                         )
+                        .service(
+                            web::resource("/similar")
+                                .route(web::post().to(similar_items))
+                                .default_service(not_allowed("POST")),
+                        )
                         // PUT and DELETE took their own scopes above; any other method lands here.
                         .service(get("/items/{id}", item, "GET, HEAD, PUT, DELETE"))
                         .service(web::resource("/items/{id}/fields").default_service(not_allowed("PUT")))
@@ -417,6 +422,26 @@ pub(crate) async fn similar(
         weights: Weights::default(),
         candidates: params.candidates,
     };
+    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
+    let k = request.k;
+    cached(&state, "similar", None, k, &request, |engine, request| engine.similar(request)).await
+}
+
+/// Items like one item, with what a query string cannot carry: `filters`, `exclude`,
+/// `weights`, any `fusion` (RRF's `k` too). The body names the item; the answer is the one
+/// `GET /v1/items/{id}/similar` gives for the same options.
+#[utoipa::path(post, path = "/v1/similar", tag = "items", request_body = SimilarRequest,
+    security((), ("api_key" = [])),
+    responses(
+        (status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub(crate) async fn similar_items(
+    state: web::Data<AppState>,
+    body: web::Json<Object<SimilarRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let mut request = body.into_inner().0;
     bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let k = request.k;
     cached(&state, "similar", None, k, &request, |engine, request| engine.similar(request)).await

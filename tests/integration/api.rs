@@ -15,21 +15,21 @@ async fn app(
     test::init_service(App::new().configure(configure(state))).await
 }
 
-async fn post(path: &str, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn post(path: &str, body: Value) -> (StatusCode, Value) {
     let app = app().await;
     let response = test::call_service(&app, test::TestRequest::post().uri(path).set_json(body).to_request()).await;
     let status = response.status();
     (status, test::read_body_json(response).await)
 }
 
-async fn get(path: &str) -> (StatusCode, Value) {
+pub(crate) async fn get(path: &str) -> (StatusCode, Value) {
     let app = app().await;
     let response = test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
     let status = response.status();
     (status, test::read_body_json(response).await)
 }
 
-fn catalog() -> Vec<Value> {
+pub(crate) fn catalog() -> Vec<Value> {
     std::fs::read_to_string(hyrank_tests::fixture("catalog.jsonl"))
         .unwrap()
         .lines()
@@ -37,12 +37,12 @@ fn catalog() -> Vec<Value> {
         .collect()
 }
 
-fn ids(body: &Value) -> Vec<String> {
+pub(crate) fn ids(body: &Value) -> Vec<String> {
     body["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
 }
 
 /// final = Σ retriever contributions + rerank contribution, and `score` equals it.
-fn assert_breakdowns_compose(body: &Value) {
+pub(crate) fn assert_breakdowns_compose(body: &Value) {
     for hit in body["hits"].as_array().unwrap() {
         let b = &hit["breakdown"];
         let fused: f64 = b["retrievers"].as_array().unwrap().iter().map(|r| r["contribution"].as_f64().unwrap()).sum();
@@ -412,27 +412,6 @@ async fn cold_items_are_reachable_through_content() {
         reached.extend(ids(&body).into_iter().filter(|id| cold.contains(id)));
     }
     assert!(reached.len() >= 3, "only {} cold items reached: {reached:?}", reached.len());
-}
-
-#[actix_web::test]
-async fn item_and_similar_items() {
-    let (status, body) = get("/v1/items/KNF-999").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"]["code"], "item_not_found");
-    let first = &catalog()[0];
-    let id = first["id"].as_str().unwrap();
-    let (status, body) = get(&format!("/v1/items/{id}")).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["title"], first["title"]);
-    assert_eq!(body["fields"]["category"], first["fields"]["category"]);
-    let (status, body) = get(&format!("/v1/items/{id}/similar?k=8")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let hits = body["hits"].as_array().unwrap();
-    assert_eq!(hits.len(), 8);
-    assert!(hits.iter().all(|h| h["id"] != id), "the seed item is not similar to itself");
-    let same = hits.iter().filter(|h| h["fields"]["category"] == first["fields"]["category"]).count();
-    assert!(same >= 6, "{same} of 8 share the category: {body}");
-    assert_breakdowns_compose(&body);
 }
 
 #[actix_web::test]

@@ -10,6 +10,7 @@ mod pipeline;
 mod reranker;
 mod service;
 mod ship;
+mod similar;
 
 use std::sync::OnceLock;
 

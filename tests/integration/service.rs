@@ -80,6 +80,7 @@ async fn the_committed_openapi_document_matches_the_handlers() {
     for (path, method) in [
         ("/v1/search", "post"),
         ("/v1/recommend", "post"),
+        ("/v1/similar", "post"),
         ("/v1/items/{id}", "get"),
         ("/v1/items/{id}/similar", "get"),
     ] {

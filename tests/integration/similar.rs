@@ -1,0 +1,58 @@
+//! Similar items: the GET route by the item's path, and `POST /v1/similar` with the request
+//! as a body (filters and exclude, which a query string cannot carry).
+
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+use crate::api::{assert_breakdowns_compose, catalog, get, ids, post};
+
+#[actix_web::test]
+async fn item_and_similar_items() {
+    let (status, body) = get("/v1/items/KNF-999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "item_not_found");
+    let first = &catalog()[0];
+    let id = first["id"].as_str().unwrap();
+    let (status, body) = get(&format!("/v1/items/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["title"], first["title"]);
+    assert_eq!(body["fields"]["category"], first["fields"]["category"]);
+    let (status, body) = get(&format!("/v1/items/{id}/similar?k=8")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let hits = body["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 8);
+    assert!(hits.iter().all(|h| h["id"] != id), "the seed item is not similar to itself");
+    let same = hits.iter().filter(|h| h["fields"]["category"] == first["fields"]["category"]).count();
+    assert!(same >= 6, "{same} of 8 share the category: {body}");
+    assert_breakdowns_compose(&body);
+}
+
+/// `POST /v1/similar` answers as the GET route does for the same options, and takes what a
+/// query string cannot carry: filters and exclude.
+#[actix_web::test]
+async fn similar_items_by_post_take_filters_and_answer_as_get_does() {
+    let first = &catalog()[0];
+    let id = first["id"].as_str().unwrap();
+    let category = &first["fields"]["category"];
+    let (_, by_get) = get(&format!("/v1/items/{id}/similar?k=8&fusion=linear")).await;
+    let (status, by_post) = post("/v1/similar", json!({"item": id, "k": 8, "fusion": {"method": "linear"}})).await;
+    assert_eq!(status, StatusCode::OK, "{by_post}");
+    assert_eq!(ids(&by_post), ids(&by_get));
+    assert_breakdowns_compose(&by_post);
+
+    let (status, excluded) = post("/v1/similar", json!({"item": id, "k": 8, "exclude": {"category": category}})).await;
+    assert_eq!(status, StatusCode::OK, "{excluded}");
+    let hits = excluded["hits"].as_array().unwrap();
+    assert!(!hits.is_empty() && hits.iter().all(|h| h["fields"]["category"] != *category), "{excluded}");
+    let other = hits[0]["fields"]["category"].clone();
+    let (_, filtered) = post("/v1/similar", json!({"item": id, "k": 3, "filters": {"category": other}})).await;
+    let hits = filtered["hits"].as_array().unwrap();
+    assert!(!hits.is_empty() && hits.iter().all(|h| h["fields"]["category"] == other), "{filtered}");
+
+    let (status, body) = post("/v1/similar", json!({"item": "KNF-999"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("item_not_found")));
+    let (status, body) = post("/v1/similar", json!({"item": id, "k": 3, "depth": 5})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown key is refused: {body}");
+    let (status, _) = get("/v1/similar").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
