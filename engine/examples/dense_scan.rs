@@ -29,6 +29,11 @@
 //!   to 80% of the rows (at random, or a region of the space), at several `ef`: p50/p99 and
 //!   recall of the exact top 100 (docs/EVAL.md, "The HNSW walk, ours").
 //!
+//! * with `GENERATION_DIR --quantized FACTORS`: the generation's ALS item factors (`cf_items`,
+//!   FACTORS wide) scanned in f32 and by the quantized scan (`dense::scan`), top 100 for 300
+//!   probes (each the sum of 20 random items' factors, as a user's would lean), p50/p99 and
+//!   recall of the exact top 100 and top 10.
+//!
 //! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR`
 //! `cargo run --release -p hyrank-engine --example dense_scan -- GENERATION_DIR --grown 200000`
 //! `cargo run --release -p hyrank-engine --example dense_scan -- --random 2000 8 2 20`
@@ -75,6 +80,12 @@ fn main() {
         let wide = HnswSettings { ef_search: 256, ..HnswSettings::default() };
         let wide = VectorIndex::load(&dir, "dense", 384, Metric::Cosine, wide).unwrap();
         broad(&load(), &wide, &mut rng);
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--quantized") {
+        let factors: usize = args.get(2).and_then(|f| f.parse().ok()).expect("--quantized FACTORS");
+        let settings = HnswSettings::default();
+        quantized(&VectorIndex::load(&dir, "cf_items", factors, Metric::InnerProduct, settings).unwrap(), &mut rng);
         return;
     }
     if args.get(1).map(String::as_str) == Some("--walk") {
@@ -279,6 +290,43 @@ fn broad(index: &VectorIndex, wide: &VectorIndex, rng: &mut rand::rngs::StdRng) 
                 );
             }
             println!("{line}");
+        }
+    }
+}
+
+/// The f32 scan against the quantized one (module docs).
+fn quantized(index: &VectorIndex, rng: &mut rand::rngs::StdRng) {
+    let probes: Vec<Vec<f32>> = (0..300)
+        .map(|_| {
+            let mut probe = vec![0f32; index.dim()];
+            for _ in 0..20 {
+                let row = index.vector(rng.random_range(0..index.len() as u32)).unwrap();
+                probe.iter_mut().zip(row).for_each(|(p, x)| *p += x);
+            }
+            probe
+        })
+        .collect();
+    let exact: Vec<Vec<(u32, f32)>> = probes.iter().map(|p| index.exact_search(p, 100, None)).collect();
+    for round in 0..3 {
+        for name in ["f32", "quantized"] {
+            let (mut times, mut recalled, mut top10) = (Vec::new(), 0, 0);
+            for (probe, exact) in probes.iter().zip(&exact) {
+                let start = Instant::now();
+                let hits = match name {
+                    "f32" => index.exact_search(probe, 100, None),
+                    _ => index.scan(probe, 100, None),
+                };
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+                recalled += exact.iter().filter(|e| hits.iter().any(|h| h.0 == e.0)).count();
+                top10 += exact[..10].iter().filter(|e| hits[..10].iter().any(|h| h.0 == e.0)).count();
+            }
+            let top10 = top10 as f64 / (10 * probes.len()) as f64;
+            print_top100(
+                &format!("round {round}, {} rows, {name} (top-10 recall {top10:.4})", index.len()),
+                times,
+                recalled,
+                probes.len(),
+            );
         }
     }
 }

@@ -25,6 +25,7 @@
 //! vector) is dropped once copied.
 
 mod graph;
+pub mod scan;
 
 use std::path::Path;
 
@@ -137,6 +138,9 @@ pub struct VectorIndex {
     /// which is L2 order (the graph's). `None` for inner product, whose augmented rows all
     /// have the same norm, so `−2 q·x` alone orders them.
     norms: Option<Vec<f32>>,
+    /// The rows at 8 bits, for an inner-product index of [`scan::QUANTIZED_SCAN_FROM_ROWS`]
+    /// rows or more: its scans read these first ([`VectorIndex::scan`]).
+    quantized: Option<scan::Quantized>,
     vectors: Vec<f32>,
     dim: usize,
     settings: HnswSettings,
@@ -223,9 +227,23 @@ impl VectorIndex {
     ) -> VectorIndex {
         let links = graph::Graph::copy(&graph, vectors.len() / dim);
         let norms = (metric == Metric::Cosine).then(|| vectors.chunks_exact(dim).map(|row| dot(row, row)).collect());
+        let rows = vectors.len() / dim;
+        let quantized = (metric == Metric::InnerProduct && rows >= scan::QUANTIZED_SCAN_FROM_ROWS)
+            .then(|| scan::Quantized::of(&vectors, dim));
         let sum = row_sum(&vectors, dim);
         let graph = keep_graph.then_some(graph);
-        let index = VectorIndex { graph, links, norms, vectors, dim, settings, exact_limit: 0, unreachable: None, sum };
+        let index = VectorIndex {
+            graph,
+            links,
+            norms,
+            quantized,
+            vectors,
+            dim,
+            settings,
+            exact_limit: 0,
+            unreachable: None,
+            sum,
+        };
         index.with_exact_limit(default_exact_limit(metric))
     }
 
@@ -331,7 +349,7 @@ impl VectorIndex {
             return Ok(Vec::new());
         }
         if self.len() <= self.exact_limit {
-            return Ok(self.exact_search(query, k, allow));
+            return Ok(self.scan(query, k, allow));
         }
         self.walk(query, k, self.settings.ef_search.max(k), allow)
     }
@@ -365,7 +383,7 @@ impl VectorIndex {
         // selective field filter) is scanned: exact, and it scores only the rows it allows,
         // where the filtered walk wanders the graph looking for them.
         if self.len().saturating_sub(refused) <= self.exact_limit {
-            return Ok(self.exact_search(query, k, Some(allow)));
+            return Ok(self.scan(query, k, Some(allow)));
         }
         if refused <= POST_FILTER_MAX_REFUSED_PER_HIT.saturating_mul(k) {
             let deep = k.saturating_add(refused);
@@ -454,15 +472,17 @@ impl VectorIndex {
         k: usize,
         allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<(u32, f32)> {
-        let mut scored: Vec<(u32, f32)> = self
-            .vectors
-            .chunks_exact(self.dim)
-            .zip(0u32..)
-            .filter(|(_, item)| allow.is_none_or(|allow| allow(*item)))
-            .map(|(vector, item)| (item, dot(query, vector)))
-            .collect();
-        crate::fusion::keep_best(&mut scored, k);
-        scored
+        scan::exact(&self.vectors, self.dim, query, k, allow)
+    }
+
+    /// The `k` best items by a scan: of the 8-bit rows then the best of those exactly, for an
+    /// inner-product index of [`scan::QUANTIZED_SCAN_FROM_ROWS`] rows or more, else
+    /// [`exact_search`](Self::exact_search). Scores are exact either way.
+    pub fn scan(&self, query: &[f32], k: usize, allow: Option<&(dyn Fn(u32) -> bool + Sync)>) -> Vec<(u32, f32)> {
+        match &self.quantized {
+            Some(quantized) => quantized.search(&self.vectors, self.dim, query, k, allow),
+            None => self.exact_search(query, k, allow),
+        }
     }
 }
 

@@ -104,6 +104,23 @@ vectorised! {
 }
 
 vectorised! {
+    /// `a · b` for an f32 `a` and an 8-bit `b` (each value widened to f32), over the shorter
+    /// length, in sixteen lanes: the quantized scan's score of one row ([`crate::dense`]),
+    /// which reads a quarter of the bytes an f32 row takes.
+    fn dot_i8(a: &[f32], b: &[i8]) -> f32 {
+        let mut lanes = [0f32; 16];
+        let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
+        let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, &y)| x * f32::from(y)).sum();
+        for (x, y) in a_chunks.zip(b_chunks) {
+            for lane in 0..16 {
+                lanes[lane] = M::mul_add(x[lane], f32::from(y[lane]), lanes[lane]);
+            }
+        }
+        lanes.iter().sum::<f32>() + tail
+    }
+}
+
+vectorised! {
     /// `values += other`, element-wise.
     fn add(values: &mut [f32], other: &[f32]) {
         for (v, o) in values.iter_mut().zip(other) {
@@ -254,6 +271,17 @@ fn reduce(values: &[f32], identity: f32, map: impl Fn(f32) -> f32, combine: impl
 mod tests {
     use super::super::testing::{assert_close, erf_reference};
     use super::*;
+
+    #[test]
+    fn dot_i8_is_the_widened_sum_of_products_for_every_length() {
+        for len in [0usize, 1, 15, 16, 17, 128, 131] {
+            let a: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<i8> = (0..len).map(|i| ((i * 53) % 255) as i8).collect();
+            let expected: f64 = a.iter().zip(&b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum();
+            let got = dot_i8(&a, &b);
+            assert!((f64::from(got) - expected).abs() <= 1e-3 * expected.abs().max(1.0), "{len}: {got} vs {expected}");
+        }
+    }
 
     #[test]
     fn exp_and_erf_are_accurate_over_the_range_bert_uses() {

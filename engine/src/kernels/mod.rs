@@ -144,7 +144,7 @@ mod matmul;
 pub(crate) use attention::attend;
 pub(crate) use awake::{awake, refusing_helpers};
 pub(crate) use int8::MAX_INT8_K;
-pub(crate) use math::{dot, layer_norm};
+pub(crate) use math::{dot, dot_i8, layer_norm};
 pub(crate) use matmul::{matmul, Epilogue, Format, Packed};
 
 /// What the tests of every part share: inputs and references computed by the definitions.
