@@ -90,7 +90,10 @@ impl Modify for QueryStrings {
 /// without (a 200's is its operation's summary, [`Described`]).
 fn default_description(status: &str) -> Option<&'static str> {
     Some(match status {
-        "400" => "malformed_json, unreadable_body or bad_request: the body is not JSON or cannot be read as sent",
+        "400" => {
+            "malformed_json, unreadable_body or bad_request: the body is not JSON or cannot be read as sent; \
+                  invalid_query_string: a query string on a route that reads none"
+        }
         "401" => "unauthorized: no key, or a key this route does not accept",
         "403" => {
             "the route is switched off on this server (no admin or write key set), or the key is not the one it needs"

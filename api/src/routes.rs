@@ -398,7 +398,9 @@ pub(crate) struct SimilarParams {
 #[utoipa::path(get, path = "/v1/items/{id}/similar", tag = "items",
     params(("id" = String, Path, description = "item id"), SimilarParams),
     security((), ("api_key" = [])),
-    responses((status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = Results),
+        (status = 400, body = ErrorBody, description = "invalid_query_string: a query parameter this route does not read, or a bad value of one"),
+        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn similar(
     state: web::Data<AppState>,

@@ -27,8 +27,10 @@ pub fn id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D
 
 /// An id as a request writes it, for the OpenAPI document only (schema `Id`): a string that
 /// [`crate::item::id_problem`] accepts (1 to [`crate::item::MAX_ID_BYTES`] bytes, given as
-/// characters, which JSON Schema counts; no blank at either end), or an integer read as its
-/// digits ([`id`]). Request fields name it with `schema(value_type = crate::json::Id)`.
+/// characters, which JSON Schema counts; no blank at either end), or an integer (negative
+/// too) read as its digits ([`id`]). Not said: the bound is in bytes, control characters
+/// inside an id are refused, and an integer written with a fraction (`7.0`, which JSON Schema
+/// counts as an integer) is refused. Request fields name it with `schema(value_type = crate::json::Id)`.
 #[cfg(feature = "openapi")]
 pub struct Id;
 
@@ -41,7 +43,7 @@ impl utoipa::PartialSchema for Id {
             .min_length(Some(1))
             .max_length(Some(crate::item::MAX_ID_BYTES))
             .pattern(Some(r"^\S(.*\S)?$"));
-        let number = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+        let number = ObjectBuilder::new().schema_type(Type::Integer);
         let description = "An id: a string (no blank at either end, no control character), or an integer read as \
                            its digits (`151` is `\"151\"`)";
         OneOfBuilder::new().item(text).item(number).description(Some(description)).into()

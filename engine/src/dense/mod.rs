@@ -54,7 +54,8 @@ pub struct HnswSettings {
     pub max_connections: usize,
     /// Candidate list size while building.
     pub ef_construction: usize,
-    /// Default candidate list size while searching; raised to k when k is larger.
+    /// Default candidate list size while searching; raised to k when k is larger, and
+    /// doubled for a search that leaves items out ([`FILTERED_EF_FACTOR`]).
     pub ef_search: usize,
 }
 
@@ -130,7 +131,7 @@ const MAX_LAYERS: usize = 16;
 /// Item vectors with an HNSW graph over them.
 pub struct VectorIndex {
     /// hnsw_rs's graph, kept only by an index built in this process, to be saved; a loaded
-    /// one is dropped once `walk` has copied its links.
+    /// one is dropped once its links are copied into `links`.
     graph: Option<Hnsw<'static, f32, DistL2>>,
     /// The links every search walks.
     links: graph::Graph,
@@ -212,26 +213,25 @@ impl VectorIndex {
         let graph = Hnsw::new(settings.max_connections, rows.max(1), MAX_LAYERS, settings.ef_construction, DistL2 {});
         let batch: Vec<(&Vec<f32>, usize)> = indexed.iter().zip(0..).collect();
         graph.parallel_insert(&batch);
-        Ok(VectorIndex::assemble(graph, true, vectors, dim, metric, settings))
+        let links = graph::Graph::copy(&graph, rows);
+        Ok(VectorIndex::assemble(Some(graph), links, vectors, dim, metric, settings))
     }
 
-    /// The index over `graph` and its `vectors`: the links copied for the walk, hnsw_rs's graph
-    /// kept (to be saved) when `keep_graph`, else dropped with its copy of the vectors.
+    /// The index over `links` (copied from hnsw_rs's graph, which `graph` keeps when the index
+    /// was built here, to be saved) and its `vectors`.
     fn assemble(
-        graph: Hnsw<'static, f32, DistL2>,
-        keep_graph: bool,
+        graph: Option<Hnsw<'static, f32, DistL2>>,
+        links: graph::Graph,
         vectors: Vec<f32>,
         dim: usize,
         metric: Metric,
         settings: HnswSettings,
     ) -> VectorIndex {
-        let links = graph::Graph::copy(&graph, vectors.len() / dim);
         let norms = (metric == Metric::Cosine).then(|| vectors.chunks_exact(dim).map(|row| dot(row, row)).collect());
         let rows = vectors.len() / dim;
         let quantized = (metric == Metric::InnerProduct && rows >= scan::QUANTIZED_SCAN_FROM_ROWS)
             .then(|| scan::Quantized::of(&vectors, dim));
         let sum = row_sum(&vectors, dim);
-        let graph = keep_graph.then_some(graph);
         let index = VectorIndex {
             graph,
             links,
@@ -276,11 +276,9 @@ impl VectorIndex {
     /// Reads what [`VectorIndex::save`] wrote.
     pub fn load(dir: &Path, basename: &str, dim: usize, metric: Metric, settings: HnswSettings) -> Result<Self> {
         let vectors = read_f32_file(&dir.join(format!("{basename}.vectors")), dim)?;
-        // A reloaded graph borrows its loader for its whole life. The loader is a few hundred
-        // bytes of paths and options (no mmap: data is read into the graph), so we leak one per
-        // opened generation instead of building a self-referential struct.
-        let loader: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, basename)));
-        let graph: Hnsw<'static, f32, DistL2> = loader
+        // The loaded graph borrows its loader; both live only until the links are copied.
+        let mut loader = HnswIo::new(dir, basename);
+        let graph: Hnsw<'_, f32, DistL2> = loader
             .load_hnsw()
             .map_err(|e| Error::BadIndex { path: dir.join(basename), reason: format!("reading HNSW graph: {e}") })?;
         let rows = vectors.len() / dim;
@@ -290,7 +288,9 @@ impl VectorIndex {
                 reason: format!("graph has {} points but {rows} vectors are stored", graph.get_nb_point()),
             });
         }
-        Ok(VectorIndex::assemble(graph, false, vectors, dim, metric, settings))
+        let links = graph::Graph::copy(&graph, rows);
+        drop(graph);
+        Ok(VectorIndex::assemble(None, links, vectors, dim, metric, settings))
     }
 
     /// Number of items.
@@ -351,15 +351,17 @@ impl VectorIndex {
         if self.len() <= self.exact_limit {
             return Ok(self.scan(query, k, allow));
         }
-        self.walk(query, k, self.settings.ef_search.max(k), allow)
+        let widen = if allow.is_some() { FILTERED_EF_FACTOR } else { 1 };
+        self.walk(query, k, self.settings.ef_search.saturating_mul(widen).max(k), allow)
     }
 
     /// [`search`](Self::search) where `allow` refuses about `refused` items. When no more
     /// rows than the exact-scan limit are left (a selective field filter), they are scanned, as
     /// Qdrant plans a search whose filter's cardinality is under its `full_scan_threshold`:
     /// exact, where the filtered walk wanders the graph looking for allowed rows (58,452
-    /// titles, top 100, `dense_scan --selective`, 2-core Xeon: 1% allowed 15.8 → 0.3 ms, 5%
-    /// 4.8 → 0.9 ms, 15% 2.0 → 1.7 ms; hnsw_rs's own walk took 76, 24 and 11 ms). When few are refused (a recommendation's seen items, a similar
+    /// titles, top 100, `dense_scan --selective`, 2-core Xeon, the walk at twice `ef_search`
+    /// against the scan: 1% allowed 25.2 → 0.3 ms, 5% 8.8 → 0.9 ms, 15% 4.0 → 1.9 ms; hnsw_rs's
+    /// own walk took 76, 24 and 11 ms at `ef_search`). When few are refused (a recommendation's seen items, a similar
     /// request's seed): up to [`POST_FILTER_MAX_REFUSED_PER_HIT`] per hit, the graph is searched unfiltered
     /// `k + refused` deep and the refused items dropped after, which is cheaper than the
     /// filtered walk; should fewer than `k` remain (it refused more than `refused`, or the
@@ -603,7 +605,7 @@ mod tests {
     }
 
     /// A search told how many items its filter refuses leaves them out on either path: few
-    /// (searched deeper, unfiltered, then dropped) or many (hnsw_rs's filtered walk). Its hits
+    /// (searched deeper, unfiltered, then dropped) or many (the filtered walk). Its hits
     /// are the filtered walk's on a graph small enough to be exact, and it never returns fewer
     /// than `k` allowed items when there are `k`, also when the items nearest the query are
     /// all refused and more are refused than its count says.
