@@ -164,7 +164,7 @@ fn grown(seed: &VectorIndex, rows: usize, rng: &mut rand::rngs::StdRng) {
 /// Filtered search where the filter removes what lies nearest the probe (see the module docs).
 fn excluding(graph: &VectorIndex, wide: &VectorIndex, rng: &mut rand::rngs::StdRng) {
     let scan = graph;
-    for seen in [10usize, 100, 500] {
+    for seen in [10usize, 100, 200, 300, 400, 500] {
         // A history: a random row's `seen` nearest rows; the profile: their normalised mean.
         let users: Vec<(Vec<f32>, Vec<bool>)> = (0..200)
             .map(|_| {
