@@ -351,8 +351,7 @@ impl VectorIndex {
         if self.len() <= self.exact_limit {
             return Ok(self.scan(query, k, allow));
         }
-        let widen = if allow.is_some() { FILTERED_EF_FACTOR } else { 1 };
-        self.walk(query, k, self.settings.ef_search.saturating_mul(widen).max(k), allow)
+        self.walk(query, k, self.ef(k, allow.is_some()), allow)
     }
 
     /// [`search`](Self::search) where `allow` refuses about `refused` items. When no more
@@ -392,8 +391,7 @@ impl VectorIndex {
             // Refused items take places in the candidate list: twice the default keeps the
             // filtered walk's recall (measured, see the constant). With none refused this is
             // the unfiltered search itself.
-            let widen = if refused == 0 { 1 } else { FILTERED_EF_FACTOR };
-            let ef = self.settings.ef_search.saturating_mul(widen).max(deep);
+            let ef = self.ef(deep, refused > 0);
             let mut hits = self.walk(query, deep, ef, None)?;
             hits.retain(|hit| allow(hit.0));
             if hits.len() >= k {
@@ -401,7 +399,14 @@ impl VectorIndex {
                 return Ok(hits);
             }
         }
-        self.walk(query, k, self.settings.ef_search.saturating_mul(FILTERED_EF_FACTOR).max(k), Some(allow))
+        self.walk(query, k, self.ef(k, true), Some(allow))
+    }
+
+    /// The candidate list a walk for `k` rows runs with: `ef_search`, times
+    /// [`FILTERED_EF_FACTOR`] when the search leaves rows out, and never under `k`.
+    fn ef(&self, k: usize, leaves_rows_out: bool) -> usize {
+        let widen = if leaves_rows_out { FILTERED_EF_FACTOR } else { 1 };
+        self.settings.ef_search.saturating_mul(widen).max(k)
     }
 
     fn check_width(&self, query: &[f32]) -> Result<()> {

@@ -50,14 +50,8 @@ impl Quantized {
         k: usize,
         allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<(u32, f32)> {
-        let mut scored: Vec<(u32, f32)> = self
-            .rows
-            .chunks_exact(dim)
-            .zip(&self.scales)
-            .zip(0u32..)
-            .filter(|(_, item)| allow.is_none_or(|allow| allow(*item)))
-            .map(|((row, scale), item)| (item, crate::kernels::dot_i8(query, row) * scale))
-            .collect();
+        let mut scored =
+            scored(&self.rows, dim, allow, |item, row| crate::kernels::dot_i8(query, row) * self.scales[item as usize]);
         crate::fusion::keep_best(&mut scored, k.saturating_mul(OVERSAMPLE));
         for hit in &mut scored {
             let start = hit.0 as usize * dim;
@@ -76,14 +70,23 @@ pub(crate) fn exact(
     k: usize,
     allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
 ) -> Vec<(u32, f32)> {
-    let mut scored: Vec<(u32, f32)> = vectors
-        .chunks_exact(dim)
-        .zip(0u32..)
-        .filter(|(_, item)| allow.is_none_or(|allow| allow(*item)))
-        .map(|(vector, item)| (item, dot(query, vector)))
-        .collect();
+    let mut scored = scored(vectors, dim, allow, |_, vector| dot(query, vector));
     crate::fusion::keep_best(&mut scored, k);
     scored
+}
+
+/// Every allowed row of `rows` (rows of `dim`) with its `score`, in row order.
+fn scored<T>(
+    rows: &[T],
+    dim: usize,
+    allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    score: impl Fn(u32, &[T]) -> f32,
+) -> Vec<(u32, f32)> {
+    rows.chunks_exact(dim)
+        .zip(0u32..)
+        .filter(|(_, item)| allow.is_none_or(|allow| allow(*item)))
+        .map(|(row, item)| (item, score(item, row)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -175,11 +175,8 @@ impl Engine {
         // few and read one by one.
         let (matches, excluded) = (matcher(filters), filter::excluder(exclude));
         let allowed = |fields: &_| matches(fields) && !excluded(fields);
-        let mut mask = if filters.is_empty() {
-            vec![true; self.field_index.len()]
-        } else {
-            filter::mask(&self.field_index, filters)
-        };
+        // No filters: every stored item (`mask` of no condition), less the excluded.
+        let mut mask = filter::mask(&self.field_index, filters);
         filter::exclude(&self.field_index, exclude, &mut mask);
         mask.extend(live_items.entries.iter().map(|entry| allowed(&entry.item.fields)));
         for (&index, fields) in live.iter() {

@@ -222,12 +222,17 @@ impl<'a> Prepared<'a> {
 /// `filters` as a test of one item's fields: true when it meets every condition. Build it once
 /// per request and call it per item.
 pub fn matcher(filters: &Filters) -> impl Fn(&BTreeMap<String, FieldValue>) -> bool + '_ {
-    let prepared: Vec<(&String, Prepared<'_>)> = filters.iter().map(|(name, c)| (name, Prepared::new(c))).collect();
+    let prepared = prepare(filters);
     move |fields| prepared.iter().all(|(name, condition)| condition.matches(fields.get(*name)))
 }
 
+/// Each condition of `filters` prepared once per request, beside its field's name.
+fn prepare(filters: &Filters) -> Vec<(&String, Prepared<'_>)> {
+    filters.iter().map(|(name, c)| (name, Prepared::new(c))).collect()
+}
+
 /// The allow mask of `filters` over the items `index` holds: entry `i` is true when item `i`
-/// meets every condition, as [`matcher`] says item by item. Built from the items each condition
+/// meets every condition (every item, for no condition), as [`matcher`] says item by item. Built from the items each condition
 /// finds in the index (one pass over those per condition), never from every item's fields.
 pub fn mask(index: &FieldIndex, filters: &Filters) -> Vec<bool> {
     // Conditions met so far per item: an item found by condition `c` moves on only from `c`,
@@ -260,7 +265,7 @@ pub fn exclude(index: &FieldIndex, exclude: &Filters, mask: &mut [bool]) {
 /// `exclude` as a test of one item's fields: true when it meets any condition (an item lacking
 /// a field meets none of its conditions).
 pub fn excluder(exclude: &Filters) -> impl Fn(&BTreeMap<String, FieldValue>) -> bool + '_ {
-    let prepared: Vec<(&String, Prepared<'_>)> = exclude.iter().map(|(name, c)| (name, Prepared::new(c))).collect();
+    let prepared = prepare(exclude);
     move |fields| prepared.iter().any(|(name, condition)| condition.matches(fields.get(*name)))
 }
 

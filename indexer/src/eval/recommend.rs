@@ -272,21 +272,21 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     let catalog = read_catalog(&settings.catalog, &settings.catalog_format)?;
     let index: HashMap<&str, u32> =
         catalog.items.iter().enumerate().map(|(i, it)| (it.id.as_str(), i as u32)).collect();
-    let read = read_interactions(&settings.interactions, &settings.interaction_format, &index, &catalog.rejects)?;
+    let mut read = read_interactions(&settings.interactions, &settings.interaction_format, &index, &catalog.rejects)?;
     let mut rejects = catalog.rejects.clone();
     rejects.extend(read.rejects.iter().cloned());
     if !rejects.is_empty() {
         return Err(IndexError::BadInput { rejects });
     }
-    // Positives, one per (user, item), keeping the latest timestamp.
+    // Positives, one per (user, item) with the latest timestamp: the rule `hyrank index
+    // --min-weight` serves, from the one place that states it.
+    read.keep_positives(settings.min_weight);
     let mut positives: BTreeMap<String, BTreeMap<String, Option<i64>>> = BTreeMap::new();
-    for row in read.rows.iter().filter(|r| r.weight >= settings.min_weight) {
-        let slot = positives
+    for row in &read.rows {
+        positives
             .entry(row.user.clone())
             .or_default()
-            .entry(catalog.items[row.item as usize].id.clone())
-            .or_insert(None);
-        *slot = (*slot).max(row.timestamp);
+            .insert(catalog.items[row.item as usize].id.clone(), row.timestamp);
     }
     // Every row is in `positives` now; the rows are not held through the build.
     drop(read);
