@@ -14,7 +14,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation::Manifest;
 use hyrank_engine::live::LiveStats;
-use hyrank_engine::request::{candidates_for, defaults, RecommendRequest, SearchRequest, SimilarRequest, Weights};
+use hyrank_engine::request::{
+    candidates_for, defaults, Page, RecommendRequest, SearchRequest, SimilarRequest, Weights,
+};
 use hyrank_engine::{Engine, Results};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -191,7 +193,7 @@ pub(crate) fn limit_exceeded(field: &str, message: String) -> ApiError {
 /// distinguishes, so equal requests share a cache entry.
 fn bound(
     state: &AppState,
-    k: usize,
+    page: Page,
     candidates: &mut Option<usize>,
     query: &mut Option<String>,
     rerank_depth: Option<usize>,
@@ -199,7 +201,7 @@ fn bound(
     let limits = &state.settings().limits;
     // Not given: the engine's default depth ([`candidates_for`]) within this server's bound,
     // which start-up keeps at max_k or more, so a request never hears of a field it did not send.
-    let candidates = *candidates.get_or_insert_with(|| candidates_for(k, None).min(limits.max_candidates));
+    let candidates = *candidates.get_or_insert_with(|| candidates_for(page.end(), None).min(limits.max_candidates));
     // Zero is told this server's bounds too (the engine's own, wider ones would mislead); it
     // is an invalid request rather than a limit exceeded.
     let out_of = |field: &str, value: usize, max: usize| {
@@ -209,8 +211,17 @@ fn bound(
             _ => limit_exceeded(field, message),
         }
     };
+    let k = page.k;
     if k == 0 || k > limits.max_k {
         return Err(out_of("k", k, limits.max_k));
+    }
+    // No list here reaches past max_candidates, so neither can a page.
+    if page.end() > limits.max_candidates {
+        let message = format!(
+            "offset + k must be at most {} on this server (the deepest a retriever lists), got {} + {k}",
+            limits.max_candidates, page.offset
+        );
+        return Err(limit_exceeded("offset", message));
     }
     if candidates == 0 || candidates > limits.max_candidates {
         return Err(out_of("candidates", candidates, limits.max_candidates));
@@ -234,12 +245,14 @@ fn bound(
 /// Answers from the response cache, or runs `work`, records its stage timings and caches the
 /// serialized response. The key names the route, the serving generation, the last live
 /// delete, field update and item put and, for a request about a `user`, the version of their live
-/// events, so no write is ever answered from before it.
+/// events, so no write is ever answered from before it. The answer's quality is observed for
+/// first pages only: a later page continues an answer already counted, and its end (a short or
+/// empty page) is where paging stops, not a zero-result search.
 async fn cached<R: Serialize + Send + 'static>(
     state: &AppState,
     route: &'static str,
     user: Option<&str>,
-    k: usize,
+    page: Page,
     request: &R,
     work: impl FnOnce(&Engine, &R) -> hyrank_engine::Result<Results> + Send + 'static,
 ) -> Result<HttpResponse, ApiError>
@@ -256,15 +269,20 @@ where
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the request: {e}"))
     })?;
     let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{fields}\n{puts}\n{canonical}");
+    let first_page = page.offset == 0;
     if let Some((body, quality)) = state.inner.responses.get(&key) {
-        state.metrics().observe_answer(route, quality);
+        if first_page {
+            state.metrics().observe_answer(route, quality);
+        }
         return Ok(json_response(body, "hit"));
     }
     let request = request.clone();
     let results = blocking(state, move |engine| work(engine, &request)).await?;
     state.metrics().observe_stages(&results.timings);
-    let quality = AnswerQuality::of(&results, k);
-    state.metrics().observe_answer(route, quality);
+    let quality = AnswerQuality::of(&results, page.k);
+    if first_page {
+        state.metrics().observe_answer(route, quality);
+    }
     let body = Bytes::from(serde_json::to_vec(&results).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the response: {e}"))
     })?);
@@ -339,10 +357,10 @@ pub(crate) async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
     let depth = request.rerank.as_ref().and_then(|r| r.depth);
-    bound(&state, request.k, &mut request.candidates, &mut request.query, depth)?;
+    bound(&state, request.page(), &mut request.candidates, &mut request.query, depth)?;
     let user = request.user.clone();
-    let k = request.k;
-    cached(&state, "search", user.as_deref(), k, &request, |engine, request| engine.search(request)).await
+    let page = request.page();
+    cached(&state, "search", user.as_deref(), page, &request, |engine, request| engine.search(request)).await
 }
 
 /// Recommendations for a user: collaborative filtering, content, or both; `explain` adds the
@@ -360,10 +378,10 @@ pub(crate) async fn recommend(
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
     let depth = request.rerank.as_ref().and_then(|r| r.depth);
-    bound(&state, request.k, &mut request.candidates, &mut None, depth)?;
+    bound(&state, request.page(), &mut request.candidates, &mut None, depth)?;
     let user = request.user.clone();
-    let k = request.k;
-    cached(&state, "recommend", Some(&user), k, &request, |engine, request| engine.recommend(request)).await
+    let page = request.page();
+    cached(&state, "recommend", Some(&user), page, &request, |engine, request| engine.recommend(request)).await
 }
 
 /// One item as stored.
@@ -386,7 +404,10 @@ pub(crate) struct SimilarParams {
     /// Hits to return (default 10).
     #[param(minimum = 1)]
     k: Option<usize>,
-    /// Candidates per retriever, at least `k` (default 100, or `k` when larger).
+    /// Hits to skip: the page from this position of the ranked list (default 0).
+    #[param(minimum = 0)]
+    offset: Option<usize>,
+    /// Candidates per retriever, at least `offset + k` (default 100, or `offset + k` when larger).
     #[param(minimum = 1)]
     candidates: Option<usize>,
     /// `rrf` (default), `linear`, `linear_floor` or `dbsf`: the request body's `fusion.method`.
@@ -418,15 +439,16 @@ pub(crate) async fn similar(
     let mut request = SimilarRequest {
         item: id.into_inner(),
         k: params.k.unwrap_or(defaults::K),
+        offset: params.offset.unwrap_or_default(),
         filters: Default::default(),
         exclude: Default::default(),
         fusion,
         weights: Weights::default(),
         candidates: params.candidates,
     };
-    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
-    let k = request.k;
-    cached(&state, "similar", None, k, &request, |engine, request| engine.similar(request)).await
+    bound(&state, request.page(), &mut request.candidates, &mut None, None)?;
+    let page = request.page();
+    cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
 }
 
 /// Items like one item, with what a query string cannot carry: `filters`, `exclude`,
@@ -444,9 +466,9 @@ pub(crate) async fn similar_items(
     body: web::Json<Object<SimilarRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
-    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
-    let k = request.k;
-    cached(&state, "similar", None, k, &request, |engine, request| engine.similar(request)).await
+    bound(&state, request.page(), &mut request.candidates, &mut None, None)?;
+    let page = request.page();
+    cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
 }
 
 /// The serving generation.

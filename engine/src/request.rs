@@ -229,7 +229,8 @@ pub struct RerankOptions {
     /// Which reranker: the trained one when the generation has it, else late interaction.
     #[serde(default, deserialize_with = "crate::json::optional_name_only")]
     pub reranker: Option<RerankerKind>,
-    /// How many fused candidates the reranker reads (at least k): by default the depth the
+    /// How many fused candidates the reranker reads (at least `offset + k`: a page past the
+    /// depth reranks down to its end): by default the depth the
     /// trained reranker was validated at, else 20.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
@@ -280,6 +281,12 @@ pub struct SearchRequest {
     #[serde(default = "default_k")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
+    /// Hits to skip: the page from this position (0-based) of the ranked list. Pages stay
+    /// cuts of one list while `candidates` and `rerank.depth` stay the same (left out, the
+    /// candidates are 100, or `offset + k` when larger, so pages past 100 are ranked from
+    /// deeper lists).
+    #[serde(default)]
+    pub offset: usize,
     /// Field conditions every hit must meet.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(inline))]
@@ -301,8 +308,8 @@ pub struct SearchRequest {
     /// serves every mode; `breakdown.retrievers` names the lists that ran.
     #[serde(default)]
     pub weights: Weights,
-    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
-    /// the page, and is refused). Absent: 100, or `k` when larger.
+    /// Candidates each retriever returns before fusion, at least `offset + k` (fewer could not
+    /// fill the page, and is refused). Absent: 100, or `offset + k` when larger.
     #[serde(default, deserialize_with = "crate::json::present")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
@@ -353,12 +360,18 @@ pub fn query_text(query: Option<&str>) -> Option<&str> {
 }
 
 impl SearchRequest {
+    /// The hits this search returns.
+    pub fn page(&self) -> Page {
+        Page { offset: self.offset, k: self.k }
+    }
+
     /// A hybrid search for `query` with every other option at its default.
     pub fn new(query: impl Into<String>) -> Self {
         SearchRequest {
             query: Some(query.into()),
             user: None,
             k: default_k(),
+            offset: 0,
             filters: Filters::new(),
             exclude: Filters::new(),
             mode: Mode::default(),
@@ -381,33 +394,71 @@ pub(crate) fn check_rerank_depth(depth: usize) -> Result<usize> {
     Ok(depth)
 }
 
-/// The candidates each retriever returns for a request of `k` hits that asks for
-/// `candidates`: what it asks, else [`defaults::CANDIDATES`] or `k` when larger, so that a
-/// request for many hits without a depth still gets lists that can fill them.
-pub fn candidates_for(k: usize, candidates: Option<usize>) -> usize {
-    candidates.unwrap_or(defaults::CANDIDATES.max(k))
+/// Which hits of a request's ranked list come back: `k` of them, from position `offset` on
+/// (0-based). Pages are cut from one ranked list, so the hits at `offset` `o` with `k` hits
+/// are the hits `o..o + k` of a request for `o + k` from 0, as long as the candidate depth
+/// and the rerank depth are the same for both (Elasticsearch's `from` and `size`, Qdrant's
+/// `offset` and `limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Hits skipped.
+    pub offset: usize,
+    /// Hits returned (fewer where the list ends).
+    pub k: usize,
 }
 
-/// Checks a request's `k` and per-retriever `candidates` against the bounds, and returns the
+impl Page {
+    /// The position after the page's last hit: how deep the ranked list must reach.
+    /// Saturating, so that an absurd offset is refused by the bounds rather than wrapping.
+    pub fn end(self) -> usize {
+        self.offset.saturating_add(self.k)
+    }
+}
+
+/// The candidates each retriever returns for a request whose page ends at `end` (offset + k)
+/// and that asks for `candidates`: what it asks, else [`defaults::CANDIDATES`] or `end` when
+/// larger, so that a request for many hits (or a deep page) without a depth still gets lists
+/// that can fill it.
+pub fn candidates_for(end: usize, candidates: Option<usize>) -> usize {
+    candidates.unwrap_or(defaults::CANDIDATES.max(end))
+}
+
+/// Checks a request's page and per-retriever `candidates` against the bounds, and returns the
 /// candidates it runs with ([`candidates_for`]).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] on `k` out of 1..=[`MAX_K`], on `candidates` out of
-/// 1..=[`MAX_CANDIDATES`] or fewer than `k`: a list shorter than the page leaves it short
-/// without a word (Elasticsearch's kNN refuses `num_candidates` below `k` likewise).
-pub(crate) fn check_k(k: usize, candidates: Option<usize>) -> Result<usize> {
+/// [`Error::InvalidArgument`] on `k` out of 1..=[`MAX_K`], on a page ending past
+/// [`MAX_CANDIDATES`] (`offset`: no list reaches deeper; Elasticsearch's `max_result_window`
+/// bounds `from + size` likewise), on `candidates` out of 1..=[`MAX_CANDIDATES`] or fewer than
+/// the page's end: a list shorter than the page leaves it short without a word
+/// (Elasticsearch's kNN refuses `num_candidates` below `k`, and its RRF a `rank_window_size`
+/// below `from + size`, likewise).
+pub(crate) fn check_page(page: Page, candidates: Option<usize>) -> Result<usize> {
+    let Page { offset, k } = page;
     if k == 0 || k > MAX_K {
         return Err(Error::invalid("k", format!("must be between 1 and {MAX_K}, got {k}")));
     }
-    let candidates = candidates_for(k, candidates);
+    if page.end() > MAX_CANDIDATES {
+        return Err(Error::invalid(
+            "offset",
+            format!("offset + k must be at most {MAX_CANDIDATES} (the deepest a retriever lists), got {offset} + {k}"),
+        ));
+    }
+    let candidates = candidates_for(page.end(), candidates);
     if candidates == 0 || candidates > MAX_CANDIDATES {
         return Err(Error::invalid("candidates", format!("must be between 1 and {MAX_CANDIDATES}, got {candidates}")));
     }
-    if candidates < k {
-        return Err(Error::invalid(
-            "candidates",
-            format!("{candidates} is fewer than k ({k}): each retriever's list must be able to fill the page; ask for at least k, or leave it out"),
-        ));
+    if candidates < page.end() {
+        let reason = if offset == 0 {
+            format!("{candidates} is fewer than k ({k}): each retriever's list must be able to fill the page; ask for at least k, or leave it out")
+        } else {
+            format!(
+                "{candidates} is fewer than offset + k ({}): each retriever's list must reach the page's end; ask for at least {}, the same on every page so that pages do not shift, or leave it out",
+                page.end(),
+                page.end()
+            )
+        };
+        return Err(Error::invalid("candidates", reason));
     }
     Ok(candidates)
 }
@@ -490,6 +541,8 @@ mod tests {
 
     #[test]
     fn bounds_are_checked_with_the_field_named() {
+        let first = |k| Page { offset: 0, k };
+        let check_k = |k, candidates| check_page(first(k), candidates);
         assert_eq!(check_k(defaults::K, None).unwrap(), defaults::CANDIDATES);
         assert!(check_k(0, Some(10)).is_err());
         assert!(check_k(MAX_K + 1, Some(MAX_K + 1)).is_err());
@@ -506,6 +559,41 @@ mod tests {
         assert_eq!(check_rerank_depth(MAX_RERANK).unwrap(), MAX_RERANK);
         assert!(check_rerank_depth(0).is_err());
         assert!(check_rerank_depth(MAX_RERANK + 1).is_err());
+    }
+
+    #[test]
+    fn a_page_past_the_default_depth_deepens_the_lists_and_one_past_the_bound_is_refused() {
+        let page = |offset, k| Page { offset, k };
+        // Inside the default depth the lists stay at 100, so pages are cuts of one list.
+        assert_eq!(check_page(page(90, 10), None).unwrap(), defaults::CANDIDATES);
+        assert_eq!(check_page(page(95, 10), None).unwrap(), 105);
+        // Given candidates must reach the page's end, and the message says how to page.
+        let Err(Error::InvalidArgument { field, reason }) = check_page(page(100, 10), Some(100)) else {
+            panic!("a page past its lists accepted")
+        };
+        assert_eq!(field, "candidates");
+        assert!(reason.contains("fewer than offset + k (110)") && reason.contains("every page"), "{reason}");
+        assert_eq!(check_page(page(100, 10), Some(110)).unwrap(), 110);
+        // The deepest page ends at the deepest list; past it, and at an offset that would
+        // overflow, `offset` is named (not `candidates`, which the request did not give).
+        assert_eq!(check_page(page(MAX_CANDIDATES - 10, 10), None).unwrap(), MAX_CANDIDATES);
+        for offset in [MAX_CANDIDATES - 9, usize::MAX] {
+            let Err(Error::InvalidArgument { field, .. }) = check_page(page(offset, 10), None) else {
+                panic!("offset {offset} accepted")
+            };
+            assert_eq!(field, "offset");
+        }
+    }
+
+    #[test]
+    fn an_offset_reads_from_every_request_and_defaults_to_the_first_page() {
+        let search: SearchRequest = serde_json::from_str(r#"{"query":"tent","offset":20,"k":5}"#).unwrap();
+        assert_eq!(search.page(), Page { offset: 20, k: 5 });
+        let recommend: RecommendRequest = serde_json::from_str(r#"{"user":"u1","offset":3}"#).unwrap();
+        assert_eq!(recommend.page(), Page { offset: 3, k: defaults::K });
+        let similar: SimilarRequest = serde_json::from_str(r#"{"item":"i1"}"#).unwrap();
+        assert_eq!(similar.page(), Page { offset: 0, k: defaults::K });
+        assert!(serde_json::from_str::<SearchRequest>(r#"{"query":"tent","offset":-1}"#).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod eval;
 mod fuzz;
 mod live;
 mod live_items;
+mod pages;
 mod pipeline;
 mod reranker;
 mod service;

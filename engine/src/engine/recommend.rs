@@ -10,7 +10,9 @@ use super::stages::{ms, Fused};
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
-use crate::request::{candidates_for, check_k, defaults, Candidate, RecommendMode, RecommendRequest, Results, Timings};
+use crate::request::{
+    candidates_for, check_page, defaults, Candidate, RecommendMode, RecommendRequest, Results, Timings,
+};
 use crate::rerank::{self, TrainedReranker};
 use crate::retrieve::{CfItems, Retriever};
 use crate::store::Interaction;
@@ -56,7 +58,7 @@ impl Engine {
             (None, _) => None,
         };
         let mut hits =
-            self.finish(&fused, request.k, plan.zip(context.as_deref()).map(|(p, c)| (p, c, None)), &mut timings)?;
+            self.finish(&fused, request.page(), plan.zip(context.as_deref()).map(|(p, c)| (p, c, None)), &mut timings)?;
         if request.explain {
             // Trees only for the lists that ran (content mode has no CF list, cf mode no content).
             let cf_ran = fused.ran(RetrieverKind::Cf);
@@ -64,7 +66,7 @@ impl Engine {
                 if cf_ran { self.cf_history(user.history.iter().map(|i| (i.item, i.weight))) } else { Vec::new() };
             let explainer = if cf_ran { self.cf_explainer(&history, self.cf_seeds(&user.history)) } else { None };
             let content = fused.ran(RetrieverKind::Dense);
-            let candidates = candidates_for(request.k, request.candidates);
+            let candidates = candidates_for(request.page().end(), request.candidates);
             for hit in &mut hits {
                 let item = self.index_of(&hit.id)?;
                 if let Some(explainer) = &explainer {
@@ -115,7 +117,7 @@ impl Engine {
         request: &RecommendRequest,
         timings: &mut Timings,
     ) -> Result<Fused> {
-        let candidates = check_k(request.k, request.candidates)?;
+        let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
         if request.recent == 0 {
             return Err(Error::invalid("recent", "must be at least 1"));

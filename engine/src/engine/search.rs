@@ -9,7 +9,7 @@ use super::Engine;
 use crate::embed::QueryStates;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
-use crate::request::{check_k, Candidate, Results, SearchRequest, Timings};
+use crate::request::{check_page, Candidate, Results, SearchRequest, Timings};
 use crate::rerank::{self, TrainedReranker};
 use crate::retrieve::Retriever;
 use crate::store::UserRecord;
@@ -36,7 +36,7 @@ impl Engine {
         let mut timings = Timings::default();
         // The request's own checks before the rerank plan's, which is made ahead of the first
         // stage so that the query's encoding knows what the reranker can start from.
-        let candidates = check_k(request.k, request.candidates)?;
+        let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
         let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
@@ -45,7 +45,7 @@ impl Engine {
         let FirstStage { query, user, fused, query_states } =
             self.search_first_stage(request, candidates, query_layers, &mut timings)?;
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
-        let mut hits = self.finish(&fused, request.k, rerank, &mut timings)?;
+        let mut hits = self.finish(&fused, request.page(), rerank, &mut timings)?;
         if request.explain {
             // A CF tree only where CF ran (bm25 or dense mode with a user has none).
             let cf_user = user.as_ref().filter(|_| fused.ran(RetrieverKind::Cf));
@@ -77,7 +77,7 @@ impl Engine {
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
     /// features the learned combination reads.
     pub fn candidates(&self, request: &SearchRequest, depth: usize) -> Result<Vec<Candidate>> {
-        let candidates = check_k(request.k, request.candidates)?;
+        let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
         let first = self.search_first_stage(request, candidates, None, &mut Timings::default())?;
         self.candidates_of(&first.fused, depth)
@@ -113,7 +113,7 @@ impl Engine {
         request.bm25.map_or(base, |changes| changes.over(base))
     }
 
-    /// Checks (after the caller's `check_k`, which gives `candidates`) a search's retrievers
+    /// Checks (after the caller's `check_page`, which gives `candidates`) a search's retrievers
     /// against what it gives (query, user), encodes the query
     /// (keeping its states after the first `query_layers` layers, for the rerank stage, when
     /// given), then runs the retrievers and fuses their lists.

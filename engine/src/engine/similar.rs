@@ -6,7 +6,7 @@ use super::stages::ms;
 use super::{Collaborative, Engine};
 use crate::error::Result;
 use crate::explain::RetrieverKind;
-use crate::request::{check_k, ColdItems, Results, SimilarRequest, Timings};
+use crate::request::{check_page, ColdItems, Results, SimilarRequest, Timings};
 use crate::retrieve::Retriever;
 
 impl Engine {
@@ -17,7 +17,7 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(k = request.k))]
     pub fn similar(&self, request: &SimilarRequest) -> Result<Results> {
         let start = Instant::now();
-        let candidates = check_k(request.k, request.candidates)?;
+        let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
         request.weights.refuse_bm25("similar items")?;
         let seed = self.visible_index_of(&request.item)?;
@@ -55,7 +55,7 @@ impl Engine {
             Some(Collaborative::Ease(_)) | None => {}
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
-        let hits = self.finish(&fused, request.k, None, &mut timings)?;
+        let hits = self.finish(&fused, request.page(), None, &mut timings)?;
         // Timed with the rest: a note's suggestions are part of the answer.
         let notes = self.filter_notes(&request.filters, &request.exclude);
         timings.total_ms = ms(start);

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::explain::{CombinedScore, RerankScore, RetrieverKind, ScoreBreakdown};
 use crate::filter::{self, matcher, Filters};
 use crate::fusion::{fuse, FusedHit, Fusion};
-use crate::request::{Candidate, Hit, Timings};
+use crate::request::{Candidate, Hit, Page, Timings};
 use crate::rerank::{Combine, RerankPlan};
 use crate::retrieve::{Allow, Retriever};
 
@@ -213,31 +213,35 @@ impl Engine {
         Ok(Fused { hits, ranges: ScoreRanges::of(&lists), fusion_name: fusion.name() })
     }
 
-    /// The final hits: the top `k` fused ones, or, with a rerank plan, the text it reads as the
-    /// query and that query's states from its embedding pass (when kept), the top
-    /// `max(depth, k)` reranked, best first, cut to `k` (timed as rerank).
+    /// The final hits, the `page` of: the fused list, or, with a rerank plan, the text it
+    /// reads as the query and that query's states from its embedding pass (when kept), its
+    /// top `max(depth, page end)` reranked, best first (timed as rerank). Only the page's
+    /// hits are built.
     pub(super) fn finish(
         &self,
         fused: &Fused,
-        k: usize,
+        page: Page,
         rerank: Option<(RerankPlan<'_>, &str, Option<Arc<QueryStates>>)>,
         timings: &mut Timings,
     ) -> Result<Vec<Hit>> {
         let Some((plan, query, states)) = rerank else {
-            return fused.hits.iter().take(k).map(|f| self.hit(f, fused.fusion_name, None, None)).collect();
+            let hits = fused.hits.iter().skip(page.offset).take(page.k);
+            return hits.map(|f| self.hit(f, fused.fusion_name, None, None)).collect();
         };
         let t = Instant::now();
-        let window: Vec<&FusedHit> = fused.hits.iter().take(plan.depth.max(k)).collect();
+        let window: Vec<&FusedHit> = fused.hits.iter().take(plan.depth.max(page.end())).collect();
         let mut reranked = self.rerank(&plan, query, states.as_ref(), &window, fused)?;
         // Best first, ties by id. A reranked score is only comparable among hits that were all
-        // reranked, which is why `max(depth, k)` hits are reranked.
+        // reranked, which is why `max(depth, page end)` hits are reranked: a page inside the
+        // depth is a cut of the same reranked list whatever its offset.
         let ids: std::collections::HashMap<u32, String> =
             reranked.iter().map(|r| (r.fused.item, self.id_at(r.fused.item))).collect();
         let id = |r: &Reranked<'_>| &ids[&r.fused.item];
         reranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b))));
-        reranked.truncate(k);
         let hits = reranked
             .into_iter()
+            .skip(page.offset)
+            .take(page.k)
             .map(|r| self.hit(r.fused, fused.fusion_name, Some(r.rerank), r.combination))
             .collect::<Result<Vec<_>>>()?;
         timings.rerank_ms = ms(t);

@@ -45,6 +45,10 @@ pub struct RecommendRequest {
     #[serde(default = "default_k")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
+    /// Items to skip: the page from this position (0-based) of the ranked list, as a
+    /// search's `offset`.
+    #[serde(default)]
+    pub offset: usize,
     /// Leave out items the user already interacted with.
     #[serde(default = "default_true")]
     pub exclude_seen: bool,
@@ -74,8 +78,8 @@ pub struct RecommendRequest {
     /// so `mode: content` alone weighs 1 unless given. `bm25` is refused (no BM25 list).
     #[serde(default)]
     pub weights: Weights,
-    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
-    /// the page, and is refused). Absent: 100, or `k` when larger.
+    /// Candidates each retriever returns before fusion, at least `offset + k` (fewer could not
+    /// fill the page, and is refused). Absent: 100, or `offset + k` when larger.
     #[serde(default, deserialize_with = "crate::json::present")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
@@ -99,6 +103,7 @@ impl RecommendRequest {
         RecommendRequest {
             user: user.into(),
             k: default_k(),
+            offset: 0,
             exclude_seen: true,
             mode: RecommendMode::default(),
             cold_items: default_recommend_cold_items(),
@@ -111,6 +116,11 @@ impl RecommendRequest {
             rerank: None,
             explain: false,
         }
+    }
+
+    /// The items this recommendation returns.
+    pub fn page(&self) -> Page {
+        Page { offset: self.offset, k: self.k }
     }
 }
 

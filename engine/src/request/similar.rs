@@ -16,6 +16,10 @@ pub struct SimilarRequest {
     #[serde(default = "default_k")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
+    /// Items to skip: the page from this position (0-based) of the ranked list, as a
+    /// search's `offset`.
+    #[serde(default)]
+    pub offset: usize,
     /// Field conditions every item must meet.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(inline))]
@@ -32,9 +36,16 @@ pub struct SimilarRequest {
     /// `dense` and `cf` weights.
     #[serde(default)]
     pub weights: Weights,
-    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
-    /// the page, and is refused). Absent: 100, or `k` when larger.
+    /// Candidates each retriever returns before fusion, at least `offset + k` (fewer could not
+    /// fill the page, and is refused). Absent: 100, or `offset + k` when larger.
     #[serde(default, deserialize_with = "crate::json::present")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
+}
+
+impl SimilarRequest {
+    /// The items this request returns.
+    pub fn page(&self) -> Page {
+        Page { offset: self.offset, k: self.k }
+    }
 }

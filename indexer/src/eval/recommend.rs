@@ -391,6 +391,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                     let request = RecommendRequest {
                         user: user.to_string(),
                         k: settings.k,
+                        offset: 0,
                         exclude_seen: true,
                         mode: match mode {
                             "cf" => RecommendMode::Cf,
