@@ -19,6 +19,15 @@ fn folds_marks(script: Script) -> bool {
 /// Under [`Revision::Alphanumeric`] the dotless "ı" folds to "i" too: it has no
 /// decomposition, and keyboards without it type "i".
 pub fn fold_diacritics(text: &str, revision: Revision) -> String {
+    // ASCII holds no mark and no "ı", and is its own NFD and NFC form.
+    if text.is_ascii() {
+        return text.to_string();
+    }
+    fold_unicode(text, revision)
+}
+
+/// [`fold_diacritics`] for any text.
+fn fold_unicode(text: &str, revision: Revision) -> String {
     let mut out = String::with_capacity(text.len());
     let mut base = Script::Common;
     for c in text.nfd() {
@@ -120,7 +129,12 @@ impl<S: TokenStream> TokenStream for FoldingStream<S> {
         self.current = Token { text: folded, ..token.clone() };
         if let Some(stemmer) = &self.stemmer {
             let of_folded = stemmer.stem(&self.current.text).into_owned();
-            let of_written = fold_diacritics(&stemmer.stem(&token.text), self.revision);
+            // A word without diacritics is its own folded form: the second stem is the first.
+            let of_written = if token.text == self.current.text {
+                fold_diacritics(&of_folded, self.revision)
+            } else {
+                fold_diacritics(&stemmer.stem(&token.text), self.revision)
+            };
             if of_written != of_folded {
                 self.second = Some(Token { text: of_written, ..token.clone() });
             }
@@ -135,5 +149,22 @@ impl<S: TokenStream> TokenStream for FoldingStream<S> {
 
     fn token_mut(&mut self) -> &mut Token {
         &mut self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// ASCII's shortcut gives what the general path gives.
+        #[test]
+        fn ascii_folds_as_any_text_does(text in "[\\x00-\\x7f]{0,40}") {
+            for revision in Revision::ALL {
+                prop_assert_eq!(fold_diacritics(&text, revision), fold_unicode(&text, revision));
+            }
+        }
     }
 }

@@ -60,11 +60,12 @@
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use unicode_categories::UnicodeCategories;
 use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
-use unicode_script::{Script, UnicodeScript};
 use unicode_segmentation::UnicodeSegmentation;
 
+mod chars;
 pub(crate) mod fold;
+
+use chars::{is_cjk, is_punctuation_or_invisible, normalize};
 
 pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer};
 
@@ -141,53 +142,6 @@ impl Tokenizer for UnicodeTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
         VecTokenStream { tokens: analyze_with(text, self.revision, self.elisions, self.dotted_i).0, next: 0 }
-    }
-}
-
-/// Han, kana or Hangul, including the characters those scripts share (their Unicode script
-/// extensions): the prolonged sound mark ー in コーヒー, the iteration mark 々.
-fn is_cjk(c: char) -> bool {
-    let extension = c.script_extension();
-    [Script::Han, Script::Hiragana, Script::Katakana, Script::Hangul].iter().any(|&s| extension.contains_script(s))
-        && !c.is_ascii()
-        && !is_punctuation_or_invisible(c)
-}
-
-/// NFKC and lower case (step 1); under the first revision, diacritics folded too (step 2),
-/// which the joined-words revision does after the stop words ([`FoldDiacritics`],
-/// [`FoldAndStem`]).
-fn normalize(segment: &str, revision: Revision, dotted_i: bool) -> String {
-    // Greek final sigma folds to σ, as Lucene's GreekLowerCaseFilter does: "ΚΑΦΕΣ" lower-cases
-    // letter by letter to "καφεσ", and must meet "καφές". The Arabic tatweel (kashida) is a
-    // stretching stroke inside a word.
-    // Under the joined-words revision (the first kept these as they were):
-    // - the modifier letters ʼ and ʻ (letters to Unicode, so inside a word whatever follows)
-    //   stand for an apostrophe in Ukrainian, Hawaiian and many transliterations: they fold to
-    //   one, so that "мʼясо" meets "м'ясо" and "hawaiʻi" meets "hawaii" in step 6;
-    // - the soft hyphen, word joiner and zero-width no-break space are invisible (HTML's
-    //   `&shy;`) and UAX #29 keeps them inside a word: dropped, so "ex&shy;ample" is "example".
-    let joined = revision >= Revision::Joined;
-    // Turkish casing: "I" is the capital of "ı" and "İ" of "i"; Unicode's default would give
-    // "i" and "i" with a combining dot, which the Turkish stemmer does not read.
-    let turkish = dotted_i && revision >= Revision::Alphanumeric;
-    let lowered: String = segment
-        .nfkc()
-        .map(|c| match c {
-            'I' if turkish => 'ı',
-            'İ' if turkish => 'i',
-            c => c,
-        })
-        .flat_map(char::to_lowercase)
-        .filter(|&c| c != '\u{0640}' && !(joined && matches!(c, '\u{00AD}' | '\u{2060}' | '\u{FEFF}')))
-        .map(|c| match c {
-            'ς' => 'σ',
-            '\u{02BC}' | '\u{02BB}' if joined => '\'',
-            c => c,
-        })
-        .collect();
-    match revision {
-        Revision::First => fold_diacritics(&lowered, revision),
-        Revision::Joined | Revision::Alphanumeric => lowered,
     }
 }
 
@@ -321,7 +275,8 @@ fn parts(chars: &[char], revision: Revision) -> Vec<&[char]> {
     let mut parts = Vec::new();
     let mut from = 0;
     for (i, &c) in chars.iter().enumerate() {
-        let separates = c == '\u{200C}' || (c.is_punctuation() && !in_number(chars, i, revision));
+        let separates =
+            c == '\u{200C}' || (!c.is_ascii_alphanumeric() && c.is_punctuation() && !in_number(chars, i, revision));
         if separates {
             parts.push(&chars[from..i]);
             from = i + 1;
@@ -436,11 +391,6 @@ fn is_joiner(segment: &str) -> bool {
             None
         )
     )
-}
-
-/// Punctuation (P*), control (Cc) or invisible format (Cf) characters: never part of a term.
-fn is_punctuation_or_invisible(c: char) -> bool {
-    c.is_punctuation() || c.is_other_control() || c.is_other_format()
 }
 
 /// Step 4: consecutive CJK tokens (adjacent in the text) become overlapping bigrams; a lone

@@ -1,0 +1,108 @@
+//! Step 1 (NFKC and lower case) and the character classes the tokenizer splits by, each with
+//! a shortcut for ASCII, which needs none of Unicode's tables: the tables are a search per
+//! character, and most catalog text is ASCII. The shortcuts must give exactly what the general
+//! path gives (a generation's terms may never change under it); the tests hold them equal.
+
+use unicode_categories::UnicodeCategories;
+use unicode_normalization::UnicodeNormalization;
+use unicode_script::{Script, UnicodeScript};
+
+use super::{fold_diacritics, Revision};
+
+/// Han, kana or Hangul, including the characters those scripts share (their Unicode script
+/// extensions): the prolonged sound mark ー in コーヒー, the iteration mark 々.
+pub(super) fn is_cjk(c: char) -> bool {
+    // ASCII first: the script tables are a search per character, and most text is ASCII.
+    if c.is_ascii() {
+        return false;
+    }
+    let extension = c.script_extension();
+    [Script::Han, Script::Hiragana, Script::Katakana, Script::Hangul].iter().any(|&s| extension.contains_script(s))
+        && !is_punctuation_or_invisible(c)
+}
+
+/// NFKC and lower case (step 1); under the first revision, diacritics folded too (step 2),
+/// which the joined-words revision does after the stop words ([`super::FoldDiacritics`],
+/// [`super::FoldAndStem`]).
+pub(super) fn normalize(segment: &str, revision: Revision, dotted_i: bool) -> String {
+    // Greek final sigma folds to σ, as Lucene's GreekLowerCaseFilter does: "ΚΑΦΕΣ" lower-cases
+    // letter by letter to "καφεσ", and must meet "καφές". The Arabic tatweel (kashida) is a
+    // stretching stroke inside a word.
+    // Under the joined-words revision (the first kept these as they were):
+    // - the modifier letters ʼ and ʻ (letters to Unicode, so inside a word whatever follows)
+    //   stand for an apostrophe in Ukrainian, Hawaiian and many transliterations: they fold to
+    //   one, so that "мʼясо" meets "м'ясо" and "hawaiʻi" meets "hawaii" in step 6;
+    // - the soft hyphen, word joiner and zero-width no-break space are invisible (HTML's
+    //   `&shy;`) and UAX #29 keeps them inside a word: dropped, so "ex&shy;ample" is "example".
+    let joined = revision >= Revision::Joined;
+    // Turkish casing: "I" is the capital of "ı" and "İ" of "i"; Unicode's default would give
+    // "i" and "i" with a combining dot, which the Turkish stemmer does not read.
+    let turkish = dotted_i && revision >= Revision::Alphanumeric;
+    // ASCII is its own NFKC form and has no diacritics: lower-casing is all that changes it
+    // (the same characters as the general path below gives; a test holds them equal).
+    if segment.is_ascii() {
+        return segment.chars().map(|c| if c == 'I' && turkish { 'ı' } else { c.to_ascii_lowercase() }).collect();
+    }
+    normalize_unicode(segment, revision, joined, turkish)
+}
+
+/// [`normalize`] for any text.
+fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: bool) -> String {
+    let lowered: String = segment
+        .nfkc()
+        .map(|c| match c {
+            'I' if turkish => 'ı',
+            'İ' if turkish => 'i',
+            c => c,
+        })
+        .flat_map(char::to_lowercase)
+        .filter(|&c| c != '\u{0640}' && !(joined && matches!(c, '\u{00AD}' | '\u{2060}' | '\u{FEFF}')))
+        .map(|c| match c {
+            'ς' => 'σ',
+            '\u{02BC}' | '\u{02BB}' if joined => '\'',
+            c => c,
+        })
+        .collect();
+    match revision {
+        Revision::First => fold_diacritics(&lowered, revision),
+        Revision::Joined | Revision::Alphanumeric => lowered,
+    }
+}
+
+/// Punctuation (P*), control (Cc) or invisible format (Cf) characters: never part of a term.
+pub(super) fn is_punctuation_or_invisible(c: char) -> bool {
+    // Letters and digits first: the category tables are a search per character.
+    !c.is_ascii_alphanumeric() && (c.is_punctuation() || c.is_other_control() || c.is_other_format())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// ASCII's shortcut in step 1 gives what the general path gives, under every revision
+        /// and casing.
+        #[test]
+        fn ascii_normalizes_as_any_text_does(segment in "[\\x00-\\x7f]{0,40}") {
+            for revision in Revision::ALL {
+                for dotted_i in [false, true] {
+                    let turkish = dotted_i && revision >= Revision::Alphanumeric;
+                    let general = normalize_unicode(&segment, revision, revision >= Revision::Joined, turkish);
+                    prop_assert_eq!(normalize(&segment, revision, dotted_i), general);
+                }
+            }
+        }
+    }
+
+    /// The character tests' shortcuts for letters and digits agree with the tables.
+    #[test]
+    fn ascii_letters_and_digits_are_no_punctuation_and_no_cjk() {
+        for c in (0u8..128).map(char::from) {
+            let slow = c.is_punctuation() || c.is_other_control() || c.is_other_format();
+            assert_eq!(is_punctuation_or_invisible(c), slow, "{c:?}");
+            assert!(!is_cjk(c), "{c:?}");
+        }
+    }
+}
