@@ -328,6 +328,12 @@ pub struct SearchRequest {
     /// Add explanation trees (BM25 detail, CF history contributions).
     #[serde(default)]
     pub explain: bool,
+    /// Mark the query's words in each hit's title and text (`highlights`: HTML-escaped, each
+    /// matched word inside `<em>` and `</em>`, the text cut to its best fragment of about 150
+    /// bytes). Words are matched as BM25 matches them: after the catalog's analysis (stems,
+    /// folded diacritics, CJK pairs).
+    #[serde(default)]
+    pub highlight: bool,
 }
 
 /// The query text a search runs on: `query` without surrounding whitespace, or `None` when
@@ -382,6 +388,7 @@ impl SearchRequest {
             cold_items: ColdItems::default(),
             bm25: None,
             explain: false,
+            highlight: false,
         }
     }
 }

@@ -58,6 +58,10 @@ test("a search renders every hit with a bar per component that adds up to its fi
   }
   const finals = hits.map((h) => h.final);
   assert.deepEqual(finals, [...finals].sort((a, b) => b - a), "best first");
+  // The query's words marked in the first hit's title and text, as text: a mark holds a word
+  // of the query (stemmed as BM25 reads it), and no markup leaks into the page.
+  const marks = await tab.$$eval("#results .hit:first-child mark", (m) => m.map((x) => x.textContent.toLowerCase()));
+  assert.ok(marks.length > 0 && marks.every((m) => /^(ultralight|backpacking|tents?)$/.test(m)), JSON.stringify(marks));
 
   // The BM25 tree, on demand.
   await tab.click("#results .hit:first-child button.explain");
@@ -65,6 +69,16 @@ test("a search renders every hit with a bar per component that adds up to its fi
   const tree = await tab.textContent("#results .hit:first-child .tree");
   assert.match(tree, /idf/, "the BM25 explanation tree is shown");
   await tab.screenshot({ path: `${artifacts}/ui-search.png`, fullPage: true });
+
+  // Words of the items' texts: each hit whose text holds them shows its best fragment.
+  await tab.fill("#search-form input[name=query]", "taped seams");
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForSelector("#results .snippet");
+  const snippets = await tab.$$eval("#results .snippet", (s) => s.map((x) => ({ text: x.textContent, marks: [...x.querySelectorAll("mark")].map((m) => m.textContent) })));
+  assert.ok(snippets.length > 0, "no snippet");
+  for (const s of snippets) {
+    assert.ok(s.marks.length > 0 && s.marks.every((m) => /^(taped|seams)$/i.test(m)) && !s.text.includes("<em>"), JSON.stringify(s));
+  }
   assert.deepEqual(errors, []);
 });
 

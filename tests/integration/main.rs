@@ -4,6 +4,7 @@ mod api;
 mod embedding;
 mod eval;
 mod fuzz;
+mod highlight;
 mod live;
 mod live_items;
 mod pages;

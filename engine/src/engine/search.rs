@@ -68,6 +68,13 @@ impl Engine {
                 }
             }
         }
+        if let Some(query) = query.filter(|_| request.highlight) {
+            let highlighter = self.lexical.highlighter(query)?;
+            for hit in &mut hits {
+                let highlights = highlighter.highlight(&self.item_at(self.index_of(&hit.id)?)?);
+                hit.highlights = (!highlights.is_empty()).then_some(highlights);
+            }
+        }
         // Timed with the rest: a note's suggestions are part of the answer.
         let notes = self.filter_notes(&request.filters, &request.exclude);
         timings.total_ms = ms(start);

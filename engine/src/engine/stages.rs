@@ -326,6 +326,7 @@ impl Engine {
                 final_score,
             },
             explanations: Vec::new(),
+            highlights: None,
         })
     }
 

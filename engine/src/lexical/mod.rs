@@ -22,12 +22,14 @@ use live::LiveSegment;
 
 mod analyzers;
 mod bm25;
+mod highlight;
 mod live;
 mod schema;
 
 pub use analyzers::{Analyzer, FieldAnalysis, Language, MAX_SEARCH_FIELDS};
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
+pub use highlight::{Highlighter, Highlights, FRAGMENT_BYTES};
 pub use schema::SearchField;
 use schema::{AnalysisGroup, Fields, IDX};
 

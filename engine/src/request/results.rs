@@ -28,6 +28,10 @@ pub struct Hit {
     /// Detail trees, when `explain` was asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub explanations: Vec<Explanation>,
+    /// The query's words marked in the title and the text, when `highlight` was asked for and
+    /// the query matches either (a hit only the dense retriever found may match neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highlights: Option<crate::lexical::Highlights>,
 }
 
 impl Hit {

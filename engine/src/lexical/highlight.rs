@@ -1,0 +1,265 @@
+//! Highlights: where a query's terms occur in a hit's title and text, marked for display.
+//!
+//! The terms are the query's after each field's own analysis, and an item's words are
+//! analysed the same way, so a highlight marks what BM25 matched: "tents" for the query
+//! "tent" (one stem), "Café" for "cafe" (diacritics folded), "帐篷" inside "轻量级帐篷" (CJK
+//! bigrams). tantivy's `SnippetGenerator` picks the text's best fragment (the one whose
+//! matched terms weigh most, each by 1 / (1 + document frequency), as tantivy weighs them).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use tantivy::schema::Field;
+use tantivy::snippet::{collapse_overlapped_ranges, Snippet, SnippetGenerator};
+use tantivy::Term;
+
+use super::LexicalIndex;
+use crate::error::Result;
+use crate::item::Item;
+
+/// Bytes of text a fragment holds at most, between whole tokens: tantivy's default (150).
+pub const FRAGMENT_BYTES: usize = 150;
+
+/// Marks around each matched word, as Elasticsearch's default highlighter writes them.
+const PRE: &str = "<em>";
+const POST: &str = "</em>";
+
+/// A hit's highlights: HTML-escaped text with each word the query matched inside `<em>` and
+/// `</em>`. A field the query matched nothing in is absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Highlights {
+    /// The whole title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The text's best fragment, about [`FRAGMENT_BYTES`] bytes cut at word boundaries, with
+    /// "…" where it leaves text out before or after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl Highlights {
+    /// Whether no field matched.
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none() && self.text.is_none()
+    }
+}
+
+/// A query's highlighter, made once per request: the query analysed for the title and the
+/// text, with each term's weight.
+pub struct Highlighter {
+    title: SnippetGenerator,
+    text: SnippetGenerator,
+}
+
+impl LexicalIndex {
+    /// The highlighter for `query`.
+    ///
+    /// # Errors
+    /// A field's analyzer missing from the index (a generation opened without it is refused
+    /// earlier), or a failing index read.
+    pub fn highlighter(&self, query: &str) -> Result<Highlighter> {
+        let generator = |field: Field, bytes: usize| -> Result<SnippetGenerator> {
+            let searcher = self.reader.searcher();
+            let mut terms = BTreeMap::new();
+            for token in self.tokens_of(field, query)? {
+                // A term only live items hold has no frequency here; it still marks.
+                let frequency = searcher.doc_freq(&Term::from_field_text(field, &token))?;
+                terms.insert(token, 1.0 / (1.0 + frequency as f32));
+            }
+            Ok(SnippetGenerator::new(terms, self.index.tokenizer_for_field(field)?, field, bytes))
+        };
+        Ok(Highlighter {
+            // One fragment as long as any title: the whole title, every match marked.
+            title: generator(self.fields.title(), usize::MAX)?,
+            text: generator(self.fields.text(), FRAGMENT_BYTES)?,
+        })
+    }
+}
+
+impl Highlighter {
+    /// `item`'s highlights.
+    pub fn highlight(&self, item: &Item) -> Highlights {
+        let title = self.title.snippet(&item.title);
+        let text = self.text.snippet(&item.text);
+        Highlights {
+            title: (!title.is_empty()).then(|| mark(&item.title, 0..item.title.len(), &ranges(&title))),
+            text: (!text.is_empty()).then(|| {
+                let range = text.fragment_range();
+                // A fragment holds whole tokens, so one giant token (a 70,000-character word is
+                // indexed as pieces of one token's span) would be all of it: cut at twice the
+                // fragment's size, on a character boundary.
+                let mut end = range.end.min(range.start + 2 * FRAGMENT_BYTES);
+                while !item.text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                // The fragment ends at its last word: the punctuation closing it belongs too.
+                if end == range.end {
+                    let rest = &item.text[end..];
+                    let closing = rest.find(|c: char| c.is_alphanumeric() || c.is_whitespace()).unwrap_or(rest.len());
+                    end += rest[..closing].chars().take(4).map(char::len_utf8).sum::<usize>();
+                }
+                let marked = mark(&item.text, range.start..end, &ranges(&text));
+                let before = if item.text[..range.start].trim().is_empty() { "" } else { "…" };
+                let after = if item.text[end..].trim().is_empty() { "" } else { "…" };
+                format!("{before}{marked}{after}")
+            }),
+        }
+    }
+}
+
+/// The snippet's matched ranges in its source text (tantivy gives them within the fragment).
+fn ranges(snippet: &Snippet) -> Vec<Range<usize>> {
+    let start = snippet.fragment_range().start;
+    snippet.highlighted().iter().map(|r| r.start + start..r.end + start).collect()
+}
+
+/// `text[within]`, HTML-escaped, with the `matched` ranges (overlapping ones merged; clipped
+/// to `within`) between the marks.
+fn mark(text: &str, within: Range<usize>, matched: &[Range<usize>]) -> String {
+    let mut out = String::with_capacity(within.len() + 16);
+    let mut at = within.start;
+    for range in collapse_overlapped_ranges(matched) {
+        let (start, end) = (range.start.max(at), range.end.min(within.end));
+        if start >= end {
+            continue;
+        }
+        escape(&mut out, &text[at..start]);
+        out.push_str(PRE);
+        escape(&mut out, &text[start..end]);
+        out.push_str(POST);
+        at = end;
+    }
+    escape(&mut out, &text[at..within.end]);
+    out
+}
+
+/// Appends `text` with HTML's special characters escaped, so that a catalog's own markup
+/// shows as text and only the marks are markup.
+fn escape(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::lexical::{Analyzer, LexicalSettings};
+
+    fn item(title: &str, text: &str) -> Item {
+        Item { id: "i".into(), title: title.into(), text: text.into(), fields: Default::default() }
+    }
+
+    fn index(dir: &Path, settings: LexicalSettings, items: &[Item]) -> LexicalIndex {
+        LexicalIndex::build(dir, items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone()).unwrap();
+        LexicalIndex::open(dir, settings).unwrap()
+    }
+
+    /// The text without the marks and with HTML's escapes read back: what the highlight shows.
+    fn shown(marked: &str) -> String {
+        let plain = marked.replace(PRE, "").replace(POST, "");
+        plain
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&")
+    }
+
+    /// Words are marked as BM25 matches them, in every language the analyzer reads, and the
+    /// catalog's own markup is escaped.
+    #[test]
+    fn words_are_marked_as_bm25_matches_them() {
+        let items = [
+            item("Ultralight Tents", "Two tents <b>for</b> wet & windy camps."),
+            item("轻量级帐篷", "双人帐篷，防水"),
+            item("الْجِبَال", "رحلة إلى الجبال"),
+            item("Café crème", "Un café très fort"),
+            item("Organic T-Shirt", "Cotton"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        let highlight = |query: &str, i: usize| lexical.highlighter(query).unwrap().highlight(&items[i]);
+        let tents = highlight("tent", 0);
+        assert_eq!(tents.title.as_deref(), Some("Ultralight <em>Tents</em>"));
+        assert_eq!(tents.text.as_deref(), Some("Two <em>tents</em> &lt;b&gt;for&lt;/b&gt; wet &amp; windy camps."));
+        assert_eq!(highlight("帐篷", 1).title.as_deref(), Some("轻量级<em>帐篷</em>"));
+        // Two CJK pairs that overlap are one marked span.
+        assert_eq!(highlight("量级帐", 1).title.as_deref(), Some("轻<em>量级帐</em>篷"));
+        assert_eq!(highlight("الجبال", 2).title.as_deref(), Some("<em>الْجِبَال</em>"), "vowel marks fold");
+        assert_eq!(highlight("cafe creme", 3).title.as_deref(), Some("<em>Café</em> <em>crème</em>"));
+        assert_eq!(highlight("tshirt", 4).title.as_deref(), Some("Organic <em>T-Shirt</em>"));
+        let none = highlight("kayak", 0);
+        assert!(none.is_empty(), "{none:?}");
+        let title_only = highlight("ultralight", 0);
+        assert!(title_only.title.is_some() && title_only.text.is_none(), "{title_only:?}");
+    }
+
+    /// A long text is cut to its best fragment, marked "…" where text is left out; a giant
+    /// token is cut too.
+    #[test]
+    fn a_long_text_is_cut_to_its_best_fragment() {
+        let filler = "lorem ipsum dolor sit amet ".repeat(20);
+        let text = format!("{filler}the kayak paddle and the kayak seat {filler}");
+        let giant = format!("start {} end", "x".repeat(70_000));
+        let items = [item("Boat", &text), item("Giant", &giant)];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        let fragment = lexical.highlighter("kayak seat").unwrap().highlight(&items[0]).text.unwrap();
+        assert!(fragment.starts_with('…') && fragment.ends_with('…'), "{fragment}");
+        assert!(fragment.contains("<em>kayak</em> paddle and the <em>kayak</em> <em>seat</em>"), "{fragment}");
+        assert!(shown(&fragment).len() <= FRAGMENT_BYTES + 2 * '…'.len_utf8(), "{fragment}");
+        let cut = lexical.highlighter(&"x".repeat(70_000)).unwrap().highlight(&items[1]).text.unwrap();
+        assert!(cut.len() < 4 * FRAGMENT_BYTES && cut.starts_with("…<em>x") && cut.ends_with("x</em>…"), "{cut}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// For any text and a query taken from it, under either analyzer: no panic, and what a
+        /// highlight shows is the title itself, or a piece of the text.
+        #[test]
+        fn a_highlight_shows_the_item_s_own_text(
+            title in "\\PC{0,40}",
+            text in "(\\PC|[ .,'-]){0,400}",
+            from in 0usize..400,
+            len in 1usize..12,
+            simple in any::<bool>(),
+        ) {
+            let items = [item(&title, &text)];
+            let settings = LexicalSettings {
+                analyzer: if simple { Analyzer::Simple } else { Analyzer::default() },
+                ..LexicalSettings::default()
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let lexical = index(dir.path(), settings, &items);
+            let chars: Vec<char> = text.chars().chain(title.chars()).collect();
+            let from = from.min(chars.len());
+            let query: String = chars[from..(from + len).min(chars.len())].iter().collect();
+            let highlights = lexical.highlighter(&query).unwrap().highlight(&items[0]);
+            if let Some(marked) = &highlights.title {
+                prop_assert_eq!(shown(marked), title.clone());
+                prop_assert!(marked.contains(PRE));
+            }
+            if let Some(marked) = &highlights.text {
+                let piece = shown(marked);
+                let piece = piece.trim_start_matches('…').trim_end_matches('…');
+                prop_assert!(text.contains(piece), "{:?} is not in {:?}", piece, text);
+                prop_assert!(marked.contains(PRE));
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Highlights over HTTP: the query's words marked in each hit's title and text, as BM25
+//! matched them, only when asked.
+
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+use crate::api::{catalog, post};
+
+#[actix_web::test]
+async fn hits_carry_the_query_s_words_marked_when_asked() {
+    let query = "taped seams in the rain";
+    let (status, body) = post("/v1/search", json!({"query": query, "mode": "bm25", "k": 5, "highlight": true})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = catalog();
+    for hit in body["hits"].as_array().unwrap() {
+        let text = hit["highlights"]["text"].as_str().unwrap_or_else(|| panic!("a BM25 hit matches its text: {hit}"));
+        // "taped" and "seams" stem to what the text holds; "the" and "in" are words too.
+        assert!(text.contains("<em>taped</em> <em>seams</em>"), "{text}");
+        let item = items.iter().find(|i| i["id"] == hit["id"]).unwrap();
+        let shown = text.replace("<em>", "").replace("</em>", "");
+        assert!(item["text"].as_str().unwrap().contains(shown.trim_matches('…')), "{shown}");
+    }
+    // A title word is marked in the whole title.
+    let (_, body) = post("/v1/search", json!({"query": "kestrel bivy", "k": 3, "highlight": true})).await;
+    assert_eq!(body["hits"][0]["highlights"]["title"], "<em>Kestrel</em> Cirque 2 <em>Bivy</em> Tent", "{body}");
+    // Not asked, no highlights; a query without words (a user's CF list alone) has none.
+    let (_, body) = post("/v1/search", json!({"query": query, "k": 3})).await;
+    assert!(body["hits"].as_array().unwrap().iter().all(|h| h.get("highlights").is_none()), "{body}");
+    let (status, body) = post("/v1/search", json!({"user": "u007", "k": 3, "highlight": true})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["hits"].as_array().unwrap().iter().all(|h| h.get("highlights").is_none()), "{body}");
+}
