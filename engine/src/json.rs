@@ -109,6 +109,83 @@ pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializ
     T::deserialize(deserializer).map(Some)
 }
 
+/// A count (`k`, `offset`, `candidates`, a depth): a whole number of at least 0, written as an
+/// integer or with a zero fraction (`5.0`, `1e2`), since JSON Schema's `integer`, which the
+/// OpenAPI document gives these fields, is any number whose fraction is zero, and JSON writers
+/// such as Python's write a computed `5.0` so. For a request field:
+/// `#[serde(deserialize_with = "crate::json::count")]`.
+///
+/// # Errors
+/// A fraction (`5.5`), a negative number, one past `usize`, or any other type.
+pub fn count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    deserializer.deserialize_any(CountVisitor)
+}
+
+/// [`count`] for an optional field read as a value when present (as [`present`]).
+///
+/// # Errors
+/// As [`count`], and `null`.
+pub fn present_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    count(deserializer).map(Some)
+}
+
+/// [`count`] for an optional field where `null` is absent.
+///
+/// # Errors
+/// As [`count`].
+pub fn optional_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    deserializer.deserialize_option(OptionalCount)
+}
+
+struct CountVisitor;
+
+impl serde::de::Visitor<'_> for CountVisitor {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a whole number of at least 0")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<usize, E> {
+        usize::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<usize, E> {
+        usize::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<usize, E> {
+        // Below 2^64 exactly (usize::MAX as f64 rounds up to 2^64, which does not fit).
+        if v.fract() == 0.0 && v >= 0.0 && v < usize::MAX as f64 {
+            Ok(v as usize)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+        }
+    }
+}
+
+struct OptionalCount;
+
+impl<'de> serde::de::Visitor<'de> for OptionalCount {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a whole number of at least 0, or null")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Option<usize>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<usize>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        count(deserializer).map(Some)
+    }
+}
+
 /// [`name_only`] for an optional field: `null` is absent, as it is for the field's other types.
 ///
 /// # Errors
@@ -193,5 +270,43 @@ impl<'de> Deserialize<'de> for StrictValue {
             }
         }
         deserializer.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::request::{RecommendRequest, SearchRequest, SimilarRequest};
+
+    /// Counts take what JSON Schema's `integer` takes: a zero fraction too, and nothing else.
+    #[test]
+    fn a_count_is_any_whole_number_and_nothing_else() {
+        let search = |json: &str| serde_json::from_str::<SearchRequest>(json);
+        let read = search(r#"{"query": "q", "k": 5.0, "offset": 1e1, "candidates": 200.0, "rerank": {"depth": 30.0}}"#)
+            .unwrap();
+        assert_eq!((read.k, read.offset, read.candidates), (5, 10, Some(200)));
+        assert_eq!(read.rerank.unwrap().depth, Some(30));
+        assert_eq!(search(r#"{"query": "q", "rerank": {"depth": null}}"#).unwrap().rerank.unwrap().depth, None);
+        for (json, said) in [
+            (r#"{"query": "q", "k": 5.5}"#, "floating point `5.5`, expected a whole number of at least 0"),
+            (r#"{"query": "q", "k": -1}"#, "integer `-1`, expected a whole number"),
+            (r#"{"query": "q", "k": -1.0}"#, "floating point `-1.0`"),
+            (r#"{"query": "q", "k": 1e30}"#, "expected a whole number"),
+            (r#"{"query": "q", "k": "5"}"#, "string \"5\", expected a whole number"),
+            (r#"{"query": "q", "k": null}"#, "expected a whole number"),
+            (r#"{"query": "q", "candidates": null}"#, "expected a whole number"),
+            (r#"{"query": "q", "offset": true}"#, "boolean `true`"),
+            (
+                r#"{"query": "q", "rerank": {"depth": 2.5}}"#,
+                "floating point `2.5`, expected a whole number of at least 0",
+            ),
+        ] {
+            let error = search(json).unwrap_err().to_string();
+            assert!(error.contains(said), "{json}: {error}");
+        }
+        let recommend = serde_json::from_str::<RecommendRequest>(r#"{"user": "u", "k": 3.0, "recent": 4.0}"#).unwrap();
+        assert_eq!((recommend.k, recommend.recent), (3, 4));
+        assert!(serde_json::from_str::<RecommendRequest>(r#"{"user": "u", "recent": 0.5}"#).is_err());
+        let similar = serde_json::from_str::<SimilarRequest>(r#"{"item": "i", "k": 2.0, "offset": 4.0}"#).unwrap();
+        assert_eq!((similar.k, similar.offset), (2, 4));
     }
 }

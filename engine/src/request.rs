@@ -232,7 +232,7 @@ pub struct RerankOptions {
     /// How many fused candidates the reranker reads (at least `offset + k`: a page past the
     /// depth reranks down to its end): by default the depth the
     /// trained reranker was validated at, else 20.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::optional_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub depth: Option<usize>,
     /// Weight of the late-interaction score in the final score; the trained reranker's
@@ -278,14 +278,14 @@ pub struct SearchRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::json::Id>))]
     pub user: Option<String>,
     /// Hits to return.
-    #[serde(default = "default_k")]
+    #[serde(default = "default_k", deserialize_with = "crate::json::count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Hits to skip: the page from this position (0-based) of the ranked list. Pages stay
     /// cuts of one list while `candidates` and `rerank.depth` stay the same (left out, the
     /// candidates are 100, or `offset + k` when larger, so pages past 100 are ranked from
     /// deeper lists).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::count")]
     pub offset: usize,
     /// Field conditions every hit must meet.
     #[serde(default)]
@@ -310,7 +310,7 @@ pub struct SearchRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `offset + k` (fewer could not
     /// fill the page, and is refused). Absent: 100, or `offset + k` when larger.
-    #[serde(default, deserialize_with = "crate::json::present")]
+    #[serde(default, deserialize_with = "crate::json::present_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
     /// Rerank the top of the fused list. Absent: the generation's trained reranker when its

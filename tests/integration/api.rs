@@ -538,6 +538,8 @@ async fn broken_requests_get_the_right_status_and_code() {
         ),
         (r#"{"query": "tent", "fusion": {"method": {"rrf": null}}}"#, "invalid type: map, expected a string"),
         (r#"{"query": "tent", "mode": "psychic"}"#, "unknown variant `psychic`"),
+        // A count is a whole number: a fraction is refused, a zero one read (tests/integration/pages.rs).
+        (r#"{"query": "tent", "k": 5.5}"#, "k: invalid value: floating point `5.5`, expected a whole number"),
         // Each weight is named, and written as it was sent.
         (r#"{"query": "tent", "weights": {"bm25": 1, "dense": -1}}"#, "weights.dense: -1 is not a weight"),
         (r#"{"query": "tent", "rerank": {"reranker": "late_interaction", "weight": -5}}"#, "rerank.weight: -5 is not"),

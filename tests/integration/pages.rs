@@ -72,6 +72,12 @@ async fn recommend_and_similar_pages_are_cuts_of_one_list() {
     assert_eq!(ranked(&by_get), ranked(&by_post));
     let (_, first) = post("/v1/similar", json!({"item": seed, "k": 10})).await;
     assert_eq!(ids(&by_get), ids(&first)[5..]);
+    // Counts written with a zero fraction (what Python's json writes for a computed 5.0) are
+    // the integers JSON Schema says they are.
+    let (status, floats) =
+        post("/v1/similar", json!({"item": seed, "k": 5.0, "offset": 5.0, "candidates": 100.0})).await;
+    assert_eq!(status, StatusCode::OK, "{floats}");
+    assert_eq!(ranked(&floats), ranked(&by_post));
 }
 
 #[actix_web::test]

@@ -42,12 +42,12 @@ pub struct RecommendRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub user: String,
     /// Items to return.
-    #[serde(default = "default_k")]
+    #[serde(default = "default_k", deserialize_with = "crate::json::count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Items to skip: the page from this position (0-based) of the ranked list, as a
     /// search's `offset`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::count")]
     pub offset: usize,
     /// Leave out items the user already interacted with.
     #[serde(default = "default_true")]
@@ -80,11 +80,11 @@ pub struct RecommendRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `offset + k` (fewer could not
     /// fill the page, and is refused). Absent: 100, or `offset + k` when larger.
-    #[serde(default, deserialize_with = "crate::json::present")]
+    #[serde(default, deserialize_with = "crate::json::present_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
     /// How many recent history items form the content profile.
-    #[serde(default = "default_recent")]
+    #[serde(default = "default_recent", deserialize_with = "crate::json::count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub recent: usize,
     /// Rerank the top of the fused list with the trained recommendation reranker (only

@@ -13,12 +13,12 @@ pub struct SimilarRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub item: String,
     /// Items to return.
-    #[serde(default = "default_k")]
+    #[serde(default = "default_k", deserialize_with = "crate::json::count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Items to skip: the page from this position (0-based) of the ranked list, as a
     /// search's `offset`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::count")]
     pub offset: usize,
     /// Field conditions every item must meet.
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct SimilarRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `offset + k` (fewer could not
     /// fill the page, and is refused). Absent: 100, or `offset + k` when larger.
-    #[serde(default, deserialize_with = "crate::json::present")]
+    #[serde(default, deserialize_with = "crate::json::present_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
 }
