@@ -229,8 +229,8 @@ pub struct RerankOptions {
     /// Which reranker: the trained one when the generation has it, else late interaction.
     #[serde(default, deserialize_with = "crate::json::optional_name_only")]
     pub reranker: Option<RerankerKind>,
-    /// How many fused candidates the reranker reads (at least `offset + k`: a page past the
-    /// depth reranks down to its end): by default the depth the
+    /// How many fused candidates the reranker reads (`k` when larger; past them the list goes
+    /// on in fused order, whatever the page's `offset`): by default the depth the
     /// trained reranker was validated at, else 20.
     #[serde(default, deserialize_with = "crate::json::optional_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
@@ -282,8 +282,8 @@ pub struct SearchRequest {
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Hits to skip: the page from this position (0-based) of the ranked list. Pages stay
-    /// cuts of one list while `candidates` and `rerank.depth` stay the same (left out, the
-    /// candidates are 100, or `offset + k` when larger, so pages past 100 are ranked from
+    /// cuts of one list while `k`, `candidates` and `rerank.depth` stay the same (left out,
+    /// the candidates are 100, or `offset + k` when larger, so pages past 100 are ranked from
     /// deeper lists).
     #[serde(default, deserialize_with = "crate::json::count")]
     pub offset: usize,

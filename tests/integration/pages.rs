@@ -42,21 +42,34 @@ async fn search_pages_are_cuts_of_one_list_reranked_or_not() {
     // A user adds CF's list; RRF instead of the linear default.
     let personal = json!({"query": "lightweight", "user": "u007", "fusion": {"method": "rrf"}});
     pages_concatenate("/v1/search", personal, 30, 7).await;
-    // Reranked: pages inside the depth come from the same reranked window (the first page of
-    // 10 alone would rerank only its depth of 30, and so do all later pages up to 30).
-    let reranked =
-        json!({"query": "waterproof boots for wet rock", "rerank": {"reranker": "late_interaction", "depth": 30}});
-    pages_concatenate("/v1/search", reranked.clone(), 30, 10).await;
-    let (_, page) =
-        post("/v1/search", json!({"offset": 10, "k": 10, "rerank": reranked["rerank"], "query": reranked["query"]}))
-            .await;
-    assert!(page["hits"].as_array().unwrap().iter().all(|h| h["breakdown"].get("rerank").is_some()), "{page}");
-    // A page past the depth reranks down to its own end: it is full and every hit reranked.
-    let shallow = json!({"query": reranked["query"], "offset": 10, "k": 10, "rerank": {"reranker": "late_interaction", "depth": 5}});
-    let (_, page) = post("/v1/search", shallow).await;
-    let hits = page["hits"].as_array().unwrap();
-    assert_eq!(hits.len(), 10, "{page}");
-    assert!(hits.iter().all(|h| h["breakdown"].get("rerank").is_some()), "{page}");
+    // Reranked: the window is the depth (or k, when larger), wherever the page starts, so
+    // pages of 10 inside a depth of 30 are the list of 30.
+    let query = "waterproof boots for wet rock";
+    let rerank = |depth: usize| json!({"reranker": "late_interaction", "depth": depth});
+    pages_concatenate("/v1/search", json!({"query": query, "rerank": rerank(30)}), 30, 10).await;
+    // Past the window the list goes on in fused order, unreranked (Elasticsearch's rescore
+    // window): pages of 10 at depth 25 are the 25 reranked, then the fused list's 26th on.
+    let page = |offset: usize, k: usize, rerank: Value| {
+        let body = json!({"query": query, "offset": offset, "k": k, "rerank": rerank});
+        async move {
+            let (status, body) = post("/v1/search", body).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+    };
+    let reranked = page(0, 25, rerank(25)).await;
+    let fused = page(0, 40, json!({"enabled": false})).await;
+    let mut expected = ranked(&reranked);
+    expected.extend(ranked(&fused)[25..40].iter().cloned());
+    let mut paged = Vec::new();
+    for offset in [0, 10, 20, 30] {
+        let body = page(offset, 10, rerank(25)).await;
+        for (at, hit) in (offset..).zip(body["hits"].as_array().unwrap()) {
+            assert_eq!(hit["breakdown"].get("rerank").is_some(), at < 25, "position {at}: {hit}");
+        }
+        paged.extend(ranked(&body));
+    }
+    assert_eq!(paged, expected);
 }
 
 #[actix_web::test]

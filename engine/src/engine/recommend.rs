@@ -40,7 +40,7 @@ impl Engine {
     /// # Errors
     /// An invalid request (the field named), an unknown user, a generation without CF, a
     /// reranker the generation lacks, or a model failure.
-    #[tracing::instrument(skip_all, fields(k = request.k))]
+    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset))]
     pub fn recommend(&self, request: &RecommendRequest) -> Result<Results> {
         let start = Instant::now();
         let cf = self.collaborative()?;
@@ -57,8 +57,13 @@ impl Engine {
             (Some(_), None) => Some(String::new()),
             (None, _) => None,
         };
-        let mut hits =
-            self.finish(&fused, request.page(), plan.zip(context.as_deref()).map(|(p, c)| (p, c, None)), &mut timings)?;
+        let mut hits = self.finish(
+            &fused,
+            request.page(),
+            plan.zip(context.as_deref()).map(|(p, c)| (p, c, None)),
+            None,
+            &mut timings,
+        )?;
         if request.explain {
             // Trees only for the lists that ran (content mode has no CF list, cf mode no content).
             let cf_ran = fused.ran(RetrieverKind::Cf);

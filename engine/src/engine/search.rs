@@ -30,7 +30,7 @@ impl Engine {
     /// # Errors
     /// An invalid request (the field named), an unknown user, a reranker the generation lacks,
     /// or a model failure.
-    #[tracing::instrument(skip_all, fields(k = request.k, mode = ?request.mode))]
+    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset, mode = ?request.mode))]
     pub fn search(&self, request: &SearchRequest) -> Result<Results> {
         let start = Instant::now();
         let mut timings = Timings::default();
@@ -45,7 +45,8 @@ impl Engine {
         let FirstStage { query, user, fused, query_states } =
             self.search_first_stage(request, candidates, query_layers, &mut timings)?;
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
-        let mut hits = self.finish(&fused, request.page(), rerank, &mut timings)?;
+        let highlighter = query.filter(|_| request.highlight).map(|q| self.lexical.highlighter(q)).transpose()?;
+        let mut hits = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), &mut timings)?;
         if request.explain {
             // A CF tree only where CF ran (bm25 or dense mode with a user has none).
             let cf_user = user.as_ref().filter(|_| fused.ran(RetrieverKind::Cf));
@@ -66,13 +67,6 @@ impl Engine {
                     let tree = self.cf_explanation(explainer, index);
                     hit.explain(tree, RetrieverKind::Cf, "cf", candidates);
                 }
-            }
-        }
-        if let Some(query) = query.filter(|_| request.highlight) {
-            let highlighter = self.lexical.highlighter(query)?;
-            for hit in &mut hits {
-                let highlights = highlighter.highlight(&self.item_at(self.index_of(&hit.id)?)?);
-                hit.highlights = (!highlights.is_empty()).then_some(highlights);
             }
         }
         // Timed with the rest: a note's suggestions are part of the answer.

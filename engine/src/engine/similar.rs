@@ -14,7 +14,7 @@ impl Engine {
     ///
     /// # Errors
     /// An invalid request (the field named) or an unknown seed item.
-    #[tracing::instrument(skip_all, fields(k = request.k))]
+    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset))]
     pub fn similar(&self, request: &SimilarRequest) -> Result<Results> {
         let start = Instant::now();
         let candidates = check_page(request.page(), request.candidates)?;
@@ -55,7 +55,7 @@ impl Engine {
             Some(Collaborative::Ease(_)) | None => {}
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
-        let hits = self.finish(&fused, request.page(), None, &mut timings)?;
+        let hits = self.finish(&fused, request.page(), None, None, &mut timings)?;
         // Timed with the rest: a note's suggestions are part of the answer.
         let notes = self.filter_notes(&request.filters, &request.exclude);
         timings.total_ms = ms(start);

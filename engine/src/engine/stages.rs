@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::explain::{CombinedScore, RerankScore, RetrieverKind, ScoreBreakdown};
 use crate::filter::{self, matcher, Filters};
 use crate::fusion::{fuse, FusedHit, Fusion};
+use crate::lexical::Highlighter;
 use crate::request::{Candidate, Hit, Page, Timings};
 use crate::rerank::{Combine, RerankPlan};
 use crate::retrieve::{Allow, Retriever};
@@ -213,38 +214,50 @@ impl Engine {
         Ok(Fused { hits, ranges: ScoreRanges::of(&lists), fusion_name: fusion.name() })
     }
 
-    /// The final hits, the `page` of: the fused list, or, with a rerank plan, the text it
-    /// reads as the query and that query's states from its embedding pass (when kept), its
-    /// top `max(depth, page end)` reranked, best first (timed as rerank). Only the page's
-    /// hits are built.
+    /// The final hits, the `page` of: the fused list, or, with a rerank plan (the text it
+    /// reads as the query and that query's states from its embedding pass, when kept), the
+    /// fused list with its top `max(depth, k)` reranked, best first, and the rest after them
+    /// in fused order, as Elasticsearch's rescore window orders them (timed as rerank). The
+    /// window does not move with `offset`, so pages of one size are cuts of one list and a
+    /// deep page costs no more model work than the first; a page wholly past the window runs
+    /// no model. Only the page's hits are built, each highlighted when a `highlighter` is given.
     pub(super) fn finish(
         &self,
         fused: &Fused,
         page: Page,
         rerank: Option<(RerankPlan<'_>, &str, Option<Arc<QueryStates>>)>,
+        highlighter: Option<&Highlighter>,
         timings: &mut Timings,
     ) -> Result<Vec<Hit>> {
-        let Some((plan, query, states)) = rerank else {
-            let hits = fused.hits.iter().skip(page.offset).take(page.k);
-            return hits.map(|f| self.hit(f, fused.fusion_name, None, None)).collect();
+        let plain = |hits: &[FusedHit], skip: usize, take: usize| {
+            hits.iter().skip(skip).take(take).map(|f| self.hit(f, fused.fusion_name, None, None, highlighter)).collect()
         };
+        let Some((plan, query, states)) = rerank else {
+            return plain(&fused.hits, page.offset, page.k);
+        };
+        let width = plan.depth.max(page.k).min(fused.hits.len());
+        if page.offset >= width {
+            return plain(&fused.hits, page.offset, page.k);
+        }
         let t = Instant::now();
-        let window: Vec<&FusedHit> = fused.hits.iter().take(plan.depth.max(page.end())).collect();
+        let window: Vec<&FusedHit> = fused.hits[..width].iter().collect();
         let mut reranked = self.rerank(&plan, query, states.as_ref(), &window, fused)?;
         // Best first, ties by id. A reranked score is only comparable among hits that were all
-        // reranked, which is why `max(depth, page end)` hits are reranked: a page inside the
-        // depth is a cut of the same reranked list whatever its offset.
+        // reranked, which is why a request for more hits than the depth reranks them all.
         let ids: std::collections::HashMap<u32, String> =
             reranked.iter().map(|r| (r.fused.item, self.id_at(r.fused.item))).collect();
         let id = |r: &Reranked<'_>| &ids[&r.fused.item];
         reranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b))));
-        let hits = reranked
+        let mut hits = reranked
             .into_iter()
             .skip(page.offset)
             .take(page.k)
-            .map(|r| self.hit(r.fused, fused.fusion_name, Some(r.rerank), r.combination))
+            .map(|r| self.hit(r.fused, fused.fusion_name, Some(r.rerank), r.combination, highlighter))
             .collect::<Result<Vec<_>>>()?;
         timings.rerank_ms = ms(t);
+        // A page reaching past the window goes on in fused order.
+        let rest: Vec<Hit> = plain(&fused.hits[width..], 0, page.end().saturating_sub(width))?;
+        hits.extend(rest);
         Ok(hits)
     }
 
@@ -308,9 +321,11 @@ impl Engine {
         fusion: &str,
         rerank: Option<RerankScore>,
         combination: Option<CombinedScore>,
+        highlighter: Option<&Highlighter>,
     ) -> Result<Hit> {
         let item = self.item_at(fused.item)?;
         let final_score = final_score(fused, rerank.as_ref(), combination.as_ref());
+        let highlights = highlighter.map(|h| h.highlight(&item)).filter(|h| !h.is_empty());
         Ok(Hit {
             id: item.id,
             title: item.title,
@@ -326,7 +341,7 @@ impl Engine {
                 final_score,
             },
             explanations: Vec::new(),
-            highlights: None,
+            highlights,
         })
     }
 

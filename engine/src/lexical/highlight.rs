@@ -1,24 +1,30 @@
 //! Highlights: where a query's terms occur in a hit's title and text, marked for display.
 //!
 //! The terms are the query's after each field's own analysis, and an item's words are
-//! analysed the same way, so a highlight marks what BM25 matched: "tents" for the query
-//! "tent" (one stem), "Café" for "cafe" (diacritics folded), "帐篷" inside "轻量级帐篷" (CJK
-//! bigrams). tantivy's `SnippetGenerator` picks the text's best fragment (the one whose
-//! matched terms weigh most, each by 1 / (1 + document frequency), as tantivy weighs them).
+//! analysed the same way, so a highlight marks what BM25 matched in the title and the text:
+//! "tents" for the query "tent" (one stem), "Café" for "cafe" (diacritics folded), "帐篷"
+//! inside "轻量级帐篷" (CJK bigrams). Catalog fields BM25 also searches (`search_fields`) are
+//! not highlighted. The text's fragment is the window of at most [`FRAGMENT_BYTES`] bytes,
+//! starting at a word, whose matched words weigh most, each by 1 / (1 + its document
+//! frequency), as tantivy's `SnippetGenerator` weighs them. Ours slides the window word by word
+//! where tantivy's cuts the text into consecutive windows, and it takes the analyzer's tokens
+//! in any order: a joined word ("T-Shirt" as "tshirt") comes after its parts and starts before
+//! them, which tantivy's fragments assume never happens.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 use tantivy::schema::Field;
-use tantivy::snippet::{collapse_overlapped_ranges, Snippet, SnippetGenerator};
+use tantivy::snippet::collapse_overlapped_ranges;
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
 
 use super::LexicalIndex;
 use crate::error::Result;
 use crate::item::Item;
 
-/// Bytes of text a fragment holds at most, between whole tokens: tantivy's default (150).
+/// Bytes of text a fragment holds at most, between whole words: tantivy's default (150).
 pub const FRAGMENT_BYTES: usize = 150;
 
 /// Marks around each matched word, as Elasticsearch's default highlighter writes them.
@@ -33,7 +39,7 @@ pub struct Highlights {
     /// The whole title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// The text's best fragment, about [`FRAGMENT_BYTES`] bytes cut at word boundaries, with
+    /// The text's best fragment, about 150 bytes cut at word boundaries, with
     /// "…" where it leaves text out before or after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -46,11 +52,23 @@ impl Highlights {
     }
 }
 
-/// A query's highlighter, made once per request: the query analysed for the title and the
-/// text, with each term's weight.
+/// A query's highlighter, made once per request: the query's terms after the title's and the
+/// text's analysis, with each term's weight.
 pub struct Highlighter {
-    title: SnippetGenerator,
-    text: SnippetGenerator,
+    title: FieldTerms,
+    text: FieldTerms,
+}
+
+/// One field's analyzer and the query's terms under it, each with its weight.
+struct FieldTerms {
+    analyzer: TextAnalyzer,
+    weights: HashMap<String, f32>,
+}
+
+/// A word of an item's field: where it is, and its weight when it is a query term (else 0).
+struct Word {
+    at: Range<usize>,
+    weight: f32,
 }
 
 impl LexicalIndex {
@@ -60,59 +78,95 @@ impl LexicalIndex {
     /// A field's analyzer missing from the index (a generation opened without it is refused
     /// earlier), or a failing index read.
     pub fn highlighter(&self, query: &str) -> Result<Highlighter> {
-        let generator = |field: Field, bytes: usize| -> Result<SnippetGenerator> {
-            let searcher = self.reader.searcher();
-            let mut terms = BTreeMap::new();
+        let searcher = self.reader.searcher();
+        let terms = |field: Field| -> Result<FieldTerms> {
+            let mut weights = HashMap::new();
             for token in self.tokens_of(field, query)? {
                 // A term only live items hold has no frequency here; it still marks.
                 let frequency = searcher.doc_freq(&Term::from_field_text(field, &token))?;
-                terms.insert(token, 1.0 / (1.0 + frequency as f32));
+                weights.insert(token, 1.0 / (1.0 + frequency as f32));
             }
-            Ok(SnippetGenerator::new(terms, self.index.tokenizer_for_field(field)?, field, bytes))
+            Ok(FieldTerms { analyzer: self.index.tokenizer_for_field(field)?, weights })
         };
-        Ok(Highlighter {
-            // One fragment as long as any title: the whole title, every match marked.
-            title: generator(self.fields.title(), usize::MAX)?,
-            text: generator(self.fields.text(), FRAGMENT_BYTES)?,
-        })
+        Ok(Highlighter { title: terms(self.fields.title())?, text: terms(self.fields.text())? })
+    }
+}
+
+impl FieldTerms {
+    /// The words of `text`, in the analyzer's order.
+    fn words(&self, text: &str) -> Vec<Word> {
+        if self.weights.is_empty() {
+            return Vec::new();
+        }
+        let mut analyzer = self.analyzer.clone();
+        let mut stream = analyzer.token_stream(text);
+        let mut words = Vec::new();
+        while stream.advance() {
+            let token = stream.token();
+            let weight = self.weights.get(&token.text).copied().unwrap_or(0.0);
+            words.push(Word { at: token.offset_from..token.offset_to, weight });
+        }
+        words
     }
 }
 
 impl Highlighter {
     /// `item`'s highlights.
     pub fn highlight(&self, item: &Item) -> Highlights {
-        let title = self.title.snippet(&item.title);
-        let text = self.text.snippet(&item.text);
+        let matched = |words: &[Word]| -> Vec<Range<usize>> {
+            words.iter().filter(|w| w.weight > 0.0).map(|w| w.at.clone()).collect()
+        };
+        let title = matched(&self.title.words(&item.title));
+        let words = self.text.words(&item.text);
         Highlights {
-            title: (!title.is_empty()).then(|| mark(&item.title, 0..item.title.len(), &ranges(&title))),
-            text: (!text.is_empty()).then(|| {
-                let range = text.fragment_range();
-                // A fragment holds whole tokens, so one giant token (a 70,000-character word is
-                // indexed as pieces of one token's span) would be all of it: cut at twice the
-                // fragment's size, on a character boundary.
+            title: (!title.is_empty()).then(|| mark(&item.title, 0..item.title.len(), &title)),
+            text: best_fragment(&words).map(|(range, within)| {
+                let text = &item.text;
+                // One giant word (a 70,000-character token is indexed as pieces of one span)
+                // would be all of a fragment: cut at twice the fragment's size, on a character
+                // boundary.
                 let mut end = range.end.min(range.start + 2 * FRAGMENT_BYTES);
-                while !item.text.is_char_boundary(end) {
+                while !text.is_char_boundary(end) {
                     end -= 1;
                 }
                 // The fragment ends at its last word: the punctuation closing it belongs too.
                 if end == range.end {
-                    let rest = &item.text[end..];
+                    let rest = &text[end..];
                     let closing = rest.find(|c: char| c.is_alphanumeric() || c.is_whitespace()).unwrap_or(rest.len());
                     end += rest[..closing].chars().take(4).map(char::len_utf8).sum::<usize>();
                 }
-                let marked = mark(&item.text, range.start..end, &ranges(&text));
-                let before = if item.text[..range.start].trim().is_empty() { "" } else { "…" };
-                let after = if item.text[end..].trim().is_empty() { "" } else { "…" };
+                let marked = mark(text, range.start..end, &matched(&words[within]));
+                let before = if text[..range.start].trim().is_empty() { "" } else { "…" };
+                let after = if text[end..].trim().is_empty() { "" } else { "…" };
                 format!("{before}{marked}{after}")
             }),
         }
     }
 }
 
-/// The snippet's matched ranges in its source text (tantivy gives them within the fragment).
-fn ranges(snippet: &Snippet) -> Vec<Range<usize>> {
-    let start = snippet.fragment_range().start;
-    snippet.highlighted().iter().map(|r| r.start + start..r.end + start).collect()
+/// The best fragment of a text whose words are `words`: its byte range and the words in it
+/// (indexes into `words`), or `None` when no word matched. Each window starts at a word and
+/// takes the words after it (in the analyzer's order) while they end within
+/// [`FRAGMENT_BYTES`] of its start (the first word always); the best has the most weight,
+/// the earliest of equals. O(words × words per window).
+fn best_fragment(words: &[Word]) -> Option<(Range<usize>, Range<usize>)> {
+    let mut best: Option<(f32, Range<usize>, Range<usize>)> = None;
+    for (i, first) in words.iter().enumerate() {
+        let start = first.at.start;
+        let (mut weight, mut end, mut last) = (0.0, first.at.end, i);
+        for (j, word) in words.iter().enumerate().skip(i) {
+            if j > i && word.at.end.saturating_sub(start) > FRAGMENT_BYTES {
+                break;
+            }
+            weight += word.weight;
+            end = end.max(word.at.end);
+            last = j;
+        }
+        if weight > 0.0 && best.as_ref().is_none_or(|(w, _, _)| weight > *w) {
+            best = Some((weight, start..end, i..last + 1));
+        }
+    }
+    best.map(|(_, range, within)| (range, within))
 }
 
 /// `text[within]`, HTML-escaped, with the `matched` ranges (overlapping ones merged; clipped
@@ -224,6 +278,22 @@ mod tests {
         assert!(shown(&fragment).len() <= FRAGMENT_BYTES + 2 * '…'.len_utf8(), "{fragment}");
         let cut = lexical.highlighter(&"x".repeat(70_000)).unwrap().highlight(&items[1]).text.unwrap();
         assert!(cut.len() < 4 * FRAGMENT_BYTES && cut.starts_with("…<em>x") && cut.ends_with("x</em>…"), "{cut}");
+    }
+
+    /// A joined word comes after its parts and starts before them: a chain of hyphenated
+    /// words longer than a fragment, searched as written, still marks inside its fragment.
+    #[test]
+    fn a_joined_word_longer_than_a_fragment_marks_inside_it() {
+        let chain = (0..40).map(|i| format!("part{}", char::from(b'a' + i % 26))).collect::<Vec<_>>().join("-");
+        let items = [item("Chain", &format!("before {chain} after"))];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        for query in [chain.as_str(), &chain.replace('-', ""), "partc"] {
+            let marked = lexical.highlighter(query).unwrap().highlight(&items[0]).text.unwrap();
+            let shown = shown(&marked);
+            assert!(items[0].text.contains(shown.trim_matches('…')), "{query}: {marked}");
+            assert!(marked.contains(PRE) && shown.len() <= 2 * FRAGMENT_BYTES + 8, "{query}: {marked}");
+        }
     }
 
     proptest! {

@@ -29,7 +29,8 @@ pub struct Hit {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub explanations: Vec<Explanation>,
     /// The query's words marked in the title and the text, when `highlight` was asked for and
-    /// the query matches either (a hit only the dense retriever found may match neither).
+    /// the query matches either (a hit found by the dense retriever, or by a catalog field
+    /// BM25 also searches, such as a brand, may match neither).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub highlights: Option<crate::lexical::Highlights>,
 }
