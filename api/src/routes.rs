@@ -193,7 +193,7 @@ pub(crate) fn limit_exceeded(field: &str, message: String) -> ApiError {
 /// distinguishes, so equal requests share a cache entry.
 fn bound(
     state: &AppState,
-    page: Page,
+    k: usize,
     candidates: &mut Option<usize>,
     query: &mut Option<String>,
     rerank_depth: Option<usize>,
@@ -201,7 +201,7 @@ fn bound(
     let limits = &state.settings().limits;
     // Not given: the engine's default depth ([`candidates_for`]) within this server's bound,
     // which start-up keeps at max_k or more, so a request never hears of a field it did not send.
-    let candidates = *candidates.get_or_insert_with(|| candidates_for(page.end(), None).min(limits.max_candidates));
+    let candidates = *candidates.get_or_insert_with(|| candidates_for(k, None).min(limits.max_candidates));
     // Zero is told this server's bounds too (the engine's own, wider ones would mislead); it
     // is an invalid request rather than a limit exceeded.
     let out_of = |field: &str, value: usize, max: usize| {
@@ -211,17 +211,8 @@ fn bound(
             _ => limit_exceeded(field, message),
         }
     };
-    let k = page.k;
     if k == 0 || k > limits.max_k {
         return Err(out_of("k", k, limits.max_k));
-    }
-    // No list here reaches past max_candidates, so neither can a page.
-    if page.end() > limits.max_candidates {
-        let message = format!(
-            "offset + k must be at most {} on this server (the deepest a retriever lists), got {} + {k}",
-            limits.max_candidates, page.offset
-        );
-        return Err(limit_exceeded("offset", message));
     }
     if candidates == 0 || candidates > limits.max_candidates {
         return Err(out_of("candidates", candidates, limits.max_candidates));
@@ -357,7 +348,7 @@ pub(crate) async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
     let depth = request.rerank.as_ref().and_then(|r| r.depth);
-    bound(&state, request.page(), &mut request.candidates, &mut request.query, depth)?;
+    bound(&state, request.k, &mut request.candidates, &mut request.query, depth)?;
     let user = request.user.clone();
     let page = request.page();
     cached(&state, "search", user.as_deref(), page, &request, |engine, request| engine.search(request)).await
@@ -378,7 +369,7 @@ pub(crate) async fn recommend(
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
     let depth = request.rerank.as_ref().and_then(|r| r.depth);
-    bound(&state, request.page(), &mut request.candidates, &mut None, depth)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, depth)?;
     let user = request.user.clone();
     let page = request.page();
     cached(&state, "recommend", Some(&user), page, &request, |engine, request| engine.recommend(request)).await
@@ -407,7 +398,7 @@ pub(crate) struct SimilarParams {
     /// Hits to skip: the page from this position of the ranked list (default 0).
     #[param(minimum = 0)]
     offset: Option<usize>,
-    /// Candidates per retriever, at least `offset + k` (default 100, or `offset + k` when larger).
+    /// Candidates per retriever, at least `k` (default 100, or `k` when larger).
     #[param(minimum = 1)]
     candidates: Option<usize>,
     /// `rrf` (default), `linear`, `linear_floor` or `dbsf`: the request body's `fusion.method`.
@@ -446,7 +437,7 @@ pub(crate) async fn similar(
         weights: Weights::default(),
         candidates: params.candidates,
     };
-    bound(&state, request.page(), &mut request.candidates, &mut None, None)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let page = request.page();
     cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
 }
@@ -466,7 +457,7 @@ pub(crate) async fn similar_items(
     body: web::Json<Object<SimilarRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
-    bound(&state, request.page(), &mut request.candidates, &mut None, None)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let page = request.page();
     cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
 }

@@ -25,6 +25,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod explain;
+pub mod facets;
 pub mod filter;
 pub mod fusion;
 pub mod generation;

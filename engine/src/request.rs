@@ -281,10 +281,10 @@ pub struct SearchRequest {
     #[serde(default = "default_k", deserialize_with = "crate::json::count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
-    /// Hits to skip: the page from this position (0-based) of the ranked list. Pages stay
-    /// cuts of one list while `k`, `candidates` and `rerank.depth` stay the same (left out,
-    /// the candidates are 100, or `offset + k` when larger, so pages past 100 are ranked from
-    /// deeper lists).
+    /// Hits to skip: the page from this position (0-based) of the ranked list (`total` hits
+    /// long; a page past it is empty). Pages are cuts of one list while `k`, `candidates` and
+    /// `rerank.depth` stay the same; to page deeper than the default list, ask for more
+    /// `candidates`.
     #[serde(default, deserialize_with = "crate::json::count")]
     pub offset: usize,
     /// Field conditions every hit must meet.
@@ -308,8 +308,8 @@ pub struct SearchRequest {
     /// serves every mode; `breakdown.retrievers` names the lists that ran.
     #[serde(default)]
     pub weights: Weights,
-    /// Candidates each retriever returns before fusion, at least `offset + k` (fewer could not
-    /// fill the page, and is refused). Absent: 100, or `offset + k` when larger.
+    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
+    /// the page, and is refused). Absent: 100, or `k` when larger.
     #[serde(default, deserialize_with = "crate::json::present_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
@@ -334,6 +334,12 @@ pub struct SearchRequest {
     /// folded diacritics, CJK pairs).
     #[serde(default)]
     pub highlight: bool,
+    /// Fields to count values of over the ranked list the pages are cut from (`facets` in
+    /// the results: each field's most frequent values with their hits, a number field's span),
+    /// at most 20.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20))]
+    pub facets: Vec<String>,
 }
 
 /// The query text a search runs on: `query` without surrounding whitespace, or `None` when
@@ -389,6 +395,7 @@ impl SearchRequest {
             bm25: None,
             explain: false,
             highlight: false,
+            facets: Vec::new(),
         }
     }
 }
@@ -402,10 +409,10 @@ pub(crate) fn check_rerank_depth(depth: usize) -> Result<usize> {
 }
 
 /// Which hits of a request's ranked list come back: `k` of them, from position `offset` on
-/// (0-based). Pages are cut from one ranked list, so the hits at `offset` `o` with `k` hits
-/// are the hits `o..o + k` of a request for `o + k` from 0, as long as the candidate depth
-/// and the rerank depth are the same for both (Elasticsearch's `from` and `size`, Qdrant's
-/// `offset` and `limit`).
+/// (0-based; Elasticsearch's `from` and `size`, Qdrant's `offset` and `limit`). The list is
+/// each retriever's candidates, fused (and its top reranked): it does not depend on `offset`,
+/// so pages of one `k` are cuts of one list, [`crate::request::Results::total`] long, and a
+/// page past its end is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     /// Hits skipped.
@@ -415,57 +422,43 @@ pub struct Page {
 }
 
 impl Page {
-    /// The position after the page's last hit: how deep the ranked list must reach.
-    /// Saturating, so that an absurd offset is refused by the bounds rather than wrapping.
+    /// The position after the page's last hit (saturating: an offset past any list is an empty
+    /// page, not an overflow).
     pub fn end(self) -> usize {
         self.offset.saturating_add(self.k)
     }
 }
 
-/// The candidates each retriever returns for a request whose page ends at `end` (offset + k)
-/// and that asks for `candidates`: what it asks, else [`defaults::CANDIDATES`] or `end` when
-/// larger, so that a request for many hits (or a deep page) without a depth still gets lists
-/// that can fill it.
-pub fn candidates_for(end: usize, candidates: Option<usize>) -> usize {
-    candidates.unwrap_or(defaults::CANDIDATES.max(end))
+/// The candidates each retriever returns for a request of `k` hits that asks for
+/// `candidates`: what it asks, else [`defaults::CANDIDATES`] or `k` when larger, so that a
+/// request for many hits without a depth still gets lists that can fill them. Not the page's
+/// offset: the list pages are cut from stays the same whichever page is asked.
+pub fn candidates_for(k: usize, candidates: Option<usize>) -> usize {
+    candidates.unwrap_or(defaults::CANDIDATES.max(k))
 }
 
 /// Checks a request's page and per-retriever `candidates` against the bounds, and returns the
-/// candidates it runs with ([`candidates_for`]).
+/// candidates it runs with ([`candidates_for`]). The offset has no bound: skipping hits costs
+/// nothing, and a page past the list is empty.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] on `k` out of 1..=[`MAX_K`], on a page ending past
-/// [`MAX_CANDIDATES`] (`offset`: no list reaches deeper; Elasticsearch's `max_result_window`
-/// bounds `from + size` likewise), on `candidates` out of 1..=[`MAX_CANDIDATES`] or fewer than
-/// the page's end: a list shorter than the page leaves it short without a word
-/// (Elasticsearch's kNN refuses `num_candidates` below `k`, and its RRF a `rank_window_size`
-/// below `from + size`, likewise).
+/// [`Error::InvalidArgument`] on `k` out of 1..=[`MAX_K`], on `candidates` out of
+/// 1..=[`MAX_CANDIDATES`] or fewer than `k`: a list shorter than the page leaves it short
+/// without a word (Elasticsearch's kNN refuses `num_candidates` below `k` likewise).
 pub(crate) fn check_page(page: Page, candidates: Option<usize>) -> Result<usize> {
-    let Page { offset, k } = page;
+    let k = page.k;
     if k == 0 || k > MAX_K {
         return Err(Error::invalid("k", format!("must be between 1 and {MAX_K}, got {k}")));
     }
-    if page.end() > MAX_CANDIDATES {
-        return Err(Error::invalid(
-            "offset",
-            format!("offset + k must be at most {MAX_CANDIDATES} (the deepest a retriever lists), got {offset} + {k}"),
-        ));
-    }
-    let candidates = candidates_for(page.end(), candidates);
+    let candidates = candidates_for(k, candidates);
     if candidates == 0 || candidates > MAX_CANDIDATES {
         return Err(Error::invalid("candidates", format!("must be between 1 and {MAX_CANDIDATES}, got {candidates}")));
     }
-    if candidates < page.end() {
-        let reason = if offset == 0 {
-            format!("{candidates} is fewer than k ({k}): each retriever's list must be able to fill the page; ask for at least k, or leave it out")
-        } else {
-            format!(
-                "{candidates} is fewer than offset + k ({}): each retriever's list must reach the page's end; ask for at least {}, the same on every page so that pages do not shift, or leave it out",
-                page.end(),
-                page.end()
-            )
-        };
-        return Err(Error::invalid("candidates", reason));
+    if candidates < k {
+        return Err(Error::invalid(
+            "candidates",
+            format!("{candidates} is fewer than k ({k}): each retriever's list must be able to fill the page; ask for at least k, or leave it out"),
+        ));
     }
     Ok(candidates)
 }
@@ -569,27 +562,14 @@ mod tests {
     }
 
     #[test]
-    fn a_page_past_the_default_depth_deepens_the_lists_and_one_past_the_bound_is_refused() {
+    fn the_lists_do_not_depend_on_the_offset() {
         let page = |offset, k| Page { offset, k };
-        // Inside the default depth the lists stay at 100, so pages are cuts of one list.
-        assert_eq!(check_page(page(90, 10), None).unwrap(), defaults::CANDIDATES);
-        assert_eq!(check_page(page(95, 10), None).unwrap(), 105);
-        // Given candidates must reach the page's end, and the message says how to page.
-        let Err(Error::InvalidArgument { field, reason }) = check_page(page(100, 10), Some(100)) else {
-            panic!("a page past its lists accepted")
-        };
-        assert_eq!(field, "candidates");
-        assert!(reason.contains("fewer than offset + k (110)") && reason.contains("every page"), "{reason}");
-        assert_eq!(check_page(page(100, 10), Some(110)).unwrap(), 110);
-        // The deepest page ends at the deepest list; past it, and at an offset that would
-        // overflow, `offset` is named (not `candidates`, which the request did not give).
-        assert_eq!(check_page(page(MAX_CANDIDATES - 10, 10), None).unwrap(), MAX_CANDIDATES);
-        for offset in [MAX_CANDIDATES - 9, usize::MAX] {
-            let Err(Error::InvalidArgument { field, .. }) = check_page(page(offset, 10), None) else {
-                panic!("offset {offset} accepted")
-            };
-            assert_eq!(field, "offset");
-        }
+        assert_eq!(check_page(page(0, 10), None).unwrap(), defaults::CANDIDATES);
+        assert_eq!(check_page(page(500, 10), None).unwrap(), defaults::CANDIDATES);
+        assert_eq!(check_page(page(500, 10), Some(10)).unwrap(), 10);
+        assert_eq!(check_page(page(usize::MAX, 10), None).unwrap(), defaults::CANDIDATES);
+        assert_eq!(page(usize::MAX, 10).end(), usize::MAX);
+        assert!(check_page(page(20, 10), Some(5)).is_err(), "a list shorter than a page");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod api;
 mod embedding;
 mod eval;
+mod facets;
 mod fuzz;
 mod highlight;
 mod live;

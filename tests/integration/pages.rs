@@ -1,5 +1,6 @@
 //! Pages (`offset` and `k`): every route's later pages are cuts of the one ranked list the
-//! first page starts, reranked or not, and a page past the end is empty rather than an error.
+//! first page starts, reranked or not, `total` long, and a page past the end is empty rather
+//! than an error.
 
 use actix_web::http::StatusCode;
 use serde_json::{json, Value};
@@ -94,45 +95,39 @@ async fn recommend_and_similar_pages_are_cuts_of_one_list() {
 }
 
 #[actix_web::test]
-async fn a_page_past_the_end_is_empty_and_a_page_past_the_bounds_is_refused() {
-    // The whole catalog is listed at this depth, so the page after it holds nothing.
-    let items = catalog().len();
-    let (status, body) = post("/v1/search", json!({"query": "tent", "offset": items, "k": 10})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["hits"], json!([]), "{body}");
+async fn the_list_s_total_says_where_pages_end_and_a_page_past_it_is_empty() {
+    // The list is each retriever's 100 candidates fused, whichever page is asked: its total
+    // does not move with the offset, and every position up to it can be paged to.
+    let (status, first) = post("/v1/search", json!({"query": "tent", "k": 10})).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let total = first["total"].as_u64().unwrap() as usize;
+    assert!((100..=200).contains(&total), "two lists of 100, fused: {total}");
+    let (_, last) = post("/v1/search", json!({"query": "tent", "offset": total - 3, "k": 10})).await;
+    assert_eq!((ids(&last).len(), &last["total"]), (3, &first["total"]), "{last}");
+    for offset in [total, 10_000, 1_000_000_000_000] {
+        let (status, body) = post("/v1/search", json!({"query": "tent", "offset": offset})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!((&body["hits"], &body["total"]), (&json!([]), &first["total"]), "{body}");
+    }
     // A filter few items pass: the last page is short.
     let (_, all) = post("/v1/search", json!({"query": "tent", "k": 100, "filters": {"category": "tents"}})).await;
-    let total = ids(&all).len();
-    assert!((2..100).contains(&total), "{total}");
+    let filtered = ids(&all).len();
+    assert!((2..100).contains(&filtered) && all["total"] == json!(filtered), "{all}");
     let (_, last) =
-        post("/v1/search", json!({"query": "tent", "offset": total - 1, "filters": {"category": "tents"}})).await;
-    assert_eq!(ids(&last), ids(&all)[total - 1..]);
+        post("/v1/search", json!({"query": "tent", "offset": filtered - 1, "filters": {"category": "tents"}})).await;
+    assert_eq!(ids(&last), ids(&all)[filtered - 1..]);
 
-    // Given candidates must reach the page's end; the message says how to page deeper.
-    let (status, body) = post("/v1/search", json!({"query": "tent", "offset": 100, "k": 10, "candidates": 100})).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("candidates: 100 is fewer than offset + k (110)"), "{message}");
-    // Past the deepest list this server allows, `offset` is named; a negative one is no offset.
-    let max = hyrank_api::settings::Limits::default().max_candidates;
-    for route in ["/v1/search", "/v1/recommend", "/v1/similar"] {
-        let seed = json!({"query": "tent", "user": "u007", "item": catalog()[0]["id"]});
-        let mut request = json!({"offset": max, "k": 1});
-        for key in match route {
-            "/v1/search" => &["query"][..],
-            "/v1/recommend" => &["user"][..],
-            _ => &["item"][..],
-        } {
-            request[key] = seed[key].clone();
-        }
-        let (status, body) = post(route, request.clone()).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{route}: {body}");
-        assert_eq!(body["error"]["code"], "limit_exceeded", "{route}: {body}");
-        assert!(body["error"]["message"].as_str().unwrap().starts_with("offset:"), "{route}: {body}");
-        request["offset"] = json!(-1);
+    // A negative offset is no offset, in a body or a query string.
+    let seed = catalog()[0]["id"].as_str().unwrap().to_string();
+    for (route, request) in [
+        ("/v1/search", json!({"query": "tent", "offset": -1})),
+        ("/v1/recommend", json!({"user": "u007", "offset": -1})),
+        ("/v1/similar", json!({"item": seed, "offset": -1})),
+    ] {
         let (status, body) = post(route, request).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{route}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("offset"), "{route}: {body}");
     }
-    let (status, body) = get(&format!("/v1/items/{}/similar?offset=-1", catalog()[0]["id"].as_str().unwrap())).await;
+    let (status, body) = get(&format!("/v1/items/{seed}/similar?offset=-1")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::stages::{ms, Fused};
+use super::stages::Fused;
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
@@ -71,7 +71,7 @@ impl Engine {
                 if cf_ran { self.cf_history(user.history.iter().map(|i| (i.item, i.weight))) } else { Vec::new() };
             let explainer = if cf_ran { self.cf_explainer(&history, self.cf_seeds(&user.history)) } else { None };
             let content = fused.ran(RetrieverKind::Dense);
-            let candidates = candidates_for(request.page().end(), request.candidates);
+            let candidates = candidates_for(request.k, request.candidates);
             for hit in &mut hits {
                 let item = self.index_of(&hit.id)?;
                 if let Some(explainer) = &explainer {
@@ -84,10 +84,7 @@ impl Engine {
                 }
             }
         }
-        // Timed with the rest: a note's suggestions are part of the answer.
-        let notes = self.filter_notes(&request.filters, &request.exclude);
-        timings.total_ms = ms(start);
-        Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
+        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), Default::default(), start, timings))
     }
 
     /// The top `depth` fused recommendation candidates for a user view (rerank settings

@@ -38,6 +38,7 @@ impl Engine {
         // stage so that the query's encoding knows what the reranker can start from.
         let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
+        crate::facets::check(&request.facets)?;
         let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
         let plan = rerank::search_plan(request.rerank.as_ref(), has_query, trained, &self.late_interaction)?;
@@ -69,10 +70,14 @@ impl Engine {
                 }
             }
         }
-        // Timed with the rest: a note's suggestions are part of the answer.
-        let notes = self.filter_notes(&request.filters, &request.exclude);
-        timings.total_ms = ms(start);
-        Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
+        let facets = if request.facets.is_empty() {
+            Default::default()
+        } else {
+            let fields =
+                fused.hits.iter().map(|h| self.item_at(h.item).map(|i| i.fields)).collect::<Result<Vec<_>>>()?;
+            crate::facets::count(&request.facets, &fields)
+        };
+        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }
 
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the

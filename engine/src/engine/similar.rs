@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use super::stages::ms;
 use super::{Collaborative, Engine};
 use crate::error::Result;
 use crate::explain::RetrieverKind;
@@ -56,9 +55,6 @@ impl Engine {
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         let hits = self.finish(&fused, request.page(), None, None, &mut timings)?;
-        // Timed with the rest: a note's suggestions are part of the answer.
-        let notes = self.filter_notes(&request.filters, &request.exclude);
-        timings.total_ms = ms(start);
-        Ok(Results { hits, generation: self.manifest.generation.clone(), timings, notes })
+        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), Default::default(), start, timings))
     }
 }

@@ -14,7 +14,7 @@ use crate::explain::{CombinedScore, RerankScore, RetrieverKind, ScoreBreakdown};
 use crate::filter::{self, matcher, Filters};
 use crate::fusion::{fuse, FusedHit, Fusion};
 use crate::lexical::Highlighter;
-use crate::request::{Candidate, Hit, Page, Timings};
+use crate::request::{Candidate, Hit, Page, Results, Timings};
 use crate::rerank::{Combine, RerankPlan};
 use crate::retrieve::{Allow, Retriever};
 
@@ -259,6 +259,24 @@ impl Engine {
         let rest: Vec<Hit> = plain(&fused.hits[width..], 0, page.end().saturating_sub(width))?;
         hits.extend(rest);
         Ok(hits)
+    }
+
+    /// The answer: `hits`, the request's page of `fused`, with the list's length, the notes on
+    /// its `conditions` (filters, exclude), its `facets` and the time since `start`.
+    pub(super) fn answer(
+        &self,
+        hits: Vec<Hit>,
+        fused: &Fused,
+        conditions: (&Filters, &Filters),
+        facets: std::collections::BTreeMap<String, crate::facets::FacetCounts>,
+        start: Instant,
+        mut timings: Timings,
+    ) -> Results {
+        // Timed with the rest: a note's suggestions are part of the answer.
+        let notes = self.filter_notes(conditions.0, conditions.1);
+        timings.total_ms = ms(start);
+        let generation = self.manifest.generation.clone();
+        Results { hits, total: fused.hits.len(), generation, timings, notes, facets }
     }
 
     /// Reranks `window`: the plan's reranker scores each (query, item text) pair, and the score

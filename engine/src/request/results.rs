@@ -69,8 +69,12 @@ pub struct Timings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Results {
-    /// Best first.
+    /// Best first: the request's page of the ranked list.
     pub hits: Vec<Hit>,
+    /// Hits in the ranked list the page was cut from (each retriever's candidates, fused,
+    /// after filters): how far `offset` can page.
+    #[serde(default)]
+    pub total: usize,
     /// The generation that answered.
     pub generation: String,
     /// Where the time went.
@@ -79,6 +83,9 @@ pub struct Results {
     /// field's close values), which is why a list can be short or empty. Absent when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Per field a search's `facets` named, its values over the ranked list's `total` hits.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub facets: BTreeMap<String, crate::facets::FacetCounts>,
 }
 
 /// A fused candidate with the features the learned combination reads (the rerank logit not yet

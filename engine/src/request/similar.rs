@@ -36,8 +36,8 @@ pub struct SimilarRequest {
     /// `dense` and `cf` weights.
     #[serde(default)]
     pub weights: Weights,
-    /// Candidates each retriever returns before fusion, at least `offset + k` (fewer could not
-    /// fill the page, and is refused). Absent: 100, or `offset + k` when larger.
+    /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
+    /// the page, and is refused). Absent: 100, or `k` when larger.
     #[serde(default, deserialize_with = "crate::json::present_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,

@@ -69,7 +69,7 @@ impl ValidationLists {
                 let mut seen: Vec<u32> = history.iter().map(|i| i.item).collect();
                 seen.sort_unstable();
                 ValidationUser {
-                    cf: scorer.list(&split.train, *u, candidates_for(request.page().end(), request.candidates), &seen),
+                    cf: scorer.list(&split.train, *u, candidates_for(request.k, request.candidates), &seen),
                     recent: recent_items(&history, request.recent),
                     seen,
                     held: held.clone(),
@@ -117,7 +117,7 @@ pub fn tune_content_weight(choice: &mut Choice, dense: &VectorIndex) -> Result<(
         .map(|user| {
             let content = RankedList::new(
                 RetrieverKind::Dense,
-                content_list(&user, dense, candidates_for(request.page().end(), request.candidates))?,
+                content_list(&user, dense, candidates_for(request.k, request.candidates))?,
             );
             let judged = user.held.iter().map(|i| (i.to_string(), 1)).collect();
             Ok(([RankedList::new(RetrieverKind::Cf, user.cf), content], judged))

@@ -68,7 +68,7 @@ impl Config {
             "default" => {
                 let request = SearchRequest::new("");
                 Config {
-                    candidates: Some(candidates_for(request.page().end(), request.candidates)),
+                    candidates: Some(candidates_for(request.k, request.candidates)),
                     ..config(request.mode, request.fusion, request.weights, request.rerank)
                 }
             }
@@ -632,7 +632,7 @@ mod tests {
         let request = SearchRequest::new("q");
         assert_eq!(
             (config.mode, &config.fusion, config.candidates),
-            (request.mode, &request.fusion, Some(candidates_for(request.page().end(), request.candidates)))
+            (request.mode, &request.fusion, Some(candidates_for(request.k, request.candidates)))
         );
         assert_eq!(config.candidates, Some(hyrank_engine::request::defaults::CANDIDATES), "not the evaluation's own");
         assert_eq!((config.weights.bm25, config.weights.dense), (request.weights.bm25, request.weights.dense));

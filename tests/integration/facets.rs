@@ -1,0 +1,72 @@
+//! Facets and totals over HTTP: a search's counts of field values over the ranked list its
+//! pages are cut from, and that list's length.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::api::{catalog, post};
+
+#[actix_web::test]
+async fn facets_count_the_ranked_list_the_pages_are_cut_from() {
+    let query = json!({"query": "lightweight waterproof", "facets": ["category", "tags", "price", "nothing"]});
+    let (status, first) = post("/v1/search", query.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let total = first["total"].as_u64().unwrap() as usize;
+    // The whole list, paged through: its hits are what the facets count.
+    let mut hits = Vec::new();
+    for offset in (0..total).step_by(50) {
+        let mut page = query.clone();
+        (page["offset"], page["k"]) = (json!(offset), json!(50));
+        let (status, body) = post("/v1/search", page).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["total"], first["total"], "the total does not depend on the page");
+        assert_eq!(body["facets"], first["facets"], "nor do the facets");
+        hits.extend(body["hits"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(hits.len(), total);
+    let items: BTreeMap<String, Value> =
+        catalog().into_iter().map(|i| (i["id"].as_str().unwrap().to_string(), i)).collect();
+    let mut categories: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    for hit in &hits {
+        let fields = &items[hit["id"].as_str().unwrap()]["fields"];
+        *categories.entry(fields["category"].as_str().unwrap().to_string()).or_default() += 1;
+        let price = fields["price"].as_f64().unwrap();
+        (low, high) = (low.min(price), high.max(price));
+    }
+    let facets = &first["facets"];
+    let counted: BTreeMap<String, u64> = facets["category"]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["value"].as_str().unwrap().to_string(), v["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(counted, categories, "{facets}");
+    assert_eq!(facets["category"]["hits"].as_u64().unwrap() as usize, total);
+    assert_eq!((facets["price"]["min"].as_f64(), facets["price"]["max"].as_f64()), (Some(low), Some(high)));
+    assert_eq!(facets["nothing"], json!({"hits": 0, "distinct": 0}), "a field no hit holds counts nothing");
+    let counts: Vec<u64> =
+        facets["tags"]["values"].as_array().unwrap().iter().map(|v| v["count"].as_u64().unwrap()).collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "most first: {counts:?}");
+
+    // A filter narrows the list, so the counts: conjunctive facets.
+    let top = counted.iter().max_by_key(|(_, n)| **n).unwrap().0.clone();
+    let mut filtered = query.clone();
+    filtered["filters"] = json!({"category": top});
+    let (_, narrowed) = post("/v1/search", filtered).await;
+    let values = narrowed["facets"]["category"]["values"].as_array().unwrap();
+    assert_eq!(values.len(), 1, "{narrowed}");
+    assert_eq!(values[0]["count"], narrowed["total"]);
+
+    // Not asked, none; bounds named.
+    let (_, plain) = post("/v1/search", json!({"query": "tent"})).await;
+    assert!(plain.get("facets").is_none() && plain["total"].as_u64().unwrap() > 0, "{plain}");
+    let (status, body) = post("/v1/search", json!({"query": "tent", "facets": ["brand", "brand"]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("facets: \"brand\" is named twice"), "{body}");
+    // Recommendations and similar items carry their list's total too.
+    let (_, recommended) = post("/v1/recommend", json!({"user": "u007", "k": 3})).await;
+    assert!(recommended["total"].as_u64().unwrap() >= 3, "{recommended}");
+}
