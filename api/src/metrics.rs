@@ -393,7 +393,7 @@ mod tests {
             .collect();
         let retrieve_ms: serde_json::Map<String, serde_json::Value> =
             ran.iter().map(|r| (r.to_string(), 1.0.into())).collect();
-        serde_json::from_value(serde_json::json!({"hits": hits, "generation": "000001", "timings": {
+        serde_json::from_value(serde_json::json!({"hits": hits, "total": 4, "generation": "000001", "timings": {
             "embed_ms": 0.0, "retrieve_ms": retrieve_ms, "fusion_ms": 0.0, "rerank_ms": 0.0, "total_ms": 1.0}}))
         .unwrap()
     }

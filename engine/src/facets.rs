@@ -54,7 +54,7 @@ pub struct FacetValue {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] (`facets`) for more than [`MAX_FACETS`] names, an empty one, or
-/// one given twice.
+/// one given twice (whether any item holds it is the engine's check, which knows the fields).
 pub(crate) fn check(names: &[String]) -> Result<()> {
     if names.len() > MAX_FACETS {
         return Err(Error::invalid("facets", format!("at most {MAX_FACETS} fields, got {}", names.len())));
@@ -72,7 +72,8 @@ pub(crate) fn check(names: &[String]) -> Result<()> {
 }
 
 /// The counts of each field in `names` over the hits whose fields `hits` gives, one map per
-/// hit. A field no hit holds has zero counts (it may be a field of other items, or of none).
+/// hit. A field no hit holds has zero counts (a field of other items: the engine refuses one no
+/// item has before it counts).
 pub(crate) fn count<'a>(
     names: &[String],
     hits: impl IntoIterator<Item = &'a BTreeMap<String, FieldValue>>,

@@ -336,7 +336,8 @@ pub struct SearchRequest {
     pub highlight: bool,
     /// Fields to count values of over the ranked list the pages are cut from (`facets` in
     /// the results: each field's most frequent values with their hits, a number field's span),
-    /// at most 20.
+    /// at most 20, each a field some item holds (a name no item has is refused, as a filter's
+    /// is).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 20))]
     pub facets: Vec<String>,

@@ -38,7 +38,7 @@ impl Engine {
         // stage so that the query's encoding knows what the reranker can start from.
         let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
-        crate::facets::check(&request.facets)?;
+        self.check_facets(&request.facets)?;
         let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
         let plan = rerank::search_plan(request.rerank.as_ref(), has_query, trained, &self.late_interaction)?;
@@ -70,13 +70,7 @@ impl Engine {
                 }
             }
         }
-        let facets = if request.facets.is_empty() {
-            Default::default()
-        } else {
-            let fields =
-                fused.hits.iter().map(|h| self.item_at(h.item).map(|i| i.fields)).collect::<Result<Vec<_>>>()?;
-            crate::facets::count(&request.facets, &fields)
-        };
+        let facets = self.facets(&request.facets, &fused)?;
         Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }
 

@@ -261,6 +261,56 @@ impl Engine {
         Ok(hits)
     }
 
+    /// Checks the fields a search counts ([`crate::facets::check`]): each must be a field some
+    /// item holds, stored or written live, as a filter's must.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`facets`) naming the field and listing the known ones.
+    pub(super) fn check_facets(&self, names: &[String]) -> Result<()> {
+        crate::facets::check(names)?;
+        let (live, live_items) = (self.live_fields(), self.live_items());
+        for name in names {
+            if !self.field_names.contains(name)
+                && !live.values().any(|fields| fields.contains_key(name))
+                && !live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
+            {
+                let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
+                known.sort();
+                return Err(Error::invalid("facets", format!("no item has a field {name:?}; fields are {known:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The counts of the fields `names` over every hit of `fused`, each hit's fields as a
+    /// request sees them (replaced live, or as stored or written), read in place.
+    pub(super) fn facets(
+        &self,
+        names: &[String],
+        fused: &Fused,
+    ) -> Result<std::collections::BTreeMap<String, crate::facets::FacetCounts>> {
+        if names.is_empty() {
+            return Ok(Default::default());
+        }
+        let (live, live_items) = (self.live_fields(), self.live_items());
+        let stored = self.fields.len();
+        let fields = fused
+            .hits
+            .iter()
+            .map(|hit| {
+                let index = hit.item as usize;
+                live.get(&hit.item)
+                    .or_else(|| self.fields.get(index))
+                    .or_else(|| live_items.entries.get(index.checked_sub(stored)?).map(|e| &e.item.fields))
+                    .ok_or_else(|| Error::BadIndex {
+                        path: self.dir.clone(),
+                        reason: format!("item index {index} has no fields"),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::facets::count(names, fields))
+    }
+
     /// The answer: `hits`, the request's page of `fused`, with the list's length, the notes on
     /// its `conditions` (filters, exclude), its `facets` and the time since `start`.
     pub(super) fn answer(

@@ -71,9 +71,9 @@ pub struct Timings {
 pub struct Results {
     /// Best first: the request's page of the ranked list.
     pub hits: Vec<Hit>,
-    /// Hits in the ranked list the page was cut from (each retriever's candidates, fused,
-    /// after filters): how far `offset` can page.
-    #[serde(default)]
+    /// Hits in the ranked list the page was cut from: each retriever's candidates, fused,
+    /// without what the request leaves out (`filters`, `exclude`, deleted items; a
+    /// recommendation's seen items, a similar-items request's seed). How far `offset` can page.
     pub total: usize,
     /// The generation that answered.
     pub generation: String,
