@@ -155,6 +155,12 @@ async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_bu
     let (_, headers, again) = call(&app, hybrid("camp stove")).await;
     assert_eq!(headers.get("x-cache").unwrap(), "miss");
     assert_eq!(again["hits"][0]["fields"], fields);
+    // A field only a live write holds is counted, and listed among the fields there are.
+    let (status, _, counted) = call(&app, search(json!({"query": "camp stove", "facets": ["instock"]}))).await;
+    assert_eq!((status, &counted["facets"]["instock"]["hits"]), (StatusCode::OK, &json!(1)), "{counted}");
+    let (status, _, typo) = call(&app, search(json!({"query": "camp stove", "facets": ["instok"]}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{typo}");
+    assert!(typo["error"]["message"].as_str().unwrap().contains("\"instock\""), "{typo}");
 
     // Folded: the new generation stores the fields; the filter still finds the item.
     let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();

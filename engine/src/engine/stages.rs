@@ -158,8 +158,7 @@ impl Engine {
                     && !live.values().any(|fields| fields.contains_key(name))
                     && !live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
                 {
-                    let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
-                    known.sort();
+                    let known = self.known_fields(&live, &live_items);
                     return Err(Error::invalid(field, format!("no item has this field; fields are {known:?}")));
                 }
                 if let Some(problem) = condition.problem() {
@@ -268,18 +267,28 @@ impl Engine {
     /// [`Error::InvalidArgument`] (`facets`) naming the field and listing the known ones.
     pub(super) fn check_facets(&self, names: &[String]) -> Result<()> {
         crate::facets::check(names)?;
-        let (live, live_items) = (self.live_fields(), self.live_items());
-        for name in names {
-            if !self.field_names.contains(name)
-                && !live.values().any(|fields| fields.contains_key(name))
-                && !live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
-            {
-                let mut known: Vec<&str> = self.field_names.iter().map(String::as_str).collect();
-                known.sort();
-                return Err(Error::invalid("facets", format!("no item has a field {name:?}; fields are {known:?}")));
-            }
+        if names.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let (live, live_items) = (self.live_fields(), self.live_items());
+        let known = self.known_fields(&live, &live_items);
+        match names.iter().find(|name| !known.contains(name.as_str())) {
+            Some(name) => Err(Error::invalid("facets", format!("no item has a field {name:?}; fields are {known:?}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Every field name an item holds, stored or written live, in order: what an error about
+    /// an unknown field lists.
+    fn known_fields<'a>(
+        &'a self,
+        live: &'a super::LiveFields,
+        live_items: &'a crate::live::items::LiveItems,
+    ) -> std::collections::BTreeSet<&'a str> {
+        let stored = self.field_names.iter().map(String::as_str);
+        let replaced = live.values().flat_map(|fields| fields.keys().map(String::as_str));
+        let written = live_items.entries.iter().flat_map(|e| e.item.fields.keys().map(String::as_str));
+        stored.chain(replaced).chain(written).collect()
     }
 
     /// The counts of the fields `names` over every hit of `fused`, each hit's fields as a

@@ -81,7 +81,12 @@ impl LexicalIndex {
         let searcher = self.reader.searcher();
         let terms = |field: Field| -> Result<FieldTerms> {
             let mut weights = HashMap::new();
-            for token in self.tokens_of(field, query)? {
+            let tokens = self.tokens_of(field, query)?;
+            // A symbol the analyzer keeps as a term ("<", "+", "€") counts for BM25, but marking
+            // every one in a text is noise: marked only when the query holds nothing else.
+            let worded = |t: &String| t.chars().any(char::is_alphanumeric);
+            let any_word = tokens.iter().any(worded);
+            for token in tokens.into_iter().filter(|t| !any_word || worded(t)) {
                 // A term only live items hold has no frequency here; it still marks.
                 let frequency = searcher.doc_freq(&Term::from_field_text(field, &token))?;
                 weights.insert(token, 1.0 / (1.0 + frequency as f32));
@@ -256,6 +261,10 @@ mod tests {
         assert_eq!(highlight("الجبال", 2).title.as_deref(), Some("<em>الْجِبَال</em>"), "vowel marks fold");
         assert_eq!(highlight("cafe creme", 3).title.as_deref(), Some("<em>Café</em> <em>crème</em>"));
         assert_eq!(highlight("tshirt", 4).title.as_deref(), Some("Organic <em>T-Shirt</em>"));
+        // Symbols the query holds beside words are not marked; alone, they are.
+        let words = highlight("< for wet >", 0).text.unwrap();
+        assert!(words.contains("&lt;b&gt;<em>for</em>&lt;/b&gt; <em>wet</em>"), "{words}");
+        assert!(highlight("&", 0).is_empty() && highlight("<", 0).text.unwrap().contains("<em>&lt;</em>"));
         let none = highlight("kayak", 0);
         assert!(none.is_empty(), "{none:?}");
         let title_only = highlight("ultralight", 0);
