@@ -154,10 +154,7 @@ impl Engine {
         for (list, conditions) in [("filters", filters), ("exclude", exclude)] {
             for (name, condition) in conditions {
                 let field = format!("{list}.{name}");
-                if !self.field_names.contains(name)
-                    && !live.values().any(|fields| fields.contains_key(name))
-                    && !live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
-                {
+                if !self.holds_field(name, &live, &live_items) {
                     let known = self.known_fields(&live, &live_items);
                     return Err(Error::invalid(field, format!("no item has this field; fields are {known:?}")));
                 }
@@ -271,11 +268,21 @@ impl Engine {
             return Ok(());
         }
         let (live, live_items) = (self.live_fields(), self.live_items());
-        let known = self.known_fields(&live, &live_items);
-        match names.iter().find(|name| !known.contains(name.as_str())) {
-            Some(name) => Err(Error::invalid("facets", format!("no item has a field {name:?}; fields are {known:?}"))),
+        match names.iter().find(|name| !self.holds_field(name, &live, &live_items)) {
+            Some(name) => {
+                let known = self.known_fields(&live, &live_items);
+                Err(Error::invalid("facets", format!("no item has a field {name:?}; fields are {known:?}")))
+            }
             None => Ok(()),
         }
+    }
+
+    /// Whether some item holds the field `name`, stored, replaced live or written live: what
+    /// a filter's or a facet's field must be.
+    fn holds_field(&self, name: &str, live: &super::LiveFields, live_items: &crate::live::items::LiveItems) -> bool {
+        self.field_names.contains(name)
+            || live.values().any(|fields| fields.contains_key(name))
+            || live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
     }
 
     /// Every field name an item holds, stored or written live, in order: what an error about
