@@ -65,7 +65,7 @@ fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: b
         .collect();
     match revision {
         Revision::First => fold_diacritics(&lowered, revision),
-        Revision::Joined | Revision::Alphanumeric => lowered,
+        Revision::Joined | Revision::Alphanumeric | Revision::FoldedLetters => lowered,
     }
 }
 

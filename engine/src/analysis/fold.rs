@@ -17,7 +17,9 @@ fn folds_marks(script: Script) -> bool {
 /// Cyrillic breve stays: "й" and "ў" are letters of their own, not "и" and "у" with an accent
 /// (Snowball's Russian stemmer needs the "й" of "-ый"), where "ё" is "е" as people type it.
 /// Under [`Revision::Alphanumeric`] the dotless "ı" folds to "i" too: it has no
-/// decomposition, and keyboards without it type "i".
+/// decomposition, and keyboards without it type "i". Under [`Revision::FoldedLetters`] so do
+/// the other Latin letters that have none, as Lucene's `ASCIIFoldingFilter` folds them
+/// ([`folded_letter`]): "łódź" is "lodz", "cœur" "coeur", "straße" "strasse".
 pub fn fold_diacritics(text: &str, revision: Revision) -> String {
     // ASCII holds no mark and no "ı", and is its own NFD and NFC form.
     if text.is_ascii() {
@@ -36,6 +38,11 @@ fn fold_unicode(text: &str, revision: Revision) -> String {
             out.push('i');
             continue;
         }
+        if let Some(folded) = folded_letter(c).filter(|_| revision >= Revision::FoldedLetters) {
+            base = Script::Latin;
+            out.push_str(folded);
+            continue;
+        }
         if unicode_normalization::char::is_combining_mark(c) {
             let letter = revision >= Revision::Joined && base == Script::Cyrillic && c == '\u{0306}';
             if folds_marks(base) && !letter {
@@ -47,6 +54,29 @@ fn fold_unicode(text: &str, revision: Revision) -> String {
         out.push(c);
     }
     out.nfc().collect()
+}
+
+/// What a lower-case Latin letter without a decomposition is typed as on a keyboard without
+/// it, as Lucene's `ASCIIFoldingFilter` maps it: letters with a stroke or bar (Polish "ł",
+/// Danish and Norwegian "ø", Croatian and Vietnamese "đ", Maltese "ħ", Sami "ŧ"), ligatures
+/// written as letters (Danish "æ", French "œ"), German "ß" and Icelandic "ð" and "þ".
+/// Capitals are lower-cased in step 1 before this runs. Other letters Lucene folds are
+/// left: NFKC in step 1 already rewrites the compatibility ones ("ĳ", "ſ", "ŉ", "ﬁ"), and
+/// the rest (African and IPA letters with hooks) are letters of their own in the
+/// languages that write them.
+fn folded_letter(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ß' => "ss",
+        'æ' => "ae",
+        'œ' => "oe",
+        'ø' => "o",
+        'ł' => "l",
+        'đ' | 'ð' => "d",
+        'þ' => "th",
+        'ħ' => "h",
+        'ŧ' => "t",
+        _ => return None,
+    })
 }
 
 /// Step 2 as a tantivy token filter (the joined-words revision, no stemming): it runs after

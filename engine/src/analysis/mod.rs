@@ -51,6 +51,12 @@
 //! "kitapları", and folds "ı" to "i" in step 2 as people type it on other keyboards
 //! ("Kadıköy" meets "kadikoy").
 //!
+//! The folded-letters revision ([`Revision::FoldedLetters`]) also folds in step 2 the Latin
+//! letters that have no decomposition, which removing marks cannot reach, as Lucene's
+//! `ASCIIFoldingFilter` does: "ß" is "ss", "æ" "ae", "œ" "oe", "ø" "o", "ł" "l", "đ" and "ð"
+//! "d", "þ" "th", "ħ" "h", "ŧ" "t". So "lodz" finds "Łódź", "coeur" "cœur", "kobenhavn"
+//! "København" and "strasse" "Straße", as people type them on other keyboards.
+//!
 //! Stop words and stems are the catalog's language's (`lexical::Language`,
 //! `lexical/analyzers.rs`). Under the later revisions: steps 1 and 3 to 7, the stop
 //! words (their lists keep accents), then step 2 with the stemmer, which indexes each word's
@@ -82,14 +88,19 @@ pub enum Revision {
     First,
     /// Steps 1 to 6: what generations built before letters beside digits read with.
     Joined,
-    /// Steps 1 to 7, Turkish casing and "ı" folded: what new generations are built with.
-    #[default]
+    /// Steps 1 to 7, Turkish casing and "ı" folded: what generations built before folded
+    /// letters read with.
     Alphanumeric,
+    /// As [`Revision::Alphanumeric`], and step 2 folds the Latin letters that have no
+    /// decomposition ("ß", "æ", "œ", "ø", "ł", "đ"…; see [`fold_diacritics`]): what new
+    /// generations are built with.
+    #[default]
+    FoldedLetters,
 }
 
 impl Revision {
     /// Every revision, oldest first: what an index on disk may have been built with.
-    pub const ALL: [Revision; 3] = [Revision::First, Revision::Joined, Revision::Alphanumeric];
+    pub const ALL: [Revision; 4] = [Revision::First, Revision::Joined, Revision::Alphanumeric, Revision::FoldedLetters];
 }
 
 /// The `hyrank` tokenizer (see the module documentation).
@@ -293,11 +304,11 @@ fn parts(chars: &[char], revision: Revision) -> Vec<&[char]> {
 fn in_number(chars: &[char], i: usize, revision: Revision) -> bool {
     let digit = |c: char| match revision {
         Revision::First | Revision::Joined => c.is_numeric(),
-        Revision::Alphanumeric => c.is_number_decimal_digit(),
+        Revision::Alphanumeric | Revision::FoldedLetters => c.is_number_decimal_digit(),
     };
     let separator = match revision {
         Revision::First | Revision::Joined => chars[i].is_punctuation(),
-        Revision::Alphanumeric => matches!(chars[i], '.' | ',' | '\u{066B}' | '\u{066C}'),
+        Revision::Alphanumeric | Revision::FoldedLetters => matches!(chars[i], '.' | ',' | '\u{066B}' | '\u{066C}'),
     };
     separator && i > 0 && chars.get(i - 1).is_some_and(|&c| digit(c)) && chars.get(i + 1).is_some_and(|&c| digit(c))
 }
@@ -444,7 +455,7 @@ mod tests {
     use super::*;
 
     /// The terms of `text` under the current revision, diacritics folded, neither stemmed nor
-    /// stop words dropped (what the `hyrank3_en` analyzer indexes).
+    /// stop words dropped (what the `hyrank4_en` analyzer indexes).
     fn terms(text: &str) -> Vec<String> {
         analyze(text, Revision::default())
             .0
@@ -601,6 +612,30 @@ mod tests {
         assert_eq!(joined, ["kir"], "earlier revisions lower-case as Unicode does");
         assert_eq!(fold_diacritics("kadıköy", Revision::default()), "kadikoy");
         assert_eq!(fold_diacritics("kadıköy", Revision::Joined), "kadıkoy", "earlier revisions keep it");
+    }
+
+    #[test]
+    fn latin_letters_without_a_decomposition_fold_as_keyboards_type_them() {
+        let table = [
+            ("Łódź", "lodz"),
+            ("cœur", "coeur"),
+            ("ŒUVRE", "oeuvre"),
+            ("København", "kobenhavn"),
+            ("Straße", "strasse"),
+            ("GROẞ", "gross"),
+            ("Ærø", "aero"),
+            ("Þórsmörk", "thorsmork"),
+            ("Đakovo", "dakovo"),
+            ("Ħamrun", "hamrun"),
+        ];
+        for (text, folded) in table {
+            assert_eq!(terms(text), [folded], "{text}");
+        }
+        // Marks after a folded letter are a Latin letter's, and fold too.
+        assert_eq!(fold_diacritics("ø\u{0301}", Revision::default()), "o");
+        for revision in [Revision::First, Revision::Joined, Revision::Alphanumeric] {
+            assert_eq!(fold_diacritics("łódź straße", revision), "łodz straße", "{revision:?} keeps them");
+        }
     }
 
     #[test]

@@ -276,7 +276,8 @@ impl std::str::FromStr for Language {
 /// `hyrank_en` (stems), `hyrank_stop` (stop words), `hyrank_en_stop`. The joined-words
 /// revision always names its language (its elisions, stems and stop words depend on it):
 /// `hyrank2_fr`, `hyrank2_fr_stem`, `hyrank2_fr_stop`, `hyrank2_fr_stem_stop`; the
-/// letters-beside-digits revision the same with `hyrank3_`.
+/// letters-beside-digits revision the same with `hyrank3_`, the folded-letters one with
+/// `hyrank4_`.
 pub(super) fn unicode_name(revision: Revision, language: Language, stemming: bool, stop_words: bool) -> String {
     let prefix = match revision {
         Revision::First => {
@@ -284,6 +285,7 @@ pub(super) fn unicode_name(revision: Revision, language: Language, stemming: boo
         }
         Revision::Joined => "hyrank2_",
         Revision::Alphanumeric => "hyrank3_",
+        Revision::FoldedLetters => "hyrank4_",
     };
     [prefix, language.code(), if stemming { "_stem" } else { "" }, if stop_words { "_stop" } else { "" }].concat()
 }
@@ -308,7 +310,7 @@ pub(super) fn register(index: &Index) {
     tokenizers.register(&name(true, false), first().filter(english.stemmer()).build());
     tokenizers.register(&name(false, true), first().filter(stop()).build());
     tokenizers.register(&name(true, true), first().filter(stop()).filter(english.stemmer()).build());
-    for revision in [Revision::Joined, Revision::Alphanumeric] {
+    for revision in [Revision::Joined, Revision::Alphanumeric, Revision::FoldedLetters] {
         for language in Language::ALL {
             let tokenizer = UnicodeTokenizer { revision, elisions: language.elisions(), dotted_i: language.dotted_i() };
             let chain = || TextAnalyzer::builder(tokenizer.clone());
@@ -402,6 +404,28 @@ mod tests {
         let catalog = [("case", "케이스 24개"), ("galaxy", "갤럭시S24 케이스")];
         assert_eq!(hits(&english, &catalog, "갤럭시"), ["galaxy"]);
         assert_eq!(top(&english, &catalog, "갤럭시 24").as_deref(), Some("galaxy"));
+    }
+
+    #[test]
+    fn latin_letters_without_a_decomposition_meet_the_words_typed_plainly() {
+        let catalog =
+            [("city", "Łódź old town"), ("heart", "Cœur de pirate"), ("street", "Straße map"), ("mug", "Mug")];
+        let english = LexicalSettings::default();
+        for (query, id) in [("lodz", "city"), ("Łódź", "city"), ("coeur", "heart"), ("strasse", "street")] {
+            assert_eq!(hits(&english, &catalog, query), [id], "{query}");
+        }
+        // Stemmed and with stop words, in languages that write these letters.
+        let german = LexicalSettings { stop_words: true, ..in_language(Language::German) };
+        let maps = [("street", "Die Straßenkarte"), ("mug", "Große Tasse")];
+        assert_eq!(top(&german, &maps, "strassenkarten").as_deref(), Some("street"));
+        assert_eq!(top(&german, &maps, "grosse").as_deref(), Some("mug"));
+        let danish = in_language(Language::Danish);
+        let guides = [("cph", "Guide til København og Ærø"), ("mug", "Krus")];
+        assert_eq!(top(&danish, &guides, "kobenhavn").as_deref(), Some("cph"));
+        assert_eq!(top(&danish, &guides, "aero").as_deref(), Some("cph"));
+        let french = in_language(Language::French);
+        let books = [("heart", "Les œuvres du cœur"), ("mug", "Tasse")];
+        assert_eq!(top(&french, &books, "oeuvre").as_deref(), Some("heart"));
     }
 
     /// Issue 15's "per field where given": titles in German over English texts, combined by
@@ -522,6 +546,7 @@ mod tests {
         assert_eq!(name(Revision::Joined, Language::German, false, true), "hyrank2_de_stop");
         assert_eq!(name(Revision::Alphanumeric, Language::English, true, false), "hyrank3_en_stem");
         assert_eq!(name(Revision::Alphanumeric, Language::Turkish, false, false), "hyrank3_tr");
+        assert_eq!(name(Revision::FoldedLetters, Language::German, true, true), "hyrank4_de_stem_stop");
         for language in Language::ALL {
             assert_eq!(language.name().parse::<Language>(), Ok(language));
             assert_eq!(serde_json::to_value(language).unwrap(), language.name());

@@ -443,13 +443,21 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             };
-        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank3_en_stem".to_string(), "hyrank_en".to_string()));
+        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank4_en_stem".to_string(), "hyrank_en".to_string()));
+        // A generation of one item built under `revision`, with its directory.
+        let built_with = |revision, title: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let one = [item("one", title, "")];
+            LexicalIndex::build_with(dir.path(), [(0, &one[0])].into_iter(), settings.clone(), revision).unwrap();
+            (LexicalIndex::open(dir.path(), settings.clone()).unwrap(), dir)
+        };
+        // A generation built before folded letters keeps "Łódź" apart from "lodz".
+        let (unfolded, _dir) = built_with(Revision::Alphanumeric, "Łódź");
+        assert_eq!(tokenizer(&unfolded), "hyrank3_en_stem");
+        assert!(unfolded.search("lodz", 3, None).unwrap().is_empty());
+        assert_eq!(unfolded.search("łódź", 3, None).unwrap().len(), 1);
         // A generation built before letters beside digits keeps "3.5mm" whole.
-        let joined_dir = tempfile::tempdir().unwrap();
-        let cable = [item("jack", "Cable 3.5mm", "")];
-        let cable_items = cable.iter().enumerate().map(|(i, it)| (i as u32, it));
-        LexicalIndex::build_with(joined_dir.path(), cable_items, settings.clone(), Revision::Joined).unwrap();
-        let joined = LexicalIndex::open(joined_dir.path(), settings.clone()).unwrap();
+        let (joined, _dir) = built_with(Revision::Joined, "Cable 3.5mm");
         assert_eq!(tokenizer(&joined), "hyrank2_en_stem");
         assert!(joined.search("mm", 3, None).unwrap().is_empty());
         assert_eq!(joined.search("3.5mm", 3, None).unwrap().len(), 1);
