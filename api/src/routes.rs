@@ -394,12 +394,15 @@ pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> R
 pub(crate) struct SimilarParams {
     /// Hits to return (default 10).
     #[param(minimum = 1)]
+    #[serde(default, deserialize_with = "hyrank_engine::json::text_count")]
     k: Option<usize>,
     /// Hits to skip: the page from this position of the ranked list (default 0).
     #[param(minimum = 0)]
+    #[serde(default, deserialize_with = "hyrank_engine::json::text_count")]
     offset: Option<usize>,
     /// Candidates per retriever, at least `k` (default 100, or `k` when larger).
     #[param(minimum = 1)]
+    #[serde(default, deserialize_with = "hyrank_engine::json::text_count")]
     candidates: Option<usize>,
     /// `rrf` (default), `linear`, `linear_floor` or `dbsf`: the request body's `fusion.method`.
     #[param(inline, value_type = Option<hyrank_engine::fusion::FusionMethod>)]

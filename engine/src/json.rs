@@ -137,6 +137,25 @@ pub fn optional_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
     deserializer.deserialize_option(OptionalCount)
 }
 
+/// [`count`] written as text, for a query string (`?offset=10`, `?offset=10.0`): a GET reads
+/// the numbers its POST twin reads in the body. For an optional parameter:
+/// `#[serde(default, deserialize_with = "hyrank_engine::json::text_count")]`.
+///
+/// # Errors
+/// As [`count`]; a text that is no number.
+pub fn text_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    use serde::de::{Error, Unexpected, Visitor};
+    let text = String::deserialize(deserializer)?;
+    if let Ok(n) = text.parse::<i64>() {
+        return CountVisitor.visit_i64(n).map(Some);
+    }
+    match text.parse::<f64>() {
+        // Not "inf" or "NaN", which Rust's parser reads and JSON has no word for.
+        Ok(v) if text.bytes().any(|b| b.is_ascii_digit()) => CountVisitor.visit_f64(v).map(Some),
+        _ => Err(D::Error::invalid_value(Unexpected::Str(&text), &CountVisitor)),
+    }
+}
+
 struct CountVisitor;
 
 impl serde::de::Visitor<'_> for CountVisitor {
@@ -308,5 +327,29 @@ mod tests {
         assert!(serde_json::from_str::<RecommendRequest>(r#"{"user": "u", "recent": 0.5}"#).is_err());
         let similar = serde_json::from_str::<SimilarRequest>(r#"{"item": "i", "k": 2.0, "offset": 4.0}"#).unwrap();
         assert_eq!((similar.k, similar.offset), (2, 4));
+    }
+
+    /// A query string's count reads as the body's does.
+    #[test]
+    fn a_count_written_as_text_reads_as_a_body_s() {
+        let read = |text: &str| {
+            super::text_count(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text))
+                .map_err(|e| e.to_string())
+        };
+        for (text, count) in [("10", 10), ("10.0", 10), ("1e2", 100), ("0", 0)] {
+            assert_eq!(read(text), Ok(Some(count)), "{text}");
+        }
+        for (text, said) in [
+            ("-1", "integer `-1`, expected a whole number of at least 0"),
+            ("2.5", "floating point `2.5`, expected a whole number"),
+            ("ten", "string \"ten\", expected a whole number"),
+            ("inf", "string \"inf\""),
+            ("NaN", "string \"NaN\""),
+            ("", "string \"\""),
+            ("1e30", "expected a whole number"),
+        ] {
+            let error = read(text).unwrap_err();
+            assert!(error.contains(said), "{text}: {error}");
+        }
     }
 }

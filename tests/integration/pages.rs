@@ -92,6 +92,10 @@ async fn recommend_and_similar_pages_are_cuts_of_one_list() {
         post("/v1/similar", json!({"item": seed, "k": 5.0, "offset": 5.0, "candidates": 100.0})).await;
     assert_eq!(status, StatusCode::OK, "{floats}");
     assert_eq!(ranked(&floats), ranked(&by_post));
+    // So are they in the GET route's query string (Python's `requests` writes `5.0` so).
+    let (status, floats) = get(&format!("/v1/items/{seed}/similar?k=5.0&offset=5.0&candidates=1e2")).await;
+    assert_eq!(status, StatusCode::OK, "{floats}");
+    assert_eq!(ranked(&floats), ranked(&by_get));
 }
 
 #[actix_web::test]
