@@ -328,10 +328,11 @@ pub struct SearchRequest {
     /// Add explanation trees (BM25 detail, CF history contributions).
     #[serde(default)]
     pub explain: bool,
-    /// Mark the query's words in each hit's title and text (`highlights`: HTML-escaped, each
-    /// matched word inside `<em>` and `</em>`, the text cut to its best fragment of about 150
-    /// bytes). Words are matched as BM25 matches them: after the catalog's analysis (stems,
-    /// folded diacritics, CJK pairs).
+    /// Mark the query's words in each hit's title, text and the catalog fields BM25 searches
+    /// (`highlights`: HTML-escaped, each matched word inside `<em>` and `</em>`, the text cut
+    /// to its best fragment of about 150 bytes, a field's matched values each). Words are
+    /// matched as BM25 matches them: after each field's analysis (stems, folded diacritics,
+    /// CJK pairs).
     #[serde(default)]
     pub highlight: bool,
     /// Fields to count values of over the ranked list the pages are cut from (`facets` in

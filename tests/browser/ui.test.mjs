@@ -157,6 +157,28 @@ test("recommendations show the history items that drove them", async () => {
   assert.deepEqual(errors, []);
 });
 
+test("a catalog field's matched values show under the hit, marked as text", async () => {
+  // The fixture index searches no catalog field: the answer is the server's, with a field's
+  // highlights added as a generation built with --search-fields gives them.
+  const { tab, errors } = await page("/ui");
+  await tab.route("**/v1/search", async (route) => {
+    const response = await route.fetch();
+    const data = await response.json();
+    data.hits[0].highlights = Object.assign(data.hits[0].highlights || {},
+      { fields: { tags: ["<em>ultralight</em>", "&lt;b&gt; <em>tent</em>"] } });
+    await route.fulfill({ response, json: data });
+  });
+  await tab.fill("#search-form input[name=query]", "ultralight tent");
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForSelector("#results .hit:first-child .field-highlight");
+  const line = await tab.$eval("#results .hit:first-child .field-highlight", (x) => ({
+    field: x.dataset.field, text: x.textContent, marks: [...x.querySelectorAll("mark")].map((m) => m.textContent),
+    bold: x.querySelectorAll("b").length,
+  }));
+  assert.deepEqual(line, { field: "tags", text: "tags: ultralight · <b> tent", marks: ["ultralight", "tent"], bold: 1 });
+  assert.deepEqual(errors, []);
+});
+
 test("a server error is shown, not swallowed", async () => {
   const { tab } = await page("/ui?tab=recommend&user=nobody-at-all");
   await tab.waitForSelector("#recommend-error:not([hidden])");

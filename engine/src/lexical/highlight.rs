@@ -4,14 +4,16 @@
 //! analysed the same way, so a highlight marks what BM25 matched in the title and the text:
 //! "tents" for the query "tent" (one stem), "Café" for "cafe" (diacritics folded), "帐篷"
 //! inside "轻量级帐篷" (CJK bigrams). Catalog fields BM25 also searches (`search_fields`) are
-//! not highlighted. The text's fragment is the window of at most [`FRAGMENT_BYTES`] bytes,
+//! highlighted under their own analysis: each text value that matched, whole (cut to a
+//! fragment as the text is when longer than [`FRAGMENT_BYTES`]); a number, indexed as its
+//! text, is a number to show and is not marked. The text's fragment is the window of at most [`FRAGMENT_BYTES`] bytes,
 //! starting at a word, whose matched words weigh most, each by 1 / (1 + its document
 //! frequency), as tantivy's `SnippetGenerator` weighs them. Ours slides the window word by word
 //! where tantivy's cuts the text into consecutive windows, and it takes the analyzer's tokens
 //! in any order: a joined word ("T-Shirt" as "tshirt") comes after its parts and starts before
 //! them, which tantivy's fragments assume never happens.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +24,7 @@ use tantivy::Term;
 
 use super::LexicalIndex;
 use crate::error::Result;
-use crate::item::Item;
+use crate::item::{FieldValue, Item};
 
 /// Bytes of text a fragment holds at most, between whole words: tantivy's default (150).
 pub const FRAGMENT_BYTES: usize = 150;
@@ -43,20 +45,27 @@ pub struct Highlights {
     /// "…" where it leaves text out before or after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The catalog fields BM25 searches (`search_fields`) that matched, by name: the values
+    /// that matched, in the item's order (a text field's one value, a list field's each),
+    /// whole up to 150 bytes and cut to their best fragment past it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, Vec<String>>,
 }
 
 impl Highlights {
     /// Whether no field matched.
     pub fn is_empty(&self) -> bool {
-        self.title.is_none() && self.text.is_none()
+        self.title.is_none() && self.text.is_none() && self.fields.is_empty()
     }
 }
 
-/// A query's highlighter, made once per request: the query's terms after the title's and the
-/// text's analysis, with each term's weight.
+/// A query's highlighter, made once per request: the query's terms after the title's, the
+/// text's and each searched catalog field's analysis, with each term's weight.
 pub struct Highlighter {
     title: FieldTerms,
     text: FieldTerms,
+    /// The searched catalog fields, by name, where the query has terms under their analysis.
+    catalog: Vec<(String, FieldTerms)>,
 }
 
 /// One field's analyzer and the query's terms under it, each with its weight.
@@ -93,7 +102,14 @@ impl LexicalIndex {
             }
             Ok(FieldTerms { analyzer: self.index.tokenizer_for_field(field)?, weights })
         };
-        Ok(Highlighter { title: terms(self.fields.title())?, text: terms(self.fields.text())? })
+        let mut catalog = Vec::new();
+        for searched in self.fields.catalog() {
+            let terms = terms(searched.field)?;
+            if !terms.weights.is_empty() {
+                catalog.push((searched.name.clone(), terms));
+            }
+        }
+        Ok(Highlighter { title: terms(self.fields.title())?, text: terms(self.fields.text())?, catalog })
     }
 }
 
@@ -118,60 +134,99 @@ impl FieldTerms {
 impl Highlighter {
     /// `item`'s highlights.
     pub fn highlight(&self, item: &Item) -> Highlights {
-        let matched = |words: &[Word]| -> Vec<Range<usize>> {
-            words.iter().filter(|w| w.weight > 0.0).map(|w| w.at.clone()).collect()
-        };
         let title = matched(&self.title.words(&item.title));
-        let words = self.text.words(&item.text);
+        let mut fields = BTreeMap::new();
+        for (name, terms) in &self.catalog {
+            let values: &[String] = match item.fields.get(name) {
+                Some(FieldValue::Text(value)) => std::slice::from_ref(value),
+                Some(FieldValue::List(values)) => values,
+                Some(FieldValue::Number(_)) | None => &[],
+            };
+            let marked: Vec<String> = values
+                .iter()
+                .filter_map(|value| {
+                    let words = terms.words(value);
+                    if value.len() <= FRAGMENT_BYTES {
+                        let matched = matched(&words);
+                        (!matched.is_empty()).then(|| mark(value, 0..value.len(), &matched))
+                    } else {
+                        fragment(value, &words)
+                    }
+                })
+                .collect();
+            if !marked.is_empty() {
+                fields.insert(name.clone(), marked);
+            }
+        }
         Highlights {
             title: (!title.is_empty()).then(|| mark(&item.title, 0..item.title.len(), &title)),
-            text: best_fragment(&words).map(|(range, within)| {
-                let text = &item.text;
-                // One giant word (a 70,000-character token is indexed as pieces of one span)
-                // would be all of a fragment: cut at twice the fragment's size, on a character
-                // boundary.
-                let mut end = range.end.min(range.start + 2 * FRAGMENT_BYTES);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                // The fragment ends at its last word: the punctuation closing it belongs too.
-                if end == range.end {
-                    let rest = &text[end..];
-                    let closing = rest.find(|c: char| c.is_alphanumeric() || c.is_whitespace()).unwrap_or(rest.len());
-                    end += rest[..closing].chars().take(4).map(char::len_utf8).sum::<usize>();
-                }
-                let marked = mark(text, range.start..end, &matched(&words[within]));
-                let before = if text[..range.start].trim().is_empty() { "" } else { "…" };
-                let after = if text[end..].trim().is_empty() { "" } else { "…" };
-                format!("{before}{marked}{after}")
-            }),
+            text: fragment(&item.text, &self.text.words(&item.text)),
+            fields,
         }
     }
 }
 
+/// Where `words` matched.
+fn matched(words: &[Word]) -> Vec<Range<usize>> {
+    words.iter().filter(|w| w.weight > 0.0).map(|w| w.at.clone()).collect()
+}
+
+/// The best fragment of `text`, whose words are `words`, marked, with "…" where it leaves text
+/// out; `None` when no word matched.
+fn fragment(text: &str, words: &[Word]) -> Option<String> {
+    let (range, within) = best_fragment(words)?;
+    // One giant word (a 70,000-character token is indexed as pieces of one span) would be
+    // all of a fragment: cut at twice the fragment's size, on a character boundary.
+    let mut end = range.end.min(range.start + 2 * FRAGMENT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    // The fragment ends at its last word: the punctuation closing it belongs too.
+    if end == range.end {
+        let rest = &text[end..];
+        let closing = rest.find(|c: char| c.is_alphanumeric() || c.is_whitespace()).unwrap_or(rest.len());
+        end += rest[..closing].chars().take(4).map(char::len_utf8).sum::<usize>();
+    }
+    let marked = mark(text, range.start..end, &matched(&words[within]));
+    let before = if text[..range.start].trim().is_empty() { "" } else { "…" };
+    let after = if text[end..].trim().is_empty() { "" } else { "…" };
+    Some(format!("{before}{marked}{after}"))
+}
+
+/// Bytes of text a fragment shows before its first matched word, where the text has them: a
+/// third of a fragment, so that a lone match sits in context rather than at the fragment's end.
+const LEAD_BYTES: usize = FRAGMENT_BYTES / 3;
+
 /// The best fragment of a text whose words are `words`: its byte range and the words in it
 /// (indexes into `words`), or `None` when no word matched. Each window starts at a word and
 /// takes the words after it (in the analyzer's order) while they end within
-/// [`FRAGMENT_BYTES`] of its start (the first word always); the best has the most weight,
-/// the earliest of equals. O(words × words per window).
+/// [`FRAGMENT_BYTES`] of its start (the first word always); the best has the most weight. Of
+/// equals (the same matches, as a lone match is in many windows), the one whose first match
+/// is nearest [`LEAD_BYTES`] from its start, then the earliest. O(words × words per window).
 fn best_fragment(words: &[Word]) -> Option<(Range<usize>, Range<usize>)> {
-    let mut best: Option<(f32, Range<usize>, Range<usize>)> = None;
+    // (weight, distance of the lead from LEAD_BYTES, range, words)
+    let mut best: Option<(f32, usize, Range<usize>, Range<usize>)> = None;
     for (i, first) in words.iter().enumerate() {
         let start = first.at.start;
-        let (mut weight, mut end, mut last) = (0.0, first.at.end, i);
+        let (mut weight, mut end, mut last, mut first_match) = (0.0, first.at.end, i, usize::MAX);
         for (j, word) in words.iter().enumerate().skip(i) {
             if j > i && word.at.end.saturating_sub(start) > FRAGMENT_BYTES {
                 break;
             }
             weight += word.weight;
+            if word.weight > 0.0 {
+                first_match = first_match.min(word.at.start);
+            }
             end = end.max(word.at.end);
             last = j;
         }
-        if weight > 0.0 && best.as_ref().is_none_or(|(w, _, _)| weight > *w) {
-            best = Some((weight, start..end, i..last + 1));
+        let off = first_match.saturating_sub(start).abs_diff(LEAD_BYTES);
+        let better = best.as_ref().is_none_or(|(w, o, _, _)| weight > *w || (weight == *w && off < *o));
+        if weight > 0.0 && better {
+            best = Some((weight, off, start..end, i..last + 1));
         }
     }
-    best.map(|(_, range, within)| (range, within))
+    best.map(|(_, _, range, within)| (range, within))
 }
 
 /// `text[within]`, HTML-escaped, with the `matched` ranges (overlapping ones merged; clipped
@@ -216,7 +271,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::lexical::{Analyzer, LexicalSettings};
+    use crate::lexical::{Analyzer, LexicalSettings, SearchField};
 
     fn item(title: &str, text: &str) -> Item {
         Item { id: "i".into(), title: title.into(), text: text.into(), fields: Default::default() }
@@ -269,6 +324,37 @@ mod tests {
         assert!(none.is_empty(), "{none:?}");
         let title_only = highlight("ultralight", 0);
         assert!(title_only.title.is_some() && title_only.text.is_none(), "{title_only:?}");
+    }
+
+    /// Catalog fields BM25 searches are marked under their own analysis: a text value whole,
+    /// a list's matching values in order, a long value cut to a fragment; a number never.
+    #[test]
+    fn searched_catalog_fields_are_marked_value_by_value() {
+        let notes = format!("{}the trail notes{}", "filler ".repeat(30), " filler".repeat(30));
+        let mut shoe = item("Trail shoe", "Light.");
+        shoe.fields = [
+            ("brand", FieldValue::Text("Salomon Trail".into())),
+            ("tags", FieldValue::List(vec!["trail running".into(), "waterproof".into(), "Trails".into()])),
+            ("year", FieldValue::Number(2019.0)),
+            ("notes", FieldValue::Text(notes)),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+        let items = [shoe];
+        let search_fields = ["brand", "tags", "year", "notes"].map(|name| SearchField::new(name, 1.0)).to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings { search_fields, ..LexicalSettings::default() }, &items);
+        let highlights = lexical.highlighter("trail 2019").unwrap().highlight(&items[0]);
+        assert_eq!(highlights.fields["brand"], ["Salomon <em>Trail</em>"]);
+        assert_eq!(highlights.fields["tags"], ["<em>trail</em> running", "<em>Trails</em>"]);
+        assert!(!highlights.fields.contains_key("year"), "{highlights:?}");
+        let [note] = &highlights.fields["notes"][..] else { panic!("{highlights:?}") };
+        assert!(note.starts_with('…') && note.ends_with('…') && note.contains("the <em>trail</em> notes"), "{note}");
+        let text_only = lexical.highlighter("light").unwrap().highlight(&items[0]);
+        assert!(text_only.fields.is_empty() && text_only.text.is_some(), "{text_only:?}");
+        let json = serde_json::to_value(&text_only).unwrap();
+        assert!(json.get("fields").is_none(), "no field matched, no key: {json}");
     }
 
     /// A long text is cut to its best fragment, marked "…" where text is left out; a giant

@@ -70,7 +70,7 @@ impl Fields {
     }
 
     /// The searched catalog fields.
-    fn catalog(&self) -> &[Searched] {
+    pub(super) fn catalog(&self) -> &[Searched] {
         &self.searched[2..]
     }
 }
