@@ -179,6 +179,43 @@ test("a catalog field's matched values show under the hit, marked as text", asyn
   assert.deepEqual(errors, []);
 });
 
+test("facets count the ranked list, a value filters on a click, and pages follow the total", async () => {
+  const { tab, errors } = await page("/ui?tab=search&query=tent&k=5");
+  await tab.waitForSelector('#facets .facet[data-field="category"] button');
+  const facets = await tab.$$eval("#facets .facet", (panels) => Object.fromEntries(panels.map((p) => [p.dataset.field, {
+    values: [...p.querySelectorAll("button")].map((b) => [b.dataset.value, Number(b.querySelector(".count").textContent)]),
+    range: p.querySelector(".range")?.textContent,
+  }])));
+  // Every catalog field the generation has: text and list values counted, the price's range.
+  assert.deepEqual(Object.keys(facets).sort(), ["brand", "category", "price", "tags"], JSON.stringify(facets));
+  assert.match(facets.price.range, /^\d+(\.\d+)? – \d+(\.\d+)?$/);
+  const tents = facets.category.values.find(([value]) => value === "tents");
+  assert.ok(tents && tents[1] > 0, JSON.stringify(facets.category));
+  const counts = facets.category.values.map(([, count]) => count);
+  assert.deepEqual(counts, [...counts].sort((a, b) => b - a), "most first");
+  // The next page starts where the first ended, ranked on.
+  const firstIds = await tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id));
+  await tab.click("#page-next");
+  await tab.waitForFunction(() => document.querySelector("#results .hit .rank")?.textContent === "6");
+  const secondIds = await tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id));
+  assert.equal(secondIds.length, 5);
+  assert.ok(secondIds.every((id) => !firstIds.includes(id)), JSON.stringify([firstIds, secondIds]));
+  assert.match(await tab.textContent("#search-meta"), /^6–10 of \d+ ranked hits/);
+  assert.match(tab.url(), /offset=5/);
+  assert.equal(await tab.isVisible("#page-prev"), true);
+  // A click on a value filters on it, from the first page.
+  await tab.click('#facets .facet[data-field="category"] button[data-value="tents"]');
+  await tab.waitForFunction(() => document.querySelector("#config-main [name=filters]").value === '{"category":"tents"}'
+    && document.querySelector("#results .hit .rank")?.textContent === "1");
+  await tab.waitForFunction(() => /^1–5 of \d+/.test(document.querySelector("#search-meta").textContent));
+  const filtered = await tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id));
+  assert.ok(filtered.length === 5 && filtered.every((id) => id.startsWith("TNT-")), JSON.stringify(filtered));
+  const category = await tab.$$eval('#facets .facet[data-field="category"] button', (b) => b.map((x) => x.dataset.value));
+  assert.deepEqual(category, ["tents"], "the filtered list holds tents only");
+  await tab.screenshot({ path: `${artifacts}/ui-facets.png`, fullPage: true });
+  assert.deepEqual(errors, []);
+});
+
 test("a server error is shown, not swallowed", async () => {
   const { tab } = await page("/ui?tab=recommend&user=nobody-at-all");
   await tab.waitForSelector("#recommend-error:not([hidden])");
