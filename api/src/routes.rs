@@ -439,6 +439,7 @@ pub(crate) async fn similar(
         fusion,
         weights: Weights::default(),
         candidates: params.candidates,
+        facets: Vec::new(),
     };
     bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let page = request.page();

@@ -43,6 +43,7 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset))]
     pub fn recommend(&self, request: &RecommendRequest) -> Result<Results> {
         let start = Instant::now();
+        self.check_facets(&request.facets)?;
         let cf = self.collaborative()?;
         let live = self.live_user(&request.user)?;
         let factors = self.user_vector(cf, &live)?;
@@ -84,7 +85,8 @@ impl Engine {
                 }
             }
         }
-        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), Default::default(), start, timings))
+        let facets = self.facets(&request.facets, &fused)?;
+        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }
 
     /// The top `depth` fused recommendation candidates for a user view (rerank settings

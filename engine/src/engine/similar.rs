@@ -19,6 +19,7 @@ impl Engine {
         let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
         request.weights.refuse_bm25("similar items")?;
+        self.check_facets(&request.facets)?;
         let seed = self.visible_index_of(&request.item)?;
         let mut timings = Timings::default();
         let allow = self.allow(&request.filters, &request.exclude, &mut timings)?.excluding(self.total_len(), [seed]);
@@ -55,6 +56,7 @@ impl Engine {
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         let hits = self.finish(&fused, request.page(), None, None, &mut timings)?;
-        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), Default::default(), start, timings))
+        let facets = self.facets(&request.facets, &fused)?;
+        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }
 }

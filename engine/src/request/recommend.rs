@@ -95,6 +95,11 @@ pub struct RecommendRequest {
     /// Add the history items behind each score.
     #[serde(default)]
     pub explain: bool,
+    /// Fields to count values of over the ranked list the pages are cut from, as a search's
+    /// `facets` (at most 20, each a field some item holds).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20))]
+    pub facets: Vec<String>,
 }
 
 impl RecommendRequest {
@@ -115,6 +120,7 @@ impl RecommendRequest {
             recent: default_recent(),
             rerank: None,
             explain: false,
+            facets: Vec::new(),
         }
     }
 

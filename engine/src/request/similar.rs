@@ -41,6 +41,11 @@ pub struct SimilarRequest {
     #[serde(default, deserialize_with = "crate::json::present_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
+    /// Fields to count values of over the ranked list the pages are cut from, as a search's
+    /// `facets` (at most 20, each a field some item holds).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20))]
+    pub facets: Vec<String>,
 }
 
 impl SimilarRequest {
