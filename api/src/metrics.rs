@@ -142,7 +142,7 @@ impl Metrics {
         .expect(expect);
         let stage_seconds = register_histogram_vec_with_registry!(
             "hyrank_stage_duration_seconds",
-            "Engine stage latency: the filter mask, query embedding, each retriever, fusion, rerank, and the whole engine call.",
+            "Engine stage latency: the filter mask, query embedding, each retriever, fusion, rerank, highlight, facets, and the whole engine call.",
             &["stage"],
             BUCKETS.to_vec(),
             registry
@@ -310,6 +310,11 @@ impl Metrics {
         self.stage_seconds.with_label_values(&["fusion"]).observe(seconds(timings.fusion_ms));
         if timings.rerank_ms > 0.0 {
             self.stage_seconds.with_label_values(&["rerank"]).observe(seconds(timings.rerank_ms));
+        }
+        for (stage, ms) in [("highlight", timings.highlight_ms), ("facets", timings.facets_ms)] {
+            if ms > 0.0 {
+                self.stage_seconds.with_label_values(&[stage]).observe(seconds(ms));
+            }
         }
         self.stage_seconds.with_label_values(&["engine_total"]).observe(seconds(timings.total_ms));
     }

@@ -20,6 +20,7 @@ async fn facets_count_the_ranked_list_the_pages_are_cut_from() {
     let (status, first) = post("/v1/search", query.clone()).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     let total = first["total"].as_u64().unwrap() as usize;
+    assert!(first["timings"]["facets_ms"].as_f64().unwrap() > 0.0, "counting is its own stage: {first}");
     // The whole list, paged through: its hits are what the facets count.
     let mut hits = Vec::new();
     for offset in (0..total).step_by(50) {
@@ -63,6 +64,7 @@ async fn facets_count_the_ranked_list_the_pages_are_cut_from() {
     // Not asked, none; bounds named.
     let (_, plain) = post("/v1/search", json!({"query": "tent"})).await;
     assert!(plain.get("facets").is_none() && plain["total"].as_u64().unwrap() > 0, "{plain}");
+    assert_eq!(plain["timings"]["facets_ms"], 0.0, "{plain}");
     let (status, body) = post("/v1/search", json!({"query": "tent", "facets": ["brand", "brand"]})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("facets: \"brand\" is named twice"), "{body}");

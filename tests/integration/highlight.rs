@@ -23,9 +23,11 @@ async fn hits_carry_the_query_s_words_marked_when_asked() {
     // A title word is marked in the whole title.
     let (_, body) = post("/v1/search", json!({"query": "kestrel bivy", "k": 3, "highlight": true})).await;
     assert_eq!(body["hits"][0]["highlights"]["title"], "<em>Kestrel</em> Cirque 2 <em>Bivy</em> Tent", "{body}");
+    assert!(body["timings"]["highlight_ms"].as_f64().unwrap() > 0.0, "its time is its own stage: {body}");
     // Not asked, no highlights; a query without words (a user's CF list alone) has none.
     let (_, body) = post("/v1/search", json!({"query": query, "k": 3})).await;
     assert!(body["hits"].as_array().unwrap().iter().all(|h| h.get("highlights").is_none()), "{body}");
+    assert_eq!(body["timings"]["highlight_ms"], 0.0, "{body}");
     let (status, body) = post("/v1/search", json!({"user": "u007", "k": 3, "highlight": true})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["hits"].as_array().unwrap().iter().all(|h| h.get("highlights").is_none()), "{body}");

@@ -85,7 +85,7 @@ impl Engine {
                 }
             }
         }
-        let facets = self.facets(&request.facets, &fused)?;
+        let facets = self.facets(&request.facets, &fused, &mut timings)?;
         Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }
 

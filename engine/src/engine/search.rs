@@ -46,8 +46,13 @@ impl Engine {
         let FirstStage { query, user, fused, query_states } =
             self.search_first_stage(request, candidates, query_layers, &mut timings)?;
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
+        let t = Instant::now();
         let highlighter = query.filter(|_| request.highlight).map(|q| self.lexical.highlighter(q)).transpose()?;
+        let made = highlighter.as_ref().map(|_| t.elapsed());
         let mut hits = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), &mut timings)?;
+        if let (Some(made), Some(highlighter)) = (made, &highlighter) {
+            timings.highlight_ms = (made + highlighter.spent()).as_secs_f64() * 1e3;
+        }
         if request.explain {
             // A CF tree only where CF ran (bm25 or dense mode with a user has none).
             let cf_user = user.as_ref().filter(|_| fused.ran(RetrieverKind::Cf));
@@ -70,7 +75,7 @@ impl Engine {
                 }
             }
         }
-        let facets = self.facets(&request.facets, &fused)?;
+        let facets = self.facets(&request.facets, &fused, &mut timings)?;
         Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }
 

@@ -56,7 +56,7 @@ impl Engine {
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         let hits = self.finish(&fused, request.page(), None, None, &mut timings)?;
-        let facets = self.facets(&request.facets, &fused)?;
+        let facets = self.facets(&request.facets, &fused, &mut timings)?;
         Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }
 }

@@ -213,7 +213,8 @@ impl Engine {
     /// The final hits, the `page` of: the fused list, or, with a rerank plan (the text it
     /// reads as the query and that query's states from its embedding pass, when kept), the
     /// fused list with its top `max(depth, k)` reranked, best first, and the rest after them
-    /// in fused order, as Elasticsearch's rescore window orders them (timed as rerank). The
+    /// in fused order, as Elasticsearch's rescore window orders them (the model and the
+    /// window's order timed as rerank). The
     /// window does not move with `offset`, so pages of one size are cuts of one list and a
     /// deep page costs no more model work than the first; a page wholly past the window runs
     /// no model. Only the page's hits are built, each highlighted when a `highlighter` is given.
@@ -244,13 +245,13 @@ impl Engine {
             reranked.iter().map(|r| (r.fused.item, self.id_at(r.fused.item))).collect();
         let id = |r: &Reranked<'_>| &ids[&r.fused.item];
         reranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b))));
+        timings.rerank_ms = ms(t);
         let mut hits = reranked
             .into_iter()
             .skip(page.offset)
             .take(page.k)
             .map(|r| self.hit(r.fused, fused.fusion_name, Some(r.rerank), r.combination, highlighter))
             .collect::<Result<Vec<_>>>()?;
-        timings.rerank_ms = ms(t);
         // A page reaching past the window goes on in fused order.
         let rest: Vec<Hit> = plain(&fused.hits[width..], 0, page.end().saturating_sub(width))?;
         hits.extend(rest);
@@ -299,15 +300,18 @@ impl Engine {
     }
 
     /// The counts of the fields `names` over every hit of `fused`, each hit's fields as a
-    /// request sees them (replaced live, or as stored or written), read in place.
+    /// request sees them (replaced live, or as stored or written), read in place; timed as
+    /// `facets_ms`.
     pub(super) fn facets(
         &self,
         names: &[String],
         fused: &Fused,
+        timings: &mut Timings,
     ) -> Result<std::collections::BTreeMap<String, crate::facets::FacetCounts>> {
         if names.is_empty() {
             return Ok(Default::default());
         }
+        let start = Instant::now();
         let (live, live_items) = (self.live_fields(), self.live_items());
         let stored = self.fields.len();
         let fields = fused
@@ -324,7 +328,9 @@ impl Engine {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(crate::facets::count(names, fields))
+        let counts = crate::facets::count(names, fields);
+        timings.facets_ms = ms(start);
+        Ok(counts)
     }
 
     /// The answer: `hits`, the request's page of `fused`, with the list's length, the notes on

@@ -13,8 +13,10 @@
 //! in any order: a joined word ("T-Shirt" as "tshirt") comes after its parts and starts before
 //! them, which tantivy's fragments assume never happens.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tantivy::schema::Field;
@@ -66,6 +68,9 @@ pub struct Highlighter {
     text: FieldTerms,
     /// The searched catalog fields, by name, where the query has terms under their analysis.
     catalog: Vec<(String, FieldTerms)>,
+    /// Time spent in [`Highlighter::highlight`] so far (the request's `highlight_ms` with the
+    /// highlighter's making).
+    spent: Cell<Duration>,
 }
 
 /// One field's analyzer and the query's terms under it, each with its weight.
@@ -109,7 +114,12 @@ impl LexicalIndex {
                 catalog.push((searched.name.clone(), terms));
             }
         }
-        Ok(Highlighter { title: terms(self.fields.title())?, text: terms(self.fields.text())?, catalog })
+        Ok(Highlighter {
+            title: terms(self.fields.title())?,
+            text: terms(self.fields.text())?,
+            catalog,
+            spent: Cell::new(Duration::ZERO),
+        })
     }
 }
 
@@ -132,8 +142,20 @@ impl FieldTerms {
 }
 
 impl Highlighter {
+    /// Time spent marking items so far.
+    pub fn spent(&self) -> Duration {
+        self.spent.get()
+    }
+
     /// `item`'s highlights.
     pub fn highlight(&self, item: &Item) -> Highlights {
+        let start = Instant::now();
+        let highlights = self.highlight_fields(item);
+        self.spent.set(self.spent.get() + start.elapsed());
+        highlights
+    }
+
+    fn highlight_fields(&self, item: &Item) -> Highlights {
         let title = matched(&self.title.words(&item.title));
         let mut fields = BTreeMap::new();
         for (name, terms) in &self.catalog {

@@ -59,8 +59,15 @@ pub struct Timings {
     pub retrieve_ms: BTreeMap<String, f64>,
     /// Fusion.
     pub fusion_ms: f64,
-    /// Rerank.
+    /// Rerank: the model's scores and the window's order.
     pub rerank_ms: f64,
+    /// Highlighting: the query's terms under each field's analysis, then each hit's fields
+    /// marked (0 without `highlight`).
+    #[serde(default)]
+    pub highlight_ms: f64,
+    /// Counting the `facets` over the ranked list (0 without them).
+    #[serde(default)]
+    pub facets_ms: f64,
     /// Whole request inside the engine.
     pub total_ms: f64,
 }
