@@ -71,8 +71,28 @@ fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: b
 
 /// Punctuation (P*), control (Cc) or invisible format (Cf) characters: never part of a term.
 pub(super) fn is_punctuation_or_invisible(c: char) -> bool {
-    // Letters and digits first: the category tables are a search per character.
-    !c.is_ascii_alphanumeric() && (c.is_punctuation() || c.is_other_control() || c.is_other_format())
+    // ASCII first: the category tables are a search per character. ASCII has no Cf.
+    if c.is_ascii() {
+        return is_punctuation(c) || c.is_ascii_control();
+    }
+    c.is_punctuation() || c.is_other_control() || c.is_other_format()
+}
+
+/// Unicode's punctuation (P*). ASCII's are listed: its other marks ("$", "+", "<", "^", "|",
+/// "~"…) are symbols (S*) to Unicode.
+pub(super) fn is_punctuation(c: char) -> bool {
+    if c.is_ascii() {
+        return matches!(c, '!'..='#' | '%'..='*' | ','..='/' | ':' | ';' | '?' | '@' | '['..=']' | '_' | '{' | '}');
+    }
+    c.is_punctuation()
+}
+
+/// Unicode's decimal digits (Nd): in ASCII, "0" to "9".
+pub(super) fn is_decimal_digit(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_digit();
+    }
+    c.is_number_decimal_digit()
 }
 
 #[cfg(test)]
@@ -102,6 +122,8 @@ mod tests {
         for c in (0u8..128).map(char::from) {
             let slow = c.is_punctuation() || c.is_other_control() || c.is_other_format();
             assert_eq!(is_punctuation_or_invisible(c), slow, "{c:?}");
+            assert_eq!(is_punctuation(c), c.is_punctuation(), "{c:?}");
+            assert_eq!(is_decimal_digit(c), c.is_number_decimal_digit(), "{c:?}");
             assert!(!is_cjk(c), "{c:?}");
         }
     }

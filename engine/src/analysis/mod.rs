@@ -71,7 +71,7 @@ use unicode_segmentation::UnicodeSegmentation;
 mod chars;
 pub(crate) mod fold;
 
-use chars::{is_cjk, is_punctuation_or_invisible, normalize};
+use chars::{is_cjk, is_decimal_digit, is_punctuation, is_punctuation_or_invisible, normalize};
 
 pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer};
 
@@ -287,7 +287,7 @@ fn parts(chars: &[char], revision: Revision) -> Vec<&[char]> {
     let mut from = 0;
     for (i, &c) in chars.iter().enumerate() {
         let separates =
-            c == '\u{200C}' || (!c.is_ascii_alphanumeric() && c.is_punctuation() && !in_number(chars, i, revision));
+            c == '\u{200C}' || (!c.is_ascii_alphanumeric() && is_punctuation(c) && !in_number(chars, i, revision));
         if separates {
             parts.push(&chars[from..i]);
             from = i + 1;
@@ -304,10 +304,10 @@ fn parts(chars: &[char], revision: Revision) -> Vec<&[char]> {
 fn in_number(chars: &[char], i: usize, revision: Revision) -> bool {
     let digit = |c: char| match revision {
         Revision::First | Revision::Joined => c.is_numeric(),
-        Revision::Alphanumeric | Revision::FoldedLetters => c.is_number_decimal_digit(),
+        Revision::Alphanumeric | Revision::FoldedLetters => is_decimal_digit(c),
     };
     let separator = match revision {
-        Revision::First | Revision::Joined => chars[i].is_punctuation(),
+        Revision::First | Revision::Joined => is_punctuation(chars[i]),
         Revision::Alphanumeric | Revision::FoldedLetters => matches!(chars[i], '.' | ',' | '\u{066B}' | '\u{066C}'),
     };
     separator && i > 0 && chars.get(i - 1).is_some_and(|&c| digit(c)) && chars.get(i + 1).is_some_and(|&c| digit(c))
@@ -341,13 +341,13 @@ enum Run {
 /// [`MAX_SPLIT_RUNS`].
 fn alphanumeric_runs(part: &[char]) -> Vec<&[char]> {
     // Most words hold no digit: they leave before any run is built.
-    if part.len() > MAX_SPLIT_CHARS || !part.iter().any(|c| c.is_number_decimal_digit()) {
+    if part.len() > MAX_SPLIT_CHARS || !part.iter().any(|&c| is_decimal_digit(c)) {
         return Vec::new();
     }
     // (kind, from, to, letters)
     let mut runs: Vec<(Run, usize, usize, usize)> = Vec::new();
     for (i, &c) in part.iter().enumerate() {
-        let kind = if c.is_number_decimal_digit() || in_number(part, i, Revision::Alphanumeric) {
+        let kind = if is_decimal_digit(c) || in_number(part, i, Revision::Alphanumeric) {
             Run::Digits
         } else if is_combining_mark(c) || c.is_other_format() {
             match runs.last_mut() {
