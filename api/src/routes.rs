@@ -440,6 +440,7 @@ pub(crate) async fn similar(
         weights: Weights::default(),
         candidates: params.candidates,
         facets: Vec::new(),
+        sort: Vec::new(),
     };
     bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let page = request.page();

@@ -39,6 +39,7 @@ pub mod request;
 pub mod rerank;
 pub mod retrieve;
 pub mod runtime;
+pub mod sort;
 pub mod store;
 
 pub use bert::Precision;

@@ -14,6 +14,7 @@ mod reranker;
 mod service;
 mod ship;
 mod similar;
+mod sort;
 
 use std::sync::OnceLock;
 

@@ -44,15 +44,21 @@ impl Engine {
     pub fn recommend(&self, request: &RecommendRequest) -> Result<Results> {
         let start = Instant::now();
         self.check_facets(&request.facets)?;
+        self.check_sort(&request.sort)?;
         let cf = self.collaborative()?;
         let live = self.live_user(&request.user)?;
         let factors = self.user_vector(cf, &live)?;
         let user = live.record;
         let view = UserView { history: &user.history, hidden: None, factors: factors.as_deref(), cf_items: None };
         let mut timings = Timings::default();
-        let fused = self.recommend_first_stage(&view, request, &mut timings)?;
+        let mut fused = self.recommend_first_stage(&view, request, &mut timings)?;
+        self.sort(&request.sort, &mut fused, &mut timings)?;
         let trained = self.recommend_trained.as_ref().map(TrainedReranker::as_trained);
-        let plan = rerank::recommend_plan(request.rerank.as_ref(), trained)?;
+        let plan = if request.sort.is_empty() {
+            rerank::recommend_plan(request.rerank.as_ref(), trained)?
+        } else {
+            crate::sort::unranked(request.rerank.as_ref())?
+        };
         let context = match (&plan, trained.and_then(|t| t.manifest.context)) {
             (Some(_), Some(context)) => Some(self.recommend_context(view.history, context.titles)?),
             (Some(_), None) => Some(String::new()),

@@ -39,12 +39,18 @@ impl Engine {
         let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
         self.check_facets(&request.facets)?;
+        self.check_sort(&request.sort)?;
         let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
-        let plan = rerank::search_plan(request.rerank.as_ref(), has_query, trained, &self.late_interaction)?;
+        let plan = if request.sort.is_empty() {
+            rerank::search_plan(request.rerank.as_ref(), has_query, trained, &self.late_interaction)?
+        } else {
+            crate::sort::unranked(request.rerank.as_ref())?
+        };
         let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
-        let FirstStage { query, user, fused, query_states } =
+        let FirstStage { query, user, mut fused, query_states } =
             self.search_first_stage(request, candidates, query_layers, &mut timings)?;
+        self.sort(&request.sort, &mut fused, &mut timings)?;
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
         let t = Instant::now();
         let highlighter = query.filter(|_| request.highlight).map(|q| self.lexical.highlighter(q)).transpose()?;

@@ -20,6 +20,7 @@ impl Engine {
         request.weights.check()?;
         request.weights.refuse_bm25("similar items")?;
         self.check_facets(&request.facets)?;
+        self.check_sort(&request.sort)?;
         let seed = self.visible_index_of(&request.item)?;
         let mut timings = Timings::default();
         let allow = self.allow(&request.filters, &request.exclude, &mut timings)?.excluding(self.total_len(), [seed]);
@@ -54,7 +55,8 @@ impl Engine {
             }
             Some(Collaborative::Ease(_)) | None => {}
         }
-        let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
+        let mut fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
+        self.sort(&request.sort, &mut fused, &mut timings)?;
         let hits = self.finish(&fused, request.page(), None, None, &mut timings)?;
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))

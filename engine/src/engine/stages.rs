@@ -265,17 +265,69 @@ impl Engine {
     /// [`Error::InvalidArgument`] (`facets`) naming the field and listing the known ones.
     pub(super) fn check_facets(&self, names: &[String]) -> Result<()> {
         crate::facets::check(names)?;
-        if names.is_empty() {
-            return Ok(());
-        }
+        self.check_fields("facets", names.iter().map(String::as_str))
+    }
+
+    /// Checks the keys a request sorts by ([`crate::sort::check`]), each field as a facet's.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] (`sort`) naming the field and listing the known ones.
+    pub(super) fn check_sort(&self, keys: &[crate::sort::SortKey]) -> Result<()> {
+        crate::sort::check(keys)?;
+        self.check_fields("sort", keys.iter().map(|key| key.field.as_str()))
+    }
+
+    /// Each of `names` a field some item holds, or an error about `what` naming the first that
+    /// is not and listing the fields there are.
+    fn check_fields<'a>(&self, what: &str, mut names: impl Iterator<Item = &'a str>) -> Result<()> {
         let (live, live_items) = (self.live_fields(), self.live_items());
-        match names.iter().find(|name| !self.holds_field(name, &live, &live_items)) {
+        match names.find(|name| !self.holds_field(name, &live, &live_items)) {
             Some(name) => {
                 let known = self.known_fields(&live, &live_items);
-                Err(Error::invalid("facets", format!("no item has a field {name:?}; fields are {known:?}")))
+                Err(Error::invalid(what, format!("no item has a field {name:?}; fields are {known:?}")))
             }
             None => Ok(()),
         }
+    }
+
+    /// The fields of the item at `item` as a request sees them: replaced live, or as stored or
+    /// written, read in place.
+    ///
+    /// # Errors
+    /// [`Error::BadIndex`] for an index no item has.
+    fn fields_of<'a>(
+        &'a self,
+        item: u32,
+        live: &'a super::LiveFields,
+        live_items: &'a crate::live::items::LiveItems,
+    ) -> Result<&'a std::collections::BTreeMap<String, crate::item::FieldValue>> {
+        let index = item as usize;
+        live.get(&item)
+            .or_else(|| self.fields.get(index))
+            .or_else(|| live_items.entries.get(index.checked_sub(self.fields.len())?).map(|e| &e.item.fields))
+            .ok_or_else(|| Error::BadIndex {
+                path: self.dir.clone(),
+                reason: format!("item index {index} has no fields"),
+            })
+    }
+
+    /// `fused`'s hits in the order of `keys` ([`crate::sort`]), when there are any; the time
+    /// goes to `fusion_ms`.
+    ///
+    /// # Errors
+    /// As [`Engine::fields_of`].
+    pub(super) fn sort(&self, keys: &[crate::sort::SortKey], fused: &mut Fused, timings: &mut Timings) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let (live, live_items) = (self.live_fields(), self.live_items());
+        let fields = fused.hits.iter().map(|hit| self.fields_of(hit.item, &live, &live_items).map(Some));
+        let order = crate::sort::order(keys, &fields.collect::<Result<Vec<_>>>()?);
+        let mut hits: Vec<Option<FusedHit>> = std::mem::take(&mut fused.hits).into_iter().map(Some).collect();
+        fused.hits = order.into_iter().filter_map(|i| hits[i].take()).collect();
+        timings.fusion_ms += ms(start);
+        Ok(())
     }
 
     /// Whether some item holds the field `name`, stored, replaced live or written live: what
@@ -313,21 +365,8 @@ impl Engine {
         }
         let start = Instant::now();
         let (live, live_items) = (self.live_fields(), self.live_items());
-        let stored = self.fields.len();
-        let fields = fused
-            .hits
-            .iter()
-            .map(|hit| {
-                let index = hit.item as usize;
-                live.get(&hit.item)
-                    .or_else(|| self.fields.get(index))
-                    .or_else(|| live_items.entries.get(index.checked_sub(stored)?).map(|e| &e.item.fields))
-                    .ok_or_else(|| Error::BadIndex {
-                        path: self.dir.clone(),
-                        reason: format!("item index {index} has no fields"),
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let fields =
+            fused.hits.iter().map(|hit| self.fields_of(hit.item, &live, &live_items)).collect::<Result<Vec<_>>>()?;
         let counts = crate::facets::count(names, fields);
         timings.facets_ms = ms(start);
         Ok(counts)

@@ -100,6 +100,14 @@ pub struct RecommendRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 20))]
     pub facets: Vec<String>,
+    /// Order the ranked list by catalog fields instead of relevance (at most 4 keys, each
+    /// `{"field", "order": "asc"|"desc"}`, each field some item holds): equal keys keep their
+    /// relevance order, an item without the field goes last, a list sorts by its smallest member
+    /// ascending and its largest descending. The list is the one `total` counts; hits keep their
+    /// relevance `score`. A sorted list is not reranked (`rerank.enabled: true` is refused).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 4))]
+    pub sort: Vec<crate::sort::SortKey>,
 }
 
 impl RecommendRequest {
@@ -121,6 +129,7 @@ impl RecommendRequest {
             rerank: None,
             explain: false,
             facets: Vec::new(),
+            sort: Vec::new(),
         }
     }
 

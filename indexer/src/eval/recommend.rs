@@ -406,6 +406,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                         cold_items: settings.cold_items,
                         candidates: Some(settings.candidates.max(settings.k)),
                         facets: Vec::new(),
+                        sort: Vec::new(),
                         recent: 20,
                         rerank: Some(if mode == "hybrid+rerank" {
                             RerankOptions::default_trained()

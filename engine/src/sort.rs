@@ -1,0 +1,242 @@
+//! Sorting a ranked list by catalog fields (`sort`): "cheapest first" over the hits a search,
+//! a recommendation or similar items found, as a catalog page's sort menu offers.
+//!
+//! What is sorted is the ranked list the request's pages are cut from (`Results::total` hits:
+//! each retriever's candidates, fused, after `filters` and `exclude`), the same set `facets`
+//! count, not the whole catalog: a dense retriever scores every item, so the relevant set is
+//! the candidates. Equal keys keep their relevance order, so relevance is the last key. As
+//! Elasticsearch does by default:
+//! - an item without the field (or with an empty list) goes last, whichever the order;
+//! - a list sorts by its smallest member ascending and by its largest descending;
+//! - numbers and texts compare among themselves, numbers first (ascending), where a field holds
+//!   both (items written live with another type); texts compare by their lower-case form, then
+//!   as written.
+//!
+//! A sorted list is not reranked: a reranker orders by relevance, which the sort replaces
+//! (Elasticsearch refuses `rescore` with `sort` the same way).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::item::FieldValue;
+
+/// Most sort keys one request may give.
+pub const MAX_SORT_KEYS: usize = 4;
+
+/// One sort key: a field and a direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SortKey {
+    /// A catalog field some item holds.
+    pub field: String,
+    /// `asc` (the default: smallest first) or `desc`.
+    #[serde(default, deserialize_with = "crate::json::name_only")]
+    pub order: SortOrder,
+}
+
+/// A sort key's direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// Checks the keys a request sorts by.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] (`sort`) for more than [`MAX_SORT_KEYS`] keys, an empty field
+/// name, or a field given twice (whether any item holds it is the engine's check).
+pub(crate) fn check(keys: &[SortKey]) -> Result<()> {
+    if keys.len() > MAX_SORT_KEYS {
+        return Err(Error::invalid("sort", format!("at most {MAX_SORT_KEYS} keys, got {}", keys.len())));
+    }
+    let mut seen = HashSet::new();
+    for key in keys {
+        if key.field.is_empty() {
+            return Err(Error::invalid("sort", "a key's field is empty"));
+        }
+        if !seen.insert(key.field.as_str()) {
+            return Err(Error::invalid("sort", format!("{:?} is given twice", key.field)));
+        }
+    }
+    Ok(())
+}
+
+/// One item's value of one key, as it compares.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Number(f64),
+    /// Lower-case form, then as written.
+    Text(String, String),
+}
+
+impl Value {
+    fn cmp(&self, other: &Value) -> Ordering {
+        match (self, other) {
+            (Value::Number(a), Value::Number(b)) => a.total_cmp(b),
+            (Value::Text(a, a_written), Value::Text(b, b_written)) => a.cmp(b).then_with(|| a_written.cmp(b_written)),
+            (Value::Number(_), Value::Text(..)) => Ordering::Less,
+            (Value::Text(..), Value::Number(_)) => Ordering::Greater,
+        }
+    }
+
+    fn text(text: &str) -> Value {
+        Value::Text(text.to_lowercase(), text.to_string())
+    }
+}
+
+/// The value `key` sorts `fields` by: a list's smallest member ascending, its largest
+/// descending; `None` without the field.
+fn value_of(fields: Option<&BTreeMap<String, FieldValue>>, key: &SortKey) -> Option<Value> {
+    match fields?.get(&key.field)? {
+        FieldValue::Number(n) => Some(Value::Number(*n)),
+        FieldValue::Text(text) => Some(Value::text(text)),
+        FieldValue::List(values) => {
+            let members = values.iter().map(|v| Value::text(v));
+            match key.order {
+                SortOrder::Asc => members.min_by(Value::cmp),
+                SortOrder::Desc => members.max_by(Value::cmp),
+            }
+        }
+    }
+}
+
+/// The rerank plan of a sorted list: none. A reranker orders by relevance, which the sort
+/// replaces, so asking for one is refused rather than ignored.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] (`sort`) when `rerank.enabled` is true.
+pub(crate) fn unranked<T>(rerank: Option<&crate::request::RerankOptions>) -> Result<Option<T>> {
+    match rerank {
+        Some(options) if options.enabled => Err(Error::invalid(
+            "sort",
+            "a sorted list is not reranked (the sort replaces relevance order): leave out rerank or set rerank.enabled to false",
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// The positions of a ranked list in `keys`' order: `fields[i]` is the fields of the list's
+/// `i`-th hit (`None`: it has none). Stable, so equal keys keep the list's order.
+pub(crate) fn order(keys: &[SortKey], fields: &[Option<&BTreeMap<String, FieldValue>>]) -> Vec<usize> {
+    let values: Vec<Vec<Option<Value>>> =
+        fields.iter().map(|f| keys.iter().map(|key| value_of(*f, key)).collect()).collect();
+    let mut positions: Vec<usize> = (0..fields.len()).collect();
+    positions.sort_by(|&a, &b| {
+        for (k, key) in keys.iter().enumerate() {
+            let by = match (&values[a][k], &values[b][k]) {
+                (Some(x), Some(y)) => match key.order {
+                    SortOrder::Asc => x.cmp(y),
+                    SortOrder::Desc => y.cmp(x),
+                },
+                // Missing last, in either order.
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            };
+            if by != Ordering::Equal {
+                return by;
+            }
+        }
+        Ordering::Equal
+    });
+    positions
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(field: &str, order: SortOrder) -> SortKey {
+        SortKey { field: field.into(), order }
+    }
+
+    fn item(pairs: &[(&str, FieldValue)]) -> BTreeMap<String, FieldValue> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn numbers_texts_lists_and_missing_values_sort_as_elasticsearch_does() {
+        let list = |v: &[&str]| FieldValue::List(v.iter().map(|s| s.to_string()).collect());
+        let items = [
+            item(&[("price", FieldValue::Number(30.0)), ("brand", FieldValue::Text("kestrel".into()))]),
+            item(&[("price", FieldValue::Number(12.5)), ("brand", FieldValue::Text("Alder".into()))]),
+            item(&[("brand", FieldValue::Text("northpeak".into()))]),
+            item(&[("price", FieldValue::Number(12.5)), ("brand", FieldValue::Text("alder".into()))]),
+            item(&[("price", FieldValue::Text("n/a".into())), ("tags", list(&["b", "z"]))]),
+            item(&[("tags", list(&["c", "d"]))]),
+            item(&[("tags", list(&[]))]),
+        ];
+        let fields: Vec<_> = items.iter().map(Some).collect();
+        // Ascending: numbers first, the text after them, missing last; ties in list order.
+        assert_eq!(order(&[key("price", SortOrder::Asc)], &fields), [1, 3, 0, 4, 2, 5, 6]);
+        assert_eq!(order(&[key("price", SortOrder::Desc)], &fields), [4, 0, 1, 3, 2, 5, 6]);
+        // Case folded first ("Alder" beside "alder", then as written), then the next key.
+        let by_brand = [key("brand", SortOrder::Asc), key("price", SortOrder::Desc)];
+        assert_eq!(order(&by_brand, &fields), [1, 3, 0, 2, 4, 5, 6]);
+        // A list: its smallest member ascending ("b" < "c"), its largest descending ("z" > "d").
+        assert_eq!(order(&[key("tags", SortOrder::Asc)], &fields)[..2], [4, 5]);
+        assert_eq!(order(&[key("tags", SortOrder::Desc)], &fields)[..2], [4, 5]);
+        // An item without fields at all is missing every key.
+        assert_eq!(order(&[key("price", SortOrder::Asc)], &[None, Some(&items[0])]), [1, 0]);
+    }
+
+    #[test]
+    fn keys_are_checked() {
+        let many: Vec<SortKey> = (0..5).map(|i| key(&format!("f{i}"), SortOrder::Asc)).collect();
+        assert!(check(&many).unwrap_err().to_string().contains("at most 4 keys"));
+        let twice = [key("price", SortOrder::Asc), key("price", SortOrder::Desc)];
+        assert!(check(&twice).unwrap_err().to_string().contains("\"price\" is given twice"));
+        assert!(check(&[key("", SortOrder::Asc)]).unwrap_err().to_string().contains("empty"));
+        let read: SortKey = serde_json::from_str(r#"{"field": "price"}"#).unwrap();
+        assert_eq!(read, key("price", SortOrder::Asc));
+        for bad in [r#"{"field": "price", "order": "up"}"#, r#"{"field": "price", "dir": "asc"}"#] {
+            assert!(serde_json::from_str::<SortKey>(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// Any list: a permutation, numbers ordered as asked, missing values last, and equal
+        /// values in the list's order.
+        #[test]
+        fn any_list_is_a_permutation_in_the_asked_order(
+            prices in proptest::collection::vec(proptest::option::of(-1e6f64..1e6), 0..40),
+            desc in any::<bool>(),
+        ) {
+            let items: Vec<_> = prices
+                .iter()
+                .map(|p| p.map(|p| item(&[("price", FieldValue::Number((p * 4.0).round() / 4.0))])).unwrap_or_default())
+                .collect();
+            let fields: Vec<_> = items.iter().map(Some).collect();
+            let order_ = if desc { SortOrder::Desc } else { SortOrder::Asc };
+            let positions = order(&[key("price", order_)], &fields);
+            let mut sorted = positions.clone();
+            sorted.sort_unstable();
+            prop_assert_eq!(sorted, (0..items.len()).collect::<Vec<_>>());
+            let price = |i: usize| match items[i].get("price") { Some(FieldValue::Number(n)) => Some(*n), _ => None };
+            for pair in positions.windows(2) {
+                match (price(pair[0]), price(pair[1])) {
+                    (Some(a), Some(b)) => {
+                        let in_order = if desc { a >= b } else { a <= b };
+                        prop_assert!(in_order, "{} then {}", a, b);
+                        if a == b { prop_assert!(pair[0] < pair[1], "equal values keep the list's order"); }
+                    }
+                    (None, Some(_)) => prop_assert!(false, "a missing value before a present one"),
+                    (None, None) => prop_assert!(pair[0] < pair[1]),
+                    (Some(_), None) => {}
+                }
+            }
+        }
+    }
+}
