@@ -6,12 +6,16 @@
 //! inside "轻量级帐篷" (CJK bigrams). Catalog fields BM25 also searches (`search_fields`) are
 //! highlighted under their own analysis: each text value that matched, whole (cut to a
 //! fragment as the text is when longer than [`FRAGMENT_BYTES`]); a number, indexed as its
-//! text, is a number to show and is not marked. The text's fragment is the window of at most [`FRAGMENT_BYTES`] bytes,
-//! starting at a word, whose matched words weigh most, each by 1 / (1 + its document
-//! frequency), as tantivy's `SnippetGenerator` weighs them. Ours slides the window word by word
-//! where tantivy's cuts the text into consecutive windows, and it takes the analyzer's tokens
-//! in any order: a joined word ("T-Shirt" as "tshirt") comes after its parts and starts before
-//! them, which tantivy's fragments assume never happens.
+//! text, is a number to show and is not marked.
+//!
+//! A text of at most [`FRAGMENT_BYTES`] is shown whole. A longer one is cut to the window
+//! whose matched words weigh most, each by 1 / (1 + its document frequency), as tantivy's
+//! `SnippetGenerator` weighs them. Ours slides the window word by word where tantivy's cuts the
+//! text into consecutive windows, and it takes the analyzer's tokens in any order: a joined
+//! word ("T-Shirt" as "tshirt") comes after its parts and starts before them, which tantivy's
+//! fragments assume never happens. The window chosen, it is laid on the text itself and cut at
+//! spaces, not at terms: punctuation ("«", "(") and stop words are no terms, and a fragment
+//! cut at terms lost them.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
@@ -164,18 +168,7 @@ impl Highlighter {
                 Some(FieldValue::List(values)) => values,
                 Some(FieldValue::Number(_)) | None => &[],
             };
-            let marked: Vec<String> = values
-                .iter()
-                .filter_map(|value| {
-                    let words = terms.words(value);
-                    if value.len() <= FRAGMENT_BYTES {
-                        let matched = matched(&words);
-                        (!matched.is_empty()).then(|| mark(value, 0..value.len(), &matched))
-                    } else {
-                        fragment(value, &words)
-                    }
-                })
-                .collect();
+            let marked: Vec<String> = values.iter().filter_map(|value| fragment(value, &terms.words(value))).collect();
             if !marked.is_empty() {
                 fields.insert(name.clone(), marked);
             }
@@ -193,26 +186,89 @@ fn matched(words: &[Word]) -> Vec<Range<usize>> {
     words.iter().filter(|w| w.weight > 0.0).map(|w| w.at.clone()).collect()
 }
 
+/// Bytes a fragment's edge may move outwards to fall on a space rather than inside a word,
+/// where no space lies inside the window (a longer word, or a script without spaces, is cut).
+const SNAP_BYTES: usize = 24;
+
 /// The best fragment of `text`, whose words are `words`, marked, with "…" where it leaves text
-/// out; `None` when no word matched.
+/// out; `None` when no word matched. A text of at most [`FRAGMENT_BYTES`] is shown whole.
+/// Otherwise the window of the best matches ([`best_fragment`]) is laid on the text itself:
+/// [`FRAGMENT_BYTES`] long, its first match [`LEAD_BYTES`] in where the room allows, moved back
+/// from the text's end so that a match near it still has a full fragment, and its edges moved
+/// to the nearest spaces, so that what the analyzer never made a term (punctuation such as
+/// "«" or "(", stop words) is shown and cut as text is.
 fn fragment(text: &str, words: &[Word]) -> Option<String> {
-    let (range, within) = best_fragment(words)?;
-    // One giant word (a 70,000-character token is indexed as pieces of one span) would be
-    // all of a fragment: cut at twice the fragment's size, on a character boundary.
-    let mut end = range.end.min(range.start + 2 * FRAGMENT_BYTES);
+    let (_, within) = best_fragment(words)?;
+    let all = matched(words);
+    if text.len() <= FRAGMENT_BYTES {
+        return Some(mark(text, 0..text.len(), &all));
+    }
+    let chosen = matched(&words[within]);
+    let span = chosen.iter().map(|r| r.start).min()?..chosen.iter().map(|r| r.end).max()?;
+    let (mut start, mut end) = if span.len() >= FRAGMENT_BYTES {
+        // One giant word (a 70,000-character token is indexed as pieces of one span): from its
+        // start, at most twice a fragment.
+        (span.start, span.end.min(span.start + 2 * FRAGMENT_BYTES))
+    } else {
+        let start = span.start - (FRAGMENT_BYTES - span.len()).min(LEAD_BYTES).min(span.start);
+        let end = (start + FRAGMENT_BYTES).min(text.len());
+        (start.min(end - FRAGMENT_BYTES), end)
+    };
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    // The fragment ends at its last word: the punctuation closing it belongs too.
-    if end == range.end {
-        let rest = &text[end..];
-        let closing = rest.find(|c: char| c.is_alphanumeric() || c.is_whitespace()).unwrap_or(rest.len());
-        end += rest[..closing].chars().take(4).map(char::len_utf8).sum::<usize>();
-    }
-    let marked = mark(text, range.start..end, &matched(&words[within]));
-    let before = if text[..range.start].trim().is_empty() { "" } else { "…" };
+    start = snap_start(text, start, span.start);
+    end = snap_end(text, end, span.end.min(end));
+    let marked = mark(text, start..end, &all);
+    let before = if text[..start].trim().is_empty() { "" } else { "…" };
     let after = if text[end..].trim().is_empty() { "" } else { "…" };
     Some(format!("{before}{marked}{after}"))
+}
+
+/// `start` moved to the start of a word: after the first space between it and `first` (the
+/// first match), else back to the space before it (or the text's start) within
+/// [`SNAP_BYTES`], else where it is.
+fn snap_start(text: &str, start: usize, first: usize) -> usize {
+    if start == 0 || text[..start].ends_with(char::is_whitespace) {
+        return start;
+    }
+    if let Some((i, c)) = text[start..first.max(start)].char_indices().find(|(_, c)| c.is_whitespace()) {
+        return start + i + c.len_utf8();
+    }
+    let mut from = start.saturating_sub(SNAP_BYTES);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    match text[from..start].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+        Some((i, c)) => from + i + c.len_utf8(),
+        None if from == 0 => 0,
+        None => start,
+    }
+}
+
+/// `end` moved to the end of a word: to the last space between `last` (the last match's end)
+/// and it, else on to the space after it (or the text's end) within [`SNAP_BYTES`], else
+/// where it is.
+fn snap_end(text: &str, end: usize, last: usize) -> usize {
+    if end == text.len() || text[end..].starts_with(char::is_whitespace) {
+        return end;
+    }
+    if let Some((i, _)) = text[last..end].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+        return last + i;
+    }
+    let mut to = (end + SNAP_BYTES).min(text.len());
+    while !text.is_char_boundary(to) {
+        to -= 1;
+    }
+    match text[end..to].char_indices().find(|(_, c)| c.is_whitespace()) {
+        Some((i, _)) => end + i,
+        // The text's own end (a sentence's full stop) is nearer than any space.
+        None if to == text.len() => to,
+        None => end,
+    }
 }
 
 /// Bytes of text a fragment shows before its first matched word, where the text has them: a
@@ -395,6 +451,43 @@ mod tests {
         assert!(shown(&fragment).len() <= FRAGMENT_BYTES + 2 * '…'.len_utf8(), "{fragment}");
         let cut = lexical.highlighter(&"x".repeat(70_000)).unwrap().highlight(&items[1]).text.unwrap();
         assert!(cut.len() < 4 * FRAGMENT_BYTES && cut.starts_with("…<em>x") && cut.ends_with("x</em>…"), "{cut}");
+    }
+
+    /// The trial's texts: a short text is shown whole with the punctuation around its words
+    /// and its stop words; a long one is cut at spaces, keeps them too, and gives a match near
+    /// its end a full fragment.
+    #[test]
+    fn fragments_are_cut_from_the_text_not_from_its_terms() {
+        let filler = "lorem ipsum dolor sit amet ".repeat(8);
+        let items = [
+            item("Quote", "«Zeltplatz» am See, (neu) und \"leicht\"."),
+            item("Paren", "(New) ¡Hola! Waterproof shelter."),
+            item("Fly", &format!("A silnylon fly with taped seams. {filler}")),
+            item("Quoted", &format!("{filler}the «Zeltplatz» am See {filler}")),
+            item("Grinder", &format!("{filler}Steams silky microfoam for lattes. Made by Bloom.")),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let settings = LexicalSettings { stop_words: true, ..LexicalSettings::default() };
+        let lexical = index(dir.path(), settings, &items);
+        let text = |query: &str, i: usize| lexical.highlighter(query).unwrap().highlight(&items[i]).text.unwrap();
+        assert_eq!(text("zeltplatz", 0), "«<em>Zeltplatz</em>» am See, (neu) und &quot;leicht&quot;.");
+        assert_eq!(text("new", 1), "(<em>New</em>) ¡Hola! Waterproof shelter.");
+        assert_eq!(text("hola", 1), "(New) ¡<em>Hola</em>! Waterproof shelter.");
+        // A stop word is no term, and still opens the fragment.
+        let fly = text("silnylon fly", 2);
+        assert!(fly.starts_with("A <em>silnylon</em> <em>fly</em> with taped seams.") && fly.ends_with('…'), "{fly}");
+        let quoted = text("zeltplatz", 3);
+        assert!(quoted.contains(" «<em>Zeltplatz</em>» am See ") && quoted.starts_with('…'), "{quoted}");
+        // A match at the end keeps the full stop after it.
+        let bloom = text("bloom", 4);
+        assert!(bloom.ends_with("<em>Bloom</em>."), "{bloom}");
+        // A match near the end: the fragment reaches back a full fragment, to a word's start.
+        let made = text("made", 4);
+        assert!(made.starts_with('…') && made.ends_with("<em>Made</em> by Bloom."), "{made}");
+        let shown = shown(&made);
+        let shown = shown.trim_start_matches('…');
+        assert!((FRAGMENT_BYTES - SNAP_BYTES..=FRAGMENT_BYTES).contains(&shown.len()), "{} bytes: {made}", shown.len());
+        assert!(items[4].text.contains(&format!(" {shown}")), "starts at a word: {shown}");
     }
 
     /// A joined word comes after its parts and starts before them: a chain of hyphenated
