@@ -149,6 +149,11 @@ pub fn text_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<O
     if let Ok(n) = text.parse::<i64>() {
         return CountVisitor.visit_i64(n).map(Some);
     }
+    // Digits past i64 are an integer too big, not the float Rust's parser would make of them.
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(D::Error::invalid_value(Unexpected::Other(&format!("integer `{text}`")), &CountVisitor));
+    }
     match text.parse::<f64>() {
         // Not "inf" or "NaN", which Rust's parser reads and JSON has no word for.
         Ok(v) if text.bytes().any(|b| b.is_ascii_digit()) => CountVisitor.visit_f64(v).map(Some),
@@ -347,6 +352,7 @@ mod tests {
             ("NaN", "string \"NaN\""),
             ("", "string \"\""),
             ("1e30", "expected a whole number"),
+            ("99999999999999999999", "integer `99999999999999999999`, expected a whole number"),
         ] {
             let error = read(text).unwrap_err();
             assert!(error.contains(said), "{text}: {error}");

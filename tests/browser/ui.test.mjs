@@ -210,9 +210,26 @@ test("facets count the ranked list, a value filters on a click, and pages follow
   await tab.waitForFunction(() => /^1–5 of \d+/.test(document.querySelector("#search-meta").textContent));
   const filtered = await tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id));
   assert.ok(filtered.length === 5 && filtered.every((id) => id.startsWith("TNT-")), JSON.stringify(filtered));
-  const category = await tab.$$eval('#facets .facet[data-field="category"] button', (b) => b.map((x) => x.dataset.value));
-  assert.deepEqual(category, ["tents"], "the filtered list holds tents only");
+  const category = await tab.$$eval('#facets .facet[data-field="category"] button', (b) => b.map((x) => [x.dataset.value, x.className]));
+  assert.deepEqual(category, [["tents", "active"]], "the filtered list holds tents only, the value marked");
   await tab.screenshot({ path: `${artifacts}/ui-facets.png`, fullPage: true });
+  // A second value of the field is any of the two; clicking both again takes the filter out.
+  await tab.click('#facets .facet[data-field="tags"] button[data-value="ultralight"]');
+  await tab.waitForFunction(() => document.querySelector("#config-main [name=filters]").value === '{"category":"tents","tags":"ultralight"}');
+  await tab.waitForSelector('#facets .facet[data-field="tags"] button.active[data-value="ultralight"]');
+  await tab.click('#facets .facet[data-field="tags"] button[data-value="ultralight"]');
+  await tab.waitForFunction(() => document.querySelector("#config-main [name=filters]").value === '{"category":"tents"}');
+  await tab.waitForSelector('#facets .facet[data-field="category"] button.active[data-value="tents"]');
+  await tab.click('#facets .facet[data-field="category"] button[data-value="tents"]');
+  await tab.waitForFunction(() => document.querySelector("#config-main [name=filters]").value === "");
+  await tab.waitForFunction(() => document.querySelectorAll('#facets .facet[data-field="category"] button').length > 1);
+  // A link past the end: "previous" goes to the last page.
+  await tab.goto(`${base}/ui?tab=search&query=tent&mode=bm25&k=5&offset=500`);
+  await tab.waitForFunction(() => /^none of \d+/.test(document.querySelector("#search-meta").textContent));
+  const total = Number(/of (\d+)/.exec(await tab.textContent("#search-meta"))[1]);
+  await tab.click("#page-prev");
+  const last = Math.floor((total - 1) / 5) * 5;
+  await tab.waitForFunction((first) => document.querySelector("#results .hit .rank")?.textContent === String(first), last + 1);
   assert.deepEqual(errors, []);
 });
 

@@ -28,9 +28,9 @@ pub struct Hit {
     /// Detail trees, when `explain` was asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub explanations: Vec<Explanation>,
-    /// The query's words marked in the title and the text, when `highlight` was asked for and
-    /// the query matches either (a hit found by the dense retriever, or by a catalog field
-    /// BM25 also searches, such as a brand, may match neither).
+    /// The query's words marked in the title, the text and the catalog fields BM25 searches,
+    /// when `highlight` was asked for and the query matches one of them (a hit the dense
+    /// retriever alone found may match none, and has no highlights).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub highlights: Option<crate::lexical::Highlights>,
 }
