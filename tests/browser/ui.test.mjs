@@ -233,6 +233,27 @@ test("facets count the ranked list, a value filters on a click, and pages follow
   assert.deepEqual(errors, []);
 });
 
+test("the sort menu orders the list by a field, and travels in the address", async () => {
+  const { tab, errors } = await page("/ui?tab=search&query=tent&k=10&sort=price:desc");
+  await tab.waitForSelector("#results .hit");
+  assert.equal(await tab.$eval("#search-form select[name=sort]", (s) => s.value), "price:desc");
+  const shown = await tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id));
+  const expected = await tab.evaluate(async () => {
+    const body = { query: "tent", k: 10, fusion: { method: "linear" }, sort: [{ field: "price", order: "desc" }] };
+    const response = await fetch("/v1/search", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    return (await response.json()).hits.map((h) => [h.id, h.fields.price]);
+  });
+  assert.deepEqual(shown, expected.map(([id]) => id));
+  const prices = expected.map(([, price]) => price);
+  assert.deepEqual(prices, [...prices].sort((a, b) => b - a), "dearest first");
+  assert.match(tab.url(), /sort=price%3Adesc/);
+  // Back to relevance: no sort in the request or the address.
+  await tab.selectOption("#search-form select[name=sort]", "");
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForFunction(() => !location.search.includes("sort="));
+  assert.deepEqual(errors, []);
+});
+
 test("a server error is shown, not swallowed", async () => {
   const { tab } = await page("/ui?tab=recommend&user=nobody-at-all");
   await tab.waitForSelector("#recommend-error:not([hidden])");
