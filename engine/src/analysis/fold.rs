@@ -79,16 +79,76 @@ fn folded_letter(c: char) -> Option<&'static str> {
     })
 }
 
+/// How a language's letters are typed on keyboards without them, beyond what
+/// [`fold_diacritics`] folds in every language.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Spelling {
+    /// Only what [`fold_diacritics`] folds.
+    #[default]
+    Plain,
+    /// German, under [`Revision::FoldedLetters`]: "ae", "oe" and "ue" typed for "ä", "ö" and
+    /// "ü" fold as those do, to "a", "o" and "u" ([`fold_german_pairs`]), so "oesterreich" and
+    /// "groesse" find "Österreich" and "Größe".
+    German,
+}
+
+impl Spelling {
+    /// `text` folded: [`fold_diacritics`], then this spelling's pairs.
+    pub fn fold(self, text: &str, revision: Revision) -> String {
+        let folded = fold_diacritics(text, revision);
+        match self {
+            Spelling::German if revision >= Revision::FoldedLetters => fold_german_pairs(&folded),
+            _ => folded,
+        }
+    }
+}
+
+/// German "ae", "oe" and "ue" as "a", "o" and "u", by the rules of Lucene's
+/// `GermanNormalizationFilter` (after Jacques Savoy's German stemmer): the "e" goes after "a"
+/// or "o", and after a "u" that follows neither a vowel nor "q" ("Feuer", "Quelle" and
+/// "Museum" keep theirs; "Poet" and "blue" lose it, on both sides of a search alike).
+fn fold_german_pairs(text: &str) -> String {
+    #[derive(PartialEq)]
+    enum State {
+        /// After a consonant, or at the start.
+        Other,
+        /// After a vowel whose following "e" stays.
+        Vowel,
+        /// After "i", "q" or "y": a "u" here keeps the "e" after it.
+        Before,
+        /// After "a", "o", or a "u" that can carry an umlaut: a following "e" goes.
+        Umlaut,
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut state = State::Other;
+    for c in text.chars() {
+        state = match c {
+            'a' | 'o' => State::Umlaut,
+            'u' if state == State::Other => State::Umlaut,
+            'u' => State::Vowel,
+            'e' if state == State::Umlaut => {
+                state = State::Vowel;
+                continue;
+            }
+            'e' => State::Vowel,
+            'i' | 'q' | 'y' => State::Before,
+            _ => State::Other,
+        };
+        out.push(c);
+    }
+    out
+}
+
 /// Step 2 as a tantivy token filter (the joined-words revision, no stemming): it runs after
 /// the stop words, whose lists are written with their accents (French "à").
 #[derive(Debug, Clone, Copy)]
-pub struct FoldDiacritics(pub Revision);
+pub struct FoldDiacritics(pub Revision, pub Spelling);
 
 impl tantivy::tokenizer::TokenFilter for FoldDiacritics {
     type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
 
     fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
-        FoldingTokenizer { inner: tokenizer, stemmer: None, revision: self.0 }
+        FoldingTokenizer { inner: tokenizer, stemmer: None, revision: self.0, spelling: self.1 }
     }
 }
 
@@ -103,13 +163,13 @@ impl tantivy::tokenizer::TokenFilter for FoldDiacritics {
 /// keeps its case ending. Folding the stem merges those ("ferm") but not the unaccented
 /// query. With both, a query meets an item whenever either order would have.
 #[derive(Debug, Clone, Copy)]
-pub struct FoldAndStem(pub frostem::Algorithm, pub Revision);
+pub struct FoldAndStem(pub frostem::Algorithm, pub Revision, pub Spelling);
 
 impl tantivy::tokenizer::TokenFilter for FoldAndStem {
     type Tokenizer<T: Tokenizer> = FoldingTokenizer<T>;
 
     fn transform<T: Tokenizer>(self, tokenizer: T) -> FoldingTokenizer<T> {
-        FoldingTokenizer { inner: tokenizer, stemmer: Some(self.0), revision: self.1 }
+        FoldingTokenizer { inner: tokenizer, stemmer: Some(self.0), revision: self.1, spelling: self.2 }
     }
 }
 
@@ -119,6 +179,7 @@ pub struct FoldingTokenizer<T> {
     inner: T,
     stemmer: Option<frostem::Algorithm>,
     revision: Revision,
+    spelling: Spelling,
 }
 
 impl<T: Tokenizer> Tokenizer for FoldingTokenizer<T> {
@@ -129,6 +190,7 @@ impl<T: Tokenizer> Tokenizer for FoldingTokenizer<T> {
             tail: self.inner.token_stream(text),
             stemmer: self.stemmer.map(frostem::Stemmer::new),
             revision: self.revision,
+            spelling: self.spelling,
             current: Token::default(),
             second: None,
         }
@@ -140,6 +202,7 @@ pub struct FoldingStream<S> {
     tail: S,
     stemmer: Option<frostem::Stemmer>,
     revision: Revision,
+    spelling: Spelling,
     current: Token,
     /// The folded stem of the word as written, when it differs: the next token.
     second: Option<Token>,
@@ -155,15 +218,15 @@ impl<S: TokenStream> TokenStream for FoldingStream<S> {
             return false;
         }
         let token = self.tail.token();
-        let folded = fold_diacritics(&token.text, self.revision);
+        let folded = self.spelling.fold(&token.text, self.revision);
         self.current = Token { text: folded, ..token.clone() };
         if let Some(stemmer) = &self.stemmer {
             let of_folded = stemmer.stem(&self.current.text).into_owned();
             // A word without diacritics is its own folded form: the second stem is the first.
             let of_written = if token.text == self.current.text {
-                fold_diacritics(&of_folded, self.revision)
+                self.spelling.fold(&of_folded, self.revision)
             } else {
-                fold_diacritics(&stemmer.stem(&token.text), self.revision)
+                self.spelling.fold(&stemmer.stem(&token.text), self.revision)
             };
             if of_written != of_folded {
                 self.second = Some(Token { text: of_written, ..token.clone() });
@@ -187,6 +250,27 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn german_pairs_fold_as_lucene_s_normalization_does() {
+        for (text, folded) in [
+            ("oesterreich", "osterreich"),
+            ("uebergangszeiten", "ubergangszeiten"),
+            ("groesse", "grosse"),
+            ("maerchen", "marchen"),
+            ("feuer", "feuer"),
+            ("quelle", "quelle"),
+            ("museum", "museum"),
+            ("poet", "pot"),
+            ("frieden", "frieden"),
+        ] {
+            assert_eq!(Spelling::German.fold(text, Revision::FoldedLetters), folded, "{text}");
+        }
+        // "Größe" as written folds to what "groesse" does.
+        assert_eq!(Spelling::German.fold("größe", Revision::FoldedLetters), "grosse");
+        assert_eq!(Spelling::German.fold("oesterreich", Revision::Alphanumeric), "oesterreich", "earlier revisions");
+        assert_eq!(Spelling::Plain.fold("oesterreich", Revision::FoldedLetters), "oesterreich");
+    }
 
     proptest! {
         /// ASCII's shortcut gives what the general path gives.

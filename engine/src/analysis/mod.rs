@@ -55,7 +55,9 @@
 //! letters that have no decomposition, which removing marks cannot reach, as Lucene's
 //! `ASCIIFoldingFilter` does: "ß" is "ss", "æ" "ae", "œ" "oe", "ø" "o", "ł" "l", "đ" and "ð"
 //! "d", "þ" "th", "ħ" "h", "ŧ" "t". So "lodz" finds "Łódź", "coeur" "cœur", "kobenhavn"
-//! "København" and "strasse" "Straße", as people type them on other keyboards.
+//! "København" and "strasse" "Straße", as people type them on other keyboards. German catalogs
+//! also fold "ae", "oe" and "ue" typed for the umlauts, as Lucene's `GermanAnalyzer` does
+//! ([`Spelling::German`]): "oesterreich" finds "Österreich".
 //!
 //! Stop words and stems are the catalog's language's (`lexical::Language`,
 //! `lexical/analyzers.rs`). Under the later revisions: steps 1 and 3 to 7, the stop
@@ -73,7 +75,7 @@ pub(crate) mod fold;
 
 use chars::{is_cjk, is_decimal_digit, is_punctuation, is_punctuation_or_invisible, normalize};
 
-pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer};
+pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer, Spelling};
 
 /// Longest token kept whole, in characters.
 pub const MAX_TOKEN_CHARS: usize = 255;
@@ -92,8 +94,9 @@ pub enum Revision {
     /// letters read with.
     Alphanumeric,
     /// As [`Revision::Alphanumeric`], and step 2 folds the Latin letters that have no
-    /// decomposition ("ß", "æ", "œ", "ø", "ł", "đ"…; see [`fold_diacritics`]): what new
-    /// generations are built with.
+    /// decomposition ("ß", "æ", "œ", "ø", "ł", "đ"…; see [`fold_diacritics`]) and, in German,
+    /// the umlauts typed as "ae", "oe", "ue" ([`Spelling::German`]): what new generations are
+    /// built with.
     #[default]
     FoldedLetters,
 }

@@ -6,7 +6,9 @@ use tantivy::tokenizer::{StopWordFilter, TextAnalyzer};
 use tantivy::Index;
 
 use super::{FieldCombination, LexicalSettings, SearchField};
-use crate::analysis::{FoldAndStem, FoldDiacritics, Revision, UnicodeTokenizer, FRENCH_ELISIONS, ITALIAN_ELISIONS};
+use crate::analysis::{
+    FoldAndStem, FoldDiacritics, Revision, Spelling, UnicodeTokenizer, FRENCH_ELISIONS, ITALIAN_ELISIONS,
+};
 use crate::error::{Error, Result};
 
 /// Which tokenizer BM25 analyses titles, texts and queries with.
@@ -250,7 +252,16 @@ impl Language {
 
     /// Folding and stems from the joined-words revision on ([`FoldAndStem`]).
     fn fold_and_stem(self, revision: Revision) -> FoldAndStem {
-        FoldAndStem(self.facts().3, revision)
+        FoldAndStem(self.facts().3, revision, self.spelling())
+    }
+
+    /// How the language's letters are typed without them, beyond the folding every language
+    /// has: German's umlauts as "ae", "oe", "ue".
+    fn spelling(self) -> Spelling {
+        match self {
+            Language::German => Spelling::German,
+            _ => Spelling::Plain,
+        }
     }
 
     /// Whether "I" lower-cases to "ı" (the Turkish alphabet's dotless i).
@@ -315,7 +326,7 @@ pub(super) fn register(index: &Index) {
             let tokenizer = UnicodeTokenizer { revision, elisions: language.elisions(), dotted_i: language.dotted_i() };
             let chain = || TextAnalyzer::builder(tokenizer.clone());
             let name = |stemming, stop| unicode_name(revision, language, stemming, stop);
-            let (fold, stem) = (FoldDiacritics(revision), language.fold_and_stem(revision));
+            let (fold, stem) = (FoldDiacritics(revision, language.spelling()), language.fold_and_stem(revision));
             tokenizers.register(&name(false, false), chain().filter(fold).build());
             tokenizers.register(&name(true, false), chain().filter(stem).build());
             if let Some(stop) = language.stop_words() {
@@ -426,6 +437,16 @@ mod tests {
         let french = in_language(Language::French);
         let books = [("heart", "Les œuvres du cœur"), ("mug", "Tasse")];
         assert_eq!(top(&french, &books, "oeuvre").as_deref(), Some("heart"));
+        // German umlauts typed as "oe", "ue", with stems or without; not in other languages.
+        let jackets = [("jacket", "Jacke aus Österreich für Übergangszeiten"), ("fire", "Feuer und Größe")];
+        for stemming in [true, false] {
+            let german = LexicalSettings { stemming, ..in_language(Language::German) };
+            for (query, id) in [("oesterreich", "jacket"), ("uebergangszeiten", "jacket"), ("groesse", "fire")] {
+                assert_eq!(top(&german, &jackets, query).as_deref(), Some(id), "{query}, stemming {stemming}");
+            }
+            assert_eq!(top(&german, &jackets, "feuer").as_deref(), Some("fire"));
+        }
+        assert_eq!(top(&LexicalSettings::default(), &jackets, "oesterreich"), None, "English keeps oe");
     }
 
     /// Issue 15's "per field where given": titles in German over English texts, combined by
