@@ -146,10 +146,13 @@ pub fn optional_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
 pub fn text_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
     use serde::de::{Error, Unexpected, Visitor};
     let text = String::deserialize(deserializer)?;
+    if let Ok(n) = text.parse::<u64>() {
+        return CountVisitor.visit_u64(n).map(Some);
+    }
     if let Ok(n) = text.parse::<i64>() {
         return CountVisitor.visit_i64(n).map(Some);
     }
-    // Digits past i64 are an integer too big, not the float Rust's parser would make of them.
+    // Digits past u64 are an integer too big, not the float Rust's parser would make of them.
     let digits = text.strip_prefix('-').unwrap_or(&text);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(D::Error::invalid_value(Unexpected::Other(&format!("integer `{text}`")), &CountVisitor));
@@ -341,7 +344,7 @@ mod tests {
             super::text_count(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text))
                 .map_err(|e| e.to_string())
         };
-        for (text, count) in [("10", 10), ("10.0", 10), ("1e2", 100), ("0", 0)] {
+        for (text, count) in [("10", 10), ("10.0", 10), ("1e2", 100), ("0", 0), ("9223372036854775808", 1 << 63)] {
             assert_eq!(read(text), Ok(Some(count)), "{text}");
         }
         for (text, said) in [

@@ -4,13 +4,13 @@
 //! What is sorted is the ranked list the request's pages are cut from (`Results::total` hits:
 //! each retriever's candidates, fused, after `filters` and `exclude`), the same set `facets`
 //! count, not the whole catalog: a dense retriever scores every item, so the relevant set is
-//! the candidates. Equal keys keep their relevance order, so relevance is the last key. As
-//! Elasticsearch does by default:
-//! - an item without the field (or with an empty list) goes last, whichever the order;
-//! - a list sorts by its smallest member ascending and by its largest descending;
-//! - numbers and texts compare among themselves, numbers first (ascending), where a field holds
-//!   both (items written live with another type); texts compare by their lower-case form, then
-//!   as written.
+//! the candidates. Equal keys keep their fused order (a sorted list is never reranked), so
+//! relevance is the last key. As Elasticsearch does by default, an item without the field (or
+//! with an empty list) goes last whichever the order, and a list sorts by its smallest member
+//! ascending and by its largest descending. Our own rules, where Elasticsearch compares bytes:
+//! texts compare by their lower-case form (code point order, not a language's collation),
+//! then as written; where a field holds both numbers and texts (items written live with
+//! another type), numbers come first ascending.
 //!
 //! A sorted list is not reranked: a reranker orders by relevance, which the sort replaces
 //! (Elasticsearch refuses `rescore` with `sort` the same way).
@@ -98,7 +98,8 @@ impl Value {
 /// descending; `None` without the field.
 fn value_of(fields: Option<&BTreeMap<String, FieldValue>>, key: &SortKey) -> Option<Value> {
     match fields?.get(&key.field)? {
-        FieldValue::Number(n) => Some(Value::Number(*n)),
+        // -0.0 and 0.0 are one value, as filters compare them (`total_cmp` tells them apart).
+        FieldValue::Number(n) => Some(Value::Number(*n + 0.0)),
         FieldValue::Text(text) => Some(Value::text(text)),
         FieldValue::List(values) => {
             let members = values.iter().map(|v| Value::text(v));
@@ -188,6 +189,10 @@ mod tests {
         // A list: its smallest member ascending ("b" < "c"), its largest descending ("z" > "d").
         assert_eq!(order(&[key("tags", SortOrder::Asc)], &fields)[..2], [4, 5]);
         assert_eq!(order(&[key("tags", SortOrder::Desc)], &fields)[..2], [4, 5]);
+        // -0.0 and 0.0 are one value: a tie, in list order.
+        let zeros = [item(&[("price", FieldValue::Number(0.0))]), item(&[("price", FieldValue::Number(-0.0))])];
+        let zeros: Vec<_> = zeros.iter().map(Some).collect();
+        assert_eq!(order(&[key("price", SortOrder::Asc)], &zeros), [0, 1]);
         // An item without fields at all is missing every key.
         assert_eq!(order(&[key("price", SortOrder::Asc)], &[None, Some(&items[0])]), [1, 0]);
     }

@@ -117,9 +117,11 @@ fn free_port_with_grpc() -> u16 {
 
 impl S3Server {
     /// Starts a server of `kind` and waits until it listens. Ports are chosen free but the
-    /// server binds them later, so another test's connection can take one in between; the
-    /// server then exits (SeaweedFS: "port ... is not available"), and the start is retried on
-    /// fresh ports. Any other exit, or no listener within the limit, fails with the server's log.
+    /// server binds them later, so another test's connection or server can take one in
+    /// between; the server then exits (SeaweedFS: "port ... is not available"), and the start
+    /// is retried on fresh ports. It is ready when its own log says it serves and the port
+    /// answers: a port answering alone may be another test's server. Any other exit, or no
+    /// readiness within the limit, fails with the server's log.
     fn start(kind: Kind) -> S3Server {
         const TRIES: usize = 4;
         let mut exits = Vec::new();
@@ -139,6 +141,11 @@ impl S3Server {
         let data = tempfile::tempdir().unwrap();
         let log_path = data.path().join("server.log");
         let log = std::fs::File::create(&log_path).unwrap();
+        // What the server logs once everything it starts is up.
+        let ready_line = match kind {
+            Kind::Moto => "Running on http://127.0.0.1:",
+            Kind::Seaweed => "All enabled components are running",
+        };
         let (mut command, port) = match kind {
             Kind::Moto => {
                 let port = free_port();
@@ -178,7 +185,7 @@ impl S3Server {
         let mut server = S3Server { child, port, _dir: data };
         let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         let deadline = Instant::now() + Duration::from_secs(120);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !read_log().contains(ready_line) || TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("({status})\n{}", read_log()));
             }
@@ -188,6 +195,10 @@ impl S3Server {
                 read_log()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+        // Started, but a service it starts after the S3 port may have failed to bind.
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("({status})\n{}", read_log()));
         }
         Ok(server)
     }

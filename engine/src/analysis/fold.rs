@@ -103,10 +103,11 @@ impl Spelling {
     }
 }
 
-/// German "ae", "oe" and "ue" as "a", "o" and "u", by the rules of Lucene's
-/// `GermanNormalizationFilter` (after Jacques Savoy's German stemmer): the "e" goes after "a"
-/// or "o", and after a "u" that follows neither a vowel nor "q" ("Feuer", "Quelle" and
-/// "Museum" keep theirs; "Poet" and "blue" lose it, on both sides of a search alike).
+/// German "ae", "oe" and "ue" as "a", "o" and "u", by the pair rules of Lucene's
+/// `GermanNormalizationFilter`: the "e" goes after "a" or "o", and after a "u" that follows
+/// neither a vowel nor "q" ("Feuer", "Quelle" and "Museum" keep theirs; "Poet" and "blue" lose
+/// it). Unlike Lucene's, it runs after every accent is folded, so "üe" is "u" and "Noël" is
+/// "nol"; index and query run the same steps, so they still meet.
 fn fold_german_pairs(text: &str) -> String {
     #[derive(PartialEq)]
     enum State {

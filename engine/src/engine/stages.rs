@@ -279,7 +279,11 @@ impl Engine {
 
     /// Each of `names` a field some item holds, or an error about `what` naming the first that
     /// is not and listing the fields there are.
-    fn check_fields<'a>(&self, what: &str, mut names: impl Iterator<Item = &'a str>) -> Result<()> {
+    fn check_fields<'a>(&self, what: &str, names: impl Iterator<Item = &'a str>) -> Result<()> {
+        let mut names = names.peekable();
+        if names.peek().is_none() {
+            return Ok(());
+        }
         let (live, live_items) = (self.live_fields(), self.live_items());
         match names.find(|name| !self.holds_field(name, &live, &live_items)) {
             Some(name) => {

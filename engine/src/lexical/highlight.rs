@@ -228,11 +228,15 @@ fn fragment(text: &str, words: &[Word]) -> Option<String> {
     Some(format!("{before}{marked}{after}"))
 }
 
-/// `start` moved to the start of a word: after the first space between it and `first` (the
-/// first match), else back to the space before it (or the text's start) within
-/// [`SNAP_BYTES`], else where it is.
+/// `start` moved to the start of a word: the text's start when within [`SNAP_BYTES`], else
+/// after the first space between it and `first` (the first match), else back to the space
+/// before it within [`SNAP_BYTES`], else where it is.
 fn snap_start(text: &str, start: usize, first: usize) -> usize {
-    if start == 0 || text[..start].ends_with(char::is_whitespace) {
+    // The text's start within reach: shown from it, no "…" for a few words.
+    if start <= SNAP_BYTES {
+        return 0;
+    }
+    if text[..start].ends_with(char::is_whitespace) {
         return start;
     }
     if let Some((i, c)) = text[start..first.max(start)].char_indices().find(|(_, c)| c.is_whitespace()) {
@@ -244,16 +248,18 @@ fn snap_start(text: &str, start: usize, first: usize) -> usize {
     }
     match text[from..start].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
         Some((i, c)) => from + i + c.len_utf8(),
-        None if from == 0 => 0,
         None => start,
     }
 }
 
-/// `end` moved to the end of a word: to the last space between `last` (the last match's end)
-/// and it, else on to the space after it (or the text's end) within [`SNAP_BYTES`], else
-/// where it is.
+/// `end` moved to the end of a word: the text's end when within [`SNAP_BYTES`], else to the
+/// last space between `last` (the last match's end) and it, else on to the space after it
+/// within [`SNAP_BYTES`], else where it is.
 fn snap_end(text: &str, end: usize, last: usize) -> usize {
-    if end == text.len() || text[end..].starts_with(char::is_whitespace) {
+    if text.len() - end <= SNAP_BYTES {
+        return text.len();
+    }
+    if text[end..].starts_with(char::is_whitespace) {
         return end;
     }
     if let Some((i, _)) = text[last..end].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
@@ -266,7 +272,6 @@ fn snap_end(text: &str, end: usize, last: usize) -> usize {
     match text[end..to].char_indices().find(|(_, c)| c.is_whitespace()) {
         Some((i, _)) => end + i,
         // The text's own end (a sentence's full stop) is nearer than any space.
-        None if to == text.len() => to,
         None => end,
     }
 }
@@ -450,7 +455,7 @@ mod tests {
         assert!(fragment.contains("<em>kayak</em> paddle and the <em>kayak</em> <em>seat</em>"), "{fragment}");
         assert!(shown(&fragment).len() <= FRAGMENT_BYTES + 2 * '…'.len_utf8(), "{fragment}");
         let cut = lexical.highlighter(&"x".repeat(70_000)).unwrap().highlight(&items[1]).text.unwrap();
-        assert!(cut.len() < 4 * FRAGMENT_BYTES && cut.starts_with("…<em>x") && cut.ends_with("x</em>…"), "{cut}");
+        assert!(cut.len() < 4 * FRAGMENT_BYTES && cut.starts_with("start <em>x") && cut.ends_with("x</em>…"), "{cut}");
     }
 
     /// The trial's texts: a short text is shown whole with the punctuation around its words
@@ -465,6 +470,7 @@ mod tests {
             item("Fly", &format!("A silnylon fly with taped seams. {filler}")),
             item("Quoted", &format!("{filler}the «Zeltplatz» am See {filler}")),
             item("Grinder", &format!("{filler}Steams silky microfoam for lattes. Made by Bloom.")),
+            item("Tent", &format!("Ultralight two-person tent. {}with a vestibule.", "x ".repeat(50))),
         ];
         let dir = tempfile::tempdir().unwrap();
         let settings = LexicalSettings { stop_words: true, ..LexicalSettings::default() };
@@ -488,6 +494,12 @@ mod tests {
         let shown = shown.trim_start_matches('…');
         assert!((FRAGMENT_BYTES - SNAP_BYTES..=FRAGMENT_BYTES).contains(&shown.len()), "{} bytes: {made}", shown.len());
         assert!(items[4].text.contains(&format!(" {shown}")), "starts at a word: {shown}");
+        // The text's start a few words before the window's: shown from it, without "…".
+        let vestibule = text("vestibule", 5);
+        assert!(
+            vestibule.starts_with("Ultralight two-person") && vestibule.ends_with("<em>vestibule</em>."),
+            "{vestibule}"
+        );
     }
 
     /// A joined word comes after its parts and starts before them: a chain of hyphenated
