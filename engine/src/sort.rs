@@ -8,9 +8,11 @@
 //! relevance is the last key. As Elasticsearch does by default, an item without the field (or
 //! with an empty list) goes last whichever the order, and a list sorts by its smallest member
 //! ascending and by its largest descending. Our own rules, where Elasticsearch compares bytes:
-//! texts compare by their lower-case form (code point order, not a language's collation),
-//! then as written; where a field holds both numbers and texts (items written live with
-//! another type), numbers come first ascending.
+//! texts compare by their lower-case form only (code point order, not a language's
+//! collation), so "Kestrel" and "KESTREL" are equal and the next key orders them; where a
+//! field holds both numbers and texts (items written live with another type), numbers come
+//! first ascending. A field the indexer read as text (numbers mixed with texts in the
+//! catalog) sorts as text: "10" before "5".
 //!
 //! A sorted list is not reranked: a reranker orders by relevance, which the sort replaces
 //! (Elasticsearch refuses `rescore` with `sort` the same way).
@@ -75,22 +77,23 @@ pub(crate) fn check(keys: &[SortKey]) -> Result<()> {
 #[derive(Debug, Clone, PartialEq)]
 enum Value {
     Number(f64),
-    /// Lower-case form, then as written.
-    Text(String, String),
+    /// Lower-case form: "Kestrel" and "KESTREL" are one value, which the next key (then
+    /// relevance) orders.
+    Text(String),
 }
 
 impl Value {
     fn cmp(&self, other: &Value) -> Ordering {
         match (self, other) {
             (Value::Number(a), Value::Number(b)) => a.total_cmp(b),
-            (Value::Text(a, a_written), Value::Text(b, b_written)) => a.cmp(b).then_with(|| a_written.cmp(b_written)),
-            (Value::Number(_), Value::Text(..)) => Ordering::Less,
-            (Value::Text(..), Value::Number(_)) => Ordering::Greater,
+            (Value::Text(a), Value::Text(b)) => a.cmp(b),
+            (Value::Number(_), Value::Text(_)) => Ordering::Less,
+            (Value::Text(_), Value::Number(_)) => Ordering::Greater,
         }
     }
 
     fn text(text: &str) -> Value {
-        Value::Text(text.to_lowercase(), text.to_string())
+        Value::Text(text.to_lowercase())
     }
 }
 
@@ -183,9 +186,22 @@ mod tests {
         // Ascending: numbers first, the text after them, missing last; ties in list order.
         assert_eq!(order(&[key("price", SortOrder::Asc)], &fields), [1, 3, 0, 4, 2, 5, 6]);
         assert_eq!(order(&[key("price", SortOrder::Desc)], &fields), [4, 0, 1, 3, 2, 5, 6]);
-        // Case folded first ("Alder" beside "alder", then as written), then the next key.
+        // Case folded: "Alder" and "alder" are one brand, which the next key orders, then the
+        // list; the same brand holds whichever the direction.
         let by_brand = [key("brand", SortOrder::Asc), key("price", SortOrder::Desc)];
         assert_eq!(order(&by_brand, &fields), [1, 3, 0, 2, 4, 5, 6]);
+        assert_eq!(order(&[key("brand", SortOrder::Asc)], &fields)[..2], [1, 3]);
+        assert_eq!(order(&[key("brand", SortOrder::Desc)], &fields)[..4], [2, 0, 1, 3]);
+        // The trial's case: equal brands in three casings, ordered by price, a missing price last.
+        let brands = [
+            item(&[("brand", FieldValue::Text("Alpha".into())), ("price", FieldValue::Number(5.5))]),
+            item(&[("brand", FieldValue::Text("ALPHA".into())), ("price", FieldValue::Number(0.0))]),
+            item(&[("brand", FieldValue::Text("alpha".into()))]),
+            item(&[("brand", FieldValue::Text("alpha".into())), ("price", FieldValue::Number(7.0))]),
+        ];
+        let brands: Vec<_> = brands.iter().map(Some).collect();
+        let by_brand_then_price = [key("brand", SortOrder::Asc), key("price", SortOrder::Desc)];
+        assert_eq!(order(&by_brand_then_price, &brands), [3, 0, 1, 2]);
         // A list: its smallest member ascending ("b" < "c"), its largest descending ("z" > "d").
         assert_eq!(order(&[key("tags", SortOrder::Asc)], &fields)[..2], [4, 5]);
         assert_eq!(order(&[key("tags", SortOrder::Desc)], &fields)[..2], [4, 5]);

@@ -229,32 +229,30 @@ fn fragment(text: &str, words: &[Word]) -> Option<String> {
 }
 
 /// `start` moved to the start of a word: the text's start when within [`SNAP_BYTES`], else
-/// after the first space between it and `first` (the first match), else back to the space
-/// before it within [`SNAP_BYTES`], else where it is.
+/// to after a space within [`SNAP_BYTES`] forward (not past `first`, the first match), else
+/// back, else to a grapheme boundary where it is (a run without spaces is cut inside, not
+/// dropped).
 fn snap_start(text: &str, start: usize, first: usize) -> usize {
-    // The text's start within reach: shown from it, no "…" for a few words.
     if start <= SNAP_BYTES {
         return 0;
     }
     if text[..start].ends_with(char::is_whitespace) {
         return start;
     }
-    if let Some((i, c)) = text[start..first.max(start)].char_indices().find(|(_, c)| c.is_whitespace()) {
+    let ahead = floor_char(text, first.max(start).min(start + SNAP_BYTES));
+    if let Some((i, c)) = text[start..ahead].char_indices().find(|(_, c)| c.is_whitespace()) {
         return start + i + c.len_utf8();
     }
-    let mut from = start.saturating_sub(SNAP_BYTES);
-    while !text.is_char_boundary(from) {
-        from += 1;
-    }
-    match text[from..start].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
-        Some((i, c)) => from + i + c.len_utf8(),
-        None => start,
+    let behind = ceil_char(text, start - SNAP_BYTES);
+    match text[behind..start].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+        Some((i, c)) => behind + i + c.len_utf8(),
+        None => grapheme_boundary(text, start, true).min(first),
     }
 }
 
-/// `end` moved to the end of a word: the text's end when within [`SNAP_BYTES`], else to the
-/// last space between `last` (the last match's end) and it, else on to the space after it
-/// within [`SNAP_BYTES`], else where it is.
+/// `end` moved to the end of a word: the text's end when within [`SNAP_BYTES`], else back to a
+/// space within [`SNAP_BYTES`] (not before `last`, the last match's end), else forward, else
+/// to a grapheme boundary where it is.
 fn snap_end(text: &str, end: usize, last: usize) -> usize {
     if text.len() - end <= SNAP_BYTES {
         return text.len();
@@ -262,18 +260,45 @@ fn snap_end(text: &str, end: usize, last: usize) -> usize {
     if text[end..].starts_with(char::is_whitespace) {
         return end;
     }
-    if let Some((i, _)) = text[last..end].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
-        return last + i;
+    let behind = ceil_char(text, last.min(end).max(end.saturating_sub(SNAP_BYTES)));
+    if let Some((i, _)) = text[behind..end].char_indices().rev().find(|(_, c)| c.is_whitespace()) {
+        return behind + i;
     }
-    let mut to = (end + SNAP_BYTES).min(text.len());
-    while !text.is_char_boundary(to) {
-        to -= 1;
-    }
-    match text[end..to].char_indices().find(|(_, c)| c.is_whitespace()) {
+    let ahead = floor_char(text, end + SNAP_BYTES);
+    match text[end..ahead].char_indices().find(|(_, c)| c.is_whitespace()) {
         Some((i, _)) => end + i,
-        // The text's own end (a sentence's full stop) is nearer than any space.
-        None => end,
+        None => grapheme_boundary(text, end, false).max(last),
     }
+}
+
+/// The character boundary at or before `at` (at most the text's length).
+fn floor_char(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The character boundary at or after `at` (at most the text's length).
+fn ceil_char(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The grapheme boundary at `at` (a character boundary), else the next one (`forward`) or the
+/// one before: so a cut keeps an accent with its letter ("e" and a combining acute) and an
+/// emoji sequence whole.
+fn grapheme_boundary(text: &str, at: usize, forward: bool) -> usize {
+    let mut cursor = unicode_segmentation::GraphemeCursor::new(at, text.len(), true);
+    if cursor.is_boundary(text, 0).unwrap_or(true) {
+        return at;
+    }
+    let next = if forward { cursor.next_boundary(text, 0) } else { cursor.prev_boundary(text, 0) };
+    next.ok().flatten().unwrap_or(at)
 }
 
 /// Bytes of text a fragment shows before its first matched word, where the text has them: a
@@ -500,6 +525,34 @@ mod tests {
             vestibule.starts_with("Ultralight two-person") && vestibule.ends_with("<em>vestibule</em>."),
             "{vestibule}"
         );
+    }
+
+    /// Runs without spaces around a match (a URL, a hash, emoji, decomposed accents) are cut
+    /// inside, at a grapheme boundary, not dropped down to the match alone.
+    #[test]
+    fn runs_without_spaces_are_cut_inside_not_dropped() {
+        let items = [
+            item("A", &format!("Zebrafish {} tail words here", "a".repeat(400))),
+            item("B", &format!("{} {} zebrafish {} end", "lorem ipsum ".repeat(5), "x".repeat(300), "y".repeat(300))),
+            item("C", &format!("{} zebrafish {}", "😀".repeat(50), "😀".repeat(50))),
+            item("D", &format!("{} zebrafish {}", "e\u{0301}".repeat(80), "e\u{0301}".repeat(80))),
+            item("E", &format!("See https://example.com/{} zebrafish {} end", "a/".repeat(100), "more-".repeat(60))),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        for (i, it) in items.iter().enumerate() {
+            let marked = lexical.highlighter("zebrafish").unwrap().highlight(it).text.unwrap();
+            let shown = shown(&marked);
+            let piece = shown.trim_start_matches('…').trim_end_matches('…');
+            assert!(it.text.contains(piece), "{i}: {marked}");
+            assert!(piece.len() >= FRAGMENT_BYTES - 2 * SNAP_BYTES, "{i}: {} bytes: {marked}", piece.len());
+            assert!(piece.len() <= FRAGMENT_BYTES + 2 * SNAP_BYTES, "{i}: {} bytes: {marked}", piece.len());
+            let first = piece.chars().next().unwrap();
+            assert!(!unicode_normalization::char::is_combining_mark(first), "{i}: starts with a mark: {marked}");
+            if i == 3 {
+                assert!(piece.ends_with('\u{0301}'), "an accent cut from its letter: {marked}");
+            }
+        }
     }
 
     /// A joined word comes after its parts and starts before them: a chain of hyphenated
