@@ -99,8 +99,8 @@ impl Value {
 
 /// The value `key` sorts `fields` by: a list's smallest member ascending, its largest
 /// descending; `None` without the field.
-fn value_of(fields: Option<&BTreeMap<String, FieldValue>>, key: &SortKey) -> Option<Value> {
-    match fields?.get(&key.field)? {
+fn value_of(fields: &BTreeMap<String, FieldValue>, key: &SortKey) -> Option<Value> {
+    match fields.get(&key.field)? {
         // -0.0 and 0.0 are one value, as filters compare them (`total_cmp` tells them apart).
         FieldValue::Number(n) => Some(Value::Number(*n + 0.0)),
         FieldValue::Text(text) => Some(Value::text(text)),
@@ -130,8 +130,8 @@ pub(crate) fn unranked<T>(rerank: Option<&crate::request::RerankOptions>) -> Res
 }
 
 /// The positions of a ranked list in `keys`' order: `fields[i]` is the fields of the list's
-/// `i`-th hit (`None`: it has none). Stable, so equal keys keep the list's order.
-pub(crate) fn order(keys: &[SortKey], fields: &[Option<&BTreeMap<String, FieldValue>>]) -> Vec<usize> {
+/// `i`-th hit. Stable, so equal keys keep the list's order.
+pub(crate) fn order(keys: &[SortKey], fields: &[&BTreeMap<String, FieldValue>]) -> Vec<usize> {
     let values: Vec<Vec<Option<Value>>> =
         fields.iter().map(|f| keys.iter().map(|key| value_of(*f, key)).collect()).collect();
     let mut positions: Vec<usize> = (0..fields.len()).collect();
@@ -182,7 +182,7 @@ mod tests {
             item(&[("tags", list(&["c", "d"]))]),
             item(&[("tags", list(&[]))]),
         ];
-        let fields: Vec<_> = items.iter().map(Some).collect();
+        let fields: Vec<_> = items.iter().collect();
         // Ascending: numbers first, the text after them, missing last; ties in list order.
         assert_eq!(order(&[key("price", SortOrder::Asc)], &fields), [1, 3, 0, 4, 2, 5, 6]);
         assert_eq!(order(&[key("price", SortOrder::Desc)], &fields), [4, 0, 1, 3, 2, 5, 6]);
@@ -199,7 +199,7 @@ mod tests {
             item(&[("brand", FieldValue::Text("alpha".into()))]),
             item(&[("brand", FieldValue::Text("alpha".into())), ("price", FieldValue::Number(7.0))]),
         ];
-        let brands: Vec<_> = brands.iter().map(Some).collect();
+        let brands: Vec<_> = brands.iter().collect();
         let by_brand_then_price = [key("brand", SortOrder::Asc), key("price", SortOrder::Desc)];
         assert_eq!(order(&by_brand_then_price, &brands), [3, 0, 1, 2]);
         // A list: its smallest member ascending ("b" < "c"), its largest descending ("z" > "d").
@@ -207,10 +207,10 @@ mod tests {
         assert_eq!(order(&[key("tags", SortOrder::Desc)], &fields)[..2], [4, 5]);
         // -0.0 and 0.0 are one value: a tie, in list order.
         let zeros = [item(&[("price", FieldValue::Number(0.0))]), item(&[("price", FieldValue::Number(-0.0))])];
-        let zeros: Vec<_> = zeros.iter().map(Some).collect();
+        let zeros: Vec<_> = zeros.iter().collect();
         assert_eq!(order(&[key("price", SortOrder::Asc)], &zeros), [0, 1]);
         // An item without fields at all is missing every key.
-        assert_eq!(order(&[key("price", SortOrder::Asc)], &[None, Some(&items[0])]), [1, 0]);
+        assert_eq!(order(&[key("price", SortOrder::Asc)], &[&BTreeMap::new(), &items[0]]), [1, 0]);
     }
 
     #[test]
@@ -239,7 +239,7 @@ mod tests {
                 .iter()
                 .map(|p| p.map(|p| item(&[("price", FieldValue::Number((p * 4.0).round() / 4.0))])).unwrap_or_default())
                 .collect();
-            let fields: Vec<_> = items.iter().map(Some).collect();
+            let fields: Vec<_> = items.iter().collect();
             let order_ = if desc { SortOrder::Desc } else { SortOrder::Asc };
             let positions = order(&[key("price", order_)], &fields);
             let mut sorted = positions.clone();

@@ -315,6 +315,22 @@ impl Engine {
             })
     }
 
+    /// `f` of the fields of every hit of `fused`, in the list's order ([`Engine::fields_of`]):
+    /// what sorts and facets read.
+    ///
+    /// # Errors
+    /// As [`Engine::fields_of`].
+    fn with_list_fields<R>(
+        &self,
+        fused: &Fused,
+        f: impl FnOnce(&[&std::collections::BTreeMap<String, crate::item::FieldValue>]) -> R,
+    ) -> Result<R> {
+        let (live, live_items) = (self.live_fields(), self.live_items());
+        let fields =
+            fused.hits.iter().map(|hit| self.fields_of(hit.item, &live, &live_items)).collect::<Result<Vec<_>>>()?;
+        Ok(f(&fields))
+    }
+
     /// `fused`'s hits in the order of `keys` ([`crate::sort`]), when there are any; the time
     /// goes to `fusion_ms`.
     ///
@@ -325,9 +341,7 @@ impl Engine {
             return Ok(());
         }
         let start = Instant::now();
-        let (live, live_items) = (self.live_fields(), self.live_items());
-        let fields = fused.hits.iter().map(|hit| self.fields_of(hit.item, &live, &live_items).map(Some));
-        let order = crate::sort::order(keys, &fields.collect::<Result<Vec<_>>>()?);
+        let order = self.with_list_fields(fused, |fields| crate::sort::order(keys, fields))?;
         let mut hits: Vec<Option<FusedHit>> = std::mem::take(&mut fused.hits).into_iter().map(Some).collect();
         fused.hits = order.into_iter().filter_map(|i| hits[i].take()).collect();
         timings.fusion_ms += ms(start);
@@ -368,10 +382,7 @@ impl Engine {
             return Ok(Default::default());
         }
         let start = Instant::now();
-        let (live, live_items) = (self.live_fields(), self.live_items());
-        let fields =
-            fused.hits.iter().map(|hit| self.fields_of(hit.item, &live, &live_items)).collect::<Result<Vec<_>>>()?;
-        let counts = crate::facets::count(names, fields);
+        let counts = self.with_list_fields(fused, |fields| crate::facets::count(names, fields.iter().copied()))?;
         timings.facets_ms = ms(start);
         Ok(counts)
     }
