@@ -52,12 +52,10 @@ impl Engine {
             self.search_first_stage(request, candidates, query_layers, &mut timings)?;
         self.sort(&request.sort, &mut fused, &mut timings)?;
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
-        let t = Instant::now();
         let highlighter = query.filter(|_| request.highlight).map(|q| self.lexical.highlighter(q)).transpose()?;
-        let made = highlighter.as_ref().map(|_| t.elapsed());
         let mut hits = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), &mut timings)?;
-        if let (Some(made), Some(highlighter)) = (made, &highlighter) {
-            timings.highlight_ms = (made + highlighter.spent()).as_secs_f64() * 1e3;
+        if let Some(highlighter) = &highlighter {
+            timings.highlight_ms = highlighter.spent().as_secs_f64() * 1e3;
         }
         if request.explain {
             // A CF tree only where CF ran (bm25 or dense mode with a user has none).

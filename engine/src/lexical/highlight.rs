@@ -72,8 +72,8 @@ pub struct Highlighter {
     text: FieldTerms,
     /// The searched catalog fields, by name, where the query has terms under their analysis.
     catalog: Vec<(String, FieldTerms)>,
-    /// Time spent in [`Highlighter::highlight`] so far (the request's `highlight_ms` with the
-    /// highlighter's making).
+    /// Time spent so far: making the highlighter, then in [`Highlighter::highlight`] (the
+    /// request's `highlight_ms`).
     spent: Cell<Duration>,
 }
 
@@ -96,6 +96,7 @@ impl LexicalIndex {
     /// A field's analyzer missing from the index (a generation opened without it is refused
     /// earlier), or a failing index read.
     pub fn highlighter(&self, query: &str) -> Result<Highlighter> {
+        let start = Instant::now();
         let searcher = self.reader.searcher();
         let terms = |field: Field| -> Result<FieldTerms> {
             let mut weights = HashMap::new();
@@ -122,7 +123,7 @@ impl LexicalIndex {
             title: terms(self.fields.title())?,
             text: terms(self.fields.text())?,
             catalog,
-            spent: Cell::new(Duration::ZERO),
+            spent: Cell::new(start.elapsed()),
         })
     }
 }
@@ -146,7 +147,7 @@ impl FieldTerms {
 }
 
 impl Highlighter {
-    /// Time spent marking items so far.
+    /// Time spent so far, making the highlighter and marking items.
     pub fn spent(&self) -> Duration {
         self.spent.get()
     }
