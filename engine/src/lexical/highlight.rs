@@ -199,7 +199,7 @@ const SNAP_BYTES: usize = 24;
 /// to the nearest spaces, so that what the analyzer never made a term (punctuation such as
 /// "«" or "(", stop words) is shown and cut as text is.
 fn fragment(text: &str, words: &[Word]) -> Option<String> {
-    let (_, within) = best_fragment(words)?;
+    let within = best_fragment(words)?;
     let all = matched(words);
     if text.len() <= FRAGMENT_BYTES {
         return Some(mark(text, 0..text.len(), &all));
@@ -306,36 +306,28 @@ fn grapheme_boundary(text: &str, at: usize, forward: bool) -> usize {
 /// third of a fragment, so that a lone match sits in context rather than at the fragment's end.
 const LEAD_BYTES: usize = FRAGMENT_BYTES / 3;
 
-/// The best fragment of a text whose words are `words`: its byte range and the words in it
-/// (indexes into `words`), or `None` when no word matched. Each window starts at a word and
-/// takes the words after it (in the analyzer's order) while they end within
-/// [`FRAGMENT_BYTES`] of its start (the first word always); the best has the most weight. Of
-/// equals (the same matches, as a lone match is in many windows), the one whose first match
-/// is nearest [`LEAD_BYTES`] from its start, then the earliest. O(words × words per window).
-fn best_fragment(words: &[Word]) -> Option<(Range<usize>, Range<usize>)> {
-    // (weight, distance of the lead from LEAD_BYTES, range, words)
-    let mut best: Option<(f32, usize, Range<usize>, Range<usize>)> = None;
+/// The words of the best fragment of a text whose words are `words` (indexes into `words`),
+/// or `None` when no word matched. Each window starts at a word and takes the words after it
+/// (in the analyzer's order) while they end within [`FRAGMENT_BYTES`] of its start (the first
+/// word always); the best has the most weight, the earliest of equals ([`fragment`] lays it
+/// on the text). O(words × words per window).
+fn best_fragment(words: &[Word]) -> Option<Range<usize>> {
+    let mut best: Option<(f32, Range<usize>)> = None;
     for (i, first) in words.iter().enumerate() {
         let start = first.at.start;
-        let (mut weight, mut end, mut last, mut first_match) = (0.0, first.at.end, i, usize::MAX);
+        let (mut weight, mut last) = (0.0, i);
         for (j, word) in words.iter().enumerate().skip(i) {
             if j > i && word.at.end.saturating_sub(start) > FRAGMENT_BYTES {
                 break;
             }
             weight += word.weight;
-            if word.weight > 0.0 {
-                first_match = first_match.min(word.at.start);
-            }
-            end = end.max(word.at.end);
             last = j;
         }
-        let off = first_match.saturating_sub(start).abs_diff(LEAD_BYTES);
-        let better = best.as_ref().is_none_or(|(w, o, _, _)| weight > *w || (weight == *w && off < *o));
-        if weight > 0.0 && better {
-            best = Some((weight, off, start..end, i..last + 1));
+        if weight > 0.0 && best.as_ref().is_none_or(|(w, _)| weight > *w) {
+            best = Some((weight, i..last + 1));
         }
     }
-    best.map(|(_, _, range, within)| (range, within))
+    best.map(|(_, within)| within)
 }
 
 /// `text[within]`, HTML-escaped, with the `matched` ranges (overlapping ones merged; clipped
@@ -510,6 +502,13 @@ mod tests {
         assert!(fly.starts_with("A <em>silnylon</em> <em>fly</em> with taped seams.") && fly.ends_with('…'), "{fly}");
         let quoted = text("zeltplatz", 3);
         assert!(quoted.contains(" «<em>Zeltplatz</em>» am See ") && quoted.starts_with('…'), "{quoted}");
+        // Of two equal matches, the earlier is shown.
+        let twice = format!("The kayak here. {filler}{filler}the kayak there. {filler}");
+        let kayaks = [item("Kayaks", &twice)];
+        let kayak_dir = tempfile::tempdir().unwrap();
+        let kayak_index = index(kayak_dir.path(), LexicalSettings::default(), &kayaks);
+        let kayak = kayak_index.highlighter("kayak").unwrap().highlight(&kayaks[0]).text.unwrap();
+        assert!(kayak.contains("<em>kayak</em> here") && !kayak.contains("there"), "{kayak}");
         // A match at the end keeps the full stop after it.
         let bloom = text("bloom", 4);
         assert!(bloom.ends_with("<em>Bloom</em>."), "{bloom}");
