@@ -134,33 +134,29 @@ pub fn present_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
 /// # Errors
 /// As [`count`].
 pub fn optional_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
-    deserializer.deserialize_option(OptionalCount)
+    /// A count as a value of its own, so that `Option`'s reading of `null` applies.
+    struct Count(usize);
+    impl<'de> Deserialize<'de> for Count {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Count, D::Error> {
+            count(deserializer).map(Count)
+        }
+    }
+    Ok(Option::<Count>::deserialize(deserializer)?.map(|Count(n)| n))
 }
 
-/// [`count`] written as text, for a query string (`?offset=10`, `?offset=10.0`): a GET reads
-/// the numbers its POST twin reads in the body. For an optional parameter:
+/// [`count`] written as text, for a query string (`?offset=10`, `?offset=10.0`): the text is
+/// read as the JSON number it spells, so a GET reads exactly the numbers its POST twin reads
+/// in the body, with the same messages. For an optional parameter:
 /// `#[serde(default, deserialize_with = "hyrank_engine::json::text_count")]`.
 ///
 /// # Errors
-/// As [`count`]; a text that is no number.
+/// As [`count`]; a text that is no JSON number.
 pub fn text_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
-    use serde::de::{Error, Unexpected, Visitor};
+    use serde::de::Error;
     let text = String::deserialize(deserializer)?;
-    if let Ok(n) = text.parse::<u64>() {
-        return CountVisitor.visit_u64(n).map(Some);
-    }
-    if let Ok(n) = text.parse::<i64>() {
-        return CountVisitor.visit_i64(n).map(Some);
-    }
-    // Digits past u64 are an integer too big, not the float Rust's parser would make of them.
-    let digits = text.strip_prefix('-').unwrap_or(&text);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(D::Error::invalid_value(Unexpected::Other(&format!("integer `{text}`")), &CountVisitor));
-    }
-    match text.parse::<f64>() {
-        // Not "inf" or "NaN", which Rust's parser reads and JSON has no word for.
-        Ok(v) if text.bytes().any(|b| b.is_ascii_digit()) => CountVisitor.visit_f64(v).map(Some),
-        _ => Err(D::Error::invalid_value(Unexpected::Str(&text), &CountVisitor)),
+    match serde_json::from_str::<serde_json::Number>(&text) {
+        Ok(number) => count(number).map(Some).map_err(D::Error::custom),
+        Err(_) => Err(D::Error::invalid_value(serde::de::Unexpected::Str(&text), &CountVisitor)),
     }
 }
 
@@ -188,28 +184,6 @@ impl serde::de::Visitor<'_> for CountVisitor {
         } else {
             Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
         }
-    }
-}
-
-struct OptionalCount;
-
-impl<'de> serde::de::Visitor<'de> for OptionalCount {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a whole number of at least 0, or null")
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<Option<usize>, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<usize>, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
-        count(deserializer).map(Some)
     }
 }
 
@@ -355,7 +329,8 @@ mod tests {
             ("NaN", "string \"NaN\""),
             ("", "string \"\""),
             ("1e30", "expected a whole number"),
-            ("99999999999999999999", "integer `99999999999999999999`, expected a whole number"),
+            ("99999999999999999999", "floating point `1e+20`, expected a whole number"),
+            ("+5", "string \"+5\""),
         ] {
             let error = read(text).unwrap_err();
             assert!(error.contains(said), "{text}: {error}");
