@@ -343,10 +343,11 @@ pub struct SearchRequest {
     #[cfg_attr(feature = "openapi", schema(max_items = 20))]
     pub facets: Vec<String>,
     /// Order the ranked list by catalog fields instead of relevance (at most 4 keys, each
-    /// `{"field", "order": "asc"|"desc"}`, each field some item holds): equal keys keep their
-    /// relevance order, an item without the field goes last, a list sorts by its smallest member
-    /// ascending and its largest descending. The list is the one `total` counts; hits keep their
-    /// relevance `score`. A sorted list is not reranked (`rerank.enabled: true` is refused).
+    /// `{"field", "order": "asc"|"desc"}`, each field some item holds):
+    /// texts case-folded, equal keys in fused order, an item without the field last, a list by
+    /// its smallest member ascending and its largest descending. The list is the one `total`
+    /// counts; hits keep their relevance `score`. A sorted list is not reranked
+    /// (`rerank.enabled: true` is refused).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 4))]
     pub sort: Vec<crate::sort::SortKey>,

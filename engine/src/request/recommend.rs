@@ -95,16 +95,11 @@ pub struct RecommendRequest {
     /// Add the history items behind each score.
     #[serde(default)]
     pub explain: bool,
-    /// Fields to count values of over the ranked list the pages are cut from, as a search's
-    /// `facets` (at most 20, each a field some item holds).
+    /// As a search's `facets`, over this ranked list.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 20))]
     pub facets: Vec<String>,
-    /// Order the ranked list by catalog fields instead of relevance (at most 4 keys, each
-    /// `{"field", "order": "asc"|"desc"}`, each field some item holds): equal keys keep their
-    /// relevance order, an item without the field goes last, a list sorts by its smallest member
-    /// ascending and its largest descending. The list is the one `total` counts; hits keep their
-    /// relevance `score`. A sorted list is not reranked (`rerank.enabled: true` is refused).
+    /// As a search's `sort`, over this ranked list.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 4))]
     pub sort: Vec<crate::sort::SortKey>,
