@@ -21,6 +21,16 @@ pub(super) fn is_cjk(c: char) -> bool {
         && !is_punctuation_or_invisible(c)
 }
 
+/// Whether UAX #29 leaves `c`'s words unmarked: Thai, Lao, Khmer, Myanmar and the Tai
+/// scripts, which write no spaces between words (Line_Break = Complex_Context, "SA"). UAX #29
+/// gives each such character a segment of its own; step 3 finds their words by dictionary
+/// under [`Revision::Segmented`].
+pub(super) fn is_complex_context(c: char) -> bool {
+    use icu_properties::props::LineBreak;
+    // ASCII first: the property table is a search per character.
+    !c.is_ascii() && icu_properties::CodePointMapData::<LineBreak>::new().get(c) == LineBreak::ComplexContext
+}
+
 /// NFKC and lower case (step 1); under the first revision, diacritics folded too (step 2),
 /// which the joined-words revision does after the stop words ([`super::FoldDiacritics`],
 /// [`super::FoldAndStem`]).
@@ -65,7 +75,7 @@ fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: b
         .collect();
     match revision {
         Revision::First => fold_diacritics(&lowered, revision),
-        Revision::Joined | Revision::Alphanumeric | Revision::FoldedLetters => lowered,
+        Revision::Joined | Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented => lowered,
     }
 }
 

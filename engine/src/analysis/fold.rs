@@ -90,15 +90,22 @@ pub enum Spelling {
     /// "ü" fold as those do, to "a", "o" and "u" ([`fold_german_pairs`]), so "oesterreich" and
     /// "groesse" find "Österreich" and "Größe".
     German,
+    /// Danish and Norwegian, under [`Revision::Segmented`]: "aa", "ae" and "oe" typed for "å",
+    /// "æ" and "ø" fold as those do, to "a" and "o" ([`fold_nordic_pairs`]), so "aarhus" finds
+    /// "Århus" and "blaabaersyltetoej" finds "blåbærsyltetøj".
+    Nordic,
 }
 
 impl Spelling {
-    /// `text` folded: [`fold_diacritics`], then this spelling's pairs.
+    /// `text` folded: [`fold_diacritics`] and this spelling's pairs (German's after, the
+    /// Nordic ones before, as letters that [`fold_diacritics`] then folds).
     pub fn fold(self, text: &str, revision: Revision) -> String {
-        let folded = fold_diacritics(text, revision);
         match self {
-            Spelling::German if revision >= Revision::FoldedLetters => fold_german_pairs(&folded),
-            _ => folded,
+            Spelling::German if revision >= Revision::FoldedLetters => {
+                fold_german_pairs(&fold_diacritics(text, revision))
+            }
+            Spelling::Nordic if revision >= Revision::Segmented => fold_diacritics(&nordic_letters(text), revision),
+            _ => fold_diacritics(text, revision),
         }
     }
 }
@@ -136,6 +143,35 @@ fn fold_german_pairs(text: &str) -> String {
             _ => State::Other,
         };
         out.push(c);
+    }
+    out
+}
+
+/// Danish and Norwegian "aa", "ae" and "oe" as the letters "å", "æ" and "ø" they are typed
+/// for, and Swedish and German "ä" and "ö" as "æ" and "ø", as Lucene's
+/// `NorwegianNormalizationFilter` reads them (its `ScandinavianFoldingFilter` also reads "ao"
+/// and "oo", which ordinary words hold). [`fold_diacritics`] then folds the letters, so the
+/// letters and the pairs typed for them meet. Pairs are read left to right, before the
+/// letters are folded: "færøerne" keeps the "e" after its "ø", as "faeroeerne" does.
+fn nordic_letters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let letter = match (c, chars.peek()) {
+            ('a', Some('a')) => 'å',
+            ('a', Some('e')) => 'æ',
+            ('o', Some('e')) => 'ø',
+            ('ä', _) => 'æ',
+            ('ö', _) => 'ø',
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        if c.is_ascii() {
+            chars.next();
+        }
+        out.push(letter);
     }
     out
 }
@@ -271,6 +307,26 @@ mod tests {
         assert_eq!(Spelling::German.fold("größe", Revision::FoldedLetters), "grosse");
         assert_eq!(Spelling::German.fold("oesterreich", Revision::Alphanumeric), "oesterreich", "earlier revisions");
         assert_eq!(Spelling::Plain.fold("oesterreich", Revision::FoldedLetters), "oesterreich");
+    }
+
+    #[test]
+    fn nordic_pairs_fold_as_the_letters_they_stand_for() {
+        let fold = |text: &str| Spelling::Nordic.fold(text, Revision::Segmented);
+        for (written, typed) in [
+            ("århus", "aarhus"),
+            ("blåbærsyltetøj", "blaabaersyltetoej"),
+            ("blåbärsyltetöj", "blaabaersyltetoej"),
+            ("færøerne", "faeroeerne"),
+            ("ålborg", "aalborg"),
+            ("søren", "soeren"),
+        ] {
+            assert_eq!(fold(written), fold(typed), "{written} / {typed}");
+        }
+        assert_eq!(fold("blåbærsyltetøj"), "blabaersyltetoj");
+        assert_eq!(fold("aaa"), fold("åa"), "left to right");
+        assert_eq!(fold("zoo"), "zoo", "oo is no pair");
+        assert_eq!(Spelling::Nordic.fold("aarhus", Revision::FoldedLetters), "aarhus", "earlier revisions");
+        assert_eq!(Spelling::Plain.fold("aarhus", Revision::Segmented), "aarhus", "other languages");
     }
 
     proptest! {

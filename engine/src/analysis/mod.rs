@@ -59,6 +59,18 @@
 //! also fold "ae", "oe" and "ue" typed for the umlauts, as Lucene's `GermanAnalyzer` does
 //! ([`Spelling::German`]): "oesterreich" finds "Österreich".
 //!
+//! The segmented revision ([`Revision::Segmented`]) finds words where no space marks them.
+//! UAX #29 leaves Thai, Lao, Khmer and Myanmar (and the Tai scripts) letter by letter, so a
+//! Thai query matched any item holding its letters in any order. Their runs are now cut into
+//! words by ICU's dictionaries (`icu_segmenter`, the segmenter ICU4X ships and Lucene's
+//! `ICUTokenizer` uses the same data for), in step 3. And in step 4 an indexed run of CJK
+//! characters gives each character alone as well as its pairs, so that a query of one
+//! character ("鞋", shoes; Korean "책" in "책을") finds the runs that hold it, as
+//! Elasticsearch's `cjk_bigram` filter does with `output_unigrams`. Queries keep reading a run
+//! as pairs only (the search analyzer, [`UnicodeTokenizer::search`]): a pair is the precise
+//! evidence, and its characters alone would match half the catalog. Danish and Norwegian
+//! catalogs fold "aa", "ae" and "oe" typed for "å", "æ" and "ø" ([`Spelling::Nordic`]).
+//!
 //! Stop words and stems are the catalog's language's (`lexical::Language`,
 //! `lexical/analyzers.rs`). Under the later revisions: steps 1 and 3 to 7, the stop
 //! words (their lists keep accents), then step 2 with the stemmer, which indexes each word's
@@ -72,8 +84,10 @@ use unicode_segmentation::UnicodeSegmentation;
 
 mod chars;
 pub(crate) mod fold;
+mod scripts;
 
 use chars::{is_cjk, is_decimal_digit, is_punctuation, is_punctuation_or_invisible, normalize};
+use scripts::{bigrams, is_complex_context_segment, push_words};
 
 pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer, Spelling};
 
@@ -95,19 +109,24 @@ pub enum Revision {
     Alphanumeric,
     /// As [`Revision::Alphanumeric`], and step 2 folds the Latin letters that have no
     /// decomposition ("ß", "æ", "œ", "ø", "ł", "đ"…; see [`fold_diacritics`]) and, in German,
-    /// the umlauts typed as "ae", "oe", "ue" ([`Spelling::German`]): what new generations are
-    /// built with.
-    #[default]
+    /// the umlauts typed as "ae", "oe", "ue" ([`Spelling::German`]): what generations built
+    /// before segmented words read with.
     FoldedLetters,
+    /// As [`Revision::FoldedLetters`], and Thai, Lao, Khmer and Myanmar runs cut into words by
+    /// dictionary (step 3), CJK characters indexed alone besides their pairs (step 4), and the
+    /// Danish and Norwegian pairs ([`Spelling::Nordic`]): what new generations are built with.
+    #[default]
+    Segmented,
 }
 
 impl Revision {
     /// Every revision, oldest first: what an index on disk may have been built with.
-    pub const ALL: [Revision; 4] = [Revision::First, Revision::Joined, Revision::Alphanumeric, Revision::FoldedLetters];
+    pub const ALL: [Revision; 5] =
+        [Revision::First, Revision::Joined, Revision::Alphanumeric, Revision::FoldedLetters, Revision::Segmented];
 }
 
 /// The `hyrank` tokenizer (see the module documentation).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct UnicodeTokenizer {
     /// The chain's steps.
     pub revision: Revision,
@@ -117,6 +136,10 @@ pub struct UnicodeTokenizer {
     /// Lower-case "I" to "ı" and "İ" to "i" (`lexical::Language::Turkish` sets it), under
     /// [`Revision::Alphanumeric`].
     pub dotted_i: bool,
+    /// The search analyzer, which reads queries: under [`Revision::Segmented`] a run of CJK
+    /// characters is its pairs only, where an item's text also gives each character alone
+    /// (step 4). Earlier revisions read queries as items.
+    pub search: bool,
 }
 
 /// The articles French elides before a vowel, as Lucene's `FrenchAnalyzer` lists them.
@@ -155,7 +178,7 @@ impl Tokenizer for UnicodeTokenizer {
     type TokenStream<'a> = VecTokenStream;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> VecTokenStream {
-        VecTokenStream { tokens: analyze_with(text, self.revision, self.elisions, self.dotted_i).0, next: 0 }
+        VecTokenStream { tokens: analyze_with(text, self).0, next: 0 }
     }
 }
 
@@ -175,23 +198,47 @@ struct Compound {
     words: usize,
 }
 
-/// The tokens and the count of over-long words split.
+/// The tokens and the count of over-long words split, as an item's text is indexed.
 fn analyze(text: &str, revision: Revision) -> (Vec<Token>, usize) {
-    analyze_with(text, revision, &[], false)
+    analyze_with(text, &UnicodeTokenizer { revision, ..UnicodeTokenizer::default() })
 }
 
-/// [`analyze`] with a language's elided articles (step 6) and casing.
-fn analyze_with(text: &str, revision: Revision, elisions: &[&str], dotted_i: bool) -> (Vec<Token>, usize) {
+/// [`analyze`] with a language's elided articles (step 6) and casing, for items or queries.
+fn analyze_with(text: &str, tokenizer: &UnicodeTokenizer) -> (Vec<Token>, usize) {
+    let UnicodeTokenizer { revision, elisions, dotted_i, search } = *tokenizer;
     let mut long = 0;
     let mut out = Vec::new();
     let joined = revision >= Revision::Joined;
     let split_digits = revision >= Revision::Alphanumeric;
+    let segmented = revision >= Revision::Segmented;
     let mut compound: Option<Compound> = None;
     // The end of a joiner that directly follows the compound: a word starting there extends
     // it.
     let mut joiner_to = None;
+    // The run of Thai, Lao, Khmer or Myanmar segments so far (byte range), cut into words
+    // when it ends.
+    let mut complex: Option<(usize, usize)> = None;
     for (start, segment) in text.split_word_bound_indices() {
         let end = start + segment.len();
+        if segmented && is_complex_context_segment(segment) {
+            // A run ends any compound, as a word that does not extend it does.
+            if let Some(c) = compound.take().filter(|c| c.words > 1) {
+                push_cut(&mut out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
+            }
+            joiner_to = None;
+            match complex.as_mut() {
+                Some(run) if run.1 == start => run.1 = end,
+                _ => {
+                    if let Some(run) = complex.replace((start, end)) {
+                        push_words(&mut out, text, run, revision, dotted_i);
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(run) = complex.take() {
+            push_words(&mut out, text, run, revision, dotted_i);
+        }
         if joined && is_joiner(segment) && compound.as_ref().is_some_and(|c| c.to == start) {
             joiner_to = Some(end);
             continue;
@@ -263,10 +310,13 @@ fn analyze_with(text: &str, revision: Revision, elisions: &[&str], dotted_i: boo
             _ => compound = Some(Compound { from: start, to: end, text: together, words: 1 }),
         }
     }
+    if let Some(run) = complex {
+        push_words(&mut out, text, run, revision, dotted_i);
+    }
     if let Some(c) = compound.filter(|c| c.words > 1) {
         push_cut(&mut out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
     }
-    (bigrams(out), long)
+    (bigrams(out, segmented && !search), long)
 }
 
 /// Pushes a term as the next token.
@@ -276,7 +326,7 @@ fn push(out: &mut Vec<Token>, from: usize, to: usize, text: String) {
 }
 
 /// Pushes a term cut into pieces of at most [`MAX_TOKEN_CHARS`] characters (step 5).
-fn push_cut(out: &mut Vec<Token>, from: usize, to: usize, chars: &[char]) {
+pub(super) fn push_cut(out: &mut Vec<Token>, from: usize, to: usize, chars: &[char]) {
     for piece in chars.chunks(MAX_TOKEN_CHARS) {
         push(out, from, to, piece.iter().collect());
     }
@@ -307,11 +357,13 @@ fn parts(chars: &[char], revision: Revision) -> Vec<&[char]> {
 fn in_number(chars: &[char], i: usize, revision: Revision) -> bool {
     let digit = |c: char| match revision {
         Revision::First | Revision::Joined => c.is_numeric(),
-        Revision::Alphanumeric | Revision::FoldedLetters => is_decimal_digit(c),
+        Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented => is_decimal_digit(c),
     };
     let separator = match revision {
         Revision::First | Revision::Joined => is_punctuation(chars[i]),
-        Revision::Alphanumeric | Revision::FoldedLetters => matches!(chars[i], '.' | ',' | '\u{066B}' | '\u{066C}'),
+        Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented => {
+            matches!(chars[i], '.' | ',' | '\u{066B}' | '\u{066C}')
+        }
     };
     separator && i > 0 && chars.get(i - 1).is_some_and(|&c| digit(c)) && chars.get(i + 1).is_some_and(|&c| digit(c))
 }
@@ -407,59 +459,13 @@ fn is_joiner(segment: &str) -> bool {
     )
 }
 
-/// Step 4: consecutive CJK tokens (adjacent in the text) become overlapping bigrams; a lone
-/// CJK token stays as it is. Positions are renumbered in order.
-fn bigrams(tokens: Vec<Token>) -> Vec<Token> {
-    let cjk = |t: &Token| t.text.chars().all(is_cjk) && !t.text.is_empty();
-    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
-    let mut run: Vec<Token> = Vec::new();
-    let flush = |run: &mut Vec<Token>, out: &mut Vec<Token>| {
-        // Each segment of a run may itself hold several characters (Katakana, Hangul words).
-        let chars: Vec<(char, usize, usize)> =
-            run.iter().flat_map(|t| t.text.chars().map(move |c| (c, t.offset_from, t.offset_to))).collect();
-        if chars.len() == 1 {
-            out.push(Token { position: out.len(), ..run[0].clone() });
-        } else {
-            for pair in chars.windows(2) {
-                out.push(Token {
-                    offset_from: pair[0].1,
-                    offset_to: pair[1].2,
-                    position: out.len(),
-                    text: [pair[0].0, pair[1].0].iter().collect(),
-                    position_length: 1,
-                });
-            }
-        }
-        run.clear();
-    };
-    for token in tokens {
-        let joins = run.last().is_some_and(|last| last.offset_to == token.offset_from);
-        if cjk(&token) && (run.is_empty() || joins) {
-            run.push(token);
-            continue;
-        }
-        if !run.is_empty() {
-            flush(&mut run, &mut out);
-        }
-        if cjk(&token) {
-            run.push(token);
-        } else {
-            out.push(Token { position: out.len(), ..token });
-        }
-    }
-    if !run.is_empty() {
-        flush(&mut run, &mut out);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The terms of `text` under the current revision, diacritics folded, neither stemmed nor
-    /// stop words dropped (what the `hyrank4_en` analyzer indexes).
-    fn terms(text: &str) -> Vec<String> {
+    /// stop words dropped (what the `hyrank5_en` analyzer indexes).
+    pub(super) fn terms(text: &str) -> Vec<String> {
         analyze(text, Revision::default())
             .0
             .into_iter()
@@ -467,20 +473,13 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn cjk_runs_become_bigrams_so_a_word_inside_a_run_matches() {
-        assert_eq!(terms("轻量级帐篷"), ["轻量", "量级", "级帐", "帐篷"]);
-        assert_eq!(terms("帐篷"), ["帐篷"]);
-        assert_eq!(terms("帐"), ["帐"]);
-        // A long run is indexed (it used to be dropped past 40 bytes).
-        let long = "超轻量级双人四季登山露营帐篷防水";
-        assert_eq!(terms(long).len(), long.chars().count() - 1);
-        // Mixed scripts: Latin words stay words, kana runs bigram too.
-        assert_eq!(terms("MSR テント 2人用"), ["msr", "テン", "ント", "2", "人用"]);
-        assert_eq!(terms("텐트 가방"), ["텐트", "가방"]);
-        // The prolonged sound mark is shared by both kana scripts: コーヒー is one run.
-        assert_eq!(terms("アイスコーヒー"), ["アイ", "イス", "スコ", "コー", "ーヒ", "ヒー"]);
-        assert_eq!(terms("コーヒー"), ["コー", "ーヒ", "ヒー"]);
+    /// The terms a query reads as, under the current revision (the search analyzer).
+    pub(super) fn query_terms(text: &str) -> Vec<String> {
+        analyze_with(text, &UnicodeTokenizer { search: true, ..Default::default() })
+            .0
+            .into_iter()
+            .map(|t| t.text)
+            .collect()
     }
 
     #[test]
@@ -500,15 +499,20 @@ mod tests {
         assert_eq!(terms("L'avion"), ["avion", "lavion"]);
         // With French's elided articles (the French analyzers), the article goes whole.
         let french = |text: &str| -> Vec<String> {
-            analyze_with(text, Revision::default(), FRENCH_ELISIONS, false).0.into_iter().map(|t| t.text).collect()
+            analyze_with(text, &UnicodeTokenizer { elisions: FRENCH_ELISIONS, ..Default::default() })
+                .0
+                .into_iter()
+                .map(|t| t.text)
+                .collect()
         };
         assert_eq!(french("L'avion d’une île, qu'il"), ["avion", "une", "île", "il"]);
         assert_eq!(french("aujourd'hui"), ["aujourd", "hui", "aujourdhui"], "not an article");
-        let italian: Vec<String> = analyze_with("dell'acqua l'ago", Revision::default(), ITALIAN_ELISIONS, false)
-            .0
-            .into_iter()
-            .map(|t| t.text)
-            .collect();
+        let italian: Vec<String> =
+            analyze_with("dell'acqua l'ago", &UnicodeTokenizer { elisions: ITALIAN_ELISIONS, ..Default::default() })
+                .0
+                .into_iter()
+                .map(|t| t.text)
+                .collect();
         assert_eq!(italian, ["acqua", "ago"]);
         assert_eq!(terms("l’avion"), terms("l'avion"), "the typographic apostrophe");
         assert_eq!(terms("don’t"), ["don", "dont"]);
@@ -541,7 +545,7 @@ mod tests {
         assert_eq!(terms("-shirt-"), ["shirt"]);
         assert_eq!(terms("1990–2000"), ["1990", "2000"]);
         assert_eq!(terms("a+b"), ["a", "+", "b"]);
-        assert_eq!(terms("MSR-テント"), ["msr", "テン", "ント"]);
+        assert_eq!(query_terms("MSR-テント"), ["msr", "テン", "ント"]);
         // The first revision, which older generations read with, keeps such words whole.
         let first: Vec<String> =
             analyze("l'avion T-shirt мʼясо ex\u{00AD}ample", Revision::First).0.into_iter().map(|t| t.text).collect();
@@ -562,7 +566,7 @@ mod tests {
         assert_eq!(terms("USB3-C"), ["usb3", "usb", "3", "c", "usb3c"], "a part's runs, not the compound's");
         // CJK letters meet others: the Hangul word, bigrammed as step 4 does, and the number;
         // other scripts stay together ("µ" is NFKC Greek "μ").
-        assert_eq!(terms("갤럭시S24"), ["갤럭시s24", "갤럭", "럭시", "24"]);
+        assert_eq!(query_terms("갤럭시S24"), ["갤럭시s24", "갤럭", "럭시", "24"]);
         assert_eq!(terms("5µm 10kΩ"), ["5μm", "5", "μm", "10kω", "10", "kω"]);
         // A combining mark belongs to its letter: "q̃uiz", not "q", a mark and "uiz".
         assert_eq!(terms("q\u{303}uiz2"), ["quiz2", "quiz", "2"]);
@@ -606,12 +610,20 @@ mod tests {
     #[test]
     fn turkish_lower_cases_its_own_i_and_the_dotless_i_folds() {
         let turkish = |text: &str| -> Vec<String> {
-            analyze_with(text, Revision::default(), &[], true).0.into_iter().map(|t| t.text).collect()
+            analyze_with(text, &UnicodeTokenizer { dotted_i: true, ..Default::default() })
+                .0
+                .into_iter()
+                .map(|t| t.text)
+                .collect()
         };
         assert_eq!(turkish("KİTAPLARI Istanbul"), ["kitapları", "ıstanbul"]);
         assert_eq!(turkish("İI"), ["iı"]);
         let joined: Vec<String> =
-            analyze_with("KIR", Revision::Joined, &[], true).0.into_iter().map(|t| t.text).collect();
+            analyze_with("KIR", &UnicodeTokenizer { revision: Revision::Joined, dotted_i: true, ..Default::default() })
+                .0
+                .into_iter()
+                .map(|t| t.text)
+                .collect();
         assert_eq!(joined, ["kir"], "earlier revisions lower-case as Unicode does");
         assert_eq!(fold_diacritics("kadıköy", Revision::default()), "kadikoy");
         assert_eq!(fold_diacritics("kadıköy", Revision::Joined), "kadıkoy", "earlier revisions keep it");

@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Analyzer {
-    /// `analysis`: NFKC and diacritic folding, UAX #29 words, CJK bigrams, over-long tokens
+    /// `analysis`: NFKC and diacritic folding, UAX #29 words, Thai, Lao, Khmer and Myanmar
+    /// words by dictionary, CJK bigrams (and characters alone, in items), over-long tokens
     /// split rather than dropped, words joined by punctuation or hyphens indexed as their parts
     /// and written together, letters beside digits indexed apart too; stemming and stop words
     /// (and Turkish casing) in the catalog's [`Language`].
@@ -256,10 +257,12 @@ impl Language {
     }
 
     /// How the language's letters are typed without them, beyond the folding every language
-    /// has: German's umlauts as "ae", "oe", "ue".
+    /// has: German's umlauts as "ae", "oe", "ue"; Danish and Norwegian "å", "æ", "ø" as "aa",
+    /// "ae", "oe".
     fn spelling(self) -> Spelling {
         match self {
             Language::German => Spelling::German,
+            Language::Danish | Language::Norwegian => Spelling::Nordic,
             _ => Spelling::Plain,
         }
     }
@@ -288,7 +291,8 @@ impl std::str::FromStr for Language {
 /// revision always names its language (its elisions, stems and stop words depend on it):
 /// `hyrank2_fr`, `hyrank2_fr_stem`, `hyrank2_fr_stop`, `hyrank2_fr_stem_stop`; the
 /// letters-beside-digits revision the same with `hyrank3_`, the folded-letters one with
-/// `hyrank4_`.
+/// `hyrank4_`, the segmented one with `hyrank5_` (and its search analyzers, which read
+/// queries, with [`SEARCH_SUFFIX`] after that).
 pub(super) fn unicode_name(revision: Revision, language: Language, stemming: bool, stop_words: bool) -> String {
     let prefix = match revision {
         Revision::First => {
@@ -297,6 +301,7 @@ pub(super) fn unicode_name(revision: Revision, language: Language, stemming: boo
         Revision::Joined => "hyrank2_",
         Revision::Alphanumeric => "hyrank3_",
         Revision::FoldedLetters => "hyrank4_",
+        Revision::Segmented => "hyrank5_",
     };
     [prefix, language.code(), if stemming { "_stem" } else { "" }, if stop_words { "_stop" } else { "" }].concat()
 }
@@ -312,8 +317,7 @@ pub(super) fn unicode_name(revision: Revision, language: Language, stemming: boo
 /// casing. Stop words go before stems, as in Lucene's analyzers.
 pub(super) fn register(index: &Index) {
     let tokenizers = index.tokenizers();
-    let first =
-        || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::First, elisions: &[], dotted_i: false });
+    let first = || TextAnalyzer::builder(UnicodeTokenizer { revision: Revision::First, ..UnicodeTokenizer::default() });
     let english = Language::English;
     let name = |stemming, stop| unicode_name(Revision::First, english, stemming, stop);
     let stop = || english.stop_words().expect("tantivy ships an English list");
@@ -321,11 +325,15 @@ pub(super) fn register(index: &Index) {
     tokenizers.register(&name(true, false), first().filter(english.stemmer()).build());
     tokenizers.register(&name(false, true), first().filter(stop()).build());
     tokenizers.register(&name(true, true), first().filter(stop()).filter(english.stemmer()).build());
-    for revision in [Revision::Joined, Revision::Alphanumeric, Revision::FoldedLetters] {
-        for language in Language::ALL {
-            let tokenizer = UnicodeTokenizer { revision, elisions: language.elisions(), dotted_i: language.dotted_i() };
-            let chain = || TextAnalyzer::builder(tokenizer.clone());
-            let name = |stemming, stop| unicode_name(revision, language, stemming, stop);
+    for revision in [Revision::Joined, Revision::Alphanumeric, Revision::FoldedLetters, Revision::Segmented] {
+        // From the segmented revision on, queries are read by search analyzers of their own.
+        let searches: &[bool] = if revision >= Revision::Segmented { &[false, true] } else { &[false] };
+        for (language, &search) in Language::ALL.into_iter().flat_map(|l| searches.iter().map(move |s| (l, s))) {
+            let tokenizer =
+                UnicodeTokenizer { revision, elisions: language.elisions(), dotted_i: language.dotted_i(), search };
+            let chain = || TextAnalyzer::builder(tokenizer);
+            let suffix = if search { SEARCH_SUFFIX } else { "" };
+            let name = |stemming, stop| unicode_name(revision, language, stemming, stop) + suffix;
             let (fold, stem) = (FoldDiacritics(revision, language.spelling()), language.fold_and_stem(revision));
             tokenizers.register(&name(false, false), chain().filter(fold).build());
             tokenizers.register(&name(true, false), chain().filter(stem).build());
@@ -335,6 +343,28 @@ pub(super) fn register(index: &Index) {
             }
         }
     }
+}
+
+/// What a search analyzer's name adds to its index analyzer's: `hyrank5_en_stem` indexes
+/// items, `hyrank5_en_stem_search` reads queries (Elasticsearch's `search_analyzer`).
+pub(super) const SEARCH_SUFFIX: &str = "_search";
+
+/// The analyzer queries of `field` are read with: its search analyzer where its index
+/// analyzer has one, else the index analyzer itself.
+///
+/// # Errors
+/// The field's analyzer unknown to this build (a generation opened with one is refused
+/// earlier).
+pub(super) fn search_analyzer(index: &Index, field: tantivy::schema::Field) -> Result<TextAnalyzer> {
+    let schema = index.schema();
+    if let tantivy::schema::FieldType::Str(options) = schema.get_field_entry(field).field_type() {
+        if let Some(indexing) = options.get_indexing_options() {
+            if let Some(search) = index.tokenizers().get(&format!("{}{SEARCH_SUFFIX}", indexing.tokenizer())) {
+                return Ok(search);
+            }
+        }
+    }
+    Ok(index.tokenizer_for_field(field)?)
 }
 
 #[cfg(test)]
@@ -447,6 +477,28 @@ mod tests {
             assert_eq!(top(&german, &jackets, "feuer").as_deref(), Some("fire"));
         }
         assert_eq!(top(&LexicalSettings::default(), &jackets, "oesterreich"), None, "English keeps oe");
+    }
+
+    /// The segmented revision: Thai found by its words, not its letters; one CJK character
+    /// found inside a run; Danish and Norwegian letters typed as pairs.
+    #[test]
+    fn words_without_spaces_lone_cjk_characters_and_nordic_pairs_are_found() {
+        let english = LexicalSettings::default();
+        // "Coffee" finds the coffee shop, not "fashion trousers", which holds its letters.
+        let thai = [("cafe", "ร้านกาแฟสด"), ("trousers", "แฟชั่นกางเกง")];
+        assert_eq!(hits(&english, &thai, "กาแฟ"), ["cafe"]);
+        assert_eq!(hits(&english, &thai, "กางเกง"), ["trousers"]);
+        // One character finds the runs holding it; two find only their pair.
+        let cjk = [("shoes", "运动鞋"), ("mug", "咖啡杯"), ("book", "책을 읽는 사람"), ("lamp", "조명")];
+        assert_eq!(hits(&english, &cjk, "鞋"), ["shoes"]);
+        assert_eq!(hits(&english, &cjk, "咖啡"), ["mug"]);
+        assert_eq!(hits(&english, &cjk, "책"), ["book"]);
+        for language in [Language::Danish, Language::Norwegian] {
+            let guides = [("city", "Guide til Århus"), ("jam", "Blåbærsyltetøj"), ("mug", "Krus")];
+            assert_eq!(top(&in_language(language), &guides, "aarhus").as_deref(), Some("city"), "{language:?}");
+            assert_eq!(top(&in_language(language), &guides, "blaabaersyltetoej").as_deref(), Some("jam"));
+        }
+        assert_eq!(top(&english, &[("city", "Guide til Århus")], "aarhus"), None, "English keeps aa");
     }
 
     /// Issue 15's "per field where given": titles in German over English texts, combined by
@@ -568,6 +620,7 @@ mod tests {
         assert_eq!(name(Revision::Alphanumeric, Language::English, true, false), "hyrank3_en_stem");
         assert_eq!(name(Revision::Alphanumeric, Language::Turkish, false, false), "hyrank3_tr");
         assert_eq!(name(Revision::FoldedLetters, Language::German, true, true), "hyrank4_de_stem_stop");
+        assert_eq!(name(Revision::Segmented, Language::Danish, false, false), "hyrank5_da");
         for language in Language::ALL {
             assert_eq!(language.name().parse::<Language>(), Ok(language));
             assert_eq!(serde_json::to_value(language).unwrap(), language.name());

@@ -414,7 +414,7 @@ mod tests {
         swapped.search_fields[0].analysis = Some(unstemmed);
         swapped.search_fields[1].analysis = Some(french);
         let error = LexicalIndex::open(dir.path(), swapped).err().unwrap().to_string();
-        let names = "its schema names hyrank4_en_stem, hyrank4_en_stem, hyrank4_fr_stem, hyrank4_en";
+        let names = "its schema names hyrank5_en_stem, hyrank5_en_stem, hyrank5_fr_stem, hyrank5_en";
         assert!(error.contains("tags_fr, brand with") && error.contains(names), "{error}");
     }
 
