@@ -394,7 +394,7 @@ pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> R
 pub(crate) struct SimilarParams {
     /// Hits to return (default 10).
     #[param(minimum = 1)]
-    #[serde(default, deserialize_with = "hyrank_engine::json::text_count")]
+    #[serde(default, deserialize_with = "hyrank_engine::json::text_positive_count")]
     k: Option<usize>,
     /// Hits to skip: the page from this position of the ranked list (default 0).
     #[param(minimum = 0)]
@@ -402,7 +402,7 @@ pub(crate) struct SimilarParams {
     offset: Option<usize>,
     /// Candidates per retriever, at least `k` (default 100, or `k` when larger).
     #[param(minimum = 1)]
-    #[serde(default, deserialize_with = "hyrank_engine::json::text_count")]
+    #[serde(default, deserialize_with = "hyrank_engine::json::text_positive_count")]
     candidates: Option<usize>,
     /// `rrf` (default), `linear`, `linear_floor` or `dbsf`: the request body's `fusion.method`.
     #[param(inline, value_type = Option<hyrank_engine::fusion::FusionMethod>)]

@@ -109,27 +109,38 @@ pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializ
     T::deserialize(deserializer).map(Some)
 }
 
-/// A count (`k`, `offset`, `candidates`, a depth): a whole number of at least 0, written as an
-/// integer or with a zero fraction (`5.0`, `1e2`), since JSON Schema's `integer`, which the
-/// OpenAPI document gives these fields, is any number whose fraction is zero, and JSON writers
-/// such as Python's write a computed `5.0` so. For a request field:
+/// A count (`offset`; `k`, `candidates` and depths are [`positive_count`]s): a whole number of
+/// at least 0, written as an integer or with a zero fraction (`5.0`, `1e2`), since JSON
+/// Schema's `integer`, which the OpenAPI document gives these fields, is any number whose
+/// fraction is zero, and JSON writers such as Python's write a computed `5.0` so. For a
+/// request field:
 /// `#[serde(deserialize_with = "crate::json::count")]`.
 ///
 /// # Errors
 /// A fraction (`5.5`), a negative number, one past `usize`, or any other type.
 pub fn count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
-    deserializer.deserialize_any(CountVisitor)
+    deserializer.deserialize_any(CountVisitor { min: 0 })
 }
 
-/// [`count`] for an optional field read as a value when present (as [`present`]).
+/// [`count`] for a field whose smallest value is 1 (`k`, `candidates`, a depth): its errors
+/// say "of at least 1", as the range the request is then checked against does. Zero is read,
+/// so that the check that follows names the whole range ("from 1 to 100 on this server").
+///
+/// # Errors
+/// As [`count`].
+pub fn positive_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    deserializer.deserialize_any(CountVisitor { min: 1 })
+}
+
+/// [`positive_count`] for an optional field read as a value when present (as [`present`]).
 ///
 /// # Errors
 /// As [`count`], and `null`.
 pub fn present_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
-    count(deserializer).map(Some)
+    positive_count(deserializer).map(Some)
 }
 
-/// [`count`] for an optional field where `null` is absent.
+/// [`positive_count`] for an optional field where `null` is absent.
 ///
 /// # Errors
 /// As [`count`].
@@ -138,7 +149,7 @@ pub fn optional_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
     struct Count(usize);
     impl<'de> Deserialize<'de> for Count {
         fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Count, D::Error> {
-            count(deserializer).map(Count)
+            positive_count(deserializer).map(Count)
         }
     }
     Ok(Option::<Count>::deserialize(deserializer)?.map(|Count(n)| n))
@@ -152,21 +163,41 @@ pub fn optional_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
 /// # Errors
 /// As [`count`]; a text that is no JSON number.
 pub fn text_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    text_count_from(deserializer, CountVisitor { min: 0 })
+}
+
+/// [`text_count`] for a parameter whose smallest value is 1, as [`positive_count`].
+///
+/// # Errors
+/// As [`text_count`].
+pub fn text_positive_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    text_count_from(deserializer, CountVisitor { min: 1 })
+}
+
+fn text_count_from<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    visitor: CountVisitor,
+) -> Result<Option<usize>, D::Error> {
     use serde::de::Error;
+    use serde::Deserializer as _;
     let text = String::deserialize(deserializer)?;
     match serde_json::from_str::<serde_json::Number>(&text) {
-        Ok(number) => count(number).map(Some).map_err(D::Error::custom),
-        Err(_) => Err(D::Error::invalid_value(serde::de::Unexpected::Str(&text), &CountVisitor)),
+        Ok(number) => number.deserialize_any(visitor).map(Some).map_err(D::Error::custom),
+        Err(_) => Err(D::Error::invalid_value(serde::de::Unexpected::Str(&text), &visitor)),
     }
 }
 
-struct CountVisitor;
+/// Reads a count; `min` is what its errors name as the smallest value (the range itself is
+/// checked after, with the server's bounds).
+struct CountVisitor {
+    min: usize,
+}
 
 impl serde::de::Visitor<'_> for CountVisitor {
     type Value = usize;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a whole number of at least 0")
+        write!(f, "a whole number of at least {}", self.min)
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<usize, E> {
@@ -288,7 +319,8 @@ mod tests {
         assert_eq!(read.rerank.unwrap().depth, Some(30));
         assert_eq!(search(r#"{"query": "q", "rerank": {"depth": null}}"#).unwrap().rerank.unwrap().depth, None);
         for (json, said) in [
-            (r#"{"query": "q", "k": 5.5}"#, "floating point `5.5`, expected a whole number of at least 0"),
+            (r#"{"query": "q", "k": 5.5}"#, "floating point `5.5`, expected a whole number of at least 1"),
+            (r#"{"query": "q", "offset": -1}"#, "integer `-1`, expected a whole number of at least 0"),
             (r#"{"query": "q", "k": -1}"#, "integer `-1`, expected a whole number"),
             (r#"{"query": "q", "k": -1.0}"#, "floating point `-1.0`"),
             (r#"{"query": "q", "k": 1e30}"#, "expected a whole number"),
@@ -298,7 +330,7 @@ mod tests {
             (r#"{"query": "q", "offset": true}"#, "boolean `true`"),
             (
                 r#"{"query": "q", "rerank": {"depth": 2.5}}"#,
-                "floating point `2.5`, expected a whole number of at least 0",
+                "floating point `2.5`, expected a whole number of at least 1",
             ),
         ] {
             let error = search(json).unwrap_err().to_string();

@@ -278,7 +278,7 @@ pub struct SearchRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::json::Id>))]
     pub user: Option<String>,
     /// Hits to return.
-    #[serde(default = "default_k", deserialize_with = "crate::json::count")]
+    #[serde(default = "default_k", deserialize_with = "crate::json::positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Hits to skip: the page from this position (0-based) of the ranked list (`total` hits

@@ -621,8 +621,9 @@ async fn broken_requests_get_the_right_status_and_code() {
     assert!(body["error"]["message"].as_str().unwrap().contains("linear_floor"), "the methods are listed: {body}");
     // A bad query-string value is named by its parameter, and k's bounds are this server's.
     for (query, said) in [
-        ("k=abc", "k: invalid value: string \"abc\", expected a whole number of at least 0"),
-        ("k=-1", "k: invalid value: integer `-1`, expected a whole number"),
+        ("k=abc", "k: invalid value: string \"abc\", expected a whole number of at least 1"),
+        ("k=-1", "k: invalid value: integer `-1`, expected a whole number of at least 1"),
+        ("offset=-1", "offset: invalid value: integer `-1`, expected a whole number of at least 0"),
         ("candidates=1.5", "candidates: invalid value: floating point `1.5`"),
         ("offset=", "offset: invalid value: string \"\""),
         ("top=3", "unknown field `top`"),

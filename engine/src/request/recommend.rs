@@ -42,7 +42,7 @@ pub struct RecommendRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub user: String,
     /// Items to return.
-    #[serde(default = "default_k", deserialize_with = "crate::json::count")]
+    #[serde(default = "default_k", deserialize_with = "crate::json::positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Items to skip: the page from this position (0-based) of the ranked list, as a
@@ -84,7 +84,7 @@ pub struct RecommendRequest {
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
     /// How many recent history items form the content profile.
-    #[serde(default = "default_recent", deserialize_with = "crate::json::count")]
+    #[serde(default = "default_recent", deserialize_with = "crate::json::positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub recent: usize,
     /// Rerank the top of the fused list with the trained recommendation reranker (only

@@ -13,7 +13,7 @@ pub struct SimilarRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub item: String,
     /// Items to return.
-    #[serde(default = "default_k", deserialize_with = "crate::json::count")]
+    #[serde(default = "default_k", deserialize_with = "crate::json::positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub k: usize,
     /// Items to skip: the page from this position (0-based) of the ranked list, as a
