@@ -58,6 +58,10 @@ pub(super) fn normalize(segment: &str, revision: Revision, dotted_i: bool) -> St
 
 /// [`normalize`] for any text.
 fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: bool) -> String {
+    // Under the segmented revision every decimal digit is written as ASCII's, as Lucene's
+    // `DecimalDigitFilter` does: Thai "๒๕๖๗", Arabic-Indic "٢٠٢٤" and Devanagari "२०२४" are
+    // the numbers people also type as "2567" and "2024".
+    let digits = revision >= Revision::Segmented;
     let lowered: String = segment
         .nfkc()
         .map(|c| match c {
@@ -70,6 +74,7 @@ fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: b
         .map(|c| match c {
             'ς' => 'σ',
             '\u{02BC}' | '\u{02BB}' if joined => '\'',
+            c if digits && is_decimal_digit(c) => ascii_digit(c),
             c => c,
         })
         .collect();
@@ -77,6 +82,18 @@ fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: b
         Revision::First => fold_diacritics(&lowered, revision),
         Revision::Joined | Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented => lowered,
     }
+}
+
+/// The ASCII digit of a decimal digit (Nd) of any script. Unicode encodes each script's
+/// decimal digits as whole runs of ten in order from zero, sometimes several runs together
+/// (the mathematical digits), so a digit's value is how far it is from the start of its run
+/// of digits, modulo 10.
+fn ascii_digit(c: char) -> char {
+    let mut first = c as u32;
+    while first > 0 && char::from_u32(first - 1).is_some_and(is_decimal_digit) {
+        first -= 1;
+    }
+    char::from(b'0' + ((c as u32 - first) % 10) as u8)
 }
 
 /// Punctuation (P*), control (Cc) or invisible format (Cf) characters: never part of a term.
@@ -123,6 +140,28 @@ mod tests {
                     prop_assert_eq!(normalize(&segment, revision, dotted_i), general);
                 }
             }
+        }
+    }
+
+    /// Every decimal digit of every script reads as its ASCII digit.
+    #[test]
+    fn decimal_digits_of_every_script_are_ascii_s() {
+        for zero in ['0', '٠', '۰', '०', '০', '๐', '໐', '០', '၀', '０', '𝟎', '𝟘'] {
+            for value in 0..10u32 {
+                let digit = char::from_u32(zero as u32 + value).unwrap();
+                assert_eq!(ascii_digit(digit), char::from_digit(value, 10).unwrap(), "{digit:?}");
+            }
+        }
+        assert_eq!(normalize("๒๕๖๗", Revision::Segmented, false), "2567");
+        assert_eq!(normalize("٢٠٢٤", Revision::Segmented, false), "2024");
+        assert_eq!(normalize("๒๕๖๗", Revision::FoldedLetters, false), "๒๕๖๗", "earlier revisions keep them");
+        // What the rule stands on, over the whole table: each run of decimal digits is whole
+        // runs of ten.
+        let digit = |u: u32| char::from_u32(u).is_some_and(is_decimal_digit);
+        let starts = (1..=0x10FFFFu32).filter(|&u| digit(u) && !digit(u - 1));
+        for start in starts {
+            let length = (start..).take_while(|&u| digit(u)).count();
+            assert_eq!(length % 10, 0, "the run of digits at U+{start:04X}");
         }
     }
 

@@ -87,7 +87,7 @@ pub(crate) mod fold;
 mod scripts;
 
 use chars::{is_cjk, is_decimal_digit, is_punctuation, is_punctuation_or_invisible, normalize};
-use scripts::{bigrams, is_complex_context_segment, push_words};
+use scripts::{bigrams, is_complex_context_segment, push_words, ZERO_WIDTH_SPACE};
 
 pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer, Spelling};
 
@@ -220,7 +220,9 @@ fn analyze_with(text: &str, tokenizer: &UnicodeTokenizer) -> (Vec<Token>, usize)
     let mut complex: Option<(usize, usize)> = None;
     for (start, segment) in text.split_word_bound_indices() {
         let end = start + segment.len();
-        if segmented && is_complex_context_segment(segment) {
+        // A zero-width space inside a run of Thai, Lao, Khmer or Myanmar belongs to the run.
+        let inside_run = segment.chars().eq([ZERO_WIDTH_SPACE]) && complex.is_some_and(|run| run.1 == start);
+        if segmented && (inside_run || is_complex_context_segment(segment)) {
             // A run ends any compound, as a word that does not extend it does.
             if let Some(c) = compound.take().filter(|c| c.words > 1) {
                 push_cut(&mut out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
@@ -230,14 +232,14 @@ fn analyze_with(text: &str, tokenizer: &UnicodeTokenizer) -> (Vec<Token>, usize)
                 Some(run) if run.1 == start => run.1 = end,
                 _ => {
                     if let Some(run) = complex.replace((start, end)) {
-                        push_words(&mut out, text, run, revision, dotted_i);
+                        long += push_words(&mut out, text, run, revision, dotted_i);
                     }
                 }
             }
             continue;
         }
         if let Some(run) = complex.take() {
-            push_words(&mut out, text, run, revision, dotted_i);
+            long += push_words(&mut out, text, run, revision, dotted_i);
         }
         if joined && is_joiner(segment) && compound.as_ref().is_some_and(|c| c.to == start) {
             joiner_to = Some(end);
@@ -311,12 +313,12 @@ fn analyze_with(text: &str, tokenizer: &UnicodeTokenizer) -> (Vec<Token>, usize)
         }
     }
     if let Some(run) = complex {
-        push_words(&mut out, text, run, revision, dotted_i);
+        long += push_words(&mut out, text, run, revision, dotted_i);
     }
     if let Some(c) = compound.filter(|c| c.words > 1) {
         push_cut(&mut out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
     }
-    (bigrams(out, segmented && !search), long)
+    (bigrams(out, segmented && !search, text), long)
 }
 
 /// Pushes a term as the next token.
@@ -561,7 +563,7 @@ mod tests {
         assert_eq!(terms("3.5mm jack"), ["3.5mm", "3.5", "mm", "jack"]);
         assert_eq!(terms("iPhone15"), ["iphone15", "iphone", "15"]);
         assert_eq!(terms("USB3 500ml"), ["usb3", "usb", "3", "500ml", "500", "ml"]);
-        assert_eq!(terms("٣كغ"), ["٣كغ", "٣", "كغ"], "Arabic-Indic digits");
+        assert_eq!(terms("٣كغ"), ["3كغ", "3", "كغ"], "Arabic-Indic digits, written as ASCII's");
         assert_eq!(terms("p53 H1N1"), ["p53", "53", "h1n1", "1", "1"], "one letter alone says nothing");
         assert_eq!(terms("USB3-C"), ["usb3", "usb", "3", "c", "usb3c"], "a part's runs, not the compound's");
         // CJK letters meet others: the Hangul word, bigrammed as step 4 does, and the number;

@@ -4,7 +4,7 @@
 use tantivy::tokenizer::Token;
 
 use super::chars::{is_cjk, is_complex_context, normalize};
-use super::{push_cut, Revision};
+use super::{push_cut, Revision, MAX_TOKEN_CHARS};
 
 /// Whether a UAX #29 segment is a letter of a script written without spaces (with its marks).
 pub(super) fn is_complex_context_segment(segment: &str) -> bool {
@@ -13,48 +13,88 @@ pub(super) fn is_complex_context_segment(segment: &str) -> bool {
 
 /// Step 3 for a run of Thai, Lao, Khmer or Myanmar (`text[run.0..run.1]`): its words by ICU's
 /// dictionary for the script, each normalised as step 1 does (an unknown script's run is
-/// cut as ICU cuts it, by grapheme clusters).
-pub(super) fn push_words(out: &mut Vec<Token>, text: &str, run: (usize, usize), revision: Revision, dotted_i: bool) {
+/// cut as ICU cuts it). A word's repetition or abbreviation mark goes ([`is_word_mark`]:
+/// "ต่างๆ" is "ต่าง", "กรุงเทพฯ" "กรุงเทพ"), and a piece without a letter (punctuation) is no
+/// term. Returns how many words were past [`MAX_TOKEN_CHARS`], as step 5 counts them.
+pub(super) fn push_words(
+    out: &mut Vec<Token>,
+    text: &str,
+    run: (usize, usize),
+    revision: Revision,
+    dotted_i: bool,
+) -> usize {
     static SEGMENTER: std::sync::LazyLock<icu_segmenter::WordSegmenterBorrowed<'static>> =
         std::sync::LazyLock::new(|| icu_segmenter::WordSegmenter::new_dictionary(Default::default()));
-    let slice = &text[run.0..run.1];
-    let breaks: Vec<usize> = SEGMENTER.segment_str(slice).collect();
+    // The dictionary reads the run without its zero-width spaces, which writers of Khmer and
+    // Thai put between some words and not others: "ស្បែក\u{200B}ជើង" is cut as "ស្បែកជើង" (shoe),
+    // which a query typed without them is. `at[i]` is where byte `i` of `clean` is in the run.
+    let (mut clean, mut at) = (String::with_capacity(run.1 - run.0), Vec::with_capacity(run.1 - run.0 + 1));
+    for (i, c) in text[run.0..run.1].char_indices().filter(|&(_, c)| c != ZERO_WIDTH_SPACE) {
+        clean.push(c);
+        at.extend((0..c.len_utf8()).map(|k| run.0 + i + k));
+    }
+    at.push(run.1);
+    let breaks: Vec<usize> = SEGMENTER.segment_str(&clean).collect();
+    let mut long = 0;
     for pair in breaks.windows(2) {
-        let word = normalize(&slice[pair[0]..pair[1]], revision, dotted_i);
-        if !word.is_empty() {
-            push_cut(out, run.0 + pair[0], run.0 + pair[1], &word.chars().collect::<Vec<_>>());
+        let word = normalize(&clean[pair[0]..pair[1]], revision, dotted_i);
+        let chars: Vec<char> = word.trim_end_matches(is_word_mark).chars().collect();
+        if chars.iter().any(|c| c.is_alphanumeric()) {
+            long += usize::from(chars.len() > MAX_TOKEN_CHARS);
+            push_cut(out, at[pair[0]], at[pair[1]], &chars);
         }
     }
+    long
+}
+
+/// U+200B, which separates words without showing a space.
+pub(super) const ZERO_WIDTH_SPACE: char = '\u{200B}';
+
+/// Marks written after a word that are no part of it: the repetition marks of Thai (ๆ), Lao
+/// (ໆ) and Khmer (ៗ), which repeat the word before them, and Thai's and Lao's abbreviation
+/// marks (ฯ, ຯ). They are letters to Unicode, so no earlier step drops them.
+fn is_word_mark(c: char) -> bool {
+    matches!(c, '\u{0E46}' | '\u{0EC6}' | '\u{17D7}' | '\u{0E2F}' | '\u{0EAF}')
 }
 
 /// Step 4: consecutive CJK tokens (adjacent in the text) become overlapping bigrams, and with
-/// `unigrams` each character alone too, before its pairs; a lone CJK token stays as it is.
-/// Positions are renumbered in order.
-pub(super) fn bigrams(tokens: Vec<Token>, unigrams: bool) -> Vec<Token> {
+/// `unigrams` each character alone too, just before the pair it begins (so tokens stay in the
+/// text's order, which the highlighter's fragments rely on); a lone CJK token stays as it is.
+/// Positions are renumbered in order. A character's offsets are its own where its segment is
+/// in `text` as written (a Hangul or kana word unchanged by step 1), else its segment's.
+pub(super) fn bigrams(tokens: Vec<Token>, unigrams: bool, text: &str) -> Vec<Token> {
     let cjk = |t: &Token| t.text.chars().all(is_cjk) && !t.text.is_empty();
     let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
     let mut run: Vec<Token> = Vec::new();
     let flush = |run: &mut Vec<Token>, out: &mut Vec<Token>| {
         // Each segment of a run may itself hold several characters (Katakana, Hangul words).
-        let chars: Vec<(char, usize, usize)> =
-            run.iter().flat_map(|t| t.text.chars().map(move |c| (c, t.offset_from, t.offset_to))).collect();
+        let mut chars: Vec<(char, usize, usize)> = Vec::new();
+        for t in run.iter() {
+            let written = text.get(t.offset_from..t.offset_to) == Some(t.text.as_str());
+            for (at, c) in t.text.char_indices() {
+                chars.push(match written {
+                    true => (c, t.offset_from + at, t.offset_from + at + c.len_utf8()),
+                    false => (c, t.offset_from, t.offset_to),
+                });
+            }
+        }
         if chars.len() == 1 {
             out.push(Token { position: out.len(), ..run[0].clone() });
         } else {
-            if unigrams {
-                for &(c, from, to) in &chars {
+            for (i, &(c, from, to)) in chars.iter().enumerate() {
+                if unigrams {
                     let (position, text) = (out.len(), c.to_string());
                     out.push(Token { offset_from: from, offset_to: to, position, text, position_length: 1 });
                 }
-            }
-            for pair in chars.windows(2) {
-                out.push(Token {
-                    offset_from: pair[0].1,
-                    offset_to: pair[1].2,
-                    position: out.len(),
-                    text: [pair[0].0, pair[1].0].iter().collect(),
-                    position_length: 1,
-                });
+                if let Some(&(next, _, next_to)) = chars.get(i + 1) {
+                    out.push(Token {
+                        offset_from: from,
+                        offset_to: next_to,
+                        position: out.len(),
+                        text: [c, next].iter().collect(),
+                        position_length: 1,
+                    });
+                }
             }
         }
         run.clear();
@@ -105,7 +145,7 @@ mod tests {
 
     #[test]
     fn cjk_characters_are_indexed_alone_too_and_queries_read_pairs() {
-        assert_eq!(terms("轻量级帐篷"), ["轻", "量", "级", "帐", "篷", "轻量", "量级", "级帐", "帐篷"]);
+        assert_eq!(terms("轻量级帐篷"), ["轻", "轻量", "量", "量级", "级", "级帐", "帐", "帐篷", "篷"]);
         assert_eq!(query_terms("轻量级帐篷"), ["轻量", "量级", "级帐", "帐篷"], "pairs only");
         // A query of one character meets every run holding it (it met none before).
         assert_eq!(query_terms("鞋"), ["鞋"]);
@@ -114,6 +154,17 @@ mod tests {
         assert_eq!(query_terms("책"), ["책"]);
         assert!(terms("책을 읽다").contains(&"책".to_string()));
         assert_eq!(terms("帐"), ["帐"], "a lone character once");
+        // In the text's order, each character with its own offsets where the text holds it as
+        // written (the highlighter marks "책" of "책을", not the whole word).
+        let text = "운동화 책을 ｶﾞ";
+        let (tokens, _) = analyze(text, Revision::default());
+        let marked: Vec<(&str, &str)> =
+            tokens.iter().map(|t| (t.text.as_str(), &text[t.offset_from..t.offset_to])).collect();
+        assert_eq!(marked[..5], [("운", "운"), ("운동", "운동"), ("동", "동"), ("동화", "동화"), ("화", "화")]);
+        assert_eq!(marked[5..8], [("책", "책"), ("책을", "책을"), ("을", "을")]);
+        // Half-width kana, which step 1 rewrites: the segment's offsets.
+        assert_eq!(marked[8..], [("ガ", "ｶﾞ")]);
+        assert!(tokens.windows(2).all(|w| w[0].offset_from <= w[1].offset_from), "{tokens:?}");
         // Earlier revisions read items and queries alike, by pairs.
         let (tokens, _) = analyze("轻量级帐篷", Revision::FoldedLetters);
         assert_eq!(tokens.len(), 4);
@@ -138,6 +189,18 @@ mod tests {
         let words: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(words, ["msr", "เต็นท์", "2", "คน"]);
         assert_eq!(&"MSR เต็นท์, 2 คน"[tokens[1].offset_from..tokens[1].offset_to], "เต็นท์");
+        // Zero-width spaces inside a run are not read: the dictionary cuts the run.
+        assert_eq!(terms("ស្បែក\u{200B}ជើង"), terms("ស្បែកជើង"));
+        let text = "กาแฟ\u{200B}สด ok";
+        let (tokens, _) = analyze(text, Revision::default());
+        let marked: Vec<&str> = tokens.iter().map(|t| &text[t.offset_from..t.offset_to]).collect();
+        assert_eq!(marked, ["กาแฟ\u{200B}", "สด", "ok"]);
+        // Repetition and abbreviation marks are no part of a word; punctuation is no word.
+        assert_eq!(terms("ต่างๆ"), terms("ต่าง"));
+        assert_eq!(terms("กรุงเทพฯ"), terms("กรุงเทพ"));
+        assert!(terms("ๆ ฯ").is_empty());
+        // Thai digits are digits: "๒๕๖๗" is the year 2567.
+        assert_eq!(terms("รุ่นปี ๒๕๖๗"), [terms("รุ่นปี"), vec!["2567".to_string()]].concat());
         // Earlier revisions keep their letter-by-letter terms.
         let (old, _) = analyze("กาแฟ", Revision::FoldedLetters);
         assert_eq!(old.len(), 4);

@@ -488,6 +488,11 @@ mod tests {
         let thai = [("cafe", "ร้านกาแฟสด"), ("trousers", "แฟชั่นกางเกง")];
         assert_eq!(hits(&english, &thai, "กาแฟ"), ["cafe"]);
         assert_eq!(hits(&english, &thai, "กางเกง"), ["trousers"]);
+        // Digits of any script are the numbers typed in ASCII.
+        let sizes = [("tv", "ทีวี ๕๕ นิ้ว"), ("year", "รุ่นปี ๒๕๖๗"), ("mug", "كوب ٣٥٠ مل")];
+        for (query, id) in [("55", "tv"), ("2567", "year"), ("350", "mug"), ("٥٥", "tv")] {
+            assert_eq!(hits(&english, &sizes, query), [id], "{query}");
+        }
         // One character finds the runs holding it; two find only their pair.
         let cjk = [("shoes", "运动鞋"), ("mug", "咖啡杯"), ("book", "책을 읽는 사람"), ("lamp", "조명")];
         assert_eq!(hits(&english, &cjk, "鞋"), ["shoes"]);
