@@ -201,6 +201,14 @@ impl Runtime {
         Ok(self.embed_query_keeping(query, None)?.0)
     }
 
+    /// Whether the embedding model reads any of `query` ([`Embedder::reads`]).
+    ///
+    /// # Errors
+    /// Tokenization failing.
+    pub fn reads(&self, query: &str) -> Result<bool> {
+        self.embedder.reads(query)
+    }
+
     /// [`Runtime::embed_query`], also keeping the query's states after the model's first
     /// `layers` layers when the query is embedded here and now ([`Embedder::embed_with_states`],
     /// for a reranker that starts from them). `None` for the states where the vector came from

@@ -77,3 +77,19 @@ fn int8_and_w8a8_embeddings_stay_within_the_issue_bound_of_f32_and_the_goldens()
         assert!(outputs[0].iter().zip(&outputs[1]).any(|(a, b)| cosine(a, b) < 1.0 - 1e-6), "w8a8 ran as int8");
     }
 }
+
+/// A text whose every word piece is `[UNK]` embeds to one vector whatever it says: the model
+/// does not read it, and a search with such a query gets no dense list.
+#[test]
+fn the_model_reads_a_text_unless_every_word_piece_of_it_is_unknown() {
+    let embedder = Embedder::load(&hyrank_tests::embedder_settings()).unwrap();
+    for unread in ["กาแฟ", "鞋", "ស្បែកជើង", "ສະບາຍດີ", "กาแฟ 鞋"] {
+        assert!(!embedder.reads(unread).unwrap(), "{unread}");
+    }
+    for read in ["tent", "iPhone เคส", "コーヒー", "кофе", "!!!", "登山鞋"] {
+        assert!(embedder.reads(read).unwrap(), "{read}");
+    }
+    // What the rule stands on: two unread texts of as many pieces embed alike.
+    let (a, b) = (embedder.embed("กาแฟ").unwrap(), embedder.embed("鞋").unwrap());
+    assert!(cosine(&a, &b) > 0.9999, "{}", cosine(&a, &b));
+}

@@ -32,3 +32,19 @@ async fn hits_carry_the_query_s_words_marked_when_asked() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["hits"].as_array().unwrap().iter().all(|h| h.get("highlights").is_none()), "{body}");
 }
+
+/// A query the model reads none of (every word piece unknown to its vocabulary) has no dense
+/// list: an English catalog answers a Thai query with BM25's hits alone, here none, and says
+/// why, where it used to return the dense list's nearest items to a meaningless vector.
+#[actix_web::test]
+async fn a_query_the_model_cannot_read_gets_no_dense_list_and_a_note() {
+    let (status, body) = post("/v1/search", json!({"query": "กาแฟ", "k": 5})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hits"].as_array().unwrap().len(), 0, "{body}");
+    assert!(body["notes"][0].as_str().unwrap().contains("reads none of the query"), "{body}");
+    assert_eq!(body["timings"]["embed_ms"], 0.0, "no encode: {body}");
+    // A query it reads, however strange, keeps its dense list and has no note.
+    let (_, body) = post("/v1/search", json!({"query": "tent กาแฟ", "k": 5})).await;
+    assert!(!body["hits"].as_array().unwrap().is_empty(), "{body}");
+    assert!(body.get("notes").is_none(), "{body}");
+}

@@ -22,7 +22,14 @@ struct FirstStage<'a> {
     /// The query's states after the reranker's query layers, kept from the pass that embedded
     /// it, when it was embedded here and the rerank stage reads them.
     query_states: Option<Arc<QueryStates>>,
+    /// The dense list was asked for and left empty: the model reads none of the query.
+    unread: bool,
 }
+
+/// What a response says when its dense list is empty because the model cannot read the query.
+pub(crate) const UNREAD_NOTE: &str = "dense: the embedding model reads none of the query (every word piece of it is \
+     unknown to its vocabulary, as Thai, Lao, Khmer and Myanmar and most Chinese are to all-MiniLM-L6-v2), so its \
+     vector would be the same whatever the query says; the dense list is left empty";
 
 impl Engine {
     /// Runs a search.
@@ -48,7 +55,7 @@ impl Engine {
             crate::sort::unranked(request.rerank.as_ref())?
         };
         let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
-        let FirstStage { query, user, mut fused, query_states } =
+        let FirstStage { query, user, mut fused, query_states, unread } =
             self.search_first_stage(request, candidates, query_layers, &mut timings)?;
         self.sort(&request.sort, &mut fused, &mut timings)?;
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
@@ -80,7 +87,11 @@ impl Engine {
             }
         }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
-        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
+        let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
+        if unread {
+            results.notes.insert(0, UNREAD_NOTE.to_string());
+        }
+        Ok(results)
     }
 
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
@@ -143,10 +154,17 @@ impl Engine {
         let mean = self.floor_mean(&request.fusion, &live_items);
         let bm25 =
             |query: &'a str| Retriever::Bm25 { index: &self.lexical, query, params: Some(self.bm25_params(request)) };
+        // A query the model reads none of would embed to the same vector as any other such
+        // query: no dense evidence, so no encode and an empty dense list (BM25 and CF decide).
+        let dense = kinds.contains(&RetrieverKind::Dense);
+        let unread = match (dense, query) {
+            (true, Some(query)) => !self.runtime.reads(query)?,
+            _ => false,
+        };
         // BM25 does not need the query's vector: when both run, it runs beside the encode
         // (timed on its own; the two overlap in `total_ms`).
         let mut early_bm25 = None;
-        let vector = match (kinds.contains(&RetrieverKind::Dense), query) {
+        let vector = match (dense && !unread, query) {
             (true, Some(query)) => {
                 let encode = || {
                     let t = Instant::now();
@@ -206,6 +224,6 @@ impl Engine {
             retrievers.push((retriever, request.weights.of(kind)));
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, timings)?;
-        Ok(FirstStage { query, user, fused, query_states })
+        Ok(FirstStage { query, user, fused, query_states, unread })
     }
 }

@@ -87,7 +87,8 @@ pub struct Results {
     /// Where the time went.
     pub timings: Timings,
     /// What the request should know about its answer: a filter value no item has (with the
-    /// field's close values), which is why a list can be short or empty. Absent when empty.
+    /// field's close values), which is why a list can be short or empty; a search whose query
+    /// the embedding model reads none of, whose dense list is then empty. Absent when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// Per field a search's `facets` named, its values over the ranked list's `total` hits.
