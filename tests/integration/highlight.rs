@@ -43,6 +43,15 @@ async fn a_query_the_model_cannot_read_gets_no_dense_list_and_a_note() {
     assert_eq!(body["hits"].as_array().unwrap().len(), 0, "{body}");
     assert!(body["notes"][0].as_str().unwrap().contains("reads none of the query"), "{body}");
     assert_eq!(body["timings"]["embed_ms"], 0.0, "no encode: {body}");
+    // The reranker reads the query through the same vocabulary: asked for, it is not run, and
+    // says so; in bm25 mode that is the only note.
+    let (_, body) = post("/v1/search", json!({"query": "กาแฟ", "k": 5, "rerank": {"enabled": true}})).await;
+    assert!(body["notes"][1].as_str().unwrap().starts_with("rerank: not run"), "{body}");
+    let body = json!({"query": "กาแฟ", "mode": "bm25", "k": 5, "rerank": {"enabled": true}});
+    let (status, body) = post("/v1/search", body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["notes"].as_array().unwrap().len(), 1, "{body}");
+    assert!(body["notes"][0].as_str().unwrap().starts_with("rerank: not run"), "{body}");
     // A query it reads, however strange, keeps its dense list and has no note.
     let (_, body) = post("/v1/search", json!({"query": "tent กาแฟ", "k": 5})).await;
     assert!(!body["hits"].as_array().unwrap().is_empty(), "{body}");

@@ -22,14 +22,21 @@ struct FirstStage<'a> {
     /// The query's states after the reranker's query layers, kept from the pass that embedded
     /// it, when it was embedded here and the rerank stage reads them.
     query_states: Option<Arc<QueryStates>>,
-    /// The dense list was asked for and left empty: the model reads none of the query.
+    /// The model reads none of the query.
     unread: bool,
+    /// The dense list was asked for and left empty, since the model reads none of the query.
+    unread_dense: bool,
 }
 
 /// What a response says when its dense list is empty because the model cannot read the query.
 pub(crate) const UNREAD_NOTE: &str = "dense: the embedding model reads none of the query (every word piece of it is \
      unknown to its vocabulary, as Thai, Lao, Khmer and Myanmar and most Chinese are to all-MiniLM-L6-v2), so its \
      vector would be the same whatever the query says; the dense list is left empty";
+
+/// What a response says when it was to be reranked and the model cannot read the query.
+pub(crate) const UNREAD_RERANK_NOTE: &str =
+    "rerank: not run, for the same reason: the reranker reads the query through the same vocabulary, and would \
+     order the hits by the items alone; the fused order stands";
 
 impl Engine {
     /// Runs a search.
@@ -55,9 +62,13 @@ impl Engine {
             crate::sort::unranked(request.rerank.as_ref())?
         };
         let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
-        let FirstStage { query, user, mut fused, query_states, unread } =
-            self.search_first_stage(request, candidates, query_layers, &mut timings)?;
+        let FirstStage { query, user, mut fused, query_states, unread, unread_dense } =
+            self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings)?;
         self.sort(&request.sort, &mut fused, &mut timings)?;
+        // The reranker reads the query through the same vocabulary: one it reads none of would
+        // reorder the fused list by the items alone.
+        let unread_rerank = unread && plan.is_some();
+        let plan = plan.filter(|_| !unread);
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
         let highlighter = query.filter(|_| request.highlight).map(|q| self.lexical.highlighter(q)).transpose()?;
         let mut hits = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), &mut timings)?;
@@ -88,8 +99,9 @@ impl Engine {
         }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
-        if unread {
-            results.notes.insert(0, UNREAD_NOTE.to_string());
+        let notes = [(unread_dense, UNREAD_NOTE), (unread_rerank, UNREAD_RERANK_NOTE)];
+        for (at, note) in notes.into_iter().filter(|n| n.0).map(|n| n.1).enumerate() {
+            results.notes.insert(at, note.to_string());
         }
         Ok(results)
     }
@@ -99,7 +111,7 @@ impl Engine {
     pub fn candidates(&self, request: &SearchRequest, depth: usize) -> Result<Vec<Candidate>> {
         let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
-        let first = self.search_first_stage(request, candidates, None, &mut Timings::default())?;
+        let first = self.search_first_stage(request, candidates, None, false, &mut Timings::default())?;
         self.candidates_of(&first.fused, depth)
     }
 
@@ -136,12 +148,14 @@ impl Engine {
     /// Checks (after the caller's `check_page`, which gives `candidates`) a search's retrievers
     /// against what it gives (query, user), encodes the query
     /// (keeping its states after the first `query_layers` layers, for the rerank stage, when
-    /// given), then runs the retrievers and fuses their lists.
+    /// given), then runs the retrievers and fuses their lists. Whether the model reads the
+    /// query is asked when the dense list or, with `reranks`, the reranker would read it.
     fn search_first_stage<'a>(
         &self,
         request: &'a SearchRequest,
         candidates: usize,
         query_layers: Option<usize>,
+        reranks: bool,
         timings: &mut Timings,
     ) -> Result<FirstStage<'a>> {
         // Checked whatever the mode, so that `explain` never turns a served request into a 400.
@@ -157,7 +171,7 @@ impl Engine {
         // A query the model reads none of would embed to the same vector as any other such
         // query: no dense evidence, so no encode and an empty dense list (BM25 and CF decide).
         let dense = kinds.contains(&RetrieverKind::Dense);
-        let unread = match (dense, query) {
+        let unread = match (dense || reranks, query) {
             (true, Some(query)) => !self.runtime.reads(query)?,
             _ => false,
         };
@@ -224,6 +238,6 @@ impl Engine {
             retrievers.push((retriever, request.weights.of(kind)));
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, timings)?;
-        Ok(FirstStage { query, user, fused, query_states, unread })
+        Ok(FirstStage { query, user, fused, query_states, unread, unread_dense: unread && dense })
     }
 }
