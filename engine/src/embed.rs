@@ -344,19 +344,22 @@ impl Embedder {
         self.batch_size
     }
 
-    /// Whether the model's vocabulary reads any of `text`: false when every word piece of it is
-    /// the unknown piece (`[UNK]`), as all of Thai, Lao, Khmer and Myanmar and most of
-    /// simplified Chinese are to all-MiniLM-L6-v2's English vocabulary. Such a text embeds to
-    /// one vector whatever it says (only how many pieces it has changes it), so a search for it
-    /// has no dense evidence. True for a tokenizer without a `[UNK]` piece.
+    /// Whether the model's vocabulary reads any of `text`: false when every word piece of it
+    /// is the unknown piece (`[UNK]`) or punctuation, as all of Thai, Lao, Khmer and Myanmar
+    /// and most of simplified Chinese are to all-MiniLM-L6-v2's English vocabulary ("กาแฟ!"
+    /// included). Such a text embeds to one vector whatever it says (only how many pieces it
+    /// has, and its punctuation, change it), so a search for it has no dense evidence. A
+    /// number is read ("กาแฟ 100"). True for a tokenizer without a `[UNK]` piece.
     ///
     /// # Errors
     /// Tokenization failing.
     pub fn reads(&self, text: &str) -> Result<bool> {
         let Some(unknown) = self.tokenizer.token_to_id("[UNK]") else { return Ok(true) };
         let encoding = self.tokenizer.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let pieces = encoding.get_ids().iter().zip(encoding.get_attention_mask());
-        Ok(pieces.filter(|&(_, &mask)| mask == 1).any(|(&id, _)| id != unknown))
+        let pieces = encoding.get_ids().iter().zip(encoding.get_tokens()).zip(encoding.get_attention_mask());
+        Ok(pieces
+            .filter(|&(_, &mask)| mask == 1)
+            .any(|((&id, piece), _)| id != unknown && piece.chars().any(char::is_alphanumeric)))
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {

@@ -2,6 +2,7 @@
 //! Myanmar runs cut into words by dictionary, CJK runs paired (see the module above).
 
 use tantivy::tokenizer::Token;
+use unicode_segmentation::UnicodeSegmentation;
 
 use super::chars::{is_cjk, is_complex_context, normalize};
 use super::{push_cut, Revision, MAX_TOKEN_CHARS};
@@ -23,28 +24,49 @@ pub(super) fn push_words(
     revision: Revision,
     dotted_i: bool,
 ) -> usize {
-    static SEGMENTER: std::sync::LazyLock<icu_segmenter::WordSegmenterBorrowed<'static>> =
-        std::sync::LazyLock::new(|| icu_segmenter::WordSegmenter::new_dictionary(Default::default()));
     // The dictionary reads the run without its zero-width spaces, which writers of Khmer and
     // Thai put between some words and not others: "ស្បែក\u{200B}ជើង" is cut as "ស្បែកជើង" (shoe),
-    // which a query typed without them is. `at[i]` is where byte `i` of `clean` is in the run.
-    let (mut clean, mut at) = (String::with_capacity(run.1 - run.0), Vec::with_capacity(run.1 - run.0 + 1));
-    for (i, c) in text[run.0..run.1].char_indices().filter(|&(_, c)| c != ZERO_WIDTH_SPACE) {
-        clean.push(c);
-        at.extend((0..c.len_utf8()).map(|k| run.0 + i + k));
+    // which a query typed without them is. Where the run has some, the pieces between them are
+    // cut too, so the writer's own breaks still find "ជើង".
+    let mut words = dictionary_words(text, run);
+    if text[run.0..run.1].contains(ZERO_WIDTH_SPACE) {
+        let mut from = run.0;
+        for (at, _) in text[run.0..run.1].match_indices(ZERO_WIDTH_SPACE).chain([(run.1 - run.0, "")]) {
+            for word in dictionary_words(text, (from, run.0 + at)) {
+                if !words.contains(&word) {
+                    words.push(word);
+                }
+            }
+            from = run.0 + at + ZERO_WIDTH_SPACE.len_utf8();
+        }
+        words.sort_by_key(|&(from, to)| (from, to));
     }
-    at.push(run.1);
-    let breaks: Vec<usize> = SEGMENTER.segment_str(&clean).collect();
     let mut long = 0;
-    for pair in breaks.windows(2) {
-        let word = normalize(&clean[pair[0]..pair[1]], revision, dotted_i);
+    for (from, to) in words {
+        let word = normalize(&text[from..to], revision, dotted_i).replace(ZERO_WIDTH_SPACE, "");
         let chars: Vec<char> = word.trim_end_matches(is_word_mark).chars().collect();
         if chars.iter().any(|c| c.is_alphanumeric()) {
             long += usize::from(chars.len() > MAX_TOKEN_CHARS);
-            push_cut(out, at[pair[0]], at[pair[1]], &chars);
+            push_cut(out, from, to, &chars);
         }
     }
     long
+}
+
+/// The words ICU's dictionary cuts `text[range.0..range.1]` into, read without its zero-width
+/// spaces, as byte ranges of `text` (a word's range ends at its last character, not at a
+/// zero-width space after it).
+fn dictionary_words(text: &str, range: (usize, usize)) -> Vec<(usize, usize)> {
+    static SEGMENTER: std::sync::LazyLock<icu_segmenter::WordSegmenterBorrowed<'static>> =
+        std::sync::LazyLock::new(|| icu_segmenter::WordSegmenter::new_dictionary(Default::default()));
+    // `at[i]` is where byte `i` of `clean` is in `text`.
+    let (mut clean, mut at) = (String::with_capacity(range.1 - range.0), Vec::with_capacity(range.1 - range.0));
+    for (i, c) in text[range.0..range.1].char_indices().filter(|&(_, c)| c != ZERO_WIDTH_SPACE) {
+        clean.push(c);
+        at.extend((0..c.len_utf8()).map(|k| range.0 + i + k));
+    }
+    let breaks: Vec<usize> = SEGMENTER.segment_str(&clean).collect();
+    breaks.windows(2).filter(|pair| pair[1] > pair[0]).map(|pair| (at[pair[0]], at[pair[1] - 1] + 1)).collect()
 }
 
 /// U+200B, which separates words without showing a space.
@@ -60,8 +82,8 @@ fn is_word_mark(c: char) -> bool {
 /// Step 4: consecutive CJK tokens (adjacent in the text) become overlapping bigrams, and with
 /// `unigrams` each character alone too, just before the pair it begins (so tokens stay in the
 /// text's order, which the highlighter's fragments rely on); a lone CJK token stays as it is.
-/// Positions are renumbered in order. A character's offsets are its own where its segment is
-/// in `text` as written (a Hangul or kana word unchanged by step 1), else its segment's.
+/// Positions are renumbered in order. A character's offsets are its grapheme's in `text` where
+/// the segment has one grapheme per character of the term, else the segment's.
 pub(super) fn bigrams(tokens: Vec<Token>, unigrams: bool, text: &str) -> Vec<Token> {
     let cjk = |t: &Token| t.text.chars().all(is_cjk) && !t.text.is_empty();
     let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
@@ -70,10 +92,15 @@ pub(super) fn bigrams(tokens: Vec<Token>, unigrams: bool, text: &str) -> Vec<Tok
         // Each segment of a run may itself hold several characters (Katakana, Hangul words).
         let mut chars: Vec<(char, usize, usize)> = Vec::new();
         for t in run.iter() {
-            let written = text.get(t.offset_from..t.offset_to) == Some(t.text.as_str());
-            for (at, c) in t.text.char_indices() {
-                chars.push(match written {
-                    true => (c, t.offset_from + at, t.offset_from + at + c.len_utf8()),
+            // Character i of the term is grapheme i of the text where their counts agree (text
+            // as written, decomposed Hangul, half-width kana); else the segment is one unit (an
+            // emoji with its modifier, a part of a longer word).
+            let written = text.get(t.offset_from..t.offset_to).unwrap_or_default();
+            let graphemes: Vec<(usize, &str)> = written.grapheme_indices(true).collect();
+            let apart = graphemes.len() == t.text.chars().count();
+            for (i, c) in t.text.chars().enumerate() {
+                chars.push(match apart {
+                    true => (c, t.offset_from + graphemes[i].0, t.offset_from + graphemes[i].0 + graphemes[i].1.len()),
                     false => (c, t.offset_from, t.offset_to),
                 });
             }
@@ -162,8 +189,19 @@ mod tests {
             tokens.iter().map(|t| (t.text.as_str(), &text[t.offset_from..t.offset_to])).collect();
         assert_eq!(marked[..5], [("운", "운"), ("운동", "운동"), ("동", "동"), ("동화", "동화"), ("화", "화")]);
         assert_eq!(marked[5..8], [("책", "책"), ("책을", "책을"), ("을", "을")]);
-        // Half-width kana, which step 1 rewrites: the segment's offsets.
+        // Half-width kana and decomposed Hangul, which step 1 rewrites: grapheme by grapheme.
         assert_eq!(marked[8..], [("ガ", "ｶﾞ")]);
+        let text = "ｺｰﾋｰ \u{1100}\u{1161}\u{11A8}\u{110B}\u{1173}\u{11AF}";
+        let (tokens, _) = analyze(text, Revision::default());
+        let marked: Vec<(&str, &str)> =
+            tokens.iter().map(|t| (t.text.as_str(), &text[t.offset_from..t.offset_to])).collect();
+        assert_eq!(marked[0], ("コ", "ｺ"));
+        assert_eq!(marked[2], ("ー", "ｰ"));
+        assert_eq!(marked[7], ("각", "\u{1100}\u{1161}\u{11A8}"));
+        // An emoji with its skin tone is one grapheme of two characters: never cut apart.
+        let text = "👍🏽";
+        let (tokens, _) = analyze(text, Revision::default());
+        assert!(tokens.iter().all(|t| (t.offset_from, t.offset_to) == (0, text.len())), "{tokens:?}");
         assert!(tokens.windows(2).all(|w| w[0].offset_from <= w[1].offset_from), "{tokens:?}");
         // Earlier revisions read items and queries alike, by pairs.
         let (tokens, _) = analyze("轻量级帐篷", Revision::FoldedLetters);
@@ -190,11 +228,15 @@ mod tests {
         assert_eq!(words, ["msr", "เต็นท์", "2", "คน"]);
         assert_eq!(&"MSR เต็นท์, 2 คน"[tokens[1].offset_from..tokens[1].offset_to], "เต็นท์");
         // Zero-width spaces inside a run are not read: the dictionary cuts the run.
-        assert_eq!(terms("ស្បែក\u{200B}ជើង"), terms("ស្បែកជើង"));
+        assert_eq!(terms("ស្បែក\u{200B}ជើង"), ["ស្បែក", "ស្បែកជើង", "ជើង"]);
+        assert_eq!(query_terms("ស្បែកជើង"), ["ស្បែកជើង"]);
         let text = "กาแฟ\u{200B}สด ok";
         let (tokens, _) = analyze(text, Revision::default());
         let marked: Vec<&str> = tokens.iter().map(|t| &text[t.offset_from..t.offset_to]).collect();
-        assert_eq!(marked, ["กาแฟ\u{200B}", "สด", "ok"]);
+        assert_eq!(marked, ["กาแฟ", "สด", "ok"]);
+        // The writer's own break still finds the word after it, and the whole word is found.
+        let khmer = terms("ស្បែក\u{200B}ជើង");
+        assert!(terms("ជើង").iter().all(|t| khmer.contains(t)), "{khmer:?}");
         // Repetition and abbreviation marks are no part of a word; punctuation is no word.
         assert_eq!(terms("ต่างๆ"), terms("ต่าง"));
         assert_eq!(terms("กรุงเทพฯ"), terms("กรุงเทพ"));
