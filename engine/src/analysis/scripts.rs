@@ -32,14 +32,12 @@ pub(super) fn push_words(
     if text[run.0..run.1].contains(ZERO_WIDTH_SPACE) {
         let mut from = run.0;
         for (at, _) in text[run.0..run.1].match_indices(ZERO_WIDTH_SPACE).chain([(run.1 - run.0, "")]) {
-            for word in dictionary_words(text, (from, run.0 + at)) {
-                if !words.contains(&word) {
-                    words.push(word);
-                }
-            }
+            words.extend(dictionary_words(text, (from, run.0 + at)));
             from = run.0 + at + ZERO_WIDTH_SPACE.len_utf8();
         }
-        words.sort_by_key(|&(from, to)| (from, to));
+        // In the text's order, a word both cuts found once.
+        words.sort_unstable();
+        words.dedup();
     }
     let mut long = 0;
     for (from, to) in words {
