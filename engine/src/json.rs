@@ -136,7 +136,7 @@ pub fn positive_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
 ///
 /// # Errors
 /// As [`count`], and `null`.
-pub fn present_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+pub fn present_positive_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
     positive_count(deserializer).map(Some)
 }
 
@@ -144,7 +144,7 @@ pub fn present_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
 ///
 /// # Errors
 /// As [`count`].
-pub fn optional_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+pub fn optional_positive_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
     /// A count as a value of its own, so that `Option`'s reading of `null` applies.
     struct Count(usize);
     impl<'de> Deserialize<'de> for Count {

@@ -232,7 +232,7 @@ pub struct RerankOptions {
     /// How many fused candidates the reranker reads (`k` when larger; past them the list goes
     /// on in fused order, whatever the page's `offset`): by default the depth the
     /// trained reranker was validated at, else 20.
-    #[serde(default, deserialize_with = "crate::json::optional_count")]
+    #[serde(default, deserialize_with = "crate::json::optional_positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub depth: Option<usize>,
     /// Weight of the late-interaction score in the final score; the trained reranker's
@@ -310,7 +310,7 @@ pub struct SearchRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
     /// the page, and is refused). Absent: 100, or `k` when larger.
-    #[serde(default, deserialize_with = "crate::json::present_count")]
+    #[serde(default, deserialize_with = "crate::json::present_positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
     /// Rerank the top of the fused list. Absent: the generation's trained reranker when its

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tantivy::collector::{FilterCollector, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::tokenizer::TokenStream;
+use tantivy::tokenizer::{TextAnalyzer, TokenStream};
 use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, Term};
 
 use crate::analysis::Revision;
@@ -101,6 +101,9 @@ pub struct LexicalIndex {
     /// Per searched field, for catalog fields only: how many of the generation's items hold it
     /// (counted once, at open), for its average length.
     field_docs: Vec<Option<u64>>,
+    /// Per searched field, the analyzer queries are read with (`analyzers::search_analyzer`),
+    /// looked up once, at open.
+    search_analyzers: Vec<TextAnalyzer>,
     /// Items written live since the build ([`LexicalIndex::add_live`]): a tantivy index in
     /// memory beside the generation's, which stays immutable on disk.
     live: std::sync::Mutex<Option<LiveSegment>>,
@@ -151,11 +154,12 @@ impl LexicalIndex {
         let fields = schema::fields_of(&index.schema(), &settings, dir)?;
         // A generation built by a newer hyrank may name an analyzer this build does not have:
         // refused here, not at its first query.
+        let mut search_analyzers = Vec::with_capacity(fields.searched.len());
         for field in fields.searched.iter().map(|s| s.field) {
-            index.tokenizer_for_field(field).map_err(|e| Error::BadIndex {
+            search_analyzers.push(analyzers::search_analyzer(&index, field).map_err(|e| Error::BadIndex {
                 path: dir.to_path_buf(),
                 reason: format!("its analyzer is unknown to this build of hyrank (built by a newer version?): {e}"),
-            })?;
+            })?);
         }
         // The analyzer each searched field was indexed by, as the schema names it; fields that
         // share one are a group, whose terms a query is analysed into once.
@@ -196,7 +200,8 @@ impl LexicalIndex {
                 Some(segments.iter().map(|s| bm25::docs_holding(s, searched.field)).sum::<Result<u64>>()?)
             });
         }
-        Ok(LexicalIndex { index, reader, fields, settings, groups, field_docs, live: std::sync::Mutex::new(None) })
+        let live = std::sync::Mutex::new(None);
+        Ok(LexicalIndex { index, reader, fields, settings, groups, field_docs, search_analyzers, live })
     }
 
     /// The query's terms after the text's analysis, in order, repeats kept (each counts, as
@@ -206,10 +211,13 @@ impl LexicalIndex {
         self.tokens_of(self.fields.text(), text)
     }
 
-    /// The query's terms after `field`'s search analyzer ([`analyzers::search_analyzer`]), as
-    /// [`LexicalIndex::tokens`].
+    /// The query's terms after `field`'s search analyzer ([`analyzers::search_analyzer`], looked
+    /// up at open), as [`LexicalIndex::tokens`].
     fn tokens_of(&self, field: Field, text: &str) -> Result<Vec<String>> {
-        let mut analyzer = analyzers::search_analyzer(&self.index, field)?;
+        // Every caller reads a searched field (the title, the text, a group's first field).
+        let searched = self.fields.searched.iter().position(|s| s.field == field);
+        let searched = searched.ok_or_else(|| Error::invalid("field", "queries are read only into searched fields"))?;
+        let mut analyzer = self.search_analyzers[searched].clone();
         let mut stream = analyzer.token_stream(text);
         let mut tokens = Vec::new();
         while stream.advance() {

@@ -80,7 +80,7 @@ pub struct RecommendRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
     /// the page, and is refused). Absent: 100, or `k` when larger.
-    #[serde(default, deserialize_with = "crate::json::present_count")]
+    #[serde(default, deserialize_with = "crate::json::present_positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
     /// How many recent history items form the content profile.

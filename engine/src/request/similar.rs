@@ -38,7 +38,7 @@ pub struct SimilarRequest {
     pub weights: Weights,
     /// Candidates each retriever returns before fusion, at least `k` (fewer could not fill
     /// the page, and is refused). Absent: 100, or `k` when larger.
-    #[serde(default, deserialize_with = "crate::json::present_count")]
+    #[serde(default, deserialize_with = "crate::json::present_positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
     /// As a search's `facets`, over this ranked list.
