@@ -223,6 +223,19 @@ test("facets count the ranked list, a value filters on a click, and pages follow
   await tab.click('#facets .facet[data-field="category"] button[data-value="tents"]');
   await tab.waitForFunction(() => document.querySelector("#config-main [name=filters]").value === "");
   await tab.waitForFunction(() => document.querySelectorAll('#facets .facet[data-field="category"] button').length > 1);
+  // Filters typed in a box that holds no JSON: a click says so and keeps the text.
+  await tab.fill("#config-main [name=filters]", '{"brand": "Kestrel"');
+  await tab.click('#facets .facet[data-field="category"] button[data-value="tents"]');
+  await tab.waitForFunction(() => /^filters: not JSON/.test(document.querySelector("#search-error").textContent));
+  assert.equal(await tab.inputValue("#config-main [name=filters]"), '{"brand": "Kestrel"');
+  // Bad JSON in the exclude box is not the filters': the click adds to what was typed, and the
+  // search names the exclude box.
+  await tab.fill("#config-main [name=filters]", '{"brand": "Kestrel"}');
+  await tab.fill("#config-main [name=exclude]", "[oops");
+  await tab.click('#facets .facet[data-field="category"] button[data-value="tents"]');
+  await tab.waitForFunction(() => /^exclude: not JSON/.test(document.querySelector("#search-error").textContent));
+  assert.equal(await tab.inputValue("#config-main [name=filters]"), '{"brand":"Kestrel","category":"tents"}');
+  await tab.fill("#config-main [name=exclude]", "");
   // A link past the end: "previous" goes to the last page.
   await tab.goto(`${base}/ui?tab=search&query=tent&mode=bm25&k=5&offset=500`);
   await tab.waitForFunction(() => /^none of \d+/.test(document.querySelector("#search-meta").textContent));
