@@ -138,15 +138,14 @@ impl FieldType {
     pub fn coerce(self, value: &FieldValue) -> Result<FieldValue, String> {
         let number = |text: &str| text.trim().parse::<f64>().ok().filter(|f| f.is_finite());
         let converted = match (self, value) {
-            (FieldType::Number, FieldValue::Number(_))
-            | (FieldType::Text, FieldValue::Text(_))
-            | (FieldType::List, FieldValue::List(_)) => Some(value.clone()),
-            (FieldType::Number, FieldValue::Text(text)) => number(text).map(FieldValue::Number),
-            (FieldType::Text, FieldValue::Number(n)) => Some(FieldValue::Text(format!("{n}"))),
+            (FieldType::Number, FieldValue::Number(n)) => Some(FieldValue::number(*n)),
+            (FieldType::Text, FieldValue::Text(_)) | (FieldType::List, FieldValue::List(_)) => Some(value.clone()),
+            (FieldType::Number, FieldValue::Text(text)) => number(text).map(FieldValue::number),
+            (FieldType::Text, FieldValue::Number(n)) => Some(FieldValue::Text(format!("{}", signless(*n)))),
             (FieldType::List, FieldValue::Text(text)) => Some(FieldValue::List(vec![text.clone()])),
-            (FieldType::List, FieldValue::Number(n)) => Some(FieldValue::List(vec![format!("{n}")])),
+            (FieldType::List, FieldValue::Number(n)) => Some(FieldValue::List(vec![format!("{}", signless(*n))])),
             // A CSV column split on the list separator gives lists of one.
-            (FieldType::Number, FieldValue::List(one)) if one.len() == 1 => number(&one[0]).map(FieldValue::Number),
+            (FieldType::Number, FieldValue::List(one)) if one.len() == 1 => number(&one[0]).map(FieldValue::number),
             (FieldType::Text, FieldValue::List(one)) if one.len() == 1 => Some(FieldValue::Text(one[0].clone())),
             (FieldType::Number | FieldType::Text, FieldValue::List(_)) => None,
         };
@@ -209,15 +208,33 @@ impl FieldType {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum FieldValue {
-    /// A number (price, year).
-    Number(f64),
+    /// A number (price, year); never -0.0, which every way in reads as 0.0.
+    Number(#[serde(deserialize_with = "signless_zero")] f64),
     /// A single string (brand, category).
     Text(String),
     /// Several strings (tags, genres).
     List(Vec<String>),
 }
 
+/// A number as the catalog holds it: -0.0 becomes 0.0. Filters already compare them equal,
+/// but the sign would show in facet ranges, the filter index's spans, a number's text (`-0`)
+/// and `total_cmp`'s order, so it is dropped once, where values come in.
+fn signless(n: f64) -> f64 {
+    n + 0.0
+}
+
+/// serde's read of a stored or sent number, through [`signless`]; generations written before
+/// the rule hold -0.0 as sent.
+fn signless_zero<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    f64::deserialize(deserializer).map(signless)
+}
+
 impl FieldValue {
+    /// A number field's value, -0.0 read as 0.0 ([`signless`]).
+    pub fn number(n: f64) -> FieldValue {
+        FieldValue::Number(signless(n))
+    }
+
     /// Converts a JSON value, or says why it cannot be a field.
     pub fn from_json(value: &serde_json::Value) -> Result<FieldValue, String> {
         use serde_json::Value;
@@ -226,7 +243,7 @@ impl FieldValue {
             Value::Number(n) => n
                 .as_f64()
                 .filter(|f| f.is_finite())
-                .map(FieldValue::Number)
+                .map(FieldValue::number)
                 .ok_or_else(|| format!("number {n} is not a finite float")),
             Value::Array(values) => values
                 .iter()
@@ -306,5 +323,30 @@ mod tests {
         }
         assert_eq!("List".parse::<FieldType>(), Ok(FieldType::List));
         assert!("int".parse::<FieldType>().is_err());
+    }
+
+    #[test]
+    fn minus_zero_comes_in_as_zero_every_way() {
+        let positive = |value: FieldValue| match value {
+            FieldValue::Number(n) => n == 0.0 && n.is_sign_positive(),
+            FieldValue::Text(t) => t == "0",
+            FieldValue::List(l) => l == ["0"],
+        };
+        let minus = FieldValue::Number(-0.0);
+        let ways = [
+            FieldValue::from_json(&serde_json::json!(-0.0)).unwrap(),
+            serde_json::from_str::<FieldValue>("-0.0").unwrap(),
+            serde_json::from_str::<FieldValue>("-0").unwrap(),
+            FieldType::Number.coerce(&FieldValue::Text("-0".into())).unwrap(),
+            FieldType::Number.coerce(&FieldValue::List(vec!["-0.0".into()])).unwrap(),
+            FieldType::Number.coerce(&minus).unwrap(),
+            FieldType::Text.coerce(&minus).unwrap(),
+            FieldType::List.coerce(&minus).unwrap(),
+            FieldValue::number(-0.0),
+        ];
+        for (i, value) in ways.into_iter().enumerate() {
+            assert!(positive(value.clone()), "way {i}: {value:?}");
+        }
+        assert_eq!(serde_json::to_string(&FieldValue::number(-0.0)).unwrap(), "0.0");
     }
 }
