@@ -58,7 +58,15 @@ impl utoipa::ToSchema for Id {}
 /// # Errors
 /// As [`id`].
 pub fn optional_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    deserializer.deserialize_option(OptionalId)
+    /// An id as a value of its own, so that `Option`'s reading of `null` applies (as in
+    /// [`optional_positive_count`]).
+    struct Read(String);
+    impl<'de> Deserialize<'de> for Read {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Read, D::Error> {
+            id(deserializer).map(Read)
+        }
+    }
+    Ok(Option::<Read>::deserialize(deserializer)?.map(|Read(id)| id))
 }
 
 struct IdVisitor;
@@ -79,24 +87,6 @@ impl serde::de::Visitor<'_> for IdVisitor {
     }
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
         Ok(v.to_string())
-    }
-}
-
-struct OptionalId;
-
-impl<'de> serde::de::Visitor<'de> for OptionalId {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        IdVisitor.expecting(f)
-    }
-    fn visit_none<E: serde::de::Error>(self) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Option<String>, D::Error> {
-        id(deserializer).map(Some)
     }
 }
 
@@ -145,7 +135,8 @@ pub fn present_positive_count<'de, D: serde::Deserializer<'de>>(deserializer: D)
 /// # Errors
 /// As [`count`].
 pub fn optional_positive_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
-    /// A count as a value of its own, so that `Option`'s reading of `null` applies.
+    /// A count as a value of its own, so that `Option`'s reading of `null` applies (as in
+    /// [`optional_id`]).
     struct Count(usize);
     impl<'de> Deserialize<'de> for Count {
         fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Count, D::Error> {
