@@ -44,6 +44,16 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         found
     }
 
+    /// The cached value for `key`, neither counted nor made recent: a look that decides
+    /// whether the counted lookup will need to compute.
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.as_ref().and_then(|e| lock(e).peek(key).cloned())
+    }
+
     /// Stores `value` under `key`, evicting the least recently used entry when full.
     pub fn put(&self, key: K, value: V) {
         if let Some(entries) = &self.entries {
@@ -106,6 +116,17 @@ mod tests {
         assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 1 });
         cache.clear();
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_peek_neither_counts_nor_refreshes() {
+        let cache: Cache<String, i32> = Cache::new(2);
+        cache.put("a".into(), 1);
+        cache.put("b".into(), 2);
+        assert_eq!((cache.peek("a"), cache.peek("z")), (Some(1), None));
+        cache.put("c".into(), 3); // a stayed the least recent: evicted
+        assert_eq!(cache.peek("a"), None);
+        assert_eq!(cache.stats(), CacheStats::default());
     }
 
     #[test]

@@ -120,6 +120,9 @@ fn pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
     Ok(mean.broadcast_div(&norms)?)
 }
 
+/// One text's word pieces ([`Embedder::pieces`]).
+pub struct Pieces(Encoding);
+
 /// A loaded sentence-embedding model.
 pub struct Embedder {
     /// Shared with the cross-encoders built on this model, whose frozen layers are its first.
@@ -354,12 +357,58 @@ impl Embedder {
     /// # Errors
     /// Tokenization failing.
     pub fn reads(&self, text: &str) -> Result<bool> {
-        let Some(unknown) = self.tokenizer.token_to_id("[UNK]") else { return Ok(true) };
-        let encoding = self.tokenizer.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let pieces = encoding.get_ids().iter().zip(encoding.get_tokens()).zip(encoding.get_attention_mask());
-        Ok(pieces
-            .filter(|&(_, &mask)| mask == 1)
-            .any(|((&id, piece), _)| id != unknown && piece.chars().any(char::is_alphanumeric)))
+        Ok(self.reads_pieces(&self.pieces(text)?))
+    }
+
+    /// `text` tokenized as a pass reads it (special pieces, truncated at `max_tokens`): what
+    /// [`Embedder::reads_pieces`] and [`Embedder::embed_pieces`] take, so that a query is
+    /// tokenized once for both.
+    ///
+    /// # Errors
+    /// Tokenization failing.
+    pub fn pieces(&self, text: &str) -> Result<Pieces> {
+        Ok(Pieces(self.encode(&[text])?.pop().expect("one input gives one encoding")))
+    }
+
+    /// [`Embedder::reads`] of a text already tokenized; the special pieces (`[CLS]`, `[SEP]`)
+    /// are no reading.
+    pub fn reads_pieces(&self, pieces: &Pieces) -> bool {
+        let Some(unknown) = self.tokenizer.token_to_id("[UNK]") else { return true };
+        let encoding = &pieces.0;
+        let kinds = encoding.get_attention_mask().iter().zip(encoding.get_special_tokens_mask());
+        encoding
+            .get_ids()
+            .iter()
+            .zip(encoding.get_tokens())
+            .zip(kinds)
+            .filter(|&(_, (&mask, &special))| mask == 1 && special == 0)
+            .any(|((&id, piece), _)| id != unknown && piece.chars().any(char::is_alphanumeric))
+    }
+
+    /// Embeds a text already tokenized (the vector [`Embedder::embed`] gives `text`), keeping
+    /// its token states after the first `keep` layers of the same pass when asked
+    /// ([`Embedder::embed_with_states`]).
+    ///
+    /// # Errors
+    /// `keep` past the model's layers; inference failing.
+    pub fn embed_pieces(
+        &self,
+        text: &str,
+        pieces: &Pieces,
+        keep: Option<usize>,
+    ) -> Result<(Vec<f32>, Option<QueryStates>)> {
+        let encodings = std::slice::from_ref(&pieces.0);
+        let (hidden, mask, tapped) = self.forward(encodings, keep)?;
+        let vector = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?.pop().unwrap_or_default();
+        let states = match (keep, tapped) {
+            (Some(layers), Some(tapped)) => {
+                let rows = tapped.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+                let ids = pieces.0.get_ids().to_vec();
+                Some(QueryStates::new(text, ids, layers, Arc::clone(&self.model), rows))
+            }
+            _ => None,
+        };
+        Ok((vector, states))
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
@@ -416,14 +465,8 @@ impl Embedder {
     /// # Errors
     /// `layers` past the model's; tokenization or inference failing.
     pub fn embed_with_states(&self, text: &str, layers: usize) -> Result<(Vec<f32>, QueryStates)> {
-        let encodings = self.encode(&[text])?;
-        let (hidden, mask, tapped) = self.forward(&encodings, Some(layers))?;
-        let tapped = tapped.expect("a tap within the layers run is taken");
-        let vector = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?.pop().unwrap_or_default();
-        let rows = tapped.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-        let ids = encodings[0].get_ids().to_vec();
-        let states = QueryStates::new(text, ids, layers, Arc::clone(&self.model), rows);
-        Ok((vector, states))
+        let (vector, states) = self.embed_pieces(text, &self.pieces(text)?, Some(layers))?;
+        Ok((vector, states.expect("a tap within the layers run is taken")))
     }
 
     /// Embeds many texts in batches of similar length (padding is what costs on short

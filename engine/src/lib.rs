@@ -44,7 +44,7 @@ pub mod store;
 
 pub use bert::Precision;
 pub use device::DeviceChoice;
-pub use embed::{Embedder, EmbedderSettings};
+pub use embed::{Embedder, EmbedderSettings, Pieces};
 pub use engine::Engine;
 pub use error::{Error, ErrorKind, Result};
 pub use item::{FieldValue, Item};

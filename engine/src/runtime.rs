@@ -97,9 +97,10 @@ impl Default for RuntimeSettings {
 /// The embedding model with its cache and worker; see the module docs.
 pub struct Runtime {
     embedder: Arc<Embedder>,
-    /// Query text → embedding. Shared with the runtime of the next generation and cleared
+    /// Query text → embedding, `None` for a query the model reads none of
+    /// ([`Embedder::reads`]). Shared with the runtime of the next generation and cleared
     /// there, so hit counts accumulate while entries never outlive their generation.
-    query_cache: Arc<Cache<String, Arc<Vec<f32>>>>,
+    query_cache: Arc<Cache<String, Option<Arc<Vec<f32>>>>>,
     /// Trained-reranker logits, shared and cleared across generations like the query cache.
     rerank_cache: Arc<RerankCache>,
     /// Where the search rerankers' query passes came from, over every generation served.
@@ -192,27 +193,34 @@ impl Runtime {
         self.settings
     }
 
-    /// The query's embedding (384 floats, unit length): from the cache when this generation
-    /// has seen the text before, else through the worker or on this thread.
+    /// The query's embedding (384 floats, unit length), or `None` when the model reads none
+    /// of the query ([`Embedder::reads`]): from the cache when this generation has seen the
+    /// text before, else through the worker or on this thread.
     ///
     /// # Errors
     /// Tokenization or inference failed, or the worker's queue is full.
-    pub fn embed_query(&self, query: &str) -> Result<Arc<Vec<f32>>> {
-        Ok(self.embed_query_keeping(query, None)?.0)
+    pub fn embed_query(&self, query: &str) -> Result<Option<Arc<Vec<f32>>>> {
+        Ok(self.embed_query_keeping(query, None)?.map(|(vector, _)| vector))
     }
 
-    /// Whether the embedding model reads any of `query` ([`Embedder::reads`]).
+    /// Whether the embedding model reads any of `query` ([`Embedder::reads`]); a query the
+    /// cache holds is not tokenized again.
     ///
     /// # Errors
     /// Tokenization failing.
     pub fn reads(&self, query: &str) -> Result<bool> {
-        self.embedder.reads(query)
+        match self.query_cache.peek(query) {
+            Some(vector) => Ok(vector.is_some()),
+            None => self.embedder.reads(query),
+        }
     }
 
     /// [`Runtime::embed_query`], also keeping the query's states after the model's first
     /// `layers` layers when the query is embedded here and now ([`Embedder::embed_with_states`],
     /// for a reranker that starts from them). `None` for the states where the vector came from
     /// the cache or the worker (which batches texts and keeps no states), or `layers` is `None`.
+    /// Encoded here, the query is tokenized once for the reading and the pass; through the
+    /// worker, twice (the worker tokenizes its batch).
     ///
     /// # Errors
     /// As [`Runtime::embed_query`].
@@ -220,24 +228,32 @@ impl Runtime {
         &self,
         query: &str,
         layers: Option<usize>,
-    ) -> Result<(Arc<Vec<f32>>, Option<Arc<QueryStates>>)> {
+    ) -> Result<Option<(Arc<Vec<f32>>, Option<Arc<QueryStates>>)>> {
         // HYRANK_RERANK_QUERY_STATES=off: the reranker runs its own query pass, to measure
         // what keeping them saves (bench/gpu_run.sh).
         let layers = layers.filter(|_| keep_query_states());
         let mut states = None;
         let vector = self.query_cache.get_or_try(query.to_string(), || {
-            match (&self.query_batcher, layers) {
-                (Some(batcher), _) => batcher.encode(query),
-                (None, Some(layers)) => {
-                    let (vector, kept) = self.embedder.embed_with_states(query, layers)?;
-                    states = Some(Arc::new(kept));
-                    Ok(vector)
+            let vector = match &self.query_batcher {
+                Some(batcher) => match self.embedder.reads(query)? {
+                    true => Some(batcher.encode(query)?),
+                    false => None,
+                },
+                None => {
+                    let pieces = self.embedder.pieces(query)?;
+                    match self.embedder.reads_pieces(&pieces) {
+                        true => {
+                            let (vector, kept) = self.embedder.embed_pieces(query, &pieces, layers)?;
+                            states = kept.map(Arc::new);
+                            Some(vector)
+                        }
+                        false => None,
+                    }
                 }
-                (None, None) => self.embedder.embed(query),
-            }
-            .map(Arc::new)
+            };
+            Ok::<_, crate::Error>(vector.map(Arc::new))
         })?;
-        Ok((vector, states))
+        Ok(vector.map(|vector| (vector, states)))
     }
 
     /// Runs `encode` (an encode through this runtime) and `beside`, `beside` on another of

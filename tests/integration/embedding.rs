@@ -93,4 +93,15 @@ fn the_model_reads_a_text_unless_every_word_piece_of_it_is_unknown() {
     // What the rule stands on: two unread texts of as many pieces embed alike.
     let (a, b) = (embedder.embed("กาแฟ").unwrap(), embedder.embed("鞋").unwrap());
     assert!(cosine(&a, &b) > 0.9999, "{}", cosine(&a, &b));
+    // The runtime reads and embeds from one tokenization: the same vector as a plain embed,
+    // `None` for a text not read, and the cache answers the reading after.
+    let tent = embedder.embed("tent").unwrap();
+    let runtime = hyrank_engine::Runtime::new(std::sync::Arc::new(embedder), Default::default()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(runtime.embed_query("tent").unwrap().as_deref(), Some(&tent));
+        assert_eq!(runtime.embed_query("กาแฟ").unwrap(), None);
+        assert!(runtime.reads("tent").unwrap() && !runtime.reads("กาแฟ").unwrap());
+    }
+    let stats = runtime.query_cache_stats();
+    assert_eq!((stats.hits, stats.misses), (2, 2), "a reading asked of the cache is not a lookup");
 }

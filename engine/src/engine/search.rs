@@ -168,23 +168,17 @@ impl Engine {
         let mean = self.floor_mean(&request.fusion, &live_items);
         let bm25 =
             |query: &'a str| Retriever::Bm25 { index: &self.lexical, query, params: Some(self.bm25_params(request)) };
-        // A query the model reads none of would embed to the same vector as any other such
-        // query: no dense evidence, so no encode and an empty dense list (BM25 and CF decide).
         let dense = kinds.contains(&RetrieverKind::Dense);
-        let unread = match (dense || reranks, query) {
-            (true, Some(query)) => !self.runtime.reads(query)?,
-            _ => false,
-        };
         // BM25 does not need the query's vector: when both run, it runs beside the encode
         // (timed on its own; the two overlap in `total_ms`).
         let mut early_bm25 = None;
-        let vector = match (dense && !unread, query) {
+        let encoded = match (dense, query) {
             (true, Some(query)) => {
                 let encode = || {
                     let t = Instant::now();
                     (self.runtime.embed_query_keeping(query, query_layers), ms(t))
                 };
-                let (vector, took) = if kinds.contains(&RetrieverKind::Bm25) {
+                let (encoded, took) = if kinds.contains(&RetrieverKind::Bm25) {
                     let (encoded, listed) = self.runtime.encode_beside(encode, || {
                         let t = Instant::now();
                         (bm25(query).retrieve(candidates, &allow), ms(t))
@@ -195,11 +189,19 @@ impl Engine {
                     encode()
                 };
                 timings.embed_ms = took;
-                Some(vector?)
+                Some(encoded?)
             }
             _ => None,
         };
-        let (vector, query_states) = match vector {
+        // A query the model reads none of would embed to the same vector as any other such
+        // query: no dense evidence, so no pass (the encode answers `None`) and an empty dense
+        // list (BM25 and CF decide). A rerank without a dense list asks the same question.
+        let unread = match (&encoded, query) {
+            (Some(encoded), _) => encoded.is_none(),
+            (None, Some(query)) if reranks => !self.runtime.reads(query)?,
+            _ => false,
+        };
+        let (vector, query_states) = match encoded.flatten() {
             Some((vector, states)) => (Some(vector), states),
             None => (None, None),
         };
