@@ -439,6 +439,7 @@ pub(crate) async fn similar(
         fusion,
         weights: Weights::default(),
         candidates: params.candidates,
+        cold_items: Default::default(),
         facets: Vec::new(),
         sort: Vec::new(),
     };

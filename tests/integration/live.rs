@@ -178,6 +178,46 @@ async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() 
     assert!(!ids(&after_fold).contains(&top) && !ids(&after_fold).contains(&"PRG-002".to_string()));
 }
 
+/// A user whose history CF reads nothing in (an item no interaction trained, or one written
+/// live) has no CF list: ALS solved such a history to zero factors, which scored every item 0,
+/// and the list of ties ranked the catalog's first rows first, in every mode.
+#[actix_web::test]
+async fn a_history_cf_reads_nothing_in_gets_no_cf_list() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let cold = std::fs::read_to_string(hyrank_tests::fixture("cold_items.txt")).unwrap();
+    let cold = cold.lines().next().unwrap();
+    let body = json!({"events": [{"user": "cold-user", "item": cold, "weight": 3}]});
+    assert_eq!(call(&app, events(body, Some(WRITE_KEY))).await.0, StatusCode::OK);
+    let retrievers = |body: &Value| -> Vec<String> {
+        let hits = body["hits"].as_array().unwrap();
+        let named = hits.iter().flat_map(|h| h["breakdown"]["retrievers"].as_array().unwrap().iter());
+        let mut names: Vec<String> = named.map(|r| r["retriever"].as_str().unwrap().to_string()).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let with_key =
+        |request: test::TestRequest| request.insert_header(("authorization", format!("Bearer {SEARCH_KEY}")));
+    let (status, _, body) = call(&app, recommend("cold-user")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(retrievers(&body), ["dense"], "content alone: {body}");
+    assert!(!ids(&body).contains(&cold.to_string()), "seen: {body}");
+    let cf_only = test::TestRequest::post().uri("/v1/recommend").set_json(json!({"user": "cold-user", "mode": "cf"}));
+    let (status, _, body) = call(&app, with_key(cf_only)).await;
+    assert_eq!((status, body["hits"].as_array().unwrap().len()), (StatusCode::OK, 0), "{body}");
+    let search = json!({"query": "waterproof boots", "user": "cold-user", "mode": "hybrid", "k": 10});
+    let (status, _, body) = call(&app, with_key(test::TestRequest::post().uri("/v1/search").set_json(search))).await;
+    assert_eq!(status, StatusCode::OK, "a 400 before: {body}");
+    assert!(!retrievers(&body).contains(&"cf".to_string()), "{body}");
+    // One item CF was trained on gives the user factors again.
+    let body = json!({"events": [{"user": "cold-user", "item": "PRG-009"}]});
+    assert_eq!(call(&app, events(body, Some(WRITE_KEY))).await.0, StatusCode::OK);
+    let (_, _, body) = call(&app, recommend("cold-user")).await;
+    assert!(retrievers(&body).contains(&"cf".to_string()), "{body}");
+}
+
 #[actix_web::test]
 async fn a_swap_while_writes_stream_in_loses_none_and_counts_none_twice() {
     let root = tempfile::tempdir().unwrap();

@@ -311,8 +311,19 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     let (_, _, before) = call(&app, hybrid("camp stove")).await;
     let stove = ids(&before)[0].clone();
     let replacement = json!({"title": "Zorblax Camp Stove", "text": "A canister stove, relabelled.", "fields": {"category": "stoves", "price": "49.5"}});
+    let similar_to_stove = format!("/v1/items/{stove}/similar?k=10");
+    let cf_in = |body: &Value| {
+        let hits = body["hits"].as_array().unwrap();
+        hits.iter().any(|h| h["breakdown"]["retrievers"].as_array().unwrap().iter().any(|r| r["retriever"] == "cf"))
+    };
+    let (_, _, similar) = call(&app, get(&similar_to_stove)).await;
+    assert!(cf_in(&similar), "the stove has CF neighbours: {similar}");
     let (status, _, body) = call(&app, put_item(WRITE_KEY, &stove, replacement)).await;
     assert_eq!((status, body["created"].as_bool()), (StatusCode::OK, Some(false)), "{body}");
+    // CF reads the new row as the stored one it replaced: the neighbours stay until a build.
+    let (_, _, similar) = call(&app, get(&similar_to_stove)).await;
+    assert!(cf_in(&similar), "{similar}");
+    assert!(!ids(&similar).contains(&stove), "{similar}");
     let (_, _, replaced) = call(&app, get(&format!("/v1/items/{stove}"))).await;
     assert_eq!(
         (&replaced["title"], &replaced["fields"]["price"]),

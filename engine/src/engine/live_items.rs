@@ -156,11 +156,12 @@ impl Engine {
             precision: self.embedder().precision().name().to_string(),
             max_tokens: Some(self.embedder().max_tokens()),
         };
-        let id = put.put_item.clone();
         let appended = log.put_item(put)?;
         self.apply_live_items()?;
-        let live = self.live_items();
-        let applied = live.index_of(&id).and_then(|index| live.get(index)).is_some_and(|e| e.seq == appended.first_seq);
+        // Whether this put made a row, not whether it is still the id's latest: a put that
+        // landed after it (and before this look) replaced an applied row, and must not turn
+        // it into a reported conflict.
+        let applied = self.live_items().holds_put(appended.first_seq);
         Ok((appended, applied))
     }
 

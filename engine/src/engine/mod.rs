@@ -480,8 +480,18 @@ impl Engine {
     /// The user's ALS factors; `None` when EASE serves (it reads the history instead). A user
     /// with live events gets factors solved now against the generation's fixed item factors
     /// (the exact least-squares step of ALS for one user, what implicit's `recalculate_user`
-    /// does), so their events move their recommendations without a rebuild.
+    /// does), so their events move their recommendations without a rebuild. `None` as well
+    /// for factors that are all zero: a history CF read nothing in (items written live, or
+    /// items no interaction trained, whose factors are zero) solves to them, and they score
+    /// every item 0, a list of ties in catalog order; CF has no opinion, so no CF list, as
+    /// EASE gives none for such a history.
     fn user_vector<'a>(&self, cf: &'a Collaborative, user: &LiveUser) -> Result<Option<Cow<'a, [f32]>>> {
+        let factors = self.user_factors(cf, user)?;
+        Ok(factors.filter(|factors| factors.iter().any(|&v| v != 0.0)))
+    }
+
+    /// [`Engine::user_vector`] before the zero rule.
+    fn user_factors<'a>(&self, cf: &'a Collaborative, user: &LiveUser) -> Result<Option<Cow<'a, [f32]>>> {
         let Collaborative::Als { model, gram, .. } = cf else { return Ok(None) };
         if user.live_events > 0 || !user.stored {
             let history = self.cf_history(user.record.history.iter().map(|i| (i.item, i.weight)));

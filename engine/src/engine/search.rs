@@ -233,8 +233,12 @@ impl Engine {
                 RetrieverKind::Cf => {
                     // Mode::retrievers picks CF only with a user, whose factors were read above.
                     let (cf, factors) = cf.as_ref().ok_or_else(|| Error::invalid("user", "cf needs a user"))?;
-                    self.cf_retriever(cf, factors.as_deref(), None, &seeds, request.cold_items)
-                        .ok_or_else(|| Error::invalid("user", "the user has no CF factors"))?
+                    // No factors (ALS on a history it reads nothing in): no CF list, as
+                    // recommend; the other retrievers decide.
+                    match self.cf_retriever(cf, factors.as_deref(), None, &seeds, request.cold_items) {
+                        Some(retriever) => retriever,
+                        None => continue,
+                    }
                 }
             };
             retrievers.push((retriever, request.weights.of(kind)));

@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::{Collaborative, Engine};
 use crate::error::Result;
 use crate::explain::RetrieverKind;
-use crate::request::{check_page, ColdItems, Results, SimilarRequest, Timings};
+use crate::request::{check_page, Results, SimilarRequest, Timings};
 use crate::retrieve::Retriever;
 
 impl Engine {
@@ -36,21 +36,24 @@ impl Engine {
             },
             request.weights.of(RetrieverKind::Dense),
         )];
-        let seeds = [(seed, 1.0)];
+        // CF reads a live row that replaced a stored one as that row (as in histories): a put
+        // of an item, changed or not, keeps its CF neighbours until the next build.
+        let cf_seed = live_items.built_row(seed);
+        let seeds = [(cf_seed, 1.0)];
         match &self.cf {
             Some(Collaborative::Als { items, .. }) => {
-                let factors = items.vector(seed).unwrap_or_default();
+                let factors = items.vector(cf_seed).unwrap_or_default();
                 // An item nobody interacted with has (near) zero factors: its CF neighbours are
                 // noise, so CF does not run for it.
                 if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
-                    let retriever = Retriever::Cf { items, factors, cold_items: ColdItems::Share };
+                    let retriever = Retriever::Cf { items, factors, cold_items: request.cold_items };
                     retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
                 }
             }
             // The seed's row of B: the items its users also liked, net of what explains them
             // better. A cold seed has an empty row, so the list is empty.
-            Some(Collaborative::Ease(model)) if !model.cold().get(seed as usize).copied().unwrap_or(true) => {
-                let retriever = Retriever::ItemModel { model, seeds: &seeds, cold_items: ColdItems::Share };
+            Some(Collaborative::Ease(model)) if !model.cold().get(cf_seed as usize).copied().unwrap_or(true) => {
+                let retriever = Retriever::ItemModel { model, seeds: &seeds, cold_items: request.cold_items };
                 retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
             }
             Some(Collaborative::Ease(_)) | None => {}

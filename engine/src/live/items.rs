@@ -136,6 +136,12 @@ impl LiveItems {
         self.by_id.get(id).copied()
     }
 
+    /// Whether the put logged as `seq` made a row here (applied), whatever later puts did to
+    /// its id. Rows are appended in log order, so the search is binary.
+    pub fn holds_put(&self, seq: u64) -> bool {
+        self.entries.binary_search_by_key(&seq, |e| e.seq).is_ok()
+    }
+
     /// The generation's row that `index` stands for: itself for a stored row, the stored row a
     /// live row replaced (through any chain of puts), or the live row itself for a new id.
     pub fn built_row(&self, index: u32) -> u32 {
@@ -243,6 +249,9 @@ pub(crate) mod tests {
         assert_eq!((live.built_row(11), live.built_row(12), live.built_row(4)), (3, 12, 4));
         assert_eq!((live.len(), live.current()), (3, 2));
         assert_eq!(live.index_of("a"), Some(12));
+        // The put of seq 5 made a row though a later one replaced it (what a writer racing
+        // another is told: applied, not a conflict); seqs that made none did not.
+        assert!(live.holds_put(5) && live.holds_put(7) && !live.holds_put(4) && !live.holds_put(8));
         assert!(live.get(9).is_none() && live.get(13).is_none());
         assert_eq!(live.get(11).map(|e| e.item.id.as_str()), Some("b"));
         assert_eq!(live.replaced, HashSet::from([3, 10]));

@@ -41,6 +41,12 @@ pub struct SimilarRequest {
     #[serde(default, deserialize_with = "crate::json::present_positive_count")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, nullable = false))]
     pub candidates: Option<usize>,
+    /// Fusion of items CF cannot score (written live since the build, or without training
+    /// interactions) beside warm ones, as a search's: `share` (CF's weight goes to the content
+    /// list for them, so an item written live competes on content alone) or `ignore` (they get
+    /// no CF contribution). A seed CF cannot score has no CF list either way.
+    #[serde(default, deserialize_with = "crate::json::name_only")]
+    pub cold_items: ColdItems,
     /// As a search's `facets`, over this ranked list.
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 20))]
