@@ -208,8 +208,9 @@ impl FieldType {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum FieldValue {
-    /// A number (price, year); never -0.0, which every way in reads as 0.0.
-    Number(#[serde(deserialize_with = "signless_zero")] f64),
+    /// A number (price, year); never -0.0, which every way in reads as 0.0. Written as an
+    /// integer when whole (`25`, `1995`; [`whole_as_integer`]).
+    Number(#[serde(serialize_with = "whole_as_integer", deserialize_with = "signless_zero")] f64),
     /// A single string (brand, category).
     Text(String),
     /// Several strings (tags, genres).
@@ -227,6 +228,18 @@ fn signless(n: f64) -> f64 {
 /// the rule hold -0.0 as sent.
 fn signless_zero<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
     f64::deserialize(deserializer).map(signless)
+}
+
+/// A number as JSON: a whole one within ±2^53 (where f64 holds every integer exactly) as an
+/// integer, as catalogs write prices and years (`25`, not serde's `25.0`); any other as a float.
+/// Reading either back gives the same f64. [`crate::live::item_hash`] does not use this form.
+fn whole_as_integer<S: serde::Serializer>(n: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if n.fract() == 0.0 && n.abs() <= EXACT {
+        serializer.serialize_i64(*n as i64)
+    } else {
+        serializer.serialize_f64(*n)
+    }
 }
 
 impl FieldValue {
@@ -347,6 +360,27 @@ mod tests {
         for (i, value) in ways.into_iter().enumerate() {
             assert!(positive(value.clone()), "way {i}: {value:?}");
         }
-        assert_eq!(serde_json::to_string(&FieldValue::number(-0.0)).unwrap(), "0.0");
+        assert_eq!(serde_json::to_string(&FieldValue::number(-0.0)).unwrap(), "0");
+    }
+
+    #[test]
+    fn whole_numbers_are_written_as_integers_and_read_back_the_same() {
+        for (n, written) in [
+            (25.0, "25"),
+            (1995.0, "1995"),
+            (-3.0, "-3"),
+            (19.5, "19.5"),
+            (9_007_199_254_740_992.0, "9007199254740992"),
+            (9_007_199_254_740_994.0, "a float"),
+            (1e300, "a float"),
+        ] {
+            let value = FieldValue::Number(n);
+            let json = serde_json::to_string(&value).unwrap();
+            match written {
+                "a float" => assert!(json.contains(['.', 'e']), "{json}: past 2^53 an integer may not be exact"),
+                _ => assert_eq!(json, written),
+            }
+            assert_eq!(serde_json::from_str::<FieldValue>(&json).unwrap(), value, "{json}");
+        }
     }
 }

@@ -226,11 +226,45 @@ impl LoggedRecord {
     }
 }
 
-/// The SHA-256 (hex) of an item's catalog row as the engine stores it: what an [`ItemDelete`]
-/// names and the next build compares.
+/// The SHA-256 (hex) of an item's catalog row: what an [`ItemDelete`] and an [`ItemPut`]
+/// name and the next build compares. The bytes are the row's JSON with every number written
+/// as a float (`25.0`), as rows were serialized when these hashes were first logged; rows now
+/// serialize whole numbers as integers ([`crate::item::FieldValue::Number`]), and a hash must
+/// not change with that, or every logged write about such a row would read as made against
+/// another row.
 pub fn item_hash(item: &crate::item::Item) -> String {
+    use std::collections::BTreeMap;
+
     use sha2::Digest;
-    let bytes = serde_json::to_vec(item).unwrap_or_default();
+
+    use crate::item::FieldValue;
+
+    /// [`crate::item::Item`]'s serialized form, field for field.
+    #[derive(Serialize)]
+    struct Row<'a> {
+        id: &'a str,
+        title: &'a str,
+        text: &'a str,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        fields: BTreeMap<&'a str, Value<'a>>,
+    }
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Value<'a> {
+        Number(f64),
+        Text(&'a str),
+        List(&'a [String]),
+    }
+    let fields = item.fields.iter().map(|(name, value)| {
+        let value = match value {
+            FieldValue::Number(n) => Value::Number(*n),
+            FieldValue::Text(text) => Value::Text(text),
+            FieldValue::List(list) => Value::List(list),
+        };
+        (name.as_str(), value)
+    });
+    let row = Row { id: &item.id, title: &item.title, text: &item.text, fields: fields.collect() };
+    let bytes = serde_json::to_vec(&row).unwrap_or_default();
     sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -271,4 +305,33 @@ pub struct LiveStats {
     /// Puts (`PUT /v1/items/{id}`, creations and replacements) since the serving generation's
     /// build: one live row each, so an item put twice counts twice.
     pub put_items: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::{FieldValue, Item};
+
+    #[test]
+    fn an_item_hash_is_the_hash_of_the_row_with_numbers_as_floats() {
+        use sha2::Digest;
+        let fields = [
+            ("price", FieldValue::Number(25.0)),
+            ("tags", FieldValue::List(vec!["x".into()])),
+            ("brand", FieldValue::Text("Alder".into())),
+            ("year", FieldValue::Number(1995.5)),
+        ];
+        let fields = fields.into_iter().map(|(name, value)| (name.to_string(), value)).collect();
+        let item = Item { id: "a".into(), title: "Tent".into(), text: String::new(), fields };
+        // The bytes servers hashed before whole numbers were written as integers.
+        let logged =
+            r#"{"id":"a","title":"Tent","text":"","fields":{"brand":"Alder","price":25.0,"tags":["x"],"year":1995.5}}"#;
+        let expected: String = sha2::Sha256::digest(logged).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(item_hash(&item), expected);
+        assert!(serde_json::to_string(&item).unwrap().contains(r#""price":25,"#), "served as an integer");
+        let bare = Item { fields: Default::default(), ..item };
+        let logged = r#"{"id":"a","title":"Tent","text":""}"#;
+        let expected: String = sha2::Sha256::digest(logged).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(item_hash(&bare), expected);
+    }
 }
