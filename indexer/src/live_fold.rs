@@ -21,6 +21,7 @@ pub(crate) fn fold_live_events(
     logged: &[hyrank_engine::live::LoggedRecord],
     writes: ItemWrites,
     interactions: Option<Interactions>,
+    previous: Option<&std::path::Path>,
 ) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
     use hyrank_engine::live::Record;
     let Some(last) = logged.last().map(|e| e.seq) else { return Ok((interactions, None)) };
@@ -46,7 +47,8 @@ pub(crate) fn fold_live_events(
         // Those earlier generations folded and carry are logged events too. One whose user
         // and item no row of the file has belies the flag: counted nowhere, it would be lost
         // without a word, so it is refused and reported as an event whose item is gone is.
-        let missing = not_in_file(logged, &item_index, interactions.as_ref(), &log);
+        let mut missing = not_in_file(logged, &item_index, interactions.as_ref(), &log);
+        point_at_lines(settings, previous, &mut missing);
         if !missing.is_empty() {
             tracing::warn!(
                 events = missing.len(),
@@ -81,6 +83,7 @@ pub(crate) fn fold_live_events(
             }),
         }
     }
+    point_at_lines(settings, previous, &mut refused);
     let fold = fold(taken, refused.len());
     tracing::info!(
         events = fold.events,
@@ -92,6 +95,28 @@ pub(crate) fn fold_live_events(
         "folded in the live event log"
     );
     Ok((Some(interactions), Some((fold, refused))))
+}
+
+/// Points rejects of logged events, made naming the log's folder and the event's sequence
+/// number as `line`, at the file and line that hold the event: a segment of the log, or the
+/// carried records of the generation `previous` ([`hyrank_engine::live::history_lines`]).
+/// Where the files cannot be read again they stay as made, with a warning.
+fn point_at_lines(settings: &IndexSettings, previous: Option<&std::path::Path>, refused: &mut [Reject]) {
+    if refused.is_empty() {
+        return;
+    }
+    match hyrank_engine::live::history_lines(&settings.index_dir, previous) {
+        Ok(lines) => {
+            for reject in refused {
+                if let Some((file, line)) = lines.get(&reject.line) {
+                    (reject.file, reject.line) = (file.clone(), *line);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refused live events named by sequence number: the log could not be read again")
+        }
+    }
 }
 
 /// The logged events (carried ones included) whose user and item pair is in no row of

@@ -254,7 +254,8 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // latest timestamp kept. An event whose item this catalog lacks is reported, never fatal:
     // catalogs drop items, and the log cannot be edited.
     drop(item_index);
-    let (mut interactions, live) = fold_live_events(settings, &catalog.items, &logged, writes, interactions)?;
+    let (mut interactions, live) =
+        fold_live_events(settings, &catalog.items, &logged, writes, interactions, previous.as_deref())?;
     // The positive rule after the fold: the log's events are rows of the file as if appended
     // to it, so they meet the same rule, and `--no-live-events` compared them with the rows
     // as written (an event whose row is below the minimum is in the file, not missing).

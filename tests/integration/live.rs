@@ -338,6 +338,10 @@ async fn the_log_restarts_after_a_fold_and_every_build_still_counts_every_event_
         "{rejects}"
     );
     assert!(!rejects.contains("PRG-001"), "{rejects}");
+    // It points at the line that holds the event: the serving generation carries it.
+    let reject: Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    let carried = third.dir.join("live.jsonl");
+    assert_eq!((reject["file"].as_str(), reject["line"].as_u64()), (carried.to_str(), Some(2)), "{reject}");
     // A restart on the compacted log numbers on from where it stopped.
     drop(app);
     drop(state);

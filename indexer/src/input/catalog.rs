@@ -9,6 +9,7 @@ use hyrank_engine::item::{FieldValue, Item};
 
 use super::{
     column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, not_utf8, read_failed, reject,
+    repeats_header, HEADER_AGAIN,
 };
 use crate::error::{Cause, Reject, Result};
 pub use jsonl::not_json_lines;
@@ -103,6 +104,11 @@ pub struct Catalog {
 /// Checks id uniqueness and emptiness, shared by both formats.
 struct ItemValidator<'a> {
     file: &'a Path,
+    /// What a reject names the id by: `id` in JSON Lines, the id column in a CSV file.
+    id_name: String,
+    /// What a reject names the title and text by: `title/text`, or the CSV columns read as
+    /// them (`title/genres`; the title column alone where no column is text).
+    content_name: String,
     /// The line of each id's first row that passed the row checks (typing may refuse it
     /// later; the line stays, for its repeats to name).
     first_line_of: HashMap<String, u64>,
@@ -116,10 +122,10 @@ struct ItemValidator<'a> {
 impl ItemValidator<'_> {
     fn accept(&mut self, line: u64, item: Item) {
         if let Some(problem) = hyrank_engine::item::id_problem(&item.id) {
-            self.catalog.rejects.push(reject(self.file, line, Some("id"), format!("id {problem}")));
+            self.catalog.rejects.push(reject(self.file, line, Some(&self.id_name), format!("id {problem}")));
         } else if hyrank_engine::item::is_blank(&item.title) && hyrank_engine::item::is_blank(&item.text) {
             self.catalog.rejects.push(
-                reject(self.file, line, Some("title/text"), "empty item: title and text are both empty")
+                reject(self.file, line, Some(&self.content_name), "empty item: title and text are both empty")
                     .with_id(&item.id)
                     .because(Cause::EmptyItem),
             );
@@ -144,14 +150,14 @@ impl ItemValidator<'_> {
                 (Err((name, reason)), _) => Some((name, reason)),
                 (Ok(typed), Some(&at)) if self.catalog.items[at] == typed => None,
                 (Ok(_), Some(_)) => Some((
-                    "id".to_string(),
+                    self.id_name.clone(),
                     format!(
                         "duplicate id {:?} (first on line {first}) with other content (a row that repeats an earlier one exactly is read once)",
                         item.id
                     ),
                 )),
                 (Ok(_), None) => Some((
-                    "id".to_string(),
+                    self.id_name.clone(),
                     format!("duplicate id {:?} of line {first}, which was refused", item.id),
                 )),
             };
@@ -168,8 +174,19 @@ impl ItemValidator<'_> {
 /// Reads a catalog in JSON Lines or CSV.
 pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
     let kind = format.kind_of(path);
-    let mut validator =
-        ItemValidator { file: path, first_line_of: HashMap::new(), repeats: Vec::new(), catalog: Catalog::default() };
+    let (id_name, content_name) = match kind {
+        CatalogKind::Jsonl => ("id".to_string(), "title/text".to_string()),
+        // The CSV reader names the text columns it found.
+        CatalogKind::Csv => (format.id_column.clone(), format.title_column.clone()),
+    };
+    let mut validator = ItemValidator {
+        file: path,
+        id_name,
+        content_name,
+        first_line_of: HashMap::new(),
+        repeats: Vec::new(),
+        catalog: Catalog::default(),
+    };
     match kind {
         CatalogKind::Jsonl => read_jsonl(path, format.json_fields, &mut validator)?,
         CatalogKind::Csv => read_csv_catalog(path, format, &mut validator)?,
@@ -275,6 +292,11 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
     } else {
         format.text_columns.iter().map(|c| column(path, &headers, c, "--text-column")).collect::<Result<Vec<_>>>()?
     };
+    // Rejects name the columns as the file does: `title/genres`, `name/summary+notes`.
+    if !texts.is_empty() {
+        let names: Vec<&str> = texts.iter().map(|&i| headers.get(i).unwrap_or("text")).collect();
+        validator.content_name = format!("{}/{}", format.title_column, names.join("+"));
+    }
     let fields = format
         .field_columns
         .iter()
@@ -305,6 +327,10 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
             }
         };
         let line = csv_line(record.position());
+        if repeats_header(&record, &headers) {
+            validator.catalog.rejects.push(reject(path, line, None, HEADER_AGAIN));
+            continue;
+        }
         let get = |i: usize| record.get(i).unwrap_or("").trim().to_string();
         let text = texts.iter().map(|&i| get(i)).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(". ");
         let mut item_fields = BTreeMap::new();
@@ -583,11 +609,33 @@ b,B,19.5,XL
         );
         assert_eq!(
             reasons(&catalog.rejects),
-            vec![(4, Some("title/text".into()), "empty item: title and text are both empty".into())]
+            vec![(4, Some("title".into()), "empty item: title and text are both empty".into())],
+            "the file's own column: it has no text column"
         );
         let missing = CatalogFormat { id_column: "nope".into(), ..format };
         assert!(read_catalog(&path, &missing).unwrap_err().to_string().contains("no column \"nope\""));
     }
+    /// A CSV catalog's rejects name its own columns, and its header line repeated is refused,
+    /// not read as an item named after the id column.
+    #[test]
+    fn csv_rejects_name_the_files_columns_and_a_repeated_header_is_no_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"movieId,title,genres\n1,Heat,Action\nmovieId,title,genres\n1,Heat 2,Action\n2,,\n";
+        let path = file(&dir, "movies.csv", content);
+        let format = CatalogFormat {
+            id_column: "movieId".into(),
+            text_columns: vec!["genres".into()],
+            ..CatalogFormat::default()
+        };
+        let catalog = read_catalog(&path, &format).unwrap();
+        assert_eq!(catalog.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["1"]);
+        let got = reasons(&catalog.rejects);
+        assert_eq!(got[0], (3, None, HEADER_AGAIN.to_string()));
+        assert_eq!((got[1].0, got[1].1.as_deref()), (4, Some("movieId")), "{got:?}");
+        assert!(got[1].2.starts_with("duplicate id \"1\" (first on line 2)"), "{got:?}");
+        assert_eq!((got[2].0, got[2].1.as_deref()), (5, Some("title/genres")), "{got:?}");
+    }
+
     /// Text of invisible characters only is as empty as whitespace (FiQA has a document of one
     /// zero-width space); metadata is passed over unread when fields are off.
     #[test]

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use hyrank_engine::live::MAX_WEIGHT;
 
-use super::{column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject};
+use super::{
+    column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject, repeats_header,
+    HEADER_AGAIN,
+};
 use crate::error::{Cause, Reject, Result};
 
 /// How to read interactions.
@@ -120,6 +123,10 @@ pub fn read_interactions(
             }
         };
         let line = csv_line(record.position());
+        if repeats_header(&record, &headers) {
+            out.rejects.push(reject(&file, line, None, HEADER_AGAIN));
+            continue;
+        }
         let get = |i: usize| record.get(i).unwrap_or("").trim();
         let user_id = get(user);
         if let Some(problem) = hyrank_engine::item::id_problem(user_id) {
@@ -247,5 +254,26 @@ mod tests {
             (got[7].1.as_deref(), got[7].2.as_str()),
             (Some("userId"), "user \"u\\u{7}v\" holds the control character or line separator U+0007")
         );
+    }
+
+    /// Two files joined with both headers kept, a header written with spaces after its commas,
+    /// and an empty file: each named for what it is.
+    #[test]
+    fn a_repeated_header_a_spaced_header_and_an_empty_file_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let index: HashMap<&str, u32> = HashMap::from([("a", 0)]);
+        let format = InteractionFormat {
+            user_column: "userId".into(),
+            item_column: "movieId".into(),
+            weight_column: None,
+            time_column: None,
+        };
+        let path = file(&dir, "joined.csv", b"userId, movieId\n1, a\nuserId, movieId\n2,a\n");
+        let read = read_interactions(&path, &format, &index, &[]).unwrap();
+        assert_eq!(read.rows.len(), 2, "the spaced header names its columns");
+        assert_eq!(reasons(&read.rejects), [(3, None, HEADER_AGAIN.to_string())]);
+        let empty = file(&dir, "empty.csv", b"");
+        let error = read_interactions(&empty, &format, &index, &[]).unwrap_err().to_string();
+        assert!(error.contains("the file is empty: it needs a header line"), "{error}");
     }
 }

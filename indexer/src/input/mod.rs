@@ -33,6 +33,12 @@ pub(super) fn reject(file: &Path, line: u64, field: Option<&str>, reason: impl I
 /// Column positions in a CSV header; a named column that is missing, or that the header
 /// names more than once (which one would the rows mean?), is an error for the file.
 pub(super) fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag: &str) -> Result<usize> {
+    if headers.iter().all(|h| h.trim().is_empty()) {
+        return Err(IndexError::Input {
+            path: path.to_path_buf(),
+            reason: format!("the file is empty: it needs a header line naming its columns ({name:?} among them)"),
+        });
+    }
     column_if_present(path, headers, name)?.ok_or_else(|| IndexError::Input {
         path: path.to_path_buf(),
         reason: format!(
@@ -41,6 +47,16 @@ pub(super) fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag:
             other_separator(headers).unwrap_or_default()
         ),
     })
+}
+
+/// Why a CSV row that repeats the header line is refused: read as data, it would be an item
+/// named after the id column, or an interaction with an unknown item.
+pub(super) const HEADER_AGAIN: &str =
+    "the header line again, not a row (files joined with their headers kept?); not read";
+
+/// Whether `record` is the header line again, cell for cell (trimmed).
+pub(super) fn repeats_header(record: &csv::StringRecord, headers: &csv::StringRecord) -> bool {
+    record.len() == headers.len() && record.iter().zip(headers).all(|(cell, name)| cell.trim() == name.trim())
 }
 
 /// The first line of the file at `path` as text (decompressed as the readers decompress it;
@@ -73,7 +89,8 @@ fn other_separator(headers: &csv::StringRecord) -> Option<String> {
 /// A column read when the header has it (`text`, `weight`, `timestamp` by default): its
 /// position, `None` when absent; named more than once, an error for the file.
 pub(super) fn column_if_present(path: &Path, headers: &csv::StringRecord, name: &str) -> Result<Option<usize>> {
-    let at: Vec<usize> = headers.iter().enumerate().filter(|(_, h)| *h == name).map(|(i, _)| i).collect();
+    // Named as the cells are read, trimmed: `userId, movieId` names `movieId`.
+    let at: Vec<usize> = headers.iter().enumerate().filter(|(_, h)| h.trim() == name).map(|(i, _)| i).collect();
     match at[..] {
         [] => Ok(None),
         [i] => Ok(Some(i)),
