@@ -42,6 +42,11 @@ fn encoder(c: &mut Criterion) {
         let mut group = c.benchmark_group(name);
         group.sample_size(20);
         group.bench_function("query", |b| b.iter(|| model.embed(QUERY).unwrap()));
+        if name == "encoder" {
+            // What a search tokenizes besides the pass: the reading and the pieces are one
+            // tokenization (`Embedder::pieces`), once per uncached query.
+            group.bench_function("query_tokenize", |b| b.iter(|| model.pieces(QUERY).unwrap()));
+        }
         group.bench_function("abstract", |b| b.iter(|| model.embed(&text).unwrap()));
         group.throughput(Throughput::Elements(batch.len() as u64));
         group.bench_function("batch_of_8_abstracts", |b| b.iter(|| model.embed_batch(&batch).unwrap()));

@@ -44,8 +44,8 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         found
     }
 
-    /// The cached value for `key`, neither counted nor made recent: a look that decides
-    /// whether the counted lookup will need to compute.
+    /// The cached value for `key`, neither counted nor made recent: a look at what the cache
+    /// knows, for a question other than the lookups the counts are about.
     pub fn peek<Q>(&self, key: &Q) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,

@@ -367,7 +367,8 @@ impl Embedder {
     /// # Errors
     /// Tokenization failing.
     pub fn pieces(&self, text: &str) -> Result<Pieces> {
-        Ok(Pieces(self.encode(&[text])?.pop().expect("one input gives one encoding")))
+        let encoding = self.tokenizer.encode(text, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(Pieces(encoding))
     }
 
     /// [`Embedder::reads`] of a text already tokenized; the special pieces (`[CLS]`, `[SEP]`)
@@ -397,9 +398,14 @@ impl Embedder {
         pieces: &Pieces,
         keep: Option<usize>,
     ) -> Result<(Vec<f32>, Option<QueryStates>)> {
+        // Profiled as `embed_batch` is, without the tokenize phase (done by the caller).
+        let mut phases = Phases::start(&self.device, Profiled::Embed)?;
         let encodings = std::slice::from_ref(&pieces.0);
+        let tokens = pieces.0.get_ids().len();
         let (hidden, mask, tapped) = self.forward(encodings, keep)?;
+        phases.mark("encoder", 1, tokens)?;
         let vector = pool(&hidden, &mask)?.to_device(&Device::Cpu)?.to_vec2::<f32>()?.pop().unwrap_or_default();
+        phases.mark("pool and copy to the host", 1, tokens)?;
         let states = match (keep, tapped) {
             (Some(layers), Some(tapped)) => {
                 let rows = tapped.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;

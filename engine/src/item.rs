@@ -209,7 +209,7 @@ impl FieldType {
 #[serde(untagged)]
 pub enum FieldValue {
     /// A number (price, year); never -0.0, which every way in reads as 0.0. Written as an
-    /// integer when whole (`25`, `1995`; [`whole_as_integer`]).
+    /// integer when whole (`25`, `1995`).
     Number(#[serde(serialize_with = "whole_as_integer", deserialize_with = "signless_zero")] f64),
     /// A single string (brand, category).
     Text(String),

@@ -211,7 +211,15 @@ impl Runtime {
     pub fn reads(&self, query: &str) -> Result<bool> {
         match self.query_cache.peek(query) {
             Some(vector) => Ok(vector.is_some()),
-            None => self.embedder.reads(query),
+            None => {
+                let reads = self.embedder.reads(query)?;
+                // Not read: what an encode would cache for it, so the next asking does not
+                // tokenize again (a read query gets its vector when the dense list needs it).
+                if !reads {
+                    self.query_cache.put(query.to_string(), None);
+                }
+                Ok(reads)
+            }
         }
     }
 

@@ -101,7 +101,8 @@ impl Value {
 /// descending; `None` without the field.
 fn value_of(fields: &BTreeMap<String, FieldValue>, key: &SortKey) -> Option<Value> {
     match fields.get(&key.field)? {
-        // -0.0 and 0.0 are one value, as filters compare them (`total_cmp` tells them apart).
+        // -0.0 and 0.0 are one value, as filters compare them (`total_cmp` tells them apart);
+        // values come in signless (`FieldValue::number`), but the variant can be built as is.
         FieldValue::Number(n) => Some(Value::Number(*n + 0.0)),
         FieldValue::Text(text) => Some(Value::text(text)),
         FieldValue::List(values) => {

@@ -13,7 +13,11 @@ use crate::pipeline::IndexSettings;
 /// The live log folded into this build: what replaying its item writes did to the catalog
 /// (`writes`, from [`replay_item_writes`], already applied to `items`), and its events,
 /// appended to `interactions` (created when there is no file) as if appended to the file; an
-/// event whose item the catalog lacks is refused and reported.
+/// event whose item the catalog lacks is refused and reported. A refused event's reject names
+/// the log folder and, as its line, the event's position in `logged` from 1: the line of the
+/// new generation's carried records (`files::LIVE`, written from `logged` line for line), where
+/// [`point_at_carried`] points it once the generation's name is known. The log's own files
+/// are no address: the build may compact them, and the previous generation's may be pruned.
 #[allow(clippy::type_complexity)]
 pub(crate) fn fold_live_events(
     settings: &IndexSettings,
@@ -21,7 +25,6 @@ pub(crate) fn fold_live_events(
     logged: &[hyrank_engine::live::LoggedRecord],
     writes: ItemWrites,
     interactions: Option<Interactions>,
-    previous: Option<&std::path::Path>,
 ) -> Result<(Option<Interactions>, Option<(LiveFold, Vec<Reject>)>)> {
     use hyrank_engine::live::Record;
     let Some(last) = logged.last().map(|e| e.seq) else { return Ok((interactions, None)) };
@@ -47,8 +50,7 @@ pub(crate) fn fold_live_events(
         // Those earlier generations folded and carry are logged events too. One whose user
         // and item no row of the file has belies the flag: counted nowhere, it would be lost
         // without a word, so it is refused and reported as an event whose item is gone is.
-        let mut missing = not_in_file(logged, &item_index, interactions.as_ref(), &log);
-        point_at_lines(settings, previous, &mut missing);
+        let missing = not_in_file(logged, &item_index, interactions.as_ref(), &log);
         if !missing.is_empty() {
             tracing::warn!(
                 events = missing.len(),
@@ -61,7 +63,7 @@ pub(crate) fn fold_live_events(
     }
     let mut interactions = interactions.unwrap_or_default();
     let (mut refused, mut taken) = (Vec::new(), 0);
-    for logged in logged {
+    for (at, logged) in logged.iter().enumerate() {
         let Record::Event(event) = &logged.record else { continue };
         match item_index.get(event.item.as_str()) {
             Some(&item) => {
@@ -75,7 +77,7 @@ pub(crate) fn fold_live_events(
             }
             None => refused.push(Reject {
                 file: log.clone(),
-                line: logged.seq,
+                line: at as u64 + 1,
                 field: Some("item".into()),
                 id: None,
                 reason: format!("live event {}: item {:?} is not in this catalog", logged.seq, event.item),
@@ -83,7 +85,6 @@ pub(crate) fn fold_live_events(
             }),
         }
     }
-    point_at_lines(settings, previous, &mut refused);
     let fold = fold(taken, refused.len());
     tracing::info!(
         events = fold.events,
@@ -97,30 +98,17 @@ pub(crate) fn fold_live_events(
     Ok((Some(interactions), Some((fold, refused))))
 }
 
-/// Points rejects of logged events, made naming the log's folder and the event's sequence
-/// number as `line`, at the file and line that hold the event: a segment of the log, or the
-/// carried records of the generation `previous` ([`hyrank_engine::live::history_lines`]).
-/// Where the files cannot be read again they stay as made, with a warning.
-fn point_at_lines(settings: &IndexSettings, previous: Option<&std::path::Path>, refused: &mut [Reject]) {
-    if refused.is_empty() {
-        return;
-    }
-    match hyrank_engine::live::history_lines(&settings.index_dir, previous) {
-        Ok(lines) => {
-            for reject in refused {
-                if let Some((file, line)) = lines.get(&reject.line) {
-                    (reject.file, reject.line) = (file.clone(), *line);
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "refused live events named by sequence number: the log could not be read again")
-        }
-    }
+/// Points the rejects [`fold_live_events`] and [`retype_live_rows`] made of logged records (file:
+/// the log folder `log`; line: the record's position in the records read) at `carried`, the
+/// generation's file of those records, line for line.
+pub(crate) fn point_at_carried(rejects: &[Reject], log: &std::path::Path, carried: &std::path::Path) -> Vec<Reject> {
+    let at_carried = |r: &Reject| Reject { file: carried.to_path_buf(), ..r.clone() };
+    rejects.iter().map(|r| if r.file == log { at_carried(r) } else { r.clone() }).collect()
 }
 
 /// The logged events (carried ones included) whose user and item pair is in no row of
-/// `interactions` that was read, as rejects naming their sequence number in the log `log`;
+/// `interactions` that was read, as rejects of the log `log` at their position in `logged`
+/// ([`fold_live_events`] says where they point);
 /// an event whose item the catalog lacks is refused for that, as a folded one would be. Only
 /// the events' pairs are held: the file's rows are scanned once against them.
 fn not_in_file(
@@ -130,15 +118,16 @@ fn not_in_file(
     log: &std::path::Path,
 ) -> Vec<Reject> {
     use hyrank_engine::live::Record;
-    let events: Vec<(u64, &hyrank_engine::live::Event, Option<u32>)> = logged
+    let events: Vec<(usize, u64, &hyrank_engine::live::Event, Option<u32>)> = logged
         .iter()
-        .filter_map(|l| match &l.record {
-            Record::Event(event) => Some((l.seq, event, item_index.get(event.item.as_str()).copied())),
+        .enumerate()
+        .filter_map(|(at, l)| match &l.record {
+            Record::Event(event) => Some((at, l.seq, event, item_index.get(event.item.as_str()).copied())),
             _ => None,
         })
         .collect();
     let mut wanted: HashMap<(&str, u32), bool> =
-        events.iter().filter_map(|(_, e, item)| item.map(|item| ((e.user.as_str(), item), false))).collect();
+        events.iter().filter_map(|(_, _, e, item)| item.map(|item| ((e.user.as_str(), item), false))).collect();
     if !wanted.is_empty() {
         for row in interactions.iter().flat_map(|i| &i.rows) {
             if let Some(found) = wanted.get_mut(&(row.user.as_str(), row.item)) {
@@ -146,9 +135,9 @@ fn not_in_file(
             }
         }
     }
-    let reject = |seq: u64, reason: String| Reject {
+    let reject = |at: usize, reason: String| Reject {
         file: log.to_path_buf(),
-        line: seq,
+        line: at as u64 + 1,
         field: Some("item".into()),
         id: None,
         reason,
@@ -156,11 +145,11 @@ fn not_in_file(
     };
     events
         .iter()
-        .filter_map(|&(seq, event, item)| match item {
-            None => Some(reject(seq, format!("live event {seq}: item {:?} is not in this catalog", event.item))),
+        .filter_map(|&(at, seq, event, item)| match item {
+            None => Some(reject(at, format!("live event {seq}: item {:?} is not in this catalog", event.item))),
             Some(item) if wanted[&(event.user.as_str(), item)] => None,
             Some(_) => Some(reject(
-                seq,
+                at,
                 format!(
                     "live event {seq}: user {:?} with item {:?} is in no row read from the interactions file, which \
                      --no-live-events says holds every logged event; not counted (every build with the flag \
@@ -177,7 +166,22 @@ fn not_in_file(
 /// ([`crate::input::infer_field_types`]). The server types live writes against the
 /// generation it serves, so a value that does not fit (the catalog's types changed since, or a
 /// log from before typed fields) is left out of its row and reported, never guessed.
-pub(crate) fn retype_live_rows(settings: &IndexSettings, catalog: &mut crate::input::Catalog) -> Vec<Reject> {
+/// A reject points at the last logged write that gave the item the field (its position in
+/// `logged` from 1, as [`fold_live_events`]' rejects do).
+pub(crate) fn retype_live_rows(
+    settings: &IndexSettings,
+    catalog: &mut crate::input::Catalog,
+    logged: &[hyrank_engine::live::LoggedRecord],
+) -> Vec<Reject> {
+    use hyrank_engine::live::Record;
+    let wrote = |id: &str, name: &str| {
+        let gave = |record: &Record| match record {
+            Record::Put(put) => put.item.id == id && put.item.fields.contains_key(name),
+            Record::Fields(update) => update.update_item == id && update.fields.contains_key(name),
+            Record::Event(_) | Record::Delete(_) => false,
+        };
+        logged.iter().rposition(|l| gave(&l.record)).map_or(0, |at| at as u64 + 1)
+    };
     let (types, _) = crate::input::infer_field_types(&catalog.items, &catalog.field_types);
     let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     let mut refused = Vec::new();
@@ -193,7 +197,7 @@ pub(crate) fn retype_live_rows(settings: &IndexSettings, catalog: &mut crate::in
             item.fields.remove(&name);
             refused.push(Reject {
                 file: log.clone(),
-                line: 0,
+                line: wrote(&item.id, &name),
                 field: Some(name.clone()),
                 id: Some(item.id.clone()),
                 reason: format!(

@@ -209,7 +209,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         }
     })?;
     let writes = replay_item_writes(&mut catalog.items, &logged);
-    let live_refused = retype_live_rows(settings, &mut catalog);
+    let live_refused = retype_live_rows(settings, &mut catalog, &logged);
     // Every field BM25 is to search holds text or lists, in the catalog as typed.
     for wanted in &settings.lexical.search_fields {
         let reason = match catalog.field_types.get(&wanted.name) {
@@ -254,8 +254,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // latest timestamp kept. An event whose item this catalog lacks is reported, never fatal:
     // catalogs drop items, and the log cannot be edited.
     drop(item_index);
-    let (mut interactions, live) =
-        fold_live_events(settings, &catalog.items, &logged, writes, interactions, previous.as_deref())?;
+    let (mut interactions, live) = fold_live_events(settings, &catalog.items, &logged, writes, interactions)?;
     // The positive rule after the fold: the log's events are rows of the file as if appended
     // to it, so they meet the same rule, and `--no-live-events` compared them with the rows
     // as written (an event whose row is below the minimum is in the file, not missing).
@@ -308,6 +307,11 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     }
     let mut rejects_file = None;
     let (dir, manifest) = generation::build(&settings.index_dir, |building| {
+        // Rejects of logged records name the new generation's carried file, written from
+        // `logged` line for line below, under its published name.
+        let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
+        let carried = building.dir.with_file_name(&building.name).join(files::LIVE);
+        let rejects = crate::live_fold::point_at_carried(&rejects, &log, &carried);
         let (counts, rejects, chosen) = build_into(
             settings,
             &building.dir,

@@ -203,19 +203,22 @@ async fn a_history_cf_reads_nothing_in_gets_no_cf_list() {
     let (status, _, body) = call(&app, recommend("cold-user")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(retrievers(&body), ["dense"], "content alone: {body}");
+    let says_no_cf = |body: &Value| body["notes"][0].as_str().is_some_and(|n| n.starts_with("cf: no CF list"));
+    assert!(says_no_cf(&body), "{body}");
     assert!(!ids(&body).contains(&cold.to_string()), "seen: {body}");
     let cf_only = test::TestRequest::post().uri("/v1/recommend").set_json(json!({"user": "cold-user", "mode": "cf"}));
     let (status, _, body) = call(&app, with_key(cf_only)).await;
     assert_eq!((status, body["hits"].as_array().unwrap().len()), (StatusCode::OK, 0), "{body}");
+    assert!(says_no_cf(&body), "an empty list says why: {body}");
     let search = json!({"query": "waterproof boots", "user": "cold-user", "mode": "hybrid", "k": 10});
     let (status, _, body) = call(&app, with_key(test::TestRequest::post().uri("/v1/search").set_json(search))).await;
     assert_eq!(status, StatusCode::OK, "a 400 before: {body}");
-    assert!(!retrievers(&body).contains(&"cf".to_string()), "{body}");
+    assert!(!retrievers(&body).contains(&"cf".to_string()) && says_no_cf(&body), "{body}");
     // One item CF was trained on gives the user factors again.
     let body = json!({"events": [{"user": "cold-user", "item": "PRG-009"}]});
     assert_eq!(call(&app, events(body, Some(WRITE_KEY))).await.0, StatusCode::OK);
     let (_, _, body) = call(&app, recommend("cold-user")).await;
-    assert!(retrievers(&body).contains(&"cf".to_string()), "{body}");
+    assert!(retrievers(&body).contains(&"cf".to_string()) && !says_no_cf(&body), "{body}");
 }
 
 #[actix_web::test]
@@ -338,10 +341,13 @@ async fn the_log_restarts_after_a_fold_and_every_build_still_counts_every_event_
         "{rejects}"
     );
     assert!(!rejects.contains("PRG-001"), "{rejects}");
-    // It points at the line that holds the event: the serving generation carries it.
+    // It points at the line that holds the event in the new generation's carried records,
+    // which live as long as its rejects (the log's files and the older generations may go).
     let reject: Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
-    let carried = third.dir.join("live.jsonl");
+    let carried = fourth.dir.join("live.jsonl");
     assert_eq!((reject["file"].as_str(), reject["line"].as_u64()), (carried.to_str(), Some(2)), "{reject}");
+    let line = std::fs::read_to_string(&carried).unwrap().lines().nth(1).unwrap().to_string();
+    assert!(line.contains("\"seq\":2") && line.contains("PRG-002"), "{line}");
     // A restart on the compacted log numbers on from where it stopped.
     drop(app);
     drop(state);

@@ -299,6 +299,34 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     let (status, _, similar) = call(&app, get("/v1/items/LIVE-1/similar?k=5")).await;
     assert_eq!(status, StatusCode::OK, "{similar}");
     assert!(!ids(&similar).contains(&"LIVE-1".to_string()) && ids(&similar).len() == 5);
+    // As a neighbour: CF has no factors for it, so under `share` (POST similar's default) its
+    // weight goes to content, and under `ignore` the live item goes without.
+    let similar_to = |seed: &str, cold: &str, offset: usize| {
+        test::TestRequest::post()
+            .uri("/v1/similar")
+            .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+            .set_json(json!({"item": seed, "k": 100, "offset": offset, "cold_items": cold}))
+    };
+    let live_hit = |body: &Value| body["hits"].as_array().unwrap().iter().find(|h| h["id"] == "LIVE-1").cloned();
+    let mut seen_both = false;
+    for seed in ids(&similar) {
+        let (_, _, shared) = call(&app, similar_to(&seed, "share", 0)).await;
+        let Some(shared) = live_hit(&shared).filter(|h| h["breakdown"]["abstained"] == json!(["cf"])) else { continue };
+        // Without CF's share it ranks lower: past the first page, maybe.
+        let (mut ignored, mut offset) = (None, 0);
+        while ignored.is_none() && offset < 300 {
+            let (status, _, page) = call(&app, similar_to(&seed, "ignore", offset)).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            ignored = live_hit(&page);
+            offset += 100;
+        }
+        let ignored = ignored.expect("the same content list holds it");
+        assert!(ignored["breakdown"].get("abstained").is_none(), "{ignored}");
+        assert!(ignored["score"].as_f64() < shared["score"].as_f64(), "{ignored} {shared}");
+        seen_both = true;
+        break;
+    }
+    assert!(seen_both, "a warm neighbour of LIVE-1 lists it with CF abstaining: {similar}");
     // Events may name it; a user who interacted with it is not recommended it again.
     let (status, _, body) =
         call(&app, events(json!({"events": [{"user": "u001", "item": "LIVE-1", "weight": 3}]}), Some(WRITE_KEY))).await;

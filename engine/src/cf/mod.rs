@@ -17,6 +17,14 @@ pub use ease::{seeds, EaseSettings, ItemModel};
 
 use serde::{Deserialize, Serialize};
 
+/// Whether ALS factors (a user's, or an item's as a similar-items seed) say anything: all zero
+/// is what an item no interaction trained gets from the item step (its right-hand side is
+/// zero), and what a user gets from a history of such items or of items written live since
+/// the build. Such factors score every item 0, a list of ties; CF then has no list.
+pub fn has_opinion(factors: &[f32]) -> bool {
+    factors.iter().any(|&v| v != 0.0)
+}
+
 /// A CF model family with its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

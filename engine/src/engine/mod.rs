@@ -480,18 +480,8 @@ impl Engine {
     /// The user's ALS factors; `None` when EASE serves (it reads the history instead). A user
     /// with live events gets factors solved now against the generation's fixed item factors
     /// (the exact least-squares step of ALS for one user, what implicit's `recalculate_user`
-    /// does), so their events move their recommendations without a rebuild. `None` as well
-    /// for factors that are all zero: a history CF read nothing in (items written live, or
-    /// items no interaction trained, whose factors are zero) solves to them, and they score
-    /// every item 0, a list of ties in catalog order; CF has no opinion, so no CF list, as
-    /// EASE gives none for such a history.
+    /// does), so their events move their recommendations without a rebuild.
     fn user_vector<'a>(&self, cf: &'a Collaborative, user: &LiveUser) -> Result<Option<Cow<'a, [f32]>>> {
-        let factors = self.user_factors(cf, user)?;
-        Ok(factors.filter(|factors| factors.iter().any(|&v| v != 0.0)))
-    }
-
-    /// [`Engine::user_vector`] before the zero rule.
-    fn user_factors<'a>(&self, cf: &'a Collaborative, user: &LiveUser) -> Result<Option<Cow<'a, [f32]>>> {
         let Collaborative::Als { model, gram, .. } = cf else { return Ok(None) };
         if user.live_events > 0 || !user.stored {
             let history = self.cf_history(user.record.history.iter().map(|i| (i.item, i.weight)));
@@ -518,7 +508,8 @@ impl Engine {
 
     /// The CF retriever for a user: ALS with the user's factors (or `replay`'s factors in its
     /// item space, for the reranker trainer), EASE with the `seeds` (the user's positive
-    /// history items). `None` when the view has no factors to search with.
+    /// history items). `None` when the view has no factors to search with, or they are all
+    /// zero, or EASE has no seeds ([`NO_CF_NOTE`]).
     fn cf_retriever<'a>(
         &'a self,
         cf: &'a Collaborative,
@@ -527,6 +518,13 @@ impl Engine {
         seeds: &'a [(u32, f32)],
         cold_items: crate::request::ColdItems,
     ) -> Option<Retriever<'a>> {
+        // No opinion, no list: a history CF reads nothing in (items written live since the
+        // build, or items no interaction trained) solves to zero ALS factors, which score every
+        // item 0 (a list of ties in catalog order), and gives EASE no seeds.
+        let factors = factors.filter(|factors| crate::cf::has_opinion(factors));
+        if matches!(cf, Collaborative::Ease(_)) && replay.is_none() && seeds.is_empty() {
+            return None;
+        }
         match (cf, factors, replay) {
             (_, Some(factors), Some(items)) | (Collaborative::Als { items, .. }, Some(factors), None) => {
                 Some(Retriever::Cf { items, factors, cold_items })
@@ -593,6 +591,10 @@ impl Engine {
         }
     }
 }
+
+/// What a response says when CF was to rank for a user and had no opinion ([`Engine::cf_retriever`]).
+pub(crate) const NO_CF_NOTE: &str = "cf: no CF list: the user's history holds no item collaborative filtering was \
+     trained on (only items written live since the build, or items without interactions); the other lists decide";
 
 /// A number for a generation's name, for cache keys that must not cross generations.
 fn generation_key(name: &str) -> u64 {

@@ -92,7 +92,11 @@ impl Engine {
             }
         }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
-        Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
+        let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
+        if request.mode != RecommendMode::Content && !fused.ran(RetrieverKind::Cf) {
+            results.notes.insert(0, super::NO_CF_NOTE.to_string());
+        }
+        Ok(results)
     }
 
     /// The top `depth` fused recommendation candidates for a user view (rerank settings

@@ -26,6 +26,8 @@ struct FirstStage<'a> {
     unread: bool,
     /// The dense list was asked for and left empty, since the model reads none of the query.
     unread_dense: bool,
+    /// A CF list was asked for (a user, in a mode with CF) and CF had no opinion.
+    no_cf: bool,
 }
 
 /// What a response says when its dense list is empty because the model cannot read the query.
@@ -62,7 +64,7 @@ impl Engine {
             crate::sort::unranked(request.rerank.as_ref())?
         };
         let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
-        let FirstStage { query, user, mut fused, query_states, unread, unread_dense } =
+        let FirstStage { query, user, mut fused, query_states, unread, unread_dense, no_cf } =
             self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings)?;
         self.sort(&request.sort, &mut fused, &mut timings)?;
         // The reranker reads the query through the same vocabulary: one it reads none of would
@@ -99,7 +101,7 @@ impl Engine {
         }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
-        let notes = [(unread_dense, UNREAD_NOTE), (unread_rerank, UNREAD_RERANK_NOTE)];
+        let notes = [(unread_dense, UNREAD_NOTE), (unread_rerank, UNREAD_RERANK_NOTE), (no_cf, super::NO_CF_NOTE)];
         for (at, note) in notes.into_iter().filter(|n| n.0).map(|n| n.1).enumerate() {
             results.notes.insert(at, note.to_string());
         }
@@ -215,6 +217,7 @@ impl Engine {
         let user = live.map(|l| l.record);
         let seeds = user.as_ref().map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
         let mut retrievers = Vec::with_capacity(kinds.len());
+        let mut no_cf = false;
         for kind in kinds {
             let retriever = match kind {
                 RetrieverKind::Bm25 => match early_bm25.take() {
@@ -237,13 +240,16 @@ impl Engine {
                     // recommend; the other retrievers decide.
                     match self.cf_retriever(cf, factors.as_deref(), None, &seeds, request.cold_items) {
                         Some(retriever) => retriever,
-                        None => continue,
+                        None => {
+                            no_cf = true;
+                            continue;
+                        }
                     }
                 }
             };
             retrievers.push((retriever, request.weights.of(kind)));
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, timings)?;
-        Ok(FirstStage { query, user, fused, query_states, unread, unread_dense: unread && dense })
+        Ok(FirstStage { query, user, fused, query_states, unread, unread_dense: unread && dense, no_cf })
     }
 }

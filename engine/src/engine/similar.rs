@@ -43,9 +43,9 @@ impl Engine {
         match &self.cf {
             Some(Collaborative::Als { items, .. }) => {
                 let factors = items.vector(cf_seed).unwrap_or_default();
-                // An item nobody interacted with has (near) zero factors: its CF neighbours are
-                // noise, so CF does not run for it.
-                if factors.iter().map(|v| v * v).sum::<f32>() > 1e-12 {
+                // An item nobody interacted with has zero factors: its CF neighbours would be
+                // ties, so CF does not run for it.
+                if crate::cf::has_opinion(factors) {
                     let retriever = Retriever::Cf { items, factors, cold_items: request.cold_items };
                     retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
                 }

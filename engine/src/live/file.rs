@@ -1,7 +1,6 @@
 //! The log's files: `events-NNNNNNNN.jsonl` under `INDEX_DIR/live/`, read whole (the indexer,
 //! a server starting), a partial last line cut off, a new file created durably.
 
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -56,47 +55,6 @@ pub fn read_history(index_dir: &Path, previous: Option<&Path>) -> Result<Vec<Log
     }
     records.extend(read_events(index_dir)?.into_iter().filter(|r| r.seq > through));
     Ok(records)
-}
-
-/// Where each record [`read_history`] gives is written: its file and line (from 1), by
-/// sequence number. A build's report names these rather than the log's folder; read again, and
-/// only, when a report needs them.
-///
-/// # Errors
-/// As [`read_history`].
-pub fn history_lines(index_dir: &Path, previous: Option<&Path>) -> Result<HashMap<u64, (PathBuf, u64)>> {
-    /// A line's sequence number, the rest of it unread.
-    #[derive(serde::Deserialize)]
-    struct Seq {
-        seq: u64,
-    }
-    let mut files = Vec::new();
-    let mut after = 0;
-    if let Some(dir) = previous {
-        let manifest = crate::generation::read_manifest(dir)?;
-        if let Some(live) = manifest.live.filter(|l| l.carried) {
-            files.push(dir.join(crate::generation::files::LIVE));
-            after = live.folded_through;
-        }
-    }
-    let log = index_dir.join(LIVE_DIR);
-    if log.is_dir() {
-        files.extend(segment_files(&log)?.into_iter().map(|(_, path)| path));
-    }
-    let mut lines = HashMap::new();
-    for (i, path) in files.iter().enumerate() {
-        let text = fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        // A partial last line (no newline) was never acknowledged: read_history skips it.
-        let complete = text.iter().rposition(|&b| b == b'\n').map_or(&text[..0], |end| &text[..end]);
-        for (number, line) in complete.split(|&b| b == b'\n').enumerate() {
-            let Ok(Seq { seq }) = serde_json::from_slice::<Seq>(line) else { continue };
-            // The log's lines the carried file already holds are not the ones read.
-            if (i == 0 && after > 0) || seq > after {
-                lines.insert(seq, (path.clone(), number as u64 + 1));
-            }
-        }
-    }
-    Ok(lines)
 }
 
 /// Writes `records` as a generation's carried records (`files::LIVE`), puts without their

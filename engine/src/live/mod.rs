@@ -39,7 +39,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
-pub use file::{compact, history_lines, read_events, read_history, write_carried};
+pub use file::{compact, read_events, read_history, write_carried};
 use file::{create_segment, read_segment, segment_files, segment_path};
 pub use record::{
     batch_hash, item_hash, validate_batch, Appended, BatchTag, Event, FieldUpdate, ItemDelete, ItemPut, LiveStats,

@@ -294,7 +294,7 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
     };
     // Rejects name the columns as the file does: `title/genres`, `name/summary+notes`.
     if !texts.is_empty() {
-        let names: Vec<&str> = texts.iter().map(|&i| headers.get(i).unwrap_or("text")).collect();
+        let names: Vec<&str> = texts.iter().map(|&i| headers.get(i).map_or("text", str::trim)).collect();
         validator.content_name = format!("{}/{}", format.title_column, names.join("+"));
     }
     let fields = format
@@ -634,6 +634,9 @@ b,B,19.5,XL
         assert_eq!((got[1].0, got[1].1.as_deref()), (4, Some("movieId")), "{got:?}");
         assert!(got[1].2.starts_with("duplicate id \"1\" (first on line 2)"), "{got:?}");
         assert_eq!((got[2].0, got[2].1.as_deref()), (5, Some("title/genres")), "{got:?}");
+        let empty = file(&dir, "empty.csv", b"");
+        let error = read_catalog(&empty, &format).unwrap_err().to_string();
+        assert!(error.contains("the header line is empty (or the file is)"), "{error}");
     }
 
     /// Text of invisible characters only is as empty as whitespace (FiQA has a document of one

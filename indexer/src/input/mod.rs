@@ -36,7 +36,9 @@ pub(super) fn column(path: &Path, headers: &csv::StringRecord, name: &str, flag:
     if headers.iter().all(|h| h.trim().is_empty()) {
         return Err(IndexError::Input {
             path: path.to_path_buf(),
-            reason: format!("the file is empty: it needs a header line naming its columns ({name:?} among them)"),
+            reason: format!(
+                "the header line is empty (or the file is): it must name the columns ({name:?} among them)"
+            ),
         });
     }
     column_if_present(path, headers, name)?.ok_or_else(|| IndexError::Input {
