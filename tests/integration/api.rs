@@ -100,6 +100,16 @@ async fn hybrid_breakdown_shows_both_retrievers_and_both_fusions_compose() {
     assert_breakdowns_compose(&body);
     let max = body["hits"][0]["score"].as_f64().unwrap();
     assert!(max <= 1.0 + 1e-9, "linear scores are bounded by the weight sum: {max}");
+    assert!(body.get("notes").is_none(), "{body}");
+    // Every list weighing 0 is a valid request whose order is no ranking: it says so.
+    for fusion in ["linear", "rrf"] {
+        let request =
+            json!({"query": "waterproof boots", "fusion": {"method": fusion}, "weights": {"bm25": 0, "dense": 0}});
+        let (status, body) = post("/v1/search", request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["hits"].as_array().unwrap().iter().all(|h| h["score"] == 0.0), "{body}");
+        assert!(body["notes"][0].as_str().unwrap().starts_with("weights: every list that ran weighs 0"), "{body}");
+    }
 }
 
 /// `(raw score, contribution)` of `retriever` in each hit that holds it, in hit order.

@@ -29,7 +29,14 @@ pub(super) struct Fused {
     pub ranges: ScoreRanges,
     /// The fusion's name, which the contributions follow even over one list.
     pub fusion_name: &'static str,
+    /// Every list that ran weighed 0 ([`WEIGHTLESS_NOTE`]).
+    pub weightless: bool,
 }
+
+/// What a response says when every list it fused weighed 0: the request is valid, but its
+/// order is no ranking.
+pub(crate) const WEIGHTLESS_NOTE: &str = "weights: every list that ran weighs 0, so every fused score is 0 and the \
+     order is the tie rule's (items more lists hold first, then the better best rank, then catalog order)";
 
 impl Fused {
     /// Whether the request ran a retriever of `kind`: only those get an explanation tree, so
@@ -207,7 +214,8 @@ impl Engine {
         let t = Instant::now();
         let hits = fuse(&lists, &weights, fusion)?;
         timings.fusion_ms = ms(t);
-        Ok(Fused { hits, ranges: ScoreRanges::of(&lists), fusion_name: fusion.name() })
+        let weightless = !weights.is_empty() && weights.iter().all(|&w| w == 0.0);
+        Ok(Fused { hits, ranges: ScoreRanges::of(&lists), fusion_name: fusion.name(), weightless })
     }
 
     /// The final hits, the `page` of: the fused list, or, with a rerank plan (the text it
@@ -399,7 +407,10 @@ impl Engine {
         mut timings: Timings,
     ) -> Results {
         // Timed with the rest: a note's suggestions are part of the answer.
-        let notes = self.filter_notes(conditions.0, conditions.1);
+        let mut notes = self.filter_notes(conditions.0, conditions.1);
+        if fused.weightless {
+            notes.insert(0, WEIGHTLESS_NOTE.to_string());
+        }
         timings.total_ms = ms(start);
         let generation = self.manifest.generation.clone();
         Results { hits, total: fused.hits.len(), generation, timings, notes, facets }

@@ -104,7 +104,8 @@ pub struct Catalog {
 /// Checks id uniqueness and emptiness, shared by both formats.
 struct ItemValidator<'a> {
     file: &'a Path,
-    /// What a reject names the id by: `id` in JSON Lines, the id column in a CSV file.
+    /// What a reject names the id by: the row's key in JSON Lines (`id`, or `_id` as BEIR
+    /// writes it), the id column in a CSV file.
     id_name: String,
     /// What a reject names the title and text by: `title/text`, or the CSV columns read as
     /// them (`title/genres`; the title column alone where no column is text).
@@ -115,7 +116,7 @@ struct ItemValidator<'a> {
     /// Rows whose id an earlier row holds, with their lines: compared with that row once
     /// fields are typed ([`unify_field_types`]), since `{"n": 1}` and `{"n": "1"}` are the same
     /// value only then.
-    repeats: Vec<(u64, Item)>,
+    repeats: Vec<(u64, Item, String)>,
     catalog: Catalog,
 }
 
@@ -130,7 +131,7 @@ impl ItemValidator<'_> {
                     .because(Cause::EmptyItem),
             );
         } else if self.first_line_of.contains_key(&item.id) {
-            self.repeats.push((line, item));
+            self.repeats.push((line, item, self.id_name.clone()));
         } else {
             self.first_line_of.insert(item.id.clone(), line);
             self.catalog.items.push(item);
@@ -144,20 +145,20 @@ impl ItemValidator<'_> {
     fn settle_repeats(&mut self, types: &BTreeMap<String, FieldType>) {
         let position: HashMap<&str, usize> =
             self.catalog.items.iter().enumerate().map(|(at, item)| (item.id.as_str(), at)).collect();
-        for (line, item) in std::mem::take(&mut self.repeats) {
+        for (line, item, id_name) in std::mem::take(&mut self.repeats) {
             let first = self.first_line_of[&item.id];
             let refused = match (typed(item.clone(), types), position.get(item.id.as_str())) {
                 (Err((name, reason)), _) => Some((name, reason)),
                 (Ok(typed), Some(&at)) if self.catalog.items[at] == typed => None,
                 (Ok(_), Some(_)) => Some((
-                    self.id_name.clone(),
+                    id_name.clone(),
                     format!(
                         "duplicate id {:?} (first on line {first}) with other content (a row that repeats an earlier one exactly is read once)",
                         item.id
                     ),
                 )),
                 (Ok(_), None) => Some((
-                    self.id_name.clone(),
+                    id_name,
                     format!("duplicate id {:?} of line {first}, which was refused", item.id),
                 )),
             };
@@ -637,6 +638,11 @@ b,B,19.5,XL
         let empty = file(&dir, "empty.csv", b"");
         let error = read_catalog(&empty, &format).unwrap_err().to_string();
         assert!(error.contains("the header line is empty (or the file is)"), "{error}");
+        // JSON Lines name the key the row gave its id under: BEIR's `_id`.
+        let beir =
+            file(&dir, "corpus.jsonl", b"{\"_id\": \"d1\", \"text\": \"a\"}\n{\"_id\": \"d1\", \"text\": \"b\"}\n");
+        let got = reasons(&read_catalog(&beir, &CatalogFormat::default()).unwrap().rejects);
+        assert_eq!((got[0].0, got[0].1.as_deref()), (2, Some("_id")), "{got:?}");
     }
 
     /// Text of invisible characters only is as empty as whitespace (FiQA has a document of one

@@ -272,7 +272,12 @@ pub(super) fn read_jsonl(path: &Path, json_fields: bool, validator: &mut ItemVal
                 validator.catalog.rejects.push(reject(path, line_number, Some("id"), e.to_string()))
             }
             (Ok(Value::Object(object)), Ok(raw_ids)) => match item_from_json(&object, &raw_ids, json_fields) {
-                Ok(item) => validator.accept(line_number, item),
+                Ok(item) => {
+                    // Its rejects name the key the row gave its id under.
+                    let given = |key: &str| object.get(key).is_some_and(|v| !v.is_null());
+                    validator.id_name = if !given("id") && given("_id") { "_id" } else { "id" }.to_string();
+                    validator.accept(line_number, item)
+                }
                 Err((field, reason)) => {
                     let refused = reject(path, line_number, field.as_deref(), reason);
                     validator.catalog.rejects.push(match id_from_json(&object, &raw_ids) {
