@@ -294,12 +294,21 @@ fn json_response(body: Bytes, cache: &'static str) -> HttpResponse {
 pub(crate) struct Health {
     status: &'static str,
     generation: String,
+    /// The generation's items, as its manifest counts them.
     items: usize,
+    /// The items a request can find now: the generation's and those written live, less those
+    /// deleted or replaced live since the build.
+    visible_items: usize,
 }
 
 impl Health {
     fn of(status: &'static str, engine: &Engine) -> Self {
-        Health { status, generation: engine.manifest().generation.clone(), items: engine.manifest().counts.items }
+        Health {
+            status,
+            generation: engine.manifest().generation.clone(),
+            items: engine.manifest().counts.items,
+            visible_items: engine.visible_len(),
+        }
     }
 }
 

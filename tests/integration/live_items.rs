@@ -63,6 +63,9 @@ async fn a_deleted_item_leaves_every_list_until_its_catalog_row_changes() {
     );
     assert_eq!(call(&app, delete(Some(WRITE_KEY), &gone)).await.0, StatusCode::NOT_FOUND, "already deleted");
     assert_eq!(call(&app, delete(Some(WRITE_KEY), "NO-SUCH-ITEM")).await.0, StatusCode::NOT_FOUND);
+    // The health answer counts the generation's items and, apart, those a request can find.
+    let (_, _, health) = call(&app, get("/healthz")).await;
+    assert_eq!((health["items"].as_u64(), health["visible_items"].as_u64()), (Some(320), Some(319)), "{health}");
 
     let hidden = |app_result: &Value| !ids(app_result).contains(&gone);
     let (_, headers, after) = call(&app, hybrid("camp stove")).await;
@@ -286,6 +289,8 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     let (status, _, got) = call(&app, get("/v1/items/LIVE-1")).await;
     assert_eq!((status, got["title"].as_str()), (StatusCode::OK, Some("Zorblax Titanium Spork")));
     assert_eq!(assert_dense_floor_is_the_reachable_mean(&state), 321, "the live row joins the floor");
+    let (_, _, health) = call(&app, get("/healthz")).await;
+    assert_eq!((health["items"].as_u64(), health["visible_items"].as_u64()), (Some(320), Some(321)), "{health}");
     let (_, _, bm25) = call(&app, search(json!({"query": "zorblax", "mode": "bm25", "k": 5, "explain": true}))).await;
     assert_eq!(ids(&bm25), vec!["LIVE-1"], "{bm25}");
     assert!(bm25["hits"][0]["score"].as_f64().unwrap().is_finite());

@@ -22,6 +22,13 @@ impl Engine {
         self.hidden_at(&self.live_items())
     }
 
+    /// How many items a request can find now: the generation's and the live rows, less the
+    /// hidden ones (deleted, or replaced by a later put).
+    pub fn visible_len(&self) -> usize {
+        let live = self.live_items();
+        (self.len() + live.len()).saturating_sub(self.hidden_at(&live).len())
+    }
+
     /// What decides which rows are hidden, as of the live rows `live`: the log's last delete
     /// and the last put applied. The key of every cache derived from [`Engine::hidden`].
     pub(crate) fn hidden_version(&self, live: &LiveItems) -> (u64, u64) {
