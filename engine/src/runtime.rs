@@ -94,6 +94,10 @@ impl Default for RuntimeSettings {
     }
 }
 
+/// A query's embedding (384 floats, unit length) and, when kept, its states after the
+/// reranker's query layers ([`Runtime::embed_query_keeping`]).
+pub type Encoded = (Arc<Vec<f32>>, Option<Arc<QueryStates>>);
+
 /// The embedding model with its cache and worker; see the module docs.
 pub struct Runtime {
     embedder: Arc<Embedder>,
@@ -232,11 +236,7 @@ impl Runtime {
     ///
     /// # Errors
     /// As [`Runtime::embed_query`].
-    pub fn embed_query_keeping(
-        &self,
-        query: &str,
-        layers: Option<usize>,
-    ) -> Result<Option<(Arc<Vec<f32>>, Option<Arc<QueryStates>>)>> {
+    pub fn embed_query_keeping(&self, query: &str, layers: Option<usize>) -> Result<Option<Encoded>> {
         // HYRANK_RERANK_QUERY_STATES=off: the reranker runs its own query pass, to measure
         // what keeping them saves (bench/gpu_run.sh).
         let layers = layers.filter(|_| keep_query_states());
