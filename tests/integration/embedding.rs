@@ -96,7 +96,8 @@ fn the_model_reads_a_text_unless_every_word_piece_of_it_is_unknown() {
     // The runtime reads and embeds from one tokenization: the same vector as a plain embed,
     // `None` for a text not read, and the cache answers the reading after.
     let tent = embedder.embed("tent").unwrap();
-    let runtime = hyrank_engine::Runtime::new(std::sync::Arc::new(embedder), Default::default()).unwrap();
+    let embedder = std::sync::Arc::new(embedder);
+    let runtime = hyrank_engine::Runtime::new(std::sync::Arc::clone(&embedder), Default::default()).unwrap();
     for _ in 0..2 {
         assert_eq!(runtime.embed_query("tent").unwrap().as_deref(), Some(&tent));
         assert_eq!(runtime.embed_query("กาแฟ").unwrap(), None);
@@ -104,4 +105,14 @@ fn the_model_reads_a_text_unless_every_word_piece_of_it_is_unknown() {
     }
     let stats = runtime.query_cache_stats();
     assert_eq!((stats.hits, stats.misses), (2, 2), "a reading asked of the cache is not a lookup");
+    // Through the model worker (which tokenizes its own batch) the same answers; a reading
+    // the cache has not seen is cached, so the embed after it is a hit.
+    let settings = hyrank_engine::RuntimeSettings { query_batcher: Some(Default::default()), ..Default::default() };
+    let worker = hyrank_engine::Runtime::new(embedder, settings).unwrap();
+    assert!(!worker.reads("鞋").unwrap());
+    assert_eq!(worker.embed_query("鞋").unwrap(), None);
+    let got = worker.embed_query("tent").unwrap().unwrap();
+    assert!(cosine(&got, &tent) > 0.9999, "batched as it is alone");
+    let stats = worker.query_cache_stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
 }
