@@ -353,6 +353,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             cf_selection: chosen.as_ref().map(|c| c.selection.clone()),
             sources: Sources {
                 catalog: settings.catalog.display().to_string(),
+                catalog_resolved: std::fs::canonicalize(&settings.catalog).ok().map(|p| p.display().to_string()),
                 interactions: settings.interactions.as_ref().map(|p| p.display().to_string()),
                 min_weight: settings.min_weight.filter(|_| settings.interactions.is_some()),
             },

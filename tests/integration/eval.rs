@@ -109,6 +109,11 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     assert!(missing.configs[0].recall_100 < report.configs[0].recall_100);
     // That data's folder is not where the generation's catalog came from, and the report says so.
     assert!(report.built_from_another_catalog.is_none());
+    // The build records the catalog's resolved path, which eval compares: a path given
+    // relative to another folder names the same file.
+    let resolved = engine.manifest().sources.catalog_resolved.clone().expect("recorded");
+    assert!(std::path::Path::new(&resolved).is_absolute(), "{resolved}");
+    assert_eq!(std::path::PathBuf::from(&resolved), std::fs::canonicalize(eval.data_dir.join("corpus.jsonl")).unwrap());
     assert!(missing.built_from_another_catalog.as_deref().is_some_and(|c| c.ends_with("beir-tiny/corpus.jsonl")));
     assert!(markdown.contains("not from this data's corpus.jsonl"), "{markdown}");
     assert_eq!((missing.evaluated_queries, missing.without_relevant, missing.negative_grades), (6, 1, 1));
@@ -229,7 +234,7 @@ fn judged_corpora_with_empty_documents_and_queries_among_the_documents() {
     let first = error.lines().nth(1).unwrap();
     assert!(
         first.contains(&format!(
-            "corpus.jsonl:{}: field `id`: duplicate id \"TNT-001\" (first on line 1) with other content",
+            "corpus.jsonl:{}: field `_id`: duplicate id \"TNT-001\" (first on line 1) with other content",
             lines + 26
         )),
         "{error}"

@@ -446,6 +446,11 @@ pub struct Counts {
 pub struct Sources {
     /// Catalog path as given.
     pub catalog: String,
+    /// The catalog's path made absolute, links resolved, when the build read it: what tells
+    /// one file reached by two paths from two files (the path as given is relative to where
+    /// the build ran). Absent in generations built before 2026-12-06.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_resolved: Option<String>,
     /// Interactions path as given.
     pub interactions: Option<String>,
     /// The positive rule the interactions file was read with (`hyrank index --min-weight`):
