@@ -28,6 +28,24 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     // Two configurations of one name, or a depth no search serves, are refused before any query.
     let twice = SearchEvalSettings { configs: vec![Config::preset("bm25").unwrap(); 2], ..eval.clone() };
     assert!(evaluate(&twice, &engine).unwrap_err().to_string().contains("\"bm25\" is named twice"));
+    // An override that changes nothing on this generation, which has no reranker on by
+    // default, is refused although `rerank=off` was not written.
+    assert!(engine.trained_reranker().is_none_or(|r| !r.enabled_by_default));
+    for spec in ["bm25+k=20", "bm25+bm25=0.3", "dense+dense=0.3"] {
+        let moot = SearchEvalSettings { configs: vec![Config::parse(spec).unwrap()], ..eval.clone() };
+        let error = evaluate(&moot, &engine).unwrap_err().to_string();
+        assert!(error.contains("would have no effect") && error.contains("as it is, with no reranker"), "{error}");
+    }
+    // A corpus of ids, titles and texts has no fields to facet, filter or sort on: said so,
+    // rather than listing an empty set.
+    for body in [
+        serde_json::json!({"query": "tent", "facets": ["category"]}),
+        serde_json::json!({"query": "tent", "filters": {"category": "tents"}}),
+    ] {
+        let request: hyrank_engine::SearchRequest = serde_json::from_value(body).unwrap();
+        let error = engine.search(&request).unwrap_err().to_string();
+        assert!(error.contains("this catalog's items have no fields (only id, title and text)"), "{error}");
+    }
     let no_depth = SearchEvalSettings { depth: 0, ..eval.clone() };
     assert!(evaluate(&no_depth, &engine).unwrap_err().to_string().contains("invalid setting depth"));
     let report = evaluate(&eval, &engine).unwrap();

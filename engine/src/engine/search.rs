@@ -32,8 +32,9 @@ struct FirstStage<'a> {
 
 /// What a response says when its dense list is empty because the model cannot read the query.
 pub(crate) const UNREAD_NOTE: &str = "dense: the embedding model reads none of the query (every word piece of it but \
-     punctuation is unknown to its vocabulary, as Thai, Lao, Khmer and Myanmar and most Chinese are to \
-     all-MiniLM-L6-v2), so its vector would be the same whatever the query says; the dense list is left empty";
+     punctuation is unknown to its vocabulary: a script it was not trained on, as Thai, Lao, Khmer and Myanmar and \
+     most Chinese are to all-MiniLM-L6-v2, or a word over 100 characters, which its tokenizer reads as one unknown \
+     piece), so its vector would be the same whatever the query says; the dense list is left empty";
 
 /// What a response says when it was to be reranked and the model cannot read the query.
 pub(crate) const UNREAD_RERANK_NOTE: &str = "rerank: not run: the embedding model reads none of the query (every \

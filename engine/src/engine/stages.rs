@@ -162,8 +162,8 @@ impl Engine {
             for (name, condition) in conditions {
                 let field = format!("{list}.{name}");
                 if !self.holds_field(name, &live, &live_items) {
-                    let known = self.known_fields(&live, &live_items);
-                    return Err(Error::invalid(field, format!("no item has this field; fields are {known:?}")));
+                    let reason = self.no_such_field("no item has this field".into(), &live, &live_items);
+                    return Err(Error::invalid(field, reason));
                 }
                 if let Some(problem) = condition.problem() {
                     return Err(Error::invalid(field, problem));
@@ -295,8 +295,8 @@ impl Engine {
         let (live, live_items) = (self.live_fields(), self.live_items());
         match names.find(|name| !self.holds_field(name, &live, &live_items)) {
             Some(name) => {
-                let known = self.known_fields(&live, &live_items);
-                Err(Error::invalid(what, format!("no item has a field {name:?}; fields are {known:?}")))
+                let reason = self.no_such_field(format!("no item has a field {name:?}"), &live, &live_items);
+                Err(Error::invalid(what, reason))
             }
             None => Ok(()),
         }
@@ -362,6 +362,21 @@ impl Engine {
         self.field_names.contains(name)
             || live.values().any(|fields| fields.contains_key(name))
             || live_items.entries.iter().any(|e| e.item.fields.contains_key(name))
+    }
+
+    /// `said` (that a field is unknown), then the fields there are, or that the items have
+    /// none: a catalog of ids, titles and texts only (a BEIR corpus) has nothing to list.
+    fn no_such_field(
+        &self,
+        said: String,
+        live: &super::LiveFields,
+        live_items: &crate::live::items::LiveItems,
+    ) -> String {
+        let known = self.known_fields(live, live_items);
+        match known.is_empty() {
+            true => format!("{said}: this catalog's items have no fields (only id, title and text)"),
+            false => format!("{said}; fields are {known:?}"),
+        }
     }
 
     /// Every field name an item holds, stored or written live, in order: what an error about

@@ -99,11 +99,9 @@ impl Config {
         let mut config = Config::preset(preset)
             .ok_or_else(|| format!("unknown configuration {preset:?}; choose from {PRESETS:?}"))?;
         config.name = spec.to_string();
-        let mut given = Vec::new();
         for part in parts {
             let (key, value) =
                 part.split_once('=').ok_or_else(|| format!("{spec:?}: expected key=value after '+', got {part:?}"))?;
-            given.push(key);
             let number = || {
                 value
                     .parse()
@@ -160,24 +158,42 @@ impl Config {
                 _ => return Err(format!("{spec:?}: unknown parameter {key:?}; choose from {PARAMETERS:?}")),
             }
         }
-        // BM25's parameters change nothing the dense retriever finds. A single retriever's
-        // list with no reranker is ranked as it is, so no weight or fusion constant changes
-        // it either (the late-interaction reranker adds the fused score, so there they may).
-        let unranked = config.rerank.as_ref().is_some_and(|r| !r.enabled);
-        let moot: &[&str] = match (config.mode, unranked) {
+        // Refused here where a rerank is off by name; where it is left to the generation, once
+        // the generation is known ([`Config::moot`] in `evaluate`).
+        config.moot(config.rerank.as_ref().is_some_and(|r| !r.enabled))?;
+        Ok(config)
+    }
+
+    /// The overrides given in the name.
+    fn given(&self) -> impl Iterator<Item = &str> {
+        self.name.split('+').skip(1).filter_map(|o| o.split_once('=').map(|(key, _)| key.trim()))
+    }
+
+    /// Refuses an override that would change nothing, where the run is `unranked` (no
+    /// reranker): BM25's parameters change nothing the dense retriever finds, and a single
+    /// retriever's list with no reranker is ranked as it is, so no weight or fusion constant
+    /// changes it either (the late-interaction reranker adds the fused score, so there they
+    /// may).
+    ///
+    /// # Errors
+    /// The name, the override and why, as `--configs` reports it.
+    fn moot(&self, unranked: bool) -> std::result::Result<(), String> {
+        let moot: &[&str] = match (self.mode, unranked) {
             (Mode::Dense, true) => &["bm25", "dense", "k", "k1", "b", "title_b", "fields"],
             (Mode::Dense, false) => &["k1", "b", "title_b", "fields"],
             (Mode::Bm25, true) => &["bm25", "dense", "k"],
             _ => &[],
         };
-        if let Some(key) = given.iter().find(|key| moot.contains(key)) {
-            return Err(format!(
-                "{spec:?}: {key} would have no effect: {preset} ranks one retriever's list{} (the name would claim a \
-                 setting the run does not have)",
+        match self.given().find(|key| moot.contains(key)) {
+            Some(key) => Err(format!(
+                "{:?}: {key} would have no effect: {} ranks one retriever's list{} (the name would claim a setting \
+                 the run does not have)",
+                self.name,
+                self.name.split('+').next().unwrap_or_default(),
                 if unranked { " as it is, with no reranker" } else { "" }
-            ));
+            )),
+            None => Ok(()),
         }
-        Ok(config)
     }
 }
 
@@ -316,6 +332,14 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             setting: "configs".into(),
             reason: format!("{:?} is named twice; each configuration writes its own run file", twice.name),
         });
+    }
+    // A configuration leaving the rerank to the generation runs without one where the
+    // generation has no reranker on by default: its moot overrides are refused now.
+    let reranks_by_default = engine.trained_reranker().is_some_and(|r| r.enabled_by_default);
+    for config in &settings.configs {
+        config
+            .moot(config.rerank.as_ref().map_or(!reranks_by_default, |r| !r.enabled))
+            .map_err(|reason| IndexError::Settings { setting: "configs".into(), reason })?;
     }
     if settings.depth == 0 || settings.depth > hyrank_engine::request::MAX_K {
         return Err(IndexError::Settings {
