@@ -12,7 +12,7 @@ of first and best. Each is fused with BM25 as the engine's default fuses (min-ma
 100 of each list, equal weights, an item missing from a list adds nothing).
 
 BM25_RUN is the run file of `hyrank eval search --depth 200 --configs
-"hybrid-linear+bm25=1+dense=0+rerank=off+candidates=100"` on SPLIT (add `+fields=bm25f` on a
+"hybrid-linear+bm25=1+dense=0+rerank=off+candidates=200"` on SPLIT (add `+fields=bm25f` on a
 generation built before BM25F became the default): the BM25 list already
 min-max-normalised (its positive scores; the rest are the dense list's, weighted 0). Prints
 nDCG@10 and Recall@100 for each scoring, dense alone and fused. Needs sentence-transformers,

@@ -14,7 +14,7 @@ cost at query time would be one more vector search, no encoder call.
 Document vectors are each document's first 256 tokens ("title text"), what the engine embeds,
 encoded by sentence-transformers (CPU, 2 threads) and cached in CACHE_DIR (default
 /tmp/prf-dense). BM25_RUN is as for bench/passages_dense.py: the run file of `hyrank eval
-search --depth 200 --configs "hybrid-linear+bm25=1+dense=0+rerank=off+candidates=100"` on
+search --depth 200 --configs "hybrid-linear+bm25=1+dense=0+rerank=off+candidates=200"` on
 SPLIT. Prints nDCG@10 and Recall@100 of the dense list and the hybrid for each (k, beta).
 Needs sentence-transformers and pytrec_eval-terrier.
 """

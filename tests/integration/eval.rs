@@ -46,6 +46,10 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
         let error = engine.search(&request).unwrap_err().to_string();
         assert!(error.contains("this catalog's items have no fields (only id, title and text)"), "{error}");
     }
+    // Fewer candidates than the run's depth would run as the depth's: the name is refused.
+    let fewer = SearchEvalSettings { configs: vec![Config::parse("hybrid-rrf+candidates=5").unwrap()], ..eval.clone() };
+    let error = evaluate(&fewer, &engine).unwrap_err().to_string();
+    assert!(error.contains("candidates=5 is below --depth 10"), "{error}");
     let no_depth = SearchEvalSettings { depth: 0, ..eval.clone() };
     assert!(evaluate(&no_depth, &engine).unwrap_err().to_string().contains("invalid setting depth"));
     let report = evaluate(&eval, &engine).unwrap();

@@ -340,6 +340,19 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         config
             .moot(config.rerank.as_ref().map_or(!reranks_by_default, |r| !r.enabled))
             .map_err(|reason| IndexError::Settings { setting: "configs".into(), reason })?;
+        // Each list must fill the depth, so fewer candidates would run as the depth's.
+        if let Some(asked) = config.candidates.filter(|&n| n < settings.depth) {
+            return Err(IndexError::Settings {
+                setting: "configs".into(),
+                reason: format!(
+                    "{:?}: candidates={asked} is below --depth {depth}: each retriever must fill the depth, so the \
+                     run would take {depth} (the name would claim a setting the run does not have); write \
+                     candidates={depth} or more, or pass --depth {asked}",
+                    config.name,
+                    depth = settings.depth
+                ),
+            });
+        }
     }
     if settings.depth == 0 || settings.depth > hyrank_engine::request::MAX_K {
         return Err(IndexError::Settings {
@@ -364,8 +377,8 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             if missing.len() * 2 > judged { " (most of them: is the index built from this data's corpus?)" } else { "" }
         );
     }
-    // Each retriever's list must fill the run's depth, so a configuration asking for fewer
-    // candidates runs with the depth's: said here, since its name says otherwise.
+    // Each retriever's list must fill the run's depth, so a run whose default candidates
+    // (`--candidates`) are fewer runs with the depth's (a name's own are refused above).
     for config in &settings.configs {
         let asked = config.candidates.unwrap_or(settings.candidates);
         if asked < settings.depth {
