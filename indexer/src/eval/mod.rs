@@ -2,6 +2,7 @@
 //! recommendation quality on held-out interactions ([`recommend`]), with metrics defined as
 //! trec_eval defines them ([`metrics`]).
 
+mod configs;
 pub mod metrics;
 pub mod recommend;
 pub mod search;
