@@ -172,6 +172,7 @@ impl Engine {
         let bm25 =
             |query: &'a str| Retriever::Bm25 { index: &self.lexical, query, params: Some(self.bm25_params(request)) };
         let dense = kinds.contains(&RetrieverKind::Dense);
+        let wants_cf = kinds.contains(&RetrieverKind::Cf);
         // BM25 does not need the query's vector: when both run, it runs beside the encode
         // (timed on its own; the two overlap in `total_ms`).
         let mut early_bm25 = None;
@@ -218,7 +219,6 @@ impl Engine {
         let user = live.map(|l| l.record);
         let seeds = user.as_ref().map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
         let mut retrievers = Vec::with_capacity(kinds.len());
-        let mut no_cf = false;
         for kind in kinds {
             let retriever = match kind {
                 RetrieverKind::Bm25 => match early_bm25.take() {
@@ -241,16 +241,15 @@ impl Engine {
                     // recommend; the other retrievers decide.
                     match self.cf_retriever(cf, factors.as_deref(), None, &seeds, request.cold_items) {
                         Some(retriever) => retriever,
-                        None => {
-                            no_cf = true;
-                            continue;
-                        }
+                        None => continue,
                     }
                 }
             };
             retrievers.push((retriever, request.weights.of(kind)));
         }
         let fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, timings)?;
+        // CF was to rank (a user, in a mode with CF) and had no opinion: no list ran.
+        let no_cf = wants_cf && !fused.ran(RetrieverKind::Cf);
         Ok(FirstStage { query, user, fused, query_states, unread, unread_dense: unread && dense, no_cf })
     }
 }
