@@ -245,7 +245,15 @@ impl<S: TokenStream> TokenStream for FoldingStream<S> {
         }
         let token = self.tail.token();
         let folded = self.spelling.fold(&token.text, self.revision);
-        self.current = Token { text: folded, ..token.clone() };
+        // The token's place, without cloning its text only to replace it.
+        let at = |text| Token {
+            text,
+            offset_from: token.offset_from,
+            offset_to: token.offset_to,
+            position: token.position,
+            position_length: token.position_length,
+        };
+        self.current = at(folded);
         if let Some(stemmer) = &self.stemmer {
             let of_folded = stemmer.stem(&self.current.text).into_owned();
             // A word without diacritics is its own folded form: the second stem is the first.
@@ -255,7 +263,7 @@ impl<S: TokenStream> TokenStream for FoldingStream<S> {
                 self.spelling.fold(&stemmer.stem(&token.text), self.revision)
             };
             if of_written != of_folded {
-                self.second = Some(Token { text: of_written, ..token.clone() });
+                self.second = Some(at(of_written));
             }
             self.current.text = of_folded;
         }

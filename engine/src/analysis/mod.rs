@@ -218,15 +218,15 @@ fn analyze_with(text: &str, tokenizer: &UnicodeTokenizer) -> (Vec<Token>, usize)
     // The run of Thai, Lao, Khmer or Myanmar segments so far (byte range), cut into words
     // when it ends.
     let mut complex: Option<(usize, usize)> = None;
+    // A segment's characters, normalized: one buffer for all of them.
+    let mut chars: Vec<char> = Vec::new();
     for (start, segment) in text.split_word_bound_indices() {
         let end = start + segment.len();
         // A zero-width space inside a run of Thai, Lao, Khmer or Myanmar belongs to the run.
         let inside_run = segment.chars().eq([ZERO_WIDTH_SPACE]) && complex.is_some_and(|run| run.1 == start);
         if segmented && (inside_run || is_complex_context_segment(segment)) {
             // A run ends any compound, as a word that does not extend it does.
-            if let Some(c) = compound.take().filter(|c| c.words > 1) {
-                push_cut(&mut out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
-            }
+            end_compound(&mut out, &mut compound);
             joiner_to = None;
             match complex.as_mut() {
                 Some(run) if run.1 == start => run.1 = end,
@@ -245,8 +245,18 @@ fn analyze_with(text: &str, tokenizer: &UnicodeTokenizer) -> (Vec<Token>, usize)
             joiner_to = Some(end);
             continue;
         }
+        // Spaces and ASCII punctuation, most of a text's segments, are blank as written:
+        // they end a compound and a joiner's reach, as any blank segment below does, without
+        // being normalized first.
+        if segment.is_ascii() && segment.chars().all(|c| c.is_whitespace() || is_punctuation_or_invisible(c)) {
+            end_compound(&mut out, &mut compound);
+            joiner_to = None;
+            continue;
+        }
         let normalized = normalize(segment, revision, dotted_i);
-        let chars: Vec<char> = normalized.chars().collect();
+        chars.clear();
+        chars.extend(normalized.chars());
+        let chars = &chars[..];
         let Some(&first) = chars.first() else { continue };
         let blank = chars.iter().all(|c| c.is_whitespace() || is_punctuation_or_invisible(*c));
         let symbol = chars.len() == 1 && !first.is_alphanumeric();
@@ -258,9 +268,7 @@ fn analyze_with(text: &str, tokenizer: &UnicodeTokenizer) -> (Vec<Token>, usize)
             && joiner_to == Some(start)
             && !(first.is_numeric() && compound.as_ref().is_some_and(|c| c.text.ends_with(char::is_numeric)));
         if !extends {
-            if let Some(c) = compound.take().filter(|c| c.words > 1) {
-                push_cut(&mut out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
-            }
+            end_compound(&mut out, &mut compound);
         }
         joiner_to = None;
         if blank {
@@ -315,10 +323,15 @@ fn analyze_with(text: &str, tokenizer: &UnicodeTokenizer) -> (Vec<Token>, usize)
     if let Some(run) = complex {
         long += push_words(&mut out, text, run, revision, dotted_i);
     }
-    if let Some(c) = compound.filter(|c| c.words > 1) {
-        push_cut(&mut out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
-    }
+    end_compound(&mut out, &mut compound);
     (bigrams(out, segmented && !search, text), long)
+}
+
+/// Ends the words joined so far: written together, they are a term when there were several.
+fn end_compound(out: &mut Vec<Token>, compound: &mut Option<Compound>) {
+    if let Some(c) = compound.take().filter(|c| c.words > 1) {
+        push_cut(out, c.from, c.to, &c.text.chars().collect::<Vec<_>>());
+    }
 }
 
 /// Pushes a term as the next token.
