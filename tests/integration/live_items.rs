@@ -499,3 +499,60 @@ async fn a_rebuild_takes_the_vectors_of_items_put_live_only_where_embedded_as_it
     assert_eq!(vectors.get(&stored.id, &stored.content()).unwrap(), before.as_slice());
     assert!(vectors.get("NEW-1", &items.iter().find(|i| i.id == "NEW-1").unwrap().content()).is_none());
 }
+
+/// The values of every explanation leaf labelled `label` in a response.
+fn leaves(body: &Value, label: &str) -> Vec<f64> {
+    let mut values = Vec::new();
+    let mut stack = vec![body];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Object(map) => {
+                if map.get("label").and_then(Value::as_str) == Some(label) {
+                    values.extend(map.get("value").and_then(Value::as_f64));
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(list) => stack.extend(list),
+            _ => {}
+        }
+    }
+    values
+}
+
+/// BM25 reads its statistics over the rows a request can find, as a build of them would
+/// (docs/SERVICE.md): saving an item again and again leaves its score where the first save put
+/// it (each save used to add a document to n and N, and the score fell with every one), and
+/// a delete takes its row out of N.
+#[actix_web::test]
+async fn saving_an_item_again_leaves_bm25_as_a_build_of_the_visible_rows_would() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let query = json!({"query": "gorpcore", "mode": "bm25", "k": 5, "explain": true});
+    let visible = || async {
+        let (_, _, health) = call(&app, get("/healthz")).await;
+        health["visible_items"].as_f64().unwrap()
+    };
+    let mut first = None;
+    for save in 0..7 {
+        let item = json!({"title": "Gorpcore anorak", "text": format!("A gorpcore anorak, price revision {save}.")});
+        assert_eq!(call(&app, put_item(WRITE_KEY, "GORP-1", item)).await.0, StatusCode::OK);
+        let (_, _, body) = call(&app, search(query.clone())).await;
+        assert_eq!(ids(&body), vec!["GORP-1"], "{body}");
+        let score = body["hits"][0]["score"].as_f64().unwrap();
+        let first = *first.get_or_insert(score);
+        assert!((score - first).abs() < 1e-5, "save {save}: {score}, the first save's {first}");
+        let n = leaves(&body, "n, number of docs containing this term");
+        assert!(!n.is_empty() && n.iter().all(|&n| n == 1.0), "save {save}: n {n:?}");
+        assert_eq!(leaves(&body, "N, total number of docs"), vec![visible().await; n.len()], "save {save}");
+    }
+    let (_, _, before) = call(&app, hybrid("camp stove")).await;
+    let delete = test::TestRequest::delete()
+        .uri(&format!("/v1/items/{}", ids(&before)[0]))
+        .insert_header(("authorization", format!("Bearer {WRITE_KEY}")));
+    assert_eq!(call(&app, delete).await.0, StatusCode::OK);
+    let (_, _, body) = call(&app, search(query)).await;
+    let total = leaves(&body, "N, total number of docs");
+    assert_eq!(total[0], visible().await, "{body}");
+    assert_eq!(total[0], 320.0, "320 built, one put (seven times), one deleted");
+}

@@ -57,6 +57,19 @@ impl Engine {
             }
         }
         let hidden = Arc::new(hidden);
+        // BM25's statistics follow: a hidden row counts in none of them. Each row's item is
+        // read once, the first time it is hidden (from `live`, this snapshot, or the store).
+        let item_at = |index: u32| match live.get(index) {
+            Some(entry) => Ok(entry.item.clone()),
+            None => self.store.item(index)?.ok_or_else(|| Error::BadIndex {
+                path: self.dir.clone(),
+                reason: format!("item index {index} is missing from the store"),
+            }),
+        };
+        if let Err(e) = self.lexical.hide(Arc::clone(&hidden), item_at) {
+            // The rows stay hidden from every list; only BM25's statistics still count them.
+            tracing::error!(error = %e, "leaving hidden rows out of BM25's statistics");
+        }
         *cached = Some((version, Arc::clone(&hidden)));
         hidden
     }

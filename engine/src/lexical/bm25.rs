@@ -216,7 +216,9 @@ impl LexicalIndex {
     /// frequencies) and the field norms tantivy stored, in no particular order. The same
     /// statistics as tantivy's scorer (N = documents, avgdl = field tokens / N, dl = the
     /// stored, lossily encoded field norm), so with [`FieldCombination::Sum`] at tantivy's
-    /// constants the scores agree with its own (a test holds them to 1e-5).
+    /// constants the scores agree with its own (a test holds them to 1e-5). Rows hidden since the
+    /// build ([`LexicalIndex::hide`]) are neither scored nor counted: the statistics are those
+    /// of the visible rows, as a generation built from them would have.
     ///
     /// # Errors
     /// As [`LexicalIndex::check`], or a failing index read.
@@ -249,7 +251,15 @@ impl LexicalIndex {
         // those of both together, as if the live items had been in the build.
         let searchers = self.searchers();
         let segments: Vec<&tantivy::SegmentReader> = searchers.iter().flat_map(|s| s.segment_readers()).collect();
-        let total_docs: u64 = segments.iter().map(|s| u64::from(s.max_doc())).sum();
+        // Rows deleted or replaced since the build are left out of every statistic and list.
+        let hidden = self.hidden_in(&segments)?;
+        let hidden_sum =
+            |of: &dyn Fn(&super::hidden::HiddenDocs) -> u64| -> u64 { hidden.iter().flatten().map(|h| of(h)).sum() };
+        let total_docs: u64 = segments
+            .iter()
+            .map(|s| u64::from(s.max_doc()))
+            .sum::<u64>()
+            .saturating_sub(hidden_sum(&|h| h.docs.len() as u64));
         if tokens.is_empty() || total_docs == 0 {
             return Ok(Vec::new());
         }
@@ -265,10 +275,11 @@ impl LexicalIndex {
             for reader in &segments {
                 field_tokens += reader.inverted_index(field.field)?.total_num_tokens();
             }
+            field_tokens = field_tokens.saturating_sub(hidden_sum(&|h| h.tokens[f]));
             let docs = match self.field_docs.get(f).copied().flatten() {
                 Some(stored) => {
                     let live = segments[generation_segments..].iter().map(|r| docs_holding(r, field.field));
-                    stored + live.sum::<Result<u64>>()?
+                    (stored + live.sum::<Result<u64>>()?).saturating_sub(hidden_sum(&|h| h.holding[f]))
                 }
                 None => total_docs,
             };
@@ -295,8 +306,13 @@ impl LexicalIndex {
                     let Some(mut postings) = postings else { continue };
                     // Room for every posting at once, not regrown by doubling as they arrive.
                     matches[s].reserve(postings.size_hint() as usize);
+                    let skipped = hidden.as_ref().map(|h| &h[s].docs);
                     let mut doc = postings.doc();
                     while doc != tantivy::TERMINATED {
+                        if skipped.is_some_and(|skipped| skipped.contains(&doc)) {
+                            doc = postings.advance();
+                            continue;
+                        }
                         matches[s].entry(doc).or_default().push(FieldTf {
                             field: f as u8,
                             boost: field.boost,

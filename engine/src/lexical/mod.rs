@@ -22,6 +22,7 @@ use live::LiveSegment;
 
 mod analyzers;
 mod bm25;
+mod hidden;
 mod highlight;
 mod live;
 mod schema;
@@ -107,6 +108,9 @@ pub struct LexicalIndex {
     /// Items written live since the build ([`LexicalIndex::add_live`]): a tantivy index in
     /// memory beside the generation's, which stays immutable on disk.
     live: std::sync::Mutex<Option<LiveSegment>>,
+    /// Rows deleted or replaced since the build, which BM25's statistics leave out
+    /// ([`LexicalIndex::hide`]).
+    hidden: std::sync::Mutex<hidden::Hidden>,
 }
 
 impl LexicalIndex {
@@ -200,8 +204,8 @@ impl LexicalIndex {
                 Some(segments.iter().map(|s| bm25::docs_holding(s, searched.field)).sum::<Result<u64>>()?)
             });
         }
-        let live = std::sync::Mutex::new(None);
-        Ok(LexicalIndex { index, reader, fields, settings, groups, field_docs, search_analyzers, live })
+        let (live, hidden) = (std::sync::Mutex::new(None), std::sync::Mutex::default());
+        Ok(LexicalIndex { index, reader, fields, settings, groups, field_docs, search_analyzers, live, hidden })
     }
 
     /// The query's terms after the text's analysis, in order, repeats kept (each counts, as

@@ -1,0 +1,231 @@
+//! Rows BM25 no longer counts: items deleted, or replaced by a later put, while the server ran.
+//!
+//! The generation's tantivy index is immutable and the live items' only grows, so a row hidden
+//! since the build is still a document in one of them. Left in, it would count in every
+//! collection statistic: N, a term's document count n, and a field's average length. Each save
+//! of an item would then add a document holding its words, and its score would fall with every
+//! save (seven saves of one item took its n for its own rare word from 1 to 8). BM25 reads its
+//! statistics over the visible rows instead, as if the generation had been built from them:
+//! a hidden row's postings are skipped, and its documents and tokens are taken out of N and
+//! the fields' totals.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
+use tantivy::index::SegmentId;
+use tantivy::schema::IndexRecordOption;
+use tantivy::tokenizer::{TokenStream, MAX_TOKEN_LEN};
+use tantivy::{DocId, DocSet, SegmentReader, Term};
+
+use super::LexicalIndex;
+use crate::error::{Error, Result};
+use crate::item::Item;
+
+/// What BM25 leaves out of the index's rows, as the engine last said ([`LexicalIndex::hide`]).
+#[derive(Default)]
+pub(super) struct Hidden {
+    /// The hidden rows, by item index (the engine's set, shared).
+    rows: Arc<HashSet<u32>>,
+    /// Per row ever hidden, its tokens in each searched field as tantivy counted them when it
+    /// indexed the row (kept when a row is shown again: its content does not change).
+    tokens: HashMap<u32, Vec<u64>>,
+    /// Per segment, the hidden rows' documents in it, found at first use under `rows`.
+    segments: HashMap<SegmentId, Arc<HiddenDocs>>,
+}
+
+/// The hidden rows one segment holds.
+pub(super) struct HiddenDocs {
+    /// Their documents.
+    pub docs: FxHashSet<DocId>,
+    /// Per searched field, their tokens in it.
+    pub tokens: Vec<u64>,
+    /// Per searched field, how many of them hold it (a field norm above 0).
+    pub holding: Vec<u64>,
+}
+
+impl LexicalIndex {
+    /// Makes BM25 read its statistics over the rows not in `rows` (item indexes: deleted, or
+    /// replaced by a later put), and skip those rows' postings. `item_at` gives a row's item as
+    /// it was indexed (for its token counts), asked once per row however often it is hidden.
+    ///
+    /// # Errors
+    /// `item_at` failing, or a field's analyzer missing from the index.
+    pub fn hide(&self, rows: Arc<HashSet<u32>>, item_at: impl Fn(u32) -> Result<Item>) -> Result<()> {
+        let mut hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if Arc::ptr_eq(&hidden.rows, &rows) {
+            return Ok(());
+        }
+        for &row in rows.iter() {
+            if !hidden.tokens.contains_key(&row) {
+                let tokens = self.tokens_in_fields(row, &item_at(row)?)?;
+                hidden.tokens.insert(row, tokens);
+            }
+        }
+        hidden.rows = rows;
+        hidden.segments.clear();
+        Ok(())
+    }
+
+    /// Per searched field, the tokens tantivy indexed for `item` (each value of a list field's,
+    /// none past its longest token).
+    fn tokens_in_fields(&self, idx: u32, item: &Item) -> Result<Vec<u64>> {
+        let doc = super::schema::document(&self.fields, idx, item);
+        let mut tokens = Vec::with_capacity(self.fields.searched.len());
+        for searched in &self.fields.searched {
+            let mut analyzer = self.index.tokenizer_for_field(searched.field)?;
+            let mut count = 0u64;
+            for value in doc.get_all(searched.field) {
+                let Some(text) = tantivy::schema::Value::as_str(&value) else { continue };
+                let mut stream = analyzer.token_stream(text);
+                while stream.advance() {
+                    count += u64::from(stream.token().text.len() <= MAX_TOKEN_LEN);
+                }
+            }
+            tokens.push(count);
+        }
+        Ok(tokens)
+    }
+
+    /// The hidden rows each of `segments` holds, `None` when no row is hidden.
+    ///
+    /// # Errors
+    /// A failing index read.
+    pub(super) fn hidden_in(&self, segments: &[&SegmentReader]) -> Result<Option<Vec<Arc<HiddenDocs>>>> {
+        let mut hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hidden.rows.is_empty() {
+            return Ok(None);
+        }
+        // Segments merged away since (the live index merges its small ones) are forgotten.
+        hidden.segments.retain(|id, _| segments.iter().any(|s| s.segment_id() == *id));
+        let mut out = Vec::with_capacity(segments.len());
+        for segment in segments {
+            if let Some(found) = hidden.segments.get(&segment.segment_id()) {
+                out.push(Arc::clone(found));
+                continue;
+            }
+            let found = Arc::new(self.find_hidden(segment, &hidden)?);
+            hidden.segments.insert(segment.segment_id(), Arc::clone(&found));
+            out.push(found);
+        }
+        Ok(Some(out))
+    }
+
+    fn find_hidden(&self, segment: &SegmentReader, hidden: &Hidden) -> Result<HiddenDocs> {
+        let searched = &self.fields.searched;
+        let mut found = HiddenDocs {
+            docs: FxHashSet::default(),
+            tokens: vec![0; searched.len()],
+            holding: vec![0; searched.len()],
+        };
+        let by_idx = segment.inverted_index(self.fields.idx)?;
+        let norms =
+            searched.iter().map(|s| segment.get_fieldnorms_reader(s.field)).collect::<tantivy::Result<Vec<_>>>()?;
+        for &row in hidden.rows.iter() {
+            let term = Term::from_field_u64(self.fields.idx, u64::from(row));
+            let postings = by_idx
+                .read_postings(&term, IndexRecordOption::Basic)
+                .map_err(|e| Error::io(format!("finding the document of row {row}"), e))?;
+            let Some(postings) = postings else { continue };
+            let doc = postings.doc();
+            if doc == tantivy::TERMINATED || !found.docs.insert(doc) {
+                continue;
+            }
+            let tokens = hidden.tokens.get(&row).map_or(&[][..], Vec::as_slice);
+            for (f, norms) in norms.iter().enumerate() {
+                found.tokens[f] += tokens.get(f).copied().unwrap_or(0);
+                found.holding[f] += u64::from(norms.fieldnorm_id(doc) > 0);
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::lexical::{Bm25Params, FieldCombination, LexicalSettings, SearchField};
+
+    fn item(id: &str, title: &str, text: &str, brand: Option<&str>) -> Item {
+        let fields = brand.map(|b| serde_json::json!({ "brand": b })).unwrap_or(serde_json::json!({}));
+        Item { id: id.into(), title: title.into(), text: text.into(), fields: serde_json::from_value(fields).unwrap() }
+    }
+
+    fn open(dir: &Path, settings: &LexicalSettings, items: &[(u32, Item)]) -> LexicalIndex {
+        LexicalIndex::build(dir, items.iter().map(|(i, it)| (*i, it)), settings.clone()).unwrap();
+        LexicalIndex::open(dir, settings.clone()).unwrap()
+    }
+
+    /// Scores by item, rounded to 1e-5 (the same statistics summed in another order).
+    fn scores(index: &LexicalIndex, query: &str, params: Bm25Params) -> Vec<(u32, i64)> {
+        let mut scores: Vec<(u32, i64)> =
+            index.score_all(query, params).unwrap().into_iter().map(|(i, s)| (i, (s * 1e5).round() as i64)).collect();
+        scores.sort_unstable();
+        scores
+    }
+
+    /// Items saved again and again, and deleted, live: BM25 scores what is visible exactly as
+    /// a generation built from the visible rows scores it, under both field combinations and
+    /// with a catalog field that only some items hold; and the explanation's N and n count
+    /// the visible rows. Without hiding, each save lowered the item's own score.
+    #[test]
+    fn hidden_rows_count_in_no_statistic() {
+        let settings =
+            LexicalSettings { search_fields: vec![SearchField::new("brand", 2.0)], ..LexicalSettings::default() };
+        let built = [
+            item("a", "Gorpcore anorak", "A gorpcore anorak for wet trails.", Some("Alpine")),
+            item("b", "Rain jacket", "A light jacket for rain.", None),
+            item("c", "Down jacket", "A warm jacket, packs small.", Some("Alpine Gorpcore")),
+            item("d", "Trail shoes", "Shoes for wet trails and mud.", None),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let rows: Vec<(u32, Item)> = built.iter().cloned().enumerate().map(|(i, it)| (i as u32, it)).collect();
+        let index = open(dir.path(), &settings, &rows);
+        // "a" saved seven times (rows 4..=10, each replacing the one before), "c" deleted, and
+        // a new item "e" written live (row 11).
+        let mut all = rows.clone();
+        for save in 0..7 {
+            let text = format!("A gorpcore anorak for wet trails, revision {save}.");
+            all.push((4 + save, item("a", "Gorpcore anorak", &text, Some("Alpine"))));
+        }
+        all.push((11, item("e", "Anorak", "A jacket for gorpcore fans.", Some("Alpine"))));
+        for batch in [&all[4..6], &all[6..9], &all[9..]] {
+            index.add_live(batch.iter().map(|(i, it)| (*i, it))).unwrap();
+        }
+        let hidden: HashSet<u32> = [0, 2, 4, 5, 6, 7, 8, 9].into_iter().collect();
+        let item_at = |row: u32| Ok(all.iter().find(|(i, _)| *i == row).unwrap().1.clone());
+        index.hide(Arc::new(hidden.clone()), item_at).unwrap();
+
+        let visible: Vec<(u32, Item)> = all.iter().filter(|(i, _)| !hidden.contains(i)).cloned().collect();
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = open(fresh_dir.path(), &settings, &visible);
+        for fields in [FieldCombination::Sum, FieldCombination::Bm25f] {
+            let params = Bm25Params { fields, ..settings.bm25 };
+            for query in ["gorpcore", "jacket anorak", "alpine wet trails", "revision 6"] {
+                let got = scores(&index, query, params);
+                assert_eq!(got, scores(&fresh, query, params), "{query} under {fields:?}");
+                assert!(got.iter().all(|(i, _)| !hidden.contains(i)), "{query}: a hidden row scored: {got:?}");
+            }
+        }
+        // Rows 10 and 11 of the four visible ones hold "gorpcore" (in the text; row 2's brand is
+        // hidden).
+        let explained = index.explain_with("gorpcore", 10, settings.bm25).unwrap().unwrap();
+        let mut leaves = Vec::new();
+        let mut stack = vec![&explained];
+        while let Some(node) = stack.pop() {
+            leaves.extend(node.children.iter().filter(|c| c.children.is_empty()).map(|c| (c.label.as_str(), c.value)));
+            stack.extend(node.children.iter());
+        }
+        assert!(leaves.contains(&("N, total number of docs", 4.0)), "{leaves:?}");
+        assert!(leaves.contains(&("n, number of docs containing this term", 2.0)), "{leaves:?}");
+
+        // Shown again (a put that failed to apply leaves the set smaller): counted again.
+        let fewer: HashSet<u32> = [4, 5, 6, 7, 8, 9].into_iter().collect();
+        index.hide(Arc::new(fewer), item_at).unwrap();
+        assert!(scores(&index, "gorpcore", settings.bm25).iter().any(|(i, _)| *i == 2));
+        index.hide(Arc::new(HashSet::new()), item_at).unwrap();
+        assert_eq!(scores(&index, "revision", settings.bm25).len(), 7, "every save scores again");
+    }
+}
