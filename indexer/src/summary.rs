@@ -103,8 +103,9 @@ impl Summary {
             out += &format!(
                 "  live writes folded in (through record {}): {} events taken in, {} refused (rejects \
                  says why); items put live: {} created, {} replacing their catalog row; {} deleted live \
-                 stay hidden; {} with fields updated live; superseded by a changed catalog row: {} puts, \
-                 {} deletes, {} field updates\n",
+                 stay hidden; {} with fields updated live; not applied, made against a row that a \
+                 catalog change or an earlier write had replaced (the puts the server answered 409 \
+                 among them): {} puts, {} deletes, {} field updates\n",
                 live.folded_through,
                 live.events,
                 live.rejected,

@@ -211,14 +211,16 @@ pub struct LiveFold {
     /// the generation holds them, and the engine hides them from every retriever.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,
-    /// Live deletes whose catalog row changed (or left the catalog) since: no longer applied.
+    /// Live deletes not applied: made against a row the catalog has changed since (or that
+    /// left it), or that an earlier write had replaced.
     #[serde(default)]
     pub superseded_deletes: usize,
     /// Items whose fields were replaced live (`PUT /v1/items/{id}/fields`) on a catalog row
     /// still the one updated: this generation holds the new fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub updated: Vec<String>,
-    /// Live field updates whose catalog row changed since: no longer applied.
+    /// Live field updates not applied: made against a row the catalog has changed since, or
+    /// that an earlier write had replaced.
     #[serde(default)]
     pub superseded_updates: usize,
     /// Items put live (`PUT /v1/items/{id}`) for ids the catalog lacks, appended to it.
@@ -227,7 +229,8 @@ pub struct LiveFold {
     /// Catalog rows a live put replaced (the row still the one replaced).
     #[serde(default)]
     pub replaced: usize,
-    /// Live puts made against a row the catalog has changed since: no longer applied.
+    /// Live puts not applied: made against a row the catalog has changed since, or that an
+    /// earlier write had replaced (concurrent puts of one id: those the server answered 409).
     #[serde(default)]
     pub superseded_puts: usize,
     /// Whether the generation holds every record it folded (`files::LIVE`): the next build
