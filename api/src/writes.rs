@@ -183,7 +183,9 @@ pub(crate) struct PutItemRequest {
 
 /// A live write's fields read as a catalog file's are ([`hyrank_engine::FieldValue::from_json`]),
 /// so that a row the catalog accepts is accepted live too: a boolean is kept as its text, and
-/// a `null` field is absent. A value that is no field is refused, naming the field.
+/// a `null` field is absent, as are blank text and a list of none but blank text (a list's
+/// blank members dropped: [`hyrank_engine::FieldValue::without_blanks`]). A value that is no
+/// field is refused, naming the field.
 fn catalog_fields<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<std::collections::BTreeMap<String, hyrank_engine::FieldValue>, D::Error> {
@@ -191,9 +193,9 @@ fn catalog_fields<'de, D: serde::Deserializer<'de>>(
     let raw = std::collections::BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
     raw.into_iter()
         .filter(|(_, value)| !value.is_null())
-        .map(|(name, value)| match hyrank_engine::FieldValue::from_json(&value) {
-            Ok(field) => Ok((name, field)),
-            Err(reason) => Err(D::Error::custom(format!("{name}: {reason}"))),
+        .filter_map(|(name, value)| match hyrank_engine::FieldValue::from_json(&value) {
+            Ok(field) => field.without_blanks().map(|field| Ok((name, field))),
+            Err(reason) => Some(Err(D::Error::custom(format!("{name}: {reason}")))),
         })
         .collect()
 }

@@ -197,9 +197,14 @@ impl FieldType {
         written == shown || (number == 0.0 && (written == "0" || written == "-0"))
     }
 
-    /// Whether `value` is blank text: no value, for type inference.
+    /// Whether `value` is no value ([`FieldValue::without_blanks`] leaves nothing of it):
+    /// blank text, or a list of none but blank text. Type inference passes over it.
     pub fn is_blank(value: &FieldValue) -> bool {
-        matches!(value, FieldValue::Text(text) if text.trim().is_empty())
+        match value {
+            FieldValue::Text(text) => is_blank(text),
+            FieldValue::List(values) => values.iter().all(|v| is_blank(v)),
+            FieldValue::Number(_) => false,
+        }
     }
 }
 
@@ -248,6 +253,21 @@ impl FieldValue {
         FieldValue::Number(signless(n))
     }
 
+    /// The value without its blank text ([`is_blank`]): a list's blank members dropped, and
+    /// `None` (no value, as `null` is) for blank text or a list left empty. A brand of `""` or
+    /// `"  "`, or tags of `[]`, would otherwise be a facet value, a holder in facet counts,
+    /// and sort among the items that have the field.
+    pub fn without_blanks(self) -> Option<FieldValue> {
+        match self {
+            FieldValue::Text(text) if is_blank(&text) => None,
+            FieldValue::List(values) => {
+                let values: Vec<String> = values.into_iter().filter(|v| !is_blank(v)).collect();
+                (!values.is_empty()).then_some(FieldValue::List(values))
+            }
+            value => Some(value),
+        }
+    }
+
     /// Converts a JSON value, or says why it cannot be a field.
     pub fn from_json(value: &serde_json::Value) -> Result<FieldValue, String> {
         use serde_json::Value;
@@ -276,6 +296,19 @@ impl FieldValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_text_is_no_field_value() {
+        let text = |t: &str| FieldValue::Text(t.into());
+        let list = |l: &[&str]| FieldValue::List(l.iter().map(|s| s.to_string()).collect());
+        for blank in [text(""), text(" \u{200b}"), list(&[]), list(&["", " "])] {
+            assert!(FieldType::is_blank(&blank), "{blank:?}");
+            assert_eq!(blank.without_blanks(), None);
+        }
+        assert_eq!(list(&["a", "", "b"]).without_blanks(), Some(list(&["a", "b"])));
+        assert_eq!(text(" a ").without_blanks(), Some(text(" a ")), "kept as written");
+        assert_eq!(FieldValue::number(0.0).without_blanks(), Some(FieldValue::Number(0.0)));
+    }
 
     #[test]
     fn blank_text_shows_nothing() {

@@ -130,9 +130,13 @@ async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_bu
             .insert_header(("authorization", format!("Bearer {key}")))
             .set_json(body)
     };
-    // Read as a catalog file is: a boolean kept as its text, a null field absent.
+    // Read as a catalog file is: a boolean kept as its text, a null field absent, and so are
+    // blank text and lists of none but blanks (a list's blank members dropped).
     let fields = json!({"category": "live-sale", "price": 1.5, "tags": ["clearance"], "instock": "true"});
-    let sent = json!({"category": "live-sale", "price": 1.5, "tags": ["clearance"], "instock": true, "colour": null});
+    let sent = json!({
+        "category": "live-sale", "price": 1.5, "tags": ["clearance", " "], "instock": true, "colour": null,
+        "brand": "", "labels": [], "size": " "
+    });
     assert_eq!(call(&app, put(SEARCH_KEY, json!({"fields": fields}))).await.0, StatusCode::FORBIDDEN);
     let (status, _, body) = call(&app, put(WRITE_KEY, json!({"fields": {"price": {"nested": 1}}}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
