@@ -19,8 +19,9 @@ pub fn name_only<'de, D: serde::Deserializer<'de>, E: Deserialize<'de>>(deserial
 /// numbers. For a request field: `#[serde(deserialize_with = "crate::json::id")]`.
 ///
 /// # Errors
-/// A fraction or an exponent (`1.5`, `1e3`: which digits it stands for is not known once read
-/// as a float; send the id as a string), or any other type.
+/// A fraction or an exponent (`1.5`, `1e3`), or an integer past 64 bits: which digits it
+/// stands for is not known once read as a float, so the message says to send the id as a
+/// string; or any other type.
 pub fn id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     deserializer.deserialize_any(IdVisitor)
 }
@@ -44,8 +45,8 @@ impl utoipa::PartialSchema for Id {
             .max_length(Some(crate::item::MAX_ID_BYTES))
             .pattern(Some(r"^\S(.*\S)?$"));
         let number = ObjectBuilder::new().schema_type(Type::Integer);
-        let description = "An id: a string (no blank at either end, no control character), or an integer read as \
-                           its digits (`151` is `\"151\"`)";
+        let description = "An id: a string (no blank at either end, no control character), or an integer within \
+                           64 bits read as its digits (`151` is `\"151\"`); a longer one as a string";
         OneOfBuilder::new().item(text).item(number).description(Some(description)).into()
     }
 }
@@ -87,6 +88,17 @@ impl serde::de::Visitor<'_> for IdVisitor {
     }
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
         Ok(v.to_string())
+    }
+    /// A number JSON wrote with a fraction or an exponent, or an integer past 64 bits (read
+    /// as a float, having lost its last digits): which id it names is not known, so the
+    /// message says to send it as a string, as the catalog's line wrote it.
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+        let why = if v.fract() == 0.0 && v.abs() >= 9.2e18 {
+            "an integer id past 64 bits is read as a float and loses its last digits"
+        } else {
+            "a number written with a fraction, an exponent or as -0 is no id as read here"
+        };
+        Err(E::custom(format!("{why} ({v}); send the id as a string, as the catalog wrote it")))
     }
 }
 
@@ -332,6 +344,32 @@ mod tests {
         assert!(serde_json::from_str::<RecommendRequest>(r#"{"user": "u", "recent": 0.5}"#).is_err());
         let similar = serde_json::from_str::<SimilarRequest>(r#"{"item": "i", "k": 2.0, "offset": 4.0}"#).unwrap();
         assert_eq!((similar.k, similar.offset), (2, 4));
+    }
+
+    /// An integer id is read as its digits up to 64 bits either side; past them (a 30-digit id
+    /// a catalog keeps whole), and for a fraction, an exponent or -0, the refusal says to send
+    /// the id as a string (it said "invalid type: floating point `1.2345678901234568e29`").
+    #[test]
+    fn an_id_is_a_string_or_an_integer_within_64_bits() {
+        let similar = |json: &str| serde_json::from_str::<SimilarRequest>(json).map_err(|e| e.to_string());
+        for (json, id) in [
+            (r#"{"item": 151}"#, "151"),
+            (r#"{"item": -7}"#, "-7"),
+            (r#"{"item": 18446744073709551615}"#, "18446744073709551615"),
+            (r#"{"item": -9223372036854775808}"#, "-9223372036854775808"),
+            (r#"{"item": "123456789012345678901234567890"}"#, "123456789012345678901234567890"),
+        ] {
+            assert_eq!(similar(json).map(|r| r.item), Ok(id.to_string()), "{json}");
+        }
+        for (json, said) in [
+            (r#"{"item": 123456789012345678901234567890}"#, "an integer id past 64 bits"),
+            (r#"{"item": 18446744073709551616}"#, "an integer id past 64 bits"),
+            (r#"{"item": 1.5}"#, "a fraction, an exponent or as -0"),
+            (r#"{"item": -0}"#, "a fraction, an exponent or as -0"),
+        ] {
+            let error = similar(json).unwrap_err();
+            assert!(error.contains(said) && error.contains("send the id as a string"), "{json}: {error}");
+        }
     }
 
     /// A query string's count reads as the body's does.
