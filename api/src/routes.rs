@@ -436,7 +436,8 @@ pub(crate) async fn similar(
         None => Fusion::default(),
         // The names a body's `fusion.method` takes (`Fusion`'s `FromStr`: one list of them).
         Some(method) => method.parse().map_err(|e: String| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("fusion: {e}"))
+            // A value the query string cannot be read as, like `k=abc`: 400, as the route says.
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query_string", format!("fusion: {e}"))
         })?,
     };
     let mut request = SimilarRequest {

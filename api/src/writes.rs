@@ -152,7 +152,7 @@ pub(crate) async fn update_fields(
     {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_field",
+            "invalid_request",
             format!("fields.{name}: not a finite number"),
         ));
     }
@@ -239,7 +239,7 @@ pub(crate) async fn put_item(
 
 async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result<Put, ApiError> {
     let invalid = |field: &str, reason: String| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_item", format!("{field}: {reason}"))
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("{field}: {reason}"))
     };
     if let Some(problem) = hyrank_engine::item::id_problem(&id) {
         return Err(invalid("id", problem));
@@ -295,7 +295,7 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
 /// given.
 ///
 /// # Errors
-/// 422 `invalid_field` naming the field when a value cannot be its field's type.
+/// 422 `invalid_request` naming the field when a value cannot be its field's type.
 fn typed_fields(
     engine: &Engine,
     fields: std::collections::BTreeMap<String, hyrank_engine::FieldValue>,
@@ -307,7 +307,7 @@ fn typed_fields(
             Some(kind) => kind.coerce(&value).map(|typed| (name.clone(), typed)).map_err(|found| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
+                    "invalid_request",
                     format!("fields.{name}: this catalog's {name} is {}, found {found}", kind.described()),
                 )
             }),
@@ -362,7 +362,7 @@ async fn write_events(state: &AppState, events: Vec<Event>, batch_id: Option<Str
     }
     // Malformed rows before unknown items, so a batch with both is a 422.
     if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = hyrank_engine::live::validate_batch(&events) {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_event", format!("{field}: {reason}")));
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", format!("{field}: {reason}")));
     }
     // An item deleted live is still known: the next build keeps its row (hidden) and folds its
     // events into CF like any other, and one late click on it must not cost a batch.
@@ -379,7 +379,7 @@ async fn write_events(state: &AppState, events: Vec<Event>, batch_id: Option<Str
         };
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_item",
+            "item_not_found",
             format!("events[{row}].item: item {item:?} is not in the index{more}; nothing was written"),
         ));
     }

@@ -627,7 +627,8 @@ async fn broken_requests_get_the_right_status_and_code() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("weights.bm25"), "{body}");
     let (status, body) = get("/v1/items/TNT-001/similar?fusion=borda").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+    // A value the query string cannot be read as: 400, as `k=abc` is.
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query_string")));
     assert!(body["error"]["message"].as_str().unwrap().contains("linear_floor"), "the methods are listed: {body}");
     // A bad query-string value is named by its parameter, and k's bounds are this server's.
     for (query, said) in [

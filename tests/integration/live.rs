@@ -95,11 +95,12 @@ async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() 
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // The codes every route uses (README): 404 item_not_found, 422 invalid_request.
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("item_not_found")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().starts_with("events[1].item"), "{body}");
     let (status, _, body) =
         call(&app, events(json!({"events": [{"user": "u001", "item": top, "weight": 0}]}), Some(WRITE_KEY))).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
     assert!(body["error"]["message"].as_str().unwrap().starts_with("events[0].weight"), "{body}");
     // A weight past f32's range is refused as the number sent, not as the inf it would read as.
     let (status, _, body) =
