@@ -81,9 +81,11 @@ pub struct CfItems {
     /// Items without training interactions (all-zero factors): CF abstains on them.
     cold: Arc<Vec<bool>>,
     /// The mean factors of the warm items (`dim` values; zeros when none is warm): its inner
-    /// product with a probe is the probe's mean CF score over the items CF can judge, the CF
-    /// list's floor.
+    /// product with a probe is the probe's mean CF score over the items CF can judge, from
+    /// which [`CfItems::floor`] takes the probe's own items out.
     warm_mean: Vec<f32>,
+    /// How many items are warm.
+    warm: usize,
 }
 
 impl CfItems {
@@ -91,9 +93,30 @@ impl CfItems {
     pub(crate) fn new(index: VectorIndex) -> Self {
         let cold: Vec<bool> = index.vectors().chunks_exact(index.dim()).map(|v| v.iter().all(|&x| x == 0.0)).collect();
         // Cold rows are zeros: they add nothing to the sum, and are left out of the count.
-        let warm = cold.iter().filter(|&&c| !c).count().max(1) as f64;
-        let warm_mean = index.sum().iter().map(|&s| (s / warm) as f32).collect();
-        CfItems { index, cold: Arc::new(cold), warm_mean }
+        let warm = cold.iter().filter(|&&c| !c).count();
+        let warm_mean = index.sum().iter().map(|&s| (s / warm.max(1) as f64) as f32).collect();
+        CfItems { index, cold: Arc::new(cold), warm_mean, warm }
+    }
+
+    /// The CF list's floor for `probe`: its mean score over the warm items other than `own`
+    /// (the probe's own items: a user's history, a similar request's seed), what an item
+    /// unrelated to the probe scores on average. Its own items are left out because ALS fits
+    /// their scores near 1: on a sparse catalog (63 items, 8 in a history) they lifted the
+    /// mean above every other item's score, and under `linear_floor` CF then gave every
+    /// candidate 0. `own` may repeat items and hold cold ones.
+    pub(crate) fn floor(&self, probe: &[f32], own: &[u32]) -> f32 {
+        let mean = crate::dense::dot(probe, &self.warm_mean);
+        let mut own: Vec<u32> =
+            own.iter().copied().filter(|&i| !self.cold.get(i as usize).copied().unwrap_or(true)).collect();
+        own.sort_unstable();
+        own.dedup();
+        let others = self.warm.saturating_sub(own.len());
+        if own.is_empty() || others == 0 {
+            return mean;
+        }
+        let own_sum: f64 =
+            own.iter().filter_map(|&i| self.vector(i)).map(|v| f64::from(crate::dense::dot(probe, v))).sum();
+        ((f64::from(mean) * self.warm as f64 - own_sum) / others as f64) as f32
     }
 
     /// Indexes item factors for inner-product search.
@@ -144,6 +167,9 @@ pub enum Retriever<'a> {
         /// Whether fusion treats cold items as abstained on (`share`) or plainly (`ignore`);
         /// either way they are not in the list.
         cold_items: ColdItems,
+        /// The probe's own items (a user's history, a similar request's seed), which the
+        /// list's floor leaves out ([`CfItems::floor`]).
+        own: &'a [u32],
     },
     /// Collaborative filtering by an item-item model (EASE): the summed item-item weights of
     /// the seeds (a user's history, a similar request's seed item). Its list holds only the
@@ -206,16 +232,15 @@ impl Retriever<'_> {
                 }
                 None => RankedList::new(kind, Vec::new()),
             },
-            Retriever::Cf { items, factors, cold_items } => {
+            Retriever::Cf { items, factors, cold_items, own } => {
                 // A cold item (no training interactions, zero factors) has no CF score at all,
                 // not a score of 0: it never enters the CF list, so it earns no rank credit and
                 // `mode: cf` never recommends it over warm items with negative scores.
                 let warm = |item: u32| !items.cold.get(item as usize).copied().unwrap_or(true) && allow.allows(item);
                 let hits = items.index.search(factors, n, Some(&warm))?;
                 let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(&items.cold));
-                // The probe's mean score over the warm items: what a warm item unrelated to the
-                // user scores on average.
-                let floor = Some(crate::dense::dot(factors, &items.warm_mean));
+                // What a warm item unrelated to the probe scores on average.
+                let floor = Some(items.floor(factors, own));
                 RankedList { retriever: kind, hits, abstaining, floor }
             }
             Retriever::ItemModel { model, seeds, cold_items } => {
@@ -288,11 +313,11 @@ mod tests {
         let factors = Factors { data: vec![1.0, 0.5, 0.0, 0.0, 0.2, 1.0], dim: 2 };
         let items = CfItems::build(&factors, HnswSettings::default()).unwrap();
         let user = [1.0f32, 1.0];
-        let share = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Share };
+        let share = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Share, own: &[] };
         let list = share.retrieve(3, &Allow::all()).unwrap();
         let abstaining = list.abstaining.clone().expect("share marks cold items");
         assert_eq!(abstaining.as_slice(), [false, true, false]);
-        let ignore = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Ignore };
+        let ignore = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Ignore, own: &[] };
         let plain = ignore.retrieve(3, &Allow::all()).unwrap();
         assert!(plain.abstaining.is_none());
         // Issue 15: under either rule the cold item is not in the CF list at all (it used to
@@ -303,7 +328,31 @@ mod tests {
             assert!((list.floor.expect("an ALS list has a floor") - 1.35).abs() < 1e-6, "{:?}", list.floor);
         }
         let negative = [-1.0f32, -1.0];
-        let cf_only = Retriever::Cf { items: &items, factors: &negative, cold_items: ColdItems::Ignore };
+        let cf_only = Retriever::Cf { items: &items, factors: &negative, cold_items: ColdItems::Ignore, own: &[] };
         assert!(cf_only.retrieve(3, &Allow::all()).unwrap().hits.iter().all(|h| h.0 != 1));
+    }
+
+    /// The CF floor is what an item unrelated to the probe scores: the mean over the warm items
+    /// that are not the probe's own (its history, or a seed). On a sparse catalog the items a
+    /// user has, which ALS fits near 1, lifted the mean above every other item's score.
+    #[test]
+    fn the_cf_floor_leaves_the_probe_s_own_items_out() {
+        // Items 0 and 1 are the user's (scored 1.0 and 0.9), 2 is cold, 3 and 4 are not theirs
+        // (0.05 and 0.01).
+        let factors = Factors { data: vec![1.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.05, 0.0, 0.0, 0.01], dim: 2 };
+        let items = CfItems::build(&factors, HnswSettings::default()).unwrap();
+        let user = [1.0f32, 1.0];
+        let floor = |own: &[u32]| {
+            let retriever = Retriever::Cf { items: &items, factors: &user, cold_items: ColdItems::Ignore, own };
+            retriever.retrieve(5, &Allow::all()).unwrap().floor.unwrap()
+        };
+        assert!((floor(&[]) - 0.49).abs() < 1e-6, "every warm item: {}", floor(&[]));
+        // Repeats and a cold item among the own items change nothing.
+        for own in [&[0, 1][..], &[1, 0, 1, 2]] {
+            assert!((floor(own) - 0.03).abs() < 1e-6, "{own:?}: {}", floor(own));
+        }
+        assert!(floor(&[0, 1]) < 0.05, "the user's other items are above it");
+        // Every warm item the probe's own: the mean of them all.
+        assert!((floor(&[0, 1, 3, 4]) - 0.49).abs() < 1e-6);
     }
 }

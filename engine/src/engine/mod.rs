@@ -516,6 +516,7 @@ impl Engine {
         factors: Option<&'a [f32]>,
         replay: Option<&'a CfItems>,
         seeds: &'a [(u32, f32)],
+        own: &'a [u32],
         cold_items: crate::request::ColdItems,
     ) -> Option<Retriever<'a>> {
         // No opinion, no list: a history CF reads nothing in (items written live since the
@@ -527,7 +528,7 @@ impl Engine {
         }
         match (cf, factors, replay) {
             (_, Some(factors), Some(items)) | (Collaborative::Als { items, .. }, Some(factors), None) => {
-                Some(Retriever::Cf { items, factors, cold_items })
+                Some(Retriever::Cf { items, factors, cold_items, own })
             }
             (Collaborative::Ease(model), _, None) => Some(Retriever::ItemModel { model, seeds, cold_items }),
             _ => None,
@@ -553,6 +554,16 @@ impl Engine {
         let built = self.ids.len() as u32;
         let live = self.live_items();
         history.into_iter().map(|(item, w)| (live.built_row(item), w)).filter(|&(item, _)| item < built).collect()
+    }
+
+    /// A history's items as CF reads them ([`Engine::cf_history`]), each once: what a CF
+    /// list's floor leaves out ([`crate::retrieve::CfItems::floor`]).
+    fn cf_own(&self, history: &[Interaction]) -> Vec<u32> {
+        let mut own: Vec<u32> =
+            self.cf_history(history.iter().map(|i| (i.item, i.weight))).into_iter().map(|(i, _)| i).collect();
+        own.sort_unstable();
+        own.dedup();
+        own
     }
 
     /// The seeds of EASE's scores for a history: its items with a positive weight among the

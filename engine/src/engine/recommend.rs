@@ -139,6 +139,7 @@ impl Engine {
         request.weights.refuse_bm25("recommendations")?;
         let cf = self.collaborative()?;
         let seeds = self.cf_seeds(view.history);
+        let own = self.cf_own(view.history);
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
         let hidden = view.hidden.into_iter().flatten().copied();
         let allow =
@@ -150,7 +151,9 @@ impl Engine {
             (request.mode != RecommendMode::Cf).then(|| self.profile(&live_items, view.history, request.recent));
         let mut retrievers = Vec::with_capacity(2);
         if request.mode != RecommendMode::Content {
-            if let Some(retriever) = self.cf_retriever(cf, view.factors, view.cf_items, &seeds, request.cold_items) {
+            if let Some(retriever) =
+                self.cf_retriever(cf, view.factors, view.cf_items, &seeds, &own, request.cold_items)
+            {
                 retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
             }
         }

@@ -218,6 +218,7 @@ impl Engine {
         };
         let user = live.map(|l| l.record);
         let seeds = user.as_ref().map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
+        let own = user.as_ref().map(|u| self.cf_own(&u.history)).unwrap_or_default();
         let mut retrievers = Vec::with_capacity(kinds.len());
         for kind in kinds {
             let retriever = match kind {
@@ -239,7 +240,7 @@ impl Engine {
                     let (cf, factors) = cf.as_ref().ok_or_else(|| Error::invalid("user", "cf needs a user"))?;
                     // No factors (ALS on a history it reads nothing in): no CF list, as
                     // recommend; the other retrievers decide.
-                    match self.cf_retriever(cf, factors.as_deref(), None, &seeds, request.cold_items) {
+                    match self.cf_retriever(cf, factors.as_deref(), None, &seeds, &own, request.cold_items) {
                         Some(retriever) => retriever,
                         None => continue,
                     }

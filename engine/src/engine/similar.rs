@@ -39,14 +39,14 @@ impl Engine {
         // CF reads a live row that replaced a stored one as that row (as in histories): a put
         // of an item, changed or not, keeps its CF neighbours until the next build.
         let cf_seed = live_items.built_row(seed);
-        let seeds = [(cf_seed, 1.0)];
+        let (seeds, own) = ([(cf_seed, 1.0)], [cf_seed]);
         match &self.cf {
             Some(Collaborative::Als { items, .. }) => {
                 let factors = items.vector(cf_seed).unwrap_or_default();
                 // An item nobody interacted with has zero factors: its CF neighbours would be
                 // ties, so CF does not run for it.
                 if crate::cf::has_opinion(factors) {
-                    let retriever = Retriever::Cf { items, factors, cold_items: request.cold_items };
+                    let retriever = Retriever::Cf { items, factors, cold_items: request.cold_items, own: &own };
                     retrievers.push((retriever, request.weights.of(RetrieverKind::Cf)));
                 }
             }
