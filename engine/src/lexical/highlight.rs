@@ -222,6 +222,17 @@ fn fragment(text: &str, words: &[Word]) -> Option<String> {
     start = snap_start(text, ceil_char(text, start), span.start);
     end = floor_char(text, end);
     end = snap_end(text, end, span.end.min(end));
+    // An edge inside a matched word (a text without spaces is cut anywhere) moves to the
+    // word's end or start, so that it is marked whole, not as "<em>กา</em>" of "กาแฟ"; a word
+    // longer than that (one giant token) stays cut.
+    for word in collapse_overlapped_ranges(&all) {
+        if word.start < end && end < word.end && word.end - end <= SNAP_BYTES {
+            end = word.end;
+        }
+        if word.start < start && start < word.end && start - word.start <= SNAP_BYTES {
+            start = word.start;
+        }
+    }
     let marked = mark(text, start..end, &all);
     let before = if text[..start].trim().is_empty() { "" } else { "…" };
     let after = if text[end..].trim().is_empty() { "" } else { "…" };
@@ -555,6 +566,30 @@ mod tests {
             if (3..6).contains(&i) {
                 assert!(piece.ends_with('\u{0301}'), "an accent cut from its letter: {marked}");
             }
+        }
+    }
+
+    /// A matched word is marked whole or not at all: where a text has no spaces (Thai), the
+    /// fragment's edge may fall inside a later match, which was marked in part ("…<em>กา</em>…"
+    /// for "กาแฟ"). Such a word is now shown whole, the edge moved to its end (or start).
+    #[test]
+    fn a_match_at_the_fragment_s_edge_is_marked_whole() {
+        // Coffee, then fillers of every length, so that some edge falls inside a later "กาแฟ".
+        let mut items: Vec<Item> =
+            (0..12).map(|n| item("T", &format!("กาแฟ{}กาแฟ{}", "ร้อนมาก".repeat(5 + n), "น้ำชา".repeat(30)))).collect();
+        for n in 0..12 {
+            items.push(item("U", &format!("{}{}", "ร้าน".repeat(n), "ฉันชอบดื่มกาแฟทุกเช้าที่ร้านกาแฟใกล้บ้าน".repeat(8))));
+            items.push(item("V", &format!("{}{}", "น้ำ".repeat(n), "กาแฟเย็นหวานน้อยกาแฟร้อน".repeat(10))));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        let highlighter = lexical.highlighter("กาแฟ").unwrap();
+        for (n, it) in items.iter().enumerate() {
+            let marked = highlighter.highlight(it).text.unwrap_or_else(|| panic!("{n}: nothing marked in {}", it.text));
+            let marks: Vec<&str> = marked.split("<em>").skip(1).map(|m| m.split("</em>").next().unwrap()).collect();
+            assert!(!marks.is_empty() && marks.iter().all(|m| *m == "กาแฟ"), "{n}: {marked}");
+            let piece = shown(&marked);
+            assert!(it.text.contains(piece.trim_start_matches('…').trim_end_matches('…')), "{n}: {marked}");
         }
     }
 
