@@ -98,7 +98,11 @@ impl serde::de::Visitor<'_> for IdVisitor {
         } else {
             "a number written with a fraction, an exponent or as -0 is no id as read here"
         };
-        Err(E::custom(format!("{why} ({v}); send the id as a string, as the catalog wrote it")))
+        let found = serde::de::Unexpected::Float(v);
+        Err(E::custom(format!(
+            "invalid type: {found}, expected an id: a string, or an integer within 64 bits (read as its digits); \
+             {why}: send the id as a string, as the catalog wrote it"
+        )))
     }
 }
 

@@ -182,13 +182,25 @@ pub(crate) fn retype_live_rows(
         };
         logged.iter().rposition(|l| gave(&l.record)).map_or(0, |at| at as u64 + 1)
     };
+    // Rows written live by a server from before the blank rule may hold blank values: they
+    // are no values here either (`FieldValue::without_blanks`), as in the catalog's rows.
+    for item in &mut catalog.items {
+        if item.fields.values().any(hyrank_engine::item::FieldType::is_blank) {
+            item.fields = std::mem::take(&mut item.fields)
+                .into_iter()
+                .filter_map(|(name, value)| value.without_blanks().map(|value| (name, value)))
+                .collect();
+        }
+    }
     let (types, _) = crate::input::infer_field_types(&catalog.items, &catalog.field_types);
     let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     let mut refused = Vec::new();
     for item in &mut catalog.items {
         let mut misfits = Vec::new();
         for (name, value) in item.fields.iter_mut() {
-            match types[name].coerce(value) {
+            // Every value left is not blank, so inference gave its field a type.
+            let Some(kind) = types.get(name) else { continue };
+            match kind.coerce(value) {
                 Ok(converted) => *value = converted,
                 Err(found) => misfits.push((name.clone(), found)),
             }

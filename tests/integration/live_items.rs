@@ -563,3 +563,27 @@ async fn saving_an_item_again_leaves_bm25_as_a_build_of_the_visible_rows_would()
     assert_eq!(total[0], visible().await, "{body}");
     assert_eq!(total[0], 320.0, "320 built, one put (seven times), one deleted");
 }
+
+/// A put an older server logged with blank field values (before they were no value) is folded
+/// by the next build as the catalog's rows are read: the blanks are no value. A field only
+/// such a put had, with no type from any row, made the build panic.
+#[actix_web::test]
+async fn a_logged_put_with_blank_values_is_folded_without_them() {
+    use hyrank_engine::Engine;
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let fields = json!({"labels": [], "brand": " ", "tags": ["", "winter"], "category": "tents"});
+    let item = hyrank_engine::Item {
+        id: "OLD-1".into(),
+        title: "Winter tent".into(),
+        text: String::new(),
+        fields: serde_json::from_value(fields).unwrap(),
+    };
+    let (_, applied) = state.engine().put_live_item(item, String::new()).unwrap();
+    assert!(applied);
+    let summary = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap();
+    assert!(!summary.manifest.field_types.contains_key("labels"), "{:?}", summary.manifest.field_types);
+    let engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+    let stored = engine.stored_item_at(engine.index_of("OLD-1").unwrap()).unwrap();
+    assert_eq!(serde_json::to_value(stored.fields).unwrap(), json!({"tags": ["winter"], "category": "tents"}));
+}

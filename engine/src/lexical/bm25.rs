@@ -252,14 +252,14 @@ impl LexicalIndex {
         let searchers = self.searchers();
         let segments: Vec<&tantivy::SegmentReader> = searchers.iter().flat_map(|s| s.segment_readers()).collect();
         // Rows deleted or replaced since the build are left out of every statistic and list.
-        let hidden = self.hidden_in(&segments)?;
+        // The generation's rows are its segment's documents, idx 0 to its count; live rows follow.
+        let generation_segments = searchers[0].segment_readers().len();
+        let built = u32::try_from(searchers[0].num_docs()).unwrap_or(u32::MAX);
+        let hidden = self.hidden_in(&segments, generation_segments, built)?;
         let hidden_sum =
             |of: &dyn Fn(&super::hidden::HiddenDocs) -> u64| -> u64 { hidden.iter().flatten().map(|h| of(h)).sum() };
-        let total_docs: u64 = segments
-            .iter()
-            .map(|s| u64::from(s.max_doc()))
-            .sum::<u64>()
-            .saturating_sub(hidden_sum(&|h| h.docs.len() as u64));
+        let total_docs: u64 =
+            segments.iter().map(|s| u64::from(s.max_doc())).sum::<u64>().saturating_sub(hidden_sum(&|h| h.count));
         if tokens.is_empty() || total_docs == 0 {
             return Ok(Vec::new());
         }
@@ -268,7 +268,6 @@ impl LexicalIndex {
         // (every item has both, in practice); a catalog field's over the items that hold it, as
         // Lucene has it for every field: a brand one item in ten has would otherwise look ten
         // times longer than average wherever it is present.
-        let generation_segments = searchers[0].segment_readers().len();
         let mut avgdl = vec![0f32; searched.len()];
         for (f, (slot, field)) in avgdl.iter_mut().zip(searched).enumerate() {
             let mut field_tokens = 0u64;
@@ -306,10 +305,10 @@ impl LexicalIndex {
                     let Some(mut postings) = postings else { continue };
                     // Room for every posting at once, not regrown by doubling as they arrive.
                     matches[s].reserve(postings.size_hint() as usize);
-                    let skipped = hidden.as_ref().map(|h| &h[s].docs);
+                    let skipped = hidden.as_ref().map(|h| &h[s]);
                     let mut doc = postings.doc();
                     while doc != tantivy::TERMINATED {
-                        if skipped.is_some_and(|skipped| skipped.contains(&doc)) {
+                        if skipped.is_some_and(|skipped| skipped.contains(doc)) {
                             doc = postings.advance();
                             continue;
                         }

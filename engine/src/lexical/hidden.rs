@@ -12,7 +12,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
 use tantivy::index::SegmentId;
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::{TokenStream, MAX_TOKEN_LEN};
@@ -36,21 +35,33 @@ pub(super) struct Hidden {
 
 /// The hidden rows one segment holds.
 pub(super) struct HiddenDocs {
-    /// Their documents.
-    pub docs: FxHashSet<DocId>,
+    /// Their documents, a bit each (by document id).
+    docs: Vec<u64>,
+    /// How many.
+    pub count: u64,
     /// Per searched field, their tokens in it.
     pub tokens: Vec<u64>,
     /// Per searched field, how many of them hold it (a field norm above 0).
     pub holding: Vec<u64>,
 }
 
+impl HiddenDocs {
+    /// Whether `doc` is one of them: read for every posting while any row is hidden.
+    #[inline]
+    pub fn contains(&self, doc: DocId) -> bool {
+        self.docs.get(doc as usize / 64).is_some_and(|word| word & (1 << (doc % 64)) != 0)
+    }
+}
+
 impl LexicalIndex {
     /// Makes BM25 read its statistics over the rows not in `rows` (item indexes: deleted, or
     /// replaced by a later put), and skip those rows' postings. `item_at` gives a row's item as
-    /// it was indexed (for its token counts), asked once per row however often it is hidden.
+    /// it was indexed (for its token counts), asked once per row however often it is hidden; a
+    /// row it cannot give is still skipped and counted out of N, its tokens not out of the
+    /// fields' totals (logged).
     ///
     /// # Errors
-    /// `item_at` failing, or a field's analyzer missing from the index.
+    /// A field's analyzer missing from the index.
     pub fn hide(&self, rows: Arc<HashSet<u32>>, item_at: impl Fn(u32) -> Result<Item>) -> Result<()> {
         let mut hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if Arc::ptr_eq(&hidden.rows, &rows) {
@@ -58,8 +69,13 @@ impl LexicalIndex {
         }
         for &row in rows.iter() {
             if !hidden.tokens.contains_key(&row) {
-                let tokens = self.tokens_in_fields(row, &item_at(row)?)?;
-                hidden.tokens.insert(row, tokens);
+                match item_at(row) {
+                    Ok(item) => {
+                        let tokens = self.tokens_in_fields(row, &item)?;
+                        hidden.tokens.insert(row, tokens);
+                    }
+                    Err(e) => tracing::warn!(row, error = %e, "a hidden row's tokens stay in BM25's field lengths"),
+                }
             }
         }
         hidden.rows = rows;
@@ -87,11 +103,19 @@ impl LexicalIndex {
         Ok(tokens)
     }
 
-    /// The hidden rows each of `segments` holds, `None` when no row is hidden.
+    /// The hidden rows each of `segments` holds, `None` when no row is hidden. The first
+    /// `generation` segments are the generation's, which hold the rows below `built` (its item
+    /// count); the others hold live rows, from `built` on: each row is looked for only where
+    /// it can be.
     ///
     /// # Errors
     /// A failing index read.
-    pub(super) fn hidden_in(&self, segments: &[&SegmentReader]) -> Result<Option<Vec<Arc<HiddenDocs>>>> {
+    pub(super) fn hidden_in(
+        &self,
+        segments: &[&SegmentReader],
+        generation: usize,
+        built: u32,
+    ) -> Result<Option<Vec<Arc<HiddenDocs>>>> {
         let mut hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if hidden.rows.is_empty() {
             return Ok(None);
@@ -99,38 +123,42 @@ impl LexicalIndex {
         // Segments merged away since (the live index merges its small ones) are forgotten.
         hidden.segments.retain(|id, _| segments.iter().any(|s| s.segment_id() == *id));
         let mut out = Vec::with_capacity(segments.len());
-        for segment in segments {
+        for (s, segment) in segments.iter().enumerate() {
             if let Some(found) = hidden.segments.get(&segment.segment_id()) {
                 out.push(Arc::clone(found));
                 continue;
             }
-            let found = Arc::new(self.find_hidden(segment, &hidden)?);
+            let here = |row: u32| (row < built) == (s < generation);
+            let found = Arc::new(self.find_hidden(segment, &hidden, here)?);
             hidden.segments.insert(segment.segment_id(), Arc::clone(&found));
             out.push(found);
         }
         Ok(Some(out))
     }
 
-    fn find_hidden(&self, segment: &SegmentReader, hidden: &Hidden) -> Result<HiddenDocs> {
+    fn find_hidden(&self, segment: &SegmentReader, hidden: &Hidden, here: impl Fn(u32) -> bool) -> Result<HiddenDocs> {
         let searched = &self.fields.searched;
         let mut found = HiddenDocs {
-            docs: FxHashSet::default(),
+            docs: vec![0; (segment.max_doc() as usize).div_ceil(64)],
+            count: 0,
             tokens: vec![0; searched.len()],
             holding: vec![0; searched.len()],
         };
         let by_idx = segment.inverted_index(self.fields.idx)?;
         let norms =
             searched.iter().map(|s| segment.get_fieldnorms_reader(s.field)).collect::<tantivy::Result<Vec<_>>>()?;
-        for &row in hidden.rows.iter() {
+        for &row in hidden.rows.iter().filter(|&&row| here(row)) {
             let term = Term::from_field_u64(self.fields.idx, u64::from(row));
             let postings = by_idx
                 .read_postings(&term, IndexRecordOption::Basic)
                 .map_err(|e| Error::io(format!("finding the document of row {row}"), e))?;
             let Some(postings) = postings else { continue };
             let doc = postings.doc();
-            if doc == tantivy::TERMINATED || !found.docs.insert(doc) {
+            if doc == tantivy::TERMINATED || doc >= segment.max_doc() || found.contains(doc) {
                 continue;
             }
+            found.docs[doc as usize / 64] |= 1 << (doc % 64);
+            found.count += 1;
             let tokens = hidden.tokens.get(&row).map_or(&[][..], Vec::as_slice);
             for (f, norms) in norms.iter().enumerate() {
                 found.tokens[f] += tokens.get(f).copied().unwrap_or(0);

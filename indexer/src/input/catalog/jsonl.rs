@@ -150,7 +150,10 @@ fn item_from_json(
                     for (name, v) in inner.iter().filter(|(_, v)| !v.is_null()) {
                         let at = format!("{key}.{name}");
                         let parsed = FieldValue::from_json(v).map_err(|reason| (Some(at.clone()), reason))?;
-                        put_field(&mut fields, &mut given_at, at, name, parsed)?;
+                        // Blank text is no value, as null is: not a second value of the field.
+                        if let Some(parsed) = parsed.without_blanks() {
+                            put_field(&mut fields, &mut given_at, at, name, parsed)?;
+                        }
                     }
                 }
                 Value::Null => {}
@@ -159,7 +162,9 @@ fn item_from_json(
             _ if value.is_null() => {}
             _ => {
                 let parsed = FieldValue::from_json(value).map_err(|reason| (Some(key.clone()), reason))?;
-                put_field(&mut fields, &mut given_at, key.clone(), key, parsed)?;
+                if let Some(parsed) = parsed.without_blanks() {
+                    put_field(&mut fields, &mut given_at, key.clone(), key, parsed)?;
+                }
             }
         }
     }
