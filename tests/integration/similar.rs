@@ -56,3 +56,44 @@ async fn similar_items_by_post_take_filters_and_answer_as_get_does() {
     let (status, _) = get("/v1/similar").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+/// Under `linear_floor` the dense floor is what an item unrelated to the probe scores: the mean
+/// cosine over the items a request can reach other than the probe's own (a similar request's
+/// seed, whose cosine is 1; a recommendation's history, of which its profile is made). With
+/// every such item listed, the floor read back from the breakdowns is their listed mean.
+#[test]
+fn the_dense_floor_leaves_the_probe_s_own_items_out() {
+    use hyrank_engine::explain::RetrieverKind;
+    use hyrank_engine::fusion::Fusion;
+    use hyrank_engine::{RecommendMode, RecommendRequest, SimilarRequest};
+    let engine = &crate::indexed().engine;
+    let check = |hits: &[hyrank_engine::request::Hit], what: &str| {
+        let dense: Vec<(f64, f64)> = hits
+            .iter()
+            .filter_map(|hit| hit.breakdown.retrievers.iter().find(|r| r.retriever == RetrieverKind::Dense))
+            .map(|part| (f64::from(part.raw_score), part.contribution))
+            .collect();
+        assert!(dense.len() > 300, "{what}: {} listed", dense.len());
+        let mean = dense.iter().map(|(raw, _)| raw).sum::<f64>() / dense.len() as f64;
+        let floors = crate::floors_read_back(&dense);
+        assert!(floors.len() > 10, "{what}");
+        for floor in floors {
+            assert!((floor - mean).abs() < 1e-4, "{what}: floor {floor}, mean of the others {mean}");
+        }
+    };
+    let seed = crate::api::catalog()[0]["id"].as_str().unwrap().to_string();
+    let similar: SimilarRequest = serde_json::from_value(
+        // CF weighs nothing, so that the hits come in the dense list's order.
+        json!({"item": seed, "k": 1000, "candidates": 1000, "fusion": {"method": "linear_floor"}, "weights": {"cf": 0}}),
+    )
+    .unwrap();
+    check(&engine.similar(&similar).unwrap().hits, "similar");
+    let recommend = RecommendRequest {
+        mode: RecommendMode::Content,
+        k: 1000,
+        candidates: Some(1000),
+        fusion: Fusion::LinearFloor,
+        ..RecommendRequest::new("u007")
+    };
+    check(&engine.recommend(&recommend).unwrap().hits, "recommend");
+}

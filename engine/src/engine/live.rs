@@ -78,10 +78,41 @@ impl Engine {
         hidden
     }
 
-    /// The dense list's floor vector ([`Engine::dense_mean`]) for a request fused by `fusion`:
-    /// only `linear_floor` reads a floor, so only it pays for the mean after a write.
-    pub(crate) fn floor_mean(&self, fusion: &crate::fusion::Fusion, live: &LiveItems) -> Option<Arc<Vec<f32>>> {
-        (*fusion == crate::fusion::Fusion::LinearFloor).then(|| self.dense_mean(live))
+    /// The dense list's floor vector for a request fused by `fusion` (only `linear_floor` reads
+    /// a floor, so only it pays for the mean after a write): the mean embedding of the items
+    /// it can reach ([`Engine::dense_mean`]) other than the probe's `own` (a recommendation's
+    /// history, a similar request's seed), as CF's floor leaves them out
+    /// ([`crate::retrieve::CfItems::floor`]): the floor is what an item unrelated to the probe
+    /// scores, and a probe made of its own items scores them high. A score is linear in the
+    /// vector, so taking the own items out of the mean takes their scores out of the floor:
+    /// (count · mean − Σ own) / (count − own), O(own × dim).
+    pub(crate) fn floor_mean(
+        &self,
+        fusion: &crate::fusion::Fusion,
+        live: &LiveItems,
+        own: &[u32],
+    ) -> Option<Arc<Vec<f32>>> {
+        if *fusion != crate::fusion::Fusion::LinearFloor {
+            return None;
+        }
+        let (mean, count) = self.dense_mean(live);
+        let hidden = self.hidden_at(live);
+        let mut own: Vec<u32> = own.iter().copied().filter(|i| !hidden.contains(i)).collect();
+        own.sort_unstable();
+        own.dedup();
+        let vectors: Vec<&[f32]> = own
+            .iter()
+            .filter_map(|&i| live.get(i).map(|e| e.vector.as_slice()).or_else(|| self.dense.vector(i)))
+            .collect();
+        let others = count - vectors.len() as f64;
+        if vectors.is_empty() || others < 0.5 {
+            return Some(mean);
+        }
+        let mut sum: Vec<f64> = mean.iter().map(|&m| f64::from(m) * count).collect();
+        for vector in vectors {
+            sum.iter_mut().zip(vector).for_each(|(s, &x)| *s -= f64::from(x));
+        }
+        Some(Arc::new(sum.into_iter().map(|s| (s / others) as f32).collect()))
     }
 
     /// The mean embedding of the items a request can reach before its filters, as of its
@@ -91,23 +122,25 @@ impl Engine {
     /// ([`crate::fusion::Fusion::LinearFloor`]), so a write moves the floor as it moves what
     /// can be found. Taken by the first `linear_floor` request after a write (cached with the
     /// log's versions), O((hidden + live rows) × dim), outside the cache's lock.
-    fn dense_mean(&self, live: &LiveItems) -> Arc<Vec<f32>> {
+    /// With it, how many items it is the mean of.
+    fn dense_mean(&self, live: &LiveItems) -> (Arc<Vec<f32>>, f64) {
         let version = self.hidden_version(live);
         {
             let cached = self.dense_mean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((at, mean)) = &*cached {
+            if let Some((at, (mean, count))) = &*cached {
                 if *at == version {
-                    return Arc::clone(mean);
+                    return (Arc::clone(mean), *count);
                 }
             }
         }
-        let mean = Arc::new(reachable_mean(&self.dense, live, &self.hidden_at(live)));
+        let (mean, count) = reachable_mean(&self.dense, live, &self.hidden_at(live));
+        let mean = Arc::new(mean);
         let mut cached = self.dense_mean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // A request on an older snapshot does not replace a newer one's mean.
         if cached.as_ref().is_none_or(|(at, _)| *at <= version) {
-            *cached = Some((version, Arc::clone(&mean)));
+            *cached = Some((version, (Arc::clone(&mean), count)));
         }
-        mean
+        (mean, count)
     }
 
     /// Whether the item's stored row has this [`crate::live::item_hash`].
@@ -234,7 +267,7 @@ impl Engine {
 /// The mean of the vectors of `index`'s rows and `live`'s rows, leaving out the `hidden` ones:
 /// the index's f64 sum, less each hidden stored row, plus each live row not hidden. Zeros when
 /// no row is left.
-fn reachable_mean(index: &crate::dense::VectorIndex, live: &LiveItems, hidden: &HashSet<u32>) -> Vec<f32> {
+fn reachable_mean(index: &crate::dense::VectorIndex, live: &LiveItems, hidden: &HashSet<u32>) -> (Vec<f32>, f64) {
     let mut rows = index.len() as f64;
     let mut sum = index.sum().to_vec();
     let mut add = |vector: &[f32], sign: f64| {
@@ -249,9 +282,9 @@ fn reachable_mean(index: &crate::dense::VectorIndex, live: &LiveItems, hidden: &
         }
     }
     if rows < 0.5 {
-        return vec![0.0; sum.len()];
+        return (vec![0.0; sum.len()], 0.0);
     }
-    sum.into_iter().map(|s| (s / rows) as f32).collect()
+    (sum.into_iter().map(|s| (s / rows) as f32).collect(), rows)
 }
 
 #[cfg(test)]
@@ -270,13 +303,14 @@ mod tests {
         live.push(2, item("b"), vec![0.0, -1.0], Some(1), Some(1));
         // Stored row 1 (replaced) and live row 5 (deleted, say) hidden: rows 0, 2, 3 and 4 are
         // left, so x = (1 - 1 + 0.6 + 0.8) / 4 and y = (0 + 0 + 0.8 + 0.6) / 4.
-        let mean = reachable_mean(&index, &live, &HashSet::from([1, 5]));
+        let (mean, count) = reachable_mean(&index, &live, &HashSet::from([1, 5]));
+        assert_eq!(count, 4.0);
         assert!((mean[0] - 0.35).abs() < 1e-6 && (mean[1] - 0.35).abs() < 1e-6, "{mean:?}");
         // Nothing written: the index's own mean, ((1 - 1 + 0.6) / 4, (1 + 0.8) / 4).
-        let built = reachable_mean(&index, &LiveItems::empty(4), &HashSet::new());
+        let (built, _) = reachable_mean(&index, &LiveItems::empty(4), &HashSet::new());
         assert!((built[0] - 0.15).abs() < 1e-6 && (built[1] - 0.45).abs() < 1e-6, "{built:?}");
         // Every row hidden: no row is left to average, and the floor is 0.
         let all: HashSet<u32> = (0..6).collect();
-        assert!(reachable_mean(&index, &live, &all).iter().all(|&m| m == 0.0));
+        assert!(reachable_mean(&index, &live, &all).0.iter().all(|&m| m == 0.0));
     }
 }

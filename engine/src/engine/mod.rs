@@ -92,7 +92,7 @@ pub struct Engine {
     /// [`Engine::hidden`]'s set, and the log's delete and put versions it was read at.
     hidden_items: Versioned<Arc<HashSet<u32>>>,
     /// `live.rs`'s `dense_mean`, and the log's delete and put versions it was read at.
-    dense_mean: Versioned<Arc<Vec<f32>>>,
+    dense_mean: Versioned<(Arc<Vec<f32>>, f64)>,
     /// Items written live since this generation's build (`live_items.rs`), as of the last put
     /// applied.
     live_items: std::sync::Mutex<Arc<LiveItems>>,

@@ -145,7 +145,8 @@ impl Engine {
         let allow =
             self.allow(&request.filters, &request.exclude, timings)?.excluding(self.total_len(), seen.chain(hidden));
         let live_items = self.live_items();
-        let mean = self.floor_mean(&request.fusion, &live_items);
+        let history: Vec<u32> = view.history.iter().map(|i| i.item).collect();
+        let mean = self.floor_mean(&request.fusion, &live_items, &history);
         // The content profile, when the mode has content; `Some(None)`: the history gives none.
         let profile =
             (request.mode != RecommendMode::Cf).then(|| self.profile(&live_items, view.history, request.recent));

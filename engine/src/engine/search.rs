@@ -168,7 +168,8 @@ impl Engine {
         let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
         let allow = self.allow(&request.filters, &request.exclude, timings)?;
         let live_items = self.live_items();
-        let mean = self.floor_mean(&request.fusion, &live_items);
+        // A query has no items of its own.
+        let mean = self.floor_mean(&request.fusion, &live_items, &[]);
         let bm25 =
             |query: &'a str| Retriever::Bm25 { index: &self.lexical, query, params: Some(self.bm25_params(request)) };
         let dense = kinds.contains(&RetrieverKind::Dense);

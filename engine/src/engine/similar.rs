@@ -25,7 +25,7 @@ impl Engine {
         let mut timings = Timings::default();
         let allow = self.allow(&request.filters, &request.exclude, &mut timings)?.excluding(self.total_len(), [seed]);
         let live_items = self.live_items();
-        let mean = self.floor_mean(&request.fusion, &live_items);
+        let mean = self.floor_mean(&request.fusion, &live_items, &[seed]);
         let content = self.vector_at(&live_items, seed).unwrap_or_default();
         let mut retrievers = vec![(
             Retriever::Dense {

@@ -237,11 +237,6 @@ pub fn infer_field_types(
         };
         types.insert(name.to_string(), kind);
     }
-    // A declared type holds even where every value is blank (the field is then on no row, but
-    // a live write's value for it is read as declared).
-    for (name, kind) in fixed {
-        types.entry(name.clone()).or_insert(*kind);
-    }
     (types, mixed)
 }
 
