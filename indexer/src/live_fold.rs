@@ -61,6 +61,7 @@ pub(crate) fn fold_live_events(
         tracing::info!(through = last, "live events taken as already in the interactions file");
         return Ok((interactions, Some((fold(0, missing.len()), missing))));
     }
+    let from_file = interactions.is_some();
     let mut interactions = interactions.unwrap_or_default();
     let (mut refused, mut taken) = (Vec::new(), 0);
     for (at, logged) in logged.iter().enumerate() {
@@ -95,7 +96,11 @@ pub(crate) fn fold_live_events(
         through = last,
         "folded in the live event log"
     );
-    Ok((Some(interactions), Some((fold, refused))))
+    // Without an interactions file, a log of item writes only (or of events all refused) gives
+    // no interactions: no CF, as a build without a log. It gave an empty set, which the build
+    // refused as an interactions file of no rows, naming the file as "".
+    let interactions = (from_file || !interactions.rows.is_empty()).then_some(interactions);
+    Ok((interactions, Some((fold, refused))))
 }
 
 /// Points the rejects [`fold_live_events`] and [`retype_live_rows`] made of logged records (file:
@@ -264,6 +269,7 @@ struct RowState {
 /// (`engine/live_items.rs`), so a build and a server agree on what a write did.
 pub(crate) fn replay_item_writes(
     items: &mut Vec<hyrank_engine::Item>,
+    legacy_hashes: &HashMap<String, String>,
     logged: &[hyrank_engine::live::LoggedRecord],
 ) -> ItemWrites {
     use hyrank_engine::live::{item_hash, Record};
@@ -276,7 +282,11 @@ pub(crate) fn replay_item_writes(
         if !rows.contains_key(id) {
             let index = catalog.get(id).copied();
             let row = index.map(|i| items[i].clone());
-            let hashes = row.iter().map(item_hash).collect();
+            // A catalog row holding blank values had another hash under an older build's
+            // reading (`Catalog::legacy_hashes`): a write an older server made against it
+            // still names this row.
+            let legacy = index.and_then(|_| legacy_hashes.get(id)).cloned();
+            let hashes = row.iter().map(item_hash).chain(legacy).collect();
             rows.insert(id.to_string(), RowState { index, row, deleted: false, hashes, updated: false, put: false });
             order.push(id.to_string());
         }

@@ -208,7 +208,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             (e, _) => e.into(),
         }
     })?;
-    let writes = replay_item_writes(&mut catalog.items, &logged);
+    let writes = replay_item_writes(&mut catalog.items, &catalog.legacy_hashes, &logged);
     let live_refused = retype_live_rows(settings, &mut catalog, &logged);
     // Every field BM25 is to search holds text or lists, in the catalog as typed.
     for wanted in &settings.lexical.search_fields {

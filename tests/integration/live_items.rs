@@ -587,3 +587,37 @@ async fn a_logged_put_with_blank_values_is_folded_without_them() {
     let stored = engine.stored_item_at(engine.index_of("OLD-1").unwrap()).unwrap();
     assert_eq!(serde_json::to_value(stored.fields).unwrap(), json!({"tags": ["winter"], "category": "tents"}));
 }
+
+/// A write an older server logged against a catalog row that holds blank values (read with
+/// them before 2026-12-06) still applies at the next build, which reads the row without them:
+/// the build knows the row's hash as the older reading had it (`Catalog::legacy_hashes`).
+/// Without that, the delete below was counted as superseded and the item came back.
+#[actix_web::test]
+async fn a_write_logged_against_a_row_with_blank_values_still_applies_after_the_upgrade() {
+    use hyrank_engine::live::{item_hash, EventLog};
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog.jsonl");
+    let rows = [
+        json!({"id": "A", "title": "Anorak", "fields": {"brand": "", "tags": ["x", ""], "category": "c"}}),
+        json!({"id": "B", "title": "Boots", "fields": {"brand": "Acme", "tags": ["y"], "category": "d"}}),
+    ];
+    std::fs::write(&catalog, rows.map(|r| r.to_string()).join("\n")).unwrap();
+    let settings = hyrank_indexer::IndexSettings {
+        progress: false,
+        ..hyrank_indexer::IndexSettings::new(catalog, dir.path().join("index"), hyrank_tests::embedder_settings())
+    };
+    let built = hyrank_indexer::build(&settings).unwrap();
+    // Row A as the older reading stored it, and the hash its server logged a delete with.
+    let older = hyrank_engine::Item {
+        id: "A".into(),
+        title: "Anorak".into(),
+        text: String::new(),
+        fields: serde_json::from_value(json!({"brand": "", "tags": ["x", ""], "category": "c"})).unwrap(),
+    };
+    let log = EventLog::open(&settings.index_dir, built.manifest.live_folded_through()).unwrap();
+    log.delete_item("A", item_hash(&older)).unwrap();
+    drop(log);
+    let rebuilt = hyrank_indexer::build(&settings).unwrap();
+    let live = rebuilt.manifest.live.unwrap();
+    assert_eq!((live.deleted, live.superseded_deletes), (vec!["A".to_string()], 0));
+}

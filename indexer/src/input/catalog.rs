@@ -99,6 +99,11 @@ pub struct Catalog {
     /// Fields inferred as text although some rows hold numbers (the rest do not read as
     /// numbers), with those counts: declaring the type refuses the rows that do not fit.
     pub mixed_fields: Vec<(String, usize, usize)>,
+    /// By id, the hash (`live::item_hash`) of a row as builds before 2026-12-06 read it, where
+    /// that differs: they kept blank text in a text field and lists with blank members, which
+    /// are no values now ([`FieldValue::without_blanks`]). A live write an older server logged
+    /// names the row by that hash, and still applies to it (`live_fold::replay_item_writes`).
+    pub legacy_hashes: HashMap<String, String>,
 }
 
 /// Checks id uniqueness and emptiness, shared by both formats.
@@ -117,6 +122,9 @@ struct ItemValidator<'a> {
     /// fields are typed ([`unify_field_types`]), since `{"n": 1}` and `{"n": "1"}` are the same
     /// value only then.
     repeats: Vec<(u64, Item, String)>,
+    /// By id, the blank values a row gave (as written) that its item goes without, for
+    /// [`Catalog::legacy_hashes`].
+    blanks: HashMap<String, BTreeMap<String, FieldValue>>,
     catalog: Catalog,
 }
 
@@ -186,6 +194,7 @@ pub fn read_catalog(path: &Path, format: &CatalogFormat) -> Result<Catalog> {
         content_name,
         first_line_of: HashMap::new(),
         repeats: Vec::new(),
+        blanks: HashMap::new(),
         catalog: Catalog::default(),
     };
     match kind {
@@ -259,10 +268,38 @@ fn unify_field_types(validator: &mut ItemValidator<'_>, declared: &BTreeMap<Stri
         }
     }
     validator.settle_repeats(&types);
+    validator.catalog.legacy_hashes = legacy_hashes(&validator.catalog.items, &validator.blanks, &types);
     validator.catalog.field_types = types;
     // Types are settled after every row is read, so their refusals came last: in line order
     // they read as the file does (a stable sort keeps one line's reasons in order).
     validator.catalog.rejects.sort_by_key(|reject| reject.line);
+}
+
+/// [`Catalog::legacy_hashes`]: each typed item whose line gave blank values, with them put
+/// back as the earlier rule kept them (blank text in a text field; a list as written, in a
+/// field of lists or one no other value types), hashed where that row differs.
+fn legacy_hashes(
+    items: &[Item],
+    blanks: &HashMap<String, BTreeMap<String, FieldValue>>,
+    types: &BTreeMap<String, FieldType>,
+) -> HashMap<String, String> {
+    let mut hashes = HashMap::new();
+    for item in items {
+        let Some(given) = blanks.get(&item.id) else { continue };
+        let mut legacy = item.clone();
+        for (name, value) in given {
+            match (types.get(name), value) {
+                (Some(FieldType::Text), FieldValue::Text(_)) if !item.fields.contains_key(name) => {}
+                (Some(FieldType::List) | None, FieldValue::List(_)) => {}
+                _ => continue,
+            }
+            legacy.fields.insert(name.clone(), value.clone());
+        }
+        if legacy != *item {
+            hashes.insert(item.id.clone(), hyrank_engine::live::item_hash(&legacy));
+        }
+    }
+    hashes
 }
 
 /// `item` with every field converted to its type in `types`, or the first field that does

@@ -125,11 +125,14 @@ fn put_field(
     }
 }
 
+/// A line's item, and the blank values it gave (as written) that the item goes without
+/// ([`FieldValue::without_blanks`]): a row an older build read with them has another hash
+/// (`Catalog::legacy_hashes`).
 fn item_from_json(
     object: &serde_json::Map<String, Value>,
     raw: &RawIds<'_>,
     json_fields: bool,
-) -> Result<Item, (Option<String>, String)> {
+) -> Result<(Item, BTreeMap<String, FieldValue>), (Option<String>, String)> {
     let id = id_from_json(object, raw)?;
     let text_of = |key: &str| match object.get(key) {
         None | Some(Value::Null) => Ok(String::new()),
@@ -138,7 +141,14 @@ fn item_from_json(
     };
     let title = text_of("title")?;
     let text = text_of("text")?;
-    let (mut fields, mut given_at) = (BTreeMap::new(), BTreeMap::new());
+    let (mut fields, mut given_at, mut blanks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut keep = |name: &str, parsed: FieldValue| {
+        let kept = parsed.clone().without_blanks();
+        if kept.as_ref() != Some(&parsed) {
+            blanks.entry(name.to_string()).or_insert(parsed);
+        }
+        kept
+    };
     for (key, value) in object {
         match key.as_str() {
             "id" | "_id" | "title" | "text" => {}
@@ -151,7 +161,7 @@ fn item_from_json(
                         let at = format!("{key}.{name}");
                         let parsed = FieldValue::from_json(v).map_err(|reason| (Some(at.clone()), reason))?;
                         // Blank text is no value, as null is: not a second value of the field.
-                        if let Some(parsed) = parsed.without_blanks() {
+                        if let Some(parsed) = keep(name, parsed) {
                             put_field(&mut fields, &mut given_at, at, name, parsed)?;
                         }
                     }
@@ -162,13 +172,13 @@ fn item_from_json(
             _ if value.is_null() => {}
             _ => {
                 let parsed = FieldValue::from_json(value).map_err(|reason| (Some(key.clone()), reason))?;
-                if let Some(parsed) = parsed.without_blanks() {
+                if let Some(parsed) = keep(key, parsed) {
                     put_field(&mut fields, &mut given_at, key.clone(), key, parsed)?;
                 }
             }
         }
     }
-    Ok(Item { id, title, text, fields })
+    Ok((Item { id, title, text, fields }, blanks))
 }
 
 /// What to add to the first line that is no JSON at all (it does not open an object): the file
@@ -277,7 +287,10 @@ pub(super) fn read_jsonl(path: &Path, json_fields: bool, validator: &mut ItemVal
                 validator.catalog.rejects.push(reject(path, line_number, Some("id"), e.to_string()))
             }
             (Ok(Value::Object(object)), Ok(raw_ids)) => match item_from_json(&object, &raw_ids, json_fields) {
-                Ok(item) => {
+                Ok((item, blanks)) => {
+                    if !blanks.is_empty() {
+                        validator.blanks.entry(item.id.clone()).or_insert(blanks);
+                    }
                     // Its rejects name the key the row gave its id under.
                     let given = |key: &str| object.get(key).is_some_and(|v| !v.is_null());
                     validator.id_name = if !given("id") && given("_id") { "_id" } else { "id" }.to_string();
