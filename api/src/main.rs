@@ -103,19 +103,64 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    let (filter, misread) = log_filter(std::env::var("HYRANK_LOG").ok().as_deref());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG").unwrap_or_else(|_| "info,hnsw_rs=warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info,hnsw_rs=warn".into()))
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: log files and collectors get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    for word in misread {
+        tracing::warn!(
+            "HYRANK_LOG: {word:?} is read as a module's name, not a level (error, warn, info, debug, trace, off)"
+        );
+    }
     match run(SettingsLayer::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", hyrank_engine::error::report(e.as_ref()));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The log filter `HYRANK_LOG` asks for (tracing's `EnvFilter` directives), and the words in it
+/// that read as a module's name where a level was surely meant (`warning`, `verbose`). A value
+/// with no level of its own keeps the default one (info), and hnsw_rs stays at warn unless the
+/// value names it: `HYRANK_LOG=warning` used to filter every log line out, errors included,
+/// and `HYRANK_LOG=info` to let hnsw_rs log 20 lines a reload.
+fn log_filter(value: Option<&str>) -> (String, Vec<String>) {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let value = value.map(str::trim).filter(|v| !v.is_empty());
+    let Some(value) = value else { return ("info,hnsw_rs=warn".to_string(), Vec::new()) };
+    let parts: Vec<&str> = value.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let is_level = |p: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(p));
+    let misread = parts
+        .iter()
+        .filter(|p| !is_level(p) && !p.contains(['=', ':', '[']) && !p.contains('_'))
+        .map(|p| p.to_string())
+        .collect();
+    let mut filter = String::new();
+    if !parts.iter().any(|p| is_level(p)) {
+        filter.push_str("info,");
+    }
+    if !value.contains("hnsw_rs") {
+        filter.push_str("hnsw_rs=warn,");
+    }
+    filter.push_str(value);
+    (filter, misread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn a_log_filter_keeps_a_level_and_names_a_misread_one() {
+        assert_eq!(log_filter(None), ("info,hnsw_rs=warn".to_string(), vec![]));
+        assert_eq!(log_filter(Some("warn")), ("hnsw_rs=warn,warn".to_string(), vec![]));
+        assert_eq!(log_filter(Some("warning")), ("info,hnsw_rs=warn,warning".to_string(), vec!["warning".to_string()]));
+        assert_eq!(log_filter(Some("debug,hnsw_rs=info")).0, "debug,hnsw_rs=info");
+        assert_eq!(log_filter(Some("hyrank_api=debug")).0, "info,hnsw_rs=warn,hyrank_api=debug");
     }
 }

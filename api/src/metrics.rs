@@ -210,7 +210,7 @@ impl Metrics {
         .expect(expect);
         let live_write_seconds = register_histogram_vec_with_registry!(
             "hyrank_live_write_duration_seconds",
-            "Latency of one POST /v1/events write, checks and the durable append (fdatasync) included, by outcome.",
+            "Latency of one live write (POST /v1/events, PUT and DELETE /v1/items/{id}, PUT /v1/items/{id}/fields), checks and the durable append (fdatasync) included, by outcome.",
             &["outcome"],
             BUCKETS.to_vec(),
             registry
@@ -224,13 +224,13 @@ impl Metrics {
         .expect(expect);
         let live_oldest_seconds = prometheus::register_gauge_with_registry!(
             "hyrank_live_oldest_unfolded_seconds",
-            "Age of the oldest live event the serving generation has not folded in (0: none).",
+            "Age of the oldest live record (an event or an item write) the serving generation has not folded in (0: none).",
             registry
         )
         .expect(expect);
         let live_flushes = register_int_counter_with_registry!(
             "hyrank_live_flushes_total",
-            "Durable flushes (fdatasync) of the live log; concurrent writes share one (events_total / flushes_total is the group size).",
+            "Durable flushes (fdatasync) of the live log that succeeded; concurrent writes share one (events_total / flushes_total is the group size).",
             registry
         )
         .expect(expect);

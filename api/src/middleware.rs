@@ -58,6 +58,29 @@ impl RequestRecord {
     }
 }
 
+/// A request's method as a metrics label: HTTP's own methods by name, any other `OTHER`. A
+/// client may send any token as a method, and each would have made a series of its own (and
+/// a latency histogram), without a key: the label set must stay bounded, as `route` does.
+fn method_label(method: &actix_web::http::Method) -> String {
+    use actix_web::http::Method;
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if KNOWN.contains(method) {
+        method.to_string()
+    } else {
+        "OTHER".to_string()
+    }
+}
+
 /// Request id, access log and metrics.
 pub async fn observe(
     req: ServiceRequest,
@@ -65,7 +88,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let record = RequestRecord {
         id: request_id(&req),
-        method: req.method().to_string(),
+        method: method_label(req.method()),
         route: req.match_pattern().unwrap_or_else(|| "unmatched".into()),
         path: req.path().to_string(),
         start: Instant::now(),
@@ -266,7 +289,18 @@ pub async fn known_content_encoding(
 
 #[cfg(test)]
 mod tests {
-    use super::same_key;
+    use super::{method_label, same_key};
+
+    /// Any token a client sends as a method is one bounded label, `OTHER`.
+    #[test]
+    fn unknown_methods_share_one_metrics_label() {
+        use actix_web::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for token in ["BREW", "FOO1", &"X".repeat(4000)] {
+            assert_eq!(method_label(&Method::from_bytes(token.as_bytes()).unwrap()), "OTHER");
+        }
+    }
 
     #[test]
     fn keys_match_only_when_identical() {

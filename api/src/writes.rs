@@ -98,12 +98,13 @@ pub(crate) struct Deleted {
         (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn delete_item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let (start, id) = (Instant::now(), id.into_inner());
     let target = id.clone();
-    let appended = write_item(&state, &id, move |log, hash| log.delete_item(&target, hash)).await?;
+    let result = write_item(&state, &id, move |log, hash| log.delete_item(&target, hash)).await;
+    observe_write(&state, start, &result);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(Deleted { deleted: id, seq: appended.first_seq }))
+        .json(Deleted { deleted: id, seq: result?.first_seq }))
 }
 
 /// An item's new fields.
@@ -146,7 +147,19 @@ pub(crate) async fn update_fields(
     id: web::Path<String>,
     body: web::Json<Object<FieldsRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (id, fields) = (id.into_inner(), body.into_inner().0.fields);
+    let (start, id, fields) = (Instant::now(), id.into_inner(), body.into_inner().0.fields);
+    let result = write_fields(&state, &id, fields).await;
+    observe_write(&state, start, &result);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Updated { updated: id, seq: result?.first_seq }))
+}
+
+async fn write_fields(
+    state: &AppState,
+    id: &str,
+    fields: std::collections::BTreeMap<String, hyrank_engine::FieldValue>,
+) -> Result<Appended, ApiError> {
     if let Some((name, _)) =
         fields.iter().find(|(_, v)| matches!(v, hyrank_engine::FieldValue::Number(n) if !n.is_finite()))
     {
@@ -157,11 +170,8 @@ pub(crate) async fn update_fields(
         ));
     }
     let fields = typed_fields(&state.engine(), fields)?;
-    let target = id.clone();
-    let appended = write_item(&state, &id, move |log, hash| log.update_fields(&target, hash, fields)).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(Updated { updated: id, seq: appended.first_seq }))
+    let target = id.to_string();
+    write_item(state, id, move |log, hash| log.update_fields(&target, hash, fields)).await
 }
 
 /// An item as `PUT /v1/items/{id}` takes it (the id is the path's).

@@ -163,6 +163,16 @@ impl ShardVectors {
             );
             return Ok(None);
         }
+        // A build never writes a non-finite value: one here is a damaged file, whose vectors
+        // would make this build fail too ("row 0 holds a non-finite value").
+        if let Some(at) = rows.iter().position(|v| !v.is_finite()) {
+            tracing::warn!(
+                generation = %dir.display(),
+                row = at / embedder.dim(),
+                "dense.vectors holds a non-finite value (a damaged file); not reusing this generation's vectors"
+            );
+            return Ok(None);
+        }
         let vectors = items
             .into_iter()
             .zip(rows.chunks_exact(embedder.dim()))

@@ -538,3 +538,19 @@ async fn cors_lets_listed_origins_read_answers_and_no_other() {
     let (status, headers, _) = call(&app, from("https://elsewhere.example", Some(SEARCH_KEY))).await;
     assert_eq!((status, allow(&headers).as_deref()), (StatusCode::OK, Some("*")));
 }
+
+/// A generation folder copied under another name without its manifest's `generation` (an
+/// operator restoring one by hand) is refused, naming both names: served, it reported the
+/// other generation's name in /healthz, the metrics and the swap's log line.
+#[actix_web::test]
+async fn a_copied_generation_that_keeps_another_name_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    publish_copy(root.path(), "000001", false);
+    let serving = hyrank_engine::Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+    copy_dir(&root.path().join("generations/000001"), &root.path().join("generations/000002"));
+    std::fs::write(root.path().join("CURRENT"), "000002").unwrap();
+    let error = hyrank_engine::Engine::open_next(root.path(), &serving).err().expect("refused").to_string();
+    assert!(error.contains("named \"000002\" but its manifest says it is generation \"000001\""), "{error}");
+    let error = hyrank_engine::Engine::open(root.path(), &hyrank_tests::embedder_settings()).err().unwrap().to_string();
+    assert!(error.contains("point CURRENT at \"000001\""), "{error}");
+}

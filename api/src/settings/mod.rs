@@ -436,8 +436,10 @@ impl ServerSettings {
             .transpose()
             .map_err(|reason| bad("cors_origins", reason))?
             .unwrap_or_default();
-        let key = |name: &str, value: Option<Secret>| match value {
-            Some(k) if k.expose().trim().len() < 16 => Err(bad(name, "must be at least 16 characters".into())),
+        // A key is read trimmed, as the key a request presents is: a secret file's trailing
+        // newline is no part of it (kept, the server started and refused every client).
+        let key = |name: &str, value: Option<Secret>| match value.map(|k| Secret(k.expose().trim().to_string())) {
+            Some(k) if k.expose().len() < 16 => Err(bad(name, "must be at least 16 characters".into())),
             other => Ok(other),
         };
         let search_key = key("search_key", layer.search_key)?;
@@ -564,6 +566,13 @@ mod tests {
         assert_eq!(settings.query_batcher, None, "the model worker is opt-in");
         let batched = ServerSettings::validate(parse(&["--query-batch", "8"])).unwrap();
         assert_eq!(batched.query_batcher.map(|b| (b.max_batch, b.queue_capacity)), Some((8, 256)));
+    }
+
+    #[test]
+    fn a_key_is_read_trimmed_as_a_request_presents_it() {
+        let file: SettingsLayer = toml::from_str("search_key = \"searchkey-0123456789\\n\"").unwrap();
+        let settings = ServerSettings::validate(file).unwrap();
+        assert_eq!(settings.service.search_key.as_ref().map(Secret::expose), Some("searchkey-0123456789"));
     }
 
     #[test]

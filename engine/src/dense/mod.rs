@@ -252,6 +252,15 @@ impl VectorIndex {
     /// Reads what [`VectorIndex::save`] wrote.
     pub fn load(dir: &Path, basename: &str, dim: usize, metric: Metric, settings: HnswSettings) -> Result<Self> {
         let vectors = read_f32_file(&dir.join(format!("{basename}.vectors")), dim)?;
+        // A build never writes a non-finite value ([`VectorIndex::build`] refuses one), so one
+        // here is a damaged file: refused, not served (a NaN row scored null, and fusion gave
+        // such hits 1.0). One pass, beside reading the file.
+        if let Some(at) = vectors.iter().position(|v| !v.is_finite()) {
+            return Err(Error::BadIndex {
+                path: dir.join(format!("{basename}.vectors")),
+                reason: format!("row {} holds a non-finite value ({}): the file is damaged", at / dim, vectors[at]),
+            });
+        }
         // The loaded graph borrows its loader; both live only until the links are copied.
         let mut loader = HnswIo::new(dir, basename);
         let graph: Hnsw<'_, f32, DistL2> = loader
@@ -334,6 +343,22 @@ mod tests {
             vectors.chunks(dim).enumerate().map(|(i, v)| (i as u32, dot(query, v))).collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
         scored.into_iter().take(k).map(|s| s.0).collect()
+    }
+
+    /// A damaged vectors file (a NaN in it) is refused at open, naming the row, not served.
+    #[test]
+    fn a_stored_non_finite_vector_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let index =
+            VectorIndex::build(random_vectors(20, 4, true, 7), 4, Metric::Cosine, HnswSettings::default()).unwrap();
+        index.save(dir.path(), "dense").unwrap();
+        let path = dir.path().join("dense.vectors");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let end = bytes.len();
+        bytes[end - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let error = VectorIndex::load(dir.path(), "dense", 4, Metric::Cosine, HnswSettings::default()).err().unwrap();
+        assert!(error.to_string().contains("row 19 holds a non-finite value"), "{error}");
     }
 
     /// A NaN would make hnsw_rs assert mid-build (a panic a new user met through huge ALS

@@ -108,6 +108,28 @@ pub struct Engine {
 /// A value read from the live log, cached with the two log versions it was read at.
 type Versioned<T> = std::sync::Mutex<Option<((u64, u64), T)>>;
 
+/// Refuses a generation whose folder is not named as its manifest says it was built: a copy of
+/// another generation's folder. Served, it reported the other's name in `/healthz`, the
+/// serving-generation metric and the swap's log line ("swapped in from=000003 to=000003"),
+/// and the caches keyed by generation could not tell the two apart.
+///
+/// # Errors
+/// [`Error::BadIndex`] naming both names and the two ways out.
+fn named_as_built(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let folder = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if folder == manifest.generation {
+        return Ok(());
+    }
+    Err(Error::BadIndex {
+        path: dir.to_path_buf(),
+        reason: format!(
+            "its folder is named {folder:?} but its manifest says it is generation {:?} (a copied folder?): \
+             set the manifest's \"generation\" to {folder:?}, or point CURRENT at {:?}",
+            manifest.generation, manifest.generation
+        ),
+    })
+}
+
 /// Items' fields replaced live, by item index.
 pub(crate) type LiveFields = std::collections::HashMap<u32, BTreeMap<String, FieldValue>>;
 
@@ -135,6 +157,7 @@ impl Engine {
     pub fn open_with_runtime(index_dir: &Path, embedder: &EmbedderSettings, runtime: RuntimeSettings) -> Result<Self> {
         let dir = generation::current(index_dir)?;
         let manifest = generation::read_manifest(&dir)?;
+        named_as_built(&dir, &manifest)?;
         if let Some(requested) = embedder.precision.filter(|&p| p != manifest.precision) {
             return Err(Error::PrecisionMismatch { index: manifest.precision, requested });
         }
@@ -158,6 +181,7 @@ impl Engine {
             return Ok(None);
         }
         let manifest = generation::read_manifest(&dir)?;
+        named_as_built(&dir, &manifest)?;
         let mut next = Self::open_generation(&dir, serving.runtime.for_generation(&manifest)?)?;
         if let Some(log) = &serving.live {
             next.attach_live(Arc::clone(log));

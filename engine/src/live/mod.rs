@@ -344,7 +344,8 @@ impl EventLog {
         let before = segment.file.metadata().map(|m| m.len());
         let written = segment.file.write_all(&bytes).and_then(|()| segment.file.sync_data());
         let mut state = self.lock();
-        state.flushes += 1;
+        // A flush counts when it made the group durable (a failed one is cut back below).
+        state.flushes += u64::from(written.is_ok());
         let through = group.last().and_then(|p| p.events.last()).map_or(state.flushed_through, |e| e.seq);
         state.flushed_through = state.flushed_through.max(through);
         match written {
