@@ -80,7 +80,10 @@ impl From<EngineError> for ApiError {
             ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        if status.is_server_error() {
+        // A full queue is load shed as designed, counted by the metrics and answered with
+        // Retry-After: not an error to log once per refused request (a burst wrote an ERROR
+        // line per 503, at the worst moment), as the engine queue's 503s are not logged either.
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "request failed");
         }
         ApiError::new(status, code, e.to_string())
