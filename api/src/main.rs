@@ -31,9 +31,19 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
             match remote.pull(&settings.index_dir) {
                 Ok(Some(dir)) => tracing::info!(source = remote.url(), "pulled {}", dir.display()),
                 Ok(None) => {}
-                // Serving what is already here beats not serving; with nothing here, opening
-                // the index fails below and says so.
-                Err(e) => tracing::error!(error = %e, source = remote.url(), "pulling the current generation failed"),
+                // Serving what is already here beats not serving. With nothing here, the pull's
+                // error is the cause (opening the index would advise `hyrank index`, which is
+                // not a replica's remedy).
+                Err(e) => {
+                    if hyrank_engine::generation::current(&settings.index_dir).is_err() {
+                        return Err(anyhow::Error::new(e).context(format!(
+                            "a replica of {} has no generation to serve: pulling the current one failed, and {} holds none",
+                            remote.url(),
+                            settings.index_dir.display()
+                        )));
+                    }
+                    tracing::error!(error = %e, source = remote.url(), "pulling the current generation failed");
+                }
             }
             Some(remote)
         }
