@@ -580,14 +580,11 @@ impl Engine {
         history.into_iter().map(|(item, w)| (live.built_row(item), w)).filter(|&(item, _)| item < built).collect()
     }
 
-    /// A history's items as CF reads them ([`Engine::cf_history`]), each once: what a CF
+    /// A history's items as CF reads them ([`Engine::cf_history`]): what a CF
     /// list's floor leaves out ([`crate::retrieve::CfItems::floor`]).
     fn cf_own(&self, history: &[Interaction]) -> Vec<u32> {
-        let mut own: Vec<u32> =
-            self.cf_history(history.iter().map(|i| (i.item, i.weight))).into_iter().map(|(i, _)| i).collect();
-        own.sort_unstable();
-        own.dedup();
-        own
+        // Repeats are left in: `CfItems::floor` counts each item once.
+        self.cf_history(history.iter().map(|i| (i.item, i.weight))).into_iter().map(|(i, _)| i).collect()
     }
 
     /// The seeds of EASE's scores for a history: its items with a positive weight among the
