@@ -140,9 +140,24 @@ fn row_sum(vectors: &[f32], dim: usize) -> Vec<f64> {
 }
 
 /// The inner product of two vectors over the shorter length (cosine for unit vectors), in
-/// sixteen lanes: the score of every dense hit, whichever path found it.
+/// sixteen lanes: the score of every dense hit, whichever path found it. Always finite for
+/// finite inputs: where the f32 sum overflows (factors ALS fit to huge weights, where one
+/// product is +∞ and another −∞, and their sum NaN), it is taken again in f64, where no
+/// product of two f32 values overflows, and brought back into f32's range (±`f32::MAX`).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    crate::kernels::dot(a, b)
+    let lanes = crate::kernels::dot(a, b);
+    if lanes.is_finite() {
+        lanes
+    } else {
+        saturated(a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum())
+    }
+}
+
+/// `wide` (a score summed in f64) in f32, held to ±`f32::MAX` so that a score beyond f32's
+/// range orders as the largest (or smallest) one there is rather than as ∞ or NaN.
+#[cold]
+pub(crate) fn saturated(wide: f64) -> f32 {
+    wide.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32
 }
 
 /// Items up to which a `metric` index scans exactly by default.
@@ -375,8 +390,22 @@ mod tests {
         }
         let large: Vec<f32> = random_vectors(50, 4, false, 5).into_iter().map(|v| v * 1e20).collect();
         let index = VectorIndex::build(large.clone(), 4, Metric::InnerProduct, HnswSettings::default()).unwrap();
-        let top = index.with_exact_limit(0).search(&large[..4], 5, None).unwrap();
-        assert!(!top.is_empty() && top.iter().all(|h| !h.1.is_nan()), "{top:?}");
+        // Every path (the graph walk, the exact scan) scores every row finitely, though most of
+        // these products are beyond f32 and some rows' products are +∞ and −∞ at once.
+        let index = index.with_exact_limit(0);
+        for all in [index.search(&large[..4], 50, None).unwrap(), index.exact_search(&large[..4], 50, None)] {
+            assert!(!all.is_empty() && all.iter().all(|h| h.1.is_finite()), "{all:?}");
+        }
+    }
+
+    /// A product beyond f32's range is the f64 product held to ±`f32::MAX`, never ∞ or NaN.
+    #[test]
+    fn a_dot_product_beyond_f32_is_held_to_its_range() {
+        let big = 1e20f32;
+        assert_eq!(dot(&[big, big], &[big, -big]), 0.0, "+∞ − ∞ in f32 is 0 in f64");
+        assert_eq!(dot(&[big, big], &[big, big]), f32::MAX);
+        assert_eq!(dot(&[big, 0.5], &[-big, 0.5]), -f32::MAX);
+        assert_eq!(dot(&[3.0, 4.0], &[3.0, 4.0]), 25.0);
     }
 
     #[test]

@@ -50,8 +50,17 @@ impl Quantized {
         k: usize,
         allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<(u32, f32)> {
-        let mut scored =
-            scored(&self.rows, dim, allow, |item, row| crate::kernels::dot_i8(query, row) * self.scales[item as usize]);
+        let mut scored = scored(&self.rows, dim, allow, |item, row| {
+            let scale = self.scales[item as usize];
+            let score = crate::kernels::dot_i8(query, row) * scale;
+            if score.is_finite() {
+                score
+            } else {
+                // Beyond f32 (see `dot`): an ∞ or NaN here would rank the row by accident.
+                let wide: f64 = query.iter().zip(row).map(|(&q, &r)| f64::from(q) * f64::from(r)).sum();
+                super::saturated(wide * f64::from(scale))
+            }
+        });
         crate::fusion::keep_best(&mut scored, k.saturating_mul(OVERSAMPLE));
         for hit in &mut scored {
             let start = hit.0 as usize * dim;

@@ -206,7 +206,7 @@ impl LiveItems {
             .map(|found| found.d_id)
             .filter(|&position| position < len)
             .chain(beside)
-            .map(|position| (self.base + position as u32, crate::kernels::dot(probe, &self.entries[position].vector)))
+            .map(|position| (self.base + position as u32, crate::dense::dot(probe, &self.entries[position].vector)))
             .collect();
         // Rows put since the last check may come back from the graph as well.
         hits.sort_unstable_by_key(|hit| hit.0);
@@ -224,7 +224,7 @@ impl LiveItems {
             .map(|(i, entry)| (self.base + i as u32, entry))
             // The set is empty unless a put replaced a row: no lookup per row then.
             .filter(|(index, _)| (self.replaced.is_empty() || !self.replaced.contains(index)) && allow.allows(*index))
-            .map(|(index, entry)| (index, crate::kernels::dot(probe, &entry.vector)))
+            .map(|(index, entry)| (index, crate::dense::dot(probe, &entry.vector)))
             .collect();
         crate::fusion::keep_best(&mut hits, n);
         hits
@@ -296,7 +296,7 @@ pub(crate) mod tests {
             let exact = graph_only.scan_top(&probe, 10, &Allow::all());
             let served = graph_only.dense_top(&probe, 10, &Allow::all());
             for hit in &served {
-                let score = crate::kernels::dot(&probe, &live.get(hit.0).unwrap().vector);
+                let score = crate::dense::dot(&probe, &live.get(hit.0).unwrap().vector);
                 assert_eq!(hit.1, score, "scores are exact");
             }
             agree += served.iter().filter(|h| exact.contains(h)).count();
