@@ -398,6 +398,26 @@ mod tests {
         }
     }
 
+    /// hnsw_rs 0.3.5's `parallel_insert` deadlocked when two points inserted at once chose each
+    /// other as neighbours (vendor/README.md): unpatched, this test hung in 4 runs of 6 on a
+    /// 2-core machine. A watchdog turns a hang into a failure rather than a stuck test run.
+    #[test]
+    fn parallel_hnsw_builds_finish() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(16).build().unwrap();
+            // Few links per row make each row's neighbours few and mutual.
+            let settings = HnswSettings { max_connections: 2, ef_construction: 100, ..HnswSettings::default() };
+            for seed in 0..20 {
+                let vectors = random_vectors(2_000, 8, true, seed);
+                pool.install(|| VectorIndex::build(vectors, 8, Metric::Cosine, settings)).unwrap();
+            }
+            done.send(()).unwrap();
+        });
+        let waited = finished.recv_timeout(std::time::Duration::from_secs(60));
+        assert!(waited.is_ok(), "20 parallel HNSW builds did not finish in 60 s: a deadlock");
+    }
+
     /// A product beyond f32's range is the f64 product held to ±`f32::MAX`, never ∞ or NaN.
     #[test]
     fn a_dot_product_beyond_f32_is_held_to_its_range() {
