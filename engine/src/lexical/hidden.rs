@@ -26,14 +26,19 @@ use crate::item::Item;
 pub(super) struct Hidden {
     /// The hidden rows, by item index (the engine's set, shared).
     rows: Arc<HashSet<u32>>,
+    /// The rows of `rows` in the order they were first hidden: while the set only grows (a
+    /// put or a delete adds rows; only a fold or a failed write takes any away), a segment
+    /// already searched looks up only the rows past what it has seen, not all of them again.
+    added: Vec<u32>,
     /// Per row ever hidden, its tokens in each searched field as tantivy counted them when it
     /// indexed the row (kept when a row is shown again: its content does not change).
     tokens: HashMap<u32, Vec<u64>>,
-    /// Per segment, the hidden rows' documents in it, found at first use under `rows`.
-    segments: HashMap<SegmentId, Arc<HiddenDocs>>,
+    /// Per segment, the hidden rows' documents in it as of the first `.1` rows of `added`.
+    segments: HashMap<SegmentId, (Arc<HiddenDocs>, usize)>,
 }
 
 /// The hidden rows one segment holds.
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct HiddenDocs {
     /// Their documents, a bit each (by document id).
     docs: Vec<u64>,
@@ -53,12 +58,32 @@ impl HiddenDocs {
     }
 }
 
+/// How a segment's documents for some hidden rows are found: each row's `idx` term looked up
+/// (an FST walk and a postings open, ~1 µs), or each document's row read from the `idx` column
+/// and looked up in the set (tens of ns). A segment is read whole when it has fewer than this
+/// many documents per row sought: after a put, the live index's new one-document segment, and
+/// any segment when thousands of rows are hidden at once, as after a restart.
+const DOCS_READ_PER_ROW_LOOKUP: usize = 32;
+
+/// Which of the two ways finds a segment's hidden documents (a parameter so that tests can
+/// hold them to the same answer).
+#[derive(Clone, Copy)]
+enum Find {
+    /// The cheaper for the segment's size and the rows sought.
+    Cheaper,
+    #[cfg(test)]
+    ByTerm,
+    #[cfg(test)]
+    ByColumn,
+}
+
 impl LexicalIndex {
     /// Makes BM25 read its statistics over the rows not in `rows` (item indexes: deleted, or
     /// replaced by a later put), and skip those rows' postings. `item_at` gives a row's item as
     /// it was indexed (for its token counts), asked once per row however often it is hidden; a
     /// row it cannot give is still skipped and counted out of N, its tokens not out of the
-    /// fields' totals (logged).
+    /// fields' totals (logged). O(rows) when `rows` holds the last set's rows, plus the work
+    /// for the rows new to it; a set that drops a row makes every segment look again.
     ///
     /// # Errors
     /// A field's analyzer missing from the index.
@@ -67,7 +92,15 @@ impl LexicalIndex {
         if Arc::ptr_eq(&hidden.rows, &rows) {
             return Ok(());
         }
-        for &row in rows.iter() {
+        let grows = hidden.rows.len() <= rows.len() && hidden.rows.iter().all(|row| rows.contains(row));
+        let new: Vec<u32> = if grows {
+            rows.iter().copied().filter(|row| !hidden.rows.contains(row)).collect()
+        } else {
+            hidden.added.clear();
+            hidden.segments.clear();
+            rows.iter().copied().collect()
+        };
+        for &row in &new {
             if !hidden.tokens.contains_key(&row) {
                 match item_at(row) {
                     Ok(item) => {
@@ -78,8 +111,8 @@ impl LexicalIndex {
                 }
             }
         }
+        hidden.added.extend(new);
         hidden.rows = rows;
-        hidden.segments.clear();
         Ok(())
     }
 
@@ -116,7 +149,18 @@ impl LexicalIndex {
         generation: usize,
         built: u32,
     ) -> Result<Option<Vec<Arc<HiddenDocs>>>> {
-        let mut hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.hidden_in_by(segments, generation, built, Find::Cheaper)
+    }
+
+    fn hidden_in_by(
+        &self,
+        segments: &[&SegmentReader],
+        generation: usize,
+        built: u32,
+        find: Find,
+    ) -> Result<Option<Vec<Arc<HiddenDocs>>>> {
+        let mut guard = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hidden = &mut *guard;
         if hidden.rows.is_empty() {
             return Ok(None);
         }
@@ -124,48 +168,90 @@ impl LexicalIndex {
         hidden.segments.retain(|id, _| segments.iter().any(|s| s.segment_id() == *id));
         let mut out = Vec::with_capacity(segments.len());
         for (s, segment) in segments.iter().enumerate() {
-            if let Some(found) = hidden.segments.get(&segment.segment_id()) {
-                out.push(Arc::clone(found));
-                continue;
+            let entry = hidden.segments.entry(segment.segment_id());
+            let (docs, seen) = entry.or_insert_with(|| (Arc::new(self.no_hidden_docs(segment)), 0));
+            if *seen < hidden.added.len() {
+                let here = |row: &u32| (*row < built) == (s < generation);
+                let rows: Vec<u32> = hidden.added[*seen..].iter().copied().filter(here).collect();
+                if !rows.is_empty() {
+                    self.find_hidden(segment, Arc::make_mut(docs), &rows, &hidden.tokens, find)?;
+                }
+                *seen = hidden.added.len();
             }
-            let here = |row: u32| (row < built) == (s < generation);
-            let found = Arc::new(self.find_hidden(segment, &hidden, here)?);
-            hidden.segments.insert(segment.segment_id(), Arc::clone(&found));
-            out.push(found);
+            out.push(Arc::clone(docs));
         }
         Ok(Some(out))
     }
 
-    fn find_hidden(&self, segment: &SegmentReader, hidden: &Hidden, here: impl Fn(u32) -> bool) -> Result<HiddenDocs> {
-        let searched = &self.fields.searched;
-        let mut found = HiddenDocs {
+    fn no_hidden_docs(&self, segment: &SegmentReader) -> HiddenDocs {
+        let fields = self.fields.searched.len();
+        HiddenDocs {
             docs: vec![0; (segment.max_doc() as usize).div_ceil(64)],
             count: 0,
-            tokens: vec![0; searched.len()],
-            holding: vec![0; searched.len()],
+            tokens: vec![0; fields],
+            holding: vec![0; fields],
+        }
+    }
+
+    /// Adds to `found` the documents of `segment` that hold `rows` (rows it may hold, none in
+    /// `found` yet).
+    fn find_hidden(
+        &self,
+        segment: &SegmentReader,
+        found: &mut HiddenDocs,
+        rows: &[u32],
+        tokens: &HashMap<u32, Vec<u64>>,
+        find: Find,
+    ) -> Result<()> {
+        let norms = self
+            .fields
+            .searched
+            .iter()
+            .map(|s| segment.get_fieldnorms_reader(s.field))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let mut add = |row: u32, doc: DocId| {
+            if doc >= segment.max_doc() || found.contains(doc) {
+                return;
+            }
+            found.docs[doc as usize / 64] |= 1 << (doc % 64);
+            found.count += 1;
+            let tokens = tokens.get(&row).map_or(&[][..], Vec::as_slice);
+            for (f, norms) in norms.iter().enumerate() {
+                found.tokens[f] += tokens.get(f).copied().unwrap_or(0);
+                found.holding[f] += u64::from(norms.fieldnorm_id(doc) > 0);
+            }
         };
+        let by_column = match find {
+            Find::Cheaper => (segment.max_doc() as usize) < rows.len().saturating_mul(DOCS_READ_PER_ROW_LOOKUP),
+            #[cfg(test)]
+            Find::ByTerm => false,
+            #[cfg(test)]
+            Find::ByColumn => true,
+        };
+        if by_column {
+            let sought: HashSet<u32> = rows.iter().copied().collect();
+            let column = segment.fast_fields().u64(super::schema::IDX)?;
+            for doc in 0..segment.max_doc() {
+                let Some(row) = column.first(doc).and_then(|v| u32::try_from(v).ok()) else { continue };
+                if sought.contains(&row) {
+                    add(row, doc);
+                }
+            }
+            return Ok(());
+        }
         let by_idx = segment.inverted_index(self.fields.idx)?;
-        let norms =
-            searched.iter().map(|s| segment.get_fieldnorms_reader(s.field)).collect::<tantivy::Result<Vec<_>>>()?;
-        for &row in hidden.rows.iter().filter(|&&row| here(row)) {
+        for &row in rows {
             let term = Term::from_field_u64(self.fields.idx, u64::from(row));
             let postings = by_idx
                 .read_postings(&term, IndexRecordOption::Basic)
                 .map_err(|e| Error::io(format!("finding the document of row {row}"), e))?;
             let Some(postings) = postings else { continue };
             let doc = postings.doc();
-            if doc == tantivy::TERMINATED || doc >= segment.max_doc() || found.contains(doc) {
-                continue;
-            }
-            found.docs[doc as usize / 64] |= 1 << (doc % 64);
-            found.count += 1;
-            let tokens = hidden.tokens.get(&row).map_or(&[][..], Vec::as_slice);
-            for (f, norms) in norms.iter().enumerate() {
-                found.tokens[f] += tokens.get(f).copied().unwrap_or(0);
-                found.holding[f] += u64::from(norms.fieldnorm_id(doc) > 0);
+            if doc != tantivy::TERMINATED {
+                add(row, doc);
             }
         }
-        Ok(found)
+        Ok(())
     }
 }
 
@@ -192,6 +278,57 @@ mod tests {
             index.score_all(query, params).unwrap().into_iter().map(|(i, s)| (i, (s * 1e5).round() as i64)).collect();
         scores.sort_unstable();
         scores
+    }
+
+    /// The hidden documents of every segment, found the way `find` says.
+    fn hidden_docs(index: &LexicalIndex, find: Find) -> Vec<HiddenDocs> {
+        let searchers = index.searchers();
+        let segments: Vec<&tantivy::SegmentReader> = searchers.iter().flat_map(|s| s.segment_readers()).collect();
+        let (generation, built) = (searchers[0].segment_readers().len(), searchers[0].num_docs() as u32);
+        let found = index.hidden_in_by(&segments, generation, built, find).unwrap().unwrap_or_default();
+        found.iter().map(|docs| (**docs).clone()).collect()
+    }
+
+    /// A set that grows write by write (each segment then looks up only the rows new to it)
+    /// finds what one set given at once finds, by row lookups or by reading the segments
+    /// whole; BM25 scores as a fresh build of the visible rows at every step.
+    #[test]
+    fn a_growing_set_finds_what_the_whole_set_finds_either_way() {
+        let settings = LexicalSettings::default();
+        let dir = tempfile::tempdir().unwrap();
+        let words = ["tent", "stove", "lantern", "kettle", "anorak", "boots"];
+        let item_of = |i: u32| {
+            let word = words[i as usize % words.len()];
+            item(&format!("i{i}"), &format!("{word} {i}"), &format!("A {word} for trails, number {i}."), None)
+        };
+        let rows: Vec<(u32, Item)> = (0..40).map(|i| (i, item_of(i))).collect();
+        let index = open(dir.path(), &settings, &rows);
+        let mut all = rows.clone();
+        for batch in 0..4u32 {
+            let live: Vec<(u32, Item)> = (40 + batch * 5..45 + batch * 5).map(|i| (i, item_of(i))).collect();
+            index.add_live(live.iter().map(|(i, it)| (*i, it))).unwrap();
+            all.extend(live);
+        }
+        let item_at = |row: u32| Ok(all.iter().find(|(i, _)| *i == row).unwrap().1.clone());
+        let mut hidden = HashSet::new();
+        for step in [vec![3], vec![41, 7], vec![0, 1, 2, 44, 50, 59], vec![20, 21, 22, 23, 24, 25, 26, 27, 58]] {
+            hidden.extend(step);
+            index.hide(Arc::new(hidden.clone()), item_at).unwrap();
+            let grown = hidden_docs(&index, Find::Cheaper);
+            assert_eq!(grown.iter().map(|d| d.count).sum::<u64>(), hidden.len() as u64);
+            let visible: Vec<(u32, Item)> = all.iter().filter(|(i, _)| !hidden.contains(i)).cloned().collect();
+            let fresh_dir = tempfile::tempdir().unwrap();
+            let fresh = open(fresh_dir.path(), &settings, &visible);
+            for query in ["tent", "lantern trails", "number 23"] {
+                assert_eq!(scores(&index, query, settings.bm25), scores(&fresh, query, settings.bm25), "{query}");
+            }
+            // The same set given afresh (a set that drops a row starts again), found each way.
+            for find in [Find::ByTerm, Find::ByColumn] {
+                index.hide(Arc::new(HashSet::new()), item_at).unwrap();
+                index.hide(Arc::new(hidden.clone()), item_at).unwrap();
+                assert_eq!(hidden_docs(&index, find), grown);
+            }
+        }
     }
 
     /// Items saved again and again, and deleted, live: BM25 scores what is visible exactly as
