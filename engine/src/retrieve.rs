@@ -116,7 +116,8 @@ impl CfItems {
         }
         let own_sum: f64 =
             own.iter().filter_map(|&i| self.vector(i)).map(|v| f64::from(crate::dense::dot(probe, v))).sum();
-        ((f64::from(mean) * self.warm as f64 - own_sum) / others as f64) as f32
+        // Held to f32's range as every dense score is: mean and own scores may be at its ends.
+        crate::dense::saturated((f64::from(mean) * self.warm as f64 - own_sum) / others as f64)
     }
 
     /// Indexes item factors for inner-product search.

@@ -150,4 +150,25 @@ mod tests {
         assert_eq!(q.rows, vec![64, -127, 32, 0, 0, 0]);
         assert_eq!(q.scales, vec![1.0 / 127.0, 0.0]);
     }
+
+    /// A query so large that its 8-bit products are beyond f32 (an ∞ and a −∞ in one row make
+    /// NaN) while the exact scores are not: the rows are chosen by scores taken in f64, so the
+    /// quantized scan still finds the exact scan's best rows, with finite exact scores.
+    #[test]
+    fn rows_are_chosen_by_finite_scores_when_the_8_bit_products_overflow() {
+        let dim = 16;
+        let vectors = rows(500, dim, 5);
+        // Row 0 of `rows` is all zeros; row 1 is the query's direction.
+        let query: Vec<f32> = rows(2, dim, 6)[dim..].iter().map(|v| v * 1e37).collect();
+        let overflowing = vectors
+            .chunks(dim)
+            .filter(|row| !(crate::kernels::dot_i8(&query, &Quantized::of(row, dim).rows) * 1.0).is_finite())
+            .count();
+        assert!(overflowing > 100, "only {overflowing} rows overflow: nothing tested");
+        let found = Quantized::of(&vectors, dim).search(&vectors, dim, &query, 5, None);
+        let exact = exact(&vectors, dim, &query, 5, None);
+        assert!(found.iter().chain(&exact).all(|h| h.1.is_finite()), "{found:?} {exact:?}");
+        assert_eq!(found[0], exact[0]);
+        assert!(found.iter().filter(|h| exact.contains(h)).count() >= 4, "{found:?} vs {exact:?}");
+    }
 }
