@@ -256,7 +256,7 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
     }
     // The catalog's rule: invisible characters alone are no text either.
     if hyrank_engine::item::is_blank(&body.title) && hyrank_engine::item::is_blank(&body.text) {
-        return Err(invalid("text", "an item needs a title or a text".into()));
+        return Err(invalid("title/text", "an item needs a title or a text; both are empty".into()));
     }
     if let Some((name, _)) =
         body.fields.iter().find(|(_, v)| matches!(v, hyrank_engine::FieldValue::Number(n) if !n.is_finite()))

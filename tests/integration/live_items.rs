@@ -263,7 +263,7 @@ async fn an_item_put_live_is_found_at_once_by_every_retriever_and_folded_into_th
     });
     assert_eq!(call(&app, put_item(SEARCH_KEY, "LIVE-1", spork.clone())).await.0, StatusCode::FORBIDDEN);
     for (bad, field) in [
-        (json!({"title": " ", "text": ""}), "text"),
+        (json!({"title": " ", "text": ""}), "title/text: an item needs a title or a text; both are empty"),
         (json!({"title": "x", "price": 3}), "price"),
         (json!({"title": "x", "fields": {"price": {"nested": 1}}}), "fields"),
     ] {
