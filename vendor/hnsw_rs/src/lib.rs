@@ -11,7 +11,7 @@ pub mod filter;
 pub mod flatten;
 pub mod hnsw;
 pub mod hnswio;
-pub mod libext;
+// hyrank: the C and Julia interface (libext.rs) is left out: unused here (vendor/README.md).
 pub mod prelude;
 
 // we impose our version of anndists
