@@ -26,6 +26,8 @@ from live_server import request
 def main():
     parser = live_server.arguments()
     parser.add_argument("--steps", default="1000,3000,6000,10000")
+    parser.add_argument("--log", default="warn",
+                        help="the server's HYRANK_LOG; hyrank_engine=debug logs each put's stages to OUT/server.log")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     index = live_server.scratch_copy(args.index, args.out)
@@ -33,7 +35,7 @@ def main():
     queries = [json.loads(line)["text"] for line in open(os.path.join(args.data, "queries.jsonl"))][:200]
     steps = [int(s) for s in args.steps.split(",")]
     server = live_server.start(args.serve, index, 18284, open(os.path.join(args.out, "server.log"), "w"),
-                               extra_env={"HYRANK_MAX_LIVE_ITEMS": str(max(steps) + 1000)})
+                               extra_env={"HYRANK_MAX_LIVE_ITEMS": str(max(steps) + 1000), "HYRANK_LOG": args.log})
     conn = http.client.HTTPConnection("127.0.0.1", 18284, timeout=60)
     written = 0
 

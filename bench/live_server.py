@@ -41,12 +41,12 @@ def scratch_copy(index_dir, out_dir):
 
 
 def start(serve, index, port, log=subprocess.DEVNULL, extra_env=None):
-    """hyrank-serve on 127.0.0.1:PORT with caches off and the write key (and `extra_env`), once
-    /readyz answers."""
+    """hyrank-serve on 127.0.0.1:PORT with caches off and the write key (and `extra_env`, which
+    may replace HYRANK_LOG's `warn`), once /readyz answers."""
     server = subprocess.Popen(
         [serve, "--index-dir", index, "--bind", f"127.0.0.1:{port}", "--response-cache-entries", "0",
          "--query-cache-entries", "0", "--watch-secs", "0", "--device", "cpu"],
-        env=dict(os.environ, HYRANK_WRITE_KEY=KEY, HYRANK_LOG="warn", **(extra_env or {})), stdout=log,
+        env={**os.environ, "HYRANK_WRITE_KEY": KEY, "HYRANK_LOG": "warn", **(extra_env or {})}, stdout=log,
         stderr=subprocess.STDOUT)
     for _ in range(600):
         try:

@@ -146,7 +146,9 @@ impl Engine {
         if let Some(problem) = crate::item::id_problem(&item.id) {
             return Err(Error::invalid("id", problem));
         }
+        let start = std::time::Instant::now();
         let embedding = self.embedder().embed(&item.content())?;
+        let encoded = start.elapsed();
         let put = ItemPut {
             put_item: item.id.clone(),
             item_hash,
@@ -157,7 +159,16 @@ impl Engine {
             max_tokens: Some(self.embedder().max_tokens()),
         };
         let appended = log.put_item(put)?;
+        let logged = start.elapsed();
         self.apply_live_items()?;
+        // Where a put's time goes (docs/EVAL.md, "BM25 after each write"), for
+        // HYRANK_LOG=hyrank_engine=debug; the BM25 commit's own share is logged by `add_live`.
+        tracing::debug!(
+            encode_ms = encoded.as_secs_f64() * 1e3,
+            log_ms = (logged - encoded).as_secs_f64() * 1e3,
+            apply_ms = (start.elapsed() - logged).as_secs_f64() * 1e3,
+            "live put"
+        );
         // Whether this put made a row, not whether it is still the id's latest: a put that
         // landed after it (and before this look) replaced an applied row, and must not turn
         // it into a reported conflict.

@@ -61,10 +61,12 @@ impl HiddenDocs {
 }
 
 /// How a segment's documents for some hidden rows are found: each row's `idx` term looked up
-/// (an FST walk and a postings open, ~1 µs), or each document's row read from the `idx` column
-/// and looked up in the set (tens of ns). A segment is read whole when it has fewer than this
-/// many documents per row sought: after a put, the live index's new one-document segment, and
-/// any segment when thousands of rows are hidden at once, as after a restart.
+/// (an FST walk and a postings open), or each document's row read from the `idx` column and
+/// looked up in the set. A segment is read whole when it has fewer than this many documents
+/// per row sought: after a put, the live index's new one-document segment, and any segment
+/// when many rows are hidden at once, as after a restart. The ratio is an estimate of the two
+/// costs (a lookup does far more work than a column read), not measured one against the other;
+/// both ways give the same documents (a test holds them to it).
 const DOCS_READ_PER_ROW_LOOKUP: usize = 32;
 
 /// Which of the two ways finds a segment's hidden documents (a parameter so that tests can

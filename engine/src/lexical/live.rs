@@ -39,8 +39,15 @@ impl LexicalIndex {
             added += 1;
         }
         if added > 0 {
+            let start = std::time::Instant::now();
             segment.writer.commit()?;
+            let committed = start.elapsed();
             segment.reader.reload()?;
+            tracing::debug!(
+                commit_ms = committed.as_secs_f64() * 1e3,
+                reload_ms = (start.elapsed() - committed).as_secs_f64() * 1e3,
+                "live BM25 commit"
+            );
         }
         Ok(())
     }
