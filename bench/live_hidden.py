@@ -12,7 +12,8 @@ generation's rows first, then, past 5,183 puts, live rows put before. At 0 and a
 number of puts, one server, caches off:
 
 1. 200 test queries, BM25 (`mode: bm25`, `k` 10), one at a time: the steady p50;
-2. 40 times a put then one BM25 search: that search's p50 and max, and the puts' p50.
+2. 40 times a put then one BM25 search: that search's p50 and max, and the puts' p50;
+3. the server's resident memory (VmRSS) then.
 """
 import http.client
 import json
@@ -49,8 +50,8 @@ def main():
     def search(query):
         return request(conn, "POST", "/v1/search", {"query": query, "mode": "bm25", "k": 10})[0]
 
-    print("| puts | rows hidden | BM25 p50, steady | first search after a put: p50 / max | PUT p50 |")
-    print("|---|---|---|---|---|")
+    print("| puts | rows hidden | BM25 p50, steady | first search after a put: p50 / max | PUT p50 | server RSS |")
+    print("|---|---|---|---|---|---|")
     try:
         for target in [0] + steps:
             while written < target:
@@ -63,10 +64,19 @@ def main():
                 puts.append(put())
                 after.append(search(query))
             print(f"| {written} | {min(written, len(ids))} | {statistics.median(steady):.2f} ms | "
-                  f"{statistics.median(after):.2f} / {max(after):.1f} ms | {statistics.median(puts):.1f} ms |", flush=True)
+                  f"{statistics.median(after):.2f} / {max(after):.1f} ms | {statistics.median(puts):.1f} ms | "
+                  f"{resident_mib(server.pid):.0f} MiB |", flush=True)
     finally:
         server.terminate()
         server.wait()
+
+
+def resident_mib(pid):
+    """The process's resident memory now (VmRSS), in MiB."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! Items written live, as this generation serves them: the log's puts after what the
 //! generation folded in become rows after its own ([`crate::live::items`]), searchable by BM25
-//! (an in-memory tantivy index), by dense search (an exact scan) and by id. Read from the log
+//! (postings in memory, `lexical/live.rs`), by dense search (an exact scan) and by id. Read from the log
 //! once per put, not per request: the write route applies a put before it answers, so the
 //! item is found by the next request.
 
@@ -162,7 +162,7 @@ impl Engine {
         let logged = start.elapsed();
         self.apply_live_items()?;
         // Where a put's time goes (docs/EVAL.md, "BM25 after each write"), for
-        // HYRANK_LOG=hyrank_engine=debug; the BM25 commit's own share is logged by `add_live`.
+        // HYRANK_LOG=hyrank_engine=debug; BM25's own share is logged by `add_live`.
         tracing::debug!(
             encode_ms = encoded.as_secs_f64() * 1e3,
             log_ms = (logged - encoded).as_secs_f64() * 1e3,

@@ -247,19 +247,19 @@ impl LexicalIndex {
         for group in &self.groups {
             tokens.extend(self.tokens_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
         }
-        // The generation's segment and, with live items, the in-memory one: statistics are
-        // those of both together, as if the live items had been in the build.
-        let searchers = self.searchers();
-        let segments: Vec<&tantivy::SegmentReader> = searchers.iter().flat_map(|s| s.segment_readers()).collect();
+        // The generation's segments, then the live rows' postings (source `live_s`):
+        // statistics are those of both together, as if the live items had been in the build.
+        let searcher = self.reader.searcher();
+        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live_s = segments.len();
         // Rows deleted or replaced since the build are left out of every statistic and list.
-        // The generation's rows are its segment's documents, idx 0 to its count; live rows follow.
-        let generation_segments = searchers[0].segment_readers().len();
-        let built = u32::try_from(searchers[0].num_docs()).unwrap_or(u32::MAX);
-        let hidden = self.hidden_in(&segments, generation_segments, built)?;
+        // The generation's rows are its segments' documents, idx 0 to its count; live rows follow.
+        let hidden = self.hidden_in(&segments, self.built(), &live)?;
         let hidden_sum =
             |of: &dyn Fn(&super::hidden::HiddenDocs) -> u64| -> u64 { hidden.iter().flatten().map(|h| of(h)).sum() };
-        let total_docs: u64 =
-            segments.iter().map(|s| u64::from(s.max_doc())).sum::<u64>().saturating_sub(hidden_sum(&|h| h.count));
+        let total_docs: u64 = (segments.iter().map(|s| u64::from(s.max_doc())).sum::<u64>() + u64::from(live.len()))
+            .saturating_sub(hidden_sum(&|h| h.count));
         if tokens.is_empty() || total_docs == 0 {
             return Ok(Vec::new());
         }
@@ -270,28 +270,32 @@ impl LexicalIndex {
         // times longer than average wherever it is present.
         let mut avgdl = vec![0f32; searched.len()];
         for (f, (slot, field)) in avgdl.iter_mut().zip(searched).enumerate() {
-            let mut field_tokens = 0u64;
+            let mut field_tokens = live.total_tokens(f);
             for reader in &segments {
                 field_tokens += reader.inverted_index(field.field)?.total_num_tokens();
             }
             field_tokens = field_tokens.saturating_sub(hidden_sum(&|h| h.tokens[f]));
             let docs = match self.field_docs.get(f).copied().flatten() {
-                Some(stored) => {
-                    let live = segments[generation_segments..].iter().map(|r| docs_holding(r, field.field));
-                    (stored + live.sum::<Result<u64>>()?).saturating_sub(hidden_sum(&|h| h.holding[f]))
-                }
+                Some(stored) => (stored + live.holding(f)).saturating_sub(hidden_sum(&|h| h.holding[f])),
                 None => total_docs,
             };
             *slot = field_tokens as f32 / docs.max(1) as f32;
         }
         let items = segments.iter().map(|s| s.fast_fields().u64(IDX)).collect::<tantivy::Result<Vec<_>>>()?;
         let idf = |n: u64| (1.0 + ((total_docs - n) as f32 + 0.5) / (n as f32 + 0.5)).ln();
-        let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); segments.len()];
+        let row = |s: usize, doc: tantivy::DocId| {
+            if s == live_s {
+                live.row(doc)
+            } else {
+                items[s].first(doc).and_then(|v| u32::try_from(v).ok())
+            }
+        };
+        let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); live_s + 1];
         // Repeated query terms each count, as a repeated SHOULD clause does.
         for (token, looked_up) in &tokens {
             // Per segment, each matching document's frequency in each field that holds the
             // term (most items match in one or two fields: kept inline).
-            let mut matches: Vec<HashMap<tantivy::DocId, FieldTfs>> = vec![HashMap::default(); segments.len()];
+            let mut matches: Vec<HashMap<tantivy::DocId, FieldTfs>> = vec![HashMap::default(); live_s + 1];
             for (s, segment) in segments.iter().enumerate() {
                 for (f, field) in searched.iter().enumerate() {
                     if looked_up & (1 << f) == 0 {
@@ -324,8 +328,28 @@ impl LexicalIndex {
                     }
                 }
             }
-            let wanted =
-                |s: usize, doc: tantivy::DocId| only.is_none() || items[s].first(doc).map(|v| v as u32) == only;
+            for (f, field) in searched.iter().enumerate() {
+                if looked_up & (1 << f) == 0 {
+                    continue;
+                }
+                let postings = live.postings(f, token);
+                matches[live_s].reserve(postings.len());
+                let skipped = hidden.as_ref().map(|h| &h[live_s]);
+                for &(doc, tf) in postings {
+                    if skipped.is_some_and(|skipped| skipped.contains(doc)) {
+                        continue;
+                    }
+                    matches[live_s].entry(doc).or_default().push(FieldTf {
+                        field: f as u8,
+                        boost: field.boost,
+                        b: b[f],
+                        tf: tf as f32,
+                        dl: live.norm(doc, f) as f32,
+                        avgdl: avgdl[f],
+                    });
+                }
+            }
+            let wanted = |s: usize, doc: tantivy::DocId| only.is_none() || row(s, doc) == only;
             let explain = only.is_some();
             if !explain {
                 // Room for every item this term matches, under either combination.
@@ -401,11 +425,11 @@ impl LexicalIndex {
         let mut out = Vec::new();
         for (s, segment_parts) in parts.into_iter().enumerate() {
             for (doc, p) in segment_parts {
-                let item = items[s].first(doc).ok_or_else(|| Error::BadIndex {
+                let item = row(s, doc).ok_or_else(|| Error::BadIndex {
                     path: "lexical".into(),
                     reason: format!("document {doc} has no idx"),
                 })?;
-                out.push((item as u32, ScoreParts { total_docs, ..p }));
+                out.push((item, ScoreParts { total_docs, ..p }));
             }
         }
         Ok(out)

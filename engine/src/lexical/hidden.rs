@@ -1,7 +1,7 @@
 //! Rows BM25 no longer counts: items deleted, or replaced by a later put, while the server ran.
 //!
-//! The generation's tantivy index is immutable and the live items' only grows, so a row hidden
-//! since the build is still a document in one of them. Left in, it would count in every
+//! The generation's tantivy index is immutable and the live rows' postings only grow, so a row
+//! hidden since the build is still a document in one of them. Left in, it would count in every
 //! collection statistic: N, a term's document count n, and a field's average length. Each save
 //! of an item would then add a document holding its words, and its score would fall with every
 //! save (seven saves of one item took its n for its own rare word from 1 to 8). BM25 reads its
@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use tantivy::index::SegmentId;
 use tantivy::schema::IndexRecordOption;
-use tantivy::tokenizer::{TokenStream, MAX_TOKEN_LEN};
 use tantivy::{DocId, DocSet, SegmentReader, Term};
 
+use super::live::LiveRows;
 use super::LexicalIndex;
 use crate::error::{Error, Result};
 use crate::item::Item;
@@ -35,8 +35,12 @@ pub(super) struct Hidden {
     tokens: HashMap<u32, Vec<u64>>,
     /// Rows whose item could not be read for their tokens: tried again at each new set.
     unread: HashSet<u32>,
-    /// Per segment, the hidden rows' documents in it as of the first `.1` rows of `added`.
+    /// Per segment of the generation, the hidden rows' documents in it as of the first `.1`
+    /// rows of `added`.
     segments: HashMap<SegmentId, (Arc<HiddenDocs>, usize)>,
+    /// The hidden live rows' documents, as of the live documents' count `.0` (found again when
+    /// either the set or the live rows change: both change only on writes).
+    live: Option<(u32, Arc<HiddenDocs>)>,
 }
 
 /// The hidden rows one segment holds.
@@ -63,8 +67,7 @@ impl HiddenDocs {
 /// How a segment's documents for some hidden rows are found: each row's `idx` term looked up
 /// (an FST walk and a postings open), or each document's row read from the `idx` column and
 /// looked up in the set. A segment is read whole when it has fewer than this many documents
-/// per row sought: after a put, the live index's new one-document segment, and any segment
-/// when many rows are hidden at once, as after a restart. The ratio is an estimate of the two
+/// per row sought, as when many rows are hidden at once after a restart. The ratio is an estimate of the two
 /// costs (a lookup does far more work than a column read), not measured one against the other;
 /// both ways give the same documents (a test holds them to it).
 const DOCS_READ_PER_ROW_LOOKUP: usize = 32;
@@ -104,8 +107,10 @@ impl LexicalIndex {
         let retried: Vec<u32> = hidden.unread.iter().copied().filter(|row| rows.contains(row)).collect();
         let mut read = HashMap::new();
         let mut unread = Vec::new();
+        // A live row's tokens are in its postings; only the generation's rows are read.
+        let built = self.built();
         for &row in new.iter().chain(&retried) {
-            if hidden.tokens.contains_key(&row) || read.contains_key(&row) {
+            if row >= built || hidden.tokens.contains_key(&row) || read.contains_key(&row) {
                 continue;
             }
             match item_at(row) {
@@ -132,50 +137,36 @@ impl LexicalIndex {
             hidden.added = rows.iter().copied().collect();
         }
         hidden.rows = rows;
+        hidden.live = None;
         Ok(())
     }
 
     /// Per searched field, the tokens tantivy indexed for `item` (each value of a list field's,
     /// none past its longest token).
     fn tokens_in_fields(&self, idx: u32, item: &Item) -> Result<Vec<u64>> {
-        let doc = super::schema::document(&self.fields, idx, item);
-        let mut tokens = Vec::with_capacity(self.fields.searched.len());
-        for searched in &self.fields.searched {
-            let mut analyzer = self.index.tokenizer_for_field(searched.field)?;
-            let mut count = 0u64;
-            for value in doc.get_all(searched.field) {
-                let Some(text) = tantivy::schema::Value::as_str(&value) else { continue };
-                let mut stream = analyzer.token_stream(text);
-                while stream.advance() {
-                    count += u64::from(stream.token().text.len() <= MAX_TOKEN_LEN);
-                }
-            }
-            tokens.push(count);
-        }
-        Ok(tokens)
+        Ok(self.analyse(idx, item)?.iter().map(|field| u64::from(field.tokens)).collect())
     }
 
-    /// The hidden rows each of `segments` holds, `None` when no row is hidden. The first
-    /// `generation` segments are the generation's, which hold the rows below `built` (its item
-    /// count); the others hold live rows, from `built` on: each row is looked for only where
-    /// it can be.
+    /// The hidden rows each of `segments` (the generation's, which hold the rows below
+    /// `built`, its item count) holds, then those of `live` (rows from `built` on): `None` when
+    /// no row is hidden. Each row is looked for only where it can be.
     ///
     /// # Errors
     /// A failing index read.
     pub(super) fn hidden_in(
         &self,
         segments: &[&SegmentReader],
-        generation: usize,
         built: u32,
+        live: &LiveRows,
     ) -> Result<Option<Vec<Arc<HiddenDocs>>>> {
-        self.hidden_in_by(segments, generation, built, Find::Cheaper)
+        self.hidden_in_by(segments, built, live, Find::Cheaper)
     }
 
     fn hidden_in_by(
         &self,
         segments: &[&SegmentReader],
-        generation: usize,
         built: u32,
+        live: &LiveRows,
         find: Find,
     ) -> Result<Option<Vec<Arc<HiddenDocs>>>> {
         let mut guard = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -183,15 +174,13 @@ impl LexicalIndex {
         if hidden.rows.is_empty() {
             return Ok(None);
         }
-        // Segments merged away since (the live index merges its small ones) are forgotten.
         hidden.segments.retain(|id, _| segments.iter().any(|s| s.segment_id() == *id));
-        let mut out = Vec::with_capacity(segments.len());
-        for (s, segment) in segments.iter().enumerate() {
+        let mut out = Vec::with_capacity(segments.len() + 1);
+        for segment in segments {
             let entry = hidden.segments.entry(segment.segment_id());
-            let (docs, seen) = entry.or_insert_with(|| (Arc::new(self.no_hidden_docs(segment)), 0));
+            let (docs, seen) = entry.or_insert_with(|| (Arc::new(self.no_hidden_docs(segment.max_doc())), 0));
             if *seen < hidden.added.len() {
-                let here = |row: &u32| (*row < built) == (s < generation);
-                let rows: Vec<u32> = hidden.added[*seen..].iter().copied().filter(here).collect();
+                let rows: Vec<u32> = hidden.added[*seen..].iter().copied().filter(|&row| row < built).collect();
                 if !rows.is_empty() {
                     self.find_hidden(segment, Arc::make_mut(docs), &rows, &hidden.tokens, find)?;
                 }
@@ -199,13 +188,36 @@ impl LexicalIndex {
             }
             out.push(Arc::clone(docs));
         }
+        out.push(match &hidden.live {
+            Some((docs, found)) if *docs == live.len() => Arc::clone(found),
+            _ => {
+                let found = Arc::new(self.hidden_live(&hidden.rows, built, live));
+                hidden.live = Some((live.len(), Arc::clone(&found)));
+                found
+            }
+        });
         Ok(Some(out))
     }
 
-    fn no_hidden_docs(&self, segment: &SegmentReader) -> HiddenDocs {
+    /// The documents of `live` that hold rows of `rows` (O(rows)).
+    fn hidden_live(&self, rows: &HashSet<u32>, built: u32, live: &LiveRows) -> HiddenDocs {
+        let mut found = self.no_hidden_docs(live.len());
+        for doc in rows.iter().filter(|&&row| row >= built).filter_map(|&row| live.doc_of(row)) {
+            found.docs[doc as usize / 64] |= 1 << (doc % 64);
+            found.count += 1;
+            for f in 0..found.tokens.len() {
+                let tokens = live.tokens(doc, f);
+                found.tokens[f] += u64::from(tokens);
+                found.holding[f] += u64::from(tokens > 0);
+            }
+        }
+        found
+    }
+
+    fn no_hidden_docs(&self, max_doc: u32) -> HiddenDocs {
         let fields = self.fields.searched.len();
         HiddenDocs {
-            docs: vec![0; (segment.max_doc() as usize).div_ceil(64)],
+            docs: vec![0; (max_doc as usize).div_ceil(64)],
             count: 0,
             tokens: vec![0; fields],
             holding: vec![0; fields],
@@ -275,7 +287,7 @@ impl LexicalIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
 
     use super::*;
@@ -286,13 +298,14 @@ mod tests {
         Item { id: id.into(), title: title.into(), text: text.into(), fields: serde_json::from_value(fields).unwrap() }
     }
 
-    fn open(dir: &Path, settings: &LexicalSettings, items: &[(u32, Item)]) -> LexicalIndex {
+    /// `items` built into `dir` and opened.
+    pub(in crate::lexical) fn open(dir: &Path, settings: &LexicalSettings, items: &[(u32, Item)]) -> LexicalIndex {
         LexicalIndex::build(dir, items.iter().map(|(i, it)| (*i, it)), settings.clone()).unwrap();
         LexicalIndex::open(dir, settings.clone()).unwrap()
     }
 
     /// Scores by item, rounded to 1e-5 (the same statistics summed in another order).
-    fn scores(index: &LexicalIndex, query: &str, params: Bm25Params) -> Vec<(u32, i64)> {
+    pub(in crate::lexical) fn scores(index: &LexicalIndex, query: &str, params: Bm25Params) -> Vec<(u32, i64)> {
         let mut scores: Vec<(u32, i64)> =
             index.score_all(query, params).unwrap().into_iter().map(|(i, s)| (i, (s * 1e5).round() as i64)).collect();
         scores.sort_unstable();
@@ -301,16 +314,16 @@ mod tests {
 
     /// The hidden documents of every segment, found the way `find` says.
     fn hidden_docs(index: &LexicalIndex, find: Find) -> Vec<HiddenDocs> {
-        let searchers = index.searchers();
-        let segments: Vec<&tantivy::SegmentReader> = searchers.iter().flat_map(|s| s.segment_readers()).collect();
-        let (generation, built) = (searchers[0].segment_readers().len(), searchers[0].num_docs() as u32);
-        let found = index.hidden_in_by(&segments, generation, built, find).unwrap().unwrap_or_default();
+        let searcher = index.reader.searcher();
+        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = index.live.read().unwrap();
+        let found = index.hidden_in_by(&segments, index.built(), &live, find).unwrap().unwrap_or_default();
         found.iter().map(|docs| (**docs).clone()).collect()
     }
 
-    /// A set that grows write by write, with live segments added between the sets (each
-    /// segment then looks up only the rows new to it, a new one all of them), finds what one
-    /// set given at once finds, by row lookups or by reading the segments whole; BM25 scores as
+    /// A set that grows write by write, with live rows added between the sets (the
+    /// generation's segment then looks up only the rows new to it), finds what one set given
+    /// at once finds, by row lookups or by reading the segment whole; BM25 scores as
     /// a fresh build of the visible rows at every step. A row whose item cannot be read at
     /// first is counted with its tokens once it can be.
     #[test]
@@ -339,7 +352,7 @@ mod tests {
                 }
                 Ok(all.iter().find(|(i, _)| *i == row).unwrap().1.clone())
             };
-            // Rows of live segments not written yet wait for them.
+            // Live rows not written yet wait for them.
             hidden.extend(step.into_iter().filter(|&row| row < 45 + batch * 5));
             index.hide(Arc::new(hidden.clone()), item_at).unwrap();
             let grown = hidden_docs(&index, Find::Cheaper);

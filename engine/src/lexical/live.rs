@@ -1,64 +1,240 @@
-//! BM25 over items written live: an in-memory tantivy index beside the generation's, which
-//! stays immutable on disk; `term_scores` reads both with statistics over both.
+//! BM25 over items written live: postings of our own, in memory, beside the generation's
+//! tantivy index (immutable on disk); `term_scores` reads both with statistics over both.
+//!
+//! Why not a tantivy index in memory (what this was until 2026-12-06): its writer has a 15 MB
+//! minimum budget, which sizes a term table of 2^19 buckets that every commit allocates,
+//! zeroes and walks, and each commit starts merges in the background. A put of one item paid
+//! 4.4–4.6 ms for that commit on the 2-vCPU Xeon, more than the model's encode of the item
+//! (docs/EVAL.md, "Live writes"). The live rows are few (until the next build folds them in)
+//! and BM25 only reads their postings with frequencies, their field norms and each field's
+//! token total, so a map from term to postings is all it needs.
 
-use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
+use std::collections::HashMap;
 
-use super::{analyzers, LexicalIndex};
+use tantivy::fieldnorm::FieldNormReader;
+use tantivy::tokenizer::{TokenStream, MAX_TOKEN_LEN};
+use tantivy::DocId;
+
+use super::LexicalIndex;
 use crate::error::Result;
 use crate::item::Item;
 
-/// The in-memory index of live items, and the searcher of its last commit.
-pub(super) struct LiveSegment {
-    writer: tantivy::IndexWriter,
-    reader: IndexReader,
+/// The live rows' postings, by document: a live row's document is its place in write order.
+/// Analysed exactly as tantivy indexes a document of the generation's schema (the same
+/// analyzer per field, tokens over [`MAX_TOKEN_LEN`] bytes left out, a list field's values
+/// summed into one length, the length stored through tantivy's one-byte field-norm code),
+/// so scores equal those of a generation built with the rows in it (tests hold them to it).
+#[derive(Default)]
+pub(super) struct LiveRows {
+    /// Per document, its row (item index).
+    rows: Vec<u32>,
+    /// Per document and searched field (`doc * fields + f`), its tokens in the field.
+    tokens: Vec<u32>,
+    /// Per searched field, each term's postings: (document, frequency), documents ascending.
+    postings: Vec<HashMap<String, Vec<(DocId, u32)>>>,
+    /// Per searched field, the tokens of every document in it.
+    total_tokens: Vec<u64>,
+    /// Per searched field, the documents holding at least one of its tokens.
+    holding: Vec<u64>,
+    /// The document of each row.
+    doc_of: HashMap<u32, DocId>,
+}
+
+/// One item's analysis in one searched field.
+pub(super) struct FieldTerms {
+    /// Tokens indexed (tantivy's field length before its one-byte code).
+    pub tokens: u32,
+    /// Each term and how often it occurs.
+    pub terms: HashMap<String, u32>,
+}
+
+impl LiveRows {
+    /// Documents written so far.
+    pub fn len(&self) -> u32 {
+        self.rows.len() as u32
+    }
+
+    fn fields(&self) -> usize {
+        self.postings.len()
+    }
+
+    /// The row (item index) of `doc`.
+    pub fn row(&self, doc: DocId) -> Option<u32> {
+        self.rows.get(doc as usize).copied()
+    }
+
+    /// The document of `row`, if it was written live.
+    pub fn doc_of(&self, row: u32) -> Option<DocId> {
+        self.doc_of.get(&row).copied()
+    }
+
+    /// `doc`'s tokens in searched field `f`.
+    pub fn tokens(&self, doc: DocId, f: usize) -> u32 {
+        self.tokens.get(doc as usize * self.fields() + f).copied().unwrap_or(0)
+    }
+
+    /// `doc`'s length in searched field `f` as BM25 reads it: what tantivy's field-norm reader
+    /// would give back for it (exact to 40 tokens, then one of 256 steps).
+    pub fn norm(&self, doc: DocId, f: usize) -> u32 {
+        FieldNormReader::id_to_fieldnorm(FieldNormReader::fieldnorm_to_id(self.tokens(doc, f)))
+    }
+
+    /// Every document's tokens in searched field `f`.
+    pub fn total_tokens(&self, f: usize) -> u64 {
+        self.total_tokens.get(f).copied().unwrap_or(0)
+    }
+
+    /// The documents holding searched field `f`.
+    pub fn holding(&self, f: usize) -> u64 {
+        self.holding.get(f).copied().unwrap_or(0)
+    }
+
+    /// The postings of `term` in searched field `f`, documents ascending.
+    pub fn postings(&self, f: usize, term: &str) -> &[(DocId, u32)] {
+        self.postings.get(f).and_then(|terms| terms.get(term)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Appends `row`, analysed into `fields` (one per searched field).
+    fn push(&mut self, row: u32, fields: Vec<FieldTerms>) {
+        if self.postings.is_empty() {
+            self.postings = (0..fields.len()).map(|_| HashMap::new()).collect();
+            self.total_tokens = vec![0; fields.len()];
+            self.holding = vec![0; fields.len()];
+        }
+        let doc = self.len();
+        for (f, field) in fields.into_iter().enumerate() {
+            self.tokens.push(field.tokens);
+            self.total_tokens[f] += u64::from(field.tokens);
+            self.holding[f] += u64::from(field.tokens > 0);
+            for (term, freq) in field.terms {
+                self.postings[f].entry(term).or_default().push((doc, freq));
+            }
+        }
+        self.rows.push(row);
+        self.doc_of.insert(row, doc);
+    }
 }
 
 impl LexicalIndex {
-    /// Indexes items written live (`(item index, item)`, indexes past the generation's) in an
-    /// in-memory tantivy index with the generation's schema and analyzer, and makes them
-    /// searchable before returning (one commit per call). From then on BM25 scores stored and
-    /// live items together, with collection statistics over both ([`LexicalIndex::score_all`]).
+    /// Indexes items written live (`(item index, item)`, indexes past the generation's) in
+    /// memory with the generation's analyzers, and makes them searchable before returning.
+    /// From then on BM25 scores stored and live items together, with collection statistics
+    /// over both ([`LexicalIndex::score_all`]). Searches see all of one call's items or none.
     ///
     /// # Errors
-    /// A tantivy failure (the items are then not searchable by BM25; nothing else changes).
+    /// A searched field whose analyzer the index lacks; nothing is added then.
     pub fn add_live<'a>(&self, items: impl IntoIterator<Item = (u32, &'a Item)>) -> Result<()> {
-        let mut live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if live.is_none() {
-            // The generation's own schema: its fields, and the analyzer it was built with.
-            let index = Index::create_in_ram(self.index.schema());
-            analyzers::register(&index);
-            // tantivy's smallest arena; live items arrive a few at a time.
-            let writer = index.writer_with_num_threads(1, 15_000_000)?;
-            let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-            *live = Some(LiveSegment { writer, reader });
+        let start = std::time::Instant::now();
+        // Analysed before the lock, which searches wait on.
+        let analysed =
+            items.into_iter().map(|(idx, item)| Ok((idx, self.analyse(idx, item)?))).collect::<Result<Vec<_>>>()?;
+        let analysed_in = start.elapsed();
+        let mut live = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = analysed.len();
+        for (idx, fields) in analysed {
+            live.push(idx, fields);
         }
-        let segment = live.as_mut().expect("created above");
-        let mut added = 0;
-        for (idx, item) in items {
-            segment.writer.add_document(super::schema::document(&self.fields, idx, item))?;
-            added += 1;
-        }
-        if added > 0 {
-            let start = std::time::Instant::now();
-            segment.writer.commit()?;
-            let committed = start.elapsed();
-            segment.reader.reload()?;
-            tracing::debug!(
-                commit_ms = committed.as_secs_f64() * 1e3,
-                reload_ms = (start.elapsed() - committed).as_secs_f64() * 1e3,
-                "live BM25 commit"
-            );
-        }
+        tracing::debug!(
+            items = count,
+            analyse_ms = analysed_in.as_secs_f64() * 1e3,
+            add_ms = (start.elapsed() - analysed_in).as_secs_f64() * 1e3,
+            "live BM25 add"
+        );
         Ok(())
     }
 
-    /// The generation's searcher, and the live items' when there are any.
-    pub(super) fn searchers(&self) -> Vec<Searcher> {
-        let mut searchers = vec![self.reader.searcher()];
-        let live = self.live.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(segment) = live.as_ref() {
-            searchers.push(segment.reader.searcher());
+    /// `item` (at index `idx`) analysed as tantivy indexes it: per searched field, every value
+    /// through the field's own analyzer, tokens longer than [`MAX_TOKEN_LEN`] bytes left out
+    /// (tantivy drops them too), counted per term.
+    ///
+    /// # Errors
+    /// A searched field whose analyzer the index lacks.
+    pub(super) fn analyse(&self, idx: u32, item: &Item) -> Result<Vec<FieldTerms>> {
+        let doc = super::schema::document(&self.fields, idx, item);
+        let mut fields = Vec::with_capacity(self.fields.searched.len());
+        for searched in &self.fields.searched {
+            let mut analyzer = self.index.tokenizer_for_field(searched.field)?;
+            let mut field = FieldTerms { tokens: 0, terms: HashMap::new() };
+            for value in doc.get_all(searched.field) {
+                let Some(text) = tantivy::schema::Value::as_str(&value) else { continue };
+                let mut stream = analyzer.token_stream(text);
+                while stream.advance() {
+                    let token = &stream.token().text;
+                    if token.len() <= MAX_TOKEN_LEN {
+                        field.tokens += 1;
+                        *field.terms.entry(token.clone()).or_default() += 1;
+                    }
+                }
+            }
+            fields.push(field);
         }
-        searchers
+        Ok(fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lexical::hidden::tests::{open, scores};
+    use crate::lexical::{Bm25Params, FieldCombination, LexicalSettings, SearchField};
+
+    fn item(id: &str, title: &str, text: &str, fields: serde_json::Value) -> Item {
+        Item { id: id.into(), title: title.into(), text: text.into(), fields: serde_json::from_value(fields).unwrap() }
+    }
+
+    /// Items written live score, and explain, exactly as a generation built with them in it:
+    /// texts past 40 tokens (where tantivy's stored length turns lossy), a list field's values
+    /// summed into one length, a number indexed as its text, a field most items lack, a word
+    /// longer than tantivy takes (the analysis cuts it into pieces, each counted), repeated words,
+    /// joined words and CJK text (their analyzers' own terms), an item with no text; written one
+    /// at a time and several at once, under both field combinations.
+    #[test]
+    fn live_rows_score_as_a_build_holding_them() {
+        let settings = LexicalSettings {
+            search_fields: vec![SearchField::new("tags", 1.5), SearchField::new("model", 1.0)],
+            ..LexicalSettings::default()
+        };
+        let long: String = (0..300).map(|i| format!("trail{} ", i % 37)).collect();
+        let huge = "x".repeat(MAX_TOKEN_LEN + 10);
+        let built: Vec<(u32, Item)> = vec![
+            (0, item("a", "Trail tent", "A tent for the trail, trail tested.", serde_json::json!({"tags": ["tent"]}))),
+            (1, item("b", "Stove", &long, serde_json::json!({"model": 40}))),
+            (2, item("c", "Mug", "Enamel mug 轻量级帐篷", serde_json::json!({}))),
+        ];
+        let live: Vec<(u32, Item)> = vec![
+            (
+                3,
+                item(
+                    "d",
+                    "Trail shoes",
+                    &format!("{long} shoes shoes"),
+                    serde_json::json!({"tags": ["trail", "shoe"]}),
+                ),
+            ),
+            (4, item("e", "Lamp", &format!("A lamp {huge} for the trail"), serde_json::json!({"model": 7.5}))),
+            (5, item("f", "帐篷", "", serde_json::json!({"tags": []}))),
+            (6, item("g", "Wi-Fi e-mail tent", "tent tent tent", serde_json::json!({"tags": ["tent", "ultra-light"]}))),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let index = open(dir.path(), &settings, &built);
+        index.add_live([(3, &live[0].1)]).unwrap();
+        index.add_live(live[1..].iter().map(|(i, it)| (*i, it))).unwrap();
+        let all: Vec<(u32, Item)> = built.iter().chain(&live).cloned().collect();
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = open(fresh_dir.path(), &settings, &all);
+        for fields in [FieldCombination::Sum, FieldCombination::Bm25f] {
+            let params = Bm25Params { fields, ..settings.bm25 };
+            for query in ["trail", "trail7 shoes", "tent", "帐篷", "7.5", "40", "wifi email", "ultralight", "lamp mug"]
+            {
+                let got = scores(&index, query, params);
+                assert!(!got.is_empty(), "{query}");
+                assert_eq!(got, scores(&fresh, query, params), "{query} under {fields:?}");
+                for &(row, _) in &got {
+                    let explained = |index: &LexicalIndex| index.explain_with(query, row, params).unwrap().unwrap();
+                    assert_eq!(format!("{:?}", explained(&index)), format!("{:?}", explained(&fresh)), "{query} {row}");
+                }
+            }
+        }
+        assert_eq!(index.live.read().unwrap().len(), 4);
     }
 }

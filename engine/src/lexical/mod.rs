@@ -18,7 +18,7 @@ use crate::analysis::Revision;
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
 use crate::item::Item;
-use live::LiveSegment;
+use live::LiveRows;
 
 mod analyzers;
 mod bm25;
@@ -105,9 +105,9 @@ pub struct LexicalIndex {
     /// Per searched field, the analyzer queries are read with (`analyzers::search_analyzer`),
     /// looked up once, at open.
     search_analyzers: Vec<TextAnalyzer>,
-    /// Items written live since the build ([`LexicalIndex::add_live`]): a tantivy index in
-    /// memory beside the generation's, which stays immutable on disk.
-    live: std::sync::Mutex<Option<LiveSegment>>,
+    /// Items written live since the build ([`LexicalIndex::add_live`]): postings in memory
+    /// beside the generation's index, which stays immutable on disk.
+    live: std::sync::RwLock<LiveRows>,
     /// Rows deleted or replaced since the build, which BM25's statistics leave out
     /// ([`LexicalIndex::hide`]).
     hidden: std::sync::Mutex<hidden::Hidden>,
@@ -204,7 +204,7 @@ impl LexicalIndex {
                 Some(segments.iter().map(|s| bm25::docs_holding(s, searched.field)).sum::<Result<u64>>()?)
             });
         }
-        let (live, hidden) = (std::sync::Mutex::new(None), std::sync::Mutex::default());
+        let (live, hidden) = (std::sync::RwLock::default(), std::sync::Mutex::default());
         Ok(LexicalIndex { index, reader, fields, settings, groups, field_docs, search_analyzers, live, hidden })
     }
 
@@ -245,6 +245,11 @@ impl LexicalIndex {
             }
         }
         Ok((!clauses.is_empty()).then(|| BooleanQuery::new(clauses)))
+    }
+
+    /// The generation's item count: its rows are the item indexes below it, live rows follow.
+    fn built(&self) -> u32 {
+        u32::try_from(self.reader.searcher().num_docs()).unwrap_or(u32::MAX)
     }
 
     /// Item indexes come from the `idx` fast field (a column read, no document fetch).
