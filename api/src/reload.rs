@@ -117,24 +117,33 @@ fn release_when_unused(old: Arc<hyrank_engine::Engine>) {
 }
 
 /// Checks CURRENT every `every` on a background thread and swaps in what it names. A refused
-/// generation is logged once, not on every check, until CURRENT changes again. The thread ends
-/// when it holds the last reference to the state (the server is gone).
+/// generation (or a missing or unreadable CURRENT) is logged and counted once, not on every
+/// check, until CURRENT changes again. The thread ends when it holds the last reference to the
+/// state (the server is gone), and never because a reload failed.
 pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("hyrank-generation-watcher".into()).spawn(move || {
-        let mut refused: Option<String> = None;
+        // CURRENT's content when the last reload was refused (`Some(None)`: it could not be read).
+        let mut refused: Option<Option<String>> = None;
         loop {
             std::thread::sleep(every);
             if Arc::strong_count(&state.inner) == 1 {
                 return;
             }
             let pointer = state.inner.index_dir.as_ref().and_then(|d| std::fs::read_to_string(d.join("CURRENT")).ok());
-            if pointer.is_some() && pointer == refused {
+            if refused.as_ref() == Some(&pointer) {
                 continue;
             }
-            match state.reload() {
-                Ok(_) => refused = None,
-                Err(ReloadError::Disabled) => return,
-                Err(ReloadError::Refused(_)) => refused = pointer,
+            // A panic past the guarded open (a bug) must not end the watching: every later
+            // publish would then be ignored until a restart.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.reload())) {
+                Ok(Ok(_)) => refused = None,
+                Ok(Err(ReloadError::Disabled)) => return,
+                Ok(Err(ReloadError::Refused(_))) => refused = Some(pointer),
+                Err(_) => {
+                    state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+                    tracing::error!("a reload panicked; still serving the old generation");
+                    refused = Some(pointer);
+                }
             }
         }
     })

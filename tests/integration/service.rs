@@ -273,6 +273,15 @@ async fn readiness_and_the_index_description() {
 /// Publishes a copy of the fixture generation as `name` under `root`, the way the indexer
 /// publishes: the folder first, then CURRENT replaced by a rename.
 pub(crate) fn publish_copy(root: &Path, name: &str, break_it: bool) {
+    publish_copy_with(root, name, |target| {
+        if break_it {
+            std::fs::remove_dir_all(target.join("lexical")).unwrap();
+        }
+    });
+}
+
+/// [`publish_copy`], with `prepare` run on the copied folder before CURRENT names it.
+fn publish_copy_with(root: &Path, name: &str, prepare: impl FnOnce(&Path)) {
     let source = crate::indexed().engine.dir().to_path_buf();
     let target = root.join("generations").join(name);
     copy_dir(&source, &target);
@@ -280,9 +289,7 @@ pub(crate) fn publish_copy(root: &Path, name: &str, break_it: bool) {
     let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     manifest["generation"] = json!(name);
     std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
-    if break_it {
-        std::fs::remove_dir_all(target.join("lexical")).unwrap();
-    }
+    prepare(&target);
     std::fs::write(root.join("CURRENT.tmp"), name).unwrap();
     std::fs::rename(root.join("CURRENT.tmp"), root.join("CURRENT")).unwrap();
 }
@@ -300,12 +307,19 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[actix_web::test]
-async fn a_new_generation_swaps_in_and_a_broken_one_is_refused() {
+/// A server's state (with keys) on a copy of the fixture generation published as 000001 in a
+/// folder of its own, which it watches.
+fn serving_a_copy() -> (tempfile::TempDir, AppState) {
     let root = tempfile::tempdir().unwrap();
     publish_copy(root.path(), "000001", false);
     let engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
     let state = AppState::with_settings(Arc::new(engine), Some(root.path().to_path_buf()), keyed(Limits::default()));
+    (root, state)
+}
+
+#[actix_web::test]
+async fn a_new_generation_swaps_in_and_a_broken_one_is_refused() {
+    let (root, state) = serving_a_copy();
     let app = service(state.clone()).await;
     let admin = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
     let query = json!({"query": "camp stove", "k": 3});
@@ -338,6 +352,70 @@ async fn a_new_generation_swaps_in_and_a_broken_one_is_refused() {
     let metrics = metrics.as_str().unwrap().to_string();
     assert!(metrics.contains(r#"hyrank_generation_reloads_total{outcome="refused"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"hyrank_serving_generation{generation="000002"} 1"#), "{metrics}");
+}
+
+/// Ways a copy can damage a generation's HNSW files that their loader (hnsw_rs) does not
+/// check: it exited the process on the first two and panicked on the others.
+fn damages() -> Vec<(&'static str, Box<dyn Fn(&Path)>)> {
+    let cut = |file: &'static str, keep: fn(u64) -> u64| {
+        Box::new(move |dir: &Path| {
+            let f = std::fs::OpenOptions::new().write(true).open(dir.join(file)).unwrap();
+            f.set_len(keep(f.metadata().unwrap().len())).unwrap();
+        }) as Box<dyn Fn(&Path)>
+    };
+    vec![
+        ("vector data cut in half", cut("dense.hnsw.data", |n| n / 2)),
+        ("vector data cut 100 bytes short", cut("dense.hnsw.data", |n| n - 100)),
+        ("graph cut in half", cut("dense.hnsw.graph", |n| n / 2)),
+        ("graph emptied", cut("dense.hnsw.graph", |_| 0)),
+        (
+            "graph overwritten in the middle",
+            Box::new(|dir: &Path| {
+                use std::io::{Seek, Write};
+                let mut f = std::fs::OpenOptions::new().write(true).open(dir.join("dense.hnsw.graph")).unwrap();
+                let middle = f.metadata().unwrap().len() / 2;
+                f.seek(std::io::SeekFrom::Start(middle)).unwrap();
+                f.write_all(&[0xff; 16]).unwrap();
+            }),
+        ),
+    ]
+}
+
+/// A generation whose files were damaged in copying is refused (409 through the admin route,
+/// counted and logged by the watcher), the old one serving throughout; the server neither
+/// exits nor stops watching, and swaps in the next good generation.
+#[actix_web::test]
+async fn a_damaged_generation_is_refused_and_the_next_good_one_swaps_in() {
+    let (root, state) = serving_a_copy();
+    let app = service(state.clone()).await;
+    let admin = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    let mut refused = 0;
+    for (n, (what, damage)) in (2..).zip(damages()) {
+        publish_copy_with(root.path(), &format!("{n:06}"), damage);
+        let (status, _, body) = call(&app, admin()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("generation_refused")),
+            "{what}"
+        );
+        refused += 1;
+        assert_eq!(state.engine().manifest().generation, "000001", "{what}");
+    }
+    // The watcher meets one more damaged generation, then a good one.
+    hyrank_api::reload::spawn_watcher(state.clone(), std::time::Duration::from_millis(50)).unwrap();
+    let (what, damage) = damages().swap_remove(2);
+    publish_copy_with(root.path(), "000010", damage);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    publish_copy(root.path(), "000011", false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while state.engine().manifest().generation != "000011" {
+        assert!(std::time::Instant::now() < deadline, "the watcher stopped after {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
+    let metrics = metrics.as_str().unwrap().to_string();
+    let counted = format!(r#"hyrank_generation_reloads_total{{outcome="refused"}} {}"#, refused + 1);
+    assert!(metrics.contains(&counted), "{metrics}");
 }
 
 #[actix_web::test]

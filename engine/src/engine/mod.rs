@@ -199,8 +199,29 @@ impl Engine {
         Ok(Some(next))
     }
 
-    /// Opens one generation folder on a model runtime.
+    /// Opens one generation folder on a model runtime. A file damaged in a way its loader does
+    /// not check (hnsw_rs unwraps its reads of a graph file) can make the loader panic; that
+    /// refuses the generation like any other read error, so a server's reload keeps the serving
+    /// generation and its watcher keeps watching, and a start names the folder.
     fn open_generation(dir: &Path, runtime: Runtime) -> Result<Self> {
+        // Nothing outlives a panic here but `runtime`'s shared model, which the open only reads.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::open_files(dir, runtime)));
+        opened.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(Error::BadIndex {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "a file of it could not be read (damaged or partly copied?): its loader panicked: {message}"
+                ),
+            })
+        })
+    }
+
+    fn open_files(dir: &Path, runtime: Runtime) -> Result<Self> {
         let manifest = generation::read_manifest(dir)?;
         let embedder = Arc::clone(runtime.embedder());
         let loaded = embedder.identity();

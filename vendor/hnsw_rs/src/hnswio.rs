@@ -815,7 +815,7 @@ impl HnswIo {
                 let v = load_point_data::<T>(origin_id, data_in, descr);
                 if v.is_err() {
                     error!("loading point {:?}", origin_id);
-                    std::process::exit(1);
+                    return Err(anyhow!("error reading the data of point {:?}", origin_id));
                 }
                 Point::<T>::new(v.unwrap(), origin_id, p_id)
             }
@@ -1156,7 +1156,7 @@ where
         match descr.format_version {
             2 => {
                 error!("format bincode of dump no more used");
-                std::process::exit(1);
+                return Err(anyhow!("format bincode of dump no more used"));
             }
             3 | 4 => {
                 let slice_t = unsafe {
@@ -1169,7 +1169,7 @@ where
                     "error in load_point, unknow format_version : {:?}",
                     descr.format_version
                 );
-                std::process::exit(1);
+                return Err(anyhow!("unknown format_version {:?}", descr.format_version));
             }
         }
     } else {
