@@ -57,20 +57,14 @@ impl Engine {
             }
         }
         let hidden = Arc::new(hidden);
-        // BM25's statistics follow: a hidden row counts in none of them. Each row's item is
-        // read once, the first time it is hidden (from `live`, this snapshot, or the store).
-        // A request on an older snapshot (one that began before a write) neither replaces a
-        // newer set nor hands BM25 its older statistics.
+        // BM25's statistics follow: a hidden row counts in none of them. Each generation row's
+        // item is read from the store once, the first time it is hidden (a live row's tokens
+        // are in BM25's live postings). A request on an older snapshot (one that began before
+        // a write) neither replaces a newer set nor hands BM25 its older statistics.
         if cached.as_ref().is_some_and(|(at, _)| *at > version) {
             return hidden;
         }
-        // A row newer than `live` (a delete's index is read from the current rows) is read
-        // from the current rows.
-        let item_at = |index: u32| match live.get(index) {
-            Some(entry) => Ok(entry.item.clone()),
-            None => self.stored_item_at(index),
-        };
-        if let Err(e) = self.lexical.hide(Arc::clone(&hidden), item_at) {
+        if let Err(e) = self.lexical.hide(Arc::clone(&hidden), |index| self.stored_item_at(index)) {
             // The rows stay hidden from every list; only BM25's statistics still count them.
             tracing::error!(error = %e, "leaving hidden rows out of BM25's statistics");
         }

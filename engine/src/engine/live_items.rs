@@ -21,14 +21,14 @@ impl Engine {
             return current;
         }
         // A put is being applied by another thread (the writer, as a rule): this request reads
-        // the rows published so far rather than wait for the model and tantivy.
+        // the rows published so far rather than wait for the model and BM25.
         if let Err(std::sync::TryLockError::WouldBlock) = self.live_refresh.try_lock() {
             return current;
         }
         match self.refresh_live_items() {
             Ok(refreshed) => refreshed,
             Err(e) => {
-                // A failing model or tantivy: the rows already served keep serving; the error
+                // A failing model or analyzer: the rows already served keep serving; the error
                 // reaches the writer through `Engine::apply_live_items`.
                 tracing::error!(error = %e, "applying live items");
                 current
@@ -40,7 +40,8 @@ impl Engine {
     /// after a put, so that its answer means "searchable now".
     ///
     /// # Errors
-    /// The model (an item embedded with other weights is embedded again) or tantivy failing.
+    /// The model (an item embedded with other weights is embedded again) or a field's analyzer
+    /// missing from the BM25 index failing.
     pub fn apply_live_items(&self) -> Result<usize> {
         Ok(self.refresh_live_items()?.current())
     }
@@ -75,7 +76,8 @@ impl Engine {
         }
         next.version = last;
         let next = Arc::new(next);
-        // Published before tantivy sees the rows: a BM25 hit then always has its row.
+        // Published before BM25 sees the rows: a BM25 hit then always has its row. (Until BM25
+        // has them, microseconds, a request that hides the rows they replace finds neither.)
         *self.live_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&next);
         let added =
             next.entries[first_new..].iter().enumerate().map(|(i, e)| (next.base + (first_new + i) as u32, &e.item));
@@ -137,7 +139,7 @@ impl Engine {
     ///
     /// # Errors
     /// An id [`crate::item::id_problem`] refuses ([`Error::InvalidArgument`]), no live log
-    /// attached ([`Error::Unavailable`]), the model, the log's disk, or tantivy.
+    /// attached ([`Error::Unavailable`]), the model, the log's disk, or BM25's analyzers.
     pub fn put_live_item(&self, item: crate::item::Item, item_hash: String) -> Result<(crate::live::Appended, bool)> {
         let log = self.live.as_ref().ok_or_else(|| Error::Unavailable {
             what: "live items".into(),

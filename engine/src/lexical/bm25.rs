@@ -255,7 +255,8 @@ impl LexicalIndex {
         let live_s = segments.len();
         // Rows deleted or replaced since the build are left out of every statistic and list.
         // The generation's rows are its segments' documents, idx 0 to its count; live rows follow.
-        let hidden = self.hidden_in(&segments, self.built(), &live)?;
+        let built = u32::try_from(searcher.num_docs()).unwrap_or(u32::MAX);
+        let hidden = self.hidden_in(&segments, built, &live)?;
         let hidden_sum =
             |of: &dyn Fn(&super::hidden::HiddenDocs) -> u64| -> u64 { hidden.iter().flatten().map(|h| of(h)).sum() };
         let total_docs: u64 = (segments.iter().map(|s| u64::from(s.max_doc())).sum::<u64>() + u64::from(live.len()))

@@ -30,8 +30,9 @@ pub(super) struct Hidden {
     /// put or a delete adds rows; only a fold or a failed write takes any away), a segment
     /// already searched looks up only the rows past what it has seen, not all of them again.
     added: Vec<u32>,
-    /// Per row ever hidden, its tokens in each searched field as tantivy counted them when it
-    /// indexed the row (kept when a row is shown again: its content does not change).
+    /// Per generation row ever hidden, its tokens in each searched field as tantivy counted
+    /// them when it indexed the row (kept when a row is shown again: its content does not
+    /// change). A live row's are in its postings.
     tokens: HashMap<u32, Vec<u64>>,
     /// Rows whose item could not be read for their tokens: tried again at each new set.
     unread: HashSet<u32>,
@@ -86,8 +87,9 @@ enum Find {
 
 impl LexicalIndex {
     /// Makes BM25 read its statistics over the rows not in `rows` (item indexes: deleted, or
-    /// replaced by a later put), and skip those rows' postings. `item_at` gives a row's item as
-    /// it was indexed (for its token counts), asked once per row however often it is hidden; a
+    /// replaced by a later put), and skip those rows' postings. `item_at` gives a generation
+    /// row's item as it was indexed (for its token counts; a live row's are in its postings),
+    /// asked once per row however often it is hidden, without the lock searches take; a
     /// row it cannot give is still skipped and counted out of N, its tokens not out of the
     /// fields' totals (logged once) until a later call reads it. O(rows) when `rows` holds the
     /// last set's rows, plus the work for the rows new to it; a set that drops a row makes
@@ -96,55 +98,70 @@ impl LexicalIndex {
     /// # Errors
     /// A field's analyzer missing from the index; nothing changes then.
     pub fn hide(&self, rows: Arc<HashSet<u32>>, item_at: impl Fn(u32) -> Result<Item>) -> Result<()> {
-        let mut hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if Arc::ptr_eq(&hidden.rows, &rows) {
-            return Ok(());
-        }
-        let mut grows = hidden.rows.len() <= rows.len() && hidden.rows.iter().all(|row| rows.contains(row));
-        let new: Vec<u32> = rows.iter().copied().filter(|row| !grows || !hidden.rows.contains(row)).collect();
-        // Rows whose item could not be read before are tried again; each row's tokens are read
-        // before anything changes, so a failure leaves the last set's state whole.
-        let retried: Vec<u32> = hidden.unread.iter().copied().filter(|row| rows.contains(row)).collect();
-        let mut read = HashMap::new();
-        let mut unread = Vec::new();
-        // A live row's tokens are in its postings; only the generation's rows are read.
         let built = self.built();
-        for &row in new.iter().chain(&retried) {
-            if row >= built || hidden.tokens.contains_key(&row) || read.contains_key(&row) {
+        loop {
+            // What to read, decided under the lock that searches take; the rows' items read and
+            // analysed without it (after a restart, thousands of rows), then the result put in.
+            let (base, grows, new, retried, to_read, was_unread) = {
+                let hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if Arc::ptr_eq(&hidden.rows, &rows) {
+                    return Ok(());
+                }
+                let grows = hidden.rows.len() <= rows.len() && hidden.rows.iter().all(|row| rows.contains(row));
+                let new: Vec<u32> = rows.iter().copied().filter(|row| !grows || !hidden.rows.contains(row)).collect();
+                // Rows whose item could not be read before are tried again; each row's tokens
+                // are read before anything changes, so a failure leaves the last set's state
+                // whole. A live row's tokens are in its postings; only the generation's are read.
+                let retried: Vec<u32> = hidden.unread.iter().copied().filter(|row| rows.contains(row)).collect();
+                let to_read: HashSet<u32> = new
+                    .iter()
+                    .chain(&retried)
+                    .copied()
+                    .filter(|&row| row < built && !hidden.tokens.contains_key(&row))
+                    .collect();
+                (Arc::clone(&hidden.rows), grows, new, retried, to_read, hidden.unread.clone())
+            };
+            let mut read = HashMap::new();
+            let mut unread = Vec::new();
+            for row in to_read {
+                match item_at(row) {
+                    Ok(item) => {
+                        read.insert(row, self.tokens_in_fields(row, &item)?);
+                    }
+                    Err(e) => {
+                        if !was_unread.contains(&row) {
+                            tracing::warn!(row, error = %e, "a hidden row's tokens stay in BM25's field lengths");
+                        }
+                        unread.push(row);
+                    }
+                }
+            }
+            let mut hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !Arc::ptr_eq(&hidden.rows, &base) {
+                // Another set came in meanwhile: start again from it.
                 continue;
             }
-            match item_at(row) {
-                Ok(item) => {
-                    read.insert(row, self.tokens_in_fields(row, &item)?);
-                }
-                Err(e) => {
-                    if !hidden.unread.contains(&row) {
-                        tracing::warn!(row, error = %e, "a hidden row's tokens stay in BM25's field lengths");
-                    }
-                    unread.push(row);
-                }
+            // A row read at last: the segments counted it without its tokens, so they look again.
+            let grows = grows && !retried.iter().any(|row| read.contains_key(row));
+            hidden.unread.retain(|row| !read.contains_key(row));
+            hidden.unread.extend(unread);
+            hidden.tokens.extend(read);
+            if grows {
+                hidden.added.extend(new);
+            } else {
+                hidden.segments.clear();
+                hidden.added = rows.iter().copied().collect();
             }
+            hidden.rows = rows;
+            hidden.live = None;
+            return Ok(());
         }
-        // A row read at last: the segments counted it without its tokens, so they look again.
-        grows &= !retried.iter().any(|row| read.contains_key(row));
-        hidden.unread.retain(|row| !read.contains_key(row));
-        hidden.unread.extend(unread);
-        hidden.tokens.extend(read);
-        if grows {
-            hidden.added.extend(new);
-        } else {
-            hidden.segments.clear();
-            hidden.added = rows.iter().copied().collect();
-        }
-        hidden.rows = rows;
-        hidden.live = None;
-        Ok(())
     }
 
     /// Per searched field, the tokens tantivy indexed for `item` (each value of a list field's,
     /// none past its longest token).
     fn tokens_in_fields(&self, idx: u32, item: &Item) -> Result<Vec<u64>> {
-        Ok(self.analyse(idx, item)?.iter().map(|field| u64::from(field.tokens)).collect())
+        Ok(self.analyse(idx, item, false)?.iter().map(|field| u64::from(field.tokens)).collect())
     }
 
     /// The hidden rows each of `segments` (the generation's, which hold the rows below

@@ -15,8 +15,8 @@
 //! 10,000 rows 1.1–2.5 against 1.3–1.5 ms (the scan reads every vector, 15 MB at 10,000
 //! rows, and falls off the cache there): `engine/examples/live_scan.rs`. Qdrant likewise leaves small
 //! segments unindexed. The server caps the rows (`limits.max_live_items`, 10,000 by default, so
-//! the graph serves only servers whose cap is raised). The BM25 side is a tantivy index in
-//! memory ([`crate::lexical::LexicalIndex::add_live`]).
+//! the graph serves only servers whose cap is raised). The BM25 side is postings in memory
+//! ([`crate::lexical::LexicalIndex::add_live`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
