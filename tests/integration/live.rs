@@ -356,6 +356,22 @@ async fn the_log_restarts_after_a_fold_and_every_build_still_counts_every_event_
     let app = service(state.clone()).await;
     let (_, _, body) = call(&app, write("carried-user", "PRG-003", 1.0)).await;
     assert_eq!(body["first_seq"], 3, "{body}");
+    // The serving generation's carried records cut short (a partial copy): the next build
+    // refuses, naming the file, rather than fold through less and lose the writes after.
+    let whole = std::fs::read(&carried).unwrap();
+    let first_line = whole.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let cuts = [
+        (first_line, "ends at sequence number 1, but the generation folded records through 2"),
+        (first_line + 10, "line 2 is cut short"),
+    ];
+    for (cut, says) in cuts {
+        std::fs::write(&carried, &whole[..cut]).unwrap();
+        let error = hyrank_indexer::build(&keep_one()).err().expect("refused").to_string();
+        assert!(error.contains(says) && error.contains("live.jsonl"), "{error}");
+    }
+    std::fs::write(&carried, &whole).unwrap();
+    let fifth = hyrank_indexer::build(&keep_one()).unwrap();
+    assert_eq!(fifth.manifest.live.as_ref().map(|l| l.folded_through), Some(3));
 }
 
 #[actix_web::test]

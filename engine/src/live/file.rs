@@ -25,7 +25,7 @@ pub fn read_events(index_dir: &Path) -> Result<Vec<LoggedRecord>> {
     }
     let mut events = Vec::new();
     for (_, path) in segment_files(&dir)? {
-        read_segment(&path, false, &mut events)?;
+        read_segment(&path, PartialLine::Skip, &mut events)?;
     }
     Ok(events)
 }
@@ -46,11 +46,23 @@ pub fn read_history(index_dir: &Path, previous: Option<&Path>) -> Result<Vec<Log
     };
     let Some((path, through)) = carried else { return read_events(index_dir) };
     let mut records = Vec::new();
-    read_segment(&path, false, &mut records)?;
-    if let Some(last) = records.last().filter(|r| r.seq > through) {
+    read_segment(&path, PartialLine::Refuse, &mut records)?;
+    // The build wrote every record it folded, through its last: one that ends short would
+    // lose the rest (its log files may be compacted away), so it is refused, not read.
+    let last = records.last().map_or(0, |r| r.seq);
+    if last > through {
         return Err(Error::BadIndex {
             path,
-            reason: format!("holds sequence number {} past the generation's folded_through {through}", last.seq),
+            reason: format!("holds sequence number {last} past the generation's folded_through {through}"),
+        });
+    }
+    if last < through {
+        return Err(Error::BadIndex {
+            path,
+            reason: format!(
+                "ends at sequence number {last}, but the generation folded records through {through}: \
+                 the file is damaged or was partly copied, and building from it would lose the writes after {last}"
+            ),
         });
     }
     records.extend(read_events(index_dir)?.into_iter().filter(|r| r.seq > through));
@@ -112,7 +124,7 @@ pub fn compact(index_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for (_, path) in files.iter().take(files.len().saturating_sub(1)) {
         let mut records = Vec::new();
-        read_segment(path, false, &mut records)?;
+        read_segment(path, PartialLine::Skip, &mut records)?;
         if records.last().is_none_or(|r| r.seq <= needed_after) {
             fs::remove_file(path).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
             removed.push(path.clone());
@@ -148,9 +160,19 @@ pub(super) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(files)
 }
 
-/// Reads one file's complete lines into `out`. With `repair`, a partial last line (a crash
-/// mid-write) is cut off the file; without, it is skipped.
-pub(super) fn read_segment(path: &Path, repair: bool, out: &mut Vec<LoggedRecord>) -> Result<()> {
+/// What [`read_segment`] does with a last line that has no newline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum PartialLine {
+    /// A log file the server writes: a crash mid-write, never acknowledged; cut off the file.
+    Repair,
+    /// A log file read while a server may be writing it: not acknowledged yet; skipped.
+    Skip,
+    /// A generation's carried records, written whole and synced: damage; refused.
+    Refuse,
+}
+
+/// Reads one file's complete lines into `out`, a partial last line handled as `partial` says.
+pub(super) fn read_segment(path: &Path, partial: PartialLine, out: &mut Vec<LoggedRecord>) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut reader = BufReader::new(file);
     let (mut line, mut complete_bytes, mut number) = (Vec::new(), 0u64, 0usize);
@@ -163,8 +185,14 @@ pub(super) fn read_segment(path: &Path, repair: bool, out: &mut Vec<LoggedRecord
         }
         number += 1;
         if line.last() != Some(&b'\n') {
+            if partial == PartialLine::Refuse {
+                return Err(Error::BadIndex {
+                    path: path.to_path_buf(),
+                    reason: format!("line {number} is cut short (the file is damaged or was partly copied)"),
+                });
+            }
             // The tail of a write that never finished: never acknowledged.
-            if repair {
+            if partial == PartialLine::Repair {
                 let file = OpenOptions::new()
                     .write(true)
                     .open(path)

@@ -155,7 +155,7 @@ impl EventLog {
         let mut events = Vec::new();
         let files = segment_files(&dir)?;
         for (_, path) in &files {
-            read_segment(path, true, &mut events)?;
+            read_segment(path, file::PartialLine::Repair, &mut events)?;
         }
         let next_seq = events.last().map_or(1, |e| e.seq + 1).max(folded_through + 1);
         // Appends go to the newest file; a fresh log starts file 1.
