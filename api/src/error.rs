@@ -111,6 +111,9 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, req: &actix_web::Http
         J::Deserialize(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
         // The body's bytes could not be read as sent: actix's own messages are Debug dumps
         // (`Some(Custom { kind: UnexpectedEof … })`), so each case is said in words.
+        J::Payload(actix_web::error::PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", e.to_string())
+        }
         J::Payload(payload) => {
             use actix_web::error::PayloadError as P;
             let reason = match payload {

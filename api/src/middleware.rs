@@ -287,6 +287,61 @@ pub async fn known_content_encoding(
     Ok(req.into_response(response).map_into_right_body())
 }
 
+/// Gives a request's body [`crate::settings::Limits::body_timeout`] to arrive, counted from
+/// when its headers were read (actix times the headers out, never the body): past it, the
+/// body's read fails as timed out, which the JSON reader answers with 408. Without it a client
+/// that trickles a byte every few seconds held its connection, and a shutdown's drain, for as
+/// long as it liked (a 64 KiB body at a byte each 2 s: 36 hours).
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(limit) = req.app_data::<web::Data<AppState>>().map(|state| state.settings().limits.body_timeout) {
+        let body = Deadline {
+            body: actix_web::HttpMessage::take_payload(&mut req),
+            timer: Box::pin(actix_web::rt::time::sleep(limit)),
+            limit,
+            expired: false,
+        };
+        req.set_payload(actix_web::dev::Payload::Stream { payload: Box::pin(body) });
+    }
+    next.call(req).await
+}
+
+/// A body that fails once its time is up ([`body_deadline`]).
+struct Deadline {
+    body: actix_web::dev::Payload,
+    timer: std::pin::Pin<Box<actix_web::rt::time::Sleep>>,
+    limit: std::time::Duration,
+    expired: bool,
+}
+
+impl futures_core::Stream for Deadline {
+    type Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(chunk) = std::pin::Pin::new(&mut this.body).poll_next(cx) {
+            return Poll::Ready(chunk);
+        }
+        if this.timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.expired = true;
+        let message = format!("the body did not arrive within {} s", this.limit.as_secs());
+        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, message);
+        Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(timed_out))))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{method_label, same_key};

@@ -50,7 +50,10 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        let bearer = || {
+            let also = "Or the same key in an `X-Api-Key` header.";
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(also)).build())
+        };
         components.add_security_scheme("api_key", bearer());
         components.add_security_scheme("admin_key", bearer());
         components.add_security_scheme("write_key", bearer());
@@ -94,10 +97,12 @@ fn default_description(status: &str) -> Option<&'static str> {
             "malformed_json, unreadable_body or bad_request: the body is not JSON or cannot be read as sent; \
                   invalid_query_string: a query string on a route that reads none"
         }
-        "401" => "unauthorized: no key, or a key this route does not accept",
+        "401" => "unauthorized: no key was sent (`Authorization: Bearer KEY` or `X-Api-Key: KEY`)",
         "403" => {
-            "the route is switched off on this server (no admin or write key set), or the key is not the one it needs"
+            "forbidden: the key sent is not one this route accepts; or the route is switched off on this server \
+             (admin_disabled, writes_disabled: no admin or write key set)"
         }
+        "408" => "request_timeout: the body did not arrive within the server's body_timeout_secs",
         "404" => "item_not_found or user_not_found: the error names the id",
         "413" => "payload_too_large: the body is over the server's limit",
         "415" => "unsupported_media_type: send Content-Type: application/json (gzip or deflate encoding allowed)",

@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::Object;
 use crate::error::{json_error, query_error, ApiError, ErrorBody};
 use crate::metrics::AnswerQuality;
-use crate::middleware::{known_content_encoding, no_query_string, observe, require, Access};
+use crate::middleware::{body_deadline, known_content_encoding, no_query_string, observe, require, Access};
 use crate::reload::{ReloadError, ReloadOutcome};
 use crate::writes::{delete_item, events, put_item, update_fields};
 use crate::AppState;
@@ -40,7 +40,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
             web::scope("")
                 // A wrap added later runs first: observe, then CORS (which answers preflights
                 // before any key is asked for, and adds its headers to every answer, errors
-                // included), then the encoding check.
+                // included), then the encoding check, then the body's deadline.
+                .wrap(from_fn(body_deadline))
                 .wrap(from_fn(known_content_encoding))
                 .wrap(cors)
                 .wrap(from_fn(observe))
@@ -347,8 +348,8 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     security((), ("api_key" = [])),
     responses(
         (status = 200, body = Results, headers(("x-cache" = String, description = "hit or miss"))),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn search(
@@ -368,8 +369,8 @@ pub(crate) async fn search(
 #[utoipa::path(post, path = "/v1/recommend", tag = "recommend", request_body = RecommendRequest,
     security((), ("api_key" = [])),
     responses(
-        (status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn recommend(
@@ -387,7 +388,7 @@ pub(crate) async fn recommend(
 /// One item as stored.
 #[utoipa::path(get, path = "/v1/items/{id}", tag = "items", params(("id" = String, Path, description = "item id")),
     security((), ("api_key" = [])),
-    responses((status = 200, body = hyrank_engine::Item), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 200, body = hyrank_engine::Item), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "an id no item can have (empty, blank at an end)"),
         (status = 503, body = ErrorBody)))]
 pub(crate) async fn item(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -424,7 +425,7 @@ pub(crate) struct SimilarParams {
     security((), ("api_key" = [])),
     responses((status = 200, body = Results),
         (status = 400, body = ErrorBody, description = "invalid_query_string: a query parameter this route does not read, or a bad value of one"),
-        (status = 401, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn similar(
     state: web::Data<AppState>,
@@ -464,8 +465,8 @@ pub(crate) async fn similar(
 #[utoipa::path(post, path = "/v1/similar", tag = "items", request_body = SimilarRequest,
     security((), ("api_key" = [])),
     responses(
-        (status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 200, body = Results), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn similar_items(
@@ -497,7 +498,7 @@ pub(crate) struct IndexInfo {
 
 /// Describes the serving generation: manifest (counts, model, build time), folder, since when.
 #[utoipa::path(get, path = "/v1/index", tag = "index", security((), ("api_key" = [])),
-    responses((status = 200, body = IndexInfo), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = IndexInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn index(state: web::Data<AppState>) -> HttpResponse {
     let engine = state.engine();
     HttpResponse::Ok().json(IndexInfo {

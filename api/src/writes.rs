@@ -56,7 +56,7 @@ pub(crate) struct EventsRequest {
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "an event names an item the index does not have"),
         (status = 409, body = ErrorBody, description = "the server has no live log"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn events(
@@ -139,7 +139,7 @@ pub(crate) struct Updated {
         (status = 200, body = Updated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such item, or deleted"),
         (status = 409, body = ErrorBody, description = "the server has no live log"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn update_fields(
@@ -233,7 +233,7 @@ pub(crate) struct Put {
         (status = 200, body = Put), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "the server has no live log, holds max_live_items live rows, or another write about the item landed first (retry)"),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
 pub(crate) async fn put_item(

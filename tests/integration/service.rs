@@ -145,6 +145,36 @@ async fn keys_guard_v1_and_admin_routes() {
     assert_eq!(call(&open, search(query, None)).await.0, StatusCode::OK, "no search key: /v1 is open");
 }
 
+/// A body that stops arriving gets 408 once its time is up, naming the limit; a whole body
+/// sent at once is served as before.
+#[actix_web::test]
+async fn a_body_that_stalls_gets_408() {
+    use futures_util::StreamExt;
+    let limits = Limits { body_timeout: std::time::Duration::from_secs(1), ..Limits::default() };
+    let settings = ServiceSettings { limits, ..ServiceSettings::default() };
+    let app = service(AppState::with_settings(shared_engine(), None, settings)).await;
+    let first = futures_util::stream::iter([Ok::<_, actix_web::error::PayloadError>(
+        actix_web::web::Bytes::from_static(br#"{"query": "te"#),
+    )]);
+    let stalled = first.chain(futures_util::stream::pending());
+    let request = test::TestRequest::post()
+        .uri("/v1/search")
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("content-length", "40"))
+        .to_request();
+    let (request, _) = request.replace_payload(actix_http::Payload::from(
+        Box::pin(stalled) as std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>>
+    ));
+    let answered = actix_web::rt::time::timeout(std::time::Duration::from_secs(20), test::call_service(&app, request));
+    let response = answered.await.expect("no answer within 20 s: the body has no deadline");
+    let status = response.status();
+    let body: Value = test::read_body_json(response).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::REQUEST_TIMEOUT, Some("request_timeout")));
+    assert_eq!(body["error"]["message"], "the body did not arrive within 1 s", "{body}");
+    let (status, _, _) = call(&app, search(json!({"query": "tent"}), None)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 #[actix_web::test]
 async fn bounds_answer_4xx_with_a_code() {
     let limits =

@@ -126,6 +126,11 @@ pub struct SettingsLayer {
     /// Largest request body in bytes [default: 65536].
     #[arg(long, env = "HYRANK_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Seconds a request's body may take to arrive once its headers are read; a body still
+    /// arriving then gets 408 (a stalled or trickling client holds a connection, and a
+    /// shutdown's drain, no longer) [default: 15].
+    #[arg(long, env = "HYRANK_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<usize>,
     /// Largest k (hits per response) [default: 100].
     #[arg(long, env = "HYRANK_MAX_K")]
     pub max_k: Option<usize>,
@@ -226,6 +231,7 @@ impl SettingsLayer {
             admin_key,
             write_key,
             max_body_bytes,
+            body_timeout_secs,
             max_k,
             max_candidates,
             max_query_chars,
@@ -287,6 +293,8 @@ fn file_keys() -> Vec<String> {
 pub struct Limits {
     /// Largest body in bytes.
     pub max_body_bytes: usize,
+    /// Longest a body may take to arrive after its headers.
+    pub body_timeout: std::time::Duration,
     /// Largest k.
     pub max_k: usize,
     /// Largest candidates per retriever.
@@ -307,6 +315,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body_bytes: 64 * 1024,
+            body_timeout: std::time::Duration::from_secs(15),
             max_k: 100,
             max_candidates: 1000,
             max_query_chars: 1000,
@@ -457,6 +466,11 @@ impl ServerSettings {
         }
         let limits = Limits {
             max_body_bytes: positive("max_body_bytes", layer.max_body_bytes, defaults.max_body_bytes)?,
+            body_timeout: std::time::Duration::from_secs(positive(
+                "body_timeout_secs",
+                layer.body_timeout_secs,
+                defaults.body_timeout.as_secs() as usize,
+            )? as u64),
             max_k: positive("max_k", layer.max_k, defaults.max_k)?,
             max_candidates: positive("max_candidates", layer.max_candidates, defaults.max_candidates)?,
             max_query_chars: positive("max_query_chars", layer.max_query_chars, defaults.max_query_chars)?,
