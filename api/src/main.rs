@@ -114,12 +114,16 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let (filter, misread) = log_filter(std::env::var("HYRANK_LOG").ok().as_deref());
+    let (filter, unreadable) = env_filter(&filter);
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info,hnsw_rs=warn".into()))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: log files and collectors get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(e) = unreadable {
+        tracing::warn!("HYRANK_LOG is not a log filter ({e}); logging at info");
+    }
     for word in misread {
         tracing::warn!(
             "HYRANK_LOG: {word:?} is read as a module's name, not a level (error, warn, info, debug, trace, off)"
@@ -131,6 +135,16 @@ fn main() -> ExitCode {
             eprintln!("error: {}", hyrank_engine::error::report(e.as_ref()));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `filter` as tracing reads it, or, when it cannot read it at all (`access=wran`, `info,[`),
+/// the default filter and why, for a warning once logging is up: such a value used to log at
+/// info without a word.
+fn env_filter(filter: &str) -> (tracing_subscriber::EnvFilter, Option<String>) {
+    match tracing_subscriber::EnvFilter::try_new(filter) {
+        Ok(filter) => (filter, None),
+        Err(e) => ("info,hnsw_rs=warn".into(), Some(e.to_string())),
     }
 }
 
@@ -163,7 +177,17 @@ fn log_filter(value: Option<&str>) -> (String, Vec<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::log_filter;
+    use super::{env_filter, log_filter};
+
+    #[test]
+    fn a_filter_tracing_cannot_read_is_reported() {
+        for unreadable in ["hyrank::access=wran", "info,[", "====="] {
+            let (filter, why) = env_filter(&log_filter(Some(unreadable)).0);
+            assert!(why.is_some(), "{unreadable}");
+            assert_eq!(filter.to_string(), "hnsw_rs=warn,info", "{unreadable}");
+        }
+        assert_eq!(env_filter(&log_filter(Some("warn,hyrank::access=off")).0).1, None);
+    }
 
     #[test]
     fn a_log_filter_keeps_a_level_and_names_a_misread_one() {

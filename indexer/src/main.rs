@@ -81,15 +81,25 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // A value tracing cannot read at all (`hyrank_indexer=wran`) logs at the default, said
+    // below, not silently.
+    let default_filter = || "warn,hyrank_indexer=info,hnsw_rs=error".into();
+    let (filter, unreadable) = match std::env::var("HYRANK_LOG").ok().filter(|v| !v.trim().is_empty()) {
+        None => (default_filter(), None),
+        Some(value) => match tracing_subscriber::EnvFilter::try_new(&value) {
+            Ok(filter) => (filter, None),
+            Err(e) => (default_filter(), Some(e)),
+        },
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HYRANK_LOG")
-                .unwrap_or_else(|_| "warn,hyrank_indexer=info,hnsw_rs=error".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: log files and collectors get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Some(e) = unreadable {
+        tracing::warn!("HYRANK_LOG is not a log filter ({e}); logging at the default levels");
+    }
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match refuse_moot_flags(&matches).and_then(|()| run(cli)) {

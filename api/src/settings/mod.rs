@@ -198,8 +198,9 @@ pub struct SettingsLayer {
     /// browsers let only pages this server serves, like /ui, read its answers].
     #[arg(long, env = "HYRANK_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
-    /// Seconds between checks of the index's CURRENT pointer for a new generation (0: only the
-    /// admin route reloads) [default: 5].
+    /// Seconds between checks of the index's CURRENT pointer for a new generation, and a
+    /// replica's polls of its source (0: only the admin route reloads, and a replica pulls
+    /// only at start-up) [default: 5].
     #[arg(long, env = "HYRANK_WATCH_SECS")]
     pub watch_secs: Option<u64>,
     /// Print the OpenAPI document and exit (used to refresh api/openapi.json).
