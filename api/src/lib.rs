@@ -50,6 +50,10 @@ struct Inner {
     inflight: AtomicUsize,
     /// One reload at a time.
     reloading: Mutex<()>,
+    /// A replica's source ([`AppState::pulling_from`]), which the admin route pulls from.
+    source: Option<Arc<hyrank_engine::generation::remote::Remote>>,
+    /// One pull at a time (the puller's and the admin route's share the download folder).
+    pulling: Mutex<()>,
 }
 
 struct Serving {
@@ -77,8 +81,21 @@ impl AppState {
                 metrics,
                 inflight: AtomicUsize::new(0),
                 reloading: Mutex::new(()),
+                source: None,
+                pulling: Mutex::new(()),
             }),
         }
+    }
+
+    /// Makes this a replica of `source`: the admin route pulls what the source's `CURRENT`
+    /// names before it reloads ([`AppState::refresh`]), polling or not.
+    ///
+    /// # Panics
+    /// Once the state has been cloned (call it first).
+    #[must_use]
+    pub fn pulling_from(mut self, source: Arc<hyrank_engine::generation::remote::Remote>) -> Self {
+        Arc::get_mut(&mut self.inner).expect("pulling_from before the state is shared").source = Some(source);
+        self
     }
 
     /// The engine serving now.

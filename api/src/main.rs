@@ -68,7 +68,12 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     let live = EventLog::open(&settings.index_dir, engine.manifest().live_folded_through())
         .context("opening the live event log")?;
     engine.attach_live(Arc::new(live));
-    let state = AppState::with_settings(Arc::new(engine), Some(settings.index_dir.clone()), settings.service.clone());
+    let mut state =
+        AppState::with_settings(Arc::new(engine), Some(settings.index_dir.clone()), settings.service.clone());
+    let remote = remote.map(Arc::new);
+    if let Some(remote) = &remote {
+        state = state.pulling_from(Arc::clone(remote));
+    }
     if settings.watch_secs > 0 {
         reload::spawn_watcher(state.clone(), Duration::from_secs(settings.watch_secs))
             .context("starting the generation watcher")?;

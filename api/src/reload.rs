@@ -10,6 +10,46 @@ use serde::Serialize;
 
 use crate::{AppState, Serving};
 
+impl AppState {
+    /// What the admin route runs: on a replica ([`AppState::pulling_from`]), pulls the
+    /// generation its source's `CURRENT` names (nothing when it is here already; every file
+    /// checked), swaps it in and prunes the folder as the puller does; otherwise
+    /// [`AppState::reload`]. A download that fails its checks is refused and counted as the
+    /// puller counts it; a source that cannot be read is [`ReloadError::Source`].
+    pub fn refresh(&self) -> Result<ReloadOutcome, ReloadError> {
+        let Some(source) = self.inner.source.clone() else { return self.reload() };
+        let index_dir = self.inner.index_dir.as_ref().ok_or(ReloadError::Disabled)?;
+        let pulled = {
+            let _one_at_a_time = self.inner.pulling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            source.pull(index_dir)
+        };
+        match pulled {
+            Ok(_) => {}
+            Err(e @ hyrank_engine::Error::BadIndex { .. }) => {
+                self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+                tracing::error!(error = %e, source = source.url(), "pulled generation refused; still serving the local one");
+                return Err(ReloadError::Refused(e));
+            }
+            Err(e) => {
+                self.inner.metrics.reloads.with_label_values(&["failed"]).inc();
+                return Err(ReloadError::Source(e));
+            }
+        }
+        let outcome = self.reload()?;
+        if matches!(outcome, ReloadOutcome::Swapped { .. }) {
+            prune_pulled(index_dir);
+        }
+        Ok(outcome)
+    }
+}
+
+/// A replica keeps its newest [`REPLICA_KEEP`] generations (never one in use).
+fn prune_pulled(index_dir: &std::path::Path) {
+    if let Err(e) = hyrank_engine::generation::prune(index_dir, REPLICA_KEEP) {
+        tracing::warn!(error = %e, "removing old pulled generations");
+    }
+}
+
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -37,6 +77,10 @@ pub enum ReloadError {
     /// The published generation could not be opened; the old one keeps serving.
     #[error("the published generation was refused and the serving one kept: {0}")]
     Refused(#[from] hyrank_engine::Error),
+    /// A replica's source could not be read, or the download broke off; the old one keeps
+    /// serving.
+    #[error("the source could not be pulled from; the serving generation kept: {0}")]
+    Source(hyrank_engine::Error),
 }
 
 impl AppState {
@@ -138,7 +182,7 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.reload())) {
                 Ok(Ok(_)) => refused = None,
                 Ok(Err(ReloadError::Disabled)) => return,
-                Ok(Err(ReloadError::Refused(_))) => refused = Some(pointer),
+                Ok(Err(ReloadError::Refused(_) | ReloadError::Source(_))) => refused = Some(pointer),
                 Err(_) => {
                     state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
                     tracing::error!("a reload panicked; still serving the old generation");
@@ -160,7 +204,7 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
 /// with the server, as [`spawn_watcher`]'s does.
 pub fn spawn_puller(
     state: AppState,
-    remote: hyrank_engine::generation::remote::Remote,
+    remote: Arc<hyrank_engine::generation::remote::Remote>,
     every: Duration,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("hyrank-generation-puller".into()).spawn(move || {
@@ -199,16 +243,18 @@ pub fn spawn_puller(
             // The generation just read, by name: were the pull to read `CURRENT` again, a
             // publish in between would refuse one generation under another's name, and the
             // refused one would be fetched (and counted) again at the next poll.
-            match remote.pull_named(&index_dir, &name) {
+            let pulled = {
+                let _one_at_a_time = state.inner.pulling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                remote.pull_named(&index_dir, &name)
+            };
+            match pulled {
                 Ok(None) => (failing, failures) = (false, 0),
                 Ok(Some(_)) => {
                     refused = None;
                     (failing, failures) = (false, 0);
                     // A refused open is counted and logged by reload itself.
                     if state.reload().is_ok() {
-                        if let Err(e) = hyrank_engine::generation::prune(&index_dir, REPLICA_KEEP) {
-                            tracing::warn!(error = %e, "removing old pulled generations");
-                        }
+                        prune_pulled(&index_dir);
                     }
                 }
                 // The download failed its checks (a hash, a size, a format version, a name

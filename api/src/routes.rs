@@ -512,18 +512,21 @@ pub(crate) async fn index(state: web::Data<AppState>) -> HttpResponse {
 
 /// Opens the generation the index's CURRENT pointer names and swaps it in if it is new. In-flight
 /// requests finish on the old one. A generation that fails to open is refused (409) and the
-/// serving one kept.
+/// serving one kept. On a replica (`--source`) it first pulls what the source's CURRENT names,
+/// whether or not the replica polls (`watch_secs` 0).
 #[utoipa::path(post, path = "/admin/reload", tag = "admin", security(("admin_key" = [])),
     responses((status = 200, body = ReloadOutcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the new generation was refused; the old one still serves")))]
+        (status = 409, body = ErrorBody, description = "the new generation was refused; the old one still serves"),
+        (status = 502, body = ErrorBody, description = "source_unavailable: a replica's source could not be read or the download broke off; the old one still serves")))]
 pub(crate) async fn reload(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let state = state.get_ref().clone();
-    let outcome = web::block(move || state.reload())
+    let outcome = web::block(move || state.refresh())
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()))?
         .map_err(|e| match e {
             ReloadError::Disabled => ApiError::new(StatusCode::CONFLICT, "reload_disabled", e.to_string()),
             ReloadError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "generation_refused", e.to_string()),
+            ReloadError::Source(_) => ApiError::new(StatusCode::BAD_GATEWAY, "source_unavailable", e.to_string()),
         })?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(outcome))
 }

@@ -448,6 +448,39 @@ async fn a_damaged_generation_is_refused_and_the_next_good_one_swaps_in() {
     assert!(metrics.contains(&counted), "{metrics}");
 }
 
+/// A replica that does not poll its source (`watch_secs` 0) pulls, checks and swaps in what the
+/// source names when the admin route asks (it used to answer `unchanged`, never pulling); a
+/// source that cannot be read answers 502, the old generation serving. (Not an async test: the
+/// source's client runs a runtime of its own, which may not start or end inside another.)
+#[core::prelude::v1::test] // `test` here is actix's module
+fn a_replica_that_does_not_poll_pulls_on_the_admin_route() {
+    use hyrank_engine::generation::remote::Remote;
+    let dir = tempfile::tempdir().unwrap();
+    let (built, source, replica) = (dir.path().join("built"), dir.path().join("source"), dir.path().join("replica"));
+    std::fs::create_dir_all(&source).unwrap();
+    let url = format!("file://{}", source.display());
+    let publish = |name: &str| {
+        publish_copy(&built, name, false);
+        Remote::open(&url).unwrap().publish(&built.join("generations").join(name)).unwrap();
+    };
+    publish("000001");
+    Remote::open(&url).unwrap().pull(&replica).unwrap();
+    let engine = Engine::open(&replica, &hyrank_tests::embedder_settings()).unwrap();
+    let state = AppState::with_settings(Arc::new(engine), Some(replica), keyed(Limits::default()))
+        .pulling_from(Arc::new(Remote::open(&url).unwrap()));
+    publish("000002");
+    actix_web::rt::System::new().block_on(async {
+        let app = service(state.clone()).await;
+        let admin = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+        let (status, _, body) = call(&app, admin()).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"outcome": "swapped", "from": "000001", "to": "000002"})));
+        std::fs::rename(&source, dir.path().join("gone")).unwrap();
+        let (status, _, body) = call(&app, admin()).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("source_unavailable")));
+    });
+    assert_eq!(state.engine().manifest().generation, "000002");
+}
+
 #[actix_web::test]
 async fn the_watcher_picks_up_a_published_generation() {
     let root = tempfile::tempdir().unwrap();

@@ -494,7 +494,8 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &dyn Storag
     remote.pull(&replica).unwrap();
     let engine = Engine::open(&replica, &embedder_settings()).unwrap();
     let state = AppState::with_settings(std::sync::Arc::new(engine), Some(replica.clone()), ServiceSettings::default());
-    reload::spawn_puller(state.clone(), s3.remote(&s3.url(bucket, "serve")), Duration::from_millis(100)).unwrap();
+    let source = std::sync::Arc::new(s3.remote(&s3.url(bucket, "serve")));
+    reload::spawn_puller(state.clone(), source, Duration::from_millis(100)).unwrap();
     let serving = |state: &AppState| state.engine().manifest().generation.clone();
     let wait_for = |what: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -199,8 +199,8 @@ pub struct SettingsLayer {
     #[arg(long, env = "HYRANK_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
     /// Seconds between checks of the index's CURRENT pointer for a new generation, and a
-    /// replica's polls of its source (0: only the admin route reloads, and a replica pulls
-    /// only at start-up) [default: 5].
+    /// replica's polls of its source (0: only the admin route reloads; on a replica it pulls
+    /// first) [default: 5].
     #[arg(long, env = "HYRANK_WATCH_SECS")]
     pub watch_secs: Option<u64>,
     /// Print the OpenAPI document and exit (used to refresh api/openapi.json).
