@@ -62,6 +62,7 @@ fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: b
     // `DecimalDigitFilter` does: Thai "๒๕๖๗", Arabic-Indic "٢٠٢٤" and Devanagari "२०२४" are
     // the numbers people also type as "2567" and "2024".
     let digits = revision >= Revision::Segmented;
+    let ignorables = revision >= Revision::Ignorables;
     let lowered: String = segment
         .nfkc()
         .map(|c| match c {
@@ -71,6 +72,7 @@ fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: b
         })
         .flat_map(char::to_lowercase)
         .filter(|&c| c != '\u{0640}' && !(joined && matches!(c, '\u{00AD}' | '\u{2060}' | '\u{FEFF}')))
+        .filter(|&c| !(ignorables && is_dropped_invisible(c)))
         .map(|c| match c {
             'ς' => 'σ',
             '\u{02BC}' | '\u{02BB}' if joined => '\'',
@@ -80,8 +82,19 @@ fn normalize_unicode(segment: &str, revision: Revision, joined: bool, turkish: b
         .collect();
     match revision {
         Revision::First => fold_diacritics(&lowered, revision),
-        Revision::Joined | Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented => lowered,
+        Revision::Joined
+        | Revision::Alphanumeric
+        | Revision::FoldedLetters
+        | Revision::Segmented
+        | Revision::Ignorables => lowered,
     }
+}
+
+/// A default-ignorable code point ([`Revision::Ignorables`]) other than the zero-width space
+/// and non-joiner, which the chain reads as separators.
+fn is_dropped_invisible(c: char) -> bool {
+    use icu_properties::{props::DefaultIgnorableCodePoint, CodePointSetData};
+    !matches!(c, '\u{200B}' | '\u{200C}') && CodePointSetData::new::<DefaultIgnorableCodePoint>().contains(c)
 }
 
 /// The ASCII digit of a decimal digit (Nd) of any script. Unicode encodes each script's
@@ -122,6 +135,44 @@ pub(super) fn is_decimal_digit(c: char) -> bool {
     c.is_number_decimal_digit()
 }
 
+/// A word's parts between punctuation or a zero-width non-joiner, except a number's own
+/// punctuation ([`in_number`]): "2.5", "1,000" and "٢٫٥" stay whole, as numbers (Lucene's
+/// standard tokenizer keeps them so too), where their parts would match unrelated numbers.
+pub(super) fn parts(chars: &[char], revision: Revision) -> Vec<&[char]> {
+    let mut parts = Vec::new();
+    let mut from = 0;
+    for (i, &c) in chars.iter().enumerate() {
+        let separates =
+            c == '\u{200C}' || (!c.is_ascii_alphanumeric() && is_punctuation(c) && !in_number(chars, i, revision));
+        if separates {
+            parts.push(&chars[from..i]);
+            from = i + 1;
+        }
+    }
+    parts.push(&chars[from..]);
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// Whether `chars[i]` is punctuation inside a number: between two digits of any script, and
+/// since [`Revision::Alphanumeric`] only a decimal or thousands separator ("." "," and the
+/// Arabic "٫" "٬") between two decimal digits, so that "x86_64" is "x86" and "64".
+pub(super) fn in_number(chars: &[char], i: usize, revision: Revision) -> bool {
+    let digit = |c: char| match revision {
+        Revision::First | Revision::Joined => c.is_numeric(),
+        Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented | Revision::Ignorables => {
+            is_decimal_digit(c)
+        }
+    };
+    let separator = match revision {
+        Revision::First | Revision::Joined => is_punctuation(chars[i]),
+        Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented | Revision::Ignorables => {
+            matches!(chars[i], '.' | ',' | '\u{066B}' | '\u{066C}')
+        }
+    };
+    separator && i > 0 && chars.get(i - 1).is_some_and(|&c| digit(c)) && chars.get(i + 1).is_some_and(|&c| digit(c))
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -140,6 +191,30 @@ mod tests {
                     prop_assert_eq!(normalize(&segment, revision, dotted_i), general);
                 }
             }
+        }
+    }
+
+    /// Under the invisible-marks revision a word typed with the marks right-to-left interfaces
+    /// put around it, a joiner or a variation selector is the word; the zero-width space and
+    /// non-joiner separate as before; earlier revisions keep the marks (their indexes hold them).
+    #[test]
+    fn default_ignorables_are_dropped_and_separators_kept() {
+        let terms = |text: &str, revision| -> Vec<String> {
+            super::super::analyze(text, revision).0.into_iter().map(|t| t.text).collect()
+        };
+        let marks = ['\u{200E}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{061C}', '\u{200D}'];
+        for mark in marks.into_iter().chain(['\u{FE0F}', '\u{034F}', '\u{180E}']) {
+            assert_eq!(terms(&format!("tent{mark}"), Revision::Ignorables), ["tent"], "{mark:?}");
+            assert_eq!(
+                terms(&format!("{mark}tent{mark} stove{mark}"), Revision::Ignorables),
+                ["tent", "stove"],
+                "{mark:?}"
+            );
+            assert_eq!(terms(&format!("الجبال{mark}"), Revision::Ignorables), ["الجبال"], "{mark:?}");
+        }
+        assert_ne!(terms("tent\u{200E}", Revision::Segmented), ["tent"], "earlier revisions keep them");
+        for separated in ["می\u{200C}خواهم", "tent\u{200B}stove", "กาแฟ\u{200B}สด"] {
+            assert_eq!(terms(separated, Revision::Ignorables), terms(separated, Revision::Segmented), "{separated}");
         }
     }
 

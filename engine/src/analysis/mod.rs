@@ -71,6 +71,14 @@
 //! evidence, and its characters alone would match half the catalog. Danish and Norwegian
 //! catalogs fold "aa", "ae" and "oe" typed for "å", "æ" and "ø" ([`Spelling::Nordic`]).
 //!
+//! The invisible-marks revision ([`Revision::Ignorables`]) drops in step 1 the characters
+//! Unicode says no text shows (its Default_Ignorable_Code_Point property, `icu_properties`):
+//! the left-to-right and right-to-left marks and isolates that right-to-left interfaces put
+//! around words, the zero-width joiner, variation selectors. UAX #29 keeps them inside the
+//! word before them, so "tent" typed with a trailing mark (U+200E) was the term "tent\u{200e}"
+//! and found nothing. NFKC_Casefold, which Lucene's ICU folding applies, drops them the same
+//! way. The zero-width space and non-joiner stay: they separate words and parts (steps 3, 6).
+//!
 //! Stop words and stems are the catalog's language's (`lexical::Language`,
 //! `lexical/analyzers.rs`). Under the later revisions: steps 1 and 3 to 7, the stop
 //! words (their lists keep accents), then step 2 with the stemmer, which indexes each word's
@@ -86,7 +94,7 @@ mod chars;
 pub(crate) mod fold;
 mod scripts;
 
-use chars::{is_cjk, is_decimal_digit, is_punctuation, is_punctuation_or_invisible, normalize};
+use chars::{in_number, is_cjk, is_decimal_digit, is_punctuation_or_invisible, normalize, parts};
 use scripts::{bigrams, is_complex_context_segment, push_words, ZERO_WIDTH_SPACE};
 
 pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer, Spelling};
@@ -114,15 +122,27 @@ pub enum Revision {
     FoldedLetters,
     /// As [`Revision::FoldedLetters`], and Thai, Lao, Khmer and Myanmar runs cut into words by
     /// dictionary (step 3), CJK characters indexed alone besides their pairs (step 4), and the
-    /// Danish and Norwegian pairs ([`Spelling::Nordic`]): what new generations are built with.
-    #[default]
+    /// Danish and Norwegian pairs ([`Spelling::Nordic`]): what generations built before
+    /// invisible marks were dropped read with.
     Segmented,
+    /// As [`Revision::Segmented`], and step 1 drops Unicode's default-ignorable code points
+    /// (direction marks and isolates, the zero-width joiner, variation selectors…), as
+    /// NFKC_Casefold does, except the zero-width space and non-joiner, which separate words and
+    /// parts: what new generations are built with.
+    #[default]
+    Ignorables,
 }
 
 impl Revision {
     /// Every revision, oldest first: what an index on disk may have been built with.
-    pub const ALL: [Revision; 5] =
-        [Revision::First, Revision::Joined, Revision::Alphanumeric, Revision::FoldedLetters, Revision::Segmented];
+    pub const ALL: [Revision; 6] = [
+        Revision::First,
+        Revision::Joined,
+        Revision::Alphanumeric,
+        Revision::FoldedLetters,
+        Revision::Segmented,
+        Revision::Ignorables,
+    ];
 }
 
 /// The `hyrank` tokenizer (see the module documentation).
@@ -345,42 +365,6 @@ pub(super) fn push_cut(out: &mut Vec<Token>, from: usize, to: usize, chars: &[ch
     for piece in chars.chunks(MAX_TOKEN_CHARS) {
         push(out, from, to, piece.iter().collect());
     }
-}
-
-/// A word's parts between punctuation or a zero-width non-joiner, except a number's own
-/// punctuation ([`in_number`]): "2.5", "1,000" and "٢٫٥" stay whole, as numbers (Lucene's
-/// standard tokenizer keeps them so too), where their parts would match unrelated numbers.
-fn parts(chars: &[char], revision: Revision) -> Vec<&[char]> {
-    let mut parts = Vec::new();
-    let mut from = 0;
-    for (i, &c) in chars.iter().enumerate() {
-        let separates =
-            c == '\u{200C}' || (!c.is_ascii_alphanumeric() && is_punctuation(c) && !in_number(chars, i, revision));
-        if separates {
-            parts.push(&chars[from..i]);
-            from = i + 1;
-        }
-    }
-    parts.push(&chars[from..]);
-    parts.retain(|p| !p.is_empty());
-    parts
-}
-
-/// Whether `chars[i]` is punctuation inside a number: between two digits of any script, and
-/// since [`Revision::Alphanumeric`] only a decimal or thousands separator ("." "," and the
-/// Arabic "٫" "٬") between two decimal digits, so that "x86_64" is "x86" and "64".
-fn in_number(chars: &[char], i: usize, revision: Revision) -> bool {
-    let digit = |c: char| match revision {
-        Revision::First | Revision::Joined => c.is_numeric(),
-        Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented => is_decimal_digit(c),
-    };
-    let separator = match revision {
-        Revision::First | Revision::Joined => is_punctuation(chars[i]),
-        Revision::Alphanumeric | Revision::FoldedLetters | Revision::Segmented => {
-            matches!(chars[i], '.' | ',' | '\u{066B}' | '\u{066C}')
-        }
-    };
-    separator && i > 0 && chars.get(i - 1).is_some_and(|&c| digit(c)) && chars.get(i + 1).is_some_and(|&c| digit(c))
 }
 
 /// Longest part, in characters, that step 7 splits: longer ones are codes or hashes

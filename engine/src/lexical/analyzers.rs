@@ -291,8 +291,9 @@ impl std::str::FromStr for Language {
 /// revision always names its language (its elisions, stems and stop words depend on it):
 /// `hyrank2_fr`, `hyrank2_fr_stem`, `hyrank2_fr_stop`, `hyrank2_fr_stem_stop`; the
 /// letters-beside-digits revision the same with `hyrank3_`, the folded-letters one with
-/// `hyrank4_`, the segmented one with `hyrank5_` (and its search analyzers, which read
-/// queries, with [`SEARCH_SUFFIX`] after that).
+/// `hyrank4_`, the segmented one with `hyrank5_`, the invisible-marks one with `hyrank6_`
+/// (and from the segmented one on, its search analyzers, which read queries, with
+/// [`SEARCH_SUFFIX`] after that).
 pub(super) fn unicode_name(revision: Revision, language: Language, stemming: bool, stop_words: bool) -> String {
     let prefix = match revision {
         Revision::First => {
@@ -302,6 +303,7 @@ pub(super) fn unicode_name(revision: Revision, language: Language, stemming: boo
         Revision::Alphanumeric => "hyrank3_",
         Revision::FoldedLetters => "hyrank4_",
         Revision::Segmented => "hyrank5_",
+        Revision::Ignorables => "hyrank6_",
     };
     [prefix, language.code(), if stemming { "_stem" } else { "" }, if stop_words { "_stop" } else { "" }].concat()
 }
@@ -325,7 +327,7 @@ pub(super) fn register(index: &Index) {
     tokenizers.register(&name(true, false), first().filter(english.stemmer()).build());
     tokenizers.register(&name(false, true), first().filter(stop()).build());
     tokenizers.register(&name(true, true), first().filter(stop()).filter(english.stemmer()).build());
-    for revision in [Revision::Joined, Revision::Alphanumeric, Revision::FoldedLetters, Revision::Segmented] {
+    for revision in Revision::ALL.into_iter().filter(|&r| r > Revision::First) {
         // From the segmented revision on, queries are read by search analyzers of their own.
         let searches: &[bool] = if revision >= Revision::Segmented { &[false, true] } else { &[false] };
         for (language, &search) in Language::ALL.into_iter().flat_map(|l| searches.iter().map(move |s| (l, s))) {
@@ -626,6 +628,7 @@ mod tests {
         assert_eq!(name(Revision::Alphanumeric, Language::Turkish, false, false), "hyrank3_tr");
         assert_eq!(name(Revision::FoldedLetters, Language::German, true, true), "hyrank4_de_stem_stop");
         assert_eq!(name(Revision::Segmented, Language::Danish, false, false), "hyrank5_da");
+        assert_eq!(name(Revision::Ignorables, Language::Danish, false, false), "hyrank6_da");
         for language in Language::ALL {
             assert_eq!(language.name().parse::<Language>(), Ok(language));
             assert_eq!(serde_json::to_value(language).unwrap(), language.name());

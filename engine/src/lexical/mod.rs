@@ -461,7 +461,7 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             };
-        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank5_en_stem".to_string(), "hyrank_en".to_string()));
+        assert_eq!((tokenizer(&lexical), tokenizer(&old)), ("hyrank6_en_stem".to_string(), "hyrank_en".to_string()));
         // A generation of one item built under `revision`, with its directory.
         let built_with = |revision, title: &str| {
             let dir = tempfile::tempdir().unwrap();

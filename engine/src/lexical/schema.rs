@@ -414,7 +414,7 @@ mod tests {
         swapped.search_fields[0].analysis = Some(unstemmed);
         swapped.search_fields[1].analysis = Some(french);
         let error = LexicalIndex::open(dir.path(), swapped).err().unwrap().to_string();
-        let names = "its schema names hyrank5_en_stem, hyrank5_en_stem, hyrank5_fr_stem, hyrank5_en";
+        let names = "its schema names hyrank6_en_stem, hyrank6_en_stem, hyrank6_fr_stem, hyrank6_en";
         assert!(error.contains("tags_fr, brand with") && error.contains(names), "{error}");
     }
 
