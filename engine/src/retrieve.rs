@@ -98,6 +98,11 @@ impl CfItems {
         CfItems { index, cold: Arc::new(cold), warm_mean, warm }
     }
 
+    /// Whether `item` had no training interactions (CF has no opinion on it).
+    pub(crate) fn is_cold(&self, item: u32) -> bool {
+        self.cold.get(item as usize).copied().unwrap_or(false)
+    }
+
     /// The CF list's floor for `probe`: its mean score over the warm items other than `own`
     /// (the probe's own items: a user's history, a similar request's seed), what an item
     /// unrelated to the probe scores on average. Its own items are left out because ALS fits

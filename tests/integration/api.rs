@@ -411,12 +411,18 @@ async fn cold_items_are_reachable_through_content() {
         std::fs::read_to_string(hyrank_tests::fixture("cold_items.txt")).unwrap().lines().map(str::to_string).collect();
     let mut reached = HashSet::new();
     for u in (1..=150).step_by(5) {
-        let request = json!({"user": format!("u{u:03}"), "k": 10, "cold_items": "share"});
+        let request = json!({"user": format!("u{u:03}"), "k": 10, "cold_items": "share", "explain": true});
         let (status, body) = post("/v1/recommend", request).await;
         assert_eq!(status, StatusCode::OK);
         for hit in body["hits"].as_array().unwrap() {
+            // Its explanation says CF had no opinion, as the breakdown does (it read as a sum
+            // of no weights, 0).
+            let no_opinion = hit.to_string().contains("CF: no opinion on an item no one interacted with");
             if cold.contains(hit["id"].as_str().unwrap()) {
                 assert_eq!(hit["breakdown"]["abstained"], json!(["cf"]), "{hit}");
+                assert!(no_opinion, "{hit}");
+            } else {
+                assert!(!no_opinion, "{hit}");
             }
         }
         reached.extend(ids(&body).into_iter().filter(|id| cold.contains(id)));

@@ -621,3 +621,27 @@ async fn a_write_logged_against_a_row_with_blank_values_still_applies_after_the_
     let live = rebuilt.manifest.live.unwrap();
     assert_eq!((live.deleted, live.superseded_deletes), (vec!["A".to_string()], 0));
 }
+
+/// A history item replaced by a put is named in a recommendation's explanation by the title it
+/// has now, in the CF tree as in the content tree (CF named the stored row's old title).
+#[actix_web::test]
+async fn an_explanation_names_a_replaced_history_item_by_its_title_now() {
+    let root = tempfile::tempdir().unwrap();
+    let app = service(live_state(root.path())).await;
+    let (_, _, old) = call(&app, get("/v1/items/SLP-009")).await;
+    let old_title = old["title"].as_str().unwrap().to_string();
+    let item = json!({"title": format!("{old_title} (2027 edition)"), "text": old["text"], "fields": old["fields"]});
+    assert_eq!(call(&app, put_item(WRITE_KEY, "SLP-009", item)).await.0, StatusCode::OK);
+    let event = json!({"events": [{"user": "solo1", "item": "SLP-009"}]});
+    assert_eq!(call(&app, events(event, Some(WRITE_KEY))).await.0, StatusCode::OK);
+    let request = test::TestRequest::post()
+        .uri("/v1/recommend")
+        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+        .set_json(json!({"user": "solo1", "k": 3, "explain": true}));
+    let (status, _, body) = call(&app, request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = body.to_string();
+    let named = |title: &str| format!("SLP-009 “{title}”");
+    assert!(text.contains(&named(&format!("{old_title} (2027 edition)"))), "{text}");
+    assert!(!text.contains(&named(&old_title)), "the old title is named: {text}");
+}

@@ -628,6 +628,16 @@ impl Engine {
         if item as usize >= self.ids.len() {
             return Explanation::leaf("CF: no opinion on an item written live since the build", 0.0);
         }
+        // What fusion reports as CF abstaining (under `cold_items: share`) reads so here too,
+        // not as a sum of no weights.
+        let cold = match &self.cf {
+            Some(Collaborative::Ease(model)) => model.cold().get(item as usize).copied().unwrap_or(false),
+            Some(Collaborative::Als { items, .. }) => items.is_cold(item),
+            None => false,
+        };
+        if cold {
+            return Explanation::leaf("CF: no opinion on an item no one interacted with before the build (cold)", 0.0);
+        }
         let name = |j: u32| self.item_label(j);
         match explainer {
             CfExplainer::Als(explainer) => explainer.tree(item, 5, name),
@@ -635,10 +645,13 @@ impl Engine {
         }
     }
 
-    /// How an explanation names an item: its id and, when it has one, its title in quotes.
+    /// How an explanation names an item: its id and, when it has one, its title in quotes: the
+    /// title the id has now (a history row replaced by a live put is named as the item is now,
+    /// as the content side names it).
     fn item_label(&self, item: u32) -> String {
         let id = self.id_at(item);
-        match self.item_at(item) {
+        let current = self.index_of(&id).unwrap_or(item);
+        match self.item_at(current) {
             Ok(found) if !found.title.trim().is_empty() => format!("{id} “{}”", found.title.trim()),
             _ => id,
         }
