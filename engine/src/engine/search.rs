@@ -164,8 +164,17 @@ impl Engine {
         // Checked whatever the mode, so that `explain` never turns a served request into a 400.
         self.lexical.check(self.bm25_params(request))?;
         let query = crate::request::query_text(request.query.as_deref());
-        let live = request.user.as_deref().map(|id| self.live_user(id)).transpose()?;
-        let kinds = request.mode.retrievers(query.is_some(), live.is_some(), self.cf.is_some())?;
+        let kinds = request.mode.retrievers(query.is_some(), request.user.is_some(), self.cf.is_some())?;
+        // A generation built without interactions has no CF: cf mode is unavailable (422) and a
+        // hybrid search for a user answers by content, whoever the user is (it was a 404 for a
+        // user no event had named yet, and served once one had).
+        if kinds.contains(&RetrieverKind::Cf) {
+            self.collaborative()?;
+        }
+        let live = match request.user.as_deref() {
+            Some(id) if self.cf.is_some() => Some(self.live_user(id)?),
+            _ => None,
+        };
         let allow = self.allow(&request.filters, &request.exclude, timings)?;
         let live_items = self.live_items();
         // A query has no items of its own.
