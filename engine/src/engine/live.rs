@@ -35,40 +35,49 @@ impl Engine {
         (self.live.as_ref().map_or(0, |log| log.delete_version()), live.version)
     }
 
-    /// [`Engine::hidden`] as of the live rows `live`, a request's snapshot of them.
-    fn hidden_at(&self, live: &LiveItems) -> Arc<HashSet<u32>> {
+    /// [`Engine::hidden`] as of the live rows `live`, a request's snapshot of them. The first
+    /// request after a write works the set out (reading the log and the store; the others wait
+    /// for it, as they need it) and hands it to BM25 after letting them go: BM25 reads the
+    /// newly hidden generation rows' items (thousands after a restart) under no lock that a
+    /// search takes, and searches go on with its last statistics meanwhile.
+    pub(super) fn hidden_at(&self, live: &LiveItems) -> Arc<HashSet<u32>> {
         let version = self.hidden_version(live);
-        let mut cached = self.hidden_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, hidden)) = &*cached {
-            if *at == version {
-                return Arc::clone(hidden);
-            }
-        }
-        // Rows a live put replaced, and deleted rows: a delete applies to the row its id names
-        // now if it was made against that row after the row existed.
-        let mut hidden = self.deleted.clone();
-        hidden.extend(live.replaced.iter().copied());
-        if let Some(log) = &self.live {
-            for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
-                let applies = |&index: &u32| seq > self.row_seq(index) && self.stored_hash_is(index, &hash);
-                if let Some(index) = self.index_of(&id).ok().filter(applies) {
-                    hidden.insert(index);
+        let hidden = {
+            let mut cached = self.hidden_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, hidden)) = &*cached {
+                if *at == version {
+                    return Arc::clone(hidden);
                 }
             }
-        }
-        let hidden = Arc::new(hidden);
+            // Rows a live put replaced, and deleted rows: a delete applies to the row its id
+            // names now if it was made against that row after the row existed.
+            let mut hidden = self.deleted.clone();
+            hidden.extend(live.replaced.iter().copied());
+            if let Some(log) = &self.live {
+                for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
+                    let applies = |&index: &u32| seq > self.row_seq(index) && self.stored_hash_is(index, &hash);
+                    if let Some(index) = self.index_of(&id).ok().filter(applies) {
+                        hidden.insert(index);
+                    }
+                }
+            }
+            let hidden = Arc::new(hidden);
+            // A request on an older snapshot (one that began before a write) does not replace
+            // a newer set.
+            if cached.as_ref().is_some_and(|(at, _)| at.0 >= version.0 && at.1 >= version.1) {
+                return hidden;
+            }
+            *cached = Some((version, Arc::clone(&hidden)));
+            hidden
+        };
         // BM25's statistics follow: a hidden row counts in none of them. Each generation row's
         // item is read from the store once, the first time it is hidden (a live row's tokens
-        // are in BM25's live postings). A request on an older snapshot (one that began before
-        // a write) neither replaces a newer set nor hands BM25 its older statistics.
-        if cached.as_ref().is_some_and(|(at, _)| *at > version) {
-            return hidden;
-        }
-        if let Err(e) = self.lexical.hide(Arc::clone(&hidden), |index| self.stored_item_at(index)) {
+        // are in BM25's live postings). BM25 ignores a set older than the one it holds, which
+        // a request that computed its set before another's may hand in after it.
+        if let Err(e) = self.lexical.hide(Arc::clone(&hidden), version, |index| self.stored_item_at(index)) {
             // The rows stay hidden from every list; only BM25's statistics still count them.
             tracing::error!(error = %e, "leaving hidden rows out of BM25's statistics");
         }
-        *cached = Some((version, Arc::clone(&hidden)));
         hidden
     }
 

@@ -136,23 +136,31 @@ impl Engine {
 
     /// Every item but the deleted ones. The mask is built once per delete (keyed by the log's
     /// last delete), not per request: a request without filters allocated nothing before
-    /// deletes existed, and should not start allocating `len` flags for them.
+    /// deletes existed, and should not start allocating `len` flags for them. Built outside the
+    /// cache's lock, which every unfiltered search takes ([`Engine::hidden`] may read the store).
     fn unfiltered_allow(&self) -> Allow {
-        let version = self.hidden_version(&self.live_items());
-        let mut cached = self.hidden_mask.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match &*cached {
-            Some((at, mask)) if *at == version => mask.clone(),
-            _ => {
-                let hidden = self.hidden();
-                let mask = if hidden.is_empty() {
-                    Allow::all()
-                } else {
-                    Allow::all().excluding(self.total_len(), hidden.iter().copied())
-                };
-                *cached = Some((version, mask.clone()));
-                mask
+        let live = self.live_items();
+        let version = self.hidden_version(&live);
+        {
+            let cached = self.hidden_mask.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, mask)) = &*cached {
+                if *at == version {
+                    return mask.clone();
+                }
             }
         }
+        let hidden = self.hidden_at(&live);
+        let mask = if hidden.is_empty() {
+            Allow::all()
+        } else {
+            Allow::all().excluding(self.total_len(), hidden.iter().copied())
+        };
+        let mut cached = self.hidden_mask.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A request on an older snapshot does not replace a newer mask.
+        if cached.as_ref().is_none_or(|(at, _)| at.0 <= version.0 && at.1 <= version.1) {
+            *cached = Some((version, mask.clone()));
+        }
+        mask
     }
 
     fn filter_mask(&self, filters: &Filters, exclude: &Filters) -> Result<Allow> {

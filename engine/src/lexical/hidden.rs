@@ -21,11 +21,18 @@ use super::LexicalIndex;
 use crate::error::{Error, Result};
 use crate::item::Item;
 
+/// Which writes a hidden set is as of: the live log's last delete and the last put applied.
+/// Both only grow, so a set at or below another in both is the older one
+/// ([`LexicalIndex::hide`] ignores it).
+pub type HiddenVersion = (u64, u64);
+
 /// What BM25 leaves out of the index's rows, as the engine last said ([`LexicalIndex::hide`]).
 #[derive(Default)]
 pub(super) struct Hidden {
     /// The hidden rows, by item index (the engine's set, shared).
     rows: Arc<HashSet<u32>>,
+    /// What `rows` is as of (`None` before the first set).
+    version: Option<HiddenVersion>,
     /// The rows of `rows` in the order they were first hidden: while the set only grows (a
     /// put or a delete adds rows; only a fold or a failed write takes any away), a segment
     /// already searched looks up only the rows past what it has seen, not all of them again.
@@ -87,7 +94,10 @@ enum Find {
 
 impl LexicalIndex {
     /// Makes BM25 read its statistics over the rows not in `rows` (item indexes: deleted, or
-    /// replaced by a later put), and skip those rows' postings. `item_at` gives a generation
+    /// replaced by a later put), and skip those rows' postings. `rows` is as of `version`: a
+    /// set no newer than the one in place (at or below it in both parts; a request that began
+    /// before a write hands one in after the write's) changes nothing, so callers need not
+    /// order their calls. `item_at` gives a generation
     /// row's item as it was indexed (for its token counts; a live row's are in its postings),
     /// asked once per row however often it is hidden, without the lock searches take; a
     /// row it cannot give is still skipped and counted out of N, its tokens not out of the
@@ -97,14 +107,19 @@ impl LexicalIndex {
     ///
     /// # Errors
     /// A field's analyzer missing from the index; nothing changes then.
-    pub fn hide(&self, rows: Arc<HashSet<u32>>, item_at: impl Fn(u32) -> Result<Item>) -> Result<()> {
+    pub fn hide(
+        &self,
+        rows: Arc<HashSet<u32>>,
+        version: HiddenVersion,
+        item_at: impl Fn(u32) -> Result<Item>,
+    ) -> Result<()> {
         let built = self.built();
         loop {
             // What to read, decided under the lock that searches take; the rows' items read and
             // analysed without it (after a restart, thousands of rows), then the result put in.
             let (base, grows, new, retried, to_read, was_unread) = {
                 let hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if Arc::ptr_eq(&hidden.rows, &rows) {
+                if hidden.version.is_some_and(|at| version.0 <= at.0 && version.1 <= at.1) {
                     return Ok(());
                 }
                 let grows = hidden.rows.len() <= rows.len() && hidden.rows.iter().all(|row| rows.contains(row));
@@ -138,7 +153,7 @@ impl LexicalIndex {
             }
             let mut hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if !Arc::ptr_eq(&hidden.rows, &base) {
-                // Another set came in meanwhile: start again from it.
+                // Another set came in meanwhile: start again from it (or stop, if it is newer).
                 continue;
             }
             // A row read at last: the segments counted it without its tokens, so they look again.
@@ -153,6 +168,7 @@ impl LexicalIndex {
                 hidden.added = rows.iter().copied().collect();
             }
             hidden.rows = rows;
+            hidden.version = Some(version);
             hidden.live = None;
             return Ok(());
         }
@@ -345,6 +361,8 @@ pub(super) mod tests {
     /// first is counted with its tokens once it can be.
     #[test]
     fn a_growing_set_finds_what_the_whole_set_finds_either_way() {
+        // Each set handed over is newer than the last.
+        let mut at = (1u64..).map(|n| (0, n));
         let settings = LexicalSettings::default();
         let dir = tempfile::tempdir().unwrap();
         let words = ["tent", "stove", "lantern", "kettle", "anorak", "boots"];
@@ -371,7 +389,7 @@ pub(super) mod tests {
             };
             // Live rows not written yet wait for them.
             hidden.extend(step.into_iter().filter(|&row| row < 45 + batch * 5));
-            index.hide(Arc::new(hidden.clone()), item_at).unwrap();
+            index.hide(Arc::new(hidden.clone()), at.next().unwrap(), item_at).unwrap();
             let grown = hidden_docs(&index, Find::Cheaper);
             assert_eq!(grown.iter().map(|d| d.count).sum::<u64>(), hidden.len() as u64);
             let visible: Vec<(u32, Item)> = all.iter().filter(|(i, _)| !hidden.contains(i)).cloned().collect();
@@ -388,8 +406,8 @@ pub(super) mod tests {
             assert_eq!(agree, [true; 3], "step {batch}");
             // The same set given afresh (a set that drops a row starts again), found each way.
             for find in [Find::ByTerm, Find::ByColumn] {
-                index.hide(Arc::new(HashSet::new()), item_at).unwrap();
-                index.hide(Arc::new(hidden.clone()), item_at).unwrap();
+                index.hide(Arc::new(HashSet::new()), at.next().unwrap(), item_at).unwrap();
+                index.hide(Arc::new(hidden.clone()), at.next().unwrap(), item_at).unwrap();
                 assert_eq!(hidden_docs(&index, find), grown, "step {batch}");
             }
         }
@@ -401,6 +419,8 @@ pub(super) mod tests {
     /// the visible rows. Without hiding, each save lowered the item's own score.
     #[test]
     fn hidden_rows_count_in_no_statistic() {
+        // Each set handed over is newer than the last.
+        let mut at = (1u64..).map(|n| (0, n));
         let settings =
             LexicalSettings { search_fields: vec![SearchField::new("brand", 2.0)], ..LexicalSettings::default() };
         let built = [
@@ -425,7 +445,7 @@ pub(super) mod tests {
         }
         let hidden: HashSet<u32> = [0, 2, 4, 5, 6, 7, 8, 9].into_iter().collect();
         let item_at = |row: u32| Ok(all.iter().find(|(i, _)| *i == row).unwrap().1.clone());
-        index.hide(Arc::new(hidden.clone()), item_at).unwrap();
+        index.hide(Arc::new(hidden.clone()), at.next().unwrap(), item_at).unwrap();
 
         let visible: Vec<(u32, Item)> = all.iter().filter(|(i, _)| !hidden.contains(i)).cloned().collect();
         let fresh_dir = tempfile::tempdir().unwrap();
@@ -452,9 +472,13 @@ pub(super) mod tests {
 
         // Shown again (a put that failed to apply leaves the set smaller): counted again.
         let fewer: HashSet<u32> = [4, 5, 6, 7, 8, 9].into_iter().collect();
-        index.hide(Arc::new(fewer), item_at).unwrap();
+        index.hide(Arc::new(fewer), at.next().unwrap(), item_at).unwrap();
         assert!(scores(&index, "gorpcore", settings.bm25).iter().any(|(i, _)| *i == 2));
-        index.hide(Arc::new(HashSet::new()), item_at).unwrap();
+        index.hide(Arc::new(HashSet::new()), at.next().unwrap(), item_at).unwrap();
         assert_eq!(scores(&index, "revision", settings.bm25).len(), 7, "every save scores again");
+        // A set older than the one in place (from a request that began before the last write
+        // and hands its set in after the write's) changes nothing.
+        index.hide(Arc::new(hidden.clone()), (0, 1), item_at).unwrap();
+        assert_eq!(scores(&index, "revision", settings.bm25).len(), 7, "an older set replaced a newer one");
     }
 }

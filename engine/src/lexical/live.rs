@@ -210,6 +210,8 @@ mod tests {
     /// `sum`. A row hidden before it is written is left out once it is.
     #[test]
     fn live_rows_score_as_a_build_holding_them() {
+        // Each set handed over is newer than the last.
+        let mut at = (1u64..).map(|n| (0, n));
         use crate::lexical::analyzers::{FieldAnalysis, Language};
         let alike = LexicalSettings {
             search_fields: vec![SearchField::new("tags", 1.5), SearchField::new("model", 1.0)],
@@ -264,7 +266,7 @@ mod tests {
             // Row 8 is hidden before it is written (a set handed over while its put applies).
             let hidden: std::collections::HashSet<u32> = [1, 8].into_iter().collect();
             let item_at = |row: u32| Ok(built.iter().chain(&live).find(|(i, _)| *i == row).unwrap().1.clone());
-            index.hide(std::sync::Arc::new(hidden.clone()), item_at).unwrap();
+            index.hide(std::sync::Arc::new(hidden.clone()), at.next().unwrap(), item_at).unwrap();
             // A search before the rows are written finds what is hidden among none of them.
             assert!(!scores(&index, "tent", settings.bm25).is_empty());
             index.add_live([(3, &live[0].1)]).unwrap();
