@@ -100,7 +100,8 @@ fn default_description(status: &str) -> Option<&'static str> {
         "401" => "unauthorized: no key was sent (`Authorization: Bearer KEY` or `X-Api-Key: KEY`)",
         "403" => {
             "forbidden: the key sent is not one this route accepts; or the route is switched off on this server \
-             (admin_disabled, writes_disabled: no admin or write key set)"
+             (admin_disabled, writes_disabled: no admin or write key set); read_only_replica: a write sent to a \
+             replica, which takes none"
         }
         "408" => "request_timeout: the body did not arrive within the server's body_timeout_secs",
         "404" => "item_not_found or user_not_found: the error names the id",

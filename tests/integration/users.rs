@@ -1,11 +1,16 @@
 //! Requests that name a user, on a generation built without interactions (no CF).
 
+use std::sync::Arc;
+
+use hyrank_engine::live::{Event, EventLog};
 use hyrank_engine::request::Mode;
 use hyrank_engine::{Engine, Error, SearchRequest};
 
 /// Without CF, cf mode is unavailable (422 `unavailable_in_index`) and a hybrid search for a
 /// user answers by content, whether or not any event has named the user: it was a 404
-/// `user_not_found` for a user never seen, and served once an event had named them.
+/// `user_not_found` for a user never seen, and served once an event had named them. With no
+/// query, a hybrid search for a user is unavailable too (it was an empty 200), and an id no
+/// user can have is refused whatever CF would do.
 #[test]
 fn a_generation_without_interactions_answers_every_user_alike() {
     let dir = tempfile::tempdir().unwrap();
@@ -14,12 +19,33 @@ fn a_generation_without_interactions_answers_every_user_alike() {
         ..hyrank_tests::fixture_settings(dir.path().to_path_buf())
     };
     hyrank_indexer::build(&settings).unwrap();
-    let engine = Engine::open(dir.path(), &hyrank_tests::embedder_settings()).unwrap();
-    let for_user = |mode| SearchRequest { user: Some("nobody".into()), mode, ..SearchRequest::new("camp stove") };
-    let found = engine.search(&for_user(Mode::Hybrid)).unwrap();
+    let mut engine = Engine::open(dir.path(), &hyrank_tests::embedder_settings()).unwrap();
     let by_content = engine.search(&SearchRequest::new("camp stove")).unwrap();
     let ids = |hits: &[hyrank_engine::request::Hit]| hits.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(&found.hits), ids(&by_content.hits));
-    let refused = engine.search(&for_user(Mode::Cf)).err().expect("no CF to rank with");
-    assert!(matches!(refused, Error::Unavailable { .. }), "{refused}");
+    // A user a live event has named since the build, beside one no one has named.
+    let log = EventLog::open(dir.path(), engine.manifest().live_folded_through()).unwrap();
+    let item = by_content.hits[0].id.clone();
+    log.append(vec![Event { user: "seen".into(), item, weight: 1.0, timestamp: None }]).unwrap();
+    engine.attach_live(Arc::new(log));
+    for user in ["nobody", "seen"] {
+        let for_user = |mode, query: Option<&str>| SearchRequest {
+            user: Some(user.into()),
+            mode,
+            query: query.map(str::to_string),
+            ..SearchRequest::new("")
+        };
+        let found = engine.search(&for_user(Mode::Hybrid, Some("camp stove"))).unwrap();
+        assert_eq!(ids(&found.hits), ids(&by_content.hits), "{user}");
+        for (mode, query) in [(Mode::Cf, Some("camp stove")), (Mode::Cf, None), (Mode::Hybrid, None)] {
+            let refused = engine.search(&for_user(mode, query)).err().expect("no CF to rank with");
+            assert!(matches!(refused, Error::Unavailable { .. }), "{user} {mode:?} {query:?}: {refused}");
+        }
+    }
+    for (id, mode) in
+        [("", Mode::Hybrid), (" nobody", Mode::Hybrid), ("no\u{7}body", Mode::Bm25), (" seen", Mode::Dense)]
+    {
+        let request = SearchRequest { user: Some(id.into()), mode, ..SearchRequest::new("camp stove") };
+        let refused = engine.search(&request).err().expect("an id no user can have");
+        assert!(matches!(&refused, Error::InvalidArgument { field, .. } if field == "user"), "{id:?}: {refused}");
+    }
 }

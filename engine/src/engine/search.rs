@@ -165,9 +165,14 @@ impl Engine {
         self.lexical.check(self.bm25_params(request))?;
         let query = crate::request::query_text(request.query.as_deref());
         let kinds = request.mode.retrievers(query.is_some(), request.user.is_some(), self.cf.is_some())?;
-        // A generation built without interactions has no CF: cf mode is unavailable (422) and a
-        // hybrid search for a user answers by content, whoever the user is (it was a 404 for a
-        // user no event had named yet, and served once one had).
+        // An id no user can have is refused whether or not CF would look the user up.
+        if let Some(problem) = request.user.as_deref().and_then(crate::item::id_problem) {
+            return Err(Error::invalid("user", format!("a user id {problem}")));
+        }
+        // A generation built without interactions has no CF: cf mode, and a hybrid search for a
+        // user without a query, are unavailable (422), and a hybrid search for a user with one
+        // answers by content, whoever the user is (it was a 404 for a user no event had named
+        // yet, and served once one had).
         if kinds.contains(&RetrieverKind::Cf) {
             self.collaborative()?;
         }
