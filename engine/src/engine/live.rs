@@ -63,8 +63,8 @@ impl Engine {
             }
             let hidden = Arc::new(hidden);
             // A request on an older snapshot (one that began before a write) does not replace
-            // a newer set.
-            if cached.as_ref().is_some_and(|(at, _)| at.0 >= version.0 && at.1 >= version.1) {
+            // a newer set, nor one ahead of it in either part (BM25 takes the same rule).
+            if cached.as_ref().is_some_and(|(at, _)| at.0 > version.0 || at.1 > version.1) {
                 return hidden;
             }
             *cached = Some((version, Arc::clone(&hidden)));

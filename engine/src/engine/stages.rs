@@ -156,7 +156,8 @@ impl Engine {
             Allow::all().excluding(self.total_len(), hidden.iter().copied())
         };
         let mut cached = self.hidden_mask.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // A request on an older snapshot does not replace a newer mask.
+        // A request on an older snapshot does not replace a newer mask (nor one ahead of it in
+        // either part).
         if cached.as_ref().is_none_or(|(at, _)| at.0 <= version.0 && at.1 <= version.1) {
             *cached = Some((version, mask.clone()));
         }

@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::item::Item;
 
 /// Which writes a hidden set is as of: the live log's last delete and the last put applied.
-/// Both only grow, so a set at or below another in both is the older one
-/// ([`LexicalIndex::hide`] ignores it).
+/// Both only grow; [`LexicalIndex::hide`] takes a set only if it is at or above the one in
+/// place in both.
 pub type HiddenVersion = (u64, u64);
 
 /// What BM25 leaves out of the index's rows, as the engine last said ([`LexicalIndex::hide`]).
@@ -95,9 +95,9 @@ enum Find {
 impl LexicalIndex {
     /// Makes BM25 read its statistics over the rows not in `rows` (item indexes: deleted, or
     /// replaced by a later put), and skip those rows' postings. `rows` is as of `version`: a
-    /// set no newer than the one in place (at or below it in both parts; a request that began
-    /// before a write hands one in after the write's) changes nothing, so callers need not
-    /// order their calls. `item_at` gives a generation
+    /// set that is not newer than the one in place in both parts (a request that began before
+    /// a write hands one in after the write's) changes nothing, so callers need not order
+    /// their calls. `item_at` gives a generation
     /// row's item as it was indexed (for its token counts; a live row's are in its postings),
     /// asked once per row however often it is hidden, without the lock searches take; a
     /// row it cannot give is still skipped and counted out of N, its tokens not out of the
@@ -119,7 +119,11 @@ impl LexicalIndex {
             // analysed without it (after a restart, thousands of rows), then the result put in.
             let (base, grows, new, retried, to_read, was_unread) = {
                 let hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if hidden.version.is_some_and(|at| version.0 <= at.0 && version.1 <= at.1) {
+                // Only a set at or above the one in place in both parts goes in: two requests'
+                // versions can each be ahead in one part (one read the log's deletes after a
+                // delete, the other its live rows after a put), and either set would then lack
+                // a write the other has. A request made after both has both.
+                if hidden.version.is_some_and(|at| version == at || version.0 < at.0 || version.1 < at.1) {
                     return Ok(());
                 }
                 let grows = hidden.rows.len() <= rows.len() && hidden.rows.iter().all(|row| rows.contains(row));
@@ -480,5 +484,10 @@ pub(super) mod tests {
         // and hands its set in after the write's) changes nothing.
         index.hide(Arc::new(hidden.clone()), (0, 1), item_at).unwrap();
         assert_eq!(scores(&index, "revision", settings.bm25).len(), 7, "an older set replaced a newer one");
+        // Nor does one ahead in one part and behind in the other; one ahead in both does.
+        index.hide(Arc::new(hidden.clone()), (1, 0), item_at).unwrap();
+        assert_eq!(scores(&index, "revision", settings.bm25).len(), 7, "a set behind in one part went in");
+        index.hide(Arc::new(hidden.clone()), (1, 100), item_at).unwrap();
+        assert_eq!(scores(&index, "revision", settings.bm25).len(), 1, "a newer set was refused");
     }
 }
