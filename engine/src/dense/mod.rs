@@ -61,6 +61,10 @@ pub struct HnswSettings {
     pub ef_search: usize,
 }
 
+/// The neighbours per node (M) a graph can be built with: hnsw_rs stores M in one byte of its
+/// dump (256 read back as 0) and exits the process above 256; below 2 the graph is a chain.
+pub const MAX_CONNECTIONS: std::ops::RangeInclusive<usize> = 2..=255;
+
 impl Default for HnswSettings {
     fn default() -> Self {
         HnswSettings { max_connections: 16, ef_construction: 200, ef_search: 128 }
@@ -173,6 +177,10 @@ impl VectorIndex {
     pub fn build(vectors: Vec<f32>, dim: usize, metric: Metric, settings: HnswSettings) -> Result<Self> {
         if dim == 0 || vectors.len() % dim != 0 {
             return Err(Error::invalid("vectors", format!("{} values do not split into rows of {dim}", vectors.len())));
+        }
+        if !MAX_CONNECTIONS.contains(&settings.max_connections) {
+            let reason = format!("{} neighbours per node; it must be from 2 to 255", settings.max_connections);
+            return Err(Error::invalid("max_connections", reason));
         }
         let rows = vectors.len() / dim;
         // hnsw_rs asserts every distance is ≥ 0, so a NaN anywhere would panic mid-build.
@@ -374,6 +382,55 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         let error = VectorIndex::load(dir.path(), "dense", 4, Metric::Cosine, HnswSettings::default()).err().unwrap();
         assert!(error.to_string().contains("row 19 holds a non-finite value"), "{error}");
+    }
+
+    /// A count in the HNSW files that a damaged copy made huge (here 2⁴⁰: no allocation of it
+    /// succeeds, yet it is far from overflowing) is refused at open. hnsw_rs allocated what the
+    /// count said before reading, and a failed allocation aborts the process, which no caller
+    /// can catch: a server opening such a generation died instead of refusing it. A data
+    /// length short of the point's dimension is refused too (it was read past its buffer).
+    #[test]
+    fn a_damaged_count_in_the_graph_files_is_refused_not_allocated() {
+        let find = |bytes: &[u8], magic: u32, nth: usize| {
+            let magic = magic.to_ne_bytes();
+            (0..bytes.len() - 4).filter(|&at| bytes[at..at + 4] == magic).nth(nth).unwrap()
+        };
+        // (file, magic, which occurrence, offset of the count after it, what it says)
+        let usize_bytes = std::mem::size_of::<usize>();
+        let cases = [
+            // The first point's data length (the first magic is the file's header).
+            ("dense.hnsw.data", 0xa67f0000u32, 1, 4 + 8, 1u64 << 40),
+            ("dense.hnsw.data", 0xa67f0000, 1, 4 + 8, 8),
+            // Layer 0's point count, and the first point's neighbour count in layer 0.
+            ("dense.hnsw.graph", 0x000a676f, 0, 4, 1 << 40),
+            ("dense.hnsw.graph", 0x000a678f, 0, 4 + usize_bytes + 1 + 4, 1 << 40),
+        ];
+        for (file, magic, nth, offset, count) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let index =
+                VectorIndex::build(random_vectors(40, 4, true, 7), 4, Metric::Cosine, HnswSettings::default()).unwrap();
+            index.save(dir.path(), "dense").unwrap();
+            let path = dir.path().join(file);
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = find(&bytes, magic, nth) + offset;
+            bytes[at..at + 8].copy_from_slice(&count.to_ne_bytes());
+            std::fs::write(&path, bytes).unwrap();
+            let error = VectorIndex::load(dir.path(), "dense", 4, Metric::Cosine, HnswSettings::default()).err();
+            let error = error.unwrap_or_else(|| panic!("{file} with a count of {count} was read"));
+            assert!(error.to_string().contains("reading HNSW graph"), "{file}: {error}");
+        }
+    }
+
+    /// M is kept in one byte by hnsw_rs: a build outside 2..=255 is refused, not wrapped to 0.
+    #[test]
+    fn a_neighbour_count_hnsw_cannot_store_is_refused() {
+        for m in [0, 1, 256, 300] {
+            let settings = HnswSettings { max_connections: m, ..HnswSettings::default() };
+            let error = VectorIndex::build(random_vectors(10, 4, true, 3), 4, Metric::Cosine, settings).err().unwrap();
+            assert!(error.to_string().contains("must be from 2 to 255"), "{m}: {error}");
+        }
+        let settings = HnswSettings { max_connections: 255, ..HnswSettings::default() };
+        assert!(VectorIndex::build(random_vectors(10, 4, true, 3), 4, Metric::Cosine, settings).is_ok());
     }
 
     /// A NaN would make hnsw_rs assert mid-build (a panic a new user met through huge ALS

@@ -342,7 +342,8 @@ impl AlsArgs {
 impl IndexArgs {
     /// Validates the flags into the pipeline's settings.
     pub(crate) fn into_settings(self) -> anyhow::Result<IndexSettings> {
-        anyhow::ensure!(self.hnsw_m >= 2 && self.hnsw_m <= 256, "--hnsw-m must be between 2 and 256");
+        let m = hyrank_engine::dense::MAX_CONNECTIONS;
+        anyhow::ensure!(m.contains(&self.hnsw_m), "--hnsw-m must be from {} to {}", m.start(), m.end());
         anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
         anyhow::ensure!(self.min_weight.is_none_or(f32::is_finite), "--min-weight must be a finite number");
         let bm25 = Bm25Params {

@@ -317,8 +317,8 @@ where
     data_in.read_exact(&mut it_slice)?;
     let serialized_len = u64::from_ne_bytes(it_slice);
     trace!("serialized len to reload {:?}", serialized_len);
-    let mut v_serialized = vec![0; serialized_len as usize];
-    data_in.read_exact(&mut v_serialized)?;
+    // hyrank: a length from a damaged file is neither allocated at once nor trusted.
+    let v_serialized = read_len(data_in, serialized_len, origin_id)?;
 
     let v: Vec<T> = if std::any::TypeId::of::<T>() != std::any::TypeId::of::<NoData>() {
         match descr.format_version {
@@ -327,6 +327,15 @@ where
                 return Err(anyhow!("format bincode of dump no more used"));
             }
             3 | 4 => {
+                if v_serialized.len() != descr.dimension * std::mem::size_of::<T>() {
+                    return Err(anyhow!(
+                        "point {:?} holds {} bytes of data, not the {} its dimension {} takes",
+                        origin_id,
+                        v_serialized.len(),
+                        descr.dimension * std::mem::size_of::<T>(),
+                        descr.dimension
+                    ));
+                }
                 let slice_t = unsafe {
                     std::slice::from_raw_parts(v_serialized.as_ptr() as *const T, descr.dimension)
                 };
@@ -375,11 +384,27 @@ pub(super) fn skip_point_data(origin_id: usize, data_in: &mut dyn Read, _descr: 
         "skip_point_data : serialized len to reload {:?}",
         serialized_len
     );
-    let mut v_serialized = vec![0; serialized_len as usize];
-    data_in.read_exact(&mut v_serialized)?;
+    read_len(data_in, serialized_len, origin_id)?;
     //
     Ok(())
 } // end of skip_point_data
+
+/// hyrank: reads the `len` bytes a record says follow, growing the buffer only as bytes arrive
+/// (`vec![0; len]` aborted the process on a damaged length that no allocation could hold,
+/// which a caller cannot catch); fewer bytes than said is an error.
+fn read_len(data_in: &mut dyn Read, len: u64, origin_id: usize) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    data_in.take(len).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != len {
+        return Err(anyhow!(
+            "point {:?} says {} bytes of data follow, the file holds {}",
+            origin_id,
+            len,
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
 
 //==================================================================================
 
@@ -393,23 +418,23 @@ pub(super) fn load_point_graph(graph_in: &mut dyn Read, descr: &Description) -> 
     trace!("in load_point_graph");
     // read and check magic
     let mut it_slice = [0u8; std::mem::size_of::<u32>()];
-    graph_in.read_exact(&mut it_slice).unwrap();
+    graph_in.read_exact(&mut it_slice)?;
     let magic = u32::from_ne_bytes(it_slice);
     if magic != MAGICPOINT {
         error!("got instead of MAGICPOINT {:x}", magic);
         return Err(anyhow!("bad magic at point beginning"));
     }
     let mut it_slice = [0u8; std::mem::size_of::<DataId>()];
-    graph_in.read_exact(&mut it_slice).unwrap();
+    graph_in.read_exact(&mut it_slice)?;
     let origin_id = DataId::from_ne_bytes(it_slice);
     //
     // read point_id
     let mut it_slice = [0u8; std::mem::size_of::<u8>()];
-    graph_in.read_exact(&mut it_slice).unwrap();
+    graph_in.read_exact(&mut it_slice)?;
     let layer = u8::from_ne_bytes(it_slice);
     //
     let mut it_slice = [0u8; std::mem::size_of::<i32>()];
-    graph_in.read_exact(&mut it_slice).unwrap();
+    graph_in.read_exact(&mut it_slice)?;
     let rank_in_l = i32::from_ne_bytes(it_slice);
     let p_id = PointId(layer, rank_in_l);
     debug!(
@@ -424,24 +449,34 @@ pub(super) fn load_point_graph(graph_in: &mut dyn Read, descr: &Description) -> 
         let mut neighbour: Neighbour = Default::default();
         // read nb_neighbour as usize!!! CAUTION, then nb_neighbours times identity(depends on Full or Light) distance : f32
         let mut it_slice = [0u8; std::mem::size_of::<usize>()];
-        graph_in.read_exact(&mut it_slice).unwrap();
+        graph_in.read_exact(&mut it_slice)?;
         let nb_neighbours = usize::from_ne_bytes(it_slice);
+        // hyrank: a count from a damaged file must not size the allocation (an abort no caller
+        // can catch); a layer holds at most 2 * max_nb_connection neighbours.
+        if nb_neighbours > 2 * descr.max_nb_connection as usize {
+            return Err(anyhow!(
+                "point {:?} says it has {} neighbours in a layer, over twice max_nb_connection {}",
+                origin_id,
+                nb_neighbours,
+                descr.max_nb_connection
+            ));
+        }
         let mut neighborhood_l: Vec<Neighbour> = Vec::with_capacity(nb_neighbours);
         for _j in 0..nb_neighbours {
             let mut it_slice = [0u8; std::mem::size_of::<DataId>()];
-            graph_in.read_exact(&mut it_slice).unwrap();
+            graph_in.read_exact(&mut it_slice)?;
             neighbour.d_id = DataId::from_ne_bytes(it_slice);
             if descr.dumpmode == 1 {
                 let mut it_slice = [0u8; std::mem::size_of::<u8>()];
-                graph_in.read_exact(&mut it_slice).unwrap();
+                graph_in.read_exact(&mut it_slice)?;
                 neighbour.p_id.0 = u8::from_ne_bytes(it_slice);
                 //
                 let mut it_slice = [0u8; std::mem::size_of::<i32>()];
-                graph_in.read_exact(&mut it_slice).unwrap();
+                graph_in.read_exact(&mut it_slice)?;
                 neighbour.p_id.1 = i32::from_ne_bytes(it_slice);
             }
             let mut it_slice = [0u8; std::mem::size_of::<f32>()];
-            graph_in.read_exact(&mut it_slice).unwrap();
+            graph_in.read_exact(&mut it_slice)?;
             neighbour.distance = f32::from_ne_bytes(it_slice);
             //  debug!("        voisins  load {:?} {:?} {:?} ", neighbour.p_id, neighbour.d_id , neighbour.distance);
             // now we have a new neighbour, we must really fill neighbourhood info, so it means going from Neighbour to PointWithOrder

@@ -414,7 +414,17 @@ impl HnswIo {
             graph_in.read_exact(&mut it_slice)?;
             let nbpoints = usize::from_ne_bytes(it_slice);
             debug!(" layer {:?} , nb points {:?}", l, nbpoints);
-            let mut vlayer: Vec<Arc<Point<T>>> = Vec::with_capacity(nbpoints);
+            // hyrank: a layer holds at most the description's points; a count from a damaged
+            // file must not size an allocation (an abort no caller can catch).
+            if nbpoints > descr.nb_point {
+                return Err(anyhow!(
+                    "layer {} says it holds {} points, the graph {}",
+                    l,
+                    nbpoints,
+                    descr.nb_point
+                ));
+            }
+            let mut vlayer: Vec<Arc<Point<T>>> = Vec::with_capacity(nbpoints.min(1 << 20));
             // load graph and data part of point. Points are dumped in the same order.
             for r in 0..nbpoints {
                 // do we use mmap? for this point. We must load into memory up to threshold points, and we also want the  most
