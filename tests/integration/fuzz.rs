@@ -25,7 +25,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
 
-use crate::service::{call, publish_copy, service};
+use crate::service::{call, service};
+use crate::swaps::publish_copy;
 
 /// Cases per target: the variable `name` (`HYRANK_FUZZ_CASES` for each reader family,
 /// `HYRANK_FUZZ_REQUESTS` for request bodies), or `default`.

@@ -12,7 +12,8 @@ use hyrank_engine::live::{read_events, EventLog};
 use hyrank_engine::Engine;
 use serde_json::{json, Value};
 
-use crate::service::{call, publish_copy, service};
+use crate::service::{call, service};
+use crate::swaps::publish_copy;
 
 pub(crate) const WRITE_KEY: &str = "write-key-0123456789";
 pub(crate) const SEARCH_KEY: &str = "search-key-0123456789";

@@ -15,6 +15,7 @@ mod service;
 mod ship;
 mod similar;
 mod sort;
+mod swaps;
 mod users;
 
 use std::sync::OnceLock;
