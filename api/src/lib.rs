@@ -52,8 +52,10 @@ struct Inner {
     reloading: Mutex<()>,
     /// A replica's source ([`AppState::pulling_from`]), which the admin route pulls from.
     source: Option<Arc<hyrank_engine::generation::remote::Remote>>,
-    /// One pull at a time (the puller's and the admin route's share the download folder).
-    pulling: Mutex<()>,
+    /// The last generation a pull brought in and then refused, which the puller does not
+    /// fetch again (the admin route does, when asked). Held through each pull and swap, so
+    /// the puller's and the admin route's run one at a time and agree on what was refused.
+    pulling: Mutex<Option<String>>,
 }
 
 struct Serving {
@@ -82,7 +84,7 @@ impl AppState {
                 inflight: AtomicUsize::new(0),
                 reloading: Mutex::new(()),
                 source: None,
-                pulling: Mutex::new(()),
+                pulling: Mutex::new(None),
             }),
         }
     }

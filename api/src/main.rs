@@ -25,11 +25,17 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     let settings = ServerSettings::resolve(cli)?;
     // A replica brings the published generation in before it opens anything: a fresh replica
     // starts from an empty folder.
+    // The generation a replica served before this start's pull brought a new one in.
+    let mut before_pull = None;
     let remote = match &settings.source {
         Some(source) => {
             let remote = hyrank_engine::generation::remote::Remote::open_with(&source.url, &source.option_pairs())?;
+            let here = hyrank_engine::generation::current(&settings.index_dir).ok();
             match remote.pull(&settings.index_dir) {
-                Ok(Some(dir)) => tracing::info!(source = remote.url(), "pulled {}", dir.display()),
+                Ok(Some(dir)) => {
+                    tracing::info!(source = remote.url(), "pulled {}", dir.display());
+                    before_pull = here.as_deref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+                }
                 Ok(None) => {}
                 // Serving what is already here beats not serving. With nothing here, the pull's
                 // error is the cause (opening the index would advise `hyrank index`, which is
@@ -62,8 +68,25 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         rerank_workers: settings.rerank_worker,
         rerank_precision: settings.rerank_precision,
     };
-    let mut engine = Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
-        .with_context(|| format!("opening the index at {}", settings.index_dir.display()))?;
+    let open = || {
+        Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
+            .with_context(|| format!("opening the index at {}", settings.index_dir.display()))
+    };
+    let mut engine = match (open(), before_pull) {
+        (Ok(engine), _) => engine,
+        // A pulled generation that fails to open is refused, as a running replica refuses
+        // it: the one served before the pull serves on.
+        (Err(e), Some(before)) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                serving = before,
+                "pulled generation refused; serving the one before it"
+            );
+            hyrank_engine::generation::point_current(&settings.index_dir, &before)?;
+            open()?
+        }
+        (Err(e), None) => return Err(e),
+    };
     // The live event log beside the generations: replayed now, appended to by POST /v1/events.
     let live = EventLog::open(&settings.index_dir, engine.manifest().live_folded_through())
         .context("opening the live event log")?;

@@ -14,32 +14,74 @@ impl AppState {
     /// What the admin route runs: on a replica ([`AppState::pulling_from`]), pulls the
     /// generation its source's `CURRENT` names (nothing when it is here already; every file
     /// checked), swaps it in and prunes the folder as the puller does; otherwise
-    /// [`AppState::reload`]. A download that fails its checks is refused and counted as the
-    /// puller counts it; a source that cannot be read is [`ReloadError::Source`].
+    /// [`AppState::reload`]. A download that fails its checks, or a generation that fails to
+    /// open, is refused and counted as the puller counts it (and the puller does not fetch it
+    /// again); a source that cannot be read is [`ReloadError::Source`], a local folder that
+    /// cannot be written [`ReloadError::Local`].
     pub fn refresh(&self) -> Result<ReloadOutcome, ReloadError> {
         let Some(source) = self.inner.source.clone() else { return self.reload() };
         let index_dir = self.inner.index_dir.as_ref().ok_or(ReloadError::Disabled)?;
-        let pulled = {
-            let _one_at_a_time = self.inner.pulling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            source.pull(index_dir)
+        let mut refused = self.inner.pulling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let name = match source.current() {
+            Ok(Some(name)) => name,
+            Ok(None) => {
+                let reason = "nothing is published there yet".to_string();
+                let e = hyrank_engine::Error::Remote { context: format!("{}'s CURRENT", source.url()), reason };
+                return Err(self.pull_failed(e));
+            }
+            Err(e) => return Err(self.pull_failed(e)),
         };
-        match pulled {
-            Ok(_) => {}
+        let serving = self.engine().manifest().generation.clone();
+        match source.pull_named(index_dir, &name) {
+            Ok(None) => self.reload(),
+            Ok(Some(_)) => self.swap_in_pulled(index_dir, &name, &serving, &mut refused),
             Err(e @ hyrank_engine::Error::BadIndex { .. }) => {
                 self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
                 tracing::error!(error = %e, source = source.url(), "pulled generation refused; still serving the local one");
-                return Err(ReloadError::Refused(e));
+                *refused = Some(name);
+                Err(ReloadError::Refused(e))
+            }
+            Err(e) => Err(self.pull_failed(e)),
+        }
+    }
+
+    /// Counts a pull that the storage or the local disk broke off, and says which.
+    fn pull_failed(&self, e: hyrank_engine::Error) -> ReloadError {
+        self.inner.metrics.reloads.with_label_values(&["failed"]).inc();
+        match e {
+            hyrank_engine::Error::Remote { .. } => ReloadError::Source(e),
+            e => ReloadError::Local(e),
+        }
+    }
+
+    /// Swaps in generation `pulled`, which a pull just brought in and pointed `CURRENT` at, and
+    /// prunes the folder. Refused, `CURRENT` is pointed back at `serving` and `pulled` recorded
+    /// in `refused`: left naming it, a restart would fail to open it instead of serving the
+    /// generation that works.
+    fn swap_in_pulled(
+        &self,
+        index_dir: &std::path::Path,
+        pulled: &str,
+        serving: &str,
+        refused: &mut Option<String>,
+    ) -> Result<ReloadOutcome, ReloadError> {
+        match self.reload() {
+            Ok(outcome) => {
+                *refused = None;
+                if matches!(outcome, ReloadOutcome::Swapped { .. }) {
+                    prune_pulled(index_dir);
+                }
+                Ok(outcome)
             }
             Err(e) => {
-                self.inner.metrics.reloads.with_label_values(&["failed"]).inc();
-                return Err(ReloadError::Source(e));
+                // reload() logged and counted the refusal.
+                if let Err(back) = hyrank_engine::generation::point_current(index_dir, serving) {
+                    tracing::error!(error = %back, serving, "CURRENT still names the refused generation");
+                }
+                *refused = Some(pulled.to_string());
+                Err(e)
             }
         }
-        let outcome = self.reload()?;
-        if matches!(outcome, ReloadOutcome::Swapped { .. }) {
-            prune_pulled(index_dir);
-        }
-        Ok(outcome)
     }
 }
 
@@ -81,6 +123,10 @@ pub enum ReloadError {
     /// serving.
     #[error("the source could not be pulled from; the serving generation kept: {0}")]
     Source(hyrank_engine::Error),
+    /// What a replica pulled could not be written into its own index folder (a full disk);
+    /// the old one keeps serving.
+    #[error("the pulled generation could not be written here; the serving generation kept: {0}")]
+    Local(hyrank_engine::Error),
 }
 
 impl AppState {
@@ -182,7 +228,8 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| state.reload())) {
                 Ok(Ok(_)) => refused = None,
                 Ok(Err(ReloadError::Disabled)) => return,
-                Ok(Err(ReloadError::Refused(_) | ReloadError::Source(_))) => refused = Some(pointer),
+                // reload() refuses; it pulls nothing, so it has no source to fail.
+                Ok(Err(_)) => refused = Some(pointer),
                 Err(_) => {
                     state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
                     tracing::error!("a reload panicked; still serving the old generation");
@@ -208,7 +255,6 @@ pub fn spawn_puller(
     every: Duration,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("hyrank-generation-puller".into()).spawn(move || {
-        let mut refused: Option<String> = None;
         let mut unreachable = false;
         let mut failing = false;
         let mut failures = 0u32;
@@ -232,8 +278,7 @@ pub fn spawn_puller(
                     continue;
                 }
             };
-            // Nothing published yet, or this generation already refused: nothing to pull.
-            let Some(name) = name.filter(|n| refused.as_ref() != Some(n)) else { continue };
+            let Some(name) = name else { continue };
             // After failures, polls are skipped: 1, 3, 7... up to 63 of them, so a storage
             // that keeps failing is not asked for whole generations every few seconds.
             if backoff > 0 {
@@ -242,38 +287,54 @@ pub fn spawn_puller(
             }
             // The generation just read, by name: were the pull to read `CURRENT` again, a
             // publish in between would refuse one generation under another's name, and the
-            // refused one would be fetched (and counted) again at the next poll.
-            let pulled = {
-                let _one_at_a_time = state.inner.pulling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                remote.pull_named(&index_dir, &name)
-            };
+            // refused one would be fetched (and counted) again at the next poll. The admin
+            // route's pulls share what was refused.
+            let mut refused = state.inner.pulling.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if refused.as_ref() == Some(&name) {
+                continue;
+            }
+            let serving = state.engine().manifest().generation.clone();
+            // A panic past the guarded open (a bug) must not end the pulling, as it must not
+            // end the watcher's watching.
+            let pulled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| remote.pull_named(&index_dir, &name)));
             match pulled {
-                Ok(None) => (failing, failures) = (false, 0),
-                Ok(Some(_)) => {
-                    refused = None;
+                Ok(Ok(None)) => (failing, failures) = (false, 0),
+                Ok(Ok(Some(_))) => {
                     (failing, failures) = (false, 0);
-                    // A refused open is counted and logged by reload itself.
-                    if state.reload().is_ok() {
-                        prune_pulled(&index_dir);
+                    let swapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        state.swap_in_pulled(&index_dir, &name, &serving, &mut refused)
+                    }));
+                    if swapped.is_err() {
+                        state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+                        tracing::error!(generation = %name, "a reload panicked; still serving the old generation");
+                        if let Err(e) = hyrank_engine::generation::point_current(&index_dir, &serving) {
+                            tracing::error!(error = %e, serving, "CURRENT still names the refused generation");
+                        }
+                        *refused = Some(name);
                     }
                 }
                 // The download failed its checks (a hash, a size, a format version, a name
                 // taken locally): that generation will not get better, so it is refused once
                 // and not fetched again until CURRENT names another.
-                Err(e @ hyrank_engine::Error::BadIndex { .. }) => {
+                Ok(Err(e @ hyrank_engine::Error::BadIndex { .. })) => {
                     state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
                     tracing::error!(error = %e, source = remote.url(), "pulled generation refused; still serving the local one");
-                    refused = Some(name);
+                    *refused = Some(name);
                     failing = false;
                 }
                 // The storage or the disk failed on the way (a dropped connection, a full
-                // disk): tried again at the next poll, logged once until a pull succeeds.
-                Err(e) => {
+                // disk), or the pull panicked: tried again at the next poll, logged once until
+                // a pull succeeds.
+                failed => {
                     state.inner.metrics.reloads.with_label_values(&["failed"]).inc();
                     failures = (failures + 1).min(6);
                     backoff = (1 << failures) - 1;
                     if !failing {
-                        tracing::error!(error = %e, source = remote.url(), "pulling a generation failed; will retry; still serving the local one");
+                        let error = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "the pull panicked".to_string(),
+                        };
+                        tracing::error!(error, source = remote.url(), "pulling a generation failed; will retry; still serving the local one");
                         failing = true;
                     }
                 }

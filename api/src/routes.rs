@@ -179,10 +179,15 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
     let _slot = QueueSlot(state);
     let engine = state.engine();
-    web::block(move || work(&engine))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()))?
-        .map_err(ApiError::from)
+    web::block(move || work(&engine)).await.map_err(panicked)?.map_err(ApiError::from)
+}
+
+/// What a request whose work on the blocking pool never returned gets: actix's `web::block`
+/// fails only when the closure panicked (a bug, whose message the panic hook printed), not
+/// when the pool is busy (work waits its turn), so it is a 500, not a 503 to retry.
+fn panicked(e: actix_web::error::BlockingError) -> ApiError {
+    tracing::error!(error = %e, "a request's work panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed on a bug; it is logged")
 }
 
 pub(crate) fn limit_exceeded(field: &str, message: String) -> ApiError {
@@ -517,17 +522,19 @@ pub(crate) async fn index(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(post, path = "/admin/reload", tag = "admin", security(("admin_key" = [])),
     responses((status = 200, body = ReloadOutcome), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "the new generation was refused; the old one still serves"),
+        (status = 500, body = ErrorBody, description = "internal: a replica could not write what it pulled into its own folder (a full disk), or the reload stopped on a bug; the old one still serves"),
         (status = 502, body = ErrorBody, description = "source_unavailable: a replica's source could not be read or the download broke off; the old one still serves")))]
 pub(crate) async fn reload(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let state = state.get_ref().clone();
-    let outcome = web::block(move || state.refresh())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()))?
-        .map_err(|e| match e {
-            ReloadError::Disabled => ApiError::new(StatusCode::CONFLICT, "reload_disabled", e.to_string()),
-            ReloadError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "generation_refused", e.to_string()),
-            ReloadError::Source(_) => ApiError::new(StatusCode::BAD_GATEWAY, "source_unavailable", e.to_string()),
-        })?;
+    let outcome = web::block(move || state.refresh()).await.map_err(panicked)?.map_err(|e| match e {
+        ReloadError::Disabled => ApiError::new(StatusCode::CONFLICT, "reload_disabled", e.to_string()),
+        ReloadError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "generation_refused", e.to_string()),
+        ReloadError::Source(_) => ApiError::new(StatusCode::BAD_GATEWAY, "source_unavailable", e.to_string()),
+        ReloadError::Local(_) => {
+            tracing::error!(error = %e, "reload failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        }
+    })?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(outcome))
 }
 

@@ -168,8 +168,9 @@ async fn a_damaged_generation_is_refused_and_the_next_good_one_swaps_in() {
 }
 
 /// A replica that does not poll its source (`watch_secs` 0) pulls, checks and swaps in what the
-/// source names when the admin route asks (it used to answer `unchanged`, never pulling); a
-/// source that cannot be read answers 502, the old generation serving. (Not an async test: the
+/// source names when the admin route asks (it used to answer `unchanged`, never pulling); one it
+/// cannot open is refused (409) with CURRENT left on the one serving; a source that cannot be
+/// read answers 502, the old generation serving. (Not an async test: the
 /// source's client runs a runtime of its own, which may not start or end inside another.)
 #[core::prelude::v1::test] // `test` here is actix's module
 fn a_replica_that_does_not_poll_pulls_on_the_admin_route() {
@@ -185,7 +186,7 @@ fn a_replica_that_does_not_poll_pulls_on_the_admin_route() {
     publish("000001");
     Remote::open(&url).unwrap().pull(&replica).unwrap();
     let engine = Engine::open(&replica, &hyrank_tests::embedder_settings()).unwrap();
-    let state = AppState::with_settings(Arc::new(engine), Some(replica), keyed(Limits::default()))
+    let state = AppState::with_settings(Arc::new(engine), Some(replica.clone()), keyed(Limits::default()))
         .pulling_from(Arc::new(Remote::open(&url).unwrap()));
     publish("000002");
     actix_web::rt::System::new().block_on(async {
@@ -193,6 +194,26 @@ fn a_replica_that_does_not_poll_pulls_on_the_admin_route() {
         let admin = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
         let (status, _, body) = call(&app, admin()).await;
         assert_eq!((status, body), (StatusCode::OK, json!({"outcome": "swapped", "from": "000001", "to": "000002"})));
+        // A generation every file of which checks out but that this server cannot open (built
+        // with another model) is refused, and CURRENT points back at the one serving: left on
+        // the refused one, a restart failed to open the index instead of serving.
+        publish_copy_with(&built, "000003", |dir| {
+            let path = dir.join("manifest.json");
+            let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            manifest["model"]["sha256"] = json!("0".repeat(64));
+            std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+        });
+        // (On a thread of its own: the client's runtime may not start inside this one.)
+        std::thread::scope(|scope| {
+            scope.spawn(|| Remote::open(&url).unwrap().publish(&built.join("generations/000003")).unwrap());
+        });
+        for _ in 0..2 {
+            let (status, _, body) = call(&app, admin()).await;
+            assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("generation_refused")));
+            assert_eq!(std::fs::read_to_string(replica.join("CURRENT")).unwrap().trim(), "000002");
+        }
+        let restarted = Engine::open(&replica, &hyrank_tests::embedder_settings()).unwrap();
+        assert_eq!(restarted.manifest().generation, "000002");
         std::fs::rename(&source, dir.path().join("gone")).unwrap();
         let (status, _, body) = call(&app, admin()).await;
         assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("source_unavailable")));

@@ -263,7 +263,10 @@ impl Building {
 
 /// Points `root`'s `CURRENT` at generation `name`: a synced `CURRENT.tmp` renamed over it, so a
 /// reader sees the old name or the new one.
-pub(super) fn point_current(root: &Path, name: &str) -> Result<()> {
+///
+/// # Errors
+/// [`Error::Io`] for a write, sync or rename that fails.
+pub fn point_current(root: &Path, name: &str) -> Result<()> {
     let pointer_tmp = root.join(format!("{CURRENT}.tmp"));
     write_synced(&pointer_tmp, name.as_bytes())?;
     let pointer = root.join(CURRENT);
