@@ -287,20 +287,32 @@ pub async fn known_content_encoding(
     Ok(req.into_response(response).map_into_right_body())
 }
 
+/// The slowest a body may arrive once its first [`crate::settings::Limits::body_timeout`] is up,
+/// in bytes per second: each byte received buys this much more time. Kestrel's
+/// `MinRequestBodyDataRate` works the same way (240 B/s after a 5 s grace). At 1 KiB/s a 64 KiB
+/// search body has at most 64 s more, a full 10,000-event batch (~2.6 MB) 43 minutes: slow
+/// links get through, while a client that trickles a byte every few seconds does not.
+pub const MIN_BODY_BYTES_PER_SEC: u64 = 1024;
+
 /// Gives a request's body [`crate::settings::Limits::body_timeout`] to arrive, counted from
-/// when its headers were read (actix times the headers out, never the body): past it, the
-/// body's read fails as timed out, which the JSON reader answers with 408. Without it a client
-/// that trickles a byte every few seconds held its connection, and a shutdown's drain, for as
-/// long as it liked (a 64 KiB body at a byte each 2 s: 36 hours).
+/// when its headers were read (actix times the headers out, never the body), plus a second per
+/// [`MIN_BODY_BYTES_PER_SEC`] bytes received: past it, the body's read fails as timed out,
+/// which the JSON reader answers with 408. Without it a client that trickles a byte every few
+/// seconds held its connection, and a shutdown's drain, for as long as it liked (a 64 KiB body
+/// at a byte each 2 s: 36 hours); with a fixed limit alone, an honest batch of events over a
+/// slow link could never arrive in time.
 pub async fn body_deadline(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(limit) = req.app_data::<web::Data<AppState>>().map(|state| state.settings().limits.body_timeout) {
+        let start = actix_web::rt::time::Instant::now();
         let body = Deadline {
             body: actix_web::HttpMessage::take_payload(&mut req),
-            timer: Box::pin(actix_web::rt::time::sleep(limit)),
+            timer: Box::pin(actix_web::rt::time::sleep_until(start + limit)),
+            start,
             limit,
+            received: 0,
             expired: false,
         };
         req.set_payload(actix_web::dev::Payload::Stream { payload: Box::pin(body) });
@@ -312,7 +324,10 @@ pub async fn body_deadline(
 struct Deadline {
     body: actix_web::dev::Payload,
     timer: std::pin::Pin<Box<actix_web::rt::time::Sleep>>,
+    start: actix_web::rt::time::Instant,
     limit: std::time::Duration,
+    /// Bytes received so far.
+    received: u64,
     expired: bool,
 }
 
@@ -330,13 +345,22 @@ impl futures_core::Stream for Deadline {
             return Poll::Ready(None);
         }
         if let Poll::Ready(chunk) = std::pin::Pin::new(&mut this.body).poll_next(cx) {
+            if let Some(Ok(bytes)) = &chunk {
+                this.received += bytes.len() as u64;
+                let earned = std::time::Duration::from_secs_f64(this.received as f64 / MIN_BODY_BYTES_PER_SEC as f64);
+                this.timer.as_mut().reset(this.start + this.limit + earned);
+            }
             return Poll::Ready(chunk);
         }
         if this.timer.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
         this.expired = true;
-        let message = format!("the body did not arrive within {} s", this.limit.as_secs());
+        let message = format!(
+            "the body did not arrive in time ({} s, plus a second per {MIN_BODY_BYTES_PER_SEC} bytes received; {} received)",
+            this.limit.as_secs(),
+            this.received
+        );
         let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, message);
         Poll::Ready(Some(Err(actix_web::error::PayloadError::Io(timed_out))))
     }

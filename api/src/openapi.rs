@@ -103,7 +103,9 @@ fn default_description(status: &str) -> Option<&'static str> {
              (admin_disabled, writes_disabled: no admin or write key set); read_only_replica: a write sent to a \
              replica, which takes none"
         }
-        "408" => "request_timeout: the body did not arrive within the server's body_timeout_secs",
+        "408" => {
+            "request_timeout: the body did not arrive within the server's body_timeout_secs, plus a second per KiB received"
+        }
         "404" => "item_not_found or user_not_found: the error names the id",
         "413" => "payload_too_large: the body is over the server's limit",
         "415" => "unsupported_media_type: send Content-Type: application/json (gzip or deflate encoding allowed)",

@@ -126,9 +126,10 @@ pub struct SettingsLayer {
     /// Largest request body in bytes [default: 65536].
     #[arg(long, env = "HYRANK_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Seconds a request's body may take to arrive once its headers are read; a body still
-    /// arriving then gets 408 (a stalled or trickling client holds a connection, and a
-    /// shutdown's drain, no longer) [default: 15].
+    /// Seconds a request's body may take to arrive once its headers are read, plus a second
+    /// per KiB received (a slow link's batch still arrives); a body still arriving then gets
+    /// 408 (a stalled or trickling client holds a connection, and a shutdown's drain, no
+    /// longer) [default: 15].
     #[arg(long, env = "HYRANK_BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: Option<usize>,
     /// Largest k (hits per response) [default: 100].
@@ -294,7 +295,8 @@ fn file_keys() -> Vec<String> {
 pub struct Limits {
     /// Largest body in bytes.
     pub max_body_bytes: usize,
-    /// Longest a body may take to arrive after its headers.
+    /// Longest a body may take to arrive after its headers, before the time its bytes earn
+    /// (a second per KiB, `MIN_BODY_BYTES_PER_SEC` in `middleware.rs`).
     pub body_timeout: std::time::Duration,
     /// Largest k.
     pub max_k: usize,
