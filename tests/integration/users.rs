@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use hyrank_engine::live::{Event, EventLog};
-use hyrank_engine::request::Mode;
+use hyrank_engine::request::{Mode, RecommendMode, RecommendRequest};
 use hyrank_engine::{Engine, Error, SearchRequest};
 
 /// Without CF, cf mode is unavailable (422 `unavailable_in_index`) and a hybrid search for a
 /// user answers by content, whether or not any event has named the user: it was a 404
 /// `user_not_found` for a user never seen, and served once an event had named them. With no
 /// query, a hybrid search for a user is unavailable too (it was an empty 200), and an id no
-/// user can have is refused whatever CF would do.
+/// user can have is refused whatever CF would do. A recommendation for a user whose live
+/// events give a history is made by content in hybrid and content modes (it was refused as
+/// if content needed CF), with a note saying why CF is absent.
 #[test]
 fn a_generation_without_interactions_answers_every_user_alike() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,6 +43,20 @@ fn a_generation_without_interactions_answers_every_user_alike() {
             assert!(matches!(refused, Error::Unavailable { .. }), "{user} {mode:?} {query:?}: {refused}");
         }
     }
+    // Recommendations: by content from the live history, for the user it names.
+    let for_seen = |mode| RecommendRequest { mode, ..RecommendRequest::new("seen") };
+    let content = engine.recommend(&for_seen(RecommendMode::Content)).unwrap();
+    let hybrid = engine.recommend(&for_seen(RecommendMode::Hybrid)).unwrap();
+    assert!(!content.hits.is_empty());
+    assert_eq!(ids(&hybrid.hits), ids(&content.hits));
+    assert!(hybrid.notes.iter().any(|n| n.contains("built without interactions")), "{:?}", hybrid.notes);
+    let refused = engine.recommend(&for_seen(RecommendMode::Cf)).err().expect("no CF");
+    assert!(matches!(refused, Error::Unavailable { .. }), "{refused}");
+    let nobody = engine.recommend(&RecommendRequest::new("nobody")).err().expect("no history");
+    assert!(matches!(nobody, Error::UnknownUser { .. }), "{nobody}");
+    let found =
+        engine.search(&SearchRequest { user: Some("seen".into()), ..SearchRequest::new("camp stove") }).unwrap();
+    assert!(found.notes.iter().any(|n| n.contains("built without interactions")), "{:?}", found.notes);
     for (id, mode) in
         [("", Mode::Hybrid), (" nobody", Mode::Hybrid), ("no\u{7}body", Mode::Bm25), (" seen", Mode::Dense)]
     {

@@ -662,6 +662,11 @@ impl Engine {
 pub(crate) const NO_CF_NOTE: &str = "cf: no CF list: the user's history holds no item collaborative filtering was \
      trained on (only items written live since the build, or items without interactions); the other lists decide";
 
+/// What a response says when it was asked for a user's CF list on a generation built without
+/// interactions (a hybrid search or recommendation for a user, answered by content).
+pub(crate) const NO_INTERACTIONS_NOTE: &str =
+    "cf: no CF list: this generation was built without interactions; the other lists decide";
+
 /// A number for a generation's name, for cache keys that must not cross generations.
 fn generation_key(name: &str) -> u64 {
     use std::hash::{Hash, Hasher};

@@ -45,9 +45,17 @@ impl Engine {
         let start = Instant::now();
         self.check_facets(&request.facets)?;
         self.check_sort(&request.sort)?;
-        let cf = self.collaborative()?;
+        // A generation built without interactions has no CF: cf mode is unavailable, and the
+        // others recommend by content from the user's live history, as a hybrid search for a
+        // user answers by its query.
+        if request.mode == RecommendMode::Cf {
+            self.collaborative()?;
+        }
         let live = self.live_user(&request.user)?;
-        let factors = self.user_vector(cf, &live)?;
+        let factors = match &self.cf {
+            Some(cf) => self.user_vector(cf, &live)?,
+            None => None,
+        };
         let user = live.record;
         let view = UserView { history: &user.history, hidden: None, factors: factors.as_deref(), cf_items: None };
         let mut timings = Timings::default();
@@ -94,7 +102,8 @@ impl Engine {
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
         if request.mode != RecommendMode::Content && !fused.ran(RetrieverKind::Cf) {
-            results.notes.insert(0, super::NO_CF_NOTE.to_string());
+            let note = if self.cf.is_some() { super::NO_CF_NOTE } else { super::NO_INTERACTIONS_NOTE };
+            results.notes.insert(0, note.to_string());
         }
         Ok(results)
     }
@@ -137,7 +146,9 @@ impl Engine {
             return Err(Error::invalid("recent", "must be at least 1"));
         }
         request.weights.refuse_bm25("recommendations")?;
-        let cf = self.collaborative()?;
+        if request.mode == RecommendMode::Cf {
+            self.collaborative()?;
+        }
         let seeds = self.cf_seeds(view.history);
         let own = self.cf_own(view.history);
         let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
@@ -151,7 +162,7 @@ impl Engine {
         let profile =
             (request.mode != RecommendMode::Cf).then(|| self.profile(&live_items, view.history, request.recent));
         let mut retrievers = Vec::with_capacity(2);
-        if request.mode != RecommendMode::Content {
+        if let Some(cf) = self.cf.as_ref().filter(|_| request.mode != RecommendMode::Content) {
             if let Some(retriever) =
                 self.cf_retriever(cf, view.factors, view.cf_items, &seeds, &own, request.cold_items)
             {

@@ -102,7 +102,13 @@ impl Engine {
         }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
-        let notes = [(unread_dense, UNREAD_NOTE), (unread_rerank, UNREAD_RERANK_NOTE), (no_cf, super::NO_CF_NOTE)];
+        let no_interactions = request.user.is_some() && self.cf.is_none();
+        let notes = [
+            (unread_dense, UNREAD_NOTE),
+            (unread_rerank, UNREAD_RERANK_NOTE),
+            (no_cf, super::NO_CF_NOTE),
+            (no_interactions, super::NO_INTERACTIONS_NOTE),
+        ];
         for (at, note) in notes.into_iter().filter(|n| n.0).map(|n| n.1).enumerate() {
             results.notes.insert(at, note.to_string());
         }

@@ -23,11 +23,11 @@ pub enum ColdItems {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RecommendMode {
-    /// Collaborative filtering only.
+    /// Collaborative filtering only (422 on a generation built without interactions).
     Cf,
     /// Content only: items near the user's recent history in embedding space.
     Content,
-    /// Both, fused.
+    /// Both, fused (content alone on a generation built without interactions, said in a note).
     #[default]
     Hybrid,
 }
