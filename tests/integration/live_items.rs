@@ -153,6 +153,10 @@ async fn fields_updated_live_are_filtered_on_at_once_and_folded_into_the_next_bu
     let (status, _, hits) = call(&app, filtered("camp stove")).await;
     assert_eq!((status, ids(&hits)), (StatusCode::OK, vec![item.clone()]), "{hits}");
     assert!(hits.get("notes").is_none(), "the value is held now: {hits}");
+    // A typo of it is answered with the value written live as a close one (none before).
+    let (_, _, typo) = call(&app, in_category(&json!("live-sael"))).await;
+    let said = json!(["filters.category: no item has \"live-sael\"; close values: [\"live-sale\"]"]);
+    assert_eq!(typo["notes"], said, "{typo}");
     // The stored value the item held is no longer its own: the index's answer is overridden.
     let (_, _, old) = call(&app, in_category(&old_category)).await;
     assert!(!ids(&old).contains(&item), "{old}");

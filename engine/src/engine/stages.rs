@@ -101,27 +101,52 @@ impl Engine {
         let stored = self.fields.len();
         // An item's own fields as a request sees them: replaced live, or as stored or written.
         let visible = |index: u32| !hidden.contains(&index);
+        // Whether a visible item meets `atom` on field `name`, as a request sees its fields.
+        let met = |name: &str, atom: &filter::Condition| {
+            let mut met = false;
+            self.field_index.matching(name, atom, &mut |item| {
+                // The first visible item settles it; the rest of the run costs a branch each.
+                met = met || (visible(item) && !live.contains_key(&item));
+            });
+            met || live.iter().any(|(&item, fields)| visible(item) && atom.matches(fields.get(name)))
+                || live_items.entries.iter().enumerate().any(|(offset, entry)| {
+                    let item = (stored + offset) as u32;
+                    visible(item) && !live.contains_key(&item) && atom.matches(entry.item.fields.get(name))
+                })
+        };
+        // Field `name`'s text values written live and visible, which a note can suggest.
+        let live_values = |name: &str| {
+            let written = live.iter().filter(|(&item, _)| visible(item)).map(|(_, fields)| fields.get(name));
+            let put = live_items.entries.iter().enumerate().filter_map(|(offset, entry)| {
+                let item = (stored + offset) as u32;
+                (visible(item) && !live.contains_key(&item)).then(|| entry.item.fields.get(name))
+            });
+            let mut values: Vec<String> = written
+                .chain(put)
+                .flat_map(|value| match value {
+                    Some(crate::item::FieldValue::Text(text)) => vec![text.clone()],
+                    Some(crate::item::FieldValue::List(texts)) => texts.clone(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            values.sort_unstable();
+            values.dedup();
+            values
+        };
         let (mut notes, mut more) = (Vec::new(), 0);
         for (list, conditions) in [("filters", filters), ("exclude", exclude)] {
             for (name, condition) in conditions {
                 for atom in filter::atoms(condition) {
-                    let mut met = false;
-                    self.field_index.matching(name, &atom, &mut |item| {
-                        // The first visible item settles it; the rest of the run costs a branch each.
-                        met = met || (visible(item) && !live.contains_key(&item));
-                    });
-                    met = met
-                        || live.iter().any(|(&item, fields)| visible(item) && atom.matches(fields.get(name)))
-                        || live_items.entries.iter().enumerate().any(|(offset, entry)| {
-                            let item = (stored + offset) as u32;
-                            visible(item) && !live.contains_key(&item) && atom.matches(entry.item.fields.get(name))
-                        });
-                    if met {
+                    if met(name, &atom) {
                         continue;
                     }
                     // A list of thousands of unknown strings is answered with a bounded note.
                     if notes.len() < MAX_NOTES {
-                        notes.push(filter::unmet_note(&self.field_index, list, name, &atom));
+                        // A value the generation holds is suggested only while a visible item
+                        // holds it (its items may all be deleted, or updated to another).
+                        let held = |value: &str| met(name, &filter::Condition::Text(value.to_string()));
+                        let live = live_values(name);
+                        notes.push(filter::unmet_note(&self.field_index, list, name, &atom, &live, &held));
                     } else {
                         more += 1;
                     }

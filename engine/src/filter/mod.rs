@@ -288,12 +288,21 @@ pub const SUGGEST_FROM_AT_MOST: usize = 5_000;
 /// the catalog), and the note says why a list is short or empty, with the field's values close
 /// to a text that no item has (the same when case, accents and punctuation are set aside,
 /// else by Damerau-Levenshtein similarity ≥ 0.75 of those forms; at most 3) and the span of a
-/// field's numbers.
-pub fn unmet_note(index: &FieldIndex, list: &str, name: &str, atom: &Condition) -> String {
+/// field's numbers. The values suggested are what a request can find now: the generation's
+/// that `held` says a visible item still holds, and `live`, the field's text values written
+/// live since the build.
+pub fn unmet_note(
+    index: &FieldIndex,
+    list: &str,
+    name: &str,
+    atom: &Condition,
+    live: &[String],
+    held: &dyn Fn(&str) -> bool,
+) -> String {
     let span = index.number_span(name).map(|(low, high)| format!(" (its numbers run from {low} to {high})"));
     match atom {
         Condition::Text(text) => {
-            let close = close_values(index, name, text);
+            let close = close_values(index, name, text, live, held);
             let close = if close.is_empty() { String::new() } else { format!("; close values: {close:?}") };
             format!("{list}.{name}: no item has {text:?}{close}")
         }
@@ -319,22 +328,41 @@ pub(crate) fn fold_for_suggestion(text: &str) -> String {
 const SUGGEST_FOR_AT_MOST_CHARS: usize = 64;
 
 /// Up to 3 of field `name`'s text values closest to `text`, best first, never `text` itself
-/// ([`unmet_note`]). A value whose length alone keeps it under the 0.75 similarity (the
-/// distance is at least the difference in lengths) is not compared.
-fn close_values<'a>(index: &'a FieldIndex, name: &str, text: &str) -> Vec<&'a str> {
-    let Some(values) = index.suggestible(name) else { return Vec::new() };
+/// ([`unmet_note`]): the generation's (those `held` keeps) and `live`'s. A value whose length
+/// alone keeps it under the 0.75 similarity (the distance is at least the difference in
+/// lengths) is not compared; `held`, which may walk postings, is asked only of the close ones.
+fn close_values<'a>(
+    index: &'a FieldIndex,
+    name: &str,
+    text: &str,
+    live: &'a [String],
+    held: &dyn Fn(&str) -> bool,
+) -> Vec<&'a str> {
     let wanted = fold_for_suggestion(text);
     let length = wanted.chars().count();
     if length == 0 || length > SUGGEST_FOR_AT_MOST_CHARS {
         return Vec::new();
     }
-    let mut scored: Vec<(f64, &str)> = values
-        .iter()
-        .filter(|(_, other, value)| value != text && 4 * length.min(*other) >= 3 * length.max(*other))
-        .map(|(folded, _, value)| (strsim::normalized_damerau_levenshtein(&wanted, folded), value.as_str()))
-        .filter(|(similarity, _)| *similarity >= 0.75)
+    let close = |folded: &str, other: usize, value: &'a str| {
+        if value == text || 4 * length.min(other) < 3 * length.max(other) {
+            return None;
+        }
+        let similarity = strsim::normalized_damerau_levenshtein(&wanted, folded);
+        (similarity >= 0.75).then_some((similarity, value))
+    };
+    let built = index.suggestible(name).unwrap_or_default().iter();
+    let mut scored: Vec<(f64, &str)> = built
+        .filter_map(|(folded, other, value)| close(folded, *other, value))
+        .filter(|(_, value)| held(value))
         .collect();
+    for value in live {
+        let folded = fold_for_suggestion(value);
+        if let Some(found) = close(&folded, folded.chars().count(), value) {
+            scored.push(found);
+        }
+    }
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
     scored.into_iter().take(3).map(|(_, value)| value).collect()
 }
 
@@ -441,7 +469,9 @@ mod tests {
         };
         let items = [genres(&["Children's", "Comedy"]), genres(&["Drama"]), genres(&["Comedy", "Crime", "Drama"])];
         let index = FieldIndex::build(&items);
-        let note = |name: &str, json: &str| unmet_note(&index, "filters", name, &serde_json::from_str(json).unwrap());
+        let note = |name: &str, json: &str| {
+            unmet_note(&index, "filters", name, &serde_json::from_str(json).unwrap(), &[], &|_| true)
+        };
         // Case, accents and punctuation aside first, then small edits.
         assert_eq!(
             note("genres", "\"Childrens\""),
@@ -462,5 +492,19 @@ mod tests {
         assert!(!note("genres", &long).contains("close values"));
         let list: Condition = serde_json::from_str(r#"["Drama", "Dramas"]"#).unwrap();
         assert_eq!(atoms(&list), [Condition::Text("Drama".into()), Condition::Text("Dramas".into())]);
+        // What a request can find now: a value no visible item holds any longer is not
+        // suggested, and one written live since the build is.
+        let comedy: Condition = serde_json::from_str("\"Comedys\"").unwrap();
+        let live = ["Comedies".to_string(), "Comedy".to_string()];
+        let gone = |value: &str| value != "Comedy";
+        assert_eq!(
+            unmet_note(&index, "filters", "genres", &comedy, &live, &gone),
+            r#"filters.genres: no item has "Comedys"; close values: ["Comedy", "Comedies"]"#,
+            "written live again, it is suggested once"
+        );
+        assert_eq!(
+            unmet_note(&index, "filters", "genres", &comedy, &live[..1], &gone),
+            r#"filters.genres: no item has "Comedys"; close values: ["Comedies"]"#
+        );
     }
 }
