@@ -87,7 +87,8 @@ pub(crate) struct InteractionColumns {
     /// Interactions: the weight column (default `weight` if present, else every row weighs 1).
     #[arg(long)]
     pub(crate) weight_column: Option<String>,
-    /// Interactions: the integer timestamp column (default `timestamp` if present).
+    /// Interactions: the integer timestamp column (default `timestamp` if present); an empty
+    /// cell is a time not known.
     #[arg(long)]
     pub(crate) time_column: Option<String>,
 }

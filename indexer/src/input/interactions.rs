@@ -175,6 +175,9 @@ pub fn read_interactions(
         };
         let timestamp = match &time {
             None => None,
+            // An empty cell is a time not known (what a table export writes for a missing
+            // value), as a row without the column is: the row counts, without recency.
+            Some((_, i)) if get(*i).trim().is_empty() => None,
             Some((name, i)) => match get(*i).parse::<i64>() {
                 Ok(t) => Some(t),
                 Err(_) => {
@@ -218,7 +221,7 @@ mod tests {
     #[test]
     fn interaction_rows_are_validated_and_unknown_items_named() {
         let dir = tempfile::tempdir().unwrap();
-        let path = file(&dir, "ratings.csv", b"userId,movieId,rating,timestamp\n1,a,4.0,100\n1,zzz,3,101\n2,a,-1,102\n2,a,x,103\n,a,1,104\n3,a,2,soon\n3,a,2\n4,b,1,105\nu\x07v,a,1,106\n");
+        let path = file(&dir, "ratings.csv", b"userId,movieId,rating,timestamp\n1,a,4.0,100\n1,zzz,3,101\n2,a,-1,102\n2,a,x,103\n,a,1,104\n3,a,2,soon\n3,a,2\n4,b,1,105\nu\x07v,a,1,106\n5,a,2,\n");
         let index: HashMap<&str, u32> = HashMap::from([("a", 0)]);
         // Item b's catalog row was refused: a row naming b says so, not "not in the catalog".
         let catalog = Path::new("items.csv");
@@ -232,7 +235,12 @@ mod tests {
             time_column: None,
         };
         let read = read_interactions(&path, &format, &index, &refused).unwrap();
-        assert_eq!(read.rows, vec![InteractionRow { user: "1".into(), item: 0, weight: 4.0, timestamp: Some(100) }]);
+        // The last row's empty timestamp is a time not known, not a fault.
+        let kept = [
+            InteractionRow { user: "1".into(), item: 0, weight: 4.0, timestamp: Some(100) },
+            InteractionRow { user: "5".into(), item: 0, weight: 2.0, timestamp: None },
+        ];
+        assert_eq!(read.rows, kept);
         let got = reasons(&read.rejects);
         assert_eq!(got.iter().map(|r| r.0).collect::<Vec<_>>(), vec![3, 4, 5, 6, 7, 8, 9, 10]);
         assert!(got[0].2.contains("unknown item \"zzz\""));
