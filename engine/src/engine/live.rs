@@ -50,13 +50,21 @@ impl Engine {
                 }
             }
             // Rows a live put replaced, and deleted rows: a delete applies to the row its id
-            // names now if it was made against that row after the row existed.
+            // names now if it was made against that row after the row existed. "Now" is the
+            // request's snapshot `live` (a fresh look could find a put newer than it, and
+            // leave the row it replaced in the request's lists).
             let mut hidden = self.deleted.clone();
             hidden.extend(live.replaced.iter().copied());
             if let Some(log) = &self.live {
+                let row_of = |id: &str| live.index_of(id).or_else(|| self.store.item_index(id).ok().flatten());
+                let row_seq = |index: u32| live.get(index).map_or(0, |e| e.seq);
+                let hash_is = |index: u32, hash: &str| match live.get(index) {
+                    Some(entry) => crate::live::item_hash(&entry.item) == hash,
+                    None => self.stored_hash_is(index, hash),
+                };
                 for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
-                    let applies = |&index: &u32| seq > self.row_seq(index) && self.stored_hash_is(index, &hash);
-                    if let Some(index) = self.index_of(&id).ok().filter(applies) {
+                    let applies = |&index: &u32| seq > row_seq(index) && hash_is(index, &hash);
+                    if let Some(index) = row_of(&id).filter(applies) {
                         hidden.insert(index);
                     }
                 }
