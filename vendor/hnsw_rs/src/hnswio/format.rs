@@ -393,7 +393,8 @@ pub(super) fn skip_point_data(origin_id: usize, data_in: &mut dyn Read, _descr: 
 /// (`vec![0; len]` aborted the process on a damaged length that no allocation could hold,
 /// which a caller cannot catch); fewer bytes than said is an error.
 fn read_len(data_in: &mut dyn Read, len: u64, origin_id: usize) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+    // A vector's bytes in one allocation when the length is sane (it is a few KiB).
+    let mut bytes = Vec::with_capacity(len.min(1 << 20) as usize);
     data_in.take(len).read_to_end(&mut bytes)?;
     if bytes.len() as u64 != len {
         return Err(anyhow!(
@@ -452,8 +453,13 @@ pub(super) fn load_point_graph(graph_in: &mut dyn Read, descr: &Description) -> 
         graph_in.read_exact(&mut it_slice)?;
         let nb_neighbours = usize::from_ne_bytes(it_slice);
         // hyrank: a count from a damaged file must not size the allocation (an abort no caller
-        // can catch); a layer holds at most 2 * max_nb_connection neighbours.
-        if nb_neighbours > 2 * descr.max_nb_connection as usize {
+        // can catch); a layer holds at most 2 * max_nb_connection neighbours (a stored 0 is
+        // 256, which the one byte the dump keeps it in wraps to).
+        let max_nb_connection = match descr.max_nb_connection {
+            0 => 256,
+            m => m as usize,
+        };
+        if nb_neighbours > 2 * max_nb_connection {
             return Err(anyhow!(
                 "point {:?} says it has {} neighbours in a layer, over twice max_nb_connection {}",
                 origin_id,
