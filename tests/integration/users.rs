@@ -48,7 +48,10 @@ fn a_generation_without_interactions_answers_every_user_alike() {
     let content = engine.recommend(&for_seen(RecommendMode::Content)).unwrap();
     let hybrid = engine.recommend(&for_seen(RecommendMode::Hybrid)).unwrap();
     assert!(!content.hits.is_empty());
+    // Content is the list either way, weighed alike: the same hits and scores.
     assert_eq!(ids(&hybrid.hits), ids(&content.hits));
+    let scores = |hits: &[hyrank_engine::request::Hit]| hits.iter().map(|h| h.score).collect::<Vec<_>>();
+    assert_eq!(scores(&hybrid.hits), scores(&content.hits));
     assert!(hybrid.notes.iter().any(|n| n.contains("built without interactions")), "{:?}", hybrid.notes);
     let refused = engine.recommend(&for_seen(RecommendMode::Cf)).err().expect("no CF");
     assert!(matches!(refused, Error::Unavailable { .. }), "{refused}");
@@ -57,6 +60,8 @@ fn a_generation_without_interactions_answers_every_user_alike() {
     let found =
         engine.search(&SearchRequest { user: Some("seen".into()), ..SearchRequest::new("camp stove") }).unwrap();
     assert!(found.notes.iter().any(|n| n.contains("built without interactions")), "{:?}", found.notes);
+    let bm25 = SearchRequest { user: Some("seen".into()), mode: Mode::Bm25, ..SearchRequest::new("camp stove") };
+    assert!(engine.search(&bm25).unwrap().notes.is_empty(), "bm25 mode asks no CF list");
     for (id, mode) in
         [("", Mode::Hybrid), (" nobody", Mode::Hybrid), ("no\u{7}body", Mode::Bm25), (" seen", Mode::Dense)]
     {

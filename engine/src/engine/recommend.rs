@@ -172,8 +172,11 @@ impl Engine {
         if let Some(profile) = &profile {
             // The validated weight is content's share beside CF; alone, content is the list
             // (a validated 0 made every content-mode score 0, the order left to rank ties).
+            // Without CF (a generation built without interactions) content is the list in
+            // every mode, weighed as in content mode.
+            let alone = request.mode == RecommendMode::Content || self.cf.is_none();
             let weight = match request.mode {
-                RecommendMode::Content => request.weights.of(RetrieverKind::Dense),
+                _ if alone => request.weights.of(RetrieverKind::Dense),
                 _ => request.weights.given(RetrieverKind::Dense).unwrap_or_else(|| self.recommend_content_weight()),
             };
             retrievers.push((

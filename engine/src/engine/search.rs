@@ -102,7 +102,9 @@ impl Engine {
         }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
-        let no_interactions = request.user.is_some() && self.cf.is_none();
+        // Only hybrid mode asks a user's CF list beside a query (bm25 and dense never do).
+        let no_interactions =
+            request.mode == crate::request::Mode::Hybrid && request.user.is_some() && self.cf.is_none();
         let notes = [
             (unread_dense, UNREAD_NOTE),
             (unread_rerank, UNREAD_RERANK_NOTE),
