@@ -25,7 +25,8 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     let settings = ServerSettings::resolve(cli)?;
     // A replica brings the published generation in before it opens anything: a fresh replica
     // starts from an empty folder.
-    // The generation a replica served before this start's pull brought a new one in.
+    // The generation a replica served before this start's pull brought a new one in, and the
+    // one pulled.
     let mut before_pull = None;
     let remote = match &settings.source {
         Some(source) => {
@@ -34,7 +35,8 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
             match remote.pull(&settings.index_dir) {
                 Ok(Some(dir)) => {
                     tracing::info!(source = remote.url(), "pulled {}", dir.display());
-                    before_pull = here.as_deref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+                    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+                    before_pull = here.as_deref().and_then(name).zip(name(&dir));
                 }
                 Ok(None) => {}
                 // Serving what is already here beats not serving. With nothing here, the pull's
@@ -76,16 +78,18 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         (Ok(engine), _) => engine,
         // A pulled generation that fails to open is refused, as a running replica refuses
         // it: the one served before the pull serves on.
-        (Err(e), Some(before)) => {
+        // (Only while CURRENT still names the pulled one and the one before is still here.)
+        (Err(e), Some((before, pulled)))
+            if hyrank_engine::generation::remote::point_back(&settings.index_dir, &pulled, &before)? =>
+        {
             tracing::error!(
                 error = format!("{e:#}"),
                 serving = before,
                 "pulled generation refused; serving the one before it"
             );
-            hyrank_engine::generation::point_current(&settings.index_dir, &before)?;
             open()?
         }
-        (Err(e), None) => return Err(e),
+        (Err(e), _) => return Err(e),
     };
     // The live event log beside the generations: replayed now, appended to by POST /v1/events.
     let live = EventLog::open(&settings.index_dir, engine.manifest().live_folded_through())

@@ -31,10 +31,9 @@ impl AppState {
             }
             Err(e) => return Err(self.pull_failed(e)),
         };
-        let serving = self.engine().manifest().generation.clone();
         match source.pull_named(index_dir, &name) {
             Ok(None) => self.reload(),
-            Ok(Some(_)) => self.swap_in_pulled(index_dir, &name, &serving, &mut refused),
+            Ok(Some(_)) => self.swap_in_pulled(index_dir, &name, &mut refused),
             Err(e @ hyrank_engine::Error::BadIndex { .. }) => {
                 self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
                 tracing::error!(error = %e, source = source.url(), "pulled generation refused; still serving the local one");
@@ -55,33 +54,50 @@ impl AppState {
     }
 
     /// Swaps in generation `pulled`, which a pull just brought in and pointed `CURRENT` at, and
-    /// prunes the folder. Refused, `CURRENT` is pointed back at `serving` and `pulled` recorded
-    /// in `refused`: left naming it, a restart would fail to open it instead of serving the
-    /// generation that works.
+    /// prunes the folder. Refused (or panicking, a bug), `CURRENT` is pointed back at the
+    /// generation serving ([`hyrank_engine::generation::remote::point_back`]: only while it
+    /// still names `pulled`) and `pulled` recorded in `refused`: left naming it, a restart
+    /// would fail to open it instead of serving the generation that works. Called with the
+    /// `pulling` lock held (`refused` is its content), which the watcher also takes, so it does
+    /// not open `pulled` again before `CURRENT` moves back.
     fn swap_in_pulled(
         &self,
         index_dir: &std::path::Path,
         pulled: &str,
-        serving: &str,
         refused: &mut Option<String>,
     ) -> Result<ReloadOutcome, ReloadError> {
-        match self.reload() {
-            Ok(outcome) => {
+        let reloaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.reload()));
+        let error = match reloaded {
+            Ok(Ok(outcome)) => {
                 *refused = None;
                 if matches!(outcome, ReloadOutcome::Swapped { .. }) {
                     prune_pulled(index_dir);
                 }
-                Ok(outcome)
+                return Ok(outcome);
             }
-            Err(e) => {
-                // reload() logged and counted the refusal.
-                if let Err(back) = hyrank_engine::generation::point_current(index_dir, serving) {
-                    tracing::error!(error = %back, serving, "CURRENT still names the refused generation");
-                }
-                *refused = Some(pulled.to_string());
-                Err(e)
+            // reload() logged and counted the refusal.
+            Ok(Err(e)) => e,
+            Err(_) => {
+                self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+                tracing::error!(generation = pulled, "opening a pulled generation panicked; still serving the old one");
+                ReloadError::Refused(hyrank_engine::Error::BadIndex {
+                    path: index_dir.join("generations").join(pulled),
+                    reason: "opening it panicked (a bug; the panic is logged)".into(),
+                })
             }
+        };
+        let serving = self.engine().manifest().generation.clone();
+        match hyrank_engine::generation::remote::point_back(index_dir, pulled, &serving) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                pulled,
+                serving,
+                "CURRENT moved on meanwhile, or the serving generation's folder is gone; left as it is"
+            ),
+            Err(e) => tracing::error!(error = %e, serving, "CURRENT still names the refused generation"),
         }
+        *refused = Some(pulled.to_string());
+        Err(error)
     }
 }
 
@@ -219,6 +235,14 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
             if Arc::strong_count(&state.inner) == 1 {
                 return;
             }
+            // A replica's pull (the puller's, or the admin route's) moves CURRENT and then opens
+            // what it names, or points it back: the watcher waits its turn rather than open the
+            // pulled generation a second time meanwhile.
+            let _turn = match state.inner.pulling.try_lock() {
+                Ok(turn) => turn,
+                Err(std::sync::TryLockError::Poisoned(turn)) => turn.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => continue,
+            };
             let pointer = state.inner.index_dir.as_ref().and_then(|d| std::fs::read_to_string(d.join("CURRENT")).ok());
             if refused.as_ref() == Some(&pointer) {
                 continue;
@@ -293,25 +317,15 @@ pub fn spawn_puller(
             if refused.as_ref() == Some(&name) {
                 continue;
             }
-            let serving = state.engine().manifest().generation.clone();
             // A panic past the guarded open (a bug) must not end the pulling, as it must not
-            // end the watcher's watching.
+            // end the watcher's watching (the swap catches its own).
             let pulled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| remote.pull_named(&index_dir, &name)));
             match pulled {
                 Ok(Ok(None)) => (failing, failures) = (false, 0),
                 Ok(Ok(Some(_))) => {
                     (failing, failures) = (false, 0);
-                    let swapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        state.swap_in_pulled(&index_dir, &name, &serving, &mut refused)
-                    }));
-                    if swapped.is_err() {
-                        state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
-                        tracing::error!(generation = %name, "a reload panicked; still serving the old generation");
-                        if let Err(e) = hyrank_engine::generation::point_current(&index_dir, &serving) {
-                            tracing::error!(error = %e, serving, "CURRENT still names the refused generation");
-                        }
-                        *refused = Some(name);
-                    }
+                    // Refused or not, it is counted and logged there.
+                    let _ = state.swap_in_pulled(&index_dir, &name, &mut refused);
                 }
                 // The download failed its checks (a hash, a size, a format version, a name
                 // taken locally): that generation will not get better, so it is refused once

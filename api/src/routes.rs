@@ -185,8 +185,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// What a request whose work on the blocking pool never returned gets: actix's `web::block`
 /// fails only when the closure panicked (a bug, whose message the panic hook printed), not
 /// when the pool is busy (work waits its turn), so it is a 500, not a 503 to retry.
-fn panicked(e: actix_web::error::BlockingError) -> ApiError {
-    tracing::error!(error = %e, "a request's work panicked");
+fn panicked(_: actix_web::error::BlockingError) -> ApiError {
+    // The error's own text ("thread pool is shut down") would mislead.
+    tracing::error!("a request's work panicked (the panic hook printed where)");
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed on a bug; it is logged")
 }
 

@@ -263,10 +263,7 @@ impl Building {
 
 /// Points `root`'s `CURRENT` at generation `name`: a synced `CURRENT.tmp` renamed over it, so a
 /// reader sees the old name or the new one.
-///
-/// # Errors
-/// [`Error::Io`] for a write, sync or rename that fails.
-pub fn point_current(root: &Path, name: &str) -> Result<()> {
+pub(super) fn point_current(root: &Path, name: &str) -> Result<()> {
     let pointer_tmp = root.join(format!("{CURRENT}.tmp"));
     write_synced(&pointer_tmp, name.as_bytes())?;
     let pointer = root.join(CURRENT);

@@ -36,7 +36,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-pub use build::{begin, build, hold_serving, point_current, prune, published, Building};
+pub use build::{begin, build, hold_serving, prune, published, Building};
 pub use manifest::*;
 
 const CURRENT: &str = "CURRENT";

@@ -61,6 +61,8 @@ use crate::error::{Error, Result};
 mod publish;
 mod pull;
 
+pub use pull::point_back;
+
 /// Files from this size on are uploaded in parts.
 const MULTIPART_FROM: u64 = 32 << 20;
 
@@ -383,6 +385,26 @@ mod tests {
         for bad in ["../CURRENT", "/etc/passwd", "a//b", "lexical/../../x", "", "a\\b", "./x"] {
             assert!(local_path(root, bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// A refused pull's CURRENT goes back to the generation serving, but not over a pull that
+    /// moved it on meanwhile, nor to a folder that is gone.
+    #[test]
+    fn current_is_pointed_back_only_from_the_refused_generation_to_one_still_here() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["000001", "000002"] {
+            fs::create_dir_all(dir.path().join(GENERATIONS).join(name)).unwrap();
+            fs::write(dir.path().join(GENERATIONS).join(name).join(MANIFEST), "{}").unwrap();
+        }
+        let current = || fs::read_to_string(dir.path().join(CURRENT)).unwrap();
+        fs::write(dir.path().join(CURRENT), "000003").unwrap();
+        assert!(!point_back(dir.path(), "000002", "000001").unwrap(), "another pull moved it on");
+        assert_eq!(current(), "000003");
+        fs::write(dir.path().join(CURRENT), "000002").unwrap();
+        assert!(!point_back(dir.path(), "000002", "000009").unwrap(), "no folder to point at");
+        assert_eq!(current(), "000002");
+        assert!(point_back(dir.path(), "000002", "000001").unwrap());
+        assert_eq!(current(), "000001");
     }
 
     #[test]

@@ -14,6 +14,25 @@ use crate::generation::{
     read_manifest, FileDigest, Manifest, CURRENT, FORMAT_VERSION, GENERATIONS, MANIFEST, MIN_FORMAT_VERSION,
 };
 
+/// Points `index_dir`'s `CURRENT` back from `pulled`, a generation a pull brought in that would
+/// not open, to `to`, the one serving, so that a restart serves `to` rather than failing on
+/// `pulled`. Done under the lock pulls take, and only while `CURRENT` still names `pulled` (a
+/// pull by another process may have moved it on since) and `to` is still in the folder.
+/// Whether `CURRENT` moved.
+///
+/// # Errors
+/// [`Error::Io`] for the lock or the write of `CURRENT`.
+pub fn point_back(index_dir: &LocalPath, pulled: &str, to: &str) -> Result<bool> {
+    let generations = index_dir.join(GENERATIONS);
+    let _lock = lock_exclusive(&generations.join(".pulling.lock"))?;
+    let current = fs::read_to_string(index_dir.join(CURRENT)).unwrap_or_default();
+    if current.trim() != pulled || !generations.join(to).join(MANIFEST).is_file() {
+        return Ok(false);
+    }
+    point_current(index_dir, to)?;
+    Ok(true)
+}
+
 impl Remote {
     fn get(&self, relative: &str) -> Result<Vec<u8>> {
         let key = self.key(relative);
