@@ -395,17 +395,18 @@ mod tests {
             let magic = magic.to_ne_bytes();
             (0..bytes.len() - 4).filter(|&at| bytes[at..at + 4] == magic).nth(nth).unwrap()
         };
-        // (file, magic, which occurrence, offset of the count after it, what it says)
+        // (file, magic, which occurrence, offset of the count after it, what it says, the
+        // check that refuses it)
         let usize_bytes = std::mem::size_of::<usize>();
         let cases = [
             // The first point's data length (the first magic is the file's header).
-            ("dense.hnsw.data", 0xa67f0000u32, 1, 4 + 8, 1u64 << 40),
-            ("dense.hnsw.data", 0xa67f0000, 1, 4 + 8, 8),
+            ("dense.hnsw.data", 0xa67f0000u32, 1, 4 + 8, 1u64 << 40, "says 1099511627776 bytes of data follow"),
+            ("dense.hnsw.data", 0xa67f0000, 1, 4 + 8, 8, "holds 8 bytes of data, not the 16"),
             // Layer 0's point count, and the first point's neighbour count in layer 0.
-            ("dense.hnsw.graph", 0x000a676f, 0, 4, 1 << 40),
-            ("dense.hnsw.graph", 0x000a678f, 0, 4 + usize_bytes + 1 + 4, 1 << 40),
+            ("dense.hnsw.graph", 0x000a676f, 0, 4, 1 << 40, "says it holds 1099511627776 points"),
+            ("dense.hnsw.graph", 0x000a678f, 0, 4 + usize_bytes + 1 + 4, 1 << 40, "neighbours in a layer, over twice"),
         ];
-        for (file, magic, nth, offset, count) in cases {
+        for (file, magic, nth, offset, count, check) in cases {
             let dir = tempfile::tempdir().unwrap();
             let index =
                 VectorIndex::build(random_vectors(40, 4, true, 7), 4, Metric::Cosine, HnswSettings::default()).unwrap();
@@ -417,7 +418,8 @@ mod tests {
             std::fs::write(&path, bytes).unwrap();
             let error = VectorIndex::load(dir.path(), "dense", 4, Metric::Cosine, HnswSettings::default()).err();
             let error = error.unwrap_or_else(|| panic!("{file} with a count of {count} was read"));
-            assert!(error.to_string().contains("reading HNSW graph"), "{file}: {error}");
+            let said = error.to_string();
+            assert!(said.contains("reading HNSW graph") && said.contains(check), "{file}: {said}");
         }
     }
 

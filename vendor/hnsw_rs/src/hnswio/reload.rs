@@ -562,19 +562,20 @@ impl HnswIo {
         //
         //    debug!(" point load {:?} {:?}  ", p_id, origin_id);
         // Now  for each layer , read neighbours
+        // hyrank: the cause is kept in the error (it was dropped for a fixed text).
         let load_res = load_point_graph(graph_in, descr);
-        if load_res.is_err() {
+        if let Err(e) = &load_res {
             error!("load_point error reading graph data for point p_id");
-            return Err(anyhow!("error reading graph data for point"));
+            return Err(anyhow!("error reading graph data for point: {}", e));
         }
         let (origin_id, p_id, neighborhood) = load_res.unwrap();
         //
         let point = match point_use_mmap {
             false => {
                 let v = load_point_data::<T>(origin_id, data_in, descr);
-                if v.is_err() {
+                if let Err(e) = &v {
                     error!("loading point {:?}", origin_id);
-                    return Err(anyhow!("error reading the data of point {:?}", origin_id));
+                    return Err(anyhow!("error reading the data of point {:?}: {}", origin_id, e));
                 }
                 Point::<T>::new(v.unwrap(), origin_id, p_id)
             }
