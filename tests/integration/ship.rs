@@ -497,13 +497,7 @@ fn a_replica_server_pulls_swaps_and_refuses_a_corrupt_generation(s3: &dyn Storag
     let source = std::sync::Arc::new(s3.remote(&s3.url(bucket, "serve")));
     reload::spawn_puller(state.clone(), source, Duration::from_millis(100)).unwrap();
     let serving = |state: &AppState| state.engine().manifest().generation.clone();
-    let wait_for = |what: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !what() {
-            assert!(Instant::now() < deadline, "timed out");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
+    let wait_for = |what: &dyn Fn() -> bool| crate::swaps::wait_until("the replica did not get there", what);
 
     remote.publish(&build(&publisher)).unwrap();
     wait_for(&|| serving(&state) == "000002");

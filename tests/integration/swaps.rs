@@ -51,11 +51,26 @@ fn copy_dir(from: &Path, to: &Path) {
 /// A server's state (with keys) on a copy of the fixture generation published as 000001 in a
 /// folder of its own, which it watches.
 fn serving_a_copy() -> (tempfile::TempDir, AppState) {
+    serving_a_copy_with(keyed(Limits::default()))
+}
+
+/// [`serving_a_copy`] with `settings`.
+fn serving_a_copy_with(settings: ServiceSettings) -> (tempfile::TempDir, AppState) {
     let root = tempfile::tempdir().unwrap();
     publish_copy(root.path(), "000001", false);
     let engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
-    let state = AppState::with_settings(Arc::new(engine), Some(root.path().to_path_buf()), keyed(Limits::default()));
+    let state = AppState::with_settings(Arc::new(engine), Some(root.path().to_path_buf()), settings);
     (root, state)
+}
+
+/// Waits (30 s at most, failing then with `what`) until `done` holds: for a watcher or puller,
+/// which work on threads of their own.
+pub(crate) fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}, after 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[actix_web::test]
@@ -148,20 +163,9 @@ async fn a_damaged_generation_is_refused_and_the_next_good_one_swaps_in() {
     publish_copy_with(root.path(), "000010", damage);
     hyrank_api::reload::spawn_watcher(state.clone(), std::time::Duration::from_millis(50)).unwrap();
     let counted = format!(r#"hyrank_generation_reloads_total{{outcome="refused"}} {}"#, refused + 1);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
-        if metrics.as_str().unwrap().contains(&counted) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the watcher never refused {what}: {metrics}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&format!("the watcher never refused {what}"), || state.render_metrics().contains(&counted));
     publish_copy(root.path(), "000011", false);
-    while state.engine().manifest().generation != "000011" {
-        assert!(std::time::Instant::now() < deadline, "the watcher stopped after {what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(&format!("the watcher stopped after {what}"), || state.engine().manifest().generation == "000011");
     // The refused generation was tried once, not at every tick.
     let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
     assert!(metrics.as_str().unwrap().contains(&counted), "{metrics}");
@@ -223,17 +227,10 @@ fn a_replica_that_does_not_poll_pulls_on_the_admin_route() {
 
 #[actix_web::test]
 async fn the_watcher_picks_up_a_published_generation() {
-    let root = tempfile::tempdir().unwrap();
-    publish_copy(root.path(), "000001", false);
-    let engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
-    let state = AppState::with_settings(Arc::new(engine), Some(root.path().to_path_buf()), ServiceSettings::default());
+    let (root, state) = serving_a_copy_with(ServiceSettings::default());
     hyrank_api::reload::spawn_watcher(state.clone(), std::time::Duration::from_millis(50)).unwrap();
     publish_copy(root.path(), "000002", false);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while state.engine().manifest().generation != "000002" {
-        assert!(std::time::Instant::now() < deadline, "the watcher did not swap within 30 s");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the watcher did not swap", || state.engine().manifest().generation == "000002");
     let app = service(state).await;
     let (status, _, body) = call(&app, search(json!({"query": "camp stove"}), None)).await;
     assert_eq!((status, body["generation"].as_str()), (StatusCode::OK, Some("000002")));
@@ -243,10 +240,7 @@ async fn the_watcher_picks_up_a_published_generation() {
 /// an operator's `rm`) keeps answering from memory, readiness included, and never panics.
 #[actix_web::test]
 async fn a_generation_removed_under_the_server_keeps_serving_from_memory() {
-    let root = tempfile::tempdir().unwrap();
-    publish_copy(root.path(), "000001", false);
-    let engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
-    let state = AppState::with_settings(Arc::new(engine), Some(root.path().to_path_buf()), ServiceSettings::default());
+    let (root, state) = serving_a_copy_with(ServiceSettings::default());
     let app = service(state.clone()).await;
     std::fs::remove_dir_all(root.path().join("generations/000001")).unwrap();
     let (status, _, body) = call(&app, search(json!({"query": "camp stove", "k": 3}), None)).await;
