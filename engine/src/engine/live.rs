@@ -31,7 +31,7 @@ impl Engine {
 
     /// What decides which rows are hidden, as of the live rows `live`: the log's last delete
     /// and the last put applied. The key of every cache derived from [`Engine::hidden`].
-    pub(crate) fn hidden_version(&self, live: &LiveItems) -> (u64, u64) {
+    pub(crate) fn hidden_version(&self, live: &LiveItems) -> crate::lexical::HiddenVersion {
         (self.live.as_ref().map_or(0, |log| log.delete_version()), live.version)
     }
 
@@ -72,7 +72,7 @@ impl Engine {
             let hidden = Arc::new(hidden);
             // A request on an older snapshot (one that began before a write) does not replace
             // a newer set, nor one ahead of it in either part (BM25 takes the same rule).
-            if cached.as_ref().is_some_and(|(at, _)| at.0 > version.0 || at.1 > version.1) {
+            if cached.as_ref().is_some_and(|(at, _)| !crate::lexical::covers(version, *at)) {
                 return hidden;
             }
             *cached = Some((version, Arc::clone(&hidden)));
@@ -215,9 +215,7 @@ impl Engine {
     /// event with it is refused; [`Error::UnknownUser`] when neither the build nor the log
     /// knows them; a store failure.
     pub(crate) fn live_user(&self, id: &str) -> Result<LiveUser> {
-        if let Some(problem) = crate::item::id_problem(id) {
-            return Err(Error::invalid("user", format!("a user id {problem}")));
-        }
+        check_user_id(id)?;
         let stored = self.store.user(id)?;
         let events = match &self.live {
             Some(log) => log.user_events(id, self.manifest.live_folded_through()),
@@ -323,5 +321,14 @@ mod tests {
         // Every row hidden: no row is left to average, and the floor is 0.
         let all: HashSet<u32> = (0..6).collect();
         assert!(reachable_mean(&index, &live, &all).0.iter().all(|&m| m == 0.0));
+    }
+}
+
+/// Refuses an id no user can have ([`crate::item::id_problem`]), as a live event with it is
+/// refused: [`Error::InvalidArgument`] (`user`).
+pub(crate) fn check_user_id(id: &str) -> Result<()> {
+    match crate::item::id_problem(id) {
+        Some(problem) => Err(Error::invalid("user", format!("a user id {problem}"))),
+        None => Ok(()),
     }
 }

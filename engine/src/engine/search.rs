@@ -174,8 +174,8 @@ impl Engine {
         let query = crate::request::query_text(request.query.as_deref());
         let kinds = request.mode.retrievers(query.is_some(), request.user.is_some(), self.cf.is_some())?;
         // An id no user can have is refused whether or not CF would look the user up.
-        if let Some(problem) = request.user.as_deref().and_then(crate::item::id_problem) {
-            return Err(Error::invalid("user", format!("a user id {problem}")));
+        if let Some(id) = request.user.as_deref() {
+            super::live::check_user_id(id)?;
         }
         // A generation built without interactions has no CF: cf mode, and a hybrid search for a
         // user without a query, are unavailable (422), and a hybrid search for a user with one

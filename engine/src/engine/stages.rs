@@ -136,6 +136,8 @@ impl Engine {
         let (mut notes, mut more) = (Vec::new(), 0);
         for (list, conditions) in [("filters", filters), ("exclude", exclude)] {
             for (name, condition) in conditions {
+                // Read once per field, and only when a note needs them.
+                let mut live_of_field = None;
                 for atom in filter::atoms(condition) {
                     if met(name, &atom) {
                         continue;
@@ -145,8 +147,8 @@ impl Engine {
                         // A value the generation holds is suggested only while a visible item
                         // holds it (its items may all be deleted, or updated to another).
                         let held = |value: &str| met(name, &filter::Condition::Text(value.to_string()));
-                        let live = live_values(name);
-                        notes.push(filter::unmet_note(&self.field_index, list, name, &atom, &live, &held));
+                        let live = live_of_field.get_or_insert_with(|| live_values(name));
+                        notes.push(filter::unmet_note(&self.field_index, list, name, &atom, live, &held));
                     } else {
                         more += 1;
                     }
@@ -183,7 +185,7 @@ impl Engine {
         let mut cached = self.hidden_mask.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // A request on an older snapshot does not replace a newer mask (nor one ahead of it in
         // either part).
-        if cached.as_ref().is_none_or(|(at, _)| at.0 <= version.0 && at.1 <= version.1) {
+        if cached.as_ref().is_none_or(|(at, _)| crate::lexical::covers(version, *at)) {
             *cached = Some((version, mask.clone()));
         }
         mask

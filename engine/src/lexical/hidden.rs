@@ -23,8 +23,16 @@ use crate::item::Item;
 
 /// Which writes a hidden set is as of: the live log's last delete and the last put applied.
 /// Both only grow; [`LexicalIndex::hide`] takes a set only if it is at or above the one in
-/// place in both.
+/// place in both ([`covers`]).
 pub type HiddenVersion = (u64, u64);
+
+/// Whether a set as of `newer` has every write one as of `older` has: at or above it in both
+/// parts. Two versions can each be ahead in one part (one request read the log's deletes after
+/// a delete, another its live rows after a put); neither covers the other, and neither set
+/// should replace the other.
+pub fn covers(newer: HiddenVersion, older: HiddenVersion) -> bool {
+    newer.0 >= older.0 && newer.1 >= older.1
+}
 
 /// What BM25 leaves out of the index's rows, as the engine last said ([`LexicalIndex::hide`]).
 #[derive(Default)]
@@ -119,11 +127,9 @@ impl LexicalIndex {
             // analysed without it (after a restart, thousands of rows), then the result put in.
             let (base, grows, new, retried, to_read, was_unread) = {
                 let hidden = self.hidden.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                // Only a set at or above the one in place in both parts goes in: two requests'
-                // versions can each be ahead in one part (one read the log's deletes after a
-                // delete, the other its live rows after a put), and either set would then lack
-                // a write the other has. A request made after both has both.
-                if hidden.version.is_some_and(|at| version == at || version.0 < at.0 || version.1 < at.1) {
+                // Only a newer set that covers the one in place goes in (a request made after
+                // both of two writes has both).
+                if hidden.version.is_some_and(|at| version == at || !covers(version, at)) {
                     return Ok(());
                 }
                 let grows = hidden.rows.len() <= rows.len() && hidden.rows.iter().all(|row| rows.contains(row));

@@ -30,6 +30,7 @@ mod schema;
 pub use analyzers::{Analyzer, FieldAnalysis, Language, MAX_SEARCH_FIELDS};
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
+pub(crate) use hidden::{covers, HiddenVersion};
 pub use highlight::{Highlighter, Highlights, FRAGMENT_BYTES};
 pub use schema::SearchField;
 use schema::{AnalysisGroup, Fields, IDX};

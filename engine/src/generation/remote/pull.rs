@@ -14,6 +14,9 @@ use crate::generation::{
     read_manifest, FileDigest, Manifest, CURRENT, FORMAT_VERSION, GENERATIONS, MANIFEST, MIN_FORMAT_VERSION,
 };
 
+/// The file under `generations/` whose OS lock makes pulls into one folder take turns.
+const PULL_LOCK: &str = ".pulling.lock";
+
 /// Points `index_dir`'s `CURRENT` back from `pulled`, a generation a pull brought in that would
 /// not open, to `to`, the one serving, so that a restart serves `to` rather than failing on
 /// `pulled`. Done under the lock pulls take, and only while `CURRENT` still names `pulled` (a
@@ -24,7 +27,7 @@ use crate::generation::{
 /// [`Error::Io`] for the lock or the write of `CURRENT`.
 pub fn point_back(index_dir: &LocalPath, pulled: &str, to: &str) -> Result<bool> {
     let generations = index_dir.join(GENERATIONS);
-    let _lock = lock_exclusive(&generations.join(".pulling.lock"))?;
+    let _lock = lock_exclusive(&generations.join(PULL_LOCK))?;
     let current = fs::read_to_string(index_dir.join(CURRENT)).unwrap_or_default();
     if current.trim() != pulled || !generations.join(to).join(MANIFEST).is_file() {
         return Ok(false);
@@ -108,7 +111,7 @@ impl Remote {
         // One pull at a time per folder (a server's puller and `hyrank pull`, or two servers
         // in a blue-green handover): held from the check through the rename and CURRENT, so no
         // pull removes or completes another's download. The OS drops it if the process dies.
-        let _lock = lock_exclusive(&generations.join(".pulling.lock"))?;
+        let _lock = lock_exclusive(&generations.join(PULL_LOCK))?;
         let local_current = fs::read_to_string(index_dir.join(CURRENT)).ok();
         let target = generations.join(&name);
         if target.join(MANIFEST).is_file() {
