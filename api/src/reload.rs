@@ -35,13 +35,20 @@ impl AppState {
             Ok(None) => self.reload(),
             Ok(Some(_)) => self.swap_in_pulled(index_dir, &name, &mut refused),
             Err(e @ hyrank_engine::Error::BadIndex { .. }) => {
-                self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
-                tracing::error!(error = %e, source = source.url(), "pulled generation refused; still serving the local one");
-                *refused = Some(name);
+                self.refuse_download(&e, source.url(), name, &mut refused);
                 Err(ReloadError::Refused(e))
             }
             Err(e) => Err(self.pull_failed(e)),
         }
+    }
+
+    /// Counts, logs and records (in `refused`, the `pulling` lock's content) a download that
+    /// failed its checks: that generation will not get better, so it is not fetched again
+    /// until `CURRENT` names another.
+    fn refuse_download(&self, e: &hyrank_engine::Error, source: &str, name: String, refused: &mut Option<String>) {
+        self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+        tracing::error!(error = %e, source, "pulled generation refused; still serving the local one");
+        *refused = Some(name);
     }
 
     /// Counts a pull that the storage or the local disk broke off, and says which.
@@ -331,9 +338,7 @@ pub fn spawn_puller(
                 // taken locally): that generation will not get better, so it is refused once
                 // and not fetched again until CURRENT names another.
                 Ok(Err(e @ hyrank_engine::Error::BadIndex { .. })) => {
-                    state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
-                    tracing::error!(error = %e, source = remote.url(), "pulled generation refused; still serving the local one");
-                    *refused = Some(name);
+                    state.refuse_download(&e, remote.url(), name, &mut refused);
                     failing = false;
                 }
                 // The storage or the disk failed on the way (a dropped connection, a full

@@ -56,15 +56,13 @@ impl Engine {
             let mut hidden = self.deleted.clone();
             hidden.extend(live.replaced.iter().copied());
             if let Some(log) = &self.live {
-                let row_of = |id: &str| live.index_of(id).or_else(|| self.store.item_index(id).ok().flatten());
-                let row_seq = |index: u32| live.get(index).map_or(0, |e| e.seq);
                 let hash_is = |index: u32, hash: &str| match live.get(index) {
                     Some(entry) => crate::live::item_hash(&entry.item) == hash,
                     None => self.stored_hash_is(index, hash),
                 };
                 for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
-                    let applies = |&index: &u32| seq > row_seq(index) && hash_is(index, &hash);
-                    if let Some(index) = row_of(&id).filter(applies) {
+                    let applies = |&index: &u32| seq > live.seq_at(index) && hash_is(index, &hash);
+                    if let Some(index) = self.index_in(live, &id).ok().filter(applies) {
                         hidden.insert(index);
                     }
                 }

@@ -195,7 +195,7 @@ impl Engine {
     /// The sequence number of the put that made row `index` (0 for a stored row): writes about
     /// the id logged before it do not apply to it.
     pub(crate) fn row_seq(&self, index: u32) -> u64 {
-        self.live_items().get(index).map_or(0, |e| e.seq)
+        self.live_items().seq_at(index)
     }
 
     /// The embedding of row `index`, stored or live.

@@ -456,7 +456,12 @@ impl Engine {
 
     /// The index of the row the id names: its latest live row, else the generation's.
     pub fn index_of(&self, id: &str) -> Result<u32> {
-        if let Some(index) = self.live_items().index_of(id) {
+        self.index_in(&self.live_items(), id)
+    }
+
+    /// [`Engine::index_of`] as of the live rows `live` (a request's snapshot of them).
+    pub(crate) fn index_in(&self, live: &crate::live::items::LiveItems, id: &str) -> Result<u32> {
+        if let Some(index) = live.index_of(id) {
             return Ok(index);
         }
         self.store.item_index(id)?.ok_or_else(|| Error::UnknownItem { id: id.to_string() })

@@ -134,6 +134,11 @@ impl LiveItems {
         index.checked_sub(self.base).and_then(|i| self.entries.get(i as usize))
     }
 
+    /// The sequence number of the put that made row `index` (0 for a row not written live).
+    pub fn seq_at(&self, index: u32) -> u64 {
+        self.get(index).map_or(0, |e| e.seq)
+    }
+
     /// The index of `id`'s latest live row.
     pub fn index_of(&self, id: &str) -> Option<u32> {
         self.by_id.get(id).copied()
