@@ -306,11 +306,11 @@ pub async fn body_deadline(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(limit) = req.app_data::<web::Data<AppState>>().map(|state| state.settings().limits.body_timeout) {
-        let start = actix_web::rt::time::Instant::now();
+        let base = actix_web::rt::time::Instant::now() + limit;
         let body = Deadline {
             body: actix_web::HttpMessage::take_payload(&mut req),
-            timer: Box::pin(actix_web::rt::time::sleep_until(start + limit)),
-            start,
+            timer: Box::pin(actix_web::rt::time::sleep_until(base)),
+            base,
             limit,
             received: 0,
             expired: false,
@@ -324,7 +324,9 @@ pub async fn body_deadline(
 struct Deadline {
     body: actix_web::dev::Payload,
     timer: std::pin::Pin<Box<actix_web::rt::time::Sleep>>,
-    start: actix_web::rt::time::Instant,
+    /// The deadline before any byte arrived: the headers' time plus `limit`.
+    base: actix_web::rt::time::Instant,
+    /// `body_timeout` (for the message).
     limit: std::time::Duration,
     /// Bytes received so far.
     received: u64,
@@ -348,7 +350,7 @@ impl futures_core::Stream for Deadline {
             if let Some(Ok(bytes)) = &chunk {
                 this.received += bytes.len() as u64;
                 let earned = std::time::Duration::from_secs_f64(this.received as f64 / MIN_BODY_BYTES_PER_SEC as f64);
-                this.timer.as_mut().reset(this.start + this.limit + earned);
+                this.timer.as_mut().reset(this.base + earned);
             }
             return Poll::Ready(chunk);
         }
