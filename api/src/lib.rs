@@ -13,6 +13,7 @@ pub mod metrics;
 mod middleware;
 pub mod openapi;
 pub mod reload;
+pub mod replica;
 mod routes;
 pub mod settings;
 mod ui;

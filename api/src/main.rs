@@ -23,37 +23,9 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         return Ok(());
     }
     let settings = ServerSettings::resolve(cli)?;
-    // A replica brings the published generation in before it opens anything: a fresh replica
-    // starts from an empty folder.
-    // The generation a replica served before this start's pull brought a new one in, and the
-    // one pulled.
-    let mut before_pull = None;
     let remote = match &settings.source {
         Some(source) => {
-            let remote = hyrank_engine::generation::remote::Remote::open_with(&source.url, &source.option_pairs())?;
-            let here = hyrank_engine::generation::current(&settings.index_dir).ok();
-            match remote.pull(&settings.index_dir) {
-                Ok(Some(dir)) => {
-                    tracing::info!(source = remote.url(), "pulled {}", dir.display());
-                    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-                    before_pull = here.as_deref().and_then(name).zip(name(&dir));
-                }
-                Ok(None) => {}
-                // Serving what is already here beats not serving. With nothing here, the pull's
-                // error is the cause (opening the index would advise `hyrank index`, which is
-                // not a replica's remedy).
-                Err(e) => {
-                    if hyrank_engine::generation::current(&settings.index_dir).is_err() {
-                        return Err(anyhow::Error::new(e).context(format!(
-                            "a replica of {} has no generation to serve: pulling the current one failed, and {} holds none",
-                            remote.url(),
-                            settings.index_dir.display()
-                        )));
-                    }
-                    tracing::error!(error = %e, source = remote.url(), "pulling the current generation failed");
-                }
-            }
-            Some(remote)
+            Some(hyrank_engine::generation::remote::Remote::open_with(&source.url, &source.option_pairs())?)
         }
         None => None,
     };
@@ -74,22 +46,14 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
             .with_context(|| format!("opening the index at {}", settings.index_dir.display()))
     };
-    let mut engine = match (open(), before_pull) {
-        (Ok(engine), _) => engine,
-        // A pulled generation that fails to open is refused, as a running replica refuses
-        // it: the one served before the pull serves on.
-        // (Only while CURRENT still names the pulled one and the one before is still here.)
-        (Err(e), Some((before, pulled)))
-            if hyrank_engine::generation::remote::point_back(&settings.index_dir, &pulled, &before)? =>
-        {
-            tracing::error!(
-                error = format!("{e:#}"),
-                serving = before,
-                "pulled generation refused; serving the one before it"
-            );
-            open()?
+    // A replica brings the published generation in before it opens anything: a fresh replica
+    // starts from an empty folder.
+    let (mut engine, refused) = match &remote {
+        Some(remote) => {
+            let started = hyrank_api::replica::start(&settings.index_dir, remote, open)?;
+            (started.engine, started.refused)
         }
-        (Err(e), _) => return Err(e),
+        None => (open()?, None),
     };
     // The live event log beside the generations: replayed now, appended to by POST /v1/events.
     let live = EventLog::open(&settings.index_dir, engine.manifest().live_folded_through())
@@ -100,6 +64,9 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     let remote = remote.map(Arc::new);
     if let Some(remote) = &remote {
         state = state.pulling_from(Arc::clone(remote));
+    }
+    if let Some(name) = refused {
+        state.refused_at_start(name);
     }
     if settings.watch_secs > 0 {
         reload::spawn_watcher(state.clone(), Duration::from_secs(settings.watch_secs))

@@ -225,6 +225,77 @@ fn a_replica_that_does_not_poll_pulls_on_the_admin_route() {
     assert_eq!(state.engine().manifest().generation, "000002");
 }
 
+/// A replica's start-up pull refuses as its puller does: a pulled generation that checks out
+/// but cannot be opened here (another model) leaves `CURRENT` on the generation before it,
+/// which serves; a download that fails its checks is not kept. Either is counted once, and the
+/// puller does not fetch it again; the next good publish comes in. With no generation here to
+/// fall back on, the start fails and says why.
+#[core::prelude::v1::test] // `test` here is actix's module
+fn a_replica_refused_at_start_serves_the_generation_before_and_does_not_fetch_it_again() {
+    use hyrank_api::replica;
+    use hyrank_engine::generation::remote::Remote;
+    let dir = tempfile::tempdir().unwrap();
+    let (built, source, replica) = (dir.path().join("built"), dir.path().join("source"), dir.path().join("replica"));
+    std::fs::create_dir_all(&source).unwrap();
+    let url = format!("file://{}", source.display());
+    let remote = Remote::open(&url).unwrap();
+    let open = |at: &Path| {
+        let at = at.to_path_buf();
+        move || -> anyhow::Result<Engine> { Ok(Engine::open(&at, &hyrank_tests::embedder_settings())?) }
+    };
+    let another_model = |dir: &Path| {
+        let path = dir.join("manifest.json");
+        let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        manifest["model"]["sha256"] = json!("0".repeat(64));
+        std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    };
+    publish_copy(&built, "000001", false);
+    remote.publish(&built.join("generations/000001")).unwrap();
+    let started = replica::start(&replica, &remote, open(&replica)).unwrap();
+    assert_eq!((started.engine.manifest().generation.as_str(), started.refused), ("000001", None));
+
+    // Another model's generation, published while the replica is down.
+    publish_copy_with(&built, "000002", another_model);
+    remote.publish(&built.join("generations/000002")).unwrap();
+    let started = replica::start(&replica, &remote, open(&replica)).unwrap();
+    assert_eq!((started.engine.manifest().generation.as_str(), started.refused.as_deref()), ("000001", Some("000002")));
+    assert_eq!(std::fs::read_to_string(replica.join("CURRENT")).unwrap().trim(), "000001");
+    let state = AppState::with_settings(Arc::new(started.engine), Some(replica.clone()), ServiceSettings::default());
+    state.refused_at_start(started.refused.unwrap());
+    let refused = |n: u32| format!(r#"hyrank_generation_reloads_total{{outcome="refused"}} {n}"#);
+    assert!(state.render_metrics().contains(&refused(1)), "the start-up refusal is counted");
+    hyrank_api::reload::spawn_puller(
+        state.clone(),
+        Arc::new(Remote::open(&url).unwrap()),
+        std::time::Duration::from_millis(20),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(state.render_metrics().contains(&refused(1)), "counted once, not fetched again by the puller");
+    assert_eq!(state.engine().manifest().generation, "000001");
+    publish_copy(&built, "000003", false);
+    remote.publish(&built.join("generations/000003")).unwrap();
+    wait_until("the puller did not swap in the next good generation", || {
+        state.engine().manifest().generation == "000003"
+    });
+    drop(state);
+
+    // A download whose file does not match its manifest is refused and not kept.
+    publish_copy(&built, "000004", false);
+    remote.publish(&built.join("generations/000004")).unwrap();
+    std::fs::write(source.join("generations/000004/dense.vectors"), b"not the vectors").unwrap();
+    let started = replica::start(&replica, &remote, open(&replica)).unwrap();
+    assert_eq!((started.engine.manifest().generation.as_str(), started.refused.as_deref()), ("000003", Some("000004")));
+    assert!(!replica.join("generations/000004").exists());
+
+    // A fresh replica has nothing to fall back on: the start fails, naming the source.
+    let fresh = dir.path().join("fresh");
+    let err = replica::start(&fresh, &remote, open(&fresh))
+        .err()
+        .expect("a fresh replica cannot start on a refused download");
+    assert!(format!("{err:#}").contains("has no generation to serve"), "{err:#}");
+}
+
 #[actix_web::test]
 async fn the_watcher_picks_up_a_published_generation() {
     let (root, state) = serving_a_copy_with(ServiceSettings::default());

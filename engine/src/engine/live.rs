@@ -146,7 +146,7 @@ impl Engine {
         let mean = Arc::new(mean);
         let mut cached = self.dense_mean.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // A request on an older snapshot does not replace a newer one's mean.
-        if cached.as_ref().is_none_or(|(at, _)| *at <= version) {
+        if cached.as_ref().is_none_or(|(at, _)| crate::lexical::covers(version, *at)) {
             *cached = Some((version, (Arc::clone(&mean), count)));
         }
         (mean, count)
