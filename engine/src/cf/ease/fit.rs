@@ -26,7 +26,10 @@ fn add_session_pairs(g: &mut Mat<f32>, timed: &mut [(i64, usize)], settings: &Ea
     timed.sort_unstable();
     for (k, &(ta, a)) in timed.iter().enumerate() {
         for &(tb, b) in &timed[k..] {
-            let gap = (tb - ta) as f64 / tau;
+            // `timed` is sorted, so tb ≥ ta; their difference is taken in u64, as any two
+            // i64 times are up to 2⁶⁴ − 1 apart (an i64 difference wrapped to a negative gap,
+            // whose kernel was infinite).
+            let gap = tb.abs_diff(ta) as f64 / tau;
             if gap > SESSION_WINDOW_TAUS {
                 break;
             }
@@ -307,6 +310,14 @@ mod tests {
         // (a kernel over part of a user's items would not be).
         let mixed = Csr::from_timed(1, 3, &[(0, 0, 1.0, Some(0)), (0, 1, 1.0, Some(1_000_000)), (0, 2, 1.0, None)]);
         assert!(ItemModel::fit(&mixed, &sessions(0.01)).is_ok());
+        // Times at the ends of i64 (a live event's timestamp may be any): their pairs are far
+        // apart, as a pair of ordinary times a day apart is, and the fit is the same.
+        let at = |times: [i64; 3]| {
+            let entries: Vec<_> = times.iter().enumerate().map(|(i, &t)| (0, i as u32, 1.0, Some(t))).collect();
+            ItemModel::fit(&Csr::from_timed(1, 3, &entries), &sessions(0.5)).unwrap().rows.values.clone()
+        };
+        assert_eq!(at([i64::MIN, 1_700_000_000, i64::MAX]), at([0, 86_400, 172_800]));
+        assert_eq!(at([i64::MIN + 1, 1_700_000_000, 1_700_000_000]), at([0, 86_400, 86_400]));
         for (field, bad) in [
             ("session_seconds", EaseSettings { session_seconds: -1.0, ..settings.clone() }),
             ("session_weight", EaseSettings { session_weight: 1.5, ..settings.clone() }),
