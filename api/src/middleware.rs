@@ -218,6 +218,39 @@ pub async fn require(
     }
 }
 
+/// Refuses a request whose path or query string, its percent-escapes decoded, is not UTF-8
+/// (`/v1/items/%FE`): 400 `malformed_url`, naming the part and the byte. actix decodes a path
+/// segment, and serde_urlencoded a query parameter, lossily, writing U+FFFD for what is not
+/// UTF-8, so `%FE` and `%C3` read as the same id "\u{FFFD}" and a put under one replaced the
+/// other's item.
+pub async fn utf8_url(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let undecodable =
+        [("path", req.uri().path()), ("query string", req.query_string())].into_iter().find_map(|(part, raw)| {
+            let bytes: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
+            let error = std::str::from_utf8(&bytes).err()?;
+            let at = error.valid_up_to();
+            // The bytes that are no UTF-8 (all that is left, when a sequence is cut short).
+            let bad = error.error_len().unwrap_or(bytes.len() - at);
+            let shown: Vec<String> = bytes[at..at + bad].iter().map(|b| format!("%{b:02X}")).collect();
+            Some(format!(
+                "the request's {part} is not UTF-8 once its percent-escapes are decoded: {} after {:?}; \
+                 percent-encode the UTF-8 bytes of the text (an id, a value)",
+                shown.join(""),
+                String::from_utf8_lossy(&bytes[..at]),
+            ))
+        });
+    match undecodable {
+        None => next.call(req).await.map(ServiceResponse::map_into_left_body),
+        Some(message) => {
+            let error = ApiError::new(StatusCode::BAD_REQUEST, "malformed_url", message);
+            Ok(req.into_response(error.error_response()).map_into_right_body())
+        }
+    }
+}
+
 /// Refuses a query string on the API routes that read none (all of /v1 but similar's):
 /// `POST /v1/search?k=1` answered with the body's k, the parameter unread without a word.
 pub async fn no_query_string(

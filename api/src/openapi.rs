@@ -69,7 +69,10 @@ impl Modify for QueryStrings {
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         let response = || {
             ResponseBuilder::new()
-                .description("invalid_query_string: a query parameter this route does not read, or a bad value of one")
+                .description(
+                    "invalid_query_string: a query parameter this route does not read, or a bad value of one; \
+                     malformed_url: a path or query string that is not UTF-8 once its percent-escapes are decoded",
+                )
                 .content(
                     "application/json",
                     ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
@@ -95,7 +98,8 @@ fn default_description(status: &str) -> Option<&'static str> {
     Some(match status {
         "400" => {
             "malformed_json, unreadable_body or bad_request: the body is not JSON or cannot be read as sent; \
-                  invalid_query_string: a query string on a route that reads none"
+                  invalid_query_string: a query string on a route that reads none; malformed_url: a path or query \
+                  string that is not UTF-8 once its percent-escapes are decoded"
         }
         "401" => "unauthorized: no key was sent (`Authorization: Bearer KEY` or `X-Api-Key: KEY`)",
         "403" => {

@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::Object;
 use crate::error::{json_error, query_error, ApiError, ErrorBody};
 use crate::metrics::AnswerQuality;
-use crate::middleware::{body_deadline, known_content_encoding, no_query_string, observe, require, Access};
+use crate::middleware::{body_deadline, known_content_encoding, no_query_string, observe, require, utf8_url, Access};
 use crate::reload::{ReloadError, ReloadOutcome};
 use crate::writes::{delete_item, events, put_item, update_fields};
 use crate::AppState;
@@ -40,7 +40,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
             web::scope("")
                 // A wrap added later runs first: observe, then CORS (which answers preflights
                 // before any key is asked for, and adds its headers to every answer, errors
-                // included), then the encoding check, then the body's deadline.
+                // included), then the encoding check, then the body's deadline, then the URL's
+                // encoding.
+                .wrap(from_fn(utf8_url))
                 .wrap(from_fn(body_deadline))
                 .wrap(from_fn(known_content_encoding))
                 .wrap(cors)
@@ -430,7 +432,7 @@ pub(crate) struct SimilarParams {
     params(("id" = String, Path, description = "item id"), SimilarParams),
     security((), ("api_key" = [])),
     responses((status = 200, body = Results),
-        (status = 400, body = ErrorBody, description = "invalid_query_string: a query parameter this route does not read, or a bad value of one"),
+        (status = 400, body = ErrorBody, description = "invalid_query_string: a query parameter this route does not read, or a bad value of one; malformed_url: a path or query string that is not UTF-8 once its percent-escapes are decoded"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn similar(

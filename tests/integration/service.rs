@@ -223,6 +223,36 @@ async fn bounds_answer_4xx_with_a_code() {
     assert_eq!(status, StatusCode::OK, "at the bound is fine");
 }
 
+/// A path or query string whose escapes are not UTF-8 is refused, not read with U+FFFD in place
+/// of its bytes: `%FE` and `%C3` were one id, so a put under one replaced the other's item.
+/// Escapes of UTF-8 text are read as that text.
+#[actix_web::test]
+async fn a_url_that_is_not_utf8_once_decoded_is_refused_whatever_the_route() {
+    let app = service(AppState::with_settings(shared_engine(), None, ServiceSettings::default())).await;
+    let at = |method: actix_web::http::Method, uri: &str| test::TestRequest::default().method(method).uri(uri);
+    use actix_web::http::Method;
+    for (method, uri, said) in [
+        (
+            Method::GET,
+            "/v1/items/%FE",
+            "path is not UTF-8 once its percent-escapes are decoded: %FE after \"/v1/items/\"",
+        ),
+        (Method::PUT, "/v1/items/%C3", "%C3"),
+        (Method::DELETE, "/v1/items/TNT%FF%FE", "%FF after \"/v1/items/TNT\""),
+        (Method::PUT, "/v1/items/%E2%82/fields", "%E2%82 after"),
+        (Method::GET, "/v1/items/TNT-001/similar?fusion=%FF", "query string is not UTF-8"),
+        (Method::GET, "/healthz?x=%C0%80", "%C0 after \"x=\""),
+    ] {
+        let (status, _, body) = call(&app, at(method.clone(), uri)).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_url")), "{uri}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(said), "{method} {uri}: {body}");
+    }
+    // UTF-8's escapes are text: "é" is an id like any other, which this catalog lacks.
+    let (status, _, body) = call(&app, at(Method::GET, "/v1/items/%C3%A9")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("item_not_found")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains('é'), "{body}");
+}
+
 #[actix_web::test]
 async fn equal_requests_are_answered_from_the_response_cache() {
     let app = service(AppState::from_arc(shared_engine())).await;
