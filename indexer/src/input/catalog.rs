@@ -348,16 +348,20 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
         .collect::<Result<Vec<_>>>()?;
     // Bytes first, so that a row in another encoding still names its item: the interactions
     // naming it then say its row was refused, not that the catalog lacks it.
-    for record in reader.byte_records() {
-        let bytes = match record {
-            Ok(bytes) => bytes,
+    // Read by hand, not through `byte_records()`, so that after a malformed row the reader's
+    // position says where that row ended.
+    let mut read = csv::ByteRecord::new();
+    loop {
+        match reader.read_byte_record(&mut read) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
                 read_failed(path, &e)?;
-                validator.catalog.rejects.push(malformed_csv(path, &e, &headers));
+                validator.catalog.rejects.push(malformed_csv(path, &e, &headers, &reader));
                 continue;
             }
-        };
-        let record = match csv::StringRecord::from_byte_record(bytes) {
+        }
+        let record = match csv::StringRecord::from_byte_record(std::mem::take(&mut read)) {
             Ok(record) => record,
             Err(e) => {
                 let field = e.utf8_error().field();

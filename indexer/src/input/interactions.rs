@@ -113,15 +113,19 @@ pub fn read_interactions(
     let time = optional(&format.time_column, "timestamp", "--time-column")?;
     let mut out = Interactions::default();
     let file: PathBuf = path.to_path_buf();
-    for record in reader.records() {
-        let record = match record {
-            Ok(record) => record,
+    // Read by hand, not through `records()`, so that after a malformed row the reader's
+    // position says where that row ended.
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
                 read_failed(path, &e)?;
-                out.rejects.push(malformed_csv(&file, &e, &headers));
+                out.rejects.push(malformed_csv(&file, &e, &headers, &reader));
                 continue;
             }
-        };
+        }
         let line = csv_line(record.position());
         if repeats_header(&record, &headers) {
             out.rejects.push(reject(&file, line, None, HEADER_AGAIN));

@@ -272,12 +272,31 @@ pub(super) fn read_failed(path: &Path, error: &csv::Error) -> Result<()> {
 /// is said against the header (the csv crate says "the previous record", which with a header
 /// is the header, and reads as the row above).
 /// A row the csv reader could not read, at the line it starts on; `headers` name the field of
-/// text that is not UTF-8.
-pub(super) fn malformed_csv(file: &Path, error: &csv::Error, headers: &csv::StringRecord) -> Reject {
+/// text that is not UTF-8. `reader` has just read the row, so its position is where the next
+/// row starts: a row of another length than the header that runs over several lines is said to
+/// (a quoted cell holds its line breaks), since a quote closed in the wrong place takes the rows
+/// it spans into one, and they would otherwise be lost without a word.
+pub(super) fn malformed_csv<R: std::io::Read>(
+    file: &Path,
+    error: &csv::Error,
+    headers: &csv::StringRecord,
+    reader: &csv::Reader<R>,
+) -> Reject {
     let line = csv_line(error.position());
     match error.kind() {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            reject(file, line, None, format!("malformed CSV: this row has {len} fields and the header {expected_len}"))
+            let lengths = format!("malformed CSV: this row has {len} fields and the header {expected_len}");
+            // The next row starts on the line after this one's last (a last row without a line
+            // break after it is counted one line short).
+            let last = reader.position().line().saturating_sub(1);
+            if last <= line {
+                return reject(file, line, None, lengths);
+            }
+            let reason = format!(
+                "{lengths}. It runs from line {line} to line {last}: a quoted cell in it holds line breaks, so a \
+                 quote opened in it may close further down than meant, and the rows it spans are part of this one"
+            );
+            reject(file, line, None, reason)
         }
         csv::ErrorKind::Utf8 { err, .. } => not_utf8(file, line, headers, err.field()),
         _ => reject(file, line, None, format!("malformed CSV: {error}")),
@@ -360,6 +379,33 @@ mod tests {
         let read = read_interactions(&closed, &InteractionFormat::default(), &items, &[]).unwrap();
         assert_eq!(read.rows.len(), 2);
         assert_eq!(read.rows[0].user, "u,1");
+    }
+
+    /// A quote that closes further down than meant takes the rows it spans into one row of the
+    /// wrong width: its reject names the lines it runs over, so the rows inside it are
+    /// accounted for (they were lost without a word). A short row on one line says nothing more.
+    #[test]
+    fn a_malformed_row_over_several_lines_names_the_lines_it_spans() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = b"id,title,text,price\n1,Tent,\"a tent\",10\n2,\"Bad quote,x,5\n3,Stove,stove,abc\n4,,,\n5,Mug,\"multi\nline\",3\n6,Cup,cup,2\n";
+        let read = read_catalog(&file(&dir, "c.csv", catalog), &CatalogFormat::default()).unwrap();
+        let ids: Vec<&str> = read.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["1", "6"]);
+        let said: Vec<(u64, &str)> = read.rejects.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert_eq!(said[0].0, 3);
+        assert!(
+            said[0].1.starts_with(
+                "malformed CSV: this row has 2 fields and the header 4. It runs from line 3 to line 6: a quoted cell"
+            ),
+            "{said:?}"
+        );
+        assert_eq!(said[1], (7, "malformed CSV: this row has 2 fields and the header 4"));
+        let items: HashMap<&str, u32> = [("1", 0), ("2", 1)].into_iter().collect();
+        let events = b"user,item,weight\nu1,1,4\nu1,\"2,4\nu2,1,1\nu2\",2,9\nu3,2,1\n";
+        let read = read_interactions(&file(&dir, "e.csv", events), &InteractionFormat::default(), &items, &[]).unwrap();
+        assert_eq!(read.rows.len(), 2);
+        assert!(read.rejects[0].reason.contains("It runs from line 3 to line 5"), "{:?}", read.rejects);
     }
 
     /// A column the reader uses, named twice in the header, is refused: the rows' values could
