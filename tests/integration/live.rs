@@ -103,12 +103,15 @@ async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() 
         call(&app, events(json!({"events": [{"user": "u001", "item": top, "weight": 0}]}), Some(WRITE_KEY))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
     assert!(body["error"]["message"].as_str().unwrap().starts_with("events[0].weight"), "{body}");
-    // A weight past f32's range is refused as the number sent, not as the inf it would read as.
-    let (status, _, body) =
-        call(&app, events(json!({"events": [{"user": "u001", "item": top, "weight": 1e308}]}), Some(WRITE_KEY))).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("events[0].weight") && message.contains("got 1e308"), "{body}");
+    // A weight outside f32's normal range is refused as the number sent, not as the inf or the
+    // 0 it would read as.
+    for (weight, said) in [(1e308, "got 1e308"), (1e-50, "got 1e-50"), (1e-45, "got 1e-45")] {
+        let request = events(json!({"events": [{"user": "u001", "item": top, "weight": weight}]}), Some(WRITE_KEY));
+        let (status, _, body) = call(&app, request).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("events[0].weight") && message.contains(said), "{body}");
+    }
     // Ids follow the catalog's rule: " u001" would be a second user that looks like u001 (a CSV
     // interactions file trims its cells, so there it is u001).
     let (status, _, body) =

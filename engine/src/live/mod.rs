@@ -43,7 +43,7 @@ pub use file::{compact, read_events, read_history, write_carried};
 use file::{create_segment, read_segment, segment_files, segment_path};
 pub use record::{
     batch_hash, item_hash, validate_batch, Appended, BatchTag, Event, FieldUpdate, ItemDelete, ItemPut, LiveStats,
-    LoggedRecord, Record, MAX_BATCH_ID_BYTES, MAX_ID_BYTES, MAX_WEIGHT,
+    LoggedRecord, Record, MAX_BATCH_ID_BYTES, MAX_ID_BYTES, MAX_WEIGHT, MIN_WEIGHT,
 };
 
 /// The log's folder under an index folder.

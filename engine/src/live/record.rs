@@ -22,9 +22,10 @@ pub struct Event {
     #[cfg_attr(feature = "openapi", schema(value_type = crate::json::Id))]
     pub item: String,
     /// The interaction's value, summed with the user's earlier ones for the same item, as the
-    /// indexer sums repeated rows. Above 0 and at most [`MAX_WEIGHT`]; 1 when absent.
+    /// indexer sums repeated rows. From [`MIN_WEIGHT`] (about 1.2e-38) to [`MAX_WEIGHT`]; 1
+    /// when absent.
     #[serde(default = "default_weight", deserialize_with = "weight_as_sent")]
-    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0, maximum = 1000000))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1.1754944e-38, maximum = 1000000))]
     pub weight: f32,
     /// When it happened (integer, the unit the interactions file uses; the indexer keeps the
     /// latest per user and item). Absent: the server's clock in seconds since the Unix epoch.
@@ -36,18 +37,27 @@ fn default_weight() -> f32 {
     1.0
 }
 
-/// A weight read as f64, as JSON writes numbers, so that one past f32's range is refused as
-/// the number it was (`1e308`) rather than read as `inf` and refused as that.
+/// A weight read as f64, as JSON writes numbers, and checked as sent, so that one outside
+/// [`MIN_WEIGHT`]..=[`MAX_WEIGHT`] is refused as the number it was: `1e308` was read as `inf`
+/// and `1e-50` as 0, and refused as those.
 fn weight_as_sent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<f32, D::Error> {
     let weight = f64::deserialize(deserializer)?;
-    if weight.abs() > f64::from(f32::MAX) {
-        return Err(serde::de::Error::custom(format!(
-            "must be a number above 0 and at most {MAX_WEIGHT}, got {}",
-            crate::fusion::shown(weight)
-        )));
-    }
-    Ok(weight as f32)
+    weight_problem(weight).map_or(Ok(weight as f32), |problem| Err(serde::de::Error::custom(problem)))
 }
+
+/// Why `weight` is no event's weight, saying the value as sent; `None` when it is one.
+fn weight_problem(weight: f64) -> Option<String> {
+    (!(f64::from(MIN_WEIGHT)..=f64::from(MAX_WEIGHT)).contains(&weight)).then(|| {
+        format!(
+            "must be a number from {MIN_WEIGHT:e} (f32's smallest normal number) to {MAX_WEIGHT}, got {}",
+            crate::fusion::shown(weight)
+        )
+    })
+}
+
+/// The smallest weight one event may carry: f32's smallest normal number (about 1.2e-38). The
+/// log keeps weights in f32, where a smaller one is subnormal or rounds to 0.
+pub const MIN_WEIGHT: f32 = f32::MIN_POSITIVE;
 
 /// The largest weight one event may carry: sums of many stay finite in f32, and one event can
 /// never make a user's CF solve overflow (the log cannot be edited, and every build reads it).
@@ -59,18 +69,15 @@ impl Event {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming the field: a user or item id that is none
-    /// ([`crate::item::id_problem`]), or a weight that is not a finite number above 0.
+    /// ([`crate::item::id_problem`]), or a weight outside [`MIN_WEIGHT`]..=[`MAX_WEIGHT`].
     pub fn validate(&self) -> Result<()> {
         for (field, id) in [("user", &self.user), ("item", &self.item)] {
             if let Some(problem) = crate::item::id_problem(id) {
                 return Err(Error::invalid(field, problem));
             }
         }
-        if !(self.weight > 0.0 && self.weight <= MAX_WEIGHT) {
-            return Err(Error::invalid(
-                "weight",
-                format!("must be a number above 0 and at most {MAX_WEIGHT}, got {}", self.weight),
-            ));
+        if let Some(problem) = weight_problem(f64::from(self.weight)) {
+            return Err(Error::invalid("weight", problem));
         }
         Ok(())
     }

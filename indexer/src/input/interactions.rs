@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use hyrank_engine::live::MAX_WEIGHT;
+use hyrank_engine::live::{MAX_WEIGHT, MIN_WEIGHT};
 
 use super::{
     column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject, repeats_header,
@@ -157,15 +157,15 @@ pub fn read_interactions(
             // The bound live events have (`POST /v1/events`), so a weight a file may hold is
             // one the API takes, and ALS's confidences stay inside f32's range.
             Some((name, i)) => match get(*i).parse::<f32>() {
-                Ok(w) if w > 0.0 && w <= MAX_WEIGHT => w,
+                Ok(w) if (MIN_WEIGHT..=MAX_WEIGHT).contains(&w) => w,
                 Ok(_) => {
                     out.rejects.push(reject(
                         &file,
                         line,
                         Some(name),
                         format!(
-                            "{:?} is not a weight above 0 and at most {MAX_WEIGHT} (ALS confidence needs a positive \
-                             one; the bound is the live events')",
+                            "{:?} is not a weight from {MIN_WEIGHT:e} (f32's smallest normal number) to {MAX_WEIGHT} \
+                             (ALS confidence needs a positive one; the bounds are the live events')",
                             get(*i)
                         ),
                     ));
