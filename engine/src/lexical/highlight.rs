@@ -101,11 +101,15 @@ impl LexicalIndex {
         let terms = |field: Field| -> Result<FieldTerms> {
             let mut weights = HashMap::new();
             let tokens = self.tokens_of(field, query)?;
-            // A symbol the analyzer keeps as a term ("<", "+", "€") counts for BM25, but marking
-            // every one in a text is noise: marked only when the query holds nothing else.
-            let worded = |t: &String| t.chars().any(char::is_alphanumeric);
-            let any_word = tokens.iter().any(worded);
-            for token in tokens.into_iter().filter(|t| !any_word || worded(t)) {
+            // A symbol the analyzer keeps as a term counts for BM25. A mathematical or modifier
+            // symbol ("<", "+", "=", "^") is mostly markup or an operator typed around words, and
+            // marking every one in a text is noise: marked only when the query holds nothing
+            // else. A currency or other symbol ("€", "★", "✓", "☕") carries meaning, and is
+            // marked as a word is.
+            use unicode_categories::UnicodeCategories;
+            let operator = |t: &String| t.chars().all(|c| c.is_symbol_math() || c.is_symbol_modifier());
+            let any_other = tokens.iter().any(|t| !operator(t));
+            for token in tokens.into_iter().filter(|t| !any_other || !operator(t)) {
                 // A term only live items hold has no frequency here; it still marks.
                 let frequency = searcher.doc_freq(&Term::from_field_text(field, &token))?;
                 weights.insert(token, 1.0 / (1.0 + frequency as f32));
@@ -414,6 +418,7 @@ mod tests {
             item("الْجِبَال", "رحلة إلى الجبال"),
             item("Café crème", "Un café très fort"),
             item("Organic T-Shirt", "Cotton"),
+            item("Mug", "Costs 20 € only. Rust + C++ interop, 5★ rating ✓ done ☕"),
         ];
         let dir = tempfile::tempdir().unwrap();
         let lexical = index(dir.path(), LexicalSettings::default(), &items);
@@ -427,10 +432,15 @@ mod tests {
         assert_eq!(highlight("الجبال", 2).title.as_deref(), Some("<em>الْجِبَال</em>"), "vowel marks fold");
         assert_eq!(highlight("cafe creme", 3).title.as_deref(), Some("<em>Café</em> <em>crème</em>"));
         assert_eq!(highlight("tshirt", 4).title.as_deref(), Some("Organic <em>T-Shirt</em>"));
-        // Symbols the query holds beside words are not marked; alone, they are.
+        // Mathematical symbols the query holds beside words are not marked; alone, they are.
         let words = highlight("< for wet >", 0).text.unwrap();
         assert!(words.contains("&lt;b&gt;<em>for</em>&lt;/b&gt; <em>wet</em>"), "{words}");
         assert!(highlight("&", 0).is_empty() && highlight("<", 0).text.unwrap().contains("<em>&lt;</em>"));
+        let mixed = highlight("rust + costs €", 5).text.unwrap();
+        assert_eq!(mixed, "<em>Costs</em> 20 <em>€</em> only. <em>Rust</em> + C++ interop, 5★ rating ✓ done ☕");
+        // Currency and other symbols carry meaning: marked beside words too.
+        let symbols = highlight("rating ✓ ☕", 5).text.unwrap();
+        assert_eq!(symbols, "Costs 20 € only. Rust + C++ interop, 5★ <em>rating</em> <em>✓</em> done <em>☕</em>");
         let none = highlight("kayak", 0);
         assert!(none.is_empty(), "{none:?}");
         let title_only = highlight("ultralight", 0);
