@@ -218,12 +218,17 @@ pub async fn require(
     }
 }
 
-/// Refuses a request whose path or query string, its percent-escapes decoded, is not UTF-8
-/// (`/v1/items/%FE`): 400 `malformed_url`, naming the part and the byte. actix decodes a path
-/// segment, and serde_urlencoded a query parameter, lossily, writing U+FFFD for what is not
-/// UTF-8, so `%FE` and `%C3` read as the same id "\u{FFFD}" and a put under one replaced the
-/// other's item.
-pub async fn utf8_url(
+/// Refuses what this server would otherwise read as UTF-8 when it is not:
+/// - a path or query string that is not UTF-8 once its percent-escapes are decoded
+///   (`/v1/items/%FE`): 400 `malformed_url`, naming the part and the bytes. actix decodes a path
+///   segment, and serde_urlencoded a query parameter, lossily, writing U+FFFD for what is not
+///   UTF-8, so `%FE` and `%C3` read as the same id "\u{FFFD}" and a put under one replaced the
+///   other's item;
+/// - a body whose `Content-Type` names a charset other than UTF-8
+///   (`application/json; charset=iso-8859-1`): 415 `unsupported_media_type`. JSON is UTF-8
+///   (RFC 8259 §8.1) and the body is read as such whatever the header says, so Latin-1 text
+///   was refused as malformed JSON, or read as other characters.
+pub async fn utf8_only(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
@@ -242,13 +247,36 @@ pub async fn utf8_url(
                 String::from_utf8_lossy(&bytes[..at]),
             ))
         });
-    match undecodable {
-        None => next.call(req).await.map(ServiceResponse::map_into_left_body),
-        Some(message) => {
-            let error = ApiError::new(StatusCode::BAD_REQUEST, "malformed_url", message);
-            Ok(req.into_response(error.error_response()).map_into_right_body())
-        }
+    let error = match undecodable {
+        Some(message) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_url", message),
+        None => match declared_charset(&req).filter(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8")) {
+            Some(charset) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("the body is declared as charset={charset}; JSON is read as UTF-8 only, so send UTF-8 (charset=utf-8, or no charset)"),
+            ),
+            None => return next.call(req).await.map(ServiceResponse::map_into_left_body),
+        },
+    };
+    Ok(req.into_response(error.error_response()).map_into_right_body())
+}
+
+/// Whether the request sends a body: a `Transfer-Encoding`, or a `Content-Length` other than 0.
+fn has_body(req: &ServiceRequest) -> bool {
+    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let headers = req.headers();
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0")
+}
+
+/// The `charset` parameter of the `Content-Type` of a request that sends a body, if it names one.
+fn declared_charset(req: &ServiceRequest) -> Option<String> {
+    if !has_body(req) {
+        return None;
     }
+    use actix_web::HttpMessage;
+    let mime = req.mime_type().ok().flatten()?;
+    mime.get_param(actix_web::mime::CHARSET).map(|charset| charset.as_str().trim_matches('"').to_string())
 }
 
 /// Refuses a query string on the API routes that read none (all of /v1 but similar's):
@@ -292,10 +320,9 @@ pub async fn known_content_encoding(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    use actix_web::http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
+    use actix_web::http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING};
     let headers = req.headers();
-    let has_body = headers.contains_key(TRANSFER_ENCODING)
-        || headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    let has_body = has_body(&req);
     let codings: Vec<&str> =
         headers.get_all(CONTENT_ENCODING).map(|value| value.to_str().unwrap_or("(not text)").trim()).collect();
     let decoded = match codings[..] {

@@ -112,7 +112,9 @@ fn default_description(status: &str) -> Option<&'static str> {
         }
         "404" => "item_not_found or user_not_found: the error names the id",
         "413" => "payload_too_large: the body is over the server's limit",
-        "415" => "unsupported_media_type: send Content-Type: application/json (gzip or deflate encoding allowed)",
+        "415" => {
+            "unsupported_media_type: send Content-Type: application/json, in UTF-8 (gzip or deflate encoding allowed)"
+        }
         "422" => "invalid_request or limit_exceeded: a value the API refuses, named with its field",
         "503" => "overloaded: the engine's queue is full; retry after the Retry-After header's seconds",
         _ => return None,

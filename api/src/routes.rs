@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::Object;
 use crate::error::{json_error, query_error, ApiError, ErrorBody};
 use crate::metrics::AnswerQuality;
-use crate::middleware::{body_deadline, known_content_encoding, no_query_string, observe, require, utf8_url, Access};
+use crate::middleware::{body_deadline, known_content_encoding, no_query_string, observe, require, utf8_only, Access};
 use crate::reload::{ReloadError, ReloadOutcome};
 use crate::writes::{delete_item, events, put_item, update_fields};
 use crate::AppState;
@@ -41,8 +41,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 // A wrap added later runs first: observe, then CORS (which answers preflights
                 // before any key is asked for, and adds its headers to every answer, errors
                 // included), then the encoding check, then the body's deadline, then the URL's
-                // encoding.
-                .wrap(from_fn(utf8_url))
+                // and the body's text encoding.
+                .wrap(from_fn(utf8_only))
                 .wrap(from_fn(body_deadline))
                 .wrap(from_fn(known_content_encoding))
                 .wrap(cors)

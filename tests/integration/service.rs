@@ -225,9 +225,10 @@ async fn bounds_answer_4xx_with_a_code() {
 
 /// A path or query string whose escapes are not UTF-8 is refused, not read with U+FFFD in place
 /// of its bytes: `%FE` and `%C3` were one id, so a put under one replaced the other's item.
-/// Escapes of UTF-8 text are read as that text.
+/// Escapes of UTF-8 text are read as that text. A body declared in another charset is refused
+/// too (it was read as UTF-8 whatever the header said).
 #[actix_web::test]
-async fn a_url_that_is_not_utf8_once_decoded_is_refused_whatever_the_route() {
+async fn text_that_is_not_utf8_in_the_url_or_the_body_is_refused_whatever_the_route() {
     let app = service(AppState::with_settings(shared_engine(), None, ServiceSettings::default())).await;
     let at = |method: actix_web::http::Method, uri: &str| test::TestRequest::default().method(method).uri(uri);
     use actix_web::http::Method;
@@ -251,6 +252,16 @@ async fn a_url_that_is_not_utf8_once_decoded_is_refused_whatever_the_route() {
     let (status, _, body) = call(&app, at(Method::GET, "/v1/items/%C3%A9")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("item_not_found")), "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains('é'), "{body}");
+    let typed = |content_type: &str| {
+        let body = serde_json::to_vec(&json!({"query": "tent"})).unwrap();
+        test::TestRequest::post().uri("/v1/search").insert_header(("content-type", content_type)).set_payload(body)
+    };
+    let (status, _, body) = call(&app, typed("application/json; charset=iso-8859-1")).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("charset=iso-8859-1"), "{body}");
+    for fine in ["application/json; charset=UTF-8", "application/json; charset=\"utf-8\"", "application/json"] {
+        assert_eq!(call(&app, typed(fine)).await.0, StatusCode::OK, "{fine}");
+    }
 }
 
 #[actix_web::test]
