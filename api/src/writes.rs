@@ -305,12 +305,19 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
 /// given.
 ///
 /// # Errors
-/// 422 `invalid_request` naming the field when a value cannot be its field's type.
+/// 422 `invalid_request` naming the field when its name is none a catalog may have
+/// ([`hyrank_engine::item::field_name_problem`]) or a value cannot be its field's type.
 fn typed_fields(
     engine: &Engine,
     fields: std::collections::BTreeMap<String, hyrank_engine::FieldValue>,
 ) -> Result<std::collections::BTreeMap<String, hyrank_engine::FieldValue>, ApiError> {
     let types = &engine.manifest().field_types;
+    if let Some((name, problem)) =
+        fields.keys().find_map(|name| hyrank_engine::item::field_name_problem(name).map(|p| (name, p)))
+    {
+        let message = format!("fields.{}: {problem}", name.escape_debug());
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message));
+    }
     fields
         .into_iter()
         .map(|(name, value)| match types.get(&name) {

@@ -63,10 +63,22 @@ pub fn is_blank(text: &str) -> bool {
 /// would break the line-oriented files ids are written to (logs, reject lists). Length is
 /// checked first, so a reason never quotes more than [`MAX_ID_BYTES`] bytes of id.
 pub fn id_problem(id: &str) -> Option<String> {
+    key_problem(id, "an id", "ids")
+}
+
+/// Why `name` cannot be a catalog field's name, or `None` when it can: [`id_problem`]'s rule,
+/// for the same reasons (names are compared exactly in filters, facets and sorts, and written
+/// to the manifest, logs and reject lists), said as "field name …".
+pub fn field_name_problem(name: &str) -> Option<String> {
+    key_problem(name, "a field name", "field names").map(|problem| format!("field name {problem}"))
+}
+
+/// [`id_problem`] for keys of any kind: `one` and `many` name the kind in its reasons.
+fn key_problem(id: &str, one: &str, many: &str) -> Option<String> {
     use icu_properties::props::GeneralCategory;
     use icu_properties::CodePointMapData;
     if id.len() > MAX_ID_BYTES {
-        return Some(format!("is {} bytes long; an id is at most {MAX_ID_BYTES}", id.len()));
+        return Some(format!("is {} bytes long; {one} is at most {MAX_ID_BYTES}", id.len()));
     }
     let category = CodePointMapData::<GeneralCategory>::new();
     let invisible = |c: char| c.is_whitespace() || category.get(c) == GeneralCategory::Format;
@@ -79,7 +91,7 @@ pub fn id_problem(id: &str) -> Option<String> {
         Some("is empty (or holds only whitespace and invisible characters)".into())
     } else if let Some(c) = at_an_end {
         Some(format!(
-            "{id:?} has whitespace or an invisible character (U+{:04X}) at its start or end; ids are compared \
+            "{id:?} has whitespace or an invisible character (U+{:04X}) at its start or end; {many} are compared \
              exactly, so write it without",
             u32::from(c)
         ))
@@ -346,6 +358,11 @@ mod tests {
         // Too long is said without echoing the id, whatever else is wrong with it.
         let long = format!(" {}", "é".repeat(MAX_ID_BYTES / 2 + 1));
         assert_eq!(id_problem(&long).unwrap(), "is 515 bytes long; an id is at most 512");
+        // Field names follow the same rule, said as theirs.
+        assert_eq!(field_name_problem("price"), None);
+        assert!(field_name_problem("").unwrap().starts_with("field name is empty"));
+        assert!(field_name_problem("a\u{0}b").unwrap().contains("U+0000"));
+        assert!(field_name_problem("price ").unwrap().contains("field names are compared exactly"));
     }
 
     #[test]

@@ -649,3 +649,24 @@ async fn an_explanation_names_a_replaced_history_item_by_its_title_now() {
     assert!(text.contains(&named(&format!("{old_title} (2027 edition)"))), "{text}");
     assert!(!text.contains(&named(&old_title)), "the old title is named: {text}");
 }
+
+/// A live write's field names follow the catalog's rule (`field_name_problem`): an empty name
+/// or one holding a control character is refused, naming it, and nothing is written.
+#[actix_web::test]
+async fn a_field_name_the_catalog_would_refuse_is_refused_live() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let put = put_item(WRITE_KEY, "LIVE-9", json!({"title": "Stove", "fields": {"": 1}}));
+    let (status, _, body) = call(&app, put).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_request")));
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("fields.: field name is empty"), "{body}");
+    let update = test::TestRequest::put()
+        .uri("/v1/items/TNT-001/fields")
+        .insert_header(("authorization", format!("Bearer {WRITE_KEY}")))
+        .set_json(json!({"fields": {"brand\u{0}": "x"}}));
+    let (status, _, body) = call(&app, update).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("fields.brand\\0: field name"), "{body}");
+    assert_eq!(call(&app, get("/v1/items/LIVE-9")).await.0, StatusCode::NOT_FOUND, "nothing was written");
+}

@@ -130,8 +130,11 @@ struct ItemValidator<'a> {
 
 impl ItemValidator<'_> {
     fn accept(&mut self, line: u64, item: Item) {
+        let bad_name = item.fields.keys().find_map(|n| hyrank_engine::item::field_name_problem(n).map(|p| (n, p)));
         if let Some(problem) = hyrank_engine::item::id_problem(&item.id) {
             self.catalog.rejects.push(reject(self.file, line, Some(&self.id_name), format!("id {problem}")));
+        } else if let Some((name, problem)) = bad_name {
+            self.catalog.rejects.push(reject(self.file, line, Some(name), problem).with_id(&item.id));
         } else if hyrank_engine::item::is_blank(&item.title) && hyrank_engine::item::is_blank(&item.text) {
             self.catalog.rejects.push(
                 reject(self.file, line, Some(&self.content_name), "empty item: title and text are both empty")

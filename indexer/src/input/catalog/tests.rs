@@ -31,6 +31,18 @@ fn ids_follow_one_rule_and_refused_rows_name_their_item() {
     let path = file(&dir, "catalog.csv", b"id,title\n 7 ,padded cell\n");
     let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
     assert_eq!((catalog.items[0].id.as_str(), catalog.rejects.len()), ("7", 0));
+    // Field names follow the same rule (`field_name_problem`): a row holding one it refuses is
+    // refused, naming the field and the item.
+    let jsonl = b"{\"id\": \"a\", \"title\": \"A\", \"\": 1}\n{\"id\": \"b\", \"title\": \"B\", \"fields\": {\"x\\u0000\": 2}}\n{\"id\": \"c\", \"title\": \"C\", \"ok\": 3}\n";
+    let catalog = read_catalog(&file(&dir, "names.jsonl", jsonl), &CatalogFormat::default()).unwrap();
+    assert_eq!(catalog.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["c"]);
+    let got: Vec<(u64, Option<&str>, Option<&str>, &str)> =
+        catalog.rejects.iter().map(|r| (r.line, r.field.as_deref(), r.id.as_deref(), r.reason.as_str())).collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].0, got[0].1, got[0].2), (1, Some(""), Some("a")));
+    assert!(got[0].3.starts_with("field name is empty"), "{got:?}");
+    assert_eq!((got[1].0, got[1].2), (2, Some("b")));
+    assert!(got[1].3.contains("U+0000"), "{got:?}");
 }
 #[test]
 fn every_bad_catalog_line_is_reported_with_line_and_field() {
