@@ -90,6 +90,20 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// serde_json's message for JSON it cannot parse, with what it means where its words mislead:
+/// a `\uD800`–`\uDBFF` escape without its `\uDC00`–`\uDFFF` partner (a lone surrogate, which
+/// is no character) is "unexpected end of hex escape" there.
+fn malformed(e: &serde_json::Error) -> String {
+    let said = e.to_string();
+    if said.contains("hex escape") {
+        return format!(
+            "{said}: a \\u escape from \\uD800 to \\uDBFF must be followed by one from \\uDC00 to \\uDFFF \
+             (the two halves of one character); alone, it is no character"
+        );
+    }
+    said
+}
+
 /// Maps actix's JSON body errors: unparseable JSON is a 400, well-formed JSON of the wrong shape
 /// a 422, an oversized body a 413.
 pub fn json_error(err: actix_web::error::JsonPayloadError, req: &actix_web::HttpRequest) -> actix_web::Error {
@@ -108,7 +122,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, req: &actix_web::Http
         J::Deserialize(e) if e.is_data() => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
         }
-        J::Deserialize(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+        J::Deserialize(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", malformed(e)),
         // The body's bytes could not be read as sent: actix's own messages are Debug dumps
         // (`Some(Custom { kind: UnexpectedEof … })`), so each case is said in words.
         J::Payload(actix_web::error::PayloadError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {

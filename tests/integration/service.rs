@@ -262,6 +262,12 @@ async fn text_that_is_not_utf8_in_the_url_or_the_body_is_refused_whatever_the_ro
     for fine in ["application/json; charset=UTF-8", "application/json; charset=\"utf-8\"", "application/json"] {
         assert_eq!(call(&app, typed(fine)).await.0, StatusCode::OK, "{fine}");
     }
+    // A lone surrogate escape is no character: serde_json's "unexpected end of hex escape" is
+    // said in words.
+    let lone = test::TestRequest::post().uri("/v1/search").insert_header(("content-type", "application/json"));
+    let (status, _, body) = call(&app, lone.set_payload(r#"{"query": "tent \ud800"}"#)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_json")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("alone, it is no character"), "{body}");
 }
 
 #[actix_web::test]
