@@ -109,7 +109,7 @@ pub(super) fn column_if_present(path: &Path, headers: &csv::StringRecord, name: 
 /// A CSV reader of `path`, with the [`Quotes`] that watch its bytes.
 pub(super) fn csv_reader(path: &Path) -> Result<(csv::Reader<Box<dyn Read>>, Quotes)> {
     let quotes = Quotes::default();
-    let watched: Box<dyn Read> = Box::new(Watched { inner: open(path)?, quotes: quotes.clone() });
+    let watched: Box<dyn Read> = Box::new(Watched { inner: open(path)?, quotes: quotes.clone(), pending_cr: false });
     Ok((csv::ReaderBuilder::new().has_headers(true).from_reader(watched), quotes))
 }
 
@@ -218,19 +218,68 @@ impl Quotes {
     }
 }
 
-/// A reader that steps [`Quotes`] over every byte it hands on.
+/// A reader that steps [`Quotes`] over every byte it hands on, and hands on each CRLF as LF.
+///
+/// The `csv` reader ends a row at the CR of a CRLF and skips the LF when it reads the next
+/// row, after it has taken that row's position, so every row of a CRLF file (Windows' and
+/// Excel's, and RFC 4180's own) was reported one line too high up: "line 2" for what an editor
+/// shows on line 3. Read as LF, rows are counted as in an LF file. A CRLF inside a quoted cell
+/// becomes LF too, as a line break in text. A lone CR still ends a row, as before.
 struct Watched {
     inner: Box<dyn Read>,
     quotes: Quotes,
+    /// A CR that ended the last read, held back until the next byte says whether an LF follows.
+    pending_cr: bool,
 }
 
 impl Read for Watched {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if buf.len() < 2 {
+            // No room to look ahead (the csv reader reads into 8 KiB buffers): bytes as they come.
+            let len = if std::mem::take(&mut self.pending_cr) && !buf.is_empty() {
+                buf[0] = b'\r';
+                1
+            } else {
+                self.inner.read(buf)?
+            };
+            return self.pass_on(buf, len);
+        }
+        loop {
+            let start = usize::from(self.pending_cr);
+            let n = self.inner.read(&mut buf[start..])?;
+            if start == 1 {
+                buf[0] = b'\r';
+            }
+            if n == 0 {
+                // The end of the input: a CR held back goes out alone.
+                self.pending_cr = false;
+                return self.pass_on(buf, start);
+            }
+            let mut kept = 0;
+            for i in 0..start + n {
+                if buf[i] == b'\r' && i + 1 < start + n && buf[i + 1] == b'\n' {
+                    continue;
+                }
+                buf[kept] = buf[i];
+                kept += 1;
+            }
+            // n > 0 and only a CR before an LF goes, so `kept` ≥ 1.
+            self.pending_cr = buf[kept - 1] == b'\r';
+            let len = kept - usize::from(self.pending_cr);
+            if len > 0 {
+                return self.pass_on(buf, len);
+            }
+        }
+    }
+}
+
+impl Watched {
+    /// Steps the quotes over `buf[..len]`, which is handed on.
+    fn pass_on(&mut self, buf: &[u8], len: usize) -> std::io::Result<usize> {
         let mut state = self.quotes.0.get();
-        buf[..n].iter().for_each(|&b| state.step(b));
+        buf[..len].iter().for_each(|&b| state.step(b));
         self.quotes.0.set(state);
-        Ok(n)
+        Ok(len)
     }
 }
 
@@ -379,6 +428,52 @@ mod tests {
         let read = read_interactions(&closed, &InteractionFormat::default(), &items, &[]).unwrap();
         assert_eq!(read.rows.len(), 2);
         assert_eq!(read.rows[0].user, "u,1");
+    }
+
+    /// A CRLF file's rows are on the lines an editor shows (the csv reader put each one line
+    /// higher up), whatever the reads' sizes; a CRLF inside a quoted cell is a line break, and
+    /// a lone CR still ends a row.
+    #[test]
+    fn crlf_rows_are_counted_on_the_lines_an_editor_shows() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = b"id,title,text\r\n1,Tent,\"two\r\nlines\"\r\n2,Stove,x,extra\r\n1,Other,y\r\n";
+        let read = read_catalog(&file(&dir, "c.csv", catalog), &CatalogFormat::default()).unwrap();
+        assert_eq!(read.items[0].text, "two\nlines");
+        let lines: Vec<u64> = read.rejects.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [4, 5], "{:?}", read.rejects);
+        assert!(read.rejects[1].reason.contains("first on line 2"), "{:?}", read.rejects);
+        let items: HashMap<&str, u32> = [("1", 0)].into_iter().collect();
+        let events = b"user,item,weight\r\nu1,1,1\r\nu1,1,-5\r\nu2,NOPE,1\ru3,1,1\r\n";
+        let read = read_interactions(&file(&dir, "e.csv", events), &InteractionFormat::default(), &items, &[]).unwrap();
+        let lines: Vec<u64> = read.rejects.iter().map(|r| r.line).collect();
+        assert_eq!((lines, read.rows.len()), (vec![3, 4], 2), "{:?}", read.rejects);
+
+        // Read a byte at a time into buffers of every size: the same bytes, CRLF as LF.
+        struct Trickle(std::io::Cursor<Vec<u8>>);
+        impl Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let end = buf.len().min(1);
+                self.0.read(&mut buf[..end])
+            }
+        }
+        let input = b"a\r\nb\r\rc\r\n\r\n\r".to_vec();
+        for size in 1..6 {
+            let mut watched = Watched {
+                inner: Box::new(Trickle(std::io::Cursor::new(input.clone()))),
+                quotes: Quotes::default(),
+                pending_cr: false,
+            };
+            let (mut out, mut buf) = (Vec::new(), vec![0; size]);
+            loop {
+                let n = watched.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            let expected: &[u8] = if size < 2 { &input } else { b"a\nb\r\rc\n\n\r" };
+            assert_eq!(out, expected, "buffers of {size}");
+        }
     }
 
     /// A quote that closes further down than meant takes the rows it spans into one row of the
