@@ -85,7 +85,7 @@ impl LexicalSettings {
     /// # Errors
     /// Stop words in a language without a list; a title or catalog field analysed on its own
     /// by the simple analyzer, or under BM25F; a searched catalog field named twice, without a
-    /// name or `title`/`text`, with a weight that is not a positive number, or more than
+    /// name or `title`/`text`, with a weight outside (0, [`MAX_BOOST`]] (the title's too), or more than
     /// [`MAX_SEARCH_FIELDS`].
     pub fn check(&self) -> Result<()> {
         if self.search_fields.len() > MAX_SEARCH_FIELDS {
@@ -103,10 +103,12 @@ impl LexicalSettings {
             if self.search_fields[..i].iter().any(|other| other.name == wanted.name) {
                 return Err(Error::invalid(format!("search_fields.{}", wanted.name), "named twice"));
             }
-            if !(wanted.boost.is_finite() && wanted.boost > 0.0) {
-                let reason = format!("weight {} is not a positive number", wanted.boost);
-                return Err(Error::invalid(format!("search_fields.{}", wanted.name), reason));
+            if let Some(problem) = boost_problem(wanted.boost) {
+                return Err(Error::invalid(format!("search_fields.{}", wanted.name), problem));
             }
+        }
+        if let Some(problem) = boost_problem(self.title_boost) {
+            return Err(Error::invalid("title_boost", problem));
         }
         let text = self.analysis_of(false);
         for (prefix, analysis) in self.analyses() {
@@ -367,6 +369,17 @@ pub(super) fn search_analyzer(index: &Index, field: tantivy::schema::Field) -> R
         }
     }
     Ok(index.tokenizer_for_field(field)?)
+}
+
+/// The largest field weight (`title_boost`, a searched field's `^WEIGHT`): a field a thousand
+/// times the text already decides every match it holds, and past it a weight could only carry
+/// scores toward f32's overflow (a weight of 1e38 made them ∞ or NaN).
+pub const MAX_BOOST: f32 = 1000.0;
+
+/// Why `boost` is no field weight, or `None`: it must be above 0 and at most [`MAX_BOOST`].
+fn boost_problem(boost: f32) -> Option<String> {
+    (!(boost > 0.0 && boost <= MAX_BOOST))
+        .then(|| format!("weight {boost} is not a number above 0 and at most {MAX_BOOST}"))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ mod highlight;
 mod live;
 mod schema;
 
-pub use analyzers::{Analyzer, FieldAnalysis, Language, MAX_SEARCH_FIELDS};
+pub use analyzers::{Analyzer, FieldAnalysis, Language, MAX_BOOST, MAX_SEARCH_FIELDS};
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
 pub(crate) use hidden::{covers, HiddenVersion};

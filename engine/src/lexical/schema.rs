@@ -422,8 +422,9 @@ mod tests {
     fn searched_fields_are_checked_and_must_match_the_index() {
         for (fields, expected) in [
             (vec![("brand", 1.0), ("brand", 2.0)], "named twice"),
-            (vec![("brand", 0.0)], "not a positive number"),
-            (vec![("brand", f32::NAN)], "not a positive number"),
+            (vec![("brand", 0.0)], "not a number above 0 and at most 1000"),
+            (vec![("brand", f32::NAN)], "not a number above 0 and at most 1000"),
+            (vec![("brand", 1e38)], "weight 100000000000000000000000000000000000000 is not a number above 0"),
             (vec![("", 1.0)], "without a name"),
             (vec![("title", 1.0)], "the item's own field"),
         ] {
@@ -433,6 +434,8 @@ mod tests {
         let many: Vec<(String, f32)> = (0..=MAX_SEARCH_FIELDS).map(|i| (format!("f{i}"), 1.0)).collect();
         let many: Vec<(&str, f32)> = many.iter().map(|(n, b)| (n.as_str(), *b)).collect();
         assert!(searching(&many).check().unwrap_err().to_string().contains("at most"));
+        let heavy_title = LexicalSettings { title_boost: 1e38, ..LexicalSettings::default() };
+        assert!(heavy_title.check().unwrap_err().to_string().starts_with("invalid title_boost"), "a title too");
 
         // Settings and schema disagree: refused at open, either way round.
         let items = [item("tent", "Tent", serde_json::json!({"brand": "Kestrel"}))];

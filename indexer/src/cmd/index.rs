@@ -344,7 +344,12 @@ impl IndexArgs {
     pub(crate) fn into_settings(self) -> anyhow::Result<IndexSettings> {
         let m = hyrank_engine::dense::MAX_CONNECTIONS;
         anyhow::ensure!(m.contains(&self.hnsw_m), "--hnsw-m must be from {} to {}", m.start(), m.end());
-        anyhow::ensure!(self.title_boost.is_finite() && self.title_boost > 0.0, "--title-boost must be positive");
+        let max = hyrank_engine::lexical::MAX_BOOST;
+        anyhow::ensure!(
+            self.title_boost > 0.0 && self.title_boost <= max,
+            "--title-boost must be above 0 and at most {max}, got {}",
+            self.title_boost
+        );
         anyhow::ensure!(self.min_weight.is_none_or(f32::is_finite), "--min-weight must be a finite number");
         let bm25 = Bm25Params {
             k1: self.bm25_k1,
@@ -517,7 +522,11 @@ mod tests {
         assert!(settings(&["--search-fields", "brand^x"]).unwrap_err().contains("not a number"));
         let error = settings(&["--search-fields", "brand,brand^2"]).unwrap_err();
         assert!(error.contains("--search-fields") && error.contains("named twice"), "{error}");
-        assert!(settings(&["--search-fields", "brand^0"]).unwrap_err().contains("not a positive number"));
+        assert!(settings(&["--search-fields", "brand^0"]).unwrap_err().contains("not a number above 0 and at most"));
+        assert!(settings(&["--search-fields", "brand^NaN"]).unwrap_err().contains("weight NaN is not a number"));
+        assert!(settings(&["--title-boost", "1e38"])
+            .unwrap_err()
+            .contains("--title-boost must be above 0 and at most 1000"));
     }
 
     /// A catalog field's own analysis is asked for by what differs from the text, for the
