@@ -12,8 +12,8 @@ mod network;
 mod source;
 
 use hyrank_engine::DeviceChoice;
-use network::resolve_bind;
 pub use network::CorsOrigins;
+use network::{check_workers, resolve_bind};
 use serde::Deserialize;
 pub use source::SourceSettings;
 
@@ -508,7 +508,7 @@ impl ServerSettings {
             device,
             precision,
             bind,
-            workers: positive("workers", layer.workers, 2)?,
+            workers: check_workers(layer.workers.unwrap_or(2)).map_err(|e| bad("workers", e))?,
             query_batcher: match layer.query_batch.unwrap_or(0) {
                 0 if layer.query_queue.is_some() => {
                     return Err(bad("query_queue", "is set but query_batch is 0: no model worker, so no queue".into()))
@@ -630,6 +630,7 @@ mod tests {
     fn bad_values_name_the_setting() {
         for (args, expected) in [
             (&["--workers", "0"][..], "setting workers: must be at least 1"),
+            (&["--workers", "513"][..], "setting workers: must be at most 512 (actix's bound), got 513"),
             (&["--bind", "localhost"][..], "setting bind: \"localhost\" is not an address like"),
             (
                 &["--cors-origins", "shop.example.com"][..],

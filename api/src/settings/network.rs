@@ -1,5 +1,6 @@
-//! Where the server listens and which browser pages may call it: the `bind` and
-//! `cors_origins` settings, checked at start-up so that a bad value names its setting.
+//! Where the server listens, with how many workers, and which browser pages may call it: the
+//! `bind`, `workers` and `cors_origins` settings, checked at start-up so that a bad value names
+//! its setting.
 
 use std::net::SocketAddr;
 
@@ -53,6 +54,19 @@ impl std::str::FromStr for CorsOrigins {
 /// `HOST:PORT`, resolved now, so that a name that does not resolve is a settings error rather
 /// than a failure after the model has loaded. The server listens on every address it can bind
 /// (actix skips one it cannot, such as `[::1]` on a host without IPv6, if another binds).
+/// The most HTTP workers: actix-server panics on more (after the model and the index have
+/// loaded), so more is refused as a setting.
+pub const MAX_WORKERS: usize = 512;
+
+/// The `workers` setting checked: from 1 to [`MAX_WORKERS`].
+pub(super) fn check_workers(workers: usize) -> std::result::Result<usize, String> {
+    match workers {
+        0 => Err("must be at least 1".into()),
+        w if w > MAX_WORKERS => Err(format!("must be at most {MAX_WORKERS} (actix's bound), got {w}")),
+        w => Ok(w),
+    }
+}
+
 pub(super) fn resolve_bind(text: &str) -> std::result::Result<Vec<SocketAddr>, String> {
     use std::net::ToSocketAddrs;
     if let Ok(address) = text.parse::<SocketAddr>() {
