@@ -166,30 +166,57 @@ fn solve_rows(matrix: &Csr, other: &Factors, current: &mut Factors, settings: &A
     });
 }
 
-fn random_factors(rows: usize, dim: usize, rng: &mut StdRng) -> Factors {
+/// The most latent factors: each user's and item's solve holds a factors × factors matrix
+/// per thread (8 MiB at 1,024), and implicit's and Spark's ALS are run with tens to hundreds.
+/// `--factors 100000` asked for 80 GB per solve, and the allocation's failure aborted the
+/// process.
+pub const MAX_FACTORS: usize = 1024;
+
+impl AlsSettings {
+    /// Checks the settings, each named with the value given (NaN fails every comparison).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`]: factors outside 1..=[`MAX_FACTORS`], a regularisation that
+    /// is not a finite number ≥ 0, an alpha that is not a finite number > 0.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=MAX_FACTORS).contains(&self.factors) {
+            return Err(Error::invalid("factors", format!("must be from 1 to {MAX_FACTORS}, got {}", self.factors)));
+        }
+        if !(self.regularization >= 0.0 && self.regularization.is_finite()) {
+            return Err(Error::invalid(
+                "regularization",
+                format!("must be a finite number ≥ 0, got {}", self.regularization),
+            ));
+        }
+        if !(self.alpha > 0.0 && self.alpha.is_finite()) {
+            return Err(Error::invalid("alpha", format!("must be a finite number > 0, got {}", self.alpha)));
+        }
+        Ok(())
+    }
+}
+
+/// # Errors
+/// [`Error::InvalidArgument`] (`factors`) when the memory for `rows × dim` factors cannot be
+/// had: refused with its size, not an abort.
+fn random_factors(rows: usize, dim: usize, rng: &mut StdRng) -> Result<Factors> {
+    let len = rows.saturating_mul(dim);
+    let mut data = Vec::new();
+    data.try_reserve_exact(len).map_err(|_| {
+        let gib = len as f64 * 4.0 / f64::from(1u32 << 30);
+        Error::invalid("factors", format!("{rows} rows of {dim} factors need {gib:.1} GiB, which could not be had"))
+    })?;
     // Small positive values, as implicit initialises: large ones slow the first iterations.
-    Factors { data: (0..rows * dim).map(|_| rng.random::<f32>() * 0.01).collect(), dim }
+    data.extend((0..len).map(|_| rng.random::<f32>() * 0.01));
+    Ok(Factors { data, dim })
 }
 
 /// Trains ALS on a users × items matrix of interaction values, calling `progress` after each
 /// iteration.
 pub fn train(user_items: &Csr, settings: &AlsSettings, mut progress: impl FnMut(usize)) -> Result<AlsModel> {
-    if settings.factors == 0 {
-        return Err(Error::invalid("factors", "must be at least 1"));
-    }
-    // Each named with the value given (NaN fails both comparisons).
-    if !(settings.regularization >= 0.0 && settings.regularization.is_finite()) {
-        return Err(Error::invalid(
-            "regularization",
-            format!("must be a finite number ≥ 0, got {}", settings.regularization),
-        ));
-    }
-    if !(settings.alpha > 0.0 && settings.alpha.is_finite()) {
-        return Err(Error::invalid("alpha", format!("must be a finite number > 0, got {}", settings.alpha)));
-    }
+    settings.check()?;
     let mut rng = StdRng::seed_from_u64(settings.seed);
-    let mut user_factors = random_factors(user_items.rows(), settings.factors, &mut rng);
-    let mut item_factors = random_factors(user_items.cols, settings.factors, &mut rng);
+    let mut user_factors = random_factors(user_items.rows(), settings.factors, &mut rng)?;
+    let mut item_factors = random_factors(user_items.cols, settings.factors, &mut rng)?;
     let item_users = user_items.transpose();
     for iteration in 0..settings.iterations {
         solve_rows(user_items, &item_factors, &mut user_factors, settings);
@@ -436,7 +463,8 @@ mod tests {
             refused(AlsSettings { regularization: -1.0, ..base.clone() }),
             "regularization: must be a finite number ≥ 0, got -1"
         );
-        assert_eq!(refused(AlsSettings { factors: 0, ..base }), "factors: must be at least 1");
+        assert_eq!(refused(AlsSettings { factors: 0, ..base.clone() }), "factors: must be from 1 to 1024, got 0");
+        assert_eq!(refused(AlsSettings { factors: 100_000, ..base }), "factors: must be from 1 to 1024, got 100000");
     }
 
     #[test]

@@ -292,6 +292,10 @@ impl CfArgs {
         if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = ease.validate() {
             anyhow::bail!("--{}: {reason}", field.replace('.', "-").replace('_', "-"));
         }
+        // ALS's too, before anything is embedded (`--factors`, `--regularization`, `--alpha`).
+        if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = self.als.settings().check() {
+            anyhow::bail!("--{field}: {reason}");
+        }
         Ok(CfChoiceSettings {
             requested: self.cf_model,
             als: self.als.settings(),
@@ -527,6 +531,9 @@ mod tests {
         assert!(settings(&["--title-boost", "1e38"])
             .unwrap_err()
             .contains("--title-boost must be above 0 and at most 1000"));
+        // ALS's settings are checked before anything is embedded, by flag.
+        let error = settings(&["--factors", "100000"]).unwrap_err();
+        assert!(error.contains("--factors: must be from 1 to 1024, got 100000"), "{error}");
     }
 
     /// A catalog field's own analysis is asked for by what differs from the text, for the
