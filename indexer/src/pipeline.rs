@@ -39,8 +39,8 @@ pub enum OnError {
 }
 
 impl OnError {
-    /// Whether `rejects` stop the build.
-    fn fails_on(self, rejects: &[Reject]) -> bool {
+    /// Whether `rejects` stop the build (or a shard's embedding, `hyrank embed`).
+    pub fn fails_on(self, rejects: &[Reject]) -> bool {
         match self {
             OnError::Fail => !rejects.is_empty(),
             OnError::Skip => false,

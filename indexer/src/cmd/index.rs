@@ -179,9 +179,9 @@ pub(crate) struct IndexArgs {
     /// S3 settings of `--publish-to`.
     #[command(flatten)]
     pub(crate) s3: super::ship::S3Args,
-    /// Embed every item, instead of reusing the current generation's vector for items whose
-    /// text is unchanged (done only when it was embedded with the same model, precision and
-    /// token limit).
+    /// Do not reuse the current generation's vector for items whose text is unchanged (done
+    /// only when it was embedded with the same model, precision and token limit): every item
+    /// is embedded here, or read from the `--embeddings` shards when given.
     #[arg(long)]
     pub(crate) no_reuse_embeddings: bool,
     /// BM25: how the title and the text combine into one score; requests may override it.

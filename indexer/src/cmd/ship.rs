@@ -256,14 +256,21 @@ pub(crate) struct EmbedArgs {
     /// reads every shard there.
     #[arg(long, value_parser = folder)]
     pub(crate) out: PathBuf,
+    /// Bad catalog rows: as `hyrank index --on-error` takes them (`skip` embeds the rest, as
+    /// the build that assembles the shards with the same flag indexes the rest).
+    #[arg(long, value_enum, default_value_t = hyrank_indexer::OnError::Fail)]
+    pub(crate) on_error: hyrank_indexer::OnError,
 }
 
 pub(crate) fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     use hyrank_indexer::input::read_catalog;
     let path = args.catalog.catalog.clone();
     let catalog = read_catalog(&path, &args.catalog.format())?;
-    if !catalog.rejects.is_empty() {
+    if args.on_error.fails_on(&catalog.rejects) {
         return Err(hyrank_indexer::IndexError::BadInput { rejects: catalog.rejects }.into());
+    }
+    for reject in &catalog.rejects {
+        eprintln!("skipped: {reject}");
     }
     let embedder = hyrank_engine::Embedder::load(&args.model.settings()?)?;
     let items: Vec<(String, String)> = catalog.items.iter().map(|item| (item.id.clone(), item.content())).collect();
@@ -290,6 +297,32 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         s3: S3Args,
+    }
+
+    /// `hyrank embed` takes bad catalog rows as `hyrank index` does: refused by default (it
+    /// advised `--on-error skip`, which it did not have), and with `skip` the rest is embedded.
+    #[test]
+    fn embed_takes_on_error_as_index_does() {
+        #[derive(Parser)]
+        struct EmbedCli {
+            #[command(flatten)]
+            embed: EmbedArgs,
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let (catalog, model) = (root.join("fixtures/bad/catalog.jsonl"), root.join("models/all-MiniLM-L6-v2"));
+        let args = |more: &[&str]| {
+            let argv = ["hyrank", "--shard", "0/1", "--catalog", catalog.to_str().unwrap()]
+                .into_iter()
+                .chain(["--model-dir", model.to_str().unwrap(), "--out", out.path().to_str().unwrap()])
+                .chain(more.iter().copied());
+            EmbedCli::try_parse_from(argv).unwrap().embed
+        };
+        let error = embed(args(&[])).unwrap_err().to_string();
+        assert!(error.contains("bad input row"), "{error}");
+        assert!(!out.path().join("shard-0-of-1.bin").exists());
+        embed(args(&["--on-error", "skip"])).unwrap();
+        assert!(out.path().join("shard-0-of-1.bin").exists());
     }
 
     fn parse(args: &[&str]) -> S3Args {
