@@ -86,7 +86,7 @@ pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
     use hyrank_indexer::eval::recommend::{evaluate, RecommendEvalSettings};
     anyhow::ensure!(args.test_fraction > 0.0 && args.test_fraction < 1.0, "--test-fraction must be between 0 and 1");
     let settings = RecommendEvalSettings {
-        catalog_format: args.catalog.format(),
+        catalog_format: args.catalog.format()?,
         catalog: args.catalog.catalog.clone(),
         interactions: args.interactions,
         interaction_format: args.interaction_columns.format(),

@@ -407,7 +407,7 @@ impl IndexArgs {
              --field-stop-words",
         )?;
         Ok(IndexSettings {
-            catalog_format: self.catalog.format(),
+            catalog_format: self.catalog.format()?,
             catalog: self.catalog.catalog,
             interactions: self.interactions,
             interaction_format: self.interaction_columns.format(),
@@ -531,6 +531,8 @@ mod tests {
         assert!(settings(&["--title-boost", "1e38"])
             .unwrap_err()
             .contains("--title-boost must be above 0 and at most 1000"));
+        let error = settings(&["--field-type", "price=number", "--field-type", "price=text"]).unwrap_err();
+        assert!(error.contains("--field-type: field \"price\" given twice (a number and text)"), "{error}");
         // ALS's settings are checked before anything is embedded, by flag.
         let error = settings(&["--factors", "100000"]).unwrap_err();
         assert!(error.contains("--factors: must be from 1 to 1024, got 100000"), "{error}");

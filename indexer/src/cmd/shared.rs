@@ -62,8 +62,19 @@ fn parse_field_type(text: &str) -> Result<(String, hyrank_indexer::input::FieldT
 }
 
 impl CatalogArgs {
-    pub(crate) fn format(&self) -> CatalogFormat {
-        CatalogFormat {
+    /// # Errors
+    /// A field given two types by `--field-type` (the last one was taken without a word).
+    pub(crate) fn format(&self) -> anyhow::Result<CatalogFormat> {
+        for (at, (name, kind)) in self.field_type.iter().enumerate() {
+            if let Some((_, other)) = self.field_type[..at].iter().find(|(earlier, _)| earlier == name) {
+                anyhow::bail!(
+                    "--field-type: field {name:?} given twice ({} and {})",
+                    other.described(),
+                    kind.described()
+                );
+            }
+        }
+        Ok(CatalogFormat {
             kind: self.catalog_format,
             id_column: self.id_column.clone(),
             title_column: self.title_column.clone(),
@@ -72,7 +83,7 @@ impl CatalogArgs {
             list_separator: self.list_separator.clone(),
             field_types: self.field_type.iter().cloned().collect(),
             json_fields: true,
-        }
+        })
     }
 }
 

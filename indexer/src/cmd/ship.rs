@@ -265,7 +265,7 @@ pub(crate) struct EmbedArgs {
 pub(crate) fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     use hyrank_indexer::input::read_catalog;
     let path = args.catalog.catalog.clone();
-    let catalog = read_catalog(&path, &args.catalog.format())?;
+    let catalog = read_catalog(&path, &args.catalog.format()?)?;
     if args.on_error.fails_on(&catalog.rejects) {
         return Err(hyrank_indexer::IndexError::BadInput { rejects: catalog.rejects }.into());
     }

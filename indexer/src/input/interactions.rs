@@ -9,7 +9,7 @@ use super::{
     column, column_if_present, csv_headers, csv_line, csv_reader, malformed_csv, read_failed, reject, repeats_header,
     HEADER_AGAIN,
 };
-use crate::error::{Cause, Reject, Result};
+use crate::error::{Cause, IndexError, Reject, Result};
 
 /// How to read interactions.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +111,23 @@ pub fn read_interactions(
     };
     let weight = optional(&format.weight_column, "weight", "--weight-column")?;
     let time = optional(&format.time_column, "timestamp", "--time-column")?;
+    // One column read in two roles (`--user-column item --item-column item`) makes rows of
+    // nonsense that read as valid: refused, naming both flags.
+    let roles = [("--user-column", Some(user)), ("--item-column", Some(item))]
+        .into_iter()
+        .chain([("--weight-column", weight.as_ref().map(|w| w.1)), ("--time-column", time.as_ref().map(|t| t.1))]);
+    let roles: Vec<(&str, usize)> = roles.filter_map(|(flag, at)| at.map(|at| (flag, at))).collect();
+    for (k, &(flag, at)) in roles.iter().enumerate() {
+        if let Some(&(other, _)) = roles[..k].iter().find(|&&(_, earlier)| earlier == at) {
+            return Err(IndexError::Input {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{other} and {flag} name the same column ({:?}); each role needs a column of its own",
+                    headers.get(at).unwrap_or_default().trim()
+                ),
+            });
+        }
+    }
     let mut out = Interactions::default();
     let file: PathBuf = path.to_path_buf();
     // Read by hand, not through `records()`, so that after a malformed row the reader's
@@ -205,6 +222,23 @@ pub fn read_interactions(
 mod tests {
     use super::super::testing::{file, reasons};
     use super::*;
+
+    /// One column in two roles is refused naming both flags, the default `weight` and
+    /// `timestamp` columns included.
+    #[test]
+    fn a_column_read_in_two_roles_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "e.csv", b"user,item,weight\nu1,1,4\n");
+        let items: HashMap<&str, u32> = [("1", 0)].into_iter().collect();
+        let read = |format: InteractionFormat| read_interactions(&path, &format, &items, &[]).map(|r| r.rows.len());
+        let same = InteractionFormat { user_column: "item".into(), ..InteractionFormat::default() };
+        let error = read(same).unwrap_err().to_string();
+        assert!(error.contains("--user-column and --item-column name the same column (\"item\")"), "{error}");
+        let time = InteractionFormat { time_column: Some("weight".into()), ..InteractionFormat::default() };
+        let error = read(time).unwrap_err().to_string();
+        assert!(error.contains("--weight-column and --time-column name the same column"), "{error}");
+        assert_eq!(read(InteractionFormat::default()).unwrap(), 1);
+    }
 
     #[test]
     fn positives_are_the_rows_at_least_the_minimum_once_per_pair_weighing_one() {
