@@ -85,6 +85,23 @@ pub(crate) enum ColdItemsArg {
 pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
     use hyrank_indexer::eval::recommend::{evaluate, RecommendEvalSettings};
     anyhow::ensure!(args.test_fraction > 0.0 && args.test_fraction < 1.0, "--test-fraction must be between 0 and 1");
+    // Checked before the split and the build, which a bad value otherwise came after (`--k
+    // 100000` built and scored the popularity baseline first).
+    let (max_k, max_candidates) = (hyrank_engine::request::MAX_K, hyrank_engine::request::MAX_CANDIDATES);
+    anyhow::ensure!((1..=max_k).contains(&args.k), "--k must be from 1 to {max_k}, got {}", args.k);
+    anyhow::ensure!(
+        (1..=max_candidates).contains(&args.candidates),
+        "--candidates must be from 1 to {max_candidates}, got {}",
+        args.candidates
+    );
+    anyhow::ensure!(args.min_weight.is_finite(), "--min-weight must be a finite number, got {}", args.min_weight);
+    if args.candidates < args.k {
+        tracing::warn!(
+            candidates = args.candidates,
+            k = args.k,
+            "fewer candidates than --k: each retriever returns k instead"
+        );
+    }
     let settings = RecommendEvalSettings {
         catalog_format: args.catalog.format()?,
         catalog: args.catalog.catalog.clone(),
@@ -214,4 +231,35 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
     let report = evaluate(&settings, &engine)?;
     print!("{}", report.markdown());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EvalRecommendArgs,
+    }
+
+    /// `eval recommend`'s values are checked before the split and the build: the files named
+    /// here do not exist, so an error that is not the value's would say so.
+    #[test]
+    fn eval_recommend_checks_its_values_before_any_work() {
+        let out = tempfile::tempdir().unwrap();
+        let run = |more: &[&str]| {
+            let argv = ["hyrank", "--catalog", "missing.jsonl", "--interactions", "missing.csv", "--out"]
+                .into_iter()
+                .chain([out.path().to_str().unwrap()])
+                .chain(more.iter().copied());
+            eval_recommend(Cli::try_parse_from(argv).unwrap().args).unwrap_err().to_string()
+        };
+        assert_eq!(run(&["--k", "100000"]), "--k must be from 1 to 1000, got 100000");
+        assert_eq!(run(&["--k", "0"]), "--k must be from 1 to 1000, got 0");
+        assert_eq!(run(&["--candidates", "0"]), "--candidates must be from 1 to 10000, got 0");
+        assert_eq!(run(&["--min-weight", "NaN"]), "--min-weight must be a finite number, got NaN");
+    }
 }
