@@ -62,7 +62,6 @@ fn a_minimum_weight_keeps_the_rows_at_least_it_as_unit_positives() {
     let m = &summary.manifest;
     assert_eq!(m.sources.min_weight, Some(4.0));
     assert_eq!(m.counts.below_min_weight, rows.iter().filter(|r| weight(r) < 4.0).count());
-    // Every row read is counted; those kept count once per user and item.
     assert_eq!((m.counts.interaction_rows, m.counts.interactions), (rows.len(), kept.len()));
     assert!(summary.render().contains("rows below --min-weight 4 left out"), "{}", summary.render());
     let engine = hyrank_engine::Engine::open(dir.path(), &hyrank_tests::embedder_settings()).unwrap();
