@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
+mod environment;
 mod network;
 mod source;
 
@@ -417,6 +418,7 @@ impl ServerSettings {
     /// Stacks flags and environment (`cli`, as clap parsed them) over the `--config` file and
     /// the defaults, then validates.
     pub fn resolve(cli: SettingsLayer) -> Result<ServerSettings, SettingsError> {
+        environment::check_names(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()))?;
         let file = match &cli.config {
             Some(path) => SettingsLayer::from_toml_file(path)?,
             None => SettingsLayer::default(),
