@@ -264,7 +264,16 @@ impl ShardVectors {
                 read(&mut hash)?;
                 let mut raw = vec![0u8; dim * 4];
                 read(&mut raw)?;
-                let vector = raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+                let vector: Vec<f32> =
+                    raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+                // The model never writes one: a damaged file, refused here naming the shard and
+                // the item rather than by the index build with a row number.
+                if let Some(value) = vector.iter().find(|v| !v.is_finite()) {
+                    return Err(bad(
+                        path,
+                        format!("item {id:?}'s vector holds a non-finite value ({value}): the file is damaged"),
+                    ));
+                }
                 if vectors.insert(id.clone(), (hash, vector)).is_some() {
                     return Err(bad(path, format!("item {id:?} is in two shards")));
                 }
@@ -348,5 +357,27 @@ mod tests {
         // No shard count, no range to name ("must be 0 to 0" read as if 0/0 were fine).
         assert_eq!(parse_shard("0/0").unwrap_err(), "\"0/0\": the shard count must be at least 1");
         assert_eq!(parse_shard("4/4").unwrap_err(), "\"4/4\": the shard must be 0 to 3");
+    }
+
+    /// A shard whose vector holds a NaN (a damaged file) is refused naming the file and the
+    /// item, not by the build with a row number.
+    #[test]
+    fn a_non_finite_vector_is_refused_naming_the_shard_and_the_item() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let embedder =
+            Embedder::load(&hyrank_engine::EmbedderSettings::new(root.join("models/all-MiniLM-L6-v2"))).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let items = [("a".to_string(), "a tent".to_string()), ("b".to_string(), "a stove".to_string())];
+        let (path, _) = embed_shard(&embedder, &items, 0, 1, out.path(), |_| {}).unwrap();
+        assert_eq!(ShardVectors::read(out.path(), &embedder).unwrap().vectors.len(), 2);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 4;
+        bytes[last..].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let error = ShardVectors::read(out.path(), &embedder).err().unwrap().to_string();
+        assert!(
+            error.contains("shard-0-of-1.bin") && error.contains("item \"b\"'s vector holds a non-finite value"),
+            "{error}"
+        );
     }
 }

@@ -300,7 +300,10 @@ impl CfArgs {
             requested: self.cf_model,
             als: self.als.settings(),
             ease,
-            memory_limit: self.cf_memory_limit.map(|mib| mib.saturating_mul(1 << 20)),
+            memory_limit: match self.cf_memory_limit {
+                Some(0) => anyhow::bail!("--cf-memory-limit must be at least 1 (MiB)"),
+                limit => limit.map(|mib| mib.saturating_mul(1 << 20)),
+            },
             budget: std::time::Duration::from_secs(self.cf_budget),
             seed: self.als.seed,
             validation: self.cf_validation,
@@ -533,6 +536,7 @@ mod tests {
             .contains("--title-boost must be above 0 and at most 1000"));
         let error = settings(&["--field-type", "price=number", "--field-type", "price=text"]).unwrap_err();
         assert!(error.contains("--field-type: field \"price\" given twice (a number and text)"), "{error}");
+        assert!(settings(&["--cf-memory-limit", "0"]).unwrap_err().contains("--cf-memory-limit must be at least 1"));
         // ALS's settings are checked before anything is embedded, by flag.
         let error = settings(&["--factors", "100000"]).unwrap_err();
         assert!(error.contains("--factors: must be from 1 to 1024, got 100000"), "{error}");

@@ -60,10 +60,18 @@ impl Remote {
             &format!("{GENERATIONS}/{name}/{CLAIM}"),
         )
         .map_err(|e| match e {
-            Error::PublishConflict(_) => Error::PublishConflict(format!(
-                "generation {name} is already published (or being published) at {}; build a new generation to publish",
-                self.url
-            )),
+            Error::PublishConflict(_) => {
+                // A folder's builds are numbered on their own: a new build here only helps if
+                // this folder is the one the store's generations came from.
+                let current = previous.as_ref().map_or("none yet".to_string(), |(current, _)| current.clone());
+                Error::PublishConflict(format!(
+                    "generation {name} is already published (or being published) at {} (its CURRENT: {current}). \
+                     An index folder numbers its generations on its own, so publish from the folder that published \
+                     the store's generations (or from one that pulled its current generation with `hyrank pull`, \
+                     then built), or to another prefix",
+                    self.url
+                ))
+            }
             e => e,
         })?;
         let mut digests = BTreeMap::new();
