@@ -132,10 +132,13 @@ impl Validation {
         Ok(Validation { kind, train: Csr::from_timed(matrix.rows(), matrix.cols, &entries), users, held, timed })
     }
 
-    /// Mean nDCG@10 and Recall@20 over the validation users, training items excluded.
+    /// Mean nDCG@10 and Recall@20 over the validation users, training items excluded. Users
+    /// are scored on the rayon pool and summed in user order: a reduction in the pool's order
+    /// moved the mean in its last bit from run to run, which could turn a choice between two
+    /// candidates that tie.
     pub(super) fn score(&self, scorer: &Scorer) -> (f64, f64) {
         use rayon::prelude::*;
-        let (ndcg, recall) = self
+        let per_user: Vec<(f64, f64)> = self
             .users
             .par_iter()
             .map_init(
@@ -159,7 +162,8 @@ impl Validation {
                     (ndcg_at(&ranked, &judged, 10), recall_at(&ranked, &judged, 20))
                 },
             )
-            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            .collect();
+        let (ndcg, recall) = per_user.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
         let n = self.users.len().max(1) as f64;
         (ndcg / n, recall / n)
     }
