@@ -187,6 +187,15 @@ fn open_when_free(dir: &Path) -> Result<sled::Db> {
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
+            // Permission denied names no path in sled's words.
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let context = format!(
+                    "opening the store in {} (a generation's folder must be writable by the process that opens it: \
+                     the store keeps a lock file there)",
+                    dir.display()
+                );
+                return Err(Error::io(context, e));
+            }
             opened => return Ok(opened?),
         }
     }

@@ -195,7 +195,20 @@ impl LexicalIndex {
                 ),
             });
         }
-        let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        // tantivy takes a lock file in the folder for its reader, so a folder this process
+        // cannot write fails here with "Failed to acquire Lockfile ... None", naming no path.
+        let reader: IndexReader =
+            index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => Error::Io {
+                    context: format!(
+                        "taking the BM25 index's lock file in {} (a generation's folder must be writable by the \
+                         process that opens it)",
+                        dir.display()
+                    ),
+                    source: std::io::Error::other(e.to_string()),
+                },
+                e => e.into(),
+            })?;
         let mut field_docs = Vec::with_capacity(fields.searched.len());
         for (f, searched) in fields.searched.iter().enumerate() {
             field_docs.push(if f < 2 {
