@@ -211,6 +211,7 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
     }
     // Every configuration encodes (and reranks) the same queries: with the caches on, later
     // configurations would report latencies without query encoding or reranking.
+    let precision_asked = args.rerank_precision.is_some();
     let runtime = hyrank_engine::RuntimeSettings {
         query_cache_entries: 0,
         rerank_cache_entries: 0,
@@ -219,6 +220,13 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
     };
     let engine =
         hyrank_engine::Engine::open_with_runtime(&args.index_dir, &embedder, runtime).context("opening the index")?;
+    // A precision for layers the generation has none of would be read and ignored.
+    anyhow::ensure!(
+        !precision_asked || engine.trained_reranker().is_some(),
+        "--rerank-precision would have no effect: the generation at {} has no trained reranker \
+         (hyrank train-reranker adds one)",
+        args.index_dir.display()
+    );
     let settings = SearchEvalSettings {
         data_dir: args.data,
         split: args.split,
@@ -261,5 +269,25 @@ mod tests {
         assert_eq!(run(&["--k", "0"]), "--k must be from 1 to 1000, got 0");
         assert_eq!(run(&["--candidates", "0"]), "--candidates must be from 1 to 10000, got 0");
         assert_eq!(run(&["--min-weight", "NaN"]), "--min-weight must be a finite number, got NaN");
+    }
+
+    /// `eval search --rerank-precision` on a generation without a trained reranker would be
+    /// read and ignored: refused, naming the folder.
+    #[test]
+    fn eval_search_refuses_a_rerank_precision_it_cannot_use() {
+        #[derive(Parser)]
+        struct SearchCli {
+            #[command(flatten)]
+            args: EvalSearchArgs,
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let (index, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (data, model) = (root.join("fixtures/beir-tiny"), root.join("models/all-MiniLM-L6-v2"));
+        let argv = ["hyrank", "--rerank-precision", "int8", "--data", data.to_str().unwrap()]
+            .into_iter()
+            .chain(["--index-dir", index.path().to_str().unwrap(), "--out", out.path().to_str().unwrap()])
+            .chain(["--model-dir", model.to_str().unwrap()]);
+        let error = eval_search(SearchCli::try_parse_from(argv).unwrap().args).unwrap_err().to_string();
+        assert!(error.starts_with("--rerank-precision would have no effect"), "{error}");
     }
 }
