@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use hyrank_api::settings::{ServerSettings, SettingsLayer};
 use hyrank_api::{configure, reload, AppState};
 use hyrank_engine::live::EventLog;
@@ -128,7 +128,16 @@ fn main() -> ExitCode {
             "HYRANK_LOG: {word:?} is read as a module's name, not a level (error, warn, info, debug, trace, off)"
         );
     }
-    match run(SettingsLayer::parse()) {
+    // `--workers -1` is read as a value and refused naming --workers, not as an unknown flag.
+    let command = SettingsLayer::command().mut_args(|arg| {
+        if arg.get_action().takes_values() {
+            arg.allow_negative_numbers(true)
+        } else {
+            arg
+        }
+    });
+    let cli = SettingsLayer::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", hyrank_engine::error::report(e.as_ref()));

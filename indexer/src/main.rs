@@ -100,7 +100,7 @@ fn main() -> ExitCode {
     if let Some(e) = unreadable {
         tracing::warn!("HYRANK_LOG is not a log filter ({e}); logging at the default levels");
     }
-    let matches = Cli::command().get_matches();
+    let matches = cmd::negative_numbers_are_values(Cli::command()).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match refuse_moot_flags(&matches).and_then(|()| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,3 +18,11 @@ pub(crate) use shared::*;
 pub(crate) use ship::*;
 pub(crate) use train::*;
 pub(crate) use unused::refuse_moot_flags;
+
+/// `cmd` and its subcommands with every option that takes a value reading `-1` as one. clap
+/// otherwise reads it as an unknown flag ("unexpected argument '-1' found"), naming no option;
+/// read as a value, a bound's refusal names the option (`--keep`: "invalid digit").
+pub(crate) fn negative_numbers_are_values(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|arg| if arg.get_action().takes_values() { arg.allow_negative_numbers(true) } else { arg })
+        .mut_subcommands(negative_numbers_are_values)
+}

@@ -206,6 +206,19 @@ mod tests {
         refuse_moot_flags(&matches).map_err(|e| e.to_string())
     }
 
+    /// A negative value of an unsigned option is refused naming the option (clap read `-1` as
+    /// an unknown flag, naming none), and a negative number where one is allowed still reads.
+    #[test]
+    fn a_negative_value_is_refused_naming_its_option() {
+        let parse = |args: &str| {
+            let argv = std::iter::once("hyrank").chain(args.split_whitespace());
+            super::super::negative_numbers_are_values(Cli::command()).try_get_matches_from(argv).map(|_| ())
+        };
+        let error = parse("index --catalog c.jsonl --keep -1").unwrap_err().to_string();
+        assert!(error.contains("'-1' for '--keep <KEEP>'"), "{error}");
+        assert!(parse("index --catalog c.jsonl --bm25-k1 -0.5").is_ok(), "a value the option's bound refuses later");
+    }
+
     /// Every flag the rules name is one of the command's: an id no argument has would never be
     /// given, so its rule would never refuse.
     #[test]
