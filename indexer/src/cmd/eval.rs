@@ -184,6 +184,13 @@ pub(crate) struct EvalSearchArgs {
 
 pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
     use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings};
+    // As a configuration's own `+candidates=0` is refused (below --depth, it is warned).
+    let max_candidates = hyrank_engine::request::MAX_CANDIDATES;
+    anyhow::ensure!(
+        (1..=max_candidates).contains(&args.candidates),
+        "--candidates must be from 1 to {max_candidates}, got {}",
+        args.candidates
+    );
     let embedder = args.model.settings()?;
     let configs = args
         .configs
@@ -272,7 +279,7 @@ mod tests {
     }
 
     /// `eval search --rerank-precision` on a generation without a trained reranker would be
-    /// read and ignored: refused, naming the folder.
+    /// read and ignored: refused, naming the folder. `--candidates 0` is refused first.
     #[test]
     fn eval_search_refuses_a_rerank_precision_it_cannot_use() {
         #[derive(Parser)]
@@ -289,5 +296,9 @@ mod tests {
             .chain(["--model-dir", model.to_str().unwrap()]);
         let error = eval_search(SearchCli::try_parse_from(argv).unwrap().args).unwrap_err().to_string();
         assert!(error.starts_with("--rerank-precision would have no effect"), "{error}");
+        // No candidates is refused before anything is indexed, as `+candidates=0` is.
+        let argv = ["hyrank", "--candidates", "0", "--index-dir", "none", "--out", "none"];
+        let error = eval_search(SearchCli::try_parse_from(argv).unwrap().args).unwrap_err().to_string();
+        assert_eq!(error, "--candidates must be from 1 to 10000, got 0");
     }
 }
