@@ -20,11 +20,15 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The client's id when it is 1 to 64 letters, digits and `-_.:/+@` (UUIDs, W3C trace ids),
+/// else one of ours: the access log writes it unquoted as `request_id=…`, where a quote, an
+/// `=` or a space would break a logfmt reader's fields.
 fn request_id(req: &ServiceRequest) -> String {
+    let sane = |b: u8| b.is_ascii_alphanumeric() || b"-_.:/+@".contains(&b);
     req.headers()
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(sane))
         .map(str::to_string)
         .unwrap_or_else(|| format!("{:x}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed)))
 }

@@ -270,7 +270,9 @@ where
     })?;
     let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{fields}\n{puts}\n{canonical}");
     let first_page = page.offset == 0;
-    if let Some((body, quality)) = state.inner.responses.get(&key) {
+    // A request the engine refuses (invalid, an unknown user) is no miss: it is never stored,
+    // and counting it made invalid traffic lower the hit rate.
+    if let Some((body, quality)) = state.inner.responses.lookup(&key) {
         if first_page {
             state.metrics().observe_answer(route, quality);
         }
@@ -278,6 +280,7 @@ where
     }
     let request = request.clone();
     let results = blocking(state, move |engine| work(engine, &request)).await?;
+    state.inner.responses.count_miss();
     state.metrics().observe_stages(&results.timings);
     let quality = AnswerQuality::of(&results, page.k);
     if first_page {

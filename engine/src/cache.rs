@@ -44,6 +44,22 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         found
     }
 
+    /// The cached value for `key`, counting a hit when there is one; a miss is the caller's to
+    /// count ([`Cache::count_miss`]) once it knows the lookup was for a value it could make (a
+    /// response cache should not count requests refused as invalid, which are never stored).
+    pub fn lookup(&self, key: &K) -> Option<V> {
+        let found = self.entries.as_ref().and_then(|e| lock(e).get(key).cloned());
+        if found.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Counts a miss of a [`Cache::lookup`].
+    pub fn count_miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The cached value for `key`, neither counted nor made recent: a look at what the cache
     /// knows, for a question other than the lookups the counts are about.
     pub fn peek<Q>(&self, key: &Q) -> Option<V>

@@ -281,6 +281,14 @@ async fn equal_requests_are_answered_from_the_response_cache() {
     assert_eq!(first, second);
     let (_, headers, _) = call(&app, search(json!({"query": "ultralight tent", "k": 6}), None)).await;
     assert_eq!(headers.get("x-cache").unwrap(), "miss");
+    // A refused request is no lookup that missed: it is never stored.
+    for _ in 0..2 {
+        assert_eq!(call(&app, search(json!({"query": "   "}), None)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(metrics.contains(r#"hyrank_cache_lookups_total{cache="response",result="miss"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"hyrank_cache_lookups_total{cache="response",result="hit"} 1"#), "{metrics}");
 }
 
 #[actix_web::test]
@@ -293,6 +301,12 @@ async fn metrics_count_routes_by_template_stages_and_caches() {
     let (status, headers, _) = call(&app, test::TestRequest::get().uri("/nope")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(headers.contains_key("x-request-id"));
+    // A client's id is echoed when it is one a log line can hold unquoted, else replaced.
+    for (sent, kept) in [("0af7651916cd43dd-b7ad6b71:1", true), ("z=1", false), ("a\"b", false)] {
+        let request = test::TestRequest::get().uri("/healthz").insert_header(("x-request-id", sent));
+        let (_, headers, _) = call(&app, request).await;
+        assert_eq!(headers.get("x-request-id").unwrap() == sent, kept, "{sent}");
+    }
     let (status, _, text) = call(&app, test::TestRequest::get().uri("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     let text = text.as_str().unwrap().to_string();

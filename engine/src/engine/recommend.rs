@@ -245,7 +245,10 @@ impl Engine {
             .into_iter()
             .map(|(j, c)| Explanation::leaf(format!("history item {}", self.item_label(j)), c))
             .collect();
-        let label = format!("content: cosine to the profile of {} recent history items (top 3 shown)", recent.len());
+        let label = match recent.len() {
+            1 => "content: cosine to the user's most recent history item".to_string(),
+            n => format!("content: cosine to the profile of {n} recent history items (top 3 shown)"),
+        };
         Explanation::sum_of_top(label, parts, 3, "history items")
     }
 }

@@ -37,7 +37,8 @@ pub enum Fusion {
     /// cosine (−1) is far below any item and squeezes the dense scores instead.
     LinearFloor,
     /// Convex combination of scores normalised by each list's distribution (mean ∓ 3σ ↦ 0..1),
-    /// as Qdrant's DBSF does.
+    /// as Qdrant's DBSF does: unclamped, as there, so a member beyond 3σ of its list's mean
+    /// (σ the sample standard deviation) lands outside 0..1.
     Dbsf,
 }
 
