@@ -224,7 +224,7 @@ impl Quotes {
 /// row, after it has taken that row's position, so every row of a CRLF file (Windows' and
 /// Excel's, and RFC 4180's own) was reported one line too high up: "line 2" for what an editor
 /// shows on line 3. Read as LF, rows are counted as in an LF file. A CRLF inside a quoted cell
-/// becomes LF too, as a line break in text. A lone CR still ends a row, as before.
+/// is left as it is, part of the cell's text as before. A lone CR still ends a row.
 struct Watched {
     inner: Box<dyn Read>,
     quotes: Quotes,
@@ -255,19 +255,31 @@ impl Read for Watched {
                 self.pending_cr = false;
                 return self.pass_on(buf, start);
             }
-            let mut kept = 0;
-            for i in 0..start + n {
-                if buf[i] == b'\r' && i + 1 < start + n && buf[i + 1] == b'\n' {
-                    continue;
+            let end = start + n;
+            let mut state = self.quotes.0.get();
+            let (mut kept, mut held) = (0, false);
+            for i in 0..end {
+                let byte = buf[i];
+                // Inside a quoted cell a CRLF is the cell's text, kept as the csv reader
+                // always read it (a catalog row's hash, which live writes name, stays the same).
+                let quoted = state.open_since.is_some() && !state.after_quote;
+                if byte == b'\r' && !quoted {
+                    if i + 1 == end {
+                        held = true;
+                        break;
+                    }
+                    if buf[i + 1] == b'\n' {
+                        continue;
+                    }
                 }
-                buf[kept] = buf[i];
+                state.step(byte);
+                buf[kept] = byte;
                 kept += 1;
             }
-            // n > 0 and only a CR before an LF goes, so `kept` ≥ 1.
-            self.pending_cr = buf[kept - 1] == b'\r';
-            let len = kept - usize::from(self.pending_cr);
-            if len > 0 {
-                return self.pass_on(buf, len);
+            self.quotes.0.set(state);
+            self.pending_cr = held;
+            if kept > 0 {
+                return Ok(kept);
             }
         }
     }
@@ -431,14 +443,14 @@ mod tests {
     }
 
     /// A CRLF file's rows are on the lines an editor shows (the csv reader put each one line
-    /// higher up), whatever the reads' sizes; a CRLF inside a quoted cell is a line break, and
-    /// a lone CR still ends a row.
+    /// higher up), whatever the reads' sizes; a CRLF inside a quoted cell is left in its text,
+    /// and a lone CR still ends a row.
     #[test]
     fn crlf_rows_are_counted_on_the_lines_an_editor_shows() {
         let dir = tempfile::tempdir().unwrap();
         let catalog = b"id,title,text\r\n1,Tent,\"two\r\nlines\"\r\n2,Stove,x,extra\r\n1,Other,y\r\n";
         let read = read_catalog(&file(&dir, "c.csv", catalog), &CatalogFormat::default()).unwrap();
-        assert_eq!(read.items[0].text, "two\nlines");
+        assert_eq!(read.items[0].text, "two\r\nlines", "a quoted cell's CRLF is its text, as it was");
         let lines: Vec<u64> = read.rejects.iter().map(|r| r.line).collect();
         assert_eq!(lines, [4, 5], "{:?}", read.rejects);
         assert!(read.rejects[1].reason.contains("first on line 2"), "{:?}", read.rejects);
@@ -456,7 +468,7 @@ mod tests {
                 self.0.read(&mut buf[..end])
             }
         }
-        let input = b"a\r\nb\r\rc\r\n\r\n\r".to_vec();
+        let input = b"a\r\nb\r\rc\r\n\"x\r\ny\"\r\n\r\n\r".to_vec();
         for size in 1..6 {
             let mut watched = Watched {
                 inner: Box::new(Trickle(std::io::Cursor::new(input.clone()))),
@@ -471,7 +483,7 @@ mod tests {
                 }
                 out.extend_from_slice(&buf[..n]);
             }
-            let expected: &[u8] = if size < 2 { &input } else { b"a\nb\r\rc\n\n\r" };
+            let expected: &[u8] = if size < 2 { &input } else { b"a\nb\r\rc\n\"x\r\ny\"\n\n\r" };
             assert_eq!(out, expected, "buffers of {size}");
         }
     }
