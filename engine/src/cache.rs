@@ -38,9 +38,10 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
 
     /// The cached value for `key`, counting a hit or a miss.
     pub fn get(&self, key: &K) -> Option<V> {
-        let found = self.entries.as_ref().and_then(|e| lock(e).get(key).cloned());
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        let found = self.lookup(key);
+        if found.is_none() {
+            self.count_miss();
+        }
         found
     }
 

@@ -35,6 +35,15 @@ fn publish_copy_with(root: &Path, name: &str, prepare: impl FnOnce(&Path)) {
     std::fs::rename(root.join("CURRENT.tmp"), root.join("CURRENT")).unwrap();
 }
 
+/// Marks a copied generation as built with another model (its manifest's model hash): every
+/// file checks out, and this server refuses to open it.
+fn stamped_with_another_model(dir: &Path) {
+    let path = dir.join("manifest.json");
+    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["model"]["sha256"] = json!("0".repeat(64));
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -201,12 +210,7 @@ fn a_replica_that_does_not_poll_pulls_on_the_admin_route() {
         // A generation every file of which checks out but that this server cannot open (built
         // with another model) is refused, and CURRENT points back at the one serving: left on
         // the refused one, a restart failed to open the index instead of serving.
-        publish_copy_with(&built, "000003", |dir| {
-            let path = dir.join("manifest.json");
-            let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            manifest["model"]["sha256"] = json!("0".repeat(64));
-            std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
-        });
+        publish_copy_with(&built, "000003", stamped_with_another_model);
         // (On a thread of its own: the client's runtime may not start inside this one.)
         std::thread::scope(|scope| {
             scope.spawn(|| Remote::open(&url).unwrap().publish(&built.join("generations/000003")).unwrap());
@@ -243,19 +247,13 @@ fn a_replica_refused_at_start_serves_the_generation_before_and_does_not_fetch_it
         let at = at.to_path_buf();
         move || -> anyhow::Result<Engine> { Ok(Engine::open(&at, &hyrank_tests::embedder_settings())?) }
     };
-    let another_model = |dir: &Path| {
-        let path = dir.join("manifest.json");
-        let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        manifest["model"]["sha256"] = json!("0".repeat(64));
-        std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
-    };
     publish_copy(&built, "000001", false);
     remote.publish(&built.join("generations/000001")).unwrap();
     let started = replica::start(&replica, &remote, open(&replica)).unwrap();
     assert_eq!((started.engine.manifest().generation.as_str(), started.refused), ("000001", None));
 
     // Another model's generation, published while the replica is down.
-    publish_copy_with(&built, "000002", another_model);
+    publish_copy_with(&built, "000002", stamped_with_another_model);
     remote.publish(&built.join("generations/000002")).unwrap();
     let started = replica::start(&replica, &remote, open(&replica)).unwrap();
     assert_eq!((started.engine.manifest().generation.as_str(), started.refused.as_deref()), ("000001", Some("000002")));

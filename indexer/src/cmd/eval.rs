@@ -76,6 +76,13 @@ pub(crate) struct EvalRecommendArgs {
     pub(crate) cf: CfArgs,
 }
 
+/// `--candidates` of either evaluation: from 1 to the engine's bound.
+fn check_candidates(candidates: usize) -> anyhow::Result<()> {
+    let max = hyrank_engine::request::MAX_CANDIDATES;
+    anyhow::ensure!((1..=max).contains(&candidates), "--candidates must be from 1 to {max}, got {candidates}");
+    Ok(())
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub(crate) enum ColdItemsArg {
     Share,
@@ -87,13 +94,9 @@ pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.test_fraction > 0.0 && args.test_fraction < 1.0, "--test-fraction must be between 0 and 1");
     // Checked before the split and the build, which a bad value otherwise came after (`--k
     // 100000` built and scored the popularity baseline first).
-    let (max_k, max_candidates) = (hyrank_engine::request::MAX_K, hyrank_engine::request::MAX_CANDIDATES);
+    let max_k = hyrank_engine::request::MAX_K;
     anyhow::ensure!((1..=max_k).contains(&args.k), "--k must be from 1 to {max_k}, got {}", args.k);
-    anyhow::ensure!(
-        (1..=max_candidates).contains(&args.candidates),
-        "--candidates must be from 1 to {max_candidates}, got {}",
-        args.candidates
-    );
+    check_candidates(args.candidates)?;
     anyhow::ensure!(args.min_weight.is_finite(), "--min-weight must be a finite number, got {}", args.min_weight);
     if args.candidates < args.k {
         tracing::warn!(
@@ -185,12 +188,7 @@ pub(crate) struct EvalSearchArgs {
 pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
     use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings};
     // As a configuration's own `+candidates=0` is refused (below --depth, it is warned).
-    let max_candidates = hyrank_engine::request::MAX_CANDIDATES;
-    anyhow::ensure!(
-        (1..=max_candidates).contains(&args.candidates),
-        "--candidates must be from 1 to {max_candidates}, got {}",
-        args.candidates
-    );
+    check_candidates(args.candidates)?;
     let embedder = args.model.settings()?;
     let configs = args
         .configs
