@@ -151,6 +151,9 @@ struct ScoreParts {
     total: f32,
     total_docs: u64,
     terms: Vec<TermPart>,
+    /// The query terms (places in the query's list) the item holds, kept only while the query
+    /// has a term that needs others beside it ([`super::terms`]).
+    held: smallvec::SmallVec<[u32; 4]>,
 }
 
 /// One query term's part of a BM25 score (under [`FieldCombination::Sum`], one field's), with
@@ -167,6 +170,8 @@ struct TermPart {
     tf_part: f32,
     score: f32,
     fields: Vec<FieldTf>,
+    /// The terms it was counted beside: a number written with letters ([`super::terms`]).
+    beside: Vec<String>,
 }
 
 /// A term's frequency in each field of one item that holds it.
@@ -243,10 +248,21 @@ impl LexicalIndex {
         // analysed alike; with several groups BM25F is refused, it needs one term across
         // fields). Settings allow at most 32 fields (`MAX_SEARCH_FIELDS` + 2): no mask overflows.
         let searched = &self.fields.searched;
-        let mut tokens: Vec<(String, u64)> = Vec::new();
+        // Each term with its fields and the terms it needs beside it (places in `tokens`).
+        let mut tokens: Vec<(String, u64, Vec<u32>)> = Vec::new();
         for group in &self.groups {
-            tokens.extend(self.tokens_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
+            let base = tokens.len();
+            let terms = self.terms_of(group.analyser, text)?;
+            tokens.extend(terms.into_iter().map(|t| {
+                let needs = t.needs.iter().map(|&i| u32::try_from(base + i).unwrap_or(u32::MAX)).collect();
+                (t.text, group.fields, needs)
+            }));
         }
+        // A number that needs its word's letters is scored after every other term, when the
+        // items holding them are known.
+        let needing = tokens.iter().any(|t| !t.2.is_empty());
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&t| !tokens[t].2.is_empty());
         // The generation's segments, then the live rows' postings (source `live_s`):
         // statistics are those of both together, as if the live items had been in the build.
         let searcher = self.reader.searcher();
@@ -293,7 +309,12 @@ impl LexicalIndex {
         };
         let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); live_s + 1];
         // Repeated query terms each count, as a repeated SHOULD clause does.
-        for (token, looked_up) in &tokens {
+        for &t in &order {
+            let (token, looked_up, needs) = &tokens[t];
+            // Whether the item already holds a term this one needs (always, when it needs none).
+            let beside = |parts: &HashMap<tantivy::DocId, ScoreParts>, doc: &tantivy::DocId| {
+                needs.is_empty() || parts.get(doc).is_some_and(|p| p.held.iter().any(|h| needs.contains(h)))
+            };
             // Per segment, each matching document's frequency in each field that holds the
             // term (most items match in one or two fields: kept inline).
             let mut matches: Vec<HashMap<tantivy::DocId, FieldTfs>> = vec![HashMap::default(); live_s + 1];
@@ -352,6 +373,7 @@ impl LexicalIndex {
             }
             let wanted = |s: usize, doc: tantivy::DocId| only.is_none() || row(s, doc) == only;
             let explain = only.is_some();
+            let needed = || needs.iter().map(|&i| tokens[i as usize].0.clone()).collect::<Vec<_>>();
             if !explain {
                 // Room for every item this term matches, under either combination.
                 for (parts, m) in parts.iter_mut().zip(&matches) {
@@ -370,10 +392,13 @@ impl LexicalIndex {
                     let idfs: Vec<f32> = n.iter().map(|&n| idf(n)).collect();
                     for (s, m) in matches.iter().enumerate() {
                         for (&doc, tfs) in m {
-                            if !wanted(s, doc) {
+                            if !wanted(s, doc) || !beside(&parts[s], &doc) {
                                 continue;
                             }
                             let entry = parts[s].entry(doc).or_default();
+                            if needing {
+                                entry.held.push(t as u32);
+                            }
                             for field in tfs {
                                 let f = usize::from(field.field);
                                 let tf_part = field.tf / (field.tf + params.k1 * field.norm());
@@ -388,6 +413,7 @@ impl LexicalIndex {
                                         tf_part,
                                         score,
                                         fields: vec![*field],
+                                        beside: needed(),
                                     });
                                 }
                             }
@@ -399,13 +425,16 @@ impl LexicalIndex {
                     let idf = idf(n);
                     for (s, m) in matches.iter().enumerate() {
                         for (&doc, tfs) in m {
-                            if !wanted(s, doc) {
+                            if !wanted(s, doc) || !beside(&parts[s], &doc) {
                                 continue;
                             }
                             let tf: f32 = tfs.iter().map(|f| f.boost * f.tf / f.norm()).sum();
                             let tf_part = tf / (params.k1 + tf);
                             let score = idf * (1.0 + params.k1) * tf_part;
                             let entry = parts[s].entry(doc).or_default();
+                            if needing {
+                                entry.held.push(t as u32);
+                            }
                             entry.total += score;
                             if explain {
                                 entry.terms.push(TermPart {
@@ -416,6 +445,7 @@ impl LexicalIndex {
                                     tf_part,
                                     score,
                                     fields: tfs.to_vec(),
+                                    beside: needed(),
                                 });
                             }
                         }
@@ -456,6 +486,11 @@ impl LexicalIndex {
                 Explanation::leaf("avgdl, average length of field", f64::from(f.avgdl)),
             ]
         };
+        // A number counted because the item holds its word's letters says so.
+        let beside = |terms: &[String]| match terms {
+            [] => String::new(),
+            terms => format!(" (written with {} in the query, which the item holds)", terms.join(" or ")),
+        };
         let children = parts
             .terms
             .iter()
@@ -480,7 +515,7 @@ impl LexicalIndex {
                         if f.boost != 1.0 {
                             factors.insert(0, Explanation::leaf("boost", f64::from(f.boost)));
                         }
-                        let label = format!("{}:{}, product of", name(field), t.term);
+                        let label = format!("{}:{}{}, product of", name(field), t.term, beside(&t.beside));
                         Explanation::node(label, f64::from(t.score), factors)
                     }
                     None => {
@@ -510,7 +545,11 @@ impl LexicalIndex {
                             ],
                         );
                         let factors = vec![Explanation::leaf("(k1 + 1)", f64::from(params.k1 + 1.0)), idf, tf];
-                        Explanation::node(format!("{}, product of", t.term), f64::from(t.score), factors)
+                        Explanation::node(
+                            format!("{}{}, product of", t.term, beside(&t.beside)),
+                            f64::from(t.score),
+                            factors,
+                        )
                     }
                 }
             })

@@ -18,7 +18,7 @@
 //! cut at terms lost them.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -81,12 +81,17 @@ pub struct Highlighter {
 struct FieldTerms {
     analyzer: TextAnalyzer,
     weights: HashMap<String, f32>,
+    /// The numbers written with letters in the query, each with the terms it needs beside it
+    /// ([`super::terms`]): marked only in an item that holds one of those.
+    needs: HashMap<String, Vec<String>>,
 }
 
 /// A word of an item's field: where it is, and its weight when it is a query term (else 0).
 struct Word {
     at: Range<usize>,
     weight: f32,
+    /// The query term it is, when it is one.
+    term: Option<String>,
 }
 
 impl LexicalIndex {
@@ -100,7 +105,13 @@ impl LexicalIndex {
         let searcher = self.reader.searcher();
         let terms = |field: Field| -> Result<FieldTerms> {
             let mut weights = HashMap::new();
-            let tokens = self.tokens_of(field, query)?;
+            let terms = self.terms_of(field, query)?;
+            let needs: HashMap<String, Vec<String>> = terms
+                .iter()
+                .filter(|t| !t.needs.is_empty())
+                .map(|t| (t.text.clone(), t.needs.iter().map(|&i| terms[i].text.clone()).collect()))
+                .collect();
+            let tokens: Vec<String> = terms.into_iter().map(|t| t.text).collect();
             // A symbol the analyzer keeps as a term counts for BM25. A mathematical or modifier
             // symbol ("<", "+", "=", "^") is mostly markup or an operator typed around words, and
             // marking every one in a text is noise: marked only when the query holds nothing
@@ -114,7 +125,7 @@ impl LexicalIndex {
                 let frequency = searcher.doc_freq(&Term::from_field_text(field, &token))?;
                 weights.insert(token, 1.0 / (1.0 + frequency as f32));
             }
-            Ok(FieldTerms { analyzer: self.index.tokenizer_for_field(field)?, weights })
+            Ok(FieldTerms { analyzer: self.index.tokenizer_for_field(field)?, weights, needs })
         };
         let mut catalog = Vec::new();
         for searched in self.fields.catalog() {
@@ -144,7 +155,8 @@ impl FieldTerms {
         while stream.advance() {
             let token = stream.token();
             let weight = self.weights.get(&token.text).copied().unwrap_or(0.0);
-            words.push(Word { at: token.offset_from..token.offset_to, weight });
+            let term = (weight > 0.0).then(|| token.text.clone());
+            words.push(Word { at: token.offset_from..token.offset_to, weight, term });
         }
         words
     }
@@ -165,23 +177,53 @@ impl Highlighter {
     }
 
     fn highlight_fields(&self, item: &Item) -> Highlights {
-        let title = matched(&self.title.words(&item.title));
-        let mut fields = BTreeMap::new();
+        let mut title = self.title.words(&item.title);
+        let mut text = self.text.words(&item.text);
+        let mut catalog: Vec<(&String, &FieldTerms, Vec<(&String, Vec<Word>)>)> = Vec::new();
         for (name, terms) in &self.catalog {
             let values: &[String] = match item.fields.get(name) {
                 Some(FieldValue::Text(value)) => std::slice::from_ref(value),
                 Some(FieldValue::List(values)) => values,
                 Some(FieldValue::Number(_)) | None => &[],
             };
-            let marked: Vec<String> = values.iter().filter_map(|value| fragment(value, &terms.words(value))).collect();
+            catalog.push((name, terms, values.iter().map(|value| (value, terms.words(value))).collect()));
+        }
+        // A number written with letters in the query is marked only where BM25 counted it: in
+        // an item holding one of the terms it needs, in any field.
+        if [&self.title, &self.text].into_iter().chain(self.catalog.iter().map(|c| &c.1)).any(|t| !t.needs.is_empty()) {
+            let every = title.iter().chain(&text).chain(catalog.iter().flat_map(|c| c.2.iter().flat_map(|v| &v.1)));
+            let held: HashSet<String> = every.filter_map(|w| w.term.clone()).collect();
+            self.title.unmark_unneeded(&mut title, &held);
+            self.text.unmark_unneeded(&mut text, &held);
+            for (_, terms, values) in &mut catalog {
+                values.iter_mut().for_each(|(_, words)| terms.unmark_unneeded(words, &held));
+            }
+        }
+        let mut fields = BTreeMap::new();
+        for (name, _, values) in catalog {
+            let marked: Vec<String> = values.iter().filter_map(|(value, words)| fragment(value, words)).collect();
             if !marked.is_empty() {
                 fields.insert(name.clone(), marked);
             }
         }
+        let title = matched(&title);
         Highlights {
             title: (!title.is_empty()).then(|| mark(&item.title, 0..item.title.len(), &title)),
-            text: fragment(&item.text, &self.text.words(&item.text)),
+            text: fragment(&item.text, &text),
             fields,
+        }
+    }
+}
+
+impl FieldTerms {
+    /// Unmarks the numbers of `words` that need a term the item does not hold (`held`: every
+    /// query term the item's fields hold).
+    fn unmark_unneeded(&self, words: &mut [Word], held: &HashSet<String>) {
+        for word in words {
+            let needs = word.term.as_ref().and_then(|t| self.needs.get(t));
+            if needs.is_some_and(|needs| !needs.iter().any(|n| held.contains(n))) {
+                word.weight = 0.0;
+            }
         }
     }
 }
@@ -406,6 +448,21 @@ mod tests {
             .replace("&quot;", "\"")
             .replace("&#39;", "'")
             .replace("&amp;", "&")
+    }
+
+    /// A number the query writes with letters is marked only where BM25 counts it: in an item
+    /// that also holds the word's letters, in any field.
+    #[test]
+    fn a_number_written_with_letters_is_marked_beside_them() {
+        let items = [item("Stage 1 trial", "One arm, 1 drug."), item("PD progression", "A trial of 1 drug.")];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        let highlight = |query: &str, i: usize| lexical.highlighter(query).unwrap().highlight(&items[i]);
+        assert_eq!(highlight("PD1", 0), Highlights::default(), "a lone 1 is not the query's");
+        let pd = highlight("PD1", 1);
+        assert_eq!(pd.title.as_deref(), Some("<em>PD</em> progression"));
+        assert_eq!(pd.text.as_deref(), Some("A trial of <em>1</em> drug."), "the title holds pd");
+        assert_eq!(highlight("pd 1", 0).text.as_deref(), Some("One arm, <em>1</em> drug."));
     }
 
     /// Words are marked as BM25 matches them, in every language the analyzer reads, and the

@@ -24,6 +24,7 @@ mod hidden;
 mod highlight;
 mod live;
 mod schema;
+mod terms;
 
 pub use analyzers::{Analyzer, FieldAnalysis, Language, MAX_BOOST, MAX_SEARCH_FIELDS};
 
@@ -32,6 +33,7 @@ pub(crate) use hidden::{covers, HiddenVersion};
 pub use highlight::{Highlighter, Highlights, FRAGMENT_BYTES};
 pub use schema::SearchField;
 use schema::{AnalysisGroup, Fields, IDX};
+use terms::QueryTerm;
 
 /// How the lexical index analyses and weights text.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -117,12 +119,13 @@ impl LexicalIndex {
     /// a repeated SHOULD clause does).
     #[cfg(test)]
     fn tokens(&self, text: &str) -> Result<Vec<String>> {
-        self.tokens_of(self.fields.text(), text)
+        Ok(self.terms_of(self.fields.text(), text)?.into_iter().map(|t| t.text).collect())
     }
 
     /// The query's terms after `field`'s search analyzer ([`analyzers::search_analyzer`], looked
-    /// up at open), as [`LexicalIndex::tokens`].
-    fn tokens_of(&self, field: Field, text: &str) -> Result<Vec<String>> {
+    /// up at open), as [`LexicalIndex::tokens`], each number written with letters given the
+    /// terms it needs ([`terms::read`]).
+    fn terms_of(&self, field: Field, text: &str) -> Result<Vec<QueryTerm>> {
         // Every caller reads a searched field (the title, the text, a group's first field).
         let searched = self.fields.searched.iter().position(|s| s.field == field);
         let searched = searched.ok_or_else(|| Error::invalid("field", "queries are read only into searched fields"))?;
@@ -130,23 +133,49 @@ impl LexicalIndex {
         let mut stream = analyzer.token_stream(text);
         let mut tokens = Vec::new();
         while stream.advance() {
-            tokens.push(stream.token().text.clone());
+            tokens.push(stream.token().clone());
         }
-        Ok(tokens)
+        Ok(terms::read(&tokens))
     }
 
-    /// The plain-text query as tantivy clauses, or `None` when no token survives analysis.
+    /// The plain-text query as tantivy clauses, or `None` when no token survives analysis. A
+    /// number written with letters ([`terms`]) must match beside one of the terms it needs,
+    /// which add nothing to the score (boost 0), in any field that read the query alike.
     fn query(&self, text: &str) -> Result<Option<BooleanQuery>> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for searched in &self.fields.searched {
-            let (field, boost) = (searched.field, searched.boost);
-            // Each field reads the query with its own analyzer.
-            for token in self.tokens_of(field, text)? {
-                let term: Box<dyn Query> =
-                    Box::new(TermQuery::new(Term::from_field_text(field, &token), IndexRecordOption::WithFreqs));
-                let term =
-                    if (boost - 1.0).abs() > f32::EPSILON { Box::new(BoostQuery::new(term, boost)) } else { term };
-                clauses.push((Occur::Should, term));
+        for group in &self.groups {
+            // Each group of fields reads the query with its own analyzer.
+            let terms = self.terms_of(group.analyser, text)?;
+            let fields: Vec<&schema::Searched> = self
+                .fields
+                .searched
+                .iter()
+                .enumerate()
+                .filter(|(f, _)| group.fields & (1 << f) != 0)
+                .map(|(_, s)| s)
+                .collect();
+            let term_in = |field: &schema::Searched, term: &str| -> Box<dyn Query> {
+                let query =
+                    Box::new(TermQuery::new(Term::from_field_text(field.field, term), IndexRecordOption::WithFreqs));
+                if (field.boost - 1.0).abs() > f32::EPSILON {
+                    Box::new(BoostQuery::new(query, field.boost))
+                } else {
+                    query
+                }
+            };
+            for term in &terms {
+                for field in &fields {
+                    let mut clause = term_in(field, &term.text);
+                    if !term.needs.is_empty() {
+                        let mut beside: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+                        for (&i, f) in term.needs.iter().flat_map(|i| fields.iter().map(move |f| (i, f))) {
+                            beside.push((Occur::Should, term_in(f, &terms[i].text)));
+                        }
+                        let beside = Box::new(BoostQuery::new(Box::new(BooleanQuery::new(beside)), 0.0));
+                        clause = Box::new(BooleanQuery::new(vec![(Occur::Must, clause), (Occur::Must, beside)]));
+                    }
+                    clauses.push((Occur::Should, clause));
+                }
             }
         }
         Ok((!clauses.is_empty()).then(|| BooleanQuery::new(clauses)))
@@ -408,6 +437,45 @@ mod tests {
         Index::create_in_dir(newer.path(), schema.build()).unwrap();
         let error = LexicalIndex::open(newer.path(), settings).err().unwrap().to_string();
         assert!(error.contains("unknown to this build"), "{error}");
+    }
+
+    /// A number the query writes with letters ("PD1", "PD-1", "iPhone15") counts only in items
+    /// that also hold the word's letters, in our scorer, in tantivy's reference query and in
+    /// the explanation; typed apart, or beside a single letter ("p53"), it counts alone.
+    #[test]
+    fn a_number_written_with_letters_counts_beside_them() {
+        let items = [
+            item("pd1", "PD1 inhibitors", "Checkpoint therapy."),
+            item("pd-1", "Anti PD-1 antibody", "Checkpoint therapy."),
+            item("lone", "Stage 1 trial", "One arm."),
+            item("pd", "PD progression", "A trial of 1 drug."),
+            item("tp53", "TP53 mutations", "Tumour suppressor."),
+            item("iphone14", "iPhone 14 case", "Fits the phone."),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let settings = LexicalSettings::default();
+        let lexical = index(dir.path(), settings.clone(), &items);
+        let ids = |query: &str| -> Vec<&str> {
+            lexical.search(query, 10, None).unwrap().iter().map(|h| items[h.0 as usize].id.as_str()).collect()
+        };
+        for query in ["PD1", "pd-1"] {
+            let found = ids(query);
+            assert!(!found.contains(&"lone"), "{query}: the lone \"1\" does not match: {found:?}");
+            assert_eq!(found.len(), 3, "{query}: {found:?}");
+        }
+        // Typed apart, "1" is a word of its own.
+        assert!(ids("pd 1").contains(&"lone"));
+        // The letters alone still match, below the items holding the number too.
+        assert_eq!(ids("iphone15"), ["iphone14"]);
+        assert_eq!(ids("p53"), ["tp53"], "\"53\" lets p53 meet TP53");
+        // "pd" holds "1" in its text: the number counts there, and the explanation says so.
+        let pd = lexical.explain_with("PD1", 3, settings.bm25).unwrap().unwrap();
+        let labels: Vec<&str> = pd.children.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels.len(), 2, "{labels:?}");
+        assert!(labels[1].starts_with("1 (written with pd1 or pd in the query"), "{labels:?}");
+        let score = lexical.search("PD1", 10, None).unwrap().into_iter().find(|h| h.0 == 3).unwrap().1;
+        assert!((pd.value - f64::from(score)).abs() < 1e-5);
+        agrees_with_tantivy(&lexical, &["PD1", "pd-1 trial", "iphone15 case", "p53"]);
     }
 
     /// Our scorer at tantivy's constants gives tantivy's scores; other k1 and b change them as
