@@ -93,7 +93,7 @@ pub(crate) struct Deleted {
     responses(
         (status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such item, or already deleted"),
-        (status = 409, body = ErrorBody, description = "the server has no live log"),
+        (status = 409, body = ErrorBody, description = "the server has no live log, or a put of the item landed while this delete was made (logged, not applied; retry)"),
         (status = 422, body = ErrorBody, description = "an id no item can have (empty, blank at an end)"),
         (status = 503, body = ErrorBody),
     ))]
@@ -138,7 +138,7 @@ pub(crate) struct Updated {
     responses(
         (status = 200, body = Updated), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such item, or deleted"),
-        (status = 409, body = ErrorBody, description = "the server has no live log"),
+        (status = 409, body = ErrorBody, description = "the server has no live log, or a put of the item landed while this update was made (logged, not applied; retry)"),
         (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
@@ -287,14 +287,7 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
         blocking(state, move |engine| engine.put_live_item(item, hash.unwrap_or_default())).await?;
     state.inner.responses.clear();
     if !applied {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "write_conflict",
-            format!(
-                "another write about item {id:?} landed while this one was made (seq {}); read it and retry",
-                appended.first_seq
-            ),
-        ));
+        return Err(write_conflict(&id, &appended));
     }
     Ok(Put { put: id, created, seq: appended.first_seq })
 }
@@ -347,9 +340,29 @@ async fn write_item(
     let index = engine.visible_index_of(id)?;
     let hash = hyrank_engine::live::item_hash(&engine.stored_item_at(index)?);
     drop(engine);
-    let appended = blocking(state, move |_| write(&log, hash)).await?;
+    let target = id.to_string();
+    let (appended, applied) = blocking(state, move |engine| {
+        let appended = write(&log, hash.clone())?;
+        Ok((appended, engine.item_write_applies(&target, appended.first_seq, &hash)?))
+    })
+    .await?;
     state.inner.responses.clear();
+    // A put of the id landed between the read of its row and this write, which names the row
+    // the put replaced: logged, applied neither here nor by the next build, as a put that
+    // loses such a race.
+    if !applied {
+        return Err(write_conflict(&id, &appended));
+    }
     Ok(appended)
+}
+
+/// 409 `write_conflict`: the write about `id`, logged as `appended`, was made against a row
+/// another write about the id had replaced, and does not apply.
+fn write_conflict(id: &str, appended: &Appended) -> ApiError {
+    let seq = appended.first_seq;
+    let message =
+        format!("another write about item {id:?} landed while this one was made (seq {seq}); read it and retry");
+    ApiError::new(StatusCode::CONFLICT, "write_conflict", message)
 }
 
 /// The serving engine's live log; 409 `live_disabled` for a server on a fixed engine.

@@ -33,6 +33,7 @@ pub(crate) fn fold_live_events(
         events,
         rejected,
         deleted: writes.deleted.clone(),
+        row_hashes: writes.row_hashes.clone(),
         superseded_deletes: writes.superseded_deletes,
         updated: writes.updated.clone(),
         superseded_updates: writes.superseded_updates,
@@ -240,6 +241,8 @@ pub(crate) struct ItemWrites {
     created: usize,
     replaced: usize,
     superseded_puts: usize,
+    /// Per id, the hashes a later write may name besides its row's own (`LiveFold::row_hashes`).
+    row_hashes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// One id's row while the log is replayed.
@@ -337,6 +340,14 @@ pub(crate) fn replay_item_writes(
     for id in order {
         let row = rows.remove(&id).expect("every touched id has a row");
         let Some(current) = row.row else { continue };
+        // The generation stores `current`; a write made against one of the id's earlier rows
+        // (a server serving the generation before this one, writing after this build read
+        // the log) names that row, and the engine must apply it as this replay would.
+        let own = item_hash(&current);
+        let earlier: Vec<String> = row.hashes.iter().filter(|h| **h != own).cloned().collect();
+        if !earlier.is_empty() {
+            writes.row_hashes.insert(id.clone(), earlier);
+        }
         match row.index {
             Some(index) => {
                 if row.put {

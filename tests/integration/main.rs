@@ -8,6 +8,7 @@ mod fuzz;
 mod highlight;
 mod live;
 mod live_items;
+mod live_races;
 mod pages;
 mod pipeline;
 mod reranker;

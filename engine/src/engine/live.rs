@@ -152,9 +152,12 @@ impl Engine {
         (mean, count)
     }
 
-    /// Whether the item's stored row has this [`crate::live::item_hash`].
-    fn stored_hash_is(&self, index: u32, hash: &str) -> bool {
-        self.stored_item_at(index).is_ok_and(|item| crate::live::item_hash(&item) == hash)
+    /// Whether a write naming the row `hash` was made against the item's stored row: its
+    /// [`crate::live::item_hash`], or one of the rows it was before the writes this generation
+    /// folded in ([`Engine::row_hashes`]), as the next build's replay accepts them.
+    pub(super) fn stored_hash_is(&self, index: u32, hash: &str) -> bool {
+        self.row_hashes.get(&index).is_some_and(|earlier| earlier.iter().any(|h| h == hash))
+            || self.stored_item_at(index).is_ok_and(|item| crate::live::item_hash(&item) == hash)
     }
 
     /// Fields replaced live since this generation's build (none without a log), read from the

@@ -96,6 +96,8 @@ impl Engine {
     ) -> Result<()> {
         let id = put.item.id.clone();
         let previous = live.index_of(&id).or_else(|| self.store.item_index(&id).ok().flatten());
+        // Whether a write naming `hash` was made against the row the id names now: a live row's
+        // own hash, or a stored row's (with its versions before the folded writes).
         let (row_seq, row_hash) = match previous {
             Some(index) => match live.get(index) {
                 Some(entry) => (entry.seq, entry.hash.clone()),
@@ -103,12 +105,16 @@ impl Engine {
             },
             None => (0, String::new()),
         };
+        let earlier = previous.filter(|&index| live.get(index).is_none()).and_then(|index| self.row_hashes.get(&index));
+        let names_row = |hash: &str| {
+            previous.is_some() && (hash == row_hash || earlier.is_some_and(|e| e.iter().any(|h| h == hash)))
+        };
         let deleted = previous.is_some_and(|index| {
             (row_seq == 0 && self.deleted.contains(&index))
-                || deletes.get(&id).is_some_and(|ds| ds.iter().any(|(d, h)| *d > row_seq && *d < seq && *h == row_hash))
+                || deletes.get(&id).is_some_and(|ds| ds.iter().any(|(d, h)| *d > row_seq && *d < seq && names_row(h)))
         });
-        let expected = if previous.is_none() || deleted { "" } else { row_hash.as_str() };
-        if put.item_hash != expected {
+        let applies = if previous.is_none() || deleted { put.item_hash.is_empty() } else { names_row(&put.item_hash) };
+        if !applies {
             tracing::warn!(item = %id, seq, "live put made against another row than this generation serves; not applied");
             live.superseded += 1;
             return Ok(());
@@ -123,6 +129,23 @@ impl Engine {
         let built = previous.map(|p| live.built_row(p));
         live.push(seq, put.item, vector, previous, built);
         Ok(())
+    }
+
+    /// Whether a delete or field update of `id`, logged at `seq` against the row whose
+    /// [`crate::live::item_hash`] is `hash`, applies: whether that row is the one the id named
+    /// when the write was logged, so that no put of the id logged between the caller's read of
+    /// the row and the write replaced it. The rule the engine and the next build apply to the
+    /// write; the live rows are brought up to the log first, so every put before `seq` counts.
+    ///
+    /// # Errors
+    /// Reading the log's puts (an embedding) or the store.
+    pub fn item_write_applies(&self, id: &str, seq: u64, hash: &str) -> Result<bool> {
+        let live = self.refresh_live_items()?;
+        // The id's row as of `seq`: its last live row put before it, else its stored row.
+        match live.entries.iter().rev().find(|e| e.seq < seq && e.item.id == id) {
+            Some(entry) => Ok(entry.hash == hash),
+            None => Ok(self.store.item_index(id)?.is_some_and(|index| self.stored_hash_is(index, hash))),
+        }
     }
 
     /// Live rows this generation serves on top of its own, replaced ones included (what a

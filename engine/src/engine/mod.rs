@@ -86,6 +86,10 @@ pub struct Engine {
     /// Items deleted live that this generation folded in (`Manifest::live`): hidden from every
     /// retriever and from item lookups, as the log's later deletes are.
     deleted: HashSet<u32>,
+    /// Stored rows the folded live writes changed, by index: the hashes of their earlier
+    /// versions, which a write logged after the build may still name
+    /// (`LiveFold::row_hashes`; [`Engine::stored_hash_is`]).
+    row_hashes: std::collections::HashMap<u32, Vec<String>>,
     /// The allow mask of a request without filters, and the log's delete and put versions it
     /// was built at (`stages::unfiltered_allow`).
     hidden_mask: Versioned<crate::retrieve::Allow>,
@@ -363,6 +367,18 @@ impl Engine {
                 ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
             deleted_ids.iter().filter_map(|id| at.get(id.as_str()).copied()).collect()
         };
+        // The earlier rows a write about an item may name, by index (`LiveFold::row_hashes`).
+        let row_hashes: std::collections::HashMap<u32, Vec<String>> = match manifest.live.as_ref() {
+            Some(fold) if !fold.row_hashes.is_empty() => {
+                let at: std::collections::HashMap<&str, u32> =
+                    ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
+                fold.row_hashes
+                    .iter()
+                    .filter_map(|(id, hashes)| Some((*at.get(id.as_str())?, hashes.clone())))
+                    .collect()
+            }
+            _ => Default::default(),
+        };
         let live_items = std::sync::Mutex::new(Arc::new(LiveItems::empty(ids.len() as u32)));
         Ok(Engine {
             live_items,
@@ -383,6 +399,7 @@ impl Engine {
             recommend_trained,
             live: None,
             deleted,
+            row_hashes,
             hidden_mask: std::sync::Mutex::new(None),
             hidden_items: std::sync::Mutex::new(None),
             dense_mean: std::sync::Mutex::new(None),

@@ -1,0 +1,108 @@
+//! Live item writes that race a build or another write: what the server answers is what it
+//! and the next build do.
+
+use actix_web::{http::StatusCode, test};
+use serde_json::{json, Value};
+
+use crate::live::{live_state, ADMIN_KEY, SEARCH_KEY, WRITE_KEY};
+use crate::service::{call, service};
+
+fn write(method: test::TestRequest, uri: &str, body: Option<Value>) -> test::TestRequest {
+    let request = method.uri(uri).insert_header(("authorization", format!("Bearer {WRITE_KEY}")));
+    match body {
+        Some(body) => request.set_json(body),
+        None => request,
+    }
+}
+
+fn item(id: &str) -> test::TestRequest {
+    test::TestRequest::get()
+        .uri(&format!("/v1/items/{id}"))
+        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+}
+
+/// Writes logged after a build read the log, while the generation before it still served, about
+/// rows that build changed by folding in field updates, apply once the new generation swaps in,
+/// as the next build applies them: a delete, a second field update and a put (the server used
+/// to compare them with the new generation's row alone, and dropped them until the next build).
+#[actix_web::test]
+async fn writes_logged_while_a_build_ran_apply_after_the_swap() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let fields = |price: u32| json!({"fields": {"category": "tents", "price": price}});
+    for id in ["TNT-001", "TNT-002", "TNT-005"] {
+        let uri = format!("/v1/items/{id}/fields");
+        assert_eq!(call(&app, write(test::TestRequest::put(), &uri, Some(fields(222)))).await.0, StatusCode::OK);
+    }
+    // The build folds those three updates in; the server goes on serving the generation before.
+    let settings = hyrank_tests::fixture_settings(root.path().to_path_buf());
+    let built = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(built.manifest.live.as_ref().unwrap().row_hashes.len(), 3, "each row's catalog version");
+    let put = json!({"title": "Summit Forge Larch 3 Dome Tent (2027)", "text": "New edition.", "fields": {"category": "tents"}});
+    let writes = [
+        write(test::TestRequest::delete(), "/v1/items/TNT-001", None),
+        write(test::TestRequest::put(), "/v1/items/TNT-002/fields", Some(fields(333))),
+        write(test::TestRequest::put(), "/v1/items/TNT-005", Some(put)),
+    ];
+    for request in writes {
+        let (status, _, body) = call(&app, request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    macro_rules! seen {
+        () => {{
+            let (deleted, _, _) = call(&app, item("TNT-001")).await;
+            let (_, _, updated) = call(&app, item("TNT-002")).await;
+            let (_, _, put) = call(&app, item("TNT-005")).await;
+            (deleted, updated["fields"]["price"].clone(), put["title"].clone())
+        }};
+    }
+    let expected = (StatusCode::NOT_FOUND, json!(333), json!("Summit Forge Larch 3 Dome Tent (2027)"));
+    assert_eq!(seen!(), expected, "before the swap");
+    let reload = test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    let (status, _, body) = call(&app, reload).await;
+    assert_eq!((status, &body["outcome"]), (StatusCode::OK, &json!("swapped")), "{body}");
+    assert_eq!(seen!(), expected, "after the swap");
+    // The next build agrees: nothing superseded.
+    let live = hyrank_indexer::build(&settings).unwrap().manifest.live.unwrap();
+    let superseded = (live.superseded_deletes, live.superseded_updates, live.superseded_puts);
+    assert_eq!((live.deleted, superseded), (vec!["TNT-001".to_string()], (0, 0, 0)));
+}
+
+/// A delete or field update that a put of the same id overtook, between the server's read of
+/// the row and its append, names the row the put replaced: it applies neither on the server
+/// nor at the next build, so it is answered 409, as such a put is; made against the put's row,
+/// it applies.
+#[actix_web::test]
+async fn a_delete_or_update_a_put_overtook_is_a_conflict() {
+    use hyrank_engine::live::item_hash;
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let engine = state.engine();
+    let index = engine.index_of("TNT-003").unwrap();
+    let read_before = item_hash(&engine.stored_item_at(index).unwrap());
+    drop(engine);
+    let put = json!({"title": "Northpeak Ridgeline 3 (2027)", "text": "New edition."});
+    assert_eq!(call(&app, write(test::TestRequest::put(), "/v1/items/TNT-003", Some(put))).await.0, StatusCode::OK);
+    // As if read before the put and appended after it.
+    let engine = state.engine();
+    let log = engine.live().unwrap().clone();
+    let late = log.delete_item("TNT-003", read_before.clone()).unwrap();
+    assert!(!engine.item_write_applies("TNT-003", late.first_seq, &read_before).unwrap());
+    let update = log.update_fields("TNT-003", read_before.clone(), Default::default()).unwrap();
+    assert!(!engine.item_write_applies("TNT-003", update.first_seq, &read_before).unwrap());
+    let (status, _, _) = call(&app, item("TNT-003")).await;
+    assert_eq!(status, StatusCode::OK, "the overtaken delete hid nothing");
+    let now = item_hash(&engine.stored_item_at(engine.index_of("TNT-003").unwrap()).unwrap());
+    drop(engine);
+    // Through HTTP, made against the put's row: applied, and answered so.
+    let (status, _, body) = call(&app, write(test::TestRequest::delete(), "/v1/items/TNT-003", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seq = body["seq"].as_u64().unwrap();
+    assert!(state.engine().item_write_applies("TNT-003", seq, &now).unwrap());
+    assert_eq!(call(&app, item("TNT-003")).await.0, StatusCode::NOT_FOUND);
+    let live = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap().manifest.live;
+    let live = live.unwrap();
+    assert_eq!((live.deleted, live.superseded_deletes, live.superseded_updates), (vec!["TNT-003".to_string()], 1, 1));
+}
