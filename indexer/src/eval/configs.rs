@@ -89,9 +89,17 @@ impl Config {
         let mut config = Config::preset(preset)
             .ok_or_else(|| format!("unknown configuration {preset:?}; choose from {PRESETS:?}"))?;
         config.name = spec.to_string();
+        let mut given: Vec<&str> = Vec::new();
         for part in parts {
             let (key, value) =
                 part.split_once('=').ok_or_else(|| format!("{spec:?}: expected key=value after '+', got {part:?}"))?;
+            // The last of two would win, and the name would claim the other too.
+            if given.contains(&key) {
+                return Err(format!(
+                    "{spec:?}: {key} is given twice (the name would claim a setting the run does not have)"
+                ));
+            }
+            given.push(key);
             let number = || {
                 value
                     .parse()
@@ -147,6 +155,11 @@ impl Config {
                 }
                 _ => return Err(format!("{spec:?}: unknown parameter {key:?}; choose from {PARAMETERS:?}")),
             }
+        }
+        if given.contains(&"reranker") && spec.split('+').any(|part| part == "rerank=off") {
+            return Err(format!(
+                "{spec:?}: rerank=off and reranker name opposite runs (the name would claim a setting the run does not have)"
+            ));
         }
         // Refused here where a rerank is off by name; where it is left to the generation, once
         // the generation is known ([`Config::moot`] in `evaluate`).
@@ -250,6 +263,12 @@ mod tests {
             ("bm25+rerank=off+k=20", "k would have no effect"),
             ("dense+k1=0.9", "k1 would have no effect: dense ranks one retriever's list (the name"),
             ("dense+fields=sum+rerank=off", "fields would have no effect"),
+            // Either order: the last would win, and the name would still claim the first.
+            ("default+rerank=off+reranker=late", "rerank=off and reranker name opposite runs"),
+            ("default+reranker=late+rerank=off", "rerank=off and reranker name opposite runs"),
+            ("default+rerank=off+rerank=10", "rerank is given twice"),
+            ("default+rerank=10+rerank=off", "rerank is given twice"),
+            ("hybrid-linear+bm25=0.3+bm25=0.7", "bm25 is given twice"),
         ] {
             let error = Config::parse(spec).unwrap_err();
             assert!(error.contains(expected), "{spec}: {error}");
