@@ -192,9 +192,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// It never quotes the file: the blamed line may hold a credential (`admin_key = s3cr3t`,
 /// unquoted, is a syntax error whose usual report shows the line). The key it names is always
-/// one of `keys`: the blamed line's own, else (the line is inside a value spanning lines) the
-/// nearest above, as "in the value of"; text of the file that is not a known key is never
-/// printed, since a continuation line of a secret may look like `key = value`. No column
+/// one of `keys`: for a line inside a value left open above (an array, an inline table, a
+/// multi-line string), that value's key, as "in the value of"; else the line's own. Text of
+/// the file that is not a known key is never printed, since a continuation line of a secret
+/// may look like `key = value`. toml reads on past an unquoted word (`admin_key = s3cr3t`,
+/// then an indented line) and blames a later line: an earlier line assigning an unquoted word
+/// is reported instead, as the first fault. No column
 /// either: at the end of an unclosed string it would give the secret's length. The value a
 /// type error quotes (serde's "invalid type: integer `123`, expected a string") is cut to its
 /// kind ("invalid type: integer, expected a string").
@@ -218,19 +221,96 @@ pub fn settings_file_error(
     let Some(start) = span.map(|s| s.start.min(text.len())) else {
         return format!("{}: {message}", path.display());
     };
-    let line = text.as_bytes()[..start].iter().filter(|&&b| b == b'\n').count() + 1;
-    fn known<'t>(line: &'t str, keys: &[&str]) -> Option<&'t str> {
-        line.split_once('=').map(|(key, _)| key.trim()).filter(|key| keys.contains(key))
+    let mut line = text.as_bytes()[..start].iter().filter(|&&b| b == b'\n').count() + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let own_key = |line: &str| {
+        let key = line.split(['=', ' ', '\t']).next().unwrap_or_default().trim();
+        keys.iter().copied().find(|k| *k == key)
+    };
+    // Each line's state before it: inside whose value (an array, an inline table or a
+    // multi-line string left open above), or none.
+    let mut open: Vec<Option<&str>> = Vec::with_capacity(lines.len());
+    let (mut depth, mut string, mut owner) = (0usize, None::<&str>, None::<&str>);
+    for text in &lines {
+        let inside = depth > 0 || string.is_some();
+        open.push(inside.then(|| owner.unwrap_or("")));
+        if depth == 0 && string.is_none() {
+            owner = own_key(text);
+        }
+        scan_toml_line(text, &mut depth, &mut string);
     }
-    let key_of = |line| known(line, keys);
-    let mut above = text.lines().take(line).collect::<Vec<_>>().into_iter().rev();
-    let key = match above.next().and_then(key_of) {
-        Some(key) => format!(" (`{key}`)"),
-        // An unknown key is named by the message; any other line belongs to a value.
-        None if message.starts_with("unknown field") => String::new(),
-        None => above.find_map(key_of).map(|key| format!(" (in the value of `{key}`)")).unwrap_or_default(),
+    // The parser may read past the first fault and blame a later line (a bare word taken as a
+    // key on the next one): an earlier assignment of an unquoted word is the first fault.
+    if let Some(first) =
+        (0..line.saturating_sub(1).min(lines.len())).find(|&i| open[i].is_none() && bare_word_value(lines[i]))
+    {
+        line = first + 1;
+        message = "string values must be quoted".to_string();
+    }
+    let key = match (open.get(line - 1).copied().flatten(), lines.get(line - 1).and_then(|l| own_key(l))) {
+        (Some(""), _) => String::new(),
+        (Some(owner), _) => format!(" (in the value of `{owner}`)"),
+        (None, Some(key)) => format!(" (`{key}`)"),
+        (None, None) => String::new(),
     };
     format!("{}, line {line}{key}: {message}", path.display())
+}
+
+/// Follows one line of a TOML file: how many arrays and inline tables are open after it
+/// (`depth`), and the multi-line string (`"""` or `'''`) it leaves open, if any. Quoted text
+/// and comments open nothing.
+fn scan_toml_line(line: &str, depth: &mut usize, string: &mut Option<&'static str>) {
+    let mut rest = line;
+    while !rest.is_empty() {
+        if let Some(close) = *string {
+            match rest.find(close) {
+                Some(at) => {
+                    rest = &rest[at + close.len()..];
+                    *string = None;
+                }
+                None => return,
+            }
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("\"\"\"") {
+            (*string, rest) = (Some("\"\"\""), after);
+        } else if let Some(after) = rest.strip_prefix("'''") {
+            (*string, rest) = (Some("'''"), after);
+        } else if let Some(quote @ ('"' | '\'')) = rest.chars().next() {
+            // A single-line string: to its closing quote (a backslash escapes in "…").
+            let mut chars = rest.char_indices().skip(1);
+            let mut end = rest.len();
+            while let Some((i, c)) = chars.next() {
+                if c == '\\' && quote == '"' {
+                    chars.next();
+                } else if c == quote {
+                    end = i + 1;
+                    break;
+                }
+            }
+            rest = &rest[end..];
+        } else {
+            let c = rest.chars().next().unwrap_or_default();
+            match c {
+                '#' => return,
+                '[' | '{' if *depth > 0 || line.contains('=') => *depth += 1,
+                ']' | '}' => *depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+}
+
+/// Whether `line` assigns an unquoted word (`key = s3cr3t`), which TOML refuses: a value
+/// starts with a quote, a bracket or brace, a digit or sign, or is true, false, inf or nan.
+fn bare_word_value(line: &str) -> bool {
+    let Some((_, value)) = line.split_once('=') else { return false };
+    let value = value.trim();
+    let word = value.split(|c: char| c.is_whitespace() || c == '#').next().unwrap_or_default();
+    let starts_value =
+        value.starts_with(['"', '\'', '[', '{', '+', '-']) || value.starts_with(|c: char| c.is_ascii_digit());
+    !word.is_empty() && !starts_value && !["true", "false", "inf", "nan"].contains(&word)
 }
 
 /// An error and its causes as one line, `outer: cause: root`, each cause written once. An
@@ -295,6 +375,40 @@ mod tests {
         let text = "workers = 2\nadmin_key = [\n  SECRETx1==\n]\n";
         let error = settings_file_error(path, text, Some(29..30), "unexpected `=` in array", KEYS);
         assert_eq!(error, "/etc/hyrank.toml, line 3 (in the value of `admin_key`): unexpected `=` in array");
+    }
+
+    /// Where toml blames a line after a complete one, the line's own key is named, not the
+    /// one above; where it blames a line after an unquoted word, that word's line is.
+    #[test]
+    fn a_settings_file_error_names_the_faulty_line_and_its_own_key() {
+        let path = Path::new("h.toml");
+        let at_line = |text: &str, line: usize| {
+            let start: usize = text.lines().take(line - 1).map(|l| l.len() + 1).sum();
+            Some(start..start + 1)
+        };
+        let blamed = |text: &str, line: usize, message: &str| {
+            settings_file_error(path, text, at_line(text, line), message, KEYS)
+        };
+        let text = "w = 1\nadmin_key = \"s3cr3t-xxxxxxxx\"\nworkers 4\n";
+        let error = blamed(text, 3, "key with no value, expected `=`");
+        assert_eq!(error, "h.toml, line 3 (`workers`): key with no value, expected `=`");
+        let error = blamed("workers = 2\nbogus line here\n", 2, "key with no value, expected `=`");
+        assert_eq!(error, "h.toml, line 2: key with no value, expected `=`");
+        let text = "w = 1\nadmin_key = s3cr3t\n  more\n";
+        let error = blamed(text, 3, "key with no value, expected `=`");
+        assert_eq!(error, "h.toml, line 2 (`admin_key`): string values must be quoted");
+        assert!(!error.contains("s3cr3t"), "{error}");
+        // Inside an array or a multi-line string that a quoted bracket or an equals sign does not
+        // close or open, the value's key; after it, the line's own.
+        let text = "admin_key = [\"]\", \"a=b\",\n  x\n]\nworkers = two\n";
+        assert_eq!(blamed(text, 2, "invalid array"), "h.toml, line 2 (in the value of `admin_key`): invalid array");
+        let error = blamed(text, 4, "string values must be quoted");
+        assert_eq!(error, "h.toml, line 4 (`workers`): string values must be quoted");
+        let text = "admin_key = \"\"\"\nw = x\n\"\"\"\nw = 1\n";
+        assert_eq!(blamed(text, 2, "bad"), "h.toml, line 2 (in the value of `admin_key`): bad", "not a bare word");
+        // Numbers, booleans, dates and quoted values are no bare words.
+        let text = "w = 1.5\nw = true\nw = 1979-05-27\nw = 'x'\nw = -3\nw = nan\nworkers = 2 2\n";
+        assert_eq!(blamed(text, 7, "expected newline"), "h.toml, line 7 (`workers`): expected newline");
     }
 
     #[test]
