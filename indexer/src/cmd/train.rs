@@ -117,6 +117,12 @@ pub(crate) fn train_reranker(args: TrainRerankerArgs) -> anyhow::Result<()> {
         (None, None, None, true) => {
             Supervision::Interactions { context_titles: args.context_titles, targets_per_user: args.targets_per_user }
         }
+        // clap refuses the other pairs (--qrels needs --queries and conflicts with --clicks;
+        // --interactions with both): left is --queries without --qrels.
+        (None, Some(_), clicks, _) => anyhow::bail!(
+            "--queries gives the texts of --qrels' judged queries and has no effect without --qrels{}",
+            if clicks.is_some() { " (a click log holds its queries' texts): drop --queries" } else { "" }
+        ),
         _ => anyhow::bail!("give one of: --qrels with --queries, --clicks, or --interactions"),
     };
     let mut settings = TrainSettings::new(args.index_dir, args.model.settings()?, supervision);
@@ -176,5 +182,19 @@ mod tests {
         assert_eq!(refused.err().map(|e| e.kind()), Some(clap::error::ErrorKind::ArgumentConflict));
         let judged = ["--index-dir", "x", "--qrels", "q.tsv", "--queries", "q.jsonl", "--validation-split", "items"];
         assert!(parse(&judged).is_ok_and(|args| args.validation_split == hyrank_indexer::train::ValidationSplit::Items));
+    }
+
+    /// `--queries` beside `--clicks` is refused naming `--queries` and why, before any work.
+    #[test]
+    fn queries_without_qrels_are_named() {
+        let args = parse(&["--index-dir", "/nonexistent", "--clicks", "c.tsv", "--queries", "q.jsonl"]).unwrap();
+        let error = train_reranker(args).unwrap_err().to_string();
+        assert!(
+            error.starts_with("--queries gives the texts of --qrels' judged queries")
+                && error.contains("drop --queries"),
+            "{error}"
+        );
+        let args = parse(&["--index-dir", "/nonexistent", "--queries", "q.jsonl"]).unwrap();
+        assert!(train_reranker(args).unwrap_err().to_string().ends_with("no effect without --qrels"));
     }
 }
