@@ -265,12 +265,17 @@ pub async fn utf8_only(
     Ok(req.into_response(error.error_response()).map_into_right_body())
 }
 
-/// Whether the request sends a body: a `Transfer-Encoding`, or a `Content-Length` other than 0.
+/// Whether the request sends a body a route may read: a `Transfer-Encoding`, or a
+/// `Content-Length` other than 0, on a POST or PUT. No GET, HEAD, DELETE or OPTIONS route
+/// reads a body, so one sent with them is ignored, whatever its coding or charset (they were
+/// refused with a 415 their operations do not list).
 fn has_body(req: &ServiceRequest) -> bool {
     use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use actix_web::http::Method;
     let headers = req.headers();
-    headers.contains_key(TRANSFER_ENCODING)
-        || headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0")
+    let sends = headers.contains_key(TRANSFER_ENCODING)
+        || headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    sends && matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH)
 }
 
 /// The `charset` parameter of the `Content-Type` of a request that sends a body, if it names one.

@@ -52,6 +52,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .service(get("/metrics", metrics, "GET, HEAD"))
                 .service(get("/docs", || async { web::Redirect::to("/docs/") }, "GET, HEAD"))
                 .service(crate::openapi::swagger_ui())
+                // The document and the UI answer GET alone (utoipa's services): any other method
+                // is a 405 naming it, as on every other known path, not a 404 pointing at itself.
+                .service(web::resource("/openapi.json").default_service(not_allowed("GET")))
+                .service(web::resource("/docs/{_:.*}").default_service(not_allowed("GET")))
                 .service(get("/ui", crate::ui::page, "GET, HEAD"))
                 .service(
                     // Before /v1, which would otherwise take the path first.

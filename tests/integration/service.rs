@@ -90,6 +90,15 @@ async fn the_committed_openapi_document_matches_the_handlers() {
     let (status, _, page) = call(&app, test::TestRequest::get().uri("/docs/")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.as_str().unwrap_or_default().contains("swagger"), "the interactive page is served");
+    // Another method is told what the path takes, not pointed at the path it asked for.
+    for uri in ["/openapi.json", "/docs/", "/docs/index.css"] {
+        let (status, headers, body) = call(&app, test::TestRequest::post().uri(uri)).await;
+        assert_eq!(
+            (status, headers.get("allow").map(|a| a.to_str().unwrap())),
+            (StatusCode::METHOD_NOT_ALLOWED, Some("GET")),
+            "{uri}: {body}"
+        );
+    }
 }
 
 #[actix_web::test]
