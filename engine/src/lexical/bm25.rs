@@ -151,8 +151,8 @@ struct ScoreParts {
     total: f32,
     total_docs: u64,
     terms: Vec<TermPart>,
-    /// The query terms (places in the query's list) the item holds, kept only while the query
-    /// has a term that needs others beside it ([`super::terms`]).
+    /// The query's words (`QueryTerm::word`) one of whose lettered terms the item holds, kept
+    /// only while the query has a number that depends on them ([`super::terms`]).
     held: smallvec::SmallVec<[u32; 4]>,
 }
 
@@ -170,8 +170,9 @@ struct TermPart {
     tf_part: f32,
     score: f32,
     fields: Vec<FieldTf>,
-    /// The terms it was counted beside: a number written with letters ([`super::terms`]).
-    beside: Vec<String>,
+    /// For a number written after letters ([`super::terms`]), the query's word it counted
+    /// beside.
+    beside: Option<String>,
 }
 
 /// A term's frequency in each field of one item that holds it.
@@ -248,21 +249,16 @@ impl LexicalIndex {
         // analysed alike; with several groups BM25F is refused, it needs one term across
         // fields). Settings allow at most 32 fields (`MAX_SEARCH_FIELDS` + 2): no mask overflows.
         let searched = &self.fields.searched;
-        // Each term with its fields and the terms it needs beside it (places in `tokens`).
-        let mut tokens: Vec<(String, u64, Vec<u32>)> = Vec::new();
+        // Each term with the fields it is looked up in.
+        let mut tokens: Vec<(super::QueryTerm, u64)> = Vec::new();
         for group in &self.groups {
-            let base = tokens.len();
-            let terms = self.terms_of(group.analyser, text)?;
-            tokens.extend(terms.into_iter().map(|t| {
-                let needs = t.needs.iter().map(|&i| u32::try_from(base + i).unwrap_or(u32::MAX)).collect();
-                (t.text, group.fields, needs)
-            }));
+            tokens.extend(self.terms_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
         }
-        // A number that needs its word's letters is scored after every other term, when the
-        // items holding them are known.
-        let needing = tokens.iter().any(|t| !t.2.is_empty());
+        // A number that depends on its word's letters is scored after every other term, when
+        // the items holding them are known.
+        let needing = tokens.iter().any(|t| t.0.dependent);
         let mut order: Vec<usize> = (0..tokens.len()).collect();
-        order.sort_by_key(|&t| !tokens[t].2.is_empty());
+        order.sort_by_key(|&t| tokens[t].0.dependent);
         // The generation's segments, then the live rows' postings (source `live_s`):
         // statistics are those of both together, as if the live items had been in the build.
         let searcher = self.reader.searcher();
@@ -310,10 +306,12 @@ impl LexicalIndex {
         let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); live_s + 1];
         // Repeated query terms each count, as a repeated SHOULD clause does.
         for &t in &order {
-            let (token, looked_up, needs) = &tokens[t];
-            // Whether the item already holds a term this one needs (always, when it needs none).
+            let (term, looked_up) = &tokens[t];
+            let token = &term.text;
+            // Whether the item holds what this term needs: for a dependent number, a lettered
+            // term of its word (in any field); nothing for any other term.
             let beside = |parts: &HashMap<tantivy::DocId, ScoreParts>, doc: &tantivy::DocId| {
-                needs.is_empty() || parts.get(doc).is_some_and(|p| p.held.iter().any(|h| needs.contains(h)))
+                !term.dependent || parts.get(doc).is_some_and(|p| p.held.contains(&term.word))
             };
             // Per segment, each matching document's frequency in each field that holds the
             // term (most items match in one or two fields: kept inline).
@@ -373,7 +371,7 @@ impl LexicalIndex {
             }
             let wanted = |s: usize, doc: tantivy::DocId| only.is_none() || row(s, doc) == only;
             let explain = only.is_some();
-            let needed = || needs.iter().map(|&i| tokens[i as usize].0.clone()).collect::<Vec<_>>();
+            let needed = || term.dependent.then(|| super::terms::word(text, term.word).to_string());
             if !explain {
                 // Room for every item this term matches, under either combination.
                 for (parts, m) in parts.iter_mut().zip(&matches) {
@@ -396,8 +394,8 @@ impl LexicalIndex {
                                 continue;
                             }
                             let entry = parts[s].entry(doc).or_default();
-                            if needing {
-                                entry.held.push(t as u32);
+                            if needing && term.lettered && !entry.held.contains(&term.word) {
+                                entry.held.push(term.word);
                             }
                             for field in tfs {
                                 let f = usize::from(field.field);
@@ -432,8 +430,8 @@ impl LexicalIndex {
                             let tf_part = tf / (params.k1 + tf);
                             let score = idf * (1.0 + params.k1) * tf_part;
                             let entry = parts[s].entry(doc).or_default();
-                            if needing {
-                                entry.held.push(t as u32);
+                            if needing && term.lettered && !entry.held.contains(&term.word) {
+                                entry.held.push(term.word);
                             }
                             entry.total += score;
                             if explain {
@@ -487,9 +485,9 @@ impl LexicalIndex {
             ]
         };
         // A number counted because the item holds its word's letters says so.
-        let beside = |terms: &[String]| match terms {
-            [] => String::new(),
-            terms => format!(" (written with {} in the query, which the item holds)", terms.join(" or ")),
+        let beside = |word: &Option<String>| match word {
+            None => String::new(),
+            Some(word) => format!(" (written after the letters of {word:?}, which the item holds)"),
         };
         let children = parts
             .terms

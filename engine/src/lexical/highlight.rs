@@ -81,9 +81,11 @@ pub struct Highlighter {
 struct FieldTerms {
     analyzer: TextAnalyzer,
     weights: HashMap<String, f32>,
-    /// The numbers written with letters in the query, each with the terms it needs beside it
-    /// ([`super::terms`]): marked only in an item that holds one of those.
-    needs: HashMap<String, Vec<String>>,
+    /// The numbers the query writes only after letters ([`super::terms`]), each with the
+    /// query's words it does so in: marked only in an item holding a lettered term of one.
+    dependent: HashMap<String, Vec<u32>>,
+    /// The query's lettered terms, each with the query's words it is read from.
+    lettered: HashMap<String, Vec<u32>>,
 }
 
 /// A word of an item's field: where it is, and its weight when it is a query term (else 0).
@@ -106,11 +108,20 @@ impl LexicalIndex {
         let terms = |field: Field| -> Result<FieldTerms> {
             let mut weights = HashMap::new();
             let terms = self.terms_of(field, query)?;
-            let needs: HashMap<String, Vec<String>> = terms
-                .iter()
-                .filter(|t| !t.needs.is_empty())
-                .map(|t| (t.text.clone(), t.needs.iter().map(|&i| terms[i].text.clone()).collect()))
-                .collect();
+            let (mut dependent, mut lettered) =
+                (HashMap::<String, Vec<u32>>::new(), HashMap::<String, Vec<u32>>::new());
+            for term in &terms {
+                let map = if term.dependent {
+                    &mut dependent
+                } else if term.lettered {
+                    &mut lettered
+                } else {
+                    continue;
+                };
+                map.entry(term.text.clone()).or_default().push(term.word);
+            }
+            // A number the query also writes alone counts wherever it occurs.
+            dependent.retain(|text, _| !terms.iter().any(|t| !t.dependent && t.text == *text));
             let tokens: Vec<String> = terms.into_iter().map(|t| t.text).collect();
             // A symbol the analyzer keeps as a term counts for BM25. A mathematical or modifier
             // symbol ("<", "+", "=", "^") is mostly markup or an operator typed around words, and
@@ -125,7 +136,7 @@ impl LexicalIndex {
                 let frequency = searcher.doc_freq(&Term::from_field_text(field, &token))?;
                 weights.insert(token, 1.0 / (1.0 + frequency as f32));
             }
-            Ok(FieldTerms { analyzer: self.index.tokenizer_for_field(field)?, weights, needs })
+            Ok(FieldTerms { analyzer: self.index.tokenizer_for_field(field)?, weights, dependent, lettered })
         };
         let mut catalog = Vec::new();
         for searched in self.fields.catalog() {
@@ -188,11 +199,19 @@ impl Highlighter {
             };
             catalog.push((name, terms, values.iter().map(|value| (value, terms.words(value))).collect()));
         }
-        // A number written with letters in the query is marked only where BM25 counted it: in
-        // an item holding one of the terms it needs, in any field.
-        if [&self.title, &self.text].into_iter().chain(self.catalog.iter().map(|c| &c.1)).any(|t| !t.needs.is_empty()) {
-            let every = title.iter().chain(&text).chain(catalog.iter().flat_map(|c| c.2.iter().flat_map(|v| &v.1)));
-            let held: HashSet<String> = every.filter_map(|w| w.term.clone()).collect();
+        // A number written after letters in the query is marked only where BM25 counted it: in
+        // an item holding a lettered term of its word, in any field.
+        if [&self.title, &self.text]
+            .into_iter()
+            .chain(self.catalog.iter().map(|c| &c.1))
+            .any(|t| !t.dependent.is_empty())
+        {
+            let mut held = HashSet::new();
+            self.title.hold(&title, &mut held);
+            self.text.hold(&text, &mut held);
+            for (_, terms, values) in &catalog {
+                values.iter().for_each(|(_, words)| terms.hold(words, &mut held));
+            }
             self.title.unmark_unneeded(&mut title, &held);
             self.text.unmark_unneeded(&mut text, &held);
             for (_, terms, values) in &mut catalog {
@@ -216,12 +235,21 @@ impl Highlighter {
 }
 
 impl FieldTerms {
-    /// Unmarks the numbers of `words` that need a term the item does not hold (`held`: every
-    /// query term the item's fields hold).
-    fn unmark_unneeded(&self, words: &mut [Word], held: &HashSet<String>) {
+    /// Adds to `held` the query's words whose lettered terms `words` hold.
+    fn hold(&self, words: &[Word], held: &mut HashSet<u32>) {
         for word in words {
-            let needs = word.term.as_ref().and_then(|t| self.needs.get(t));
-            if needs.is_some_and(|needs| !needs.iter().any(|n| held.contains(n))) {
+            if let Some(of) = word.term.as_ref().and_then(|t| self.lettered.get(t)) {
+                held.extend(of.iter().copied());
+            }
+        }
+    }
+
+    /// Unmarks the numbers of `words` that count only beside letters of a query word the item
+    /// holds none of (`held`: the query words the item's fields hold lettered terms of).
+    fn unmark_unneeded(&self, words: &mut [Word], held: &HashSet<u32>) {
+        for word in words {
+            let of = word.term.as_ref().and_then(|t| self.dependent.get(t));
+            if of.is_some_and(|of| !of.iter().any(|w| held.contains(w))) {
                 word.weight = 0.0;
             }
         }
@@ -450,10 +478,11 @@ mod tests {
             .replace("&amp;", "&")
     }
 
-    /// A number the query writes with letters is marked only where BM25 counts it: in an item
-    /// that also holds the word's letters, in any field.
+    /// A number the query writes after letters is marked only where BM25 counts it: in an item
+    /// that also holds a lettered term of its word, in any field; written alone too, or after
+    /// another word's letters the item holds, it is marked.
     #[test]
-    fn a_number_written_with_letters_is_marked_beside_them() {
+    fn a_number_written_after_letters_is_marked_beside_them() {
         let items = [item("Stage 1 trial", "One arm, 1 drug."), item("PD progression", "A trial of 1 drug.")];
         let dir = tempfile::tempdir().unwrap();
         let lexical = index(dir.path(), LexicalSettings::default(), &items);
@@ -463,6 +492,8 @@ mod tests {
         assert_eq!(pd.title.as_deref(), Some("<em>PD</em> progression"));
         assert_eq!(pd.text.as_deref(), Some("A trial of <em>1</em> drug."), "the title holds pd");
         assert_eq!(highlight("pd 1", 0).text.as_deref(), Some("One arm, <em>1</em> drug."));
+        assert_eq!(highlight("PD1 stage 1", 0).title.as_deref(), Some("<em>Stage</em> <em>1</em> trial"));
+        assert_eq!(highlight("CD1 PD1", 1).text.as_deref(), Some("A trial of <em>1</em> drug."));
     }
 
     /// Words are marked as BM25 matches them, in every language the analyzer reads, and the

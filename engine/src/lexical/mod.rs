@@ -123,8 +123,8 @@ impl LexicalIndex {
     }
 
     /// The query's terms after `field`'s search analyzer ([`analyzers::search_analyzer`], looked
-    /// up at open), as [`LexicalIndex::tokens`], each number written with letters given the
-    /// terms it needs ([`terms::read`]).
+    /// up at open), as [`LexicalIndex::tokens`], each with its word of the query and whether it
+    /// is a number that depends on the word's letters ([`terms::read`]).
     fn terms_of(&self, field: Field, text: &str) -> Result<Vec<QueryTerm>> {
         // Every caller reads a searched field (the title, the text, a group's first field).
         let searched = self.fields.searched.iter().position(|s| s.field == field);
@@ -135,41 +135,40 @@ impl LexicalIndex {
         while stream.advance() {
             tokens.push(stream.token().clone());
         }
-        Ok(terms::read(&tokens))
+        Ok(terms::read(text, &tokens))
     }
 
     /// The plain-text query as tantivy clauses, or `None` when no token survives analysis. A
-    /// number written with letters ([`terms`]) must match beside one of the terms it needs,
-    /// which add nothing to the score (boost 0), in any field that read the query alike.
+    /// number written after letters ([`terms`]) must match beside a lettered term of its word
+    /// in any field, which adds nothing to the score (boost 0).
     fn query(&self, text: &str) -> Result<Option<BooleanQuery>> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let term_in = |field: &schema::Searched, term: &str| -> Box<dyn Query> {
+            let query =
+                Box::new(TermQuery::new(Term::from_field_text(field.field, term), IndexRecordOption::WithFreqs));
+            if (field.boost - 1.0).abs() > f32::EPSILON {
+                Box::new(BoostQuery::new(query, field.boost))
+            } else {
+                query
+            }
+        };
+        // Each group of fields reads the query with its own analyzer.
+        let mut read: Vec<(Vec<&schema::Searched>, Vec<QueryTerm>)> = Vec::new();
         for group in &self.groups {
-            // Each group of fields reads the query with its own analyzer.
-            let terms = self.terms_of(group.analyser, text)?;
-            let fields: Vec<&schema::Searched> = self
-                .fields
-                .searched
-                .iter()
-                .enumerate()
-                .filter(|(f, _)| group.fields & (1 << f) != 0)
-                .map(|(_, s)| s)
-                .collect();
-            let term_in = |field: &schema::Searched, term: &str| -> Box<dyn Query> {
-                let query =
-                    Box::new(TermQuery::new(Term::from_field_text(field.field, term), IndexRecordOption::WithFreqs));
-                if (field.boost - 1.0).abs() > f32::EPSILON {
-                    Box::new(BoostQuery::new(query, field.boost))
-                } else {
-                    query
-                }
-            };
-            for term in &terms {
-                for field in &fields {
+            let fields =
+                self.fields.searched.iter().enumerate().filter(|(f, _)| group.fields & (1 << f) != 0).map(|(_, s)| s);
+            read.push((fields.collect(), self.terms_of(group.analyser, text)?));
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (fields, terms) in &read {
+            for term in terms {
+                for field in fields {
                     let mut clause = term_in(field, &term.text);
-                    if !term.needs.is_empty() {
+                    if term.dependent {
                         let mut beside: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-                        for (&i, f) in term.needs.iter().flat_map(|i| fields.iter().map(move |f| (i, f))) {
-                            beside.push((Occur::Should, term_in(f, &terms[i].text)));
+                        for (fields, terms) in &read {
+                            for other in terms.iter().filter(|o| o.lettered && o.word == term.word) {
+                                beside.extend(fields.iter().map(|f| (Occur::Should, term_in(f, &other.text))));
+                            }
                         }
                         let beside = Box::new(BoostQuery::new(Box::new(BooleanQuery::new(beside)), 0.0));
                         clause = Box::new(BooleanQuery::new(vec![(Occur::Must, clause), (Occur::Must, beside)]));
@@ -439,11 +438,12 @@ mod tests {
         assert!(error.contains("unknown to this build"), "{error}");
     }
 
-    /// A number the query writes with letters ("PD1", "PD-1", "iPhone15") counts only in items
-    /// that also hold the word's letters, in our scorer, in tantivy's reference query and in
-    /// the explanation; typed apart, or beside a single letter ("p53"), it counts alone.
+    /// A number the query writes after letters ("PD1", "PD-1", "iPhone15", "DDR5-6000") counts
+    /// only in items that also hold a lettered term of its word, in any field, in our scorer,
+    /// in tantivy's reference query and in the explanation; typed apart, first in its word
+    /// ("27-inch") or beside a single letter ("p53"), it counts alone.
     #[test]
-    fn a_number_written_with_letters_counts_beside_them() {
+    fn a_number_written_after_letters_counts_beside_them() {
         let items = [
             item("pd1", "PD1 inhibitors", "Checkpoint therapy."),
             item("pd-1", "Anti PD-1 antibody", "Checkpoint therapy."),
@@ -451,31 +451,49 @@ mod tests {
             item("pd", "PD progression", "A trial of 1 drug."),
             item("tp53", "TP53 mutations", "Tumour suppressor."),
             item("iphone14", "iPhone 14 case", "Fits the phone."),
+            item("27in", "LG 27 in monitor", "UltraFine display."),
+            item("24inch", "Dell 24-inch monitor", "A 24 inch display."),
+            item("bank", "6000 mAh power bank", "USB-C."),
         ];
-        let dir = tempfile::tempdir().unwrap();
-        let settings = LexicalSettings::default();
-        let lexical = index(dir.path(), settings.clone(), &items);
-        let ids = |query: &str| -> Vec<&str> {
-            lexical.search(query, 10, None).unwrap().iter().map(|h| items[h.0 as usize].id.as_str()).collect()
-        };
-        for query in ["PD1", "pd-1"] {
-            let found = ids(query);
-            assert!(!found.contains(&"lone"), "{query}: the lone \"1\" does not match: {found:?}");
-            assert_eq!(found.len(), 3, "{query}: {found:?}");
+        // The title analysed apart (not stemmed): a number's letters may be in another field's
+        // analysis than the number.
+        let apart = Bm25Params { fields: FieldCombination::Sum, ..Bm25Params::default() };
+        let title = FieldAnalysis { stemming: false, ..LexicalSettings::default().analysis_of(true) };
+        for settings in [
+            LexicalSettings::default(),
+            LexicalSettings { bm25: apart, title_analysis: Some(title), ..LexicalSettings::default() },
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let lexical = index(dir.path(), settings.clone(), &items);
+            let ids = |query: &str| -> Vec<&str> {
+                lexical.search(query, 10, None).unwrap().iter().map(|h| items[h.0 as usize].id.as_str()).collect()
+            };
+            for query in ["PD1", "pd-1"] {
+                let found = ids(query);
+                assert!(!found.contains(&"lone"), "{query}: the lone \"1\" does not match: {found:?}");
+                assert_eq!(found.len(), 3, "{query}: {found:?}");
+            }
+            // Typed apart, "1" is a word of its own.
+            assert!(ids("pd 1").contains(&"lone"));
+            // The letters alone still match, below the items holding the number too.
+            assert_eq!(ids("iphone15"), ["iphone14"]);
+            assert_eq!(ids("p53"), ["tp53"], "\"53\" lets p53 meet TP53");
+            assert_eq!(ids("DDR5-6000"), Vec::<&str>::new(), "6000 belongs to the name");
+            // A quantity's number counts whatever its unit is written as.
+            let tree = lexical.explain_with("27-inch monitor", 6, settings.bm25).unwrap().unwrap();
+            assert!(tree.children.iter().any(|c| c.label.starts_with("27,") || c.label.contains(":27,")), "{tree:?}");
+            // "pd" holds "pd" in its title and "1" in its text: the number counts there, and
+            // the explanation says so.
+            let pd = lexical.explain_with("PD1", 3, settings.bm25).unwrap().unwrap();
+            let labels: Vec<&str> = pd.children.iter().map(|c| c.label.as_str()).collect();
+            assert_eq!(labels.len(), 2, "{labels:?}");
+            assert!(labels[1].contains("1 (written after the letters of \"PD1\", which the item holds)"), "{labels:?}");
+            let score = lexical.search("PD1", 10, None).unwrap().into_iter().find(|h| h.0 == 3).unwrap().1;
+            assert!((pd.value - f64::from(score)).abs() < 1e-5);
         }
-        // Typed apart, "1" is a word of its own.
-        assert!(ids("pd 1").contains(&"lone"));
-        // The letters alone still match, below the items holding the number too.
-        assert_eq!(ids("iphone15"), ["iphone14"]);
-        assert_eq!(ids("p53"), ["tp53"], "\"53\" lets p53 meet TP53");
-        // "pd" holds "1" in its text: the number counts there, and the explanation says so.
-        let pd = lexical.explain_with("PD1", 3, settings.bm25).unwrap().unwrap();
-        let labels: Vec<&str> = pd.children.iter().map(|c| c.label.as_str()).collect();
-        assert_eq!(labels.len(), 2, "{labels:?}");
-        assert!(labels[1].starts_with("1 (written with pd1 or pd in the query"), "{labels:?}");
-        let score = lexical.search("PD1", 10, None).unwrap().into_iter().find(|h| h.0 == 3).unwrap().1;
-        assert!((pd.value - f64::from(score)).abs() < 1e-5);
-        agrees_with_tantivy(&lexical, &["PD1", "pd-1 trial", "iphone15 case", "p53"]);
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        agrees_with_tantivy(&lexical, &["PD1", "pd-1 trial", "iphone15 case", "p53", "DDR5-6000 bank", "27-inch"]);
     }
 
     /// Our scorer at tantivy's constants gives tantivy's scores; other k1 and b change them as

@@ -5,19 +5,21 @@
 //! hyphen as its parts and the parts written together ("covid-19": "covid", "19", "covid19";
 //! step 6), so that "PD 1" finds "PD1" and "covid 19" finds "COVID-19". Read the same way, a
 //! query "PD1" looked its runs up on their own, and its "1" matched (and highlighted) any item
-//! holding a lone "1": a query's number says little without the letters it was written with.
-//! Lucene's `WordDelimiterGraphFilter` at query time makes such runs a graph, the word or all
-//! of its runs, so that a lone run matches nothing; hyrank keeps the letters alone as a match
-//! ("iphone15" still finds an "iPhone 14", below the items that hold "15" too) and makes only
-//! the number depend on them: in a query, a number written with letters counts in an item
-//! that also holds the word's letters (the word itself, or one of its letter parts).
+//! holding a lone "1": a number written after a name says little without the name.
 //!
-//! Which tokens are one word is read from the analysis itself, so it holds under every
-//! revision and language: the analyzer gives a word's parts and runs the word's byte offsets
-//! (a hyphenated compound's written-together term spans its parts), and every filter after it
-//! (stop words, folding, stems) keeps them. A number beside a single letter ("p53", "F-16")
-//! depends on nothing: the analyzer keeps no one-letter run, so "53" is what lets "p53" meet
-//! "TP53".
+//! So, in a query, a number written after letters in one unspaced word ("PD1", "PD-1",
+//! "COVID-19", "iPhone15", "DDR5-6000", "小米13") counts in an item only if the item also holds
+//! one of that word's terms with letters (the word, a compound, a letter part), in any field.
+//! The letters still count alone ("iphone15" finds an "iPhone 14", below the items holding
+//! "15" too). A number that comes first ("27-inch", "3.5mm", "500ml") is a quantity whose unit
+//! is written many ways ("27 in", "27″"), and counts alone, as does a number whose word has no
+//! run of two letters ("p53", "F-16", "x86_64": the analyzer keeps no one-letter run, and "53"
+//! is how "p53" meets "TP53") and one typed apart ("pd 1"). Lucene's `WordDelimiterGraphFilter`
+//! at query time requires all of a word's runs, which would also drop the "iPhone 14".
+//!
+//! A word here is a run of the query's text between spaces, read from each token's byte
+//! offsets, which every filter after the tokenizer keeps, so the rule holds under every
+//! analysis revision and language, and across fields analysed differently.
 
 use tantivy::tokenizer::Token;
 
@@ -26,10 +28,13 @@ use tantivy::tokenizer::Token;
 pub(super) struct QueryTerm {
     /// The term as the index holds it.
     pub text: String,
-    /// For a number written with letters, the places (in the same list) of its word's terms
-    /// that hold a letter: the number counts in an item only if that item holds one of them.
-    /// Empty for every other term.
-    pub needs: Vec<usize>,
+    /// The unspaced word of the query it was read from (its place among them).
+    pub word: u32,
+    /// Whether it holds a letter: for a number of its word, one of the terms it needs.
+    pub lettered: bool,
+    /// A number written after letters: it counts only in an item that holds a lettered term
+    /// of its word.
+    pub dependent: bool,
 }
 
 /// Whether an analysed term is a number: decimal digits, with the separators the analyzer
@@ -38,51 +43,56 @@ fn is_number(term: &str) -> bool {
     term.chars().any(|c| c.is_ascii_digit()) && term.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
 }
 
-/// The query's terms in the analyzer's order, repeats kept, each number written with letters
-/// given the terms it needs (see the module's docs).
-///
-/// `tokens` is the search analyzer's stream. Words are the outermost byte ranges of its tokens:
-/// a token lies in the word whose range holds its own; ranges nest (a compound holds its parts)
-/// or are apart. O(t log t) for t tokens.
-pub(super) fn read(tokens: &[Token]) -> Vec<QueryTerm> {
-    let mut terms: Vec<QueryTerm> =
-        tokens.iter().map(|t| QueryTerm { text: t.text.clone(), needs: Vec::new() }).collect();
-    // By start, the longest first: each word's outermost range comes before what it holds.
-    let mut order: Vec<usize> = (0..tokens.len()).collect();
-    order.sort_by_key(|&i| (tokens[i].offset_from, std::cmp::Reverse(tokens[i].offset_to)));
-    let mut word: Vec<usize> = Vec::new();
-    let mut word_end = 0;
-    for (n, &i) in order.iter().enumerate() {
-        if word.is_empty() || tokens[i].offset_from >= word_end {
-            depend(&mut terms, &word);
-            word.clear();
-            word_end = tokens[i].offset_to;
+/// The terms `tokens` (the search analyzer's stream over `query`) in the analyzer's order,
+/// repeats kept, each with its word and whether it depends on the word's letters (see the
+/// module's docs). O(t + q) for t tokens and a query of q bytes.
+pub(super) fn read(query: &str, tokens: &[Token]) -> Vec<QueryTerm> {
+    // The unspaced words: byte ranges, and whether each starts (its first letter or digit)
+    // with a letter.
+    let mut words: Vec<(usize, usize, bool)> = Vec::new();
+    let mut start = None;
+    for (at, c) in query.char_indices().chain(std::iter::once((query.len(), ' '))) {
+        match (start, c.is_whitespace()) {
+            (None, false) => start = Some(at),
+            (Some(from), true) => {
+                let text = &query[from..at];
+                let letter_first = text.chars().find(|c| c.is_alphanumeric()).is_some_and(|c| !c.is_numeric());
+                words.push((from, at, letter_first));
+                start = None;
+            }
+            _ => {}
         }
-        word.push(i);
-        word_end = word_end.max(tokens[i].offset_to);
-        if n + 1 == order.len() {
-            depend(&mut terms, &word);
+    }
+    let word_of =
+        |token: &Token| words.partition_point(|w| w.1 <= token.offset_from).min(words.len().saturating_sub(1));
+    let mut terms: Vec<QueryTerm> = tokens
+        .iter()
+        .map(|t| QueryTerm {
+            text: t.text.clone(),
+            word: word_of(t) as u32,
+            lettered: !is_number(&t.text),
+            dependent: false,
+        })
+        .collect();
+    // A word whose letters make a term of two or more without a digit: its numbers depend on
+    // them when it starts with a letter.
+    let mut named = vec![false; words.len()];
+    for term in &terms {
+        let letters = !term.text.chars().any(|c| c.is_ascii_digit()) && term.text.chars().nth(1).is_some();
+        if letters {
+            named[term.word as usize] = true;
         }
+    }
+    for term in &mut terms {
+        let word = term.word as usize;
+        term.dependent = !term.lettered && named[word] && words[word].2;
     }
     terms
 }
 
-/// Gives each number of one word (`word`: places in `terms`) the word's terms that hold a
-/// letter, in the query's order, when one of those is two letters or more without a digit: a
-/// word whose only letter is a single one ("p53", "F-16") keeps its number free, as the
-/// analyzer keeps no one-letter run for an item's "TP53" to meet "p53" by.
-fn depend(terms: &mut [QueryTerm], word: &[usize]) {
-    let mut lettered: Vec<usize> = word.iter().copied().filter(|&i| !is_number(&terms[i].text)).collect();
-    lettered.sort_unstable();
-    let letters = |t: &str| !t.chars().any(|c| c.is_ascii_digit()) && t.chars().nth(1).is_some();
-    if !lettered.iter().any(|&i| letters(&terms[i].text)) {
-        return;
-    }
-    for &i in word {
-        if is_number(&terms[i].text) {
-            terms[i].needs.clone_from(&lettered);
-        }
-    }
+/// The query's unspaced word `n` ([`QueryTerm::word`]), as typed.
+pub(super) fn word(query: &str, n: u32) -> &str {
+    query.split_whitespace().nth(n as usize).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -91,52 +101,60 @@ mod tests {
     use crate::analysis::UnicodeTokenizer;
     use tantivy::tokenizer::{TokenStream, Tokenizer};
 
-    /// Each term of `query` (the current search analyzer, no stems) with the terms it needs.
-    fn needs(query: &str) -> Vec<(String, Vec<String>)> {
+    /// The numbers of `query` (the current search analyzer, no stems) that depend on their
+    /// word's letters, and those that do not.
+    fn numbers(query: &str) -> (Vec<String>, Vec<String>) {
         let mut tokenizer = UnicodeTokenizer { search: true, ..UnicodeTokenizer::default() };
         let mut stream = tokenizer.token_stream(query);
         let mut tokens = Vec::new();
         while stream.advance() {
             tokens.push(stream.token().clone());
         }
-        let terms = read(&tokens);
-        terms.iter().map(|t| (t.text.clone(), t.needs.iter().map(|&i| terms[i].text.clone()).collect())).collect()
+        let terms = read(query, &tokens);
+        let of = |dependent: bool| {
+            terms.iter().filter(|t| !t.lettered && t.dependent == dependent).map(|t| t.text.clone()).collect()
+        };
+        (of(true), of(false))
     }
 
-    fn free(term: &str) -> (String, Vec<String>) {
-        (term.to_string(), Vec::new())
-    }
-
-    fn beside(term: &str, letters: &[&str]) -> (String, Vec<String>) {
-        (term.to_string(), letters.iter().map(|s| s.to_string()).collect())
-    }
-
-    #[test]
-    fn a_number_written_with_letters_needs_them() {
-        assert_eq!(needs("PD1"), [free("pd1"), free("pd"), beside("1", &["pd1", "pd"])]);
-        assert_eq!(
-            needs("iPhone15 case"),
-            [free("iphone15"), free("iphone"), beside("15", &["iphone15", "iphone"]), free("case")]
-        );
-        assert_eq!(needs("3.5mm"), [free("3.5mm"), beside("3.5", &["3.5mm", "mm"]), free("mm")]);
-        // A hyphen joins the number to the word just as well: its parts and the compound.
-        assert_eq!(
-            needs("COVID-19 vaccine"),
-            [free("covid"), beside("19", &["covid", "covid19"]), free("covid19"), free("vaccine")]
-        );
-        assert_eq!(needs("PD-1"), [free("pd"), beside("1", &["pd", "pd1"]), free("pd1")]);
+    fn strings(terms: &[&str]) -> Vec<String> {
+        terms.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn numbers_standing_alone_or_beside_one_letter_are_free() {
-        // Typed apart, the number is a word of its own.
-        assert_eq!(needs("pd 1"), [free("pd"), free("1")]);
-        assert_eq!(needs("3.5 mm"), [free("3.5"), free("mm")]);
-        // No run of two letters: "53" is what lets "p53" meet "TP53".
-        assert_eq!(needs("p53"), [free("p53"), free("53")]);
-        assert_eq!(needs("F-16"), [free("f"), free("16"), free("f16")]);
-        // A range is two numbers, not a word.
-        assert_eq!(needs("3-4 persons"), [free("3"), free("4"), free("persons")]);
-        assert_eq!(needs("2024"), [free("2024")]);
+    fn a_number_written_after_a_name_needs_it() {
+        for (query, dependent, free) in [
+            ("PD1", &["1"][..], &[][..]),
+            ("PD-1", &["1"], &[]),
+            ("iPhone15 case", &["15"], &[]),
+            ("COVID-19 vaccine", &["19"], &[]),
+            // Digits on both sides of a hyphen are not joined into one term, but the word
+            // is still one name.
+            ("DDR5-6000", &["5", "6000"], &[]),
+            ("ISO-9001-2015", &["9001", "2015"], &[]),
+            // Scripts whose letters UAX #29 cuts from the digits (CJK, Thai) alike.
+            ("小米13", &["13"], &[]),
+            ("ไอโฟน15", &["15"], &[]),
+            ("(PD1)", &["1"], &[]),
+        ] {
+            assert_eq!(numbers(query), (strings(dependent), strings(free)), "{query}");
+        }
+    }
+
+    #[test]
+    fn quantities_numbers_apart_and_beside_one_letter_are_free() {
+        for (query, free) in [
+            ("pd 1", &["1"][..]),
+            ("27-inch monitor", &["27"]),
+            ("3.5mm jack", &["3.5"]),
+            ("p53", &["53"]),
+            ("F-16", &["16"]),
+            ("x86_64", &["86", "64"]),
+            ("3-4 persons", &["3", "4"]),
+            ("2024-05-01", &["2024", "05", "01"]),
+            ("1/2in", &["1", "2"]),
+        ] {
+            assert_eq!(numbers(query), (vec![], strings(free)), "{query}");
+        }
     }
 }
