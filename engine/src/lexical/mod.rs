@@ -20,6 +20,7 @@ use live::LiveRows;
 mod analyzers;
 mod bm25;
 mod files;
+mod fragment;
 mod hidden;
 mod highlight;
 mod live;
