@@ -340,12 +340,12 @@ async fn write_item(
     let index = engine.visible_index_of(id)?;
     let hash = hyrank_engine::live::item_hash(&engine.stored_item_at(index)?);
     drop(engine);
-    let target = id.to_string();
-    let (appended, applied) = blocking(state, move |engine| {
-        let appended = write(&log, hash.clone())?;
-        Ok((appended, engine.item_write_applies(&target, appended.first_seq, &hash)?))
-    })
-    .await?;
+    let written = hash.clone();
+    let appended = blocking(state, move |_| write(&log, written)).await?;
+    // Checked on the engine serving once the write is logged (a swap may have come between
+    // the row's read and the append): the generation whose rule then applies.
+    let (target, seq) = (id.to_string(), appended.first_seq);
+    let applied = blocking(state, move |engine| engine.item_write_applies(&target, seq, &hash)).await?;
     state.inner.responses.clear();
     // A put of the id landed between the read of its row and this write, which names the row
     // the put replaced: logged, applied neither here nor by the next build, as a put that

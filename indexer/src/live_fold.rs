@@ -245,6 +245,15 @@ pub(crate) struct ItemWrites {
     row_hashes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
+/// The most earlier versions of one row a generation lists for writes to name
+/// (`LiveFold::row_hashes`), the latest first. Every build replays every write ever logged, so
+/// a row updated live at each of many builds would list them all, forever, in every manifest;
+/// the writes that name an earlier version come from a server serving an earlier generation,
+/// and a rollback reaches back only as far as the generations kept (`--keep`, 3 by default).
+/// A write naming an older version than these is counted not applied by the server (the
+/// build, which keeps every version while it replays, still applies it).
+pub(crate) const MAX_EARLIER_ROWS: usize = 8;
+
 /// One id's row while the log is replayed.
 struct RowState {
     /// Its position in the catalog, if the catalog has the id.
@@ -343,8 +352,14 @@ pub(crate) fn replay_item_writes(
         // The generation stores `current`; a write made against one of the id's earlier rows
         // (a server serving the generation before this one, writing after this build read
         // the log) names that row, and the engine must apply it as this replay would.
+        // The latest versions only, each once ([`MAX_EARLIER_ROWS`]).
         let own = item_hash(&current);
-        let earlier: Vec<String> = row.hashes.iter().filter(|h| **h != own).cloned().collect();
+        let mut earlier: Vec<String> = Vec::new();
+        for hash in row.hashes.iter().rev().filter(|h| **h != own) {
+            if earlier.len() < MAX_EARLIER_ROWS && !earlier.contains(hash) {
+                earlier.push(hash.clone());
+            }
+        }
         if !earlier.is_empty() {
             writes.row_hashes.insert(id.clone(), earlier);
         }
@@ -368,4 +383,36 @@ pub(crate) fn replay_item_writes(
         }
     }
     writes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyrank_engine::live::{item_hash, FieldUpdate, LoggedRecord, Record};
+
+    /// A row updated back and forth many times lists each earlier version once, the latest
+    /// first, at most [`MAX_EARLIER_ROWS`]; the writes all apply.
+    #[test]
+    fn earlier_rows_are_listed_once_and_bounded() {
+        let row = |price: f64| hyrank_engine::Item {
+            id: "a".into(),
+            title: "A".into(),
+            text: String::new(),
+            fields: [("price".to_string(), hyrank_engine::FieldValue::Number(price))].into_iter().collect(),
+        };
+        let mut items = vec![row(0.0)];
+        let mut logged = Vec::new();
+        let mut current = row(0.0);
+        for (seq, price) in (1..=30u64).map(|s| (s, (s % 12) as f64)) {
+            let update =
+                FieldUpdate { update_item: "a".into(), item_hash: item_hash(&current), fields: row(price).fields };
+            logged.push(LoggedRecord { seq, written_ms: 0, batch: None, record: Record::Fields(update) });
+            current = row(price);
+        }
+        let writes = replay_item_writes(&mut items, &HashMap::new(), &logged);
+        assert_eq!((writes.superseded_updates, &items[0]), (0, &current));
+        let earlier = &writes.row_hashes["a"];
+        let latest: Vec<String> = (22..30u64).rev().map(|s| item_hash(&row((s % 12) as f64))).collect();
+        assert_eq!(earlier, &latest, "the 8 versions before the last, latest first, each once");
+    }
 }

@@ -106,3 +106,85 @@ async fn a_delete_or_update_a_put_overtook_is_a_conflict() {
     let live = live.unwrap();
     assert_eq!((live.deleted, live.superseded_deletes, live.superseded_updates), (vec!["TNT-003".to_string()], 1, 1));
 }
+
+/// `CURRENT` rolled back to a generation older than the writes: writes made on the newer one
+/// name rows that only its build's folded field updates produced, and the older generation
+/// applies them as the next build does (it chains each field update's row as the replay does),
+/// then a delete made on the older one holds at the next build too.
+#[actix_web::test]
+async fn a_rolled_back_generation_applies_the_writes_the_next_build_applies() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let fields = |price: u32| json!({"fields": {"category": "tents", "price": price}});
+    for id in ["TNT-001", "TNT-002", "TNT-005", "TNT-007"] {
+        let uri = format!("/v1/items/{id}/fields");
+        assert_eq!(call(&app, write(test::TestRequest::put(), &uri, Some(fields(111)))).await.0, StatusCode::OK);
+    }
+    let settings = hyrank_tests::fixture_settings(root.path().to_path_buf());
+    let first = state.engine().manifest().generation.clone();
+    hyrank_indexer::build(&settings).unwrap();
+    let reload = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    let put = json!({"title": "Summit Forge Larch 3 Dome Tent (2027)", "text": "New edition.", "fields": {"category": "tents"}});
+    for request in [
+        write(test::TestRequest::delete(), "/v1/items/TNT-001", None),
+        write(test::TestRequest::put(), "/v1/items/TNT-002/fields", Some(fields(222))),
+        write(test::TestRequest::put(), "/v1/items/TNT-005", Some(put)),
+    ] {
+        assert_eq!(call(&app, request).await.0, StatusCode::OK);
+    }
+    macro_rules! seen {
+        () => {{
+            let (deleted, _, _) = call(&app, item("TNT-001")).await;
+            let (_, _, updated) = call(&app, item("TNT-002")).await;
+            let (_, _, put) = call(&app, item("TNT-005")).await;
+            let (_, _, kept) = call(&app, item("TNT-007")).await;
+            (deleted, updated["fields"]["price"].clone(), put["title"].clone(), kept["fields"]["price"].clone())
+        }};
+    }
+    let expected = (StatusCode::NOT_FOUND, json!(222), json!("Summit Forge Larch 3 Dome Tent (2027)"), json!(111));
+    assert_eq!(seen!(), expected, "on the newer generation");
+    std::fs::write(root.path().join("CURRENT"), &first).unwrap();
+    let (status, _, body) = call(&app, reload()).await;
+    assert_eq!((status, &body["to"]), (StatusCode::OK, &json!(first)), "{body}");
+    assert_eq!(seen!(), expected, "rolled back");
+    // A write on the older generation holds at the next build.
+    let (status, _, body) = call(&app, write(test::TestRequest::delete(), "/v1/items/TNT-005", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let live = hyrank_indexer::build(&settings).unwrap().manifest.live.unwrap();
+    let superseded = (live.superseded_deletes, live.superseded_updates, live.superseded_puts);
+    assert_eq!((live.deleted, superseded), (vec!["TNT-001".to_string(), "TNT-005".to_string()], (0, 0, 0)));
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    assert_eq!(call(&app, item("TNT-005")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(seen!().1, json!(222));
+}
+
+/// A field update answered 409 (made against a row a put had replaced) does not take away the
+/// fields an earlier update, made against the put's row, gave it: the server keeps every update
+/// and serves the last that applies, as the build does.
+#[actix_web::test]
+async fn a_field_update_that_does_not_apply_leaves_the_one_before() {
+    use hyrank_engine::live::item_hash;
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let engine = state.engine();
+    let read_before = item_hash(&engine.stored_item_at(engine.index_of("TNT-004").unwrap()).unwrap());
+    drop(engine);
+    let put = json!({"title": "Northpeak Scree 4 (2027)", "text": "New edition.", "fields": {"price": 5}});
+    assert_eq!(call(&app, write(test::TestRequest::put(), "/v1/items/TNT-004", Some(put))).await.0, StatusCode::OK);
+    let uri = "/v1/items/TNT-004/fields";
+    let (status, _, body) =
+        call(&app, write(test::TestRequest::put(), uri, Some(json!({"fields": {"price": 6}})))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // An update that read the row before the put, logged last.
+    let log = state.engine().live().unwrap().clone();
+    let late = [("price".to_string(), hyrank_engine::FieldValue::Number(7.0))].into_iter().collect();
+    let seq = log.update_fields("TNT-004", read_before.clone(), late).unwrap().first_seq;
+    assert!(!state.engine().item_write_applies("TNT-004", seq, &read_before).unwrap());
+    let (_, _, got) = call(&app, item("TNT-004")).await;
+    assert_eq!(got["fields"]["price"], json!(6), "{got}");
+    let live = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap().manifest.live;
+    assert_eq!(live.unwrap().superseded_updates, 1);
+}

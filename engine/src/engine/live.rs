@@ -56,14 +56,20 @@ impl Engine {
             let mut hidden = self.deleted.clone();
             hidden.extend(live.replaced.iter().copied());
             if let Some(log) = &self.live {
-                let hash_is = |index: u32, hash: &str| match live.get(index) {
-                    Some(entry) => crate::live::item_hash(&entry.item) == hash,
-                    None => self.stored_hash_is(index, hash),
-                };
-                for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
-                    let applies = |&index: &u32| seq > live.seq_at(index) && hash_is(index, &hash);
-                    if let Some(index) = self.index_in(live, &id).ok().filter(applies) {
-                        hidden.insert(index);
+                let folded = self.manifest.live_folded_through();
+                for (id, seq, hash) in log.deleted_items(folded) {
+                    let Ok(index) = self.index_in(live, &id) else { continue };
+                    let row_seq = live.seq_at(index);
+                    if seq <= row_seq {
+                        continue;
+                    }
+                    let updates = log.field_updates_of(&id, folded);
+                    match self.row_versions(live, index, row_seq, &updates, seq) {
+                        Ok((hashes, _)) if hashes.contains(&hash) => {
+                            hidden.insert(index);
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(item = %id, error = %e, "reading a deleted item's row"),
                     }
                 }
             }
@@ -152,12 +158,43 @@ impl Engine {
         (mean, count)
     }
 
-    /// Whether a write naming the row `hash` was made against the item's stored row: its
-    /// [`crate::live::item_hash`], or one of the rows it was before the writes this generation
-    /// folded in ([`Engine::row_hashes`]), as the next build's replay accepts them.
-    pub(super) fn stored_hash_is(&self, index: u32, hash: &str) -> bool {
-        self.row_hashes.get(&index).is_some_and(|earlier| earlier.iter().any(|h| h == hash))
-            || self.stored_item_at(index).is_ok_and(|item| crate::live::item_hash(&item) == hash)
+    /// The rows a write about the item at `index` may name when logged at `seq`, as the next
+    /// build's replay has them (`live_fold::replay_item_writes`), and the fields the last field
+    /// update among them gave it: the row's own [`crate::live::item_hash`] (a stored row's
+    /// versions before the writes its build folded in too, [`Engine::row_hashes`]), then, for
+    /// each of the id's field updates logged after the row was (`row_seq`, 0 for a stored row)
+    /// and before `seq` that names one of those, the row with its fields. So a write made
+    /// against a version a field update produced applies, even on a generation older than the
+    /// writer's (`CURRENT` rolled back), where the build that folded that update is not served.
+    /// `live`: the live rows the row is read from, where it is one.
+    ///
+    /// # Errors
+    /// Reading a stored row.
+    pub(super) fn row_versions(
+        &self,
+        live: &LiveItems,
+        index: u32,
+        row_seq: u64,
+        updates: &[crate::live::FieldUpdateAt],
+        seq: u64,
+    ) -> Result<(Vec<String>, Option<std::collections::BTreeMap<String, crate::item::FieldValue>>)> {
+        let mut row = match live.get(index) {
+            Some(entry) => entry.item.clone(),
+            None => self.stored_item_at(index)?,
+        };
+        let mut hashes = vec![crate::live::item_hash(&row)];
+        if (index as usize) < self.ids.len() {
+            hashes.extend(self.row_hashes.get(&index).into_iter().flatten().cloned());
+        }
+        let mut fields = None;
+        for (_, hash, new) in updates.iter().filter(|u| u.0 > row_seq && u.0 < seq) {
+            if hashes.contains(hash) {
+                row.fields = new.clone();
+                hashes.push(crate::live::item_hash(&row));
+                fields = Some(new.clone());
+            }
+        }
+        Ok((hashes, fields))
     }
 
     /// Fields replaced live since this generation's build (none without a log), read from the
@@ -169,17 +206,21 @@ impl Engine {
         match &*cached {
             Some((at, fields)) if *at == version => Arc::clone(fields),
             _ => {
-                // As for deletes, an update counts only against the row it was made on, made
-                // after that row existed.
-                let fields: LiveFields = log
-                    .field_updates(self.manifest.live_folded_through())
-                    .into_iter()
-                    .filter_map(|(id, seq, hash, fields)| {
-                        let applies = |&index: &u32| seq > self.row_seq(index) && self.stored_hash_is(index, &hash);
-                        let index = self.index_of(&id).ok().filter(applies)?;
-                        Some((index, fields))
-                    })
-                    .collect();
+                // As for deletes, an update counts only against the row it was made on (or a
+                // version of it an earlier update made), made after that row existed; the last
+                // that does gives the fields.
+                let live = self.live_items();
+                let mut fields = LiveFields::new();
+                for (id, updates) in log.field_updates(self.manifest.live_folded_through()) {
+                    let Ok(index) = self.index_in(&live, &id) else { continue };
+                    match self.row_versions(&live, index, live.seq_at(index), &updates, u64::MAX) {
+                        Ok((_, Some(latest))) => {
+                            fields.insert(index, latest);
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(item = %id, error = %e, "reading an updated item's row"),
+                    }
+                }
                 let fields = Arc::new(fields);
                 *cached = Some((version, Arc::clone(&fields)));
                 fields

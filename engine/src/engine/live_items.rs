@@ -96,24 +96,25 @@ impl Engine {
     ) -> Result<()> {
         let id = put.item.id.clone();
         let previous = live.index_of(&id).or_else(|| self.store.item_index(&id).ok().flatten());
-        // Whether a write naming `hash` was made against the row the id names now: a live row's
-        // own hash, or a stored row's (with its versions before the folded writes).
-        let (row_seq, row_hash) = match previous {
-            Some(index) => match live.get(index) {
-                Some(entry) => (entry.seq, entry.hash.clone()),
-                None => (0, crate::live::item_hash(&self.stored_item_at(index)?)),
-            },
-            None => (0, String::new()),
+        // Whether a write logged at `at` naming `hash` was made against the row the id names
+        // now, or a version of it a field update made ([`Engine::row_versions`]).
+        let row_seq = previous.map_or(0, |index| live.get(index).map_or(0, |entry| entry.seq));
+        let updates = match &self.live {
+            Some(log) => log.field_updates_of(&id, self.manifest.live_folded_through()),
+            None => Vec::new(),
         };
-        let earlier = previous.filter(|&index| live.get(index).is_none()).and_then(|index| self.row_hashes.get(&index));
-        let names_row = |hash: &str| {
-            previous.is_some() && (hash == row_hash || earlier.is_some_and(|e| e.iter().any(|h| h == hash)))
+        let names_row = |hash: &str, at: u64| -> Result<bool> {
+            match previous {
+                Some(index) => Ok(self.row_versions(live, index, row_seq, &updates, at)?.0.iter().any(|h| h == hash)),
+                None => Ok(false),
+            }
         };
-        let deleted = previous.is_some_and(|index| {
-            (row_seq == 0 && self.deleted.contains(&index))
-                || deletes.get(&id).is_some_and(|ds| ds.iter().any(|(d, h)| *d > row_seq && *d < seq && names_row(h)))
-        });
-        let applies = if previous.is_none() || deleted { put.item_hash.is_empty() } else { names_row(&put.item_hash) };
+        let mut deleted = previous.is_some_and(|index| row_seq == 0 && self.deleted.contains(&index));
+        for (d, h) in deletes.get(&id).into_iter().flatten() {
+            deleted = deleted || (*d > row_seq && *d < seq && names_row(h, *d)?);
+        }
+        let applies =
+            if previous.is_none() || deleted { put.item_hash.is_empty() } else { names_row(&put.item_hash, seq)? };
         if !applies {
             tracing::warn!(item = %id, seq, "live put made against another row than this generation serves; not applied");
             live.superseded += 1;
@@ -142,10 +143,19 @@ impl Engine {
     pub fn item_write_applies(&self, id: &str, seq: u64, hash: &str) -> Result<bool> {
         let live = self.refresh_live_items()?;
         // The id's row as of `seq`: its last live row put before it, else its stored row.
-        match live.entries.iter().rev().find(|e| e.seq < seq && e.item.id == id) {
-            Some(entry) => Ok(entry.hash == hash),
-            None => Ok(self.store.item_index(id)?.is_some_and(|index| self.stored_hash_is(index, hash))),
-        }
+        let row = live.entries.iter().enumerate().rev().find(|(_, e)| e.seq < seq && e.item.id == id);
+        let (index, row_seq) = match row {
+            Some((at, entry)) => (live.base + at as u32, entry.seq),
+            None => match self.store.item_index(id)? {
+                Some(index) => (index, 0),
+                None => return Ok(false),
+            },
+        };
+        let updates = match &self.live {
+            Some(log) => log.field_updates_of(id, self.manifest.live_folded_through()),
+            None => Vec::new(),
+        };
+        Ok(self.row_versions(&live, index, row_seq, &updates, seq)?.0.iter().any(|h| h == hash))
     }
 
     /// Live rows this generation serves on top of its own, replaced ones included (what a
@@ -213,12 +223,6 @@ impl Engine {
             Some(id) => id.clone(),
             None => self.live_items().get(index).map(|e| e.item.id.clone()).unwrap_or_default(),
         }
-    }
-
-    /// The sequence number of the put that made row `index` (0 for a stored row): writes about
-    /// the id logged before it do not apply to it.
-    pub(crate) fn row_seq(&self, index: u32) -> u64 {
-        self.live_items().seq_at(index)
     }
 
     /// The embedding of row `index`, stored or live.

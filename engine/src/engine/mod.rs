@@ -88,7 +88,7 @@ pub struct Engine {
     deleted: HashSet<u32>,
     /// Stored rows the folded live writes changed, by index: the hashes of their earlier
     /// versions, which a write logged after the build may still name
-    /// (`LiveFold::row_hashes`; [`Engine::stored_hash_is`]).
+    /// (`LiveFold::row_hashes`; [`Engine::row_versions`]).
     row_hashes: std::collections::HashMap<u32, Vec<String>>,
     /// The allow mask of a request without filters, and the log's delete and put versions it
     /// was built at (`stages::unfiltered_allow`).

@@ -46,6 +46,10 @@ pub use record::{
     LoggedRecord, Record, MAX_BATCH_ID_BYTES, MAX_ID_BYTES, MAX_WEIGHT, MIN_WEIGHT,
 };
 
+/// A logged field update: its sequence number, the hash of the row it was made against
+/// ([`item_hash`]) and the item's new fields.
+pub type FieldUpdateAt = (u64, String, std::collections::BTreeMap<String, crate::item::FieldValue>);
+
 /// The log's folder under an index folder.
 pub const LIVE_DIR: &str = "live";
 const LOCK_FILE: &str = ".lock";
@@ -105,8 +109,10 @@ struct State {
     deleted: HashMap<String, Vec<(u64, String)>>,
     /// The last deletion's sequence number (0: none since the server started).
     last_delete: u64,
-    /// Each updated item's latest fields, with the update's sequence number.
-    fields: HashMap<String, (u64, String, std::collections::BTreeMap<String, crate::item::FieldValue>)>,
+    /// Each updated item's field updates, in sequence order: the update's sequence number, the
+    /// hash of the row it was made against and the fields (all of them: whether one applies
+    /// depends on the ones before it, [`crate::Engine`]'s `row_versions`).
+    fields: HashMap<String, Vec<FieldUpdateAt>>,
     /// The last field update's sequence number (0: none since the server started).
     last_fields: u64,
     /// Positions in `events` of item puts, in sequence order.
@@ -464,8 +470,11 @@ impl State {
                 self.last_put = self.last_put.max(logged.seq);
             }
             Record::Fields(update) => {
-                self.fields
-                    .insert(update.update_item.clone(), (logged.seq, update.item_hash.clone(), update.fields.clone()));
+                self.fields.entry(update.update_item.clone()).or_default().push((
+                    logged.seq,
+                    update.item_hash.clone(),
+                    update.fields.clone(),
+                ));
                 self.last_fields = self.last_fields.max(logged.seq);
             }
         }

@@ -203,12 +203,15 @@ fn deletes_are_logged_beside_events_and_folded_like_them() {
     let log = EventLog::open(dir.path(), 0).unwrap();
     assert_eq!(log.deleted_items(0).len(), 1);
     assert_eq!(log.user_events("u", 0).len(), 2);
-    // Field updates: the latest per item, versioned, and read back as written.
+    // Field updates: every one per item, in order (whether the last applies depends on those
+    // before it), versioned, and read back as written.
     let price = |p: f64| [("price".to_string(), crate::item::FieldValue::Number(p))].into_iter().collect();
-    log.update_fields("a", "hash-of-a".into(), price(3.0)).unwrap();
+    let first = log.update_fields("a", "hash-of-a".into(), price(3.0)).unwrap().first_seq;
     let last = log.update_fields("a", "hash-of-a".into(), price(2.5)).unwrap().first_seq;
     assert_eq!(log.fields_version(), last);
-    assert_eq!(log.field_updates(0), vec![("a".to_string(), last, "hash-of-a".to_string(), price(2.5))]);
+    let both = vec![(first, "hash-of-a".to_string(), price(3.0)), (last, "hash-of-a".to_string(), price(2.5))];
+    assert_eq!(log.field_updates(0), vec![("a".to_string(), both.clone())]);
+    assert_eq!(log.field_updates_of("a", first), both[1..]);
     assert_eq!(log.field_updates(last), Vec::new());
     drop(log);
     let read = read_events(dir.path()).unwrap();

@@ -1,7 +1,7 @@
 //! What requests read of the log: a user's events and version, the items deleted, updated and
 //! put since a generation's build, and the counts `/metrics` and `GET /v1/index` show.
 
-use super::{batch_hash, now_ms, Appended, EventLog, ItemPut, LiveStats, Record};
+use super::{batch_hash, now_ms, Appended, EventLog, FieldUpdateAt, ItemPut, LiveStats, Record};
 use crate::live::Event;
 
 impl EventLog {
@@ -75,20 +75,21 @@ impl EventLog {
             .collect()
     }
 
-    /// The latest fields of each item updated after `folded_through`, with the update's
-    /// sequence number and the hash of the row it was made against.
-    #[allow(clippy::type_complexity)]
-    pub fn field_updates(
-        &self,
-        folded_through: u64,
-    ) -> Vec<(String, u64, String, std::collections::BTreeMap<String, crate::item::FieldValue>)> {
+    /// Each item's field updates after `folded_through`, in sequence order (items with none
+    /// left out).
+    pub fn field_updates(&self, folded_through: u64) -> Vec<(String, Vec<FieldUpdateAt>)> {
         let state = self.lock();
         state
             .fields
             .iter()
-            .filter(|(_, (seq, _, _))| *seq > folded_through)
-            .map(|(id, (seq, hash, fields))| (id.clone(), *seq, hash.clone(), fields.clone()))
+            .map(|(id, updates)| (id.clone(), after(updates, folded_through)))
+            .filter(|(_, updates)| !updates.is_empty())
             .collect()
+    }
+
+    /// `item`'s field updates after `folded_through`, in sequence order.
+    pub fn field_updates_of(&self, item: &str, folded_through: u64) -> Vec<FieldUpdateAt> {
+        self.lock().fields.get(item).map(|updates| after(updates, folded_through)).unwrap_or_default()
     }
 
     /// Every delete after `folded_through` (what the generation asking has folded in): the
@@ -134,4 +135,9 @@ impl EventLog {
             put_items,
         }
     }
+}
+
+/// The updates of `updates` (in sequence order) after sequence number `seq`.
+fn after(updates: &[FieldUpdateAt], seq: u64) -> Vec<FieldUpdateAt> {
+    updates[updates.partition_point(|u| u.0 <= seq)..].to_vec()
 }
