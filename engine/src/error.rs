@@ -196,8 +196,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// multi-line string), that value's key, as "in the value of"; else the line's own. Text of
 /// the file that is not a known key is never printed, since a continuation line of a secret
 /// may look like `key = value`. toml reads on past an unquoted word (`admin_key = s3cr3t`,
-/// then an indented line) and blames a later line: an earlier line assigning an unquoted word
-/// is reported instead, as the first fault. No column
+/// then an indented line) or a missing value (`admin_key =`) and blames a later line: an
+/// earlier line assigning nothing or an unquoted word is reported instead, as the first fault. No column
 /// either: at the end of an unclosed string it would give the secret's length. The value a
 /// type error quotes (serde's "invalid type: integer `123`, expected a string") is cut to its
 /// kind ("invalid type: integer, expected a string").
@@ -240,12 +240,13 @@ pub fn settings_file_error(
         scan_toml_line(text, &mut depth, &mut string);
     }
     // The parser may read past the first fault and blame a later line (a bare word taken as a
-    // key on the next one): an earlier assignment of an unquoted word is the first fault.
-    if let Some(first) =
-        (0..line.saturating_sub(1).min(lines.len())).find(|&i| open[i].is_none() && bare_word_value(lines[i]))
-    {
+    // key on the next one): an earlier assignment of nothing or of an unquoted word is the
+    // first fault.
+    let earlier = (0..line.saturating_sub(1).min(lines.len()))
+        .find_map(|i| open[i].is_none().then(|| value_fault(lines[i])).flatten().map(|fault| (i, fault)));
+    if let Some((first, fault)) = earlier {
         line = first + 1;
-        message = "string values must be quoted".to_string();
+        message = fault.to_string();
     }
     let key = match (open.get(line - 1).copied().flatten(), lines.get(line - 1).and_then(|l| own_key(l))) {
         (Some(""), _) => String::new(),
@@ -302,15 +303,26 @@ fn scan_toml_line(line: &str, depth: &mut usize, string: &mut Option<&'static st
     }
 }
 
-/// Whether `line` assigns an unquoted word (`key = s3cr3t`), which TOML refuses: a value
-/// starts with a quote, a bracket or brace, a digit or sign, or is true, false, inf or nan.
-fn bare_word_value(line: &str) -> bool {
-    let Some((_, value)) = line.split_once('=') else { return false };
+/// What is wrong with the value `line` assigns, for the two faults toml reads past to blame a
+/// later line: none (`key =`, the value on the next line) or an unquoted word
+/// (`key = s3cr3t`). A value starts with a quote, a bracket or brace, a digit or sign, or is
+/// true, false, inf or nan.
+fn value_fault(line: &str) -> Option<&'static str> {
+    let (key, value) = line.split_once('=')?;
+    if key.trim().starts_with(['#', '[']) {
+        return None;
+    }
     let value = value.trim();
     let word = value.split(|c: char| c.is_whitespace() || c == '#').next().unwrap_or_default();
     let starts_value =
         value.starts_with(['"', '\'', '[', '{', '+', '-']) || value.starts_with(|c: char| c.is_ascii_digit());
-    !word.is_empty() && !starts_value && !["true", "false", "inf", "nan"].contains(&word)
+    if word.is_empty() && !starts_value {
+        Some("key with no value")
+    } else if !word.is_empty() && !starts_value && !["true", "false", "inf", "nan"].contains(&word) {
+        Some("string values must be quoted")
+    } else {
+        None
+    }
 }
 
 /// An error and its causes as one line, `outer: cause: root`, each cause written once. An
@@ -406,6 +418,8 @@ mod tests {
         assert_eq!(error, "h.toml, line 4 (`workers`): string values must be quoted");
         let text = "admin_key = \"\"\"\nw = x\n\"\"\"\nw = 1\n";
         assert_eq!(blamed(text, 2, "bad"), "h.toml, line 2 (in the value of `admin_key`): bad", "not a bare word");
+        let error = blamed("w = 1\nadmin_key =\n\"s3cr3t\"\n", 3, "key with no value, expected `=`");
+        assert_eq!(error, "h.toml, line 2 (`admin_key`): key with no value");
         // Numbers, booleans, dates and quoted values are no bare words.
         let text = "w = 1.5\nw = true\nw = 1979-05-27\nw = 'x'\nw = -3\nw = nan\nworkers = 2 2\n";
         assert_eq!(blamed(text, 7, "expected newline"), "h.toml, line 7 (`workers`): expected newline");
