@@ -245,15 +245,6 @@ pub(crate) struct ItemWrites {
     row_hashes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-/// The most earlier versions of one row a generation lists for writes to name
-/// (`LiveFold::row_hashes`), the latest first. Every build replays every write ever logged, so
-/// a row updated live at each of many builds would list them all, forever, in every manifest;
-/// the writes that name an earlier version come from a server serving an earlier generation,
-/// and a rollback reaches back only as far as the generations kept (`--keep`, 3 by default).
-/// A write naming an older version than these is counted not applied by the server (the
-/// build, which keeps every version while it replays, still applies it).
-pub(crate) const MAX_EARLIER_ROWS: usize = 8;
-
 /// One id's row while the log is replayed.
 struct RowState {
     /// Its position in the catalog, if the catalog has the id.
@@ -352,11 +343,13 @@ pub(crate) fn replay_item_writes(
         // The generation stores `current`; a write made against one of the id's earlier rows
         // (a server serving the generation before this one, writing after this build read
         // the log) names that row, and the engine must apply it as this replay would.
-        // The latest versions only, each once ([`MAX_EARLIER_ROWS`]).
+        // Every version, each once, the latest first. All of them: the row a server serving
+        // an earlier generation names is that generation's, which may be the oldest here (the
+        // catalog's, with any number of updates folded in since).
         let own = item_hash(&current);
         let mut earlier: Vec<String> = Vec::new();
         for hash in row.hashes.iter().rev().filter(|h| **h != own) {
-            if earlier.len() < MAX_EARLIER_ROWS && !earlier.contains(hash) {
+            if !earlier.contains(hash) {
                 earlier.push(hash.clone());
             }
         }
@@ -391,7 +384,7 @@ mod tests {
     use hyrank_engine::live::{item_hash, FieldUpdate, LoggedRecord, Record};
 
     /// A row updated back and forth many times lists each earlier version once, the latest
-    /// first, at most [`MAX_EARLIER_ROWS`]; the writes all apply.
+    /// first, the catalog's among them; the writes all apply.
     #[test]
     fn earlier_rows_are_listed_once_and_bounded() {
         let row = |price: f64| hyrank_engine::Item {
@@ -412,7 +405,8 @@ mod tests {
         let writes = replay_item_writes(&mut items, &HashMap::new(), &logged);
         assert_eq!((writes.superseded_updates, &items[0]), (0, &current));
         let earlier = &writes.row_hashes["a"];
-        let latest: Vec<String> = (22..30u64).rev().map(|s| item_hash(&row((s % 12) as f64))).collect();
-        assert_eq!(earlier, &latest, "the 8 versions before the last, latest first, each once");
+        let latest: Vec<String> = (19..30u64).rev().map(|s| item_hash(&row((s % 12) as f64))).collect();
+        assert_eq!(earlier, &latest, "the 11 other versions, latest first, each once");
+        assert!(earlier.contains(&item_hash(&row(0.0))), "the catalog's row");
     }
 }

@@ -35,6 +35,12 @@ async fn writes_logged_while_a_build_ran_apply_after_the_swap() {
         let uri = format!("/v1/items/{id}/fields");
         assert_eq!(call(&app, write(test::TestRequest::put(), &uri, Some(fields(222)))).await.0, StatusCode::OK);
     }
+    // Any number of updates may fold into one build: the row the serving generation stores
+    // (the catalog's) stays one a write may name.
+    for price in 1..=10 {
+        let uri = "/v1/items/TNT-002/fields";
+        assert_eq!(call(&app, write(test::TestRequest::put(), uri, Some(fields(price)))).await.0, StatusCode::OK);
+    }
     // The build folds those three updates in; the server goes on serving the generation before.
     let settings = hyrank_tests::fixture_settings(root.path().to_path_buf());
     let built = hyrank_indexer::build(&settings).unwrap();
@@ -187,4 +193,42 @@ async fn a_field_update_that_does_not_apply_leaves_the_one_before() {
     assert_eq!(got["fields"]["price"], json!(6), "{got}");
     let live = hyrank_indexer::build(&hyrank_tests::fixture_settings(root.path().to_path_buf())).unwrap().manifest.live;
     assert_eq!(live.unwrap().superseded_updates, 1);
+}
+
+/// Rolled back two builds, a generation reads the puts it lacks from the log's files before it
+/// works out its live rows: those the later builds folded (and memory let go of) and the one
+/// made since are all served (the newest put's number used to hide the older ones from it).
+#[actix_web::test]
+async fn a_rolled_back_generation_serves_every_put_it_lacks() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let first = state.engine().manifest().generation.clone();
+    let settings = hyrank_tests::fixture_settings(root.path().to_path_buf());
+    let put = |id: &str, title: &str| {
+        let body = json!({"title": title, "text": "Written live.", "fields": {"category": "tents"}});
+        write(test::TestRequest::put(), &format!("/v1/items/{id}"), Some(body))
+    };
+    let reload = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    for (id, title) in [("NEW-1", "First new tent"), ("TNT-001", "Kestrel Cirque 2 (2027)")] {
+        assert_eq!(call(&app, put(id, title)).await.0, StatusCode::OK);
+    }
+    hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    assert_eq!(call(&app, put("NEW-2", "Second new tent")).await.0, StatusCode::OK);
+    hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    assert_eq!(call(&app, put("NEW-3", "Third new tent")).await.0, StatusCode::OK);
+    std::fs::write(root.path().join("CURRENT"), &first).unwrap();
+    let (status, _, body) = call(&app, reload()).await;
+    assert_eq!((status, &body["to"]), (StatusCode::OK, &json!(first)), "{body}");
+    for (id, title) in [
+        ("NEW-1", "First new tent"),
+        ("TNT-001", "Kestrel Cirque 2 (2027)"),
+        ("NEW-2", "Second new tent"),
+        ("NEW-3", "Third new tent"),
+    ] {
+        let (status, _, got) = call(&app, item(id)).await;
+        assert_eq!((status, &got["title"]), (StatusCode::OK, &json!(title)), "{id}: {got}");
+    }
 }

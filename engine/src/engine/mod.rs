@@ -188,6 +188,8 @@ impl Engine {
         named_as_built(&dir, &manifest)?;
         let mut next = Self::open_generation(&dir, serving.runtime.for_generation(&manifest)?)?;
         if let Some(log) = &serving.live {
+            // A generation older than the records in memory (a rollback) reads them all.
+            log.hold_from(next.manifest.live_folded_through());
             next.attach_live(Arc::clone(log));
         }
         next.runtime.clear_caches();

@@ -214,9 +214,9 @@ pub struct LiveFold {
     /// Per item whose row the folded writes changed (or whose catalog row an older build read
     /// otherwise), the [`crate::live::item_hash`]es of the rows a later write about it may name
     /// besides the row this generation stores: the catalog's row and its versions before each
-    /// folded field update, the latest first, at most 8 (`live_fold::MAX_EARLIER_ROWS`). A
-    /// write logged after the build read the log, by a server serving the generation before,
-    /// names such a row; the engine applies it as the next build will.
+    /// folded field update, each once, the latest first. A write logged after the build read
+    /// the log, by a server serving the generation before, names such a row; the engine
+    /// applies it as the next build will.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub row_hashes: std::collections::BTreeMap<String, Vec<String>>,
     /// Live deletes not applied: made against a row the catalog has changed since (or that

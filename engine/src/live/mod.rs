@@ -402,24 +402,8 @@ impl EventLog {
         }
         let mut state = self.lock();
         if through < state.retire_through {
-            // A generation that folded less than what has left memory (a rollback of CURRENT,
-            // or a build with --no-live-events on an older log): read the events it lacks
-            // back from the files.
-            match read_events(self.dir.parent().unwrap_or(&self.dir)) {
-                Ok(events) => {
-                    state.events.clear();
-                    state.by_user.clear();
-                    state.deleted.clear();
-                    state.fields.clear();
-                    state.puts.clear();
-                    for event in events.into_iter().filter(|e| e.seq > through) {
-                        state.push(event);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "re-reading the live log for an older generation"),
-            }
+            self.reread(&mut state, through);
             state.folded_through = through;
-            state.retire_through = through;
             return;
         }
         let retire = state.folded_through.min(through);
@@ -437,6 +421,37 @@ impl EventLog {
         state.puts.clear();
         for event in kept {
             state.push(event);
+        }
+    }
+
+    /// Holds in memory every record after `through`, reading those that have left it back from
+    /// the files: for a generation that folded less than what has left memory (a rollback of
+    /// `CURRENT`, or a build with --no-live-events on an older log), called before it reads
+    /// the log ([`crate::Engine::open_next`]), so that its live rows, deletes and updates are
+    /// worked out from every record it lacks, not from those still in memory. The serving
+    /// generation, which folded more, reads only later records and is not disturbed.
+    pub fn hold_from(&self, through: u64) {
+        let mut state = self.lock();
+        if through < state.retire_through {
+            self.reread(&mut state, through);
+        }
+    }
+
+    /// Refills the in-memory records from the files, those after `through`.
+    fn reread(&self, state: &mut State, through: u64) {
+        match read_events(self.dir.parent().unwrap_or(&self.dir)) {
+            Ok(events) => {
+                state.events.clear();
+                state.by_user.clear();
+                state.deleted.clear();
+                state.fields.clear();
+                state.puts.clear();
+                for event in events.into_iter().filter(|e| e.seq > through) {
+                    state.push(event);
+                }
+                state.retire_through = through;
+            }
+            Err(e) => tracing::error!(error = %e, "re-reading the live log for an older generation"),
         }
     }
 
