@@ -386,7 +386,7 @@ mod tests {
     /// A row updated back and forth many times lists each earlier version once, the latest
     /// first, the catalog's among them; the writes all apply.
     #[test]
-    fn earlier_rows_are_listed_once_and_bounded() {
+    fn earlier_rows_are_listed_once_the_catalogs_among_them() {
         let row = |price: f64| hyrank_engine::Item {
             id: "a".into(),
             title: "A".into(),
