@@ -15,6 +15,12 @@ fn write(method: test::TestRequest, uri: &str, body: Option<Value>) -> test::Tes
     }
 }
 
+/// The hash of the row `id` names now: what a write made against it carries.
+fn row_hash(state: &hyrank_api::AppState, id: &str) -> String {
+    let engine = state.engine();
+    hyrank_engine::live::item_hash(&engine.stored_item_at(engine.index_of(id).unwrap()).unwrap())
+}
+
 fn item(id: &str) -> test::TestRequest {
     test::TestRequest::get()
         .uri(&format!("/v1/items/{id}"))
@@ -81,14 +87,10 @@ async fn writes_logged_while_a_build_ran_apply_after_the_swap() {
 /// it applies.
 #[actix_web::test]
 async fn a_delete_or_update_a_put_overtook_is_a_conflict() {
-    use hyrank_engine::live::item_hash;
     let root = tempfile::tempdir().unwrap();
     let state = live_state(root.path());
     let app = service(state.clone()).await;
-    let engine = state.engine();
-    let index = engine.index_of("TNT-003").unwrap();
-    let read_before = item_hash(&engine.stored_item_at(index).unwrap());
-    drop(engine);
+    let read_before = row_hash(&state, "TNT-003");
     let put = json!({"title": "Northpeak Ridgeline 3 (2027)", "text": "New edition."});
     assert_eq!(call(&app, write(test::TestRequest::put(), "/v1/items/TNT-003", Some(put))).await.0, StatusCode::OK);
     // As if read before the put and appended after it.
@@ -100,8 +102,8 @@ async fn a_delete_or_update_a_put_overtook_is_a_conflict() {
     assert!(!engine.item_write_applies("TNT-003", update.first_seq, &read_before).unwrap());
     let (status, _, _) = call(&app, item("TNT-003")).await;
     assert_eq!(status, StatusCode::OK, "the overtaken delete hid nothing");
-    let now = item_hash(&engine.stored_item_at(engine.index_of("TNT-003").unwrap()).unwrap());
     drop(engine);
+    let now = row_hash(&state, "TNT-003");
     // Through HTTP, made against the put's row: applied, and answered so.
     let (status, _, body) = call(&app, write(test::TestRequest::delete(), "/v1/items/TNT-003", None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -171,13 +173,10 @@ async fn a_rolled_back_generation_applies_the_writes_the_next_build_applies() {
 /// and serves the last that applies, as the build does.
 #[actix_web::test]
 async fn a_field_update_that_does_not_apply_leaves_the_one_before() {
-    use hyrank_engine::live::item_hash;
     let root = tempfile::tempdir().unwrap();
     let state = live_state(root.path());
     let app = service(state.clone()).await;
-    let engine = state.engine();
-    let read_before = item_hash(&engine.stored_item_at(engine.index_of("TNT-004").unwrap()).unwrap());
-    drop(engine);
+    let read_before = row_hash(&state, "TNT-004");
     let put = json!({"title": "Northpeak Scree 4 (2027)", "text": "New edition.", "fields": {"price": 5}});
     assert_eq!(call(&app, write(test::TestRequest::put(), "/v1/items/TNT-004", Some(put))).await.0, StatusCode::OK);
     let uri = "/v1/items/TNT-004/fields";

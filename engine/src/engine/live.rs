@@ -56,14 +56,13 @@ impl Engine {
             let mut hidden = self.deleted.clone();
             hidden.extend(live.replaced.iter().copied());
             if let Some(log) = &self.live {
-                let folded = self.manifest.live_folded_through();
-                for (id, seq, hash) in log.deleted_items(folded) {
+                for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
                     let Ok(index) = self.index_in(live, &id) else { continue };
                     let row_seq = live.seq_at(index);
                     if seq <= row_seq {
                         continue;
                     }
-                    let updates = log.field_updates_of(&id, folded);
+                    let updates = self.field_updates_of(&id);
                     match self.row_versions(live, index, row_seq, &updates, seq) {
                         Ok((hashes, _)) if hashes.contains(&hash) => {
                             hidden.insert(index);
@@ -156,6 +155,11 @@ impl Engine {
             *cached = Some((version, (Arc::clone(&mean), count)));
         }
         (mean, count)
+    }
+
+    /// `id`'s field updates logged after this generation's build, in sequence order.
+    pub(super) fn field_updates_of(&self, id: &str) -> Vec<crate::live::FieldUpdateAt> {
+        self.live.as_ref().map_or_else(Vec::new, |log| log.field_updates_of(id, self.manifest.live_folded_through()))
     }
 
     /// The rows a write about the item at `index` may name when logged at `seq`, as the next

@@ -99,10 +99,7 @@ impl Engine {
         // Whether a write logged at `at` naming `hash` was made against the row the id names
         // now, or a version of it a field update made ([`Engine::row_versions`]).
         let row_seq = previous.map_or(0, |index| live.get(index).map_or(0, |entry| entry.seq));
-        let updates = match &self.live {
-            Some(log) => log.field_updates_of(&id, self.manifest.live_folded_through()),
-            None => Vec::new(),
-        };
+        let updates = self.field_updates_of(&id);
         let names_row = |hash: &str, at: u64| -> Result<bool> {
             match previous {
                 Some(index) => Ok(self.row_versions(live, index, row_seq, &updates, at)?.0.iter().any(|h| h == hash)),
@@ -151,10 +148,7 @@ impl Engine {
                 None => return Ok(false),
             },
         };
-        let updates = match &self.live {
-            Some(log) => log.field_updates_of(id, self.manifest.live_folded_through()),
-            None => Vec::new(),
-        };
+        let updates = self.field_updates_of(id);
         Ok(self.row_versions(&live, index, row_seq, &updates, seq)?.0.iter().any(|h| h == hash))
     }
 

@@ -360,27 +360,17 @@ impl Engine {
             recommend_reranker = recommend_trained.as_ref().map(verdict),
             "generation opened"
         );
-        // Deletes the build folded in, by index; an id the catalog lacks cannot be served anyway.
-        let deleted_ids: Vec<&String> = manifest.live.iter().flat_map(|l| &l.deleted).collect();
-        let deleted: HashSet<u32> = if deleted_ids.is_empty() {
-            HashSet::new()
-        } else {
+        // Deletes the build folded in, and the earlier rows a write about an item may name
+        // (`LiveFold::row_hashes`), by index; an id the catalog lacks cannot be served anyway.
+        let (mut deleted, mut row_hashes) = (HashSet::new(), std::collections::HashMap::new());
+        if let Some(fold) = manifest.live.as_ref().filter(|l| !l.deleted.is_empty() || !l.row_hashes.is_empty()) {
             let at: std::collections::HashMap<&str, u32> =
                 ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
-            deleted_ids.iter().filter_map(|id| at.get(id.as_str()).copied()).collect()
-        };
-        // The earlier rows a write about an item may name, by index (`LiveFold::row_hashes`).
-        let row_hashes: std::collections::HashMap<u32, Vec<String>> = match manifest.live.as_ref() {
-            Some(fold) if !fold.row_hashes.is_empty() => {
-                let at: std::collections::HashMap<&str, u32> =
-                    ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
-                fold.row_hashes
-                    .iter()
-                    .filter_map(|(id, hashes)| Some((*at.get(id.as_str())?, hashes.clone())))
-                    .collect()
-            }
-            _ => Default::default(),
-        };
+            deleted.extend(fold.deleted.iter().filter_map(|id| at.get(id.as_str()).copied()));
+            row_hashes.extend(
+                fold.row_hashes.iter().filter_map(|(id, hashes)| Some((*at.get(id.as_str())?, hashes.clone()))),
+            );
+        }
         let live_items = std::sync::Mutex::new(Arc::new(LiveItems::empty(ids.len() as u32)));
         Ok(Engine {
             live_items,

@@ -255,10 +255,10 @@ impl LexicalIndex {
             tokens.extend(self.terms_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
         }
         // A number that depends on its word's letters is scored after every other term, when
-        // the items holding them are known.
-        // Each word with a dependent number gets a bit of `ScoreParts::held` (a mask, not a list:
-        // a list per item cost long queries 2.5 ms on SciFact). Past 64 such words in one
-        // query, words share bits, and a number may count beside another's letters.
+        // the items holding them are known: each word with such a number gets a bit of
+        // `ScoreParts::held` (a mask, not a list per item, which slowed long queries: docs/EVAL.md).
+        // Past 64 such words in one query, words share bits, and a number may count beside
+        // another's letters.
         let mut word_bit: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
         for (term, _) in tokens.iter().filter(|t| t.0.dependent) {
             let next = word_bit.len() % 64;

@@ -47,22 +47,14 @@ fn is_number(term: &str) -> bool {
 /// repeats kept, each with its word and whether it depends on the word's letters (see the
 /// module's docs). O(t + q) for t tokens and a query of q bytes.
 pub(super) fn read(query: &str, tokens: &[Token]) -> Vec<QueryTerm> {
-    // The unspaced words: byte ranges, and whether each starts (its first letter or digit)
-    // with a letter.
-    let mut words: Vec<(usize, usize, bool)> = Vec::new();
-    let mut start = None;
-    for (at, c) in query.char_indices().chain(std::iter::once((query.len(), ' '))) {
-        match (start, c.is_whitespace()) {
-            (None, false) => start = Some(at),
-            (Some(from), true) => {
-                let text = &query[from..at];
-                let letter_first = text.chars().find(|c| c.is_alphanumeric()).is_some_and(|c| !c.is_numeric());
-                words.push((from, at, letter_first));
-                start = None;
-            }
-            _ => {}
-        }
-    }
+    // The unspaced words ([`words`]): byte ranges, and whether each starts (its first letter
+    // or digit) with a letter.
+    let words: Vec<(usize, usize, bool)> = words(query)
+        .map(|(from, text)| {
+            let letter_first = text.chars().find(|c| c.is_alphanumeric()).is_some_and(|c| !c.is_numeric());
+            (from, from + text.len(), letter_first)
+        })
+        .collect();
     let word_of =
         |token: &Token| words.partition_point(|w| w.1 <= token.offset_from).min(words.len().saturating_sub(1));
     let mut terms: Vec<QueryTerm> = tokens
@@ -90,9 +82,14 @@ pub(super) fn read(query: &str, tokens: &[Token]) -> Vec<QueryTerm> {
     terms
 }
 
+/// The query's unspaced words, each with its byte offset: what [`QueryTerm::word`] counts.
+fn words(query: &str) -> impl Iterator<Item = (usize, &str)> {
+    query.split_whitespace().map(move |word| (word.as_ptr() as usize - query.as_ptr() as usize, word))
+}
+
 /// The query's unspaced word `n` ([`QueryTerm::word`]), as typed.
 pub(super) fn word(query: &str, n: u32) -> &str {
-    query.split_whitespace().nth(n as usize).unwrap_or_default()
+    words(query).nth(n as usize).map_or("", |(_, word)| word)
 }
 
 #[cfg(test)]

@@ -89,17 +89,9 @@ impl Config {
         let mut config = Config::preset(preset)
             .ok_or_else(|| format!("unknown configuration {preset:?}; choose from {PRESETS:?}"))?;
         config.name = spec.to_string();
-        let mut given: Vec<&str> = Vec::new();
         for part in parts {
             let (key, value) =
                 part.split_once('=').ok_or_else(|| format!("{spec:?}: expected key=value after '+', got {part:?}"))?;
-            // The last of two would win, and the name would claim the other too.
-            if given.contains(&key) {
-                return Err(format!(
-                    "{spec:?}: {key} is given twice (the name would claim a setting the run does not have)"
-                ));
-            }
-            given.push(key);
             let number = || {
                 value
                     .parse()
@@ -155,6 +147,13 @@ impl Config {
                 }
                 _ => return Err(format!("{spec:?}: unknown parameter {key:?}; choose from {PARAMETERS:?}")),
             }
+        }
+        // The last of two would win, and the name would claim the other too.
+        let given: Vec<&str> = config.given().collect();
+        if let Some(key) = given.iter().enumerate().find_map(|(i, key)| given[..i].contains(key).then_some(key)) {
+            return Err(format!(
+                "{spec:?}: {key} is given twice (the name would claim a setting the run does not have)"
+            ));
         }
         if given.contains(&"reranker") && spec.split('+').any(|part| part == "rerank=off") {
             return Err(format!(
