@@ -199,6 +199,13 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         // Checked before the corpus is indexed, which can take hours (`evaluate` reads them
         // again: small files, against a long build).
         hyrank_indexer::judgments::read_judged(&args.data, &args.split)?;
+        // A generation built here has no trained reranker (the check below, for one that is).
+        anyhow::ensure!(
+            args.rerank_precision.is_none(),
+            "--rerank-precision would have no effect: {} has no generation, and one built here has no trained \
+             reranker (index, then hyrank train-reranker adds one)",
+            args.index_dir.display()
+        );
         eprintln!(
             "no generation in {}: indexing {} first",
             args.index_dir.display(),
@@ -294,6 +301,7 @@ mod tests {
             .chain(["--model-dir", model.to_str().unwrap()]);
         let error = eval_search(SearchCli::try_parse_from(argv).unwrap().args).unwrap_err().to_string();
         assert!(error.starts_with("--rerank-precision would have no effect"), "{error}");
+        assert!(hyrank_engine::generation::current(index.path()).is_err(), "refused before indexing the corpus");
         // No candidates is refused before anything is indexed, as `+candidates=0` is.
         let argv = ["hyrank", "--candidates", "0", "--index-dir", "none", "--out", "none"];
         let error = eval_search(SearchCli::try_parse_from(argv).unwrap().args).unwrap_err().to_string();
