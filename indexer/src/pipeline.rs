@@ -255,12 +255,12 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // catalogs drop items, and the log cannot be edited.
     drop(item_index);
     let (mut interactions, live) = fold_live_events(settings, &catalog.items, &logged, writes, interactions)?;
-    // The positive rule after the fold: the log's events are rows of the file as if appended
-    // to it, so they meet the same rule, and `--no-live-events` compared them with the rows
-    // as written (an event whose row is below the minimum is in the file, not missing).
     // Rows read (the file's, and the log's events as rows), before the positive rule leaves
     // some out and counts the rest once per user and item: the summary's "from N rows".
     let rows_read = interactions.as_ref().map(|i| i.rows.len());
+    // The positive rule after the fold: the log's events are rows of the file as if appended
+    // to it, so they meet the same rule, and `--no-live-events` compared them with the rows
+    // as written (an event whose row is below the minimum is in the file, not missing).
     let below_min_weight = match (settings.min_weight, interactions.as_mut()) {
         (Some(min_weight), Some(read)) if settings.interactions.is_some() => read.keep_positives(min_weight),
         _ => 0,
@@ -341,7 +341,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
                 repeated_items: catalog.repeated_rows,
                 rejected_interactions: interactions.as_ref().map_or(0, |i| i.rejects.len()),
                 below_min_weight,
-                interaction_rows: rows_read.unwrap_or(counts.interaction_rows),
+                interaction_rows: rows_read.unwrap_or(0),
                 ..counts
             },
             lexical: settings.lexical.clone(),
@@ -433,7 +433,6 @@ fn build_into(
             entry.timestamp = entry.timestamp.max(row.timestamp);
         }
         counts.users = user_ids.len();
-        counts.interaction_rows = interactions.rows.len();
         counts.interactions = histories.iter().map(HashMap::len).sum();
         let entries: Vec<(u32, u32, f32, Option<i64>)> = histories
             .iter()

@@ -50,10 +50,6 @@ impl std::str::FromStr for CorsOrigins {
     }
 }
 
-/// The addresses of a `bind` setting: `IP:PORT` (`0.0.0.0:8080`, `[::]:8080`) or
-/// `HOST:PORT`, resolved now, so that a name that does not resolve is a settings error rather
-/// than a failure after the model has loaded. The server listens on every address it can bind
-/// (actix skips one it cannot, such as `[::1]` on a host without IPv6, if another binds).
 /// The most HTTP workers: actix-server panics on more (after the model and the index have
 /// loaded), so more is refused as a setting.
 pub const MAX_WORKERS: usize = 512;
@@ -67,6 +63,10 @@ pub(super) fn check_workers(workers: usize) -> std::result::Result<usize, String
     }
 }
 
+/// The addresses of a `bind` setting: `IP:PORT` (`0.0.0.0:8080`, `[::]:8080`) or
+/// `HOST:PORT`, resolved now, so that a name that does not resolve is a settings error rather
+/// than a failure after the model has loaded. The server listens on every address it can bind
+/// (actix skips one it cannot, such as `[::1]` on a host without IPv6, if another binds).
 pub(super) fn resolve_bind(text: &str) -> std::result::Result<Vec<SocketAddr>, String> {
     use std::net::ToSocketAddrs;
     if let Ok(address) = text.parse::<SocketAddr>() {

@@ -377,7 +377,7 @@ pub(super) fn search_analyzer(index: &Index, field: tantivy::schema::Field) -> R
 pub const MAX_BOOST: f32 = 1000.0;
 
 /// Why `boost` is no field weight, or `None`: it must be above 0 and at most [`MAX_BOOST`].
-fn boost_problem(boost: f32) -> Option<String> {
+pub fn boost_problem(boost: f32) -> Option<String> {
     (!(boost > 0.0 && boost <= MAX_BOOST))
         .then(|| format!("weight {boost} is not a number above 0 and at most {MAX_BOOST}"))
 }

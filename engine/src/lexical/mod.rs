@@ -27,7 +27,7 @@ mod live;
 mod schema;
 mod terms;
 
-pub use analyzers::{Analyzer, FieldAnalysis, Language, MAX_BOOST, MAX_SEARCH_FIELDS};
+pub use analyzers::{boost_problem, Analyzer, FieldAnalysis, Language, MAX_BOOST, MAX_SEARCH_FIELDS};
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
 pub(crate) use hidden::{covers, HiddenVersion};

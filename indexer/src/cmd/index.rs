@@ -351,12 +351,10 @@ impl IndexArgs {
     pub(crate) fn into_settings(self) -> anyhow::Result<IndexSettings> {
         let m = hyrank_engine::dense::MAX_CONNECTIONS;
         anyhow::ensure!(m.contains(&self.hnsw_m), "--hnsw-m must be from {} to {}", m.start(), m.end());
-        let max = hyrank_engine::lexical::MAX_BOOST;
-        anyhow::ensure!(
-            self.title_boost > 0.0 && self.title_boost <= max,
-            "--title-boost must be above 0 and at most {max}, got {}",
-            self.title_boost
-        );
+        // Before anything is read, with the rule the lexical settings check again at open.
+        if let Some(problem) = hyrank_engine::lexical::boost_problem(self.title_boost) {
+            anyhow::bail!("--title-boost: {problem}");
+        }
         anyhow::ensure!(self.min_weight.is_none_or(f32::is_finite), "--min-weight must be a finite number");
         let bm25 = Bm25Params {
             k1: self.bm25_k1,
@@ -531,9 +529,8 @@ mod tests {
         assert!(error.contains("--search-fields") && error.contains("named twice"), "{error}");
         assert!(settings(&["--search-fields", "brand^0"]).unwrap_err().contains("not a number above 0 and at most"));
         assert!(settings(&["--search-fields", "brand^NaN"]).unwrap_err().contains("weight NaN is not a number"));
-        assert!(settings(&["--title-boost", "1e38"])
-            .unwrap_err()
-            .contains("--title-boost must be above 0 and at most 1000"));
+        let error = settings(&["--title-boost", "1e38"]).unwrap_err();
+        assert!(error.contains("--title-boost: weight 100000000000000000000000000000000000000 is not a number above 0 and at most 1000"), "{error}");
         let error = settings(&["--field-type", "price=number", "--field-type", "price=text"]).unwrap_err();
         assert!(error.contains("--field-type: field \"price\" given twice (a number and text)"), "{error}");
         assert!(settings(&["--cf-memory-limit", "0"]).unwrap_err().contains("--cf-memory-limit must be at least 1"));
