@@ -186,7 +186,7 @@ pub(crate) struct EvalSearchArgs {
 }
 
 pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
-    use hyrank_indexer::eval::search::{evaluate, Config, SearchEvalSettings};
+    use hyrank_indexer::eval::search::{check, evaluate, Config, SearchEvalSettings};
     // As a configuration's own `+candidates=0` is refused (below --depth, it is warned).
     check_candidates(args.candidates)?;
     let embedder = args.model.settings()?;
@@ -195,9 +195,20 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         .iter()
         .map(|spec| Config::parse(spec).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = SearchEvalSettings {
+        data_dir: args.data.clone(),
+        split: args.split.clone(),
+        configs,
+        depth: args.depth,
+        candidates: args.candidates,
+        drop_identical_ids: !args.keep_identical_ids,
+        out_dir: args.out.clone(),
+    };
     if hyrank_engine::generation::current(&args.index_dir).is_err() {
-        // Checked before the corpus is indexed, which can take hours (`evaluate` reads them
-        // again: small files, against a long build).
+        // Checked before the corpus is indexed, which can take hours (`evaluate` checks and
+        // reads them again: small files, against a long build). A generation built here has
+        // no trained reranker, so none reranks by default.
+        check(&settings, false)?;
         hyrank_indexer::judgments::read_judged(&args.data, &args.split)?;
         // A generation built here has no trained reranker (the check below, for one that is).
         anyhow::ensure!(
@@ -214,12 +225,12 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
         // BEIR's loader reads id, title and text; a corpus's metadata (nested objects,
         // lists of numbers) is not read as fields, as no search of the evaluation uses them.
         let catalog_format = hyrank_indexer::CatalogFormat { json_fields: false, ..Default::default() };
-        let settings = IndexSettings {
+        let build = IndexSettings {
             on_error: args.on_error,
             catalog_format,
             ..IndexSettings::new(args.data.join("corpus.jsonl"), args.index_dir.clone(), embedder.clone())
         };
-        print!("{}", hyrank_indexer::build(&settings).context("indexing the corpus")?.render());
+        print!("{}", hyrank_indexer::build(&build).context("indexing the corpus")?.render());
     }
     // Every configuration encodes (and reranks) the same queries: with the caches on, later
     // configurations would report latencies without query encoding or reranking.
@@ -239,15 +250,6 @@ pub(crate) fn eval_search(args: EvalSearchArgs) -> anyhow::Result<()> {
          (hyrank train-reranker adds one)",
         args.index_dir.display()
     );
-    let settings = SearchEvalSettings {
-        data_dir: args.data,
-        split: args.split,
-        configs,
-        depth: args.depth,
-        candidates: args.candidates,
-        drop_identical_ids: !args.keep_identical_ids,
-        out_dir: args.out,
-    };
     let report = evaluate(&settings, &engine)?;
     print!("{}", report.markdown());
     Ok(())
@@ -284,9 +286,10 @@ mod tests {
     }
 
     /// `eval search --rerank-precision` on a generation without a trained reranker would be
-    /// read and ignored: refused, naming the folder. `--candidates 0` is refused first.
+    /// read and ignored: refused, naming the folder. `--candidates 0` is refused first, and
+    /// settings no run can honour are refused before an empty folder is indexed.
     #[test]
-    fn eval_search_refuses_a_rerank_precision_it_cannot_use() {
+    fn eval_search_refuses_what_it_cannot_run_before_indexing() {
         #[derive(Parser)]
         struct SearchCli {
             #[command(flatten)]
@@ -306,5 +309,21 @@ mod tests {
         let argv = ["hyrank", "--candidates", "0", "--index-dir", "none", "--out", "none"];
         let error = eval_search(SearchCli::try_parse_from(argv).unwrap().args).unwrap_err().to_string();
         assert_eq!(error, "--candidates must be from 1 to 10000, got 0");
+        // The run's own settings too: a depth out of range, a name given twice, candidates
+        // below the depth, an override the run would ignore.
+        for (more, refused) in [
+            (["--depth", "0"], "depth"),
+            (["--configs", "bm25,bm25"], "\"bm25\" is named twice"),
+            (["--configs", "bm25+candidates=10"], "candidates=10 is below --depth 100"),
+            (["--configs", "bm25+k=20"], "k would have no effect"),
+        ] {
+            let argv = ["hyrank", "--data", data.to_str().unwrap(), "--index-dir", index.path().to_str().unwrap()]
+                .into_iter()
+                .chain(["--out", out.path().to_str().unwrap(), "--model-dir", model.to_str().unwrap()])
+                .chain(more);
+            let error = eval_search(SearchCli::try_parse_from(argv).unwrap().args).unwrap_err().to_string();
+            assert!(error.contains(refused), "{more:?}: {error}");
+            assert!(hyrank_engine::generation::current(index.path()).is_err(), "{more:?} refused before indexing");
+        }
     }
 }

@@ -140,9 +140,18 @@ fn earlier_outputs(dir: &Path, configs: &[Config]) -> Vec<String> {
     found
 }
 
-/// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
-/// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
-pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
+/// Refuses settings no run can honour: a depth outside 1..=`MAX_K`, two configurations of one
+/// name, a configuration's candidates below the depth, and overrides a configuration's run
+/// would ignore (`Config::moot`; `reranks_by_default`: the generation's trained reranker is on
+/// by default, so a configuration leaving the rerank to it reranks). [`evaluate`] calls it;
+/// `hyrank eval search` calls it before indexing a corpus as well, which can take hours.
+pub fn check(settings: &SearchEvalSettings, reranks_by_default: bool) -> Result<()> {
+    if settings.depth == 0 || settings.depth > hyrank_engine::request::MAX_K {
+        return Err(IndexError::Settings {
+            setting: "depth".into(),
+            reason: format!("hits kept per query: from 1 to {}, got {}", hyrank_engine::request::MAX_K, settings.depth),
+        });
+    }
     // Two configurations of one name would write one run file for two report rows.
     let mut names = std::collections::HashSet::new();
     if let Some(twice) = settings.configs.iter().find(|c| !names.insert(c.name.as_str())) {
@@ -153,7 +162,6 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
     }
     // A configuration leaving the rerank to the generation runs without one where the
     // generation has no reranker on by default: its moot overrides are refused now.
-    let reranks_by_default = engine.trained_reranker().is_some_and(|r| r.enabled_by_default);
     for config in &settings.configs {
         config
             .moot(config.rerank.as_ref().map_or(!reranks_by_default, |r| !r.enabled))
@@ -172,12 +180,13 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             });
         }
     }
-    if settings.depth == 0 || settings.depth > hyrank_engine::request::MAX_K {
-        return Err(IndexError::Settings {
-            setting: "depth".into(),
-            reason: format!("hits kept per query: from 1 to {}, got {}", hyrank_engine::request::MAX_K, settings.depth),
-        });
-    }
+    Ok(())
+}
+
+/// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
+/// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
+pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
+    check(settings, engine.trained_reranker().is_some_and(|r| r.enabled_by_default))?;
     let Judged { qrels, queries, unjudged_queries: skipped } = read_judged(&settings.data_dir, &settings.split)?;
     let missing: Vec<String> = qrels
         .iter()
