@@ -1,7 +1,7 @@
 //! Shared set-up for the end-to-end tests in `integration/`: paths to the shipped fixtures and
 //! the model, and settings to index them quickly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hyrank_engine::cf::AlsSettings;
 use hyrank_engine::{DeviceChoice, EmbedderSettings};
@@ -45,4 +45,14 @@ pub fn fixture_settings(index_dir: PathBuf) -> IndexSettings {
         progress: false,
         ..IndexSettings::new(fixture("catalog.jsonl"), index_dir, embedder_settings())
     }
+}
+
+/// Rewrites the generation manifest in `dir` (`dir/manifest.json`) as `edit` changes its JSON,
+/// standing in for another build's (another model, precision, reranker shape). The file is
+/// written pretty-printed, as a build writes it.
+pub fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
 }

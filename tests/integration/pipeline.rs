@@ -3,7 +3,7 @@
 use hyrank_engine::{Engine, Error};
 use hyrank_indexer::IndexSettings;
 use hyrank_indexer::{IndexError, OnError};
-use hyrank_tests::{embedder_settings, fixture, fixture_settings};
+use hyrank_tests::{edit_manifest, embedder_settings, fixture, fixture_settings};
 
 /// Settings over the bad-input fixtures (three bad catalog rows, one bad interaction row).
 fn bad_input_settings(dir: &tempfile::TempDir, interactions: bool, on_error: OnError) -> IndexSettings {
@@ -130,10 +130,7 @@ fn a_generation_built_with_other_weights_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let settings = bad_input_settings(&dir, false, OnError::Skip);
     let summary = hyrank_indexer::build(&settings).unwrap();
-    let path = summary.dir.join("manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    manifest["model"]["sha256"] = "0000".into();
-    std::fs::write(&path, manifest.to_string()).unwrap();
+    edit_manifest(&summary.dir, |manifest| manifest["model"]["sha256"] = "0000".into());
     let Err(err) = Engine::open(&dir.path().join("index"), &embedder_settings()) else {
         panic!("opened a mismatched index")
     };
@@ -152,15 +149,11 @@ fn a_generation_is_served_at_the_precision_it_was_built_with_and_no_other() {
     let Err(err) = Engine::open(&index, &int8) else { panic!("served an f32 index at int8") };
     assert!(matches!(err, Error::PrecisionMismatch { index: Precision::F32, requested: Precision::Int8 }), "{err}");
     // Unasked, the engine takes the generation's precision, also when it is not f32.
-    let path = summary.dir.join("manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    manifest["precision"] = "int8".into();
-    std::fs::write(&path, manifest.to_string()).unwrap();
+    edit_manifest(&summary.dir, |manifest| manifest["precision"] = "int8".into());
     let engine = Engine::open(&index, &embedder_settings()).unwrap();
     assert_eq!(engine.embedder().precision(), Precision::Int8);
     // A manifest from before precision was recorded reads as f32.
-    manifest.as_object_mut().unwrap().remove("precision");
-    std::fs::write(&path, manifest.to_string()).unwrap();
+    edit_manifest(&summary.dir, |manifest| drop(manifest.as_object_mut().unwrap().remove("precision")));
     assert_eq!(Engine::open(&index, &embedder_settings()).unwrap().embedder().precision(), Precision::F32);
 }
 
@@ -241,10 +234,7 @@ fn ease_and_auto_generations_choose_record_serve_and_explain() {
         Engine::open(&dir.path().join("auto"), &embedder_settings()).unwrap().recommend_content_weight(),
         weight
     );
-    let path = summary.dir.join("manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    manifest["cf_selection"]["content_weight"] = serde_json::json!(1.0);
-    std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    edit_manifest(&summary.dir, |manifest| manifest["cf_selection"]["content_weight"] = serde_json::json!(1.0));
     let engine = Engine::open(&dir.path().join("auto"), &embedder_settings()).unwrap();
     assert_eq!(engine.recommend_content_weight(), 1.0);
     let ids = |request: &RecommendRequest| -> Vec<(String, f64)> {
@@ -257,8 +247,7 @@ fn ease_and_auto_generations_choose_record_serve_and_explain() {
     );
     // A validated weight of 0 is content's share beside CF: content asked for alone still
     // scores by it (every score was 0 here, ranked by rank ties alone).
-    manifest["cf_selection"]["content_weight"] = serde_json::json!(0.0);
-    std::fs::write(&path, serde_json::to_string(&manifest).unwrap()).unwrap();
+    edit_manifest(&summary.dir, |manifest| manifest["cf_selection"]["content_weight"] = serde_json::json!(0.0));
     let engine = Engine::open(&dir.path().join("auto"), &embedder_settings()).unwrap();
     let content = RecommendRequest { mode: RecommendMode::Content, ..RecommendRequest::new("u007") };
     let hits = engine.recommend(&content).unwrap().hits;

@@ -8,7 +8,7 @@ use hyrank_engine::request::{RerankOptions, RerankerKind, SearchRequest};
 use hyrank_engine::{DeviceChoice, Engine, ErrorKind, RuntimeSettings};
 use hyrank_indexer::train::{train, Supervision, TrainSettings};
 use hyrank_indexer::IndexSettings;
-use hyrank_tests::{embedder_settings, fixture};
+use hyrank_tests::{edit_manifest, embedder_settings, fixture};
 
 fn index_tiny(root: &Path) -> std::path::PathBuf {
     let index_dir = root.join("index");
@@ -228,16 +228,13 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
     assert_ne!(raw(&swapped), raw(&served), "a differently seeded reranker gives other logits");
 
     // States that do not fit the reranker are refused, naming the file.
-    let manifest_path = summary.dir.join("manifest.json");
-    let original = std::fs::read_to_string(&manifest_path).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_str(&original).unwrap();
-    manifest["reranker"]["shape"]["item_tokens"] = 16.into();
-    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    edit_manifest(&summary.dir, |manifest| manifest["reranker"]["shape"]["item_tokens"] = 16.into());
     let err = Engine::open(&index_dir, &embedder_settings()).err().expect("mismatched states refused").to_string();
     assert!(err.contains(files::RERANKER_STATES) && err.contains("another reranker"), "{err}");
-    manifest["reranker"]["shape"]["item_tokens"] = 32.into();
-    manifest["reranker"].as_object_mut().unwrap().remove("states");
-    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    edit_manifest(&summary.dir, |manifest| {
+        manifest["reranker"]["shape"]["item_tokens"] = 32.into();
+        manifest["reranker"].as_object_mut().unwrap().remove("states");
+    });
     let err = Engine::open(&index_dir, &embedder_settings()).err().expect("missing states refused").to_string();
     assert!(err.contains("without its item states"), "{err}");
 }

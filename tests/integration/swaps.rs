@@ -10,6 +10,7 @@ use hyrank_engine::{Engine, SearchRequest};
 use serde_json::{json, Value};
 
 use crate::service::{call, keyed, search, service, ADMIN_KEY, SEARCH_KEY};
+use hyrank_tests::edit_manifest;
 
 /// Publishes a copy of the fixture generation as `name` under `root`, the way the indexer
 /// publishes: the folder first, then CURRENT replaced by a rename.
@@ -26,10 +27,7 @@ fn publish_copy_with(root: &Path, name: &str, prepare: impl FnOnce(&Path)) {
     let source = crate::indexed().engine.dir().to_path_buf();
     let target = root.join("generations").join(name);
     copy_dir(&source, &target);
-    let manifest_path = target.join("manifest.json");
-    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
-    manifest["generation"] = json!(name);
-    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    edit_manifest(&target, |manifest| manifest["generation"] = json!(name));
     prepare(&target);
     std::fs::write(root.join("CURRENT.tmp"), name).unwrap();
     std::fs::rename(root.join("CURRENT.tmp"), root.join("CURRENT")).unwrap();
@@ -38,10 +36,7 @@ fn publish_copy_with(root: &Path, name: &str, prepare: impl FnOnce(&Path)) {
 /// Marks a copied generation as built with another model (its manifest's model hash): every
 /// file checks out, and this server refuses to open it.
 fn stamped_with_another_model(dir: &Path) {
-    let path = dir.join("manifest.json");
-    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    manifest["model"]["sha256"] = json!("0".repeat(64));
-    std::fs::write(&path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    edit_manifest(dir, |manifest| manifest["model"]["sha256"] = json!("0".repeat(64)));
 }
 
 fn copy_dir(from: &Path, to: &Path) {
