@@ -265,6 +265,28 @@ impl FieldValue {
         FieldValue::Number(signless(n))
     }
 
+    /// The value's members as text, the same whichever type a catalog gives the field
+    /// ([`FieldType::coerce`] converts between them): a number, and text (or a list's member)
+    /// that [`FieldType::coerce`] reads as that number, give the number's own form (`25`,
+    /// `19.5`); text that is no number stays as it is; a scalar is one member. What
+    /// [`crate::live::item_hash`] hashes, so that a row's hash does not change when another row
+    /// of the catalog changes its field's type (one list makes the field a list, one word makes
+    /// a number field text).
+    pub fn canonical_members(&self) -> Vec<std::borrow::Cow<'_, str>> {
+        use std::borrow::Cow;
+        fn member(text: &str) -> Cow<'_, str> {
+            match text.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => Cow::Owned(format!("{}", signless(n))),
+                _ => Cow::Borrowed(text),
+            }
+        }
+        match self {
+            FieldValue::Number(n) => vec![Cow::Owned(format!("{}", signless(*n)))],
+            FieldValue::Text(text) => vec![member(text)],
+            FieldValue::List(list) => list.iter().map(|text| member(text)).collect(),
+        }
+    }
+
     /// The value without its blank text ([`is_blank`]): a list's blank members dropped, and
     /// `None` (no value, as `null` is) for blank text or a list left empty. A brand of `""` or
     /// `"  "`, or tags of `[]`, would otherwise be a facet value, a holder in facet counts,

@@ -275,7 +275,7 @@ pub(crate) fn replay_item_writes(
     legacy_hashes: &HashMap<String, String>,
     logged: &[hyrank_engine::live::LoggedRecord],
 ) -> ItemWrites {
-    use hyrank_engine::live::{item_hash, Record};
+    use hyrank_engine::live::{row_hashes, Record};
     let mut rows: HashMap<String, RowState> = HashMap::new();
     // First-touched order, so appended items get the same indexes on every build.
     let mut order: Vec<String> = Vec::new();
@@ -289,7 +289,7 @@ pub(crate) fn replay_item_writes(
             // reading (`Catalog::legacy_hashes`): a write an older server made against it
             // still names this row.
             let legacy = index.and_then(|_| legacy_hashes.get(id)).cloned();
-            let hashes = row.iter().map(item_hash).chain(legacy).collect();
+            let hashes = row.iter().flat_map(row_hashes).chain(legacy).collect();
             rows.insert(id.to_string(), RowState { index, row, deleted: false, hashes, updated: false, put: false });
             order.push(id.to_string());
         }
@@ -312,7 +312,7 @@ pub(crate) fn replay_item_writes(
                 match row.row.as_mut().filter(|_| row.hashes.contains(&update.item_hash)) {
                     Some(current) => {
                         current.fields = update.fields.clone();
-                        row.hashes.push(item_hash(current));
+                        row.hashes.extend(row_hashes(current));
                         row.updated = true;
                     }
                     None => writes.superseded_updates += 1,
@@ -326,7 +326,7 @@ pub(crate) fn replay_item_writes(
                 if applies {
                     // A new row: only writes made against it apply from now on (the engine
                     // checks a write against the row the id names, never an older one).
-                    row.hashes = vec![item_hash(&put.item)];
+                    row.hashes = row_hashes(&put.item);
                     row.row = Some(put.item.clone());
                     row.deleted = false;
                     row.put = true;
@@ -346,9 +346,9 @@ pub(crate) fn replay_item_writes(
         // Every version, each once, the latest first. All of them: the row a server serving
         // an earlier generation names is that generation's, which may be the oldest here (the
         // catalog's, with any number of updates folded in since).
-        let own = item_hash(&current);
+        let own = row_hashes(&current);
         let mut earlier: Vec<String> = Vec::new();
-        for hash in row.hashes.iter().rev().filter(|h| **h != own) {
+        for hash in row.hashes.iter().rev().filter(|h| !own.contains(h)) {
             if !earlier.contains(hash) {
                 earlier.push(hash.clone());
             }
@@ -381,7 +381,7 @@ pub(crate) fn replay_item_writes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyrank_engine::live::{item_hash, FieldUpdate, LoggedRecord, Record};
+    use hyrank_engine::live::{item_hash, row_hashes, FieldUpdate, LoggedRecord, Record};
 
     /// A row updated back and forth many times lists each earlier version once, the latest
     /// first, the catalog's among them; the writes all apply.
@@ -405,8 +405,29 @@ mod tests {
         let writes = replay_item_writes(&mut items, &HashMap::new(), &logged);
         assert_eq!((writes.superseded_updates, &items[0]), (0, &current));
         let earlier = &writes.row_hashes["a"];
-        let latest: Vec<String> = (19..30u64).rev().map(|s| item_hash(&row((s % 12) as f64))).collect();
+        // Each version by both its names (`live::row_hashes`: a price is a number, so its typed
+        // hash, which earlier servers logged, differs).
+        let latest: Vec<String> =
+            (19..30u64).rev().flat_map(|s| row_hashes(&row((s % 12) as f64)).into_iter().rev()).collect();
         assert_eq!(earlier, &latest, "the 11 other versions, latest first, each once");
         assert!(earlier.contains(&item_hash(&row(0.0))), "the catalog's row");
+    }
+
+    /// A write an earlier server logged names the row by its typed hash, which differs from
+    /// the hash servers log now where a field holds a number: it still applies.
+    #[test]
+    fn a_write_naming_the_typed_hash_earlier_servers_logged_applies() {
+        use hyrank_engine::live::{typed_item_hash, ItemDelete};
+        let row = hyrank_engine::Item {
+            id: "a".into(),
+            title: "A".into(),
+            text: String::new(),
+            fields: [("price".to_string(), hyrank_engine::FieldValue::Number(25.0))].into_iter().collect(),
+        };
+        assert_ne!(typed_item_hash(&row), item_hash(&row));
+        let delete = ItemDelete { delete_item: "a".into(), item_hash: typed_item_hash(&row) };
+        let logged = [LoggedRecord { seq: 1, written_ms: 0, batch: None, record: Record::Delete(delete) }];
+        let writes = replay_item_writes(&mut vec![row], &HashMap::new(), &logged);
+        assert_eq!((writes.deleted, writes.superseded_deletes), (vec!["a".to_string()], 0));
     }
 }

@@ -172,6 +172,49 @@ fn moot_settings(settings: &IndexSettings, catalog: &crate::input::Catalog, has_
     moot
 }
 
+/// The generation `CURRENT` names, whose carried live records (`files::LIVE`) every build
+/// starts from; `None` in a folder that has published none.
+///
+/// # Errors
+/// A `CURRENT` that names no generation (empty, a path, unreadable), and a missing `CURRENT`
+/// while a generation carries live records: building without the records would drop them,
+/// and a later prune would remove the last copy. (A missing `CURRENT` beside generations that
+/// carry none is a first build that stopped before pointing it: nothing to lose.)
+fn previous_generation(root: &Path) -> Result<Option<PathBuf>> {
+    let refuse = |path: PathBuf, reason: String| {
+        let newest = generation::published(root).ok().and_then(|all| all.last().cloned());
+        let newest = newest.and_then(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let hint = newest.map(|n| format!(" (the newest is {n})")).unwrap_or_default();
+        IndexError::Engine(hyrank_engine::Error::BadIndex {
+            path,
+            reason: format!(
+                "{reason}. A build starts from the live records the generation CURRENT names carries: write one \
+                 generation's name alone in CURRENT{hint}"
+            ),
+        })
+    };
+    let pointer = root.join("CURRENT");
+    match generation::current(root) {
+        Ok(dir) => Ok(Some(dir)),
+        Err(hyrank_engine::Error::BadIndex { path, reason }) if pointer.exists() => Err(refuse(path, reason)),
+        Err(e) if pointer.exists() => Err(e.into()),
+        Err(_) => {
+            let carrying: Vec<String> = generation::published(root)
+                .unwrap_or_default()
+                .iter()
+                .filter(|dir| dir.join(files::LIVE).is_file())
+                .filter_map(|dir| Some(dir.file_name()?.to_string_lossy().into_owned()))
+                .collect();
+            match carrying.is_empty() {
+                true => Ok(None),
+                false => {
+                    Err(refuse(pointer, format!("CURRENT is missing, and generations {carrying:?} carry live records")))
+                }
+            }
+        }
+    }
+}
+
 /// Runs the whole pipeline and publishes a generation.
 pub fn build(settings: &IndexSettings) -> Result<Summary> {
     let mut stages = Stages::new();
@@ -192,7 +235,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // replacing their rows), so that interaction rows may name items created live.
     // The records the serving generation carries, then the log's later ones: the log's older
     // files may have been removed (`live::compact`).
-    let previous = generation::current(&settings.index_dir).ok();
+    let previous = previous_generation(&settings.index_dir)?;
     let logged = hyrank_engine::live::read_history(&settings.index_dir, previous.as_deref()).map_err(|e| {
         match (e, &previous) {
             // Its carried live records are part of every build, so building without them

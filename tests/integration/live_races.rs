@@ -231,3 +231,91 @@ async fn a_rolled_back_generation_serves_every_put_it_lacks() {
         assert_eq!((status, &got["title"]), (StatusCode::OK, &json!(title)), "{id}: {got}");
     }
 }
+
+/// A `CURRENT` that names no generation (empty, a path) or is missing while a generation
+/// carries live records stops the build: building from the catalog alone would drop the
+/// records, and later prunes their last copy (it used to build without them, exit 0).
+#[actix_web::test]
+async fn a_build_refuses_a_current_it_cannot_start_from() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let put = json!({"title": "Kestrel Ridge 1 Tent", "text": "A one-person silnylon tent."});
+    assert_eq!(call(&app, write(test::TestRequest::put(), "/v1/items/LIVE-1", Some(put))).await.0, StatusCode::OK);
+    let settings = hyrank_tests::fixture_settings(root.path().to_path_buf());
+    let built = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(built.manifest.live.as_ref().map(|l| l.created), Some(1));
+    let name = built.manifest.generation.clone();
+    let pointer = root.path().join("CURRENT");
+    for written in [String::new(), format!("generations/{name}"), format!("./{name}")] {
+        std::fs::write(&pointer, &written).unwrap();
+        let error = hyrank_indexer::build(&settings).unwrap_err().to_string();
+        assert!(error.contains("not a generation name") && error.contains(&format!("the newest is {name}")), "{error}");
+    }
+    std::fs::remove_file(&pointer).unwrap();
+    let error = hyrank_indexer::build(&settings).unwrap_err().to_string();
+    assert!(error.contains("CURRENT is missing") && error.contains(&name), "{error}");
+    std::fs::write(&pointer, &name).unwrap();
+    let rebuilt = hyrank_indexer::build(&settings).unwrap();
+    assert_eq!(rebuilt.manifest.counts.items, built.manifest.counts.items, "the live item is still there");
+}
+
+/// A catalog row that changes a field's type for every row (a category given as a list, a
+/// price as a word) leaves the other rows what they were: live writes made against them still
+/// apply at the build, and on the server once it swaps in (every row's hash used to change with
+/// the type, and the build dropped every delete, update and put as made against another row).
+#[actix_web::test]
+async fn a_field_changing_type_in_another_row_keeps_the_live_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let writes = [
+        write(test::TestRequest::delete(), "/v1/items/TNT-002", None),
+        write(test::TestRequest::put(), "/v1/items/TNT-003/fields", Some(json!({"fields": {"price": 1}}))),
+        write(test::TestRequest::put(), "/v1/items/TNT-004", Some(json!({"title": "Replaced live", "text": "New."}))),
+    ];
+    for request in writes {
+        let (status, _, body) = call(&app, request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let catalog = std::fs::read_to_string(hyrank_tests::fixture("catalog.jsonl")).unwrap();
+    // The updated price as the new catalog types it: a number, then text.
+    for ((from, to), price) in [
+        (
+            r#""category": "backpacks", "brand": "Kestrel", "price": 126.14"#,
+            r#""category": ["backpacks", "sale"], "brand": "Kestrel", "price": 126.14"#,
+        ),
+        (
+            r#""category": "backpacks", "brand": "Kestrel", "price": 126.14"#,
+            r#""category": "backpacks", "brand": "Kestrel", "price": "call us""#,
+        ),
+    ]
+    .into_iter()
+    .zip([json!(1), json!("1")])
+    {
+        assert!(catalog.contains(from));
+        let changed = root.path().join("changed.jsonl");
+        std::fs::write(&changed, catalog.replacen(from, to, 1)).unwrap();
+        let settings = hyrank_indexer::IndexSettings {
+            catalog: changed,
+            ..hyrank_tests::fixture_settings(root.path().to_path_buf())
+        };
+        let built = hyrank_indexer::build(&settings).unwrap();
+        let live = built.manifest.live.unwrap();
+        let superseded = (live.superseded_deletes, live.superseded_updates, live.superseded_puts);
+        assert_eq!(
+            (live.deleted, live.updated, superseded),
+            (vec!["TNT-002".into()], vec!["TNT-003".into()], (0, 0, 0)),
+            "{to}"
+        );
+        assert_eq!(live.replaced, 1);
+        let reload = test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+        let (status, _, body) = call(&app, reload).await;
+        assert_eq!((status, &body["outcome"]), (StatusCode::OK, &json!("swapped")), "{body}");
+        assert_eq!(call(&app, item("TNT-002")).await.0, StatusCode::NOT_FOUND, "{to}");
+        let (_, _, updated) = call(&app, item("TNT-003")).await;
+        assert_eq!(updated["fields"]["price"], price, "{to}");
+        let (_, _, put) = call(&app, item("TNT-004")).await;
+        assert_eq!(put["title"], json!("Replaced live"), "{to}");
+    }
+}

@@ -186,7 +186,7 @@ impl Engine {
             Some(entry) => entry.item.clone(),
             None => self.stored_item_at(index)?,
         };
-        let mut hashes = vec![crate::live::item_hash(&row)];
+        let mut hashes = crate::live::row_hashes(&row);
         if (index as usize) < self.ids.len() {
             hashes.extend(self.row_hashes.get(&index).into_iter().flatten().cloned());
         }
@@ -194,7 +194,7 @@ impl Engine {
         for (_, hash, new) in updates.iter().filter(|u| u.0 > row_seq && u.0 < seq) {
             if hashes.contains(hash) {
                 row.fields = new.clone();
-                hashes.push(crate::live::item_hash(&row));
+                hashes.extend(crate::live::row_hashes(&row));
                 fields = Some(new.clone());
             }
         }

@@ -212,7 +212,8 @@ pub struct LiveFold {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,
     /// Per item whose row the folded writes changed (or whose catalog row an older build read
-    /// otherwise), the [`crate::live::item_hash`]es of the rows a later write about it may name
+    /// otherwise), the hashes ([`crate::live::row_hashes`]: the [`crate::live::item_hash`] and
+    /// the typed hash earlier servers logged) of the rows a later write about it may name
     /// besides the row this generation stores: the catalog's row and its versions before each
     /// folded field update, each once, the latest first. A write logged after the build read
     /// the log, by a server serving the generation before, names such a row; the engine

@@ -42,8 +42,8 @@ use crate::error::{Error, Result};
 pub use file::{compact, read_events, read_history, write_carried};
 use file::{create_segment, read_segment, segment_files, segment_path};
 pub use record::{
-    batch_hash, item_hash, validate_batch, Appended, BatchTag, Event, FieldUpdate, ItemDelete, ItemPut, LiveStats,
-    LoggedRecord, Record, MAX_BATCH_ID_BYTES, MAX_ID_BYTES, MAX_WEIGHT, MIN_WEIGHT,
+    batch_hash, item_hash, row_hashes, typed_item_hash, validate_batch, Appended, BatchTag, Event, FieldUpdate,
+    ItemDelete, ItemPut, LiveStats, LoggedRecord, Record, MAX_BATCH_ID_BYTES, MAX_ID_BYTES, MAX_WEIGHT, MIN_WEIGHT,
 };
 
 /// A logged field update: its sequence number, the hash of the row it was made against

@@ -233,30 +233,53 @@ impl LoggedRecord {
     }
 }
 
-/// The SHA-256 (hex) of an item's catalog row: what an [`ItemDelete`] and an [`ItemPut`]
-/// name and the next build compares. The bytes are the row's JSON with every number written
-/// as a float (`25.0`), as rows were serialized when these hashes were first logged; rows now
-/// serialize whole numbers as integers ([`crate::item::FieldValue::Number`]), and a hash must
-/// not change with that, or every logged write about such a row would read as made against
-/// another row. (A row stored with -0.0 is read as 0.0 since that value came in signless, so
-/// a write logged against such a row by an earlier server no longer applies: the build and
-/// the server count it as superseded.)
+/// The SHA-256 (hex) that names an item's row: what an [`ItemDelete`], a [`FieldUpdate`] and
+/// an [`ItemPut`] carry for the row they were made against, and what the next build and the
+/// engine compare it with. The bytes are the row's JSON with each field's
+/// [`crate::item::FieldValue::canonical_members`] (one member as a string, several as a list),
+/// so the hash is the same whichever type the catalog's other rows give a field: a category
+/// of `"tents"` read as text or, once one row lists two, as `["tents"]`; a price of `25` read
+/// as a number or, once one row says "call us", as `"25"`. (Hashes of the typed row, which
+/// servers logged before 2026-12-07, changed with those and dropped every live write at such a
+/// build; [`row_hashes`] still accepts them.)
 pub fn item_hash(item: &crate::item::Item) -> String {
-    use std::collections::BTreeMap;
+    use std::borrow::Cow;
 
-    use sha2::Digest;
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Value<'a> {
+        Text(Cow<'a, str>),
+        List(Vec<Cow<'a, str>>),
+    }
+    hash_row(item, |value| {
+        let mut members = value.canonical_members();
+        match members.len() {
+            1 => Value::Text(members.pop().expect("one member")),
+            _ => Value::List(members),
+        }
+    })
+}
 
+/// The hashes a write made against `item` may carry: its [`item_hash`], and the hash of the
+/// row as typed ([`typed_item_hash`]) that servers logged before 2026-12-07, where that
+/// differs. A write from the log of an earlier server still applies to the row it names.
+pub fn row_hashes(item: &crate::item::Item) -> Vec<String> {
+    let (hash, typed) = (item_hash(item), typed_item_hash(item));
+    if hash == typed {
+        vec![hash]
+    } else {
+        vec![hash, typed]
+    }
+}
+
+/// The hash servers logged before 2026-12-07: the row's JSON as typed, with every number
+/// written as a float (`25.0`), as rows were serialized when these hashes were first logged.
+/// (A row stored with -0.0 is read as 0.0 since that value came in signless, so a write logged
+/// against such a row by an earlier server no longer applies: the build and the server count
+/// it as superseded.)
+pub fn typed_item_hash(item: &crate::item::Item) -> String {
     use crate::item::FieldValue;
 
-    /// [`crate::item::Item`]'s serialized form, field for field.
-    #[derive(Serialize)]
-    struct Row<'a> {
-        id: &'a str,
-        title: &'a str,
-        text: &'a str,
-        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-        fields: BTreeMap<&'a str, Value<'a>>,
-    }
     #[derive(Serialize)]
     #[serde(untagged)]
     enum Value<'a> {
@@ -264,18 +287,32 @@ pub fn item_hash(item: &crate::item::Item) -> String {
         Text(&'a str),
         List(&'a [String]),
     }
+    hash_row(item, |value| match value {
+        FieldValue::Number(n) => Value::Number(*n),
+        FieldValue::Text(text) => Value::Text(text),
+        FieldValue::List(list) => Value::List(list),
+    })
+}
+
+/// SHA-256 (hex) of `item`'s JSON, its fields' values written by `value`.
+fn hash_row<'a, V: Serialize>(item: &'a crate::item::Item, value: impl Fn(&'a crate::item::FieldValue) -> V) -> String {
+    use std::collections::BTreeMap;
+
+    use sha2::Digest;
+
+    /// [`crate::item::Item`]'s serialized form, field for field.
+    #[derive(Serialize)]
+    struct Row<'a, V> {
+        id: &'a str,
+        title: &'a str,
+        text: &'a str,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        fields: BTreeMap<&'a str, V>,
+    }
     // Every field of `Item` named, so that one added there fails to compile here.
     let crate::item::Item { id, title, text, fields } = item;
-    let fields = fields.iter().map(|(name, value)| {
-        let value = match value {
-            FieldValue::Number(n) => Value::Number(*n),
-            FieldValue::Text(text) => Value::Text(text),
-            FieldValue::List(list) => Value::List(list),
-        };
-        (name.as_str(), value)
-    });
-    let row = Row { id, title, text, fields: fields.collect() };
-    let bytes = serde_json::to_vec(&row).unwrap_or_default();
+    let fields = fields.iter().map(|(name, v)| (name.as_str(), value(v))).collect();
+    let bytes = serde_json::to_vec(&Row { id, title, text, fields }).unwrap_or_default();
     sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -324,7 +361,7 @@ mod tests {
     use crate::item::{FieldValue, Item};
 
     #[test]
-    fn an_item_hash_is_the_hash_of_the_row_with_numbers_as_floats() {
+    fn a_typed_item_hash_is_the_hash_of_the_row_with_numbers_as_floats() {
         use sha2::Digest;
         let fields = [
             ("price", FieldValue::Number(25.0)),
@@ -338,11 +375,55 @@ mod tests {
         let logged =
             r#"{"id":"a","title":"Tent","text":"","fields":{"brand":"Alder","price":25.0,"tags":["x"],"year":1995.5}}"#;
         let expected: String = sha2::Sha256::digest(logged).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(item_hash(&item), expected);
+        assert_eq!(typed_item_hash(&item), expected);
         assert!(serde_json::to_string(&item).unwrap().contains(r#""price":25,"#), "served as an integer");
         let bare = Item { fields: Default::default(), ..item };
         let logged = r#"{"id":"a","title":"Tent","text":""}"#;
         let expected: String = sha2::Sha256::digest(logged).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(typed_item_hash(&bare), expected);
+        // A row without fields (or with text ones only) hashes the same both ways: one name.
         assert_eq!(item_hash(&bare), expected);
+        assert_eq!(row_hashes(&bare), vec![expected]);
+    }
+
+    /// A row's hash is the same under every type the catalog can give its fields: each value
+    /// converted to each type it converts to (`FieldType::coerce`), the others' rows as they
+    /// are. The type changes one other row causes (a list, a word among numbers) used to change
+    /// every row's hash, and the next build dropped every live write as made against another row.
+    #[test]
+    fn an_item_hash_does_not_change_with_the_type_of_a_field() {
+        use crate::item::FieldType;
+        let values = [
+            FieldValue::number(25.0),
+            FieldValue::number(639.81),
+            FieldValue::number(-0.0),
+            FieldValue::number(1e22),
+            FieldValue::Text("tents".into()),
+            FieldValue::Text("19.50".into()),
+            FieldValue::Text(" 42 ".into()),
+            FieldValue::Text("1e5".into()),
+            FieldValue::Text("007".into()),
+            FieldValue::List(vec!["a".into()]),
+            FieldValue::List(vec!["7".into()]),
+            FieldValue::List(vec!["a".into(), "3.50".into()]),
+        ];
+        let row = |value: FieldValue| {
+            let fields = [("brand".to_string(), FieldValue::Text("Alder".into())), ("f".to_string(), value)];
+            Item { id: "a".into(), title: "Tent".into(), text: "t".into(), fields: fields.into_iter().collect() }
+        };
+        for value in values {
+            let hash = item_hash(&row(value.clone()));
+            for kind in [FieldType::Number, FieldType::Text, FieldType::List] {
+                if let Ok(converted) = kind.coerce(&value) {
+                    assert_eq!(item_hash(&row(converted.clone())), hash, "{value:?} as {converted:?}");
+                }
+            }
+        }
+        // A changed value is another row.
+        assert_ne!(item_hash(&row(FieldValue::Text("tents".into()))), item_hash(&row(FieldValue::Text("tent".into()))));
+        assert_ne!(
+            item_hash(&row(FieldValue::List(vec!["a".into(), "b".into()]))),
+            item_hash(&row(FieldValue::List(vec!["b".into(), "a".into()])))
+        );
     }
 }

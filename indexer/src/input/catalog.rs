@@ -299,7 +299,8 @@ fn legacy_hashes(
             legacy.fields.insert(name.clone(), value.clone());
         }
         if legacy != *item {
-            hashes.insert(item.id.clone(), hyrank_engine::live::item_hash(&legacy));
+            // The typed hash: the servers that read blanks so logged no other.
+            hashes.insert(item.id.clone(), hyrank_engine::live::typed_item_hash(&legacy));
         }
     }
     hashes
