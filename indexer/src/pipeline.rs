@@ -16,7 +16,7 @@ use hyrank_engine::store::{Interaction, MetaStore, SledStore, UserRecord};
 use hyrank_engine::{Embedder, EmbedderSettings};
 
 use crate::live_fold::{fold_live_events, replay_item_writes, retype_live_rows};
-use crate::shards::ShardVectors;
+use crate::shards::{Origin, ShardVectors};
 
 use crate::cf_choice::{self, CfChoiceSettings};
 use crate::error::{IndexError, Reject, Result};
@@ -83,9 +83,9 @@ pub struct IndexSettings {
     /// read instead of embedding; items no shard holds with their current text are embedded
     /// here. `None`: embed every item.
     pub embeddings: Option<PathBuf>,
-    /// Without shards, reuse the current generation's vector of every item whose text is
-    /// unchanged, when that generation was embedded with the same model, precision and token
-    /// limit (most nightly rebuilds change few items).
+    /// Reuse the current generation's vector of every item whose text is unchanged (and that
+    /// no shard holds with its text), when that generation was embedded with the same model,
+    /// precision and token limit (most nightly rebuilds change few items).
     pub reuse_embeddings: bool,
     /// The positive rule of `eval recommend --min-weight`: only the interactions file's rows
     /// weighing at least this, one per user and item, each weighing 1, so that the served
@@ -332,18 +332,31 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // Load the model before any long stage, so a missing model fails in seconds; so too the
     // shards, refused whole if one is missing or was embedded with another model.
     let embedder = Embedder::load(&settings.embedder)?;
-    let mut shard_vectors = match (&settings.embeddings, previous.as_deref()) {
-        (Some(dir), _) => Some(ShardVectors::read(dir, &embedder)?),
-        (None, Some(previous)) if settings.reuse_embeddings => {
-            // Reuse is a saving, not a requirement: a previous generation that cannot be read
-            // only means embedding everything.
-            ShardVectors::from_generation(previous, &embedder).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, generation = %previous.display(), "not reusing the previous generation's vectors");
-                None
-            })
-        }
-        (None, _) => None,
+    let mut shard_vectors = match &settings.embeddings {
+        Some(dir) => Some(ShardVectors::read(dir, &embedder)?),
+        None => None,
     };
+    // Then the current generation's, for items the shards (if any) lack with their text.
+    let reusable = previous.as_deref().filter(|_| settings.reuse_embeddings);
+    if let Some(previous) = reusable.filter(|_| !shard_vectors.as_ref().is_some_and(|s| s.covers(&catalog.items))) {
+        // Reuse is a saving, not a requirement: a previous generation that cannot be read
+        // only means embedding more.
+        let reused = ShardVectors::from_generation(previous, &embedder).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, generation = %previous.display(), "not reusing the previous generation's vectors");
+            None
+        });
+        shard_vectors = match (shard_vectors, reused) {
+            (Some(mut shards), Some(reused)) => {
+                let taken = shards.add_missing(reused, &catalog.items);
+                tracing::info!(
+                    taken,
+                    "vectors of items the shards lack with their text taken from the current generation"
+                );
+                Some(shards)
+            }
+            (shards, reused) => shards.or(reused),
+        };
+    }
     // Items put live were embedded by the server when they were written.
     if settings.reuse_embeddings && logged.iter().any(|r| matches!(r.record, hyrank_engine::live::Record::Put(_))) {
         let mut vectors = shard_vectors.take().unwrap_or_else(ShardVectors::empty);
@@ -548,32 +561,41 @@ fn build_into(
         None => embedder.embed_many(&texts, |done| progress.set(done as u64))?,
         Some(shards) => {
             // What the shards hold with the text this build sees; the rest embedded here.
-            let mut vectors: Vec<Option<Vec<f32>>> =
-                items.iter().zip(&texts).map(|(item, text)| shards.get(&item.id, text).map(<[f32]>::to_vec)).collect();
+            let found: Vec<Option<(&[f32], Origin)>> =
+                items.iter().zip(&texts).map(|(item, text)| shards.get(&item.id, text)).collect();
+            let count = |origin| found.iter().flatten().filter(|(_, o)| *o == origin).count();
+            let (from_shards, reused, from_puts) =
+                (count(Origin::Shard), count(Origin::Generation), count(Origin::LivePut));
+            let mut vectors: Vec<Option<Vec<f32>>> = found.iter().map(|f| f.map(|(v, _)| v.to_vec())).collect();
             let missing: Vec<usize> = (0..items.len()).filter(|&i| vectors[i].is_none()).collect();
             let missing_texts: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
-            let from_shards = items.len() - missing.len();
-            progress.set(from_shards as u64);
-            let embedded = embedder.embed_many(&missing_texts, |done| progress.set((from_shards + done) as u64))?;
+            let taken = items.len() - missing.len();
+            progress.set(taken as u64);
+            let embedded = embedder.embed_many(&missing_texts, |done| progress.set((taken + done) as u64))?;
             for (i, vector) in missing.iter().zip(embedded) {
                 vectors[*i] = Some(vector);
             }
-            if shards.shards > 0 && !missing.is_empty() {
-                // --embeddings was asked to spare this build the model: items it still had to
-                // embed (shards of another catalog, or texts changed since) are worth a warning.
+            if shards.shards > 0 && from_shards < items.len() {
+                // --embeddings was asked to spare this build the model: items the shards lack
+                // (shards of another catalog, or texts changed since) are worth a warning.
                 tracing::warn!(
                     shards = shards.shards,
                     from_shards,
+                    reused,
+                    from_puts,
                     embedded_here = missing.len(),
-                    "{} of {} items were not in the shards with their current text and were embedded here",
-                    missing.len(),
-                    items.len()
+                    "{} of {} items were not in the shards with their current text: {reused} vectors reused from \
+                     the current generation, {from_puts} from live puts, {} embedded here",
+                    items.len() - from_shards,
+                    items.len(),
+                    missing.len()
                 );
             } else if shards.shards > 0 {
                 tracing::info!(shards = shards.shards, from_shards, "every item's vector came from the shards");
             } else {
                 tracing::info!(
-                    reused = from_shards,
+                    reused,
+                    from_puts,
                     embedded = missing.len(),
                     "item vectors reused where the text is unchanged (the previous generation's, or a live put's)"
                 );

@@ -127,9 +127,21 @@ pub fn embed_shard(
     Ok((path, mine.len()))
 }
 
-/// Item vectors read from shards, by item id, with the hash of the text each was embedded from.
+/// Where a vector a build takes instead of embedding came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A shard `hyrank embed` wrote (`--embeddings`).
+    Shard,
+    /// The current generation, for an item whose text is unchanged.
+    Generation,
+    /// A live put: the server embedded the item when it was written.
+    LivePut,
+}
+
+/// Item vectors read from shards, the current generation or live puts, by item id, with the
+/// hash of the text each was embedded from and where it came from.
 pub struct ShardVectors {
-    vectors: HashMap<String, ([u8; 32], Vec<f32>)>,
+    vectors: HashMap<String, ([u8; 32], Vec<f32>, Origin)>,
     /// Shards read (0: the vectors come from a previous generation).
     pub shards: u32,
 }
@@ -176,7 +188,9 @@ impl ShardVectors {
         let vectors = items
             .into_iter()
             .zip(rows.chunks_exact(embedder.dim()))
-            .map(|((_, item), vector)| (item.id.clone(), (content_hash(&item.content()), vector.to_vec())))
+            .map(|((_, item), vector)| {
+                (item.id.clone(), (content_hash(&item.content()), vector.to_vec(), Origin::Generation))
+            })
             .collect();
         Ok(Some(ShardVectors { vectors, shards: 0 }))
     }
@@ -274,7 +288,7 @@ impl ShardVectors {
                         format!("item {id:?}'s vector holds a non-finite value ({value}): the file is damaged"),
                     ));
                 }
-                if vectors.insert(id.clone(), (hash, vector)).is_some() {
+                if vectors.insert(id.clone(), (hash, vector, Origin::Shard)).is_some() {
                     return Err(bad(path, format!("item {id:?} is in two shards")));
                 }
             }
@@ -312,7 +326,7 @@ impl ShardVectors {
                 continue;
             }
             if let Some((_, vector)) = made.iter().rev().find(|(text, _)| *text == content) {
-                self.vectors.insert(item.id.clone(), (content_hash(&content), vector.to_vec()));
+                self.vectors.insert(item.id.clone(), (content_hash(&content), vector.to_vec(), Origin::LivePut));
                 taken += 1;
             }
         }
@@ -324,9 +338,33 @@ impl ShardVectors {
         ShardVectors { vectors: HashMap::new(), shards: 0 }
     }
 
-    /// The vector of item `id` if a shard holds it embedded from exactly `content`.
-    pub fn get(&self, id: &str, content: &str) -> Option<&[f32]> {
-        self.vectors.get(id).filter(|(hash, _)| *hash == content_hash(content)).map(|(_, v)| v.as_slice())
+    /// The vector of item `id` if one here was embedded from exactly `content`, and where it
+    /// came from.
+    pub fn get(&self, id: &str, content: &str) -> Option<(&[f32], Origin)> {
+        self.vectors.get(id).filter(|(hash, _, _)| *hash == content_hash(content)).map(|(_, v, o)| (v.as_slice(), *o))
+    }
+
+    /// Takes `other`'s vector of each of `items` that has none here with its current text and
+    /// one there: the current generation's, for the items the shards do not hold with their
+    /// text (shards of an older catalog, texts changed since). Returns how many were taken.
+    pub fn add_missing(&mut self, mut other: ShardVectors, items: &[hyrank_engine::Item]) -> usize {
+        let mut taken = 0;
+        for item in items {
+            let content = item.content();
+            if self.get(&item.id, &content).is_some() || other.get(&item.id, &content).is_none() {
+                continue;
+            }
+            if let Some(entry) = other.vectors.remove(&item.id) {
+                self.vectors.insert(item.id.clone(), entry);
+                taken += 1;
+            }
+        }
+        taken
+    }
+
+    /// Whether every one of `items` has a vector here with its current text.
+    pub fn covers(&self, items: &[hyrank_engine::Item]) -> bool {
+        items.iter().all(|item| self.get(&item.id, &item.content()).is_some())
     }
 }
 

@@ -505,9 +505,10 @@ async fn a_rebuild_takes_the_vectors_of_items_put_live_only_where_embedded_as_it
     record.record = hyrank_engine::live::Record::Put(Box::new(stale));
     with_stale.push(record);
     let mut vectors = ShardVectors::from_generation(&summary.dir, &embedder).unwrap().unwrap();
-    let before = vectors.get(&stored.id, &stored.content()).unwrap().to_vec();
+    let before = vectors.get(&stored.id, &stored.content()).unwrap().0.to_vec();
     assert_eq!(vectors.add_live_puts(&with_stale, &embedder, &items), 0);
-    assert_eq!(vectors.get(&stored.id, &stored.content()).unwrap(), before.as_slice());
+    let after = vectors.get(&stored.id, &stored.content()).unwrap();
+    assert_eq!(after, (before.as_slice(), hyrank_indexer::shards::Origin::Generation));
     assert!(vectors.get("NEW-1", &items.iter().find(|i| i.id == "NEW-1").unwrap().content()).is_none());
 }
 

@@ -579,13 +579,16 @@ fn sharded_embeddings_assemble_to_the_single_process_vectors() {
     // A rebuild reuses the current generation's vectors of unchanged items: marked here by
     // scaling the stored rows in place, which only reuse can carry into the next generation.
     // The edited item is embedded again, and without reuse every item is.
-    let scaled: Vec<u8> = vectors(&single)
-        .chunks_exact(4)
-        .flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) * 0.5).to_le_bytes())
-        .collect();
-    let stored = single.join("dense.vectors");
-    std::fs::remove_file(&stored).unwrap();
-    std::fs::write(&stored, &scaled).unwrap();
+    let halved = |bytes: Vec<u8>| -> Vec<u8> {
+        bytes.chunks_exact(4).flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) * 0.5).to_le_bytes()).collect()
+    };
+    let mark = |generation: &std::path::Path| {
+        let (stored, marked) = (generation.join("dense.vectors"), halved(vectors(generation)));
+        std::fs::remove_file(&stored).unwrap();
+        std::fs::write(&stored, &marked).unwrap();
+        marked
+    };
+    let scaled = mark(&single);
     let reused = build("single", None, &edited).unwrap().dir;
     let dim = embedder.dim() * 4;
     let rows = |bytes: Vec<u8>| bytes.chunks(dim).map(<[u8]>::to_vec).collect::<Vec<_>>();
@@ -596,6 +599,12 @@ fn sharded_embeddings_assemble_to_the_single_process_vectors() {
     (settings.progress, settings.reuse_embeddings) = (false, false);
     let embedded = hyrank_indexer::build(&settings).unwrap().dir;
     assert!(vectors(&embedded) == vectors(&fresh), "without reuse every item is embedded");
+    // With shards too, the current generation gives the vectors the shards lack with their
+    // text (the edited item's), and the shards the rest: nothing is embedded.
+    let marked = rows(mark(&embedded));
+    let both = rows(vectors(&build("single", Some(&shards), &edited).unwrap().dir));
+    assert_eq!(both[0], marked[0], "the edited item's vector is the current generation's");
+    assert_eq!(both[1..], fresh_rows[1..], "the others are the shards'");
 
     // A shard missing, and a shard embedded at another precision, are refused by name.
     std::fs::rename(shards.join(file_name(1, 3)), dir.path().join("aside.bin")).unwrap();
