@@ -4,11 +4,14 @@
 //! embedding, so any number of machines (`deploy/ray/embed.py` runs the shards as Ray tasks)
 //! can share a large catalog's embedding.
 //!
-//! A shard file (`shard-I-of-N.bin`), little-endian: `HYRKEMB1`, a `u64` header length, the
+//! A shard file (`shard-I-of-N.bin`), little-endian: `HYRKEMB2`, a `u64` header length, the
 //! JSON [`ShardHeader`], then per item a `u32` id length, the id's UTF-8 bytes, the SHA-256
 //! (32 bytes) of the text that was embedded ([`hyrank_engine::Item::content`]), and `dim` `f32`
-//! values. The hash lets the assembly tell an item whose text changed since its shard was
-//! embedded: such an item, and one no shard holds, is embedded during the build and counted.
+//! values, and last the SHA-256 (32 bytes) of every byte before it. The text's hash lets the
+//! assembly tell an item whose text changed since its shard was embedded: such an item, and
+//! one no shard holds, is embedded during the build and counted. The file's own hash refuses a
+//! shard damaged in transfer, whose vectors would otherwise pass as finite numbers. (Shards
+//! written before 2026-12-07 begin `HYRKEMB1` and carry none: read, with a warning.)
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -22,7 +25,9 @@ use sha2::Digest;
 
 use crate::error::{IndexError, Result};
 
-const MAGIC: &[u8; 8] = b"HYRKEMB1";
+const MAGIC: &[u8; 8] = b"HYRKEMB2";
+/// The format before the file's SHA-256 was appended.
+const MAGIC_UNCHECKED: &[u8; 8] = b"HYRKEMB1";
 
 /// What a shard was embedded with, and which shard it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,18 +113,24 @@ pub fn embed_shard(
     let partial = out.join(format!(".{}.partial", file_name(shard, shards)));
     let write = || -> std::io::Result<()> {
         let mut file = BufWriter::new(File::create(&partial)?);
+        let mut digest = sha2::Sha256::new();
+        let mut put = |bytes: &[u8]| {
+            digest.update(bytes);
+            file.write_all(bytes)
+        };
         let json = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-        file.write_all(MAGIC)?;
-        file.write_all(&(json.len() as u64).to_le_bytes())?;
-        file.write_all(&json)?;
+        put(MAGIC)?;
+        put(&(json.len() as u64).to_le_bytes())?;
+        put(&json)?;
         for ((id, content), vector) in mine.iter().zip(&vectors) {
-            file.write_all(&(id.len() as u32).to_le_bytes())?;
-            file.write_all(id.as_bytes())?;
-            file.write_all(&content_hash(content))?;
+            put(&(id.len() as u32).to_le_bytes())?;
+            put(id.as_bytes())?;
+            put(&content_hash(content))?;
             for value in vector {
-                file.write_all(&value.to_le_bytes())?;
+                put(&value.to_le_bytes())?;
             }
         }
+        file.write_all(&digest.finalize())?;
         file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&partial, &path)
     };
@@ -228,12 +239,19 @@ impl ShardVectors {
         let mut vectors = HashMap::new();
         for (shard, _, path) in &files {
             let mut reader = BufReader::new(File::open(path).map_err(|e| io_error(path, "opening", e))?);
-            let mut read = |buf: &mut [u8]| reader.read_exact(buf).map_err(|e| bad(path, format!("truncated: {e}")));
+            let mut digest = sha2::Sha256::new();
+            let mut read = |buf: &mut [u8]| {
+                reader.read_exact(buf).map_err(|e| bad(path, format!("truncated: {e}")))?;
+                digest.update(&*buf);
+                Ok::<_, IndexError>(())
+            };
             let mut magic = [0u8; 8];
             read(&mut magic)?;
-            if &magic != MAGIC {
-                return Err(bad(path, "not a hyrank embeddings shard".into()));
-            }
+            let checked = match &magic {
+                MAGIC => true,
+                MAGIC_UNCHECKED => false,
+                _ => return Err(bad(path, "not a hyrank embeddings shard".into())),
+            };
             let mut len = [0u8; 8];
             read(&mut len)?;
             let mut json = vec![0u8; u64::from_le_bytes(len).min(1 << 20) as usize];
@@ -291,6 +309,25 @@ impl ShardVectors {
                 if vectors.insert(id.clone(), (hash, vector, Origin::Shard)).is_some() {
                     return Err(bad(path, format!("item {id:?} is in two shards")));
                 }
+            }
+            let computed = digest.finalize();
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).map_err(|e| io_error(path, "reading", e))?;
+            match (checked, rest.len()) {
+                (true, 32) if rest[..] == computed[..] => {}
+                (true, 32) => {
+                    return Err(bad(
+                        path,
+                        "its bytes do not hash to the SHA-256 it ends with: the file is damaged (copied in part or \
+                         changed in transfer); embed the shard again"
+                            .into(),
+                    ))
+                }
+                (true, n) if n < 32 => return Err(bad(path, format!("truncated: {n} of the 32 bytes of its SHA-256"))),
+                (false, 0) => {
+                    tracing::warn!(shard = %path.display(), "a shard written before 2026-12-07 carries no SHA-256: not checked")
+                }
+                (_, n) => return Err(bad(path, format!("holds {n} bytes past its last item's vector"))),
             }
         }
         Ok(ShardVectors { vectors, shards })
@@ -398,9 +435,9 @@ mod tests {
     }
 
     /// A shard whose vector holds a NaN (a damaged file) is refused naming the file and the
-    /// item, not by the build with a row number.
+    /// item, not by the build with a row number; one damaged otherwise, by its SHA-256.
     #[test]
-    fn a_non_finite_vector_is_refused_naming_the_shard_and_the_item() {
+    fn a_damaged_shard_is_refused_naming_the_shard() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let embedder =
             Embedder::load(&hyrank_engine::EmbedderSettings::new(root.join("models/all-MiniLM-L6-v2"))).unwrap();
@@ -408,14 +445,33 @@ mod tests {
         let items = [("a".to_string(), "a tent".to_string()), ("b".to_string(), "a stove".to_string())];
         let (path, _) = embed_shard(&embedder, &items, 0, 1, out.path(), |_| {}).unwrap();
         assert_eq!(ShardVectors::read(out.path(), &embedder).unwrap().vectors.len(), 2);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 4;
-        bytes[last..].copy_from_slice(&f32::NAN.to_le_bytes());
+        let written = std::fs::read(&path).unwrap();
+        let mut bytes = written.clone();
+        let last = bytes.len() - 32 - 4;
+        bytes[last..last + 4].copy_from_slice(&f32::NAN.to_le_bytes());
         std::fs::write(&path, bytes).unwrap();
         let error = ShardVectors::read(out.path(), &embedder).err().unwrap().to_string();
         assert!(
             error.contains("shard-0-of-1.bin") && error.contains("item \"b\"'s vector holds a non-finite value"),
             "{error}"
         );
+        // Damage that leaves every value finite is refused by the file's SHA-256 (it passed).
+        let mut bytes = written.clone();
+        bytes[last] ^= 0x01;
+        std::fs::write(&path, bytes).unwrap();
+        let error = ShardVectors::read(out.path(), &embedder).err().unwrap().to_string();
+        assert!(error.contains("shard-0-of-1.bin") && error.contains("do not hash"), "{error}");
+        for (bytes, expected) in [
+            (written[..written.len() - 1].to_vec(), "truncated: 31 of the 32 bytes"),
+            ([&written[..], b"x"].concat(), "holds 33 bytes past"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let error = ShardVectors::read(out.path(), &embedder).err().unwrap().to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+        // A shard written before the hash was appended is read as it was.
+        let old = [&MAGIC_UNCHECKED[..], &written[8..written.len() - 32]].concat();
+        std::fs::write(&path, old).unwrap();
+        assert_eq!(ShardVectors::read(out.path(), &embedder).unwrap().vectors.len(), 2);
     }
 }
