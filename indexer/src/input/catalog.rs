@@ -360,7 +360,7 @@ fn read_csv_catalog(path: &Path, format: &CatalogFormat, validator: &mut ItemVal
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                read_failed(path, &e)?;
+                read_failed(path, &e, reader.position())?;
                 validator.catalog.rejects.push(malformed_csv(path, &e, &headers, &reader));
                 continue;
             }

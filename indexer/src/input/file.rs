@@ -221,6 +221,10 @@ mod tests {
         let path = file(&dir, "cut.csv.zst", &stream);
         let error = read_catalog(&path, &CatalogFormat::default()).unwrap_err().to_string();
         assert!(error.contains("cut.csv.zst") && error.contains("read failed"), "{error}");
+        // At the line of the row being read (it said "line 0": an I/O error has no position).
+        let line: u64 =
+            error.split("read failed at line ").nth(1).and_then(|r| r.split(':').next()).unwrap().parse().unwrap();
+        assert!((1_000..=40_001).contains(&line), "{error}");
     }
 
     /// gzip is read transparently (JSONL and CSV, `.csv.gz` taken as CSV); other compressed

@@ -138,7 +138,7 @@ pub fn read_interactions(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                read_failed(path, &e)?;
+                read_failed(path, &e, reader.position())?;
                 out.rejects.push(malformed_csv(&file, &e, &headers, &reader));
                 continue;
             }

@@ -319,11 +319,12 @@ pub(super) fn csv_headers(
 /// A CSV error that is the file failing to read (a corrupt gzip or zstd stream, a disk error),
 /// not a malformed row: an error for the whole file, since the reader cannot go on past it and
 /// the rows after it would be lost unreported.
-pub(super) fn read_failed(path: &Path, error: &csv::Error) -> Result<()> {
+/// `at`: the reader's position, where the row being read starts (an I/O error carries none).
+pub(super) fn read_failed(path: &Path, error: &csv::Error, at: &csv::Position) -> Result<()> {
     match error.kind() {
         csv::ErrorKind::Io(io) => Err(IndexError::Input {
             path: path.to_path_buf(),
-            reason: format!("read failed at line {}: {io}", csv_line(error.position())),
+            reason: format!("read failed at line {}: {io}", csv_line(error.position().or(Some(at)))),
         }),
         _ => Ok(()),
     }

@@ -189,6 +189,12 @@ pub fn not_json_lines(text: &str) -> String {
     if opening.starts_with('{') || opening.starts_with('[') {
         return String::new();
     }
+    // Files joined together keep each one's mark at the start of its first line.
+    if opening.strip_prefix('\u{feff}').is_some_and(|rest| rest.trim_start().starts_with(['{', '['])) {
+        return " (this line starts with a UTF-8 byte-order mark, U+FEFF, which only a file's first line may \
+                carry: a file joined onto another keeps its own; remove the mark)"
+            .to_string();
+    }
     let how = match separator_of(text) {
         Some(",") => " It reads as comma-separated values: read it as CSV.".to_string(),
         Some(separator) => {
@@ -443,6 +449,9 @@ mod tests {
         let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
         assert_eq!(reasons(&catalog.rejects).len(), 1, "{:?}", catalog.rejects);
         assert_eq!((catalog.rejects[0].line, catalog.items.len()), (2, 1));
+        // Named as the mark it is, not as a line of comma-separated values.
+        let reason = &catalog.rejects[0].reason;
+        assert!(reason.contains("byte-order mark") && !reason.contains("CSV"), "{reason}");
     }
 
     #[test]
