@@ -189,7 +189,22 @@ async fn an_event_moves_the_next_recommendation_and_is_folded_in_exactly_once() 
 #[actix_web::test]
 async fn a_history_cf_reads_nothing_in_gets_no_cf_list() {
     let root = tempfile::tempdir().unwrap();
-    let state = live_state(root.path());
+    no_cf_list_for_a_history_cf_reads_nothing_in(live_state(root.path())).await;
+}
+
+/// The same under EASE (README: "under EASE and ALS alike"): it took an item no interaction
+/// trained as a seed whose row holds no weight, ran an empty list and said nothing, and its
+/// explanations said a hit was "not in its list".
+#[actix_web::test]
+async fn a_history_ease_reads_nothing_in_gets_no_cf_list() {
+    let root = tempfile::tempdir().unwrap();
+    let mut settings = hyrank_tests::fixture_settings(root.path().to_path_buf());
+    settings.cf.requested = hyrank_indexer::cf_choice::CfModelChoice::Ease;
+    assert!(hyrank_indexer::build(&settings).unwrap().manifest.ease.is_some());
+    no_cf_list_for_a_history_cf_reads_nothing_in(reopened_state(root.path())).await;
+}
+
+async fn no_cf_list_for_a_history_cf_reads_nothing_in(state: AppState) {
     let app = service(state.clone()).await;
     let cold = std::fs::read_to_string(hyrank_tests::fixture("cold_items.txt")).unwrap();
     let cold = cold.lines().next().unwrap();

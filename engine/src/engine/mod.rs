@@ -623,17 +623,20 @@ impl Engine {
     }
 
     /// The seeds of EASE's scores for a history: its items with a positive weight among the
-    /// generation's (as [`Engine::cf_history`] reads them), each weighed by recency when the
-    /// model's settings ask for it ([`cf::seeds`]). Empty when EASE does not serve.
+    /// generation's (as [`Engine::cf_history`] reads them) that EASE was trained on (an item
+    /// no positive trained has no row of weights: no opinion, as ALS's zero factors), each
+    /// weighed by recency when the model's settings ask for it ([`cf::seeds`]). Empty when EASE
+    /// does not serve.
     fn cf_seeds(&self, history: &[Interaction]) -> Vec<(u32, f32)> {
         let Some(Collaborative::Ease(model)) = &self.cf else { return Vec::new() };
         let built = self.ids.len() as u32;
         let live = self.live_items();
+        let cold = model.cold();
         let positives = history
             .iter()
             .filter(|i| i.weight > 0.0)
             .map(|i| (live.built_row(i.item), i.timestamp))
-            .filter(|&(item, _)| item < built);
+            .filter(|&(item, _)| item < built && !cold.get(item as usize).copied().unwrap_or(true));
         cf::seeds(positives, model.settings().recency_half_life)
     }
 
