@@ -38,6 +38,17 @@ impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
     }
+
+    /// This error as a query parameter's: an invalid request (422 `invalid_request`, a value
+    /// no request may hold) is a bad value of the query string, 400 `invalid_query_string`
+    /// with the same message, as a value the parameter cannot be read as is (`k=0` as `k=-1`);
+    /// a limit exceeded, or any other error, stays as it is.
+    pub fn in_query_string(self) -> Self {
+        match self.code {
+            "invalid_request" => ApiError { status: StatusCode::BAD_REQUEST, code: "invalid_query_string", ..self },
+            _ => self,
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {

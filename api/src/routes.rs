@@ -469,7 +469,7 @@ pub(crate) async fn similar(
         facets: Vec::new(),
         sort: Vec::new(),
     };
-    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, None).map_err(ApiError::in_query_string)?;
     let page = request.page();
     cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
 }
@@ -489,7 +489,7 @@ pub(crate) async fn similar_items(
     body: web::Json<Object<SimilarRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
-    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, None).map_err(ApiError::in_query_string)?;
     let page = request.page();
     cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
 }
