@@ -489,7 +489,7 @@ pub(crate) async fn similar_items(
     body: web::Json<Object<SimilarRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
-    bound(&state, request.k, &mut request.candidates, &mut None, None).map_err(ApiError::in_query_string)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let page = request.page();
     cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
 }

@@ -661,13 +661,6 @@ async fn broken_requests_get_the_right_status_and_code() {
     for uri in ["/v1/items/TNT-001?fields=title", "/v1/index?foo=1", "/v1/items/similar?k=3"] {
         assert_eq!(get(uri).await.0, StatusCode::BAD_REQUEST, "{uri}");
     }
-    // A value no request may hold is a bad value of the query string (k=0 was 422, k=-1 400).
-    let max_k = hyrank_api::settings::Limits::default().max_k;
-    for (query, said) in [("k=0", format!("from 1 to {max_k} on this server, got 0")), ("k=-1", "-1".into())] {
-        let (status, body) = get(&format!("/v1/items/TNT-001/similar?{query}")).await;
-        assert_eq!((status, &body["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("invalid_query_string")));
-        assert!(body["error"]["message"].as_str().unwrap().contains(&said), "{body}");
-    }
     let (status, body) = get("/v1/nothing-here").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("route_not_found")));
     // A known path with a method it does not take is 405 naming the methods; GET paths take HEAD.

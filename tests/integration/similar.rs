@@ -97,3 +97,17 @@ fn the_dense_floor_leaves_the_probe_s_own_items_out() {
     };
     check(&engine.recommend(&recommend).unwrap().hits, "recommend");
 }
+
+/// A value no request may hold: 400 `invalid_query_string` where the query string holds it
+/// (the GET route), 422 `invalid_request` where a body does (as on search and recommend).
+#[actix_web::test]
+async fn a_value_no_request_may_hold_is_refused_as_its_carrier_says() {
+    for (field, value) in [("k", "0"), ("candidates", "0"), ("k", "-1")] {
+        let (status, body) = get(&format!("/v1/items/TNT-001/similar?{field}={value}")).await;
+        assert_eq!((status, &body["error"]["code"]), (StatusCode::BAD_REQUEST, &json!("invalid_query_string")));
+        let request = json!({"item": "TNT-001", field: value.parse::<i64>().unwrap()});
+        let (status, body) = post("/v1/similar", request).await;
+        assert_eq!((status, &body["error"]["code"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("invalid_request")));
+        assert!(body["error"]["message"].as_str().unwrap().starts_with(field), "{body}");
+    }
+}
