@@ -265,19 +265,22 @@ impl FieldValue {
         FieldValue::Number(signless(n))
     }
 
-    /// The value's members as text, the same whichever type a catalog gives the field
-    /// ([`FieldType::coerce`] converts between them): a number, and text (or a list's member)
-    /// that [`FieldType::coerce`] reads as that number, give the number's own form (`25`,
-    /// `19.5`); text that is no number stays as it is; a scalar is one member. What
-    /// [`crate::live::item_hash`] hashes, so that a row's hash does not change when another row
-    /// of the catalog changes its field's type (one list makes the field a list, one word makes
-    /// a number field text).
+    /// The value's members as text, the same whichever type the catalog's inference gives the
+    /// field ([`FieldType::coerce`] converts between them): a number, and text (or a list's
+    /// member) that is a number as written ([`FieldType::number_as_written`]: `"25"`,
+    /// `"19.50"`), give the number's own form (`25`, `19.5`); other text stays as it is; a
+    /// scalar is one member. What [`crate::live::item_hash`] hashes, so that a row's hash does
+    /// not change when another row changes its field's type for the whole catalog (one list
+    /// makes the field a list, one word makes a number field text). Text a number would change
+    /// (`"007"`, `"1e5"`, a 20-digit code) stays text: inference never reads it as a number, and
+    /// two codes f64 cannot tell apart stay two values; a declared `--field-type` that reads it
+    /// as one changes the row's hash, as it changes the value.
     pub fn canonical_members(&self) -> Vec<std::borrow::Cow<'_, str>> {
         use std::borrow::Cow;
         fn member(text: &str) -> Cow<'_, str> {
-            match text.trim().parse::<f64>() {
-                Ok(n) if n.is_finite() => Cow::Owned(format!("{}", signless(n))),
-                _ => Cow::Borrowed(text),
+            match FieldType::number_as_written(text) {
+                Some(n) => Cow::Owned(format!("{}", signless(n))),
+                None => Cow::Borrowed(text),
             }
         }
         match self {
