@@ -153,7 +153,8 @@ pub enum Origin {
 /// hash of the text each was embedded from and where it came from.
 pub struct ShardVectors {
     vectors: HashMap<String, ([u8; 32], Vec<f32>, Origin)>,
-    /// Shards read (0: the vectors come from a previous generation).
+    /// Shards read (0: none; the vectors come from the current generation or live puts, each
+    /// vector's [`Origin`] says).
     pub shards: u32,
 }
 
@@ -211,7 +212,8 @@ impl ShardVectors {
     /// # Errors
     /// [`IndexError::Input`] naming the file: no shards, shard files from different splits, a
     /// shard missing, a shard embedded with another model, precision or token limit, an id in
-    /// two shards, or a truncated file.
+    /// two shards, a truncated file, bytes past its end, or a file that fails its SHA-256
+    /// (named as damaged, whatever else its damage made it read as).
     pub fn read(dir: &Path, embedder: &Embedder) -> Result<Self> {
         let bad = |path: &Path, reason: String| IndexError::Input { path: path.to_path_buf(), reason };
         let mut files: Vec<(u32, u32, PathBuf)> = Vec::new();
@@ -235,100 +237,14 @@ impl ShardVectors {
             return Err(bad(dir, format!("misses shard(s) {}", missing.join(", "))));
         }
         files.sort();
-        let dim = embedder.dim();
         let mut vectors = HashMap::new();
         for (shard, _, path) in &files {
-            let mut reader = BufReader::new(File::open(path).map_err(|e| io_error(path, "opening", e))?);
-            let mut digest = sha2::Sha256::new();
-            let mut read = |buf: &mut [u8]| {
-                reader.read_exact(buf).map_err(|e| bad(path, format!("truncated: {e}")))?;
-                digest.update(&*buf);
-                Ok::<_, IndexError>(())
-            };
-            let mut magic = [0u8; 8];
-            read(&mut magic)?;
-            let checked = match &magic {
-                MAGIC => true,
-                MAGIC_UNCHECKED => false,
-                _ => return Err(bad(path, "not a hyrank embeddings shard".into())),
-            };
-            let mut len = [0u8; 8];
-            read(&mut len)?;
-            let mut json = vec![0u8; u64::from_le_bytes(len).min(1 << 20) as usize];
-            read(&mut json)?;
-            let header: ShardHeader = serde_json::from_slice(&json).map_err(|e| bad(path, format!("header: {e}")))?;
-            let now = (embedder.identity(), embedder.precision(), embedder.max_tokens());
-            // The split first: a shard of another split (a file renamed) would otherwise be
-            // refused with the model's description on both sides, naming no difference.
-            if (header.shard, header.shards) != (*shard, shards) {
-                return Err(bad(
-                    path,
-                    format!(
-                        "holds shard {} of {} by its header, not shard {shard} of {shards} as its name says; \
-                         was it renamed from another split?",
-                        header.shard, header.shards
-                    ),
-                ));
-            }
-            if (&header.model, header.precision, header.max_tokens) != now {
-                return Err(bad(
-                    path,
-                    format!(
-                        "was embedded with model {} (sha256 {}) at {} and {} tokens; this build embeds with {} (sha256 {}) at {} and {} tokens",
-                        header.model.name,
-                        header.model.sha256,
-                        header.precision,
-                        header.max_tokens,
-                        now.0.name,
-                        now.0.sha256,
-                        now.1,
-                        now.2
-                    ),
-                ));
-            }
-            for _ in 0..header.items {
-                let mut len = [0u8; 4];
-                read(&mut len)?;
-                let mut id = vec![0u8; u32::from_le_bytes(len) as usize];
-                read(&mut id)?;
-                let id = String::from_utf8(id).map_err(|_| bad(path, "an id is not UTF-8".into()))?;
-                let mut hash = [0u8; 32];
-                read(&mut hash)?;
-                let mut raw = vec![0u8; dim * 4];
-                read(&mut raw)?;
-                let vector: Vec<f32> =
-                    raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-                // The model never writes one: a damaged file, refused here naming the shard and
-                // the item rather than by the index build with a row number.
-                if let Some(value) = vector.iter().find(|v| !v.is_finite()) {
-                    return Err(bad(
-                        path,
-                        format!("item {id:?}'s vector holds a non-finite value ({value}): the file is damaged"),
-                    ));
-                }
-                if vectors.insert(id.clone(), (hash, vector, Origin::Shard)).is_some() {
-                    return Err(bad(path, format!("item {id:?} is in two shards")));
-                }
-            }
-            let computed = digest.finalize();
-            let mut rest = Vec::new();
-            reader.read_to_end(&mut rest).map_err(|e| io_error(path, "reading", e))?;
-            match (checked, rest.len()) {
-                (true, 32) if rest[..] == computed[..] => {}
-                (true, 32) => {
-                    return Err(bad(
-                        path,
-                        "its bytes do not hash to the SHA-256 it ends with: the file is damaged (copied in part or \
-                         changed in transfer); embed the shard again"
-                            .into(),
-                    ))
-                }
-                (true, n) if n < 32 => return Err(bad(path, format!("truncated: {n} of the 32 bytes of its SHA-256"))),
-                (false, 0) => {
-                    tracing::warn!(shard = %path.display(), "a shard written before 2026-12-07 carries no SHA-256: not checked")
-                }
-                (_, n) => return Err(bad(path, format!("holds {n} bytes past its last item's vector"))),
-            }
+            // Damage can make any part of a file read as something else (another split, another
+            // model, a NaN): a file that fails its own hash is named as damaged, whatever broke.
+            read_shard(path, (*shard, shards), embedder, &mut vectors).map_err(|e| match damaged(path) {
+                true => bad(path, DAMAGED.into()),
+                false => e,
+            })?;
         }
         Ok(ShardVectors { vectors, shards })
     }
@@ -405,6 +321,116 @@ impl ShardVectors {
     }
 }
 
+const DAMAGED: &str = "its bytes do not hash to the SHA-256 it ends with: the file is damaged (copied in part or \
+                       changed in transfer); embed the shard again";
+
+/// Whether the shard at `path` is of the format that ends with its SHA-256 and fails it.
+fn damaged(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    if !bytes.starts_with(MAGIC) || bytes.len() < MAGIC.len() + 32 {
+        return false;
+    }
+    let (body, digest) = bytes.split_at(bytes.len() - 32);
+    sha2::Sha256::digest(body)[..] != digest[..]
+}
+
+/// Reads shard `(shard, shards)` at `path` into `vectors`, checked against the model that
+/// would embed them now ([`ShardVectors::read`]).
+fn read_shard(
+    path: &Path,
+    (shard, shards): (u32, u32),
+    embedder: &Embedder,
+    vectors: &mut HashMap<String, ([u8; 32], Vec<f32>, Origin)>,
+) -> Result<()> {
+    let bad = |path: &Path, reason: String| IndexError::Input { path: path.to_path_buf(), reason };
+    let dim = embedder.dim();
+    let mut reader = BufReader::new(File::open(path).map_err(|e| io_error(path, "opening", e))?);
+    let mut digest = sha2::Sha256::new();
+    let mut read = |buf: &mut [u8]| {
+        reader.read_exact(buf).map_err(|e| bad(path, format!("truncated: {e}")))?;
+        digest.update(&*buf);
+        Ok::<_, IndexError>(())
+    };
+    let mut magic = [0u8; 8];
+    read(&mut magic)?;
+    let checked = match &magic {
+        MAGIC => true,
+        MAGIC_UNCHECKED => false,
+        _ => return Err(bad(path, "not a hyrank embeddings shard".into())),
+    };
+    let mut len = [0u8; 8];
+    read(&mut len)?;
+    let mut json = vec![0u8; u64::from_le_bytes(len).min(1 << 20) as usize];
+    read(&mut json)?;
+    let header: ShardHeader = serde_json::from_slice(&json).map_err(|e| bad(path, format!("header: {e}")))?;
+    let now = (embedder.identity(), embedder.precision(), embedder.max_tokens());
+    // The split first: a shard of another split (a file renamed) would otherwise be
+    // refused with the model's description on both sides, naming no difference.
+    if (header.shard, header.shards) != (shard, shards) {
+        return Err(bad(
+            path,
+            format!(
+                "holds shard {} of {} by its header, not shard {shard} of {shards} as its name says; \
+                     was it renamed from another split?",
+                header.shard, header.shards
+            ),
+        ));
+    }
+    if (&header.model, header.precision, header.max_tokens) != now {
+        return Err(bad(
+                path,
+                format!(
+                    "was embedded with model {} (sha256 {}) at {} and {} tokens; this build embeds with {} (sha256 {}) at {} and {} tokens",
+                    header.model.name,
+                    header.model.sha256,
+                    header.precision,
+                    header.max_tokens,
+                    now.0.name,
+                    now.0.sha256,
+                    now.1,
+                    now.2
+                ),
+            ));
+    }
+    for _ in 0..header.items {
+        let mut len = [0u8; 4];
+        read(&mut len)?;
+        let mut id = vec![0u8; u32::from_le_bytes(len) as usize];
+        read(&mut id)?;
+        let id = String::from_utf8(id).map_err(|_| bad(path, "an id is not UTF-8".into()))?;
+        let mut hash = [0u8; 32];
+        read(&mut hash)?;
+        let mut raw = vec![0u8; dim * 4];
+        read(&mut raw)?;
+        let vector: Vec<f32> =
+            raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+        // The model never writes one: a damaged file, refused here naming the shard and
+        // the item rather than by the index build with a row number.
+        if let Some(value) = vector.iter().find(|v| !v.is_finite()) {
+            return Err(bad(
+                path,
+                format!("item {id:?}'s vector holds a non-finite value ({value}): the file is damaged"),
+            ));
+        }
+        if vectors.insert(id.clone(), (hash, vector, Origin::Shard)).is_some() {
+            return Err(bad(path, format!("item {id:?} is in two shards")));
+        }
+    }
+    let computed = digest.finalize();
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).map_err(|e| io_error(path, "reading", e))?;
+    match (checked, rest.len()) {
+        (true, 32) if rest[..] == computed[..] => {}
+        (true, 32) => return Err(bad(path, DAMAGED.into())),
+        (true, n) if n < 32 => return Err(bad(path, format!("truncated: {n} of the 32 bytes of its SHA-256"))),
+        (false, 0) => {
+            tracing::warn!(shard = %path.display(), "a shard written before 2026-12-07 carries no SHA-256: not checked")
+        }
+        (_, n) => return Err(bad(path, format!("holds {n} bytes past its last item's vector"))),
+    }
+    Ok(())
+}
+
 fn io_error(path: &Path, doing: &str, e: std::io::Error) -> IndexError {
     IndexError::Engine(hyrank_engine::Error::io(format!("{doing} {}", path.display()), e))
 }
@@ -446,28 +472,35 @@ mod tests {
         let (path, _) = embed_shard(&embedder, &items, 0, 1, out.path(), |_| {}).unwrap();
         assert_eq!(ShardVectors::read(out.path(), &embedder).unwrap().vectors.len(), 2);
         let written = std::fs::read(&path).unwrap();
-        let mut bytes = written.clone();
-        let last = bytes.len() - 32 - 4;
-        bytes[last..last + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-        std::fs::write(&path, bytes).unwrap();
+        let last = written.len() - 32 - 4;
+        // A shard from before the hash was appended: the NaN is named with its item.
+        let mut old = [&MAGIC_UNCHECKED[..], &written[8..written.len() - 32]].concat();
+        old[last..last + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        std::fs::write(&path, old).unwrap();
         let error = ShardVectors::read(out.path(), &embedder).err().unwrap().to_string();
         assert!(
             error.contains("shard-0-of-1.bin") && error.contains("item \"b\"'s vector holds a non-finite value"),
             "{error}"
         );
-        // Damage that leaves every value finite is refused by the file's SHA-256 (it passed).
+        // Damage that leaves every value finite is refused by the file's SHA-256 (it passed),
+        // and so is damage that reads as a NaN or makes the header read as another shard's.
         let mut bytes = written.clone();
         bytes[last] ^= 0x01;
-        std::fs::write(&path, bytes).unwrap();
-        let error = ShardVectors::read(out.path(), &embedder).err().unwrap().to_string();
-        assert!(error.contains("shard-0-of-1.bin") && error.contains("do not hash"), "{error}");
-        for (bytes, expected) in [
-            (written[..written.len() - 1].to_vec(), "truncated: 31 of the 32 bytes"),
-            ([&written[..], b"x"].concat(), "holds 33 bytes past"),
-        ] {
+        let mut nan = written.clone();
+        nan[last..last + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        let mut header = written.clone();
+        let at = header.windows(9).position(|w| w == b"\"shard\":0").unwrap() + 8;
+        header[at] = b'1';
+        for bytes in [bytes, nan, header] {
             std::fs::write(&path, bytes).unwrap();
             let error = ShardVectors::read(out.path(), &embedder).err().unwrap().to_string();
-            assert!(error.contains(expected), "{error}");
+            assert!(error.contains("shard-0-of-1.bin") && error.contains("do not hash"), "{error}");
+        }
+        // Cut short or grown, the file's last 32 bytes are no hash of the rest: damaged too.
+        for bytes in [written[..written.len() - 1].to_vec(), [&written[..], b"x"].concat()] {
+            std::fs::write(&path, bytes).unwrap();
+            let error = ShardVectors::read(out.path(), &embedder).err().unwrap().to_string();
+            assert!(error.contains("do not hash"), "{error}");
         }
         // A shard written before the hash was appended is read as it was.
         let old = [&MAGIC_UNCHECKED[..], &written[8..written.len() - 32]].concat();
