@@ -173,13 +173,18 @@ fn not_in_file(
 /// generation it serves, so a value that does not fit (the catalog's types changed since, or a
 /// log from before typed fields) is left out of its row and reported, never guessed.
 /// A reject points at the last logged write that gave the item the field (its position in
-/// `logged` from 1, as [`fold_live_events`]' rejects do).
+/// `logged` from 1, as [`fold_live_events`]' rejects do). A row that loses a value is another
+/// row than the one the replay made: the replay's row joins the id's earlier rows
+/// (`writes`' `row_hashes`), since a server serving the generation before names it.
 pub(crate) fn retype_live_rows(
     settings: &IndexSettings,
     catalog: &mut crate::input::Catalog,
     logged: &[hyrank_engine::live::LoggedRecord],
+    writes: &mut ItemWrites,
 ) -> Vec<Reject> {
-    use hyrank_engine::live::Record;
+    use hyrank_engine::live::{row_hashes, Record};
+    // By index, the names of rows as the replay made them, taken before they lose a value.
+    let mut replayed: Vec<(usize, Vec<String>)> = Vec::new();
     let wrote = |id: &str, name: &str| {
         let gave = |record: &Record| match record {
             Record::Put(put) => put.item.id == id && put.item.fields.contains_key(name),
@@ -190,8 +195,9 @@ pub(crate) fn retype_live_rows(
     };
     // Rows written live by a server from before the blank rule may hold blank values: they
     // are no values here either (`FieldValue::without_blanks`), as in the catalog's rows.
-    for item in &mut catalog.items {
+    for (at, item) in catalog.items.iter_mut().enumerate() {
         if item.fields.values().any(hyrank_engine::item::FieldType::is_blank) {
+            replayed.push((at, row_hashes(item)));
             item.fields = std::mem::take(&mut item.fields)
                 .into_iter()
                 .filter_map(|(name, value)| value.without_blanks().map(|value| (name, value)))
@@ -201,10 +207,16 @@ pub(crate) fn retype_live_rows(
     let (types, _) = crate::input::infer_field_types(&catalog.items, &catalog.field_types);
     let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);
     let mut refused = Vec::new();
-    for item in &mut catalog.items {
+    for (at, item) in catalog.items.iter_mut().enumerate() {
+        // Every value left is not blank, so inference gave its field a type.
+        let fits = |(name, value): (&String, &hyrank_engine::FieldValue)| {
+            types.get(name).is_none_or(|kind| kind.coerce(value).is_ok())
+        };
+        if !item.fields.iter().all(fits) && !replayed.last().is_some_and(|(i, _)| *i == at) {
+            replayed.push((at, row_hashes(item)));
+        }
         let mut misfits = Vec::new();
         for (name, value) in item.fields.iter_mut() {
-            // Every value left is not blank, so inference gave its field a type.
             let Some(kind) = types.get(name) else { continue };
             match kind.coerce(value) {
                 Ok(converted) => *value = converted,
@@ -228,6 +240,17 @@ pub(crate) fn retype_live_rows(
         }
     }
     catalog.field_types = types;
+    for (at, names) in replayed {
+        let item = &catalog.items[at];
+        let own = row_hashes(item);
+        let earlier = writes.row_hashes.entry(item.id.clone()).or_default();
+        // The latest first: the replay's row came just before the stored one.
+        let new: Vec<String> = names.into_iter().filter(|h| !own.contains(h) && !earlier.contains(h)).collect();
+        earlier.splice(0..0, new);
+        if earlier.is_empty() {
+            writes.row_hashes.remove(&item.id);
+        }
+    }
     refused
 }
 

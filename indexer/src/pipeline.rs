@@ -194,6 +194,13 @@ fn previous_generation(root: &Path) -> Result<Option<PathBuf>> {
         })
     };
     let pointer = root.join("CURRENT");
+    // Present and unreadable (a folder, no permission): not "no published generation".
+    match std::fs::read_to_string(&pointer) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(refuse(pointer, format!("CURRENT cannot be read ({e})")));
+        }
+        _ => {}
+    }
     match generation::current(root) {
         Ok(dir) => Ok(Some(dir)),
         Err(hyrank_engine::Error::BadIndex { path, reason }) if pointer.exists() => Err(refuse(path, reason)),
@@ -251,8 +258,8 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             (e, _) => e.into(),
         }
     })?;
-    let writes = replay_item_writes(&mut catalog.items, &catalog.legacy_hashes, &logged);
-    let live_refused = retype_live_rows(settings, &mut catalog, &logged);
+    let mut writes = replay_item_writes(&mut catalog.items, &catalog.legacy_hashes, &logged);
+    let live_refused = retype_live_rows(settings, &mut catalog, &logged, &mut writes);
     // Every field BM25 is to search holds text or lists, in the catalog as typed.
     for wanted in &settings.lexical.search_fields {
         let reason = match catalog.field_types.get(&wanted.name) {
@@ -576,9 +583,14 @@ fn build_into(
                 vectors[*i] = Some(vector);
             }
             if shards.shards > 0 && from_shards < items.len() {
-                // --embeddings was asked to spare this build the model: items the shards lack
-                // (shards of another catalog, or texts changed since) are worth a warning.
-                tracing::warn!(
+                // --embeddings was asked to spare this build the model: items it still had to
+                // embed (shards of another catalog, texts changed since, and no vector reused
+                // for them) are worth a warning; vectors reused for all of them are not.
+                let level_warn = !missing.is_empty();
+                macro_rules! log {
+                    ($($t:tt)*) => { if level_warn { tracing::warn!($($t)*) } else { tracing::info!($($t)*) } };
+                }
+                log!(
                     shards = shards.shards,
                     from_shards,
                     reused,

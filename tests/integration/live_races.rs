@@ -253,6 +253,10 @@ async fn a_build_refuses_a_current_it_cannot_start_from() {
         assert!(error.contains("not a generation name") && error.contains(&format!("the newest is {name}")), "{error}");
     }
     std::fs::remove_file(&pointer).unwrap();
+    std::fs::create_dir(&pointer).unwrap();
+    let error = hyrank_indexer::build(&settings).unwrap_err().to_string();
+    assert!(error.contains("CURRENT cannot be read") && !error.contains("run `hyrank index` first"), "{error}");
+    std::fs::remove_dir(&pointer).unwrap();
     let error = hyrank_indexer::build(&settings).unwrap_err().to_string();
     assert!(error.contains("CURRENT is missing") && error.contains(&name), "{error}");
     std::fs::write(&pointer, &name).unwrap();
@@ -318,4 +322,35 @@ async fn a_field_changing_type_in_another_row_keeps_the_live_writes() {
         let (_, _, put) = call(&app, item("TNT-004")).await;
         assert_eq!(put["title"], json!("Replaced live"), "{to}");
     }
+}
+
+/// A row put live whose value the next build's types leave out (a price of "cheap" once the
+/// catalog's prices are numbers again) is stored without it; a write made on the generation
+/// before names the row as put, and applies on the new generation as at the next build (the
+/// server used to keep the item, the build to delete it).
+#[actix_web::test]
+async fn a_write_on_a_row_the_build_left_a_value_out_of_applies_after_the_swap() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let reload = || test::TestRequest::post().uri("/admin/reload").insert_header(("x-api-key", ADMIN_KEY));
+    let catalog = std::fs::read_to_string(hyrank_tests::fixture("catalog.jsonl")).unwrap();
+    let worded = root.path().join("worded.jsonl");
+    std::fs::write(&worded, catalog.replacen(r#""price": 126.14"#, r#""price": "call us""#, 1)).unwrap();
+    let settings = hyrank_tests::fixture_settings(root.path().to_path_buf());
+    hyrank_indexer::build(&hyrank_indexer::IndexSettings { catalog: worded, ..settings.clone() }).unwrap();
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    let put = json!({"title": "New nine", "text": "A new nine.", "fields": {"price": "cheap", "category": "tents"}});
+    let (status, _, body) = call(&app, write(test::TestRequest::put(), "/v1/items/NEW-9", Some(put))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let built = hyrank_indexer::build(&settings).unwrap();
+    let rejects = std::fs::read_to_string(built.rejects_file.unwrap()).unwrap();
+    assert!(rejects.contains("NEW-9") && rejects.contains("cheap"), "price left out: {rejects}");
+    let (status, _, body) = call(&app, write(test::TestRequest::delete(), "/v1/items/NEW-9", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = call(&app, reload()).await;
+    assert_eq!((status, &body["outcome"]), (StatusCode::OK, &json!("swapped")), "{body}");
+    assert_eq!(call(&app, item("NEW-9")).await.0, StatusCode::NOT_FOUND, "the delete applies after the swap");
+    let live = hyrank_indexer::build(&settings).unwrap().manifest.live.unwrap();
+    assert_eq!((live.deleted, live.superseded_deletes), (vec!["NEW-9".to_string()], 0), "as at the next build");
 }

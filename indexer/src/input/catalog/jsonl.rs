@@ -190,7 +190,9 @@ pub fn not_json_lines(text: &str) -> String {
         return String::new();
     }
     // Files joined together keep each one's mark at the start of its first line.
-    if opening.strip_prefix('\u{feff}').is_some_and(|rest| rest.trim_start().starts_with(['{', '['])) {
+    if opening.starts_with('\u{feff}')
+        && opening.trim_start_matches(|c: char| c == '\u{feff}' || c.is_whitespace()).starts_with(['{', '['])
+    {
         return " (this line starts with a UTF-8 byte-order mark, U+FEFF, which only a file's first line may \
                 carry: a file joined onto another keeps its own; remove the mark)"
             .to_string();
@@ -449,8 +451,15 @@ mod tests {
         let catalog = read_catalog(&path, &CatalogFormat::default()).unwrap();
         assert_eq!(reasons(&catalog.rejects).len(), 1, "{:?}", catalog.rejects);
         assert_eq!((catalog.rejects[0].line, catalog.items.len()), (2, 1));
-        // Named as the mark it is, not as a line of comma-separated values.
+        // Named as the mark it is, not as a line of comma-separated values; two marks too.
         let reason = &catalog.rejects[0].reason;
+        assert!(reason.contains("byte-order mark") && !reason.contains("CSV"), "{reason}");
+        let path = file(
+            &dir,
+            "twice.jsonl",
+            "{\"id\": \"a\", \"title\": \"A\"}\n\u{feff}\u{feff} {\"id\": \"b\"}\n".as_bytes(),
+        );
+        let reason = &read_catalog(&path, &CatalogFormat::default()).unwrap().rejects[0].reason;
         assert!(reason.contains("byte-order mark") && !reason.contains("CSV"), "{reason}");
     }
 
