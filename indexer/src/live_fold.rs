@@ -181,10 +181,14 @@ pub(crate) fn retype_live_rows(
     catalog: &mut crate::input::Catalog,
     logged: &[hyrank_engine::live::LoggedRecord],
     writes: &mut ItemWrites,
+    served_types: &std::collections::BTreeMap<String, hyrank_engine::item::FieldType>,
 ) -> Vec<Reject> {
     use hyrank_engine::live::{row_hashes, Record};
     // By index, the names of rows as the replay made them, taken before they lose a value.
     let mut replayed: Vec<(usize, Vec<String>)> = Vec::new();
+    let names = |item: &hyrank_engine::Item| -> Vec<String> {
+        version_names(item, served_types).into_iter().map(|(name, _)| name).collect()
+    };
     let wrote = |id: &str, name: &str| {
         let gave = |record: &Record| match record {
             Record::Put(put) => put.item.id == id && put.item.fields.contains_key(name),
@@ -197,7 +201,7 @@ pub(crate) fn retype_live_rows(
     // are no values here either (`FieldValue::without_blanks`), as in the catalog's rows.
     for (at, item) in catalog.items.iter_mut().enumerate() {
         if item.fields.values().any(hyrank_engine::item::FieldType::is_blank) {
-            replayed.push((at, row_hashes(item)));
+            replayed.push((at, names(item)));
             item.fields = std::mem::take(&mut item.fields)
                 .into_iter()
                 .filter_map(|(name, value)| value.without_blanks().map(|value| (name, value)))
@@ -213,7 +217,7 @@ pub(crate) fn retype_live_rows(
             types.get(name).is_none_or(|kind| kind.coerce(value).is_ok())
         };
         if !item.fields.iter().all(fits) && !replayed.last().is_some_and(|(i, _)| *i == at) {
-            replayed.push((at, row_hashes(item)));
+            replayed.push((at, names(item)));
         }
         let mut misfits = Vec::new();
         for (name, value) in item.fields.iter_mut() {
@@ -266,6 +270,53 @@ pub(crate) struct ItemWrites {
     superseded_puts: usize,
     /// Per id, the hashes a later write may name besides its row's own (`LiveFold::row_hashes`).
     row_hashes: std::collections::BTreeMap<String, Vec<String>>,
+    /// By sequence number, the type-independent name (`live::item_hash`) of the row a write
+    /// named by a typed hash (an older server's): the new generation's carried records name it
+    /// so ([`ItemWrites::rename`]).
+    renamed: HashMap<u64, String>,
+}
+
+impl ItemWrites {
+    /// Gives the writes in `logged` that named their row by a typed hash the row's
+    /// type-independent name, as the new generation carries them: a later build that changes a
+    /// field's type would find no row of the typed name (each build replays every write).
+    pub(crate) fn rename(&self, logged: &mut [hyrank_engine::live::LoggedRecord]) {
+        use hyrank_engine::live::Record;
+        for record in logged.iter_mut() {
+            let Some(name) = self.renamed.get(&record.seq) else { continue };
+            match &mut record.record {
+                Record::Delete(delete) => delete.item_hash = name.clone(),
+                Record::Fields(update) => update.item_hash = name.clone(),
+                Record::Put(put) => put.item_hash = name.clone(),
+                Record::Event(_) => {}
+            }
+        }
+    }
+}
+
+/// The names a write may give `row`, each with the row's own ([`hyrank_engine::live::item_hash`]):
+/// that one, the typed hash servers logged before 2026-12-07 (`live::row_hashes`), and the
+/// typed hash of the row as a generation with the field types `served_types` stored it, which
+/// such a server named (a row written live, typed by the server; a field whose type this
+/// build's catalog changes).
+fn version_names(
+    row: &hyrank_engine::Item,
+    served_types: &std::collections::BTreeMap<String, hyrank_engine::item::FieldType>,
+) -> Vec<(String, String)> {
+    use hyrank_engine::live::{item_hash, row_hashes, typed_item_hash};
+    let own = item_hash(row);
+    let mut names = row_hashes(row);
+    let mut served = row.clone();
+    for (name, value) in served.fields.iter_mut() {
+        if let Some(converted) = served_types.get(name).and_then(|kind| kind.coerce(value).ok()) {
+            *value = converted;
+        }
+    }
+    let typed = typed_item_hash(&served);
+    if !names.contains(&typed) {
+        names.push(typed);
+    }
+    names.into_iter().map(|name| (name, own.clone())).collect()
 }
 
 /// One id's row while the log is replayed.
@@ -275,8 +326,9 @@ struct RowState {
     /// The row now; `None` while the id names none.
     row: Option<hyrank_engine::Item>,
     deleted: bool,
-    /// Hashes a write about the id may carry: the rows a generation could have stored for it.
-    hashes: Vec<String>,
+    /// Hashes a write about the id may carry (the rows a generation could have stored for it),
+    /// each with the [`hyrank_engine::live::item_hash`] of its row.
+    hashes: Vec<(String, String)>,
     updated: bool,
     put: bool,
 }
@@ -293,12 +345,19 @@ struct RowState {
 /// the id named no visible row (new, or deleted) carries an empty hash, and applies while that
 /// is still so. The engine applies the same rule to the writes after its generation's build
 /// (`engine/live_items.rs`), so a build and a server agree on what a write did.
+///
+/// `served_types`: the field types of the generation served before this build, which a server
+/// from before 2026-12-07 typed rows by when it named them ([`version_names`]). A write that
+/// names its row so is recorded with the row's type-independent name (`ItemWrites::renamed`),
+/// which the new generation's carried records take, so that later builds no longer depend on
+/// the types it was made under.
 pub(crate) fn replay_item_writes(
     items: &mut Vec<hyrank_engine::Item>,
     legacy_hashes: &HashMap<String, String>,
     logged: &[hyrank_engine::live::LoggedRecord],
+    served_types: &std::collections::BTreeMap<String, hyrank_engine::item::FieldType>,
 ) -> ItemWrites {
-    use hyrank_engine::live::{row_hashes, Record};
+    use hyrank_engine::live::{item_hash, Record};
     let mut rows: HashMap<String, RowState> = HashMap::new();
     // First-touched order, so appended items get the same indexes on every build.
     let mut order: Vec<String> = Vec::new();
@@ -312,10 +371,20 @@ pub(crate) fn replay_item_writes(
             // reading (`Catalog::legacy_hashes`): a write an older server made against it
             // still names this row.
             let legacy = index.and_then(|_| legacy_hashes.get(id)).cloned();
-            let hashes = row.iter().flat_map(row_hashes).chain(legacy).collect();
+            let legacy = legacy.zip(row.as_ref().map(item_hash));
+            let hashes = row.iter().flat_map(|row| version_names(row, served_types)).chain(legacy).collect();
             rows.insert(id.to_string(), RowState { index, row, deleted: false, hashes, updated: false, put: false });
             order.push(id.to_string());
         }
+    };
+    // The row a write names among the id's, by the row's own name (`None`: another row), and
+    // the rename a name other than that asks for.
+    let named = |hashes: &[(String, String)], hash: &str, seq: u64, renamed: &mut HashMap<u64, String>| {
+        let (_, own) = hashes.iter().find(|(name, _)| name == hash)?;
+        if own != hash {
+            renamed.insert(seq, own.clone());
+        }
+        Some(())
     };
     for logged in logged {
         match &logged.record {
@@ -323,33 +392,43 @@ pub(crate) fn replay_item_writes(
             Record::Delete(delete) => {
                 state(&delete.delete_item, &mut rows);
                 let row = rows.get_mut(&delete.delete_item).expect("inserted above");
-                if row.row.is_some() && row.hashes.contains(&delete.item_hash) {
-                    row.deleted = true;
-                } else {
-                    writes.superseded_deletes += 1;
+                let names = row
+                    .row
+                    .as_ref()
+                    .and_then(|_| named(&row.hashes, &delete.item_hash, logged.seq, &mut writes.renamed));
+                match names {
+                    Some(()) => row.deleted = true,
+                    None => writes.superseded_deletes += 1,
                 }
             }
             Record::Fields(update) => {
                 state(&update.update_item, &mut rows);
                 let row = rows.get_mut(&update.update_item).expect("inserted above");
-                match row.row.as_mut().filter(|_| row.hashes.contains(&update.item_hash)) {
-                    Some(current) => {
+                let names = row
+                    .row
+                    .as_ref()
+                    .and_then(|_| named(&row.hashes, &update.item_hash, logged.seq, &mut writes.renamed));
+                match (names, row.row.as_mut()) {
+                    (Some(()), Some(current)) => {
                         current.fields = update.fields.clone();
-                        row.hashes.extend(row_hashes(current));
+                        row.hashes.extend(version_names(current, served_types));
                         row.updated = true;
                     }
-                    None => writes.superseded_updates += 1,
+                    _ => writes.superseded_updates += 1,
                 }
             }
             Record::Put(put) => {
                 state(&put.item.id, &mut rows);
                 let row = rows.get_mut(&put.item.id).expect("inserted above");
                 let visible = row.row.is_some() && !row.deleted;
-                let applies = if visible { row.hashes.contains(&put.item_hash) } else { put.item_hash.is_empty() };
+                let applies = match visible {
+                    true => named(&row.hashes, &put.item_hash, logged.seq, &mut writes.renamed).is_some(),
+                    false => put.item_hash.is_empty(),
+                };
                 if applies {
                     // A new row: only writes made against it apply from now on (the engine
                     // checks a write against the row the id names, never an older one).
-                    row.hashes = row_hashes(&put.item);
+                    row.hashes = version_names(&put.item, served_types);
                     row.row = Some(put.item.clone());
                     row.deleted = false;
                     row.put = true;
@@ -369,9 +448,10 @@ pub(crate) fn replay_item_writes(
         // Every version, each once, the latest first. All of them: the row a server serving
         // an earlier generation names is that generation's, which may be the oldest here (the
         // catalog's, with any number of updates folded in since).
-        let own = row_hashes(&current);
+        let own = version_names(&current, served_types);
+        let own: Vec<&String> = own.iter().map(|(name, _)| name).collect();
         let mut earlier: Vec<String> = Vec::new();
-        for hash in row.hashes.iter().rev().filter(|h| !own.contains(h)) {
+        for hash in row.hashes.iter().rev().map(|(name, _)| name).filter(|h| !own.contains(h)) {
             if !earlier.contains(hash) {
                 earlier.push(hash.clone());
             }
@@ -425,7 +505,7 @@ mod tests {
             logged.push(LoggedRecord { seq, written_ms: 0, batch: None, record: Record::Fields(update) });
             current = row(price);
         }
-        let writes = replay_item_writes(&mut items, &HashMap::new(), &logged);
+        let writes = replay_item_writes(&mut items, &HashMap::new(), &logged, &Default::default());
         assert_eq!((writes.superseded_updates, &items[0]), (0, &current));
         let earlier = &writes.row_hashes["a"];
         // Each version by both its names (`live::row_hashes`: a price is a number, so its typed
@@ -437,7 +517,8 @@ mod tests {
     }
 
     /// A write an earlier server logged names the row by its typed hash, which differs from
-    /// the hash servers log now where a field holds a number: it still applies.
+    /// the hash servers log now where a field holds a number: it still applies, under the
+    /// types the generation before served too, and is carried by the row's own name.
     #[test]
     fn a_write_naming_the_typed_hash_earlier_servers_logged_applies() {
         use hyrank_engine::live::{typed_item_hash, ItemDelete};
@@ -449,8 +530,26 @@ mod tests {
         };
         assert_ne!(typed_item_hash(&row), item_hash(&row));
         let delete = ItemDelete { delete_item: "a".into(), item_hash: typed_item_hash(&row) };
-        let logged = [LoggedRecord { seq: 1, written_ms: 0, batch: None, record: Record::Delete(delete) }];
-        let writes = replay_item_writes(&mut vec![row], &HashMap::new(), &logged);
-        assert_eq!((writes.deleted, writes.superseded_deletes), (vec!["a".to_string()], 0));
+        let mut logged = vec![LoggedRecord { seq: 1, written_ms: 0, batch: None, record: Record::Delete(delete) }];
+        let writes = replay_item_writes(&mut vec![row.clone()], &HashMap::new(), &logged, &Default::default());
+        assert_eq!((&writes.deleted, writes.superseded_deletes), (&vec!["a".to_string()], 0));
+        // The generation carries it by the row's own name, which no field type changes.
+        writes.rename(&mut logged);
+        let Record::Delete(carried) = &logged[0].record else { unreachable!() };
+        assert_eq!(carried.item_hash, item_hash(&row));
+        // A row the served generation typed otherwise (a field only live rows hold, a list
+        // there) was named by that typed row: the types it was served with are asked for.
+        let mut served = row.clone();
+        served.fields.insert("colour".into(), hyrank_engine::FieldValue::List(vec!["red".into()]));
+        let mut logged_row = row.clone();
+        logged_row.fields.insert("colour".into(), hyrank_engine::FieldValue::Text("red".into()));
+        let delete = ItemDelete { delete_item: "a".into(), item_hash: typed_item_hash(&served) };
+        let logged = [LoggedRecord { seq: 2, written_ms: 0, batch: None, record: Record::Delete(delete) }];
+        let superseded =
+            replay_item_writes(&mut vec![logged_row.clone()], &HashMap::new(), &logged, &Default::default());
+        assert_eq!(superseded.superseded_deletes, 1, "another row without the served types");
+        let types = [("colour".to_string(), hyrank_engine::item::FieldType::List)].into_iter().collect();
+        let writes = replay_item_writes(&mut vec![logged_row.clone()], &HashMap::new(), &logged, &types);
+        assert_eq!((writes.deleted, writes.renamed[&2].clone()), (vec!["a".to_string()], item_hash(&logged_row)));
     }
 }

@@ -243,7 +243,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
     // The records the serving generation carries, then the log's later ones: the log's older
     // files may have been removed (`live::compact`).
     let previous = previous_generation(&settings.index_dir)?;
-    let logged = hyrank_engine::live::read_history(&settings.index_dir, previous.as_deref()).map_err(|e| {
+    let mut logged = hyrank_engine::live::read_history(&settings.index_dir, previous.as_deref()).map_err(|e| {
         match (e, &previous) {
             // Its carried live records are part of every build, so building without them
             // would drop them: the build stops, and says what to do.
@@ -258,8 +258,16 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             (e, _) => e.into(),
         }
     })?;
-    let mut writes = replay_item_writes(&mut catalog.items, &catalog.legacy_hashes, &logged);
-    let live_refused = retype_live_rows(settings, &mut catalog, &logged, &mut writes);
+    // The types the generation served before this build stored rows by: an older server named
+    // them by their typed hash.
+    let served_types = previous
+        .as_deref()
+        .and_then(|dir| generation::read_manifest(dir).ok())
+        .map(|manifest| manifest.field_types)
+        .unwrap_or_default();
+    let mut writes = replay_item_writes(&mut catalog.items, &catalog.legacy_hashes, &logged, &served_types);
+    let live_refused = retype_live_rows(settings, &mut catalog, &logged, &mut writes, &served_types);
+    writes.rename(&mut logged);
     // Every field BM25 is to search holds text or lists, in the catalog as typed.
     for wanted in &settings.lexical.search_fields {
         let reason = match catalog.field_types.get(&wanted.name) {

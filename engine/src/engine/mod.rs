@@ -625,19 +625,24 @@ impl Engine {
     /// The seeds of EASE's scores for a history: its items with a positive weight among the
     /// generation's (as [`Engine::cf_history`] reads them) that EASE was trained on (an item
     /// no positive trained has no row of weights: no opinion, as ALS's zero factors), each
-    /// weighed by recency when the model's settings ask for it ([`cf::seeds`]). Empty when EASE
-    /// does not serve.
+    /// weighed by recency when the model's settings ask for it ([`cf::seeds`], by its place
+    /// among all the positives). Empty when EASE does not serve.
     fn cf_seeds(&self, history: &[Interaction]) -> Vec<(u32, f32)> {
         let Some(Collaborative::Ease(model)) = &self.cf else { return Vec::new() };
         let built = self.ids.len() as u32;
         let live = self.live_items();
-        let cold = model.cold();
         let positives = history
             .iter()
             .filter(|i| i.weight > 0.0)
             .map(|i| (live.built_row(i.item), i.timestamp))
-            .filter(|&(item, _)| item < built && !cold.get(item as usize).copied().unwrap_or(true));
-        cf::seeds(positives, model.settings().recency_half_life)
+            .filter(|&(item, _)| item < built);
+        // Weighed first, left out after: an untrained item still takes its place in the
+        // history's recency order, so the other seeds weigh what they did (its own row holds
+        // no weight, so it scored nothing either way).
+        let cold = model.cold();
+        let mut seeds = cf::seeds(positives, model.settings().recency_half_life);
+        seeds.retain(|&(item, _)| !cold.get(item as usize).copied().unwrap_or(true));
+        seeds
     }
 
     /// The CF explanation tree of `item`, history items named by id and title.
