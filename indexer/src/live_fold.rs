@@ -40,6 +40,8 @@ pub(crate) fn fold_live_events(
         created: writes.created,
         replaced: writes.replaced,
         superseded_puts: writes.superseded_puts,
+        // Set by the build from `retype_live_rows`, which runs before this fold.
+        values_left_out: 0,
         carried: true,
     };
     let item_index: HashMap<&str, u32> =
@@ -243,6 +245,13 @@ pub(crate) fn retype_live_rows(
             });
         }
     }
+    if !refused.is_empty() {
+        tracing::warn!(
+            values = refused.len(),
+            "values written live that the catalog's field types no longer take are left out of their rows \
+             (rejects.jsonl lists them)"
+        );
+    }
     catalog.field_types = types;
     for (at, names) in replayed {
         let item = &catalog.items[at];
@@ -295,26 +304,33 @@ impl ItemWrites {
 }
 
 /// The names a write may give `row`, each with the row's own ([`hyrank_engine::live::item_hash`]):
-/// that one, the typed hash servers logged before 2026-12-07 (`live::row_hashes`), and the
-/// typed hash of the row as a generation with the field types `served_types` stored it, which
-/// such a server named (a row written live, typed by the server; a field whose type this
-/// build's catalog changes).
+/// that one, the typed hash servers logged before 2026-12-07 (`live::row_hashes`), and both
+/// names of the row as the generation served before this build stored it, typed by its field
+/// types `served_types`: a value that did not fit them left out, as [`retype_live_rows`] left
+/// it out (a live row's price of "ask us" once prices were numbers again), and each value
+/// converted to them (what a server from before 2026-12-07 typed it by).
 fn version_names(
     row: &hyrank_engine::Item,
     served_types: &std::collections::BTreeMap<String, hyrank_engine::item::FieldType>,
 ) -> Vec<(String, String)> {
-    use hyrank_engine::live::{item_hash, row_hashes, typed_item_hash};
+    use hyrank_engine::live::{item_hash, row_hashes};
     let own = item_hash(row);
     let mut names = row_hashes(row);
     let mut served = row.clone();
-    for (name, value) in served.fields.iter_mut() {
-        if let Some(converted) = served_types.get(name).and_then(|kind| kind.coerce(value).ok()) {
-            *value = converted;
+    served.fields = std::mem::take(&mut served.fields)
+        .into_iter()
+        .filter_map(|(name, value)| {
+            let value = value.without_blanks()?;
+            match served_types.get(&name) {
+                Some(kind) => kind.coerce(&value).ok().map(|converted| (name, converted)),
+                None => Some((name, value)),
+            }
+        })
+        .collect();
+    for name in row_hashes(&served) {
+        if !names.contains(&name) {
+            names.push(name);
         }
-    }
-    let typed = typed_item_hash(&served);
-    if !names.contains(&typed) {
-        names.push(typed);
     }
     names.into_iter().map(|name| (name, own.clone())).collect()
 }

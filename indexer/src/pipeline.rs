@@ -323,7 +323,8 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         (Some(min_weight), Some(read)) if settings.interactions.is_some() => read.keep_positives(min_weight),
         _ => 0,
     };
-    let live = live.map(|(fold, refused)| {
+    let live = live.map(|(mut fold, refused)| {
+        fold.values_left_out = live_refused.len();
         rejects.extend(live_refused);
         rejects.extend(refused);
         fold

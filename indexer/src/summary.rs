@@ -105,7 +105,8 @@ impl Summary {
                  says why); items put live: {} created, {} replacing their catalog row; {} deleted live \
                  stay hidden; {} with fields updated live; not applied, made against a row that a \
                  catalog change or an earlier write had replaced (the puts the server answered 409 \
-                 among them): {} puts, {} deletes, {} field updates\n",
+                 among them): {} puts, {} deletes, {} field updates; {} values written live left out, \
+                 as the catalog's field types no longer take them (rejects says which)\n",
                 live.folded_through,
                 live.events,
                 live.rejected,
@@ -115,7 +116,8 @@ impl Summary {
                 live.updated.len(),
                 live.superseded_puts,
                 live.superseded_deletes,
-                live.superseded_updates
+                live.superseded_updates,
+                live.values_left_out
             );
         }
         if let Some(selection) = &m.cf_selection {

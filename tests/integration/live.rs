@@ -230,6 +230,7 @@ async fn no_cf_list_for_a_history_cf_reads_nothing_in(state: AppState) {
     let (status, _, body) = call(&app, with_key(cf_only)).await;
     assert_eq!((status, body["hits"].as_array().unwrap().len()), (StatusCode::OK, 0), "{body}");
     assert!(says_no_cf(&body), "an empty list says why: {body}");
+    assert!(body["notes"][0].as_str().unwrap().ends_with("ranks by CF alone, so there are no hits"), "{body}");
     let search = json!({"query": "waterproof boots", "user": "cold-user", "mode": "hybrid", "k": 10});
     let (status, _, body) = call(&app, with_key(test::TestRequest::post().uri("/v1/search").set_json(search))).await;
     assert_eq!(status, StatusCode::OK, "a 400 before: {body}");

@@ -343,14 +343,27 @@ async fn a_write_on_a_row_the_build_left_a_value_out_of_applies_after_the_swap()
     let put = json!({"title": "New nine", "text": "A new nine.", "fields": {"price": "cheap", "category": "tents"}});
     let (status, _, body) = call(&app, write(test::TestRequest::put(), "/v1/items/NEW-9", Some(put))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let fields = |price: Value| Some(json!({"fields": {"category": "tents", "price": price}}));
+    let (status, _, body) =
+        call(&app, write(test::TestRequest::put(), "/v1/items/TNT-001/fields", fields(json!("ask us")))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let built = hyrank_indexer::build(&settings).unwrap();
     let rejects = std::fs::read_to_string(built.rejects_file.unwrap()).unwrap();
     assert!(rejects.contains("NEW-9") && rejects.contains("cheap"), "price left out: {rejects}");
+    assert_eq!(built.manifest.live.as_ref().unwrap().values_left_out, 2, "NEW-9's and TNT-001's prices");
     let (status, _, body) = call(&app, write(test::TestRequest::delete(), "/v1/items/NEW-9", None)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _, body) = call(&app, reload()).await;
     assert_eq!((status, &body["outcome"]), (StatusCode::OK, &json!("swapped")), "{body}");
     assert_eq!(call(&app, item("NEW-9")).await.0, StatusCode::NOT_FOUND, "the delete applies after the swap");
+    // A write on the row as stored, without the value: the next build applies it too (it
+    // replays the rows as written, with the value, and used to count it as superseded).
+    let (status, _, body) =
+        call(&app, write(test::TestRequest::put(), "/v1/items/TNT-001/fields", fields(json!(5)))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let live = hyrank_indexer::build(&settings).unwrap().manifest.live.unwrap();
     assert_eq!((live.deleted, live.superseded_deletes), (vec!["NEW-9".to_string()], 0), "as at the next build");
+    assert_eq!(live.superseded_updates, 0);
+    assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
+    assert_eq!(call(&app, item("TNT-001")).await.2["fields"]["price"], json!(5));
 }

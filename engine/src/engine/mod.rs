@@ -568,7 +568,7 @@ impl Engine {
     /// The CF retriever for a user: ALS with the user's factors (or `replay`'s factors in its
     /// item space, for the reranker trainer), EASE with the `seeds` (the user's positive
     /// history items). `None` when the view has no factors to search with, or they are all
-    /// zero, or EASE has no seeds ([`NO_CF_NOTE`]).
+    /// zero, or EASE has no seeds ([`no_cf_note`]).
     fn cf_retriever<'a>(
         &'a self,
         cf: &'a Collaborative,
@@ -680,9 +680,16 @@ impl Engine {
     }
 }
 
-/// What a response says when CF was to rank for a user and had no opinion ([`Engine::cf_retriever`]).
-pub(crate) const NO_CF_NOTE: &str = "cf: no CF list: the user's history holds no item collaborative filtering was \
-     trained on (only items written live since the build, or items without interactions); the other lists decide";
+/// What a response says when CF was to rank for a user and had no opinion ([`Engine::cf_retriever`]):
+/// what decides instead, the other lists (`others`), or nothing where CF was to rank alone
+/// (`mode: "cf"`, which then has no hits).
+pub(crate) fn no_cf_note(others: bool) -> String {
+    let then = if others { "the other lists decide" } else { "this mode ranks by CF alone, so there are no hits" };
+    format!(
+        "cf: no CF list: the user's history holds no item collaborative filtering was trained on (only items \
+         written live since the build, or items without interactions); {then}"
+    )
+}
 
 /// What a response says when it was asked for a user's CF list on a generation built without
 /// interactions (a hybrid search or recommendation for a user, answered by content).

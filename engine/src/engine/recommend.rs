@@ -102,8 +102,11 @@ impl Engine {
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
         if request.mode != RecommendMode::Content && !fused.ran(RetrieverKind::Cf) {
-            let note = if self.cf.is_some() { super::NO_CF_NOTE } else { super::NO_INTERACTIONS_NOTE };
-            results.notes.insert(0, note.to_string());
+            let note = match self.cf.is_some() {
+                true => super::no_cf_note(request.mode != RecommendMode::Cf),
+                false => super::NO_INTERACTIONS_NOTE.to_string(),
+            };
+            results.notes.insert(0, note);
         }
         Ok(results)
     }

@@ -105,10 +105,11 @@ impl Engine {
         // Only hybrid mode asks a user's CF list beside a query (bm25 and dense never do).
         let no_interactions =
             request.mode == crate::request::Mode::Hybrid && request.user.is_some() && self.cf.is_none();
+        let no_cf_note = super::no_cf_note(request.mode != crate::request::Mode::Cf);
         let notes = [
             (unread_dense, UNREAD_NOTE),
             (unread_rerank, UNREAD_RERANK_NOTE),
-            (no_cf, super::NO_CF_NOTE),
+            (no_cf, no_cf_note.as_str()),
             (no_interactions, super::NO_INTERACTIONS_NOTE),
         ];
         for (at, note) in notes.into_iter().filter(|n| n.0).map(|n| n.1).enumerate() {

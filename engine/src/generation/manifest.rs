@@ -242,6 +242,11 @@ pub struct LiveFold {
     /// earlier write had replaced (concurrent puts of one id: those the server answered 409).
     #[serde(default)]
     pub superseded_puts: usize,
+    /// Values live writes gave rows that the catalog's field types no longer take (a price of
+    /// "ask us" once prices are numbers again): left out of their rows, each listed in the
+    /// generation's `rejects.jsonl`.
+    #[serde(default)]
+    pub values_left_out: usize,
     /// Whether the generation holds every record it folded (`files::LIVE`): the next build
     /// reads them there, and the log's files up to `folded_through` may go. Generations from
     /// before it need the whole log.
