@@ -276,7 +276,7 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
     }
     // The row the put replaces, as the next build will check it; none for a new or deleted id.
     let hash = match engine.visible_index_of(&id) {
-        Ok(index) => Some(hyrank_engine::live::item_hash(&engine.stored_item_at(index)?)),
+        Ok(index) => Some(engine.row_name(index)?),
         Err(hyrank_engine::Error::UnknownItem { .. }) => None,
         Err(e) => return Err(e.into()),
     };
@@ -338,7 +338,7 @@ async fn write_item(
     let engine = state.engine();
     let log = live_log(&engine)?;
     let index = engine.visible_index_of(id)?;
-    let hash = hyrank_engine::live::item_hash(&engine.stored_item_at(index)?);
+    let hash = engine.row_name(index)?;
     drop(engine);
     let written = hash.clone();
     let appended = blocking(state, move |_| write(&log, written)).await?;

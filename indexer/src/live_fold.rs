@@ -34,6 +34,7 @@ pub(crate) fn fold_live_events(
         rejected,
         deleted: writes.deleted.clone(),
         row_hashes: writes.row_hashes.clone(),
+        written_as: writes.written_as.clone(),
         superseded_deletes: writes.superseded_deletes,
         updated: writes.updated.clone(),
         superseded_updates: writes.superseded_updates,
@@ -189,6 +190,7 @@ pub(crate) fn retype_live_rows(
     // By index, the names of rows as the replay made them, taken before they lose a value.
     let mut replayed: Vec<(usize, Vec<String>)> = Vec::new();
     let names = |item: &hyrank_engine::Item| -> Vec<String> {
+        // The row's own name first (`version_names` lists it first).
         version_names(item, served_types).into_iter().map(|(name, _)| name).collect()
     };
     let wrote = |id: &str, name: &str| {
@@ -256,6 +258,10 @@ pub(crate) fn retype_live_rows(
     for (at, names) in replayed {
         let item = &catalog.items[at];
         let own = row_hashes(item);
+        // The name writes about it carry from now on, on every generation (`Engine::row_name`).
+        if let Some(written) = names.first().filter(|name| !own.contains(name)) {
+            writes.written_as.insert(item.id.clone(), written.clone());
+        }
         let earlier = writes.row_hashes.entry(item.id.clone()).or_default();
         // The latest first: the replay's row came just before the stored one.
         let new: Vec<String> = names.into_iter().filter(|h| !own.contains(h) && !earlier.contains(h)).collect();
@@ -283,6 +289,9 @@ pub(crate) struct ItemWrites {
     /// named by a typed hash (an older server's): the new generation's carried records name it
     /// so ([`ItemWrites::rename`]).
     renamed: HashMap<u64, String>,
+    /// Per id stored without values the writes gave it, the name of the row as written
+    /// (`LiveFold::written_as`).
+    written_as: std::collections::BTreeMap<String, String>,
 }
 
 impl ItemWrites {

@@ -162,6 +162,21 @@ impl Engine {
         self.live.as_ref().map_or_else(Vec::new, |log| log.field_updates_of(id, self.manifest.live_folded_through()))
     }
 
+    /// The name a write about the row at `index` carries ([`crate::live::item_hash`] of the row
+    /// served there): for a stored row without values live writes gave it, the row as the
+    /// writes made it (`LiveFold::written_as`), which every build's replay makes again whatever
+    /// field types it then has, so the write applies on any generation that holds the row.
+    ///
+    /// # Errors
+    /// Reading the stored row.
+    pub fn row_name(&self, index: u32) -> Result<String> {
+        // Only stored rows are in it; a row put live since is another index.
+        match self.written_as.get(&index) {
+            Some(name) => Ok(name.clone()),
+            None => Ok(crate::live::item_hash(&self.stored_item_at(index)?)),
+        }
+    }
+
     /// The rows a write about the item at `index` may name when logged at `seq`, as the next
     /// build's replay has them (`live_fold::replay_item_writes`), and the fields the last field
     /// update among them gave it: the row's own [`crate::live::item_hash`] (a stored row's
@@ -188,6 +203,7 @@ impl Engine {
         };
         let mut hashes = crate::live::row_hashes(&row);
         if (index as usize) < self.ids.len() {
+            hashes.extend(self.written_as.get(&index).cloned());
             hashes.extend(self.row_hashes.get(&index).into_iter().flatten().cloned());
         }
         let mut fields = None;

@@ -93,6 +93,9 @@ pub struct Engine {
     /// versions, which a write logged after the build may still name
     /// (`LiveFold::row_hashes`; [`Engine::row_versions`]).
     row_hashes: std::collections::HashMap<u32, Vec<String>>,
+    /// Stored rows without values live writes gave them, by index: the name of the row as the
+    /// writes made it (`LiveFold::written_as`; [`Engine::row_name`]).
+    written_as: std::collections::HashMap<u32, String>,
     /// The allow mask of a request without filters, and the log's delete and put versions it
     /// was built at (`stages::unfiltered_allow`).
     hidden_mask: Versioned<crate::retrieve::Allow>,
@@ -366,13 +369,18 @@ impl Engine {
         // Deletes the build folded in, and the earlier rows a write about an item may name
         // (`LiveFold::row_hashes`), by index; an id the catalog lacks cannot be served anyway.
         let (mut deleted, mut row_hashes) = (HashSet::new(), std::collections::HashMap::new());
-        if let Some(fold) = manifest.live.as_ref().filter(|l| !l.deleted.is_empty() || !l.row_hashes.is_empty()) {
+        let mut written_as = std::collections::HashMap::new();
+        let folded =
+            |l: &&generation::LiveFold| !l.deleted.is_empty() || !l.row_hashes.is_empty() || !l.written_as.is_empty();
+        if let Some(fold) = manifest.live.as_ref().filter(folded) {
             let at: std::collections::HashMap<&str, u32> =
                 ids.iter().enumerate().map(|(i, id)| (id.as_str(), i as u32)).collect();
             deleted.extend(fold.deleted.iter().filter_map(|id| at.get(id.as_str()).copied()));
             row_hashes.extend(
                 fold.row_hashes.iter().filter_map(|(id, hashes)| Some((*at.get(id.as_str())?, hashes.clone()))),
             );
+            written_as
+                .extend(fold.written_as.iter().filter_map(|(id, name)| Some((*at.get(id.as_str())?, name.clone()))));
         }
         let live_items = std::sync::Mutex::new(Arc::new(LiveItems::empty(ids.len() as u32)));
         Ok(Engine {
@@ -395,6 +403,7 @@ impl Engine {
             live: None,
             deleted,
             row_hashes,
+            written_as,
             hidden_mask: std::sync::Mutex::new(None),
             hidden_items: std::sync::Mutex::new(None),
             dense_mean: std::sync::Mutex::new(None),

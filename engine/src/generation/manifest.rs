@@ -220,6 +220,13 @@ pub struct LiveFold {
     /// applies it as the next build will.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub row_hashes: std::collections::BTreeMap<String, Vec<String>>,
+    /// Per item stored without values live writes gave it (the catalog's field types no longer
+    /// take them: `values_left_out`), the [`crate::live::item_hash`] of the row as the writes
+    /// made it: the name a write about the item carries ([`crate::Engine::row_name`]), since
+    /// every build replays the writes to that row whatever it then leaves out, and a
+    /// generation with other types stores it otherwise.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub written_as: std::collections::BTreeMap<String, String>,
     /// Live deletes not applied: made against a row the catalog has changed since (or that
     /// left it), or that an earlier write had replaced.
     #[serde(default)]
