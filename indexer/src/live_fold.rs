@@ -217,20 +217,18 @@ pub(crate) fn retype_live_rows(
     let mut refused = Vec::new();
     for (at, item) in catalog.items.iter_mut().enumerate() {
         // Every value left is not blank, so inference gave its field a type.
-        let fits = |(name, value): (&String, &hyrank_engine::FieldValue)| {
-            types.get(name).is_none_or(|kind| kind.coerce(value).is_ok())
-        };
-        if !item.fields.iter().all(fits) && !replayed.last().is_some_and(|(i, _)| *i == at) {
+        let converted: Vec<(String, std::result::Result<hyrank_engine::FieldValue, String>)> = item
+            .fields
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), types.get(name)?.coerce(value))))
+            .collect();
+        let misfits: Vec<(String, String)> =
+            converted.iter().filter_map(|(name, c)| Some((name.clone(), c.clone().err()?))).collect();
+        // Named before it loses a value (once: the blank rule may have named it already).
+        if !misfits.is_empty() && !replayed.last().is_some_and(|(i, _)| *i == at) {
             replayed.push((at, names(item)));
         }
-        let mut misfits = Vec::new();
-        for (name, value) in item.fields.iter_mut() {
-            let Some(kind) = types.get(name) else { continue };
-            match kind.coerce(value) {
-                Ok(converted) => *value = converted,
-                Err(found) => misfits.push((name.clone(), found)),
-            }
-        }
+        item.fields.extend(converted.into_iter().filter_map(|(name, c)| Some((name, c.ok()?))));
         for (name, found) in misfits {
             item.fields.remove(&name);
             refused.push(Reject {
@@ -258,13 +256,15 @@ pub(crate) fn retype_live_rows(
     for (at, names) in replayed {
         let item = &catalog.items[at];
         let own = row_hashes(item);
-        // The name writes about it carry from now on, on every generation (`Engine::row_name`).
-        if let Some(written) = names.first().filter(|name| !own.contains(name)) {
-            writes.written_as.insert(item.id.clone(), written.clone());
+        // The name writes about it carry from now on, on every generation (`Engine::row_name`,
+        // which the engine accepts beside the row's own); its other names (typed ones, an
+        // older server's) join the earlier rows, the latest first.
+        let mut names = names.into_iter();
+        if let Some(written) = names.next().filter(|name| !own.contains(name)) {
+            writes.written_as.insert(item.id.clone(), written);
         }
         let earlier = writes.row_hashes.entry(item.id.clone()).or_default();
-        // The latest first: the replay's row came just before the stored one.
-        let new: Vec<String> = names.into_iter().filter(|h| !own.contains(h) && !earlier.contains(h)).collect();
+        let new: Vec<String> = names.filter(|h| !own.contains(h) && !earlier.contains(h)).collect();
         earlier.splice(0..0, new);
         if earlier.is_empty() {
             writes.row_hashes.remove(&item.id);
@@ -402,14 +402,14 @@ pub(crate) fn replay_item_writes(
             order.push(id.to_string());
         }
     };
-    // The row a write names among the id's, by the row's own name (`None`: another row), and
-    // the rename a name other than that asks for.
+    // Whether a write names one of the id's rows, recording the rename a name other than the
+    // row's own asks for.
     let named = |hashes: &[(String, String)], hash: &str, seq: u64, renamed: &mut HashMap<u64, String>| {
-        let (_, own) = hashes.iter().find(|(name, _)| name == hash)?;
+        let Some((_, own)) = hashes.iter().find(|(name, _)| name == hash) else { return false };
         if own != hash {
             renamed.insert(seq, own.clone());
         }
-        Some(())
+        true
     };
     for logged in logged {
         match &logged.record {
@@ -417,29 +417,22 @@ pub(crate) fn replay_item_writes(
             Record::Delete(delete) => {
                 state(&delete.delete_item, &mut rows);
                 let row = rows.get_mut(&delete.delete_item).expect("inserted above");
-                let names = row
-                    .row
-                    .as_ref()
-                    .and_then(|_| named(&row.hashes, &delete.item_hash, logged.seq, &mut writes.renamed));
-                match names {
-                    Some(()) => row.deleted = true,
-                    None => writes.superseded_deletes += 1,
+                match row.row.is_some() && named(&row.hashes, &delete.item_hash, logged.seq, &mut writes.renamed) {
+                    true => row.deleted = true,
+                    false => writes.superseded_deletes += 1,
                 }
             }
             Record::Fields(update) => {
                 state(&update.update_item, &mut rows);
                 let row = rows.get_mut(&update.update_item).expect("inserted above");
-                let names = row
-                    .row
-                    .as_ref()
-                    .and_then(|_| named(&row.hashes, &update.item_hash, logged.seq, &mut writes.renamed));
-                match (names, row.row.as_mut()) {
-                    (Some(()), Some(current)) => {
+                let names = row.row.is_some() && named(&row.hashes, &update.item_hash, logged.seq, &mut writes.renamed);
+                match row.row.as_mut().filter(|_| names) {
+                    Some(current) => {
                         current.fields = update.fields.clone();
                         row.hashes.extend(version_names(current, served_types));
                         row.updated = true;
                     }
-                    _ => writes.superseded_updates += 1,
+                    None => writes.superseded_updates += 1,
                 }
             }
             Record::Put(put) => {
@@ -447,7 +440,7 @@ pub(crate) fn replay_item_writes(
                 let row = rows.get_mut(&put.item.id).expect("inserted above");
                 let visible = row.row.is_some() && !row.deleted;
                 let applies = match visible {
-                    true => named(&row.hashes, &put.item_hash, logged.seq, &mut writes.renamed).is_some(),
+                    true => named(&row.hashes, &put.item_hash, logged.seq, &mut writes.renamed),
                     false => put.item_hash.is_empty(),
                 };
                 if applies {

@@ -193,18 +193,11 @@ fn previous_generation(root: &Path) -> Result<Option<PathBuf>> {
             ),
         })
     };
-    let pointer = root.join("CURRENT");
-    // Present and unreadable (a folder, no permission): not "no published generation".
-    match std::fs::read_to_string(&pointer) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(refuse(pointer, format!("CURRENT cannot be read ({e})")));
-        }
-        _ => {}
-    }
+    let pointer = root.join(generation::CURRENT);
     match generation::current(root) {
         Ok(dir) => Ok(Some(dir)),
+        // Present: empty, a path, or unreadable (`generation::current` says which).
         Err(hyrank_engine::Error::BadIndex { path, reason }) if pointer.exists() => Err(refuse(path, reason)),
-        Err(e) if pointer.exists() => Err(e.into()),
         Err(_) => {
             let carrying: Vec<String> = generation::published(root)
                 .unwrap_or_default()
@@ -591,34 +584,25 @@ fn build_into(
             for (i, vector) in missing.iter().zip(embedded) {
                 vectors[*i] = Some(vector);
             }
-            if shards.shards > 0 && from_shards < items.len() {
+            tracing::info!(
+                shards = shards.shards,
+                from_shards,
+                reused,
+                from_puts,
+                embedded = missing.len(),
+                "item vectors taken where the text is unchanged (from shards, the current generation or a live \
+                 put); the rest embedded here"
+            );
+            if shards.shards > 0 && !missing.is_empty() {
                 // --embeddings was asked to spare this build the model: items it still had to
-                // embed (shards of another catalog, texts changed since, and no vector reused
-                // for them) are worth a warning; vectors reused for all of them are not.
-                let level_warn = !missing.is_empty();
-                macro_rules! log {
-                    ($($t:tt)*) => { if level_warn { tracing::warn!($($t)*) } else { tracing::info!($($t)*) } };
-                }
-                log!(
-                    shards = shards.shards,
-                    from_shards,
-                    reused,
-                    from_puts,
+                // embed (shards of another catalog, texts changed since, no vector reused for
+                // them) are worth a warning.
+                tracing::warn!(
                     embedded_here = missing.len(),
-                    "{} of {} items were not in the shards with their current text: {reused} vectors reused from \
-                     the current generation, {from_puts} from live puts, {} embedded here",
-                    items.len() - from_shards,
-                    items.len(),
-                    missing.len()
-                );
-            } else if shards.shards > 0 {
-                tracing::info!(shards = shards.shards, from_shards, "every item's vector came from the shards");
-            } else {
-                tracing::info!(
-                    reused,
-                    from_puts,
-                    embedded = missing.len(),
-                    "item vectors reused where the text is unchanged (the previous generation's, or a live put's)"
+                    "{} of {} items were in no shard with their current text, and no vector was reused for them: \
+                     embedded here",
+                    missing.len(),
+                    items.len()
                 );
             }
             vectors.into_iter().map(|v| v.expect("every item has a vector")).collect()

@@ -303,8 +303,10 @@ impl ShardVectors {
     pub fn add_missing(&mut self, mut other: ShardVectors, items: &[hyrank_engine::Item]) -> usize {
         let mut taken = 0;
         for item in items {
-            let content = item.content();
-            if self.get(&item.id, &content).is_some() || other.get(&item.id, &content).is_none() {
+            // The text hashed once for both sides.
+            let hash = content_hash(&item.content());
+            let holds = |vectors: &ShardVectors| vectors.vectors.get(&item.id).is_some_and(|(h, _, _)| *h == hash);
+            if holds(self) || !holds(&other) {
                 continue;
             }
             if let Some(entry) = other.vectors.remove(&item.id) {
@@ -421,12 +423,12 @@ fn read_shard(
     reader.read_to_end(&mut rest).map_err(|e| io_error(path, "reading", e))?;
     match (checked, rest.len()) {
         (true, 32) if rest[..] == computed[..] => {}
-        (true, 32) => return Err(bad(path, DAMAGED.into())),
-        (true, n) if n < 32 => return Err(bad(path, format!("truncated: {n} of the 32 bytes of its SHA-256"))),
+        // Cut short or grown, the last 32 bytes are no hash of the rest either.
+        (true, _) => return Err(bad(path, DAMAGED.into())),
         (false, 0) => {
             tracing::warn!(shard = %path.display(), "a shard written before 2026-12-07 carries no SHA-256: not checked")
         }
-        (_, n) => return Err(bad(path, format!("holds {n} bytes past its last item's vector"))),
+        (false, n) => return Err(bad(path, format!("holds {n} bytes past its last item's vector"))),
     }
     Ok(())
 }

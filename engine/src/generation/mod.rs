@@ -39,7 +39,8 @@ use crate::error::{Error, Result};
 pub use build::{begin, build, hold_serving, prune, published, Building};
 pub use manifest::*;
 
-const CURRENT: &str = "CURRENT";
+/// The file under an index folder naming the serving generation.
+pub const CURRENT: &str = "CURRENT";
 /// File names inside a generation: the one list of the format's files, read by the engine and
 /// written by the indexer and the reranker trainer.
 pub mod files {
@@ -86,9 +87,13 @@ fn io(context: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> Error 
 /// The folder of the generation `CURRENT` points at.
 pub fn current(root: &Path) -> Result<PathBuf> {
     let pointer = root.join(CURRENT);
-    let name = fs::read_to_string(&pointer).map_err(|e| Error::BadIndex {
-        path: root.to_path_buf(),
-        reason: format!("no published generation ({}: {e}); run `hyrank index` first", pointer.display()),
+    let name = fs::read_to_string(&pointer).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::BadIndex {
+            path: root.to_path_buf(),
+            reason: format!("no published generation ({}: {e}); run `hyrank index` first", pointer.display()),
+        },
+        // Present and unreadable (a folder, no permission): not a folder never indexed.
+        _ => Error::BadIndex { path: pointer.clone(), reason: format!("CURRENT cannot be read ({e})") },
     })?;
     let name = name.trim();
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
