@@ -15,10 +15,11 @@ fn write(method: test::TestRequest, uri: &str, body: Option<Value>) -> test::Tes
     }
 }
 
-/// The hash of the row `id` names now: what a write made against it carries.
+/// The name of the row `id` names now: what a write made against it carries (as the API's
+/// write handlers take it, `Engine::row_name`).
 fn row_hash(state: &hyrank_api::AppState, id: &str) -> String {
     let engine = state.engine();
-    hyrank_engine::live::item_hash(&engine.stored_item_at(engine.index_of(id).unwrap()).unwrap())
+    engine.row_name(engine.index_of(id).unwrap()).unwrap()
 }
 
 fn item(id: &str) -> test::TestRequest {
