@@ -3,8 +3,9 @@
 //! 100 (the default's candidates), each with its BM25 score under the generation's settings
 //! (0 when no query term matches), its BM25 score with fields summed and with the title's b at
 //! 0, its exact cosine to the query vector (every item scored, as the dense retriever does up
-//! to 10,000 items), its rank in each full list, and the query's word count. One line per
-//! candidate, tab-separated, with a header.
+//! to 10,000 items), its rank in each full list, the query's word count, and the item's index
+//! (its row in the generation's `dense.vectors`). One line per candidate, tab-separated, with a
+//! header.
 //!
 //! `cargo run --release -p hyrank-engine --example fusion_features -- INDEX_DIR DATA_DIR SPLIT > OUT.tsv`
 use std::collections::HashMap;
@@ -41,7 +42,8 @@ fn main() {
     let sum = Bm25Params { fields: FieldCombination::Sum, ..settings.bm25 };
     let flat_title = Bm25Params { title_b: Some(0.0), ..settings.bm25 };
     let mut out = BufWriter::new(std::io::stdout().lock());
-    writeln!(out, "query\titem\tbm25\tbm25_sum\tbm25_title_b0\tcosine\tbm25_rank\tdense_rank\tquery_words").unwrap();
+    writeln!(out, "query\titem\tbm25\tbm25_sum\tbm25_title_b0\tcosine\tbm25_rank\tdense_rank\tquery_words\titem_index")
+        .unwrap();
     for (id, text) in judged::queries(data, split) {
         let text = text.as_str();
         let scores = |params| -> HashMap<u32, f32> { lexical.score_all(text, params).unwrap().into_iter().collect() };
@@ -61,7 +63,7 @@ fn main() {
             let b_rank = bm25_rank.get(&c).copied().unwrap_or(ids.len() + 1);
             writeln!(
                 out,
-                "{id}\t{}\t{}\t{}\t{}\t{}\t{b_rank}\t{}\t{words}",
+                "{id}\t{}\t{}\t{}\t{}\t{}\t{b_rank}\t{}\t{words}\t{c}",
                 ids[c as usize],
                 get(&bm25, c),
                 get(&summed, c),
