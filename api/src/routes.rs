@@ -15,7 +15,7 @@ use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation::Manifest;
 use hyrank_engine::live::LiveStats;
 use hyrank_engine::request::{
-    candidates_for, defaults, Page, RecommendRequest, SearchRequest, SimilarRequest, Weights,
+    candidates_for, check_page, defaults, Page, RecommendRequest, SearchRequest, SimilarRequest, Weights,
 };
 use hyrank_engine::{Engine, Results};
 use serde::{Deserialize, Serialize};
@@ -471,6 +471,10 @@ pub(crate) async fn similar(
     };
     bound(&state, request.k, &mut request.candidates, &mut None, None).map_err(ApiError::in_query_string)?;
     let page = request.page();
+    // Values that are each fine but not together (`k=5&candidates=4`) are the query string's
+    // fault as much as `k=0` is: checked here, as the engine would check them, so they are
+    // told apart from an item id no item can have (the path's, 422).
+    check_page(page, request.candidates).map_err(|e| ApiError::from(e).in_query_string())?;
     cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
 }
 

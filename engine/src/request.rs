@@ -459,7 +459,7 @@ pub fn candidates_for(k: usize, candidates: Option<usize>) -> usize {
 /// [`Error::InvalidArgument`] on `k` out of 1..=[`MAX_K`], on `candidates` out of
 /// 1..=[`MAX_CANDIDATES`] or fewer than `k`: a list shorter than the page leaves it short
 /// without a word (Elasticsearch's kNN refuses `num_candidates` below `k` likewise).
-pub(crate) fn check_page(page: Page, candidates: Option<usize>) -> Result<usize> {
+pub fn check_page(page: Page, candidates: Option<usize>) -> Result<usize> {
     let k = page.k;
     if k == 0 || k > MAX_K {
         return Err(Error::invalid("k", format!("must be between 1 and {MAX_K}, got {k}")));
