@@ -136,7 +136,13 @@ fn main() -> ExitCode {
             arg
         }
     });
-    let cli = SettingsLayer::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
+    let matches = command.clone().try_get_matches().unwrap_or_else(|e| {
+        let Some(variable) = from_environment(&command, &e) else { e.exit() };
+        let _ = e.print();
+        eprintln!("note: the value was not on the command line: it came from the environment variable {variable}");
+        std::process::exit(e.exit_code())
+    });
+    let cli = SettingsLayer::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -149,6 +155,20 @@ fn main() -> ExitCode {
 /// `filter` as tracing reads it, or, when it cannot read it at all (`access=wran`, `info,[`),
 /// the default filter and why, for a warning once logging is up: such a value used to log at
 /// info without a word.
+/// The environment variable a refused value came from, when the command line did not give
+/// its flag: clap names the flag (`--max-k`) either way, and an operator who set only
+/// `HYRANK_MAX_K` looks for the flag in vain.
+fn from_environment(command: &clap::Command, error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(shown)) = error.get(ContextKind::InvalidArg) else { return None };
+    let long = shown.split_whitespace().next()?.strip_prefix("--")?;
+    let arg = command.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let variable = arg.get_env()?.to_string_lossy().into_owned();
+    let flag = format!("--{long}");
+    let on_command_line = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    (!on_command_line && std::env::var_os(&variable).is_some()).then_some(variable)
+}
+
 fn env_filter(filter: &str) -> (tracing_subscriber::EnvFilter, Option<String>) {
     match tracing_subscriber::EnvFilter::try_new(filter) {
         Ok(filter) => (filter, None),

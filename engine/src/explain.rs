@@ -53,11 +53,14 @@ impl Explanation {
         Explanation { label: label.into(), value, children }
     }
 
-    /// A sum of `parts` (best first) shown as its first `n` parts and, when more remain, one
-    /// leaf `"{rest} other {what}"` holding their sum, so the children always add up to the
-    /// node's value.
+    /// A sum of `parts` shown as its `n` largest parts in magnitude, largest first (equal ones
+    /// in the order given), and, when more remain, one leaf `"{rest} other {what}"` holding
+    /// their sum, so the children always add up to the node's value. By magnitude, not by
+    /// value: a part that pulls the score down by more than a shown one lifts it is as much a
+    /// reason for the score, and the rest's sum would hide it.
     pub fn sum_of_top(label: impl Into<String>, mut parts: Vec<Explanation>, n: usize, what: &str) -> Self {
         let total: f64 = parts.iter().map(|p| p.value).sum();
+        parts.sort_by(|a, b| b.value.abs().total_cmp(&a.value.abs()));
         if parts.len() > n {
             let rest: Vec<Explanation> = parts.drain(n..).collect();
             let value = rest.iter().map(|p| p.value).sum();
@@ -179,4 +182,24 @@ pub struct ScoreBreakdown {
     pub combination: Option<CombinedScore>,
     /// The score the hit is ranked by.
     pub final_score: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sum_shows_its_largest_parts_in_magnitude_and_still_adds_up() {
+        let parts = [("a", 0.224), ("b", 0.021), ("c", -0.37), ("d", 0.104), ("e", -0.01), ("f", 0.104)]
+            .map(|(label, value)| Explanation::leaf(label, value))
+            .to_vec();
+        let tree = Explanation::sum_of_top("CF score", parts, 3, "history items");
+        let shown: Vec<(&str, f64)> = tree.children.iter().map(|c| (c.label.as_str(), c.value)).collect();
+        // The negative part outweighs every positive one; d and f tie and keep their order.
+        assert_eq!(&shown[..3], [("c", -0.37), ("a", 0.224), ("d", 0.104)]);
+        assert_eq!(shown[3].0, "3 other history items");
+        assert!((shown[3].1 - (0.021 - 0.01 + 0.104)).abs() < 1e-12);
+        let sum: f64 = tree.children.iter().map(|c| c.value).sum();
+        assert!((sum - tree.value).abs() < 1e-12 && (tree.value - 0.073).abs() < 1e-12);
+    }
 }

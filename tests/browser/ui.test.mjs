@@ -131,7 +131,7 @@ test("two configurations side by side, with each hit's move", async () => {
   assert.equal(b.length, 10);
   for (const [rank, hit] of b.entries()) {
     const before = a.indexOf(hit.id);
-    const expected = before < 0 ? "new" : before > rank ? `▲${before - rank}` : before < rank ? `▼${rank - before}` : "=";
+    const expected = before < 0 ? `>${a.length}` : before > rank ? `▲${before - rank}` : before < rank ? `▼${rank - before}` : "=";
     assert.equal(hit.move, expected, hit.id);
   }
   await tab.screenshot({ path: `${artifacts}/ui-compare.png`, fullPage: true });

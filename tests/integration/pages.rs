@@ -135,3 +135,30 @@ async fn the_list_s_total_says_where_pages_end_and_a_page_past_it_is_empty() {
     let (status, body) = get(&format!("/v1/items/{seed}/similar?offset=-1")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[actix_web::test]
+async fn a_rerank_of_weight_0_keeps_the_fused_order_ties_included() {
+    // Weights of 0 make every fused score 0, so the order is the tie rule's alone (more
+    // lists, the better best rank, catalog order); a reranker weighted 0 adds 0 to each, and
+    // must leave that order as it is, not sort the ties by id.
+    for request in [
+        json!({"query": "ultralight shelter", "weights": {"bm25": 0, "dense": 0}, "k": 10}),
+        json!({"query": "tent", "user": "u001", "mode": "cf", "weights": {"cf": 0}, "k": 10}),
+    ] {
+        let (status, fused) = post("/v1/search", request.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{fused}");
+        let mut reranked = request.clone();
+        reranked["rerank"] = json!({"reranker": "late_interaction", "depth": 10, "weight": 0});
+        let (status, reranked) = post("/v1/search", reranked).await;
+        assert_eq!(status, StatusCode::OK, "{reranked}");
+        assert!(reranked["hits"][0]["breakdown"].get("rerank").is_some(), "{reranked}");
+        assert_eq!(ids(&reranked), ids(&fused), "{request}");
+        // In mode cf only a reranker reads the query: without one, the answer says it went unread.
+        let said = |body: &Value| {
+            body["notes"]
+                .as_array()
+                .is_some_and(|n| n.iter().any(|n| n.as_str().unwrap().starts_with("query: not read")))
+        };
+        assert_eq!((said(&fused), said(&reranked)), (request["mode"] == "cf", false), "{fused}");
+    }
+}

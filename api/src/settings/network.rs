@@ -73,8 +73,16 @@ pub(super) fn resolve_bind(text: &str) -> std::result::Result<Vec<SocketAddr>, S
         return Ok(vec![address]);
     }
     let usage = "an address like 127.0.0.1:8080, [::]:8080 or localhost:8080";
-    if text.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+    let Some((_, port)) = text.rsplit_once(':').filter(|(host, port)| !host.is_empty() && !port.is_empty()) else {
         return Err(format!("{text:?} is not {usage} (a host and a port)"));
+    };
+    if port.parse::<u16>().is_err() {
+        // Digits past a port's range are a port out of range, not a missing one.
+        let why = match port.bytes().all(|b| b.is_ascii_digit()) {
+            true => "is out of range: a port is from 0 to 65535".to_string(),
+            false => "is not a port number".to_string(),
+        };
+        return Err(format!("{text:?}: port {port:?} {why}; give {usage}"));
     }
     let addresses: Vec<SocketAddr> =
         text.to_socket_addrs().map_err(|e| format!("{text:?} does not resolve ({e}); give {usage}"))?.collect();
@@ -106,7 +114,9 @@ mod tests {
             ("localhost", "is not an address like"),
             ("127.0.0.1", "(a host and a port)"),
             (":8080", "(a host and a port)"),
-            ("localhost:99999", "(a host and a port)"),
+            ("localhost:99999", "port \"99999\" is out of range: a port is from 0 to 65535"),
+            ("127.0.0.1:http", "port \"http\" is not a port number"),
+            ("127.0.0.1:", "(a host and a port)"),
             ("no-such-host.invalid:8080", "does not resolve"),
         ] {
             let error = resolve_bind(bad).unwrap_err();

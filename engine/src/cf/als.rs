@@ -393,7 +393,7 @@ impl<'a> UserExplainer<'a> {
     pub fn tree(&self, item: u32, n: usize, name: impl Fn(u32) -> String) -> Explanation {
         let (_, parts) = self.explain(item);
         let parts = parts.into_iter().map(|(j, c)| Explanation::leaf(format!("history item {}", name(j)), c)).collect();
-        let label = format!("CF score from {} history items (exact solve; top {n} shown)", self.history.len());
+        let label = format!("CF score from {} history items (exact solve; the {n} largest shown)", self.history.len());
         Explanation::sum_of_top(label, parts, n, "history items")
     }
 }

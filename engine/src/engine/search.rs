@@ -41,6 +41,11 @@ pub(crate) const UNREAD_RERANK_NOTE: &str = "rerank: not run: the embedding mode
      word piece of it but punctuation is unknown to its vocabulary), and the reranker reads the query through that \
      vocabulary, so it would order the hits by the items alone; the fused order stands";
 
+/// A query beside `mode: cf` that nothing read: CF's list is the user's alone, and only a
+/// reranker reads the query there.
+pub(crate) const CF_QUERY_NOTE: &str = "query: not read: mode cf ranks the user's CF list alone, and only a reranker \
+     reads the query in this mode (none ran); use mode hybrid to retrieve with it";
+
 impl Engine {
     /// Runs a search.
     ///
@@ -72,6 +77,7 @@ impl Engine {
         // reorder the fused list by the items alone.
         let unread_rerank = unread && plan.is_some();
         let plan = plan.filter(|_| !unread);
+        let cf_query_unread = request.mode == crate::request::Mode::Cf && has_query && plan.is_none();
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
         let highlighter = query.filter(|_| request.highlight).map(|q| self.lexical.highlighter(q)).transpose()?;
         let mut hits = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), &mut timings)?;
@@ -109,6 +115,7 @@ impl Engine {
         let notes = [
             (unread_dense, UNREAD_NOTE),
             (unread_rerank, UNREAD_RERANK_NOTE),
+            (cf_query_unread, CF_QUERY_NOTE),
             (no_cf, no_cf_note.as_str()),
             (no_interactions, super::NO_INTERACTIONS_NOTE),
         ];

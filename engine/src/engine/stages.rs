@@ -283,12 +283,12 @@ impl Engine {
         let t = Instant::now();
         let window: Vec<&FusedHit> = fused.hits[..width].iter().collect();
         let mut reranked = self.rerank(&plan, query, states.as_ref(), &window, fused)?;
-        // Best first, ties by id. A reranked score is only comparable among hits that were all
-        // reranked, which is why a request for more hits than the depth reranks them all.
-        let ids: std::collections::HashMap<u32, String> =
-            reranked.iter().map(|r| (r.fused.item, self.id_at(r.fused.item))).collect();
-        let id = |r: &Reranked<'_>| &ids[&r.fused.item];
-        reranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| id(a).cmp(id(b))));
+        // Best first. Equal final scores keep their fused order (`sort_by` is stable and the
+        // window is in fused order), so they follow the fused list's tie rule (more lists, then
+        // the better best rank, then catalog order) and a rerank weight of 0 leaves the order
+        // as it was. A reranked score is only comparable among hits that were all reranked,
+        // which is why a request for more hits than the depth reranks them all.
+        reranked.sort_by(|a, b| b.score.total_cmp(&a.score));
         timings.rerank_ms = ms(t);
         let mut hits = reranked
             .into_iter()

@@ -18,9 +18,10 @@ pub enum Fusion {
         #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
         k: f64,
     },
-    /// Convex combination of min-max normalised scores.
+    /// Weighted sum of min-max normalised scores: `Σ w · (s − min) / (max − min)` over the lists
+    /// holding the item (weights are not normalised: two lists at weight 1 score up to 2).
     Linear,
-    /// Convex combination of scores normalised from each retriever's floor, the score of an
+    /// Weighted sum of scores normalised from each retriever's floor, the score of an
     /// item unrelated to the query, to the list's best: `(s − floor) / (max − floor)`, clamped
     /// at 0. BM25's floor is 0 (no query term matches); the dense retriever's is the query's
     /// mean score over the items a request can reach (the generation's rows less deleted and
@@ -36,7 +37,7 @@ pub enum Fusion {
     /// theoretical min-max (TOIS 2023) takes the floor as the function's bound, which for a
     /// cosine (−1) is far below any item and squeezes the dense scores instead.
     LinearFloor,
-    /// Convex combination of scores normalised by each list's distribution (mean ∓ 3σ ↦ 0..1),
+    /// Weighted sum of scores normalised by each list's distribution (mean ∓ 3σ ↦ 0..1),
     /// as Qdrant's DBSF does: unclamped, as there, so a member beyond 3σ of its list's mean
     /// (σ the sample standard deviation) lands outside 0..1.
     Dbsf,

@@ -271,8 +271,8 @@ impl ItemModel {
             model += &format!(", recency half-life {} items", s.recency_half_life);
         }
         let label = format!(
-            "CF score ({model}): sum of item-item weights from {} history items, {contributing} with a weight (top {n} \
-             shown)",
+            "CF score ({model}): sum of item-item weights from {} history items, {contributing} with a weight (the {n} \
+             largest shown)",
             seeds.len()
         );
         let tree = Explanation::sum_of_top(label, children, n, "history items with a weight");
