@@ -177,6 +177,22 @@ pub fn check_weight(field: &str, weight: f64) -> Result<()> {
     ))
 }
 
+impl Fusion {
+    /// Checks the method's constant: RRF's `k` from 0 to [`MAX_RRF_K`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `fusion.k` negative, not finite or above the bound.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Fusion::Rrf { k } if !(0.0..=MAX_RRF_K).contains(k) => Err(Error::invalid(
+                "fusion.k",
+                format!("{} is not an RRF constant from 0 to {MAX_RRF_K:e} (60 is the usual one)", shown(*k)),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The largest RRF constant a request may give. Past it every contribution is about
 /// `w / k` whatever the rank, so the constant only erases the lists' order; near f64's
 /// range (`1e308`) the contributions were subnormal and every hit tied.
@@ -221,14 +237,7 @@ pub fn fuse(lists: &[RankedList], weights: &[f64], fusion: &Fusion) -> Result<Ve
     for &weight in weights {
         check_weight("weights", weight)?;
     }
-    if let Fusion::Rrf { k } = fusion {
-        if !(0.0..=MAX_RRF_K).contains(k) {
-            return Err(Error::invalid(
-                "fusion.k",
-                format!("{} is not an RRF constant from 0 to {MAX_RRF_K:e} (60 is the usual one)", shown(*k)),
-            ));
-        }
-    }
+    fusion.check()?;
     let mut fused: HashMap<u32, FusedHit> = HashMap::new();
     for (list, &weight) in lists.iter().zip(weights) {
         let range = ScoreRange::for_fusion(list, fusion);

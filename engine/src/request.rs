@@ -415,7 +415,7 @@ impl SearchRequest {
 }
 
 /// `depth` if it is a rerank depth a request may ask for.
-pub(crate) fn check_rerank_depth(depth: usize) -> Result<usize> {
+pub fn check_rerank_depth(depth: usize) -> Result<usize> {
     if depth == 0 || depth > MAX_RERANK {
         return Err(Error::invalid("rerank.depth", format!("must be between 1 and {MAX_RERANK}")));
     }

@@ -50,6 +50,15 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     let fewer = SearchEvalSettings { configs: vec![Config::parse("hybrid-rrf+candidates=5").unwrap()], ..eval.clone() };
     let error = evaluate(&fewer, &engine).unwrap_err().to_string();
     assert!(error.contains("candidates=5 is below --depth 10"), "{error}");
+    // A configuration this generation cannot run (it has no trained reranker) is refused,
+    // named, before the configurations ahead of it run and write their files.
+    let lacking = SearchEvalSettings {
+        configs: vec![Config::preset("bm25").unwrap(), Config::parse("default+reranker=trained").unwrap()],
+        ..eval.clone()
+    };
+    let error = evaluate(&lacking, &engine).unwrap_err().to_string();
+    assert!(error.contains("\"default+reranker=trained\": "), "{error}");
+    assert!(!out.join("bm25.run").exists() && !out.join("bm25.per-query.tsv").exists());
     let no_depth = SearchEvalSettings { depth: 0, ..eval.clone() };
     assert!(evaluate(&no_depth, &engine).unwrap_err().to_string().contains("invalid setting depth"));
     let report = evaluate(&eval, &engine).unwrap();
@@ -76,7 +85,25 @@ fn search_evaluation_reports_every_configuration_with_runs_and_per_query_scores(
     assert_eq!(json["configs"].as_array().unwrap().len(), 4);
     assert!(json["configs"][0]["ndcg@10"].is_f64());
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(markdown.contains("| configuration | nDCG@10 | Recall@100 | MRR@10 | MAP@100 |"));
+    // The run keeps 10 hits: the metrics cut at 100 say they count only those.
+    assert!(
+        markdown.contains("| configuration | nDCG@10 | Recall@10 (of 100) | MRR@10 | MAP@10 (of 100) |"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("Each run keeps 10 hits per query (--depth)"), "{markdown}");
+    assert_eq!(json["depth"], 10);
+    // Scores fall strictly in the engine's order, so trec_eval ranks the run as the report does
+    // (bm25 here is RRF over one list: equal BM25 scores share a score).
+    let run = std::fs::read_to_string(out.join("bm25.run")).unwrap();
+    let mut previous: Option<(&str, f64)> = None;
+    for line in run.lines() {
+        let columns: Vec<&str> = line.split(' ').collect();
+        let (query, score) = (columns[0], columns[4].parse::<f64>().unwrap());
+        if let Some((before, above)) = previous.filter(|p| p.0 == query) {
+            assert!(score < above, "{before}: scores fall strictly in the engine's order: {run}");
+        }
+        previous = Some((query, score));
+    }
     assert_eq!((report.judged_not_indexed, report.queries_in_corpus, report.corpus_rows_not_indexed), (0, 0, 0));
     assert!(report.earlier_outputs.is_empty());
     // Each configuration after the first is compared with it query by query: the mean
@@ -341,27 +368,13 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
     use hyrank_engine::ColdItems;
     use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice};
     use hyrank_indexer::eval::recommend::{evaluate, RecommendEvalSettings, SplitKind};
-    use hyrank_indexer::{CatalogFormat, InteractionFormat};
 
     let dir = tempfile::tempdir().unwrap();
     let settings = RecommendEvalSettings {
-        catalog: fixture("catalog.jsonl"),
-        catalog_format: CatalogFormat::default(),
-        interactions: fixture("interactions.csv"),
-        interaction_format: InteractionFormat::default(),
-        split: SplitKind::Time,
-        test_fraction: 0.2,
-        seed: 7,
-        min_weight: 4.0,
-        k: 10,
-        candidates: 100,
-        weights: Weights::default(),
         cold_items: ColdItems::Ignore,
-        fusion: hyrank_engine::fusion::Fusion::default(),
-        embedder: embedder_settings(),
+        weights: Weights::default(),
         cf: CfChoiceSettings { requested: CfModelChoice::Ease, ..CfChoiceSettings::default() },
-        out_dir: dir.path().to_path_buf(),
-        reuse_index: false,
+        ..recommend_settings(fixture("interactions.csv"), dir.path().to_path_buf())
     };
     let report = evaluate(&settings).unwrap();
     assert!(report.users_evaluated > 10, "{}", report.users_evaluated);
@@ -399,7 +412,15 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
         fusion: hyrank_engine::fusion::Fusion::Rrf { k: 60.0 },
         ..settings.clone()
     };
-    assert!(evaluate(&reuse).is_ok());
+    let at_10 = evaluate(&reuse).unwrap();
+    // k is the depth of recall and coverage; nDCG is cut at 10 whatever k is (a k of 5 was
+    // nDCG@10 of a 5-item list).
+    let at_5 = evaluate(&RecommendEvalSettings { k: 5, ..reuse.clone() }).unwrap();
+    for (five, ten) in at_5.modes.iter().zip(&at_10.modes) {
+        assert_eq!((&five.mode, five.ndcg_10), (&ten.mode, ten.ndcg_10));
+        assert!(five.recall <= ten.recall && five.coverage <= ten.coverage, "{five:?} {ten:?}");
+    }
+    assert!(at_5.modes.iter().any(|m| m.recall < at_10.modes.iter().find(|t| t.mode == m.mode).unwrap().recall));
     // The same output folder named another way (here through `..`) holds the same train file.
     let roundabout = RecommendEvalSettings { out_dir: dir.path().join("time").join(".."), ..reuse.clone() };
     evaluate(&roundabout).unwrap();
@@ -439,4 +460,56 @@ fn recommend_evaluation_writes_per_user_scores_that_average_to_the_report() {
     // The random split holds out a fifth of each user's positives whatever the seed, so the
     // row counts agree and only the file's content tells the splits apart.
     assert!(error.contains("another split"), "{error}");
+}
+
+/// `hyrank eval recommend` on interactions with a row naming no catalog item and a positive
+/// without a timestamp: the first is refused, naming the row, unless `--on-error skip` leaves
+/// it out (counted); the second is a time not known, kept in train by the time split, and the
+/// train generation validates as `auto` does then, rather than failing on a setting never given.
+#[test]
+fn recommend_evaluation_leaves_bad_rows_out_when_asked_and_reads_untimed_positives() {
+    use hyrank_indexer::eval::recommend::{evaluate, RecommendEvalSettings};
+    use hyrank_indexer::OnError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let fixture_rows = std::fs::read_to_string(fixture("interactions.csv")).unwrap();
+    let lines = fixture_rows.lines().count();
+    let interactions = dir.path().join("interactions.csv");
+    std::fs::write(&interactions, format!("{fixture_rows}u001,NOPE-1,5,1700000000\nu001,TNT-001,5,\n")).unwrap();
+    let settings = recommend_settings(interactions, dir.path().join("out"));
+    let error = evaluate(&settings).unwrap_err().to_string();
+    assert!(error.contains(&format!("interactions.csv:{}", lines + 1)) && error.contains("NOPE-1"), "{error}");
+    assert!(error.contains("--on-error skip"), "the advice names a flag this command has: {error}");
+    let report = evaluate(&RecommendEvalSettings { on_error: OnError::Skip, ..settings }).unwrap();
+    assert_eq!(report.rows_left_out, 1);
+    assert!(report.markdown().contains("1 bad catalog or interaction rows were left out"));
+    assert!(report.users_evaluated > 10);
+}
+
+/// `hyrank eval recommend`'s settings over the fixture catalog and `interactions`: a time split,
+/// positives of weight 4 or more, k 10, the CLI's defaults otherwise.
+fn recommend_settings(
+    interactions: std::path::PathBuf,
+    out_dir: std::path::PathBuf,
+) -> hyrank_indexer::eval::recommend::RecommendEvalSettings {
+    hyrank_indexer::eval::recommend::RecommendEvalSettings {
+        catalog: fixture("catalog.jsonl"),
+        catalog_format: hyrank_indexer::CatalogFormat::default(),
+        interactions,
+        interaction_format: hyrank_indexer::InteractionFormat::default(),
+        split: hyrank_indexer::eval::recommend::SplitKind::Time,
+        test_fraction: 0.2,
+        seed: 7,
+        min_weight: 4.0,
+        k: 10,
+        candidates: 100,
+        weights: Default::default(),
+        cold_items: Default::default(),
+        fusion: hyrank_engine::fusion::Fusion::default(),
+        embedder: embedder_settings(),
+        cf: Default::default(),
+        out_dir,
+        reuse_index: false,
+        on_error: hyrank_indexer::OnError::Fail,
+    }
 }

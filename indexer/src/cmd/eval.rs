@@ -70,6 +70,11 @@ pub(crate) struct EvalRecommendArgs {
     /// mode when it has a recommendation reranker.
     #[arg(long)]
     pub(crate) reuse_index: bool,
+    /// Bad catalog or interaction rows: `fail` stops before the split, naming every one;
+    /// `skip` leaves them out of the split and the train generation, counted in the report;
+    /// `skip-empty` leaves out only items whose title and text are both empty.
+    #[arg(long, value_enum, default_value_t = OnError::Fail)]
+    pub(crate) on_error: OnError,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
     #[command(flatten)]
@@ -126,6 +131,7 @@ pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
         cf: args.cf.settings()?,
         out_dir: args.out,
         reuse_index: args.reuse_index,
+        on_error: args.on_error,
     };
     let report = evaluate(&settings)?;
     print!("{}", report.markdown());

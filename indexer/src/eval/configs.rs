@@ -2,7 +2,7 @@
 //! `+`, and which overrides a run would not apply.
 
 use hyrank_engine::fusion::Fusion;
-use hyrank_engine::lexical::{Bm25Overrides, FieldCombination};
+use hyrank_engine::lexical::{Bm25Overrides, Bm25Params, FieldCombination};
 use hyrank_engine::request::{candidates_for, RerankOptions, RerankerKind, SearchRequest, Weights};
 use hyrank_engine::Mode;
 
@@ -163,7 +163,23 @@ impl Config {
         // Refused here where a rerank is off by name; where it is left to the generation, once
         // the generation is known ([`Config::moot`] in `evaluate`).
         config.moot(config.rerank.as_ref().is_some_and(|r| !r.enabled))?;
+        // The engine's own bounds, now: at the configuration's first query they came after the
+        // configurations before it had run and written their files (and after an index was
+        // built), and without the configuration's name.
+        config.bounds().map_err(|e| format!("{spec:?}: {e}"))?;
         Ok(config)
+    }
+
+    /// The engine's bounds on the values a configuration gives: weights, RRF's k, BM25's k1
+    /// and b (over any generation's, whose own are in bounds), the rerank depth.
+    fn bounds(&self) -> hyrank_engine::Result<()> {
+        self.weights.check()?;
+        self.fusion.check()?;
+        self.bm25.over(Bm25Params::TANTIVY).check()?;
+        if let Some(depth) = self.rerank.as_ref().filter(|r| r.enabled).and_then(|r| r.depth) {
+            hyrank_engine::request::check_rerank_depth(depth)?;
+        }
+        Ok(())
     }
 
     /// The overrides given in the name.
@@ -268,6 +284,13 @@ mod tests {
             ("default+rerank=off+rerank=10", "rerank is given twice"),
             ("default+rerank=10+rerank=off", "rerank is given twice"),
             ("hybrid-linear+bm25=0.3+bm25=0.7", "bm25 is given twice"),
+            // Past the engine's bounds: refused as the spec is read, named, not at its first query.
+            ("hybrid-linear+bm25=2e6", "\"hybrid-linear+bm25=2e6\": invalid weights.bm25: 2e6 is not a weight"),
+            ("hybrid-rrf+k=1e7", "\"hybrid-rrf+k=1e7\": invalid fusion.k: 1e7 is not an RRF constant"),
+            ("bm25+k1=101", "invalid bm25.k1"),
+            ("bm25+b=1.5", "invalid bm25.b: 1.5 is not between 0 and 1"),
+            ("default+title_b=2", "invalid bm25.title_b"),
+            ("default+rerank=100000", "invalid rerank.depth"),
         ] {
             let error = Config::parse(spec).unwrap_err();
             assert!(error.contains(expected), "{spec}: {error}");

@@ -27,6 +27,9 @@ use crate::error::{IndexError, Result};
 use crate::input::{read_catalog, read_interactions, CatalogFormat, InteractionFormat};
 use crate::pipeline::{IndexSettings, OnError};
 
+/// Where nDCG is cut, whatever the recommendation list's `k`.
+const NDCG_CUT: usize = 10;
+
 /// How to hold out test interactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,7 +59,8 @@ pub struct RecommendEvalSettings {
     pub seed: u64,
     /// An interaction is a positive when its weight is at least this.
     pub min_weight: f32,
-    /// Recommendations per user (Recall@k and coverage@k; nDCG is cut at 10).
+    /// Recommendations per user (Recall@k and coverage@k; nDCG is cut at 10, from a list of
+    /// at least 10).
     pub k: usize,
     /// Candidates per retriever.
     pub candidates: usize,
@@ -77,6 +81,10 @@ pub struct RecommendEvalSettings {
     /// --interactions` added a reranker to it) instead of rebuilding it; it must have been
     /// built from this split's train file.
     pub reuse_index: bool,
+    /// Bad catalog or interaction rows: `Fail` stops before the split, naming every one; `Skip`
+    /// leaves them out of the split and the train generation, counted in the report
+    /// (`rows_left_out`); `SkipEmpty` leaves out only items whose title and text are empty.
+    pub on_error: OnError,
 }
 
 /// One mode's scores.
@@ -138,6 +146,8 @@ pub struct RecommendReport {
     pub cf_model: Option<hyrank_engine::generation::CfSelection>,
     /// Users scored at once (the rayon pool's threads; `RAYON_NUM_THREADS` sets it).
     pub scoring_threads: usize,
+    /// Bad catalog and interaction rows left out under `--on-error skip` (or `skip-empty`).
+    pub rows_left_out: usize,
     /// Per mode.
     pub modes: Vec<ModeReport>,
 }
@@ -275,8 +285,14 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     let mut read = read_interactions(&settings.interactions, &settings.interaction_format, &index, &catalog.rejects)?;
     let mut rejects = catalog.rejects.clone();
     rejects.extend(read.rejects.iter().cloned());
-    if !rejects.is_empty() {
+    if settings.on_error.fails_on(&rejects) {
+        if settings.on_error == OnError::SkipEmpty {
+            rejects.sort_by_key(crate::error::Reject::is_empty_item);
+        }
         return Err(IndexError::BadInput { rejects });
+    }
+    if let Some(first) = rejects.first() {
+        tracing::warn!(rows = rejects.len(), first = %first, "bad input rows left out of the split and the train generation");
     }
     // Positives, one per (user, item) with the latest timestamp: the rule `hyrank index
     // --min-weight` serves, from the one place that states it.
@@ -292,6 +308,13 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     drop(read);
     let positives = positives.into_iter().map(|(u, items)| (u, items.into_iter().collect())).collect();
     let (train, test) = split(positives, settings);
+    let untimed = train.iter().filter(|row| row.2.is_none()).count();
+    if untimed > 0 && settings.split == SplitKind::Time {
+        tracing::warn!(
+            positives = untimed,
+            "positives without a timestamp: the time split counts them as each user's oldest (kept in train)"
+        );
+    }
     let split_name = match settings.split {
         SplitKind::Random => "random",
         SplitKind::Time => "time",
@@ -325,15 +348,18 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         interactions: Some(train_path.clone()),
         interaction_format,
         cf: CfChoiceSettings {
-            // `auto` validates the way this evaluation tests, unless told otherwise.
+            // `auto` validates the way this evaluation tests, unless told otherwise, and as `auto`
+            // does where some train positive has no time (the time split keeps those in train,
+            // as the oldest): by time it could not, and the error named a setting not given.
             validation: match (settings.cf.validation, settings.split) {
                 (CfValidation::Auto, SplitKind::Random) => CfValidation::Random,
-                (CfValidation::Auto, SplitKind::Time) => CfValidation::Time,
+                (CfValidation::Auto, SplitKind::Time) if untimed == 0 => CfValidation::Time,
                 (asked, _) => asked,
             },
             ..settings.cf.clone()
         },
-        on_error: OnError::Fail,
+        // The catalog is read again by the build: its bad rows are left out there as here.
+        on_error: settings.on_error,
         ..IndexSettings::new(settings.catalog.clone(), index_dir.clone(), settings.embedder.clone())
     };
     let identity = build_identity(&train_path, &index_settings)?;
@@ -370,6 +396,9 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
     }
     // Each mode's per-user nDCG@10, in user order, for the paired comparisons with cf.
     let mut user_ndcg_of: Vec<Vec<f64>> = Vec::new();
+    // nDCG is cut at 10 whatever k is: a list of k < 10 is asked for 10, and the k-deep
+    // metrics (recall, coverage, cold recall) read its first k.
+    let listed = settings.k.max(NDCG_CUT);
     for mode in mode_names {
         let (mut recall, mut capped, mut ndcg, mut cold_hits) = (0.0, 0.0, 0.0, 0usize);
         let mut user_ndcgs = Vec::with_capacity(test_items.len());
@@ -383,14 +412,14 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                         .iter()
                         .map(|p| p.0)
                         .filter(|i| seen.is_none_or(|s| !s.contains(i)))
-                        .take(settings.k)
+                        .take(listed)
                         .map(str::to_string)
                         .collect()
                 }
                 _ => {
                     let request = RecommendRequest {
                         user: user.to_string(),
-                        k: settings.k,
+                        k: listed,
                         offset: 0,
                         exclude_seen: true,
                         mode: match mode {
@@ -404,7 +433,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
                         fusion: settings.fusion.clone(),
                         weights: settings.weights.clone(),
                         cold_items: settings.cold_items,
-                        candidates: Some(settings.candidates.max(settings.k)),
+                        candidates: Some(settings.candidates.max(listed)),
                         facets: Vec::new(),
                         sort: Vec::new(),
                         recent: 20,
@@ -439,15 +468,17 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         for ((user, held), (top, ms)) in test_items.iter().zip(lists) {
             latencies.push(ms);
             let judged: Judgments = held.iter().map(|i| (i.to_string(), 1)).collect();
+            let user_ndcg = ndcg_at(&top, &judged, NDCG_CUT);
+            let top = &top[..top.len().min(settings.k)];
             let hits = top.iter().filter(|i| judged.contains_key(*i)).count();
-            let (user_recall, user_ndcg) = (hits as f64 / held.len() as f64, ndcg_at(&top, &judged, 10));
+            let user_recall = hits as f64 / held.len() as f64;
             per_user += &format!("{user}\t{user_ndcg:.6}\t{user_recall:.6}\t{ms:.3}\n");
             user_ndcgs.push(user_ndcg);
             recall += user_recall;
             capped += hits as f64 / held.len().min(settings.k) as f64;
             ndcg += user_ndcg;
             cold_hits += held.iter().filter(|i| !popularity.contains_key(**i) && top.iter().any(|t| t == *i)).count();
-            recommended.extend(top);
+            recommended.extend(top.iter().cloned());
         }
         let users = test_items.len().max(1) as f64;
         modes.push(ModeReport {
@@ -477,6 +508,7 @@ pub fn evaluate(settings: &RecommendEvalSettings) -> Result<RecommendReport> {
         k: settings.k,
         users_evaluated: test_items.len(),
         train_interactions: train.len(),
+        rows_left_out: rejects.len(),
         test_interactions: test.len(),
         cold_test_interactions: cold_test,
         items: catalog.items.len(),
@@ -504,6 +536,9 @@ impl RecommendReport {
             "{split}; positives have weight ≥ {}; {} users evaluated, {} train / {} test positives ({} test positives on items with no train interaction); {} items; hybrid fused by {}; {} users scored at once.\n\n",
             self.min_weight, self.users_evaluated, self.train_interactions, self.test_interactions, self.cold_test_interactions, self.items, self.fusion, self.scoring_threads
         );
+        if self.rows_left_out > 0 {
+            out += &format!("{} bad catalog or interaction rows were left out (--on-error).\n\n", self.rows_left_out);
+        }
         if let Some(selection) = &self.cf_model {
             out += &format!("CF model: {}.\n\n", selection.reason);
             if let Some(weight) = selection.content_weight {
@@ -560,6 +595,7 @@ mod tests {
             cf: CfChoiceSettings::default(),
             out_dir: PathBuf::new(),
             reuse_index: false,
+            on_error: OnError::Fail,
         }
     }
 

@@ -73,6 +73,9 @@ pub struct SearchReport {
     pub generation: String,
     /// Queries with judgments in the split, all evaluated.
     pub evaluated_queries: usize,
+    /// Hits kept per query (`--depth`): below 100, Recall@100 and MAP@100 count only these
+    /// (and below 10, nDCG@10 and MRR@10), as trec_eval counts a run this deep.
+    pub depth: usize,
     /// Queries in queries.jsonl without judgments in this split (skipped).
     pub skipped_without_judgments: usize,
     /// Judged relevant documents the generation does not hold (not in its catalog, or
@@ -183,6 +186,44 @@ pub fn check(settings: &SearchEvalSettings, reranks_by_default: bool) -> Result<
     Ok(())
 }
 
+/// A query's lines of a TREC run file: `query Q0 doc rank score name`, in the engine's order.
+///
+/// trec_eval (and pytrec_eval, its binding) ranks a query's documents by the score column,
+/// held as a 32-bit float, and breaks equal scores by document id, not by the rank column, so
+/// equal scores (RRF's ranks 1 + 2 and 2 + 1, one list's equal BM25 scores) and scores equal
+/// once rounded to 32 bits would be re-ordered and scored other than the report scores them.
+/// Each score is therefore written as a 32-bit float strictly below the one before it: the
+/// score rounded, where that is already below, else one step (`f32::next_down`) below the
+/// previous, so a tie moves by units in the last place of an f32 and the order is the engine's.
+/// Written exactly (an f32's value as the shortest f64 text), so that reading it as a double
+/// and rounding to a float gives that float back.
+fn run_lines<'a>(query_id: &str, hits: impl Iterator<Item = (&'a str, f64)>, name: &str) -> String {
+    let mut lines = String::new();
+    let mut previous = f32::INFINITY;
+    for (rank, (id, score)) in hits.enumerate() {
+        let rounded = score as f32;
+        let score = if rounded < previous { rounded } else { previous.next_down() };
+        previous = score;
+        lines += &format!("{query_id} Q0 {id} {} {} {name}\n", rank + 1, f64::from(score));
+    }
+    lines
+}
+
+/// The request `config` makes for the query `text`, keeping `k` hits.
+fn request(config: &Config, settings: &SearchEvalSettings, text: &str, k: usize) -> SearchRequest {
+    SearchRequest {
+        k,
+        mode: config.mode,
+        fusion: config.fusion.clone(),
+        weights: config.weights.clone(),
+        candidates: Some(config.candidates.unwrap_or(settings.candidates).max(k)),
+        rerank: config.rerank.clone(),
+        // k1 or b alone keeps the generation's value of the other.
+        bm25: (config.bm25 != Bm25Overrides::default()).then_some(config.bm25),
+        ..SearchRequest::new(text.to_string())
+    }
+}
+
 /// Runs the evaluation and writes `report.json`, `report.md`, and per configuration a TREC run
 /// file (`<name>.run`) and per-query scores (`<name>.per-query.tsv`).
 pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<SearchReport> {
@@ -227,6 +268,21 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
                 "a rerank depth below the run's depth: every hit the run keeps is reranked (the engine reranks \
                  max(depth, k), and the run asks for k = --depth); pass --depth {rerank} to rerank {rerank}"
             );
+        }
+    }
+    // Each configuration tried on one query before any runs: one this generation cannot run
+    // (a reranker it lacks) is refused, named, before the others have run and written files.
+    if let Some(query) = qrels.keys().next().map(|id| &queries[id]) {
+        for config in &settings.configs {
+            match engine.search(&request(config, settings, query, settings.depth)) {
+                Err(e) if e.kind() == hyrank_engine::ErrorKind::InvalidInput => {
+                    return Err(IndexError::Settings {
+                        setting: "configs".into(),
+                        reason: format!("{:?}: {e}", config.name),
+                    })
+                }
+                result => drop(result?),
+            }
         }
     }
     let in_corpus = |query: &str| engine.index_of(query).is_ok();
@@ -282,17 +338,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             // One hit more when the query's own id may take a place, so the run keeps its depth.
             let own = settings.drop_identical_ids && in_corpus(query_id);
             let k = if own { (settings.depth + 1).min(hyrank_engine::request::MAX_K) } else { settings.depth };
-            let request = SearchRequest {
-                k,
-                mode: config.mode,
-                fusion: config.fusion.clone(),
-                weights: config.weights.clone(),
-                candidates: Some(config.candidates.unwrap_or(settings.candidates).max(k)),
-                rerank: config.rerank.clone(),
-                // k1 or b alone keeps the generation's value of the other.
-                bm25: (config.bm25 != Bm25Overrides::default()).then_some(config.bm25),
-                ..SearchRequest::new(queries[query_id].clone())
-            };
+            let request = request(config, settings, &queries[query_id], k);
             let start = Instant::now();
             let mut hits = engine.search(&request)?.hits;
             let ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -308,8 +354,8 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
             if unwritable.is_none() && !hits.is_empty() {
                 unwritable = spaced("query", query_id).or_else(|| hits.iter().find_map(|h| spaced("document", &h.id)));
             }
-            for (rank, hit) in hits.iter().enumerate().filter(|_| unwritable.is_none()) {
-                run += &format!("{query_id} Q0 {} {} {:.8} {}\n", hit.id, rank + 1, hit.score, config.name);
+            if unwritable.is_none() {
+                run += &run_lines(query_id, hits.iter().map(|h| (h.id.as_str(), h.score)), &config.name);
             }
             // `+ 0.0` turns a negative zero (an empty sum) into the 0 a reader expects.
             let scores = [
@@ -367,6 +413,7 @@ pub fn evaluate(settings: &SearchEvalSettings, engine: &Engine) -> Result<Search
         split: settings.split.clone(),
         generation: engine.manifest().generation.clone(),
         evaluated_queries: qrels.len(),
+        depth: settings.depth,
         skipped_without_judgments: skipped,
         judged_not_indexed: missing.len(),
         judged_not_indexed_examples: missing.iter().take(5).cloned().collect(),
@@ -460,8 +507,25 @@ impl SearchReport {
                 )
             };
         }
+        // A run keeps `depth` hits: a metric cut deeper counts only those, and says so.
+        let cut = |metric: &str, at: usize| match self.depth < at {
+            true => format!("{metric}@{} (of {at})", self.depth),
+            false => format!("{metric}@{at}"),
+        };
+        if self.depth < 100 {
+            out += &format!(
+                "Each run keeps {} hits per query (--depth): the metrics cut deeper count only those.\n\n",
+                self.depth
+            );
+        }
+        let header = [cut("nDCG", 10), cut("Recall", 100), cut("MRR", 10), cut("MAP", 100)];
+        let columns: Vec<&str> = ["configuration"]
+            .into_iter()
+            .chain(header.iter().map(String::as_str))
+            .chain(["p50 ms", "p99 ms"])
+            .collect();
         out += &super::markdown_table(
-            &["configuration", "nDCG@10", "Recall@100", "MRR@10", "MAP@100", "p50 ms", "p99 ms"],
+            &columns,
             self.configs.iter().map(|c| {
                 let scores = [c.ndcg_10, c.recall_100, c.mrr_10, c.map_100].map(|v| format!("{v:.4}"));
                 let latency = [c.p50_ms, c.p99_ms].map(|v| format!("{v:.1}"));
@@ -480,5 +544,37 @@ impl SearchReport {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_file_keeps_the_engine_s_order_through_equal_scores() {
+        // RRF's ranks 1 + 2 and 2 + 1 give equal scores; the engine put "b" first by its tie
+        // rule, and trec_eval would put "a" first (by id) unless the scores say otherwise.
+        let rrf = 1.0 / 61.0 + 1.0 / 62.0;
+        let hits = [("b", rrf), ("a", rrf), ("c", rrf), ("d", 0.01), ("e", 0.01 + 1e-12), ("f", 1e-20)];
+        let lines = run_lines("q1", hits.into_iter(), "hybrid-rrf");
+        // Read as trec_eval reads it: a double, held as a float.
+        let written: Vec<(String, f32)> = lines
+            .lines()
+            .map(|l| {
+                let columns: Vec<&str> = l.split(' ').collect();
+                assert_eq!((columns[0], columns[1], columns[5]), ("q1", "Q0", "hybrid-rrf"), "{l}");
+                (columns[2].to_string(), columns[4].parse::<f64>().unwrap() as f32)
+            })
+            .collect();
+        let ids: Vec<&str> = written.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["b", "a", "c", "d", "e", "f"]);
+        assert!(written.windows(2).all(|w| w[0].1 > w[1].1), "strictly decreasing as read back: {written:?}");
+        // A score already below the one before it is written as it is, to an f32.
+        assert_eq!((written[0].1, written[3].1, written[5].1), (rrf as f32, 0.01, 1e-20));
+        // A tie moves by units in the last place, never past the next score; "e" (above "d"
+        // by less than an f32 tells apart) comes just under it.
+        assert!((written[2].1 - rrf as f32).abs() < 1e-8 && written[2].1 > 0.01);
+        assert_eq!(written[4].1, 0.01f32.next_down());
     }
 }
