@@ -9,6 +9,7 @@
 
 mod body;
 pub mod error;
+mod inflate;
 pub mod metrics;
 mod middleware;
 pub mod openapi;

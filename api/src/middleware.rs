@@ -314,8 +314,8 @@ pub async fn no_query_string(
     Ok(req.into_response(error.error_response()).map_into_right_body())
 }
 
-/// The request body codings this server decodes: what actix-http's decoder reads with the
-/// `compress-gzip` feature (gzip, and deflate as zlib), and none.
+/// The request body codings this server decodes ([`crate::inflate`]: gzip, and deflate as
+/// zlib, as actix-http's decoder reads them), and none.
 const DECODED_ENCODINGS: &[&str] = &["gzip", "deflate", "identity"];
 
 /// Refuses a body whose coding the server would not decode (RFC 9110 §8.4.1: 415, with

@@ -40,9 +40,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
             web::scope("")
                 // A wrap added later runs first: observe, then CORS (which answers preflights
                 // before any key is asked for, and adds its headers to every answer, errors
-                // included), then the encoding check, then the body's deadline, then the URL's
-                // and the body's text encoding.
+                // included), then the encoding check, then the body's deadline, then a gzip or
+                // deflate body's decoding (in bounded steps, counted by the deadline as sent),
+                // then the URL's and the body's text encoding.
                 .wrap(from_fn(utf8_only))
+                .wrap(from_fn(crate::inflate::decode_body))
                 .wrap(from_fn(body_deadline))
                 .wrap(from_fn(known_content_encoding))
                 .wrap(cors)

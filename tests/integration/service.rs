@@ -230,6 +230,24 @@ async fn bounds_answer_4xx_with_a_code() {
     );
     let (status, _, _) = call(&app, search(json!({"query": "tent", "k": 10}), None)).await;
     assert_eq!(status, StatusCode::OK, "at the bound is fine");
+    // The bound is the decoded body's: 16 MB of spaces in 16 KB of gzip is refused as too large
+    // (it is decoded in steps and stopped at the bound; actix's decoder inflated each chunk
+    // whole first, 64 MB for a 62 KB body), and a small gzip body within it is read.
+    let gzip = |body: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut encoder, body).unwrap();
+        let request = test::TestRequest::post().uri("/v1/search").insert_header(("content-type", "application/json"));
+        request.insert_header(("content-encoding", "gzip")).set_payload(encoder.finish().unwrap())
+    };
+    let bomb = [br#"{"query": "tent""#.as_slice(), &vec![b' '; 16 << 20], b"}"].concat();
+    let (status, _, response) = call(&app, gzip(&bomb)).await;
+    assert_eq!(
+        (status, response["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+    assert!(response["error"]["message"].as_str().unwrap().contains("larger than 512 bytes"), "{response}");
+    let (status, _, response) = call(&app, gzip(br#"{"query": "tent", "k": 3}"#)).await;
+    assert_eq!((status, response["hits"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)), "{response}");
 }
 
 /// A path or query string whose escapes are not UTF-8 is refused, not read with U+FFFD in place
