@@ -336,22 +336,34 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(Health::of("ok", &state.engine()))
 }
 
-/// Readiness: a generation is loaded and the model encodes a query (through the engine queue,
-/// so a saturated server reports not ready).
+/// Readiness: a generation is loaded and the model encodes a query through the engine queue.
+/// A full queue is load, not unreadiness: the answer is 200 with status `busy` and no probe.
+/// Under a spike every replica's queue fills at once, and a load balancer that took each out
+/// of rotation turned overload into an outage; overload is answered request by request (503
+/// `overloaded` with Retry-After).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, body = Health), (status = 503, body = ErrorBody, description = "model failing or queue full")
+    (status = 200, body = Health, description = "status `ready`, or `busy` when the engine queue is full (no probe run)"),
+    (status = 503, body = ErrorBody, description = "not_ready: the model fails to encode the probe")
 ))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let health = blocking(&state, |engine| {
+    let busy = || HttpResponse::Ok().json(Health::of("busy", &state.engine()));
+    // Seen full first, so the probe is not counted among the requests refused as overloaded.
+    if state.queue_depth() >= state.settings().limits.max_inflight {
+        return Ok(busy());
+    }
+    let probed = blocking(&state, |engine| {
         match engine.runtime().query_batcher() {
             Some(worker) => worker.encode("readiness probe")?,
             None => engine.embedder().embed("readiness probe")?,
         };
         Ok(Health::of("ready", engine))
     })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message))?;
-    Ok(HttpResponse::Ok().json(health))
+    .await;
+    match probed {
+        Ok(health) => Ok(HttpResponse::Ok().json(health)),
+        Err(e) if e.code == "overloaded" => Ok(busy()),
+        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message)),
+    }
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -407,6 +407,20 @@ async fn readiness_and_the_index_description() {
     assert_eq!(body["manifest"]["counts"]["items"], manifest.counts.items);
     assert_eq!(body["manifest"]["model"]["sha256"], manifest.model.sha256.as_str());
     assert!(body["serving_since_unix"].as_u64().unwrap() > 0);
+    // A full queue is load, not unreadiness: with one engine call allowed and a search holding
+    // it, readiness answers 200 `busy` (it was a 503, which took every saturated replica out
+    // of rotation at once), while a second search is refused as overloaded.
+    let limits = Limits { max_inflight: 1, ..Limits::default() };
+    let app =
+        service(AppState::with_settings(shared_engine(), None, ServiceSettings { limits, ..Default::default() })).await;
+    let held = test::call_service(&app, search(json!({"query": "a tent that holds the queue"}), None).to_request());
+    let probe = async {
+        let ready = call(&app, test::TestRequest::get().uri("/readyz")).await;
+        (ready, call(&app, search(json!({"query": "a second search"}), None)).await)
+    };
+    let (held, ((status, _, body), (refused, _, _))) = futures_util::future::join(held, probe).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("busy")), "{body}");
+    assert_eq!((held.status(), refused), (StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE));
 }
 
 #[actix_web::test]
