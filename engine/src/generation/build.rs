@@ -238,9 +238,23 @@ pub fn begin(root: &Path) -> Result<Building> {
     Ok(Building { dir, name, root: root.to_path_buf(), lock: (lock, file) })
 }
 
+/// The lock file publishers take in turn under an index folder ([`Building::publish`]).
+const PUBLISH_LOCK: &str = ".publish.lock";
+
 impl Building {
     /// Writes the manifest, moves the folder to its final name and points `CURRENT` at it.
     /// Returns the published folder.
+    ///
+    /// Builds may overlap (two nightly runs, a build beside a reranker's training), each under
+    /// its own name; publishers take turns (a lock on `.publish.lock`, held only while `CURRENT`
+    /// is read and moved), and `CURRENT` never moves back to a build that began before the
+    /// one it names: the later build read the later input. Without the turns, two publishers
+    /// shared `CURRENT.tmp`, one failed renaming it while its generation was served, and the
+    /// older of the two could end up current while both said they were published.
+    ///
+    /// # Errors
+    /// [`Error::PublishConflict`] when `CURRENT` names a generation begun after this one (the
+    /// generation is complete and stays in place, not current); I/O errors.
     pub fn publish(self, manifest: &Manifest) -> Result<PathBuf> {
         let manifest_path = self.dir.join(MANIFEST);
         let json = serde_json::to_vec_pretty(manifest)
@@ -250,6 +264,21 @@ impl Building {
         fs::rename(&self.dir, &final_dir)
             .map_err(io(|| format!("renaming {} to {}", self.dir.display(), final_dir.display())))?;
         let _ = fs::remove_file(&self.lock.0);
+        let lock = self.root.join(PUBLISH_LOCK);
+        let turn = open_lock(&lock)?;
+        turn.lock().map_err(io(|| format!("locking {}", lock.display())))?;
+        let serving = fs::read_to_string(self.root.join(CURRENT)).ok();
+        let number = |name: &str| name.trim().parse::<u64>().ok();
+        if let Some(later) = serving.as_deref().filter(|s| number(s) > number(&self.name)) {
+            return Err(Error::PublishConflict(format!(
+                "generation {} is complete ({}) but not made current: generation {}, begun after it, was published \
+                 while it was built, and CURRENT stays there (point CURRENT at {} to serve this one)",
+                self.name,
+                final_dir.display(),
+                later.trim(),
+                self.name
+            )));
+        }
         point_current(&self.root, &self.name)?;
         Ok(final_dir)
     }

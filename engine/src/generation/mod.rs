@@ -202,6 +202,25 @@ mod tests {
         assert_eq!(current(root.path()).unwrap(), dir);
     }
 
+    /// Two builds overlap: the one begun later publishes first; the earlier one's generation
+    /// is complete but does not take `CURRENT` back, and says so.
+    #[test]
+    fn an_earlier_build_publishing_last_leaves_current_at_the_later_one() {
+        let root = tempfile::tempdir().unwrap();
+        let earlier = begin(root.path()).unwrap();
+        let later = begin(root.path()).unwrap();
+        let later_dir = later.publish(&manifest("000002")).unwrap();
+        let error = earlier.publish(&manifest("000001")).unwrap_err().to_string();
+        assert!(error.contains("generation 000001 is complete") && error.contains("generation 000002, begun after it"));
+        assert_eq!(current(root.path()).unwrap(), later_dir);
+        assert!(root.path().join(GENERATIONS).join("000001").join(MANIFEST).is_file());
+        // A build begun after the current one publishes as ever, and no CURRENT.tmp is left.
+        let next = begin(root.path()).unwrap();
+        let next_dir = next.publish(&manifest("000003")).unwrap();
+        assert_eq!(current(root.path()).unwrap(), next_dir);
+        assert!(!root.path().join("CURRENT.tmp").exists());
+    }
+
     #[test]
     fn pruning_keeps_the_newest_current_and_open_generations() {
         let root = tempfile::tempdir().unwrap();
