@@ -277,7 +277,8 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
 /// (never one in use). A download that fails its check is counted as a `refused` reload and
 /// logged once, and that generation is not downloaded again until `CURRENT` names another; a
 /// pull the storage or the disk broke off is counted as `failed` and tried again after 1, 3,
-/// 7... up to 63 polls; a storage that cannot be read is logged once until it can. The serving generation stays
+/// 7... up to 63 polls; a storage that cannot be read, or whose `CURRENT` is gone, is counted
+/// as `failed` at every poll and logged once until it can be read. The serving generation stays
 /// either way. Requests never read the storage: they read the local copy. The thread ends
 /// with the server, as [`spawn_watcher`]'s does.
 pub fn spawn_puller(
@@ -297,19 +298,34 @@ pub fn spawn_puller(
             }
             let Some(index_dir) = state.inner.index_dir.clone() else { return };
             let name = match remote.current() {
-                Ok(name) => {
+                Ok(Some(name)) => {
+                    if unreachable {
+                        tracing::info!(source = remote.url(), "object storage readable again");
+                    }
                     unreachable = false;
                     name
                 }
-                Err(e) => {
+                // A replica serves a generation from the moment it starts, so a source without a
+                // CURRENT is a share not mounted or a bucket emptied, not one yet to publish: a
+                // failure like an unreadable one. Counted at every poll (an alert on the rate
+                // lasts as long as the fault), logged once until the source answers.
+                outcome => {
+                    state.inner.metrics.reloads.with_label_values(&["failed"]).inc();
                     if !unreachable {
-                        tracing::error!(error = %e, source = remote.url(), "object storage unreadable; still serving the local generation");
+                        let error = match outcome {
+                            Err(e) => e.to_string(),
+                            Ok(_) => "it has no CURRENT (a share not mounted, a bucket emptied?)".to_string(),
+                        };
+                        tracing::error!(
+                            error,
+                            source = remote.url(),
+                            "object storage unreadable; still serving the local generation"
+                        );
                         unreachable = true;
                     }
                     continue;
                 }
             };
-            let Some(name) = name else { continue };
             // After failures, polls are skipped: 1, 3, 7... up to 63 of them, so a storage
             // that keeps failing is not asked for whole generations every few seconds.
             if backoff > 0 {
@@ -326,7 +342,8 @@ pub fn spawn_puller(
             }
             // A panic past the guarded open (a bug) must not end the pulling, as it must not
             // end the watcher's watching (the swap catches its own).
-            let pulled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| remote.pull_named(&index_dir, &name)));
+            let pulled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| remote.pull_named(&index_dir, &name)));
             match pulled {
                 Ok(Ok(None)) => (failing, failures) = (false, 0),
                 Ok(Ok(Some(_))) => {
@@ -353,7 +370,11 @@ pub fn spawn_puller(
                             Ok(Err(e)) => e.to_string(),
                             _ => "the pull panicked".to_string(),
                         };
-                        tracing::error!(error, source = remote.url(), "pulling a generation failed; will retry; still serving the local one");
+                        tracing::error!(
+                            error,
+                            source = remote.url(),
+                            "pulling a generation failed; will retry; still serving the local one"
+                        );
                         failing = true;
                     }
                 }

@@ -271,6 +271,19 @@ fn a_replica_refused_at_start_serves_the_generation_before_and_does_not_fetch_it
     wait_until("the puller did not swap in the next good generation", || {
         state.engine().manifest().generation == "000003"
     });
+    // A source whose CURRENT is gone (a share not mounted, a bucket emptied) is a failure,
+    // counted at every poll: it was passed over as "nothing published yet", and a stale
+    // replica looked healthy on every signal.
+    let failed = |state: &AppState| {
+        let text = state.render_metrics();
+        let line = text.lines().find_map(|l| l.strip_prefix(r#"hyrank_generation_reloads_total{outcome="failed"} "#));
+        line.map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let away = dir.path().join("unmounted");
+    std::fs::rename(&source, &away).unwrap();
+    wait_until("a source with no CURRENT was not counted as failed at every poll", || failed(&state) >= 3);
+    std::fs::rename(&away, &source).unwrap();
+    assert_eq!(state.engine().manifest().generation, "000003", "the local generation serves throughout");
     drop(state);
 
     // A download whose file does not match its manifest is refused and not kept.
