@@ -21,7 +21,10 @@ pub struct CacheStats {
 /// An LRU cache of at most `capacity` entries; capacity 0 disables it (every lookup misses and
 /// nothing is stored, so the counts still tell the truth).
 pub struct Cache<K: Hash + Eq, V: Clone> {
-    entries: Option<Mutex<LruCache<K, V>>>,
+    /// The entries and the most there may be. Unbounded to the `lru` crate and bounded here:
+    /// its bounded cache sets its table's room for every entry when made, which allocated
+    /// 130 MB for an empty cache of 100 million, and aborted the process for larger ones.
+    entries: Option<(Mutex<LruCache<K, V>>, NonZeroUsize)>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -30,7 +33,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// A cache holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         Cache {
-            entries: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
+            entries: NonZeroUsize::new(capacity).map(|c| (Mutex::new(LruCache::unbounded()), c)),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -49,7 +52,7 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     /// count ([`Cache::count_miss`]) once it knows the lookup was for a value it could make (a
     /// response cache should not count requests refused as invalid, which are never stored).
     pub fn lookup(&self, key: &K) -> Option<V> {
-        let found = self.entries.as_ref().and_then(|e| lock(e).get(key).cloned());
+        let found = self.entries.as_ref().and_then(|(e, _)| lock(e).get(key).cloned());
         if found.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -68,13 +71,17 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.as_ref().and_then(|e| lock(e).peek(key).cloned())
+        self.entries.as_ref().and_then(|(e, _)| lock(e).peek(key).cloned())
     }
 
     /// Stores `value` under `key`, evicting the least recently used entry when full.
     pub fn put(&self, key: K, value: V) {
-        if let Some(entries) = &self.entries {
-            lock(entries).put(key, value);
+        if let Some((entries, capacity)) = &self.entries {
+            let mut entries = lock(entries);
+            if entries.len() >= capacity.get() && !entries.contains(&key) {
+                entries.pop_lru();
+            }
+            entries.put(key, value);
         }
     }
 
@@ -90,14 +97,14 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
 
     /// Drops every entry (the counts stay).
     pub fn clear(&self) {
-        if let Some(entries) = &self.entries {
+        if let Some((entries, _)) = &self.entries {
             lock(entries).clear();
         }
     }
 
     /// Entries held now.
     pub fn len(&self) -> usize {
-        self.entries.as_ref().map_or(0, |e| lock(e).len())
+        self.entries.as_ref().map_or(0, |(e, _)| lock(e).len())
     }
 
     /// Whether it holds nothing.
@@ -133,6 +140,20 @@ mod tests {
         assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 1 });
         cache.clear();
         assert!(cache.is_empty());
+        // Replacing a key holds its place; the bound holds whatever the order of puts.
+        cache.put("a", 1);
+        cache.put("b", 2);
+        cache.put("b", 20);
+        assert_eq!((cache.len(), cache.peek("a"), cache.peek("b")), (2, Some(1), Some(20)));
+    }
+
+    #[test]
+    fn a_huge_capacity_costs_nothing_until_used() {
+        // The lru crate's bounded cache sized its table for every entry when made: this
+        // aborted the process ("memory allocation of 2336462209040 bytes failed").
+        let cache: Cache<u64, [f32; 384]> = Cache::new(usize::MAX);
+        cache.put(1, [0.5; 384]);
+        assert_eq!((cache.len(), cache.get(&1).map(|v| v[0])), (1, Some(0.5)));
     }
 
     #[test]

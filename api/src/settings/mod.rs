@@ -130,7 +130,7 @@ pub struct SettingsLayer {
     /// Seconds a request's body may take to arrive once its headers are read, plus a second
     /// per KiB received (a slow link's batch still arrives); a body still arriving then gets
     /// 408 (a stalled or trickling client holds a connection, and a shutdown's drain, no
-    /// longer) [default: 15].
+    /// longer); at most 86400 [default: 15].
     #[arg(long, env = "HYRANK_BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: Option<usize>,
     /// Largest k (hits per response) [default: 100].
@@ -401,6 +401,9 @@ pub struct ServerSettings {
 
 /// Requests per rerank-worker pass, and requests waiting: reranking costs ~100× a query
 /// encoding, so the queue is short and a full one answers 503 quickly.
+/// The longest `body_timeout_secs`: a day.
+pub const MAX_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 const DEFAULT_RERANK_BATCH: usize = 8;
 const DEFAULT_RERANK_QUEUE: usize = 64;
 
@@ -484,6 +487,18 @@ impl ServerSettings {
             max_events: positive("max_events", layer.max_events, defaults.max_events)?,
             max_live_items: positive("max_live_items", layer.max_live_items, defaults.max_live_items)?,
         };
+        // A deadline is the headers' time plus this: past a day it overflowed the clock and
+        // every request, /healthz too, panicked its worker while the process kept its port.
+        if limits.body_timeout > MAX_BODY_TIMEOUT {
+            return Err(bad(
+                "body_timeout_secs",
+                format!(
+                    "must be at most {} (a day), got {}",
+                    MAX_BODY_TIMEOUT.as_secs(),
+                    limits.body_timeout.as_secs()
+                ),
+            ));
+        }
         use hyrank_engine::request::{MAX_CANDIDATES, MAX_K, MAX_RERANK};
         if limits.max_k > MAX_K {
             return Err(bad("max_k", format!("the engine serves at most {MAX_K}")));
@@ -632,6 +647,7 @@ mod tests {
     fn bad_values_name_the_setting() {
         for (args, expected) in [
             (&["--workers", "0"][..], "setting workers: must be at least 1"),
+            (&["--body-timeout-secs", "9300000000000000000"][..], "setting body_timeout_secs: must be at most 86400"),
             (&["--workers", "513"][..], "setting workers: must be at most 512 (actix's bound), got 513"),
             (&["--bind", "localhost"][..], "setting bind: \"localhost\" is not an address like"),
             (
