@@ -75,6 +75,10 @@ impl ResponseError for ApiError {
     }
 }
 
+/// What a client is told of a failure on the server's side.
+pub(crate) const INTERNAL_MESSAGE: &str =
+    "the request failed on the server; its log has the reason under this response's x-request-id";
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let code = match &e {
@@ -96,6 +100,9 @@ impl From<EngineError> for ApiError {
         // line per 503, at the worst moment), as the engine queue's 503s are not logged either.
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "request failed");
+            // The reason names the server's files (`appending to /srv/index/live/...`): it is
+            // the log's, under the request's id (the access log's, and the request span's).
+            return ApiError::new(status, code, INTERNAL_MESSAGE);
         }
         ApiError::new(status, code, e.to_string())
     }
@@ -196,5 +203,16 @@ mod tests {
         assert_eq!((error.status, error.code), (StatusCode::SERVICE_UNAVAILABLE, "overloaded"));
         let response = error.error_response();
         assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+    }
+
+    /// A failure on the server's side tells the client where to look, not the server's paths.
+    #[test]
+    fn an_internal_error_keeps_its_reason_in_the_log() {
+        let reason = std::io::Error::other("File too large");
+        let error = ApiError::from(EngineError::io("appending to /srv/index/live/events-00000001.jsonl", reason));
+        assert_eq!((error.status, error.code), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+        assert_eq!(error.message, INTERNAL_MESSAGE);
+        let invalid = ApiError::from(EngineError::invalid("k", "must be between 1 and 1000"));
+        assert!(invalid.message.contains("must be between 1 and 1000"), "a client's own mistake is still said");
     }
 }

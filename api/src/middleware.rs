@@ -98,7 +98,9 @@ pub async fn observe(
         start: Instant::now(),
     };
     let state = req.app_data::<web::Data<AppState>>().map(|s| s.get_ref().clone());
-    let mut response = match next.call(req).await {
+    // Lines logged while the request runs (a 500's reason) carry its id, as the access log does.
+    let span = tracing::error_span!("request", request_id = %record.id);
+    let mut response = match tracing::Instrument::instrument(next.call(req), span).await {
         Ok(response) => response,
         // Errors from inner services still get logged and counted, as the response they become.
         Err(error) => {
