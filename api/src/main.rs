@@ -87,7 +87,24 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         source = settings.source.as_ref().map_or("none", |s| s.url.as_str()),
         "starting (analyst page /ui, API docs /docs/)"
     );
+    let hung_up = state.clone();
     actix_web::rt::System::new().block_on(async move {
+        // SIGHUP, which a closing terminal and many supervisors send, killed the server at once
+        // (no drain, no log line); it now asks for the generation CURRENT names, as a daemon's
+        // HUP conventionally reloads and as `POST /admin/reload` does.
+        let mut hangups =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listening for SIGHUP")?;
+        actix_web::rt::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let state = hung_up.clone();
+                match actix_web::web::block(move || state.refresh()).await {
+                    Ok(Ok(outcome)) => tracing::info!(?outcome, "SIGHUP: generation checked"),
+                    // Refusals and failures are logged and counted where they happen.
+                    Ok(Err(e)) => tracing::warn!(error = %e, "SIGHUP: generation not swapped"),
+                    Err(_) => tracing::error!("SIGHUP: the reload panicked"),
+                }
+            }
+        });
         let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
             .workers(settings.workers)
             .bind(&bind[..])
