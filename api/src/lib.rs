@@ -75,7 +75,7 @@ impl AppState {
     /// Serves `engine`, reloading from `index_dir` when asked (admin route or watcher).
     pub fn with_settings(engine: Arc<Engine>, index_dir: Option<PathBuf>, settings: ServiceSettings) -> Self {
         let metrics = metrics::Metrics::new();
-        metrics.set_generation(&engine.manifest().generation);
+        metrics.set_generation(&engine.manifest().generation, engine.manifest().built_at_unix);
         AppState {
             inner: Arc::new(Inner {
                 engine: RwLock::new(Serving { engine, since: SystemTime::now() }),

@@ -93,6 +93,13 @@ pub struct Metrics {
     pub rejected: IntCounter,
     cache_lookups: IntCounterVec,
     generation: IntGaugeVec,
+    /// When the serving generation was built (seconds since the Unix epoch): an index that
+    /// stopped being rebuilt is `time() - this` growing.
+    generation_built: IntGauge,
+    /// 1 from a generation's refusal until one is swapped in: a refusal is counted once
+    /// (`reloads_total{outcome="refused"}`), so an alert on its increase clears while the
+    /// server is still on the older one; this does not.
+    generation_refused: IntGauge,
     model_queue: IntGaugeVec,
     model_work: IntCounterVec,
     rerank_query_passes: IntCounterVec,
@@ -174,6 +181,29 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let generation_built = register_int_gauge_with_registry!(
+            "hyrank_serving_generation_built_seconds",
+            "When the serving generation was built, in seconds since the Unix epoch.",
+            registry
+        )
+        .expect(expect);
+        let generation_refused = register_int_gauge_with_registry!(
+            "hyrank_generation_refused",
+            "1 while the latest generation offered (published, or pulled) was refused and none has been swapped in since.",
+            registry
+        )
+        .expect(expect);
+        let build_info = register_int_gauge_vec_with_registry!(
+            "hyrank_build_info",
+            "1, labelled with the server's version.",
+            &["version"],
+            registry
+        )
+        .expect(expect);
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // The process's memory, CPU, open files and start time (Linux; nothing elsewhere).
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect(expect);
         let reloads = register_int_counter_vec_with_registry!(
             "hyrank_generation_reloads_total",
             "Generation reload attempts by outcome (swapped, unchanged, refused; failed: a replica's pull broken off, retried).",
@@ -283,6 +313,8 @@ impl Metrics {
             rejected,
             cache_lookups,
             generation,
+            generation_built,
+            generation_refused,
             reloads,
         }
     }
@@ -327,10 +359,18 @@ impl Metrics {
         }
     }
 
-    /// Marks `generation` as the one serving.
-    pub fn set_generation(&self, generation: &str) {
+    /// Marks `generation`, built at `built_at_unix`, as the one serving, and clears a refusal.
+    pub fn set_generation(&self, generation: &str, built_at_unix: u64) {
         self.generation.reset();
         self.generation.with_label_values(&[generation]).set(1);
+        self.generation_built.set(i64::try_from(built_at_unix).unwrap_or(i64::MAX));
+        self.generation_refused.set(0);
+    }
+
+    /// Counts a refused generation and marks the server as behind until the next swap.
+    pub fn refused(&self) {
+        self.reloads.with_label_values(&["refused"]).inc();
+        self.generation_refused.set(1);
     }
 
     /// The registry as Prometheus text, with the figures other parts of the server keep.
@@ -432,8 +472,9 @@ mod tests {
         let mut timings = Timings { embed_ms: 5.0, fusion_ms: 0.1, total_ms: 7.0, ..Timings::default() };
         timings.retrieve_ms.insert("bm25".into(), 0.5);
         metrics.observe_stages(&timings);
-        metrics.set_generation("000001");
-        metrics.set_generation("000002");
+        metrics.set_generation("000001", 1_700_000_000);
+        metrics.refused();
+        metrics.set_generation("000002", 1_700_000_100);
         metrics.render(&Totals { query_cache: CacheStats { hits: 2, misses: 3 }, ..Totals::default() });
         let text = metrics.render(&Totals {
             engine_queue: 3,
@@ -456,6 +497,14 @@ mod tests {
             }),
         });
         assert!(text.contains("hyrank_live_log_events 12"), "{text}");
+        // The serving generation's build time; a refusal is held until the next swap clears it.
+        assert!(text.contains("hyrank_serving_generation_built_seconds 1700000100"), "{text}");
+        assert!(text.contains("hyrank_generation_refused 0"), "{text}");
+        metrics.refused();
+        assert!(metrics.render(&Totals::default()).contains("hyrank_generation_refused 1"));
+        assert!(text.contains(&format!("hyrank_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{text}");
+        #[cfg(target_os = "linux")]
+        assert!(text.contains("process_resident_memory_bytes") && text.contains("process_open_fds"), "{text}");
         assert!(text.contains("hyrank_live_oldest_unfolded_seconds 1.5"), "{text}");
         assert!(text.contains("hyrank_live_flushes_total 9"), "{text}");
         assert!(text.contains("hyrank_live_deleted_items 4"), "{text}");

@@ -49,16 +49,31 @@ impl RequestRecord {
         if let Some(state) = state {
             state.metrics().observe_request(&self.method, &self.route, status.as_u16(), seconds);
         }
-        tracing::info!(
-            target: "hyrank::access",
-            request_id = %self.id,
-            method = %self.method,
-            route = %self.route,
-            path = %self.path,
-            status = status.as_u16(),
-            ms = format_args!("{:.2}", seconds * 1000.0),
-            "request"
-        );
+        // A probe's or a scrape's line at debug when it answers as expected: they come every
+        // few seconds from each load balancer and Prometheus, and say nothing; an error of
+        // theirs stays at info. (Every other request's line stays at info: `hyrank::access=warn`
+        // in HYRANK_LOG turns the access log off, as a busy server may want.)
+        let routine = status.is_success() && ["/healthz", "/readyz", "/metrics"].contains(&self.route.as_str());
+        macro_rules! access {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "hyrank::access",
+                    $level,
+                    request_id = %self.id,
+                    method = %self.method,
+                    route = %self.route,
+                    path = %self.path,
+                    status = status.as_u16(),
+                    ms = format_args!("{:.2}", seconds * 1000.0),
+                    "request"
+                )
+            };
+        }
+        if routine {
+            access!(tracing::Level::DEBUG);
+        } else {
+            access!(tracing::Level::INFO);
+        }
     }
 }
 

@@ -46,7 +46,7 @@ impl AppState {
     /// failed its checks: that generation will not get better, so it is not fetched again
     /// until `CURRENT` names another.
     fn refuse_download(&self, e: &hyrank_engine::Error, source: &str, name: String, refused: &mut Option<String>) {
-        self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+        self.inner.metrics.refused();
         tracing::error!(error = %e, source, "pulled generation refused; still serving the local one");
         *refused = Some(name);
     }
@@ -85,7 +85,7 @@ impl AppState {
             // reload() logged and counted the refusal.
             Ok(Err(e)) => e,
             Err(_) => {
-                self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+                self.inner.metrics.refused();
                 tracing::error!(generation = pulled, "opening a pulled generation panicked; still serving the old one");
                 ReloadError::Refused(hyrank_engine::Error::BadIndex {
                     path: index_dir.join("generations").join(pulled),
@@ -168,12 +168,12 @@ impl AppState {
                 return Ok(ReloadOutcome::Unchanged { generation: from });
             }
             Err(e) => {
-                metrics.reloads.with_label_values(&["refused"]).inc();
+                metrics.refused();
                 tracing::error!(error = %e, serving = %from, "new generation refused; still serving the old one");
                 return Err(e.into());
             }
         };
-        let to = next.manifest().generation.clone();
+        let (to, built_at) = (next.manifest().generation.clone(), next.manifest().built_at_unix);
         let live = next.live().map(|log| (Arc::clone(log), next.manifest().live_folded_through()));
         drop(serving);
         let replaced = {
@@ -189,7 +189,7 @@ impl AppState {
         if let Some((log, through)) = live {
             log.fold(through);
         }
-        metrics.set_generation(&to);
+        metrics.set_generation(&to, built_at);
         metrics.reloads.with_label_values(&["swapped"]).inc();
         tracing::info!(from = %from, to = %to, "generation swapped in");
         Ok(ReloadOutcome::Swapped { from, to })
@@ -262,7 +262,7 @@ pub fn spawn_watcher(state: AppState, every: Duration) -> std::io::Result<std::t
                 // reload() refuses; it pulls nothing, so it has no source to fail.
                 Ok(Err(_)) => refused = Some(pointer),
                 Err(_) => {
-                    state.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+                    state.inner.metrics.refused();
                     tracing::error!("a reload panicked; still serving the old generation");
                     refused = Some(pointer);
                 }

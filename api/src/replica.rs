@@ -91,7 +91,7 @@ impl AppState {
     /// the puller counts a refusal, and not fetched again until the source's `CURRENT` names
     /// another (the admin route still tries it when asked).
     pub fn refused_at_start(&self, name: String) {
-        self.inner.metrics.reloads.with_label_values(&["refused"]).inc();
+        self.inner.metrics.refused();
         *self.inner.pulling.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(name);
     }
 }
