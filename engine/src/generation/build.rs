@@ -260,6 +260,7 @@ impl Building {
         let json = serde_json::to_vec_pretty(manifest)
             .map_err(|source| Error::Json { context: "encoding manifest".into(), source })?;
         write_synced(&manifest_path, &json)?;
+        same_mode_as(&manifest_path, &self.dir)?;
         let final_dir = self.root.join(GENERATIONS).join(&self.name);
         fs::rename(&self.dir, &final_dir)
             .map_err(io(|| format!("renaming {} to {}", self.dir.display(), final_dir.display())))?;
@@ -287,6 +288,40 @@ impl Building {
     pub fn abandon(self) {
         let _ = fs::remove_dir_all(&self.dir);
         let _ = fs::remove_file(&self.lock.0);
+    }
+}
+
+/// Gives every file under `dir` the permissions of `reference`, a file just made with
+/// `File::create` (so under the process's umask). tantivy writes `meta.json` and `.managed.json`
+/// through a temporary file, which is made owner-only whatever the umask: a server running as
+/// another user in the group the umask shares with (a build user and a service user) could not
+/// open the generation. Unix only; elsewhere nothing to do.
+fn same_mode_as(reference: &Path, dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            fs::metadata(reference).map_err(io(|| format!("reading {}", reference.display())))?.permissions().mode()
+                & 0o777;
+        fn walk(dir: &Path, mode: u32) -> Result<()> {
+            for entry in fs::read_dir(dir).map_err(io(|| format!("listing {}", dir.display())))? {
+                let path = entry.map_err(io(|| format!("listing {}", dir.display())))?.path();
+                let meta = fs::symlink_metadata(&path).map_err(io(|| format!("reading {}", path.display())))?;
+                if meta.is_dir() {
+                    walk(&path, mode)?;
+                } else if meta.is_file() && meta.permissions().mode() & 0o777 != mode {
+                    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+                        .map_err(io(|| format!("setting the permissions of {}", path.display())))?;
+                }
+            }
+            Ok(())
+        }
+        walk(dir, mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (reference, dir);
+        Ok(())
     }
 }
 

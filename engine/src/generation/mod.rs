@@ -221,6 +221,23 @@ mod tests {
         assert!(!root.path().join("CURRENT.tmp").exists());
     }
 
+    /// A file a writer made owner-only (tantivy's temporary-file writes) is published with the
+    /// permissions the umask gives a created file, as the manifest has them.
+    #[cfg(unix)]
+    #[test]
+    fn a_published_generation_s_files_follow_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let building = begin(root.path()).unwrap();
+        std::fs::create_dir(building.dir.join("lexical")).unwrap();
+        let managed = building.dir.join("lexical/.managed.json");
+        std::fs::write(&managed, b"[]").unwrap();
+        std::fs::set_permissions(&managed, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let dir = building.publish(&manifest("000001")).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("lexical/.managed.json")), mode(&dir.join(MANIFEST)));
+    }
+
     #[test]
     fn pruning_keeps_the_newest_current_and_open_generations() {
         let root = tempfile::tempdir().unwrap();
