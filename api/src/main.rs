@@ -131,12 +131,18 @@ fn main() -> ExitCode {
     }
     let (filter, misread) = log_filter(std::env::var("HYRANK_LOG").ok().as_deref());
     let (filter, unreadable) = env_filter(&filter);
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let format = log_format(std::env::var("HYRANK_LOG_FORMAT").ok().as_deref());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        // One JSON object a line, values quoted and escaped, for collectors that parse fields
+        // (the text form writes `error=cannot open … (os error 2)` unquoted).
+        Ok(LogFormat::Json) => logs.json().init(),
         // Colour codes only for a terminal: log files and collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        _ => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
+    if let Err(value) = format {
+        tracing::warn!("HYRANK_LOG_FORMAT is {value:?}, not text or json; logging as text");
+    }
     if let Some(e) = unreadable {
         tracing::warn!("HYRANK_LOG is not a log filter ({e}); logging at info");
     }
@@ -193,6 +199,25 @@ fn env_filter(filter: &str) -> (tracing_subscriber::EnvFilter, Option<String>) {
     }
 }
 
+/// How log lines are written (`HYRANK_LOG_FORMAT`).
+#[derive(Debug, PartialEq)]
+enum LogFormat {
+    /// tracing's text lines (the default).
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// The format `HYRANK_LOG_FORMAT` names (`text` when unset), or the value it cannot read.
+fn log_format(value: Option<&str>) -> Result<LogFormat, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(LogFormat::Text),
+        Some(v) if v.eq_ignore_ascii_case("text") => Ok(LogFormat::Text),
+        Some(v) if v.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
+        Some(v) => Err(v.to_string()),
+    }
+}
+
 /// The log filter `HYRANK_LOG` asks for (tracing's `EnvFilter` directives), and the words in it
 /// that read as a module's name where a level was surely meant (`warning`, `verbose`). A value
 /// with no level of its own keeps the default one (info), and hnsw_rs stays at warn unless the
@@ -222,7 +247,7 @@ fn log_filter(value: Option<&str>) -> (String, Vec<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{env_filter, log_filter};
+    use super::{env_filter, log_filter, log_format, LogFormat};
 
     #[test]
     fn a_filter_tracing_cannot_read_is_reported() {
@@ -241,5 +266,13 @@ mod tests {
         assert_eq!(log_filter(Some("warning")), ("info,hnsw_rs=warn,warning".to_string(), vec!["warning".to_string()]));
         assert_eq!(log_filter(Some("debug,hnsw_rs=info")).0, "debug,hnsw_rs=info");
         assert_eq!(log_filter(Some("hyrank_api=debug")).0, "info,hnsw_rs=warn,hyrank_api=debug");
+    }
+
+    #[test]
+    fn the_log_format_is_text_json_or_said_to_be_neither() {
+        assert_eq!(log_format(None), Ok(LogFormat::Text));
+        assert_eq!(log_format(Some(" JSON ")), Ok(LogFormat::Json));
+        assert_eq!(log_format(Some("text")), Ok(LogFormat::Text));
+        assert_eq!(log_format(Some("logfmt")), Err("logfmt".to_string()));
     }
 }

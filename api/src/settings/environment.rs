@@ -41,6 +41,7 @@ mod tests {
     /// would refuse to start beside it.
     const READ_ELSEWHERE: &[&str] = &[
         "HYRANK_LOG",
+        "HYRANK_LOG_FORMAT",
         "HYRANK_CPU_KERNELS",
         "HYRANK_GPU_TF32",
         "HYRANK_NO_AVX512",
