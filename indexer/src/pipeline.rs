@@ -374,7 +374,9 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         shard_vectors = Some(vectors);
     }
     let mut rejects_file = None;
-    let (dir, manifest) = generation::build(&settings.index_dir, |building| {
+    // The generation this build reads from: it is made current only while CURRENT still names it.
+    let based_on = previous.as_deref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+    let (dir, manifest) = generation::build(&settings.index_dir, based_on.as_deref(), |building| {
         // Rejects of logged records name the new generation's carried file, written from
         // `logged` line for line below, under its published name.
         let log = settings.index_dir.join(hyrank_engine::live::LIVE_DIR);

@@ -21,6 +21,9 @@ pub struct Building {
     /// this build lives: the OS releases it when the process dies, even by `kill -9`, which
     /// is how a later build tells a dead build's folder from a running one's.
     lock: (PathBuf, fs::File),
+    /// The generation `CURRENT` named when this build read its input (none: no generation):
+    /// publishing makes this one current only while `CURRENT` still names it.
+    based_on: Option<String>,
 }
 
 /// The lock file of building folder `dir` (`.building-NAME` → `.building-NAME.lock`).
@@ -177,9 +180,11 @@ pub fn published(root: &Path) -> Result<Vec<PathBuf>> {
 /// trainer) goes through here. Returns the published folder and its manifest.
 pub fn build<E: From<Error>>(
     root: &Path,
+    based_on: Option<&str>,
     write: impl FnOnce(&Building) -> Result<Manifest, E>,
 ) -> Result<(PathBuf, Manifest), E> {
-    let building = begin(root)?;
+    let mut building = begin(root)?;
+    building.based_on = based_on.map(str::to_string);
     let manifest = match write(&building) {
         Ok(manifest) => manifest,
         Err(e) => {
@@ -235,7 +240,8 @@ pub fn begin(root: &Path) -> Result<Building> {
     }
     // create_dir, not create_dir_all: two indexers racing for one name must not share a folder.
     fs::create_dir(&dir).map_err(io(|| format!("creating {}", dir.display())))?;
-    Ok(Building { dir, name, root: root.to_path_buf(), lock: (lock, file) })
+    let based_on = current_name(root);
+    Ok(Building { dir, name, root: root.to_path_buf(), lock: (lock, file), based_on })
 }
 
 /// The lock file publishers take in turn under an index folder ([`Building::publish`]).
@@ -247,14 +253,17 @@ impl Building {
     ///
     /// Builds may overlap (two nightly runs, a build beside a reranker's training), each under
     /// its own name; publishers take turns (a lock on `.publish.lock`, held only while `CURRENT`
-    /// is read and moved), and `CURRENT` never moves back to a build that began before the
-    /// one it names: the later build read the later input. Without the turns, two publishers
-    /// shared `CURRENT.tmp`, one failed renaming it while its generation was served, and the
-    /// older of the two could end up current while both said they were published.
+    /// is read and moved), and a build makes its generation current only while `CURRENT` still
+    /// names the generation it read its input from (`based_on`), as a compare-and-swap: one
+    /// that another build published over meanwhile would serve older input (a reranker trained
+    /// on the generation before a nightly build, published after it, dropped the build's new
+    /// items), and one rolled back meanwhile would undo the rollback. Without the turns, two
+    /// publishers shared `CURRENT.tmp`, and the older of two could end up current while both
+    /// said they were published.
     ///
     /// # Errors
-    /// [`Error::PublishConflict`] when `CURRENT` names a generation begun after this one (the
-    /// generation is complete and stays in place, not current); I/O errors.
+    /// [`Error::PublishConflict`] when `CURRENT` moved while this generation was built (it is
+    /// complete and stays in place, not current, until a prune removes it); I/O errors.
     pub fn publish(self, manifest: &Manifest) -> Result<PathBuf> {
         let manifest_path = self.dir.join(MANIFEST);
         let json = serde_json::to_vec_pretty(manifest)
@@ -268,15 +277,17 @@ impl Building {
         let lock = self.root.join(PUBLISH_LOCK);
         let turn = open_lock(&lock)?;
         turn.lock().map_err(io(|| format!("locking {}", lock.display())))?;
-        let serving = fs::read_to_string(self.root.join(CURRENT)).ok();
-        let number = |name: &str| name.trim().parse::<u64>().ok();
-        if let Some(later) = serving.as_deref().filter(|s| number(s) > number(&self.name)) {
+        let serving = current_name(&self.root);
+        if serving != self.based_on {
+            let named = |name: &Option<String>| name.clone().unwrap_or_else(|| "no generation".to_string());
             return Err(Error::PublishConflict(format!(
-                "generation {} is complete ({}) but not made current: generation {}, begun after it, was published \
-                 while it was built, and CURRENT stays there (point CURRENT at {} to serve this one)",
+                "generation {} is complete ({}) but not made current: it was built from {}, and CURRENT has named {} \
+                 since (another build published, or a rollback); CURRENT stays (write {} into it to serve this one, \
+                 until a build prunes it)",
                 self.name,
                 final_dir.display(),
-                later.trim(),
+                named(&self.based_on),
+                named(&serving),
                 self.name
             )));
         }
@@ -289,6 +300,12 @@ impl Building {
         let _ = fs::remove_dir_all(&self.dir);
         let _ = fs::remove_file(&self.lock.0);
     }
+}
+
+/// The name `root`'s `CURRENT` holds, trimmed; none when it is missing, unreadable or empty.
+fn current_name(root: &Path) -> Option<String> {
+    let text = fs::read_to_string(root.join(CURRENT)).ok()?;
+    Some(text.trim().to_string()).filter(|name| !name.is_empty())
 }
 
 /// Gives every file under `dir` the permissions of `reference`, a file just made with
@@ -304,12 +321,15 @@ fn same_mode_as(reference: &Path, dir: &Path) -> Result<()> {
             fs::metadata(reference).map_err(io(|| format!("reading {}", reference.display())))?.permissions().mode()
                 & 0o777;
         fn walk(dir: &Path, mode: u32) -> Result<()> {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
             for entry in fs::read_dir(dir).map_err(io(|| format!("listing {}", dir.display())))? {
                 let path = entry.map_err(io(|| format!("listing {}", dir.display())))?.path();
                 let meta = fs::symlink_metadata(&path).map_err(io(|| format!("reading {}", path.display())))?;
                 if meta.is_dir() {
                     walk(&path, mode)?;
-                } else if meta.is_file() && meta.permissions().mode() & 0o777 != mode {
+                // A hard link is a published generation's file carried over (`carry_over`):
+                // its mode is that generation's, and a chmod here would change it there too.
+                } else if meta.is_file() && meta.nlink() == 1 && meta.permissions().mode() & 0o777 != mode {
                     fs::set_permissions(&path, fs::Permissions::from_mode(mode))
                         .map_err(io(|| format!("setting the permissions of {}", path.display())))?;
                 }

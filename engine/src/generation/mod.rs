@@ -202,22 +202,38 @@ mod tests {
         assert_eq!(current(root.path()).unwrap(), dir);
     }
 
-    /// Two builds overlap: the one begun later publishes first; the earlier one's generation
-    /// is complete but does not take `CURRENT` back, and says so.
+    /// Two builds overlap: the one that publishes second read its input from a generation
+    /// `CURRENT` no longer names, so its generation is complete but not made current, and it
+    /// says so, whichever began first (a reranker trained on generation N reserves its name
+    /// only when it publishes, after a nightly build made N + 1 current).
     #[test]
-    fn an_earlier_build_publishing_last_leaves_current_at_the_later_one() {
+    fn a_build_whose_input_current_has_moved_past_is_not_made_current() {
         let root = tempfile::tempdir().unwrap();
-        let earlier = begin(root.path()).unwrap();
-        let later = begin(root.path()).unwrap();
-        let later_dir = later.publish(&manifest("000002")).unwrap();
-        let error = earlier.publish(&manifest("000001")).unwrap_err().to_string();
-        assert!(error.contains("generation 000001 is complete") && error.contains("generation 000002, begun after it"));
-        assert_eq!(current(root.path()).unwrap(), later_dir);
-        assert!(root.path().join(GENERATIONS).join("000001").join(MANIFEST).is_file());
-        // A build begun after the current one publishes as ever, and no CURRENT.tmp is left.
-        let next = begin(root.path()).unwrap();
-        let next_dir = next.publish(&manifest("000003")).unwrap();
-        assert_eq!(current(root.path()).unwrap(), next_dir);
+        let first = build(root.path(), None, |b| Ok::<_, Error>(manifest(&b.name))).unwrap().0;
+        for later_first in [true, false] {
+            let serving = current(root.path()).unwrap().file_name().unwrap().to_string_lossy().into_owned();
+            let (one, two) = (begin(root.path()).unwrap(), begin(root.path()).unwrap());
+            let (winner, loser) = if later_first { (two, one) } else { (one, two) };
+            let (won, lost) = (winner.name.clone(), loser.name.clone());
+            let won_dir = winner.publish(&manifest(&won)).unwrap();
+            let error = loser.publish(&manifest(&lost)).unwrap_err().to_string();
+            let said = format!("generation {lost} is complete");
+            assert!(
+                error.contains(&said) && error.contains(&format!("built from {serving}, and CURRENT has named {won}")),
+                "{error}"
+            );
+            assert_eq!(current(root.path()).unwrap(), won_dir);
+            assert!(root.path().join(GENERATIONS).join(&lost).join(MANIFEST).is_file());
+        }
+        // Told what it read from: a build based on a generation CURRENT no longer names.
+        let stale = build(root.path(), Some(first.file_name().unwrap().to_str().unwrap()), |b| {
+            Ok::<_, Error>(manifest(&b.name))
+        });
+        assert!(stale.unwrap_err().to_string().contains("built from 000001"));
+        // A build from the current generation publishes as ever, and no CURRENT.tmp is left.
+        let now = current(root.path()).unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        let next = build(root.path(), Some(&now), |b| Ok::<_, Error>(manifest(&b.name))).unwrap().0;
+        assert_eq!(current(root.path()).unwrap(), next);
         assert!(!root.path().join("CURRENT.tmp").exists());
     }
 
@@ -236,6 +252,15 @@ mod tests {
         let dir = building.publish(&manifest("000001")).unwrap();
         let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join("lexical/.managed.json")), mode(&dir.join(MANIFEST)));
+        // A file carried over as a hard link keeps its generation's mode, there and here: a
+        // chmod of the link was a chmod of the serving generation's file.
+        let carried = dir.join("dense.vectors");
+        std::fs::write(&carried, b"vectors").unwrap();
+        std::fs::set_permissions(&carried, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let next = begin(root.path()).unwrap();
+        std::fs::hard_link(&carried, next.dir.join("dense.vectors")).unwrap();
+        let next_dir = next.publish(&manifest("000002")).unwrap();
+        assert_eq!((mode(&carried), mode(&next_dir.join("dense.vectors"))), (0o640, 0o640));
     }
 
     #[test]

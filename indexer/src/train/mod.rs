@@ -485,7 +485,9 @@ fn publish_with_reranker(
     reranker: &RerankerManifest,
     start: Instant,
 ) -> Result<PathBuf> {
-    generation::build(index_dir, |building| {
+    // Made current only while CURRENT still names the generation trained on: a build that
+    // published meanwhile holds newer items, which carrying this one's files would drop.
+    generation::build(index_dir, Some(&engine.manifest().generation), |building| {
         building.carry_over(engine.dir())?;
         // The carried files are hard links into the serving generation: replace them, never
         // write through them.
