@@ -189,7 +189,7 @@ impl Metrics {
         .expect(expect);
         let generation_refused = register_int_gauge_with_registry!(
             "hyrank_generation_refused",
-            "1 while the latest generation offered (published, or pulled) was refused and none has been swapped in since.",
+            "1 while the latest generation offered (published, or pulled) was refused and none has been swapped in since, nor CURRENT pointed back at the serving one.",
             registry
         )
         .expect(expect);
@@ -206,7 +206,7 @@ impl Metrics {
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect(expect);
         let reloads = register_int_counter_vec_with_registry!(
             "hyrank_generation_reloads_total",
-            "Generation reload attempts by outcome (swapped, unchanged, refused; failed: a replica's pull broken off, retried).",
+            "Generation reload attempts by outcome (swapped, unchanged, refused; failed: a replica's pull broken off, or its source unreadable or without a CURRENT, at every poll).",
             &["outcome"],
             registry
         )
@@ -364,6 +364,11 @@ impl Metrics {
         self.generation.reset();
         self.generation.with_label_values(&[generation]).set(1);
         self.generation_built.set(i64::try_from(built_at_unix).unwrap_or(i64::MAX));
+        self.generation_refused.set(0);
+    }
+
+    /// Clears the refusal mark: `CURRENT` names the serving generation again (a rollback).
+    pub fn clear_refused(&self) {
         self.generation_refused.set(0);
     }
 

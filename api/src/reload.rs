@@ -165,6 +165,9 @@ impl AppState {
             Ok(Some(next)) => next,
             Ok(None) => {
                 metrics.reloads.with_label_values(&["unchanged"]).inc();
+                // CURRENT names the serving generation: nothing refused is waiting (a rollback
+                // after a refusal left the mark set on a healthy server).
+                metrics.clear_refused();
                 return Ok(ReloadOutcome::Unchanged { generation: from });
             }
             Err(e) => {
