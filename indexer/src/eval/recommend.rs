@@ -175,7 +175,9 @@ fn split(
             }
             SplitKind::Time => {
                 items.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-                1
+                // Untimed positives sort first, as the oldest: a user whose latest is untimed
+                // has no latest (the one with the largest id was held out), so none is held out.
+                usize::from(items.last().is_some_and(|latest| latest.1.is_some()))
             }
         };
         let cut = items.len() - held;
@@ -640,5 +642,14 @@ mod tests {
         let (_, test) = split(positives(), &settings(SplitKind::Time));
         let held: Vec<(&str, &str)> = test.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
         assert_eq!(held, vec![("a", "i0"), ("c", "z")]);
+        // Untimed positives are the oldest: a user's latest timed one is held out, and a user
+        // with no timed positive has no latest, so none is (the largest id was).
+        let mut untimed = positives();
+        untimed.insert("d".into(), vec![("p".into(), None), ("q".into(), Some(3)), ("r".into(), None)]);
+        untimed.insert("e".into(), vec![("s".into(), None), ("t".into(), None)]);
+        let (train, test) = split(untimed, &settings(SplitKind::Time));
+        let held: Vec<(&str, &str)> = test.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+        assert_eq!(held, vec![("a", "i0"), ("c", "z"), ("d", "q")]);
+        assert_eq!(train.iter().filter(|r| r.0 == "e").count(), 2);
     }
 }
