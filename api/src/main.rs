@@ -87,13 +87,16 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         source = settings.source.as_ref().map_or("none", |s| s.url.as_str()),
         "starting (analyst page /ui, API docs /docs/)"
     );
+    #[cfg(unix)]
     let hung_up = state.clone();
     actix_web::rt::System::new().block_on(async move {
         // SIGHUP, which a closing terminal and many supervisors send, killed the server at once
         // (no drain, no log line); it now asks for the generation CURRENT names, as a daemon's
         // HUP conventionally reloads and as `POST /admin/reload` does.
+        #[cfg(unix)]
         let mut hangups =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listening for SIGHUP")?;
+        #[cfg(unix)]
         actix_web::rt::spawn(async move {
             while hangups.recv().await.is_some() {
                 let state = hung_up.clone();
@@ -175,9 +178,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// `filter` as tracing reads it, or, when it cannot read it at all (`access=wran`, `info,[`),
-/// the default filter and why, for a warning once logging is up: such a value used to log at
-/// info without a word.
 /// The environment variable a refused value came from, when the command line did not give
 /// its flag: clap names the flag (`--max-k`) either way, and an operator who set only
 /// `HYRANK_MAX_K` looks for the flag in vain.
@@ -192,6 +192,9 @@ fn from_environment(command: &clap::Command, error: &clap::Error) -> Option<Stri
     (!on_command_line && std::env::var_os(&variable).is_some()).then_some(variable)
 }
 
+/// `filter` as tracing reads it, or, when it cannot read it at all (`access=wran`, `info,[`),
+/// the default filter and why, for a warning once logging is up: such a value used to log at
+/// info without a word.
 fn env_filter(filter: &str) -> (tracing_subscriber::EnvFilter, Option<String>) {
     match tracing_subscriber::EnvFilter::try_new(filter) {
         Ok(filter) => (filter, None),

@@ -187,7 +187,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
     let _slot = QueueSlot(state);
     let engine = state.engine();
-    web::block(move || work(&engine)).await.map_err(panicked)?.map_err(ApiError::from)
+    // The request's span (its id) follows the work onto the blocking pool, so what the engine
+    // logs there says which request it was for.
+    let span = tracing::Span::current();
+    web::block(move || span.in_scope(|| work(&engine))).await.map_err(panicked)?.map_err(ApiError::from)
 }
 
 /// What a request whose work on the blocking pool never returned gets: actix's `web::block`
@@ -347,7 +350,8 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 ))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let busy = || HttpResponse::Ok().json(Health::of("busy", &state.engine()));
-    // Seen full first, so the probe is not counted among the requests refused as overloaded.
+    // Seen full first, so the probe is mostly not counted among the requests refused as
+    // overloaded (a queue filling between this look and the probe's still counts it).
     if state.queue_depth() >= state.settings().limits.max_inflight {
         return Ok(busy());
     }
@@ -560,7 +564,7 @@ pub(crate) async fn reload(state: web::Data<AppState>) -> Result<HttpResponse, A
         ReloadError::Source(_) => ApiError::new(StatusCode::BAD_GATEWAY, "source_unavailable", e.to_string()),
         ReloadError::Local(_) => {
             tracing::error!(error = %e, "reload failed");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", crate::error::INTERNAL_MESSAGE)
         }
     })?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(outcome))

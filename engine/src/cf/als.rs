@@ -393,7 +393,11 @@ impl<'a> UserExplainer<'a> {
     pub fn tree(&self, item: u32, n: usize, name: impl Fn(u32) -> String) -> Explanation {
         let (_, parts) = self.explain(item);
         let parts = parts.into_iter().map(|(j, c)| Explanation::leaf(format!("history item {}", name(j)), c)).collect();
-        let label = format!("CF score from {} history items (exact solve; the {n} largest shown)", self.history.len());
+        let shown = match self.history.len() > n {
+            true => format!("; the {n} largest shown"),
+            false => String::new(),
+        };
+        let label = format!("CF score from {} history items (exact solve{shown})", self.history.len());
         Explanation::sum_of_top(label, parts, n, "history items")
     }
 }

@@ -250,6 +250,7 @@ impl Engine {
             .collect();
         let label = match recent.len() {
             1 => "content: cosine to the user's most recent history item".to_string(),
+            n @ 2..=3 => format!("content: cosine to the profile of {n} recent history items"),
             n => format!("content: cosine to the profile of {n} recent history items (the 3 largest shown)"),
         };
         Explanation::sum_of_top(label, parts, 3, "history items")

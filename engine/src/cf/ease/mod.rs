@@ -270,9 +270,12 @@ impl ItemModel {
         if s.recency_half_life > 0.0 {
             model += &format!(", recency half-life {} items", s.recency_half_life);
         }
+        let shown = match contributing > n {
+            true => format!(" (the {n} largest shown)"),
+            false => String::new(),
+        };
         let label = format!(
-            "CF score ({model}): sum of item-item weights from {} history items, {contributing} with a weight (the {n} \
-             largest shown)",
+            "CF score ({model}): sum of item-item weights from {} history items, {contributing} with a weight{shown}",
             seeds.len()
         );
         let tree = Explanation::sum_of_top(label, children, n, "history items with a weight");
