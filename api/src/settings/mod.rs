@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 mod environment;
+mod limits;
 mod network;
 mod source;
 
 use hyrank_engine::DeviceChoice;
+pub use limits::{Limits, MAX_BODY_TIMEOUT};
 pub use network::CorsOrigins;
 use network::{check_workers, resolve_bind};
 use serde::Deserialize;
@@ -291,46 +293,6 @@ fn file_keys() -> Vec<String> {
         .collect()
 }
 
-/// Limits every request is checked against before the engine sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest body in bytes.
-    pub max_body_bytes: usize,
-    /// Longest a body may take to arrive after its headers, before the time its bytes earn
-    /// (a second per KiB, `MIN_BODY_BYTES_PER_SEC` in `middleware.rs`).
-    pub body_timeout: std::time::Duration,
-    /// Largest k.
-    pub max_k: usize,
-    /// Largest candidates per retriever.
-    pub max_candidates: usize,
-    /// Longest query in characters.
-    pub max_query_chars: usize,
-    /// Deepest rerank.
-    pub max_rerank_depth: usize,
-    /// Engine calls queued or running at once.
-    pub max_inflight: usize,
-    /// Events in one write.
-    pub max_events: usize,
-    /// Item rows written live on top of a generation.
-    pub max_live_items: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_body_bytes: 64 * 1024,
-            body_timeout: std::time::Duration::from_secs(15),
-            max_k: 100,
-            max_candidates: 1000,
-            max_query_chars: 1000,
-            max_rerank_depth: 100,
-            max_inflight: 64,
-            max_events: 10_000,
-            max_live_items: 10_000,
-        }
-    }
-}
-
 /// What the HTTP service needs (the binary adds where to listen and what to open).
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -401,9 +363,6 @@ pub struct ServerSettings {
 
 /// Requests per rerank-worker pass, and requests waiting: reranking costs ~100× a query
 /// encoding, so the queue is short and a full one answers 503 quickly.
-/// The longest `body_timeout_secs`: a day.
-pub const MAX_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(86_400);
-
 const DEFAULT_RERANK_BATCH: usize = 8;
 const DEFAULT_RERANK_QUEUE: usize = 64;
 
@@ -415,6 +374,15 @@ pub struct SettingsError(pub String);
 /// The error for setting `name`.
 fn bad(name: &str, reason: String) -> SettingsError {
     SettingsError(format!("setting {name}: {reason}"))
+}
+
+/// Setting `name`'s count: as given, at least 1, else `default`.
+fn positive(name: &str, value: Option<usize>, default: usize) -> Result<usize, SettingsError> {
+    match value {
+        Some(0) => Err(bad(name, "must be at least 1".into())),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
 }
 
 impl ServerSettings {
@@ -431,13 +399,9 @@ impl ServerSettings {
 
     fn validate(layer: SettingsLayer) -> Result<ServerSettings, SettingsError> {
         let source = source::resolve(&layer, layer.write_key.is_some())?;
+        // Read before the keys move out of the layer; refused where it always was, after them.
+        let limits = Limits::from_layer(&layer);
         let replica_of = source.as_ref().map(|source| source.url.clone());
-        let defaults = Limits::default();
-        let positive = |name: &str, value: Option<usize>, default: usize| match value {
-            Some(0) => Err(bad(name, "must be at least 1".into())),
-            Some(v) => Ok(v),
-            None => Ok(default),
-        };
         let device_text = layer.device.unwrap_or_else(|| "auto".into());
         let device = device_text.parse::<DeviceChoice>().map_err(|e| bad("device", e.to_string()))?;
         let precision = layer
@@ -472,53 +436,7 @@ impl ServerSettings {
         if same(&write_key, &search_key) {
             return Err(bad("write_key", "must differ from search_key".into()));
         }
-        let limits = Limits {
-            max_body_bytes: positive("max_body_bytes", layer.max_body_bytes, defaults.max_body_bytes)?,
-            body_timeout: std::time::Duration::from_secs(positive(
-                "body_timeout_secs",
-                layer.body_timeout_secs,
-                defaults.body_timeout.as_secs() as usize,
-            )? as u64),
-            max_k: positive("max_k", layer.max_k, defaults.max_k)?,
-            max_candidates: positive("max_candidates", layer.max_candidates, defaults.max_candidates)?,
-            max_query_chars: positive("max_query_chars", layer.max_query_chars, defaults.max_query_chars)?,
-            max_rerank_depth: positive("max_rerank_depth", layer.max_rerank_depth, defaults.max_rerank_depth)?,
-            max_inflight: positive("max_inflight", layer.max_inflight, defaults.max_inflight)?,
-            max_events: positive("max_events", layer.max_events, defaults.max_events)?,
-            max_live_items: positive("max_live_items", layer.max_live_items, defaults.max_live_items)?,
-        };
-        // A deadline is the headers' time plus this: past a day it overflowed the clock and
-        // every request, /healthz too, panicked its worker while the process kept its port.
-        if limits.body_timeout > MAX_BODY_TIMEOUT {
-            return Err(bad(
-                "body_timeout_secs",
-                format!(
-                    "must be at most {} (a day), got {}",
-                    MAX_BODY_TIMEOUT.as_secs(),
-                    limits.body_timeout.as_secs()
-                ),
-            ));
-        }
-        use hyrank_engine::request::{MAX_CANDIDATES, MAX_K, MAX_RERANK};
-        if limits.max_k > MAX_K {
-            return Err(bad("max_k", format!("the engine serves at most {MAX_K}")));
-        }
-        if limits.max_candidates > MAX_CANDIDATES {
-            return Err(bad("max_candidates", format!("the engine serves at most {MAX_CANDIDATES}")));
-        }
-        // A request's candidates must be at least its k: a k above max_candidates could never
-        // be served.
-        if limits.max_candidates < limits.max_k {
-            return Err(bad(
-                "max_candidates",
-                format!("is {} but max_k is {}: candidates must be at least k", limits.max_candidates, limits.max_k),
-            ));
-        }
-        // As k and candidates: a bound the engine would refuse anyway is refused at start, not
-        // discovered by the first request that asks for more than the engine's.
-        if limits.max_rerank_depth > MAX_RERANK {
-            return Err(bad("max_rerank_depth", format!("the engine reranks at most {MAX_RERANK}")));
-        }
+        let limits = limits?;
         Ok(ServerSettings {
             index_dir: layer.index_dir.unwrap_or_else(|| "data/index".into()),
             model_dir: layer.model_dir.unwrap_or_else(|| "models/all-MiniLM-L6-v2".into()),
