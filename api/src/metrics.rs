@@ -116,6 +116,10 @@ pub struct Metrics {
     live_flushes: IntCounter,
     live_deleted: IntGauge,
     live_put_items: IntGauge,
+    /// 1 from a live write that failed on the server's side (5xx: a full disk, a log that
+    /// cannot be written) until one succeeds. Reads still serve, so readiness stays 200; this
+    /// is what an alert on writes watches.
+    live_writes_failing: IntGauge,
     answers: IntCounterVec,
     agreement: HistogramVec,
 }
@@ -270,6 +274,12 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let live_writes_failing = register_int_gauge_with_registry!(
+            "hyrank_live_writes_failing",
+            "1 from a live write that failed on the server's side (5xx) until one succeeds.",
+            registry
+        )
+        .expect(expect);
         let live_put_items = register_int_gauge_with_registry!(
             "hyrank_live_put_items",
             "Puts (PUT /v1/items/{id}, creations and replacements) since the serving generation's build, one live row each, so an item put twice counts twice (searchable now, folded in by the next build).",
@@ -299,6 +309,7 @@ impl Metrics {
             live_flushes,
             live_events,
             live_write_seconds,
+            live_writes_failing,
             live_unfolded,
             live_oldest_seconds,
             model_queue,
@@ -370,6 +381,19 @@ impl Metrics {
     /// Clears the refusal mark: `CURRENT` names the serving generation again (a rollback).
     pub fn clear_refused(&self) {
         self.generation_refused.set(0);
+    }
+
+    /// Records how a live write ended: `Some(true)` succeeded, `Some(false)` failed on the
+    /// server's side, `None` refused as the client's fault (which says nothing of the log).
+    pub fn live_write_outcome(&self, succeeded: Option<bool>) {
+        if let Some(succeeded) = succeeded {
+            self.live_writes_failing.set(i64::from(!succeeded));
+        }
+    }
+
+    /// Whether the last live write that reached the log failed ([`Metrics::live_write_outcome`]).
+    pub fn live_writes_failing(&self) -> bool {
+        self.live_writes_failing.get() != 0
     }
 
     /// Counts a refused generation and marks the server as behind until the next swap.

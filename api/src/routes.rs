@@ -320,15 +320,22 @@ pub(crate) struct Health {
     /// The items a request can find now: the generation's and those written live, less those
     /// deleted or replaced live since the build.
     visible_items: usize,
+    /// `failing` while live writes fail on the server's side (the last one to reach the log
+    /// failed: a full disk, a log that cannot be written); absent otherwise. Reads still
+    /// serve, so readiness stays 200; `hyrank_live_writes_failing` is the same for alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live_writes: Option<&'static str>,
 }
 
 impl Health {
-    fn of(status: &'static str, engine: &Engine) -> Self {
+    fn of(status: &'static str, state: &AppState) -> Self {
+        let engine = state.engine();
         Health {
             status,
             generation: engine.manifest().generation.clone(),
             items: engine.manifest().counts.items,
             visible_items: engine.visible_len(),
+            live_writes: state.metrics().live_writes_failing().then_some("failing"),
         }
     }
 }
@@ -336,7 +343,7 @@ impl Health {
 /// Liveness: the process answers. Never touches the model.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(Health::of("ok", &state.engine()))
+    HttpResponse::Ok().json(Health::of("ok", &state))
 }
 
 /// Readiness: a generation is loaded and the model encodes a query through the engine queue.
@@ -349,7 +356,7 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     (status = 503, body = ErrorBody, description = "not_ready: the model fails to encode the probe")
 ))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let busy = || HttpResponse::Ok().json(Health::of("busy", &state.engine()));
+    let busy = || HttpResponse::Ok().json(Health::of("busy", &state));
     // Seen full first, so the probe is mostly not counted among the requests refused as
     // overloaded (a queue filling between this look and the probe's still counts it).
     if state.queue_depth() >= state.settings().limits.max_inflight {
@@ -360,11 +367,11 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, A
             Some(worker) => worker.encode("readiness probe")?,
             None => engine.embedder().embed("readiness probe")?,
         };
-        Ok(Health::of("ready", engine))
+        Ok(())
     })
     .await;
     match probed {
-        Ok(health) => Ok(HttpResponse::Ok().json(health)),
+        Ok(()) => Ok(HttpResponse::Ok().json(Health::of("ready", &state))),
         Err(e) if e.code == "overloaded" => Ok(busy()),
         Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.message)),
     }

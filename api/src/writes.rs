@@ -17,13 +17,17 @@ use crate::error::{ApiError, ErrorBody};
 use crate::routes::{blocking, limit_exceeded};
 use crate::AppState;
 
-/// Records a live write's latency under its outcome (`ok`, `refused` for a 4xx, `failed`).
+/// Records a live write's latency under its outcome (`ok`, `refused` for a 4xx, `failed`), and
+/// whether writes are failing ([`crate::metrics::Metrics::live_write_outcome`]).
 fn observe_write<T>(state: &AppState, start: Instant, result: &Result<T, ApiError>) {
-    let outcome = match result {
-        Ok(_) => "ok",
-        Err(e) if e.status.is_client_error() => "refused",
-        Err(_) => "failed",
+    let (outcome, succeeded) = match result {
+        Ok(_) => ("ok", Some(true)),
+        Err(e) if e.status.is_client_error() => ("refused", None),
+        // A full engine queue is load, not a log that cannot be written.
+        Err(e) if e.code == "overloaded" => ("failed", None),
+        Err(_) => ("failed", Some(false)),
     };
+    state.metrics().live_write_outcome(succeeded);
     state.metrics().live_write_seconds.with_label_values(&[outcome]).observe(start.elapsed().as_secs_f64());
 }
 

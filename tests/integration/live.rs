@@ -623,3 +623,39 @@ fn acknowledged_events_survive_kill_9_of_the_server() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `/readyz`'s `live_writes` and status, checked to agree with `/healthz`'s.
+async fn health(
+    app: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+) -> (Option<String>, String) {
+    let (status, _, body) = call(app, test::TestRequest::get().uri("/readyz")).await;
+    let (_, _, live) = call(app, test::TestRequest::get().uri("/healthz")).await;
+    assert_eq!(status, StatusCode::OK, "reads still serve: {body}");
+    assert_eq!(body["live_writes"], live["live_writes"]);
+    (body["live_writes"].as_str().map(str::to_string), body["status"].as_str().unwrap().to_string())
+}
+
+#[actix_web::test]
+async fn health_says_when_live_writes_fail_until_one_succeeds() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    assert_eq!(health(&app).await, (None, "ready".into()));
+    // A write the log could not take (a full disk: what `observe_write` records for a 5xx).
+    state.metrics().live_write_outcome(Some(false));
+    assert_eq!(health(&app).await, (Some("failing".into()), "ready".into()));
+    let metrics = state.render_metrics();
+    assert!(metrics.contains("hyrank_live_writes_failing 1"), "{metrics}");
+    // A write refused for the client's fault says nothing of the log; one that lands clears it.
+    let bad = json!({"events": [{"user": "u001", "item": "PRG-001", "weight": "heavy"}]});
+    assert!(call(&app, events(bad, Some(WRITE_KEY))).await.0.is_client_error());
+    assert_eq!(health(&app).await.0.as_deref(), Some("failing"));
+    let good = json!({"events": [{"user": "u001", "item": "PRG-001"}]});
+    assert_eq!(call(&app, events(good, Some(WRITE_KEY))).await.0, StatusCode::OK);
+    assert_eq!(health(&app).await.0, None);
+    assert!(state.render_metrics().contains("hyrank_live_writes_failing 0"));
+}
