@@ -25,7 +25,7 @@ impl AppState {
         let name = match source.current() {
             Ok(Some(name)) => name,
             Ok(None) => {
-                let reason = "nothing is published there yet".to_string();
+                let reason = hyrank_engine::generation::remote::NO_CURRENT.to_string();
                 let e = hyrank_engine::Error::Remote { context: format!("{}'s CURRENT", source.url()), reason };
                 return Err(self.pull_failed(e));
             }
@@ -317,7 +317,9 @@ pub fn spawn_puller(
                     if !unreachable {
                         let error = match outcome {
                             Err(e) => e.to_string(),
-                            Ok(_) => "it has no CURRENT (a share not mounted, a bucket emptied?)".to_string(),
+                            Ok(_) => {
+                                format!("{}'s CURRENT: {}", remote.url(), hyrank_engine::generation::remote::NO_CURRENT)
+                            }
                         };
                         tracing::error!(
                             error,

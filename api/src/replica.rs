@@ -40,7 +40,7 @@ pub fn start(index_dir: &Path, remote: &Remote, open: impl Fn() -> anyhow::Resul
     let pulled = remote.current().and_then(|name| {
         let name = name.ok_or_else(|| hyrank_engine::Error::Remote {
             context: format!("{}'s CURRENT", remote.url()),
-            reason: "nothing is published there yet".into(),
+            reason: hyrank_engine::generation::remote::NO_CURRENT.into(),
         })?;
         read = Some(name.clone());
         remote.pull_named(index_dir, &name)

@@ -63,6 +63,12 @@ mod pull;
 
 pub use pull::point_back;
 
+/// What is said of a source's `CURRENT` when it is missing, in every message that says so (a
+/// replica starting, one polling, one asked to refresh): which cause it is, only the operator
+/// knows.
+pub const NO_CURRENT: &str =
+    "missing (nothing is published there yet, a share is not mounted, or a bucket was emptied)";
+
 /// Files from this size on are uploaded in parts.
 const MULTIPART_FROM: u64 = 32 << 20;
 

@@ -89,10 +89,7 @@ impl Remote {
     /// left as it was. [`Error::Remote`] or [`Error::Io`] for a failed read or write.
     pub fn pull(&self, index_dir: &LocalPath) -> Result<Option<PathBuf>> {
         let Some((name, _)) = self.read_current()? else {
-            return Err(Error::Remote {
-                context: self.describe(CURRENT),
-                reason: "nothing is published there yet".into(),
-            });
+            return Err(Error::Remote { context: self.describe(CURRENT), reason: super::NO_CURRENT.into() });
         };
         self.pull_named(index_dir, &name)
     }
