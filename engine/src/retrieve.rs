@@ -78,8 +78,11 @@ impl Allow {
 /// interactions (the reranker trainer replays users as they were before their held-out items).
 pub struct CfItems {
     index: VectorIndex,
-    /// Items without training interactions (all-zero factors): CF abstains on them.
+    /// Items without training interactions (all-zero factors): CF has no opinion on them.
     cold: Arc<Vec<bool>>,
+    /// The cold items CF abstains on under `cold_items: share`: all of them, less those only
+    /// interactions below the positive rule name ([`CfItems::with_seen_only`]).
+    abstain: Arc<Vec<bool>>,
     /// The mean factors of the warm items (`dim` values; zeros when none is warm): its inner
     /// product with a probe is the probe's mean CF score over the items CF can judge, from
     /// which [`CfItems::floor`] takes the probe's own items out.
@@ -95,7 +98,22 @@ impl CfItems {
         // Cold rows are zeros: they add nothing to the sum, and are left out of the count.
         let warm = cold.iter().filter(|&&c| !c).count();
         let warm_mean = index.sum().iter().map(|&s| (s / warm.max(1) as f64) as f32).collect();
-        CfItems { index, cold: Arc::new(cold), warm_mean, warm }
+        let cold = Arc::new(cold);
+        CfItems { index, abstain: Arc::clone(&cold), cold, warm_mean, warm }
+    }
+
+    /// Marks `seen_only` (item indexes; any out of range is passed over) as interacted with
+    /// below the positive rule: still cold (zero factors, never in the CF list), but CF no
+    /// longer abstains on them, so `share` does not hand them content's weight.
+    #[must_use]
+    pub(crate) fn with_seen_only(mut self, seen_only: &[u32]) -> Self {
+        self.abstain = Arc::new(crate::cf::ease::abstain_mask(&self.cold, seen_only));
+        self
+    }
+
+    /// Whether CF abstains on `item` under `cold_items: share` ([`CfItems::with_seen_only`]).
+    pub(crate) fn abstains(&self, item: u32) -> bool {
+        self.abstain.get(item as usize).copied().unwrap_or(false)
     }
 
     /// Whether `item` had no training interactions (CF has no opinion on it).
@@ -244,14 +262,14 @@ impl Retriever<'_> {
                 // `mode: cf` never recommends it over warm items with negative scores.
                 let warm = |item: u32| !items.cold.get(item as usize).copied().unwrap_or(true) && allow.allows(item);
                 let hits = items.index.search(factors, n, Some(&warm))?;
-                let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(&items.cold));
+                let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(&items.abstain));
                 // What a warm item unrelated to the probe scores on average.
                 let floor = Some(items.floor(factors, own));
                 RankedList { retriever: kind, hits, abstaining, floor }
             }
             Retriever::ItemModel { model, seeds, cold_items } => {
                 let hits = model.top(seeds, n, |item| allow.allows(item));
-                let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(model.cold()));
+                let abstaining = (*cold_items == ColdItems::Share).then(|| Arc::clone(model.abstains()));
                 // An item no seed has a weight for scores exactly 0 (and is not listed), as an
                 // item without a query term does under BM25.
                 RankedList { retriever: kind, hits, abstaining, floor: Some(0.0) }

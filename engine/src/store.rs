@@ -30,6 +30,11 @@ pub struct UserRecord {
     pub index: u32,
     /// Interactions, oldest first when timestamps exist.
     pub history: Vec<Interaction>,
+    /// Items the user interacted with below the build's positive rule (`--min-weight`), by
+    /// index, ascending: not in `history` (neither CF nor the content profile reads them), but
+    /// seen, so `exclude_seen` leaves them out (a film rated 1 is not recommended back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<u32>,
 }
 
 /// Reads and writes items and users.
@@ -261,6 +266,7 @@ mod tests {
             id: "u".into(),
             index: 0,
             history: vec![Interaction { item: 1, weight: 2.0, timestamp: None }],
+            seen: vec![3],
         };
         store.put_user(&user).unwrap();
         store.flush().unwrap();
@@ -279,7 +285,7 @@ mod tests {
                 Item { id: id.to_string(), title: format!("t{i}"), text: String::new(), fields: Default::default() };
             store.put_item(i as u32, &item).unwrap();
         }
-        let user = UserRecord { id: "u".into(), index: 0, history: vec![] };
+        let user = UserRecord { id: "u".into(), index: 0, history: vec![], seen: vec![] };
         store.put_user(&user).unwrap();
         store.flush().unwrap();
         drop(store);
@@ -291,6 +297,6 @@ mod tests {
         assert_eq!(first.items().unwrap().len(), 2);
         assert_eq!(first.user("u").unwrap(), Some(user.clone()));
         assert_eq!(first.users().unwrap(), vec![user]);
-        assert!(first.put_user(&UserRecord { id: "v".into(), index: 1, history: vec![] }).is_err());
+        assert!(first.put_user(&UserRecord { id: "v".into(), index: 1, history: vec![], seen: vec![] }).is_err());
     }
 }

@@ -553,10 +553,32 @@ fn build_into(
         }
         tracing::info!(model = %choice.model, reason = %choice.selection.reason, "CF model");
         chosen = Some(choice);
-        for (u, history) in histories.into_iter().enumerate() {
+        // Rows below the positive rule (`--min-weight`) are interactions still: each user's
+        // such items are stored as seen (left out of their recommendations), and an item only
+        // such rows name is no cold item (CF does not abstain on it: nobody liked it).
+        let mut seen: Vec<std::collections::BTreeSet<u32>> = vec![Default::default(); user_ids.len()];
+        let mut positive = vec![false; items.len()];
+        entries.iter().for_each(|e| positive[e.1 as usize] = true);
+        let mut seen_only = std::collections::BTreeSet::new();
+        for row in &interactions.below {
+            if let Some(&u) = user_index.get(row.user.as_str()) {
+                if !histories[u as usize].contains_key(&row.item) {
+                    seen[u as usize].insert(row.item);
+                }
+            }
+            if !positive[row.item as usize] {
+                seen_only.insert(row.item);
+            }
+        }
+        if !seen_only.is_empty() {
+            let items: Vec<u32> = seen_only.into_iter().collect();
+            generation::write_seen_only(dir, &items)?;
+        }
+        for (u, (history, seen)) in histories.into_iter().zip(seen).enumerate() {
             let mut history: Vec<Interaction> = history.into_values().collect();
             history.sort_by_key(|i| (i.timestamp, i.item));
-            store.put_user(&UserRecord { id: user_ids[u].to_string(), index: u as u32, history })?;
+            let seen = seen.into_iter().collect();
+            store.put_user(&UserRecord { id: user_ids[u].to_string(), index: u as u32, history, seen })?;
         }
         stages.done("build cf index");
     }

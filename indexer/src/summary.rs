@@ -70,7 +70,7 @@ impl Summary {
         );
         if let Some(min_weight) = m.sources.min_weight {
             out += &format!(
-                "  {} interaction rows below --min-weight {min_weight} left out; the rest count once per user and item, weighing 1\n",
+                "  {} interaction rows below --min-weight {min_weight}: seen (kept out of the user's recommendations), not positives; the rest count once per user and item, weighing 1\n",
                 c.below_min_weight
             );
         }

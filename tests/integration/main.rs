@@ -9,6 +9,7 @@ mod highlight;
 mod live;
 mod live_items;
 mod live_races;
+mod min_weight;
 mod pages;
 mod pipeline;
 mod reranker;

@@ -63,7 +63,7 @@ fn a_minimum_weight_keeps_the_rows_at_least_it_as_unit_positives() {
     assert_eq!(m.sources.min_weight, Some(4.0));
     assert_eq!(m.counts.below_min_weight, rows.iter().filter(|r| weight(r) < 4.0).count());
     assert_eq!((m.counts.interaction_rows, m.counts.interactions), (rows.len(), kept.len()));
-    assert!(summary.render().contains("rows below --min-weight 4 left out"), "{}", summary.render());
+    assert!(summary.render().contains("rows below --min-weight 4: seen"), "{}", summary.render());
     let engine = hyrank_engine::Engine::open(dir.path(), &hyrank_tests::embedder_settings()).unwrap();
     let user = &rows.iter().find(|r| weight(r) >= 4.0).unwrap()[0];
     let record = engine.user(user).unwrap();

@@ -125,13 +125,22 @@ impl Engine {
         }
         // What fusion reports as CF abstaining (under `cold_items: share`) reads so here too,
         // not as a sum of no weights.
-        let cold = match &self.cf {
-            Some(Collaborative::Ease(model)) => model.cold().get(item as usize).copied().unwrap_or(false),
-            Some(Collaborative::Als { items, .. }) => items.is_cold(item),
-            None => false,
+        let (cold, abstains) = match &self.cf {
+            Some(Collaborative::Ease(model)) => {
+                let at = |mask: &Arc<Vec<bool>>| mask.get(item as usize).copied().unwrap_or(false);
+                (at(model.cold()), at(model.abstains()))
+            }
+            Some(Collaborative::Als { items, .. }) => (items.is_cold(item), items.abstains(item)),
+            None => (false, false),
         };
-        if cold {
+        if abstains {
             return Explanation::leaf("CF: no opinion on an item no one interacted with before the build (cold)", 0.0);
+        }
+        if cold {
+            return Explanation::leaf(
+                "CF: no positive for this item, only interactions below the build's positive rule (--min-weight)",
+                0.0,
+            );
         }
         let name = |j: u32| self.item_label(j);
         match explainer {

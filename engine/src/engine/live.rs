@@ -289,18 +289,24 @@ impl Engine {
             return Ok(LiveUser { record, live_events: 0, stored: true });
         }
         let known = stored.is_some();
-        let mut record =
-            stored.unwrap_or_else(|| UserRecord { id: id.to_string(), index: u32::MAX, history: Vec::new() });
+        let mut record = stored.unwrap_or_else(|| UserRecord {
+            id: id.to_string(),
+            index: u32::MAX,
+            history: Vec::new(),
+            seen: Vec::new(),
+        });
         // A stored history names an item's row as built; a row replaced live is now its latest
         // row (so the new row counts as seen, and its vector forms the profile).
         if !live.replaced.is_empty() {
-            for interaction in &mut record.history {
-                if live.replaced.contains(&interaction.item) {
-                    if let Ok(latest) = self.index_of(&self.id_at(interaction.item)) {
-                        interaction.item = latest;
+            let latest = |item: &mut u32| {
+                if live.replaced.contains(item) {
+                    if let Ok(row) = self.index_of(&self.id_at(*item)) {
+                        *item = row;
                     }
                 }
-            }
+            };
+            record.history.iter_mut().for_each(|interaction| latest(&mut interaction.item));
+            record.seen.iter_mut().for_each(latest);
         }
         if events.is_empty() {
             if !known {
@@ -311,24 +317,40 @@ impl Engine {
         let mut merged = 0;
         let mut at: std::collections::HashMap<u32, usize> =
             record.history.iter().enumerate().map(|(position, i)| (i.item, position)).collect();
+        // The build's positive rule, when it had one (`--min-weight`): the next build reads
+        // these events as rows of the interactions file, so a request reads them the same way
+        // now. An event below it is seen, not a positive; one at or above it counts once per
+        // item, weighing 1. Without the rule every event adds its weight.
+        let rule = self.manifest.sources.min_weight;
+        let mut seen: std::collections::BTreeSet<u32> = record.seen.iter().copied().collect();
         for event in events {
             // An item a later generation dropped: the event stays in the log (the next build
             // reports it) but cannot be part of this generation's history.
             let Ok(item) = self.index_of(&event.item) else { continue };
             merged += 1;
+            if rule.is_some_and(|min| event.weight < min) {
+                seen.insert(item);
+                continue;
+            }
+            let weight = if rule.is_some() { 1.0 } else { event.weight };
             match at.get(&item) {
                 Some(&position) => {
-                    let seen = &mut record.history[position];
-                    seen.weight += event.weight;
-                    seen.timestamp = seen.timestamp.max(event.timestamp);
+                    let known = &mut record.history[position];
+                    if rule.is_none() {
+                        known.weight += weight;
+                    }
+                    known.timestamp = known.timestamp.max(event.timestamp);
                 }
                 None => {
                     at.insert(item, record.history.len());
-                    record.history.push(Interaction { item, weight: event.weight, timestamp: event.timestamp });
+                    record.history.push(Interaction { item, weight, timestamp: event.timestamp });
                 }
             }
         }
-        if !known && merged == 0 {
+        record.seen = seen.into_iter().filter(|item| !at.contains_key(item)).collect();
+        // A user the build did not know, whose events are all below the rule, has no positive
+        // to recommend from, as the next build will not know them either.
+        if !known && record.history.is_empty() {
             return Err(Error::UnknownUser { id: id.to_string() });
         }
         Ok(LiveUser { record, live_events: merged, stored: known })

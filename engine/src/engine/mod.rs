@@ -250,10 +250,12 @@ impl Engine {
         }
         let lexical = LexicalIndex::open(&dir.join(files::LEXICAL), manifest.lexical.clone())?;
         let dense = VectorIndex::load(dir, files::DENSE, manifest.model.dim, Metric::Cosine, manifest.hnsw)?;
+        // Items only interactions below the positive rule name: cold, but not abstained on.
+        let seen_only = || generation::read_seen_only(dir, manifest.counts.items);
         let cf = match (&manifest.cf, &manifest.ease) {
             (_, Some(settings)) => {
                 let model = ItemModel::load(&dir.join(files::EASE), manifest.counts.items, settings.clone())?;
-                Some(Collaborative::Ease(model))
+                Some(Collaborative::Ease(model.with_seen_only(&seen_only()?)))
             }
             (Some(settings), None) => {
                 let items =
@@ -265,7 +267,7 @@ impl Engine {
                 let item_factors = Factors { data: items.vectors().to_vec(), dim: settings.factors };
                 let model = AlsModel { user_factors, item_factors, settings: settings.clone() };
                 let gram = cf::item_gramian(&model);
-                Some(Collaborative::Als { items: CfItems::new(items), model, gram })
+                Some(Collaborative::Als { items: CfItems::new(items).with_seen_only(&seen_only()?), model, gram })
             }
             (None, None) => None,
         };

@@ -23,6 +23,9 @@ pub struct UserView<'a> {
     /// What they interacted with: excluded from recommendations when asked, and the recent
     /// part forms the content profile and the reranker's context.
     pub history: &'a [Interaction],
+    /// Items seen below the build's positive rule ([`crate::store::UserRecord::seen`]):
+    /// excluded with the history when asked, read for nothing else.
+    pub seen: &'a [u32],
     /// Items kept out of the candidates besides the history (the trainer hides a user's other
     /// held-out items).
     pub hidden: Option<&'a HashSet<u32>>,
@@ -57,7 +60,13 @@ impl Engine {
             None => None,
         };
         let user = live.record;
-        let view = UserView { history: &user.history, hidden: None, factors: factors.as_deref(), cf_items: None };
+        let view = UserView {
+            history: &user.history,
+            seen: &user.seen,
+            hidden: None,
+            factors: factors.as_deref(),
+            cf_items: None,
+        };
         let mut timings = Timings::default();
         let mut fused = self.recommend_first_stage(&view, request, &mut timings)?;
         self.sort(&request.sort, &mut fused, &mut timings)?;
@@ -154,7 +163,8 @@ impl Engine {
         }
         let seeds = self.cf_seeds(view.history);
         let own = self.cf_own(view.history);
-        let seen = view.history.iter().map(|i| i.item).filter(|_| request.exclude_seen);
+        let seen =
+            view.history.iter().map(|i| i.item).chain(view.seen.iter().copied()).filter(|_| request.exclude_seen);
         let hidden = view.hidden.into_iter().flatten().copied();
         let allow =
             self.allow(&request.filters, &request.exclude, timings)?.excluding(self.total_len(), seen.chain(hidden));

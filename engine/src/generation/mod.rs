@@ -70,6 +70,41 @@ pub mod files {
     /// next build reads them here and the log's folded files can be removed
     /// (`live::compact`).
     pub const LIVE: &str = "live.jsonl";
+    /// The items only interactions below the build's positive rule (`--min-weight`) name, as
+    /// a JSON array of item indexes, ascending; absent when there are none. CF has no positive
+    /// for them, yet they are no cold items (`super::read_seen_only`).
+    pub const CF_SEEN_ONLY: &str = "cf-seen-only.json";
+}
+
+/// Writes [`files::CF_SEEN_ONLY`] into the generation folder `dir`: `items` ascending.
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be written.
+pub fn write_seen_only(dir: &Path, items: &[u32]) -> Result<()> {
+    let path = dir.join(files::CF_SEEN_ONLY);
+    let json = serde_json::to_vec(items).expect("a list of numbers encodes");
+    std::fs::write(&path, json).map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+/// Reads [`files::CF_SEEN_ONLY`] from the generation folder `dir` of `items` items: empty when
+/// absent (no positive rule, or every interacted item had a positive; generations from
+/// before 2026-12-07).
+///
+/// # Errors
+/// [`Error::BadIndex`] for a file that is not a list of indexes below `items`; a read failure.
+pub fn read_seen_only(dir: &Path, items: usize) -> Result<Vec<u32>> {
+    let path = dir.join(files::CF_SEEN_ONLY);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    };
+    let bad = |reason: String| Error::BadIndex { path: path.clone(), reason };
+    let list: Vec<u32> = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a list of item indexes: {e}")))?;
+    match list.iter().find(|&&item| item as usize >= items) {
+        Some(item) => Err(bad(format!("item index {item} is past the generation's {items} items"))),
+        None => Ok(list),
+    }
 }
 
 /// Writes factors as little-endian f32 (`files::CF_USERS`), the layout the engine reads.

@@ -55,16 +55,22 @@ pub struct Interactions {
     pub rows: Vec<InteractionRow>,
     /// Rejected rows.
     pub rejects: Vec<Reject>,
+    /// Rows [`Interactions::keep_positives`] moved out of `rows` as below its minimum, in
+    /// input order: interactions, not positives (a film rated 1 was seen).
+    pub below: Vec<InteractionRow>,
 }
 
 impl Interactions {
     /// Keeps the rows weighing at least `min_weight` as positives, `eval recommend`'s rule: one
     /// row per user and item (the first, with the latest timestamp of the kept ones), weighing
-    /// 1, in input order. Returns how many rows were below `min_weight`.
+    /// 1, in input order. The rows below move to `below`; returns how many they are.
     pub fn keep_positives(&mut self, min_weight: f32) -> usize {
-        let before = self.rows.len();
-        self.rows.retain(|row| row.weight >= min_weight);
-        let below = before - self.rows.len();
+        let (rows, below): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.rows).into_iter().partition(|row| row.weight >= min_weight);
+        self.rows = rows;
+        let count = below.len();
+        self.below.extend(below);
+        let below = count;
         let mut first: HashMap<(String, u32), usize> = HashMap::with_capacity(self.rows.len());
         let mut kept: Vec<InteractionRow> = Vec::with_capacity(self.rows.len());
         for row in self.rows.drain(..) {
@@ -250,10 +256,11 @@ mod tests {
                 row("2", 0, 5.0, None),
                 row("1", 0, 4.5, Some(9)),
             ],
-            rejects: Vec::new(),
+            ..Interactions::default()
         };
         assert_eq!(read.keep_positives(4.0), 1);
         assert_eq!(read.rows, [row("1", 0, 1.0, Some(9)), row("2", 0, 1.0, None)]);
+        assert_eq!(read.below, [row("1", 1, 2.5, Some(6))], "kept as seen, not dropped");
     }
 
     #[test]

@@ -287,6 +287,7 @@ impl Miner<'_> {
             (Some(replay), Some(items)) => {
                 let view = UserView {
                     history: &replay.history,
+                    seen: &[],
                     hidden: Some(&replay.hidden),
                     factors: Some(&replay.factors),
                     cf_items: Some(items),

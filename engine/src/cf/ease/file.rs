@@ -82,7 +82,8 @@ impl ItemModel {
             return Err(bad(format!("a non-finite weight ({w})")));
         }
         let cold = (0..rows).map(|r| rows_csr.indptr[r] == rows_csr.indptr[r + 1]).collect();
-        Ok(ItemModel { rows: Arc::new(rows_csr), cold: Arc::new(cold), settings })
+        let cold = Arc::new(cold);
+        Ok(ItemModel { rows: Arc::new(rows_csr), abstain: Arc::clone(&cold), cold, settings })
     }
 }
 

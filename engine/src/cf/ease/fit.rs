@@ -175,7 +175,8 @@ impl ItemModel {
         // Cold is "no row", as `load` reads it back (the same as "no positive" unless a single
         // warm item has nobody to be weighed against).
         let cold = (0..catalog).map(|r| rows.indptr[r] == rows.indptr[r + 1]).collect();
-        Ok(ItemModel { rows: Arc::new(rows), cold: Arc::new(cold), settings: settings.clone() })
+        let cold = Arc::new(cold);
+        Ok(ItemModel { rows: Arc::new(rows), abstain: Arc::clone(&cold), cold, settings: settings.clone() })
     }
 }
 

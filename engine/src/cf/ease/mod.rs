@@ -151,6 +151,17 @@ pub fn seeds(history: impl IntoIterator<Item = (u32, Option<i64>)>, half_life: f
     history.into_iter().zip(weights).map(|((item, _), w)| (item, w)).collect()
 }
 
+/// `cold` less the `seen_only` items: the items CF abstains on under `cold_items: share`.
+pub(crate) fn abstain_mask(cold: &[bool], seen_only: &[u32]) -> Vec<bool> {
+    let mut mask = cold.to_vec();
+    for &item in seen_only {
+        if let Some(m) = mask.get_mut(item as usize) {
+            *m = false;
+        }
+    }
+    mask
+}
+
 /// A fitted, pruned EASE model: row h of B as `(item, weight)` pairs sorted by item.
 #[derive(Debug, Clone)]
 pub struct ItemModel {
@@ -158,6 +169,9 @@ pub struct ItemModel {
     rows: Arc<Csr>,
     /// Items with no positive in the training data: EASE has no opinion on them.
     cold: Arc<Vec<bool>>,
+    /// The cold items fusion lets CF abstain on under `cold_items: share`: those no one
+    /// interacted with at all ([`ItemModel::with_seen_only`]).
+    abstain: Arc<Vec<bool>>,
     settings: EaseSettings,
 }
 
@@ -186,6 +200,20 @@ impl ItemModel {
     /// Which items had no positive in training (`cold[item]`).
     pub fn cold(&self) -> &Arc<Vec<bool>> {
         &self.cold
+    }
+
+    /// Which cold items no one interacted with at all: CF abstains on these under
+    /// `cold_items: share`, not on those only interactions below the positive rule name.
+    pub fn abstains(&self) -> &Arc<Vec<bool>> {
+        &self.abstain
+    }
+
+    /// Marks `seen_only` (item indexes; any out of range is passed over) as interacted with
+    /// below the positive rule: still cold (no positive, no weights), no longer abstained on.
+    #[must_use]
+    pub fn with_seen_only(mut self, seen_only: &[u32]) -> Self {
+        self.abstain = Arc::new(abstain_mask(&self.cold, seen_only));
+        self
     }
 
     /// `B[h][item]` as served (0 where pruned or out of range).
