@@ -80,7 +80,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 engine: RwLock::new(Serving { engine, since: SystemTime::now() }),
                 index_dir,
-                responses: Cache::new(settings.response_cache_entries),
+                responses: Cache::with_byte_budget(settings.response_cache_entries, settings.response_cache_bytes),
                 settings,
                 metrics,
                 inflight: AtomicUsize::new(0),
@@ -134,6 +134,7 @@ impl AppState {
             query_cache: engine.runtime().query_cache_stats(),
             rerank_cache: engine.runtime().rerank_cache().stats(),
             response_cache: self.inner.responses.stats(),
+            response_cache_bytes: self.inner.responses.bytes(),
             model_worker: engine.runtime().query_batcher().map(|worker| worker.stats()),
             rerank_worker: engine.rerank_worker().map(|worker| worker.stats()),
             recommend_rerank_worker: engine.recommend_rerank_worker().map(|worker| worker.stats()),

@@ -198,7 +198,10 @@ fn from_environment(command: &clap::Command, error: &clap::Error) -> Option<Stri
 fn env_filter(filter: &str) -> (tracing_subscriber::EnvFilter, Option<String>) {
     match tracing_subscriber::EnvFilter::try_new(filter) {
         Ok(filter) => (filter, None),
-        Err(e) => ("info,hnsw_rs=warn".into(), Some(e.to_string())),
+        Err(e) => (
+            format!("info,hnsw_rs=warn,{QUIET_PARSE_ERRORS}").parse().expect("the default filter reads"),
+            Some(e.to_string()),
+        ),
     }
 }
 
@@ -221,6 +224,12 @@ fn log_format(value: Option<&str>) -> Result<LogFormat, String> {
     }
 }
 
+/// actix's HTTP/1 dispatcher logs every request it cannot parse at ERROR, without a request
+/// id: one line per malformed request line, so any client could fill the log (1,000 lines
+/// from 1,000 bad requests in a test). The client is answered 400 (or the connection closed)
+/// either way; `HYRANK_LOG=actix_http=error` shows them again.
+const QUIET_PARSE_ERRORS: &str = "actix_http::h1::dispatcher=off";
+
 /// The log filter `HYRANK_LOG` asks for (tracing's `EnvFilter` directives), and the words in it
 /// that read as a module's name where a level was surely meant (`warning`, `verbose`). A value
 /// with no level of its own keeps the default one (info), and hnsw_rs stays at warn unless the
@@ -229,7 +238,7 @@ fn log_format(value: Option<&str>) -> Result<LogFormat, String> {
 fn log_filter(value: Option<&str>) -> (String, Vec<String>) {
     const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
     let value = value.map(str::trim).filter(|v| !v.is_empty());
-    let Some(value) = value else { return ("info,hnsw_rs=warn".to_string(), Vec::new()) };
+    let Some(value) = value else { return (format!("info,hnsw_rs=warn,{QUIET_PARSE_ERRORS}"), Vec::new()) };
     let parts: Vec<&str> = value.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     let is_level = |p: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(p));
     let misread = parts
@@ -244,6 +253,10 @@ fn log_filter(value: Option<&str>) -> (String, Vec<String>) {
     if !value.contains("hnsw_rs") {
         filter.push_str("hnsw_rs=warn,");
     }
+    if !value.contains("actix_http") {
+        filter.push_str(QUIET_PARSE_ERRORS);
+        filter.push(',');
+    }
     filter.push_str(value);
     (filter, misread)
 }
@@ -257,18 +270,22 @@ mod tests {
         for unreadable in ["hyrank::access=wran", "info,[", "====="] {
             let (filter, why) = env_filter(&log_filter(Some(unreadable)).0);
             assert!(why.is_some(), "{unreadable}");
-            assert_eq!(filter.to_string(), "hnsw_rs=warn,info", "{unreadable}");
+            assert_eq!(filter.to_string(), "actix_http::h1::dispatcher=off,hnsw_rs=warn,info", "{unreadable}");
         }
         assert_eq!(env_filter(&log_filter(Some("warn,hyrank::access=off")).0).1, None);
     }
 
     #[test]
     fn a_log_filter_keeps_a_level_and_names_a_misread_one() {
-        assert_eq!(log_filter(None), ("info,hnsw_rs=warn".to_string(), vec![]));
-        assert_eq!(log_filter(Some("warn")), ("hnsw_rs=warn,warn".to_string(), vec![]));
-        assert_eq!(log_filter(Some("warning")), ("info,hnsw_rs=warn,warning".to_string(), vec!["warning".to_string()]));
-        assert_eq!(log_filter(Some("debug,hnsw_rs=info")).0, "debug,hnsw_rs=info");
-        assert_eq!(log_filter(Some("hyrank_api=debug")).0, "info,hnsw_rs=warn,hyrank_api=debug");
+        let quiet = "actix_http::h1::dispatcher=off";
+        assert_eq!(log_filter(None), (format!("info,hnsw_rs=warn,{quiet}"), vec![]));
+        assert_eq!(log_filter(Some("warn")), (format!("hnsw_rs=warn,{quiet},warn"), vec![]));
+        let misread = format!("info,hnsw_rs=warn,{quiet},warning");
+        assert_eq!(log_filter(Some("warning")), (misread, vec!["warning".to_string()]));
+        assert_eq!(log_filter(Some("debug,hnsw_rs=info")).0, format!("{quiet},debug,hnsw_rs=info"));
+        assert_eq!(log_filter(Some("hyrank_api=debug")).0, format!("info,hnsw_rs=warn,{quiet},hyrank_api=debug"));
+        // Naming actix_http lets its parse errors through as asked.
+        assert_eq!(log_filter(Some("actix_http=error")).0, "info,hnsw_rs=warn,actix_http=error");
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Totals {
     pub query_cache: CacheStats,
     /// The response cache.
     pub response_cache: CacheStats,
+    /// The bytes the response cache holds.
+    pub response_cache_bytes: usize,
     /// The trained rerankers' logit cache.
     pub rerank_cache: CacheStats,
     /// The query-encoding model worker, when there is one.
@@ -89,6 +91,7 @@ pub struct Metrics {
     request_seconds: HistogramVec,
     stage_seconds: HistogramVec,
     queue_depth: IntGauge,
+    response_cache_bytes: IntGauge,
     /// Engine calls refused because the queue was full.
     pub rejected: IntCounter,
     cache_lookups: IntCounterVec,
@@ -188,6 +191,12 @@ impl Metrics {
         let generation_built = register_int_gauge_with_registry!(
             "hyrank_serving_generation_built_seconds",
             "When the serving generation was built, in seconds since the Unix epoch.",
+            registry
+        )
+        .expect(expect);
+        let response_cache_bytes = register_int_gauge_with_registry!(
+            "hyrank_response_cache_bytes",
+            "Bytes the cached responses hold (bodies and keys), at most --response-cache-bytes.",
             registry
         )
         .expect(expect);
@@ -321,6 +330,7 @@ impl Metrics {
             request_seconds,
             stage_seconds,
             queue_depth,
+            response_cache_bytes,
             rejected,
             cache_lookups,
             generation,
@@ -407,6 +417,7 @@ impl Metrics {
         {
             let _one_export = self.exporting.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             self.queue_depth.set(totals.engine_queue as i64);
+            self.response_cache_bytes.set(totals.response_cache_bytes as i64);
             if let Some(live) = totals.live {
                 self.live_unfolded.set(live.events as i64);
                 self.live_oldest_seconds.set(live.oldest_unfolded_secs);
@@ -509,6 +520,7 @@ mod tests {
             engine_queue: 3,
             query_cache: CacheStats { hits: 5, misses: 3 },
             response_cache: CacheStats { hits: 0, misses: 1 },
+            response_cache_bytes: 4096,
             rerank_cache: CacheStats { hits: 7, misses: 30 },
             model_worker: Some(BatcherStats { queued: 2, batches: 4, queries: 9, refused: 1 }),
             rerank_worker: Some(BatcherStats { queued: 1, batches: 3, queries: 5, refused: 0 }),
@@ -538,6 +550,7 @@ mod tests {
         assert!(text.contains("hyrank_live_flushes_total 9"), "{text}");
         assert!(text.contains("hyrank_live_deleted_items 4"), "{text}");
         assert!(text.contains("hyrank_live_put_items 3"), "{text}");
+        assert!(text.contains("hyrank_response_cache_bytes 4096"), "{text}");
         assert!(
             text.contains(r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"} 1"#),
             "{text}"

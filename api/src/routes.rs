@@ -38,7 +38,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .service(
             web::scope("")
-                // A wrap added later runs first: observe, then CORS (which answers preflights
+                // A wrap added later runs first: observe, then the security headers, then CORS (which answers preflights
                 // before any key is asked for, and adds its headers to every answer, errors
                 // included), then the encoding check, then the body's deadline, then a gzip or
                 // deflate body's decoding (in bounded steps, counted by the deadline as sent),
@@ -48,6 +48,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .wrap(from_fn(body_deadline))
                 .wrap(from_fn(known_content_encoding))
                 .wrap(cors)
+                // On every answer, errors included: no page of this server may be framed by
+                // another site (the analyst page keeps keys in its storage), and no answer is
+                // read as another type than it says.
+                .wrap(
+                    actix_web::middleware::DefaultHeaders::new()
+                        .add(("x-content-type-options", "nosniff"))
+                        .add(("x-frame-options", "DENY"))
+                        .add(("referrer-policy", "no-referrer")),
+                )
                 .wrap(from_fn(observe))
                 .service(get("/healthz", healthz, "GET, HEAD"))
                 .service(get("/readyz", readyz, "GET, HEAD"))
@@ -301,7 +310,8 @@ where
     // Only cache what the generation in the key produced: a swap mid-request would otherwise
     // file the new generation's answer under the old key (harmless, but misleading).
     if results.generation == generation {
-        state.inner.responses.put(key, (body.clone(), quality));
+        let bytes = body.len() + key.len();
+        state.inner.responses.put_weighed(key, (body.clone(), quality), bytes);
     }
     Ok(json_response(body, "miss"))
 }

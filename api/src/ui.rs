@@ -11,7 +11,8 @@ pub(crate) async fn page() -> HttpResponse {
         .content_type(ContentType::html())
         .insert_header((
             "content-security-policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; \
+             frame-ancestors 'none'",
         ))
         .body(PAGE)
 }

@@ -318,6 +318,42 @@ async fn equal_requests_are_answered_from_the_response_cache() {
     assert!(metrics.contains(r#"hyrank_cache_lookups_total{cache="response",result="hit"} 1"#), "{metrics}");
 }
 
+/// The response cache holds bytes, not only entries: an answer above a sixteenth of the budget
+/// is not kept, smaller ones are until the budget is full; the gauge says what it holds. And
+/// every answer carries the headers that keep pages from being framed or sniffed.
+#[actix_web::test]
+async fn the_response_cache_holds_at_most_its_bytes_and_answers_carry_security_headers() {
+    let settings = ServiceSettings { response_cache_bytes: 16 * 4096, ..ServiceSettings::default() };
+    let state = AppState::with_settings(shared_engine(), None, settings);
+    let app = service(state.clone()).await;
+    // A short answer (a few KB) is kept; k 50 with explain (tens of KB) is not.
+    let small = json!({"query": "camp stove", "k": 1});
+    let large = json!({"query": "camp stove", "k": 50, "explain": true});
+    for (request, second) in [(small, "hit"), (large, "miss")] {
+        let (_, headers, body) = call(&app, search(request.clone(), None)).await;
+        assert_eq!(headers.get("x-cache").unwrap(), "miss");
+        let bytes = serde_json::to_vec(&body).unwrap().len();
+        let (_, headers, _) = call(&app, search(request, None)).await;
+        assert_eq!(headers.get("x-cache").unwrap(), second, "an answer of {bytes} bytes against a 4096-byte share");
+    }
+    let held: usize = state
+        .render_metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("hyrank_response_cache_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(held > 0 && held <= 4096, "{held}");
+    for uri in ["/ui", "/healthz", "/nope", "/docs/"] {
+        let (_, headers, _) = call(&app, test::TestRequest::get().uri(uri)).await;
+        assert_eq!(headers.get("x-frame-options").map(|v| v.to_str().unwrap()), Some("DENY"), "{uri}");
+        assert_eq!(headers.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{uri}");
+    }
+    let (_, headers, _) = call(&app, test::TestRequest::get().uri("/ui")).await;
+    let policy = headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+}
+
 #[actix_web::test]
 async fn metrics_count_routes_by_template_stages_and_caches() {
     let app = service(AppState::from_arc(shared_engine())).await;

@@ -196,6 +196,10 @@ pub struct SettingsLayer {
     /// Whole responses cached (0 turns it off) [default: 1000].
     #[arg(long, env = "HYRANK_RESPONSE_CACHE_ENTRIES")]
     pub response_cache_entries: Option<usize>,
+    /// Bytes the cached responses may hold together (0 turns the cache off); an answer above
+    /// a sixteenth of it is not cached [default: 268435456, 256 MiB].
+    #[arg(long, env = "HYRANK_RESPONSE_CACHE_BYTES")]
+    pub response_cache_bytes: Option<usize>,
     /// Origins whose pages may call the API from a browser (CORS), comma-separated, each
     /// `scheme://host[:port]` as a browser sends it (`https://shop.example.com`), or `*` for any
     /// origin. Keys still apply; none is sent as a cookie [default: none: no CORS headers, so
@@ -252,6 +256,7 @@ impl SettingsLayer {
             rerank_cache_entries,
             rerank_precision,
             response_cache_entries,
+            response_cache_bytes,
             cors_origins,
             watch_secs,
             source,
@@ -306,6 +311,8 @@ pub struct ServiceSettings {
     pub write_key: Option<Secret>,
     /// Whole responses cached.
     pub response_cache_entries: usize,
+    /// Bytes the cached responses may hold together (their bodies and keys).
+    pub response_cache_bytes: usize,
     /// Origins allowed to call the API from a browser.
     pub cors_origins: CorsOrigins,
     /// The source this server is a replica of (`--source`), if it is one: it then takes no
@@ -321,6 +328,7 @@ impl Default for ServiceSettings {
             admin_key: None,
             write_key: None,
             response_cache_entries: 1000,
+            response_cache_bytes: 256 << 20,
             cors_origins: CorsOrigins::None,
             replica_of: None,
         }
@@ -491,6 +499,9 @@ impl ServerSettings {
                 response_cache_entries: layer
                     .response_cache_entries
                     .unwrap_or(ServiceSettings::default().response_cache_entries),
+                response_cache_bytes: layer
+                    .response_cache_bytes
+                    .unwrap_or(ServiceSettings::default().response_cache_bytes),
                 cors_origins,
                 replica_of,
             },
