@@ -50,6 +50,8 @@ struct Inner {
     responses: Cache<String, (Bytes, metrics::AnswerQuality)>,
     metrics: metrics::Metrics,
     inflight: AtomicUsize,
+    /// Live writes queued or running, bounded apart from the engine calls of reads.
+    inflight_writes: AtomicUsize,
     /// One reload at a time.
     reloading: Mutex<()>,
     /// A replica's source ([`AppState::pulling_from`]), which the admin route pulls from.
@@ -84,6 +86,7 @@ impl AppState {
                 settings,
                 metrics,
                 inflight: AtomicUsize::new(0),
+                inflight_writes: AtomicUsize::new(0),
                 reloading: Mutex::new(()),
                 source: None,
                 pulling: Mutex::new(None),

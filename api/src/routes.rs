@@ -3,7 +3,7 @@
 //! model inference and index reads never hold an HTTP worker. The number of engine calls queued
 //! or running is bounded; beyond it a request is refused with 503 rather than left to pile up.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;
 
 use actix_web::http::header::{self, ContentType};
@@ -167,20 +167,21 @@ fn cors(origins: &crate::CorsOrigins) -> actix_web::middleware::Condition<actix_
 }
 
 /// Decrements the queue count when an engine call ends, however it ends.
-struct QueueSlot<'a>(&'a AppState);
+/// One call counted against a queue's bound while it is queued or running.
+struct QueueSlot<'a>(&'a AtomicUsize);
 
 impl Drop for QueueSlot<'_> {
     fn drop(&mut self) {
-        self.0.inner.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-fn overloaded(state: &AppState) -> ApiError {
+fn overloaded(state: &AppState, what: &str) -> ApiError {
     state.metrics().rejected.inc();
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "overloaded",
-        format!("{} engine calls are already queued or running; retry shortly", state.settings().limits.max_inflight),
+        format!("{} {what} are already queued or running; retry shortly", state.settings().limits.max_inflight),
     )
 }
 
@@ -189,12 +190,31 @@ pub(crate) async fn blocking<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&Engine) -> hyrank_engine::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
+    run_counted(state, &state.inner.inflight, "engine calls", work).await
+}
+
+/// [`blocking`] for live writes, within a bound of their own (`max_inflight` too): a flood of
+/// costly searches filled the one queue and every write was refused as overloaded until it
+/// drained, so a read-side flood stopped ingestion.
+pub(crate) async fn blocking_write<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&Engine) -> hyrank_engine::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    run_counted(state, &state.inner.inflight_writes, "live writes", work).await
+}
+
+async fn run_counted<T: Send + 'static>(
+    state: &AppState,
+    queue: &AtomicUsize,
+    what: &str,
+    work: impl FnOnce(&Engine) -> hyrank_engine::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
     let limit = state.settings().limits.max_inflight;
-    if state.inner.inflight.fetch_add(1, Ordering::Relaxed) >= limit {
-        state.inner.inflight.fetch_sub(1, Ordering::Relaxed);
-        return Err(overloaded(state));
+    if queue.fetch_add(1, Ordering::Relaxed) >= limit {
+        queue.fetch_sub(1, Ordering::Relaxed);
+        return Err(overloaded(state, what));
     }
-    let _slot = QueueSlot(state);
+    let _slot = QueueSlot(queue);
     let engine = state.engine();
     // The request's span (its id) follows the work onto the blocking pool, so what the engine
     // logs there says which request it was for.

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::body::Object;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{blocking, limit_exceeded};
+use crate::routes::{blocking_write, limit_exceeded};
 use crate::AppState;
 
 /// Records a live write's latency under its outcome (`ok`, `refused` for a 4xx, `failed`), and
@@ -288,7 +288,7 @@ async fn write_put(state: &AppState, id: String, body: PutItemRequest) -> Result
     let created = hash.is_none();
     let item = hyrank_engine::Item { id: id.clone(), title: body.title, text: body.text, fields };
     let (appended, applied) =
-        blocking(state, move |engine| engine.put_live_item(item, hash.unwrap_or_default())).await?;
+        blocking_write(state, move |engine| engine.put_live_item(item, hash.unwrap_or_default())).await?;
     state.inner.responses.clear();
     if !applied {
         return Err(write_conflict(&id, &appended));
@@ -345,11 +345,11 @@ async fn write_item(
     let hash = engine.row_name(index)?;
     drop(engine);
     let written = hash.clone();
-    let appended = blocking(state, move |_| write(&log, written)).await?;
+    let appended = blocking_write(state, move |_| write(&log, written)).await?;
     // Checked on the engine serving once the write is logged (a swap may have come between
     // the row's read and the append): the generation whose rule then applies.
     let (target, seq) = (id.to_string(), appended.first_seq);
-    let applied = blocking(state, move |engine| engine.item_write_applies(&target, seq, &hash)).await?;
+    let applied = blocking_write(state, move |engine| engine.item_write_applies(&target, seq, &hash)).await?;
     state.inner.responses.clear();
     // A put of the id landed between the read of its row and this write, which names the row
     // the put replaced: logged, applied neither here nor by the next build, as a put that
@@ -420,5 +420,5 @@ async fn write_events(state: &AppState, events: Vec<Event>, batch_id: Option<Str
     drop(engine);
     // The durable append waits on the disk: off the HTTP workers, within the same bound on
     // queued work as engine calls.
-    blocking(state, move |_| log.append_batch(events, batch_id)).await
+    blocking_write(state, move |_| log.append_batch(events, batch_id)).await
 }

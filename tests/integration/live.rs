@@ -659,3 +659,33 @@ async fn health_says_when_live_writes_fail_until_one_succeeds() {
     assert_eq!(health(&app).await.0, None);
     assert!(state.render_metrics().contains("hyrank_live_writes_failing 0"));
 }
+
+/// Writes have a queue of their own: with the one engine call allowed held by a search, a
+/// second search is refused as overloaded while an event batch is still written.
+#[actix_web::test]
+async fn a_full_read_queue_does_not_refuse_writes() {
+    let root = tempfile::tempdir().unwrap();
+    publish_copy(root.path(), "000001", false);
+    let mut engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+    let log = EventLog::open(root.path(), engine.manifest().live_folded_through()).unwrap();
+    engine.attach_live(Arc::new(log));
+    let limits = Limits { max_inflight: 1, ..settings().limits };
+    let state = AppState::with_settings(Arc::new(engine), None, ServiceSettings { limits, ..settings() });
+    let app = service(state).await;
+    let search = |query: &str| {
+        test::TestRequest::post()
+            .uri("/v1/search")
+            .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+            .set_json(json!({"query": query}))
+    };
+    let held = test::call_service(&app, search("a tent that holds the queue").to_request());
+    let others = async {
+        let refused = call(&app, search("a second search")).await.0;
+        let written =
+            call(&app, events(json!({"events": [{"user": "u001", "item": "PRG-001"}]}), Some(WRITE_KEY))).await;
+        (refused, written)
+    };
+    let (held, (refused, (written, _, body))) = futures_util::future::join(held, others).await;
+    assert_eq!((held.status(), refused), (StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(written, StatusCode::OK, "{body}");
+}
