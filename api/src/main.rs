@@ -108,8 +108,14 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
                 }
             }
         });
+        let per_worker = connections_per_worker(open_files_limit(), settings.workers);
+        tracing::info!(
+            connections = per_worker * settings.workers,
+            "accepting at most this many connections at once (below the open-file limit)"
+        );
         let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
             .workers(settings.workers)
+            .max_connections(per_worker)
             .bind(&bind[..])
             .with_context(|| {
                 let addresses: Vec<String> = bind.iter().map(ToString::to_string).collect();
@@ -121,6 +127,38 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         }
         server.run().await.context("server failed")
     })
+}
+
+/// File descriptors kept for everything but connections: the generation's files (tantivy's
+/// segments, sled, the vectors), a second generation opening beside it during a swap, the
+/// live log, the blocking pool's work.
+const FILES_RESERVE: u64 = 1024;
+
+/// actix's own bound per worker, kept where the open-file limit allows more.
+const ACTIX_CONNECTIONS_PER_WORKER: usize = 25_000;
+
+/// The process's soft limit on open files; `None` where it cannot be read or is unlimited.
+fn open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the struct it is given and nothing else.
+        let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+        (read && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Connections each worker accepts at once: actix's 25,000, or less so that all workers
+/// together stay [`FILES_RESERVE`] below the open-file limit. At actix's default, two workers
+/// took 20,000 connections under a 20,000 limit: `accept` failed with "Too many open files"
+/// in a loop, probes timed out, and a swap or a live-log file could not have been opened.
+/// Past the bound, new connections wait in the listen backlog while idle ones time out.
+fn connections_per_worker(limit: Option<u64>, workers: usize) -> usize {
+    let Some(limit) = limit else { return ACTIX_CONNECTIONS_PER_WORKER };
+    let room = limit.saturating_sub(FILES_RESERVE) / workers.max(1) as u64;
+    (room as usize).clamp(16, ACTIX_CONNECTIONS_PER_WORKER)
 }
 
 fn main() -> ExitCode {
@@ -286,6 +324,15 @@ mod tests {
         assert_eq!(log_filter(Some("hyrank_api=debug")).0, format!("info,hnsw_rs=warn,{quiet},hyrank_api=debug"));
         // Naming actix_http lets its parse errors through as asked.
         assert_eq!(log_filter(Some("actix_http=error")).0, "info,hnsw_rs=warn,actix_http=error");
+    }
+
+    #[test]
+    fn connections_stay_below_the_open_file_limit() {
+        use super::connections_per_worker as per_worker;
+        assert_eq!(per_worker(Some(20_000), 2), 9_488, "(20,000 - 1,024) / 2");
+        assert_eq!(per_worker(Some(1 << 20), 2), 25_000, "actix's own bound");
+        assert_eq!(per_worker(None, 4), 25_000);
+        assert_eq!(per_worker(Some(1024), 2), 16, "a floor, not zero");
     }
 
     #[test]
