@@ -59,7 +59,7 @@ pub(crate) struct EventsRequest {
         (status = 200, body = Appended), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "an event names an item the index does not have"),
-        (status = 409, body = ErrorBody, description = "the server has no live log"),
+        (status = 409, body = ErrorBody, description = "the server has no live log, or it holds max_live_events unfolded events (live_log_full)"),
         (status = 408, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
@@ -393,6 +393,21 @@ async fn write_events(state: &AppState, events: Vec<Event>, batch_id: Option<Str
     // A retry of a batch already written is answered as the first attempt was.
     if let Some(appended) = batch_id.as_deref().and_then(|id| log.known_batch(id, &events)) {
         return Ok(appended);
+    }
+    // The log's records live in memory too: a bound a client cannot push past (400k events of
+    // new 200-byte users took 250 MB, and a restart reads them all back). A count, not a scan.
+    let bound = state.settings().limits.max_live_events;
+    let held = log.records_in_memory();
+    if held.saturating_add(events.len()) > bound {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "live_log_full",
+            format!(
+                "the live log holds {held} records in memory, and {} more events would pass max_live_events \
+                 ({bound}); run `hyrank index` to fold them in, then reload (a fold retires them)",
+                events.len()
+            ),
+        ));
     }
     // Malformed rows before unknown items, so a batch with both is a 422.
     if let Err(hyrank_engine::Error::InvalidArgument { field, reason }) = hyrank_engine::live::validate_batch(&events) {

@@ -32,10 +32,13 @@ pub(crate) fn settings() -> ServiceSettings {
 /// An index folder holding a copy of the shared fixture generation, served with its live log.
 pub(crate) fn live_state(root: &Path) -> AppState {
     publish_copy(root, "000001", false);
-    let mut engine = Engine::open(root, &hyrank_tests::embedder_settings()).unwrap();
-    let log = EventLog::open(root, engine.manifest().live_folded_through()).unwrap();
-    engine.attach_live(Arc::new(log));
-    AppState::with_settings(Arc::new(engine), Some(root.to_path_buf()), settings())
+    reopened_state(root)
+}
+
+/// [`live_state`] with other request limits, and no reloading.
+fn limited_state(root: &Path, limits: Limits) -> AppState {
+    let engine = live_state(root).engine();
+    AppState::with_settings(engine, None, ServiceSettings { limits, ..settings() })
 }
 
 /// The engine and live log of an index folder that already has a generation: a restart.
@@ -665,13 +668,7 @@ async fn health_says_when_live_writes_fail_until_one_succeeds() {
 #[actix_web::test]
 async fn a_full_read_queue_does_not_refuse_writes() {
     let root = tempfile::tempdir().unwrap();
-    publish_copy(root.path(), "000001", false);
-    let mut engine = Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
-    let log = EventLog::open(root.path(), engine.manifest().live_folded_through()).unwrap();
-    engine.attach_live(Arc::new(log));
-    let limits = Limits { max_inflight: 1, ..settings().limits };
-    let state = AppState::with_settings(Arc::new(engine), None, ServiceSettings { limits, ..settings() });
-    let app = service(state).await;
+    let app = service(limited_state(root.path(), Limits { max_inflight: 1, ..settings().limits })).await;
     let search = |query: &str| {
         test::TestRequest::post()
             .uri("/v1/search")
@@ -688,4 +685,19 @@ async fn a_full_read_queue_does_not_refuse_writes() {
     let (held, (refused, (written, _, body))) = futures_util::future::join(held, others).await;
     assert_eq!((held.status(), refused), (StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE));
     assert_eq!(written, StatusCode::OK, "{body}");
+}
+
+/// The live log's records in memory are bounded: past `max_live_events` a batch is refused
+/// whole (409 `live_log_full`), with how to make room; what was written stays served.
+#[actix_web::test]
+async fn the_live_log_refuses_events_past_its_bound() {
+    let root = tempfile::tempdir().unwrap();
+    let app = service(limited_state(root.path(), Limits { max_live_events: 3, ..settings().limits })).await;
+    let batch = |n: usize| json!({"events": (0..n).map(|i| json!({"user": format!("b{i}"), "item": "PRG-001"})).collect::<Vec<_>>()});
+    assert_eq!(call(&app, events(batch(2), Some(WRITE_KEY))).await.0, StatusCode::OK);
+    let (status, _, body) = call(&app, events(batch(2), Some(WRITE_KEY))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("live_log_full")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("max_live_events (3)"), "{body}");
+    assert_eq!(call(&app, events(batch(1), Some(WRITE_KEY))).await.0, StatusCode::OK, "one more fits");
+    assert_eq!(call(&app, recommend("b1")).await.0, StatusCode::OK);
 }

@@ -28,6 +28,8 @@ pub struct Limits {
     pub max_events: usize,
     /// Item rows written live on top of a generation.
     pub max_live_items: usize,
+    /// Records the live log may hold in memory when an event batch is written.
+    pub max_live_events: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +44,7 @@ impl Default for Limits {
             max_inflight: 64,
             max_events: 10_000,
             max_live_items: 10_000,
+            max_live_events: 5_000_000,
         }
     }
 }
@@ -65,6 +68,7 @@ impl Limits {
             max_inflight: positive("max_inflight", layer.max_inflight, defaults.max_inflight)?,
             max_events: positive("max_events", layer.max_events, defaults.max_events)?,
             max_live_items: positive("max_live_items", layer.max_live_items, defaults.max_live_items)?,
+            max_live_events: positive("max_live_events", layer.max_live_events, defaults.max_live_events)?,
         };
         // A deadline is the headers' time plus this: past a day it overflowed the clock and
         // every request, /healthz too, panicked its worker while the process kept its port.

@@ -162,6 +162,12 @@ pub struct SettingsLayer {
     /// [default: 10000].
     #[arg(long, env = "HYRANK_MAX_LIVE_ITEMS")]
     pub max_live_items: Option<usize>,
+    /// Records (events and item writes) the live log may hold in memory, where the server
+    /// keeps those no fold has retired: beyond it an event batch gets 409 `live_log_full` until
+    /// a build folds them in and the server swaps to it. Refused on a replica, which takes no
+    /// writes [default: 5000000].
+    #[arg(long, env = "HYRANK_MAX_LIVE_EVENTS")]
+    pub max_live_events: Option<usize>,
     /// Most queries a model worker encodes in one batch, so concurrent requests share a forward
     /// pass; 0: no worker, each request encodes on its own blocking thread. Off by default: on a
     /// 2-core CPU it cut hybrid throughput at concurrency 8 from 73 to 58 req/s (docs/SERVICE.md)
@@ -248,6 +254,7 @@ impl SettingsLayer {
             max_inflight,
             max_events,
             max_live_items,
+            max_live_events,
             query_batch,
             query_queue,
             rerank_batch,

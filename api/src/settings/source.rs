@@ -34,7 +34,8 @@ impl std::fmt::Debug for SourceSettings {
 ///
 /// # Errors
 /// An S3 setting without a source, or on a `file://` one; on a replica, a write key or a
-/// bound of writes (`max_events`, `max_live_items`): a replica takes no writes.
+/// bound of writes (`max_events`, `max_live_items`, `max_live_events`): a replica takes no
+/// writes.
 pub(super) fn resolve(layer: &SettingsLayer, write_key: bool) -> Result<Option<SourceSettings>, SettingsError> {
     let Some(url) = layer.source.clone() else {
         let stray = [
@@ -50,7 +51,11 @@ pub(super) fn resolve(layer: &SettingsLayer, write_key: bool) -> Result<Option<S
         return Ok(None);
     };
     // Bounds of writes it will never take are moot on a replica.
-    let moot = [("max_events", layer.max_events.is_some()), ("max_live_items", layer.max_live_items.is_some())];
+    let moot = [
+        ("max_events", layer.max_events.is_some()),
+        ("max_live_items", layer.max_live_items.is_some()),
+        ("max_live_events", layer.max_live_events.is_some()),
+    ];
     if let Some((name, _)) = moot.iter().find(|(_, set)| *set) {
         return Err(bad(name, format!("bounds writes, and a replica (source {url}) takes none")));
     }

@@ -105,6 +105,13 @@ impl EventLog {
             .collect()
     }
 
+    /// Records held in memory: every event and item write since the generation before the
+    /// serving one folded (those the serving one folded are retired at the next fold, see
+    /// [`EventLog::fold`]). A count, not a scan: cheap enough to check at every write.
+    pub fn records_in_memory(&self) -> usize {
+        self.lock().events.len()
+    }
+
     /// Counts for `/metrics` and `GET /v1/index`.
     pub fn stats(&self) -> LiveStats {
         let state = self.lock();
