@@ -41,6 +41,7 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         query_batcher: settings.query_batcher,
         rerank_workers: settings.rerank_worker,
         rerank_precision: settings.rerank_precision,
+        rerank_slots: Some(settings.max_concurrent_reranks),
     };
     let open = || {
         Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)

@@ -28,6 +28,7 @@ pub mod explain;
 pub mod facets;
 pub mod filter;
 pub mod fusion;
+pub mod gate;
 pub mod generation;
 pub mod item;
 pub mod json;

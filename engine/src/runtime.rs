@@ -65,6 +65,10 @@ pub struct RuntimeSettings {
     /// CPU kernels, [`defaults::GPU_RERANK_PRECISION`] on a GPU, f32 elsewhere (candle's CPU
     /// layers); a precision asked for where it cannot run is refused.
     pub rerank_precision: Option<Precision>,
+    /// Model reranks running at once; past it a rerank waits up to [`crate::gate::RERANK_WAIT`]
+    /// for a turn, then is refused as overloaded. `None`: no bound (batch jobs, which bound
+    /// their own threads).
+    pub rerank_slots: Option<usize>,
 }
 
 impl RuntimeSettings {
@@ -90,6 +94,7 @@ impl Default for RuntimeSettings {
             query_batcher: None,
             rerank_workers: None,
             rerank_precision: None,
+            rerank_slots: None,
         }
     }
 }
@@ -110,6 +115,8 @@ pub struct Runtime {
     /// Where the search rerankers' query passes came from, over every generation served.
     query_passes: Arc<QueryPasses>,
     query_batcher: Option<Arc<QueryBatcher>>,
+    /// Turns for model reranks ([`RuntimeSettings::rerank_slots`]), shared across generations.
+    rerank_gate: Option<Arc<crate::gate::Gate>>,
     settings: RuntimeSettings,
     /// The precision the operator asked for (`EmbedderSettings::precision`), if any:
     /// generations at another one are refused, at start-up and on every swap.
@@ -140,6 +147,9 @@ impl Runtime {
             rerank_cache: Arc::new(Cache::new(settings.rerank_cache_entries)),
             query_passes: Arc::default(),
             query_batcher,
+            rerank_gate: settings
+                .rerank_slots
+                .map(|slots| Arc::new(crate::gate::Gate::new(slots, crate::gate::RERANK_WAIT))),
             settings,
             pinned: None,
         })
@@ -172,6 +182,7 @@ impl Runtime {
                 rerank_cache: Arc::clone(&self.rerank_cache),
                 query_passes: Arc::clone(&self.query_passes),
                 query_batcher: self.query_batcher.clone(),
+                rerank_gate: self.rerank_gate.clone(),
                 settings: self.settings,
                 pinned: self.pinned,
             });
@@ -181,10 +192,20 @@ impl Runtime {
         next.query_cache = Arc::clone(&self.query_cache);
         next.rerank_cache = Arc::clone(&self.rerank_cache);
         next.query_passes = Arc::clone(&self.query_passes);
+        next.rerank_gate = self.rerank_gate.clone();
         if let (Some(new), Some(old)) = (&next.query_batcher, &self.query_batcher) {
             new.continue_from(old.stats());
         }
         Ok(next)
+    }
+
+    /// A turn for a model rerank, waiting for one where the runtime bounds them; `None` where
+    /// it does not.
+    ///
+    /// # Errors
+    /// [`crate::Error::Overloaded`] when no turn came within [`crate::gate::RERANK_WAIT`].
+    pub fn rerank_turn(&self) -> Result<Option<crate::gate::Turn<'_>>> {
+        self.rerank_gate.as_deref().map(crate::gate::Gate::enter).transpose()
     }
 
     /// The embedding model.

@@ -199,6 +199,10 @@ pub struct SettingsLayer {
     /// generation's encoder runs on hyrank's CPU kernels, f16 on a GPU, f32 elsewhere].
     #[arg(long, env = "HYRANK_RERANK_PRECISION")]
     pub rerank_precision: Option<String>,
+    /// Model reranks (late-interaction or trained) running at once; a rerank past it waits up
+    /// to 5 s for a turn, then gets 503 `overloaded` [default: the CPU's cores].
+    #[arg(long, env = "HYRANK_MAX_CONCURRENT_RERANKS")]
+    pub max_concurrent_reranks: Option<usize>,
     /// Whole responses cached (0 turns it off) [default: 1000].
     #[arg(long, env = "HYRANK_RESPONSE_CACHE_ENTRIES")]
     pub response_cache_entries: Option<usize>,
@@ -262,6 +266,7 @@ impl SettingsLayer {
             query_cache_entries,
             rerank_cache_entries,
             rerank_precision,
+            max_concurrent_reranks,
             response_cache_entries,
             response_cache_bytes,
             cors_origins,
@@ -368,6 +373,8 @@ pub struct ServerSettings {
     pub rerank_cache_entries: usize,
     /// The trained reranker layers' number format; `None`: the engine's default.
     pub rerank_precision: Option<hyrank_engine::Precision>,
+    /// Model reranks running at once.
+    pub max_concurrent_reranks: usize,
     /// Pointer checks, in seconds; 0 is off.
     pub watch_secs: u64,
     /// Object storage a replica pulls generations from.
@@ -492,6 +499,11 @@ impl ServerSettings {
             rerank_cache_entries: layer
                 .rerank_cache_entries
                 .unwrap_or(hyrank_engine::request::defaults::RERANK_CACHE_ENTRIES),
+            max_concurrent_reranks: match layer.max_concurrent_reranks {
+                Some(0) => return Err(bad("max_concurrent_reranks", "must be at least 1, got 0".into())),
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, usize::from),
+            },
             rerank_precision: layer
                 .rerank_precision
                 .map(|p| p.parse().map_err(|e: hyrank_engine::Error| bad("rerank_precision", e.to_string())))

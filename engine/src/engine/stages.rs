@@ -494,7 +494,10 @@ impl Engine {
             .zip(&contents)
             .map(|(h, text)| ItemText { index: Some(h.item), text: text.as_deref().unwrap_or_default() })
             .collect();
-        let scores = plan.reranker.score_with(query, states, &items)?;
+        let scores = {
+            let _turn = self.runtime().rerank_turn()?;
+            plan.reranker.score_with(query, states, &items)?
+        };
         window
             .iter()
             .zip(scores)
