@@ -324,9 +324,13 @@ where
     if first_page {
         state.metrics().observe_answer(route, quality);
     }
-    let body = Bytes::from(serde_json::to_vec(&results).map_err(|e| {
+    let mut json = serde_json::to_vec(&results).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the response: {e}"))
-    })?);
+    })?;
+    // The encoder's buffer grows by doubling, and `Bytes` keeps all of it: a cached 2.2 MB
+    // answer held 4 MiB, so the cache's byte budget counted half of what it held.
+    json.shrink_to_fit();
+    let body = Bytes::from(json);
     // Only cache what the generation in the key produced: a swap mid-request would otherwise
     // file the new generation's answer under the old key (harmless, but misleading).
     if results.generation == generation {

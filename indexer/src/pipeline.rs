@@ -560,15 +560,27 @@ fn build_into(
         let mut positive = vec![false; items.len()];
         entries.iter().for_each(|e| positive[e.1 as usize] = true);
         let mut seen_only = std::collections::BTreeSet::new();
+        // Users every row of whom is below the rule: stored for what they saw, with no history
+        // and no row of factors, so a live positive later does not recommend their low-rated
+        // items back to them.
+        let mut only_seen: std::collections::BTreeMap<&str, std::collections::BTreeSet<u32>> = Default::default();
         for row in &interactions.below {
-            if let Some(&u) = user_index.get(row.user.as_str()) {
-                if !histories[u as usize].contains_key(&row.item) {
+            match user_index.get(row.user.as_str()) {
+                Some(&u) if !histories[u as usize].contains_key(&row.item) => {
                     seen[u as usize].insert(row.item);
+                }
+                Some(_) => {}
+                None => {
+                    only_seen.entry(row.user.as_str()).or_default().insert(row.item);
                 }
             }
             if !positive[row.item as usize] {
                 seen_only.insert(row.item);
             }
+        }
+        for (user, items) in only_seen {
+            let seen = items.into_iter().collect();
+            store.put_user(&UserRecord { id: user.to_string(), index: u32::MAX, history: Vec::new(), seen })?;
         }
         if !seen_only.is_empty() {
             let items: Vec<u32> = seen_only.into_iter().collect();

@@ -118,6 +118,23 @@ fn rows_below_the_positive_rule_are_seen_not_positives_in_the_build_and_live() {
     let text = serde_json::to_string(&hit.explanations).unwrap();
     assert!(text.contains("only interactions below the build's positive rule"), "{text}");
 
+    // A user every row of whom is below the rule has nothing to recommend from, but what they
+    // saw is kept: once a live positive makes them a user, their low-rated items stay out.
+    let (low, (_, low_seen)) = users.iter().filter(|(_, (p, _))| p.is_empty()).min_by_key(|(u, _)| *u).unwrap();
+    assert!(matches!(engine.user(low), Err(hyrank_engine::Error::UnknownUser { .. })));
+    assert!(engine.users().unwrap().iter().all(|u| &u.id != low), "users() lists users with a history");
+    let liked = hits.iter().find(|id| !low_seen.contains(*id)).unwrap().clone();
+    engine
+        .live()
+        .unwrap()
+        .append(vec![Event { user: low.clone(), item: liked.clone(), weight: 5.0, timestamp: None }])
+        .unwrap();
+    let record = engine.user(low).unwrap();
+    assert_eq!((record.history.len(), &ids(&engine, record.seen.iter().copied())), (1, low_seen));
+    let all = RecommendRequest { k: 100, candidates: Some(300), ..RecommendRequest::new(low.as_str()) };
+    let got: Vec<String> = engine.recommend(&all).unwrap().hits.into_iter().map(|h| h.id).collect();
+    assert!(got.iter().all(|id| !low_seen.contains(id) && id != &liked), "{got:?}");
+
     // Live, before any build: an event below the rule is seen (left out), not a positive.
     let fresh = hits.iter().find(|id| !seen_only.contains(*id)).unwrap().clone();
     let log = engine.live().unwrap();

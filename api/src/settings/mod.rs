@@ -148,7 +148,8 @@ pub struct SettingsLayer {
     #[arg(long, env = "HYRANK_MAX_RERANK_DEPTH")]
     pub max_rerank_depth: Option<usize>,
     /// Engine calls queued or running at once; beyond it requests get 503 with Retry-After
-    /// rather than piling up [default: 64].
+    /// rather than piling up. Live writes have a bound of their own of the same size, so up to
+    /// twice this may run [default: 64].
     #[arg(long, env = "HYRANK_MAX_INFLIGHT")]
     pub max_inflight: Option<usize>,
     /// Most events in one `POST /v1/events` body; its body may be up to 256 bytes per event

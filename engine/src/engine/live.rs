@@ -275,7 +275,8 @@ impl Engine {
     /// [`Error::InvalidArgument`] (`user`) for an id no user can have
     /// ([`crate::item::id_problem`]: empty, blank at an end, a control character), as a live
     /// event with it is refused; [`Error::UnknownUser`] when neither the build nor the log
-    /// knows them; a store failure.
+    /// knows them, or knows no positive of theirs (every row below the build's positive rule:
+    /// stored for what they saw, with nothing to recommend from); a store failure.
     pub(crate) fn live_user(&self, id: &str) -> Result<LiveUser> {
         check_user_id(id)?;
         let stored = self.store.user(id)?;
@@ -284,11 +285,12 @@ impl Engine {
             None => Vec::new(),
         };
         let live = self.live_items();
+        // A user stored with seen items only has no row of factors: not known to CF.
+        let known = stored.as_ref().is_some_and(|record| !record.history.is_empty());
         if events.is_empty() && live.replaced.is_empty() {
-            let record = stored.ok_or_else(|| Error::UnknownUser { id: id.to_string() })?;
+            let record = stored.filter(|_| known).ok_or_else(|| Error::UnknownUser { id: id.to_string() })?;
             return Ok(LiveUser { record, live_events: 0, stored: true });
         }
-        let known = stored.is_some();
         let mut record = stored.unwrap_or_else(|| UserRecord {
             id: id.to_string(),
             index: u32::MAX,
@@ -348,8 +350,8 @@ impl Engine {
             }
         }
         record.seen = seen.into_iter().filter(|item| !at.contains_key(item)).collect();
-        // A user the build did not know, whose events are all below the rule, has no positive
-        // to recommend from, as the next build will not know them either.
+        // A user with no positive (the build's rows and these events all below the rule) has
+        // nothing to recommend from, as after the next build, which stores only what they saw.
         if !known && record.history.is_empty() {
             return Err(Error::UnknownUser { id: id.to_string() });
         }

@@ -523,9 +523,11 @@ impl Engine {
         Ok(self.live_user(id)?.record)
     }
 
-    /// Every user with their history, ordered by id.
+    /// Every user with their history, ordered by id (those with no positive left out: they are
+    /// stored only for the items they saw, [`UserRecord::seen`]).
     pub fn users(&self) -> Result<Vec<UserRecord>> {
-        self.store.users()
+        // Users stored for what they saw, with no positive, have no history to read.
+        Ok(self.store.users()?.into_iter().filter(|user| !user.history.is_empty()).collect())
     }
 
     /// Number of items in the generation.

@@ -40,7 +40,15 @@ use crate::lexical::LexicalSettings;
 /// search). Version 8 marks a catalog field BM25 searches with its own analysis
 /// (`lexical.search_fields[].analysis`): builds that read 7 analyse every catalog field as the
 /// text, and say the generation is newer than they read instead of failing to parse it.
-pub const FORMAT_VERSION: u32 = 8;
+/// Version 9 marks a positive rule (`sources.min_weight`) read as builds from 2026-12-07 read
+/// it: the rows below it stored as each user's `seen` items, the items only such rows name
+/// listed apart (`cf-seen-only.json`), and live events meeting the rule as they are written.
+/// Builds that read 8 would recommend a user's low-rated items back, treat those items as
+/// cold, and sum live events' weights.
+pub const FORMAT_VERSION: u32 = 9;
+
+/// The version a positive rule needs (version 9 above).
+pub const SEEN_FORMAT_VERSION: u32 = 9;
 
 /// The version scoring settings older builds would ignore need (version 5 above).
 pub const SCORING_FORMAT_VERSION: u32 = 5;
@@ -100,6 +108,9 @@ pub fn format_version_of(manifest: &Manifest) -> u32 {
     let content_weight = manifest.cf_selection.as_ref().and_then(|s| s.content_weight).is_some_and(|w| w != constant);
     if bm25f || recency || content_weight {
         version = version.max(SCORING_FORMAT_VERSION);
+    }
+    if manifest.sources.min_weight.is_some() {
+        version = version.max(SEEN_FORMAT_VERSION);
     }
     version
 }

@@ -385,6 +385,8 @@ mod tests {
         assert_eq!(format_version_of(&m), SCORING_FORMAT_VERSION, "older builds read BM25F as sum");
         m.precision = Precision::W8a8;
         assert_eq!(format_version_of(&m), W8A8_FORMAT_VERSION, "older builds do not know w8a8");
+        m.sources.min_weight = Some(4.0);
+        assert_eq!(format_version_of(&m), SEEN_FORMAT_VERSION, "older builds recommend low-rated items back");
     }
 
     #[test]
