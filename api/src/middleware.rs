@@ -132,8 +132,7 @@ pub async fn observe(
 
 /// The key a request presents: `Authorization: Bearer KEY` (the scheme in any case, as RFC
 /// 7235 reads it) or `X-Api-Key: KEY`.
-fn presented_key(req: &ServiceRequest) -> Option<&str> {
-    let headers = req.headers();
+fn presented_key(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -153,6 +152,14 @@ fn same_key(presented: &str, expected: &str) -> bool {
     difference == 0
 }
 
+/// Whether a request presents the admin key (for what a route shows the operator only).
+pub(crate) fn holds_admin_key(settings: &crate::ServiceSettings, headers: &actix_web::http::header::HeaderMap) -> bool {
+    match (presented_key(headers), &settings.admin_key) {
+        (Some(presented), Some(key)) => same_key(presented, key.expose()),
+        _ => false,
+    }
+}
+
 /// Which keys a scope accepts.
 #[derive(Clone, Copy)]
 pub enum Access {
@@ -167,7 +174,7 @@ pub enum Access {
 
 fn check(access: Access, state: &AppState, req: &ServiceRequest) -> Result<(), ApiError> {
     let settings = state.settings();
-    let presented = presented_key(req);
+    let presented = presented_key(req.headers());
     let matches = |key: &Option<Secret>| match (presented, key) {
         (Some(p), Some(k)) => same_key(p, k.expose()),
         _ => false,

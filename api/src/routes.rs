@@ -563,8 +563,9 @@ pub(crate) struct IndexInfo {
     /// The generation's manifest: counts, model, settings, sources, build stages.
     #[schema(value_type = Object)]
     manifest: Manifest,
-    /// Its folder on the server.
-    directory: String,
+    /// Its folder on the server; only to a request with the admin key (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    directory: Option<String>,
     /// When it was swapped in (seconds since the Unix epoch).
     serving_since_unix: u64,
     /// Engine calls queued or running now.
@@ -574,14 +575,27 @@ pub(crate) struct IndexInfo {
     live: Option<LiveStats>,
 }
 
-/// Describes the serving generation: manifest (counts, model, build time), folder, since when.
+/// Describes the serving generation: manifest (counts, model, build time), since when, and, to a
+/// request with the admin key, its folder and the sources' paths (others get the files' names).
 #[utoipa::path(get, path = "/v1/index", tag = "index", security((), ("api_key" = [])),
     responses((status = 200, body = IndexInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(crate) async fn index(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn index(state: web::Data<AppState>, request: actix_web::HttpRequest) -> HttpResponse {
     let engine = state.engine();
+    // Server paths are the operator's: anyone else (a server without a search key answers
+    // anyone) is told the files' names, not where they lie.
+    let operator = crate::middleware::holds_admin_key(state.settings(), request.headers());
+    let mut manifest = engine.manifest().clone();
+    if !operator {
+        let name = |path: &str| {
+            std::path::Path::new(path).file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        };
+        manifest.sources.catalog = name(&manifest.sources.catalog);
+        manifest.sources.catalog_resolved = None;
+        manifest.sources.interactions = manifest.sources.interactions.as_deref().map(name);
+    }
     HttpResponse::Ok().json(IndexInfo {
-        manifest: engine.manifest().clone(),
-        directory: engine.dir().display().to_string(),
+        manifest,
+        directory: operator.then(|| engine.dir().display().to_string()),
         serving_since_unix: state.serving_since().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         queue_depth: state.queue_depth(),
         live: engine.live().map(|log| log.stats()),

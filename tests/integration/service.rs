@@ -443,6 +443,17 @@ async fn readiness_and_the_index_description() {
     assert_eq!(body["manifest"]["counts"]["items"], manifest.counts.items);
     assert_eq!(body["manifest"]["model"]["sha256"], manifest.model.sha256.as_str());
     assert!(body["serving_since_unix"].as_u64().unwrap() > 0);
+    // Server paths are the operator's: without the admin key, the files' names only.
+    assert!(body.get("directory").is_none(), "{body}");
+    let catalog = body["manifest"]["sources"]["catalog"].as_str().unwrap();
+    assert_eq!(catalog, std::path::Path::new(&manifest.sources.catalog).file_name().unwrap().to_str().unwrap());
+    assert!(body["manifest"]["sources"].get("catalog_resolved").is_none(), "{body}");
+    let admin = service(AppState::with_settings(shared_engine(), None, keyed(Limits::default()))).await;
+    let as_admin =
+        test::TestRequest::get().uri("/v1/index").insert_header(("authorization", format!("Bearer {ADMIN_KEY}")));
+    let (_, _, body) = call(&admin, as_admin).await;
+    assert_eq!(body["directory"].as_str(), Some(crate::indexed().engine.dir().display().to_string().as_str()));
+    assert_eq!(body["manifest"]["sources"]["catalog"], manifest.sources.catalog.as_str());
     // A full queue is load, not unreadiness: with one engine call allowed and a search holding
     // it, readiness answers 200 `busy` (it was a 503, which took every saturated replica out
     // of rotation at once), while a second search is refused as overloaded.
