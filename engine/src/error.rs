@@ -96,7 +96,7 @@ pub enum Error {
     #[error("model inference failed: {0}")]
     Inference(#[from] candle_core::Error),
     /// A bounded queue is full; the caller should retry shortly rather than wait.
-    #[error("{queue} is full ({capacity} waiting); retry shortly")]
+    #[error("{queue} is full (it holds {capacity}); retry shortly")]
     Overloaded {
         /// Which queue.
         queue: &'static str,

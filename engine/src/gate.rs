@@ -43,7 +43,7 @@ impl Gate {
         while *busy >= self.slots {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Error::Overloaded { queue: "the rerank stage (every slot busy)", capacity: self.slots });
+                return Err(Error::Overloaded { queue: "the rerank stage", capacity: self.slots });
             }
             busy = self.freed.wait_timeout(busy, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
         }
