@@ -311,8 +311,8 @@ impl LexicalIndex {
             }
         };
         let mut parts: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); live_s + 1];
-        // Repeated query terms each count, as a repeated SHOULD clause does.
-        for &t in &order {
+        // One term's part of each item's score, into `parts`.
+        let score_term = |t: usize, parts: &mut Vec<HashMap<tantivy::DocId, ScoreParts>>| -> Result<()> {
             let (term, looked_up) = &tokens[t];
             let token = &term.text;
             // Whether the item holds what this term needs: for a dependent number, a lettered
@@ -453,6 +453,54 @@ impl LexicalIndex {
                             }
                         }
                     }
+                }
+            }
+            Ok(())
+        };
+        // Repeated query terms each count, as a repeated SHOULD clause does. Terms at one
+        // position of one analyzer's reading are alternatives for one word (a French
+        // "randonnée" is read as "randon" and "randonne"; typed "randonnee", as "randon"): an
+        // item scores the best of them, as Lucene's SynonymQuery scores such a stack once, so a
+        // word counts once whether or not it was typed with its accents. It counted twice.
+        let mut scored = vec![false; tokens.len()];
+        for &t in &order {
+            if std::mem::replace(&mut scored[t], true) {
+                continue;
+            }
+            let same = |u: usize| {
+                let (a, b) = (&tokens[t], &tokens[u]);
+                a.1 == b.1 && a.0.position == b.0.position && !a.0.dependent && !b.0.dependent
+            };
+            let alternatives: Vec<usize> = (t + 1..tokens.len()).take_while(|&u| same(u)).collect();
+            if alternatives.is_empty() {
+                score_term(t, &mut parts)?;
+                continue;
+            }
+            let mut best: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); live_s + 1];
+            for u in std::iter::once(t).chain(alternatives) {
+                scored[u] = true;
+                let mut one: Vec<HashMap<tantivy::DocId, ScoreParts>> = vec![HashMap::default(); live_s + 1];
+                score_term(u, &mut one)?;
+                for (best, one) in best.iter_mut().zip(one) {
+                    for (doc, part) in one {
+                        match best.entry(doc) {
+                            std::collections::hash_map::Entry::Occupied(kept) if kept.get().total >= part.total => {}
+                            std::collections::hash_map::Entry::Occupied(mut kept) => {
+                                kept.insert(part);
+                            }
+                            std::collections::hash_map::Entry::Vacant(slot) => {
+                                slot.insert(part);
+                            }
+                        }
+                    }
+                }
+            }
+            for (parts, best) in parts.iter_mut().zip(best) {
+                for (doc, part) in best {
+                    let entry = parts.entry(doc).or_default();
+                    entry.total += part.total;
+                    entry.held |= part.held;
+                    entry.terms.extend(part.terms);
                 }
             }
         }

@@ -161,7 +161,29 @@ impl LexicalIndex {
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (fields, terms) in &read {
-            for term in terms {
+            // Alternatives for one word (terms at one position, `terms::QueryTerm::position`)
+            // score their best, as `score_all` scores them: a disjunction-max of each one's
+            // clauses over the fields.
+            let mut at = 0;
+            while at < terms.len() {
+                let same = |other: &QueryTerm| {
+                    other.position == terms[at].position && !other.dependent && !terms[at].dependent
+                };
+                let stack = 1 + terms[at + 1..].iter().take_while(|o| same(o)).count();
+                if stack > 1 {
+                    let each: Vec<Box<dyn Query>> = terms[at..at + stack]
+                        .iter()
+                        .map(|term| {
+                            let over_fields = fields.iter().map(|f| (Occur::Should, term_in(f, &term.text))).collect();
+                            Box::new(BooleanQuery::new(over_fields)) as Box<dyn Query>
+                        })
+                        .collect();
+                    clauses.push((Occur::Should, Box::new(tantivy::query::DisjunctionMaxQuery::new(each))));
+                    at += stack;
+                    continue;
+                }
+                let term = &terms[at];
+                at += 1;
                 for field in fields {
                     let mut clause = term_in(field, &term.text);
                     if term.dependent {

@@ -35,6 +35,9 @@ pub(super) struct QueryTerm {
     /// A number written after letters: it counts only in an item that holds a lettered term
     /// of its word.
     pub dependent: bool,
+    /// The analyzer's position: terms at one position are alternatives for one word (a word's
+    /// stem and the stem of it as written, `crate::analysis::FoldAndStem`), scored as one.
+    pub position: u32,
 }
 
 /// Whether an analysed term is a number: decimal digits, with the separators the analyzer
@@ -64,6 +67,7 @@ pub(super) fn read(query: &str, tokens: &[Token]) -> Vec<QueryTerm> {
             word: word_of(t) as u32,
             lettered: !is_number(&t.text),
             dependent: false,
+            position: t.position as u32,
         })
         .collect();
     // A word whose letters make a term of two or more without a digit: its numbers depend on
