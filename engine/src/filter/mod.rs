@@ -48,7 +48,7 @@ pub enum Condition {
     Number(f64),
     /// Equal to this string (or contains it, for list fields).
     Text(String),
-    /// Any of these strings.
+    /// Any of these strings (a number in the list is read as the string it prints as).
     AnyOf(Vec<String>),
     /// Within this range.
     Range(Range),
@@ -78,13 +78,43 @@ impl<'de> Deserialize<'de> for Condition {
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Condition, A::Error> {
                 let mut options = Vec::new();
-                while let Some(option) = seq.next_element::<String>()? {
+                while let Some(ListMember(option)) = seq.next_element::<ListMember>()? {
                     options.push(option);
                 }
                 Ok(Condition::AnyOf(options))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Condition, A::Error> {
                 Range::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Condition::Range)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// One member of a list condition: a string, or a number read as the string it prints as
+/// (`[89.95, 129]` on a price, `[42, 43]` on sizes), as a single number condition is. A list
+/// of numbers was refused with "expected a string".
+struct ListMember(String);
+
+impl<'de> Deserialize<'de> for ListMember {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ListMember;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a number in a list condition")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ListMember, E> {
+                Ok(ListMember(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ListMember, E> {
+                Ok(ListMember(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ListMember, E> {
+                Ok(ListMember(v.to_string()))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ListMember, E> {
+                Ok(ListMember(v.to_string()))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -434,7 +464,7 @@ mod tests {
         for (json, said) in [
             ("true", "expected a condition: a string, a number, a list of strings, or a range"),
             ("null", "expected a condition"),
-            ("[\"a\", 1]", "expected a string"),
+            ("[\"a\", true]", "expected a string or a number in a list condition"),
             (r#"{"lt": 100, "bogus": 3}"#, "unknown field `bogus`"),
             (r#"{"lt": "100"}"#, "invalid type: string \"100\""),
         ] {
@@ -443,6 +473,10 @@ mod tests {
         }
         let read = |json: &str| serde_json::from_str::<Condition>(json).unwrap();
         assert_eq!(read("[\"a\", \"b\"]"), Condition::AnyOf(vec!["a".into(), "b".into()]));
+        // Numbers in a list read as they print, and meet a number field as strings of them do.
+        assert_eq!(read("[89.95, 129, \"x\"]"), Condition::AnyOf(vec!["89.95".into(), "129".into(), "x".into()]));
+        assert!(read("[89.95, 129]").matches(Some(&FieldValue::Number(129.0))));
+        assert!(!read("[89.95, 129]").matches(Some(&FieldValue::Number(129.5))));
         assert_eq!(read("25"), Condition::Number(25.0));
         assert_eq!(read("\"25\""), Condition::Text("25".into()));
         // A range no number is in would answer with nothing: refused. Touching bounds that

@@ -278,11 +278,23 @@ impl Language {
 impl std::str::FromStr for Language {
     type Err = String;
 
+    /// A name in any case ("German") or its ISO 639-1 code ("de"); an error that says what to
+    /// do for a language without a stemmer.
     fn from_str(name: &str) -> Result<Self, String> {
-        Language::ALL.into_iter().find(|l| l.name() == name).ok_or_else(|| {
-            let names: Vec<&str> = Language::ALL.iter().map(|l| l.name()).collect();
-            format!("{name:?} is not one of {}", names.join(", "))
-        })
+        let asked = name.trim();
+        Language::ALL
+            .into_iter()
+            .find(|l| l.name().eq_ignore_ascii_case(asked) || l.code().eq_ignore_ascii_case(asked))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Language::ALL.iter().map(|l| l.name()).collect();
+                format!(
+                    "{name:?} is not one of {} (or their two-letter codes). For a language without a \
+                     Snowball stemmer (Polish, Czech, Chinese, Japanese, Korean…) keep the default and add \
+                     --no-stemming: splitting words, folding accents and pairing CJK characters apply to \
+                     every language, and Chinese, Japanese and Korean need no language at all",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -641,6 +653,15 @@ mod tests {
         let alike = LexicalIndex::open(alike_dir.path(), alike).unwrap();
         assert_eq!(alike.search("trail", 3, None).unwrap().len(), 1);
         assert!(alike.search("Schuh", 3, None).unwrap().is_empty(), "English stems leave schuhe");
+    }
+
+    #[test]
+    fn a_language_is_named_in_any_case_or_by_its_code_and_one_without_a_stemmer_is_told_what_to_do() {
+        for name in ["german", "German", "GERMAN", "de", " DE "] {
+            assert_eq!(name.parse::<Language>(), Ok(Language::German), "{name}");
+        }
+        let error = "polish".parse::<Language>().unwrap_err();
+        assert!(error.contains("--no-stemming") && error.contains("english, "), "{error}");
     }
 
     #[test]
