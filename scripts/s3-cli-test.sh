@@ -100,9 +100,9 @@ pids+=($!)
 served=""
 for _ in $(seq 300); do
   served=$(python3 - "$serve" <<'PY' 2>/dev/null || true
-import json, os, sys, urllib.request
+import json, sys, urllib.request
 info = json.load(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v1/index", timeout=2))
-print(os.path.basename(info["directory"].rstrip("/")))
+print(info["manifest"]["generation"])
 PY
 )
   [ -n "$served" ] && break
