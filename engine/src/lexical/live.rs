@@ -212,7 +212,7 @@ mod tests {
     fn live_rows_score_as_a_build_holding_them() {
         // Each set handed over is newer than the last.
         let mut at = (1u64..).map(|n| (0, n));
-        use crate::lexical::analyzers::{FieldAnalysis, Language};
+        use crate::lexical::{FieldAnalysis, Language};
         let alike = LexicalSettings {
             search_fields: vec![SearchField::new("tags", 1.5), SearchField::new("model", 1.0)],
             ..LexicalSettings::default()
