@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod cf_choice;
+mod collaborative;
 pub mod error;
 pub mod eval;
 pub mod input;

@@ -8,6 +8,7 @@ mod fuzz;
 mod highlight;
 mod live;
 mod live_items;
+mod live_limits;
 mod live_races;
 mod min_weight;
 mod pages;
