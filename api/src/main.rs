@@ -237,10 +237,7 @@ fn from_environment(command: &clap::Command, error: &clap::Error) -> Option<Stri
 fn env_filter(filter: &str) -> (tracing_subscriber::EnvFilter, Option<String>) {
     match tracing_subscriber::EnvFilter::try_new(filter) {
         Ok(filter) => (filter, None),
-        Err(e) => (
-            format!("info,hnsw_rs=warn,{QUIET_PARSE_ERRORS}").parse().expect("the default filter reads"),
-            Some(e.to_string()),
-        ),
+        Err(e) => (log_filter(None).0.parse().expect("the default filter reads"), Some(e.to_string())),
     }
 }
 

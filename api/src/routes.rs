@@ -166,7 +166,6 @@ fn cors(origins: &crate::CorsOrigins) -> actix_web::middleware::Condition<actix_
     actix_web::middleware::Condition::new(*origins != crate::CorsOrigins::None, cors)
 }
 
-/// Decrements the queue count when an engine call ends, however it ends.
 /// One call counted against a queue's bound while it is queued or running.
 struct QueueSlot<'a>(&'a AtomicUsize);
 
@@ -327,13 +326,16 @@ where
     let mut json = serde_json::to_vec(&results).map_err(|e| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the response: {e}"))
     })?;
-    // The encoder's buffer grows by doubling, and `Bytes` keeps all of it: a cached 2.2 MB
-    // answer held 4 MiB, so the cache's byte budget counted half of what it held.
-    json.shrink_to_fit();
-    let body = Bytes::from(json);
     // Only cache what the generation in the key produced: a swap mid-request would otherwise
     // file the new generation's answer under the old key (harmless, but misleading).
-    if results.generation == generation {
+    let cached = results.generation == generation;
+    if cached {
+        // The encoder's buffer grows by doubling, and `Bytes` keeps all of it: a cached 2.2 MB
+        // answer held 4 MiB, so the cache's byte budget counted half of what it held.
+        json.shrink_to_fit();
+    }
+    let body = Bytes::from(json);
+    if cached {
         let bytes = body.len() + key.len();
         state.inner.responses.put_weighed(key, (body.clone(), quality), bytes);
     }

@@ -71,12 +71,19 @@ mod tests {
         let refused = gate.enter().err().expect("a third turn waits, then is refused");
         assert!(start.elapsed() >= Duration::from_millis(50));
         assert!(matches!(refused, Error::Overloaded { capacity: 2, .. }), "{refused}");
-        // A turn given back lets a waiting caller in.
+        drop((a, _b));
+        // A turn given back wakes a waiting caller at once, not when its wait runs out.
+        let gate = Gate::new(1, Duration::from_secs(10));
+        let held = gate.enter().unwrap();
         std::thread::scope(|scope| {
-            let waiting = scope.spawn(|| gate.enter().map(|_| ()));
-            std::thread::sleep(Duration::from_millis(10));
-            drop(a);
-            assert!(waiting.join().unwrap().is_ok());
+            let waiting = scope.spawn(|| {
+                let start = Instant::now();
+                gate.enter().map(|_| start.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+            let waited = waiting.join().unwrap().expect("let in");
+            assert!(waited < Duration::from_secs(5), "woken after {waited:?}");
         });
     }
 }

@@ -107,6 +107,9 @@ impl CfItems {
     /// longer abstains on them, so `share` does not hand them content's weight.
     #[must_use]
     pub(crate) fn with_seen_only(mut self, seen_only: &[u32]) -> Self {
+        if seen_only.is_empty() {
+            return self;
+        }
         self.abstain = Arc::new(crate::cf::ease::abstain_mask(&self.cold, seen_only));
         self
     }

@@ -65,10 +65,12 @@ async fn a_full_read_queue_does_not_refuse_writes() {
             .set_json(json!({"query": query}))
     };
     let held = test::call_service(&app, search("a tent that holds the queue").to_request());
+    // The write first, then a search that finds the queue still full: the write went through
+    // while it was.
     let others = async {
-        let refused = call(&app, search("a second search")).await.0;
         let written =
             call(&app, events(json!({"events": [{"user": "u001", "item": "PRG-001"}]}), Some(WRITE_KEY))).await;
+        let refused = call(&app, search("a second search")).await.0;
         (refused, written)
     };
     let (held, (refused, (written, _, body))) = futures_util::future::join(held, others).await;

@@ -159,6 +159,8 @@ fn rows_below_the_positive_rule_are_seen_not_positives_in_the_build_and_live() {
     assert!(matches!(unknown, hyrank_engine::Error::UnknownUser { .. }), "{unknown}");
     log.append(vec![event("liker", 5.0), event("liker", 4.5)]).unwrap();
     assert!(!recommended(&engine, "liker", true).contains(&fresh));
+    let liker = engine.user("liker").unwrap();
+    assert_eq!((liker.history.len(), liker.history[0].weight), (1, 1.0), "counted once, weighing 1, as the build will");
     drop(engine);
 
     // The next build reads the log's events as rows of the file: the same outcome.

@@ -337,11 +337,11 @@ impl Engine {
             let weight = if rule.is_some() { 1.0 } else { event.weight };
             match at.get(&item) {
                 Some(&position) => {
-                    let known = &mut record.history[position];
+                    let kept = &mut record.history[position];
                     if rule.is_none() {
-                        known.weight += weight;
+                        kept.weight += weight;
                     }
-                    known.timestamp = known.timestamp.max(event.timestamp);
+                    kept.timestamp = kept.timestamp.max(event.timestamp);
                 }
                 None => {
                     at.insert(item, record.history.len());

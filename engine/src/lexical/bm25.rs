@@ -469,7 +469,7 @@ impl LexicalIndex {
             }
             let same = |u: usize| {
                 let (a, b) = (&tokens[t], &tokens[u]);
-                a.1 == b.1 && a.0.position == b.0.position && !a.0.dependent && !b.0.dependent
+                a.1 == b.1 && a.0.same_word(&b.0)
             };
             let alternatives: Vec<usize> = (t + 1..tokens.len()).take_while(|&u| same(u)).collect();
             if alternatives.is_empty() {

@@ -41,10 +41,7 @@ impl LexicalIndex {
             // clauses over the fields.
             let mut at = 0;
             while at < terms.len() {
-                let same = |other: &QueryTerm| {
-                    other.position == terms[at].position && !other.dependent && !terms[at].dependent
-                };
-                let stack = 1 + terms[at + 1..].iter().take_while(|o| same(o)).count();
+                let stack = 1 + terms[at + 1..].iter().take_while(|o| terms[at].same_word(o)).count();
                 if stack > 1 {
                     let each: Vec<Box<dyn Query>> = terms[at..at + stack]
                         .iter()

@@ -40,6 +40,15 @@ pub(super) struct QueryTerm {
     pub position: u32,
 }
 
+impl QueryTerm {
+    /// Whether `other`, read from the same fields, is an alternative for this term's word: the
+    /// same position, neither a number that depends on its word's letters. Such terms score
+    /// once, the best of them (`score_all` and tantivy's reference query alike).
+    pub(super) fn same_word(&self, other: &QueryTerm) -> bool {
+        self.position == other.position && !self.dependent && !other.dependent
+    }
+}
+
 /// Whether an analysed term is a number: decimal digits, with the separators the analyzer
 /// keeps inside one ("2.5", "1,000"; it writes every script's digits as ASCII).
 fn is_number(term: &str) -> bool {

@@ -70,7 +70,6 @@ impl Interactions {
         self.rows = rows;
         let count = below.len();
         self.below.extend(below);
-        let below = count;
         let mut first: HashMap<(String, u32), usize> = HashMap::with_capacity(self.rows.len());
         let mut kept: Vec<InteractionRow> = Vec::with_capacity(self.rows.len());
         for row in self.rows.drain(..) {
@@ -86,7 +85,7 @@ impl Interactions {
             }
         }
         self.rows = kept;
-        below
+        count
     }
 }
 

@@ -212,6 +212,9 @@ impl ItemModel {
     /// below the positive rule: still cold (no positive, no weights), no longer abstained on.
     #[must_use]
     pub fn with_seen_only(mut self, seen_only: &[u32]) -> Self {
+        if seen_only.is_empty() {
+            return self;
+        }
         self.abstain = Arc::new(abstain_mask(&self.cold, seen_only));
         self
     }
