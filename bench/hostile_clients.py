@@ -4,6 +4,8 @@
     bench/hostile_clients.py burst PORT [N]        # N late-interaction searches (depth 100, 1,000-character
                                                    # queries), each socket closed once sent; then a plain
                                                    # search every 2 s until one answers 200 within 0.1 s
+    bench/hostile_clients.py burst-held PORT [N]   # the same burst from clients that keep their sockets
+                                                   # open (they wait for the answers; closed at the end)
     bench/hostile_clients.py cache PORT [N]        # N searches with k 100, explain and a 1,000-character
                                                    # query, each new; the server's RSS and
                                                    # hyrank_response_cache_bytes every 100
@@ -74,8 +76,9 @@ def query():
     return " ".join(random.choice(WORDS) for _ in range(400))[:1000]
 
 
-def burst(port, n=64):
+def burst(port, n=64, held=False):
     pid = server_pid(port)
+    sockets = []
     key = os.environ.get("HYRANK_WRITE_KEY", "")
     cpu, start = cpu_seconds(pid), time.time()
     for _ in range(n):
@@ -83,8 +86,11 @@ def burst(port, n=64):
         s = socket.create_connection(("127.0.0.1", port))
         head = f"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         s.sendall(head.encode() + body)
-        s.close()
-    print(f"sent {n} searches and closed each socket in {time.time() - start:.2f} s")
+        if held:
+            sockets.append(s)
+        else:
+            s.close()
+    print(f"sent {n} searches and {'held' if held else 'closed'} each socket in {time.time() - start:.2f} s")
     while True:
         time.sleep(2)
         search = call(port, "/v1/search", {"query": f"tent stakes {time.time()}", "k": 5})
@@ -95,6 +101,16 @@ def burst(port, n=64):
             break
     time.sleep(10)
     print(f"server CPU for the burst, 10 s after: {cpu_seconds(pid) - cpu:.1f} s")
+    answered = 0
+    for s in sockets:
+        s.settimeout(0.1)
+        try:
+            answered += s.recv(16).startswith(b"HTTP/1.1 200")
+        except OSError:
+            pass
+        s.close()
+    if held:
+        print(f"{answered} of {n} held searches were answered 200")
 
 
 def cache(port, n=1000):
@@ -132,4 +148,5 @@ def connections(port, n=5000):
 if __name__ == "__main__":
     mode, port = sys.argv[1], int(sys.argv[2])
     count = [int(a) for a in sys.argv[3:4]]
-    {"burst": burst, "cache": cache, "connections": connections}[mode](port, *count)
+    modes = {"burst": burst, "burst-held": lambda p, *n: burst(p, *n, held=True), "cache": cache, "connections": connections}
+    modes[mode](port, *count)

@@ -9,6 +9,11 @@ DEPTH}) from CONCURRENCY threads to a running hyrank-serve (start it with the ca
 median, p90, p99 and maximum latency and the throughput. With QRELS_TSV (a BEIR qrels file),
 only the queries it judges are sent (e.g. SciFact's 300 test queries, by their `_id`). Every response must be 200 and carry a learned combination.
 
+`--budget-ms=N` gives each search a rerank budget (`rerank.budget_ms`); the output then says how
+many answers were cut short and what share of the window was reranked on average.
+`--reranker=late_interaction` measures the untrained reranker instead (no trained reranker
+needed: a fixtures index will do).
+
 By default each request opens its own connection (as the figures in docs/EVAL.md before
 2026-12-04's twenty-fifth stop were taken); `--keep-alive` (anywhere on the line) keeps one
 connection per thread, as a client with a connection pool does, so that the TCP set-up is not
@@ -27,7 +32,10 @@ import http.client
 
 def main():
     keep_alive = "--keep-alive" in sys.argv
-    sys.argv = [a for a in sys.argv if a != "--keep-alive"]
+    flags = dict(a[2:].split("=", 1) for a in sys.argv if a.startswith("--") and "=" in a)
+    budget_ms = int(flags["budget-ms"]) if "budget-ms" in flags else None
+    reranker = flags.get("reranker", "trained")
+    sys.argv = [a for a in sys.argv if not a.startswith("--")]
     url, queries_path, depth, concurrency, requests = sys.argv[1:6]
     url = url.rstrip("/")
     depth, concurrency, requests = int(depth), int(concurrency), int(requests)
@@ -40,7 +48,7 @@ def main():
     queries = [row["text"] for row in rows if judged is None or row.get("_id") in judged]
     if not queries:
         sys.exit(f"no queries to send from {queries_path}")
-    latencies, errors, lock = [], [], threading.Lock()
+    latencies, errors, shares, lock = [], [], [], threading.Lock()
     next_index = iter(range(requests))
 
     parsed = urllib.parse.urlsplit(url)
@@ -54,13 +62,13 @@ def main():
         if connection is None:
             request = urllib.request.Request(url + "/v1/search", data=data, headers=headers)
             with urllib.request.urlopen(request, timeout=600) as response:
-                return json.load(response)["hits"]
+                return json.load(response)
         connection.request("POST", parsed.path + "/v1/search", body=data, headers=headers)
         response = connection.getresponse()
         answer = response.read()
         if response.status != 200:
             raise ValueError(f"HTTP {response.status}: {answer[:200]!r}")
-        return json.loads(answer)["hits"]
+        return json.loads(answer)
 
     def worker():
         connection = Connection(parsed.hostname, parsed.port, timeout=600) if keep_alive else None
@@ -73,15 +81,24 @@ def main():
                 if connection is not None:
                     connection.close()
                 return
-            body = {"query": queries[i % len(queries)], "k": 10, "rerank": {"reranker": "trained", "depth": depth}}
+            rerank = {"reranker": reranker, "depth": depth}
+            if budget_ms is not None:
+                rerank["budget_ms"] = budget_ms
+            body = {"query": queries[i % len(queries)], "k": 10, "rerank": rerank}
             data = json.dumps(body).encode()
             start = time.perf_counter()
             try:
-                hits = post(connection, data)
-                if not all(h["breakdown"].get("combination") for h in hits):
-                    raise ValueError("a hit without the learned combination")
+                answer = post(connection, data)
+                took = time.perf_counter() - start
+                hits, cut = answer["hits"], answer.get("rerank_cut")
+                # Past a cut, hits keep their fused order and have no rerank score.
+                reranked = hits[: cut["reranked"]] if cut else hits
+                part = "combination" if reranker == "trained" else "rerank"
+                if not all(h["breakdown"].get(part) for h in reranked):
+                    raise ValueError(f"a reranked hit without its {part}")
                 with lock:
-                    latencies.append(time.perf_counter() - start)
+                    latencies.append(took)
+                    shares.append(cut["reranked"] / cut["depth"] if cut else 1.0)
             except Exception as e:  # noqa: BLE001 - every failure is counted and shown
                 if connection is not None:
                     connection.close()  # the next request opens a fresh one
@@ -103,6 +120,10 @@ def main():
         json.dumps(
             {
                 "depth": depth,
+                "reranker": reranker,
+                "budget_ms": budget_ms,
+                "cut": sum(1 for share in shares if share < 1.0),
+                "reranked_share_mean": statistics.mean(shares) if shares else None,
                 "concurrency": concurrency,
                 "keep_alive": keep_alive,
                 "requests": requests,

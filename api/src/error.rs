@@ -87,12 +87,16 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownUser { .. } => "user_not_found",
             EngineError::Unavailable { .. } => "unavailable_in_index",
             EngineError::Overloaded { .. } => "overloaded",
+            EngineError::Cancelled => "cancelled",
             _ => "internal",
         };
         let status = match e.kind() {
             ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            // No one reads it (the client hung up); nginx's "client closed request", so the
+            // access log tells a dropped request from a served one.
+            ErrorKind::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::REQUEST_TIMEOUT),
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         // A full queue is load shed as designed, counted by the metrics and answered with

@@ -42,6 +42,7 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         rerank_workers: settings.rerank_worker,
         rerank_precision: settings.rerank_precision,
         rerank_slots: Some(settings.max_concurrent_reranks),
+        rerank_budget: settings.rerank_budget,
     };
     let open = || {
         Engine::open_with_runtime(&settings.index_dir, &embedder, runtime)
@@ -117,6 +118,10 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
         let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
             .workers(settings.workers)
             .max_connections(per_worker)
+            // A client that closes its side has hung up: the connection ends and the request's
+            // future is dropped, which cancels its engine work (a rerank no one would read).
+            // actix by default answers a half-closed connection; hyper by default does not, as here.
+            .h1_allow_half_closed(false)
             .bind(&bind[..])
             .with_context(|| {
                 let addresses: Vec<String> = bind.iter().map(ToString::to_string).collect();

@@ -125,6 +125,8 @@ pub struct Metrics {
     live_writes_failing: IntGauge,
     answers: IntCounterVec,
     agreement: HistogramVec,
+    rerank_cut: IntCounterVec,
+    abandoned: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -310,7 +312,23 @@ impl Metrics {
             registry
         )
         .expect(expect);
+        let rerank_cut = register_int_counter_vec_with_registry!(
+            "hyrank_rerank_cut_total",
+            "Answers of search and recommend whose rerank budget ran out before the reranker read its whole window: served, the rest in fused order, not cached.",
+            &["route"],
+            registry
+        )
+        .expect(expect);
+        let abandoned = register_int_counter_vec_with_registry!(
+            "hyrank_abandoned_total",
+            "Requests of search and recommend whose client went away before the answer; their engine work stops at its next check (before the first stage, while waiting for a rerank turn, between the passes of a budgeted rerank).",
+            &["route"],
+            registry
+        )
+        .expect(expect);
         Metrics {
+            rerank_cut,
+            abandoned,
             answers,
             agreement,
             live_put_items,
@@ -378,6 +396,16 @@ impl Metrics {
         if let Some(share) = quality.agreement {
             self.agreement.with_label_values(&[route]).observe(share);
         }
+    }
+
+    /// Counts an answer of `route` whose rerank budget ran out.
+    pub fn observe_rerank_cut(&self, route: &str) {
+        self.rerank_cut.with_label_values(&[route]).inc();
+    }
+
+    /// Counts a request of `route` whose client went away before its answer.
+    pub fn observe_abandoned(&self, route: &str) {
+        self.abandoned.with_label_values(&[route]).inc();
     }
 
     /// Marks `generation`, built at `built_at_unix`, as the one serving, and clears a refusal.

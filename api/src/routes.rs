@@ -11,6 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
+use hyrank_engine::call::{Call, CancelOnDrop};
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation::Manifest;
 use hyrank_engine::live::LiveStats;
@@ -285,17 +286,23 @@ fn bound(
 /// events, so no write is ever answered from before it. The answer's quality is observed for
 /// first pages only: a later page continues an answer already counted, and its end (a short or
 /// empty page) is where paging stops, not a zero-result search.
+///
+/// The engine call runs for a [`Call`] that arrived when this was called and is cancelled when
+/// this future is dropped (the client hung up: see `h1_allow_half_closed` in `main.rs`), so the
+/// work stops at its next check instead of running for no one. An answer whose rerank budget
+/// ran out is served but not cached: the same request later may have the time to rerank.
 async fn cached<R: Serialize + Send + 'static>(
     state: &AppState,
     route: &'static str,
     user: Option<&str>,
     page: Page,
     request: &R,
-    work: impl FnOnce(&Engine, &R) -> hyrank_engine::Result<Results> + Send + 'static,
+    work: impl FnOnce(&Engine, &R, &Call) -> hyrank_engine::Result<Results> + Send + 'static,
 ) -> Result<HttpResponse, ApiError>
 where
     R: Clone,
 {
+    let (call, cancel) = Call::now().cancellable();
     let engine = state.engine();
     let generation = engine.manifest().generation.clone();
     let version = user.map_or(0, |user| engine.user_version(user));
@@ -316,8 +323,14 @@ where
         return Ok(json_response(body, "hit"));
     }
     let request = request.clone();
-    let results = blocking(state, move |engine| work(engine, &request)).await?;
+    let hang_up = HangUp { cancel: Some(cancel), state: state.clone(), route };
+    let results = blocking(state, move |engine| work(engine, &request, &call)).await;
+    hang_up.answered();
+    let results = results?;
     state.inner.responses.count_miss();
+    if results.rerank_cut.is_some() {
+        state.metrics().observe_rerank_cut(route);
+    }
     state.metrics().observe_stages(&results.timings);
     let quality = AnswerQuality::of(&results, page.k);
     if first_page {
@@ -328,7 +341,7 @@ where
     })?;
     // Only cache what the generation in the key produced: a swap mid-request would otherwise
     // file the new generation's answer under the old key (harmless, but misleading).
-    let cached = results.generation == generation;
+    let cached = results.generation == generation && results.rerank_cut.is_none();
     if cached {
         // The encoder's buffer grows by doubling, and `Bytes` keeps all of it: a cached 2.2 MB
         // answer held 4 MiB, so the cache's byte budget counted half of what it held.
@@ -340,6 +353,32 @@ where
         state.inner.responses.put_weighed(key, (body.clone(), quality), bytes);
     }
     Ok(json_response(body, "miss"))
+}
+
+/// Cancels a request's engine call when dropped before [`HangUp::answered`] (its client went
+/// away), and counts it.
+struct HangUp {
+    cancel: Option<CancelOnDrop>,
+    state: AppState,
+    route: &'static str,
+}
+
+impl HangUp {
+    /// The engine call returned while the client waited.
+    fn answered(mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            cancel.finished();
+        }
+    }
+}
+
+impl Drop for HangUp {
+    fn drop(&mut self) {
+        if self.cancel.take().is_some() {
+            // Dropping the guard raises the call's flag.
+            self.state.metrics().observe_abandoned(self.route);
+        }
+    }
 }
 
 fn json_response(body: Bytes, cache: &'static str) -> HttpResponse {
@@ -437,7 +476,8 @@ pub(crate) async fn search(
     bound(&state, request.k, &mut request.candidates, &mut request.query, depth)?;
     let user = request.user.clone();
     let page = request.page();
-    cached(&state, "search", user.as_deref(), page, &request, |engine, request| engine.search(request)).await
+    cached(&state, "search", user.as_deref(), page, &request, |engine, request, call| engine.search_in(request, call))
+        .await
 }
 
 /// Recommendations for a user: collaborative filtering, content, or both; `explain` adds the
@@ -458,7 +498,8 @@ pub(crate) async fn recommend(
     bound(&state, request.k, &mut request.candidates, &mut None, depth)?;
     let user = request.user.clone();
     let page = request.page();
-    cached(&state, "recommend", Some(&user), page, &request, |engine, request| engine.recommend(request)).await
+    cached(&state, "recommend", Some(&user), page, &request, |engine, request, call| engine.recommend_in(request, call))
+        .await
 }
 
 /// One item as stored.
@@ -536,7 +577,7 @@ pub(crate) async fn similar(
     // fault as much as `k=0` is: checked here, as the engine would check them, so they are
     // told apart from an item id no item can have (the path's, 422).
     check_page(page, request.candidates).map_err(|e| ApiError::from(e).in_query_string())?;
-    cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
+    cached(&state, "similar", None, page, &request, |engine, request, _| engine.similar(request)).await
 }
 
 /// Items like one item, with what a query string cannot carry: `filters`, `exclude`,
@@ -556,7 +597,7 @@ pub(crate) async fn similar_items(
     let mut request = body.into_inner().0;
     bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let page = request.page();
-    cached(&state, "similar", None, page, &request, |engine, request| engine.similar(request)).await
+    cached(&state, "similar", None, page, &request, |engine, request, _| engine.similar(request)).await
 }
 
 /// The serving generation.

@@ -12,6 +12,8 @@ pub enum ErrorKind {
     NotFound,
     /// The engine is at capacity; retrying later may succeed.
     Overloaded,
+    /// The caller went away before the answer ([`crate::call::Call`]): no one reads it.
+    Cancelled,
     /// A bug, or a broken index on disk.
     Internal,
 }
@@ -103,6 +105,9 @@ pub enum Error {
         /// Its capacity.
         capacity: usize,
     },
+    /// The caller hung up; the work it asked for was stopped ([`crate::call::Call`]).
+    #[error("the caller went away; the request's work was stopped")]
+    Cancelled,
     /// Tokenization failed.
     #[error("tokenizer failed: {0}")]
     Tokenizer(String),
@@ -150,6 +155,7 @@ impl Error {
             Error::UnknownItem { .. } | Error::UnknownUser { .. } => ErrorKind::NotFound,
             Error::Unavailable { .. } => ErrorKind::InvalidInput,
             Error::Overloaded { .. } => ErrorKind::Overloaded,
+            Error::Cancelled => ErrorKind::Cancelled,
             Error::BadIndex { .. }
             | Error::ModelMismatch { .. }
             | Error::PrecisionMismatch { .. }

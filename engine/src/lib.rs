@@ -16,6 +16,7 @@ pub mod analysis;
 pub mod batcher;
 pub mod bert;
 pub mod cache;
+pub mod call;
 pub mod cf;
 pub mod combination;
 pub mod cross;

@@ -16,7 +16,7 @@ mod results;
 mod similar;
 
 pub use recommend::{ColdItems, RecommendMode, RecommendRequest};
-pub use results::{Candidate, Hit, Results, Timings};
+pub use results::{Candidate, Hit, RerankCut, Results, Timings};
 pub use similar::SimilarRequest;
 
 /// Limits on request sizes, so that one request cannot monopolise the engine.
@@ -242,12 +242,25 @@ pub struct RerankOptions {
     #[serde(default = "default_rerank_weight")]
     #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1000000))]
     pub weight: f64,
+    /// Milliseconds from the request's arrival within which the rerank stage works (1 to
+    /// 60,000): it waits for a turn no longer, starts no pass it would not finish in time, and
+    /// the candidates not reranked by then keep their fused order below the reranked ones (the
+    /// response's `rerank_cut` says how many were). The time is the server's, queueing
+    /// included; it may be passed by at most one pass. By default the server's
+    /// `rerank_budget_ms`, else none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::json::optional_positive_count"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 60000))]
+    pub budget_ms: Option<usize>,
 }
 
 impl RerankOptions {
     /// Rerank the top `depth` with `reranker` (the default one when `None`).
     pub fn top(depth: usize, reranker: Option<RerankerKind>) -> Self {
-        RerankOptions { enabled: true, reranker, depth: Some(depth), weight: default_rerank_weight() }
+        RerankOptions { enabled: true, reranker, depth: Some(depth), weight: default_rerank_weight(), budget_ms: None }
     }
 
     /// The trained reranker at the depth it was validated at.
@@ -257,12 +270,13 @@ impl RerankOptions {
             reranker: Some(RerankerKind::Trained),
             depth: None,
             weight: default_rerank_weight(),
+            budget_ms: None,
         }
     }
 
     /// No reranking, whatever the generation's default.
     pub fn off() -> Self {
-        RerankOptions { enabled: false, reranker: None, depth: None, weight: default_rerank_weight() }
+        RerankOptions { enabled: false, reranker: None, depth: None, weight: default_rerank_weight(), budget_ms: None }
     }
 }
 
@@ -411,6 +425,20 @@ impl SearchRequest {
             facets: Vec::new(),
             sort: Vec::new(),
         }
+    }
+}
+
+/// The longest rerank budget a request may give, in milliseconds.
+pub const MAX_RERANK_BUDGET_MS: usize = 60_000;
+
+/// `budget_ms` as a rerank budget, if a request may give it.
+pub fn check_rerank_budget(budget_ms: Option<usize>) -> Result<Option<std::time::Duration>> {
+    match budget_ms {
+        Some(ms) if ms == 0 || ms > MAX_RERANK_BUDGET_MS => Err(Error::invalid(
+            "rerank.budget_ms",
+            format!("must be between 1 and {MAX_RERANK_BUDGET_MS} milliseconds, got {ms}"),
+        )),
+        budget => Ok(budget.map(|ms| std::time::Duration::from_millis(ms as u64))),
     }
 }
 

@@ -13,6 +13,7 @@
 //!   by the learned weights ([`crate::combination`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::batcher::{BatcherSettings, RerankWorker};
 use crate::cache::Cache;
@@ -21,7 +22,7 @@ use crate::cross::{CrossEncoder, ItemText};
 use crate::embed::{Embedder, QueryStates};
 use crate::error::{Error, Result};
 use crate::generation::RerankerManifest;
-use crate::request::{check_rerank_depth, defaults, RerankOptions, RerankerKind};
+use crate::request::{check_rerank_budget, check_rerank_depth, defaults, RerankOptions, RerankerKind};
 use crate::runtime::{RerankCache, RerankerSlot};
 
 /// Scores candidates for a query; higher is better.
@@ -47,6 +48,12 @@ pub trait Reranker: Send + Sync {
     fn score_with(&self, query: &str, _states: Option<&Arc<QueryStates>>, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
         self.score(query, items)
     }
+    /// Items it scores per forward pass (its batch): under a budget the rerank stage hands them
+    /// over pass by pass ([`score_within`]), so that the budget or the client's departure stops
+    /// it between passes without changing its batches. Default: all at once.
+    fn pass_items(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// How a reranker's score enters the final score.
@@ -69,6 +76,9 @@ pub struct RerankPlan<'a> {
     pub depth: usize,
     /// How its score enters the final score.
     pub combine: Combine<'a>,
+    /// The request's budget (`rerank.budget_ms`), from its arrival; `None`: the runtime's
+    /// default ([`crate::Runtime::rerank_budget`]).
+    pub budget: Option<Duration>,
 }
 
 /// A generation's trained cross-encoder, loaded: the model, its manifest entry (depth,
@@ -148,7 +158,12 @@ pub struct Trained<'a> {
 
 impl<'a> Trained<'a> {
     fn plan(self, depth: usize) -> RerankPlan<'a> {
-        RerankPlan { reranker: self.reranker, depth, combine: Combine::Learned(&self.manifest.combination) }
+        RerankPlan {
+            reranker: self.reranker,
+            depth,
+            combine: Combine::Learned(&self.manifest.combination),
+            budget: None,
+        }
     }
 }
 
@@ -163,6 +178,10 @@ impl Reranker for TrainedReranker {
 
     fn query_layers(&self) -> Option<usize> {
         self.model.query_layers()
+    }
+
+    fn pass_items(&self) -> usize {
+        self.model.pass_pairs()
     }
 
     fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
@@ -227,7 +246,8 @@ pub fn search_plan<'a>(
                 what: "the trained reranker".into(),
                 reason: "this generation has none; train one with `hyrank train-reranker`".into(),
             })?;
-            Ok(Some(trained.plan(check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?)))
+            let depth = check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?;
+            Ok(Some(RerankPlan { budget: check_rerank_budget(options.budget_ms)?, ..trained.plan(depth) }))
         }
         RerankerKind::LateInteraction => {
             crate::fusion::check_weight("rerank.weight", options.weight)?;
@@ -235,6 +255,7 @@ pub fn search_plan<'a>(
                 reranker: late_interaction,
                 depth: check_rerank_depth(options.depth.unwrap_or(defaults::LATE_INTERACTION_DEPTH))?,
                 combine: Combine::Add { weight: options.weight },
+                budget: check_rerank_budget(options.budget_ms)?,
             }))
         }
     }
@@ -264,7 +285,52 @@ pub fn recommend_plan<'a>(
         what: "the trained recommendation reranker".into(),
         reason: "this generation has none; train one with `hyrank train-reranker --interactions`".into(),
     })?;
-    Ok(Some(trained.plan(check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?)))
+    let depth = check_rerank_depth(options.depth.unwrap_or(trained.manifest.depth))?;
+    Ok(Some(RerankPlan { budget: check_rerank_budget(options.budget_ms)?, ..trained.plan(depth) }))
+}
+
+/// The scores of `items` (in their order, the fused list's), or, with `until` (the request's
+/// budget), of as many of the first as fit: then they go one pass of the reranker's batch
+/// ([`Reranker::pass_items`]) at a time, and a pass starts only while it would end in time,
+/// judged by the last pass's time (the first starts whenever `until` is still ahead). Fewer
+/// scores than items means the budget ran out. Nothing starts once `call`'s client has gone.
+///
+/// Without a budget the items go in one call, as the reranker batches best: passes would
+/// repeat per pass the work a reranker does once per call (late interaction encodes the query
+/// again, a PreTTR model without the embedder's states runs the query's side again), and the
+/// stage's rerank turns already bound what a client that hangs up mid-rerank can cost.
+///
+/// # Errors
+/// What [`Reranker::score_with`] fails with; [`Error::Cancelled`] when the client went away.
+pub fn score_within(
+    reranker: &dyn Reranker,
+    query: &str,
+    states: Option<&Arc<QueryStates>>,
+    items: &[ItemText<'_>],
+    until: Option<Instant>,
+    call: &crate::call::Call,
+) -> Result<Vec<f32>> {
+    call.check()?;
+    let Some(until) = until else {
+        return reranker.score_with(query, states, items);
+    };
+    let mut scores = Vec::with_capacity(items.len());
+    let mut last: Option<Duration> = None;
+    for pass in items.chunks(reranker.pass_items().max(1)) {
+        call.check()?;
+        let started = Instant::now();
+        if !starts_in_time(started, last, until) {
+            break;
+        }
+        scores.extend(reranker.score_with(query, states, pass)?);
+        last = Some(started.elapsed());
+    }
+    Ok(scores)
+}
+
+/// Whether a pass starting at `now` may run before `until`, when the last one took `last`.
+fn starts_in_time(now: Instant, last: Option<Duration>, until: Instant) -> bool {
+    now < until && last.is_none_or(|last| now + last <= until)
 }
 
 /// MaxSim over MiniLM's contextual token embeddings.
@@ -294,6 +360,10 @@ pub fn max_sim(query: &[Vec<f32>], document: &[Vec<f32>]) -> f32 {
 impl Reranker for LateInteractionReranker {
     fn name(&self) -> &str {
         "late_interaction_minilm"
+    }
+
+    fn pass_items(&self) -> usize {
+        self.embedder.batch_size()
     }
 
     fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
@@ -446,5 +516,53 @@ mod tests {
         let d = vec![vec![1.0, 0.0], vec![0.6, 0.8]];
         assert!((max_sim(&q, &d) - (1.0 + 0.8) / 2.0).abs() < 1e-6);
         assert_eq!(max_sim(&q, &[]), 0.0);
+    }
+
+    /// Scores as [`Fake`] does, taking `pause` per pass.
+    struct Slow(Duration);
+
+    impl Reranker for Slow {
+        fn name(&self) -> &str {
+            "slow"
+        }
+        fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
+            std::thread::sleep(self.0);
+            Fake("slow").score(query, items)
+        }
+        fn pass_items(&self) -> usize {
+            8
+        }
+    }
+
+    #[test]
+    fn a_budget_keeps_the_passes_that_fit_and_a_gone_client_stops_them() {
+        use crate::call::Call;
+        let texts: Vec<String> = (0..40).map(|n| "x".repeat(n)).collect();
+        let items: Vec<ItemText<'_>> = texts.iter().map(|text| ItemText { index: None, text }).collect();
+        let later = |ms| Instant::now() + Duration::from_millis(ms);
+        let all = score_within(&Fake("f"), "q", None, &items, Some(later(60_000)), &Call::now()).unwrap();
+        assert_eq!(all, (0..40).map(|n| n as f32).collect::<Vec<_>>(), "every pass, in the items' order");
+        assert_eq!(score_within(&Slow(Duration::ZERO), "q", None, &items, None, &Call::now()).unwrap(), all);
+        let spent = score_within(&Fake("f"), "q", None, &items, Some(Instant::now()), &Call::now()).unwrap();
+        assert!(spent.is_empty(), "a budget spent before the stage scores nothing");
+        // Passes of at least 30 ms within 100: after three (90 ms or more) a fourth would end
+        // past the budget, so one to three whole passes, the list's first items.
+        let scored =
+            score_within(&Slow(Duration::from_millis(30)), "q", None, &items, Some(later(100)), &Call::now()).unwrap();
+        assert!([8, 16, 24].contains(&scored.len()), "{} scores", scored.len());
+        assert_eq!(scored, all[..scored.len()]);
+        let (call, hung_up) = Call::now().cancellable();
+        drop(hung_up);
+        let stopped = score_within(&Fake("f"), "q", None, &items, None, &call);
+        assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
+    }
+
+    #[test]
+    fn a_pass_starts_only_while_one_as_long_as_the_last_would_end_in_time() {
+        let (now, ms) = (Instant::now(), Duration::from_millis);
+        assert!(starts_in_time(now, None, now + ms(1)));
+        assert!(!starts_in_time(now, None, now), "nothing starts once the budget is spent");
+        assert!(starts_in_time(now, Some(ms(10)), now + ms(10)));
+        assert!(!starts_in_time(now, Some(ms(11)), now + ms(10)));
     }
 }

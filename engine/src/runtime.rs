@@ -69,6 +69,10 @@ pub struct RuntimeSettings {
     /// for a turn, then is refused as overloaded. `None`: no bound (batch jobs, which bound
     /// their own threads).
     pub rerank_slots: Option<usize>,
+    /// The rerank budget of a request that names none (`rerank.budget_ms`): time from the
+    /// request's arrival after which the rerank stage starts no further pass, and the
+    /// candidates not reranked by then keep their fused order. `None`: no budget.
+    pub rerank_budget: Option<std::time::Duration>,
 }
 
 impl RuntimeSettings {
@@ -95,6 +99,7 @@ impl Default for RuntimeSettings {
             rerank_workers: None,
             rerank_precision: None,
             rerank_slots: None,
+            rerank_budget: None,
         }
     }
 }
@@ -199,13 +204,26 @@ impl Runtime {
         Ok(next)
     }
 
-    /// A turn for a model rerank, waiting for one where the runtime bounds them; `None` where
-    /// it does not.
+    /// A turn for a model rerank, waiting for one where the runtime bounds them (a free turn
+    /// where it does not); `Ok(None)` when `until` (the request's rerank budget) passed first.
     ///
     /// # Errors
-    /// [`crate::Error::Overloaded`] when no turn came within [`crate::gate::RERANK_WAIT`].
-    pub fn rerank_turn(&self) -> Result<Option<crate::gate::Turn<'_>>> {
-        self.rerank_gate.as_deref().map(crate::gate::Gate::enter).transpose()
+    /// [`crate::Error::Overloaded`] when no turn came within [`crate::gate::RERANK_WAIT`];
+    /// [`crate::Error::Cancelled`] when `call`'s client went away.
+    pub fn rerank_turn(
+        &self,
+        until: Option<std::time::Instant>,
+        call: &crate::call::Call,
+    ) -> Result<Option<crate::gate::Turn<'_>>> {
+        match &self.rerank_gate {
+            Some(gate) => gate.enter(until, call),
+            None => call.check().map(|()| Some(crate::gate::Turn::free())),
+        }
+    }
+
+    /// The rerank budget of a request that names none ([`RuntimeSettings::rerank_budget`]).
+    pub fn rerank_budget(&self) -> Option<std::time::Duration> {
+        self.settings.rerank_budget
     }
 
     /// The embedding model.

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real model, tantivy, hnsw_rs, sled and actix, on the shipped fixtures.
 
 mod api;
+mod budget;
 mod embedding;
 mod eval;
 mod facets;

@@ -174,6 +174,17 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
         by_worker.hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>(),
         served.hits.iter().map(|h| (h.id.clone(), h.score)).collect::<Vec<_>>()
     );
+    // Under a budget the pairs go pass by pass (a fresh engine, so none is cached): the same
+    // logits, and nothing cut where the budget holds the whole window.
+    let budgeted = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    let mut roomy = request.clone();
+    roomy.rerank.as_mut().unwrap().budget_ms = Some(60_000);
+    let passed = budgeted.search(&roomy).unwrap();
+    assert!(passed.rerank_cut.is_none() && passed.hits.len() == served.hits.len());
+    for (hit, whole) in passed.hits.iter().zip(&served.hits) {
+        assert_eq!(hit.id, whole.id);
+        assert!((hit.score - whole.score).abs() < 1e-4 * (1.0 + whole.score.abs()), "{} vs {}", hit.score, whole.score);
+    }
     let again = engine.search(&request).unwrap();
     let stats = engine.runtime().rerank_cache().stats();
     assert_eq!((stats.hits, stats.misses), (10, 10), "the second request reads every logit from the cache");

@@ -204,6 +204,11 @@ pub struct SettingsLayer {
     /// to 5 s for a turn, then gets 503 `overloaded` [default: the CPU's cores].
     #[arg(long, env = "HYRANK_MAX_CONCURRENT_RERANKS")]
     pub max_concurrent_reranks: Option<usize>,
+    /// Rerank budget of a request that gives none (`rerank.budget_ms`), in milliseconds from
+    /// its receipt (1 to 60000): the rerank stage starts no pass past it and the candidates
+    /// not reranked keep their fused order (the answer's `rerank_cut`) [default: none].
+    #[arg(long, env = "HYRANK_RERANK_BUDGET_MS")]
+    pub rerank_budget_ms: Option<usize>,
     /// Whole responses cached (0 turns it off) [default: 1000].
     #[arg(long, env = "HYRANK_RESPONSE_CACHE_ENTRIES")]
     pub response_cache_entries: Option<usize>,
@@ -268,6 +273,7 @@ impl SettingsLayer {
             rerank_cache_entries,
             rerank_precision,
             max_concurrent_reranks,
+            rerank_budget_ms,
             response_cache_entries,
             response_cache_bytes,
             cors_origins,
@@ -376,6 +382,8 @@ pub struct ServerSettings {
     pub rerank_precision: Option<hyrank_engine::Precision>,
     /// Model reranks running at once.
     pub max_concurrent_reranks: usize,
+    /// The rerank budget of a request that gives none.
+    pub rerank_budget: Option<std::time::Duration>,
     /// Pointer checks, in seconds; 0 is off.
     pub watch_secs: u64,
     /// Object storage a replica pulls generations from.
@@ -505,6 +513,11 @@ impl ServerSettings {
                 Some(n) => n,
                 None => std::thread::available_parallelism().map_or(1, usize::from),
             },
+            rerank_budget: hyrank_engine::request::check_rerank_budget(layer.rerank_budget_ms).map_err(|_| {
+                let max = hyrank_engine::request::MAX_RERANK_BUDGET_MS;
+                let got = layer.rerank_budget_ms.unwrap_or_default();
+                bad("rerank_budget_ms", format!("must be between 1 and {max} milliseconds, got {got}"))
+            })?,
             rerank_precision: layer
                 .rerank_precision
                 .map(|p| p.parse().map_err(|e: hyrank_engine::Error| bad("rerank_precision", e.to_string())))

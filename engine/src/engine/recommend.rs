@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::stages::Fused;
 use super::Engine;
+use crate::call::Call;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
 use crate::request::{
@@ -43,8 +44,17 @@ impl Engine {
     /// # Errors
     /// An invalid request (the field named), an unknown user, a generation without CF, a
     /// reranker the generation lacks, or a model failure.
-    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset))]
     pub fn recommend(&self, request: &RecommendRequest) -> Result<Results> {
+        self.recommend_in(request, &Call::now())
+    }
+
+    /// [`Engine::recommend`] for `call`, as [`Engine::search_in`] runs a search.
+    ///
+    /// # Errors
+    /// As [`Engine::recommend`]; [`Error::Cancelled`] when the client went away.
+    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset))]
+    pub fn recommend_in(&self, request: &RecommendRequest, call: &Call) -> Result<Results> {
+        call.check()?;
         let start = Instant::now();
         self.check_facets(&request.facets)?;
         self.check_sort(&request.sort)?;
@@ -81,11 +91,12 @@ impl Engine {
             (Some(_), None) => Some(String::new()),
             (None, _) => None,
         };
-        let mut hits = self.finish(
+        let (mut hits, cut) = self.finish(
             &fused,
             request.page(),
             plan.zip(context.as_deref()).map(|(p, c)| (p, c, None)),
             None,
+            call,
             &mut timings,
         )?;
         if request.explain {
@@ -110,6 +121,8 @@ impl Engine {
         }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
+        results.rerank_cut = cut;
+        results.notes.extend(cut.map(|cut| cut.note()));
         if request.mode != RecommendMode::Content && !fused.ran(RetrieverKind::Cf) {
             let note = match self.cf.is_some() {
                 true => super::no_cf_note(request.mode != RecommendMode::Cf),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::stages::{ms, Fused};
 use super::Engine;
+use crate::call::Call;
 use crate::embed::QueryStates;
 use crate::error::{Error, Result};
 use crate::explain::{Explanation, RetrieverKind};
@@ -47,13 +48,24 @@ pub(crate) const CF_QUERY_NOTE: &str = "query: not read: mode cf ranks the user'
      reads the query in this mode (none ran); use mode hybrid to retrieve with it";
 
 impl Engine {
-    /// Runs a search.
+    /// Runs a search arriving now that nothing cancels ([`Engine::search_in`]).
     ///
     /// # Errors
     /// An invalid request (the field named), an unknown user, a reranker the generation lacks,
     /// or a model failure.
-    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset, mode = ?request.mode))]
     pub fn search(&self, request: &SearchRequest) -> Result<Results> {
+        self.search_in(request, &Call::now())
+    }
+
+    /// Runs a search for `call`: its rerank budget counts from the call's arrival, and the
+    /// work stops where the call's client has gone.
+    ///
+    /// # Errors
+    /// An invalid request (the field named), an unknown user, a reranker the generation lacks,
+    /// or a model failure; [`Error::Cancelled`] when the client went away.
+    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset, mode = ?request.mode))]
+    pub fn search_in(&self, request: &SearchRequest, call: &Call) -> Result<Results> {
+        call.check()?;
         let start = Instant::now();
         let mut timings = Timings::default();
         // The request's own checks before the rerank plan's, which is made ahead of the first
@@ -80,7 +92,7 @@ impl Engine {
         let cf_query_unread = request.mode == crate::request::Mode::Cf && has_query && plan.is_none();
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
         let highlighter = query.filter(|_| request.highlight).map(|q| self.lexical.highlighter(q)).transpose()?;
-        let mut hits = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), &mut timings)?;
+        let (mut hits, cut) = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), call, &mut timings)?;
         if let Some(highlighter) = &highlighter {
             timings.highlight_ms = highlighter.spent().as_secs_f64() * 1e3;
         }
@@ -108,6 +120,7 @@ impl Engine {
         }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
+        results.rerank_cut = cut;
         // Only hybrid mode asks a user's CF list beside a query (bm25 and dense never do).
         let no_interactions =
             request.mode == crate::request::Mode::Hybrid && request.user.is_some() && self.cf.is_none();
@@ -122,6 +135,7 @@ impl Engine {
         for (at, note) in notes.into_iter().filter(|n| n.0).map(|n| n.1).enumerate() {
             results.notes.insert(at, note.to_string());
         }
+        results.notes.extend(cut.map(|cut| cut.note()));
         Ok(results)
     }
 

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::{Collaborative, Engine};
+use crate::call::Call;
 use crate::error::Result;
 use crate::explain::RetrieverKind;
 use crate::request::{check_page, Results, SimilarRequest, Timings};
@@ -60,7 +61,7 @@ impl Engine {
         }
         let mut fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         self.sort(&request.sort, &mut fused, &mut timings)?;
-        let hits = self.finish(&fused, request.page(), None, None, &mut timings)?;
+        let (hits, _) = self.finish(&fused, request.page(), None, None, &Call::now(), &mut timings)?;
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Engine;
+use crate::call::Call;
 use crate::combination::{Features, ScoreRanges};
 use crate::cross::ItemText;
 use crate::embed::QueryStates;
@@ -14,7 +15,7 @@ use crate::explain::{CombinedScore, RerankScore, RetrieverKind, ScoreBreakdown};
 use crate::filter::{self, matcher, Filters};
 use crate::fusion::{fuse, FusedHit, Fusion};
 use crate::lexical::Highlighter;
-use crate::request::{Candidate, Hit, Page, Results, Timings};
+use crate::request::{Candidate, Hit, Page, RerankCut, Results, Timings};
 use crate::rerank::{Combine, RerankPlan};
 use crate::retrieve::{Allow, Retriever};
 
@@ -268,21 +269,36 @@ impl Engine {
         page: Page,
         rerank: Option<(RerankPlan<'_>, &str, Option<Arc<QueryStates>>)>,
         highlighter: Option<&Highlighter>,
+        call: &Call,
         timings: &mut Timings,
-    ) -> Result<Vec<Hit>> {
+    ) -> Result<(Vec<Hit>, Option<RerankCut>)> {
         let plain = |hits: &[FusedHit], skip: usize, take: usize| {
-            hits.iter().skip(skip).take(take).map(|f| self.hit(f, fused.fusion_name, None, None, highlighter)).collect()
+            hits.iter()
+                .skip(skip)
+                .take(take)
+                .map(|f| self.hit(f, fused.fusion_name, None, None, highlighter))
+                .collect::<Result<Vec<Hit>>>()
         };
         let Some((plan, query, states)) = rerank else {
-            return plain(&fused.hits, page.offset, page.k);
+            return Ok((plain(&fused.hits, page.offset, page.k)?, None));
         };
         let width = plan.depth.max(page.k).min(fused.hits.len());
         if page.offset >= width {
-            return plain(&fused.hits, page.offset, page.k);
+            return Ok((plain(&fused.hits, page.offset, page.k)?, None));
         }
         let t = Instant::now();
         let window: Vec<&FusedHit> = fused.hits[..width].iter().collect();
-        let mut reranked = self.rerank(&plan, query, states.as_ref(), &window, fused)?;
+        let budget = plan.budget.or_else(|| self.runtime().rerank_budget());
+        let until = budget.map(|budget| call.arrived() + budget);
+        let mut reranked = self.rerank(&plan, query, states.as_ref(), &window, fused, until, call)?;
+        // The budget may have left the window's tail unscored: those keep their fused order,
+        // below the reranked ones, as past a window.
+        let done = reranked.len();
+        let cut = budget.filter(|_| done < width).map(|budget| RerankCut {
+            reranked: done,
+            depth: width,
+            budget_ms: u64::try_from(budget.as_millis()).unwrap_or(u64::MAX),
+        });
         // Best first. Equal final scores keep their fused order (`sort_by` is stable and the
         // window is in fused order), so they follow the fused list's tie rule (more lists, then
         // the better best rank, then catalog order) and a rerank weight of 0 leaves the order
@@ -296,10 +312,14 @@ impl Engine {
             .take(page.k)
             .map(|r| self.hit(r.fused, fused.fusion_name, Some(r.rerank), r.combination, highlighter))
             .collect::<Result<Vec<_>>>()?;
-        // A page reaching past the window goes on in fused order.
-        let rest: Vec<Hit> = plain(&fused.hits[width..], 0, page.end().saturating_sub(width))?;
+        // A page reaching past the reranked hits goes on in fused order.
+        let rest: Vec<Hit> = plain(
+            &fused.hits[done..],
+            page.offset.saturating_sub(done),
+            page.end().saturating_sub(done.max(page.offset)),
+        )?;
         hits.extend(rest);
-        Ok(hits)
+        Ok((hits, cut))
     }
 
     /// Checks the fields a search counts ([`crate::facets::check`]): each must be a field some
@@ -464,13 +484,17 @@ impl Engine {
         }
         timings.total_ms = ms(start);
         let generation = self.manifest.generation.clone();
-        Results { hits, total: fused.hits.len(), generation, timings, notes, facets }
+        Results { hits, total: fused.hits.len(), generation, timings, notes, facets, rerank_cut: None }
     }
 
     /// Reranks `window`: the plan's reranker scores each (query, item text) pair, and the score
     /// enters the final score as the plan says. Entries come back in window order. An item's
     /// text is read from the store only when the reranker reads it (a PreTTR reranker with
     /// stored states does not).
+    /// With `until` (the request's budget) the scored entries are a prefix of the window, as
+    /// many as were scored in time ([`crate::rerank::score_within`]), and none when no rerank
+    /// turn came in time. Nothing is scored once `call`'s client has gone.
+    #[allow(clippy::too_many_arguments)]
     fn rerank<'a>(
         &self,
         plan: &RerankPlan<'_>,
@@ -478,6 +502,8 @@ impl Engine {
         states: Option<&Arc<QueryStates>>,
         window: &[&'a FusedHit],
         fused: &Fused,
+        until: Option<Instant>,
+        call: &Call,
     ) -> Result<Vec<Reranked<'a>>> {
         let contents = window
             .iter()
@@ -495,8 +521,10 @@ impl Engine {
             .map(|(h, text)| ItemText { index: Some(h.item), text: text.as_deref().unwrap_or_default() })
             .collect();
         let scores = {
-            let _turn = self.runtime().rerank_turn()?;
-            plan.reranker.score_with(query, states, &items)?
+            let Some(_turn) = self.runtime().rerank_turn(until, call)? else {
+                return Ok(Vec::new());
+            };
+            crate::rerank::score_within(plan.reranker, query, states, &items, until, call)?
         };
         window
             .iter()

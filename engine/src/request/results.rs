@@ -94,6 +94,35 @@ pub struct Results {
     /// Per field a search's `facets` named, its values over the ranked list's `total` hits.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub facets: BTreeMap<String, crate::facets::FacetCounts>,
+    /// Present when the rerank budget (`rerank.budget_ms`) ran out before the reranker read
+    /// its whole window: the hits past the first `reranked` keep their fused order, below the
+    /// reranked ones, and have no rerank score. Such an answer is not cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank_cut: Option<RerankCut>,
+}
+
+/// How far a rerank its budget cut short got ([`Results::rerank_cut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RerankCut {
+    /// Candidates the reranker scored, the first of the fused list: 0 when the budget was
+    /// spent before the stage began (by the first stage, or waiting for a rerank turn).
+    pub reranked: usize,
+    /// Candidates it was to score: its depth, or the page's end where that is further.
+    pub depth: usize,
+    /// The budget, in milliseconds from the request's arrival.
+    pub budget_ms: u64,
+}
+
+impl RerankCut {
+    /// What a response's notes say of it.
+    pub fn note(&self) -> String {
+        format!(
+            "rerank: cut short by its budget of {} ms: {} of {} candidates reranked (the fused list's first); the \
+             rest keep their fused order",
+            self.budget_ms, self.reranked, self.depth
+        )
+    }
 }
 
 /// A fused candidate with the features the learned combination reads (the rerank logit not yet
