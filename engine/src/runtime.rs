@@ -122,6 +122,8 @@ pub struct Runtime {
     query_batcher: Option<Arc<QueryBatcher>>,
     /// Turns for model reranks ([`RuntimeSettings::rerank_slots`]), shared across generations.
     rerank_gate: Option<Arc<crate::gate::Gate>>,
+    /// How long the rerankers' passes take, for rerank budgets; shared across generations.
+    pass_times: Arc<crate::rerank::PassTimes>,
     settings: RuntimeSettings,
     /// The precision the operator asked for (`EmbedderSettings::precision`), if any:
     /// generations at another one are refused, at start-up and on every swap.
@@ -155,6 +157,7 @@ impl Runtime {
             rerank_gate: settings
                 .rerank_slots
                 .map(|slots| Arc::new(crate::gate::Gate::new(slots, crate::gate::RERANK_WAIT))),
+            pass_times: Arc::default(),
             settings,
             pinned: None,
         })
@@ -188,6 +191,7 @@ impl Runtime {
                 query_passes: Arc::clone(&self.query_passes),
                 query_batcher: self.query_batcher.clone(),
                 rerank_gate: self.rerank_gate.clone(),
+                pass_times: Arc::clone(&self.pass_times),
                 settings: self.settings,
                 pinned: self.pinned,
             });
@@ -198,6 +202,7 @@ impl Runtime {
         next.rerank_cache = Arc::clone(&self.rerank_cache);
         next.query_passes = Arc::clone(&self.query_passes);
         next.rerank_gate = self.rerank_gate.clone();
+        next.pass_times = Arc::clone(&self.pass_times);
         if let (Some(new), Some(old)) = (&next.query_batcher, &self.query_batcher) {
             new.continue_from(old.stats());
         }
@@ -219,6 +224,11 @@ impl Runtime {
             Some(gate) => gate.enter(until, call),
             None => call.check().map(|()| Some(crate::gate::Turn::free())),
         }
+    }
+
+    /// How long the rerankers' passes take ([`crate::rerank::PassTimes`]).
+    pub fn pass_times(&self) -> &crate::rerank::PassTimes {
+        &self.pass_times
     }
 
     /// The rerank budget of a request that names none ([`RuntimeSettings::rerank_budget`]).

@@ -524,7 +524,8 @@ impl Engine {
             let Some(_turn) = self.runtime().rerank_turn(until, call)? else {
                 return Ok(Vec::new());
             };
-            crate::rerank::score_within(plan.reranker, query, states, &items, until, call)?
+            let times = self.runtime().pass_times();
+            crate::rerank::score_within(plan.reranker, query, states, &items, until, times, call)?
         };
         window
             .iter()
