@@ -7,7 +7,9 @@ Sends REQUESTS searches (the queries in turn, k 10, rerank {"reranker": "trained
 DEPTH}) from CONCURRENCY threads to a running hyrank-serve (start it with the caches off:
 --response-cache-entries 0 --query-cache-entries 0 --rerank-cache-entries 0) and prints the
 median, p90, p99 and maximum latency and the throughput. With QRELS_TSV (a BEIR qrels file),
-only the queries it judges are sent (e.g. SciFact's 300 test queries, by their `_id`). Every response must be 200 and carry a learned combination.
+only the queries it judges are sent (e.g. SciFact's 300 test queries, by their `_id`), and the
+answers' mean nDCG@10 against its judgments is printed (linear gains, as pytrec_eval: what the
+answers served under this load were worth, cut or not). Every response must be 200 and carry a learned combination.
 
 `--budget-ms=N` gives each search a rerank budget (`rerank.budget_ms`); the output then says how
 many answers were cut short and what share of the window was reranked on average.
@@ -21,6 +23,7 @@ in the latency.
 Standard library only.
 """
 import json
+import math
 import statistics
 import sys
 import threading
@@ -33,6 +36,9 @@ import http.client
 def main():
     keep_alive = "--keep-alive" in sys.argv
     flags = dict(a[2:].split("=", 1) for a in sys.argv if a.startswith("--") and "=" in a)
+    unknown = [a for a in sys.argv if a.startswith("--") and a != "--keep-alive" and a.split("=")[0] not in ("--budget-ms", "--reranker")]
+    if unknown or any(a in ("--budget-ms", "--reranker") for a in sys.argv):
+        sys.exit(f"unknown or incomplete flags {unknown or sys.argv}: give --budget-ms=N and --reranker=NAME with '='")
     budget_ms = int(flags["budget-ms"]) if "budget-ms" in flags else None
     reranker = flags.get("reranker", "trained")
     sys.argv = [a for a in sys.argv if not a.startswith("--")]
@@ -41,14 +47,25 @@ def main():
     depth, concurrency, requests = int(depth), int(concurrency), int(requests)
     judged = None
     if len(sys.argv) > 6:
+        judged = {}
         with open(sys.argv[6]) as f:
-            judged = {line.split("\t")[0] for line in f if line.strip()}
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) == 3 and parts[2].lstrip("-").isdigit():
+                    judged.setdefault(parts[0], {})[parts[1]] = int(parts[2])
     with open(queries_path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    queries = [row["text"] for row in rows if judged is None or row.get("_id") in judged]
+    picked = [row for row in rows if judged is None or row.get("_id") in judged]
+    queries = [row["text"] for row in picked]
+    query_ids = [row.get("_id") for row in picked]
     if not queries:
         sys.exit(f"no queries to send from {queries_path}")
-    latencies, errors, shares, lock = [], [], [], threading.Lock()
+    latencies, errors, shares, ndcgs, lock = [], [], [], [], threading.Lock()
+
+    def ndcg10(ids, relevance):
+        gain = sum(relevance.get(i, 0) / math.log2(rank + 2) for rank, i in enumerate(ids[:10]))
+        ideal = sum(r / math.log2(rank + 2) for rank, r in enumerate(sorted(relevance.values(), reverse=True)[:10]))
+        return gain / ideal if ideal > 0 else 0.0
     next_index = iter(range(requests))
 
     parsed = urllib.parse.urlsplit(url)
@@ -99,6 +116,8 @@ def main():
                 with lock:
                     latencies.append(took)
                     shares.append(cut["reranked"] / cut["depth"] if cut else 1.0)
+                    if judged is not None:
+                        ndcgs.append(ndcg10([h["id"] for h in hits], judged[query_ids[i % len(queries)]]))
             except Exception as e:  # noqa: BLE001 - every failure is counted and shown
                 if connection is not None:
                     connection.close()  # the next request opens a fresh one
@@ -124,6 +143,7 @@ def main():
                 "budget_ms": budget_ms,
                 "cut": sum(1 for share in shares if share < 1.0),
                 "reranked_share_mean": statistics.mean(shares) if shares else None,
+                "ndcg10_mean": statistics.mean(ndcgs) if ndcgs else None,
                 "concurrency": concurrency,
                 "keep_alive": keep_alive,
                 "requests": requests,

@@ -94,8 +94,8 @@ impl From<EngineError> for ApiError {
             ErrorKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            // No one reads it (the client hung up); nginx's "client closed request", so the
-            // access log tells a dropped request from a served one.
+            // nginx's "client closed request". A server never writes it (the request's future,
+            // which would, is what was dropped); what embeds the handlers may see it.
             ErrorKind::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::REQUEST_TIMEOUT),
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };

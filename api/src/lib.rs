@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod body;
+mod calls;
 pub mod error;
 mod inflate;
 pub mod metrics;
@@ -150,6 +151,21 @@ impl AppState {
     pub fn queue_depth(&self) -> usize {
         self.inner.inflight.load(Ordering::Relaxed)
     }
+}
+
+/// `hyrank-serve`'s HTTP server over `state` (an [`AppState`] expression; workers, bounds and
+/// addresses are the caller's): every route ([`configure`]), and a client that closes its side
+/// of a connection taken as gone. Then the connection ends and the request's future is dropped,
+/// which cancels its engine work (a rerank no one would read); actix by default answers a
+/// half-closed connection, hyper by default does not, as here. A macro because the server's
+/// factory type cannot be named.
+#[macro_export]
+macro_rules! http_server {
+    ($state:expr) => {{
+        let state: $crate::AppState = $state;
+        actix_web::HttpServer::new(move || actix_web::App::new().configure($crate::configure(state.clone())))
+            .h1_allow_half_closed(false)
+    }};
 }
 
 /// Mounts every route, with JSON and query error handlers, on an actix service config.

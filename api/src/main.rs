@@ -9,11 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer};
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 use hyrank_api::settings::{ServerSettings, SettingsLayer};
-use hyrank_api::{configure, reload, AppState};
+use hyrank_api::{reload, AppState};
 use hyrank_engine::live::EventLog;
 use hyrank_engine::{EmbedderSettings, Engine, RuntimeSettings};
 
@@ -115,13 +114,9 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
             connections = per_worker * settings.workers,
             "accepting at most this many connections at once (below the open-file limit)"
         );
-        let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
+        let server = hyrank_api::http_server!(state)
             .workers(settings.workers)
             .max_connections(per_worker)
-            // A client that closes its side has hung up: the connection ends and the request's
-            // future is dropped, which cancels its engine work (a rerank no one would read).
-            // actix by default answers a half-closed connection; hyper by default does not, as here.
-            .h1_allow_half_closed(false)
             .bind(&bind[..])
             .with_context(|| {
                 let addresses: Vec<String> = bind.iter().map(ToString::to_string).collect();

@@ -321,7 +321,7 @@ impl Metrics {
         .expect(expect);
         let abandoned = register_int_counter_vec_with_registry!(
             "hyrank_abandoned_total",
-            "Requests of search and recommend whose client went away before the answer; their engine work stops at its next check (before the first stage, while waiting for a rerank turn, between the passes of a budgeted rerank).",
+            "Requests of search, recommend and similar whose client went away before the answer; their engine work stops at its next check (before the first stage, while waiting for a rerank turn, between the passes of a budgeted rerank).",
             &["route"],
             registry
         )
@@ -403,7 +403,8 @@ impl Metrics {
         self.rerank_cut.with_label_values(&[route]).inc();
     }
 
-    /// Counts a request of `route` whose client went away before its answer.
+    /// Counts a request of `route` (search, recommend, similar) whose client went away before
+    /// its answer.
     pub fn observe_abandoned(&self, route: &str) {
         self.abandoned.with_label_values(&[route]).inc();
     }

@@ -3,7 +3,6 @@
 //! model inference and index reads never hold an HTTP worker. The number of engine calls queued
 //! or running is bounded; beyond it a request is refused with 503 rather than left to pile up.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;
 
 use actix_web::http::header::{self, ContentType};
@@ -11,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use hyrank_engine::call::{Call, CancelOnDrop};
+use hyrank_engine::call::Call;
 use hyrank_engine::fusion::Fusion;
 use hyrank_engine::generation::Manifest;
 use hyrank_engine::live::LiveStats;
@@ -23,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::Object;
+use crate::calls::{blocking, panicked, HangUp};
 use crate::error::{json_error, query_error, ApiError, ErrorBody};
 use crate::metrics::AnswerQuality;
 use crate::middleware::{body_deadline, known_content_encoding, no_query_string, observe, require, utf8_only, Access};
@@ -167,70 +167,6 @@ fn cors(origins: &crate::CorsOrigins) -> actix_web::middleware::Condition<actix_
     actix_web::middleware::Condition::new(*origins != crate::CorsOrigins::None, cors)
 }
 
-/// One call counted against a queue's bound while it is queued or running.
-struct QueueSlot<'a>(&'a AtomicUsize);
-
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-fn overloaded(state: &AppState, what: &str) -> ApiError {
-    state.metrics().rejected.inc();
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
-        format!("{} {what} are already queued or running; retry shortly", state.settings().limits.max_inflight),
-    )
-}
-
-/// Runs engine work off the HTTP workers, within the queue bound.
-pub(crate) async fn blocking<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce(&Engine) -> hyrank_engine::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    run_counted(state, &state.inner.inflight, "engine calls", work).await
-}
-
-/// [`blocking`] for live writes, within a bound of their own (`max_inflight` too): a flood of
-/// costly searches filled the one queue and every write was refused as overloaded until it
-/// drained, so a read-side flood stopped ingestion.
-pub(crate) async fn blocking_write<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce(&Engine) -> hyrank_engine::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    run_counted(state, &state.inner.inflight_writes, "live writes", work).await
-}
-
-async fn run_counted<T: Send + 'static>(
-    state: &AppState,
-    queue: &AtomicUsize,
-    what: &str,
-    work: impl FnOnce(&Engine) -> hyrank_engine::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    let limit = state.settings().limits.max_inflight;
-    if queue.fetch_add(1, Ordering::Relaxed) >= limit {
-        queue.fetch_sub(1, Ordering::Relaxed);
-        return Err(overloaded(state, what));
-    }
-    let _slot = QueueSlot(queue);
-    let engine = state.engine();
-    // The request's span (its id) follows the work onto the blocking pool, so what the engine
-    // logs there says which request it was for.
-    let span = tracing::Span::current();
-    web::block(move || span.in_scope(|| work(&engine))).await.map_err(panicked)?.map_err(ApiError::from)
-}
-
-/// What a request whose work on the blocking pool never returned gets: actix's `web::block`
-/// fails only when the closure panicked (a bug, whose message the panic hook printed), not
-/// when the pool is busy (work waits its turn), so it is a 500, not a 503 to retry.
-fn panicked(_: actix_web::error::BlockingError) -> ApiError {
-    // The error's own text ("thread pool is shut down") would mislead.
-    tracing::error!("a request's work panicked (the panic hook printed where)");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed on a bug; it is logged")
-}
-
 pub(crate) fn limit_exceeded(field: &str, message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded", format!("{field}: {message}"))
 }
@@ -353,32 +289,6 @@ where
         state.inner.responses.put_weighed(key, (body.clone(), quality), bytes);
     }
     Ok(json_response(body, "miss"))
-}
-
-/// Cancels a request's engine call when dropped before [`HangUp::answered`] (its client went
-/// away), and counts it.
-struct HangUp {
-    cancel: Option<CancelOnDrop>,
-    state: AppState,
-    route: &'static str,
-}
-
-impl HangUp {
-    /// The engine call returned while the client waited.
-    fn answered(mut self) {
-        if let Some(cancel) = self.cancel.take() {
-            cancel.finished();
-        }
-    }
-}
-
-impl Drop for HangUp {
-    fn drop(&mut self) {
-        if self.cancel.take().is_some() {
-            // Dropping the guard raises the call's flag.
-            self.state.metrics().observe_abandoned(self.route);
-        }
-    }
 }
 
 fn json_response(body: Bytes, cache: &'static str) -> HttpResponse {
@@ -577,7 +487,7 @@ pub(crate) async fn similar(
     // fault as much as `k=0` is: checked here, as the engine would check them, so they are
     // told apart from an item id no item can have (the path's, 422).
     check_page(page, request.candidates).map_err(|e| ApiError::from(e).in_query_string())?;
-    cached(&state, "similar", None, page, &request, |engine, request, _| engine.similar(request)).await
+    cached(&state, "similar", None, page, &request, |engine, request, call| engine.similar_in(request, call)).await
 }
 
 /// Items like one item, with what a query string cannot carry: `filters`, `exclude`,
@@ -597,7 +507,7 @@ pub(crate) async fn similar_items(
     let mut request = body.into_inner().0;
     bound(&state, request.k, &mut request.candidates, &mut None, None)?;
     let page = request.page();
-    cached(&state, "similar", None, page, &request, |engine, request, _| engine.similar(request)).await
+    cached(&state, "similar", None, page, &request, |engine, request, call| engine.similar_in(request, call)).await
 }
 
 /// The serving generation.

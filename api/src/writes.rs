@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::body::Object;
+use crate::calls::blocking_write;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{blocking_write, limit_exceeded};
+use crate::routes::limit_exceeded;
 use crate::AppState;
 
 /// Records a live write's latency under its outcome (`ok`, `refused` for a 4xx, `failed`), and

@@ -32,8 +32,9 @@ impl Call {
         Call::arrived_at(Instant::now())
     }
 
-    /// A call that arrived at `arrived`, where the caller's clock started (the HTTP layer's
-    /// receipt of the request, so that time queued before the engine counts against a budget).
+    /// A call that arrived at `arrived`, where the caller's clock started (the HTTP layer
+    /// starts it once it has read the request, so that time queued before the engine counts
+    /// against a budget).
     pub fn arrived_at(arrived: Instant) -> Self {
         Call { arrived, cancelled: None }
     }

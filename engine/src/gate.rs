@@ -49,10 +49,11 @@ impl Gate {
     /// Waits for a turn, at most the gate's wait, and not past `until` (the request's rerank
     /// budget), while `call`'s client still waits.
     ///
-    /// `Ok(None)`: `until` came first; the caller goes on without the gated work.
+    /// `Ok(None)`: with `until`, no turn came by it or by the end of the gate's wait; the
+    /// caller goes on without the gated work.
     ///
     /// # Errors
-    /// [`Error::Overloaded`] when every turn stayed taken for the gate's wait;
+    /// [`Error::Overloaded`] when every turn stayed taken for the gate's wait, without `until`;
     /// [`Error::Cancelled`] when the client went away meanwhile.
     pub fn enter(&self, until: Option<Instant>, call: &Call) -> Result<Option<Turn<'_>>> {
         let refused = Instant::now() + self.wait;
@@ -64,7 +65,12 @@ impl Gate {
                 return Ok(None);
             }
             if now >= refused {
-                return Err(Error::Overloaded { queue: "the rerank stage", capacity: self.slots });
+                // A request with a budget is answered without the rerank, as when its budget
+                // runs out: it asked for an answer in time, not for the rerank at any cost.
+                return match until {
+                    Some(_) => Ok(None),
+                    None => Err(Error::Overloaded { queue: "the rerank stage", capacity: self.slots }),
+                };
             }
             let end = until.map_or(refused, |until| until.min(refused));
             let nap = end.saturating_duration_since(now).min(CANCEL_POLL);
@@ -122,6 +128,11 @@ mod tests {
         let until = start + Duration::from_millis(30);
         assert!(gate.enter(Some(until), &Call::now()).unwrap().is_none(), "the budget ran out first");
         assert!(start.elapsed() < Duration::from_secs(5));
+        // A budget past the gate's wait ends at the wait, answered without the rerank too.
+        let short = Gate::new(1, Duration::from_millis(30));
+        let taken = short.enter(None, &Call::now()).unwrap();
+        assert!(short.enter(Some(start + Duration::from_secs(60)), &Call::now()).unwrap().is_none());
+        drop(taken);
         // A budget already spent, with a turn free, still takes the turn: the stage decides.
         drop(held);
         assert!(gate.enter(Some(start), &Call::now()).unwrap().is_some());

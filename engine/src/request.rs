@@ -245,9 +245,10 @@ pub struct RerankOptions {
     /// Milliseconds from the request's arrival within which the rerank stage works (1 to
     /// 60,000): it waits for a turn no longer, starts no pass it would not finish in time, and
     /// the candidates not reranked by then keep their fused order below the reranked ones (the
-    /// response's `rerank_cut` says how many were). The time is the server's, queueing
-    /// included; it may be passed by at most one pass. By default the server's
-    /// `rerank_budget_ms`, else none.
+    /// response's `rerank_cut` says how many were). The time is the server's, from when it has
+    /// read the request, its queueing for the engine included; it may be passed by up to one
+    /// pass. Like any `rerank` object, it asks for a rerank (the generation's trained reranker,
+    /// else late interaction). By default the server's `rerank_budget_ms`, else none.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

@@ -13,7 +13,7 @@
 //!   by the learned weights ([`crate::combination`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::batcher::{BatcherSettings, RerankWorker};
 use crate::cache::Cache;
@@ -23,7 +23,11 @@ use crate::embed::{Embedder, QueryStates};
 use crate::error::{Error, Result};
 use crate::generation::RerankerManifest;
 use crate::request::{check_rerank_budget, check_rerank_depth, defaults, RerankOptions, RerankerKind};
+
+mod budget;
+
 use crate::runtime::{RerankCache, RerankerSlot};
+pub use budget::{score_within, PassTimes};
 
 /// Scores candidates for a query; higher is better.
 pub trait Reranker: Send + Sync {
@@ -53,6 +57,15 @@ pub trait Reranker: Send + Sync {
     /// it between passes without changing its batches. Default: all at once.
     fn pass_items(&self) -> usize {
         usize::MAX
+    }
+    /// What its pass times are kept under ([`PassTimes`]): one model's. Default: its name.
+    fn pass_key(&self) -> String {
+        self.name().to_string()
+    }
+    /// Whether every one of `items` already has its score for `query` (a cache of scores):
+    /// then scoring them runs no model, and the rerank stage asks no turn for it. Default: no.
+    fn holds_scores(&self, _query: &str, _items: &[ItemText<'_>]) -> bool {
+        false
     }
 }
 
@@ -181,7 +194,21 @@ impl Reranker for TrainedReranker {
     }
 
     fn pass_items(&self) -> usize {
-        self.model.pass_pairs()
+        self.model.batch_size()
+    }
+
+    /// The search and recommendation rerankers are two models, and a generation's is not the
+    /// next one's.
+    fn pass_key(&self) -> String {
+        format!("{}/{:?}/{}", self.name(), self.slot, self.generation)
+    }
+
+    fn holds_scores(&self, query: &str, items: &[ItemText<'_>]) -> bool {
+        // Peeked, not looked up: the lookups that count hits are `score_with`'s.
+        items.iter().all(|item| {
+            item.index
+                .is_some_and(|index| self.cache.peek(&(self.generation, self.slot, query.to_string(), index)).is_some())
+        })
     }
 
     fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
@@ -289,108 +316,6 @@ pub fn recommend_plan<'a>(
     Ok(Some(RerankPlan { budget: check_rerank_budget(options.budget_ms)?, ..trained.plan(depth) }))
 }
 
-/// How long each reranker's passes take, by reranker name, estimated over requests as TCP
-/// estimates a round trip (Jacobson and Karels; RFC 6298 §2): a smoothed mean and a smoothed
-/// deviation. A budgeted rerank starts a pass only when one of `mean + 2 × deviation` would end
-/// in time: under load a pass takes several times what it takes alone, and varies, and passes
-/// judged by the mean alone overshot a 1 s budget by 0.6 s at p99 (late interaction on SciFact,
-/// 4 clients on 2 cores). A pass skipped for its estimate shrinks it by a tenth, so an estimate
-/// taken under a load that has passed is tried again rather than kept forever.
-#[derive(Debug, Default)]
-pub struct PassTimes(std::sync::Mutex<std::collections::HashMap<String, PassTime>>);
-
-/// One reranker's smoothed pass time and deviation.
-#[derive(Debug, Clone, Copy)]
-struct PassTime {
-    mean: Duration,
-    deviation: Duration,
-}
-
-impl PassTimes {
-    /// What a pass of `reranker` is taken to need (`mean + 2 × deviation`); `None` before its
-    /// first.
-    pub fn expected(&self, reranker: &str) -> Option<Duration> {
-        let times = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        times.get(reranker).map(|t| t.mean + t.deviation * 2)
-    }
-
-    /// Adds `passes` passes of `reranker` that took `took` together, as one sample each
-    /// (RFC 6298's gains: 1/8 for the mean, 1/4 for the deviation).
-    pub fn record(&self, reranker: &str, took: Duration, passes: usize) {
-        let Some(sample) = u32::try_from(passes.max(1)).ok().map(|n| took / n) else { return };
-        let mut times = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match times.get_mut(reranker) {
-            Some(time) => {
-                time.deviation = (time.deviation * 3 + time.mean.abs_diff(sample)) / 4;
-                time.mean = (time.mean * 7 + sample) / 8;
-            }
-            // RFC 6298 §2.2: the first sample is the mean, half of it the deviation.
-            None => drop(times.insert(reranker.to_string(), PassTime { mean: sample, deviation: sample / 2 })),
-        }
-    }
-
-    /// A pass of `reranker` was not started for its estimate: the estimate shrinks by a tenth.
-    fn skipped(&self, reranker: &str) {
-        let mut times = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(time) = times.get_mut(reranker) {
-            time.mean = time.mean.mul_f64(0.9);
-            time.deviation = time.deviation.mul_f64(0.9);
-        }
-    }
-}
-
-/// The scores of `items` (in their order, the fused list's), or, with `until` (the request's
-/// budget), of as many of the first as fit: then they go one pass of the reranker's batch
-/// ([`Reranker::pass_items`]) at a time, and a pass starts only while one as long as `times`
-/// expects would end in time (any pass, before the first is known). Fewer scores than items
-/// means the budget ran out. Nothing starts once `call`'s client has gone. Every pass is
-/// recorded in `times`.
-///
-/// Without a budget the items go in one call, as the reranker batches best: passes would
-/// repeat per pass the work a reranker does once per call (late interaction encodes the query
-/// again, a PreTTR model without the embedder's states runs the query's side again), and the
-/// stage's rerank turns already bound what a client that hangs up mid-rerank can cost.
-///
-/// # Errors
-/// What [`Reranker::score_with`] fails with; [`Error::Cancelled`] when the client went away.
-pub fn score_within(
-    reranker: &dyn Reranker,
-    query: &str,
-    states: Option<&Arc<QueryStates>>,
-    items: &[ItemText<'_>],
-    until: Option<Instant>,
-    times: &PassTimes,
-    call: &crate::call::Call,
-) -> Result<Vec<f32>> {
-    call.check()?;
-    let per_pass = reranker.pass_items().max(1);
-    let Some(until) = until else {
-        let started = Instant::now();
-        let scores = reranker.score_with(query, states, items)?;
-        times.record(reranker.name(), started.elapsed(), items.len().div_ceil(per_pass));
-        return Ok(scores);
-    };
-    let mut scores = Vec::with_capacity(items.len());
-    for pass in items.chunks(per_pass) {
-        call.check()?;
-        let started = Instant::now();
-        if !starts_in_time(started, times.expected(reranker.name()), until) {
-            if started < until {
-                times.skipped(reranker.name());
-            }
-            break;
-        }
-        scores.extend(reranker.score_with(query, states, pass)?);
-        times.record(reranker.name(), started.elapsed(), 1);
-    }
-    Ok(scores)
-}
-
-/// Whether a pass starting at `now` and taking `expected` (`None`: unknown) ends by `until`.
-fn starts_in_time(now: Instant, expected: Option<Duration>, until: Instant) -> bool {
-    now < until && expected.is_none_or(|expected| now + expected <= until)
-}
-
 /// MaxSim over MiniLM's contextual token embeddings.
 pub struct LateInteractionReranker {
     embedder: Arc<Embedder>,
@@ -438,14 +363,14 @@ impl Reranker for LateInteractionReranker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cross::CrossEncoderSettings;
     use crate::generation::{TrainingRecord, ValidationRecord};
     use crate::request::MAX_RERANK;
 
     /// A reranker that scores by text length: enough to tell plans apart.
-    struct Fake(&'static str);
+    pub(crate) struct Fake(pub(crate) &'static str);
 
     impl Reranker for Fake {
         fn name(&self) -> &str {
@@ -574,73 +499,5 @@ mod tests {
         let d = vec![vec![1.0, 0.0], vec![0.6, 0.8]];
         assert!((max_sim(&q, &d) - (1.0 + 0.8) / 2.0).abs() < 1e-6);
         assert_eq!(max_sim(&q, &[]), 0.0);
-    }
-
-    /// Scores as [`Fake`] does, taking `pause` per pass.
-    struct Slow(Duration);
-
-    impl Reranker for Slow {
-        fn name(&self) -> &str {
-            "slow"
-        }
-        fn score(&self, query: &str, items: &[ItemText<'_>]) -> Result<Vec<f32>> {
-            std::thread::sleep(self.0);
-            Fake("slow").score(query, items)
-        }
-        fn pass_items(&self) -> usize {
-            8
-        }
-    }
-
-    #[test]
-    fn a_budget_keeps_the_passes_that_fit_and_a_gone_client_stops_them() {
-        use crate::call::Call;
-        let texts: Vec<String> = (0..40).map(|n| "x".repeat(n)).collect();
-        let items: Vec<ItemText<'_>> = texts.iter().map(|text| ItemText { index: None, text }).collect();
-        let later = |ms| Instant::now() + Duration::from_millis(ms);
-        let all = score_within(&Fake("f"), "q", None, &items, Some(later(60_000)), &PassTimes::default(), &Call::now())
-            .unwrap();
-        assert_eq!(all, (0..40).map(|n| n as f32).collect::<Vec<_>>(), "every pass, in the items' order");
-        assert_eq!(
-            score_within(&Slow(Duration::ZERO), "q", None, &items, None, &PassTimes::default(), &Call::now()).unwrap(),
-            all
-        );
-        let spent =
-            score_within(&Fake("f"), "q", None, &items, Some(Instant::now()), &PassTimes::default(), &Call::now())
-                .unwrap();
-        assert!(spent.is_empty(), "a budget spent before the stage scores nothing");
-        // Passes of at least 30 ms within 100: after three (90 ms or more) a fourth would end
-        // past the budget, so one to three whole passes, the list's first items (the estimate
-        // after one pass, 30 ms and a deviation of 11, may stop it after two).
-        let (slow, times) = (Slow(Duration::from_millis(30)), PassTimes::default());
-        let scored = score_within(&slow, "q", None, &items, Some(later(100)), &times, &Call::now()).unwrap();
-        assert!([8, 16, 24].contains(&scored.len()), "{} scores", scored.len());
-        assert_eq!(scored, all[..scored.len()]);
-        // Passes are known to take 30 ms or more: with 20 ms left, none starts, and the
-        // estimate shrinks by a tenth each time, until a pass is tried again.
-        let expected = times.expected("slow").unwrap();
-        assert!(expected >= Duration::from_millis(30));
-        assert!(score_within(&slow, "q", None, &items, Some(later(20)), &times, &Call::now()).unwrap().is_empty());
-        let shrunk = times.expected("slow").unwrap();
-        assert!(shrunk.abs_diff(expected.mul_f64(0.9)) < Duration::from_micros(1), "{shrunk:?} after {expected:?}");
-        // A whole call counts as its passes (40 items, 5 passes of 8).
-        let whole = PassTimes::default();
-        score_within(&Slow(Duration::from_millis(50)), "q", None, &items, None, &whole, &Call::now()).unwrap();
-        let per_pass = whole.expected("slow").unwrap();
-        // 10 ms a pass, and half that as the first deviation: 20 ms and a little more.
-        assert!(per_pass >= Duration::from_millis(20) && per_pass < Duration::from_millis(50), "{per_pass:?}");
-        let (call, hung_up) = Call::now().cancellable();
-        drop(hung_up);
-        let stopped = score_within(&Fake("f"), "q", None, &items, None, &PassTimes::default(), &call);
-        assert!(matches!(stopped, Err(Error::Cancelled)), "{stopped:?}");
-    }
-
-    #[test]
-    fn a_pass_starts_only_while_one_as_long_as_expected_would_end_in_time() {
-        let (now, ms) = (Instant::now(), Duration::from_millis);
-        assert!(starts_in_time(now, None, now + ms(1)));
-        assert!(!starts_in_time(now, None, now), "nothing starts once the budget is spent");
-        assert!(starts_in_time(now, Some(ms(10)), now + ms(10)));
-        assert!(!starts_in_time(now, Some(ms(11)), now + ms(10)));
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::{test, App, HttpServer};
-use hyrank_api::{configure, AppState};
+use actix_web::test;
+use hyrank_api::AppState;
 use hyrank_engine::{Engine, RuntimeSettings};
 use serde_json::{json, Value};
 
@@ -146,12 +146,8 @@ fn a_client_that_hangs_up_leaves_the_rerank_queue_and_its_work_stops() {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            // As `hyrank-serve` builds its server (main.rs).
-            let server = HttpServer::new(move || App::new().configure(configure(state.clone())))
-                .workers(2)
-                .h1_allow_half_closed(false)
-                .bind(("127.0.0.1", 0))
-                .unwrap();
+            // The server `hyrank-serve` runs (main.rs).
+            let server = hyrank_api::http_server!(state).workers(2).bind(("127.0.0.1", 0)).unwrap();
             sender.send(server.addrs()[0].port()).unwrap();
             server.run().await.unwrap();
         })

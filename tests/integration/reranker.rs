@@ -185,6 +185,20 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
         assert_eq!(hit.id, whole.id);
         assert!((hit.score - whole.score).abs() < 1e-4 * (1.0 + whole.score.abs()), "{} vs {}", hit.score, whole.score);
     }
+    // A search whose every logit is cached runs no model, so it asks no rerank turn: it is
+    // answered while another rerank holds the only one (it would wait 5 s and be refused).
+    // One with pairs to score waits, and under a budget ends its wait with its fused order.
+    let slots = hyrank_engine::RuntimeSettings { rerank_slots: Some(1), ..Default::default() };
+    let gated = Engine::open_with_runtime(&index_dir, &embedder_settings(), slots).unwrap();
+    gated.search(&request).unwrap();
+    let held = gated.runtime().rerank_turn(None, &hyrank_engine::call::Call::now()).unwrap();
+    assert!(gated.search(&request).unwrap().rerank_cut.is_none());
+    let mut other = SearchRequest::new("a stove for cold nights");
+    other.rerank = Some(RerankOptions { budget_ms: Some(50), ..RerankOptions::top(10, Some(RerankerKind::Trained)) });
+    let waited = gated.search(&other).unwrap();
+    assert_eq!(waited.rerank_cut.map(|cut| cut.reranked), Some(0));
+    assert!(waited.hits.iter().all(|hit| hit.breakdown.rerank.is_none()));
+    drop(held);
     let again = engine.search(&request).unwrap();
     let stats = engine.runtime().rerank_cache().stats();
     assert_eq!((stats.hits, stats.misses), (10, 10), "the second request reads every logit from the cache");

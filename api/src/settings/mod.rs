@@ -205,7 +205,7 @@ pub struct SettingsLayer {
     #[arg(long, env = "HYRANK_MAX_CONCURRENT_RERANKS")]
     pub max_concurrent_reranks: Option<usize>,
     /// Rerank budget of a request that gives none (`rerank.budget_ms`), in milliseconds from
-    /// its receipt (1 to 60000): the rerank stage starts no pass past it and the candidates
+    /// when the server has read it (1 to 60000): the rerank stage starts no pass past it and the candidates
     /// not reranked keep their fused order (the answer's `rerank_cut`) [default: none].
     #[arg(long, env = "HYRANK_RERANK_BUDGET_MS")]
     pub rerank_budget_ms: Option<usize>,

@@ -417,11 +417,6 @@ impl CrossEncoder {
         candle_core::safetensors::save(&tensors, path).map_err(|e| model_error(path, e))
     }
 
-    /// Pairs per forward pass (see `pass_pairs`).
-    pub fn pass_pairs(&self) -> usize {
-        self.batch_size
-    }
-
     /// The file its trained weights came from.
     pub fn weights_path(&self) -> &Path {
         &self.weights

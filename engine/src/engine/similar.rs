@@ -14,8 +14,18 @@ impl Engine {
     ///
     /// # Errors
     /// An invalid request (the field named) or an unknown seed item.
-    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset))]
     pub fn similar(&self, request: &SimilarRequest) -> Result<Results> {
+        self.similar_in(request, &Call::now())
+    }
+
+    /// [`Engine::similar`] for `call`: nothing starts once its client has gone (it has no
+    /// rerank, so no budget).
+    ///
+    /// # Errors
+    /// As [`Engine::similar`]; [`crate::Error::Cancelled`] when the client went away.
+    #[tracing::instrument(skip_all, fields(k = request.k, offset = request.offset))]
+    pub fn similar_in(&self, request: &SimilarRequest, call: &Call) -> Result<Results> {
+        call.check()?;
         let start = Instant::now();
         let candidates = check_page(request.page(), request.candidates)?;
         request.weights.check()?;
@@ -61,7 +71,7 @@ impl Engine {
         }
         let mut fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
         self.sort(&request.sort, &mut fused, &mut timings)?;
-        let (hits, _) = self.finish(&fused, request.page(), None, None, &Call::now(), &mut timings)?;
+        let (hits, _) = self.finish(&fused, request.page(), None, None, call, &mut timings)?;
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))
     }

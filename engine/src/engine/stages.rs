@@ -520,7 +520,12 @@ impl Engine {
             .zip(&contents)
             .map(|(h, text)| ItemText { index: Some(h.item), text: text.as_deref().unwrap_or_default() })
             .collect();
-        let scores = {
+        let scores = if plan.reranker.holds_scores(query, &items) {
+            // Every score is cached: no model runs, so there is no turn to wait for (a popular
+            // query would otherwise queue behind costly reranks only to read its cache).
+            call.check()?;
+            plan.reranker.score_with(query, states, &items)?
+        } else {
             let Some(_turn) = self.runtime().rerank_turn(until, call)? else {
                 return Ok(Vec::new());
             };

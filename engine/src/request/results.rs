@@ -101,14 +101,15 @@ pub struct Results {
     pub rerank_cut: Option<RerankCut>,
 }
 
-/// How far a rerank its budget cut short got ([`Results::rerank_cut`]).
+/// How far a rerank its budget cut short got (a response's `rerank_cut`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RerankCut {
     /// Candidates the reranker scored, the first of the fused list: 0 when the budget was
     /// spent before the stage began (by the first stage, or waiting for a rerank turn).
     pub reranked: usize,
-    /// Candidates it was to score: its depth, or the page's end where that is further.
+    /// Candidates it was to score: the rerank depth, or `k` where larger, and no more than
+    /// the fused list holds.
     pub depth: usize,
     /// The budget, in milliseconds from the request's arrival.
     pub budget_ms: u64,
