@@ -321,11 +321,18 @@ impl Metrics {
         .expect(expect);
         let abandoned = register_int_counter_vec_with_registry!(
             "hyrank_abandoned_total",
-            "Requests of search, recommend and similar whose client went away before the answer; their engine work stops at its next check (before the first stage, while waiting for a rerank turn, between the passes of a budgeted rerank).",
+            "Requests of search, recommend and similar whose client went away before the answer; their engine work stops at its next check (before the first stage, while waiting for a rerank turn, between rerank passes).",
             &["route"],
             registry
         )
         .expect(expect);
+        // Present at 0 from the start, so a rate over them is defined before the first.
+        for route in ["search", "recommend", "similar"] {
+            abandoned.with_label_values(&[route]);
+            if route != "similar" {
+                rerank_cut.with_label_values(&[route]);
+            }
+        }
         Metrics {
             rerank_cut,
             abandoned,

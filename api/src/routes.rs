@@ -245,9 +245,16 @@ where
     let (deletes, fields, puts) =
         engine.live().map_or((0, 0, 0), |log| (log.delete_version(), log.fields_version(), log.put_version()));
     drop(engine);
-    let canonical = serde_json::to_string(request).map_err(|e| {
+    let encoding = |e: serde_json::Error| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("encoding the request: {e}"))
-    })?;
+    };
+    let mut canonical = serde_json::to_value(request).map_err(encoding)?;
+    // Only whole answers are cached, and a whole answer is the same whatever the budget that
+    // let it finish: a client passing its remaining deadline sent a new key every time.
+    if let Some(rerank) = canonical.get_mut("rerank").and_then(serde_json::Value::as_object_mut) {
+        rerank.remove("budget_ms");
+    }
+    let canonical = serde_json::to_string(&canonical).map_err(encoding)?;
     let key = format!("{route}\n{generation}\n{version}\n{deletes}\n{fields}\n{puts}\n{canonical}");
     let first_page = page.offset == 0;
     // A request the engine refuses (invalid, an unknown user) is no miss: it is never stored,

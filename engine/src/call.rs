@@ -6,7 +6,7 @@
 //! rerank of 100 candidates is seconds of CPU on 2 cores that no one reads. The HTTP layer
 //! holds a [`CancelOnDrop`] for each call; when the request is dropped, the flag is set, and
 //! the stages check it where stopping is cheap: before the first stage, while waiting for a
-//! rerank turn, once the turn is taken, and, under a rerank budget, between rerank passes
+//! rerank turn, once the turn is taken, and between rerank passes
 //! ([`crate::rerank::score_within`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +49,12 @@ impl Call {
     /// When the call arrived.
     pub fn arrived(&self) -> Instant {
         self.arrived
+    }
+
+    /// Whether a client can cancel it (the HTTP layer's calls), so that its work is worth
+    /// handing over in pieces it can stop between.
+    pub fn is_cancellable(&self) -> bool {
+        self.cancelled.is_some()
     }
 
     /// Whether the caller has gone.

@@ -84,6 +84,11 @@ async fn an_answer_cut_short_is_not_cached_and_is_counted() {
     assert_eq!(headers.get("x-cache").unwrap(), "miss");
     let (_, headers, _) = call(&app, search(late_interaction(Some(60_000)), None)).await;
     assert_eq!(headers.get("x-cache").unwrap(), "hit", "a whole answer is cached as before");
+    // A whole answer is the same whatever budget let it finish: one key for every budget.
+    for budget in [Some(59_999), None] {
+        let (_, headers, body) = call(&app, search(late_interaction(budget), None)).await;
+        assert_eq!(headers.get("x-cache").unwrap(), "hit", "{budget:?}: {body}");
+    }
     let (_, _, metrics) = call(&app, test::TestRequest::get().uri("/metrics")).await;
     let metrics = metrics.as_str().unwrap().to_string();
     assert!(metrics.contains(r#"hyrank_rerank_cut_total{route="search"} 2"#), "{metrics}");

@@ -116,12 +116,19 @@ pub struct RerankCut {
 }
 
 impl RerankCut {
-    /// What a response's notes say of it.
+    /// What a response's notes say of it. A budget past the wait for a rerank turn
+    /// ([`crate::gate::RERANK_WAIT`]) that reranked nothing was cut by that wait.
     pub fn note(&self) -> String {
+        let wait = crate::gate::RERANK_WAIT.as_millis();
+        let by = if self.reranked == 0 && u128::from(self.budget_ms) > wait {
+            format!("the {} s wait for a rerank turn (within its budget of {} ms)", wait / 1000, self.budget_ms)
+        } else {
+            format!("its budget of {} ms", self.budget_ms)
+        };
         format!(
-            "rerank: cut short by its budget of {} ms: {} of {} candidates reranked (the fused list's first); the \
-             rest keep their fused order",
-            self.budget_ms, self.reranked, self.depth
+            "rerank: cut short by {by}: {} of {} candidates reranked (the fused list's first); the rest keep their \
+             fused order, their scores on the fused scale",
+            self.reranked, self.depth
         )
     }
 }
