@@ -6,6 +6,9 @@
                                                    # search every 2 s until one answers 200 within 0.1 s
     bench/hostile_clients.py burst-held PORT [N]   # the same burst from clients that keep their sockets
                                                    # open (they wait for the answers; closed at the end)
+    bench/hostile_clients.py midway PORT [N]       # N such searches at once, each socket closed 0.2 s after
+                                                   # it was sent (mid-rerank); how long the engine stays
+                                                   # busy after, and the server's CPU
     bench/hostile_clients.py cache PORT [N]        # N searches with k 100, explain and a 1,000-character
                                                    # query, each new; the server's RSS and
                                                    # hyrank_response_cache_bytes every 100
@@ -22,6 +25,7 @@ import os
 import random
 import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -113,6 +117,34 @@ def burst(port, n=64, held=False):
         print(f"{answered} of {n} held searches were answered 200")
 
 
+def midway(port, n=8):
+    pid = server_pid(port)
+    cpu, start = cpu_seconds(pid), time.time()
+
+    def client():
+        body = json.dumps({"query": query(), "k": 10, "rerank": {"reranker": "late_interaction", "depth": 100}}).encode()
+        s = socket.create_connection(("127.0.0.1", port))
+        head = f"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        s.sendall(head.encode() + body)
+        time.sleep(0.2)
+        s.close()
+
+    threads = [threading.Thread(target=client) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    while True:
+        metrics = call(port, "/metrics")[2].decode()
+        depth = next(l.split()[1] for l in metrics.splitlines() if l.startswith("hyrank_engine_queue_depth "))
+        if depth == "0" or time.time() - start > 60:
+            break
+        time.sleep(0.1)
+    abandoned = [l for l in metrics.splitlines() if l.startswith('hyrank_abandoned_total{route="search"}')]
+    print(f"{n} clients gone after 0.2 s; engine idle after {time.time() - start:.2f} s; "
+          f"server CPU {cpu_seconds(pid) - cpu:.1f} s; {abandoned}")
+
+
 def cache(port, n=1000):
     pid = server_pid(port)
     print(f"RSS before: {rss_mib(pid):.0f} MiB")
@@ -148,5 +180,5 @@ def connections(port, n=5000):
 if __name__ == "__main__":
     mode, port = sys.argv[1], int(sys.argv[2])
     count = [int(a) for a in sys.argv[3:4]]
-    modes = {"burst": burst, "burst-held": lambda p, *n: burst(p, *n, held=True), "cache": cache, "connections": connections}
+    modes = {"burst": burst, "midway": midway, "burst-held": lambda p, *n: burst(p, *n, held=True), "cache": cache, "connections": connections}
     modes[mode](port, *count)

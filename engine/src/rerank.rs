@@ -204,10 +204,14 @@ impl Reranker for TrainedReranker {
     }
 
     fn holds_scores(&self, query: &str, items: &[ItemText<'_>]) -> bool {
-        // Peeked, not looked up: the lookups that count hits are `score_with`'s.
+        // Peeked, not looked up: the lookups that count hits are `score_with`'s. One key, its
+        // item changed: a served rerank asks this of every pass.
+        let mut key = (self.generation, self.slot, query.to_string(), 0);
         items.iter().all(|item| {
-            item.index
-                .is_some_and(|index| self.cache.peek(&(self.generation, self.slot, query.to_string(), index)).is_some())
+            item.index.is_some_and(|index| {
+                key.3 = index;
+                self.cache.peek(&key).is_some()
+            })
         })
     }
 

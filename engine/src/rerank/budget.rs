@@ -14,9 +14,9 @@ use crate::error::Result;
 /// smoothed deviation of the passes that ran the model (a pass answered from a cache of scores
 /// says nothing of the model's time, and is neither timed nor held to the budget). A budgeted
 /// rerank starts a pass only when one of `mean + 2 × deviation` would end in time: under load a
-/// pass takes several times what it takes alone, and varies: passes judged by the request's
-/// own last one, the first started blind, overshot a 1 s budget by up to 0.6 s (late
-/// interaction on SciFact, 4 clients on 2 cores; p99 1.24 s with this estimate). An estimate that stops a pass shrinks by a tenth, at most once per mean pass time,
+/// pass takes several times what it takes alone, and varies (late interaction on SciFact, 4
+/// clients on 2 cores: p99 1.24 s at a 1 s budget with this estimate; docs/SERVICE.md). An
+/// estimate that stops a pass shrinks by a tenth, at most once per mean pass time,
 /// so one taken under a load that has passed is tried again rather than kept forever, and a
 /// burst of requests it stops does not talk it down at once.
 #[derive(Debug, Default)]
