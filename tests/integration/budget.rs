@@ -144,10 +144,13 @@ fn costly(seed: &str) -> String {
 fn a_client_that_hangs_up_leaves_the_rerank_queue_and_its_work_stops() {
     let root = tempfile::tempdir().unwrap();
     publish_copy(root.path(), "000001", false);
-    // One rerank turn: the second request waits for the first's.
+    // One rerank turn, which the test holds: both searches wait for it, the first for as
+    // long as the test needs it waiting (a first search that reranks instead could end before
+    // the second left on a slow machine, and the test would prove nothing).
     let runtime = RuntimeSettings { rerank_slots: Some(1), ..RuntimeSettings::default() };
-    let engine = Engine::open_with_runtime(root.path(), &hyrank_tests::embedder_settings(), runtime).unwrap();
-    let state = AppState::from_arc(Arc::new(engine));
+    let engine = Arc::new(Engine::open_with_runtime(root.path(), &hyrank_tests::embedder_settings(), runtime).unwrap());
+    let turn = engine.runtime().rerank_turn(None, &hyrank_engine::call::Call::now()).unwrap();
+    let state = AppState::from_arc(engine.clone());
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -164,16 +167,17 @@ fn a_client_that_hangs_up_leaves_the_rerank_queue_and_its_work_stops() {
     let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
     second.write_all(request("POST", "/v1/search", &costly("second")).as_bytes()).unwrap();
     assert_eq!(wait_for(port, depth, |d| d >= 2.0), 2.0, "the second search never reached the engine");
-    // It waits for the first's rerank turn; its client hangs up.
+    // Its client hangs up while it waits for a turn.
     drop(second);
     let abandoned = r#"hyrank_abandoned_total{route="search"}"#;
     assert_eq!(wait_for(port, abandoned, |n| n >= 1.0), 1.0);
-    // Its work left the engine while the first still reranks: it took no turn.
+    // Its work left the engine while the first still waits: it took no turn. The first is
+    // answered once the turn is free (within the 5 s wait for one).
     assert_eq!(wait_for(port, depth, |d| d <= 1.0), 1.0);
-    let still_running = !first.is_finished();
+    assert!(!first.is_finished());
+    drop(turn);
     let (status, body) = first.join().unwrap();
     assert_eq!(status, 200, "{body}");
-    assert!(still_running, "the first search ended before the second left: the test proved nothing; make it costlier");
     assert_eq!(metric(port, depth), 0.0);
     let served = r#"hyrank_http_requests_total{method="POST",route="/v1/search",status="200"}"#;
     assert_eq!(metric(port, served), 1.0, "the hung-up request was not answered");

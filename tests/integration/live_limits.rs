@@ -2,13 +2,18 @@
 //! fail, writes admitted apart from reads, and the live log's bound in memory.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use actix_web::{http::StatusCode, test};
 use hyrank_api::{AppState, Limits, ServiceSettings};
-use serde_json::json;
+use hyrank_engine::call::Call;
+use hyrank_engine::live::EventLog;
+use hyrank_engine::{Engine, RuntimeSettings};
+use serde_json::{json, Value};
 
 use crate::live::{events, live_state, recommend, settings, SEARCH_KEY, WRITE_KEY};
 use crate::service::{call, service};
+use crate::swaps::publish_copy;
 
 /// [`live_state`] with other request limits, and no reloading.
 fn limited_state(root: &Path, limits: Limits) -> AppState {
@@ -54,23 +59,38 @@ async fn health_says_when_live_writes_fail_until_one_succeeds() {
 
 /// Writes have a queue of their own: with the one engine call allowed held by a search, a
 /// second search is refused as overloaded while an event batch is still written.
+///
+/// The held search is a late-interaction rerank waiting for the engine's only rerank turn,
+/// which the test holds until the others are answered: a plain search on the fixtures can end
+/// before the write does (CI saw the second search served), so its hold would be luck.
 #[actix_web::test]
 async fn a_full_read_queue_does_not_refuse_writes() {
     let root = tempfile::tempdir().unwrap();
-    let app = service(limited_state(root.path(), Limits { max_inflight: 1, ..settings().limits })).await;
-    let search = |query: &str| {
+    publish_copy(root.path(), "000001", false);
+    let one_turn = RuntimeSettings { rerank_slots: Some(1), ..Default::default() };
+    let mut engine = Engine::open_with_runtime(root.path(), &hyrank_tests::embedder_settings(), one_turn).unwrap();
+    engine.attach_live(Arc::new(EventLog::open(root.path(), engine.manifest().live_folded_through()).unwrap()));
+    let engine = Arc::new(engine);
+    let limits = Limits { max_inflight: 1, ..settings().limits };
+    let state = AppState::with_settings(engine.clone(), None, ServiceSettings { limits, ..settings() });
+    let app = service(state.clone()).await;
+    let search = |body: Value| {
         test::TestRequest::post()
             .uri("/v1/search")
             .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
-            .set_json(json!({"query": query}))
+            .set_json(body)
     };
-    let held = test::call_service(&app, search("a tent that holds the queue").to_request());
-    // The write first, then a search that finds the queue still full: the write went through
-    // while it was.
+    let turn = engine.runtime().rerank_turn(None, &Call::now()).unwrap();
+    let reranked = json!({"query": "a tent that holds the queue", "rerank": {"reranker": "late_interaction"}});
+    let held = test::call_service(&app, search(reranked).to_request());
     let others = async {
+        while state.queue_depth() == 0 {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let written =
             call(&app, events(json!({"events": [{"user": "u001", "item": "PRG-001"}]}), Some(WRITE_KEY))).await;
-        let refused = call(&app, search("a second search")).await.0;
+        let refused = call(&app, search(json!({"query": "a second search"}))).await.0;
+        drop(turn);
         (refused, written)
     };
     let (held, (refused, (written, _, body))) = futures_util::future::join(held, others).await;
