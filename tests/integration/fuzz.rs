@@ -260,6 +260,7 @@ fn request_value() -> impl Strategy<Value = Value> {
         "batch_id",
         "k1",
         "b",
+        "fuzziness",
         "depth",
         "recent",
         "exclude_seen",
@@ -291,6 +292,8 @@ fn request_value() -> impl Strategy<Value = Value> {
             "linear",
             "linear_floor",
             "dbsf",
+            "auto",
+            "off",
             "u001",
             "PRG-001"
         ])

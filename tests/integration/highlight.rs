@@ -33,6 +33,39 @@ async fn hits_carry_the_query_s_words_marked_when_asked() {
     assert!(body["hits"].as_array().unwrap().iter().all(|h| h.get("highlights").is_none()), "{body}");
 }
 
+/// A word no item holds is read as the catalog's words a typo away ("kestrl" as "kestrel"),
+/// marked and explained as such; `bm25.fuzziness: "off"` reads it as typed.
+#[actix_web::test]
+async fn a_typo_is_read_as_the_word_meant_marked_and_explained() {
+    let request = json!({"query": "kestrl bivy", "mode": "bm25", "k": 3, "highlight": true, "explain": true});
+    let (status, body) = post("/v1/search", request.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let top = &body["hits"][0];
+    assert_eq!(top["highlights"]["title"], "<em>Kestrel</em> Cirque 2 <em>Bivy</em> Tent", "{body}");
+    let terms: Vec<&str> = top["explanations"][0]["children"][0]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    assert!(terms.contains(&"kestrel (for \"kestrl\", 1 edit away), product of"), "{terms:?}");
+    let mut typed = request;
+    typed["bm25"] = json!({"fuzziness": "off"});
+    let (status, body) = post("/v1/search", typed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| !h["highlights"]["title"].as_str().unwrap().contains("<em>Kestrel")),
+        "{body}"
+    );
+    let (status, body) = post("/v1/search", json!({"query": "kestrl", "bm25": {"fuzziness": "some"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("bm25.fuzziness: unknown variant `some`"), "{body}");
+}
+
 /// A query the model reads none of (every word piece unknown to its vocabulary) has no dense
 /// list: an English catalog answers a Thai query with BM25's hits alone, here none, and says
 /// why, where it used to return the dense list's nearest items to a meaningless vector.

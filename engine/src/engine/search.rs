@@ -91,7 +91,9 @@ impl Engine {
         let plan = plan.filter(|_| !unread);
         let cf_query_unread = request.mode == crate::request::Mode::Cf && has_query && plan.is_none();
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
-        let highlighter = query.filter(|_| request.highlight).map(|q| self.lexical.highlighter(q)).transpose()?;
+        let fuzziness = self.bm25_params(request).fuzziness;
+        let highlighter =
+            query.filter(|_| request.highlight).map(|q| self.lexical.highlighter_with(q, fuzziness)).transpose()?;
         let (mut hits, cut) = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), call, &mut timings)?;
         if let Some(highlighter) = &highlighter {
             timings.highlight_ms = highlighter.spent().as_secs_f64() * 1e3;

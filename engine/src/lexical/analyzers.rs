@@ -250,6 +250,9 @@ mod tests {
 
     /// An index of `catalog`'s (id, title) items, in order, and the folder it lives in.
     fn titles_index(settings: &LexicalSettings, catalog: &[(&str, &str)]) -> (tempfile::TempDir, LexicalIndex) {
+        // Words as typed: these tests hold analysis, `super::super::fuzzy` typos.
+        let typed = super::super::Bm25Params { fuzziness: super::super::Fuzziness::Off, ..settings.bm25 };
+        let settings = &LexicalSettings { bm25: typed, ..settings.clone() };
         let items: Vec<Item> = catalog
             .iter()
             .map(|(id, title)| Item {
@@ -430,7 +433,11 @@ mod tests {
             item("mug", "Emaille Becher", "A mug for the camp."),
         ];
         let german = FieldAnalysis { language: Language::German, stemming: true, stop_words: false };
-        let sum = super::super::Bm25Params { fields: FieldCombination::Sum, ..Default::default() };
+        let sum = super::super::Bm25Params {
+            fields: FieldCombination::Sum,
+            fuzziness: super::super::Fuzziness::Off,
+            ..Default::default()
+        };
         let settings = LexicalSettings { bm25: sum, title_analysis: Some(german), ..Default::default() };
         let dir = tempfile::tempdir().unwrap();
         LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone())
@@ -493,7 +500,9 @@ mod tests {
             .unwrap();
         let alike = LexicalIndex::open(alike_dir.path(), alike).unwrap();
         assert_eq!(alike.search("trail", 3, None).unwrap().len(), 1);
-        assert!(alike.search("Schuh", 3, None).unwrap().is_empty(), "English stems leave schuhe");
+        let typed = super::super::Bm25Params { fuzziness: super::super::Fuzziness::Off, ..Default::default() };
+        assert!(alike.search_with("Schuh", 3, None, typed).unwrap().is_empty(), "English stems leave schuhe");
+        assert_eq!(alike.search("Schuh", 3, None).unwrap().len(), 1, "one edit from schuhe");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use tantivy::schema::IndexRecordOption;
 use tantivy::Term;
 
+use super::fuzzy::Fuzziness;
+use super::terms::Fuzzy;
 use super::{LexicalIndex, IDX};
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
@@ -30,6 +32,10 @@ pub struct Bm25Params {
     /// How fields combine; absent in manifests from before it was a setting (`sum` then).
     #[serde(default = "FieldCombination::legacy")]
     pub fields: FieldCombination,
+    /// Whether a query word no item holds is read as the words within a few edits
+    /// ([`super::fuzzy`]); absent in manifests from before it was a setting: the default.
+    #[serde(default)]
+    pub fuzziness: Fuzziness,
 }
 
 /// How BM25 scores an item with several text fields (its title, its text and the catalog
@@ -80,6 +86,10 @@ pub struct Bm25Overrides {
     /// How the title and the text combine.
     #[serde(default, deserialize_with = "crate::json::optional_name_only")]
     pub fields: Option<FieldCombination>,
+    /// Typo tolerance: `auto` (a word no item holds is read as the words within one edit
+    /// from 5 characters, two from 9) or `off`.
+    #[serde(default, deserialize_with = "crate::json::optional_name_only")]
+    pub fuzziness: Option<Fuzziness>,
 }
 
 impl Bm25Overrides {
@@ -90,6 +100,7 @@ impl Bm25Overrides {
             b: self.b.unwrap_or(base.b),
             title_b: self.title_b.or(base.title_b),
             fields: self.fields.unwrap_or(base.fields),
+            fuzziness: self.fuzziness.unwrap_or(base.fuzziness),
         }
     }
 }
@@ -98,7 +109,9 @@ impl Bm25Params {
     /// The constants tantivy's own scorer is compiled with (its `bm25.rs`), and Lucene's
     /// defaults: still the default (SciFact train could not tell them from any other setting
     /// by more than 0.003 nDCG@10, docs/EVAL.md).
-    pub const TANTIVY: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, title_b: None, fields: FieldCombination::Sum };
+    /// Words are looked up as typed, as tantivy does.
+    pub const TANTIVY: Bm25Params =
+        Bm25Params { k1: 1.2, b: 0.75, title_b: None, fields: FieldCombination::Sum, fuzziness: Fuzziness::Off };
 
     pub(super) fn tantivy() -> Self {
         Self::TANTIVY
@@ -143,7 +156,8 @@ pub const MAX_K1: f32 = 100.0;
 
 /// The default for new generations: Lucene's k1 and b (a grid on SciFact train found nothing
 /// better by more than 0.001 nDCG@10), fields combined by BM25F (docs/EVAL.md).
-const DEFAULT_BM25: Bm25Params = Bm25Params { k1: 1.2, b: 0.75, title_b: None, fields: FieldCombination::Bm25f };
+const DEFAULT_BM25: Bm25Params =
+    Bm25Params { k1: 1.2, b: 0.75, title_b: None, fields: FieldCombination::Bm25f, fuzziness: Fuzziness::Auto };
 
 /// One item's BM25 score and, when explained, its parts.
 #[derive(Debug, Clone, Default)]
@@ -173,6 +187,8 @@ struct TermPart {
     /// For a number written after letters ([`super::terms`]), the query's word it counted
     /// beside.
     beside: Option<String>,
+    /// For a term standing in for a word no item holds, what was typed ([`super::fuzzy`]).
+    fuzzy: Option<Fuzzy>,
 }
 
 /// A term's frequency in each field of one item that holds it.
@@ -254,6 +270,13 @@ impl LexicalIndex {
         for group in &self.groups {
             tokens.extend(self.terms_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
         }
+        // The generation's segments, then the live rows' postings (source `live_s`):
+        // statistics are those of both together, as if the live items had been in the build.
+        let searcher = self.reader.searcher();
+        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live_s = segments.len();
+        let tokens = super::fuzzy::expand(tokens, params.fuzziness, &segments, &live, &self.fields)?;
         // A number that depends on its word's letters is scored after every other term, when
         // the items holding them are known: each word with such a number gets a bit of
         // `ScoreParts::held` (a mask, not a list per item, which slowed long queries: docs/EVAL.md).
@@ -266,12 +289,6 @@ impl LexicalIndex {
         }
         let mut order: Vec<usize> = (0..tokens.len()).collect();
         order.sort_by_key(|&t| tokens[t].0.dependent);
-        // The generation's segments, then the live rows' postings (source `live_s`):
-        // statistics are those of both together, as if the live items had been in the build.
-        let searcher = self.reader.searcher();
-        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
-        let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let live_s = segments.len();
         // Rows deleted or replaced since the build are left out of every statistic and list.
         // The generation's rows are its segments' documents, idx 0 to its count; live rows follow.
         let built = u32::try_from(searcher.num_docs()).unwrap_or(u32::MAX);
@@ -381,6 +398,7 @@ impl LexicalIndex {
             let wanted = |s: usize, doc: tantivy::DocId| only.is_none() || row(s, doc) == only;
             let explain = only.is_some();
             let needed = || term.dependent.then(|| super::terms::word(text, term.word).to_string());
+            let fuzzy_boost = term.fuzzy.as_ref().map_or(1.0, |f| f.boost);
             if !explain {
                 // Room for every item this term matches, under either combination.
                 for (parts, m) in parts.iter_mut().zip(&matches) {
@@ -407,7 +425,7 @@ impl LexicalIndex {
                             for field in tfs {
                                 let f = usize::from(field.field);
                                 let tf_part = field.tf / (field.tf + params.k1 * field.norm());
-                                let score = field.boost * idfs[f] * (1.0 + params.k1) * tf_part;
+                                let score = fuzzy_boost * field.boost * idfs[f] * (1.0 + params.k1) * tf_part;
                                 entry.total += score;
                                 if explain {
                                     entry.terms.push(TermPart {
@@ -419,6 +437,7 @@ impl LexicalIndex {
                                         score,
                                         fields: vec![*field],
                                         beside: needed(),
+                                        fuzzy: term.fuzzy.clone(),
                                     });
                                 }
                             }
@@ -435,7 +454,7 @@ impl LexicalIndex {
                             }
                             let tf: f32 = tfs.iter().map(|f| f.boost * f.tf / f.norm()).sum();
                             let tf_part = tf / (params.k1 + tf);
-                            let score = idf * (1.0 + params.k1) * tf_part;
+                            let score = fuzzy_boost * idf * (1.0 + params.k1) * tf_part;
                             let entry = parts[s].entry(doc).or_default();
                             entry.held |= holds;
                             entry.total += score;
@@ -449,6 +468,7 @@ impl LexicalIndex {
                                     score,
                                     fields: tfs.to_vec(),
                                     beside: needed(),
+                                    fuzzy: term.fuzzy.clone(),
                                 });
                             }
                         }
@@ -542,10 +562,19 @@ impl LexicalIndex {
             None => String::new(),
             Some(word) => format!(" (written after the letters of {word:?}, which the item holds)"),
         };
+        // A term read for a word no item holds says what was typed, and scales by its boost.
+        let typo = |t: &TermPart| match &t.fuzzy {
+            None => (String::new(), None),
+            Some(f) => (
+                format!(" (for {:?}, {} edit{} away)", f.typed, f.edits, if f.edits == 1 { "" } else { "s" }),
+                Some(Explanation::leaf("fuzzy boost, 1 - edits / min(length typed, length found)", f64::from(f.boost))),
+            ),
+        };
         let children = parts
             .terms
             .iter()
             .map(|t| {
+                let (typed, fuzzy_boost) = typo(t);
                 let idf = Explanation::node(
                     "idf, computed as log(1 + (N - n + 0.5) / (n + 0.5))",
                     f64::from(t.idf),
@@ -566,7 +595,8 @@ impl LexicalIndex {
                         if f.boost != 1.0 {
                             factors.insert(0, Explanation::leaf("boost", f64::from(f.boost)));
                         }
-                        let label = format!("{}:{}{}, product of", name(field), t.term, beside(&t.beside));
+                        factors.extend(fuzzy_boost);
+                        let label = format!("{}:{}{}{typed}, product of", name(field), t.term, beside(&t.beside));
                         Explanation::node(label, f64::from(t.score), factors)
                     }
                     None => {
@@ -595,9 +625,10 @@ impl LexicalIndex {
                                 Explanation::leaf("k1, term saturation parameter", f64::from(params.k1)),
                             ],
                         );
-                        let factors = vec![Explanation::leaf("(k1 + 1)", f64::from(params.k1 + 1.0)), idf, tf];
+                        let mut factors = vec![Explanation::leaf("(k1 + 1)", f64::from(params.k1 + 1.0)), idf, tf];
+                        factors.extend(fuzzy_boost);
                         Explanation::node(
-                            format!("{}{}, product of", t.term, beside(&t.beside)),
+                            format!("{}{}{typed}, product of", t.term, beside(&t.beside)),
                             f64::from(t.score),
                             factors,
                         )

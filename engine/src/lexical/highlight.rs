@@ -103,11 +103,32 @@ impl LexicalIndex {
     /// A field's analyzer missing from the index (a generation opened without it is refused
     /// earlier), or a failing index read.
     pub fn highlighter(&self, query: &str) -> Result<Highlighter> {
+        self.highlighter_with(query, self.settings.bm25.fuzziness)
+    }
+
+    /// [`LexicalIndex::highlighter`] under a request's typo tolerance: the terms a word no item
+    /// holds was read as (`super::fuzzy`) are marked as BM25 matched them.
+    ///
+    /// # Errors
+    /// As [`LexicalIndex::highlighter`].
+    pub fn highlighter_with(&self, query: &str, fuzziness: super::Fuzziness) -> Result<Highlighter> {
         let start = Instant::now();
         let searcher = self.reader.searcher();
+        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The query's terms in `field`, with the terms its words no item holds were read as,
+        // found as the scorer finds them: over the fields of the field's analysis group.
+        let read = |field: Field| -> Result<Vec<super::QueryTerm>> {
+            let terms = self.terms_of(field, query)?;
+            let bit = self.fields.searched.iter().position(|s| s.field == field).map_or(0, |f| 1u64 << f);
+            let Some(group) = self.groups.iter().find(|g| g.fields & bit != 0) else { return Ok(terms) };
+            let tokens = terms.into_iter().map(|t| (t, group.fields)).collect();
+            let expanded = super::fuzzy::expand(tokens, fuzziness, &segments, &live, &self.fields)?;
+            Ok(expanded.into_iter().map(|(t, _)| t).collect())
+        };
         let terms = |field: Field| -> Result<FieldTerms> {
             let mut weights = HashMap::new();
-            let terms = self.terms_of(field, query)?;
+            let terms = read(field)?;
             let (mut dependent, mut lettered) =
                 (HashMap::<String, Vec<u32>>::new(), HashMap::<String, Vec<u32>>::new());
             for term in &terms {
@@ -302,6 +323,20 @@ mod tests {
         assert_eq!(highlight("pd 1", 0).text.as_deref(), Some("One arm, <em>1</em> drug."));
         assert_eq!(highlight("PD1 stage 1", 0).title.as_deref(), Some("<em>Stage</em> <em>1</em> trial"));
         assert_eq!(highlight("CD1 PD1", 1).text.as_deref(), Some("A trial of <em>1</em> drug."));
+    }
+
+    /// A word no item holds is marked where BM25 read it as a word a typo away, and only under
+    /// typo tolerance.
+    #[test]
+    fn a_typo_marks_the_word_it_was_read_as() {
+        let items = [item("Sleeping bag", "Warm down, for sleeping out.")];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        let marked = lexical.highlighter("sleping bag").unwrap().highlight(&items[0]);
+        assert_eq!(marked.title.as_deref(), Some("<em>Sleeping</em> <em>bag</em>"));
+        assert_eq!(marked.text.as_deref(), Some("Warm down, for <em>sleeping</em> out."));
+        let typed = lexical.highlighter_with("sleping bag", super::super::Fuzziness::Off).unwrap().highlight(&items[0]);
+        assert_eq!(typed.title.as_deref(), Some("Sleeping <em>bag</em>"));
     }
 
     /// Words are marked as BM25 matches them, in every language the analyzer reads, and the

@@ -92,6 +92,11 @@ impl LiveRows {
         self.holding.get(f).copied().unwrap_or(0)
     }
 
+    /// Each term of searched field `f` with how many rows hold it, in no order.
+    pub fn terms(&self, f: usize) -> impl Iterator<Item = (&str, usize)> {
+        self.postings.get(f).into_iter().flatten().map(|(term, postings)| (term.as_str(), postings.len()))
+    }
+
     /// The postings of `term` in searched field `f`, documents ascending.
     pub fn postings(&self, f: usize, term: &str) -> &[(DocId, u32)] {
         self.postings.get(f).and_then(|terms| terms.get(term)).map_or(&[], Vec::as_slice)

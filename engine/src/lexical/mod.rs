@@ -18,6 +18,7 @@ mod analyzers;
 mod bm25;
 mod files;
 mod fragment;
+mod fuzzy;
 mod hidden;
 mod highlight;
 mod language;
@@ -32,6 +33,7 @@ pub use analyzers::{boost_problem, Analyzer, FieldAnalysis, MAX_BOOST, MAX_SEARC
 pub use language::Language;
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
+pub use fuzzy::{Fuzziness, MAX_EXPANSIONS};
 pub(crate) use hidden::{covers, HiddenVersion};
 pub use highlight::{Highlighter, Highlights, FRAGMENT_BYTES};
 pub use schema::SearchField;
@@ -283,7 +285,9 @@ mod tests {
         }
 
         let old = tempfile::tempdir().unwrap();
-        let settings = LexicalSettings::default();
+        // Words as typed: what each revision's analysis finds, not what typo tolerance adds.
+        let typed = Bm25Params { fuzziness: Fuzziness::Off, ..Bm25Params::default() };
+        let settings = LexicalSettings { bm25: typed, ..LexicalSettings::default() };
         LexicalIndex::build_with(
             old.path(),
             items.iter().enumerate().map(|(i, it)| (i as u32, it)),

@@ -38,6 +38,19 @@ pub(super) struct QueryTerm {
     /// The analyzer's position: terms at one position are alternatives for one word (a word's
     /// stem and the stem of it as written, `crate::analysis::FoldAndStem`), scored as one.
     pub position: u32,
+    /// For a term the index holds standing in for a query word it does not (`super::fuzzy`):
+    /// what was typed and how far this is from it.
+    pub fuzzy: Option<Fuzzy>,
+}
+
+/// What a typo-tolerant term stands in for ([`QueryTerm::fuzzy`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Fuzzy {
+    /// The query's term as analysed.
+    pub typed: String,
+    pub edits: u8,
+    /// The factor on its BM25 score, `super::fuzzy::boost`.
+    pub boost: f32,
 }
 
 impl QueryTerm {
@@ -77,6 +90,7 @@ pub(super) fn read(query: &str, tokens: &[Token]) -> Vec<QueryTerm> {
             lettered: !is_number(&t.text),
             dependent: false,
             position: t.position as u32,
+            fuzzy: None,
         })
         .collect();
     // A word whose letters make a term of two or more without a digit: its numbers depend on

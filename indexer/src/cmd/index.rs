@@ -8,7 +8,7 @@ use clap::Args;
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::dense::HnswSettings;
 use hyrank_engine::lexical::{
-    Analyzer, Bm25Params, FieldAnalysis, FieldCombination, Language, LexicalSettings, SearchField,
+    Analyzer, Bm25Params, FieldAnalysis, FieldCombination, Fuzziness, Language, LexicalSettings, SearchField,
 };
 use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice, CfValidation};
 use hyrank_indexer::{IndexSettings, OnError};
@@ -73,6 +73,34 @@ pub(crate) enum FieldsArg {
     Bm25f,
     /// Each field scored as its own BM25 document, the scores summed (tantivy's).
     Sum,
+}
+
+/// `--bm25-fuzziness`: [`Fuzziness`].
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum FuzzinessArg {
+    /// A query word no item holds is read as the words within one edit from 5 characters,
+    /// two from 9.
+    Auto,
+    /// Words are looked up as typed only.
+    Off,
+}
+
+impl From<FuzzinessArg> for Fuzziness {
+    fn from(arg: FuzzinessArg) -> Self {
+        match arg {
+            FuzzinessArg::Auto => Fuzziness::Auto,
+            FuzzinessArg::Off => Fuzziness::Off,
+        }
+    }
+}
+
+impl From<Fuzziness> for FuzzinessArg {
+    fn from(fuzziness: Fuzziness) -> Self {
+        match fuzziness {
+            Fuzziness::Auto => FuzzinessArg::Auto,
+            Fuzziness::Off => FuzzinessArg::Off,
+        }
+    }
 }
 
 impl From<FieldsArg> for FieldCombination {
@@ -187,6 +215,9 @@ pub(crate) struct IndexArgs {
     /// BM25: how the title and the text combine into one score; requests may override it.
     #[arg(long, value_enum, default_value_t = FieldsArg::from(Bm25Params::default().fields))]
     pub(crate) bm25_fields: FieldsArg,
+    /// BM25's typo tolerance, the generation's default; requests may override it.
+    #[arg(long, value_enum, default_value_t = FuzzinessArg::from(Bm25Params::default().fuzziness))]
+    pub(crate) bm25_fuzziness: FuzzinessArg,
     /// BM25: multiplier on title matches.
     #[arg(long, allow_negative_numbers = true, default_value_t = LexicalSettings::default().title_boost)]
     pub(crate) title_boost: f32,
@@ -361,6 +392,7 @@ impl IndexArgs {
             b: self.bm25_b,
             title_b: self.bm25_title_b,
             fields: self.bm25_fields.into(),
+            fuzziness: self.bm25_fuzziness.into(),
         };
         bm25.check().context("--bm25-k1/--bm25-b/--bm25-title-b")?;
         anyhow::ensure!(

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""A BEIR folder whose queries each carry one typo, for measuring typo tolerance.
+
+    python3 bench/typo_queries.py ../shared/data/scifact /tmp/scifact-typo [--seed 7]
+
+In each query one word of five or more ASCII letters, drawn at random, gets one random edit:
+a deletion, an insertion, a substitution or a swap of two neighbouring letters (the four
+kinds of typo Damerau counted). A query with no such word is kept as it is. The corpus and
+the judgments are linked, not copied; the output folder is made if absent.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import string
+
+
+def typo(word: str, rng: random.Random) -> str:
+    i = rng.randrange(len(word))
+    kind = rng.choice(["delete", "insert", "substitute", "swap"])
+    if kind == "delete":
+        return word[:i] + word[i + 1 :]
+    if kind == "insert":
+        return word[:i] + rng.choice(string.ascii_lowercase) + word[i:]
+    if kind == "substitute":
+        return word[:i] + rng.choice(string.ascii_lowercase.replace(word[i].lower(), "")) + word[i + 1 :]
+    i = min(i, len(word) - 2)
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
+    parser.add_argument("out", help="the folder to write")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    data = os.path.realpath(args.data)
+    os.makedirs(os.path.join(args.out, "qrels"), exist_ok=True)
+    links = ["corpus.jsonl"] + [os.path.join("qrels", f) for f in os.listdir(os.path.join(data, "qrels"))]
+    for name in links:
+        target = os.path.join(args.out, name)
+        if os.path.lexists(target):
+            os.remove(target)
+        os.symlink(os.path.join(data, name), target)
+    rng = random.Random(args.seed)
+    changed = total = 0
+    with open(os.path.join(data, "queries.jsonl"), encoding="utf-8") as source, open(
+        os.path.join(args.out, "queries.jsonl"), "w", encoding="utf-8"
+    ) as out:
+        for line in source:
+            query = json.loads(line)
+            words = query["text"].split(" ")
+            long = [i for i, w in enumerate(words) if re.fullmatch(r"[A-Za-z]{5,}", w)]
+            if long:
+                i = rng.choice(long)
+                words[i] = typo(words[i], rng)
+                changed += 1
+            total += 1
+            query["text"] = " ".join(words)
+            out.write(json.dumps(query) + "\n")
+    print(f"{changed} of {total} queries carry a typo")
+
+
+if __name__ == "__main__":
+    main()
