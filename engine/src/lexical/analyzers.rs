@@ -236,7 +236,7 @@ pub fn boost_problem(boost: f32) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::item::Item;
     use crate::lexical::{LexicalIndex, LexicalSettings};
@@ -248,11 +248,18 @@ mod tests {
         lexical.search(query, 3, None).unwrap().iter().map(|h| catalog[h.0 as usize].0.to_string()).collect()
     }
 
-    /// An index of `catalog`'s (id, title) items, in order, and the folder it lives in.
+    /// An index of `catalog`'s (id, title) items, in order, and the folder it lives in, its
+    /// words looked up as typed: these tests hold analysis, `super::super::fuzzy`'s typos.
     fn titles_index(settings: &LexicalSettings, catalog: &[(&str, &str)]) -> (tempfile::TempDir, LexicalIndex) {
-        // Words as typed: these tests hold analysis, `super::super::fuzzy` typos.
         let typed = super::super::Bm25Params { fuzziness: super::super::Fuzziness::Off, ..settings.bm25 };
-        let settings = &LexicalSettings { bm25: typed, ..settings.clone() };
+        titles_index_with(&LexicalSettings { bm25: typed, ..settings.clone() }, catalog)
+    }
+
+    /// [`titles_index`] under `settings` as given.
+    pub(in crate::lexical) fn titles_index_with(
+        settings: &LexicalSettings,
+        catalog: &[(&str, &str)],
+    ) -> (tempfile::TempDir, LexicalIndex) {
         let items: Vec<Item> = catalog
             .iter()
             .map(|(id, title)| Item {

@@ -230,27 +230,14 @@ mod tests {
     }
 
     fn catalog() -> (tempfile::TempDir, LexicalIndex) {
-        let items: Vec<Item> = [
+        let titles = [
             ("sleeping-bag", "Sleeping bag"),
             ("bag", "Bag"),
             ("stove", "Camp stove"),
             ("serial", "Lamp 12345"),
             ("voucher", "Store voucher"),
-        ]
-        .iter()
-        .map(|(id, title)| Item {
-            id: id.to_string(),
-            title: title.to_string(),
-            text: String::new(),
-            fields: Default::default(),
-        })
-        .collect();
-        let dir = tempfile::tempdir().unwrap();
-        let settings = LexicalSettings::default();
-        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone())
-            .unwrap();
-        let lexical = LexicalIndex::open(dir.path(), settings).unwrap();
-        (dir, lexical)
+        ];
+        super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles)
     }
 
     /// A word no item holds finds the items holding the words a typo away, below what the
