@@ -60,6 +60,10 @@ fn run(cli: SettingsLayer) -> anyhow::Result<()> {
     let live = EventLog::open(&settings.index_dir, engine.manifest().live_folded_through())
         .context("opening the live event log")?;
     engine.attach_live(Arc::new(live));
+    // Before the first request: its models warm, a rerank budget's pass times known.
+    if settings.service.warm_up {
+        reload::warm_up(&engine);
+    }
     let mut state =
         AppState::with_settings(Arc::new(engine), Some(settings.index_dir.clone()), settings.service.clone());
     let remote = remote.map(Arc::new);

@@ -176,6 +176,11 @@ impl AppState {
                 return Err(e.into());
             }
         };
+        // Warm before it serves: its first requests find the models warm and a rerank budget
+        // its pass times (the old generation serves meanwhile).
+        if self.settings().warm_up {
+            warm_up(&next);
+        }
         let (to, built_at) = (next.manifest().generation.clone(), next.manifest().built_at_unix);
         let live = next.live().map(|log| (Arc::clone(log), next.manifest().live_folded_through()));
         drop(serving);
@@ -390,3 +395,23 @@ pub fn spawn_puller(
 
 /// Generations a replica keeps in its folder: the serving one and two before it.
 pub const REPLICA_KEEP: usize = 3;
+
+/// Runs [`hyrank_engine::Engine::warm_up`] and logs what it ran; a failure is logged, not
+/// raised: the generation opened, and a model that fails here fails its requests, each with
+/// its own error.
+pub fn warm_up(engine: &hyrank_engine::Engine) {
+    let generation = engine.manifest().generation.as_str();
+    match engine.warm_up() {
+        Ok(done) => {
+            let passes: Vec<String> = done.rerank_ms.iter().map(|(key, ms)| format!("{key} {ms:.0} ms")).collect();
+            tracing::info!(
+                generation,
+                encode_ms = done.encode_ms.map(|ms| format!("{ms:.1}")),
+                rerank = passes.join(", "),
+                skipped = done.skipped,
+                "models warmed up"
+            );
+        }
+        Err(e) => tracing::warn!(generation, error = %e, "warming the models up failed; serving anyway"),
+    }
+}

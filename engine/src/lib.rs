@@ -47,7 +47,7 @@ pub mod store;
 pub use bert::Precision;
 pub use device::DeviceChoice;
 pub use embed::{Embedder, EmbedderSettings, Pieces};
-pub use engine::Engine;
+pub use engine::{Engine, WarmUp};
 pub use error::{Error, ErrorKind, Result};
 pub use item::{FieldValue, Item};
 pub use request::{ColdItems, Mode, RecommendMode, RecommendRequest, Results, SearchRequest, SimilarRequest};

@@ -199,6 +199,15 @@ fn a_prettr_reranker_serves_from_stored_states_and_mismatched_states_are_refused
     assert_eq!(waited.rerank_cut.map(|cut| cut.reranked), Some(0));
     assert!(waited.hits.iter().all(|hit| hit.breakdown.rerank.is_none()));
     drop(held);
+    // A warm-up (a server's, before it serves a generation) leaves a pass time for each
+    // reranker the generation serves with, so its first budgeted request does not start blind.
+    let warmed = Engine::open(&index_dir, &embedder_settings()).unwrap();
+    let done = warmed.warm_up().unwrap();
+    let keys: Vec<&str> = done.rerank_ms.iter().map(|(key, _)| key.as_str()).collect();
+    assert!(keys.iter().any(|k| k.starts_with("cross_encoder/")), "{done:?}");
+    assert!(keys.contains(&"late_interaction_minilm"), "{done:?}");
+    assert!(keys.iter().all(|key| warmed.runtime().pass_times().expected(key).is_some()), "{done:?}");
+    assert!(done.encode_ms.is_some() && done.skipped.is_none(), "{done:?}");
     let again = engine.search(&request).unwrap();
     let stats = engine.runtime().rerank_cache().stats();
     assert_eq!((stats.hits, stats.misses), (10, 10), "the second request reads every logit from the cache");

@@ -209,6 +209,11 @@ pub struct SettingsLayer {
     /// not reranked keep their fused order (the answer's `rerank_cut`) [default: none].
     #[arg(long, env = "HYRANK_RERANK_BUDGET_MS")]
     pub rerank_budget_ms: Option<usize>,
+    /// Run each model once on the generation's own items before it serves (at start and at
+    /// each swap), so the first requests find it warm and a rerank budget knows its pass
+    /// times (`--warm-up false` skips it: a quicker start) [default: true].
+    #[arg(long, env = "HYRANK_WARM_UP", num_args = 0..=1, default_missing_value = "true")]
+    pub warm_up: Option<bool>,
     /// Whole responses cached (0 turns it off) [default: 1000].
     #[arg(long, env = "HYRANK_RESPONSE_CACHE_ENTRIES")]
     pub response_cache_entries: Option<usize>,
@@ -274,6 +279,7 @@ impl SettingsLayer {
             rerank_precision,
             max_concurrent_reranks,
             rerank_budget_ms,
+            warm_up,
             response_cache_entries,
             response_cache_bytes,
             cors_origins,
@@ -337,6 +343,8 @@ pub struct ServiceSettings {
     /// The source this server is a replica of (`--source`), if it is one: it then takes no
     /// writes, since its index folder is a copy no build reads (see `middleware::check`).
     pub replica_of: Option<String>,
+    /// Whether each generation's models run once before it serves (`hyrank_engine::Engine::warm_up`).
+    pub warm_up: bool,
 }
 
 impl Default for ServiceSettings {
@@ -350,6 +358,7 @@ impl Default for ServiceSettings {
             response_cache_bytes: 256 << 20,
             cors_origins: CorsOrigins::None,
             replica_of: None,
+            warm_up: true,
         }
     }
 }
@@ -537,6 +546,7 @@ impl ServerSettings {
                     .unwrap_or(ServiceSettings::default().response_cache_bytes),
                 cors_origins,
                 replica_of,
+                warm_up: layer.warm_up.unwrap_or(ServiceSettings::default().warm_up),
             },
         })
     }

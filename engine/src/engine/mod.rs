@@ -15,6 +15,7 @@ mod recommend;
 mod search;
 mod similar;
 mod stages;
+mod warm;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -41,6 +42,7 @@ use crate::store::{Interaction, MetaStore, SnapshotStore, UserRecord};
 
 pub(crate) use cf_user::{no_cf_note, NO_INTERACTIONS_NOTE};
 pub use recommend::{content_profile, recent_items, UserView};
+pub use warm::WarmUp;
 
 /// Everything CF needs at query time: the model that serves the generation's CF list.
 enum Collaborative {
