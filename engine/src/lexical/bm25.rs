@@ -276,7 +276,18 @@ impl LexicalIndex {
         let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
         let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let live_s = segments.len();
-        let tokens = super::fuzzy::expand(tokens, params.fuzziness, &segments, &live, &self.fields)?;
+        // Rows deleted or replaced since the build are left out of every statistic and list.
+        // The generation's rows are its segments' documents, idx 0 to its count; live rows follow.
+        let built = u32::try_from(searcher.num_docs()).unwrap_or(u32::MAX);
+        let hidden = self.hidden_in(&segments, built, &live)?;
+        let visible = super::fuzzy::Visible {
+            segments: &segments,
+            live: &live,
+            hidden: hidden.as_deref(),
+            fields: &self.fields,
+            cache: &self.expansions,
+        };
+        let tokens = super::fuzzy::expand(tokens, params.fuzziness, &visible)?;
         // A number that depends on its word's letters is scored after every other term, when
         // the items holding them are known: each word with such a number gets a bit of
         // `ScoreParts::held` (a mask, not a list per item, which slowed long queries: docs/EVAL.md).
@@ -289,10 +300,6 @@ impl LexicalIndex {
         }
         let mut order: Vec<usize> = (0..tokens.len()).collect();
         order.sort_by_key(|&t| tokens[t].0.dependent);
-        // Rows deleted or replaced since the build are left out of every statistic and list.
-        // The generation's rows are its segments' documents, idx 0 to its count; live rows follow.
-        let built = u32::try_from(searcher.num_docs()).unwrap_or(u32::MAX);
-        let hidden = self.hidden_in(&segments, built, &live)?;
         let hidden_sum =
             |of: &dyn Fn(&super::hidden::HiddenDocs) -> u64| -> u64 { hidden.iter().flatten().map(|h| of(h)).sum() };
         let total_docs: u64 = (segments.iter().map(|s| u64::from(s.max_doc())).sum::<u64>() + u64::from(live.len()))
@@ -398,7 +405,10 @@ impl LexicalIndex {
             let wanted = |s: usize, doc: tantivy::DocId| only.is_none() || row(s, doc) == only;
             let explain = only.is_some();
             let needed = || term.dependent.then(|| super::terms::word(text, term.word).to_string());
+            // A term read for a typo: scaled by its boost, and as common as the word's most
+            // common reading (`super::fuzzy`), at most the items there are.
             let fuzzy_boost = term.fuzzy.as_ref().map_or(1.0, |f| f.boost);
+            let blended = term.fuzzy.as_ref().map_or(0, |f| f.blended_n.min(total_docs));
             if !explain {
                 // Room for every item this term matches, under either combination.
                 for (parts, m) in parts.iter_mut().zip(&matches) {
@@ -414,7 +424,7 @@ impl LexicalIndex {
                             n[usize::from(field.field)] += 1;
                         }
                     }
-                    let idfs: Vec<f32> = n.iter().map(|&n| idf(n)).collect();
+                    let idfs: Vec<f32> = n.iter().map(|&n| idf(n.max(blended))).collect();
                     for (s, m) in matches.iter().enumerate() {
                         for (&doc, tfs) in m {
                             if !wanted(s, doc) || !beside(&parts[s], &doc) {
@@ -445,7 +455,7 @@ impl LexicalIndex {
                     }
                 }
                 FieldCombination::Bm25f => {
-                    let n: u64 = matches.iter().map(|m| m.len() as u64).sum();
+                    let n: u64 = matches.iter().map(|m| m.len() as u64).sum::<u64>().max(blended);
                     let idf = idf(n);
                     for (s, m) in matches.iter().enumerate() {
                         for (&doc, tfs) in m {

@@ -115,6 +115,17 @@ impl LexicalIndex {
             });
         }
         let (live, hidden) = (std::sync::RwLock::default(), std::sync::Mutex::default());
-        Ok(LexicalIndex { index, reader, fields, settings, groups, field_docs, search_analyzers, live, hidden })
+        Ok(LexicalIndex {
+            index,
+            reader,
+            fields,
+            settings,
+            groups,
+            field_docs,
+            search_analyzers,
+            live,
+            hidden,
+            expansions: Default::default(),
+        })
     }
 }

@@ -12,15 +12,26 @@
 //! as it does for a word's stems, `super::terms`), each scaled by Lucene's fuzzy boost,
 //! `1 − edits / min(length typed, length found)` (`FuzzyTermsEnum`), so a near word counts
 //! less than the word would; at most [`MAX_EXPANSIONS`] per word (Lucene's and Elasticsearch's
-//! default), the fewest edits first, then the most common.
+//! default), the fewest edits first, then the most common. Every expansion of a word is
+//! scored with the document frequency of its most common one, as Lucene's fuzzy query blends
+//! them (`TopTermsBlendedFreqScoringRewrite`): by its own idf a rare look-alike ("smoke" for
+//! "stoke") outscored the common word meant ("stove").
 //!
 //! Terms are compared as analysed (stemmed, folded): "sleping" is read as "slepe", one swap
-//! from "sleep", the stem of "sleeping". A number is never expanded ("2.5" is not a typo of
-//! "2.6").
+//! from "sleep", the stem of "sleeping". A term holding a digit is never expanded ("2.5" is
+//! not a typo of "2.6", nor "rtx4090" of "rtx4060"), and a CJK bigram is too short to be.
+//! A word is held when any analysis of it (by its place in the query) finds a visible item
+//! in any searched field: a brand field analysed apart does not read "northpeaks" as
+//! "northpeak" where the text holds "northpeaks".
 
-use tantivy::query::FuzzyTermQuery;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tantivy::query::{DfaWrapper, FuzzyTermQuery};
 use tantivy::{SegmentReader, Term};
+use tantivy_fst::Automaton;
 
+use super::hidden::HiddenDocs;
 use super::live::LiveRows;
 use super::schema::Fields;
 use super::terms::Fuzzy;
@@ -36,21 +47,25 @@ pub enum Fuzziness {
     /// (as analysed), scaled by `1 − edits / length`.
     #[default]
     Auto,
-    /// Words are looked up as typed only (tantivy's and Lucene's plain match).
+    /// Words are looked up as typed only.
     Off,
 }
 
 /// The most terms one word expands to (Lucene's `FuzzyQuery.defaultMaxExpansions`).
 pub const MAX_EXPANSIONS: usize = 50;
 
+/// Expansions kept between requests ([`ExpansionCache`]) before the cache starts over.
+const CACHED_WORDS: usize = 4096;
+
 impl Fuzziness {
-    /// Edits allowed in `term` (as analysed): none below 5 characters or for a number, one
-    /// from 5, two from 9 (Meilisearch's `minWordSizeForTypos`).
+    /// Edits allowed in `term` (as analysed): none below 5 characters or for a term holding a
+    /// digit, one from 5, two from 9 (Meilisearch's `minWordSizeForTypos`).
     pub(super) fn edits(self, term: &QueryTerm) -> u8 {
         let chars = term.text.chars().count();
+        let digit = term.text.chars().any(char::is_numeric);
         match self {
             Fuzziness::Off => 0,
-            Fuzziness::Auto if !term.lettered || term.dependent || chars < 5 => 0,
+            Fuzziness::Auto if digit || term.dependent || chars < 5 => 0,
             Fuzziness::Auto if chars < 9 => 1,
             Fuzziness::Auto => 2,
         }
@@ -68,155 +83,240 @@ pub(super) fn boost(edits: u8, typed: &str, found: &str) -> f32 {
 pub(super) struct Expansion {
     pub text: String,
     pub edits: u8,
-    /// Items holding it, over the fields looked up (a row in two fields counts twice: only
-    /// an order among the expansions).
-    pub df: u64,
+    /// Items holding it in the field of the fields looked up that most hold it (rows hidden
+    /// since the build included): an order among the expansions, and the blended frequency.
+    pub n: u64,
 }
 
-/// How many items of the generation and the live rows hold `term` in the fields of mask
-/// `looked_up` (rows hidden since the build included: a term only deleted items held is
-/// taken as held, and not expanded).
-pub(super) fn held(
-    segments: &[&SegmentReader],
-    live: &LiveRows,
-    fields: &Fields,
-    looked_up: u64,
-    term: &str,
-) -> Result<u64> {
-    let mut n = 0u64;
-    for (f, field) in fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
-        for segment in segments {
-            let inverted = segment.inverted_index(field.field)?;
-            n += u64::from(
-                inverted
-                    .doc_freq(&Term::from_field_text(field.field, term))
-                    .map_err(|e| Error::io(format!("reading the term {}:{term}", field.name), e))?,
-            );
-        }
-        n += live.postings(f, term).len() as u64;
+/// The expansions of recent words, so that a word typed again (or read again to highlight
+/// and explain the hits of the search that expanded it) does not walk the term dictionaries
+/// and the live rows again. Keyed by the word, its fields and its edits; valid while the live
+/// rows are those counted (rows are only ever added between builds, and a generation has its
+/// own index and so its own cache).
+#[derive(Debug, Default)]
+pub(super) struct ExpansionCache {
+    live_rows: u32,
+    words: HashMap<(String, u64, u8), Arc<Vec<Expansion>>>,
+}
+
+/// What [`expand`] reads: the generation's segments, the live rows, the rows hidden since the
+/// build (per segment, the live rows last) and the searched fields.
+pub(super) struct Visible<'a> {
+    pub segments: &'a [&'a SegmentReader],
+    pub live: &'a LiveRows,
+    pub hidden: Option<&'a [Arc<HiddenDocs>]>,
+    pub fields: &'a Fields,
+    pub cache: &'a std::sync::Mutex<ExpansionCache>,
+}
+
+impl Visible<'_> {
+    fn hidden(&self, s: usize) -> Option<&HiddenDocs> {
+        self.hidden.and_then(|h| h.get(s)).map(Arc::as_ref)
     }
-    Ok(n)
-}
 
-/// The index's terms within `edits` of `typed` in the fields of `looked_up`, the fewest edits
-/// first, then the most common, at most [`MAX_EXPANSIONS`]; `typed` itself is not among them.
-pub(super) fn expansions(
-    segments: &[&SegmentReader],
-    live: &LiveRows,
-    fields: &Fields,
-    looked_up: u64,
-    typed: &str,
-    edits: u8,
-) -> Result<Vec<Expansion>> {
-    use tantivy::termdict::TermStreamer;
-    let mut found: rustc_hash::FxHashMap<String, u64> = rustc_hash::FxHashMap::default();
-    // One automaton for every field and segment: it reads the term's text only (building one
-    // for two edits is most of an expansion's time).
-    let Some(first) = fields.searched.first() else { return Ok(Vec::new()) };
-    let automaton = FuzzyTermQuery::new(Term::from_field_text(first.field, typed), edits, true).automaton()?;
-    for (f, field) in fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
-        for segment in segments {
-            let inverted = segment.inverted_index(field.field)?;
-            let mut stream: TermStreamer<'_, _> = inverted
-                .terms()
-                .search(&automaton)
-                .into_stream()
-                .map_err(|e| Error::io(format!("reading the terms of {}", field.name), e))?;
-            while stream.advance() {
-                let Ok(term) = std::str::from_utf8(stream.key()) else { continue };
-                *found.entry(term.to_string()).or_default() += u64::from(stream.value().doc_freq);
+    /// Whether a visible item holds `term` in a field of mask `looked_up`. A segment with more
+    /// holders than hidden documents holds it without reading a posting.
+    fn holds(&self, looked_up: u64, term: &str) -> Result<bool> {
+        use tantivy::DocSet;
+        for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
+            let key = Term::from_field_text(field.field, term);
+            for (s, segment) in self.segments.iter().enumerate() {
+                let inverted = segment.inverted_index(field.field)?;
+                let read = |e| Error::io(format!("reading the term {}:{term}", field.name), e);
+                let n = inverted.doc_freq(&key).map_err(read)?;
+                let hidden = self.hidden(s);
+                if n == 0 {
+                    continue;
+                }
+                if hidden.is_none_or(|h| u64::from(n) > h.count) {
+                    return Ok(true);
+                }
+                let postings = inverted.read_postings(&key, tantivy::schema::IndexRecordOption::Basic).map_err(read)?;
+                let Some(mut postings) = postings else { continue };
+                let mut doc = postings.doc();
+                while doc != tantivy::TERMINATED {
+                    if hidden.is_none_or(|h| !h.contains(doc)) {
+                        return Ok(true);
+                    }
+                    doc = postings.advance();
+                }
+            }
+            let hidden = self.hidden(self.segments.len());
+            if self.live.postings(f, term).iter().any(|&(doc, _)| hidden.is_none_or(|h| !h.contains(doc))) {
+                return Ok(true);
             }
         }
-        // The live rows' terms, read whole: a few thousand at most between builds.
-        for (term, postings) in live.terms(f) {
-            if distance(typed, term) <= usize::from(edits) {
-                *found.entry(term.to_string()).or_default() += postings as u64;
+        Ok(false)
+    }
+
+    /// The index's terms within `edits` of `typed` in the fields of `looked_up`, the fewest
+    /// edits first, then the most common, at most [`MAX_EXPANSIONS`]; `typed` itself is not
+    /// among them.
+    fn expansions(&self, looked_up: u64, typed: &str, edits: u8) -> Result<Arc<Vec<Expansion>>> {
+        let key = (typed.to_string(), looked_up, edits);
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.live_rows != self.live.len() {
+                *cache = ExpansionCache { live_rows: self.live.len(), ..ExpansionCache::default() };
+            }
+            if let Some(found) = cache.words.get(&key) {
+                return Ok(Arc::clone(found));
             }
         }
+        let found = Arc::new(self.expansions_uncached(looked_up, typed, edits)?);
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.words.len() >= CACHED_WORDS {
+            cache.words.clear();
+        }
+        if cache.live_rows == self.live.len() {
+            cache.words.insert(key, Arc::clone(&found));
+        }
+        Ok(found)
     }
-    found.remove(typed);
-    let mut out: Vec<Expansion> = found
-        .into_iter()
-        .map(|(text, df)| Expansion { edits: distance(typed, &text).clamp(1, usize::from(edits)) as u8, text, df })
-        .collect();
-    out.sort_by(|a, b| a.edits.cmp(&b.edits).then(b.df.cmp(&a.df)).then_with(|| a.text.cmp(&b.text)));
-    out.truncate(MAX_EXPANSIONS);
-    Ok(out)
+
+    fn expansions_uncached(&self, looked_up: u64, typed: &str, edits: u8) -> Result<Vec<Expansion>> {
+        use tantivy::termdict::TermStreamer;
+        // Per term, its holders in each field looked up.
+        let mut found: HashMap<String, Vec<u64>> = HashMap::new();
+        let fields = self.fields.searched.len();
+        // One automaton for every field and segment: it reads the term's text only (building
+        // one for two edits is most of an expansion's time).
+        let Some(first) = self.fields.searched.first() else { return Ok(Vec::new()) };
+        let automaton = FuzzyTermQuery::new(Term::from_field_text(first.field, typed), edits, true).automaton()?;
+        for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
+            for segment in self.segments {
+                let inverted = segment.inverted_index(field.field)?;
+                let mut stream: TermStreamer<'_, _> = inverted
+                    .terms()
+                    .search(&automaton)
+                    .into_stream()
+                    .map_err(|e| Error::io(format!("reading the terms of {}", field.name), e))?;
+                while stream.advance() {
+                    let Ok(term) = std::str::from_utf8(stream.key()) else { continue };
+                    found.entry(term.to_string()).or_insert_with(|| vec![0; fields])[f] +=
+                        u64::from(stream.value().doc_freq);
+                }
+            }
+            // The live rows' terms, each run through the same automaton (a few bytes each).
+            for (term, holders) in self.live.terms(f) {
+                if accepts(&automaton, term) {
+                    found.entry(term.to_string()).or_insert_with(|| vec![0; fields])[f] += holders as u64;
+                }
+            }
+        }
+        found.remove(typed);
+        let mut out: Vec<Expansion> = found
+            .into_iter()
+            .map(|(text, n)| Expansion {
+                edits: strsim::osa_distance(typed, &text).clamp(1, usize::from(edits)) as u8,
+                n: n.into_iter().max().unwrap_or(0),
+                text,
+            })
+            .collect();
+        out.sort_by(|a, b| a.edits.cmp(&b.edits).then(b.n.cmp(&a.n)).then_with(|| a.text.cmp(&b.text)));
+        out.truncate(MAX_EXPANSIONS);
+        Ok(out)
+    }
 }
 
-/// `tokens` (each query term with the mask of fields it is looked up in, in the analyzer's
-/// order) with, after each word no item holds, the terms within its edits as alternatives at
-/// its position (see the module's docs).
+/// Whether the Levenshtein automaton accepts `term`.
+fn accepts(automaton: &DfaWrapper, term: &str) -> bool {
+    let mut state = automaton.start();
+    for &byte in term.as_bytes() {
+        state = automaton.accept(&state, byte);
+        if !automaton.can_match(&state) {
+            return false;
+        }
+    }
+    automaton.is_match(&state)
+}
+
+/// `tokens` (each query term with the mask of fields it is looked up in, the analysis groups'
+/// readings one after another) with, after each word no visible item holds under any reading,
+/// the terms within its edits as alternatives at its position (see the module's docs).
 ///
 /// # Errors
-/// A failing read of the index's terms.
+/// A failing read of the index's terms or postings.
 pub(super) fn expand(
     tokens: Vec<(QueryTerm, u64)>,
     fuzziness: Fuzziness,
-    segments: &[&SegmentReader],
-    live: &LiveRows,
-    fields: &Fields,
+    visible: &Visible<'_>,
 ) -> Result<Vec<(QueryTerm, u64)>> {
     if fuzziness == Fuzziness::Off {
         return Ok(tokens);
     }
-    let mut out = Vec::with_capacity(tokens.len());
+    // One word's terms at one position stand together, as the scorer reads them.
+    let mut runs = Vec::new();
     let mut start = 0;
     while start < tokens.len() {
-        // One word's terms: its alternatives stand together, as the scorer reads them.
         let first = &tokens[start];
-        let end =
-            start + 1 + tokens[start + 1..].iter().take_while(|t| t.1 == first.1 && t.0.same_word(&first.0)).count();
-        let word = &tokens[start..end];
-        out.extend_from_slice(word);
-        let typos = word.iter().any(|(term, _)| fuzziness.edits(term) > 0);
-        if !typos
-            || word.iter().map(|(term, mask)| held(segments, live, fields, *mask, &term.text)).sum::<Result<u64>>()? > 0
-        {
-            start = end;
+        let same = |t: &&(QueryTerm, u64)| t.1 == first.1 && t.0.same_word(&first.0);
+        let end = start + 1 + tokens[start + 1..].iter().take_while(same).count();
+        runs.push(start..end);
+        start = end;
+    }
+    // The places (word, position) some reading holds, in any group of fields.
+    let mut held: HashSet<(u32, u32)> = HashSet::new();
+    let mut wanted = Vec::new();
+    for run in &runs {
+        let word = &tokens[run.clone()];
+        let place = (word[0].0.word, word[0].0.position);
+        if held.contains(&place) {
             continue;
         }
+        let mut holds = false;
+        for (term, mask) in word {
+            if visible.holds(*mask, &term.text)? {
+                holds = true;
+                break;
+            }
+        }
+        if holds {
+            held.insert(place);
+        } else if word.iter().any(|(term, _)| fuzziness.edits(term) > 0) {
+            wanted.push(run.clone());
+        }
+    }
+    let wanted: Vec<_> = wanted
+        .into_iter()
+        .filter(|run| !held.contains(&(tokens[run.start].0.word, tokens[run.start].0.position)))
+        .collect();
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut next = wanted.iter().peekable();
+    for run in runs {
+        let word = &tokens[run.clone()];
+        out.extend_from_slice(word);
+        if next.peek().is_none_or(|w| **w != run) {
+            continue;
+        }
+        next.next();
         let mut near: Vec<(Expansion, &str)> = Vec::new();
         for (term, mask) in word {
             let edits = fuzziness.edits(term);
             if edits > 0 {
                 near.extend(
-                    expansions(segments, live, fields, *mask, &term.text, edits)?
-                        .into_iter()
-                        .map(|e| (e, term.text.as_str())),
+                    visible.expansions(*mask, &term.text, edits)?.iter().map(|e| (e.clone(), term.text.as_str())),
                 );
             }
         }
-        near.sort_by(|a, b| a.0.edits.cmp(&b.0.edits).then(b.0.df.cmp(&a.0.df)).then_with(|| a.0.text.cmp(&b.0.text)));
-        let mut seen = std::collections::HashSet::new();
+        near.sort_by(|a, b| a.0.edits.cmp(&b.0.edits).then(b.0.n.cmp(&a.0.n)).then_with(|| a.0.text.cmp(&b.0.text)));
+        let mut seen = HashSet::new();
         near.retain(|(e, _)| seen.insert(e.text.clone()));
         near.truncate(MAX_EXPANSIONS);
+        let blended = near.iter().map(|(e, _)| e.n).max().unwrap_or(0);
+        let (term, mask) = &word[0];
         for (expansion, typed) in near {
-            let (term, mask) = &word[0];
-            out.push((
-                QueryTerm {
-                    fuzzy: Some(Fuzzy {
-                        typed: typed.to_string(),
-                        edits: expansion.edits,
-                        boost: boost(expansion.edits, typed, &expansion.text),
-                    }),
-                    text: expansion.text,
-                    lettered: true,
-                    dependent: false,
-                    ..term.clone()
-                },
-                *mask,
-            ));
+            let fuzzy = Fuzzy {
+                typed: typed.to_string(),
+                edits: expansion.edits,
+                boost: boost(expansion.edits, typed, &expansion.text),
+                blended_n: blended,
+            };
+            let text = expansion.text;
+            out.push((QueryTerm { fuzzy: Some(fuzzy), text, lettered: true, dependent: false, ..term.clone() }, *mask));
         }
-        start = end;
     }
     Ok(out)
-}
-
-/// Edits from `a` to `b`, a swap of neighbours counting one (optimal string alignment, what
-/// the automaton accepts).
-fn distance(a: &str, b: &str) -> usize {
-    strsim::osa_distance(a, b)
 }
 
 #[cfg(test)]
@@ -224,6 +324,7 @@ mod tests {
     use super::*;
     use crate::item::Item;
     use crate::lexical::{Bm25Params, LexicalIndex, LexicalSettings};
+    use std::sync::Arc;
 
     fn term(text: &str, lettered: bool) -> QueryTerm {
         QueryTerm { text: text.into(), word: 0, lettered, dependent: false, position: 0, fuzzy: None }
@@ -278,6 +379,58 @@ mod tests {
         assert_eq!(top("watreproff", auto), Some(5), "two edits from 9 characters");
     }
 
+    /// The review's cases (2026-12-07): a rare look-alike does not outrank the common word
+    /// meant; a word only hidden rows hold is expanded; a word one field's analysis holds is
+    /// not expanded in a field analysed apart.
+    #[test]
+    fn a_typo_reads_as_its_most_common_neighbour_would_and_hidden_rows_hold_nothing() {
+        let titles = [("s1", "Camp stove"), ("s2", "Camp stove"), ("s3", "Camp stove"), ("smoke", "Smoke signal")];
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let top = |query: &str| lexical.search(query, 4, None).unwrap().first().map(|h| h.0);
+        // By its own idf (one holder of four) "smoke" scored 1.11 against the stoves' 0.97.
+        assert_eq!(top("camp stoke").map(|i| i < 3), Some(true), "a stove, not the smoke signal");
+        let tree = lexical.explain_with("stoke", 3, Bm25Params::default()).unwrap().unwrap();
+        let n = |tree: &crate::explain::Explanation| tree.children[0].children[1].children[0].value;
+        assert_eq!(n(&tree), 3.0, "the smoke signal's \"smoke\" counts as common as \"stove\": {tree:?}");
+
+        let items = [("a", "Adidas Terrex"), ("b", "Adiddas Terex")];
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &items);
+        let found = |query: &str| -> Vec<u32> { lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect() };
+        assert_eq!(found("adiddas"), vec![1], "the catalog holds it as typed");
+        let item_at = |row: u32| {
+            let (id, title) = items[row as usize];
+            Ok(Item { id: id.into(), title: title.into(), text: String::new(), fields: Default::default() })
+        };
+        lexical.hide(Arc::new([1].into_iter().collect()), (0, 1), item_at).unwrap();
+        assert_eq!(found("adiddas"), vec![0], "only a deleted row held it: read as a typo");
+    }
+
+    #[test]
+    fn a_word_one_analysis_holds_is_not_a_typo_in_another() {
+        use crate::lexical::{FieldAnalysis, FieldCombination, Language, SearchField};
+        let brand = FieldAnalysis { language: Language::English, stemming: false, stop_words: false };
+        let settings = LexicalSettings {
+            bm25: Bm25Params { fields: FieldCombination::Sum, ..Bm25Params::default() },
+            search_fields: vec![SearchField { analysis: Some(brand), ..SearchField::new("brand", 1.0) }],
+            ..LexicalSettings::default()
+        };
+        let items: Vec<Item> = [("1", "Northpeaks tent", "Northpeak"), ("2", "Lantern", "Northpeak")]
+            .iter()
+            .map(|(id, title, brand)| Item {
+                id: id.to_string(),
+                title: title.to_string(),
+                text: String::new(),
+                fields: serde_json::from_value(serde_json::json!({ "brand": brand })).unwrap(),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone())
+            .unwrap();
+        let lexical = LexicalIndex::open(dir.path(), settings).unwrap();
+        let found: Vec<u32> = lexical.search("northpeaks", 3, None).unwrap().iter().map(|h| h.0).collect();
+        assert_eq!(found, vec![0], "the title holds \"northpeaks\" (stemmed): the brand does not read it as a typo");
+    }
+
     #[test]
     fn edits_follow_the_length_and_spare_numbers() {
         let auto = Fuzziness::Auto;
@@ -286,9 +439,10 @@ mod tests {
         assert_eq!(auto.edits(&term("waterproof", true)), 2);
         assert_eq!(auto.edits(&term("帐篷帐篷帐", true)), 1, "characters, not bytes");
         assert_eq!(auto.edits(&term("123456", false)), 0);
+        assert_eq!(auto.edits(&term("rtx4090", true)), 0, "a model number is not a typo of another");
         assert_eq!(Fuzziness::Off.edits(&term("waterproof", true)), 0);
         assert_eq!(boost(1, "slepe", "sleep"), 0.8);
         assert_eq!(boost(2, "waterprof", "waterproof"), 1.0 - 2.0 / 9.0);
-        assert_eq!(distance("slepe", "sleep"), 1, "a swap is one edit");
+        assert_eq!(strsim::osa_distance("slepe", "sleep"), 1, "a swap is one edit");
     }
 }

@@ -116,6 +116,17 @@ impl LexicalIndex {
         let searcher = self.reader.searcher();
         let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
         let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hidden = match fuzziness {
+            super::Fuzziness::Off => None,
+            super::Fuzziness::Auto => self.hidden_in(&segments, self.built(), &live)?,
+        };
+        let visible = super::fuzzy::Visible {
+            segments: &segments,
+            live: &live,
+            hidden: hidden.as_deref(),
+            fields: &self.fields,
+            cache: &self.expansions,
+        };
         // The query's terms in `field`, with the terms its words no item holds were read as,
         // found as the scorer finds them: over the fields of the field's analysis group.
         let read = |field: Field| -> Result<Vec<super::QueryTerm>> {
@@ -123,7 +134,7 @@ impl LexicalIndex {
             let bit = self.fields.searched.iter().position(|s| s.field == field).map_or(0, |f| 1u64 << f);
             let Some(group) = self.groups.iter().find(|g| g.fields & bit != 0) else { return Ok(terms) };
             let tokens = terms.into_iter().map(|t| (t, group.fields)).collect();
-            let expanded = super::fuzzy::expand(tokens, fuzziness, &segments, &live, &self.fields)?;
+            let expanded = super::fuzzy::expand(tokens, fuzziness, &visible)?;
             Ok(expanded.into_iter().map(|(t, _)| t).collect())
         };
         let terms = |field: Field| -> Result<FieldTerms> {

@@ -117,6 +117,8 @@ pub struct LexicalIndex {
     /// Rows deleted or replaced since the build, which BM25's statistics leave out
     /// ([`LexicalIndex::hide`]).
     hidden: std::sync::Mutex<hidden::Hidden>,
+    /// Recent typo expansions (`fuzzy::ExpansionCache`).
+    expansions: std::sync::Mutex<fuzzy::ExpansionCache>,
 }
 
 impl LexicalIndex {

@@ -51,6 +51,9 @@ pub(super) struct Fuzzy {
     pub edits: u8,
     /// The factor on its BM25 score, `super::fuzzy::boost`.
     pub boost: f32,
+    /// The document frequency its idf is computed with at least: the most common of its
+    /// word's readings' (Lucene's blended frequency).
+    pub blended_n: u64,
 }
 
 impl QueryTerm {
