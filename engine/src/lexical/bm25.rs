@@ -280,13 +280,7 @@ impl LexicalIndex {
         // The generation's rows are its segments' documents, idx 0 to its count; live rows follow.
         let built = u32::try_from(searcher.num_docs()).unwrap_or(u32::MAX);
         let hidden = self.hidden_in(&segments, built, &live)?;
-        let visible = super::fuzzy::Visible {
-            segments: &segments,
-            live: &live,
-            hidden: hidden.as_deref(),
-            fields: &self.fields,
-            cache: &self.expansions,
-        };
+        let visible = self.visible(&segments, &live, hidden.as_deref());
         let tokens = super::fuzzy::expand(tokens, params.fuzziness, &visible)?;
         // A number that depends on its word's letters is scored after every other term, when
         // the items holding them are known: each word with such a number gets a bit of

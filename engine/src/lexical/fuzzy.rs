@@ -109,6 +109,19 @@ pub(super) struct Visible<'a> {
     pub cache: &'a std::sync::Mutex<ExpansionCache>,
 }
 
+impl super::LexicalIndex {
+    /// What typo tolerance reads of this index: `segments` (the searcher's), `live` (the live
+    /// rows, read-locked) and `hidden` (the rows hidden since the build, per segment).
+    pub(super) fn visible<'a>(
+        &'a self,
+        segments: &'a [&'a SegmentReader],
+        live: &'a LiveRows,
+        hidden: Option<&'a [Arc<HiddenDocs>]>,
+    ) -> Visible<'a> {
+        Visible { segments, live, hidden, fields: &self.fields, cache: &self.expansions }
+    }
+}
+
 impl Visible<'_> {
     fn hidden(&self, s: usize) -> Option<&HiddenDocs> {
         self.hidden.and_then(|h| h.get(s)).map(Arc::as_ref)

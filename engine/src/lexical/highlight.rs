@@ -120,13 +120,7 @@ impl LexicalIndex {
             super::Fuzziness::Off => None,
             super::Fuzziness::Auto => self.hidden_in(&segments, self.built(), &live)?,
         };
-        let visible = super::fuzzy::Visible {
-            segments: &segments,
-            live: &live,
-            hidden: hidden.as_deref(),
-            fields: &self.fields,
-            cache: &self.expansions,
-        };
+        let visible = self.visible(&segments, &live, hidden.as_deref());
         // The query's terms in `field`, with the terms its words no item holds were read as,
         // found as the scorer finds them: over the fields of the field's analysis group.
         let read = |field: Field| -> Result<Vec<super::QueryTerm>> {
