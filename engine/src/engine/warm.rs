@@ -82,10 +82,18 @@ impl Engine {
                 .enumerate()
                 .map(|(index, text)| ItemText { index: Some(index as u32), text: text.as_deref().unwrap_or_default() })
                 .collect();
-            reranker.score_with(&query, None, &items[..pass])?;
+            // The query's states from its encode, as a served search hands them over (a
+            // PreTTR reranker then skips its own query pass): a text of its own, since a query
+            // the cache holds is not encoded again.
+            let query = format!("{query} {}", done.rerank_ms.len() + 1);
+            let states = match reranker.query_layers() {
+                Some(layers) => self.runtime.embed_query_keeping(&query, Some(layers))?.and_then(|(_, states)| states),
+                None => None,
+            };
+            reranker.score_with(&query, states.as_ref(), &items[..pass])?;
             let start = Instant::now();
             let times = self.runtime.pass_times();
-            crate::rerank::score_within(reranker, &query, None, &items[pass..], None, times, &Call::now())?;
+            crate::rerank::score_within(reranker, &query, states.as_ref(), &items[pass..], None, times, &Call::now())?;
             done.rerank_ms.push((reranker.pass_key(), ms(start)));
         }
         drop(turn);
