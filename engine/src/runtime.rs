@@ -210,10 +210,11 @@ impl Runtime {
     }
 
     /// A turn for a model rerank, waiting for one where the runtime bounds them (a free turn
-    /// where it does not); `Ok(None)` when `until` (the request's rerank budget) passed first.
+    /// where it does not); `Ok(None)` when `until` (the request's rerank budget) passed first,
+    /// or, with `until`, the gate's wait ([`crate::gate::RERANK_WAIT`]) ended first.
     ///
     /// # Errors
-    /// [`crate::Error::Overloaded`] when no turn came within [`crate::gate::RERANK_WAIT`];
+    /// [`crate::Error::Overloaded`] when no turn came within the gate's wait, without `until`;
     /// [`crate::Error::Cancelled`] when `call`'s client went away.
     pub fn rerank_turn(
         &self,

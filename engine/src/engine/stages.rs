@@ -520,18 +520,18 @@ impl Engine {
             .zip(&contents)
             .map(|(h, text)| ItemText { index: Some(h.item), text: text.as_deref().unwrap_or_default() })
             .collect();
-        let scores = if plan.reranker.holds_scores(query, &items) {
-            // Every score is cached: no model runs, so there is no turn to wait for (a popular
-            // query would otherwise queue behind costly reranks only to read its cache).
-            call.check()?;
-            plan.reranker.score_with(query, states, &items)?
-        } else {
-            let Some(_turn) = self.runtime().rerank_turn(until, call)? else {
-                return Ok(Vec::new());
-            };
-            let times = self.runtime().pass_times();
-            crate::rerank::score_within(plan.reranker, query, states, &items, until, times, call)?
+        // Every score cached: no model runs, so there is no turn to wait for (a popular query
+        // would otherwise queue behind costly reranks only to read its cache); `score_within`
+        // serves cached passes whatever the budget.
+        let _turn = match plan.reranker.holds_scores(query, &items) {
+            true => None,
+            false => match self.runtime().rerank_turn(until, call)? {
+                Some(turn) => Some(turn),
+                None => return Ok(Vec::new()),
+            },
         };
+        let times = self.runtime().pass_times();
+        let scores = crate::rerank::score_within(plan.reranker, query, states, &items, until, times, call)?;
         window
             .iter()
             .zip(scores)

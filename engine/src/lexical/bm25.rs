@@ -265,11 +265,6 @@ impl LexicalIndex {
         // analysed alike; with several groups BM25F is refused, it needs one term across
         // fields). Settings allow at most 32 fields (`MAX_SEARCH_FIELDS` + 2): no mask overflows.
         let searched = &self.fields.searched;
-        // Each term with the fields it is looked up in.
-        let mut tokens: Vec<(super::QueryTerm, u64)> = Vec::new();
-        for group in &self.groups {
-            tokens.extend(self.terms_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
-        }
         // The generation's segments, then the live rows' postings (source `live_s`):
         // statistics are those of both together, as if the live items had been in the build.
         let searcher = self.reader.searcher();
@@ -281,7 +276,7 @@ impl LexicalIndex {
         let built = u32::try_from(searcher.num_docs()).unwrap_or(u32::MAX);
         let hidden = self.hidden_in(&segments, built, &live)?;
         let visible = self.visible(&segments, &live, hidden.as_deref());
-        let tokens = super::fuzzy::expand(tokens, params.fuzziness, &visible)?;
+        let tokens = self.query_terms(text, params.fuzziness, &visible)?;
         // A number that depends on its word's letters is scored after every other term, when
         // the items holding them are known: each word with such a number gets a bit of
         // `ScoreParts::held` (a mask, not a list per item, which slowed long queries: docs/EVAL.md).

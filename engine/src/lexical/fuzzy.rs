@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 #[serde(rename_all = "snake_case")]
 pub enum Fuzziness {
     /// Words the index does not hold are read with one edit from 5 characters, two from 9
-    /// (as analysed), scaled by `1 − edits / length`.
+    /// (as analysed), scaled by `1 − edits / min(length typed, length found)`.
     #[default]
     Auto,
     /// Words are looked up as typed only.
@@ -88,6 +88,14 @@ pub(super) struct Expansion {
     pub n: u64,
 }
 
+impl Expansion {
+    /// The fewest edits first, then the most common, then by text (a stable choice of the
+    /// [`MAX_EXPANSIONS`] kept).
+    fn order(a: &Expansion, b: &Expansion) -> std::cmp::Ordering {
+        a.edits.cmp(&b.edits).then(b.n.cmp(&a.n)).then_with(|| a.text.cmp(&b.text))
+    }
+}
+
 /// The expansions of recent words, so that a word typed again (or read again to highlight
 /// and explain the hits of the search that expanded it) does not walk the term dictionaries
 /// and the live rows again. Keyed by the word, its fields and its edits; valid while the live
@@ -119,6 +127,27 @@ impl super::LexicalIndex {
         hidden: Option<&'a [Arc<HiddenDocs>]>,
     ) -> Visible<'a> {
         Visible { segments, live, hidden, fields: &self.fields, cache: &self.expansions }
+    }
+}
+
+impl super::LexicalIndex {
+    /// The query's terms as BM25 reads them, each with the mask of fields it is looked up in:
+    /// read once per analysis group, in the groups' order, with the terms the words no visible
+    /// item holds are read as ([`expand`]). The scorer and the highlighter both read this.
+    ///
+    /// # Errors
+    /// A failing read of the index's terms or postings.
+    pub(super) fn query_terms(
+        &self,
+        text: &str,
+        fuzziness: Fuzziness,
+        visible: &Visible<'_>,
+    ) -> Result<Vec<(QueryTerm, u64)>> {
+        let mut tokens = Vec::new();
+        for group in &self.groups {
+            tokens.extend(self.terms_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
+        }
+        expand(tokens, fuzziness, visible)
     }
 }
 
@@ -226,7 +255,7 @@ impl Visible<'_> {
                 text,
             })
             .collect();
-        out.sort_by(|a, b| a.edits.cmp(&b.edits).then(b.n.cmp(&a.n)).then_with(|| a.text.cmp(&b.text)));
+        out.sort_by(Expansion::order);
         out.truncate(MAX_EXPANSIONS);
         Ok(out)
     }
@@ -250,11 +279,7 @@ fn accepts(automaton: &DfaWrapper, term: &str) -> bool {
 ///
 /// # Errors
 /// A failing read of the index's terms or postings.
-pub(super) fn expand(
-    tokens: Vec<(QueryTerm, u64)>,
-    fuzziness: Fuzziness,
-    visible: &Visible<'_>,
-) -> Result<Vec<(QueryTerm, u64)>> {
+fn expand(tokens: Vec<(QueryTerm, u64)>, fuzziness: Fuzziness, visible: &Visible<'_>) -> Result<Vec<(QueryTerm, u64)>> {
     if fuzziness == Fuzziness::Off {
         return Ok(tokens);
     }
@@ -268,41 +293,36 @@ pub(super) fn expand(
         runs.push(start..end);
         start = end;
     }
-    // The places (word, position) some reading holds, in any group of fields.
-    let mut held: HashSet<(u32, u32)> = HashSet::new();
-    let mut wanted = Vec::new();
+    // Whether some reading of a place (word, position), in any group of fields, finds a
+    // visible item: asked only where a reading may be expanded, once per place.
+    let place = |run: &std::ops::Range<usize>| (tokens[run.start].0.word, tokens[run.start].0.position);
+    let mut held: HashMap<(u32, u32), bool> = HashMap::new();
+    let mut out = Vec::with_capacity(tokens.len());
     for run in &runs {
         let word = &tokens[run.clone()];
-        let place = (word[0].0.word, word[0].0.position);
-        if held.contains(&place) {
-            continue;
-        }
-        let mut holds = false;
-        for (term, mask) in word {
-            if visible.holds(*mask, &term.text)? {
-                holds = true;
-                break;
-            }
-        }
-        if holds {
-            held.insert(place);
-        } else if word.iter().any(|(term, _)| fuzziness.edits(term) > 0) {
-            wanted.push(run.clone());
-        }
-    }
-    let wanted: Vec<_> = wanted
-        .into_iter()
-        .filter(|run| !held.contains(&(tokens[run.start].0.word, tokens[run.start].0.position)))
-        .collect();
-    let mut out = Vec::with_capacity(tokens.len());
-    let mut next = wanted.iter().peekable();
-    for run in runs {
-        let word = &tokens[run.clone()];
         out.extend_from_slice(word);
-        if next.peek().is_none_or(|w| **w != run) {
+        if !word.iter().any(|(term, _)| fuzziness.edits(term) > 0) {
             continue;
         }
-        next.next();
+        let at = place(run);
+        let holds = match held.get(&at) {
+            Some(&holds) => holds,
+            None => {
+                let readings = runs.iter().filter(|other| place(other) == at).flat_map(|other| &tokens[other.clone()]);
+                let mut holds = false;
+                for (term, mask) in readings {
+                    if visible.holds(*mask, &term.text)? {
+                        holds = true;
+                        break;
+                    }
+                }
+                held.insert(at, holds);
+                holds
+            }
+        };
+        if holds {
+            continue;
+        }
         let mut near: Vec<(Expansion, &str)> = Vec::new();
         for (term, mask) in word {
             let edits = fuzziness.edits(term);
@@ -312,7 +332,7 @@ pub(super) fn expand(
                 );
             }
         }
-        near.sort_by(|a, b| a.0.edits.cmp(&b.0.edits).then(b.0.n.cmp(&a.0.n)).then_with(|| a.0.text.cmp(&b.0.text)));
+        near.sort_by(|a, b| Expansion::order(&a.0, &b.0));
         let mut seen = HashSet::new();
         near.retain(|(e, _)| seen.insert(e.text.clone()));
         near.truncate(MAX_EXPANSIONS);

@@ -121,15 +121,12 @@ impl LexicalIndex {
             super::Fuzziness::Auto => self.hidden_in(&segments, self.built(), &live)?,
         };
         let visible = self.visible(&segments, &live, hidden.as_deref());
-        // The query's terms in `field`, with the terms its words no item holds were read as,
-        // found as the scorer finds them: over the fields of the field's analysis group.
+        // The query's terms as the scorer reads them (typos expanded alike); a field's are
+        // those looked up in it.
+        let read = self.query_terms(query, fuzziness, &visible)?;
         let read = |field: Field| -> Result<Vec<super::QueryTerm>> {
-            let terms = self.terms_of(field, query)?;
             let bit = self.fields.searched.iter().position(|s| s.field == field).map_or(0, |f| 1u64 << f);
-            let Some(group) = self.groups.iter().find(|g| g.fields & bit != 0) else { return Ok(terms) };
-            let tokens = terms.into_iter().map(|t| (t, group.fields)).collect();
-            let expanded = super::fuzzy::expand(tokens, fuzziness, &visible)?;
-            Ok(expanded.into_iter().map(|(t, _)| t).collect())
+            Ok(read.iter().filter(|(_, mask)| mask & bit != 0).map(|(t, _)| t.clone()).collect())
         };
         let terms = |field: Field| -> Result<FieldTerms> {
             let mut weights = HashMap::new();
