@@ -10,11 +10,11 @@ the judgments are linked, not copied; the output folder is made if absent.
 """
 
 import argparse
-import json
-import os
 import random
 import re
 import string
+
+import beir_queries
 
 
 def typo(word: str, rng: random.Random) -> str:
@@ -36,31 +36,18 @@ def main() -> None:
     parser.add_argument("out", help="the folder to write")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    data = os.path.realpath(args.data)
-    os.makedirs(os.path.join(args.out, "qrels"), exist_ok=True)
-    links = ["corpus.jsonl"] + [os.path.join("qrels", f) for f in os.listdir(os.path.join(data, "qrels"))]
-    for name in links:
-        target = os.path.join(args.out, name)
-        if os.path.lexists(target):
-            os.remove(target)
-        os.symlink(os.path.join(data, name), target)
     rng = random.Random(args.seed)
-    changed = total = 0
-    with open(os.path.join(data, "queries.jsonl"), encoding="utf-8") as source, open(
-        os.path.join(args.out, "queries.jsonl"), "w", encoding="utf-8"
-    ) as out:
-        for line in source:
-            query = json.loads(line)
-            words = query["text"].split(" ")
-            long = [i for i, w in enumerate(words) if re.fullmatch(r"[A-Za-z]{5,}", w)]
-            if long:
-                i = rng.choice(long)
-                words[i] = typo(words[i], rng)
-                changed += 1
-            total += 1
-            query["text"] = " ".join(words)
-            out.write(json.dumps(query) + "\n")
-    print(f"{changed} of {total} queries carry a typo")
+
+    def change(text: str) -> str:
+        words = text.split(" ")
+        long = [i for i, w in enumerate(words) if re.fullmatch(r"[A-Za-z]{5,}", w)]
+        if long:
+            i = rng.choice(long)
+            words[i] = typo(words[i], rng)
+        return " ".join(words)
+
+    changed, total = beir_queries.rewrite(args.data, args.out, change)
+    print(f"{changed} of {total} queries carry a typo (a swap of two equal letters changes nothing)")
 
 
 if __name__ == "__main__":

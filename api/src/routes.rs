@@ -173,13 +173,16 @@ pub(crate) fn limit_exceeded(field: &str, message: String) -> ApiError {
 
 /// Checks the server's bounds (tighter than the engine's own), fills in the candidates a
 /// request did not give, and normalizes the query's whitespace, which neither retriever
-/// distinguishes, so equal requests share a cache entry.
+/// distinguishes, so equal requests share a cache entry. One space is kept at the end of a
+/// query that ended in whitespace when its last word would be `completed` (BM25's
+/// `prefix: last`): it says the word is finished.
 fn bound(
     state: &AppState,
     k: usize,
     candidates: &mut Option<usize>,
     query: &mut Option<String>,
     rerank_depth: Option<usize>,
+    completed: bool,
 ) -> Result<(), ApiError> {
     let limits = &state.settings().limits;
     // Not given: the engine's default depth ([`candidates_for`]) within this server's bound,
@@ -208,7 +211,11 @@ fn bound(
                 format!("at most {} characters on this server, got {chars}", limits.max_query_chars),
             ));
         }
+        let finished = text.ends_with(char::is_whitespace);
         *text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if completed && finished && !text.is_empty() {
+            text.push(' ');
+        }
     }
     if let Some(depth) = rerank_depth.filter(|d| *d == 0 || *d > limits.max_rerank_depth) {
         return Err(out_of("rerank.depth", depth, limits.max_rerank_depth));
@@ -390,7 +397,11 @@ pub(crate) async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
     let depth = request.rerank.as_ref().and_then(|r| r.depth);
-    bound(&state, request.k, &mut request.candidates, &mut request.query, depth)?;
+    let completed = {
+        let base = state.engine().manifest().lexical.bm25;
+        request.bm25.map_or(base, |changes| changes.over(base)).prefix == hyrank_engine::lexical::Prefix::Last
+    };
+    bound(&state, request.k, &mut request.candidates, &mut request.query, depth, completed)?;
     let user = request.user.clone();
     let page = request.page();
     cached(&state, "search", user.as_deref(), page, &request, |engine, request, call| engine.search_in(request, call))
@@ -412,7 +423,7 @@ pub(crate) async fn recommend(
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
     let depth = request.rerank.as_ref().and_then(|r| r.depth);
-    bound(&state, request.k, &mut request.candidates, &mut None, depth)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, depth, false)?;
     let user = request.user.clone();
     let page = request.page();
     cached(&state, "recommend", Some(&user), page, &request, |engine, request, call| engine.recommend_in(request, call))
@@ -488,7 +499,7 @@ pub(crate) async fn similar(
         facets: Vec::new(),
         sort: Vec::new(),
     };
-    bound(&state, request.k, &mut request.candidates, &mut None, None).map_err(ApiError::in_query_string)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, None, false).map_err(ApiError::in_query_string)?;
     let page = request.page();
     // Values that are each fine but not together (`k=5&candidates=4`) are the query string's
     // fault as much as `k=0` is: checked here, as the engine would check them, so they are
@@ -512,7 +523,7 @@ pub(crate) async fn similar_items(
     body: web::Json<Object<SimilarRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut request = body.into_inner().0;
-    bound(&state, request.k, &mut request.candidates, &mut None, None)?;
+    bound(&state, request.k, &mut request.candidates, &mut None, None, false)?;
     let page = request.page();
     cached(&state, "similar", None, page, &request, |engine, request, call| engine.similar_in(request, call)).await
 }

@@ -261,6 +261,7 @@ fn request_value() -> impl Strategy<Value = Value> {
         "k1",
         "b",
         "fuzziness",
+        "prefix",
         "depth",
         "recent",
         "exclude_seen",
@@ -294,6 +295,7 @@ fn request_value() -> impl Strategy<Value = Value> {
             "dbsf",
             "auto",
             "off",
+            "last",
             "u001",
             "PRG-001"
         ])

@@ -33,6 +33,15 @@ async fn hits_carry_the_query_s_words_marked_when_asked() {
     assert!(body["hits"].as_array().unwrap().iter().all(|h| h.get("highlights").is_none()), "{body}");
 }
 
+/// The BM25 terms that explain the first hit, which must be the Kestrel Cirque bivy with
+/// "Kestrel" and "Bivy" marked in its title.
+fn top_kestrel_terms(body: &serde_json::Value) -> Vec<String> {
+    let top = &body["hits"][0];
+    assert_eq!(top["highlights"]["title"], "<em>Kestrel</em> Cirque 2 <em>Bivy</em> Tent", "{body}");
+    let terms = top["explanations"][0]["children"][0]["children"].as_array().unwrap();
+    terms.iter().map(|t| t["label"].as_str().unwrap().to_string()).collect()
+}
+
 /// A word no item holds is read as the catalog's words a typo away ("kestrl" as "kestrel"),
 /// marked and explained as such; `bm25.fuzziness: "off"` reads it as typed.
 #[actix_web::test]
@@ -40,15 +49,8 @@ async fn a_typo_is_read_as_the_word_meant_marked_and_explained() {
     let request = json!({"query": "kestrl bivy", "mode": "bm25", "k": 3, "highlight": true, "explain": true});
     let (status, body) = post("/v1/search", request.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let top = &body["hits"][0];
-    assert_eq!(top["highlights"]["title"], "<em>Kestrel</em> Cirque 2 <em>Bivy</em> Tent", "{body}");
-    let terms: Vec<&str> = top["explanations"][0]["children"][0]["children"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["label"].as_str().unwrap())
-        .collect();
-    assert!(terms.contains(&"kestrel (for \"kestrl\", 1 edit away), product of"), "{terms:?}");
+    let terms = top_kestrel_terms(&body);
+    assert!(terms.iter().any(|t| t == "kestrel (for \"kestrl\", 1 edit away), product of"), "{terms:?}");
     let mut typed = request;
     typed["bm25"] = json!({"fuzziness": "off"});
     let (status, body) = post("/v1/search", typed).await;
@@ -64,6 +66,37 @@ async fn a_typo_is_read_as_the_word_meant_marked_and_explained() {
     let (status, body) = post("/v1/search", json!({"query": "kestrl", "bm25": {"fuzziness": "some"}})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("bm25.fuzziness: unknown variant `some`"), "{body}");
+}
+
+/// Search as you type: `bm25.prefix: "last"` reads the word being typed as the catalog's words
+/// it begins ("kes" finds Kestrel), marked and explained as such; a query ending in a space
+/// reads it as typed; without the option nothing is completed.
+#[actix_web::test]
+async fn the_word_being_typed_is_completed_marked_and_explained() {
+    let request = json!({"query": "bivy kes", "mode": "bm25", "k": 3, "highlight": true, "explain": true,
+                         "bm25": {"prefix": "last"}});
+    let (status, body) = post("/v1/search", request.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let terms = top_kestrel_terms(&body);
+    assert!(terms.iter().any(|t| t == "kestrel (completing \"kes\"), product of"), "{terms:?}");
+    let kestrel = |body: &serde_json::Value| {
+        body["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["highlights"]["title"].as_str().unwrap().contains("<em>Kestrel"))
+    };
+    for typed in [json!({"query": "bivy kes ", "bm25": {"prefix": "last"}}), json!({"query": "bivy kes"})] {
+        let mut typed_request = request.clone();
+        typed_request["query"] = typed["query"].clone();
+        typed_request["bm25"] = typed.get("bm25").cloned().unwrap_or(json!({}));
+        let (status, body) = post("/v1/search", typed_request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(!kestrel(&body), "{typed}: {body}");
+    }
+    let (status, body) = post("/v1/search", json!({"query": "kes", "bm25": {"prefix": "first"}})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("bm25.prefix: unknown variant `first`"), "{body}");
 }
 
 /// A query the model reads none of (every word piece unknown to its vocabulary) has no dense

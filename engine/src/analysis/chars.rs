@@ -11,7 +11,7 @@ use super::{fold_diacritics, Revision};
 
 /// Han, kana or Hangul, including the characters those scripts share (their Unicode script
 /// extensions): the prolonged sound mark ー in コーヒー, the iteration mark 々.
-pub(super) fn is_cjk(c: char) -> bool {
+pub(crate) fn is_cjk(c: char) -> bool {
     // ASCII first: the script tables are a search per character, and most text is ASCII.
     if c.is_ascii() {
         return false;

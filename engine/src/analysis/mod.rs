@@ -94,7 +94,8 @@ mod chars;
 pub(crate) mod fold;
 mod scripts;
 
-use chars::{in_number, is_cjk, is_decimal_digit, is_punctuation_or_invisible, normalize, parts};
+pub(crate) use chars::is_cjk;
+use chars::{in_number, is_decimal_digit, is_punctuation_or_invisible, normalize, parts};
 use scripts::{bigrams, is_complex_context_segment, push_words, ZERO_WIDTH_SPACE};
 
 pub use fold::{fold_diacritics, FoldAndStem, FoldDiacritics, FoldingStream, FoldingTokenizer, Spelling};

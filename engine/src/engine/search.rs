@@ -91,9 +91,9 @@ impl Engine {
         let plan = plan.filter(|_| !unread);
         let cf_query_unread = request.mode == crate::request::Mode::Cf && has_query && plan.is_none();
         let rerank = plan.zip(query).map(|(plan, query)| (plan, query, query_states));
-        let fuzziness = self.bm25_params(request).fuzziness;
+        let params = self.bm25_params(request);
         let highlighter =
-            query.filter(|_| request.highlight).map(|q| self.lexical.highlighter_with(q, fuzziness)).transpose()?;
+            query.filter(|_| request.highlight).map(|q| self.lexical.highlighter_with(q, params)).transpose()?;
         let (mut hits, cut) = self.finish(&fused, request.page(), rerank, highlighter.as_ref(), call, &mut timings)?;
         if let Some(highlighter) = &highlighter {
             timings.highlight_ms = highlighter.spent().as_secs_f64() * 1e3;
@@ -174,8 +174,19 @@ impl Engine {
         trained.score(query, &texts)
     }
 
-    /// BM25's parameters for `request`: the generation's, with the request's changes.
+    /// BM25's parameters for `request`: the generation's, with the request's changes. A query
+    /// that ends in whitespace has no word being typed: its last word is not completed (the
+    /// query the engine reads is trimmed, `crate::request::query_text`).
     fn bm25_params(&self, request: &SearchRequest) -> crate::lexical::Bm25Params {
+        let mut params = self.requested_bm25(request);
+        if request.query.as_deref().is_some_and(|q| q.ends_with(char::is_whitespace)) {
+            params.prefix = crate::lexical::Prefix::Off;
+        }
+        params
+    }
+
+    /// The generation's BM25 parameters with `request`'s changes, as asked.
+    fn requested_bm25(&self, request: &SearchRequest) -> crate::lexical::Bm25Params {
         let base = self.lexical.settings().bm25;
         request.bm25.map_or(base, |changes| changes.over(base))
     }
@@ -194,7 +205,7 @@ impl Engine {
         timings: &mut Timings,
     ) -> Result<FirstStage<'a>> {
         // Checked whatever the mode, so that `explain` never turns a served request into a 400.
-        self.lexical.check(self.bm25_params(request))?;
+        self.lexical.check(self.requested_bm25(request))?;
         let query = crate::request::query_text(request.query.as_deref());
         let kinds = request.mode.retrievers(query.is_some(), request.user.is_some(), self.cf.is_some())?;
         // An id no user can have is refused whether or not CF would look the user up.

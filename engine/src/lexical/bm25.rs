@@ -6,7 +6,8 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::Term;
 
 use super::fuzzy::Fuzziness;
-use super::terms::Fuzzy;
+use super::prefix::Prefix;
+use super::terms::{Fuzzy, Reading};
 use super::{LexicalIndex, IDX};
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
@@ -36,6 +37,10 @@ pub struct Bm25Params {
     /// ([`super::fuzzy`]); absent in manifests from before it was a setting: the default.
     #[serde(default)]
     pub fuzziness: Fuzziness,
+    /// Whether the query's last word, while it is being typed, is also read as the words it
+    /// begins ([`super::prefix`]); off unless a request asks.
+    #[serde(default)]
+    pub prefix: Prefix,
 }
 
 /// How BM25 scores an item with several text fields (its title, its text and the catalog
@@ -90,6 +95,11 @@ pub struct Bm25Overrides {
     /// from 5 characters, two from 9) or `off`.
     #[serde(default, deserialize_with = "crate::json::optional_name_only")]
     pub fuzziness: Option<Fuzziness>,
+    /// Search as you type: `last` (the query's last word, unless the query ends in a space or
+    /// a punctuation mark, also finds the words it begins, from 2 characters; a generation
+    /// built before 2026-12-07 refuses it) or `off`.
+    #[serde(default, deserialize_with = "crate::json::optional_name_only")]
+    pub prefix: Option<Prefix>,
 }
 
 impl Bm25Overrides {
@@ -101,6 +111,7 @@ impl Bm25Overrides {
             title_b: self.title_b.or(base.title_b),
             fields: self.fields.unwrap_or(base.fields),
             fuzziness: self.fuzziness.unwrap_or(base.fuzziness),
+            prefix: self.prefix.unwrap_or(base.prefix),
         }
     }
 }
@@ -110,8 +121,14 @@ impl Bm25Params {
     /// defaults: still the default (SciFact train could not tell them from any other setting
     /// by more than 0.003 nDCG@10, docs/EVAL.md).
     /// Words are looked up as typed, as tantivy does.
-    pub const TANTIVY: Bm25Params =
-        Bm25Params { k1: 1.2, b: 0.75, title_b: None, fields: FieldCombination::Sum, fuzziness: Fuzziness::Off };
+    pub const TANTIVY: Bm25Params = Bm25Params {
+        k1: 1.2,
+        b: 0.75,
+        title_b: None,
+        fields: FieldCombination::Sum,
+        fuzziness: Fuzziness::Off,
+        prefix: Prefix::Off,
+    };
 
     pub(super) fn tantivy() -> Self {
         Self::TANTIVY
@@ -156,8 +173,14 @@ pub const MAX_K1: f32 = 100.0;
 
 /// The default for new generations: Lucene's k1 and b (a grid on SciFact train found nothing
 /// better by more than 0.001 nDCG@10), fields combined by BM25F (docs/EVAL.md).
-const DEFAULT_BM25: Bm25Params =
-    Bm25Params { k1: 1.2, b: 0.75, title_b: None, fields: FieldCombination::Bm25f, fuzziness: Fuzziness::Auto };
+const DEFAULT_BM25: Bm25Params = Bm25Params {
+    k1: 1.2,
+    b: 0.75,
+    title_b: None,
+    fields: FieldCombination::Bm25f,
+    fuzziness: Fuzziness::Auto,
+    prefix: Prefix::Off,
+};
 
 /// One item's BM25 score and, when explained, its parts.
 #[derive(Debug, Clone, Default)]
@@ -225,11 +248,15 @@ impl LexicalIndex {
     ///
     /// # Errors
     /// Parameters out of range ([`Bm25Params::check`]), or BM25F asked of an index whose
-    /// fields (title, text, catalog fields) were not all analysed alike.
+    /// fields (title, text, catalog fields) were not all analysed alike; [`Error::Unavailable`]
+    /// for a prefix asked of a generation built before it kept its words.
     pub fn check(&self, params: Bm25Params) -> Result<()> {
         params.check()?;
         if self.groups.len() > 1 && params.fields == FieldCombination::Bm25f {
             return Err(Error::invalid("bm25.fields", super::analyzers::BM25F_NEEDS_ONE_ANALYSIS));
+        }
+        if params.prefix == Prefix::Last {
+            self.words_field()?;
         }
         Ok(())
     }
@@ -276,7 +303,7 @@ impl LexicalIndex {
         let built = u32::try_from(searcher.num_docs()).unwrap_or(u32::MAX);
         let hidden = self.hidden_in(&segments, built, &live)?;
         let visible = self.visible(&segments, &live, hidden.as_deref());
-        let tokens = self.query_terms(text, params.fuzziness, &visible)?;
+        let tokens = self.query_terms(text, params, &visible)?;
         // A number that depends on its word's letters is scored after every other term, when
         // the items holding them are known: each word with such a number gets a bit of
         // `ScoreParts::held` (a mask, not a list per item, which slowed long queries: docs/EVAL.md).
@@ -564,10 +591,11 @@ impl LexicalIndex {
         // A term read for a word no item holds says what was typed, and scales by its boost.
         let typo = |t: &TermPart| match &t.fuzzy {
             None => (String::new(), None),
-            Some(f) => (
-                format!(" (for {:?}, {} edit{} away)", f.typed, f.edits, if f.edits == 1 { "" } else { "s" }),
+            Some(f @ Fuzzy { reading: Reading::Typo { edits }, .. }) => (
+                format!(" (for {:?}, {edits} edit{} away)", f.typed, if *edits == 1 { "" } else { "s" }),
                 Some(Explanation::leaf("fuzzy boost, 1 - edits / min(length typed, length found)", f64::from(f.boost))),
             ),
+            Some(f @ Fuzzy { reading: Reading::Completion, .. }) => (format!(" (completing {:?})", f.typed), None),
         };
         let children = parts
             .terms

@@ -34,7 +34,7 @@ use tantivy_fst::Automaton;
 use super::hidden::HiddenDocs;
 use super::live::LiveRows;
 use super::schema::Fields;
-use super::terms::Fuzzy;
+use super::terms::{Fuzzy, Reading};
 use super::QueryTerm;
 use crate::error::{Error, Result};
 
@@ -133,21 +133,27 @@ impl super::LexicalIndex {
 impl super::LexicalIndex {
     /// The query's terms as BM25 reads them, each with the mask of fields it is looked up in:
     /// read once per analysis group, in the groups' order, with the terms the words no visible
-    /// item holds are read as ([`expand`]). The scorer and the highlighter both read this.
+    /// item holds are read as ([`expand`]) and, under `prefix`, the words the last word begins
+    /// (`super::prefix`). The scorer and the highlighter both read this.
     ///
     /// # Errors
-    /// A failing read of the index's terms or postings.
+    /// A failing read of the index's terms or postings; `prefix` on a generation without its
+    /// words.
     pub(super) fn query_terms(
         &self,
         text: &str,
-        fuzziness: Fuzziness,
+        params: super::Bm25Params,
         visible: &Visible<'_>,
     ) -> Result<Vec<(QueryTerm, u64)>> {
         let mut tokens = Vec::new();
         for group in &self.groups {
             tokens.extend(self.terms_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
         }
-        expand(tokens, fuzziness, visible)
+        let tokens = expand(tokens, params.fuzziness, visible)?;
+        match params.prefix {
+            super::Prefix::Off => Ok(tokens),
+            super::Prefix::Last => self.complete(text, tokens, visible),
+        }
     }
 }
 
@@ -341,7 +347,7 @@ fn expand(tokens: Vec<(QueryTerm, u64)>, fuzziness: Fuzziness, visible: &Visible
         for (expansion, typed) in near {
             let fuzzy = Fuzzy {
                 typed: typed.to_string(),
-                edits: expansion.edits,
+                reading: Reading::Typo { edits: expansion.edits },
                 boost: boost(expansion.edits, typed, &expansion.text),
                 blended_n: blended,
             };

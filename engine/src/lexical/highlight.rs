@@ -103,15 +103,17 @@ impl LexicalIndex {
     /// A field's analyzer missing from the index (a generation opened without it is refused
     /// earlier), or a failing index read.
     pub fn highlighter(&self, query: &str) -> Result<Highlighter> {
-        self.highlighter_with(query, self.settings.bm25.fuzziness)
+        self.highlighter_with(query, self.settings.bm25)
     }
 
-    /// [`LexicalIndex::highlighter`] under a request's typo tolerance: the terms a word no item
-    /// holds was read as (`super::fuzzy`) are marked as BM25 matched them.
+    /// [`LexicalIndex::highlighter`] under a request's BM25 parameters: the terms a word no
+    /// item holds was read as (`super::fuzzy`), and those the last word was completed to
+    /// (`super::prefix`), are marked as BM25 matched them.
     ///
     /// # Errors
-    /// As [`LexicalIndex::highlighter`].
-    pub fn highlighter_with(&self, query: &str, fuzziness: super::Fuzziness) -> Result<Highlighter> {
+    /// As [`LexicalIndex::highlighter`]; a prefix on a generation without its words.
+    pub fn highlighter_with(&self, query: &str, params: super::Bm25Params) -> Result<Highlighter> {
+        let fuzziness = params.fuzziness;
         let start = Instant::now();
         let searcher = self.reader.searcher();
         let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
@@ -123,7 +125,7 @@ impl LexicalIndex {
         let visible = self.visible(&segments, &live, hidden.as_deref());
         // The query's terms as the scorer reads them (typos expanded alike); a field's are
         // those looked up in it.
-        let read = self.query_terms(query, fuzziness, &visible)?;
+        let read = self.query_terms(query, params, &visible)?;
         let read = |field: Field| -> Result<Vec<super::QueryTerm>> {
             let bit = self.fields.searched.iter().position(|s| s.field == field).map_or(0, |f| 1u64 << f);
             Ok(read.iter().filter(|(_, mask)| mask & bit != 0).map(|(t, _)| t.clone()).collect())
@@ -337,8 +339,23 @@ mod tests {
         let marked = lexical.highlighter("sleping bag").unwrap().highlight(&items[0]);
         assert_eq!(marked.title.as_deref(), Some("<em>Sleeping</em> <em>bag</em>"));
         assert_eq!(marked.text.as_deref(), Some("Warm down, for <em>sleeping</em> out."));
-        let typed = lexical.highlighter_with("sleping bag", super::super::Fuzziness::Off).unwrap().highlight(&items[0]);
+        let off = super::super::Bm25Params { fuzziness: super::super::Fuzziness::Off, ..Default::default() };
+        let typed = lexical.highlighter_with("sleping bag", off).unwrap().highlight(&items[0]);
         assert_eq!(typed.title.as_deref(), Some("Sleeping <em>bag</em>"));
+    }
+
+    /// A word being typed marks the words it was completed to, under `prefix` only.
+    #[test]
+    fn a_beginning_marks_the_words_it_completes_to() {
+        let items = [item("Hiking boots", "For long hikes.")];
+        let dir = tempfile::tempdir().unwrap();
+        let lexical = index(dir.path(), LexicalSettings::default(), &items);
+        let last = super::super::Bm25Params { prefix: super::super::Prefix::Last, ..Default::default() };
+        let marked = lexical.highlighter_with("boots hik", last).unwrap().highlight(&items[0]);
+        assert_eq!(marked.title.as_deref(), Some("<em>Hiking</em> <em>boots</em>"));
+        assert_eq!(marked.text.as_deref(), Some("For long <em>hikes</em>."), "the stem hiking is read as");
+        let typed = lexical.highlighter("boots hik").unwrap().highlight(&items[0]);
+        assert_eq!(typed.title.as_deref(), Some("Hiking <em>boots</em>"));
     }
 
     /// Words are marked as BM25 matches them, in every language the analyzer reads, and the

@@ -41,6 +41,9 @@ pub(super) struct LiveRows {
     holding: Vec<u64>,
     /// The document of each row.
     doc_of: HashMap<u32, DocId>,
+    /// Each word of the searched fields, unstemmed (`super::schema::Fields::words`), with how
+    /// many rows hold it: what a word's beginning is completed from (`super::prefix`).
+    words: HashMap<String, usize>,
 }
 
 /// One item's analysis in one searched field.
@@ -102,8 +105,17 @@ impl LiveRows {
         self.postings.get(f).and_then(|terms| terms.get(term)).map_or(&[], Vec::as_slice)
     }
 
-    /// Appends `row`, analysed into `fields` (one per searched field).
-    fn push(&mut self, row: u32, fields: Vec<FieldTerms>) {
+    /// Each word of the live rows (unstemmed) with how many rows hold it, in no order.
+    pub fn words(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.words.iter().map(|(word, &rows)| (word.as_str(), rows))
+    }
+
+    /// Appends `row`, analysed into `fields` (one per searched field), holding `words`
+    /// (distinct).
+    fn push(&mut self, row: u32, fields: Vec<FieldTerms>, words: Vec<String>) {
+        for word in words {
+            *self.words.entry(word).or_default() += 1;
+        }
         if self.postings.is_empty() {
             self.postings = (0..fields.len()).map(|_| HashMap::new()).collect();
             self.total_tokens = vec![0; fields.len()];
@@ -138,13 +150,13 @@ impl LexicalIndex {
         // Analysed before the lock, which searches wait on.
         let analysed = items
             .into_iter()
-            .map(|(idx, item)| Ok((idx, self.analyse(idx, item, true)?)))
+            .map(|(idx, item)| Ok((idx, self.analyse(idx, item, true)?, self.words_of(item)?)))
             .collect::<Result<Vec<_>>>()?;
         let analysed_in = start.elapsed();
         let mut live = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = analysed.len();
-        for (idx, fields) in analysed {
-            live.push(idx, fields);
+        for (idx, fields, words) in analysed {
+            live.push(idx, fields, words);
         }
         tracing::debug!(
             items = count,
@@ -191,6 +203,29 @@ impl LexicalIndex {
             fields.push(field);
         }
         Ok(fields)
+    }
+}
+
+impl LexicalIndex {
+    /// The distinct words of `item`'s searched fields as [`super::schema::Fields::words`]
+    /// holds them; none for a generation without that field.
+    ///
+    /// # Errors
+    /// The words field's analyzer unknown to the index.
+    fn words_of(&self, item: &Item) -> Result<Vec<String>> {
+        let Some(field) = self.fields.words else { return Ok(Vec::new()) };
+        let mut analyzer = self.index.tokenizer_for_field(field)?;
+        let mut words = std::collections::HashSet::new();
+        for text in super::schema::texts(&self.fields, item) {
+            let mut stream = analyzer.token_stream(&text);
+            while stream.advance() {
+                let token = &stream.token().text;
+                if token.len() <= MAX_TOKEN_LEN && !words.contains(token.as_str()) {
+                    words.insert(token.clone());
+                }
+            }
+        }
+        Ok(words.into_iter().collect())
     }
 }
 

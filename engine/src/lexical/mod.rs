@@ -23,6 +23,7 @@ mod hidden;
 mod highlight;
 mod language;
 mod live;
+mod prefix;
 mod reference;
 #[cfg(test)]
 use reference::agrees_with_tantivy;
@@ -36,6 +37,7 @@ pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
 pub use fuzzy::{Fuzziness, MAX_EXPANSIONS};
 pub(crate) use hidden::{covers, HiddenVersion};
 pub use highlight::{Highlighter, Highlights, FRAGMENT_BYTES};
+pub use prefix::{Prefix, MIN_PREFIX_CHARS};
 pub use schema::SearchField;
 use schema::{AnalysisGroup, Fields, IDX};
 use terms::QueryTerm;

@@ -2,6 +2,7 @@
 //! (a brand, tags), each with its analyzer in tantivy's schema; and how an item becomes a
 //! document of them.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions};
@@ -58,6 +59,11 @@ pub(super) struct Fields {
     pub idx: Field,
     /// The title, the text, then the searched catalog fields in the settings' order.
     pub searched: Vec<Searched>,
+    /// Every searched field's words, folded as the text's analysis folds them but not stemmed
+    /// and no stop word dropped, with document frequencies and no positions: the vocabulary a
+    /// word's beginning is completed from (`super::prefix`). Absent in generations built before
+    /// 2026-12-07.
+    pub words: Option<Field>,
 }
 
 impl Fields {
@@ -96,6 +102,9 @@ pub(super) fn groups(fields: &Fields, names: &[String]) -> Vec<AnalysisGroup> {
     }
     groups.into_iter().map(|(_, group)| group).collect()
 }
+
+/// The words field's name in the schema ([`Fields::words`]).
+const WORDS: &str = "words";
 
 /// The name of the analyzer `settings` index a field of `analysis` with, under `revision`.
 fn analyzer_name(settings: &LexicalSettings, analysis: FieldAnalysis, revision: Revision) -> String {
@@ -147,7 +156,18 @@ pub(super) fn schema(settings: &LexicalSettings, revision: Revision) -> (Schema,
         let field = builder.add_text_field(&format!("{FIELD_PREFIX}{}", wanted.name), options());
         searched.push(Searched { field, name: wanted.name.clone(), boost: wanted.boost, title: false });
     }
-    (builder.build(), Fields { idx, searched })
+    // The text's language folds the words (German "ae" for "ä", Turkish casing); a field
+    // analysed in another language completes by the text's folding, a known limit.
+    let plain = FieldAnalysis { stemming: false, stop_words: false, ..settings.analysis_of(false) };
+    let words = builder.add_text_field(
+        WORDS,
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(&analyzer_name(settings, plain, revision))
+                .set_index_option(IndexRecordOption::Basic),
+        ),
+    );
+    (builder.build(), Fields { idx, searched, words: Some(words) })
 }
 
 /// The fields of an index on disk, for `settings`: every searched catalog field the settings
@@ -173,7 +193,7 @@ pub(super) fn fields_of(schema: &Schema, settings: &LexicalSettings, dir: &Path)
             settings.search_fields.len()
         )));
     }
-    Ok(Fields { idx: field(IDX)?, searched })
+    Ok(Fields { idx: field(IDX)?, searched, words: schema.get_field(WORDS).ok() })
 }
 
 /// `item` (at catalog index `idx`) as a document of `fields`: a list field's strings are each
@@ -187,14 +207,34 @@ pub(super) fn document(fields: &Fields, idx: u32, item: &Item) -> TantivyDocumen
     doc.add_text(fields.title(), &item.title);
     doc.add_text(fields.text(), &item.text);
     for searched in fields.catalog() {
-        match item.fields.get(&searched.name) {
-            None => {}
-            Some(FieldValue::Text(value)) => doc.add_text(searched.field, value),
-            Some(FieldValue::List(values)) => values.iter().for_each(|value| doc.add_text(searched.field, value)),
-            Some(FieldValue::Number(n)) => doc.add_text(searched.field, format!("{n}")),
+        for value in values(item, searched) {
+            doc.add_text(searched.field, value);
+        }
+    }
+    if let Some(words) = fields.words {
+        for text in texts(fields, item) {
+            doc.add_text(words, text);
         }
     }
     doc
+}
+
+/// The values of `item`'s catalog field `searched`, as BM25 indexes them: a list's strings one
+/// by one, a number as its text.
+fn values<'a>(item: &'a Item, searched: &Searched) -> Vec<Cow<'a, str>> {
+    match item.fields.get(&searched.name) {
+        None => Vec::new(),
+        Some(FieldValue::Text(value)) => vec![Cow::Borrowed(value.as_str())],
+        Some(FieldValue::List(values)) => values.iter().map(|v| Cow::Borrowed(v.as_str())).collect(),
+        Some(FieldValue::Number(n)) => vec![Cow::Owned(format!("{n}"))],
+    }
+}
+
+/// Every text of `item` BM25 searches (the title, the text, each searched catalog field's
+/// values): what [`Fields::words`] holds.
+pub(super) fn texts<'a>(fields: &'a Fields, item: &'a Item) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+    let own = [Cow::Borrowed(item.title.as_str()), Cow::Borrowed(item.text.as_str())];
+    own.into_iter().chain(fields.catalog().iter().flat_map(move |searched| values(item, searched)))
 }
 
 #[cfg(test)]

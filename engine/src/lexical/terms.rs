@@ -43,17 +43,28 @@ pub(super) struct QueryTerm {
     pub fuzzy: Option<Fuzzy>,
 }
 
-/// What a typo-tolerant term stands in for ([`QueryTerm::fuzzy`]).
+/// What a term read for a query word stands in for ([`QueryTerm::fuzzy`]): a typo
+/// (`super::fuzzy`) or the beginning of a word (`super::prefix`).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Fuzzy {
-    /// The query's term as analysed.
+    /// The query's term as analysed (for a beginning, folded and not stemmed).
     pub typed: String,
-    pub edits: u8,
-    /// The factor on its BM25 score, `super::fuzzy::boost`.
+    /// How it was reached from what was typed.
+    pub reading: Reading,
+    /// The factor on its BM25 score: `super::fuzzy::boost` for a typo, 1 for a completion.
     pub boost: f32,
     /// The document frequency its idf is computed with at least: the most common of its
     /// word's readings' (Lucene's blended frequency).
     pub blended_n: u64,
+}
+
+/// How a [`Fuzzy`] term was reached from what was typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reading {
+    /// A word of the index this many edits away.
+    Typo { edits: u8 },
+    /// The stem of a word of the catalog that begins with what was typed.
+    Completion,
 }
 
 impl QueryTerm {
@@ -67,7 +78,7 @@ impl QueryTerm {
 
 /// Whether an analysed term is a number: decimal digits, with the separators the analyzer
 /// keeps inside one ("2.5", "1,000"; it writes every script's digits as ASCII).
-fn is_number(term: &str) -> bool {
+pub(super) fn is_number(term: &str) -> bool {
     term.chars().any(|c| c.is_ascii_digit()) && term.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
 }
 
@@ -113,7 +124,7 @@ pub(super) fn read(query: &str, tokens: &[Token]) -> Vec<QueryTerm> {
 }
 
 /// The query's unspaced words, each with its byte offset: what [`QueryTerm::word`] counts.
-fn words(query: &str) -> impl Iterator<Item = (usize, &str)> {
+pub(super) fn words(query: &str) -> impl Iterator<Item = (usize, &str)> {
     query.split_whitespace().map(move |word| (word.as_ptr() as usize - query.as_ptr() as usize, word))
 }
 

@@ -158,7 +158,7 @@ pub(crate) struct EvalSearchArgs {
     /// hybrid-linear-floor, hybrid-dbsf, hybrid-rrf-rerank; each may take overrides after '+': bm25=W, dense=W (fusion weights),
     /// k=K (RRF constant), candidates=N, rerank=DEPTH or rerank=off, reranker=trained|late
     /// (default: the generation's trained reranker when it has one), and BM25's k1=K1, b=B,
-    /// title_b=B, fields=bm25f|sum and fuzziness=auto|off (typo tolerance) for this run. A rerank DEPTH or candidates=N below
+    /// title_b=B, fields=bm25f|sum, fuzziness=auto|off (typo tolerance) and prefix=last|off (the last word completed, search as you type) for this run. A rerank DEPTH or candidates=N below
     /// --depth runs at --depth (warned): every hit kept is returned, so reranked. Examples:
     /// hybrid-linear+bm25=0.3+dense=0.7, default+rerank=off, bm25+k1=0.9+b=0.4,
     /// default+reranker=trained+rerank=50 with --depth 50

@@ -8,7 +8,7 @@ use clap::Args;
 use hyrank_engine::cf::{AlsSettings, EaseSettings};
 use hyrank_engine::dense::HnswSettings;
 use hyrank_engine::lexical::{
-    Analyzer, Bm25Params, FieldAnalysis, FieldCombination, Fuzziness, Language, LexicalSettings, SearchField,
+    Analyzer, Bm25Params, FieldAnalysis, FieldCombination, Fuzziness, Language, LexicalSettings, Prefix, SearchField,
 };
 use hyrank_indexer::cf_choice::{CfChoiceSettings, CfModelChoice, CfValidation};
 use hyrank_indexer::{IndexSettings, OnError};
@@ -393,6 +393,8 @@ impl IndexArgs {
             title_b: self.bm25_title_b,
             fields: self.bm25_fields.into(),
             fuzziness: self.bm25_fuzziness.into(),
+            // A request's choice (search as you type), not the generation's.
+            prefix: Prefix::Off,
         };
         bm25.check().context("--bm25-k1/--bm25-b/--bm25-title-b")?;
         anyhow::ensure!(

@@ -2,7 +2,7 @@
 //! `+`, and which overrides a run would not apply.
 
 use hyrank_engine::fusion::Fusion;
-use hyrank_engine::lexical::{Bm25Overrides, Bm25Params, FieldCombination, Fuzziness};
+use hyrank_engine::lexical::{Bm25Overrides, Bm25Params, FieldCombination, Fuzziness, Prefix};
 use hyrank_engine::request::{candidates_for, RerankOptions, RerankerKind, SearchRequest, Weights};
 use hyrank_engine::Mode;
 
@@ -34,8 +34,8 @@ pub const PRESETS: [&str; 8] = [
 ];
 
 /// Parameters a configuration may override after `+`.
-pub const PARAMETERS: [&str; 11] =
-    ["bm25", "dense", "k", "candidates", "rerank", "reranker", "k1", "b", "title_b", "fields", "fuzziness"];
+pub const PARAMETERS: [&str; 12] =
+    ["bm25", "dense", "k", "candidates", "rerank", "reranker", "k1", "b", "title_b", "fields", "fuzziness", "prefix"];
 
 impl Config {
     /// A preset by name: `default` (exactly what a search request with no options gets, its
@@ -133,6 +133,13 @@ impl Config {
                         _ => return Err(format!("{spec:?}: fuzziness must be auto or off, got {value:?}")),
                     })
                 }
+                "prefix" => {
+                    config.bm25.prefix = Some(match value {
+                        "last" => Prefix::Last,
+                        "off" => Prefix::Off,
+                        _ => return Err(format!("{spec:?}: prefix must be last or off, got {value:?}")),
+                    })
+                }
                 "rerank" if value == "off" => config.rerank = Some(RerankOptions::off()),
                 "rerank" => {
                     let reranker = config.rerank.as_ref().and_then(|r| r.reranker);
@@ -204,8 +211,8 @@ impl Config {
     /// The name, the override and why, as `--configs` reports it.
     pub(super) fn moot(&self, unranked: bool) -> std::result::Result<(), String> {
         let moot: &[&str] = match (self.mode, unranked) {
-            (Mode::Dense, true) => &["bm25", "dense", "k", "k1", "b", "title_b", "fields", "fuzziness"],
-            (Mode::Dense, false) => &["k1", "b", "title_b", "fields", "fuzziness"],
+            (Mode::Dense, true) => &["bm25", "dense", "k", "k1", "b", "title_b", "fields", "fuzziness", "prefix"],
+            (Mode::Dense, false) => &["k1", "b", "title_b", "fields", "fuzziness", "prefix"],
             (Mode::Bm25, true) => &["bm25", "dense", "k"],
             _ => &[],
         };
@@ -236,7 +243,8 @@ mod tests {
         let rrf = Config::parse("hybrid-rrf+k=20+rerank=50").unwrap();
         assert_eq!(rrf.fusion, Fusion::Rrf { k: 20.0 });
         assert_eq!(rrf.rerank.map(|r| r.depth), Some(Some(50)));
-        let bm25 = Config::parse("bm25+k1=0.9+b=0.4+title_b=0+fields=sum+fuzziness=off").unwrap().bm25;
+        let bm25 = Config::parse("bm25+k1=0.9+b=0.4+title_b=0+fields=sum+fuzziness=off+prefix=last").unwrap().bm25;
+        assert_eq!(bm25.prefix, Some(Prefix::Last));
         assert_eq!((bm25.k1, bm25.b, bm25.title_b), (Some(0.9), Some(0.4), Some(0.0)));
         assert_eq!((bm25.fields, bm25.fuzziness), (Some(FieldCombination::Sum), Some(Fuzziness::Off)));
         // What a single retriever's list can be changed by: its depth and a reranker.
@@ -296,6 +304,7 @@ mod tests {
             ("hybrid-rrf+k=1e7", "\"hybrid-rrf+k=1e7\": invalid fusion.k: 1e7 is not an RRF constant"),
             ("bm25+k1=101", "invalid bm25.k1"),
             ("bm25+fuzziness=some", "fuzziness must be auto or off"),
+            ("bm25+prefix=first", "prefix must be last or off"),
             ("bm25+b=1.5", "invalid bm25.b: 1.5 is not between 0 and 1"),
             ("default+title_b=2", "invalid bm25.title_b"),
             ("default+rerank=100000", "invalid rerank.depth"),

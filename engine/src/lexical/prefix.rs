@@ -1,0 +1,294 @@
+//! Search as you type: the query's last word, while it is still being typed, also read as the
+//! beginning of the catalog's words ("hik" finds "hiking boots", "sleeping ba" finds
+//! "sleeping bag"), as Meilisearch and Typesense read a query's last word, and Elasticsearch's
+//! `match_bool_prefix` its last term.
+//!
+//! The index holds stems, and a word's beginning is often no beginning of its stem ("hikin"
+//! of "hike", the stem of "hiking"), so completions come from a vocabulary of the words
+//! themselves: the `words` field of the schema (`super::schema::Fields::words`; folded, not
+//! stemmed, with document frequencies and no positions; the live rows keep theirs in memory).
+//! The last word's beginning (folded as the catalog folds, e.g. "Hík" is "hik") is looked up
+//! there; its completions, at most [`MAX_EXPANSIONS`], the most common first, are read by each
+//! field's analysis (stemmed) and stand at the word's position as alternatives, an item
+//! scoring the best (as for a word's stems and its typos, `super::terms`). A completion counts
+//! as the word would, unscaled, as Elasticsearch's `match_bool_prefix` counts its prefix
+//! clause: scaling each by the share of its word typed (`typed / length`, so that "tent" would
+//! rank the tents above the tentative) lost 0.005–0.008 nDCG@10 on SciFact train's half- and
+//! fifth-typed queries and gained nothing on finished words (docs/EVAL.md). All completions
+//! are scored with the document frequency of the most common one, as `super::fuzzy` blends a
+//! typo's readings: by its own idf a rare completion would outrank the common word most likely
+//! meant. The typed word's own reading keeps its own frequency.
+//!
+//! A word is being typed when the query does not end in a space and its last character is one
+//! of the word's (a query ending "hik." or "hik " reads "hik" as typed). Never completed: a
+//! beginning under [`MIN_PREFIX_CHARS`] characters (one letter begins a tenth of a catalog's
+//! words), a number ("20" is no beginning of "2024" a shopper means), and CJK text (already
+//! read as overlapping pairs of characters, each a term).
+
+use std::collections::HashMap;
+
+use tantivy::tokenizer::TokenStream;
+
+use super::fuzzy::Visible;
+use super::terms::{self, Fuzzy, QueryTerm, Reading};
+use super::MAX_EXPANSIONS;
+use crate::error::{Error, Result};
+
+/// Whether BM25 reads the query's last word, while it is being typed, as the beginning of the
+/// catalog's words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Prefix {
+    /// Every word is read as typed (and as its typos, under `fuzziness`).
+    #[default]
+    Off,
+    /// The last word, unless the query ends in a space or a punctuation mark, is also read as
+    /// the catalog's words it begins (from 2 characters; the 50 most common).
+    Last,
+}
+
+/// The fewest characters a beginning must have to be completed.
+pub const MIN_PREFIX_CHARS: usize = 2;
+
+impl super::LexicalIndex {
+    /// `tokens` (the query's terms, as [`super::LexicalIndex::query_terms`] reads them) with,
+    /// at the last word's position in each analysis group, the stems of the catalog's words
+    /// its beginning completes to (see the module's docs).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] for a generation built before it kept its words (rebuilding it
+    /// adds them); a failing read of the index's terms.
+    pub(super) fn complete(
+        &self,
+        text: &str,
+        tokens: Vec<(QueryTerm, u64)>,
+        visible: &Visible<'_>,
+    ) -> Result<Vec<(QueryTerm, u64)>> {
+        let field = self.words_field()?;
+        let Some((last, typed)) = self.beginning(field, text)? else { return Ok(tokens) };
+        let completions = self.completions(field, &typed, visible)?;
+        if completions.is_empty() {
+            return Ok(tokens);
+        }
+        let blended = completions.iter().map(|c| c.1).max().unwrap_or(0);
+        let mut out = Vec::with_capacity(tokens.len() + completions.len());
+        let mut start = 0;
+        for group in &self.groups {
+            // The group's reading of the query (the groups' readings follow one another).
+            let end = start + tokens[start..].iter().take_while(|t| t.1 == group.fields).count();
+            let reading = &tokens[start..end];
+            // The last word's place in it, and where its alternatives end; a word the group's
+            // analysis drops (a stop word) gets a place after the others.
+            let (position, insert) = match reading.iter().rposition(|(t, _)| t.word == last && !t.dependent) {
+                Some(k) => {
+                    let at = reading[k].0.position;
+                    let run = reading[k + 1..].iter().take_while(|(t, _)| t.position == at && !t.dependent).count();
+                    (at, k + 1 + run)
+                }
+                None => (reading.iter().map(|(t, _)| t.position + 1).max().unwrap_or(0), reading.len()),
+            };
+            let read: Vec<&str> =
+                reading.iter().filter(|(t, _)| t.position == position).map(|(t, _)| t.text.as_str()).collect();
+            // Each stem a completion is read as, once, in the completions' order.
+            let mut stems: Vec<String> = Vec::new();
+            for (word, _) in &completions {
+                let terms = self.terms_of(group.analyser, word)?;
+                let Some(first) = terms.first().map(|t| t.position) else { continue };
+                for term in terms.into_iter().filter(|t| t.position == first && !t.dependent) {
+                    if !read.contains(&term.text.as_str()) && !stems.contains(&term.text) {
+                        stems.push(term.text);
+                    }
+                }
+            }
+            out.extend_from_slice(&reading[..insert]);
+            out.extend(stems.into_iter().map(|text| {
+                let fuzzy =
+                    Fuzzy { typed: typed.clone(), reading: Reading::Completion, boost: 1.0, blended_n: blended };
+                let term =
+                    QueryTerm { text, word: last, lettered: true, dependent: false, position, fuzzy: Some(fuzzy) };
+                (term, group.fields)
+            }));
+            out.extend_from_slice(&reading[insert..]);
+            start = end;
+        }
+        out.extend_from_slice(&tokens[start..]);
+        Ok(out)
+    }
+
+    /// The field of the catalog's words ([`super::schema::Fields::words`]).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] for a generation built before it kept them.
+    pub(super) fn words_field(&self) -> Result<tantivy::schema::Field> {
+        self.fields.words.ok_or_else(|| Error::Unavailable {
+            what: "bm25.prefix".into(),
+            reason: "this generation was built before hyrank kept a list of its words (2026-12-07); rebuild it \
+                     with `hyrank index` to complete words as they are typed"
+                .into(),
+        })
+    }
+
+    /// The query's last word and its beginning as the words field holds words, if it is being
+    /// typed and may be completed (see the module's docs).
+    fn beginning(&self, field: tantivy::schema::Field, text: &str) -> Result<Option<(u32, String)>> {
+        if text.ends_with(char::is_whitespace) {
+            return Ok(None);
+        }
+        let Some((last, (_, word))) = terms::words(text).enumerate().last() else { return Ok(None) };
+        let mut analyzer = self.index.tokenizer_for_field(field)?;
+        let mut stream = analyzer.token_stream(word);
+        // The longest token that ends where the word does ("t-sh" is read as "tsh", not "sh").
+        let mut typed: Option<(usize, String)> = None;
+        while stream.advance() {
+            let token = stream.token();
+            if token.offset_to == word.len() && typed.as_ref().is_none_or(|t| token.offset_from < t.0) {
+                typed = Some((token.offset_from, token.text.clone()));
+            }
+        }
+        let Some((_, typed)) = typed else { return Ok(None) };
+        let completable = typed.chars().count() >= MIN_PREFIX_CHARS
+            && !terms::is_number(&typed)
+            && !typed.chars().any(crate::analysis::is_cjk);
+        Ok(completable.then_some((last as u32, typed)))
+    }
+
+    /// The words of the catalog's visible segments and live rows that begin with `typed`
+    /// (itself left out), each with the items holding it, the most common first, at most
+    /// [`MAX_EXPANSIONS`].
+    fn completions(
+        &self,
+        field: tantivy::schema::Field,
+        typed: &str,
+        visible: &Visible<'_>,
+    ) -> Result<Vec<(String, u64)>> {
+        let mut found: HashMap<String, u64> = HashMap::new();
+        for segment in visible.segments {
+            let inverted = segment.inverted_index(field)?;
+            let mut stream = inverted
+                .terms()
+                .range()
+                .ge(typed.as_bytes())
+                .into_stream()
+                .map_err(|e| Error::io("reading the index's words", e))?;
+            while stream.advance() {
+                if !stream.key().starts_with(typed.as_bytes()) {
+                    break;
+                }
+                let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
+                *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
+            }
+        }
+        for (word, rows) in visible.live.words() {
+            if word.starts_with(typed) {
+                *found.entry(word.to_string()).or_default() += rows as u64;
+            }
+        }
+        found.remove(typed);
+        let mut found: Vec<(String, u64)> = found.into_iter().collect();
+        found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        found.truncate(MAX_EXPANSIONS);
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Item;
+    use crate::lexical::{Bm25Params, LexicalIndex, LexicalSettings};
+
+    fn catalog() -> (tempfile::TempDir, LexicalIndex) {
+        let titles = [
+            ("boots", "Hiking boots"),
+            ("bag", "Sleeping bag"),
+            ("bar", "Energy bar"),
+            ("tent", "Tent"),
+            ("tentative", "Tentative plans"),
+            ("lamp", "Lamp 12345"),
+            ("cafe", "Café crème"),
+        ];
+        super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles)
+    }
+
+    const LAST: Bm25Params = Bm25Params { prefix: Prefix::Last, ..Bm25Params::TANTIVY };
+
+    fn last() -> Bm25Params {
+        Bm25Params { prefix: Prefix::Last, ..Bm25Params::default() }
+    }
+
+    fn ids(lexical: &LexicalIndex, query: &str, params: Bm25Params) -> Vec<u32> {
+        lexical.search_with(query, 5, None, params).unwrap().iter().map(|h| h.0).collect()
+    }
+
+    fn score(lexical: &LexicalIndex, query: &str, item: u32, params: Bm25Params) -> Option<f32> {
+        lexical.score_all(query, params).unwrap().into_iter().find(|h| h.0 == item).map(|h| h.1)
+    }
+
+    /// A word being typed finds the words it begins, through their stems ("hikin" is no
+    /// beginning of "hike"), as the word would; a word followed by a space or a mark, a single
+    /// letter and a number are read as typed, and a finished word keeps its own score.
+    #[test]
+    fn the_last_word_is_completed_while_it_is_typed() {
+        let (_dir, lexical) = catalog();
+        let off = Bm25Params::default();
+        assert_eq!(ids(&lexical, "hik", last()), [0]);
+        assert_eq!(ids(&lexical, "hikin", last()), [0], "the stem of hiking is hike");
+        assert!(ids(&lexical, "hik", off).is_empty());
+        // "hik" scores as "hiking" would (one item holds each: the same idf).
+        let (begun, whole) = (score(&lexical, "hik", 0, last()).unwrap(), score(&lexical, "hiking", 0, off).unwrap());
+        assert!((begun - whole).abs() < 1e-5, "{begun} is {whole}");
+        assert_eq!(ids(&lexical, "sleeping ba", last()), [1, 2], "bag and bar, the sleeping bag first");
+        assert_eq!(ids(&lexical, "energy ba", last()), [2, 1]);
+        for typed in ["hik ", "hik.", "h", "123", "boots hik "] {
+            assert!(ids(&lexical, typed, last()).iter().all(|&i| i != 0 || typed.starts_with("boots")), "{typed:?}");
+        }
+        assert!(ids(&lexical, "123", last()).is_empty(), "a number is not completed");
+        // A finished word scores as typed; the words it begins match too.
+        assert_eq!(ids(&lexical, "tent", last()), [3, 4]);
+        assert_eq!(score(&lexical, "tent", 3, last()), score(&lexical, "tent", 3, off));
+        // Accents fold as the catalog's do; the tantivy preset's parameters alike.
+        assert_eq!(ids(&lexical, "Caf", last()), [6]);
+        assert_eq!(ids(&lexical, "crè", LAST), [6]);
+        let tree = lexical.explain_with("hik", 0, last()).unwrap().unwrap();
+        let text = format!("{tree:?}");
+        assert!(text.contains("hike (completing \\\"hik\\\")"), "{text}");
+        assert!((tree.value - f64::from(begun)).abs() < 1e-5);
+    }
+
+    /// Items written live are completed to as well; a generation built before the words were
+    /// kept refuses a prefix and still answers without one.
+    #[test]
+    fn live_items_are_completed_to_and_old_generations_refuse() {
+        let (_dir, mut lexical) = catalog();
+        let stove =
+            Item { id: "stove".into(), title: "Kestrel stove".into(), text: String::new(), fields: Default::default() };
+        lexical.add_live([(7, &stove)]).unwrap();
+        assert_eq!(ids(&lexical, "kest", last()), [7]);
+        assert_eq!(ids(&lexical, "stove kes", last()), [7]);
+        lexical.fields.words = None;
+        let error = lexical.score_all("kest", last()).unwrap_err();
+        assert!(matches!(error, Error::Unavailable { .. }), "{error}");
+        assert!(matches!(lexical.check(last()), Err(Error::Unavailable { .. })), "refused before any search runs");
+        assert!(error.to_string().contains("rebuild"), "{error}");
+        assert_eq!(ids(&lexical, "kestrel", Bm25Params::default()), [7]);
+    }
+
+    /// The most common completions are kept, at most [`MAX_EXPANSIONS`].
+    #[test]
+    fn a_short_beginning_keeps_the_most_common_words() {
+        let letter = |i: usize| char::from(b'a' + (i % 26) as u8);
+        let titles: Vec<(String, String)> =
+            (0..60).map(|i| (format!("w{i}"), format!("pa{}{} pamm", letter(i / 26), letter(i)))).collect();
+        let titles: Vec<(&str, &str)> = titles.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let searcher = lexical.reader.searcher();
+        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = lexical.live.read().unwrap();
+        let visible = lexical.visible(&segments, &live, None);
+        let found = lexical.completions(lexical.fields.words.unwrap(), "pa", &visible).unwrap();
+        assert_eq!(found.len(), MAX_EXPANSIONS);
+        assert!(found.windows(2).all(|w| w[0].1 >= w[1].1), "the most common first");
+        assert_eq!(found[0], ("pamm".to_string(), 60), "held by every title");
+    }
+}
