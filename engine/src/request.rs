@@ -120,8 +120,9 @@ impl Mode {
             (Mode::Bm25 | Mode::Dense | Mode::Hybrid, false, false) => {
                 return Err(Error::invalid(
                     "query",
-                    "a non-empty query is required (or a user, for cf and hybrid); punctuation, marks and \
-                     invisible characters alone are no query",
+                    "a non-empty query is required (or a user, for cf and hybrid; or, to browse without \
+                     either, filters, exclude or sort in hybrid mode); punctuation, marks and invisible \
+                     characters alone are no query",
                 ));
             }
             (Mode::Bm25 | Mode::Dense, false, true) => {
@@ -286,7 +287,9 @@ impl RerankOptions {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    /// The query text.
+    /// The query text. Without one (and without a user), a hybrid search that gives
+    /// `filters`, `exclude` or `sort` browses: every item they allow, scored 0, in `sort`'s
+    /// order, then the catalog's.
     #[serde(default)]
     pub query: Option<String>,
     /// A user to personalise for (adds the CF retriever in hybrid mode). An integer is read

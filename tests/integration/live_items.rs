@@ -32,6 +32,14 @@ fn get(uri: &str) -> test::TestRequest {
     test::TestRequest::get().uri(uri).insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
 }
 
+/// A browse of `category`: a search with no query, filtered to it.
+fn browse(category: &Value) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/v1/search")
+        .insert_header(("authorization", format!("Bearer {SEARCH_KEY}")))
+        .set_json(json!({"filters": {"category": category}, "k": 100}))
+}
+
 fn hybrid(query: &str) -> test::TestRequest {
     test::TestRequest::post()
         .uri("/v1/search")
@@ -46,6 +54,10 @@ async fn a_deleted_item_leaves_every_list_until_its_catalog_row_changes() {
     let app = service(state.clone()).await;
     let (_, _, before) = call(&app, hybrid("camp stove")).await;
     let (gone, neighbour) = (ids(&before)[0].clone(), ids(&before)[1].clone());
+    let category = before["hits"][0]["fields"]["category"].clone();
+    let (status, _, listed) = call(&app, browse(&category)).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert!(ids(&listed).contains(&gone), "{listed}");
     let delete = |key: Option<&str>, id: &str| {
         let request = test::TestRequest::delete().uri(&format!("/v1/items/{id}"));
         match key {
@@ -79,6 +91,9 @@ async fn a_deleted_item_leaves_every_list_until_its_catalog_row_changes() {
     assert!(hidden(&similar));
     let (_, _, recommended) = call(&app, recommend("u001")).await;
     assert!(hidden(&recommended));
+    let (_, _, listed_after) = call(&app, browse(&category)).await;
+    assert!(hidden(&listed_after), "a browse of its category: {listed_after}");
+    assert_eq!(listed_after["total"].as_u64(), listed["total"].as_u64().map(|n| n - 1));
 
     // A late event for it is taken, and the build folds it in like any other (its row stays,
     // hidden): refusing it would cost the rest of the client's batch.

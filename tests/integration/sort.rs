@@ -95,3 +95,57 @@ async fn a_sort_is_checked_and_never_reranked() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["hits"].as_array().unwrap().iter().all(|h| h["breakdown"].get("rerank").is_none()), "{body}");
 }
+
+/// A search with no query that filters or sorts browses (a category page): every item the
+/// filters allow, unranked, in the sort's order (the catalog's without one), paged and
+/// counted, with facets; with nothing to narrow or order, or in a mode that needs a query, it
+/// is refused as before.
+#[actix_web::test]
+async fn a_search_without_a_query_browses_what_the_filters_allow() {
+    let items = catalog();
+    let tents: Vec<String> = items
+        .iter()
+        .filter(|i| i["fields"]["category"] == "tents")
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(tents.len() > 10, "the fixtures hold tents");
+    let price: BTreeMap<String, f64> = items
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap().to_string(), i["fields"]["price"].as_f64().unwrap_or(f64::NAN)))
+        .collect();
+    let page = json!({"filters": {"category": "tents"}, "k": 7});
+    let listed = ids(&whole_list("/v1/search", &page).await);
+    assert_eq!(listed, tents, "every tent, in the catalog's order");
+    let (status, body) =
+        post("/v1/search", json!({"filters": {"category": "tents"}, "k": 3, "facets": ["brand"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"].as_u64(), Some(tents.len() as u64));
+    assert!(body["notes"][0].as_str().unwrap().starts_with("browse: no query or user"), "{body}");
+    assert!(body["hits"].as_array().unwrap().iter().all(|h| h["score"] == 0.0), "{body}");
+    assert_eq!(body["facets"]["brand"]["hits"].as_u64(), Some(tents.len() as u64), "facets count every tent: {body}");
+
+    let cheapest = json!({"filters": {"category": "tents"}, "sort": [{"field": "price", "order": "asc"}]});
+    let sorted = ids(&whole_list("/v1/search", &cheapest).await);
+    assert_eq!(sorted.iter().cloned().collect::<BTreeSet<_>>(), tents.iter().cloned().collect::<BTreeSet<_>>());
+    assert!(sorted.windows(2).all(|w| price[&w[0]] <= price[&w[1]]), "{sorted:?}");
+    // A sort alone browses the whole catalog; exclude alone browses the rest.
+    let (status, body) = post("/v1/search", json!({"sort": [{"field": "price", "order": "desc"}], "k": 1})).await;
+    assert_eq!((status, body["total"].as_u64()), (StatusCode::OK, Some(items.len() as u64)), "{body}");
+    let dearest = price.iter().filter(|p| !p.1.is_nan()).max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    assert_eq!(body["hits"][0]["id"].as_str(), Some(dearest.as_str()));
+    let (status, body) = post("/v1/search", json!({"exclude": {"category": "tents"}, "k": 1})).await;
+    assert_eq!((status, body["total"].as_u64()), (StatusCode::OK, Some((items.len() - tents.len()) as u64)));
+
+    for (request, field) in [
+        (json!({"k": 5}), "query"),
+        (json!({"query": "  ", "k": 5}), "query"),
+        (json!({"mode": "bm25", "filters": {"category": "tents"}}), "query"),
+        (json!({"filters": {"category": "tents"}, "rerank": {"enabled": true}}), "rerank"),
+        (json!({"filters": {"colour": "red"}}), "filters.colour"),
+    ] {
+        let (status, body) = post("/v1/search", request.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{request}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("invalid {field}:")), "{request}: {body}");
+    }
+}

@@ -1,5 +1,6 @@
 //! Search: BM25 and dense for a query, CF for a user, fused; then the rerank stage and, when
-//! asked, explanation trees.
+//! asked, explanation trees. Without a query or a user, a hybrid search that filters, excludes
+//! or sorts browses: every item the conditions allow, unranked (a category page).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +32,14 @@ struct FirstStage<'a> {
     no_cf: bool,
 }
 
+/// Whether `request` browses: a hybrid search with no query (`has_query`: with content) and no
+/// user that filters, excludes or sorts. One with none of these is still refused (an empty
+/// search box sends such a request; a client wanting every item sorts them).
+fn browses(request: &SearchRequest, has_query: bool) -> bool {
+    let narrows = !request.filters.is_empty() || !request.exclude.is_empty() || !request.sort.is_empty();
+    !has_query && request.user.is_none() && request.mode == crate::request::Mode::Hybrid && narrows
+}
+
 /// What a response says when its dense list is empty because the model cannot read the query.
 pub(crate) const UNREAD_NOTE: &str = "dense: the embedding model reads none of the query (every word piece of it but \
      punctuation is unknown to its vocabulary: a script it was not trained on, as Thai, Lao, Khmer and Myanmar and \
@@ -41,6 +50,10 @@ pub(crate) const UNREAD_NOTE: &str = "dense: the embedding model reads none of t
 pub(crate) const UNREAD_RERANK_NOTE: &str = "rerank: not run: the embedding model reads none of the query (every \
      word piece of it but punctuation is unknown to its vocabulary), and the reranker reads the query through that \
      vocabulary, so it would order the hits by the items alone; the fused order stands";
+
+/// What a browse (no query, no user) says of its order.
+pub(crate) const BROWSE_NOTE: &str = "browse: no query or user, so nothing ranks the items: these are every item the \
+     filters allow, each scored 0, in the order of `sort`, then the catalog's (items written live last)";
 
 /// A query beside `mode: cf` that nothing read: CF's list is the user's alone, and only a
 /// reranker reads the query there.
@@ -82,8 +95,11 @@ impl Engine {
             crate::sort::unranked(request.rerank.as_ref())?
         };
         let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
-        let FirstStage { query, user, mut fused, query_states, unread, unread_dense, no_cf } =
-            self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings)?;
+        let browse = browses(request, has_query);
+        let FirstStage { query, user, mut fused, query_states, unread, unread_dense, no_cf } = match browse {
+            true => self.browse(request, &mut timings)?,
+            false => self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings)?,
+        };
         self.sort(&request.sort, &mut fused, &mut timings)?;
         // The reranker reads the query through the same vocabulary: one it reads none of would
         // reorder the fused list by the items alone.
@@ -128,6 +144,7 @@ impl Engine {
             request.mode == crate::request::Mode::Hybrid && request.user.is_some() && self.cf.is_none();
         let no_cf_note = super::no_cf_note(request.mode != crate::request::Mode::Cf);
         let notes = [
+            (browse, BROWSE_NOTE),
             (unread_dense, UNREAD_NOTE),
             (unread_rerank, UNREAD_RERANK_NOTE),
             (cf_query_unread, CF_QUERY_NOTE),
@@ -139,6 +156,34 @@ impl Engine {
         }
         results.notes.extend(cut.map(|cut| cut.note()));
         Ok(results)
+    }
+
+    /// A browse's first stage ([`browses`]): every item `request`'s filters and exclusions
+    /// allow (deleted ones never), in row order (the catalog's, then items written live), each
+    /// scored 0 with no retriever's part. O(items) time and memory per request.
+    ///
+    /// # Errors
+    /// A filter on a field no item holds, or of the wrong type.
+    fn browse(&self, request: &SearchRequest, timings: &mut Timings) -> Result<FirstStage<'static>> {
+        self.lexical.check(self.requested_bm25(request))?;
+        let allow = self.allow(&request.filters, &request.exclude, timings)?;
+        let t = Instant::now();
+        let hits = (0..self.total_len() as u32)
+            .filter(|&item| allow.allows(item))
+            .map(|item| crate::fusion::FusedHit { item, score: 0.0, parts: Vec::new(), abstained: Vec::new() })
+            .collect();
+        timings.fusion_ms = ms(t);
+        let fused =
+            Fused { hits, ranges: crate::combination::ScoreRanges::of(&[]), fusion_name: "browse", weightless: false };
+        Ok(FirstStage {
+            query: None,
+            user: None,
+            fused,
+            query_states: None,
+            unread: false,
+            unread_dense: false,
+            no_cf: false,
+        })
     }
 
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the
