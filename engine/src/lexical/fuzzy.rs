@@ -158,7 +158,9 @@ impl super::LexicalIndex {
 }
 
 impl Visible<'_> {
-    fn hidden(&self, s: usize) -> Option<&HiddenDocs> {
+    /// The rows of source `s` (a segment, or the live rows after the segments) hidden since
+    /// the build.
+    pub(super) fn hidden(&self, s: usize) -> Option<&HiddenDocs> {
         self.hidden.and_then(|h| h.get(s)).map(Arc::as_ref)
     }
 
@@ -366,7 +368,7 @@ mod tests {
     use std::sync::Arc;
 
     fn term(text: &str, lettered: bool) -> QueryTerm {
-        QueryTerm { text: text.into(), word: 0, lettered, dependent: false, position: 0, fuzzy: None }
+        QueryTerm { text: text.into(), word: 0, lettered, dependent: false, position: 0, span: (0, 0), fuzzy: None }
     }
 
     fn catalog() -> (tempfile::TempDir, LexicalIndex) {

@@ -118,9 +118,10 @@ impl LexicalIndex {
         let searcher = self.reader.searcher();
         let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
         let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let hidden = match fuzziness {
-            super::Fuzziness::Off => None,
-            super::Fuzziness::Auto => self.hidden_in(&segments, self.built(), &live)?,
+        // Read where typos or completions look at which rows are visible.
+        let hidden = match (fuzziness, params.prefix) {
+            (super::Fuzziness::Off, super::Prefix::Off) => None,
+            _ => self.hidden_in(&segments, self.built(), &live)?,
         };
         let visible = self.visible(&segments, &live, hidden.as_deref());
         // The query's terms as the scorer reads them (typos expanded alike); a field's are

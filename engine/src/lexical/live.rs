@@ -41,9 +41,10 @@ pub(super) struct LiveRows {
     holding: Vec<u64>,
     /// The document of each row.
     doc_of: HashMap<u32, DocId>,
-    /// Each word of the searched fields, unstemmed (`super::schema::Fields::words`), with how
-    /// many rows hold it: what a word's beginning is completed from (`super::prefix`).
-    words: HashMap<String, usize>,
+    /// Each word of the searched fields, unstemmed (`super::schema::Fields::words`), with the
+    /// documents holding it, ascending: what a word's beginning is completed from
+    /// (`super::prefix`), counting only the documents not hidden since.
+    words: HashMap<String, Vec<DocId>>,
 }
 
 /// One item's analysis in one searched field.
@@ -105,16 +106,17 @@ impl LiveRows {
         self.postings.get(f).and_then(|terms| terms.get(term)).map_or(&[], Vec::as_slice)
     }
 
-    /// Each word of the live rows (unstemmed) with how many rows hold it, in no order.
-    pub fn words(&self) -> impl Iterator<Item = (&str, usize)> {
-        self.words.iter().map(|(word, &rows)| (word.as_str(), rows))
+    /// Each word of the live rows (unstemmed) with the documents holding it, in no order.
+    pub fn words(&self) -> impl Iterator<Item = (&str, &[DocId])> {
+        self.words.iter().map(|(word, docs)| (word.as_str(), docs.as_slice()))
     }
 
     /// Appends `row`, analysed into `fields` (one per searched field), holding `words`
     /// (distinct).
     fn push(&mut self, row: u32, fields: Vec<FieldTerms>, words: Vec<String>) {
+        let doc = self.len();
         for word in words {
-            *self.words.entry(word).or_default() += 1;
+            self.words.entry(word).or_default().push(doc);
         }
         if self.postings.is_empty() {
             self.postings = (0..fields.len()).map(|_| HashMap::new()).collect();
@@ -122,7 +124,6 @@ impl LiveRows {
             self.holding = vec![0; fields.len()];
         }
         debug_assert!(self.postings.len() == fields.len(), "one analysis per searched field");
-        let doc = self.len();
         for (f, field) in fields.into_iter().enumerate() {
             self.tokens.push(field.tokens);
             self.norms.push(FieldNormReader::id_to_fieldnorm(FieldNormReader::fieldnorm_to_id(field.tokens)));

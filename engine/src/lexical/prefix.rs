@@ -15,9 +15,13 @@
 //! clause: scaling each by the share of its word typed (`typed / length`, so that "tent" would
 //! rank the tents above the tentative) lost 0.005–0.008 nDCG@10 on SciFact train's half- and
 //! fifth-typed queries and gained nothing on finished words (docs/EVAL.md). All completions
-//! are scored with the document frequency of the most common one, as `super::fuzzy` blends a
-//! typo's readings: by its own idf a rare completion would outrank the common word most likely
-//! meant. The typed word's own reading keeps its own frequency.
+//! are scored with the document frequency of the most common of them and of the word as typed,
+//! as `super::fuzzy` blends a typo's readings: by its own idf a rare completion would outrank
+//! the common word most likely meant ("headlamp the" found "Theory" before the headlamps).
+//! The typed word's own reading keeps its own frequency. A word being typed that completes is
+//! not also read as a typo: it is unfinished ("sleepi" is "sleeping", not "sleep" one edit
+//! away). Counts order the completions: a live row counts while visible, a segment's word by
+//! its document frequency (rows deleted since the build included, until the next build).
 //!
 //! A word is being typed when the query does not end in a space and its last character is one
 //! of the word's (a query ending "hik." or "hik " reads "hik" as typed). Never completed: a
@@ -66,38 +70,37 @@ impl super::LexicalIndex {
         visible: &Visible<'_>,
     ) -> Result<Vec<(QueryTerm, u64)>> {
         let field = self.words_field()?;
-        let Some((last, typed)) = self.beginning(field, text)? else { return Ok(tokens) };
-        let completions = self.completions(field, &typed, visible)?;
+        let Some(Beginning { word: last, typed, span }) = self.beginning(field, text)? else { return Ok(tokens) };
+        let (completions, typed_n) = self.completions(field, &typed, visible)?;
         if completions.is_empty() {
             return Ok(tokens);
         }
-        let blended = completions.iter().map(|c| c.1).max().unwrap_or(0);
+        // As common as the most common reading, the word as typed included: "the" completing
+        // to "theory" is scored as common as "the".
+        let blended = completions.iter().map(|c| c.1).chain([typed_n]).max().unwrap_or(0);
+        let typo =
+            |t: &QueryTerm| t.word == last && matches!(t.fuzzy, Some(Fuzzy { reading: Reading::Typo { .. }, .. }));
         let mut out = Vec::with_capacity(tokens.len() + completions.len());
         let mut start = 0;
         for group in &self.groups {
-            // The group's reading of the query (the groups' readings follow one another).
+            // The group's reading of the query (the groups' readings follow one another),
+            // without the typos the word being typed was read as: it is unfinished, and its
+            // completions say what it may become.
             let end = start + tokens[start..].iter().take_while(|t| t.1 == group.fields).count();
-            let reading = &tokens[start..end];
-            // The last word's place in it, and where its alternatives end; a word the group's
-            // analysis drops (a stop word) gets a place after the others.
-            let (position, insert) = match reading.iter().rposition(|(t, _)| t.word == last && !t.dependent) {
-                Some(k) => {
-                    let at = reading[k].0.position;
-                    let run = reading[k + 1..].iter().take_while(|(t, _)| t.position == at && !t.dependent).count();
-                    (at, k + 1 + run)
-                }
-                None => (reading.iter().map(|(t, _)| t.position + 1).max().unwrap_or(0), reading.len()),
-            };
+            let reading: Vec<(QueryTerm, u64)> = tokens[start..end].iter().filter(|(t, _)| !typo(t)).cloned().collect();
+            let (position, insert) = place(&reading, last, span);
             let read: Vec<&str> =
                 reading.iter().filter(|(t, _)| t.position == position).map(|(t, _)| t.text.as_str()).collect();
-            // Each stem a completion is read as, once, in the completions' order.
+            // Each stem a completion is read as (its terms at its first position: "bm25", not
+            // its runs "bm" and "25", which follow with the same offsets), once, in the
+            // completions' order.
             let mut stems: Vec<String> = Vec::new();
             for (word, _) in &completions {
                 let terms = self.terms_of(group.analyser, word)?;
                 let Some(first) = terms.first().map(|t| t.position) else { continue };
-                for term in terms.into_iter().filter(|t| t.position == first && !t.dependent) {
+                for term in terms.iter().filter(|t| t.position == first && !t.dependent) {
                     if !read.contains(&term.text.as_str()) && !stems.contains(&term.text) {
-                        stems.push(term.text);
+                        stems.push(term.text.clone());
                     }
                 }
             }
@@ -105,9 +108,8 @@ impl super::LexicalIndex {
             out.extend(stems.into_iter().map(|text| {
                 let fuzzy =
                     Fuzzy { typed: typed.clone(), reading: Reading::Completion, boost: 1.0, blended_n: blended };
-                let term =
-                    QueryTerm { text, word: last, lettered: true, dependent: false, position, fuzzy: Some(fuzzy) };
-                (term, group.fields)
+                let (word, fuzzy) = (last, Some(fuzzy));
+                (QueryTerm { text, word, lettered: true, dependent: false, position, span, fuzzy }, group.fields)
             }));
             out.extend_from_slice(&reading[insert..]);
             start = end;
@@ -131,11 +133,11 @@ impl super::LexicalIndex {
 
     /// The query's last word and its beginning as the words field holds words, if it is being
     /// typed and may be completed (see the module's docs).
-    fn beginning(&self, field: tantivy::schema::Field, text: &str) -> Result<Option<(u32, String)>> {
+    fn beginning(&self, field: tantivy::schema::Field, text: &str) -> Result<Option<Beginning>> {
         if text.ends_with(char::is_whitespace) {
             return Ok(None);
         }
-        let Some((last, (_, word))) = terms::words(text).enumerate().last() else { return Ok(None) };
+        let Some((last, (from, word))) = terms::words(text).enumerate().last() else { return Ok(None) };
         let mut analyzer = self.index.tokenizer_for_field(field)?;
         let mut stream = analyzer.token_stream(word);
         // The longest token that ends where the word does ("t-sh" is read as "tsh", not "sh").
@@ -146,22 +148,25 @@ impl super::LexicalIndex {
                 typed = Some((token.offset_from, token.text.clone()));
             }
         }
-        let Some((_, typed)) = typed else { return Ok(None) };
+        let Some((offset, typed)) = typed else { return Ok(None) };
         let completable = typed.chars().count() >= MIN_PREFIX_CHARS
             && !terms::is_number(&typed)
             && !typed.chars().any(crate::analysis::is_cjk);
-        Ok(completable.then_some((last as u32, typed)))
+        let span = (from + offset, from + word.len());
+        Ok(completable.then_some(Beginning { word: last as u32, typed, span }))
     }
 
     /// The words of the catalog's visible segments and live rows that begin with `typed`
     /// (itself left out), each with the items holding it, the most common first, at most
-    /// [`MAX_EXPANSIONS`].
+    /// [`MAX_EXPANSIONS`]; and the items holding `typed` itself. A segment's count is its
+    /// document frequency, rows hidden since the build included (until the next build); a live
+    /// row counts while it is visible.
     fn completions(
         &self,
         field: tantivy::schema::Field,
         typed: &str,
         visible: &Visible<'_>,
-    ) -> Result<Vec<(String, u64)>> {
+    ) -> Result<(Vec<(String, u64)>, u64)> {
         let mut found: HashMap<String, u64> = HashMap::new();
         for segment in visible.segments {
             let inverted = segment.inverted_index(field)?;
@@ -179,16 +184,50 @@ impl super::LexicalIndex {
                 *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
             }
         }
-        for (word, rows) in visible.live.words() {
+        let hidden = visible.hidden(visible.segments.len());
+        for (word, docs) in visible.live.words() {
             if word.starts_with(typed) {
-                *found.entry(word.to_string()).or_default() += rows as u64;
+                let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
+                *found.entry(word.to_string()).or_default() += shown as u64;
             }
         }
-        found.remove(typed);
-        let mut found: Vec<(String, u64)> = found.into_iter().collect();
+        let typed_n = found.remove(typed).unwrap_or(0);
+        let mut found: Vec<(String, u64)> = found.into_iter().filter(|w| w.1 > 0).collect();
         found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         found.truncate(MAX_EXPANSIONS);
-        Ok(found)
+        Ok((found, typed_n))
+    }
+}
+
+/// The word being typed ([`super::LexicalIndex::complete`]).
+struct Beginning {
+    /// Its place among the query's words ([`QueryTerm::word`]).
+    word: u32,
+    /// Its beginning as the words field holds words (folded, not stemmed).
+    typed: String,
+    /// The bytes of the query that beginning was read from.
+    span: (usize, usize),
+}
+
+/// Where the completions of the word being typed (`last`, read from the bytes `span`) stand in
+/// one group's `reading`: the position of its first term read from those same bytes ("bm2"
+/// of "bm2", not its run "bm", which the analyzer gives the word's offsets too), else of its last term that is no dependent number, else (a word
+/// the group's analysis drops, as a stop word) a new position after the others; and the index
+/// after that position's run, where they go.
+fn place(reading: &[(QueryTerm, u64)], last: u32, span: (usize, usize)) -> (u32, usize) {
+    let of_word = |t: &QueryTerm| t.word == last && !t.dependent;
+    // The first: a word's runs ("bm", "2") keep its offsets and follow it.
+    let found = reading.iter().position(|(t, _)| of_word(t) && t.span == span);
+    match found.or_else(|| reading.iter().rposition(|(t, _)| of_word(t))) {
+        Some(k) => {
+            let at = reading[k].0.position;
+            // The run of alternatives at that position, wherever k stands in it.
+            let first =
+                reading[..k].iter().rposition(|(t, _)| !(t.position == at && !t.dependent)).map_or(0, |i| i + 1);
+            let run = reading[first..].iter().take_while(|(t, _)| t.position == at && !t.dependent).count();
+            (at, first + run)
+        }
+        None => (reading.iter().map(|(t, _)| t.position + 1).max().unwrap_or(0), reading.len()),
     }
 }
 
@@ -197,6 +236,7 @@ mod tests {
     use super::*;
     use crate::item::Item;
     use crate::lexical::{Bm25Params, LexicalIndex, LexicalSettings};
+    use std::sync::Arc;
 
     fn catalog() -> (tempfile::TempDir, LexicalIndex) {
         let titles = [
@@ -274,6 +314,54 @@ mod tests {
         assert_eq!(ids(&lexical, "kestrel", Bm25Params::default()), [7]);
     }
 
+    /// Cases a review found: a finished common word ("the") is not outranked by its rare
+    /// completions ("theory"); a word with digits completes at its own place ("bm2" to
+    /// "bm25", not beside its run "bm"); a word being typed is completed, not read as a typo
+    /// ("sleepi" is "sleeping", not "sleep" one edit away at 0.8); a live row replaced since
+    /// counts once.
+    #[test]
+    fn completions_stand_where_the_word_is_and_count_as_it_does() {
+        let titles = [
+            ("lamp", "The headlamp"),
+            ("trail", "Headlamp for the trail"),
+            ("book", "Theory"),
+            ("mug", "The mug"),
+            ("stove", "The stove"),
+            ("tent", "The tent"),
+            ("bm25", "BM25 explained"),
+            ("handbook", "BM handbook"),
+            ("bag", "Sleeping bag"),
+        ];
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let top2 = |query: &str| ids(&lexical, query, last()).into_iter().take(2).collect::<Vec<_>>();
+        assert_eq!(top2("headlamp the"), [0, 1], "the headlamps, not the theory book");
+        assert_eq!(ids(&lexical, "bm2", last())[0], 6, "BM25 holds bm25 and bm, the handbook bm only");
+        let off = Bm25Params::default();
+        let (begun, whole) =
+            (score(&lexical, "sleepi", 8, last()).unwrap(), score(&lexical, "sleeping", 8, off).unwrap());
+        assert!((begun - whole).abs() < 1e-5, "{begun}: completed as sleeping ({whole}), not a typo of sleep");
+        let text = format!("{:?}", lexical.explain_with("sleepi", 8, last()).unwrap().unwrap());
+        assert!(text.contains("completing") && !text.contains("edit away"), "{text}");
+
+        let stove = |row: u32| Item {
+            id: format!("zephyr-{row}"),
+            title: "Zephyrine stove".into(),
+            text: String::new(),
+            fields: Default::default(),
+        };
+        let (first, second) = (stove(9), stove(10));
+        lexical.add_live([(9, &first)]).unwrap();
+        lexical.add_live([(10, &second)]).unwrap();
+        lexical.hide(Arc::new([9].into_iter().collect()), (0, 1), |row| Ok(stove(row))).unwrap();
+        let searcher = lexical.reader.searcher();
+        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = lexical.live.read().unwrap();
+        let hidden = lexical.hidden_in(&segments, lexical.built(), &live).unwrap();
+        let visible = lexical.visible(&segments, &live, hidden.as_deref());
+        let (found, _) = lexical.completions(lexical.fields.words.unwrap(), "zep", &visible).unwrap();
+        assert_eq!(found, [("zephyrine".to_string(), 1)], "the replaced row no longer counts");
+    }
+
     /// The most common completions are kept, at most [`MAX_EXPANSIONS`].
     #[test]
     fn a_short_beginning_keeps_the_most_common_words() {
@@ -286,7 +374,7 @@ mod tests {
         let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
         let live = lexical.live.read().unwrap();
         let visible = lexical.visible(&segments, &live, None);
-        let found = lexical.completions(lexical.fields.words.unwrap(), "pa", &visible).unwrap();
+        let (found, _) = lexical.completions(lexical.fields.words.unwrap(), "pa", &visible).unwrap();
         assert_eq!(found.len(), MAX_EXPANSIONS);
         assert!(found.windows(2).all(|w| w[0].1 >= w[1].1), "the most common first");
         assert_eq!(found[0], ("pamm".to_string(), 60), "held by every title");

@@ -38,6 +38,9 @@ pub(super) struct QueryTerm {
     /// The analyzer's position: terms at one position are alternatives for one word (a word's
     /// stem and the stem of it as written, `crate::analysis::FoldAndStem`), scored as one.
     pub position: u32,
+    /// The bytes of the query it was read from (the token's offsets): "bm25" read as "bm25",
+    /// "bm" and "25" has three spans.
+    pub span: (usize, usize),
     /// For a term the index holds standing in for a query word it does not (`super::fuzzy`):
     /// what was typed and how far this is from it.
     pub fuzzy: Option<Fuzzy>,
@@ -104,6 +107,7 @@ pub(super) fn read(query: &str, tokens: &[Token]) -> Vec<QueryTerm> {
             lettered: !is_number(&t.text),
             dependent: false,
             position: t.position as u32,
+            span: (t.offset_from, t.offset_to),
             fuzzy: None,
         })
         .collect();
