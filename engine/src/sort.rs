@@ -131,14 +131,18 @@ pub(crate) fn unranked<T>(rerank: Option<&crate::request::RerankOptions>) -> Res
 }
 
 /// The positions of a ranked list in `keys`' order: `fields[i]` is the fields of the list's
-/// `i`-th hit. Stable, so equal keys keep the list's order.
-pub(crate) fn order(keys: &[SortKey], fields: &[&BTreeMap<String, FieldValue>]) -> Vec<usize> {
-    let values: Vec<Vec<Option<Value>>> =
-        fields.iter().map(|f| keys.iter().map(|key| value_of(*f, key)).collect()).collect();
-    let mut positions: Vec<usize> = (0..fields.len()).collect();
-    positions.sort_by(|&a, &b| {
+/// `i`-th hit. Stable, so equal keys keep the list's order. Only the first `first` positions
+/// are put in order (a page ends there; a browse may list a whole catalog, and a full sort of
+/// 50,000 items cost tens of milliseconds); the rest follow in the list's order. O(n + f log f)
+/// comparisons for n hits and f = min(first, n).
+pub(crate) fn order(keys: &[SortKey], fields: &[&BTreeMap<String, FieldValue>], first: usize) -> Vec<usize> {
+    // One allocation for every hit's values, `keys.len()` per hit (one per hit cost more than
+    // the sort on a 50,000-item browse).
+    let values: Vec<Option<Value>> = fields.iter().flat_map(|f| keys.iter().map(|key| value_of(f, key))).collect();
+    let n = keys.len();
+    let compare = |&a: &usize, &b: &usize| {
         for (k, key) in keys.iter().enumerate() {
-            let by = match (&values[a][k], &values[b][k]) {
+            let by = match (&values[a * n + k], &values[b * n + k]) {
                 (Some(x), Some(y)) => match key.order {
                     SortOrder::Asc => x.cmp(y),
                     SortOrder::Desc => y.cmp(x),
@@ -152,8 +156,17 @@ pub(crate) fn order(keys: &[SortKey], fields: &[&BTreeMap<String, FieldValue>]) 
                 return by;
             }
         }
-        Ordering::Equal
-    });
+        // The list's order last: a total order, so the unstable algorithms below are stable.
+        a.cmp(&b)
+    };
+    let mut positions: Vec<usize> = (0..fields.len()).collect();
+    if first < positions.len() {
+        positions.select_nth_unstable_by(first, compare);
+        positions[..first].sort_unstable_by(compare);
+        positions[first..].sort_unstable();
+    } else {
+        positions.sort_unstable_by(compare);
+    }
     positions
 }
 
@@ -185,14 +198,14 @@ mod tests {
         ];
         let fields: Vec<_> = items.iter().collect();
         // Ascending: numbers first, the text after them, missing last; ties in list order.
-        assert_eq!(order(&[key("price", SortOrder::Asc)], &fields), [1, 3, 0, 4, 2, 5, 6]);
-        assert_eq!(order(&[key("price", SortOrder::Desc)], &fields), [4, 0, 1, 3, 2, 5, 6]);
+        assert_eq!(order(&[key("price", SortOrder::Asc)], &fields, usize::MAX), [1, 3, 0, 4, 2, 5, 6]);
+        assert_eq!(order(&[key("price", SortOrder::Desc)], &fields, usize::MAX), [4, 0, 1, 3, 2, 5, 6]);
         // Case folded: "Alder" and "alder" are one brand, which the next key orders, then the
         // list; the same brand holds whichever the direction.
         let by_brand = [key("brand", SortOrder::Asc), key("price", SortOrder::Desc)];
-        assert_eq!(order(&by_brand, &fields), [1, 3, 0, 2, 4, 5, 6]);
-        assert_eq!(order(&[key("brand", SortOrder::Asc)], &fields)[..2], [1, 3]);
-        assert_eq!(order(&[key("brand", SortOrder::Desc)], &fields)[..4], [2, 0, 1, 3]);
+        assert_eq!(order(&by_brand, &fields, usize::MAX), [1, 3, 0, 2, 4, 5, 6]);
+        assert_eq!(order(&[key("brand", SortOrder::Asc)], &fields, usize::MAX)[..2], [1, 3]);
+        assert_eq!(order(&[key("brand", SortOrder::Desc)], &fields, usize::MAX)[..4], [2, 0, 1, 3]);
         // The trial's case: equal brands in three casings, ordered by price, a missing price last.
         let brands = [
             item(&[("brand", FieldValue::Text("Alpha".into())), ("price", FieldValue::Number(5.5))]),
@@ -202,16 +215,16 @@ mod tests {
         ];
         let brands: Vec<_> = brands.iter().collect();
         let by_brand_then_price = [key("brand", SortOrder::Asc), key("price", SortOrder::Desc)];
-        assert_eq!(order(&by_brand_then_price, &brands), [3, 0, 1, 2]);
+        assert_eq!(order(&by_brand_then_price, &brands, usize::MAX), [3, 0, 1, 2]);
         // A list: its smallest member ascending ("b" < "c"), its largest descending ("z" > "d").
-        assert_eq!(order(&[key("tags", SortOrder::Asc)], &fields)[..2], [4, 5]);
-        assert_eq!(order(&[key("tags", SortOrder::Desc)], &fields)[..2], [4, 5]);
+        assert_eq!(order(&[key("tags", SortOrder::Asc)], &fields, usize::MAX)[..2], [4, 5]);
+        assert_eq!(order(&[key("tags", SortOrder::Desc)], &fields, usize::MAX)[..2], [4, 5]);
         // -0.0 and 0.0 are one value: a tie, in list order.
         let zeros = [item(&[("price", FieldValue::Number(0.0))]), item(&[("price", FieldValue::Number(-0.0))])];
         let zeros: Vec<_> = zeros.iter().collect();
-        assert_eq!(order(&[key("price", SortOrder::Asc)], &zeros), [0, 1]);
+        assert_eq!(order(&[key("price", SortOrder::Asc)], &zeros, usize::MAX), [0, 1]);
         // An item without fields at all is missing every key.
-        assert_eq!(order(&[key("price", SortOrder::Asc)], &[&BTreeMap::new(), &items[0]]), [1, 0]);
+        assert_eq!(order(&[key("price", SortOrder::Asc)], &[&BTreeMap::new(), &items[0]], usize::MAX), [1, 0]);
     }
 
     #[test]
@@ -235,6 +248,7 @@ mod tests {
         fn any_list_is_a_permutation_in_the_asked_order(
             prices in proptest::collection::vec(proptest::option::of(-1e6f64..1e6), 0..40),
             desc in any::<bool>(),
+            first in 0usize..45,
         ) {
             let items: Vec<_> = prices
                 .iter()
@@ -242,7 +256,13 @@ mod tests {
                 .collect();
             let fields: Vec<_> = items.iter().collect();
             let order_ = if desc { SortOrder::Desc } else { SortOrder::Asc };
-            let positions = order(&[key("price", order_)], &fields);
+            let positions = order(&[key("price", order_)], &fields, usize::MAX);
+            // Ordered up to `first` only: the same prefix, the rest in the list's order.
+            let partial = order(&[key("price", order_)], &fields, first);
+            let cut = first.min(items.len());
+            prop_assert_eq!(&partial[..cut], &positions[..cut]);
+            prop_assert!(partial[cut..].windows(2).all(|w| w[0] < w[1]));
+            prop_assert_eq!(partial.len(), positions.len());
             let mut sorted = positions.clone();
             sorted.sort_unstable();
             prop_assert_eq!(sorted, (0..items.len()).collect::<Vec<_>>());

@@ -79,7 +79,7 @@ impl Engine {
         };
         let mut timings = Timings::default();
         let mut fused = self.recommend_first_stage(&view, request, &mut timings)?;
-        self.sort(&request.sort, &mut fused, &mut timings)?;
+        self.sort(&request.sort, request.page(), &mut fused, &mut timings)?;
         let trained = self.recommend_trained.as_ref().map(TrainedReranker::as_trained);
         let plan = if request.sort.is_empty() {
             rerank::recommend_plan(request.rerank.as_ref(), trained)?

@@ -100,7 +100,7 @@ impl Engine {
             true => self.browse(request, &mut timings)?,
             false => self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings)?,
         };
-        self.sort(&request.sort, &mut fused, &mut timings)?;
+        self.sort(&request.sort, request.page(), &mut fused, &mut timings)?;
         // The reranker reads the query through the same vocabulary: one it reads none of would
         // reorder the fused list by the items alone.
         let unread_rerank = unread && plan.is_some();

@@ -70,7 +70,7 @@ impl Engine {
             Some(Collaborative::Ease(_)) | None => {}
         }
         let mut fused = self.retrieve_and_fuse(&retrievers, candidates, &allow, &request.fusion, &mut timings)?;
-        self.sort(&request.sort, &mut fused, &mut timings)?;
+        self.sort(&request.sort, request.page(), &mut fused, &mut timings)?;
         let (hits, _) = self.finish(&fused, request.page(), None, None, call, &mut timings)?;
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         Ok(self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings))

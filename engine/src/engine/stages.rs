@@ -395,17 +395,25 @@ impl Engine {
         Ok(f(&fields))
     }
 
-    /// `fused`'s hits in the order of `keys` ([`crate::sort`]), when there are any; the time
-    /// goes to `fusion_ms`.
+    /// `fused`'s hits in the order of `keys` ([`crate::sort`]), when there are any, up to the
+    /// end of `page` (the rest after them, unordered: no page of this request shows them);
+    /// the time goes to `fusion_ms`.
     ///
     /// # Errors
     /// As [`Engine::fields_of`].
-    pub(super) fn sort(&self, keys: &[crate::sort::SortKey], fused: &mut Fused, timings: &mut Timings) -> Result<()> {
+    pub(super) fn sort(
+        &self,
+        keys: &[crate::sort::SortKey],
+        page: Page,
+        fused: &mut Fused,
+        timings: &mut Timings,
+    ) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
         let start = Instant::now();
-        let order = self.with_list_fields(fused, |fields| crate::sort::order(keys, fields))?;
+        let order = self
+            .with_list_fields(fused, |fields| crate::sort::order(keys, fields, page.offset.saturating_add(page.k)))?;
         let mut hits: Vec<Option<FusedHit>> = std::mem::take(&mut fused.hits).into_iter().map(Some).collect();
         fused.hits = order.into_iter().filter_map(|i| hits[i].take()).collect();
         timings.fusion_ms += ms(start);
