@@ -162,7 +162,8 @@ pub struct CombinedScore {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoreBreakdown {
-    /// The fusion method the contributions follow: `rrf`, `linear`, `linear_floor` or `dbsf`.
+    /// The fusion method the contributions follow: `rrf`, `linear`, `linear_floor` or `dbsf`;
+    /// `browse` for a search without a query that ran no retriever (every score 0).
     /// One retriever's list keeps its own order, but its contributions are still the
     /// method's (RRF's `1/(k + rank)`, linear's min-max share), so the breakdown names it.
     pub fusion: String,

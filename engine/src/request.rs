@@ -304,7 +304,7 @@ pub struct SearchRequest {
     /// Hits to skip: the page from this position (0-based) of the ranked list (`total` hits
     /// long; a page past it is empty). Pages are cuts of one list while `k`, `candidates` and
     /// `rerank.depth` stay the same; to page deeper than the default list, ask for more
-    /// `candidates`.
+    /// `candidates` (a browse lists every item its filters allow: no depth to ask for).
     #[serde(default, deserialize_with = "crate::json::count")]
     pub offset: usize,
     /// Field conditions every hit must meet.
@@ -366,8 +366,8 @@ pub struct SearchRequest {
     /// `{"field", "order": "asc"|"desc"}`, each field some item holds):
     /// texts case-folded, equal keys in fused order, an item without the field last, a list by
     /// its smallest member ascending and its largest descending. The list is the one `total`
-    /// counts; hits keep their relevance `score`. A sorted list is not reranked
-    /// (`rerank.enabled: true` is refused).
+    /// counts (the candidates; for a browse, every item the filters allow); hits keep their
+    /// relevance `score`. A sorted list is not reranked (`rerank.enabled: true` is refused).
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 4))]
     pub sort: Vec<crate::sort::SortKey>,

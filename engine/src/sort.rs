@@ -4,7 +4,8 @@
 //! What is sorted is the ranked list the request's pages are cut from (`Results::total` hits:
 //! each retriever's candidates, fused, after `filters` and `exclude`), the same set `facets`
 //! count, not the whole catalog: a dense retriever scores every item, so the relevant set is
-//! the candidates. Equal keys keep their fused order (a sorted list is never reranked), so
+//! the candidates. A browse (a search without a query) lists every item its filters allow, so
+//! there the whole allowed catalog is sorted. Equal keys keep their fused order (a sorted list is never reranked), so
 //! relevance is the last key. As Elasticsearch does by default, an item without the field (or
 //! with an empty list) goes last whichever the order, and a list sorts by its smallest member
 //! ascending and by its largest descending. Our own rules, where Elasticsearch compares bytes:

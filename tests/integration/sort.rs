@@ -136,6 +136,24 @@ async fn a_search_without_a_query_browses_what_the_filters_allow() {
     let (status, body) = post("/v1/search", json!({"exclude": {"category": "tents"}, "k": 1})).await;
     assert_eq!((status, body["total"].as_u64()), (StatusCode::OK, Some((items.len() - tents.len()) as u64)));
 
+    // A user's category page: the items CF ranks for the user first, then every other tent.
+    let for_user = json!({"filters": {"category": "tents"}, "user": "u001", "k": 100});
+    let (status, body) = post("/v1/search", for_user.clone()).await;
+    assert_eq!((status, body["total"].as_u64()), (StatusCode::OK, Some(tents.len() as u64)), "{body}");
+    let hits = body["hits"].as_array().unwrap();
+    let ranked = hits.iter().take_while(|h| !h["breakdown"]["retrievers"].as_array().unwrap().is_empty()).count();
+    assert!(ranked > 0 && ranked < hits.len(), "CF's tents, then the rest: {body}");
+    assert!(hits[ranked..].iter().all(|h| h["score"] == 0.0), "{body}");
+    let set = |ids: &[String]| ids.iter().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(set(&ids(hits)), set(&tents));
+    let mut sorted_for_user = for_user;
+    sorted_for_user["sort"] = json!([{"field": "price"}]);
+    assert_eq!(ids(&whole_list("/v1/search", &sorted_for_user).await), sorted, "a sort orders them all");
+    // A browse runs no retriever: its `candidates` is unused, not refused.
+    let (status, body) = post("/v1/search", json!({"filters": {"category": "tents"}, "k": 5, "candidates": 3})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hits"][0]["breakdown"]["fusion"], "browse", "{body}");
+
     for (request, field) in [
         (json!({"k": 5}), "query"),
         (json!({"query": "  ", "k": 5}), "query"),

@@ -32,12 +32,28 @@ struct FirstStage<'a> {
     no_cf: bool,
 }
 
-/// Whether `request` browses: a hybrid search with no query (`has_query`: with content) and no
-/// user that filters, excludes or sorts. One with none of these is still refused (an empty
-/// search box sends such a request; a client wanting every item sorts them).
-fn browses(request: &SearchRequest, has_query: bool) -> bool {
+/// How a search without a query lists a category page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Browse {
+    /// A query, or neither a condition nor a sort: no browse.
+    No,
+    /// No user: every allowed item, unranked ([`Engine::browse`]).
+    Plain,
+    /// For a user: CF's list for the user, then every other allowed item ([`Engine::browsed`]).
+    ForUser,
+}
+
+/// Whether `request` browses: a hybrid search with no query (`has_query`: with content) that
+/// filters, excludes or sorts. One with none of these is still refused without a user (an
+/// empty search box sends such a request; a client wanting every item sorts them), and is the
+/// user's CF list with one.
+fn browses(request: &SearchRequest, has_query: bool) -> Browse {
     let narrows = !request.filters.is_empty() || !request.exclude.is_empty() || !request.sort.is_empty();
-    !has_query && request.user.is_none() && request.mode == crate::request::Mode::Hybrid && narrows
+    match (has_query || request.mode != crate::request::Mode::Hybrid || !narrows, request.user.is_some()) {
+        (true, _) => Browse::No,
+        (false, false) => Browse::Plain,
+        (false, true) => Browse::ForUser,
+    }
 }
 
 /// What a response says when its dense list is empty because the model cannot read the query.
@@ -54,6 +70,12 @@ pub(crate) const UNREAD_RERANK_NOTE: &str = "rerank: not run: the embedding mode
 /// What a browse (no query, no user) says of its order.
 pub(crate) const BROWSE_NOTE: &str = "browse: no query or user, so nothing ranks the items: these are every item the \
      filters allow, each scored 0, in the order of `sort`, then the catalog's (items written live last)";
+
+/// What a browse for a user says of its order.
+pub(crate) const BROWSE_FOR_USER_NOTE: &str =
+    "browse: no query: the items CF ranks for the user come first, then every \
+     other item the filters allow, scored 0, in the catalog's order (items written live last); with `sort`, all of \
+     them in its order";
 
 /// A query beside `mode: cf` that nothing read: CF's list is the user's alone, and only a
 /// reranker reads the query there.
@@ -83,11 +105,14 @@ impl Engine {
         let mut timings = Timings::default();
         // The request's own checks before the rerank plan's, which is made ahead of the first
         // stage so that the query's encoding knows what the reranker can start from.
-        let candidates = check_page(request.page(), request.candidates)?;
+        let has_query = crate::request::query_text(request.query.as_deref()).is_some();
+        let browse = browses(request, has_query);
+        // A plain browse runs no retriever: `candidates` is unused rather than refused.
+        let asked = request.candidates.filter(|_| browse != Browse::Plain);
+        let candidates = check_page(request.page(), asked)?;
         request.weights.check()?;
         self.check_facets(&request.facets)?;
         self.check_sort(&request.sort)?;
-        let has_query = crate::request::query_text(request.query.as_deref()).is_some();
         let trained = self.trained.as_ref().map(TrainedReranker::as_trained);
         let plan = if request.sort.is_empty() {
             rerank::search_plan(request.rerank.as_ref(), has_query, trained, &self.late_interaction)?
@@ -95,11 +120,14 @@ impl Engine {
             crate::sort::unranked(request.rerank.as_ref())?
         };
         let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
-        let browse = browses(request, has_query);
         let FirstStage { query, user, mut fused, query_states, unread, unread_dense, no_cf } = match browse {
-            true => self.browse(request, &mut timings)?,
-            false => self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings)?,
+            Browse::Plain => self.browse(request, &mut timings)?,
+            _ => self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings)?,
         };
+        if browse == Browse::ForUser {
+            let rest = self.browsed(request, &fused.hits, &mut timings)?;
+            fused.hits.extend(rest);
+        }
         self.sort(&request.sort, request.page(), &mut fused, &mut timings)?;
         // The reranker reads the query through the same vocabulary: one it reads none of would
         // reorder the fused list by the items alone.
@@ -144,7 +172,8 @@ impl Engine {
             request.mode == crate::request::Mode::Hybrid && request.user.is_some() && self.cf.is_none();
         let no_cf_note = super::no_cf_note(request.mode != crate::request::Mode::Cf);
         let notes = [
-            (browse, BROWSE_NOTE),
+            (browse == Browse::Plain, BROWSE_NOTE),
+            (browse == Browse::ForUser, BROWSE_FOR_USER_NOTE),
             (unread_dense, UNREAD_NOTE),
             (unread_rerank, UNREAD_RERANK_NOTE),
             (cf_query_unread, CF_QUERY_NOTE),
@@ -159,20 +188,13 @@ impl Engine {
     }
 
     /// A browse's first stage ([`browses`]): every item `request`'s filters and exclusions
-    /// allow (deleted ones never), in row order (the catalog's, then items written live), each
-    /// scored 0 with no retriever's part. O(items) time and memory per request.
+    /// allow ([`Engine::browsed`]), each scored 0 with no retriever's part.
     ///
     /// # Errors
     /// A filter on a field no item holds, or of the wrong type.
     fn browse(&self, request: &SearchRequest, timings: &mut Timings) -> Result<FirstStage<'static>> {
         self.lexical.check(self.requested_bm25(request))?;
-        let allow = self.allow(&request.filters, &request.exclude, timings)?;
-        let t = Instant::now();
-        let hits = (0..self.total_len() as u32)
-            .filter(|&item| allow.allows(item))
-            .map(|item| crate::fusion::FusedHit { item, score: 0.0, parts: Vec::new(), abstained: Vec::new() })
-            .collect();
-        timings.fusion_ms = ms(t);
+        let hits = self.browsed(request, &[], timings)?;
         let fused =
             Fused { hits, ranges: crate::combination::ScoreRanges::of(&[]), fusion_name: "browse", weightless: false };
         Ok(FirstStage {
@@ -184,6 +206,33 @@ impl Engine {
             unread_dense: false,
             no_cf: false,
         })
+    }
+
+    /// Every item `request`'s filters and exclusions allow (deleted ones never) that `ranked`
+    /// does not hold, in row order (the catalog's, then items written live), each scored 0
+    /// with no retriever's part. O(items) time and memory per request.
+    ///
+    /// # Errors
+    /// A filter on a field no item holds, or of the wrong type.
+    fn browsed(
+        &self,
+        request: &SearchRequest,
+        ranked: &[crate::fusion::FusedHit],
+        timings: &mut Timings,
+    ) -> Result<Vec<crate::fusion::FusedHit>> {
+        // The rows counted before the mask is read: an item replaced live in between is then
+        // missing from this answer rather than listed twice (its new row past the count, its
+        // old one hidden by the mask).
+        let rows = self.total_len() as u32;
+        let allow = self.allow(&request.filters, &request.exclude, timings)?;
+        let t = Instant::now();
+        let listed: std::collections::HashSet<u32> = ranked.iter().map(|h| h.item).collect();
+        let hits = (0..rows)
+            .filter(|&item| allow.allows(item) && !listed.contains(&item))
+            .map(|item| crate::fusion::FusedHit { item, score: 0.0, parts: Vec::new(), abstained: Vec::new() })
+            .collect();
+        timings.fusion_ms += ms(t);
+        Ok(hits)
     }
 
     /// The top `depth` fused candidates of `request` (rerank settings ignored), with the

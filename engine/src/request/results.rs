@@ -80,7 +80,8 @@ pub struct Results {
     pub hits: Vec<Hit>,
     /// Hits in the ranked list the page was cut from: each retriever's candidates, fused,
     /// without what the request leaves out (`filters`, `exclude`, deleted items; a
-    /// recommendation's seen items, a similar-items request's seed). How far `offset` can page.
+    /// recommendation's seen items, a similar-items request's seed); for a browse (a search
+    /// without a query), every item the filters allow. How far `offset` can page.
     pub total: usize,
     /// The generation that answered.
     pub generation: String,
