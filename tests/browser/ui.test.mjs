@@ -303,3 +303,29 @@ test("filters and exclusions typed as JSON reach the request, travel in the addr
   assert.deepEqual(errors, []);
   assert.deepEqual(rec.errors, []);
 });
+
+test("as you type, the word being typed finds the words it begins; a blank query with filters browses", async () => {
+  const { tab, errors } = await page("/ui");
+  const sent = [];
+  tab.on("request", (r) => { if (r.method() === "POST" && r.url().endsWith("/v1/search")) sent.push(JSON.parse(r.postData())); });
+  await tab.selectOption("#config-main select[name=mode]", "bm25");
+  await tab.check("#search-form input[name=typing]");
+  await tab.type("#search-form input[name=query]", "kes", { delay: 30 });
+  await tab.waitForFunction(() => [...document.querySelectorAll("#results .hit .title")].some((t) => /Kestrel/.test(t.textContent)));
+  const titles = await tab.$$eval("#results .hit .title", (items) => items.map((t) => t.textContent));
+  assert.match(titles[0], /Kestrel/, JSON.stringify(titles));
+  assert.ok(sent.length >= 1 && sent.every((r) => r.bm25 && r.bm25.prefix === "last"), JSON.stringify(sent));
+  assert.equal(sent.at(-1).query, "kes", "one search after the last keystroke");
+  assert.equal(new URL(tab.url()).searchParams.get("typing"), "true");
+  // A blank query with a filter: every tent, unranked.
+  await tab.uncheck("#search-form input[name=typing]");
+  await tab.fill("#search-form input[name=query]", "");
+  await tab.selectOption("#config-main select[name=mode]", "hybrid");
+  await tab.fill("#config-main input[name=filters]", '{"category": "tents"}');
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForFunction(() => document.querySelector("#search-meta").textContent.includes("browsed"));
+  const ids = await tab.$$eval("#results .hit", (items) => items.map((i) => i.dataset.id));
+  assert.ok(ids.length === 10 && ids.every((id) => id.startsWith("TNT-")), JSON.stringify(ids));
+  assert.equal(sent.at(-1).query, undefined, "no query is sent");
+  assert.deepEqual(errors, []);
+});
