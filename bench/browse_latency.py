@@ -31,6 +31,7 @@ REQUESTS = [
     ("one category, cheapest first", {"filters": {"category": "c07"}, "sort": [{"field": "price"}], "k": 24}),
     ("one category, facet brand", {"filters": {"category": "c07"}, "facets": ["brand"], "k": 24}),
     ("every item, cheapest first", {"sort": [{"field": "price"}], "k": 24}),
+    ("every item by brand, then cheapest", {"sort": [{"field": "brand"}, {"field": "price"}], "k": 24}),
     ("every item but one category", {"exclude": {"category": "c07"}, "k": 24}),
     ("query \"blue kettle\" (hybrid, for scale)", {"query": "blue kettle", "k": 24}),
 ]
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50000)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--port", type=int, default=18932)
+    parser.add_argument("--serve", default=os.path.join(ROOT, "target/release/hyrank-serve"), help="the server binary")
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
     catalog = os.path.join(args.work_dir, "catalog.jsonl")
@@ -69,8 +71,7 @@ def main() -> None:
         hyrank = os.path.join(ROOT, "target/release/hyrank")
         subprocess.run([hyrank, "index", "--catalog", catalog, "--index-dir", index], check=True, stdout=subprocess.DEVNULL)
         print(f"indexed {args.items} items in {time.time() - t:.0f} s")
-    serve = os.path.join(ROOT, "target/release/hyrank-serve")
-    server = live_server.start(serve, index, args.port)
+    server = live_server.start(args.serve, index, args.port)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=60)
         print("| request | total | p50 ms | p99 ms |")

@@ -18,6 +18,7 @@
 //! A sorted list is not reranked: a reranker orders by relevance, which the sort replaces
 //! (Elasticsearch refuses `rescore` with `sort` the same way).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 
@@ -76,31 +77,37 @@ pub(crate) fn check(keys: &[SortKey]) -> Result<()> {
 
 /// One item's value of one key, as it compares.
 #[derive(Debug, Clone, PartialEq)]
-enum Value {
+enum Value<'a> {
     Number(f64),
     /// Lower-case form: "Kestrel" and "KESTREL" are one value, which the next key (then
-    /// relevance) orders.
-    Text(String),
+    /// relevance) orders. Borrowed from the item when it is lower case already (most brands,
+    /// tags and codes): a browse of a whole catalog made a copy per item.
+    Text(Cow<'a, str>),
 }
 
-impl Value {
-    fn cmp(&self, other: &Value) -> Ordering {
+impl<'a> Value<'a> {
+    fn cmp(&self, other: &Value<'_>) -> Ordering {
         match (self, other) {
             (Value::Number(a), Value::Number(b)) => a.total_cmp(b),
-            (Value::Text(a), Value::Text(b)) => a.cmp(b),
+            (Value::Text(a), Value::Text(b)) => a.as_ref().cmp(b.as_ref()),
             (Value::Number(_), Value::Text(_)) => Ordering::Less,
             (Value::Text(_), Value::Number(_)) => Ordering::Greater,
         }
     }
 
-    fn text(text: &str) -> Value {
-        Value::Text(text.to_lowercase())
+    fn text(text: &'a str) -> Value<'a> {
+        // ASCII without an upper-case letter is its own lower case; beyond ASCII, letters that
+        // are not upper case may still lower (the title-case "ǅ"), so those are copied.
+        match text.is_ascii() && !text.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => Value::Text(Cow::Borrowed(text)),
+            false => Value::Text(Cow::Owned(text.to_lowercase())),
+        }
     }
 }
 
 /// The value `key` sorts `fields` by: a list's smallest member ascending, its largest
 /// descending; `None` without the field.
-fn value_of(fields: &BTreeMap<String, FieldValue>, key: &SortKey) -> Option<Value> {
+fn value_of<'a>(fields: &'a BTreeMap<String, FieldValue>, key: &SortKey) -> Option<Value<'a>> {
     match fields.get(&key.field)? {
         // -0.0 and 0.0 are one value, as filters compare them (`total_cmp` tells them apart);
         // values come in signless (`FieldValue::number`), but the variant can be built as is.
@@ -109,8 +116,8 @@ fn value_of(fields: &BTreeMap<String, FieldValue>, key: &SortKey) -> Option<Valu
         FieldValue::List(values) => {
             let members = values.iter().map(|v| Value::text(v));
             match key.order {
-                SortOrder::Asc => members.min_by(Value::cmp),
-                SortOrder::Desc => members.max_by(Value::cmp),
+                SortOrder::Asc => members.min_by(|a, b| a.cmp(b)),
+                SortOrder::Desc => members.max_by(|a, b| a.cmp(b)),
             }
         }
     }
@@ -226,6 +233,15 @@ mod tests {
         assert_eq!(order(&[key("price", SortOrder::Asc)], &zeros, usize::MAX), [0, 1]);
         // An item without fields at all is missing every key.
         assert_eq!(order(&[key("price", SortOrder::Asc)], &[&BTreeMap::new(), &items[0]], usize::MAX), [1, 0]);
+    }
+
+    #[test]
+    fn texts_compare_by_their_lower_case_whether_borrowed_or_copied() {
+        for text in ["kestrel", "Kestrel", "ǅungla", "ΣΟΦΟΣ", "b123", ""] {
+            let Value::Text(value) = Value::text(text) else { panic!("{text}") };
+            assert_eq!(value, text.to_lowercase(), "{text}");
+        }
+        assert!(matches!(Value::text("b123"), Value::Text(Cow::Borrowed(_))), "lower-case ASCII is not copied");
     }
 
     #[test]
