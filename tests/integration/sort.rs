@@ -149,6 +149,13 @@ async fn a_search_without_a_query_browses_what_the_filters_allow() {
     let mut sorted_for_user = for_user;
     sorted_for_user["sort"] = json!([{"field": "price"}]);
     assert_eq!(ids(&whole_list("/v1/search", &sorted_for_user).await), sorted, "a sort orders them all");
+    // A shopper CF knows nothing of yet gets the page without CF, and is told so.
+    let (status, body) =
+        post("/v1/search", json!({"filters": {"category": "tents"}, "user": "new-shopper", "k": 3})).await;
+    assert_eq!((status, body["total"].as_u64()), (StatusCode::OK, Some(tents.len() as u64)), "{body}");
+    assert!(body["notes"].to_string().contains("CF has no list for this user"), "{body}");
+    let (status, body) = post("/v1/search", json!({"filters": {"category": "tents"}, "user": "bad\u{0}id"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an id no user can have is still refused: {body}");
     // A browse runs no retriever: its `candidates` is unused, not refused.
     let (status, body) = post("/v1/search", json!({"filters": {"category": "tents"}, "k": 5, "candidates": 3})).await;
     assert_eq!(status, StatusCode::OK, "{body}");

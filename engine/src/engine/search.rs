@@ -41,6 +41,8 @@ enum Browse {
     Plain,
     /// For a user: CF's list for the user, then every other allowed item ([`Engine::browsed`]).
     ForUser,
+    /// For a user CF has no list for: as [`Browse::Plain`].
+    NoCf,
 }
 
 /// Whether `request` browses: a hybrid search with no query (`has_query`: with content) that
@@ -70,6 +72,11 @@ pub(crate) const UNREAD_RERANK_NOTE: &str = "rerank: not run: the embedding mode
 /// What a browse (no query, no user) says of its order.
 pub(crate) const BROWSE_NOTE: &str = "browse: no query or user, so nothing ranks the items: these are every item the \
      filters allow, each scored 0, in the order of `sort`, then the catalog's (items written live last)";
+
+/// What a browse for a user CF has no list for says of its order.
+pub(crate) const BROWSE_NO_CF_NOTE: &str = "browse: no query, and CF has no list for this user (unknown to this \
+     generation, or it has no interactions), so nothing ranks the items: these are every item the filters allow, each \
+     scored 0, in the order of `sort`, then the catalog's (items written live last)";
 
 /// What a browse for a user says of its order.
 pub(crate) const BROWSE_FOR_USER_NOTE: &str =
@@ -120,10 +127,22 @@ impl Engine {
             crate::sort::unranked(request.rerank.as_ref())?
         };
         let query_layers = plan.as_ref().and_then(|plan| plan.reranker.query_layers());
-        let FirstStage { query, user, mut fused, query_states, unread, unread_dense, no_cf } = match browse {
-            Browse::Plain => self.browse(request, &mut timings)?,
-            _ => self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings)?,
+        let first = match browse {
+            Browse::Plain => self.browse(request, &mut timings),
+            _ => self.search_first_stage(request, candidates, query_layers, plan.is_some(), &mut timings),
         };
+        // A category page for a user CF knows nothing of (new to the generation, or a
+        // generation without interactions) is the page without CF, not a refusal.
+        // (The id was checked before either error; a BM25 setting the generation cannot serve
+        // is refused by the browse too.)
+        let (first, browse) = match (first, browse) {
+            (Err(Error::UnknownUser { .. }), Browse::ForUser) => (self.browse(request, &mut timings), Browse::NoCf),
+            (Err(Error::Unavailable { .. }), Browse::ForUser) if self.cf.is_none() => {
+                (self.browse(request, &mut timings), Browse::NoCf)
+            }
+            other => other,
+        };
+        let FirstStage { query, user, mut fused, query_states, unread, unread_dense, no_cf } = first?;
         if browse == Browse::ForUser {
             let rest = self.browsed(request, &fused.hits, &mut timings)?;
             fused.hits.extend(rest);
@@ -174,6 +193,7 @@ impl Engine {
         let notes = [
             (browse == Browse::Plain, BROWSE_NOTE),
             (browse == Browse::ForUser, BROWSE_FOR_USER_NOTE),
+            (browse == Browse::NoCf, BROWSE_NO_CF_NOTE),
             (unread_dense, UNREAD_NOTE),
             (unread_rerank, UNREAD_RERANK_NOTE),
             (cf_query_unread, CF_QUERY_NOTE),
