@@ -105,6 +105,10 @@ impl Expansion {
 pub(super) struct ExpansionCache {
     live_rows: u32,
     words: HashMap<(String, u64, u8), Arc<Vec<Expansion>>>,
+    /// A beginning's completions and the items holding it as typed (`super::prefix`), keyed
+    /// by the beginning and the live rows hidden since the build (a delete changes their
+    /// counts without adding a row).
+    pub beginnings: HashMap<(String, u64), Arc<super::prefix::Completions>>,
 }
 
 /// What [`expand`] reads: the generation's segments, the live rows, the rows hidden since the
@@ -204,22 +208,34 @@ impl Visible<'_> {
     /// among them.
     fn expansions(&self, looked_up: u64, typed: &str, edits: u8) -> Result<Arc<Vec<Expansion>>> {
         let key = (typed.to_string(), looked_up, edits);
+        self.cached(|cache| &mut cache.words, key, || self.expansions_uncached(looked_up, typed, edits))
+    }
+
+    /// What `map` of the [`ExpansionCache`] holds for `key`, else `compute`'s answer, kept
+    /// while the live rows are those counted (at most [`CACHED_WORDS`] keys per map).
+    pub(super) fn cached<K: std::hash::Hash + Eq, V>(
+        &self,
+        map: impl Fn(&mut ExpansionCache) -> &mut HashMap<K, Arc<V>>,
+        key: K,
+        compute: impl FnOnce() -> Result<V>,
+    ) -> Result<Arc<V>> {
         {
             let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if cache.live_rows != self.live.len() {
                 *cache = ExpansionCache { live_rows: self.live.len(), ..ExpansionCache::default() };
             }
-            if let Some(found) = cache.words.get(&key) {
+            if let Some(found) = map(&mut cache).get(&key) {
                 return Ok(Arc::clone(found));
             }
         }
-        let found = Arc::new(self.expansions_uncached(looked_up, typed, edits)?);
+        let found = Arc::new(compute()?);
         let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.words.len() >= CACHED_WORDS {
-            cache.words.clear();
-        }
         if cache.live_rows == self.live.len() {
-            cache.words.insert(key, Arc::clone(&found));
+            let map = map(&mut cache);
+            if map.len() >= CACHED_WORDS {
+                map.clear();
+            }
+            map.insert(key, Arc::clone(&found));
         }
         Ok(found)
     }

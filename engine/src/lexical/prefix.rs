@@ -71,7 +71,10 @@ impl super::LexicalIndex {
     ) -> Result<Vec<(QueryTerm, u64)>> {
         let field = self.words_field()?;
         let Some(Beginning { word: last, typed, span }) = self.beginning(field, text)? else { return Ok(tokens) };
-        let (completions, typed_n) = self.completions(field, &typed, visible)?;
+        let hidden_live = visible.hidden(visible.segments.len()).map_or(0, |h| h.count);
+        let key = (typed.clone(), hidden_live);
+        let found = visible.cached(|cache| &mut cache.beginnings, key, || self.completions(field, &typed, visible))?;
+        let (completions, typed_n) = (&found.0, found.1);
         if completions.is_empty() {
             return Ok(tokens);
         }
@@ -95,7 +98,7 @@ impl super::LexicalIndex {
             // its runs "bm" and "25", which follow with the same offsets), once, in the
             // completions' order.
             let mut stems: Vec<String> = Vec::new();
-            for (word, _) in &completions {
+            for (word, _) in completions {
                 let terms = self.terms_of(group.analyser, word)?;
                 let Some(first) = terms.first().map(|t| t.position) else { continue };
                 for term in terms.iter().filter(|t| t.position == first && !t.dependent) {
@@ -161,12 +164,7 @@ impl super::LexicalIndex {
     /// [`MAX_EXPANSIONS`]; and the items holding `typed` itself. A segment's count is its
     /// document frequency, rows hidden since the build included (until the next build); a live
     /// row counts while it is visible.
-    fn completions(
-        &self,
-        field: tantivy::schema::Field,
-        typed: &str,
-        visible: &Visible<'_>,
-    ) -> Result<(Vec<(String, u64)>, u64)> {
+    fn completions(&self, field: tantivy::schema::Field, typed: &str, visible: &Visible<'_>) -> Result<Completions> {
         let mut found: HashMap<String, u64> = HashMap::new();
         for segment in visible.segments {
             let inverted = segment.inverted_index(field)?;
@@ -198,6 +196,10 @@ impl super::LexicalIndex {
         Ok((found, typed_n))
     }
 }
+
+/// A beginning's completions (each word with the items holding it, the most common first) and
+/// the items holding the beginning as typed.
+pub(super) type Completions = (Vec<(String, u64)>, u64);
 
 /// The word being typed ([`super::LexicalIndex::complete`]).
 struct Beginning {
@@ -261,6 +263,16 @@ mod tests {
         lexical.search_with(query, 5, None, params).unwrap().iter().map(|h| h.0).collect()
     }
 
+    /// The completions of `typed` over what is visible now, uncached.
+    fn completions_of(lexical: &LexicalIndex, typed: &str) -> Completions {
+        let searcher = lexical.reader.searcher();
+        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = lexical.live.read().unwrap();
+        let hidden = lexical.hidden_in(&segments, lexical.built(), &live).unwrap();
+        let visible = lexical.visible(&segments, &live, hidden.as_deref());
+        lexical.completions(lexical.fields.words.unwrap(), typed, &visible).unwrap()
+    }
+
     fn score(lexical: &LexicalIndex, query: &str, item: u32, params: Bm25Params) -> Option<f32> {
         lexical.score_all(query, params).unwrap().into_iter().find(|h| h.0 == item).map(|h| h.1)
     }
@@ -280,9 +292,16 @@ mod tests {
         assert!((begun - whole).abs() < 1e-5, "{begun} is {whole}");
         assert_eq!(ids(&lexical, "sleeping ba", last()), [1, 2], "bag and bar, the sleeping bag first");
         assert_eq!(ids(&lexical, "energy ba", last()), [2, 1]);
-        for typed in ["hik ", "hik.", "h", "123", "boots hik "] {
-            assert!(ids(&lexical, typed, last()).iter().all(|&i| i != 0 || typed.starts_with("boots")), "{typed:?}");
+        // Nothing completed: every item scores as with the option off.
+        for typed in ["hik ", "hik.", "h", "123", "boots hik ", "boots hik."] {
+            let scores = |params| {
+                let mut all = lexical.score_all(typed, params).unwrap();
+                all.sort_by_key(|h| h.0);
+                all
+            };
+            assert_eq!(scores(last()), scores(off), "{typed:?}");
         }
+        assert!(score(&lexical, "boots hik", 0, last()) > score(&lexical, "boots hik ", 0, last()), "completed");
         assert!(ids(&lexical, "123", last()).is_empty(), "a number is not completed");
         // A finished word scores as typed; the words it begins match too.
         assert_eq!(ids(&lexical, "tent", last()), [3, 4]);
@@ -353,13 +372,13 @@ mod tests {
         lexical.add_live([(9, &first)]).unwrap();
         lexical.add_live([(10, &second)]).unwrap();
         lexical.hide(Arc::new([9].into_iter().collect()), (0, 1), |row| Ok(stove(row))).unwrap();
-        let searcher = lexical.reader.searcher();
-        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
-        let live = lexical.live.read().unwrap();
-        let hidden = lexical.hidden_in(&segments, lexical.built(), &live).unwrap();
-        let visible = lexical.visible(&segments, &live, hidden.as_deref());
-        let (found, _) = lexical.completions(lexical.fields.words.unwrap(), "zep", &visible).unwrap();
+        let (found, _) = completions_of(&lexical, "zep");
         assert_eq!(found, [("zephyrine".to_string(), 1)], "the replaced row no longer counts");
+        // Hidden rows (no row added, the cache kept) are found by no completion.
+        assert_eq!(ids(&lexical, "zep", last()), [10]);
+        lexical.hide(Arc::new([9, 10].into_iter().collect()), (0, 2), |row| Ok(stove(row))).unwrap();
+        assert!(ids(&lexical, "zep", last()).is_empty());
+        assert_eq!(ids(&lexical, "zeph", last()), Vec::<u32>::new());
     }
 
     /// The most common completions are kept, at most [`MAX_EXPANSIONS`].
@@ -370,11 +389,7 @@ mod tests {
             (0..60).map(|i| (format!("w{i}"), format!("pa{}{} pamm", letter(i / 26), letter(i)))).collect();
         let titles: Vec<(&str, &str)> = titles.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
-        let searcher = lexical.reader.searcher();
-        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
-        let live = lexical.live.read().unwrap();
-        let visible = lexical.visible(&segments, &live, None);
-        let (found, _) = lexical.completions(lexical.fields.words.unwrap(), "pa", &visible).unwrap();
+        let (found, _) = completions_of(&lexical, "pa");
         assert_eq!(found.len(), MAX_EXPANSIONS);
         assert!(found.windows(2).all(|w| w[0].1 >= w[1].1), "the most common first");
         assert_eq!(found[0], ("pamm".to_string(), 60), "held by every title");
