@@ -17,8 +17,14 @@
 //! them (`TopTermsBlendedFreqScoringRewrite`): by its own idf a rare look-alike ("smoke" for
 //! "stoke") outscored the common word meant ("stove").
 //!
-//! Terms are compared as analysed (stemmed, folded): "sleping" is read as "slepe", one swap
-//! from "sleep", the stem of "sleeping". A term holding a digit is never expanded ("2.5" is
+//! A word is compared twice: as analysed (stemmed, folded), "sleping" read as "slepe", one swap
+//! from "sleep", the stem of "sleeping"; and, where the generation keeps its words
+//! (`super::schema::Fields::words`, folded, not stemmed), as typed, among the catalog's words,
+//! each word found then read as its stems: a typo can change how a word stems ("hikng" stems
+//! as itself, two edits from "hike", though one letter from "hiking"; "sleepng" is two from
+//! "sleep"), which stems alone missed. The edits allowed follow the length of what is
+//! compared, the boost is of what was compared, and a stem reached both ways keeps the fewer
+//! edits. A term holding a digit is never expanded ("2.5" is
 //! not a typo of "2.6", nor "rtx4090" of "rtx4060"), and a CJK bigram is too short to be.
 //! A word is held when any analysis of it (by its place in the query) finds a visible item
 //! in any searched field: a brand field analysed apart does not read "northpeaks" as
@@ -61,11 +67,22 @@ impl Fuzziness {
     /// Edits allowed in `term` (as analysed): none below 5 characters or for a term holding a
     /// digit, one from 5, two from 9 (Meilisearch's `minWordSizeForTypos`).
     pub(super) fn edits(self, term: &QueryTerm) -> u8 {
-        let chars = term.text.chars().count();
-        let digit = term.text.chars().any(char::is_numeric);
+        if term.dependent {
+            return 0;
+        }
+        self.edits_in(&term.text)
+    }
+
+    /// Edits allowed in `text` (a term or a word, folded): as [`Fuzziness::edits`].
+    fn edits_in(self, text: &str) -> u8 {
+        self.edits_for(text.chars().count(), text.chars().any(char::is_numeric))
+    }
+
+    /// Edits allowed in a term or word of `chars` characters, `digit` if it holds one.
+    fn edits_for(self, chars: usize, digit: bool) -> u8 {
         match self {
             Fuzziness::Off => 0,
-            Fuzziness::Auto if digit || term.dependent || chars < 5 => 0,
+            Fuzziness::Auto if digit || chars < 5 => 0,
             Fuzziness::Auto if chars < 9 => 1,
             Fuzziness::Auto => 2,
         }
@@ -109,6 +126,9 @@ pub(super) struct ExpansionCache {
     /// by the beginning and the live rows hidden since the build (a delete changes their
     /// counts without adding a row).
     pub beginnings: HashMap<(String, u64), Arc<super::prefix::Completions>>,
+    /// A word's neighbours among the catalog's words (folded, not stemmed), keyed by the word,
+    /// its edits and the live rows hidden since the build.
+    typed_words: HashMap<(String, u8, u64), Arc<Vec<Expansion>>>,
 }
 
 /// What [`expand`] reads: the generation's segments, the live rows, the rows hidden since the
@@ -153,7 +173,7 @@ impl super::LexicalIndex {
         for group in &self.groups {
             tokens.extend(self.terms_of(group.analyser, text)?.into_iter().map(|t| (t, group.fields)));
         }
-        let tokens = expand(tokens, params.fuzziness, visible)?;
+        let tokens = self.expand(text, tokens, params.fuzziness, visible)?;
         match params.prefix {
             super::Prefix::Off => Ok(tokens),
             super::Prefix::Last => self.complete(text, tokens, visible),
@@ -271,18 +291,64 @@ impl Visible<'_> {
             }
         }
         found.remove(typed);
-        let mut out: Vec<Expansion> = found
-            .into_iter()
-            .map(|(text, n)| Expansion {
-                edits: strsim::osa_distance(typed, &text).clamp(1, usize::from(edits)) as u8,
-                n: n.into_iter().max().unwrap_or(0),
-                text,
-            })
-            .collect();
-        out.sort_by(Expansion::order);
-        out.truncate(MAX_EXPANSIONS);
-        Ok(out)
+        Ok(ranked(typed, found.into_iter().map(|(text, n)| (text, n.into_iter().max().unwrap_or(0))), edits))
     }
+}
+
+impl Visible<'_> {
+    /// The catalog's words (the words field: folded, not stemmed) within `edits` of `typed`,
+    /// ordered and counted as [`Visible::expansions`] orders terms; `typed` itself is not
+    /// among them. A segment counts a word by its document frequency (rows hidden since the
+    /// build included, as for terms); a live row counts while it is visible.
+    fn word_neighbours(&self, field: tantivy::schema::Field, typed: &str, edits: u8) -> Result<Arc<Vec<Expansion>>> {
+        let hidden_live = self.hidden(self.segments.len()).map_or(0, |h| h.count);
+        let key = (typed.to_string(), edits, hidden_live);
+        self.cached(
+            |cache| &mut cache.typed_words,
+            key,
+            || {
+                use tantivy::termdict::TermStreamer;
+                let mut found: HashMap<String, u64> = HashMap::new();
+                let automaton = FuzzyTermQuery::new(Term::from_field_text(field, typed), edits, true).automaton()?;
+                for segment in self.segments {
+                    let inverted = segment.inverted_index(field)?;
+                    let mut stream: TermStreamer<'_, _> = inverted
+                        .terms()
+                        .search(&automaton)
+                        .into_stream()
+                        .map_err(|e| Error::io("reading the index's words", e))?;
+                    while stream.advance() {
+                        let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
+                        *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
+                    }
+                }
+                let hidden = self.hidden(self.segments.len());
+                for (word, docs) in self.live.words() {
+                    if accepts(&automaton, word) {
+                        let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
+                        *found.entry(word.to_string()).or_default() += shown as u64;
+                    }
+                }
+                found.remove(typed);
+                Ok(ranked(typed, found.into_iter().filter(|w| w.1 > 0), edits))
+            },
+        )
+    }
+}
+
+/// `found` (each term or word with the items holding it) as expansions of `typed`, the fewest
+/// edits first, then the most common, at most [`MAX_EXPANSIONS`].
+fn ranked(typed: &str, found: impl Iterator<Item = (String, u64)>, edits: u8) -> Vec<Expansion> {
+    let mut out: Vec<Expansion> = found
+        .map(|(text, n)| Expansion {
+            edits: strsim::osa_distance(typed, &text).clamp(1, usize::from(edits)) as u8,
+            n,
+            text,
+        })
+        .collect();
+    out.sort_by(Expansion::order);
+    out.truncate(MAX_EXPANSIONS);
+    out
 }
 
 /// Whether the Levenshtein automaton accepts `term`.
@@ -297,83 +363,139 @@ fn accepts(automaton: &DfaWrapper, term: &str) -> bool {
     automaton.is_match(&state)
 }
 
-/// `tokens` (each query term with the mask of fields it is looked up in, the analysis groups'
-/// readings one after another) with, after each word no visible item holds under any reading,
-/// the terms within its edits as alternatives at its position (see the module's docs).
-///
-/// # Errors
-/// A failing read of the index's terms or postings.
-fn expand(tokens: Vec<(QueryTerm, u64)>, fuzziness: Fuzziness, visible: &Visible<'_>) -> Result<Vec<(QueryTerm, u64)>> {
-    if fuzziness == Fuzziness::Off {
-        return Ok(tokens);
-    }
-    // One word's terms at one position stand together, as the scorer reads them.
-    let mut runs = Vec::new();
-    let mut start = 0;
-    while start < tokens.len() {
-        let first = &tokens[start];
-        let same = |t: &&(QueryTerm, u64)| t.1 == first.1 && t.0.same_word(&first.0);
-        let end = start + 1 + tokens[start + 1..].iter().take_while(same).count();
-        runs.push(start..end);
-        start = end;
-    }
-    // Whether some reading of a place (word, position), in any group of fields, finds a
-    // visible item: asked only where a reading may be expanded, once per place.
-    let place = |run: &std::ops::Range<usize>| (tokens[run.start].0.word, tokens[run.start].0.position);
-    let mut held: HashMap<(u32, u32), bool> = HashMap::new();
-    let mut out = Vec::with_capacity(tokens.len());
-    for run in &runs {
-        let word = &tokens[run.clone()];
-        out.extend_from_slice(word);
-        if !word.iter().any(|(term, _)| fuzziness.edits(term) > 0) {
-            continue;
+impl super::LexicalIndex {
+    /// `tokens` (each query term of `text` with the mask of fields it is looked up in, the
+    /// analysis groups' readings one after another) with, after each word no visible item
+    /// holds under any reading, the terms within its edits as alternatives at its position (see
+    /// the module's docs): the stems near its stem, and the stems of the catalog's words near
+    /// the word as typed (folded, not stemmed), where the generation keeps its words.
+    ///
+    /// # Errors
+    /// A failing read of the index's terms or postings.
+    fn expand(
+        &self,
+        text: &str,
+        tokens: Vec<(QueryTerm, u64)>,
+        fuzziness: Fuzziness,
+        visible: &Visible<'_>,
+    ) -> Result<Vec<(QueryTerm, u64)>> {
+        if fuzziness == Fuzziness::Off {
+            return Ok(tokens);
         }
-        let at = place(run);
-        let holds = match held.get(&at) {
-            Some(&holds) => holds,
-            None => {
-                let readings = runs.iter().filter(|other| place(other) == at).flat_map(|other| &tokens[other.clone()]);
-                let mut holds = false;
-                for (term, mask) in readings {
-                    if visible.holds(*mask, &term.text)? {
-                        holds = true;
-                        break;
+        // One word's terms at one position stand together, as the scorer reads them.
+        let mut runs = Vec::new();
+        let mut start = 0;
+        while start < tokens.len() {
+            let first = &tokens[start];
+            let same = |t: &&(QueryTerm, u64)| t.1 == first.1 && t.0.same_word(&first.0);
+            let end = start + 1 + tokens[start + 1..].iter().take_while(same).count();
+            runs.push(start..end);
+            start = end;
+        }
+        // Whether some reading of a place (word, position), in any group of fields, finds a
+        // visible item: asked only where a reading may be expanded, once per place.
+        let place = |run: &std::ops::Range<usize>| (tokens[run.start].0.word, tokens[run.start].0.position);
+        let mut held: HashMap<(u32, u32), bool> = HashMap::new();
+        let mut out = Vec::with_capacity(tokens.len());
+        for run in &runs {
+            let word = &tokens[run.clone()];
+            out.extend_from_slice(word);
+            let (term, mask) = &word[0];
+            // The word as typed may be read by its letters where the generation keeps its
+            // words and it has enough of them (folded, below, once it is known not held).
+            let letters = text.get(term.span.0..term.span.1).map_or(0, |w| w.chars().count());
+            let by_word = self.fields.words.is_some() && !term.dependent && fuzziness.edits_for(letters, false) > 0;
+            if !by_word && !word.iter().any(|(term, _)| fuzziness.edits(term) > 0) {
+                continue;
+            }
+            let at = place(run);
+            let holds = match held.get(&at) {
+                Some(&holds) => holds,
+                None => {
+                    let readings =
+                        runs.iter().filter(|other| place(other) == at).flat_map(|other| &tokens[other.clone()]);
+                    let mut holds = false;
+                    for (term, mask) in readings {
+                        if visible.holds(*mask, &term.text)? {
+                            holds = true;
+                            break;
+                        }
+                    }
+                    held.insert(at, holds);
+                    holds
+                }
+            };
+            if holds {
+                continue;
+            }
+            let typed = match self.fields.words {
+                Some(field) if by_word => self.typed_word(field, text, term.span)?,
+                _ => None,
+            };
+            let typed_edits = typed.as_deref().map_or(0, |t| fuzziness.edits_in(t));
+            // Each reading near what was typed: the term, what it was compared with, the boost.
+            let mut near: Vec<(Expansion, String, f32)> = Vec::new();
+            for (term, mask) in word {
+                let edits = fuzziness.edits(term);
+                if edits > 0 {
+                    near.extend(visible.expansions(*mask, &term.text, edits)?.iter().map(|e| {
+                        let boost = boost(e.edits, &term.text, &e.text);
+                        (e.clone(), term.text.clone(), boost)
+                    }));
+                }
+            }
+            if let (Some(field), Some(typed), true) = (self.fields.words, &typed, typed_edits > 0) {
+                let group = self.groups.iter().find(|g| g.fields == *mask);
+                let analyser = group.map_or(self.fields.text(), |g| g.analyser);
+                let read: Vec<&str> = word.iter().map(|(t, _)| t.text.as_str()).collect();
+                for found in visible.word_neighbours(field, typed, typed_edits)?.iter() {
+                    let terms = self.terms_of(analyser, &found.text)?;
+                    let Some(first) = terms.first().map(|t| t.position) else { continue };
+                    for stem in terms.into_iter().filter(|t| t.position == first && !t.dependent) {
+                        if !read.contains(&stem.text.as_str()) {
+                            let boost = boost(found.edits, typed, &found.text);
+                            let expansion = Expansion { text: stem.text, ..found.clone() };
+                            near.push((expansion, typed.clone(), boost));
+                        }
                     }
                 }
-                held.insert(at, holds);
-                holds
             }
-        };
-        if holds {
-            continue;
-        }
-        let mut near: Vec<(Expansion, &str)> = Vec::new();
-        for (term, mask) in word {
-            let edits = fuzziness.edits(term);
-            if edits > 0 {
-                near.extend(
-                    visible.expansions(*mask, &term.text, edits)?.iter().map(|e| (e.clone(), term.text.as_str())),
-                );
+            near.sort_by(|a, b| Expansion::order(&a.0, &b.0).then(b.2.total_cmp(&a.2)));
+            let mut seen = HashSet::new();
+            near.retain(|(e, _, _)| seen.insert(e.text.clone()));
+            near.truncate(MAX_EXPANSIONS);
+            let blended = near.iter().map(|(e, _, _)| e.n).max().unwrap_or(0);
+            for (expansion, typed, boost) in near {
+                let fuzzy =
+                    Fuzzy { typed, reading: Reading::Typo { edits: expansion.edits }, boost, blended_n: blended };
+                let text = expansion.text;
+                out.push((
+                    QueryTerm { fuzzy: Some(fuzzy), text, lettered: true, dependent: false, ..term.clone() },
+                    *mask,
+                ));
             }
         }
-        near.sort_by(|a, b| Expansion::order(&a.0, &b.0));
-        let mut seen = HashSet::new();
-        near.retain(|(e, _)| seen.insert(e.text.clone()));
-        near.truncate(MAX_EXPANSIONS);
-        let blended = near.iter().map(|(e, _)| e.n).max().unwrap_or(0);
-        let (term, mask) = &word[0];
-        for (expansion, typed) in near {
-            let fuzzy = Fuzzy {
-                typed: typed.to_string(),
-                reading: Reading::Typo { edits: expansion.edits },
-                boost: boost(expansion.edits, typed, &expansion.text),
-                blended_n: blended,
-            };
-            let text = expansion.text;
-            out.push((QueryTerm { fuzzy: Some(fuzzy), text, lettered: true, dependent: false, ..term.clone() }, *mask));
-        }
+        Ok(out)
     }
-    Ok(out)
+
+    /// The query's word at `span` as the words field holds words (folded, not stemmed): the
+    /// analyzer's token over all of its bytes, the longest if several; none if no token spans
+    /// them all (a word the analysis cuts into parts is looked up by its parts' stems only).
+    fn typed_word(&self, field: tantivy::schema::Field, text: &str, span: (usize, usize)) -> Result<Option<String>> {
+        use tantivy::tokenizer::TokenStream;
+        let Some(word) = text.get(span.0..span.1) else { return Ok(None) };
+        let mut analyzer = self.index.tokenizer_for_field(field)?;
+        let mut stream = analyzer.token_stream(word);
+        let mut whole: Option<String> = None;
+        while stream.advance() {
+            let token = stream.token();
+            let all = token.offset_from == 0 && token.offset_to == word.len();
+            if all && whole.as_ref().is_none_or(|w| token.text.len() > w.len()) {
+                whole = Some(token.text.clone());
+            }
+        }
+        Ok(whole)
+    }
 }
 
 #[cfg(test)]
@@ -411,7 +533,9 @@ mod tests {
         assert_eq!(top("sleping bag", off), Some(1), "as typed, only \"bag\" matches, the shorter title first");
         let score = |query: &str| lexical.score_all(query, auto).unwrap().into_iter().find(|h| h.0 == 0).map(|h| h.1);
         let (typed, meant) = (score("sleping").unwrap(), score("sleeping").unwrap());
-        assert!((typed - 0.8 * meant).abs() < 1e-5, "{typed} is 1 - 1/5 of {meant}");
+        // One edit from "sleeping" in the 7 letters typed, and from "sleep" in the stem's 5:
+        // the word's reading, the nearer, counts.
+        assert!((typed - (1.0 - 1.0 / 7.0) * meant).abs() < 1e-5, "{typed} is 1 - 1/7 of {meant}");
         // "store" is a letter from "stove", but the catalog holds both: each is read as typed.
         let ids = |query: &str| -> Vec<u32> {
             lexical.search_with(query, 3, None, auto).unwrap().iter().map(|h| h.0).collect()
@@ -422,8 +546,9 @@ mod tests {
         assert!(ids("cmap").is_empty(), "short words are read as typed");
         let tree = lexical.explain_with("sleping", 0, auto).unwrap().unwrap();
         let term = &tree.children[0];
-        assert_eq!(term.label, "sleep (for \"slepe\", 1 edit away), product of");
-        assert!(term.children.iter().any(|c| c.label.starts_with("fuzzy boost") && c.value == 0.8_f32 as f64));
+        assert_eq!(term.label, "sleep (for \"sleping\", 1 edit away), product of");
+        let boost = f64::from(1.0_f32 - 1.0 / 7.0);
+        assert!(term.children.iter().any(|c| c.label.starts_with("fuzzy boost") && c.value == boost));
         assert!((tree.value - f64::from(typed)).abs() < 1e-5);
         let live = Item {
             id: "poncho".into(),
@@ -460,6 +585,38 @@ mod tests {
         };
         lexical.hide(Arc::new([1].into_iter().collect()), (0, 1), item_at).unwrap();
         assert_eq!(found("adiddas"), vec![0], "only a deleted row held it: read as a typo");
+    }
+
+    /// A typo that changes how a word stems is measured on the word as typed: "hikng" is one
+    /// letter from "hiking" but two from its stem "hike", and "sleepng" two from "sleep", so
+    /// read by stems alone (a generation built before it kept its words) neither found
+    /// anything. Words written live are looked up too.
+    #[test]
+    fn a_typo_that_changes_the_stem_is_read_from_the_word_typed() {
+        let titles = [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("mug", "Enamel mug")];
+        let (_dir, mut lexical) =
+            super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let ids = |lexical: &LexicalIndex, query: &str| -> Vec<u32> {
+            lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect()
+        };
+        assert_eq!(ids(&lexical, "hikng"), [1]);
+        assert_eq!(ids(&lexical, "sleepng bag").first(), Some(&0));
+        let score = |lexical: &LexicalIndex, query: &str| lexical.score_all(query, Bm25Params::default()).unwrap();
+        let (typed, meant) = (score(&lexical, "hikng")[0].1, score(&lexical, "hiking")[0].1);
+        assert!((typed - 0.8 * meant).abs() < 1e-5, "1 - 1/5 of the word meant: {typed} against {meant}");
+        let tree = lexical.explain_with("hikng", 1, Bm25Params::default()).unwrap().unwrap();
+        assert_eq!(tree.children[0].label, "hike (for \"hikng\", 1 edit away), product of");
+        let poles = Item {
+            id: "poles".into(),
+            title: "Trekking poles".into(),
+            text: String::new(),
+            fields: Default::default(),
+        };
+        lexical.add_live([(3, &poles)]).unwrap();
+        assert_eq!(ids(&lexical, "trekkng"), [3], "a live item's words");
+        lexical.fields.words = None;
+        assert!(ids(&lexical, "hikng").is_empty(), "by stems alone, two edits from \"hike\"");
+        assert_eq!(ids(&lexical, "sleping"), [0], "a typo one edit from the stem is still read by stems");
     }
 
     #[test]
