@@ -329,3 +329,17 @@ test("as you type, the word being typed finds the words it begins; a blank query
   assert.equal(sent.at(-1).query, undefined, "no query is sent");
   assert.deepEqual(errors, []);
 });
+
+test("a typo shows what the query was read as, and a click searches that", async () => {
+  const { tab, errors } = await page("/ui");
+  await tab.fill("#search-form input[name=query]", "kestrl bivy");
+  await tab.click("#search-form button[type=submit]");
+  await tab.waitForSelector("#did-you-mean:not([hidden])");
+  assert.equal(await tab.textContent("#read-as"), "kestrel bivy");
+  await tab.click("#read-as");
+  await tab.waitForSelector("#did-you-mean", { state: "hidden" });
+  assert.equal(await tab.inputValue("#search-form input[name=query]"), "kestrel bivy");
+  const titles = await tab.$$eval("#results .hit .title", (items) => items.map((t) => t.textContent));
+  assert.match(titles[0], /Kestrel/, JSON.stringify(titles));
+  assert.deepEqual(errors, []);
+});

@@ -51,10 +51,19 @@ async fn a_typo_is_read_as_the_word_meant_marked_and_explained() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let terms = top_kestrel_terms(&body);
     assert!(terms.iter().any(|t| t == "kestrel (for \"kestrl\", 1 edit away), product of"), "{terms:?}");
+    // The response says what the query was read as, for a "did you mean" line; in hybrid
+    // mode too (BM25 ran), and never where BM25 read every word as typed.
+    let read_as = json!({"query": "kestrel bivy", "words": [{"typed": "kestrl", "read_as": "kestrel", "edits": 1}]});
+    assert_eq!(body["did_you_mean"], read_as, "{body}");
+    let (_, hybrid) = post("/v1/search", json!({"query": "kestrl bivy", "k": 3})).await;
+    assert_eq!(hybrid["did_you_mean"], read_as, "{hybrid}");
+    let (_, dense) = post("/v1/search", json!({"query": "kestrl bivy", "mode": "dense", "k": 3})).await;
+    assert!(dense.get("did_you_mean").is_none(), "BM25 did not run: {dense}");
     let mut typed = request;
     typed["bm25"] = json!({"fuzziness": "off"});
     let (status, body) = post("/v1/search", typed).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("did_you_mean").is_none(), "read as typed: {body}");
     assert!(
         body["hits"]
             .as_array()

@@ -183,9 +183,15 @@ impl Engine {
                 }
             }
         }
+        // What BM25 read the query's unheld words as (its expansions are cached by now).
+        let did_you_mean = match query.filter(|_| fused.ran(RetrieverKind::Bm25)) {
+            Some(query) => self.lexical.did_you_mean(query, params)?,
+            None => None,
+        };
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
         results.rerank_cut = cut;
+        results.did_you_mean = did_you_mean;
         // Only hybrid mode asks a user's CF list beside a query (bm25 and dense never do).
         let no_interactions =
             request.mode == crate::request::Mode::Hybrid && request.user.is_some() && self.cf.is_none();

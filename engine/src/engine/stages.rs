@@ -492,7 +492,16 @@ impl Engine {
         }
         timings.total_ms = ms(start);
         let generation = self.manifest.generation.clone();
-        Results { hits, total: fused.hits.len(), generation, timings, notes, facets, rerank_cut: None }
+        Results {
+            hits,
+            total: fused.hits.len(),
+            generation,
+            timings,
+            notes,
+            facets,
+            rerank_cut: None,
+            did_you_mean: None,
+        }
     }
 
     /// Reranks `window`: the plan's reranker scores each (query, item text) pair, and the score

@@ -30,7 +30,7 @@
 //! in any searched field: a brand field analysed apart does not read "northpeaks" as
 //! "northpeak" where the text holds "northpeaks".
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tantivy::query::{DfaWrapper, FuzzyTermQuery};
@@ -351,6 +351,47 @@ fn ranked(typed: &str, found: impl Iterator<Item = (String, u64)>, edits: u8) ->
     out
 }
 
+/// A stem read for a word no item holds ([`super::LexicalIndex::expand`]).
+struct Near {
+    expansion: Expansion,
+    /// What it was compared with: the word's stem, or the word as typed (folded).
+    typed: String,
+    boost: f32,
+    /// The catalog's word it was read from, when compared as typed.
+    word: Option<Expansion>,
+}
+
+/// `near` with one reading per stem: the nearest (fewest edits, then the larger boost, so a
+/// stem reached both as a stem and from a word counts as the nearer comparison found it),
+/// counted as its most common reading, with the nearest and then most common of the words it
+/// was read from; then the fewest edits first, then the most common, at most
+/// [`MAX_EXPANSIONS`].
+fn merged(near: Vec<Near>) -> Vec<Near> {
+    let mut by_stem: HashMap<String, Near> = HashMap::new();
+    for reading in near {
+        let Some(kept) = by_stem.get_mut(&reading.expansion.text) else {
+            by_stem.insert(reading.expansion.text.clone(), reading);
+            continue;
+        };
+        let (e, k) = (&reading.expansion, &kept.expansion);
+        let n = e.n.max(k.n);
+        if e.edits < k.edits || (e.edits == k.edits && reading.boost > kept.boost) {
+            kept.expansion.edits = e.edits;
+            (kept.typed, kept.boost) = (reading.typed, reading.boost);
+        }
+        kept.expansion.n = n;
+        if let Some(word) = reading.word {
+            if kept.word.as_ref().is_none_or(|w| Expansion::order(&word, w).is_lt()) {
+                kept.word = Some(word);
+            }
+        }
+    }
+    let mut out: Vec<Near> = by_stem.into_values().collect();
+    out.sort_by(|a, b| Expansion::order(&a.expansion, &b.expansion));
+    out.truncate(MAX_EXPANSIONS);
+    out
+}
+
 /// Whether the Levenshtein automaton accepts `term`.
 fn accepts(automaton: &DfaWrapper, term: &str) -> bool {
     let mut state = automaton.start();
@@ -433,14 +474,16 @@ impl super::LexicalIndex {
                 _ => None,
             };
             let typed_edits = typed.as_deref().map_or(0, |t| fuzziness.edits_in(t));
-            // Each reading near what was typed: the term, what it was compared with, the boost.
-            let mut near: Vec<(Expansion, String, f32)> = Vec::new();
+            // Each reading near what was typed.
+            let mut near: Vec<Near> = Vec::new();
             for (term, mask) in word {
                 let edits = fuzziness.edits(term);
                 if edits > 0 {
-                    near.extend(visible.expansions(*mask, &term.text, edits)?.iter().map(|e| {
-                        let boost = boost(e.edits, &term.text, &e.text);
-                        (e.clone(), term.text.clone(), boost)
+                    near.extend(visible.expansions(*mask, &term.text, edits)?.iter().map(|e| Near {
+                        boost: boost(e.edits, &term.text, &e.text),
+                        expansion: e.clone(),
+                        typed: term.text.clone(),
+                        word: None,
                     }));
                 }
             }
@@ -453,21 +496,22 @@ impl super::LexicalIndex {
                     let Some(first) = terms.first().map(|t| t.position) else { continue };
                     for stem in terms.into_iter().filter(|t| t.position == first && !t.dependent) {
                         if !read.contains(&stem.text.as_str()) {
-                            let boost = boost(found.edits, typed, &found.text);
-                            let expansion = Expansion { text: stem.text, ..found.clone() };
-                            near.push((expansion, typed.clone(), boost));
+                            near.push(Near {
+                                boost: boost(found.edits, typed, &found.text),
+                                expansion: Expansion { text: stem.text, ..found.clone() },
+                                typed: typed.clone(),
+                                word: Some(found.clone()),
+                            });
                         }
                     }
                 }
             }
-            near.sort_by(|a, b| Expansion::order(&a.0, &b.0).then(b.2.total_cmp(&a.2)));
-            let mut seen = HashSet::new();
-            near.retain(|(e, _, _)| seen.insert(e.text.clone()));
-            near.truncate(MAX_EXPANSIONS);
-            let blended = near.iter().map(|(e, _, _)| e.n).max().unwrap_or(0);
-            for (expansion, typed, boost) in near {
-                let fuzzy =
-                    Fuzzy { typed, reading: Reading::Typo { edits: expansion.edits }, boost, blended_n: blended };
+            let near = merged(near);
+            let blended = near.iter().map(|r| r.expansion.n).max().unwrap_or(0);
+            for Near { expansion, typed, boost, word } in near {
+                let reading = Reading::Typo { edits: expansion.edits };
+                let word = word.map(|w| (w.text, w.edits));
+                let fuzzy = Fuzzy { typed, reading, boost, blended_n: blended, word };
                 let text = expansion.text;
                 out.push((
                     QueryTerm { fuzzy: Some(fuzzy), text, lettered: true, dependent: false, ..term.clone() },

@@ -16,6 +16,7 @@ use live::LiveRows;
 
 mod analyzers;
 mod bm25;
+mod corrections;
 mod files;
 mod fragment;
 mod fuzzy;
@@ -34,6 +35,7 @@ pub use analyzers::{boost_problem, Analyzer, FieldAnalysis, MAX_BOOST, MAX_SEARC
 pub use language::Language;
 
 pub use bm25::{Bm25Overrides, Bm25Params, FieldCombination, MAX_K1};
+pub use corrections::{Correction, DidYouMean};
 pub use fuzzy::{Fuzziness, MAX_EXPANSIONS};
 pub(crate) use hidden::{covers, HiddenVersion};
 pub use highlight::{Highlighter, Highlights, FRAGMENT_BYTES};

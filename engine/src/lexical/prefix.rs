@@ -109,8 +109,13 @@ impl super::LexicalIndex {
             }
             out.extend_from_slice(&reading[..insert]);
             out.extend(stems.into_iter().map(|text| {
-                let fuzzy =
-                    Fuzzy { typed: typed.clone(), reading: Reading::Completion, boost: 1.0, blended_n: blended };
+                let fuzzy = Fuzzy {
+                    typed: typed.clone(),
+                    reading: Reading::Completion,
+                    boost: 1.0,
+                    blended_n: blended,
+                    word: None,
+                };
                 let (word, fuzzy) = (last, Some(fuzzy));
                 (QueryTerm { text, word, lettered: true, dependent: false, position, span, fuzzy }, group.fields)
             }));

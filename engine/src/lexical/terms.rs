@@ -59,6 +59,10 @@ pub(super) struct Fuzzy {
     /// The document frequency its idf is computed with at least: the most common of its
     /// word's readings' (Lucene's blended frequency).
     pub blended_n: u64,
+    /// For a typo compared as typed, the catalog's word it was read from (folded) and its
+    /// edits from what was typed: what a search reports its query was read as
+    /// (`super::corrections`). None for a stem compared with stems, and for a completion.
+    pub word: Option<(String, u8)>,
 }
 
 /// How a [`Fuzzy`] term was reached from what was typed.

@@ -100,6 +100,11 @@ pub struct Results {
     /// reranked ones, and have no rerank score. Such an answer is not cached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerank_cut: Option<RerankCut>,
+    /// For a search whose BM25 read query words no item holds as the catalog's words near
+    /// them (typo tolerance): each such word with the word it was read as, and the query with
+    /// them replaced ("Showing results for ..."). Absent when every word was read as typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did_you_mean: Option<crate::lexical::DidYouMean>,
 }
 
 /// How far a rerank its budget cut short got (a response's `rerank_cut`).

@@ -1,0 +1,138 @@
+//! What a search tells its caller of the words it read otherwise than typed: "did you mean".
+//!
+//! Typo tolerance (`super::fuzzy`) reads a word no visible item holds as the catalog's words
+//! near it, and BM25 scores them all; a shopper's page still wants one line saying what the
+//! query was taken for ("Showing results for *hiking boots*"), and a link to search that
+//! instead. Each such word is reported with the catalog's word it was read as: the nearest of
+//! those found by comparing the word as typed with the catalog's words (fewest edits, then the
+//! most common), and the query with each replaced. A word read only by its stem (a generation
+//! built before it kept its words, or an inflection typed with a typo, "slepes") has no word
+//! of the catalog to show, only a stem, and is not reported; nor is the word being typed under
+//! `bm25.prefix` (it is completed, not corrected).
+
+use super::terms::{Fuzzy, Reading};
+use super::{Bm25Params, Fuzziness, LexicalIndex};
+use crate::error::Result;
+
+/// A query's words read as other words of the catalog, and the query so read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DidYouMean {
+    /// The query with each corrected word replaced by the catalog's word it was read as (the
+    /// rest as typed).
+    pub query: String,
+    /// The corrected words, in the query's order.
+    pub words: Vec<Correction>,
+}
+
+/// One query word no visible item holds, and the catalog's word it was read as.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Correction {
+    /// The word as the query has it.
+    pub typed: String,
+    /// The catalog's word it was read as, folded (lower case, without accents where the
+    /// catalog's analysis folds them).
+    pub read_as: String,
+    /// Edits between the two as compared (folded), a swap of neighbouring letters counting one.
+    pub edits: u8,
+}
+
+impl LexicalIndex {
+    /// What `query` was read as (see the module's docs), or None when BM25 read every word as
+    /// typed, typo tolerance is off, or the generation keeps no words.
+    ///
+    /// # Errors
+    /// A failing read of the index's terms or postings; `prefix` on a generation without its
+    /// words.
+    pub fn did_you_mean(&self, query: &str, params: Bm25Params) -> Result<Option<DidYouMean>> {
+        if params.fuzziness == Fuzziness::Off || self.fields.words.is_none() {
+            return Ok(None);
+        }
+        let searcher = self.reader.searcher();
+        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hidden = self.hidden_in(&segments, self.built(), &live)?;
+        let visible = self.visible(&segments, &live, hidden.as_deref());
+        let read = self.query_terms(query, params, &visible)?;
+        // The first word-read typo of each span: readings come nearest first, and the groups'
+        // readings of a word agree on its words (they compare the same folded word).
+        let mut found: Vec<((usize, usize), Correction)> = Vec::new();
+        for (term, _) in &read {
+            let Some(Fuzzy { reading: Reading::Typo { .. }, word: Some((word, edits)), .. }) = &term.fuzzy else {
+                continue;
+            };
+            if found.iter().any(|(span, _)| *span == term.span) {
+                continue;
+            }
+            let Some(typed) = query.get(term.span.0..term.span.1) else { continue };
+            let correction = Correction { typed: typed.to_string(), read_as: word.clone(), edits: *edits };
+            found.push((term.span, correction));
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        // Spans of one word's parts may nest ("t-shrit" and its "shrit"): the outermost wins.
+        found.sort_by_key(|(span, _)| (span.0, std::cmp::Reverse(span.1)));
+        let mut corrected = String::with_capacity(query.len());
+        let (mut at, mut words) = (0, Vec::new());
+        for (span, correction) in found {
+            if span.0 < at {
+                continue;
+            }
+            corrected.push_str(&query[at..span.0]);
+            corrected.push_str(&correction.read_as);
+            at = span.1;
+            words.push(correction);
+        }
+        corrected.push_str(&query[at..]);
+        Ok(Some(DidYouMean { query: corrected, words }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Item;
+    use crate::lexical::{LexicalSettings, Prefix};
+
+    fn catalog() -> (tempfile::TempDir, LexicalIndex) {
+        let titles = [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("pack", "Trekking backpack")];
+        super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles)
+    }
+
+    fn query_of(lexical: &LexicalIndex, query: &str, params: Bm25Params) -> Option<String> {
+        lexical.did_you_mean(query, params).unwrap().map(|d| d.query)
+    }
+
+    #[test]
+    fn each_word_read_as_another_is_reported_with_the_query_so_read() {
+        let (_dir, lexical) = catalog();
+        let auto = Bm25Params::default();
+        let found = lexical.did_you_mean("Hikng bots for Trekkng", auto).unwrap().unwrap();
+        assert_eq!(found.query, "hiking bots for trekking", "\"bots\" is too short to be read otherwise");
+        let words: Vec<(&str, &str, u8)> =
+            found.words.iter().map(|c| (c.typed.as_str(), c.read_as.as_str(), c.edits)).collect();
+        assert_eq!(words, [("Hikng", "hiking", 1), ("Trekkng", "trekking", 1)]);
+        assert_eq!(query_of(&lexical, "hiking boots", auto), None, "every word as typed");
+        assert_eq!(query_of(&lexical, "hikng", Bm25Params { fuzziness: Fuzziness::Off, ..auto }), None);
+        // The word being typed is completed, not corrected; a finished one is corrected.
+        let prefix = Bm25Params { prefix: Prefix::Last, ..auto };
+        assert_eq!(query_of(&lexical, "sleepng bag", prefix).as_deref(), Some("sleeping bag"));
+        assert_eq!(query_of(&lexical, "bag sleepin", prefix), None);
+    }
+
+    /// Words written live are read as too, and a generation without its words reports
+    /// nothing (its typos are read by stems only, which are no words to show).
+    #[test]
+    fn live_words_count_and_old_generations_report_nothing() {
+        let (_dir, mut lexical) = catalog();
+        let poles =
+            Item { id: "poles".into(), title: "Carbon poles".into(), text: String::new(), fields: Default::default() };
+        lexical.add_live([(3, &poles)]).unwrap();
+        assert_eq!(query_of(&lexical, "carbn", Bm25Params::default()).as_deref(), Some("carbon"));
+        lexical.fields.words = None;
+        assert_eq!(query_of(&lexical, "sleping", Bm25Params::default()), None);
+        assert!(!lexical.search("sleping", 3, None).unwrap().is_empty(), "still read by its stem");
+    }
+}
