@@ -50,7 +50,9 @@ use crate::error::{Error, Result};
 #[serde(rename_all = "snake_case")]
 pub enum Fuzziness {
     /// Words the index does not hold are read with one edit from 5 characters, two from 9
-    /// (as analysed), scaled by `1 − edits / min(length typed, length found)`.
+    /// (of the stem as analysed, compared with stems, and of the word as typed, folded,
+    /// compared with the catalog's words), scaled by `1 − edits / min(length typed, length
+    /// found)` of what was compared.
     #[default]
     Auto,
     /// Words are looked up as typed only.
@@ -123,12 +125,12 @@ pub(super) struct ExpansionCache {
     live_rows: u32,
     words: HashMap<(String, u64, u8), Arc<Vec<Expansion>>>,
     /// A beginning's completions and the items holding it as typed (`super::prefix`), keyed
-    /// by the beginning and the live rows hidden since the build (a delete changes their
-    /// counts without adding a row).
-    pub beginnings: HashMap<(String, u64), Arc<super::prefix::Completions>>,
+    /// by the beginning and the hidden set the live rows were read with
+    /// ([`Visible::hidden_live_version`]: a delete changes their counts without adding a row).
+    pub beginnings: HashMap<(String, Option<super::HiddenVersion>), Arc<super::prefix::Completions>>,
     /// A word's neighbours among the catalog's words (folded, not stemmed), keyed by the word,
-    /// its edits and the live rows hidden since the build.
-    typed_words: HashMap<(String, u8, u64), Arc<Vec<Expansion>>>,
+    /// its edits and the hidden set the live rows were read with.
+    pub typed_words: HashMap<(String, u8, Option<super::HiddenVersion>), Arc<Vec<Expansion>>>,
 }
 
 /// What [`expand`] reads: the generation's segments, the live rows, the rows hidden since the
@@ -186,6 +188,33 @@ impl Visible<'_> {
     /// the build.
     pub(super) fn hidden(&self, s: usize) -> Option<&HiddenDocs> {
         self.hidden.and_then(|h| h.get(s)).map(Arc::as_ref)
+    }
+
+    /// The hidden set the live rows' hidden documents were found from (None: none hidden):
+    /// with the live rows' count, which a cache is reset by, what says which live rows are
+    /// visible.
+    pub(super) fn hidden_live_version(&self) -> Option<super::HiddenVersion> {
+        self.hidden(self.segments.len()).and_then(|h| h.version)
+    }
+
+    /// Items holding `term` in the field of mask `looked_up` that most hold it, counted as
+    /// [`Visible::expansions`] counts a term (rows hidden since the build included).
+    ///
+    /// # Errors
+    /// A failing read of the term dictionary.
+    fn doc_freq(&self, looked_up: u64, term: &str) -> Result<u64> {
+        let mut most = 0;
+        for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
+            let key = Term::from_field_text(field.field, term);
+            let mut n = self.live.postings(f, term).len() as u64;
+            for segment in self.segments {
+                let inverted = segment.inverted_index(field.field)?;
+                let read = |e| Error::io(format!("reading the term {}:{term}", field.name), e);
+                n += u64::from(inverted.doc_freq(&key).map_err(read)?);
+            }
+            most = most.max(n);
+        }
+        Ok(most)
     }
 
     /// Whether a visible item holds `term` in a field of mask `looked_up`. A segment with more
@@ -295,50 +324,9 @@ impl Visible<'_> {
     }
 }
 
-impl Visible<'_> {
-    /// The catalog's words (the words field: folded, not stemmed) within `edits` of `typed`,
-    /// ordered and counted as [`Visible::expansions`] orders terms; `typed` itself is not
-    /// among them. A segment counts a word by its document frequency (rows hidden since the
-    /// build included, as for terms); a live row counts while it is visible.
-    fn word_neighbours(&self, field: tantivy::schema::Field, typed: &str, edits: u8) -> Result<Arc<Vec<Expansion>>> {
-        let hidden_live = self.hidden(self.segments.len()).map_or(0, |h| h.count);
-        let key = (typed.to_string(), edits, hidden_live);
-        self.cached(
-            |cache| &mut cache.typed_words,
-            key,
-            || {
-                use tantivy::termdict::TermStreamer;
-                let mut found: HashMap<String, u64> = HashMap::new();
-                let automaton = FuzzyTermQuery::new(Term::from_field_text(field, typed), edits, true).automaton()?;
-                for segment in self.segments {
-                    let inverted = segment.inverted_index(field)?;
-                    let mut stream: TermStreamer<'_, _> = inverted
-                        .terms()
-                        .search(&automaton)
-                        .into_stream()
-                        .map_err(|e| Error::io("reading the index's words", e))?;
-                    while stream.advance() {
-                        let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
-                        *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
-                    }
-                }
-                let hidden = self.hidden(self.segments.len());
-                for (word, docs) in self.live.words() {
-                    if accepts(&automaton, word) {
-                        let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
-                        *found.entry(word.to_string()).or_default() += shown as u64;
-                    }
-                }
-                found.remove(typed);
-                Ok(ranked(typed, found.into_iter().filter(|w| w.1 > 0), edits))
-            },
-        )
-    }
-}
-
 /// `found` (each term or word with the items holding it) as expansions of `typed`, the fewest
 /// edits first, then the most common, at most [`MAX_EXPANSIONS`].
-fn ranked(typed: &str, found: impl Iterator<Item = (String, u64)>, edits: u8) -> Vec<Expansion> {
+pub(super) fn ranked(typed: &str, found: impl Iterator<Item = (String, u64)>, edits: u8) -> Vec<Expansion> {
     let mut out: Vec<Expansion> = found
         .map(|(text, n)| Expansion {
             edits: strsim::osa_distance(typed, &text).clamp(1, usize::from(edits)) as u8,
@@ -393,7 +381,7 @@ fn merged(near: Vec<Near>) -> Vec<Near> {
 }
 
 /// Whether the Levenshtein automaton accepts `term`.
-fn accepts(automaton: &DfaWrapper, term: &str) -> bool {
+pub(super) fn accepts(automaton: &DfaWrapper, term: &str) -> bool {
     let mut state = automaton.start();
     for &byte in term.as_bytes() {
         state = automaton.accept(&state, byte);
@@ -496,9 +484,13 @@ impl super::LexicalIndex {
                     let Some(first) = terms.first().map(|t| t.position) else { continue };
                     for stem in terms.into_iter().filter(|t| t.position == first && !t.dependent) {
                         if !read.contains(&stem.text.as_str()) {
+                            // Counted as the stem, not the word it was read from: a common
+                            // stem reached through a rare inflection ("hking" to "hiking",
+                            // "hike") is blended as common as it is.
+                            let n = visible.doc_freq(*mask, &stem.text)?;
                             near.push(Near {
                                 boost: boost(found.edits, typed, &found.text),
-                                expansion: Expansion { text: stem.text, ..found.clone() },
+                                expansion: Expansion { text: stem.text, edits: found.edits, n },
                                 typed: typed.clone(),
                                 word: Some(found.clone()),
                             });
@@ -520,25 +512,6 @@ impl super::LexicalIndex {
             }
         }
         Ok(out)
-    }
-
-    /// The query's word at `span` as the words field holds words (folded, not stemmed): the
-    /// analyzer's token over all of its bytes, the longest if several; none if no token spans
-    /// them all (a word the analysis cuts into parts is looked up by its parts' stems only).
-    fn typed_word(&self, field: tantivy::schema::Field, text: &str, span: (usize, usize)) -> Result<Option<String>> {
-        use tantivy::tokenizer::TokenStream;
-        let Some(word) = text.get(span.0..span.1) else { return Ok(None) };
-        let mut analyzer = self.index.tokenizer_for_field(field)?;
-        let mut stream = analyzer.token_stream(word);
-        let mut whole: Option<String> = None;
-        while stream.advance() {
-            let token = stream.token();
-            let all = token.offset_from == 0 && token.offset_to == word.len();
-            if all && whole.as_ref().is_none_or(|w| token.text.len() > w.len()) {
-                whole = Some(token.text.clone());
-            }
-        }
-        Ok(whole)
     }
 }
 
@@ -629,38 +602,6 @@ mod tests {
         };
         lexical.hide(Arc::new([1].into_iter().collect()), (0, 1), item_at).unwrap();
         assert_eq!(found("adiddas"), vec![0], "only a deleted row held it: read as a typo");
-    }
-
-    /// A typo that changes how a word stems is measured on the word as typed: "hikng" is one
-    /// letter from "hiking" but two from its stem "hike", and "sleepng" two from "sleep", so
-    /// read by stems alone (a generation built before it kept its words) neither found
-    /// anything. Words written live are looked up too.
-    #[test]
-    fn a_typo_that_changes_the_stem_is_read_from_the_word_typed() {
-        let titles = [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("mug", "Enamel mug")];
-        let (_dir, mut lexical) =
-            super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
-        let ids = |lexical: &LexicalIndex, query: &str| -> Vec<u32> {
-            lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect()
-        };
-        assert_eq!(ids(&lexical, "hikng"), [1]);
-        assert_eq!(ids(&lexical, "sleepng bag").first(), Some(&0));
-        let score = |lexical: &LexicalIndex, query: &str| lexical.score_all(query, Bm25Params::default()).unwrap();
-        let (typed, meant) = (score(&lexical, "hikng")[0].1, score(&lexical, "hiking")[0].1);
-        assert!((typed - 0.8 * meant).abs() < 1e-5, "1 - 1/5 of the word meant: {typed} against {meant}");
-        let tree = lexical.explain_with("hikng", 1, Bm25Params::default()).unwrap().unwrap();
-        assert_eq!(tree.children[0].label, "hike (for \"hikng\", 1 edit away), product of");
-        let poles = Item {
-            id: "poles".into(),
-            title: "Trekking poles".into(),
-            text: String::new(),
-            fields: Default::default(),
-        };
-        lexical.add_live([(3, &poles)]).unwrap();
-        assert_eq!(ids(&lexical, "trekkng"), [3], "a live item's words");
-        lexical.fields.words = None;
-        assert!(ids(&lexical, "hikng").is_empty(), "by stems alone, two edits from \"hike\"");
-        assert_eq!(ids(&lexical, "sleping"), [0], "a typo one edit from the stem is still read by stems");
     }
 
     #[test]

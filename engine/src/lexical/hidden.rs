@@ -70,6 +70,10 @@ pub(super) struct HiddenDocs {
     pub tokens: Vec<u64>,
     /// Per searched field, how many of them hold it (a field norm above 0).
     pub holding: Vec<u64>,
+    /// For the live rows' set, the hidden set it was found from ([`HiddenVersion`]): what
+    /// answers depending on which live rows are visible are cached by (`super::fuzzy`). A set
+    /// can shrink (a failed put) and grow again to the same count with other rows.
+    pub version: Option<HiddenVersion>,
 }
 
 impl HiddenDocs {
@@ -234,7 +238,9 @@ impl LexicalIndex {
         out.push(match &hidden.live {
             Some((docs, found)) if *docs == live.len() => Arc::clone(found),
             _ => {
-                let found = Arc::new(self.hidden_live(&hidden.rows, built, live));
+                let mut found = self.hidden_live(&hidden.rows, built, live);
+                found.version = hidden.version;
+                let found = Arc::new(found);
                 hidden.live = Some((live.len(), Arc::clone(&found)));
                 found
             }
@@ -264,6 +270,7 @@ impl LexicalIndex {
             count: 0,
             tokens: vec![0; fields],
             holding: vec![0; fields],
+            version: None,
         }
     }
 
@@ -361,7 +368,8 @@ pub(super) mod tests {
         let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
         let live = index.live.read().unwrap();
         let found = index.hidden_in_by(&segments, index.built(), &live, find).unwrap().unwrap_or_default();
-        found.iter().map(|docs| (**docs).clone()).collect()
+        // The documents found, whichever set's version they were found as of.
+        found.iter().map(|docs| HiddenDocs { version: None, ..(**docs).clone() }).collect()
     }
 
     /// A set that grows write by write, with live rows added between the sets (the

@@ -30,6 +30,7 @@ mod reference;
 use reference::agrees_with_tantivy;
 mod schema;
 mod terms;
+mod typed;
 
 pub use analyzers::{boost_problem, Analyzer, FieldAnalysis, MAX_BOOST, MAX_SEARCH_FIELDS};
 pub use language::Language;

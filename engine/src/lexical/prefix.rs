@@ -71,8 +71,7 @@ impl super::LexicalIndex {
     ) -> Result<Vec<(QueryTerm, u64)>> {
         let field = self.words_field()?;
         let Some(Beginning { word: last, typed, span }) = self.beginning(field, text)? else { return Ok(tokens) };
-        let hidden_live = visible.hidden(visible.segments.len()).map_or(0, |h| h.count);
-        let key = (typed.clone(), hidden_live);
+        let key = (typed.clone(), visible.hidden_live_version());
         let found = visible.cached(|cache| &mut cache.beginnings, key, || self.completions(field, &typed, visible))?;
         let (completions, typed_n) = (&found.0, found.1);
         if completions.is_empty() {

@@ -1,0 +1,166 @@
+//! Typos compared as typed: a query word no visible item holds, folded but not stemmed, looked
+//! up among the catalog's words (the schema's `words` field, `super::schema::Fields::words`,
+//! and the live rows' words) within its edits, each word found then read as its stems by
+//! `super::fuzzy`. A typo can change how a word stems ("hikng" stems as itself, two edits from
+//! "hike", one letter from "hiking"), which comparing stems alone missed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tantivy::query::FuzzyTermQuery;
+use tantivy::Term;
+
+use super::fuzzy::{accepts, ranked, Expansion, Visible};
+use crate::error::{Error, Result};
+
+impl Visible<'_> {
+    /// The catalog's words (the words field: folded, not stemmed) within `edits` of `typed`,
+    /// ordered and counted as [`Visible::expansions`] orders terms; `typed` itself is not
+    /// among them. A segment counts a word by its document frequency (rows hidden since the
+    /// build included, as for terms); a live row counts while it is visible.
+    pub(super) fn word_neighbours(
+        &self,
+        field: tantivy::schema::Field,
+        typed: &str,
+        edits: u8,
+    ) -> Result<Arc<Vec<Expansion>>> {
+        let key = (typed.to_string(), edits, self.hidden_live_version());
+        self.cached(
+            |cache| &mut cache.typed_words,
+            key,
+            || {
+                use tantivy::termdict::TermStreamer;
+                let mut found: HashMap<String, u64> = HashMap::new();
+                let automaton = FuzzyTermQuery::new(Term::from_field_text(field, typed), edits, true).automaton()?;
+                for segment in self.segments {
+                    let inverted = segment.inverted_index(field)?;
+                    let mut stream: TermStreamer<'_, _> = inverted
+                        .terms()
+                        .search(&automaton)
+                        .into_stream()
+                        .map_err(|e| Error::io("reading the index's words", e))?;
+                    while stream.advance() {
+                        let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
+                        *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
+                    }
+                }
+                let hidden = self.hidden(self.segments.len());
+                for (word, docs) in self.live.words() {
+                    if accepts(&automaton, word) {
+                        let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
+                        *found.entry(word.to_string()).or_default() += shown as u64;
+                    }
+                }
+                found.remove(typed);
+                Ok(ranked(typed, found.into_iter().filter(|w| w.1 > 0), edits))
+            },
+        )
+    }
+}
+
+impl super::LexicalIndex {
+    /// The query's word at `span` as the words field holds words (folded, not stemmed): the
+    /// analyzer's token over all of its bytes, the longest if several; none if no token spans
+    /// them all (a word the analysis cuts into parts is looked up by its parts' stems only).
+    pub(super) fn typed_word(
+        &self,
+        field: tantivy::schema::Field,
+        text: &str,
+        span: (usize, usize),
+    ) -> Result<Option<String>> {
+        use tantivy::tokenizer::TokenStream;
+        let Some(word) = text.get(span.0..span.1) else { return Ok(None) };
+        let mut analyzer = self.index.tokenizer_for_field(field)?;
+        let mut stream = analyzer.token_stream(word);
+        let mut whole: Option<String> = None;
+        while stream.advance() {
+            let token = stream.token();
+            let all = token.offset_from == 0 && token.offset_to == word.len();
+            if all && whole.as_ref().is_none_or(|w| token.text.len() > w.len()) {
+                whole = Some(token.text.clone());
+            }
+        }
+        Ok(whole)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::item::Item;
+    use crate::lexical::{Bm25Params, LexicalIndex, LexicalSettings};
+    use std::sync::Arc;
+
+    /// A typo that changes how a word stems is measured on the word as typed: "hikng" is one
+    /// letter from "hiking" but two from its stem "hike", and "sleepng" two from "sleep", so
+    /// read by stems alone (a generation built before it kept its words) neither found
+    /// anything. Words written live are looked up too.
+    #[test]
+    fn a_typo_that_changes_the_stem_is_read_from_the_word_typed() {
+        let titles = [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("mug", "Enamel mug")];
+        let (_dir, mut lexical) =
+            super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let ids = |lexical: &LexicalIndex, query: &str| -> Vec<u32> {
+            lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect()
+        };
+        assert_eq!(ids(&lexical, "hikng"), [1]);
+        assert_eq!(ids(&lexical, "sleepng bag").first(), Some(&0));
+        let score = |lexical: &LexicalIndex, query: &str| lexical.score_all(query, Bm25Params::default()).unwrap();
+        let (typed, meant) = (score(&lexical, "hikng")[0].1, score(&lexical, "hiking")[0].1);
+        assert!((typed - 0.8 * meant).abs() < 1e-5, "1 - 1/5 of the word meant: {typed} against {meant}");
+        let tree = lexical.explain_with("hikng", 1, Bm25Params::default()).unwrap().unwrap();
+        assert_eq!(tree.children[0].label, "hike (for \"hikng\", 1 edit away), product of");
+        let poles = Item {
+            id: "poles".into(),
+            title: "Trekking poles".into(),
+            text: String::new(),
+            fields: Default::default(),
+        };
+        lexical.add_live([(3, &poles)]).unwrap();
+        assert_eq!(ids(&lexical, "trekkng"), [3], "a live item's words");
+        lexical.fields.words = None;
+        assert!(ids(&lexical, "hikng").is_empty(), "by stems alone, two edits from \"hike\"");
+        assert_eq!(ids(&lexical, "sleping"), [0], "a typo one edit from the stem is still read by stems");
+    }
+
+    /// A common stem reached only through a rare word is counted as the stem: "hking" is a
+    /// letter from "king" and from "hiking", and the one hiking item's word blended the
+    /// thirty-one holders of "hike" down to one, so a quilt of kings came first.
+    #[test]
+    fn a_stem_read_from_a_rare_word_counts_as_common_as_the_stem() {
+        let mut titles: Vec<(String, String)> = (0..30).map(|i| (format!("h{i}"), format!("Day hikes {i}"))).collect();
+        titles.push(("boots".into(), "Hiking boots".into()));
+        titles.push(("quilt".into(), "King size quilt".into()));
+        let titles: Vec<(&str, &str)> = titles.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let found: Vec<u32> = lexical.search("hking", 40, None).unwrap().iter().map(|h| h.0).collect();
+        assert_eq!(found.first(), Some(&30), "the hiking boots: {found:?}");
+        assert_eq!(found.last(), Some(&31), "the quilt, 1 - 1/4, below every hike at 1 - 1/5: {found:?}");
+    }
+
+    /// The words of live rows are counted by which rows are visible, and cached by the hidden
+    /// set they were read with, not its size: a set that shrinks (a failed put) and grows again
+    /// to the same size with another row answered from the first set's cache.
+    #[test]
+    fn live_words_are_cached_by_the_hidden_set_not_its_size() {
+        let (_dir, lexical) =
+            super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &[("mug", "Enamel mug")]);
+        let item = |id: &str, title: &str| Item {
+            id: id.into(),
+            title: title.into(),
+            text: String::new(),
+            fields: Default::default(),
+        };
+        let (poles, lamp) = (item("poles", "Hiking poles"), item("lamp", "Camp lamp"));
+        lexical.add_live([(1, &poles), (2, &lamp)]).unwrap();
+        let found = || -> Vec<u32> { lexical.search("hikng", 3, None).unwrap().iter().map(|h| h.0).collect() };
+        assert_eq!(found(), [1]);
+        let hide = |rows: &[u32], version| {
+            lexical.hide(Arc::new(rows.iter().copied().collect()), version, |_| unreachable!("live rows only")).unwrap()
+        };
+        hide(&[1], (1, 0));
+        assert!(found().is_empty(), "the poles hidden");
+        hide(&[], (1, 1));
+        hide(&[2], (2, 1));
+        assert_eq!(found(), [1], "the poles visible again, one row hidden as before");
+    }
+}
