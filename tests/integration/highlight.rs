@@ -59,6 +59,9 @@ async fn a_typo_is_read_as_the_word_meant_marked_and_explained() {
     assert_eq!(hybrid["did_you_mean"], read_as, "{hybrid}");
     let (_, dense) = post("/v1/search", json!({"query": "kestrl bivy", "mode": "dense", "k": 3})).await;
     assert!(dense.get("did_you_mean").is_none(), "BM25 did not run: {dense}");
+    let unweighted = json!({"query": "kestrl bivy", "k": 3, "weights": {"bm25": 0}});
+    let (_, unweighted) = post("/v1/search", unweighted).await;
+    assert!(unweighted.get("did_you_mean").is_none(), "BM25's list counted for nothing: {unweighted}");
     let mut typed = request;
     typed["bm25"] = json!({"fuzziness": "off"});
     let (status, body) = post("/v1/search", typed).await;

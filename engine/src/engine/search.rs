@@ -183,8 +183,11 @@ impl Engine {
                 }
             }
         }
-        // What BM25 read the query's unheld words as (its expansions are cached by now).
-        let did_you_mean = match query.filter(|_| fused.ran(RetrieverKind::Bm25)) {
+        // What BM25 read the query's unheld words as (its expansions are cached by now), where
+        // its list counted in the hits (a weight of 0 beside a weighted list leaves it out).
+        let bm25_counted =
+            fused.ran(RetrieverKind::Bm25) && (request.weights.of(RetrieverKind::Bm25) > 0.0 || fused.weightless);
+        let did_you_mean = match query.filter(|_| bm25_counted) {
             Some(query) => self.lexical.did_you_mean(query, params)?,
             None => None,
         };

@@ -46,33 +46,43 @@ impl LexicalIndex {
     /// A failing read of the index's terms or postings; `prefix` on a generation without its
     /// words.
     pub fn did_you_mean(&self, query: &str, params: Bm25Params) -> Result<Option<DidYouMean>> {
-        if params.fuzziness == Fuzziness::Off || self.fields.words.is_none() {
-            return Ok(None);
-        }
+        let Some(field) = self.fields.words.filter(|_| params.fuzziness != Fuzziness::Off) else { return Ok(None) };
         let searcher = self.reader.searcher();
         let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
         let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let hidden = self.hidden_in(&segments, self.built(), &live)?;
         let visible = self.visible(&segments, &live, hidden.as_deref());
         let read = self.query_terms(query, params, &visible)?;
-        // The first word-read typo of each span: readings come nearest first, and the groups'
-        // readings of a word agree on its words (they compare the same folded word).
+        // Each span's nearest reading decides (readings come nearest first, and the groups'
+        // readings of a word agree on its words: they compare the same folded word). One read
+        // by its stem alone has no word to show, and a farther reading's word ("slopes" for
+        // "slepes", read as "sleep") is not what the hits were found by.
+        let mut spans = std::collections::HashSet::new();
         let mut found: Vec<((usize, usize), Correction)> = Vec::new();
         for (term, _) in &read {
-            let Some(Fuzzy { reading: Reading::Typo { .. }, word: Some((word, edits)), .. }) = &term.fuzzy else {
-                continue;
-            };
-            if found.iter().any(|(span, _)| *span == term.span) {
+            let Some(Fuzzy { reading: Reading::Typo { .. }, word, .. }) = &term.fuzzy else { continue };
+            if !spans.insert(term.span) {
                 continue;
             }
-            let Some(typed) = query.get(term.span.0..term.span.1) else { continue };
+            let (Some((word, edits)), Some(typed)) = (word, query.get(term.span.0..term.span.1)) else { continue };
+            // A word the analysis joined from parts ("t-shrit" as "tshrit") is reported by
+            // its parts ("shrit" as "shirt"), so the query keeps its hyphen or apostrophe.
+            if typed.chars().any(|c| !c.is_alphanumeric() && !unicode_normalization::char::is_combining_mark(c)) {
+                continue;
+            }
+            // Only rows deleted since the build may hold it (they still count in BM25's
+            // statistics until the next build): a word no hit can show is no suggestion.
+            if !visible.holds_word(field, word)? {
+                continue;
+            }
             let correction = Correction { typed: typed.to_string(), read_as: word.clone(), edits: *edits };
             found.push((term.span, correction));
         }
         if found.is_empty() {
             return Ok(None);
         }
-        // Spans of one word's parts may nest ("t-shrit" and its "shrit"): the outermost wins.
+        // Spans apart, in the query's order (overlapping ones, if an analysis made any: the
+        // first).
         found.sort_by_key(|(span, _)| (span.0, std::cmp::Reverse(span.1)));
         let mut corrected = String::with_capacity(query.len());
         let (mut at, mut words) = (0, Vec::new());
@@ -81,12 +91,26 @@ impl LexicalIndex {
                 continue;
             }
             corrected.push_str(&query[at..span.0]);
-            corrected.push_str(&correction.read_as);
+            corrected.push_str(&cased(&correction.read_as, &correction.typed));
             at = span.1;
             words.push(correction);
         }
         corrected.push_str(&query[at..]);
         Ok(Some(DidYouMean { query: corrected, words }))
+    }
+}
+
+/// `word` (folded, lower case) written in the case `typed` was: all capitals for a word typed
+/// in capitals (two letters or more), a capital first for one typed so, else as it is.
+fn cased(word: &str, typed: &str) -> String {
+    let letters: Vec<char> = typed.chars().filter(|c| c.is_alphabetic()).collect();
+    if letters.len() > 1 && letters.iter().all(|c| c.is_uppercase()) {
+        return word.to_uppercase();
+    }
+    let mut chars = word.chars();
+    match (letters.first(), chars.next()) {
+        (Some(first), Some(head)) if first.is_uppercase() => head.to_uppercase().chain(chars).collect(),
+        _ => word.to_string(),
     }
 }
 
@@ -110,7 +134,7 @@ mod tests {
         let (_dir, lexical) = catalog();
         let auto = Bm25Params::default();
         let found = lexical.did_you_mean("Hikng bots for Trekkng", auto).unwrap().unwrap();
-        assert_eq!(found.query, "hiking bots for trekking", "\"bots\" is too short to be read otherwise");
+        assert_eq!(found.query, "Hiking bots for Trekking", "\"bots\" is too short to be read otherwise");
         let words: Vec<(&str, &str, u8)> =
             found.words.iter().map(|c| (c.typed.as_str(), c.read_as.as_str(), c.edits)).collect();
         assert_eq!(words, [("Hikng", "hiking", 1), ("Trekkng", "trekking", 1)]);
@@ -120,6 +144,35 @@ mod tests {
         let prefix = Bm25Params { prefix: Prefix::Last, ..auto };
         assert_eq!(query_of(&lexical, "sleepng bag", prefix).as_deref(), Some("sleeping bag"));
         assert_eq!(query_of(&lexical, "bag sleepin", prefix), None);
+    }
+
+    /// The review's cases (2026-12-07): the nearest reading decides, and one by a stem alone
+    /// reports nothing, not a farther reading's word; a word only deleted rows hold is no
+    /// suggestion; a word joined from parts is reported by its parts; capitals are kept.
+    #[test]
+    fn the_nearest_visible_word_is_reported_in_the_case_typed() {
+        let titles = [
+            ("bag", "Sleeping bag"),
+            ("pad", "Sleeping pad"),
+            ("map", "Ski slopes map"),
+            ("shirt", "Merino t-shirt"),
+            ("bright", "Bright lamp"),
+            ("light", "Light lamp"),
+        ];
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let auto = Bm25Params::default();
+        // "slepes" is "sleep" by its stem ("slepe", a swap away) and "slopes" by its letters;
+        // the hits are the sleeping bags.
+        assert_eq!(lexical.search("slepes bag", 1, None).unwrap()[0].0, 0);
+        assert_eq!(query_of(&lexical, "slepes bag", auto), None);
+        assert_eq!(query_of(&lexical, "Merino T-shrit", auto).as_deref(), Some("Merino T-shirt"));
+        assert_eq!(query_of(&lexical, "HIKNG BLIGHT", auto).as_deref(), Some("HIKNG BRIGHT"));
+        let item_at = |row: u32| {
+            let (id, title) = titles[row as usize];
+            Ok(Item { id: id.into(), title: title.into(), text: String::new(), fields: Default::default() })
+        };
+        lexical.hide(std::sync::Arc::new([4].into_iter().collect()), (1, 0), item_at).unwrap();
+        assert_eq!(query_of(&lexical, "blight", auto), None, "only a deleted row holds \"bright\"");
     }
 
     /// Words written live are read as too, and a generation without its words reports

@@ -217,36 +217,45 @@ impl Visible<'_> {
         Ok(most)
     }
 
-    /// Whether a visible item holds `term` in a field of mask `looked_up`. A segment with more
-    /// holders than hidden documents holds it without reading a posting.
+    /// Whether a visible item holds `term` in a field of mask `looked_up`.
     fn holds(&self, looked_up: u64, term: &str) -> Result<bool> {
-        use tantivy::DocSet;
         for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
-            let key = Term::from_field_text(field.field, term);
-            for (s, segment) in self.segments.iter().enumerate() {
-                let inverted = segment.inverted_index(field.field)?;
-                let read = |e| Error::io(format!("reading the term {}:{term}", field.name), e);
-                let n = inverted.doc_freq(&key).map_err(read)?;
-                let hidden = self.hidden(s);
-                if n == 0 {
-                    continue;
-                }
-                if hidden.is_none_or(|h| u64::from(n) > h.count) {
-                    return Ok(true);
-                }
-                let postings = inverted.read_postings(&key, tantivy::schema::IndexRecordOption::Basic).map_err(read)?;
-                let Some(mut postings) = postings else { continue };
-                let mut doc = postings.doc();
-                while doc != tantivy::TERMINATED {
-                    if hidden.is_none_or(|h| !h.contains(doc)) {
-                        return Ok(true);
-                    }
-                    doc = postings.advance();
-                }
+            if self.segments_hold(field.field, &field.name, term)? {
+                return Ok(true);
             }
             let hidden = self.hidden(self.segments.len());
             if self.live.postings(f, term).iter().any(|&(doc, _)| hidden.is_none_or(|h| !h.contains(doc))) {
                 return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether a visible document of the generation's segments holds `term` in `field`
+    /// (`name` for errors). A segment with more holders than hidden documents holds it
+    /// without reading a posting.
+    pub(super) fn segments_hold(&self, field: tantivy::schema::Field, name: &str, term: &str) -> Result<bool> {
+        use tantivy::DocSet;
+        let key = Term::from_field_text(field, term);
+        for (s, segment) in self.segments.iter().enumerate() {
+            let inverted = segment.inverted_index(field)?;
+            let read = |e| Error::io(format!("reading the term {name}:{term}"), e);
+            let n = inverted.doc_freq(&key).map_err(read)?;
+            let hidden = self.hidden(s);
+            if n == 0 {
+                continue;
+            }
+            if hidden.is_none_or(|h| u64::from(n) > h.count) {
+                return Ok(true);
+            }
+            let postings = inverted.read_postings(&key, tantivy::schema::IndexRecordOption::Basic).map_err(read)?;
+            let Some(mut postings) = postings else { continue };
+            let mut doc = postings.doc();
+            while doc != tantivy::TERMINATED {
+                if hidden.is_none_or(|h| !h.contains(doc)) {
+                    return Ok(true);
+                }
+                doc = postings.advance();
             }
         }
         Ok(false)

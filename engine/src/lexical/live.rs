@@ -106,6 +106,11 @@ impl LiveRows {
         self.postings.get(f).and_then(|terms| terms.get(term)).map_or(&[], Vec::as_slice)
     }
 
+    /// The live documents holding `word` (unstemmed, folded), ascending.
+    pub fn word(&self, word: &str) -> &[DocId] {
+        self.words.get(word).map_or(&[], Vec::as_slice)
+    }
+
     /// Each word of the live rows (unstemmed) with the documents holding it, in no order.
     pub fn words(&self) -> impl Iterator<Item = (&str, &[DocId])> {
         self.words.iter().map(|(word, docs)| (word.as_str(), docs.as_slice()))

@@ -58,6 +58,21 @@ impl Visible<'_> {
     }
 }
 
+impl Visible<'_> {
+    /// Whether a visible item (neither deleted nor replaced since the build) holds `word` in
+    /// the words field `field`.
+    ///
+    /// # Errors
+    /// A failing read of the words' postings.
+    pub(super) fn holds_word(&self, field: tantivy::schema::Field, word: &str) -> Result<bool> {
+        if self.segments_hold(field, "words", word)? {
+            return Ok(true);
+        }
+        let hidden = self.hidden(self.segments.len());
+        Ok(self.live.word(word).iter().any(|&doc| hidden.is_none_or(|h| !h.contains(doc))))
+    }
+}
+
 impl super::LexicalIndex {
     /// The query's word at `span` as the words field holds words (folded, not stemmed): the
     /// analyzer's token over all of its bytes, the longest if several; none if no token spans
