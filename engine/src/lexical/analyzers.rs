@@ -255,20 +255,17 @@ pub(super) mod tests {
         titles_index_with(&LexicalSettings { bm25: typed, ..settings.clone() }, catalog)
     }
 
+    /// An item with a title only.
+    pub(in crate::lexical) fn titled(id: &str, title: &str) -> Item {
+        Item { id: id.into(), title: title.into(), text: String::new(), fields: Default::default() }
+    }
+
     /// [`titles_index`] under `settings` as given.
     pub(in crate::lexical) fn titles_index_with(
         settings: &LexicalSettings,
         catalog: &[(&str, &str)],
     ) -> (tempfile::TempDir, LexicalIndex) {
-        let items: Vec<Item> = catalog
-            .iter()
-            .map(|(id, title)| Item {
-                id: id.to_string(),
-                title: title.to_string(),
-                text: String::new(),
-                fields: Default::default(),
-            })
-            .collect();
+        let items: Vec<Item> = catalog.iter().map(|(id, title)| titled(id, title)).collect();
         let dir = tempfile::tempdir().unwrap();
         LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone())
             .unwrap();

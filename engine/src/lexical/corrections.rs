@@ -47,37 +47,35 @@ impl LexicalIndex {
     /// words.
     pub fn did_you_mean(&self, query: &str, params: Bm25Params) -> Result<Option<DidYouMean>> {
         let Some(field) = self.fields.words.filter(|_| params.fuzziness != Fuzziness::Off) else { return Ok(None) };
-        let searcher = self.reader.searcher();
-        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
-        let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let hidden = self.hidden_in(&segments, self.built(), &live)?;
-        let visible = self.visible(&segments, &live, hidden.as_deref());
-        let read = self.query_terms(query, params, &visible)?;
-        // Each span's nearest reading decides (readings come nearest first, and the groups'
-        // readings of a word agree on its words: they compare the same folded word). One read
-        // by its stem alone has no word to show, and a farther reading's word ("slopes" for
-        // "slepes", read as "sleep") is not what the hits were found by.
-        let mut spans = std::collections::HashSet::new();
-        let mut found: Vec<((usize, usize), Correction)> = Vec::new();
-        for (term, _) in &read {
-            let Some(Fuzzy { reading: Reading::Typo { .. }, word, .. }) = &term.fuzzy else { continue };
-            if !spans.insert(term.span) {
-                continue;
+        let mut found = self.with_visible(params, |visible| {
+            let read = self.query_terms(query, params, visible)?;
+            // Each span's nearest reading decides (readings come nearest first, and the groups'
+            // readings of a word agree on its words: they compare the same folded word). One read
+            // by its stem alone has no word to show, and a farther reading's word ("slopes" for
+            // "slepes", read as "sleep") is not what the hits were found by.
+            let mut spans = std::collections::HashSet::new();
+            let mut found: Vec<((usize, usize), Correction)> = Vec::new();
+            for (term, _) in &read {
+                let Some(Fuzzy { reading: Reading::Typo { .. }, word, .. }) = &term.fuzzy else { continue };
+                if !spans.insert(term.span) {
+                    continue;
+                }
+                let (Some((word, edits)), Some(typed)) = (word, query.get(term.span.0..term.span.1)) else { continue };
+                // A word the analysis joined from parts ("t-shrit" as "tshrit") is reported by
+                // its parts ("shrit" as "shirt"), so the query keeps its hyphen or apostrophe.
+                if typed.chars().any(|c| !c.is_alphanumeric() && !unicode_normalization::char::is_combining_mark(c)) {
+                    continue;
+                }
+                // Only rows deleted since the build may hold it (they still count in BM25's
+                // statistics until the next build): a word no hit can show is no suggestion.
+                if !visible.holds_word(field, word)? {
+                    continue;
+                }
+                let correction = Correction { typed: typed.to_string(), read_as: word.clone(), edits: *edits };
+                found.push((term.span, correction));
             }
-            let (Some((word, edits)), Some(typed)) = (word, query.get(term.span.0..term.span.1)) else { continue };
-            // A word the analysis joined from parts ("t-shrit" as "tshrit") is reported by
-            // its parts ("shrit" as "shirt"), so the query keeps its hyphen or apostrophe.
-            if typed.chars().any(|c| !c.is_alphanumeric() && !unicode_normalization::char::is_combining_mark(c)) {
-                continue;
-            }
-            // Only rows deleted since the build may hold it (they still count in BM25's
-            // statistics until the next build): a word no hit can show is no suggestion.
-            if !visible.holds_word(field, word)? {
-                continue;
-            }
-            let correction = Correction { typed: typed.to_string(), read_as: word.clone(), edits: *edits };
-            found.push((term.span, correction));
-        }
+            Ok(found)
+        })?;
         if found.is_empty() {
             return Ok(None);
         }
@@ -117,7 +115,6 @@ fn cased(word: &str, typed: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::item::Item;
     use crate::lexical::{LexicalSettings, Prefix};
 
     fn catalog() -> (tempfile::TempDir, LexicalIndex) {
@@ -169,7 +166,7 @@ mod tests {
         assert_eq!(query_of(&lexical, "HIKNG BLIGHT", auto).as_deref(), Some("HIKNG BRIGHT"));
         let item_at = |row: u32| {
             let (id, title) = titles[row as usize];
-            Ok(Item { id: id.into(), title: title.into(), text: String::new(), fields: Default::default() })
+            Ok(super::super::analyzers::tests::titled(id, title))
         };
         lexical.hide(std::sync::Arc::new([4].into_iter().collect()), (1, 0), item_at).unwrap();
         assert_eq!(query_of(&lexical, "blight", auto), None, "only a deleted row holds \"bright\"");
@@ -180,8 +177,7 @@ mod tests {
     #[test]
     fn live_words_count_and_old_generations_report_nothing() {
         let (_dir, mut lexical) = catalog();
-        let poles =
-            Item { id: "poles".into(), title: "Carbon poles".into(), text: String::new(), fields: Default::default() };
+        let poles = super::super::analyzers::tests::titled("poles", "Carbon poles");
         lexical.add_live([(3, &poles)]).unwrap();
         assert_eq!(query_of(&lexical, "carbn", Bm25Params::default()).as_deref(), Some("carbon"));
         lexical.fields.words = None;

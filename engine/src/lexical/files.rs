@@ -114,6 +114,7 @@ impl LexicalIndex {
                 Some(segments.iter().map(|s| bm25::docs_holding(s, searched.field)).sum::<Result<u64>>()?)
             });
         }
+        let words_analyzer = fields.words.map(|field| index.tokenizer_for_field(field)).transpose()?;
         let (live, hidden) = (std::sync::RwLock::default(), std::sync::Mutex::default());
         Ok(LexicalIndex {
             index,
@@ -123,6 +124,7 @@ impl LexicalIndex {
             groups,
             field_docs,
             search_analyzers,
+            words_analyzer,
             live,
             hidden,
             expansions: Default::default(),

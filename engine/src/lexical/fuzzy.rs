@@ -157,6 +157,27 @@ impl super::LexicalIndex {
 }
 
 impl super::LexicalIndex {
+    /// `read`'s answer over what the index shows now: its segments, the live rows (read-locked
+    /// meanwhile) and, where `params` read typos or completions (which look at which rows are
+    /// visible), the rows hidden since the build.
+    ///
+    /// # Errors
+    /// A failing index read, or `read`'s error.
+    pub(super) fn with_visible<T>(
+        &self,
+        params: super::Bm25Params,
+        read: impl FnOnce(&Visible<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let searcher = self.reader.searcher();
+        let segments: Vec<&SegmentReader> = searcher.segment_readers().iter().collect();
+        let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hidden = match (params.fuzziness, params.prefix) {
+            (Fuzziness::Off, super::Prefix::Off) => None,
+            _ => self.hidden_in(&segments, self.built(), &live)?,
+        };
+        read(&self.visible(&segments, &live, hidden.as_deref()))
+    }
+
     /// The query's terms as BM25 reads them, each with the mask of fields it is looked up in:
     /// read once per analysis group, in the groups' order, with the terms the words no visible
     /// item holds are read as ([`expand`]) and, under `prefix`, the words the last word begins
@@ -466,10 +487,7 @@ impl super::LexicalIndex {
             if holds {
                 continue;
             }
-            let typed = match self.fields.words {
-                Some(field) if by_word => self.typed_word(field, text, term.span)?,
-                _ => None,
-            };
+            let typed = if by_word { self.typed_word(text, term.span) } else { None };
             let typed_edits = typed.as_deref().map_or(0, |t| fuzziness.edits_in(t));
             // Each reading near what was typed.
             let mut near: Vec<Near> = Vec::new();
@@ -576,12 +594,7 @@ mod tests {
         let boost = f64::from(1.0_f32 - 1.0 / 7.0);
         assert!(term.children.iter().any(|c| c.label.starts_with("fuzzy boost") && c.value == boost));
         assert!((tree.value - f64::from(typed)).abs() < 1e-5);
-        let live = Item {
-            id: "poncho".into(),
-            title: "Waterproof poncho".into(),
-            text: String::new(),
-            fields: Default::default(),
-        };
+        let live = super::super::analyzers::tests::titled("poncho", "Waterproof poncho");
         lexical.add_live([(5, &live)]).unwrap();
         assert_eq!(top("waterprof", auto), Some(5), "a live item's words are looked up too");
         assert_eq!(top("watreproff", auto), Some(5), "two edits from 9 characters");
@@ -607,7 +620,7 @@ mod tests {
         assert_eq!(found("adiddas"), vec![1], "the catalog holds it as typed");
         let item_at = |row: u32| {
             let (id, title) = items[row as usize];
-            Ok(Item { id: id.into(), title: title.into(), text: String::new(), fields: Default::default() })
+            Ok(super::super::analyzers::tests::titled(id, title))
         };
         lexical.hide(Arc::new([1].into_iter().collect()), (0, 1), item_at).unwrap();
         assert_eq!(found("adiddas"), vec![0], "only a deleted row held it: read as a typo");

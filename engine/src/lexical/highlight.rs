@@ -113,20 +113,11 @@ impl LexicalIndex {
     /// # Errors
     /// As [`LexicalIndex::highlighter`]; a prefix on a generation without its words.
     pub fn highlighter_with(&self, query: &str, params: super::Bm25Params) -> Result<Highlighter> {
-        let fuzziness = params.fuzziness;
         let start = Instant::now();
         let searcher = self.reader.searcher();
-        let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();
-        let live = self.live.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Read where typos or completions look at which rows are visible.
-        let hidden = match (fuzziness, params.prefix) {
-            (super::Fuzziness::Off, super::Prefix::Off) => None,
-            _ => self.hidden_in(&segments, self.built(), &live)?,
-        };
-        let visible = self.visible(&segments, &live, hidden.as_deref());
         // The query's terms as the scorer reads them (typos expanded alike); a field's are
         // those looked up in it.
-        let read = self.query_terms(query, params, &visible)?;
+        let read = self.with_visible(params, |visible| self.query_terms(query, params, visible))?;
         let read = |field: Field| -> Result<Vec<super::QueryTerm>> {
             let bit = self.fields.searched.iter().position(|s| s.field == field).map_or(0, |f| 1u64 << f);
             Ok(read.iter().filter(|(_, mask)| mask & bit != 0).map(|(t, _)| t.clone()).collect())

@@ -116,6 +116,9 @@ pub struct LexicalIndex {
     /// Per searched field, the analyzer queries are read with (`analyzers::search_analyzer`),
     /// looked up once, at open.
     search_analyzers: Vec<TextAnalyzer>,
+    /// The words field's analyzer (folds, does not stem), looked up once, at open: what a
+    /// word being typed or mistyped is read as among the catalog's words (`prefix`, `typed`).
+    words_analyzer: Option<TextAnalyzer>,
     /// Items written live since the build ([`LexicalIndex::add_live`]): postings in memory
     /// beside the generation's index, which stays immutable on disk.
     live: std::sync::RwLock<LiveRows>,

@@ -31,8 +31,6 @@
 
 use std::collections::HashMap;
 
-use tantivy::tokenizer::TokenStream;
-
 use super::fuzzy::Visible;
 use super::terms::{self, Fuzzy, QueryTerm, Reading};
 use super::MAX_EXPANSIONS;
@@ -70,7 +68,7 @@ impl super::LexicalIndex {
         visible: &Visible<'_>,
     ) -> Result<Vec<(QueryTerm, u64)>> {
         let field = self.words_field()?;
-        let Some(Beginning { word: last, typed, span }) = self.beginning(field, text)? else { return Ok(tokens) };
+        let Some(Beginning { word: last, typed, span }) = self.beginning(text) else { return Ok(tokens) };
         let key = (typed.clone(), visible.hidden_live_version());
         let found = visible.cached(|cache| &mut cache.beginnings, key, || self.completions(field, &typed, visible))?;
         let (completions, typed_n) = (&found.0, found.1);
@@ -140,27 +138,24 @@ impl super::LexicalIndex {
 
     /// The query's last word and its beginning as the words field holds words, if it is being
     /// typed and may be completed (see the module's docs).
-    fn beginning(&self, field: tantivy::schema::Field, text: &str) -> Result<Option<Beginning>> {
+    fn beginning(&self, text: &str) -> Option<Beginning> {
         if text.ends_with(char::is_whitespace) {
-            return Ok(None);
+            return None;
         }
-        let Some((last, (from, word))) = terms::words(text).enumerate().last() else { return Ok(None) };
-        let mut analyzer = self.index.tokenizer_for_field(field)?;
-        let mut stream = analyzer.token_stream(word);
+        let (last, (from, word)) = terms::words(text).enumerate().last()?;
         // The longest token that ends where the word does ("t-sh" is read as "tsh", not "sh").
         let mut typed: Option<(usize, String)> = None;
-        while stream.advance() {
-            let token = stream.token();
+        for token in self.word_tokens(word) {
             if token.offset_to == word.len() && typed.as_ref().is_none_or(|t| token.offset_from < t.0) {
-                typed = Some((token.offset_from, token.text.clone()));
+                typed = Some((token.offset_from, token.text));
             }
         }
-        let Some((offset, typed)) = typed else { return Ok(None) };
+        let (offset, typed) = typed?;
         let completable = typed.chars().count() >= MIN_PREFIX_CHARS
             && !terms::is_number(&typed)
             && !typed.chars().any(crate::analysis::is_cjk);
         let span = (from + offset, from + word.len());
-        Ok(completable.then_some(Beginning { word: last as u32, typed, span }))
+        completable.then_some(Beginning { word: last as u32, typed, span })
     }
 
     /// The words of the catalog's visible segments and live rows that begin with `typed`
@@ -324,8 +319,7 @@ mod tests {
     #[test]
     fn live_items_are_completed_to_and_old_generations_refuse() {
         let (_dir, mut lexical) = catalog();
-        let stove =
-            Item { id: "stove".into(), title: "Kestrel stove".into(), text: String::new(), fields: Default::default() };
+        let stove = super::super::analyzers::tests::titled("stove", "Kestrel stove");
         lexical.add_live([(7, &stove)]).unwrap();
         assert_eq!(ids(&lexical, "kest", last()), [7]);
         assert_eq!(ids(&lexical, "stove kes", last()), [7]);

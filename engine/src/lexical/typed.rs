@@ -74,34 +74,35 @@ impl Visible<'_> {
 }
 
 impl super::LexicalIndex {
+    /// `text`'s tokens as the words field holds words (folded, not stemmed); none in a
+    /// generation that keeps no words.
+    pub(super) fn word_tokens(&self, text: &str) -> Vec<tantivy::tokenizer::Token> {
+        use tantivy::tokenizer::TokenStream;
+        let Some(mut analyzer) = self.words_analyzer.clone() else { return Vec::new() };
+        let mut stream = analyzer.token_stream(text);
+        let mut tokens = Vec::new();
+        while stream.advance() {
+            tokens.push(stream.token().clone());
+        }
+        tokens
+    }
+
     /// The query's word at `span` as the words field holds words (folded, not stemmed): the
     /// analyzer's token over all of its bytes, the longest if several; none if no token spans
     /// them all (a word the analysis cuts into parts is looked up by its parts' stems only).
-    pub(super) fn typed_word(
-        &self,
-        field: tantivy::schema::Field,
-        text: &str,
-        span: (usize, usize),
-    ) -> Result<Option<String>> {
-        use tantivy::tokenizer::TokenStream;
-        let Some(word) = text.get(span.0..span.1) else { return Ok(None) };
-        let mut analyzer = self.index.tokenizer_for_field(field)?;
-        let mut stream = analyzer.token_stream(word);
-        let mut whole: Option<String> = None;
-        while stream.advance() {
-            let token = stream.token();
-            let all = token.offset_from == 0 && token.offset_to == word.len();
-            if all && whole.as_ref().is_none_or(|w| token.text.len() > w.len()) {
-                whole = Some(token.text.clone());
-            }
-        }
-        Ok(whole)
+    pub(super) fn typed_word(&self, text: &str, span: (usize, usize)) -> Option<String> {
+        let word = text.get(span.0..span.1)?;
+        let whole = self.word_tokens(word).into_iter().filter(|t| t.offset_from == 0 && t.offset_to == word.len());
+        // The first of the longest.
+        whole.fold(None, |best: Option<String>, t| match best {
+            Some(best) if best.len() >= t.text.len() => Some(best),
+            _ => Some(t.text),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::item::Item;
     use crate::lexical::{Bm25Params, LexicalIndex, LexicalSettings};
     use std::sync::Arc;
 
@@ -124,12 +125,7 @@ mod tests {
         assert!((typed - 0.8 * meant).abs() < 1e-5, "1 - 1/5 of the word meant: {typed} against {meant}");
         let tree = lexical.explain_with("hikng", 1, Bm25Params::default()).unwrap().unwrap();
         assert_eq!(tree.children[0].label, "hike (for \"hikng\", 1 edit away), product of");
-        let poles = Item {
-            id: "poles".into(),
-            title: "Trekking poles".into(),
-            text: String::new(),
-            fields: Default::default(),
-        };
+        let poles = super::super::analyzers::tests::titled("poles", "Trekking poles");
         lexical.add_live([(3, &poles)]).unwrap();
         assert_eq!(ids(&lexical, "trekkng"), [3], "a live item's words");
         lexical.fields.words = None;
@@ -159,13 +155,10 @@ mod tests {
     fn live_words_are_cached_by_the_hidden_set_not_its_size() {
         let (_dir, lexical) =
             super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &[("mug", "Enamel mug")]);
-        let item = |id: &str, title: &str| Item {
-            id: id.into(),
-            title: title.into(),
-            text: String::new(),
-            fields: Default::default(),
-        };
-        let (poles, lamp) = (item("poles", "Hiking poles"), item("lamp", "Camp lamp"));
+        let (poles, lamp) = (
+            super::super::analyzers::tests::titled("poles", "Hiking poles"),
+            super::super::analyzers::tests::titled("lamp", "Camp lamp"),
+        );
         lexical.add_live([(1, &poles), (2, &lamp)]).unwrap();
         let found = || -> Vec<u32> { lexical.search("hikng", 3, None).unwrap().iter().map(|h| h.0).collect() };
         assert_eq!(found(), [1]);
