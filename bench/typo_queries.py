@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A BEIR folder whose queries each carry one typo, for measuring typo tolerance.
 
-    python3 bench/typo_queries.py ../shared/data/scifact /tmp/scifact-typo [--seed 7]
+    python3 bench/typo_queries.py ../shared/data/scifact /tmp/scifact-typo [--seed 7] [--every]
 
-In each query one word of five or more ASCII letters, drawn at random, gets one random edit:
+In each query one word of five or more ASCII letters, drawn at random (with --every, each
+such word: the worst case for typo tolerance's time), gets one random edit:
 a deletion, an insertion, a substitution or a swap of two neighbouring letters (the four
 kinds of typo Damerau counted). A query with no such word is kept as it is. The corpus and
 the judgments are linked, not copied; the output folder is made if absent.
@@ -35,14 +36,14 @@ def main() -> None:
     parser.add_argument("data", help="a BEIR folder: corpus.jsonl, queries.jsonl, qrels/")
     parser.add_argument("out", help="the folder to write")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--every", action="store_true", help="a typo in every such word, not in one")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
     def change(text: str) -> str:
         words = text.split(" ")
         long = [i for i, w in enumerate(words) if re.fullmatch(r"[A-Za-z]{5,}", w)]
-        if long:
-            i = rng.choice(long)
+        for i in long if args.every else [rng.choice(long)] if long else []:
             words[i] = typo(words[i], rng)
         return " ".join(words)
 
