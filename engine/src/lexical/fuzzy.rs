@@ -7,7 +7,9 @@
 //! catalog word ("form" for "from") is not caught. How many edits a word may carry follows
 //! its length, as Meilisearch's defaults have it (one from 5 characters, two from 9: shorter
 //! words have too many neighbours); edits are Levenshtein's with a swap of two neighbouring
-//! letters as one (Damerau's; tantivy's Levenshtein automaton with `transposition_cost_one`).
+//! letters as one (Damerau's; tantivy's Levenshtein automaton with `transposition_cost_one`),
+//! and, for a word allowed two, a typo on its first letter counts as two (Meilisearch's rule,
+//! `super::automaton`).
 //! A word's expansions stand at its position as alternatives (an item scores the best one,
 //! as it does for a word's stems, `super::terms`), each scaled by Lucene's fuzzy boost,
 //! `1 − edits / min(length typed, length found)` (`FuzzyTermsEnum`), so a near word counts
@@ -33,10 +35,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tantivy::query::{DfaWrapper, FuzzyTermQuery};
 use tantivy::{SegmentReader, Term};
-use tantivy_fst::Automaton;
 
+use super::automaton::{typos, TypoAutomaton};
 use super::hidden::HiddenDocs;
 use super::live::LiveRows;
 use super::schema::Fields;
@@ -49,9 +50,9 @@ use crate::error::{Error, Result};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Fuzziness {
-    /// Words the index does not hold are read with one edit from 5 characters, two from 9
-    /// (of the stem as analysed, compared with stems, and of the word as typed, folded,
-    /// compared with the catalog's words), scaled by `1 − edits / min(length typed, length
+    /// Words the index does not hold are read with one edit from 5 characters, two from 9,
+    /// where a typo on the first letter counts as two (of the stem as analysed, compared with
+    /// stems, and of the word as typed, folded, compared with the catalog's words), scaled by `1 − edits / min(length typed, length
     /// found)` of what was compared.
     #[default]
     Auto,
@@ -326,8 +327,7 @@ impl Visible<'_> {
         let fields = self.fields.searched.len();
         // One automaton for every field and segment: it reads the term's text only (building
         // one for two edits is most of an expansion's time).
-        let Some(first) = self.fields.searched.first() else { return Ok(Vec::new()) };
-        let automaton = FuzzyTermQuery::new(Term::from_field_text(first.field, typed), edits, true).automaton()?;
+        let automaton = TypoAutomaton::new(typed, edits)?;
         for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
             for segment in self.segments {
                 let inverted = segment.inverted_index(field.field)?;
@@ -344,7 +344,7 @@ impl Visible<'_> {
             }
             // The live rows' terms, each run through the same automaton (a few bytes each).
             for (term, holders) in self.live.terms(f) {
-                if accepts(&automaton, term) {
+                if automaton.accepts(term) {
                     found.entry(term.to_string()).or_insert_with(|| vec![0; fields])[f] += holders as u64;
                 }
             }
@@ -358,11 +358,7 @@ impl Visible<'_> {
 /// edits first, then the most common, at most [`MAX_EXPANSIONS`].
 pub(super) fn ranked(typed: &str, found: impl Iterator<Item = (String, u64)>, edits: u8) -> Vec<Expansion> {
     let mut out: Vec<Expansion> = found
-        .map(|(text, n)| Expansion {
-            edits: strsim::osa_distance(typed, &text).clamp(1, usize::from(edits)) as u8,
-            n,
-            text,
-        })
+        .map(|(text, n)| Expansion { edits: typos(typed, &text, edits).clamp(1, usize::from(edits)) as u8, n, text })
         .collect();
     out.sort_by(Expansion::order);
     out.truncate(MAX_EXPANSIONS);
@@ -408,18 +404,6 @@ fn merged(near: Vec<Near>) -> Vec<Near> {
     out.sort_by(|a, b| Expansion::order(&a.expansion, &b.expansion));
     out.truncate(MAX_EXPANSIONS);
     out
-}
-
-/// Whether the Levenshtein automaton accepts `term`.
-pub(super) fn accepts(automaton: &DfaWrapper, term: &str) -> bool {
-    let mut state = automaton.start();
-    for &byte in term.as_bytes() {
-        state = automaton.accept(&state, byte);
-        if !automaton.can_match(&state) {
-            return false;
-        }
-    }
-    automaton.is_match(&state)
 }
 
 impl super::LexicalIndex {

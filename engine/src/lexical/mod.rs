@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use live::LiveRows;
 
 mod analyzers;
+mod automaton;
 mod bm25;
 mod corrections;
 mod files;

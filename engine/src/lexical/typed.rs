@@ -7,10 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tantivy::query::FuzzyTermQuery;
-use tantivy::Term;
-
-use super::fuzzy::{accepts, ranked, Expansion, Visible};
+use super::automaton::TypoAutomaton;
+use super::fuzzy::{ranked, Expansion, Visible};
 use crate::error::{Error, Result};
 
 impl Visible<'_> {
@@ -31,7 +29,7 @@ impl Visible<'_> {
             || {
                 use tantivy::termdict::TermStreamer;
                 let mut found: HashMap<String, u64> = HashMap::new();
-                let automaton = FuzzyTermQuery::new(Term::from_field_text(field, typed), edits, true).automaton()?;
+                let automaton = TypoAutomaton::new(typed, edits)?;
                 for segment in self.segments {
                     let inverted = segment.inverted_index(field)?;
                     let mut stream: TermStreamer<'_, _> = inverted
@@ -46,7 +44,7 @@ impl Visible<'_> {
                 }
                 let hidden = self.hidden(self.segments.len());
                 for (word, docs) in self.live.words() {
-                    if accepts(&automaton, word) {
+                    if automaton.accepts(word) {
                         let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
                         *found.entry(word.to_string()).or_default() += shown as u64;
                     }
@@ -134,8 +132,8 @@ mod tests {
     }
 
     /// A common stem reached only through a rare word is counted as the stem: "hking" is a
-    /// letter from "king" and from "hiking", and the one hiking item's word blended the
-    /// thirty-one holders of "hike" down to one, so a quilt of kings came first.
+    /// letter from "king" and from "hiking", whose stem "hike" thirty-one items hold, and the
+    /// one hiking item's word blended them down to one, so a quilt of kings came first.
     #[test]
     fn a_stem_read_from_a_rare_word_counts_as_common_as_the_stem() {
         let mut titles: Vec<(String, String)> = (0..30).map(|i| (format!("h{i}"), format!("Day hikes {i}"))).collect();
@@ -146,6 +144,13 @@ mod tests {
         let found: Vec<u32> = lexical.search("hking", 40, None).unwrap().iter().map(|h| h.0).collect();
         assert_eq!(found.first(), Some(&30), "the hiking boots: {found:?}");
         assert_eq!(found.last(), Some(&31), "the quilt, 1 - 1/4, below every hike at 1 - 1/5: {found:?}");
+        let score = |query: &str| lexical.score_all(query, Bm25Params::default()).unwrap();
+        let of_hike = |scores: Vec<(u32, f32)>| scores.into_iter().find(|s| s.0 == 0).unwrap().1;
+        let (typed, meant) = (of_hike(score("hking")), of_hike(score("hiking")));
+        assert!(
+            (typed - 0.8 * meant).abs() < 1e-5,
+            "as common as \"hiking\" reads it, 1 - 1/5: {typed} against {meant}"
+        );
     }
 
     /// The words of live rows are counted by which rows are visible, and cached by the hidden

@@ -1,0 +1,198 @@
+//! Which terms lie within a word's typos: tantivy's Damerau–Levenshtein automata (a swap of
+//! two neighbouring letters is one edit), and for a word allowed two typos (nine letters or
+//! more) Meilisearch's first-letter rule, a typo on the first letter counts as two
+//! ("First-character typo costs 2", Meilisearch's typo tolerance documentation): such a word
+//! is compared with the terms that begin with its first letter within two edits, and with
+//! the others within one (that one on the first letter, two in all). A word allowed one typo
+//! may have it anywhere, as Lucene's fuzzy query (prefix length 0) reads it.
+//!
+//! Why only from two typos: two edits reach far more terms than one, most of them other
+//! words ("onbipolar" is two letters from "bipolar"), and walking a term dictionary (an FST)
+//! with them is most of a misspelled query's time; the rule keeps that walk inside one first
+//! letter's branch, except for the cheap one-edit walk of the others. Measured on SciFact
+//! train (docs/EVAL.md): the rule for every word cost 0.001–0.004 nDCG@10 on typo'd queries;
+//! for two-typo words only it cost nothing and saved a quarter of the worst case's time.
+
+use tantivy::query::{DfaWrapper, FuzzyTermQuery};
+use tantivy::Term;
+use tantivy_fst::Automaton;
+
+use crate::error::Result;
+
+/// The terms within `edits` typos of a word, first-letter rule included: a
+/// [`tantivy_fst::Automaton`] over the bytes of a term, to walk a term dictionary with, or to
+/// test one term with [`TypoAutomaton::accepts`].
+pub(super) struct TypoAutomaton {
+    /// The first letter's UTF-8 bytes; none where the rule does not apply (one edit).
+    first: Vec<u8>,
+    /// Within the edits allowed: for terms that begin with `first` (every term if none).
+    same: DfaWrapper,
+    /// Within one edit fewer: for the other terms (none where one edit is allowed).
+    other: Option<DfaWrapper>,
+}
+
+/// Where a [`TypoAutomaton`] is in a term: `head` bytes of it agreed with the first letter
+/// so far (`Reading`), the first letter read whole (`Same`), or another first letter
+/// (`Other`), with the state of each Levenshtein automaton (read only on its branch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TypoState {
+    head: Head,
+    same: u32,
+    other: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    Reading(usize),
+    Same,
+    Other,
+}
+
+impl TypoAutomaton {
+    /// The automaton of the terms within `edits` (1 or 2) of `typed`, a folded word or term;
+    /// with 2, the first-letter rule.
+    ///
+    /// # Errors
+    /// tantivy's refusal of the edits (above its largest, 2).
+    pub(super) fn new(typed: &str, edits: u8) -> Result<TypoAutomaton> {
+        // The automaton reads the text only; the field is a placeholder.
+        let dfa = |edits: u8| {
+            let field = tantivy::schema::Field::from_field_id(0);
+            FuzzyTermQuery::new(Term::from_field_text(field, typed), edits, true).automaton()
+        };
+        if edits < 2 {
+            return Ok(TypoAutomaton { first: Vec::new(), same: dfa(edits)?, other: None });
+        }
+        let first = typed.chars().next().map_or_else(Vec::new, |c| c.to_string().into_bytes());
+        Ok(TypoAutomaton { first, same: dfa(edits)?, other: Some(dfa(edits - 1)?) })
+    }
+
+    /// Whether the automaton accepts `term` (a live row's term, a few bytes).
+    pub(super) fn accepts(&self, term: &str) -> bool {
+        let mut state = self.start();
+        for &byte in term.as_bytes() {
+            state = self.accept(&state, byte);
+            if !self.can_match(&state) {
+                return false;
+            }
+        }
+        self.is_match(&state)
+    }
+}
+
+/// The typos between `typed` and `found`, a term the [`TypoAutomaton`] of `typed` for `edits`
+/// accepted: their optimal string alignment distance (Damerau's edits, each letter edited at
+/// most once, which the automaton measures), one more if their first letters differ where
+/// the first-letter rule applies (two edits allowed).
+pub(super) fn typos(typed: &str, found: &str, edits: u8) -> usize {
+    let first_differs = edits >= 2 && typed.chars().next() != found.chars().next();
+    strsim::osa_distance(typed, found) + usize::from(first_differs)
+}
+
+impl Automaton for TypoAutomaton {
+    type State = TypoState;
+
+    fn start(&self) -> TypoState {
+        let head = if self.first.is_empty() { Head::Same } else { Head::Reading(0) };
+        // `other`'s state is read only where `other` is followed.
+        let other = self.other.as_ref().map_or(0, Automaton::start);
+        TypoState { head, same: self.same.start(), other }
+    }
+
+    fn is_match(&self, state: &TypoState) -> bool {
+        match state.head {
+            Head::Same => self.same.is_match(&state.same),
+            // A term that ends inside the first letter does not begin with it.
+            Head::Other | Head::Reading(_) => self.other.as_ref().is_some_and(|o| o.is_match(&state.other)),
+        }
+    }
+
+    fn can_match(&self, state: &TypoState) -> bool {
+        let other = || self.other.as_ref().is_some_and(|o| o.can_match(&state.other));
+        match state.head {
+            Head::Same => self.same.can_match(&state.same),
+            Head::Other => other(),
+            Head::Reading(_) => self.same.can_match(&state.same) || other(),
+        }
+    }
+
+    fn accept(&self, state: &TypoState, byte: u8) -> TypoState {
+        let head = match state.head {
+            Head::Reading(i) if self.first[i] == byte && i + 1 == self.first.len() => Head::Same,
+            Head::Reading(i) if self.first[i] == byte => Head::Reading(i + 1),
+            Head::Reading(_) => Head::Other,
+            head => head,
+        };
+        // Each automaton is followed only on the branch it reads.
+        let same = if head == Head::Other { state.same } else { self.same.accept(&state.same, byte) };
+        let other = match &self.other {
+            Some(o) if head != Head::Same => o.accept(&state.other, byte),
+            _ => state.other,
+        };
+        TypoState { head, same, other }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accepted(typed: &str, edits: u8, terms: &[&str]) -> Vec<String> {
+        let automaton = TypoAutomaton::new(typed, edits).unwrap();
+        terms.iter().filter(|t| automaton.accepts(t)).map(|t| t.to_string()).collect()
+    }
+
+    /// A word allowed two typos counts one on its first letter as two: it reads the terms
+    /// that begin with another letter at one edit only. A word allowed one typo may have it
+    /// anywhere.
+    #[test]
+    fn a_typo_on_the_first_letter_counts_as_two_where_two_are_allowed() {
+        let long =
+            ["mountaineer", "fountaineer", "mountianeer", "muontaineer", "fountainee", "ountaineer", "ountainee"];
+        assert_eq!(
+            accepted("mountaineer", 2, &long),
+            ["mountaineer", "fountaineer", "mountianeer", "muontaineer", "ountaineer"],
+            "two edits with the first letter, one on it"
+        );
+        assert_eq!(typos("mountaineer", "fountaineer", 2), 2);
+        assert_eq!(typos("mountaineer", "ountaineer", 2), 2);
+        assert_eq!(typos("mountaineer", "mountianeer", 2), 1, "a swap is one edit");
+        let short = ["tents", "rents", "tent", "ents", "atents", "tetns", "tnets", "tens", "rent"];
+        assert_eq!(
+            accepted("tents", 1, &short),
+            ["tents", "rents", "tent", "ents", "atents", "tetns", "tnets", "tens"]
+        );
+        assert_eq!(typos("tents", "rents", 1), 1);
+    }
+
+    /// The first letter is a character, not a byte: "é" and "è" both begin with 0xC3, and a
+    /// word beginning with one is two edits on the first letter from a word beginning with
+    /// the other, so only one more edit is allowed.
+    #[test]
+    fn the_first_letter_is_a_character() {
+        let terms = ["éternellemenx", "èternellement", "èternellemenx", "eternellemen"];
+        assert_eq!(accepted("éternellement", 2, &terms), ["éternellemenx", "èternellement"]);
+        assert_eq!(typos("éternellement", "èternellement", 2), 2);
+    }
+
+    /// The automaton accepts what the walk of a term dictionary finds: the same terms, from
+    /// an FST built of them.
+    #[test]
+    fn a_dictionary_walk_finds_what_the_automaton_accepts() {
+        use tantivy_fst::{IntoStreamer, Streamer};
+        let mut terms = vec!["camping", "campign", "damping", "ampign", "campings", "xcamping", "clamping"];
+        terms.sort_unstable();
+        let map = tantivy_fst::Map::from_iter(terms.iter().map(|t| (t, 0))).unwrap();
+        for edits in [1, 2] {
+            let automaton = TypoAutomaton::new("campign", edits).unwrap();
+            let mut stream = map.search(&automaton).into_stream();
+            let mut walked = Vec::new();
+            while let Some((term, _)) = stream.next() {
+                walked.push(String::from_utf8(term.to_vec()).unwrap());
+            }
+            assert_eq!(walked, accepted("campign", edits, &terms), "{edits} edits");
+        }
+        assert_eq!(accepted("campign", 1, &terms), ["ampign", "campign", "camping"]);
+        assert_eq!(accepted("campign", 2, &terms), ["ampign", "campign", "camping", "campings", "clamping"]);
+    }
+}
