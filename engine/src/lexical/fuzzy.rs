@@ -471,7 +471,16 @@ impl super::LexicalIndex {
             if holds {
                 continue;
             }
-            let typed = if by_word { self.typed_word(text, term.span) } else { None };
+            let typed = if by_word {
+                // Which of the places this group's analysis found in the word's bytes it is.
+                let mut places: Vec<u32> =
+                    tokens.iter().filter(|(t, m)| m == mask && t.span == term.span).map(|(t, _)| t.position).collect();
+                places.dedup();
+                let nth = places.iter().position(|&p| p == term.position).unwrap_or(0);
+                self.typed_word(text, term.span, (nth, places.len()))
+            } else {
+                None
+            };
             let typed_edits = typed.as_deref().map_or(0, |t| fuzziness.edits_in(t));
             // Each reading near what was typed.
             let mut near: Vec<Near> = Vec::new();

@@ -86,15 +86,26 @@ impl super::LexicalIndex {
     }
 
     /// The query's word at `span` as the words field holds words (folded, not stemmed): the
-    /// analyzer's token over all of its bytes, the longest if several; none if no token spans
-    /// them all (a word the analysis cuts into parts is looked up by its parts' stems only).
-    pub(super) fn typed_word(&self, text: &str, span: (usize, usize)) -> Option<String> {
+    /// analyzer's token over all of its bytes; where the analysis cuts the word into parts
+    /// that all carry its bytes (a word joined by an apostrophe or a period, "hikng's",
+    /// "hikng.boots": parts, then the parts written together), the token at `part`, the
+    /// `part.0`-th of `part.1` places the query term's analysis found there, since both
+    /// analyses cut a word alike; if the counts differ, the longest token, the first if
+    /// several; none if no token spans the word (a word the analysis cuts into parts with
+    /// their own bytes, "t-shrit", is looked up by each part's own span).
+    pub(super) fn typed_word(&self, text: &str, span: (usize, usize), part: (usize, usize)) -> Option<String> {
         let word = text.get(span.0..span.1)?;
-        let whole = self.word_tokens(word).into_iter().filter(|t| t.offset_from == 0 && t.offset_to == word.len());
+        let whole: Vec<tantivy::tokenizer::Token> =
+            self.word_tokens(word).into_iter().filter(|t| t.offset_from == 0 && t.offset_to == word.len()).collect();
+        let mut places: Vec<usize> = whole.iter().map(|t| t.position).collect();
+        places.dedup();
+        let at = (places.len() == part.1).then(|| places[part.0]);
         // The first of the longest.
-        whole.fold(None, |best: Option<String>, t| match best {
-            Some(best) if best.len() >= t.text.len() => Some(best),
-            _ => Some(t.text),
+        whole.into_iter().filter(|t| at.is_none_or(|at| t.position == at)).fold(None, |best: Option<String>, t| {
+            match best {
+                Some(best) if best.len() >= t.text.len() => Some(best),
+                _ => Some(t.text),
+            }
         })
     }
 }
@@ -129,6 +140,22 @@ mod tests {
         lexical.fields.words = None;
         assert!(ids(&lexical, "hikng").is_empty(), "by stems alone, two edits from \"hike\"");
         assert_eq!(ids(&lexical, "sleping"), [0], "a typo one edit from the stem is still read by stems");
+    }
+
+    /// A word joined by an apostrophe or a period is cut into parts that all carry its bytes;
+    /// each part is compared as typed by its own letters, not as the parts written together
+    /// ("hikngs", two edits from "hiking", for every part), so "hikng's" finds the hiking
+    /// boots.
+    #[test]
+    fn a_part_of_a_word_joined_by_an_apostrophe_or_a_period_is_read_as_typed() {
+        let titles = [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("mug", "Enamel mug")];
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let ids = |query: &str| -> Vec<u32> { lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect() };
+        assert_eq!(ids("hikng's"), [1]);
+        assert_eq!(ids("hikng.boots"), [1]);
+        assert_eq!(ids("enamle mug's").first(), Some(&2));
+        let tree = lexical.explain_with("hikng's", 1, Bm25Params::default()).unwrap().unwrap();
+        assert_eq!(tree.children[0].label, "hike (for \"hikng\", 1 edit away), product of");
     }
 
     /// A common stem reached only through a rare word is counted as the stem: "hking" is a
