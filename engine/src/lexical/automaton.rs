@@ -19,7 +19,23 @@ use tantivy_fst::Automaton;
 
 use crate::error::Result;
 
-/// The terms within `edits` typos of a word, first-letter rule included: a
+/// How far a comparison reaches: the edits allowed in what is compared (a stem, or a word as
+/// typed), and whether a typo on the first letter counts as two, which follows the word as
+/// typed (allowed two typos), so that a long word's stem, shorter, keeps its word's rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Reach {
+    pub edits: u8,
+    pub first_letter_counts_two: bool,
+}
+
+impl Reach {
+    /// `edits` in a word or stem of a word allowed `word_edits` typos.
+    pub(super) fn new(edits: u8, word_edits: u8) -> Reach {
+        Reach { edits, first_letter_counts_two: word_edits >= 2 }
+    }
+}
+
+/// The terms within a [`Reach`] of a word, first-letter rule included: a
 /// [`tantivy_fst::Automaton`] over the bytes of a term, to walk a term dictionary with, or to
 /// test one term with [`TypoAutomaton::accepts`].
 pub(super) struct TypoAutomaton {
@@ -49,22 +65,24 @@ enum Head {
 }
 
 impl TypoAutomaton {
-    /// The automaton of the terms within `edits` (1 or 2) of `typed`, a folded word or term;
-    /// with 2, the first-letter rule.
+    /// The automaton of the terms within `reach` (1 or 2 edits) of `typed`, a folded word or
+    /// term.
     ///
     /// # Errors
     /// tantivy's refusal of the edits (above its largest, 2).
-    pub(super) fn new(typed: &str, edits: u8) -> Result<TypoAutomaton> {
+    pub(super) fn new(typed: &str, reach: Reach) -> Result<TypoAutomaton> {
+        let edits = reach.edits;
         // The automaton reads the text only; the field is a placeholder.
         let dfa = |edits: u8| {
             let field = tantivy::schema::Field::from_field_id(0);
             FuzzyTermQuery::new(Term::from_field_text(field, typed), edits, true).automaton()
         };
-        if edits < 2 {
+        if !reach.first_letter_counts_two {
             return Ok(TypoAutomaton { first: Vec::new(), same: dfa(edits)?, other: None });
         }
         let first = typed.chars().next().map_or_else(Vec::new, |c| c.to_string().into_bytes());
-        Ok(TypoAutomaton { first, same: dfa(edits)?, other: Some(dfa(edits - 1)?) })
+        let other = if edits > 1 { Some(dfa(edits - 1)?) } else { None };
+        Ok(TypoAutomaton { first, same: dfa(edits)?, other })
     }
 
     /// Whether the automaton accepts `term` (a live row's term, a few bytes).
@@ -80,12 +98,12 @@ impl TypoAutomaton {
     }
 }
 
-/// The typos between `typed` and `found`, a term the [`TypoAutomaton`] of `typed` for `edits`
+/// The typos between `typed` and `found`, a term the [`TypoAutomaton`] of `typed` for `reach`
 /// accepted: their optimal string alignment distance (Damerau's edits, each letter edited at
 /// most once, which the automaton measures), one more if their first letters differ where
-/// the first-letter rule applies (two edits allowed).
-pub(super) fn typos(typed: &str, found: &str, edits: u8) -> usize {
-    let first_differs = edits >= 2 && typed.chars().next() != found.chars().next();
+/// the first-letter rule applies.
+pub(super) fn typos(typed: &str, found: &str, reach: Reach) -> usize {
+    let first_differs = reach.first_letter_counts_two && typed.chars().next() != found.chars().next();
     strsim::osa_distance(typed, found) + usize::from(first_differs)
 }
 
@@ -137,8 +155,12 @@ impl Automaton for TypoAutomaton {
 mod tests {
     use super::*;
 
+    fn reach(edits: u8) -> Reach {
+        Reach::new(edits, edits)
+    }
+
     fn accepted(typed: &str, edits: u8, terms: &[&str]) -> Vec<String> {
-        let automaton = TypoAutomaton::new(typed, edits).unwrap();
+        let automaton = TypoAutomaton::new(typed, reach(edits)).unwrap();
         terms.iter().filter(|t| automaton.accepts(t)).map(|t| t.to_string()).collect()
     }
 
@@ -154,15 +176,27 @@ mod tests {
             ["mountaineer", "fountaineer", "mountianeer", "muontaineer", "ountaineer"],
             "two edits with the first letter, one on it"
         );
-        assert_eq!(typos("mountaineer", "fountaineer", 2), 2);
-        assert_eq!(typos("mountaineer", "ountaineer", 2), 2);
-        assert_eq!(typos("mountaineer", "mountianeer", 2), 1, "a swap is one edit");
+        assert_eq!(typos("mountaineer", "fountaineer", reach(2)), 2);
+        assert_eq!(typos("mountaineer", "ountaineer", reach(2)), 2);
+        assert_eq!(typos("mountaineer", "mountianeer", reach(2)), 1, "a swap is one edit");
         let short = ["tents", "rents", "tent", "ents", "atents", "tetns", "tnets", "tens", "rent"];
         assert_eq!(
             accepted("tents", 1, &short),
             ["tents", "rents", "tent", "ents", "atents", "tetns", "tnets", "tens"]
         );
-        assert_eq!(typos("tents", "rents", 1), 1);
+        assert_eq!(typos("tents", "rents", reach(1)), 1);
+    }
+
+    /// A long word's stem keeps the word's rule: "nountain", the stem of "nountaineering",
+    /// is allowed one edit, and not on its first letter ("fountain", "mountain").
+    #[test]
+    fn a_stem_keeps_its_word_s_first_letter_rule() {
+        let stem = Reach::new(1, 2);
+        let automaton = TypoAutomaton::new("nountain", stem).unwrap();
+        let terms = ["fountain", "mountain", "nountains", "nuntain"];
+        let found: Vec<&str> = terms.iter().copied().filter(|t| automaton.accepts(t)).collect();
+        assert_eq!(found, ["nountains", "nuntain"]);
+        assert_eq!(typos("nountain", "nuntain", stem), 1);
     }
 
     /// The first letter is a character, not a byte: "é" and "è" both begin with 0xC3, and a
@@ -172,7 +206,7 @@ mod tests {
     fn the_first_letter_is_a_character() {
         let terms = ["éternellemenx", "èternellement", "èternellemenx", "eternellemen"];
         assert_eq!(accepted("éternellement", 2, &terms), ["éternellemenx", "èternellement"]);
-        assert_eq!(typos("éternellement", "èternellement", 2), 2);
+        assert_eq!(typos("éternellement", "èternellement", reach(2)), 2);
     }
 
     /// The automaton accepts what the walk of a term dictionary finds: the same terms, from
@@ -184,7 +218,7 @@ mod tests {
         terms.sort_unstable();
         let map = tantivy_fst::Map::from_iter(terms.iter().map(|t| (t, 0))).unwrap();
         for edits in [1, 2] {
-            let automaton = TypoAutomaton::new("campign", edits).unwrap();
+            let automaton = TypoAutomaton::new("campign", reach(edits)).unwrap();
             let mut stream = map.search(&automaton).into_stream();
             let mut walked = Vec::new();
             while let Some((term, _)) = stream.next() {

@@ -31,8 +31,8 @@ pub struct DidYouMean {
 pub struct Correction {
     /// The word as the query has it.
     pub typed: String,
-    /// The catalog's word it was read as, folded (lower case, without accents where the
-    /// catalog's analysis folds them).
+    /// The catalog's word it was read as, as an item holding it writes it, lower-cased (its
+    /// accents kept: "randonnée", though typo tolerance compares words without them).
     pub read_as: String,
     /// Edits between the two as compared (folded), a swap of neighbouring letters counting one.
     pub edits: u8,
@@ -40,12 +40,18 @@ pub struct Correction {
 
 impl LexicalIndex {
     /// What `query` was read as (see the module's docs), or None when BM25 read every word as
-    /// typed, typo tolerance is off, or the generation keeps no words.
+    /// typed, typo tolerance is off, or the generation keeps no words. `item_at` gives the
+    /// item at an index, to write each word as an item holding it does.
     ///
     /// # Errors
-    /// A failing read of the index's terms or postings; `prefix` on a generation without its
-    /// words.
-    pub fn did_you_mean(&self, query: &str, params: Bm25Params) -> Result<Option<DidYouMean>> {
+    /// A failing read of the index's terms or postings, or `item_at`'s; `prefix` on a
+    /// generation without its words.
+    pub fn did_you_mean(
+        &self,
+        query: &str,
+        params: Bm25Params,
+        item_at: impl Fn(u32) -> Result<crate::item::Item>,
+    ) -> Result<Option<DidYouMean>> {
         let Some(field) = self.fields.words.filter(|_| params.fuzziness != Fuzziness::Off) else { return Ok(None) };
         let mut found = self.with_visible(params, |visible| {
             let read = self.query_terms(query, params, visible)?;
@@ -54,7 +60,7 @@ impl LexicalIndex {
             // by its stem alone has no word to show, and a farther reading's word ("slopes" for
             // "slepes", read as "sleep") is not what the hits were found by.
             let mut spans = std::collections::HashSet::new();
-            let mut found: Vec<((usize, usize), Correction)> = Vec::new();
+            let mut found: Vec<((usize, usize), Correction, u32)> = Vec::new();
             for (term, _) in &read {
                 let Some(Fuzzy { reading: Reading::Typo { .. }, word, .. }) = &term.fuzzy else { continue };
                 if !spans.insert(term.span) {
@@ -66,13 +72,24 @@ impl LexicalIndex {
                 if typed.chars().any(|c| !c.is_alphanumeric() && !unicode_normalization::char::is_combining_mark(c)) {
                     continue;
                 }
-                // Only rows deleted since the build may hold it (they still count in BM25's
-                // statistics until the next build): a word no hit can show is no suggestion.
-                if !visible.holds_word(field, word)? {
+                // Nor is one whose parts all carry its bytes replaced whole by a part's word:
+                // "hikng2" is "hikng2", "hikng" and "2", and "hikngʼs" (a modifier letter
+                // apostrophe, a letter) "hikng" and "hikngs".
+                let mut places: Vec<usize> = self
+                    .word_tokens(typed)
+                    .iter()
+                    .filter(|t| (t.offset_from, t.offset_to) == (0, typed.len()))
+                    .map(|t| t.position)
+                    .collect();
+                places.dedup();
+                if places.len() > 1 {
                     continue;
                 }
+                // Only rows deleted since the build may hold it (they still count in BM25's
+                // statistics until the next build): a word no hit can show is no suggestion.
+                let Some(holder) = visible.holder_of_word(field, word)? else { continue };
                 let correction = Correction { typed: typed.to_string(), read_as: word.clone(), edits: *edits };
-                found.push((term.span, correction));
+                found.push((term.span, correction, holder));
             }
             Ok(found)
         })?;
@@ -81,12 +98,16 @@ impl LexicalIndex {
         }
         // Spans apart, in the query's order (overlapping ones, if an analysis made any: the
         // first).
-        found.sort_by_key(|(span, _)| (span.0, std::cmp::Reverse(span.1)));
+        found.sort_by_key(|(span, ..)| (span.0, std::cmp::Reverse(span.1)));
         let mut corrected = String::with_capacity(query.len());
         let (mut at, mut words) = (0, Vec::new());
-        for (span, correction) in found {
+        for (span, mut correction, holder) in found {
             if span.0 < at {
                 continue;
+            }
+            // The words field folds accents away; an item writes the word with them.
+            if let Some(written) = self.written(&item_at(holder)?, &correction.read_as) {
+                correction.read_as = written;
             }
             corrected.push_str(&query[at..span.0]);
             corrected.push_str(&cased(&correction.read_as, &correction.typed));
@@ -115,32 +136,41 @@ fn cased(word: &str, typed: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::item::Item;
     use crate::lexical::{LexicalSettings, Prefix};
 
+    const TITLES: [(&str, &str); 3] =
+        [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("pack", "Trekking backpack")];
+
     fn catalog() -> (tempfile::TempDir, LexicalIndex) {
-        let titles = [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("pack", "Trekking backpack")];
-        super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles)
+        super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &TITLES)
     }
 
-    fn query_of(lexical: &LexicalIndex, query: &str, params: Bm25Params) -> Option<String> {
-        lexical.did_you_mean(query, params).unwrap().map(|d| d.query)
+    /// The item at each row: `titles`' rows, then "Carbon poles" (a live row in a test).
+    fn item_at(titles: &[(&str, &str)], row: u32) -> Result<Item> {
+        let (id, title) = titles.get(row as usize).copied().unwrap_or(("poles", "Carbon poles"));
+        Ok(super::super::analyzers::tests::titled(id, title))
+    }
+
+    fn query_of(lexical: &LexicalIndex, titles: &[(&str, &str)], query: &str, params: Bm25Params) -> Option<String> {
+        lexical.did_you_mean(query, params, |row| item_at(titles, row)).unwrap().map(|d| d.query)
     }
 
     #[test]
     fn each_word_read_as_another_is_reported_with_the_query_so_read() {
         let (_dir, lexical) = catalog();
         let auto = Bm25Params::default();
-        let found = lexical.did_you_mean("Hikng bots for Trekkng", auto).unwrap().unwrap();
+        let found = lexical.did_you_mean("Hikng bots for Trekkng", auto, |row| item_at(&TITLES, row)).unwrap().unwrap();
         assert_eq!(found.query, "Hiking bots for Trekking", "\"bots\" is too short to be read otherwise");
         let words: Vec<(&str, &str, u8)> =
             found.words.iter().map(|c| (c.typed.as_str(), c.read_as.as_str(), c.edits)).collect();
         assert_eq!(words, [("Hikng", "hiking", 1), ("Trekkng", "trekking", 1)]);
-        assert_eq!(query_of(&lexical, "hiking boots", auto), None, "every word as typed");
-        assert_eq!(query_of(&lexical, "hikng", Bm25Params { fuzziness: Fuzziness::Off, ..auto }), None);
+        assert_eq!(query_of(&lexical, &TITLES, "hiking boots", auto), None, "every word as typed");
+        assert_eq!(query_of(&lexical, &TITLES, "hikng", Bm25Params { fuzziness: Fuzziness::Off, ..auto }), None);
         // The word being typed is completed, not corrected; a finished one is corrected.
         let prefix = Bm25Params { prefix: Prefix::Last, ..auto };
-        assert_eq!(query_of(&lexical, "sleepng bag", prefix).as_deref(), Some("sleeping bag"));
-        assert_eq!(query_of(&lexical, "bag sleepin", prefix), None);
+        assert_eq!(query_of(&lexical, &TITLES, "sleepng bag", prefix).as_deref(), Some("sleeping bag"));
+        assert_eq!(query_of(&lexical, &TITLES, "bag sleepin", prefix), None);
     }
 
     /// The review's cases (2026-12-07): the nearest reading decides, and one by a stem alone
@@ -161,15 +191,11 @@ mod tests {
         // "slepes" is "sleep" by its stem ("slepe", a swap away) and "slopes" by its letters;
         // the hits are the sleeping bags.
         assert_eq!(lexical.search("slepes bag", 1, None).unwrap()[0].0, 0);
-        assert_eq!(query_of(&lexical, "slepes bag", auto), None);
-        assert_eq!(query_of(&lexical, "Merino T-shrit", auto).as_deref(), Some("Merino T-shirt"));
-        assert_eq!(query_of(&lexical, "HIKNG BLIGHT", auto).as_deref(), Some("HIKNG BRIGHT"));
-        let item_at = |row: u32| {
-            let (id, title) = titles[row as usize];
-            Ok(super::super::analyzers::tests::titled(id, title))
-        };
-        lexical.hide(std::sync::Arc::new([4].into_iter().collect()), (1, 0), item_at).unwrap();
-        assert_eq!(query_of(&lexical, "blight", auto), None, "only a deleted row holds \"bright\"");
+        assert_eq!(query_of(&lexical, &titles, "slepes bag", auto), None);
+        assert_eq!(query_of(&lexical, &titles, "Merino T-shrit", auto).as_deref(), Some("Merino T-shirt"));
+        assert_eq!(query_of(&lexical, &titles, "HIKNG BLIGHT", auto).as_deref(), Some("HIKNG BRIGHT"));
+        lexical.hide(std::sync::Arc::new([4].into_iter().collect()), (1, 0), |row| item_at(&titles, row)).unwrap();
+        assert_eq!(query_of(&lexical, &titles, "blight", auto), None, "only a deleted row holds \"bright\"");
     }
 
     /// Words written live are read as too, and a generation without its words reports
@@ -179,9 +205,31 @@ mod tests {
         let (_dir, mut lexical) = catalog();
         let poles = super::super::analyzers::tests::titled("poles", "Carbon poles");
         lexical.add_live([(3, &poles)]).unwrap();
-        assert_eq!(query_of(&lexical, "carbn", Bm25Params::default()).as_deref(), Some("carbon"));
+        assert_eq!(query_of(&lexical, &TITLES, "carbn", Bm25Params::default()).as_deref(), Some("carbon"));
         lexical.fields.words = None;
-        assert_eq!(query_of(&lexical, "sleping", Bm25Params::default()), None);
+        assert_eq!(query_of(&lexical, &TITLES, "sleping", Bm25Params::default()), None);
         assert!(!lexical.search("sleping", 3, None).unwrap().is_empty(), "still read by its stem");
+    }
+
+    /// A word is suggested as an item writes it, accents kept, though it was compared
+    /// without them; and not as a whole word joined by an apostrophe, whose parts carry its
+    /// bytes.
+    #[test]
+    fn a_word_is_suggested_as_the_catalog_writes_it() {
+        let titles = [("shoes", "Chaussures de randonnée"), ("guide", "Women's guide to trekking")];
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let auto = Bm25Params::default();
+        let found = lexical.did_you_mean("chaussures de randonée", auto, |row| item_at(&titles, row)).unwrap().unwrap();
+        assert_eq!(found.query, "chaussures de randonnée");
+        assert_eq!(found.words[0].read_as, "randonnée");
+        assert_eq!(
+            query_of(&lexical, &titles, "Wommen guide", auto).as_deref(),
+            Some("Women guide"),
+            "not \"women's\""
+        );
+        // A word whose parts carry its bytes is not replaced by a part's word.
+        assert!(!lexical.search("trekkng2", 1, None).unwrap().is_empty(), "its letters are read");
+        assert_eq!(query_of(&lexical, &titles, "trekkng2 guide", auto), None);
+        assert_eq!(query_of(&lexical, &titles, "trekkng\u{2BC}s guide", auto), None);
     }
 }

@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use tantivy::{SegmentReader, Term};
 
-use super::automaton::{typos, TypoAutomaton};
+use super::automaton::{typos, Reach, TypoAutomaton};
 use super::hidden::HiddenDocs;
 use super::live::LiveRows;
 use super::schema::Fields;
@@ -124,14 +124,14 @@ impl Expansion {
 #[derive(Debug, Default)]
 pub(super) struct ExpansionCache {
     live_rows: u32,
-    words: HashMap<(String, u64, u8), Arc<Vec<Expansion>>>,
+    words: HashMap<(String, u64, Reach), Arc<Vec<Expansion>>>,
     /// A beginning's completions and the items holding it as typed (`super::prefix`), keyed
     /// by the beginning and the hidden set the live rows were read with
     /// ([`Visible::hidden_live_version`]: a delete changes their counts without adding a row).
     pub beginnings: HashMap<(String, Option<super::HiddenVersion>), Arc<super::prefix::Completions>>,
     /// A word's neighbours among the catalog's words (folded, not stemmed), keyed by the word,
     /// its edits and the hidden set the live rows were read with.
-    pub typed_words: HashMap<(String, u8, Option<super::HiddenVersion>), Arc<Vec<Expansion>>>,
+    pub typed_words: HashMap<(String, Reach, Option<super::HiddenVersion>), Arc<Vec<Expansion>>>,
 }
 
 /// What [`expand`] reads: the generation's segments, the live rows, the rows hidden since the
@@ -286,9 +286,9 @@ impl Visible<'_> {
     /// The index's terms within `edits` of `typed` in the fields of `looked_up`, the fewest
     /// edits first, then the most common, at most [`MAX_EXPANSIONS`]; `typed` itself is not
     /// among them.
-    fn expansions(&self, looked_up: u64, typed: &str, edits: u8) -> Result<Arc<Vec<Expansion>>> {
-        let key = (typed.to_string(), looked_up, edits);
-        self.cached(|cache| &mut cache.words, key, || self.expansions_uncached(looked_up, typed, edits))
+    fn expansions(&self, looked_up: u64, typed: &str, reach: Reach) -> Result<Arc<Vec<Expansion>>> {
+        let key = (typed.to_string(), looked_up, reach);
+        self.cached(|cache| &mut cache.words, key, || self.expansions_uncached(looked_up, typed, reach))
     }
 
     /// What `map` of the [`ExpansionCache`] holds for `key`, else `compute`'s answer, kept
@@ -320,14 +320,14 @@ impl Visible<'_> {
         Ok(found)
     }
 
-    fn expansions_uncached(&self, looked_up: u64, typed: &str, edits: u8) -> Result<Vec<Expansion>> {
+    fn expansions_uncached(&self, looked_up: u64, typed: &str, reach: Reach) -> Result<Vec<Expansion>> {
         use tantivy::termdict::TermStreamer;
         // Per term, its holders in each field looked up.
         let mut found: HashMap<String, Vec<u64>> = HashMap::new();
         let fields = self.fields.searched.len();
         // One automaton for every field and segment: it reads the term's text only (building
         // one for two edits is most of an expansion's time).
-        let automaton = TypoAutomaton::new(typed, edits)?;
+        let automaton = TypoAutomaton::new(typed, reach)?;
         for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
             for segment in self.segments {
                 let inverted = segment.inverted_index(field.field)?;
@@ -350,15 +350,18 @@ impl Visible<'_> {
             }
         }
         found.remove(typed);
-        Ok(ranked(typed, found.into_iter().map(|(text, n)| (text, n.into_iter().max().unwrap_or(0))), edits))
+        Ok(ranked(typed, found.into_iter().map(|(text, n)| (text, n.into_iter().max().unwrap_or(0))), reach))
     }
 }
 
 /// `found` (each term or word with the items holding it) as expansions of `typed`, the fewest
 /// edits first, then the most common, at most [`MAX_EXPANSIONS`].
-pub(super) fn ranked(typed: &str, found: impl Iterator<Item = (String, u64)>, edits: u8) -> Vec<Expansion> {
+pub(super) fn ranked(typed: &str, found: impl Iterator<Item = (String, u64)>, reach: Reach) -> Vec<Expansion> {
     let mut out: Vec<Expansion> = found
-        .map(|(text, n)| Expansion { edits: typos(typed, &text, edits).clamp(1, usize::from(edits)) as u8, n, text })
+        .map(|(text, n)| {
+            let edits = typos(typed, &text, reach).clamp(1, usize::from(reach.edits)) as u8;
+            Expansion { edits, n, text }
+        })
         .collect();
     out.sort_by(Expansion::order);
     out.truncate(MAX_EXPANSIONS);
@@ -482,12 +485,19 @@ impl super::LexicalIndex {
                 None
             };
             let typed_edits = typed.as_deref().map_or(0, |t| fuzziness.edits_in(t));
+            // The first-letter rule follows the word as typed (its letters where the
+            // generation keeps no words), so a long word's shorter stem keeps it.
+            let word_edits = match &typed {
+                Some(_) => typed_edits,
+                None => fuzziness.edits_for(letters, false),
+            };
             // Each reading near what was typed.
             let mut near: Vec<Near> = Vec::new();
             for (term, mask) in word {
                 let edits = fuzziness.edits(term);
                 if edits > 0 {
-                    near.extend(visible.expansions(*mask, &term.text, edits)?.iter().map(|e| Near {
+                    let reach = Reach::new(edits, word_edits);
+                    near.extend(visible.expansions(*mask, &term.text, reach)?.iter().map(|e| Near {
                         boost: boost(e.edits, &term.text, &e.text),
                         expansion: e.clone(),
                         typed: term.text.clone(),
@@ -499,7 +509,7 @@ impl super::LexicalIndex {
                 let group = self.groups.iter().find(|g| g.fields == *mask);
                 let analyser = group.map_or(self.fields.text(), |g| g.analyser);
                 let read: Vec<&str> = word.iter().map(|(t, _)| t.text.as_str()).collect();
-                for found in visible.word_neighbours(field, typed, typed_edits)?.iter() {
+                for found in visible.word_neighbours(field, typed, Reach::new(typed_edits, typed_edits))?.iter() {
                     let terms = self.terms_of(analyser, &found.text)?;
                     let Some(first) = terms.first().map(|t| t.position) else { continue };
                     for stem in terms.into_iter().filter(|t| t.position == first && !t.dependent) {

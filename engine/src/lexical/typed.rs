@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::automaton::TypoAutomaton;
+use super::automaton::{Reach, TypoAutomaton};
 use super::fuzzy::{ranked, Expansion, Visible};
 use crate::error::{Error, Result};
 
 impl Visible<'_> {
-    /// The catalog's words (the words field: folded, not stemmed) within `edits` of `typed`,
+    /// The catalog's words (the words field: folded, not stemmed) within `reach` of `typed`,
     /// ordered and counted as [`Visible::expansions`] orders terms; `typed` itself is not
     /// among them. A segment counts a word by its document frequency (rows hidden since the
     /// build included, as for terms); a live row counts while it is visible.
@@ -20,16 +20,16 @@ impl Visible<'_> {
         &self,
         field: tantivy::schema::Field,
         typed: &str,
-        edits: u8,
+        reach: Reach,
     ) -> Result<Arc<Vec<Expansion>>> {
-        let key = (typed.to_string(), edits, self.hidden_live_version());
+        let key = (typed.to_string(), reach, self.hidden_live_version());
         self.cached(
             |cache| &mut cache.typed_words,
             key,
             || {
                 use tantivy::termdict::TermStreamer;
                 let mut found: HashMap<String, u64> = HashMap::new();
-                let automaton = TypoAutomaton::new(typed, edits)?;
+                let automaton = TypoAutomaton::new(typed, reach)?;
                 for segment in self.segments {
                     let inverted = segment.inverted_index(field)?;
                     let mut stream: TermStreamer<'_, _> = inverted
@@ -50,28 +50,65 @@ impl Visible<'_> {
                     }
                 }
                 found.remove(typed);
-                Ok(ranked(typed, found.into_iter().filter(|w| w.1 > 0), edits))
+                Ok(ranked(typed, found.into_iter().filter(|w| w.1 > 0), reach))
             },
         )
     }
 }
 
 impl Visible<'_> {
-    /// Whether a visible item (neither deleted nor replaced since the build) holds `word` in
-    /// the words field `field`.
+    /// A visible item (neither deleted nor replaced since the build) holding `word` in the
+    /// words field `field`: its item index, the first of the generation's rows, else of the
+    /// live rows; none if no visible item holds it.
     ///
     /// # Errors
-    /// A failing read of the words' postings.
-    pub(super) fn holds_word(&self, field: tantivy::schema::Field, word: &str) -> Result<bool> {
-        if self.segments_hold(field, "words", word)? {
-            return Ok(true);
+    /// A failing read of the words' postings or of the `idx` column.
+    pub(super) fn holder_of_word(&self, field: tantivy::schema::Field, word: &str) -> Result<Option<u32>> {
+        use tantivy::DocSet;
+        let key = tantivy::Term::from_field_text(field, word);
+        for (s, segment) in self.segments.iter().enumerate() {
+            let read = |e| Error::io(format!("reading the word {word}"), e);
+            let inverted = segment.inverted_index(field)?;
+            let Some(mut postings) =
+                inverted.read_postings(&key, tantivy::schema::IndexRecordOption::Basic).map_err(read)?
+            else {
+                continue;
+            };
+            let hidden = self.hidden(s);
+            let mut doc = postings.doc();
+            while doc != tantivy::TERMINATED && hidden.is_some_and(|h| h.contains(doc)) {
+                doc = postings.advance();
+            }
+            if doc != tantivy::TERMINATED {
+                let column = segment.fast_fields().u64(super::schema::IDX)?;
+                return Ok(column.first(doc).and_then(|row| u32::try_from(row).ok()));
+            }
         }
         let hidden = self.hidden(self.segments.len());
-        Ok(self.live.word(word).iter().any(|&doc| hidden.is_none_or(|h| !h.contains(doc))))
+        let doc = self.live.word(word).iter().copied().find(|&doc| hidden.is_none_or(|h| !h.contains(doc)));
+        Ok(doc.and_then(|doc| self.live.row(doc)))
     }
 }
 
 impl super::LexicalIndex {
+    /// `word` (as the words field holds it: folded) as `item` writes it, lower-cased: the
+    /// first of its searched texts' words that folds to it ("randonnée" for "randonnee");
+    /// none if it writes none whole (a part of a word joined by an apostrophe or a period
+    /// carries the whole word's bytes, "hiking's", and is not the word).
+    pub(super) fn written(&self, item: &crate::item::Item, word: &str) -> Option<String> {
+        for text in super::schema::texts(&self.fields, item) {
+            for token in self.word_tokens(&text).into_iter().filter(|t| t.text == word) {
+                let Some(written) = text.get(token.offset_from..token.offset_to) else { continue };
+                let whole =
+                    written.chars().all(|c| c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c));
+                if whole {
+                    return Some(written.to_lowercase());
+                }
+            }
+        }
+        None
+    }
+
     /// `text`'s tokens as the words field holds words (folded, not stemmed); none in a
     /// generation that keeps no words.
     pub(super) fn word_tokens(&self, text: &str) -> Vec<tantivy::tokenizer::Token> {
@@ -156,6 +193,18 @@ mod tests {
         assert_eq!(ids("enamle mug's").first(), Some(&2));
         let tree = lexical.explain_with("hikng's", 1, Bm25Params::default()).unwrap().unwrap();
         assert_eq!(tree.children[0].label, "hike (for \"hikng\", 1 edit away), product of");
+    }
+
+    /// A long word's stem keeps the word's first-letter rule: "nountaineering" stems as
+    /// "nountain", one letter from "fountain" as from "mountain", and read by the stem's own
+    /// length the fountain pen ranked with the boots; "mountaineering" is two typos away.
+    #[test]
+    fn a_long_word_s_stem_keeps_its_first_letter_rule() {
+        let titles = [("boots", "Mountaineering boots"), ("pen", "Fountain pen")];
+        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let ids = |query: &str| -> Vec<u32> { lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect() };
+        assert_eq!(ids("nountaineering"), [0]);
+        assert_eq!(ids("mountaineerinq"), [0], "a typo elsewhere");
     }
 
     /// A common stem reached only through a rare word is counted as the stem: "hking" is a
