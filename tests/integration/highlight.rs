@@ -57,6 +57,10 @@ async fn a_typo_is_read_as_the_word_meant_marked_and_explained() {
     assert_eq!(body["did_you_mean"], read_as, "{body}");
     let (_, hybrid) = post("/v1/search", json!({"query": "kestrl bivy", "k": 3})).await;
     assert_eq!(hybrid["did_you_mean"], read_as, "{hybrid}");
+    // A trailing space says the last word is finished, and stays in the query suggested.
+    let finished = json!({"query": "kestrl bivy ", "mode": "bm25", "k": 3, "bm25": {"prefix": "last"}});
+    let (_, finished) = post("/v1/search", finished).await;
+    assert_eq!(finished["did_you_mean"]["query"], "kestrel bivy ", "{finished}");
     let (_, dense) = post("/v1/search", json!({"query": "kestrl bivy", "mode": "dense", "k": 3})).await;
     assert!(dense.get("did_you_mean").is_none(), "BM25 did not run: {dense}");
     let unweighted = json!({"query": "kestrl bivy", "k": 3, "weights": {"bm25": 0}});

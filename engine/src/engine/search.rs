@@ -187,10 +187,16 @@ impl Engine {
         // its list counted in the hits (a weight of 0 beside a weighted list leaves it out).
         let bm25_counted =
             fused.ran(RetrieverKind::Bm25) && (request.weights.of(RetrieverKind::Bm25) > 0.0 || fused.weightless);
-        let did_you_mean = match query.filter(|_| bm25_counted) {
+        let mut did_you_mean = match query.filter(|_| bm25_counted) {
             Some(query) => self.lexical.did_you_mean(query, params, |row| self.item_at(row))?,
             None => None,
         };
+        // The query read is trimmed; the suggestion keeps the whitespace that ended the query
+        // as typed, which says its last word is finished (`bm25_params`), so searching it
+        // under `prefix: last` reads that word as the query did.
+        if let (Some(suggested), Some(typed)) = (did_you_mean.as_mut(), request.query.as_deref()) {
+            suggested.query.push_str(&typed[typed.trim_end().len()..]);
+        }
         let facets = self.facets(&request.facets, &fused, &mut timings)?;
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
         results.rerank_cut = cut;
