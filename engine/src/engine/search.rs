@@ -188,7 +188,7 @@ impl Engine {
         let bm25_counted =
             fused.ran(RetrieverKind::Bm25) && (request.weights.of(RetrieverKind::Bm25) > 0.0 || fused.weightless);
         let mut did_you_mean = match query.filter(|_| bm25_counted) {
-            Some(query) => self.lexical.did_you_mean(query, params, |row| self.item_at(row))?,
+            Some(query) => self.lexical.did_you_mean(query, params, |row| self.stored_item_at(row))?,
             None => None,
         };
         // The query read is trimmed; the suggestion keeps the whitespace that ended the query

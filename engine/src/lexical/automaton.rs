@@ -229,4 +229,23 @@ mod tests {
         assert_eq!(accepted("campign", 1, &terms), ["ampign", "campign", "camping"]);
         assert_eq!(accepted("campign", 2, &terms), ["ampign", "campign", "camping", "campings", "clamping"]);
     }
+
+    proptest::proptest! {
+        /// The automaton accepts exactly the terms [`typos`] counts within the reach: their
+        /// optimal string alignment distance, one more for another first letter where the
+        /// rule applies; over a small alphabet (so that terms come near), a multi-byte letter
+        /// among its letters.
+        #[test]
+        fn the_automaton_accepts_what_typos_counts(
+            typed in "[abé]{1,7}",
+            term in "[abé]{0,9}",
+            edits in 1u8..=2,
+            word_edits in 1u8..=2,
+        ) {
+            let reach = Reach::new(edits, word_edits.max(edits));
+            let automaton = TypoAutomaton::new(&typed, reach).unwrap();
+            let counted = typos(&typed, &term, reach) <= usize::from(edits);
+            proptest::prop_assert_eq!(automaton.accepts(&term), counted, "{} {} {:?}", typed, term, reach);
+        }
+    }
 }

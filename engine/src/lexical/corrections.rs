@@ -34,18 +34,24 @@ pub struct Correction {
     /// The catalog's word it was read as, as an item holding it writes it, lower-cased (its
     /// accents kept: "randonnée", though typo tolerance compares words without them).
     pub read_as: String,
-    /// Edits between the two as compared (folded), a swap of neighbouring letters counting one.
+    /// Edits between the two as compared (folded), a swap of neighbouring letters counting
+    /// one, and a typo on the first letter of a word of nine letters or more two.
     pub edits: u8,
 }
+
+/// Items holding a corrected word read for how they write it, at most: the first that writes
+/// it whole decides; most do.
+const HOLDERS_READ: usize = 8;
 
 impl LexicalIndex {
     /// What `query` was read as (see the module's docs), or None when BM25 read every word as
     /// typed, typo tolerance is off, or the generation keeps no words. `item_at` gives the
-    /// item at an index, to write each word as an item holding it does.
+    /// item at an index (as the generation stores it), to write each word as an item holding
+    /// it does.
     ///
     /// # Errors
-    /// A failing read of the index's terms or postings, or `item_at`'s; `prefix` on a
-    /// generation without its words.
+    /// A failing read of the index's terms or postings; `prefix` on a generation without its
+    /// words. A failing `item_at` only leaves a word folded (logged).
     pub fn did_you_mean(
         &self,
         query: &str,
@@ -60,7 +66,7 @@ impl LexicalIndex {
             // by its stem alone has no word to show, and a farther reading's word ("slopes" for
             // "slepes", read as "sleep") is not what the hits were found by.
             let mut spans = std::collections::HashSet::new();
-            let mut found: Vec<((usize, usize), Correction, u32)> = Vec::new();
+            let mut found: Vec<((usize, usize), Correction)> = Vec::new();
             for (term, _) in &read {
                 let Some(Fuzzy { reading: Reading::Typo { .. }, word, .. }) = &term.fuzzy else { continue };
                 if !spans.insert(term.span) {
@@ -87,9 +93,24 @@ impl LexicalIndex {
                 }
                 // Only rows deleted since the build may hold it (they still count in BM25's
                 // statistics until the next build): a word no hit can show is no suggestion.
-                let Some(holder) = visible.holder_of_word(field, word)? else { continue };
-                let correction = Correction { typed: typed.to_string(), read_as: word.clone(), edits: *edits };
-                found.push((term.span, correction, holder));
+                let holders = visible.holders_of_word(field, word, HOLDERS_READ)?;
+                if holders.is_empty() {
+                    continue;
+                }
+                // The words field folds accents away; an item writes the word with them.
+                let key = (word.clone(), visible.hidden_live_version());
+                // A failed read is not cached, and leaves the word folded: a suggestion's spelling
+                // is no reason to fail a search.
+                let written =
+                    visible.cached(|cache| &mut cache.written, key, || self.written_by(word, &holders, &item_at));
+                let read_as = match written {
+                    Ok(written) => written.as_ref().clone().unwrap_or_else(|| word.clone()),
+                    Err(error) => {
+                        tracing::warn!(word = word.as_str(), %error, "did you mean: reading an item holding the word");
+                        word.clone()
+                    }
+                };
+                found.push((term.span, Correction { typed: typed.to_string(), read_as, edits: *edits }));
             }
             Ok(found)
         })?;
@@ -98,16 +119,12 @@ impl LexicalIndex {
         }
         // Spans apart, in the query's order (overlapping ones, if an analysis made any: the
         // first).
-        found.sort_by_key(|(span, ..)| (span.0, std::cmp::Reverse(span.1)));
+        found.sort_by_key(|(span, _)| (span.0, std::cmp::Reverse(span.1)));
         let mut corrected = String::with_capacity(query.len());
         let (mut at, mut words) = (0, Vec::new());
-        for (span, mut correction, holder) in found {
+        for (span, correction) in found {
             if span.0 < at {
                 continue;
-            }
-            // The words field folds accents away; an item writes the word with them.
-            if let Some(written) = self.written(&item_at(holder)?, &correction.read_as) {
-                correction.read_as = written;
             }
             corrected.push_str(&query[at..span.0]);
             corrected.push_str(&cased(&correction.read_as, &correction.typed));
@@ -119,7 +136,34 @@ impl LexicalIndex {
     }
 }
 
-/// `word` (folded, lower case) written in the case `typed` was: all capitals for a word typed
+impl LexicalIndex {
+    /// `word` (folded) as the first of `holders` (item indexes) that writes it whole writes
+    /// it ([`LexicalIndex::written`]); none if none does.
+    ///
+    /// # Errors
+    /// `item_at`'s, where no item read before or after the one it failed on writes the word.
+    fn written_by(
+        &self,
+        word: &str,
+        holders: &[u32],
+        item_at: impl Fn(u32) -> Result<crate::item::Item>,
+    ) -> Result<Option<String>> {
+        let mut failed = None;
+        for &row in holders {
+            match item_at(row) {
+                Ok(item) => {
+                    if let Some(written) = self.written(&item, word) {
+                        return Ok(Some(written));
+                    }
+                }
+                Err(error) => failed = Some(error),
+            }
+        }
+        failed.map_or(Ok(None), Err)
+    }
+}
+
+/// `word` (lower case) written in the case `typed` was: all capitals for a word typed
 /// in capitals (two letters or more), a capital first for one typed so, else as it is.
 fn cased(word: &str, typed: &str) -> String {
     let letters: Vec<char> = typed.chars().filter(|c| c.is_alphabetic()).collect();
@@ -146,9 +190,13 @@ mod tests {
         super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &TITLES)
     }
 
-    /// The item at each row: `titles`' rows, then "Carbon poles" (a live row in a test).
+    /// The item at each row: `titles`' rows, then "Carbón poles" (a live row in a test).
     fn item_at(titles: &[(&str, &str)], row: u32) -> Result<Item> {
-        let (id, title) = titles.get(row as usize).copied().unwrap_or(("poles", "Carbon poles"));
+        let (id, title) = match titles.get(row as usize) {
+            Some(&item) => item,
+            None if row as usize == titles.len() => ("poles", "Carbón poles"),
+            None => panic!("no row {row}"),
+        };
         Ok(super::super::analyzers::tests::titled(id, title))
     }
 
@@ -203,9 +251,9 @@ mod tests {
     #[test]
     fn live_words_count_and_old_generations_report_nothing() {
         let (_dir, mut lexical) = catalog();
-        let poles = super::super::analyzers::tests::titled("poles", "Carbon poles");
+        let poles = super::super::analyzers::tests::titled("poles", "Carbón poles");
         lexical.add_live([(3, &poles)]).unwrap();
-        assert_eq!(query_of(&lexical, &TITLES, "carbn", Bm25Params::default()).as_deref(), Some("carbon"));
+        assert_eq!(query_of(&lexical, &TITLES, "carbn", Bm25Params::default()).as_deref(), Some("carbón"));
         lexical.fields.words = None;
         assert_eq!(query_of(&lexical, &TITLES, "sleping", Bm25Params::default()), None);
         assert!(!lexical.search("sleping", 3, None).unwrap().is_empty(), "still read by its stem");
@@ -216,12 +264,32 @@ mod tests {
     /// bytes.
     #[test]
     fn a_word_is_suggested_as_the_catalog_writes_it() {
-        let titles = [("shoes", "Chaussures de randonnée"), ("guide", "Women's guide to trekking")];
+        let titles = [
+            ("map", "Randonnée's map"),
+            ("shoes", "Chaussures de randonnée"),
+            ("guide", "Women's guide to trekking"),
+            ("manual", "Womenʼs manual"),
+            ("case", "Apple iPhone15 case"),
+            ("stand", "İSTANBUL stand"),
+        ];
         let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
         let auto = Bm25Params::default();
+        let failing = |_| Err(crate::error::Error::BadIndex { path: "store".into(), reason: "a test's".into() });
+        let found = lexical.did_you_mean("randonée", auto, failing).unwrap().unwrap();
+        assert_eq!(found.query, "randonnee", "an item that cannot be read leaves the word folded");
         let found = lexical.did_you_mean("chaussures de randonée", auto, |row| item_at(&titles, row)).unwrap().unwrap();
-        assert_eq!(found.query, "chaussures de randonnée");
+        assert_eq!(found.query, "chaussures de randonnée", "the second item writes it whole; no failure cached");
         assert_eq!(found.words[0].read_as, "randonnée");
+        assert_eq!(
+            query_of(&lexical, &titles, "iphnoe case", auto).as_deref(),
+            Some("iphone case"),
+            "not \"iphone15\""
+        );
+        assert_eq!(
+            query_of(&lexical, &titles, "istanbol", auto).as_deref(),
+            Some("istanbul"),
+            "\"İ\" lower-cases to two"
+        );
         assert_eq!(
             query_of(&lexical, &titles, "Wommen guide", auto).as_deref(),
             Some("Women guide"),

@@ -51,9 +51,9 @@ use crate::error::{Error, Result};
 #[serde(rename_all = "snake_case")]
 pub enum Fuzziness {
     /// Words the index does not hold are read with one edit from 5 characters, two from 9,
-    /// where a typo on the first letter counts as two (of the stem as analysed, compared with
-    /// stems, and of the word as typed, folded, compared with the catalog's words), scaled by `1 − edits / min(length typed, length
-    /// found)` of what was compared.
+    /// where a typo on the first letter counts as two (of the stem as analysed, compared
+    /// with stems, and of the word as typed, folded, compared with the catalog's words),
+    /// scaled by `1 − edits / min(length typed, length found)` of what was compared.
     #[default]
     Auto,
     /// Words are looked up as typed only.
@@ -118,7 +118,7 @@ impl Expansion {
 
 /// The expansions of recent words, so that a word typed again (or read again to highlight
 /// and explain the hits of the search that expanded it) does not walk the term dictionaries
-/// and the live rows again. Keyed by the word, its fields and its edits; valid while the live
+/// and the live rows again. Keyed by the word, its fields and its reach; valid while the live
 /// rows are those counted (rows are only ever added between builds, and a generation has its
 /// own index and so its own cache).
 #[derive(Debug, Default)]
@@ -130,8 +130,12 @@ pub(super) struct ExpansionCache {
     /// ([`Visible::hidden_live_version`]: a delete changes their counts without adding a row).
     pub beginnings: HashMap<(String, Option<super::HiddenVersion>), Arc<super::prefix::Completions>>,
     /// A word's neighbours among the catalog's words (folded, not stemmed), keyed by the word,
-    /// its edits and the hidden set the live rows were read with.
+    /// its reach and the hidden set the live rows were read with.
     pub typed_words: HashMap<(String, Reach, Option<super::HiddenVersion>), Arc<Vec<Expansion>>>,
+    /// A catalog word (folded) as an item holding it writes it (`super::corrections`), keyed
+    /// by the word and the hidden set the live rows were read with; none where the items
+    /// looked at write it only joined or folded.
+    pub written: HashMap<(String, Option<super::HiddenVersion>), Arc<Option<String>>>,
 }
 
 /// What [`expand`] reads: the generation's segments, the live rows, the rows hidden since the
@@ -474,22 +478,24 @@ impl super::LexicalIndex {
             if holds {
                 continue;
             }
+            // Which of the places this group's analysis found in the word's bytes it is.
+            let mut places: Vec<u32> =
+                tokens.iter().filter(|(t, m)| m == mask && t.span == term.span).map(|(t, _)| t.position).collect();
+            places.dedup();
             let typed = if by_word {
-                // Which of the places this group's analysis found in the word's bytes it is.
-                let mut places: Vec<u32> =
-                    tokens.iter().filter(|(t, m)| m == mask && t.span == term.span).map(|(t, _)| t.position).collect();
-                places.dedup();
                 let nth = places.iter().position(|&p| p == term.position).unwrap_or(0);
-                self.typed_word(text, term.span, (nth, places.len()))
+                self.typed_word(text, term.span, super::typed::Part { nth, of: places.len() })
             } else {
                 None
             };
             let typed_edits = typed.as_deref().map_or(0, |t| fuzziness.edits_in(t));
-            // The first-letter rule follows the word as typed (its letters where the
-            // generation keeps no words), so a long word's shorter stem keeps it.
+            // The first-letter rule follows the word as typed, so a long word's shorter stem
+            // keeps it; where the generation keeps no words, the word's letters, or the
+            // term's own where the word is cut into parts at its bytes ("hikng.boots").
             let word_edits = match &typed {
                 Some(_) => typed_edits,
-                None => fuzziness.edits_for(letters, false),
+                None if places.len() <= 1 => fuzziness.edits_for(letters, false),
+                None => fuzziness.edits_in(&term.text),
             };
             // Each reading near what was typed.
             let mut near: Vec<Near> = Vec::new();

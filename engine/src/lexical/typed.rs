@@ -57,15 +57,16 @@ impl Visible<'_> {
 }
 
 impl Visible<'_> {
-    /// A visible item (neither deleted nor replaced since the build) holding `word` in the
-    /// words field `field`: its item index, the first of the generation's rows, else of the
-    /// live rows; none if no visible item holds it.
+    /// Up to `most` visible items (neither deleted nor replaced since the build) holding
+    /// `word` in the words field `field`: their item indexes, the generation's rows first,
+    /// then the live rows'; none if no visible item holds it.
     ///
     /// # Errors
     /// A failing read of the words' postings or of the `idx` column.
-    pub(super) fn holder_of_word(&self, field: tantivy::schema::Field, word: &str) -> Result<Option<u32>> {
+    pub(super) fn holders_of_word(&self, field: tantivy::schema::Field, word: &str, most: usize) -> Result<Vec<u32>> {
         use tantivy::DocSet;
         let key = tantivy::Term::from_field_text(field, word);
+        let mut rows = Vec::new();
         for (s, segment) in self.segments.iter().enumerate() {
             let read = |e| Error::io(format!("reading the word {word}"), e);
             let inverted = segment.inverted_index(field)?;
@@ -74,36 +75,63 @@ impl Visible<'_> {
             else {
                 continue;
             };
-            let hidden = self.hidden(s);
+            let (hidden, column) = (self.hidden(s), segment.fast_fields().u64(super::schema::IDX)?);
             let mut doc = postings.doc();
-            while doc != tantivy::TERMINATED && hidden.is_some_and(|h| h.contains(doc)) {
+            while doc != tantivy::TERMINATED && rows.len() < most {
+                if hidden.is_none_or(|h| !h.contains(doc)) {
+                    rows.extend(column.first(doc).and_then(|row| u32::try_from(row).ok()));
+                }
                 doc = postings.advance();
-            }
-            if doc != tantivy::TERMINATED {
-                let column = segment.fast_fields().u64(super::schema::IDX)?;
-                return Ok(column.first(doc).and_then(|row| u32::try_from(row).ok()));
             }
         }
         let hidden = self.hidden(self.segments.len());
-        let doc = self.live.word(word).iter().copied().find(|&doc| hidden.is_none_or(|h| !h.contains(doc)));
-        Ok(doc.and_then(|doc| self.live.row(doc)))
+        let live = self.live.word(word).iter().filter(|&&doc| hidden.is_none_or(|h| !h.contains(doc)));
+        rows.extend(live.filter_map(|&doc| self.live.row(doc)).take(most.saturating_sub(rows.len())));
+        Ok(rows)
     }
 }
 
 impl super::LexicalIndex {
     /// `word` (as the words field holds it: folded) as `item` writes it, lower-cased: the
-    /// first of its searched texts' words that folds to it ("randonnée" for "randonnee");
-    /// none if it writes none whole (a part of a word joined by an apostrophe or a period
-    /// carries the whole word's bytes, "hiking's", and is not the word).
+    /// first of its searched texts' words that folds to it ("randonnée" for "randonnee"),
+    /// read up to that word; none if it writes none whole, or none that lower-cases to as
+    /// many characters, unchanged by NFKC ("İ" lower-cases to two; "ﬁ" and full-width
+    /// letters are not the word's letters). A whole word is the only token at its bytes: a
+    /// part of a word joined by an apostrophe or a period ("women's", "womenʼs"), or a run
+    /// of letters beside digits ("iphone" of "iPhone15"), carries the whole word's bytes.
     pub(super) fn written(&self, item: &crate::item::Item, word: &str) -> Option<String> {
+        use tantivy::tokenizer::TokenStream;
+        use unicode_normalization::UnicodeNormalization;
+        let mut analyzer = self.words_analyzer.clone()?;
+        // The word's text, if `group` (the tokens at one span, consecutive) is it alone.
+        let whole = |text: &str, group: &[tantivy::tokenizer::Token]| -> Option<String> {
+            let first = group.first()?;
+            let one_place = group.iter().all(|t| t.position == first.position);
+            if !one_place || !group.iter().any(|t| t.text == word) {
+                return None;
+            }
+            let written = text.get(first.offset_from..first.offset_to)?;
+            let lower = written.to_lowercase();
+            let plain = lower.chars().count() == written.chars().count() && lower.nfkc().eq(lower.chars());
+            plain.then_some(lower)
+        };
         for text in super::schema::texts(&self.fields, item) {
-            for token in self.word_tokens(&text).into_iter().filter(|t| t.text == word) {
-                let Some(written) = text.get(token.offset_from..token.offset_to) else { continue };
-                let whole =
-                    written.chars().all(|c| c.is_alphanumeric() || unicode_normalization::char::is_combining_mark(c));
-                if whole {
-                    return Some(written.to_lowercase());
+            let mut stream = analyzer.token_stream(&text);
+            let mut group: Vec<tantivy::tokenizer::Token> = Vec::new();
+            while stream.advance() {
+                let token = stream.token();
+                let same_bytes =
+                    group.first().is_some_and(|g| (g.offset_from, g.offset_to) == (token.offset_from, token.offset_to));
+                if !same_bytes {
+                    if let Some(found) = whole(&text, &group) {
+                        return Some(found);
+                    }
+                    group.clear();
                 }
+                group.push(token.clone());
+            }
+            if let Some(found) = whole(&text, &group) {
+                return Some(found);
             }
         }
         None
@@ -125,18 +153,18 @@ impl super::LexicalIndex {
     /// The query's word at `span` as the words field holds words (folded, not stemmed): the
     /// analyzer's token over all of its bytes; where the analysis cuts the word into parts
     /// that all carry its bytes (a word joined by an apostrophe or a period, "hikng's",
-    /// "hikng.boots": parts, then the parts written together), the token at `part`, the
-    /// `part.0`-th of `part.1` places the query term's analysis found there, since both
-    /// analyses cut a word alike; if the counts differ, the longest token, the first if
+    /// "hikng.boots": parts, then the parts written together), the token at `part`'s place
+    /// among those the query term's analysis found there, since both analyses cut a word
+    /// alike; if the counts differ, the longest token, the first if
     /// several; none if no token spans the word (a word the analysis cuts into parts with
     /// their own bytes, "t-shrit", is looked up by each part's own span).
-    pub(super) fn typed_word(&self, text: &str, span: (usize, usize), part: (usize, usize)) -> Option<String> {
+    pub(super) fn typed_word(&self, text: &str, span: (usize, usize), part: Part) -> Option<String> {
         let word = text.get(span.0..span.1)?;
         let whole: Vec<tantivy::tokenizer::Token> =
             self.word_tokens(word).into_iter().filter(|t| t.offset_from == 0 && t.offset_to == word.len()).collect();
         let mut places: Vec<usize> = whole.iter().map(|t| t.position).collect();
         places.dedup();
-        let at = (places.len() == part.1).then(|| places[part.0]);
+        let at = (places.len() == part.of).then(|| places[part.nth]);
         // The first of the longest.
         whole.into_iter().filter(|t| at.is_none_or(|at| t.position == at)).fold(None, |best: Option<String>, t| {
             match best {
@@ -145,6 +173,14 @@ impl super::LexicalIndex {
             }
         })
     }
+}
+
+/// Which of a word's places (distinct positions at its bytes) a query term is at: the
+/// `nth` of `of`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Part {
+    pub nth: usize,
+    pub of: usize,
 }
 
 #[cfg(test)]
