@@ -164,7 +164,9 @@ impl LexicalIndex {
 }
 
 /// `word` (lower case) written in the case `typed` was: all capitals for a word typed
-/// in capitals (two letters or more), a capital first for one typed so, else as it is.
+/// in capitals (two letters or more), a capital first for one typed so, else as it is. A
+/// capital typed for the word's own first letter is kept as typed ("İstanbol" is "İstanbul",
+/// where Unicode's upper case of "i" is "I").
 fn cased(word: &str, typed: &str) -> String {
     let letters: Vec<char> = typed.chars().filter(|c| c.is_alphabetic()).collect();
     if letters.len() > 1 && letters.iter().all(|c| c.is_uppercase()) {
@@ -172,6 +174,9 @@ fn cased(word: &str, typed: &str) -> String {
     }
     let mut chars = word.chars();
     match (letters.first(), chars.next()) {
+        (Some(&first), Some(head)) if first.is_uppercase() && first.to_lowercase().next() == Some(head) => {
+            std::iter::once(first).chain(chars).collect()
+        }
         (Some(first), Some(head)) if first.is_uppercase() => head.to_uppercase().chain(chars).collect(),
         _ => word.to_string(),
     }
@@ -290,6 +295,7 @@ mod tests {
             Some("istanbul"),
             "\"İ\" lower-cases to two"
         );
+        assert_eq!(query_of(&lexical, &titles, "İstanbol", auto).as_deref(), Some("İstanbul"), "its capital as typed");
         assert_eq!(
             query_of(&lexical, &titles, "Wommen guide", auto).as_deref(),
             Some("Women guide"),
