@@ -261,6 +261,11 @@ pub(super) mod tests {
     }
 
     /// [`titles_index`] under `settings` as given.
+    /// [`titles_index_with`] the default settings (typo tolerance on).
+    pub(in crate::lexical) fn catalog_of(catalog: &[(&str, &str)]) -> (tempfile::TempDir, LexicalIndex) {
+        titles_index_with(&LexicalSettings::default(), catalog)
+    }
+
     pub(in crate::lexical) fn titles_index_with(
         settings: &LexicalSettings,
         catalog: &[(&str, &str)],

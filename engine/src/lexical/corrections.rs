@@ -81,14 +81,7 @@ impl LexicalIndex {
                 // Nor is one whose parts all carry its bytes replaced whole by a part's word:
                 // "hikng2" is "hikng2", "hikng" and "2", and "hikngʼs" (a modifier letter
                 // apostrophe, a letter) "hikng" and "hikngs".
-                let mut places: Vec<usize> = self
-                    .word_tokens(typed)
-                    .iter()
-                    .filter(|t| (t.offset_from, t.offset_to) == (0, typed.len()))
-                    .map(|t| t.position)
-                    .collect();
-                places.dedup();
-                if places.len() > 1 {
+                if self.whole_word(typed).1.len() > 1 {
                     continue;
                 }
                 // Only rows deleted since the build may hold it (they still count in BM25's
@@ -186,13 +179,13 @@ fn cased(word: &str, typed: &str) -> String {
 mod tests {
     use super::*;
     use crate::item::Item;
-    use crate::lexical::{LexicalSettings, Prefix};
+    use crate::lexical::Prefix;
 
     const TITLES: [(&str, &str); 3] =
         [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("pack", "Trekking backpack")];
 
     fn catalog() -> (tempfile::TempDir, LexicalIndex) {
-        super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &TITLES)
+        super::super::analyzers::tests::catalog_of(&TITLES)
     }
 
     /// The item at each row: `titles`' rows, then "Carbón poles" (a live row in a test).
@@ -239,7 +232,7 @@ mod tests {
             ("bright", "Bright lamp"),
             ("light", "Light lamp"),
         ];
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let auto = Bm25Params::default();
         // "slepes" is "sleep" by its stem ("slepe", a swap away) and "slopes" by its letters;
         // the hits are the sleeping bags.
@@ -277,7 +270,7 @@ mod tests {
             ("case", "Apple iPhone15 case"),
             ("stand", "İSTANBUL stand"),
         ];
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let auto = Bm25Params::default();
         let failing = |_| Err(crate::error::Error::BadIndex { path: "store".into(), reason: "a test's".into() });
         let found = lexical.did_you_mean("randonée", auto, failing).unwrap().unwrap();

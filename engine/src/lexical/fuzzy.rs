@@ -570,7 +570,7 @@ mod tests {
             ("serial", "Lamp 12345"),
             ("voucher", "Store voucher"),
         ];
-        super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles)
+        super::super::analyzers::tests::catalog_of(&titles)
     }
 
     /// A word no item holds finds the items holding the words a typo away, below what the
@@ -615,7 +615,7 @@ mod tests {
     #[test]
     fn a_typo_reads_as_its_most_common_neighbour_would_and_hidden_rows_hold_nothing() {
         let titles = [("s1", "Camp stove"), ("s2", "Camp stove"), ("s3", "Camp stove"), ("smoke", "Smoke signal")];
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let top = |query: &str| lexical.search(query, 4, None).unwrap().first().map(|h| h.0);
         // By its own idf (one holder of four) "smoke" scored 1.11 against the stoves' 0.97.
         assert_eq!(top("camp stoke").map(|i| i < 3), Some(true), "a stove, not the smoke signal");
@@ -624,7 +624,7 @@ mod tests {
         assert_eq!(n(&tree), 3.0, "the smoke signal's \"smoke\" counts as common as \"stove\": {tree:?}");
 
         let items = [("a", "Adidas Terrex"), ("b", "Adiddas Terex")];
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &items);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&items);
         let found = |query: &str| -> Vec<u32> { lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect() };
         assert_eq!(found("adiddas"), vec![1], "the catalog holds it as typed");
         let item_at = |row: u32| {

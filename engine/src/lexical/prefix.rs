@@ -236,7 +236,7 @@ fn place(reading: &[(QueryTerm, u64)], last: u32, span: (usize, usize)) -> (u32,
 mod tests {
     use super::*;
     use crate::item::Item;
-    use crate::lexical::{Bm25Params, LexicalIndex, LexicalSettings};
+    use crate::lexical::{Bm25Params, LexicalIndex};
     use std::sync::Arc;
 
     fn catalog() -> (tempfile::TempDir, LexicalIndex) {
@@ -249,7 +249,7 @@ mod tests {
             ("lamp", "Lamp 12345"),
             ("cafe", "Café crème"),
         ];
-        super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles)
+        super::super::analyzers::tests::catalog_of(&titles)
     }
 
     const LAST: Bm25Params = Bm25Params { prefix: Prefix::Last, ..Bm25Params::TANTIVY };
@@ -349,7 +349,7 @@ mod tests {
             ("handbook", "BM handbook"),
             ("bag", "Sleeping bag"),
         ];
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let top2 = |query: &str| ids(&lexical, query, last()).into_iter().take(2).collect::<Vec<_>>();
         assert_eq!(top2("headlamp the"), [0, 1], "the headlamps, not the theory book");
         assert_eq!(ids(&lexical, "bm2", last())[0], 6, "BM25 holds bm25 and bm, the handbook bm only");
@@ -386,7 +386,7 @@ mod tests {
         let titles: Vec<(String, String)> =
             (0..60).map(|i| (format!("w{i}"), format!("pa{}{} pamm", letter(i / 26), letter(i)))).collect();
         let titles: Vec<(&str, &str)> = titles.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let (found, _) = completions_of(&lexical, "pa");
         assert_eq!(found.len(), MAX_EXPANSIONS);
         assert!(found.windows(2).all(|w| w[0].1 >= w[1].1), "the most common first");

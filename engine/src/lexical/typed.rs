@@ -137,6 +137,18 @@ impl super::LexicalIndex {
         None
     }
 
+    /// The words analysis of `word` (one unspaced word): its tokens over all of its bytes,
+    /// and the places (distinct positions, in order) they stand at: one for a plain word,
+    /// more where the analysis cuts it into parts that all carry its bytes ("hikng's" is
+    /// "hikng" then "hikngs"; "hikng2" is "hikng2", "hikng" and "2").
+    pub(super) fn whole_word(&self, word: &str) -> (Vec<tantivy::tokenizer::Token>, Vec<usize>) {
+        let whole: Vec<tantivy::tokenizer::Token> =
+            self.word_tokens(word).into_iter().filter(|t| (t.offset_from, t.offset_to) == (0, word.len())).collect();
+        let mut places: Vec<usize> = whole.iter().map(|t| t.position).collect();
+        places.dedup();
+        (whole, places)
+    }
+
     /// `text`'s tokens as the words field holds words (folded, not stemmed); none in a
     /// generation that keeps no words.
     pub(super) fn word_tokens(&self, text: &str) -> Vec<tantivy::tokenizer::Token> {
@@ -159,11 +171,7 @@ impl super::LexicalIndex {
     /// several; none if no token spans the word (a word the analysis cuts into parts with
     /// their own bytes, "t-shrit", is looked up by each part's own span).
     pub(super) fn typed_word(&self, text: &str, span: (usize, usize), part: Part) -> Option<String> {
-        let word = text.get(span.0..span.1)?;
-        let whole: Vec<tantivy::tokenizer::Token> =
-            self.word_tokens(word).into_iter().filter(|t| t.offset_from == 0 && t.offset_to == word.len()).collect();
-        let mut places: Vec<usize> = whole.iter().map(|t| t.position).collect();
-        places.dedup();
+        let (whole, places) = self.whole_word(text.get(span.0..span.1)?);
         let at = (places.len() == part.of).then(|| places[part.nth]);
         // The first of the longest.
         whole.into_iter().filter(|t| at.is_none_or(|at| t.position == at)).fold(None, |best: Option<String>, t| {
@@ -185,7 +193,7 @@ pub(super) struct Part {
 
 #[cfg(test)]
 mod tests {
-    use crate::lexical::{Bm25Params, LexicalIndex, LexicalSettings};
+    use crate::lexical::{Bm25Params, LexicalIndex};
     use std::sync::Arc;
 
     /// A typo that changes how a word stems is measured on the word as typed: "hikng" is one
@@ -195,8 +203,7 @@ mod tests {
     #[test]
     fn a_typo_that_changes_the_stem_is_read_from_the_word_typed() {
         let titles = [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("mug", "Enamel mug")];
-        let (_dir, mut lexical) =
-            super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, mut lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let ids = |lexical: &LexicalIndex, query: &str| -> Vec<u32> {
             lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect()
         };
@@ -222,7 +229,7 @@ mod tests {
     #[test]
     fn a_part_of_a_word_joined_by_an_apostrophe_or_a_period_is_read_as_typed() {
         let titles = [("bag", "Sleeping bag"), ("boots", "Hiking boots"), ("mug", "Enamel mug")];
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let ids = |query: &str| -> Vec<u32> { lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect() };
         assert_eq!(ids("hikng's"), [1]);
         assert_eq!(ids("hikng.boots"), [1]);
@@ -237,7 +244,7 @@ mod tests {
     #[test]
     fn a_long_word_s_stem_keeps_its_first_letter_rule() {
         let titles = [("boots", "Mountaineering boots"), ("pen", "Fountain pen")];
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let ids = |query: &str| -> Vec<u32> { lexical.search(query, 3, None).unwrap().iter().map(|h| h.0).collect() };
         assert_eq!(ids("nountaineering"), [0]);
         assert_eq!(ids("mountaineerinq"), [0], "a typo elsewhere");
@@ -252,7 +259,7 @@ mod tests {
         titles.push(("boots".into(), "Hiking boots".into()));
         titles.push(("quilt".into(), "King size quilt".into()));
         let titles: Vec<(&str, &str)> = titles.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let (_dir, lexical) = super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &titles);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
         let found: Vec<u32> = lexical.search("hking", 40, None).unwrap().iter().map(|h| h.0).collect();
         assert_eq!(found.first(), Some(&30), "the hiking boots: {found:?}");
         assert_eq!(found.last(), Some(&31), "the quilt, 1 - 1/4, below every hike at 1 - 1/5: {found:?}");
@@ -270,8 +277,7 @@ mod tests {
     /// to the same size with another row answered from the first set's cache.
     #[test]
     fn live_words_are_cached_by_the_hidden_set_not_its_size() {
-        let (_dir, lexical) =
-            super::super::analyzers::tests::titles_index_with(&LexicalSettings::default(), &[("mug", "Enamel mug")]);
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&[("mug", "Enamel mug")]);
         let (poles, lamp) = (
             super::super::analyzers::tests::titled("poles", "Hiking poles"),
             super::super::analyzers::tests::titled("lamp", "Camp lamp"),
