@@ -158,21 +158,22 @@ impl LexicalIndex {
 
 /// `word` (lower case) written in the case `typed` was: all capitals for a word typed
 /// in capitals (two letters or more), a capital first for one typed so, else as it is. A
-/// capital typed for the word's own first letter is kept as typed ("İstanbol" is "İstanbul",
-/// where Unicode's upper case of "i" is "I").
+/// capital typed for the word's own letter at its place is kept as typed ("İstanbol" is
+/// "İstanbul" and "İSTANBOL" "İSTANBUL", where Unicode's upper case of "i" is "I").
 fn cased(word: &str, typed: &str) -> String {
     let letters: Vec<char> = typed.chars().filter(|c| c.is_alphabetic()).collect();
-    if letters.len() > 1 && letters.iter().all(|c| c.is_uppercase()) {
-        return word.to_uppercase();
-    }
-    let mut chars = word.chars();
-    match (letters.first(), chars.next()) {
-        (Some(&first), Some(head)) if first.is_uppercase() && first.to_lowercase().next() == Some(head) => {
-            std::iter::once(first).chain(chars).collect()
+    let capitals = letters.len() > 1 && letters.iter().all(|c| c.is_uppercase());
+    let capital_first = letters.first().is_some_and(|c| c.is_uppercase());
+    let typed: Vec<char> = typed.chars().collect();
+    let mut out = String::with_capacity(word.len());
+    for (i, c) in word.chars().enumerate() {
+        match typed.get(i) {
+            _ if !(capitals || (capital_first && i == 0)) => out.push(c),
+            Some(&t) if t.is_uppercase() && t.to_lowercase().next() == Some(c) => out.push(t),
+            _ => out.extend(c.to_uppercase()),
         }
-        (Some(first), Some(head)) if first.is_uppercase() => head.to_uppercase().chain(chars).collect(),
-        _ => word.to_string(),
     }
+    out
 }
 
 #[cfg(test)]
@@ -289,6 +290,7 @@ mod tests {
             "\"İ\" lower-cases to two"
         );
         assert_eq!(query_of(&lexical, &titles, "İstanbol", auto).as_deref(), Some("İstanbul"), "its capital as typed");
+        assert_eq!(query_of(&lexical, &titles, "İSTANBOL", auto).as_deref(), Some("İSTANBUL"), "in capitals too");
         assert_eq!(
             query_of(&lexical, &titles, "Wommen guide", auto).as_deref(),
             Some("Women guide"),
