@@ -260,12 +260,12 @@ pub(super) mod tests {
         Item { id: id.into(), title: title.into(), text: String::new(), fields: Default::default() }
     }
 
-    /// [`titles_index`] under `settings` as given.
     /// [`titles_index_with`] the default settings (typo tolerance on).
     pub(in crate::lexical) fn catalog_of(catalog: &[(&str, &str)]) -> (tempfile::TempDir, LexicalIndex) {
         titles_index_with(&LexicalSettings::default(), catalog)
     }
 
+    /// [`titles_index`] under `settings` as given.
     pub(in crate::lexical) fn titles_index_with(
         settings: &LexicalSettings,
         catalog: &[(&str, &str)],

@@ -38,6 +38,7 @@ use std::sync::Arc;
 use tantivy::{SegmentReader, Term};
 
 use super::automaton::{typos, Reach, TypoAutomaton};
+use super::cache::ExpansionCache;
 use super::hidden::HiddenDocs;
 use super::live::LiveRows;
 use super::schema::Fields;
@@ -62,9 +63,6 @@ pub enum Fuzziness {
 
 /// The most terms one word expands to (Lucene's `FuzzyQuery.defaultMaxExpansions`).
 pub const MAX_EXPANSIONS: usize = 50;
-
-/// Expansions kept between requests ([`ExpansionCache`]) before the cache starts over.
-const CACHED_WORDS: usize = 4096;
 
 impl Fuzziness {
     /// Edits allowed in `term` (as analysed): none below 5 characters or for a term holding a
@@ -114,28 +112,6 @@ impl Expansion {
     fn order(a: &Expansion, b: &Expansion) -> std::cmp::Ordering {
         a.edits.cmp(&b.edits).then(b.n.cmp(&a.n)).then_with(|| a.text.cmp(&b.text))
     }
-}
-
-/// The expansions of recent words, so that a word typed again (or read again to highlight
-/// and explain the hits of the search that expanded it) does not walk the term dictionaries
-/// and the live rows again. Keyed by the word, its fields and its reach; valid while the live
-/// rows are those counted (rows are only ever added between builds, and a generation has its
-/// own index and so its own cache).
-#[derive(Debug, Default)]
-pub(super) struct ExpansionCache {
-    live_rows: u32,
-    words: HashMap<(String, u64, Reach), Arc<Vec<Expansion>>>,
-    /// A beginning's completions and the items holding it as typed (`super::prefix`), keyed
-    /// by the beginning and the hidden set the live rows were read with
-    /// ([`Visible::hidden_live_version`]: a delete changes their counts without adding a row).
-    pub beginnings: HashMap<(String, Option<super::HiddenVersion>), Arc<super::prefix::Completions>>,
-    /// A word's neighbours among the catalog's words (folded, not stemmed), keyed by the word,
-    /// its reach and the hidden set the live rows were read with.
-    pub typed_words: HashMap<(String, Reach, Option<super::HiddenVersion>), Arc<Vec<Expansion>>>,
-    /// A catalog word (folded) as an item holding it writes it (`super::corrections`), keyed
-    /// by the word and the hidden set the live rows were read with; none where the items
-    /// looked at write it only joined or folded.
-    pub written: HashMap<(String, Option<super::HiddenVersion>), Arc<Option<String>>>,
 }
 
 /// What [`expand`] reads: the generation's segments, the live rows, the rows hidden since the
@@ -231,13 +207,8 @@ impl Visible<'_> {
     fn doc_freq(&self, looked_up: u64, term: &str) -> Result<u64> {
         let mut most = 0;
         for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
-            let key = Term::from_field_text(field.field, term);
-            let mut n = self.live.postings(f, term).len() as u64;
-            for segment in self.segments {
-                let inverted = segment.inverted_index(field.field)?;
-                let read = |e| Error::io(format!("reading the term {}:{term}", field.name), e);
-                n += u64::from(inverted.doc_freq(&key).map_err(read)?);
-            }
+            let n =
+                self.live.postings(f, term).len() as u64 + self.segments_doc_freq(field.field, &field.name, term)?;
             most = most.max(n);
         }
         Ok(most)
@@ -290,47 +261,48 @@ impl Visible<'_> {
     /// The index's terms within `edits` of `typed` in the fields of `looked_up`, the fewest
     /// edits first, then the most common, at most [`MAX_EXPANSIONS`]; `typed` itself is not
     /// among them.
-    fn expansions(&self, looked_up: u64, typed: &str, reach: Reach) -> Result<Arc<Vec<Expansion>>> {
+    pub(super) fn expansions(&self, looked_up: u64, typed: &str, reach: Reach) -> Result<Arc<Vec<Expansion>>> {
         let key = (typed.to_string(), looked_up, reach);
         self.cached(|cache| &mut cache.words, key, || self.expansions_uncached(looked_up, typed, reach))
     }
 
-    /// What `map` of the [`ExpansionCache`] holds for `key`, else `compute`'s answer, kept
-    /// while the live rows are those counted (at most [`CACHED_WORDS`] keys per map).
-    pub(super) fn cached<K: std::hash::Hash + Eq, V>(
-        &self,
-        map: impl Fn(&mut ExpansionCache) -> &mut HashMap<K, Arc<V>>,
-        key: K,
-        compute: impl FnOnce() -> Result<V>,
-    ) -> Result<Arc<V>> {
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cache.live_rows != self.live.len() {
-                *cache = ExpansionCache { live_rows: self.live.len(), ..ExpansionCache::default() };
-            }
-            if let Some(found) = map(&mut cache).get(&key) {
-                return Ok(Arc::clone(found));
+    /// [`Visible::expansions`] uncached: the segments' part ([`Visible::segment_terms`],
+    /// cached for the generation's life) with the live rows' terms within reach added.
+    fn expansions_uncached(&self, looked_up: u64, typed: &str, reach: Reach) -> Result<Vec<Expansion>> {
+        let key = (typed.to_string(), looked_up, reach);
+        let segments =
+            self.segments_cached(|parts| &mut parts.words, key, || self.segment_terms(looked_up, typed, reach))?;
+        let mut found: HashMap<String, Vec<u64>> =
+            segments.iter().map(|(e, per_field)| (e.text.clone(), per_field.clone())).collect();
+        if self.live.len() > 0 {
+            let automaton = TypoAutomaton::new(typed, reach)?;
+            for f in (0..self.fields.searched.len()).filter(|f| looked_up & (1 << f) != 0) {
+                // The live rows' terms, each run through the automaton (a few bytes each); a
+                // term the segments' part left out is counted in full.
+                for (term, holders) in self.live.terms(f) {
+                    if term != typed && automaton.accepts(term) {
+                        if !found.contains_key(term) {
+                            found.insert(term.to_string(), self.segment_counts(looked_up, term)?);
+                        }
+                        if let Some(counts) = found.get_mut(term) {
+                            counts[f] += holders as u64;
+                        }
+                    }
+                }
             }
         }
-        let found = Arc::new(compute()?);
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.live_rows == self.live.len() {
-            let map = map(&mut cache);
-            if map.len() >= CACHED_WORDS {
-                map.clear();
-            }
-            map.insert(key, Arc::clone(&found));
-        }
-        Ok(found)
+        Ok(ranked(typed, found.into_iter().map(|(text, n)| (text, n.into_iter().max().unwrap_or(0))), reach))
     }
 
-    fn expansions_uncached(&self, looked_up: u64, typed: &str, reach: Reach) -> Result<Vec<Expansion>> {
+    /// The terms of the generation's segments within `reach` of `typed` in the fields of
+    /// `looked_up`, each with the items holding it per field (the fields' order, 0 where not
+    /// looked up), in [`ranked`]'s order and number; `typed` itself is not among them.
+    fn segment_terms(&self, looked_up: u64, typed: &str, reach: Reach) -> Result<Vec<(Expansion, Vec<u64>)>> {
         use tantivy::termdict::TermStreamer;
-        // Per term, its holders in each field looked up.
         let mut found: HashMap<String, Vec<u64>> = HashMap::new();
         let fields = self.fields.searched.len();
         // One automaton for every field and segment: it reads the term's text only (building
-        // one for two edits is most of an expansion's time).
+        // one for two edits is a good part of an expansion's time).
         let automaton = TypoAutomaton::new(typed, reach)?;
         for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
             for segment in self.segments {
@@ -346,15 +318,46 @@ impl Visible<'_> {
                         u64::from(stream.value().doc_freq);
                 }
             }
-            // The live rows' terms, each run through the same automaton (a few bytes each).
-            for (term, holders) in self.live.terms(f) {
-                if automaton.accepts(term) {
-                    found.entry(term.to_string()).or_insert_with(|| vec![0; fields])[f] += holders as u64;
-                }
-            }
         }
         found.remove(typed);
-        Ok(ranked(typed, found.into_iter().map(|(text, n)| (text, n.into_iter().max().unwrap_or(0))), reach))
+        let n = |counts: &[u64]| counts.iter().copied().max().unwrap_or(0);
+        let kept = ranked(typed, found.iter().map(|(text, counts)| (text.clone(), n(counts))), reach);
+        Ok(kept
+            .into_iter()
+            .map(|e| {
+                let counts = found.remove(&e.text).unwrap_or_default();
+                (e, counts)
+            })
+            .collect())
+    }
+
+    /// The items of the generation's segments holding `term`, per field of `looked_up` (the
+    /// fields' order, 0 where not looked up), rows hidden since the build included.
+    ///
+    /// # Errors
+    /// A failing read of a term dictionary.
+    fn segment_counts(&self, looked_up: u64, term: &str) -> Result<Vec<u64>> {
+        let mut counts = vec![0; self.fields.searched.len()];
+        for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
+            counts[f] = self.segments_doc_freq(field.field, &field.name, term)?;
+        }
+        Ok(counts)
+    }
+
+    /// The items of the generation's segments holding `term` in `field` (`name` for errors),
+    /// rows hidden since the build included.
+    ///
+    /// # Errors
+    /// A failing read of a term dictionary.
+    pub(super) fn segments_doc_freq(&self, field: tantivy::schema::Field, name: &str, term: &str) -> Result<u64> {
+        let key = Term::from_field_text(field, term);
+        let mut n = 0;
+        for segment in self.segments {
+            let inverted = segment.inverted_index(field)?;
+            let read = |e| Error::io(format!("reading the term {name}:{term}"), e);
+            n += u64::from(inverted.doc_freq(&key).map_err(read)?);
+        }
+        Ok(n)
     }
 }
 

@@ -17,6 +17,7 @@ use live::LiveRows;
 mod analyzers;
 mod automaton;
 mod bm25;
+mod cache;
 mod corrections;
 mod files;
 mod fragment;
@@ -126,8 +127,8 @@ pub struct LexicalIndex {
     /// Rows deleted or replaced since the build, which BM25's statistics leave out
     /// ([`LexicalIndex::hide`]).
     hidden: std::sync::Mutex<hidden::Hidden>,
-    /// Recent typo expansions (`fuzzy::ExpansionCache`).
-    expansions: std::sync::Mutex<fuzzy::ExpansionCache>,
+    /// Recent readings of query words (`cache::ExpansionCache`).
+    expansions: std::sync::Mutex<cache::ExpansionCache>,
 }
 
 impl LexicalIndex {

@@ -162,38 +162,73 @@ impl super::LexicalIndex {
     /// (itself left out), each with the items holding it, the most common first, at most
     /// [`MAX_EXPANSIONS`]; and the items holding `typed` itself. A segment's count is its
     /// document frequency, rows hidden since the build included (until the next build); a live
-    /// row counts while it is visible.
-    fn completions(&self, field: tantivy::schema::Field, typed: &str, visible: &Visible<'_>) -> Result<Completions> {
-        let mut found: HashMap<String, u64> = HashMap::new();
-        for segment in visible.segments {
-            let inverted = segment.inverted_index(field)?;
-            let mut stream = inverted
-                .terms()
-                .range()
-                .ge(typed.as_bytes())
-                .into_stream()
-                .map_err(|e| Error::io("reading the index's words", e))?;
-            while stream.advance() {
-                if !stream.key().starts_with(typed.as_bytes()) {
-                    break;
-                }
-                let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
-                *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
-            }
-        }
+    /// row counts while it is visible. The segments' part is kept for the generation's life
+    /// (`super::cache`), a word it left out counted in full where a live row holds it.
+    pub(super) fn completions(
+        &self,
+        field: tantivy::schema::Field,
+        typed: &str,
+        visible: &Visible<'_>,
+    ) -> Result<Completions> {
+        let segments = visible.segments_cached(
+            |parts| &mut parts.beginnings,
+            typed.to_string(),
+            || segment_completions(field, typed, visible),
+        )?;
+        let (mut found, mut typed_n): (HashMap<String, u64>, u64) = (segments.0.iter().cloned().collect(), segments.1);
         let hidden = visible.hidden(visible.segments.len());
         for (word, docs) in visible.live.words() {
             if word.starts_with(typed) {
-                let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
-                *found.entry(word.to_string()).or_default() += shown as u64;
+                let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count() as u64;
+                if word == typed {
+                    typed_n += shown;
+                    continue;
+                }
+                let n = match found.get(word) {
+                    Some(&n) => n,
+                    None => visible.segments_doc_freq(field, "words", word)?,
+                };
+                found.insert(word.to_string(), n + shown);
             }
         }
-        let typed_n = found.remove(typed).unwrap_or(0);
-        let mut found: Vec<(String, u64)> = found.into_iter().filter(|w| w.1 > 0).collect();
-        found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        found.truncate(MAX_EXPANSIONS);
-        Ok((found, typed_n))
+        Ok((most_common(found.into_iter().filter(|w| w.1 > 0)), typed_n))
     }
+}
+
+/// The words of `visible`'s segments that begin with `typed` (itself left out), each with its
+/// document frequency, the most common first, at most [`MAX_EXPANSIONS`]; and the document
+/// frequency of `typed` itself.
+///
+/// # Errors
+/// A failing read of the words' term dictionary.
+fn segment_completions(field: tantivy::schema::Field, typed: &str, visible: &Visible<'_>) -> Result<Completions> {
+    let mut found: HashMap<String, u64> = HashMap::new();
+    for segment in visible.segments {
+        let inverted = segment.inverted_index(field)?;
+        let mut stream = inverted
+            .terms()
+            .range()
+            .ge(typed.as_bytes())
+            .into_stream()
+            .map_err(|e| Error::io("reading the index's words", e))?;
+        while stream.advance() {
+            if !stream.key().starts_with(typed.as_bytes()) {
+                break;
+            }
+            let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
+            *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
+        }
+    }
+    let typed_n = found.remove(typed).unwrap_or(0);
+    Ok((most_common(found.into_iter().filter(|w| w.1 > 0)), typed_n))
+}
+
+/// `found`, the most common first (then by text), at most [`MAX_EXPANSIONS`].
+fn most_common(found: impl Iterator<Item = (String, u64)>) -> Vec<(String, u64)> {
+    let mut found: Vec<(String, u64)> = found.collect();
+    found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    found.truncate(MAX_EXPANSIONS);
+    found
 }
 
 /// A beginning's completions (each word with the items holding it, the most common first) and
@@ -262,7 +297,7 @@ mod tests {
         lexical.search_with(query, 5, None, params).unwrap().iter().map(|h| h.0).collect()
     }
 
-    /// The completions of `typed` over what is visible now, uncached.
+    /// The completions of `typed` over what is visible now (the segments' part as cached).
     fn completions_of(lexical: &LexicalIndex, typed: &str) -> Completions {
         let searcher = lexical.reader.searcher();
         let segments: Vec<&tantivy::SegmentReader> = searcher.segment_readers().iter().collect();

@@ -27,32 +27,56 @@ impl Visible<'_> {
             |cache| &mut cache.typed_words,
             key,
             || {
-                use tantivy::termdict::TermStreamer;
-                let mut found: HashMap<String, u64> = HashMap::new();
-                let automaton = TypoAutomaton::new(typed, reach)?;
-                for segment in self.segments {
-                    let inverted = segment.inverted_index(field)?;
-                    let mut stream: TermStreamer<'_, _> = inverted
-                        .terms()
-                        .search(&automaton)
-                        .into_stream()
-                        .map_err(|e| Error::io("reading the index's words", e))?;
-                    while stream.advance() {
-                        let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
-                        *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
+                let key = (typed.to_string(), reach);
+                let segments = self.segments_cached(
+                    |parts| &mut parts.typed_words,
+                    key,
+                    || self.segment_words(field, typed, reach),
+                )?;
+                let mut found: HashMap<String, u64> = segments.iter().map(|e| (e.text.clone(), e.n)).collect();
+                if self.live.len() > 0 {
+                    let automaton = TypoAutomaton::new(typed, reach)?;
+                    let hidden = self.hidden(self.segments.len());
+                    for (word, docs) in self.live.words() {
+                        if word != typed && automaton.accepts(word) {
+                            let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
+                            // A word the segments' part left out is counted in full.
+                            let n = match found.get(word) {
+                                Some(&n) => n,
+                                None => self.segments_doc_freq(field, "words", word)?,
+                            };
+                            found.insert(word.to_string(), n + shown as u64);
+                        }
                     }
                 }
-                let hidden = self.hidden(self.segments.len());
-                for (word, docs) in self.live.words() {
-                    if automaton.accepts(word) {
-                        let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
-                        *found.entry(word.to_string()).or_default() += shown as u64;
-                    }
-                }
-                found.remove(typed);
                 Ok(ranked(typed, found.into_iter().filter(|w| w.1 > 0), reach))
             },
         )
+    }
+
+    /// The words of the generation's segments within `reach` of `typed`, each counted by its
+    /// document frequency, in [`ranked`]'s order and number; `typed` itself is not among them.
+    ///
+    /// # Errors
+    /// A failing read of the words' term dictionary.
+    fn segment_words(&self, field: tantivy::schema::Field, typed: &str, reach: Reach) -> Result<Vec<Expansion>> {
+        use tantivy::termdict::TermStreamer;
+        let mut found: HashMap<String, u64> = HashMap::new();
+        let automaton = TypoAutomaton::new(typed, reach)?;
+        for segment in self.segments {
+            let inverted = segment.inverted_index(field)?;
+            let mut stream: TermStreamer<'_, _> = inverted
+                .terms()
+                .search(&automaton)
+                .into_stream()
+                .map_err(|e| Error::io("reading the index's words", e))?;
+            while stream.advance() {
+                let Ok(word) = std::str::from_utf8(stream.key()) else { continue };
+                *found.entry(word.to_string()).or_default() += u64::from(stream.value().doc_freq);
+            }
+        }
+        found.remove(typed);
+        Ok(ranked(typed, found.into_iter().filter(|w| w.1 > 0), reach))
     }
 }
 
