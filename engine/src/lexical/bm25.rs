@@ -592,7 +592,17 @@ impl LexicalIndex {
         let typo = |t: &TermPart| match &t.fuzzy {
             None => (String::new(), None),
             Some(f @ Fuzzy { reading: Reading::Typo { edits }, .. }) => (
-                format!(" (for {:?}, {edits} edit{} away)", f.typed, if *edits == 1 { "" } else { "s" }),
+                // Reached through a catalog word ("hike" from "hikng" by "hiking"), the edits
+                // are the word's, and the word is named: "hike" is two from "hikng".
+                format!(
+                    " (for {:?}, {}{edits} edit{} away)",
+                    f.typed,
+                    match &f.word {
+                        Some((word, e)) if e == edits && *word != t.term => format!("read as {word:?}, "),
+                        _ => String::new(),
+                    },
+                    if *edits == 1 { "" } else { "s" }
+                ),
                 Some(Explanation::leaf("fuzzy boost, 1 - edits / min(length typed, length found)", f64::from(f.boost))),
             ),
             Some(f @ Fuzzy { reading: Reading::Completion, .. }) => (format!(" (completing {:?})", f.typed), None),

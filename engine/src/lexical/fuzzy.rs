@@ -602,7 +602,7 @@ mod tests {
         assert!(ids("cmap").is_empty(), "short words are read as typed");
         let tree = lexical.explain_with("sleping", 0, auto).unwrap().unwrap();
         let term = &tree.children[0];
-        assert_eq!(term.label, "sleep (for \"sleping\", 1 edit away), product of");
+        assert_eq!(term.label, "sleep (for \"sleping\", read as \"sleeping\", 1 edit away), product of");
         let boost = f64::from(1.0_f32 - 1.0 / 7.0);
         assert!(term.children.iter().any(|c| c.label.starts_with("fuzzy boost") && c.value == boost));
         assert!((tree.value - f64::from(typed)).abs() < 1e-5);

@@ -237,7 +237,7 @@ mod tests {
         let (typed, meant) = (score(&lexical, "hikng")[0].1, score(&lexical, "hiking")[0].1);
         assert!((typed - 0.8 * meant).abs() < 1e-5, "1 - 1/5 of the word meant: {typed} against {meant}");
         let tree = lexical.explain_with("hikng", 1, Bm25Params::default()).unwrap().unwrap();
-        assert_eq!(tree.children[0].label, "hike (for \"hikng\", 1 edit away), product of");
+        assert_eq!(tree.children[0].label, "hike (for \"hikng\", read as \"hiking\", 1 edit away), product of");
         let poles = super::super::analyzers::tests::titled("poles", "Trekking poles");
         lexical.add_live([(3, &poles)]).unwrap();
         assert_eq!(ids(&lexical, "trekkng"), [3], "a live item's words");
@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(ids("hikng.boots"), [1]);
         assert_eq!(ids("enamle mug's").first(), Some(&2));
         let tree = lexical.explain_with("hikng's", 1, Bm25Params::default()).unwrap().unwrap();
-        assert_eq!(tree.children[0].label, "hike (for \"hikng\", 1 edit away), product of");
+        assert_eq!(tree.children[0].label, "hike (for \"hikng\", read as \"hiking\", 1 edit away), product of");
     }
 
     /// A long word's stem keeps the word's first-letter rule: "nountaineering" stems as
