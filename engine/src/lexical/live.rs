@@ -156,7 +156,7 @@ impl LexicalIndex {
         // Analysed before the lock, which searches wait on.
         let analysed = items
             .into_iter()
-            .map(|(idx, item)| Ok((idx, self.analyse(idx, item, true)?, self.words_of(item)?)))
+            .map(|(idx, item)| Ok((idx, self.analyse(idx, item, true)?, self.words_of(item))))
             .collect::<Result<Vec<_>>>()?;
         let analysed_in = start.elapsed();
         let mut live = self.live.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -214,13 +214,10 @@ impl LexicalIndex {
 
 impl LexicalIndex {
     /// The distinct words of `item`'s searched fields as [`super::schema::Fields::words`]
-    /// holds them; none for a generation without that field.
-    ///
-    /// # Errors
-    /// The words field's analyzer unknown to the index.
-    fn words_of(&self, item: &Item) -> Result<Vec<String>> {
-        let Some(field) = self.fields.words else { return Ok(Vec::new()) };
-        let mut analyzer = self.index.tokenizer_for_field(field)?;
+    /// holds them (through the analyzer read when the index was opened); none for a
+    /// generation without that field.
+    fn words_of(&self, item: &Item) -> Vec<String> {
+        let Some(mut analyzer) = self.words_analyzer.clone() else { return Vec::new() };
         let mut words = std::collections::HashSet::new();
         for text in super::schema::texts(&self.fields, item) {
             let mut stream = analyzer.token_stream(&text);
@@ -231,7 +228,7 @@ impl LexicalIndex {
                 }
             }
         }
-        Ok(words.into_iter().collect())
+        words.into_iter().collect()
     }
 }
 
