@@ -13,8 +13,9 @@ order:
 
 1. first sight: each query once (no word of it read yet);
 2. again: each query once more (its words' readings cached);
-3. after a put: a put of a new item (a new id, so no row is hidden; a short title and text),
-   then the query: what a stream of writes leaves a search that has been seen before.
+3. after a put: a put of a new item (a new id, so no row is hidden; the title and text of the
+   corpus's next document, so the live rows hold words near the queries'), then the query:
+   what a stream of writes leaves a search that has been seen before.
 
 Printed: each pass's p50 and p90 as the engine measured them (`timings.total_ms`), and the puts' p50.
 """
@@ -39,11 +40,13 @@ def main():
     server = live_server.start(args.serve, index, 18285, open(os.path.join(args.out, "server.log"), "w"))
     conn = http.client.HTTPConnection("127.0.0.1", 18285, timeout=60)
     bm25 = {"prefix": "last"} if args.prefix else {}
+    corpus = [json.loads(line) for _, line in zip(range(len(queries)), open(os.path.join(args.data, "corpus.jsonl")))]
     written = 0
 
     def put():
         nonlocal written
-        body = {"title": f"written live {written}", "text": "a short text"}
+        document = corpus[written % len(corpus)]
+        body = {"title": document.get("title", ""), "text": document.get("text", "")}
         ms = request(conn, "PUT", f"/v1/items/live-typos-{written}", body)[0]
         written += 1
         return ms

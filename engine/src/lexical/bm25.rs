@@ -593,12 +593,13 @@ impl LexicalIndex {
             None => (String::new(), None),
             Some(f @ Fuzzy { reading: Reading::Typo { edits }, .. }) => (
                 // Reached through a catalog word ("hike" from "hikng" by "hiking"), the edits
-                // are the word's, and the word is named: "hike" is two from "hikng".
+                // and the boost are the word's, and the word is named: "hike" is two from
+                // "hikng".
                 format!(
                     " (for {:?}, {}{edits} edit{} away)",
                     f.typed,
-                    match &f.word {
-                        Some((word, e)) if e == edits && *word != t.term => format!("read as {word:?}, "),
+                    match &f.compared {
+                        Some(word) if *word != t.term => format!("read as {word:?}, "),
                         _ => String::new(),
                     },
                     if *edits == 1 { "" } else { "s" }

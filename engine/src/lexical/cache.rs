@@ -2,18 +2,21 @@
 //! (`super::fuzzy`), its neighbours among the catalog's words (`super::typed`), a beginning's
 //! completions (`super::prefix`) and how an item writes a word (`super::corrections`).
 //!
-//! Each reading sums what the generation's segments hold and what the live rows hold. The
+//! The first three sum what the generation's segments hold and what the live rows hold. The
 //! segments never change within a generation (a generation has its own index and so its own
 //! cache), so their part is kept across live writes ([`SegmentParts`]); the whole reading
 //! is kept while the live rows are those counted, and a write (which adds a row) starts it
 //! over. A reading after a write then adds the live rows to the segments' part kept, instead of
-//! walking the term dictionaries again: most of a typo's cost, and under a stream of writes,
-//! every search's.
+//! walking the term dictionaries again (most of a typo's cost, and under a stream of writes,
+//! every search's): the live rows' terms or words within reach, each counted with its
+//! segments' count, from the part or, where the part left it out, by a lookup of the term.
+//! How an item writes a word reads the items themselves, and is read again after a write.
 //!
-//! A segments' part keeps the first [`MAX_EXPANSIONS`](super::fuzzy::MAX_EXPANSIONS) of its
-//! order, which is the reading's (the fewest edits, then the most common): counts only grow
-//! with live rows, so a term outside them is outranked by all of them unless the live rows
-//! hold it, and such a term is counted again in full (its segments' count read by term).
+//! A segments' part keeps the first [`MAX_EXPANSIONS`](super::fuzzy::MAX_EXPANSIONS) in the
+//! reading's order (for typos the fewest edits, then the most common, then the text; for
+//! completions the most common, then the text): counts only grow with live rows, so a term
+//! outside them is outranked by all of them unless the live rows hold it, and such a term is
+//! counted again in full.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +35,7 @@ const CACHED_WORDS: usize = 4096;
 /// live rows again. See the module's docs.
 #[derive(Debug, Default)]
 pub(super) struct ExpansionCache {
-    /// The live rows the maps below were read with.
+    /// The live rows the maps below were read with (all but `segments`, which reads none).
     live_rows: u32,
     /// A word's expansions among the index's terms, keyed by the word, the mask of its fields
     /// and its reach.
@@ -57,10 +60,14 @@ pub(super) struct ExpansionCache {
 /// [`MAX_EXPANSIONS`](super::fuzzy::MAX_EXPANSIONS) in the reading's order.
 #[derive(Debug, Default)]
 pub(super) struct SegmentParts {
-    /// Each term with the items holding it per field looked up (the fields' order, 0 for a
-    /// field not looked up): what [`Visible::doc_freq`]'s maximum is taken over.
+    /// A word's expansions among the index's terms, each with the items holding it per
+    /// searched field (the fields' order, 0 for a field not looked up), to which the live
+    /// rows' holders are added before the most of a field is taken.
     pub words: HashMap<(String, u64, Reach), Arc<Vec<(Expansion, Vec<u64>)>>>,
+    /// A beginning's completions among the segments' words and the segments' holders of the
+    /// beginning as typed.
     pub beginnings: HashMap<String, Arc<Completions>>,
+    /// A word's neighbours among the segments' words (the words field).
     pub typed_words: HashMap<(String, Reach), Arc<Vec<Expansion>>>,
 }
 
@@ -126,14 +133,19 @@ fn keep<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, Arc<V>>, key: K, found:
 
 #[cfg(test)]
 mod tests {
-    use super::super::analyzers::tests::{catalog_of, titled};
     use super::*;
-    use crate::lexical::{Bm25Params, LexicalIndex};
+    use crate::item::Item;
+    use crate::lexical::{Bm25Params, LexicalIndex, LexicalSettings};
 
-    /// A catalog of 76 words one edit from "zorbqx" (ending in "x", so stems are the words):
-    /// "zorb?x" and "zorbq?x" held by two items each, "zor?qx" by one; each word's
-    /// segments' part keeps 50 of the 51 held by two.
-    fn near_words() -> (tempfile::TempDir, LexicalIndex) {
+    fn item(id: String, title: &str, text: &str) -> Item {
+        Item { id, title: title.into(), text: text.into(), fields: Default::default() }
+    }
+
+    /// 76 words one edit from "zorbqx" (ending in "x", so stems are the words): in titles,
+    /// "zorb?x" and "zorbq?x" held by two items each, "zor?qx" by one; "zormqx" in two texts
+    /// besides and "zorkqx" in one. Each reading's segments' part keeps 50 of the 52 held by two: "zorbzx" and
+    /// "zormqx" are left out.
+    fn near_words() -> Vec<Item> {
         let letters = || ('a'..='z').filter(|&c| c != 'q');
         let mut titles = Vec::new();
         for c in letters() {
@@ -142,20 +154,29 @@ mod tests {
         for c in 'a'..='z' {
             titles.extend([format!("zorbq{c}x"), format!("zorbq{c}x")]);
         }
-        let catalog: Vec<(String, String)> =
-            titles.iter().enumerate().map(|(i, t)| (i.to_string(), t.clone())).collect();
-        let refs: Vec<(&str, &str)> = catalog.iter().map(|(id, t)| (id.as_str(), t.as_str())).collect();
-        catalog_of(&refs)
+        let mut items: Vec<Item> = titles.iter().enumerate().map(|(i, t)| item(i.to_string(), t, "")).collect();
+        items.extend((0..2).map(|i| item(format!("text{i}"), "", "zormqx")));
+        items.push(item("text2".into(), "", "zorkqx"));
+        items
+    }
+
+    fn index_of(items: &[Item]) -> (tempfile::TempDir, LexicalIndex) {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = LexicalSettings::default();
+        LexicalIndex::build(dir.path(), items.iter().enumerate().map(|(i, it)| (i as u32, it)), settings.clone())
+            .unwrap();
+        let lexical = LexicalIndex::open(dir.path(), settings).unwrap();
+        (dir, lexical)
     }
 
     /// Each reading of "zorbqx" (its expansions among terms and among words, and the
     /// completions of "zor"), as (text, holders).
     fn readings(lexical: &LexicalIndex) -> [Vec<(String, u64)>; 3] {
-        let reach = Reach::new(1, 1);
+        let reach = super::super::automaton::Reach::new(1, 1);
         let field = lexical.fields.words.unwrap();
         lexical
             .with_visible(Bm25Params::default(), |visible| {
-                let pairs = |found: &[super::super::fuzzy::Expansion]| -> Vec<(String, u64)> {
+                let pairs = |found: &[Expansion]| -> Vec<(String, u64)> {
                     found.iter().map(|e| (e.text.clone(), e.n)).collect()
                 };
                 Ok([
@@ -167,30 +188,33 @@ mod tests {
             .unwrap()
     }
 
-    /// After live writes, a reading built on the segments' part kept before them is the one
-    /// read afresh: a word the part left out (one holder in the segments, 50 words with two
-    /// ahead of it) that live rows now hold five times over comes first with six, and a word
-    /// only live rows hold is found. The segments' part outlives the writes.
+    /// After live writes, a reading built on the segments' part kept from before them is the
+    /// one a generation holding the same items as built rows gives: a word the parts left out
+    /// that live texts now hold five times comes first (among terms, its title's one holder
+    /// and the texts' six are fields apart: the most of a field, not the sum, and the
+    /// segments' text counted); another gains a title. The segments' part outlives the writes.
     #[test]
-    fn the_segments_part_kept_across_writes_reads_as_afresh() {
-        let (_dir, lexical) = near_words();
+    fn the_segments_part_kept_across_writes_reads_as_a_build_would() {
+        let base = near_words();
+        let (_dir, lexical) = index_of(&base);
         let before = readings(&lexical);
-        assert!(before.iter().all(|r| r.len() == 50 && r.iter().all(|w| w.1 == 2)), "{before:?}");
-        assert!(!before[0].iter().any(|w| w.0 == "zorkqx"));
-        let mut live: Vec<_> = (0..5).map(|i| titled(&format!("live{i}"), "zorkqx")).collect();
-        live.push(titled("new", "zorbqx zorbqyx"));
-        lexical.add_live(live.iter().enumerate().map(|(i, item)| (200 + i as u32, item))).unwrap();
-        let kept = lexical.expansions.lock().unwrap().segments.words.len();
-        assert_eq!(kept, 1, "the segments' part outlives the write");
+        assert!(before.iter().all(|r| r.len() == 50) && before[0].iter().all(|w| w.1 == 2), "{before:?}");
+        assert!(!before[0].iter().any(|w| w.0 == "zormqx"), "two in one field, the part's 51st: {:?}", before[0]);
+        assert_eq!(before[1][0], ("zormqx".to_string(), 3), "the words field is one");
+        assert!(!before.iter().flatten().any(|w| w.0 == "zorkqx"));
+        let mut live: Vec<Item> = (0..5).map(|i| item(format!("live{i}"), "", "zorkqx")).collect();
+        live.push(item("new".into(), "zorbqx zorbqyx zormqx", ""));
+        lexical.add_live(live.iter().enumerate().map(|(i, it)| ((base.len() + i) as u32, it))).unwrap();
+        assert_eq!(lexical.expansions.lock().unwrap().segments.words.len(), 1, "the segments' part outlives the write");
         let after = readings(&lexical);
-        lexical.expansions.lock().unwrap().segments = SegmentParts::default();
-        let afresh = readings(&lexical);
-        assert_eq!(after, afresh);
-        for reading in &after[..2] {
-            assert_eq!(reading[0], ("zorkqx".to_string(), 6), "{reading:?}");
-            assert!(!reading.iter().any(|w| w.0 == "zorbqx"), "the word typed is not its own expansion");
-        }
-        assert_eq!(after[2][0], ("zorkqx".to_string(), 6));
-        assert!(after[1].contains(&("zorbqyx".to_string(), 3)), "a word the segments hold twice, and a live row once");
+        let (_built_dir, built) = index_of(&[base, live].concat());
+        assert_eq!(after, readings(&built), "as a build holding the live items reads");
+        *lexical.expansions.lock().unwrap() = ExpansionCache::default();
+        assert_eq!(after, readings(&lexical), "as read afresh");
+        assert_eq!(after[0][0], ("zorkqx".to_string(), 6), "the most of a field: {:?}", after[0]);
+        assert_eq!(after[1][0], ("zorkqx".to_string(), 7), "{:?}", after[1]);
+        assert_eq!(after[2][..2], [("zorkqx".to_string(), 7), ("zormqx".to_string(), 4)]);
+        assert!(after[1].contains(&("zorbqyx".to_string(), 3)), "a word two rows hold, and a live row");
+        assert!(!after[..2].iter().flatten().any(|w| w.0 == "zorbqx"), "the word typed is not its own expansion");
     }
 }

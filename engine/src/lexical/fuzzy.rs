@@ -381,8 +381,13 @@ struct Near {
     /// What it was compared with: the word's stem, or the word as typed (folded).
     typed: String,
     boost: f32,
-    /// The catalog's word it was read from, when compared as typed.
+    /// The catalog's word it was read from, when compared as typed; after [`merged`], the
+    /// nearest and then most common of a stem's readings' words.
     word: Option<Expansion>,
+    /// The catalog's word of the reading whose edits and boost it has: after [`merged`], the
+    /// nearest reading's, which may be another than `word` or none (a stem compared with
+    /// stems).
+    compared: Option<String>,
 }
 
 /// `near` with one reading per stem: the nearest (fewest edits, then the larger boost, so a
@@ -399,9 +404,15 @@ fn merged(near: Vec<Near>) -> Vec<Near> {
         };
         let (e, k) = (&reading.expansion, &kept.expansion);
         let n = e.n.max(k.n);
-        if e.edits < k.edits || (e.edits == k.edits && reading.boost > kept.boost) {
+        // Of two readings as near, one through a catalog word says more of what was read
+        // (its score is the same).
+        let as_near = e.edits == k.edits && reading.boost == kept.boost;
+        if e.edits < k.edits
+            || (e.edits == k.edits && reading.boost > kept.boost)
+            || (as_near && reading.compared.is_some() && kept.compared.is_none())
+        {
             kept.expansion.edits = e.edits;
-            (kept.typed, kept.boost) = (reading.typed, reading.boost);
+            (kept.typed, kept.boost, kept.compared) = (reading.typed, reading.boost, reading.compared);
         }
         kept.expansion.n = n;
         if let Some(word) = reading.word {
@@ -511,6 +522,7 @@ impl super::LexicalIndex {
                         expansion: e.clone(),
                         typed: term.text.clone(),
                         word: None,
+                        compared: None,
                     }));
                 }
             }
@@ -532,6 +544,7 @@ impl super::LexicalIndex {
                                 expansion: Expansion { text: stem.text, edits: found.edits, n },
                                 typed: typed.clone(),
                                 word: Some(found.clone()),
+                                compared: Some(found.text.clone()),
                             });
                         }
                     }
@@ -539,10 +552,10 @@ impl super::LexicalIndex {
             }
             let near = merged(near);
             let blended = near.iter().map(|r| r.expansion.n).max().unwrap_or(0);
-            for Near { expansion, typed, boost, word } in near {
+            for Near { expansion, typed, boost, word, compared } in near {
                 let reading = Reading::Typo { edits: expansion.edits };
                 let word = word.map(|w| (w.text, w.edits));
-                let fuzzy = Fuzzy { typed, reading, boost, blended_n: blended, word };
+                let fuzzy = Fuzzy { typed, reading, boost, blended_n: blended, word, compared };
                 let text = expansion.text;
                 out.push((
                     QueryTerm { fuzzy: Some(fuzzy), text, lettered: true, dependent: false, ..term.clone() },

@@ -112,6 +112,7 @@ impl super::LexicalIndex {
                     boost: 1.0,
                     blended_n: blended,
                     word: None,
+                    compared: None,
                 };
                 let (word, fuzzy) = (last, Some(fuzzy));
                 (QueryTerm { text, word, lettered: true, dependent: false, position, span, fuzzy }, group.fields)

@@ -63,6 +63,11 @@ pub(super) struct Fuzzy {
     /// edits from what was typed: what a search reports its query was read as
     /// (`super::corrections`). None for a stem compared with stems, and for a completion.
     pub word: Option<(String, u8)>,
+    /// For a typo, the catalog's word (folded) that `typed` was compared with to reach this
+    /// term at the edits and boost it has; none where it was reached as a stem (or is a
+    /// completion). `word` is the nearest and most common of all its readings' words, what a
+    /// search reports; this one is what the explanation's figures are of.
+    pub compared: Option<String>,
 }
 
 /// How a [`Fuzzy`] term was reached from what was typed.

@@ -246,6 +246,28 @@ mod tests {
         assert_eq!(ids(&lexical, "sleping"), [0], "a typo one edit from the stem is still read by stems");
     }
 
+    /// The explanation names the catalog word whose edits and boost it shows, the nearest
+    /// reading's, which need not be the word a search reports (the review's cases,
+    /// 2026-12-07): "bakry" reaches "bakeri" as a stem ("bakri", a letter short) and through
+    /// "bakery" equally near, where naming "bakery" beside "bakri" said one edit of two;
+    /// "hikingz" reaches "hike" through "hiking" (boost 1 − 1/6) and the rarer "hikings"
+    /// (1 − 1/7, the larger, kept), where the label named the more common word beside the
+    /// other's boost.
+    #[test]
+    fn an_explanation_names_the_word_its_figures_are_of() {
+        let titles = [("bakery", "Bakery"), ("b1", "Hiking boots"), ("b2", "Hiking boots"), ("b3", "Hikings")];
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
+        let term = |query: &str, item: u32| {
+            let tree = lexical.explain_with(query, item, Bm25Params::default()).unwrap().unwrap();
+            tree.children[0].clone()
+        };
+        assert_eq!(term("bakry", 0).label, "bakeri (for \"bakry\", read as \"bakery\", 1 edit away), product of");
+        let hike = term("hikingz", 1);
+        assert_eq!(hike.label, "hike (for \"hikingz\", read as \"hikings\", 1 edit away), product of");
+        let boost = hike.children.iter().find(|c| c.label.starts_with("fuzzy boost")).map(|c| c.value);
+        assert_eq!(boost, Some(f64::from(1.0_f32 - 1.0 / 7.0)));
+    }
+
     /// A word joined by an apostrophe or a period is cut into parts that all carry its bytes;
     /// each part is compared as typed by its own letters, not as the parts written together
     /// ("hikngs", two edits from "hiking", for every part), so "hikng's" finds the hiking
