@@ -3,13 +3,14 @@
 `fuzziness: auto` (the default) and, with `--prefix`, `prefix: last`, whose readings are
 cached per word between searches. Standard library only.
 
-    python3 bench/live_typos.py INDEX_DIR OUT_DIR --data /tmp/scifact-typo [--queries 200] [--prefix]
+    python3 bench/live_typos.py INDEX_DIR OUT_DIR --data /tmp/scifact-typo [--queries 200] [--prefix] [--preload 0]
 
 INDEX_DIR holds a published generation; it is copied into OUT_DIR/index first and served with
 the response and query caches off (`live_server.start`). `--data` is a BEIR folder whose
 queries carry typos (`bench/typo_queries.py`) or stop partway through their last word
 (`bench/prefix_queries.py`). One server, the queries one at a time, each pass in the same
-order:
+order, after `--preload` puts of the corpus's documents under new ids (live rows, as a server
+holds them between builds):
 
 1. first sight: each query once (no word of it read yet);
 2. again: each query once more (its words' readings cached);
@@ -32,15 +33,18 @@ def main():
     parser = live_server.arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--prefix", action="store_true", help="search with prefix: last")
+    parser.add_argument("--preload", type=int, default=0, help="documents put live before the passes")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     index = live_server.scratch_copy(args.index, args.out)
     queries = [json.loads(line)["text"] for line in open(os.path.join(args.data, "queries.jsonl"))]
     queries = queries[: args.queries]
-    server = live_server.start(args.serve, index, 18285, open(os.path.join(args.out, "server.log"), "w"))
+    server = live_server.start(args.serve, index, 18285, open(os.path.join(args.out, "server.log"), "w"),
+                               extra_env={"HYRANK_MAX_LIVE_ITEMS": str(args.preload + len(queries) + 1000)})
     conn = http.client.HTTPConnection("127.0.0.1", 18285, timeout=60)
     bm25 = {"prefix": "last"} if args.prefix else {}
-    corpus = [json.loads(line) for _, line in zip(range(len(queries)), open(os.path.join(args.data, "corpus.jsonl")))]
+    documents = max(len(queries), args.preload)
+    corpus = [json.loads(line) for _, line in zip(range(documents), open(os.path.join(args.data, "corpus.jsonl")))]
     written = 0
 
     def put():
@@ -56,6 +60,8 @@ def main():
         return request(conn, "POST", "/v1/search", body)[1]["timings"]["total_ms"]
 
     try:
+        for _ in range(args.preload):
+            put()
         first = [search(q) for q in queries]
         again = [search(q) for q in queries]
         after, puts = [], []
@@ -65,7 +71,7 @@ def main():
     finally:
         server.terminate()
         server.wait()
-    print(f"{len(queries)} queries from {args.data}, bm25 {json.dumps(bm25)}")
+    print(f"{len(queries)} queries from {args.data}, bm25 {json.dumps(bm25)}, {args.preload} documents put first")
     print("| pass | p50 | p90 |")
     print("|---|---|---|")
     for name, took in [("first sight", first), ("again", again), ("again, after a put", after)]:

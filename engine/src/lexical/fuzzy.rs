@@ -215,7 +215,7 @@ impl Visible<'_> {
     }
 
     /// Whether a visible item holds `term` in a field of mask `looked_up`.
-    fn holds(&self, looked_up: u64, term: &str) -> Result<bool> {
+    pub(super) fn holds(&self, looked_up: u64, term: &str) -> Result<bool> {
         for (f, field) in self.fields.searched.iter().enumerate().filter(|(f, _)| looked_up & (1 << f) != 0) {
             if self.segments_hold(field.field, &field.name, term)? {
                 return Ok(true);
@@ -277,10 +277,10 @@ impl Visible<'_> {
         if self.live.len() > 0 {
             let automaton = TypoAutomaton::new(typed, reach)?;
             for f in (0..self.fields.searched.len()).filter(|f| looked_up & (1 << f) != 0) {
-                // The live rows' terms, each run through the automaton (a few bytes each); a
-                // term the segments' part left out is counted in full.
-                for (term, holders) in self.live.terms(f) {
-                    if term != typed && automaton.accepts(term) {
+                // The live rows' terms the automaton reaches; a term the segments' part left
+                // out is counted in full.
+                for (term, holders) in self.live.terms_within(f, &automaton) {
+                    if term != typed {
                         if !found.contains_key(term) {
                             found.insert(term.to_string(), self.segment_counts(looked_up, term)?);
                         }

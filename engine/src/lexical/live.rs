@@ -9,7 +9,7 @@
 //! and BM25 only reads their postings with frequencies, their field norms and each field's
 //! token total, so a map from term to postings is all it needs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::tokenizer::{TokenStream, MAX_TOKEN_LEN};
@@ -34,7 +34,9 @@ pub(super) struct LiveRows {
     /// reader gives it back (exact to 40 tokens, then one of 256 steps).
     norms: Vec<u32>,
     /// Per searched field, each term's postings: (document, frequency), documents ascending.
-    postings: Vec<HashMap<String, Vec<(DocId, u32)>>>,
+    /// Terms in order (as bytes), so that a typo's automaton walks them as it walks a term
+    /// dictionary, skipping what it cannot reach ([`super::automaton::accepted_in`]).
+    postings: Vec<BTreeMap<Vec<u8>, Vec<(DocId, u32)>>>,
     /// Per searched field, the tokens of every document in it.
     total_tokens: Vec<u64>,
     /// Per searched field, the documents holding at least one of its tokens.
@@ -43,8 +45,9 @@ pub(super) struct LiveRows {
     doc_of: HashMap<u32, DocId>,
     /// Each word of the searched fields, unstemmed (`super::schema::Fields::words`), with the
     /// documents holding it, ascending: what a word's beginning is completed from
-    /// (`super::prefix`), counting only the documents not hidden since.
-    words: HashMap<String, Vec<DocId>>,
+    /// (`super::prefix`), counting only the documents not hidden since. In order, as the
+    /// terms are, so that a beginning is one range.
+    words: BTreeMap<Vec<u8>, Vec<DocId>>,
 }
 
 /// One item's analysis in one searched field.
@@ -96,24 +99,40 @@ impl LiveRows {
         self.holding.get(f).copied().unwrap_or(0)
     }
 
-    /// Each term of searched field `f` with how many rows hold it, in no order.
-    pub fn terms(&self, f: usize) -> impl Iterator<Item = (&str, usize)> {
-        self.postings.get(f).into_iter().flatten().map(|(term, postings)| (term.as_str(), postings.len()))
+    /// Each term of searched field `f` that `automaton` accepts, with how many rows hold it,
+    /// in byte order.
+    pub fn terms_within(&self, f: usize, automaton: &impl tantivy_fst::Automaton) -> Vec<(&str, usize)> {
+        let Some(terms) = self.postings.get(f) else { return Vec::new() };
+        super::automaton::accepted_in(terms, automaton).into_iter().map(|(term, p)| (term, p.len())).collect()
     }
 
     /// The postings of `term` in searched field `f`, documents ascending.
     pub fn postings(&self, f: usize, term: &str) -> &[(DocId, u32)] {
-        self.postings.get(f).and_then(|terms| terms.get(term)).map_or(&[], Vec::as_slice)
+        self.postings.get(f).and_then(|terms| terms.get(term.as_bytes())).map_or(&[], Vec::as_slice)
     }
 
     /// The live documents holding `word` (unstemmed, folded), ascending.
     pub fn word(&self, word: &str) -> &[DocId] {
-        self.words.get(word).map_or(&[], Vec::as_slice)
+        self.words.get(word.as_bytes()).map_or(&[], Vec::as_slice)
     }
 
-    /// Each word of the live rows (unstemmed) with the documents holding it, in no order.
-    pub fn words(&self) -> impl Iterator<Item = (&str, &[DocId])> {
-        self.words.iter().map(|(word, docs)| (word.as_str(), docs.as_slice()))
+    /// Each word of the live rows (unstemmed) that `automaton` accepts, with the documents
+    /// holding it, in byte order.
+    pub fn words_within(&self, automaton: &impl tantivy_fst::Automaton) -> Vec<(&str, &[DocId])> {
+        super::automaton::accepted_in(&self.words, automaton)
+            .into_iter()
+            .map(|(w, docs)| (w, docs.as_slice()))
+            .collect()
+    }
+
+    /// Each word of the live rows (unstemmed) that begins with `beginning` (itself included),
+    /// with the documents holding it, in byte order.
+    pub fn words_beginning<'a>(&'a self, beginning: &'a str) -> impl Iterator<Item = (&'a str, &'a [DocId])> + 'a {
+        use std::ops::Bound;
+        self.words
+            .range::<[u8], _>((Bound::Included(beginning.as_bytes()), Bound::Unbounded))
+            .take_while(move |(word, _)| word.starts_with(beginning.as_bytes()))
+            .filter_map(|(word, docs)| Some((std::str::from_utf8(word).ok()?, docs.as_slice())))
     }
 
     /// Appends `row`, analysed into `fields` (one per searched field), holding `words`
@@ -121,10 +140,10 @@ impl LiveRows {
     fn push(&mut self, row: u32, fields: Vec<FieldTerms>, words: Vec<String>) {
         let doc = self.len();
         for word in words {
-            self.words.entry(word).or_default().push(doc);
+            self.words.entry(word.into_bytes()).or_default().push(doc);
         }
         if self.postings.is_empty() {
-            self.postings = (0..fields.len()).map(|_| HashMap::new()).collect();
+            self.postings = (0..fields.len()).map(|_| BTreeMap::new()).collect();
             self.total_tokens = vec![0; fields.len()];
             self.holding = vec![0; fields.len()];
         }
@@ -135,7 +154,7 @@ impl LiveRows {
             self.total_tokens[f] += u64::from(field.tokens);
             self.holding[f] += u64::from(field.tokens > 0);
             for (term, freq) in field.terms {
-                self.postings[f].entry(term).or_default().push((doc, freq));
+                self.postings[f].entry(term.into_bytes()).or_default().push((doc, freq));
             }
         }
         self.rows.push(row);

@@ -178,19 +178,17 @@ impl super::LexicalIndex {
         )?;
         let (mut found, mut typed_n): (HashMap<String, u64>, u64) = (segments.0.iter().cloned().collect(), segments.1);
         let hidden = visible.hidden(visible.segments.len());
-        for (word, docs) in visible.live.words() {
-            if word.starts_with(typed) {
-                let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count() as u64;
-                if word == typed {
-                    typed_n += shown;
-                    continue;
-                }
-                let n = match found.get(word) {
-                    Some(&n) => n,
-                    None => visible.segments_doc_freq(field, "words", word)?,
-                };
-                found.insert(word.to_string(), n + shown);
+        for (word, docs) in visible.live.words_beginning(typed) {
+            let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count() as u64;
+            if word == typed {
+                typed_n += shown;
+                continue;
             }
+            let n = match found.get(word) {
+                Some(&n) => n,
+                None => visible.segments_doc_freq(field, "words", word)?,
+            };
+            found.insert(word.to_string(), n + shown);
         }
         Ok((most_common(found.into_iter().filter(|w| w.1 > 0)), typed_n))
     }

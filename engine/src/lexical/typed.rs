@@ -37,8 +37,8 @@ impl Visible<'_> {
                 if self.live.len() > 0 {
                     let automaton = TypoAutomaton::new(typed, reach)?;
                     let hidden = self.hidden(self.segments.len());
-                    for (word, docs) in self.live.words() {
-                        if word != typed && automaton.accepts(word) {
+                    for (word, docs) in self.live.words_within(&automaton) {
+                        if word != typed {
                             let shown = docs.iter().filter(|&&d| hidden.is_none_or(|h| !h.contains(d))).count();
                             // A word the segments' part left out is counted in full.
                             let n = match found.get(word) {
