@@ -52,11 +52,14 @@ impl Engine {
         let current = Arc::clone(&self.live_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let Some(log) = &self.live else { return Ok(current) };
         let after = current.version.max(self.manifest.live_folded_through());
+        // The log's version read before its puts: a put logged between the two reads is then
+        // among the puts, or above the version this settles on, never marked applied unread.
+        let logged = log.put_version();
         let puts = log.item_puts(after);
         let Some(last) = puts.last().map(|(seq, _)| *seq) else {
             // Nothing after what this generation folded in: the version still moves up to the
             // log's, so later lookups take the fast path.
-            let settled = log.put_version().max(after);
+            let settled = logged.max(after);
             if settled > current.version {
                 let next = Arc::new(LiveItems { version: settled, ..LiveItems::clone(&current) });
                 *self.live_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::clone(&next);

@@ -123,6 +123,31 @@ impl Visible<'_> {
     }
 }
 
+impl super::LexicalIndex {
+    /// What the `written` map holds for `key`, else `compute`'s answer, kept while the cache
+    /// is of `live_rows`, the live rows `key` was read with: the items are read after the live
+    /// rows' lock is let go (`super::corrections`), and a write meanwhile starts the map over.
+    pub(super) fn written_cached(
+        &self,
+        live_rows: u32,
+        key: (String, Option<HiddenVersion>),
+        compute: impl FnOnce() -> Result<Option<String>>,
+    ) -> Result<Arc<Option<String>>> {
+        {
+            let cache = self.expansions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(found) = cache.written.get(&key).filter(|_| cache.live_rows == live_rows) {
+                return Ok(Arc::clone(found));
+            }
+        }
+        let found = Arc::new(compute()?);
+        let mut cache = self.expansions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.live_rows == live_rows {
+            keep(&mut cache.written, key, &found);
+        }
+        Ok(found)
+    }
+}
+
 /// `found` kept in `map` under `key`, the map started over when it holds [`CACHED_WORDS`].
 fn keep<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, Arc<V>>, key: K, found: &Arc<V>) {
     if map.len() >= CACHED_WORDS {

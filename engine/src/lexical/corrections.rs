@@ -59,19 +59,25 @@ impl LexicalIndex {
         item_at: impl Fn(u32) -> Result<crate::item::Item>,
     ) -> Result<Option<DidYouMean>> {
         let Some(field) = self.fields.words.filter(|_| params.fuzziness != Fuzziness::Off) else { return Ok(None) };
-        let mut found = self.with_visible(params, |visible| {
+        // The words read, decided under the live rows' read lock; the items holding them are
+        // read after it is let go: reading a live item may apply a put logged meanwhile, which
+        // takes that lock to write (a search holding it to read waited on itself).
+        let (live_rows, read) = self.with_visible(params, |visible| {
             let read = self.query_terms(query, params, visible)?;
-            // Each span's nearest reading decides (readings come nearest first, and the groups'
-            // readings of a word agree on its words: they compare the same folded word). One read
-            // by its stem alone has no word to show, and a farther reading's word ("slopes" for
-            // "slepes", read as "sleep") is not what the hits were found by.
+            // Each span's nearest reading that a visible item holds decides (readings come
+            // nearest first, and the groups' readings of a word agree on its words: they compare
+            // the same folded word). One read by its stem alone has no word to show, and a
+            // farther reading's word ("slopes" for "slepes", read as "sleep") is not what the
+            // hits were found by; a reading only deleted rows hold found none (its counts keep
+            // them until the next build: "zorbaxx", deleted, is as near as "zorbix").
             let mut spans = std::collections::HashSet::new();
-            let mut found: Vec<((usize, usize), Correction)> = Vec::new();
-            for (term, _) in &read {
+            let mut found = Vec::new();
+            for (term, mask) in &read {
                 let Some(Fuzzy { reading: Reading::Typo { .. }, word, .. }) = &term.fuzzy else { continue };
-                if !spans.insert(term.span) {
+                if spans.contains(&term.span) || !visible.holds(*mask, &term.text)? {
                     continue;
                 }
+                spans.insert(term.span);
                 let (Some((word, edits)), Some(typed)) = (word, query.get(term.span.0..term.span.1)) else { continue };
                 // A word the analysis joined from parts ("t-shrit" as "tshrit") is reported by
                 // its parts ("shrit" as "shirt"), so the query keeps its hyphen or apostrophe.
@@ -90,23 +96,31 @@ impl LexicalIndex {
                 if holders.is_empty() {
                     continue;
                 }
-                // The words field folds accents away; an item writes the word with them.
                 let key = (word.clone(), visible.hidden_live_version());
-                // A failed read is not cached, and leaves the word folded: a suggestion's spelling
-                // is no reason to fail a search.
-                let written =
-                    visible.cached(|cache| &mut cache.written, key, || self.written_by(word, &holders, &item_at));
-                let read_as = match written {
-                    Ok(written) => written.as_ref().clone().unwrap_or_else(|| word.clone()),
-                    Err(error) => {
-                        tracing::warn!(word = word.as_str(), %error, "did you mean: reading an item holding the word");
-                        word.clone()
-                    }
-                };
-                found.push((term.span, Correction { typed: typed.to_string(), read_as, edits: *edits }));
+                let correction = Correction { typed: typed.to_string(), read_as: word.clone(), edits: *edits };
+                found.push((term.span, correction, holders, key));
             }
-            Ok(found)
+            Ok((visible.live.len(), found))
         })?;
+        let mut found = Vec::with_capacity(read.len());
+        for (span, mut correction, holders, key) in read {
+            // The words field folds accents away; an item writes the word with them. A failed
+            // read is not cached, and leaves the word folded: a suggestion's spelling is no
+            // reason to fail a search.
+            let word = &correction.read_as;
+            let written = self.written_cached(live_rows, key, || self.written_by(word, &holders, &item_at));
+            match written {
+                Ok(written) => {
+                    if let Some(written) = written.as_ref() {
+                        correction.read_as = written.clone();
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(word = word.as_str(), %error, "did you mean: reading an item holding the word")
+                }
+            }
+            found.push((span, correction));
+        }
         if found.is_empty() {
             return Ok(None);
         }
@@ -242,7 +256,35 @@ mod tests {
         assert_eq!(query_of(&lexical, &titles, "Merino T-shrit", auto).as_deref(), Some("Merino T-shirt"));
         assert_eq!(query_of(&lexical, &titles, "HIKNG BLIGHT", auto).as_deref(), Some("HIKNG BRIGHT"));
         lexical.hide(std::sync::Arc::new([4].into_iter().collect()), (1, 0), |row| item_at(&titles, row)).unwrap();
-        assert_eq!(query_of(&lexical, &titles, "blight", auto), None, "only a deleted row holds \"bright\"");
+        // Only a deleted row holds "bright" (it still counts until the next build): the hits
+        // were found by "light", as near, which used to go unsuggested (a user's test,
+        // 2026-12-07: "zorbax" between a deleted "zorbaxx" and "zorbix").
+        assert_eq!(query_of(&lexical, &titles, "blight", auto).as_deref(), Some("light"));
+    }
+
+    /// `item_at` may write the live rows (the engine's reads a put logged since and applies
+    /// it): it is called once their read lock is let go. It was called under it, and the
+    /// put's write waited on the search's own read for ever, and every later search and put
+    /// behind it (a user's load test of typo'd searches beside puts froze the server,
+    /// 2026-12-07).
+    #[test]
+    fn an_item_read_for_a_suggestion_may_write_the_live_rows() {
+        let (_dir, lexical) = catalog();
+        let lexical = std::sync::Arc::new(lexical);
+        let (sent, answered) = std::sync::mpsc::channel();
+        let reading = std::sync::Arc::clone(&lexical);
+        std::thread::spawn(move || {
+            let (applied, mug) = (std::sync::Once::new(), super::super::analyzers::tests::titled("mug", "Enamel mug"));
+            let found = reading.did_you_mean("hikng boots", Bm25Params::default(), |row| {
+                applied.call_once(|| reading.add_live([(3, &mug)]).unwrap());
+                item_at(&TITLES, row)
+            });
+            let _ = sent.send(found.map(|d| d.map(|d| d.query)));
+        });
+        // A liveness check, not a timing: it takes milliseconds, and before the fix never ended.
+        let found = answered.recv_timeout(std::time::Duration::from_secs(120)).expect("did_you_mean answers");
+        assert_eq!(found.unwrap().as_deref(), Some("hiking boots"));
+        assert_eq!(lexical.search("enamel", 1, None).unwrap()[0].0, 3, "the put applied meanwhile");
     }
 
     /// Words written live are read as too, and a generation without its words reports
