@@ -190,7 +190,18 @@ impl super::LexicalIndex {
             };
             found.insert(word.to_string(), n + shown);
         }
-        Ok((most_common(found.into_iter().filter(|w| w.1 > 0)), typed_n))
+        // A word only rows hidden since the build hold (their counts keep them until the next
+        // build) completes to nothing a hit can show, and would take the word's typo reading
+        // away (a user's test: "gaiter", its only item deleted, found nothing under `prefix`).
+        // The kept part's 50 are all there is to choose from, so fewer may be left.
+        let hidden = (0..=visible.segments.len()).any(|s| visible.hidden(s).is_some_and(|h| h.count > 0));
+        let mut completions = Vec::new();
+        for (word, n) in most_common(found.into_iter().filter(|w| w.1 > 0)) {
+            if !hidden || !visible.holders_of_word(field, &word, 1)?.is_empty() {
+                completions.push((word, n));
+            }
+        }
+        Ok((completions, typed_n))
     }
 }
 
@@ -304,6 +315,22 @@ mod tests {
         let hidden = lexical.hidden_in(&segments, lexical.built(), &live).unwrap();
         let visible = lexical.visible(&segments, &live, hidden.as_deref());
         lexical.completions(lexical.fields.words.unwrap(), typed, &visible).unwrap()
+    }
+
+    /// A word only deleted rows hold is not completed to, and leaves the word's typo reading
+    /// in place: "gaiter" (its one item deleted) finds the gaoter pouch, as without `prefix`
+    /// (a user's test, 2026-12-07: nothing found).
+    #[test]
+    fn a_word_only_deleted_rows_hold_is_not_completed() {
+        let titles = [("gaiters", "Gaiters"), ("pouch", "Gaoter pouch")];
+        let (_dir, lexical) = super::super::analyzers::tests::catalog_of(&titles);
+        assert_eq!(completions_of(&lexical, "gai").0, [("gaiters".to_string(), 1)]);
+        let item_at =
+            |row: u32| Ok(super::super::analyzers::tests::titled(titles[row as usize].0, titles[row as usize].1));
+        lexical.hide(std::sync::Arc::new([0].into_iter().collect()), (0, 1), item_at).unwrap();
+        assert!(completions_of(&lexical, "gai").0.is_empty());
+        assert_eq!(ids(&lexical, "gaiter", last()), [1]);
+        assert_eq!(ids(&lexical, "gaiter", Bm25Params::default()), [1]);
     }
 
     fn score(lexical: &LexicalIndex, query: &str, item: u32, params: Bm25Params) -> Option<f32> {
