@@ -3,14 +3,15 @@
 `fuzziness: auto` (the default) and, with `--prefix`, `prefix: last`, whose readings are
 cached per word between searches. Standard library only.
 
-    python3 bench/live_typos.py INDEX_DIR OUT_DIR --data /tmp/scifact-typo [--queries 200] [--prefix] [--preload 0]
+    python3 bench/live_typos.py INDEX_DIR OUT_DIR --data /tmp/scifact-typo [--queries 200] [--prefix] [--preload 0] [--delete 0]
 
 INDEX_DIR holds a published generation; it is copied into OUT_DIR/index first and served with
 the response and query caches off (`live_server.start`). `--data` is a BEIR folder whose
 queries carry typos (`bench/typo_queries.py`) or stop partway through their last word
 (`bench/prefix_queries.py`). One server, the queries one at a time, each pass in the same
 order, after `--preload` puts of the corpus's documents under new ids (live rows, as a server
-holds them between builds):
+holds them between builds) and `--delete` deletes of the corpus's first documents (rows hidden
+until the next build):
 
 1. first sight: each query once (no word of it read yet);
 2. again: each query once more (its words' readings cached);
@@ -34,6 +35,7 @@ def main():
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--prefix", action="store_true", help="search with prefix: last")
     parser.add_argument("--preload", type=int, default=0, help="documents put live before the passes")
+    parser.add_argument("--delete", type=int, default=0, help="the corpus's first documents deleted before the passes")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     index = live_server.scratch_copy(args.index, args.out)
@@ -62,6 +64,8 @@ def main():
     try:
         for _ in range(args.preload):
             put()
+        for line in list(zip(range(args.delete), open(os.path.join(args.data, "corpus.jsonl")))):
+            request(conn, "DELETE", f"/v1/items/{json.loads(line[1])['_id']}", "")
         first = [search(q) for q in queries]
         again = [search(q) for q in queries]
         after, puts = [], []
@@ -71,7 +75,7 @@ def main():
     finally:
         server.terminate()
         server.wait()
-    print(f"{len(queries)} queries from {args.data}, bm25 {json.dumps(bm25)}, {args.preload} documents put first")
+    print(f"{len(queries)} queries from {args.data}, bm25 {json.dumps(bm25)}, {args.preload} documents put and {args.delete} deleted first")
     print("| pass | p50 | p90 |")
     print("|---|---|---|")
     for name, took in [("first sight", first), ("again", again), ("again, after a put", after)]:
