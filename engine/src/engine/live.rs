@@ -197,24 +197,52 @@ impl Engine {
         updates: &[crate::live::FieldUpdateAt],
         seq: u64,
     ) -> Result<(Vec<String>, Option<std::collections::BTreeMap<String, crate::item::FieldValue>>)> {
-        let mut row = match live.get(index) {
-            Some(entry) => entry.item.clone(),
-            None => self.stored_item_at(index)?,
+        let read = || match live.get(index) {
+            Some(entry) => Ok(entry.item.clone()),
+            None => self.stored_item_at(index),
         };
-        let mut hashes = crate::live::row_hashes(&row);
-        if (index as usize) < self.ids.len() {
-            hashes.extend(self.written_as.get(&index).cloned());
-            hashes.extend(self.row_hashes.get(&index).into_iter().flatten().cloned());
-        }
+        let mut row = None;
+        let mut hashes = match live.get(index) {
+            None if (index as usize) < self.ids.len() => self.stored_row_hashes(index)?.to_vec(),
+            _ => crate::live::row_hashes(row.insert(read()?)),
+        };
         let mut fields = None;
         for (_, hash, new) in updates.iter().filter(|u| u.0 > row_seq && u.0 < seq) {
             if hashes.contains(hash) {
+                let row = match &mut row {
+                    Some(row) => row,
+                    None => row.insert(read()?),
+                };
                 row.fields = new.clone();
-                hashes.extend(crate::live::row_hashes(&row));
+                hashes.extend(crate::live::row_hashes(row));
                 fields = Some(new.clone());
             }
         }
         Ok((hashes, fields))
+    }
+
+    /// The hashes a write may name generation row `index` by: its stored item's, and those
+    /// its catalog row was written as ([`Engine::row_versions`]). Read from the store once per
+    /// row: every put moves the hidden set's version, and each delete in the log is checked
+    /// against its row again (1,000 deletes took 10 ms on every search after a put).
+    ///
+    /// # Errors
+    /// The store failing to give the row.
+    fn stored_row_hashes(&self, index: u32) -> Result<Arc<Vec<String>>> {
+        let kept =
+            self.stored_row_hashes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&index).cloned();
+        if let Some(hashes) = kept {
+            return Ok(hashes);
+        }
+        let mut hashes = crate::live::row_hashes(&self.stored_item_at(index)?);
+        hashes.extend(self.written_as.get(&index).cloned());
+        hashes.extend(self.row_hashes.get(&index).into_iter().flatten().cloned());
+        let hashes = Arc::new(hashes);
+        self.stored_row_hashes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(index, Arc::clone(&hashes));
+        Ok(hashes)
     }
 
     /// Fields replaced live since this generation's build (none without a log), read from the

@@ -103,6 +103,10 @@ pub struct Engine {
     hidden_mask: Versioned<crate::retrieve::Allow>,
     /// [`Engine::hidden`]'s set, and the log's delete and put versions it was read at.
     hidden_items: Versioned<Arc<HashSet<u32>>>,
+    /// The hashes of generation rows a write was checked against (`live.rs`'s
+    /// `row_versions`): the store's rows never change, and every put moves the hidden set's
+    /// version, which checks every delete in the log against its row again.
+    stored_row_hashes: std::sync::Mutex<std::collections::HashMap<u32, Arc<Vec<String>>>>,
     /// `live.rs`'s `dense_mean`, and the log's delete and put versions it was read at.
     dense_mean: Versioned<(Arc<Vec<f32>>, f64)>,
     /// Items written live since this generation's build (`live_items.rs`), as of the last put
@@ -410,6 +414,7 @@ impl Engine {
             written_as,
             hidden_mask: std::sync::Mutex::new(None),
             hidden_items: std::sync::Mutex::new(None),
+            stored_row_hashes: std::sync::Mutex::default(),
             dense_mean: std::sync::Mutex::new(None),
             _serving: generation::hold_serving(dir),
             live_fields: std::sync::Mutex::new(None),
