@@ -80,26 +80,17 @@ impl Visible<'_> {
         key: K,
         compute: impl FnOnce() -> Result<V>,
     ) -> Result<Arc<V>> {
+        // Every `Visible` holds the live rows' read lock, so all those reading the cache at
+        // once count the same rows: one that counts others starts it over.
         let live_rows = self.live.len();
         let fresh = |cache: &mut ExpansionCache| {
             if cache.live_rows != live_rows {
                 let segments = std::mem::take(&mut cache.segments);
                 *cache = ExpansionCache { live_rows, segments, ..ExpansionCache::default() };
             }
+            true
         };
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            fresh(&mut cache);
-            if let Some(found) = map(&mut cache).get(&key) {
-                return Ok(Arc::clone(found));
-            }
-        }
-        let found = Arc::new(compute()?);
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.live_rows == live_rows {
-            keep(map(&mut cache), key, &found);
-        }
-        Ok(found)
+        cached_in(self.cache, fresh, map, key, compute)
     }
 
     /// What `map` of the [`SegmentParts`] holds for `key`, else `compute`'s answer, kept for
@@ -110,16 +101,7 @@ impl Visible<'_> {
         key: K,
         compute: impl FnOnce() -> Result<V>,
     ) -> Result<Arc<V>> {
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(found) = map(&mut cache.segments).get(&key) {
-                return Ok(Arc::clone(found));
-            }
-        }
-        let found = Arc::new(compute()?);
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        keep(map(&mut cache.segments), key, &found);
-        Ok(found)
+        cached_in(self.cache, |_| true, |cache| map(&mut cache.segments), key, compute)
     }
 }
 
@@ -133,19 +115,35 @@ impl super::LexicalIndex {
         key: (String, Option<HiddenVersion>),
         compute: impl FnOnce() -> Result<Option<String>>,
     ) -> Result<Arc<Option<String>>> {
-        {
-            let cache = self.expansions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(found) = cache.written.get(&key).filter(|_| cache.live_rows == live_rows) {
+        let of_these_rows = |cache: &mut ExpansionCache| cache.live_rows == live_rows;
+        cached_in(&self.expansions, of_these_rows, |cache| &mut cache.written, key, compute)
+    }
+}
+
+/// What `map` of `cache` holds for `key` where `valid` (which may start the cache over), else
+/// `compute`'s answer (the lock let go meanwhile), kept where `valid` still holds.
+fn cached_in<K: std::hash::Hash + Eq, V>(
+    cache: &std::sync::Mutex<ExpansionCache>,
+    valid: impl Fn(&mut ExpansionCache) -> bool,
+    map: impl Fn(&mut ExpansionCache) -> &mut HashMap<K, Arc<V>>,
+    key: K,
+    compute: impl FnOnce() -> Result<V>,
+) -> Result<Arc<V>> {
+    let lock = || cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    {
+        let mut cache = lock();
+        if valid(&mut cache) {
+            if let Some(found) = map(&mut cache).get(&key) {
                 return Ok(Arc::clone(found));
             }
         }
-        let found = Arc::new(compute()?);
-        let mut cache = self.expansions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.live_rows == live_rows {
-            keep(&mut cache.written, key, &found);
-        }
-        Ok(found)
     }
+    let found = Arc::new(compute()?);
+    let mut cache = lock();
+    if valid(&mut cache) {
+        keep(map(&mut cache), key, &found);
+    }
+    Ok(found)
 }
 
 /// `found` kept in `map` under `key`, the map started over when it holds [`CACHED_WORDS`].
