@@ -380,3 +380,46 @@ async fn a_write_on_a_row_the_build_left_a_value_out_of_applies_after_the_swap()
     assert_eq!(call(&app, reload()).await.0, StatusCode::OK);
     assert_eq!(price(call(&app, item("TNT-001")).await.2), json!(5));
 }
+
+/// After each write the server works out the rows deletes hide from its last set, checking only
+/// the deletes logged since and those of the ids put since: after a run of puts and deletes of a
+/// few ids (stored and new, deleted and put again), each followed by a request, it hides what a
+/// generation opened afresh on the same log works out from every delete.
+#[actix_web::test]
+async fn the_rows_hidden_after_a_run_of_writes_are_those_a_fresh_reading_finds() {
+    let root = tempfile::tempdir().unwrap();
+    let state = live_state(root.path());
+    let app = service(state.clone()).await;
+    let mut pool: Vec<String> = state.engine().item_ids()[..5].to_vec();
+    pool.extend((0..3).map(|i| format!("NEW-{i}")));
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: usize| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) as usize % n
+    };
+    let (mut deletes, mut puts) = (0, 0);
+    for step in 0..60 {
+        let id = &pool[next(pool.len())];
+        let uri = format!("/v1/items/{id}");
+        if next(2) == 0 {
+            let body = json!({"title": format!("Quillfeather {id} step {step}"), "text": "A live row."});
+            assert_eq!(call(&app, write(test::TestRequest::put(), &uri, Some(body))).await.0, StatusCode::OK);
+            puts += 1;
+        } else if call(&app, write(test::TestRequest::delete(), &uri, None)).await.0 == StatusCode::OK {
+            deletes += 1;
+        }
+        // A request after every write: each set is worked out from the one before.
+        let served = state.engine().visible_len();
+        if step % 15 == 14 {
+            let engine = state.engine();
+            let mut fresh = hyrank_engine::Engine::open(root.path(), &hyrank_tests::embedder_settings()).unwrap();
+            fresh.attach_live(std::sync::Arc::clone(engine.live().unwrap()));
+            assert_eq!(served, fresh.visible_len(), "step {step}");
+            for id in &pool {
+                let found = |e: &hyrank_engine::Engine| e.visible_index_of(id).ok();
+                assert_eq!(found(&engine), found(&fresh), "step {step}, {id}");
+            }
+        }
+    }
+    assert!(deletes >= 10 && puts >= 10, "{deletes} deletes and {puts} puts");
+}

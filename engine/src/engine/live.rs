@@ -44,7 +44,7 @@ impl Engine {
         let version = self.hidden_version(live);
         let hidden = {
             let mut cached = self.hidden_items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((at, hidden)) = &*cached {
+            if let Some((at, (hidden, _))) = &*cached {
                 if *at == version {
                     return Arc::clone(hidden);
                 }
@@ -53,23 +53,46 @@ impl Engine {
             // names now if it was made against that row after the row existed. "Now" is the
             // request's snapshot `live` (a fresh look could find a put newer than it, and
             // leave the row it replaced in the request's lists).
-            let mut hidden = self.deleted.clone();
-            hidden.extend(live.replaced.iter().copied());
-            if let Some(log) = &self.live {
-                for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
-                    let Ok(index) = self.index_in(live, &id) else { continue };
-                    let row_seq = live.seq_at(index);
-                    if seq <= row_seq {
-                        continue;
-                    }
-                    let updates = self.field_updates_of(&id);
-                    match self.row_versions(live, index, row_seq, &updates, seq) {
-                        Ok((hashes, _)) if hashes.contains(&hash) => {
-                            hidden.insert(index);
+            //
+            // Each part only grows as the log does, so a set as of an earlier snapshot is a
+            // start: live rows are appended and a replaced row stays replaced; and a delete
+            // checked against a snapshot that held every put logged before it is settled, since
+            // a later put of the id makes a new row the delete does not apply to and replaces
+            // the one it hid. So each set keeps the sequence number up to which its deletes are
+            // settled, and the next one checks only those after it: checking all 1,000 of a
+            // log's deletes again after every put cost each search 1-1.5 ms.
+            let folded = self.manifest.live_folded_through();
+            let start = cached.as_ref().filter(|(at, _)| crate::lexical::covers(version, *at));
+            let (mut hidden, deletes, settled) = match (&self.live, start) {
+                (None, _) => (self.deleted.clone(), Vec::new(), 0),
+                (Some(log), start) => {
+                    // Every put the log held when `version`'s deletes were read is in `live`
+                    // (the put version read after the delete version): then each of those
+                    // deletes had every put before it. Else only those up to `live`'s puts.
+                    let settled =
+                        if log.put_version() <= live.version { version.0.max(live.version) } else { live.version };
+                    match start {
+                        None => (self.deleted.clone(), log.deleted_items(folded), settled),
+                        Some((_, (hidden, after))) => {
+                            (HashSet::clone(hidden), log.deleted_items((*after).max(folded)), settled)
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(item = %id, error = %e, "reading a deleted item's row"),
                     }
+                }
+            };
+            hidden.extend(live.replaced.iter().copied());
+            for (id, seq, hash) in deletes {
+                let Ok(index) = self.index_in(live, &id) else { continue };
+                let row_seq = live.seq_at(index);
+                if seq <= row_seq {
+                    continue;
+                }
+                let updates = self.field_updates_of(&id);
+                match self.row_versions(live, index, row_seq, &updates, seq) {
+                    Ok((hashes, _)) if hashes.contains(&hash) => {
+                        hidden.insert(index);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(item = %id, error = %e, "reading a deleted item's row"),
                 }
             }
             let hidden = Arc::new(hidden);
@@ -78,7 +101,7 @@ impl Engine {
             if cached.as_ref().is_some_and(|(at, _)| !crate::lexical::covers(version, *at)) {
                 return hidden;
             }
-            *cached = Some((version, Arc::clone(&hidden)));
+            *cached = Some((version, (Arc::clone(&hidden), settled)));
             hidden
         };
         // BM25's statistics follow: a hidden row counts in none of them. Each generation row's

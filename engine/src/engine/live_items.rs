@@ -4,7 +4,6 @@
 //! once per put, not per request: the write route applies a put before it answers, so the
 //! item is found by the next request.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Engine;
@@ -67,14 +66,11 @@ impl Engine {
             }
             return Ok(current);
         };
-        // Every delete of each id, to tell whether a put's row was deleted when it was made.
-        let mut deletes: HashMap<String, Vec<(u64, String)>> = HashMap::new();
-        for (id, seq, hash) in log.deleted_items(self.manifest.live_folded_through()) {
-            deletes.entry(id).or_default().push((seq, hash));
-        }
         let mut next = LiveItems::clone(&current);
         let first_new = next.len();
         for (seq, put) in puts {
+            // The id's deletes, to tell whether its row was deleted when the put was made.
+            let deletes = log.deletes_of(&put.item.id, self.manifest.live_folded_through());
             self.apply_put(&mut next, &deletes, seq, put)?;
         }
         next.version = last;
@@ -90,13 +86,8 @@ impl Engine {
 
     /// Applies one put to `live` if it was made against the row the id names now (or, with an
     /// empty hash, while the id named no visible row): the rule the next build applies too.
-    fn apply_put(
-        &self,
-        live: &mut LiveItems,
-        deletes: &HashMap<String, Vec<(u64, String)>>,
-        seq: u64,
-        put: ItemPut,
-    ) -> Result<()> {
+    /// `deletes`: the id's deletes logged after the generation's build, in sequence order.
+    fn apply_put(&self, live: &mut LiveItems, deletes: &[(u64, String)], seq: u64, put: ItemPut) -> Result<()> {
         let id = put.item.id.clone();
         let previous = live.index_of(&id).or_else(|| self.store.item_index(&id).ok().flatten());
         // Whether a write logged at `at` naming `hash` was made against the row the id names
@@ -110,7 +101,7 @@ impl Engine {
             }
         };
         let mut deleted = previous.is_some_and(|index| row_seq == 0 && self.deleted.contains(&index));
-        for (d, h) in deletes.get(&id).into_iter().flatten() {
+        for (d, h) in deletes {
             deleted = deleted || (*d > row_seq && *d < seq && names_row(h, *d)?);
         }
         let applies =

@@ -101,8 +101,10 @@ pub struct Engine {
     /// The allow mask of a request without filters, and the log's delete and put versions it
     /// was built at (`stages::unfiltered_allow`).
     hidden_mask: Versioned<crate::retrieve::Allow>,
-    /// [`Engine::hidden`]'s set, and the log's delete and put versions it was read at.
-    hidden_items: Versioned<Arc<HashSet<u32>>>,
+    /// [`Engine::hidden`]'s set, the log's delete and put versions it was read at, and the
+    /// sequence number up to which its deletes are settled (where the next set starts,
+    /// `live.rs`).
+    hidden_items: Versioned<(Arc<HashSet<u32>>, u64)>,
     /// The hashes of generation rows a write was checked against (`live.rs`'s
     /// `row_versions`): the store's rows never change, and every put moves the hidden set's
     /// version, which checks every delete in the log against its row again.

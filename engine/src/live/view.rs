@@ -92,17 +92,28 @@ impl EventLog {
         self.lock().fields.get(item).map(|updates| after(updates, folded_through)).unwrap_or_default()
     }
 
-    /// Every delete after `folded_through` (what the generation asking has folded in): the
-    /// item, the delete's sequence number and the hash of the row it was made against.
-    pub fn deleted_items(&self, folded_through: u64) -> Vec<(String, u64, String)> {
+    /// Every delete after `after` (what the generation asking has folded in, or what the
+    /// caller has read already): the item, the delete's sequence number and the hash of the row
+    /// it was made against.
+    pub fn deleted_items(&self, after: u64) -> Vec<(String, u64, String)> {
         let state = self.lock();
         state
             .deleted
             .iter()
             .flat_map(|(id, deletes)| deletes.iter().map(move |(seq, hash)| (id, *seq, hash)))
-            .filter(|(_, seq, _)| *seq > folded_through)
+            .filter(|(_, seq, _)| *seq > after)
             .map(|(id, seq, hash)| (id.clone(), seq, hash.clone()))
             .collect()
+    }
+
+    /// The deletes of `id` after `folded_through`, in sequence order: each one's sequence number
+    /// and the hash of the row it was made against.
+    pub fn deletes_of(&self, id: &str, folded_through: u64) -> Vec<(u64, String)> {
+        let state = self.lock();
+        state
+            .deleted
+            .get(id)
+            .map_or_else(Vec::new, |deletes| deletes.iter().filter(|(seq, _)| *seq > folded_through).cloned().collect())
     }
 
     /// Records held in memory: every event and item write since the generation before the
