@@ -70,3 +70,55 @@ fn a_generation_without_interactions_answers_every_user_alike() {
         assert!(matches!(&refused, Error::InvalidArgument { field, .. } if field == "user"), "{id:?}: {refused}");
     }
 }
+
+/// ALS with one user whose summed weights (2 × 10¹⁰ on two items, each row within the 10⁶ a
+/// row may weigh) dwarf the others' ones: the user's normal equations cannot be factored. A
+/// response says so, truthfully, where it said the history held no trained item (a user with
+/// the same history written live, who then has no CF list) or said nothing (the built user's
+/// explanation, which was left out silently).
+#[test]
+fn a_user_whose_weights_break_the_als_solve_is_told_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = std::fs::read_to_string(hyrank_tests::fixture("interactions.csv")).unwrap();
+    for _ in 0..20_000 {
+        rows.push_str("whale,TNT-004,1000000,1700000000\nwhale,TNT-005,1000000,1700000001\n");
+    }
+    let interactions = dir.path().join("interactions.csv");
+    std::fs::write(&interactions, rows).unwrap();
+    let index = dir.path().join("index");
+    let settings = hyrank_indexer::IndexSettings {
+        interactions: Some(interactions),
+        ..hyrank_tests::fixture_settings(index.clone())
+    };
+    hyrank_indexer::build(&settings).unwrap();
+    let mut engine = Engine::open(&index, &hyrank_tests::embedder_settings()).unwrap();
+    let log = EventLog::open(&index, engine.manifest().live_folded_through()).unwrap();
+    let events = (0..20_000)
+        .flat_map(|_| ["TNT-004", "TNT-005"])
+        .map(|item| Event { user: "live-whale".into(), item: item.into(), weight: 1e6, timestamp: None })
+        .collect();
+    log.append(events).unwrap();
+    engine.attach_live(Arc::new(log));
+    let cf = |user: &str| RecommendRequest { mode: RecommendMode::Cf, explain: true, ..RecommendRequest::new(user) };
+    let built = engine.recommend(&cf("whale")).unwrap();
+    assert!(!built.hits.is_empty());
+    assert!(
+        built.notes.iter().any(|n| n.starts_with(
+            "cf: no explanation of the CF scores: the user's ALS normal equations are numerically singular"
+        )),
+        "{:?}",
+        built.notes
+    );
+    let live = engine.recommend(&cf("live-whale")).unwrap();
+    assert!(live.hits.is_empty());
+    assert!(
+        live.notes
+            .iter()
+            .any(|n| n.starts_with("cf: no CF list: the user's ALS normal equations are numerically singular")),
+        "{:?}",
+        live.notes
+    );
+    // Another user of the same generation is explained as before.
+    let other = engine.recommend(&cf("u001")).unwrap();
+    assert!(other.notes.is_empty(), "{:?}", other.notes);
+}

@@ -150,14 +150,54 @@ impl Engine {
     }
 }
 
-/// What a response says when CF was to rank for a user and had no opinion ([`Engine::cf_retriever`]):
-/// what decides instead, the other lists (`others`), or nothing where CF was to rank alone
-/// (`mode: "cf"`, which then has no hits).
-pub(crate) fn no_cf_note(others: bool) -> String {
-    let then = if others { "the other lists decide" } else { "this mode ranks by CF alone, so there are no hits" };
+impl Engine {
+    /// What a response says when CF was to rank for a user with `history` and had no opinion
+    /// ([`Engine::cf_retriever`]): why, and what decides instead, the other lists (`others`),
+    /// or nothing where CF was to rank alone (`mode: "cf"`, which then has no hits). ALS has two
+    /// reasons besides a history of items it was not trained on, told apart by solving again
+    /// (only for such a response): normal equations too ill-conditioned to solve, which
+    /// confidences far apart make (a summed weight of 10¹⁰ beside the ones of 1), and factors of
+    /// zero, which weights too small to move them give.
+    pub(crate) fn no_cf_note(&self, history: &[Interaction], others: bool) -> String {
+        let then = if others { "the other lists decide" } else { "this mode ranks by CF alone, so there are no hits" };
+        let trained = self.cf_history(history.iter().map(|i| (i.item, i.weight)));
+        let largest = trained.iter().map(|&(_, w)| w).fold(0f32, f32::max);
+        match self.cf.as_ref() {
+            Some(Collaborative::Als { model, gram, .. }) if !trained.is_empty() => {
+                match cf::als::solve_user(model, gram, &trained) {
+                    None => format!("cf: no CF list: {}; {then}", singular(largest)),
+                    Some(_) => format!(
+                        "cf: no CF list: the user's ALS factors are zero, as the history's weights (the largest \
+                         {largest:e}) are too small to move them; {then}"
+                    ),
+                }
+            }
+            _ => format!(
+                "cf: no CF list: the user's history holds no item collaborative filtering was trained on (only \
+                 items written live since the build, or items without interactions); {then}"
+            ),
+        }
+    }
+
+    /// What a response with explanations says when CF ranked but its scores cannot be
+    /// explained: ALS's normal equations for the user are too ill-conditioned to factor, and
+    /// the scores are the build's factors (the user's, solved by its conjugate gradient).
+    pub(crate) fn unexplained_cf_note(&self, history: &[Interaction]) -> Option<String> {
+        let Some(Collaborative::Als { .. }) = self.cf.as_ref() else { return None };
+        let trained = self.cf_history(history.iter().map(|i| (i.item, i.weight)));
+        let largest = trained.iter().map(|&(_, w)| w).fold(0f32, f32::max);
+        Some(format!(
+            "cf: no explanation of the CF scores: {}; they are the build's factors for the user",
+            singular(largest)
+        ))
+    }
+}
+
+/// Why ALS has no exact solve for a user whose largest summed weight is `largest`.
+fn singular(largest: f32) -> String {
     format!(
-        "cf: no CF list: the user's history holds no item collaborative filtering was trained on (only items \
-         written live since the build, or items without interactions); {then}"
+        "the user's ALS normal equations are numerically singular (confidences 1 + alpha·weight too far apart: a \
+         summed weight of {largest:e} beside the others' 1); scale the weights down (a log of counts) or lower alpha"
     )
 }
 

@@ -40,7 +40,7 @@ use crate::retrieve::{CfItems, Retriever};
 use crate::runtime::{RerankerSlot, Runtime, RuntimeSettings};
 use crate::store::{Interaction, MetaStore, SnapshotStore, UserRecord};
 
-pub(crate) use cf_user::{no_cf_note, NO_INTERACTIONS_NOTE};
+pub(crate) use cf_user::NO_INTERACTIONS_NOTE;
 pub use recommend::{content_profile, recent_items, UserView};
 pub use warm::WarmUp;
 

@@ -99,12 +99,16 @@ impl Engine {
             call,
             &mut timings,
         )?;
+        let mut unexplained = None;
         if request.explain {
             // Trees only for the lists that ran (content mode has no CF list, cf mode no content).
             let cf_ran = fused.ran(RetrieverKind::Cf);
             let history =
                 if cf_ran { self.cf_history(user.history.iter().map(|i| (i.item, i.weight))) } else { Vec::new() };
             let explainer = if cf_ran { self.cf_explainer(&history, self.cf_seeds(&user.history)) } else { None };
+            if cf_ran && explainer.is_none() {
+                unexplained = self.unexplained_cf_note(&user.history);
+            }
             let content = fused.ran(RetrieverKind::Dense);
             let candidates = candidates_for(request.k, request.candidates);
             for hit in &mut hits {
@@ -123,9 +127,10 @@ impl Engine {
         let mut results = self.answer(hits, &fused, (&request.filters, &request.exclude), facets, start, timings);
         results.rerank_cut = cut;
         results.notes.extend(cut.map(|cut| cut.note()));
+        results.notes.extend(unexplained);
         if request.mode != RecommendMode::Content && !fused.ran(RetrieverKind::Cf) {
             let note = match self.cf.is_some() {
-                true => super::no_cf_note(request.mode != RecommendMode::Cf),
+                true => self.no_cf_note(&user.history, request.mode != RecommendMode::Cf),
                 false => super::NO_INTERACTIONS_NOTE.to_string(),
             };
             results.notes.insert(0, note);
@@ -283,15 +288,20 @@ impl Engine {
 /// A recommendation's content profile: the normalised sum of `weight · vector` over
 /// `(weight, vector)` pairs of `dim` floats, a negative weight counting 0. `None` when the sum
 /// is zero (no positive weight): the history gives no profile.
+///
+/// Summed in f64: the profile does not depend on the weights' scale, and in f32 a history of
+/// small weights (an event may weigh down to 1.2 × 10⁻³⁸) summed and squared to zero, leaving
+/// such a user no content list.
 pub fn content_profile<V: AsRef<[f32]>>(dim: usize, items: impl IntoIterator<Item = (f32, V)>) -> Option<Vec<f32>> {
-    let mut profile = vec![0f32; dim];
+    let mut profile = vec![0f64; dim];
     for (weight, vector) in items {
+        let weight = f64::from(weight.max(0.0));
         for (p, v) in profile.iter_mut().zip(vector.as_ref()) {
-            *p += weight.max(0.0) * v;
+            *p += weight * f64::from(*v);
         }
     }
-    let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
-    (norm > 0.0).then(|| profile.into_iter().map(|v| v / norm).collect())
+    let norm = profile.iter().map(|v| v * v).sum::<f64>().sqrt();
+    (norm > 0.0 && norm.is_finite()).then(|| profile.into_iter().map(|v| (v / norm) as f32).collect())
 }
 
 /// The user's `recent` most recent history items (by timestamp, then input order), with weights.
@@ -299,4 +309,24 @@ pub fn recent_items(history: &[Interaction], recent: usize) -> Vec<(u32, f32)> {
     let mut history: Vec<(usize, &Interaction)> = history.iter().enumerate().collect();
     history.sort_by_key(|(position, i)| (std::cmp::Reverse(i.timestamp), std::cmp::Reverse(*position)));
     history.into_iter().take(recent).map(|(_, i)| (i.item, i.weight)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_profile;
+
+    /// The profile does not depend on the weights' scale, down to the smallest weight an event
+    /// may carry: in f32 such weights summed and squared to zero, and the user had no profile.
+    #[test]
+    fn a_profile_of_tiny_weights_is_the_profile_of_their_ratios() {
+        let vectors = [vec![0.6f32, 0.8, 0.0], vec![0.0, 0.6, 0.8]];
+        let unit = content_profile(3, [(1.0f32, &vectors[0]), (3.0, &vectors[1])]).unwrap();
+        for scale in [1.2e-38f32, 1e-30, 1e-20, 1e6] {
+            let scaled = content_profile(3, [(scale, &vectors[0]), (3.0 * scale, &vectors[1])]).expect("a profile");
+            for (a, b) in scaled.iter().zip(&unit) {
+                assert!((a - b).abs() < 1e-6, "{scale:e}: {scaled:?} against {unit:?}");
+            }
+        }
+        assert_eq!(content_profile(3, [(0.0f32, &vectors[0]), (-1.0, &vectors[1])]), None, "no positive weight");
+    }
 }

@@ -161,12 +161,16 @@ impl Engine {
         if let Some(highlighter) = &highlighter {
             timings.highlight_ms = highlighter.spent().as_secs_f64() * 1e3;
         }
+        let mut unexplained = None;
         if request.explain {
             // A CF tree only where CF ran (bm25 or dense mode with a user has none).
             let cf_user = user.as_ref().filter(|_| fused.ran(RetrieverKind::Cf));
             let history = cf_user.map(|u| self.cf_history(u.history.iter().map(|i| (i.item, i.weight))));
             let seeds = cf_user.map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
             let explainer = history.as_deref().and_then(|h| self.cf_explainer(h, seeds));
+            if let (Some(user), None) = (cf_user, &explainer) {
+                unexplained = self.unexplained_cf_note(&user.history);
+            }
             let query = query.filter(|_| fused.ran(RetrieverKind::Bm25));
             for hit in &mut hits {
                 let index = self.index_of(&hit.id)?;
@@ -204,7 +208,10 @@ impl Engine {
         // Only hybrid mode asks a user's CF list beside a query (bm25 and dense never do).
         let no_interactions =
             request.mode == crate::request::Mode::Hybrid && request.user.is_some() && self.cf.is_none();
-        let no_cf_note = super::no_cf_note(request.mode != crate::request::Mode::Cf);
+        let no_cf_note = match (no_cf, &user) {
+            (true, Some(user)) => self.no_cf_note(&user.history, request.mode != crate::request::Mode::Cf),
+            _ => String::new(),
+        };
         let notes = [
             (browse == Browse::Plain, BROWSE_NOTE),
             (browse == Browse::ForUser, BROWSE_FOR_USER_NOTE),
@@ -219,6 +226,7 @@ impl Engine {
             results.notes.insert(at, note.to_string());
         }
         results.notes.extend(cut.map(|cut| cut.note()));
+        results.notes.extend(unexplained);
         Ok(results)
     }
 
