@@ -85,6 +85,26 @@ pub(crate) fn build(
             let model = cf::train(&matrix, als, |done| progress.set(done as u64))?;
             progress.finish();
             stages.done("train cf");
+            // With λ > 0 every user's normal matrix is positive definite, so a failed factoring
+            // is arithmetic: confidences far apart (one user's summed weights of 10¹⁰ beside
+            // the others' ones) blow the item factors up, and every user's scores with them
+            // (a test's one such user left all 201 unsolved). Refused, as a divergence is; with
+            // λ = 0 a history of fewer items than factors is singular in itself, and keeps CG's.
+            if als.regularization > 0.0 && !model.unsolved_users.is_empty() {
+                let (user, weight) = (0..matrix.rows())
+                    .flat_map(|u| matrix.row(u).map(move |(_, w)| (u, w)))
+                    .fold((0, 0f32), |best, (u, w)| if w > best.1 { (u, w) } else { best });
+                let reason = format!(
+                    "ALS cannot solve the normal equations of {} of {} users (numerically singular): \
+                     confidences 1 + alpha·weight far apart blow the item factors up (user {:?} has a summed \
+                     weight of {weight:e} on one item); scale the weights down (a log of counts) or lower --alpha",
+                    model.unsolved_users.len(),
+                    user_ids.len(),
+                    user_ids[user],
+                );
+                let path = settings.interactions.clone().unwrap_or_else(|| settings.index_dir.clone());
+                return Err(crate::error::IndexError::Input { path, reason });
+            }
             let item_graph =
                 VectorIndex::build(model.item_factors.data.clone(), als.factors, Metric::InnerProduct, settings.hnsw)?;
             item_graph.save(dir, files::CF_ITEMS)?;

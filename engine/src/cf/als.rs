@@ -76,6 +76,11 @@ pub struct AlsModel {
     pub item_factors: Factors,
     /// The settings used.
     pub settings: AlsSettings,
+    /// Users (rows) whose normal equations training could not factor for the exact last step
+    /// ([`solve_user`] gave `None`: numerically singular, as a user's confidences far above the
+    /// others' make them): their factors are conjugate gradient's, and their scores cannot be
+    /// explained. Empty for a model read from a generation.
+    pub unsolved_users: Vec<u32>,
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -223,7 +228,7 @@ pub fn train(user_items: &Csr, settings: &AlsSettings, mut progress: impl FnMut(
         solve_rows(&item_users, &user_factors, &mut item_factors, settings);
         progress(iteration + 1);
     }
-    let mut model = AlsModel { user_factors, item_factors, settings: settings.clone() };
+    let mut model = AlsModel { user_factors, item_factors, settings: settings.clone(), unsolved_users: Vec::new() };
     solve_users_exactly(user_items, &mut model);
     if model.item_factors.data.iter().chain(&model.user_factors.data).any(|v| !v.is_finite()) {
         let reason = "ALS diverged to a non-finite factor: the confidences 1 + alpha·weight are too large for \
@@ -324,9 +329,11 @@ fn solve_users_exactly(user_items: &Csr, model: &mut AlsModel) {
             solve_user(model, &gram, &history)
         })
         .collect();
-    for (x, exact) in model.user_factors.data.chunks_mut(k).zip(solved) {
-        if let Some(exact) = exact {
-            x.copy_from_slice(&exact);
+    for (u, (x, exact)) in model.user_factors.data.chunks_mut(k).zip(solved).enumerate() {
+        match exact {
+            Some(exact) => x.copy_from_slice(&exact),
+            None if user_items.row(u).next().is_some() => model.unsolved_users.push(u as u32),
+            None => {}
         }
     }
 }
@@ -439,6 +446,28 @@ mod tests {
                 assert!((a - b).abs() < 1e-4, "user {u}: cg {a} vs direct {b}");
             }
         }
+    }
+
+    /// One user whose summed weights (2 × 10¹⁰ on two items) dwarf 200 others' ones: training
+    /// blows their items' factors up, and the exact step cannot factor the normal equations of
+    /// any user (the item Gramian they all share is swamped); the model names them.
+    #[test]
+    fn a_user_whose_weights_break_the_exact_step_is_named() {
+        let mut triples = Vec::new();
+        let mut state = 7u64;
+        for user in 0..200u32 {
+            for _ in 0..6 {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                triples.push((user, ((state >> 33) % 300) as u32, 1.0f32));
+            }
+        }
+        let model = train(&Csr::from_triples(200, 300, &triples), &AlsSettings::default(), |_| {}).unwrap();
+        assert!(model.unsolved_users.is_empty());
+        triples.extend([(200, 4, 2e10), (200, 5, 2e10)]);
+        let matrix = Csr::from_triples(201, 300, &triples);
+        let model = train(&matrix, &AlsSettings::default(), |_| {}).unwrap();
+        assert_eq!(model.unsolved_users, (0..=200).collect::<Vec<u32>>());
+        assert!(solve_user_exact(&model, &matrix.row(200).collect::<Vec<_>>()).is_none());
     }
 
     #[test]

@@ -165,7 +165,7 @@ impl Engine {
         match self.cf.as_ref() {
             Some(Collaborative::Als { model, gram, .. }) if !trained.is_empty() => {
                 match cf::als::solve_user(model, gram, &trained) {
-                    None => format!("cf: no CF list: {}; {then}", singular(largest)),
+                    None => format!("cf: no CF list: {}; {then}", singular(model, largest)),
                     Some(_) => format!(
                         "cf: no CF list: the user's ALS factors are zero, as the history's weights (the largest \
                          {largest:e}) are too small to move them; {then}"
@@ -183,18 +183,28 @@ impl Engine {
     /// explained: ALS's normal equations for the user are too ill-conditioned to factor, and
     /// the scores are the build's factors (the user's, solved by its conjugate gradient).
     pub(crate) fn unexplained_cf_note(&self, history: &[Interaction]) -> Option<String> {
-        let Some(Collaborative::Als { .. }) = self.cf.as_ref() else { return None };
+        let Some(Collaborative::Als { model, .. }) = self.cf.as_ref() else { return None };
         let trained = self.cf_history(history.iter().map(|i| (i.item, i.weight)));
         let largest = trained.iter().map(|&(_, w)| w).fold(0f32, f32::max);
         Some(format!(
             "cf: no explanation of the CF scores: {}; they are the build's factors for the user",
-            singular(largest)
+            singular(model, largest)
         ))
     }
 }
 
-/// Why ALS has no exact solve for a user whose largest summed weight is `largest`.
-fn singular(largest: f32) -> String {
+/// Why ALS has no exact solve for a user whose largest summed weight is `largest`: without
+/// regularization, fewer trained items than factors leave no unique solution; with it, the
+/// matrix is positive definite and only arithmetic fails it (confidences far apart, which a
+/// build now refuses, `hyrank index`; a generation built before that may still serve them).
+fn singular(model: &cf::AlsModel, largest: f32) -> String {
+    if model.settings.regularization == 0.0 {
+        return format!(
+            "the user's ALS normal equations are singular: with regularization 0 and fewer trained items than the \
+             {} factors they have no single solution; build with --regularization above 0",
+            model.settings.factors
+        );
+    }
     format!(
         "the user's ALS normal equations are numerically singular (confidences 1 + alpha·weight too far apart: a \
          summed weight of {largest:e} beside the others' 1); scale the weights down (a log of counts) or lower alpha"

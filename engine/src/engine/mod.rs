@@ -273,7 +273,8 @@ impl Engine {
                     dim: settings.factors,
                 };
                 let item_factors = Factors { data: items.vectors().to_vec(), dim: settings.factors };
-                let model = AlsModel { user_factors, item_factors, settings: settings.clone() };
+                let model =
+                    AlsModel { user_factors, item_factors, settings: settings.clone(), unsolved_users: Vec::new() };
                 let gram = cf::item_gramian(&model);
                 Some(Collaborative::Als { items: CfItems::new(items).with_seen_only(&seen_only()?), model, gram })
             }
