@@ -322,13 +322,29 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         rejects.extend(refused);
         fold
     });
-    let moot = moot_settings(settings, &catalog, interactions.is_some());
+    let mut moot = moot_settings(settings, &catalog, interactions.is_some());
     if let Some(i) = &interactions {
         let path = settings.interactions.clone().unwrap_or_default();
+        // A file without a weight column weighs every row 1: a rule on weights then reads none.
+        let unweighted = i.unweighted.as_ref().map(|unread| {
+            format!(
+                "the file has no weight column, so every row weighs 1 (columns not read: {unread:?}; name one with \
+                 --weight-column)"
+            )
+        });
         if i.rows.is_empty() && below_min_weight > 0 {
             let min_weight = settings.min_weight.unwrap_or_default();
-            let reason = format!("no row weighs at least --min-weight {min_weight} ({below_min_weight} rows below it)");
+            let mut reason =
+                format!("no row weighs at least --min-weight {min_weight} ({below_min_weight} rows below it)");
+            if let Some(unweighted) = &unweighted {
+                reason = format!("{reason}: {unweighted}");
+            }
             return Err(IndexError::Input { path, reason });
+        }
+        if let (Some(min_weight), Some(unweighted)) = (settings.min_weight, &unweighted) {
+            let setting = format!("--min-weight {min_weight}: {unweighted}");
+            tracing::warn!("{setting}; it has no effect");
+            moot.push(setting);
         }
         if i.rows.is_empty() && i.rejects.is_empty() {
             return Err(IndexError::Input { path, reason: "holds no interaction rows".into() });

@@ -58,6 +58,9 @@ pub struct Interactions {
     /// Rows [`Interactions::keep_positives`] moved out of `rows` as below its minimum, in
     /// input order: interactions, not positives (a film rated 1 was seen).
     pub below: Vec<InteractionRow>,
+    /// For a file with no weight column (no `weight` header, no `--weight-column`), where
+    /// every row weighs 1: the columns no role reads (a `rating` meant as the weight).
+    pub unweighted: Option<Vec<String>>,
 }
 
 impl Interactions {
@@ -134,6 +137,20 @@ pub fn read_interactions(
         }
     }
     let mut out = Interactions::default();
+    if weight.is_none() {
+        // Said, not assumed: a `rating` column under another name was read as nothing, and
+        // every row weighed 1 without a word (a user's test).
+        let read: Vec<usize> = roles.iter().map(|&(_, at)| at).collect();
+        let unread: Vec<String> = (0..headers.len())
+            .filter(|at| !read.contains(at))
+            .map(|at| headers.get(at).unwrap_or_default().trim().to_string())
+            .collect();
+        tracing::warn!(
+            file = %path.display(),
+            "no weight column (no \"weight\" header, no --weight-column): every row weighs 1; columns not read: {unread:?}"
+        );
+        out.unweighted = Some(unread);
+    }
     let file: PathBuf = path.to_path_buf();
     // Read by hand, not through `records()`, so that after a malformed row the reader's
     // position says where that row ended.
@@ -306,6 +323,20 @@ mod tests {
             (got[7].1.as_deref(), got[7].2.as_str()),
             (Some("userId"), "user \"u\\u{7}v\" holds the control character or line separator U+0007")
         );
+        assert_eq!(read.unweighted, None, "a weight column was read");
+    }
+
+    /// A file whose weight column has another name than `weight`, with no `--weight-column`:
+    /// every row weighs 1, and the columns no role read are named (the rating was dropped
+    /// without a word, and `--min-weight` then said no row reached it).
+    #[test]
+    fn a_file_without_a_weight_column_names_the_columns_it_did_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "ratings.csv", b"user,item,rating,timestamp\n1,a,4.5,100\n");
+        let index: HashMap<&str, u32> = HashMap::from([("a", 0)]);
+        let read = read_interactions(&path, &InteractionFormat::default(), &index, &[]).unwrap();
+        assert_eq!(read.rows[0].weight, 1.0);
+        assert_eq!(read.unweighted, Some(vec!["rating".to_string()]));
     }
 
     /// Two files joined with both headers kept, a header written with spaces after its commas,
