@@ -39,7 +39,8 @@ pub(crate) struct EventsRequest {
     /// One or more events, written together: all of them or none.
     #[schema(min_items = 1)]
     events: Vec<Event>,
-    /// The client's id for this batch (at most 128 bytes), to retry safely: a batch sent again
+    /// The client's id for this batch (at most 128 bytes, no blank at either end, no control
+    /// character, as every id), to retry safely: a batch sent again
     /// with the same id and events after a lost answer is answered with the first attempt's
     /// sequence numbers (`replayed: true`) and not written again. The same id with other
     /// events is a 422.

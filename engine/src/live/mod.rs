@@ -218,15 +218,22 @@ impl EventLog {
     ///
     /// # Errors
     /// As [`EventLog::append`]; [`Error::InvalidArgument`] on `batch_id` for an id over
-    /// [`MAX_BATCH_ID_BYTES`] or one already used for other events; [`Error::Overloaded`] while
+    /// [`MAX_BATCH_ID_BYTES`], one [`crate::item::id_problem`] refuses (empty, blank at an end,
+    /// a control character) or one already used for other events; [`Error::Overloaded`] while
     /// the id's first attempt is still being written (retry shortly).
     pub fn append_batch(&self, events: Vec<Event>, batch_id: Option<String>) -> Result<Appended> {
         record::validate_batch(&events)?;
         if let Some(id) = &batch_id {
-            if id.trim().is_empty() || id.len() > MAX_BATCH_ID_BYTES {
+            // The rule every other id follows (no blank at an end, no control character), so a
+            // client's "\u0000" or " b " is refused as an item or user id would be; an id written
+            // before the rule is still answered as a retry (`EventLog::known_batch`, first).
+            if let Some(problem) = crate::item::id_problem(id) {
+                return Err(Error::invalid("batch_id", format!("a batch id {problem}")));
+            }
+            if id.len() > MAX_BATCH_ID_BYTES {
                 return Err(Error::invalid(
                     "batch_id",
-                    format!("must be a non-empty id of at most {MAX_BATCH_ID_BYTES} bytes"),
+                    format!("must be an id of at most {MAX_BATCH_ID_BYTES} bytes, got {}", id.len()),
                 ));
             }
         }

@@ -128,7 +128,13 @@ fn a_retried_batch_is_written_once_and_an_id_reused_for_other_events_is_refused(
     assert_eq!((again.first_seq, again.last_seq, again.replayed), (first.first_seq, first.last_seq, true));
     assert_eq!(log.known_batch("b-1", &batch), Some(again));
     assert_eq!(log.known_batch("b-1", &batch[..1]), None, "other events under the id");
-    for (id, events) in [("b-1", vec![event("u", "c", 1.0)]), (&*"x".repeat(129), batch.clone()), ("", batch.clone())] {
+    for (id, events) in [
+        ("b-1", vec![event("u", "c", 1.0)]),
+        (&*"x".repeat(129), batch.clone()),
+        ("", batch.clone()),
+        ("\u{0}", batch.clone()),
+        (" b ", batch.clone()),
+    ] {
         match log.append_batch(events, Some(id.to_string())) {
             Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "batch_id"),
             other => panic!("{other:?}"),

@@ -142,9 +142,10 @@ pub(crate) struct IndexArgs {
     /// Positive rule, as `eval recommend --min-weight` reads interactions: only rows weighing
     /// at least this, one per user and item, each weighing 1 (`--min-weight 4` on MovieLens'
     /// ratings serves the model `eval recommend --min-weight 4` measured). Rows below are
-    /// left out and counted in the summary. Without it, every row counts with its weight,
-    /// summed per user and item. Live events folded in by the build meet the same rule;
-    /// events a server reads after the build are added as sent until the next build.
+    /// kept as seen (left out of the user's recommendations, read by nothing else) and
+    /// counted in the summary. Without it, every row counts with its weight, summed per user
+    /// and item. Live events meet the same rule, on the server from the moment they are
+    /// written and in the build that folds them in.
     #[arg(long, allow_negative_numbers = true, requires = "interactions")]
     pub(crate) min_weight: Option<f32>,
     /// Index root: generations are written under it and `CURRENT` points at the newest.
