@@ -200,7 +200,7 @@ pub const MAX_RRF_K: f64 = 1.0e6;
 
 /// `x` as a person wrote it: plain for everyday sizes (`-1`, `2.5`), in exponent form for
 /// very large or small ones (`1e308`), where plain digits would run to hundreds.
-pub(crate) fn shown(x: f64) -> String {
+pub fn shown(x: f64) -> String {
     if x == 0.0 || (1e-4..1e6).contains(&x.abs()) {
         format!("{x}")
     } else {

@@ -147,7 +147,7 @@ pub(crate) struct IndexArgs {
     /// and item. Live events meet the same rule, on the server from the moment they are
     /// written and in the build that folds them in.
     #[arg(long, allow_negative_numbers = true, requires = "interactions")]
-    pub(crate) min_weight: Option<f32>,
+    pub(crate) min_weight: Option<f64>,
     /// Index root: generations are written under it and `CURRENT` points at the newest.
     #[arg(long, value_parser = folder, env = "HYRANK_INDEX_DIR", default_value = "data/index")]
     pub(crate) index_dir: PathBuf,
@@ -387,7 +387,16 @@ impl IndexArgs {
         if let Some(problem) = hyrank_engine::lexical::boost_problem(self.title_boost) {
             anyhow::bail!("--title-boost: {problem}");
         }
-        anyhow::ensure!(self.min_weight.is_none_or(f32::is_finite), "--min-weight must be a finite number");
+        // A row's own bounds: below the least a row may weigh the rule keeps every row (and
+        // 1e-50 read as f32 was 0 in the summary), above the most it keeps none.
+        if let Some(min_weight) = self.min_weight {
+            let (least, most) = (hyrank_engine::live::MIN_WEIGHT, hyrank_engine::live::MAX_WEIGHT);
+            anyhow::ensure!(
+                (f64::from(least)..=f64::from(most)).contains(&min_weight),
+                "--min-weight must be a weight a row may have, from {least:e} to {most}, got {}",
+                hyrank_engine::fusion::shown(min_weight)
+            );
+        }
         let bm25 = Bm25Params {
             k1: self.bm25_k1,
             b: self.bm25_b,
@@ -461,7 +470,7 @@ impl IndexArgs {
             keep: self.keep,
             embeddings: self.embeddings,
             reuse_embeddings: !self.no_reuse_embeddings,
-            min_weight: self.min_weight,
+            min_weight: self.min_weight.map(|w| w as f32),
             progress: true,
         })
     }
@@ -597,6 +606,22 @@ mod tests {
         assert!(with(&["--field-language", "brand=klingon"]).is_err());
         let bm25f = settings(&["--search-fields", "brand", "--field-stemming", "brand=off"]).unwrap_err();
         assert!(bm25f.contains("need --bm25-fields sum"), "{bm25f}");
+    }
+
+    /// `--min-weight` takes a weight a row may have: below the least (1e-50 was read as 0 and
+    /// shown so) the rule keeps every row, and -1 was taken; above the most it keeps none.
+    #[test]
+    fn a_min_weight_no_row_could_have_is_refused_as_given() {
+        let min_weight = |value: &str| {
+            let argv = ["hyrank", "--catalog", "c.jsonl", "--interactions", "i.csv", "--min-weight", value];
+            let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+            cli.args.into_settings().map(|s| s.min_weight).map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(min_weight("4"), Ok(Some(4.0)));
+        for (given, shown) in [("-1", "-1"), ("1e-50", "1e-50"), ("2e6", "2e6"), ("NaN", "NaN")] {
+            let refused = min_weight(given).unwrap_err();
+            assert!(refused.ends_with(&format!("from 1.1754944e-38 to 1000000, got {shown}")), "{refused}");
+        }
     }
 }
 
