@@ -322,7 +322,7 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
         rejects.extend(refused);
         fold
     });
-    let mut moot = moot_settings(settings, &catalog, interactions.is_some());
+    let moot = moot_settings(settings, &catalog, interactions.is_some());
     if let Some(i) = &interactions {
         let path = settings.interactions.clone().unwrap_or_default();
         // A file without a weight column weighs every row 1: a rule on weights then reads none.
@@ -341,10 +341,11 @@ pub fn build(settings: &IndexSettings) -> Result<Summary> {
             }
             return Err(IndexError::Input { path, reason });
         }
+        // Not moot: the rule still keeps each file row once (or none), and live events keep
+        // their weights and meet it. Said, since a file's weights were likely meant.
         if let (Some(min_weight), Some(unweighted)) = (settings.min_weight, &unweighted) {
-            let setting = format!("--min-weight {min_weight}: {unweighted}");
-            tracing::warn!("{setting}; it has no effect");
-            moot.push(setting);
+            let what = if min_weight <= 1.0 { "keeps every row, once per user and item" } else { "keeps no row" };
+            tracing::warn!("--min-weight {min_weight}: {unweighted}; of the file's rows the rule {what}");
         }
         if i.rows.is_empty() && i.rejects.is_empty() {
             return Err(IndexError::Input { path, reason: "holds no interaction rows".into() });

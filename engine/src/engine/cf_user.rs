@@ -154,61 +154,65 @@ impl Engine {
     /// What a response says when CF was to rank for a user with `history` and had no opinion
     /// ([`Engine::cf_retriever`]): why, and what decides instead, the other lists (`others`),
     /// or nothing where CF was to rank alone (`mode: "cf"`, which then has no hits). ALS has two
-    /// reasons besides a history of items it was not trained on, told apart by solving again
-    /// (only for such a response): normal equations too ill-conditioned to solve, which
-    /// confidences far apart make (a summed weight of 10¹⁰ beside the ones of 1), and factors of
-    /// zero, which weights too small to move them give.
+    /// reasons besides a history of items it has no factors for (live rows, items without
+    /// interactions: their factors are zero), told apart by solving again (only for such a
+    /// response, and only where a history item has factors): normal equations it cannot factor
+    /// ([`singular`]), and factors of zero, which weights too small to move them give.
     pub(crate) fn no_cf_note(&self, history: &[Interaction], others: bool) -> String {
         let then = if others { "the other lists decide" } else { "this mode ranks by CF alone, so there are no hits" };
-        let trained = self.cf_history(history.iter().map(|i| (i.item, i.weight)));
-        let largest = trained.iter().map(|&(_, w)| w).fold(0f32, f32::max);
-        match self.cf.as_ref() {
-            Some(Collaborative::Als { model, gram, .. }) if !trained.is_empty() => {
-                match cf::als::solve_user(model, gram, &trained) {
-                    None => format!("cf: no CF list: {}; {then}", singular(model, largest)),
-                    Some(_) => format!(
-                        "cf: no CF list: the user's ALS factors are zero, as the history's weights (the largest \
-                         {largest:e}) are too small to move them; {then}"
-                    ),
-                }
+        let untrained = format!(
+            "cf: no CF list: the user's history holds no item collaborative filtering was trained on (only items \
+             written live since the build, or items without interactions); {then}"
+        );
+        let Some(Collaborative::Als { model, gram, .. }) = self.cf.as_ref() else { return untrained };
+        let mut trained = self.cf_history(history.iter().map(|i| (i.item, i.weight)));
+        trained.retain(|&(j, _)| cf::has_opinion(model.item_factors.row(j as usize)));
+        if trained.is_empty() {
+            return untrained;
+        }
+        match cf::als::solve_user(model, gram, &trained) {
+            None => format!("cf: no CF list: {}; {then}", singular(model)),
+            Some(_) => {
+                let largest = trained.iter().map(|&(_, w)| w).fold(0f32, f32::max);
+                format!(
+                    "cf: no CF list: the user's ALS factors are zero, as the history's weights (the largest \
+                     {largest:e}) are too small to move them; {then}"
+                )
             }
-            _ => format!(
-                "cf: no CF list: the user's history holds no item collaborative filtering was trained on (only \
-                 items written live since the build, or items without interactions); {then}"
-            ),
         }
     }
 
     /// What a response with explanations says when CF ranked but its scores cannot be
-    /// explained: ALS's normal equations for the user are too ill-conditioned to factor, and
+    /// explained: ALS's normal equations for the user cannot be factored ([`singular`]), and
     /// the scores are the build's factors (the user's, solved by its conjugate gradient).
-    pub(crate) fn unexplained_cf_note(&self, history: &[Interaction]) -> Option<String> {
+    pub(crate) fn unexplained_cf_note(&self) -> Option<String> {
         let Some(Collaborative::Als { model, .. }) = self.cf.as_ref() else { return None };
-        let trained = self.cf_history(history.iter().map(|i| (i.item, i.weight)));
-        let largest = trained.iter().map(|&(_, w)| w).fold(0f32, f32::max);
         Some(format!(
             "cf: no explanation of the CF scores: {}; they are the build's factors for the user",
-            singular(model, largest)
+            singular(model)
         ))
     }
 }
 
-/// Why ALS has no exact solve for a user whose largest summed weight is `largest`: without
-/// regularization, fewer trained items than factors leave no unique solution; with it, the
-/// matrix is positive definite and only arithmetic fails it (confidences far apart, which a
-/// build now refuses, `hyrank index`; a generation built before that may still serve them).
-fn singular(model: &cf::AlsModel, largest: f32) -> String {
-    if model.settings.regularization == 0.0 {
+/// Why ALS has no exact solve for a user. Without regularization, fewer items with factors
+/// than factors leave the items' Gramian singular, so no user has a single solution. With it,
+/// every user's matrix is positive definite and only arithmetic fails it: item factors blown up
+/// by one user's summed weights far above the others' (10¹⁰ beside ones), which a build now
+/// refuses (`hyrank index`) but a generation built before may still serve. Either way it is
+/// the generation's doing, not this user's history.
+fn singular(model: &cf::AlsModel) -> String {
+    let with_factors = (0..model.item_factors.rows()).filter(|&j| cf::has_opinion(model.item_factors.row(j))).count();
+    let factors = model.settings.factors;
+    if model.settings.regularization == 0.0 && with_factors < factors {
         return format!(
-            "the user's ALS normal equations are singular: with regularization 0 and fewer trained items than the \
-             {} factors they have no single solution; build with --regularization above 0",
-            model.settings.factors
+            "the user's ALS normal equations are singular: with regularization 0, {with_factors} items with factors \
+             for {factors} factors leave them no single solution; build with --regularization above 0"
         );
     }
-    format!(
-        "the user's ALS normal equations are numerically singular (confidences 1 + alpha·weight too far apart: a \
-         summed weight of {largest:e} beside the others' 1); scale the weights down (a log of counts) or lower alpha"
-    )
+    "the user's ALS normal equations are numerically singular: the generation's item factors are degenerate (one \
+     user's summed weights far above the others' blow them up, which a build now refuses); rebuild it, with such \
+     weights scaled down (a log of counts) or a lower --alpha"
+        .to_string()
 }
 
 /// What a response says when it was asked for a user's CF list on a generation built without

@@ -63,7 +63,7 @@ impl Engine {
             // log's deletes again after every put cost each search 1-1.5 ms.
             let folded = self.manifest.live_folded_through();
             let start = cached.as_ref().filter(|(at, _)| crate::lexical::covers(version, *at));
-            let (mut hidden, deletes, settled) = match (&self.live, start) {
+            let (mut hidden, deletes, mut settled) = match (&self.live, start) {
                 (None, _) => (self.deleted.clone(), Vec::new(), 0),
                 (Some(log), start) => {
                     // Every put the log held when `version`'s deletes were read is in `live`
@@ -74,14 +74,26 @@ impl Engine {
                     match start {
                         None => (self.deleted.clone(), log.deleted_items(folded), settled),
                         Some((_, (hidden, after))) => {
-                            (HashSet::clone(hidden), log.deleted_items((*after).max(folded)), settled)
+                            (HashSet::clone(hidden), log.deleted_items((*after).max(folded)), settled.max(*after))
                         }
                     }
                 }
             };
             hidden.extend(live.replaced.iter().copied());
             for (id, seq, hash) in deletes {
-                let Ok(index) = self.index_in(live, &id) else { continue };
+                // A delete whose check failed (the store, not an id no row has) is not settled:
+                // the next set checks it again, as every set did before they were carried.
+                let unsettled = |e: &Error| !matches!(e, Error::UnknownItem { .. });
+                let index = match self.index_in(live, &id) {
+                    Ok(index) => index,
+                    Err(e) => {
+                        if unsettled(&e) {
+                            tracing::error!(item = %id, error = %e, "finding a deleted item's row");
+                            settled = settled.min(seq - 1);
+                        }
+                        continue;
+                    }
+                };
                 let row_seq = live.seq_at(index);
                 if seq <= row_seq {
                     continue;
@@ -92,7 +104,10 @@ impl Engine {
                         hidden.insert(index);
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(item = %id, error = %e, "reading a deleted item's row"),
+                    Err(e) => {
+                        tracing::error!(item = %id, error = %e, "reading a deleted item's row");
+                        settled = settled.min(seq - 1);
+                    }
                 }
             }
             let hidden = Arc::new(hidden);

@@ -107,7 +107,7 @@ impl Engine {
                 if cf_ran { self.cf_history(user.history.iter().map(|i| (i.item, i.weight))) } else { Vec::new() };
             let explainer = if cf_ran { self.cf_explainer(&history, self.cf_seeds(&user.history)) } else { None };
             if cf_ran && explainer.is_none() {
-                unexplained = self.unexplained_cf_note(&user.history);
+                unexplained = self.unexplained_cf_note();
             }
             let content = fused.ran(RetrieverKind::Dense);
             let candidates = candidates_for(request.k, request.candidates);

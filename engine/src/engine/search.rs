@@ -168,8 +168,8 @@ impl Engine {
             let history = cf_user.map(|u| self.cf_history(u.history.iter().map(|i| (i.item, i.weight))));
             let seeds = cf_user.map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
             let explainer = history.as_deref().and_then(|h| self.cf_explainer(h, seeds));
-            if let (Some(user), None) = (cf_user, &explainer) {
-                unexplained = self.unexplained_cf_note(&user.history);
+            if let (Some(_), None) = (cf_user, &explainer) {
+                unexplained = self.unexplained_cf_note();
             }
             let query = query.filter(|_| fused.ran(RetrieverKind::Bm25));
             for hit in &mut hits {

@@ -227,14 +227,14 @@ impl EventLog {
             // The rule every other id follows (no blank at an end, no control character), so a
             // client's "\u0000" or " b " is refused as an item or user id would be; an id written
             // before the rule is still answered as a retry (`EventLog::known_batch`, first).
-            if let Some(problem) = crate::item::id_problem(id) {
-                return Err(Error::invalid("batch_id", format!("a batch id {problem}")));
-            }
             if id.len() > MAX_BATCH_ID_BYTES {
                 return Err(Error::invalid(
                     "batch_id",
                     format!("must be an id of at most {MAX_BATCH_ID_BYTES} bytes, got {}", id.len()),
                 ));
+            }
+            if let Some(problem) = crate::item::id_problem(id) {
+                return Err(Error::invalid("batch_id", format!("a batch id {problem}")));
             }
         }
         let batch = batch_id.map(|id| (id, batch_hash(&events)));

@@ -142,7 +142,8 @@ pub(crate) struct IndexArgs {
     /// Positive rule, as `eval recommend --min-weight` reads interactions: only rows weighing
     /// at least this, one per user and item, each weighing 1 (`--min-weight 4` on MovieLens'
     /// ratings serves the model `eval recommend --min-weight 4` measured). Rows below are
-    /// kept as seen (left out of the user's recommendations, read by nothing else) and
+    /// kept as seen (left out of the user's recommendations; an item only such rows name is
+    /// not cold to CF) and
     /// counted in the summary. Without it, every row counts with its weight, summed per user
     /// and item. Live events meet the same rule, on the server from the moment they are
     /// written and in the build that folds them in.

@@ -145,10 +145,14 @@ pub fn read_interactions(
             .filter(|at| !read.contains(at))
             .map(|at| headers.get(at).unwrap_or_default().trim().to_string())
             .collect();
-        tracing::warn!(
-            file = %path.display(),
-            "no weight column (no \"weight\" header, no --weight-column): every row weighs 1; columns not read: {unread:?}"
-        );
+        if !unread.is_empty() {
+            // A file of users, items and times alone weighs every row 1 by design: no word.
+            tracing::warn!(
+                file = %path.display(),
+                "no weight column (no \"weight\" header, no --weight-column): every row weighs 1; columns not \
+                 read: {unread:?}"
+            );
+        }
         out.unweighted = Some(unread);
     }
     let file: PathBuf = path.to_path_buf();
