@@ -12,7 +12,7 @@ impl Engine {
     pub(super) fn user_vector<'a>(&self, cf: &'a Collaborative, user: &LiveUser) -> Result<Option<Cow<'a, [f32]>>> {
         let Collaborative::Als { model, gram, .. } = cf else { return Ok(None) };
         if user.live_events > 0 || !user.stored {
-            let history = self.cf_history(user.record.history.iter().map(|i| (i.item, i.weight)));
+            let history = self.cf_history(&user.record.history);
             match cf::als::solve_user(model, gram, &history) {
                 Some(factors) => return Ok(Some(Cow::Owned(factors))),
                 // Only with λ = 0 and fewer items than factors: the stored factors where the
@@ -82,17 +82,17 @@ impl Engine {
     /// A history as CF reads it: only the generation's items (live rows have no factors and no
     /// row of item-item weights until a build takes them in), a live row that replaced one of
     /// them read as that row.
-    pub(super) fn cf_history(&self, history: impl IntoIterator<Item = (u32, f32)>) -> Vec<(u32, f32)> {
+    pub(super) fn cf_history(&self, history: &[Interaction]) -> Vec<(u32, f32)> {
         let built = self.ids.len() as u32;
         let live = self.live_items();
-        history.into_iter().map(|(item, w)| (live.built_row(item), w)).filter(|&(item, _)| item < built).collect()
+        history.iter().map(|i| (live.built_row(i.item), i.weight)).filter(|&(item, _)| item < built).collect()
     }
 
     /// A history's items as CF reads them ([`Engine::cf_history`]): what a CF
     /// list's floor leaves out ([`crate::retrieve::CfItems::floor`]).
     pub(super) fn cf_own(&self, history: &[Interaction]) -> Vec<u32> {
         // Repeats are left in: `CfItems::floor` counts each item once.
-        self.cf_history(history.iter().map(|i| (i.item, i.weight))).into_iter().map(|(i, _)| i).collect()
+        self.cf_history(history).into_iter().map(|(i, _)| i).collect()
     }
 
     /// The seeds of EASE's scores for a history: its items with a positive weight among the
@@ -165,7 +165,7 @@ impl Engine {
              written live since the build, or items without interactions); {then}"
         );
         let Some(Collaborative::Als { model, gram, .. }) = self.cf.as_ref() else { return untrained };
-        let mut trained = self.cf_history(history.iter().map(|i| (i.item, i.weight)));
+        let mut trained = self.cf_history(history);
         trained.retain(|&(j, _)| cf::has_opinion(model.item_factors.row(j as usize)));
         if trained.is_empty() {
             return untrained;

@@ -103,8 +103,7 @@ impl Engine {
         if request.explain {
             // Trees only for the lists that ran (content mode has no CF list, cf mode no content).
             let cf_ran = fused.ran(RetrieverKind::Cf);
-            let history =
-                if cf_ran { self.cf_history(user.history.iter().map(|i| (i.item, i.weight))) } else { Vec::new() };
+            let history = if cf_ran { self.cf_history(&user.history) } else { Vec::new() };
             let explainer = if cf_ran { self.cf_explainer(&history, self.cf_seeds(&user.history)) } else { None };
             if cf_ran && explainer.is_none() {
                 unexplained = self.unexplained_cf_note();

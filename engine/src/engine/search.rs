@@ -165,7 +165,7 @@ impl Engine {
         if request.explain {
             // A CF tree only where CF ran (bm25 or dense mode with a user has none).
             let cf_user = user.as_ref().filter(|_| fused.ran(RetrieverKind::Cf));
-            let history = cf_user.map(|u| self.cf_history(u.history.iter().map(|i| (i.item, i.weight))));
+            let history = cf_user.map(|u| self.cf_history(&u.history));
             let seeds = cf_user.map(|u| self.cf_seeds(&u.history)).unwrap_or_default();
             let explainer = history.as_deref().and_then(|h| self.cf_explainer(h, seeds));
             if let (Some(_), None) = (cf_user, &explainer) {

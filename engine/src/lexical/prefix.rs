@@ -194,10 +194,10 @@ impl super::LexicalIndex {
         // build) completes to nothing a hit can show, and would take the word's typo reading
         // away (a user's test: "gaiter", its only item deleted, found nothing under `prefix`).
         // The kept part's 50 are all there is to choose from, so fewer may be left.
-        let hidden = (0..=visible.segments.len()).any(|s| visible.hidden(s).is_some_and(|h| h.count > 0));
+        let any_hidden = (0..=visible.segments.len()).any(|s| visible.hidden(s).is_some_and(|h| h.count > 0));
         let mut completions = Vec::new();
         for (word, n) in most_common(found.into_iter().filter(|w| w.1 > 0)) {
-            if !hidden || !visible.holders_of_word(field, &word, 1)?.is_empty() {
+            if !any_hidden || !visible.holders_of_word(field, &word, 1)?.is_empty() {
                 completions.push((word, n));
             }
         }

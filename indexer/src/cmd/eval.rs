@@ -39,7 +39,7 @@ pub(crate) struct EvalRecommendArgs {
     pub(crate) split_seed: u64,
     /// Positive rule: an interaction is a positive when its weight is at least this.
     #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
-    pub(crate) min_weight: f32,
+    pub(crate) min_weight: f64,
     /// Recommendations per user.
     #[arg(long, default_value_t = 20)]
     pub(crate) k: usize,
@@ -102,7 +102,7 @@ pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
     let max_k = hyrank_engine::request::MAX_K;
     anyhow::ensure!((1..=max_k).contains(&args.k), "--k must be from 1 to {max_k}, got {}", args.k);
     check_candidates(args.candidates)?;
-    anyhow::ensure!(args.min_weight.is_finite(), "--min-weight must be a finite number, got {}", args.min_weight);
+    super::shared::check_min_weight(args.min_weight)?;
     if args.candidates < args.k {
         tracing::warn!(
             candidates = args.candidates,
@@ -118,7 +118,7 @@ pub(crate) fn eval_recommend(args: EvalRecommendArgs) -> anyhow::Result<()> {
         split: args.split,
         test_fraction: args.test_fraction,
         seed: args.split_seed,
-        min_weight: args.min_weight,
+        min_weight: args.min_weight as f32,
         k: args.k,
         candidates: args.candidates,
         weights: hyrank_engine::request::Weights { bm25: None, dense: args.content_weight, cf: Some(args.cf_weight) },
@@ -288,7 +288,11 @@ mod tests {
         assert_eq!(run(&["--k", "100000"]), "--k must be from 1 to 1000, got 100000");
         assert_eq!(run(&["--k", "0"]), "--k must be from 1 to 1000, got 0");
         assert_eq!(run(&["--candidates", "0"]), "--candidates must be from 1 to 10000, got 0");
-        assert_eq!(run(&["--min-weight", "NaN"]), "--min-weight must be a finite number, got NaN");
+        assert_eq!(
+            run(&["--min-weight", "NaN"]),
+            "--min-weight must be a weight a row may have, from 1.1754944e-38 to 1000000, got NaN"
+        );
+        assert!(run(&["--min-weight", "-1"]).ends_with("got -1"));
     }
 
     /// `eval search --rerank-precision` on a generation without a trained reranker would be

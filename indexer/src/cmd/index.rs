@@ -388,15 +388,8 @@ impl IndexArgs {
         if let Some(problem) = hyrank_engine::lexical::boost_problem(self.title_boost) {
             anyhow::bail!("--title-boost: {problem}");
         }
-        // A row's own bounds: below the least a row may weigh the rule keeps every row (and
-        // 1e-50 read as f32 was 0 in the summary), above the most it keeps none.
         if let Some(min_weight) = self.min_weight {
-            let (least, most) = (hyrank_engine::live::MIN_WEIGHT, hyrank_engine::live::MAX_WEIGHT);
-            anyhow::ensure!(
-                (f64::from(least)..=f64::from(most)).contains(&min_weight),
-                "--min-weight must be a weight a row may have, from {least:e} to {most}, got {}",
-                hyrank_engine::fusion::shown(min_weight)
-            );
+            super::shared::check_min_weight(min_weight)?;
         }
         let bm25 = Bm25Params {
             k1: self.bm25_k1,

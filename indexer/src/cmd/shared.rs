@@ -153,3 +153,19 @@ impl ModelArgs {
         })
     }
 }
+
+/// `--min-weight` (of `index` and `eval recommend`): a weight a row may have. Below the least
+/// a row may weigh the rule keeps every row (and 1e-50, read as f32, was 0 where shown), above
+/// the most it keeps none; shown as given when refused.
+///
+/// # Errors
+/// A value outside [`hyrank_engine::live::MIN_WEIGHT`]..=[`hyrank_engine::live::MAX_WEIGHT`], NaN.
+pub(crate) fn check_min_weight(min_weight: f64) -> anyhow::Result<()> {
+    let (least, most) = (hyrank_engine::live::MIN_WEIGHT, hyrank_engine::live::MAX_WEIGHT);
+    anyhow::ensure!(
+        (f64::from(least)..=f64::from(most)).contains(&min_weight),
+        "--min-weight must be a weight a row may have, from {least:e} to {most}, got {}",
+        hyrank_engine::fusion::shown(min_weight)
+    );
+    Ok(())
+}
